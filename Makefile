@@ -1,0 +1,42 @@
+# vpc-cni — the two commands a newcomer needs are `make demo` and `make test`.
+
+GO      ?= go
+BIN     ?= bin
+GOBIN   := $(shell $(GO) env GOPATH)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/vpc-cni/vpc-cni/pkg/version.Version=$(VERSION)
+
+CMDS := $(notdir $(wildcard cmd/*))
+
+.PHONY: all build deps test demo bench lint generate clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+test: deps
+	@scripts/test.sh
+
+demo: deps build
+	@scripts/demo.sh
+
+bench: deps build
+	@scripts/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+generate: deps
+	PATH="$(GOBIN):$$PATH" protoc -I rpc -I /usr/include \
+		--go_out=rpc --go_opt=paths=source_relative \
+		--go-grpc_out=rpc --go-grpc_opt=paths=source_relative \
+		rpc/rpc.proto
+
+clean:
+	rm -rf $(BIN)

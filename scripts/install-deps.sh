@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the demo need on a Debian machine.
+# Safe to run repeatedly: it only installs what is missing.
+set -euo pipefail
+
+need=()
+command -v iptables >/dev/null || need+=(iptables)
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
+command -v conntrack >/dev/null || need+=(conntrack)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v openssl >/dev/null || need+=(openssl)
+[ -x /usr/lib/cni/portmap ] || need+=(containernetworking-plugins)
+
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing ${need[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${need[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+gobin="$(go env GOPATH)/bin"
+[ -x "$gobin/cnitool" ] || go install github.com/containernetworking/cni/cnitool@v1.3.1
+[ -x "$gobin/protoc-gen-go" ] || go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+[ -x "$gobin/protoc-gen-go-grpc" ] || go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+exit 0

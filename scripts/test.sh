@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test tier this machine supports and says which ones it skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tiers="unit"
+if [ "$(id -u)" -eq 0 ] && ip netns add vpccni-probe-$$ 2>/dev/null; then
+	ip netns del vpccni-probe-$$
+	export VPC_CNI_PRIVILEGED=1
+	tiers="$tiers privileged e2e"
+else
+	echo "test: PRIVILEGED AND E2E TIERS SKIPPED: they need root and network namespaces" >&2
+fi
+
+if command -v etcd >/dev/null; then
+	if kas=$(scripts/build-kube-apiserver.sh); then
+		export VPC_CNI_KUBE_APISERVER="$kas"
+		export VPC_CNI_ETCD="$(command -v etcd)"
+		tiers="$tiers kubernetes"
+	else
+		echo "test: KUBERNETES TIER SKIPPED: kube-apiserver did not build" >&2
+	fi
+else
+	echo "test: KUBERNETES TIER SKIPPED: etcd is not installed" >&2
+fi
+
+echo "test: running tiers: $tiers" >&2
+go vet ./...
+go test -count=1 -timeout 30m ./...
