@@ -1,0 +1,53 @@
+package kubeenv
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+func TestStartServesAndStops(t *testing.T) {
+	env := Start(t)
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cs.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create configmap: %v", err)
+	}
+	// A service account token is subject to RBAC: with no bindings, reading
+	// config maps is forbidden.
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "nobody"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := env.ServiceAccountConfig(ctx, "default", "nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scs := kubernetes.NewForConfigOrDie(sa)
+	if _, err := scs.CoreV1().ConfigMaps("default").Get(ctx, "probe", metav1.GetOptions{}); err == nil {
+		t.Fatal("service account without bindings read a config map")
+	}
+
+	pids := []int{env.etcd.cmd.Process.Pid, env.apiserver.cmd.Process.Pid}
+	dir := env.Dir
+	env.Stop()
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); err == nil {
+			t.Errorf("process %d still running after Stop", pid)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("dir %s not removed: %v", dir, err)
+	}
+}
