@@ -1,0 +1,92 @@
+package networkutils
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+)
+
+// ensureRule adds want unless an identical rule is already present.
+func ensureRule(want *netlink.Rule) error {
+	rules, err := listRules(want.Family)
+	if err != nil {
+		return fmt.Errorf("list rules: %w", err)
+	}
+	k := ruleKeyOf(*want)
+	for _, r := range rules {
+		if ruleKeyOf(r) == k {
+			return nil
+		}
+	}
+	return netlink.RuleAdd(want)
+}
+
+// RestorePodRule leaves exactly one `from <podIP> lookup <table>` rule at
+// priority 1536, replacing whatever from-pod rules the pod had (ipamd calls
+// it for each pod restored from the checkpoint).
+func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table int) error {
+	if !podIP.IsValid() {
+		return errors.New("restore pod rule: pod IP is not set")
+	}
+	if table <= 0 {
+		return fmt.Errorf("restore pod rule for %s: invalid table %d", podIP, table)
+	}
+	fam := family(podIP)
+	rules, err := listRules(fam)
+	if err != nil {
+		return fmt.Errorf("restore pod rule for %s: list rules: %w", podIP, err)
+	}
+	src := netip.PrefixFrom(podIP, podIP.BitLen())
+	want := netlink.Rule{Priority: PriorityFromPod, Family: fam, Src: hostPrefix(podIP), Table: table}
+	wantKey := ruleKeyOf(want)
+	var errs []error
+	kept := false
+	for _, r := range rules {
+		if r.Priority != PriorityFromPod || ipNetToPrefix(r.Src) != src {
+			continue
+		}
+		if !kept && ruleKeyOf(r) == wantKey {
+			kept = true
+			continue
+		}
+		if err := delRule(&r); err != nil {
+			errs = append(errs, fmt.Errorf("restore pod rule for %s: delete from-pod rule lookup %d: %w", podIP, r.Table, err))
+		}
+	}
+	if !kept {
+		if err := netlink.RuleAdd(&want); err != nil {
+			errs = append(errs, fmt.Errorf("restore pod rule: add from %s lookup %d prio %d: %w", podIP, table, PriorityFromPod, err))
+		}
+	}
+	n.log.DebugContext(ctx, "pod rule restored", "ip", podIP, "table", table)
+	return errors.Join(errs...)
+}
+
+// DeletePodRules removes a stale pod's rules: `to <podIP> lookup main` at
+// 512 and `from <podIP>` at 1536 whatever its table.
+func (n *Network) DeletePodRules(ctx context.Context, podIP netip.Addr) error {
+	if !podIP.IsValid() {
+		return errors.New("delete pod rules: pod IP is not set")
+	}
+	rules, err := listRules(family(podIP))
+	if err != nil {
+		return fmt.Errorf("delete pod rules for %s: list rules: %w", podIP, err)
+	}
+	host := netip.PrefixFrom(podIP, podIP.BitLen())
+	var errs []error
+	for _, r := range rules {
+		toPod := r.Priority == PriorityToPod && ipNetToPrefix(r.Dst) == host
+		fromPod := r.Priority == PriorityFromPod && ipNetToPrefix(r.Src) == host
+		if !toPod && !fromPod {
+			continue
+		}
+		if err := delRule(&r); err != nil {
+			errs = append(errs, fmt.Errorf("delete pod rules for %s: rule prio %d lookup %d: %w", podIP, r.Priority, r.Table, err))
+		}
+	}
+	n.log.DebugContext(ctx, "pod rules deleted", "ip", podIP)
+	return errors.Join(errs...)
+}
