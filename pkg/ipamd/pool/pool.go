@@ -1,0 +1,459 @@
+// Package pool is ipamd's pure warm-pool planner: given one network card's
+// pool (ENIs, their CIDRs and how many addresses in each are assigned or
+// cooling), the warm targets and the instance limits, Plan returns the ONE
+// next action that moves the pool toward its targets. It performs no I/O;
+// the engine in package ipamd executes the action and plans again.
+//
+// The arithmetic is upstream's (reference §4.8) with one deliberate change:
+// addresses in their IP_COOLDOWN_PERIOD do not count as available (upstream
+// #2896), so a pool full of cooling addresses asks for more, and a CIDR
+// holding a cooling address is never released.
+package pool
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// IPsPerPrefix is the number of addresses in an IPv4 /28 prefix.
+const IPsPerPrefix = 16
+
+// CIDR is one secondary /32 or delegated /28 on an ENI.
+type CIDR struct {
+	Prefix   netip.Prefix
+	Assigned int // addresses held by pods
+	Cooling  int // released addresses still in their cooldown
+}
+
+// IsPrefix reports whether the CIDR is a delegated prefix rather than a
+// single secondary address.
+func (c CIDR) IsPrefix() bool { return c.Prefix.Bits() < c.Prefix.Addr().BitLen() }
+
+// Size is the number of pod addresses in the CIDR.
+func (c CIDR) Size() int {
+	host := c.Prefix.Addr().BitLen() - c.Prefix.Bits()
+	if host > 30 {
+		host = 30
+	}
+	return 1 << host
+}
+
+// Unused reports whether no address of the CIDR is assigned or cooling.
+func (c CIDR) Unused() bool { return c.Assigned == 0 && c.Cooling == 0 }
+
+// ENI is one managed ENI of the card.
+type ENI struct {
+	ID           string
+	DeviceNumber int
+	Primary      bool
+	Trunk        bool
+	EFA          bool
+	Excluded     bool // subnet excluded from pod IPs (kubernetes.io/role/cni=0)
+	CreatedAt    time.Time
+	CIDRs        []CIDR
+}
+
+// Pool is one network card's managed ENIs, ordered by device number.
+type Pool struct {
+	Card      int
+	ENIs      []ENI
+	Unmanaged int // unmanaged ENIs attached on this card: they use up ENI slots
+}
+
+// Params are the targets, limits and the engine's permissions for one plan.
+type Params struct {
+	WarmENI, WarmIP, MinimumIP, WarmPrefix int
+	PrefixDelegation                       bool // effective (false on non-Nitro instances)
+
+	MaxENIs    int // ENIs on this card: min(instance limit, MAX_ENI)
+	IPv4PerENI int // instance IPv4 addresses per ENI, the primary address included
+	MaxPods    int // no growth once the pool holds this many addresses (0: no cap)
+
+	// Pending is the number of AddNetwork calls waiting for an address. It
+	// adds to the shortfall, so a pod never waits on a pool that its
+	// targets call "full" (e.g. MINIMUM_IP_TARGET=N with N pods running).
+	Pending int
+
+	CustomNetworking bool // the primary ENI gets no new addresses
+	ReserveTrunk     bool // keep one ENI slot for the trunk ENI (SGPP, card 0, no trunk yet)
+
+	CanAllocate  bool // provisioning on, not terminating, node schedulable, not in insufficient-address cooldown
+	CanRelease   bool // CanAllocate's conditions and ≥ 30 s since the last release
+	CanFreeENI   bool // not terminating, node schedulable, no ENI freed yet this cycle
+	MinENIAge    time.Duration
+	Now          time.Time
+	CooldownNote string // why CanAllocate is false, for the reason of a starved pool
+}
+
+// Kind names an action.
+type Kind int
+
+const (
+	None Kind = iota
+	AssignIPs
+	AssignPrefixes
+	CreateENI
+	ReleaseCIDRs
+	FreeENI
+)
+
+func (k Kind) String() string {
+	return [...]string{"none", "assign-ips", "assign-prefixes", "create-eni", "release-cidrs", "free-eni"}[k]
+}
+
+// Action is the one thing the engine should do next.
+type Action struct {
+	Kind     Kind
+	ENI      string         // AssignIPs, AssignPrefixes, ReleaseCIDRs, FreeENI
+	Count    int            // addresses (AssignIPs, CreateENI without Prefixes) or prefixes
+	Prefixes bool           // CreateENI: Count is a number of /28 prefixes
+	CIDRs    []netip.Prefix // ReleaseCIDRs
+	// Starved is set on None when the pool is below its target but cannot
+	// grow; Reason then names why (ENI limit, max pods, cooldown…).
+	Starved bool
+	Reason  string
+}
+
+// Stats summarise a card's pool in the active mode.
+type Stats struct {
+	Total         int // addresses in active-mode CIDRs of non-excluded ENIs
+	Assigned      int
+	Cooling       int
+	Available     int // Total − Assigned − Cooling
+	FreePrefixes  int // prefixes with nothing assigned or cooling (excluded ENIs not counted)
+	TotalPrefixes int // prefixes on non-excluded ENIs
+	ENIs          int // managed ENIs (excluded included)
+	Excluded      int
+	HasTrunk      bool
+}
+
+// Stats computes the pool's counters; pd selects the active mode.
+func (p Pool) Stats(pd bool) Stats {
+	var s Stats
+	for _, e := range p.ENIs {
+		s.ENIs++
+		if e.Excluded {
+			s.Excluded++
+		}
+		if e.Trunk {
+			s.HasTrunk = true
+		}
+		for _, c := range e.CIDRs {
+			if c.IsPrefix() && !e.Excluded {
+				s.TotalPrefixes++
+				if c.Unused() {
+					s.FreePrefixes++
+				}
+			}
+			if e.Excluded || c.IsPrefix() != pd {
+				continue
+			}
+			s.Total += c.Size()
+			s.Assigned += c.Assigned
+			s.Cooling += c.Cooling
+		}
+	}
+	s.Available = s.Total - s.Assigned - s.Cooling
+	return s
+}
+
+func (p Params) targetsDefined(card int) bool {
+	return card > 0 || p.WarmIP > 0 || p.MinimumIP > 0
+}
+
+// effective targets: cards > 0 always keep one warm and one minimum address.
+func (p Params) ipTargets(card int) (warm, minimum int) {
+	if card > 0 {
+		return 1, 1
+	}
+	return p.WarmIP, p.MinimumIP
+}
+
+// maxIPsPerENI is the secondary addresses (or prefixes) one ENI can carry.
+func (p Params) slotsPerENI() int { return max(p.IPv4PerENI-1, 0) }
+
+// Shortfall returns (short, over) in addresses, or in prefixes when pd,
+// following upstream's target-state arithmetic with cooling excluded.
+func shortOver(s Stats, p Params, card int) (short, over int) {
+	warm, minimum := p.ipTargets(card)
+	short = max(warm-s.Available, 0)
+	short = max(short, minimum-s.Total)
+	over = max(s.Available-warm, 0)
+	over = max(min(over, s.Total-minimum), 0)
+	if !p.PrefixDelegation {
+		return short, over
+	}
+	shortPfx := ceilDiv(short, IPsPerPrefix)
+	needW := ceilDiv(s.Assigned+s.Cooling+warm, IPsPerPrefix)
+	needM := ceilDiv(minimum, IPsPerPrefix)
+	overPfx := max(min(s.FreePrefixes, s.TotalPrefixes-needW), 0)
+	overPfx = max(min(overPfx, s.TotalPrefixes-needM), 0)
+	return shortPfx, overPfx
+}
+
+func ceilDiv(a, b int) int {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
+}
+
+// TooLow reports whether the card needs more addresses and, if so, how many
+// addresses (or prefixes in PD mode) the targets ask for.
+func TooLow(pool Pool, p Params) (low bool, want int) {
+	s := pool.Stats(p.PrefixDelegation)
+	if p.MaxPods > 0 && s.Total >= p.MaxPods {
+		return false, 0
+	}
+	pending := max(p.Pending-s.Available, 0)
+	if p.targetsDefined(pool.Card) {
+		short, _ := shortOver(s, p, pool.Card)
+		if p.PrefixDelegation {
+			short = max(short, ceilDiv(pending, IPsPerPrefix))
+		} else {
+			short = max(short, pending)
+		}
+		return short > 0, short
+	}
+	t, unit := p.WarmENI, p.slotsPerENI()
+	if p.PrefixDelegation {
+		t, unit = p.WarmPrefix, IPsPerPrefix
+	}
+	low = s.Available < unit*t || (t == 0 && s.Available == 0) || pending > 0
+	if !low {
+		return false, 0
+	}
+	if p.PrefixDelegation {
+		return true, max(1, p.WarmPrefix-s.FreePrefixes, ceilDiv(pending, IPsPerPrefix))
+	}
+	return true, p.slotsPerENI()
+}
+
+// TooHigh returns how many CIDRs (addresses or prefixes) exceed the targets.
+func TooHigh(pool Pool, p Params) int {
+	s := pool.Stats(p.PrefixDelegation)
+	if p.targetsDefined(pool.Card) {
+		_, over := shortOver(s, p, pool.Card)
+		return over
+	}
+	if p.PrefixDelegation {
+		return max(s.FreePrefixes-p.WarmPrefix, 0)
+	}
+	return 0 // plain WARM_ENI_TARGET never releases single addresses
+}
+
+// Plan returns the next action for the card.
+func Plan(pool Pool, p Params) Action {
+	s := pool.Stats(p.PrefixDelegation)
+	if low, want := TooLow(pool, p); low {
+		if !p.CanAllocate {
+			return Action{Starved: true, Reason: "pool below target but allocation is paused: " + p.CooldownNote}
+		}
+		if a, ok := planGrow(pool, p, s, want); ok {
+			return a
+		}
+		return Action{Starved: true, Reason: starvedReason(pool, p, s)}
+	}
+	if over := TooHigh(pool, p); over > 0 && p.CanRelease {
+		if a, ok := planRelease(pool, p, over); ok {
+			return a
+		}
+	}
+	if p.CanFreeENI && shouldRemoveExtraENIs(pool, p, s) {
+		if id, ok := deletableENI(pool, p); ok {
+			return Action{Kind: FreeENI, ENI: id, Reason: "ENI holds no pod and is not needed by the warm targets"}
+		}
+	}
+	if p.CanRelease {
+		if a, ok := planCleanup(pool, p); ok {
+			return a
+		}
+	}
+	return Action{Reason: "pool at target"}
+}
+
+func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
+	slots := p.slotsPerENI()
+	kind := AssignIPs
+	if p.PrefixDelegation {
+		kind = AssignPrefixes
+	}
+	for _, e := range pool.ENIs {
+		if e.Trunk || e.Excluded || (e.Primary && p.CustomNetworking) {
+			continue
+		}
+		free := slots - len(e.CIDRs)
+		if free <= 0 {
+			continue
+		}
+		return Action{Kind: kind, ENI: e.ID, Count: min(free, want),
+			Reason: "pool below target"}, true
+	}
+	if !hasRoomForENI(pool, p, s) {
+		return Action{}, false
+	}
+	return Action{Kind: CreateENI, Count: min(want, slots), Prefixes: p.PrefixDelegation,
+		Reason: "every ENI is full"}, true
+}
+
+func hasRoomForENI(pool Pool, p Params, s Stats) bool {
+	reserve := 0
+	if p.ReserveTrunk && pool.Card == 0 && !s.HasTrunk {
+		reserve = 1
+	}
+	return s.ENIs-s.Excluded < p.MaxENIs-pool.Unmanaged-reserve-s.Excluded
+}
+
+func starvedReason(pool Pool, p Params, s Stats) string {
+	used := s.ENIs + pool.Unmanaged
+	msg := "ENI limit reached: " + strconv.Itoa(used) + " of " + strconv.Itoa(p.MaxENIs) + " ENIs attached"
+	if pool.Unmanaged > 0 {
+		msg += " (" + strconv.Itoa(pool.Unmanaged) + " unmanaged)"
+	}
+	if p.ReserveTrunk && !s.HasTrunk {
+		msg += ", one slot reserved for the trunk ENI"
+	}
+	return msg + " and every ENI holds its maximum of " + strconv.Itoa(p.slotsPerENI()) + " secondary addresses or prefixes"
+}
+
+// planRelease frees up to over unused active-mode CIDRs, emptiest ENI first
+// (highest device number on ties) so whole ENIs become freeable.
+func planRelease(pool Pool, p Params, over int) (Action, bool) {
+	order := releaseOrder(pool)
+	for _, e := range order {
+		if e.Trunk || e.Excluded {
+			continue
+		}
+		var cidrs []netip.Prefix
+		for _, c := range e.CIDRs {
+			if c.IsPrefix() == p.PrefixDelegation && c.Unused() {
+				cidrs = append(cidrs, c.Prefix)
+				if len(cidrs) == over {
+					break
+				}
+			}
+		}
+		if len(cidrs) > 0 {
+			return Action{Kind: ReleaseCIDRs, ENI: e.ID, CIDRs: cidrs, Reason: "pool above target"}, true
+		}
+	}
+	return Action{}, false
+}
+
+func releaseOrder(pool Pool) []ENI {
+	out := append([]ENI(nil), pool.ENIs...)
+	used := func(e ENI) int {
+		n := 0
+		for _, c := range e.CIDRs {
+			n += c.Assigned + c.Cooling
+		}
+		return n
+	}
+	// insertion sort: pools are a handful of ENIs
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0; j-- {
+			a, b := out[j-1], out[j]
+			if used(a) < used(b) || (used(a) == used(b) && a.DeviceNumber > b.DeviceNumber) {
+				break
+			}
+			out[j-1], out[j] = b, a
+		}
+	}
+	return out
+}
+
+// planCleanup releases unused CIDRs that pods may not use: those of the
+// inactive mode (secondary IPs while PD is on, prefixes while it is off)
+// and every unused CIDR of an excluded ENI.
+func planCleanup(pool Pool, p Params) (Action, bool) {
+	for _, e := range pool.ENIs {
+		var cidrs []netip.Prefix
+		for _, c := range e.CIDRs {
+			if c.Unused() && (e.Excluded || c.IsPrefix() != p.PrefixDelegation) {
+				cidrs = append(cidrs, c.Prefix)
+			}
+		}
+		if len(cidrs) > 0 {
+			why := "addresses of the inactive mode"
+			if e.Excluded {
+				why = "ENI's subnet is excluded from pod addresses"
+			}
+			return Action{Kind: ReleaseCIDRs, ENI: e.ID, CIDRs: cidrs, Reason: why}, true
+		}
+	}
+	return Action{}, false
+}
+
+func shouldRemoveExtraENIs(pool Pool, p Params, s Stats) bool {
+	if p.targetsDefined(pool.Card) {
+		return true
+	}
+	t, maxIPs := p.WarmENI, p.slotsPerENI()
+	if p.PrefixDelegation {
+		t, maxIPs = p.WarmPrefix, p.slotsPerENI()*IPsPerPrefix
+	}
+	if s.Available >= (t+1)*maxIPs {
+		return true
+	}
+	if p.PrefixDelegation {
+		for _, e := range pool.ENIs {
+			if !e.Primary && !e.Trunk && !e.EFA && eniUsed(e) == 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func eniUsed(e ENI) int {
+	n := 0
+	for _, c := range e.CIDRs {
+		n += c.Assigned + c.Cooling
+	}
+	return n
+}
+
+// deletableENI applies upstream's deletable-ENI rule (reference §5.5):
+// the first non-primary, non-trunk, non-EFA ENI old enough, with no
+// assigned or cooling address, whose removal keeps the warm and minimum
+// targets met by the other ENIs. Highest device number first.
+func deletableENI(pool Pool, p Params) (string, bool) {
+	warm, minimum := p.ipTargets(pool.Card)
+	if p.PrefixDelegation {
+		warm = ceilDiv(warm, IPsPerPrefix) * IPsPerPrefix
+		minimum = ceilDiv(minimum, IPsPerPrefix) * IPsPerPrefix
+	}
+	for i := len(pool.ENIs) - 1; i >= 0; i-- {
+		e := pool.ENIs[i]
+		if e.Primary || e.Trunk || e.EFA || eniUsed(e) > 0 {
+			continue
+		}
+		if !e.CreatedAt.IsZero() && p.Now.Sub(e.CreatedAt) < p.MinENIAge {
+			continue
+		}
+		rest := Pool{Card: pool.Card, Unmanaged: pool.Unmanaged}
+		for j, o := range pool.ENIs {
+			if j != i {
+				rest.ENIs = append(rest.ENIs, o)
+			}
+		}
+		rs := rest.Stats(p.PrefixDelegation)
+		if warm > 0 && rs.Available < warm {
+			continue
+		}
+		if minimum > 0 && rs.Total < minimum {
+			continue
+		}
+		if p.PrefixDelegation && p.WarmPrefix > 0 && rs.FreePrefixes < p.WarmPrefix {
+			continue
+		}
+		// Never free an ENI whose absence would make the pool too low at
+		// once: upstream flaps (attach, free, attach…) with WARM_ENI_TARGET=0.
+		if low, _ := TooLow(rest, p); low {
+			continue
+		}
+		return e.ID, true
+	}
+	return "", false
+}
