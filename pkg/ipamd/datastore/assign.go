@@ -1,0 +1,288 @@
+package datastore
+
+import "fmt"
+
+// Assign hands key an address of the active mode, or returns the address
+// it already holds (idempotent ADD). The choice is deterministic (see
+// eniLess/cidrLess). The checkpoint is written before Assign returns; if
+// that fails the assignment is undone and the error returned.
+func (s *Store) Assign(key Key, meta Metadata) (Assignment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.advance(now)
+	var dropped *Allocation
+	if sl, ok := s.byKey[key]; ok {
+		if sl.cidr != nil {
+			return s.assignmentOf(sl), nil
+		}
+		// A pending restored entry for the same key: the runtime is
+		// setting the pod up again, so the old (unplaceable) address goes.
+		a := s.removeAlloc(sl)
+		delete(s.pending, sl.addr)
+		dropped = &a
+	}
+	undoDrop := func() {
+		if dropped != nil {
+			sl := &slot{addr: dropped.Addr, allocIdx: -1, coolIdx: -1}
+			s.addAlloc(sl, *dropped)
+			s.pending[sl.addr] = sl
+		}
+	}
+	e, ok := s.cand[s.mode].min()
+	if !ok {
+		undoDrop()
+		return Assignment{}, s.noAddressError(key)
+	}
+	c, _ := e.cand[s.mode].min()
+	off, ok := c.takeLowest()
+	if !ok {
+		undoDrop()
+		// Counters said available but the free structure disagrees.
+		return Assignment{}, fmt.Errorf("assign %s: %w: CIDR %s counts %d available but has none (internal inconsistency)",
+			key, ErrNoAvailableAddress, c.prefix, c.available())
+	}
+	sl := &slot{cidr: c, off: off, addr: addrAt(c.prefix, off), allocIdx: -1, coolIdx: -1}
+	c.used[off] = sl
+	s.addAlloc(sl, Allocation{Key: key, Addr: sl.addr, AssignedAt: now, Meta: meta})
+	s.adjust(c, 1, 0)
+	if err := s.persist(); err != nil {
+		s.removeAlloc(sl)
+		c.release(off)
+		s.adjust(c, -1, 0)
+		undoDrop()
+		return Assignment{}, fmt.Errorf("assign %s: %w", key, err)
+	}
+	return s.assignmentOf(sl), nil
+}
+
+func (s *Store) noAddressError(key Key) error {
+	m := s.sums[s.mode]
+	e := &NoAvailableAddressError{Mode: s.mode, Total: m.total, Assigned: m.assigned, Cooling: m.cooling}
+	if len(s.cool) > 0 {
+		e.CoolingUntil = s.cool[0].UnassignedAt.Add(s.cooldown)
+	}
+	switch {
+	case len(s.enis) == 0:
+		e.Reason = "no ENIs"
+	case len(s.enis) == s.excluded:
+		e.Reason = fmt.Sprintf("all %d ENIs are excluded for pods", len(s.enis))
+	case m.cidrs == 0:
+		e.Reason = fmt.Sprintf("no CIDRs of the active mode (%s)", s.mode)
+	case m.cooling > 0:
+		e.Reason = fmt.Sprintf("%d of %d addresses assigned, %d cooling down (first available at %s)",
+			m.assigned, m.total, m.cooling, e.CoolingUntil.UTC().Format("15:04:05.000Z07:00"))
+	default:
+		e.Reason = fmt.Sprintf("all %d addresses assigned", m.total)
+	}
+	return fmt.Errorf("assign %s: %w", key, e)
+}
+
+// Unassign releases the address key holds and returns what it held. A key
+// the store does not know gets ErrUnknownPod. Entries upstream migrated from
+// CRI state (network "_migrated-from-cri", interface "unknown") match by
+// container id. The released address cools down for the cooldown period.
+// If the checkpoint write fails the release is undone and the error returned.
+func (s *Store) Unassign(key Key) (Assignment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.advance(now)
+	sl, ok := s.byKey[key]
+	if !ok {
+		sl, ok = s.byKey[Key{NetworkName: MigratedNetworkName, ContainerID: key.ContainerID, IfName: MigratedIfName}]
+	}
+	if !ok {
+		return Assignment{}, fmt.Errorf("%w: %s", ErrUnknownPod, key)
+	}
+	out := s.assignmentOf(sl)
+	a := s.removeAlloc(sl)
+	c := sl.cidr
+	undo := func() {}
+	switch {
+	case c == nil:
+		delete(s.pending, sl.addr)
+		undo = func() { s.pending[sl.addr] = sl }
+	case s.cooldown > 0:
+		s.coolPush(sl, Cooling{Addr: sl.addr, UnassignedAt: now})
+		s.adjust(c, -1, 1)
+		undo = func() {
+			s.coolRemove(sl.coolIdx)
+			s.adjust(c, 1, -1)
+		}
+	default:
+		c.release(sl.off)
+		s.adjust(c, -1, 0)
+		undo = func() {
+			c.used[sl.off] = sl
+			s.adjust(c, 1, 0)
+		}
+	}
+	if err := s.persist(); err != nil {
+		undo()
+		s.addAlloc(sl, a)
+		return Assignment{}, fmt.Errorf("unassign %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// Lookup returns what key holds.
+func (s *Store) Lookup(key Key) (Assignment, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl, ok := s.byKey[key]
+	if !ok {
+		return Assignment{}, false
+	}
+	return s.assignmentOf(sl), true
+}
+
+// assignmentOf describes an assigned slot.
+func (s *Store) assignmentOf(sl *slot) Assignment {
+	a := s.allocs[sl.allocIdx]
+	out := Assignment{Key: a.Key, Meta: a.Meta, Addr: a.Addr, AssignedAt: a.AssignedAt}
+	if c := sl.cidr; c != nil {
+		out.CIDR = c.prefix
+		out.ENIID = c.eni.info.ID
+		out.DeviceNumber = c.eni.info.DeviceNumber
+		out.RouteTableID = c.eni.info.RouteTableID
+	}
+	return out
+}
+
+func (s *Store) addAlloc(sl *slot, a Allocation) {
+	sl.allocIdx = len(s.allocs)
+	s.allocs = append(s.allocs, a)
+	s.allocSlots = append(s.allocSlots, sl)
+	s.byKey[a.Key] = sl
+}
+
+// removeAlloc drops sl's allocation in O(1) (swap with the last).
+func (s *Store) removeAlloc(sl *slot) Allocation {
+	i, last := sl.allocIdx, len(s.allocs)-1
+	a := s.allocs[i]
+	if i != last {
+		s.allocs[i] = s.allocs[last]
+		s.allocSlots[i] = s.allocSlots[last]
+		s.allocSlots[i].allocIdx = i
+	}
+	s.allocs[last] = Allocation{}
+	s.allocSlots[last] = nil
+	s.allocs = s.allocs[:last]
+	s.allocSlots = s.allocSlots[:last]
+	delete(s.byKey, a.Key)
+	sl.allocIdx = -1
+	return a
+}
+
+// The cooling list is a min-heap on UnassignedAt kept in two parallel
+// slices, so the checkpoint can be written from it without copying.
+func (s *Store) coolPush(sl *slot, c Cooling) {
+	s.cool = append(s.cool, c)
+	s.coolSlots = append(s.coolSlots, sl)
+	sl.coolIdx = len(s.cool) - 1
+	s.coolUp(sl.coolIdx)
+}
+
+func (s *Store) coolRemove(i int) {
+	last := len(s.cool) - 1
+	sl := s.coolSlots[i]
+	if i != last {
+		s.coolSwap(i, last)
+	}
+	s.cool[last] = Cooling{}
+	s.coolSlots[last] = nil
+	s.cool = s.cool[:last]
+	s.coolSlots = s.coolSlots[:last]
+	sl.coolIdx = -1
+	if i != last {
+		s.coolDown(i)
+		s.coolUp(i)
+	}
+}
+
+func (s *Store) coolLess(i, j int) bool { return s.cool[i].UnassignedAt.Before(s.cool[j].UnassignedAt) }
+
+func (s *Store) coolSwap(i, j int) {
+	s.cool[i], s.cool[j] = s.cool[j], s.cool[i]
+	s.coolSlots[i], s.coolSlots[j] = s.coolSlots[j], s.coolSlots[i]
+	s.coolSlots[i].coolIdx = i
+	s.coolSlots[j].coolIdx = j
+}
+
+func (s *Store) coolUp(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.coolLess(i, p) {
+			return
+		}
+		s.coolSwap(i, p)
+		i = p
+	}
+}
+
+func (s *Store) coolDown(i int) {
+	n := len(s.cool)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		j := l
+		if r := l + 1; r < n && s.coolLess(r, l) {
+			j = r
+		}
+		if !s.coolLess(j, i) {
+			return
+		}
+		s.coolSwap(i, j)
+		i = j
+	}
+}
+
+// adoptPending places pending restored allocations that fall inside c.
+func (s *Store) adoptPending(c *cidr) {
+	if len(s.pending) == 0 {
+		return
+	}
+	adopt := func(sl *slot) {
+		delete(s.pending, sl.addr)
+		sl.cidr = c
+		sl.off = offsetOf(c.prefix, sl.addr)
+		c.used[sl.off] = sl
+		s.adjust(c, 1, 0)
+	}
+	if c.size <= uint64(len(s.pending)) {
+		for off := uint64(0); off < c.size; off++ {
+			if sl := s.pending[addrAt(c.prefix, off)]; sl != nil {
+				adopt(sl)
+			}
+		}
+		return
+	}
+	for a, sl := range s.pending {
+		if c.prefix.Contains(a) {
+			adopt(sl)
+		}
+	}
+}
+
+// DropPending forgets pending restored allocations (ipamd calls it once EC2
+// says their addresses are no longer the node's) and returns them.
+func (s *Store) DropPending() ([]Allocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
+		return nil, nil
+	}
+	var out []Allocation
+	for _, sl := range s.pending {
+		out = append(out, s.removeAlloc(sl))
+	}
+	clear(s.pending)
+	sortAllocations(out)
+	if err := s.persist(); err != nil {
+		return out, fmt.Errorf("drop pending allocations: %w", err)
+	}
+	return out, nil
+}

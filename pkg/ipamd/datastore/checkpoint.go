@@ -1,0 +1,320 @@
+package datastore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// CheckpointVersion is upstream's checkpoint format version.
+const CheckpointVersion = "vpc-cni-ipam/1"
+
+// DefaultCheckpointPath is upstream's checkpoint of network card 0
+// (AWS_VPC_K8S_CNI_BACKING_STORE overrides it).
+const DefaultCheckpointPath = "/var/run/aws-node/ipam.json"
+
+// CheckpointPath returns the checkpoint path of a network card: card 0 uses
+// base; card N>0 replaces a trailing ".json" with "-nic-N.json" (upstream's
+// rule), or appends "-nic-N" when base has no .json suffix.
+func CheckpointPath(base string, card int) string {
+	if card <= 0 {
+		return base
+	}
+	suffix := "-nic-" + strconv.Itoa(card)
+	if b, ok := strings.CutSuffix(base, ".json"); ok {
+		return b + suffix + ".json"
+	}
+	return base + suffix
+}
+
+// File is the content of a checkpoint. The slices handed to Write alias the
+// store's state: Write must not keep or modify them after it returns.
+type File struct {
+	Version     string
+	Allocations []Allocation
+	// Cooling is our extension (JSON "unassigned"; upstream ignores it).
+	Cooling []Cooling
+}
+
+// Checkpointer persists a File. Write is called under the store's lock
+// after every change; Read once at start-up. Read returns an error wrapping
+// fs.ErrNotExist when there is no checkpoint (a fresh node).
+type Checkpointer interface {
+	Write(File) error
+	Read() (File, error)
+}
+
+// NopCheckpointer persists nothing (Read reports no checkpoint).
+type NopCheckpointer struct{}
+
+func (NopCheckpointer) Write(File) error { return nil }
+
+func (NopCheckpointer) Read() (File, error) {
+	return File{}, fmt.Errorf("%w: no checkpointer: %w", ErrCheckpoint, fs.ErrNotExist)
+}
+
+// MemCheckpointer keeps a deep copy of the last File written; for tests of
+// packages built on the store. Err, when set, fails every Write.
+type MemCheckpointer struct {
+	mu     sync.Mutex
+	file   *File
+	Err    error
+	Writes int
+}
+
+func (m *MemCheckpointer) Write(f File) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Err != nil {
+		return fmt.Errorf("%w: write: %w", ErrCheckpoint, m.Err)
+	}
+	c := File{Version: f.Version, Allocations: slicesClone(f.Allocations), Cooling: slicesClone(f.Cooling)}
+	m.file = &c
+	m.Writes++
+	return nil
+}
+
+func (m *MemCheckpointer) Read() (File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.file == nil {
+		return File{}, fmt.Errorf("%w: memory: %w", ErrCheckpoint, fs.ErrNotExist)
+	}
+	return File{Version: m.file.Version, Allocations: slicesClone(m.file.Allocations), Cooling: slicesClone(m.file.Cooling)}, nil
+}
+
+// SetErr changes the error later Writes fail with (nil: succeed).
+func (m *MemCheckpointer) SetErr(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Err = err
+}
+
+func slicesClone[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
+}
+
+// FileCheckpointer is the JSON checkpoint in upstream's format at Path,
+// replaced atomically: temp file in the same directory, fsync, rename, fsync
+// of the directory.
+type FileCheckpointer struct {
+	Path string
+	buf  bytes.Buffer
+}
+
+// NewFileCheckpointer returns the checkpointer of path.
+func NewFileCheckpointer(path string) *FileCheckpointer { return &FileCheckpointer{Path: path} }
+
+// The JSON shapes of upstream's checkpoint, plus our "unassigned" array.
+type jsonFile struct {
+	Version     string           `json:"version"`
+	Allocations []jsonAllocation `json:"allocations"`
+	Unassigned  []jsonCooling    `json:"unassigned,omitempty"`
+}
+
+type jsonAllocation struct {
+	NetworkName         string        `json:"networkName"`
+	ContainerID         string        `json:"containerID"`
+	IfName              string        `json:"ifName"`
+	IPv4                string        `json:"ipv4,omitempty"`
+	IPv6                string        `json:"ipv6,omitempty"`
+	AllocationTimestamp int64         `json:"allocationTimestamp"`
+	Metadata            *jsonMetadata `json:"metadata,omitempty"`
+}
+
+type jsonMetadata struct {
+	K8sPodNamespace string `json:"k8sPodNamespace,omitempty"`
+	K8sPodName      string `json:"k8sPodName,omitempty"`
+	InterfacesCount int    `json:"interfacesCount,omitempty"`
+}
+
+type jsonCooling struct {
+	IPv4                string `json:"ipv4,omitempty"`
+	IPv6                string `json:"ipv6,omitempty"`
+	UnassignedTimestamp int64  `json:"unassignedTimestamp"`
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// EncodeFile renders f as upstream's JSON (one object and a newline).
+func EncodeFile(f File) ([]byte, error) {
+	var b bytes.Buffer
+	if err := encodeFile(&b, f); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func encodeFile(b *bytes.Buffer, f File) error {
+	jf := jsonFile{Version: f.Version, Allocations: make([]jsonAllocation, len(f.Allocations))}
+	for i, a := range f.Allocations {
+		ja := jsonAllocation{
+			NetworkName: a.Key.NetworkName, ContainerID: a.Key.ContainerID, IfName: a.Key.IfName,
+			AllocationTimestamp: unixNano(a.AssignedAt),
+			Metadata:            &jsonMetadata{a.Meta.K8sPodNamespace, a.Meta.K8sPodName, a.Meta.InterfacesCount},
+		}
+		if a.Addr.Is4() {
+			ja.IPv4 = a.Addr.String()
+		} else {
+			ja.IPv6 = a.Addr.String()
+		}
+		jf.Allocations[i] = ja
+	}
+	for _, c := range f.Cooling {
+		jc := jsonCooling{UnassignedTimestamp: unixNano(c.UnassignedAt)}
+		if c.Addr.Is4() {
+			jc.IPv4 = c.Addr.String()
+		} else {
+			jc.IPv6 = c.Addr.String()
+		}
+		jf.Unassigned = append(jf.Unassigned, jc)
+	}
+	return json.NewEncoder(b).Encode(jf)
+}
+
+// DecodeFile parses a checkpoint; name is used in errors (usually the path).
+// It checks the version and every address but not cross-entry duplicates
+// (Restore does).
+func DecodeFile(name string, data []byte) (File, error) {
+	var jf jsonFile
+	if err := json.Unmarshal(data, &jf); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return File{}, fmt.Errorf("%w %s: corrupt JSON at byte offset %d: %w", ErrCheckpoint, name, se.Offset, err)
+		case errors.As(err, &te):
+			return File{}, fmt.Errorf("%w %s: unexpected JSON type at byte offset %d: %w", ErrCheckpoint, name, te.Offset, err)
+		}
+		return File{}, fmt.Errorf("%w %s: %w", ErrCheckpoint, name, err)
+	}
+	if jf.Version != CheckpointVersion {
+		return File{}, fmt.Errorf("%w %s: unsupported version %q (want %q)", ErrCheckpoint, name, jf.Version, CheckpointVersion)
+	}
+	f := File{Version: jf.Version, Allocations: make([]Allocation, 0, len(jf.Allocations))}
+	for i, ja := range jf.Allocations {
+		addr, err := parseEntryAddr(ja.IPv4, ja.IPv6)
+		if err != nil {
+			return File{}, fmt.Errorf("%w %s: allocation %d (container %q): %w", ErrCheckpoint, name, i, ja.ContainerID, err)
+		}
+		a := Allocation{
+			Key:        Key{NetworkName: ja.NetworkName, ContainerID: ja.ContainerID, IfName: ja.IfName},
+			Addr:       addr,
+			AssignedAt: fromUnixNano(ja.AllocationTimestamp),
+		}
+		if ja.Metadata != nil {
+			a.Meta = Metadata{ja.Metadata.K8sPodNamespace, ja.Metadata.K8sPodName, ja.Metadata.InterfacesCount}
+		}
+		f.Allocations = append(f.Allocations, a)
+	}
+	for i, jc := range jf.Unassigned {
+		addr, err := parseEntryAddr(jc.IPv4, jc.IPv6)
+		if err != nil {
+			return File{}, fmt.Errorf("%w %s: unassigned entry %d: %w", ErrCheckpoint, name, i, err)
+		}
+		f.Cooling = append(f.Cooling, Cooling{Addr: addr, UnassignedAt: fromUnixNano(jc.UnassignedTimestamp)})
+	}
+	return f, nil
+}
+
+func parseEntryAddr(v4, v6 string) (netip.Addr, error) {
+	switch {
+	case v4 != "" && v6 != "":
+		return netip.Addr{}, fmt.Errorf("both ipv4 %q and ipv6 %q set", v4, v6)
+	case v4 != "":
+		a, err := netip.ParseAddr(v4)
+		if err != nil || !a.Is4() {
+			return netip.Addr{}, fmt.Errorf("invalid ipv4 %q", v4)
+		}
+		return a, nil
+	case v6 != "":
+		a, err := netip.ParseAddr(v6)
+		if err != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" {
+			return netip.Addr{}, fmt.Errorf("invalid ipv6 %q", v6)
+		}
+		return a, nil
+	}
+	return netip.Addr{}, errors.New("no ipv4 or ipv6 address")
+}
+
+// Write replaces the checkpoint atomically.
+func (fc *FileCheckpointer) Write(f File) error {
+	fc.buf.Reset()
+	if err := encodeFile(&fc.buf, f); err != nil {
+		return fmt.Errorf("%w %s: encode: %w", ErrCheckpoint, fc.Path, err)
+	}
+	if err := writeAtomic(fc.Path, fc.buf.Bytes()); err != nil {
+		return fmt.Errorf("%w %s: %w", ErrCheckpoint, fc.Path, err)
+	}
+	return nil
+}
+
+func writeAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, base+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()           // already failed; the write error is what matters
+			_ = os.Remove(tmp.Name()) // best effort: do not leave temp files behind
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory entry is.
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil //nolint:nilerr // the file itself is in place; directory fsync is best effort
+	}
+	_ = d.Sync() // best effort: some filesystems refuse fsync on directories
+	return d.Close()
+}
+
+// Read loads and parses the checkpoint; a missing file gives an error
+// wrapping fs.ErrNotExist.
+func (fc *FileCheckpointer) Read() (File, error) {
+	data, err := os.ReadFile(fc.Path)
+	if err != nil {
+		return File{}, fmt.Errorf("%w %s: %w", ErrCheckpoint, fc.Path, err)
+	}
+	return DecodeFile(fc.Path, data)
+}

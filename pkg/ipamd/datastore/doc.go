@@ -1,0 +1,75 @@
+// Package datastore is the in-memory address pool of one network card,
+// with its checkpoint. ipamd keeps one Store per managed card.
+//
+// # Model
+//
+// ENIs (AddENI, RemoveENI, SetExcluded) hold CIDRs (AddCIDR, RemoveCIDR):
+// /32 secondary IPv4 addresses, /28 IPv4 prefixes, IPv6 /80 prefixes (and
+// /128s). ClassOf gives each CIDR a Mode; the Store hands out addresses only
+// from CIDRs of its active Mode (Options.Mode, SetMode for the prefix
+// delegation toggle). An address is held by a Key (network name, container
+// id, interface name) with Metadata (pod namespace/name, interface count).
+//
+// # Operations and their cost (n = addresses, C = CIDRs, E = ENIs)
+//
+//	Assign(key, meta) (Assignment, error)     O(log n); idempotent for a key already held
+//	Unassign(key) (Assignment, error)         O(log n); ErrUnknownPod ("datastore: unknown pod")
+//	Lookup(key) (Assignment, bool)            O(1)
+//	Stats() Stats                             O(1) (+ expiring cooldowns)
+//	AddENI(ENI) error                         O(1)
+//	RemoveENI(id, force) ([]Assignment, error)   O(CIDRs and addresses of that ENI)
+//	SetExcluded(id, bool) error               O(log E)
+//	AddCIDR(eniID, prefix) error              O(1) typically
+//	RemoveCIDR(eniID, prefix, force) ([]Assignment, error)
+//	SetMode(Mode) error / Mode() Mode         O(1)
+//	FreeableCIDRs(n) []CIDRRef                O(C log C)  empty CIDRs of the active mode, drain order
+//	StrandedCIDRs() []CIDRRef                 O(C log C)  empty CIDRs left over by a mode switch
+//	DeletableENI(DeletePolicy) (ENIInfo, bool)   O(E)
+//	ENIs() / ENI(id) / Snapshot() []ENIInfo   deep copies (Snapshot lists every address)
+//	AllocatedIPs() []Assignment, Pending() []Allocation, DropPending()
+//	Restore(File, isLive) (RestoreResult, error), Load(isLive)
+//
+// Address choice is deterministic dense packing: the usable ENI with the
+// most assigned addresses (then lowest device number), within it the CIDR
+// of the active mode with the most assigned (then lowest address), within it
+// the lowest free address. Candidate ENIs and CIDRs sit in indexed heaps and
+// each CIDR keeps a lowest-free structure, so no operation on the
+// assign/unassign path scans the pool. Whole ENIs and prefixes thus empty
+// out and FreeableCIDRs / DeletableENI can give them back.
+//
+// # Cooldown
+//
+// An unassigned address cools for Options.CooldownPeriod (IP_COOLDOWN_PERIOD)
+// before it is handed out again. Cooling addresses are counted apart
+// (Stats.CoolingIPs) and are NOT available; a CIDR or ENI holding one is
+// neither freeable nor deletable. The release time is persisted in the
+// checkpoint, so cooldown survives a restart.
+//
+// # Checkpoint
+//
+// After every change the Store writes File to its Checkpointer while still
+// holding its lock; if that fails, Assign, Unassign and Restore undo their
+// change and return the error, so memory and disk never disagree about a
+// pod. FileCheckpointer writes upstream's JSON (version "vpc-cni-ipam/1")
+// atomically (temp file, fsync, rename, directory fsync) at the path given
+// (DefaultCheckpointPath, CheckpointPath for card N). Our only addition is an
+// "unassigned" array of {ipv4|ipv6, unassignedTimestamp} which upstream's
+// reader ignores; files written by upstream are read as they are.
+//
+// On start-up ipamd loads ENIs and CIDRs, then calls Load (or Restore) with
+// an isLive predicate: live allocations in known CIDRs are restored, dead
+// ones are returned as Stale, and live ones in no known CIDR are returned
+// as Unknown and kept pending until AddCIDR adds their CIDR or DropPending
+// forgets them — nothing is lost silently.
+//
+// # Errors
+//
+// Every error wraps a sentinel (ErrUnknownPod, ErrNoAvailableAddress,
+// ErrUnknownENI, ErrDuplicateENI, ErrENIInUse, ErrUnknownCIDR,
+// ErrDuplicateCIDR, ErrCIDRInUse, ErrInvalidCIDR, ErrInvalidArgument,
+// ErrCheckpoint) and names the key, ENI, CIDR or path. An exhausted pool
+// returns a *NoAvailableAddressError whose Reason says why (no CIDRs of the
+// active mode, all N assigned, M cooling until T, all ENIs excluded).
+//
+// A Store is safe for concurrent use.
+package datastore

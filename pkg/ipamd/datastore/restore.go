@@ -1,0 +1,124 @@
+package datastore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+)
+
+// Restore re-establishes the allocations of a checkpoint. Call it once,
+// after the ENIs and CIDRs have been loaded and before any Assign.
+//
+// An allocation isLive rejects is dropped (Stale). A live allocation whose
+// address lies in a known CIDR holds it again (Restored), keeping its
+// original timestamp, whatever the CIDR's class. A live allocation in no
+// known CIDR is kept pending (Unknown): it stays in the checkpoint and is
+// adopted when AddCIDR adds its CIDR. isLive nil keeps everything.
+// Cooling entries still in their cooldown cool again.
+//
+// A wrong version, an invalid address, or two entries with the same address
+// or the same key are errors and change nothing. The checkpoint is then
+// rewritten; if that fails the restore is undone and the error returned.
+func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, error) {
+	if f.Version != CheckpointVersion {
+		return RestoreResult{}, fmt.Errorf("%w: unsupported version %q (want %q)", ErrCheckpoint, f.Version, CheckpointVersion)
+	}
+	byAddr := make(map[netip.Addr]int, len(f.Allocations))
+	byKey := make(map[Key]int, len(f.Allocations))
+	for i, a := range f.Allocations {
+		if !a.Addr.IsValid() {
+			return RestoreResult{}, fmt.Errorf("%w: allocation %d (%s) has no address", ErrCheckpoint, i, a.Key)
+		}
+		if j, dup := byAddr[a.Addr]; dup {
+			return RestoreResult{}, fmt.Errorf("%w: duplicate address %s in allocations %d (%s) and %d (%s)",
+				ErrCheckpoint, a.Addr, j, f.Allocations[j].Key, i, a.Key)
+		}
+		if j, dup := byKey[a.Key]; dup {
+			return RestoreResult{}, fmt.Errorf("%w: duplicate key %s in allocations %d (%s) and %d (%s)",
+				ErrCheckpoint, a.Key, j, f.Allocations[j].Addr, i, a.Addr)
+		}
+		byAddr[a.Addr], byKey[a.Key] = i, i
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.allocs) > 0 || len(s.cool) > 0 {
+		return RestoreResult{}, fmt.Errorf("%w: restore into a store already holding %d allocations and %d cooling addresses",
+			ErrInvalidArgument, len(s.allocs), len(s.cool))
+	}
+	now := s.now()
+	var res RestoreResult
+	for _, a := range f.Allocations {
+		if isLive != nil && !isLive(a) {
+			res.Stale = append(res.Stale, a)
+			continue
+		}
+		sl := &slot{addr: a.Addr, allocIdx: -1, coolIdx: -1}
+		s.addAlloc(sl, a)
+		c := s.cidrOf(a.Addr)
+		if c == nil {
+			s.pending[a.Addr] = sl
+			res.Unknown = append(res.Unknown, a)
+			continue
+		}
+		sl.cidr, sl.off = c, offsetOf(c.prefix, a.Addr)
+		c.used[sl.off] = sl
+		s.adjust(c, 1, 0)
+		res.Restored = append(res.Restored, a)
+	}
+	if s.cooldown > 0 {
+		for _, cl := range f.Cooling {
+			c := s.cidrOf(cl.Addr)
+			if c == nil || !now.Before(cl.UnassignedAt.Add(s.cooldown)) {
+				continue
+			}
+			off := offsetOf(c.prefix, cl.Addr)
+			if c.used[off] != nil {
+				continue // assigned again (or listed twice): the allocation wins
+			}
+			sl := &slot{cidr: c, off: off, addr: cl.Addr, allocIdx: -1, coolIdx: -1}
+			c.used[off] = sl
+			s.coolPush(sl, cl)
+			s.adjust(c, 0, 1)
+		}
+	}
+	if err := s.persist(); err != nil {
+		s.unrestore()
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
+	}
+	return res, nil
+}
+
+// unrestore empties every allocation and cooling address again.
+func (s *Store) unrestore() {
+	for len(s.cool) > 0 {
+		sl := s.coolSlots[len(s.cool)-1]
+		s.coolRemove(len(s.cool) - 1)
+		sl.cidr.release(sl.off)
+		s.adjust(sl.cidr, 0, -1)
+	}
+	for len(s.allocSlots) > 0 {
+		sl := s.allocSlots[len(s.allocSlots)-1]
+		s.removeAlloc(sl)
+		if sl.cidr == nil {
+			delete(s.pending, sl.addr)
+			continue
+		}
+		sl.cidr.release(sl.off)
+		s.adjust(sl.cidr, -1, 0)
+	}
+}
+
+// Load reads the store's checkpointer and restores it (see Restore). No
+// checkpoint means a fresh node: an empty result and no error.
+func (s *Store) Load(isLive func(Allocation) bool) (RestoreResult, error) {
+	f, err := s.cp.Read()
+	if errors.Is(err, fs.ErrNotExist) {
+		return RestoreResult{}, nil
+	}
+	if err != nil {
+		return RestoreResult{}, err
+	}
+	return s.Restore(f, isLive)
+}
