@@ -1,0 +1,159 @@
+package podnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+)
+
+// Branch describes a pod that owns a branch ENI of the node's trunk ENI
+// (security groups per pod, reference §2.7).
+type Branch struct {
+	// Pod holds exactly one interface; its RouteTable is ignored (the
+	// branch's table is VLANTableBase+VLANID).
+	Pod    Pod
+	VLANID int
+	// ENIMAC is the branch ENI's MAC, given to the VLAN link.
+	ENIMAC net.HardwareAddr
+	// SubnetGW is the branch ENI subnet's router (fe80:ec2::1 for IPv6).
+	SubnetGW net.IP
+	// ParentIfIndex is the trunk ENI's ifindex on the node.
+	ParentIfIndex int
+	// Strict forces all of the pod's traffic, even to pods on the same node,
+	// through the branch ENI so its security groups always apply. Standard
+	// mode lets node-local traffic bypass the ENI.
+	Strict bool
+}
+
+// BranchTable is the route table of a branch ENI.
+func BranchTable(vlanID int) int { return VLANTableBase + vlanID }
+
+func (b Branch) validate() error {
+	if err := validatePod(b.Pod); err != nil {
+		return err
+	}
+	switch {
+	case len(b.Pod.Interfaces) != 1:
+		return fmt.Errorf("branch-ENI pod needs exactly one interface, got %d", len(b.Pod.Interfaces))
+	case b.VLANID < 1 || b.VLANID > 4094:
+		return fmt.Errorf("VLAN id %d out of range 1-4094", b.VLANID)
+	case len(b.ENIMAC) != 6:
+		return fmt.Errorf("branch ENI MAC %q is not a 6-byte MAC", b.ENIMAC)
+	case b.SubnetGW == nil:
+		return errors.New("branch ENI subnet gateway is missing")
+	case b.ParentIfIndex <= 0:
+		return fmt.Errorf("trunk ENI ifindex %d is invalid", b.ParentIfIndex)
+	case (b.SubnetGW.To4() == nil) != isV6(b.Pod.Interfaces[0].Address):
+		return fmt.Errorf("subnet gateway %s and pod address %s are of different families", b.SubnetGW, b.Pod.Interfaces[0].Address.IP)
+	}
+	return nil
+}
+
+// SetupBranch wires a branch-ENI pod: the veth exactly as for other pods,
+// a VLAN link for the branch ENI with its own table (100+VLAN id) whose
+// default route leads to the branch subnet's router, and the rules that
+// steer the pod's traffic into that table. vl creates the VLAN link; nil
+// means KernelVLAN.
+func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
+	if err := b.validate(); err != nil {
+		return err
+	}
+	if vl == nil {
+		vl = KernelVLAN{}
+	}
+	hostNS, err := ns.GetCurrentNS()
+	if err != nil {
+		return fmt.Errorf("open host netns: %w", err)
+	}
+	defer hostNS.Close()
+
+	ifc := b.Pod.Interfaces[0]
+	fam := family(ifc.Address)
+	table := BranchTable(b.VLANID)
+	if err := setupVeth(ctx, hostNS, b.Pod.NetNS, b.Pod.MTU, ifc); err != nil {
+		return err
+	}
+	// A previous sandbox of this pod may have left iif rules for the name.
+	stale := iifRule(ifc.HostVeth, 0, fam)
+	if err := deleteRules(stale); err != nil {
+		return err
+	}
+	vlanName := VLANLinkName(b.VLANID)
+	if err := setupVLANLink(vl, b, vlanName, table); err != nil {
+		return err
+	}
+	if !b.Strict {
+		return addHostRoutes(ifc.Address, ifc.HostVeth, table)
+	}
+	// Strict: everything entering from the branch ENI or from the pod is
+	// routed by the branch table, so even node-local peers go through EC2.
+	veth, err := netlink.LinkByName(ifc.HostVeth)
+	if err != nil {
+		return fmt.Errorf("find host veth %s: %w", ifc.HostVeth, err)
+	}
+	pod := hostPrefix(ifc.Address.IP)
+	route := &netlink.Route{LinkIndex: veth.Attrs().Index, Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
+	if err := netlink.RouteReplace(route); err != nil {
+		return fmt.Errorf("route %s dev %s scope link table %d: %w", pod, ifc.HostVeth, table, err)
+	}
+	for _, iif := range []string{vlanName, ifc.HostVeth} {
+		if err := addRule(iifRule(iif, table, fam)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
+	if err := deleteLinkByName(name); err != nil {
+		return fmt.Errorf("remove stale VLAN link: %w", err)
+	}
+	if err := vl.CreateVLAN(name, b.ParentIfIndex, b.VLANID, b.ENIMAC); err != nil {
+		return err
+	}
+	if err := setIfaceSysctls(name); err != nil {
+		return fmt.Errorf("VLAN link %s: %w", name, err)
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find VLAN link %s: %w", name, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set VLAN link %s up: %w", name, err)
+	}
+	idx := link.Attrs().Index
+	gw := &netlink.Route{LinkIndex: idx, Dst: hostPrefix(b.SubnetGW), Scope: netlink.SCOPE_LINK, Table: table}
+	if err := netlink.RouteReplace(gw); err != nil {
+		return fmt.Errorf("route %s dev %s scope link table %d: %w", gw.Dst, name, table, err)
+	}
+	def := &netlink.Route{LinkIndex: idx, Dst: defaultDst(b.SubnetGW.To4() == nil), Gw: b.SubnetGW, Table: table}
+	if err := netlink.RouteReplace(def); err != nil {
+		return fmt.Errorf("route default via %s dev %s table %d: %w", b.SubnetGW, name, table, err)
+	}
+	return nil
+}
+
+// TeardownBranch removes a branch-ENI pod's node-side state: its VLAN link
+// (and with it the link's routes), every priority-10 rule of its table, and
+// the address-based routes and rules of either mode, so a pod wired under
+// one mode is cleaned up under the other. pod's RouteTable is ignored; the
+// veth pair goes as in Teardown.
+func TeardownBranch(ctx context.Context, pod Pod, vlanID int) error {
+	if len(pod.Interfaces) != 1 || pod.Interfaces[0].Address == nil {
+		return fmt.Errorf("branch-ENI pod needs exactly one interface with an address, got %d", len(pod.Interfaces))
+	}
+	addr := pod.Interfaces[0].Address
+	table := BranchTable(vlanID)
+	var errs []error
+	if err := deleteLinkByName(VLANLinkName(vlanID)); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, deleteRules(iifRule("", table, family(addr))))
+	errs = append(errs, removeHostRoutes(addr, table))
+	errs = append(errs, deleteContainerLinks(pod))
+	return errors.Join(errs...)
+}

@@ -1,0 +1,128 @@
+package podnet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// addHostRoutes installs the node side of an address-routed pod: the /32
+// (/128) route to the pod through its host veth in main, the to-pod rule
+// that keeps traffic for local pods in main even when another rule would
+// send it to an ENI table, and — for pods of secondary ENIs — the from-pod
+// rule that sends the pod's traffic out through its ENI's table.
+func addHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
+	link, err := netlink.LinkByName(hostVeth)
+	if err != nil {
+		return fmt.Errorf("find host veth %s: %w", hostVeth, err)
+	}
+	pod := hostPrefix(addr.IP)
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: pod, Scope: netlink.SCOPE_LINK, Table: MainTable}
+	if err := netlink.RouteReplace(route); err != nil {
+		return fmt.Errorf("route %s dev %s scope link: %w", pod, hostVeth, err)
+	}
+	if err := addRule(toPodRule(pod)); err != nil {
+		return err
+	}
+	if table != MainTable {
+		if err := addRule(fromPodRule(pod, table)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeHostRoutes undoes addHostRoutes (reference §2.6). Everything missing
+// is fine: DEL must succeed however much of ADD happened.
+func removeHostRoutes(addr *net.IPNet, table int) error {
+	pod := hostPrefix(addr.IP)
+	var errs []error
+	errs = append(errs, deleteRules(toPodRule(pod)))
+	if table != MainTable {
+		// Older plugin versions could leave several copies.
+		errs = append(errs, deleteRules(fromPodRule(pod, table)))
+	}
+	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: MainTable}
+	if err := netlink.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("delete route %s: %w", pod, err))
+	}
+	return errors.Join(errs...)
+}
+
+func toPodRule(pod *net.IPNet) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = family(pod)
+	r.Dst = pod
+	r.Table = MainTable
+	r.Priority = PriorityToPod
+	return r
+}
+
+func fromPodRule(pod *net.IPNet, table int) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = family(pod)
+	r.Src = pod
+	r.Table = table
+	r.Priority = PriorityFromPod
+	return r
+}
+
+func iifRule(iif string, table, fam int) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = fam
+	r.IifName = iif
+	r.Table = table
+	r.Priority = PriorityIIF
+	return r
+}
+
+func addRule(r *netlink.Rule) error {
+	if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add %s: %w", describeRule(r), err)
+	}
+	return nil
+}
+
+// maxRuleCopies bounds the delete loop in case the kernel keeps answering.
+const maxRuleCopies = 64
+
+// deleteRules deletes every copy of r until the kernel reports none left.
+func deleteRules(r *netlink.Rule) error {
+	for range maxRuleCopies {
+		err := netlink.RuleDel(r)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, unix.ENOENT):
+			return nil
+		default:
+			return fmt.Errorf("delete %s: %w", describeRule(r), err)
+		}
+	}
+	return fmt.Errorf("delete %s: still present after %d deletions", describeRule(r), maxRuleCopies)
+}
+
+// describeRule renders a rule the way `ip rule` shows it, for messages.
+func describeRule(r *netlink.Rule) string {
+	s := fmt.Sprintf("rule priority %d", r.Priority)
+	if r.Src != nil {
+		s += " from " + r.Src.IP.String()
+	}
+	if r.Dst != nil {
+		s += " to " + r.Dst.IP.String()
+	}
+	if r.IifName != "" {
+		s += " iif " + r.IifName
+	}
+	return s + " lookup " + tableName(r.Table)
+}
+
+func tableName(t int) string {
+	if t == MainTable {
+		return "main"
+	}
+	return fmt.Sprint(t)
+}

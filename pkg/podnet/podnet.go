@@ -1,0 +1,117 @@
+// Package podnet wires a pod's network namespace to the node: the veth pair,
+// the pod's routes, address and gateway neighbour, and the node-side routes
+// and policy rules that steer traffic to and from the pod. It is the kernel
+// half of the aws-cni plugin; the layout matches upstream's exactly so a node
+// can switch between upstream aws-node and vpc-cni with running pods.
+//
+// Every entry point must be called from a goroutine locked to an OS thread
+// whose network namespace is the node's ("host") namespace: the plugin locks
+// its main thread at start-up, tests call from inside ns.Do.
+package podnet
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Rule priorities shared with upstream (reference §2.3).
+const (
+	// PriorityPodFromIf is the pod-side rule of additional interfaces.
+	PriorityPodFromIf = 1
+	// PriorityIIF holds the iif rules of strict-mode branch-ENI pods.
+	PriorityIIF = 10
+	// PriorityLocal is where ipamd moves the `lookup local` rule when
+	// branch ENIs run in strict mode.
+	PriorityLocal = 20
+	// PriorityToPod is `to <pod> lookup main`.
+	PriorityToPod = 512
+	// PriorityFromPod is `from <pod> lookup <eni table>`.
+	PriorityFromPod = 1536
+)
+
+// MainTable is the kernel's main routing table.
+const MainTable = unix.RT_TABLE_MAIN
+
+// VLANTableBase plus a branch ENI's VLAN id is that branch's route table.
+const VLANTableBase = 100
+
+// Interface is one interface of a pod: a veth pair with one address.
+type Interface struct {
+	// Index is 0 for the runtime's interface and i>0 for the additional
+	// interfaces of multi-NIC pods; it picks the pod-side gateway and table.
+	Index int
+	// HostVeth and ContainerIf are the two ends' names (see pkg/vethname).
+	HostVeth    string
+	ContainerIf string
+	// Address is the pod address, a /32 or /128.
+	Address *net.IPNet
+	// RouteTable is the node table for traffic from this address: the ENI's
+	// table, or ≤1 / 254 for the primary ENI (main).
+	RouteTable int
+}
+
+// Pod describes the interfaces of one pod sandbox.
+type Pod struct {
+	// NetNS is the path of the pod's network namespace.
+	NetNS string
+	// MTU of both veth ends.
+	MTU        int
+	Interfaces []Interface
+}
+
+// HostTable maps a route table number from ipamd or a CNI result to the node
+// table used for the from-pod rule: 0, 1 and 254 all mean main.
+func HostTable(t int) int {
+	if t <= 1 {
+		return MainTable
+	}
+	return t
+}
+
+// Gateway returns the pod-side gateway of interface index: 169.254.1.(i+1)
+// for IPv4 pods and fe80::(i+1) for IPv6 pods.
+func Gateway(index int, v6 bool) net.IP {
+	if v6 {
+		ip := net.ParseIP("fe80::")
+		ip[15] = byte(index + 1)
+		return ip
+	}
+	return net.IPv4(169, 254, 1, byte(index+1)).To4()
+}
+
+// VLANLinkName is the node-side name of a branch ENI's VLAN link.
+func VLANLinkName(vlanID int) string {
+	return "vlan.eth." + strconv.Itoa(vlanID)
+}
+
+func isV6(a *net.IPNet) bool { return a.IP.To4() == nil }
+
+func family(a *net.IPNet) int {
+	if isV6(a) {
+		return unix.AF_INET6
+	}
+	return unix.AF_INET
+}
+
+// hostPrefix returns the address as a single-host prefix (/32 or /128).
+func hostPrefix(ip net.IP) *net.IPNet {
+	if v4 := ip.To4(); v4 != nil {
+		return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}
+	}
+	return &net.IPNet{IP: ip.To16(), Mask: net.CIDRMask(128, 128)}
+}
+
+func (ifc Interface) validate() error {
+	switch {
+	case ifc.HostVeth == "" || ifc.ContainerIf == "":
+		return fmt.Errorf("interface %d: host and container interface names are required", ifc.Index)
+	case ifc.Address == nil || ifc.Address.IP == nil:
+		return fmt.Errorf("interface %d (%s): no pod address", ifc.Index, ifc.ContainerIf)
+	case ifc.Index < 0 || ifc.Index > 250:
+		return fmt.Errorf("interface %s: index %d out of range", ifc.ContainerIf, ifc.Index)
+	}
+	return nil
+}

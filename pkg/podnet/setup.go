@@ -1,0 +1,231 @@
+package podnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// dadTimeout bounds the wait for IPv6 duplicate address detection when the
+// caller's context allows longer.
+const dadTimeout = 10 * time.Second
+
+// dadPoll is how often the pod's addresses are re-read while DAD runs.
+const dadPoll = 50 * time.Millisecond
+
+// Setup wires every interface of pod (reference §2.5): the veth pair, the
+// pod-side routes, address and gateway neighbour, then the node-side route
+// to the pod and its policy rules. Routes and rules are replaced or
+// tolerated when already present, so a retried ADD converges.
+func Setup(ctx context.Context, pod Pod) error {
+	if err := validatePod(pod); err != nil {
+		return err
+	}
+	hostNS, err := ns.GetCurrentNS()
+	if err != nil {
+		return fmt.Errorf("open host netns: %w", err)
+	}
+	defer hostNS.Close()
+
+	for _, ifc := range pod.Interfaces {
+		if err := setupVeth(ctx, hostNS, pod.NetNS, pod.MTU, ifc); err != nil {
+			return err
+		}
+		if err := addHostRoutes(ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validatePod(pod Pod) error {
+	if pod.NetNS == "" {
+		return errors.New("pod netns path is empty")
+	}
+	if len(pod.Interfaces) == 0 {
+		return errors.New("pod has no interfaces")
+	}
+	for _, ifc := range pod.Interfaces {
+		if err := ifc.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setupVeth creates one veth pair and configures its pod side. The host end
+// is created directly in hostNS, so it never needs moving between
+// namespaces, and its sysctls are set before it comes up.
+func setupVeth(ctx context.Context, hostNS ns.NetNS, netnsPath string, mtu int, ifc Interface) error {
+	if err := deleteLinkByName(ifc.HostVeth); err != nil {
+		return fmt.Errorf("remove stale host veth: %w", err)
+	}
+	hostMAC, err := uniqueHostMAC()
+	if err != nil {
+		return fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
+	}
+	v6 := isV6(ifc.Address)
+	gw := Gateway(ifc.Index, v6)
+
+	err = ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
+		veth := &netlink.Veth{
+			LinkAttrs:        netlink.LinkAttrs{Name: ifc.ContainerIf, MTU: mtu},
+			PeerName:         ifc.HostVeth,
+			PeerHardwareAddr: hostMAC,
+			PeerNamespace:    netlink.NsFd(int(hostNS.Fd())),
+		}
+		if err := netlink.LinkAdd(veth); err != nil {
+			return fmt.Errorf("create veth %s/%s: %w", ifc.ContainerIf, ifc.HostVeth, err)
+		}
+		if err := hostNS.Do(func(ns.NetNS) error { return upHostVeth(ifc.HostVeth) }); err != nil {
+			return err
+		}
+		link, err := netlink.LinkByName(ifc.ContainerIf)
+		if err != nil {
+			return fmt.Errorf("find %s in pod netns: %w", ifc.ContainerIf, err)
+		}
+		if v6 {
+			// Runtimes may create the pod netns with IPv6 disabled.
+			for _, name := range []string{ifc.ContainerIf, "lo"} {
+				if err := setSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "0"); err != nil {
+					return err
+				}
+			}
+		}
+		if err := netlink.LinkSetUp(link); err != nil {
+			return fmt.Errorf("set %s up in pod netns: %w", ifc.ContainerIf, err)
+		}
+		if err := configurePodSide(link, ifc, gw, hostMAC); err != nil {
+			return err
+		}
+		if v6 {
+			return waitDAD(ctx, link)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	}
+	return nil
+}
+
+func upHostVeth(name string) error {
+	if err := setIfaceSysctls(name); err != nil {
+		return fmt.Errorf("host veth %s: %w", name, err)
+	}
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find host veth %s: %w", name, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set host veth %s up: %w", name, err)
+	}
+	return nil
+}
+
+// configurePodSide installs, inside the pod netns, the gateway route, the
+// default route, the pod address and the gateway's permanent neighbour
+// entry. The gateway is not an address anywhere: the neighbour entry sends
+// every packet straight to the host veth, where the node routes it.
+func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.HardwareAddr) error {
+	idx := link.Attrs().Index
+	table := MainTable
+	if ifc.Index > 0 {
+		table = ifc.Index
+	}
+	gwRoute := &netlink.Route{LinkIndex: idx, Dst: hostPrefix(gw), Scope: netlink.SCOPE_LINK, Table: table}
+	if err := netlink.RouteReplace(gwRoute); err != nil {
+		return fmt.Errorf("route %s dev %s scope link table %d: %w", gwRoute.Dst, ifc.ContainerIf, table, err)
+	}
+	if ifc.Index > 0 {
+		rule := netlink.NewRule()
+		rule.Family = family(ifc.Address)
+		rule.Src = hostPrefix(ifc.Address.IP)
+		rule.Table = table
+		rule.Priority = PriorityPodFromIf
+		if err := netlink.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("rule from %s lookup %d in pod netns: %w", rule.Src, table, err)
+		}
+	}
+	def := &netlink.Route{LinkIndex: idx, Dst: defaultDst(isV6(ifc.Address)), Gw: gw, Table: table}
+	if err := netlink.RouteReplace(def); err != nil {
+		return fmt.Errorf("route %s via %s dev %s table %d: %w", def.Dst, gw, ifc.ContainerIf, table, err)
+	}
+	addr := &netlink.Addr{IPNet: hostPrefix(ifc.Address.IP)}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("address %s on %s: %w", addr.IPNet, ifc.ContainerIf, err)
+	}
+	neigh := &netlink.Neigh{
+		LinkIndex:    idx,
+		Family:       family(ifc.Address),
+		State:        netlink.NUD_PERMANENT,
+		IP:           gw,
+		HardwareAddr: hostMAC,
+	}
+	if err := netlink.NeighSet(neigh); err != nil {
+		return fmt.Errorf("neighbour %s lladdr %s dev %s: %w", gw, hostMAC, ifc.ContainerIf, err)
+	}
+	return nil
+}
+
+func defaultDst(v6 bool) *net.IPNet {
+	if v6 {
+		return &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	}
+	return &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+}
+
+// waitDAD returns once no IPv6 address on link is tentative, so the pod can
+// use its address as soon as the runtime starts it.
+func waitDAD(ctx context.Context, link netlink.Link) error {
+	ctx, cancel := context.WithTimeout(ctx, dadTimeout)
+	defer cancel()
+	tick := time.NewTicker(dadPoll)
+	defer tick.Stop()
+	for {
+		addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET6) })
+		if err != nil {
+			return fmt.Errorf("list IPv6 addresses of %s: %w", link.Attrs().Name, err)
+		}
+		pending := false
+		for _, a := range addrs {
+			if a.Flags&unix.IFA_F_DADFAILED != 0 {
+				return fmt.Errorf("duplicate address detection failed for %s on %s", a.IPNet, link.Attrs().Name)
+			}
+			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+				pending = true
+			}
+		}
+		if !pending {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for IPv6 duplicate address detection on %s: %w", link.Attrs().Name, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// deleteLinkByName removes a link of the calling thread's namespace if it
+// exists.
+func deleteLinkByName(name string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		var notFound netlink.LinkNotFoundError
+		if errors.As(err, &notFound) {
+			return nil
+		}
+		return fmt.Errorf("find link %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
