@@ -189,6 +189,9 @@ func TestPrivilegedSetupIPv4(t *testing.T) {
 	if err := unix.Unmount(nsB.Path(), unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Remove(nsB.Path()); err != nil {
+		t.Fatal(err)
+	}
 	n.do(t, func() error { return Teardown(ctx, podB) })
 }
 
