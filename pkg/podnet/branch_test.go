@@ -1,0 +1,263 @@
+package podnet
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+// macvlanStandIn replaces the 802.1Q link, which this kernel lacks, with a
+// macvlan of the same name, parent and MAC: like the VLAN link it receives
+// the frames the VPC addresses to the branch ENI's MAC on the trunk.
+type macvlanStandIn struct{}
+
+func (macvlanStandIn) CreateVLAN(name string, parentIndex, _ int, mac net.HardwareAddr) error {
+	return netlink.LinkAdd(&netlink.Macvlan{
+		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: parentIndex, HardwareAddr: mac},
+		Mode:      netlink.MACVLAN_MODE_BRIDGE,
+	})
+}
+
+// branchEnv is a node with a trunk ENI (eth1) cabled to a "VPC" namespace
+// that owns the branch subnet's router 10.2.0.1 and knows the branch ENI's
+// MAC, as EC2 does.
+type branchEnv struct {
+	node   node
+	vpc    ns.NetNS
+	trunk  int
+	eniMAC net.HardwareAddr
+}
+
+const (
+	branchVLAN  = 7
+	branchPodIP = "10.2.0.55"
+	branchGW    = "10.2.0.1"
+)
+
+func newBranchEnv(t *testing.T) branchEnv {
+	t.Helper()
+	e := branchEnv{node: newNode(t, "192.168.0.10"), vpc: testutil.NewNS(t)}
+	e.eniMAC, _ = net.ParseMAC("02:42:0a:02:00:37")
+	e.node.do(t, func() error {
+		veth := &netlink.Veth{
+			LinkAttrs:     netlink.LinkAttrs{Name: "eth1"},
+			PeerName:      "vpc0",
+			PeerNamespace: netlink.NsFd(int(e.vpc.Fd())),
+		}
+		if err := netlink.LinkAdd(veth); err != nil {
+			return err
+		}
+		l, err := netlink.LinkByName("eth1")
+		if err != nil {
+			return err
+		}
+		e.trunk = l.Attrs().Index
+		return netlink.LinkSetUp(l)
+	})
+	err := e.vpc.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("vpc0")
+		if err != nil {
+			return err
+		}
+		gw, _ := netlink.ParseIPNet(branchGW + "/24")
+		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: gw}); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			return err
+		}
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: hostPrefix(e.node.ip)}); err != nil {
+			return err
+		}
+		return netlink.NeighSet(&netlink.Neigh{
+			LinkIndex: l.Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT,
+			IP: net.ParseIP(branchPodIP), HardwareAddr: e.eniMAC,
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e branchEnv) branch(podNS ns.NetNS, strict bool) Branch {
+	prefix := "eni"
+	if strict {
+		prefix = vethname.BranchPrefix
+	}
+	ifc := iface("default", "sg-pod", branchPodIP, 0, 0)
+	ifc.HostVeth = vethname.HostVethName(prefix, "default", "sg-pod", 0)
+	return Branch{
+		Pod:           Pod{NetNS: podNS.Path(), MTU: 9001, Interfaces: []Interface{ifc}},
+		VLANID:        branchVLAN,
+		ENIMAC:        e.eniMAC,
+		SubnetGW:      net.ParseIP(branchGW).To4(),
+		ParentIfIndex: e.trunk,
+		Strict:        strict,
+	}
+}
+
+// moveLocalRule does what ipamd does on nodes with strict branch ENIs: the
+// `lookup local` rule moves from priority 0 to 20, below the iif rules.
+func moveLocalRule(t *testing.T, n node) {
+	t.Helper()
+	n.do(t, func() error {
+		r := netlink.NewRule()
+		r.Table = unix.RT_TABLE_LOCAL
+		r.Priority = PriorityLocal
+		if err := netlink.RuleAdd(r); err != nil {
+			return err
+		}
+		r.Priority = 0
+		return netlink.RuleDel(r)
+	})
+}
+
+func TestPrivilegedBranchStrict(t *testing.T) {
+	ctx := context.Background()
+	e := newBranchEnv(t)
+	moveLocalRule(t, e.node)
+	podNS := testutil.NewNS(t)
+	b := e.branch(podNS, true)
+	veth := b.Pod.Interfaces[0].HostVeth
+	if !strings.HasPrefix(veth, "vlan") {
+		t.Fatalf("strict-mode host veth %q lacks the vlan prefix", veth)
+	}
+	// A previous sandbox left an iif rule for the same veth name.
+	e.node.do(t, func() error { return netlink.RuleAdd(iifRule(veth, 999, unix.AF_INET)) })
+
+	e.node.do(t, func() error { return SetupBranch(ctx, b, macvlanStandIn{}) })
+	wantState(t, "node", e.node.ns, []string{
+		"link eth1 veth up mtu 1500",
+		"link vlan.eth.7 macvlan up mtu 1500",
+		"link " + veth + " veth up mtu 9001",
+		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
+		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+		"route 107 10.2.0.55/32 dev " + veth + " scope link",
+		"rule 10 iif vlan.eth.7 lookup 107",
+		"rule 10 iif " + veth + " lookup 107",
+		"rule 20 lookup local",
+	})
+	wantState(t, "pod", podNS, []string{
+		"link eth0 veth up mtu 9001",
+		"addr eth0 10.2.0.55/32",
+		"neigh eth0 169.254.1.1 lladdr " + hostMAC(t, e.node, veth) + " permanent",
+		"route main 169.254.1.1/32 dev eth0 scope link",
+		"route main 0.0.0.0/0 via 169.254.1.1 dev eth0",
+	})
+	if got := readSysctl(t, e.node, "net/ipv6/conf/vlan.eth.7/accept_ra"); got != "0" {
+		t.Errorf("VLAN link accept_ra = %s, want 0", got)
+	}
+	// Both directions go through the branch ENI.
+	if err := podnettest.Connect(podNS.Path(), e.vpc.Path(), net.ParseIP(branchGW)); err != nil {
+		t.Errorf("pod to VPC: %v", err)
+	}
+	if err := podnettest.Connect(e.vpc.Path(), podNS.Path(), net.ParseIP(branchPodIP)); err != nil {
+		t.Errorf("VPC to pod: %v", err)
+	}
+
+	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500", "rule 20 lookup local"})
+	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+}
+
+func TestPrivilegedBranchStandard(t *testing.T) {
+	ctx := context.Background()
+	e := newBranchEnv(t)
+	podNS := testutil.NewNS(t)
+	b := e.branch(podNS, false)
+	veth := b.Pod.Interfaces[0].HostVeth
+	e.node.do(t, func() error { return SetupBranch(ctx, b, macvlanStandIn{}) })
+	wantState(t, "node", e.node.ns, []string{
+		"link eth1 veth up mtu 1500",
+		"link vlan.eth.7 macvlan up mtu 1500",
+		"link " + veth + " veth up mtu 9001",
+		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
+		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+		"route main 10.2.0.55/32 dev " + veth + " scope link",
+		"rule 512 to 10.2.0.55/32 lookup main",
+		"rule 1536 from 10.2.0.55/32 lookup 107",
+	})
+	if err := podnettest.Connect(podNS.Path(), e.vpc.Path(), net.ParseIP(branchGW)); err != nil {
+		t.Errorf("pod to VPC: %v", err)
+	}
+	if err := podnettest.Connect(e.vpc.Path(), podNS.Path(), net.ParseIP(branchPodIP)); err != nil {
+		t.Errorf("VPC to pod: %v", err)
+	}
+	// Node-local traffic bypasses the branch ENI in standard mode.
+	if err := podnettest.Connect(e.node.ns.Path(), podNS.Path(), net.ParseIP(branchPodIP)); err != nil {
+		t.Errorf("node to pod: %v", err)
+	}
+	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
+}
+
+func TestPrivilegedBranchModeMigration(t *testing.T) {
+	// A pod wired in strict mode is torn down after the node switched to
+	// standard mode: TeardownBranch removes both modes' state.
+	ctx := context.Background()
+	e := newBranchEnv(t)
+	podNS := testutil.NewNS(t)
+	strict := e.branch(podNS, true)
+	e.node.do(t, func() error { return SetupBranch(ctx, strict, macvlanStandIn{}) })
+	standard := e.branch(podNS, false)
+	e.node.do(t, func() error { return TeardownBranch(ctx, standard.Pod, branchVLAN) })
+	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
+}
+
+func TestPrivilegedBranchRejectsBadInput(t *testing.T) {
+	e := newBranchEnv(t)
+	podNS := testutil.NewNS(t)
+	for _, c := range []struct {
+		name   string
+		mutate func(*Branch)
+		want   string
+	}{
+		{"vlan 0", func(b *Branch) { b.VLANID = 0 }, "VLAN id 0"},
+		{"no MAC", func(b *Branch) { b.ENIMAC = nil }, "MAC"},
+		{"no trunk", func(b *Branch) { b.ParentIfIndex = 0 }, "trunk ENI ifindex"},
+		{"family mismatch", func(b *Branch) { b.SubnetGW = net.ParseIP("fe80:ec2::1") }, "different families"},
+	} {
+		b := e.branch(podNS, true)
+		c.mutate(&b)
+		err := e.node.run(func() error { return SetupBranch(context.Background(), b, macvlanStandIn{}) })
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: SetupBranch = %v, want error containing %q", c.name, err, c.want)
+		}
+	}
+	wantState(t, "node", e.node.ns, []string{"link eth1 veth up mtu 1500"})
+}
+
+// TestPrivilegedBranchRealVLAN runs the production VLAN path where the
+// kernel supports 802.1Q.
+func TestPrivilegedBranchRealVLAN(t *testing.T) {
+	e := newBranchEnv(t)
+	probe := e.node.run(func() error {
+		err := KernelVLAN{}.CreateVLAN("vlanprobe", e.trunk, 4000, e.eniMAC)
+		if err == nil {
+			return deleteLinkByName("vlanprobe")
+		}
+		return err
+	})
+	if probe != nil {
+		t.Skipf("kernel lacks 802.1Q VLAN support: %v", probe)
+	}
+	ctx := context.Background()
+	podNS := testutil.NewNS(t)
+	b := e.branch(podNS, true)
+	e.node.do(t, func() error { return SetupBranch(ctx, b, nil) })
+	if !strings.Contains(strings.Join(snapshot(t, e.node.ns), "\n"), "link vlan.eth.7 vlan up") {
+		t.Errorf("no 802.1Q link vlan.eth.7 on the node")
+	}
+	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
+}
