@@ -1,0 +1,153 @@
+package networkutils
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
+	"github.com/vishvananda/netlink"
+)
+
+// ReconcileHost makes the node's host-wide networking match cfg (§6.1–6.3):
+// the primary link's MTU, the fwmark/external-service/strict-local ip
+// rules, the SNAT chain, the NodePort mangle rules, and the connmark rules
+// in the selected backend. It reads the kernel's state, changes only what
+// differs, and removes stale state it owns. A second call with the same
+// cfg changes nothing (HostResult.Changes is empty).
+func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return HostResult{}, err
+	}
+	cfg = cfg.withDefaults()
+	n.hostMu.Lock()
+	defer n.hostMu.Unlock()
+
+	link, err := n.linkByMAC(ctx, cfg.PrimaryMAC)
+	if err != nil {
+		return HostResult{}, fmt.Errorf("primary ENI: %w", err)
+	}
+	ipt4, err := newIPTClient(cfg.IPTablesPath, iptables.ProtocolIPv4)
+	if err != nil {
+		return HostResult{}, fmt.Errorf("iptables: %w", err)
+	}
+	backend := cfg.ConnmarkBackend
+	if backend == ConnmarkAuto {
+		if backend, err = detectConnmarkBackend(ctx, cfg.IPTablesPath); err != nil {
+			return HostResult{}, err
+		}
+	}
+	env := hostEnv{PrimaryLink: link.Attrs().Name, RandomFully: ipt4.ipt.HasRandomFully(), Backend: backend}
+	want := desiredHost(cfg, env)
+	res := HostResult{Backend: backend}
+
+	var errs []error
+	if link.Attrs().MTU != want.PrimaryMTU {
+		if err := netlink.LinkSetMTU(link, want.PrimaryMTU); err != nil {
+			errs = append(errs, fmt.Errorf("set MTU %d on primary %s: %w", want.PrimaryMTU, env.PrimaryLink, err))
+		} else {
+			res.Changes = append(res.Changes, fmt.Sprintf("ip link set %s mtu %d", env.PrimaryLink, want.PrimaryMTU))
+		}
+	}
+	errs = append(errs, reconcileRules(want, &res.Changes))
+	if ctx.Err() != nil {
+		return res, errors.Join(append(errs, ctx.Err())...)
+	}
+	errs = append(errs, ipt4.reconcile(want.IPv4, &res.Changes))
+
+	// ip6tables is needed only when something of ours may live there.
+	ipt6, err := newIPTClient(ip6tablesPath(cfg.IPTablesPath), iptables.ProtocolIPv6)
+	switch {
+	case err == nil:
+		errs = append(errs, ipt6.reconcile(want.IPv6, &res.Changes))
+	case hasRules(want.IPv6):
+		errs = append(errs, fmt.Errorf("ip6tables: %w", err))
+	default:
+		n.log.DebugContext(ctx, "ip6tables unavailable, nothing wanted there", "err", err)
+	}
+	if ctx.Err() != nil {
+		return res, errors.Join(append(errs, ctx.Err())...)
+	}
+	errs = append(errs, reconcileNFT(want.NFT, &res.Changes))
+
+	err = errors.Join(errs...)
+	if len(res.Changes) > 0 {
+		n.log.InfoContext(ctx, "host networking reconciled", "backend", backend, "changes", len(res.Changes), "failed", err != nil)
+		for _, c := range res.Changes {
+			n.log.DebugContext(ctx, "host networking change", "change", c)
+		}
+	}
+	return res, err
+}
+
+func hasRules(s iptState) bool {
+	for _, c := range slices.Concat(s.Chains, s.Shared) {
+		if len(c.Rules) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// detectConnmarkBackend chooses as upstream does: an iptables whose
+// --version mentions "legacy" keeps the connmark rules in iptables;
+// otherwise they go to native nftables.
+func detectConnmarkBackend(ctx context.Context, path string) (ConnmarkBackend, error) {
+	out, err := exec.CommandContext(ctx, path, "--version").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("detect connmark backend: %s --version: %w (%s)", path, err, strings.TrimSpace(string(out)))
+	}
+	if strings.Contains(string(out), "legacy") {
+		return ConnmarkIPTables, nil
+	}
+	return ConnmarkNFTables, nil
+}
+
+// reconcileRules adds the wanted ip rules and deletes owned ones that are
+// not wanted, in both families.
+func reconcileRules(want hostState, changes *[]string) error {
+	var errs []error
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rules, err := listRules(fam)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list ip rules: %w", err))
+			continue
+		}
+		var have []ruleSpec
+		var stale []netlink.Rule
+		for _, r := range rules {
+			k := ruleKeyOf(r)
+			switch {
+			case k.Family != fam:
+			case slices.Contains(want.Rules, k):
+				have = append(have, k)
+			case want.ownedIPRule(k):
+				stale = append(stale, r)
+			}
+		}
+		// Add before deleting: in strict mode the local rule moves from
+		// priority 0 to 20 and must never be missing in between.
+		for _, w := range want.Rules {
+			if w.Family != fam || slices.Contains(have, w) {
+				continue
+			}
+			if err := netlink.RuleAdd(w.netlinkRule()); err != nil {
+				errs = append(errs, fmt.Errorf("add rule %s: %w", w, err))
+				continue
+			}
+			*changes = append(*changes, "ip rule add "+w.String())
+		}
+		for _, r := range stale {
+			k := ruleKeyOf(r)
+			if err := delRule(&r); err != nil {
+				errs = append(errs, fmt.Errorf("delete rule %s: %w", k, err))
+				continue
+			}
+			*changes = append(*changes, "ip rule del "+k.String())
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,288 @@
+package networkutils
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
+)
+
+// iptClient is one iptables binary (one backend, one family). go-iptables
+// execs the binary from the calling goroutine's locked thread, so the
+// command acts on the caller's network namespace.
+type iptClient struct {
+	ipt  *iptables.IPTables
+	name string // binary name, for change and error messages
+}
+
+func newIPTClient(path string, proto iptables.Protocol) (*iptClient, error) {
+	ipt, err := iptables.New(iptables.IPFamily(proto), iptables.Path(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &iptClient{ipt: ipt, name: filepath.Base(path)}, nil
+}
+
+// ip6tablesPath derives the IPv6 binary from the IPv4 one, keeping the
+// backend: iptables-legacy → ip6tables-legacy.
+func ip6tablesPath(path string) string {
+	dir, base := filepath.Split(path)
+	return dir + strings.Replace(base, "iptables", "ip6tables", 1)
+}
+
+// list returns the rules of chain as specs without the "-A CHAIN" prefix.
+func (c *iptClient) list(table, chain string) ([]iptRule, error) {
+	lines, err := c.ipt.List(table, chain)
+	if err != nil {
+		return nil, fmt.Errorf("%s -t %s -S %s: %w", c.name, table, chain, err)
+	}
+	var out []iptRule
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "-A ") {
+			continue
+		}
+		toks, err := splitRule(l)
+		if err != nil {
+			return nil, fmt.Errorf("%s -t %s -S %s: %w", c.name, table, chain, err)
+		}
+		out = append(out, iptRule(toks[2:]))
+	}
+	return out, nil
+}
+
+// splitRule splits an `iptables -S` line into arguments, undoing the
+// double quotes iptables puts around values with spaces.
+func splitRule(line string) ([]string, error) {
+	var (
+		toks   []string
+		cur    strings.Builder
+		inTok  bool
+		quoted bool
+	)
+	for i := 0; i < len(line); i++ {
+		ch := line[i]
+		switch {
+		case quoted && ch == '\\' && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+		case ch == '"':
+			quoted = !quoted
+			inTok = true
+		case !quoted && (ch == ' ' || ch == '\t'):
+			if inTok {
+				toks = append(toks, cur.String())
+				cur.Reset()
+				inTok = false
+			}
+		default:
+			cur.WriteByte(ch)
+			inTok = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("unterminated quote in rule %q", line)
+	}
+	if inTok {
+		toks = append(toks, cur.String())
+	}
+	if len(toks) < 2 {
+		return nil, fmt.Errorf("malformed rule %q", line)
+	}
+	return toks, nil
+}
+
+func sameRule(a, b iptRule) bool { return slices.Equal(a, b) }
+
+func indexRule(rs []iptRule, r iptRule) int {
+	return slices.IndexFunc(rs, func(x iptRule) bool { return sameRule(x, r) })
+}
+
+// reconcile brings one family's owned iptables state to want, recording
+// every change. Failures are collected so one bad rule does not stop the
+// rest.
+func (c *iptClient) reconcile(want iptState, changes *[]string) error {
+	var errs []error
+	record := func(s string) { *changes = append(*changes, c.name+" "+s) }
+
+	// Owned chains live in nat; list them once to find missing and stale ones.
+	existing := map[string][]string{}
+	tables := []string{"nat"}
+	for _, ch := range want.Chains {
+		if !slices.Contains(tables, ch.Table) {
+			tables = append(tables, ch.Table)
+		}
+	}
+	for _, t := range tables {
+		chains, err := c.ipt.ListChains(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -S: %w", c.name, t, err))
+			continue
+		}
+		existing[t] = chains
+	}
+	for _, ch := range want.Chains {
+		chains, ok := existing[ch.Table]
+		if !ok || slices.Contains(chains, ch.Name) {
+			continue
+		}
+		if err := c.ipt.NewChain(ch.Table, ch.Name); err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -N %s: %w", c.name, ch.Table, ch.Name, err))
+			continue
+		}
+		record(fmt.Sprintf("-t %s -N %s", ch.Table, ch.Name))
+	}
+
+	// Shared chains first: they hold the jumps into chains that may be
+	// about to go away.
+	for _, ch := range want.Shared {
+		if err := c.reconcileShared(ch, record); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, ch := range want.Chains {
+		if err := c.reconcileOwned(ch, record); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	// Stale chains of ours (old multi-chain layouts, the iptables connmark
+	// chain after a switch to nftables): flush them all, then delete, since
+	// they may reference each other.
+	var stale [][2]string
+	for t, chains := range existing {
+		for _, name := range chains {
+			if ownedChain(name) && !slices.ContainsFunc(want.Chains, func(w iptChain) bool { return w.Table == t && w.Name == name }) {
+				stale = append(stale, [2]string{t, name})
+			}
+		}
+	}
+	for _, s := range stale {
+		if err := c.ipt.ClearChain(s[0], s[1]); err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -F %s: %w", c.name, s[0], s[1], err))
+		}
+	}
+	for _, s := range stale {
+		if err := c.ipt.DeleteChain(s[0], s[1]); err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -X %s: %w", c.name, s[0], s[1], err))
+			continue
+		}
+		record(fmt.Sprintf("-t %s -X %s", s[0], s[1]))
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileShared makes our rules in a built-in chain equal ch.Rules
+// without touching anyone else's rules.
+func (c *iptClient) reconcileShared(ch iptChain, record func(string)) error {
+	cur, err := c.list(ch.Table, ch.Name)
+	if err != nil {
+		return err
+	}
+	var ours []iptRule
+	for _, r := range cur {
+		if ownedRule(r) {
+			ours = append(ours, r)
+		}
+	}
+	var errs []error
+	del := func(r iptRule) {
+		if err := c.ipt.Delete(ch.Table, ch.Name, r...); err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -D %s %s: %w", c.name, ch.Table, ch.Name, r, err))
+			return
+		}
+		record(fmt.Sprintf("-t %s -D %s %s", ch.Table, ch.Name, r))
+	}
+	if ch.Top {
+		// Others (kube-proxy, firewalls) may insert above us later; only
+		// presence matters here, not the position.
+		need := slices.Clone(ch.Rules)
+		for _, r := range ours {
+			if i := indexRule(need, r); i >= 0 {
+				need = slices.Delete(need, i, i+1)
+				continue
+			}
+			del(r)
+		}
+		for i := len(need) - 1; i >= 0; i-- {
+			if err := c.ipt.Insert(ch.Table, ch.Name, 1, need[i]...); err != nil {
+				errs = append(errs, fmt.Errorf("%s -t %s -I %s 1 %s: %w", c.name, ch.Table, ch.Name, need[i], err))
+				continue
+			}
+			record(fmt.Sprintf("-t %s -I %s 1 %s", ch.Table, ch.Name, need[i]))
+		}
+		return errors.Join(errs...)
+	}
+	// Our rules must keep their relative order (the connmark restore must
+	// follow the jump that sets the mark): keep the longest matching prefix,
+	// then delete and re-append the rest.
+	k := 0
+	for k < len(ours) && k < len(ch.Rules) && sameRule(ours[k], ch.Rules[k]) {
+		k++
+	}
+	for _, r := range ours[k:] {
+		del(r)
+	}
+	for _, r := range ch.Rules[k:] {
+		if err := c.ipt.Append(ch.Table, ch.Name, r...); err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -A %s %s: %w", c.name, ch.Table, ch.Name, r, err))
+			continue
+		}
+		record(fmt.Sprintf("-t %s -A %s %s", ch.Table, ch.Name, r))
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileOwned makes an owned chain hold exactly ch.Rules, in order,
+// changing only the rules that differ.
+func (c *iptClient) reconcileOwned(ch iptChain, record func(string)) error {
+	cur, err := c.list(ch.Table, ch.Name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	// Drop what is not wanted (or wanted fewer times), bottom-up so rule
+	// numbers stay valid.
+	need := slices.Clone(ch.Rules)
+	keep := make([]bool, len(cur))
+	for i, r := range cur {
+		if j := indexRule(need, r); j >= 0 {
+			need = slices.Delete(need, j, j+1)
+			keep[i] = true
+		}
+	}
+	for i := len(cur) - 1; i >= 0; i-- {
+		if keep[i] {
+			continue
+		}
+		if err := c.ipt.DeleteById(ch.Table, ch.Name, i+1); err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -D %s %d (%s): %w", c.name, ch.Table, ch.Name, i+1, cur[i], err))
+			return errors.Join(errs...) // numbering is now unknown
+		}
+		record(fmt.Sprintf("-t %s -D %s %s", ch.Table, ch.Name, cur[i]))
+		cur = slices.Delete(cur, i, i+1)
+	}
+	// cur is now a sub-multiset of the wanted rules; fix order and fill gaps.
+	for i, w := range ch.Rules {
+		if i < len(cur) && sameRule(cur[i], w) {
+			continue
+		}
+		if j := indexRule(cur[i:], w); j >= 0 {
+			if err := c.ipt.DeleteById(ch.Table, ch.Name, i+j+1); err != nil {
+				errs = append(errs, fmt.Errorf("%s -t %s -D %s %d (%s): %w", c.name, ch.Table, ch.Name, i+j+1, w, err))
+				return errors.Join(errs...)
+			}
+			record(fmt.Sprintf("-t %s -D %s %s", ch.Table, ch.Name, w))
+			cur = slices.Delete(cur, i+j, i+j+1)
+		}
+		if err := c.ipt.Insert(ch.Table, ch.Name, i+1, w...); err != nil {
+			errs = append(errs, fmt.Errorf("%s -t %s -I %s %d %s: %w", c.name, ch.Table, ch.Name, i+1, w, err))
+			return errors.Join(errs...)
+		}
+		record(fmt.Sprintf("-t %s -I %s %d %s", ch.Table, ch.Name, i+1, w))
+		cur = slices.Insert(cur, i, w)
+	}
+	return errors.Join(errs...)
+}
