@@ -1,0 +1,218 @@
+package awsutils
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+)
+
+// AssignIPv4 adds count secondary private IPv4 addresses to an ENI and
+// returns the addresses EC2 chose.
+func (e *EC2) AssignIPv4(ctx context.Context, eniID string, count int) ([]netip.Addr, error) {
+	if count < 1 {
+		return nil, fmt.Errorf("assigning IPv4 addresses to %s: count %d must be at least 1", eniID, count)
+	}
+	out, err := e.api.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+		NetworkInterfaceId:             aws.String(eniID),
+		SecondaryPrivateIpAddressCount: aws.Int32(int32(count)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assigning %d IPv4 addresses to %s: %w", count, eniID, err)
+	}
+	return assignedAddrs(eniID, out)
+}
+
+// AssignIPv4Addresses adds the given secondary private IPv4 addresses to an
+// ENI (used to take back addresses still held by pods after a restart).
+func (e *EC2) AssignIPv4Addresses(ctx context.Context, eniID string, addrs []netip.Addr) ([]netip.Addr, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("assigning IPv4 addresses to %s: empty address list", eniID)
+	}
+	strs, err := addrStrings(addrs, true)
+	if err != nil {
+		return nil, fmt.Errorf("assigning IPv4 addresses to %s: %w", eniID, err)
+	}
+	out, err := e.api.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID),
+		PrivateIpAddresses: strs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assigning IPv4 addresses %v to %s: %w", strs, eniID, err)
+	}
+	return assignedAddrs(eniID, out)
+}
+
+func assignedAddrs(eniID string, out *ec2.AssignPrivateIpAddressesOutput) ([]netip.Addr, error) {
+	res := make([]netip.Addr, 0, len(out.AssignedPrivateIpAddresses))
+	var errs []error
+	for _, a := range out.AssignedPrivateIpAddresses {
+		ad, err := parseAddr("AssignPrivateIpAddresses on "+eniID, aws.ToString(a.PrivateIpAddress))
+		errs = append(errs, err)
+		if err == nil {
+			res = append(res, ad)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// AssignIPv4Prefixes adds count /28 prefixes to an ENI and returns them.
+func (e *EC2) AssignIPv4Prefixes(ctx context.Context, eniID string, count int) ([]netip.Prefix, error) {
+	if count < 1 {
+		return nil, fmt.Errorf("assigning IPv4 prefixes to %s: count %d must be at least 1", eniID, count)
+	}
+	out, err := e.api.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID),
+		Ipv4PrefixCount:    aws.Int32(int32(count)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assigning %d IPv4 prefixes to %s: %w", count, eniID, err)
+	}
+	res := make([]netip.Prefix, 0, len(out.AssignedIpv4Prefixes))
+	var errs []error
+	for _, p := range out.AssignedIpv4Prefixes {
+		pf, err := parsePrefix("AssignPrivateIpAddresses on "+eniID, aws.ToString(p.Ipv4Prefix))
+		errs = append(errs, err)
+		if err == nil {
+			res = append(res, pf)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// UnassignIPv4 releases secondary IPv4 addresses of an ENI.
+func (e *EC2) UnassignIPv4(ctx context.Context, eniID string, addrs []netip.Addr) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	strs, err := addrStrings(addrs, true)
+	if err != nil {
+		return fmt.Errorf("unassigning IPv4 addresses from %s: %w", eniID, err)
+	}
+	_, err = e.api.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID),
+		PrivateIpAddresses: strs,
+	})
+	if err != nil {
+		return fmt.Errorf("unassigning IPv4 addresses %v from %s: %w", strs, eniID, err)
+	}
+	return nil
+}
+
+// UnassignIPv4Prefixes releases /28 prefixes of an ENI.
+func (e *EC2) UnassignIPv4Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	strs, err := prefixStrings(prefixes, true)
+	if err != nil {
+		return fmt.Errorf("unassigning IPv4 prefixes from %s: %w", eniID, err)
+	}
+	_, err = e.api.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID),
+		Ipv4Prefixes:       strs,
+	})
+	if err != nil {
+		return fmt.Errorf("unassigning IPv4 prefixes %v from %s: %w", strs, eniID, err)
+	}
+	return nil
+}
+
+// AssignIPv6Prefixes adds count /80 IPv6 prefixes to an ENI and returns them.
+func (e *EC2) AssignIPv6Prefixes(ctx context.Context, eniID string, count int) ([]netip.Prefix, error) {
+	if count < 1 {
+		return nil, fmt.Errorf("assigning IPv6 prefixes to %s: count %d must be at least 1", eniID, count)
+	}
+	out, err := e.api.AssignIpv6Addresses(ctx, &ec2.AssignIpv6AddressesInput{
+		NetworkInterfaceId: aws.String(eniID),
+		Ipv6PrefixCount:    aws.Int32(int32(count)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assigning %d IPv6 prefixes to %s: %w", count, eniID, err)
+	}
+	res := make([]netip.Prefix, 0, len(out.AssignedIpv6Prefixes))
+	var errs []error
+	for _, s := range out.AssignedIpv6Prefixes {
+		pf, err := parsePrefix("AssignIpv6Addresses on "+eniID, s)
+		errs = append(errs, err)
+		if err == nil {
+			res = append(res, pf)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// AssignIPv6Addresses adds count IPv6 addresses to an ENI and returns them.
+func (e *EC2) AssignIPv6Addresses(ctx context.Context, eniID string, count int) ([]netip.Addr, error) {
+	if count < 1 {
+		return nil, fmt.Errorf("assigning IPv6 addresses to %s: count %d must be at least 1", eniID, count)
+	}
+	out, err := e.api.AssignIpv6Addresses(ctx, &ec2.AssignIpv6AddressesInput{
+		NetworkInterfaceId: aws.String(eniID),
+		Ipv6AddressCount:   aws.Int32(int32(count)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("assigning %d IPv6 addresses to %s: %w", count, eniID, err)
+	}
+	res := make([]netip.Addr, 0, len(out.AssignedIpv6Addresses))
+	var errs []error
+	for _, s := range out.AssignedIpv6Addresses {
+		a, err := parseAddr("AssignIpv6Addresses on "+eniID, s)
+		errs = append(errs, err)
+		if err == nil {
+			res = append(res, a)
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// UnassignIPv6Prefixes releases IPv6 prefixes of an ENI.
+func (e *EC2) UnassignIPv6Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	strs, err := prefixStrings(prefixes, false)
+	if err != nil {
+		return fmt.Errorf("unassigning IPv6 prefixes from %s: %w", eniID, err)
+	}
+	_, err = e.api.UnassignIpv6Addresses(ctx, &ec2.UnassignIpv6AddressesInput{
+		NetworkInterfaceId: aws.String(eniID),
+		Ipv6Prefixes:       strs,
+	})
+	if err != nil {
+		return fmt.Errorf("unassigning IPv6 prefixes %v from %s: %w", strs, eniID, err)
+	}
+	return nil
+}
+
+func addrStrings(addrs []netip.Addr, v4 bool) ([]string, error) {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if !a.IsValid() || a.Is4() != v4 {
+			return nil, fmt.Errorf("address %v is not a valid %s address", a, family(v4))
+		}
+		out = append(out, a.String())
+	}
+	return out, nil
+}
+
+func prefixStrings(ps []netip.Prefix, v4 bool) ([]string, error) {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if !p.IsValid() || p.Addr().Is4() != v4 {
+			return nil, fmt.Errorf("prefix %v is not a valid %s prefix", p, family(v4))
+		}
+		out = append(out, p.Masked().String())
+	}
+	return out, nil
+}
+
+func family(v4 bool) string {
+	if v4 {
+		return "IPv4"
+	}
+	return "IPv6"
+}

@@ -1,0 +1,407 @@
+package awsutils
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+// parseENI converts an SDK network interface into our ENI, rejecting
+// addresses EC2 should never send.
+func parseENI(ni types.NetworkInterface) (ENI, error) {
+	id := aws.ToString(ni.NetworkInterfaceId)
+	e := ENI{
+		ID:             id,
+		MAC:            aws.ToString(ni.MacAddress),
+		SubnetID:       aws.ToString(ni.SubnetId),
+		VPCID:          aws.ToString(ni.VpcId),
+		AZ:             aws.ToString(ni.AvailabilityZone),
+		Description:    aws.ToString(ni.Description),
+		InterfaceType:  string(ni.InterfaceType),
+		Status:         string(ni.Status),
+		Tags:           tagMap(ni.TagSet),
+		SecurityGroups: groupIDs(ni.Groups),
+	}
+	if a := ni.Attachment; a != nil && aws.ToString(a.AttachmentId) != "" {
+		e.Attachment = &Attachment{
+			ID:                  aws.ToString(a.AttachmentId),
+			InstanceID:          aws.ToString(a.InstanceId),
+			DeviceIndex:         int(aws.ToInt32(a.DeviceIndex)),
+			NetworkCard:         int(aws.ToInt32(a.NetworkCardIndex)),
+			DeleteOnTermination: aws.ToBool(a.DeleteOnTermination),
+			Status:              string(a.Status),
+		}
+	}
+	what := "ENI " + id
+	var errs []error
+	if s := aws.ToString(ni.PrivateIpAddress); s != "" {
+		a, err := parseAddr(what, s)
+		errs = append(errs, err)
+		e.PrivateIPv4 = a
+	}
+	for _, p := range ni.PrivateIpAddresses {
+		a, err := parseAddr(what, aws.ToString(p.PrivateIpAddress))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if aws.ToBool(p.Primary) {
+			e.PrivateIPv4 = a
+			continue
+		}
+		e.SecondaryIPv4 = append(e.SecondaryIPv4, a)
+	}
+	for _, p := range ni.Ipv4Prefixes {
+		pf, err := parsePrefix(what, aws.ToString(p.Ipv4Prefix))
+		errs = append(errs, err)
+		if err == nil {
+			e.IPv4Prefixes = append(e.IPv4Prefixes, pf)
+		}
+	}
+	for _, a := range ni.Ipv6Addresses {
+		ad, err := parseAddr(what, aws.ToString(a.Ipv6Address))
+		errs = append(errs, err)
+		if err == nil {
+			e.IPv6 = append(e.IPv6, ad)
+		}
+	}
+	for _, p := range ni.Ipv6Prefixes {
+		pf, err := parsePrefix(what, aws.ToString(p.Ipv6Prefix))
+		errs = append(errs, err)
+		if err == nil {
+			e.IPv6Prefixes = append(e.IPv6Prefixes, pf)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ENI{}, err
+	}
+	return e, nil
+}
+
+func groupIDs(gs []types.GroupIdentifier) []string {
+	out := make([]string, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, aws.ToString(g.GroupId))
+	}
+	slices.Sort(out)
+	return out
+}
+
+var eniIDPattern = regexp.MustCompile(`eni-[0-9a-zA-Z]+`)
+
+// missingENIIDs extracts the ENI ids an InvalidNetworkInterfaceID.NotFound
+// message names ("The networkInterface ID 'eni-…' does not exist"), keeping
+// only ids that were asked for.
+func missingENIIDs(msg string, asked []string) []string {
+	var out []string
+	for _, id := range eniIDPattern.FindAllString(msg, -1) {
+		if slices.Contains(asked, id) && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// DescribeENIs describes the given ENIs in one call. ENIs that no longer
+// exist are dropped (EC2 fails the whole call for them, naming the id; we
+// remove it and ask again) and returned in vanished. No ids: no call.
+func (e *EC2) DescribeENIs(ctx context.Context, ids []string) (enis []ENI, vanished []string, err error) {
+	ids = slices.Clone(ids)
+	for len(ids) > 0 {
+		out, err := e.api.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: ids})
+		if Code(err) == CodeENINotFound {
+			gone := missingENIIDs(errorMessage(err), ids)
+			if len(gone) == 0 {
+				return nil, vanished, fmt.Errorf("describing ENIs %v: cannot tell which id is missing: %w", ids, err)
+			}
+			vanished = append(vanished, gone...)
+			ids = slices.DeleteFunc(ids, func(id string) bool { return slices.Contains(gone, id) })
+			continue
+		}
+		if err != nil {
+			return nil, vanished, fmt.Errorf("describing ENIs %v: %w", ids, err)
+		}
+		for _, ni := range out.NetworkInterfaces {
+			eni, err := parseENI(ni)
+			if err != nil {
+				return nil, vanished, err
+			}
+			enis = append(enis, eni)
+		}
+		return enis, vanished, nil
+	}
+	return nil, vanished, nil
+}
+
+// DescribeENI describes one ENI; a missing ENI gives an error for which
+// IsNotFound is true.
+func (e *EC2) DescribeENI(ctx context.Context, id string) (ENI, error) {
+	out, err := e.api.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{id}})
+	if err != nil {
+		return ENI{}, fmt.Errorf("describing ENI %s: %w", id, err)
+	}
+	if len(out.NetworkInterfaces) != 1 {
+		return ENI{}, fmt.Errorf("describing ENI %s: EC2 returned %d interfaces", id, len(out.NetworkInterfaces))
+	}
+	return parseENI(out.NetworkInterfaces[0])
+}
+
+// CreateENIRequest describes a new ENI. At most one of the four counts may
+// be set; none gives an ENI with only its primary address.
+type CreateENIRequest struct {
+	InstanceID     string
+	SubnetID       string
+	SecurityGroups []string
+	// Description defaults to "aws-K8S-<InstanceID>".
+	Description        string
+	SecondaryIPv4Count int
+	IPv4PrefixCount    int
+	IPv6PrefixCount    int
+	IPv6AddressCount   int
+}
+
+func (r CreateENIRequest) validate() error {
+	var errs []error
+	if r.InstanceID == "" {
+		errs = append(errs, errors.New("InstanceID is empty"))
+	}
+	if r.SubnetID == "" {
+		errs = append(errs, errors.New("SubnetID is empty"))
+	}
+	set := 0
+	for name, n := range map[string]int{"SecondaryIPv4Count": r.SecondaryIPv4Count, "IPv4PrefixCount": r.IPv4PrefixCount, "IPv6PrefixCount": r.IPv6PrefixCount, "IPv6AddressCount": r.IPv6AddressCount} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s %d is negative", name, n))
+		}
+		if n > 0 {
+			set++
+		}
+	}
+	if set > 1 {
+		errs = append(errs, errors.New("set at most one of SecondaryIPv4Count, IPv4PrefixCount, IPv6PrefixCount, IPv6AddressCount"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("create ENI request: %w", err)
+	}
+	return nil
+}
+
+// CreateENI creates an (unattached) ENI tagged per upstream: instance id,
+// creation time, cluster tags and additional tags.
+func (e *EC2) CreateENI(ctx context.Context, req CreateENIRequest) (ENI, error) {
+	if err := req.validate(); err != nil {
+		return ENI{}, err
+	}
+	desc := req.Description
+	if desc == "" {
+		desc = ENIDescription(req.InstanceID)
+	}
+	sgs := slices.Sorted(slices.Values(req.SecurityGroups))
+	in := &ec2.CreateNetworkInterfaceInput{
+		SubnetId:    aws.String(req.SubnetID),
+		Description: aws.String(desc),
+		Groups:      sgs,
+		TagSpecifications: []types.TagSpecification{{
+			ResourceType: types.ResourceTypeNetworkInterface,
+			Tags:         sdkTags(ENITags(req.InstanceID, e.cfg.ClusterName, e.cfg.AdditionalTags, e.cfg.Now())),
+		}},
+	}
+	switch {
+	case req.SecondaryIPv4Count > 0:
+		in.SecondaryPrivateIpAddressCount = aws.Int32(int32(req.SecondaryIPv4Count))
+	case req.IPv4PrefixCount > 0:
+		in.Ipv4PrefixCount = aws.Int32(int32(req.IPv4PrefixCount))
+	case req.IPv6PrefixCount > 0:
+		in.Ipv6PrefixCount = aws.Int32(int32(req.IPv6PrefixCount))
+	case req.IPv6AddressCount > 0:
+		in.Ipv6AddressCount = aws.Int32(int32(req.IPv6AddressCount))
+	}
+	out, err := e.api.CreateNetworkInterface(ctx, in)
+	if err != nil {
+		return ENI{}, fmt.Errorf("creating ENI in subnet %s for %s: %w", req.SubnetID, req.InstanceID, err)
+	}
+	if out.NetworkInterface == nil {
+		return ENI{}, fmt.Errorf("creating ENI in subnet %s: EC2 returned no interface", req.SubnetID)
+	}
+	return parseENI(*out.NetworkInterface)
+}
+
+// AttachENI attaches an ENI at a device index of a network card and returns
+// the attachment id.
+func (e *EC2) AttachENI(ctx context.Context, eniID, instanceID string, deviceIndex, card int) (string, error) {
+	out, err := e.api.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
+		NetworkInterfaceId: aws.String(eniID),
+		InstanceId:         aws.String(instanceID),
+		DeviceIndex:        aws.Int32(int32(deviceIndex)),
+		NetworkCardIndex:   aws.Int32(int32(card)),
+	})
+	if err != nil {
+		return "", fmt.Errorf("attaching ENI %s to %s at device %d card %d: %w", eniID, instanceID, deviceIndex, card, err)
+	}
+	return aws.ToString(out.AttachmentId), nil
+}
+
+// SetDeleteOnTermination makes EC2 delete the ENI with its instance, so a
+// node that dies does not leak it.
+func (e *EC2) SetDeleteOnTermination(ctx context.Context, eniID, attachmentID string) error {
+	_, err := e.api.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String(eniID),
+		Attachment: &types.NetworkInterfaceAttachmentChanges{
+			AttachmentId:        aws.String(attachmentID),
+			DeleteOnTermination: aws.Bool(true),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("setting delete-on-termination on ENI %s (attachment %s): %w", eniID, attachmentID, err)
+	}
+	return nil
+}
+
+// ModifySecurityGroups replaces the security groups of an ENI.
+func (e *EC2) ModifySecurityGroups(ctx context.Context, eniID string, groups []string) error {
+	if len(groups) == 0 {
+		return fmt.Errorf("setting security groups of ENI %s: empty group list", eniID)
+	}
+	_, err := e.api.ModifyNetworkInterfaceAttribute(ctx, &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String(eniID),
+		Groups:             slices.Sorted(slices.Values(groups)),
+	})
+	if err != nil {
+		return fmt.Errorf("setting security groups %v on ENI %s: %w", groups, eniID, err)
+	}
+	return nil
+}
+
+// DetachENI detaches an attachment (not forced).
+func (e *EC2) DetachENI(ctx context.Context, attachmentID string) error {
+	_, err := e.api.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: aws.String(attachmentID)})
+	if err != nil {
+		return fmt.Errorf("detaching attachment %s: %w", attachmentID, err)
+	}
+	return nil
+}
+
+// DeleteENI deletes an ENI. An ENI that is already gone counts as deleted.
+func (e *EC2) DeleteENI(ctx context.Context, eniID string) error {
+	_, err := e.api.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(eniID)})
+	if err != nil && Code(err) != CodeENINotFound {
+		return fmt.Errorf("deleting ENI %s: %w", eniID, err)
+	}
+	return nil
+}
+
+// AllocateENIRequest is a CreateENIRequest plus where to attach the ENI.
+type AllocateENIRequest struct {
+	CreateENIRequest
+	NetworkCard int
+	// DeviceIndex 0 means: the lowest free index on NetworkCard (one
+	// DescribeInstances call).
+	DeviceIndex int
+}
+
+// AllocateENI creates an ENI, attaches it to the instance and sets
+// delete-on-termination. When a step fails the earlier ones are undone
+// (detach, delete), so no ENI is left behind; the returned error then joins
+// the cause and any failure of the undo.
+func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, error) {
+	if err := req.validate(); err != nil {
+		return ENI{}, err
+	}
+	dev := req.DeviceIndex
+	if dev == 0 {
+		var err error
+		if dev, err = e.FreeDeviceIndex(ctx, req.InstanceID, req.NetworkCard); err != nil {
+			return ENI{}, err
+		}
+	}
+	eni, err := e.CreateENI(ctx, req.CreateENIRequest)
+	if err != nil {
+		return ENI{}, err
+	}
+	attID, err := e.AttachENI(ctx, eni.ID, req.InstanceID, dev, req.NetworkCard)
+	if err != nil {
+		rctx, cancel := rollbackContext(ctx)
+		defer cancel()
+		return ENI{}, errors.Join(err, e.DeleteENI(rctx, eni.ID))
+	}
+	if err := e.SetDeleteOnTermination(ctx, eni.ID, attID); err != nil {
+		rctx, cancel := rollbackContext(ctx)
+		defer cancel()
+		return ENI{}, errors.Join(err, e.detachAndDelete(rctx, eni.ID, attID))
+	}
+	eni.Attachment = &Attachment{
+		ID:                  attID,
+		InstanceID:          req.InstanceID,
+		DeviceIndex:         dev,
+		NetworkCard:         req.NetworkCard,
+		DeleteOnTermination: true,
+	}
+	return eni, nil
+}
+
+// FreeENI detaches an ENI (if attached), waits until EC2 reports it
+// available, and deletes it. An ENI that does not exist is already free.
+func (e *EC2) FreeENI(ctx context.Context, eniID string) error {
+	eni, err := e.DescribeENI(ctx, eniID)
+	if Code(err) == CodeENINotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
+	}
+	if eni.Attachment == nil {
+		return e.DeleteENI(ctx, eniID)
+	}
+	return e.detachAndDelete(ctx, eniID, eni.Attachment.ID)
+}
+
+func (e *EC2) detachAndDelete(ctx context.Context, eniID, attachmentID string) error {
+	if err := e.DetachENI(ctx, attachmentID); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
+	}
+	if err := e.waitAvailable(ctx, eniID); err != nil {
+		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
+	}
+	return e.DeleteENI(ctx, eniID)
+}
+
+// waitAvailable polls until the ENI is detached (EC2 refuses to delete an
+// ENI that is still detaching). Upstream sleeps a fixed 2 s instead.
+func (e *EC2) waitAvailable(ctx context.Context, eniID string) error {
+	for attempt := 1; ; attempt++ {
+		eni, err := e.DescribeENI(ctx, eniID)
+		switch {
+		case Code(err) == CodeENINotFound:
+			return nil
+		case err != nil:
+			return fmt.Errorf("waiting for detach: %w", err)
+		case eni.Status == string(types.NetworkInterfaceStatusAvailable) && eni.Attachment == nil:
+			return nil
+		case eni.Status == string(types.NetworkInterfaceStatusAvailable) && eni.Attachment.Status == string(types.AttachmentStatusDetached):
+			return nil
+		}
+		t := time.NewTimer(e.cfg.DetachPoll.Delay(attempt, 0.5))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for ENI %s to detach (status %s): %w", eniID, eni.Status, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func errorMessage(err error) string {
+	var m interface{ ErrorMessage() string }
+	if errors.As(err, &m) {
+		return m.ErrorMessage()
+	}
+	return strings.TrimSpace(err.Error())
+}
