@@ -89,7 +89,7 @@ func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	if eni.Trunk {
 		return nil
 	}
-	if err := ensureRule(&netlink.Rule{Priority: PriorityENI, Family: fam, Src: hostPrefix(eni.PrimaryIP), Table: table}); err != nil {
+	if err := ensureRule(ruleSpec{Priority: PriorityENI, Family: fam, Src: netip.PrefixFrom(eni.PrimaryIP, eni.PrimaryIP.BitLen()), Table: table}); err != nil {
 		return fmt.Errorf("ENI %s (%s): rule from %s lookup %d: %w", eni.MAC, name, eni.PrimaryIP, table, err)
 	}
 	return nil

@@ -10,18 +10,17 @@ import (
 )
 
 // ensureRule adds want unless an identical rule is already present.
-func ensureRule(want *netlink.Rule) error {
+func ensureRule(want ruleSpec) error {
 	rules, err := listRules(want.Family)
 	if err != nil {
 		return fmt.Errorf("list rules: %w", err)
 	}
-	k := ruleKeyOf(*want)
 	for _, r := range rules {
-		if ruleKeyOf(r) == k {
+		if ruleKeyOf(r) == want {
 			return nil
 		}
 	}
-	return netlink.RuleAdd(want)
+	return netlink.RuleAdd(want.netlinkRule())
 }
 
 // RestorePodRule leaves exactly one `from <podIP> lookup <table>` rule at
@@ -40,15 +39,14 @@ func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table in
 		return fmt.Errorf("restore pod rule for %s: list rules: %w", podIP, err)
 	}
 	src := netip.PrefixFrom(podIP, podIP.BitLen())
-	want := netlink.Rule{Priority: PriorityFromPod, Family: fam, Src: hostPrefix(podIP), Table: table}
-	wantKey := ruleKeyOf(want)
+	want := ruleSpec{Priority: PriorityFromPod, Family: fam, Src: src, Table: table}
 	var errs []error
 	kept := false
 	for _, r := range rules {
 		if r.Priority != PriorityFromPod || ipNetToPrefix(r.Src) != src {
 			continue
 		}
-		if !kept && ruleKeyOf(r) == wantKey {
+		if !kept && ruleKeyOf(r) == want {
 			kept = true
 			continue
 		}
@@ -57,7 +55,7 @@ func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table in
 		}
 	}
 	if !kept {
-		if err := netlink.RuleAdd(&want); err != nil {
+		if err := netlink.RuleAdd(want.netlinkRule()); err != nil {
 			errs = append(errs, fmt.Errorf("restore pod rule: add from %s lookup %d prio %d: %w", podIP, table, PriorityFromPod, err))
 		}
 	}
