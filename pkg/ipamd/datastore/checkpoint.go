@@ -197,8 +197,8 @@ func encodeFile(b *bytes.Buffer, f File) error {
 }
 
 // DecodeFile parses a checkpoint; name is used in errors (usually the path).
-// It checks the version and every address but not cross-entry duplicates
-// (Restore does).
+// It checks the version, every address, and that no address or key appears
+// twice.
 func DecodeFile(name string, data []byte) (File, error) {
 	var jf jsonFile
 	if err := json.Unmarshal(data, &jf); err != nil {
@@ -237,6 +237,9 @@ func DecodeFile(name string, data []byte) (File, error) {
 			return File{}, fmt.Errorf("%w %s: unassigned entry %d: %w", ErrCheckpoint, name, i, err)
 		}
 		f.Cooling = append(f.Cooling, Cooling{Addr: addr, UnassignedAt: fromUnixNano(jc.UnassignedTimestamp)})
+	}
+	if err := checkEntries(f); err != nil {
+		return File{}, fmt.Errorf("%w %s: %w", ErrCheckpoint, name, err)
 	}
 	return f, nil
 }

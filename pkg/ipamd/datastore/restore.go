@@ -24,21 +24,8 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 	if f.Version != CheckpointVersion {
 		return RestoreResult{}, fmt.Errorf("%w: unsupported version %q (want %q)", ErrCheckpoint, f.Version, CheckpointVersion)
 	}
-	byAddr := make(map[netip.Addr]int, len(f.Allocations))
-	byKey := make(map[Key]int, len(f.Allocations))
-	for i, a := range f.Allocations {
-		if !a.Addr.IsValid() {
-			return RestoreResult{}, fmt.Errorf("%w: allocation %d (%s) has no address", ErrCheckpoint, i, a.Key)
-		}
-		if j, dup := byAddr[a.Addr]; dup {
-			return RestoreResult{}, fmt.Errorf("%w: duplicate address %s in allocations %d (%s) and %d (%s)",
-				ErrCheckpoint, a.Addr, j, f.Allocations[j].Key, i, a.Key)
-		}
-		if j, dup := byKey[a.Key]; dup {
-			return RestoreResult{}, fmt.Errorf("%w: duplicate key %s in allocations %d (%s) and %d (%s)",
-				ErrCheckpoint, a.Key, j, f.Allocations[j].Addr, i, a.Addr)
-		}
-		byAddr[a.Addr], byKey[a.Key] = i, i
+	if err := checkEntries(f); err != nil {
+		return RestoreResult{}, fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
 
 	s.mu.Lock()
@@ -121,4 +108,26 @@ func (s *Store) Load(isLive func(Allocation) bool) (RestoreResult, error) {
 		return RestoreResult{}, err
 	}
 	return s.Restore(f, isLive)
+}
+
+// checkEntries rejects allocations without an address and two allocations
+// with the same address or the same key.
+func checkEntries(f File) error {
+	byAddr := make(map[netip.Addr]int, len(f.Allocations))
+	byKey := make(map[Key]int, len(f.Allocations))
+	for i, a := range f.Allocations {
+		if !a.Addr.IsValid() {
+			return fmt.Errorf("allocation %d (%s) has no address", i, a.Key)
+		}
+		if j, dup := byAddr[a.Addr]; dup {
+			return fmt.Errorf("duplicate address %s in allocations %d (%s) and %d (%s)",
+				a.Addr, j, f.Allocations[j].Key, i, a.Key)
+		}
+		if j, dup := byKey[a.Key]; dup {
+			return fmt.Errorf("duplicate key %s in allocations %d (%s) and %d (%s)",
+				a.Key, j, f.Allocations[j].Addr, i, a.Addr)
+		}
+		byAddr[a.Addr], byKey[a.Key] = i, i
+	}
+	return nil
 }
