@@ -1,0 +1,91 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Event reasons ipamd records.
+const (
+	ReasonMissingIAMPermissions = "MissingIAMPermissions" // EC2 UnauthorizedOperation
+	ReasonENIConfigNotFound     = "ENIConfigNotFound"
+	ReasonInvalidENIConfig      = "InvalidENIConfig"
+)
+
+// reportingController is the events.k8s.io/v1 reporter name upstream uses.
+const reportingController = "aws-node"
+
+// maxNoteLen is the API server's limit on events.k8s.io/v1 notes.
+const maxNoteLen = 1024
+
+type eventDedup struct {
+	mu     sync.Mutex
+	window time.Duration
+	last   map[string]time.Time
+}
+
+// allow reports whether key was not recorded within the window, and marks it.
+func (d *eventDedup) allow(key string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t, ok := d.last[key]; ok && now.Sub(t) < d.window {
+		return false
+	}
+	d.last[key] = now
+	return true
+}
+
+// Eventf records an events.k8s.io/v1 event about the aws-node pod (or this
+// node when no pod name is configured). eventType is corev1.EventTypeNormal
+// or corev1.EventTypeWarning. Identical events within EventDedupWindow are
+// dropped. Failures are logged, not returned: an event is never worth
+// failing the operation that prompted it.
+func (c *Client) Eventf(ctx context.Context, eventType, reason, format string, args ...any) {
+	note := fmt.Sprintf(format, args...)
+	if len(note) > maxNoteLen {
+		note = note[:maxNoteLen]
+	}
+	now := time.Now()
+	if !c.events.allow(eventType+"\x00"+reason+"\x00"+note, now) {
+		return
+	}
+	regarding, ns := c.eventTarget(ctx)
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      regarding.Name + "." + strconv.FormatInt(now.UnixNano(), 16),
+			Namespace: ns,
+		},
+		EventTime:           metav1.NewMicroTime(now),
+		ReportingController: reportingController,
+		ReportingInstance:   reportingController + "-" + c.cfg.NodeName,
+		Action:              reason,
+		Reason:              reason,
+		Regarding:           regarding,
+		Note:                note,
+		Type:                eventType,
+	}
+	if err := c.client.Create(ctx, ev); err != nil {
+		c.log.Warn("could not record kubernetes event", "reason", reason, "note", note, "err", err)
+	}
+}
+
+func (c *Client) eventTarget(ctx context.Context) (corev1.ObjectReference, string) {
+	if c.cfg.PodName == "" {
+		return corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: c.cfg.NodeName}, metav1.NamespaceDefault
+	}
+	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: c.cfg.PodNamespace, Name: c.cfg.PodName}
+	// The aws-node pod runs on this node, so it is in the pod cache.
+	var p corev1.Pod
+	if c.ready() == nil && c.client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &p) == nil {
+		ref.UID = p.UID
+	}
+	return ref, c.cfg.PodNamespace
+}

@@ -1,0 +1,88 @@
+package k8s
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// PodIPsAnnotation is written on ADD when ANNOTATE_POD_IP is on.
+const PodIPsAnnotation = "vpc.amazonaws.com/pod-ips"
+
+// Pod returns a pod scheduled on this node from the cache. Pods of other
+// nodes are not cached and yield a NotFound error.
+func (c *Client) Pod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
+	var p corev1.Pod
+	if err := c.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &p); err != nil {
+		return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
+	}
+	return &p, nil
+}
+
+// Pods returns the pods scheduled on this node, from the cache.
+func (c *Client) Pods(ctx context.Context) ([]corev1.Pod, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
+	var l corev1.PodList
+	if err := c.client.List(ctx, &l); err != nil {
+		return nil, fmt.Errorf("list pods of node %q: %w", c.cfg.NodeName, err)
+	}
+	return l.Items, nil
+}
+
+// AnnotatePodIP sets vpc.amazonaws.com/pod-ips to ip on the pod (ADD). It
+// patches by name without reading first: the cache may not have seen a pod
+// that is only now being wired.
+func (c *Client) AnnotatePodIP(ctx context.Context, namespace, name, ip string) error {
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{PodIPsAnnotation: ip}},
+	})
+	if err != nil {
+		return err
+	}
+	pod := &corev1.Pod{}
+	pod.Namespace, pod.Name = namespace, name
+	if err := c.client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("annotate pod %s/%s with %s=%s: %w", namespace, name, PodIPsAnnotation, ip, err)
+	}
+	return nil
+}
+
+// ClearPodIP sets the annotation to "" on DEL, but only if it still holds
+// releasedIP: a JSON patch "test" makes the check and the write one atomic
+// step on the server, so a newer ADD's value is never wiped. A pod that is
+// gone or carries another value is left alone (nil error).
+func (c *Client) ClearPodIP(ctx context.Context, namespace, name, releasedIP string) error {
+	path := "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(PodIPsAnnotation, "~", "~0"), "/", "~1")
+	patch, err := json.Marshal([]map[string]string{
+		{"op": "test", "path": path, "value": releasedIP},
+		{"op": "replace", "path": path, "value": ""},
+	})
+	if err != nil {
+		return err
+	}
+	pod := &corev1.Pod{}
+	pod.Namespace, pod.Name = namespace, name
+	err = c.client.Patch(ctx, pod, client.RawPatch(types.JSONPatchType, patch))
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsInvalid(err):
+		// 422 from the "test" op: the annotation is absent or holds another IP.
+		return nil
+	default:
+		return fmt.Errorf("clear %s on pod %s/%s: %w", PodIPsAnnotation, namespace, name, err)
+	}
+}
