@@ -1,0 +1,65 @@
+package ipamd
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+)
+
+// EC2 is the part of the EC2 adapter ipamd uses. *awsutils.EC2 implements
+// it; tests use the real adapter against vpcsim.
+type EC2 interface {
+	InstanceType(ctx context.Context, name string) (awsutils.InstanceTypeInfo, error)
+	Instance(ctx context.Context, id string) (awsutils.InstanceInfo, error)
+	DescribeENIs(ctx context.Context, ids []string) (enis []awsutils.ENI, vanished []string, err error)
+	AllocateENI(ctx context.Context, req awsutils.AllocateENIRequest) (awsutils.ENI, error)
+	FreeENI(ctx context.Context, eniID string) error
+	DeleteENI(ctx context.Context, eniID string) error
+	AssignIPv4(ctx context.Context, eniID string, n int) ([]netip.Addr, error)
+	AssignIPv4Prefixes(ctx context.Context, eniID string, n int) ([]netip.Prefix, error)
+	UnassignIPv4(ctx context.Context, eniID string, addrs []netip.Addr) error
+	UnassignIPv4Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error
+	SetDeleteOnTermination(ctx context.Context, eniID, attachmentID string) error
+	CreateTags(ctx context.Context, resourceID string, tags map[string]string) error
+}
+
+// SubnetLister lists the subnets of the node's VPC and AZ for subnet
+// discovery (ENABLE_SUBNET_DISCOVERY). Nil: only the node's own subnet.
+type SubnetLister interface {
+	Subnets(ctx context.Context, vpcID, az string) ([]awsutils.Subnet, error)
+}
+
+// LeakedENILister lists unattached ENIs that carry our instance-id tag key
+// in the VPC (scoped to the cluster when clusterName is set). Nil: no
+// leaked-ENI sweep.
+type LeakedENILister interface {
+	LeakedENIs(ctx context.Context, vpcID, clusterName string) ([]awsutils.ENI, error)
+}
+
+// Metadata is the part of the IMDS adapter ipamd uses (*awsutils.Metadata).
+type Metadata interface {
+	Identity(ctx context.Context) (awsutils.Identity, error)
+	ENIs(ctx context.Context) ([]awsutils.ENIMetadata, error)
+}
+
+// HostNetwork wires ENIs on the node (*networkutils.Network in production;
+// root only). A nil HostNetwork in Options means "program nothing", the
+// test-only VPC_CNI_DISABLE_HOST_NETWORK mode.
+type HostNetwork interface {
+	SetupENI(ctx context.Context, eni networkutils.ENI) error
+	TeardownENI(ctx context.Context, primaryIP netip.Addr, table int) error
+	ReconcileHost(ctx context.Context, cfg networkutils.HostConfig) (networkutils.HostResult, error)
+	DeletePodRules(ctx context.Context, podIP netip.Addr) error
+}
+
+// Kubernetes is what ipamd asks of the API server. Nil: no API server
+// (no feature that needs one is enabled).
+type Kubernetes interface {
+	// NodeSchedulable is false while the node carries the
+	// node.kubernetes.io/unschedulable:NoSchedule taint.
+	NodeSchedulable(ctx context.Context) (bool, error)
+	// MaxPods is the node's status.capacity.pods.
+	MaxPods(ctx context.Context) (int, error)
+}

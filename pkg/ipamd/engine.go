@@ -1,0 +1,325 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
+)
+
+// maxStepsPerCycle bounds the actions of one pool cycle per card, so a
+// misbehaving EC2 cannot keep the manager in one cycle forever.
+const maxStepsPerCycle = 16
+
+// PoolCycle plans and executes actions on every card until each is at its
+// targets (or blocked). It is what the pool manager runs on every tick and
+// on demand; tests call it directly.
+func (n *IPAM) PoolCycle(ctx context.Context) {
+	if !n.ready.Load() {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	schedulable := n.schedulable(ctx)
+	for _, c := range n.cards {
+		n.cardCycle(ctx, c, schedulable)
+	}
+}
+
+func (n *IPAM) schedulable(ctx context.Context) bool {
+	if n.kube == nil || n.cfg.ManageENIsNonSchedulable {
+		return true
+	}
+	ok, err := n.kube.NodeSchedulable(ctx)
+	if err != nil {
+		n.log.Warn("could not read the node's taints; assuming schedulable", "err", err)
+		return true
+	}
+	return ok
+}
+
+// params builds the planner's input for card c now.
+func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
+	now := time.Now()
+	c.stateMu.Lock()
+	insufficient, lastRelease := c.insufficient, c.lastRelease
+	c.stateMu.Unlock()
+	provisioning := !n.cfg.DisableProvisioning && !n.terminating.Load() && schedulable
+	p := pool.Params{
+		WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
+		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: c.pd,
+		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.node.maxPods,
+		CustomNetworking: n.cfg.CustomNetworking,
+		ReserveTrunk:     n.cfg.EnablePodENI && n.node.typ.Type != "" && c.index == 0,
+		Pending:          int(n.pending.Load()),
+		CanAllocate:      provisioning && !now.Before(insufficient),
+		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= n.times.ReleaseSpacing,
+		CanFreeENI:       provisioning && !freed,
+		MinENIAge:        n.times.MinENIAge,
+		Now:              now,
+	}
+	switch {
+	case n.cfg.DisableProvisioning:
+		p.CooldownNote = "DISABLE_NETWORK_RESOURCE_PROVISIONING=true: ipamd never allocates addresses"
+	case n.terminating.Load():
+		p.CooldownNote = "ipamd is shutting down"
+	case !schedulable:
+		p.CooldownNote = "node is unschedulable (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)"
+	case now.Before(insufficient):
+		p.CooldownNote = fmt.Sprintf("the subnet had no free addresses; retrying after %s", insufficient.Format(time.RFC3339))
+	}
+	if c.index > 0 {
+		p.Pending = 0 // pods spill to card > 0 only once card 0 is exhausted
+	}
+	return p
+}
+
+func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
+	released, freed := false, false
+	for range maxStepsPerCycle {
+		if ctx.Err() != nil {
+			return
+		}
+		a := pool.Plan(poolView(c), n.params(c, schedulable, released, freed))
+		if a.Kind == pool.None {
+			c.setState(starvedText(a), nil)
+			return
+		}
+		n.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
+			"cidrs", len(a.CIDRs), "reason", a.Reason)
+		err := n.execute(ctx, c, a)
+		switch a.Kind {
+		case pool.ReleaseCIDRs:
+			released = true
+			c.stateMu.Lock()
+			c.lastRelease = time.Now()
+			c.stateMu.Unlock()
+		case pool.FreeENI:
+			freed = true
+		}
+		if err != nil {
+			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
+				"ec2Code", awsutils.Code(err))
+			c.setState(causeOf(err), err)
+			return
+		}
+		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {
+			n.broadcast()
+		}
+	}
+}
+
+func starvedText(a pool.Action) string {
+	if a.Starved {
+		return a.Reason
+	}
+	return ""
+}
+
+// causeOf turns an execution error into the short cause AddNetwork reports.
+func causeOf(err error) string {
+	code := awsutils.Code(err)
+	switch {
+	case code == awsutils.CodeInsufficientFreeAddresses || code == awsutils.CodeInsufficientCidrBlocks:
+		return "subnet full: EC2 " + code
+	case awsutils.IsThrottle(err):
+		return "EC2 is throttling this account: " + code
+	case awsutils.IsUnauthorized(err):
+		return "missing IAM permission: EC2 " + code
+	case code != "":
+		return "EC2 error " + code + ": " + err.Error()
+	}
+	return err.Error()
+}
+
+// execute performs one planned action.
+func (n *IPAM) execute(ctx context.Context, c *card, a pool.Action) error {
+	switch a.Kind {
+	case pool.AssignIPs:
+		return n.assignIPs(ctx, c, a.ENI, a.Count)
+	case pool.AssignPrefixes:
+		return n.assignPrefixes(ctx, c, a.ENI, a.Count)
+	case pool.CreateENI:
+		return n.createENI(ctx, c, a.Count, a.Prefixes)
+	case pool.ReleaseCIDRs:
+		return n.releaseCIDRs(ctx, c, a.ENI, a.CIDRs)
+	case pool.FreeENI:
+		return n.freeENI(ctx, c, a.ENI)
+	}
+	return nil
+}
+
+func (n *IPAM) noteInsufficient(c *card, err error) {
+	if awsutils.IsInsufficientCapacity(err) {
+		c.stateMu.Lock()
+		c.insufficient = time.Now().Add(n.times.InsufficientCool)
+		c.stateMu.Unlock()
+	}
+}
+
+func (n *IPAM) assignIPs(ctx context.Context, c *card, eniID string, count int) error {
+	addrs, err := n.ec2.AssignIPv4(ctx, eniID, count)
+	if err != nil && count > 1 && !awsutils.IsLimitExceeded(err) && !awsutils.IsThrottle(err) && ctx.Err() == nil {
+		// Upstream's retry with a single address: a nearly full subnet may
+		// still have one.
+		addrs, err = n.ec2.AssignIPv4(ctx, eniID, 1)
+	}
+	if awsutils.IsLimitExceeded(err) {
+		// EC2 says the ENI is already full: learn what it holds.
+		return n.resyncENI(ctx, c, eniID)
+	}
+	if err != nil {
+		n.noteInsufficient(c, err)
+		return fmt.Errorf("assigning %d secondary IPv4 addresses to %s: %w", count, eniID, err)
+	}
+	var errs []error
+	for _, a := range addrs {
+		if err := c.store.AddCIDR(eniID, netip.PrefixFrom(a, 32)); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *IPAM) assignPrefixes(ctx context.Context, c *card, eniID string, count int) error {
+	prefixes, err := n.ec2.AssignIPv4Prefixes(ctx, eniID, count)
+	if awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
+		// The subnet is too fragmented for a /28. Serve pods from /32s on
+		// this card from now on: prefixes already held keep their pods, and
+		// empty ones are released by the planner's cleanup.
+		n.log.Warn("EC2 has no free /28 block in the subnet (InsufficientCidrBlocks): falling back to secondary IPs on this network card",
+			"card", c.index, "eni", eniID)
+		if err := c.store.SetMode(datastore.ModeSecondaryIPv4); err != nil {
+			return err
+		}
+		c.pd = false
+		return nil
+	}
+	if awsutils.IsLimitExceeded(err) {
+		return n.resyncENI(ctx, c, eniID)
+	}
+	if err != nil {
+		n.noteInsufficient(c, err)
+		return fmt.Errorf("assigning %d IPv4 prefixes to %s: %w", count, eniID, err)
+	}
+	var errs []error
+	for _, p := range prefixes {
+		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resyncENI adds every address EC2 lists on the ENI that the store lacks.
+func (n *IPAM) resyncENI(ctx context.Context, c *card, eniID string) error {
+	enis, _, err := n.ec2.DescribeENIs(ctx, []string{eniID})
+	if err != nil {
+		return fmt.Errorf("re-reading full ENI %s: %w", eniID, err)
+	}
+	for _, e := range enis {
+		for _, p := range eniCIDRs(e) {
+			if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// releaseCIDRs removes unused CIDRs from the store, then gives them back
+// to EC2. A CIDR a pod took meanwhile is skipped; if EC2 refuses, the
+// CIDRs go back into the store.
+func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []netip.Prefix) error {
+	var addrs []netip.Addr
+	var prefixes []netip.Prefix
+	for _, p := range cidrs {
+		if _, err := c.store.RemoveCIDR(eniID, p, false); err != nil {
+			continue // in use since the plan, or gone: keep it
+		}
+		if p.Bits() == 32 {
+			addrs = append(addrs, p.Addr())
+		} else {
+			prefixes = append(prefixes, p)
+		}
+	}
+	now := time.Now()
+	var errs []error
+	if len(addrs) > 0 {
+		if err := n.ec2.UnassignIPv4(ctx, eniID, addrs); err != nil && !awsutils.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("releasing %d addresses of %s: %w", len(addrs), eniID, err))
+			for _, a := range addrs {
+				_ = c.store.AddCIDR(eniID, netip.PrefixFrom(a, 32)) // restore what EC2 still holds
+			}
+		} else {
+			for _, a := range addrs {
+				n.released[netip.PrefixFrom(a, 32)] = now
+			}
+		}
+	}
+	if len(prefixes) > 0 {
+		if err := n.ec2.UnassignIPv4Prefixes(ctx, eniID, prefixes); err != nil && !awsutils.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("releasing %d prefixes of %s: %w", len(prefixes), eniID, err))
+			for _, p := range prefixes {
+				_ = c.store.AddCIDR(eniID, p)
+			}
+		} else {
+			for _, p := range prefixes {
+				n.released[p] = now
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// freeENI removes an ENI without pods from the store, tears down its host
+// networking and detaches and deletes it.
+func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
+	info, ok := c.store.ENI(eniID)
+	if !ok {
+		return nil
+	}
+	if _, err := c.store.RemoveENI(eniID, false); err != nil {
+		return nil // a pod took an address since the plan
+	}
+	if n.host != nil {
+		if err := n.host.TeardownENI(ctx, n.primaryIPs[eniID], info.RouteTableID); err != nil {
+			n.log.Warn("could not tear down host networking of a freed ENI", "eni", eniID, "err", err)
+		}
+	}
+	if err := n.ec2.FreeENI(ctx, eniID); err != nil {
+		// Still attached: the next reconcile adopts it again.
+		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
+	}
+	delete(n.primaryIPs, eniID)
+	n.log.Info("ENI freed", "eni", eniID, "card", c.index)
+	now := time.Now()
+	for _, ci := range info.CIDRs {
+		n.released[ci.Prefix] = now
+	}
+	return nil
+}
+
+// forgetReleased drops grace entries older than the reconcile grace period.
+func (n *IPAM) forgetReleased(now time.Time) {
+	for p, t := range n.released {
+		if now.Sub(t) >= n.times.ReleasedGrace {
+			delete(n.released, p)
+		}
+	}
+}
+
+func sortedPrefixes(m map[netip.Prefix]bool) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return out
+}

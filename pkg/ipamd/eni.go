@@ -1,0 +1,233 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+)
+
+// Subnet tags of subnet discovery (reference §4.6).
+const (
+	tagSubnetRoleCNI      = "kubernetes.io/role/cni"
+	tagSubnetClusterPrefx = "cni.networking.k8s.aws/cluster/"
+)
+
+// subnetChoice is a subnet a new ENI may be created in.
+type subnetChoice struct {
+	ID   string
+	CIDR netip.Prefix
+	Free int
+}
+
+// SubnetEligible is upstream's subnet-discovery rule: a subnet tagged
+// kubernetes.io/role/cni=0 is never used; an untagged subnet only if it is
+// the node's own; a tagged one if its cluster tags (cni.networking.k8s.aws/
+// cluster/<name>), when it has any, include this cluster (not checked when
+// clusterName is empty).
+func SubnetEligible(s awsutils.Subnet, nodeSubnet, clusterName string) bool {
+	role, tagged := s.Tags[tagSubnetRoleCNI]
+	switch {
+	case tagged && role == "0":
+		return false
+	case !tagged:
+		return s.ID == nodeSubnet
+	}
+	if clusterName == "" {
+		return true
+	}
+	hasClusterTag := false
+	for k := range s.Tags {
+		if strings.HasPrefix(k, tagSubnetClusterPrefx) {
+			hasClusterTag = true
+			if k == tagSubnetClusterPrefx+clusterName {
+				return true
+			}
+		}
+	}
+	return !hasClusterTag
+}
+
+// eniSubnets lists the subnets a new ENI may go to, most free addresses
+// first. Without subnet discovery (or if listing fails) it is the node's
+// subnet alone.
+func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
+	if n.cfg.CustomNetworking {
+		return nil, errors.New("custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG) needs the node's ENIConfig, which this build does not read yet")
+	}
+	own := []subnetChoice{{ID: n.node.subnetID, CIDR: n.node.subnetCIDR}}
+	if !n.cfg.EnableSubnetDiscovery || n.subs == nil {
+		return own, nil
+	}
+	subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
+	if err != nil {
+		n.log.Warn("subnet discovery failed; using the node's subnet", "err", err)
+		return own, nil
+	}
+	var out []subnetChoice
+	for _, s := range subs {
+		if SubnetEligible(s, n.node.subnetID, n.cfg.ClusterName) {
+			out = append(out, subnetChoice{ID: s.ID, CIDR: s.CIDR, Free: s.AvailableIPs})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b subnetChoice) int { return b.Free - a.Free })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
+			n.node.id.AZ, n.node.subnetID, tagSubnetRoleCNI)
+	}
+	return out, nil
+}
+
+// freeDevice is the lowest device index on card c no known ENI uses.
+func (n *IPAM) freeDevice(c *card) int {
+	used := map[int]bool{}
+	for _, e := range c.store.ENIs() {
+		used[e.DeviceNumber] = true
+	}
+	for _, d := range c.unmanaged {
+		used[d] = true
+	}
+	if c.index == 0 {
+		used[0] = true
+	}
+	for i := 0; ; i++ {
+		if !used[i] {
+			return i
+		}
+	}
+}
+
+// createENI runs the ENI life cycle: create (tagged, described
+// aws-K8S-<instance>) → attach → delete-on-termination (awsutils undoes
+// these on failure) → wait for instance metadata (bounded; EC2's data wins)
+// → host networking → datastore. A failure after the ENI is attached
+// detaches and deletes it again, so no ENI leaks.
+func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool) error {
+	subnets, err := n.eniSubnets(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i, sn := range subnets {
+		req := awsutils.AllocateENIRequest{
+			CreateENIRequest: awsutils.CreateENIRequest{
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: n.node.sgs,
+			},
+			NetworkCard: c.index,
+			DeviceIndex: n.freeDevice(c),
+		}
+		if prefixes {
+			req.IPv4PrefixCount = count
+		} else {
+			req.SecondaryIPv4Count = count
+		}
+		e, err := n.ec2.AllocateENI(ctx, req)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
+			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
+				continue // subnet discovery: try the next subnet
+			}
+			n.noteInsufficient(c, err)
+			return errors.Join(errs...)
+		}
+		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
+			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
+		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if ferr := n.ec2.FreeENI(rctx, e.ID); ferr != nil {
+				return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
+			}
+			return err
+		}
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+// setupNewENI waits (bounded) for instance metadata to list the ENI, wires
+// it on the host and adds it to the datastore; on failure it undoes its own
+// steps (the caller frees the ENI in EC2).
+func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet netip.Prefix) error {
+	if md, ok := n.waitIMDS(ctx, e.ID); ok {
+		if !subnet.IsValid() {
+			subnet = md.SubnetIPv4CIDR
+		}
+	} else {
+		n.log.Warn("instance metadata does not list the new ENI yet; proceeding with EC2's data", "eni", e.ID,
+			"waited", n.times.IMDSWait)
+	}
+	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
+	if n.host != nil {
+		mac, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			return fmt.Errorf("new ENI %s has MAC %q: %w", e.ID, e.MAC, err)
+		}
+		if !subnet.IsValid() {
+			if subnet, err = n.subnetCIDR(ctx, e.SubnetID); err != nil {
+				return err
+			}
+		}
+		if err := n.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: e.PrivateIPv4, Subnet: subnet,
+			DeviceNumber: e.Attachment.DeviceIndex, NetworkCard: c.index, MTU: n.cfg.ENIMTU}); err != nil {
+			return fmt.Errorf("host networking of new ENI %s: %w", e.ID, err)
+		}
+	}
+	undoHost := func() {
+		if n.host != nil {
+			if err := n.host.TeardownENI(context.WithoutCancel(ctx), e.PrivateIPv4, table); err != nil {
+				n.log.Warn("could not undo host networking of ENI", "eni", e.ID, "err", err)
+			}
+		}
+	}
+	if err := c.store.AddENI(datastore.ENI{ID: e.ID, DeviceNumber: e.Attachment.DeviceIndex, RouteTableID: table,
+		SubnetID: e.SubnetID, CreatedAt: time.Now()}); err != nil {
+		undoHost()
+		return err
+	}
+	for _, p := range eniCIDRs(e) {
+		if err := c.store.AddCIDR(e.ID, p); err != nil {
+			if _, rerr := c.store.RemoveENI(e.ID, true); rerr != nil {
+				n.log.Warn("could not undo datastore entry of ENI", "eni", e.ID, "err", rerr)
+			}
+			undoHost()
+			return err
+		}
+	}
+	n.primaryIPs[e.ID] = e.PrivateIPv4
+	return nil
+}
+
+// waitIMDS polls instance metadata until it lists eniID, at most
+// Intervals.IMDSWait.
+func (n *IPAM) waitIMDS(ctx context.Context, eniID string) (awsutils.ENIMetadata, bool) {
+	deadline := time.Now().Add(n.times.IMDSWait)
+	delay := 50 * time.Millisecond
+	for {
+		mds, err := n.md.ENIs(ctx)
+		if err == nil {
+			for _, m := range mds {
+				if m.ENIID == eniID {
+					return m, true
+				}
+			}
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return awsutils.ENIMetadata{}, false
+		}
+		select {
+		case <-ctx.Done():
+			return awsutils.ENIMetadata{}, false
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}

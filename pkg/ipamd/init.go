@@ -1,0 +1,324 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+)
+
+// ErrNotInitialised is returned while Init has not completed.
+var ErrNotInitialised = errors.New("ipamd: node not initialised yet")
+
+// Init learns the instance, programs host networking, loads every managed
+// ENI with EC2's view of its addresses, restores the checkpoint and marks
+// the node ready. It is the upstream nodeInit, minus the parts that belong
+// to the pool manager (which Run starts right after).
+func (n *IPAM) Init(ctx context.Context) error {
+	if n.cfg.EnableIPv6 {
+		return errors.New("ipamd: ENABLE_IPv6=true is not supported by this build yet (IPv4 only)")
+	}
+	id, err := n.md.Identity(ctx)
+	if err != nil {
+		return fmt.Errorf("ipamd init: reading instance identity: %w", err)
+	}
+	n.node.id = id
+	typ, err := n.ec2.InstanceType(ctx, id.InstanceType)
+	if err != nil {
+		return fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, err)
+	}
+	n.node.typ = typ
+	inst, err := n.ec2.Instance(ctx, id.InstanceID)
+	if err != nil {
+		return fmt.Errorf("ipamd init: %w", err)
+	}
+	n.node.subnetID, n.node.vpcID, n.node.primaryENI, n.node.sgs = inst.SubnetID, inst.VPCID, inst.PrimaryENI, inst.SecurityGroups
+
+	mds, err := n.md.ENIs(ctx)
+	if err != nil {
+		return fmt.Errorf("ipamd init: reading ENIs from instance metadata: %w", err)
+	}
+	subnetCIDRs := map[string]netip.Prefix{}
+	for _, m := range mds {
+		if m.SubnetIPv4CIDR.IsValid() {
+			subnetCIDRs[m.SubnetID] = m.SubnetIPv4CIDR
+		}
+		if m.MAC == id.PrimaryMAC {
+			n.node.vpcCIDRs = m.VPCIPv4CIDRs
+			n.node.subnetCIDR = m.SubnetIPv4CIDR
+			if len(m.SecurityGroups) > 0 {
+				n.node.sgs = m.SecurityGroups
+			}
+		}
+	}
+	if len(n.node.vpcCIDRs) == 0 {
+		return fmt.Errorf("ipamd init: instance metadata lists no VPC IPv4 CIDR for the primary MAC %s", id.PrimaryMAC)
+	}
+
+	n.node.pd = n.cfg.EnablePrefixDelegation
+	if n.node.pd && !typ.PrefixDelegationSupported() {
+		n.log.Warn("ENABLE_PREFIX_DELEGATION=true but the instance type supports no prefixes (not Nitro, not bare metal): using secondary IPs",
+			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
+		n.node.pd = false
+	}
+	n.node.maxPods = n.maxPods(ctx)
+
+	if err := n.reconcileHost(ctx); err != nil {
+		return err
+	}
+	if err := n.sweepOwnLeftovers(ctx); err != nil {
+		// Not fatal: the periodic sweep retries.
+		n.log.Warn("could not sweep this node's unattached ENIs", "err", err)
+	}
+
+	// EC2 is the source of truth for which ENIs are attached and what they hold.
+	ids := make([]string, 0, len(inst.ENIs))
+	for _, a := range inst.ENIs {
+		ids = append(ids, a.ID)
+	}
+	enis, _, err := n.ec2.DescribeENIs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("ipamd init: %w", err)
+	}
+	if err := n.buildCards(); err != nil {
+		return err
+	}
+	for _, e := range enis {
+		if err := n.adoptENI(ctx, e, subnetCIDRs); err != nil {
+			return fmt.Errorf("ipamd init: %w", err)
+		}
+	}
+	for _, c := range n.cards {
+		res, err := c.store.Load(n.live)
+		if err != nil {
+			return fmt.Errorf("ipamd init: restoring the checkpoint of network card %d: %w", c.index, err)
+		}
+		n.log.Info("checkpoint restored", "card", c.index, "restored", len(res.Restored),
+			"stale", len(res.Stale), "unknownCIDR", len(res.Unknown))
+		for _, a := range res.Stale {
+			if n.host != nil {
+				if err := n.host.DeletePodRules(ctx, a.Addr); err != nil {
+					n.log.Warn("could not delete the ip rules of a stale pod", "ip", a.Addr, "err", err)
+				}
+			}
+		}
+	}
+	n.ready.Store(true)
+	close(n.readyCh)
+	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,
+		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPods)
+	return nil
+}
+
+// maxPods: the test override, else the node's capacity from the API
+// server, else upstream's eni-max-pods formula for the instance type.
+func (n *IPAM) maxPods(ctx context.Context) int {
+	if n.cfg.MaxPodsOverride > 0 {
+		return n.cfg.MaxPodsOverride
+	}
+	if n.kube != nil {
+		if m, err := n.kube.MaxPods(ctx); err == nil && m > 0 {
+			return m
+		} else if err != nil {
+			n.log.Warn("could not read the node's pod capacity; using the instance type's", "err", err)
+		}
+	}
+	t := n.node.typ
+	if t.MaxENIs > 0 && t.IPv4PerENI > 1 {
+		return t.MaxENIs*(t.IPv4PerENI-1) + 2
+	}
+	return 110
+}
+
+func (n *IPAM) reconcileHost(ctx context.Context) error {
+	if n.host == nil {
+		return nil
+	}
+	mac, err := net.ParseMAC(n.node.id.PrimaryMAC)
+	if err != nil {
+		return fmt.Errorf("ipamd init: primary MAC %q: %w", n.node.id.PrimaryMAC, err)
+	}
+	res, err := n.host.ReconcileHost(ctx, networkutils.HostConfig{
+		PrimaryMAC:           mac,
+		PrimaryIPv4:          n.node.id.LocalIPv4,
+		VPCCIDRs:             n.node.vpcCIDRs,
+		ExcludeSNATCIDRs:     n.cfg.ExcludeSNATCIDRs,
+		ExternalSNAT:         n.cfg.ExternalSNAT,
+		RandomizeSNAT:        networkutils.RandomizeSNAT(n.cfg.RandomizeSNAT),
+		VethPrefix:           n.cfg.VethPrefix,
+		ENIMTU:               n.cfg.ENIMTU,
+		NodePortSupport:      n.cfg.NodePortSupport,
+		Connmark:             n.cfg.Connmark,
+		ExternalServiceCIDRs: n.cfg.ExternalServiceCIDRs,
+		PodENIStrict:         n.cfg.EnablePodENI && n.cfg.PodSGEnforcingMode == "strict",
+		V6Egress:             n.cfg.EnableV6Egress,
+	})
+	if err != nil {
+		return fmt.Errorf("ipamd init: host networking: %w", err)
+	}
+	if len(res.Changes) > 0 {
+		n.log.Info("host networking programmed", "changes", len(res.Changes), "backend", res.Backend)
+	}
+	return nil
+}
+
+// buildCards creates one datastore per managed network card.
+func (n *IPAM) buildCards() error {
+	cards := []int{0}
+	if n.cfg.EnableMultiNIC {
+		for _, c := range n.node.typ.NetworkCards {
+			if c.Index != 0 {
+				cards = append(cards, c.Index)
+			}
+		}
+	}
+	mode := datastore.ModeSecondaryIPv4
+	if n.node.pd {
+		mode = datastore.ModePrefixIPv4
+	}
+	for _, idx := range cards {
+		st, err := datastore.New(datastore.Options{
+			Mode:           mode,
+			CooldownPeriod: n.cfg.IPCooldown,
+			MinENIAge:      n.times.MinENIAge,
+			Checkpointer:   datastore.NewFileCheckpointer(datastore.CheckpointPath(n.cfg.BackingStore, idx)),
+		})
+		if err != nil {
+			return fmt.Errorf("ipamd init: datastore of card %d: %w", idx, err)
+		}
+		maxENIs := n.node.typ.MaxENIs
+		for _, c := range n.node.typ.NetworkCards {
+			if c.Index == idx && c.MaxENIs > 0 {
+				maxENIs = c.MaxENIs
+			}
+		}
+		if n.cfg.MaxENI >= 1 && n.cfg.MaxENI < maxENIs {
+			maxENIs = n.cfg.MaxENI
+		}
+		n.cards = append(n.cards, &card{index: idx, store: st, maxENIs: maxENIs, unmanaged: map[string]int{}, pd: n.node.pd})
+	}
+	return nil
+}
+
+func (n *IPAM) cardOf(index int) *card {
+	for _, c := range n.cards {
+		if c.index == index {
+			return c
+		}
+	}
+	return nil
+}
+
+// managed applies upstream's ENI management rules (reference §4.11).
+func (n *IPAM) managed(e awsutils.ENI) bool {
+	if e.ID == n.node.primaryENI {
+		return true
+	}
+	if e.Tags[awsutils.TagNoManage] == "true" {
+		return false
+	}
+	if e.Tags[awsutils.TagInstanceID] == n.node.id.InstanceID {
+		return true
+	}
+	return n.cfg.ManageUntaggedENI
+}
+
+// adoptENI brings an attached ENI (as EC2 describes it) into its card's
+// datastore, wiring host networking first for secondary ENIs. ENIs that
+// are unmanaged, on an unmanaged card or EFA-only are recorded and skipped.
+func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[string]netip.Prefix) error {
+	if e.Attachment == nil {
+		return nil
+	}
+	c := n.cardOf(e.Attachment.NetworkCard)
+	if c == nil || e.InterfaceType == "efa-only" {
+		n.ignored[e.ID] = true
+		return nil
+	}
+	if !n.managed(e) {
+		c.unmanaged[e.ID] = e.Attachment.DeviceIndex
+		n.log.Info("ENI is not managed", "eni", e.ID, "noManageTag", e.Tags[awsutils.TagNoManage])
+		return nil
+	}
+	if _, ok := c.store.ENI(e.ID); ok {
+		return nil
+	}
+	primary := e.ID == n.node.primaryENI
+	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
+	trunk := e.InterfaceType == "trunk"
+	if !primary && n.host != nil {
+		mac, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			return fmt.Errorf("ENI %s has MAC %q: %w", e.ID, e.MAC, err)
+		}
+		subnet, ok := subnetCIDRs[e.SubnetID]
+		if !ok {
+			subnet, err = n.subnetCIDR(ctx, e.SubnetID)
+			if err != nil {
+				return err
+			}
+		}
+		if err := n.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: e.PrivateIPv4, Subnet: subnet,
+			DeviceNumber: e.Attachment.DeviceIndex, NetworkCard: c.index, MTU: n.cfg.ENIMTU, Trunk: trunk}); err != nil {
+			return fmt.Errorf("host networking of ENI %s: %w", e.ID, err)
+		}
+	}
+	if err := c.store.AddENI(datastore.ENI{ID: e.ID, DeviceNumber: e.Attachment.DeviceIndex, IsPrimary: primary,
+		IsTrunk: trunk, IsEFA: e.InterfaceType == "efa", RouteTableID: table, SubnetID: e.SubnetID}); err != nil {
+		return err
+	}
+	n.primaryIPs[e.ID] = e.PrivateIPv4
+	if trunk {
+		return nil
+	}
+	if !primary && e.Attachment.ID != "" && !e.Attachment.DeleteOnTermination {
+		// A crash between attach and delete-on-termination leaves this unset.
+		if err := n.ec2.SetDeleteOnTermination(ctx, e.ID, e.Attachment.ID); err != nil {
+			n.log.Warn("could not set delete-on-termination", "eni", e.ID, "err", err)
+		}
+	}
+	for _, p := range eniCIDRs(e) {
+		if err := c.store.AddCIDR(e.ID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+			return err
+		}
+	}
+	return nil
+}
+
+// eniCIDRs lists an ENI's secondary IPv4 addresses (as /32) and prefixes.
+func eniCIDRs(e awsutils.ENI) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(e.SecondaryIPv4)+len(e.IPv4Prefixes))
+	for _, a := range e.SecondaryIPv4 {
+		if a != e.PrivateIPv4 {
+			out = append(out, netip.PrefixFrom(a, 32))
+		}
+	}
+	out = append(out, e.IPv4Prefixes...)
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return out
+}
+
+// subnetCIDR finds a subnet's IPv4 CIDR through subnet discovery's lister.
+func (n *IPAM) subnetCIDR(ctx context.Context, subnetID string) (netip.Prefix, error) {
+	if subnetID == n.node.subnetID && n.node.subnetCIDR.IsValid() {
+		return n.node.subnetCIDR, nil
+	}
+	if n.subs != nil {
+		subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("finding the CIDR of subnet %s: %w", subnetID, err)
+		}
+		for _, s := range subs {
+			if s.ID == subnetID {
+				return s.CIDR, nil
+			}
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("CIDR of subnet %s is unknown (not in instance metadata, not listed by EC2)", subnetID)
+}

@@ -1,0 +1,256 @@
+// Package ipamd is the node daemon's engine: it keeps each network card's
+// warm pool of addresses at its targets (planning in package pool, side
+// effects here), serves the CNI plugin over gRPC, reconciles its view with
+// EC2 and instance metadata, and sweeps leaked ENIs.
+//
+// Files: deps.go (the small interfaces ipamd consumes), init.go (node
+// start-up and checkpoint restore), engine.go (pool cycles: plan → execute),
+// eni.go (ENI life cycle and subnet choice), reconcile.go (EC2/IMDS
+// reconcile), leaked.go (leaked-ENI sweep), server.go (gRPC), run.go (the
+// lifecycle of all loops), trigger.go (coalescing runner).
+package ipamd
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
+)
+
+// Intervals are the daemon's timings; zero fields take upstream's values.
+type Intervals struct {
+	Pool             time.Duration // pool manager tick (5 s)
+	Reconcile        time.Duration // EC2/IMDS reconcile (60 s)
+	ReleaseSpacing   time.Duration // minimum time between two releases (30 s)
+	MinENIAge        time.Duration // ENIs younger are never freed (1 min)
+	InsufficientCool time.Duration // no growth after InsufficientCidrBlocks/FreeAddresses (120 s)
+	ReleasedGrace    time.Duration // reconcile ignores just-released CIDRs (60 s)
+	IMDSWait         time.Duration // bound on waiting for a new ENI in IMDS (10 s)
+	AddWait          time.Duration // AddNetwork wait when the request has no deadline (20 s)
+	LeakedSweep      time.Duration // leaked-ENI sweep period (1 h, plus up to 5 min jitter)
+	LeakedMinAge     time.Duration // leaked ENIs younger than this are kept (5 min)
+}
+
+func (iv Intervals) withDefaults() Intervals {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&iv.Pool, 5*time.Second)
+	def(&iv.Reconcile, 60*time.Second)
+	def(&iv.ReleaseSpacing, 30*time.Second)
+	def(&iv.MinENIAge, time.Minute)
+	def(&iv.InsufficientCool, 120*time.Second)
+	def(&iv.ReleasedGrace, 60*time.Second)
+	def(&iv.IMDSWait, 10*time.Second)
+	def(&iv.AddWait, 20*time.Second)
+	def(&iv.LeakedSweep, time.Hour)
+	def(&iv.LeakedMinAge, 5*time.Minute)
+	return iv
+}
+
+// Options assemble an IPAM.
+type Options struct {
+	Config   config.Config
+	EC2      EC2
+	Metadata Metadata
+	Subnets  SubnetLister    // nil: no subnet discovery
+	Leaked   LeakedENILister // nil: no leaked-ENI sweep
+	Host     HostNetwork     // nil: no host networking (test-only mode)
+	Kube     Kubernetes      // nil: no API server
+	Logger   *slog.Logger
+	Times    Intervals
+	// IsLive says whether a restored pod still exists (nil: every pod is
+	// live). Production checks the pod's host veth.
+	IsLive func(datastore.Allocation) bool
+}
+
+// IPAM is the node's address manager.
+type IPAM struct {
+	cfg   config.Config
+	ec2   EC2
+	md    Metadata
+	subs  SubnetLister
+	leak  LeakedENILister
+	host  HostNetwork
+	kube  Kubernetes
+	log   *slog.Logger
+	times Intervals
+	live  func(datastore.Allocation) bool
+
+	// Node facts, set by Init.
+	node nodeFacts
+
+	cards []*card // managed network cards, card 0 first
+
+	pool *trigger
+	// mu serialises pool changes (pool cycles, reconcile): AddNetwork and
+	// DelNetwork only touch the datastores, which lock themselves.
+	mu          sync.Mutex
+	terminating atomic.Bool
+	ready       atomic.Bool
+	readyCh     chan struct{}
+
+	// changed is closed and replaced whenever addresses are added, so
+	// AddNetwork calls waiting for an address retry.
+	chMu    sync.Mutex
+	changed chan struct{}
+	pending atomic.Int64 // AddNetwork calls waiting for an address
+
+	// Under mu:
+	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
+	primaryIPs map[string]netip.Addr      // ENI id → its primary address (for host teardown)
+	ignored    map[string]bool            // attached ENIs ipamd never manages (EFA-only, unmanaged cards)
+}
+
+// nodeFacts are what Init learns about the instance.
+type nodeFacts struct {
+	id         awsutils.Identity
+	typ        awsutils.InstanceTypeInfo
+	subnetID   string
+	subnetCIDR netip.Prefix
+	vpcID      string
+	primaryENI string
+	sgs        []string
+	vpcCIDRs   []netip.Prefix
+	maxPods    int
+	pd         bool // prefix delegation in effect (false on non-Nitro)
+}
+
+// card is one managed network card's pool.
+type card struct {
+	index     int
+	store     *datastore.Store
+	maxENIs   int
+	unmanaged map[string]int // unmanaged ENIs attached on this card → device index
+	pd        bool           // false after an InsufficientCidrBlocks fallback
+
+	// Written by the pool manager only, read under stateMu by AddNetwork.
+	stateMu      sync.Mutex
+	starved      string // why the pool cannot grow ("" when it can)
+	lastErr      error  // last failed EC2 action
+	lastRelease  time.Time
+	insufficient time.Time // no growth before this time
+}
+
+func (c *card) setState(starved string, err error) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.starved = starved
+	if err != nil || starved == "" {
+		c.lastErr = err
+	}
+}
+
+func (c *card) state() (string, error) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.starved, c.lastErr
+}
+
+// New validates the options and builds an IPAM; Init must run before it
+// serves.
+func New(o Options) (*IPAM, error) {
+	var errs []error
+	if err := o.Config.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.EC2 == nil {
+		errs = append(errs, errors.New("ipamd: no EC2 client"))
+	}
+	if o.Metadata == nil {
+		errs = append(errs, errors.New("ipamd: no instance metadata client"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	live := o.IsLive
+	if live == nil {
+		live = func(datastore.Allocation) bool { return true }
+	}
+	return &IPAM{
+		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: o.Subnets, leak: o.Leaked, host: o.Host, kube: o.Kube,
+		log: log, times: o.Times.withDefaults(), live: live,
+		pool: newTrigger(), readyCh: make(chan struct{}), changed: make(chan struct{}),
+		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{},
+	}, nil
+}
+
+// broadcast wakes every AddNetwork waiting for an address.
+func (n *IPAM) broadcast() {
+	n.chMu.Lock()
+	close(n.changed)
+	n.changed = make(chan struct{})
+	n.chMu.Unlock()
+}
+
+func (n *IPAM) changedCh() <-chan struct{} {
+	n.chMu.Lock()
+	defer n.chMu.Unlock()
+	return n.changed
+}
+
+// Terminate stops every ENI attach and free (SIGTERM); address hand-out
+// and release to pods go on while the server drains.
+func (n *IPAM) Terminate() { n.terminating.Store(true) }
+
+// Ready reports whether Init has completed.
+func (n *IPAM) Ready() bool { return n.ready.Load() }
+
+// Snapshot is the daemon's state for introspection and metrics.
+type Snapshot struct {
+	InstanceID string
+	Cards      []CardSnapshot
+}
+
+// CardSnapshot is one network card's pool.
+type CardSnapshot struct {
+	Card    int
+	Stats   datastore.Stats
+	ENIs    []datastore.ENIInfo
+	Starved string
+	LastErr string
+}
+
+// Snapshot returns copies of every card's pool state.
+func (n *IPAM) Snapshot() Snapshot {
+	s := Snapshot{InstanceID: n.node.id.InstanceID}
+	for _, c := range n.cards {
+		starved, err := c.state()
+		cs := CardSnapshot{Card: c.index, Stats: c.store.Stats(), ENIs: c.store.Snapshot(), Starved: starved}
+		if err != nil {
+			cs.LastErr = err.Error()
+		}
+		s.Cards = append(s.Cards, cs)
+	}
+	return s
+}
+
+// poolView converts a store's ENIs into the planner's input.
+func poolView(c *card) pool.Pool {
+	p := pool.Pool{Card: c.index, Unmanaged: len(c.unmanaged)}
+	for _, e := range c.store.ENIs() {
+		pe := pool.ENI{ID: e.ID, DeviceNumber: e.DeviceNumber, Primary: e.IsPrimary, Trunk: e.IsTrunk,
+			EFA: e.IsEFA, Excluded: e.ExcludedForPods, CreatedAt: e.CreatedAt}
+		for _, ci := range e.CIDRs {
+			if ci.Prefix.Addr().Is6() {
+				continue
+			}
+			pe.CIDRs = append(pe.CIDRs, pool.CIDR{Prefix: ci.Prefix, Assigned: ci.Assigned, Cooling: ci.Cooling})
+		}
+		p.ENIs = append(p.ENIs, pe)
+	}
+	return p
+}

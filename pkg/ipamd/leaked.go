@@ -1,0 +1,100 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+)
+
+// leakedSweepEnabled: upstream sweeps only in IPv4 mode, with provisioning
+// on, unless DISABLE_LEAKED_ENI_CLEANUP.
+func (n *IPAM) leakedSweepEnabled() bool {
+	return n.leak != nil && !n.cfg.DisableLeakedENICleanup && !n.cfg.DisableProvisioning && n.cfg.EnableIPv4
+}
+
+// SweepLeaked deletes unattached ENIs that ipamd created (description
+// aws-K8S-…) and whose createdAt tag is older than minAge. An ENI without
+// a createdAt tag (or with an unreadable one) is stamped now and left for a
+// later sweep.
+func (n *IPAM) SweepLeaked(ctx context.Context, minAge time.Duration) (deleted int, err error) {
+	enis, err := n.leak.LeakedENIs(ctx, n.node.vpcID, n.cfg.ClusterName)
+	if err != nil {
+		return 0, fmt.Errorf("listing leaked ENIs: %w", err)
+	}
+	now := time.Now()
+	var errs []error
+	for _, e := range enis {
+		if !strings.HasPrefix(e.Description, awsutils.DescriptionPrefix) || e.Attachment != nil {
+			continue
+		}
+		created, perr := time.Parse(time.RFC3339, e.Tags[awsutils.TagCreatedAt])
+		if perr != nil {
+			if err := n.ec2.CreateTags(ctx, e.ID, map[string]string{awsutils.TagCreatedAt: now.UTC().Format(time.RFC3339)}); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if now.Sub(created) < minAge {
+			continue
+		}
+		if err := n.ec2.DeleteENI(ctx, e.ID); err != nil && !awsutils.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("deleting leaked ENI %s: %w", e.ID, err))
+			continue
+		}
+		n.log.Info("deleted leaked ENI", "eni", e.ID, "createdAt", created)
+		deleted++
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// sweepOwnLeftovers deletes, at start-up, unattached ENIs created for this
+// very instance: leftovers of a crash between create and attach. Nothing of
+// this instance is allocating yet, so no age guard is needed.
+func (n *IPAM) sweepOwnLeftovers(ctx context.Context) error {
+	if !n.leakedSweepEnabled() {
+		return nil
+	}
+	enis, err := n.leak.LeakedENIs(ctx, n.node.vpcID, n.cfg.ClusterName)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range enis {
+		if e.Attachment != nil || e.Tags[awsutils.TagInstanceID] != n.node.id.InstanceID ||
+			e.Description != awsutils.ENIDescription(n.node.id.InstanceID) {
+			continue
+		}
+		if err := n.ec2.DeleteENI(ctx, e.ID); err != nil && !awsutils.IsNotFound(err) {
+			errs = append(errs, err)
+			continue
+		}
+		n.log.Info("deleted an unattached ENI this node created before a restart", "eni", e.ID)
+	}
+	return errors.Join(errs...)
+}
+
+// runLeakedSweeper sweeps every LeakedSweep plus jitter until ctx ends.
+func (n *IPAM) runLeakedSweeper(ctx context.Context) {
+	if !n.leakedSweepEnabled() {
+		return
+	}
+	for {
+		jitter := time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12) + 1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(n.times.LeakedSweep + jitter):
+		}
+		if n.terminating.Load() {
+			return
+		}
+		if _, err := n.SweepLeaked(ctx, n.times.LeakedMinAge); err != nil && ctx.Err() == nil {
+			n.log.Warn("leaked-ENI sweep failed", "err", err)
+		}
+	}
+}

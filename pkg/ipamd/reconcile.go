@@ -1,0 +1,197 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+)
+
+// Reconcile compares the datastores with instance metadata and, only when
+// they disagree, with EC2, which is the source of truth (IMDS lags EC2 by
+// seconds; upstream #1967 deleted an in-use ENI because it trusted IMDS).
+// It adopts attached ENIs and addresses the store lacks, drops ENIs EC2
+// says are detached, and drops addresses EC2 no longer lists, except
+// addresses a pod holds: those are kept and reported, never silently
+// taken from a live pod. A CIDR released less than the grace period ago is
+// ignored either way (metadata still lists it).
+func (n *IPAM) Reconcile(ctx context.Context) error {
+	if !n.ready.Load() {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	n.forgetReleased(now)
+
+	mds, err := n.md.ENIs(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: reading instance metadata: %w", err)
+	}
+	if n.agreesWith(mds) {
+		return nil
+	}
+	inst, err := n.ec2.Instance(ctx, n.node.id.InstanceID)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	ids := make([]string, 0, len(inst.ENIs))
+	for _, a := range inst.ENIs {
+		ids = append(ids, a.ID)
+	}
+	enis, _, err := n.ec2.DescribeENIs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	subnetCIDRs := map[string]netip.Prefix{}
+	for _, m := range mds {
+		if m.SubnetIPv4CIDR.IsValid() {
+			subnetCIDRs[m.SubnetID] = m.SubnetIPv4CIDR
+		}
+	}
+	attached := map[string]awsutils.ENI{}
+	for _, e := range enis {
+		if e.Attachment != nil && e.Attachment.InstanceID == n.node.id.InstanceID {
+			attached[e.ID] = e
+		}
+	}
+	var errs []error
+	for _, e := range enis {
+		if _, ok := attached[e.ID]; !ok || n.ignored[e.ID] {
+			continue
+		}
+		c := n.cardOf(e.Attachment.NetworkCard)
+		if c == nil {
+			continue
+		}
+		if _, unmanaged := c.unmanaged[e.ID]; unmanaged {
+			continue
+		}
+		if _, known := c.store.ENI(e.ID); !known {
+			n.log.Info("reconcile: adopting an attached ENI the datastore lacks", "eni", e.ID)
+			errs = append(errs, n.adoptENI(ctx, e, subnetCIDRs))
+			continue
+		}
+		errs = append(errs, n.reconcileCIDRs(c, e, now))
+	}
+	for _, c := range n.cards {
+		for _, info := range c.store.ENIs() {
+			if _, ok := attached[info.ID]; ok || now.Sub(info.CreatedAt) < n.times.ReleasedGrace {
+				continue
+			}
+			evicted, err := c.store.RemoveENI(info.ID, true)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed", "eni", info.ID,
+				"podsThatLostTheirAddress", len(evicted))
+			delete(n.primaryIPs, info.ID)
+		}
+	}
+	n.broadcast()
+	return errors.Join(errs...)
+}
+
+// agreesWith reports whether instance metadata shows exactly the managed
+// ENIs and CIDRs the datastores hold (just-released CIDRs aside).
+func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
+	seen := map[string]bool{}
+	for _, m := range mds {
+		if n.ignored[m.ENIID] {
+			continue
+		}
+		c := n.cardOf(m.NetworkCard)
+		if c == nil {
+			return false // a card we have not looked at: let EC2 decide
+		}
+		if _, ok := c.unmanaged[m.ENIID]; ok {
+			continue
+		}
+		info, ok := c.store.ENI(m.ENIID)
+		if !ok {
+			return false
+		}
+		seen[m.ENIID] = true
+		if info.IsTrunk {
+			continue
+		}
+		want := map[netip.Prefix]bool{}
+		for i, a := range m.IPv4s {
+			if i > 0 {
+				want[netip.PrefixFrom(a, 32)] = true
+			}
+		}
+		for _, p := range m.IPv4Prefixes {
+			want[p] = true
+		}
+		have := 0
+		for _, ci := range info.CIDRs {
+			if ci.Prefix.Addr().Is6() {
+				continue
+			}
+			have++
+			if !want[ci.Prefix] {
+				return false
+			}
+		}
+		extra := 0
+		for p := range want {
+			if _, grace := n.released[p]; grace {
+				extra++
+			}
+		}
+		if len(want)-extra != have {
+			return false
+		}
+	}
+	for _, c := range n.cards {
+		for _, info := range c.store.ENIs() {
+			if !seen[info.ID] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// reconcileCIDRs makes the store's CIDRs of one ENI match EC2's.
+func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI, now time.Time) error {
+	info, _ := c.store.ENI(e.ID)
+	ec2Has := map[netip.Prefix]bool{}
+	for _, p := range eniCIDRs(e) {
+		ec2Has[p] = true
+	}
+	var errs []error
+	for p := range ec2Has {
+		if _, grace := n.released[p]; grace {
+			continue
+		}
+		err := c.store.AddCIDR(e.ID, p)
+		switch {
+		case err == nil:
+			n.log.Info("reconcile: added an address EC2 lists on the ENI", "eni", e.ID, "cidr", p)
+		case !errors.Is(err, datastore.ErrDuplicateCIDR):
+			errs = append(errs, err)
+		}
+	}
+	for _, ci := range info.CIDRs {
+		if ci.Prefix.Addr().Is6() || ec2Has[ci.Prefix] {
+			continue
+		}
+		if ci.Assigned > 0 {
+			n.log.Warn("reconcile: EC2 no longer lists an address a pod holds; keeping it for the pod", "eni", e.ID,
+				"cidr", ci.Prefix, "assigned", ci.Assigned)
+			continue
+		}
+		if _, err := c.store.RemoveCIDR(e.ID, ci.Prefix, false); err == nil {
+			n.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
+		}
+	}
+	_ = now
+	return errors.Join(errs...)
+}

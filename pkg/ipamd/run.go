@@ -1,0 +1,73 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// DrainTimeout bounds how long in-flight gRPC calls may finish after ctx
+// ends.
+const DrainTimeout = 10 * time.Second
+
+// Run serves gRPC on l while initialising the node, then runs the pool
+// manager, the reconciler and the leaked-ENI sweeper until ctx ends. When
+// ctx ends (SIGTERM), attach and free stop at once, the server drains and
+// every loop returns. An Init failure ends Run with that error.
+func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
+	srv := NewServer(n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer n.Terminate() // the server stopped: no attach or free either
+		return srv.Serve(gctx, l, DrainTimeout)
+	})
+	g.Go(func() error {
+		if err := n.Init(gctx); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		n.pool.Fire() // fill the pool at once
+		loops, lctx := errgroup.WithContext(gctx)
+		loops.Go(func() error {
+			n.pool.Run(lctx, n.times.Pool, 0, n.PoolCycle)
+			return nil
+		})
+		loops.Go(func() error {
+			tick := time.NewTicker(n.times.Reconcile)
+			defer tick.Stop()
+			for {
+				select {
+				case <-lctx.Done():
+					return nil
+				case <-tick.C:
+					if err := n.Reconcile(lctx); err != nil && lctx.Err() == nil {
+						n.log.Warn("reconcile failed", "err", err)
+					}
+				}
+			}
+		})
+		loops.Go(func() error {
+			n.runLeakedSweeper(lctx)
+			return nil
+		})
+		return loops.Wait()
+	})
+	go func() {
+		<-ctx.Done()
+		n.Terminate()
+	}()
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ipamd: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,340 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/version"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// HealthService is the service name upstream's probes ask for, besides "".
+const HealthService = "grpc.health.v1.aws-node"
+
+// Server serves CNIBackend, ConfigServerBackend and grpc.health.v1 for an
+// IPAM on a unix socket.
+type Server struct {
+	rpc.UnimplementedCNIBackendServer
+	rpc.UnimplementedConfigServerBackendServer
+	n      *IPAM
+	grpc   *grpc.Server
+	health *health.Server
+}
+
+// NewServer registers the services; health answers NOT_SERVING until the
+// node is initialised.
+func NewServer(n *IPAM) *Server {
+	s := &Server{n: n, grpc: grpc.NewServer(), health: health.NewServer()}
+	rpc.RegisterCNIBackendServer(s.grpc, s)
+	rpc.RegisterConfigServerBackendServer(s.grpc, s)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	for _, svc := range []string{"", HealthService} {
+		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	return s
+}
+
+// Listen prepares the unix socket: parent directory 0755, a stale socket
+// removed, the socket 0660.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the socket directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		_ = l.Close() // the chmod error is the one worth returning
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve serves on l until ctx ends, then drains in-flight calls (bounded
+// by drain) and stops.
+func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(l) }()
+	select {
+	case <-s.n.readyCh:
+		for _, svc := range []string{"", HealthService} {
+			s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+		}
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("gRPC server: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("gRPC server: %w", err)
+	}
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drain):
+		s.grpc.Stop()
+		<-done
+	}
+	return nil
+}
+
+func key(networkName, containerID, ifName string) datastore.Key {
+	return datastore.Key{NetworkName: networkName, ContainerID: containerID, IfName: ifName}
+}
+
+func missingFields(fields ...[2]string) error {
+	var missing []string
+	for _, f := range fields {
+		if f[1] == "" {
+			missing = append(missing, f[0])
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return status.Errorf(codes.InvalidArgument, "request lacks %s", strings.Join(missing, ", "))
+}
+
+func (s *Server) checkVersion(method, clientVersion string) {
+	if clientVersion != version.Version && clientVersion != "" {
+		s.n.log.Debug("client version differs from ipamd's (accepted)", "method", method,
+			"client", clientVersion, "ipamd", version.Version)
+	}
+}
+
+// waitReady blocks until Init completed or ctx ends.
+func (s *Server) waitReady(ctx context.Context) error {
+	select {
+	case <-s.n.readyCh:
+		return nil
+	case <-ctx.Done():
+		return status.Error(codes.Unavailable, ErrNotInitialised.Error()+
+			": it is still reading the instance, its ENIs and the checkpoint; retry")
+	}
+}
+
+// AddNetwork hands the pod an address. On an empty pool it asks the pool
+// manager for more at once and waits, until the request's deadline (or
+// Intervals.AddWait when it has none), instead of failing.
+func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
+	n := s.n
+	s.checkVersion("AddNetwork", req.GetClientVersion())
+	if err := missingFields([2]string{"ContainerID", req.GetContainerId()}, [2]string{"IfName", req.GetIfName()},
+		[2]string{"NetworkName", req.GetNetworkName()}); err != nil {
+		return nil, err
+	}
+	if req.GetRequiresMultiNicAttachment() && !n.cfg.EnableMultiNIC {
+		return nil, status.Error(codes.FailedPrecondition, "pod asks for a multi-NIC attachment but ENABLE_MULTI_NIC=false on this node")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.times.AddWait)
+		defer cancel()
+	}
+	start := time.Now()
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
+	meta := datastore.Metadata{K8sPodNamespace: req.GetK8SPodNamespace(), K8sPodName: req.GetK8SPodName(), InterfacesCount: 1}
+	multi := req.GetRequiresMultiNicAttachment()
+	if multi {
+		meta.InterfacesCount = len(n.cards)
+	}
+	waiting := false
+	defer func() {
+		if waiting {
+			n.pending.Add(-1)
+		}
+	}()
+	for {
+		changed := n.changedCh()
+		asgs, err := n.assign(k, meta, multi)
+		if err == nil {
+			if waiting {
+				n.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
+			}
+			return s.addReply(asgs), nil
+		}
+		if !errors.Is(err, datastore.ErrNoAvailableAddress) {
+			return nil, status.Errorf(codes.Internal, "assigning an address to %s: %v", k, err)
+		}
+		if !waiting {
+			waiting = true
+			n.pending.Add(1)
+		}
+		n.pool.Fire()
+		select {
+		case <-changed:
+		case <-time.After(time.Second): // cooling addresses expire without a broadcast
+		case <-ctx.Done():
+			return nil, status.Error(codes.ResourceExhausted, n.exhaustedCause(err, time.Since(start)))
+		}
+	}
+}
+
+// assign takes one address on the first card that has one (pods spill to
+// cards > 0), or one on every card for a multi-NIC pod, all or nothing.
+func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
+	if !multi {
+		var err error
+		for _, c := range n.cards {
+			var a datastore.Assignment
+			if a, err = c.store.Assign(k, meta); err == nil {
+				return []datastore.Assignment{a}, nil
+			}
+			if !errors.Is(err, datastore.ErrNoAvailableAddress) {
+				return nil, err
+			}
+		}
+		return nil, err
+	}
+	var out []datastore.Assignment
+	for _, c := range n.cards {
+		a, err := c.store.Assign(k, meta)
+		if err != nil {
+			for i, done := range out {
+				if _, uerr := n.cards[i].store.Unassign(done.Key); uerr != nil {
+					n.log.Warn("could not undo a partial multi-NIC assignment", "key", k.String(), "err", uerr)
+				}
+			}
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// exhaustedCause names why no address came: the pool's own reason, the
+// last EC2 failure, or the datastore's figures.
+func (n *IPAM) exhaustedCause(storeErr error, waited time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "no IP address available after waiting %s", waited.Round(time.Millisecond))
+	for _, c := range n.cards {
+		starved, lastErr := c.state()
+		st := c.store.Stats()
+		fmt.Fprintf(&b, "; card %d: %d addresses, %d assigned, %d cooling", c.index, st.TotalIPs, st.AssignedIPs, st.CoolingIPs)
+		switch {
+		case starved != "":
+			b.WriteString(": " + starved)
+		case lastErr != nil:
+			b.WriteString(": " + causeOf(lastErr))
+		case n.node.maxPods > 0 && st.Pods >= n.node.maxPods:
+			fmt.Fprintf(&b, ": max pods reached (%d)", n.node.maxPods)
+		}
+	}
+	var nae *datastore.NoAvailableAddressError
+	if errors.As(storeErr, &nae) && nae.Reason != "" {
+		b.WriteString("; datastore: " + nae.Reason)
+	}
+	return b.String()
+}
+
+func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
+	n := s.n
+	r := &rpc.AddNetworkReply{Success: true, UseExternalSnat: n.cfg.ExternalSNAT, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
+	for _, a := range asgs {
+		md := &rpc.IPAllocationMetadata{DeviceNumber: int32(a.DeviceNumber), RouteTableId: int32(a.RouteTableID)}
+		if a.Addr.Is4() {
+			md.Ipv4Addr = a.Addr.String()
+		} else {
+			md.Ipv6Addr = a.Addr.String()
+		}
+		r.IpAllocationMetadata = append(r.IpAllocationMetadata, md)
+	}
+	for _, p := range n.node.vpcCIDRs {
+		r.VpcV4Cidrs = append(r.VpcV4Cidrs, p.String())
+	}
+	if !n.cfg.ExternalSNAT {
+		for _, p := range n.cfg.ExcludeSNATCIDRs {
+			r.VpcV4Cidrs = append(r.VpcV4Cidrs, p.String())
+		}
+	}
+	return r
+}
+
+// DelNetwork releases the pod's addresses. It is idempotent: a key ipamd
+// does not hold gets an error whose message contains "datastore: unknown
+// pod", which every plugin version treats as success.
+func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, error) {
+	n := s.n
+	s.checkVersion("DelNetwork", req.GetClientVersion())
+	if err := missingFields([2]string{"ContainerID", req.GetContainerId()}, [2]string{"IfName", req.GetIfName()},
+		[2]string{"NetworkName", req.GetNetworkName()}); err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
+	r := &rpc.DelNetworkReply{NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
+	for _, c := range n.cards {
+		a, err := c.store.Unassign(k)
+		if errors.Is(err, datastore.ErrUnknownPod) {
+			// Entries migrated by upstream from CRI state carry placeholders.
+			a, err = c.store.Unassign(key(datastore.MigratedNetworkName, req.GetContainerId(), datastore.MigratedIfName))
+		}
+		if errors.Is(err, datastore.ErrUnknownPod) {
+			continue
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "releasing the address of %s: %v", k, err)
+		}
+		md := &rpc.IPAllocationMetadata{DeviceNumber: int32(a.DeviceNumber), RouteTableId: int32(a.RouteTableID)}
+		if a.Addr.Is4() {
+			md.Ipv4Addr = a.Addr.String()
+		} else {
+			md.Ipv6Addr = a.Addr.String()
+		}
+		r.IpAllocationMetadata = append(r.IpAllocationMetadata, md)
+	}
+	if len(r.IpAllocationMetadata) == 0 {
+		return nil, status.Errorf(codes.NotFound, "%v: %s", datastore.ErrUnknownPod, k)
+	}
+	r.Success = true
+	return r, nil
+}
+
+// GetNetworkPolicyConfigs answers the network-policy agent.
+func (s *Server) GetNetworkPolicyConfigs(ctx context.Context, _ *emptypb.Empty) (*rpc.NetworkPolicyAgentConfigReply, error) {
+	if err := s.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	n := s.n
+	r := &rpc.NetworkPolicyAgentConfigReply{
+		NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode,
+		MultiNicEnabled:   n.cfg.EnableMultiNIC,
+		InstanceId:        n.node.id.InstanceID,
+		Region:            n.node.id.Region,
+	}
+	if n.cfg.EnableIPv6 {
+		if n.node.id.PrimaryIPv6.IsValid() {
+			r.NodeIpv6 = n.node.id.PrimaryIPv6.String()
+		}
+	} else if n.node.id.LocalIPv4.IsValid() {
+		r.NodeIpv4 = n.node.id.LocalIPv4.String()
+	}
+	return r, nil
+}

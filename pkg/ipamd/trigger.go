@@ -1,0 +1,48 @@
+package ipamd
+
+import (
+	"context"
+	"time"
+)
+
+// trigger runs a function on a timer and on demand, never concurrently with
+// itself, coalescing demands that arrive while it runs into one more run.
+type trigger struct {
+	kick chan struct{}
+}
+
+func newTrigger() *trigger { return &trigger{kick: make(chan struct{}, 1)} }
+
+// Fire asks for a run as soon as possible. It never blocks.
+func (t *trigger) Fire() {
+	select {
+	case t.kick <- struct{}{}:
+	default: // a run is already due
+	}
+}
+
+// Run calls f every interval and after each Fire until ctx ends. minGap
+// spaces demand-driven runs (0: none), so a storm of Fire calls costs at
+// most one run per minGap.
+func (t *trigger) Run(ctx context.Context, interval, minGap time.Duration, f func(context.Context)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-t.kick:
+			if wait := minGap - time.Since(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+		last = time.Now()
+		f(ctx)
+	}
+}
