@@ -1,0 +1,96 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// With 20 nodes × 10 pods in the cluster, the client of one node holds and
+// receives only its own Node and its own 10 pods.
+func TestCachesHoldOnlyOwnNode(t *testing.T) {
+	env, admin := testEnv(t)
+	ctx := context.Background()
+	const nodes, podsPerNode = 20, 10
+	name := func(i int) string { return fmt.Sprintf("scope-node-%02d", i) }
+	for i := range nodes {
+		createNode(t, admin, name(i), nil, nil)
+		for j := range podsPerNode {
+			createPod(t, admin, "default", fmt.Sprintf("scope-%02d-%02d", i, j), name(i))
+		}
+	}
+	self := name(7)
+	c := newClient(t, env, Config{NodeName: self, Features: Features{CustomNetworking: true, PodENI: true}})
+
+	// Count every object the informers receive from now on, including the
+	// replay of the current state that a new handler gets.
+	var podEvents, nodeEvents atomic.Int64
+	for obj, n := range map[client.Object]*atomic.Int64{&corev1.Pod{}: &podEvents, &corev1.Node{}: &nodeEvents} {
+		inf, err := c.cache.GetInformer(ctx, obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { n.Add(1) },
+			UpdateFunc: func(any, any) { n.Add(1) },
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	pods, err := c.Pods(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods) != podsPerNode {
+		t.Fatalf("cache holds %d pods, want only this node's %d", len(pods), podsPerNode)
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName != self {
+			t.Errorf("cached pod %s is on node %s", p.Name, p.Spec.NodeName)
+		}
+	}
+	var nl corev1.NodeList
+	if err := c.client.List(ctx, &nl); err != nil {
+		t.Fatal(err)
+	}
+	if len(nl.Items) != 1 || nl.Items[0].Name != self {
+		t.Fatalf("cache holds %d nodes, want only %s", len(nl.Items), self)
+	}
+	if _, err := c.Pod(ctx, "default", "scope-03-00"); err == nil {
+		t.Error("a pod of another node is readable from the cache")
+	}
+
+	// One watch stream delivers events in resourceVersion order: once the
+	// pod created second (on this node) arrived, the first (on another
+	// node) would have arrived before it if the watch were not filtered.
+	createPod(t, admin, "default", "scope-late-other", name(3))
+	createPod(t, admin, "default", "scope-late-own", self)
+	eventually(t, "own late pod cached", func() error {
+		_, err := c.Pod(ctx, "default", "scope-late-own")
+		return err
+	})
+	if _, err := c.Pod(ctx, "default", "scope-late-other"); err == nil {
+		t.Error("another node's new pod reached the cache")
+	}
+	if pods, _ := c.Pods(ctx); len(pods) != podsPerNode+1 {
+		t.Errorf("cache holds %d pods, want %d", len(pods), podsPerNode+1)
+	}
+	if got := podEvents.Load(); got != podsPerNode+1 {
+		t.Errorf("pod informer delivered %d events, want %d (own pods only)", got, podsPerNode+1)
+	}
+	if got := nodeEvents.Load(); got != 1 {
+		t.Errorf("node informer delivered %d events, want 1", got)
+	}
+
+	// Reads of other types fail instead of starting a cluster-wide informer.
+	var all corev1.ServiceList
+	if err := c.client.List(ctx, &all); err == nil {
+		t.Error("listing an uncached type succeeded; want an error instead of a new informer")
+	}
+}
