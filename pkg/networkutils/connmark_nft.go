@@ -83,9 +83,17 @@ func nftMarkRules(want *nftState) [][]expr.Any {
 func exprKey(es []expr.Any) string {
 	s := ""
 	for _, e := range es {
-		if _, ok := e.(*expr.Counter); ok {
+		switch e := e.(type) {
+		case *expr.Counter:
 			s += "counter;"
 			continue
+		case *expr.Ct:
+			// google/nftables does not decode a ct set's source register:
+			// it reads back as register 0, which no ct load ever uses.
+			if e.SourceRegister || e.Register == 0 {
+				s += fmt.Sprintf("ct set key %d dir %d;", e.Key, e.Direction)
+				continue
+			}
 		}
 		s += fmt.Sprintf("%T%+v;", e, e)
 	}
@@ -172,9 +180,9 @@ func reconcileNFT(want *nftState, changes *[]string) error {
 			*changes = append(*changes, "nft delete table ip "+nftTable)
 		}
 		c.AddTable(t)
-		c.AddChain(mark) // first: the base chain jumps to it
 		c.AddChain(base)
-		dirty = []*nftables.Chain{mark, base}
+		c.AddChain(mark)
+		dirty = []*nftables.Chain{base, mark}
 		*changes = append(*changes, "nft add table ip "+nftTable)
 	case len(dirty) == 0:
 		return nil
