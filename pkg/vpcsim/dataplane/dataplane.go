@@ -1,0 +1,734 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Well-known addresses of the simulated VPC, reachable from every node
+// through its own eth0 (they live on the VPC namespace's loopback).
+var (
+	IMDSAddr = netip.MustParseAddrPort("169.254.169.254:80")
+	EC2Addr  = netip.MustParseAddrPort("169.254.169.253:80")
+	// DefaultInternetAddrs are the "internet" hosts (TEST-NET-2, only inside
+	// the internet namespace).
+	DefaultInternetAddrs = []netip.Addr{netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("198.51.100.20")}
+)
+
+// Transit link between the VPC and internet namespaces (TEST-NET-1).
+var (
+	transitVPC  = netip.MustParsePrefix("192.0.2.1/30")
+	transitInet = netip.MustParsePrefix("192.0.2.2/30")
+)
+
+const (
+	defaultMTU = 9001
+	// publicTable holds the VPC namespace's route to the internet; only
+	// sources with a public IP get a rule that reaches it.
+	publicTable    = 100
+	publicRulePrio = 40000 // after main (32766): the VPC itself wins
+	inetLinkVPC    = "inet"
+	inetLinkInet   = "vpc"
+)
+
+// Service is an HTTP handler the VPC namespace serves on Addr (IMDS, the
+// EC2 endpoint, ...). Addr's IP is added to the VPC namespace's loopback.
+type Service struct {
+	Name    string
+	Addr    netip.AddrPort
+	Handler http.Handler
+}
+
+// Config configures a Dataplane.
+type Config struct {
+	// RunID names the namespaces (NamePrefix+RunID+"-..."); NewRunID() if empty.
+	RunID  string
+	Logger *slog.Logger
+	// MTU of every ENI link; 9001 (EC2's) if zero.
+	MTU int
+	// InternetAddrs run a whoami service in the internet namespace;
+	// DefaultInternetAddrs if empty.
+	InternetAddrs []netip.Addr
+	// Services are served inside the VPC namespace.
+	Services []Service
+	// EchoAddrs run a whoami service inside the VPC namespace, e.g. a VPC
+	// address standing for an in-VPC server that must see pods' own addresses.
+	EchoAddrs []netip.Addr
+}
+
+// NIC describes an ENI being attached to an instance.
+type NIC struct {
+	ENIID       string
+	MAC         net.HardwareAddr
+	PrimaryIP   netip.Addr
+	Subnet      netip.Prefix
+	DeviceIndex int
+}
+
+// Dataplane is a running VPC data plane. All methods are safe for
+// concurrent use.
+type Dataplane struct {
+	log    *slog.Logger
+	runID  string
+	prefix string
+	mtu    int
+
+	mu       sync.Mutex
+	closed   bool
+	created  []string // pinned namespace paths, in creation order
+	vpcPath  string
+	inetPath string
+	vpcNS    netns.NsHandle
+	vpc      *netlink.Handle
+	inet     *netlink.Handle
+	inetNS   netns.NsHandle
+	nodes    map[string]*node
+	enis     map[string]*eni
+	routers  map[netip.Addr]int // subnet router address -> ENIs using it
+	nodeSeq  int
+	svc      closers
+}
+
+type node struct {
+	id      string
+	seq     int
+	path    string
+	nsh     netns.NsHandle
+	h       *netlink.Handle
+	primary netip.Addr
+	public  bool
+}
+
+type eni struct {
+	id       string
+	node     string // empty while detached
+	nic      NIC
+	link     string // VPC-side link name while attached
+	prefixes map[netip.Prefix]bool
+}
+
+// New builds the VPC and internet namespaces and starts the services. On
+// error everything created so far is removed.
+func New(cfg Config) (_ *Dataplane, err error) {
+	if cfg.RunID == "" {
+		cfg.RunID = NewRunID()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = defaultMTU
+	}
+	if len(cfg.InternetAddrs) == 0 {
+		cfg.InternetAddrs = DefaultInternetAddrs
+	}
+	d := &Dataplane{
+		log:     cfg.Logger,
+		runID:   cfg.RunID,
+		prefix:  RunPrefix(cfg.RunID),
+		mtu:     cfg.MTU,
+		nodes:   map[string]*node{},
+		enis:    map[string]*eni{},
+		routers: map[netip.Addr]int{},
+		vpcNS:   -1,
+		inetNS:  -1,
+	}
+	defer func() {
+		if err != nil {
+			_ = d.Close()
+		}
+	}()
+	if d.vpcPath, d.vpcNS, d.vpc, err = d.newNS("vpc"); err != nil {
+		return nil, err
+	}
+	if d.inetPath, d.inetNS, d.inet, err = d.newNS("inet"); err != nil {
+		return nil, err
+	}
+	// Defaults are set before any ENI link exists so every link inherits
+	// them: proxy ARP answers for addresses behind other links at once, and
+	// strict reverse-path filtering is EC2's source/destination check.
+	if err := sysctls(d.vpcPath, [][2]string{
+		{"net.ipv4.ip_forward", "1"},
+		{"net.ipv4.conf.all.rp_filter", "0"},
+		{"net.ipv4.conf.default.rp_filter", "1"},
+		{"net.ipv4.conf.default.proxy_arp", "1"},
+		{"net.ipv4.conf.all.send_redirects", "0"},
+		{"net.ipv4.conf.default.send_redirects", "0"},
+	}); err != nil {
+		return nil, err
+	}
+	if err := d.buildTransit(); err != nil {
+		return nil, err
+	}
+	if err := sysctls(d.vpcPath, [][2]string{{"net.ipv4.conf." + inetLinkVPC + ".rp_filter", "0"}}); err != nil {
+		return nil, err
+	}
+	for _, a := range cfg.InternetAddrs {
+		if err := addLoopback(d.inet, a); err != nil {
+			return nil, fmt.Errorf("internet address %s: %w", a, err)
+		}
+		c, err := ServeWhoami(d.inetPath, netip.AddrPortFrom(a, WhoamiPort))
+		if err != nil {
+			return nil, err
+		}
+		d.svc.add(c)
+	}
+	for _, a := range cfg.EchoAddrs {
+		if err := addLoopback(d.vpc, a); err != nil {
+			return nil, fmt.Errorf("VPC echo address %s: %w", a, err)
+		}
+		c, err := ServeWhoami(d.vpcPath, netip.AddrPortFrom(a, WhoamiPort))
+		if err != nil {
+			return nil, err
+		}
+		d.svc.add(c)
+	}
+	for _, s := range cfg.Services {
+		if s.Handler == nil {
+			return nil, fmt.Errorf("service %q on %s: no handler", s.Name, s.Addr)
+		}
+		if err := addLoopback(d.vpc, s.Addr.Addr()); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("service %q address %s: %w", s.Name, s.Addr, err)
+		}
+		hs, err := serveHTTP(d.log, d.vpcPath, s.Addr, s.Handler)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", s.Name, err)
+		}
+		d.svc.add(hs)
+	}
+	d.log.Info("VPC data plane up", "run", d.runID, "vpc_ns", d.vpcPath, "internet_ns", d.inetPath)
+	return d, nil
+}
+
+// RunID returns the run id; RunPrefix(RunID()) prefixes every namespace.
+func (d *Dataplane) RunID() string { return d.runID }
+
+// VPCNS returns the path of the VPC namespace.
+func (d *Dataplane) VPCNS() string { return d.vpcPath }
+
+// InternetNS returns the path of the internet namespace.
+func (d *Dataplane) InternetNS() string { return d.inetPath }
+
+// NodeNS returns the network namespace path of an instance.
+func (d *Dataplane) NodeNS(instanceID string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.nodes[instanceID]
+	if !ok {
+		return "", fmt.Errorf("instance %q: not in the data plane", instanceID)
+	}
+	return n.path, nil
+}
+
+// newNS creates, pins and opens a namespace of this run, with lo up.
+func (d *Dataplane) newNS(role string) (string, netns.NsHandle, *netlink.Handle, error) {
+	path, err := createNamedNS(d.prefix + role)
+	if err != nil {
+		return "", -1, nil, err
+	}
+	d.created = append(d.created, path)
+	nsh, err := netns.GetFromPath(path)
+	if err != nil {
+		return path, -1, nil, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		_ = nsh.Close()
+		return path, -1, nil, fmt.Errorf("netlink handle in %s: %w", path, err)
+	}
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetUp(lo)
+	}
+	if err != nil {
+		h.Close()
+		_ = nsh.Close()
+		return path, -1, nil, fmt.Errorf("bring lo up in %s: %w", path, err)
+	}
+	return path, nsh, h, nil
+}
+
+// buildTransit links the VPC and internet namespaces. The VPC's only
+// default route is in publicTable, used by sources with a public IP.
+func (d *Dataplane) buildTransit() error {
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: inetLinkVPC, MTU: d.mtu},
+		PeerName:      inetLinkInet,
+		PeerMTU:       uint32(d.mtu),
+		PeerNamespace: netlink.NsFd(int(d.inetNS)),
+	}
+	if err := d.vpc.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create VPC-internet link: %w", err)
+	}
+	vl, err := d.vpc.LinkByName(inetLinkVPC)
+	if err != nil {
+		return fmt.Errorf("find VPC-internet link: %w", err)
+	}
+	il, err := d.inet.LinkByName(inetLinkInet)
+	if err != nil {
+		return fmt.Errorf("find internet-VPC link: %w", err)
+	}
+	for _, x := range []struct {
+		h *netlink.Handle
+		l netlink.Link
+		p netip.Prefix
+	}{{d.vpc, vl, transitVPC}, {d.inet, il, transitInet}} {
+		if err := x.h.AddrAdd(x.l, &netlink.Addr{IPNet: ipNet(x.p)}); err != nil {
+			return fmt.Errorf("address %s on transit link: %w", x.p, err)
+		}
+		if err := x.h.LinkSetUp(x.l); err != nil {
+			return fmt.Errorf("bring transit link up: %w", err)
+		}
+	}
+	def := &netlink.Route{Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")), Gw: transitInet.Addr().AsSlice(), LinkIndex: vl.Attrs().Index, Table: publicTable}
+	if err := d.vpc.RouteAdd(def); err != nil {
+		return fmt.Errorf("VPC internet route: %w", err)
+	}
+	return nil
+}
+
+// AddNode creates the network namespace of an instance. public says whether
+// the instance has a public IP, i.e. whether its primary address may reach
+// the internet. Its ENIs follow with AttachNIC.
+func (d *Dataplane) AddNode(instanceID string, primaryIP netip.Addr, public bool) error {
+	if instanceID == "" {
+		return errors.New("add node: empty instance id")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("add node: data plane closed")
+	}
+	if _, ok := d.nodes[instanceID]; ok {
+		return nil
+	}
+	d.nodeSeq++
+	n := &node{id: instanceID, seq: d.nodeSeq, primary: primaryIP, public: public}
+	var err error
+	if n.path, n.nsh, n.h, err = d.newNS(instanceID); err != nil {
+		return fmt.Errorf("add node %s: %w", instanceID, err)
+	}
+	d.nodes[instanceID] = n
+	// As the AMI would: a node forwards for its pods.
+	if err := sysctls(n.path, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
+		return fmt.Errorf("add node %s: %w", instanceID, err)
+	}
+	if public && primaryIP.IsValid() {
+		if err := d.allowInternet(primaryIP); err != nil {
+			return fmt.Errorf("add node %s: %w", instanceID, err)
+		}
+	}
+	d.log.Info("node added", "instance", instanceID, "netns", n.path, "primary_ip", primaryIP, "public", public)
+	return nil
+}
+
+// allowInternet lets src reach the internet and the internet reach src.
+func (d *Dataplane) allowInternet(src netip.Addr) error {
+	r := netlink.NewRule()
+	r.Src = ipNet(netip.PrefixFrom(src, 32))
+	r.Table = publicTable
+	r.Priority = publicRulePrio
+	if err := d.vpc.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("internet rule for %s: %w", src, err)
+	}
+	il, err := d.inet.LinkByName(inetLinkInet)
+	if err != nil {
+		return fmt.Errorf("find internet-VPC link: %w", err)
+	}
+	back := &netlink.Route{Dst: ipNet(netip.PrefixFrom(src, 32)), Gw: transitVPC.Addr().AsSlice(), LinkIndex: il.Attrs().Index}
+	if err := d.inet.RouteReplace(back); err != nil {
+		return fmt.Errorf("internet route back to %s: %w", src, err)
+	}
+	return nil
+}
+
+func (d *Dataplane) denyInternet(src netip.Addr) error {
+	r := netlink.NewRule()
+	r.Src = ipNet(netip.PrefixFrom(src, 32))
+	r.Table = publicTable
+	r.Priority = publicRulePrio
+	var errs []error
+	if err := d.vpc.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("delete internet rule for %s: %w", src, err))
+	}
+	back := &netlink.Route{Dst: ipNet(netip.PrefixFrom(src, 32))}
+	if err := d.inet.RouteDel(back); err != nil && !errors.Is(err, unix.ESRCH) {
+		errs = append(errs, fmt.Errorf("delete internet route to %s: %w", src, err))
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveNode unplugs every ENI of the instance and deletes its namespace.
+// Processes still running in it keep the namespace alive until they exit.
+func (d *Dataplane) RemoveNode(instanceID string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, ok := d.nodes[instanceID]
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, e := range d.enis {
+		if e.node == instanceID {
+			errs = append(errs, d.unplug(e))
+		}
+	}
+	if n.public && n.primary.IsValid() {
+		errs = append(errs, d.denyInternet(n.primary))
+	}
+	n.h.Close()
+	_ = n.nsh.Close()
+	errs = append(errs, deleteNamedNS(n.path))
+	delete(d.nodes, instanceID)
+	for i, p := range d.created {
+		if p == n.path {
+			d.created = append(d.created[:i], d.created[i+1:]...)
+			break
+		}
+	}
+	d.log.Info("node removed", "instance", instanceID)
+	return errors.Join(errs...)
+}
+
+// AttachNIC hot-plugs an ENI into an instance: eth<device index> appears in
+// the node with the ENI's MAC. The primary ENI (device 0) is configured as
+// the AMI would: address, subnet route and default route via subnet+1.
+// Secondary ENIs stay down and unconfigured, for ipamd to set up.
+func (d *Dataplane) AttachNIC(instanceID string, nic NIC) error {
+	if err := validNIC(nic); err != nil {
+		return fmt.Errorf("attach to %s: %w", instanceID, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("attach: data plane closed")
+	}
+	n, ok := d.nodes[instanceID]
+	if !ok {
+		return fmt.Errorf("attach %s: instance %q not in the data plane", nic.ENIID, instanceID)
+	}
+	e := d.eniLocked(nic.ENIID)
+	if e.node != "" {
+		if e.node == instanceID && e.nic.DeviceIndex == nic.DeviceIndex {
+			return nil
+		}
+		return fmt.Errorf("attach %s to %s: already attached to %s", nic.ENIID, instanceID, e.node)
+	}
+	e.nic = nic
+	if err := d.plug(n, e); err != nil {
+		return fmt.Errorf("attach %s to %s: %w", nic.ENIID, instanceID, err)
+	}
+	d.log.Info("ENI hot-plugged", "instance", instanceID, "eni", nic.ENIID, "device", nic.DeviceIndex, "mac", nic.MAC.String(), "link", e.link)
+	return nil
+}
+
+func validNIC(nic NIC) error {
+	switch {
+	case nic.ENIID == "":
+		return errors.New("NIC without ENI id")
+	case len(nic.MAC) != 6:
+		return fmt.Errorf("ENI %s: MAC %q is not a 6-byte MAC", nic.ENIID, nic.MAC)
+	case !nic.PrimaryIP.Is4():
+		return fmt.Errorf("ENI %s: primary IP %v is not IPv4", nic.ENIID, nic.PrimaryIP)
+	case !nic.Subnet.Contains(nic.PrimaryIP):
+		return fmt.Errorf("ENI %s: primary IP %v outside subnet %v", nic.ENIID, nic.PrimaryIP, nic.Subnet)
+	case nic.DeviceIndex < 0 || nic.DeviceIndex > 99:
+		return fmt.Errorf("ENI %s: device index %d out of range 0-99", nic.ENIID, nic.DeviceIndex)
+	}
+	return nil
+}
+
+func (d *Dataplane) eniLocked(id string) *eni {
+	e, ok := d.enis[id]
+	if !ok {
+		e = &eni{id: id, prefixes: map[netip.Prefix]bool{}}
+		d.enis[id] = e
+	}
+	return e
+}
+
+// routerAddr is the VPC router address of a subnet: its network address + 1.
+func routerAddr(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
+
+func (d *Dataplane) plug(n *node, e *eni) error {
+	nic := e.nic
+	ifName := fmt.Sprintf("eth%d", nic.DeviceIndex)
+	if _, err := n.h.LinkByName(ifName); err == nil {
+		return fmt.Errorf("instance already has %s", ifName)
+	}
+	vpcName := fmt.Sprintf("n%d-%s", n.seq, ifName)
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: vpcName, MTU: d.mtu},
+		PeerName:         ifName,
+		PeerHardwareAddr: nic.MAC,
+		PeerMTU:          uint32(d.mtu),
+		PeerNamespace:    netlink.NsFd(int(n.nsh)),
+	}
+	if err := d.vpc.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create link %s/%s: %w", vpcName, ifName, err)
+	}
+	e.node, e.link = n.id, vpcName
+	vl, err := d.vpc.LinkByName(vpcName)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", vpcName, err)
+	}
+	// Answer proxied ARP at once, not after up to 0.8 s (the kernel default).
+	if err := sysctls(d.vpcPath, [][2]string{{"net.ipv4.neigh." + vpcName + ".proxy_delay", "0"}}); err != nil {
+		return err
+	}
+	if err := d.vpc.LinkSetUp(vl); err != nil {
+		return fmt.Errorf("bring %s up: %w", vpcName, err)
+	}
+	// The fabric knows each ENI's MAC; it never needs ARP to deliver.
+	neigh := &netlink.Neigh{LinkIndex: vl.Attrs().Index, Family: unix.AF_INET, State: netlink.NUD_PERMANENT, IP: nic.PrimaryIP.AsSlice(), HardwareAddr: nic.MAC}
+	if err := d.vpc.NeighSet(neigh); err != nil {
+		return fmt.Errorf("neighbour %s on %s: %w", nic.PrimaryIP, vpcName, err)
+	}
+	if err := d.vpc.RouteReplace(&netlink.Route{Dst: ipNet(netip.PrefixFrom(nic.PrimaryIP, 32)), LinkIndex: vl.Attrs().Index, Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("route %s to %s: %w", nic.PrimaryIP, vpcName, err)
+	}
+	for p := range e.prefixes {
+		if err := d.routeLocked(e, p); err != nil {
+			return err
+		}
+	}
+	gw := routerAddr(nic.Subnet)
+	if d.routers[gw] == 0 {
+		if err := addLoopback(d.vpc, gw); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("subnet router %s: %w", gw, err)
+		}
+	}
+	d.routers[gw]++
+	if nic.DeviceIndex == 0 {
+		if err := configurePrimary(n.h, ifName, nic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configurePrimary does what cloud-init does with the primary ENI.
+func configurePrimary(h *netlink.Handle, ifName string, nic NIC) error {
+	l, err := h.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("find %s in node: %w", ifName, err)
+	}
+	addr := netip.PrefixFrom(nic.PrimaryIP, nic.Subnet.Bits())
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+		return fmt.Errorf("address %s on %s: %w", addr, ifName, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("bring %s up: %w", ifName, err)
+	}
+	def := &netlink.Route{Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")), Gw: routerAddr(nic.Subnet).AsSlice(), LinkIndex: l.Attrs().Index}
+	if err := h.RouteReplace(def); err != nil {
+		return fmt.Errorf("default route via %s on %s: %w", routerAddr(nic.Subnet), ifName, err)
+	}
+	return nil
+}
+
+// DetachNIC unplugs an ENI: its ethN disappears from the instance. The
+// ENI's assigned addresses are remembered for a later attach.
+func (d *Dataplane) DetachNIC(eniID string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.enis[eniID]
+	if !ok || e.node == "" {
+		return nil
+	}
+	node := e.node
+	if err := d.unplug(e); err != nil {
+		return fmt.Errorf("detach %s: %w", eniID, err)
+	}
+	d.log.Info("ENI unplugged", "instance", node, "eni", eniID, "device", e.nic.DeviceIndex)
+	return nil
+}
+
+func (d *Dataplane) unplug(e *eni) error {
+	var errs []error
+	if l, err := d.vpc.LinkByName(e.link); err == nil {
+		// Deleting one end of a veth removes both, and every route via it.
+		if err := d.vpc.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("delete link %s: %w", e.link, err))
+		}
+	}
+	gw := routerAddr(e.nic.Subnet)
+	if d.routers[gw]--; d.routers[gw] <= 0 {
+		delete(d.routers, gw)
+		if err := delLoopback(d.vpc, gw); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.node, e.link = "", ""
+	return errors.Join(errs...)
+}
+
+// RouteAddresses makes the VPC deliver the given addresses (/32) and
+// prefixes (/28) to the ENI and accept them as its sources. Addresses of an
+// ENI that is not attached yet are routed when it is.
+func (d *Dataplane) RouteAddresses(eniID string, prefixes []netip.Prefix) error {
+	for _, p := range prefixes {
+		if !p.Addr().Is4() {
+			return fmt.Errorf("route %v to %s: only IPv4 is supported", p, eniID)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.eniLocked(eniID)
+	var errs []error
+	for _, p := range prefixes {
+		p = p.Masked()
+		e.prefixes[p] = true
+		if e.node != "" {
+			errs = append(errs, d.routeLocked(e, p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Dataplane) routeLocked(e *eni, p netip.Prefix) error {
+	if p == netip.PrefixFrom(e.nic.PrimaryIP, 32) {
+		return nil
+	}
+	l, err := d.vpc.LinkByName(e.link)
+	if err != nil {
+		return fmt.Errorf("route %v: find %s: %w", p, e.link, err)
+	}
+	r := &netlink.Route{Dst: ipNet(p), Gw: e.nic.PrimaryIP.AsSlice(), LinkIndex: l.Attrs().Index, Flags: int(netlink.FLAG_ONLINK)}
+	if err := d.vpc.RouteReplace(r); err != nil {
+		return fmt.Errorf("route %v to %s: %w", p, e.id, err)
+	}
+	return nil
+}
+
+// UnrouteAddresses withdraws addresses from an ENI: packets to them are no
+// longer delivered and packets from them are dropped.
+func (d *Dataplane) UnrouteAddresses(eniID string, prefixes []netip.Prefix) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.enis[eniID]
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, p := range prefixes {
+		p = p.Masked()
+		delete(e.prefixes, p)
+		if e.node == "" || p == netip.PrefixFrom(e.nic.PrimaryIP, 32) {
+			continue
+		}
+		l, err := d.vpc.LinkByName(e.link)
+		if err != nil {
+			continue
+		}
+		// Only this ENI's route: the address may already belong to another.
+		r := &netlink.Route{Dst: ipNet(p), Gw: e.nic.PrimaryIP.AsSlice(), LinkIndex: l.Attrs().Index}
+		if err := d.vpc.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("unroute %v from %s: %w", p, eniID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ForgetENI drops everything known about an ENI (it was deleted in EC2).
+func (d *Dataplane) ForgetENI(eniID string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.enis[eniID]
+	if !ok {
+		return nil
+	}
+	var err error
+	if e.node != "" {
+		err = d.unplug(e)
+	}
+	delete(d.enis, eniID)
+	return err
+}
+
+// RoutedAddresses returns the prefixes the VPC currently delivers to the ENI
+// (its primary address included while attached), sorted.
+func (d *Dataplane) RoutedAddresses(eniID string) []netip.Prefix {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.enis[eniID]
+	if !ok || e.node == "" {
+		return nil
+	}
+	out := []netip.Prefix{netip.PrefixFrom(e.nic.PrimaryIP, 32)}
+	for p := range e.prefixes {
+		if p != out[0] {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr().Less(out[j].Addr()) })
+	return out
+}
+
+// Close stops the services and removes every namespace of this run. It is
+// safe to call more than once.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	// Listening sockets pin their namespace; close them first.
+	errs := []error{d.svc.closeAll()}
+	for _, n := range d.nodes {
+		n.h.Close()
+		_ = n.nsh.Close()
+	}
+	for _, h := range []*netlink.Handle{d.vpc, d.inet} {
+		if h != nil {
+			h.Close()
+		}
+	}
+	for _, nsh := range []netns.NsHandle{d.vpcNS, d.inetNS} {
+		if nsh >= 0 {
+			_ = nsh.Close()
+		}
+	}
+	d.vpc, d.inet, d.vpcNS, d.inetNS = nil, nil, -1, -1
+	for i := len(d.created) - 1; i >= 0; i-- {
+		errs = append(errs, deleteNamedNS(d.created[i]))
+	}
+	d.created = nil
+	d.nodes = map[string]*node{}
+	d.enis = map[string]*eni{}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close data plane %s: %w", d.runID, err)
+	}
+	return nil
+}
+
+func addLoopback(h *netlink.Handle, a netip.Addr) error {
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	return h.AddrAdd(lo, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(a, a.BitLen()))})
+}
+
+func delLoopback(h *netlink.Handle, a netip.Addr) error {
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if err := h.AddrDel(lo, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(a, a.BitLen()))}); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("remove %s from lo: %w", a, err)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
