@@ -20,9 +20,9 @@ import (
 var (
 	IMDSAddr = netip.MustParseAddrPort("169.254.169.254:80")
 	EC2Addr  = netip.MustParseAddrPort("169.254.169.253:80")
-	// DefaultInternetAddrs are the "internet" hosts (TEST-NET-2, only inside
+	// DefaultInternetAddrs are the "internet" hosts (TEST-NET-3, only inside
 	// the internet namespace).
-	DefaultInternetAddrs = []netip.Addr{netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("198.51.100.20")}
+	DefaultInternetAddrs = []netip.Addr{netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("203.0.113.20")}
 )
 
 // Transit link between the VPC and internet namespaces (TEST-NET-1).

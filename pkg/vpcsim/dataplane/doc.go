@@ -2,7 +2,7 @@
 // namespaces that behave like an EC2 VPC for the instances in it.
 //
 //	node namespace (one per instance)      VPC namespace ("the fabric")          internet namespace
-//	  eth0 ── veth ──────────────────────►  ENI link, proxy ARP, rp_filter=1  ──► inet ── vpc  198.51.100.10
+//	  eth0 ── veth ──────────────────────►  ENI link, proxy ARP, rp_filter=1  ──► inet ── vpc  203.0.113.10
 //	  eth1 ── veth (hot-plugged) ────────►  ENI link                               (echo service)
 //	                                        lo: every subnet router (subnet+1),
 //	                                            169.254.169.254 (IMDS), EC2 API

@@ -1,0 +1,577 @@
+package vpcsim
+
+import (
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// paginate applies MaxResults/NextToken. Without MaxResults everything is
+// returned in one page.
+func paginate[T any](items []T, p *params, minMax, maxMax int) ([]T, string, error) {
+	start := 0
+	if tok := p.str("NextToken"); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		n, err2 := strconv.Atoi(strings.TrimPrefix(string(raw), "vpcsim:"))
+		if err != nil || err2 != nil || !strings.HasPrefix(string(raw), "vpcsim:") || n < 0 || n > len(items) {
+			return nil, "", apiErr("InvalidParameterValue", "Invalid value '%s' for NextToken.", tok)
+		}
+		start = n
+	}
+	if !p.has("MaxResults") {
+		return items[start:], "", nil
+	}
+	max := p.int("MaxResults")
+	if p.err != nil {
+		return nil, "", p.err
+	}
+	if max < minMax || max > maxMax {
+		return nil, "", apiErr("InvalidParameterValue", "Value ( %d ) for parameter maxResults is invalid. Expecting a value between %d and %d.", max, minMax, maxMax)
+	}
+	end := min(start+max, len(items))
+	next := ""
+	if end < len(items) {
+		next = base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("vpcsim:%d", end)))
+	}
+	return items[start:end], next, nil
+}
+
+func noIDsWithMaxResults(p *params, idParam string) error {
+	if p.has("MaxResults") && len(p.indices(idParam)) > 0 {
+		return apiErr("InvalidParameterCombination", "The parameter %ss cannot be used with the parameter maxResults", idParam)
+	}
+	return nil
+}
+
+func eniField(v ENIView, name string) ([]string, bool) {
+	one := func(s string) ([]string, bool) { return []string{s}, true }
+	att := v.Attachment
+	if att == nil {
+		att = &AttachmentView{}
+	}
+	switch name {
+	case "network-interface-id":
+		return one(v.ID)
+	case "subnet-id":
+		return one(v.SubnetID)
+	case "vpc-id":
+		return one(v.VPCID)
+	case "availability-zone":
+		return one(v.AZ)
+	case "status":
+		return one(v.Status)
+	case "description":
+		return one(v.Description)
+	case "interface-type":
+		return one(v.InterfaceType)
+	case "mac-address":
+		return one(v.MAC)
+	case "requester-managed":
+		return one("false")
+	case "source-dest-check":
+		return one("true")
+	case "group-id":
+		return v.Groups, true
+	case "private-ip-address", "addresses.private-ip-address":
+		out := []string{}
+		if v.PrimaryIP.IsValid() {
+			out = append(out, v.PrimaryIP.String())
+		}
+		return append(out, strs(v.SecondaryIPs)...), true
+	case "ipv6-addresses.ipv6-address":
+		return strs(v.IPv6), true
+	case "attachment.instance-id":
+		return one(att.InstanceID)
+	case "attachment.attachment-id":
+		return one(att.ID)
+	case "attachment.status":
+		return one(att.Status)
+	case "attachment.device-index":
+		return one(strconv.Itoa(att.DeviceIndex))
+	case "attachment.delete-on-termination":
+		return one(strconv.FormatBool(att.DeleteOnTermination))
+	}
+	return tagField(v.Tags, name)
+}
+
+func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
+	ids := p.list("NetworkInterfaceId")
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
+	}
+	if err := noIDsWithMaxResults(p, "NetworkInterfaceId"); err != nil {
+		return nil, err
+	}
+	var out struct {
+		ENIs      []xmlENI `xml:"networkInterfaceSet>item"`
+		NextToken string   `xml:"nextToken,omitempty"`
+	}
+	err := s.do(false, func(w *world) error {
+		var views []ENIView
+		if len(ids) > 0 {
+			for _, id := range dedupe(ids) {
+				e, err := w.eni(id)
+				if err != nil {
+					return err
+				}
+				views = append(views, w.eniView(e))
+			}
+		} else {
+			views = w.state().NetworkInterfaces
+		}
+		views, err := applyFilters(views, fs, eniField)
+		if err != nil {
+			return err
+		}
+		page, next, err := paginate(views, p, 5, 1000)
+		if err != nil {
+			return err
+		}
+		for _, v := range page {
+			out.ENIs = append(out.ENIs, s.eniXML(w, v))
+		}
+		out.NextToken = next
+		return nil
+	})
+	return out, err
+}
+
+func dedupe(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func instanceField(v InstanceView, name string) ([]string, bool) {
+	one := func(s string) ([]string, bool) { return []string{s}, true }
+	switch name {
+	case "instance-id":
+		return one(v.ID)
+	case "instance-type":
+		return one(v.Type)
+	case "instance-state-name":
+		return one(v.State)
+	case "availability-zone":
+		return one(v.AZ)
+	case "subnet-id":
+		return one(v.SubnetID)
+	case "vpc-id":
+		return one(v.VPCID)
+	case "private-ip-address":
+		if !v.PrimaryIP.IsValid() {
+			return nil, true
+		}
+		return one(v.PrimaryIP.String())
+	case "network-interface.network-interface-id":
+		var out []string
+		for _, e := range v.ENIs {
+			out = append(out, e.ID)
+		}
+		return out, true
+	case "instance.group-id":
+		return v.SecurityGroups, true
+	}
+	return tagField(v.Tags, name)
+}
+
+type xmlReservation struct {
+	ReservationID string        `xml:"reservationId"`
+	OwnerID       string        `xml:"ownerId"`
+	Groups        []xmlGroup    `xml:"groupSet>item"`
+	Instances     []xmlInstance `xml:"instancesSet>item"`
+}
+
+func (s *Sim) describeInstances(p *params) (any, error) {
+	ids := p.list("InstanceId")
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
+	}
+	if err := noIDsWithMaxResults(p, "InstanceId"); err != nil {
+		return nil, err
+	}
+	var out struct {
+		Reservations []xmlReservation `xml:"reservationSet>item"`
+		NextToken    string           `xml:"nextToken,omitempty"`
+	}
+	err := s.do(false, func(w *world) error {
+		var views []InstanceView
+		if len(ids) > 0 {
+			for _, id := range dedupe(ids) {
+				in, err := w.instance(id)
+				if err != nil {
+					return err
+				}
+				views = append(views, w.instanceView(in))
+			}
+		} else {
+			views = w.state().Instances
+		}
+		views, err := applyFilters(views, fs, instanceField)
+		if err != nil {
+			return err
+		}
+		page, next, err := paginate(views, p, 5, 1000)
+		if err != nil {
+			return err
+		}
+		for _, v := range page {
+			out.Reservations = append(out.Reservations, xmlReservation{
+				ReservationID: "r-" + strings.TrimPrefix(v.ID, "i-"), OwnerID: w.account,
+				Instances: []xmlInstance{s.instanceXML(w, v)},
+			})
+		}
+		out.NextToken = next
+		return nil
+	})
+	return out, err
+}
+
+func instanceTypeField(t InstanceType, name string) ([]string, bool) {
+	switch name {
+	case "instance-type":
+		return []string{t.Name}, true
+	case "bare-metal":
+		return []string{strconv.FormatBool(t.BareMetal)}, true
+	case "hypervisor":
+		return []string{t.Hypervisor}, true
+	case "processor-info.supported-architecture":
+		return []string{t.Arch}, true
+	}
+	return nil, false
+}
+
+func (s *Sim) describeInstanceTypes(p *params) (any, error) {
+	names := p.list("InstanceType")
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
+	}
+	var types []InstanceType
+	if len(names) > 0 {
+		var missing []string
+		for _, n := range dedupe(names) {
+			t, ok := LookupInstanceType(n)
+			if !ok {
+				missing = append(missing, n)
+				continue
+			}
+			types = append(types, t)
+		}
+		if len(missing) > 0 {
+			return nil, apiErr("InvalidInstanceType", "The following supplied instance types do not exist: [%s]", strings.Join(missing, ", "))
+		}
+	} else {
+		types = InstanceTypes()
+	}
+	types, err := applyFilters(types, fs, instanceTypeField)
+	if err != nil {
+		return nil, err
+	}
+	page, next, err := paginate(types, p, 5, 100)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Types     []xmlInstanceType `xml:"instanceTypeSet>item"`
+		NextToken string            `xml:"nextToken,omitempty"`
+	}
+	for _, t := range page {
+		out.Types = append(out.Types, instanceTypeXML(t))
+	}
+	out.NextToken = next
+	return out, nil
+}
+
+func subnetField(v SubnetView, name string) ([]string, bool) {
+	one := func(s string) ([]string, bool) { return []string{s}, true }
+	switch name {
+	case "subnet-id":
+		return one(v.ID)
+	case "vpc-id":
+		return one(v.VPCID)
+	case "availability-zone":
+		return one(v.AZ)
+	case "cidr-block", "cidr", "cidrBlock":
+		return one(v.CIDR.String())
+	case "ipv6-cidr-block-association.ipv6-cidr-block":
+		if v.IPv6CIDR.IsValid() {
+			return one(v.IPv6CIDR.String())
+		}
+		return nil, true
+	case "state":
+		return one("available")
+	case "default-for-az":
+		return one("false")
+	case "available-ip-address-count":
+		return one(strconv.Itoa(v.AvailableIPAddressCount))
+	}
+	return tagField(v.Tags, name)
+}
+
+func (s *Sim) describeSubnets(p *params) (any, error) {
+	ids := p.list("SubnetId")
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
+	}
+	if err := noIDsWithMaxResults(p, "SubnetId"); err != nil {
+		return nil, err
+	}
+	var out struct {
+		Subnets   []xmlSubnet `xml:"subnetSet>item"`
+		NextToken string      `xml:"nextToken,omitempty"`
+	}
+	err := s.do(false, func(w *world) error {
+		var views []SubnetView
+		if len(ids) > 0 {
+			for _, id := range dedupe(ids) {
+				sn, err := w.subnet(id)
+				if err != nil {
+					return err
+				}
+				views = append(views, w.subnetView(sn))
+			}
+		} else {
+			views = w.state().Subnets
+		}
+		views, err := applyFilters(views, fs, subnetField)
+		if err != nil {
+			return err
+		}
+		page, next, err := paginate(views, p, 5, 1000)
+		if err != nil {
+			return err
+		}
+		for _, v := range page {
+			x := xmlSubnet{
+				SubnetID: v.ID, SubnetArn: fmt.Sprintf("arn:aws:ec2:%s:%s:subnet/%s", w.region, w.account, v.ID),
+				State: "available", VpcID: v.VPCID, OwnerID: w.account, CidrBlock: v.CIDR.String(),
+				AvailableIPAddressCount: v.AvailableIPAddressCount, AvailabilityZone: v.AZ,
+				MapPublicIPOnLaunch: w.subnets[v.ID].mapPublic, TagSet: tagsXML(v.Tags),
+			}
+			if v.IPv6CIDR.IsValid() {
+				x.IPv6Assocs = []xmlSubnetIPv6Assoc{{AssociationID: "subnet-cidr-assoc-" + strings.TrimPrefix(v.ID, "subnet-"), IPv6CidrBlock: v.IPv6CIDR.String(), State: xmlCidrState{State: "associated"}}}
+			}
+			out.Subnets = append(out.Subnets, x)
+		}
+		out.NextToken = next
+		return nil
+	})
+	return out, err
+}
+
+func (s *Sim) describeVpcs(p *params) (any, error) {
+	ids := p.list("VpcId")
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
+	}
+	var out struct {
+		Vpcs      []xmlVpc `xml:"vpcSet>item"`
+		NextToken string   `xml:"nextToken,omitempty"`
+	}
+	err := s.do(false, func(w *world) error {
+		var vs []*vpc
+		if len(ids) > 0 {
+			for _, id := range dedupe(ids) {
+				v, ok := w.vpcs[id]
+				if !ok {
+					return apiErr("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", id)
+				}
+				vs = append(vs, v)
+			}
+		} else {
+			for _, id := range sortedKeys(w.vpcs) {
+				vs = append(vs, w.vpcs[id])
+			}
+		}
+		vs, err := applyFilters(vs, fs, func(v *vpc, name string) ([]string, bool) {
+			if v == nil {
+				v = &vpc{}
+			}
+			switch name {
+			case "vpc-id":
+				return []string{v.id}, true
+			case "cidr", "cidr-block-association.cidr-block":
+				return strs(v.cidrs), true
+			case "state":
+				return []string{"available"}, true
+			}
+			return tagField(v.tags, name)
+		})
+		if err != nil {
+			return err
+		}
+		page, next, err := paginate(vs, p, 5, 1000)
+		if err != nil {
+			return err
+		}
+		for _, v := range page {
+			x := xmlVpc{VpcID: v.id, OwnerID: w.account, State: "available", CidrBlock: v.cidrs[0].String(), InstanceTenancy: "default", TagSet: tagsXML(v.tags)}
+			for i, c := range v.cidrs {
+				x.CidrAssocs = append(x.CidrAssocs, xmlVpcCidrAssoc{AssociationID: fmt.Sprintf("vpc-cidr-assoc-%s-%d", strings.TrimPrefix(v.id, "vpc-"), i), CidrBlock: c.String(), State: xmlCidrState{State: "associated"}})
+			}
+			if v.ipv6.IsValid() {
+				x.IPv6Assocs = []xmlVpcIPv6Assoc{{AssociationID: "vpc-cidr-assoc-" + strings.TrimPrefix(v.id, "vpc-") + "-v6", IPv6CidrBlock: v.ipv6.String(), State: xmlCidrState{State: "associated"}}}
+			}
+			out.Vpcs = append(out.Vpcs, x)
+		}
+		out.NextToken = next
+		return nil
+	})
+	return out, err
+}
+
+func (s *Sim) describeSecurityGroups(p *params) (any, error) {
+	ids := p.list("GroupId")
+	names := p.list("GroupName")
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
+	}
+	var out struct {
+		Groups    []xmlSecurityGroup `xml:"securityGroupInfo>item"`
+		NextToken string             `xml:"nextToken,omitempty"`
+	}
+	err := s.do(false, func(w *world) error {
+		var gs []*secGroup
+		for _, id := range sortedKeys(w.sgs) {
+			gs = append(gs, w.sgs[id])
+		}
+		for _, id := range ids {
+			if _, ok := w.sgs[id]; !ok {
+				return apiErr("InvalidGroup.NotFound", "The security group '%s' does not exist", id)
+			}
+		}
+		gs = slices.DeleteFunc(gs, func(g *secGroup) bool {
+			return len(ids) > 0 && !slices.Contains(ids, g.id) || len(names) > 0 && !slices.Contains(names, g.name)
+		})
+		gs, err := applyFilters(gs, fs, func(g *secGroup, name string) ([]string, bool) {
+			if g == nil {
+				g = &secGroup{}
+			}
+			switch name {
+			case "group-id":
+				return []string{g.id}, true
+			case "group-name":
+				return []string{g.name}, true
+			case "vpc-id":
+				return []string{g.vpcID}, true
+			}
+			return tagField(g.tags, name)
+		})
+		if err != nil {
+			return err
+		}
+		page, next, err := paginate(gs, p, 5, 1000)
+		if err != nil {
+			return err
+		}
+		for _, g := range page {
+			out.Groups = append(out.Groups, xmlSecurityGroup{OwnerID: w.account, GroupID: g.id, GroupName: g.name, GroupDescription: g.desc, VpcID: g.vpcID, TagSet: tagsXML(g.tags)})
+		}
+		out.NextToken = next
+		return nil
+	})
+	return out, err
+}
+
+func (s *Sim) describeAvailabilityZones(p *params) (any, error) {
+	type zone struct {
+		ZoneName   string `xml:"zoneName"`
+		ZoneID     string `xml:"zoneId"`
+		ZoneState  string `xml:"zoneState"`
+		RegionName string `xml:"regionName"`
+		ZoneType   string `xml:"zoneType"`
+	}
+	var out struct {
+		Zones []zone `xml:"availabilityZoneInfo>item"`
+	}
+	names := p.list("ZoneName")
+	err := s.do(false, func(w *world) error {
+		for i, az := range w.azs {
+			if len(names) > 0 && !slices.Contains(names, az) {
+				continue
+			}
+			id := fmt.Sprintf("%s-az%d", strings.ReplaceAll(strings.ReplaceAll(w.region, "-", ""), "west", "w"), i+1)
+			out.Zones = append(out.Zones, zone{ZoneName: az, ZoneID: id, ZoneState: "available", RegionName: w.region, ZoneType: "availability-zone"})
+		}
+		return nil
+	})
+	return out, err
+}
+
+type tagRow struct {
+	id, typ, key, value string
+}
+
+func (s *Sim) describeTags(p *params) (any, error) {
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
+	}
+	type xmlTagDesc struct {
+		ResourceID   string `xml:"resourceId"`
+		ResourceType string `xml:"resourceType"`
+		Key          string `xml:"key"`
+		Value        string `xml:"value"`
+	}
+	var out struct {
+		Tags      []xmlTagDesc `xml:"tagSet>item"`
+		NextToken string       `xml:"nextToken,omitempty"`
+	}
+	err := s.do(false, func(w *world) error {
+		var rows []tagRow
+		add := func(id, typ string, m map[string]string) {
+			for _, t := range tagsXML(m) {
+				rows = append(rows, tagRow{id, typ, t.Key, t.Value})
+			}
+		}
+		for _, id := range sortedKeys(w.instances) {
+			add(id, "instance", w.instances[id].tags)
+		}
+		for _, id := range sortedKeys(w.enis) {
+			add(id, "network-interface", w.enis[id].tags)
+		}
+		for _, id := range sortedKeys(w.subnets) {
+			add(id, "subnet", w.subnets[id].tags)
+		}
+		for _, id := range sortedKeys(w.vpcs) {
+			add(id, "vpc", w.vpcs[id].tags)
+		}
+		rows, err := applyFilters(rows, fs, func(r tagRow, name string) ([]string, bool) {
+			switch name {
+			case "resource-id":
+				return []string{r.id}, true
+			case "resource-type":
+				return []string{r.typ}, true
+			case "key":
+				return []string{r.key}, true
+			case "value":
+				return []string{r.value}, true
+			}
+			return nil, false
+		})
+		if err != nil {
+			return err
+		}
+		page, next, err := paginate(rows, p, 5, 1000)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			out.Tags = append(out.Tags, xmlTagDesc{r.id, r.typ, r.key, r.value})
+		}
+		out.NextToken = next
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,114 @@
+package vpcsim
+
+import "strconv"
+
+func (s *Sim) createTags(p *params) (any, error) {
+	ids, tags := p.list("ResourceId"), p.tags("Tag")
+	if p.err != nil {
+		return nil, p.err
+	}
+	err := s.do(true, func(w *world) error { return w.createTags(ids, tags) })
+	return xmlReturn{Return: true}, err
+}
+
+func (s *Sim) deleteTags(p *params) (any, error) {
+	ids, tags := p.list("ResourceId"), p.tags("Tag")
+	if p.err != nil {
+		return nil, p.err
+	}
+	err := s.do(true, func(w *world) error { return w.deleteTags(ids, tags) })
+	return xmlReturn{Return: true}, err
+}
+
+// runInstances supports the subset needed to build worlds: InstanceType,
+// SubnetId, SecurityGroupId.N, PrivateIpAddress, MinCount/MaxCount, instance
+// TagSpecifications and MetadataOptions.HttpTokens.
+func (s *Sim) runInstances(p *params) (any, error) {
+	minC, maxC := p.intp("MinCount"), p.intp("MaxCount")
+	spec := InstanceSpec{
+		Type:           p.str("InstanceType"),
+		Subnet:         p.str("SubnetId"),
+		SecurityGroups: p.list("SecurityGroupId"),
+		PrivateIP:      p.str("PrivateIpAddress"),
+		Tags:           p.tagSpecs("instance"),
+		IMDSv1Disabled: p.str("MetadataOptions.HttpTokens") == "required",
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	if minC == nil {
+		return nil, errMissing("MinCount")
+	}
+	if maxC == nil {
+		return nil, errMissing("MaxCount")
+	}
+	if *minC < 1 || *maxC < *minC || *maxC > 100 {
+		return nil, apiErr("InvalidParameterValue", "MinCount (%d) and MaxCount (%d) must satisfy 1 <= MinCount <= MaxCount <= 100", *minC, *maxC)
+	}
+	if spec.PrivateIP != "" && *maxC > 1 {
+		return nil, apiErr("InvalidParameterCombination", "PrivateIpAddress cannot be used with more than one instance")
+	}
+	var out struct {
+		ReservationID string        `xml:"reservationId"`
+		OwnerID       string        `xml:"ownerId"`
+		Instances     []xmlInstance `xml:"instancesSet>item"`
+	}
+	err := s.do(true, func(w *world) error {
+		var made []*instance
+		for i := 0; i < *maxC; i++ {
+			in, err := w.runInstance(spec)
+			if err != nil {
+				if len(made) >= *minC {
+					break
+				}
+				for _, m := range made {
+					_ = w.terminateInstance(m.id)
+					delete(w.instances, m.id)
+				}
+				return err
+			}
+			made = append(made, in)
+		}
+		out.OwnerID = w.account
+		out.ReservationID = "r-" + strconv.Itoa(len(w.instances))
+		for _, in := range made {
+			out.Instances = append(out.Instances, s.instanceXML(w, w.instanceView(in)))
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Sim) terminateInstances(p *params) (any, error) {
+	ids := p.list("InstanceId")
+	if p.err != nil {
+		return nil, p.err
+	}
+	if len(ids) == 0 {
+		return nil, errMissing("InstanceId")
+	}
+	type change struct {
+		InstanceID    string   `xml:"instanceId"`
+		CurrentState  xmlState `xml:"currentState"`
+		PreviousState xmlState `xml:"previousState"`
+	}
+	var out struct {
+		Changes []change `xml:"instancesSet>item"`
+	}
+	err := s.do(true, func(w *world) error {
+		for _, id := range ids {
+			if _, err := w.instance(id); err != nil {
+				return err
+			}
+		}
+		for _, id := range dedupe(ids) {
+			prev := w.instances[id].state
+			if err := w.terminateInstance(id); err != nil {
+				return err
+			}
+			out.Changes = append(out.Changes, change{InstanceID: id, CurrentState: stateXML("terminated"), PreviousState: stateXML(prev)})
+		}
+		return nil
+	})
+	return out, err
+}

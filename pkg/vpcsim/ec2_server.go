@@ -1,0 +1,186 @@
+package vpcsim
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+const (
+	ec2APIVersion = "2016-11-15"
+	ec2XMLNS      = "http://ec2.amazonaws.com/doc/2016-11-15/"
+	maxBodyBytes  = 1 << 20
+)
+
+// actionFunc executes one EC2 action and returns the response body (a struct
+// whose fields become the children of <ActionResponse>).
+type actionFunc func(s *Sim, p *params) (any, error)
+
+// actions is the EC2 Query API vpcsim implements.
+var actions = map[string]struct{ fn actionFunc }{
+	"DescribeInstanceTypes":           {fn: (*Sim).describeInstanceTypes},
+	"DescribeInstances":               {fn: (*Sim).describeInstances},
+	"DescribeNetworkInterfaces":       {fn: (*Sim).describeNetworkInterfaces},
+	"DescribeSubnets":                 {fn: (*Sim).describeSubnets},
+	"DescribeVpcs":                    {fn: (*Sim).describeVpcs},
+	"DescribeSecurityGroups":          {fn: (*Sim).describeSecurityGroups},
+	"DescribeAvailabilityZones":       {fn: (*Sim).describeAvailabilityZones},
+	"DescribeTags":                    {fn: (*Sim).describeTags},
+	"CreateNetworkInterface":          {fn: (*Sim).createNetworkInterface},
+	"AttachNetworkInterface":          {fn: (*Sim).attachNetworkInterface},
+	"DetachNetworkInterface":          {fn: (*Sim).detachNetworkInterface},
+	"DeleteNetworkInterface":          {fn: (*Sim).deleteNetworkInterface},
+	"ModifyNetworkInterfaceAttribute": {fn: (*Sim).modifyNetworkInterfaceAttribute},
+	"AssignPrivateIpAddresses":        {fn: (*Sim).assignPrivateIPAddresses},
+	"UnassignPrivateIpAddresses":      {fn: (*Sim).unassignPrivateIPAddresses},
+	"AssignIpv6Addresses":             {fn: (*Sim).assignIPv6Addresses},
+	"UnassignIpv6Addresses":           {fn: (*Sim).unassignIPv6Addresses},
+	"CreateTags":                      {fn: (*Sim).createTags},
+	"DeleteTags":                      {fn: (*Sim).deleteTags},
+	"RunInstances":                    {fn: (*Sim).runInstances},
+	"TerminateInstances":              {fn: (*Sim).terminateInstances},
+}
+
+// EC2Handler serves the EC2 Query API (POST form bodies and GET query strings).
+func (s *Sim) EC2Handler() http.Handler {
+	return http.HandlerFunc(s.serveEC2)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
+	reqID := newRequestID()
+	action := ""
+	defer func() {
+		// a bug must still produce an EC2-shaped answer, and be visible
+		if v := recover(); v != nil {
+			s.log.Error("ec2 handler panic", "action", action, "panic", v)
+			s.stats.record(action, "InternalError")
+			writeEC2Error(w, reqID, apiErr("InternalError", "An internal error has occurred."))
+		}
+	}()
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		writeEC2Error(w, reqID, apiErr("InvalidHttpRequest", "The HTTP method %s is not supported.", r.Method))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		writeEC2Error(w, reqID, apiErr("MalformedQueryString", "The request could not be parsed: %v", err))
+		return
+	}
+	p := &params{v: r.Form}
+	action = p.str("Action")
+	if action == "" {
+		writeEC2Error(w, reqID, apiErr("MissingAction", "The request must contain the parameter Action."))
+		return
+	}
+	a, ok := actions[action]
+	if !ok {
+		s.stats.record(action, "InvalidAction")
+		writeEC2Error(w, reqID, apiErr("InvalidAction", "The action %s is not valid for this web service.", action))
+		return
+	}
+	body, err := s.call(r.Context(), action, a.fn, p)
+	code := ErrorCode(err)
+	if err != nil && code == "" {
+		s.log.Error("ec2 action failed", "action", action, "err", err)
+		err, code = apiErr("InternalError", "An internal error has occurred."), "InternalError"
+	}
+	s.stats.record(action, code)
+	if err != nil {
+		s.log.Debug("ec2 error", "action", action, "code", code, "err", err)
+		writeEC2Error(w, reqID, err.(*APIError))
+		return
+	}
+	writeEC2Response(w, action, reqID, body)
+}
+
+// call applies throttling, permissions, injected faults and latency, then
+// runs the action.
+func (s *Sim) call(ctx context.Context, action string, fn actionFunc, p *params) (any, error) {
+	if !s.lim.take(throttleClass(action, isFiltered(p))) {
+		return nil, apiErr("RequestLimitExceeded", "Request limit exceeded.")
+	}
+	if e := s.inj.check(action); e != nil {
+		return nil, e
+	}
+	if d := s.inj.latency(action); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, apiErr("RequestCanceled", "The request was canceled by the client.")
+		case <-t.C:
+		}
+	}
+	if dry := p.boolp("DryRun"); dry != nil && *dry {
+		return nil, apiErr("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+	}
+	body, err := fn(s, p)
+	if err == nil && p.err != nil {
+		err = p.err
+	}
+	return body, err
+}
+
+// isFiltered reports whether a describe names ids, filters or a page size,
+// which moves it out of EC2's "unfiltered and unpaginated" bucket.
+func isFiltered(p *params) bool {
+	for k := range p.v {
+		if strings.HasPrefix(k, "Filter.") || k == "MaxResults" || k == "NextToken" ||
+			strings.HasSuffix(k, "Id.1") || strings.HasPrefix(k, "InstanceType.") {
+			return true
+		}
+	}
+	return false
+}
+
+func writeEC2Response(w http.ResponseWriter, action, reqID string, body any) {
+	var inner bytes.Buffer
+	if body != nil {
+		// encode under a throwaway root, then keep only its children
+		if err := xml.NewEncoder(&inner).EncodeElement(body, xml.StartElement{Name: xml.Name{Local: "x"}}); err != nil {
+			writeEC2Error(w, reqID, apiErr("InternalError", "An internal error has occurred."))
+			return
+		}
+	}
+	b := inner.Bytes()
+	if bytes.HasPrefix(b, []byte("<x>")) && bytes.HasSuffix(b, []byte("</x>")) {
+		b = b[3 : len(b)-4]
+	} else {
+		b = nil // "<x></x>" collapses to nothing useful
+	}
+	var out bytes.Buffer
+	out.WriteString(xml.Header)
+	fmt.Fprintf(&out, "<%sResponse xmlns=\"%s\"><requestId>%s</requestId>", action, ec2XMLNS, reqID)
+	out.Write(b)
+	fmt.Fprintf(&out, "</%sResponse>", action)
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("X-Amzn-Requestid", reqID)
+	_, _ = w.Write(out.Bytes())
+}
+
+func writeEC2Error(w http.ResponseWriter, reqID string, e *APIError) {
+	var out bytes.Buffer
+	out.WriteString(xml.Header)
+	out.WriteString("<Response><Errors><Error><Code>")
+	_ = xml.EscapeText(&out, []byte(e.Code))
+	out.WriteString("</Code><Message>")
+	_ = xml.EscapeText(&out, []byte(e.Message))
+	out.WriteString("</Message></Error></Errors><RequestID>")
+	out.WriteString(reqID)
+	out.WriteString("</RequestID></Response>")
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("X-Amzn-Requestid", reqID)
+	w.WriteHeader(e.HTTPStatus())
+	_, _ = w.Write(out.Bytes())
+}

@@ -1,0 +1,294 @@
+package vpcsim
+
+import (
+	"net/netip"
+	"slices"
+)
+
+func errNoFreeAddresses(sn *subnet) *APIError {
+	return apiErr("InsufficientFreeAddressesInSubnet", "The specified subnet %s does not have enough free addresses to satisfy the request.", sn.id)
+}
+
+func errNoCidrBlocks(sn *subnet) *APIError {
+	return apiErr("InsufficientCidrBlocks", "There are not enough free cidr blocks in the specified subnet %s to satisfy the request.", sn.id)
+}
+
+// limits returns the per-ENI limits that apply to e: its instance type's when
+// attached, the generic ones otherwise.
+func (w *world) limits(e *eni) (ipv4, ipv6 int, pd bool, typ string) {
+	if e.att != nil {
+		if in, ok := w.instances[e.att.instanceID]; ok {
+			return in.typ.IPv4PerENI, in.typ.IPv6PerENI, in.typ.PrefixDelegation(), in.typ.Name
+		}
+	}
+	return unattachedIPv4Limit, unattachedIPv6Limit, true, ""
+}
+
+// addIPv4 adds secondary addresses or /28 prefixes to e, by count or by value.
+// On error everything it took is given back through tx by the caller.
+func (w *world) addIPv4(e *eni, sn *subnet, count int, addrs []netip.Addr, pcount int, prefixes []netip.Prefix, tx *undo) error {
+	limit, _, pd, typ := w.limits(e)
+	want := count + len(addrs) + pcount + len(prefixes)
+	if want == 0 {
+		return nil
+	}
+	if (pcount > 0 || len(prefixes) > 0) && !pd {
+		return apiErr("InvalidParameterValue", "Prefix delegation is not supported by instance type %s", typ)
+	}
+	if e.ipv4Count()+want > limit {
+		return apiErr("PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit.")
+	}
+	for _, a := range addrs {
+		if err := sn.v4.take(a); err != nil {
+			return err
+		}
+		tx.add(func() { sn.v4.release(a) })
+	}
+	for _, p := range prefixes {
+		if err := sn.v4.takeBlock(p); err != nil {
+			return err
+		}
+		tx.add(func() { sn.v4.releaseBlock(p) })
+	}
+	got, ok := sn.v4.allocN(count)
+	if !ok {
+		return errNoFreeAddresses(sn)
+	}
+	tx.add(func() {
+		for _, a := range got {
+			sn.v4.release(a)
+		}
+	})
+	gotP, ok := sn.v4.allocBlocks(pcount)
+	if !ok {
+		if sn.v4.Free() < 16*pcount {
+			return errNoFreeAddresses(sn)
+		}
+		return errNoCidrBlocks(sn)
+	}
+	tx.add(func() {
+		for _, p := range gotP {
+			sn.v4.releaseBlock(p)
+		}
+	})
+	e.secondary = append(e.secondary, addrs...)
+	e.secondary = append(e.secondary, got...)
+	e.prefixes = append(e.prefixes, prefixes...)
+	e.prefixes = append(e.prefixes, gotP...)
+	return nil
+}
+
+func (w *world) addIPv6(e *eni, sn *subnet, count int, addrs []netip.Addr, pcount int, prefixes []netip.Prefix, tx *undo) error {
+	want := count + len(addrs) + pcount + len(prefixes)
+	if want == 0 {
+		return nil
+	}
+	if sn.v6 == nil {
+		return apiErr("InvalidParameterValue", "Subnet %s has no IPv6 CIDR block", sn.id)
+	}
+	_, limit, _, _ := w.limits(e)
+	if e.ipv6Count()+want > limit {
+		return apiErr("InvalidParameterValue", "Number of IPv6 addresses on interface %s will exceed limit.", e.id)
+	}
+	for _, a := range addrs {
+		if err := sn.v6.take(a); err != nil {
+			return err
+		}
+		tx.add(func() { sn.v6.release(a) })
+	}
+	for _, p := range prefixes {
+		if err := sn.v6.takePrefix(p); err != nil {
+			return err
+		}
+		tx.add(func() { sn.v6.releasePrefix(p) })
+	}
+	got, ok := sn.v6.allocN(count)
+	if !ok {
+		return errNoFreeAddresses(sn)
+	}
+	tx.add(func() {
+		for _, a := range got {
+			sn.v6.release(a)
+		}
+	})
+	gotP, ok := sn.v6.allocPrefixes(pcount)
+	if !ok {
+		return errNoCidrBlocks(sn)
+	}
+	tx.add(func() {
+		for _, p := range gotP {
+			sn.v6.releasePrefix(p)
+		}
+	})
+	e.ipv6 = append(e.ipv6, addrs...)
+	e.ipv6 = append(e.ipv6, got...)
+	e.ipv6Prefixes = append(e.ipv6Prefixes, prefixes...)
+	e.ipv6Prefixes = append(e.ipv6Prefixes, gotP...)
+	return nil
+}
+
+type assignReq struct {
+	ENIID       string
+	Count       int
+	Addrs       []netip.Addr
+	PrefixCount int
+	Prefixes    []netip.Prefix
+}
+
+type assignResult struct {
+	Addrs    []netip.Addr
+	Prefixes []netip.Prefix
+}
+
+func (r assignReq) validate(countParam, prefixCountParam string) error {
+	if r.Count < 0 || r.PrefixCount < 0 {
+		return apiErr("InvalidParameterValue", "Counts must not be negative")
+	}
+	kinds := 0
+	for _, n := range []int{r.Count, len(r.Addrs), r.PrefixCount, len(r.Prefixes)} {
+		if n > 0 {
+			kinds++
+		}
+	}
+	if kinds == 0 {
+		return apiErr("MissingParameter", "The request must contain either %s, an address list, %s or a prefix list", countParam, prefixCountParam)
+	}
+	if kinds > 1 {
+		return apiErr("InvalidParameterCombination", "Only one of %s, an address list, %s or a prefix list can be specified", countParam, prefixCountParam)
+	}
+	return nil
+}
+
+func (w *world) assignPrivate(r assignReq) (assignResult, error) {
+	if err := r.validate("SecondaryPrivateIpAddressCount", "Ipv4PrefixCount"); err != nil {
+		return assignResult{}, err
+	}
+	e, err := w.eni(r.ENIID)
+	if err != nil {
+		return assignResult{}, err
+	}
+	sn := w.subnets[e.subnetID]
+	nA, nP := len(e.secondary), len(e.prefixes)
+	tx := &undo{}
+	if err := w.addIPv4(e, sn, r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
+		tx.run()
+		return assignResult{}, err
+	}
+	res := assignResult{Addrs: slices.Clone(e.secondary[nA:]), Prefixes: slices.Clone(e.prefixes[nP:])}
+	w.emitAssigned(e, res)
+	return res, nil
+}
+
+func (w *world) assignIPv6(r assignReq) (assignResult, error) {
+	if err := r.validate("Ipv6AddressCount", "Ipv6PrefixCount"); err != nil {
+		return assignResult{}, err
+	}
+	e, err := w.eni(r.ENIID)
+	if err != nil {
+		return assignResult{}, err
+	}
+	sn := w.subnets[e.subnetID]
+	nA, nP := len(e.ipv6), len(e.ipv6Prefixes)
+	tx := &undo{}
+	if err := w.addIPv6(e, sn, r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
+		tx.run()
+		return assignResult{}, err
+	}
+	res := assignResult{Addrs: slices.Clone(e.ipv6[nA:]), Prefixes: slices.Clone(e.ipv6Prefixes[nP:])}
+	w.emitAssigned(e, res)
+	return res, nil
+}
+
+func (w *world) emitAssigned(e *eni, res assignResult) {
+	w.emit(AddressesAssigned{ENIID: e.id, InstanceID: e.instanceID(), Prefixes: hostPrefixes(res)})
+}
+
+func hostPrefixes(res assignResult) []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range res.Addrs {
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return append(out, res.Prefixes...)
+}
+
+func (w *world) unassignPrivate(eniID string, addrs []netip.Addr, prefixes []netip.Prefix) error {
+	e, err := w.eni(eniID)
+	if err != nil {
+		return err
+	}
+	if len(addrs) == 0 && len(prefixes) == 0 {
+		return apiErr("MissingParameter", "The request must contain either PrivateIpAddress or Ipv4Prefix")
+	}
+	if len(addrs) > 0 && len(prefixes) > 0 {
+		return apiErr("InvalidParameterCombination", "PrivateIpAddress and Ipv4Prefix cannot be specified together")
+	}
+	for _, a := range addrs {
+		if a == e.primaryIP {
+			return apiErr("InvalidParameterValue", "The primary private IP address %s of interface %s cannot be unassigned", a, e.id)
+		}
+		if !slices.Contains(e.secondary, a) {
+			return apiErr("InvalidParameterValue", "Some of the specified addresses are not assigned to interface %s", e.id)
+		}
+	}
+	for _, p := range prefixes {
+		if !slices.Contains(e.prefixes, p) {
+			return apiErr("InvalidParameterValue", "Some of the specified prefixes are not assigned to interface %s", e.id)
+		}
+	}
+	sn := w.subnets[e.subnetID]
+	var gone assignResult
+	for _, a := range addrs {
+		if i := slices.Index(e.secondary, a); i >= 0 {
+			e.secondary = slices.Delete(e.secondary, i, i+1)
+			sn.v4.release(a)
+			gone.Addrs = append(gone.Addrs, a)
+		}
+	}
+	for _, p := range prefixes {
+		if i := slices.Index(e.prefixes, p); i >= 0 {
+			e.prefixes = slices.Delete(e.prefixes, i, i+1)
+			sn.v4.releaseBlock(p)
+			gone.Prefixes = append(gone.Prefixes, p)
+		}
+	}
+	w.emit(AddressesUnassigned{ENIID: e.id, InstanceID: e.instanceID(), Prefixes: hostPrefixes(gone)})
+	return nil
+}
+
+func (w *world) unassignIPv6(eniID string, addrs []netip.Addr, prefixes []netip.Prefix) (assignResult, error) {
+	e, err := w.eni(eniID)
+	if err != nil {
+		return assignResult{}, err
+	}
+	if len(addrs) == 0 && len(prefixes) == 0 {
+		return assignResult{}, apiErr("MissingParameter", "The request must contain either Ipv6Addresses or Ipv6Prefix")
+	}
+	for _, a := range addrs {
+		if !slices.Contains(e.ipv6, a) {
+			return assignResult{}, apiErr("InvalidParameterValue", "Some of the specified addresses are not assigned to interface %s", e.id)
+		}
+	}
+	for _, p := range prefixes {
+		if !slices.Contains(e.ipv6Prefixes, p) {
+			return assignResult{}, apiErr("InvalidParameterValue", "Some of the specified prefixes are not assigned to interface %s", e.id)
+		}
+	}
+	sn := w.subnets[e.subnetID]
+	var gone assignResult
+	for _, a := range addrs {
+		if i := slices.Index(e.ipv6, a); i >= 0 {
+			e.ipv6 = slices.Delete(e.ipv6, i, i+1)
+			sn.v6.release(a)
+			gone.Addrs = append(gone.Addrs, a)
+		}
+	}
+	for _, p := range prefixes {
+		if i := slices.Index(e.ipv6Prefixes, p); i >= 0 {
+			e.ipv6Prefixes = slices.Delete(e.ipv6Prefixes, i, i+1)
+			sn.v6.releasePrefix(p)
+			gone.Prefixes = append(gone.Prefixes, p)
+		}
+	}
+	w.emit(AddressesUnassigned{ENIID: e.id, InstanceID: e.instanceID(), Prefixes: hostPrefixes(gone)})
+	return gone, nil
+}

@@ -1,0 +1,98 @@
+package vpcsim
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
+	typ, ok := catalog[spec.Type]
+	if spec.Type == "" {
+		return nil, errMissing("InstanceType")
+	}
+	if !ok {
+		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", spec.Type)
+	}
+	sn, err := w.subnet(spec.Subnet)
+	if err != nil {
+		return nil, err
+	}
+	id := spec.ID
+	if id != "" {
+		if !strings.HasPrefix(id, "i-") {
+			return nil, apiErr("InvalidParameterValue", "instance id %q must start with \"i-\"", id)
+		}
+		if w.idTaken(id) {
+			return nil, apiErr("InvalidParameterValue", "duplicate id %s", id)
+		}
+	}
+	var primary netip.Addr
+	if spec.PrivateIP != "" {
+		primary, err = netip.ParseAddr(spec.PrivateIP)
+		if err != nil || !primary.Is4() {
+			return nil, errInvalid("PrivateIpAddress", spec.PrivateIP)
+		}
+	}
+	groups, err := w.resolveGroups(sn.vpcID, spec.SecurityGroups)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		id = w.newID("i")
+	}
+	in := &instance{
+		id: id, typ: typ, az: sn.az, subnetID: sn.id, vpcID: sn.vpcID, groups: groups,
+		tags: copyTags(spec.Tags), state: "running", imdsV1Disabled: spec.IMDSv1Disabled, launched: w.now(),
+	}
+	events := len(w.events)
+	e, err := w.createENI(createENIReq{SubnetID: sn.id, Groups: groups, PrimaryIP: primary, Description: ""})
+	if err != nil {
+		return nil, err
+	}
+	if sn.mapPublic {
+		pub, ok := w.public.allocN(1)
+		if !ok {
+			w.destroyENI(e)
+			w.events = w.events[:events]
+			return nil, apiErr("InsufficientAddressCapacity", "The public IPv4 pool is exhausted")
+		}
+		e.publicIP = pub[0]
+	}
+	w.instances[id] = in
+	// the primary ENI's own address event precedes InstanceRunning; drop it,
+	// ENIAttached carries the addresses
+	w.events = w.events[:events]
+	in.primaryENI, in.primaryIP, in.publicIP, in.mac = e.id, e.primaryIP, e.publicIP, e.mac
+	v := w.vpcs[in.vpcID]
+	w.emit(InstanceRunning{InstanceID: id, Type: typ.Name, AZ: in.az, VPCID: v.id, VPCCIDRs: append([]netip.Prefix(nil), v.cidrs...), PrimaryIP: e.primaryIP, PublicIP: e.publicIP})
+	if _, err := w.attachENI(e.id, id, 0, typ.DefaultCard, true); err != nil {
+		return nil, fmt.Errorf("attach primary ENI: %w", err)
+	}
+	e.att.deleteOnTermination = true
+	return in, nil
+}
+
+// terminateInstance detaches every ENI at once, deletes those marked
+// delete-on-termination and frees their addresses.
+func (w *world) terminateInstance(id string) error {
+	in, err := w.instance(id)
+	if err != nil {
+		return err
+	}
+	if in.state == "terminated" {
+		return nil
+	}
+	for _, e := range w.instanceENIs(id) {
+		del := e.att.deleteOnTermination
+		if err := w.detachENI(e.att.id, true); err != nil {
+			return err
+		}
+		if del {
+			w.destroyENI(e)
+		}
+	}
+	in.state = "terminated"
+	w.emit(InstanceTerminated{InstanceID: id})
+	return nil
+}

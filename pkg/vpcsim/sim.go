@@ -1,0 +1,339 @@
+// Package vpcsim simulates the parts of AWS that the VPC CNI talks to: the
+// EC2 Query API and each instance's metadata service (IMDS), over an EC2
+// model with VPCs, subnets, instances and ENIs, plus realism knobs (latency,
+// attach delays, IMDS lag, injected errors, EC2's request token buckets).
+//
+// The model (world*.go, model_*.go) is pure state and rules; the EC2 protocol
+// (ec2_*.go), IMDS (imds*.go) and admin API (admin.go) are HTTP layers on top.
+package vpcsim
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Sim is one simulated AWS account and region. It is safe for concurrent use.
+type Sim struct {
+	now   func() time.Time
+	log   *slog.Logger
+	inj   *injector
+	lim   *limiter
+	stats *statsRecorder
+
+	mu       sync.Mutex
+	w        *world
+	imds     map[string][]imdsSnap // instance id → views over time
+	tokens   map[string]imdsToken
+	timer    *time.Timer
+	timerDue time.Time
+	closed   bool
+
+	// event delivery: queue under qmu, one dispatcher at a time under dmu
+	qmu    sync.Mutex
+	queue  []queuedEvent
+	seq    uint64
+	subs   map[int]*subscriber
+	nextID int
+	dmu    sync.Mutex
+}
+
+type queuedEvent struct {
+	seq uint64
+	ev  Event
+}
+
+type subscriber struct {
+	fn    func(Event)
+	start uint64 // first sequence number it receives live
+}
+
+// Option configures a Sim.
+type Option func(*Sim)
+
+// WithClock sets the clock used for delays, IMDS lag, token-bucket refill and
+// timestamps. With a fake clock, pending attach/detach transitions complete on
+// the first call after the clock passes their due time.
+func WithClock(now func() time.Time) Option { return func(s *Sim) { s.now = now } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Sim) { s.log = l } }
+
+// New validates the scenario and builds the world.
+func New(sc Scenario, opts ...Option) (*Sim, error) {
+	s := &Sim{now: time.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil)), imds: map[string][]imdsSnap{}, tokens: map[string]imdsToken{}, subs: map[int]*subscriber{}}
+	for _, o := range opts {
+		o(s)
+	}
+	f := sc.Faults
+	f.DenyActions = append(append([]string(nil), f.DenyActions...), sc.DenyActions...)
+	if err := f.validate(); err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	w, err := newWorld(sc, s.now)
+	if err != nil {
+		return nil, err
+	}
+	w.events = nil // the initial world is replayed to subscribers instead
+	s.w = w
+	s.inj = newInjector(f)
+	s.lim = newLimiter(s.now)
+	s.lim.set(f.Throttle)
+	s.stats = newStatsRecorder()
+	w.attachDelay, w.detachDelay = time.Duration(f.AttachDelay), time.Duration(f.DetachDelay)
+	s.recordIMDS()
+	return s, nil
+}
+
+// Close stops the internal timer. The Sim must not be used afterwards.
+func (s *Sim) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// Region is the simulated region.
+func (s *Sim) Region() string { return s.w.region }
+
+// do runs fn on the world under the lock, after completing due transitions,
+// then records IMDS history and delivers the events fn produced.
+func (s *Sim) do(mutating bool, fn func(w *world) error) error {
+	s.mu.Lock()
+	s.w.settle()
+	var err error
+	if fn != nil {
+		err = fn(s.w)
+	}
+	events := s.w.events
+	s.w.events = nil
+	if mutating || len(events) > 0 {
+		s.recordIMDS()
+	}
+	s.enqueue(events)
+	s.schedule()
+	s.mu.Unlock()
+	s.dispatch()
+	return err
+}
+
+// schedule arms a timer for the next pending transition so that events fire
+// without anyone calling in (with the real clock).
+func (s *Sim) schedule() {
+	due := s.w.nextDue()
+	if due.IsZero() || s.closed {
+		return
+	}
+	if s.timer != nil && !s.timerDue.IsZero() && !due.Before(s.timerDue) {
+		return
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	d := due.Sub(s.now())
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	s.timerDue = due
+	s.timer = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.timerDue = time.Time{}
+		s.mu.Unlock()
+		_ = s.do(false, nil)
+	})
+}
+
+// enqueue appends events; the caller holds s.mu so order matches the model.
+func (s *Sim) enqueue(events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	s.qmu.Lock()
+	for _, e := range events {
+		s.seq++
+		s.queue = append(s.queue, queuedEvent{seq: s.seq, ev: e})
+	}
+	s.qmu.Unlock()
+}
+
+// dispatch delivers queued events in order. Only one goroutine delivers at a
+// time; others leave their events to it.
+func (s *Sim) dispatch() {
+	for {
+		if !s.dmu.TryLock() {
+			return
+		}
+		for {
+			s.qmu.Lock()
+			batch := s.queue
+			s.queue = nil
+			subs := make([]*subscriber, 0, len(s.subs))
+			ids := make([]int, 0, len(s.subs))
+			for id := range s.subs {
+				ids = append(ids, id)
+			}
+			sort.Ints(ids)
+			for _, id := range ids {
+				subs = append(subs, s.subs[id])
+			}
+			s.qmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, q := range batch {
+				for _, sub := range subs {
+					if q.seq >= sub.start {
+						sub.fn(q.ev)
+					}
+				}
+			}
+		}
+		s.dmu.Unlock()
+		// an event queued between our last check and Unlock must not be stranded
+		s.qmu.Lock()
+		more := len(s.queue) > 0
+		s.qmu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
+// Subscribe registers fn for model events. It first receives the current
+// state as events (InstanceRunning, ENIAttached for each attached ENI, and
+// AddressesAssigned for unattached ENIs), then every change in order. fn is
+// called from one goroutine at a time and must not call Subscribe.
+func (s *Sim) Subscribe(fn func(Event)) (cancel func()) {
+	s.dmu.Lock()
+	s.mu.Lock()
+	s.w.settle()
+	events := s.w.events
+	s.w.events = nil
+	if len(events) > 0 {
+		s.recordIMDS()
+	}
+	s.enqueue(events)
+	replay := s.w.replay()
+	s.qmu.Lock()
+	id := s.nextID
+	s.nextID++
+	// events queued before now but not yet delivered are covered by replay
+	s.subs[id] = &subscriber{fn: fn, start: s.seq + 1}
+	s.qmu.Unlock()
+	s.mu.Unlock()
+	for _, e := range replay {
+		fn(e)
+	}
+	s.dmu.Unlock()
+	s.dispatch()
+	return func() {
+		s.qmu.Lock()
+		delete(s.subs, id)
+		s.qmu.Unlock()
+	}
+}
+
+// replay describes the current world as events.
+func (w *world) replay() []Event {
+	var out []Event
+	for _, id := range sortedKeys(w.instances) {
+		in := w.instances[id]
+		if in.state != "running" {
+			continue
+		}
+		v := w.vpcs[in.vpcID]
+		out = append(out, InstanceRunning{InstanceID: id, Type: in.typ.Name, AZ: in.az, VPCID: v.id, VPCCIDRs: append([]netip.Prefix(nil), v.cidrs...), PrimaryIP: in.primaryIP, PublicIP: in.publicIP})
+		for _, e := range w.instanceENIs(id) {
+			if e.att.status == "attaching" {
+				continue
+			}
+			sn := w.subnets[e.subnetID]
+			out = append(out, ENIAttached{InstanceID: id, ENIID: e.id, MAC: e.mac, DeviceIndex: e.att.deviceIndex, NetworkCard: e.att.card, PrimaryIP: e.primaryIP, PublicIP: e.publicIP, SubnetCIDR: sn.cidr, SubnetIPv6CIDR: sn.ipv6, Addresses: e.allPrefixes()})
+		}
+	}
+	for _, id := range sortedKeys(w.enis) {
+		if e := w.enis[id]; e.att == nil {
+			out = append(out, AddressesAssigned{ENIID: id, Prefixes: e.allPrefixes()})
+		}
+	}
+	return out
+}
+
+// SetFaults replaces the fault settings at runtime. Token buckets restart full.
+func (s *Sim) SetFaults(f Faults) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	s.inj.set(f)
+	s.lim.set(f.Throttle)
+	s.mu.Lock()
+	s.w.attachDelay, s.w.detachDelay = time.Duration(f.AttachDelay), time.Duration(f.DetachDelay)
+	s.mu.Unlock()
+	return nil
+}
+
+// Faults returns the current fault settings.
+func (s *Sim) Faults() Faults { return s.inj.faults() }
+
+// Stats returns call counters.
+func (s *Sim) Stats() Stats { return s.stats.snapshot() }
+
+// RunInstance launches an instance with its primary ENI attached.
+func (s *Sim) RunInstance(spec InstanceSpec) (InstanceView, error) {
+	var v InstanceView
+	err := s.do(true, func(w *world) error {
+		in, err := w.runInstance(spec)
+		if err != nil {
+			return err
+		}
+		v = w.instanceView(in)
+		return nil
+	})
+	return v, err
+}
+
+// TerminateInstance terminates an instance: its ENIs are detached, those with
+// delete-on-termination are deleted and their addresses freed.
+func (s *Sim) TerminateInstance(id string) error {
+	return s.do(true, func(w *world) error { return w.terminateInstance(id) })
+}
+
+// Instance returns the EC2 view of an instance (no IMDS lag).
+func (s *Sim) Instance(id string) (InstanceView, error) {
+	var v InstanceView
+	err := s.do(false, func(w *world) error {
+		in, err := w.instance(id)
+		if err != nil {
+			return err
+		}
+		v = w.instanceView(in)
+		return nil
+	})
+	return v, err
+}
+
+// NetworkInterfaces returns every ENI in the account, sorted by id.
+func (s *Sim) NetworkInterfaces() []ENIView {
+	var out []ENIView
+	_ = s.do(false, func(w *world) error {
+		out = w.state().NetworkInterfaces
+		return nil
+	})
+	return out
+}
+
+// State returns a snapshot of the whole account.
+func (s *Sim) State() State {
+	var st State
+	_ = s.do(false, func(w *world) error {
+		st = w.state()
+		return nil
+	})
+	return st
+}
