@@ -31,7 +31,7 @@ func Check(ctx context.Context, pod Pod) error {
 	}
 	var problems []string
 	for _, ifc := range pod.Interfaces {
-		p, err := checkInterface(ifc, pod.NetNS, HostTable(ifc.RouteTable))
+		p, err := checkInterface(ifc, pod.NetNS, MainTable, addressRules(ifc.Address, HostTable(ifc.RouteTable)))
 		if err != nil {
 			return err
 		}
@@ -43,7 +43,67 @@ func Check(ctx context.Context, pod Pod) error {
 	return nil
 }
 
-func checkInterface(ifc Interface, netnsPath string, table int) ([]string, error) {
+// addressRules are the node rules of an address-routed pod.
+func addressRules(addr *net.IPNet, table int) []*netlink.Rule {
+	pod := hostPrefix(addr.IP)
+	want := []*netlink.Rule{toPodRule(pod)}
+	if table != MainTable {
+		want = append(want, fromPodRule(pod, table))
+	}
+	return want
+}
+
+// CheckBranch verifies a branch-ENI pod wired by SetupBranch: the veth and
+// pod side as for other pods, the VLAN link with its table, and the rules
+// of the given mode. subnetGW may be nil when unknown.
+func CheckBranch(ctx context.Context, pod Pod, vlanID int, subnetGW net.IP, strict bool) error {
+	if err := validatePod(pod); err != nil {
+		return err
+	}
+	if len(pod.Interfaces) != 1 {
+		return fmt.Errorf("branch-ENI pod needs exactly one interface, got %d", len(pod.Interfaces))
+	}
+	ifc := pod.Interfaces[0]
+	table := BranchTable(vlanID)
+	vlanName := VLANLinkName(vlanID)
+	routeTable, rules := MainTable, addressRules(ifc.Address, table)
+	if strict {
+		fam := family(ifc.Address)
+		routeTable = table
+		rules = []*netlink.Rule{iifRule(vlanName, table, fam), iifRule(ifc.HostVeth, table, fam)}
+	}
+	problems, err := checkInterface(ifc, pod.NetNS, routeTable, rules)
+	if err != nil {
+		return err
+	}
+	_, idx, up, err := linkState(vlanName)
+	if err != nil {
+		return err
+	}
+	switch {
+	case idx == 0:
+		problems = append(problems, fmt.Sprintf("link %s missing in host netns", vlanName))
+	case !up:
+		problems = append(problems, fmt.Sprintf("link %s is down in host netns", vlanName))
+	}
+	if idx != 0 && subnetGW != nil {
+		fam := family(ifc.Address)
+		def := &netlink.Route{LinkIndex: idx, Dst: defaultDst(subnetGW.To4() == nil), Gw: subnetGW, Table: table}
+		if ok, err := hasRoute(fam, def); err != nil {
+			return err
+		} else if !ok {
+			problems = append(problems, fmt.Sprintf("route %s via %s dev %s table %d missing in host netns", def.Dst, subnetGW, vlanName, table))
+		}
+	}
+	if len(problems) > 0 {
+		return &CheckError{Problems: problems}
+	}
+	return nil
+}
+
+// checkInterface checks one veth pair: the host end with its route to the
+// pod in routeTable and the node rules, then the pod side.
+func checkInterface(ifc Interface, netnsPath string, routeTable int, rules []*netlink.Rule) ([]string, error) {
 	var problems []string
 	missing := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 	pod := hostPrefix(ifc.Address.IP)
@@ -60,19 +120,15 @@ func checkInterface(ifc Interface, netnsPath string, table int) ([]string, error
 		missing("link %s is down in host netns", ifc.HostVeth)
 	}
 	if hostIndex != 0 {
-		ok, err := hasRoute(fam, &netlink.Route{LinkIndex: hostIndex, Dst: pod, Scope: netlink.SCOPE_LINK, Table: MainTable})
+		ok, err := hasRoute(fam, &netlink.Route{LinkIndex: hostIndex, Dst: pod, Scope: netlink.SCOPE_LINK, Table: routeTable})
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			missing("route %s dev %s scope link missing in host netns", pod, ifc.HostVeth)
+			missing("route %s dev %s scope link%s missing in host netns", pod, ifc.HostVeth, tableSuffix(routeTable))
 		}
 	}
-	want := []*netlink.Rule{toPodRule(pod)}
-	if table != MainTable {
-		want = append(want, fromPodRule(pod, table))
-	}
-	p, err := missingRules(fam, want, "host netns")
+	p, err := missingRules(fam, rules, "host netns")
 	if err != nil {
 		return nil, err
 	}

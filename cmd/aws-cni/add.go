@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// releaseReason tells ipamd why an ADD gives its addresses back.
+const releaseReason = "SetupNSFailed"
+
+// cmdAdd asks ipamd for the pod's addresses, wires the pod and prints the
+// result (reference §2.4). err is a named result on purpose: the deferred
+// rollback sees every error returned after ipamd assigned addresses, so no
+// path can leak them.
+func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
+	inv, err := p.begin(args)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
+	defer cancel()
+
+	conn, err := dialUnix(inv.ipamdSocket)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := rpc.NewCNIBackendClient(conn)
+	reply, err := client.AddNetwork(ctx, inv.addRequest(args))
+	if err != nil {
+		return addError(inv.ipamdSocket, err)
+	}
+	if !reply.GetSuccess() {
+		return types.NewError(ErrNoAddress, "no address available: ipamd failed to assign an IP address", "")
+	}
+
+	var plan *addPlan
+	defer func() {
+		if err != nil {
+			err = inv.rollback(ctx, client, args, plan, err)
+		}
+	}()
+	plan, err = planAdd(inv.conf, args, inv.k8s, reply)
+	if err != nil {
+		return cniError(ErrIpamd, "unusable reply from ipamd", err)
+	}
+	if err = plan.wire(ctx); err != nil {
+		return cniError(ErrWiring, "wire pod network", err)
+	}
+	if mode := reply.GetNetworkPolicyMode(); mode != "" {
+		err = enforceNetworkPolicy(ctx, inv.npaSocket, &rpc.EnforceNpRequest{
+			K8SPodName:        inv.k8s.PodName,
+			K8SPodNamespace:   inv.k8s.PodNamespace,
+			NetworkPolicyMode: mode,
+			InterfaceCount:    int32(len(plan.result.IPs)),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	inv.log.Info("pod added", "ips", len(plan.result.IPs), "vlan", reply.GetPodVlanId())
+	return types.PrintResult(plan.result, inv.conf.CNIVersion)
+}
+
+// rollback undoes whatever wiring exists and gives the addresses back to
+// ipamd. Cleanup failures are added to the returned error's details.
+func (inv *invocation) rollback(ctx context.Context, client rpc.CNIBackendClient, args *skel.CmdArgs, plan *addPlan, cause error) error {
+	var errs []error
+	if plan != nil {
+		errs = append(errs, plan.teardown(ctx))
+	}
+	errs = append(errs, release(ctx, client, inv.delRequest(args, releaseReason)))
+	return inv.withCleanup(cause, errors.Join(errs...))
+}
+
+// withCleanup adds a cleanup failure to the details of the original error.
+func (inv *invocation) withCleanup(cause, cleanup error) error {
+	if cleanup == nil {
+		return cause
+	}
+	var ce *types.Error
+	if errors.As(cause, &ce) {
+		return types.NewError(ce.Code, ce.Msg, joinDetails(ce.Details, "cleanup after the failure also failed: "+cleanup.Error()))
+	}
+	return fmt.Errorf("%w (cleanup after the failure also failed: %w)", cause, cleanup)
+}
+
+func joinDetails(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// addPlan is everything ADD does to the kernel and prints, derived from
+// ipamd's reply without side effects.
+type addPlan struct {
+	pod    podnet.Pod
+	branch *podnet.Branch
+	result *current.Result
+}
+
+func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkReply) (*addPlan, error) {
+	meta := reply.GetIpAllocationMetadata()
+	if len(meta) == 0 {
+		return nil, errors.New("ipamd reported success but assigned no address")
+	}
+	vlan := int(reply.GetPodVlanId())
+	prefix := conf.VethPrefix
+	if vlan != 0 && conf.StrictSG {
+		prefix = vethname.BranchPrefix
+	}
+	ifs, err := podInterfaces(meta, prefix, args.IfName, k)
+	if err != nil {
+		return nil, err
+	}
+	var gw net.IP
+	if s := reply.GetPodEniSubnetGw(); s != "" {
+		if gw = net.ParseIP(s); gw == nil {
+			return nil, fmt.Errorf("branch ENI subnet gateway %q is not an IP address", s)
+		}
+	}
+	plan := &addPlan{
+		pod:    podnet.Pod{NetNS: args.Netns, MTU: conf.MTU, Interfaces: ifs},
+		result: buildResult(args.Netns, ifs, gw, vethname.DummyName(k.PodNamespace, k.PodName), vlan, int(meta[0].GetDeviceNumber())),
+	}
+	if vlan == 0 {
+		return plan, nil
+	}
+	mac, err := net.ParseMAC(reply.GetPodEniMac())
+	if err != nil {
+		return nil, fmt.Errorf("branch ENI MAC %q: %w", reply.GetPodEniMac(), err)
+	}
+	if gw == nil {
+		return nil, errors.New("branch ENI reply lacks the subnet gateway")
+	}
+	// Branch pods have exactly one interface (ipamd ignores multi-NIC).
+	plan.pod.Interfaces = ifs[:1]
+	plan.branch = &podnet.Branch{
+		Pod: plan.pod, VLANID: vlan, ENIMAC: mac, SubnetGW: gw,
+		ParentIfIndex: int(reply.GetParentIfIndex()), Strict: conf.StrictSG,
+	}
+	return plan, nil
+}
+
+func (p *addPlan) wire(ctx context.Context) error {
+	if p.branch != nil {
+		return podnet.SetupBranch(ctx, *p.branch, nil)
+	}
+	return podnet.Setup(ctx, p.pod)
+}
+
+func (p *addPlan) teardown(ctx context.Context) error {
+	if p.branch != nil {
+		return podnet.TeardownBranch(ctx, p.pod, p.branch.VLANID)
+	}
+	return podnet.Teardown(ctx, p.pod)
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+// cmdCheck verifies the wiring that prevResult describes and names every
+// missing piece.
+func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
+	inv, err := p.begin(args)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	if inv.conf.PrevResult == nil {
+		return invalidConfig("CHECK needs prevResult", "")
+	}
+	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName)
+	if err != nil {
+		return invalidConfig("prevResult", err.Error())
+	}
+	prefix := inv.conf.VethPrefix
+	if w.VLANID != 0 && inv.conf.StrictSG {
+		prefix = vethname.BranchPrefix
+	}
+	for i := range w.Pod.Interfaces {
+		ifc := &w.Pod.Interfaces[i]
+		if ifc.HostVeth == "" {
+			ifc.HostVeth = vethname.HostVethName(prefix, inv.k8s.PodNamespace, inv.k8s.PodName, ifc.Index)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), delTimeout)
+	defer cancel()
+	if w.VLANID != 0 {
+		err = podnet.CheckBranch(ctx, w.Pod, w.VLANID, w.Gateway, inv.conf.StrictSG)
+	} else {
+		err = podnet.Check(ctx, w.Pod)
+	}
+	var ce *podnet.CheckError
+	switch {
+	case errors.As(err, &ce):
+		return types.NewError(ErrCheckFailed, ce.Error(), "")
+	case err != nil:
+		return cniError(ErrWiring, "read pod network", err)
+	}
+	return nil
+}
+
+// cmdStatus reports whether the plugin can serve ADDs: ipamd must answer
+// its gRPC health check.
+func (p *plugin) cmdStatus(args *skel.CmdArgs) error {
+	inv, err := p.begin(args)
+	if err != nil {
+		return err
+	}
+	defer inv.close()
+	if err := ipamdHealthy(context.Background(), inv.ipamdSocket); err != nil {
+		return cniError(types.ErrPluginNotAvailable, "ipamd is not serving", err)
+	}
+	return nil
+}
+
+// cmdGC has nothing to do: ipamd reconciles addresses against the pods it
+// knows and the kernel state of deleted sandboxes goes with their netns.
+func (p *plugin) cmdGC(*skel.CmdArgs) error { return nil }

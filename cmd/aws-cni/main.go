@@ -1,0 +1,36 @@
+// Command aws-cni is the CNI plugin of vpc-cni, a drop-in replacement for
+// the Amazon VPC CNI's plugin. The container runtime executes it once per
+// pod sandbox ADD, DEL, CHECK, STATUS and GC: it asks ipamd (one gRPC call
+// over a unix socket) for the pod's addresses and wires the pod's network
+// namespace to the node with pkg/podnet.
+//
+// The plugin runs on every pod's critical path, so its import graph is kept
+// to the gRPC client, the CNI library and netlink.
+package main
+
+import (
+	"os"
+	"runtime"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/version"
+
+	pkgversion "github.com/vpc-cni/vpc-cni/pkg/version"
+)
+
+func init() {
+	// Namespace switches apply to OS threads: keep main on one thread, in
+	// the node's namespace, for the whole run.
+	runtime.LockOSThread()
+}
+
+func main() {
+	p := &plugin{getenv: os.Getenv}
+	skel.PluginMainFuncs(skel.CNIFuncs{
+		Add:    p.cmdAdd,
+		Del:    p.cmdDel,
+		Check:  p.cmdCheck,
+		Status: p.cmdStatus,
+		GC:     p.cmdGC,
+	}, version.All, "aws-cni (vpc-cni) "+pkgversion.Version)
+}

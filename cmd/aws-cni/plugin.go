@@ -1,0 +1,86 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// plugin holds what the commands take from the process environment.
+type plugin struct {
+	getenv func(string) string
+}
+
+// invocation is one command's parsed input.
+type invocation struct {
+	conf        *config
+	k8s         k8sArgs
+	log         *slog.Logger
+	close       func()
+	ipamdSocket string
+	npaSocket   string
+}
+
+// begin parses the netconf and CNI_ARGS and opens the log.
+func (p *plugin) begin(args *skel.CmdArgs) (*invocation, error) {
+	conf, err := parseConfig(args.StdinData)
+	if err != nil {
+		return nil, err
+	}
+	k, err := parseK8sArgs(args.Args)
+	if err != nil {
+		return nil, err
+	}
+	log, closeLog := newLogger(conf.LogFile, conf.LogLevel)
+	log = log.With("containerID", args.ContainerID, "pod", k.PodNamespace+"/"+k.PodName, "ifname", args.IfName)
+	for _, w := range conf.Warnings {
+		log.Warn(w)
+	}
+	return &invocation{
+		conf:        conf,
+		k8s:         k,
+		log:         log,
+		close:       closeLog,
+		ipamdSocket: firstSet(conf.IpamdSocket, p.getenv(ipamdSocketEnv), defaultIpamdSocket),
+		npaSocket:   firstSet(conf.NPASocket, p.getenv(npaSocketEnv), defaultNPASocket),
+	}, nil
+}
+
+func firstSet(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func (inv *invocation) addRequest(args *skel.CmdArgs) *rpc.AddNetworkRequest {
+	return &rpc.AddNetworkRequest{
+		// ClientVersion stays empty: upstream's ipamd compares it with its
+		// own version, which its builds leave empty (reference §3.3).
+		K8SPodName:                 inv.k8s.PodName,
+		K8SPodNamespace:            inv.k8s.PodNamespace,
+		K8SPodInfraContainerId:     inv.k8s.InfraContainer,
+		Netns:                      args.Netns,
+		IfName:                     args.IfName,
+		NetworkName:                inv.conf.Name,
+		ContainerId:                args.ContainerID,
+		RequiresMultiNicAttachment: inv.conf.MultiNIC,
+	}
+}
+
+func (inv *invocation) delRequest(args *skel.CmdArgs, reason string) *rpc.DelNetworkRequest {
+	return &rpc.DelNetworkRequest{
+		K8SPodName:             inv.k8s.PodName,
+		K8SPodNamespace:        inv.k8s.PodNamespace,
+		K8SPodInfraContainerId: inv.k8s.InfraContainer,
+		K8SPodUid:              inv.k8s.PodUID,
+		Reason:                 reason,
+		IfName:                 args.IfName,
+		NetworkName:            inv.conf.Name,
+		ContainerId:            args.ContainerID,
+	}
+}
