@@ -158,9 +158,7 @@ func desiredHost(cfg HostConfig, env hostEnv) hostState {
 				returns = append(returns, returnRule(p, commentSNATChain))
 			}
 			for _, p := range cfg.ExcludeSNATCIDRs {
-				if !slices.Contains(cfg.VPCCIDRs, p) {
-					returns = append(returns, returnRule(p, commentSNATExclusion))
-				}
+				returns = append(returns, returnRule(p, commentSNATExclusion))
 			}
 			// Upstream inserts each RETURN at position 1, so they read reversed.
 			slices.Reverse(returns)

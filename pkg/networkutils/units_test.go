@@ -1,0 +1,142 @@
+package networkutils
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+)
+
+func TestRouteTable(t *testing.T) {
+	for _, tc := range []struct{ card, dev, want int }{
+		{0, 0, 254}, {0, 1, 2}, {0, 14, 15}, {1, 0, 10100}, {1, 2, 10102}, {3, 7, 10307},
+	} {
+		if got := RouteTable(tc.card, tc.dev); got != tc.want {
+			t.Errorf("RouteTable(%d, %d) = %d, want %d", tc.card, tc.dev, got, tc.want)
+		}
+	}
+}
+
+func TestSubnetGateway(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.1.0/24":          "10.0.1.1",
+		"10.0.1.77/24":         "10.0.1.1", // not masked by the caller
+		"100.64.128.0/17":      "100.64.128.1",
+		"2600:1f14:aa:bb::/64": "fe80:ec2::1",
+	} {
+		if got := SubnetGateway(netip.MustParsePrefix(in)); got.String() != want {
+			t.Errorf("SubnetGateway(%s) = %s, want %s", in, got, want)
+		}
+	}
+	if got := SubnetGateway(netip.Prefix{}); got.IsValid() {
+		t.Errorf("SubnetGateway(invalid) = %s, want the zero Addr", got)
+	}
+}
+
+func TestValidateNamesTheBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*HostConfig)
+		want string
+	}{
+		{"no MAC", func(c *HostConfig) { c.PrimaryMAC = nil }, "primary ENI MAC"},
+		{"IPv6 VPC CIDR", func(c *HostConfig) { c.VPCCIDRs = prefixes("2600::/56") }, `VPC CIDRs: "2600::/56"`},
+		{"IPv6 exclusion", func(c *HostConfig) { c.ExcludeSNATCIDRs = prefixes("fd00::/8") }, "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"},
+		{"bad service CIDR", func(c *HostConfig) { c.ExternalServiceCIDRs = []netip.Prefix{{}} }, "AWS_EXTERNAL_SERVICE_CIDRS"},
+		{"no SNAT source", func(c *HostConfig) { c.PrimaryIPv4 = netip.Addr{} }, "primary IPv4"},
+		{"no VPC CIDRs", func(c *HostConfig) { c.VPCCIDRs = nil }, "no VPC CIDRs"},
+		{"randomize", func(c *HostConfig) { c.RandomizeSNAT = "fully" }, `AWS_VPC_K8S_CNI_RANDOMIZESNAT "fully"`},
+		{"empty veth prefix", func(c *HostConfig) { c.VethPrefix = "" }, "AWS_VPC_K8S_CNI_VETHPREFIX"},
+		{"veth prefix wildcard", func(c *HostConfig) { c.VethPrefix = "eni+" }, `AWS_VPC_K8S_CNI_VETHPREFIX "eni+"`},
+		{"MTU", func(c *HostConfig) { c.ENIMTU = 10000 }, "AWS_VPC_ENI_MTU 10000"},
+		{"backend", func(c *HostConfig) { c.ConnmarkBackend = "ebpf" }, `connmark backend "ebpf"`},
+		{"v6 egress in v6", func(c *HostConfig) { c.IPv6 = true; c.V6Egress = true }, "ENABLE_V6_EGRESS"},
+	} {
+		c := baseConfig()
+		tc.mod(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate() = %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	if err := baseConfig().Validate(); err != nil {
+		t.Errorf("valid config rejected: %v", err)
+	}
+	ext := baseConfig()
+	ext.ExternalSNAT, ext.PrimaryIPv4, ext.VPCCIDRs = true, netip.Addr{}, nil
+	if err := ext.Validate(); err != nil {
+		t.Errorf("external SNAT needs neither SNAT source nor VPC CIDRs, got %v", err)
+	}
+}
+
+func TestSplitRule(t *testing.T) {
+	got, err := splitRule(`-A POSTROUTING -m comment --comment "AWS, SNAT \"x\"" -j AWS-SNAT-CHAIN-0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"-A", "POSTROUTING", "-m", "comment", "--comment", `AWS, SNAT "x"`, "-j", "AWS-SNAT-CHAIN-0"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("splitRule (-want +got):\n%s", diff)
+	}
+	if back := iptRule(got).String(); back != `-A POSTROUTING -m comment --comment "AWS, SNAT \"x\"" -j AWS-SNAT-CHAIN-0` {
+		t.Errorf("round trip: %s", back)
+	}
+	for _, bad := range []string{`-A X "open`, `-A`} {
+		if _, err := splitRule(bad); err == nil {
+			t.Errorf("splitRule(%q) accepted", bad)
+		}
+	}
+}
+
+func TestOwnership(t *testing.T) {
+	for spec, want := range map[string]bool{
+		`-m comment --comment "AWS SNAT CHAIN" -j AWS-SNAT-CHAIN-0`:   true,
+		`-m comment --comment "AWS, primary ENI" -i eth0 -j CONNMARK`: true,
+		`-j AWS-SNAT-CHAIN-1`:             true, // old layout, no comment
+		`-i eni+ -j AWS-CONNMARK-CHAIN-0`: true,
+		`-d 169.254.172.0/22 -m comment --comment "Block Node Local Pod access via IPv4" -j REJECT`: true,
+		`-s 192.0.2.99/32 -j RETURN`:                                    false,
+		`-m comment --comment "kube-proxy AWS-ish" -j KUBE-POSTROUTING`: false,
+		`-m comment --comment "cilium: AWS" -j ACCEPT`:                  false,
+	} {
+		toks, err := splitRule("-A X " + spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ownedRule(iptRule(toks[2:])); got != want {
+			t.Errorf("ownedRule(%s) = %v, want %v", spec, got, want)
+		}
+	}
+	for name, want := range map[string]bool{"AWS-SNAT-CHAIN-0": true, "AWS-CONNMARK-CHAIN-3": true, "KUBE-SERVICES": false, "AWS": false} {
+		if got := ownedChain(name); got != want {
+			t.Errorf("ownedChain(%s) = %v, want %v", name, got, want)
+		}
+	}
+
+	strict := baseConfig()
+	strict.PodENIStrict = true
+	plain := desiredHost(baseConfig().withDefaults(), legacyEnv)
+	st := desiredHost(strict.withDefaults(), legacyEnv)
+	v4 := netlink.FAMILY_V4
+	for _, tc := range []struct {
+		s    hostState
+		r    ruleSpec
+		want bool
+	}{
+		{plain, ruleSpec{Family: v4, Priority: 1024, Mark: 0x40, Mask: 0x40, Table: MainTable}, true},
+		{plain, ruleSpec{Family: v4, Priority: 1024, Src: netip.MustParsePrefix("192.0.2.99/32"), Table: MainTable}, false},
+		{plain, ruleSpec{Family: v4, Priority: 1535, Dst: netip.MustParsePrefix("172.20.0.0/16"), Table: MainTable}, true},
+		{plain, ruleSpec{Family: v4, Priority: 1535, Dst: netip.MustParsePrefix("172.20.0.0/16"), Table: 5}, false},
+		{plain, ruleSpec{Family: v4, Priority: 0, Table: localTable}, false},
+		{plain, ruleSpec{Family: v4, Priority: 20, Table: localTable}, false},
+		{st, ruleSpec{Family: v4, Priority: 0, Table: localTable}, true},
+		{st, ruleSpec{Family: v4, Priority: 20, Table: localTable}, true},
+		{st, ruleSpec{Family: v4, Priority: 512, Dst: netip.MustParsePrefix("10.0.1.5/32"), Table: MainTable}, false},
+	} {
+		if got := tc.s.ownedIPRule(tc.r); got != tc.want {
+			t.Errorf("strict=%v ownedIPRule(%s) = %v, want %v", tc.s.StrictLocal, tc.r, got, tc.want)
+		}
+	}
+}
