@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -55,7 +56,8 @@ func testEnv(t *testing.T) (*kubeenv.Env, client.Client) {
 
 func miscPath(name string) string { return filepath.Join("..", "..", "misc", name) }
 
-// applyManifests creates every object of the named misc/ files.
+// applyManifests creates every object of the named misc/ files (existing
+// objects are left as they are).
 func applyManifests(c client.Client, files ...string) error {
 	ctx := context.Background()
 	for _, f := range files {
@@ -64,7 +66,7 @@ func applyManifests(c client.Client, files ...string) error {
 			return err
 		}
 		for _, o := range objs {
-			if err := c.Create(ctx, o); err != nil {
+			if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("%s: create %s %s: %w", f, o.GetKind(), o.GetName(), err)
 			}
 		}

@@ -199,6 +199,7 @@ func StartProcesses(ctx context.Context, apiserverBin, etcdBin string) (_ *Env, 
 		// service accounts the ServiceAccount admission plugin insists on.
 		"--disable-admission-plugins=ServiceAccount",
 		"--enable-priority-and-fairness=false",
+		"--allow-privileged=true", // as in real clusters: aws-node's init container is privileged
 	)
 	if err != nil {
 		return nil, err
