@@ -214,3 +214,35 @@ func TestPrivilegedPodRules(t *testing.T) {
 		return n.DeletePodRules(ctx, other) // nothing left: still fine
 	})
 }
+
+func TestPrivilegedSetupENIIPv6(t *testing.T) {
+	node, vpc := testutil.NewNS(t), testutil.NewNS(t)
+	const mac = "02:00:00:00:06:06"
+	veth(t, node, "eth2", mac, nil, vpc, "vpc-eth2", nil)
+	n := New(nil)
+	eni := ENI{MAC: mustMAC(t, mac), PrimaryIP: netip.MustParseAddr("2600:1f14:aa:bb::20"), Subnet: netip.MustParsePrefix("2600:1f14:aa:bb::/64"), DeviceNumber: 2}
+	for range 2 { // idempotent
+		do(t, node, func() error { return n.SetupENI(context.Background(), eni) })
+	}
+	do(t, node, func() error {
+		got := struct{ Addrs, Table, Main, Rules []string }{
+			Addrs: addrStrings(t, "eth2", netlink.FAMILY_V6),
+			Table: routeStrings(t, netlink.FAMILY_V6, 3),
+			Rules: ruleStrings(t, netlink.FAMILY_V6, PriorityENI),
+		}
+		for _, r := range routeStrings(t, netlink.FAMILY_V6, MainTable) {
+			if strings.HasPrefix(r, "2600:1f14:aa:bb::/64") {
+				got.Main = append(got.Main, r)
+			}
+		}
+		want := struct{ Addrs, Table, Main, Rules []string }{
+			Addrs: []string{"2600:1f14:aa:bb::20/64"},
+			Table: []string{"default via fe80:ec2::1 dev eth2", "fe80:ec2::1/128 dev eth2"}, // IPv6 routes carry no scope,
+			Rules: []string{"ipv6 32765: from 2600:1f14:aa:bb::20/128 lookup 3"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("IPv6 ENI (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+}
