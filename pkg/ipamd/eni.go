@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -15,45 +14,11 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
-// Subnet tags of subnet discovery (reference §4.6).
-const (
-	tagSubnetRoleCNI      = "kubernetes.io/role/cni"
-	tagSubnetClusterPrefx = "cni.networking.k8s.aws/cluster/"
-)
-
 // subnetChoice is a subnet a new ENI may be created in.
 type subnetChoice struct {
 	ID   string
 	CIDR netip.Prefix
 	Free int
-}
-
-// SubnetEligible is upstream's subnet-discovery rule: a subnet tagged
-// kubernetes.io/role/cni=0 is never used; an untagged subnet only if it is
-// the node's own; a tagged one if its cluster tags (cni.networking.k8s.aws/
-// cluster/<name>), when it has any, include this cluster (not checked when
-// clusterName is empty).
-func SubnetEligible(s awsutils.Subnet, nodeSubnet, clusterName string) bool {
-	role, tagged := s.Tags[tagSubnetRoleCNI]
-	switch {
-	case tagged && role == "0":
-		return false
-	case !tagged:
-		return s.ID == nodeSubnet
-	}
-	if clusterName == "" {
-		return true
-	}
-	hasClusterTag := false
-	for k := range s.Tags {
-		if strings.HasPrefix(k, tagSubnetClusterPrefx) {
-			hasClusterTag = true
-			if k == tagSubnetClusterPrefx+clusterName {
-				return true
-			}
-		}
-	}
-	return !hasClusterTag
 }
 
 // eniSubnets lists the subnets a new ENI may go to, most free addresses
@@ -74,14 +39,14 @@ func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 	}
 	var out []subnetChoice
 	for _, s := range subs {
-		if SubnetEligible(s, n.node.subnetID, n.cfg.ClusterName) {
+		if awsutils.SubnetEligible(s, n.node.subnetID, n.cfg.ClusterName) {
 			out = append(out, subnetChoice{ID: s.ID, CIDR: s.CIDR, Free: s.AvailableIPs})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b subnetChoice) int { return b.Free - a.Free })
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
-			n.node.id.AZ, n.node.subnetID, tagSubnetRoleCNI)
+			n.node.id.AZ, n.node.subnetID, awsutils.TagSubnetRoleCNI)
 	}
 	return out, nil
 }

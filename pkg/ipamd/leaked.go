@@ -32,21 +32,20 @@ func (n *IPAM) SweepLeaked(ctx context.Context, minAge time.Duration) (deleted i
 		if !strings.HasPrefix(e.Description, awsutils.DescriptionPrefix) || e.Attachment != nil {
 			continue
 		}
-		created, perr := time.Parse(time.RFC3339, e.Tags[awsutils.TagCreatedAt])
-		if perr != nil {
+		switch decideLeaked(e.Tags, now, minAge) {
+		case awsutils.LeakSkip:
+			continue
+		case awsutils.LeakStamp:
 			if err := n.ec2.CreateTags(ctx, e.ID, map[string]string{awsutils.TagCreatedAt: now.UTC().Format(time.RFC3339)}); err != nil {
 				errs = append(errs, err)
 			}
-			continue
-		}
-		if now.Sub(created) < minAge {
 			continue
 		}
 		if err := n.ec2.DeleteENI(ctx, e.ID); err != nil && !awsutils.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting leaked ENI %s: %w", e.ID, err))
 			continue
 		}
-		n.log.Info("deleted leaked ENI", "eni", e.ID, "createdAt", created)
+		n.log.Info("deleted leaked ENI", "eni", e.ID, "createdAt", e.Tags[awsutils.TagCreatedAt])
 		deleted++
 	}
 	return deleted, errors.Join(errs...)
@@ -97,4 +96,9 @@ func (n *IPAM) runLeakedSweeper(ctx context.Context) {
 			n.log.Warn("leaked-ENI sweep failed", "err", err)
 		}
 	}
+}
+
+// decideLeaked is awsutils.DecideLeaked with a configurable minimum age.
+func decideLeaked(tags map[string]string, now time.Time, minAge time.Duration) awsutils.LeakAction {
+	return awsutils.DecideLeaked(tags, now.Add(awsutils.LeakedENIMinAge-minAge))
 }

@@ -255,6 +255,10 @@ func Plan(pool Pool, p Params) Action {
 		}
 		return Action{Starved: true, Reason: starvedReason(pool, p, s)}
 	}
+	if p.Pending > 0 {
+		// Pods are waiting for addresses about to be taken: never shrink now.
+		return Action{Reason: "pods are waiting for addresses"}
+	}
 	if over := TooHigh(pool, p); over > 0 && p.CanRelease {
 		if a, ok := planRelease(pool, p, over); ok {
 			return a

@@ -1,0 +1,113 @@
+package datastore
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// benchStore builds a pool of n addresses (secondary: ENIs of 64 /32s;
+// prefix: ENIs of 16 /28s), fills half of it with pods and frees every
+// fourth of those, so the pool is fragmented as after churn.
+func benchStore(b *testing.B, mode Mode, n int, cooldown time.Duration, cp Checkpointer, now func() time.Time) *Store {
+	b.Helper()
+	s, err := New(Options{Mode: mode, CooldownPeriod: cooldown, Checkpointer: cp, Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	perENI, step := 64, 1
+	if mode == ModePrefixIPv4 {
+		perENI, step = 256, 16
+	}
+	for i := 0; i < n; i += step {
+		dev := i / perENI
+		id := fmt.Sprintf("eni-%d", dev)
+		if i%perENI == 0 {
+			if err := s.AddENI(ENI{ID: id, DeviceNumber: dev, IsPrimary: dev == 0}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		a := netip.AddrFrom4([4]byte{10, byte(dev), byte(i % perENI / 256), byte(i % perENI % 256)})
+		if err := s.AddCIDR(id, netip.PrefixFrom(a, 32-bitsOf(step))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < n/2; i++ {
+		if _, err := s.Assign(podKey(i), podMeta(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < n/2; i += 4 {
+		if _, err := s.Unassign(podKey(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+func bitsOf(step int) int {
+	if step == 16 {
+		return 4
+	}
+	return 0
+}
+
+// BenchmarkAssignUnassign measures one ADD plus one DEL on the in-memory
+// path (no-op checkpointer): the cost must not grow with the pool.
+func BenchmarkAssignUnassign(b *testing.B) {
+	for _, mode := range []Mode{ModeSecondaryIPv4, ModePrefixIPv4} {
+		for _, n := range []int{16, 256, 4096} {
+			for _, cool := range []bool{false, true} {
+				name := fmt.Sprintf("%s/addrs=%d/cooldown=%v", mode, n, cool)
+				b.Run(name, func(b *testing.B) {
+					clock := newClock()
+					cooldown := time.Duration(0)
+					if cool {
+						// Each iteration advances the clock by 1 ms; a 3 ms
+						// cooldown keeps ~3 addresses cooling at any time.
+						cooldown = 3 * time.Millisecond
+					}
+					s := benchStore(b, mode, n, cooldown, NopCheckpointer{}, clock.now)
+					k, m := podKey(1<<20), podMeta(0)
+					b.ReportAllocs()
+					b.ResetTimer()
+					for range b.N {
+						if _, err := s.Assign(k, m); err != nil {
+							b.Fatal(err)
+						}
+						if _, err := s.Unassign(k); err != nil {
+							b.Fatal(err)
+						}
+						clock.advance(time.Millisecond)
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkAssignUnassignFile is the same with the real JSON checkpoint
+// (two atomic file replacements with fsync per iteration). Its cost grows
+// with the number of live allocations, which every write serialises.
+func BenchmarkAssignUnassignFile(b *testing.B) {
+	for _, n := range []int{16, 256, 4096} {
+		b.Run(fmt.Sprintf("addrs=%d", n), func(b *testing.B) {
+			clock := newClock()
+			cp := NewFileCheckpointer(filepath.Join(b.TempDir(), "ipam.json"))
+			s := benchStore(b, ModeSecondaryIPv4, n, 0, cp, clock.now)
+			k, m := podKey(1<<20), podMeta(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.Assign(k, m); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Unassign(k); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

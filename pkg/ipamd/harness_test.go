@@ -1,0 +1,363 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// fakeHost records the host state ipamd asks for (host networking is
+// root-only; its own package tests it against the kernel).
+type fakeHost struct {
+	mu        sync.Mutex
+	enis      map[netip.Addr]networkutils.ENI // by ENI primary IP
+	host      *networkutils.HostConfig
+	setupErr  error // returned by the next SetupENI
+	podRules  []netip.Addr
+	teardowns int
+}
+
+func newFakeHost() *fakeHost { return &fakeHost{enis: map[netip.Addr]networkutils.ENI{}} }
+
+func (f *fakeHost) SetupENI(_ context.Context, e networkutils.ENI) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.setupErr; err != nil {
+		f.setupErr = nil
+		return err
+	}
+	if e.DeviceNumber == 0 && e.NetworkCard == 0 {
+		return errors.New("fakeHost: SetupENI on the primary ENI")
+	}
+	f.enis[e.PrimaryIP] = e
+	return nil
+}
+
+func (f *fakeHost) TeardownENI(_ context.Context, ip netip.Addr, _ int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.enis, ip)
+	f.teardowns++
+	return nil
+}
+
+func (f *fakeHost) ReconcileHost(_ context.Context, c networkutils.HostConfig) (networkutils.HostResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.host = &c
+	return networkutils.HostResult{}, nil
+}
+
+func (f *fakeHost) DeletePodRules(_ context.Context, ip netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.podRules = append(f.podRules, ip)
+	return nil
+}
+
+func (f *fakeHost) wired() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.enis)
+}
+
+// fastTimes are test intervals: no spacing between releases, no minimum
+// ENI age, short waits.
+var fastTimes = Intervals{
+	Pool: 20 * time.Millisecond, Reconcile: time.Hour, ReleaseSpacing: time.Nanosecond, MinENIAge: time.Nanosecond,
+	ReleasedGrace: time.Nanosecond, IMDSWait: 2 * time.Second, AddWait: 5 * time.Second,
+	LeakedSweep: time.Hour, LeakedMinAge: time.Nanosecond,
+}
+
+type harness struct {
+	t    *testing.T
+	env  *simtest.Env
+	ec2  *awsutils.EC2
+	md   *awsutils.Metadata
+	host *fakeHost
+	cfg  config.Config
+	n    *IPAM
+	srv  *Server
+	dir  string
+}
+
+type harnessOpts struct {
+	instanceType string
+	cfg          func(*config.Config)
+	times        *Intervals
+	scenario     func(*vpcsim.Scenario)
+	noInit       bool
+}
+
+func newHarness(t *testing.T, o harnessOpts) *harness {
+	t.Helper()
+	sc := simtest.Basic()
+	if o.instanceType != "" {
+		sc.Instances[0].Type = o.instanceType
+	}
+	if o.scenario != nil {
+		o.scenario(&sc)
+	}
+	env := simtest.Start(t, sc)
+	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir()}
+	h.cfg = config.Defaults()
+	h.cfg.BackingStore = filepath.Join(h.dir, "ipam.json")
+	h.cfg.SocketPath = filepath.Join(h.dir, "ipamd.sock")
+	h.cfg.LogLevel = "debug"
+	if o.cfg != nil {
+		o.cfg(&h.cfg)
+	}
+	times := fastTimes
+	if o.times != nil {
+		times = *o.times
+	}
+	h.connect(times)
+	if !o.noInit {
+		if err := h.n.Init(context.Background()); err != nil {
+			t.Fatalf("Init: %v", err)
+		}
+	}
+	return h
+}
+
+// connect builds the awsutils adapters and a fresh IPAM (as a restart
+// does), sharing the simulator, host and checkpoint directory.
+func (h *harness) connect(times Intervals) {
+	h.t.Helper()
+	acfg := awsutils.Config{
+		Region: "us-west-2", EC2Endpoint: h.env.EC2URL, IMDSEndpoint: h.env.IMDSURL(simtest.InstanceID),
+		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
+		Retry: awsutils.RetryConfig{MaxAttempts: 3, Backoff: awsutils.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond},
+			ThrottleBackoff: awsutils.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}},
+		DetachPoll: awsutils.Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond},
+		Limits:     awsutils.RateLimits{Disabled: true},
+	}
+	md, err := awsutils.NewMetadata(acfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ec2, err := awsutils.NewEC2(context.Background(), acfg, md)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.md, h.ec2 = md, ec2
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("IPAMD_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	n, err := New(Options{Config: h.cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Host: h.host,
+		Logger: log, Times: times})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.n = n
+	h.srv = NewServer(n)
+}
+
+// calls returns vpcsim's EC2 call counts.
+func (h *harness) calls() map[string]int64 {
+	st := h.env.Sim.Stats()
+	out := map[string]int64{}
+	for k, v := range st.Calls {
+		out[k] = v
+	}
+	return out
+}
+
+func callDelta(before, after map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// simCounts are the instance's ENIs, secondary IPs and prefixes in vpcsim.
+type simCounts struct{ ENIs, IPs, Prefixes int }
+
+func (h *harness) simCounts() simCounts {
+	h.t.Helper()
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var c simCounts
+	for _, e := range inst.ENIs {
+		c.ENIs++
+		c.IPs += len(e.SecondaryIPs)
+		c.Prefixes += len(e.Prefixes)
+	}
+	return c
+}
+
+func podKey(i int) datastore.Key {
+	return datastore.Key{NetworkName: "aws-cni", ContainerID: fmt.Sprintf("c%06d", i), IfName: "eth0"}
+}
+
+// setPods brings the number of pods to want, adding pods with the lowest
+// free numbers and deleting the highest. New pods wait for the pool as
+// AddNetwork does, with the pool manager run synchronously.
+func (h *harness) setPods(pods map[int]bool, want int) {
+	h.t.Helper()
+	ctx := context.Background()
+	for i := len(pods) - 1; len(pods) > want; i-- {
+		if !pods[i] {
+			continue
+		}
+		if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: podKey(i).ContainerID, IfName: "eth0"}); err != nil {
+			h.t.Fatalf("DelNetwork pod %d: %v", i, err)
+		}
+		delete(pods, i)
+	}
+	for i := 0; len(pods) < want; i++ {
+		if pods[i] {
+			continue
+		}
+		k := podKey(i)
+		for attempt := 0; ; attempt++ {
+			_, err := h.n.assign(k, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: fmt.Sprint("pod-", i)}, false)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, datastore.ErrNoAvailableAddress) || attempt > 5 {
+				h.t.Fatalf("pod %d: %v (%s)", i, err, h.n.exhaustedCause(err, 0))
+			}
+			h.n.pending.Store(int64(want - len(pods)))
+			h.n.PoolCycle(ctx)
+			h.n.pending.Store(0)
+		}
+		pods[i] = true
+	}
+	h.settle()
+}
+
+// settle runs pool cycles until EC2's view stops changing (each cycle
+// releases at most once and frees at most one ENI, as upstream's).
+func (h *harness) settle() {
+	h.t.Helper()
+	prev := h.simCounts()
+	for range 10 {
+		h.n.PoolCycle(context.Background())
+		now := h.simCounts()
+		if now == prev {
+			return
+		}
+		prev = now
+	}
+	h.t.Fatalf("pool did not settle: %+v", prev)
+}
+
+// expire makes every cooling address available by dropping cooldown: the
+// datastore's clock is real time, so tests use IP_COOLDOWN_PERIOD=0 or
+// wait. Here: a short sleep beyond the configured cooldown.
+func (h *harness) expire() {
+	time.Sleep(h.cfg.IPCooldown + 5*time.Millisecond)
+}
+
+// checkConsistent checks that the datastore, the checkpoint and vpcsim
+// agree: the store holds exactly the CIDRs EC2 lists on each managed ENI,
+// every assigned address lies in one of them, no address has two keys,
+// and the checkpoint lists exactly the store's allocations.
+func (h *harness) checkConsistent() {
+	h.t.Helper()
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ec2 := map[string]map[netip.Prefix]bool{}
+	for _, e := range inst.ENIs {
+		set := map[netip.Prefix]bool{}
+		for _, a := range e.SecondaryIPs {
+			set[netip.PrefixFrom(a, 32)] = true
+		}
+		for _, p := range e.Prefixes {
+			set[p] = true
+		}
+		ec2[e.ID] = set
+	}
+	owner := map[netip.Addr]datastore.Key{}
+	var allocs []string
+	for _, c := range h.n.cards {
+		for _, e := range c.store.Snapshot() {
+			set, ok := ec2[e.ID]
+			if !ok {
+				h.t.Errorf("datastore has ENI %s that is not attached in EC2", e.ID)
+				continue
+			}
+			have := map[netip.Prefix]bool{}
+			for _, ci := range e.CIDRs {
+				have[ci.Prefix] = true
+				if !set[ci.Prefix] {
+					h.t.Errorf("datastore has %s on %s; EC2 does not", ci.Prefix, e.ID)
+				}
+				for _, a := range ci.Allocations {
+					if !ci.Prefix.Contains(a.Addr) {
+						h.t.Errorf("allocation %s outside its CIDR %s", a.Addr, ci.Prefix)
+					}
+					if k, dup := owner[a.Addr]; dup {
+						h.t.Errorf("address %s held by %s and %s", a.Addr, k, a.Key)
+					}
+					owner[a.Addr] = a.Key
+					allocs = append(allocs, a.Key.String()+"="+a.Addr.String())
+				}
+			}
+			for p := range set {
+				if !have[p] {
+					h.t.Errorf("EC2 lists %s on %s; the datastore does not", p, e.ID)
+				}
+			}
+			delete(ec2, e.ID)
+		}
+	}
+	for id := range ec2 {
+		if _, unmanaged := h.n.cards[0].unmanaged[id]; !unmanaged {
+			h.t.Errorf("ENI %s is attached in EC2 but not in the datastore", id)
+		}
+	}
+	f, err := datastore.NewFileCheckpointer(h.cfg.BackingStore).Read()
+	if err != nil {
+		if len(allocs) > 0 {
+			h.t.Errorf("reading checkpoint: %v", err)
+		}
+		return
+	}
+	var cp []string
+	for _, a := range f.Allocations {
+		cp = append(cp, a.Key.String()+"="+a.Addr.String())
+	}
+	sort.Strings(cp)
+	sort.Strings(allocs)
+	if !slices.Equal(cp, allocs) {
+		h.t.Errorf("checkpoint allocations differ from the datastore:\ncheckpoint %v\ndatastore  %v", cp, allocs)
+	}
+}
+
+// leakedENIs lists ENIs in vpcsim that are not attached.
+func (h *harness) unattachedENIs() []string {
+	var out []string
+	for _, e := range h.env.Sim.NetworkInterfaces() {
+		if e.Attachment == nil {
+			out = append(out, e.ID)
+		}
+	}
+	return out
+}
