@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/url"
 	"slices"
@@ -59,7 +58,6 @@ type Config struct {
 
 	// Observer receives one report per EC2 HTTP attempt (nil: none).
 	Observer Observer
-	Logger   *slog.Logger
 	// Now is the clock used for createdAt tags (nil: time.Now).
 	Now func() time.Time
 }
@@ -110,9 +108,6 @@ func (c *Config) Defaults() {
 	}
 	if c.LeakedPageSize == 0 {
 		c.LeakedPageSize = 1000
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -49,7 +48,6 @@ func (s CallStats) Retries() int { return s.Attempts - s.Calls }
 type EC2 struct {
 	api *ec2.Client
 	cfg Config
-	log *slog.Logger
 	lim *limiter
 
 	mu    sync.Mutex
@@ -88,9 +86,11 @@ func NewEC2(ctx context.Context, cfg Config, md *Metadata) (*EC2, error) {
 		return nil, fmt.Errorf("awsutils: loading AWS SDK config: %w", err)
 	}
 
-	e := &EC2{cfg: cfg, log: cfg.Logger, lim: newLimiter(cfg.Limits), stats: map[string]*CallStats{}}
+	e := &EC2{cfg: cfg, lim: newLimiter(cfg.Limits), stats: map[string]*CallStats{}}
 	e.api = ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
 		o.Retryer = newRetryer(cfg.Retry)
+		// Our typed config decides the attempts, not AWS_MAX_ATTEMPTS.
+		o.RetryMaxAttempts = 0
 		if cfg.EC2Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.EC2Endpoint)
 		}

@@ -345,3 +345,33 @@ func TestEndpointFromUpstreamVariable(t *testing.T) {
 		t.Errorf("simulator saw %d calls", n)
 	}
 }
+
+func TestLeakedENIWithoutCreatedAtIsStampedNotDeleted(t *testing.T) {
+	sc := simtest.Basic()
+	sc.NetworkInterfaces = []vpcsim.ENISpec{{
+		ID: "eni-0000000000000feed", Subnet: simtest.NodeSubnetID, Description: ENIDescription("i-00000000000000dead"),
+		Tags: map[string]string{TagInstanceID: "i-00000000000000dead"},
+	}}
+	env := simtest.Start(t, sc)
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	e := newTestEC2(t, env, func(c *Config) { c.Now = func() time.Time { return now } })
+	ctx := testCtx(t)
+
+	got, err := e.LeakedENIs(ctx, simtest.VPCID, "")
+	if err != nil || len(got) != 1 || got[0].ID != "eni-0000000000000feed" {
+		t.Fatalf("LeakedENIs = %+v, %v", got, err)
+	}
+	if a := DecideLeaked(got[0].Tags, now); a != LeakStamp {
+		t.Fatalf("decision = %s, want stamp", a)
+	}
+	if err := e.StampCreatedAt(ctx, got[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	sv, _ := simENI(env.Sim, got[0].ID)
+	if sv.Tags[TagCreatedAt] != "2026-11-23T10:00:00Z" {
+		t.Errorf("createdAt = %q", sv.Tags[TagCreatedAt])
+	}
+	if a := DecideLeaked(sv.Tags, now.Add(LeakedENIMinAge)); a != LeakDelete {
+		t.Errorf("next sweep decision = %s, want delete", a)
+	}
+}

@@ -360,6 +360,10 @@ func (e *EC2) FreeENI(ctx context.Context, eniID string) error {
 	if eni.Attachment == nil {
 		return e.DeleteENI(ctx, eniID)
 	}
+	if eni.Attachment.Status == string(types.AttachmentStatusDetaching) {
+		// Someone (an earlier FreeENI cut short) already asked; just wait.
+		return e.waitAndDelete(ctx, eniID)
+	}
 	return e.detachAndDelete(ctx, eniID, eni.Attachment.ID)
 }
 
@@ -367,6 +371,10 @@ func (e *EC2) detachAndDelete(ctx context.Context, eniID, attachmentID string) e
 	if err := e.DetachENI(ctx, attachmentID); err != nil && !IsNotFound(err) {
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}
+	return e.waitAndDelete(ctx, eniID)
+}
+
+func (e *EC2) waitAndDelete(ctx context.Context, eniID string) error {
 	if err := e.waitAvailable(ctx, eniID); err != nil {
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}

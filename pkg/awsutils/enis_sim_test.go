@@ -1,10 +1,16 @@
 package awsutils
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -424,5 +430,111 @@ func TestCreateENIRejectsBadRequests(t *testing.T) {
 	}
 	if errors.Is(err, ErrIMDSOnly) {
 		t.Error("wrong error")
+	}
+}
+
+func TestInstanceTypeMultiCardAndBareMetal(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	e := newTestEC2(t, env)
+	ctx := testCtx(t)
+	it, err := e.InstanceType(ctx, "c6in.32xlarge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := InstanceTypeInfo{Type: "c6in.32xlarge", MaxENIs: 8, MaxENIsInstance: 16, IPv4PerENI: 50, IPv6PerENI: 50,
+		NetworkCards: []NetworkCard{{0, 8}, {1, 8}}, Hypervisor: HypervisorNitro}
+	if d := cmp.Diff(want, it); d != "" {
+		t.Errorf("c6in.32xlarge (-want +got):\n%s", d)
+	}
+	metal, err := e.InstanceType(ctx, "c5.metal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !metal.BareMetal || metal.Hypervisor == HypervisorNitro || !metal.PrefixDelegationSupported() {
+		t.Errorf("c5.metal = %+v, want bare metal without a hypervisor, prefix delegation supported", metal)
+	}
+}
+
+func TestFreeENIWaitsForDetach(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	e := newTestEC2(t, env)
+	ctx := testCtx(t)
+	inst, _ := node(t, e)
+	eni, err := e.AllocateENI(ctx, AllocateENIRequest{CreateENIRequest: CreateENIRequest{
+		InstanceID: instanceID, SubnetID: inst.SubnetID, SecurityGroups: inst.SecurityGroups,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setFaults(t, env.Sim, vpcsim.Faults{DetachDelay: vpcsim.Duration(100 * time.Millisecond)})
+	before := env.Sim.Stats().Calls["DescribeNetworkInterfaces"]
+	if err := e.FreeENI(ctx, eni.ID); err != nil {
+		t.Fatalf("FreeENI with a slow detach: %v", err)
+	}
+	if _, ok := simENI(env.Sim, eni.ID); ok {
+		t.Errorf("ENI %s still exists", eni.ID)
+	}
+	// One describe for the attachment, then at least two polls while detaching.
+	if polls := env.Sim.Stats().Calls["DescribeNetworkInterfaces"] - before; polls < 3 {
+		t.Errorf("%d DescribeNetworkInterfaces, want the attachment lookup plus polling", polls)
+	}
+	if errs := env.Sim.Stats().Errors["DeleteNetworkInterface"]; len(errs) != 0 {
+		t.Errorf("DeleteNetworkInterface failed on the way: %v", errs)
+	}
+}
+
+func TestFreeENIWaitIsBoundedByContext(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	e := newTestEC2(t, env)
+	inst, _ := node(t, e)
+	eni, err := e.AllocateENI(testCtx(t), AllocateENIRequest{CreateENIRequest: CreateENIRequest{
+		InstanceID: instanceID, SubnetID: inst.SubnetID, SecurityGroups: inst.SecurityGroups,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setFaults(t, env.Sim, vpcsim.Faults{DetachDelay: vpcsim.Duration(300 * time.Millisecond)})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	err = e.FreeENI(ctx, eni.ID)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("FreeENI = %v, want the context's deadline", err)
+	}
+	if sv, ok := simENI(env.Sim, eni.ID); !ok || sv.Attachment == nil || sv.Attachment.Status != "detaching" {
+		t.Errorf("ENI after interrupted free: %+v (exists %v), want it still detaching", sv, ok)
+	}
+	// A second FreeENI finds it detaching, waits without detaching again, deletes.
+	if err := e.FreeENI(testCtx(t), eni.ID); err != nil {
+		t.Fatalf("second FreeENI: %v", err)
+	}
+	if _, ok := simENI(env.Sim, eni.ID); ok {
+		t.Errorf("ENI %s still exists", eni.ID)
+	}
+	st := env.Sim.Stats()
+	if st.Calls["DetachNetworkInterface"] != 1 || len(st.Errors["DetachNetworkInterface"]) != 0 {
+		t.Errorf("DetachNetworkInterface calls %d, errors %v; want one clean call", st.Calls["DetachNetworkInterface"], st.Errors["DetachNetworkInterface"])
+	}
+}
+
+func TestUserAgentCarriesVersion(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	var mu sync.Mutex
+	var agents []string
+	// A pass-through in front of the simulator that records the header.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		agents = append(agents, r.UserAgent())
+		mu.Unlock()
+		env.Sim.EC2Handler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	e := newTestEC2(t, env, func(c *Config) { c.EC2Endpoint = srv.URL; c.Version = "v1.23.1" })
+	if _, err := e.Instance(testCtx(t), instanceID); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(agents) != 1 || !strings.Contains(agents[0], "amazon-vpc-cni-k8s/v1.23.1") {
+		t.Errorf("User-Agent = %q, want amazon-vpc-cni-k8s/v1.23.1 in it", agents)
 	}
 }
