@@ -15,18 +15,6 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
-// macvlanStandIn replaces the 802.1Q link, which this kernel lacks, with a
-// macvlan of the same name, parent and MAC: like the VLAN link it receives
-// the frames the VPC addresses to the branch ENI's MAC on the trunk.
-type macvlanStandIn struct{}
-
-func (macvlanStandIn) CreateVLAN(name string, parentIndex, _ int, mac net.HardwareAddr) error {
-	return netlink.LinkAdd(&netlink.Macvlan{
-		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: parentIndex, HardwareAddr: mac},
-		Mode:      netlink.MACVLAN_MODE_BRIDGE,
-	})
-}
-
 // branchEnv is a node with a trunk ENI (eth1) cabled to a "VPC" namespace
 // that owns the branch subnet's router 10.2.0.1 and knows the branch ENI's
 // MAC, as EC2 does.
@@ -135,7 +123,7 @@ func TestPrivilegedBranchStrict(t *testing.T) {
 	// A previous sandbox left an iif rule for the same veth name.
 	e.node.do(t, func() error { return netlink.RuleAdd(iifRule(veth, 999, unix.AF_INET)) })
 
-	e.node.do(t, func() error { return SetupBranch(ctx, b, macvlanStandIn{}) })
+	e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
 	wantState(t, "node", e.node.ns, []string{
 		"link eth1 veth up mtu 1500",
 		"link vlan.eth.7 macvlan up mtu 1500",
@@ -176,7 +164,7 @@ func TestPrivilegedBranchStandard(t *testing.T) {
 	podNS := testutil.NewNS(t)
 	b := e.branch(podNS, false)
 	veth := b.Pod.Interfaces[0].HostVeth
-	e.node.do(t, func() error { return SetupBranch(ctx, b, macvlanStandIn{}) })
+	e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
 	wantState(t, "node", e.node.ns, []string{
 		"link eth1 veth up mtu 1500",
 		"link vlan.eth.7 macvlan up mtu 1500",
@@ -208,7 +196,7 @@ func TestPrivilegedBranchModeMigration(t *testing.T) {
 	e := newBranchEnv(t)
 	podNS := testutil.NewNS(t)
 	strict := e.branch(podNS, true)
-	e.node.do(t, func() error { return SetupBranch(ctx, strict, macvlanStandIn{}) })
+	e.node.do(t, func() error { return SetupBranch(ctx, strict, podnettest.MacvlanVLAN{}) })
 	standard := e.branch(podNS, false)
 	e.node.do(t, func() error { return TeardownBranch(ctx, standard.Pod, branchVLAN) })
 	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
@@ -229,7 +217,7 @@ func TestPrivilegedBranchRejectsBadInput(t *testing.T) {
 	} {
 		b := e.branch(podNS, true)
 		c.mutate(&b)
-		err := e.node.run(func() error { return SetupBranch(context.Background(), b, macvlanStandIn{}) })
+		err := e.node.run(func() error { return SetupBranch(context.Background(), b, podnettest.MacvlanVLAN{}) })
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: SetupBranch = %v, want error containing %q", c.name, err, c.want)
 		}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// fakeIpamd serves the CNIBackend contract from a map: each ADD takes the
+// next prepared allocation, each DEL returns and forgets it. It records
+// every request so tests can assert what the plugin asked for.
+type fakeIpamd struct {
+	rpc.UnimplementedCNIBackendServer
+	socket string
+	srv    *grpc.Server
+
+	mu       sync.Mutex
+	next     []allocation
+	held     map[string]allocation // by container ID
+	adds     []*rpc.AddNetworkRequest
+	dels     []*rpc.DelNetworkRequest
+	addErr   error // returned by AddNetwork when set
+	refuse   bool  // AddNetwork answers Success=false
+	npMode   string
+	healthSv *health.Server
+}
+
+// allocation is what ipamd hands out for one pod.
+type allocation struct {
+	ip           string
+	deviceNumber int32
+	routeTable   int32
+}
+
+func (a allocation) meta() *rpc.IPAllocationMetadata {
+	m := &rpc.IPAllocationMetadata{DeviceNumber: a.deviceNumber, RouteTableId: a.routeTable}
+	if net.ParseIP(a.ip).To4() != nil {
+		m.Ipv4Addr = a.ip
+	} else {
+		m.Ipv6Addr = a.ip
+	}
+	return m
+}
+
+// startFakeIpamd serves on a unix socket in a short temporary directory
+// (socket paths are limited to 108 bytes) until the test ends.
+func startFakeIpamd(t *testing.T, allocs ...allocation) *fakeIpamd {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ipamd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	f := &fakeIpamd{socket: filepath.Join(dir, "ipamd.sock"), next: allocs, held: map[string]allocation{}}
+	f.start(t)
+	return f
+}
+
+func (f *fakeIpamd) start(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("unix", f.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = grpc.NewServer()
+	rpc.RegisterCNIBackendServer(f.srv, f)
+	f.healthSv = health.NewServer()
+	healthpb.RegisterHealthServer(f.srv, f.healthSv)
+	go func() { _ = f.srv.Serve(ln) }()
+	t.Cleanup(f.stop)
+}
+
+// stop makes ipamd unreachable: the socket disappears.
+func (f *fakeIpamd) stop() {
+	f.srv.Stop()
+	_ = os.Remove(f.socket)
+}
+
+func (f *fakeIpamd) AddNetwork(_ context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.adds = append(f.adds, req)
+	if f.addErr != nil {
+		return nil, f.addErr
+	}
+	if f.refuse || len(f.next) == 0 {
+		return &rpc.AddNetworkReply{Success: false}, nil
+	}
+	a := f.next[0]
+	f.next = f.next[1:]
+	f.held[req.GetContainerId()] = a
+	return &rpc.AddNetworkReply{
+		Success:              true,
+		IpAllocationMetadata: []*rpc.IPAllocationMetadata{a.meta()},
+		NetworkPolicyMode:    f.npMode,
+	}, nil
+}
+
+func (f *fakeIpamd) DelNetwork(_ context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dels = append(f.dels, req)
+	a, ok := f.held[req.GetContainerId()]
+	if !ok {
+		return &rpc.DelNetworkReply{Success: false}, status.Error(codes.Unknown, "datastore: unknown pod")
+	}
+	delete(f.held, req.GetContainerId())
+	return &rpc.DelNetworkReply{
+		Success:              true,
+		IpAllocationMetadata: []*rpc.IPAllocationMetadata{a.meta()},
+		NetworkPolicyMode:    f.npMode,
+	}, nil
+}
+
+// holds reports whether ipamd still holds an address for the container.
+func (f *fakeIpamd) holds(containerID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.held[containerID]
+	return ok
+}
+
+// releases returns the reasons of the DELs ipamd saw for the container.
+func (f *fakeIpamd) releases(containerID string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var reasons []string
+	for _, d := range f.dels {
+		if d.GetContainerId() == containerID {
+			reasons = append(reasons, d.GetReason())
+		}
+	}
+	return reasons
+}
+
+// fakeNPA is the network policy agent's side of the contract.
+type fakeNPA struct {
+	rpc.UnimplementedNPBackendServer
+	socket string
+
+	mu       sync.Mutex
+	enforced []*rpc.EnforceNpRequest
+	deleted  []*rpc.DeleteNpRequest
+}
+
+func startFakeNPA(t *testing.T) *fakeNPA {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "npa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	f := &fakeNPA{socket: filepath.Join(dir, "npa.sock")}
+	ln, err := net.Listen("unix", f.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	rpc.RegisterNPBackendServer(srv, f)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return f
+}
+
+func (f *fakeNPA) EnforceNpToPod(_ context.Context, req *rpc.EnforceNpRequest) (*rpc.EnforceNpReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.enforced = append(f.enforced, req)
+	return &rpc.EnforceNpReply{Success: true}, nil
+}
+
+func (f *fakeNPA) DeletePodNp(_ context.Context, req *rpc.DeleteNpRequest) (*rpc.DeleteNpReply, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted = append(f.deleted, req)
+	return &rpc.DeleteNpReply{Success: true}, nil
+}
