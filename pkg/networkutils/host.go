@@ -56,13 +56,13 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}
-	errs = append(errs, ipt4.reconcile(want.IPv4, &res.Changes))
+	errs = append(errs, ipt4.reconcile(want.IPv4, []string{"nat"}, &res.Changes))
 
 	// ip6tables is needed only when something of ours may live there.
 	ipt6, err := newIPTClient(ip6tablesPath(cfg.IPTablesPath), iptables.ProtocolIPv6)
 	switch {
 	case err == nil:
-		errs = append(errs, ipt6.reconcile(want.IPv6, &res.Changes))
+		errs = append(errs, ipt6.reconcile(want.IPv6, nil, &res.Changes))
 	case hasRules(want.IPv6):
 		errs = append(errs, fmt.Errorf("ip6tables: %w", err))
 	default:

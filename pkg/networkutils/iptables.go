@@ -101,15 +101,16 @@ func indexRule(rs []iptRule, r iptRule) int {
 }
 
 // reconcile brings one family's owned iptables state to want, recording
-// every change. Failures are collected so one bad rule does not stop the
-// rest.
-func (c *iptClient) reconcile(want iptState, changes *[]string) error {
+// every change. ownedTables are scanned for stale chains of ours even when
+// want has none there. Failures are collected so one bad rule does not stop
+// the rest.
+func (c *iptClient) reconcile(want iptState, ownedTables []string, changes *[]string) error {
 	var errs []error
 	record := func(s string) { *changes = append(*changes, c.name+" "+s) }
 
-	// Owned chains live in nat; list them once to find missing and stale ones.
+	// List owned chains once to find missing and stale ones.
 	existing := map[string][]string{}
-	tables := []string{"nat"}
+	tables := slices.Clone(ownedTables)
 	for _, ch := range want.Chains {
 		if !slices.Contains(tables, ch.Table) {
 			tables = append(tables, ch.Table)
