@@ -1,0 +1,154 @@
+// Command max-pods prints the number of pods a node of an instance type can
+// run with vpc-cni, in secondary-IP mode, with prefix delegation, with custom
+// networking and with both (reference §9; user-pain-points §2.6). Limits come
+// from EC2 DescribeInstanceTypes (or vpcsim via -ec2-endpoint), or from
+// -enis/-ipv4-per-eni.
+//
+//	max-pods m5.large c5.4xlarge
+//	max-pods -mode custom-networking -region us-west-2 m5.large   # just the number, for kubelet --max-pods
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, newEC2Source)
+	stop()
+	os.Exit(code)
+}
+
+// instanceTypes is what max-pods needs from EC2 (pkg/awsutils.EC2 has it).
+type instanceTypes interface {
+	InstanceType(ctx context.Context, instanceType string) (awsutils.InstanceTypeInfo, error)
+}
+
+type sourceConfig struct {
+	Region, Endpoint string
+	Credentials      *awsutils.StaticCredentials // tests only
+}
+
+func newEC2Source(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
+	return awsutils.NewEC2(ctx, awsutils.Config{Region: sc.Region, EC2Endpoint: sc.Endpoint, Credentials: sc.Credentials}, nil)
+}
+
+var modes = []Mode{{}, {PrefixDelegation: true}, {CustomNetworking: true}, {PrefixDelegation: true, CustomNetworking: true}}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource func(context.Context, sourceConfig) (instanceTypes, error)) int {
+	fs := flag.NewFlagSet("max-pods", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		sc       sourceConfig
+		enis     = fs.Int("enis", 0, "ENIs of the default network card (with -ipv4-per-eni: skip EC2)")
+		ipv4     = fs.Int("ipv4-per-eni", 0, "IPv4 addresses per ENI, primary included")
+		vcpus    = fs.Int("vcpus", 0, "vCPUs, for the automatic prefix-delegation cap (EC2 lookups do not report them yet)")
+		capFlag  = fs.String("cap", "auto", `"auto": prefix delegation capped at 110 below 30 vCPUs, else 250; "none"; or a number capping every mode`)
+		modeFlag = fs.String("mode", "all", "all, or one of secondary-ip, prefix-delegation, custom-networking, custom-networking+prefix-delegation (prints only the number)")
+	)
+	fs.StringVar(&sc.Region, "region", os.Getenv("AWS_REGION"), "EC2 region")
+	fs.StringVar(&sc.Endpoint, "ec2-endpoint", "", "EC2 endpoint URL, e.g. vpcsim's")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: max-pods [flags] <instance-type>...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	types := fs.Args()
+	if len(types) == 0 {
+		fs.Usage()
+		return 2
+	}
+	c, err := parseCap(*capFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "max-pods: %v\n", err)
+		return 2
+	}
+	selected := modes
+	if *modeFlag != "all" {
+		selected = nil
+		for _, m := range modes {
+			if m.String() == *modeFlag {
+				selected = []Mode{m}
+			}
+		}
+		if selected == nil {
+			fmt.Fprintf(stderr, "max-pods: -mode %q: want all, secondary-ip, prefix-delegation, custom-networking or custom-networking+prefix-delegation\n", *modeFlag)
+			return 2
+		}
+	}
+	manual := *enis > 0 || *ipv4 > 0
+	if manual && len(types) != 1 {
+		fmt.Fprintln(stderr, "max-pods: -enis/-ipv4-per-eni describe one instance type")
+		return 2
+	}
+
+	var src instanceTypes
+	if !manual {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if src, err = newSource(ctx, sc); err != nil {
+			fmt.Fprintf(stderr, "max-pods: EC2 client: %v\n", err)
+			return 1
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if len(selected) > 1 {
+		fmt.Fprintln(tw, "INSTANCE TYPE\tMODE\tMAX PODS")
+	}
+	for _, typ := range types {
+		l := Limits{ENIs: *enis, IPv4PerENI: *ipv4, VCPUs: *vcpus}
+		if !manual {
+			info, err := src.InstanceType(ctx, typ)
+			if err != nil {
+				fmt.Fprintf(stderr, "max-pods: %v\n", err)
+				return 1
+			}
+			l.ENIs, l.IPv4PerENI = info.MaxENIs, info.IPv4PerENI
+		}
+		for _, m := range selected {
+			n, err := MaxPods(l, m, c)
+			if err != nil {
+				fmt.Fprintf(stderr, "max-pods: %s %s: %v\n", typ, m, err)
+				return 1
+			}
+			if len(selected) == 1 {
+				fmt.Fprintf(tw, "%d\n", n)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", typ, m, n)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "max-pods: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseCap(s string) (Cap, error) {
+	switch s {
+	case "auto":
+		return Cap{Auto: true}, nil
+	case "none":
+		return Cap{}, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return Cap{}, errors.New(`-cap ` + strconv.Quote(s) + `: want "auto", "none" or a positive number`)
+	}
+	return Cap{Fixed: n}, nil
+}

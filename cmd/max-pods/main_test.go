@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+)
+
+// Limits read from DescribeInstanceTypes, answered by vpcsim over HTTP.
+func TestRunAgainstVPCSim(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
+		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
+		return newEC2Source(ctx, sc)
+	}
+	run1 := func(args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb, newSource)
+		return out.String(), errb.String(), code
+	}
+	base := []string{"-region", env.Sim.Region(), "-ec2-endpoint", env.EC2URL}
+
+	out, errs, code := run1(append(base, "-vcpus", "2", "m5.large")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var rows []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		rows = append(rows, strings.Join(strings.Fields(line), " "))
+	}
+	want := []string{
+		"INSTANCE TYPE MODE MAX PODS",
+		"m5.large secondary-ip 29",
+		"m5.large prefix-delegation 110",
+		"m5.large custom-networking 20",
+		"m5.large custom-networking+prefix-delegation 110",
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("table:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+
+	for _, tt := range []struct {
+		typ, mode, want string
+	}{
+		{"t3.medium", "secondary-ip", "17"},
+		{"m5.xlarge", "secondary-ip", "58"},
+		{"c5.4xlarge", "secondary-ip", "234"},
+		{"c5.xlarge", "custom-networking", "44"},
+		{"p4d.24xlarge", "secondary-ip", "737"},
+	} {
+		out, errs, code := run1(append(base, "-mode", tt.mode, tt.typ)...)
+		if code != 0 || strings.TrimSpace(out) != tt.want {
+			t.Errorf("%s %s: got %q (exit %d, %s), want %s", tt.typ, tt.mode, out, code, errs, tt.want)
+		}
+	}
+
+	// Errors name their cause.
+	if _, errs, code := run1(append(base, "-mode", "secondary-ip", "x9.huge")...); code != 1 || !strings.Contains(errs, "x9.huge") {
+		t.Errorf("unknown type: exit %d, %q", code, errs)
+	}
+	if _, errs, code := run1(append(base, "-mode", "prefix-delegation", "m5.large")...); code != 1 || !strings.Contains(errs, "-vcpus") {
+		t.Errorf("PD without vCPUs: exit %d, %q", code, errs)
+	}
+	if _, errs, code := run1("-cap", "lots", "m5.large"); code != 2 || !strings.Contains(errs, `-cap "lots"`) {
+		t.Errorf("bad cap: exit %d, %q", code, errs)
+	}
+	if _, _, code := run1(); code != 2 {
+		t.Errorf("no type: exit %d", code)
+	}
+}
+
+func TestRunManualLimits(t *testing.T) {
+	var out, errb bytes.Buffer
+	noEC2 := func(context.Context, sourceConfig) (instanceTypes, error) {
+		t.Fatal("EC2 used although limits were given")
+		return nil, nil
+	}
+	code := run(context.Background(), []string{"-enis", "3", "-ipv4-per-eni", "10", "-mode", "custom-networking", "m5.large"}, &out, &errb, noEC2)
+	if code != 0 || strings.TrimSpace(out.String()) != "20" {
+		t.Errorf("got %q exit %d: %s", out.String(), code, errb.String())
+	}
+}
