@@ -1,0 +1,161 @@
+// Command ipamd is the node daemon of vpc-cni (upstream's aws-k8s-agent):
+// it keeps the node's warm pool of VPC addresses and serves the aws-cni
+// plugin on /var/run/aws-node/ipamd.sock.
+//
+// Configuration is upstream's environment variables (see package
+// pkg/ipamd/config for every variable, its default and how bad values are
+// treated). For tests, VPC_CNI_IPAMD_SOCKET moves the socket,
+// AWS_VPC_K8S_CNI_BACKING_STORE the checkpoint, and
+// VPC_CNI_DISABLE_HOST_NETWORK=true runs ipamd without touching the host's
+// network (no root needed), e.g. against cmd/vpcsim with
+// AWS_EC2_ENDPOINT and AWS_EC2_METADATA_SERVICE_ENDPOINT pointing at it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+	"github.com/vpc-cni/vpc-cni/pkg/version"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	cfg, warnings, cfgErr := config.Load(os.LookupEnv)
+	log, closeLog, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ipamd: %v\n", err)
+		return 1
+	}
+	defer closeLog()
+	if cfgErr != nil {
+		log.Error("invalid configuration; refusing to start", "err", cfgErr)
+		return 1
+	}
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	log.Info("starting ipamd", "version", version.Version)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("ipamd stopped", "err", err)
+		return 1
+	}
+	log.Info("ipamd stopped")
+	return 0
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	for name, on := range map[string]bool{
+		"ENABLE_POD_ENI": cfg.EnablePodENI, "ANNOTATE_POD_IP": cfg.AnnotatePodIP,
+	} {
+		if on {
+			log.Warn(name + "=true needs the Kubernetes API server, which this build does not use yet: the feature is off")
+		}
+	}
+	acfg := awsutils.Config{
+		EC2Endpoint: cfg.EC2Endpoint, IMDSEndpoint: cfg.IMDSEndpoint, HTTPTimeout: cfg.HTTPTimeout,
+		Version: cfg.Version, ClusterName: cfg.ClusterName, AdditionalTags: cfg.AdditionalENITags,
+		IMDSOnly: cfg.IMDSOnlyMode,
+	}
+	md, err := awsutils.NewMetadata(acfg)
+	if err != nil {
+		return err
+	}
+	ec2, err := awsutils.NewEC2(ctx, acfg, md)
+	if err != nil {
+		return err
+	}
+	opts := ipamd.Options{
+		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2,
+		Logger: log, IsLive: podLive(log),
+	}
+	if cfg.DisableHostNetwork {
+		log.Warn("VPC_CNI_DISABLE_HOST_NETWORK=true: no host networking is programmed (test mode)")
+		opts.IsLive = nil
+	} else {
+		opts.Host = networkutils.New(log.With("component", "networkutils"))
+	}
+	n, err := ipamd.New(opts)
+	if err != nil {
+		return err
+	}
+	l, err := ipamd.Listen(cfg.SocketPath)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx, l)
+}
+
+// podLive says a restored allocation's pod still exists when a host link
+// carries the pod's veth suffix (upstream's restore rule); allocations
+// without pod metadata are kept.
+func podLive(log *slog.Logger) func(datastore.Allocation) bool {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		log.Warn("cannot list host links; keeping every restored pod", "err", err)
+		return nil
+	}
+	suffixes := map[string]bool{}
+	for _, i := range ifs {
+		if len(i.Name) >= vethname.SuffixLen {
+			suffixes[i.Name[len(i.Name)-vethname.SuffixLen:]] = true
+		}
+	}
+	return func(a datastore.Allocation) bool {
+		if a.Meta.K8sPodNamespace == "" || a.Meta.K8sPodName == "" {
+			return true
+		}
+		return suffixes[vethname.Suffix(a.Meta.K8sPodNamespace, a.Meta.K8sPodName)]
+	}
+}
+
+// newLogger writes JSON to AWS_VPC_K8S_CNI_LOG_FILE (stdout, stderr or a
+// file) at AWS_VPC_K8S_CNI_LOGLEVEL.
+func newLogger(cfg config.Config) (*slog.Logger, func(), error) {
+	var w io.Writer
+	closeFn := func() {}
+	switch strings.ToLower(cfg.LogFile) {
+	case "stdout":
+		w = os.Stdout
+	case "stderr", "":
+		w = os.Stderr
+	default:
+		if err := os.MkdirAll(filepath.Dir(cfg.LogFile), 0o755); err != nil {
+			return nil, nil, fmt.Errorf("AWS_VPC_K8S_CNI_LOG_FILE=%q: %w", cfg.LogFile, err)
+		}
+		f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("AWS_VPC_K8S_CNI_LOG_FILE=%q: %w", cfg.LogFile, err)
+		}
+		w = f
+		closeFn = func() { _ = f.Close() } // nothing useful to do on a close error at exit
+	}
+	level := slog.LevelDebug
+	switch cfg.LogLevel {
+	case "info":
+		level = slog.LevelInfo
+	case "warn":
+		level = slog.LevelWarn
+	case "error", "fatal":
+		level = slog.LevelError
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+}
