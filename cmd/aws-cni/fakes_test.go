@@ -27,13 +27,21 @@ type fakeIpamd struct {
 
 	mu       sync.Mutex
 	next     []allocation
-	held     map[string]allocation // by container ID
+	held     map[string][]allocation // by container ID
 	adds     []*rpc.AddNetworkRequest
 	dels     []*rpc.DelNetworkRequest
 	addErr   error // returned by AddNetwork when set
 	refuse   bool  // AddNetwork answers Success=false
 	npMode   string
+	branch   *branchReply // ADD answers for a branch-ENI pod when set
 	healthSv *health.Server
+}
+
+// branchReply is what ipamd answers for a pod with a branch ENI.
+type branchReply struct {
+	ip, mac, gw string
+	vlan        int32
+	parent      int32
 }
 
 // allocation is what ipamd hands out for one pod.
@@ -62,7 +70,7 @@ func startFakeIpamd(t *testing.T, allocs ...allocation) *fakeIpamd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	f := &fakeIpamd{socket: filepath.Join(dir, "ipamd.sock"), next: allocs, held: map[string]allocation{}}
+	f := &fakeIpamd{socket: filepath.Join(dir, "ipamd.sock"), next: allocs, held: map[string][]allocation{}}
 	f.start(t)
 	return f
 }
@@ -94,15 +102,27 @@ func (f *fakeIpamd) AddNetwork(_ context.Context, req *rpc.AddNetworkRequest) (*
 	if f.addErr != nil {
 		return nil, f.addErr
 	}
-	if f.refuse || len(f.next) == 0 {
+	if b := f.branch; b != nil {
+		return &rpc.AddNetworkReply{
+			Success:              true,
+			IpAllocationMetadata: []*rpc.IPAllocationMetadata{{Ipv4Addr: b.ip, DeviceNumber: -1}},
+			PodVlanId:            b.vlan, PodEniMac: b.mac, PodEniSubnetGw: b.gw, ParentIfIndex: b.parent,
+		}, nil
+	}
+	// A multi-NIC request gets one address per network card: two here.
+	want := 1
+	if req.GetRequiresMultiNicAttachment() {
+		want = 2
+	}
+	if f.refuse || len(f.next) < want {
 		return &rpc.AddNetworkReply{Success: false}, nil
 	}
-	a := f.next[0]
-	f.next = f.next[1:]
-	f.held[req.GetContainerId()] = a
+	allocs := f.next[:want]
+	f.next = f.next[want:]
+	f.held[req.GetContainerId()] = allocs
 	return &rpc.AddNetworkReply{
 		Success:              true,
-		IpAllocationMetadata: []*rpc.IPAllocationMetadata{a.meta()},
+		IpAllocationMetadata: metas(allocs),
 		NetworkPolicyMode:    f.npMode,
 	}, nil
 }
@@ -111,16 +131,24 @@ func (f *fakeIpamd) DelNetwork(_ context.Context, req *rpc.DelNetworkRequest) (*
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dels = append(f.dels, req)
-	a, ok := f.held[req.GetContainerId()]
+	allocs, ok := f.held[req.GetContainerId()]
 	if !ok {
 		return &rpc.DelNetworkReply{Success: false}, status.Error(codes.Unknown, "datastore: unknown pod")
 	}
 	delete(f.held, req.GetContainerId())
 	return &rpc.DelNetworkReply{
 		Success:              true,
-		IpAllocationMetadata: []*rpc.IPAllocationMetadata{a.meta()},
+		IpAllocationMetadata: metas(allocs),
 		NetworkPolicyMode:    f.npMode,
 	}, nil
+}
+
+func metas(allocs []allocation) []*rpc.IPAllocationMetadata {
+	m := make([]*rpc.IPAllocationMetadata, 0, len(allocs))
+	for _, a := range allocs {
+		m = append(m, a.meta())
+	}
+	return m
 }
 
 // holds reports whether ipamd still holds an address for the container.

@@ -356,3 +356,114 @@ func TestPrivilegedBranchPod(t *testing.T) {
 	}
 	wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link eth1peer veth down mtu 1500"})
 }
+
+// TestPrivilegedIPv6Pod: an IPv6 pod gets a /128, fe80::1 as gateway and a
+// usable address as soon as ADD returns; CHECK and DEL work as for IPv4.
+func TestPrivilegedIPv6Pod(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "2001:db8:ff::10")
+	ipamd := startFakeIpamd(t, allocation{ip: "2001:db8::a", routeTable: 254}, allocation{ip: "2001:db8:1::b", deviceNumber: 1, routeTable: 2})
+	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+	a := call{command: "ADD", containerID: "ctr-6a", netns: nsA.Path(), ifName: "eth0", podName: "a6", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+	b := a
+	b.containerID, b.netns, b.podName = "ctr-6b", nsB.Path(), "b6"
+	outA := n.run(t, a)
+	outA.mustSucceed(t, "ADD a")
+	outB := n.run(t, b)
+	outB.mustSucceed(t, "ADD b")
+	vethA := vethname.HostVethName("eni", "default", "a6", 0)
+	wantState(t, "pod a", nsA.Path(), []string{
+		"link eth0 veth up mtu 9001",
+		"addr eth0 2001:db8::a/128",
+		"neigh eth0 fe80::1 lladdr " + linkMAC(t, n, vethA) + " permanent",
+		"route main fe80::1/128 dev eth0",
+		"route main ::/0 via fe80::1 dev eth0",
+	})
+	if err := podnettest.Connect(nsA.Path(), nsB.Path(), net.ParseIP("2001:db8:1::b")); err != nil {
+		t.Errorf("pod a to pod b: %v", err)
+	}
+	if err := podnettest.Connect(nsB.Path(), n.ns.Path(), n.ip); err != nil {
+		t.Errorf("pod b to node: %v", err)
+	}
+	check := a
+	check.command, check.conf = "CHECK", netconf("1.0.0", outA.stdout, nil)
+	n.run(t, check).mustSucceed(t, "CHECK a")
+	for _, c := range []call{a, b} {
+		out := outA
+		if c.containerID == b.containerID {
+			out = outB
+		}
+		c.command, c.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+		n.run(t, c).mustSucceed(t, "DEL "+c.podName)
+	}
+	wantState(t, "node after DEL", n.ns.Path(), nil)
+}
+
+// TestPrivilegedMultiNICPod: the pod annotation asks ipamd for one address
+// per network card; the pod gets eth0 and mNicIf1 with its own table.
+func TestPrivilegedMultiNICPod(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.11", routeTable: 254}, allocation{ip: "10.9.0.11", routeTable: 10100})
+	podNS := testutil.NewNS(t)
+	annotations := map[string]any{"runtimeConfig": map[string]any{
+		"io.kubernetes.cri.pod-annotations": map[string]string{"k8s.amazonaws.com/nicConfig": "multi-nic-attachment"},
+	}}
+	add := call{command: "ADD", containerID: "ctr-m", netns: podNS.Path(), ifName: "eth0", podName: "m", podNS: "default", conf: netconf("1.1.0", nil, annotations), ipamd: ipamd.socket}
+	out := n.run(t, add)
+	out.mustSucceed(t, "ADD")
+	res := out.result(t, "1.1.0")
+	if len(res.IPs) != 2 || len(res.Interfaces) != 5 || res.Interfaces[3].Name != "mNicIf1" || res.Interfaces[3].Mac != "10100" {
+		t.Errorf("multi-NIC result = %s", out.stdout)
+	}
+	h0, h1 := vethname.HostVethName("eni", "default", "m", 0), vethname.HostVethName("eni", "default", "m", 1)
+	wantState(t, "node", n.ns.Path(), []string{
+		"link " + h0 + " veth up mtu 9001",
+		"link " + h1 + " veth up mtu 9001",
+		"route main 10.0.0.11/32 dev " + h0 + " scope link",
+		"route main 10.9.0.11/32 dev " + h1 + " scope link",
+		"rule 512 to 10.0.0.11/32 lookup main",
+		"rule 512 to 10.9.0.11/32 lookup main",
+		"rule 1536 from 10.9.0.11/32 lookup 10100",
+	})
+	check := add
+	check.command, check.conf = "CHECK", netconf("1.1.0", out.stdout, nil)
+	n.run(t, check).mustSucceed(t, "CHECK")
+	// Without ipamd the second interface is still found in prevResult.
+	ipamd.stop()
+	del := check
+	del.command = "DEL"
+	n.run(t, del).mustSucceed(t, "DEL with ipamd down")
+	wantState(t, "node after DEL", n.ns.Path(), nil)
+}
+
+// TestPrivilegedBranchPodAddRealVLAN runs a branch-ENI ADD end to end; it
+// needs kernel 802.1Q support.
+func TestPrivilegedBranchPodAddRealVLAN(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	var trunk int
+	probe := n.ns.Do(func(ns.NetNS) error {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth1"}, PeerName: "eth1peer"}); err != nil {
+			return err
+		}
+		l, err := netlink.LinkByName("eth1")
+		if err != nil {
+			return err
+		}
+		trunk = l.Attrs().Index
+		return podnet.KernelVLAN{}.CreateVLAN("vlanprobe", trunk, 4000, nil)
+	})
+	if probe != nil {
+		t.Skipf("kernel lacks 802.1Q VLAN support: %v", probe)
+	}
+	ipamd := startFakeIpamd(t)
+	ipamd.branch = &branchReply{ip: "10.2.0.55", vlan: 7, mac: "02:42:0a:02:00:37", gw: "10.2.0.1", parent: int32(trunk)}
+	podNS := testutil.NewNS(t)
+	add := call{command: "ADD", containerID: "ctr-v", netns: podNS.Path(), ifName: "eth0", podName: "v", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+	out := n.run(t, add)
+	out.mustSucceed(t, "ADD branch pod")
+	del := add
+	del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+	n.run(t, del).mustSucceed(t, "DEL branch pod")
+}
