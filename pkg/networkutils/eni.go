@@ -89,8 +89,12 @@ func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	if eni.Trunk {
 		return nil
 	}
-	if err := ensureRule(ruleSpec{Priority: PriorityENI, Family: fam, Src: netip.PrefixFrom(eni.PrimaryIP, eni.PrimaryIP.BitLen()), Table: table}); err != nil {
-		return fmt.Errorf("ENI %s (%s): rule from %s lookup %d: %w", eni.MAC, name, eni.PrimaryIP, table, err)
+	// One rule per ENI address: a rule left from an earlier device index
+	// would send the ENI's traffic to a stale table.
+	src := netip.PrefixFrom(eni.PrimaryIP, eni.PrimaryIP.BitLen())
+	want := ruleSpec{Priority: PriorityENI, Family: fam, Src: src, Table: table}
+	if err := setRule(want, func(r ruleSpec) bool { return r.Priority == PriorityENI && r.Src == src }); err != nil {
+		return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
 	}
 	return nil
 }

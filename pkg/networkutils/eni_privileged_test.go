@@ -83,6 +83,10 @@ func TestPrivilegedSetupENI(t *testing.T) {
 	eni := ENI{MAC: mustMAC(t, mac), PrimaryIP: netip.MustParseAddr("10.0.1.20"), Subnet: netip.MustParsePrefix("10.0.1.0/24"), DeviceNumber: 1}
 	ctx := context.Background()
 
+	// A rule left by an earlier device index for the same address.
+	do(t, node, func() error {
+		return netlink.RuleAdd(ruleSpec{Family: netlink.FAMILY_V4, Priority: PriorityENI, Src: netip.MustParsePrefix("10.0.1.20/32"), Table: 7}.netlinkRule())
+	})
 	do(t, node, func() error { return n.SetupENI(ctx, eni) })
 	var first eniSnapshot
 	do(t, node, func() error { first = snapshotENI(t, "eth1", 2); return nil })

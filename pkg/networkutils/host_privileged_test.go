@@ -170,12 +170,12 @@ func listen(t *testing.T, netns ns.NetNS, addr string) {
 func (h *hostTopology) seenFrom(addr string) (string, error) {
 	var got string
 	err := h.pod.Do(func(ns.NetNS) error {
-		c, err := (&net.Dialer{Timeout: 2 * time.Second}).Dial("tcp", addr)
+		c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", addr)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(time.Second))
 		b, err := io.ReadAll(c)
 		got = string(b)
 		return err

@@ -9,18 +9,34 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// ensureRule adds want unless an identical rule is already present.
-func ensureRule(want ruleSpec) error {
+// setRule leaves want as the only rule among those matching slot: every
+// other matching rule is deleted, and want is added unless present.
+func setRule(want ruleSpec, slot func(ruleSpec) bool) error {
 	rules, err := listRules(want.Family)
 	if err != nil {
 		return fmt.Errorf("list rules: %w", err)
 	}
+	var errs []error
+	kept := false
 	for _, r := range rules {
-		if ruleKeyOf(r) == want {
-			return nil
+		k := ruleKeyOf(r)
+		if !slot(k) {
+			continue
+		}
+		if !kept && k == want {
+			kept = true
+			continue
+		}
+		if err := delRule(&r); err != nil {
+			errs = append(errs, fmt.Errorf("delete rule %s: %w", k, err))
 		}
 	}
-	return netlink.RuleAdd(want.netlinkRule())
+	if !kept {
+		if err := netlink.RuleAdd(want.netlinkRule()); err != nil {
+			errs = append(errs, fmt.Errorf("add rule %s: %w", want, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // RestorePodRule leaves exactly one `from <podIP> lookup <table>` rule at
@@ -33,34 +49,14 @@ func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table in
 	if table <= 0 {
 		return fmt.Errorf("restore pod rule for %s: invalid table %d", podIP, table)
 	}
-	fam := family(podIP)
-	rules, err := listRules(fam)
-	if err != nil {
-		return fmt.Errorf("restore pod rule for %s: list rules: %w", podIP, err)
-	}
 	src := netip.PrefixFrom(podIP, podIP.BitLen())
-	want := ruleSpec{Priority: PriorityFromPod, Family: fam, Src: src, Table: table}
-	var errs []error
-	kept := false
-	for _, r := range rules {
-		if r.Priority != PriorityFromPod || ipNetToPrefix(r.Src) != src {
-			continue
-		}
-		if !kept && ruleKeyOf(r) == want {
-			kept = true
-			continue
-		}
-		if err := delRule(&r); err != nil {
-			errs = append(errs, fmt.Errorf("restore pod rule for %s: delete from-pod rule lookup %d: %w", podIP, r.Table, err))
-		}
-	}
-	if !kept {
-		if err := netlink.RuleAdd(want.netlinkRule()); err != nil {
-			errs = append(errs, fmt.Errorf("restore pod rule: add from %s lookup %d prio %d: %w", podIP, table, PriorityFromPod, err))
-		}
+	want := ruleSpec{Priority: PriorityFromPod, Family: family(podIP), Src: src, Table: table}
+	err := setRule(want, func(r ruleSpec) bool { return r.Priority == PriorityFromPod && r.Src == src })
+	if err != nil {
+		return fmt.Errorf("restore pod rule for %s: %w", podIP, err)
 	}
 	n.log.DebugContext(ctx, "pod rule restored", "ip", podIP, "table", table)
-	return errors.Join(errs...)
+	return nil
 }
 
 // DeletePodRules removes a stale pod's rules: `to <podIP> lookup main` at

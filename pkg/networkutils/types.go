@@ -76,7 +76,9 @@ const (
 )
 
 // HostConfig is the whole desired host-wide state. Zero values of
-// RandomizeSNAT, ENIMTU and Connmark mean their defaults.
+// RandomizeSNAT, ENIMTU, Connmark and IPTablesPath mean their defaults.
+// Booleans are taken as given: the caller maps upstream's defaults (e.g.
+// AWS_VPC_CNI_NODE_PORT_SUPPORT defaults to true there).
 type HostConfig struct {
 	PrimaryMAC           net.HardwareAddr
 	PrimaryIPv4          netip.Addr     // SNAT source (IPv4 mode)
