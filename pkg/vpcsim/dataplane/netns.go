@@ -235,3 +235,24 @@ func sysctls(nsPath string, kv [][2]string) error {
 		return nil
 	})
 }
+
+// NewNamedNS creates a network namespace pinned at NsPath(name), with lo up,
+// for callers that add their own namespaces to a run (pods). name must start
+// with the run's prefix so Cleanup finds it.
+func NewNamedNS(name string) (string, error) {
+	if !strings.HasPrefix(name, NamePrefix) {
+		return "", fmt.Errorf("namespace %q: name must start with %q", name, NamePrefix)
+	}
+	path, err := createNamedNS(name)
+	if err != nil {
+		return "", err
+	}
+	if err := InNS(path, bringLoUp); err != nil {
+		_ = deleteNamedNS(path)
+		return "", err
+	}
+	return path, nil
+}
+
+// DeleteNamedNS removes a namespace created by NewNamedNS.
+func DeleteNamedNS(path string) error { return deleteNamedNS(path) }

@@ -1,0 +1,334 @@
+package localvpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+// DefaultRefPluginDir holds the reference CNI plugins (Debian's
+// containernetworking-plugins); portmap from there is chained by the conflist.
+const DefaultRefPluginDir = "/usr/lib/cni"
+
+// refPlugins are what upstream's init container copies into every node.
+var refPlugins = []string{"loopback", "portmap", "host-local", "bandwidth", "tuning"}
+
+// Config configures a local VPC.
+type Config struct {
+	Scenario vpcsim.Scenario
+	// BinDir holds the project's binaries (aws-vpc-cni, ipamd, aws-cni,
+	// egress-cni), e.g. "bin" after `make build`.
+	BinDir string
+	// RefPluginDir holds the reference plugins; DefaultRefPluginDir if empty.
+	RefPluginDir string
+	// WorkDir is where the run directory is created; os.TempDir() if empty.
+	WorkDir string
+	Logger  *slog.Logger
+	// SimLogger receives vpcsim's own logs (discarded if nil).
+	SimLogger *slog.Logger
+}
+
+// VPC is a running local VPC.
+type VPC struct {
+	Sim    *vpcsim.Sim
+	DP     *dataplane.Dataplane
+	RunID  string
+	Dir    string // run directory: nodes' private directories, CNI caches
+	Region string
+
+	cfg    Config
+	log    *slog.Logger
+	mirror *dataplane.Mirror
+
+	mu    sync.Mutex
+	nodes []*Node
+	pods  map[string]*Pod // by container id
+}
+
+// VPCEchoAddr is the in-VPC server that reports a caller's source address:
+// the VPC's base address + 2 (where AmazonProvidedDNS lives in a real VPC).
+func VPCEchoAddr(sc vpcsim.Scenario) (netip.Addr, error) {
+	if len(sc.VPCs) == 0 {
+		return netip.Addr{}, errors.New("scenario has no VPC")
+	}
+	p, err := netip.ParsePrefix(sc.VPCs[0].CIDR)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("VPC CIDR %q: %w", sc.VPCs[0].CIDR, err)
+	}
+	return p.Masked().Addr().Next().Next(), nil
+}
+
+// Start builds the simulator, the data plane and one node per instance
+// (namespaces, private directories, reference plugins). Agents are started
+// separately with StartAgents. On error everything is removed.
+func Start(ctx context.Context, cfg Config) (_ *VPC, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RefPluginDir == "" {
+		cfg.RefPluginDir = DefaultRefPluginDir
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = os.TempDir()
+	}
+	if cfg.BinDir != "" {
+		if cfg.BinDir, err = filepath.Abs(cfg.BinDir); err != nil {
+			return nil, fmt.Errorf("bin dir: %w", err)
+		}
+	}
+	echo, err := VPCEchoAddr(cfg.Scenario)
+	if err != nil {
+		return nil, err
+	}
+	var simOpts []vpcsim.Option
+	if cfg.SimLogger != nil {
+		simOpts = append(simOpts, vpcsim.WithLogger(cfg.SimLogger))
+	}
+	sim, err := vpcsim.New(cfg.Scenario, simOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("start vpcsim: %w", err)
+	}
+	v := &VPC{Sim: sim, RunID: dataplane.NewRunID(), Region: sim.Region(), cfg: cfg, log: cfg.Logger, pods: map[string]*Pod{}}
+	defer func() {
+		if err != nil {
+			_ = v.Close()
+		}
+	}()
+	v.Dir = filepath.Join(cfg.WorkDir, dataplane.NamePrefix+v.RunID)
+	if err := os.MkdirAll(v.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("run directory: %w", err)
+	}
+	v.DP, err = dataplane.New(dataplane.Config{
+		RunID:     v.RunID,
+		Logger:    cfg.Logger,
+		EchoAddrs: []netip.Addr{echo},
+		Services: []dataplane.Service{
+			{Name: "imds", Addr: dataplane.IMDSAddr, Handler: sim.IMDSHandlerByRemoteAddr()},
+			{Name: "ec2", Addr: dataplane.EC2Addr, Handler: sim.EC2Handler()},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	v.mirror = v.DP.Mirror(sim)
+	if err := v.mirror.Err(); err != nil {
+		return nil, fmt.Errorf("data plane: %w", err)
+	}
+	for _, inst := range sim.State().Instances {
+		if inst.State != "running" {
+			continue
+		}
+		if err := v.addNode(ctx, inst); err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
+}
+
+func (v *VPC) addNode(ctx context.Context, inst vpcsim.InstanceView) error {
+	path, err := v.DP.NodeNS(inst.ID)
+	if err != nil {
+		return err
+	}
+	name := inst.Tags["Name"]
+	if name == "" {
+		name = inst.ID
+	}
+	n := &Node{ID: inst.ID, Name: name, PrimaryIP: inst.PrimaryIP, NetNS: path, Dir: filepath.Join(v.Dir, inst.ID), log: v.log}
+	if err := n.startAnchor(ctx); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.nodes = append(v.nodes, n)
+	v.mu.Unlock()
+	// What upstream's init container does: the reference plugins.
+	for _, p := range refPlugins {
+		src := filepath.Join(v.cfg.RefPluginDir, p)
+		if _, err := os.Stat(src); err != nil {
+			if p == "portmap" || p == "loopback" {
+				return fmt.Errorf("node %s: reference plugin %s: %w (install containernetworking-plugins)", n.ID, p, err)
+			}
+			continue
+		}
+		if err := copyFile(src, filepath.Join(n.HostPath(NodeCNIBinDir), p)); err != nil {
+			return fmt.Errorf("node %s: %w", n.ID, err)
+		}
+	}
+	return nil
+}
+
+// Nodes returns the nodes in instance order.
+func (v *VPC) Nodes() []*Node {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := append([]*Node(nil), v.nodes...)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Node returns the node with the given instance id or Name tag.
+func (v *VPC) Node(idOrName string) (*Node, error) {
+	for _, n := range v.Nodes() {
+		if n.ID == idOrName || n.Name == idOrName {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("no node %q in this VPC", idOrName)
+}
+
+// AddPod creates a pod on a node through the node's CNI.
+func (v *VPC) AddPod(ctx context.Context, n *Node, namespace, name string) (*Pod, error) {
+	p, err := n.AddPod(ctx, dataplane.RunPrefix(v.RunID), filepath.Join(n.Dir, "cni-cache"), namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	v.pods[p.ContainerID] = p
+	v.mu.Unlock()
+	return p, nil
+}
+
+// DelPod deletes a pod through its node's CNI.
+func (v *VPC) DelPod(ctx context.Context, p *Pod) error {
+	err := p.Node.DelPod(ctx, filepath.Join(p.Node.Dir, "cni-cache"), p)
+	v.mu.Lock()
+	delete(v.pods, p.ContainerID)
+	v.mu.Unlock()
+	return err
+}
+
+// Pods returns the pods that exist, by node then address.
+func (v *VPC) Pods() []*Pod {
+	v.mu.Lock()
+	out := make([]*Pod, 0, len(v.pods))
+	for _, p := range v.pods {
+		out = append(out, p)
+	}
+	v.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Node.ID != out[j].Node.ID {
+			return out[i].Node.ID < out[j].Node.ID
+		}
+		return out[i].IP.Less(out[j].IP)
+	})
+	return out
+}
+
+// Holder says which ENI EC2 has an address on (as a secondary address or
+// inside a prefix), and that ENI's device index.
+type Holder struct {
+	ENIID       string
+	DeviceIndex int
+	Prefix      netip.Prefix // the delegated prefix holding the address, if any
+}
+
+// Locate finds the ENI that holds addr in vpcsim.
+func (v *VPC) Locate(addr netip.Addr) (Holder, error) {
+	for _, e := range v.Sim.NetworkInterfaces() {
+		dev := -1
+		if e.Attachment != nil {
+			dev = e.Attachment.DeviceIndex
+		}
+		if e.PrimaryIP == addr {
+			return Holder{ENIID: e.ID, DeviceIndex: dev}, nil
+		}
+		for _, s := range e.SecondaryIPs {
+			if s == addr {
+				return Holder{ENIID: e.ID, DeviceIndex: dev}, nil
+			}
+		}
+		for _, p := range e.Prefixes {
+			if p.Contains(addr) {
+				return Holder{ENIID: e.ID, DeviceIndex: dev, Prefix: p}, nil
+			}
+		}
+	}
+	return Holder{}, fmt.Errorf("no ENI holds %s", addr)
+}
+
+// Close stops every agent, removes every pod and node namespace, the data
+// plane and the run directory. Safe to call more than once.
+func (v *VPC) Close() error {
+	var errs []error
+	v.mu.Lock()
+	nodes := v.nodes
+	v.nodes = nil
+	pods := v.pods
+	v.pods = map[string]*Pod{}
+	v.mu.Unlock()
+	for _, n := range nodes {
+		errs = append(errs, n.close())
+	}
+	for _, p := range pods {
+		errs = append(errs, dataplane.DeleteNamedNS(p.NetNS))
+	}
+	if v.mirror != nil {
+		v.mirror.Stop()
+	}
+	if v.DP != nil {
+		errs = append(errs, v.DP.Close())
+	}
+	// Pods whose DEL was never run are still pinned under the run prefix.
+	errs = append(errs, dataplane.Cleanup(dataplane.RunPrefix(v.RunID)))
+	if v.Sim != nil {
+		v.Sim.Close()
+	}
+	if v.Dir != "" && strings.Contains(v.Dir, dataplane.NamePrefix) {
+		errs = append(errs, os.RemoveAll(v.Dir))
+	}
+	return errors.Join(errs...)
+}
+
+// CleanupStale removes what crashed earlier runs left: their namespaces and
+// their run directories in workDir (os.TempDir() if empty). Live runs are
+// left alone. It returns the run prefixes it removed.
+func CleanupStale(workDir string) ([]string, error) {
+	if workDir == "" {
+		workDir = os.TempDir()
+	}
+	removed, err := dataplane.CleanupStale()
+	ents, rerr := os.ReadDir(workDir)
+	if rerr != nil {
+		return removed, errors.Join(err, fmt.Errorf("list %s: %w", workDir, rerr))
+	}
+	errs := []error{err}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), dataplane.NamePrefix) {
+			continue
+		}
+		id := strings.TrimPrefix(e.Name(), dataplane.NamePrefix)
+		if dataplane.StaleRun(id) {
+			errs = append(errs, os.RemoveAll(filepath.Join(workDir, e.Name())))
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, data, st.Mode().Perm()); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
+}
