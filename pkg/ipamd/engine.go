@@ -48,7 +48,7 @@ func (n *IPAM) schedulable(ctx context.Context) bool {
 func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	now := time.Now()
 	c.stateMu.Lock()
-	insufficient, lastRelease := c.insufficient, c.lastRelease
+	insufficient, lastRelease, code := c.insufficient, c.lastRelease, c.insuffCode
 	c.stateMu.Unlock()
 	provisioning := !n.cfg.DisableProvisioning && !n.terminating.Load() && schedulable
 	p := pool.Params{
@@ -72,7 +72,7 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	case !schedulable:
 		p.CooldownNote = "node is unschedulable (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)"
 	case now.Before(insufficient):
-		p.CooldownNote = fmt.Sprintf("the subnet had no free addresses; retrying after %s", insufficient.Format(time.RFC3339))
+		p.CooldownNote = fmt.Sprintf("subnet full (EC2 %s); retrying after %s", code, insufficient.Format(time.RFC3339))
 	}
 	if c.index > 0 {
 		p.Pending = 0 // pods spill to card > 0 only once card 0 is exhausted
@@ -159,6 +159,7 @@ func (n *IPAM) noteInsufficient(c *card, err error) {
 	if awsutils.IsInsufficientCapacity(err) {
 		c.stateMu.Lock()
 		c.insufficient = time.Now().Add(n.times.InsufficientCool)
+		c.insuffCode = awsutils.Code(err)
 		c.stateMu.Unlock()
 	}
 }

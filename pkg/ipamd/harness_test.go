@@ -361,3 +361,8 @@ func (h *harness) unattachedENIs() []string {
 	}
 	return out
 }
+
+// vpcsimFaults injects code into every call of action.
+func vpcsimFaults(action, code string) vpcsim.Faults {
+	return vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: action, Code: code}}}
+}

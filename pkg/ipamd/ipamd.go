@@ -139,6 +139,7 @@ type card struct {
 	lastErr      error  // last failed EC2 action
 	lastRelease  time.Time
 	insufficient time.Time // no growth before this time
+	insuffCode   string    // the EC2 code that started the cooldown
 }
 
 func (c *card) setState(starved string, err error) {

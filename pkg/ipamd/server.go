@@ -124,6 +124,18 @@ func (s *Server) checkVersion(method, clientVersion string) {
 	}
 }
 
+// answerBefore bounds a handler so that its answer (rather than the
+// client's own deadline error) reaches the client: it ends a little before
+// the request's deadline, or after def when the request has none.
+func answerBefore(ctx context.Context, def time.Duration) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithTimeout(ctx, def)
+	}
+	margin := min(max(time.Until(d)/10, 20*time.Millisecond), time.Second)
+	return context.WithDeadline(ctx, d.Add(-margin))
+}
+
 // waitReady blocks until Init completed or ctx ends.
 func (s *Server) waitReady(ctx context.Context) error {
 	select {
@@ -148,11 +160,8 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 	if req.GetRequiresMultiNicAttachment() && !n.cfg.EnableMultiNIC {
 		return nil, status.Error(codes.FailedPrecondition, "pod asks for a multi-NIC attachment but ENABLE_MULTI_NIC=false on this node")
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.times.AddWait)
-		defer cancel()
-	}
+	ctx, cancel := answerBefore(ctx, n.times.AddWait)
+	defer cancel()
 	start := time.Now()
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
@@ -285,6 +294,8 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 		[2]string{"NetworkName", req.GetNetworkName()}); err != nil {
 		return nil, err
 	}
+	ctx, cancel := answerBefore(ctx, n.times.AddWait)
+	defer cancel()
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}

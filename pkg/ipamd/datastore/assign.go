@@ -240,7 +240,8 @@ func (s *Store) coolDown(i int) {
 	}
 }
 
-// adoptPending places pending restored allocations that fall inside c.
+// adoptPending places pending restored allocations and cooling addresses
+// that fall inside c.
 func (s *Store) adoptPending(c *cidr) {
 	if len(s.pending) == 0 {
 		return
@@ -250,7 +251,12 @@ func (s *Store) adoptPending(c *cidr) {
 		sl.cidr = c
 		sl.off = offsetOf(c.prefix, sl.addr)
 		c.used[sl.off] = sl
-		s.adjust(c, 1, 0)
+		if sl.allocIdx >= 0 {
+			s.adjust(c, 1, 0)
+		} else {
+			s.pendingCool--
+			s.adjust(c, 0, 1)
+		}
 	}
 	if c.size <= uint64(len(s.pending)) {
 		for off := uint64(0); off < c.size; off++ {
@@ -267,8 +273,9 @@ func (s *Store) adoptPending(c *cidr) {
 	}
 }
 
-// DropPending forgets pending restored allocations (ipamd calls it once EC2
-// says their addresses are no longer the node's) and returns them.
+// DropPending forgets pending restored allocations and cooling addresses
+// (ipamd calls it once EC2 says their addresses are no longer the node's)
+// and returns the allocations.
 func (s *Store) DropPending() ([]Allocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,9 +284,14 @@ func (s *Store) DropPending() ([]Allocation, error) {
 	}
 	var out []Allocation
 	for _, sl := range s.pending {
-		out = append(out, s.removeAlloc(sl))
+		if sl.allocIdx >= 0 {
+			out = append(out, s.removeAlloc(sl))
+		} else {
+			s.coolRemove(sl.coolIdx)
+		}
 	}
 	clear(s.pending)
+	s.pendingCool = 0
 	sortAllocations(out)
 	if err := s.persist(); err != nil {
 		return out, fmt.Errorf("drop pending allocations: %w", err)

@@ -514,3 +514,54 @@ func TestCheckpointPath(t *testing.T) {
 		}
 	}
 }
+
+// A cooling address whose CIDR is unknown at restore keeps cooling until the
+// CIDR is back, and is persisted meanwhile.
+func TestRestorePendingCooling(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
+	f.eni("eni-a", 0, "10.0.0.11/32")
+	now := f.clock.now()
+	file := File{Version: CheckpointVersion,
+		Allocations: []Allocation{{Key: podKey(1), Addr: ip("10.0.0.11"), AssignedAt: now}},
+		Cooling: []Cooling{
+			{Addr: ip("10.0.0.12"), UnassignedAt: now.Add(-10 * time.Second)}, // CIDR not known yet
+			{Addr: ip("10.0.0.13"), UnassignedAt: now.Add(-40 * time.Second)}, // expired
+			{Addr: ip("10.0.0.11"), UnassignedAt: now.Add(-5 * time.Second)},  // assigned again since
+		}}
+	if _, err := f.s.Restore(file, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, f.s)
+	if st := f.s.Stats(); st.Pending != 0 || st.CoolingIPs != 0 || st.Pods != 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	if got := f.cp.file.Cooling; len(got) != 1 || got[0].Addr != ip("10.0.0.12") {
+		t.Fatalf("pending cooling not persisted: %+v", got)
+	}
+	if err := f.s.AddCIDR("eni-a", pfx("10.0.0.12/32")); err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, f.s)
+	if _, err := f.s.Assign(podKey(2), podMeta(2)); !errors.Is(err, ErrNoAvailableAddress) {
+		t.Fatalf("a restored cooling address was handed out: %v", err)
+	}
+	f.clock.advance(20 * time.Second)
+	if a := f.assign(2); a.Addr != ip("10.0.0.12") {
+		t.Fatalf("after cooldown: %+v", a)
+	}
+
+	// Expiry while still pending, and DropPending of a pending cooling entry.
+	g := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
+	g.eni("eni-a", 0, "10.0.0.11/32")
+	if _, err := g.s.Restore(File{Version: CheckpointVersion, Cooling: []Cooling{
+		{Addr: ip("10.0.0.12"), UnassignedAt: g.clock.now()}, {Addr: ip("10.0.0.13"), UnassignedAt: g.clock.now()},
+	}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	g.clock.advance(30 * time.Second)
+	g.s.Stats()
+	checkInvariants(t, g.s)
+	if len(g.s.pending) != 0 {
+		t.Fatalf("expired pending cooling entries kept: %d", len(g.s.pending))
+	}
+}

@@ -58,8 +58,8 @@ func offsetOf(p netip.Prefix, a netip.Addr) uint64 {
 	return binary.BigEndian.Uint64(y[8:]) - binary.BigEndian.Uint64(x[8:])
 }
 
-// slot is one address that is assigned, cooling, or (cidr == nil) a pending
-// restored allocation whose CIDR is not known yet.
+// slot is one address that is assigned or cooling; cidr == nil marks a
+// pending restored entry whose CIDR is not known yet.
 type slot struct {
 	cidr     *cidr
 	off      uint64

@@ -208,8 +208,20 @@ func checkInvariants(t *testing.T, s *Store) {
 			}
 		}
 	}
-	if pending != len(s.pending) {
-		fail("pending recount %d, index %d", pending, len(s.pending))
+	pendingCool := 0
+	for _, sl := range s.coolSlots {
+		if sl.cidr == nil {
+			pendingCool++
+			if s.pending[sl.addr] != sl {
+				fail("pending cooling %s not indexed", sl.addr)
+			}
+			if c := s.cidrOf(sl.addr); c != nil {
+				fail("pending cooling %s lies in known CIDR %s", sl.addr, c.prefix)
+			}
+		}
+	}
+	if pending+pendingCool != len(s.pending) || pendingCool != s.pendingCool {
+		fail("pending recount %d+%d, index %d (cooling %d)", pending, pendingCool, len(s.pending), s.pendingCool)
 	}
 	if len(s.cool) != len(s.coolSlots) {
 		fail("cool %d slots %d", len(s.cool), len(s.coolSlots))

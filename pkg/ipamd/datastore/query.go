@@ -21,7 +21,7 @@ func (s *Store) Stats() Stats {
 		TotalCIDRs:   m.cidrs,
 		FreeCIDRs:    m.freeCIDRs,
 		Pods:         len(s.allocs),
-		Pending:      len(s.pending),
+		Pending:      len(s.pending) - s.pendingCool,
 		ENIs:         len(s.enis),
 		ExcludedENIs: s.excluded,
 	}
@@ -118,7 +118,9 @@ func (s *Store) Pending() []Allocation {
 	defer s.mu.Unlock()
 	out := make([]Allocation, 0, len(s.pending))
 	for _, sl := range s.pending {
-		out = append(out, s.allocs[sl.allocIdx])
+		if sl.allocIdx >= 0 {
+			out = append(out, s.allocs[sl.allocIdx])
+		}
 	}
 	sortAllocations(out)
 	return out

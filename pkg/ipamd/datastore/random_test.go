@@ -319,15 +319,12 @@ func restart(t *testing.T, f *fixture, r *rand.Rand) *fixture {
 	}
 	before, after := f.s.Stats(), g.s.Stats()
 	if lagging.ENIID != "" {
-		// Cooling entries of a CIDR unknown at restore are not kept.
 		if g.s.cidrs[lagging.Prefix] == nil {
 			if after.Pods != before.Pods {
 				t.Fatalf("restart lost pods: %+v -> %+v", before, after)
 			}
 			return g
 		}
-		after.CoolingIPs, after.AvailableIPs, after.FreeCIDRs, after.FreePrefixes =
-			before.CoolingIPs, before.AvailableIPs, before.FreeCIDRs, before.FreePrefixes
 	}
 	if len(res.Restored)+len(res.Unknown) != before.Pods || after != before {
 		t.Fatalf("restart changed the pool: %+v -> %+v (%d restored, %d unknown)", before, after, len(res.Restored), len(res.Unknown))

@@ -15,7 +15,8 @@ import (
 // original timestamp, whatever the CIDR's class. A live allocation in no
 // known CIDR is kept pending (Unknown): it stays in the checkpoint and is
 // adopted when AddCIDR adds its CIDR. isLive nil keeps everything.
-// Cooling entries still in their cooldown cool again.
+// Cooling entries still in their cooldown cool again (pending too when
+// their CIDR is unknown).
 //
 // A wrong version, an invalid address, or two entries with the same address
 // or the same key are errors and change nothing. The checkpoint is then
@@ -56,8 +57,16 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 	}
 	if s.cooldown > 0 {
 		for _, cl := range f.Cooling {
+			if !cl.Addr.IsValid() || !now.Before(cl.UnassignedAt.Add(s.cooldown)) || s.pending[cl.Addr] != nil {
+				continue
+			}
 			c := s.cidrOf(cl.Addr)
-			if c == nil || !now.Before(cl.UnassignedAt.Add(s.cooldown)) {
+			if c == nil {
+				// Its CIDR may come back (IMDS lag): keep cooling, pending.
+				sl := &slot{addr: cl.Addr, allocIdx: -1, coolIdx: -1}
+				s.pending[cl.Addr] = sl
+				s.pendingCool++
+				s.coolPush(sl, cl)
 				continue
 			}
 			off := offsetOf(c.prefix, cl.Addr)
@@ -82,6 +91,11 @@ func (s *Store) unrestore() {
 	for len(s.cool) > 0 {
 		sl := s.coolSlots[len(s.cool)-1]
 		s.coolRemove(len(s.cool) - 1)
+		if sl.cidr == nil {
+			delete(s.pending, sl.addr)
+			s.pendingCool--
+			continue
+		}
 		sl.cidr.release(sl.off)
 		s.adjust(sl.cidr, 0, -1)
 	}

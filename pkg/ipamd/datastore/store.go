@@ -53,7 +53,10 @@ type Store struct {
 	allocSlots []*slot
 	cool       []Cooling // min-heap by UnassignedAt
 	coolSlots  []*slot
-	pending    map[netip.Addr]*slot
+	// pending holds restored entries whose address is in no known CIDR:
+	// allocations, and cooling addresses (cooling ones also sit in cool).
+	pending     map[netip.Addr]*slot
+	pendingCool int
 }
 
 type lenKey struct {
@@ -128,7 +131,7 @@ func eniLess(a, b *eni) bool {
 		return a.assigned > b.assigned
 	}
 	if a.info.DeviceNumber != b.info.DeviceNumber {
-		return a.info.DeviceNumber < b.info.DeviceNumber
+		return a.info.DeviceNumber > b.info.DeviceNumber
 	}
 	return a.info.ID < b.info.ID
 }
@@ -450,6 +453,11 @@ func (s *Store) advance(now time.Time) {
 	for len(s.cool) > 0 && !now.Before(s.cool[0].UnassignedAt.Add(s.cooldown)) {
 		sl := s.coolSlots[0]
 		s.coolRemove(0)
+		if sl.cidr == nil {
+			delete(s.pending, sl.addr)
+			s.pendingCool--
+			continue
+		}
 		sl.cidr.release(sl.off)
 		s.adjust(sl.cidr, 0, -1)
 	}

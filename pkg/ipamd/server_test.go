@@ -1,0 +1,333 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// dial connects to the unix socket the way the plugin does.
+func dial(t *testing.T, path string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// runDaemon runs the IPAM's whole lifecycle (server, init, loops) until
+// the test ends; it returns a cancel that stops it and waits.
+func (h *harness) runDaemon() (stop func() error) {
+	h.t.Helper()
+	l, err := Listen(h.cfg.SocketPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- h.n.Run(ctx, l) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() { cancel(); runErr = <-errc })
+		return runErr
+	}
+	h.t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func healthStatus(t *testing.T, conn *grpc.ClientConn, svc string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+	if err != nil {
+		t.Fatalf("health %q: %v", svc, err)
+	}
+	return r.Status
+}
+
+func TestServerSocketHealthAndBadInput(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true})
+	// A stale socket file from a previous run must not stop the server.
+	if err := os.WriteFile(h.cfg.SocketPath, []byte("stale"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Fail the instance read once so the node stays uninitialised a while.
+	l, err := Listen(h.cfg.SocketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(h.cfg.SocketPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("socket mode %v, want socket 0660", fi.Mode())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- h.srv.Serve(ctx, l, time.Second) }()
+	conn := dial(t, h.cfg.SocketPath)
+	cni := rpc.NewCNIBackendClient(conn)
+
+	for _, svc := range []string{"", HealthService} {
+		if s := healthStatus(t, conn, svc); s != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health %q before init: %v", svc, s)
+		}
+	}
+	short, c2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = cni.AddNetwork(short, &rpc.AddNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni"})
+	c2()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "not initialised") {
+		t.Errorf("AddNetwork before init: %v, want Unavailable naming the uninitialised node", err)
+	}
+
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for healthStatus(t, conn, HealthService) != healthpb.HealthCheckResponse_SERVING {
+		if time.Now().After(deadline) {
+			t.Fatal("health never became SERVING after init")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	for _, tc := range []struct {
+		req  *rpc.AddNetworkRequest
+		want string
+	}{
+		{&rpc.AddNetworkRequest{IfName: "eth0", NetworkName: "aws-cni"}, "ContainerID"},
+		{&rpc.AddNetworkRequest{ContainerId: "c", NetworkName: "aws-cni"}, "IfName"},
+		{&rpc.AddNetworkRequest{ContainerId: "c", IfName: "eth0"}, "NetworkName"},
+		{&rpc.AddNetworkRequest{}, "ContainerID, IfName, NetworkName"},
+	} {
+		_, err := cni.AddNetwork(ctx, tc.req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("AddNetwork(%v): %v, want InvalidArgument naming %s", tc.req, err, tc.want)
+		}
+	}
+	if _, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: "c"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("DelNetwork without IfName/NetworkName: %v", err)
+	}
+	_, err = cni.AddNetwork(ctx, &rpc.AddNetworkRequest{ContainerId: "c", IfName: "eth0", NetworkName: "aws-cni", RequiresMultiNicAttachment: true})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "ENABLE_MULTI_NIC") {
+		t.Errorf("multi-NIC without ENABLE_MULTI_NIC: %v", err)
+	}
+
+	// Unknown pod: the message upstream plugins treat as success.
+	_, err = cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: "nope", IfName: "eth0", NetworkName: "aws-cni"})
+	if err == nil || !strings.Contains(err.Error(), "datastore: unknown pod") {
+		t.Errorf("DelNetwork of an unknown pod: %v", err)
+	}
+
+	// A valid ADD on the empty pool: ipamd refills at once (here the pool
+	// manager is not running; AddNetwork's trigger is served by a cycle).
+	go func() {
+		for ctx.Err() == nil {
+			select {
+			case <-h.n.pool.kick:
+				h.n.PoolCycle(ctx)
+			case <-ctx.Done():
+			}
+		}
+	}()
+	actx, c3 := context.WithTimeout(ctx, 5*time.Second)
+	defer c3()
+	r, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni",
+		K8SPodName: "p", K8SPodNamespace: "default", ClientVersion: "some-other-version"})
+	if err != nil {
+		t.Fatalf("AddNetwork on an empty pool: %v", err)
+	}
+	if !r.Success || len(r.IpAllocationMetadata) != 1 || r.IpAllocationMetadata[0].RouteTableId != 254 ||
+		r.IpAllocationMetadata[0].DeviceNumber != 0 || len(r.VpcV4Cidrs) != 2 {
+		t.Errorf("AddNetwork reply: %v", r)
+	}
+	again, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni"})
+	if err != nil || again.IpAllocationMetadata[0].Ipv4Addr != r.IpAllocationMetadata[0].Ipv4Addr {
+		t.Errorf("repeated ADD must return the same address: %v %v", again, err)
+	}
+	d, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni"})
+	if err != nil || !d.Success || d.IpAllocationMetadata[0].Ipv4Addr != r.IpAllocationMetadata[0].Ipv4Addr {
+		t.Errorf("DelNetwork: %v %v", d, err)
+	}
+	if _, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni"}); err == nil ||
+		!strings.Contains(err.Error(), "datastore: unknown pod") {
+		t.Errorf("second DelNetwork: %v", err)
+	}
+	np, err := rpc.NewConfigServerBackendClient(conn).GetNetworkPolicyConfigs(ctx, &emptypb.Empty{})
+	if err != nil || np.InstanceId == "" || np.Region != "us-west-2" || np.NodeIpv4 == "" {
+		t.Errorf("GetNetworkPolicyConfigs: %v %v", np, err)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+func TestAddNetworkExhaustedNamesCause(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) { c.MaxENI = 1; c.IPCooldown = 0 }})
+	h.runDaemon()
+	conn := dial(t, h.cfg.SocketPath)
+	cni := rpc.NewCNIBackendClient(conn)
+	ctx := context.Background()
+	// m5.large, one ENI: 9 secondary addresses.
+	for i := range 9 {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: fmt.Sprint("c", i), IfName: "eth0", NetworkName: "aws-cni"})
+		cancel()
+		if err != nil {
+			t.Fatalf("pod %d: %v", i, err)
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c-extra", IfName: "eth0", NetworkName: "aws-cni"})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "ENI limit reached: 1 of 1") {
+		t.Errorf("AddNetwork beyond the node's capacity: %v, want ResourceExhausted naming the ENI limit", err)
+	}
+	t.Logf("error: %v", err)
+}
+
+func TestAddNetworkNamesEC2Error(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	if err := h.env.Sim.SetFaults(vpcsimFaults("AssignPrivateIpAddresses", "InsufficientFreeAddressesInSubnet")); err != nil {
+		t.Fatal(err)
+	}
+	h.runDaemon()
+	cni := rpc.NewCNIBackendClient(dial(t, h.cfg.SocketPath))
+	actx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c", IfName: "eth0", NetworkName: "aws-cni"})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "InsufficientFreeAddressesInSubnet") {
+		t.Errorf("AddNetwork with a full subnet: %v, want the EC2 code named", err)
+	}
+	t.Logf("error: %v", err)
+}
+
+// TestConcurrentAddDelOverSocket drives thousands of AddNetwork and
+// DelNetwork calls through the real unix socket from many goroutines while
+// the pool grows and shrinks. No address is ever held by two live pods;
+// at the end datastore, checkpoint and EC2 agree.
+func TestConcurrentAddDelOverSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	h := newHarness(t, harnessOpts{noInit: true, instanceType: "m5.4xlarge", cfg: func(c *config.Config) {
+		c.WarmIPTarget, c.MinimumIPTarget, c.IPCooldown = 4, 0, 0
+	}})
+	h.runDaemon()
+	conn := dial(t, h.cfg.SocketPath)
+	cni := rpc.NewCNIBackendClient(conn)
+
+	const workers, rounds, perRound = 32, 20, 3
+	var mu sync.Mutex
+	holder := map[string]string{} // address → container id
+	var dup []string
+	var wg sync.WaitGroup
+	var adds, dels int64
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for r := range rounds {
+				var mine []struct{ id, addr string }
+				for p := range perRound {
+					id := fmt.Sprintf("w%d-r%d-p%d", w, r, p)
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+					rep, err := cni.AddNetwork(ctx, &rpc.AddNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni",
+						K8SPodName: id, K8SPodNamespace: "load"})
+					cancel()
+					if err != nil {
+						errs <- fmt.Errorf("add %s: %w", id, err)
+						return
+					}
+					addr := rep.IpAllocationMetadata[0].Ipv4Addr
+					mu.Lock()
+					if other, ok := holder[addr]; ok {
+						dup = append(dup, fmt.Sprintf("%s held by %s and %s", addr, other, id))
+					}
+					holder[addr] = id
+					adds++
+					mu.Unlock()
+					mine = append(mine, struct{ id, addr string }{id, addr})
+				}
+				time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+				for _, m := range mine {
+					mu.Lock()
+					delete(holder, m.addr) // before DEL: after it the address may be handed out again
+					mu.Unlock()
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					_, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: m.id, IfName: "eth0", NetworkName: "aws-cni"})
+					cancel()
+					if err != nil {
+						errs <- fmt.Errorf("del %s: %w", m.id, err)
+						return
+					}
+					mu.Lock()
+					dels++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(dup) > 0 {
+		t.Fatalf("%d addresses held twice, e.g. %s", len(dup), dup[0])
+	}
+	t.Logf("%d adds, %d dels; EC2 calls %v", adds, dels, h.calls())
+	peak := h.simCounts()
+	// Let the pool shrink back to its targets, then check every address.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h.n.mu.Lock()
+		st := h.n.cards[0].store.Stats()
+		h.n.mu.Unlock()
+		if st.AssignedIPs == 0 && st.TotalIPs <= 4+1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.n.mu.Lock()
+	h.checkConsistent()
+	h.n.mu.Unlock()
+	if got := h.n.cards[0].store.Stats(); got.AssignedIPs != 0 || got.TotalIPs > 5 {
+		t.Errorf("after the load the pool should hold ~WARM_IP_TARGET free addresses: %+v (peak %+v)", got, peak)
+	}
+	if st, err := os.Stat(filepath.Join(h.dir, "ipam.json")); err != nil || st.Size() == 0 {
+		t.Errorf("checkpoint: %v", err)
+	}
+	if n := len(h.unattachedENIs()); n != 0 {
+		t.Errorf("%d unattached ENIs left in EC2", n)
+	}
+	_ = netip.Addr{}
+	_ = errors.New
+}
