@@ -59,8 +59,9 @@
 // On start-up ipamd loads ENIs and CIDRs, then calls Load (or Restore) with
 // an isLive predicate: live allocations in known CIDRs are restored, dead
 // ones are returned as Stale, and live ones in no known CIDR are returned
-// as Unknown and kept pending until AddCIDR adds their CIDR or DropPending
-// forgets them — nothing is lost silently.
+// as Unknown and kept pending (still in the checkpoint) until AddCIDR adds
+// their CIDR or DropPending forgets them — nothing is lost silently. Cooling
+// addresses of an unknown CIDR likewise keep cooling, pending.
 //
 // # Errors
 //

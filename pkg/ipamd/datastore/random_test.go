@@ -22,7 +22,10 @@ func oracleNext(s *Store) (netip.Addr, bool) {
 		for _, c := range e.cidrs {
 			usable = usable || (c.class == s.mode && c.available() > 0)
 		}
-		if usable && (best == nil || eniLess(e, best)) {
+		// Spelled out rather than eniLess, so the oracle checks the policy.
+		if usable && (best == nil || e.assigned > best.assigned ||
+			e.assigned == best.assigned && (e.info.DeviceNumber < best.info.DeviceNumber ||
+				e.info.DeviceNumber == best.info.DeviceNumber && e.info.ID < best.info.ID)) {
 			best = e
 		}
 	}
@@ -31,7 +34,8 @@ func oracleNext(s *Store) (netip.Addr, bool) {
 	}
 	var bc *cidr
 	for _, c := range best.cidrs {
-		if c.class == s.mode && c.available() > 0 && (bc == nil || cidrLess(c, bc)) {
+		if c.class == s.mode && c.available() > 0 && (bc == nil || c.assigned > bc.assigned ||
+			c.assigned == bc.assigned && c.prefix.Addr().Less(bc.prefix.Addr())) {
 			bc = c
 		}
 	}

@@ -131,7 +131,7 @@ func eniLess(a, b *eni) bool {
 		return a.assigned > b.assigned
 	}
 	if a.info.DeviceNumber != b.info.DeviceNumber {
-		return a.info.DeviceNumber > b.info.DeviceNumber
+		return a.info.DeviceNumber < b.info.DeviceNumber
 	}
 	return a.info.ID < b.info.ID
 }
