@@ -63,7 +63,7 @@ func (a allocation) meta() *rpc.IPAllocationMetadata {
 
 // startFakeIpamd serves on a unix socket in a short temporary directory
 // (socket paths are limited to 108 bytes) until the test ends.
-func startFakeIpamd(t *testing.T, allocs ...allocation) *fakeIpamd {
+func startFakeIpamd(t testing.TB, allocs ...allocation) *fakeIpamd {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ipamd")
 	if err != nil {
@@ -75,7 +75,7 @@ func startFakeIpamd(t *testing.T, allocs ...allocation) *fakeIpamd {
 	return f
 }
 
-func (f *fakeIpamd) start(t *testing.T) {
+func (f *fakeIpamd) start(t testing.TB) {
 	t.Helper()
 	ln, err := net.Listen("unix", f.socket)
 	if err != nil {

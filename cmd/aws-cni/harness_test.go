@@ -56,7 +56,7 @@ type node struct {
 	ip net.IP
 }
 
-func newNode(t *testing.T, ip string) node {
+func newNode(t testing.TB, ip string) node {
 	t.Helper()
 	n := node{ns: testutil.NewNS(t), ip: net.ParseIP(ip)}
 	err := n.ns.Do(func(ns.NetNS) error {
@@ -97,7 +97,7 @@ type outcome struct {
 
 // run executes the plugin inside the node's namespace: the child inherits
 // the namespace of the locked thread that starts it.
-func (n node) run(t *testing.T, c call) outcome {
+func (n node) run(t testing.TB, c call) outcome {
 	t.Helper()
 	stdin, err := json.Marshal(c.conf)
 	if err != nil {
@@ -141,7 +141,7 @@ func (n node) run(t *testing.T, c call) outcome {
 }
 
 // mustSucceed fails the test if the plugin reported an error.
-func (o outcome) mustSucceed(t *testing.T, what string) {
+func (o outcome) mustSucceed(t testing.TB, what string) {
 	t.Helper()
 	if o.err != nil {
 		t.Fatalf("%s failed: code %d: %s", what, o.err.Code, o.err.Error())

@@ -64,9 +64,7 @@ func addError(socket string, err error) *types.Error {
 
 // isUnknownPod reports ipamd's answer for a pod it holds nothing for.
 func isUnknownPod(err error) bool {
-	st, ok := status.FromError(err)
-	return ok && strings.Contains(st.Message(), unknownPodMsg) ||
-		err != nil && strings.Contains(err.Error(), unknownPodMsg)
+	return err != nil && strings.Contains(err.Error(), unknownPodMsg)
 }
 
 // release gives back the addresses of an ADD that failed after ipamd
