@@ -1,0 +1,109 @@
+// Command localvpc runs a local VPC on this machine: vpcsim, its data plane
+// of network namespaces, and nodes running the aws-node agent (installer +
+// ipamd) with pods wired through the aws-cni plugin by libcni.
+//
+//	localvpc demo     [flags]  the guided tour `make demo` runs
+//	localvpc cleanup           remove what crashed earlier runs left behind
+//
+// It needs root (network and mount namespaces). Nothing is changed in the
+// machine's own network namespace.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: localvpc <command> [flags]
+
+commands:
+  demo      start a two-node VPC, run pods and traffic through it, clean up
+  cleanup   remove namespaces and directories left by crashed runs
+
+run "localvpc <command> -h" for the command's flags
+`)
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "demo":
+		return runDemo(ctx, args[1:])
+	case "cleanup":
+		removed, err := localvpc.CleanupStale("")
+		for _, r := range removed {
+			fmt.Printf("removed leftovers of run %s\n", r)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "localvpc cleanup: %v\n", err)
+			return 1
+		}
+		return 0
+	case "-h", "--help", "help":
+		usage()
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "localvpc: unknown command %q\n", args[0])
+		usage()
+		return 2
+	}
+}
+
+// demoFlags are the demo's settings.
+type demoFlags struct {
+	scenario string
+	binDir   string
+	logFile  string
+	pods     int
+	keepLogs string
+}
+
+func parseDemoFlags(args []string) (demoFlags, error) {
+	var f demoFlags
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.StringVar(&f.scenario, "scenario", "misc/scenarios/two-node.yaml", "vpcsim scenario (YAML) with at least two instances")
+	fs.StringVar(&f.binDir, "bin", defaultBinDir(), "directory with the built binaries (make build)")
+	fs.StringVar(&f.logFile, "log", filepath.Join(os.TempDir(), "localvpc-demo.log"), "detailed log of the run")
+	fs.IntVar(&f.pods, "pods", 12, "pods to start on the first node (more than its first ENI holds, so a second ENI is attached)")
+	fs.StringVar(&f.keepLogs, "save-logs", "", "copy the nodes' logs here before cleaning up (always done on failure)")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if f.pods < 1 || f.pods > 25 {
+		return f, fmt.Errorf("-pods %d: want 1 to 25 (an m5.large holds 27 pods)", f.pods)
+	}
+	return f, nil
+}
+
+// defaultBinDir is bin/ next to the running binary (bin/localvpc).
+func defaultBinDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "bin"
+	}
+	return filepath.Dir(exe)
+}
+
+func newLogger(path string) (*slog.Logger, func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log file: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})), func() { _ = f.Close() }, nil
+}

@@ -1,0 +1,102 @@
+package localvpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+// CheckpointPath is ipamd's checkpoint inside a node (upstream's default).
+const CheckpointPath = NodeRunDir + "/ipam.json"
+
+// Checkpoint reads the node's ipamd checkpoint and returns each
+// allocation's IPv4 address by container id.
+func (n *Node) Checkpoint() (map[string]netip.Addr, error) {
+	data, err := os.ReadFile(n.HostPath(CheckpointPath))
+	if err != nil {
+		return nil, fmt.Errorf("node %s checkpoint: %w", n.Name, err)
+	}
+	var f struct {
+		Version     string `json:"version"`
+		Allocations []struct {
+			ContainerID string `json:"containerID"`
+			IPv4        string `json:"ipv4"`
+		} `json:"allocations"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("node %s checkpoint %s: %w", n.Name, CheckpointPath, err)
+	}
+	out := map[string]netip.Addr{}
+	for _, a := range f.Allocations {
+		if ip, err := netip.ParseAddr(a.IPv4); err == nil {
+			out[a.ContainerID] = ip
+		}
+	}
+	return out, nil
+}
+
+// ENIs returns the ENIs attached to n in vpcsim, by device index.
+func (v *VPC) ENIs(n *Node) []vpcsim.ENIView {
+	var out []vpcsim.ENIView
+	for _, e := range v.Sim.NetworkInterfaces() {
+		if e.Attachment != nil && e.Attachment.InstanceID == n.ID {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Attachment.DeviceIndex < out[j].Attachment.DeviceIndex })
+	return out
+}
+
+// Serve starts a whoami service on the pod's address; it stops when the
+// pod's namespace goes away or the returned closer is closed.
+func (p *Pod) Serve() (io.Closer, error) {
+	return dataplane.ServeWhoami(p.NetNS, netip.AddrPortFrom(p.IP, dataplane.WhoamiPort))
+}
+
+// Whoami connects from the pod to a whoami service at dst and returns the
+// source address dst saw.
+func (p *Pod) Whoami(ctx context.Context, dst netip.Addr) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return dataplane.Whoami(ctx, p.NetNS, netip.Addr{}, netip.AddrPortFrom(dst, dataplane.WhoamiPort))
+}
+
+// SaveLogs copies every node's logs (agent output, ipamd and plugin logs)
+// to dst, which outlives Close.
+func (v *VPC) SaveLogs(dst string) error {
+	var errs []error
+	for _, n := range v.Nodes() {
+		d := filepath.Join(dst, n.Name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("save logs: %w", err)
+		}
+		srcs := []string{filepath.Join(n.Dir, "agent.log")}
+		if ents, err := os.ReadDir(n.HostPath(NodeLogDir)); err == nil {
+			for _, e := range ents {
+				srcs = append(srcs, filepath.Join(n.HostPath(NodeLogDir), e.Name()))
+			}
+		}
+		srcs = append(srcs, n.HostPath(CheckpointPath), n.HostPath(filepath.Join(NodeCNIConfDir, ConflistName)))
+		for _, s := range srcs {
+			data, err := os.ReadFile(s)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(d, filepath.Base(s)), data, 0o644)
+			}
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
