@@ -139,6 +139,10 @@ func checkInterface(ifc Interface, netnsPath string, routeTable int, rules []*ne
 		problems = append(problems, p...)
 		return err
 	})
+	var notExist ns.NSPathNotExistErr
+	if errors.As(err, &notExist) {
+		return append(problems, fmt.Sprintf("pod netns %s missing", netnsPath)), nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}

@@ -181,6 +181,11 @@ func TestPrivilegedSetupIPv4(t *testing.T) {
 	n.do(t, func() error { return Teardown(ctx, podB) })
 	wantState(t, "node after teardown", n.ns, nil)
 	wantState(t, "pod A after teardown", nsA, nil)
+	gone := podA
+	gone.NetNS = "/var/run/netns/vpc-cni-gone"
+	if err := n.run(func() error { return Check(ctx, gone) }); err == nil || !strings.Contains(err.Error(), "pod netns /var/run/netns/vpc-cni-gone missing") {
+		t.Errorf("Check of a pod whose netns is gone = %v", err)
+	}
 	// Twice, and with the pod netns gone, is still success.
 	n.do(t, func() error { return Teardown(ctx, podA) })
 	if err := nsB.Close(); err != nil {
