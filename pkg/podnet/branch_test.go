@@ -249,3 +249,86 @@ func TestPrivilegedBranchRealVLAN(t *testing.T) {
 	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
 	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
 }
+
+// TestPrivilegedBranchStrictIPv6: an IPv6 branch-ENI pod reaches the VPC
+// through the branch link, whose gateway is EC2's link-local router
+// fe80:ec2::1. The node carries ipamd's prerequisites for strict mode:
+// local rule at 20 and ICMPv6 from the router looked up in local at 0, so
+// neighbour discovery on the branch link still reaches the node.
+func TestPrivilegedBranchStrictIPv6(t *testing.T) {
+	ctx := context.Background()
+	e := newBranchEnv(t)
+	moveLocalRule(t, e.node)
+	router := net.ParseIP("fe80:ec2::1")
+	podIP := net.ParseIP("2001:db8:2::55")
+	e.node.do(t, func() error {
+		for _, fam := range []int{unix.AF_INET6} {
+			r := netlink.NewRule()
+			r.Family = fam
+			r.Table = unix.RT_TABLE_LOCAL
+			r.Priority = PriorityLocal
+			if err := netlink.RuleAdd(r); err != nil {
+				return err
+			}
+			r.Priority = 0
+			if err := netlink.RuleDel(r); err != nil {
+				return err
+			}
+		}
+		r := netlink.NewRule()
+		r.Family = unix.AF_INET6
+		r.Src = hostPrefix(router)
+		r.IPProto = unix.IPPROTO_ICMPV6
+		r.Table = unix.RT_TABLE_LOCAL
+		r.Priority = 0
+		return netlink.RuleAdd(r)
+	})
+	err := e.vpc.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName("vpc0")
+		if err != nil {
+			return err
+		}
+		for _, a := range []*net.IPNet{{IP: router, Mask: net.CIDRMask(64, 128)}, {IP: net.ParseIP("2001:db8:2::1"), Mask: net.CIDRMask(64, 128)}} {
+			if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: a, Flags: unix.IFA_F_NODAD}); err != nil {
+				return err
+			}
+		}
+		return netlink.NeighSet(&netlink.Neigh{
+			LinkIndex: l.Attrs().Index, Family: unix.AF_INET6, State: netlink.NUD_PERMANENT,
+			IP: podIP, HardwareAddr: e.eniMAC,
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	podNS := testutil.NewNS(t)
+	b := e.branch(podNS, true)
+	b.Pod.Interfaces[0].Address = hostPrefix(podIP)
+	b.SubnetGW = router
+	veth := b.Pod.Interfaces[0].HostVeth
+	e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
+	wantState(t, "node", e.node.ns, []string{
+		"link eth1 veth up mtu 1500",
+		"link vlan.eth.7 macvlan up mtu 1500",
+		"link " + veth + " veth up mtu 9001",
+		"route 107 fe80:ec2::1/128 dev vlan.eth.7",
+		"route 107 ::/0 via fe80:ec2::1 dev vlan.eth.7",
+		"route 107 2001:db8:2::55/128 dev " + veth,
+		"rule 0 v6 from fe80:ec2::1/128 lookup local",
+		"rule 10 v6 iif vlan.eth.7 lookup 107",
+		"rule 10 v6 iif " + veth + " lookup 107",
+		"rule 20 lookup local",
+		"rule 20 v6 lookup local",
+	})
+	if err := podnettest.Connect(podNS.Path(), e.vpc.Path(), net.ParseIP("2001:db8:2::1")); err != nil {
+		t.Errorf("pod to VPC: %v", err)
+	}
+	e.node.do(t, func() error { return CheckBranch(ctx, b.Pod, branchVLAN, router, true) })
+	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	wantState(t, "node after teardown", e.node.ns, []string{
+		"link eth1 veth up mtu 1500",
+		"rule 0 v6 from fe80:ec2::1/128 lookup local",
+		"rule 20 lookup local",
+		"rule 20 v6 lookup local",
+	})
+}
