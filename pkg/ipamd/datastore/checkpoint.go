@@ -108,7 +108,8 @@ func slicesClone[T any](s []T) []T {
 
 // FileCheckpointer is the JSON checkpoint in upstream's format at Path,
 // replaced atomically: temp file in the same directory, fsync, rename, fsync
-// of the directory.
+// of the directory. One Store uses it (Write reuses a buffer; the Store
+// serialises calls under its lock).
 type FileCheckpointer struct {
 	Path string
 	buf  bytes.Buffer

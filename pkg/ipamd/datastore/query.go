@@ -108,7 +108,7 @@ func (s *Store) AllocatedIPs() []Assignment {
 	for _, sl := range s.allocSlots {
 		out = append(out, s.assignmentOf(sl))
 	}
-	slices.SortFunc(out, func(a, b Assignment) int { return a.Addr.Compare(b.Addr) })
+	sortAssignments(out)
 	return out
 }
 

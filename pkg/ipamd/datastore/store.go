@@ -3,6 +3,7 @@ package datastore
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -189,8 +190,9 @@ func (s *Store) AddENI(info ENI) error {
 // RemoveENI removes an ENI and its CIDRs. An ENI with assigned addresses is
 // refused unless force; with force the evicted assignments are returned
 // (the caller tears their pods' networking down) and the checkpoint is
-// rewritten. A checkpoint error is returned with the evictions: the ENI is
-// gone either way, since removal mirrors EC2.
+// rewritten. Evictions are sorted by address. A checkpoint error is
+// returned with the evictions: the ENI is gone either way, since removal
+// mirrors EC2.
 func (s *Store) RemoveENI(id string, force bool) ([]Assignment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -213,6 +215,7 @@ func (s *Store) RemoveENI(id string, force bool) ([]Assignment, error) {
 		s.excluded--
 	}
 	delete(s.enis, id)
+	sortAssignments(evicted)
 	if changed {
 		if err := s.persist(); err != nil {
 			return evicted, fmt.Errorf("remove ENI %s: %w", id, err)
@@ -304,6 +307,7 @@ func (s *Store) RemoveCIDR(eniID string, p netip.Prefix, force bool) ([]Assignme
 		return nil, fmt.Errorf("%w: %s on %s has %d assigned addresses", ErrCIDRInUse, p, eniID, c.assigned)
 	}
 	evicted, changed := s.dropCIDR(c)
+	sortAssignments(evicted)
 	if changed {
 		if err := s.persist(); err != nil {
 			return evicted, fmt.Errorf("remove CIDR %s from %s: %w", p, eniID, err)
@@ -344,6 +348,10 @@ func (s *Store) dropCIDR(c *cidr) (evicted []Assignment, changed bool) {
 	}
 	s.placeENI(e, c.class)
 	return evicted, changed
+}
+
+func sortAssignments(a []Assignment) {
+	slices.SortFunc(a, func(x, y Assignment) int { return x.Addr.Compare(y.Addr) })
 }
 
 // overlapping returns a CIDR of the store that overlaps p, or nil.
