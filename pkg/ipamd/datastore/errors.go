@@ -33,8 +33,8 @@ type NoAvailableAddressError struct {
 	Total    int // addresses of the active mode on usable ENIs
 	Assigned int
 	Cooling  int
-	// CoolingUntil is when the first cooling address becomes available
-	// (zero when nothing cools).
+	// CoolingUntil is the earliest end of a cooldown in the store (zero
+	// when nothing cools): no address of the active mode frees up sooner.
 	CoolingUntil time.Time
 	Reason       string
 }
