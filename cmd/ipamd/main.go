@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
@@ -86,6 +87,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	opts := ipamd.Options{
 		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2,
 		Logger: log, IsLive: podLive(log),
+	}
+	if cfg.FastIntervals {
+		log.Warn("VPC_CNI_TEST_FAST_INTERVALS=true: sub-second pool timers (test mode)")
+		opts.Times = ipamd.Intervals{
+			Pool: 100 * time.Millisecond, Reconcile: time.Second, ReleaseSpacing: time.Millisecond,
+			MinENIAge: time.Millisecond, ReleasedGrace: time.Second, IMDSWait: 2 * time.Second,
+			AddWait: 10 * time.Second, LeakedSweep: 5 * time.Second, LeakedMinAge: time.Second,
+		}
 	}
 	if cfg.DisableHostNetwork {
 		log.Warn("VPC_CNI_DISABLE_HOST_NETWORK=true: no host networking is programmed (test mode)")

@@ -45,6 +45,10 @@
 //	                               unprivileged process against vpcsim
 //	VPC_CNI_MAX_PODS               max pods when no API server answers (default: the
 //	                               instance type's eni-max-pods value, else 110)
+//	VPC_CNI_TEST_FAST_INTERVALS    true: pool manager, reconcile and leaked-ENI sweep run
+//	                               on sub-second timers with no release spacing and no
+//	                               minimum ENI age, so process-level tests see the pool
+//	                               grow and shrink within seconds
 //	AWS_EC2_METADATA_SERVICE_ENDPOINT  IMDS endpoint (the AWS SDK's own variable)
 package config
 
@@ -136,6 +140,7 @@ type Config struct {
 	// Test-only.
 	DisableHostNetwork bool // VPC_CNI_DISABLE_HOST_NETWORK
 	MaxPodsOverride    int  // VPC_CNI_MAX_PODS (0 = unset)
+	FastIntervals      bool // VPC_CNI_TEST_FAST_INTERVALS
 }
 
 // Defaults returns the configuration of a node that sets no variable,
@@ -260,6 +265,7 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 
 	p.boolean("VPC_CNI_DISABLE_HOST_NETWORK", &c.DisableHostNetwork)
 	p.nonNegInt("VPC_CNI_MAX_PODS", &c.MaxPodsOverride)
+	p.boolean("VPC_CNI_TEST_FAST_INTERVALS", &c.FastIntervals)
 
 	if c.IMDSOnlyMode {
 		// Upstream: IMDS-only implies no provisioning and no leaked-ENI sweep.

@@ -259,14 +259,16 @@ func Plan(pool Pool, p Params) Action {
 		// Pods are waiting for addresses about to be taken: never shrink now.
 		return Action{Reason: "pods are waiting for addresses"}
 	}
-	if over := TooHigh(pool, p); over > 0 && p.CanRelease {
-		if a, ok := planRelease(pool, p, over); ok {
-			return a
-		}
-	}
+	// Freeing a whole empty ENI gives back all its addresses in one step,
+	// so it comes before releasing single CIDRs (upstream releases first).
 	if p.CanFreeENI && shouldRemoveExtraENIs(pool, p, s) {
 		if id, ok := deletableENI(pool, p); ok {
 			return Action{Kind: FreeENI, ENI: id, Reason: "ENI holds no pod and is not needed by the warm targets"}
+		}
+	}
+	if over := TooHigh(pool, p); over > 0 && p.CanRelease {
+		if a, ok := planRelease(pool, p, over); ok {
+			return a
 		}
 	}
 	if p.CanRelease {
@@ -274,7 +276,63 @@ func Plan(pool Pool, p Params) Action {
 			return a
 		}
 	}
+	if p.CanAllocate && p.CanFreeENI && (p.targetsDefined(pool.Card) || p.PrefixDelegation) {
+		if a, ok := planConsolidate(pool, p); ok {
+			return a
+		}
+	}
 	return Action{Reason: "pool at target"}
+}
+
+// planConsolidate handles a pool at target whose warm addresses sit on an
+// otherwise empty secondary ENI: it moves the warm capacity to an ENI that
+// stays (one assign), after which the empty ENI is deletable and freed, so
+// the node does not keep an ENI attached only for a few warm addresses.
+func planConsolidate(pool Pool, p Params) (Action, bool) {
+	warm, minimum := p.ipTargets(pool.Card)
+	unit := 1
+	if p.PrefixDelegation {
+		warm = ceilDiv(warm, IPsPerPrefix) * IPsPerPrefix
+		minimum = ceilDiv(minimum, IPsPerPrefix) * IPsPerPrefix
+		unit = IPsPerPrefix
+	}
+	for i := len(pool.ENIs) - 1; i >= 0; i-- {
+		e := pool.ENIs[i]
+		if e.Primary || e.Trunk || e.EFA || e.Excluded || eniUsed(e) > 0 {
+			continue
+		}
+		if !e.CreatedAt.IsZero() && p.Now.Sub(e.CreatedAt) < p.MinENIAge {
+			continue
+		}
+		rest := Pool{Card: pool.Card, Unmanaged: pool.Unmanaged}
+		for j, o := range pool.ENIs {
+			if j != i {
+				rest.ENIs = append(rest.ENIs, o)
+			}
+		}
+		rs := rest.Stats(p.PrefixDelegation)
+		need := ceilDiv(max(warm-rs.Available, minimum-rs.Total, 0), unit)
+		if p.PrefixDelegation && p.WarmPrefix > 0 {
+			need = max(need, p.WarmPrefix-rs.FreePrefixes)
+		}
+		if need <= 0 {
+			continue // deletable already, or blocked by something else
+		}
+		for _, o := range rest.ENIs {
+			if o.Trunk || o.Excluded || (o.Primary && p.CustomNetworking) {
+				continue
+			}
+			if p.slotsPerENI()-len(o.CIDRs) >= need {
+				kind := AssignIPs
+				if p.PrefixDelegation {
+					kind = AssignPrefixes
+				}
+				return Action{Kind: kind, ENI: o.ID, Count: need,
+					Reason: "moving warm capacity off empty ENI " + e.ID + " so it can be freed"}, true
+			}
+		}
+	}
+	return Action{}, false
 }
 
 func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {

@@ -382,3 +382,19 @@ func TestCardAboveZeroKeepsOneWarm(t *testing.T) {
 		t.Errorf("card 1: %+v", a)
 	}
 }
+
+func TestPlanConsolidatesWarmAddressesOffAnEmptyENI(t *testing.T) {
+	// m5.large, WARM_IP_TARGET=3: the three warm addresses sit on eni-1,
+	// the primary is empty. Move them, then free eni-1.
+	s := newSim(t, m5large(Params{WarmIP: 3}), 0)
+	s.pool.ENIs = append(s.pool.ENIs, ENI{ID: "eni-1", DeviceNumber: 1, CIDRs: s.cidrs(3, false)})
+	s.devices = 1
+	a := Plan(s.pool, s.p)
+	if a.Kind != AssignIPs || a.ENI != "eni-0" || a.Count != 3 {
+		t.Fatalf("first action: %+v", a)
+	}
+	s.converge()
+	if got := s.counts(); got != (counts{1, 3, 0, 0}) {
+		t.Errorf("after consolidation: %+v", got)
+	}
+}
