@@ -3,7 +3,7 @@ package vpcsim_test
 import (
 	"testing"
 
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/internal/conformance"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/conformance"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 

@@ -7,7 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/internal/conformance"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/conformance"
 )
 
 func newEC2(url string) *ec2.Client                 { return conformance.NewEC2(url) }

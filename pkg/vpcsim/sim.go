@@ -105,20 +105,22 @@ func (s *Sim) Region() string { return s.w.region }
 // do runs fn on the world under the lock, after completing due transitions,
 // then records IMDS history and delivers the events fn produced.
 func (s *Sim) do(mutating bool, fn func(w *world) error) error {
-	s.mu.Lock()
-	s.w.settle()
 	var err error
-	if fn != nil {
-		err = fn(s.w)
-	}
-	events := s.w.events
-	s.w.events = nil
-	if mutating || len(events) > 0 {
-		s.recordIMDS()
-	}
-	s.enqueue(events)
-	s.schedule()
-	s.mu.Unlock()
+	func() {
+		s.mu.Lock()
+		defer s.mu.Unlock() // a panic in fn must not wedge the simulator
+		s.w.settle()
+		if fn != nil {
+			err = fn(s.w)
+		}
+		events := s.w.events
+		s.w.events = nil
+		if mutating || len(events) > 0 {
+			s.recordIMDS()
+		}
+		s.enqueue(events)
+		s.schedule()
+	}()
 	s.dispatch()
 	return err
 }

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/conformance"
+)
+
+// binary builds cmd/vpcsim once per test binary run.
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "vpcsim")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+type endpoints struct {
+	ec2, admin string
+	imds       map[string]string
+}
+
+// start runs the binary on a scenario, parses its endpoint lines until
+// "ready", and SIGTERMs it at the end of the test (checking a clean exit).
+func start(t *testing.T, bin, scenario string, extra ...string) endpoints {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-scenario", scenario}, extra...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("vpcsim exit after SIGTERM: %v\n%s", err, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("vpcsim did not stop on SIGTERM")
+		}
+	})
+	ep := endpoints{imds: map[string]string{}}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 1 && f[0] == "ready":
+			// keep draining stdout so later "imds" lines never block the server
+			go func() { _, _ = io.Copy(io.Discard, out); done <- cmd.Wait() }()
+			return ep
+		case len(f) == 2 && f[0] == "ec2":
+			ep.ec2 = f[1]
+		case len(f) == 2 && f[0] == "admin":
+			ep.admin = f[1]
+		case len(f) == 3 && f[0] == "imds":
+			ep.imds[f[1]] = f[2]
+		}
+	}
+	done <- cmd.Wait()
+	t.Fatalf("vpcsim exited before ready: %s", stderr.String())
+	return ep
+}
+
+func writeScenario(t *testing.T, base string, edit func(*vpcsim.Scenario)) string {
+	t.Helper()
+	sc, err := vpcsim.LoadScenario(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(&sc)
+	b, err := json.Marshal(sc) // JSON is valid YAML
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "scenario.yaml")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const basicScenario = "../../misc/scenarios/basic.yaml"
+
+var basicWorld = conformance.World{InstanceID: "i-0000000000000001", SubnetID: "subnet-0000000000000001", SecurityGroupID: "sg-0000000000000001"}
+
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the vpcsim binary")
+	}
+	bin := binary(t)
+
+	t.Run("ENI life cycle and IMDS", func(t *testing.T) {
+		ep := start(t, bin, basicScenario)
+		c := conformance.NewEC2(ep.ec2)
+		for _, mode := range []string{"secondary", "prefix", "ipv6"} {
+			t.Run(mode, func(t *testing.T) { conformance.ENILifecycle(t, c, basicWorld, mode) })
+		}
+		md := conformance.NewIMDS(ep.imds[basicWorld.InstanceID])
+		doc, err := md.GetInstanceIdentityDocument(conformance.Ctx(t), &imds.GetInstanceIdentityDocumentInput{})
+		if err != nil || doc.InstanceID != basicWorld.InstanceID || doc.Region != "us-west-2" {
+			t.Fatalf("identity document: %+v %v", doc, err)
+		}
+		resp, err := http.Get(ep.admin + "/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st vpcsim.Stats
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Calls["CreateNetworkInterface"] != 3 {
+			t.Fatalf("admin stats: %+v %v", st, err)
+		}
+	})
+
+	t.Run("limits, throttling and recovery", func(t *testing.T) {
+		p := writeScenario(t, basicScenario, func(s *vpcsim.Scenario) {
+			s.Faults.Throttle = vpcsim.Throttle{Enabled: true, Buckets: map[string]vpcsim.Bucket{"eniCreateDelete": {Size: 3, Refill: 4}}}
+		})
+		ep := start(t, bin, p)
+		c := conformance.NewEC2(ep.ec2)
+		create := func() (string, error) {
+			out, err := c.CreateNetworkInterface(conformance.Ctx(t), &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(basicWorld.SubnetID)})
+			if err != nil {
+				return "", err
+			}
+			return aws.ToString(out.NetworkInterface.NetworkInterfaceId), nil
+		}
+		var ids []string
+		for i := 0; i < 3; i++ {
+			id, err := create()
+			if err != nil {
+				t.Fatalf("create %d within the bucket: %v", i+1, err)
+			}
+			ids = append(ids, id)
+		}
+		_, err := create()
+		conformance.WantCode(t, err, "RequestLimitExceeded")
+		// refill is 4/s: within a few seconds a call succeeds again
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err = create(); err == nil {
+				break
+			}
+			conformance.WantCode(t, err, "RequestLimitExceeded")
+			if time.Now().After(deadline) {
+				t.Fatal("bucket never refilled")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		for dev, id := range ids[:2] {
+			if _, err := c.AttachNetworkInterface(conformance.Ctx(t), &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: aws.String(id), InstanceId: aws.String(basicWorld.InstanceID), DeviceIndex: aws.Int32(int32(dev + 1))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = c.AttachNetworkInterface(conformance.Ctx(t), &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: aws.String(ids[2]), InstanceId: aws.String(basicWorld.InstanceID), DeviceIndex: aws.Int32(3)})
+		conformance.WantCode(t, err, "AttachmentLimitExceeded")
+	})
+
+	t.Run("IMDS lag and IMDSv2", func(t *testing.T) {
+		p := writeScenario(t, basicScenario, func(s *vpcsim.Scenario) {
+			s.Faults.IMDSLag = vpcsim.Duration(1500 * time.Millisecond)
+			s.Instances[0].IMDSv1Disabled = true
+		})
+		ep := start(t, bin, p)
+		base := ep.imds[basicWorld.InstanceID]
+		resp, err := http.Get(base + "/latest/meta-data/local-ipv4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("IMDSv1 with v1 disabled: %d, want 401", resp.StatusCode)
+		}
+		c, md := conformance.NewEC2(ep.ec2), conformance.NewIMDS(base)
+		mac := read(t, md, "mac")
+		eni := read(t, md, "network/interfaces/macs/"+mac+"/interface-id")
+		out, err := c.AssignPrivateIpAddresses(conformance.Ctx(t), &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(eni), SecondaryPrivateIpAddressCount: aws.Int32(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip := aws.ToString(out.AssignedPrivateIpAddresses[0].PrivateIpAddress)
+		path := "network/interfaces/macs/" + mac + "/local-ipv4s"
+		if strings.Contains(read(t, md, path), ip) {
+			t.Fatalf("%s visible in IMDS immediately despite 1.5s lag", ip)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(read(t, md, path), ip) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never appeared in IMDS", ip)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("help and bad input", func(t *testing.T) {
+		out, err := exec.Command(bin, "-help").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "Scenario file") || !strings.Contains(string(out), "-imds-addr") {
+			t.Fatalf("-help: %v\n%s", err, out)
+		}
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		_ = os.WriteFile(bad, []byte("region: us-west-2\nvpcz: []\n"), 0o644)
+		out, err = exec.Command(bin, "-scenario", bad).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "vpcz") {
+			t.Fatalf("unknown key must fail naming it: %v\n%s", err, out)
+		}
+	})
+}
+
+func read(t *testing.T, c *imds.Client, path string) string {
+	t.Helper()
+	out, err := c.GetMetadata(conformance.Ctx(t), &imds.GetMetadataInput{Path: path})
+	if err != nil {
+		t.Fatalf("imds %s: %v", path, err)
+	}
+	defer out.Content.Close()
+	b, _ := io.ReadAll(out.Content)
+	return string(b)
+}
