@@ -141,7 +141,7 @@ func TestCrashRecovery(t *testing.T) {
 	cni := rpc.NewCNIBackendClient(conn)
 
 	var mu sync.Mutex
-	live := map[string]string{}  // pod → address: ADD answered, no DEL answered
+	live := map[string]string{}   // pod → address: ADD answered, no DEL answered
 	holder := map[string]string{} // address → pod
 	unsure := map[string]bool{}   // ADD or DEL in flight when ipamd died
 	var violations []string
