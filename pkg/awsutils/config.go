@@ -1,7 +1,3 @@
-// Package awsutils is the only package of vpc-cni that speaks to the AWS SDK
-// service clients. It wraps the EC2 and instance-metadata (IMDS) APIs in
-// domain-level methods that take and return plain structs and net/netip
-// values, so the rest of the daemon never sees SDK types.
 package awsutils
 
 import (

@@ -56,6 +56,8 @@ type Identity struct {
 type ENIMetadata struct {
 	MAC   string
 	ENIID string
+	// Primary is true for the instance's primary ENI (its MAC is IMDS "mac").
+	Primary bool
 	// DeviceNumber is forced to 0 for the primary MAC (as upstream does).
 	DeviceNumber int
 	// NetworkCard is 0 unless IMDS lists network-card for the MAC.
@@ -193,7 +195,7 @@ func (m *Metadata) eni(ctx context.Context, mac string, primary bool) (ENIMetada
 		return m.getOptional(ctx, base+name)
 	}
 
-	eni := ENIMetadata{MAC: mac}
+	eni := ENIMetadata{MAC: mac, Primary: primary}
 	var errs []error
 	str := func(name string, dst *string, required bool) {
 		v, err := read(name)

@@ -122,7 +122,7 @@ func TestIMDSPerMACMetadata(t *testing.T) {
 	vpc6 := []netip.Prefix{netip.MustParsePrefix("2600:1f14:abc:de00::/56")}
 	want := []ENIMetadata{
 		{
-			MAC: sv.MAC, ENIID: inst.PrimaryENI, DeviceNumber: 0, SubnetID: simtest.NodeSubnetID,
+			MAC: sv.MAC, ENIID: inst.PrimaryENI, Primary: true, DeviceNumber: 0, SubnetID: simtest.NodeSubnetID,
 			SubnetIPv4CIDR: netip.MustParsePrefix("10.0.0.0/20"), SubnetIPv6CIDRs: []netip.Prefix{netip.MustParsePrefix("2600:1f14:abc:de00::/64")},
 			VPCID: simtest.VPCID, VPCIPv4CIDRs: vpc4, VPCIPv6CIDRs: vpc6,
 			SecurityGroups: []string{simtest.SecurityGroupID}, IPv4s: []netip.Addr{sv.PrimaryIP},
