@@ -13,6 +13,8 @@ import (
 // ("50ms") in YAML and JSON.
 type Duration time.Duration
 
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // MarshalJSON implements json.Marshaler.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 

@@ -1,0 +1,102 @@
+package vpcsim_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+)
+
+func TestErrorInjectionByRateIsSeeded(t *testing.T) {
+	count := func(seed uint64) int64 {
+		sc := simtest.Basic()
+		sc.Faults = vpcsim.Faults{Seed: seed, Errors: []vpcsim.ErrorRule{{Action: "DescribeSubnets", Code: "InternalError", Rate: 0.3}}}
+		env := simtest.Start(t, sc)
+		c := newEC2(env.EC2URL)
+		for i := 0; i < 200; i++ {
+			_, err := c.DescribeSubnets(ctx(t), &ec2.DescribeSubnetsInput{})
+			if err != nil {
+				wantCode(t, err, "InternalError")
+			}
+		}
+		return env.Sim.Stats().Errors["DescribeSubnets"]["InternalError"]
+	}
+	a, b := count(7), count(7)
+	if a != b {
+		t.Fatalf("same seed, different injections: %d vs %d", a, b)
+	}
+	if a < 30 || a > 90 {
+		t.Fatalf("rate 0.3 of 200 injected %d times", a)
+	}
+}
+
+func TestInjectedCodeCountAndOtherActionsUntouched(t *testing.T) {
+	sc := simtest.Basic()
+	sc.Faults.Errors = []vpcsim.ErrorRule{{Action: "AssignPrivateIpAddresses", Code: "InsufficientFreeAddressesInSubnet", Count: 2}}
+	env := simtest.Start(t, sc)
+	c := newEC2(env.EC2URL)
+	inst, _ := env.Sim.Instance(simtest.InstanceID)
+	assign := func() error {
+		_, err := c.AssignPrivateIpAddresses(ctx(t), &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(inst.PrimaryENI), SecondaryPrivateIpAddressCount: aws.Int32(1)})
+		return err
+	}
+	wantCode(t, assign(), "InsufficientFreeAddressesInSubnet")
+	if _, err := c.DescribeNetworkInterfaces(ctx(t), &ec2.DescribeNetworkInterfacesInput{}); err != nil {
+		t.Fatalf("other action: %v", err)
+	}
+	wantCode(t, assign(), "InsufficientFreeAddressesInSubnet")
+	if err := assign(); err != nil {
+		t.Fatalf("after count exhausted: %v", err)
+	}
+	// injected failures changed nothing
+	if v, _ := env.Sim.Instance(simtest.InstanceID); len(v.ENIs[0].SecondaryIPs) != 1 {
+		t.Fatalf("addresses: %v", v.ENIs[0].SecondaryIPs)
+	}
+}
+
+func TestLatencyIsApplied(t *testing.T) {
+	sc := simtest.Basic()
+	sc.Faults.Latency = map[string]vpcsim.Duration{"DescribeVpcs": vpcsim.Duration(80 * time.Millisecond)}
+	env := simtest.Start(t, sc)
+	c := newEC2(env.EC2URL)
+	start := time.Now()
+	if _, err := c.DescribeVpcs(ctx(t), &ec2.DescribeVpcsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	// a lower bound only: the call cannot be faster than its latency
+	if d := time.Since(start); d < 80*time.Millisecond {
+		t.Fatalf("DescribeVpcs took %v, latency is 80ms", d)
+	}
+}
+
+func TestRunInstancesViaEC2(t *testing.T) {
+	sc := simtest.Basic()
+	sc.VPCs[0].Subnets[1].MapPublicIP = true
+	env := simtest.Start(t, sc)
+	c := newEC2(env.EC2URL)
+	out, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{
+		InstanceType: "m6i.xlarge", SubnetId: aws.String(simtest.NodeSubnetBID), MinCount: aws.Int32(2), MaxCount: aws.Int32(2),
+		SecurityGroupIds: []string{simtest.SecurityGroup2ID}, ImageId: aws.String("ami-1"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Instances) != 2 {
+		t.Fatalf("instances: %d", len(out.Instances))
+	}
+	for _, in := range out.Instances {
+		if aws.ToString(in.PublicIpAddress) == "" || len(in.NetworkInterfaces) != 1 || aws.ToString(in.Placement.AvailabilityZone) != "us-west-2b" {
+			t.Fatalf("instance: %+v", in)
+		}
+		md := newIMDS(env.IMDSURL(aws.ToString(in.InstanceId)))
+		if got, err := getMeta(t, md, "instance-type"); err != nil || got != "m6i.xlarge" {
+			t.Fatalf("IMDS of new instance: %q %v", got, err)
+		}
+	}
+	_, err = c.RunInstances(ctx(t), &ec2.RunInstancesInput{InstanceType: "m6i.xlarge", SubnetId: aws.String("subnet-nope"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	wantCode(t, err, "InvalidSubnetID.NotFound")
+}
