@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// serveHealth runs a real gRPC server on a unix socket; withHealth=false
+// leaves the health service out (Unimplemented).
+func serveHealth(t *testing.T, withHealth bool) (addr string, hs *health.Server) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "h.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	if withHealth {
+		hs = health.NewServer()
+		healthpb.RegisterHealthServer(srv, hs)
+	}
+	go func() { _ = srv.Serve(l) }() // ends with Stop
+	t.Cleanup(srv.Stop)
+	return "unix://" + sock, hs
+}
+
+// grpc-health-probe's flags and exit codes, as the DaemonSet probes use them.
+func TestProbeExitCodes(t *testing.T) {
+	addr, hs := serveHealth(t, true)
+	noHealth, _ := serveHealth(t, false)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("grpc.health.v1.aws-node", healthpb.HealthCheckResponse_NOT_SERVING)
+	missing := "unix://" + filepath.Join(t.TempDir(), "none.sock")
+
+	tests := []struct {
+		name    string
+		args    []string
+		want    int
+		wantErr string
+	}{
+		{"serving", []string{"-addr=" + addr, "-connect-timeout=5s", "-rpc-timeout=5s", "-v"}, 0, ""},
+		{"not serving", []string{"-addr=" + addr, "-service=grpc.health.v1.aws-node"}, probeUnhealthy, "NOT_SERVING"},
+		{"unknown service", []string{"-addr=" + addr, "-service=nope"}, probeRPCFailed, "health rpc failed"},
+		{"no health service", []string{"-addr=" + noHealth}, probeRPCFailed, "Unimplemented"},
+		{"nothing listening", []string{"-addr=" + missing, "-connect-timeout=200ms"}, probeConnFailed, "connection to"},
+		{"no addr", nil, probeBadArgs, "-addr not specified"},
+		{"bad flag", []string{"-bogus"}, probeBadArgs, "bogus"},
+		{"bad timeout", []string{"-addr=" + addr, "-rpc-timeout=0s"}, probeBadArgs, "must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			got := runProbe(context.Background(), tt.args, &out, &errb)
+			if got != tt.want {
+				t.Errorf("exit %d, want %d (stderr %q)", got, tt.want, errb.String())
+			}
+			if tt.wantErr != "" && !strings.Contains(errb.String(), tt.wantErr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+// waitHealthy returns once SERVING is set, and gives up with ctx while the
+// server stays NOT_SERVING or has no health service at all.
+func TestWaitHealthy(t *testing.T) {
+	addr, hs := serveHealth(t, true)
+	sock := strings.TrimPrefix(addr, "unix://")
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	noHealth, _ := serveHealth(t, false)
+	log := testLogger(t)
+
+	for _, s := range []string{sock, strings.TrimPrefix(noHealth, "unix://")} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := waitHealthy(ctx, log, s, 50*time.Millisecond)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), s) {
+			t.Fatalf("%s never SERVING: want an error naming the socket, got %v", s, err)
+		}
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- waitHealthy(context.Background(), log, sock, 50*time.Millisecond) }()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
