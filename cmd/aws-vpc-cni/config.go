@@ -26,7 +26,7 @@ type config struct {
 }
 
 const (
-	defaultSocketPath = "/var/run/aws-node/ipamd.sock"
+	defaultSocketPath          = "/var/run/aws-node/ipamd.sock"
 	minMTUv4, minMTUv6, maxMTU = 576, 1280, 9001
 )
 

@@ -150,7 +150,10 @@ func (h *harness) start(imds func() (nodeIdentity, error)) (stop func() int, don
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (h *harness) waitFile(name string) {
 	h.t.Helper()
