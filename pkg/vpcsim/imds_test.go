@@ -220,3 +220,15 @@ func TestIMDSLag(t *testing.T) {
 		t.Fatalf("removed address still in IMDS after the lag: %q", got)
 	}
 }
+
+func TestIMDSFollowsSecurityGroupChange(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	c := newEC2(env.EC2URL)
+	inst, _ := env.Sim.Instance(simtest.InstanceID)
+	must[*ec2.ModifyNetworkInterfaceAttributeOutput](t)(c.ModifyNetworkInterfaceAttribute(ctx(t), &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String(inst.PrimaryENI), Groups: []string{simtest.SecurityGroup2ID, simtest.SecurityGroupID}}))
+	got, err := getMeta(t, newIMDS(env.IMDSURL(simtest.InstanceID)), "network/interfaces/macs/"+inst.MAC+"/security-group-ids")
+	if err != nil || got != simtest.SecurityGroup2ID+"\n"+simtest.SecurityGroupID {
+		t.Fatalf("security-group-ids after modify: %q %v", got, err)
+	}
+}

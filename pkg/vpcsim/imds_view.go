@@ -104,12 +104,24 @@ func (w *world) imdsView(in *instance) *imdsView {
 	return v
 }
 
-// recordIMDS appends a snapshot for every instance whose view changed.
-// Caller holds s.mu.
-func (s *Sim) recordIMDS() {
+// recordIMDS appends a snapshot for every touched instance whose view
+// changed (all instances when all is set). Caller holds s.mu.
+func (s *Sim) recordIMDS(all bool) {
+	ids := s.w.touched
+	s.w.touched = nil
+	if all {
+		ids = map[string]bool{}
+		for id := range s.w.instances {
+			ids[id] = true
+		}
+	}
 	now := s.now()
 	lag := time.Duration(s.inj.faults().IMDSLag)
-	for id, in := range s.w.instances {
+	for id := range ids {
+		in, ok := s.w.instances[id]
+		if !ok {
+			continue
+		}
 		hist := s.imds[id]
 		v := s.w.imdsView(in)
 		if n := len(hist); n > 0 && reflect.DeepEqual(hist[n-1].view, v) {

@@ -417,6 +417,7 @@ func (w *world) modifyENI(r modifyENIReq) error {
 			return err
 		}
 		e.groups = g
+		w.touch(e.instanceID())
 	case r.Description != nil:
 		e.description = *r.Description
 	}

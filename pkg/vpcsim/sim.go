@@ -85,7 +85,7 @@ func New(sc Scenario, opts ...Option) (*Sim, error) {
 	s.lim.set(f.Throttle)
 	s.stats = newStatsRecorder()
 	w.attachDelay, w.detachDelay = time.Duration(f.AttachDelay), time.Duration(f.DetachDelay)
-	s.recordIMDS()
+	s.recordIMDS(true)
 	return s, nil
 }
 
@@ -115,8 +115,8 @@ func (s *Sim) do(mutating bool, fn func(w *world) error) error {
 		}
 		events := s.w.events
 		s.w.events = nil
-		if mutating || len(events) > 0 {
-			s.recordIMDS()
+		if mutating || len(events) > 0 || len(s.w.touched) > 0 {
+			s.recordIMDS(false)
 		}
 		s.enqueue(events)
 		s.schedule()
@@ -218,7 +218,7 @@ func (s *Sim) Subscribe(fn func(Event)) (cancel func()) {
 	events := s.w.events
 	s.w.events = nil
 	if len(events) > 0 {
-		s.recordIMDS()
+		s.recordIMDS(false)
 	}
 	s.enqueue(events)
 	replay := s.w.replay()

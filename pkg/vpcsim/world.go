@@ -31,6 +31,9 @@ type world struct {
 	detachDelay time.Duration
 
 	events []Event // emitted by the current operation, drained by Sim
+	// touched lists instances whose metadata may have changed since the
+	// last IMDS snapshot, so snapshots cost O(changed instances)
+	touched map[string]bool
 }
 
 type vpc struct {
@@ -362,7 +365,33 @@ func (w *world) newMAC() string {
 	return fmt.Sprintf("02:%02x:%02x:%02x:%02x:%02x", byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
-func (w *world) emit(e Event) { w.events = append(w.events, e) }
+func (w *world) emit(e Event) {
+	w.events = append(w.events, e)
+	switch e := e.(type) {
+	case InstanceRunning:
+		w.touch(e.InstanceID)
+	case InstanceTerminated:
+		w.touch(e.InstanceID)
+	case ENIAttached:
+		w.touch(e.InstanceID)
+	case ENIDetached:
+		w.touch(e.InstanceID)
+	case AddressesAssigned:
+		w.touch(e.InstanceID)
+	case AddressesUnassigned:
+		w.touch(e.InstanceID)
+	}
+}
+
+func (w *world) touch(instanceID string) {
+	if instanceID == "" {
+		return
+	}
+	if w.touched == nil {
+		w.touched = map[string]bool{}
+	}
+	w.touched[instanceID] = true
+}
 
 func copyTags(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
