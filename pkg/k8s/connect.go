@@ -1,0 +1,67 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/rest"
+)
+
+// RESTOptions locate the API server.
+type RESTOptions struct {
+	// Base, when set, is used instead of the in-cluster service account (for
+	// running ipamd outside a pod, e.g. against kubeenv in e2e tests).
+	Base *rest.Config
+	// ClusterEndpoint (CLUSTER_ENDPOINT) overrides the API server URL.
+	ClusterEndpoint string
+	// Version (VPC_CNI_VERSION) goes into the user agent: <program>-<version>.
+	Version string
+}
+
+// RESTConfig builds the REST config of the aws-node pod: in-cluster
+// credentials unless Base is given, CLUSTER_ENDPOINT as host override.
+func RESTConfig(o RESTOptions) (*rest.Config, error) {
+	var cfg *rest.Config
+	if o.Base != nil {
+		cfg = rest.CopyConfig(o.Base)
+	} else {
+		var err error
+		if cfg, err = rest.InClusterConfig(); err != nil {
+			return nil, fmt.Errorf("kubernetes client config: %w", err)
+		}
+	}
+	if o.ClusterEndpoint != "" {
+		u, err := url.Parse(o.ClusterEndpoint)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("CLUSTER_ENDPOINT=%q: want a URL such as https://example.com:443", o.ClusterEndpoint)
+		}
+		cfg.Host = o.ClusterEndpoint
+	}
+	cfg.UserAgent = filepath.Base(os.Args[0])
+	if o.Version != "" {
+		cfg.UserAgent += "-" + o.Version
+	}
+	return cfg, nil
+}
+
+// Connect is ipamd's start-up sequence (reference §4.1): build the client,
+// wait for the API server as the features require, start the node-scoped
+// caches (they run until ctx ends). When no enabled feature needs the API
+// server and it stays unreachable, Connect returns (nil, error wrapping
+// ErrAPIServerUnavailable) and ipamd continues without Kubernetes.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.WaitForAPIServer(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
