@@ -157,3 +157,40 @@ func TestWarmPoolScenarios(t *testing.T) {
 	_ = fmt.Sprint
 	_ = time.Second
 }
+
+// TestCoolingAddressesCountAsUsed is upstream #2896 against vpcsim: with
+// WARM_IP_TARGET=2 and every address cooling after a burst of deletions,
+// the pool asks EC2 for two more instead of starving new pods; cooling
+// addresses are never released; once the cooldown is over the excess goes.
+func TestCoolingAddressesCountAsUsed(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.WarmIPTarget = 2; c.IPCooldown = 300 * time.Millisecond }})
+	pods := map[int]bool{}
+	h.setPods(pods, 3)
+	if got := h.simCounts(); got != (simCounts{1, 5, 0}) {
+		t.Fatalf("3 pods: %+v", got)
+	}
+	before := h.calls()
+	h.setPods(pods, 0) // three addresses now cooling
+	if got := h.simCounts(); got != (simCounts{1, 5, 0}) {
+		t.Errorf("all pods deleted, addresses cooling: %+v, want 5 kept (2 free + 3 cooling)", got)
+	}
+	if d := callDelta(before, h.calls()); len(d) != 0 {
+		t.Errorf("cooling must neither be released nor grow the pool while 2 are free: %v", d)
+	}
+	// Two new pods take the two free addresses; the three cooling ones do
+	// not count, so the pool grows by two at once.
+	h.setPods(pods, 2)
+	if got := h.simCounts(); got != (simCounts{1, 7, 0}) {
+		t.Errorf("2 new pods while 3 addresses cool: %+v, want 7 addresses", got)
+	}
+	st := h.n.cards[0].store.Stats()
+	if st.CoolingIPs != 3 || st.AvailableIPs != 2 {
+		t.Errorf("stats: %+v", st)
+	}
+	h.expire()
+	h.settle()
+	if got := h.simCounts(); got != (simCounts{1, 4, 0}) {
+		t.Errorf("cooldown over: %+v, want 2 pods + 2 warm", got)
+	}
+	h.checkConsistent()
+}
