@@ -128,3 +128,35 @@ func TestTerminateInstanceCleansUp(t *testing.T) {
 		t.Fatalf("state: %+v", inst.Reservations[0].Instances[0].State)
 	}
 }
+
+// With the real clock, a delayed attach completes (and is announced) without
+// anyone calling in.
+func TestAttachCompletesOnItsOwn(t *testing.T) {
+	sc := simtest.Basic()
+	sc.Faults.AttachDelay = vpcsim.Duration(50 * time.Millisecond)
+	env := simtest.Start(t, sc)
+	attached := make(chan vpcsim.ENIAttached, 4)
+	cancel := env.Sim.Subscribe(func(e vpcsim.Event) {
+		if a, ok := e.(vpcsim.ENIAttached); ok && a.DeviceIndex == 1 {
+			attached <- a
+		}
+	})
+	defer cancel()
+	c := newEC2(env.EC2URL)
+	id := createENI(t, c, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID)})
+	if _, err := attach(c, t, id, 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-attached:
+		if a.ENIID != id {
+			t.Fatalf("attached %s, want %s", a.ENIID, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ENIAttached never arrived")
+	}
+	v, _ := env.Sim.Instance(simtest.InstanceID)
+	if v.ENIs[1].Attachment.Status != "attached" {
+		t.Fatalf("status %s", v.ENIs[1].Attachment.Status)
+	}
+}
