@@ -3,7 +3,6 @@ package k8s
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,7 +41,7 @@ func testEnv(t *testing.T) (*kubeenv.Env, client.Client) {
 		t.Fatal(err)
 	}
 	crdsOnce.Do(func() {
-		crdsOnce.err = applyManifests(admin, "crd-eniconfig.yaml", "crd-cninode.yaml")
+		crdsOnce.err = applyManifests(env, "crd-eniconfig.yaml", "crd-cninode.yaml")
 		if crdsOnce.err == nil {
 			crdsOnce.err = waitCRDsServed(admin)
 		}
@@ -58,20 +56,12 @@ func miscPath(name string) string { return filepath.Join("..", "..", "misc", nam
 
 // applyManifests creates every object of the named misc/ files (existing
 // objects are left as they are).
-func applyManifests(c client.Client, files ...string) error {
-	ctx := context.Background()
+func applyManifests(env *kubeenv.Env, files ...string) error {
+	var paths []string
 	for _, f := range files {
-		objs, err := readManifest(miscPath(f))
-		if err != nil {
-			return err
-		}
-		for _, o := range objs {
-			if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("%s: create %s %s: %w", f, o.GetKind(), o.GetName(), err)
-			}
-		}
+		paths = append(paths, miscPath(f))
 	}
-	return nil
+	return env.Apply(context.Background(), paths...)
 }
 
 func waitCRDsServed(c client.Client) error {

@@ -2,10 +2,7 @@ package k8s
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,35 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
-
-// readManifest decodes every object of a multi-document YAML file.
-func readManifest(path string) ([]*unstructured.Unstructured, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
-	var out []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if len(m) == 0 {
-			continue // empty document
-		}
-		out = append(out, &unstructured.Unstructured{Object: m})
-	}
-}
 
 // Every object of every manifest in misc/ is accepted by the API server's
 // validation and admission (server-side apply, DryRun=All).
@@ -57,7 +30,7 @@ func TestManifestsServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
 	seen := map[string]bool{}
 	for _, f := range files {
-		objs, err := readManifest(f)
+		objs, err := kubeenv.ReadManifest(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +56,7 @@ func TestManifestsServerSideDryRun(t *testing.T) {
 	}
 
 	// The dry run really validates: a broken DaemonSet is refused.
-	objs, _ := readManifest(miscPath("aws-k8s-cni.yaml"))
+	objs, _ := kubeenv.ReadManifest(miscPath("aws-k8s-cni.yaml"))
 	for _, o := range objs {
 		if o.GetKind() != "DaemonSet" {
 			continue
@@ -104,7 +77,7 @@ func TestManifestsServerSideDryRun(t *testing.T) {
 func TestRBACIsSufficientAndLeast(t *testing.T) {
 	env, admin := testEnv(t)
 	ctx := context.Background()
-	if err := applyManifests(admin, "aws-k8s-cni.yaml"); err != nil {
+	if err := applyManifests(env, "aws-k8s-cni.yaml"); err != nil {
 		t.Fatal(err)
 	}
 	const node = "rbac-node"
@@ -142,7 +115,7 @@ func TestRBACIsSufficientAndLeast(t *testing.T) {
 	if err := c.AnnotatePodIP(ctx, "default", workload.Name, "10.1.2.3"); !apierrors.IsForbidden(err) {
 		t.Fatalf("pod patch without the ANNOTATE_POD_IP role: want Forbidden, got %v", err)
 	}
-	if err := applyManifests(admin, "rbac-annotate-pod-ip.yaml"); err != nil {
+	if err := applyManifests(env, "rbac-annotate-pod-ip.yaml"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "pod patch with the ANNOTATE_POD_IP role", func() error {
