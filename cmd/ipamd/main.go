@@ -68,8 +68,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		"ENABLE_POD_ENI": cfg.EnablePodENI, "ANNOTATE_POD_IP": cfg.AnnotatePodIP,
 	} {
 		if on {
-			log.Warn(name + "=true needs the Kubernetes API server, which this build does not use yet: the feature is off")
+			log.Warn(name + "=true is not implemented by this build yet: the feature is off")
 		}
+	}
+	kc, err := connectKube(ctx, cfg, log)
+	if err != nil {
+		return err
 	}
 	acfg := awsutils.Config{
 		EC2Endpoint: cfg.EC2Endpoint, IMDSEndpoint: cfg.IMDSEndpoint, HTTPTimeout: cfg.HTTPTimeout,
@@ -85,7 +89,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	opts := ipamd.Options{
-		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2,
+		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Kube: kc,
 		Logger: log, IsLive: podLive(log),
 	}
 	if cfg.FastIntervals {

@@ -62,4 +62,15 @@ type Kubernetes interface {
 	NodeSchedulable(ctx context.Context) (bool, error)
 	// MaxPods is the node's status.capacity.pods.
 	MaxPods(ctx context.Context) (int, error)
+	// ENIConfig resolves the node's ENIConfig (custom networking).
+	ENIConfig(ctx context.Context) (ENIConfig, error)
+	// Eventf records an event on the aws-node pod (never fails).
+	Eventf(ctx context.Context, eventType, reason, format string, args ...any)
+}
+
+// ENIConfig is where custom networking puts new ENIs.
+type ENIConfig struct {
+	Name           string
+	Subnet         string
+	SecurityGroups []string // empty: the primary ENI's groups
 }

@@ -104,6 +104,9 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 			freed = true
 		}
 		if err != nil {
+			if awsutils.IsUnauthorized(err) && n.kube != nil {
+				n.kube.Eventf(ctx, "Warning", "MissingIAMPermissions", "Unauthorized operation: %s", causeOf(err))
+			}
 			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)

@@ -19,6 +19,7 @@ type subnetChoice struct {
 	ID   string
 	CIDR netip.Prefix
 	Free int
+	SGs  []string // nil: the primary ENI's groups
 }
 
 // eniSubnets lists the subnets a new ENI may go to, most free addresses
@@ -26,7 +27,18 @@ type subnetChoice struct {
 // subnet alone.
 func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 	if n.cfg.CustomNetworking {
-		return nil, errors.New("custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG) needs the node's ENIConfig, which this build does not read yet")
+		if n.kube == nil {
+			return nil, errors.New("custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true) needs the Kubernetes API server to read the node's ENIConfig")
+		}
+		ec, err := n.kube.ENIConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("custom networking: %w", err)
+		}
+		cidr, err := n.subnetCIDR(ctx, ec.Subnet)
+		if err != nil {
+			return nil, fmt.Errorf("custom networking: ENIConfig %s: %w", ec.Name, err)
+		}
+		return []subnetChoice{{ID: ec.Subnet, CIDR: cidr, SGs: ec.SecurityGroups}}, nil
 	}
 	own := []subnetChoice{{ID: n.node.subnetID, CIDR: n.node.subnetCIDR}}
 	if !n.cfg.EnableSubnetDiscovery || n.subs == nil {
@@ -84,7 +96,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 	for i, sn := range subnets {
 		req := awsutils.AllocateENIRequest{
 			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: n.node.sgs,
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.sgs),
 			},
 			NetworkCard: c.index,
 			DeviceIndex: n.freeDevice(c),
@@ -195,4 +207,12 @@ func (n *IPAM) waitIMDS(ctx context.Context, eniID string) (awsutils.ENIMetadata
 		}
 		delay = min(delay*2, time.Second)
 	}
+}
+
+// cmpSlice returns a unless it is empty, else b.
+func cmpSlice(a, b []string) []string {
+	if len(a) > 0 {
+		return a
+	}
+	return b
 }

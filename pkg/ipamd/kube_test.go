@@ -1,0 +1,121 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+)
+
+// fakeKube is the node as ipamd's Kubernetes interface shows it (the real
+// client is tested against a kube-apiserver in its own package).
+type fakeKube struct {
+	mu          sync.Mutex
+	schedulable bool
+	maxPods     int
+	eniConfig   ENIConfig
+	eniErr      error
+	events      []string
+}
+
+func (f *fakeKube) NodeSchedulable(context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.schedulable, nil
+}
+func (f *fakeKube) MaxPods(context.Context) (int, error) { return f.maxPods, nil }
+func (f *fakeKube) ENIConfig(context.Context) (ENIConfig, error) {
+	return f.eniConfig, f.eniErr
+}
+func (f *fakeKube) Eventf(_ context.Context, typ, reason, format string, _ ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, typ+" "+reason)
+}
+
+func kubeHarness(t *testing.T, k *fakeKube, cfg func(*config.Config)) *harness {
+	h := newHarness(t, harnessOpts{noInit: true, cfg: cfg})
+	h.n.kube = k
+	if err := h.n.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestCustomNetworkingUsesENIConfig(t *testing.T) {
+	k := &fakeKube{schedulable: true, maxPods: 110,
+		eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID, SecurityGroups: []string{simtest.SecurityGroup2ID}}}
+	h := kubeHarness(t, k, func(c *config.Config) { c.CustomNetworking = true; c.WarmIPTarget = 3 })
+	h.n.PoolCycle(context.Background())
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inst.ENIs) != 2 {
+		t.Fatalf("ENIs: %+v", inst.ENIs)
+	}
+	if n := len(inst.ENIs[0].SecondaryIPs); n != 0 {
+		t.Errorf("primary ENI got %d addresses under custom networking", n)
+	}
+	e := inst.ENIs[1]
+	if e.SubnetID != simtest.CustomSubnetAID || !slices.Equal(e.Groups, []string{simtest.SecurityGroup2ID}) || len(e.SecondaryIPs) != 3 {
+		t.Errorf("custom-networking ENI: subnet %s groups %v addresses %d", e.SubnetID, e.Groups, len(e.SecondaryIPs))
+	}
+	if h.n.node.maxPods != 110 {
+		t.Errorf("max pods %d, want the node's capacity 110", h.n.node.maxPods)
+	}
+	h.checkConsistent()
+}
+
+func TestCustomNetworkingMissingENIConfigNamesIt(t *testing.T) {
+	k := &fakeKube{schedulable: true, maxPods: 110, eniErr: errors.New(`ENIConfig "pods-z" of node "n1" not found`)}
+	h := kubeHarness(t, k, func(c *config.Config) { c.CustomNetworking = true; c.WarmIPTarget = 3 })
+	h.n.PoolCycle(context.Background())
+	_, err := h.n.cards[0].state()
+	if err == nil || !strings.Contains(err.Error(), "pods-z") {
+		t.Errorf("recorded cause %v, want the missing ENIConfig named", err)
+	}
+	if got := h.simCounts(); got != (simCounts{1, 0, 0}) {
+		t.Errorf("EC2 after a missing ENIConfig: %+v", got)
+	}
+}
+
+func TestUnschedulableNodeNeitherAttachesNorFrees(t *testing.T) {
+	k := &fakeKube{schedulable: false, maxPods: 29}
+	h := kubeHarness(t, k, nil)
+	before := h.calls()
+	h.n.PoolCycle(context.Background())
+	if d := callDelta(before, h.calls()); len(d) != 0 {
+		t.Errorf("EC2 calls on an unschedulable node: %v", d)
+	}
+	starved, _ := h.n.cards[0].state()
+	if !strings.Contains(starved, "unschedulable") {
+		t.Errorf("reason %q", starved)
+	}
+	k.mu.Lock()
+	k.schedulable = true
+	k.mu.Unlock()
+	h.n.PoolCycle(context.Background())
+	if got := h.simCounts(); got != (simCounts{1, 9, 0}) {
+		t.Errorf("after the taint is gone: %+v", got)
+	}
+}
+
+func TestMissingIAMPermissionRecordsEvent(t *testing.T) {
+	k := &fakeKube{schedulable: true, maxPods: 29}
+	h := kubeHarness(t, k, nil)
+	if err := h.env.Sim.SetFaults(vpcsimFaults("AssignPrivateIpAddresses", "UnauthorizedOperation")); err != nil {
+		t.Fatal(err)
+	}
+	h.n.PoolCycle(context.Background())
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !slices.Contains(k.events, "Warning MissingIAMPermissions") {
+		t.Errorf("events: %v", k.events)
+	}
+}
