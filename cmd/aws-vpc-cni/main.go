@@ -6,6 +6,8 @@
 //
 // Invoked as grpc-health-probe (a link in the image), or as
 // `aws-vpc-cni probe`, it is a grpc-health-probe compatible health check.
+// As aws-vpc-cni-init or `aws-vpc-cni init` it is the init container: copy
+// the core CNI plugins next to it to the host and set node sysctls.
 package main
 
 import (
@@ -36,6 +38,14 @@ func main() {
 		os.Exit(runProbe(ctx, os.Args[2:], os.Stdout, os.Stderr))
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if filepath.Base(os.Args[0]) == "aws-vpc-cni-init" || len(os.Args) > 1 && os.Args[1] == "init" {
+		self, err := os.Executable()
+		if err != nil {
+			log.Error("locating own binary", "err", err)
+			os.Exit(1)
+		}
+		os.Exit(runInit(ctx, log, os.LookupEnv, newIMDS, initOptions{dir: filepath.Dir(self), self: self, procSys: "/proc/sys"}))
+	}
 	os.Exit(run(ctx, log, os.Args[1:], os.LookupEnv, newIMDS))
 }
 
