@@ -107,7 +107,9 @@ func TestPrivilegedInit(t *testing.T) {
 
 	// No interface with the primary MAC: a clear failure.
 	err = netns.Do(func(ns.NetNS) error {
-		other := func() (nodeIdentity, error) { return fakeIdentity{id: awsutils.Identity{PrimaryMAC: "02:00:00:00:00:99"}}, nil }
+		other := func() (nodeIdentity, error) {
+			return fakeIdentity{id: awsutils.Identity{PrimaryMAC: "02:00:00:00:00:99"}}, nil
+		}
 		code = runInit(context.Background(), testLogger(t), lookup, other, initOptions{dir: dir, self: self, procSys: "/proc/sys"})
 		return nil
 	})
