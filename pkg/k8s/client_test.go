@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
@@ -422,14 +423,20 @@ func TestWaitForAPIServer(t *testing.T) {
 	}
 }
 
-func TestNotStarted(t *testing.T) {
-	c, err := New(Config{RESTConfig: nil, NodeName: "n"})
-	if err == nil || !strings.Contains(err.Error(), "RESTConfig") {
-		t.Fatalf("nil RESTConfig: %v", err)
+func TestConfigValidationAndNotStarted(t *testing.T) {
+	_, err := New(Config{RESTConfig: nil})
+	if err == nil || !strings.Contains(err.Error(), "RESTConfig is nil") || !strings.Contains(err.Error(), "MY_NODE_NAME") {
+		t.Fatalf("empty config: want both problems named, got %v", err)
 	}
-	_, err = New(Config{RESTConfig: nil})
-	if err == nil || !strings.Contains(err.Error(), "MY_NODE_NAME") {
-		t.Fatalf("empty node name: %v", err)
+	// New does not contact the server; reads before Start say so.
+	c, err := New(Config{RESTConfig: &rest.Config{Host: "https://127.0.0.1:1"}, NodeName: "n"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	_ = c
+	if _, err := c.Node(context.Background()); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Node before Start: %v", err)
+	}
+	if _, err := c.Pods(context.Background()); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Pods before Start: %v", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/rest"
 )
@@ -64,4 +65,28 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ConnectInBackground is for ipamd started without an API server (no
+// feature needed one): it retries Connect every interval until it succeeds,
+// then calls onReady once (upstream re-reads maxPods from the node then). It
+// returns when connected or when ctx ends.
+func ConnectInBackground(ctx context.Context, cfg Config, interval time.Duration, onReady func(*Client)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		c, err := Connect(ctx, cfg)
+		if err == nil {
+			onReady(c)
+			return
+		}
+		if cfg.Logger != nil {
+			cfg.Logger.Debug("kubernetes API server still unavailable", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -42,3 +42,34 @@ func TestRESTConfigAndConnect(t *testing.T) {
 		t.Errorf("bad CLUSTER_ENDPOINT: %v", err)
 	}
 }
+
+// The background connect hands over a working client once the API server
+// answers, and gives up silently with ctx while it does not.
+func TestConnectInBackground(t *testing.T) {
+	env, admin := testEnv(t)
+	createNode(t, admin, "background-node", nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan *Client, 1)
+	cfg := Config{
+		RESTConfig: env.Config, NodeName: "background-node",
+		APIServerWait: APIServerWait{OptionalInterval: 20 * time.Millisecond, OptionalTimeout: 100 * time.Millisecond},
+	}
+	go ConnectInBackground(ctx, cfg, 50*time.Millisecond, func(c *Client) { ready <- c })
+	select {
+	case c := <-ready:
+		if n, err := c.Node(ctx); err != nil || n.Name != "background-node" {
+			t.Fatalf("Node: %v %v", n, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("never connected")
+	}
+
+	// Unreachable: keeps trying and returns when ctx ends, never calling onReady.
+	down := *env.Config
+	down.Host = "https://127.0.0.1:1"
+	cfg.RESTConfig = &down
+	dctx, dcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer dcancel()
+	ConnectInBackground(dctx, cfg, 20*time.Millisecond, func(*Client) { t.Error("onReady called without a server") })
+}
