@@ -22,6 +22,7 @@ type EC2 interface {
 	UnassignIPv4(ctx context.Context, eniID string, addrs []netip.Addr) error
 	UnassignIPv4Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error
 	SetDeleteOnTermination(ctx context.Context, eniID, attachmentID string) error
+	ModifySecurityGroups(ctx context.Context, eniID string, groups []string) error
 	CreateTags(ctx context.Context, resourceID string, tags map[string]string) error
 }
 
@@ -42,6 +43,7 @@ type LeakedENILister interface {
 type Metadata interface {
 	Identity(ctx context.Context) (awsutils.Identity, error)
 	ENIs(ctx context.Context) ([]awsutils.ENIMetadata, error)
+	ENI(ctx context.Context, mac string) (awsutils.ENIMetadata, error)
 }
 
 // HostNetwork wires ENIs on the node (*networkutils.Network in production;

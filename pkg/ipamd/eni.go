@@ -96,7 +96,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 	for i, sn := range subnets {
 		req := awsutils.AllocateENIRequest{
 			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.sgs),
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.securityGroups()),
 			},
 			NetworkCard: c.index,
 			DeviceIndex: n.freeDevice(c),

@@ -89,6 +89,18 @@ func (n *IPAM) Init(ctx context.Context) error {
 	if err := n.buildCards(); err != nil {
 		return err
 	}
+	if n.cfg.EnableSubnetDiscovery && n.subs != nil {
+		subs, err := n.subs.Subnets(ctx, n.node.vpcID, id.AZ)
+		if err != nil {
+			n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
+		}
+		for _, sn := range subs {
+			subnetCIDRs[sn.ID] = sn.CIDR
+			if awsutils.SubnetExcluded(sn, n.cfg.ClusterName) {
+				n.excludedSubnets[sn.ID] = true
+			}
+		}
+	}
 	for _, e := range enis {
 		if err := n.adoptENI(ctx, e, subnetCIDRs); err != nil {
 			return fmt.Errorf("ipamd init: %w", err)
@@ -274,6 +286,14 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		return err
 	}
 	n.primaryIPs[e.ID] = e.PrivateIPv4
+	if n.excludedSubnets[e.SubnetID] {
+		// kubernetes.io/role/cni=0 (or another cluster's subnet): no new pod
+		// addresses here; the planner releases its unused ones.
+		n.log.Info("ENI's subnet is excluded from pod addresses", "eni", e.ID, "subnet", e.SubnetID)
+		if err := c.store.SetExcluded(e.ID, true); err != nil {
+			return err
+		}
+	}
 	if trunk {
 		return nil
 	}

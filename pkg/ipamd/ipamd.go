@@ -36,6 +36,7 @@ type Intervals struct {
 	AddWait          time.Duration // AddNetwork wait when the request has no deadline (20 s)
 	LeakedSweep      time.Duration // leaked-ENI sweep period (1 h, plus up to 5 min jitter)
 	LeakedMinAge     time.Duration // leaked ENIs younger than this are kept (5 min)
+	NodeRefresh      time.Duration // re-read VPC CIDRs and security groups (30 s)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -54,6 +55,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.AddWait, 20*time.Second)
 	def(&iv.LeakedSweep, time.Hour)
 	def(&iv.LeakedMinAge, 5*time.Minute)
+	def(&iv.NodeRefresh, 30*time.Second)
 	return iv
 }
 
@@ -86,8 +88,9 @@ type IPAM struct {
 	times Intervals
 	live  func(datastore.Allocation) bool
 
-	// Node facts, set by Init.
-	node nodeFacts
+	// Node facts, set by Init; vpcCIDRs and sgs change later under nodeMu.
+	node   nodeFacts
+	nodeMu sync.RWMutex
 
 	cards []*card // managed network cards, card 0 first
 
@@ -109,6 +112,8 @@ type IPAM struct {
 	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
 	primaryIPs map[string]netip.Addr      // ENI id → its primary address (for host teardown)
 	ignored    map[string]bool            // attached ENIs ipamd never manages (EFA-only, unmanaged cards)
+	// Set by Init: subnets excluded from pod addresses (subnet discovery).
+	excludedSubnets map[string]bool
 }
 
 // nodeFacts are what Init learns about the instance.
@@ -185,7 +190,7 @@ func New(o Options) (*IPAM, error) {
 		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: o.Subnets, leak: o.Leaked, host: o.Host, kube: o.Kube,
 		log: log, times: o.Times.withDefaults(), live: live,
 		pool: newTrigger(), readyCh: make(chan struct{}), changed: make(chan struct{}),
-		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{},
+		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{},
 	}, nil
 }
 

@@ -314,3 +314,60 @@ func TestTerminateStopsAttachAndFree(t *testing.T) {
 		t.Errorf("starvation reason after Terminate: %q", starved)
 	}
 }
+
+// TestRefreshNodeAppliesNewSecurityGroups: when the primary ENI's groups
+// change, every managed secondary ENI follows (upstream's 30 s refresh),
+// and an unchanged node costs no EC2 call.
+func TestRefreshNodeAppliesNewSecurityGroups(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.WarmENITarget = 2 }})
+	ctx := context.Background()
+	h.n.PoolCycle(ctx)
+	before := h.calls()
+	if err := h.n.RefreshNode(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := callDelta(before, h.calls()); len(d) != 0 {
+		t.Errorf("refresh of an unchanged node made EC2 calls: %v", d)
+	}
+	if err := h.ec2.ModifySecurityGroups(ctx, h.primaryENI(), []string{simtest.SecurityGroupID, simtest.SecurityGroup2ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.RefreshNode(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range h.env.Sim.NetworkInterfaces() {
+		if len(e.Groups) != 2 {
+			t.Errorf("ENI %s has groups %v after the refresh", e.ID, e.Groups)
+		}
+	}
+}
+
+// TestExcludedNodeSubnet: the node's subnet is tagged
+// kubernetes.io/role/cni=0, so the primary ENI serves no pod: its unused
+// addresses are released and pods get addresses from an ENI in the
+// CNI-tagged subnet.
+func TestExcludedNodeSubnet(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true, scenario: func(sc *vpcsim.Scenario) {
+		sc.VPCs[0].Subnets[0].Tags["kubernetes.io/role/cni"] = "0"
+	}, cfg: func(c *config.Config) { c.WarmIPTarget = 3 }})
+	ctx := context.Background()
+	if _, err := h.ec2.AssignIPv4(ctx, h.primaryENI(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inst.ENIs) != 2 || len(inst.ENIs[0].SecondaryIPs) != 0 || inst.ENIs[1].SubnetID != simtest.CNISubnetID || len(inst.ENIs[1].SecondaryIPs) != 3 {
+		t.Errorf("ENIs: %+v", inst.ENIs)
+	}
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "x", IfName: "eth0"})
+	if err != nil || r.IpAllocationMetadata[0].DeviceNumber != 1 {
+		t.Errorf("pod: %v %v", r, err)
+	}
+	h.checkConsistent()
+}

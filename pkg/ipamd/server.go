@@ -273,7 +273,10 @@ func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
 		}
 		r.IpAllocationMetadata = append(r.IpAllocationMetadata, md)
 	}
-	for _, p := range n.node.vpcCIDRs {
+	n.nodeMu.RLock()
+	cidrs := n.node.vpcCIDRs
+	n.nodeMu.RUnlock()
+	for _, p := range cidrs {
 		r.VpcV4Cidrs = append(r.VpcV4Cidrs, p.String())
 	}
 	if !n.cfg.ExternalSNAT {
