@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -317,13 +316,4 @@ func (n *IPAM) forgetReleased(now time.Time) {
 			delete(n.released, p)
 		}
 	}
-}
-
-func sortedPrefixes(m map[netip.Prefix]bool) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(m))
-	for p := range m {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	return out
 }

@@ -76,7 +76,7 @@ func (n *IPAM) Reconcile(ctx context.Context) error {
 			errs = append(errs, n.adoptENI(ctx, e, subnetCIDRs))
 			continue
 		}
-		errs = append(errs, n.reconcileCIDRs(c, e, now))
+		errs = append(errs, n.reconcileCIDRs(c, e))
 	}
 	for _, c := range n.cards {
 		for _, info := range c.store.ENIs() {
@@ -160,7 +160,7 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 }
 
 // reconcileCIDRs makes the store's CIDRs of one ENI match EC2's.
-func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI, now time.Time) error {
+func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
 	info, _ := c.store.ENI(e.ID)
 	ec2Has := map[netip.Prefix]bool{}
 	for _, p := range eniCIDRs(e) {
@@ -192,6 +192,5 @@ func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI, now time.Time) error {
 			n.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
 		}
 	}
-	_ = now
 	return errors.Join(errs...)
 }

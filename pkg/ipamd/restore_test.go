@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -130,5 +129,4 @@ func TestRestoreKeepsCooldown(t *testing.T) {
 	if r.IpAllocationMetadata[0].Ipv4Addr == old {
 		t.Errorf("new pod got %s, released %s ago with a 1 h cooldown", old, "moments")
 	}
-	_ = datastore.Key{}
 }

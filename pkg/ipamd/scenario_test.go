@@ -1,7 +1,6 @@
 package ipamd
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -154,8 +153,6 @@ func TestWarmPoolScenarios(t *testing.T) {
 			}
 		})
 	}
-	_ = fmt.Sprint
-	_ = time.Second
 }
 
 // TestCoolingAddressesCountAsUsed is upstream #2896 against vpcsim: with
