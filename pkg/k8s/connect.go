@@ -16,6 +16,9 @@ type RESTOptions struct {
 	// Base, when set, is used instead of the in-cluster service account (for
 	// running ipamd outside a pod, e.g. against kubeenv in e2e tests).
 	Base *rest.Config
+	// Kubeconfig, when set (and Base is not), is read instead of the
+	// in-cluster service account; inline token/certificate data only.
+	Kubeconfig string
 	// ClusterEndpoint (CLUSTER_ENDPOINT) overrides the API server URL.
 	ClusterEndpoint string
 	// Version (VPC_CNI_VERSION) goes into the user agent: <program>-<version>.
@@ -23,12 +26,19 @@ type RESTOptions struct {
 }
 
 // RESTConfig builds the REST config of the aws-node pod: in-cluster
-// credentials unless Base is given, CLUSTER_ENDPOINT as host override.
+// credentials unless Base or Kubeconfig is given, CLUSTER_ENDPOINT as host
+// override.
 func RESTConfig(o RESTOptions) (*rest.Config, error) {
 	var cfg *rest.Config
-	if o.Base != nil {
+	switch {
+	case o.Base != nil:
 		cfg = rest.CopyConfig(o.Base)
-	} else {
+	case o.Kubeconfig != "":
+		var err error
+		if cfg, err = loadKubeconfig(o.Kubeconfig); err != nil {
+			return nil, err
+		}
+	default:
 		var err error
 		if cfg, err = rest.InClusterConfig(); err != nil {
 			return nil, fmt.Errorf("kubernetes client config: %w", err)

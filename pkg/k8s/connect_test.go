@@ -3,6 +3,8 @@ package k8s
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +12,12 @@ import (
 
 func TestRESTConfigAndConnect(t *testing.T) {
 	env, admin := testEnv(t)
-	rc, err := RESTConfig(RESTOptions{Base: env.Config, Version: "v9.9.9"})
+	// kubeenv's kubeconfig, as an out-of-cluster ipamd would read it.
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := env.Kubeconfig(kc); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := RESTConfig(RESTOptions{Kubeconfig: kc, Version: "v9.9.9"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +44,12 @@ func TestRESTConfigAndConnect(t *testing.T) {
 	c, err = Connect(ctx, Config{RESTConfig: rc, NodeName: "connect-node", APIServerWait: quick})
 	if c != nil || !errors.Is(err, ErrAPIServerUnavailable) {
 		t.Errorf("unreachable: got %v, %v", c, err)
+	}
+	if err := os.WriteFile(kc, []byte("current-context: nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RESTConfig(RESTOptions{Kubeconfig: kc}); err == nil || !strings.Contains(err.Error(), `current-context "nope" not found`) {
+		t.Errorf("broken kubeconfig: %v", err)
 	}
 	if _, err := RESTConfig(RESTOptions{Base: env.Config, ClusterEndpoint: "not a url"}); err == nil || !strings.Contains(err.Error(), "CLUSTER_ENDPOINT") {
 		t.Errorf("bad CLUSTER_ENDPOINT: %v", err)

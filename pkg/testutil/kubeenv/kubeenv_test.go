@@ -51,3 +51,21 @@ func TestStartServesAndStops(t *testing.T) {
 		t.Errorf("dir %s not removed: %v", dir, err)
 	}
 }
+
+func TestApplyWaitsForCRDs(t *testing.T) {
+	env := Start(t)
+	if err := env.Apply(context.Background(), "../../../misc/crd-eniconfig.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	// Served at once: create an ENIConfig through the dynamic API.
+	cs := kubernetes.NewForConfigOrDie(env.Config)
+	body := []byte(`{"apiVersion":"crd.k8s.amazonaws.com/v1alpha1","kind":"ENIConfig","metadata":{"name":"a"},"spec":{"subnet":"subnet-01"}}`)
+	if err := cs.RESTClient().Post().AbsPath("/apis/crd.k8s.amazonaws.com/v1alpha1/eniconfigs").Body(body).
+		SetHeader("Content-Type", "application/json").Do(context.Background()).Error(); err != nil {
+		t.Fatalf("create ENIConfig right after Apply: %v", err)
+	}
+	// Applying again is a no-op, not an error.
+	if err := env.Apply(context.Background(), "../../../misc/crd-eniconfig.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
