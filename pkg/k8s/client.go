@@ -2,6 +2,17 @@
 // scheduled on it, its CNINode, the ENIConfigs, pod annotations and events.
 // Every cache is scoped to this node (field selectors), so nothing ever lists
 // or watches all nodes or all pods of the cluster.
+//
+// Typical use in ipamd's main:
+//
+//	rc, err := k8s.RESTConfig(k8s.RESTOptions{ClusterEndpoint: cfg.ClusterEndpoint, Version: cfg.Version})
+//	kc, err := k8s.Connect(ctx, k8s.Config{RESTConfig: rc, NodeName: os.Getenv("MY_NODE_NAME"),
+//		PodName: os.Getenv("MY_POD_NAME"), Features: k8s.Features{...}, Logger: log})
+//	// errors.Is(err, k8s.ErrAPIServerUnavailable) and no feature needs it:
+//	// run without Kubernetes, and k8s.ConnectInBackground to attach later.
+//
+// then kc.NodeSchedulable, kc.MaxPods, kc.ENIConfigForNode,
+// kc.AddCNINodeFeature, kc.AnnotatePodIP/ClearPodIP, kc.Eventf.
 package k8s
 
 import (
