@@ -19,6 +19,7 @@ type EC2 interface {
 	DeleteENI(ctx context.Context, eniID string) error
 	AssignIPv4(ctx context.Context, eniID string, n int) ([]netip.Addr, error)
 	AssignIPv4Prefixes(ctx context.Context, eniID string, n int) ([]netip.Prefix, error)
+	AssignIPv6Prefixes(ctx context.Context, eniID string, n int) ([]netip.Prefix, error)
 	UnassignIPv4(ctx context.Context, eniID string, addrs []netip.Addr) error
 	UnassignIPv4Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error
 	SetDeleteOnTermination(ctx context.Context, eniID, attachmentID string) error

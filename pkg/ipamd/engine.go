@@ -27,6 +27,17 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 	defer n.mu.Unlock()
 	schedulable := n.schedulable(ctx)
 	for _, c := range n.cards {
+		if n.cfg.EnableIPv6 {
+			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
+			if schedulable && !n.terminating.Load() {
+				for _, e := range c.store.ENIs() {
+					if err := n.ensureIPv6Prefix(ctx, c, e.ID); err != nil {
+						c.setState("", err)
+					}
+				}
+			}
+			continue
+		}
 		n.cardCycle(ctx, c, schedulable)
 	}
 }
@@ -227,7 +238,7 @@ func (n *IPAM) resyncENI(ctx context.Context, c *card, eniID string) error {
 		return fmt.Errorf("re-reading full ENI %s: %w", eniID, err)
 	}
 	for _, e := range enis {
-		for _, p := range eniCIDRs(e) {
+		for _, p := range n.eniCIDRs(e) {
 			if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
 				return err
 			}

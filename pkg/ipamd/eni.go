@@ -170,7 +170,7 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 		undoHost()
 		return err
 	}
-	for _, p := range eniCIDRs(e) {
+	for _, p := range n.eniCIDRs(e) {
 		if err := c.store.AddCIDR(e.ID, p); err != nil {
 			if _, rerr := c.store.RemoveENI(e.ID, true); rerr != nil {
 				n.log.Warn("could not undo datastore entry of ENI", "eni", e.ID, "err", rerr)

@@ -286,11 +286,17 @@ func (h *harness) checkConsistent() {
 	ec2 := map[string]map[netip.Prefix]bool{}
 	for _, e := range inst.ENIs {
 		set := map[netip.Prefix]bool{}
-		for _, a := range e.SecondaryIPs {
-			set[netip.PrefixFrom(a, 32)] = true
-		}
-		for _, p := range e.Prefixes {
-			set[p] = true
+		if h.cfg.EnableIPv6 {
+			for _, p := range e.IPv6Prefixes {
+				set[p] = true
+			}
+		} else {
+			for _, a := range e.SecondaryIPs {
+				set[netip.PrefixFrom(a, 32)] = true
+			}
+			for _, p := range e.Prefixes {
+				set[p] = true
+			}
 		}
 		ec2[e.ID] = set
 	}

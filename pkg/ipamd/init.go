@@ -21,9 +21,6 @@ var ErrNotInitialised = errors.New("ipamd: node not initialised yet")
 // the node ready. It is the upstream nodeInit, minus the parts that belong
 // to the pool manager (which Run starts right after).
 func (n *IPAM) Init(ctx context.Context) error {
-	if n.cfg.EnableIPv6 {
-		return errors.New("ipamd: ENABLE_IPv6=true is not supported by this build yet (IPv4 only)")
-	}
 	id, err := n.md.Identity(ctx)
 	if err != nil {
 		return fmt.Errorf("ipamd init: reading instance identity: %w", err)
@@ -51,17 +48,25 @@ func (n *IPAM) Init(ctx context.Context) error {
 		}
 		if m.MAC == id.PrimaryMAC {
 			n.node.vpcCIDRs = m.VPCIPv4CIDRs
+			n.node.vpcV6CIDRs = m.VPCIPv6CIDRs
 			n.node.subnetCIDR = m.SubnetIPv4CIDR
 			if len(m.SecurityGroups) > 0 {
 				n.node.sgs = m.SecurityGroups
 			}
 		}
 	}
-	if len(n.node.vpcCIDRs) == 0 {
+	if n.cfg.EnableIPv6 && len(n.node.vpcV6CIDRs) == 0 {
+		return fmt.Errorf("ipamd init: ENABLE_IPv6=true but instance metadata lists no VPC IPv6 CIDR for the primary MAC %s", id.PrimaryMAC)
+	}
+	if !n.cfg.EnableIPv6 && len(n.node.vpcCIDRs) == 0 {
 		return fmt.Errorf("ipamd init: instance metadata lists no VPC IPv4 CIDR for the primary MAC %s", id.PrimaryMAC)
 	}
 
 	n.node.pd = n.cfg.EnablePrefixDelegation
+	if n.cfg.EnableIPv6 && !typ.PrefixDelegationSupported() {
+		return fmt.Errorf("ipamd init: ENABLE_IPv6=true needs IPv6 prefixes, which instance type %s (hypervisor %s) does not support",
+			typ.Type, typ.Hypervisor)
+	}
 	if n.node.pd && !typ.PrefixDelegationSupported() {
 		n.log.Warn("ENABLE_PREFIX_DELEGATION=true but the instance type supports no prefixes (not Nitro, not bare metal): using secondary IPs",
 			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
@@ -169,7 +174,8 @@ func (n *IPAM) reconcileHost(ctx context.Context) error {
 		Connmark:             n.cfg.Connmark,
 		ExternalServiceCIDRs: n.cfg.ExternalServiceCIDRs,
 		PodENIStrict:         n.cfg.EnablePodENI && n.cfg.PodSGEnforcingMode == "strict",
-		V6Egress:             n.cfg.EnableV6Egress,
+		V6Egress:             n.cfg.EnableV6Egress && !n.cfg.EnableIPv6,
+		IPv6:                 n.cfg.EnableIPv6,
 	})
 	if err != nil {
 		return fmt.Errorf("ipamd init: host networking: %w", err)
@@ -191,7 +197,10 @@ func (n *IPAM) buildCards() error {
 		}
 	}
 	mode := datastore.ModeSecondaryIPv4
-	if n.node.pd {
+	switch {
+	case n.cfg.EnableIPv6:
+		mode = datastore.ModeIPv6
+	case n.node.pd:
 		mode = datastore.ModePrefixIPv4
 	}
 	for _, idx := range cards {
@@ -303,12 +312,56 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 			n.log.Warn("could not set delete-on-termination", "eni", e.ID, "err", err)
 		}
 	}
-	for _, p := range eniCIDRs(e) {
+	for _, p := range n.eniCIDRs(e) {
 		if err := c.store.AddCIDR(e.ID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
 			return err
 		}
 	}
+	if n.cfg.EnableIPv6 {
+		return n.ensureIPv6Prefix(ctx, c, e.ID)
+	}
 	return nil
+}
+
+// ensureIPv6Prefix gives an ENI its one /80 (IPv6 mode: every pod address
+// of the ENI comes from it, so there is no warm pool to keep).
+func (n *IPAM) ensureIPv6Prefix(ctx context.Context, c *card, eniID string) error {
+	info, ok := c.store.ENI(eniID)
+	if !ok || info.IsTrunk {
+		return nil
+	}
+	for _, ci := range info.CIDRs {
+		if ci.Prefix.Addr().Is6() {
+			return nil
+		}
+	}
+	if n.cfg.DisableProvisioning {
+		return fmt.Errorf("ENI %s has no IPv6 prefix and DISABLE_NETWORK_RESOURCE_PROVISIONING=true", eniID)
+	}
+	prefixes, err := n.ec2.AssignIPv6Prefixes(ctx, eniID, 1)
+	if err != nil {
+		return fmt.Errorf("assigning an IPv6 prefix to %s: %w", eniID, err)
+	}
+	for _, p := range prefixes {
+		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+			return err
+		}
+	}
+	n.broadcast()
+	return nil
+}
+
+// eniCIDRs lists the CIDRs of an ENI that serve pods in the node's family:
+// IPv6 mode, the first IPv6 prefix (upstream uses only one); IPv4, the
+// secondary addresses (as /32) and prefixes.
+func (n *IPAM) eniCIDRs(e awsutils.ENI) []netip.Prefix {
+	if n.cfg.EnableIPv6 {
+		if len(e.IPv6Prefixes) > 0 {
+			return e.IPv6Prefixes[:1]
+		}
+		return nil
+	}
+	return eniCIDRs(e)
 }
 
 // eniCIDRs lists an ENI's secondary IPv4 addresses (as /32) and prefixes.

@@ -126,6 +126,7 @@ type nodeFacts struct {
 	primaryENI string
 	sgs        []string
 	vpcCIDRs   []netip.Prefix
+	vpcV6CIDRs []netip.Prefix
 	maxPods    int
 	pd         bool // prefix delegation in effect (false on non-Nitro)
 }

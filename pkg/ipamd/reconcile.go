@@ -121,17 +121,23 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 			continue
 		}
 		want := map[netip.Prefix]bool{}
-		for i, a := range m.IPv4s {
-			if i > 0 {
-				want[netip.PrefixFrom(a, 32)] = true
+		if n.cfg.EnableIPv6 {
+			if len(m.IPv6Prefixes) > 0 {
+				want[m.IPv6Prefixes[0]] = true
 			}
-		}
-		for _, p := range m.IPv4Prefixes {
-			want[p] = true
+		} else {
+			for i, a := range m.IPv4s {
+				if i > 0 {
+					want[netip.PrefixFrom(a, 32)] = true
+				}
+			}
+			for _, p := range m.IPv4Prefixes {
+				want[p] = true
+			}
 		}
 		have := 0
 		for _, ci := range info.CIDRs {
-			if ci.Prefix.Addr().Is6() {
+			if ci.Prefix.Addr().Is6() != n.cfg.EnableIPv6 {
 				continue
 			}
 			have++
@@ -163,7 +169,7 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
 	info, _ := c.store.ENI(e.ID)
 	ec2Has := map[netip.Prefix]bool{}
-	for _, p := range eniCIDRs(e) {
+	for _, p := range n.eniCIDRs(e) {
 		ec2Has[p] = true
 	}
 	var errs []error
@@ -180,7 +186,7 @@ func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
 		}
 	}
 	for _, ci := range info.CIDRs {
-		if ci.Prefix.Addr().Is6() || ec2Has[ci.Prefix] {
+		if ec2Has[ci.Prefix] {
 			continue
 		}
 		if ci.Assigned > 0 {

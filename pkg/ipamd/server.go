@@ -274,8 +274,14 @@ func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
 		r.IpAllocationMetadata = append(r.IpAllocationMetadata, md)
 	}
 	n.nodeMu.RLock()
-	cidrs := n.node.vpcCIDRs
+	cidrs, v6 := n.node.vpcCIDRs, n.node.vpcV6CIDRs
 	n.nodeMu.RUnlock()
+	if n.cfg.EnableIPv6 {
+		for _, p := range v6 {
+			r.VpcV6Cidrs = append(r.VpcV6Cidrs, p.String())
+		}
+		return r
+	}
 	for _, p := range cidrs {
 		r.VpcV4Cidrs = append(r.VpcV4Cidrs, p.String())
 	}
