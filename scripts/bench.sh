@@ -1,4 +1,29 @@
 #!/usr/bin/env bash
-# The figures that matter. Built in the observability issue (#7).
-echo "make bench: the benchmark is not built yet (issue #7, 'Observability and make bench')." >&2
-exit 1
+# make bench: the figures of DESIGN.md §7, measured in a local VPC of network
+# namespaces (pkg/localvpc) by bin/vpccni-bench. Prints a table, writes
+# bench/results.json and draws bench/pool.svg. About 8 minutes on 2 cores.
+#
+# Extra flags go through BENCH_FLAGS, e.g. `make bench BENCH_FLAGS=-quick`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "make bench: needs root (it creates network and mount namespaces): sudo make bench" >&2
+	exit 1
+fi
+for b in ipamd aws-cni vpccni-bench; do
+	if [[ ! -x bin/$b ]]; then
+		echo "make bench: bin/$b is missing: run make build" >&2
+		exit 1
+	fi
+done
+if [[ ! -x /usr/lib/cni/portmap ]]; then
+	echo "make bench: the reference CNI plugins are missing (/usr/lib/cni/portmap): apt-get install containernetworking-plugins" >&2
+	exit 1
+fi
+if ! command -v go >/dev/null; then
+	echo "make bench: no go tool in PATH: the datastore figure (9) will be reported as not measured" >&2
+fi
+
+# shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
+exec bin/vpccni-bench -bin bin -repo . -out bench/results.json -svg bench/pool.svg ${BENCH_FLAGS:-}

@@ -134,11 +134,11 @@ func WritePoolSVG(w io.Writer, s PoolSeries) error {
 	}
 
 	// Legend, above the plot on the right.
-	lx := padL + plotW - 330
+	lx := padL + plotW - 360
 	fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3"/>`+"\n", lx, lx+20, colorHeld)
 	fmt.Fprintf(&b, `<text x="%d" y="46">addresses held (ENIs' secondary IPs)</text>`+"\n", lx+26)
-	fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3"/>`+"\n", lx+250, lx+270, colorInUse)
-	fmt.Fprintf(&b, `<text x="%d" y="46">pods</text>`+"\n", lx+276)
+	fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3"/>`+"\n", lx+275, lx+295, colorInUse)
+	fmt.Fprintf(&b, `<text x="%d" y="46">pods</text>`+"\n", lx+301)
 	b.WriteString("</svg>\n")
 	if _, err := w.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("pool plot: %w", err)

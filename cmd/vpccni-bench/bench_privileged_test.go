@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/bench"
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+// buildBinaries builds ipamd and aws-cni for the local VPC, or uses
+// $VPC_CNI_BENCH_BIN (a `make build` bin/) when set.
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("VPC_CNI_BENCH_BIN"); dir != "" {
+		return dir
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/vpc-cni/vpc-cni/cmd/ipamd", "github.com/vpc-cni/vpc-cni/cmd/aws-cni")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// TestPrivilegedBenchQuick runs the whole orchestration with tiny sizes
+// and checks that every figure is there and makes sense, that the plot
+// draws, and that nothing of the local VPC is left.
+func TestPrivilegedBenchQuick(t *testing.T) {
+	testutil.Privileged(t)
+	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
+		t.Skipf("reference CNI plugins missing (%v): apt-get install containernetworking-plugins", err)
+	}
+	bin := buildBinaries(t)
+	binDir, cleanup, err := prepareBinDir(bin, "ipamd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultConfig(true, 20, 10*time.Second)
+	cfg.GoBenchTime = "100x"
+	var progress bytes.Buffer
+	var vpc *localvpc.VPC
+	cfg.BinDir, cfg.RepoDir, cfg.Progress = binDir, repo, &progress
+	cfg.OnVPC = func(v *localvpc.VPC) { vpc = v }
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	res, err := measure(ctx, cfg)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatalf("measure: %v", err)
+	}
+	if vpc == nil {
+		t.Fatal("the local VPC never started")
+	}
+	if left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(vpc.RunID)); len(left) > 0 {
+		t.Errorf("namespaces left after the bench: %v", left)
+	}
+	if _, err := os.Stat(vpc.Dir); err == nil {
+		t.Errorf("run directory %s left after the bench", vpc.Dir)
+	}
+	if err := res.Validate(); err != nil {
+		t.Errorf("results do not validate: %v", err)
+	}
+	var table bytes.Buffer
+	if err := bench.WriteTable(&table, res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table:\n%s", table.String())
+
+	c := checker{t: t, res: res}
+	// 1: every pod ADDed and DELed, ordered percentiles.
+	c.eq(keyLatency, "ADD n", 20)
+	c.eq(keyLatency, "DEL n", 20)
+	c.eq(keyLatency, "failed ADDs", 0)
+	c.eq(keyLatency, "failed DELs", 0)
+	c.ordered(keyLatency, "ADD p50", "ADD p99", "ADD max")
+	c.ordered(keyLatency, "DEL p50", "DEL p99", "DEL max")
+	c.positive(keyLatency, "ADD p50", "DEL p50")
+	// 2 and 5: churn happened and its calls add up.
+	c.positive(keyChurn, "DEL+ADD pairs per second", "pods churned")
+	c.eq(keyChurn, "failed ADDs or DELs", 0)
+	c.totalIsSum(keyEC2)
+	// 3: the milestones come in order.
+	c.positive(keyStart, "to ipamd SERVING")
+	c.ordered(keyStart, "to ipamd SERVING", "to node ready", "to first pod address")
+	// 4: every pod of the burst got an address (ADD waits for the pool).
+	c.eq(keyBurst, "ADD n", float64(cfg.BurstPods))
+	c.eq(keyBurst, "failed ADDs", 0)
+	c.ordered(keyBurst, "start to ready", "start to first pod address", "start to last pod address")
+	// 6: default targets keep a spare ENI's worth at 0 pods (29 on m5.4xlarge).
+	c.between(keyIdle, "0 pods", 1, 232)
+	// 7: a plausible Go daemon.
+	c.between(keyMemory, "0 pods", 5, 500)
+	c.between(keyMemory, fmt.Sprintf("%d pods", cfg.MemPods), 5, 500)
+	// 8: nothing lost across either restart.
+	c.eq(keyRestart, "SIGTERM: pods kept address", float64(cfg.MemPods))
+	c.eq(keyRestart, "SIGKILL: pods kept address", float64(cfg.MemPods+1))
+	c.ordered(keyRestart, "SIGTERM: to SERVING", "SIGTERM: to first ADD")
+	c.ordered(keyRestart, "SIGKILL: to SERVING", "SIGKILL: to first ADD")
+	// 9: every pool size measured.
+	c.positive(keyDatastore, "secondary-ipv4, 16 addresses", "secondary-ipv4, 4096 addresses", "prefix-ipv4, 4096 addresses")
+
+	// The plot's data: one mark per stage, EC2 always holds the pods'
+	// addresses, and the SVG draws.
+	p := res.Pool
+	if p == nil {
+		t.Fatal("no pool series")
+	}
+	if len(p.Samples) < 20 || len(p.Marks) != len(cfg.Stages) {
+		t.Errorf("pool series: %d samples, %d marks; want >= 20 and %d", len(p.Samples), len(p.Marks), len(cfg.Stages))
+	}
+	for _, s := range p.Samples {
+		if s.Held < s.InUse {
+			t.Errorf("at %.2fs EC2 held %d addresses for %d pods", s.T, s.Held, s.InUse)
+			break
+		}
+	}
+	var svg bytes.Buffer
+	if err := bench.WritePoolSVG(&svg, *p); err != nil {
+		t.Errorf("plot: %v", err)
+	}
+}
+
+type checker struct {
+	t   *testing.T
+	res *bench.Results
+}
+
+func (c checker) get(key, name string) (float64, bool) {
+	c.t.Helper()
+	f, ok := c.res.Figure(key)
+	if !ok {
+		c.t.Errorf("figure %s missing", key)
+		return 0, false
+	}
+	if f.Error != "" {
+		c.t.Errorf("figure %s not measured: %s", key, f.Error)
+		return 0, false
+	}
+	v, ok := f.Get(name)
+	if !ok {
+		c.t.Errorf("figure %s has no value %q (has %v)", key, name, f.Values)
+		return 0, false
+	}
+	return v.Value, true
+}
+
+func (c checker) eq(key, name string, want float64) {
+	c.t.Helper()
+	if v, ok := c.get(key, name); ok && v != want {
+		c.t.Errorf("%s %q = %v, want %v", key, name, v, want)
+	}
+}
+
+func (c checker) positive(key string, names ...string) {
+	c.t.Helper()
+	for _, n := range names {
+		if v, ok := c.get(key, n); ok && v <= 0 {
+			c.t.Errorf("%s %q = %v, want > 0", key, n, v)
+		}
+	}
+}
+
+func (c checker) between(key, name string, lo, hi float64) {
+	c.t.Helper()
+	if v, ok := c.get(key, name); ok && (v < lo || v > hi) {
+		c.t.Errorf("%s %q = %v, want %v..%v", key, name, v, lo, hi)
+	}
+}
+
+// ordered checks the named values do not decrease.
+func (c checker) ordered(key string, names ...string) {
+	c.t.Helper()
+	prev, prevName := -1.0, ""
+	for _, n := range names {
+		v, ok := c.get(key, n)
+		if !ok {
+			return
+		}
+		if v < prev {
+			c.t.Errorf("%s: %q = %v is below %q = %v", key, n, v, prevName, prev)
+		}
+		prev, prevName = v, n
+	}
+}
+
+func (c checker) totalIsSum(key string) {
+	c.t.Helper()
+	f, ok := c.res.Figure(key)
+	if !ok || f.Error != "" {
+		c.t.Errorf("figure %s missing or not measured: %+v", key, f)
+		return
+	}
+	var sum, total float64
+	for _, v := range f.Values {
+		switch {
+		case v.Name == "total":
+			total = v.Value
+		case v.Name != "throttled" && !strings.HasPrefix(v.Name, "("):
+			sum += v.Value
+		}
+	}
+	if d := sum - total; d > 1e-6 || d < -1e-6 {
+		c.t.Errorf("%s: actions add up to %v, total says %v", key, sum, total)
+	}
+}

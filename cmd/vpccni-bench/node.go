@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/vpc-cni/vpc-cni/pkg/conflist"
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+// serving asks ipamd's grpc.health.v1 service on the node's socket; nil
+// means SERVING.
+func serving(ctx context.Context, sock string) error {
+	if _, err := os.Stat(sock); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(cctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("health: %s", resp.GetStatus())
+	}
+	return nil
+}
+
+// waitServing polls the health check every 10 ms (finer than localvpc's
+// WaitReady) and returns when ipamd reports SERVING.
+func waitServing(ctx context.Context, n *localvpc.Node) error {
+	exited, exitErr := n.AgentExited()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := serving(ctx, socketPath(n))
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: ipamd not serving: %w (last check: %v; see %s)", n.Name, ctx.Err(), err, n.LogHint())
+		case <-exited:
+			return fmt.Errorf("node %s: ipamd exited: %v (see %s)", n.Name, exitErr(), n.LogHint())
+		case <-tick.C:
+		}
+	}
+}
+
+// socketPath is the node's ipamd socket seen from the host, through the
+// node's private directory (the bench keeps its run directory short
+// enough for a unix socket address).
+func socketPath(n *localvpc.Node) string {
+	return n.HostPath(filepath.Join(localvpc.NodeRunDir, "ipamd.sock"))
+}
+
+// makeReady does what makes the node network-ready once ipamd serves: in
+// ModeIPAMD the conflist is written here (rendered as the installer
+// would, without the egress plugin this mode does not install); with the
+// installer, localvpc waits for the installer's conflist.
+func makeReady(ctx context.Context, v *localvpc.VPC, n *localvpc.Node) error {
+	mode, err := v.AgentMode()
+	if err != nil {
+		return err
+	}
+	if mode != localvpc.ModeIPAMD {
+		return v.WaitReady(ctx, n, nil)
+	}
+	data, err := conflist.Render(conflist.Config{
+		VethPrefix: "eni", MTU: 9001, PodSGEnforcingMode: "strict",
+		PluginLogFile: localvpc.NodeLogDir + "/plugin.log", PluginLogLevel: "DEBUG",
+	})
+	if err != nil {
+		return fmt.Errorf("node %s: render conflist: %w", n.Name, err)
+	}
+	dst := n.HostPath(filepath.Join(localvpc.NodeCNIConfDir, localvpc.ConflistName))
+	if err := os.WriteFile(dst+".tmp", data, 0o644); err != nil {
+		return fmt.Errorf("node %s: write conflist: %w", n.Name, err)
+	}
+	if err := os.Rename(dst+".tmp", dst); err != nil {
+		return fmt.Errorf("node %s: write conflist: %w", n.Name, err)
+	}
+	return nil
+}
+
+// pool is what EC2 (vpcsim) says a node holds.
+type pool struct {
+	Held int // secondary IPv4 addresses, /28 prefixes counted as 16
+	ENIs int
+}
+
+func observePool(sim *vpcsim.Sim, nodeID string) (pool, error) {
+	in, err := sim.Instance(nodeID)
+	if err != nil {
+		return pool{}, fmt.Errorf("node %s: %w", nodeID, err)
+	}
+	var p pool
+	for _, e := range in.ENIs {
+		p.ENIs++
+		p.Held += len(e.SecondaryIPs)
+		for _, pf := range e.Prefixes {
+			if pf.Addr().Is4() {
+				p.Held += 1 << (32 - pf.Bits())
+			}
+		}
+	}
+	return p, nil
+}
+
+// waitPoolStable waits until the node's pool has held at least minHeld
+// addresses without change for quiet, or until limit; it returns the last
+// observation and whether it was stable.
+func waitPoolStable(ctx context.Context, sim *vpcsim.Sim, nodeID string, minHeld int, quiet, limit time.Duration) (pool, bool, error) {
+	deadline := time.Now().Add(limit)
+	last, err := observePool(sim, nodeID)
+	if err != nil {
+		return last, false, err
+	}
+	since := time.Now()
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return last, false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		p, err := observePool(sim, nodeID)
+		if err != nil {
+			return p, false, err
+		}
+		if p != last {
+			last, since = p, time.Now()
+			continue
+		}
+		if p.Held >= minHeld && time.Since(since) >= quiet {
+			return p, true, nil
+		}
+	}
+	return last, false, nil
+}
+
+// ipamdPID finds ipamd: the agent process itself (localvpc execs it through
+// nsenter) or, when an installer runs it, a descendant.
+func ipamdPID(agent int) (int, error) {
+	if agent <= 0 {
+		return 0, errors.New("agent not running")
+	}
+	queue := []int{agent}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "ipamd" {
+			return pid, nil
+		}
+		queue = append(queue, children(pid)...)
+	}
+	return 0, fmt.Errorf("no ipamd process under agent pid %d", agent)
+}
+
+func children(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// vmRSS reads a process's resident set size in bytes.
+func vmRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("VmRSS: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			fs := strings.Fields(rest)
+			if len(fs) != 2 || fs[1] != "kB" {
+				return 0, fmt.Errorf("VmRSS of %d: unexpected %q", pid, sc.Text())
+			}
+			kb, err := strconv.ParseInt(fs[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("VmRSS of %d: not in /proc/%d/status", pid, pid)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/bench"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+func burstFigure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 4, Key: keyBurst, Title: fmt.Sprintf("%d pods at once on a fresh node, realistic EC2", c.BurstPods),
+		Method: fmt.Sprintf("Node 'burst' (m5.xlarge: 4 ENIs x 14 pod addresses, default targets WARM_ENI_TARGET=1), started fresh "+
+			"under %s. As soon as the node is ready (conflist written), %d libcni ADDs start at once, as a kubelet starts the pods "+
+			"waiting for a new node; each sample is one ADD's wall time; a failed ADD is counted, not retried. Also the wall time "+
+			"from starting ipamd to ready, to the first and to the last successful ADD.", realisticFaultsText, c.BurstPods),
+	}
+}
+
+// phaseBurst measures figure 4 on the burst node under realistic faults.
+func (r *run) phaseBurst(ctx context.Context) {
+	f := burstFigure(r.cfg)
+	r.progressf("figure 4: %d pods at once on a fresh %s under realistic EC2 timing", r.cfg.BurstPods, nodeTypes[nodeBurst])
+	n, err := r.v.Node(nodeBurst)
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	if err := r.v.Sim.SetFaults(realisticFaults()); err != nil {
+		r.fail(f, fmt.Errorf("vpcsim faults: %w", err))
+		return
+	}
+	defer func() {
+		if err := r.v.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+			r.cfg.Log.Error("clearing vpcsim faults", "err", err)
+		}
+	}()
+	defer r.stopAgent(n)
+	started, _, err := r.startAgent(ctx, n, nil)
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	ready := time.Since(started)
+	rt, err := newPodRuntime(r.v, n, &r.seq)
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	type outcome struct {
+		p    *pod
+		took time.Duration
+		end  time.Duration
+		err  error
+	}
+	out := make([]outcome, r.cfg.BurstPods)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, took, err := rt.add(ctx)
+			out[i] = outcome{p: p, took: took, end: time.Since(started), err: err}
+		}()
+	}
+	wg.Wait()
+	var (
+		lat         []time.Duration
+		pods        []*pod
+		errs        []error
+		first, last time.Duration
+	)
+	for _, o := range out {
+		lat = append(lat, o.took)
+		if o.err != nil {
+			errs = append(errs, o.err)
+			continue
+		}
+		pods = append(pods, o.p)
+		if first == 0 || o.end < first {
+			first = o.end
+		}
+		last = max(last, o.end)
+	}
+	deleteAll(ctx, rt, pods)
+	if ctx.Err() != nil {
+		r.fail(f, ctx.Err())
+		return
+	}
+	if len(pods) == 0 {
+		r.fail(f, fmt.Errorf("every ADD failed: %w", errors.Join(errs...)))
+		return
+	}
+	s, err := bench.Summarize(lat)
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	f.Values = append(bench.LatencyValues("ADD ", s),
+		bench.Count("failed ADDs", len(errs), "ADDs"),
+		bench.Seconds("start to ready", ready),
+		bench.Seconds("start to first pod address", first),
+		bench.Seconds("start to last pod address", last),
+	)
+	r.put(f)
+	if len(errs) > 0 {
+		r.progressf("  %d ADDs failed, first: %v", len(errs), errs[0])
+	}
+	r.progressf("  ADD p50 %s p99 %s; last pod after %.1fs", s.P50.Round(time.Millisecond), s.P99.Round(time.Millisecond), last.Seconds())
+}

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/bench"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+func churnFigure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 2, Key: keyChurn, Title: "sustained pod churn, one node",
+		Method: fmt.Sprintf("Node 'churn' (m5.4xlarge, default targets: WARM_ENI_TARGET=1, 30 s IP cooldown). With %d pods live, "+
+			"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %s; the rate is completed "+
+			"DEL+ADD pairs per second of wall time (the live count dips by at most %d while a loop is between its DEL and ADD). "+
+			"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn, c.ChurnWorkers),
+	}
+}
+
+func ec2Figure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 5, Key: keyEC2, Title: "EC2 calls per 100 pods of churn",
+		Method: "vpcsim's per-action call counters (Sim.Stats), difference over the churn of figure 2 (the only ipamd running), " +
+			"divided by the DEL+ADD pairs completed, times 100; by action, then the total. Throttled calls are counted as calls and also on their own.",
+	}
+}
+
+func idleFigure(c config) bench.Figure {
+	first := "the first demand step"
+	if len(c.Stages) > 0 {
+		first = fmt.Sprintf("%d pods, %s after reaching them", c.Stages[0].Pods, c.Stages[0].Hold)
+	}
+	return bench.Figure{
+		ID: 6, Key: keyIdle, Title: "idle addresses per node, default targets",
+		Method: "Node 'churn' (m5.4xlarge, 30 addresses per ENI, WARM_ENI_TARGET=1 and no other target): secondary addresses " +
+			"vpcsim has on the node's ENIs minus pods holding one, read from EC2's state (not ipamd's). At steady state with 0 pods " +
+			"(pool settled after start) and with " + first + "; and the mean over the churn of figure 2, where addresses in cooldown count as idle.",
+	}
+}
+
+// livePods is the churn node's pods, oldest first.
+type livePods struct {
+	mu    sync.Mutex
+	pods  []*pod
+	count atomic.Int64 // pods holding an address (for the sampler)
+}
+
+func (l *livePods) push(p *pod) {
+	l.mu.Lock()
+	l.pods = append(l.pods, p)
+	l.mu.Unlock()
+	l.count.Add(1)
+}
+
+// pop takes the oldest (or newest) pod; the caller DELs it and then calls
+// done.
+func (l *livePods) pop(newest bool) *pod {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pods) == 0 {
+		return nil
+	}
+	var p *pod
+	if newest {
+		p, l.pods = l.pods[len(l.pods)-1], l.pods[:len(l.pods)-1]
+	} else {
+		p, l.pods = l.pods[0], l.pods[1:]
+	}
+	return p
+}
+
+func (l *livePods) done() { l.count.Add(-1) }
+
+func (l *livePods) all() []*pod {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]*pod(nil), l.pods...)
+}
+
+// sampler records the node's pool every tick.
+type sampler struct {
+	sim    *vpcsim.Sim
+	nodeID string
+	every  time.Duration
+	inUse  func() int
+	start  time.Time
+
+	mu     sync.Mutex
+	series bench.PoolSeries
+	err    error
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func startSampler(sim *vpcsim.Sim, nodeID, title string, every time.Duration, inUse func() int) *sampler {
+	s := &sampler{sim: sim, nodeID: nodeID, every: every, inUse: inUse, start: time.Now(),
+		series: bench.PoolSeries{Title: title}, stop: make(chan struct{}), done: make(chan struct{})}
+	s.sample()
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				s.sample()
+				return
+			case <-t.C:
+				s.sample()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) sample() {
+	p, err := observePool(s.sim, s.nodeID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.err = err
+		return
+	}
+	s.series.Samples = append(s.series.Samples, bench.PoolSample{
+		T: time.Since(s.start).Seconds(), Held: p.Held, InUse: s.inUse(), ENIs: p.ENIs,
+	})
+}
+
+func (s *sampler) mark(label string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.series.Marks = append(s.series.Marks, bench.Mark{T: time.Since(s.start).Seconds(), Label: label})
+}
+
+// since returns the samples taken at or after t.
+func (s *sampler) since(t time.Time) []bench.PoolSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from := t.Sub(s.start).Seconds()
+	var out []bench.PoolSample
+	for _, p := range s.series.Samples {
+		if p.T >= from {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (s *sampler) finish() (bench.PoolSeries, error) {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.series, s.err
+}
+
+// phaseChurn measures figures 2, 5 and 6 and records the plot's series.
+func (r *run) phaseChurn(ctx context.Context) {
+	chf, ecf, idf := churnFigure(r.cfg), ec2Figure(r.cfg), idleFigure(r.cfg)
+	failAll := func(err error) {
+		for _, f := range []bench.Figure{chf, ecf, idf} {
+			r.fail(f, err)
+		}
+	}
+	r.progressf("figures 2, 5, 6 and the plot: churn node (%s, default targets)", nodeTypes[nodeChurn])
+	n, err := r.v.Node(nodeChurn)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	defer r.stopAgent(n)
+	if _, _, err := r.startAgent(ctx, n, nil); err != nil {
+		failAll(err)
+		return
+	}
+	pl0, stable, err := waitPoolStable(ctx, r.v.Sim, n.ID, 1, 3*time.Second, 20*time.Second)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	r.progressf("  pool at 0 pods: %d addresses on %d ENIs (settled: %v)", pl0.Held, pl0.ENIs, stable)
+	rt, err := newPodRuntime(r.v, n, &r.seq)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	live := &livePods{}
+	defer func() { deleteAll(ctx, rt, live.all()) }()
+	smp := startSampler(r.v.Sim, n.ID,
+		fmt.Sprintf("Warm pool following demand: node 'churn' (%s, WARM_ENI_TARGET=1), EC2's view", nodeTypes[nodeChurn]),
+		r.cfg.SampleEvery, func() int { return int(live.count.Load()) })
+
+	var (
+		idleSteady, steadyPods int
+		churned                *churnResult
+		churnStart             time.Time
+	)
+	for i, st := range r.cfg.Stages {
+		smp.mark(st.Label)
+		r.progressf("  stage %q", st.Label)
+		if err := scaleTo(ctx, rt, live, st.Pods); err != nil {
+			_, _ = smp.finish()
+			failAll(fmt.Errorf("stage %q: %w", st.Label, err))
+			return
+		}
+		if st.Churn {
+			churnStart = time.Now()
+			res := churn(ctx, rt, live, r.v.Sim, r.cfg.ChurnWorkers, r.cfg.Churn)
+			churned = &res
+			r.progressf("  churn: %d pairs in %.1fs (%.1f/s), %d failures", res.pairs, res.elapsed.Seconds(), res.rate(), res.failures)
+			continue
+		}
+		sleepCtx(ctx, st.Hold)
+		if i == 0 {
+			pl, err := observePool(r.v.Sim, n.ID)
+			if err != nil {
+				failAll(err)
+				return
+			}
+			idleSteady, steadyPods = pl.Held-int(live.count.Load()), st.Pods
+		}
+	}
+	series, serr := smp.finish()
+	if serr == nil {
+		r.pool = &series
+	}
+	if ctx.Err() != nil {
+		failAll(ctx.Err())
+		return
+	}
+	if churned == nil {
+		failAll(fmt.Errorf("no churn stage configured"))
+		return
+	}
+	if churned.pairs == 0 {
+		failAll(fmt.Errorf("no DEL+ADD pair succeeded during churn: %w", churned.firstErr))
+		return
+	}
+	chf.Values = []bench.Value{
+		{Name: "DEL+ADD pairs per second", Value: churned.rate(), Unit: "pods/s"},
+		bench.Count("pods churned", churned.pairs, "pods"),
+		bench.Seconds("duration", churned.elapsed),
+		bench.Count("live pods", r.cfg.ChurnLive, "pods"),
+	}
+	if s, err := bench.Summarize(churned.adds); err == nil {
+		chf.Values = append(chf.Values, bench.Millis("ADD p50", s.P50), bench.Millis("ADD p99", s.P99))
+	}
+	if s, err := bench.Summarize(churned.dels); err == nil {
+		chf.Values = append(chf.Values, bench.Millis("DEL p50", s.P50), bench.Millis("DEL p99", s.P99))
+	}
+	chf.Values = append(chf.Values, bench.Count("failed ADDs or DELs", churned.failures, "ops"))
+	r.put(chf)
+
+	per100 := func(n int64) float64 { return float64(n) * 100 / float64(churned.pairs) }
+	actions := make([]string, 0, len(churned.calls))
+	for a := range churned.calls {
+		actions = append(actions, a)
+	}
+	sort.Strings(actions)
+	for _, a := range actions {
+		ecf.Values = append(ecf.Values, bench.Value{Name: a, Value: per100(churned.calls[a]), Unit: "calls"})
+	}
+	ecf.Values = append(ecf.Values,
+		bench.Value{Name: "total", Value: per100(sumCalls(churned.calls)), Unit: "calls"},
+		bench.Value{Name: "throttled", Value: per100(churned.throttled), Unit: "calls"})
+	r.put(ecf)
+
+	idf.Values = []bench.Value{
+		bench.Count("0 pods", pl0.Held, "addresses"),
+		bench.Count(fmt.Sprintf("%d pods", steadyPods), idleSteady, "addresses"),
+	}
+	if samples := smp.since(churnStart); len(samples) > 0 && serr == nil {
+		var sum float64
+		for _, s := range samples {
+			sum += float64(s.Held - s.InUse)
+		}
+		idf.Values = append(idf.Values, bench.Value{Name: fmt.Sprintf("mean during churn at %d pods", r.cfg.ChurnLive), Value: sum / float64(len(samples)), Unit: "addresses"})
+	}
+	r.put(idf)
+}
+
+// scaleTo ADDs or DELs pods one at a time until want are live.
+func scaleTo(ctx context.Context, rt *podRuntime, live *livePods, want int) error {
+	for int(live.count.Load()) < want {
+		p, _, err := rt.add(ctx)
+		if err != nil {
+			return err
+		}
+		live.push(p)
+	}
+	for int(live.count.Load()) > want {
+		p := live.pop(true)
+		if p == nil {
+			break
+		}
+		_, err := rt.del(ctx, p)
+		live.done()
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+type churnResult struct {
+	pairs, failures int
+	elapsed         time.Duration
+	adds, dels      []time.Duration
+	calls           map[string]int64
+	throttled       int64
+	firstErr        error
+}
+
+func (c churnResult) rate() float64 {
+	if c.elapsed <= 0 {
+		return 0
+	}
+	return float64(c.pairs) / c.elapsed.Seconds()
+}
+
+// churn runs workers loops of DEL-oldest + ADD-new for d.
+func churn(ctx context.Context, rt *podRuntime, live *livePods, sim *vpcsim.Sim, workers int, d time.Duration) churnResult {
+	var (
+		mu  sync.Mutex
+		res churnResult
+		wg  sync.WaitGroup
+	)
+	before := sim.Stats()
+	start := time.Now()
+	deadline := start.Add(d)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if old := live.pop(false); old != nil {
+					took, err := rt.del(ctx, old)
+					live.done()
+					mu.Lock()
+					if err != nil {
+						res.failures++
+						res.firstErr = cmpErr(res.firstErr, err)
+					} else {
+						res.dels = append(res.dels, took)
+					}
+					mu.Unlock()
+				}
+				p, took, err := rt.add(ctx)
+				mu.Lock()
+				if err != nil {
+					res.failures++
+					res.firstErr = cmpErr(res.firstErr, err)
+				} else {
+					res.adds = append(res.adds, took)
+					res.pairs++
+				}
+				mu.Unlock()
+				if err == nil {
+					live.push(p)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.calls, res.throttled = ec2Delta(before, sim.Stats())
+	return res
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/bench"
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+)
+
+func latencyFigure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 1, Key: keyLatency, Title: "CNI ADD and DEL latency, warm pool",
+		Method: fmt.Sprintf("Node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d, default 30 s IP cooldown), pool settled before the first pod. "+
+			"%d pods created and deleted in batches of %d (a batch is ADDed one pod at a time, then DELeted one at a time), "+
+			"so the node never holds more than its capacity. Each sample is the wall time of libcni AddNetworkList or "+
+			"DelNetworkList as a container runtime calls it: exec of aws-cni (and the chained portmap) inside the node's "+
+			"namespaces to the parsed result; the pod's netns is created/removed outside the timing. Percentiles by nearest rank. "+
+			"'EC2 calls' is every EC2 call made while the figure was measured.", c.WarmIPs, c.Pods, c.Batch),
+	}
+}
+
+func memoryFigure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 7, Key: keyMemory, Title: "ipamd resident memory",
+		Method: fmt.Sprintf("VmRSS of the ipamd process (/proc/<pid>/status) on node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d): "+
+			"once with the pool settled and no pods, once 2 s after the %dth pod's ADD (the pods stay for figure 8). "+
+			"One reading each; Go's heap grows in steps.", c.WarmIPs, c.MemPods),
+	}
+}
+
+func restartFigure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 8, Key: keyRestart, Title: "restart to ready, with checkpoint",
+		Method: fmt.Sprintf("Node 'warm' with %d pods live: ipamd stopped with SIGTERM (then, second round, killed with SIGKILL), "+
+			"started again; wall time from the start to its gRPC health check saying SERVING (polled every 10 ms) and to the end "+
+			"of the first successful ADD after that. Then verified: every live pod is still in ipamd's checkpoint with the same "+
+			"address, EC2 still has that address on one of the node's ENIs, and the new pod got an address no live pod has.", c.MemPods),
+	}
+}
+
+// phaseWarm measures figures 1, 7 and 8 on the warm node.
+func (r *run) phaseWarm(ctx context.Context) {
+	lat, mem, rst := latencyFigure(r.cfg), memoryFigure(r.cfg), restartFigure(r.cfg)
+	failAll := func(err error) {
+		for _, f := range []bench.Figure{lat, mem, rst} {
+			r.fail(f, err)
+		}
+	}
+	r.progressf("figures 1, 7, 8: warm node (%s, WARM_IP_TARGET=%d)", nodeTypes[nodeWarm], r.cfg.WarmIPs)
+	n, err := r.v.Node(nodeWarm)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	defer r.stopAgent(n)
+	env := []string{"WARM_IP_TARGET=" + strconv.Itoa(r.cfg.WarmIPs)}
+	if _, _, err := r.startAgent(ctx, n, env); err != nil {
+		failAll(err)
+		return
+	}
+	pl, stable, err := waitPoolStable(ctx, r.v.Sim, n.ID, r.cfg.WarmIPs, 2*time.Second, 30*time.Second)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	r.progressf("  pool: %d addresses on %d ENIs (settled: %v)", pl.Held, pl.ENIs, stable)
+	rss0, rssErr := r.rss(n)
+
+	rt, err := newPodRuntime(r.v, n, &r.seq)
+	if err != nil {
+		failAll(err)
+		return
+	}
+	var live []*pod
+	defer func() { deleteAll(ctx, rt, live) }()
+
+	// Figure 1.
+	before := r.v.Sim.Stats()
+	var adds, dels []time.Duration
+	var addFail, delFail int
+	var firstErr error
+	for done := 0; done < r.cfg.Pods && ctx.Err() == nil; {
+		k := min(r.cfg.Batch, r.cfg.Pods-done)
+		batch := make([]*pod, 0, k)
+		for range k {
+			p, took, err := rt.add(ctx)
+			if err != nil {
+				addFail++
+				firstErr = cmpErr(firstErr, err)
+				continue
+			}
+			adds = append(adds, took)
+			batch = append(batch, p)
+		}
+		for _, p := range batch {
+			took, err := rt.del(ctx, p)
+			if err != nil {
+				delFail++
+				firstErr = cmpErr(firstErr, err)
+				continue
+			}
+			dels = append(dels, took)
+		}
+		done += k
+		if done%(5*r.cfg.Batch) == 0 || done == r.cfg.Pods {
+			r.progressf("  %d/%d pods", done, r.cfg.Pods)
+		}
+	}
+	calls, _ := ec2Delta(before, r.v.Sim.Stats())
+	addSum, err1 := bench.Summarize(adds)
+	delSum, err2 := bench.Summarize(dels)
+	switch {
+	case ctx.Err() != nil:
+		r.fail(lat, ctx.Err())
+	case err1 != nil || err2 != nil:
+		r.fail(lat, fmt.Errorf("no successful ADD or DEL: %w", errors.Join(firstErr, err1, err2)))
+	default:
+		lat.Values = append(lat.Values, bench.LatencyValues("ADD ", addSum)...)
+		lat.Values = append(lat.Values, bench.LatencyValues("DEL ", delSum)...)
+		lat.Values = append(lat.Values,
+			bench.Count("failed ADDs", addFail, "ADDs"), bench.Count("failed DELs", delFail, "DELs"),
+			bench.Count("EC2 calls", int(sumCalls(calls)), "calls"))
+		r.put(lat)
+		if firstErr != nil {
+			r.progressf("  first failure: %v", firstErr)
+		}
+	}
+
+	// Figure 7.
+	for len(live) < r.cfg.MemPods && ctx.Err() == nil {
+		p, _, err := rt.add(ctx)
+		if err != nil {
+			r.fail(mem, fmt.Errorf("adding pod %d of %d: %w", len(live)+1, r.cfg.MemPods, err))
+			r.fail(rst, fmt.Errorf("needs %d live pods: %w", r.cfg.MemPods, err))
+			return
+		}
+		live = append(live, p)
+	}
+	sleepCtx(ctx, 2*time.Second)
+	rssN, err := r.rss(n)
+	if err = errors.Join(rssErr, err, ctx.Err()); err != nil {
+		r.fail(mem, err)
+	} else {
+		mem.Values = []bench.Value{mib("0 pods", rss0), mib(fmt.Sprintf("%d pods", r.cfg.MemPods), rssN)}
+		r.put(mem)
+	}
+
+	// Figure 8.
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		if ctx.Err() != nil {
+			r.fail(rst, ctx.Err())
+			return
+		}
+		res, err := r.restart(ctx, n, rt, env, sig, live)
+		if err != nil {
+			r.fail(rst, fmt.Errorf("%s restart: %w", sig, err))
+			return
+		}
+		name := map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "SIGKILL"}[sig]
+		rst.Values = append(rst.Values,
+			bench.Seconds(name+": to SERVING", res.serving),
+			bench.Seconds(name+": to first ADD", res.firstAdd),
+			bench.Count(name+": pods kept address", res.kept, fmt.Sprintf("of %d", len(live))),
+			bench.Count(name+": failed ADDs", res.failures, "ADDs"),
+		)
+		live = append(live, res.newPod)
+		r.progressf("  %s restart: SERVING after %.2fs, first ADD after %.2fs, %d/%d pods kept their address",
+			name, res.serving.Seconds(), res.firstAdd.Seconds(), res.kept, len(live)-1)
+	}
+	r.put(rst)
+}
+
+type restartResult struct {
+	serving, firstAdd time.Duration
+	kept, failures    int
+	newPod            *pod
+}
+
+// restart stops ipamd with sig, starts it again and times it; then checks
+// what the live pods kept.
+func (r *run) restart(ctx context.Context, n *localvpc.Node, rt *podRuntime, env []string, sig syscall.Signal, live []*pod) (restartResult, error) {
+	var res restartResult
+	if err := n.StopAgent(sig, 10*time.Second); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	if err := r.v.StartAgent(ctx, n, env); err != nil {
+		return res, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := waitServing(wctx, n); err != nil {
+		return res, err
+	}
+	res.serving = time.Since(start)
+	p, _, failures, err := addUntilSuccess(ctx, rt, 30*time.Second)
+	if err != nil {
+		return res, err
+	}
+	res.firstAdd, res.failures, res.newPod = time.Since(start), failures, p
+
+	cp, err := n.Checkpoint()
+	if err != nil {
+		return res, err
+	}
+	held := map[netip.Addr]bool{}
+	for _, e := range r.v.ENIs(n) {
+		for _, a := range e.SecondaryIPs {
+			held[a] = true
+		}
+	}
+	inUse := map[netip.Addr]bool{}
+	for _, lp := range live {
+		inUse[lp.IP] = true
+		if cp[lp.ContainerID] == lp.IP && held[lp.IP] {
+			res.kept++
+		}
+	}
+	if inUse[p.IP] {
+		return res, fmt.Errorf("the pod ADDed after the restart got %s, which live pod already has", p.IP)
+	}
+	return res, nil
+}
+
+func (r *run) rss(n *localvpc.Node) (int64, error) {
+	pid, err := ipamdPID(n.AgentPID())
+	if err != nil {
+		return 0, err
+	}
+	return vmRSS(pid)
+}
+
+func mib(name string, bytes int64) bench.Value {
+	return bench.Value{Name: name, Value: float64(bytes) / (1 << 20), Unit: "MiB"}
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

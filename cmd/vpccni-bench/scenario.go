@@ -1,0 +1,85 @@
+package main
+
+import (
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+// The bench's nodes: one per measurement, so each starts fresh and only
+// one ipamd runs (and calls EC2) at a time.
+const (
+	nodeFresh = "fresh" // figure 3: m5.large, default targets, no delays
+	nodeWarm  = "warm"  // figures 1, 7, 8: m5.4xlarge with a big WARM_IP_TARGET
+	nodeChurn = "churn" // figures 2, 5, 6 and the plot: m5.4xlarge, default targets
+	nodeBurst = "burst" // figure 4: m5.xlarge, default targets, realistic EC2 timing
+)
+
+var nodeTypes = map[string]string{
+	nodeFresh: "m5.large",
+	nodeWarm:  "m5.4xlarge",
+	nodeChurn: "m5.4xlarge",
+	nodeBurst: "m5.xlarge",
+}
+
+// scenario is one VPC with a /18 node subnet (room for every node's pool)
+// and the four bench nodes. No faults: the burst phase sets them itself.
+func scenario() vpcsim.Scenario {
+	sc := vpcsim.Scenario{
+		Region:            "us-west-2",
+		AccountID:         "123456789012",
+		AvailabilityZones: []string{"us-west-2a"},
+		VPCs: []vpcsim.VPCSpec{{
+			ID:   "vpc-0000000000000b01",
+			CIDR: "10.0.0.0/16",
+			Subnets: []vpcsim.SubnetSpec{
+				{ID: "subnet-0000000000000b01", AZ: "us-west-2a", CIDR: "10.0.0.0/18", Tags: map[string]string{"Name": "bench-nodes"}},
+			},
+			SecurityGroups: []vpcsim.SecurityGroupSpec{{ID: "sg-0000000000000b01", Name: "default", Description: "default VPC security group"}},
+		}},
+	}
+	for i, name := range []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst} {
+		sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{
+			ID:             "i-0000000000000b0" + string(rune('1'+i)),
+			Type:           nodeTypes[name],
+			Subnet:         "subnet-0000000000000b01",
+			SecurityGroups: []string{"sg-0000000000000b01"},
+			Tags:           map[string]string{"Name": name},
+		})
+	}
+	return sc
+}
+
+// realisticFaults is EC2 and IMDS timing as users report it
+// (reference/user-pain-points.md §2.1–2.2): describes 50 ms, mutating
+// calls 200 ms, other calls 100 ms, an attachment that stays "attaching"
+// for 1 s, IMDS showing new ENIs and addresses 2 s late, and EC2's
+// per-account token buckets at their documented sizes.
+func realisticFaults() vpcsim.Faults {
+	d := func(ms int) vpcsim.Duration { return vpcsim.Duration(time.Duration(ms) * time.Millisecond) }
+	return vpcsim.Faults{
+		Latency: map[string]vpcsim.Duration{
+			"*":                               d(100),
+			"DescribeNetworkInterfaces":       d(50),
+			"DescribeInstances":               d(50),
+			"DescribeInstanceTypes":           d(50),
+			"DescribeSubnets":                 d(50),
+			"DescribeSecurityGroups":          d(50),
+			"CreateNetworkInterface":          d(200),
+			"AttachNetworkInterface":          d(200),
+			"AssignPrivateIpAddresses":        d(200),
+			"UnassignPrivateIpAddresses":      d(200),
+			"DetachNetworkInterface":          d(200),
+			"DeleteNetworkInterface":          d(200),
+			"ModifyNetworkInterfaceAttribute": d(200),
+			"CreateTags":                      d(100),
+		},
+		AttachDelay: d(1000),
+		DetachDelay: d(1000),
+		IMDSLag:     d(2000),
+		Throttle:    vpcsim.Throttle{Enabled: true},
+	}
+}
+
+const realisticFaultsText = "vpcsim timing: Describe* 50 ms, Create/Attach/Assign/Unassign/Detach/Delete/Modify 200 ms, " +
+	"other calls 100 ms; attachments stay 'attaching' 1 s; IMDS lags EC2 by 2 s; EC2's documented per-account token buckets on"
