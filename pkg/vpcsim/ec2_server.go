@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -15,6 +16,15 @@ const (
 	ec2APIVersion = "2016-11-15"
 	ec2XMLNS      = "http://ec2.amazonaws.com/doc/2016-11-15/"
 	maxBodyBytes  = 1 << 20
+
+	// The SDK closes a request body as soon as response headers arrive, while
+	// net/http's write loop may still be probing that body for extra bytes;
+	// the probe then fails with io.EOF and the connection is torn down under
+	// the response reader. Over loopback a large answer can outrun the write
+	// loop, so large answers wait a moment (EC2 itself is never that fast).
+	// Small answers arrive in one read and are unaffected.
+	largeResponse      = 3 << 10
+	largeResponseDelay = 5 * time.Millisecond
 )
 
 // actionFunc executes one EC2 action and returns the response body (a struct
@@ -164,7 +174,11 @@ func writeEC2Response(w http.ResponseWriter, action, reqID string, body any) {
 	fmt.Fprintf(&out, "<%sResponse xmlns=\"%s\"><requestId>%s</requestId>", action, ec2XMLNS, reqID)
 	out.Write(b)
 	fmt.Fprintf(&out, "</%sResponse>", action)
+	if out.Len() > largeResponse {
+		time.Sleep(largeResponseDelay)
+	}
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
 	w.Header().Set("X-Amzn-Requestid", reqID)
 	_, _ = w.Write(out.Bytes())
 }
