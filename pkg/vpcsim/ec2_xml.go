@@ -3,6 +3,7 @@ package vpcsim
 import (
 	"net/netip"
 	"sort"
+	"strings"
 	"strconv"
 	"time"
 )
@@ -299,7 +300,7 @@ func instanceTypeXML(t InstanceType) xmlInstanceType {
 	x.VCPUs.DefaultVCpus = t.VCPUs
 	x.Memory.SizeInMiB = t.MemoryMiB
 	ena := "supported"
-	if t.Hypervisor == "xen" && t.Name[:2] == "t2" {
+	if strings.HasPrefix(t.Name, "t2.") {
 		ena = "unsupported"
 	}
 	perf := "Up to 10 Gigabit"

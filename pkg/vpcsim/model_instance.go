@@ -7,10 +7,10 @@ import (
 )
 
 func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
-	typ, ok := catalog[spec.Type]
 	if spec.Type == "" {
 		return nil, errMissing("InstanceType")
 	}
+	typ, ok := catalog[spec.Type]
 	if !ok {
 		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for InstanceType.", spec.Type)
 	}

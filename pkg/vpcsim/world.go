@@ -323,8 +323,7 @@ func (w *world) addScenarioENI(es ENISpec) error {
 	if err != nil {
 		return err
 	}
-	e.att.deleteOnTermination = es.DeleteOnTermination
-	_ = att
+	att.deleteOnTermination = es.DeleteOnTermination
 	return nil
 }
 
