@@ -3,8 +3,8 @@ package vpcsim
 import (
 	"net/netip"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 )
 
