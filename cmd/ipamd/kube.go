@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
@@ -21,6 +24,29 @@ func (k kube) ENIConfig(ctx context.Context) (ipamd.ENIConfig, error) {
 		return ipamd.ENIConfig{}, err
 	}
 	return ipamd.ENIConfig{Name: c.Name, Subnet: c.Spec.Subnet, SecurityGroups: c.Spec.SecurityGroups}, nil
+}
+
+func (k kube) Pod(ctx context.Context, namespace, name string) (ipamd.PodInfo, error) {
+	p, err := k.Client.Pod(ctx, namespace, name)
+	if apierrors.IsNotFound(err) {
+		return ipamd.PodInfo{}, nil
+	}
+	if err != nil {
+		return ipamd.PodInfo{}, err
+	}
+	info := ipamd.PodInfo{Found: true, UID: string(p.UID), BranchAnnotation: p.Annotations[ipamd.PodENIAnnotation]}
+	if len(p.Spec.Containers) > 0 {
+		for res := range p.Spec.Containers[0].Resources.Limits {
+			if strings.HasPrefix(string(res), ipamd.PodENIResource) {
+				info.WantsBranchENI = true
+			}
+		}
+	}
+	return info, nil
+}
+
+func (k kube) DeclareFeature(ctx context.Context, name, value string) error {
+	return k.AddCNINodeFeature(ctx, name, value)
 }
 
 // connectKube returns the node-scoped Kubernetes client, or nil when ipamd

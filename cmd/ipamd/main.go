@@ -64,13 +64,6 @@ func run() int {
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	for name, on := range map[string]bool{
-		"ENABLE_POD_ENI": cfg.EnablePodENI, "ANNOTATE_POD_IP": cfg.AnnotatePodIP,
-	} {
-		if on {
-			log.Warn(name + "=true is not implemented by this build yet: the feature is off")
-		}
-	}
 	kc, err := connectKube(ctx, cfg, log)
 	if err != nil {
 		return err

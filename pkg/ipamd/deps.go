@@ -2,6 +2,7 @@ package ipamd
 
 import (
 	"context"
+	"net"
 	"net/netip"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -55,6 +56,7 @@ type HostNetwork interface {
 	TeardownENI(ctx context.Context, primaryIP netip.Addr, table int) error
 	ReconcileHost(ctx context.Context, cfg networkutils.HostConfig) (networkutils.HostResult, error)
 	DeletePodRules(ctx context.Context, podIP netip.Addr) error
+	LinkByMAC(ctx context.Context, mac net.HardwareAddr) (networkutils.Link, error)
 }
 
 // Kubernetes is what ipamd asks of the API server. Nil: no API server
@@ -67,6 +69,14 @@ type Kubernetes interface {
 	MaxPods(ctx context.Context) (int, error)
 	// ENIConfig resolves the node's ENIConfig (custom networking).
 	ENIConfig(ctx context.Context) (ENIConfig, error)
+	// Pod reads a pod of this node (ENABLE_POD_ENI).
+	Pod(ctx context.Context, namespace, name string) (PodInfo, error)
+	// AnnotatePodIP sets vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP);
+	// ClearPodIP empties it if it still holds ip.
+	AnnotatePodIP(ctx context.Context, namespace, name, ip string) error
+	ClearPodIP(ctx context.Context, namespace, name, ip string) error
+	// DeclareFeature sets a feature on the node's CNINode.
+	DeclareFeature(ctx context.Context, name, value string) error
 	// Eventf records an event on the aws-node pod (never fails).
 	Eventf(ctx context.Context, eventType, reason, format string, args ...any)
 }

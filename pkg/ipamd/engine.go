@@ -26,6 +26,9 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	schedulable := n.schedulable(ctx)
+	if schedulable && !n.terminating.Load() && !n.cfg.DisableProvisioning {
+		n.declareSGPP(ctx)
+	}
 	for _, c := range n.cards {
 		if n.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.

@@ -180,6 +180,7 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 		}
 	}
 	n.primaryIPs[e.ID] = e.PrivateIPv4
+	n.rememberMAC(e.ID, e.MAC)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -70,6 +71,18 @@ func (f *fakeHost) DeletePodRules(_ context.Context, ip netip.Addr) error {
 	defer f.mu.Unlock()
 	f.podRules = append(f.podRules, ip)
 	return nil
+}
+
+// LinkByMAC finds a wired ENI's link; its index is 10 + device number.
+func (f *fakeHost) LinkByMAC(_ context.Context, mac net.HardwareAddr) (networkutils.Link, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range f.enis {
+		if e.MAC.String() == mac.String() {
+			return networkutils.Link{Name: fmt.Sprint("eth", e.DeviceNumber), Index: 10 + e.DeviceNumber, MAC: e.MAC}, nil
+		}
+	}
+	return networkutils.Link{}, fmt.Errorf("no link with MAC %s", mac)
 }
 
 func (f *fakeHost) wired() int {

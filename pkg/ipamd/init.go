@@ -295,6 +295,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		return err
 	}
 	n.primaryIPs[e.ID] = e.PrivateIPv4
+	n.rememberMAC(e.ID, e.MAC)
 	if n.excludedSubnets[e.SubnetID] {
 		// kubernetes.io/role/cni=0 (or another cluster's subnet): no new pod
 		// addresses here; the planner releases its unused ones.
@@ -349,6 +350,14 @@ func (n *IPAM) ensureIPv6Prefix(ctx context.Context, c *card, eniID string) erro
 	}
 	n.broadcast()
 	return nil
+}
+
+func (n *IPAM) rememberMAC(id, mac string) {
+	if hw, err := net.ParseMAC(mac); err == nil {
+		n.nodeMu.Lock()
+		n.macs[id] = hw
+		n.nodeMu.Unlock()
+	}
 }
 
 // eniCIDRs lists the CIDRs of an ENI that serve pods in the node's family:

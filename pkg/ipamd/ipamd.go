@@ -13,6 +13,7 @@ package ipamd
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,7 @@ type IPAM struct {
 	// Node facts, set by Init; vpcCIDRs and sgs change later under nodeMu.
 	node   nodeFacts
 	nodeMu sync.RWMutex
+	macs   map[string]net.HardwareAddr // ENI id → MAC, under nodeMu
 
 	cards []*card // managed network cards, card 0 first
 
@@ -191,7 +193,7 @@ func New(o Options) (*IPAM, error) {
 		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: o.Subnets, leak: o.Leaked, host: o.Host, kube: o.Kube,
 		log: log, times: o.Times.withDefaults(), live: live,
 		pool: newTrigger(), readyCh: make(chan struct{}), changed: make(chan struct{}),
-		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{},
+		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}, nil
 }
 

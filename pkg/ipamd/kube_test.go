@@ -10,6 +10,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // fakeKube is the node as ipamd's Kubernetes interface shows it (the real
@@ -21,6 +22,8 @@ type fakeKube struct {
 	eniConfig   ENIConfig
 	eniErr      error
 	events      []string
+	pods        map[string]PodInfo // "ns/name"
+	features    map[string]string
 }
 
 func (f *fakeKube) NodeSchedulable(context.Context) (bool, error) {
@@ -36,6 +39,36 @@ func (f *fakeKube) Eventf(_ context.Context, typ, reason, format string, _ ...an
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, typ+" "+reason)
+}
+
+func (f *fakeKube) Pod(_ context.Context, ns, name string) (PodInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pods[ns+"/"+name], nil
+}
+
+func (f *fakeKube) AnnotatePodIP(_ context.Context, ns, name, ip string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, "annotate "+ns+"/"+name+"="+ip)
+	return nil
+}
+
+func (f *fakeKube) ClearPodIP(_ context.Context, ns, name, ip string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, "clear "+ns+"/"+name+"="+ip)
+	return nil
+}
+
+func (f *fakeKube) DeclareFeature(_ context.Context, name, value string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.features == nil {
+		f.features = map[string]string{}
+	}
+	f.features[name] = value
+	return nil
 }
 
 func kubeHarness(t *testing.T, k *fakeKube, cfg func(*config.Config)) *harness {
@@ -117,5 +150,24 @@ func TestMissingIAMPermissionRecordsEvent(t *testing.T) {
 	defer k.mu.Unlock()
 	if !slices.Contains(k.events, "Warning MissingIAMPermissions") {
 		t.Errorf("events: %v", k.events)
+	}
+}
+
+func TestAnnotatePodIP(t *testing.T) {
+	k := &fakeKube{schedulable: true, maxPods: 29}
+	h := kubeHarness(t, k, func(c *config.Config) { c.AnnotatePodIP = true })
+	ctx := context.Background()
+	h.n.PoolCycle(ctx)
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "c", IfName: "eth0", K8SPodNamespace: "ns", K8SPodName: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := r.IpAllocationMetadata[0].Ipv4Addr
+	if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "c", IfName: "eth0", K8SPodNamespace: "ns", K8SPodName: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"annotate ns/p=" + ip, "clear ns/p=" + ip}
+	if !slices.Equal(k.events, want) {
+		t.Errorf("annotations %v, want %v", k.events, want)
 	}
 }

@@ -166,6 +166,9 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
+	if r, handled, err := s.branchAdd(ctx, req); handled {
+		return r, err
+	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
 	meta := datastore.Metadata{K8sPodNamespace: req.GetK8SPodNamespace(), K8sPodName: req.GetK8SPodName(), InterfacesCount: 1}
 	multi := req.GetRequiresMultiNicAttachment()
@@ -185,6 +188,7 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 			if waiting {
 				n.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
 			}
+			s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), asgs[0].Addr.String(), true)
 			return s.addReply(asgs), nil
 		}
 		if !errors.Is(err, datastore.ErrNoAvailableAddress) {
@@ -331,10 +335,36 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 		r.IpAllocationMetadata = append(r.IpAllocationMetadata, md)
 	}
 	if len(r.IpAllocationMetadata) == 0 {
+		if br, handled, err := s.branchDel(ctx, req); handled {
+			return br, err
+		}
 		return nil, status.Errorf(codes.NotFound, "%v: %s", datastore.ErrUnknownPod, k)
 	}
 	r.Success = true
+	if md := r.IpAllocationMetadata[0]; md.Ipv4Addr != "" {
+		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv4Addr, false)
+	} else {
+		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv6Addr, false)
+	}
 	return r, nil
+}
+
+// annotate maintains vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP). A failure
+// is logged: the pod's network works without the annotation.
+func (s *Server) annotate(ctx context.Context, ns, name, ip string, add bool) {
+	n := s.n
+	if !n.cfg.AnnotatePodIP || n.kube == nil || name == "" {
+		return
+	}
+	var err error
+	if add {
+		err = n.kube.AnnotatePodIP(ctx, ns, name, ip)
+	} else {
+		err = n.kube.ClearPodIP(ctx, ns, name, ip)
+	}
+	if err != nil {
+		n.log.Warn("could not update the pod-ips annotation", "pod", ns+"/"+name, "ip", ip, "add", add, "err", err)
+	}
 }
 
 // GetNetworkPolicyConfigs answers the network-policy agent.

@@ -1,0 +1,218 @@
+package ipamd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// Security groups for pods (ENABLE_POD_ENI): the VPC resource controller
+// attaches a branch ENI per pod to the node's trunk ENI and writes it into
+// the pod annotation vpc.amazonaws.com/pod-eni; ipamd only relays it.
+const (
+	PodENIAnnotation = "vpc.amazonaws.com/pod-eni"
+	PodENIResource   = "vpc.amazonaws.com/pod-eni" // resource-limit name prefix
+	featureSGPP      = "SecurityGroupsForPods"
+)
+
+// PodInfo is what ipamd needs to know about a pod for branch ENIs.
+type PodInfo struct {
+	Found bool
+	UID   string
+	// WantsBranchENI: the first container's limits name a resource starting
+	// with vpc.amazonaws.com/pod-eni.
+	WantsBranchENI bool
+	// BranchAnnotation is the raw vpc.amazonaws.com/pod-eni annotation.
+	BranchAnnotation string
+}
+
+// BranchENI is one element of the pod-eni annotation (upstream's JSON).
+type BranchENI struct {
+	ENIID        string `json:"eniId"`
+	MAC          string `json:"ifAddress"`
+	PrivateIP    string `json:"privateIp"`
+	IPv6Addr     string `json:"ipv6Addr"`
+	VlanID       int    `json:"vlanID"`
+	SubnetCIDR   string `json:"subnetCidr"`
+	SubnetV6CIDR string `json:"subnetV6Cidr"`
+}
+
+// branchWiring is the checked content of a branch annotation.
+type branchWiring struct {
+	IP      netip.Addr
+	MAC     net.HardwareAddr
+	VlanID  int
+	Gateway netip.Addr
+}
+
+// ParseBranchAnnotation checks the annotation's first element the way
+// upstream requires: an address of the node's family, a MAC, a VLAN id and
+// a subnet; the gateway is the subnet's router.
+func ParseBranchAnnotation(raw string, ipv6 bool) (branchWiring, error) {
+	var enis []BranchENI
+	if err := json.Unmarshal([]byte(raw), &enis); err != nil {
+		return branchWiring{}, fmt.Errorf("annotation %s is not a JSON array of branch ENIs: %w", PodENIAnnotation, err)
+	}
+	if len(enis) == 0 {
+		return branchWiring{}, fmt.Errorf("annotation %s lists no branch ENI", PodENIAnnotation)
+	}
+	b := enis[0]
+	ipStr, subnetStr := b.PrivateIP, b.SubnetCIDR
+	if ipv6 {
+		ipStr, subnetStr = b.IPv6Addr, b.SubnetV6CIDR
+	}
+	var errs []error
+	ip, err := netip.ParseAddr(ipStr)
+	if err != nil || ip.Is6() != ipv6 {
+		errs = append(errs, fmt.Errorf("address %q", ipStr))
+	}
+	mac, err := net.ParseMAC(b.MAC)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ifAddress %q", b.MAC))
+	}
+	if b.VlanID <= 0 || b.VlanID > 4094 {
+		errs = append(errs, fmt.Errorf("vlanID %d", b.VlanID))
+	}
+	subnet, err := netip.ParsePrefix(subnetStr)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("subnet %q", subnetStr))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return branchWiring{}, fmt.Errorf("branch ENI %s in annotation %s has an invalid %w", b.ENIID, PodENIAnnotation, err)
+	}
+	return branchWiring{IP: ip, MAC: mac, VlanID: b.VlanID, Gateway: networkutils.SubnetGateway(subnet)}, nil
+}
+
+// branchAdd answers AddNetwork for a branch-ENI pod, or returns ok=false
+// when the pod is a regular one.
+func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, bool, error) {
+	n := s.n
+	if !n.cfg.EnablePodENI || n.kube == nil {
+		return nil, false, nil
+	}
+	pod, err := n.kube.Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	if err != nil {
+		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
+	}
+	if !pod.Found {
+		return nil, true, status.Errorf(codes.FailedPrecondition, "ENABLE_POD_ENI: pod %s/%s not found", req.GetK8SPodNamespace(), req.GetK8SPodName())
+	}
+	if !pod.WantsBranchENI {
+		return nil, false, nil
+	}
+	trunk, ok := n.trunkENI()
+	if !ok {
+		return nil, true, status.Errorf(codes.FailedPrecondition,
+			"pod %s/%s asks for a branch ENI but this node has no trunk ENI yet (the VPC resource controller attaches it)",
+			req.GetK8SPodNamespace(), req.GetK8SPodName())
+	}
+	if pod.BranchAnnotation == "" {
+		return nil, true, status.Errorf(codes.Unavailable, "pod %s/%s has no %s annotation yet (the VPC resource controller writes it)",
+			req.GetK8SPodNamespace(), req.GetK8SPodName(), PodENIAnnotation)
+	}
+	w, err := ParseBranchAnnotation(pod.BranchAnnotation, n.cfg.EnableIPv6)
+	if err != nil {
+		return nil, true, status.Errorf(codes.InvalidArgument, "pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
+	}
+	parent := 0
+	if n.host != nil {
+		link, err := n.host.LinkByMAC(ctx, trunk)
+		if err != nil {
+			return nil, true, status.Errorf(codes.Unavailable, "finding the trunk ENI's link (MAC %s): %v", trunk, err)
+		}
+		parent = link.Index
+	}
+	md := &rpc.IPAllocationMetadata{DeviceNumber: -1}
+	if w.IP.Is4() {
+		md.Ipv4Addr = w.IP.String()
+	} else {
+		md.Ipv6Addr = w.IP.String()
+	}
+	return &rpc.AddNetworkReply{
+		Success: true, IpAllocationMetadata: []*rpc.IPAllocationMetadata{md},
+		PodVlanId: int32(w.VlanID), PodEniMac: w.MAC.String(), PodEniSubnetGw: w.Gateway.String(),
+		ParentIfIndex: int32(parent), NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode,
+		UseExternalSnat: n.cfg.ExternalSNAT,
+	}, true, nil
+}
+
+// branchDel answers DelNetwork for a key the datastore does not hold: a
+// branch-ENI pod (or a pod already gone).
+func (s *Server) branchDel(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, bool, error) {
+	n := s.n
+	if !n.cfg.EnablePodENI || n.kube == nil {
+		return nil, false, nil
+	}
+	pod, err := n.kube.Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	if err != nil {
+		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
+	}
+	r := &rpc.DelNetworkReply{Success: true, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
+	if !pod.Found {
+		return r, true, nil // gone: nothing to release
+	}
+	if uid := req.GetK8SPodUid(); uid != "" && pod.UID != "" && uid != pod.UID {
+		return nil, true, status.Errorf(codes.FailedPrecondition, "pod %s/%s has UID %s, the DEL is for %s",
+			req.GetK8SPodNamespace(), req.GetK8SPodName(), pod.UID, uid)
+	}
+	if !pod.WantsBranchENI || pod.BranchAnnotation == "" {
+		return nil, false, nil
+	}
+	w, err := ParseBranchAnnotation(pod.BranchAnnotation, n.cfg.EnableIPv6)
+	if err != nil {
+		return nil, true, status.Errorf(codes.InvalidArgument, "pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
+	}
+	md := &rpc.IPAllocationMetadata{DeviceNumber: -1}
+	if w.IP.Is4() {
+		md.Ipv4Addr = w.IP.String()
+	} else {
+		md.Ipv6Addr = w.IP.String()
+	}
+	r.IpAllocationMetadata = []*rpc.IPAllocationMetadata{md}
+	r.PodVlanId = int32(w.VlanID)
+	return r, true, nil
+}
+
+// trunkENI returns the MAC of card 0's trunk ENI.
+func (n *IPAM) trunkENI() (net.HardwareAddr, bool) {
+	if len(n.cards) == 0 {
+		return nil, false
+	}
+	for _, e := range n.cards[0].store.ENIs() {
+		if e.IsTrunk {
+			n.nodeMu.RLock()
+			mac := n.macs[e.ID]
+			n.nodeMu.RUnlock()
+			return mac, mac != nil
+		}
+	}
+	return nil, false
+}
+
+// declareSGPP asks the VPC resource controller for a trunk ENI (CNINode
+// feature) until one is attached and while an ENI slot is free for it.
+func (n *IPAM) declareSGPP(ctx context.Context) {
+	if !n.cfg.EnablePodENI || n.kube == nil {
+		return
+	}
+	if _, ok := n.trunkENI(); ok {
+		return
+	}
+	c := n.cards[0]
+	if len(c.store.ENIs())+len(c.unmanaged) >= c.maxENIs {
+		n.log.Warn("ENABLE_POD_ENI: no free ENI slot for a trunk ENI on this node")
+		return
+	}
+	if err := n.kube.DeclareFeature(ctx, featureSGPP, ""); err != nil {
+		n.log.Warn("could not declare SecurityGroupsForPods on the CNINode", "err", err)
+	}
+}
