@@ -352,16 +352,18 @@ func (h *harness) checkConsistent() {
 			h.t.Errorf("ENI %s is attached in EC2 but not in the datastore", id)
 		}
 	}
-	f, err := datastore.NewFileCheckpointer(h.cfg.BackingStore).Read()
-	if err != nil {
-		if len(allocs) > 0 {
-			h.t.Errorf("reading checkpoint: %v", err)
-		}
-		return
-	}
 	var cp []string
-	for _, a := range f.Allocations {
-		cp = append(cp, a.Key.String()+"="+a.Addr.String())
+	for _, c := range h.n.cards {
+		f, err := datastore.NewFileCheckpointer(datastore.CheckpointPath(h.cfg.BackingStore, c.index)).Read()
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				h.t.Errorf("reading checkpoint of card %d: %v", c.index, err)
+			}
+			continue
+		}
+		for _, a := range f.Allocations {
+			cp = append(cp, a.Key.String()+"="+a.Addr.String())
+		}
 	}
 	sort.Strings(cp)
 	sort.Strings(allocs)

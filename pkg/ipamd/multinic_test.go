@@ -1,0 +1,74 @@
+package ipamd
+
+import (
+	"context"
+	"testing"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// TestMultiNIC: with ENABLE_MULTI_NIC on a two-card instance, card 1 gets
+// an ENI holding one warm address (upstream's fixed targets for cards > 0)
+// and a multi-NIC pod gets one address per card, each with the card's
+// route table.
+func TestMultiNIC(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "c6in.32xlarge", cfg: func(c *config.Config) {
+		c.EnableMultiNIC, c.WarmIPTarget, c.IPCooldown = true, 2, 0
+	}})
+	ctx := context.Background()
+	if len(h.n.cards) != 2 {
+		t.Fatalf("cards: %d", len(h.n.cards))
+	}
+	h.settle()
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perCard := map[int]int{}
+	for _, e := range inst.ENIs {
+		perCard[e.Attachment.NetworkCard] += len(e.SecondaryIPs)
+	}
+	if perCard[0] != 2 || perCard[1] != 1 {
+		t.Errorf("addresses per card: %v, want card 0: 2 (WARM_IP_TARGET), card 1: 1", perCard)
+	}
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "m", IfName: "eth0", RequiresMultiNicAttachment: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.IpAllocationMetadata) != 2 || r.IpAllocationMetadata[1].RouteTableId != 10100 {
+		t.Errorf("multi-NIC reply: %v", r.IpAllocationMetadata)
+	}
+	d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "m", IfName: "eth0"})
+	if err != nil || len(d.IpAllocationMetadata) != 2 {
+		t.Errorf("multi-NIC DEL: %v %v", d, err)
+	}
+	h.settle()
+	h.checkConsistent()
+}
+
+// TestMultiNICCheckpointPerCard: each card's allocations live in its own
+// checkpoint (upstream's ipam-nic-N.json) and survive a restart.
+func TestMultiNICCheckpointPerCard(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "c6in.32xlarge", cfg: func(c *config.Config) {
+		c.EnableMultiNIC, c.WarmIPTarget, c.IPCooldown = true, 2, 0
+	}})
+	ctx := context.Background()
+	h.settle()
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "m", IfName: "eth0", RequiresMultiNicAttachment: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.checkConsistent()
+	h.connect(fastTimes)
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "m", IfName: "eth0", RequiresMultiNicAttachment: true})
+	if err != nil || again.IpAllocationMetadata[1].Ipv4Addr != r.IpAllocationMetadata[1].Ipv4Addr ||
+		again.IpAllocationMetadata[0].Ipv4Addr != r.IpAllocationMetadata[0].Ipv4Addr {
+		t.Errorf("after restart: %v (was %v) %v", again.GetIpAllocationMetadata(), r.IpAllocationMetadata, err)
+	}
+	h.checkConsistent()
+}
