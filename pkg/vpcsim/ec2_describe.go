@@ -71,7 +71,7 @@ func eniField(v ENIView, name string) ([]string, bool) {
 	case "requester-managed":
 		return one("false")
 	case "source-dest-check":
-		return one("true")
+		return one(strconv.FormatBool(v.SourceDestCheck))
 	case "group-id":
 		return v.Groups, true
 	case "private-ip-address", "addresses.private-ip-address":

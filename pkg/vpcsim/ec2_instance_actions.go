@@ -26,12 +26,13 @@ func (s *Sim) deleteTags(p *params) (any, error) {
 func (s *Sim) runInstances(p *params) (any, error) {
 	minC, maxC := p.intp("MinCount"), p.intp("MaxCount")
 	spec := InstanceSpec{
-		Type:           p.str("InstanceType"),
-		Subnet:         p.str("SubnetId"),
-		SecurityGroups: p.list("SecurityGroupId"),
-		PrivateIP:      p.str("PrivateIpAddress"),
-		Tags:           p.tagSpecs("instance"),
-		IMDSv1Disabled: p.str("MetadataOptions.HttpTokens") == "required",
+		Type:             p.str("InstanceType"),
+		Subnet:           p.str("SubnetId"),
+		SecurityGroups:   p.list("SecurityGroupId"),
+		PrivateIP:        p.str("PrivateIpAddress"),
+		Tags:             p.tagSpecs("instance"),
+		IMDSv1Disabled:   p.str("MetadataOptions.HttpTokens") == "required",
+		IPv6AddressCount: p.int("Ipv6AddressCount"),
 	}
 	if p.err != nil {
 		return nil, p.err

@@ -118,7 +118,7 @@ func (s *Sim) eniXML(w *world, v ENIView) xmlENI {
 		NetworkInterfaceID: v.ID, SubnetID: v.SubnetID, VpcID: v.VPCID, AvailabilityZone: v.AZ,
 		Description: v.Description, OwnerID: w.account, Status: v.Status, MacAddress: v.MAC,
 		PrivateIPAddress: v.PrimaryIP.String(), PrivateDNSName: dnsName(v.PrimaryIP, w.region),
-		SourceDestCheck: true, InterfaceType: v.InterfaceType, Groups: s.groupsXML(w, v.Groups),
+		SourceDestCheck: v.SourceDestCheck, InterfaceType: v.InterfaceType, Groups: s.groupsXML(w, v.Groups),
 		TagSet: tagsXML(v.Tags),
 	}
 	var assoc *xmlAssoc
@@ -250,7 +250,7 @@ func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
 		x.NetworkInterfaces = append(x.NetworkInterfaces, xmlInstanceENI{
 			NetworkInterfaceID: e.NetworkInterfaceID, SubnetID: e.SubnetID, VpcID: e.VpcID, Description: e.Description,
 			OwnerID: e.OwnerID, Status: e.Status, MacAddress: e.MacAddress, PrivateIPAddress: e.PrivateIPAddress,
-			PrivateDNSName: e.PrivateDNSName, SourceDestCheck: true, InterfaceType: e.InterfaceType, Groups: e.Groups,
+			PrivateDNSName: e.PrivateDNSName, SourceDestCheck: e.SourceDestCheck, InterfaceType: e.InterfaceType, Groups: e.Groups,
 			Attachment: att, Association: e.Association, PrivateIPs: e.PrivateIPs, IPv4Prefixes: e.IPv4Prefixes,
 			IPv6Addresses: e.IPv6Addresses, IPv6Prefixes: e.IPv6Prefixes,
 		})

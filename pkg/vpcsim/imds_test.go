@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
@@ -230,5 +231,63 @@ func TestIMDSFollowsSecurityGroupChange(t *testing.T) {
 	got, err := getMeta(t, newIMDS(env.IMDSURL(simtest.InstanceID)), "network/interfaces/macs/"+inst.MAC+"/security-group-ids")
 	if err != nil || got != simtest.SecurityGroup2ID+"\n"+simtest.SecurityGroupID {
 		t.Fatalf("security-group-ids after modify: %q %v", got, err)
+	}
+}
+
+func TestIMDSTokenExpiresAndIPv6Node(t *testing.T) {
+	clk := newFakeClock()
+	sc := simtest.Basic()
+	sc.Instances[0].IMDSv1Disabled = true
+	sc.Instances[0].IPv6AddressCount = 1
+	env := simtest.Start(t, sc, vpcsim.WithClock(clk.Now))
+	base := env.IMDSURL(simtest.InstanceID)
+	req, _ := http.NewRequest(http.MethodPut, base+"/latest/api/token", nil)
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") != "60" {
+		t.Fatalf("TTL header: %v", resp.Header)
+	}
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/latest/meta-data/"+path, nil)
+		req.Header.Set("X-aws-ec2-metadata-token", string(tok))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	v, _ := env.Sim.Instance(simtest.InstanceID)
+	code, ipv6 := get("ipv6")
+	if code != 200 || ipv6 != v.ENIs[0].IPv6[0].String() || !strings.HasPrefix(ipv6, "2600:1f14:abc:de00:") {
+		t.Fatalf("ipv6: %d %q (ENI %v)", code, ipv6, v.ENIs[0].IPv6)
+	}
+	if code, got := get("network/interfaces/macs/" + v.MAC + "/ipv6s"); code != 200 || got != ipv6 {
+		t.Fatalf("ipv6s: %d %q", code, got)
+	}
+	clk.Advance(61 * time.Second)
+	if code, _ := get("instance-id"); code != http.StatusUnauthorized {
+		t.Fatalf("expired token: %d, want 401", code)
+	}
+}
+
+func TestSourceDestCheckAttribute(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	c := newEC2(env.EC2URL)
+	inst, _ := env.Sim.Instance(simtest.InstanceID)
+	if !inst.ENIs[0].SourceDestCheck {
+		t.Fatal("source/dest check must default to on")
+	}
+	must[*ec2.ModifyNetworkInterfaceAttributeOutput](t)(c.ModifyNetworkInterfaceAttribute(ctx(t), &ec2.ModifyNetworkInterfaceAttributeInput{
+		NetworkInterfaceId: aws.String(inst.PrimaryENI), SourceDestCheck: &types.AttributeBooleanValue{Value: aws.Bool(false)}}))
+	d := must[*ec2.DescribeNetworkInterfacesOutput](t)(c.DescribeNetworkInterfaces(ctx(t), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{inst.PrimaryENI}}))
+	if aws.ToBool(d.NetworkInterfaces[0].SourceDestCheck) {
+		t.Fatal("source/dest check still on after disabling")
 	}
 }

@@ -420,6 +420,8 @@ func (w *world) modifyENI(r modifyENIReq) error {
 		w.touch(e.instanceID())
 	case r.Description != nil:
 		e.description = *r.Description
+	case r.SourceDestCheck != nil:
+		e.noSrcDstCheck = !*r.SourceDestCheck
 	}
 	return nil
 }

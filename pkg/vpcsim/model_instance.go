@@ -46,7 +46,10 @@ func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
 		tags: copyTags(spec.Tags), state: "running", imdsV1Disabled: spec.IMDSv1Disabled, launched: w.now(),
 	}
 	events := len(w.events)
-	e, err := w.createENI(createENIReq{SubnetID: sn.id, Groups: groups, PrimaryIP: primary, Description: ""})
+	if spec.IPv6AddressCount < 0 || spec.IPv6AddressCount > typ.IPv6PerENI {
+		return nil, errInvalid("Ipv6AddressCount", fmt.Sprint(spec.IPv6AddressCount))
+	}
+	e, err := w.createENI(createENIReq{SubnetID: sn.id, Groups: groups, PrimaryIP: primary, IPv6Count: spec.IPv6AddressCount})
 	if err != nil {
 		return nil, err
 	}

@@ -55,13 +55,16 @@ type SecurityGroupSpec struct {
 
 // InstanceSpec describes an instance to run.
 type InstanceSpec struct {
-	ID             string            `json:"id,omitempty"`
-	Type           string            `json:"type"`
-	Subnet         string            `json:"subnet"`
-	SecurityGroups []string          `json:"securityGroups,omitempty"`
-	PrivateIP      string            `json:"privateIp,omitempty"`
-	Tags           map[string]string `json:"tags,omitempty"`
-	IMDSv1Disabled bool              `json:"imdsV1Disabled,omitempty"`
+	ID             string   `json:"id,omitempty"`
+	Type           string   `json:"type"`
+	Subnet         string   `json:"subnet"`
+	SecurityGroups []string `json:"securityGroups,omitempty"`
+	PrivateIP      string   `json:"privateIp,omitempty"`
+	// IPv6AddressCount IPv6 addresses on the primary ENI at launch (the
+	// first is the instance's primary IPv6, as IPv6 clusters need).
+	IPv6AddressCount int               `json:"ipv6AddressCount,omitempty"`
+	Tags             map[string]string `json:"tags,omitempty"`
+	IMDSv1Disabled   bool              `json:"imdsV1Disabled,omitempty"`
 }
 
 // ENISpec describes a pre-existing ENI, e.g. a trunk or a no_manage ENI.

@@ -44,7 +44,10 @@ type ENIView struct {
 	Prefixes      []netip.Prefix    `json:"prefixes,omitempty"`
 	IPv6          []netip.Addr      `json:"ipv6,omitempty"`
 	IPv6Prefixes  []netip.Prefix    `json:"ipv6Prefixes,omitempty"`
-	Attachment    *AttachmentView   `json:"attachment,omitempty"`
+	// SourceDestCheck: EC2 drops traffic whose source is not one of the
+	// ENI's addresses (default true).
+	SourceDestCheck bool            `json:"sourceDestCheck"`
+	Attachment      *AttachmentView `json:"attachment,omitempty"`
 }
 
 // AttachmentView is an ENI's attachment.
@@ -82,6 +85,7 @@ func (w *world) eniView(e *eni) ENIView {
 		Tags: maps.Clone(e.tags), PrimaryIP: e.primaryIP, PublicIP: e.publicIP,
 		SecondaryIPs: slices.Clone(e.secondary), Prefixes: slices.Clone(e.prefixes),
 		IPv6: slices.Clone(e.ipv6), IPv6Prefixes: slices.Clone(e.ipv6Prefixes),
+		SourceDestCheck: !e.noSrcDstCheck,
 	}
 	if a := e.att; a != nil {
 		v.Attachment = &AttachmentView{ID: a.id, InstanceID: a.instanceID, Status: a.status, DeviceIndex: a.deviceIndex, NetworkCard: a.card, DeleteOnTermination: a.deleteOnTermination}

@@ -91,6 +91,7 @@ type eni struct {
 	ipv6          []netip.Addr
 	ipv6Prefixes  []netip.Prefix
 	publicIP      netip.Addr
+	noSrcDstCheck bool // EC2's default is to check
 	att           *attachment
 }
 
