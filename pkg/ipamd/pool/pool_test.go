@@ -398,3 +398,64 @@ func TestPlanConsolidatesWarmAddressesOffAnEmptyENI(t *testing.T) {
 		t.Errorf("after consolidation: %+v", got)
 	}
 }
+
+// TestPlannerInvariantsEveryCombination walks every combination of the
+// targets of reference §4.8 (WARM_ENI_TARGET, WARM_IP_TARGET,
+// MINIMUM_IP_TARGET, WARM_PREFIX_TARGET, prefix delegation) over pod counts
+// on two instance types and checks, after the pool settles: it settles at
+// all (no flapping); every pod that fits got an address, otherwise the
+// planner says why; the pool is not below target unless it says why; and
+// nothing more can be released.
+func TestPlannerInvariantsEveryCombination(t *testing.T) {
+	type inst struct {
+		name          string
+		maxENIs, ipv4 int
+	}
+	cases := 0
+	for _, it := range []inst{{"m5.large", 3, 10}, {"t3.medium", 3, 6}} {
+		for _, pd := range []bool{false, true} {
+			for _, weni := range []int{0, 1, 2} {
+				for _, wip := range []int{0, 1, 5, 16} {
+					for _, mip := range []int{0, 10, 20} {
+						for _, wpfx := range []int{0, 1, 2} {
+							if pd && wip == 0 && mip == 0 && wpfx == 0 {
+								continue // refused by config validation (§1.4 rule 6)
+							}
+							if !pd && wpfx > 0 {
+								continue // WARM_PREFIX_TARGET means nothing without PD
+							}
+							name := fmt.Sprintf("%s/PD=%v,WARM_ENI_TARGET=%d,WARM_IP_TARGET=%d,MINIMUM_IP_TARGET=%d,WARM_PREFIX_TARGET=%d",
+								it.name, pd, weni, wip, mip, wpfx)
+							p := Params{WarmENI: weni, WarmIP: wip, MinimumIP: mip, WarmPrefix: wpfx, PrefixDelegation: pd,
+								MaxENIs: it.maxENIs, IPv4PerENI: it.ipv4, MaxPods: 110,
+								CanAllocate: true, CanRelease: true, CanFreeENI: true}
+							s := newSim(t, p, 0)
+							for _, pods := range []int{0, 1, 7, 15, 30, 60, 3, 0} {
+								if pods < s.placed() {
+									s.remove(s.placed()-pods, false)
+								}
+								s.pods = pods
+								s.converge()
+								cases++
+								st := s.pool.Stats(pd)
+								if s.placed() < pods && s.starved == "" {
+									t.Fatalf("%s, %d pods: only %d placed and no reason given", name, pods, s.placed())
+								}
+								if low, _ := TooLow(s.pool, p); low && s.starved == "" {
+									t.Fatalf("%s, %d pods: pool below target (%+v) with no reason", name, pods, st)
+								}
+								if over := TooHigh(s.pool, p); over > 0 {
+									// Only cooling or in-use CIDRs may remain; there are none cooling here.
+									if a, ok := planRelease(s.pool, p, over); ok {
+										t.Fatalf("%s, %d pods: settled with %d releasable (%+v)", name, pods, over, a)
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d settled states checked", cases)
+}
