@@ -43,13 +43,13 @@ func (v *VPC) AgentMode() (AgentMode, error) {
 	if v.cfg.BinDir == "" {
 		return "", errors.New("no bin directory configured: run `make build` and pass bin/")
 	}
-	if isExec(filepath.Join(v.cfg.BinDir, InstallerBin)) {
-		return ModeInstaller, nil
-	}
 	for _, b := range []string{IPAMDBin, PluginBin} {
 		if !isExec(filepath.Join(v.cfg.BinDir, b)) {
-			return "", fmt.Errorf("%s: no %s and no %s binary (run `make build`)", v.cfg.BinDir, InstallerBin, b)
+			return "", fmt.Errorf("%s: no %s binary (run `make build`)", v.cfg.BinDir, b)
 		}
+	}
+	if isExec(filepath.Join(v.cfg.BinDir, InstallerBin)) {
+		return ModeInstaller, nil
 	}
 	return ModeIPAMD, nil
 }
@@ -73,7 +73,6 @@ func (v *VPC) agentEnv(n *Node, extra []string) []string {
 		"AWS_EC2_ENDPOINT=http://" + dataplane.EC2Addr.String(),
 		"AWS_ENDPOINT_URL_EC2=http://" + dataplane.EC2Addr.String(),
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://" + dataplane.IMDSAddr.String(),
-		"MY_NODE_NAME=" + n.Name,
 		"CLUSTER_NAME=localvpc",
 		"HOST_CNI_BIN_PATH=" + NodeCNIBinDir,
 		"HOST_CNI_CONFDIR_PATH=" + NodeCNIConfDir,
@@ -95,9 +94,10 @@ func (v *VPC) StartAgent(ctx context.Context, n *Node, extraEnv []string) error 
 	env := v.agentEnv(n, extraEnv)
 	switch mode {
 	case ModeInstaller:
-		// Upstream's image runs the entrypoint from the directory holding
-		// its binaries and template.
-		return n.StartAgent(ctx, env, v.cfg.BinDir, filepath.Join(v.cfg.BinDir, InstallerBin))
+		// As in upstream's image: the entrypoint installs the plugins found
+		// next to it and starts ipamd as its child.
+		return n.StartAgent(ctx, env, v.cfg.BinDir, filepath.Join(v.cfg.BinDir, InstallerBin),
+			"-ipamd", filepath.Join(v.cfg.BinDir, IPAMDBin), "-plugin-dir", v.cfg.BinDir)
 	default:
 		if err := copyFile(filepath.Join(v.cfg.BinDir, PluginBin), filepath.Join(n.HostPath(NodeCNIBinDir), PluginBin)); err != nil {
 			return fmt.Errorf("node %s: install plugin: %w", n.ID, err)
@@ -116,7 +116,7 @@ func (v *VPC) WaitReady(ctx context.Context, n *Node, progress func(waited time.
 		return err
 	}
 	confPath := n.HostPath(filepath.Join(NodeCNIConfDir, ConflistName))
-	sock := n.HostPath(filepath.Join(NodeRunDir, "ipamd.sock"))
+	sock := n.SocketPath()
 	exited, exitErr := n.AgentExited()
 	start := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -219,5 +219,18 @@ func (v *VPC) RestartAgent(ctx context.Context, n *Node, sig syscall.Signal, ext
 	return v.WaitReady(ctx, n, nil)
 }
 
-// SocketPath is where n's ipamd socket is, seen from the host.
-func (n *Node) SocketPath() string { return n.HostPath(filepath.Join(NodeRunDir, "ipamd.sock")) }
+// SocketPath is a host-side path to n's ipamd socket. It goes through the
+// anchor's /proc root: the host-side directory can be longer than the 108
+// bytes a unix socket address may have.
+func (n *Node) SocketPath() string {
+	if n.anchor == nil || n.anchor.Process == nil {
+		return n.HostPath(filepath.Join(NodeRunDir, "ipamd.sock"))
+	}
+	// An absolute symlink on the way (/var/run -> /run) would resolve
+	// against our own root, so resolve the directory first.
+	dir := NodeRunDir
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = r
+	}
+	return fmt.Sprintf("/proc/%d/root%s/ipamd.sock", n.anchor.Process.Pid, dir)
+}

@@ -142,15 +142,24 @@ func (n *Node) AddPod(ctx context.Context, runPrefix, cacheDir, namespace, name 
 	return p, nil
 }
 
-// DelPod runs CNI DEL for the pod and removes its network namespace.
-func (n *Node) DelPod(ctx context.Context, cacheDir string, p *Pod) error {
+// CNIDel runs CNI DEL for the pod and leaves its namespace (runtimes may
+// send DEL more than once).
+func (n *Node) CNIDel(ctx context.Context, cacheDir string, p *Pod) error {
 	conf, err := n.Conflist()
 	if err != nil {
 		return err
 	}
-	var errs []error
 	if err := n.cni(cacheDir).DelNetworkList(ctx, conf, p.runtimeConf()); err != nil {
-		errs = append(errs, fmt.Errorf("pod %s/%s: CNI DEL: %w", p.Namespace, p.Name, err))
+		return fmt.Errorf("pod %s/%s: CNI DEL: %w", p.Namespace, p.Name, err)
+	}
+	return nil
+}
+
+// DelPod runs CNI DEL for the pod and removes its network namespace.
+func (n *Node) DelPod(ctx context.Context, cacheDir string, p *Pod) error {
+	var errs []error
+	if err := n.CNIDel(ctx, cacheDir, p); err != nil {
+		errs = append(errs, err)
 	}
 	if err := dataplane.DeleteNamedNS(p.NetNS); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)

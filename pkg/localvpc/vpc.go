@@ -45,6 +45,8 @@ type VPC struct {
 	RunID  string
 	Dir    string // run directory: nodes' private directories, CNI caches
 	Region string
+	// EchoAddr is the in-VPC whoami service (VPCEchoAddr of the scenario).
+	EchoAddr netip.Addr
 
 	cfg    Config
 	log    *slog.Logger
@@ -98,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (_ *VPC, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start vpcsim: %w", err)
 	}
-	v := &VPC{Sim: sim, RunID: dataplane.NewRunID(), Region: sim.Region(), cfg: cfg, log: cfg.Logger, pods: map[string]*Pod{}}
+	v := &VPC{Sim: sim, RunID: dataplane.NewRunID(), Region: sim.Region(), EchoAddr: echo, cfg: cfg, log: cfg.Logger, pods: map[string]*Pod{}}
 	defer func() {
 		if err != nil {
 			_ = v.Close()
@@ -196,6 +198,11 @@ func (v *VPC) AddPod(ctx context.Context, n *Node, namespace, name string) (*Pod
 	v.pods[p.ContainerID] = p
 	v.mu.Unlock()
 	return p, nil
+}
+
+// CNIDel sends one CNI DEL for the pod, keeping the pod and its namespace.
+func (v *VPC) CNIDel(ctx context.Context, p *Pod) error {
+	return p.Node.CNIDel(ctx, filepath.Join(p.Node.Dir, "cni-cache"), p)
 }
 
 // DelPod deletes a pod through its node's CNI.

@@ -1,0 +1,296 @@
+// Package e2e runs the demo topology as tests: vpcsim, its data plane, two
+// nodes running the real agent binaries in their own namespaces, and pods
+// wired through libcni. Gated on VPC_CNI_PRIVILEGED=1 (root, namespaces).
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// repoRoot is the module root (test/e2e is two levels below it).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+// binaries builds the agent binaries once per test binary into a temporary
+// directory (or uses VPC_CNI_E2E_BIN when set, e.g. bin/ after make build).
+func binaries(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if d := os.Getenv("VPC_CNI_E2E_BIN"); d != "" {
+			binDir = d
+			return
+		}
+		root := repoRoot(t)
+		binDir, binErr = os.MkdirTemp("", "vpccni-e2e-bin-")
+		if binErr != nil {
+			return
+		}
+		pkgs := []string{"./cmd/ipamd", "./cmd/aws-cni"}
+		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
+			if _, err := os.Stat(filepath.Join(root, "cmd", opt)); err == nil {
+				pkgs = append(pkgs, "./cmd/"+opt)
+			}
+		}
+		cmd := exec.Command("go", append([]string{"build", "-o", binDir + "/"}, pkgs...)...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("building the agent binaries: %v", binErr)
+	}
+	return binDir
+}
+
+// cluster is one local VPC for one test.
+type cluster struct {
+	t   *testing.T
+	v   *localvpc.VPC
+	env []string
+	n1  *localvpc.Node
+	n2  *localvpc.Node
+}
+
+// newCluster starts the two-node scenario with env for every agent and
+// waits until both nodes are network-ready. Everything is removed when the
+// test ends, and the test fails if anything is left behind.
+func newCluster(t *testing.T, env ...string) *cluster {
+	t.Helper()
+	testutil.Privileged(t)
+	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
+		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (make deps)", err)
+	}
+	bin := binaries(t)
+	sc, err := vpcsim.LoadScenario(filepath.Join(repoRoot(t), "misc", "scenarios", "two-node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: bin, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start local VPC: %v", err)
+	}
+	prefix := dataplane.RunPrefix(v.RunID)
+	c := &cluster{t: t, v: v, env: env}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dst := filepath.Join(os.TempDir(), "vpccni-e2e-logs", t.Name())
+			if err := v.SaveLogs(dst); err == nil {
+				t.Logf("node logs saved in %s", dst)
+			}
+		}
+		if err := v.Close(); err != nil {
+			t.Errorf("close local VPC: %v", err)
+		}
+		if left, _ := dataplane.ListNamespaces(prefix); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+		}
+	})
+	if err := v.StartAgents(ctx, env, nil); err != nil {
+		t.Fatalf("start agents: %v", err)
+	}
+	nodes := v.Nodes()
+	c.n1, c.n2 = nodes[0], nodes[1]
+	return c
+}
+
+func (c *cluster) ctx(d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	c.t.Cleanup(cancel)
+	return ctx
+}
+
+// pods creates count pods named prefix-i on n, in order.
+func (c *cluster) pods(n *localvpc.Node, prefix string, count int) []*localvpc.Pod {
+	c.t.Helper()
+	var out []*localvpc.Pod
+	for i := 0; i < count; i++ {
+		p, err := c.v.AddPod(c.ctx(60*time.Second), n, "default", fmt.Sprintf("%s-%d", prefix, i))
+		if err != nil {
+			c.t.Fatalf("add pod %s-%d on %s: %v", prefix, i, n.Name, err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (c *cluster) serve(ps ...*localvpc.Pod) {
+	c.t.Helper()
+	for _, p := range ps {
+		s, err := p.Serve()
+		if err != nil {
+			c.t.Fatalf("serve in pod %s: %v", p.Name, err)
+		}
+		c.t.Cleanup(func() { _ = s.Close() })
+	}
+}
+
+// expectSeen asserts that a connection from p to dst arrives from want.
+func (c *cluster) expectSeen(p *localvpc.Pod, dst, want netip.Addr) {
+	c.t.Helper()
+	got, err := p.Whoami(context.Background(), dst)
+	if err != nil {
+		c.t.Errorf("%s (%s) → %s: %v", p.Name, p.IP, dst, err)
+		return
+	}
+	if got != want {
+		c.t.Errorf("%s (%s) → %s: far end saw %s, want %s", p.Name, p.IP, dst, got, want)
+	}
+}
+
+// expectBlocked asserts that p cannot reach dst.
+func (c *cluster) expectBlocked(p *localvpc.Pod, dst netip.Addr) {
+	c.t.Helper()
+	if got, err := p.Whoami(context.Background(), dst); err == nil {
+		c.t.Errorf("%s (%s) → %s: reached it (seen as %s), want it blocked", p.Name, p.IP, dst, got)
+	}
+}
+
+// assertNoLeaks checks vpcsim's view: no ENI is left detached (created and
+// forgotten), every attached ENI belongs to a running node, and every
+// address EC2 assigned is routed by the VPC to the ENI that holds it.
+func (c *cluster) assertNoLeaks() {
+	c.t.Helper()
+	for _, e := range c.v.Sim.NetworkInterfaces() {
+		if e.Attachment == nil {
+			c.t.Errorf("leaked ENI %s (%s): not attached to any instance", e.ID, e.Status)
+			continue
+		}
+		routed := map[netip.Prefix]bool{}
+		for _, p := range c.v.DP.RoutedAddresses(e.ID) {
+			routed[p] = true
+		}
+		for _, a := range e.SecondaryIPs {
+			if !routed[netip.PrefixFrom(a, 32)] {
+				c.t.Errorf("ENI %s holds %s in EC2 but the VPC does not route it", e.ID, a)
+			}
+		}
+		for _, p := range e.Prefixes {
+			if !routed[p] {
+				c.t.Errorf("ENI %s holds prefix %s in EC2 but the VPC does not route it", e.ID, p)
+			}
+		}
+	}
+}
+
+// assertCheckpoint asserts that n's ipamd holds exactly the given pods.
+func (c *cluster) assertCheckpoint(n *localvpc.Node, pods []*localvpc.Pod) {
+	c.t.Helper()
+	cp, err := n.Checkpoint()
+	if err != nil {
+		c.t.Fatalf("%v", err)
+	}
+	want := map[string]netip.Addr{}
+	for _, p := range pods {
+		if p.Node == n {
+			want[p.ContainerID] = p.IP
+		}
+	}
+	for id, ip := range want {
+		if cp[id] != ip {
+			c.t.Errorf("%s checkpoint: pod %s… has %v, want %s", n.Name, id[:12], cp[id], ip)
+		}
+	}
+	for id, ip := range cp {
+		if _, ok := want[id]; !ok {
+			c.t.Errorf("%s checkpoint: allocation %s… (%s) belongs to no pod", n.Name, id[:min(12, len(id))], ip)
+		}
+	}
+}
+
+// podRoutes returns the /32 routes to pods in the node's main table.
+func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
+	t.Helper()
+	nsh, err := netns.GetFromPath(n.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[netip.Addr]bool{}
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		l, err := h.LinkByIndex(r.LinkIndex)
+		if ones == 32 && err == nil && strings.HasPrefix(l.Attrs().Name, "eni") {
+			a, _ := netip.AddrFromSlice(r.Dst.IP.To4())
+			out[a] = true
+		}
+	}
+	return out
+}
+
+// linkMAC returns the MAC of a link in the node, or "" when absent.
+func linkMAC(t *testing.T, n *localvpc.Node, name string) string {
+	t.Helper()
+	nsh, err := netns.GetFromPath(n.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return ""
+	}
+	return l.Attrs().HardwareAddr.String()
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
