@@ -3,11 +3,26 @@
 // effects here), serves the CNI plugin over gRPC, reconciles its view with
 // EC2 and instance metadata, and sweeps leaked ENIs.
 //
-// Files: deps.go (the small interfaces ipamd consumes), init.go (node
-// start-up and checkpoint restore), engine.go (pool cycles: plan → execute),
-// eni.go (ENI life cycle and subnet choice), reconcile.go (EC2/IMDS
-// reconcile), leaked.go (leaked-ENI sweep), server.go (gRPC), run.go (the
-// lifecycle of all loops), trigger.go (coalescing runner).
+// Files: deps.go (the small interfaces ipamd consumes: EC2, Metadata,
+// HostNetwork, Kubernetes, SubnetLister, LeakedENILister), init.go (node
+// start-up, ENI adoption, checkpoint restore), engine.go (pool cycles:
+// plan → execute one action at a time), eni.go (ENI life cycle with undo,
+// subnet choice), reconcile.go (IMDS first, EC2 only on disagreement, EC2
+// wins), refresh.go (VPC CIDRs and security groups), leaked.go (leaked-ENI
+// sweep), branch.go (security groups for pods), server.go (gRPC), run.go
+// (the lifecycle of all loops), trigger.go (coalescing runner).
+//
+// Deliberate differences from upstream, all covered by tests: addresses in
+// cooldown are not available (upstream #2896) and are never released; an
+// AddNetwork on an empty pool waits for the refill it triggers (bounded by
+// its deadline) and, failing that, names the cause; an empty ENI is freed
+// before single CIDRs are released, and warm addresses stranded on an
+// otherwise empty ENI are moved so it can be freed; no ENI is freed if that
+// would make the pool too low at once (upstream flaps with
+// WARM_ENI_TARGET=0); nothing shrinks while pods wait; a partial multi-NIC
+// assignment is undone; unattached ENIs this instance created are deleted
+// at start (crash between create and attach); a device index is chosen
+// from ipamd's own view instead of a DescribeInstances call.
 package ipamd
 
 import (
