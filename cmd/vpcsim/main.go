@@ -82,7 +82,8 @@ Scenario file (YAML; durations like "50ms"; unknown keys are errors):
     seed: 1                          # reproducible error injection
 
 Bucket classes (size/refill per second): describe 100/20, describeUnfiltered
-50/10, mutating 50/5, eniCreateDelete 100/5, ipAssign 100/5, createTags 100/10.
+50/10, mutating 50/5, eniCreateDelete 100/5, ipAssign 100/5, createTags 100/10,
+runInstances 5/2.
 Instance types: see vpcsim.InstanceTypes (t2, t3, m4, m5, m6i, m7g, c5, r5
 families, *.metal, c6in.32xlarge and p4d.24xlarge with several network cards).
 `

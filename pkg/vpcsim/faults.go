@@ -72,7 +72,8 @@ type ErrorRule struct {
 type Throttle struct {
 	Enabled bool `json:"enabled"`
 	// Buckets overrides the default size/refill of a class: describe,
-	// describeUnfiltered, mutating, eniCreateDelete, ipAssign, createTags.
+	// describeUnfiltered, mutating, eniCreateDelete, ipAssign, createTags,
+	// runInstances.
 	Buckets map[string]Bucket `json:"buckets,omitempty"`
 }
 

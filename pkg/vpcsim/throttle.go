@@ -14,6 +14,7 @@ var defaultBuckets = map[string]Bucket{
 	"eniCreateDelete":    {Size: 100, Refill: 5},
 	"ipAssign":           {Size: 100, Refill: 5},
 	"createTags":         {Size: 100, Refill: 10},
+	"runInstances":       {Size: 5, Refill: 2},
 }
 
 // throttleClass maps an action (and whether the request was filtered or
@@ -27,6 +28,8 @@ func throttleClass(action string, filtered bool) string {
 		return "ipAssign"
 	case "CreateTags":
 		return "createTags"
+	case "RunInstances":
+		return "runInstances"
 	}
 	if strings.HasPrefix(action, "Describe") {
 		if !filtered {
