@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
@@ -303,6 +305,16 @@ func CleanupStale(workDir string) ([]string, error) {
 	if workDir == "" {
 		workDir = os.TempDir()
 	}
+	// Orphaned agents first: they would keep the namespaces alive.
+	if names, err := dataplane.ListNamespaces(dataplane.NamePrefix); err == nil {
+		var stale []string
+		for _, n := range names {
+			if id, ok := dataplane.RunIDOf(n); ok && dataplane.StaleRun(id) {
+				stale = append(stale, dataplane.NsPath(n))
+			}
+		}
+		_, _ = killProcessesIn(stale)
+	}
 	removed, err := dataplane.CleanupStale()
 	ents, rerr := os.ReadDir(workDir)
 	if rerr != nil {
@@ -338,4 +350,39 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copy %s: %w", src, err)
 	}
 	return nil
+}
+
+// killProcessesIn SIGKILLs every process whose network namespace is one of
+// the given pinned namespaces: in a crashed run's namespaces only the
+// processes that run started can live (agents orphaned by their parent).
+func killProcessesIn(nsPaths []string) (int, error) {
+	inodes := map[uint64]bool{}
+	for _, p := range nsPaths {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err == nil {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("list processes: %w", err)
+	}
+	killed := 0
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st); err != nil || !inodes[st.Ino] {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			killed++
+		}
+	}
+	return killed, nil
 }

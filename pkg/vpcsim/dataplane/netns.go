@@ -220,7 +220,18 @@ func processAlive(pid int) bool {
 		return false
 	}
 	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	// A zombie (exited, not yet reaped) is dead for our purposes.
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+		return false
+	}
+	return true
 }
 
 // sysctl writes one value below /proc/sys of the namespace at nsPath.
@@ -256,3 +267,12 @@ func NewNamedNS(name string) (string, error) {
 
 // DeleteNamedNS removes a namespace created by NewNamedNS.
 func DeleteNamedNS(path string) error { return deleteNamedNS(path) }
+
+// RunIDOf extracts the run id from a namespace name of this package.
+func RunIDOf(nsName string) (string, bool) {
+	m := runName.FindStringSubmatch(nsName)
+	if m == nil {
+		return "", false
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(m[0], NamePrefix), "-"), true
+}
