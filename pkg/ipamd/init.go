@@ -26,21 +26,29 @@ func (n *IPAM) Init(ctx context.Context) error {
 		return fmt.Errorf("ipamd init: reading instance identity: %w", err)
 	}
 	n.node.id = id
-	typ, err := n.ec2.InstanceType(ctx, id.InstanceType)
-	if err != nil {
-		return fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, err)
-	}
-	n.node.typ = typ
-	inst, err := n.ec2.Instance(ctx, id.InstanceID)
-	if err != nil {
-		return fmt.Errorf("ipamd init: %w", err)
-	}
-	n.node.subnetID, n.node.vpcID, n.node.primaryENI, n.node.sgs = inst.SubnetID, inst.VPCID, inst.PrimaryENI, inst.SecurityGroups
-
 	mds, err := n.md.ENIs(ctx)
 	if err != nil {
 		return fmt.Errorf("ipamd init: reading ENIs from instance metadata: %w", err)
 	}
+	typ := awsutils.InstanceTypeInfo{Type: id.InstanceType}
+	if n.cfg.IMDSOnlyMode {
+		// No EC2 at all: the node's facts come from its primary ENI's metadata.
+		for _, m := range mds {
+			if m.MAC == id.PrimaryMAC {
+				n.node.subnetID, n.node.vpcID, n.node.primaryENI, n.node.sgs = m.SubnetID, m.VPCID, m.ENIID, m.SecurityGroups
+			}
+		}
+	} else {
+		if typ, err = n.ec2.InstanceType(ctx, id.InstanceType); err != nil {
+			return fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, err)
+		}
+		inst, err := n.ec2.Instance(ctx, id.InstanceID)
+		if err != nil {
+			return fmt.Errorf("ipamd init: %w", err)
+		}
+		n.node.subnetID, n.node.vpcID, n.node.primaryENI, n.node.sgs = inst.SubnetID, inst.VPCID, inst.PrimaryENI, inst.SecurityGroups
+	}
+	n.node.typ = typ
 	subnetCIDRs := map[string]netip.Prefix{}
 	for _, m := range mds {
 		if m.SubnetIPv4CIDR.IsValid() {
@@ -63,7 +71,7 @@ func (n *IPAM) Init(ctx context.Context) error {
 	}
 
 	n.node.pd = n.cfg.EnablePrefixDelegation
-	if n.cfg.EnableIPv6 && !typ.PrefixDelegationSupported() {
+	if n.cfg.EnableIPv6 && !typ.PrefixDelegationSupported() && !n.cfg.IMDSOnlyMode {
 		return fmt.Errorf("ipamd init: ENABLE_IPv6=true needs IPv6 prefixes, which instance type %s (hypervisor %s) does not support",
 			typ.Type, typ.Hypervisor)
 	}
@@ -82,19 +90,14 @@ func (n *IPAM) Init(ctx context.Context) error {
 		n.log.Warn("could not sweep this node's unattached ENIs", "err", err)
 	}
 
-	// EC2 is the source of truth for which ENIs are attached and what they hold.
-	ids := make([]string, 0, len(inst.ENIs))
-	for _, a := range inst.ENIs {
-		ids = append(ids, a.ID)
-	}
-	enis, _, err := n.ec2.DescribeENIs(ctx, ids)
+	enis, err := n.attachedENIs(ctx, mds)
 	if err != nil {
 		return fmt.Errorf("ipamd init: %w", err)
 	}
 	if err := n.buildCards(); err != nil {
 		return err
 	}
-	if n.cfg.EnableSubnetDiscovery && n.subs != nil {
+	if n.cfg.EnableSubnetDiscovery && n.subs != nil && !n.cfg.IMDSOnlyMode {
 		subs, err := n.subs.Subnets(ctx, n.node.vpcID, id.AZ)
 		if err != nil {
 			n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
@@ -307,7 +310,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	if trunk {
 		return nil
 	}
-	if !primary && e.Attachment.ID != "" && !e.Attachment.DeleteOnTermination {
+	if !primary && e.Attachment.ID != "" && !e.Attachment.DeleteOnTermination && !n.cfg.DisableProvisioning {
 		// A crash between attach and delete-on-termination leaves this unset.
 		if err := n.ec2.SetDeleteOnTermination(ctx, e.ID, e.Attachment.ID); err != nil {
 			n.log.Warn("could not set delete-on-termination", "eni", e.ID, "err", err)
@@ -350,6 +353,37 @@ func (n *IPAM) ensureIPv6Prefix(ctx context.Context, c *card, eniID string) erro
 	}
 	n.broadcast()
 	return nil
+}
+
+// attachedENIs is the instance's attached ENIs as EC2 describes them, the
+// source of truth (one DescribeInstances and one DescribeNetworkInterfaces).
+// In ENABLE_IMDS_ONLY_MODE they are built from instance metadata instead
+// (no tags: MANAGE_UNTAGGED_ENI decides, no trunk or EFA detection).
+func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata) ([]awsutils.ENI, error) {
+	if n.cfg.IMDSOnlyMode {
+		out := make([]awsutils.ENI, 0, len(mds))
+		for _, m := range mds {
+			e := awsutils.ENI{ID: m.ENIID, MAC: m.MAC, SubnetID: m.SubnetID, VPCID: m.VPCID, InterfaceType: "interface",
+				IPv4Prefixes: m.IPv4Prefixes, IPv6Prefixes: m.IPv6Prefixes, SecurityGroups: m.SecurityGroups,
+				Attachment: &awsutils.Attachment{InstanceID: n.node.id.InstanceID, DeviceIndex: m.DeviceNumber,
+					NetworkCard: m.NetworkCard, DeleteOnTermination: true}}
+			if len(m.IPv4s) > 0 {
+				e.PrivateIPv4, e.SecondaryIPv4 = m.IPv4s[0], m.IPv4s[1:]
+			}
+			out = append(out, e)
+		}
+		return out, nil
+	}
+	inst, err := n.ec2.Instance(ctx, n.node.id.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(inst.ENIs))
+	for _, a := range inst.ENIs {
+		ids = append(ids, a.ID)
+	}
+	enis, _, err := n.ec2.DescribeENIs(ctx, ids)
+	return enis, err
 }
 
 func (n *IPAM) rememberMAC(id, mac string) {

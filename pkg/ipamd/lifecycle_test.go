@@ -371,3 +371,47 @@ func TestExcludedNodeSubnet(t *testing.T) {
 	}
 	h.checkConsistent()
 }
+
+// TestIMDSOnlyMode: ENABLE_IMDS_ONLY_MODE learns ENIs and addresses from
+// instance metadata alone, never calls EC2, and follows metadata on
+// reconcile (an operator or another agent manages the addresses).
+func TestIMDSOnlyMode(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) {
+		c.IMDSOnlyMode, c.DisableProvisioning, c.DisableLeakedENICleanup = true, true, true
+	}})
+	ctx := context.Background()
+	addrs, err := h.ec2.AssignIPv4(ctx, h.primaryENI(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := h.calls()
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.n.PoolCycle(ctx)
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "a", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.IpAllocationMetadata[0].Ipv4Addr; got != addrs[0].String() {
+		t.Errorf("pod got %s, want the lowest metadata address %s", got, addrs[0])
+	}
+	more, err := h.ec2.AssignIPv4(ctx, h.primaryENI(), 2) // behind ipamd's back
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := h.calls()
+	if err := h.n.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := callDelta(before, mid); d["AssignPrivateIpAddresses"] != 1 || len(d) != 1 {
+		t.Errorf("ipamd called EC2 in IMDS-only mode: %v", d)
+	}
+	if d := callDelta(mid, h.calls()); len(d) != 0 {
+		t.Errorf("reconcile called EC2 in IMDS-only mode: %v", d)
+	}
+	if st := h.n.cards[0].store.Stats(); st.TotalIPs != 3+len(more) {
+		t.Errorf("after reconcile: %+v, want %d addresses", st, 3+len(more))
+	}
+	h.checkConsistent()
+}

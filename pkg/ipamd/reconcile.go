@@ -35,15 +35,7 @@ func (n *IPAM) Reconcile(ctx context.Context) error {
 	if n.agreesWith(mds) {
 		return nil
 	}
-	inst, err := n.ec2.Instance(ctx, n.node.id.InstanceID)
-	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
-	}
-	ids := make([]string, 0, len(inst.ENIs))
-	for _, a := range inst.ENIs {
-		ids = append(ids, a.ID)
-	}
-	enis, _, err := n.ec2.DescribeENIs(ctx, ids)
+	enis, err := n.attachedENIs(ctx, mds)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
