@@ -37,6 +37,8 @@ func binary(t *testing.T) string {
 type endpoints struct {
 	ec2, admin string
 	imds       map[string]string
+	// later receives "imds <id> <url>" lines printed after ready
+	later chan []string
 }
 
 // start runs the binary on a scenario, parses its endpoint lines until
@@ -66,14 +68,25 @@ func start(t *testing.T, bin, scenario string, extra ...string) endpoints {
 			t.Errorf("vpcsim did not stop on SIGTERM")
 		}
 	})
-	ep := endpoints{imds: map[string]string{}}
+	ep := endpoints{imds: map[string]string{}, later: make(chan []string, 16)}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		switch {
 		case len(f) == 1 && f[0] == "ready":
-			// keep draining stdout so later "imds" lines never block the server
-			go func() { _, _ = io.Copy(io.Discard, out); done <- cmd.Wait() }()
+			// keep reading stdout so later "imds" lines never block the server
+			go func() {
+				for sc.Scan() {
+					if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "imds" {
+						select {
+						case ep.later <- f:
+						default:
+						}
+					}
+				}
+				_, _ = io.Copy(io.Discard, out)
+				done <- cmd.Wait()
+			}()
 			return ep
 		case len(f) == 2 && f[0] == "ec2":
 			ep.ec2 = f[1]
@@ -127,7 +140,27 @@ func TestBinary(t *testing.T) {
 		if err != nil || doc.InstanceID != basicWorld.InstanceID || doc.Region != "us-west-2" {
 			t.Fatalf("identity document: %+v %v", doc, err)
 		}
-		resp, err := http.Get(ep.admin + "/stats")
+		// an instance launched at runtime gets its own IMDS endpoint
+		resp, err := http.Post(ep.admin+"/instances", "application/json", strings.NewReader(`{"type":"m6i.large","subnet":"subnet-0000000000000002"}`))
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST /instances: %v %v", resp, err)
+		}
+		var v vpcsim.InstanceView
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		resp.Body.Close()
+		select {
+		case f := <-ep.later:
+			if f[1] != v.ID {
+				t.Fatalf("imds line for %s, launched %s", f[1], v.ID)
+			}
+			got := read(t, conformance.NewIMDS(f[2]), "instance-type")
+			if got != "m6i.large" {
+				t.Fatalf("new instance's IMDS: %q", got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no imds line for the launched instance")
+		}
+		resp, err = http.Get(ep.admin + "/stats")
 		if err != nil {
 			t.Fatal(err)
 		}
