@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
-	"sort"
 	"sync"
 	"time"
 )
@@ -149,122 +147,6 @@ func (s *Sim) schedule() {
 		s.mu.Unlock()
 		_ = s.do(false, nil)
 	})
-}
-
-// enqueue appends events; the caller holds s.mu so order matches the model.
-func (s *Sim) enqueue(events []Event) {
-	if len(events) == 0 {
-		return
-	}
-	s.qmu.Lock()
-	for _, e := range events {
-		s.seq++
-		s.queue = append(s.queue, queuedEvent{seq: s.seq, ev: e})
-	}
-	s.qmu.Unlock()
-}
-
-// dispatch delivers queued events in order. Only one goroutine delivers at a
-// time; others leave their events to it.
-func (s *Sim) dispatch() {
-	for {
-		if !s.dmu.TryLock() {
-			return
-		}
-		for {
-			s.qmu.Lock()
-			batch := s.queue
-			s.queue = nil
-			subs := make([]*subscriber, 0, len(s.subs))
-			ids := make([]int, 0, len(s.subs))
-			for id := range s.subs {
-				ids = append(ids, id)
-			}
-			sort.Ints(ids)
-			for _, id := range ids {
-				subs = append(subs, s.subs[id])
-			}
-			s.qmu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			for _, q := range batch {
-				for _, sub := range subs {
-					if q.seq >= sub.start {
-						sub.fn(q.ev)
-					}
-				}
-			}
-		}
-		s.dmu.Unlock()
-		// an event queued between our last check and Unlock must not be stranded
-		s.qmu.Lock()
-		more := len(s.queue) > 0
-		s.qmu.Unlock()
-		if !more {
-			return
-		}
-	}
-}
-
-// Subscribe registers fn for model events. It first receives the current
-// state as events (InstanceRunning, ENIAttached for each attached ENI, and
-// AddressesAssigned for unattached ENIs), then every change in order. fn is
-// called from one goroutine at a time and must not call Subscribe.
-func (s *Sim) Subscribe(fn func(Event)) (cancel func()) {
-	s.dmu.Lock()
-	s.mu.Lock()
-	s.w.settle()
-	events := s.w.events
-	s.w.events = nil
-	if len(events) > 0 {
-		s.recordIMDS(false)
-	}
-	s.enqueue(events)
-	replay := s.w.replay()
-	s.qmu.Lock()
-	id := s.nextID
-	s.nextID++
-	// events queued before now but not yet delivered are covered by replay
-	s.subs[id] = &subscriber{fn: fn, start: s.seq + 1}
-	s.qmu.Unlock()
-	s.mu.Unlock()
-	for _, e := range replay {
-		fn(e)
-	}
-	s.dmu.Unlock()
-	s.dispatch()
-	return func() {
-		s.qmu.Lock()
-		delete(s.subs, id)
-		s.qmu.Unlock()
-	}
-}
-
-// replay describes the current world as events.
-func (w *world) replay() []Event {
-	var out []Event
-	for _, id := range sortedKeys(w.instances) {
-		in := w.instances[id]
-		if in.state != "running" {
-			continue
-		}
-		v := w.vpcs[in.vpcID]
-		out = append(out, InstanceRunning{InstanceID: id, Type: in.typ.Name, AZ: in.az, VPCID: v.id, VPCCIDRs: append([]netip.Prefix(nil), v.cidrs...), PrimaryIP: in.primaryIP, PublicIP: in.publicIP})
-		for _, e := range w.instanceENIs(id) {
-			if e.att.status == "attaching" {
-				continue
-			}
-			sn := w.subnets[e.subnetID]
-			out = append(out, ENIAttached{InstanceID: id, ENIID: e.id, MAC: e.mac, DeviceIndex: e.att.deviceIndex, NetworkCard: e.att.card, PrimaryIP: e.primaryIP, PublicIP: e.publicIP, SubnetCIDR: sn.cidr, SubnetIPv6CIDR: sn.ipv6, Addresses: e.allPrefixes()})
-		}
-	}
-	for _, id := range sortedKeys(w.enis) {
-		if e := w.enis[id]; e.att == nil {
-			out = append(out, AddressesAssigned{ENIID: id, Prefixes: e.allPrefixes()})
-		}
-	}
-	return out
 }
 
 // SetFaults replaces the fault settings at runtime. Token buckets restart full.
