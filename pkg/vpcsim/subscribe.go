@@ -120,4 +120,3 @@ func (w *world) replay() []Event {
 	}
 	return out
 }
-
