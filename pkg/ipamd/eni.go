@@ -101,6 +101,9 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			NetworkCard: c.index,
 			DeviceIndex: n.freeDevice(c),
 		}
+		if c.askDevice {
+			req.DeviceIndex = 0 // awsutils: the lowest index EC2 shows free
+		}
 		if prefixes {
 			req.IPv4PrefixCount = count
 		} else {
@@ -109,12 +112,14 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 		e, err := n.ec2.AllocateENI(ctx, req)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
+			c.askDevice = !awsutils.IsInsufficientCapacity(err)
 			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
 				continue // subnet discovery: try the next subnet
 			}
 			n.noteInsufficient(c, err)
 			return errors.Join(errs...)
 		}
+		c.askDevice = false
 		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
 			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
 		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {

@@ -263,6 +263,9 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	c := n.cardOf(e.Attachment.NetworkCard)
 	if c == nil || e.InterfaceType == "efa-only" {
 		n.ignored[e.ID] = true
+		if c != nil {
+			c.unmanaged[e.ID] = e.Attachment.DeviceIndex // it still takes an ENI slot
+		}
 		return nil
 	}
 	if !n.managed(e) {

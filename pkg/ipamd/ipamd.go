@@ -155,6 +155,9 @@ type card struct {
 	maxENIs   int
 	unmanaged map[string]int // unmanaged ENIs attached on this card → device index
 	pd        bool           // false after an InsufficientCidrBlocks fallback
+	// askDevice: after a failed allocation, let awsutils find a free device
+	// index with DescribeInstances instead of trusting ipamd's own view.
+	askDevice bool
 
 	// Written by the pool manager only, read under stateMu by AddNetwork.
 	stateMu      sync.Mutex

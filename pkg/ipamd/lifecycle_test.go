@@ -415,3 +415,38 @@ func TestIMDSOnlyMode(t *testing.T) {
 	}
 	h.checkConsistent()
 }
+
+// TestDeviceIndexTakenBehindIpamdsBack: ipamd picks device indexes from its
+// own view (saving a DescribeInstances per ENI); when another agent took
+// that index, the attach fails, nothing leaks, and the next attempt asks
+// EC2 for a free index.
+func TestDeviceIndexTakenBehindIpamdsBack(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "m5.4xlarge", cfg: func(c *config.Config) { c.WarmENITarget = 2 }})
+	ctx := context.Background()
+	foreign, err := h.ec2.AllocateENI(ctx, awsutils.AllocateENIRequest{
+		CreateENIRequest: awsutils.CreateENIRequest{InstanceID: simtest.InstanceID, SubnetID: simtest.NodeSubnetID},
+		DeviceIndex:      1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.n.PoolCycle(ctx) // device 1 is taken: the attach fails and is undone
+	if n := len(h.unattachedENIs()); n != 0 {
+		t.Errorf("%d unattached ENIs after the failed attach", n)
+	}
+	h.n.PoolCycle(ctx)
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices := map[int]string{}
+	for _, e := range inst.ENIs {
+		if other, dup := devices[e.Attachment.DeviceIndex]; dup {
+			t.Errorf("device %d used by %s and %s", e.Attachment.DeviceIndex, other, e.ID)
+		}
+		devices[e.Attachment.DeviceIndex] = e.ID
+	}
+	if len(inst.ENIs) != 3 || devices[1] != foreign.ID {
+		t.Errorf("ENIs after retry: %v", devices)
+	}
+}
