@@ -116,6 +116,8 @@ type IPAM struct {
 	// DelNetwork only touch the datastores, which lock themselves.
 	mu          sync.Mutex
 	terminating atomic.Bool
+	termOnce    sync.Once
+	termCh      chan struct{} // closed by Terminate
 	ready       atomic.Bool
 	readyCh     chan struct{}
 
@@ -210,7 +212,7 @@ func New(o Options) (*IPAM, error) {
 	return &IPAM{
 		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: o.Subnets, leak: o.Leaked, host: o.Host, kube: o.Kube,
 		log: log, times: o.Times.withDefaults(), live: live,
-		pool: newTrigger(), readyCh: make(chan struct{}), changed: make(chan struct{}),
+		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
 		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}, nil
 }
@@ -231,7 +233,10 @@ func (n *IPAM) changedCh() <-chan struct{} {
 
 // Terminate stops every ENI attach and free (SIGTERM); address hand-out
 // and release to pods go on while the server drains.
-func (n *IPAM) Terminate() { n.terminating.Store(true) }
+func (n *IPAM) Terminate() {
+	n.terminating.Store(true)
+	n.termOnce.Do(func() { close(n.termCh) })
+}
 
 // Ready reports whether Init has completed.
 func (n *IPAM) Ready() bool { return n.ready.Load() }

@@ -202,6 +202,12 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 		select {
 		case <-changed:
 		case <-time.After(time.Second): // cooling addresses expire without a broadcast
+		case <-n.termCh:
+			// The pool will not grow any more: answer now so the drain is quick.
+			if asgs, err := n.assign(k, meta, multi); err == nil {
+				return s.addReply(asgs), nil
+			}
+			return nil, status.Error(codes.Unavailable, "ipamd is shutting down and has no free address; retry on the next ipamd")
 		case <-ctx.Done():
 			return nil, status.Error(codes.ResourceExhausted, n.exhaustedCause(err, time.Since(start)))
 		}

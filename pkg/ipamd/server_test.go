@@ -327,3 +327,54 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 		t.Errorf("%d unattached ENIs left in EC2", n)
 	}
 }
+
+func TestAddNetworkNamesThrottling(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true})
+	if err := h.env.Sim.SetFaults(vpcsimFaults("AssignPrivateIpAddresses", "RequestLimitExceeded")); err != nil {
+		t.Fatal(err)
+	}
+	h.runDaemon()
+	cni := rpc.NewCNIBackendClient(dial(t, h.cfg.SocketPath))
+	actx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c", IfName: "eth0", NetworkName: "aws-cni"})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "throttling") || !strings.Contains(err.Error(), "RequestLimitExceeded") {
+		t.Errorf("AddNetwork while EC2 throttles: %v", err)
+	}
+	t.Logf("error: %v", err)
+}
+
+// TestShutdownDrainsWaitingAdds: on SIGTERM an ADD waiting for the pool
+// is answered at once (Unavailable, not ResourceExhausted at its 30 s
+// deadline), and Run returns.
+func TestShutdownDrainsWaitingAdds(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) { c.MaxENI = 1; c.IPCooldown = 0 }})
+	stop := h.runDaemon()
+	cni := rpc.NewCNIBackendClient(dial(t, h.cfg.SocketPath))
+	ctx := context.Background()
+	for i := range 9 {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: fmt.Sprint("c", i), IfName: "eth0", NetworkName: "aws-cni"})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "waiting", IfName: "eth0", NetworkName: "aws-cni"})
+		errc <- err
+	}()
+	for h.n.pending.Load() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	err := <-errc
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("waiting ADD at shutdown: %v", err)
+	}
+}
