@@ -188,6 +188,7 @@ func measure(ctx context.Context, cfg config) (*bench.Results, error) {
 	sort.Slice(res.Figures, func(i, j int) bool { return res.Figures[i].ID < res.Figures[j].ID })
 	res.Pool = r.pool
 	res.ElapsedSeconds = time.Since(r.start).Seconds()
+	res.Host.Load[1] = loadAverage()
 	return res, ctx.Err()
 }
 
@@ -254,12 +255,25 @@ func deleteAll(ctx context.Context, rt *podRuntime, pods []*pod) {
 }
 
 func host() bench.Host {
-	h := bench.Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	h := bench.Host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Load: [2]float64{loadAverage()}}
 	var u syscall.Utsname
 	if syscall.Uname(&u) == nil {
 		h.Kernel = utsString(u.Release[:])
 	}
 	return h
+}
+
+// loadAverage is the 1-minute load average (0 if unreadable).
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	if _, err := fmt.Sscanf(string(data), "%f", &l); err != nil {
+		return 0
+	}
+	return l
 }
 
 func utsString(b []int8) string {

@@ -196,8 +196,8 @@ func writeOutputs(res *bench.Results, o options, stdout io.Writer) error {
 	if res.Quick {
 		title += " (quick smoke run: tiny sizes, figures not comparable)"
 	}
-	fmt.Fprintf(stdout, "\n%s — %s, %d CPUs, kernel %s, %s, took %.0f s\n\n", title,
-		res.Started.Format("2006-01-02 15:04 UTC"), res.Host.CPUs, res.Host.Kernel, res.Host.GoVersion, res.ElapsedSeconds)
+	fmt.Fprintf(stdout, "\n%s — %s, %d CPUs, kernel %s, %s, took %.0f s, load average %.1f at the start and %.1f at the end\n\n", title,
+		res.Started.Format("2006-01-02 15:04 UTC"), res.Host.CPUs, res.Host.Kernel, res.Host.GoVersion, res.ElapsedSeconds, res.Host.Load[0], res.Host.Load[1])
 	if err := bench.WriteTable(stdout, res); err != nil {
 		return err
 	}

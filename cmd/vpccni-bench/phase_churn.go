@@ -16,9 +16,9 @@ func churnFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 2, Key: keyChurn, Title: "sustained pod churn, one node",
 		Method: fmt.Sprintf("Node 'churn' (m5.4xlarge, default targets: WARM_ENI_TARGET=1, 30 s IP cooldown). With %d pods live, "+
-			"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %s; the rate is completed "+
+			"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %.0f s; the rate is completed "+
 			"DEL+ADD pairs per second of wall time (the live count dips by at most %d while a loop is between its DEL and ADD). "+
-			"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn, c.ChurnWorkers),
+			"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn.Seconds(), c.ChurnWorkers),
 	}
 }
 

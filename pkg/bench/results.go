@@ -30,6 +30,9 @@ type Host struct {
 	Kernel    string `json:"kernel,omitempty"`
 	GoVersion string `json:"goVersion"`
 	Version   string `json:"version,omitempty"` // vpc-cni build
+	// Load is the 1-minute load average at the start and at the end of the
+	// run: other work on the machine makes latencies worse.
+	Load [2]float64 `json:"loadAverage"`
 }
 
 // Figure is one measured quantity (possibly several values, e.g. p50 and
