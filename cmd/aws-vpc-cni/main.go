@@ -163,6 +163,9 @@ func runWith(ctx context.Context, log *slog.Logger, opts options, lookup func(st
 			_ = child.Process.Signal(syscall.SIGTERM) // it may be exiting already
 		case <-exited:
 			cancelSetup()
+			if setupDone != nil {
+				<-setupDone // cancelled: returns promptly; no goroutine outlives run
+			}
 			code := exitCode(waitErr)
 			log.Info("ipamd exited", "code", code, "err", waitErr)
 			if code == 0 && (setupFailed || setupDone != nil && !terminating) {
