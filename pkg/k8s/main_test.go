@@ -170,3 +170,5 @@ func setPodCapacity(t *testing.T, c client.Client, node *corev1.Node, pods int64
 		t.Fatalf("set node capacity: %v", err)
 	}
 }
+
+func keyOf(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
