@@ -26,6 +26,9 @@ const reportingController = "aws-node"
 // maxNoteLen is the API server's limit on events.k8s.io/v1 notes.
 const maxNoteLen = 1024
 
+// maxDedupKeys bounds the memory of event deduplication.
+const maxDedupKeys = 256
+
 type eventDedup struct {
 	mu     sync.Mutex
 	window time.Duration
@@ -39,7 +42,17 @@ func (d *eventDedup) allow(key string, now time.Time) bool {
 	if t, ok := d.last[key]; ok && now.Sub(t) < d.window {
 		return false
 	}
-	d.last[key] = now
+	// Messages carry details (ids, errors): keep the map bounded.
+	if len(d.last) >= maxDedupKeys {
+		for k, t := range d.last {
+			if now.Sub(t) >= d.window {
+				delete(d.last, k)
+			}
+		}
+	}
+	if len(d.last) < maxDedupKeys {
+		d.last[key] = now
+	}
 	return true
 }
 
