@@ -31,6 +31,7 @@ type config struct {
 	Pods      int // figure 1: pods created and deleted through CNI
 	Batch     int // figure 1: pods alive at once
 	WarmIPs   int // figure 1: WARM_IP_TARGET of the warm node
+	Versions  int // figure 1: VERSION calls for the exec baseline
 	MemPods   int // figure 7: pods for the second memory reading
 	BurstPods int // figure 4: pods arriving at once on a fresh node
 
@@ -60,7 +61,7 @@ type stage struct {
 
 func defaultConfig(quick bool, pods int, churn time.Duration) config {
 	c := config{
-		Quick: quick, Pods: pods, Batch: 50, WarmIPs: 64, MemPods: 110, BurstPods: 30,
+		Quick: quick, Pods: pods, Batch: 50, WarmIPs: 64, Versions: 200, MemPods: 110, BurstPods: 30,
 		ChurnLive: 40, ChurnWorkers: 3, Churn: churn, SampleEvery: 250 * time.Millisecond,
 		GoBenchTime: "20000x",
 	}
@@ -71,7 +72,7 @@ func defaultConfig(quick bool, pods int, churn time.Duration) config {
 		{Label: "10 pods", Pods: 10, Hold: 40 * time.Second},
 	}
 	if quick {
-		c.Batch, c.WarmIPs, c.MemPods, c.BurstPods = 10, 16, 20, 12
+		c.Batch, c.WarmIPs, c.MemPods, c.BurstPods, c.Versions = 10, 16, 20, 12, 10
 		c.ChurnLive, c.ChurnWorkers, c.SampleEvery, c.GoBenchTime = 8, 2, 100*time.Millisecond, "2000x"
 		c.Stages = []stage{
 			{Label: "4 pods", Pods: 4, Hold: 2 * time.Second},

@@ -22,7 +22,8 @@ func latencyFigure(c config) bench.Figure {
 			"DelNetworkList as a container runtime calls it, from the exec of the chain's plugins (aws-cni, then portmap; "+
 			"each entered into the node's namespaces through nsenter, one exec more than on a real host) to the parsed result; "+
 			"the pod's netns is created/removed outside the timing. Percentiles by nearest rank. "+
-			"'EC2 calls' is every EC2 call made while the figure was measured.", c.WarmIPs, c.Pods, c.Batch),
+			"'EC2 calls' is every EC2 call made while the figure was measured. Baseline: %d libcni VERSION calls of aws-cni through "+
+			"the same exec path (the plugin's start-up alone).", c.WarmIPs, c.Pods, c.Batch, c.Versions),
 	}
 }
 
@@ -82,6 +83,15 @@ func (r *run) phaseWarm(ctx context.Context) {
 	defer func() { deleteAll(ctx, rt, live) }()
 
 	// Figure 1.
+	var versions []time.Duration
+	for range r.cfg.Versions {
+		took, err := rt.version(ctx, localvpc.PluginBin)
+		if err != nil {
+			failAll(err)
+			return
+		}
+		versions = append(versions, took)
+	}
 	before := r.v.Sim.Stats()
 	var adds, dels []time.Duration
 	var addFail, delFail int
@@ -124,6 +134,9 @@ func (r *run) phaseWarm(ctx context.Context) {
 	default:
 		lat.Values = append(lat.Values, bench.LatencyValues("ADD ", addSum)...)
 		lat.Values = append(lat.Values, bench.LatencyValues("DEL ", delSum)...)
+		if vs, err := bench.Summarize(versions); err == nil {
+			lat.Values = append(lat.Values, bench.Millis("aws-cni VERSION p50", vs.P50), bench.Millis("aws-cni VERSION p99", vs.P99))
+		}
 		lat.Values = append(lat.Values,
 			bench.Count("failed ADDs", addFail, "ADDs"), bench.Count("failed DELs", delFail, "DELs"),
 			bench.Count("EC2 calls", int(sumCalls(calls)), "calls"))

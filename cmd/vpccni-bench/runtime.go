@@ -128,6 +128,18 @@ func (r *podRuntime) del(ctx context.Context, p *pod) (time.Duration, error) {
 	return took, nil
 }
 
+// version times one VERSION call of the named plugin through the same
+// exec path as ADD and DEL: the plugin's start-up cost alone.
+func (r *podRuntime) version(ctx context.Context, plugin string) (time.Duration, error) {
+	start := time.Now()
+	_, err := r.cni.GetVersionInfo(ctx, plugin)
+	took := time.Since(start)
+	if err != nil {
+		return took, fmt.Errorf("%s VERSION on %s: %w", plugin, r.node.Name, err)
+	}
+	return took, nil
+}
+
 // nodeExec runs plugins inside the node's namespaces from its /opt/cni/bin,
 // as a runtime on that node would (the same as localvpc's own runtime).
 type nodeExec struct {
