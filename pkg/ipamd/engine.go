@@ -107,6 +107,7 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		n.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
 			"cidrs", len(a.CIDRs), "reason", a.Reason)
 		err := n.execute(ctx, c, a)
+		n.lastAction.Store(time.Now().UnixNano())
 		switch a.Kind {
 		case pool.ReleaseCIDRs:
 			released = true

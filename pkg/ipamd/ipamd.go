@@ -118,6 +118,7 @@ type IPAM struct {
 	terminating atomic.Bool
 	termOnce    sync.Once
 	termCh      chan struct{} // closed by Terminate
+	lastAction  atomic.Int64  // unix nanoseconds of the last executed pool action
 	ready       atomic.Bool
 	readyCh     chan struct{}
 

@@ -46,6 +46,11 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 				case <-lctx.Done():
 					return nil
 				case <-tick.C:
+					// Upstream: only after a quiet interval; metadata lags
+					// right after our own changes, and EC2 calls are dear.
+					if time.Since(time.Unix(0, n.lastAction.Load())) < n.times.Reconcile {
+						continue
+					}
 					if err := n.Reconcile(lctx); err != nil && lctx.Err() == nil {
 						n.log.Warn("reconcile failed", "err", err)
 					}
