@@ -247,9 +247,13 @@ func (r *run) stopAgent(n *localvpc.Node) {
 	}
 }
 
-// deleteAll deletes pods (best effort: cleanup after a phase).
+// deleteAll deletes pods through CNI (best effort: cleanup after a
+// phase). When the run is cancelled it does nothing: the VPC's Close
+// removes pods with their node much faster.
 func deleteAll(ctx context.Context, rt *podRuntime, pods []*pod) {
-	ctx = context.WithoutCancel(ctx)
+	if ctx.Err() != nil {
+		return
+	}
 	for _, p := range pods {
 		_, _ = rt.del(ctx, p) // the VPC's Close removes what is left
 	}

@@ -90,11 +90,12 @@ type sampler struct {
 	inUse  func() int
 	start  time.Time
 
-	mu     sync.Mutex
-	series bench.PoolSeries
-	err    error
-	stop   chan struct{}
-	done   chan struct{}
+	mu       sync.Mutex
+	series   bench.PoolSeries
+	err      error
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func startSampler(sim *vpcsim.Sim, nodeID, title string, every time.Duration, inUse func() int) *sampler {
@@ -151,8 +152,10 @@ func (s *sampler) since(t time.Time) []bench.PoolSample {
 	return out
 }
 
+// finish stops sampling (after one last sample) and returns the series;
+// it may be called more than once.
 func (s *sampler) finish() (bench.PoolSeries, error) {
-	close(s.stop)
+	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,6 +197,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 	smp := startSampler(r.v.Sim, n.ID,
 		fmt.Sprintf("Warm pool following demand: node 'churn' (%s, WARM_ENI_TARGET=1), EC2's view", nodeTypes[nodeChurn]),
 		r.cfg.SampleEvery, func() int { return int(live.count.Load()) })
+	defer func() { _, _ = smp.finish() }() // on early returns; the series is taken below
 
 	var (
 		idleSteady, steadyPods int
@@ -204,7 +208,6 @@ func (r *run) phaseChurn(ctx context.Context) {
 		smp.mark(st.Label)
 		r.progressf("  stage %q", st.Label)
 		if err := scaleTo(ctx, rt, live, st.Pods); err != nil {
-			_, _ = smp.finish()
 			failAll(fmt.Errorf("stage %q: %w", st.Label, err))
 			return
 		}

@@ -73,29 +73,81 @@ func (r *run) phaseWarm(ctx context.Context) {
 	}
 	r.progressf("  pool: %d addresses on %d ENIs (settled: %v)", pl.Held, pl.ENIs, stable)
 	rss0, rssErr := r.rss(n)
-
 	rt, err := newPodRuntime(r.v, n, &r.seq)
 	if err != nil {
 		failAll(err)
 		return
 	}
+
+	if err := r.measureLatency(ctx, rt, &lat); err != nil {
+		r.fail(lat, err)
+	} else {
+		r.put(lat)
+	}
+
+	// Figure 7: the pods stay for figure 8.
 	var live []*pod
 	defer func() { deleteAll(ctx, rt, live) }()
+	for len(live) < r.cfg.MemPods && ctx.Err() == nil {
+		p, _, err := rt.add(ctx)
+		if err != nil {
+			r.fail(mem, fmt.Errorf("adding pod %d of %d: %w", len(live)+1, r.cfg.MemPods, err))
+			r.fail(rst, fmt.Errorf("needs %d live pods: %w", r.cfg.MemPods, err))
+			return
+		}
+		live = append(live, p)
+	}
+	sleepCtx(ctx, 2*time.Second)
+	rssN, err := r.rss(n)
+	if err = errors.Join(rssErr, err, ctx.Err()); err != nil {
+		r.fail(mem, err)
+	} else {
+		mem.Values = []bench.Value{mib("0 pods", rss0), mib(fmt.Sprintf("%d pods", r.cfg.MemPods), rssN)}
+		r.put(mem)
+	}
 
-	// Figure 1.
+	// Figure 8.
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		if ctx.Err() != nil {
+			r.fail(rst, ctx.Err())
+			return
+		}
+		res, err := r.restart(ctx, n, rt, env, sig, live)
+		if err != nil {
+			r.fail(rst, fmt.Errorf("%s restart: %w", signalName(sig), err))
+			return
+		}
+		name := signalName(sig)
+		rst.Values = append(rst.Values,
+			bench.Seconds(name+": to SERVING", res.serving),
+			bench.Seconds(name+": to first ADD", res.firstAdd),
+			bench.Count(name+": pods kept address", res.kept, fmt.Sprintf("of %d", len(live))),
+			bench.Count(name+": failed ADDs", res.failures, "ADDs"),
+		)
+		live = append(live, res.newPod)
+		r.progressf("  %s restart: SERVING after %.2fs, first ADD after %.2fs, %d/%d pods kept their address",
+			name, res.serving.Seconds(), res.firstAdd.Seconds(), res.kept, len(live)-1)
+	}
+	r.put(rst)
+}
+
+// measureLatency fills figure 1: the VERSION baseline, then ADD/DEL in
+// batches.
+func (r *run) measureLatency(ctx context.Context, rt *podRuntime, lat *bench.Figure) error {
 	var versions []time.Duration
 	for range r.cfg.Versions {
 		took, err := rt.version(ctx, localvpc.PluginBin)
 		if err != nil {
-			failAll(err)
-			return
+			return err
 		}
 		versions = append(versions, took)
 	}
 	before := r.v.Sim.Stats()
-	var adds, dels []time.Duration
-	var addFail, delFail int
-	var firstErr error
+	var (
+		adds, dels       []time.Duration
+		addFail, delFail int
+		firstErr         error
+	)
 	for done := 0; done < r.cfg.Pods && ctx.Err() == nil; {
 		k := min(r.cfg.Batch, r.cfg.Pods-done)
 		batch := make([]*pod, 0, k)
@@ -123,71 +175,37 @@ func (r *run) phaseWarm(ctx context.Context) {
 			r.progressf("  %d/%d pods", done, r.cfg.Pods)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	calls, _ := ec2Delta(before, r.v.Sim.Stats())
 	addSum, err1 := bench.Summarize(adds)
 	delSum, err2 := bench.Summarize(dels)
-	switch {
-	case ctx.Err() != nil:
-		r.fail(lat, ctx.Err())
-	case err1 != nil || err2 != nil:
-		r.fail(lat, fmt.Errorf("no successful ADD or DEL: %w", errors.Join(firstErr, err1, err2)))
-	default:
-		lat.Values = append(lat.Values, bench.LatencyValues("ADD ", addSum)...)
-		lat.Values = append(lat.Values, bench.LatencyValues("DEL ", delSum)...)
-		if vs, err := bench.Summarize(versions); err == nil {
-			lat.Values = append(lat.Values, bench.Millis("aws-cni VERSION p50", vs.P50), bench.Millis("aws-cni VERSION p99", vs.P99))
-		}
-		lat.Values = append(lat.Values,
-			bench.Count("failed ADDs", addFail, "ADDs"), bench.Count("failed DELs", delFail, "DELs"),
-			bench.Count("EC2 calls", int(sumCalls(calls)), "calls"))
-		r.put(lat)
-		if firstErr != nil {
-			r.progressf("  first failure: %v", firstErr)
-		}
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("no successful ADD or DEL: %w", errors.Join(firstErr, err1, err2))
 	}
+	if firstErr != nil {
+		r.progressf("  first failure: %v", firstErr)
+	}
+	lat.Values = append(lat.Values, bench.LatencyValues("ADD ", addSum)...)
+	lat.Values = append(lat.Values, bench.LatencyValues("DEL ", delSum)...)
+	if vs, err := bench.Summarize(versions); err == nil {
+		lat.Values = append(lat.Values, bench.Millis("aws-cni VERSION p50", vs.P50), bench.Millis("aws-cni VERSION p99", vs.P99))
+	}
+	lat.Values = append(lat.Values,
+		bench.Count("failed ADDs", addFail, "ADDs"), bench.Count("failed DELs", delFail, "DELs"),
+		bench.Count("EC2 calls", int(sumCalls(calls)), "calls"))
+	return nil
+}
 
-	// Figure 7.
-	for len(live) < r.cfg.MemPods && ctx.Err() == nil {
-		p, _, err := rt.add(ctx)
-		if err != nil {
-			r.fail(mem, fmt.Errorf("adding pod %d of %d: %w", len(live)+1, r.cfg.MemPods, err))
-			r.fail(rst, fmt.Errorf("needs %d live pods: %w", r.cfg.MemPods, err))
-			return
-		}
-		live = append(live, p)
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
 	}
-	sleepCtx(ctx, 2*time.Second)
-	rssN, err := r.rss(n)
-	if err = errors.Join(rssErr, err, ctx.Err()); err != nil {
-		r.fail(mem, err)
-	} else {
-		mem.Values = []bench.Value{mib("0 pods", rss0), mib(fmt.Sprintf("%d pods", r.cfg.MemPods), rssN)}
-		r.put(mem)
-	}
-
-	// Figure 8.
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		if ctx.Err() != nil {
-			r.fail(rst, ctx.Err())
-			return
-		}
-		res, err := r.restart(ctx, n, rt, env, sig, live)
-		if err != nil {
-			r.fail(rst, fmt.Errorf("%s restart: %w", sig, err))
-			return
-		}
-		name := map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "SIGKILL"}[sig]
-		rst.Values = append(rst.Values,
-			bench.Seconds(name+": to SERVING", res.serving),
-			bench.Seconds(name+": to first ADD", res.firstAdd),
-			bench.Count(name+": pods kept address", res.kept, fmt.Sprintf("of %d", len(live))),
-			bench.Count(name+": failed ADDs", res.failures, "ADDs"),
-		)
-		live = append(live, res.newPod)
-		r.progressf("  %s restart: SERVING after %.2fs, first ADD after %.2fs, %d/%d pods kept their address",
-			name, res.serving.Seconds(), res.firstAdd.Seconds(), res.kept, len(live)-1)
-	}
-	r.put(rst)
+	return sig.String()
 }
 
 type restartResult struct {
