@@ -24,15 +24,56 @@ import (
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
-// buildIpamd compiles this command into dir.
-func buildIpamd(t *testing.T, dir string) string {
+var build struct {
+	sync.Once
+	dir, bin string
+	err      error
+}
+
+// buildIpamd compiles this command once per test binary.
+func buildIpamd(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(dir, "ipamd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	build.Do(func() {
+		if build.dir, build.err = os.MkdirTemp("", "ipamd-test-bin"); build.err != nil {
+			return
+		}
+		build.bin = filepath.Join(build.dir, "ipamd")
+		out, err := exec.Command("go", "build", "-o", build.bin, ".").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
 	}
-	return bin
+	return build.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		_ = os.RemoveAll(build.dir) // best effort: a temp dir
+	}
+	os.Exit(code)
+}
+
+// TestBadConfigRefusesToStart: the process exits 1 and its log names every
+// bad variable and value.
+func TestBadConfigRefusesToStart(t *testing.T) {
+	bin := buildIpamd(t)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "AWS_VPC_K8S_CNI_LOG_FILE=stderr",
+		"WARM_IP_TARGET=five", "ENABLE_IPv6=true", "NETWORK_POLICY_ENFORCING_MODE=lax"}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	for _, want := range []string{`WARM_IP_TARGET=\"five\"`, "ENABLE_IPv4=true and ENABLE_IPv6=true", `NETWORK_POLICY_ENFORCING_MODE=\"lax\"`, "refusing to start"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
 }
 
 type daemon struct {
@@ -110,7 +151,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	dir := t.TempDir()
-	bin := buildIpamd(t, dir)
+	bin := buildIpamd(t)
 	sc := simtest.Basic()
 	sc.Instances[0].Type = "c5.xlarge" // 4 ENIs × 14 addresses: the load attaches and frees ENIs
 	env := simtest.Start(t, sc)
