@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		sc       sourceConfig
 		enis     = fs.Int("enis", 0, "ENIs of the default network card (with -ipv4-per-eni: skip EC2)")
 		ipv4     = fs.Int("ipv4-per-eni", 0, "IPv4 addresses per ENI, primary included")
-		vcpus    = fs.Int("vcpus", 0, "vCPUs, for the automatic prefix-delegation cap (EC2 lookups do not report them yet)")
+		vcpus    = fs.Int("vcpus", 0, "vCPUs, for the automatic prefix-delegation cap (EC2 lookups report them; needed with -enis)")
 		capFlag  = fs.String("cap", "auto", `"auto": prefix delegation capped at 110 below 30 vCPUs, else 250; "none"; or a number capping every mode`)
 		modeFlag = fs.String("mode", "all", "all, or one of secondary-ip, prefix-delegation, custom-networking, custom-networking+prefix-delegation (prints only the number)")
 	)
@@ -118,6 +118,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 				return 1
 			}
 			l.ENIs, l.IPv4PerENI = info.MaxENIs, info.IPv4PerENI
+			if l.VCPUs == 0 {
+				l.VCPUs = info.VCPUs
+			}
 		}
 		for _, m := range selected {
 			n, err := MaxPods(l, m, c)

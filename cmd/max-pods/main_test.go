@@ -62,8 +62,11 @@ func TestRunAgainstVPCSim(t *testing.T) {
 	if _, errs, code := run1(append(base, "-mode", "secondary-ip", "x9.huge")...); code != 1 || !strings.Contains(errs, "x9.huge") {
 		t.Errorf("unknown type: exit %d, %q", code, errs)
 	}
-	if _, errs, code := run1(append(base, "-mode", "prefix-delegation", "m5.large")...); code != 1 || !strings.Contains(errs, "-vcpus") {
-		t.Errorf("PD without vCPUs: exit %d, %q", code, errs)
+	// The prefix-delegation cap follows the vCPUs EC2 reports: 110 below 30.
+	for typ, want := range map[string]string{"m5.large": "110", "m5.24xlarge": "250"} {
+		if out, errs, code := run1(append(base, "-mode", "prefix-delegation", typ)...); code != 0 || strings.TrimSpace(out) != want {
+			t.Errorf("%s prefix-delegation: got %q (exit %d, %s), want %s", typ, out, code, errs, want)
+		}
 	}
 	if _, errs, code := run1("-cap", "lots", "m5.large"); code != 2 || !strings.Contains(errs, `-cap "lots"`) {
 		t.Errorf("bad cap: exit %d, %q", code, errs)

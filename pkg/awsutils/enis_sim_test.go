@@ -442,7 +442,7 @@ func TestInstanceTypeMultiCardAndBareMetal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := InstanceTypeInfo{Type: "c6in.32xlarge", MaxENIs: 8, MaxENIsInstance: 16, IPv4PerENI: 50, IPv6PerENI: 50,
-		NetworkCards: []NetworkCard{{0, 8}, {1, 8}}, Hypervisor: HypervisorNitro}
+		NetworkCards: []NetworkCard{{0, 8}, {1, 8}}, Hypervisor: HypervisorNitro, VCPUs: 128}
 	if d := cmp.Diff(want, it); d != "" {
 		t.Errorf("c6in.32xlarge (-want +got):\n%s", d)
 	}

@@ -37,6 +37,9 @@ func parseInstanceType(it types.InstanceTypeInfo) (InstanceTypeInfo, error) {
 		Hypervisor: string(it.Hypervisor),
 		BareMetal:  aws.ToBool(it.BareMetal),
 	}
+	if it.VCpuInfo != nil {
+		info.VCPUs = int(aws.ToInt32(it.VCpuInfo.DefaultVCpus))
+	}
 	if info.Hypervisor == "" {
 		info.Hypervisor = HypervisorUnknown
 	}

@@ -61,6 +61,8 @@ type InstanceTypeInfo struct {
 	DefaultCard  int
 	Hypervisor   string
 	BareMetal    bool
+	// VCPUs is the default vCPU count (max-pods caps prefix mode by it).
+	VCPUs int
 }
 
 // NetworkCard is one network card of an instance type.
