@@ -233,7 +233,9 @@ func (r *run) startAgent(ctx context.Context, n *localvpc.Node, env []string) (s
 		return started, serving, err
 	}
 	serving = time.Now()
-	if err := makeReady(wctx, r.v, n); err != nil {
+	// The node is ready when its conflist is written: by the installer,
+	// or by localvpc when ipamd runs alone.
+	if err := r.v.WaitReady(wctx, n, nil); err != nil {
 		return started, serving, err
 	}
 	return started, serving, nil

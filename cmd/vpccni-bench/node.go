@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/vpc-cni/vpc-cni/pkg/conflist"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
@@ -50,7 +49,7 @@ func waitServing(ctx context.Context, n *localvpc.Node) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := serving(ctx, socketPath(n))
+		err := serving(ctx, n.SocketPath())
 		if err == nil {
 			return nil
 		}
@@ -62,42 +61,6 @@ func waitServing(ctx context.Context, n *localvpc.Node) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// socketPath is the node's ipamd socket seen from the host, through the
-// node's private directory (the bench keeps its run directory short
-// enough for a unix socket address).
-func socketPath(n *localvpc.Node) string {
-	return n.HostPath(filepath.Join(localvpc.NodeRunDir, "ipamd.sock"))
-}
-
-// makeReady does what makes the node network-ready once ipamd serves: in
-// ModeIPAMD the conflist is written here (rendered as the installer
-// would, without the egress plugin this mode does not install); with the
-// installer, localvpc waits for the installer's conflist.
-func makeReady(ctx context.Context, v *localvpc.VPC, n *localvpc.Node) error {
-	mode, err := v.AgentMode()
-	if err != nil {
-		return err
-	}
-	if mode != localvpc.ModeIPAMD {
-		return v.WaitReady(ctx, n, nil)
-	}
-	data, err := conflist.Render(conflist.Config{
-		VethPrefix: "eni", MTU: 9001, PodSGEnforcingMode: "strict",
-		PluginLogFile: localvpc.NodeLogDir + "/plugin.log", PluginLogLevel: "DEBUG",
-	})
-	if err != nil {
-		return fmt.Errorf("node %s: render conflist: %w", n.Name, err)
-	}
-	dst := n.HostPath(filepath.Join(localvpc.NodeCNIConfDir, localvpc.ConflistName))
-	if err := os.WriteFile(dst+".tmp", data, 0o644); err != nil {
-		return fmt.Errorf("node %s: write conflist: %w", n.Name, err)
-	}
-	if err := os.Rename(dst+".tmp", dst); err != nil {
-		return fmt.Errorf("node %s: write conflist: %w", n.Name, err)
-	}
-	return nil
 }
 
 // pool is what EC2 (vpcsim) says a node holds.
