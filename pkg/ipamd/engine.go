@@ -61,9 +61,9 @@ func (n *IPAM) schedulable(ctx context.Context) bool {
 func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	now := time.Now()
 	c.stateMu.Lock()
-	insufficient, lastRelease, code := c.insufficient, c.lastRelease, c.insuffCode
+	insufficient, lastRelease, code, retryAt, lastErr := c.insufficient, c.lastRelease, c.insuffCode, c.retryAt, c.lastErr
 	c.stateMu.Unlock()
-	provisioning := !n.cfg.DisableProvisioning && !n.terminating.Load() && schedulable
+	provisioning := !n.cfg.DisableProvisioning && !n.terminating.Load() && schedulable && !now.Before(retryAt)
 	p := pool.Params{
 		WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
 		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: c.pd,
@@ -86,6 +86,8 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 		p.CooldownNote = "node is unschedulable (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)"
 	case now.Before(insufficient):
 		p.CooldownNote = fmt.Sprintf("subnet full (EC2 %s); retrying after %s", code, insufficient.Format(time.RFC3339))
+	case now.Before(retryAt) && lastErr != nil:
+		p.CooldownNote = fmt.Sprintf("%s; retrying after %s", causeOf(lastErr), retryAt.Format(time.RFC3339Nano))
 	}
 	if c.index > 0 {
 		p.Pending = 0 // pods spill to card > 0 only once card 0 is exhausted
@@ -124,8 +126,19 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
+			if !awsutils.IsInsufficientCapacity(err) {
+				// Back off so a persistent failure (missing permission, a
+				// broken subnet) does not cost an EC2 call every cycle.
+				c.stateMu.Lock()
+				c.failures++
+				c.retryAt = time.Now().Add(min(n.times.FailureBackoff<<min(c.failures-1, 10), time.Minute))
+				c.stateMu.Unlock()
+			}
 			return
 		}
+		c.stateMu.Lock()
+		c.failures = 0
+		c.stateMu.Unlock()
 		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {
 			n.broadcast()
 		}

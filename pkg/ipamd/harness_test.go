@@ -97,6 +97,7 @@ var fastTimes = Intervals{
 	Pool: 20 * time.Millisecond, Reconcile: time.Hour, ReleaseSpacing: time.Nanosecond, MinENIAge: time.Nanosecond,
 	ReleasedGrace: time.Nanosecond, IMDSWait: 2 * time.Second, AddWait: 5 * time.Second,
 	LeakedSweep: time.Hour, LeakedMinAge: time.Nanosecond, NodeRefresh: time.Hour,
+	FailureBackoff: time.Nanosecond,
 }
 
 type harness struct {

@@ -53,6 +53,7 @@ type Intervals struct {
 	LeakedSweep      time.Duration // leaked-ENI sweep period (1 h, plus up to 5 min jitter)
 	LeakedMinAge     time.Duration // leaked ENIs younger than this are kept (5 min)
 	NodeRefresh      time.Duration // re-read VPC CIDRs and security groups (30 s)
+	FailureBackoff   time.Duration // first pause after a failed pool action, doubling to 1 min (1 s)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -72,6 +73,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.LeakedSweep, time.Hour)
 	def(&iv.LeakedMinAge, 5*time.Minute)
 	def(&iv.NodeRefresh, 30*time.Second)
+	def(&iv.FailureBackoff, time.Second)
 	return iv
 }
 
@@ -169,6 +171,8 @@ type card struct {
 	lastRelease  time.Time
 	insufficient time.Time // no growth before this time
 	insuffCode   string    // the EC2 code that started the cooldown
+	failures     int       // consecutive failed pool actions
+	retryAt      time.Time // no pool action before this time (backoff)
 }
 
 func (c *card) setState(starved string, err error) {

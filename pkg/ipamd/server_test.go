@@ -54,6 +54,25 @@ func (h *harness) runDaemon() (stop func() error) {
 	return stop
 }
 
+// waitState waits (bounded) until card 0's pool state satisfies ok, so a
+// test's short-deadline ADD does not race the daemon's first pool cycle on
+// a loaded machine.
+func (h *harness) waitState(ok func(starved string, lastErr error) bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if h.n.Ready() {
+			if starved, err := h.n.cards[0].state(); ok(starved, err) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("pool state never reached the expected condition")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func healthStatus(t *testing.T, conn *grpc.ClientConn, svc string) healthpb.HealthCheckResponse_ServingStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -200,6 +219,7 @@ func TestAddNetworkExhaustedNamesCause(t *testing.T) {
 			t.Fatalf("pod %d: %v", i, err)
 		}
 	}
+	h.waitState(func(starved string, _ error) bool { return strings.Contains(starved, "ENI limit") })
 	actx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c-extra", IfName: "eth0", NetworkName: "aws-cni"})
@@ -216,6 +236,7 @@ func TestAddNetworkNamesEC2Error(t *testing.T) {
 	}
 	h.runDaemon()
 	cni := rpc.NewCNIBackendClient(dial(t, h.cfg.SocketPath))
+	h.waitState(func(_ string, err error) bool { return err != nil })
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c", IfName: "eth0", NetworkName: "aws-cni"})
@@ -335,6 +356,7 @@ func TestAddNetworkNamesThrottling(t *testing.T) {
 	}
 	h.runDaemon()
 	cni := rpc.NewCNIBackendClient(dial(t, h.cfg.SocketPath))
+	h.waitState(func(_ string, err error) bool { return err != nil })
 	actx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c", IfName: "eth0", NetworkName: "aws-cni"})
