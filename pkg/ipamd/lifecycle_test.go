@@ -450,3 +450,24 @@ func TestDeviceIndexTakenBehindIpamdsBack(t *testing.T) {
 		t.Errorf("ENIs after retry: %v", devices)
 	}
 }
+
+// TestFailedActionsBackOff: a persistent EC2 failure (here a missing IAM
+// permission) costs one call, not one per pool cycle.
+func TestFailedActionsBackOff(t *testing.T) {
+	times := fastTimes
+	times.FailureBackoff = time.Hour
+	h := newHarness(t, harnessOpts{times: &times, cfg: func(c *config.Config) { c.WarmENITarget = 2 }})
+	if err := h.env.Sim.SetFaults(vpcsimFaults("CreateNetworkInterface", "UnauthorizedOperation")); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		h.n.PoolCycle(context.Background())
+	}
+	if got := h.env.Sim.Stats().Calls["CreateNetworkInterface"]; got != 1 {
+		t.Errorf("%d CreateNetworkInterface calls in 5 cycles, want 1", got)
+	}
+	starved, _ := h.n.cards[0].state()
+	if !strings.Contains(starved, "UnauthorizedOperation") || !strings.Contains(starved, "retrying after") {
+		t.Errorf("reason %q", starved)
+	}
+}
