@@ -164,6 +164,11 @@ func (n *IPAM) reconcileHost(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ipamd init: primary MAC %q: %w", n.node.id.PrimaryMAC, err)
 	}
+	v6Egress := n.cfg.EnableV6Egress && !n.cfg.EnableIPv6
+	if v6Egress && !n.node.id.PrimaryIPv6.IsValid() {
+		n.log.Warn("ENABLE_V6_EGRESS=true but the node has no IPv6 address in instance metadata: IPv6 egress disabled")
+		v6Egress = false
+	}
 	res, err := n.host.ReconcileHost(ctx, networkutils.HostConfig{
 		PrimaryMAC:           mac,
 		PrimaryIPv4:          n.node.id.LocalIPv4,
@@ -177,7 +182,7 @@ func (n *IPAM) reconcileHost(ctx context.Context) error {
 		Connmark:             n.cfg.Connmark,
 		ExternalServiceCIDRs: n.cfg.ExternalServiceCIDRs,
 		PodENIStrict:         n.cfg.EnablePodENI && n.cfg.PodSGEnforcingMode == "strict",
-		V6Egress:             n.cfg.EnableV6Egress && !n.cfg.EnableIPv6,
+		V6Egress:             v6Egress,
 		IPv6:                 n.cfg.EnableIPv6,
 	})
 	if err != nil {
