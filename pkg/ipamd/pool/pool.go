@@ -246,6 +246,10 @@ func TooHigh(pool Pool, p Params) int {
 // Plan returns the next action for the card.
 func Plan(pool Pool, p Params) Action {
 	s := pool.Stats(p.PrefixDelegation)
+	if p.MaxPods > 0 && s.Total >= p.MaxPods && p.Pending > s.Available {
+		return Action{Starved: true, Reason: "max pods reached: the pool already holds " + strconv.Itoa(s.Total) +
+			" addresses for a node limit of " + strconv.Itoa(p.MaxPods) + " pods"}
+	}
 	if low, want := TooLow(pool, p); low {
 		if !p.CanAllocate {
 			return Action{Starved: true, Reason: "pool below target but allocation is paused: " + p.CooldownNote}

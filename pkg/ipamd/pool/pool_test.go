@@ -459,3 +459,18 @@ func TestPlannerInvariantsEveryCombination(t *testing.T) {
 	}
 	t.Logf("%d settled states checked", cases)
 }
+
+func TestPlanNamesMaxPods(t *testing.T) {
+	p := m5large(Params{WarmENI: 1, MaxPods: 9})
+	p.Pending = 1
+	pool := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}}}
+	s := newSim(t, p, 0)
+	pool.ENIs[0].CIDRs = s.cidrs(9, false)
+	for i := range pool.ENIs[0].CIDRs {
+		pool.ENIs[0].CIDRs[i].Assigned = 1
+	}
+	a := Plan(pool, p)
+	if a.Kind != None || !a.Starved || !strings.Contains(a.Reason, "max pods reached") {
+		t.Errorf("plan at max pods with a pod waiting: %+v", a)
+	}
+}
