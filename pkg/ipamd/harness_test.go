@@ -101,7 +101,7 @@ var fastTimes = Intervals{
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	env  *simtest.Env
 	ec2  *awsutils.EC2
 	md   *awsutils.Metadata
@@ -120,7 +120,7 @@ type harnessOpts struct {
 	noInit       bool
 }
 
-func newHarness(t *testing.T, o harnessOpts) *harness {
+func newHarness(t testing.TB, o harnessOpts) *harness {
 	t.Helper()
 	sc := simtest.Basic()
 	if o.instanceType != "" {
