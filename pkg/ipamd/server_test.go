@@ -265,6 +265,21 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 	var mu sync.Mutex
 	holder := map[string]string{} // address → container id
 	var dup []string
+	// Sample EC2's view while the load runs to prove the pool grew.
+	var maxIPs int
+	sampleDone := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampleDone)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+				maxIPs = max(maxIPs, h.simCounts().IPs)
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	var adds, dels int64
 	errs := make(chan error, workers)
@@ -315,6 +330,8 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(stopSampling)
+	<-sampleDone
 	close(errs)
 	for err := range errs {
 		t.Error(err)
@@ -322,8 +339,10 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 	if len(dup) > 0 {
 		t.Fatalf("%d addresses held twice, e.g. %s", len(dup), dup[0])
 	}
-	t.Logf("%d adds, %d dels; EC2 calls %v", adds, dels, h.calls())
-	peak := h.simCounts()
+	t.Logf("%d adds, %d dels; at most %d addresses in EC2; EC2 calls %v", adds, dels, maxIPs, h.calls())
+	if maxIPs < workers {
+		t.Errorf("the pool peaked at %d addresses under %d concurrent workers: it did not grow", maxIPs, workers)
+	}
 	// Let the pool shrink back to its targets, then check every address.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -339,7 +358,7 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 	h.checkConsistent()
 	h.n.mu.Unlock()
 	if got := h.n.cards[0].store.Stats(); got.AssignedIPs != 0 || got.TotalIPs > 5 {
-		t.Errorf("after the load the pool should hold ~WARM_IP_TARGET free addresses: %+v (peak %+v)", got, peak)
+		t.Errorf("after the load the pool should hold ~WARM_IP_TARGET free addresses: %+v (peak %d)", got, maxIPs)
 	}
 	if st, err := os.Stat(filepath.Join(h.dir, "ipam.json")); err != nil || st.Size() == 0 {
 		t.Errorf("checkpoint: %v", err)
