@@ -26,6 +26,7 @@ type config struct {
 	BinDir  string // binaries as localvpc expects them (see prepareBinDir)
 	RepoDir string // module root, for `go test -bench`
 	WorkDir string // where the local VPC's run directory goes ("" = os.TempDir())
+	Agent   string // "installer" or "ipamd" (see prepareBinDir)
 	Quick   bool
 
 	Pods      int // figure 1: pods created and deleted through CNI
@@ -214,7 +215,7 @@ func (r *run) saveLogsOnFailure() {
 
 func allVPCFigures() []bench.Figure {
 	return []bench.Figure{
-		latencyFigure(config{}), churnFigure(config{}), startFigure(), burstFigure(config{}),
+		latencyFigure(config{}), churnFigure(config{}), startFigure(config{}), burstFigure(config{}),
 		ec2Figure(config{}), idleFigure(config{}), memoryFigure(config{}), restartFigure(config{}),
 	}
 }

@@ -17,15 +17,15 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
-// buildBinaries builds ipamd and aws-cni for the local VPC, or uses
-// $VPC_CNI_BENCH_BIN (a `make build` bin/) when set.
+// buildBinaries builds the agent (aws-vpc-cni, ipamd) and the plugin for
+// the local VPC, or uses $VPC_CNI_BENCH_BIN (a `make build` bin/) when set.
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	if dir := os.Getenv("VPC_CNI_BENCH_BIN"); dir != "" {
 		return dir
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/vpc-cni/vpc-cni/cmd/ipamd", "github.com/vpc-cni/vpc-cni/cmd/aws-cni")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/vpc-cni/vpc-cni/cmd/aws-vpc-cni", "github.com/vpc-cni/vpc-cni/cmd/ipamd", "github.com/vpc-cni/vpc-cni/cmd/aws-cni")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -41,7 +41,7 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 		t.Skipf("reference CNI plugins missing (%v): apt-get install containernetworking-plugins", err)
 	}
 	bin := buildBinaries(t)
-	binDir, cleanup, err := prepareBinDir(bin, "ipamd")
+	binDir, cleanup, err := prepareBinDir(bin, "installer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	cfg.GoBenchTime = "100x"
 	var progress bytes.Buffer
 	var vpc *localvpc.VPC
-	cfg.BinDir, cfg.RepoDir, cfg.Progress = binDir, repo, &progress
+	cfg.BinDir, cfg.RepoDir, cfg.Agent, cfg.Progress = binDir, repo, "installer", &progress
 	cfg.OnVPC = func(v *localvpc.VPC) { vpc = v }
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -47,10 +47,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.out, "out", "bench/results.json", "where to write the figures (JSON)")
 	fs.StringVar(&o.svg, "svg", "bench/pool.svg", "where to draw the churn node's pool over time (SVG)")
-	fs.StringVar(&o.bin, "bin", "bin", "directory with the binaries of `make build` (ipamd, aws-cni)")
+	fs.StringVar(&o.bin, "bin", "bin", "directory with the binaries of `make build` (aws-vpc-cni, ipamd, aws-cni)")
 	fs.StringVar(&o.repo, "repo", ".", "module root, for the datastore's Go benchmark")
 	fs.StringVar(&o.logFile, "log", filepath.Join(os.TempDir(), "vpccni-bench.log"), "detailed log of the run")
-	fs.StringVar(&o.agent, "agent", "ipamd", "how nodes run the agent: ipamd (ipamd alone; the bench installs the plugin and conflist) or installer (aws-vpc-cni)")
+	fs.StringVar(&o.agent, "agent", "installer", "how nodes run the agent: installer (aws-vpc-cni, as the aws-node container does) or ipamd (ipamd alone; localvpc installs the plugin and writes the conflist)")
 	fs.IntVar(&o.pods, "pods", 1000, "pods created and deleted for the ADD/DEL latency figure (-quick: 20)")
 	fs.DurationVar(&o.churn, "churn", 60*time.Second, "length of the measured churn (-quick: 10s)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and clean up) after this long")
@@ -147,7 +147,7 @@ func benchmark(ctx context.Context, o options, log *slog.Logger, progress io.Wri
 		return nil, fmt.Errorf("-repo: %w", err)
 	}
 	cfg := defaultConfig(o.quick, o.pods, o.churn)
-	cfg.BinDir, cfg.RepoDir, cfg.Log, cfg.Progress = binDir, repo, log, progress
+	cfg.BinDir, cfg.RepoDir, cfg.Agent, cfg.Log, cfg.Progress = binDir, repo, o.agent, log, progress
 	if !o.goBench {
 		cfg.GoBenchTime = ""
 	}

@@ -19,7 +19,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.pods != 1000 || o.churn != 60*time.Second || o.out != "bench/results.json" || o.svg != "bench/pool.svg" || o.quick {
+	if o.pods != 1000 || o.churn != 60*time.Second || o.out != "bench/results.json" || o.svg != "bench/pool.svg" || o.quick || o.agent != "installer" {
 		t.Errorf("defaults = %+v", o)
 	}
 	o, err = parseFlags([]string{"-quick"}, io.Discard)

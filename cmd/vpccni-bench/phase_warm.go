@@ -19,8 +19,8 @@ func latencyFigure(c config) bench.Figure {
 		Method: fmt.Sprintf("Node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d, default 30 s IP cooldown), pool settled before the first pod. "+
 			"%d pods created and deleted in batches of %d (a batch is ADDed one pod at a time, then DELeted one at a time), "+
 			"so the node never holds more than its capacity. Each sample is the wall time of libcni AddNetworkList or "+
-			"DelNetworkList as a container runtime calls it, from the exec of the chain's plugins (aws-cni, then portmap; "+
-			"each entered into the node's namespaces through nsenter, one exec more than on a real host) to the parsed result; "+
+			"DelNetworkList as a container runtime calls it, from the exec of the chain's plugins (each entered into the node's "+
+			"namespaces through nsenter, one exec more than on a real host) to the parsed result; "+
 			"the pod's netns is created/removed outside the timing. Percentiles by nearest rank. "+
 			"'EC2 calls' is every EC2 call made while the figure was measured. Baseline: %d libcni VERSION calls of aws-cni through "+
 			"the same exec path (the plugin's start-up alone).", c.WarmIPs, c.Pods, c.Batch, c.Versions),
@@ -79,6 +79,7 @@ func (r *run) phaseWarm(ctx context.Context) {
 		return
 	}
 
+	lat.Method += " Plugin chain: " + rt.chain() + "."
 	if err := r.measureLatency(ctx, rt, &lat); err != nil {
 		r.fail(lat, err)
 	} else {

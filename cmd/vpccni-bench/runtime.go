@@ -128,6 +128,15 @@ func (r *podRuntime) del(ctx context.Context, p *pod) (time.Duration, error) {
 	return took, nil
 }
 
+// chain names the conflist's plugins in order.
+func (r *podRuntime) chain() string {
+	var names []string
+	for _, p := range r.conf.Plugins {
+		names = append(names, p.Network.Type)
+	}
+	return strings.Join(names, ", ")
+}
+
 // version times one VERSION call of the named plugin through the same
 // exec path as ADD and DEL: the plugin's start-up cost alone.
 func (r *podRuntime) version(ctx context.Context, plugin string) (time.Duration, error) {
