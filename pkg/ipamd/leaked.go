@@ -77,18 +77,23 @@ func (n *IPAM) sweepOwnLeftovers(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// runLeakedSweeper sweeps every LeakedSweep plus jitter until ctx ends.
+// runLeakedSweeper sweeps soon after start and then every LeakedSweep,
+// each time after a random pause of up to LeakedSweep/12, until ctx ends.
 func (n *IPAM) runLeakedSweeper(ctx context.Context) {
 	if !n.leakedSweepEnabled() {
 		return
 	}
+	// Upstream sweeps at start after a random pause of up to 5 minutes, then
+	// hourly: the jitter spreads the Describe calls of many nodes started
+	// together (user-pain-points §1.4).
+	wait := time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12) + 1))
 	for {
-		jitter := time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12) + 1))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(n.times.LeakedSweep + jitter):
+		case <-time.After(wait):
 		}
+		wait = n.times.LeakedSweep + time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12)+1))
 		if n.terminating.Load() {
 			return
 		}
