@@ -190,8 +190,16 @@ func (d *demo) run(ctx context.Context) (err error) {
 	echo, _ := localvpc.VPCEchoAddr(sc)
 	d.expect(ctx, b, echo, b.IP, fmt.Sprintf("pod→VPC address %s keeps the pod's own address", echo))
 	inet := dataplane.DefaultInternetAddrs[0]
-	d.expect(ctx, b, inet, n1.PrimaryIP, fmt.Sprintf("pod→internet %s is SNATed to %s's address", inet, n1.Name))
-	d.expect(ctx, c, inet, n2.PrimaryIP, fmt.Sprintf("pod→internet %s is SNATed to %s's address", inet, n2.Name))
+	for _, x := range []struct {
+		p *localvpc.Pod
+		n *localvpc.Node
+	}{{b, n1}, {c, n2}} {
+		if x.n.PublicIP.IsValid() {
+			d.expect(ctx, x.p, inet, x.n.PublicIP, fmt.Sprintf("pod→internet %s leaves as %s (SNAT to %s's %s, then the internet gateway's 1:1 NAT)", inet, x.n.PublicIP, x.n.Name, x.n.PrimaryIP))
+		} else {
+			d.linef("%s has no public IP: its pods cannot reach the internet", x.n.Name)
+		}
+	}
 
 	d.stepf("Deleting pods")
 	del := pods1[len(pods1)/2:]

@@ -45,6 +45,7 @@ type Node struct {
 	ID        string
 	Name      string // the instance's Name tag, or its id
 	PrimaryIP netip.Addr
+	PublicIP  netip.Addr // zero when the instance has none
 	NetNS     string // network namespace path
 	Dir       string // host-side root of the node's private directories
 

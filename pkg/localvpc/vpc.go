@@ -148,7 +148,7 @@ func (v *VPC) addNode(ctx context.Context, inst vpcsim.InstanceView) error {
 	if name == "" {
 		name = inst.ID
 	}
-	n := &Node{ID: inst.ID, Name: name, PrimaryIP: inst.PrimaryIP, NetNS: path, Dir: filepath.Join(v.Dir, inst.ID), log: v.log}
+	n := &Node{ID: inst.ID, Name: name, PrimaryIP: inst.PrimaryIP, PublicIP: inst.PublicIP, NetNS: path, Dir: filepath.Join(v.Dir, inst.ID), log: v.log}
 	if err := n.startAnchor(ctx); err != nil {
 		return err
 	}

@@ -17,7 +17,8 @@ import (
 var internet = dataplane.DefaultInternetAddrs[0]
 
 // Every pod reaches every other pod with its own address, the VPC with its
-// own address, and the internet only as its node (SNAT).
+// own address, and the internet only as its node's public IP (SNAT to the
+// node's primary address, then the internet gateway).
 func TestE2ETrafficMatrix(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, "WARM_IP_TARGET=2", "MINIMUM_IP_TARGET=2")
@@ -30,7 +31,7 @@ func TestE2ETrafficMatrix(t *testing.T) {
 			}
 		}
 		c.expectSeen(from, c.v.EchoAddr, from.IP)
-		c.expectSeen(from, internet, from.Node.PrimaryIP)
+		c.expectSeen(from, internet, from.Node.PublicIP)
 	}
 	c.delAll(all)
 	c.assertCheckpoint(c.n1, nil)
@@ -112,7 +113,7 @@ func TestE2EPrefixDelegation(t *testing.T) {
 	c.serve(p2...)
 	c.expectSeen(p2[0], p1[2].IP, p2[0].IP)
 	c.expectSeen(p1[0], p2[0].IP, p1[0].IP)
-	c.expectSeen(p1[1], internet, c.n1.PrimaryIP)
+	c.expectSeen(p1[1], internet, c.n1.PublicIP)
 	c.delAll(append(p1, p2...))
 	c.assertNoLeaks()
 }
@@ -134,7 +135,7 @@ func TestE2EExcludeSNATCIDRs(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS=203.0.113.20/32", "WARM_IP_TARGET=2")
 	p := c.pods(c.n1, "excl", 1)[0]
-	c.expectSeen(p, internet, c.n1.PrimaryIP) // 203.0.113.10 is still SNATed
+	c.expectSeen(p, internet, c.n1.PublicIP) // 203.0.113.10 is still SNATed
 	c.expectBlocked(p, dataplane.DefaultInternetAddrs[1])
 	c.delAll([]*localvpc.Pod{p})
 }

@@ -97,6 +97,7 @@ type Dataplane struct {
 	routers  map[netip.Addr]int // subnet router address -> ENIs using it
 	nodeSeq  int
 	svc      closers
+	public   map[netip.Addr]netip.Addr // primary private IP -> public IP
 }
 
 type node struct {
@@ -106,7 +107,7 @@ type node struct {
 	nsh     netns.NsHandle
 	h       *netlink.Handle
 	primary netip.Addr
-	public  bool
+	public  netip.Addr // zero when none
 }
 
 type eni struct {
@@ -140,6 +141,7 @@ func New(cfg Config) (_ *Dataplane, err error) {
 		nodes:   map[string]*node{},
 		enis:    map[string]*eni{},
 		routers: map[netip.Addr]int{},
+		public:  map[netip.Addr]netip.Addr{},
 		vpcNS:   -1,
 		inetNS:  -1,
 	}
@@ -297,10 +299,13 @@ func (d *Dataplane) buildTransit() error {
 	return nil
 }
 
-// AddNode creates the network namespace of an instance. public says whether
-// the instance has a public IP, i.e. whether its primary address may reach
-// the internet. Its ENIs follow with AttachNIC.
-func (d *Dataplane) AddNode(instanceID string, primaryIP netip.Addr, public bool) error {
+// AddNode creates the network namespace of an instance. With a valid
+// publicIP the instance's primary address reaches the internet, translated
+// 1:1 to publicIP as by an internet gateway. Its ENIs follow with AttachNIC.
+func (d *Dataplane) AddNode(instanceID string, primaryIP, publicIP netip.Addr) error {
+	if publicIP.IsValid() && (!publicIP.Is4() || !primaryIP.Is4()) {
+		return fmt.Errorf("add node %s: public IP %v for primary %v: both must be IPv4", instanceID, publicIP, primaryIP)
+	}
 	if instanceID == "" {
 		return errors.New("add node: empty instance id")
 	}
@@ -313,7 +318,7 @@ func (d *Dataplane) AddNode(instanceID string, primaryIP netip.Addr, public bool
 		return nil
 	}
 	d.nodeSeq++
-	n := &node{id: instanceID, seq: d.nodeSeq, primary: primaryIP, public: public}
+	n := &node{id: instanceID, seq: d.nodeSeq, primary: primaryIP, public: publicIP}
 	var err error
 	if n.path, n.nsh, n.h, err = d.newNS(instanceID); err != nil {
 		return fmt.Errorf("add node %s: %w", instanceID, err)
@@ -323,17 +328,18 @@ func (d *Dataplane) AddNode(instanceID string, primaryIP netip.Addr, public bool
 	if err := sysctls(n.path, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
 		return fmt.Errorf("add node %s: %w", instanceID, err)
 	}
-	if public && primaryIP.IsValid() {
-		if err := d.allowInternet(primaryIP); err != nil {
+	if publicIP.IsValid() {
+		if err := d.allowInternet(primaryIP, publicIP); err != nil {
 			return fmt.Errorf("add node %s: %w", instanceID, err)
 		}
 	}
-	d.log.Info("node added", "instance", instanceID, "netns", n.path, "primary_ip", primaryIP, "public", public)
+	d.log.Info("node added", "instance", instanceID, "netns", n.path, "primary_ip", primaryIP, "public_ip", publicIP)
 	return nil
 }
 
-// allowInternet lets src reach the internet and the internet reach src.
-func (d *Dataplane) allowInternet(src netip.Addr) error {
+// allowInternet lets src reach the internet as pub, and the internet reach
+// src through pub.
+func (d *Dataplane) allowInternet(src, pub netip.Addr) error {
 	r := netlink.NewRule()
 	r.Src = ipNet(netip.PrefixFrom(src, 32))
 	r.Table = publicTable
@@ -345,14 +351,15 @@ func (d *Dataplane) allowInternet(src netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("find internet-VPC link: %w", err)
 	}
-	back := &netlink.Route{Dst: ipNet(netip.PrefixFrom(src, 32)), Gw: transitVPC.Addr().AsSlice(), LinkIndex: il.Attrs().Index}
+	back := &netlink.Route{Dst: ipNet(netip.PrefixFrom(pub, 32)), Gw: transitVPC.Addr().AsSlice(), LinkIndex: il.Attrs().Index}
 	if err := d.inet.RouteReplace(back); err != nil {
-		return fmt.Errorf("internet route back to %s: %w", src, err)
+		return fmt.Errorf("internet route back to %s: %w", pub, err)
 	}
-	return nil
+	d.public[src] = pub
+	return applyIGW(int(d.vpcNS), natPairs(d.public))
 }
 
-func (d *Dataplane) denyInternet(src netip.Addr) error {
+func (d *Dataplane) denyInternet(src, pub netip.Addr) error {
 	r := netlink.NewRule()
 	r.Src = ipNet(netip.PrefixFrom(src, 32))
 	r.Table = publicTable
@@ -361,10 +368,12 @@ func (d *Dataplane) denyInternet(src netip.Addr) error {
 	if err := d.vpc.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) {
 		errs = append(errs, fmt.Errorf("delete internet rule for %s: %w", src, err))
 	}
-	back := &netlink.Route{Dst: ipNet(netip.PrefixFrom(src, 32))}
+	back := &netlink.Route{Dst: ipNet(netip.PrefixFrom(pub, 32))}
 	if err := d.inet.RouteDel(back); err != nil && !errors.Is(err, unix.ESRCH) {
-		errs = append(errs, fmt.Errorf("delete internet route to %s: %w", src, err))
+		errs = append(errs, fmt.Errorf("delete internet route to %s: %w", pub, err))
 	}
+	delete(d.public, src)
+	errs = append(errs, applyIGW(int(d.vpcNS), natPairs(d.public)))
 	return errors.Join(errs...)
 }
 
@@ -383,8 +392,8 @@ func (d *Dataplane) RemoveNode(instanceID string) error {
 			errs = append(errs, d.unplug(e))
 		}
 	}
-	if n.public && n.primary.IsValid() {
-		errs = append(errs, d.denyInternet(n.primary))
+	if n.public.IsValid() {
+		errs = append(errs, d.denyInternet(n.primary, n.public))
 	}
 	n.h.Close()
 	_ = n.nsh.Close()

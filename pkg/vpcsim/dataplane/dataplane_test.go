@@ -19,14 +19,15 @@ import (
 )
 
 var (
-	subnetA = netip.MustParsePrefix("10.0.1.0/24")
-	subnetB = netip.MustParsePrefix("10.0.2.0/24")
-	nodeAIP = netip.MustParseAddr("10.0.1.10")
-	nodeBIP = netip.MustParseAddr("10.0.2.20")
-	echoIP  = netip.MustParseAddr("10.0.0.2")
-	macA0   = mustMAC("02:00:00:00:0a:00")
-	macA1   = mustMAC("02:00:00:00:0a:01")
-	macB0   = mustMAC("02:00:00:00:0b:00")
+	subnetA  = netip.MustParsePrefix("10.0.1.0/24")
+	subnetB  = netip.MustParsePrefix("10.0.2.0/24")
+	nodeAIP  = netip.MustParseAddr("10.0.1.10")
+	nodeBIP  = netip.MustParseAddr("10.0.2.20")
+	nodeAPub = netip.MustParseAddr("198.51.100.4")
+	echoIP   = netip.MustParseAddr("10.0.0.2")
+	macA0    = mustMAC("02:00:00:00:0a:00")
+	macA1    = mustMAC("02:00:00:00:0a:01")
+	macB0    = mustMAC("02:00:00:00:0b:00")
 )
 
 func mustMAC(s string) net.HardwareAddr {
@@ -73,8 +74,8 @@ func newTwoNodeVPC(t *testing.T) *Dataplane {
 			t.Errorf("namespaces left after Close: %v (err %v)", left, err)
 		}
 	})
-	must(t, d.AddNode("i-a", nodeAIP, true))
-	must(t, d.AddNode("i-b", nodeBIP, false))
+	must(t, d.AddNode("i-a", nodeAIP, nodeAPub))
+	must(t, d.AddNode("i-b", nodeBIP, netip.Addr{}))
 	must(t, d.AttachNIC("i-a", NIC{ENIID: "eni-a0", MAC: macA0, PrimaryIP: nodeAIP, Subnet: subnetA, DeviceIndex: 0}))
 	must(t, d.AttachNIC("i-b", NIC{ENIID: "eni-b0", MAC: macB0, PrimaryIP: nodeBIP, Subnet: subnetB, DeviceIndex: 0}))
 	return d
@@ -205,8 +206,16 @@ func TestPrivilegedInternetOnlyFromPublicAddresses(t *testing.T) {
 	inet := DefaultInternetAddrs[0]
 
 	got, err := whoami(t, nsA, netip.Addr{}, inet)
-	if err != nil || got != nodeAIP {
-		t.Fatalf("public node A -> internet: saw %v, err %v; want %s", got, err, nodeAIP)
+	if err != nil || got != nodeAPub {
+		t.Fatalf("public node A -> internet: saw %v, err %v; want its public IP %s", got, err, nodeAPub)
+	}
+	// The internet reaches node A through its public IP, and only so.
+	serveWhoami(t, nsA, nodeAIP)
+	if got, err := whoami(t, d.InternetNS(), netip.Addr{}, nodeAPub); err != nil || got != transitInet.Addr() {
+		t.Errorf("internet -> node A's public IP: saw %v, err %v", got, err)
+	}
+	if got, err := whoami(t, d.InternetNS(), netip.Addr{}, nodeAIP); err == nil {
+		t.Errorf("internet reached node A's private address (seen as %s)", got)
 	}
 	if got, err := whoami(t, nsB, netip.Addr{}, inet); err == nil {
 		t.Errorf("node B has no public IP but reached the internet (seen as %s)", got)

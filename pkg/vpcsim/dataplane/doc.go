@@ -13,9 +13,11 @@
 // the link of the ENI that owns it, and strict reverse-path filtering on the
 // ENI links drops any packet whose source is not assigned to the ENI it came
 // from: EC2's source/destination check. Only the primary addresses of
-// instances with a public IP may reach the internet namespace (policy
-// routing in the VPC namespace; the internet routes back to exactly those
-// addresses), so pods reach the internet only through their node's SNAT.
+// instances with a public IP reach the internet namespace (policy routing in
+// the VPC namespace), translated 1:1 to their public IP by an nftables table
+// that plays the internet gateway; the internet routes back to exactly those
+// public IPs. So pods reach the internet only through their node's SNAT, and
+// the far end sees the node's public IP.
 //
 // Nothing is created in the machine's root network namespace. Namespaces are
 // named "vpcsim-<pid>x<rand>-<role>" under /run/netns; Close removes them and

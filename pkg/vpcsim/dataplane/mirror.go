@@ -58,7 +58,7 @@ func (m *Mirror) applyEvent(ev vpcsim.Event) error {
 	d := m.d
 	switch e := ev.(type) {
 	case vpcsim.InstanceRunning:
-		return d.AddNode(e.InstanceID, e.PrimaryIP, e.PublicIP.IsValid())
+		return d.AddNode(e.InstanceID, e.PrimaryIP, e.PublicIP)
 	case vpcsim.InstanceTerminated:
 		return d.RemoveNode(e.InstanceID)
 	case vpcsim.ENIAttached:

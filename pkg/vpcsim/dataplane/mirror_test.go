@@ -157,8 +157,8 @@ func TestPrivilegedMirrorInternetOnlyForPublicInstances(t *testing.T) {
 	if !pub.PublicIP.IsValid() || priv.PublicIP.IsValid() {
 		t.Fatalf("scenario: want only %s public, got %v / %v", secondInstance, pub.PublicIP, priv.PublicIP)
 	}
-	if got, err := whoami(t, nodeNS(t, d, secondInstance), netip.Addr{}, DefaultInternetAddrs[0]); err != nil || got != pub.PrimaryIP {
-		t.Errorf("public node -> internet: seen as %v, err %v; want %s", got, err, pub.PrimaryIP)
+	if got, err := whoami(t, nodeNS(t, d, secondInstance), netip.Addr{}, DefaultInternetAddrs[0]); err != nil || got != pub.PublicIP {
+		t.Errorf("public node -> internet: seen as %v, err %v; want its public IP %s", got, err, pub.PublicIP)
 	}
 	if got, err := whoami(t, nodeNS(t, d, simtest.InstanceID), netip.Addr{}, DefaultInternetAddrs[0]); err == nil {
 		t.Errorf("private node reached the internet as %s", got)
