@@ -46,8 +46,8 @@ type Node struct {
 	Name      string // the instance's Name tag, or its id
 	PrimaryIP netip.Addr
 	PublicIP  netip.Addr // zero when the instance has none
-	NetNS     string // network namespace path
-	Dir       string // host-side root of the node's private directories
+	NetNS     string     // network namespace path
+	Dir       string     // host-side root of the node's private directories
 
 	log    *slog.Logger
 	anchor *exec.Cmd
