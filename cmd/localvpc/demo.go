@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -41,6 +42,9 @@ type demo struct {
 func runDemo(ctx context.Context, args []string) int {
 	f, err := parseDemoFlags(args)
 	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "localvpc demo: %v\n", err)
+		}
 		return 2
 	}
 	d := &demo{out: os.Stdout, f: f, start: time.Now()}
@@ -48,11 +52,12 @@ func runDemo(ctx context.Context, args []string) int {
 		d.tty = true
 	}
 	err = d.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(d.out, "\n✘ interrupted")
+		return 130
+	}
 	if err != nil {
 		fmt.Fprintf(d.out, "\n✘ demo failed: %v\n", err)
-		if ctx.Err() != nil {
-			fmt.Fprintln(d.out, "  (interrupted)")
-		}
 		return 1
 	}
 	return 0
