@@ -25,10 +25,11 @@ var (
 	DefaultInternetAddrs = []netip.Addr{netip.MustParseAddr("203.0.113.10"), netip.MustParseAddr("203.0.113.20")}
 )
 
-// Transit link between the VPC and internet namespaces (TEST-NET-1).
+// Transit link between the VPC and internet namespaces, from the
+// benchmarking range (RFC 2544) so it never looks like a real network.
 var (
-	transitVPC  = netip.MustParsePrefix("192.0.2.1/30")
-	transitInet = netip.MustParsePrefix("192.0.2.2/30")
+	transitVPC  = netip.MustParsePrefix("198.18.0.1/30")
+	transitInet = netip.MustParsePrefix("198.18.0.2/30")
 )
 
 const (
