@@ -305,7 +305,7 @@ func (d *demo) createPods(ctx context.Context, n *localvpc.Node, prefix string, 
 				fmt.Fprintln(d.out)
 			}
 			for _, e := range d.v.ENIs(n)[attached:] {
-				d.linef("★ ENI %s attached live to %s as eth%d", e.ID, n.Name, e.Attachment.DeviceIndex)
+				d.linef("★ ENI %s attached live to %s as eth%d (the ADD of %s waited %.1fs for it)", e.ID, n.Name, e.Attachment.DeviceIndex, p.Name, time.Since(t0).Seconds())
 			}
 			attached = now
 		}
