@@ -160,7 +160,7 @@ func TestPrivilegedMirrorInternetOnlyForPublicInstances(t *testing.T) {
 	if got, err := whoami(t, nodeNS(t, d, secondInstance), netip.Addr{}, DefaultInternetAddrs[0]); err != nil || got != pub.PublicIP {
 		t.Errorf("public node -> internet: seen as %v, err %v; want its public IP %s", got, err, pub.PublicIP)
 	}
-	if got, err := whoami(t, nodeNS(t, d, simtest.InstanceID), netip.Addr{}, DefaultInternetAddrs[0]); err == nil {
+	if got, err := probe(t, nodeNS(t, d, simtest.InstanceID), netip.Addr{}, DefaultInternetAddrs[0]); err == nil {
 		t.Errorf("private node reached the internet as %s", got)
 	}
 }
