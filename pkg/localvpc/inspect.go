@@ -66,7 +66,7 @@ func (p *Pod) Serve() (io.Closer, error) {
 // Whoami connects from the pod to a whoami service at dst and returns the
 // source address dst saw.
 func (p *Pod) Whoami(ctx context.Context, dst netip.Addr) (netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return dataplane.Whoami(ctx, p.NetNS, netip.Addr{}, netip.AddrPortFrom(dst, dataplane.WhoamiPort))
 }
