@@ -3,6 +3,7 @@
 // ipamd) with pods wired through the aws-cni plugin by libcni.
 //
 //	localvpc demo     [flags]  the guided tour `make demo` runs
+//	localvpc up       [flags]  start the VPC and its nodes, print how to reach them, wait for Ctrl-C
 //	localvpc cleanup           remove what crashed earlier runs left behind
 //
 // It needs root (network and mount namespaces). Nothing is changed in the
@@ -29,6 +30,7 @@ func usage() {
 
 commands:
   demo      start a two-node VPC, run pods and traffic through it, clean up
+  up        start the VPC and its nodes and keep them until Ctrl-C
   cleanup   remove namespaces and directories left by crashed runs
 
 run "localvpc <command> -h" for the command's flags
@@ -45,6 +47,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "demo":
 		return runDemo(ctx, args[1:])
+	case "up":
+		return runUp(ctx, args[1:])
 	case "cleanup":
 		removed, err := localvpc.CleanupStale("")
 		for _, r := range removed {

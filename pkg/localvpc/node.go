@@ -267,3 +267,12 @@ func (n *Node) close() error {
 	n.stopAnchor()
 	return err
 }
+
+// AnchorPID is the pid of the process holding the node's mount namespace:
+// `nsenter --target <pid> --mount --net` enters the node.
+func (n *Node) AnchorPID() int {
+	if n.anchor == nil || n.anchor.Process == nil {
+		return 0
+	}
+	return n.anchor.Process.Pid
+}
