@@ -17,7 +17,7 @@ func burstFigure(c config) bench.Figure {
 		Method: fmt.Sprintf("Node 'burst' (m5.xlarge: 4 ENIs x 14 pod addresses, default targets WARM_ENI_TARGET=1), started fresh "+
 			"under %s. As soon as the node is ready (conflist written), %d libcni ADDs start at once, as a kubelet starts the pods "+
 			"waiting for a new node; each sample is one ADD's wall time; a failed ADD is counted, not retried. Also the wall time "+
-			"from starting ipamd to ready, to the first and to the last successful ADD.", realisticFaultsText, c.BurstPods),
+			"from starting the agent to ready, to the first and to the last successful ADD.", realisticFaultsText, c.BurstPods),
 	}
 }
 
