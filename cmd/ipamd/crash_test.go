@@ -171,6 +171,7 @@ func TestCrashRecovery(t *testing.T) {
 		"VPC_CNI_IPAMD_SOCKET=" + sock, "AWS_VPC_K8S_CNI_BACKING_STORE=" + store,
 		"AWS_VPC_K8S_CNI_LOG_FILE=stderr", "AWS_VPC_K8S_CNI_LOGLEVEL=debug",
 		"WARM_IP_TARGET=3", "IP_COOLDOWN_PERIOD=0",
+		"VPC_CNI_METRICS_ADDR=127.0.0.1:0", "INTROSPECTION_BIND_ADDRESS=127.0.0.1:0",
 	}}
 	t.Cleanup(d.kill)
 

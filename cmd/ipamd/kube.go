@@ -18,10 +18,12 @@ import (
 // kube adapts *k8s.Client to ipamd.Kubernetes.
 type kube struct{ *k8s.Client }
 
+// ENIConfig returns the resolved name even with an error (a missing or
+// invalid ENIConfig): introspection shows the name the node selects.
 func (k kube) ENIConfig(ctx context.Context) (ipamd.ENIConfig, error) {
 	c, err := k.ENIConfigForNode(ctx)
 	if err != nil {
-		return ipamd.ENIConfig{}, err
+		return ipamd.ENIConfig{Name: c.Name}, err
 	}
 	return ipamd.ENIConfig{Name: c.Name, Subnet: c.Spec.Subnet, SecurityGroups: c.Spec.SecurityGroups}, nil
 }
@@ -51,36 +53,39 @@ func (k kube) DeclareFeature(ctx context.Context, name, value string) error {
 
 // connectKube returns the node-scoped Kubernetes client, or nil when ipamd
 // runs without an API server: no MY_NODE_NAME, not in a cluster, or not
-// reachable within upstream's 30 s while no enabled feature needs it.
-func connectKube(ctx context.Context, cfg config.Config, log *slog.Logger) (ipamd.Kubernetes, error) {
+// reachable within upstream's 30 s while no enabled feature needs it. In
+// the last case it also returns the client config to retry in the
+// background.
+func connectKube(ctx context.Context, cfg config.Config, log *slog.Logger) (ipamd.Kubernetes, *k8s.Config, error) {
 	features := k8s.Features{CustomNetworking: cfg.CustomNetworking, PodENI: cfg.EnablePodENI, AnnotatePodIP: cfg.AnnotatePodIP}
 	needed := features.CustomNetworking || features.PodENI || features.AnnotatePodIP
 	if cfg.NodeName == "" {
 		if needed {
-			return nil, errors.New("MY_NODE_NAME is empty but custom networking, ENABLE_POD_ENI or ANNOTATE_POD_IP needs the node's name")
+			return nil, nil, errors.New("MY_NODE_NAME is empty but custom networking, ENABLE_POD_ENI or ANNOTATE_POD_IP needs the node's name")
 		}
 		log.Info("MY_NODE_NAME is not set: running without the Kubernetes API server")
-		return nil, nil
+		return nil, nil, nil
 	}
-	rc, err := k8s.RESTConfig(k8s.RESTOptions{ClusterEndpoint: cfg.ClusterEndpoint, Version: cfg.Version})
+	rc, err := k8s.RESTConfig(k8s.RESTOptions{Kubeconfig: cfg.Kubeconfig, ClusterEndpoint: cfg.ClusterEndpoint, Version: cfg.Version})
 	if err != nil {
 		if needed {
-			return nil, err
+			return nil, nil, err
 		}
 		log.Info("no Kubernetes client configuration: running without the API server", "err", err)
-		return nil, nil
+		return nil, nil, nil
 	}
-	c, err := k8s.Connect(ctx, k8s.Config{
+	kcfg := k8s.Config{
 		RESTConfig: rc, NodeName: cfg.NodeName, PodName: cfg.PodName, Features: features,
 		ENIConfigSelector: eniconfig.Selector{LabelKey: cfg.ENIConfigLabelDef, AnnotationKey: cfg.ENIConfigAnnotationDef},
 		Logger:            log.With("component", "k8s"),
-	})
+	}
+	c, err := k8s.Connect(ctx, kcfg)
 	if errors.Is(err, k8s.ErrAPIServerUnavailable) && !needed {
-		log.Warn("Kubernetes API server unreachable: running without it", "err", err)
-		return nil, nil
+		log.Warn("Kubernetes API server unreachable: running without it and retrying in the background", "err", err)
+		return nil, &kcfg, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes: %w", err)
 	}
-	return kube{c}, nil
+	return kube{c}, nil, nil
 }

@@ -8,7 +8,12 @@
 // AWS_VPC_K8S_CNI_BACKING_STORE the checkpoint, and
 // VPC_CNI_DISABLE_HOST_NETWORK=true runs ipamd without touching the host's
 // network (no root needed), e.g. against cmd/vpcsim with
-// AWS_EC2_ENDPOINT and AWS_EC2_METADATA_SERVICE_ENDPOINT pointing at it.
+// AWS_EC2_ENDPOINT and AWS_EC2_METADATA_SERVICE_ENDPOINT pointing at it;
+// VPC_CNI_METRICS_ADDR moves the metrics listener off :61678.
+//
+// Metrics are served on :61678/metrics unless DISABLE_METRICS=true, and
+// introspection on INTROSPECTION_BIND_ADDRESS (127.0.0.1:61679 or
+// unix:<path>) unless DISABLE_INTROSPECTION=true.
 package main
 
 import (
@@ -25,9 +30,12 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/pkg/version"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -64,14 +72,16 @@ func run() int {
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	kc, err := connectKube(ctx, cfg, log)
+	started := time.Now()
+	m := metrics.New(version.Version)
+	kc, later, err := connectKube(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	acfg := awsutils.Config{
 		EC2Endpoint: cfg.EC2Endpoint, IMDSEndpoint: cfg.IMDSEndpoint, HTTPTimeout: cfg.HTTPTimeout,
 		Version: cfg.Version, ClusterName: cfg.ClusterName, AdditionalTags: cfg.AdditionalENITags,
-		IMDSOnly: cfg.IMDSOnlyMode,
+		IMDSOnly: cfg.IMDSOnlyMode, Observer: m,
 	}
 	md, err := awsutils.NewMetadata(acfg)
 	if err != nil {
@@ -83,7 +93,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	opts := ipamd.Options{
 		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Kube: kc,
-		Logger: log, IsLive: podLive(log),
+		Logger: log, IsLive: podLive(log), Metrics: m, StartedAt: started,
+	}
+	if !cfg.DisableMetrics {
+		if opts.MetricsListener, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics: listen on %s (VPC_CNI_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		log.Info("serving metrics", "addr", opts.MetricsListener.Addr().String())
+	}
+	if !cfg.DisableIntrospection {
+		if opts.IntrospectionListener, err = introspect.Listen(cfg.IntrospectionAddr); err != nil {
+			if opts.MetricsListener != nil {
+				_ = opts.MetricsListener.Close() // the listen error is the one to report
+			}
+			return fmt.Errorf("INTROSPECTION_BIND_ADDRESS: %w", err)
+		}
+		log.Info("serving introspection", "addr", opts.IntrospectionListener.Addr().String())
 	}
 	if cfg.FastIntervals {
 		log.Warn("VPC_CNI_TEST_FAST_INTERVALS=true: sub-second pool timers (test mode)")
@@ -107,6 +132,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	l, err := ipamd.Listen(cfg.SocketPath)
 	if err != nil {
 		return err
+	}
+	if later != nil {
+		// No feature needs the API server and it was not reachable: pick
+		// it up when it is (upstream re-reads max pods then).
+		bctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go k8s.ConnectInBackground(bctx, *later, 5*time.Second, func(c *k8s.Client) {
+			n.SetKubernetes(bctx, kube{c})
+		})
 	}
 	return n.Run(ctx, l)
 }

@@ -22,6 +22,7 @@ const (
 	PodENIAnnotation = "vpc.amazonaws.com/pod-eni"
 	PodENIResource   = "vpc.amazonaws.com/pod-eni" // resource-limit name prefix
 	featureSGPP      = "SecurityGroupsForPods"
+	featureCustomNet = "CustomNetworking"
 )
 
 // PodInfo is what ipamd needs to know about a pod for branch ENIs.
@@ -96,10 +97,10 @@ func ParseBranchAnnotation(raw string, ipv6 bool) (branchWiring, error) {
 // when the pod is a regular one.
 func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, bool, error) {
 	n := s.n
-	if !n.cfg.EnablePodENI || n.kube == nil {
+	if !n.cfg.EnablePodENI || n.kubeClient() == nil {
 		return nil, false, nil
 	}
-	pod, err := n.kube.Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	pod, err := n.kubeClient().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
@@ -149,10 +150,10 @@ func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rp
 // branch-ENI pod (or a pod already gone).
 func (s *Server) branchDel(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, bool, error) {
 	n := s.n
-	if !n.cfg.EnablePodENI || n.kube == nil {
+	if !n.cfg.EnablePodENI || n.kubeClient() == nil {
 		return nil, false, nil
 	}
-	pod, err := n.kube.Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	pod, err := n.kubeClient().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
@@ -201,7 +202,7 @@ func (n *IPAM) trunkENI() (net.HardwareAddr, bool) {
 // declareSGPP asks the VPC resource controller for a trunk ENI (CNINode
 // feature) until one is attached and while an ENI slot is free for it.
 func (n *IPAM) declareSGPP(ctx context.Context) {
-	if !n.cfg.EnablePodENI || n.kube == nil {
+	if !n.cfg.EnablePodENI || n.kubeClient() == nil {
 		return
 	}
 	if _, ok := n.trunkENI(); ok {
@@ -212,7 +213,29 @@ func (n *IPAM) declareSGPP(ctx context.Context) {
 		n.log.Warn("ENABLE_POD_ENI: no free ENI slot for a trunk ENI on this node")
 		return
 	}
-	if err := n.kube.DeclareFeature(ctx, featureSGPP, ""); err != nil {
+	if err := n.kubeClient().DeclareFeature(ctx, featureSGPP, ""); err != nil {
 		n.log.Warn("could not declare SecurityGroupsForPods on the CNINode", "err", err)
 	}
+}
+
+// declareCustomNetworking tells the VPC resource controller which
+// ENIConfig branch ENIs of this node use (custom networking with security
+// groups for pods, reference §4.2 step 18); once, like upstream.
+func (n *IPAM) declareCustomNetworking(ctx context.Context) {
+	k := n.kubeClient()
+	if !n.cfg.CustomNetworking || !n.cfg.EnablePodENI || k == nil || n.customNetDeclared.Load() {
+		return
+	}
+	ec, err := k.ENIConfig(ctx)
+	if ec.Name == "" {
+		n.log.Warn("custom networking: cannot resolve the node's ENIConfig for the CNINode feature", "err", err)
+		return
+	}
+	if ec.Name != "default" {
+		if err := k.DeclareFeature(ctx, featureCustomNet, ec.Name); err != nil {
+			n.log.Warn("could not declare CustomNetworking on the CNINode", "eniConfig", ec.Name, "err", err)
+			return
+		}
+	}
+	n.customNetDeclared.Store(true)
 }

@@ -25,8 +25,10 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	defer n.observePool()
 	schedulable := n.schedulable(ctx)
 	if schedulable && !n.terminating.Load() && !n.cfg.DisableProvisioning {
+		n.declareCustomNetworking(ctx)
 		n.declareSGPP(ctx)
 	}
 	for _, c := range n.cards {
@@ -46,10 +48,10 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 }
 
 func (n *IPAM) schedulable(ctx context.Context) bool {
-	if n.kube == nil || n.cfg.ManageENIsNonSchedulable {
+	if n.kubeClient() == nil || n.cfg.ManageENIsNonSchedulable {
 		return true
 	}
-	ok, err := n.kube.NodeSchedulable(ctx)
+	ok, err := n.kubeClient().NodeSchedulable(ctx)
 	if err != nil {
 		n.log.Warn("could not read the node's taints; assuming schedulable", "err", err)
 		return true
@@ -67,7 +69,7 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	p := pool.Params{
 		WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
 		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: c.pd,
-		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.node.maxPods,
+		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.maxPodsNow(),
 		CustomNetworking: n.cfg.CustomNetworking,
 		ReserveTrunk:     n.cfg.EnablePodENI && n.node.typ.Type != "" && c.index == 0,
 		Pending:          int(n.pending.Load()),
@@ -108,8 +110,13 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		}
 		n.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
 			"cidrs", len(a.CIDRs), "reason", a.Reason)
+		done := n.inProgress(actionFn(a.Kind))
 		err := n.execute(ctx, c, a)
-		n.lastAction.Store(time.Now().UnixNano())
+		done()
+		n.observeAction(a, err)
+		now := time.Now()
+		n.lastAction.Store(now.UnixNano())
+		n.last.set(describeAction(c, a, err), now)
 		switch a.Kind {
 		case pool.ReleaseCIDRs:
 			released = true
@@ -120,8 +127,8 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 			freed = true
 		}
 		if err != nil {
-			if awsutils.IsUnauthorized(err) && n.kube != nil {
-				n.kube.Eventf(ctx, "Warning", "MissingIAMPermissions", "Unauthorized operation: %s", causeOf(err))
+			if awsutils.IsUnauthorized(err) && n.kubeClient() != nil {
+				n.kubeClient().Eventf(ctx, "Warning", "MissingIAMPermissions", "Unauthorized operation: %s", causeOf(err))
 			}
 			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
@@ -132,17 +139,42 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 				c.stateMu.Lock()
 				c.failures++
 				c.retryAt = time.Now().Add(min(n.times.FailureBackoff<<min(c.failures-1, 10), time.Minute))
+				c.backoffWait.show(n.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s",
+					c.failures, c.index, causeOf(err)), c.retryAt)
 				c.stateMu.Unlock()
 			}
 			return
 		}
 		c.stateMu.Lock()
 		c.failures = 0
+		c.backoffWait.clear()
 		c.stateMu.Unlock()
 		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {
 			n.broadcast()
 		}
 	}
+}
+
+// describeAction is the last-action line of /v1/pool.
+func describeAction(c *card, a pool.Action, err error) string {
+	s := fmt.Sprintf("card %d: %s", c.index, a.Kind)
+	switch a.Kind {
+	case pool.AssignIPs, pool.AssignPrefixes:
+		s += fmt.Sprintf(" %d on %s", a.Count, a.ENI)
+	case pool.CreateENI:
+		s += fmt.Sprintf(" with %d", a.Count)
+	case pool.ReleaseCIDRs:
+		s += fmt.Sprintf(" %d of %s", len(a.CIDRs), a.ENI)
+	case pool.FreeENI:
+		s += " " + a.ENI
+	}
+	if a.Reason != "" {
+		s += " (" + a.Reason + ")"
+	}
+	if err != nil {
+		s += ": failed: " + causeOf(err)
+	}
+	return s
 }
 
 func starvedText(a pool.Action) string {
@@ -190,6 +222,8 @@ func (n *IPAM) noteInsufficient(c *card, err error) {
 		c.stateMu.Lock()
 		c.insufficient = time.Now().Add(n.times.InsufficientCool)
 		c.insuffCode = awsutils.Code(err)
+		c.cooldownWait.show(n.track, waitCooldown, fmt.Sprintf("subnet full (EC2 %s): no growth on card %d until %s",
+			c.insuffCode, c.index, c.insufficient.Format(time.RFC3339)), c.insufficient)
 		c.stateMu.Unlock()
 	}
 }

@@ -27,10 +27,10 @@ type subnetChoice struct {
 // subnet alone.
 func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 	if n.cfg.CustomNetworking {
-		if n.kube == nil {
+		if n.kubeClient() == nil {
 			return nil, errors.New("custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true) needs the Kubernetes API server to read the node's ENIConfig")
 		}
-		ec, err := n.kube.ENIConfig(ctx)
+		ec, err := n.kubeClient().ENIConfig(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("custom networking: %w", err)
 		}
@@ -192,6 +192,7 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 // waitIMDS polls instance metadata until it lists eniID, at most
 // Intervals.IMDSWait.
 func (n *IPAM) waitIMDS(ctx context.Context, eniID string) (awsutils.ENIMetadata, bool) {
+	defer n.track.Begin(waitIMDS, "instance metadata to list new ENI "+eniID)()
 	deadline := time.Now().Add(n.times.IMDSWait)
 	delay := 50 * time.Millisecond
 	for {

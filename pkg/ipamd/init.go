@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
@@ -20,7 +22,15 @@ var ErrNotInitialised = errors.New("ipamd: node not initialised yet")
 // ENI with EC2's view of its addresses, restores the checkpoint and marks
 // the node ready. It is the upstream nodeInit, minus the parts that belong
 // to the pool manager (which Run starts right after).
-func (n *IPAM) Init(ctx context.Context) error {
+func (n *IPAM) Init(ctx context.Context) (err error) {
+	defer n.inProgress(fnNodeInit)()
+	start := time.Now()
+	defer func() {
+		n.metrics.NodeInitDuration.WithLabelValues(strconv.FormatBool(err == nil)).Observe(time.Since(start).Seconds())
+		if err != nil {
+			n.metrics.IPAMDErrors.WithLabelValues(fnNodeInit).Inc()
+		}
+	}()
 	id, err := n.md.Identity(ctx)
 	if err != nil {
 		return fmt.Errorf("ipamd init: reading instance identity: %w", err)
@@ -80,7 +90,10 @@ func (n *IPAM) Init(ctx context.Context) error {
 			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
 		n.node.pd = false
 	}
-	n.node.maxPods = n.maxPods(ctx)
+	mp := n.maxPods(ctx)
+	n.nodeMu.Lock()
+	n.node.maxPods = mp
+	n.nodeMu.Unlock()
 
 	if err := n.reconcileHost(ctx); err != nil {
 		return err
@@ -129,6 +142,8 @@ func (n *IPAM) Init(ctx context.Context) error {
 			}
 		}
 	}
+	n.observeLimits()
+	n.observePool()
 	n.ready.Store(true)
 	close(n.readyCh)
 	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,
@@ -142,8 +157,8 @@ func (n *IPAM) maxPods(ctx context.Context) int {
 	if n.cfg.MaxPodsOverride > 0 {
 		return n.cfg.MaxPodsOverride
 	}
-	if n.kube != nil {
-		if m, err := n.kube.MaxPods(ctx); err == nil && m > 0 {
+	if n.kubeClient() != nil {
+		if m, err := n.kubeClient().MaxPods(ctx); err == nil && m > 0 {
 			return m
 		} else if err != nil {
 			n.log.Warn("could not read the node's pod capacity; using the instance type's", "err", err)
@@ -185,6 +200,7 @@ func (n *IPAM) reconcileHost(ctx context.Context) error {
 		V6Egress:             v6Egress,
 		IPv6:                 n.cfg.EnableIPv6,
 	})
+	n.observeHost(res, err)
 	if err != nil {
 		return fmt.Errorf("ipamd init: host networking: %w", err)
 	}

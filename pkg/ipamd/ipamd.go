@@ -26,6 +26,7 @@
 package ipamd
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -35,9 +36,12 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
+	"github.com/vpc-cni/vpc-cni/pkg/metrics"
+	"github.com/vpc-cni/vpc-cni/pkg/version"
 )
 
 // Intervals are the daemon's timings; zero fields take upstream's values.
@@ -91,6 +95,18 @@ type Options struct {
 	// IsLive says whether a restored pod still exists (nil: every pod is
 	// live). Production checks the pod's host veth.
 	IsLive func(datastore.Allocation) bool
+	// Metrics receives upstream's awscni_* and our vpccni_* metrics (nil:
+	// a private set nobody serves).
+	Metrics *metrics.Metrics
+	// Tracker records what ipamd waits on, for /v1/pool (nil: a new one).
+	Tracker *introspect.Tracker
+	// MetricsListener and IntrospectionListener, when set, are served by
+	// Run (/metrics and the introspection paths) until it returns.
+	MetricsListener       net.Listener
+	IntrospectionListener net.Listener
+	// StartedAt is when the process started, for
+	// awscni_ipamd_startup_duration_seconds (zero: when New runs).
+	StartedAt time.Time
 }
 
 // IPAM is the node's address manager.
@@ -101,10 +117,24 @@ type IPAM struct {
 	subs  SubnetLister
 	leak  LeakedENILister
 	host  HostNetwork
-	kube  Kubernetes
 	log   *slog.Logger
 	times Intervals
 	live  func(datastore.Allocation) bool
+
+	// kube is nil until an API server is known; SetKubernetes sets it
+	// once later when ipamd started without one.
+	kubeMu sync.RWMutex
+	kube   Kubernetes
+
+	metrics   *metrics.Metrics
+	gaugeMu   sync.Mutex // serialises pool gauge updates
+	track     *introspect.Tracker
+	last      lastAction
+	startedAt time.Time
+	// customNetDeclared: the CNINode carries CustomNetworking=<ENIConfig>.
+	customNetDeclared atomic.Bool
+	metricsL          net.Listener
+	introL            net.Listener
 
 	// Node facts, set by Init; vpcCIDRs and sgs change later under nodeMu.
 	node   nodeFacts
@@ -173,6 +203,8 @@ type card struct {
 	insuffCode   string    // the EC2 code that started the cooldown
 	failures     int       // consecutive failed pool actions
 	retryAt      time.Time // no pool action before this time (backoff)
+	cooldownWait timedWait // the insufficient-address cooldown, shown in /v1/pool
+	backoffWait  timedWait // the failure backoff, shown in /v1/pool
 }
 
 func (c *card) setState(starved string, err error) {
@@ -214,12 +246,68 @@ func New(o Options) (*IPAM, error) {
 	if live == nil {
 		live = func(datastore.Allocation) bool { return true }
 	}
+	m := o.Metrics
+	if m == nil {
+		m = metrics.New(version.Version)
+	}
+	track := o.Tracker
+	if track == nil {
+		track = introspect.NewTracker(nil)
+	}
+	started := o.StartedAt
+	if started.IsZero() {
+		started = time.Now()
+	}
+	var kube Kubernetes
+	if o.Kube != nil {
+		kube = trackedKube{Kubernetes: o.Kube, t: track}
+	}
 	return &IPAM{
-		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: o.Subnets, leak: o.Leaked, host: o.Host, kube: o.Kube,
+		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: o.Subnets, leak: o.Leaked, host: o.Host,
+		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		log: log, times: o.Times.withDefaults(), live: live,
 		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
 		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}, nil
+}
+
+// kubeClient is the API server client, nil while ipamd runs without one.
+func (n *IPAM) kubeClient() Kubernetes {
+	n.kubeMu.RLock()
+	defer n.kubeMu.RUnlock()
+	return n.kube
+}
+
+// SetKubernetes hands ipamd an API server client it started without (the
+// API server became reachable later, reference §4.1) and re-reads the
+// node's max pods from it. A second call is ignored.
+func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {
+	if k == nil {
+		return
+	}
+	n.kubeMu.Lock()
+	if n.kube != nil {
+		n.kubeMu.Unlock()
+		return
+	}
+	n.kube = trackedKube{Kubernetes: k, t: n.track}
+	n.kubeMu.Unlock()
+	if n.ready.Load() {
+		mp := n.maxPods(ctx)
+		n.nodeMu.Lock()
+		n.node.maxPods = mp
+		n.nodeMu.Unlock()
+		n.log.Info("Kubernetes API server reachable: max pods re-read from the node", "maxPods", mp)
+		n.pool.Fire()
+	}
+}
+
+// maxPodsNow is the node's max pods (it may change once, see
+// SetKubernetes).
+func (n *IPAM) maxPodsNow() int {
+	n.nodeMu.RLock()
+	defer n.nodeMu.RUnlock()
+	return n.node.maxPods
 }
 
 // broadcast wakes every AddNetwork waiting for an address.

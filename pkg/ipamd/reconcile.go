@@ -19,12 +19,19 @@ import (
 // addresses a pod holds: those are kept and reported, never silently
 // taken from a live pod. A CIDR released less than the grace period ago is
 // ignored either way (metadata still lists it).
-func (n *IPAM) Reconcile(ctx context.Context) error {
+func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 	if !n.ready.Load() {
 		return nil
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	defer n.inProgress(fnReconcile)()
+	defer func() {
+		if err != nil {
+			n.metrics.IPAMDErrors.WithLabelValues(fnReconcile).Inc()
+		}
+		n.observePool()
+	}()
 	now := time.Now()
 	n.forgetReleased(now)
 
@@ -65,6 +72,7 @@ func (n *IPAM) Reconcile(ctx context.Context) error {
 		}
 		if _, known := c.store.ENI(e.ID); !known {
 			n.log.Info("reconcile: adopting an attached ENI the datastore lacks", "eni", e.ID)
+			n.metrics.Reconciles.WithLabelValues(reconcileENIAdd).Inc()
 			errs = append(errs, n.adoptENI(ctx, e, subnetCIDRs))
 			continue
 		}
@@ -82,6 +90,11 @@ func (n *IPAM) Reconcile(ctx context.Context) error {
 			}
 			n.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed", "eni", info.ID,
 				"podsThatLostTheirAddress", len(evicted))
+			n.metrics.Reconciles.WithLabelValues(reconcileENIDel).Inc()
+			if len(evicted) > 0 {
+				n.metrics.ForceRemovedENIs.Inc()
+				n.metrics.ForceRemovedIPs.Add(float64(len(evicted)))
+			}
 			delete(n.primaryIPs, info.ID)
 		}
 	}
@@ -173,6 +186,7 @@ func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
 		switch {
 		case err == nil:
 			n.log.Info("reconcile: added an address EC2 lists on the ENI", "eni", e.ID, "cidr", p)
+			n.metrics.Reconciles.WithLabelValues(reconcileIPAdd).Inc()
 		case !errors.Is(err, datastore.ErrDuplicateCIDR):
 			errs = append(errs, err)
 		}
@@ -188,6 +202,7 @@ func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
 		}
 		if _, err := c.store.RemoveCIDR(e.ID, ci.Prefix, false); err == nil {
 			n.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
+			n.metrics.Reconciles.WithLabelValues(reconcileIPDel).Inc()
 		}
 	}
 	return errors.Join(errs...)

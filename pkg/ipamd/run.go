@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 )
 
 // DrainTimeout bounds how long in-flight gRPC calls may finish after ctx
@@ -21,6 +23,14 @@ const DrainTimeout = 10 * time.Second
 func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 	srv := NewServer(n)
 	g, gctx := errgroup.WithContext(ctx)
+	if n.metricsL != nil {
+		g.Go(func() error { return n.metrics.ServeListener(gctx, n.metricsL) })
+	}
+	if n.introL != nil {
+		g.Go(func() error {
+			return introspect.Serve(gctx, n.introL, n.Introspection(), n.log.With("component", "introspection"))
+		})
+	}
 	g.Go(func() error {
 		defer n.Terminate() // the server stopped: no attach or free either
 		return srv.Serve(gctx, l, DrainTimeout)
@@ -30,8 +40,10 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			if gctx.Err() != nil {
 				return nil
 			}
+			n.observeStartup(err)
 			return err
 		}
+		n.observeStartup(nil)
 		n.pool.Fire() // fill the pool at once
 		loops, lctx := errgroup.WithContext(gctx)
 		loops.Go(func() error {

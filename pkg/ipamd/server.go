@@ -160,6 +160,7 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 	if req.GetRequiresMultiNicAttachment() && !n.cfg.EnableMultiNIC {
 		return nil, status.Error(codes.FailedPrecondition, "pod asks for a multi-NIC attachment but ENABLE_MULTI_NIC=false on this node")
 	}
+	n.metrics.AddIPRequests.Inc()
 	ctx, cancel := answerBefore(ctx, n.times.AddWait)
 	defer cancel()
 	start := time.Now()
@@ -176,10 +177,13 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 		meta.InterfacesCount = len(n.cards)
 	}
 	waiting := false
+	waitStart := time.Now()
+	result := "error"
 	defer func() {
 		if waiting {
 			n.pending.Add(-1)
 		}
+		n.metrics.AddNetworkWait.WithLabelValues(result).Observe(time.Since(waitStart).Seconds())
 	}()
 	for {
 		changed := n.changedCh()
@@ -188,6 +192,8 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 			if waiting {
 				n.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
 			}
+			result = "ok"
+			n.observeCounts()
 			s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), asgs[0].Addr.String(), true)
 			return s.addReply(asgs), nil
 		}
@@ -205,10 +211,16 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 		case <-n.termCh:
 			// The pool will not grow any more: answer now so the drain is quick.
 			if asgs, err := n.assign(k, meta, multi); err == nil {
+				result = "ok"
+				n.observeCounts()
 				return s.addReply(asgs), nil
 			}
+			result = "shutdown"
+			n.metrics.NoAvailableIPs.Inc()
 			return nil, status.Error(codes.Unavailable, "ipamd is shutting down and has no free address; retry on the next ipamd")
 		case <-ctx.Done():
+			result = "exhausted"
+			n.metrics.NoAvailableIPs.Inc()
 			return nil, status.Error(codes.ResourceExhausted, n.exhaustedCause(err, time.Since(start)))
 		}
 	}
@@ -251,6 +263,7 @@ func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]d
 func (n *IPAM) exhaustedCause(storeErr error, waited time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "no IP address available after waiting %s", waited.Round(time.Millisecond))
+	mp := n.maxPodsNow()
 	for _, c := range n.cards {
 		starved, lastErr := c.state()
 		st := c.store.Stats()
@@ -260,8 +273,8 @@ func (n *IPAM) exhaustedCause(storeErr error, waited time.Duration) string {
 			b.WriteString(": " + starved)
 		case lastErr != nil:
 			b.WriteString(": " + causeOf(lastErr))
-		case n.node.maxPods > 0 && st.Pods >= n.node.maxPods:
-			fmt.Fprintf(&b, ": max pods reached (%d)", n.node.maxPods)
+		case mp > 0 && st.Pods >= mp:
+			fmt.Fprintf(&b, ": max pods reached (%d)", mp)
 		}
 	}
 	var nae *datastore.NoAvailableAddressError
@@ -313,6 +326,11 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 		[2]string{"NetworkName", req.GetNetworkName()}); err != nil {
 		return nil, err
 	}
+	reason := req.GetReason()
+	if reason == "" {
+		reason = "PodDeleted"
+	}
+	n.metrics.DelIPRequests.WithLabelValues(reason).Inc()
 	ctx, cancel := answerBefore(ctx, n.times.AddWait)
 	defer cancel()
 	if err := s.waitReady(ctx); err != nil {
@@ -347,6 +365,7 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 		return nil, status.Errorf(codes.NotFound, "%v: %s", datastore.ErrUnknownPod, k)
 	}
 	r.Success = true
+	n.observeCounts()
 	if md := r.IpAllocationMetadata[0]; md.Ipv4Addr != "" {
 		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv4Addr, false)
 	} else {
@@ -359,14 +378,14 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 // is logged: the pod's network works without the annotation.
 func (s *Server) annotate(ctx context.Context, ns, name, ip string, add bool) {
 	n := s.n
-	if !n.cfg.AnnotatePodIP || n.kube == nil || name == "" {
+	if !n.cfg.AnnotatePodIP || n.kubeClient() == nil || name == "" {
 		return
 	}
 	var err error
 	if add {
-		err = n.kube.AnnotatePodIP(ctx, ns, name, ip)
+		err = n.kubeClient().AnnotatePodIP(ctx, ns, name, ip)
 	} else {
-		err = n.kube.ClearPodIP(ctx, ns, name, ip)
+		err = n.kubeClient().ClearPodIP(ctx, ns, name, ip)
 	}
 	if err != nil {
 		n.log.Warn("could not update the pod-ips annotation", "pod", ns+"/"+name, "ip", ip, "add", add, "err", err)

@@ -49,7 +49,12 @@
 //	                               on sub-second timers with no release spacing and no
 //	                               minimum ENI age, so process-level tests see the pool
 //	                               grow and shrink within seconds
+//	VPC_CNI_METRICS_ADDR           metrics listen address instead of :61678 (e.g. 127.0.0.1:0
+//	                               so parallel test daemons do not collide)
 //	AWS_EC2_METADATA_SERVICE_ENDPOINT  IMDS endpoint (the AWS SDK's own variable)
+//
+// KUBECONFIG, when set, is read instead of the in-cluster service account
+// (ipamd outside a pod, e.g. the local VPC with a test API server).
 package config
 
 import (
@@ -69,6 +74,7 @@ const (
 	DefaultBackingStore = "/var/run/aws-node/ipam.json"
 	DefaultLogFile      = "/host/var/log/aws-routed-eni/ipamd.log"
 	DefaultIntrospect   = "127.0.0.1:61679"
+	DefaultMetricsAddr  = ":61678"
 	DefaultENIConfigKey = "k8s.amazonaws.com/eniConfig"
 )
 
@@ -125,6 +131,7 @@ type Config struct {
 	IMDSEndpoint    string        // AWS_EC2_METADATA_SERVICE_ENDPOINT
 	HTTPTimeout     time.Duration // HTTP_TIMEOUT (10 s, minimum 10 s)
 	Version         string        // VPC_CNI_VERSION
+	Kubeconfig      string        // KUBECONFIG (ipamd outside a pod)
 	NodeName        string        // MY_NODE_NAME
 	PodName         string        // MY_POD_NAME
 
@@ -134,6 +141,7 @@ type Config struct {
 	IntrospectionAddr    string // INTROSPECTION_BIND_ADDRESS
 	DisableIntrospection bool   // DISABLE_INTROSPECTION
 	DisableMetrics       bool   // DISABLE_METRICS
+	MetricsAddr          string // VPC_CNI_METRICS_ADDR (tests; default :61678)
 	LogLevel             string // AWS_VPC_K8S_CNI_LOGLEVEL: debug|info|warn|error|fatal
 	LogFile              string // AWS_VPC_K8S_CNI_LOG_FILE: stdout|stderr|path
 
@@ -165,6 +173,7 @@ func Defaults() Config {
 		BackingStore:           DefaultBackingStore,
 		SocketPath:             DefaultSocketPath,
 		IntrospectionAddr:      DefaultIntrospect,
+		MetricsAddr:            DefaultMetricsAddr,
 		LogLevel:               "debug",
 		LogFile:                DefaultLogFile,
 	}
@@ -252,6 +261,7 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 		}
 	}
 	p.str("VPC_CNI_VERSION", &c.Version)
+	p.str("KUBECONFIG", &c.Kubeconfig)
 	p.str("MY_NODE_NAME", &c.NodeName)
 	p.str("MY_POD_NAME", &c.PodName)
 
@@ -260,6 +270,7 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	p.nonEmptyString("INTROSPECTION_BIND_ADDRESS", &c.IntrospectionAddr)
 	p.boolean("DISABLE_INTROSPECTION", &c.DisableIntrospection)
 	p.boolean("DISABLE_METRICS", &c.DisableMetrics)
+	p.nonEmptyString("VPC_CNI_METRICS_ADDR", &c.MetricsAddr)
 	p.oneOf("AWS_VPC_K8S_CNI_LOGLEVEL", &c.LogLevel, false, "debug", "info", "warn", "error", "fatal")
 	p.nonEmptyString("AWS_VPC_K8S_CNI_LOG_FILE", &c.LogFile)
 
