@@ -156,7 +156,7 @@ func (r *run) measureLatency(ctx context.Context, rt *podRuntime, lat *bench.Fig
 			p, took, err := rt.add(ctx)
 			if err != nil {
 				addFail++
-				firstErr = cmpErr(firstErr, err)
+				firstErr = keepFirst(firstErr, err)
 				continue
 			}
 			adds = append(adds, took)
@@ -166,7 +166,7 @@ func (r *run) measureLatency(ctx context.Context, rt *podRuntime, lat *bench.Fig
 			took, err := rt.del(ctx, p)
 			if err != nil {
 				delFail++
-				firstErr = cmpErr(firstErr, err)
+				firstErr = keepFirst(firstErr, err)
 				continue
 			}
 			dels = append(dels, took)
@@ -273,7 +273,8 @@ func mib(name string, bytes int64) bench.Value {
 	return bench.Value{Name: name, Value: float64(bytes) / (1 << 20), Unit: "MiB"}
 }
 
-func cmpErr(first, err error) error {
+// keepFirst returns first, or err when there is no first error yet.
+func keepFirst(first, err error) error {
 	if first != nil {
 		return first
 	}
