@@ -82,6 +82,32 @@ func (n *IPAM) observeCounts() {
 	m.ENIAllocated.Set(float64(enis))
 }
 
+// observeAssignments refreshes the pool counts and the per-ENI and
+// per-CIDR gauges of the ENIs an AddNetwork or DelNetwork touched (O(CIDRs
+// of those ENIs), not of the node).
+func (n *IPAM) observeAssignments(asgs []datastore.Assignment) {
+	n.observeCounts()
+	n.gaugeMu.Lock()
+	defer n.gaugeMu.Unlock()
+	for i, a := range asgs {
+		if a.ENIID == "" {
+			continue
+		}
+		for _, c := range n.cards {
+			e, ok := c.store.ENI(a.ENIID)
+			if !ok {
+				continue
+			}
+			n.metrics.AssignedIPPerENI.WithLabelValues(e.ID).Set(float64(e.AssignedIPs))
+			for _, ci := range e.CIDRs {
+				if ci.Prefix == asgs[i].CIDR {
+					n.metrics.AssignedIPPerCIDR.WithLabelValues(ci.Prefix.String()).Set(float64(ci.Assigned))
+				}
+			}
+		}
+	}
+}
+
 // observePool refreshes every pool gauge, including the per-ENI and
 // per-CIDR ones (O(CIDRs)); run after pool cycles and reconciles.
 func (n *IPAM) observePool() {

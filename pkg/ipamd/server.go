@@ -193,7 +193,7 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 				n.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
 			}
 			result = "ok"
-			n.observeCounts()
+			n.observeAssignments(asgs)
 			s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), asgs[0].Addr.String(), true)
 			return s.addReply(asgs), nil
 		}
@@ -212,7 +212,7 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 			// The pool will not grow any more: answer now so the drain is quick.
 			if asgs, err := n.assign(k, meta, multi); err == nil {
 				result = "ok"
-				n.observeCounts()
+				n.observeAssignments(asgs)
 				return s.addReply(asgs), nil
 			}
 			result = "shutdown"
@@ -338,6 +338,7 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
 	r := &rpc.DelNetworkReply{NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
+	var released []datastore.Assignment
 	for _, c := range n.cards {
 		a, err := c.store.Unassign(k)
 		if errors.Is(err, datastore.ErrUnknownPod) {
@@ -350,6 +351,7 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "releasing the address of %s: %v", k, err)
 		}
+		released = append(released, a)
 		md := &rpc.IPAllocationMetadata{DeviceNumber: int32(a.DeviceNumber), RouteTableId: int32(a.RouteTableID)}
 		if a.Addr.Is4() {
 			md.Ipv4Addr = a.Addr.String()
@@ -365,7 +367,7 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 		return nil, status.Errorf(codes.NotFound, "%v: %s", datastore.ErrUnknownPod, k)
 	}
 	r.Success = true
-	n.observeCounts()
+	n.observeAssignments(released)
 	if md := r.IpAllocationMetadata[0]; md.Ipv4Addr != "" {
 		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv4Addr, false)
 	} else {
