@@ -9,8 +9,13 @@
 // plan → execute one action at a time), eni.go (ENI life cycle with undo,
 // subnet choice), reconcile.go (IMDS first, EC2 only on disagreement, EC2
 // wins), refresh.go (VPC CIDRs and security groups), leaked.go (leaked-ENI
-// sweep), branch.go (security groups for pods), server.go (gRPC), run.go
-// (the lifecycle of all loops), trigger.go (coalescing runner).
+// sweep), branch.go (security groups for pods and CNINode features),
+// server.go (gRPC), run.go (the lifecycle of all loops, metrics and
+// introspection servers), trigger.go (coalescing runner), metrics.go
+// (upstream's awscni_* and our vpccni_* updates; pool gauges are sums over
+// network cards, not upstream's last-card-wins), introspect.go (the
+// introspection Source: /v1/enis in upstream's shape, /v1/pool), track.go
+// (what ipamd waits on: EC2 and API server calls, IMDS, cooldowns).
 //
 // Deliberate differences from upstream, all covered by tests: addresses in
 // cooldown are not available (upstream #2896) and are never released; an
@@ -279,8 +284,9 @@ func (n *IPAM) kubeClient() Kubernetes {
 }
 
 // SetKubernetes hands ipamd an API server client it started without (the
-// API server became reachable later, reference §4.1) and re-reads the
-// node's max pods from it. A second call is ignored.
+// API server became reachable later, reference §4.1) and, once the node
+// is initialised, re-reads the node's max pods from it (so it blocks until
+// Init completes or ctx ends). A second call is ignored.
 func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {
 	if k == nil {
 		return
@@ -292,14 +298,18 @@ func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {
 	}
 	n.kube = trackedKube{Kubernetes: k, t: n.track}
 	n.kubeMu.Unlock()
-	if n.ready.Load() {
-		mp := n.maxPods(ctx)
-		n.nodeMu.Lock()
-		n.node.maxPods = mp
-		n.nodeMu.Unlock()
-		n.log.Info("Kubernetes API server reachable: max pods re-read from the node", "maxPods", mp)
-		n.pool.Fire()
+	// Init reads max pods once; wait for it so the node's value wins.
+	select {
+	case <-n.readyCh:
+	case <-ctx.Done():
+		return
 	}
+	mp := n.maxPods(ctx)
+	n.nodeMu.Lock()
+	n.node.maxPods = mp
+	n.nodeMu.Unlock()
+	n.log.Info("Kubernetes API server reachable: max pods re-read from the node", "maxPods", mp)
+	n.pool.Fire()
 }
 
 // maxPodsNow is the node's max pods (it may change once, see

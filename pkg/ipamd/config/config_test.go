@@ -25,7 +25,8 @@ func TestLoadDefaults(t *testing.T) {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
 	if !c.EnableIPv4 || c.EnableIPv6 || c.WarmENITarget != 1 || c.MaxENI != -1 || c.IPCooldown != 30*time.Second ||
-		c.SocketPath != "/var/run/aws-node/ipamd.sock" || c.BackingStore != "/var/run/aws-node/ipam.json" {
+		c.SocketPath != "/var/run/aws-node/ipamd.sock" || c.BackingStore != "/var/run/aws-node/ipam.json" ||
+		c.MetricsAddr != ":61678" || c.IntrospectionAddr != "127.0.0.1:61679" {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
 }
@@ -45,6 +46,9 @@ func TestLoadValues(t *testing.T) {
 		"ENABLE_IMDS_ONLY_MODE":              "1",
 		"VPC_CNI_IPAMD_SOCKET":               "/tmp/x.sock",
 		"AWS_VPC_K8S_CNI_BACKING_STORE":      "/tmp/ipam.json",
+		"KUBECONFIG":                         "/tmp/kubeconfig",
+		"VPC_CNI_METRICS_ADDR":               "127.0.0.1:0",
+		"INTROSPECTION_BIND_ADDRESS":         "unix:/tmp/introspect.sock",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +62,9 @@ func TestLoadValues(t *testing.T) {
 	}
 	if c.Connmark != 0x100 || c.NetworkPolicyEnforcingMode != "standard" || c.HTTPTimeout != 10*time.Second || c.IPCooldown != 0 {
 		t.Errorf("values: %+v", c)
+	}
+	if c.Kubeconfig != "/tmp/kubeconfig" || c.MetricsAddr != "127.0.0.1:0" || c.IntrospectionAddr != "unix:/tmp/introspect.sock" {
+		t.Errorf("servers and kubeconfig: %q %q %q", c.Kubeconfig, c.MetricsAddr, c.IntrospectionAddr)
 	}
 	if diff := cmp.Diff(map[string]string{"team": "a"}, c.AdditionalENITags); diff != "" {
 		t.Error(diff)
