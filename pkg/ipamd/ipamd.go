@@ -267,8 +267,16 @@ func New(o Options) (*IPAM, error) {
 	if o.Kube != nil {
 		kube = trackedKube{Kubernetes: o.Kube, t: track}
 	}
+	var subs SubnetLister
+	if o.Subnets != nil {
+		subs = trackedSubnets{SubnetLister: o.Subnets, t: track}
+	}
+	var leak LeakedENILister
+	if o.Leaked != nil {
+		leak = trackedLeaked{LeakedENILister: o.Leaked, t: track}
+	}
 	return &IPAM{
-		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: o.Subnets, leak: o.Leaked, host: o.Host,
+		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		log: log, times: o.Times.withDefaults(), live: live,
 		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),

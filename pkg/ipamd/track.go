@@ -177,3 +177,25 @@ func (l *lastAction) get() (string, time.Time) {
 	defer l.mu.Unlock()
 	return l.what, l.at
 }
+
+// trackedSubnets and trackedLeaked show subnet discovery and the
+// leaked-ENI sweep's EC2 calls.
+type trackedSubnets struct {
+	SubnetLister
+	t *introspect.Tracker
+}
+
+func (s trackedSubnets) Subnets(ctx context.Context, vpcID, az string) ([]awsutils.Subnet, error) {
+	defer s.t.Begin(waitEC2, "DescribeSubnets "+vpcID+" "+az)()
+	return s.SubnetLister.Subnets(ctx, vpcID, az)
+}
+
+type trackedLeaked struct {
+	LeakedENILister
+	t *introspect.Tracker
+}
+
+func (l trackedLeaked) LeakedENIs(ctx context.Context, vpcID, clusterName string) ([]awsutils.ENI, error) {
+	defer l.t.Begin(waitEC2, "DescribeNetworkInterfaces (leaked ENIs)")()
+	return l.LeakedENILister.LeakedENIs(ctx, vpcID, clusterName)
+}
