@@ -1,0 +1,252 @@
+package customnet
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+// The custom-networking guide's layout end to end: each node resolves the
+// ENIConfig named after its zone label, ipamd creates the node's pod ENIs in
+// that ENIConfig's 100.64 subnet with its security group, pods get 100.64
+// addresses from those secondary ENIs while the primary ENI holds none, pod
+// traffic inside the VPC keeps the pod address and traffic to the internet
+// leaves as the node (SNAT to its primary address, which the internet
+// gateway maps to the node's public IP; no other address reaches the
+// internet).
+func TestPrivilegedCustomNetworkingPerZone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := newCluster(t, ctx)
+	nodes := c.v.Nodes()
+	azOf := map[string]string{}
+	for _, n := range nodes {
+		az := c.register(ctx, n)
+		c.createENIConfig(ctx, az)
+		azOf[n.ID] = az
+	}
+	for _, n := range nodes {
+		if err := c.v.StartAgent(ctx, n, c.agentEnv(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes {
+		if err := c.v.WaitReady(ctx, n, nil); err != nil {
+			t.Fatalf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
+		}
+	}
+
+	var pods []*localvpc.Pod
+	for _, n := range nodes {
+		for i := range 2 {
+			p, err := c.v.AddPod(ctx, n, "default", fmt.Sprintf("%s-%d", n.Name, i))
+			if err != nil {
+				t.Fatalf("add pod on %s (%s): %v\nipamd log tail:\n%s", n.Name, azOf[n.ID], err, tail(ipamdLog(n), 20))
+			}
+			pods = append(pods, p)
+		}
+	}
+
+	enis := map[string]vpcsim.ENIView{}
+	for _, e := range c.v.Sim.NetworkInterfaces() {
+		enis[e.ID] = e
+	}
+	for _, p := range pods {
+		want := podSubnets[azOf[p.Node.ID]]
+		if !want.CIDR.Contains(p.IP) {
+			t.Errorf("pod %s on %s has %s, want an address of %s's ENIConfig subnet %s (%s)", p.Name, p.Node.Name, p.IP, azOf[p.Node.ID], want.ID, want.CIDR)
+		}
+		h, err := c.v.Locate(p.IP)
+		if err != nil {
+			t.Errorf("pod %s: vpcsim: %v", p.Name, err)
+			continue
+		}
+		t.Logf("pod %s on %s (%s): %s on ENI %s (device %d, %s, %v)", p.Name, p.Node.Name, azOf[p.Node.ID], p.IP, h.ENIID, h.DeviceIndex, enis[h.ENIID].SubnetID, enis[h.ENIID].Groups)
+		if h.DeviceIndex == 0 {
+			t.Errorf("pod %s's address %s is on %s's primary ENI %s", p.Name, p.IP, p.Node.Name, h.ENIID)
+		}
+		if e := enis[h.ENIID]; e.Attachment == nil || e.Attachment.InstanceID != p.Node.ID {
+			t.Errorf("pod %s's address %s is on ENI %s, not attached to %s", p.Name, p.IP, h.ENIID, p.Node.Name)
+		}
+	}
+	for _, n := range nodes {
+		want := podSubnets[azOf[n.ID]]
+		for _, e := range c.v.ENIs(n) {
+			if e.Attachment.DeviceIndex == 0 {
+				if len(e.SecondaryIPs) > 0 || len(e.Prefixes) > 0 {
+					t.Errorf("%s's primary ENI %s holds pod addresses %v %v, want none under custom networking", n.Name, e.ID, e.SecondaryIPs, e.Prefixes)
+				}
+				continue
+			}
+			if e.SubnetID != want.ID {
+				t.Errorf("%s's ENI %s (device %d) is in %s, want ENIConfig %s's subnet %s", n.Name, e.ID, e.Attachment.DeviceIndex, e.SubnetID, azOf[n.ID], want.ID)
+			}
+			if !slices.Equal(e.Groups, []string{podSG}) {
+				t.Errorf("%s's ENI %s has security groups %v, want ENIConfig %s's [%s]", n.Name, e.ID, e.Groups, azOf[n.ID], podSG)
+			}
+		}
+	}
+
+	for _, p := range pods {
+		s, err := p.Serve()
+		if err != nil {
+			t.Fatalf("serve in pod %s: %v", p.Name, err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+	}
+	for _, from := range pods {
+		expectSeen(t, ctx, from, internet, from.Node.PublicIP)
+		expectSeen(t, ctx, from, c.v.EchoAddr, from.IP)
+		for _, to := range pods {
+			if to.Node != from.Node {
+				expectSeen(t, ctx, from, to.IP, from.IP)
+			}
+		}
+	}
+
+	for _, p := range pods {
+		if err := c.v.DelPod(ctx, p); err != nil {
+			t.Errorf("delete pod %s: %v", p.Name, err)
+		}
+	}
+	for _, n := range nodes {
+		cp, err := n.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cp) != 0 {
+			t.Errorf("%s's ipamd still holds %v after every pod was deleted", n.Name, cp)
+		}
+	}
+}
+
+// A node whose ENIConfig does not exist keeps its agent running: ipamd says
+// which ENIConfig is missing in its log and in a Warning event on its
+// aws-node pod, and a pod ADD fails with an error that says why. Creating
+// the ENIConfig afterwards lets pods start, with no restart of the agent.
+func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+	defer cancel()
+	c := newCluster(t, ctx)
+	n := c.v.Nodes()[1]
+	az := c.register(ctx, n)
+	if err := c.v.StartAgent(ctx, n, c.agentEnv(n)); err != nil {
+		t.Fatal(err)
+	}
+	pid := n.AgentPID()
+	exited, exitErr := n.AgentExited()
+
+	err := eventually(ctx, 30*time.Second, func() error {
+		evs, err := c.cs.EventsV1().Events(awsNodeNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "ENIConfigNotFound" && e.Regarding.Name == awsNodePod(n) && strings.Contains(e.Note, az) {
+				t.Logf("event %s %s on pod %s: %s", e.Type, e.Reason, e.Regarding.Name, e.Note)
+				if e.Type != "Warning" {
+					return fmt.Errorf("event type %s, want Warning", e.Type)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no ENIConfigNotFound event naming %s on pod %s/%s among %d events", az, awsNodeNamespace, awsNodePod(n), len(evs.Items))
+	})
+	if err != nil {
+		t.Errorf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
+	}
+	err = eventually(ctx, 10*time.Second, func() error {
+		for _, l := range strings.Split(ipamdLog(n), "\n") {
+			if strings.Contains(l, "ENIConfig") && strings.Contains(l, az) && strings.Contains(l, "does not exist") {
+				t.Logf("ipamd log: %s", l)
+				return nil
+			}
+		}
+		return fmt.Errorf("no log line says ENIConfig %q does not exist", az)
+	})
+	if err != nil {
+		t.Errorf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
+	}
+
+	// The node is network-ready (its agent is healthy) and fails pods with
+	// an error that names the missing ENIConfig, as kubelet would report it.
+	if err := c.v.WaitReady(ctx, n, nil); err != nil {
+		t.Fatalf("node %s not network-ready while its ENIConfig is missing: %v", n.Name, err)
+	}
+	_, err = c.v.AddPod(ctx, n, "default", "early")
+	switch {
+	case err == nil:
+		t.Errorf("a pod got an address on %s while its ENIConfig %s does not exist", n.Name, az)
+	case !strings.Contains(err.Error(), "no address") || !strings.Contains(err.Error(), `ENIConfig "`+az+`"`):
+		t.Errorf("ADD failed without saying that ENIConfig %q is missing: %v", az, err)
+	default:
+		t.Logf("ADD while the ENIConfig is missing: %v", err)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("agent on %s exited while its ENIConfig was missing: %v\nagent log: %s", n.Name, exitErr(), n.LogHint())
+	default:
+	}
+
+	c.createENIConfig(ctx, az)
+	created := time.Now()
+	var pod *localvpc.Pod
+	err = eventually(ctx, 60*time.Second, func() error {
+		if _, err := os.Stat(n.HostPath(localvpc.NodeCNIConfDir + "/" + localvpc.ConflistName)); err != nil {
+			return fmt.Errorf("no conflist yet: %w", err)
+		}
+		p, err := c.v.AddPod(ctx, n, "default", "late")
+		if err != nil {
+			return err
+		}
+		pod = p
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("no pod started on %s within 60 s of creating ENIConfig %s: %v\nipamd log tail:\n%s", n.Name, az, err, tail(ipamdLog(n), 20))
+	}
+	t.Logf("pod %s got %s %s after the ENIConfig was created", pod.Name, pod.IP, time.Since(created).Round(100*time.Millisecond))
+	if got := n.AgentPID(); got != pid {
+		t.Errorf("agent pid changed from %d to %d: it was restarted", pid, got)
+	}
+	if want := podSubnets[az]; !want.CIDR.Contains(pod.IP) {
+		t.Errorf("pod got %s, want an address of %s", pod.IP, want.CIDR)
+	}
+	if h, err := c.v.Locate(pod.IP); err != nil || h.DeviceIndex == 0 {
+		t.Errorf("pod address %s: holder %+v, %v; want a secondary ENI", pod.IP, h, err)
+	}
+	if err := c.v.DelPod(ctx, pod); err != nil {
+		t.Errorf("delete pod: %v", err)
+	}
+}
+
+// expectSeen asserts that a connection from p to dst arrives from want.
+func expectSeen(t *testing.T, ctx context.Context, p *localvpc.Pod, dst, want netip.Addr) {
+	t.Helper()
+	got, err := p.Whoami(ctx, dst)
+	if err != nil {
+		t.Errorf("%s (%s) → %s: %v", p.Name, p.IP, dst, err)
+		return
+	}
+	if got != want {
+		t.Errorf("%s (%s) → %s: far end saw %s, want %s", p.Name, p.IP, dst, got, want)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

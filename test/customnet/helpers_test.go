@@ -1,0 +1,408 @@
+// Package customnet runs custom networking end to end: the local VPC
+// (vpcsim, its data plane, nodes running the real agent binaries in their
+// own namespaces), a real kube-apiserver with the ENIConfig CRD, Node
+// objects labelled with their zone and one ENIConfig per AZ naming a subnet
+// of the VPC's 100.64.0.0/16 secondary CIDR. Gated on VPC_CNI_PRIVILEGED=1
+// and the Kubernetes tier's VPC_CNI_KUBE_APISERVER / VPC_CNI_ETCD.
+package customnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+const (
+	zoneLabel = "topology.kubernetes.io/zone"
+	podSG     = "sg-0000000000000002"
+	// awsNodeNamespace is where the aws-node pods (and their events) live.
+	awsNodeNamespace = "kube-system"
+)
+
+// podSubnets is the ENIConfig layout: AZ → the AZ's 100.64 subnet.
+var podSubnets = map[string]struct {
+	ID   string
+	CIDR netip.Prefix
+}{
+	"us-west-2a": {"subnet-0000000000000004", netip.MustParsePrefix("100.64.0.0/19")},
+	"us-west-2b": {"subnet-0000000000000005", netip.MustParsePrefix("100.64.32.0/19")},
+}
+
+// apiForwardAddr is where nodes reach the API server: the VPC namespace
+// already serves the EC2 endpoint on this address (every node routes to it
+// through its eth0), so a TCP forwarder on another port of it reaches the
+// apiserver on the root namespace's loopback without touching that
+// namespace's configuration.
+var apiForwardAddr = netip.AddrPortFrom(dataplane.EC2Addr.Addr(), 6443)
+
+var internet = dataplane.DefaultInternetAddrs[0]
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+// binaries builds the agent binaries once per test binary (or uses
+// VPC_CNI_E2E_BIN, e.g. bin/ after make build).
+func binaries(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if d := os.Getenv("VPC_CNI_E2E_BIN"); d != "" {
+			binDir = d
+			return
+		}
+		root := repoRoot(t)
+		binDir, binErr = os.MkdirTemp("", "vpccni-customnet-bin-")
+		if binErr != nil {
+			return
+		}
+		pkgs := []string{"./cmd/ipamd", "./cmd/aws-cni"}
+		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
+			if _, err := os.Stat(filepath.Join(root, "cmd", opt)); err == nil {
+				pkgs = append(pkgs, "./cmd/"+opt)
+			}
+		}
+		cmd := exec.Command("go", append([]string{"build", "-o", binDir + "/"}, pkgs...)...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("building the agent binaries: %v", binErr)
+	}
+	return binDir
+}
+
+// cluster is a local VPC plus an API server its nodes can reach.
+type cluster struct {
+	t          *testing.T
+	v          *localvpc.VPC
+	kube       *kubeenv.Env
+	cs         *kubernetes.Clientset
+	kubeconfig string // path readable inside the nodes
+}
+
+// newCluster starts the API server (ENIConfig CRD applied), the local VPC
+// of testdata/custom-net.yaml and the forwarder from the VPC to the API
+// server. No agent runs yet. Everything is removed when the test ends, and
+// namespaces left behind fail the test.
+func newCluster(t *testing.T, ctx context.Context) *cluster {
+	t.Helper()
+	testutil.Privileged(t)
+	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
+		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (scripts/install-deps.sh)", err)
+	}
+	kube := startKube(t)
+	bin := binaries(t)
+	if err := kube.Apply(ctx, filepath.Join(repoRoot(t), "misc", "crd-eniconfig.yaml")); err != nil {
+		t.Fatalf("apply the ENIConfig CRD: %v", err)
+	}
+	cs, err := kubernetes.NewForConfig(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := vpcsim.LoadScenario(filepath.Join("testdata", "custom-net.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: bin, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start local VPC: %v", err)
+	}
+	prefix := dataplane.RunPrefix(v.RunID)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dst := filepath.Join(os.TempDir(), "vpccni-customnet-logs", t.Name())
+			if err := v.SaveLogs(dst); err == nil {
+				t.Logf("node logs saved in %s", dst)
+			}
+		}
+		if err := v.Close(); err != nil {
+			t.Errorf("close local VPC: %v", err)
+		}
+		if left, _ := dataplane.ListNamespaces(prefix); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+		}
+	})
+	fwd, err := forwardAPIServer(v.DP.VPCNS(), strings.TrimPrefix(kube.Config.Host, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fwd.Close() })
+	c := &cluster{t: t, v: v, kube: kube, cs: cs, kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
+	if err := writeKubeconfig(c.kubeconfig, "https://"+apiForwardAddr.String(), kube.Config.BearerToken); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func init() {
+	// controller-runtime's client asks for a logger; ours has nothing to say.
+	ctrllog.SetLogger(logr.Discard())
+}
+
+// startKube starts etcd and kube-apiserver from an OS thread that lives
+// until they are stopped. kubeenv starts them with a parent-death signal,
+// which Linux ties to the forking thread, and the data plane ends the
+// threads it used to enter namespaces: a server forked from such a thread
+// would be killed in the middle of the test.
+func startKube(t *testing.T) *kubeenv.Env {
+	t.Helper()
+	apiserver, etcd, err := kubeenv.Binaries()
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	type started struct {
+		env *kubeenv.Env
+		err error
+	}
+	startc := make(chan started)
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		defer close(stopped)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		env, err := kubeenv.StartProcesses(ctx, apiserver, etcd)
+		cancel()
+		startc <- started{env, err}
+		if err != nil {
+			return
+		}
+		<-stop
+		env.Stop()
+	}()
+	st := <-startc
+	if st.err != nil {
+		<-stopped
+		t.Fatalf("kubeenv: %v", st.err)
+	}
+	t.Cleanup(func() {
+		close(stop)
+		<-stopped
+	})
+	return st.env
+}
+
+// forwardAPIServer listens on apiForwardAddr inside the VPC namespace and
+// relays every connection to target, dialled from this process (the root
+// namespace's loopback). TLS passes through untouched.
+func forwardAPIServer(vpcNS, target string) (io.Closer, error) {
+	l, err := dataplane.ListenIn(vpcNS, apiForwardAddr)
+	if err != nil {
+		return nil, fmt.Errorf("API server forwarder: %w", err)
+	}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go relay(in, target)
+		}
+	}()
+	return l, nil
+}
+
+func relay(in net.Conn, target string) {
+	defer in.Close()
+	out, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if tc, ok := dst.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(out, in)
+	go cp(in, out)
+	<-done
+	<-done
+}
+
+// writeKubeconfig writes an admin kubeconfig for server (the API server's
+// certificate is self-signed and names only 127.0.0.1, hence insecure).
+func writeKubeconfig(path, server, token string) error {
+	const tmpl = `apiVersion: v1
+kind: Config
+clusters:
+- name: localvpc
+  cluster:
+    server: %s
+    insecure-skip-tls-verify: true
+users:
+- name: aws-node
+  user:
+    token: %s
+contexts:
+- name: localvpc
+  context: {cluster: localvpc, user: aws-node}
+current-context: localvpc
+`
+	return os.WriteFile(path, fmt.Appendf(nil, tmpl, server, token), 0o600)
+}
+
+// awsNodePod names a node's aws-node pod.
+func awsNodePod(n *localvpc.Node) string { return "aws-node-" + n.Name }
+
+// register creates n's Node object labelled with its zone and its aws-node
+// pod (so ipamd's events point at a pod that exists), and turns connection
+// tracking on in the node as kube-proxy would.
+func (c *cluster) register(ctx context.Context, n *localvpc.Node) string {
+	c.t.Helper()
+	inst, err := c.v.Sim.Instance(n.ID)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
+		zoneLabel:                          inst.AZ,
+		"node.kubernetes.io/instance-type": inst.Type,
+	}}}
+	if _, err := c.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		c.t.Fatalf("create node %s: %v", n.Name, err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: awsNodePod(n), Namespace: awsNodeNamespace, Labels: map[string]string{"k8s-app": "aws-node"}},
+		Spec: corev1.PodSpec{
+			NodeName:    n.Name,
+			HostNetwork: true,
+			Containers:  []corev1.Container{{Name: "aws-node", Image: "vpc-cni:local"}},
+		},
+	}
+	if _, err := c.cs.CoreV1().Pods(awsNodeNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		c.t.Fatalf("create pod %s: %v", pod.Name, err)
+	}
+	c.trackConnections(ctx, n)
+	return inst.AZ
+}
+
+// createENIConfig creates the ENIConfig named after az, naming the AZ's pod
+// subnet and the pod security group.
+func (c *cluster) createENIConfig(ctx context.Context, az string) {
+	c.t.Helper()
+	sub, ok := podSubnets[az]
+	if !ok {
+		c.t.Fatalf("no pod subnet for %s", az)
+	}
+	ec := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "crd.k8s.amazonaws.com/v1alpha1",
+		"kind":       "ENIConfig",
+		"metadata":   map[string]any{"name": az},
+		"spec":       map[string]any{"subnet": sub.ID, "securityGroups": []any{podSG}},
+	}}
+	cl, err := client.New(c.kube.Config, client.Options{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := cl.Create(ctx, ec); err != nil && !apierrors.IsAlreadyExists(err) {
+		c.t.Fatalf("create ENIConfig %s: %v", az, err)
+	}
+}
+
+// kubeProxyStandIn is what kube-proxy's rules do to a real node before
+// aws-node starts: connection tracking is on in its network namespace. In a
+// fresh namespace it is off until ipamd installs its NAT rules; conntrack
+// then picks up the node's open connections mid-stream as new ones, SNATs
+// them to a random port (--random-fully) and the far end resets them, which
+// would break ipamd's own connection to the API server.
+const kubeProxyStandIn = `table ip localvpc-kube-proxy {
+	chain prerouting {
+		type filter hook prerouting priority 0; policy accept;
+		ct state established,related accept
+	}
+	chain output {
+		type filter hook output priority 0; policy accept;
+		ct state established,related accept
+	}
+}
+`
+
+// trackConnections turns connection tracking on in n, as kube-proxy would.
+func (c *cluster) trackConnections(ctx context.Context, n *localvpc.Node) {
+	c.t.Helper()
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if _, stderr, err := n.Exec(ctx, env, []byte(kubeProxyStandIn), "nft", "-f", "-"); err != nil {
+		c.t.Fatalf("node %s: nft: %v (%s)", n.Name, err, stderr)
+	}
+}
+
+// agentEnv is the aws-node container's environment for custom networking
+// on n (localvpc adds the AWS and path settings).
+func (c *cluster) agentEnv(n *localvpc.Node, extra ...string) []string {
+	return append([]string{
+		"MY_NODE_NAME=" + n.Name,
+		"MY_POD_NAME=" + awsNodePod(n),
+		"KUBECONFIG=" + c.kubeconfig,
+		"AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true",
+		"ENI_CONFIG_LABEL_DEF=" + zoneLabel,
+	}, extra...)
+}
+
+// ipamdLog is the node's ipamd log file.
+func ipamdLog(n *localvpc.Node) string {
+	b, err := os.ReadFile(n.HostPath(localvpc.NodeLogDir + "/ipamd.log"))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// eventually polls cond every 200 ms until it returns nil or d passes, and
+// returns the last error.
+func eventually(ctx context.Context, d time.Duration, cond func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
