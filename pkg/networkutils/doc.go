@@ -19,6 +19,7 @@
 //	// Per-ENI (never the primary ENI)
 //	func RouteTable(networkCard, device int) int            // §2.3 numbering
 //	func SubnetGateway(subnet netip.Prefix) netip.Addr      // subnet+1, or fe80:ec2::1 for IPv6
+//	func (e ENI) Validate() error                           // refuses only card 0 device 0 (the primary ENI)
 //	func (n *Network) SetupENI(ctx context.Context, eni ENI) error
 //	func (n *Network) TeardownENI(ctx context.Context, primaryIP netip.Addr, table int) error
 //

@@ -11,14 +11,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// validate reports every problem with e, naming the field.
-func (e ENI) validate() error {
+// Validate reports every problem with e, naming the field. It refuses only
+// the primary ENI (card 0, device 0): the first ENI on any other network
+// card is device 0 too, and it is wired like any secondary ENI (table
+// 10000+100·card).
+func (e ENI) Validate() error {
 	var errs []error
 	if len(e.MAC) == 0 {
 		errs = append(errs, errors.New("ENI MAC is empty"))
 	}
-	if e.DeviceNumber <= 0 {
-		errs = append(errs, fmt.Errorf("ENI %s: device number %d: the primary ENI (device 0) is never set up as a secondary ENI", e.MAC, e.DeviceNumber))
+	switch {
+	case e.DeviceNumber < 0:
+		errs = append(errs, fmt.Errorf("ENI %s: device number %d is negative", e.MAC, e.DeviceNumber))
+	case e.NetworkCard == 0 && e.DeviceNumber == 0:
+		errs = append(errs, fmt.Errorf("ENI %s: device 0 on network card 0 is the primary ENI, never set up as a secondary ENI", e.MAC))
 	}
 	if e.NetworkCard < 0 {
 		errs = append(errs, fmt.Errorf("ENI %s: network card %d is negative", e.MAC, e.NetworkCard))
@@ -45,7 +51,7 @@ func (e ENI) validate() error {
 // `from <eniIP> lookup <table>` at priority 32765. Running it again on a
 // wired ENI changes nothing.
 func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
-	if err := eni.validate(); err != nil {
+	if err := eni.Validate(); err != nil {
 		return err
 	}
 	link, err := n.linkByMAC(ctx, eni.MAC)

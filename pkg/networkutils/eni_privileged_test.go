@@ -144,6 +144,30 @@ func TestPrivilegedSetupENINetworkCard(t *testing.T) {
 	})
 }
 
+// The first ENI on network card 1 is device 0; it gets table 10100 and its
+// source rule like any secondary ENI.
+func TestPrivilegedSetupENICardOneDeviceZero(t *testing.T) {
+	node, vpc := testutil.NewNS(t), testutil.NewNS(t)
+	const mac = "02:00:00:00:02:03"
+	veth(t, node, "eth4", mac, nil, vpc, "vpc-eth4", nil)
+	n := New(nil)
+	eni := ENI{MAC: mustMAC(t, mac), PrimaryIP: netip.MustParseAddr("10.1.128.9"), Subnet: netip.MustParsePrefix("10.1.128.0/20"), DeviceNumber: 0, NetworkCard: 1}
+	do(t, node, func() error { return n.SetupENI(context.Background(), eni) })
+	do(t, node, func() error {
+		got := snapshotENI(t, "eth4", 10100)
+		want := eniSnapshot{
+			Addrs: []string{"10.1.128.9/20"},
+			Table: []string{"10.1.128.1/32 dev eth4 scope link", "default via 10.1.128.1 dev eth4"},
+			Rules: []string{"ipv4 32765: from 10.1.128.9/32 lookup 10100"},
+			MTU:   9001, Up: true,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("card 1 device 0 (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+}
+
 func TestPrivilegedSetupENIErrors(t *testing.T) {
 	node := testutil.NewNS(t)
 	n := New(nil)

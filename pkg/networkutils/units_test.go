@@ -71,6 +71,32 @@ func TestValidateNamesTheBadInput(t *testing.T) {
 	}
 }
 
+func TestENIValidate(t *testing.T) {
+	good := ENI{MAC: []byte{2, 0, 0, 0, 1, 1}, PrimaryIP: netip.MustParseAddr("10.0.1.20"), Subnet: netip.MustParsePrefix("10.0.1.0/24")}
+	for _, tc := range []struct {
+		card, dev int
+		want      string // "" = accepted
+	}{
+		{0, 1, ""},
+		{1, 0, ""}, // first ENI on card 1: table 10100
+		{3, 0, ""},
+		{0, 0, "primary ENI"},
+		{0, -1, "device number -1"},
+		{1, -1, "device number -1"},
+		{-1, 1, "network card -1"},
+	} {
+		e := good
+		e.NetworkCard, e.DeviceNumber = tc.card, tc.dev
+		err := e.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("card %d device %d: Validate() = %v, want accepted", tc.card, tc.dev, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("card %d device %d: Validate() = %v, want an error containing %q", tc.card, tc.dev, err, tc.want)
+		}
+	}
+}
+
 func TestSplitRule(t *testing.T) {
 	got, err := splitRule(`-A POSTROUTING -m comment --comment "AWS, SNAT \"x\"" -j AWS-SNAT-CHAIN-0`)
 	if err != nil {
