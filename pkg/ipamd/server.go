@@ -168,6 +168,9 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 		return nil, err
 	}
 	if r, handled, err := s.branchAdd(ctx, req); handled {
+		if err != nil {
+			n.metrics.PodENIErrors.WithLabelValues("AddNetwork").Inc()
+		}
 		return r, err
 	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
@@ -362,6 +365,9 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 	}
 	if len(r.IpAllocationMetadata) == 0 {
 		if br, handled, err := s.branchDel(ctx, req); handled {
+			if err != nil {
+				n.metrics.PodENIErrors.WithLabelValues("DelNetwork").Inc()
+			}
 			return br, err
 		}
 		return nil, status.Errorf(codes.NotFound, "%v: %s", datastore.ErrUnknownPod, k)
