@@ -106,6 +106,9 @@ func TestPrivilegedCustomNetworkingPerZone(t *testing.T) {
 	}
 	for _, from := range pods {
 		expectSeen(t, ctx, from, internet, from.Node.PublicIP)
+		if got := snatSource(t, ctx, from, internet); got != from.Node.PrimaryIP {
+			t.Errorf("%s (%s) → %s left %s as %v, want its primary address %s", from.Name, from.IP, internet, from.Node.Name, got, from.Node.PrimaryIP)
+		}
 		expectSeen(t, ctx, from, c.v.EchoAddr, from.IP)
 		for _, to := range pods {
 			if to.Node != from.Node {
@@ -241,6 +244,34 @@ func expectSeen(t *testing.T, ctx context.Context, p *localvpc.Pod, dst, want ne
 	if got != want {
 		t.Errorf("%s (%s) → %s: far end saw %s, want %s", p.Name, p.IP, dst, got, want)
 	}
+}
+
+// snatSource reads the node's conntrack table for p's connection to dst
+// and returns the address the node translated p's source to (the reply's
+// destination), or the zero address when there is no such connection.
+func snatSource(t *testing.T, ctx context.Context, p *localvpc.Pod, dst netip.Addr) netip.Addr {
+	t.Helper()
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	out, stderr, err := p.Node.Exec(ctx, env, nil, "conntrack", "-L", "-p", "tcp", "-s", p.IP.String(), "-d", dst.String())
+	if err != nil {
+		t.Errorf("conntrack in %s: %v (%s)", p.Node.Name, err, stderr)
+		return netip.Addr{}
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		var dsts []string
+		for _, f := range strings.Fields(l) {
+			if v, ok := strings.CutPrefix(f, "dst="); ok {
+				dsts = append(dsts, v)
+			}
+		}
+		if len(dsts) == 2 { // original direction, then reply direction
+			a, err := netip.ParseAddr(dsts[1])
+			if err == nil {
+				return a
+			}
+		}
+	}
+	return netip.Addr{}
 }
 
 func tail(s string, n int) string {
