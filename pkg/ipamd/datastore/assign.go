@@ -82,7 +82,12 @@ func (s *Store) noAddressError(key Key) error {
 // the store does not know gets ErrUnknownPod. Entries upstream migrated from
 // CRI state (network "_migrated-from-cri", interface "unknown") match by
 // container id. The released address cools down for the cooldown period.
-// If the checkpoint write fails the release is undone and the error returned.
+//
+// If the checkpoint write fails the release still stands: Unassign returns
+// the Assignment together with an error wrapping ErrCheckpoint, and the next
+// successful write persists the release. Undoing it would leave the address
+// held by a key whose pod is gone (the runtime does not retry a DEL the
+// plugin reported as done), with nothing left to ever release it.
 func (s *Store) Unassign(key Key) (Assignment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,32 +101,19 @@ func (s *Store) Unassign(key Key) (Assignment, error) {
 		return Assignment{}, fmt.Errorf("%w: %s", ErrUnknownPod, key)
 	}
 	out := s.assignmentOf(sl)
-	a := s.removeAlloc(sl)
-	c := sl.cidr
-	undo := func() {}
-	switch {
+	s.removeAlloc(sl)
+	switch c := sl.cidr; {
 	case c == nil:
 		delete(s.pending, sl.addr)
-		undo = func() { s.pending[sl.addr] = sl }
 	case s.cooldown > 0:
 		s.coolPush(sl, Cooling{Addr: sl.addr, UnassignedAt: now})
 		s.adjust(c, -1, 1)
-		undo = func() {
-			s.coolRemove(sl.coolIdx)
-			s.adjust(c, 1, -1)
-		}
 	default:
 		c.release(sl.off)
 		s.adjust(c, -1, 0)
-		undo = func() {
-			c.used[sl.off] = sl
-			s.adjust(c, 1, 0)
-		}
 	}
 	if err := s.persist(); err != nil {
-		undo()
-		s.addAlloc(sl, a)
-		return Assignment{}, fmt.Errorf("unassign %s: %w", key, err)
+		return out, fmt.Errorf("unassign %s: released in memory, not yet persisted: %w", key, err)
 	}
 	return out, nil
 }

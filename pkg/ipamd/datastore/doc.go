@@ -12,8 +12,8 @@
 //
 // # Operations and their cost (n = addresses, C = CIDRs, E = ENIs)
 //
-//	Assign(key, meta) (Assignment, error)     O(log n); idempotent for a key already held
-//	Unassign(key) (Assignment, error)         O(log n); ErrUnknownPod ("datastore: unknown pod")
+//	Assign(key, meta) (Assignment, error)     O(log n) + checkpoint write; idempotent for a key already held
+//	Unassign(key) (Assignment, error)         O(log n) + checkpoint write; ErrUnknownPod ("datastore: unknown pod")
 //	Lookup(key) (Assignment, bool)            O(1)
 //	Stats() Stats                             O(1) (+ expiring cooldowns)
 //	AddENI(ENI) error                         O(1)
@@ -28,6 +28,11 @@
 //	ENIs() / ENI(id) / Snapshot() []ENIInfo   deep copies (Snapshot lists every address)
 //	AllocatedIPs() []Assignment, Pending() []Allocation, DropPending()
 //	Restore(File, isLive) (RestoreResult, error), Load(isLive)
+//
+// The in-memory work of Assign and Unassign is O(log n), but each of them
+// (like every other change) then writes the whole checkpoint: O(live
+// allocations + cooling addresses) to encode, plus the fsyncs of
+// FileCheckpointer. Upstream does the same; the write dominates.
 //
 // Address choice is deterministic dense packing: the usable ENI with the
 // most assigned addresses (then lowest device number), within it the CIDR
@@ -48,9 +53,15 @@
 // # Checkpoint
 //
 // After every change the Store writes File to its Checkpointer while still
-// holding its lock; if that fails, Assign, Unassign and Restore undo their
-// change and return the error, so memory and disk never disagree about a
-// pod. FileCheckpointer writes upstream's JSON (version "vpc-cni-ipam/1")
+// holding its lock. If that fails, Assign and Restore undo their change and
+// return the error, so no pod is handed an address the disk does not know.
+// Unassign does NOT undo: on ErrCheckpoint the release has happened; the
+// next successful write persists it. The address cools down as usual and
+// the Assignment is returned along with the error. Should ipamd restart
+// before then, the stale file still names the key, and Restore returns it
+// as Stale once isLive says the pod is gone.
+//
+// FileCheckpointer writes upstream's JSON (version "vpc-cni-ipam/1")
 // atomically (temp file, fsync, rename, directory fsync) at the path given
 // (DefaultCheckpointPath, CheckpointPath for card N). Our only addition is an
 // "unassigned" array of {ipv4|ipv6, unassignedTimestamp} which upstream's

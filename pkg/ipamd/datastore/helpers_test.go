@@ -238,7 +238,8 @@ func checkInvariants(t *testing.T, s *Store) {
 			fail("address %s both assigned and cooling", c.Addr)
 		}
 	}
-	if mc, ok := s.cp.(*MemCheckpointer); ok && mc.file != nil {
+	// After a failed write the file may lag memory until the next good one.
+	if mc, ok := s.cp.(*MemCheckpointer); ok && mc.file != nil && !s.unpersisted {
 		got := slices.Clone(mc.file.Allocations)
 		want := slices.Clone(s.allocs)
 		sortAllocations(got)

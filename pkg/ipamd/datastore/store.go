@@ -1,6 +1,7 @@
 package datastore
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -58,6 +59,10 @@ type Store struct {
 	// allocations, and cooling addresses (cooling ones also sit in cool).
 	pending     map[netip.Addr]*slot
 	pendingCool int
+	// unpersisted: the last checkpoint write failed, so the file may lag
+	// memory (a kept Unassign, RemoveENI, RemoveCIDR or DropPending) until
+	// the next successful write.
+	unpersisted bool
 }
 
 type lenKey struct {
@@ -471,6 +476,13 @@ func (s *Store) advance(now time.Time) {
 	}
 }
 
+// persist writes the whole state; every failure wraps ErrCheckpoint, even
+// from a Checkpointer that does not wrap it itself.
 func (s *Store) persist() error {
-	return s.cp.Write(File{Version: CheckpointVersion, Allocations: s.allocs, Cooling: s.cool})
+	err := s.cp.Write(File{Version: CheckpointVersion, Allocations: s.allocs, Cooling: s.cool})
+	if err != nil && !errors.Is(err, ErrCheckpoint) {
+		err = fmt.Errorf("%w: write: %w", ErrCheckpoint, err)
+	}
+	s.unpersisted = err != nil
+	return err
 }
