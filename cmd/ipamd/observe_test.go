@@ -167,7 +167,8 @@ func freeAddr(t *testing.T) string {
 
 // TestProcessDisableMetricsAndIntrospection: with DISABLE_METRICS and
 // DISABLE_INTROSPECTION nothing listens on the configured addresses; a
-// unix: introspection address without a path refuses to start.
+// unix: introspection address serves on that socket, and one without a
+// path refuses to start.
 func TestProcessDisableMetricsAndIntrospection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemon")
@@ -190,10 +191,25 @@ func TestProcessDisableMetricsAndIntrospection(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 
+	// A unix: address serves introspection on that socket (ipamctl reads it).
+	sock := filepath.Join(t.TempDir(), "introspect.sock")
+	u := simDaemon(t, env, "DISABLE_METRICS=true", "INTROSPECTION_BIND_ADDRESS=unix:"+sock)
+	u.start()
+	if _, err := u.logAttr("node initialised", "instance", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(buildIpamctl(t), "-addr", "unix:"+sock, "pool").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "eni-00000000000000001") {
+		t.Errorf("ipamctl -addr unix:%s pool: %v\n%s", sock, err, out)
+	}
+	if err := u.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+
 	bad := simDaemon(t, env, "DISABLE_METRICS=true", "INTROSPECTION_BIND_ADDRESS=unix:")
 	cmd := exec.Command(bad.bin)
 	cmd.Env = bad.env
-	out, err := cmd.CombinedOutput()
+	out, err = cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "INTROSPECTION_BIND_ADDRESS") {
 		t.Fatalf("INTROSPECTION_BIND_ADDRESS=unix: → %v\n%s", err, out)
