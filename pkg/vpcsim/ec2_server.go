@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -100,17 +101,21 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := s.call(r.Context(), action, a.fn, p)
-	code := ErrorCode(err)
-	if err != nil && code == "" {
-		s.log.Error("ec2 action failed", "action", action, "err", err)
-		err, code = apiErr("InternalError", "An internal error has occurred."), "InternalError"
-	}
-	s.stats.record(action, code)
 	if err != nil {
-		s.log.Debug("ec2 error", "action", action, "code", code, "err", err)
-		writeEC2Error(w, reqID, err.(*APIError))
+		// Actions may wrap an *APIError with context; EC2 answers with the
+		// wrapped code. Anything else is our bug: InternalError.
+		var ae *APIError
+		if !errors.As(err, &ae) {
+			s.log.Error("ec2 action failed", "action", action, "err", err)
+			ae = apiErr("InternalError", "An internal error has occurred.")
+		} else {
+			s.log.Debug("ec2 error", "action", action, "code", ae.Code, "err", err)
+		}
+		s.stats.record(action, ae.Code)
+		writeEC2Error(w, reqID, ae)
 		return
 	}
+	s.stats.record(action, "")
 	writeEC2Response(w, action, reqID, body)
 }
 
