@@ -160,7 +160,6 @@ func startVPC(t *testing.T, ctx context.Context) *localvpc.VPC {
 
 // runner runs cnitool inside a node, as a runtime on that node would.
 type runner struct {
-	t    *testing.T
 	tool string
 	node *localvpc.Node
 	env  []string
@@ -229,7 +228,7 @@ func dnatRule(rules string, pod netip.Addr, containerPort int) string {
 	return ""
 }
 
-// podRoute deletes the node's /32 route to pod (to break the wiring).
+// delPodRoute deletes the node's /32 route to pod (to break the wiring).
 func delPodRoute(t *testing.T, n *localvpc.Node, pod netip.Addr) {
 	t.Helper()
 	nsh, err := netns.GetFromPath(n.NetNS)
@@ -318,7 +317,7 @@ func TestPrivilegedCNIToolAddCheckDelWithPortmap(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		cniPath string
-		// debianCheckBug: CHECK may fail with Debian portmap's known IPv6 bug.
+		// debianCheckBug: CHECK may fail with Debian portmap's IPv6 bug.
 		debianCheckBug bool
 	}{
 		{"debian-portmap", localvpc.NodeCNIBinDir, true},
@@ -342,7 +341,7 @@ func addCheckDel(t *testing.T, ctx context.Context, v *localvpc.VPC, tool, name,
 	cid := containerID(podNS)
 
 	const containerPort = dataplane.WhoamiPort
-	r := &runner{t: t, tool: tool, node: n1, env: []string{
+	r := &runner{tool: tool, node: n1, env: []string{
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 		"CNI_PATH=" + cniPath,
 		"CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + name + ";K8S_POD_INFRA_CONTAINER_ID=" + cid,
