@@ -44,8 +44,9 @@ func (f *fakeHost) SetupENI(_ context.Context, e networkutils.ENI) error {
 		f.setupErr = nil
 		return err
 	}
-	if e.DeviceNumber == 0 && e.NetworkCard == 0 {
-		return errors.New("fakeHost: SetupENI on the primary ENI")
+	// The same rule the real host applies, so the fake cannot drift.
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("fakeHost: %w", err)
 	}
 	f.enis[e.PrimaryIP] = e
 	return nil

@@ -33,6 +33,17 @@ func TestMultiNIC(t *testing.T) {
 	if perCard[0] != 2 || perCard[1] != 1 {
 		t.Errorf("addresses per card: %v, want card 0: 2 (WARM_IP_TARGET), card 1: 1", perCard)
 	}
+	// The first ENI of card 1 is device 0; the host (networkutils'
+	// ENI.Validate, also in the fake) must wire it.
+	wiredCard1Dev0 := false
+	h.host.mu.Lock()
+	for _, e := range h.host.enis {
+		wiredCard1Dev0 = wiredCard1Dev0 || (e.NetworkCard == 1 && e.DeviceNumber == 0)
+	}
+	h.host.mu.Unlock()
+	if !wiredCard1Dev0 {
+		t.Errorf("no ENI wired on card 1 device 0: %v", h.host.enis)
+	}
 	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "m", IfName: "eth0", RequiresMultiNicAttachment: true})
 	if err != nil {
 		t.Fatal(err)
