@@ -114,7 +114,9 @@ func TestServerSocketHealthAndBadInput(t *testing.T) {
 			t.Errorf("health %q before init: %v", svc, s)
 		}
 	}
-	short, c2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	// A deadline long enough for a loaded CI machine: the server answers
+	// a tenth of it before the deadline, so its answer still comes first.
+	short, c2 := context.WithTimeout(ctx, 3*time.Second)
 	_, err = cni.AddNetwork(short, &rpc.AddNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni"})
 	c2()
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "not initialised") {
@@ -408,8 +410,15 @@ func TestShutdownDrainsWaitingAdds(t *testing.T) {
 		_, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "waiting", IfName: "eth0", NetworkName: "aws-cni"})
 		errc <- err
 	}()
+	waitUntil := time.After(30 * time.Second)
 	for h.n.pending.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case err := <-errc:
+			t.Fatalf("the ADD returned before it waited for the pool: %v", err)
+		case <-waitUntil:
+			t.Fatal("the ADD never waited for the pool")
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
