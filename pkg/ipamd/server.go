@@ -138,6 +138,13 @@ func answerBefore(ctx context.Context, def time.Duration) (context.Context, cont
 
 // waitReady blocks until Init completed or ctx ends.
 func (s *Server) waitReady(ctx context.Context) error {
+	// Readiness first: with both channels ready, select would pick one at
+	// random and a ready ipamd could answer "not initialised".
+	select {
+	case <-s.n.readyCh:
+		return nil
+	default:
+	}
 	select {
 	case <-s.n.readyCh:
 		return nil

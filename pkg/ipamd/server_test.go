@@ -428,3 +428,16 @@ func TestShutdownDrainsWaitingAdds(t *testing.T) {
 		t.Errorf("waiting ADD at shutdown: %v", err)
 	}
 }
+
+// TestWaitReadyPrefersReadiness: a ready ipamd never answers "not
+// initialised", even to a request whose context has already ended.
+func TestWaitReadyPrefersReadiness(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 200 {
+		if err := h.srv.waitReady(ctx); err != nil {
+			t.Fatalf("attempt %d: ready ipamd with an ended context: %v", i, err)
+		}
+	}
+}
