@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -82,4 +83,34 @@ func TestMultiNICCheckpointPerCard(t *testing.T) {
 		t.Errorf("after restart: %v (was %v) %v", again.GetIpAllocationMetadata(), r.IpAllocationMetadata, err)
 	}
 	h.checkConsistent()
+}
+
+// TestRetriedAddKeepsSpilledAddress: a pod that spilled to card 1 (card 0
+// was full then) and whose ADD is retried gets the same address back, not
+// a second one on card 0, which has room by now.
+func TestRetriedAddKeepsSpilledAddress(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "c6in.32xlarge", cfg: func(c *config.Config) {
+		c.EnableMultiNIC, c.WarmIPTarget, c.IPCooldown = true, 2, 0
+	}})
+	ctx := context.Background()
+	h.settle()
+	k := key("aws-cni", "spilled", "eth0")
+	first, err := h.n.cards[1].store.Assign(k, datastore.Metadata{InterfacesCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "spilled", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.IpAllocationMetadata; len(got) != 1 || got[0].Ipv4Addr != first.Addr.String() || got[0].RouteTableId != 10100 {
+		t.Errorf("retried ADD: %v, want %s on card 1 (table 10100)", got, first.Addr)
+	}
+	if a, ok := h.n.cards[0].store.Lookup(k); ok {
+		t.Errorf("the retried ADD also took %s on card 0", a.Addr)
+	}
+	d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "spilled", IfName: "eth0"})
+	if err != nil || len(d.IpAllocationMetadata) != 1 {
+		t.Errorf("DEL: %v %v, want one released address", d, err)
+	}
 }

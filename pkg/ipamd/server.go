@@ -240,6 +240,13 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 // cards > 0), or one on every card for a multi-NIC pod, all or nothing.
 func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
 	if !multi {
+		// A retried ADD gets what the key already holds, on any card: pods
+		// spill to cards > 0, so card 0 may have room again by now.
+		for _, c := range n.cards {
+			if a, ok := c.store.Lookup(k); ok {
+				return []datastore.Assignment{a}, nil
+			}
+		}
 		var err error
 		for _, c := range n.cards {
 			var a datastore.Assignment
