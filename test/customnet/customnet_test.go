@@ -233,6 +233,72 @@ func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
 	}
 }
 
+// An ENIConfig change applies to the next ENI ipamd creates; ENIs already
+// attached keep their subnet and the pods on them keep their addresses.
+func TestPrivilegedCustomNetworkingENIConfigChangeAppliesToNextENI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := newCluster(t, ctx)
+	n := c.v.Nodes()[0]
+	az := c.register(ctx, n)
+	c.createENIConfig(ctx, az)
+	// A small pool, so the second ENI is created only when the first is full.
+	env := c.agentEnv(n, "WARM_ENI_TARGET=0", "WARM_IP_TARGET=1", "MINIMUM_IP_TARGET=1")
+	if err := c.v.StartAgent(ctx, n, env); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.v.WaitReady(ctx, n, nil); err != nil {
+		t.Fatalf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
+	}
+	first, err := c.v.AddPod(ctx, n, "default", "before-change")
+	if err != nil {
+		t.Fatalf("add pod: %v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
+	}
+	h1, err := c.v.Locate(first.IP)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const newSubnet, newCIDR, newSG = "subnet-0000000000000006", "100.64.64.0/19", "sg-0000000000000001"
+	c.setENIConfig(ctx, az, newSubnet, newSG)
+	// An m5.large ENI holds 9 secondary addresses: the tenth pod needs a
+	// second ENI.
+	var second *localvpc.Pod
+	for i := range 12 {
+		p, err := c.v.AddPod(ctx, n, "default", fmt.Sprintf("after-change-%d", i))
+		if err != nil {
+			t.Fatalf("add pod %d: %v\nipamd log tail:\n%s", i, err, tail(ipamdLog(n), 20))
+		}
+		if h, err := c.v.Locate(p.IP); err == nil && h.ENIID != h1.ENIID {
+			second = p
+			break
+		}
+	}
+	if second == nil {
+		t.Fatalf("12 more pods and no ENI but %s on %s (ENIs: %d)", h1.ENIID, n.Name, len(c.v.ENIs(n)))
+	}
+	t.Logf("pod %s got %s from the second ENI", second.Name, second.IP)
+	if !netip.MustParsePrefix(newCIDR).Contains(second.IP) {
+		t.Errorf("pod %s on the new ENI has %s, want an address of the changed ENIConfig's subnet %s (%s)", second.Name, second.IP, newSubnet, newCIDR)
+	}
+	for _, e := range c.v.ENIs(n) {
+		switch {
+		case e.Attachment.DeviceIndex == 0:
+		case e.ID == h1.ENIID:
+			if e.SubnetID != podSubnets[az].ID || !slices.Equal(e.Groups, []string{podSG}) {
+				t.Errorf("ENI %s created before the change is now in %s with %v, want %s with [%s]", e.ID, e.SubnetID, e.Groups, podSubnets[az].ID, podSG)
+			}
+		default:
+			if e.SubnetID != newSubnet || !slices.Equal(e.Groups, []string{newSG}) {
+				t.Errorf("ENI %s created after the change is in %s with %v, want %s with [%s]", e.ID, e.SubnetID, e.Groups, newSubnet, newSG)
+			}
+		}
+	}
+	if h, err := c.v.Locate(first.IP); err != nil || h.ENIID != h1.ENIID {
+		t.Errorf("pod %s's address %s moved: %+v, %v", first.Name, first.IP, h, err)
+	}
+}
+
 // expectSeen asserts that a connection from p to dst arrives from want.
 func expectSeen(t *testing.T, ctx context.Context, p *localvpc.Pod, dst, want netip.Addr) {
 	t.Helper()

@@ -27,6 +27,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -365,6 +366,23 @@ func (c *cluster) trackConnections(ctx context.Context, n *localvpc.Node) {
 	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if _, stderr, err := n.Exec(ctx, env, []byte(kubeProxyStandIn), "nft", "-f", "-"); err != nil {
 		c.t.Fatalf("node %s: nft: %v (%s)", n.Name, err, stderr)
+	}
+}
+
+// setENIConfig points the ENIConfig named az at subnet and security group.
+func (c *cluster) setENIConfig(ctx context.Context, az, subnet, sg string) {
+	c.t.Helper()
+	cl, err := client.New(c.kube.Config, client.Options{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ec := &unstructured.Unstructured{}
+	ec.SetAPIVersion("crd.k8s.amazonaws.com/v1alpha1")
+	ec.SetKind("ENIConfig")
+	ec.SetName(az)
+	patch := fmt.Appendf(nil, `{"spec":{"subnet":%q,"securityGroups":[%q]}}`, subnet, sg)
+	if err := cl.Patch(ctx, ec, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		c.t.Fatalf("update ENIConfig %s: %v", az, err)
 	}
 }
 
