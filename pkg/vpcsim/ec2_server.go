@@ -18,14 +18,32 @@ const (
 	ec2XMLNS      = "http://ec2.amazonaws.com/doc/2016-11-15/"
 	maxBodyBytes  = 1 << 20
 
-	// The SDK closes a request body as soon as response headers arrive, while
-	// net/http's write loop may still be probing that body for extra bytes;
-	// the probe then fails with io.EOF and the connection is torn down under
-	// the response reader. Over loopback a large answer can outrun the write
-	// loop, so large answers wait a moment (EC2 itself is never that fast).
-	// Small answers arrive in one read and are unaffected.
-	largeResponse      = 3 << 10
-	largeResponseDelay = 5 * time.Millisecond
+	// largeResponse is the size above which an answer waits
+	// Options.largeDelay (WithLargeResponseDelay) before it is written.
+	largeResponse = 3 << 10
+	// DefaultLargeResponseDelay works around a race in the SDK's HTTP client
+	// that only a loopback server is fast enough to trigger:
+	//
+	//  1. smithy-go wraps the request body in a reader net/http does not
+	//     know to be in memory, so the transport flushes the headers first
+	//     and then hands the body straight to the socket.
+	//  2. The server has the whole request and answers at once; Do returns
+	//     and smithy-go closes the body (ClientHandler.Handle).
+	//  3. Meanwhile the transport's write loop, after copying Content-Length
+	//     bytes, probes the body for extra bytes. The closed smithy reader's
+	//     WriteTo answers io.EOF (not 0, nil), net/http takes that for a
+	//     write error and closes the connection, under the SDK that is still
+	//     reading the response: "use of closed network connection".
+	//
+	// Answers small enough to arrive in one read are already buffered and
+	// survive; large ones (DescribeInstanceTypes, big describes) fail a few
+	// times in a hundred with no delay. Nothing the server does short of
+	// waiting helps (it has read the full body; it cannot see the client's
+	// probe), so large answers wait a moment. Real EC2 is never this fast.
+	// A client that hands net/http a *bytes.Reader body (read the body into
+	// memory in a RoundTripper) is immune: headers and body then go out in
+	// one flush after the probe; with such a client the delay can be 0.
+	DefaultLargeResponseDelay = 5 * time.Millisecond
 )
 
 // actionFunc executes one EC2 action and returns the response body (a struct
@@ -116,7 +134,7 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stats.record(action, "")
-	writeEC2Response(w, action, reqID, body)
+	writeEC2Response(w, action, reqID, body, s.largeDelay)
 }
 
 // call applies throttling, permissions, injected faults and latency, then
@@ -159,7 +177,7 @@ func isFiltered(p *params) bool {
 	return false
 }
 
-func writeEC2Response(w http.ResponseWriter, action, reqID string, body any) {
+func writeEC2Response(w http.ResponseWriter, action, reqID string, body any, largeDelay time.Duration) {
 	var inner bytes.Buffer
 	if body != nil {
 		// encode under a throwaway root, then keep only its children
@@ -179,8 +197,8 @@ func writeEC2Response(w http.ResponseWriter, action, reqID string, body any) {
 	fmt.Fprintf(&out, "<%sResponse xmlns=\"%s\"><requestId>%s</requestId>", action, ec2XMLNS, reqID)
 	out.Write(b)
 	fmt.Fprintf(&out, "</%sResponse>", action)
-	if out.Len() > largeResponse {
-		time.Sleep(largeResponseDelay)
+	if out.Len() > largeResponse && largeDelay > 0 {
+		time.Sleep(largeDelay)
 	}
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))

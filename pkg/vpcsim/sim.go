@@ -22,6 +22,8 @@ type Sim struct {
 	inj   *injector
 	lim   *limiter
 	stats *statsRecorder
+	// largeDelay holds back EC2 answers over largeResponse bytes.
+	largeDelay time.Duration
 
 	mu       sync.Mutex
 	w        *world
@@ -58,12 +60,21 @@ type Option func(*Sim)
 // the first call after the clock passes their due time.
 func WithClock(now func() time.Time) Option { return func(s *Sim) { s.now = now } }
 
+// WithLargeResponseDelay sets how long an EC2 answer over 3 KiB waits before
+// it is written (default DefaultLargeResponseDelay; 0 or less: no wait). The
+// wait shields the unmodified SDK client from a race of its own (see
+// DefaultLargeResponseDelay); turn it off only for clients that buffer
+// request bodies in memory.
+func WithLargeResponseDelay(d time.Duration) Option {
+	return func(s *Sim) { s.largeDelay = max(d, 0) }
+}
+
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(s *Sim) { s.log = l } }
 
 // New validates the scenario and builds the world.
 func New(sc Scenario, opts ...Option) (*Sim, error) {
-	s := &Sim{now: time.Now, log: slog.New(slog.NewTextHandler(io.Discard, nil)), imds: map[string][]imdsSnap{}, tokens: map[string]imdsToken{}, subs: map[int]*subscriber{}}
+	s := &Sim{now: time.Now, largeDelay: DefaultLargeResponseDelay, log: slog.New(slog.NewTextHandler(io.Discard, nil)), imds: map[string][]imdsSnap{}, tokens: map[string]imdsToken{}, subs: map[int]*subscriber{}}
 	for _, o := range opts {
 		o(s)
 	}
