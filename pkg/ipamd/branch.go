@@ -132,12 +132,7 @@ func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rp
 		}
 		parent = link.Index
 	}
-	md := &rpc.IPAllocationMetadata{DeviceNumber: -1}
-	if w.IP.Is4() {
-		md.Ipv4Addr = w.IP.String()
-	} else {
-		md.Ipv6Addr = w.IP.String()
-	}
+	md := allocationMetadata(w.IP, -1, 0)
 	return &rpc.AddNetworkReply{
 		Success: true, IpAllocationMetadata: []*rpc.IPAllocationMetadata{md},
 		PodVlanId: int32(w.VlanID), PodEniMac: w.MAC.String(), PodEniSubnetGw: w.Gateway.String(),
@@ -172,12 +167,7 @@ func (s *Server) branchDel(ctx context.Context, req *rpc.DelNetworkRequest) (*rp
 	if err != nil {
 		return nil, true, status.Errorf(codes.InvalidArgument, "pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
-	md := &rpc.IPAllocationMetadata{DeviceNumber: -1}
-	if w.IP.Is4() {
-		md.Ipv4Addr = w.IP.String()
-	} else {
-		md.Ipv6Addr = w.IP.String()
-	}
+	md := allocationMetadata(w.IP, -1, 0)
 	r.IpAllocationMetadata = []*rpc.IPAllocationMetadata{md}
 	r.PodVlanId = int32(w.VlanID)
 	return r, true, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,13 +306,7 @@ func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
 	n := s.n
 	r := &rpc.AddNetworkReply{Success: true, UseExternalSnat: n.cfg.ExternalSNAT, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
 	for _, a := range asgs {
-		md := &rpc.IPAllocationMetadata{DeviceNumber: int32(a.DeviceNumber), RouteTableId: int32(a.RouteTableID)}
-		if a.Addr.Is4() {
-			md.Ipv4Addr = a.Addr.String()
-		} else {
-			md.Ipv6Addr = a.Addr.String()
-		}
-		r.IpAllocationMetadata = append(r.IpAllocationMetadata, md)
+		r.IpAllocationMetadata = append(r.IpAllocationMetadata, allocationMetadata(a.Addr, a.DeviceNumber, a.RouteTableID))
 	}
 	n.nodeMu.RLock()
 	cidrs, v6 := n.node.vpcCIDRs, n.node.vpcV6CIDRs
@@ -331,6 +326,17 @@ func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
 		}
 	}
 	return r
+}
+
+// allocationMetadata is one address of a reply, in the field of its family.
+func allocationMetadata(addr netip.Addr, device, table int) *rpc.IPAllocationMetadata {
+	md := &rpc.IPAllocationMetadata{DeviceNumber: int32(device), RouteTableId: int32(table)}
+	if addr.Is4() {
+		md.Ipv4Addr = addr.String()
+	} else {
+		md.Ipv6Addr = addr.String()
+	}
+	return md
 }
 
 // DelNetwork releases the pod's addresses. It is idempotent: a key ipamd
@@ -357,25 +363,22 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 	r := &rpc.DelNetworkReply{NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
 	var released []datastore.Assignment
 	for _, c := range n.cards {
+		// Store.Unassign also matches entries upstream migrated from CRI
+		// state (placeholder network and interface) by container id.
 		a, err := c.store.Unassign(k)
-		if errors.Is(err, datastore.ErrUnknownPod) {
-			// Entries migrated by upstream from CRI state carry placeholders.
-			a, err = c.store.Unassign(key(datastore.MigratedNetworkName, req.GetContainerId(), datastore.MigratedIfName))
-		}
-		if errors.Is(err, datastore.ErrUnknownPod) {
+		switch {
+		case errors.Is(err, datastore.ErrUnknownPod):
 			continue
-		}
-		if err != nil {
+		case errors.Is(err, datastore.ErrCheckpoint):
+			// The release happened; only persisting it failed, and the next
+			// good write persists it. Failing the DEL would strand the address.
+			n.log.Warn("address released but the checkpoint write failed", "key", k.String(), "ip", a.Addr,
+				"card", c.index, "err", err)
+		case err != nil:
 			return nil, status.Errorf(codes.Internal, "releasing the address of %s: %v", k, err)
 		}
 		released = append(released, a)
-		md := &rpc.IPAllocationMetadata{DeviceNumber: int32(a.DeviceNumber), RouteTableId: int32(a.RouteTableID)}
-		if a.Addr.Is4() {
-			md.Ipv4Addr = a.Addr.String()
-		} else {
-			md.Ipv6Addr = a.Addr.String()
-		}
-		r.IpAllocationMetadata = append(r.IpAllocationMetadata, md)
+		r.IpAllocationMetadata = append(r.IpAllocationMetadata, allocationMetadata(a.Addr, a.DeviceNumber, a.RouteTableID))
 	}
 	if len(r.IpAllocationMetadata) == 0 {
 		if br, handled, err := s.branchDel(ctx, req); handled {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -440,4 +441,43 @@ func TestWaitReadyPrefersReadiness(t *testing.T) {
 			t.Fatalf("attempt %d: ready ipamd with an ended context: %v", i, err)
 		}
 	}
+}
+
+// TestDelNetworkCheckpointWriteFails: when only the checkpoint write of a
+// release fails, the release stands, so the DEL succeeds and names the
+// released address; the next good write persists it.
+func TestDelNetworkCheckpointWriteFails(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	ctx := context.Background()
+	h.settle()
+	add, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "cp", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A non-empty directory in the checkpoint's place: the atomic rename fails.
+	path := datastore.CheckpointPath(h.cfg.BackingStore, 0)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(path, "blocker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	del, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "cp", IfName: "eth0"})
+	if err != nil {
+		t.Fatalf("DEL with a failing checkpoint write: %v, want success (the release happened)", err)
+	}
+	want := add.IpAllocationMetadata[0].Ipv4Addr
+	if !del.Success || len(del.IpAllocationMetadata) != 1 || del.IpAllocationMetadata[0].Ipv4Addr != want {
+		t.Errorf("DEL reply %v, want success releasing %s", del, want)
+	}
+	if a, ok := h.n.cards[0].store.Lookup(key("aws-cni", "cp", "eth0")); ok {
+		t.Errorf("the store still holds %s for the deleted pod", a.Addr)
+	}
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "next", IfName: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	h.checkConsistent()
 }
