@@ -35,13 +35,20 @@ type eventDedup struct {
 	last   map[string]time.Time
 }
 
-// allow reports whether key was not recorded within the window, and marks it.
+// allow reports whether key was not sent within the window. It does not
+// mark it: only a send that reached the API server does (sent), so a
+// failed send is retried next time rather than hidden for the window.
 func (d *eventDedup) allow(key string, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if t, ok := d.last[key]; ok && now.Sub(t) < d.window {
-		return false
-	}
+	t, ok := d.last[key]
+	return !ok || now.Sub(t) >= d.window
+}
+
+// sent marks key as delivered at now.
+func (d *eventDedup) sent(key string, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	// Messages carry details (ids, errors): keep the map bounded.
 	if len(d.last) >= maxDedupKeys {
 		for k, t := range d.last {
@@ -53,7 +60,6 @@ func (d *eventDedup) allow(key string, now time.Time) bool {
 	if len(d.last) < maxDedupKeys {
 		d.last[key] = now
 	}
-	return true
 }
 
 // Eventf records an events.k8s.io/v1 event about the aws-node pod (or this
@@ -67,7 +73,8 @@ func (c *Client) Eventf(ctx context.Context, eventType, reason, format string, a
 		note = note[:maxNoteLen]
 	}
 	now := time.Now()
-	if !c.events.allow(eventType+"\x00"+reason+"\x00"+note, now) {
+	key := eventType + "\x00" + reason + "\x00" + note
+	if !c.events.allow(key, now) {
 		return
 	}
 	regarding, ns := c.eventTarget(ctx)
@@ -87,7 +94,9 @@ func (c *Client) Eventf(ctx context.Context, eventType, reason, format string, a
 	}
 	if err := c.client.Create(ctx, ev); err != nil {
 		c.log.Warn("could not record kubernetes event", "reason", reason, "note", note, "err", err)
+		return
 	}
+	c.events.sent(key, now)
 }
 
 func (c *Client) eventTarget(ctx context.Context) (corev1.ObjectReference, string) {
