@@ -14,7 +14,8 @@
 //     the per-MAC network tree. IMDS lags EC2; callers that need the truth
 //     about ENIs and addresses ask EC2.
 //   - Pure helpers for the decisions around those calls: ENITags,
-//     SubnetEligible / SubnetExcluded, DecideLeaked, FreeDeviceIndex and the
+//     SubnetEligible / SubnetExcluded, DecideLeaked, FreeDeviceIndex,
+//     TrunkingCompatible (a static table: EC2 does not expose it) and the
 //     error classifiers (Code, IsNotFound, IsThrottle, ...).
 //
 // Endpoints: Config.EC2Endpoint (upstream's AWS_EC2_ENDPOINT, read by

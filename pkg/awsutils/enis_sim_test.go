@@ -442,7 +442,7 @@ func TestInstanceTypeMultiCardAndBareMetal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := InstanceTypeInfo{Type: "c6in.32xlarge", MaxENIs: 8, MaxENIsInstance: 16, IPv4PerENI: 50, IPv6PerENI: 50,
-		NetworkCards: []NetworkCard{{0, 8}, {1, 8}}, Hypervisor: HypervisorNitro, VCPUs: 128}
+		NetworkCards: []NetworkCard{{0, 8}, {1, 8}}, Hypervisor: HypervisorNitro, VCPUs: 128, Trunking: true}
 	if d := cmp.Diff(want, it); d != "" {
 		t.Errorf("c6in.32xlarge (-want +got):\n%s", d)
 	}
@@ -450,8 +450,15 @@ func TestInstanceTypeMultiCardAndBareMetal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !metal.BareMetal || metal.Hypervisor == HypervisorNitro || !metal.PrefixDelegationSupported() {
-		t.Errorf("c5.metal = %+v, want bare metal without a hypervisor, prefix delegation supported", metal)
+	if !metal.BareMetal || metal.Hypervisor == HypervisorNitro || !metal.PrefixDelegationSupported() || !metal.Trunking {
+		t.Errorf("c5.metal = %+v, want bare metal without a hypervisor, prefix delegation and trunking supported", metal)
+	}
+	t3, err := e.InstanceType(ctx, "t3.medium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t3.Trunking {
+		t.Errorf("t3.medium = %+v, want no trunking", t3)
 	}
 }
 

@@ -36,6 +36,7 @@ func parseInstanceType(it types.InstanceTypeInfo) (InstanceTypeInfo, error) {
 		Type:       string(it.InstanceType),
 		Hypervisor: string(it.Hypervisor),
 		BareMetal:  aws.ToBool(it.BareMetal),
+		Trunking:   TrunkingCompatible(string(it.InstanceType)),
 	}
 	if it.VCpuInfo != nil {
 		info.VCPUs = int(aws.ToInt32(it.VCpuInfo.DefaultVCpus))

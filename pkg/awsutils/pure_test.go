@@ -163,7 +163,7 @@ func TestParseInstanceTypeUsesDefaultCardLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := InstanceTypeInfo{Type: "p4d.24xlarge", MaxENIs: 15, MaxENIsInstance: 60, IPv4PerENI: 50, IPv6PerENI: 50,
-		NetworkCards: []NetworkCard{{0, 15}, {1, 15}}, Hypervisor: HypervisorNitro}
+		NetworkCards: []NetworkCard{{0, 15}, {1, 15}}, Hypervisor: HypervisorNitro, Trunking: true}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}

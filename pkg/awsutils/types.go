@@ -63,6 +63,9 @@ type InstanceTypeInfo struct {
 	BareMetal    bool
 	// VCPUs is the default vCPU count (max-pods caps prefix mode by it).
 	VCPUs int
+	// Trunking: the type can trunk ENIs (branch ENIs for security groups
+	// per pod), from TrunkingCompatible's static table, not from EC2.
+	Trunking bool
 }
 
 // NetworkCard is one network card of an instance type.
