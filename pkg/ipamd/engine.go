@@ -255,16 +255,7 @@ func (n *IPAM) assignIPs(ctx context.Context, c *card, eniID string, count int) 
 func (n *IPAM) assignPrefixes(ctx context.Context, c *card, eniID string, count int) error {
 	prefixes, err := n.ec2.AssignIPv4Prefixes(ctx, eniID, count)
 	if awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
-		// The subnet is too fragmented for a /28. Serve pods from /32s on
-		// this card from now on: prefixes already held keep their pods, and
-		// empty ones are released by the planner's cleanup.
-		n.log.Warn("EC2 has no free /28 block in the subnet (InsufficientCidrBlocks): falling back to secondary IPs on this network card",
-			"card", c.index, "eni", eniID)
-		if err := c.store.SetMode(datastore.ModeSecondaryIPv4); err != nil {
-			return err
-		}
-		c.pd = false
-		return nil
+		return n.fallbackToSecondary(c, "assigning prefixes to "+eniID)
 	}
 	if awsutils.IsLimitExceeded(err) {
 		return n.resyncENI(ctx, c, eniID)
@@ -280,6 +271,20 @@ func (n *IPAM) assignPrefixes(ctx context.Context, c *card, eniID string, count 
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// fallbackToSecondary switches card c to /32 secondary addresses after EC2
+// answered InsufficientCidrBlocks (the subnet is too fragmented for a /28):
+// the next plan grows with /32s. Prefixes already held keep their pods, and
+// empty ones are released by the planner's cleanup.
+func (n *IPAM) fallbackToSecondary(c *card, while string) error {
+	n.log.Warn("EC2 has no free /28 block in the subnet (InsufficientCidrBlocks): falling back to secondary IPs on this network card",
+		"card", c.index, "while", while)
+	if err := c.store.SetMode(datastore.ModeSecondaryIPv4); err != nil {
+		return fmt.Errorf("falling back to secondary IPs on card %d: %w", c.index, err)
+	}
+	c.pd = false
+	return nil
 }
 
 // resyncENI adds every address EC2 lists on the ENI that the store lacks.

@@ -116,6 +116,10 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
 				continue // subnet discovery: try the next subnet
 			}
+			if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
+				// No free /28 is not a full subnet: the next plan grows with /32s.
+				return n.fallbackToSecondary(c, "creating an ENI with prefixes in subnet "+sn.ID)
+			}
 			n.noteInsufficient(c, err)
 			return errors.Join(errs...)
 		}

@@ -471,3 +471,30 @@ func TestFailedActionsBackOff(t *testing.T) {
 		t.Errorf("reason %q", starved)
 	}
 }
+
+// TestPrefixFallbackWhenCreatingENI: a prefix-delegation node whose ENIs
+// are full gets InsufficientCidrBlocks from CreateNetworkInterface; it
+// creates the next ENI with /32 secondary addresses instead of cooling
+// down for 120 s and retrying prefixes, and the pods get addresses.
+func TestPrefixFallbackWhenCreatingENI(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "t3.small", cfg: func(c *config.Config) {
+		c.EnablePrefixDelegation, c.WarmIPTarget, c.MaxPodsOverride, c.IPCooldown = true, 1, 110, 0
+		c.EnableSubnetDiscovery = false // one subnet, so its InsufficientCidrBlocks is final
+	}})
+	pods := map[int]bool{}
+	h.setPods(pods, 47) // the primary ENI holds 3 /28s (48 addresses): one warm
+	if got := h.simCounts(); got.ENIs != 1 || got.Prefixes != 3 {
+		t.Fatalf("before: %+v, want the primary ENI full of prefixes", got)
+	}
+	if err := h.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: "CreateNetworkInterface", Code: awsutils.CodeInsufficientCidrBlocks, Count: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	h.setPods(pods, 50)
+	if n := h.env.Sim.Stats().Errors["CreateNetworkInterface"][awsutils.CodeInsufficientCidrBlocks]; n != 1 {
+		t.Fatalf("InsufficientCidrBlocks answered %d times, want 1", n)
+	}
+	if got := h.simCounts(); got.ENIs != 2 || got.IPs < 2 || got.Prefixes != 3 {
+		t.Errorf("after the fallback: %+v, want a second ENI with secondary IPs next to the 3 prefixes", got)
+	}
+	h.checkConsistent()
+}
