@@ -304,8 +304,10 @@ func (n *IPAM) resyncENI(ctx context.Context, c *card, eniID string) error {
 }
 
 // releaseCIDRs removes unused CIDRs from the store, then gives them back
-// to EC2. A CIDR a pod took meanwhile is skipped; if EC2 refuses, the
-// CIDRs go back into the store.
+// to EC2. A CIDR a pod took meanwhile is skipped. If EC2 answers with an
+// error the release may still have happened (a cancelled call EC2 applied,
+// "not assigned" because it is already gone), so only what EC2 still lists
+// goes back into the store.
 func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []netip.Prefix) error {
 	var addrs []netip.Addr
 	var prefixes []netip.Prefix
@@ -320,12 +322,13 @@ func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []
 		}
 	}
 	now := time.Now()
-	var errs []error
+	var failed []netip.Prefix
+	var callErrs []error
 	if len(addrs) > 0 {
 		if err := n.ec2.UnassignIPv4(ctx, eniID, addrs); err != nil && !awsutils.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("releasing %d addresses of %s: %w", len(addrs), eniID, err))
+			callErrs = append(callErrs, fmt.Errorf("releasing %d addresses of %s: %w", len(addrs), eniID, err))
 			for _, a := range addrs {
-				_ = c.store.AddCIDR(eniID, netip.PrefixFrom(a, 32)) // restore what EC2 still holds
+				failed = append(failed, netip.PrefixFrom(a, 32))
 			}
 		} else {
 			for _, a := range addrs {
@@ -335,17 +338,50 @@ func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []
 	}
 	if len(prefixes) > 0 {
 		if err := n.ec2.UnassignIPv4Prefixes(ctx, eniID, prefixes); err != nil && !awsutils.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("releasing %d prefixes of %s: %w", len(prefixes), eniID, err))
-			for _, p := range prefixes {
-				_ = c.store.AddCIDR(eniID, p)
-			}
+			callErrs = append(callErrs, fmt.Errorf("releasing %d prefixes of %s: %w", len(prefixes), eniID, err))
+			failed = append(failed, prefixes...)
 		} else {
 			for _, p := range prefixes {
 				n.released[p] = now
 			}
 		}
 	}
-	return errors.Join(errs...)
+	if len(failed) > 0 {
+		n.restoreUnreleased(ctx, c, eniID, failed)
+	}
+	return errors.Join(callErrs...)
+}
+
+// restoreUnreleased puts back into the store the CIDRs of a failed release
+// that EC2 still lists on the ENI. If EC2 cannot be asked, none goes back:
+// handing out an address EC2 released is worse than idling one, which the
+// reconcile adopts again.
+func (n *IPAM) restoreUnreleased(ctx context.Context, c *card, eniID string, failed []netip.Prefix) {
+	// The release may have failed because ctx ended; the answer still matters.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	enis, _, err := n.ec2.DescribeENIs(dctx, []string{eniID})
+	if err != nil {
+		n.log.Warn("release failed and EC2 cannot say what the ENI still holds; the reconcile adopts what it lists",
+			"eni", eniID, "cidrs", len(failed), "err", err)
+		return
+	}
+	held := map[netip.Prefix]bool{}
+	for _, e := range enis {
+		for _, p := range eniCIDRs(e) {
+			held[p] = true
+		}
+	}
+	now := time.Now()
+	for _, p := range failed {
+		if !held[p] {
+			n.released[p] = now // EC2 released it after all
+			continue
+		}
+		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+			n.log.Warn("could not put back a CIDR EC2 did not release", "eni", eniID, "cidr", p, "err", err)
+		}
+	}
 }
 
 // freeENI removes an ENI without pods from the store, tears down its host

@@ -498,3 +498,48 @@ func TestPrefixFallbackWhenCreatingENI(t *testing.T) {
 	}
 	h.checkConsistent()
 }
+
+// TestReleaseFailureRestoresOnlyWhatEC2Holds: EC2 refuses a release
+// because one address is no longer assigned (gone behind ipamd's back, or
+// a retried call EC2 had applied). ipamd puts back only the address EC2
+// still lists, so it never hands out one EC2 released.
+func TestReleaseFailureRestoresOnlyWhatEC2Holds(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	h.settle()
+	ctx := context.Background()
+	c := h.n.cards[0]
+	var eniID string
+	var free []netip.Prefix
+	for _, e := range c.store.Snapshot() {
+		for _, ci := range e.CIDRs {
+			if len(ci.Allocations) == 0 && ci.Prefix.Bits() == 32 && (eniID == "" || eniID == e.ID) {
+				eniID = e.ID
+				free = append(free, ci.Prefix)
+			}
+		}
+	}
+	if len(free) < 2 {
+		t.Fatalf("need two free addresses on one ENI, have %v", free)
+	}
+	gone, kept := free[0], free[1]
+	if err := h.ec2.UnassignIPv4(ctx, eniID, []netip.Addr{gone.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	h.n.mu.Lock()
+	err := h.n.releaseCIDRs(ctx, c, eniID, []netip.Prefix{gone, kept})
+	h.n.mu.Unlock()
+	if err == nil {
+		t.Fatal("releasing an address EC2 no longer lists succeeded; want EC2's error")
+	}
+	has := map[netip.Prefix]bool{}
+	if info, ok := c.store.ENI(eniID); ok {
+		for _, ci := range info.CIDRs {
+			has[ci.Prefix] = true
+		}
+	}
+	if has[gone] || !has[kept] {
+		t.Errorf("after the failed release the store has %s: %v, %s: %v; want only the one EC2 still lists (%s)",
+			gone, has[gone], kept, has[kept], kept)
+	}
+	h.checkConsistent()
+}
