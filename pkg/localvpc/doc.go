@@ -8,6 +8,8 @@
 // node's namespaces, exactly as a container runtime on that node would.
 //
 // Everything a VPC creates lives under one run id (namespaces
-// "vpcsim-<run>-…", a work directory, child processes); Close removes it
-// and CleanupStale removes what a crashed run left behind.
+// "vpcsim-<run>-…", a work directory, child processes marked with
+// VPC_CNI_LOCALVPC_RUN=<run> in their environment); Close removes it and
+// CleanupStale removes what a crashed run left behind, killing only the
+// processes that carry a dead run's marker.
 package localvpc

@@ -77,6 +77,15 @@ func TestPrivilegedNodesHavePrivateDirectoriesAndRunPluginsInside(t *testing.T) 
 	if _, err := os.Stat("/opt/cni/bin/portmap"); err == nil {
 		t.Log("note: the host also has /opt/cni/bin/portmap (not ours)")
 	}
+	// Everything localvpc starts in a node carries the run marker that
+	// stale-run cleanup looks for: the anchor and commands run inside.
+	if id, ok := runMarkerOf(n.anchor.Process.Pid); !ok || id != v.RunID {
+		t.Errorf("anchor %d: %s = %q (set %v), want the run id %s", n.anchor.Process.Pid, RunEnv, id, ok, v.RunID)
+	}
+	out, _, err = n.Exec(ctx, []string{"PATH=/usr/bin:/bin"}, nil, "/bin/sh", "-c", "echo $"+RunEnv)
+	if err != nil || strings.TrimSpace(string(out)) != v.RunID {
+		t.Errorf("command in node sees %s=%q (err %v), want %s", RunEnv, out, err, v.RunID)
+	}
 
 	if err := copyFile(filepath.Join(DefaultRefPluginDir, "ptp"), n.HostPath("/opt/cni/bin/ptp")); err != nil {
 		t.Fatal(err)

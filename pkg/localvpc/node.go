@@ -51,6 +51,7 @@ type Node struct {
 
 	log    *slog.Logger
 	anchor *exec.Cmd
+	runID  string // marks every process started in the node (RunEnv)
 
 	mu    sync.Mutex
 	agent *agentProc
@@ -91,6 +92,7 @@ func (n *Node) startAnchor(ctx context.Context) error {
 	// sysfs mounted from inside the node shows the node's own interfaces.
 	script.WriteString("mount -t sysfs sysfs /sys\necho ready\nexec sleep infinity\n")
 	cmd := exec.Command("nsenter", "--net="+n.NetNS, "--", "unshare", "--mount", "--propagation", "slave", "--", "/bin/sh", "-c", script.String())
+	cmd.Env = withRunMarker(os.Environ(), n.runID)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("node %s anchor: %w", n.ID, err)
@@ -134,8 +136,9 @@ func (n *Node) stopAnchor() {
 }
 
 // Command returns a command that runs argv inside the node's network and
-// mount namespaces, with env as its whole environment and dir (inside the
-// node) as its working directory ("" for /).
+// mount namespaces, with env (nil: ours) plus the run marker (RunEnv) as its
+// whole environment and dir (inside the node) as its working directory
+// ("" for /).
 func (n *Node) Command(ctx context.Context, env []string, dir string, argv ...string) (*exec.Cmd, error) {
 	if n.anchor == nil || n.anchor.Process == nil {
 		return nil, fmt.Errorf("node %s: not running", n.ID)
@@ -148,7 +151,10 @@ func (n *Node) Command(ctx context.Context, env []string, dir string, argv ...st
 	}
 	args := []string{"--target", fmt.Sprint(n.anchor.Process.Pid), "--mount", "--net", "--wd=" + dir, "--"}
 	cmd := exec.CommandContext(ctx, "nsenter", append(args, argv...)...)
-	cmd.Env = env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = withRunMarker(env, n.runID)
 	return cmd, nil
 }
 

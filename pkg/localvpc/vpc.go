@@ -1,6 +1,7 @@
 package localvpc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -148,7 +149,7 @@ func (v *VPC) addNode(ctx context.Context, inst vpcsim.InstanceView) error {
 	if name == "" {
 		name = inst.ID
 	}
-	n := &Node{ID: inst.ID, Name: name, PrimaryIP: inst.PrimaryIP, PublicIP: inst.PublicIP, NetNS: path, Dir: filepath.Join(v.Dir, inst.ID), log: v.log}
+	n := &Node{ID: inst.ID, Name: name, PrimaryIP: inst.PrimaryIP, PublicIP: inst.PublicIP, NetNS: path, Dir: filepath.Join(v.Dir, inst.ID), log: v.log, runID: v.RunID}
 	if err := n.startAnchor(ctx); err != nil {
 		return err
 	}
@@ -308,12 +309,14 @@ func CleanupStale(workDir string) ([]string, error) {
 	// Orphaned agents first: they would keep the namespaces alive.
 	if names, err := dataplane.ListNamespaces(dataplane.NamePrefix); err == nil {
 		var stale []string
+		ids := map[string]bool{}
 		for _, n := range names {
 			if id, ok := dataplane.RunIDOf(n); ok && dataplane.StaleRun(id) {
 				stale = append(stale, dataplane.NsPath(n))
+				ids[id] = true
 			}
 		}
-		_, _ = killProcessesIn(stale)
+		_, _ = killProcessesIn(stale, ids)
 	}
 	removed, err := dataplane.CleanupStale()
 	ents, rerr := os.ReadDir(workDir)
@@ -352,10 +355,42 @@ func copyFile(src, dst string) error {
 	return nil
 }
 
-// killProcessesIn SIGKILLs every process whose network namespace is one of
-// the given pinned namespaces: in a crashed run's namespaces only the
-// processes that run started can live (agents orphaned by their parent).
-func killProcessesIn(nsPaths []string) (int, error) {
+// RunEnv is set to the run id in the environment of every process localvpc
+// starts in a node (anchor, agent, plugins); children inherit it. Stale-run
+// cleanup stops only processes that carry the id of a dead run.
+const RunEnv = "VPC_CNI_LOCALVPC_RUN"
+
+// withRunMarker returns env with RunEnv set to runID (replacing any value
+// inherited from the driver's own environment).
+func withRunMarker(env []string, runID string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, RunEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, RunEnv+"="+runID)
+}
+
+// runMarkerOf reads RunEnv from the environment pid started with.
+func runMarkerOf(pid int) (string, bool) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return "", false
+	}
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte(RunEnv+"=")); ok {
+			return string(v), true
+		}
+	}
+	return "", false
+}
+
+// killProcessesIn SIGKILLs the processes left by dead runs: those whose
+// network namespace is one of the given pinned namespaces AND whose
+// environment carries RunEnv with one of runIDs. Anything else found there
+// (someone else's process, or one of a live run) is left alone.
+func killProcessesIn(nsPaths []string, runIDs map[string]bool) (int, error) {
 	inodes := map[uint64]bool{}
 	for _, p := range nsPaths {
 		var st syscall.Stat_t
@@ -363,7 +398,7 @@ func killProcessesIn(nsPaths []string) (int, error) {
 			inodes[st.Ino] = true
 		}
 	}
-	if len(inodes) == 0 {
+	if len(inodes) == 0 || len(runIDs) == 0 {
 		return 0, nil
 	}
 	ents, err := os.ReadDir("/proc")
@@ -378,6 +413,9 @@ func killProcessesIn(nsPaths []string) (int, error) {
 		}
 		var st syscall.Stat_t
 		if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st); err != nil || !inodes[st.Ino] {
+			continue
+		}
+		if id, ok := runMarkerOf(pid); !ok || !runIDs[id] {
 			continue
 		}
 		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {

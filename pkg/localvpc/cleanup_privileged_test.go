@@ -1,0 +1,107 @@
+package localvpc
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+)
+
+// startSleeper starts `sleep` in the namespace at nsPath with env and
+// makes sure it is reaped (killed first if it is still alive) at the end.
+func startSleeper(t *testing.T, nsPath string, env []string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("nsenter", "--net="+nsPath, "--", "sleep", "300")
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	// nsenter execs sleep in place; wait until it has joined the namespace.
+	var want syscall.Stat_t
+	if err := syscall.Stat(nsPath, &want); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var st syscall.Stat_t
+		if err := syscall.Stat("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/ns/net", &st); err == nil && st.Ino == want.Ino {
+			if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); string(comm) == "sleep\n" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d never entered %s as sleep", cmd.Process.Pid, nsPath)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cmd
+}
+
+func alive(pid int) bool {
+	// A killed but not yet reaped child is a zombie: not alive.
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// "pid (comm) S ..." — the state follows the last ')'.
+	for i := len(data) - 1; i >= 0; i-- {
+		if data[i] == ')' {
+			return i+2 < len(data) && data[i+2] != 'Z'
+		}
+	}
+	return false
+}
+
+// Stale-run cleanup kills only processes that carry a dead run's marker:
+// a foreign process in the same namespace, and a process of another run,
+// survive.
+func TestPrivilegedKillOnlyMarkedProcesses(t *testing.T) {
+	testutil.Privileged(t)
+	ns := testutil.NewNS(t)
+	base := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	ours := startSleeper(t, ns.Path(), withRunMarker(base, "deadrun"))
+	foreign := startSleeper(t, ns.Path(), base)
+	otherRun := startSleeper(t, ns.Path(), withRunMarker(base, "liverun"))
+
+	killed, err := killProcessesIn([]string{ns.Path()}, map[string]bool{"deadrun": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed != 1 {
+		t.Errorf("killed %d processes, want 1 (the dead run's)", killed)
+	}
+	for deadline := time.Now().Add(5 * time.Second); alive(ours.Process.Pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead run's process %d survived", ours.Process.Pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !alive(foreign.Process.Pid) {
+		t.Errorf("a foreign process (no %s) was killed", RunEnv)
+	}
+	if !alive(otherRun.Process.Pid) {
+		t.Errorf("a process of another run was killed")
+	}
+}
+
+func TestWithRunMarkerReplacesInherited(t *testing.T) {
+	got := withRunMarker([]string{"A=1", RunEnv + "=old", "B=2"}, "new")
+	want := []string{"A=1", "B=2", RunEnv + "=new"}
+	if len(got) != len(want) {
+		t.Fatalf("withRunMarker = %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("withRunMarker = %q, want %q", got, want)
+		}
+	}
+}
