@@ -235,14 +235,28 @@ func ownedChain(name string) bool {
 	return strings.HasPrefix(name, snatChainPrefix) || strings.HasPrefix(name, connmarkChainPrefix)
 }
 
+// ownedComments are the comments we (and upstream) write on rules in
+// shared chains. Only these mark a rule as ours: other AWS tooling writes
+// "AWS…" comments too, and its rules are not ours to delete.
+var ownedComments = map[string]bool{
+	commentSNATChain:     true,
+	commentSNATExclusion: true,
+	commentSNAT:          true,
+	commentPrimaryENI:    true,
+	commentOutbound:      true,
+	commentConnmark:      true,
+	commentConnmarkChain: true,
+	commentBlockV4:       true,
+	commentBlockV6:       true,
+}
+
 // ownedRule reports whether a rule found in a shared chain belongs to us:
-// it carries one of our comments or jumps to one of our chains.
+// it carries exactly one of our comments or jumps to one of our chains.
 func ownedRule(r iptRule) bool {
 	for i := 0; i+1 < len(r); i++ {
 		switch r[i] {
 		case "--comment":
-			c := r[i+1]
-			if strings.HasPrefix(c, "AWS") || c == commentBlockV4 || c == commentBlockV6 {
+			if ownedComments[r[i+1]] {
 				return true
 			}
 		case "-j", "-g":

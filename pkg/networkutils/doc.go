@@ -36,9 +36,12 @@
 // difference. It owns: the primary link's MTU; ip rules at priority 1024
 // carrying a fwmark, priority 1535 rules looking up main, and (with strict
 // pod-ENI mode) the relocated local rule at 20; nat chains AWS-SNAT-CHAIN-*
-// and AWS-CONNMARK-CHAIN-*; rules in shared chains whose comment starts with
-// "AWS" or is "Block Node Local Pod access via IPv4/IPv6", or that jump to
-// an owned chain; and the nftables table `ip aws-cni`. Anything else is left
+// and AWS-CONNMARK-CHAIN-*; rules in shared chains whose comment is exactly
+// one we write ("AWS SNAT CHAIN", "AWS SNAT CHAIN EXCLUSION", "AWS, SNAT",
+// "AWS, primary ENI", "AWS, outbound connections", "AWS, CONNMARK", "AWS
+// CONNMARK CHAIN", "Block Node Local Pod access via IPv4/IPv6"), or that
+// jump to an owned chain; and the nftables table `ip aws-cni`. Rules of
+// other AWS tooling ("AWS, something else") are never touched. Anything else is left
 // untouched. Failures are joined (errors.Join) so one broken rule does not
 // stop the rest of the reconcile.
 package networkutils

@@ -243,12 +243,18 @@ func TestPrivilegedHostNetworking(t *testing.T) {
 			// Foreign state the reconcile must never touch.
 			sh(t, h.node, ipt, append([]string{"-t", "nat", "-A", "POSTROUTING"}, strings.Fields(foreignRule)...)...)
 			sh(t, h.node, ipt, "-t", "mangle", "-A", "PREROUTING", "-i", "eni+", "-m", "comment", "--comment", "not ours")
+			// Other AWS tooling's rule: an "AWS" comment that is not one of ours.
+			sh(t, h.node, ipt, "-t", "nat", "-A", "POSTROUTING", "-s", "192.0.2.98/32", "-m", "comment", "--comment", "AWS, something else", "-j", "RETURN")
 			sh(t, h.node, "nft", "add", "table", "ip", "foreign")
 			sh(t, h.node, "ip", "rule", "add", "from", "192.0.2.99", "lookup", "main", "priority", "1024")
 			foreign := func() {
 				t.Helper()
-				if out := sh(t, h.node, ipt, "-t", "nat", "-S", "POSTROUTING"); !strings.Contains(out, foreignRule) {
+				out := sh(t, h.node, ipt, "-t", "nat", "-S", "POSTROUTING")
+				if !strings.Contains(out, foreignRule) {
 					t.Errorf("foreign nat rule gone:\n%s", out)
+				}
+				if !strings.Contains(out, `--comment "AWS, something else"`) {
+					t.Errorf("another AWS tool's nat rule gone:\n%s", out)
 				}
 				if out := sh(t, h.node, ipt, "-t", "mangle", "-S", "PREROUTING"); !strings.Contains(out, `"not ours"`) {
 					t.Errorf("foreign mangle rule gone:\n%s", out)

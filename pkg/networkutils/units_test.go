@@ -123,9 +123,16 @@ func TestOwnership(t *testing.T) {
 		`-j AWS-SNAT-CHAIN-1`:             true, // old layout, no comment
 		`-i eni+ -j AWS-CONNMARK-CHAIN-0`: true,
 		`-d 169.254.172.0/22 -m comment --comment "Block Node Local Pod access via IPv4" -j REJECT`: true,
-		`-s 192.0.2.99/32 -j RETURN`:                                    false,
-		`-m comment --comment "kube-proxy AWS-ish" -j KUBE-POSTROUTING`: false,
-		`-m comment --comment "cilium: AWS" -j ACCEPT`:                  false,
+		`-s 192.0.2.99/32 -j RETURN`:                                                       false,
+		`-m comment --comment "kube-proxy AWS-ish" -j KUBE-POSTROUTING`:                    false,
+		`-m comment --comment "cilium: AWS" -j ACCEPT`:                                     false,
+		`-s 192.0.2.98/32 -m comment --comment "AWS, something else" -j RETURN`:            false, // other AWS tooling
+		`-m comment --comment "AWS SNAT CHAIN EXCLUSION" -j RETURN`:                        true,
+		`-m comment --comment "AWS, CONNMARK" -j CONNMARK --restore-mark`:                  true,
+		`-i eni+ -m comment --comment "AWS, outbound connections" -j AWS-CONNMARK-CHAIN-0`: true,
+		`-m comment --comment "AWS, SNAT" -j SNAT --to-source 10.0.0.10`:                   true,
+		`-m comment --comment "AWS CONNMARK CHAIN" -j RETURN`:                              true,
+		`-m comment --comment "AWS, SNAT-ish" -j ACCEPT`:                                   false,
 	} {
 		toks, err := splitRule("-A X " + spec)
 		if err != nil {
