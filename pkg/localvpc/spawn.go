@@ -2,41 +2,19 @@ package localvpc
 
 import (
 	"os/exec"
-	"runtime"
-	"sync"
 	"syscall"
+
+	"github.com/vpc-cni/vpc-cni/internal/childproc"
 )
 
-// Children are started with a parent-death signal so that nothing outlives
-// a crashed driver. Linux ties that signal to the *thread* that forked, and
-// the data plane discards threads after visiting namespaces, so every
-// start goes through one OS thread that lives as long as the process.
-var (
-	spawnOnce sync.Once
-	spawnReqs chan spawnReq
-)
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	errc chan error
-}
-
+// startChild starts a node process that dies with the driver (the data
+// plane discards OS threads after visiting namespaces, so childproc forks
+// from a thread that lives as long as the process) in its own process group,
+// so Ctrl-C reaches the driver, which stops children in order.
 func startChild(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnReqs = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked and never returns
-			for r := range spawnReqs {
-				r.errc <- r.cmd.Start()
-			}
-		}()
-	})
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	cmd.SysProcAttr.Setpgid = true // Ctrl-C reaches the driver, which stops children in order
-	errc := make(chan error, 1)
-	spawnReqs <- spawnReq{cmd: cmd, errc: errc}
-	return <-errc
+	cmd.SysProcAttr.Setpgid = true
+	return childproc.Start(cmd)
 }
