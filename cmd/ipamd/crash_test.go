@@ -58,18 +58,19 @@ func TestMain(m *testing.M) {
 }
 
 // TestBadConfigRefusesToStart: the process exits 1 and its log names every
-// bad variable and value.
+// bad variable and value, the refused ones and those upstream's fallback
+// replaces (logged as warnings).
 func TestBadConfigRefusesToStart(t *testing.T) {
 	bin := buildIpamd(t)
 	cmd := exec.Command(bin)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "AWS_VPC_K8S_CNI_LOG_FILE=stderr",
-		"WARM_IP_TARGET=five", "ENABLE_IPv6=true", "NETWORK_POLICY_ENFORCING_MODE=lax"}
+		"WARM_IP_TARGET=five", "ENABLE_IPv4=true", "ENABLE_IPv6=true", "NETWORK_POLICY_ENFORCING_MODE=lax"}
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Fatalf("exit: %v\n%s", err, out)
 	}
-	for _, want := range []string{`WARM_IP_TARGET=\"five\"`, "ENABLE_IPv4=true and ENABLE_IPv6=true", `NETWORK_POLICY_ENFORCING_MODE=\"lax\"`, "refusing to start"} {
+	for _, want := range []string{`WARM_IP_TARGET=\"five\": not an integer; using 0`, "ENABLE_IPv4=true and ENABLE_IPv6=true", `NETWORK_POLICY_ENFORCING_MODE=\"lax\"`, "refusing to start"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %s:\n%s", want, out)
 		}

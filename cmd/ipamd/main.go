@@ -51,12 +51,13 @@ func run() int {
 		return 1
 	}
 	defer closeLog()
+	// Values upstream would also not use: logged once, with what is used.
+	for _, w := range warnings {
+		log.Warn("configuration: " + w)
+	}
 	if cfgErr != nil {
 		log.Error("invalid configuration; refusing to start", "err", cfgErr)
 		return 1
-	}
-	for _, w := range warnings {
-		log.Warn(w)
 	}
 	log.Info("starting ipamd", "version", version.Version)
 

@@ -2,36 +2,42 @@
 // upstream's ipamd reads (reference §1.2), parsed once in main, defaulted and
 // validated as a whole.
 //
-// Where upstream silently falls back to a default on a value it cannot parse,
-// we refuse to start and name the variable and the value, except for the few
-// cases below where upstream's fallback is harmless and documented, in which
-// case Load returns a warning instead:
+// A user swaps the image of a working upstream DaemonSet and nothing else
+// changes, so where upstream falls back on a bad value we fall back the
+// same way, and Load returns a warning naming the variable, the value and
+// the value used (main logs each once at start). We refuse to start only
+// where upstream refuses (ipamd's isConfigValid, the entrypoint's checks)
+// or where going on would be dangerous:
 //
-//	variable                              bad value upstream    here
-//	------------------------------------  --------------------  ------------------------------
-//	any boolean (ENABLE_*, DISABLE_*, …)   default, logged       error
-//	WARM_ENI/IP/PREFIX, MINIMUM_IP_TARGET  0 or 1 (default)      error (negative or not an int)
-//	MAX_ENI                               ignored               error (not an int); ≤0 = unset
-//	ENABLE_IPv4 + ENABLE_IPv6              both/neither: fatal   error
-//	ENABLE_IPv6                            without PD: fatal     error; with custom networking: error
-//	ENABLE_PREFIX_DELEGATION              all targets "0"       error (numeric test, §1.4 rule 6)
-//	POD_SECURITY_GROUP_ENFORCING_MODE     strict                error
-//	NETWORK_POLICY_ENFORCING_MODE         fatal                 error
-//	AWS_VPC_K8S_CNI_RANDOMIZESNAT         prng, logged          error
-//	AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS    entry skipped         error (IPv4 CIDRs only)
-//	AWS_EXTERNAL_SERVICE_CIDRS            entry skipped         error
-//	AWS_VPC_K8S_CNI_VETHPREFIX            entrypoint refuses    error (≤4 chars, not eth/lo/vlan)
-//	AWS_VPC_ENI_MTU                       entrypoint refuses    error (576–9001, IPv6 1280–9001)
-//	IP_COOLDOWN_PERIOD                    30 / refused          error (integer seconds ≥ 0)
-//	AWS_VPC_K8S_CNI_CONNMARK              0x80                  error (1 … 2^32-1, base auto)
-//	ADDITIONAL_ENI_TAGS                   ignored (bad JSON)    error; k8s.amazonaws.com keys dropped with a warning
-//	HTTP_TIMEOUT                          10 s if <10           warning, 10 s; error if not an int
-//	AWS_VPC_K8S_CNI_LOGLEVEL              debug                 error
+//	variable                              bad value upstream        here
+//	------------------------------------  ------------------------  ------------------------------------
+//	any boolean (ENABLE_*, DISABLE_*, …)   default, logged           warning, default
+//	WARM_ENI_TARGET                        1                         warning, 1 (negative or not an int)
+//	WARM_IP/PREFIX, MINIMUM_IP_TARGET      0                         warning, 0 (negative or not an int)
+//	MAX_ENI                               ignored                   warning, unset; ≤0 = unset
+//	AWS_VPC_K8S_CNI_LOGLEVEL              debug                     warning, debug
+//	AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS    entry skipped             warning, entry skipped (IPv4 only)
+//	AWS_EXTERNAL_SERVICE_CIDRS            entry skipped             warning, entry skipped (IPv4 only)
+//	ADDITIONAL_ENI_TAGS                   ignored (bad JSON)        warning, ignored; k8s.amazonaws.com keys dropped
+//	POD_SECURITY_GROUP_ENFORCING_MODE     strict; the entrypoint    warning, strict; error if ENABLE_POD_ENI=true
+//	                                      refuses with pod ENIs     (as the entrypoint)
+//	IP_COOLDOWN_PERIOD                    30 (entrypoint refuses)   warning, 30 (negative or not an int)
+//	AWS_VPC_K8S_CNI_RANDOMIZESNAT         prng, logged              warning, prng
+//	AWS_VPC_K8S_CNI_CONNMARK              0x80                      warning, 0x80 (valid: 1 … 2^32-1, base auto)
+//	HTTP_TIMEOUT                          10 s if <10 or invalid    warning, 10 s
+//	ENABLE_IPv4 + ENABLE_IPv6              both/neither: fatal       error
+//	ENABLE_IPv6                            without PD: fatal         error; with custom networking: error
+//	ENABLE_PREFIX_DELEGATION              all targets "0": refused  error (numeric test, §1.4 rule 6)
+//	NETWORK_POLICY_ENFORCING_MODE         fatal                     error
+//	AWS_VPC_K8S_CNI_VETHPREFIX            entrypoint refuses        error (≤4 chars, not eth/lo/vlan)
+//	AWS_VPC_ENI_MTU                       entrypoint refuses        error (576–9001, IPv6 1280–9001)
+//	VPC_CNI_MAX_PODS (test-only)          -                         error (a test asked for it)
 //
-// ENABLE_IPv4 defaults to true: upstream's code default is false but every
-// shipped manifest sets it to "true", so true is the effective behaviour a
-// user swapping the image sees; a node that sets ENABLE_IPv6=true must set
-// ENABLE_IPv4=false explicitly, exactly as with the upstream manifest.
+// ENABLE_IPv4, when absent, is the opposite of ENABLE_IPv6: upstream's
+// code default is false but every shipped manifest sets it to "true", so a
+// node setting nothing runs IPv4 as with the manifest, and a node setting
+// only ENABLE_IPv6=true runs IPv6. Setting both to true, or ENABLE_IPv4 to
+// false without IPv6, is refused as upstream does.
 //
 // Variables read only by the entrypoint (plugin log files, POD_MTU,
 // ENABLE_BANDWIDTH_PLUGIN, HOST_CNI_* …) are not ipamd's and are not parsed
@@ -186,18 +192,19 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	p := &parser{lookup: lookup}
 	c := Defaults()
 
-	p.boolean("ENABLE_IPv4", &c.EnableIPv4)
 	p.boolean("ENABLE_IPv6", &c.EnableIPv6)
+	c.EnableIPv4 = !c.EnableIPv6 // absent: the family ENABLE_IPv6 does not pick
+	p.boolean("ENABLE_IPv4", &c.EnableIPv4)
 
-	p.nonNegInt("WARM_ENI_TARGET", &c.WarmENITarget)
-	p.nonNegInt("WARM_IP_TARGET", &c.WarmIPTarget)
-	p.nonNegInt("MINIMUM_IP_TARGET", &c.MinimumIPTarget)
-	p.nonNegInt("WARM_PREFIX_TARGET", &c.WarmPrefixTarget)
-	if v, ok := p.get("MAX_ENI"); ok {
+	p.nonNegInt("WARM_ENI_TARGET", &c.WarmENITarget, 1)
+	p.nonNegInt("WARM_IP_TARGET", &c.WarmIPTarget, 0)
+	p.nonNegInt("MINIMUM_IP_TARGET", &c.MinimumIPTarget, 0)
+	p.nonNegInt("WARM_PREFIX_TARGET", &c.WarmPrefixTarget, 0)
+	if v, ok := p.get("MAX_ENI"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		switch {
 		case err != nil:
-			p.fail("MAX_ENI", v, "not an integer")
+			p.warn("MAX_ENI", v, "not an integer", "unset (the instance type's limit)")
 		case n < 1:
 			c.MaxENI = -1 // upstream: used only if ≥ 1
 		default:
@@ -206,7 +213,7 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	}
 	p.boolean("ENABLE_PREFIX_DELEGATION", &c.EnablePrefixDelegation)
 	var cooldown = 30
-	p.nonNegInt("IP_COOLDOWN_PERIOD", &cooldown)
+	p.nonNegInt("IP_COOLDOWN_PERIOD", &cooldown, 30)
 	c.IPCooldown = time.Duration(cooldown) * time.Second
 
 	p.boolean("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", &c.CustomNetworking)
@@ -223,13 +230,24 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	p.str("CLUSTER_NAME", &c.ClusterName)
 
 	p.boolean("ENABLE_POD_ENI", &c.EnablePodENI)
-	p.oneOf("POD_SECURITY_GROUP_ENFORCING_MODE", &c.PodSGEnforcingMode, false, "strict", "standard")
+	if v, ok := p.get("POD_SECURITY_GROUP_ENFORCING_MODE"); ok && v != "" {
+		switch l := strings.ToLower(v); {
+		case l == "strict" || l == "standard":
+			c.PodSGEnforcingMode = l
+		case c.EnablePodENI:
+			// The entrypoint refuses it too: pods with security groups
+			// must not run under a mode nobody chose.
+			p.fail("POD_SECURITY_GROUP_ENFORCING_MODE", v, "want strict or standard (ENABLE_POD_ENI=true)")
+		default:
+			p.warn("POD_SECURITY_GROUP_ENFORCING_MODE", v, "want strict or standard", "strict")
+		}
+	}
 	p.boolean("ANNOTATE_POD_IP", &c.AnnotatePodIP)
 	p.oneOf("NETWORK_POLICY_ENFORCING_MODE", &c.NetworkPolicyEnforcingMode, true, "none", "strict", "standard")
 
 	p.boolean("AWS_VPC_K8S_CNI_EXTERNALSNAT", &c.ExternalSNAT)
 	p.cidrs("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", &c.ExcludeSNATCIDRs)
-	p.oneOf("AWS_VPC_K8S_CNI_RANDOMIZESNAT", &c.RandomizeSNAT, false, "prng", "hashrandom", "none")
+	p.oneOfOr("AWS_VPC_K8S_CNI_RANDOMIZESNAT", &c.RandomizeSNAT, "prng", "hashrandom", "none")
 	if v, ok := p.get("AWS_VPC_K8S_CNI_VETHPREFIX"); ok {
 		c.VethPrefix = v
 	}
@@ -238,7 +256,7 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	if v, ok := p.get("AWS_VPC_K8S_CNI_CONNMARK"); ok {
 		n, err := strconv.ParseInt(v, 0, 64)
 		if err != nil || n <= 0 || n > 1<<32-1 {
-			p.fail("AWS_VPC_K8S_CNI_CONNMARK", v, "want an integer mark in 1…0xffffffff (0x prefix allowed)")
+			p.warn("AWS_VPC_K8S_CNI_CONNMARK", v, "want an integer mark in 1…0xffffffff (0x prefix allowed)", "0x80")
 		} else {
 			c.Connmark = uint32(n)
 		}
@@ -253,9 +271,9 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 		n, err := strconv.Atoi(v)
 		switch {
 		case err != nil:
-			p.fail("HTTP_TIMEOUT", v, "not an integer number of seconds")
+			p.warn("HTTP_TIMEOUT", v, "not an integer number of seconds", "10")
 		case n < 10:
-			p.warn("HTTP_TIMEOUT=%q is below the minimum of 10 seconds; using 10", v)
+			p.warn("HTTP_TIMEOUT", v, "below the minimum of 10 seconds", "10")
 		default:
 			c.HTTPTimeout = time.Duration(n) * time.Second
 		}
@@ -271,11 +289,11 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	p.boolean("DISABLE_INTROSPECTION", &c.DisableIntrospection)
 	p.boolean("DISABLE_METRICS", &c.DisableMetrics)
 	p.nonEmptyString("VPC_CNI_METRICS_ADDR", &c.MetricsAddr)
-	p.oneOf("AWS_VPC_K8S_CNI_LOGLEVEL", &c.LogLevel, false, "debug", "info", "warn", "error", "fatal")
+	p.oneOfOr("AWS_VPC_K8S_CNI_LOGLEVEL", &c.LogLevel, "debug", "info", "warn", "error", "fatal")
 	p.nonEmptyString("AWS_VPC_K8S_CNI_LOG_FILE", &c.LogFile)
 
 	p.boolean("VPC_CNI_DISABLE_HOST_NETWORK", &c.DisableHostNetwork)
-	p.nonNegInt("VPC_CNI_MAX_PODS", &c.MaxPodsOverride)
+	p.strictNonNegInt("VPC_CNI_MAX_PODS", &c.MaxPodsOverride)
 	p.boolean("VPC_CNI_TEST_FAST_INTERVALS", &c.FastIntervals)
 
 	if c.IMDSOnlyMode {
@@ -374,10 +392,13 @@ func (p *parser) fail(name, value, why string) {
 	p.errs = append(p.errs, fmt.Errorf("%s=%q: %s", name, value, why))
 }
 
-func (p *parser) warn(format string, args ...any) {
-	p.warnings = append(p.warnings, fmt.Sprintf(format, args...))
+// warn records a value upstream would also not use, and what is used
+// instead.
+func (p *parser) warn(name, value, why, using string) {
+	p.warnings = append(p.warnings, fmt.Sprintf("%s=%q: %s; using %s", name, value, why, using))
 }
 
+// boolean: an unparsable value keeps the default, as upstream.
 func (p *parser) boolean(name string, dst *bool) {
 	v, ok := p.get(name)
 	if !ok || v == "" { // upstream: empty means default
@@ -385,12 +406,14 @@ func (p *parser) boolean(name string, dst *bool) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		p.fail(name, v, "not a boolean (want true or false)")
+		p.warn(name, v, "not a boolean (want true or false)", strconv.FormatBool(*dst))
 		return
 	}
 	*dst = b
 }
 
+// integer refuses a value that is not an integer (for variables upstream's
+// entrypoint refuses).
 func (p *parser) integer(name string, dst *int) {
 	v, ok := p.get(name)
 	if !ok || v == "" {
@@ -404,18 +427,35 @@ func (p *parser) integer(name string, dst *int) {
 	*dst = n
 }
 
-func (p *parser) nonNegInt(name string, dst *int) {
+// nonNegInt: a negative or unparsable value becomes fallback, as upstream.
+func (p *parser) nonNegInt(name string, dst *int, fallback int) {
 	v, ok := p.get(name)
 	if !ok || v == "" {
 		return
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil {
-		p.fail(name, v, "not an integer")
+	switch {
+	case err != nil:
+		p.warn(name, v, "not an integer", strconv.Itoa(fallback))
+		*dst = fallback
+	case n < 0:
+		p.warn(name, v, "must not be negative", strconv.Itoa(fallback))
+		*dst = fallback
+	default:
+		*dst = n
+	}
+}
+
+// strictNonNegInt refuses a negative or unparsable value (test-only
+// variables: a test asked for something specific).
+func (p *parser) strictNonNegInt(name string, dst *int) {
+	v, ok := p.get(name)
+	if !ok || v == "" {
 		return
 	}
-	if n < 0 {
-		p.fail(name, v, "must not be negative")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		p.fail(name, v, "want a non-negative integer")
 		return
 	}
 	*dst = n
@@ -454,6 +494,21 @@ func (p *parser) oneOf(name string, dst *string, keepEmpty bool, allowed ...stri
 	*dst = l
 }
 
+// oneOfOr is oneOf falling back to the current value (the default) with a
+// warning, as upstream does.
+func (p *parser) oneOfOr(name string, dst *string, allowed ...string) {
+	v, ok := p.get(name)
+	if !ok || v == "" {
+		return
+	}
+	l := strings.ToLower(v)
+	if !slices.Contains(allowed, l) {
+		p.warn(name, v, "want one of "+strings.Join(allowed, ", "), *dst)
+		return
+	}
+	*dst = l
+}
+
 func (p *parser) cidrs(name string, dst *[]netip.Prefix) {
 	v, ok := p.get(name)
 	if !ok || v == "" {
@@ -467,8 +522,8 @@ func (p *parser) cidrs(name string, dst *[]netip.Prefix) {
 		}
 		pfx, err := netip.ParsePrefix(s)
 		if err != nil || !pfx.Addr().Is4() {
-			p.fail(name, v, fmt.Sprintf("entry %q is not an IPv4 CIDR", s))
-			return
+			p.warnings = append(p.warnings, fmt.Sprintf("%s=%q: entry %q is not an IPv4 CIDR; skipped", name, v, s))
+			continue
 		}
 		out = append(out, pfx.Masked())
 	}
@@ -482,12 +537,12 @@ func (p *parser) tags(name string, dst *map[string]string) {
 	}
 	var m map[string]string
 	if err := json.Unmarshal([]byte(v), &m); err != nil {
-		p.fail(name, v, fmt.Sprintf("not a JSON object of string values: %v", err))
+		p.warnings = append(p.warnings, fmt.Sprintf("%s=%q: not a JSON object of string values (%v); ignored", name, v, err))
 		return
 	}
 	for k := range m {
 		if strings.Contains(k, "k8s.amazonaws.com") {
-			p.warn("%s: tag key %q is reserved (contains k8s.amazonaws.com); dropped", name, k)
+			p.warnings = append(p.warnings, fmt.Sprintf("%s: tag key %q is reserved (contains k8s.amazonaws.com); dropped", name, k))
 			delete(m, k)
 		}
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +73,12 @@ func TestLoadValues(t *testing.T) {
 	if !c.DisableProvisioning || !c.DisableLeakedENICleanup {
 		t.Error("ENABLE_IMDS_ONLY_MODE must imply no provisioning and no leaked-ENI cleanup")
 	}
-	if len(warns) != 2 {
-		t.Errorf("want 2 warnings (HTTP_TIMEOUT, reserved tag), got %q", warns)
+	wantWarns := []string{
+		`ADDITIONAL_ENI_TAGS: tag key "k8s.amazonaws.com/x" is reserved (contains k8s.amazonaws.com); dropped`,
+		`HTTP_TIMEOUT="3": below the minimum of 10 seconds; using 10`,
+	}
+	if diff := cmp.Diff(wantWarns, warns); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 	if c.CheckpointPath(0) != "/tmp/ipam.json" || c.CheckpointPath(2) != "/tmp/ipam-nic-2.json" {
 		t.Errorf("checkpoint paths: %s %s", c.CheckpointPath(0), c.CheckpointPath(2))
@@ -86,32 +91,20 @@ func TestLoadRejects(t *testing.T) {
 		env  map[string]string
 		want []string // substrings that must all appear in the error
 	}{
-		{"bool garbage", map[string]string{"ENABLE_POD_ENI": "yes please"}, []string{`ENABLE_POD_ENI="yes please"`, "boolean"}},
-		{"negative warm ip", map[string]string{"WARM_IP_TARGET": "-1"}, []string{`WARM_IP_TARGET="-1"`, "negative"}},
-		{"warm eni not int", map[string]string{"WARM_ENI_TARGET": "one"}, []string{`WARM_ENI_TARGET="one"`, "integer"}},
-		{"max eni not int", map[string]string{"MAX_ENI": "4.5"}, []string{`MAX_ENI="4.5"`}},
-		{"both families", map[string]string{"ENABLE_IPv6": "true", "ENABLE_PREFIX_DELEGATION": "true"}, []string{"ENABLE_IPv4=true and ENABLE_IPv6=true"}},
 		{"no family", map[string]string{"ENABLE_IPv4": "false"}, []string{"ENABLE_IPv4=false and ENABLE_IPv6=false"}},
-		{"v6 without pd", map[string]string{"ENABLE_IPv4": "false", "ENABLE_IPv6": "true"}, []string{"requires ENABLE_PREFIX_DELEGATION"}},
+		{"v6 without pd", map[string]string{"ENABLE_IPv6": "true"}, []string{"requires ENABLE_PREFIX_DELEGATION"}},
 		{"v6 with custom networking", map[string]string{"ENABLE_IPv4": "false", "ENABLE_IPv6": "true", "ENABLE_PREFIX_DELEGATION": "true", "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": "true"}, []string{"CUSTOM_NETWORK_CFG"}},
 		{"pd all zero", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "00", "WARM_IP_TARGET": "0"}, []string{"ENABLE_PREFIX_DELEGATION=true needs one of"}},
 		{"np mode", map[string]string{"NETWORK_POLICY_ENFORCING_MODE": "lax"}, []string{`NETWORK_POLICY_ENFORCING_MODE="lax"`, "none, strict, standard"}},
-		{"sg mode", map[string]string{"POD_SECURITY_GROUP_ENFORCING_MODE": "loose"}, []string{`POD_SECURITY_GROUP_ENFORCING_MODE="loose"`}},
-		{"randomize", map[string]string{"AWS_VPC_K8S_CNI_RANDOMIZESNAT": "random"}, []string{`AWS_VPC_K8S_CNI_RANDOMIZESNAT="random"`}},
-		{"snat cidr", map[string]string{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "10.0.0.0/8,banana"}, []string{`entry "banana"`}},
-		{"snat cidr v6", map[string]string{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "fd00::/8"}, []string{"not an IPv4 CIDR"}},
-		{"service cidr", map[string]string{"AWS_EXTERNAL_SERVICE_CIDRS": "1.2.3.4"}, []string{"AWS_EXTERNAL_SERVICE_CIDRS"}},
+		{"sg mode with pod ENIs", map[string]string{"ENABLE_POD_ENI": "true", "POD_SECURITY_GROUP_ENFORCING_MODE": "loose"}, []string{`POD_SECURITY_GROUP_ENFORCING_MODE="loose"`, "ENABLE_POD_ENI=true"}},
+		{"both families explicitly", map[string]string{"ENABLE_IPv4": "true", "ENABLE_IPv6": "true", "ENABLE_PREFIX_DELEGATION": "true"}, []string{"ENABLE_IPv4=true and ENABLE_IPv6=true"}},
+		{"pd with only bad targets", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "x"}, []string{"ENABLE_PREFIX_DELEGATION=true needs one of"}},
+		{"max pods (test-only)", map[string]string{"VPC_CNI_MAX_PODS": "-3"}, []string{`VPC_CNI_MAX_PODS="-3"`}},
 		{"veth prefix long", map[string]string{"AWS_VPC_K8S_CNI_VETHPREFIX": "abcde"}, []string{`AWS_VPC_K8S_CNI_VETHPREFIX="abcde"`}},
 		{"veth prefix eth", map[string]string{"AWS_VPC_K8S_CNI_VETHPREFIX": "eth"}, []string{`"eth"`}},
 		{"mtu low", map[string]string{"AWS_VPC_ENI_MTU": "500"}, []string{"AWS_VPC_ENI_MTU=500"}},
 		{"mtu text", map[string]string{"AWS_VPC_ENI_MTU": "jumbo"}, []string{`AWS_VPC_ENI_MTU="jumbo"`}},
-		{"cooldown", map[string]string{"IP_COOLDOWN_PERIOD": "30s"}, []string{`IP_COOLDOWN_PERIOD="30s"`}},
-		{"connmark zero", map[string]string{"AWS_VPC_K8S_CNI_CONNMARK": "0"}, []string{`AWS_VPC_K8S_CNI_CONNMARK="0"`}},
-		{"connmark huge", map[string]string{"AWS_VPC_K8S_CNI_CONNMARK": "0x100000000"}, []string{"AWS_VPC_K8S_CNI_CONNMARK"}},
-		{"tags json", map[string]string{"ADDITIONAL_ENI_TAGS": "{team:a}"}, []string{"ADDITIONAL_ENI_TAGS", "JSON"}},
-		{"http timeout", map[string]string{"HTTP_TIMEOUT": "ten"}, []string{`HTTP_TIMEOUT="ten"`}},
-		{"log level", map[string]string{"AWS_VPC_K8S_CNI_LOGLEVEL": "verbose"}, []string{`AWS_VPC_K8S_CNI_LOGLEVEL="verbose"`}},
-		{"several at once", map[string]string{"WARM_IP_TARGET": "x", "MINIMUM_IP_TARGET": "y"}, []string{"WARM_IP_TARGET", "MINIMUM_IP_TARGET"}},
+		{"several at once", map[string]string{"AWS_VPC_ENI_MTU": "x", "AWS_VPC_K8S_CNI_VETHPREFIX": "vlan"}, []string{"AWS_VPC_ENI_MTU", "AWS_VPC_K8S_CNI_VETHPREFIX"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := Load(env(tc.env))
@@ -135,5 +128,102 @@ func TestPrefixDelegationNumericTargets(t *testing.T) {
 	// An IPv6 node with PD needs no IPv4 warm target.
 	if _, _, err := Load(env(map[string]string{"ENABLE_IPv4": "false", "ENABLE_IPv6": "true", "ENABLE_PREFIX_DELEGATION": "true"})); err != nil {
 		t.Errorf("IPv6 with PD: %v", err)
+	}
+}
+
+// TestLoadFallsBackLikeUpstream: a value upstream's ipamd replaces with a
+// fallback starts (an image swap of a working DaemonSet must not
+// crash-loop), with one warning naming the variable, the value and the
+// value used.
+func TestLoadFallsBackLikeUpstream(t *testing.T) {
+	cidr := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, p := range s {
+			out = append(out, netip.MustParsePrefix(p))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		warn  string
+		check func(Config) bool
+	}{
+		{"bool garbage", map[string]string{"ENABLE_POD_ENI": "yes please"},
+			`ENABLE_POD_ENI="yes please": not a boolean (want true or false); using false`, func(c Config) bool { return !c.EnablePodENI }},
+		{"bool garbage, default true", map[string]string{"ENABLE_SUBNET_DISCOVERY": "nope"},
+			`ENABLE_SUBNET_DISCOVERY="nope": not a boolean (want true or false); using true`, func(c Config) bool { return c.EnableSubnetDiscovery }},
+		{"warm eni not int", map[string]string{"WARM_ENI_TARGET": "one"},
+			`WARM_ENI_TARGET="one": not an integer; using 1`, func(c Config) bool { return c.WarmENITarget == 1 }},
+		{"warm eni negative", map[string]string{"WARM_ENI_TARGET": "-2"},
+			`WARM_ENI_TARGET="-2": must not be negative; using 1`, func(c Config) bool { return c.WarmENITarget == 1 }},
+		{"warm ip negative", map[string]string{"WARM_IP_TARGET": "-1"},
+			`WARM_IP_TARGET="-1": must not be negative; using 0`, func(c Config) bool { return c.WarmIPTarget == 0 }},
+		{"minimum ip not int", map[string]string{"MINIMUM_IP_TARGET": "ten"},
+			`MINIMUM_IP_TARGET="ten": not an integer; using 0`, func(c Config) bool { return c.MinimumIPTarget == 0 }},
+		{"warm prefix negative", map[string]string{"WARM_PREFIX_TARGET": "-1"},
+			`WARM_PREFIX_TARGET="-1": must not be negative; using 0`, func(c Config) bool { return c.WarmPrefixTarget == 0 }},
+		{"max eni not int", map[string]string{"MAX_ENI": "4.5"},
+			`MAX_ENI="4.5": not an integer; using unset (the instance type's limit)`, func(c Config) bool { return c.MaxENI == -1 }},
+		{"log level", map[string]string{"AWS_VPC_K8S_CNI_LOGLEVEL": "verbose"},
+			`AWS_VPC_K8S_CNI_LOGLEVEL="verbose": want one of debug, info, warn, error, fatal; using debug`, func(c Config) bool { return c.LogLevel == "debug" }},
+		{"snat cidr garbage", map[string]string{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "10.0.0.0/8,banana"},
+			`AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS="10.0.0.0/8,banana": entry "banana" is not an IPv4 CIDR; skipped`,
+			func(c Config) bool { return slices.Equal(c.ExcludeSNATCIDRs, cidr("10.0.0.0/8")) }},
+		{"snat cidr v6", map[string]string{"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "fd00::/8, 192.168.1.0/24"},
+			`AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS="fd00::/8, 192.168.1.0/24": entry "fd00::/8" is not an IPv4 CIDR; skipped`,
+			func(c Config) bool { return slices.Equal(c.ExcludeSNATCIDRs, cidr("192.168.1.0/24")) }},
+		{"service cidr", map[string]string{"AWS_EXTERNAL_SERVICE_CIDRS": "1.2.3.4"},
+			`AWS_EXTERNAL_SERVICE_CIDRS="1.2.3.4": entry "1.2.3.4" is not an IPv4 CIDR; skipped`,
+			func(c Config) bool { return len(c.ExternalServiceCIDRs) == 0 }},
+		{"tags json", map[string]string{"ADDITIONAL_ENI_TAGS": "{team:a}"},
+			`ADDITIONAL_ENI_TAGS="{team:a}": not a JSON object of string values (invalid character 't' looking for beginning of object key string); ignored`,
+			func(c Config) bool { return len(c.AdditionalENITags) == 0 }},
+		{"sg mode without pod ENIs", map[string]string{"POD_SECURITY_GROUP_ENFORCING_MODE": "loose"},
+			`POD_SECURITY_GROUP_ENFORCING_MODE="loose": want strict or standard; using strict`,
+			func(c Config) bool { return c.PodSGEnforcingMode == "strict" }},
+		{"cooldown", map[string]string{"IP_COOLDOWN_PERIOD": "30s"},
+			`IP_COOLDOWN_PERIOD="30s": not an integer; using 30`, func(c Config) bool { return c.IPCooldown == 30*time.Second }},
+		{"cooldown negative", map[string]string{"IP_COOLDOWN_PERIOD": "-5"},
+			`IP_COOLDOWN_PERIOD="-5": must not be negative; using 30`, func(c Config) bool { return c.IPCooldown == 30*time.Second }},
+		{"randomize", map[string]string{"AWS_VPC_K8S_CNI_RANDOMIZESNAT": "random"},
+			`AWS_VPC_K8S_CNI_RANDOMIZESNAT="random": want one of prng, hashrandom, none; using prng`,
+			func(c Config) bool { return c.RandomizeSNAT == "prng" }},
+		{"connmark zero", map[string]string{"AWS_VPC_K8S_CNI_CONNMARK": "0"},
+			`AWS_VPC_K8S_CNI_CONNMARK="0": want an integer mark in 1…0xffffffff (0x prefix allowed); using 0x80`,
+			func(c Config) bool { return c.Connmark == 0x80 }},
+		{"connmark huge", map[string]string{"AWS_VPC_K8S_CNI_CONNMARK": "0x100000000"},
+			`AWS_VPC_K8S_CNI_CONNMARK="0x100000000": want an integer mark in 1…0xffffffff (0x prefix allowed); using 0x80`,
+			func(c Config) bool { return c.Connmark == 0x80 }},
+		{"http timeout", map[string]string{"HTTP_TIMEOUT": "ten"},
+			`HTTP_TIMEOUT="ten": not an integer number of seconds; using 10`, func(c Config) bool { return c.HTTPTimeout == 10*time.Second }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, warns, err := Load(env(tc.env))
+			if err != nil {
+				t.Fatalf("Load(%v): %v, want a warning and upstream's fallback", tc.env, err)
+			}
+			if diff := cmp.Diff([]string{tc.warn}, warns); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			if !tc.check(c) {
+				t.Errorf("Load(%v) did not use upstream's fallback: %+v", tc.env, c)
+			}
+		})
+	}
+}
+
+// TestAddressFamilyDefault: ENABLE_IPv4 absent follows ENABLE_IPv6, so
+// ENABLE_IPv6=true alone (with prefix delegation) runs IPv6.
+func TestAddressFamilyDefault(t *testing.T) {
+	c, warns, err := Load(env(map[string]string{"ENABLE_IPv6": "true", "ENABLE_PREFIX_DELEGATION": "true"}))
+	if err != nil || len(warns) != 0 {
+		t.Fatalf("ENABLE_IPv6=true alone: %v %q", err, warns)
+	}
+	if c.EnableIPv4 || !c.EnableIPv6 {
+		t.Errorf("families: IPv4 %v IPv6 %v, want IPv6 only", c.EnableIPv4, c.EnableIPv6)
+	}
+	if c, _, err := Load(env(map[string]string{"ENABLE_IPv6": "false"})); err != nil || !c.EnableIPv4 {
+		t.Errorf("ENABLE_IPv6=false alone: IPv4 %v %v, want IPv4", c.EnableIPv4, err)
 	}
 }
