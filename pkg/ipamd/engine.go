@@ -34,17 +34,29 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 	for _, c := range n.cards {
 		if n.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
-			if schedulable && !n.terminating.Load() {
-				for _, e := range c.store.ENIs() {
-					if err := n.ensureIPv6Prefix(ctx, c, e.ID); err != nil {
-						c.setState("", err)
-					}
-				}
+			if schedulable && !n.terminating.Load() && !n.backingOff(c) {
+				n.ensureIPv6Prefixes(ctx, c)
 			}
 			continue
 		}
 		n.cardCycle(ctx, c, schedulable)
 	}
+}
+
+// ensureIPv6Prefixes gives every ENI of card c its /80; a failure backs
+// off like a failed IPv4 pool action.
+func (n *IPAM) ensureIPv6Prefixes(ctx context.Context, c *card) {
+	for _, e := range c.store.ENIs() {
+		if err := n.ensureIPv6Prefix(ctx, c, e.ID); err != nil {
+			n.log.Warn("could not give an ENI its IPv6 prefix", "card", c.index, "eni", e.ID, "err", err,
+				"ec2Code", awsutils.Code(err))
+			c.setState(causeOf(err), err)
+			n.backOff(c, err)
+			return
+		}
+	}
+	c.setState("", nil)
+	n.clearBackoff(c)
 }
 
 func (n *IPAM) schedulable(ctx context.Context) bool {
@@ -134,25 +146,41 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
 			if !awsutils.IsInsufficientCapacity(err) {
-				// Back off so a persistent failure (missing permission, a
-				// broken subnet) does not cost an EC2 call every cycle.
-				c.stateMu.Lock()
-				c.failures++
-				c.retryAt = time.Now().Add(min(n.times.FailureBackoff<<min(c.failures-1, 10), time.Minute))
-				c.backoffWait.show(n.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s",
-					c.failures, c.index, causeOf(err)), c.retryAt)
-				c.stateMu.Unlock()
+				n.backOff(c, err)
 			}
 			return
 		}
-		c.stateMu.Lock()
-		c.failures = 0
-		c.backoffWait.clear()
-		c.stateMu.Unlock()
+		n.clearBackoff(c)
 		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {
 			n.broadcast()
 		}
 	}
+}
+
+// backOff pauses card c's pool actions after a failure, doubling up to a
+// minute, so a persistent failure (missing permission, a broken subnet)
+// does not cost an EC2 call every cycle.
+func (n *IPAM) backOff(c *card, err error) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.failures++
+	c.retryAt = time.Now().Add(min(n.times.FailureBackoff<<min(c.failures-1, 10), time.Minute))
+	c.backoffWait.show(n.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s",
+		c.failures, c.index, causeOf(err)), c.retryAt)
+}
+
+func (n *IPAM) clearBackoff(c *card) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.failures = 0
+	c.backoffWait.clear()
+}
+
+// backingOff reports whether card c is pausing after a failure.
+func (n *IPAM) backingOff(c *card) bool {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return time.Now().Before(c.retryAt)
 }
 
 // describeAction is the last-action line of /v1/pool.

@@ -3,9 +3,12 @@ package ipamd
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -52,4 +55,39 @@ func TestIPv6Mode(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.checkConsistent()
+}
+
+// TestIPv6PrefixFailureBacksOff: while EC2 refuses an ENI its /80, the
+// pool manager backs off as for IPv4 instead of calling EC2 every cycle.
+func TestIPv6PrefixFailureBacksOff(t *testing.T) {
+	times := fastTimes
+	times.FailureBackoff = time.Hour
+	h := newHarness(t, harnessOpts{times: &times, cfg: func(c *config.Config) {
+		c.EnableIPv4, c.EnableIPv6, c.EnablePrefixDelegation = false, true, true
+	}})
+	ctx := context.Background()
+	c := h.n.cards[0]
+	eni := c.store.ENIs()[0]
+	// The ENI lost its /80 (as after EC2 took it away and a reconcile).
+	for _, ci := range eni.CIDRs {
+		if _, err := c.store.RemoveCIDR(eni.ID, ci.Prefix, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.env.Sim.SetFaults(vpcsimFaults("AssignIpv6Addresses", "UnauthorizedOperation")); err != nil {
+		t.Fatal(err)
+	}
+	before := h.calls()
+	for range 5 {
+		h.n.PoolCycle(ctx)
+	}
+	if n := callDelta(before, h.calls())["AssignIpv6Addresses"]; n != 1 {
+		t.Errorf("AssignIpv6Addresses called %d times in 5 cycles while failing, want 1 (then back off)", n)
+	}
+	if _, err := h.n.assign(key("aws-cni", "p", "eth0"), datastore.Metadata{}, false); err == nil {
+		t.Error("a pod got an address from an ENI without a prefix")
+	}
+	if cause := h.n.exhaustedCause(nil, 0); !strings.Contains(cause, "UnauthorizedOperation") {
+		t.Errorf("exhausted cause %q does not name EC2's refusal", cause)
+	}
 }
