@@ -10,6 +10,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -542,4 +543,57 @@ func TestReleaseFailureRestoresOnlyWhatEC2Holds(t *testing.T) {
 			gone, has[gone], kept, has[kept], kept)
 	}
 	h.checkConsistent()
+}
+
+// TestReconcileTearsDownDetachedENI: an ENI detached behind ipamd's back
+// while pods use it is removed from the store, and its host networking
+// (rule and route table) and the evicted pods' ip rules go with it, as
+// when ipamd frees an ENI itself.
+func TestReconcileTearsDownDetachedENI(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	ctx := context.Background()
+	pods := map[int]bool{}
+	h.setPods(pods, 12) // m5.large: 9 on the primary ENI, 3 on the second
+	c := h.n.cards[0]
+	// The secondary ENI with pods (a warm one may follow it).
+	var second datastore.ENIInfo
+	var onSecond []netip.Addr
+	for _, e := range c.store.Snapshot() {
+		if e.IsPrimary || len(onSecond) > 0 {
+			continue
+		}
+		for _, ci := range e.CIDRs {
+			for _, a := range ci.Allocations {
+				onSecond = append(onSecond, a.Addr)
+			}
+		}
+		second, _ = c.store.ENI(e.ID)
+	}
+	wired := h.host.wired()
+	if second.ID == "" || len(onSecond) == 0 {
+		t.Fatalf("want pods on a secondary ENI: %v pods %v", second.ID, onSecond)
+	}
+	if err := h.ec2.FreeENI(ctx, second.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.store.ENI(second.ID); ok {
+		t.Fatal("the detached ENI is still in the store")
+	}
+	if h.host.wired() != wired-1 {
+		t.Errorf("the detached ENI's host networking is still programmed: %v", h.host.enis)
+	}
+	h.host.mu.Lock()
+	deleted := map[netip.Addr]bool{}
+	for _, a := range h.host.podRules {
+		deleted[a] = true
+	}
+	h.host.mu.Unlock()
+	for _, a := range onSecond {
+		if !deleted[a] {
+			t.Errorf("the ip rules of evicted pod address %s were not deleted", a)
+		}
+	}
 }

@@ -86,7 +86,9 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 			evicted, err := c.store.RemoveENI(info.ID, true)
 			if err != nil {
 				errs = append(errs, err)
-				continue
+				if !errors.Is(err, datastore.ErrCheckpoint) {
+					continue
+				} // else: removed, only not persisted; tear down as well
 			}
 			n.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed", "eni", info.ID,
 				"podsThatLostTheirAddress", len(evicted))
@@ -95,11 +97,31 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 				n.metrics.ForceRemovedENIs.Inc()
 				n.metrics.ForceRemovedIPs.Add(float64(len(evicted)))
 			}
-			delete(n.primaryIPs, info.ID)
+			n.teardownRemovedENI(ctx, info, evicted)
 		}
 	}
 	n.broadcast()
 	return errors.Join(errs...)
+}
+
+// teardownRemovedENI removes the host state of an ENI EC2 no longer
+// attaches, as freeENI does (its rule for the primary IP, its route
+// table), and the ip rules of the pods that lost their address with it.
+func (n *IPAM) teardownRemovedENI(ctx context.Context, info datastore.ENIInfo, evicted []datastore.Assignment) {
+	defer delete(n.primaryIPs, info.ID)
+	if n.host == nil {
+		return
+	}
+	if ip, ok := n.primaryIPs[info.ID]; ok && !info.IsPrimary {
+		if err := n.host.TeardownENI(ctx, ip, info.RouteTableID); err != nil {
+			n.log.Warn("reconcile: could not tear down host networking of a removed ENI", "eni", info.ID, "err", err)
+		}
+	}
+	for _, a := range evicted {
+		if err := n.host.DeletePodRules(ctx, a.Addr); err != nil {
+			n.log.Warn("reconcile: could not delete the ip rules of an evicted pod", "ip", a.Addr, "key", a.Key.String(), "err", err)
+		}
+	}
 }
 
 // agreesWith reports whether instance metadata shows exactly the managed
