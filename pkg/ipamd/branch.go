@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -189,22 +190,49 @@ func (n *IPAM) trunkENI() (net.HardwareAddr, bool) {
 	return nil, false
 }
 
+// sgppPossible: ENABLE_POD_ENI on an instance type that can trunk ENIs
+// (unknown types are assumed to). On other types no ENI slot is reserved
+// for a trunk that will never come.
+func (n *IPAM) sgppPossible() bool {
+	return n.cfg.EnablePodENI && awsutils.TrunkingCompatible(n.node.typ.Type)
+}
+
 // declareSGPP asks the VPC resource controller for a trunk ENI (CNINode
 // feature) until one is attached and while an ENI slot is free for it.
 func (n *IPAM) declareSGPP(ctx context.Context) {
 	if !n.cfg.EnablePodENI || n.kubeClient() == nil {
 		return
 	}
+	if !n.sgppPossible() {
+		n.noteSGPP("ENABLE_POD_ENI=true but this instance type cannot trunk ENIs: security groups for pods are unavailable on this node",
+			"instanceType", n.node.typ.Type)
+		return
+	}
 	if _, ok := n.trunkENI(); ok {
+		n.noteSGPP("")
 		return
 	}
 	c := n.cards[0]
 	if len(c.store.ENIs())+len(c.unmanaged) >= c.maxENIs {
-		n.log.Warn("ENABLE_POD_ENI: no free ENI slot for a trunk ENI on this node")
+		n.noteSGPP("ENABLE_POD_ENI: no free ENI slot for a trunk ENI on this node")
 		return
 	}
 	if err := n.kubeClient().DeclareFeature(ctx, featureSGPP, ""); err != nil {
-		n.log.Warn("could not declare SecurityGroupsForPods on the CNINode", "err", err)
+		n.noteSGPP("could not declare SecurityGroupsForPods on the CNINode", "err", err)
+		return
+	}
+	n.noteSGPP("")
+}
+
+// noteSGPP logs a security-groups-for-pods problem when it differs from
+// the last one ("" = none); the pool cycle calls declareSGPP every tick.
+func (n *IPAM) noteSGPP(msg string, args ...any) {
+	if msg == n.sgppNote {
+		return
+	}
+	n.sgppNote = msg
+	if msg != "" {
+		n.log.Warn(msg, args...)
 	}
 }
 

@@ -1,7 +1,9 @@
 package ipamd
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -154,4 +156,38 @@ func TestUnmanagedENIIsLeftAlone(t *testing.T) {
 		t.Errorf("reason %q", starved)
 	}
 	h.checkConsistent()
+}
+
+// TestSGPPOnNonTrunkingType: ENABLE_POD_ENI on an instance type that
+// cannot trunk ENIs (t3.medium) reserves no ENI slot for a trunk, declares
+// no SecurityGroupsForPods feature, and says so once, not every cycle.
+func TestSGPPOnNonTrunkingType(t *testing.T) {
+	k := &fakeKube{schedulable: true, maxPods: 110}
+	h := newHarness(t, harnessOpts{noInit: true, instanceType: "t3.medium", cfg: func(c *config.Config) {
+		c.EnablePodENI, c.IPCooldown = true, 0
+	}})
+	h.n.kube = k
+	var logs bytes.Buffer
+	h.n.log = slog.New(slog.NewTextHandler(&logs, nil))
+	if err := h.n.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// t3.medium: 3 ENIs of 5 secondary addresses; 12 pods need all three.
+	pods := map[int]bool{}
+	h.setPods(pods, 12)
+	for range 5 {
+		h.n.PoolCycle(context.Background())
+	}
+	if got := h.simCounts(); got.ENIs != 3 {
+		t.Errorf("ENIs: %+v, want all 3 (no slot reserved for a trunk)", got)
+	}
+	k.mu.Lock()
+	_, declared := k.features["SecurityGroupsForPods"]
+	k.mu.Unlock()
+	if declared {
+		t.Error("SecurityGroupsForPods declared on a type that cannot trunk ENIs")
+	}
+	if n := strings.Count(logs.String(), "cannot trunk ENIs"); n != 1 {
+		t.Errorf("the non-trunking warning was logged %d times, want once:\n%s", n, logs.String())
+	}
 }

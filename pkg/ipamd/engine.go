@@ -83,7 +83,7 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: c.pd,
 		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.maxPodsNow(),
 		CustomNetworking: n.cfg.CustomNetworking,
-		ReserveTrunk:     n.cfg.EnablePodENI && n.node.typ.Type != "" && c.index == 0,
+		ReserveTrunk:     n.sgppPossible() && n.node.typ.Type != "" && c.index == 0,
 		Pending:          int(n.pending.Load()),
 		CanAllocate:      provisioning && !now.Before(insufficient),
 		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= n.times.ReleaseSpacing,

@@ -138,6 +138,9 @@ type IPAM struct {
 	startedAt time.Time
 	// customNetDeclared: the CNINode carries CustomNetworking=<ENIConfig>.
 	customNetDeclared atomic.Bool
+	// sgppNote is the last security-groups-for-pods problem logged (under
+	// mu), so each is logged once per change, not every pool cycle.
+	sgppNote string
 	metricsL          net.Listener
 	introL            net.Listener
 
