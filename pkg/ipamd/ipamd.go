@@ -141,8 +141,8 @@ type IPAM struct {
 	// sgppNote is the last security-groups-for-pods problem logged (under
 	// mu), so each is logged once per change, not every pool cycle.
 	sgppNote string
-	metricsL          net.Listener
-	introL            net.Listener
+	metricsL net.Listener
+	introL   net.Listener
 
 	// Node facts, set by Init; vpcCIDRs and sgs change later under nodeMu.
 	node   nodeFacts
