@@ -249,6 +249,11 @@ func (n *IPAM) declareCustomNetworking(ctx context.Context) {
 		n.log.Warn("custom networking: cannot resolve the node's ENIConfig for the CNINode feature", "err", err)
 		return
 	}
+	if err != nil {
+		// The name is known (the ENIConfig itself is not usable yet): the
+		// feature only needs the name.
+		n.log.Debug("custom networking: declaring the ENIConfig's name despite an error reading it", "eniConfig", ec.Name, "err", err)
+	}
 	if ec.Name != "default" {
 		if err := k.DeclareFeature(ctx, featureCustomNet, ec.Name); err != nil {
 			n.log.Warn("could not declare CustomNetworking on the CNINode", "eniConfig", ec.Name, "err", err)

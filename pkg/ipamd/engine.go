@@ -340,7 +340,10 @@ func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []
 	var addrs []netip.Addr
 	var prefixes []netip.Prefix
 	for _, p := range cidrs {
-		if _, err := c.store.RemoveCIDR(eniID, p, false); err != nil {
+		if _, err := c.store.RemoveCIDR(eniID, p, false); err != nil && !errors.Is(err, datastore.ErrCheckpoint) {
+			if !errors.Is(err, datastore.ErrCIDRInUse) && !errors.Is(err, datastore.ErrUnknownCIDR) {
+				n.log.Warn("could not take a CIDR out of the store to release it; keeping it", "eni", eniID, "cidr", p, "err", err)
+			}
 			continue // in use since the plan, or gone: keep it
 		}
 		if p.Bits() == 32 {
@@ -419,8 +422,11 @@ func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
 	if !ok {
 		return nil
 	}
-	if _, err := c.store.RemoveENI(eniID, false); err != nil {
-		return nil // a pod took an address since the plan
+	if _, err := c.store.RemoveENI(eniID, false); err != nil && !errors.Is(err, datastore.ErrCheckpoint) {
+		if errors.Is(err, datastore.ErrENIInUse) || errors.Is(err, datastore.ErrUnknownENI) {
+			return nil // a pod took an address since the plan, or it is gone
+		}
+		return fmt.Errorf("taking ENI %s out of the store: %w", eniID, err)
 	}
 	if n.host != nil {
 		if err := n.host.TeardownENI(ctx, n.primaryIPs[eniID], info.RouteTableID); err != nil {

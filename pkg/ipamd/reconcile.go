@@ -222,10 +222,16 @@ func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
 				"cidr", ci.Prefix, "assigned", ci.Assigned)
 			continue
 		}
-		if _, err := c.store.RemoveCIDR(e.ID, ci.Prefix, false); err == nil {
-			n.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
-			n.metrics.Reconciles.WithLabelValues(reconcileIPDel).Inc()
+		_, err := c.store.RemoveCIDR(e.ID, ci.Prefix, false)
+		if err != nil && !errors.Is(err, datastore.ErrCheckpoint) {
+			if !errors.Is(err, datastore.ErrCIDRInUse) { // a pod took it since the snapshot: kept
+				errs = append(errs, err)
+			}
+			continue
 		}
+		errs = append(errs, err) // nil, or removed but not persisted
+		n.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
+		n.metrics.Reconciles.WithLabelValues(reconcileIPDel).Inc()
 	}
 	return errors.Join(errs...)
 }
