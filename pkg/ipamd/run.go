@@ -53,16 +53,16 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 		loops.Go(func() error {
 			tick := time.NewTicker(n.times.Reconcile)
 			defer tick.Stop()
+			lastReconcile := time.Now()
 			for {
 				select {
 				case <-lctx.Done():
 					return nil
-				case <-tick.C:
-					// Upstream: only after a quiet interval; metadata lags
-					// right after our own changes, and EC2 calls are dear.
-					if time.Since(time.Unix(0, n.lastAction.Load())) < n.times.Reconcile {
+				case now := <-tick.C:
+					if !reconcileDue(now, time.Unix(0, n.lastAction.Load()), lastReconcile, n.times.Reconcile) {
 						continue
 					}
+					lastReconcile = now
 					if err := n.Reconcile(lctx); err != nil && lctx.Err() == nil {
 						n.log.Warn("reconcile failed", "err", err)
 					}
@@ -89,10 +89,8 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 		})
 		return loops.Wait()
 	})
-	go func() {
-		<-ctx.Done()
-		n.Terminate()
-	}()
+	stop := context.AfterFunc(ctx, n.Terminate) // no goroutine left behind if Run ends first
+	defer stop()
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -101,4 +99,15 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 		return fmt.Errorf("ipamd: %w", err)
 	}
 	return nil
+}
+
+// maxReconcileGap bounds how long constant pool activity can postpone a
+// reconcile.
+const maxReconcileGap = 5 * time.Minute
+
+// reconcileDue: upstream reconciles only after a quiet interval (metadata
+// lags right after our own changes, and EC2 calls are dear), but under
+// constant churn that would be never, so at least every maxReconcileGap.
+func reconcileDue(now, lastAction, lastReconcile time.Time, interval time.Duration) bool {
+	return now.Sub(lastAction) >= interval || now.Sub(lastReconcile) >= maxReconcileGap
 }
