@@ -32,6 +32,7 @@ type fakeHost struct {
 	host      *networkutils.HostConfig
 	setupErr  error // returned by the next SetupENI
 	podRules  []netip.Addr
+	restored  map[netip.Addr]int // pod IP → table of its restored from-pod rule
 	teardowns int
 }
 
@@ -71,6 +72,16 @@ func (f *fakeHost) DeletePodRules(_ context.Context, ip netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.podRules = append(f.podRules, ip)
+	return nil
+}
+
+func (f *fakeHost) RestorePodRule(_ context.Context, ip netip.Addr, table int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.restored == nil {
+		f.restored = map[netip.Addr]int{}
+	}
+	f.restored[ip] = table
 	return nil
 }
 

@@ -134,6 +134,9 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		}
 		n.log.Info("checkpoint restored", "card", c.index, "restored", len(res.Restored),
 			"stale", len(res.Stale), "unknownCIDR", len(res.Unknown))
+		for _, a := range res.Restored {
+			n.restorePodRule(ctx, c, a)
+		}
 		for _, a := range res.Stale {
 			if n.host != nil {
 				if err := n.host.DeletePodRules(ctx, a.Addr); err != nil {
@@ -149,6 +152,22 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,
 		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPods)
 	return nil
+}
+
+// restorePodRule re-creates a restored pod's from-pod rule to its ENI's
+// table (upstream §6.5: a restart may follow a reboot or a flush of the
+// rules). Pods on the primary ENI use the main table and have none.
+func (n *IPAM) restorePodRule(ctx context.Context, c *card, a datastore.Allocation) {
+	if n.host == nil {
+		return
+	}
+	asg, ok := c.store.Lookup(a.Key)
+	if !ok || asg.RouteTableID == networkutils.MainTable {
+		return
+	}
+	if err := n.host.RestorePodRule(ctx, a.Addr, asg.RouteTableID); err != nil {
+		n.log.Warn("could not restore the ip rule of a restored pod", "ip", a.Addr, "table", asg.RouteTableID, "err", err)
+	}
 }
 
 // maxPods: the test override, else the node's capacity from the API

@@ -3,6 +3,8 @@ package ipamd
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -128,5 +130,36 @@ func TestRestoreKeepsCooldown(t *testing.T) {
 	}
 	if r.IpAllocationMetadata[0].Ipv4Addr == old {
 		t.Errorf("new pod got %s, released %s ago with a 1 h cooldown", old, "moments")
+	}
+}
+
+// TestRestoreRecreatesPodRules: after a restart every restored pod on a
+// secondary ENI gets its from-pod rule to that ENI's table again; pods on
+// the primary ENI (main table) get none.
+func TestRestoreRecreatesPodRules(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	ctx := context.Background()
+	pods := map[int]bool{}
+	h.setPods(pods, 12) // m5.large: 9 on the primary ENI, 3 on the second
+	want := map[netip.Addr]int{}
+	for _, c := range h.n.cards {
+		for i := range pods {
+			if a, ok := c.store.Lookup(podKey(i)); ok && a.RouteTableID != 254 {
+				want[a.Addr] = a.RouteTableID
+			}
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no pod on a secondary ENI")
+	}
+	h.connect(fastTimes)
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.host.mu.Lock()
+	got := maps.Clone(h.host.restored)
+	h.host.mu.Unlock()
+	if !maps.Equal(got, want) {
+		t.Errorf("restored pod rules %v, want %v", got, want)
 	}
 }
