@@ -27,7 +27,12 @@
 // WARM_ENI_TARGET=0); nothing shrinks while pods wait; a partial multi-NIC
 // assignment is undone; unattached ENIs this instance created are deleted
 // at start (crash between create and attach); a device index is chosen
-// from ipamd's own view instead of a DescribeInstances call.
+// from ipamd's own view instead of a DescribeInstances call;
+// InsufficientCidrBlocks falls back to /32s when creating an ENI too, not
+// only when assigning prefixes; a failed IPv6 /80 assignment backs off; a
+// release EC2 refuses puts back only what EC2 still lists; a constantly
+// busy pool postpones the reconcile by at most 5 minutes; no ENI slot is
+// reserved for a trunk on instance types that cannot trunk.
 package ipamd
 
 import (
