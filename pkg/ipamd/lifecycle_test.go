@@ -597,3 +597,29 @@ func TestReconcileTearsDownDetachedENI(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixFallbackReleasesEmptyPrefixes: a card falls back to /32s
+// (InsufficientCidrBlocks) while its primary ENI is full of empty
+// prefixes; once every ENI slot is taken and pods wait, the empty prefixes
+// are released so /32s take their slots and serve the pods.
+func TestPrefixFallbackReleasesEmptyPrefixes(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "t3.small", cfg: func(c *config.Config) {
+		c.EnablePrefixDelegation, c.WarmPrefixTarget, c.MaxPodsOverride, c.IPCooldown = true, 3, 110, 0
+	}})
+	h.settle()
+	if got := h.simCounts(); got.ENIs != 1 || got.Prefixes != 3 {
+		t.Fatalf("before: %+v, want the primary ENI full of prefixes", got)
+	}
+	h.n.mu.Lock()
+	err := h.n.fallbackToSecondary(h.n.cards[0], "test")
+	h.n.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := map[int]bool{}
+	h.setPods(pods, 9) // t3.small on /32s: 3 ENIs of 3 secondary addresses
+	if got := h.simCounts(); got.ENIs != 3 || got.Prefixes != 0 || got.IPs != 9 {
+		t.Errorf("after the fallback: %+v, want 3 ENIs of /32s and no prefix left", got)
+	}
+	h.checkConsistent()
+}

@@ -257,6 +257,14 @@ func Plan(pool Pool, p Params) Action {
 		if a, ok := planGrow(pool, p, s, want); ok {
 			return a
 		}
+		// No room to grow: CIDRs pods may not use (prefixes left after a
+		// fallback to /32s, an excluded ENI's) hold the slots. They never
+		// serve a waiting pod, so releasing them is safe even now.
+		if p.CanRelease {
+			if a, ok := planCleanup(pool, p); ok {
+				return a
+			}
+		}
 		return Action{Starved: true, Reason: starvedReason(pool, p, s)}
 	}
 	if p.Pending > 0 {

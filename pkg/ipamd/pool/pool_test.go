@@ -474,3 +474,21 @@ func TestPlanNamesMaxPods(t *testing.T) {
 		t.Errorf("plan at max pods with a pod waiting: %+v", a)
 	}
 }
+
+// TestPlanReleasesUnusableCIDRsWhenStarved: after a fallback from prefixes
+// to /32s, an ENI limit reached and pods waiting, the empty prefixes that
+// hold the ENI slots are released so /32s can take their place.
+func TestPlanReleasesUnusableCIDRsWhenStarved(t *testing.T) {
+	s := newSim(t, Params{}, 0)
+	prefixes := s.cidrs(3, true)
+	s.pool.ENIs[0].CIDRs = prefixes
+	p := Params{WarmENI: 1, MaxENIs: 1, IPv4PerENI: 4, Pending: 2, CanAllocate: true, CanRelease: true, CanFreeENI: true}
+	a := Plan(s.pool, p)
+	if a.Kind != ReleaseCIDRs || len(a.CIDRs) != 3 {
+		t.Fatalf("plan %+v, want the 3 unused prefixes released", a)
+	}
+	s.pool.ENIs[0].CIDRs = nil
+	if a := Plan(s.pool, p); a.Kind != AssignIPs {
+		t.Errorf("then %+v, want /32s assigned", a)
+	}
+}
