@@ -13,33 +13,33 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	// Upstream-compatible.
-	IPAMDErrors          *prometheus.CounterVec   // awscni_ipamd_error_count{fn}
-	ActionInProgress     *prometheus.GaugeVec     // awscni_ipamd_action_inprogress{fn}
-	ENIMax               prometheus.Gauge         // awscni_eni_max
-	IPMax                prometheus.Gauge         // awscni_ip_max
-	Reconciles           *prometheus.CounterVec   // awscni_reconcile_count{fn}
-	AddIPRequests        prometheus.Counter       // awscni_add_ip_req_count
-	DelIPRequests        *prometheus.CounterVec   // awscni_del_ip_req_count{reason}
-	PodENIErrors         *prometheus.CounterVec   // awscni_pod_eni_error_count{fn}
-	AWSAPILatency        *prometheus.SummaryVec   // awscni_aws_api_latency_ms{api,error,status}
-	AWSAPIErrors         *prometheus.CounterVec   // awscni_aws_api_error_count{api,error}
-	AWSUtilsErrors       *prometheus.CounterVec   // awscni_aws_utils_error_count{fn,error}
-	EC2Requests          *prometheus.CounterVec   // awscni_ec2api_req_count{fn}
-	EC2Errors            *prometheus.CounterVec   // awscni_ec2api_error_count{fn}
-	ENIAllocated         prometheus.Gauge         // awscni_eni_allocated
-	TotalIPs             prometheus.Gauge         // awscni_total_ip_addresses
-	AssignedIPs          prometheus.Gauge         // awscni_assigned_ip_addresses
-	ForceRemovedENIs     prometheus.Counter       // awscni_force_removed_enis
-	ForceRemovedIPs      prometheus.Counter       // awscni_force_removed_ips
-	TotalIPv4Prefixes    prometheus.Gauge         // awscni_total_ipv4_prefixes
-	AssignedIPPerCIDR    *prometheus.GaugeVec     // awscni_assigned_ip_per_cidr{cidr}
-	NoAvailableIPs       prometheus.Counter       // awscni_no_available_ip_addresses
-	AssignedIPPerENI     *prometheus.GaugeVec     // awscni_assigned_ip_per_eni{eni}
-	StartupDuration      *prometheus.HistogramVec // awscni_ipamd_startup_duration_seconds{success,with_api_server,failure_reason}
-	NodeInitDuration     *prometheus.HistogramVec // awscni_ipamd_node_initialization_duration_seconds{success}
-	ConnmarkBackend      *prometheus.GaugeVec     // awscni_connmark_backend{backend}
-	ConnmarkReconciles   *prometheus.CounterVec   // awscni_connmark_reconcile_total{result}
-	BuildInfo            *prometheus.GaugeVec     // awscni_build_info{version,goversion}
+	IPAMDErrors        *prometheus.CounterVec   // awscni_ipamd_error_count{fn}
+	ActionInProgress   *prometheus.GaugeVec     // awscni_ipamd_action_inprogress{fn}
+	ENIMax             prometheus.Gauge         // awscni_eni_max
+	IPMax              prometheus.Gauge         // awscni_ip_max
+	Reconciles         *prometheus.CounterVec   // awscni_reconcile_count{fn}
+	AddIPRequests      prometheus.Counter       // awscni_add_ip_req_count
+	DelIPRequests      *prometheus.CounterVec   // awscni_del_ip_req_count{reason}
+	PodENIErrors       *prometheus.CounterVec   // awscni_pod_eni_error_count{fn}
+	AWSAPILatency      *prometheus.SummaryVec   // awscni_aws_api_latency_ms{api,error,status}
+	AWSAPIErrors       *prometheus.CounterVec   // awscni_aws_api_error_count{api,error}
+	AWSUtilsErrors     *prometheus.CounterVec   // awscni_aws_utils_error_count{fn,error}
+	EC2Requests        *prometheus.CounterVec   // awscni_ec2api_req_count{fn}
+	EC2Errors          *prometheus.CounterVec   // awscni_ec2api_error_count{fn}
+	ENIAllocated       prometheus.Gauge         // awscni_eni_allocated
+	TotalIPs           prometheus.Gauge         // awscni_total_ip_addresses
+	AssignedIPs        prometheus.Gauge         // awscni_assigned_ip_addresses
+	ForceRemovedENIs   prometheus.Counter       // awscni_force_removed_enis
+	ForceRemovedIPs    prometheus.Counter       // awscni_force_removed_ips
+	TotalIPv4Prefixes  prometheus.Gauge         // awscni_total_ipv4_prefixes
+	AssignedIPPerCIDR  *prometheus.GaugeVec     // awscni_assigned_ip_per_cidr{cidr}
+	NoAvailableIPs     prometheus.Counter       // awscni_no_available_ip_addresses
+	AssignedIPPerENI   *prometheus.GaugeVec     // awscni_assigned_ip_per_eni{eni}
+	StartupDuration    *prometheus.HistogramVec // awscni_ipamd_startup_duration_seconds{success,with_api_server,failure_reason}
+	NodeInitDuration   *prometheus.HistogramVec // awscni_ipamd_node_initialization_duration_seconds{success}
+	ConnmarkBackend    *prometheus.GaugeVec     // awscni_connmark_backend{backend}
+	ConnmarkReconciles *prometheus.CounterVec   // awscni_connmark_reconcile_total{result}
+	BuildInfo          *prometheus.GaugeVec     // awscni_build_info{version,goversion}
 
 	// Ours.
 	AddNetworkWait *prometheus.HistogramVec // vpccni_add_network_wait_seconds{result}
