@@ -25,5 +25,10 @@ else
 fi
 
 echo "test: running tiers: $tiers" >&2
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "test: gofmt would change: $unformatted" >&2
+	exit 1
+fi
 go vet ./...
 go test -count=1 -timeout 30m ./...
