@@ -110,23 +110,13 @@ func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
 		NextToken string   `xml:"nextToken,omitempty"`
 	}
 	err := s.do(false, func(w *world) error {
-		var views []ENIView
-		if len(ids) > 0 {
-			for _, id := range dedupe(ids) {
-				e, err := w.eni(id)
-				if err != nil {
-					return err
-				}
-				views = append(views, w.eniView(e))
+		page, next, err := selectPage(p, ids, fs, func(id string) (ENIView, error) {
+			e, err := w.eni(id)
+			if err != nil {
+				return ENIView{}, err
 			}
-		} else {
-			views = w.state().NetworkInterfaces
-		}
-		views, err := applyFilters(views, fs, eniField)
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(views, p, 5, 1000)
+			return w.eniView(e), nil
+		}, func() []ENIView { return w.state().NetworkInterfaces }, eniField)
 		if err != nil {
 			return err
 		}
@@ -137,6 +127,28 @@ func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
 		return nil
 	})
 	return out, err
+}
+
+// selectPage is the shared shape of a Describe* call: the requested ids
+// (each must exist, as on EC2) or every item, then the filters, then one page.
+func selectPage[V any](p *params, ids []string, fs []filter, byID func(string) (V, error), all func() []V, field fieldFunc[V]) ([]V, string, error) {
+	var views []V
+	if len(ids) > 0 {
+		for _, id := range dedupe(ids) {
+			v, err := byID(id)
+			if err != nil {
+				return nil, "", err
+			}
+			views = append(views, v)
+		}
+	} else {
+		views = all()
+	}
+	views, err := applyFilters(views, fs, field)
+	if err != nil {
+		return nil, "", err
+	}
+	return paginate(views, p, 5, 1000)
 }
 
 func dedupe(ids []string) []string {
@@ -202,23 +214,13 @@ func (s *Sim) describeInstances(p *params) (any, error) {
 		NextToken    string           `xml:"nextToken,omitempty"`
 	}
 	err := s.do(false, func(w *world) error {
-		var views []InstanceView
-		if len(ids) > 0 {
-			for _, id := range dedupe(ids) {
-				in, err := w.instance(id)
-				if err != nil {
-					return err
-				}
-				views = append(views, w.instanceView(in))
+		page, next, err := selectPage(p, ids, fs, func(id string) (InstanceView, error) {
+			in, err := w.instance(id)
+			if err != nil {
+				return InstanceView{}, err
 			}
-		} else {
-			views = w.state().Instances
-		}
-		views, err := applyFilters(views, fs, instanceField)
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(views, p, 5, 1000)
+			return w.instanceView(in), nil
+		}, func() []InstanceView { return w.state().Instances }, instanceField)
 		if err != nil {
 			return err
 		}
@@ -330,23 +332,13 @@ func (s *Sim) describeSubnets(p *params) (any, error) {
 		NextToken string      `xml:"nextToken,omitempty"`
 	}
 	err := s.do(false, func(w *world) error {
-		var views []SubnetView
-		if len(ids) > 0 {
-			for _, id := range dedupe(ids) {
-				sn, err := w.subnet(id)
-				if err != nil {
-					return err
-				}
-				views = append(views, w.subnetView(sn))
+		page, next, err := selectPage(p, ids, fs, func(id string) (SubnetView, error) {
+			sn, err := w.subnet(id)
+			if err != nil {
+				return SubnetView{}, err
 			}
-		} else {
-			views = w.state().Subnets
-		}
-		views, err := applyFilters(views, fs, subnetField)
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(views, p, 5, 1000)
+			return w.subnetView(sn), nil
+		}, func() []SubnetView { return w.state().Subnets }, subnetField)
 		if err != nil {
 			return err
 		}
