@@ -41,6 +41,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		return fmt.Errorf("ipamd init: reading ENIs from instance metadata: %w", err)
 	}
 	typ := awsutils.InstanceTypeInfo{Type: id.InstanceType}
+	var inst awsutils.InstanceInfo // EC2's description, reused for the attached ENIs below
 	if n.cfg.IMDSOnlyMode {
 		// No EC2 at all: the node's facts come from its primary ENI's metadata.
 		for _, m := range mds {
@@ -52,8 +53,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		if typ, err = n.ec2.InstanceType(ctx, id.InstanceType); err != nil {
 			return fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, err)
 		}
-		inst, err := n.ec2.Instance(ctx, id.InstanceID)
-		if err != nil {
+		if inst, err = n.ec2.Instance(ctx, id.InstanceID); err != nil {
 			return fmt.Errorf("ipamd init: %w", err)
 		}
 		n.node.subnetID, n.node.vpcID, n.node.primaryENI, n.node.sgs = inst.SubnetID, inst.VPCID, inst.PrimaryENI, inst.SecurityGroups
@@ -103,7 +103,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		n.log.Warn("could not sweep this node's unattached ENIs", "err", err)
 	}
 
-	enis, err := n.attachedENIs(ctx, mds)
+	enis, err := n.attachedENIs(ctx, mds, &inst)
 	if err != nil {
 		return fmt.Errorf("ipamd init: %w", err)
 	}
@@ -399,10 +399,11 @@ func (n *IPAM) ensureIPv6Prefix(ctx context.Context, c *card, eniID string) erro
 }
 
 // attachedENIs is the instance's attached ENIs as EC2 describes them, the
-// source of truth (one DescribeInstances and one DescribeNetworkInterfaces).
-// In ENABLE_IMDS_ONLY_MODE they are built from instance metadata instead
-// (no tags: MANAGE_UNTAGGED_ENI decides, no trunk or EFA detection).
-func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata) ([]awsutils.ENI, error) {
+// source of truth (one DescribeInstances, skipped when inst already holds
+// a fresh description, and one DescribeNetworkInterfaces). In
+// ENABLE_IMDS_ONLY_MODE they are built from instance metadata instead (no
+// tags: MANAGE_UNTAGGED_ENI decides, no trunk or EFA detection).
+func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata, inst *awsutils.InstanceInfo) ([]awsutils.ENI, error) {
 	if n.cfg.IMDSOnlyMode {
 		out := make([]awsutils.ENI, 0, len(mds))
 		for _, m := range mds {
@@ -417,9 +418,12 @@ func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata) ([]
 		}
 		return out, nil
 	}
-	inst, err := n.ec2.Instance(ctx, n.node.id.InstanceID)
-	if err != nil {
-		return nil, err
+	if inst == nil || inst.ID == "" {
+		fresh, err := n.ec2.Instance(ctx, n.node.id.InstanceID)
+		if err != nil {
+			return nil, err
+		}
+		inst = &fresh
 	}
 	ids := make([]string, 0, len(inst.ENIs))
 	for _, a := range inst.ENIs {

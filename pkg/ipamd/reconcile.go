@@ -42,7 +42,7 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 	if n.agreesWith(mds) {
 		return nil
 	}
-	enis, err := n.attachedENIs(ctx, mds)
+	enis, err := n.attachedENIs(ctx, mds, nil)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
