@@ -25,6 +25,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
@@ -38,55 +39,10 @@ const (
 )
 
 var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-
 	toolOnce sync.Once
 	toolPath string
 	toolErr  error
 )
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Clean(filepath.Join(wd, "..", ".."))
-}
-
-// binaries builds the agent binaries once per test binary (or uses
-// VPC_CNI_E2E_BIN, e.g. bin/ after make build).
-func binaries(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if d := os.Getenv("VPC_CNI_E2E_BIN"); d != "" {
-			binDir = d
-			return
-		}
-		root := repoRoot(t)
-		binDir, binErr = os.MkdirTemp("", "vpccni-cnitool-bin-")
-		if binErr != nil {
-			return
-		}
-		pkgs := []string{"./cmd/ipamd", "./cmd/aws-cni"}
-		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
-			if _, err := os.Stat(filepath.Join(root, "cmd", opt)); err == nil {
-				pkgs = append(pkgs, "./cmd/"+opt)
-			}
-		}
-		cmd := exec.Command("go", append([]string{"build", "-o", binDir + "/"}, pkgs...)...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("building the agent binaries: %v", binErr)
-	}
-	return binDir
-}
 
 // cnitool finds cnitool in $GOPATH/bin or $PATH (scripts/install-deps.sh
 // puts it there), or installs it into a temporary GOBIN.
@@ -128,7 +84,7 @@ func cnitool(t *testing.T) string {
 // removed when the test ends, and leftovers fail the test.
 func startVPC(t *testing.T, ctx context.Context) *localvpc.VPC {
 	t.Helper()
-	bin := binaries(t)
+	bin := agentbin.Dir(t)
 	sc, err := vpcsim.LoadScenario(filepath.Join("testdata", "two-node.yaml"))
 	if err != nil {
 		t.Fatal(err)

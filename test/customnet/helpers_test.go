@@ -14,11 +14,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +32,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
@@ -64,53 +63,6 @@ var apiForwardAddr = netip.AddrPortFrom(dataplane.EC2Addr.Addr(), 6443)
 
 var internet = dataplane.DefaultInternetAddrs[0]
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Clean(filepath.Join(wd, "..", ".."))
-}
-
-// binaries builds the agent binaries once per test binary (or uses
-// VPC_CNI_E2E_BIN, e.g. bin/ after make build).
-func binaries(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if d := os.Getenv("VPC_CNI_E2E_BIN"); d != "" {
-			binDir = d
-			return
-		}
-		root := repoRoot(t)
-		binDir, binErr = os.MkdirTemp("", "vpccni-customnet-bin-")
-		if binErr != nil {
-			return
-		}
-		pkgs := []string{"./cmd/ipamd", "./cmd/aws-cni"}
-		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
-			if _, err := os.Stat(filepath.Join(root, "cmd", opt)); err == nil {
-				pkgs = append(pkgs, "./cmd/"+opt)
-			}
-		}
-		cmd := exec.Command("go", append([]string{"build", "-o", binDir + "/"}, pkgs...)...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("building the agent binaries: %v", binErr)
-	}
-	return binDir
-}
-
 // cluster is a local VPC plus an API server its nodes can reach.
 type cluster struct {
 	t          *testing.T
@@ -131,8 +83,8 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (scripts/install-deps.sh)", err)
 	}
 	kube := startKube(t)
-	bin := binaries(t)
-	if err := kube.Apply(ctx, filepath.Join(repoRoot(t), "misc", "crd-eniconfig.yaml")); err != nil {
+	bin := agentbin.Dir(t)
+	if err := kube.Apply(ctx, filepath.Join(agentbin.RepoRoot(), "misc", "crd-eniconfig.yaml")); err != nil {
 		t.Fatalf("apply the ENIConfig CRD: %v", err)
 	}
 	cs, err := kubernetes.NewForConfig(kube.Config)

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,57 +18,10 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
-
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
-// repoRoot is the module root (test/e2e is two levels below it).
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Clean(filepath.Join(wd, "..", ".."))
-}
-
-// binaries builds the agent binaries once per test binary into a temporary
-// directory (or uses VPC_CNI_E2E_BIN when set, e.g. bin/ after make build).
-func binaries(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if d := os.Getenv("VPC_CNI_E2E_BIN"); d != "" {
-			binDir = d
-			return
-		}
-		root := repoRoot(t)
-		binDir, binErr = os.MkdirTemp("", "vpccni-e2e-bin-")
-		if binErr != nil {
-			return
-		}
-		pkgs := []string{"./cmd/ipamd", "./cmd/aws-cni"}
-		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
-			if _, err := os.Stat(filepath.Join(root, "cmd", opt)); err == nil {
-				pkgs = append(pkgs, "./cmd/"+opt)
-			}
-		}
-		cmd := exec.Command("go", append([]string{"build", "-o", binDir + "/"}, pkgs...)...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build %v: %w\n%s", pkgs, err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("building the agent binaries: %v", binErr)
-	}
-	return binDir
-}
 
 // cluster is one local VPC for one test.
 type cluster struct {
@@ -90,8 +41,8 @@ func newCluster(t *testing.T, env ...string) *cluster {
 	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
 		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (make deps)", err)
 	}
-	bin := binaries(t)
-	sc, err := vpcsim.LoadScenario(filepath.Join(repoRoot(t), "misc", "scenarios", "two-node.yaml"))
+	bin := agentbin.Dir(t)
+	sc, err := vpcsim.LoadScenario(filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

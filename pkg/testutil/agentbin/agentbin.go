@@ -1,0 +1,62 @@
+// Package agentbin builds the node agent binaries (ipamd, aws-cni and the
+// aws-vpc-cni installer) once per test binary, for the end-to-end tests that
+// run them in the local VPC.
+package agentbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// Env names a directory of prebuilt binaries (e.g. bin/ after make build)
+// to use instead of building.
+const Env = "VPC_CNI_E2E_BIN"
+
+var (
+	once sync.Once
+	dir  string
+	err  error
+)
+
+// RepoRoot is the module root, found from this file's location so it works
+// from any test package.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+}
+
+// Dir returns the directory holding the agent binaries, building them the
+// first time it is called in this test binary.
+func Dir(t testing.TB) string {
+	t.Helper()
+	once.Do(func() {
+		if d := os.Getenv(Env); d != "" {
+			dir = d
+			return
+		}
+		root := RepoRoot()
+		if dir, err = os.MkdirTemp("", "vpccni-agent-bin-"); err != nil {
+			return
+		}
+		pkgs := []string{"./cmd/ipamd", "./cmd/aws-cni"}
+		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
+			if _, statErr := os.Stat(filepath.Join(root, "cmd", opt)); statErr == nil {
+				pkgs = append(pkgs, "./cmd/"+opt)
+			}
+		}
+		cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+		cmd.Dir = root
+		if out, buildErr := cmd.CombinedOutput(); buildErr != nil {
+			err = fmt.Errorf("go build %v: %w\n%s", pkgs, buildErr, out)
+		}
+	})
+	if err != nil {
+		t.Fatalf("building the agent binaries: %v", err)
+	}
+	return dir
+}
