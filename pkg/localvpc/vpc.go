@@ -156,6 +156,9 @@ func (v *VPC) addNode(ctx context.Context, inst vpcsim.InstanceView) error {
 	v.mu.Lock()
 	v.nodes = append(v.nodes, n)
 	v.mu.Unlock()
+	if err := n.trackConnections(ctx); err != nil {
+		return err
+	}
 	// What upstream's init container does: the reference plugins.
 	for _, p := range refPlugins {
 		src := filepath.Join(v.cfg.RefPluginDir, p)

@@ -267,7 +267,6 @@ func (c *cluster) register(ctx context.Context, n *localvpc.Node) string {
 	if _, err := c.cs.CoreV1().Pods(awsNodeNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		c.t.Fatalf("create pod %s: %v", pod.Name, err)
 	}
-	c.trackConnections(ctx, n)
 	return inst.AZ
 }
 
@@ -291,33 +290,6 @@ func (c *cluster) createENIConfig(ctx context.Context, az string) {
 	}
 	if err := cl.Create(ctx, ec); err != nil && !apierrors.IsAlreadyExists(err) {
 		c.t.Fatalf("create ENIConfig %s: %v", az, err)
-	}
-}
-
-// kubeProxyStandIn is what kube-proxy's rules do to a real node before
-// aws-node starts: connection tracking is on in its network namespace. In a
-// fresh namespace it is off until ipamd installs its NAT rules; conntrack
-// then picks up the node's open connections mid-stream as new ones, SNATs
-// them to a random port (--random-fully) and the far end resets them, which
-// would break ipamd's own connection to the API server.
-const kubeProxyStandIn = `table ip localvpc-kube-proxy {
-	chain prerouting {
-		type filter hook prerouting priority 0; policy accept;
-		ct state established,related accept
-	}
-	chain output {
-		type filter hook output priority 0; policy accept;
-		ct state established,related accept
-	}
-}
-`
-
-// trackConnections turns connection tracking on in n, as kube-proxy would.
-func (c *cluster) trackConnections(ctx context.Context, n *localvpc.Node) {
-	c.t.Helper()
-	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	if _, stderr, err := n.Exec(ctx, env, []byte(kubeProxyStandIn), "nft", "-f", "-"); err != nil {
-		c.t.Fatalf("node %s: nft: %v (%s)", n.Name, err, stderr)
 	}
 }
 
