@@ -25,7 +25,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
@@ -84,30 +84,11 @@ func cnitool(t *testing.T) string {
 // removed when the test ends, and leftovers fail the test.
 func startVPC(t *testing.T, ctx context.Context) *localvpc.VPC {
 	t.Helper()
-	bin := agentbin.Dir(t)
 	sc, err := vpcsim.LoadScenario(filepath.Join("testdata", "two-node.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: bin, WorkDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start local VPC: %v", err)
-	}
-	prefix := dataplane.RunPrefix(v.RunID)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dst := filepath.Join(os.TempDir(), "vpccni-cnitool-logs", t.Name())
-			if err := v.SaveLogs(dst); err == nil {
-				t.Logf("node logs saved in %s", dst)
-			}
-		}
-		if err := v.Close(); err != nil {
-			t.Errorf("close local VPC: %v", err)
-		}
-		if left, _ := dataplane.ListNamespaces(prefix); len(left) > 0 {
-			t.Errorf("namespaces left behind: %v", left)
-		}
-	})
+	v := vpctest.Start(t, ctx, sc, "vpccni-cnitool-logs")
 	if err := v.StartAgents(ctx, nil, nil); err != nil {
 		t.Fatalf("start agents: %v", err)
 	}

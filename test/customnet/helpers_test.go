@@ -34,6 +34,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
@@ -83,7 +84,6 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (scripts/install-deps.sh)", err)
 	}
 	kube := startKube(t)
-	bin := agentbin.Dir(t)
 	if err := kube.Apply(ctx, filepath.Join(agentbin.RepoRoot(), "misc", "crd-eniconfig.yaml")); err != nil {
 		t.Fatalf("apply the ENIConfig CRD: %v", err)
 	}
@@ -95,25 +95,7 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: bin, WorkDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start local VPC: %v", err)
-	}
-	prefix := dataplane.RunPrefix(v.RunID)
-	t.Cleanup(func() {
-		if t.Failed() {
-			dst := filepath.Join(os.TempDir(), "vpccni-customnet-logs", t.Name())
-			if err := v.SaveLogs(dst); err == nil {
-				t.Logf("node logs saved in %s", dst)
-			}
-		}
-		if err := v.Close(); err != nil {
-			t.Errorf("close local VPC: %v", err)
-		}
-		if left, _ := dataplane.ListNamespaces(prefix); len(left) > 0 {
-			t.Errorf("namespaces left behind: %v", left)
-		}
-	})
+	v := vpctest.Start(t, ctx, sc, "vpccni-customnet-logs")
 	fwd, err := forwardAPIServer(v.DP.VPCNS(), strings.TrimPrefix(kube.Config.Host, "https://"))
 	if err != nil {
 		t.Fatal(err)

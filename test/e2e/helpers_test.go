@@ -19,8 +19,8 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
 // cluster is one local VPC for one test.
@@ -41,33 +41,14 @@ func newCluster(t *testing.T, env ...string) *cluster {
 	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
 		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (make deps)", err)
 	}
-	bin := agentbin.Dir(t)
 	sc, err := vpcsim.LoadScenario(filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: bin, WorkDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start local VPC: %v", err)
-	}
-	prefix := dataplane.RunPrefix(v.RunID)
+	v := vpctest.Start(t, ctx, sc, "vpccni-e2e-logs")
 	c := &cluster{t: t, v: v, env: env}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dst := filepath.Join(os.TempDir(), "vpccni-e2e-logs", t.Name())
-			if err := v.SaveLogs(dst); err == nil {
-				t.Logf("node logs saved in %s", dst)
-			}
-		}
-		if err := v.Close(); err != nil {
-			t.Errorf("close local VPC: %v", err)
-		}
-		if left, _ := dataplane.ListNamespaces(prefix); len(left) > 0 {
-			t.Errorf("namespaces left behind: %v", left)
-		}
-	})
 	if err := v.StartAgents(ctx, env, nil); err != nil {
 		t.Fatalf("start agents: %v", err)
 	}

@@ -1,0 +1,43 @@
+// Package vpctest starts a local VPC for one end-to-end test and always
+// removes it: node logs are saved when the test failed, and the test fails
+// if any of the run's namespaces is left behind.
+package vpctest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+// Start runs sc as a local VPC with the agent binaries (no agent started
+// yet). logDir names the folder under the temp dir where a failed test's
+// node logs go.
+func Start(t *testing.T, ctx context.Context, sc vpcsim.Scenario, logDir string) *localvpc.VPC {
+	t.Helper()
+	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: agentbin.Dir(t), WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start local VPC: %v", err)
+	}
+	prefix := dataplane.RunPrefix(v.RunID)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dst := filepath.Join(os.TempDir(), logDir, t.Name())
+			if err := v.SaveLogs(dst); err == nil {
+				t.Logf("node logs saved in %s", dst)
+			}
+		}
+		if err := v.Close(); err != nil {
+			t.Errorf("close local VPC: %v", err)
+		}
+		if left, _ := dataplane.ListNamespaces(prefix); len(left) > 0 {
+			t.Errorf("namespaces left behind: %v", left)
+		}
+	})
+	return v
+}
