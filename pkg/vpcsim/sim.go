@@ -22,6 +22,7 @@ type Sim struct {
 	inj   *injector
 	lim   *limiter
 	stats *statsRecorder
+	drops sgDropSource
 	// largeDelay holds back EC2 answers over largeResponse bytes.
 	largeDelay time.Duration
 
