@@ -62,8 +62,10 @@ Scenario file (YAML; durations like "50ms"; unknown keys are errors):
     subnets:
     - {id: subnet-a, az: us-west-2a, cidr: 10.0.0.0/20, ipv6Cidr: "2600:1f14:abc:de00::/64",
        mapPublicIp: true, tags: {kubernetes.io/role/cni: "1"}}
-    securityGroups:
+    securityGroups:                  # no rules: all from the VPC in, all out
     - {id: sg-0000000000000001, name: default}
+    - {id: sg-0000000000000002, name: db, ingress: [{protocol: tcp, fromPort: 5432,
+       toPort: 5432, group: sg-0000000000000001}], egress: [{protocol: "-1", cidr: 0.0.0.0/0}]}
   instances:
   - {id: i-0000000000000001, type: m5.large, subnet: subnet-a,
      securityGroups: [sg-0000000000000001], privateIp: 10.0.0.10, imdsV1Disabled: true}

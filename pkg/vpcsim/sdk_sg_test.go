@@ -1,12 +1,14 @@
 package vpcsim_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
@@ -160,5 +162,39 @@ func TestScenarioGroupDefaults(t *testing.T) {
 	}
 	if len(g.IpPermissionsEgress) != 1 || len(g.IpPermissionsEgress[0].IpRanges) != 1 || len(g.IpPermissionsEgress[0].Ipv6Ranges) != 1 {
 		t.Fatalf("default egress %+v, want all traffic to 0.0.0.0/0 and ::/0", g.IpPermissionsEgress)
+	}
+}
+
+func TestScenarioGroupRules(t *testing.T) {
+	sc := simtest.Basic()
+	sc.VPCs[0].SecurityGroups = append(sc.VPCs[0].SecurityGroups,
+		// references a group listed after it
+		vpcsim.SecurityGroupSpec{ID: "sg-00000000000000db", Name: "db", Ingress: []vpcsim.RuleSpec{
+			{Protocol: "tcp", FromPort: aws.Int(5432), ToPort: aws.Int(5432), Group: "sg-00000000000000cc"}},
+			Egress: []vpcsim.RuleSpec{{Protocol: "-1", CIDR: "0.0.0.0/0"}}},
+		vpcsim.SecurityGroupSpec{ID: "sg-00000000000000cc", Name: "db-clients", Egress: []vpcsim.RuleSpec{}})
+	env := simtest.Start(t, sc)
+	c := newEC2(env.EC2URL)
+	g := describeGroup(t, c, "sg-00000000000000db")
+	if len(g.IpPermissions) != 1 || aws.ToString(g.IpPermissions[0].UserIdGroupPairs[0].GroupId) != "sg-00000000000000cc" || len(g.IpPermissionsEgress) != 1 {
+		t.Fatalf("db rules: in %+v out %+v", g.IpPermissions, g.IpPermissionsEgress)
+	}
+	if cl := describeGroup(t, c, "sg-00000000000000cc"); len(cl.IpPermissions)+len(cl.IpPermissionsEgress) != 0 {
+		t.Fatalf("a group given empty egress has rules: %+v %+v", cl.IpPermissions, cl.IpPermissionsEgress)
+	}
+	for name, r := range map[string]vpcsim.RuleSpec{
+		"cidr and group":  {Protocol: "-1", CIDR: "10.0.0.0/8", Group: "sg-0000000000000001"},
+		"bad protocol":    {Protocol: "tcpx", CIDR: "10.0.0.0/8"},
+		"unknown group":   {Protocol: "-1", Group: "sg-0000000000000bad"},
+		"malformed cidr":  {Protocol: "-1", CIDR: "10.0.0/8"},
+		"ports for tcp":   {Protocol: "tcp", CIDR: "10.0.0.0/8"},
+		"neither address": {Protocol: "-1"},
+	} {
+		bad := simtest.Basic()
+		bad.VPCs[0].SecurityGroups[1].Ingress = []vpcsim.RuleSpec{r}
+		_, err := vpcsim.New(bad)
+		if err == nil || !strings.Contains(err.Error(), "securityGroups[1]") || !strings.Contains(err.Error(), "ingress[0]") {
+			t.Errorf("%s: error %v, want one naming securityGroups[1] ingress[0]", name, err)
+		}
 	}
 }
