@@ -134,3 +134,44 @@ func checkTrunkInvariants(w *world) error {
 	}
 	return nil
 }
+
+// Every trunking type in the catalog carries exactly its branch limit.
+func TestBranchLimitIsTheCatalogsForEveryTrunkingType(t *testing.T) {
+	types := 0
+	for _, it := range InstanceTypes() {
+		if !it.Trunking {
+			continue
+		}
+		types++
+		sc := propertyScenario()
+		sc.VPCs[0].Subnets = append(sc.VPCs[0].Subnets, SubnetSpec{ID: "subnet-big", AZ: "us-west-2a", CIDR: "10.0.16.0/20"})
+		sc.Instances = []InstanceSpec{{ID: "i-t", Type: it.Name, Subnet: "subnet-big"}}
+		w, err := newWorld(sc, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trunk, err := w.createENI(createENIReq{SubnetID: "subnet-big", InterfaceType: "trunk"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.attachENI(trunk.id, "i-t", 1, it.DefaultCard, true); err != nil {
+			t.Fatalf("%s: attach trunk: %v", it.Name, err)
+		}
+		for vlan := 1; vlan <= it.BranchENIs+1; vlan++ {
+			b, err := w.createENI(createENIReq{SubnetID: "subnet-big"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = w.associateTrunk(associateReq{BranchID: b.id, TrunkID: trunk.id, VLAN: &vlan})
+			switch {
+			case vlan <= it.BranchENIs && err != nil:
+				t.Fatalf("%s: branch %d of %d: %v", it.Name, vlan, it.BranchENIs, err)
+			case vlan > it.BranchENIs && ErrorCode(err) != "AttachmentLimitExceeded":
+				t.Fatalf("%s: branch %d over the limit of %d: %v", it.Name, vlan, it.BranchENIs, err)
+			}
+		}
+	}
+	if types < 10 {
+		t.Fatalf("only %d trunking types in the catalog", types)
+	}
+}

@@ -93,10 +93,14 @@ func planSG(sec vpcsim.SecurityGroupsChanged, ports []sgPort, stale []string) sg
 	}
 	w("\t}")
 	// Traffic to addresses served by the VPC namespace itself (an in-VPC
-	// echo server, say) leaves the ENI: its egress rules apply.
+	// echo server, say) leaves the ENI: its egress rules apply. IMDS and the
+	// EC2 endpoint are link-local services no group filters.
 	w("\tchain input {\n\t\ttype filter hook input priority filter; policy accept;")
 	w("\t\tct state established,related accept")
 	w("\t\tip daddr 169.254.0.0/16 accept")
+	// IPv6 link-local and multicast (neighbour discovery, the router at
+	// fe80:ec2::1) and IMDS's fd00:ec2::254 pass as on EC2.
+	w("\t\tip6 daddr { fe80::/10, ff00::/8, fd00:ec2::/32 } accept")
 	for _, j := range jumps {
 		w("%s", j)
 	}
