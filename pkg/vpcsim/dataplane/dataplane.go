@@ -100,6 +100,7 @@ type Dataplane struct {
 	svc      closers
 	public   map[netip.Addr]netip.Addr // primary private IP -> public IP
 	branches map[string]branch         // branch ENI id -> its trunk and VLAN
+	hosted   map[string]netip.Addr     // ENI id -> address the VPC namespace serves (hosted.go)
 	sg       sgState
 }
 
@@ -146,6 +147,7 @@ func New(cfg Config) (_ *Dataplane, err error) {
 		routers:  map[netip.Addr]int{},
 		public:   map[netip.Addr]netip.Addr{},
 		branches: map[string]branch{},
+		hosted:   map[string]netip.Addr{},
 		vpcNS:    -1,
 		inetNS:   -1,
 	}

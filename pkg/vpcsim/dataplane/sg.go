@@ -43,6 +43,9 @@ func (d *Dataplane) applySGLocked() error {
 			ports = append(ports, sgPort{eniID: e.id, link: e.link})
 		}
 	}
+	for id, a := range d.hosted {
+		ports = append(ports, sgPort{eniID: id, local: a})
+	}
 	plan := planSG(d.sg.sec, ports, nil)
 	var stale []string
 	for _, c := range d.sg.chains {

@@ -16,7 +16,8 @@ const sgTable = "vpcsim-sg"
 // sgPort is one plugged ENI as the security plan sees it.
 type sgPort struct {
 	eniID string
-	link  string // VPC-side link name
+	link  string     // VPC-side link name, or
+	local netip.Addr // the address the VPC namespace serves for a hosted ENI
 }
 
 // sgPlan is the rendered table: the nft script and the chains it defines.
@@ -87,6 +88,10 @@ func planSG(sec vpcsim.SecurityGroupsChanged, ports []sgPort, stale []string) sg
 		}
 		out, in := "out_"+nftName(p.eniID), "in_"+nftName(p.eniID)
 		chains = append(chains, out, in)
+		if p.local.IsValid() {
+			jumps = append(jumps, fmt.Sprintf("\t\tip daddr %s jump %s", p.local, in))
+			continue
+		}
 		w("\t\tiifname %q jump %s", p.link, out)
 		w("\t\toifname %q jump %s", p.link, in)
 		jumps = append(jumps, fmt.Sprintf("\t\tiifname %q jump %s", p.link, out))

@@ -26,7 +26,7 @@ func TestPlanSGRendersRulesPerENI(t *testing.T) {
 			{ENIID: "eni-2", Groups: []string{"sg-empty"}},
 		},
 	}
-	plan := planSG(sec, []sgPort{{"eni-2", "n1-eth1"}, {"eni-1", "n1-eth0"}, {"eni-unknown", "n2-eth0"}}, []string{"in_eni_gone"})
+	plan := planSG(sec, []sgPort{{eniID: "eni-2", link: "n1-eth1"}, {eniID: "eni-1", link: "n1-eth0"}, {eniID: "eni-unknown", link: "n2-eth0"}}, []string{"in_eni_gone"})
 	s := plan.script
 	for _, want := range []string{
 		"delete chain inet vpcsim-sg in_eni_gone",

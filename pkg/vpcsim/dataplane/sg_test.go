@@ -191,3 +191,25 @@ func configureLink(t *testing.T, path, ifName string, addr netip.Prefix) {
 		return h.RuleAdd(r)
 	})
 }
+
+// A hosted ENI stands for an in-VPC server: its own groups decide who
+// reaches it.
+func TestPrivilegedHostedENIAdmitsOnlyItsGroupsSources(t *testing.T) {
+	d := newTwoNodeVPC(t)
+	nsA, nsB := nodeNS(t, d, "i-a"), nodeNS(t, d, "i-b")
+	dbIP := netip.MustParseAddr("10.0.3.5")
+	must(t, d.HostENI("eni-db", dbIP))
+	sec := twoNodeSecurity(sgServer(whoamiFromClients))
+	sec.Groups = append(sec.Groups, vpcsim.SecurityGroupView{ID: "sg-db", Rules: []vpcsim.SecurityGroupRuleView{whoamiFromClients}})
+	sec.ENIs = append(sec.ENIs, vpcsim.ENISecurity{ENIID: "eni-db", Groups: []string{"sg-db"}, Addresses: []netip.Prefix{netip.PrefixFrom(dbIP, 32)}})
+	must(t, d.SetSecurity(sec))
+	if got, err := whoami(t, nsA, netip.Addr{}, dbIP); err != nil || got != nodeAIP {
+		t.Fatalf("client A -> db: saw %v, err %v", got, err)
+	}
+	if _, err := probe(t, nsB, netip.Addr{}, dbIP); err == nil {
+		t.Fatal("B, not in the client group, reached the db")
+	}
+	if n, groups := drops(t, d, "eni-db", "ingress"); n == 0 || !slices.Equal(groups, []string{"sg-db"}) {
+		t.Fatalf("db ingress drops %d groups %v", n, groups)
+	}
+}
