@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vpc-cni/vpc-cni/pkg/conflist"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -138,23 +140,47 @@ func configure(name string, addrs, gws []string) error {
 	return nil
 }
 
-// egressEntry is the installer's egress-cni entry (pkg/conflist) for a
-// family, with test paths.
+// egressEntry is the egress-cni entry of the conflist the installer
+// renders (pkg/conflist) for the family, with the test's dataDir and log
+// file and, if given, a smaller subnet.
 func (tp *topo) egressEntry(v6 bool, subnet string) string {
+	e := &conflist.Egress{IPv6Cluster: !v6, Enabled: true, RandomizeSNAT: "prng", NodeIP: nodeV4}
 	if v6 {
-		if subnet == "" {
-			subnet = "fd00::ac:00/118"
+		e.NodeIP = nodeV6
+	}
+	entry, err := renderedEgressEntry(e)
+	if err != nil {
+		panic(err) // the conflist package's own tests cover Render
+	}
+	ipam := entry["ipam"].(map[string]any)
+	ipam["dataDir"] = filepath.Join(tp.dataDir, filepath.Base(ipam["dataDir"].(string)))
+	if subnet != "" {
+		ipam["ranges"] = [][]map[string]string{{{"subnet": subnet}}}
+	}
+	entry["pluginLogFile"] = filepath.Join(tp.dataDir, "egress.log")
+	b, _ := json.Marshal(entry)
+	return string(b)
+}
+
+// renderedEgressEntry renders the installer's conflist and returns its
+// egress-cni entry.
+func renderedEgressEntry(e *conflist.Egress) (map[string]any, error) {
+	b, err := conflist.Render(conflist.Config{VethPrefix: "eni", MTU: 9001, PodSGEnforcingMode: "strict", PluginLogLevel: "DEBUG", Egress: e})
+	if err != nil {
+		return nil, err
+	}
+	var l struct {
+		Plugins []map[string]any `json:"plugins"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, err
+	}
+	for _, p := range l.Plugins {
+		if p["type"] == "egress-cni" {
+			return p, nil
 		}
-		return fmt.Sprintf(`{"name":"egress-cni","type":"egress-cni","mtu":"9001","enabled":"true","randomizeSNAT":"prng","nodeIP":%q,
-  "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"::/0"}],"dataDir":%q},
-  "pluginLogFile":%q,"pluginLogLevel":"debug"}`, nodeV6, subnet, filepath.Join(tp.dataDir, "egress-v6-ipam"), filepath.Join(tp.dataDir, "egress.log"))
 	}
-	if subnet == "" {
-		subnet = "169.254.172.0/22"
-	}
-	return fmt.Sprintf(`{"name":"egress-cni","type":"egress-cni","mtu":"9001","enabled":"true","randomizeSNAT":"prng","nodeIP":%q,
-  "ipam":{"type":"host-local","ranges":[[{"subnet":%q}]],"routes":[{"dst":"0.0.0.0/0"}],"dataDir":%q},
-  "pluginLogFile":%q,"pluginLogLevel":"debug"}`, nodeV4, subnet, filepath.Join(tp.dataDir, "egress-v4-ipam"), filepath.Join(tp.dataDir, "egress.log"))
+	return nil, fmt.Errorf("no egress-cni entry in\n%s", b)
 }
 
 // list builds a conflist: main plugin entry, then the egress entry.
