@@ -99,6 +99,7 @@ type Dataplane struct {
 	nodeSeq  int
 	svc      closers
 	public   map[netip.Addr]netip.Addr // primary private IP -> public IP
+	v6       *ipv6State                // set by EnableIPv6 (ipv6.go)
 }
 
 type node struct {
@@ -329,6 +330,9 @@ func (d *Dataplane) AddNode(instanceID string, primaryIP, publicIP netip.Addr) e
 	if err := sysctls(n.path, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
 		return fmt.Errorf("add node %s: %w", instanceID, err)
 	}
+	if err := d.nodeSysctlsV6(n); err != nil {
+		return fmt.Errorf("add node %s: %w", instanceID, err)
+	}
 	if publicIP.IsValid() {
 		if err := d.allowInternet(primaryIP, publicIP); err != nil {
 			return fmt.Errorf("add node %s: %w", instanceID, err)
@@ -524,7 +528,7 @@ func (d *Dataplane) plug(n *node, e *eni) error {
 			return err
 		}
 	}
-	return nil
+	return d.plugIPv6(n, e)
 }
 
 // configurePrimary does what cloud-init does with the primary ENI.
@@ -587,10 +591,8 @@ func (d *Dataplane) unplug(e *eni) error {
 // prefixes (/28) to the ENI and accept them as its sources. Addresses of an
 // ENI that is not attached yet are routed when it is.
 func (d *Dataplane) RouteAddresses(eniID string, prefixes []netip.Prefix) error {
-	for _, p := range prefixes {
-		if !p.Addr().Is4() {
-			return fmt.Errorf("route %v to %s: only IPv4 is supported", p, eniID)
-		}
+	if err := d.checkFamilies(eniID, prefixes); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -609,6 +611,9 @@ func (d *Dataplane) RouteAddresses(eniID string, prefixes []netip.Prefix) error 
 func (d *Dataplane) routeLocked(e *eni, p netip.Prefix) error {
 	if p == netip.PrefixFrom(e.nic.PrimaryIP, 32) {
 		return nil
+	}
+	if p.Addr().Is6() {
+		return d.routeV6Locked(e, p)
 	}
 	l, err := d.vpc.LinkByName(e.link)
 	if err != nil {
@@ -643,6 +648,9 @@ func (d *Dataplane) UnrouteAddresses(eniID string, prefixes []netip.Prefix) erro
 		}
 		// Only this ENI's route: the address may already belong to another.
 		r := &netlink.Route{Dst: ipNet(p), Gw: e.nic.PrimaryIP.AsSlice(), LinkIndex: l.Attrs().Index}
+		if p.Addr().Is6() {
+			r = unrouteV6(e, p, l.Attrs().Index)
+		}
 		if err := d.vpc.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("unroute %v from %s: %w", p, eniID, err))
 		}

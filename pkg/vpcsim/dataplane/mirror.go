@@ -70,16 +70,16 @@ func (m *Mirror) applyEvent(ev vpcsim.Event) error {
 			return fmt.Errorf("ENI %s: MAC %q: %w", e.ENIID, e.MAC, err)
 		}
 		// Routes first: they are installed when the link appears.
-		if err := d.RouteAddresses(e.ENIID, ipv4Only(e.Addresses)); err != nil {
+		if err := d.RouteAddresses(e.ENIID, d.routable(e.Addresses)); err != nil {
 			return err
 		}
 		return d.AttachNIC(e.InstanceID, NIC{ENIID: e.ENIID, MAC: mac, PrimaryIP: e.PrimaryIP, Subnet: e.SubnetCIDR, DeviceIndex: e.DeviceIndex})
 	case vpcsim.ENIDetached:
 		return d.DetachNIC(e.ENIID)
 	case vpcsim.AddressesAssigned:
-		return d.RouteAddresses(e.ENIID, ipv4Only(e.Prefixes))
+		return d.RouteAddresses(e.ENIID, d.routable(e.Prefixes))
 	case vpcsim.AddressesUnassigned:
-		return d.UnrouteAddresses(e.ENIID, ipv4Only(e.Prefixes))
+		return d.UnrouteAddresses(e.ENIID, d.routable(e.Prefixes))
 	}
 	return nil
 }
