@@ -130,14 +130,9 @@ func (n *Node) AddPod(ctx context.Context, runPrefix, cacheDir, namespace, name 
 		return nil, fmt.Errorf("pod %s/%s: CNI result: %w", namespace, name, err)
 	}
 	p.Result = r
-	for _, ipc := range r.IPs {
-		if a, ok := netip.AddrFromSlice(ipc.Address.IP); ok && a.Unmap().Is4() {
-			p.IP = a.Unmap()
-			break
-		}
-	}
+	p.IP = podAddr(r) // ipv6.go
 	if !p.IP.IsValid() {
-		return p, fmt.Errorf("pod %s/%s: CNI result has no IPv4 address: %v", namespace, name, r)
+		return p, fmt.Errorf("pod %s/%s: CNI result has no IP address: %v", namespace, name, r)
 	}
 	return p, nil
 }

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+var internetV6 = dataplane.DefaultInternetV6Addrs[0]
+
+// newIPv6Cluster is newCluster for an IPv6 cluster: the two-node scenario
+// with IPv6 subnets and node addresses, IPv6 routed in the data plane, and
+// the agents in IPv6 mode (prefix delegation, egress-cni for IPv4).
+func newIPv6Cluster(t *testing.T, env ...string) *cluster {
+	t.Helper()
+	testutil.Privileged(t)
+	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
+		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (make deps)", err)
+	}
+	sc, err := vpcsim.LoadScenario(filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc, err = localvpc.IPv6Scenario(sc); err != nil {
+		t.Fatal(err)
+	}
+	agentbin.Dir(t) // a cold build must not eat the start-up deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v := vpctest.StartConfig(t, ctx, localvpc.Config{Scenario: sc, IPv6: true}, "vpccni-e2e-logs")
+	c := &cluster{t: t, v: v, env: append(append([]string(nil), localvpc.IPv6AgentEnv...), env...)}
+	if err := v.StartAgents(ctx, c.env, nil); err != nil {
+		t.Fatalf("start agents: %v", err)
+	}
+	nodes := v.Nodes()
+	c.n1, c.n2 = nodes[0], nodes[1]
+	return c
+}
+
+// expectOnPrefix asserts each pod has an IPv6 address of a /80 EC2
+// delegated to its node's primary ENI.
+func (c *cluster) expectOnPrefix(ps ...*localvpc.Pod) {
+	c.t.Helper()
+	for _, p := range ps {
+		if !p.IP.Is6() {
+			c.t.Errorf("%s has %s, want an IPv6 address", p.Name, p.IP)
+			continue
+		}
+		found := false
+		for _, e := range c.v.Sim.NetworkInterfaces() {
+			for _, pre := range e.IPv6Prefixes {
+				if pre.Contains(p.IP) && pre.Bits() == 80 && e.Attachment != nil && e.Attachment.InstanceID == p.Node.ID {
+					found = true
+				}
+			}
+		}
+		if !found {
+			c.t.Errorf("%s's %s is in no /80 of %s's ENIs", p.Name, p.IP, p.Node.Name)
+		}
+	}
+}
+
+// assertIPv6Routed checks that every IPv6 prefix EC2 holds for an ENI is
+// routed by the VPC to that ENI, and nothing else of IPv6 is.
+func (c *cluster) assertIPv6Routed() {
+	c.t.Helper()
+	for _, e := range c.v.Sim.NetworkInterfaces() {
+		want := map[netip.Prefix]bool{}
+		for _, p := range e.IPv6Prefixes {
+			want[p] = true
+		}
+		for _, a := range e.IPv6 {
+			want[netip.PrefixFrom(a, 128)] = true
+		}
+		got := map[netip.Prefix]bool{}
+		for _, p := range c.v.DP.RoutedAddresses(e.ID) {
+			if p.Addr().Is6() {
+				got[p] = true
+			}
+		}
+		if fmt.Sprint(want) != fmt.Sprint(got) {
+			c.t.Errorf("ENI %s: EC2 holds IPv6 %v, the VPC routes %v", e.ID, want, got)
+		}
+	}
+}
+
+// assertNoEgressLeft checks that no node holds an egress address.
+func (c *cluster) assertNoEgressLeft() {
+	c.t.Helper()
+	for _, n := range []*localvpc.Node{c.n1, c.n2} {
+		es, _ := os.ReadDir(n.HostPath("/run/cni/v6pd/egress-v4-ipam/aws-cni"))
+		for _, e := range es {
+			if e.Name() != "lock" && !strings.HasPrefix(e.Name(), "last_reserved_ip") {
+				c.t.Errorf("%s still holds egress address %s", n.Name, e.Name())
+			}
+		}
+	}
+}
+
+// IPv6 pods talk to each other on one node and across nodes, to the VPC
+// and to the IPv6 internet with their own addresses, and to the IPv4
+// internet through egress-cni as their node (its public IP, after the
+// internet gateway's NAT of the node's primary address).
+func TestE2EIPv6TrafficMatrix(t *testing.T) {
+	t.Parallel()
+	c := newIPv6Cluster(t, "WARM_PREFIX_TARGET=1")
+	all := append(c.pods(c.n1, "a", 2), c.pods(c.n2, "b", 2)...)
+	c.expectOnPrefix(all...)
+	c.assertIPv6Routed()
+	c.serve(all...)
+	for _, from := range all {
+		for _, to := range all {
+			if from != to {
+				c.expectSeen(from, to.IP, from.IP)
+			}
+		}
+		c.expectSeen(from, c.v.EchoAddrV6, from.IP)
+		c.expectSeen(from, internetV6, from.IP)
+		c.expectSeen(from, internet, from.Node.PublicIP)
+	}
+	c.delAll(all)
+	c.assertCheckpoint(c.n1, nil)
+	c.assertCheckpoint(c.n2, nil)
+	c.assertNoEgressLeft()
+	c.assertIPv6Routed()
+	c.assertNoLeaks()
+}
