@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,5 +137,84 @@ func TestE2EIPv6TrafficMatrix(t *testing.T) {
 	c.assertCheckpoint(c.n2, nil)
 	c.assertNoEgressLeft()
 	c.assertIPv6Routed()
+	c.assertNoLeaks()
+}
+
+// ipamd is SIGKILLed in the middle of a burst of IPv6 pod ADDs and started
+// again: every pod whose ADD succeeded has a /128 no other pod has, held
+// by ipamd and routed by the VPC, and an egress address of its own; failed
+// ADDs left nothing behind and their retries succeed.
+func TestE2EIPv6IpamdKilledDuringPodBurst(t *testing.T) {
+	t.Parallel()
+	c := newIPv6Cluster(t, "WARM_PREFIX_TARGET=1")
+	const burst = 12
+	var (
+		mu     sync.Mutex
+		ok     []*localvpc.Pod
+		failed []string
+		wg     sync.WaitGroup
+	)
+	for i := range burst {
+		wg.Go(func() {
+			name := fmt.Sprintf("burst6-%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
+			p, err := c.v.AddPod(ctx, c.n1, "default", name)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = append(failed, name)
+				return
+			}
+			ok = append(ok, p)
+		})
+		time.Sleep(150 * time.Millisecond) // a burst, not a single instant
+		if i == burst/2 {
+			if err := c.n1.StopAgent(syscall.SIGKILL, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.v.StartAgent(context.Background(), c.n1, c.env); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	wg.Wait()
+	if err := c.v.WaitReady(c.ctx(30*time.Second), c.n1, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d ADDs succeeded, %d failed around the kill", len(ok), len(failed))
+	for _, name := range failed {
+		p, err := c.v.AddPod(c.ctx(40*time.Second), c.n1, "default", name+"-retry")
+		if err != nil {
+			t.Errorf("retry of %s after the restart: %v", name, err)
+			continue
+		}
+		ok = append(ok, p)
+	}
+	seen := map[netip.Addr]string{}
+	for _, p := range ok {
+		if other, dup := seen[p.IP]; dup {
+			t.Errorf("address %s given to both %s and %s", p.IP, other, p.Name)
+		}
+		seen[p.IP] = p.Name
+	}
+	c.expectOnPrefix(ok...)
+	c.assertIPv6Routed()
+	c.assertCheckpoint(c.n1, ok)
+	es, _ := os.ReadDir(c.n1.HostPath("/run/cni/v6pd/egress-v4-ipam/aws-cni"))
+	if held := len(es) - 2; held != len(ok) { // lock, last_reserved_ip.0
+		t.Errorf("%d egress addresses held for %d pods", held, len(ok))
+	}
+	c.serve(ok...)
+	for _, p := range ok {
+		c.expectSeen(p, c.v.EchoAddrV6, p.IP)
+		c.expectSeen(p, internet, c.n1.PublicIP)
+	}
+	if left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(c.v.RunID) + "pod-"); len(left) != len(ok) {
+		t.Errorf("%d pod namespaces exist for %d pods: failed ADDs left some behind", len(left), len(ok))
+	}
+	c.delAll(ok)
+	c.assertCheckpoint(c.n1, nil)
+	c.assertNoEgressLeft()
 	c.assertNoLeaks()
 }
