@@ -14,7 +14,7 @@ import (
 // IPv6AgentEnv is the aws-node environment of an IPv6 cluster: IPv6 pods
 // from /80 prefixes (prefix delegation is required), IPv4 egress through
 // egress-cni by default (docs/compatibility.md, "IPv6 and egress-cni").
-var IPv6AgentEnv = []string{"ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true"}
+var IPv6AgentEnv = []string{"ENABLE_IPv6=true", "ENABLE_IPv4=false", "ENABLE_PREFIX_DELEGATION=true", "WARM_PREFIX_TARGET=1"}
 
 // IPv6Scenario turns sc into an IPv6-ready one, as an EKS IPv6 cluster
 // needs: every subnet gets a /64 of the VPC's /56 (in order, unless it has

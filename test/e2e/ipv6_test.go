@@ -27,6 +27,21 @@ var internetV6 = dataplane.DefaultInternetV6Addrs[0]
 // the agents in IPv6 mode (prefix delegation, egress-cni for IPv4).
 func newIPv6Cluster(t *testing.T, env ...string) *cluster {
 	t.Helper()
+	v := startIPv6VPC(t, true)
+	c := &cluster{t: t, v: v, env: append(append([]string(nil), localvpc.IPv6AgentEnv...), env...)}
+	if err := v.StartAgents(c.ctx(60*time.Second), c.env, nil); err != nil {
+		t.Fatalf("start agents: %v", err)
+	}
+	nodes := v.Nodes()
+	c.n1, c.n2 = nodes[0], nodes[1]
+	return c
+}
+
+// startIPv6VPC starts the two-node scenario with IPv6 subnets and node
+// addresses (IPv6Scenario) and IPv6 routed in the data plane; without
+// v6Subnets the VPC has no IPv6 at all.
+func startIPv6VPC(t *testing.T, v6Subnets bool) *localvpc.VPC {
+	t.Helper()
 	testutil.Privileged(t)
 	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
 		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (make deps)", err)
@@ -35,20 +50,17 @@ func newIPv6Cluster(t *testing.T, env ...string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc, err = localvpc.IPv6Scenario(sc); err != nil {
-		t.Fatal(err)
+	if v6Subnets {
+		if sc, err = localvpc.IPv6Scenario(sc); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		sc.VPCs[0].IPv6CIDR = "" // no IPv6 anywhere: subnets derive none
 	}
 	agentbin.Dir(t) // a cold build must not eat the start-up deadline
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	v := vpctest.StartConfig(t, ctx, localvpc.Config{Scenario: sc, IPv6: true}, "vpccni-e2e-logs")
-	c := &cluster{t: t, v: v, env: append(append([]string(nil), localvpc.IPv6AgentEnv...), env...)}
-	if err := v.StartAgents(ctx, c.env, nil); err != nil {
-		t.Fatalf("start agents: %v", err)
-	}
-	nodes := v.Nodes()
-	c.n1, c.n2 = nodes[0], nodes[1]
-	return c
+	return vpctest.StartConfig(t, ctx, localvpc.Config{Scenario: sc, IPv6: v6Subnets}, "vpccni-e2e-logs")
 }
 
 // expectOnPrefix asserts each pod has an IPv6 address of a /80 EC2
@@ -217,4 +229,72 @@ func TestE2EIPv6IpamdKilledDuringPodBurst(t *testing.T) {
 	c.assertCheckpoint(c.n1, nil)
 	c.assertNoEgressLeft()
 	c.assertNoLeaks()
+}
+
+// Bad input on an IPv6 cluster gives a clear error naming the cause and
+// wires nothing. ENABLE_IPv6 without prefix delegation: ipamd refuses to
+// start, so the node never becomes ready.
+func TestE2EIPv6WithoutPrefixDelegation(t *testing.T) {
+	t.Parallel()
+	v := startIPv6VPC(t, true)
+	n := v.Nodes()[0]
+	env := append(append([]string(nil), localvpc.IPv6AgentEnv...), "ENABLE_PREFIX_DELEGATION=false")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := v.StartAgent(ctx, n, env); err != nil {
+		t.Fatal(err)
+	}
+	err := v.WaitReady(ctx, n, nil)
+	if err == nil {
+		t.Fatal("node ready with ENABLE_IPv6 and prefix delegation off")
+	}
+	agent, _ := os.ReadFile(filepath.Join(n.Dir, "agent.log"))
+	ipamd, _ := os.ReadFile(n.HostPath(localvpc.NodeLogDir + "/ipamd.log"))
+	if want := "requires ENABLE_PREFIX_DELEGATION=true"; !strings.Contains(string(agent)+string(ipamd), want) {
+		t.Errorf("failure does not say %q: %v\nagent log:\n%s\nipamd log:\n%s", want, err, agent, ipamd)
+	}
+	if _, statErr := os.Stat(n.HostPath(localvpc.NodeCNIConfDir + "/" + localvpc.ConflistName)); statErr == nil {
+		t.Error("conflist written: the node looks network-ready")
+	}
+}
+
+// A node whose subnet has no IPv6 CIDR (and so no IPv6 address) cannot
+// give IPv6 pods addresses: a pod ADD fails with an error saying so and
+// leaves nothing behind.
+func TestE2EIPv6SubnetWithoutIPv6(t *testing.T) {
+	t.Parallel()
+	v := startIPv6VPC(t, false)
+	n := v.Nodes()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	if err := v.StartAgent(ctx, n, localvpc.IPv6AgentEnv); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.WaitReady(ctx, n, nil); err != nil {
+		// Refusing to start is a clear answer too, if it names the cause.
+		agent, _ := os.ReadFile(filepath.Join(n.Dir, "agent.log"))
+		ipamd, _ := os.ReadFile(n.HostPath(localvpc.NodeLogDir + "/ipamd.log"))
+		var errLines []string
+		for _, l := range strings.Split(string(agent)+string(ipamd), "\n") {
+			if strings.Contains(l, `"level":"ERROR"`) {
+				errLines = append(errLines, l)
+			}
+		}
+		if !strings.Contains(strings.Join(errLines, "\n"), "IPv6") {
+			t.Errorf("node refused to start (%v) without naming IPv6:\n%s", err, strings.Join(errLines, "\n"))
+		}
+		t.Logf("node refused: %s", strings.Join(errLines, "\n"))
+		return
+	}
+	p, err := v.AddPod(ctx, n, "default", "no-v6")
+	if err == nil {
+		t.Fatalf("pod got %s on a node without IPv6", p.IP)
+	}
+	t.Logf("ADD refused: %v", err)
+	if !strings.Contains(strings.ToLower(err.Error()), "ipv6") {
+		t.Errorf("ADD error does not name IPv6: %v", err)
+	}
+	if left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(v.RunID) + "pod-"); len(left) != 0 {
+		t.Errorf("failed ADD left pod namespaces %v", left)
+	}
 }
