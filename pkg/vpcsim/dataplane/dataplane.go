@@ -74,6 +74,7 @@ type NIC struct {
 	PrimaryIP   netip.Addr
 	Subnet      netip.Prefix
 	DeviceIndex int
+	NetworkCard int // multicard.go
 }
 
 // Dataplane is a running VPC data plane. All methods are safe for
@@ -433,7 +434,7 @@ func (d *Dataplane) AttachNIC(instanceID string, nic NIC) error {
 	}
 	e := d.eniLocked(nic.ENIID)
 	if e.node != "" {
-		if e.node == instanceID && e.nic.DeviceIndex == nic.DeviceIndex {
+		if e.node == instanceID && e.nic.DeviceIndex == nic.DeviceIndex && e.nic.NetworkCard == nic.NetworkCard {
 			return nil
 		}
 		return fmt.Errorf("attach %s to %s: already attached to %s", nic.ENIID, instanceID, e.node)
@@ -458,6 +459,8 @@ func validNIC(nic NIC) error {
 		return fmt.Errorf("ENI %s: primary IP %v outside subnet %v", nic.ENIID, nic.PrimaryIP, nic.Subnet)
 	case nic.DeviceIndex < 0 || nic.DeviceIndex > 99:
 		return fmt.Errorf("ENI %s: device index %d out of range 0-99", nic.ENIID, nic.DeviceIndex)
+	case nic.NetworkCard < 0 || nic.NetworkCard > 15:
+		return fmt.Errorf("ENI %s: network card %d out of range 0-15", nic.ENIID, nic.NetworkCard)
 	}
 	return nil
 }
@@ -476,7 +479,7 @@ func routerAddr(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().
 
 func (d *Dataplane) plug(n *node, e *eni) error {
 	nic := e.nic
-	ifName := fmt.Sprintf("eth%d", nic.DeviceIndex)
+	ifName := nicLinkName(nic)
 	if _, err := n.h.LinkByName(ifName); err == nil {
 		return fmt.Errorf("instance already has %s", ifName)
 	}
@@ -523,7 +526,7 @@ func (d *Dataplane) plug(n *node, e *eni) error {
 		}
 	}
 	d.routers[gw]++
-	if nic.DeviceIndex == 0 {
+	if isPrimaryNIC(nic) {
 		if err := configurePrimary(n.h, ifName, nic); err != nil {
 			return err
 		}

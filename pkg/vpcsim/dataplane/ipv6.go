@@ -193,14 +193,14 @@ func (d *Dataplane) plugIPv6(n *node, e *eni) error {
 	if err := d.vpc.NeighSet(neigh); err != nil {
 		return fmt.Errorf("IPv6 neighbour of %s on %s: %w", e.id, e.link, err)
 	}
-	if e.nic.DeviceIndex != 0 {
+	if !isPrimaryNIC(e.nic) {
 		return nil
 	}
 	primary, ok := primaryIPv6(e)
 	if !ok {
 		return nil
 	}
-	ifName := fmt.Sprintf("eth%d", e.nic.DeviceIndex)
+	ifName := nicLinkName(e.nic)
 	l, err := n.h.LinkByName(ifName)
 	if err != nil {
 		return fmt.Errorf("find %s in node: %w", ifName, err)

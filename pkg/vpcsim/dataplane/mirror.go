@@ -62,9 +62,6 @@ func (m *Mirror) applyEvent(ev vpcsim.Event) error {
 	case vpcsim.InstanceTerminated:
 		return d.RemoveNode(e.InstanceID)
 	case vpcsim.ENIAttached:
-		if e.NetworkCard != 0 {
-			return fmt.Errorf("ENI %s on network card %d: only card 0 is simulated", e.ENIID, e.NetworkCard)
-		}
 		mac, err := net.ParseMAC(e.MAC)
 		if err != nil {
 			return fmt.Errorf("ENI %s: MAC %q: %w", e.ENIID, e.MAC, err)
@@ -73,7 +70,7 @@ func (m *Mirror) applyEvent(ev vpcsim.Event) error {
 		if err := d.RouteAddresses(e.ENIID, d.routable(e.Addresses)); err != nil {
 			return err
 		}
-		return d.AttachNIC(e.InstanceID, NIC{ENIID: e.ENIID, MAC: mac, PrimaryIP: e.PrimaryIP, Subnet: e.SubnetCIDR, DeviceIndex: e.DeviceIndex})
+		return d.AttachNIC(e.InstanceID, NIC{ENIID: e.ENIID, MAC: mac, PrimaryIP: e.PrimaryIP, Subnet: e.SubnetCIDR, DeviceIndex: e.DeviceIndex, NetworkCard: e.NetworkCard})
 	case vpcsim.ENIDetached:
 		return d.DetachNIC(e.ENIID)
 	case vpcsim.AddressesAssigned:
