@@ -413,3 +413,58 @@ func execPlugin(t *testing.T, tp *topo, command, id, netns, path, entry string) 
 	}
 	return e
 }
+
+// TestPrivilegedGC: CNI 1.1 GC with the runtime's valid attachments
+// removes the egress wiring of every other pod (address, chain, veth) and
+// leaves the valid one working.
+func TestPrivilegedGC(t *testing.T) {
+	tp := newTopo(t)
+	nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, false)
+	l := list(t, "1.0.0", loopbackEntry, tp.egressEntry(false, ""))
+	pods := map[string]ns.NetNS{}
+	for _, id := range []string{"ctr-gone-1", "ctr-live", "ctr-gone-2"} {
+		pods[id] = testutil.NewNS(t)
+		add(t, tp, l, runtimeConf(id, pods[id].Path()))
+	}
+	var conf map[string]any
+	if err := json.Unmarshal([]byte(tp.egressEntry(false, "")), &conf); err != nil {
+		t.Fatal(err)
+	}
+	conf["cniVersion"], conf["name"] = "1.1.0", "aws-cni"
+	conf["cni.dev/valid-attachments"] = []map[string]string{{"containerID": "ctr-live", "ifname": "eth0"}}
+	stdin, _ := json.Marshal(conf)
+	var out bytes.Buffer
+	var runErr error
+	_ = tp.inNode(func() error {
+		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
+		cmd.Env = []string{"CNI_COMMAND=GC", "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
+		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &out
+		runErr = cmd.Run()
+		return nil
+	})
+	if runErr != nil {
+		t.Fatalf("GC: %v: %s", runErr, out.String())
+	}
+	if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(held) != 1 {
+		t.Errorf("after GC the store holds %v, want the live pod's address only", held)
+	}
+	live := egress.HostVethName("ctr-live", "eth0")
+	var liveNode []string
+	for _, line := range snapshot(t, tp.node.Path()) {
+		if !strings.Contains(line, live) {
+			liveNode = append(liveNode, line)
+		}
+	}
+	wantLines(t, "node after GC, live pod aside", liveNode, nodeBefore)
+	liveChain := egress.ChainName(egress.V4, "aws-cni", "ctr-live")
+	var liveNat []string
+	for _, line := range tp.nat(t, false) {
+		if !strings.Contains(line, liveChain) {
+			liveNat = append(liveNat, line)
+		}
+	}
+	wantLines(t, "nat after GC, live pod aside", liveNat, natBefore)
+	if src, err := seenFrom(pods["ctr-live"], tp.internet, internetV4); err != nil || src != nodeV4 {
+		t.Errorf("the live pod after GC: seen from %q (%v)", src, err)
+	}
+}
