@@ -88,3 +88,11 @@ func TestSplitRule(t *testing.T) {
 		t.Error("jumpsTo")
 	}
 }
+
+func TestRestoreArgsRoundTrip(t *testing.T) {
+	args := []string{"-s", "169.254.172.2/32", "-m", "comment", "--comment", Comment("aws-cni", `c "1" \x`), "-j", "CNI-E4-x"}
+	line := restoreArgs(args)
+	if got := splitRule(line); strings.Join(got, "|") != strings.Join(args, "|") {
+		t.Errorf("%s splits into %q", line, got)
+	}
+}

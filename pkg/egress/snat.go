@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -85,23 +86,32 @@ func (s SNAT) jump(chain string) []string {
 }
 
 // Apply installs the pod's chain (replacing its content) and the
-// POSTROUTING jump to it.
+// POSTROUTING jump to it in one iptables-restore batch: on the ADD path
+// every iptables run reloads the whole table, so runs are kept few.
 func (s SNAT) Apply() error {
 	ipt, err := iptablesFor(s.Family)
 	if err != nil {
 		return err
 	}
 	chain := ChainName(s.Family, s.Network, s.ContainerID)
-	if err := ipt.ClearChain(natTable, chain); err != nil {
-		return fmt.Errorf("create chain %s: %w", chain, err)
+	jump := s.jump(chain)
+	exists, err := ipt.Exists(natTable, "POSTROUTING", jump...)
+	if err != nil && !isNotExist(err) {
+		return fmt.Errorf("look for the POSTROUTING jump to %s: %w", chain, err)
 	}
+	var b strings.Builder
+	// Declaring an existing chain under --noflush flushes it: a repeated
+	// ADD rewrites the rules.
+	fmt.Fprintf(&b, "*nat\n:%s - [0:0]\n", chain)
 	for _, r := range s.rules(ipt.HasRandomFully()) {
-		if err := ipt.Append(natTable, chain, r...); err != nil {
-			return fmt.Errorf("append to %s: %w", chain, err)
-		}
+		fmt.Fprintf(&b, "-A %s %s\n", chain, restoreArgs(r))
 	}
-	if err := ipt.AppendUnique(natTable, "POSTROUTING", s.jump(chain)...); err != nil {
-		return fmt.Errorf("jump to %s from POSTROUTING: %w", chain, err)
+	if !exists {
+		fmt.Fprintf(&b, "-A POSTROUTING %s\n", restoreArgs(jump))
+	}
+	b.WriteString("COMMIT\n")
+	if err := restore(s.Family, b.String()); err != nil {
+		return fmt.Errorf("install SNAT chain %s: %w", chain, err)
 	}
 	return nil
 }
@@ -110,32 +120,90 @@ func (s SNAT) Apply() error {
 // its source address (the address may be unknown after a lost store), and
 // the chain. Absent pieces are not errors.
 func RemoveSNAT(f Family, network, containerID string) error {
-	ipt, err := iptablesFor(f)
-	if err != nil {
-		return err
-	}
-	return removeChain(ipt, ChainName(f, network, containerID))
+	return RemoveChains(f, []string{ChainName(f, network, containerID)})
 }
 
-func removeChain(ipt *iptables.IPTables, chain string) error {
-	rules, err := ipt.List(natTable, "POSTROUTING")
+// RemoveChains removes the named chains and every POSTROUTING jump to them
+// in one iptables-restore batch, after one listing of the nat table.
+func RemoveChains(f Family, chains []string) error {
+	out, err := exec.Command(f.iptablesCmd(), "-w", "-t", natTable, "-S").Output()
 	if err != nil {
-		return fmt.Errorf("list POSTROUTING: %w", err)
+		return fmt.Errorf("list the nat table: %w", cmdErr(err))
 	}
-	var errs []error
-	for _, r := range rules {
-		spec := splitRule(r)
-		if len(spec) < 2 || spec[0] != "-A" || !jumpsTo(spec, chain) {
-			continue
+	want := map[string]bool{}
+	for _, c := range chains {
+		want[c] = true
+	}
+	var dels, present []string
+	for _, line := range strings.Split(string(out), "\n") {
+		spec := splitRule(line)
+		switch {
+		case len(spec) == 2 && spec[0] == "-N" && want[spec[1]]:
+			present = append(present, spec[1])
+		case len(spec) > 2 && spec[0] == "-A" && spec[1] == "POSTROUTING":
+			for c := range want {
+				if jumpsTo(spec, c) {
+					dels = append(dels, "-D "+strings.TrimPrefix(line, "-A "))
+				}
+			}
 		}
-		if err := ipt.DeleteIfExists(natTable, "POSTROUTING", spec[2:]...); err != nil {
-			errs = append(errs, fmt.Errorf("delete POSTROUTING jump to %s: %w", chain, err))
+	}
+	if len(dels) == 0 && len(present) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("*nat\n")
+	for _, d := range dels {
+		b.WriteString(d + "\n")
+	}
+	for _, c := range present {
+		fmt.Fprintf(&b, "-F %s\n-X %s\n", c, c)
+	}
+	b.WriteString("COMMIT\n")
+	if err := restore(f, b.String()); err != nil {
+		return fmt.Errorf("remove SNAT chains %v: %w", chains, err)
+	}
+	return nil
+}
+
+// restore runs iptables-restore (ip6tables-restore) --noflush with input.
+func restore(f Family, input string) error {
+	cmd := exec.Command(f.iptablesCmd()+"-restore", "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(input)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s-restore: %w: %s (input:\n%s)", f.iptablesCmd(), err, strings.TrimSpace(stderr.String()), input)
+	}
+	return nil
+}
+
+// restoreArgs renders arguments for an iptables-restore line: arguments
+// with spaces or quotes are double-quoted with backslash escapes.
+func restoreArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, " \"\\") {
+			a = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(a) + `"`
 		}
+		out[i] = a
 	}
-	if err := ipt.ClearAndDeleteChain(natTable, chain); err != nil && !isNotExist(err) {
-		errs = append(errs, fmt.Errorf("delete chain %s: %w", chain, err))
+	return strings.Join(out, " ")
+}
+
+func (f Family) iptablesCmd() string {
+	if f == V6 {
+		return "ip6tables"
 	}
-	return errors.Join(errs...)
+	return "iptables"
+}
+
+func cmdErr(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+	}
+	return err
 }
 
 // Chains lists the family's per-pod chains in the nat table.
@@ -155,19 +223,6 @@ func Chains(f Family) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// RemoveChains removes the named chains and the jumps to them.
-func RemoveChains(f Family, chains []string) error {
-	ipt, err := iptablesFor(f)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, c := range chains {
-		errs = append(errs, removeChain(ipt, c))
-	}
-	return errors.Join(errs...)
 }
 
 // ChainRules returns the rules of the pod's chain in -S form, or nil when
