@@ -298,3 +298,42 @@ func TestE2EIPv6SubnetWithoutIPv6(t *testing.T) {
 		t.Errorf("failed ADD left pod namespaces %v", left)
 	}
 }
+
+// An IPv4 cluster with ENABLE_V6_EGRESS on dual-stack nodes: IPv4 pods
+// reach the IPv6 internet through egress-cni as their node's IPv6 address
+// (a ULA from fd00::ac:00/118 SNATed), and keep their IPv4 paths.
+func TestE2EIPv6EgressForIPv4Pods(t *testing.T) {
+	t.Parallel()
+	v := startIPv6VPC(t, true)
+	c := &cluster{t: t, v: v, env: []string{"ENABLE_V6_EGRESS=true", "WARM_IP_TARGET=2", "MINIMUM_IP_TARGET=2"}}
+	if err := v.StartAgents(c.ctx(60*time.Second), c.env, nil); err != nil {
+		t.Fatalf("start agents: %v", err)
+	}
+	nodes := v.Nodes()
+	c.n1, c.n2 = nodes[0], nodes[1]
+	pods := append(c.pods(c.n1, "v4", 1), c.pods(c.n2, "v4", 1)...)
+	c.serve(pods...)
+	for _, p := range pods {
+		if !p.IP.Is4() {
+			t.Fatalf("%s has %s, want an IPv4 pod", p.Name, p.IP)
+		}
+		var nodeV6 netip.Addr
+		for _, e := range c.v.ENIs(p.Node) {
+			if e.Attachment.DeviceIndex == 0 && len(e.IPv6) > 0 {
+				nodeV6 = e.IPv6[0]
+			}
+		}
+		c.expectSeen(p, internetV6, nodeV6)
+		c.expectSeen(p, internet, p.Node.PublicIP)
+	}
+	c.expectSeen(pods[0], pods[1].IP, pods[0].IP)
+	c.delAll(pods)
+	for _, n := range []*localvpc.Node{c.n1, c.n2} {
+		es, _ := os.ReadDir(n.HostPath("/run/cni/v4pd/egress-v6-ipam/aws-cni"))
+		if len(es) > 2 { // lock, last_reserved_ip.0
+			t.Errorf("%s still holds IPv6 egress addresses: %d entries", n.Name, len(es))
+		}
+	}
+	c.assertCheckpoint(c.n1, nil)
+	c.assertNoLeaks()
+}
