@@ -75,6 +75,9 @@ func TestE2EMultiCard(t *testing.T) {
 		}
 	}
 	plain := c.pods(c.n2, "peer", 1)[0]
+	if got := plain.Addrs(); len(got) != 1 {
+		t.Errorf("a pod without the multi-NIC annotation got %v, want one address", got)
+	}
 	c.serve(plain)
 	for _, a := range addrs {
 		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
