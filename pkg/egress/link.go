@@ -138,8 +138,15 @@ func (w Wiring) setupHostSide() error {
 		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: hostRoute(w.Lease.GW.AsSlice()), Scope: unix.RT_SCOPE_LINK}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("add %s to %s: %w", w.Lease.GW, w.HostVeth, err)
 		}
-	} else if err := writeSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
-		return err
+	} else {
+		if err := writeSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+			return err
+		}
+		// The node end answers neighbour solicitations for the pod at once,
+		// not after duplicate address detection of its link-local address.
+		if err := writeSysctl("net/ipv6/conf/"+w.HostVeth+"/accept_dad", "0"); err != nil {
+			return err
+		}
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", w.HostVeth, err)
