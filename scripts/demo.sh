@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a two-node local VPC with pods, traffic, a live ENI attach and an
-# ipamd restart, then a full cleanup. `make demo` builds bin/ first.
+# ipamd restart, then a full cleanup; then the IPv6 variant (localvpc demo
+# -ipv6). `make demo` builds bin/ first.
 # Extra arguments go to `localvpc demo` (e.g. -pods 20, -save-logs DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,7 @@ if [ ! -x bin/localvpc ] || [ ! -x bin/ipamd ] || [ ! -x bin/aws-cni ]; then
 	echo "make demo: building the binaries first" >&2
 	make --no-print-directory build >&2
 fi
-exec bin/localvpc demo -bin bin "$@"
+bin/localvpc demo -bin bin "$@"
+# Then the IPv6 cluster tour (about 10 s): IPv6 pods, IPv6 internet, IPv4
+# internet through egress-cni.
+exec bin/localvpc demo -ipv6 -bin bin "$@"

@@ -51,7 +51,11 @@ func runDemo(ctx context.Context, args []string) int {
 	if st, err := os.Stdout.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 		d.tty = true
 	}
-	err = d.run(ctx)
+	if f.ipv6 {
+		err = d.runIPv6(ctx) // demo_ipv6.go
+	} else {
+		err = d.run(ctx)
+	}
 	if err != nil && ctx.Err() != nil {
 		fmt.Fprintln(d.out, "\n✘ interrupted")
 		return 130

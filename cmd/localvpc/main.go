@@ -76,6 +76,7 @@ type demoFlags struct {
 	logFile  string
 	pods     int
 	keepLogs string
+	ipv6     bool // demo_ipv6.go
 }
 
 func parseDemoFlags(args []string) (demoFlags, error) {
@@ -86,6 +87,7 @@ func parseDemoFlags(args []string) (demoFlags, error) {
 	fs.StringVar(&f.logFile, "log", filepath.Join(os.TempDir(), "localvpc-demo.log"), "detailed log of the run")
 	fs.IntVar(&f.pods, "pods", 12, "pods to start on the first node (more than its first ENI holds, so a second ENI is attached)")
 	fs.StringVar(&f.keepLogs, "save-logs", "", "copy the nodes' logs here before cleaning up (always done on failure)")
+	fs.BoolVar(&f.ipv6, "ipv6", false, "the IPv6 cluster tour: IPv6 pods on two nodes, IPv6 internet, IPv4 internet through egress-cni")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}

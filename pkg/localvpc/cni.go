@@ -74,6 +74,9 @@ type Pod struct {
 	NetNS       string
 	IP          netip.Addr
 	Result      *current.Result
+	// Annotations reach the plugin as the runtime's pod-annotations
+	// capability (e.g. the multi-NIC request, multinic.go).
+	Annotations map[string]string
 }
 
 func (n *Node) cni(cacheDir string) *libcni.CNIConfig {
@@ -91,7 +94,7 @@ func (n *Node) Conflist() (*libcni.NetworkConfigList, error) {
 }
 
 func (p *Pod) runtimeConf() *libcni.RuntimeConf {
-	return &libcni.RuntimeConf{
+	rt := &libcni.RuntimeConf{
 		ContainerID: p.ContainerID,
 		NetNS:       p.NetNS,
 		IfName:      "eth0",
@@ -102,12 +105,20 @@ func (p *Pod) runtimeConf() *libcni.RuntimeConf {
 			{"K8S_POD_INFRA_CONTAINER_ID", p.ContainerID},
 		},
 	}
+	if p.Annotations != nil {
+		rt.CapabilityArgs = map[string]any{"io.kubernetes.cri.pod-annotations": p.Annotations}
+	}
+	return rt
 }
 
 // AddPod creates a pod sandbox network namespace and runs CNI ADD for it
 // through the node's conflist. On failure the namespace is removed again
 // (after a DEL, as runtimes do, so nothing half-wired stays behind).
 func (n *Node) AddPod(ctx context.Context, runPrefix, cacheDir, namespace, name string) (*Pod, error) {
+	return n.addPod(ctx, runPrefix, cacheDir, namespace, name, nil)
+}
+
+func (n *Node) addPod(ctx context.Context, runPrefix, cacheDir, namespace, name string, annotations map[string]string) (*Pod, error) {
 	conf, err := n.Conflist()
 	if err != nil {
 		return nil, err
@@ -117,7 +128,7 @@ func (n *Node) AddPod(ctx context.Context, runPrefix, cacheDir, namespace, name 
 	if err != nil {
 		return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, err)
 	}
-	p := &Pod{Namespace: namespace, Name: name, ContainerID: cid, Node: n, NetNS: nsPath}
+	p := &Pod{Namespace: namespace, Name: name, ContainerID: cid, Node: n, NetNS: nsPath, Annotations: annotations}
 	cni := n.cni(cacheDir)
 	res, err := cni.AddNetworkList(ctx, conf, p.runtimeConf())
 	if err != nil {
@@ -130,14 +141,9 @@ func (n *Node) AddPod(ctx context.Context, runPrefix, cacheDir, namespace, name 
 		return nil, fmt.Errorf("pod %s/%s: CNI result: %w", namespace, name, err)
 	}
 	p.Result = r
-	for _, ipc := range r.IPs {
-		if a, ok := netip.AddrFromSlice(ipc.Address.IP); ok && a.Unmap().Is4() {
-			p.IP = a.Unmap()
-			break
-		}
-	}
+	p.IP = podAddr(r) // ipv6.go
 	if !p.IP.IsValid() {
-		return p, fmt.Errorf("pod %s/%s: CNI result has no IPv4 address: %v", namespace, name, r)
+		return p, fmt.Errorf("pod %s/%s: CNI result has no IP address: %v", namespace, name, r)
 	}
 	return p, nil
 }

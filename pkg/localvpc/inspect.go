@@ -31,6 +31,7 @@ func (n *Node) Checkpoint() (map[string]netip.Addr, error) {
 		Allocations []struct {
 			ContainerID string `json:"containerID"`
 			IPv4        string `json:"ipv4"`
+			IPv6        string `json:"ipv6"` // IPv6 clusters
 		} `json:"allocations"`
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
@@ -38,6 +39,9 @@ func (n *Node) Checkpoint() (map[string]netip.Addr, error) {
 	}
 	out := map[string]netip.Addr{}
 	for _, a := range f.Allocations {
+		if a.IPv4 == "" {
+			a.IPv4 = a.IPv6
+		}
 		if ip, err := netip.ParseAddr(a.IPv4); err == nil {
 			out[a.ContainerID] = ip
 		}

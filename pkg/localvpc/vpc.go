@@ -39,6 +39,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// SimLogger receives vpcsim's own logs (discarded if nil).
 	SimLogger *slog.Logger
+	// IPv6 routes IPv6 in the data plane (ipv6.go; see IPv6Scenario).
+	IPv6 bool
 }
 
 // VPC is a running local VPC.
@@ -50,6 +52,8 @@ type VPC struct {
 	Region string
 	// EchoAddr is the in-VPC whoami service (VPCEchoAddr of the scenario).
 	EchoAddr netip.Addr
+	// EchoAddrV6 is its IPv6 address when Config.IPv6 (ipv6.go).
+	EchoAddrV6 netip.Addr
 
 	cfg    Config
 	log    *slog.Logger
@@ -124,6 +128,11 @@ func Start(ctx context.Context, cfg Config) (_ *VPC, err error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.IPv6 {
+		if err := v.enableIPv6(); err != nil {
+			return nil, err
+		}
 	}
 	v.mirror = v.DP.Mirror(sim)
 	if err := v.mirror.Err(); err != nil {

@@ -20,7 +20,15 @@ import (
 // node logs go.
 func Start(t *testing.T, ctx context.Context, sc vpcsim.Scenario, logDir string) *localvpc.VPC {
 	t.Helper()
-	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: agentbin.Dir(t), WorkDir: t.TempDir()})
+	return StartConfig(t, ctx, localvpc.Config{Scenario: sc}, logDir)
+}
+
+// StartConfig is Start with more of the local VPC's configuration (e.g.
+// IPv6); BinDir and WorkDir are filled in.
+func StartConfig(t *testing.T, ctx context.Context, cfg localvpc.Config, logDir string) *localvpc.VPC {
+	t.Helper()
+	cfg.BinDir, cfg.WorkDir = agentbin.Dir(t), t.TempDir()
+	v, err := localvpc.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start local VPC: %v", err)
 	}

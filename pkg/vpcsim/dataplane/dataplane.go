@@ -74,6 +74,7 @@ type NIC struct {
 	PrimaryIP   netip.Addr
 	Subnet      netip.Prefix
 	DeviceIndex int
+	NetworkCard int // multicard.go
 }
 
 // Dataplane is a running VPC data plane. All methods are safe for
@@ -102,6 +103,7 @@ type Dataplane struct {
 	branches map[string]branch         // branch ENI id -> its trunk and VLAN
 	hosted   map[string]netip.Addr     // ENI id -> address the VPC namespace serves (hosted.go)
 	sg       sgState
+	v6       *ipv6State // set by EnableIPv6 (ipv6.go)
 }
 
 type node struct {
@@ -334,6 +336,9 @@ func (d *Dataplane) AddNode(instanceID string, primaryIP, publicIP netip.Addr) e
 	if err := sysctls(n.path, [][2]string{{"net.ipv4.ip_forward", "1"}}); err != nil {
 		return fmt.Errorf("add node %s: %w", instanceID, err)
 	}
+	if err := d.nodeSysctlsV6(n); err != nil {
+		return fmt.Errorf("add node %s: %w", instanceID, err)
+	}
 	if publicIP.IsValid() {
 		if err := d.allowInternet(primaryIP, publicIP); err != nil {
 			return fmt.Errorf("add node %s: %w", instanceID, err)
@@ -435,7 +440,7 @@ func (d *Dataplane) AttachNIC(instanceID string, nic NIC) error {
 	}
 	e := d.eniLocked(nic.ENIID)
 	if e.node != "" {
-		if e.node == instanceID && e.nic.DeviceIndex == nic.DeviceIndex {
+		if e.node == instanceID && e.nic.DeviceIndex == nic.DeviceIndex && e.nic.NetworkCard == nic.NetworkCard {
 			return nil
 		}
 		return fmt.Errorf("attach %s to %s: already attached to %s", nic.ENIID, instanceID, e.node)
@@ -460,6 +465,8 @@ func validNIC(nic NIC) error {
 		return fmt.Errorf("ENI %s: primary IP %v outside subnet %v", nic.ENIID, nic.PrimaryIP, nic.Subnet)
 	case nic.DeviceIndex < 0 || nic.DeviceIndex > 99:
 		return fmt.Errorf("ENI %s: device index %d out of range 0-99", nic.ENIID, nic.DeviceIndex)
+	case nic.NetworkCard < 0 || nic.NetworkCard > 15:
+		return fmt.Errorf("ENI %s: network card %d out of range 0-15", nic.ENIID, nic.NetworkCard)
 	}
 	return nil
 }
@@ -477,7 +484,7 @@ func (d *Dataplane) eniLocked(id string) *eni {
 func routerAddr(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
 
 func (d *Dataplane) plug(n *node, e *eni) error {
-	ifName := fmt.Sprintf("eth%d", e.nic.DeviceIndex)
+	ifName := nicLinkName(e.nic)
 	return d.plugAs(n, e, ifName, fmt.Sprintf("n%d-%s", n.seq, ifName), "")
 }
 
@@ -533,12 +540,12 @@ func (d *Dataplane) plugAs(n *node, e *eni, ifName, vpcName, alias string) error
 	if alias != "" {
 		return setAlias(n.h, ifName, alias)
 	}
-	if nic.DeviceIndex == 0 {
+	if isPrimaryNIC(nic) {
 		if err := configurePrimary(n.h, ifName, nic); err != nil {
 			return err
 		}
 	}
-	return nil
+	return d.plugIPv6(n, e)
 }
 
 // configurePrimary does what cloud-init does with the primary ENI.
@@ -601,10 +608,8 @@ func (d *Dataplane) unplug(e *eni) error {
 // prefixes (/28) to the ENI and accept them as its sources. Addresses of an
 // ENI that is not attached yet are routed when it is.
 func (d *Dataplane) RouteAddresses(eniID string, prefixes []netip.Prefix) error {
-	for _, p := range prefixes {
-		if !p.Addr().Is4() {
-			return fmt.Errorf("route %v to %s: only IPv4 is supported", p, eniID)
-		}
+	if err := d.checkFamilies(eniID, prefixes); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -623,6 +628,9 @@ func (d *Dataplane) RouteAddresses(eniID string, prefixes []netip.Prefix) error 
 func (d *Dataplane) routeLocked(e *eni, p netip.Prefix) error {
 	if p == netip.PrefixFrom(e.nic.PrimaryIP, 32) {
 		return nil
+	}
+	if p.Addr().Is6() {
+		return d.routeV6Locked(e, p)
 	}
 	l, err := d.vpc.LinkByName(e.link)
 	if err != nil {
@@ -657,6 +665,9 @@ func (d *Dataplane) UnrouteAddresses(eniID string, prefixes []netip.Prefix) erro
 		}
 		// Only this ENI's route: the address may already belong to another.
 		r := &netlink.Route{Dst: ipNet(p), Gw: e.nic.PrimaryIP.AsSlice(), LinkIndex: l.Attrs().Index}
+		if p.Addr().Is6() {
+			r = unrouteV6(e, p, l.Attrs().Index)
+		}
 		if err := d.vpc.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("unroute %v from %s: %w", p, eniID, err))
 		}

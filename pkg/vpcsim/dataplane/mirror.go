@@ -71,30 +71,27 @@ func (m *Mirror) applyEvent(ev vpcsim.Event) error {
 	case vpcsim.InstanceTerminated:
 		return d.RemoveNode(e.InstanceID)
 	case vpcsim.ENIAttached:
-		if e.NetworkCard != 0 {
-			return fmt.Errorf("ENI %s on network card %d: only card 0 is simulated", e.ENIID, e.NetworkCard)
-		}
 		mac, err := net.ParseMAC(e.MAC)
 		if err != nil {
 			return fmt.Errorf("ENI %s: MAC %q: %w", e.ENIID, e.MAC, err)
 		}
 		// Routes first: they are installed when the link appears.
-		if err := d.RouteAddresses(e.ENIID, ipv4Only(e.Addresses)); err != nil {
+		if err := d.RouteAddresses(e.ENIID, d.routable(e.Addresses)); err != nil {
 			return err
 		}
-		return d.AttachNIC(e.InstanceID, NIC{ENIID: e.ENIID, MAC: mac, PrimaryIP: e.PrimaryIP, Subnet: e.SubnetCIDR, DeviceIndex: e.DeviceIndex})
+		return d.AttachNIC(e.InstanceID, NIC{ENIID: e.ENIID, MAC: mac, PrimaryIP: e.PrimaryIP, Subnet: e.SubnetCIDR, DeviceIndex: e.DeviceIndex, NetworkCard: e.NetworkCard})
 	case vpcsim.ENIDetached:
 		return d.DetachNIC(e.ENIID)
 	case vpcsim.AddressesAssigned:
-		return d.RouteAddresses(e.ENIID, ipv4Only(e.Prefixes))
+		return d.RouteAddresses(e.ENIID, d.routable(e.Prefixes))
 	case vpcsim.AddressesUnassigned:
-		return d.UnrouteAddresses(e.ENIID, ipv4Only(e.Prefixes))
+		return d.UnrouteAddresses(e.ENIID, d.routable(e.Prefixes))
 	case vpcsim.BranchAssociated:
 		mac, err := net.ParseMAC(e.MAC)
 		if err != nil {
 			return fmt.Errorf("branch %s: MAC %q: %w", e.BranchENIID, e.MAC, err)
 		}
-		if err := d.RouteAddresses(e.BranchENIID, ipv4Only(e.Addresses)); err != nil {
+		if err := d.RouteAddresses(e.BranchENIID, d.routable(e.Addresses)); err != nil {
 			return err
 		}
 		return d.AssociateBranch(Branch{ENIID: e.BranchENIID, TrunkENIID: e.TrunkENIID, VLAN: e.VLAN, MAC: mac, PrimaryIP: e.PrimaryIP, Subnet: e.SubnetCIDR})

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/vpc-cni/vpc-cni/pkg/egress"
+)
+
+// load parses the netconf and opens the logger.
+func load(args *skel.CmdArgs) (*egress.Config, *slog.Logger, func(), error) {
+	conf, err := egress.ParseConfig(args.StdinData)
+	if err != nil {
+		return nil, nil, nil, types.NewError(types.ErrInvalidNetworkConfig, "invalid egress-cni configuration", err.Error())
+	}
+	log, closeLog := newLogger(conf.LogFile, conf.LogLevel)
+	log = log.With("containerID", args.ContainerID, "netns", args.Netns, "ifname", args.IfName, "family", conf.Family.String())
+	return conf, log, closeLog, nil
+}
+
+func cmdAdd(args *skel.CmdArgs) error {
+	conf, log, closeLog, err := load(args)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
+	}
+	if conf.PrevResult == nil {
+		return types.NewError(types.ErrInvalidNetworkConfig, "egress-cni must be called as a chained plugin (no prevResult)", "")
+	}
+	if !conf.Enabled {
+		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
+	}
+	res, err := current.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
+	}
+
+	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
+	if err != nil {
+		return cniError(ErrWiring, "egress address store", err)
+	}
+	defer store.Close()
+	lease, err := store.Acquire(args.ContainerID, args.IfName)
+	if err != nil {
+		log.Error("no egress address", "err", err)
+		if errors.Is(err, egress.ErrExhausted) {
+			return cniError(ErrNoAddress, fmt.Sprintf("no %s egress address left in %s", conf.Family, conf.Range.Subnet), err)
+		}
+		return cniError(ErrWiring, "egress address store", err)
+	}
+	ifs, err := wire(args, conf, lease)
+	if err != nil {
+		log.Error("egress wiring failed; undoing it", "address", lease.Addr, "err", err)
+		// Leave no half-wired pod: what wire did, and the address.
+		undo := errors.Join(removePod(args, conf), store.Release(args.ContainerID, args.IfName))
+		if undo != nil {
+			log.Error("undoing egress wiring failed", "err", undo)
+		}
+		return cniError(ErrWiring, "egress wiring failed", err)
+	}
+	log.Info("egress wired", "address", lease.Addr, "hostVeth", ifs.Host.Name)
+	res.Interfaces = append(res.Interfaces,
+		&current.Interface{Name: ifs.Host.Name, Mac: ifs.Host.HardwareAddr.String()},
+		&current.Interface{Name: ifs.Pod.Name, Mac: ifs.Pod.HardwareAddr.String(), Sandbox: args.Netns},
+	)
+	return types.PrintResult(res, conf.CNIVersion)
+}
+
+// wire creates the egress veth and the pod's SNAT.
+func wire(args *skel.CmdArgs, conf *egress.Config, lease egress.Lease) (egress.Interfaces, error) {
+	hostNS, err := ns.GetCurrentNS()
+	if err != nil {
+		return egress.Interfaces{}, fmt.Errorf("node netns: %w", err)
+	}
+	defer hostNS.Close()
+	w := egress.Wiring{
+		Family:   conf.Family,
+		PodNS:    args.Netns,
+		MainIf:   args.IfName,
+		HostVeth: egress.HostVethName(args.ContainerID, args.IfName),
+		MTU:      conf.MTU,
+		Lease:    lease,
+		Routes:   conf.Routes,
+		HostNS:   hostNS,
+	}
+	ifs, err := w.Setup()
+	if err != nil {
+		return ifs, err
+	}
+	snat := egress.SNAT{
+		Family:      conf.Family,
+		Network:     conf.Network,
+		ContainerID: args.ContainerID,
+		PodIP:       lease.Addr.Addr().AsSlice(),
+		NodeIP:      conf.NodeIP,
+		Mode:        conf.SNAT,
+	}
+	return ifs, snat.Apply()
+}
+
+// removePod removes the pod's egress veth and SNAT chain, whichever exist.
+func removePod(args *skel.CmdArgs, conf *egress.Config) error {
+	return errors.Join(
+		egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID),
+		egress.Teardown(conf.Family, args.Netns, egress.HostVethName(args.ContainerID, args.IfName)),
+	)
+}

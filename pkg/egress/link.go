@@ -1,0 +1,254 @@
+package egress
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// PodGatewayV6 is the pod's IPv6 egress gateway, answered by a permanent
+// neighbour entry for the host veth's MAC, as aws-cni does for fe80::1.
+var PodGatewayV6 = net.ParseIP("fe80::1")
+
+// HostVethName is the node side of a pod's egress veth: "egr" and 12 hex
+// characters of SHA-1(containerID "/" ifname). Upstream draws a random
+// name; a derived one lets DEL and GC find the link without state and keeps
+// it clear of the aws-cni veth prefix that SNAT and connmark rules match.
+func HostVethName(containerID, ifname string) string {
+	sum := sha1.Sum([]byte(containerID + "/" + ifname))
+	return "egr" + hex.EncodeToString(sum[:])[:12]
+}
+
+// Wiring is one pod's egress interface.
+type Wiring struct {
+	Family   Family
+	PodNS    string // path of the pod's network namespace
+	MainIf   string // CNI_IFNAME, the pod's aws-cni interface
+	HostVeth string
+	MTU      int
+	Lease    Lease
+	Routes   []netip.Prefix
+	HostNS   ns.NetNS
+}
+
+// Interfaces are the two ends Setup created.
+type Interfaces struct {
+	Host, Pod net.Interface
+}
+
+// Setup creates the veth and the addresses and routes on both ends,
+// replacing an existing egress veth of the pod (a repeated ADD).
+func (w Wiring) Setup() (Interfaces, error) {
+	var out Interfaces
+	podNS, err := ns.GetNS(w.PodNS)
+	if err != nil {
+		return out, fmt.Errorf("open pod netns %s: %w", w.PodNS, err)
+	}
+	defer podNS.Close()
+	if err := delLinkIfExists(w.HostVeth); err != nil {
+		return out, err
+	}
+	err = podNS.Do(func(ns.NetNS) error {
+		if err := delLinkIfExists(w.Family.PodIfName()); err != nil {
+			return err
+		}
+		if w.Family == V6 {
+			// The pod's own interface is IPv4-only: IPv6 leaves by v6if0.
+			if err := writeSysctl("net/ipv6/conf/"+w.MainIf+"/disable_ipv6", "1"); err != nil {
+				return err
+			}
+		}
+		var err error
+		out, err = w.createVeth()
+		if err != nil {
+			return err
+		}
+		return w.setupPodSide(out.Host.HardwareAddr)
+	})
+	if err != nil {
+		return out, err
+	}
+	return out, w.setupHostSide()
+}
+
+func (w Wiring) setupPodSide(hostMAC net.HardwareAddr) error {
+	name := w.Family.PodIfName()
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	if w.Family == V6 {
+		for _, kv := range [][2]string{{"disable_ipv6", "0"}, {"accept_dad", "0"}} {
+			if err := writeSysctl("net/ipv6/conf/"+name+"/"+kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	addr := &netlink.Addr{IPNet: prefixNet(w.Lease.Addr), Flags: unix.IFA_F_NOPREFIXROUTE}
+	if w.Family == V6 {
+		addr.Flags |= unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("add %s to %s: %w", w.Lease.Addr.String(), name, err)
+	}
+	idx := link.Attrs().Index
+	gw, src := net.IP(w.Lease.GW.AsSlice()), net.IP(w.Lease.Addr.Addr().AsSlice())
+	if w.Family == V6 {
+		// No source hint: the kernel picks the ULA, the only global
+		// address the pod has on this family.
+		gw, src = PodGatewayV6, nil
+		if err := netlink.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET6, State: netlink.NUD_PERMANENT, IP: gw, HardwareAddr: hostMAC}); err != nil {
+			return fmt.Errorf("neighbour %s on %s: %w", gw, name, err)
+		}
+	} else {
+		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: idx, Dst: hostRoute(gw), Scope: netlink.SCOPE_LINK, Src: src}); err != nil {
+			return fmt.Errorf("route to %s on %s: %w", gw, name, err)
+		}
+	}
+	for _, r := range w.Routes {
+		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: idx, Dst: prefixNet(r), Gw: gw, Src: src}); err != nil {
+			return fmt.Errorf("route %s via %s on %s: %w", r, gw, name, err)
+		}
+	}
+	return nil
+}
+
+func (w Wiring) setupHostSide() error {
+	link, err := netlink.LinkByName(w.HostVeth)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", w.HostVeth, err)
+	}
+	if w.Family == V4 {
+		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+			return err
+		}
+		// The gateway is on every egress veth: each pod sees it on-link.
+		if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: hostRoute(w.Lease.GW.AsSlice()), Scope: unix.RT_SCOPE_LINK}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add %s to %s: %w", w.Lease.GW, w.HostVeth, err)
+		}
+	} else {
+		if err := writeSysctl("net/ipv6/conf/all/forwarding", "1"); err != nil {
+			return err
+		}
+		// The node end answers neighbour solicitations for the pod at once,
+		// not after duplicate address detection of its link-local address.
+		if err := writeSysctl("net/ipv6/conf/"+w.HostVeth+"/accept_dad", "0"); err != nil {
+			return err
+		}
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", w.HostVeth, err)
+	}
+	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: hostRoute(w.Lease.Addr.Addr().AsSlice()), Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("route %s to %s: %w", w.Lease.Addr.Addr(), w.HostVeth, err)
+	}
+	return nil
+}
+
+// Teardown removes the pod's egress veth (with it the host routes and the
+// gateway address). A missing namespace or link is not an error: the
+// runtime may have destroyed the namespace already.
+func Teardown(f Family, podNSPath, hostVeth string) error {
+	var errs []error
+	if podNSPath != "" {
+		err := ns.WithNetNSPath(podNSPath, func(ns.NetNS) error { return delLinkIfExists(f.PodIfName()) })
+		var nsErr ns.NSPathNotExistErr
+		if err != nil && !errors.As(err, &nsErr) && !errors.Is(err, os.ErrNotExist) {
+			var notNS ns.NSPathNotNSErr
+			if !errors.As(err, &notNS) {
+				errs = append(errs, fmt.Errorf("remove %s from pod %s: %w", f.PodIfName(), podNSPath, err))
+			}
+		}
+	}
+	errs = append(errs, delLinkIfExists(hostVeth))
+	return errors.Join(errs...)
+}
+
+func delLinkIfExists(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("find link %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+func hostRoute(ip net.IP) *net.IPNet {
+	if v4 := ip.To4(); v4 != nil {
+		return &net.IPNet{IP: v4, Mask: net.CIDRMask(32, 32)}
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(128, 128)}
+}
+
+// writeSysctl sets key unless it already has value; a
+// missing key (the interface has IPv6 compiled out) is not an error.
+func writeSysctl(key, value string) error {
+	p := filepath.Join("/proc/sys", key)
+	cur, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil && string(cur) == value+"\n" {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+// createVeth creates the pair from inside the pod's namespace with the peer
+// placed straight into the node's, and returns both ends.
+func (w Wiring) createVeth() (Interfaces, error) {
+	name := w.Family.PodIfName()
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: name, MTU: w.MTU},
+		PeerName:      w.HostVeth,
+		PeerNamespace: netlink.NsFd(int(w.HostNS.Fd())),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return Interfaces{}, fmt.Errorf("create egress veth %s/%s: %w", name, w.HostVeth, err)
+	}
+	pod, err := net.InterfaceByName(name)
+	if err != nil {
+		return Interfaces{}, fmt.Errorf("find %s: %w", name, err)
+	}
+	var host *net.Interface
+	err = w.HostNS.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(w.HostVeth)
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetMTU(l, w.MTU); err != nil {
+			return err
+		}
+		host, err = net.InterfaceByName(w.HostVeth)
+		return err
+	})
+	if err != nil {
+		return Interfaces{}, fmt.Errorf("node end %s of the egress veth: %w", w.HostVeth, err)
+	}
+	return Interfaces{Host: *host, Pod: *pod}, nil
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
