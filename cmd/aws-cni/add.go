@@ -28,6 +28,11 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer inv.close()
+	// Before anything else: nothing may be created in, or rolled back
+	// from, the node's own namespace or a path that is no namespace.
+	if err := podnet.VerifyNetNS(args.Netns); err != nil {
+		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
 	defer cancel()
 
@@ -78,7 +83,11 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 func (inv *invocation) rollback(ctx context.Context, client rpc.CNIBackendClient, args *skel.CmdArgs, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
-		errs = append(errs, plan.teardown(ctx))
+		skipped, err := plan.undo(ctx)
+		for _, s := range skipped {
+			inv.log.Warn("rollback " + s)
+		}
+		errs = append(errs, err)
 	}
 	errs = append(errs, release(ctx, client, inv.delRequest(args, releaseReason)))
 	return inv.withCleanup(cause, errors.Join(errs...))
@@ -125,6 +134,11 @@ func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkR
 	if err != nil {
 		return nil, err
 	}
+	for _, ifc := range ifs {
+		if ifc.Address.IP.To4() == nil && conf.MTU < minMTUv6 {
+			return nil, fmt.Errorf("netconf mtu %d is below IPv6's minimum of %d for pod address %s", conf.MTU, minMTUv6, ifc.Address.IP)
+		}
+	}
 	var gw net.IP
 	if s := reply.GetPodEniSubnetGw(); s != "" {
 		if gw = net.ParseIP(s); gw == nil {
@@ -161,9 +175,11 @@ func (p *addPlan) wire(ctx context.Context) error {
 	return podnet.Setup(ctx, p.pod)
 }
 
-func (p *addPlan) teardown(ctx context.Context) error {
+// undo removes what wire made; skipped names links it left alone because
+// they are not the plugin's.
+func (p *addPlan) undo(ctx context.Context) (skipped []string, err error) {
 	if p.branch != nil {
-		return podnet.TeardownBranch(ctx, p.pod, p.branch.VLANID)
+		return podnet.UndoBranch(ctx, p.pod, p.branch.VLANID)
 	}
-	return podnet.Teardown(ctx, p.pod)
+	return podnet.Undo(ctx, p.pod)
 }

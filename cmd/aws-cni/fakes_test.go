@@ -214,3 +214,16 @@ func (f *fakeNPA) DeletePodNp(_ context.Context, req *rpc.DeleteNpRequest) (*rpc
 	f.deleted = append(f.deleted, req)
 	return &rpc.DeleteNpReply{Success: true}, nil
 }
+
+// addsFor returns the pod names of the ADDs ipamd saw for the container.
+func (f *fakeIpamd) addsFor(containerID string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var pods []string
+	for _, a := range f.adds {
+		if a.GetContainerId() == containerID {
+			pods = append(pods, a.GetK8SPodName())
+		}
+	}
+	return pods
+}

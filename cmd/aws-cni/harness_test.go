@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -246,6 +247,16 @@ func removeNetNS(t *testing.T, n ns.NetNS) {
 		t.Fatal(err)
 	}
 	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sandboxGone removes a pod's netns as the runtime does after DEL and
+// waits for the kernel to remove the host veths whose peers were in it.
+func (n node) sandboxGone(t *testing.T, pod ns.NetNS, hostVeths ...string) {
+	t.Helper()
+	removeNetNS(t, pod)
+	if err := podnettest.WaitLinksGone(n.ns.Path(), 30*time.Second, hostVeths...); err != nil {
 		t.Fatal(err)
 	}
 }
