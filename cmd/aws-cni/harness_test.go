@@ -41,7 +41,10 @@ func runTests(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		pluginBin = filepath.Join(dir, "aws-cni")
-		out, err := exec.Command("go", "build", "-o", pluginBin, ".").CombinedOutput()
+		// Built as make build builds it (Makefile PLUGIN_ENV, PLUGIN_TAGS).
+		cmd := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", pluginBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build aws-cni: %v\n%s", err, out)
 			return 1

@@ -66,7 +66,7 @@ func setupVeth(ctx context.Context, hostNS ns.NetNS, netnsPath string, mtu int, 
 	if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
 		return err
 	}
-	hostMAC, err := uniqueHostMAC()
+	hostMAC, err := randomHostMAC()
 	if err != nil {
 		return fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
 	}
