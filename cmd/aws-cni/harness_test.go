@@ -28,12 +28,18 @@ import (
 // per test binary.
 var pluginBin string
 
+// pluginBinEnv names a prebuilt aws-cni to test instead of building one.
+const pluginBinEnv = "VPC_CNI_PLUGIN_BIN"
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
 func runTests(m *testing.M) int {
-	if os.Getenv(testutil.PrivilegedEnv) == "1" {
+	if bin := os.Getenv(pluginBinEnv); bin != "" {
+		// A prebuilt plugin, e.g. an older build to compare in the bench.
+		pluginBin = bin
+	} else if os.Getenv(testutil.PrivilegedEnv) == "1" {
 		dir, err := os.MkdirTemp("", "aws-cni-bin")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
