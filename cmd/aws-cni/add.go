@@ -60,6 +60,9 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return cniError(ErrIpamd, "unusable reply from ipamd", err)
 	}
+	if err = checkMTUFamily(inv.conf.MTU, plan.pod.Interfaces); err != nil {
+		return err
+	}
 	if err = plan.wire(ctx); err != nil {
 		return cniError(ErrWiring, "wire pod network", err)
 	}
@@ -134,11 +137,6 @@ func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkR
 	if err != nil {
 		return nil, err
 	}
-	for _, ifc := range ifs {
-		if ifc.Address.IP.To4() == nil && conf.MTU < minMTUv6 {
-			return nil, fmt.Errorf("netconf mtu %d is below IPv6's minimum of %d for pod address %s", conf.MTU, minMTUv6, ifc.Address.IP)
-		}
-	}
 	var gw net.IP
 	if s := reply.GetPodEniSubnetGw(); s != "" {
 		if gw = net.ParseIP(s); gw == nil {
@@ -166,6 +164,18 @@ func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkR
 		ParentIfIndex: int(reply.GetParentIfIndex()), Strict: conf.StrictSG,
 	}
 	return plan, nil
+}
+
+// checkMTUFamily refuses an MTU below IPv6's minimum for an IPv6 pod: the
+// kernel would disable IPv6 on its interface. The family is known only
+// from ipamd's reply.
+func checkMTUFamily(mtu int, ifs []podnet.Interface) error {
+	for _, ifc := range ifs {
+		if ifc.Address.IP.To4() == nil && mtu < minMTUv6 {
+			return invalidConfig(fmt.Sprintf("netconf mtu %d is below IPv6's minimum of %d (pod address %s)", mtu, minMTUv6, ifc.Address.IP), "")
+		}
+	}
+	return nil
 }
 
 func (p *addPlan) wire(ctx context.Context) error {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 )
 
 func TestParseMTU(t *testing.T) {
@@ -174,5 +177,22 @@ func TestValidateIfName(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != types.ErrInvalidEnvironmentVariables || !strings.HasPrefix(ce.Msg, want) {
 			t.Errorf("validateIfName(%q) = %v, want code 4 %q", in, err, want)
 		}
+	}
+}
+
+func TestCheckMTUFamily(t *testing.T) {
+	v4 := []podnet.Interface{{Address: singleHost(net.ParseIP("10.0.0.5"))}}
+	v6 := []podnet.Interface{{Address: singleHost(net.ParseIP("2001:db8::5"))}}
+	if err := checkMTUFamily(576, v4); err != nil {
+		t.Errorf("IPv4 pod, mtu 576: %v", err)
+	}
+	if err := checkMTUFamily(1280, v6); err != nil {
+		t.Errorf("IPv6 pod, mtu 1280: %v", err)
+	}
+	err := checkMTUFamily(1279, v6)
+	var ce *types.Error
+	want := "netconf mtu 1279 is below IPv6's minimum of 1280 (pod address 2001:db8::5)"
+	if !errors.As(err, &ce) || ce.Code != types.ErrInvalidNetworkConfig || ce.Msg != want {
+		t.Errorf("IPv6 pod, mtu 1279: %v, want code 7 %q", err, want)
 	}
 }
