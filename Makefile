@@ -7,6 +7,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/vpc-cni/vpc-cni/pkg/version.Version=$(VERSION)
 
 CMDS := $(notdir $(wildcard cmd/*))
+# aws-cni runs once per pod on the critical path: static (no dynamic
+# loader) and without grpc's x/net/trace, which drags html/template's
+# package inits into every exec. pkg/testutil/agentbin and the plugin's
+# tests build it the same way.
+PLUGIN_ENV  := CGO_ENABLED=0
+PLUGIN_TAGS := grpcnotrace
 
 .PHONY: all build deps test demo bench lint generate clean
 
@@ -17,7 +23,8 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(filter-out aws-cni,$(CMDS)))
+	$(PLUGIN_ENV) $(GO) build -trimpath -tags $(PLUGIN_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/aws-cni
 
 test: deps
 	@scripts/test.sh

@@ -28,6 +28,11 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer inv.close()
+	// Before anything else: nothing may be created in, or rolled back
+	// from, the node's own namespace or a path that is no namespace.
+	if err := podnet.VerifyNetNS(args.Netns); err != nil {
+		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
 	defer cancel()
 
@@ -55,6 +60,9 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return cniError(ErrIpamd, "unusable reply from ipamd", err)
 	}
+	if err = checkMTUFamily(inv.conf.MTU, plan.pod.Interfaces); err != nil {
+		return err
+	}
 	if err = plan.wire(ctx); err != nil {
 		return cniError(ErrWiring, "wire pod network", err)
 	}
@@ -78,7 +86,11 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 func (inv *invocation) rollback(ctx context.Context, client rpc.CNIBackendClient, args *skel.CmdArgs, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
-		errs = append(errs, plan.teardown(ctx))
+		skipped, err := plan.undo(ctx)
+		for _, s := range skipped {
+			inv.log.Warn("rollback " + s)
+		}
+		errs = append(errs, err)
 	}
 	errs = append(errs, release(ctx, client, inv.delRequest(args, releaseReason)))
 	return inv.withCleanup(cause, errors.Join(errs...))
@@ -154,6 +166,18 @@ func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkR
 	return plan, nil
 }
 
+// checkMTUFamily refuses an MTU below IPv6's minimum for an IPv6 pod: the
+// kernel would disable IPv6 on its interface. The family is known only
+// from ipamd's reply.
+func checkMTUFamily(mtu int, ifs []podnet.Interface) error {
+	for _, ifc := range ifs {
+		if ifc.Address.IP.To4() == nil && mtu < minMTUv6 {
+			return invalidConfig(fmt.Sprintf("netconf mtu %d is below IPv6's minimum of %d (pod address %s)", mtu, minMTUv6, ifc.Address.IP), "")
+		}
+	}
+	return nil
+}
+
 func (p *addPlan) wire(ctx context.Context) error {
 	if p.branch != nil {
 		return podnet.SetupBranch(ctx, *p.branch, nil)
@@ -161,9 +185,11 @@ func (p *addPlan) wire(ctx context.Context) error {
 	return podnet.Setup(ctx, p.pod)
 }
 
-func (p *addPlan) teardown(ctx context.Context) error {
+// undo removes what wire made; skipped names links it left alone because
+// they are not the plugin's.
+func (p *addPlan) undo(ctx context.Context) (skipped []string, err error) {
 	if p.branch != nil {
-		return podnet.TeardownBranch(ctx, p.pod, p.branch.VLANID)
+		return podnet.UndoBranch(ctx, p.pod, p.branch.VLANID)
 	}
-	return podnet.Teardown(ctx, p.pod)
+	return podnet.Undo(ctx, p.pod)
 }

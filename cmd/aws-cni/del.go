@@ -20,6 +20,11 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 		return err
 	}
 	defer inv.close()
+	// DEL never touches the inside of CNI_NETNS (the pair goes with the
+	// namespace), so a bad path only needs saying.
+	if err := podnet.VerifyNetNS(args.Netns); err != nil && !errors.Is(err, podnet.ErrNoNetNS) {
+		inv.log.Warn("CNI_NETNS is not a pod's network namespace; nothing inside it is touched", "error", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), delTimeout)
 	defer cancel()
 

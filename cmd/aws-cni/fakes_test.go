@@ -103,6 +103,7 @@ func (f *fakeIpamd) AddNetwork(_ context.Context, req *rpc.AddNetworkRequest) (*
 		return nil, f.addErr
 	}
 	if b := f.branch; b != nil {
+		f.held[req.GetContainerId()] = []allocation{{ip: b.ip}}
 		return &rpc.AddNetworkReply{
 			Success:              true,
 			IpAllocationMetadata: []*rpc.IPAllocationMetadata{{Ipv4Addr: b.ip, DeviceNumber: -1}},
@@ -136,6 +137,9 @@ func (f *fakeIpamd) DelNetwork(_ context.Context, req *rpc.DelNetworkRequest) (*
 		return &rpc.DelNetworkReply{Success: false}, status.Error(codes.Unknown, "datastore: unknown pod")
 	}
 	delete(f.held, req.GetContainerId())
+	if b := f.branch; b != nil {
+		return &rpc.DelNetworkReply{Success: true, IpAllocationMetadata: metas(allocs), PodVlanId: b.vlan}, nil
+	}
 	return &rpc.DelNetworkReply{
 		Success:              true,
 		IpAllocationMetadata: metas(allocs),
@@ -213,4 +217,17 @@ func (f *fakeNPA) DeletePodNp(_ context.Context, req *rpc.DeleteNpRequest) (*rpc
 	defer f.mu.Unlock()
 	f.deleted = append(f.deleted, req)
 	return &rpc.DeleteNpReply{Success: true}, nil
+}
+
+// addsFor returns the pod names of the ADDs ipamd saw for the container.
+func (f *fakeIpamd) addsFor(containerID string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var pods []string
+	for _, a := range f.adds {
+		if a.GetContainerId() == containerID {
+			pods = append(pods, a.GetK8SPodName())
+		}
+	}
+	return pods
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -27,12 +28,18 @@ import (
 // per test binary.
 var pluginBin string
 
+// pluginBinEnv names a prebuilt aws-cni to test instead of building one.
+const pluginBinEnv = "VPC_CNI_PLUGIN_BIN"
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
 
 func runTests(m *testing.M) int {
-	if os.Getenv(testutil.PrivilegedEnv) == "1" {
+	if bin := os.Getenv(pluginBinEnv); bin != "" {
+		// A prebuilt plugin, e.g. an older build to compare in the bench.
+		pluginBin = bin
+	} else if os.Getenv(testutil.PrivilegedEnv) == "1" {
 		dir, err := os.MkdirTemp("", "aws-cni-bin")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -40,7 +47,10 @@ func runTests(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		pluginBin = filepath.Join(dir, "aws-cni")
-		out, err := exec.Command("go", "build", "-o", pluginBin, ".").CombinedOutput()
+		// Built as make build builds it (Makefile PLUGIN_ENV, PLUGIN_TAGS).
+		cmd := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", pluginBin, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build aws-cni: %v\n%s", err, out)
 			return 1
@@ -246,6 +256,16 @@ func removeNetNS(t *testing.T, n ns.NetNS) {
 		t.Fatal(err)
 	}
 	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sandboxGone removes a pod's netns as the runtime does after DEL and
+// waits for the kernel to remove the host veths whose peers were in it.
+func (n node) sandboxGone(t *testing.T, pod ns.NetNS, hostVeths ...string) {
+	t.Helper()
+	removeNetNS(t, pod)
+	if err := podnettest.WaitLinksGone(n.ns.Path(), 30*time.Second, hostVeths...); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // conflist mirrors the aws-cni entry of upstream's 10-aws.conflist
@@ -91,8 +92,10 @@ func TestPrivilegedLibcni(t *testing.T) {
 			if ipamd.holds("ctr-libcni") {
 				t.Error("ipamd still holds the address after DEL")
 			}
-			wantState(t, "node after DEL", n.ns.Path(), nil)
-			wantState(t, "pod after DEL", podNS.Path(), nil)
+			veth := vethname.HostVethName("eni", "default", "lib", 0)
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link " + veth + " veth up mtu 9001"})
+			n.sandboxGone(t, podNS, veth)
+			wantState(t, "node after the sandbox went", n.ns.Path(), nil)
 		})
 	}
 }

@@ -33,6 +33,12 @@ func init() {
 }
 
 func main() {
+	// The CNI library checks CNI_IFNAME too, but its messages do not name
+	// the variable; ours do, so they come first.
+	if err := checkEnv(os.Getenv); err != nil {
+		_ = err.Print()
+		os.Exit(1)
+	}
 	p := &plugin{getenv: os.Getenv}
 	skel.PluginMainFuncs(skel.CNIFuncs{
 		Add:    p.cmdAdd,

@@ -15,10 +15,18 @@ import (
 
 // Netconf defaults and limits (reference §2.1).
 const (
-	defaultMTU       = 9001
-	minMTU           = 576
-	maxMTU           = 9001
-	maxVethPrefixLen = 4
+	defaultMTU = 9001
+	minMTU     = 576
+	maxMTU     = 9001
+	// minMTUv6 is IPv6's minimum link MTU: below it the kernel disables
+	// IPv6 on the interface.
+	minMTUv6 = 1280
+
+	// maxK8sNameLen is Kubernetes' limit on pod names and namespaces
+	// (DNS subdomain); ipamd checkpoints both on every ADD and DEL.
+	maxK8sNameLen = 253
+	// maxIfNameLen is the kernel's limit (IFNAMSIZ less the NUL).
+	maxIfNameLen = 15
 
 	modeStrict   = "strict"
 	modeStandard = "standard"
@@ -89,12 +97,17 @@ func parseConfig(stdin []byte) (*config, error) {
 	if c.VethPrefix == "" {
 		c.VethPrefix = vethname.DefaultPrefix
 	}
-	if len(c.VethPrefix) > maxVethPrefixLen {
-		return nil, invalidConfig(fmt.Sprintf("vethPrefix %q is longer than %d characters", c.VethPrefix, maxVethPrefixLen), "")
+	// The rule ipamd and the entrypoint apply too, so a prefix accepted
+	// here is accepted everywhere.
+	if err := vethname.ValidatePrefix(c.VethPrefix); err != nil {
+		return nil, invalidConfig("netconf vethPrefix: "+err.Error(), "")
 	}
+	mtu, err := parseMTU(nc.MTU)
+	if err != nil {
+		return nil, invalidConfig(err.Error(), "")
+	}
+	c.MTU = mtu
 	var warn string
-	c.MTU, warn = parseMTU(nc.MTU)
-	c.addWarning(warn)
 	c.StrictSG, warn = parseSGMode(nc.PodSGEnforcingMode)
 	c.addWarning(warn)
 
@@ -117,18 +130,19 @@ func (c *config) addWarning(w string) {
 	}
 }
 
-// parseMTU converts the netconf's mtu string. Like upstream, a missing,
-// non-integer or out-of-range value becomes 9001; unlike upstream, the
-// replacement is reported.
-func parseMTU(s string) (int, string) {
+// parseMTU converts the netconf's mtu string; empty means 9001. Upstream
+// silently replaces a bad value by 9001; the entrypoint never writes one,
+// so a bad value is a hand-edited conflist and is refused with the range
+// (docs/compatibility.md, "Plugin (aws-cni) and runtime input").
+func parseMTU(s string) (int, error) {
 	if s == "" {
-		return defaultMTU, ""
+		return defaultMTU, nil
 	}
 	v, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || v < minMTU || v > maxMTU {
-		return defaultMTU, fmt.Sprintf("mtu %q is not an integer in %d-%d; using %d", s, minMTU, maxMTU, defaultMTU)
+		return 0, fmt.Errorf("netconf mtu %q is not an integer in %d-%d", s, minMTU, maxMTU)
 	}
-	return v, ""
+	return v, nil
 }
 
 // parseSGMode reports whether branch-ENI pods are wired in strict mode.
@@ -177,5 +191,33 @@ func parseK8sArgs(s string) (k8sArgs, error) {
 			a.PodUID = v
 		}
 	}
+	for _, f := range []struct{ key, v string }{
+		{"K8S_POD_NAME", a.PodName}, {"K8S_POD_NAMESPACE", a.PodNamespace},
+		{"K8S_POD_INFRA_CONTAINER_ID", a.InfraContainer}, {"K8S_POD_UID", a.PodUID},
+	} {
+		if len(f.v) > maxK8sNameLen {
+			return a, invalidConfig(fmt.Sprintf("CNI_ARGS %s is %d characters long, at most %d allowed", f.key, len(f.v), maxK8sNameLen), "")
+		}
+	}
 	return a, nil
+}
+
+// validateIfName applies the kernel's rule for interface names to
+// CNI_IFNAME: 1-15 bytes, not "." or "..", no '/', ':' or white space.
+func validateIfName(name string) *types.Error {
+	bad := ""
+	switch {
+	case name == "":
+		bad = "is empty"
+	case len(name) > maxIfNameLen:
+		bad = fmt.Sprintf("is %d characters long, at most %d allowed", len(name), maxIfNameLen)
+	case name == "." || name == "..":
+		bad = "is not an interface name"
+	case strings.ContainsFunc(name, func(r rune) bool { return r == '/' || r == ':' || r <= ' ' || r == 0x7f }):
+		bad = "contains '/', ':', a space or a control character"
+	}
+	if bad == "" {
+		return nil
+	}
+	return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q %s", name, bad), "")
 }

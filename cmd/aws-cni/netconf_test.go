@@ -2,37 +2,44 @@ package main
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 )
 
 func TestParseMTU(t *testing.T) {
 	for _, c := range []struct {
 		in   string
-		want int
-		warn bool
+		want int // 0: refused
 	}{
-		{"", 9001, false},
-		{"9001", 9001, false},
-		{"1500", 1500, false},
-		{" 1500 ", 1500, false},
-		{"576", 576, false},
-		{"575", 9001, true},
-		{"9002", 9001, true},
-		{"0", 9001, true},
-		{"-1500", 9001, true},
-		{"15OO", 9001, true},
-		{"1500.5", 9001, true},
-		{"0x5dc", 9001, true},
+		{"", 9001},
+		{"9001", 9001},
+		{"1500", 1500},
+		{" 1500 ", 1500},
+		{"576", 576},
+		{"575", 0},
+		{"9002", 0},
+		{"0", 0},
+		{"-1500", 0},
+		{"15OO", 0},
+		{"1500.5", 0},
+		{"0x5dc", 0},
+		{"99999999999999999999", 0},
 	} {
-		got, warn := parseMTU(c.in)
-		if got != c.want || (warn != "") != c.warn {
-			t.Errorf("parseMTU(%q) = %d, %q; want %d, warning %v", c.in, got, warn, c.want, c.warn)
+		got, err := parseMTU(c.in)
+		if c.want != 0 {
+			if err != nil || got != c.want {
+				t.Errorf("parseMTU(%q) = %d, %v; want %d", c.in, got, err, c.want)
+			}
+			continue
 		}
-		if c.warn && !strings.Contains(warn, c.in) {
-			t.Errorf("warning %q does not name the value %q", warn, c.in)
+		// The message names the input, its value and the limits.
+		if err == nil || !strings.Contains(err.Error(), "mtu \""+c.in+"\"") || !strings.Contains(err.Error(), "576-9001") {
+			t.Errorf("parseMTU(%q) error = %v, want one naming mtu, the value and 576-9001", c.in, err)
 		}
 	}
 }
@@ -43,6 +50,7 @@ func TestParseConfig(t *testing.T) {
 		name     string
 		json     string
 		wantCode uint // 0: success
+		wantMsg  string
 		check    func(*testing.T, *config)
 	}{
 		{name: "defaults", json: `{` + base + `}`, check: func(t *testing.T, c *config) {
@@ -57,18 +65,19 @@ func TestParseConfig(t *testing.T) {
 			}
 		}},
 		{name: "mtu as a JSON number is not the conflist's string", json: `{` + base + `,"mtu":1500}`, wantCode: types.ErrDecodingFailure},
-		{name: "bad mtu string falls back with a warning", json: `{` + base + `,"mtu":"jumbo"}`, check: func(t *testing.T, c *config) {
-			if c.MTU != 9001 || len(c.Warnings) != 1 {
-				t.Errorf("MTU %d warnings %q", c.MTU, c.Warnings)
-			}
-		}},
+		{name: "bad mtu string", json: `{` + base + `,"mtu":"jumbo"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `netconf mtu "jumbo" is not an integer in 576-9001`},
+		{name: "mtu above the range", json: `{` + base + `,"mtu":"9216"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `netconf mtu "9216" is not an integer in 576-9001`},
 		{name: "unknown SG mode is strict with a warning", json: `{` + base + `,"podSGEnforcingMode":"lenient"}`, check: func(t *testing.T, c *config) {
 			if !c.StrictSG || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "lenient") {
 				t.Errorf("strict %v warnings %q", c.StrictSG, c.Warnings)
 			}
 		}},
-		{name: "prefix of 5", json: `{` + base + `,"vethPrefix":"abcde"}`, wantCode: types.ErrInvalidNetworkConfig},
-		{name: "prefix of 4", json: `{` + base + `,"vethPrefix":"vlan"}`},
+		{name: "prefix of 5", json: `{` + base + `,"vethPrefix":"abcde"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `netconf vethPrefix: veth prefix "abcde": 5 characters, at most 4`},
+		{name: "prefix of 4", json: `{` + base + `,"vethPrefix":"abcd"}`},
+		{name: "prefix of a space", json: `{` + base + `,"vethPrefix":" "}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `netconf vethPrefix: veth prefix " ": character ' ' is not allowed`},
+		{name: "prefix with a space", json: `{` + base + `,"vethPrefix":"a b"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `veth prefix "a b": character ' '`},
+		{name: "prefix with a slash", json: `{` + base + `,"vethPrefix":"a/b"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `veth prefix "a/b": character '/'`},
+		{name: "reserved prefix", json: `{` + base + `,"vethPrefix":"vlan"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `veth prefix "vlan": reserved`},
 		{name: "not JSON", json: `{"cniVersion":`, wantCode: types.ErrDecodingFailure},
 		{name: "no name", json: `{"cniVersion":"1.0.0"}`, wantCode: types.ErrInvalidNetworkConfig},
 		{name: "multi-NIC annotation", json: `{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-attachment"}}}`,
@@ -95,8 +104,8 @@ func TestParseConfig(t *testing.T) {
 			conf, err := parseConfig([]byte(c.json))
 			if c.wantCode != 0 {
 				var ce *types.Error
-				if !errors.As(err, &ce) || ce.Code != c.wantCode {
-					t.Fatalf("parseConfig error = %v, want CNI code %d", err, c.wantCode)
+				if !errors.As(err, &ce) || ce.Code != c.wantCode || !strings.Contains(ce.Error(), c.wantMsg) {
+					t.Fatalf("parseConfig error = %v, want CNI code %d containing %q", err, c.wantCode, c.wantMsg)
 				}
 				return
 			}
@@ -125,5 +134,65 @@ func TestParseK8sArgs(t *testing.T) {
 	var ce *types.Error
 	if _, err := parseK8sArgs("K8S_POD_NAME"); !errors.As(err, &ce) || ce.Code != types.ErrInvalidNetworkConfig {
 		t.Errorf("malformed CNI_ARGS error = %v, want invalid config", err)
+	}
+}
+
+func TestParseK8sArgsLengths(t *testing.T) {
+	long := strings.Repeat("a", 254)
+	for _, key := range []string{"K8S_POD_NAME", "K8S_POD_NAMESPACE", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"} {
+		if _, err := parseK8sArgs(key + "=" + strings.Repeat("a", 253)); err != nil {
+			t.Errorf("%s of 253 characters refused: %v", key, err)
+		}
+		_, err := parseK8sArgs("K8S_POD_NAMESPACE=default;" + key + "=" + long)
+		var ce *types.Error
+		want := "CNI_ARGS " + key + " is 254 characters long, at most 253 allowed"
+		if !errors.As(err, &ce) || ce.Code != types.ErrInvalidNetworkConfig || ce.Msg != want {
+			t.Errorf("%s of 254 characters: error %v, want %q", key, err, want)
+		}
+	}
+	// A megabyte name (the issue's checkpoint bloat) is refused the same way.
+	if _, err := parseK8sArgs("K8S_POD_NAME=" + strings.Repeat("x", 1<<20)); err == nil || !strings.Contains(err.Error(), "K8S_POD_NAME is 1048576 characters long") {
+		t.Errorf("1 MB pod name: %v", err)
+	}
+}
+
+func TestValidateIfName(t *testing.T) {
+	for _, ok := range []string{"eth0", "a", "mNicIf1", "fifteen-chars15"} {
+		if err := validateIfName(ok); err != nil {
+			t.Errorf("validateIfName(%q) = %v", ok, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"":                 `CNI_IFNAME "" is empty`,
+		"sixteen-chars-16": `CNI_IFNAME "sixteen-chars-16" is 16 characters long, at most 15 allowed`,
+		".":                `CNI_IFNAME "." is not an interface name`,
+		"..":               `CNI_IFNAME ".." is not an interface name`,
+		"eth/0":            `CNI_IFNAME "eth/0" contains '/', ':', a space or a control character`,
+		"eth0:1":           `CNI_IFNAME "eth0:1" contains`,
+		"eth 0":            `CNI_IFNAME "eth 0" contains`,
+		"eth\n0":           `CNI_IFNAME "eth\n0" contains`,
+	} {
+		err := validateIfName(in)
+		var ce *types.Error
+		if !errors.As(err, &ce) || ce.Code != types.ErrInvalidEnvironmentVariables || !strings.HasPrefix(ce.Msg, want) {
+			t.Errorf("validateIfName(%q) = %v, want code 4 %q", in, err, want)
+		}
+	}
+}
+
+func TestCheckMTUFamily(t *testing.T) {
+	v4 := []podnet.Interface{{Address: singleHost(net.ParseIP("10.0.0.5"))}}
+	v6 := []podnet.Interface{{Address: singleHost(net.ParseIP("2001:db8::5"))}}
+	if err := checkMTUFamily(576, v4); err != nil {
+		t.Errorf("IPv4 pod, mtu 576: %v", err)
+	}
+	if err := checkMTUFamily(1280, v6); err != nil {
+		t.Errorf("IPv6 pod, mtu 1280: %v", err)
+	}
+	err := checkMTUFamily(1279, v6)
+	var ce *types.Error
+	want := "netconf mtu 1279 is below IPv6's minimum of 1280 (pod address 2001:db8::5)"
+	if !errors.As(err, &ce) || ce.Code != types.ErrInvalidNetworkConfig || ce.Msg != want {
+		t.Errorf("IPv6 pod, mtu 1279: %v, want code 7 %q", err, want)
 	}
 }

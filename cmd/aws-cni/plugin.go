@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -21,6 +22,16 @@ type invocation struct {
 	close       func()
 	ipamdSocket string
 	npaSocket   string
+}
+
+// checkEnv validates the runtime's environment before the CNI library
+// reads it: CNI_IFNAME of the commands that carry one.
+func checkEnv(getenv func(string) string) *types.Error {
+	switch getenv("CNI_COMMAND") {
+	case "ADD", "DEL", "CHECK":
+		return validateIfName(getenv("CNI_IFNAME"))
+	}
+	return nil
 }
 
 // begin parses the netconf and CNI_ARGS and opens the log.

@@ -132,9 +132,15 @@ func testLifecycle(t *testing.T, v string) {
 	delB.command, delB.conf = "DEL", netconf(v, outB.stdout, nil)
 	n.run(t, delB).mustSucceed(t, "DEL b with ipamd down")
 
-	wantState(t, "node after DEL", n.ns.Path(), nil)
-	wantState(t, "pod a after DEL", nsA.Path(), nil)
-	wantState(t, "pod b after DEL", nsB.Path(), nil)
+	// DEL removes the node's routes and rules and leaves the pairs to the
+	// kernel, which removes them with the namespaces.
+	wantState(t, "node after DEL", n.ns.Path(), []string{"link " + vethA + " veth up mtu 9001", "link " + vethB + " veth up mtu 9001"})
+	if err := podnettest.Connect(n.ns.Path(), nsA.Path(), net.ParseIP("10.0.0.5")); err == nil {
+		t.Error("node still reaches pod a after DEL")
+	}
+	n.sandboxGone(t, nsA, vethA)
+	n.sandboxGone(t, nsB, vethB)
+	wantState(t, "node after the sandboxes went", n.ns.Path(), nil)
 
 	logged, err := os.ReadFile(logFile)
 	if err != nil || !strings.Contains(string(logged), `"msg":"pod added"`) {
@@ -278,7 +284,7 @@ func TestPrivilegedConfigErrors(t *testing.T) {
 	podNS := testutil.NewNS(t)
 	add := call{command: "ADD", containerID: "ctr-c", netns: podNS.Path(), ifName: "eth0", podName: "c", podNS: "default",
 		conf: netconf("1.0.0", nil, map[string]any{"vethPrefix": "toolong"}), ipamd: "/nonexistent.sock"}
-	n.run(t, add).wantCode(t, "ADD with a 7-character vethPrefix", types.ErrInvalidNetworkConfig, `vethPrefix "toolong"`)
+	n.run(t, add).wantCode(t, "ADD with a 7-character vethPrefix", types.ErrInvalidNetworkConfig, `vethPrefix: veth prefix "toolong": 7 characters, at most 4`)
 	add.conf = netconf("1.0.0", nil, map[string]any{"mtu": 1500})
 	n.run(t, add).wantCode(t, "ADD with a numeric mtu", types.ErrDecodingFailure, "mtu")
 }
@@ -361,7 +367,10 @@ func TestPrivilegedBranchPod(t *testing.T) {
 	if got := ipamd.releases("ctr-sg"); len(got) != 0 {
 		t.Errorf("DEL of a branch pod asked ipamd to release: %q", got)
 	}
-	wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link eth1peer veth down mtu 1500"})
+	veth := b.Pod.Interfaces[0].HostVeth
+	wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link eth1peer veth down mtu 1500", "link " + veth + " veth up mtu 9001"})
+	n.sandboxGone(t, podNS, veth)
+	wantState(t, "node after the sandbox went", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link eth1peer veth down mtu 1500"})
 }
 
 // TestPrivilegedIPv6Pod: an IPv6 pod gets a /128, fe80::1 as gateway and a
@@ -403,6 +412,8 @@ func TestPrivilegedIPv6Pod(t *testing.T) {
 		c.command, c.conf = "DEL", netconf("1.0.0", out.stdout, nil)
 		n.run(t, c).mustSucceed(t, "DEL "+c.podName)
 	}
+	n.sandboxGone(t, nsA, vethA)
+	n.sandboxGone(t, nsB, vethname.HostVethName("eni", "default", "b6", 0))
 	wantState(t, "node after DEL", n.ns.Path(), nil)
 }
 
@@ -441,6 +452,7 @@ func TestPrivilegedMultiNICPod(t *testing.T) {
 	del := check
 	del.command = "DEL"
 	n.run(t, del).mustSucceed(t, "DEL with ipamd down")
+	n.sandboxGone(t, podNS, h0, h1)
 	wantState(t, "node after DEL", n.ns.Path(), nil)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/bench"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
@@ -25,9 +26,16 @@ func buildBinaries(t *testing.T) string {
 		return dir
 	}
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/vpc-cni/vpc-cni/cmd/aws-vpc-cni", "github.com/vpc-cni/vpc-cni/cmd/ipamd", "github.com/vpc-cni/vpc-cni/cmd/aws-cni")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/vpc-cni/vpc-cni/cmd/aws-vpc-cni", "github.com/vpc-cni/vpc-cni/cmd/ipamd")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The plugin with make build's flags.
+	cmd = exec.Command("go", append([]string{"build", "-o", dir + "/"}, agentbin.PluginBuildArgs...)...)
+	cmd.Dir = agentbin.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build aws-cni: %v\n%s", err, out)
 	}
 	return dir
 }

@@ -109,18 +109,12 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 }
 
 func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
-	if err := deleteLinkByName(name); err != nil {
-		return fmt.Errorf("remove stale VLAN link: %w", err)
-	}
-	if err := vl.CreateVLAN(name, b.ParentIfIndex, b.VLANID, b.ENIMAC); err != nil {
+	link, err := branchLink(vl, b, name)
+	if err != nil {
 		return err
 	}
 	if err := setIfaceSysctls(name); err != nil {
 		return fmt.Errorf("VLAN link %s: %w", name, err)
-	}
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		return fmt.Errorf("find VLAN link %s: %w", name, err)
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set VLAN link %s up: %w", name, err)
@@ -138,22 +132,29 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 }
 
 // TeardownBranch removes a branch-ENI pod's node-side state: its VLAN link
-// (and with it the link's routes), every priority-10 rule of its table, and
-// the address-based routes and rules of either mode, so a pod wired under
-// one mode is cleaned up under the other. pod's RouteTable is ignored; the
-// veth pair goes as in Teardown.
+// (a stand-in stays, see StandinAlias) and every route of its table, every
+// priority-10 rule of that table, and the address-based routes and rules of
+// either mode, so a pod wired under one mode is cleaned up under the other.
+// pod's RouteTable is ignored; the veth pair is left to the kernel as in
+// Teardown.
 func TeardownBranch(ctx context.Context, pod Pod, vlanID int) error {
 	if len(pod.Interfaces) != 1 || pod.Interfaces[0].Address == nil {
 		return fmt.Errorf("branch-ENI pod needs exactly one interface with an address, got %d", len(pod.Interfaces))
 	}
-	addr := pod.Interfaces[0].Address
+	ifc := pod.Interfaces[0]
 	table := BranchTable(vlanID)
-	var errs []error
-	if err := deleteLinkByName(VLANLinkName(vlanID)); err != nil {
-		errs = append(errs, err)
-	}
-	errs = append(errs, deleteRules(iifRule("", table, family(addr))))
-	errs = append(errs, removeHostRoutes(addr, table))
-	errs = append(errs, deleteContainerLinks(pod))
-	return errors.Join(errs...)
+	fam := family(ifc.Address)
+	return errors.Join(
+		releaseBranchLink(VLANLinkName(vlanID), table, fam),
+		deleteRules(iifRule("", table, fam)),
+		removeHostRoutes(ifc.Address, ifc.HostVeth, table),
+	)
+}
+
+// UndoBranch reverses a SetupBranch that failed part way: TeardownBranch,
+// then the pod's veth pair if it is provably the plugin's (see Undo).
+func UndoBranch(ctx context.Context, pod Pod, vlanID int) (skipped []string, err error) {
+	err = TeardownBranch(ctx, pod, vlanID)
+	skipped, perr := deletePairs(pod)
+	return skipped, errors.Join(err, perr)
 }

@@ -153,9 +153,9 @@ func TestPrivilegedBranchStrict(t *testing.T) {
 		t.Errorf("VPC to pod: %v", err)
 	}
 
-	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	e.node.do(t, func() error { return undoBranch(ctx, b.Pod, branchVLAN) })
 	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500", "rule 20 lookup local"})
-	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	e.node.do(t, func() error { return undoBranch(ctx, b.Pod, branchVLAN) })
 }
 
 func TestPrivilegedBranchStandard(t *testing.T) {
@@ -185,7 +185,7 @@ func TestPrivilegedBranchStandard(t *testing.T) {
 	if err := podnettest.Connect(e.node.ns.Path(), podNS.Path(), net.ParseIP(branchPodIP)); err != nil {
 		t.Errorf("node to pod: %v", err)
 	}
-	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	e.node.do(t, func() error { return undoBranch(ctx, b.Pod, branchVLAN) })
 	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
 }
 
@@ -198,8 +198,22 @@ func TestPrivilegedBranchModeMigration(t *testing.T) {
 	strict := e.branch(podNS, true)
 	e.node.do(t, func() error { return SetupBranch(ctx, strict, podnettest.MacvlanVLAN{}) })
 	standard := e.branch(podNS, false)
+	// The pair is left to the kernel (it goes with the pod's netns); Undo
+	// of the standard-mode pod would not touch it, its host name differs.
 	e.node.do(t, func() error { return TeardownBranch(ctx, standard.Pod, branchVLAN) })
-	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
+	wantState(t, "node after teardown", e.node.ns, []string{
+		"link eth1 veth up mtu 1500",
+		"link " + strict.Pod.Interfaces[0].HostVeth + " veth up mtu 9001",
+	})
+	var skipped []string
+	err := e.node.run(func() error {
+		var err error
+		skipped, err = UndoBranch(ctx, standard.Pod, branchVLAN)
+		return err
+	})
+	if err != nil || len(skipped) != 1 || !strings.Contains(skipped[0], "host veth "+standard.Pod.Interfaces[0].HostVeth+", its expected peer, does not exist") {
+		t.Errorf("UndoBranch of the other mode's name = %q, %v; want eth0 left alone", skipped, err)
+	}
 }
 
 func TestPrivilegedBranchRejectsBadInput(t *testing.T) {
@@ -246,7 +260,7 @@ func TestPrivilegedBranchRealVLAN(t *testing.T) {
 	if !strings.Contains(strings.Join(snapshot(t, e.node.ns), "\n"), "link vlan.eth.7 vlan up") {
 		t.Errorf("no 802.1Q link vlan.eth.7 on the node")
 	}
-	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	e.node.do(t, func() error { return undoBranch(ctx, b.Pod, branchVLAN) })
 	wantState(t, "node after teardown", e.node.ns, []string{"link eth1 veth up mtu 1500"})
 }
 
@@ -324,7 +338,7 @@ func TestPrivilegedBranchStrictIPv6(t *testing.T) {
 		t.Errorf("pod to VPC: %v", err)
 	}
 	e.node.do(t, func() error { return CheckBranch(ctx, b.Pod, branchVLAN, router, true) })
-	e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+	e.node.do(t, func() error { return undoBranch(ctx, b.Pod, branchVLAN) })
 	wantState(t, "node after teardown", e.node.ns, []string{
 		"link eth1 veth up mtu 1500",
 		"rule 0 v6 from fe80:ec2::1/128 lookup local",

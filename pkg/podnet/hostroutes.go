@@ -36,8 +36,11 @@ func addHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
 }
 
 // removeHostRoutes undoes addHostRoutes (reference §2.6). Everything missing
-// is fine: DEL must succeed however much of ADD happened.
-func removeHostRoutes(addr *net.IPNet, table int) error {
+// is fine: DEL must succeed however much of ADD happened. The main-table
+// route is deleted through hostVeth only; when that link is gone its routes
+// went with it. An empty hostVeth (a result without the host interface)
+// deletes the route whatever its device.
+func removeHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
 	pod := hostPrefix(addr.IP)
 	var errs []error
 	errs = append(errs, deleteRules(toPodRule(pod)))
@@ -45,11 +48,28 @@ func removeHostRoutes(addr *net.IPNet, table int) error {
 		// Older plugin versions could leave several copies.
 		errs = append(errs, deleteRules(fromPodRule(pod, table)))
 	}
-	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: MainTable}
-	if err := netlink.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("delete route %s: %w", pod, err))
-	}
+	errs = append(errs, deleteRouteVia(pod, hostVeth, MainTable))
 	return errors.Join(errs...)
+}
+
+// deleteRouteVia deletes the scope-link route to pod in table through the
+// link named dev (any link when dev is empty).
+func deleteRouteVia(pod *net.IPNet, dev string, table int) error {
+	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
+	if dev != "" {
+		link, err := netlink.LinkByName(dev)
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("find host veth %s: %w", dev, err)
+		}
+		route.LinkIndex = link.Attrs().Index
+	}
+	if err := netlink.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete route %s dev %s table %s: %w", pod, dev, tableName(table), err)
+	}
+	return nil
 }
 
 func toPodRule(pod *net.IPNet) *netlink.Rule {

@@ -63,10 +63,10 @@ func validatePod(pod Pod) error {
 // is created directly in hostNS, so it never needs moving between
 // namespaces, and its sysctls are set before it comes up.
 func setupVeth(ctx context.Context, hostNS ns.NetNS, netnsPath string, mtu int, ifc Interface) error {
-	if err := deleteLinkByName(ifc.HostVeth); err != nil {
-		return fmt.Errorf("remove stale host veth: %w", err)
+	if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
+		return err
 	}
-	hostMAC, err := uniqueHostMAC()
+	hostMAC, err := randomHostMAC()
 	if err != nil {
 		return fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
 	}
@@ -213,15 +213,35 @@ func waitDAD(ctx context.Context, link netlink.Link) error {
 	}
 }
 
+// deleteStaleHostVeth removes a veth left under the pod's host veth name by
+// an earlier sandbox of the same pod (with it goes that sandbox's end), as
+// upstream does. Only a veth is removed: the name is prefix+hash, and
+// whatever else carries it was not made by the plugin.
+func deleteStaleHostVeth(name string) error {
+	link, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find stale host veth %s: %w", name, err)
+	}
+	if _, ok := link.(*netlink.Veth); !ok {
+		return fmt.Errorf("host veth name %s is taken by a %s link the plugin did not create", name, link.Type())
+	}
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete stale host veth %s: %w", name, err)
+	}
+	return nil
+}
+
 // deleteLinkByName removes a link of the calling thread's namespace if it
 // exists.
 func deleteLinkByName(name string) error {
 	link, err := netlink.LinkByName(name)
+	if isNotFound(err) {
+		return nil
+	}
 	if err != nil {
-		var notFound netlink.LinkNotFoundError
-		if errors.As(err, &notFound) {
-			return nil
-		}
 		return fmt.Errorf("find link %s: %w", name, err)
 	}
 	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {

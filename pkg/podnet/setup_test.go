@@ -3,14 +3,15 @@ package podnet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -177,27 +178,60 @@ func TestPrivilegedSetupIPv4(t *testing.T) {
 	})
 	n.do(t, func() error { return Check(ctx, podA) })
 
+	// Teardown removes the node's routes and rules; the pairs stay until
+	// their namespaces go (the kernel removes them then).
+	podAState := snapshot(t, nsA)
 	n.do(t, func() error { return Teardown(ctx, podA) })
 	n.do(t, func() error { return Teardown(ctx, podB) })
-	wantState(t, "node after teardown", n.ns, nil)
-	wantState(t, "pod A after teardown", nsA, nil)
+	wantState(t, "node after teardown", n.ns, []string{"link " + vethA + " veth up mtu 9001", "link " + vethB + " veth up mtu 1500"})
+	wantState(t, "pod A after teardown", nsA, podAState)
+	if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP("10.1.0.6")); err == nil {
+		t.Error("node still reaches pod B after teardown")
+	}
 	gone := podA
 	gone.NetNS = "/var/run/netns/vpc-cni-gone"
 	if err := n.run(func() error { return Check(ctx, gone) }); err == nil || !strings.Contains(err.Error(), "pod netns /var/run/netns/vpc-cni-gone missing") {
 		t.Errorf("Check of a pod whose netns is gone = %v", err)
 	}
+	// Undo (ADD's rollback) deletes the pair it can prove is its own.
+	n.do(t, func() error { return undo(ctx, podA) })
+	wantState(t, "pod A after undo", nsA, nil)
 	// Twice, and with the pod netns gone, is still success.
 	n.do(t, func() error { return Teardown(ctx, podA) })
 	if err := nsB.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Unmount(nsB.Path(), unix.MNT_DETACH); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(nsB.Path()); err != nil {
+	if err := podnettest.RemoveNS(nsB.Path()); err != nil {
 		t.Fatal(err)
 	}
 	n.do(t, func() error { return Teardown(ctx, podB) })
+	n.do(t, func() error { return undo(ctx, podB) })
+	if err := podnettest.WaitLinksGone(n.ns.Path(), linkGoneTimeout, vethB); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, "node after pod B's netns went", n.ns, nil)
+}
+
+// linkGoneTimeout bounds the kernel's asynchronous removal of a released
+// namespace's veths on a loaded machine.
+const linkGoneTimeout = 30 * time.Second
+
+// undo runs Undo and fails on any link it left alone: in these tests every
+// link is the plugin's.
+func undo(ctx context.Context, pod Pod) error {
+	skipped, err := Undo(ctx, pod)
+	if err == nil && len(skipped) > 0 {
+		return fmt.Errorf("undo skipped links of its own: %q", skipped)
+	}
+	return err
+}
+
+func undoBranch(ctx context.Context, pod Pod, vlan int) error {
+	skipped, err := UndoBranch(ctx, pod, vlan)
+	if err == nil && len(skipped) > 0 {
+		return fmt.Errorf("undo skipped links of its own: %q", skipped)
+	}
+	return err
 }
 
 func TestPrivilegedCheckReportsMissingPieces(t *testing.T) {
@@ -231,7 +265,7 @@ func TestPrivilegedCheckReportsMissingPieces(t *testing.T) {
 	}
 
 	// With the veth gone both ends are reported by name.
-	n.do(t, func() error { return Teardown(ctx, pod) })
+	n.do(t, func() error { return undo(ctx, pod) })
 	err = n.run(func() error { return Check(ctx, pod) })
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "link eth0 missing in pod netns") ||
 		!strings.Contains(err.Error(), "link "+pod.Interfaces[0].HostVeth+" missing in host netns") {
@@ -279,9 +313,9 @@ func TestPrivilegedSetupIPv6(t *testing.T) {
 		t.Errorf("pod B to node: %v", err)
 	}
 	n.do(t, func() error { return Check(ctx, podA) })
-	n.do(t, func() error { return Teardown(ctx, podA) })
-	n.do(t, func() error { return Teardown(ctx, podB) })
-	wantState(t, "node after teardown", n.ns, nil)
+	n.do(t, func() error { return undo(ctx, podA) })
+	n.do(t, func() error { return undo(ctx, podB) })
+	wantState(t, "node after undo", n.ns, nil)
 }
 
 func TestPrivilegedSetupMultiNIC(t *testing.T) {
@@ -322,7 +356,7 @@ func TestPrivilegedSetupMultiNIC(t *testing.T) {
 	if err := podnettest.Connect(podNS.Path(), n.ns.Path(), n.ip); err != nil {
 		t.Errorf("pod to node: %v", err)
 	}
-	n.do(t, func() error { return Teardown(ctx, pod) })
+	n.do(t, func() error { return undo(ctx, pod) })
 	wantState(t, "node after teardown", n.ns, nil)
 }
 

@@ -30,6 +30,10 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
+// PluginBuildArgs are the build flags of the aws-cni plugin, kept equal to
+// the Makefile's (PLUGIN_TAGS, with CGO_ENABLED=0 in the environment).
+var PluginBuildArgs = []string{"-tags", "grpcnotrace", "./cmd/aws-cni"}
+
 // Dir returns the directory holding the agent binaries, building them the
 // first time it is called in this test binary.
 func Dir(t testing.TB) string {
@@ -43,7 +47,7 @@ func Dir(t testing.TB) string {
 		if dir, err = os.MkdirTemp("", "vpccni-agent-bin-"); err != nil {
 			return
 		}
-		pkgs := []string{"./cmd/ipamd", "./cmd/aws-cni"}
+		pkgs := []string{"./cmd/ipamd"}
 		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
 			if _, statErr := os.Stat(filepath.Join(root, "cmd", opt)); statErr == nil {
 				pkgs = append(pkgs, "./cmd/"+opt)
@@ -53,6 +57,14 @@ func Dir(t testing.TB) string {
 		cmd.Dir = root
 		if out, buildErr := cmd.CombinedOutput(); buildErr != nil {
 			err = fmt.Errorf("go build %v: %w\n%s", pkgs, buildErr, out)
+			return
+		}
+		// The plugin as make build makes it: static, without grpc's trace.
+		cmd = exec.Command("go", append([]string{"build", "-o", dir + "/"}, PluginBuildArgs...)...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, buildErr := cmd.CombinedOutput(); buildErr != nil {
+			err = fmt.Errorf("go build ./cmd/aws-cni: %w\n%s", buildErr, out)
 		}
 	})
 	if err != nil {

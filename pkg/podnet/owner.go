@@ -1,0 +1,127 @@
+package podnet
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Reasons VerifyNetNS refuses a namespace path. A runtime that passes the
+// node's own namespace, or one that does not exist, must never get an
+// interface created or deleted there (docs/compatibility.md, "Plugin
+// (aws-cni) and runtime input").
+var (
+	// ErrOwnNetNS: the path is the caller's own (the node's) namespace.
+	ErrOwnNetNS = errors.New("is the plugin's own network namespace, not a pod's")
+	// ErrNoNetNS: nothing exists at the path.
+	ErrNoNetNS = errors.New("does not exist")
+	// ErrNotNetNS: the path exists but is not a network namespace.
+	ErrNotNetNS = errors.New("is not a network namespace")
+)
+
+// VerifyNetNS checks that path names an existing network namespace other
+// than the calling thread's. The error wraps one of ErrOwnNetNS, ErrNoNetNS
+// or ErrNotNetNS and names the path.
+func VerifyNetNS(path string) error {
+	if path == "" {
+		return fmt.Errorf("network namespace path is empty: %w", ErrNoNetNS)
+	}
+	target, err := nsIdentity(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("network namespace %s %w", path, ErrNoNetNS)
+	}
+	if err != nil {
+		return err
+	}
+	own, err := nsIdentity("/proc/thread-self/ns/net")
+	if err != nil {
+		return fmt.Errorf("read own network namespace: %w", err)
+	}
+	if target == own {
+		return fmt.Errorf("network namespace %s %w", path, ErrOwnNetNS)
+	}
+	return nil
+}
+
+type nsID struct{ dev, ino uint64 }
+
+// nsIdentity returns the device and inode that identify the namespace
+// behind path, after checking it is a network namespace (nsfs, and a
+// namespace file of type net).
+func nsIdentity(path string) (nsID, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nsID{}, err
+	}
+	defer f.Close()
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &fs); err != nil {
+		return nsID{}, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	if fs.Type != unix.NSFS_MAGIC {
+		return nsID{}, fmt.Errorf("network namespace %s %w", path, ErrNotNetNS)
+	}
+	if t, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
+		return nsID{}, fmt.Errorf("network namespace %s %w", path, ErrNotNetNS)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nsID{}, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	return nsID{dev: st.Dev, ino: st.Ino}, nil
+}
+
+// ownedPair reports whether the link named ifc.ContainerIf in the pod
+// namespace is one end of a veth pair whose other end is ifc.HostVeth in
+// hostNS: the only link the plugin ever deletes. When it is not, reason
+// says why, for the log. Both ends' peer indexes and the host end's
+// link-netns id must agree, so a same-named interface of another pod, the
+// node's eth0 or lo never match. Call from hostNS.
+func ownedPair(hostNS, podNS ns.NetNS, ifc Interface) (link netlink.Link, reason string, err error) {
+	var pod netlink.Link
+	err = podNS.Do(func(ns.NetNS) error {
+		var err error
+		pod, err = netlink.LinkByName(ifc.ContainerIf)
+		return err
+	})
+	if isNotFound(err) {
+		// Nothing to delete, nothing to explain.
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("find %s in %s: %w", ifc.ContainerIf, podNS.Path(), err)
+	}
+	host, err := netlink.LinkByName(ifc.HostVeth)
+	if isNotFound(err) {
+		return nil, fmt.Sprintf("host veth %s, its expected peer, does not exist", ifc.HostVeth), nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("find host veth %s: %w", ifc.HostVeth, err)
+	}
+	if _, ok := host.(*netlink.Veth); !ok {
+		return nil, fmt.Sprintf("host link %s is a %s, not a veth", ifc.HostVeth, host.Type()), nil
+	}
+	podID, err := netlink.GetNetNsIdByFd(int(podNS.Fd()))
+	if err != nil {
+		return nil, "", fmt.Errorf("netns id of %s: %w", podNS.Path(), err)
+	}
+	if podID < 0 || host.Attrs().NetNsID != podID {
+		return nil, fmt.Sprintf("host veth %s has its peer in another namespace", ifc.HostVeth), nil
+	}
+	if _, ok := pod.(*netlink.Veth); !ok {
+		return nil, fmt.Sprintf("%s in %s is a %s, not a veth", ifc.ContainerIf, podNS.Path(), pod.Type()), nil
+	}
+	if pod.Attrs().ParentIndex != host.Attrs().Index || host.Attrs().ParentIndex != pod.Attrs().Index {
+		return nil, fmt.Sprintf("%s in %s is not the peer of host veth %s", ifc.ContainerIf, podNS.Path(), ifc.HostVeth), nil
+	}
+	return host, "", nil
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
+}
