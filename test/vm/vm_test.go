@@ -1,0 +1,104 @@
+package vm
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/test/vm/vmenv"
+)
+
+// bootTimeout bounds one guest run. An idle machine with KVM needs a few
+// seconds and a loaded one in software emulation under a minute; past
+// this the guest is taken to be hung.
+const bootTimeout = 4 * time.Minute
+
+// guestTests are the tests that must run, and pass, inside the guest: a
+// skip there means the tier proved nothing, so it fails here.
+var guestTests = map[string][]string{
+	"podnet.test": {
+		"TestVMBranchStrict",
+		"TestVMBranchStandard",
+		"TestVMBranchReplacesStaleVLAN",
+		"TestVMBranchWrongVLANIsIsolated",
+		"TestPrivilegedBranchRealVLAN",
+	},
+}
+
+// TestVMBranchENIWiring boots Debian's cloud kernel under qemu and runs
+// pkg/podnet's branch-ENI wiring on real 802.1Q links there.
+func TestVMBranchENIWiring(t *testing.T) {
+	if os.Getenv("VPC_CNI_VM") == "0" {
+		t.Skip("VM tier disabled by VPC_CNI_VM=0")
+	}
+	if testing.Short() {
+		t.Skip("VM tier skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+3*time.Minute)
+	defer cancel()
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := PrepareKernel(ctx, repo)
+	if err != nil {
+		t.Skipf("VM tier skipped: no guest kernel or qemu: %v", err)
+	}
+	dir := t.TempDir()
+	start := time.Now()
+	init := filepath.Join(dir, "init")
+	goBuild(t, repo, "build", "-o", init, "./test/vm/vminit")
+	podnet := filepath.Join(dir, "podnet.test")
+	goBuild(t, repo, "test", "-c", "-o", podnet, "./pkg/podnet")
+	t.Logf("static binaries built in %s", time.Since(start).Round(time.Millisecond))
+
+	run := "^(" + strings.Join(guestTests["podnet.test"], "|") + ")$"
+	initrd := filepath.Join(dir, "initrd")
+	err = WriteInitramfs(initrd, k, init, []Binary{{
+		Name:     "podnet.test",
+		HostPath: podnet,
+		Args:     []string{"-test.v", "-test.count=1", "-test.timeout=3m", "-test.run", run},
+		Env:      []string{vmenv.Env + "=1", "VPC_CNI_PRIVILEGED=1"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootCtx, cancelBoot := context.WithTimeout(ctx, bootTimeout)
+	defer cancelBoot()
+	res, err := Boot(bootCtx, k, initrd, nil)
+	t.Logf("VM run (kernel %s, accel %s) took %s", k.Version, res.Accel, res.Elapsed.Round(time.Millisecond))
+	if err != nil {
+		t.Fatalf("%v\nguest console:\n%s", err, res.Output)
+	}
+	if !res.Passed {
+		t.Fatalf("guest verdict: %s\nguest console:\n%s", res.Verdict, res.Output)
+	}
+	for bin, names := range guestTests {
+		for _, n := range names {
+			if !strings.Contains(res.Output, "--- PASS: "+n+" ") {
+				t.Errorf("%s: %s did not pass in the guest (skipped or missing)", bin, n)
+			}
+		}
+	}
+	if strings.Contains(res.Output, "--- SKIP") {
+		t.Errorf("a guest test skipped, so the tier did not prove what it claims")
+	}
+	if t.Failed() || testing.Verbose() {
+		t.Logf("guest console:\n%s", res.Output)
+	}
+}
+
+// goBuild builds a static binary: the guest has no C library.
+func goBuild(t *testing.T, repo string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
