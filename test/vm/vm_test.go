@@ -25,7 +25,6 @@ var guestTests = map[string][]string{
 		"TestVMBranchStandard",
 		"TestVMBranchReplacesStaleVLAN",
 		"TestVMBranchWrongVLANIsIsolated",
-		"TestPrivilegedBranchRealVLAN",
 	},
 }
 
