@@ -22,6 +22,7 @@ const bootTimeout = 4 * time.Minute
 var guestTests = map[string][]string{
 	"podnet.test": {
 		"TestVMBranchStrict",
+		"TestVMBranchStrictEarlyDemux",
 		"TestVMBranchStandard",
 		"TestVMBranchReplacesStaleVLAN",
 		"TestVMBranchWrongVLANIsIsolated",
