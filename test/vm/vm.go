@@ -62,13 +62,23 @@ type Binary struct {
 	Env      []string
 }
 
-// WriteInitramfs writes the guest's initramfs to path: init as /init, the
-// kernel's modules, and each binary under /bin with the list /init runs.
-func WriteInitramfs(path string, k Kernel, init string, bins []Binary) error {
+// Guest is what the initramfs holds besides the kernel's modules.
+type Guest struct {
+	// Init is the host path of the guest's /init (test/vm/vminit).
+	Init string
+	// Tests run in order, each from /bin/<Name>.
+	Tests []Binary
+	// Files are other host files the tests need, by guest path.
+	Files map[string]string
+}
+
+// WriteInitramfs writes the guest's initramfs to path: g.Init as /init,
+// the kernel's modules, g's binaries and files, and the list /init runs.
+func WriteInitramfs(path string, k Kernel, g Guest) error {
 	r := NewInitramfs()
 	var tests []vmenv.Test
 	steps := []func() error{
-		func() error { return r.AddFile("init", init, 0o755) },
+		func() error { return r.AddFile("init", g.Init, 0o755) },
 		// Without /dev/console the kernel starts init with no stdout.
 		func() error { return r.AddCharDev("dev/console", 5, 1) },
 	}
@@ -80,10 +90,13 @@ func WriteInitramfs(path string, k Kernel, init string, bins []Binary) error {
 			return r.AddFile(filepath.Join(vmenv.ModuleDir, m), filepath.Join(k.Dir, "modules", m), 0o644)
 		})
 	}
-	for _, b := range bins {
+	for _, b := range g.Tests {
 		guest := "/bin/" + b.Name
 		tests = append(tests, vmenv.Test{Name: b.Name, Path: guest, Args: b.Args, Env: b.Env})
 		steps = append(steps, func() error { return r.AddFile(guest, b.HostPath, 0o755) })
+	}
+	for guest, host := range g.Files {
+		steps = append(steps, func() error { return r.AddFile(guest, host, 0o755) })
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {

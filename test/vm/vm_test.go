@@ -17,20 +17,25 @@ import (
 // this the guest is taken to be hung.
 const bootTimeout = 4 * time.Minute
 
-// guestTests are the tests that must run, and pass, inside the guest: a
-// skip there means the tier proved nothing, so it fails here.
-var guestTests = map[string][]string{
-	"podnet.test": {
+// guestTests are the tests that must run, and pass, inside the guest, by
+// package: a skip there means the tier proved nothing, so it fails here.
+var guestTests = []struct {
+	pkg   string
+	names []string
+}{
+	{"./pkg/podnet", []string{
 		"TestVMBranchStrict",
-		"TestVMBranchStrictEarlyDemux",
 		"TestVMBranchStandard",
+		"TestVMBranchStrictEarlyDemux",
 		"TestVMBranchReplacesStaleVLAN",
 		"TestVMBranchWrongVLANIsIsolated",
-	},
+	}},
+	{"./test/vm/cniplugin", []string{"TestVMPluginBranchPod"}},
 }
 
 // TestVMBranchENIWiring boots Debian's cloud kernel under qemu and runs
-// pkg/podnet's branch-ENI wiring on real 802.1Q links there.
+// the branch-ENI wiring there on real 802.1Q links: pkg/podnet's
+// SetupBranch and TeardownBranch, then the aws-cni binary itself.
 func TestVMBranchENIWiring(t *testing.T) {
 	if os.Getenv("VPC_CNI_VM") == "0" {
 		t.Skip("VM tier disabled by VPC_CNI_VM=0")
@@ -50,21 +55,24 @@ func TestVMBranchENIWiring(t *testing.T) {
 	}
 	dir := t.TempDir()
 	start := time.Now()
-	init := filepath.Join(dir, "init")
-	goBuild(t, repo, "build", "-o", init, "./test/vm/vminit")
-	podnet := filepath.Join(dir, "podnet.test")
-	goBuild(t, repo, "test", "-c", "-o", podnet, "./pkg/podnet")
+	g := Guest{Init: filepath.Join(dir, "init"), Files: map[string]string{"/bin/aws-cni": filepath.Join(dir, "aws-cni")}}
+	goBuild(t, repo, "build", "-o", g.Init, "./test/vm/vminit")
+	goBuild(t, repo, "build", "-o", g.Files["/bin/aws-cni"], "./cmd/aws-cni")
+	for _, gt := range guestTests {
+		name := filepath.Base(gt.pkg) + ".test"
+		bin := filepath.Join(dir, name)
+		goBuild(t, repo, "test", "-c", "-o", bin, gt.pkg)
+		g.Tests = append(g.Tests, Binary{
+			Name:     name,
+			HostPath: bin,
+			Args:     []string{"-test.v", "-test.count=1", "-test.timeout=3m", "-test.run", "^(" + strings.Join(gt.names, "|") + ")$"},
+			Env:      []string{vmenv.Env + "=1", "VPC_CNI_PRIVILEGED=1", "VPC_CNI_AWS_CNI=/bin/aws-cni"},
+		})
+	}
 	t.Logf("static binaries built in %s", time.Since(start).Round(time.Millisecond))
 
-	run := "^(" + strings.Join(guestTests["podnet.test"], "|") + ")$"
 	initrd := filepath.Join(dir, "initrd")
-	err = WriteInitramfs(initrd, k, init, []Binary{{
-		Name:     "podnet.test",
-		HostPath: podnet,
-		Args:     []string{"-test.v", "-test.count=1", "-test.timeout=3m", "-test.run", run},
-		Env:      []string{vmenv.Env + "=1", "VPC_CNI_PRIVILEGED=1"},
-	}})
-	if err != nil {
+	if err := WriteInitramfs(initrd, k, g); err != nil {
 		t.Fatal(err)
 	}
 	bootCtx, cancelBoot := context.WithTimeout(ctx, bootTimeout)
@@ -77,10 +85,10 @@ func TestVMBranchENIWiring(t *testing.T) {
 	if !res.Passed {
 		t.Fatalf("guest verdict: %s\nguest console:\n%s", res.Verdict, res.Output)
 	}
-	for bin, names := range guestTests {
-		for _, n := range names {
+	for _, gt := range guestTests {
+		for _, n := range gt.names {
 			if !strings.Contains(res.Output, "--- PASS: "+n+" ") {
-				t.Errorf("%s: %s did not pass in the guest (skipped or missing)", bin, n)
+				t.Errorf("%s: %s did not pass in the guest (skipped or missing)", gt.pkg, n)
 			}
 		}
 	}
