@@ -56,19 +56,23 @@ func TestVMBranchENIWiring(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Now()
 	g := Guest{Init: filepath.Join(dir, "init"), Files: map[string]string{"/bin/aws-cni": filepath.Join(dir, "aws-cni")}}
-	goBuild(t, repo, "build", "-o", g.Init, "./test/vm/vminit")
-	goBuild(t, repo, "build", "-o", g.Files["/bin/aws-cni"], "./cmd/aws-cni")
+	// One build per kind: the go command compiles the packages in parallel.
+	goBuild(t, repo, "build", "-o", dir+"/", "./test/vm/vminit", "./cmd/aws-cni")
+	if err := os.Rename(filepath.Join(dir, "vminit"), g.Init); err != nil {
+		t.Fatal(err)
+	}
+	pkgs := []string{"test", "-c", "-o", dir + "/"}
 	for _, gt := range guestTests {
+		pkgs = append(pkgs, gt.pkg)
 		name := filepath.Base(gt.pkg) + ".test"
-		bin := filepath.Join(dir, name)
-		goBuild(t, repo, "test", "-c", "-o", bin, gt.pkg)
 		g.Tests = append(g.Tests, Binary{
 			Name:     name,
-			HostPath: bin,
+			HostPath: filepath.Join(dir, name),
 			Args:     []string{"-test.v", "-test.count=1", "-test.timeout=3m", "-test.run", "^(" + strings.Join(gt.names, "|") + ")$"},
 			Env:      []string{vmenv.Env + "=1", "VPC_CNI_PRIVILEGED=1", "VPC_CNI_AWS_CNI=/bin/aws-cni"},
 		})
 	}
+	goBuild(t, repo, pkgs...)
 	t.Logf("static binaries built in %s", time.Since(start).Round(time.Millisecond))
 
 	initrd := filepath.Join(dir, "initrd")

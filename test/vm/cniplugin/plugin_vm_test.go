@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -112,7 +113,10 @@ func plugin(t *testing.T, e vlanenv.Env, command, socket, mode string, prev []by
 		}
 		cmd.Stdin = bytes.NewReader(stdin)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
+		start := time.Now()
+		err := cmd.Run()
+		t.Logf("aws-cni %s took %s", command, time.Since(start).Round(time.Millisecond))
+		if err != nil {
 			var cniErr types.Error
 			_ = json.Unmarshal(stdout.Bytes(), &cniErr)
 			t.Errorf("aws-cni %s (%s mode): %v: %+v\nplugin log:\n%s", command, mode, err, cniErr, stderr.String())

@@ -6,6 +6,7 @@
 package vlanenv
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -178,7 +179,7 @@ func (e Env) State(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for name, n := range map[string]ns.NetNS{"node": e.Node, "vpc": e.VPC, "pod": e.Pod} {
-		s, err := podnettest.Snapshot(n.Path())
+		s, err := snapshot(n.Path())
 		if err != nil {
 			t.Fatalf("%s state: %v", name, err)
 		}
@@ -190,6 +191,19 @@ func (e Env) State(t *testing.T) map[string][]string {
 		return err
 	})
 	return out
+}
+
+// snapshot reads a namespace's state again while the kernel reports that
+// it changed during the dump: links that just came up are still getting
+// their IPv6 link-local addresses.
+func snapshot(path string) ([]string, error) {
+	for range 100 {
+		s, err := podnettest.Snapshot(path)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return s, err
+		}
+	}
+	return nil, fmt.Errorf("state of %s kept changing during 100 reads", path)
 }
 
 // Capture records the frames on the VPC's end of the trunk until the test
