@@ -2,11 +2,13 @@ package vm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseVerdict(t *testing.T) {
@@ -77,5 +79,45 @@ func TestInitramfsRejectsBadPaths(t *testing.T) {
 	}
 	if err := r.AddFile("f", filepath.Join(t.TempDir(), "missing"), 0o644); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("AddFile of a missing host file = %v, want not-exist error", err)
+	}
+}
+
+// fakeQemu puts a qemu-system-x86_64 script on PATH that prints console
+// and then does what tail says.
+func fakeQemu(t *testing.T, console, tail string) {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\nprintf -- '" + console + "'\n" + tail + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "qemu-system-x86_64"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+}
+
+func TestBootReportsGuestFailure(t *testing.T) {
+	fakeQemu(t, `--- FAIL: TestVMX\r\nVMTIER-RESULT: FAIL failed: podnet.test\r\n`, "exit 0")
+	res, err := Boot(context.Background(), Kernel{Dir: t.TempDir()}, "initrd", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Passed || res.Verdict != "FAIL failed: podnet.test" || !strings.Contains(res.Output, "--- FAIL: TestVMX\n") {
+		t.Errorf("Boot = %+v, want a failed verdict with the console kept", res)
+	}
+}
+
+func TestBootTimesOut(t *testing.T) {
+	fakeQemu(t, `booting\n`, "exec sleep 60")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Boot(ctx, Kernel{Dir: t.TempDir()}, "initrd", nil)
+	if err == nil || !strings.Contains(err.Error(), "did not power off") {
+		t.Errorf("Boot of a hung guest = %v, want a timeout error", err)
+	}
+	if res.Passed || !strings.Contains(res.Output, "booting") {
+		t.Errorf("hung guest result = %+v, want not passed with its console", res)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("Boot returned %s after its deadline", took)
 	}
 }
