@@ -11,8 +11,6 @@ import (
 	"net"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -38,15 +36,18 @@ func vmBranch(e vlanenv.Env, strict bool) podnet.Branch {
 	}
 }
 
-// teardownLeavesNothing runs DEL twice and compares all state with before.
+// teardownLeavesNothing runs DEL, checks that only the pod's veth is
+// left, removes the pod's namespace as the runtime does and waits for the
+// state from before ADD, then runs DEL again with the namespace gone.
 func teardownLeavesNothing(t *testing.T, e vlanenv.Env, b podnet.Branch, before map[string][]string) {
 	t.Helper()
-	for i := range 2 {
-		vlanenv.Do(t, e.Node, func() error { return podnet.TeardownBranch(context.Background(), b.Pod, vlanenv.VLAN) })
-		if diff := cmp.Diff(before, e.State(t)); diff != "" {
-			t.Errorf("state after DEL #%d differs from before ADD (-before +after):\n%s", i+1, diff)
-		}
-	}
+	del := func() error { return podnet.TeardownBranch(context.Background(), b.Pod, vlanenv.VLAN) }
+	vlanenv.Do(t, e.Node, del)
+	e.WantStateBesidesVeth(t, before, b.Pod.Interfaces[0].HostVeth)
+	e.RemovePod(t)
+	e.WaitState(t, "after DEL and pod netns removal", before)
+	vlanenv.Do(t, e.Node, del)
+	e.WaitState(t, "after a second DEL", before)
 }
 
 func TestVMBranchStrict(t *testing.T) {

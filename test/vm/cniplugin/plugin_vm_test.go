@@ -14,11 +14,11 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/rpc"
 	"github.com/vpc-cni/vpc-cni/test/vm/vlanenv"
 )
@@ -165,17 +165,28 @@ func TestVMPluginBranchPod(t *testing.T) {
 			if mode == "standard" {
 				prev = nil
 			}
-			for i := range 2 {
-				plugin(t, e, "DEL", sock, mode, prev)
-				if diff := cmp.Diff(before, e.State(t)); diff != "" {
-					t.Errorf("state after DEL #%d differs from before ADD (-before +after):\n%s", i+1, diff)
-				}
-			}
+			plugin(t, e, "DEL", sock, mode, prev)
+			e.WantStateBesidesVeth(t, before, hostVeth(mode))
+			e.RemovePod(t)
+			e.WaitState(t, "after DEL and pod netns removal", before)
+			// The runtime may repeat DEL once the namespace is gone.
+			plugin(t, e, "DEL", sock, mode, prev)
+			e.WaitState(t, "after a second DEL", before)
 			if adds, _ := ipamd.calls(); adds != 1 {
 				t.Errorf("ipamd saw %d ADDs, want 1", adds)
 			}
 		})
 	}
+}
+
+// hostVeth is the node end of the pod's veth: the netconf's prefix, or
+// "vlan" for strict branch pods, and a hash of the pod's name.
+func hostVeth(mode string) string {
+	prefix := "eni"
+	if mode == "strict" {
+		prefix = vethname.BranchPrefix
+	}
+	return vethname.HostVethName(prefix, "default", "sg-pod", 0)
 }
 
 func mustResult(t *testing.T, out []byte) types.Result {

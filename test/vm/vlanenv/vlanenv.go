@@ -13,8 +13,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -173,12 +176,13 @@ func vlanConfig() ([]string, error) {
 	return out, nil
 }
 
-// State is every namespace's state and the node's 802.1Q links, to prove
-// that DEL leaves nothing behind.
+// State is the node's and the VPC's state and the node's 802.1Q links, to
+// prove that DEL leaves nothing behind. The pod's namespace is not part of
+// it: the runtime removes that namespace after DEL.
 func (e Env) State(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for name, n := range map[string]ns.NetNS{"node": e.Node, "vpc": e.VPC, "pod": e.Pod} {
+	for name, n := range map[string]ns.NetNS{"node": e.Node, "vpc": e.VPC} {
 		s, err := snapshot(n.Path())
 		if err != nil {
 			t.Fatalf("%s state: %v", name, err)
@@ -191,6 +195,52 @@ func (e Env) State(t *testing.T) map[string][]string {
 		return err
 	})
 	return out
+}
+
+// WantStateBesidesVeth checks the state right after DEL, while the pod's
+// namespace still exists: everything is as before ADD except, possibly,
+// the host end of the pod's veth pair, which the kernel removes with the
+// namespace. No route or rule may still name it.
+func (e Env) WantStateBesidesVeth(t *testing.T, before map[string][]string, hostVeth string) {
+	t.Helper()
+	now := e.State(t)
+	now["node"] = slices.DeleteFunc(slices.Clone(now["node"]), func(l string) bool {
+		return strings.HasPrefix(l, "link "+hostVeth+" ")
+	})
+	if diff := cmp.Diff(before, now); diff != "" {
+		t.Errorf("state after DEL differs from before ADD beyond the pod's veth (-before +after):\n%s", diff)
+	}
+}
+
+// RemovePod deletes the pod's namespace, as the runtime does after DEL.
+func (e Env) RemovePod(t *testing.T) {
+	t.Helper()
+	_ = e.Pod.Close()
+	if err := testutils.UnmountNS(e.Pod); err != nil {
+		t.Fatalf("remove pod netns: %v", err)
+	}
+}
+
+// stateTimeout bounds the wait for the kernel to finish removing a
+// namespace, which it does in the background, slowly under emulation.
+const stateTimeout = time.Minute
+
+// WaitState waits until the state equals want, and fails the test with
+// the difference if it does not within stateTimeout.
+func (e Env) WaitState(t *testing.T, what string, want map[string][]string) {
+	t.Helper()
+	deadline := time.Now().Add(stateTimeout)
+	for {
+		diff := cmp.Diff(want, e.State(t))
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s: state still differs after %s (-want +got):\n%s", what, stateTimeout, diff)
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval, not a fixed wait
+	}
 }
 
 // snapshot reads a namespace's state again while the kernel reports that
