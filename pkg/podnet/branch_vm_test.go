@@ -9,7 +9,12 @@ package podnet_test
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
@@ -146,4 +151,97 @@ func TestVMBranchWrongVLANIsIsolated(t *testing.T) {
 		t.Errorf("pod on VLAN %d reached a router on VLAN %d", vlanenv.VLAN, vlanenv.VLAN+1)
 	}
 	vlanenv.Do(t, e.Node, func() error { return podnet.TeardownBranch(ctx, b.Pod, vlanenv.VLAN) })
+}
+
+// TestVMBranchStrictIPv6: an IPv6 branch pod in strict mode reaches the VPC
+// over the real VLAN. Its gateway is EC2's link-local router fe80:ec2::1,
+// which the node finds by neighbour discovery on the VLAN link; the node
+// carries ipamd's IPv6 prerequisites for strict mode (local rule at 20,
+// ICMPv6 from the router looked up in local at 0).
+func TestVMBranchStrictIPv6(t *testing.T) {
+	ctx := context.Background()
+	const podIP, vpcIP = "2001:db8:2::55", "2001:db8:2::1"
+	router := net.ParseIP("fe80:ec2::1")
+	e := vlanenv.New(t, vlanenv.VLAN)
+	e.StrictNode(t, false)
+	vlanenv.Do(t, e.Node, func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0o644); err != nil {
+			return err
+		}
+		r := netlink.NewRule()
+		r.Family, r.Table, r.Priority = unix.AF_INET6, unix.RT_TABLE_LOCAL, podnet.PriorityLocal
+		if err := netlink.RuleAdd(r); err != nil {
+			return err
+		}
+		r.Priority = 0
+		if err := netlink.RuleDel(r); err != nil {
+			return err
+		}
+		r = netlink.NewRule()
+		r.Family, r.Table, r.Priority = unix.AF_INET6, unix.RT_TABLE_LOCAL, 0
+		r.Src = &net.IPNet{IP: router, Mask: net.CIDRMask(128, 128)}
+		r.IPProto = unix.IPPROTO_ICMPV6
+		return netlink.RuleAdd(r)
+	})
+	vlanenv.Do(t, e.VPC, func() error {
+		l, err := netlink.LinkByName(vlanenv.Wire + ".7")
+		if err != nil {
+			return err
+		}
+		for _, ip := range []net.IP{router, net.ParseIP(vpcIP)} {
+			if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
+				return err
+			}
+		}
+		return netlink.NeighSet(&netlink.Neigh{
+			LinkIndex: l.Attrs().Index, Family: unix.AF_INET6, State: netlink.NUD_PERMANENT,
+			IP: net.ParseIP(podIP), HardwareAddr: e.MAC,
+		})
+	})
+	before := e.State(t)
+	b := vmBranch(e, true)
+	b.Pod.Interfaces[0].Address = &net.IPNet{IP: net.ParseIP(podIP), Mask: net.CIDRMask(128, 128)}
+	b.SubnetGW = router
+	vlanenv.Do(t, e.Node, func() error { return podnet.SetupBranch(ctx, b, nil) })
+	e.WantRealVLAN(t)
+	waitDAD(t, e, podnet.VLANLinkName(vlanenv.VLAN))
+
+	c := e.Capture(t)
+	vlanenv.Connect(t, "pod to VPC", e.Pod, e.VPC, vpcIP)
+	vlanenv.Connect(t, "VPC to pod", e.VPC, e.Pod, podIP)
+	vlanenv.WantFramesTagged(t, vlanenv.Drain(t, c), podIP)
+	teardownLeavesNothing(t, e, b, before)
+}
+
+// waitDAD waits until the node's link has a usable IPv6 link-local
+// address: neighbour discovery on it needs one as its source.
+func waitDAD(t *testing.T, e vlanenv.Env, link string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var ready bool
+		vlanenv.Do(t, e.Node, func() error {
+			l, err := netlink.LinkByName(link)
+			if err != nil {
+				return err
+			}
+			addrs, err := netlink.AddrList(l, unix.AF_INET6)
+			if err != nil {
+				return err
+			}
+			for _, a := range addrs {
+				if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+					ready = true
+				}
+			}
+			return nil
+		})
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no usable IPv6 link-local address after a minute", link)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval, not a fixed wait
+	}
 }

@@ -27,6 +27,7 @@ var guestTests = []struct {
 		"TestVMBranchStrict",
 		"TestVMBranchStandard",
 		"TestVMBranchStrictEarlyDemux",
+		"TestVMBranchStrictIPv6",
 		"TestVMBranchReplacesStaleVLAN",
 		"TestVMBranchWrongVLANIsIsolated",
 	}},

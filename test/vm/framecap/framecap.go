@@ -1,4 +1,4 @@
-// Package framecap records the IPv4 frames one link sends and receives,
+// Package framecap records the IP frames one link sends and receives,
 // with their 802.1Q VLAN id, so a test can prove which traffic crossed a
 // trunk tagged and which did not cross it at all.
 package framecap
@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Frame is one IPv4 frame seen on the link.
+// Frame is one IPv4 or IPv6 frame seen on the link.
 type Frame struct {
 	// VLAN is the 802.1Q id, 0 for an untagged frame.
 	VLAN int
@@ -39,6 +39,7 @@ type Capture struct {
 
 const (
 	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86dd
 	etherTypeVLAN = 0x8100
 	// rcvBuf holds every frame of a test's few connections until Drain.
 	rcvBuf = 4 << 20
@@ -78,7 +79,7 @@ func Open(nsPath, link string) (*Capture, error) {
 	return c, nil
 }
 
-// Drain returns the IPv4 frames recorded since Open or the last Drain.
+// Drain returns the IP frames recorded since Open or the last Drain.
 // Frames are queued as the kernel sends or receives them, so once the
 // traffic under test has completed, everything it produced is here.
 func (c *Capture) Drain() ([]Frame, error) {
@@ -133,11 +134,16 @@ func parse(frame, oob []byte) (Frame, bool) {
 	if vlan, ok := auxVLAN(oob); ok {
 		f.VLAN = vlan
 	}
-	if etherType != etherTypeIPv4 || len(frame) < off+20 {
+	switch {
+	case etherType == etherTypeIPv4 && len(frame) >= off+20:
+		f.Src = net.IP(append([]byte(nil), frame[off+12:off+16]...))
+		f.Dst = net.IP(append([]byte(nil), frame[off+16:off+20]...))
+	case etherType == etherTypeIPv6 && len(frame) >= off+40:
+		f.Src = net.IP(append([]byte(nil), frame[off+8:off+24]...))
+		f.Dst = net.IP(append([]byte(nil), frame[off+24:off+40]...))
+	default:
 		return f, false
 	}
-	f.Src = net.IP(append([]byte(nil), frame[off+12:off+16]...))
-	f.Dst = net.IP(append([]byte(nil), frame[off+16:off+20]...))
 	return f, true
 }
 

@@ -52,8 +52,10 @@ func TestPrivilegedCaptureUntagged(t *testing.T) {
 			in++
 		case f.Outgoing && f.Src.Equal(net.ParseIP("10.9.0.2")) && f.Dst.Equal(net.ParseIP("10.9.0.1")):
 			out++
-		default:
+		case f.Src.To4() != nil:
 			t.Errorf("unexpected frame %s", f)
+		default:
+			// IPv6 multicast listener reports of the links coming up.
 		}
 	}
 	// A TCP connection with data needs at least SYN, ACK, data each way.
@@ -75,6 +77,13 @@ func TestParseTaggedInFrame(t *testing.T) {
 	}
 	if _, ok := parse(frame[:20], nil); ok {
 		t.Errorf("parse accepted a truncated frame")
+	}
+	v6 := make([]byte, 14+40)
+	copy(v6[12:], []byte{0x86, 0xdd})
+	copy(v6[14+8:], net.ParseIP("2001:db8:2::55"))
+	copy(v6[14+24:], net.ParseIP("2001:db8:2::1"))
+	if f, ok := parse(v6, nil); !ok || f.VLAN != 0 || !f.Src.Equal(net.ParseIP("2001:db8:2::55")) || !f.Dst.Equal(net.ParseIP("2001:db8:2::1")) {
+		t.Errorf("parse IPv6 = %v, %v; want untagged 2001:db8:2::55 > 2001:db8:2::1", f, ok)
 	}
 	arp := make([]byte, 60)
 	copy(arp[12:], []byte{0x08, 0x06})

@@ -283,7 +283,13 @@ func Drain(t *testing.T, c *framecap.Capture) []framecap.Frame {
 // VPC tagged, and what the VPC sent to the pod left it tagged.
 func WantPodFramesTagged(t *testing.T, frames []framecap.Frame) {
 	t.Helper()
-	pod := net.ParseIP(PodIP)
+	WantFramesTagged(t, frames, PodIP)
+}
+
+// WantFramesTagged is WantPodFramesTagged for the pod address podIP.
+func WantFramesTagged(t *testing.T, frames []framecap.Frame, podIP string) {
+	t.Helper()
+	pod := net.ParseIP(podIP)
 	var sent, received int
 	for _, f := range frames {
 		fromPod := f.Src.Equal(pod) && !f.Outgoing
