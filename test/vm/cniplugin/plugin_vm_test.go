@@ -63,8 +63,8 @@ func (b *branchIpamd) calls() (adds, dels int) {
 	return b.adds, b.dels
 }
 
-// serve starts b on a unix socket until the test ends.
-func serve(t *testing.T, b *branchIpamd) string {
+// serve starts b on a unix socket until the test ends or stop is called.
+func serve(t *testing.T, b *branchIpamd) (socket string, stop func()) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "ipamd.sock")
 	ln, err := net.Listen("unix", sock)
@@ -76,7 +76,7 @@ func serve(t *testing.T, b *branchIpamd) string {
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
-	return sock
+	return sock, srv.Stop
 }
 
 // plugin runs aws-cni in the node's namespace as a container runtime does
@@ -129,8 +129,9 @@ func plugin(t *testing.T, e vlanenv.Env, command, socket, mode string, prev []by
 // TestVMPluginBranchPod drives the aws-cni binary through a branch pod's
 // life in both enforcing modes: ADD wires a real 802.1Q link and the pod's
 // traffic crosses the trunk tagged, CHECK passes, and DEL, from prevResult
-// (strict) or from ipamd's reply (standard), run twice, restores every
-// namespace exactly.
+// with ipamd down (strict) or from ipamd's reply (standard), leaves
+// nothing once the runtime has removed the pod's namespace, and again when
+// repeated.
 func TestVMPluginBranchPod(t *testing.T) {
 	for _, mode := range []string{"strict", "standard"} {
 		t.Run(mode, func(t *testing.T) {
@@ -139,7 +140,7 @@ func TestVMPluginBranchPod(t *testing.T) {
 				e.StrictNode(t, false)
 			}
 			ipamd := &branchIpamd{trunk: int32(e.TrunkIndex)}
-			sock := serve(t, ipamd)
+			sock, stopIpamd := serve(t, ipamd)
 			before := e.State(t)
 
 			out := plugin(t, e, "ADD", sock, mode, nil)
@@ -160,10 +161,13 @@ func TestVMPluginBranchPod(t *testing.T) {
 			vlanenv.WantPodFramesTagged(t, vlanenv.Drain(t, c))
 			plugin(t, e, "CHECK", sock, mode, out)
 
-			// Strict DEL works from prevResult alone; standard DEL asks ipamd.
+			// Strict: DEL with ipamd down works from prevResult alone.
+			// Standard: DEL without prevResult works from ipamd's reply.
 			prev := out
 			if mode == "standard" {
 				prev = nil
+			} else {
+				stopIpamd()
 			}
 			plugin(t, e, "DEL", sock, mode, prev)
 			e.WantStateBesidesVeth(t, before, hostVeth(mode))
@@ -172,6 +176,9 @@ func TestVMPluginBranchPod(t *testing.T) {
 			// The runtime may repeat DEL once the namespace is gone.
 			plugin(t, e, "DEL", sock, mode, prev)
 			e.WaitState(t, "after a second DEL", before)
+			if _, dels := ipamd.calls(); mode == "standard" && dels == 0 {
+				t.Errorf("standard-mode DEL without prevResult never asked ipamd")
+			}
 			if adds, _ := ipamd.calls(); adds != 1 {
 				t.Errorf("ipamd saw %d ADDs, want 1", adds)
 			}
