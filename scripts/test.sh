@@ -24,6 +24,16 @@ else
 	echo "test: KUBERNETES TIER SKIPPED: etcd is not installed" >&2
 fi
 
+# The VM tier (test/vm) boots a second kernel with 802.1Q under qemu;
+# fetching it here once keeps the download out of the test's time.
+if [ "${VPC_CNI_VM:-1}" = 0 ]; then
+	echo "test: VM TIER SKIPPED: VPC_CNI_VM=0" >&2
+elif scripts/vm-kernel.sh >/dev/null; then
+	tiers="$tiers vm"
+else
+	echo "test: VM TIER SKIPPED: qemu or the guest kernel is unavailable (scripts/vm-kernel.sh)" >&2
+fi
+
 echo "test: running tiers: $tiers" >&2
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
