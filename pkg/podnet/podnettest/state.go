@@ -4,6 +4,7 @@
 package podnettest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -29,7 +30,13 @@ func Snapshot(path string) ([]string, error) {
 	var lines []string
 	err := ns.WithNetNSPath(path, func(ns.NetNS) error {
 		var err error
-		lines, err = snapshot()
+		// A dump the kernel interrupted (a link changed mid-read) is read
+		// again, so a snapshot is never a partial view.
+		for range 5 {
+			if lines, err = snapshot(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+				break
+			}
+		}
 		return err
 	})
 	return lines, err
