@@ -4,8 +4,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/vpc-cni/vpc-cni/pkg/logfile"
 )
 
 // newLogger returns the plugin's logger: JSON lines appended to pluginLogFile,
@@ -20,11 +21,9 @@ func newLogger(file, level string) (*slog.Logger, func()) {
 	switch strings.ToLower(file) {
 	case "", "stderr", "stdout":
 	default:
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			openErr = err
-			break
-		}
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		// 0600 and rotated like ipamd's log (docs/compatibility.md,
+		// "ipamd: configuration and environment variables").
+		f, err := logfile.Open(file, logfile.Options{})
 		if err != nil {
 			openErr = err
 			break

@@ -36,6 +36,11 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	connTimeout := fs.Duration("connect-timeout", time.Second, "timeout for establishing the connection")
 	rpcTimeout := fs.Duration("rpc-timeout", time.Second, "timeout for the health check RPC")
 	verbose := fs.Bool("v", false, "verbose logs")
+	// Not upstream's: for the liveness probe. ipamd answers NOT_SERVING
+	// while it cannot write its checkpoint; that must take the node out of
+	// service (readiness) but not restart the container, which cannot
+	// repair a read-only mount and would only crash-loop.
+	alive := fs.Bool("alive", false, "succeed on any health answer, NOT_SERVING included (liveness)")
 	if err := fs.Parse(args); err != nil {
 		return probeBadArgs
 	}
@@ -66,7 +71,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "error: health rpc failed: %v\n", err)
 		return probeRPCFailed
 	}
-	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING && !*alive {
 		fmt.Fprintf(stderr, "service unhealthy (responded with %q)\n", resp.GetStatus())
 		return probeUnhealthy
 	}

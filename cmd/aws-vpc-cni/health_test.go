@@ -49,6 +49,8 @@ func TestProbeExitCodes(t *testing.T) {
 	}{
 		{"serving", []string{"-addr=" + addr, "-connect-timeout=5s", "-rpc-timeout=5s", "-v"}, 0, ""},
 		{"not serving", []string{"-addr=" + addr, "-service=grpc.health.v1.aws-node"}, probeUnhealthy, "NOT_SERVING"},
+		{"not serving but alive", []string{"-addr=" + addr, "-service=grpc.health.v1.aws-node", "-alive"}, 0, ""},
+		{"alive needs an answer", []string{"-addr=" + missing, "-connect-timeout=200ms", "-alive"}, probeConnFailed, "connection to"},
 		{"unknown service", []string{"-addr=" + addr, "-service=nope"}, probeRPCFailed, "health rpc failed"},
 		{"no health service", []string{"-addr=" + noHealth}, probeRPCFailed, "Unimplemented"},
 		{"nothing listening", []string{"-addr=" + missing, "-connect-timeout=200ms"}, probeConnFailed, "connection to"},

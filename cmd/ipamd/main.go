@@ -24,7 +24,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +34,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/logfile"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/pkg/version"
@@ -174,20 +174,20 @@ func podLive(log *slog.Logger) func(datastore.Allocation) bool {
 func newLogger(cfg config.Config) (*slog.Logger, func(), error) {
 	var w io.Writer
 	closeFn := func() {}
+	toFile := false
 	switch strings.ToLower(cfg.LogFile) {
 	case "stdout":
 		w = os.Stdout
 	case "stderr", "":
 		w = os.Stderr
 	default:
-		if err := os.MkdirAll(filepath.Dir(cfg.LogFile), 0o755); err != nil {
-			return nil, nil, fmt.Errorf("AWS_VPC_K8S_CNI_LOG_FILE=%q: %w", cfg.LogFile, err)
-		}
-		f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		// 0600, rotated at 100 MB × 5 gzipped backups, 30 days, as upstream
+		// (docs/compatibility.md, "ipamd: configuration and environment variables").
+		f, err := logfile.Open(cfg.LogFile, logfile.Options{})
 		if err != nil {
 			return nil, nil, fmt.Errorf("AWS_VPC_K8S_CNI_LOG_FILE=%q: %w", cfg.LogFile, err)
 		}
-		w = f
+		w, toFile = f, true
 		closeFn = func() { _ = f.Close() } // nothing useful to do on a close error at exit
 	}
 	level := slog.LevelDebug
@@ -199,5 +199,11 @@ func newLogger(cfg config.Config) (*slog.Logger, func(), error) {
 	case "error", "fatal":
 		level = slog.LevelError
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
+	var h slog.Handler = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+	if toFile {
+		// Errors (a refusal to start above all) also reach the container's
+		// output, where a crash loop is looked at.
+		h = logfile.WithErrorsTo(h, slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(h), closeFn, nil
 }

@@ -226,3 +226,31 @@ func TestTrackerOrdersAndEnds(t *testing.T) {
 		t.Fatalf("after both ended: %+v", got)
 	}
 }
+
+// TestUnsetCIDRsRenderNull: unset CIDR variables are null, as upstream
+// renders them; set ones are lists.
+func TestUnsetCIDRsRenderNull(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		exclude CIDRList
+		service CIDRList
+		want    []string
+	}{
+		{"unset", nil, nil, []string{`"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS":null`, `"AWS_EXTERNAL_SERVICE_CIDRS":null`}},
+		{"empty, not nil", CIDRList{}, []string{}, []string{`"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS":null`, `"AWS_EXTERNAL_SERVICE_CIDRS":null`}},
+		{"set", CIDRList{"10.1.0.0/16"}, []string{"192.0.2.0/24", "198.51.100.0/24"},
+			[]string{`"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS":["10.1.0.0/16"]`, `"AWS_EXTERNAL_SERVICE_CIDRS":["192.0.2.0/24","198.51.100.0/24"]`}},
+	} {
+		src := sample()
+		src.netEnv.ExcludeSNATCIDRs, src.netEnv.ExternalServiceCIDRs = tc.exclude, tc.service
+		code, body := get(t, Handler(src, slog.New(slog.DiscardHandler)), "/v1/networkutils-env-settings")
+		if code != http.StatusOK {
+			t.Fatalf("%s: status %d", tc.name, code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s: body %s lacks %s", tc.name, body, w)
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package introspect
 
 import (
+	"encoding/json"
 	"net"
 	"time"
 )
@@ -62,14 +63,28 @@ type IPAMMetadata struct {
 // NetworkEnv is /v1/networkutils-env-settings.
 type NetworkEnv struct {
 	Connmark             uint32   `json:"AWS_VPC_K8S_CNI_CONNMARK"`
-	ExcludeSNATCIDRs     []string `json:"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"`
+	ExcludeSNATCIDRs     CIDRList `json:"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"`
 	ExternalSNAT         bool     `json:"AWS_VPC_K8S_CNI_EXTERNALSNAT"`
-	ExternalServiceCIDRs []string `json:"AWS_EXTERNAL_SERVICE_CIDRS"`
+	ExternalServiceCIDRs CIDRList `json:"AWS_EXTERNAL_SERVICE_CIDRS"`
 	MTU                  int      `json:"AWS_VPC_ENI_MTU"`
 	VethPrefix           string   `json:"AWS_VPC_K8S_CNI_VETHPREFIX"`
 	NodePortSupport      bool     `json:"AWS_VPC_CNI_NODE_PORT_SUPPORT"`
 	// RandomizeSNAT is 0 for none, 1 for hashrandom, 2 for prng.
 	RandomizeSNAT int `json:"AWS_VPC_K8S_CNI_RANDOMIZESNAT"`
+}
+
+// CIDRList is a list of CIDRs that renders as null when empty: upstream
+// reports an unset (or wholly invalid) CIDR variable as null, not [], and
+// clients comparing the documents see the difference
+// (docs/compatibility.md, "Introspection and metrics").
+type CIDRList []string
+
+// MarshalJSON renders an empty list as null.
+func (l CIDRList) MarshalJSON() ([]byte, error) {
+	if len(l) == 0 {
+		return []byte("null"), nil
+	}
+	return json.Marshal([]string(l))
 }
 
 // Randomize-SNAT codes of NetworkEnv.RandomizeSNAT.

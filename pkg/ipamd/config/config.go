@@ -1,6 +1,8 @@
 // Package config is ipamd's typed configuration: every environment variable
-// upstream's ipamd reads (reference §1.2), parsed once in main, defaulted and
-// validated as a whole.
+// upstream's ipamd reads, parsed once, defaulted and validated as a whole
+// (docs/compatibility.md, "ipamd: configuration and environment variables").
+// The entrypoint (cmd/aws-vpc-cni) runs the same Load before it starts
+// ipamd, so one parser decides every variable they share.
 //
 // A user swaps the image of a working upstream DaemonSet and nothing else
 // changes, so where upstream falls back on a bad value we fall back the
@@ -19,17 +21,19 @@
 //	AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS    entry skipped             warning, entry skipped (IPv4 only)
 //	AWS_EXTERNAL_SERVICE_CIDRS            entry skipped             warning, entry skipped (IPv4 only)
 //	ADDITIONAL_ENI_TAGS                   ignored (bad JSON)        warning, ignored; k8s.amazonaws.com keys dropped
+//	                                      EC2 refuses every ENI     error: aws: prefix, empty key, key >128,
+//	                                                                value >256, >50 tags with ours
 //	POD_SECURITY_GROUP_ENFORCING_MODE     strict; the entrypoint    warning, strict; error if ENABLE_POD_ENI=true
 //	                                      refuses with pod ENIs     (as the entrypoint)
-//	IP_COOLDOWN_PERIOD                    30 (entrypoint refuses)   warning, 30 (negative or not an int)
+//	IP_COOLDOWN_PERIOD                    entrypoint refuses        error (not an int, negative, >MaxIPCooldown)
 //	AWS_VPC_K8S_CNI_RANDOMIZESNAT         prng, logged              warning, prng
 //	AWS_VPC_K8S_CNI_CONNMARK              0x80                      warning, 0x80 (valid: 1 … 2^32-1, base auto)
-//	HTTP_TIMEOUT                          10 s if <10 or invalid    warning, 10 s
+//	HTTP_TIMEOUT                          10 s if <10 or invalid    warning, 10 s; >MaxHTTPTimeout: warning, max
 //	ENABLE_IPv4 + ENABLE_IPv6              both/neither: fatal       error
 //	ENABLE_IPv6                            without PD: fatal         error; with custom networking: error
-//	ENABLE_PREFIX_DELEGATION              all targets "0": refused  error (numeric test, §1.4 rule 6)
+//	ENABLE_PREFIX_DELEGATION              all targets "0": refused  error (numeric test, not lexical)
 //	NETWORK_POLICY_ENFORCING_MODE         fatal                     error
-//	AWS_VPC_K8S_CNI_VETHPREFIX            entrypoint refuses        error (≤4 chars, not eth/lo/vlan)
+//	AWS_VPC_K8S_CNI_VETHPREFIX            entrypoint refuses        error (vethname.ValidatePrefix)
 //	AWS_VPC_ENI_MTU                       entrypoint refuses        error (576–9001, IPv6 1280–9001)
 //	VPC_CNI_MAX_PODS (test-only)          -                         error (a test asked for it)
 //
@@ -64,14 +68,14 @@
 package config
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // Defaults of fixed paths on a real node.
@@ -212,9 +216,16 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 		}
 	}
 	p.boolean("ENABLE_PREFIX_DELEGATION", &c.EnablePrefixDelegation)
-	var cooldown = 30
-	p.nonNegInt("IP_COOLDOWN_PERIOD", &cooldown, 30)
-	c.IPCooldown = time.Duration(cooldown) * time.Second
+	if v, ok := p.get("IP_COOLDOWN_PERIOD"); ok && v != "" {
+		// Refused, not defaulted: upstream's entrypoint refuses a bad value
+		// before ipamd starts, and aws-node is judged as a whole.
+		d, err := seconds(v, MaxIPCooldown)
+		if err != nil {
+			p.fail("IP_COOLDOWN_PERIOD", v, err.Error())
+		} else {
+			c.IPCooldown = d
+		}
+	}
 
 	p.boolean("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", &c.CustomNetworking)
 	p.nonEmptyString("ENI_CONFIG_LABEL_DEF", &c.ENIConfigLabelDef)
@@ -268,14 +279,19 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	p.str("AWS_EC2_ENDPOINT", &c.EC2Endpoint)
 	p.str("AWS_EC2_METADATA_SERVICE_ENDPOINT", &c.IMDSEndpoint)
 	if v, ok := p.get("HTTP_TIMEOUT"); ok {
-		n, err := strconv.Atoi(v)
+		// Upstream falls back to 10 s on a bad value; so do we, and a value
+		// beyond MaxHTTPTimeout (or beyond int64) uses the maximum.
+		d, err := seconds(v, MaxHTTPTimeout)
 		switch {
-		case err != nil:
+		case err != nil && strings.HasPrefix(err.Error(), "above"):
+			p.warn("HTTP_TIMEOUT", v, err.Error(), strconv.Itoa(int(MaxHTTPTimeout/time.Second)))
+			c.HTTPTimeout = MaxHTTPTimeout
+		case err != nil && strings.HasPrefix(err.Error(), "not"):
 			p.warn("HTTP_TIMEOUT", v, "not an integer number of seconds", "10")
-		case n < 10:
+		case err != nil || d < MinHTTPTimeout:
 			p.warn("HTTP_TIMEOUT", v, "below the minimum of 10 seconds", "10")
 		default:
-			c.HTTPTimeout = time.Duration(n) * time.Second
+			c.HTTPTimeout = d
 		}
 	}
 	p.str("VPC_CNI_VERSION", &c.Version)
@@ -338,18 +354,17 @@ func (c Config) Validate() error {
 	if c.MaxENI == 0 || c.MaxENI < -1 {
 		bad("MAX_ENI=%d: must be at least 1 (or unset)", c.MaxENI)
 	}
-	if c.IPCooldown < 0 {
-		bad("IP_COOLDOWN_PERIOD=%s: must not be negative", c.IPCooldown)
+	if c.IPCooldown < 0 || c.IPCooldown > MaxIPCooldown {
+		bad("IP_COOLDOWN_PERIOD=%s: must be within 0–%s", c.IPCooldown, MaxIPCooldown)
 	}
-	if len(c.VethPrefix) > 4 || slices.Contains([]string{"eth", "lo", "vlan"}, c.VethPrefix) {
-		bad("AWS_VPC_K8S_CNI_VETHPREFIX=%q: at most 4 characters and not one of eth, lo, vlan", c.VethPrefix)
+	if err := vethname.ValidatePrefix(c.VethPrefix); err != nil {
+		bad("AWS_VPC_K8S_CNI_VETHPREFIX=%q: %w", c.VethPrefix, err)
 	}
-	lo := 576
-	if c.EnableIPv6 {
-		lo = 1280
+	if err := CheckMTU(c.ENIMTU, c.EnableIPv6); err != nil {
+		bad("AWS_VPC_ENI_MTU=%d: %w", c.ENIMTU, err)
 	}
-	if c.ENIMTU < lo || c.ENIMTU > 9001 {
-		bad("AWS_VPC_ENI_MTU=%d: must be within %d–9001", c.ENIMTU, lo)
+	if err := checkTags("ADDITIONAL_ENI_TAGS", c.AdditionalENITags, c.ClusterName); err != nil {
+		errs = append(errs, err)
 	}
 	if c.SocketPath == "" {
 		bad("VPC_CNI_IPAMD_SOCKET: empty socket path")
@@ -360,191 +375,21 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// CheckpointPath returns the checkpoint file of network card n: card 0 uses
-// the backing store itself, card N>0 replaces ".json" with "-nic-N.json".
-func (c Config) CheckpointPath(card int) string {
-	if card == 0 {
-		return c.BackingStore
-	}
-	return strings.TrimSuffix(c.BackingStore, ".json") + fmt.Sprintf("-nic-%d.json", card)
-}
+// MTU bounds of ENIs and pod veths (upstream's entrypoint range).
+const (
+	MinMTUv4 = 576
+	MinMTUv6 = 1280
+	MaxMTU   = 9001
+)
 
-// IPTargetsDefined reports whether WARM_IP_TARGET or MINIMUM_IP_TARGET
-// replaces the ENI/prefix warm logic.
-func (c Config) IPTargetsDefined() bool { return c.WarmIPTarget > 0 || c.MinimumIPTarget > 0 }
-
-// parser collects errors and warnings while reading variables.
-type parser struct {
-	lookup   func(string) (string, bool)
-	errs     []error
-	warnings []string
-}
-
-func (p *parser) get(name string) (string, bool) {
-	v, ok := p.lookup(name)
-	if !ok {
-		return "", false
+// CheckMTU checks an MTU against the range of the cluster's address family.
+func CheckMTU(mtu int, ipv6 bool) error {
+	lo := MinMTUv4
+	if ipv6 {
+		lo = MinMTUv6
 	}
-	return strings.TrimSpace(v), true
-}
-
-func (p *parser) fail(name, value, why string) {
-	p.errs = append(p.errs, fmt.Errorf("%s=%q: %s", name, value, why))
-}
-
-// warn records a value upstream would also not use, and what is used
-// instead.
-func (p *parser) warn(name, value, why, using string) {
-	p.warnings = append(p.warnings, fmt.Sprintf("%s=%q: %s; using %s", name, value, why, using))
-}
-
-// boolean: an unparsable value keeps the default, as upstream.
-func (p *parser) boolean(name string, dst *bool) {
-	v, ok := p.get(name)
-	if !ok || v == "" { // upstream: empty means default
-		return
+	if mtu < lo || mtu > MaxMTU {
+		return fmt.Errorf("must be within %d–%d", lo, MaxMTU)
 	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		p.warn(name, v, "not a boolean (want true or false)", strconv.FormatBool(*dst))
-		return
-	}
-	*dst = b
-}
-
-// integer refuses a value that is not an integer (for variables upstream's
-// entrypoint refuses).
-func (p *parser) integer(name string, dst *int) {
-	v, ok := p.get(name)
-	if !ok || v == "" {
-		return
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		p.fail(name, v, "not an integer")
-		return
-	}
-	*dst = n
-}
-
-// nonNegInt: a negative or unparsable value becomes fallback, as upstream.
-func (p *parser) nonNegInt(name string, dst *int, fallback int) {
-	v, ok := p.get(name)
-	if !ok || v == "" {
-		return
-	}
-	n, err := strconv.Atoi(v)
-	switch {
-	case err != nil:
-		p.warn(name, v, "not an integer", strconv.Itoa(fallback))
-		*dst = fallback
-	case n < 0:
-		p.warn(name, v, "must not be negative", strconv.Itoa(fallback))
-		*dst = fallback
-	default:
-		*dst = n
-	}
-}
-
-// strictNonNegInt refuses a negative or unparsable value (test-only
-// variables: a test asked for something specific).
-func (p *parser) strictNonNegInt(name string, dst *int) {
-	v, ok := p.get(name)
-	if !ok || v == "" {
-		return
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		p.fail(name, v, "want a non-negative integer")
-		return
-	}
-	*dst = n
-}
-
-func (p *parser) str(name string, dst *string) {
-	if v, ok := p.get(name); ok {
-		*dst = v
-	}
-}
-
-func (p *parser) nonEmptyString(name string, dst *string) {
-	if v, ok := p.get(name); ok && v != "" {
-		*dst = v
-	}
-}
-
-// oneOf accepts one of allowed, case-insensitively, storing it lower-cased.
-// keepEmpty: an empty value is stored as "" instead of meaning default.
-func (p *parser) oneOf(name string, dst *string, keepEmpty bool, allowed ...string) {
-	v, ok := p.get(name)
-	if !ok {
-		return
-	}
-	if v == "" {
-		if keepEmpty {
-			*dst = ""
-		}
-		return
-	}
-	l := strings.ToLower(v)
-	if !slices.Contains(allowed, l) {
-		p.fail(name, v, "want one of "+strings.Join(allowed, ", "))
-		return
-	}
-	*dst = l
-}
-
-// oneOfOr is oneOf falling back to the current value (the default) with a
-// warning, as upstream does.
-func (p *parser) oneOfOr(name string, dst *string, allowed ...string) {
-	v, ok := p.get(name)
-	if !ok || v == "" {
-		return
-	}
-	l := strings.ToLower(v)
-	if !slices.Contains(allowed, l) {
-		p.warn(name, v, "want one of "+strings.Join(allowed, ", "), *dst)
-		return
-	}
-	*dst = l
-}
-
-func (p *parser) cidrs(name string, dst *[]netip.Prefix) {
-	v, ok := p.get(name)
-	if !ok || v == "" {
-		return
-	}
-	var out []netip.Prefix
-	for _, s := range strings.Split(v, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil || !pfx.Addr().Is4() {
-			p.warnings = append(p.warnings, fmt.Sprintf("%s=%q: entry %q is not an IPv4 CIDR; skipped", name, v, s))
-			continue
-		}
-		out = append(out, pfx.Masked())
-	}
-	*dst = out
-}
-
-func (p *parser) tags(name string, dst *map[string]string) {
-	v, ok := p.get(name)
-	if !ok || v == "" {
-		return
-	}
-	var m map[string]string
-	if err := json.Unmarshal([]byte(v), &m); err != nil {
-		p.warnings = append(p.warnings, fmt.Sprintf("%s=%q: not a JSON object of string values (%v); ignored", name, v, err))
-		return
-	}
-	for k := range m {
-		if strings.Contains(k, "k8s.amazonaws.com") {
-			p.warnings = append(p.warnings, fmt.Sprintf("%s: tag key %q is reserved (contains k8s.amazonaws.com); dropped", name, k))
-			delete(m, k)
-		}
-	}
-	*dst = m
+	return nil
 }

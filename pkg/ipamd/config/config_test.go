@@ -80,8 +80,8 @@ func TestLoadValues(t *testing.T) {
 	if diff := cmp.Diff(wantWarns, warns); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
-	if c.CheckpointPath(0) != "/tmp/ipam.json" || c.CheckpointPath(2) != "/tmp/ipam-nic-2.json" {
-		t.Errorf("checkpoint paths: %s %s", c.CheckpointPath(0), c.CheckpointPath(2))
+	if c.BackingStore != "/tmp/ipam.json" {
+		t.Errorf("backing store: %s", c.BackingStore)
 	}
 }
 
@@ -182,10 +182,6 @@ func TestLoadFallsBackLikeUpstream(t *testing.T) {
 		{"sg mode without pod ENIs", map[string]string{"POD_SECURITY_GROUP_ENFORCING_MODE": "loose"},
 			`POD_SECURITY_GROUP_ENFORCING_MODE="loose": want strict or standard; using strict`,
 			func(c Config) bool { return c.PodSGEnforcingMode == "strict" }},
-		{"cooldown", map[string]string{"IP_COOLDOWN_PERIOD": "30s"},
-			`IP_COOLDOWN_PERIOD="30s": not an integer; using 30`, func(c Config) bool { return c.IPCooldown == 30*time.Second }},
-		{"cooldown negative", map[string]string{"IP_COOLDOWN_PERIOD": "-5"},
-			`IP_COOLDOWN_PERIOD="-5": must not be negative; using 30`, func(c Config) bool { return c.IPCooldown == 30*time.Second }},
 		{"randomize", map[string]string{"AWS_VPC_K8S_CNI_RANDOMIZESNAT": "random"},
 			`AWS_VPC_K8S_CNI_RANDOMIZESNAT="random": want one of prng, hashrandom, none; using prng`,
 			func(c Config) bool { return c.RandomizeSNAT == "prng" }},

@@ -1,0 +1,282 @@
+// Package logfile is the rotating log file of ipamd and the CNI plugins:
+// created 0600, rotated by size, old copies gzipped and pruned by count and
+// age, with upstream's defaults (docs/compatibility.md, "ipamd:
+// configuration and environment variables").
+//
+// It imports only the standard library so the plugin's import graph stays
+// small. Several short-lived plugin processes may append to one file; a
+// process that finds the file already rotated by another reopens the new
+// file instead of rotating again.
+package logfile
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Upstream's rotation of every log file it writes.
+const (
+	DefaultMaxSize    = 100 << 20 // bytes
+	DefaultMaxBackups = 5
+	DefaultMaxAge     = 30 * 24 * time.Hour
+)
+
+// Mode of the log file and its backups: pod names and addresses are not
+// for every local user.
+const Mode os.FileMode = 0o600
+
+// backupTimeFormat is part of a backup's name: <base>-<time><ext>[.gz].
+const backupTimeFormat = "2006-01-02T15-04-05.000"
+
+// Options tune rotation; zero fields take the defaults.
+type Options struct {
+	MaxSize    int64         // rotate before a write would pass this size
+	MaxBackups int           // rotated copies kept
+	MaxAge     time.Duration // rotated copies older than this are removed
+	NoCompress bool          // keep rotated copies as plain text
+	Now        func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxSize <= 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	if o.MaxBackups <= 0 {
+		o.MaxBackups = DefaultMaxBackups
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Writer appends to a log file and rotates it. It is safe for concurrent
+// use; the mutex guards every field below it.
+type Writer struct {
+	path string
+	opts Options
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+	bg   sync.WaitGroup // compression and pruning after a rotation
+}
+
+// Open opens (creating 0600 if needed) the log file at path for appending.
+// An existing file is tightened to 0600.
+func Open(path string, opts Options) (*Writer, error) {
+	w := &Writer{path: path, opts: opts.withDefaults()}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("log file %q: %w", path, err)
+	}
+	if err := w.open(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Writer) open() error {
+	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, Mode)
+	if err != nil {
+		return fmt.Errorf("log file %q: %w", w.path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close() // the stat error is the one to report
+		return fmt.Errorf("log file %q: %w", w.path, err)
+	}
+	if st.Mode().Perm() != Mode {
+		// Created by an older version (or upstream's predecessor) with a
+		// wider mode.
+		if err := f.Chmod(Mode); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("log file %q: %w", w.path, err)
+		}
+	}
+	w.f, w.size = f, st.Size()
+	return nil
+}
+
+// Write appends p, rotating first when p would take the file past MaxSize.
+// A single write larger than MaxSize goes into a fresh file whole.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return 0, errors.New("log file " + w.path + ": closed")
+	}
+	if w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
+		if err := w.rotate(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := w.f.Write(p)
+	w.size += int64(n)
+	return n, err
+}
+
+// Close closes the file and waits for a pending compression.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	var err error
+	if w.f != nil {
+		err = w.f.Close()
+		w.f = nil
+	}
+	w.mu.Unlock()
+	w.bg.Wait()
+	return err
+}
+
+// rotate renames the current file to a timestamped backup and opens a new
+// one. Called with mu held.
+func (w *Writer) rotate() error {
+	ours, err := w.f.Stat()
+	if err != nil {
+		return fmt.Errorf("log file %q: %w", w.path, err)
+	}
+	onDisk, statErr := os.Stat(w.path)
+	if statErr == nil && os.SameFile(ours, onDisk) {
+		backup := w.freeBackupName(w.opts.Now())
+		if err := os.Rename(w.path, backup); err != nil {
+			return fmt.Errorf("log file %q: rotate: %w", w.path, err)
+		}
+		w.bg.Add(1)
+		go func() {
+			defer w.bg.Done()
+			w.afterRotate(backup)
+		}()
+	}
+	// Otherwise another process rotated it already: just reopen.
+	_ = w.f.Close() // all writes are done; a close error changes nothing
+	return w.open()
+}
+
+// freeBackupName names a backup after t, moved on by a millisecond while
+// the name is taken (rotations in quick succession must not overwrite).
+func (w *Writer) freeBackupName(t time.Time) string {
+	for {
+		name := w.backupName(t)
+		_, errPlain := os.Lstat(name)
+		_, errGz := os.Lstat(name + ".gz")
+		if errors.Is(errPlain, os.ErrNotExist) && errors.Is(errGz, os.ErrNotExist) {
+			return name
+		}
+		t = t.Add(time.Millisecond)
+	}
+}
+
+func (w *Writer) backupName(t time.Time) string {
+	dir, base := filepath.Split(w.path)
+	ext := filepath.Ext(base)
+	return filepath.Join(dir, strings.TrimSuffix(base, ext)+"-"+t.UTC().Format(backupTimeFormat)+ext)
+}
+
+// afterRotate compresses the new backup and prunes old ones. Errors are
+// not fatal to logging and have nowhere better to go than the next backup
+// attempt.
+func (w *Writer) afterRotate(backup string) {
+	if !w.opts.NoCompress {
+		if err := gzipFile(backup); err == nil {
+			_ = os.Remove(backup) // the .gz is complete
+		}
+	}
+	w.prune()
+}
+
+// prune removes backups beyond MaxBackups (oldest first) and older than
+// MaxAge.
+func (w *Writer) prune() {
+	backups := w.Backups()
+	cutoff := w.opts.Now().Add(-w.opts.MaxAge)
+	for i, b := range backups {
+		t, ok := w.backupTime(b)
+		if i >= w.opts.MaxBackups || ok && t.Before(cutoff) {
+			_ = os.Remove(b) // best effort; retried at the next rotation
+		}
+	}
+}
+
+// Backups lists the rotated copies of the file, newest first.
+func (w *Writer) Backups() []string {
+	dir, base := filepath.Split(w.path)
+	ext := filepath.Ext(base)
+	prefix := strings.TrimSuffix(base, ext) + "-"
+	ents, err := os.ReadDir(filepath.Clean(dir))
+	if err != nil {
+		return nil
+	}
+	type backup struct {
+		path string
+		t    time.Time
+	}
+	var out []backup
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if _, err := os.Lstat(p + ".gz"); err == nil {
+			continue // being compressed: the .gz stands for it
+		}
+		if t, ok := w.backupTime(p); ok {
+			out = append(out, backup{p, t})
+		}
+	}
+	slices.SortFunc(out, func(a, b backup) int { return b.t.Compare(a.t) })
+	paths := make([]string, len(out))
+	for i, b := range out {
+		paths[i] = b.path
+	}
+	return paths
+}
+
+func (w *Writer) backupTime(p string) (time.Time, bool) {
+	base := filepath.Base(w.path)
+	ext := filepath.Ext(base)
+	name := strings.TrimSuffix(filepath.Base(p), ".gz")
+	stamp, ok := strings.CutPrefix(name, strings.TrimSuffix(base, ext)+"-")
+	if !ok {
+		return time.Time{}, false
+	}
+	stamp, ok = strings.CutSuffix(stamp, ext)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(backupTimeFormat, stamp)
+	return t, err == nil
+}
+
+func gzipFile(src string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = in.Close() }() // read-only
+	out, err := os.OpenFile(src+".gz", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, Mode)
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(out)
+	if _, err = io.Copy(zw, in); err == nil {
+		err = zw.Close()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(src + ".gz") // incomplete; keep the plain backup
+	}
+	return err
+}

@@ -1,0 +1,236 @@
+package logfile
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a test clock moving one second per reading, so every rotation
+// has its own backup name and age.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+func TestCreatedOwnerOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "ipamd.log")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write([]byte("line\n")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
+func TestExistingFileTightenedAndAppended(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plugin.log")
+	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("new\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	st, _ := os.Stat(path)
+	if string(b) != "old\nnew\n" || st.Mode().Perm() != 0o600 {
+		t.Errorf("content %q mode %v, want appended and 0600", b, st.Mode().Perm())
+	}
+}
+
+// TestRotatesAtSize: no file ever exceeds MaxSize, every line is kept in
+// the file or a backup until backups are capped, and backups are 0600
+// gzip files.
+func TestRotatesAtSize(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ipamd.log")
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w, err := Open(path, Options{MaxSize: 1000, MaxBackups: 3, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("x", 99) + "\n") // 100 bytes: 10 per file
+	for range 25 {
+		if _, err := w.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil { // waits for compression
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	if st.Size() != 500 {
+		t.Errorf("current file %d bytes, want 500 (25 lines, rotated at 10)", st.Size())
+	}
+	backups := w.Backups()
+	if len(backups) != 2 {
+		t.Fatalf("backups %v, want 2", backups)
+	}
+	for _, b := range backups {
+		if !strings.HasSuffix(b, ".log.gz") || !strings.HasPrefix(filepath.Base(b), "ipamd-2026-01-01T") {
+			t.Errorf("backup name %q, want ipamd-<time>.log.gz", b)
+		}
+		fi, _ := os.Stat(b)
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("backup %s mode %v, want 0600", b, fi.Mode().Perm())
+		}
+		if got := gunzip(t, b); !bytes.Equal(got, bytes.Repeat(line, 10)) {
+			t.Errorf("backup %s holds %d bytes, want the 10 lines of 1000", b, len(got))
+		}
+	}
+}
+
+func TestBackupsCappedByCount(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plugin.log")
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w, err := Open(path, Options{MaxSize: 10, MaxBackups: 2, NoCompress: true, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		if _, err := w.Write([]byte{'a' + byte(i), '\n'}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(bytes.Repeat([]byte{'.'}, 9)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 3 { // current + 2
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("files %v, want the log and 2 backups", names)
+	}
+	// Each write of 9 dots after a 2-byte marker passes 10 bytes, so files
+	// alternate marker / dots; the newest backups are the last marker "h"
+	// and the dots before it: the oldest were removed, not the newest.
+	b := w.Backups()
+	newest, _ := os.ReadFile(b[0])
+	older, _ := os.ReadFile(b[1])
+	if string(newest) != "h\n" || string(older) != "........." {
+		t.Errorf("backups %q, %q; want the newest two (%q, %q)", newest, older, "h\n", ".........")
+	}
+}
+
+func TestBackupsPrunedByAge(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ipamd.log")
+	// An old backup from a previous run, 31 days old.
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	old := filepath.Join(dir, "ipamd-"+start.Add(-31*24*time.Hour).Format(backupTimeFormat)+".log.gz")
+	recent := filepath.Join(dir, "ipamd-"+start.Add(-29*24*time.Hour).Format(backupTimeFormat)+".log.gz")
+	unrelated := filepath.Join(dir, "ipamd-notes.log")
+	for _, f := range []string{old, recent, unrelated} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &clock{t: start}
+	w, err := Open(path, Options{MaxSize: 5, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := w.Write([]byte("12345")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]bool{old: false, recent: true, unrelated: true} {
+		_, err := os.Stat(f)
+		if (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", filepath.Base(f), err == nil, want)
+		}
+	}
+	if n := len(w.Backups()); n != 2 {
+		t.Errorf("backups %v, want the recent one and the new one", w.Backups())
+	}
+}
+
+// TestOtherProcessRotated: a writer whose file was rotated by another
+// process reopens the new file instead of rotating it away.
+func TestOtherProcessRotated(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plugin.log")
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a, _ := Open(path, Options{MaxSize: 10, NoCompress: true, Now: c.now})
+	b, _ := Open(path, Options{MaxSize: 10, NoCompress: true, Now: c.now})
+	mustWrite(t, a, "aaaaaaaa\n")   // 9 bytes in the file
+	mustWrite(t, b, "b\n")          // b sees 0+2 → appends: 11 bytes
+	mustWrite(t, a, "aa\n")         // a: 9+3 > 10 → rotates
+	mustWrite(t, b, "bbbbbbbbbb\n") // b: 2+11 > 10 → file on disk is a new one: reopen, no rotation
+	for _, w := range []*Writer{a, b} {
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(a.Backups()); n != 1 {
+		t.Errorf("backups %v, want exactly 1 (one rotation)", a.Backups())
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != "aa\nbbbbbbbbbb\n" {
+		t.Errorf("current file %q", got)
+	}
+}
+
+func mustWrite(t *testing.T, w io.Writer, s string) {
+	t.Helper()
+	if _, err := w.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gunzip(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
