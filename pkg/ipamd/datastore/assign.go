@@ -290,3 +290,18 @@ func (s *Store) DropPending() ([]Allocation, error) {
 	}
 	return out, nil
 }
+
+// Persist rewrites the checkpoint from memory: after a failed write, a
+// successful Persist makes the file match memory again.
+func (s *Store) Persist() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.persist()
+}
+
+// Unpersisted reports whether the last checkpoint write failed.
+func (s *Store) Unpersisted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unpersisted
+}

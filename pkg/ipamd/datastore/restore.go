@@ -18,6 +18,11 @@ import (
 // Cooling entries still in their cooldown cool again (pending too when
 // their CIDR is unknown).
 //
+// Timestamps in the future (a clock set back, a hand-edited file) are
+// clamped to now, so a cooldown lasts at most one period. An allocation
+// with an empty key field can never be released by a DEL (every DEL
+// carries all three) and is dropped (KeyLess).
+//
 // A wrong version, an invalid address, or two entries with the same address
 // or the same key are errors and change nothing. The checkpoint is then
 // rewritten; if that fails the restore is undone and the error returned.
@@ -38,6 +43,14 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 	now := s.now()
 	var res RestoreResult
 	for _, a := range f.Allocations {
+		if a.Key.keyLess() {
+			res.KeyLess = append(res.KeyLess, a)
+			continue
+		}
+		if a.AssignedAt.After(now) {
+			a.AssignedAt = now
+			res.Clamped++
+		}
 		if isLive != nil && !isLive(a) {
 			res.Stale = append(res.Stale, a)
 			continue
@@ -57,6 +70,10 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 	}
 	if s.cooldown > 0 {
 		for _, cl := range f.Cooling {
+			if cl.UnassignedAt.After(now) {
+				cl.UnassignedAt = now
+				res.Clamped++
+			}
 			if !cl.Addr.IsValid() || !now.Before(cl.UnassignedAt.Add(s.cooldown)) || s.pending[cl.Addr] != nil {
 				continue
 			}
@@ -132,6 +149,9 @@ func checkEntries(f File) error {
 	for i, a := range f.Allocations {
 		if !a.Addr.IsValid() {
 			return fmt.Errorf("allocation %d (%s) has no address", i, a.Key)
+		}
+		if a.Key.keyLess() {
+			continue // dropped by Restore, so it may repeat
 		}
 		if j, dup := byAddr[a.Addr]; dup {
 			return fmt.Errorf("duplicate address %s in allocations %d (%s) and %d (%s)",
