@@ -129,6 +129,7 @@ func (n *IPAM) sweepOrphans(ctx context.Context, sw *orphanSweep, now time.Time)
 		}
 	}
 	if released > 0 {
+		n.broadcast()
 		n.observePool()
 		n.pool.Fire() // the pool may shrink now
 	}

@@ -205,3 +205,37 @@ func TestRestoreRecreatesPodRules(t *testing.T) {
 		t.Errorf("restored pod rules %v, want %v", got, want)
 	}
 }
+
+// TestRestoreDropsUnknownCIDRAfterWait: a restored allocation whose
+// address is on no ENI of the node is kept pending for the bounded wait
+// (its CIDR may yet appear), then dropped from memory and the checkpoint.
+func TestRestoreDropsUnknownCIDRAfterWait(t *testing.T) {
+	times := fastTimes
+	times.PendingWait = time.Second
+	h := newHarness(t, harnessOpts{noInit: true, times: &times})
+	file := `{"version":"vpc-cni-ipam/1","allocations":[{"networkName":"aws-cni","containerID":"gone","ifName":"eth0",` +
+		`"ipv4":"10.0.250.9","allocationTimestamp":1,"metadata":{"k8sPodNamespace":"default","k8sPodName":"gone"}}]}` + "\n"
+	if err := os.WriteFile(h.cfg.BackingStore, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.runDaemon()
+	waitFor(t, 20*time.Second, "ipamd ready", h.n.Ready)
+	if st := h.n.cards[0].store.Stats(); st.Pending != 1 {
+		t.Fatalf("right after start: %d pending, want the unknown-CIDR allocation kept", st.Pending)
+	}
+	waitFor(t, 20*time.Second, "the pending allocation dropped", func() bool {
+		return h.n.cards[0].store.Stats().Pending == 0
+	})
+	f, err := datastore.NewFileCheckpointer(h.cfg.BackingStore).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range f.Allocations {
+		if a.Key.ContainerID == "gone" {
+			t.Errorf("dropped allocation still in the checkpoint: %+v", a)
+		}
+	}
+	if got := counterValue(t, h.n.metrics.RestoreDropped.WithLabelValues("unknown_cidr")); got != 1 {
+		t.Errorf("vpccni_checkpoint_entries_dropped_total{reason=unknown_cidr} = %v, want 1", got)
+	}
+}

@@ -231,10 +231,9 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 			n.pending.Add(1)
 		}
 		n.pool.Fire()
-		select {
-		case <-changed:
-		case <-time.After(time.Second): // cooling addresses expire without a broadcast
-		case <-n.termCh:
+		switch n.waitForAddress(ctx, changed) {
+		case waitRetry:
+		case waitShutdown:
 			// The pool will not grow any more: answer now so the drain is quick.
 			if asgs, err := n.assign(k, meta, multi); err == nil {
 				result = "ok"
@@ -244,12 +243,54 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 			result = "shutdown"
 			n.metrics.NoAvailableIPs.Inc()
 			return nil, status.Error(codes.Unavailable, "ipamd is shutting down and has no free address; retry on the next ipamd")
-		case <-ctx.Done():
+		case waitDeadline:
 			result = "exhausted"
 			n.metrics.NoAvailableIPs.Inc()
 			return nil, status.Error(codes.ResourceExhausted, n.exhaustedCause(err, time.Since(start)))
 		}
 	}
+}
+
+type waitOutcome int
+
+const (
+	waitRetry    waitOutcome = iota // something changed: try to assign again
+	waitShutdown                    // ipamd is terminating
+	waitDeadline                    // the request's time is up
+)
+
+// waitForAddress blocks until an address may have become usable: the pool
+// grew or an address was released (changed), or the earliest cooldown
+// ended (a timer on exactly that moment, not a poll).
+func (n *IPAM) waitForAddress(ctx context.Context, changed <-chan struct{}) waitOutcome {
+	var wake <-chan time.Time
+	if at, ok := n.nextCoolingEnd(); ok {
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		wake = t.C
+	}
+	select {
+	case <-changed:
+		return waitRetry
+	case <-wake:
+		return waitRetry
+	case <-n.termCh:
+		return waitShutdown
+	case <-ctx.Done():
+		return waitDeadline
+	}
+}
+
+// nextCoolingEnd is the earliest cooldown end over every card.
+func (n *IPAM) nextCoolingEnd() (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, c := range n.cards {
+		if at, ok := c.store.NextCoolingEnd(); ok && (!found || at.Before(first)) {
+			first, found = at, true
+		}
+	}
+	return first, found
 }
 
 // assign takes one address on the first card that has one (pods spill to
@@ -414,6 +455,9 @@ func (s *Server) delNetworkChecked(ctx context.Context, req *rpc.DelNetworkReque
 	}
 	r.Success = true
 	n.observeAssignments(released)
+	if n.pending.Load() > 0 {
+		n.broadcast() // with no cooldown the address is usable at once
+	}
 	if md := r.IpAllocationMetadata[0]; md.Ipv4Addr != "" {
 		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv4Addr, false)
 	} else {
