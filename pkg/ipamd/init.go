@@ -330,6 +330,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	if _, ok := c.store.ENI(e.ID); ok {
 		return nil
 	}
+	n.tagENI(ctx, e)
 	primary := e.ID == n.node.primaryENI
 	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
 	trunk := e.InterfaceType == "trunk"
