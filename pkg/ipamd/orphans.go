@@ -138,10 +138,10 @@ func (n *IPAM) sweepOrphans(ctx context.Context, sw *orphanSweep, now time.Time)
 
 // releaseOrphan releases one allocation whose pod is gone, as a DEL would.
 func (n *IPAM) releaseOrphan(ctx context.Context, c *card, a datastore.Assignment, absent time.Duration) error {
-	got, err := c.store.Unassign(a.Key)
+	got, err := c.store.UnassignAddr(a.Key, a.Addr)
 	switch {
 	case errors.Is(err, datastore.ErrUnknownPod):
-		return nil // a DEL came first
+		return nil // a DEL came first, or the key holds another address now
 	case errors.Is(err, datastore.ErrCheckpoint):
 		n.log.Warn("orphaned address released but the checkpoint write failed", "key", a.Key.String(), "err", err)
 	case err != nil:

@@ -1,6 +1,7 @@
 package datastore
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -66,6 +67,25 @@ func TestRestoreDropsKeyLessAllocations(t *testing.T) {
 	}
 	if st := f.s.Stats(); st.AssignedIPs != 0 || st.AvailableIPs != 3 {
 		t.Errorf("stats %+v: the dropped addresses must be free", st)
+	}
+	checkInvariants(t, f.s)
+}
+
+// TestUnassignAddrOnlyWhatWasSeen: a release decided on an older view does
+// not take an address the key holds since, nor a migrated entry.
+func TestUnassignAddrOnlyWhatWasSeen(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 0)
+	f.eni("eni-a", 0, "10.0.0.11/32", "10.0.0.12/32")
+	a := f.assign(1)
+	if _, err := f.s.UnassignAddr(podKey(1), ip("10.0.0.12")); !errors.Is(err, ErrUnknownPod) {
+		t.Errorf("UnassignAddr of another address: %v, want ErrUnknownPod", err)
+	}
+	if _, ok := f.s.Lookup(podKey(1)); !ok {
+		t.Fatal("the key lost its address")
+	}
+	got, err := f.s.UnassignAddr(podKey(1), a.Addr)
+	if err != nil || got.Addr != a.Addr {
+		t.Errorf("UnassignAddr of the held address: %+v %v", got, err)
 	}
 	checkInvariants(t, f.s)
 }
