@@ -10,7 +10,12 @@
 // subnet choice), reconcile.go (IMDS first, EC2 only on disagreement, EC2
 // wins), refresh.go (VPC CIDRs and security groups), leaked.go (leaked-ENI
 // sweep), branch.go (security groups for pods and CNINode features),
-// server.go (gRPC), run.go (the lifecycle of all loops, metrics and
+// server.go (gRPC), door.go (what the gRPC door refuses, one log line
+// per request), health.go (health follows the checkpoint's writability),
+// orphans.go (restore liveness and the sweep of allocations whose pod veth
+// is gone), recover.go (a corrupt checkpoint: recovery from host routes;
+// dropping allocations on unknown CIDRs), tags.go (tags of adopted ENIs),
+// run.go (the lifecycle of all loops, metrics and
 // introspection servers), trigger.go (coalescing runner), metrics.go
 // (upstream's awscni_* and our vpccni_* updates; pool gauges are sums over
 // network cards, not upstream's last-card-wins), introspect.go (the
