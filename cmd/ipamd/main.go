@@ -120,7 +120,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			Pool: 100 * time.Millisecond, Reconcile: time.Second, ReleaseSpacing: time.Millisecond,
 			MinENIAge: time.Millisecond, ReleasedGrace: time.Second, IMDSWait: 2 * time.Second,
 			AddWait: 10 * time.Second, LeakedSweep: 5 * time.Second, LeakedMinAge: time.Second, NodeRefresh: time.Second,
-			FailureBackoff: 50 * time.Millisecond, OrphanSweep: 200 * time.Millisecond, OrphanGrace: 2 * time.Second,
+			FailureBackoff: 50 * time.Millisecond, OrphanSweep: 200 * time.Millisecond, OrphanGrace: 5 * time.Second,
 		}
 	}
 	if cfg.DisableHostNetwork {
