@@ -24,8 +24,10 @@ import (
 // written either.
 func (n *IPAM) restoreCard(ctx context.Context, c *card, live func(datastore.Allocation) bool) (datastore.RestoreResult, error) {
 	res, err := c.store.Load(live)
-	if err == nil {
-		return res, nil
+	if err == nil || !errors.Is(err, datastore.ErrUnreadable) {
+		// Read and accepted; only writing it back may have failed, which
+		// moving a good file aside would not cure.
+		return res, err
 	}
 	path := datastore.CheckpointPath(n.cfg.BackingStore, c.index)
 	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))

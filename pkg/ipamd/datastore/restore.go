@@ -27,11 +27,8 @@ import (
 // or the same key are errors and change nothing. The checkpoint is then
 // rewritten; if that fails the restore is undone and the error returned.
 func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, error) {
-	if f.Version != CheckpointVersion {
-		return RestoreResult{}, fmt.Errorf("%w: unsupported version %q (want %q)", ErrCheckpoint, f.Version, CheckpointVersion)
-	}
-	if err := checkEntries(f); err != nil {
-		return RestoreResult{}, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	if err := checkFile(f); err != nil {
+		return RestoreResult{}, err
 	}
 
 	s.mu.Lock()
@@ -136,9 +133,23 @@ func (s *Store) Load(isLive func(Allocation) bool) (RestoreResult, error) {
 		return RestoreResult{}, nil
 	}
 	if err != nil {
-		return RestoreResult{}, err
+		return RestoreResult{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	if err := checkFile(f); err != nil {
+		return RestoreResult{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	return s.Restore(f, isLive)
+}
+
+// checkFile checks the version and the entries.
+func checkFile(f File) error {
+	if f.Version != CheckpointVersion {
+		return fmt.Errorf("%w: unsupported version %q (want %q)", ErrCheckpoint, f.Version, CheckpointVersion)
+	}
+	if err := checkEntries(f); err != nil {
+		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	return nil
 }
 
 // checkEntries rejects allocations without an address and two allocations

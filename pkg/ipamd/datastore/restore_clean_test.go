@@ -89,3 +89,32 @@ func TestUnassignAddrOnlyWhatWasSeen(t *testing.T) {
 	}
 	checkInvariants(t, f.s)
 }
+
+// TestLoadTellsUnreadableFromUnwritable: only a checkpoint that cannot be
+// read or accepted is ErrUnreadable (ipamd moves it aside); a good one
+// whose rewrite fails is not.
+func TestLoadTellsUnreadableFromUnwritable(t *testing.T) {
+	cp := &MemCheckpointer{}
+	if err := cp.Write(File{Version: CheckpointVersion, Allocations: []Allocation{{Key: podKey(1), Addr: ip("10.0.0.11")}}}); err != nil {
+		t.Fatal(err)
+	}
+	cp.SetErr(errors.New("read-only file system"))
+	s, err := New(Options{Checkpointer: cp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(nil); err == nil || errors.Is(err, ErrUnreadable) || !errors.Is(err, ErrCheckpoint) {
+		t.Errorf("Load with a failing write: %v, want a checkpoint error that is not ErrUnreadable", err)
+	}
+	bad := &MemCheckpointer{}
+	if err := bad.Write(File{Version: "vpc-cni-ipam/9"}); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := New(Options{Checkpointer: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Load(nil); !errors.Is(err, ErrUnreadable) {
+		t.Errorf("Load of a wrong version: %v, want ErrUnreadable", err)
+	}
+}
