@@ -24,10 +24,16 @@ import (
 // written either.
 func (n *IPAM) restoreCard(ctx context.Context, c *card, live func(datastore.Allocation) bool) (datastore.RestoreResult, error) {
 	res, err := c.store.Load(live)
-	if err == nil || !errors.Is(err, datastore.ErrUnreadable) {
-		// Read and accepted; only writing it back may have failed, which
-		// moving a good file aside would not cure.
-		return res, err
+	switch {
+	case err == nil:
+		return res, nil
+	case !errors.Is(err, datastore.ErrUnreadable):
+		// Read and restored; only writing it back failed, which moving a
+		// good file aside would not cure. Start: health says NOT_SERVING
+		// until the write succeeds (the probe retries it).
+		n.log.Error("checkpoint restored but cannot be written; serving NOT_SERVING until it can",
+			"card", c.index, "err", err)
+		return res, nil
 	}
 	path := datastore.CheckpointPath(n.cfg.BackingStore, c.index)
 	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))

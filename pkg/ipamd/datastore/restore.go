@@ -25,7 +25,10 @@ import (
 //
 // A wrong version, an invalid address, or two entries with the same address
 // or the same key are errors and change nothing. The checkpoint is then
-// rewritten; if that fails the restore is undone and the error returned.
+// rewritten; if that fails the restored state stays (it is what the file
+// just read says, so the pods keep their addresses) and the error, wrapping
+// ErrCheckpoint, is returned with the result; a later successful write
+// (Persist) brings the file in line.
 func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, error) {
 	if err := checkFile(f); err != nil {
 		return RestoreResult{}, err
@@ -94,35 +97,9 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 		}
 	}
 	if err := s.persist(); err != nil {
-		s.unrestore()
-		return RestoreResult{}, fmt.Errorf("restore: %w", err)
+		return res, fmt.Errorf("restore: restored, not yet persisted: %w", err)
 	}
 	return res, nil
-}
-
-// unrestore empties every allocation and cooling address again.
-func (s *Store) unrestore() {
-	for len(s.cool) > 0 {
-		sl := s.coolSlots[len(s.cool)-1]
-		s.coolRemove(len(s.cool) - 1)
-		if sl.cidr == nil {
-			delete(s.pending, sl.addr)
-			s.pendingCool--
-			continue
-		}
-		sl.cidr.release(sl.off)
-		s.adjust(sl.cidr, 0, -1)
-	}
-	for len(s.allocSlots) > 0 {
-		sl := s.allocSlots[len(s.allocSlots)-1]
-		s.removeAlloc(sl)
-		if sl.cidr == nil {
-			delete(s.pending, sl.addr)
-			continue
-		}
-		sl.cidr.release(sl.off)
-		s.adjust(sl.cidr, -1, 0)
-	}
 }
 
 // Load reads the store's checkpointer and restores it (see Restore). No
