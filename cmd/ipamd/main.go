@@ -22,17 +22,20 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/logfile"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
@@ -94,7 +97,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	opts := ipamd.Options{
 		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Kube: kc,
-		Logger: log, IsLive: podLive(log), Metrics: m, StartedAt: started,
+		Logger: log, PodLinks: hostLinks{vethPrefix: cfg.VethPrefix}, Metrics: m, StartedAt: started,
 	}
 	if !cfg.DisableMetrics {
 		if opts.MetricsListener, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
@@ -117,12 +120,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			Pool: 100 * time.Millisecond, Reconcile: time.Second, ReleaseSpacing: time.Millisecond,
 			MinENIAge: time.Millisecond, ReleasedGrace: time.Second, IMDSWait: 2 * time.Second,
 			AddWait: 10 * time.Second, LeakedSweep: 5 * time.Second, LeakedMinAge: time.Second, NodeRefresh: time.Second,
-			FailureBackoff: 50 * time.Millisecond,
+			FailureBackoff: 50 * time.Millisecond, OrphanSweep: 200 * time.Millisecond, OrphanGrace: 5 * time.Second,
 		}
 	}
 	if cfg.DisableHostNetwork {
 		log.Warn("VPC_CNI_DISABLE_HOST_NETWORK=true: no host networking is programmed (test mode)")
-		opts.IsLive = nil
+		opts.PodLinks = nil
 	} else {
 		opts.Host = networkutils.New(log.With("component", "networkutils"))
 	}
@@ -146,27 +149,58 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return n.Run(ctx, l)
 }
 
-// podLive says a restored allocation's pod still exists when a host link
-// carries the pod's veth suffix (upstream's restore rule); allocations
-// without pod metadata are kept.
-func podLive(log *slog.Logger) func(datastore.Allocation) bool {
+// hostLinks lists the links of ipamd's network namespace (the node's),
+// where every pod's host veth lives; ipamd lists them at restore (after
+// its socket serves) and in its orphan sweep, never once at start.
+type hostLinks struct{ vethPrefix string }
+
+func (hostLinks) LinkSuffixes(context.Context) (map[string]bool, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
-		log.Warn("cannot list host links; keeping every restored pod", "err", err)
-		return nil
+		return nil, fmt.Errorf("listing host links: %w", err)
 	}
-	suffixes := map[string]bool{}
+	suffixes := make(map[string]bool, len(ifs))
 	for _, i := range ifs {
 		if len(i.Name) >= vethname.SuffixLen {
 			suffixes[i.Name[len(i.Name)-vethname.SuffixLen:]] = true
 		}
 	}
-	return func(a datastore.Allocation) bool {
-		if a.Meta.K8sPodNamespace == "" || a.Meta.K8sPodName == "" {
-			return true
-		}
-		return suffixes[vethname.Suffix(a.Meta.K8sPodNamespace, a.Meta.K8sPodName)]
+	return suffixes, nil
+}
+
+// PodRoutes lists the main table's host routes through a pod veth
+// (<ip> dev <prefix>…), as the plugin installs one per pod address.
+func (h hostLinks) PodRoutes(context.Context) ([]ipamd.PodRoute, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("listing host links: %w", err)
 	}
+	names := map[int]string{}
+	for _, l := range links {
+		if name := l.Attrs().Name; strings.HasPrefix(name, h.vethPrefix) && len(name) > len(h.vethPrefix) {
+			names[l.Attrs().Index] = name
+		}
+	}
+	var out []ipamd.PodRoute
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return nil, fmt.Errorf("listing host routes: %w", err)
+		}
+		for _, r := range routes {
+			name, ok := names[r.LinkIndex]
+			if !ok || r.Dst == nil {
+				continue
+			}
+			ones, bits := r.Dst.Mask.Size()
+			addr, ok := netip.AddrFromSlice(r.Dst.IP)
+			if !ok || ones != bits {
+				continue
+			}
+			out = append(out, ipamd.PodRoute{Addr: addr.Unmap(), Link: name})
+		}
+	}
+	return out, nil
 }
 
 // newLogger writes JSON to AWS_VPC_K8S_CNI_LOG_FILE (stdout, stderr or a

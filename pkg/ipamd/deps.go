@@ -61,6 +61,23 @@ type HostNetwork interface {
 	LinkByMAC(ctx context.Context, mac net.HardwareAddr) (networkutils.Link, error)
 }
 
+// PodLinks lists the host's links by name suffix (the last
+// vethname.SuffixLen characters), so ipamd can tell whether a pod's host
+// veth still exists. Production lists ipamd's own network namespace. Nil:
+// every pod is taken as live and nothing is swept.
+type PodLinks interface {
+	LinkSuffixes(ctx context.Context) (map[string]bool, error)
+	// PodRoutes lists the host routes to pods (<ip> dev <veth prefix>…),
+	// from which a corrupt checkpoint's addresses are recovered.
+	PodRoutes(ctx context.Context) ([]PodRoute, error)
+}
+
+// PodRoute is a host route to one pod address through its host veth.
+type PodRoute struct {
+	Addr netip.Addr
+	Link string
+}
+
 // Kubernetes is what ipamd asks of the API server. Nil: no API server
 // (no feature that needs one is enabled).
 type Kubernetes interface {

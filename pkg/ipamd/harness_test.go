@@ -118,10 +118,12 @@ type harness struct {
 	ec2  *awsutils.EC2
 	md   *awsutils.Metadata
 	host *fakeHost
-	cfg  config.Config
-	n    *IPAM
-	srv  *Server
-	dir  string
+	// links, when set before connect, is the IPAM's PodLinks.
+	links *fakeLinks
+	cfg   config.Config
+	n     *IPAM
+	srv   *Server
+	dir   string
 }
 
 type harnessOpts struct {
@@ -130,6 +132,7 @@ type harnessOpts struct {
 	times        *Intervals
 	scenario     func(*vpcsim.Scenario)
 	noInit       bool
+	links        *fakeLinks
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -142,7 +145,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.scenario(&sc)
 	}
 	env := simtest.Start(t, sc)
-	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir()}
+	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links}
 	h.cfg = config.Defaults()
 	h.cfg.BackingStore = filepath.Join(h.dir, "ipam.json")
 	h.cfg.SocketPath = filepath.Join(h.dir, "ipamd.sock")
@@ -188,8 +191,12 @@ func (h *harness) connect(times Intervals) {
 	if os.Getenv("IPAMD_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := New(Options{Config: h.cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Host: h.host,
-		Logger: log, Times: times})
+	opts := Options{Config: h.cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Host: h.host,
+		Logger: log, Times: times}
+	if h.links != nil {
+		opts.PodLinks = h.links
+	}
+	n, err := New(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

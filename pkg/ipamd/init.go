@@ -127,13 +127,26 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			return fmt.Errorf("ipamd init: %w", err)
 		}
 	}
+	live := n.restoreLiveness(ctx)
 	for _, c := range n.cards {
-		res, err := c.store.Load(n.live)
+		res, err := n.restoreCard(ctx, c, live)
 		if err != nil {
 			return fmt.Errorf("ipamd init: restoring the checkpoint of network card %d: %w", c.index, err)
 		}
 		n.log.Info("checkpoint restored", "card", c.index, "restored", len(res.Restored),
-			"stale", len(res.Stale), "unknownCIDR", len(res.Unknown))
+			"stale", len(res.Stale), "unknownCIDR", len(res.Unknown), "keyLess", len(res.KeyLess), "clampedTimestamps", res.Clamped)
+		for _, a := range res.KeyLess {
+			n.metrics.RestoreDropped.WithLabelValues("key_less").Inc()
+			n.log.Warn("dropped a checkpoint allocation with an empty key field (no DEL could ever release it)",
+				"card", c.index, "key", a.Key.String(), "ip", a.Addr, "pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName)
+		}
+		if res.Clamped > 0 {
+			n.log.Warn("checkpoint timestamps in the future set to now", "card", c.index, "count", res.Clamped)
+		}
+		if len(res.Unknown) > 0 {
+			n.log.Warn("restored allocations on no known CIDR: kept pending until their CIDR appears or the wait ends",
+				"card", c.index, "count", len(res.Unknown), "first", allocationList(res.Unknown, 20), "wait", n.times.PendingWait)
+		}
 		for _, a := range res.Restored {
 			n.restorePodRule(ctx, c, a)
 		}
@@ -251,7 +264,8 @@ func (n *IPAM) buildCards() error {
 			Mode:           mode,
 			CooldownPeriod: n.cfg.IPCooldown,
 			MinENIAge:      n.times.MinENIAge,
-			Checkpointer:   datastore.NewFileCheckpointer(datastore.CheckpointPath(n.cfg.BackingStore, idx)),
+			Checkpointer: watchedCheckpointer{Checkpointer: datastore.NewFileCheckpointer(datastore.CheckpointPath(n.cfg.BackingStore, idx)),
+				card: idx, health: n.cpHealth},
 		})
 		if err != nil {
 			return fmt.Errorf("ipamd init: datastore of card %d: %w", idx, err)
@@ -316,6 +330,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	if _, ok := c.store.ENI(e.ID); ok {
 		return nil
 	}
+	n.tagENI(ctx, e)
 	primary := e.ID == n.node.primaryENI
 	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
 	trunk := e.InterfaceType == "trunk"

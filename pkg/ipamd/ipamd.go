@@ -10,7 +10,12 @@
 // subnet choice), reconcile.go (IMDS first, EC2 only on disagreement, EC2
 // wins), refresh.go (VPC CIDRs and security groups), leaked.go (leaked-ENI
 // sweep), branch.go (security groups for pods and CNINode features),
-// server.go (gRPC), run.go (the lifecycle of all loops, metrics and
+// server.go (gRPC), door.go (what the gRPC door refuses, one log line
+// per request), health.go (health follows the checkpoint's writability),
+// orphans.go (restore liveness and the sweep of allocations whose pod veth
+// is gone), recover.go (a corrupt checkpoint: recovery from host routes;
+// dropping allocations on unknown CIDRs), tags.go (tags of adopted ENIs),
+// run.go (the lifecycle of all loops, metrics and
 // introspection servers), trigger.go (coalescing runner), metrics.go
 // (upstream's awscni_* and our vpccni_* updates; pool gauges are sums over
 // network cards, not upstream's last-card-wins), introspect.go (the
@@ -68,6 +73,10 @@ type Intervals struct {
 	LeakedMinAge     time.Duration // leaked ENIs younger than this are kept (5 min)
 	NodeRefresh      time.Duration // re-read VPC CIDRs and security groups (30 s)
 	FailureBackoff   time.Duration // first pause after a failed pool action, doubling to 1 min (1 s)
+	OrphanSweep      time.Duration // how often pods' host veths are checked (30 s)
+	OrphanGrace      time.Duration // a pod's veth absent this long releases its address (2 min)
+	CheckpointRetry  time.Duration // retry of a failed checkpoint write, for health (1 s)
+	PendingWait      time.Duration // restored allocations on no known CIDR are dropped after (5 min)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -88,6 +97,10 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.LeakedMinAge, 5*time.Minute)
 	def(&iv.NodeRefresh, 30*time.Second)
 	def(&iv.FailureBackoff, time.Second)
+	def(&iv.OrphanSweep, 30*time.Second)
+	def(&iv.OrphanGrace, 2*time.Minute)
+	def(&iv.CheckpointRetry, time.Second)
+	def(&iv.PendingWait, 5*time.Minute)
 	return iv
 }
 
@@ -102,9 +115,9 @@ type Options struct {
 	Kube     Kubernetes      // nil: no API server
 	Logger   *slog.Logger
 	Times    Intervals
-	// IsLive says whether a restored pod still exists (nil: every pod is
-	// live). Production checks the pod's host veth.
-	IsLive func(datastore.Allocation) bool
+	// PodLinks tells whether a pod's host veth exists: at restore, and in
+	// the orphan sweep (nil: every pod is live, nothing is swept).
+	PodLinks PodLinks
 	// Metrics receives upstream's awscni_* and our vpccni_* metrics (nil:
 	// a private set nobody serves).
 	Metrics *metrics.Metrics
@@ -129,7 +142,7 @@ type IPAM struct {
 	host  HostNetwork
 	log   *slog.Logger
 	times Intervals
-	live  func(datastore.Allocation) bool
+	links PodLinks
 
 	// kube is nil until an API server is known; SetKubernetes sets it
 	// once later when ipamd started without one.
@@ -148,6 +161,7 @@ type IPAM struct {
 	sgppNote string
 	metricsL net.Listener
 	introL   net.Listener
+	cpHealth *cpHealth
 
 	// Node facts, set by Init; vpcCIDRs and sgs change later under nodeMu.
 	node   nodeFacts
@@ -255,10 +269,6 @@ func New(o Options) (*IPAM, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	live := o.IsLive
-	if live == nil {
-		live = func(datastore.Allocation) bool { return true }
-	}
 	m := o.Metrics
 	if m == nil {
 		m = metrics.New(version.Version)
@@ -283,13 +293,24 @@ func New(o Options) (*IPAM, error) {
 	if o.Leaked != nil {
 		leak = trackedLeaked{LeakedENILister: o.Leaked, t: track}
 	}
-	return &IPAM{
+	n := &IPAM{
 		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
-		log: log, times: o.Times.withDefaults(), live: live,
+		log: log, times: o.Times.withDefaults(), links: o.PodLinks,
 		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
 		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
-	}, nil
+	}
+	n.cpHealth = newCPHealth(func(ok bool) {
+		if ok {
+			m.CheckpointOK.Set(1)
+			n.log.Info("checkpoint writable again; health SERVING")
+			return
+		}
+		m.CheckpointOK.Set(0)
+		_, err := n.cpHealth.ok()
+		n.log.Error("checkpoint cannot be written; health NOT_SERVING until it can", "err", err)
+	})
+	return n, nil
 }
 
 // kubeClient is the API server client, nil while ipamd runs without one.

@@ -6,11 +6,13 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"strings"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -71,32 +73,72 @@ func TestRestoreUpstreamCheckpoint(t *testing.T) {
 	h.checkConsistent()
 }
 
-// TestRestoreRejectsBadCheckpoint: a checkpoint ipamd cannot read stops
-// start-up with an error naming the problem, and the file is left as it
-// was (nothing lost: an operator or an older version can still read it).
-func TestRestoreRejectsBadCheckpoint(t *testing.T) {
-	for _, tc := range []struct{ name, content, want string }{
-		{"wrong version", `{"version":"vpc-cni-ipam/2","allocations":[]}`, "unsupported version"},
-		{"corrupt JSON", `{"version":"vpc-cni-ipam/1","allocations":[{"ipv4":`, "checkpoint"},
-		{"bad address", `{"version":"vpc-cni-ipam/1","allocations":[{"networkName":"n","containerID":"c","ifName":"eth0","ipv4":"10.0.0.999"}]}`, "10.0.0.999"},
+// TestRestoreCorruptCheckpointRecoversFromHost: a checkpoint ipamd cannot
+// read no longer stops start-up. The file is moved aside unchanged
+// (ipam.json.corrupt-<time>, for an operator), and the pods' addresses
+// come back from the host routes to their veths: held again, released by
+// the pod's DEL (found by its veth name), or by the orphan sweep once the
+// veth is gone. Routes outside the node's addresses are not taken.
+func TestRestoreCorruptCheckpointRecoversFromHost(t *testing.T) {
+	for _, tc := range []struct{ name, content string }{
+		{"wrong version", `{"version":"vpc-cni-ipam/2","allocations":[]}`},
+		{"corrupt JSON", `{"version":"vpc-cni-ipam/1","allocations":[{"ipv4":`},
+		{"bad address", `{"version":"vpc-cni-ipam/1","allocations":[{"networkName":"n","containerID":"c","ifName":"eth0","ipv4":"10.0.0.999"}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, harnessOpts{noInit: true})
+			links := newFakeLinks()
+			h := newHarness(t, harnessOpts{noInit: true, links: links})
+			ctx := context.Background()
+			addrs, err := h.ec2.AssignIPv4(ctx, h.primaryENI(), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			veth := func(i int) string { return vethname.HostVethName("eni", "default", fmt.Sprint("pod-", i), 0) }
+			links.routes = []PodRoute{{addrs[0], veth(0)}, {addrs[1], veth(1)}, {netip.MustParseAddr("192.168.77.7"), veth(2)}}
+			links.setPod(0, true)
+			links.setPod(1, true)
 			if err := os.WriteFile(h.cfg.BackingStore, []byte(tc.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			err := h.n.Init(context.Background())
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "checkpoint") {
-				t.Fatalf("Init: %v, want an error about the checkpoint containing %q", err, tc.want)
+			if err := h.n.Init(ctx); err != nil {
+				t.Fatalf("Init with a corrupt checkpoint: %v", err)
 			}
-			t.Logf("error: %v", err)
-			got, _ := os.ReadFile(h.cfg.BackingStore)
-			if string(got) != tc.content {
-				t.Errorf("checkpoint rewritten to %q", got)
+			aside, _ := filepath.Glob(h.cfg.BackingStore + ".corrupt-*")
+			if len(aside) != 1 {
+				t.Fatalf("moved-aside files: %v, want one", aside)
 			}
-			if h.n.Ready() {
-				t.Error("node reports ready after a failed restore")
+			if got, _ := os.ReadFile(aside[0]); string(got) != tc.content {
+				t.Errorf("moved-aside file holds %q, want the original", got)
 			}
+			for i, want := range []bool{true, true} {
+				if got := h.holds(datastore.RecoveredKey(vethname.Suffix("default", fmt.Sprint("pod-", i)))); got != want {
+					t.Errorf("pod %d recovered=%v, want %v", i, got, want)
+				}
+			}
+			if st := h.n.cards[0].store.Stats(); st.Pods != 2 {
+				t.Errorf("datastore holds %d pods, want the 2 routed through pod veths on node addresses", st.Pods)
+			}
+			h.checkConsistent() // the new checkpoint is readable and matches
+
+			// The pod's DEL (its runtime key is unknown) finds it by name.
+			d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "sandbox-0", IfName: "eth0",
+				K8SPodNamespace: "default", K8SPodName: "pod-0"})
+			if err != nil || !d.Success || d.IpAllocationMetadata[0].Ipv4Addr != addrs[0].String() {
+				t.Errorf("DEL of a recovered pod: %v %v, want %s released", d, err, addrs[0])
+			}
+			// Pod 1's veth goes without a DEL: the sweep releases it.
+			links.setPod(1, false)
+			sw := &orphanSweep{absentSince: map[datastore.Key]time.Time{}}
+			later := time.Now().Add(time.Hour)
+			for _, at := range []time.Time{later, later.Add(h.n.times.OrphanGrace)} {
+				if err := h.n.sweepOrphans(ctx, sw, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := h.n.cards[0].store.Stats(); st.Pods != 0 {
+				t.Errorf("after DEL and sweep: %d pods held, want 0", st.Pods)
+			}
+			h.checkConsistent()
 		})
 	}
 }
@@ -161,5 +203,39 @@ func TestRestoreRecreatesPodRules(t *testing.T) {
 	h.host.mu.Unlock()
 	if !maps.Equal(got, want) {
 		t.Errorf("restored pod rules %v, want %v", got, want)
+	}
+}
+
+// TestRestoreDropsUnknownCIDRAfterWait: a restored allocation whose
+// address is on no ENI of the node is kept pending for the bounded wait
+// (its CIDR may yet appear), then dropped from memory and the checkpoint.
+func TestRestoreDropsUnknownCIDRAfterWait(t *testing.T) {
+	times := fastTimes
+	times.PendingWait = time.Second
+	h := newHarness(t, harnessOpts{noInit: true, times: &times})
+	file := `{"version":"vpc-cni-ipam/1","allocations":[{"networkName":"aws-cni","containerID":"gone","ifName":"eth0",` +
+		`"ipv4":"10.0.250.9","allocationTimestamp":1,"metadata":{"k8sPodNamespace":"default","k8sPodName":"gone"}}]}` + "\n"
+	if err := os.WriteFile(h.cfg.BackingStore, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.runDaemon()
+	waitFor(t, 20*time.Second, "ipamd ready", h.n.Ready)
+	if st := h.n.cards[0].store.Stats(); st.Pending != 1 {
+		t.Fatalf("right after start: %d pending, want the unknown-CIDR allocation kept", st.Pending)
+	}
+	waitFor(t, 20*time.Second, "the pending allocation dropped", func() bool {
+		return h.n.cards[0].store.Stats().Pending == 0
+	})
+	f, err := datastore.NewFileCheckpointer(h.cfg.BackingStore).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range f.Allocations {
+		if a.Key.ContainerID == "gone" {
+			t.Errorf("dropped allocation still in the checkpoint: %+v", a)
+		}
+	}
+	if got := counterValue(t, h.n.metrics.RestoreDropped.WithLabelValues("unknown_cidr")); got != 1 {
+		t.Errorf("vpccni_checkpoint_entries_dropped_total{reason=unknown_cidr} = %v, want 1", got)
 	}
 }

@@ -74,6 +74,18 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			return nil
 		})
 		loops.Go(func() error {
+			n.runOrphanSweeper(lctx)
+			return nil
+		})
+		loops.Go(func() error {
+			n.runCheckpointProbe(lctx)
+			return nil
+		})
+		loops.Go(func() error {
+			n.dropPendingAfter(lctx, n.times.PendingWait)
+			return nil
+		})
+		loops.Go(func() error {
 			tick := time.NewTicker(n.times.NodeRefresh)
 			defer tick.Stop()
 			for {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/version"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -77,17 +78,19 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 	go func() { errc <- s.grpc.Serve(l) }()
 	select {
 	case <-s.n.readyCh:
-		for _, svc := range []string{"", HealthService} {
-			s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
-		}
+		s.setHealth()
 	case <-ctx.Done():
 	case err := <-errc:
 		return fmt.Errorf("gRPC server: %w", err)
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		return fmt.Errorf("gRPC server: %w", err)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-s.n.cpHealth.kick:
+			s.setHealth()
+		case err := <-errc:
+			return fmt.Errorf("gRPC server: %w", err)
+		}
 	}
 	s.health.Shutdown()
 	done := make(chan struct{})
@@ -101,21 +104,20 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, drain time.Duration)
 	return nil
 }
 
-func key(networkName, containerID, ifName string) datastore.Key {
-	return datastore.Key{NetworkName: networkName, ContainerID: containerID, IfName: ifName}
+// setHealth answers SERVING once the node is initialised and while every
+// checkpoint can be written.
+func (s *Server) setHealth() {
+	st := healthpb.HealthCheckResponse_SERVING
+	if !s.n.Ready() || !s.n.CheckpointWritable() {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	for _, svc := range []string{"", HealthService} {
+		s.health.SetServingStatus(svc, st)
+	}
 }
 
-func missingFields(fields ...[2]string) error {
-	var missing []string
-	for _, f := range fields {
-		if f[1] == "" {
-			missing = append(missing, f[0])
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return status.Errorf(codes.InvalidArgument, "request lacks %s", strings.Join(missing, ", "))
+func key(networkName, containerID, ifName string) datastore.Key {
+	return datastore.Key{NetworkName: networkName, ContainerID: containerID, IfName: ifName}
 }
 
 func (s *Server) checkVersion(method, clientVersion string) {
@@ -159,16 +161,29 @@ func (s *Server) waitReady(ctx context.Context) error {
 // manager for more at once and waits, until the request's deadline (or
 // Intervals.AddWait when it has none), instead of failing.
 func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
+	start := time.Now()
+	r, cause, err := s.addNetwork(ctx, req)
+	s.logAdd(ctx, req, r, cause, err, start)
+	return r, err
+}
+
+func (s *Server) addNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, string, error) {
 	n := s.n
 	s.checkVersion("AddNetwork", req.GetClientVersion())
-	if err := missingFields([2]string{"ContainerID", req.GetContainerId()}, [2]string{"IfName", req.GetIfName()},
-		[2]string{"NetworkName", req.GetNetworkName()}); err != nil {
-		return nil, err
-	}
-	if req.GetRequiresMultiNicAttachment() && !n.cfg.EnableMultiNIC {
-		return nil, status.Error(codes.FailedPrecondition, "pod asks for a multi-NIC attachment but ENABLE_MULTI_NIC=false on this node")
+	if err := checkPodNames(req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+		return nil, "", err
 	}
 	n.metrics.AddIPRequests.Inc()
+	if cause := addRefusal(req, n.cfg.EnableMultiNIC); cause != "" {
+		refuse(ctx, cause)
+		return &rpc.AddNetworkReply{Success: false, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}, cause, nil
+	}
+	r, err := s.addNetworkChecked(ctx, req)
+	return r, "", err
+}
+
+func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
+	n := s.n
 	ctx, cancel := answerBefore(ctx, n.times.AddWait)
 	defer cancel()
 	start := time.Now()
@@ -216,10 +231,9 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 			n.pending.Add(1)
 		}
 		n.pool.Fire()
-		select {
-		case <-changed:
-		case <-time.After(time.Second): // cooling addresses expire without a broadcast
-		case <-n.termCh:
+		switch n.waitForAddress(ctx, changed) {
+		case waitRetry:
+		case waitShutdown:
 			// The pool will not grow any more: answer now so the drain is quick.
 			if asgs, err := n.assign(k, meta, multi); err == nil {
 				result = "ok"
@@ -229,12 +243,54 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 			result = "shutdown"
 			n.metrics.NoAvailableIPs.Inc()
 			return nil, status.Error(codes.Unavailable, "ipamd is shutting down and has no free address; retry on the next ipamd")
-		case <-ctx.Done():
+		case waitDeadline:
 			result = "exhausted"
 			n.metrics.NoAvailableIPs.Inc()
 			return nil, status.Error(codes.ResourceExhausted, n.exhaustedCause(err, time.Since(start)))
 		}
 	}
+}
+
+type waitOutcome int
+
+const (
+	waitRetry    waitOutcome = iota // something changed: try to assign again
+	waitShutdown                    // ipamd is terminating
+	waitDeadline                    // the request's time is up
+)
+
+// waitForAddress blocks until an address may have become usable: the pool
+// grew or an address was released (changed), or the earliest cooldown
+// ended (a timer on exactly that moment, not a poll).
+func (n *IPAM) waitForAddress(ctx context.Context, changed <-chan struct{}) waitOutcome {
+	var wake <-chan time.Time
+	if at, ok := n.nextCoolingEnd(); ok {
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		wake = t.C
+	}
+	select {
+	case <-changed:
+		return waitRetry
+	case <-wake:
+		return waitRetry
+	case <-n.termCh:
+		return waitShutdown
+	case <-ctx.Done():
+		return waitDeadline
+	}
+}
+
+// nextCoolingEnd is the earliest cooldown end over every card.
+func (n *IPAM) nextCoolingEnd() (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, c := range n.cards {
+		if at, ok := c.store.NextCoolingEnd(); ok && (!found || at.Before(first)) {
+			first, found = at, true
+		}
+	}
+	return first, found
 }
 
 // assign takes one address on the first card that has one (pods spill to
@@ -343,12 +399,25 @@ func allocationMetadata(addr netip.Addr, device, table int) *rpc.IPAllocationMet
 // does not hold gets an error whose message contains "datastore: unknown
 // pod", which every plugin version treats as success.
 func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, error) {
+	start := time.Now()
+	r, cause, err := s.delNetwork(ctx, req)
+	s.logDel(ctx, req, r, cause, err, start)
+	return r, err
+}
+
+func (s *Server) delNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, string, error) {
 	n := s.n
 	s.checkVersion("DelNetwork", req.GetClientVersion())
-	if err := missingFields([2]string{"ContainerID", req.GetContainerId()}, [2]string{"IfName", req.GetIfName()},
-		[2]string{"NetworkName", req.GetNetworkName()}); err != nil {
-		return nil, err
+	if cause := delRefusal(req); cause != "" {
+		refuse(ctx, cause)
+		return &rpc.DelNetworkReply{Success: false, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}, cause, nil
 	}
+	r, err := s.delNetworkChecked(ctx, req)
+	return r, "", err
+}
+
+func (s *Server) delNetworkChecked(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, error) {
+	n := s.n
 	reason := req.GetReason()
 	if reason == "" {
 		reason = "PodDeleted"
@@ -361,6 +430,45 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
 	r := &rpc.DelNetworkReply{NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
+	released, err := s.release(k, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(released) == 0 && req.GetK8SPodNamespace() != "" && req.GetK8SPodName() != "" {
+		// An address recovered from the host after a corrupt checkpoint
+		// is known only by the pod's veth name.
+		rk := datastore.RecoveredKey(vethname.Suffix(req.GetK8SPodNamespace(), req.GetK8SPodName()))
+		if released, err = s.release(rk, r); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.IpAllocationMetadata) == 0 {
+		if br, handled, err := s.branchDel(ctx, req); handled {
+			if err != nil {
+				n.metrics.PodENIErrors.WithLabelValues("DelNetwork").Inc()
+			}
+			return br, err
+		}
+		// Upstream's code and text, which every plugin version treats as
+		// an idempotent success.
+		return nil, status.Errorf(codes.Unknown, "%v: %s", datastore.ErrUnknownPod, k)
+	}
+	r.Success = true
+	n.observeAssignments(released)
+	if n.pending.Load() > 0 {
+		n.broadcast() // with no cooldown the address is usable at once
+	}
+	if md := r.IpAllocationMetadata[0]; md.Ipv4Addr != "" {
+		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv4Addr, false)
+	} else {
+		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv6Addr, false)
+	}
+	return r, nil
+}
+
+// release unassigns what k holds on every card, adding it to r.
+func (s *Server) release(k datastore.Key, r *rpc.DelNetworkReply) ([]datastore.Assignment, error) {
+	n := s.n
 	var released []datastore.Assignment
 	for _, c := range n.cards {
 		// Store.Unassign also matches entries upstream migrated from CRI
@@ -375,28 +483,12 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 			n.log.Warn("address released but the checkpoint write failed", "key", k.String(), "ip", a.Addr,
 				"card", c.index, "err", err)
 		case err != nil:
-			return nil, status.Errorf(codes.Internal, "releasing the address of %s: %v", k, err)
+			return released, status.Errorf(codes.Internal, "releasing the address of %s: %v", k, err)
 		}
 		released = append(released, a)
 		r.IpAllocationMetadata = append(r.IpAllocationMetadata, allocationMetadata(a.Addr, a.DeviceNumber, a.RouteTableID))
 	}
-	if len(r.IpAllocationMetadata) == 0 {
-		if br, handled, err := s.branchDel(ctx, req); handled {
-			if err != nil {
-				n.metrics.PodENIErrors.WithLabelValues("DelNetwork").Inc()
-			}
-			return br, err
-		}
-		return nil, status.Errorf(codes.NotFound, "%v: %s", datastore.ErrUnknownPod, k)
-	}
-	r.Success = true
-	n.observeAssignments(released)
-	if md := r.IpAllocationMetadata[0]; md.Ipv4Addr != "" {
-		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv4Addr, false)
-	} else {
-		s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), md.Ipv6Addr, false)
-	}
-	return r, nil
+	return released, nil
 }
 
 // annotate maintains vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP). A failure

@@ -47,6 +47,9 @@ type Metrics struct {
 	EC2Throttles   *prometheus.CounterVec   // vpccni_ec2_throttles_total{action}
 	CoolingIPs     prometheus.Gauge         // vpccni_cooling_ip_addresses
 	PoolActions    *prometheus.CounterVec   // vpccni_pool_actions_total{action,result}
+	OrphanReleases prometheus.Counter       // vpccni_orphaned_addresses_released_total
+	CheckpointOK   prometheus.Gauge         // vpccni_checkpoint_writable
+	RestoreDropped *prometheus.CounterVec   // vpccni_checkpoint_entries_dropped_total{reason}
 }
 
 // New builds the collectors on a fresh registry that also carries the Go and
@@ -157,6 +160,16 @@ func New(version string) *Metrics {
 		PoolActions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vpccni_pool_actions_total", Help: "Warm-pool actions taken, by action and result",
 		}, []string{"action", "result"}),
+		OrphanReleases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vpccni_orphaned_addresses_released_total",
+			Help: "Addresses released because their pod's host veth was gone for the grace period (a DEL that never reached ipamd)",
+		}),
+		CheckpointOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vpccni_checkpoint_writable", Help: "1 while the last checkpoint write succeeded, 0 while it fails (health is NOT_SERVING)",
+		}),
+		RestoreDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vpccni_checkpoint_entries_dropped_total", Help: "Checkpoint entries dropped at or after restore, by reason",
+		}, []string{"reason"}),
 	}
 
 	m.Registry.MustRegister(
@@ -170,6 +183,7 @@ func New(version string) *Metrics {
 		m.NoAvailableIPs, m.AssignedIPPerENI, m.StartupDuration,
 		m.NodeInitDuration, m.ConnmarkBackend, m.ConnmarkReconciles, m.BuildInfo,
 		m.AddNetworkWait, m.EC2Calls, m.EC2Throttles, m.CoolingIPs, m.PoolActions,
+		m.OrphanReleases, m.CheckpointOK, m.RestoreDropped,
 	)
 
 	// Label values that exist from the start, as upstream pre-creates them,
@@ -177,5 +191,6 @@ func New(version string) *Metrics {
 	m.ConnmarkReconciles.WithLabelValues("success")
 	m.ConnmarkReconciles.WithLabelValues("error")
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.CheckpointOK.Set(1)
 	return m
 }

@@ -1,6 +1,9 @@
 package datastore
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // Assign hands key an address of the active mode, or returns the address
 // it already holds (idempotent ADD). The choice is deterministic (see
@@ -89,15 +92,26 @@ func (s *Store) noAddressError(key Key) error {
 // held by a key whose pod is gone (the runtime does not retry a DEL the
 // plugin reported as done), with nothing left to ever release it.
 func (s *Store) Unassign(key Key) (Assignment, error) {
+	return s.unassign(key, netip.Addr{})
+}
+
+// UnassignAddr is Unassign only while key still holds addr (exactly that
+// key, no migrated match): a sweep that decided on a stale view must not
+// release an address the key was given since.
+func (s *Store) UnassignAddr(key Key, addr netip.Addr) (Assignment, error) {
+	return s.unassign(key, addr)
+}
+
+func (s *Store) unassign(key Key, addr netip.Addr) (Assignment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.advance(now)
 	sl, ok := s.byKey[key]
-	if !ok {
+	if !ok && !addr.IsValid() {
 		sl, ok = s.byKey[Key{NetworkName: MigratedNetworkName, ContainerID: key.ContainerID, IfName: MigratedIfName}]
 	}
-	if !ok {
+	if !ok || (addr.IsValid() && sl.addr != addr) {
 		return Assignment{}, fmt.Errorf("%w: %s", ErrUnknownPod, key)
 	}
 	out := s.assignmentOf(sl)
@@ -289,4 +303,19 @@ func (s *Store) DropPending() ([]Allocation, error) {
 		return out, fmt.Errorf("drop pending allocations: %w", err)
 	}
 	return out, nil
+}
+
+// Persist rewrites the checkpoint from memory: after a failed write, a
+// successful Persist makes the file match memory again.
+func (s *Store) Persist() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.persist()
+}
+
+// Unpersisted reports whether the last checkpoint write failed.
+func (s *Store) Unpersisted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unpersisted
 }

@@ -507,20 +507,32 @@ func fileHasKey(f File, k Key) bool {
 	return false
 }
 
-// A failed restore leaves nothing behind.
-func TestCheckpointFailureUndoesRestore(t *testing.T) {
+// A restore whose write-back fails keeps what it restored (the file it
+// came from still says so) and the next successful write persists it.
+func TestCheckpointFailureKeepsRestore(t *testing.T) {
 	g := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
 	g.eni("eni-a", 0, "10.0.0.11/32", "10.0.0.12/32")
 	g.cp.SetErr(errors.New("read-only file system"))
-	_, err := g.s.Restore(File{Version: CheckpointVersion,
+	res, err := g.s.Restore(File{Version: CheckpointVersion,
 		Allocations: []Allocation{{Key: podKey(1), Addr: ip("10.0.0.11")}, {Key: podKey(2), Addr: ip("10.0.9.9")}},
 		Cooling:     []Cooling{{Addr: ip("10.0.0.12"), UnassignedAt: g.clock.now()}}}, nil)
 	if !errors.Is(err, ErrCheckpoint) {
 		t.Fatalf("restore with a failing checkpoint: %v", err)
 	}
 	checkInvariants(t, g.s)
-	if st := g.s.Stats(); st.Pods != 0 || st.CoolingIPs != 0 || st.AvailableIPs != 2 {
-		t.Fatalf("failed restore left state: %+v", st)
+	if st := g.s.Stats(); st.Pods != 2 || st.CoolingIPs != 1 || st.AvailableIPs != 0 || len(res.Restored) != 1 || len(res.Unknown) != 1 {
+		t.Fatalf("restore with a failing write: %+v %+v", st, res)
+	}
+	if !g.s.Unpersisted() {
+		t.Error("the store does not know its file lags")
+	}
+	g.cp.SetErr(nil)
+	if err := g.s.Persist(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := g.cp.Read()
+	if err != nil || len(f.Allocations) != 2 || len(f.Cooling) != 1 || g.s.Unpersisted() {
+		t.Errorf("after Persist: %+v %v", f, err)
 	}
 }
 

@@ -25,6 +25,10 @@ var (
 	ErrInvalidArgument    = errors.New("datastore: invalid argument")
 	// ErrCheckpoint wraps every failure to read, parse or write a checkpoint.
 	ErrCheckpoint = errors.New("datastore: checkpoint")
+	// ErrUnreadable additionally marks a checkpoint Load could not read or
+	// accept (I/O error, bad JSON, version, address, duplicate), as opposed
+	// to a failure to write the restored state.
+	ErrUnreadable = errors.New("datastore: checkpoint unreadable")
 )
 
 // NoAvailableAddressError says why Assign could not hand out an address.

@@ -241,3 +241,14 @@ func (s *Store) deletable(e *eni, p DeletePolicy, now time.Time) bool {
 	}
 	return true
 }
+
+// NextCoolingEnd returns when the earliest cooling address ends its
+// cooldown (false when none cools), so a waiting ADD can wake then.
+func (s *Store) NextCoolingEnd() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cool) == 0 {
+		return time.Time{}, false
+	}
+	return s.cool[0].UnassignedAt.Add(s.cooldown), true
+}

@@ -18,15 +18,20 @@ import (
 // Cooling entries still in their cooldown cool again (pending too when
 // their CIDR is unknown).
 //
+// Timestamps in the future (a clock set back, a hand-edited file) are
+// clamped to now, so a cooldown lasts at most one period. An allocation
+// with an empty key field can never be released by a DEL (every DEL
+// carries all three) and is dropped (KeyLess).
+//
 // A wrong version, an invalid address, or two entries with the same address
 // or the same key are errors and change nothing. The checkpoint is then
-// rewritten; if that fails the restore is undone and the error returned.
+// rewritten; if that fails the restored state stays (it is what the file
+// just read says, so the pods keep their addresses) and the error, wrapping
+// ErrCheckpoint, is returned with the result; a later successful write
+// (Persist) brings the file in line.
 func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, error) {
-	if f.Version != CheckpointVersion {
-		return RestoreResult{}, fmt.Errorf("%w: unsupported version %q (want %q)", ErrCheckpoint, f.Version, CheckpointVersion)
-	}
-	if err := checkEntries(f); err != nil {
-		return RestoreResult{}, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	if err := checkFile(f); err != nil {
+		return RestoreResult{}, err
 	}
 
 	s.mu.Lock()
@@ -38,6 +43,14 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 	now := s.now()
 	var res RestoreResult
 	for _, a := range f.Allocations {
+		if a.Key.keyLess() {
+			res.KeyLess = append(res.KeyLess, a)
+			continue
+		}
+		if a.AssignedAt.After(now) {
+			a.AssignedAt = now
+			res.Clamped++
+		}
 		if isLive != nil && !isLive(a) {
 			res.Stale = append(res.Stale, a)
 			continue
@@ -57,6 +70,10 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 	}
 	if s.cooldown > 0 {
 		for _, cl := range f.Cooling {
+			if cl.UnassignedAt.After(now) {
+				cl.UnassignedAt = now
+				res.Clamped++
+			}
 			if !cl.Addr.IsValid() || !now.Before(cl.UnassignedAt.Add(s.cooldown)) || s.pending[cl.Addr] != nil {
 				continue
 			}
@@ -80,35 +97,9 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 		}
 	}
 	if err := s.persist(); err != nil {
-		s.unrestore()
-		return RestoreResult{}, fmt.Errorf("restore: %w", err)
+		return res, fmt.Errorf("restore: restored, not yet persisted: %w", err)
 	}
 	return res, nil
-}
-
-// unrestore empties every allocation and cooling address again.
-func (s *Store) unrestore() {
-	for len(s.cool) > 0 {
-		sl := s.coolSlots[len(s.cool)-1]
-		s.coolRemove(len(s.cool) - 1)
-		if sl.cidr == nil {
-			delete(s.pending, sl.addr)
-			s.pendingCool--
-			continue
-		}
-		sl.cidr.release(sl.off)
-		s.adjust(sl.cidr, 0, -1)
-	}
-	for len(s.allocSlots) > 0 {
-		sl := s.allocSlots[len(s.allocSlots)-1]
-		s.removeAlloc(sl)
-		if sl.cidr == nil {
-			delete(s.pending, sl.addr)
-			continue
-		}
-		sl.cidr.release(sl.off)
-		s.adjust(sl.cidr, -1, 0)
-	}
 }
 
 // Load reads the store's checkpointer and restores it (see Restore). No
@@ -119,9 +110,23 @@ func (s *Store) Load(isLive func(Allocation) bool) (RestoreResult, error) {
 		return RestoreResult{}, nil
 	}
 	if err != nil {
-		return RestoreResult{}, err
+		return RestoreResult{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	if err := checkFile(f); err != nil {
+		return RestoreResult{}, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	return s.Restore(f, isLive)
+}
+
+// checkFile checks the version and the entries.
+func checkFile(f File) error {
+	if f.Version != CheckpointVersion {
+		return fmt.Errorf("%w: unsupported version %q (want %q)", ErrCheckpoint, f.Version, CheckpointVersion)
+	}
+	if err := checkEntries(f); err != nil {
+		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	return nil
 }
 
 // checkEntries rejects allocations without an address and two allocations
@@ -132,6 +137,9 @@ func checkEntries(f File) error {
 	for i, a := range f.Allocations {
 		if !a.Addr.IsValid() {
 			return fmt.Errorf("allocation %d (%s) has no address", i, a.Key)
+		}
+		if a.Key.keyLess() {
+			continue // dropped by Restore, so it may repeat
 		}
 		if j, dup := byAddr[a.Addr]; dup {
 			return fmt.Errorf("duplicate address %s in allocations %d (%s) and %d (%s)",

@@ -19,6 +19,11 @@ func (k Key) String() string {
 	return k.NetworkName + "/" + k.ContainerID + "/" + k.IfName
 }
 
+// keyLess reports a key with an empty field: no DEL can name it.
+func (k Key) keyLess() bool {
+	return k.NetworkName == "" || k.ContainerID == "" || k.IfName == ""
+}
+
 // Upstream (pre-1.12 CRI migration) wrote entries whose network name and
 // interface name were unknown; a DEL carrying the real names must still find
 // them by container id.
@@ -26,6 +31,20 @@ const (
 	MigratedNetworkName = "_migrated-from-cri"
 	MigratedIfName      = "unknown"
 )
+
+// A pod address recovered from the host's routes after a corrupt
+// checkpoint has no container id or pod name: it is keyed by its host
+// veth's name suffix (ContainerID), which a DEL's pod name hashes to.
+const (
+	RecoveredNetworkName = "_recovered-from-host"
+	RecoveredIfName      = "unknown"
+)
+
+// RecoveredKey is the key of an address recovered from the host route to
+// the veth whose name ends with suffix.
+func RecoveredKey(suffix string) Key {
+	return Key{NetworkName: RecoveredNetworkName, ContainerID: suffix, IfName: RecoveredIfName}
+}
 
 // Metadata is what ipamd records about the pod behind a key. It is persisted
 // in the checkpoint; InterfacesCount 0 means 1 (upstream convention).
@@ -196,4 +215,8 @@ type RestoreResult struct {
 	// Pending) and are adopted by AddCIDR when their CIDR is added;
 	// DropPending forgets them.
 	Unknown []Allocation
+	// KeyLess allocations had an empty key field; dropped.
+	KeyLess []Allocation
+	// Clamped counts timestamps in the future set back to now.
+	Clamped int
 }

@@ -1,0 +1,144 @@
+package ipamd
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// What the gRPC door checks before a request touches the datastore, and
+// the one log line per request (docs/compatibility.md, "gRPC between
+// plugin and ipamd").
+
+// MaxPodNameLen is Kubernetes' limit on pod names and namespaces; longer
+// ones would be written into the checkpoint on every ADD and DEL.
+const MaxPodNameLen = 253
+
+// CauseTrailer carries the reason of a Success=false reply: the reply
+// message has no field for it, and upstream's clients ignore trailers.
+const CauseTrailer = "vpc-cni-cause"
+
+// checkPodNames refuses pod names and namespaces no Kubernetes object can
+// have, naming the field and the limit.
+func checkPodNames(namespace, name string) error {
+	for _, f := range []struct{ field, v string }{{"K8S_POD_NAMESPACE", namespace}, {"K8S_POD_NAME", name}} {
+		if len(f.v) > MaxPodNameLen {
+			return status.Errorf(codes.InvalidArgument, "%s is %d bytes long; the limit is %d", f.field, len(f.v), MaxPodNameLen)
+		}
+	}
+	return nil
+}
+
+// emptyFields names the empty key fields of a request.
+func emptyFields(containerID, ifName, networkName string) []string {
+	var out []string
+	for _, f := range [][2]string{{"ContainerID", containerID}, {"IfName", ifName}, {"NetworkName", networkName}} {
+		if f[1] == "" {
+			out = append(out, f[0])
+		}
+	}
+	return out
+}
+
+// addRefusal is why an ADD is answered Success=false as upstream does, or
+// "" when it is served.
+func addRefusal(req *rpc.AddNetworkRequest, multiNIC bool) string {
+	if e := emptyFields(req.GetContainerId(), req.GetIfName(), req.GetNetworkName()); len(e) > 0 {
+		return "request lacks " + strings.Join(e, ", ")
+	}
+	if req.GetRequiresMultiNicAttachment() && !multiNIC {
+		return "pod asks for a multi-NIC attachment but ENABLE_MULTI_NIC=false on this node"
+	}
+	return ""
+}
+
+// delRefusal refuses only a DEL that names nothing at all. Upstream looks
+// any key up (a DEL missing some fields still matches a migrated entry by
+// container id) and answers "unknown pod" for an empty one.
+func delRefusal(req *rpc.DelNetworkRequest) string {
+	if len(emptyFields(req.GetContainerId(), req.GetIfName(), req.GetNetworkName())) == 3 {
+		return "DEL names no pod: ContainerID, IfName and NetworkName are all empty"
+	}
+	return ""
+}
+
+// refuse sends the cause of a Success=false reply in the trailer.
+func refuse(ctx context.Context, cause string) {
+	// Outside a gRPC call (direct calls in tests) there is no trailer to set.
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(CauseTrailer, cause))
+}
+
+// logAdd writes the request's one line: DEBUG when it succeeded, INFO
+// when it did not. Attributes are built only when the line is written.
+func (s *Server) logAdd(ctx context.Context, req *rpc.AddNetworkRequest, r *rpc.AddNetworkReply, cause string, err error, start time.Time) {
+	ok := err == nil && r.GetSuccess()
+	level := slog.LevelDebug
+	if !ok {
+		level = slog.LevelInfo
+	}
+	log := s.n.log
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("pod", req.GetK8SPodNamespace()+"/"+req.GetK8SPodName()),
+		slog.String("key", key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName()).String()),
+		slog.Duration("duration", time.Since(start)),
+	}
+	if md := r.GetIpAllocationMetadata(); len(md) > 0 {
+		attrs = append(attrs, slog.String("ip", md[0].GetIpv4Addr()+md[0].GetIpv6Addr()))
+	}
+	msg := "AddNetwork"
+	switch {
+	case err != nil:
+		msg += " failed"
+		attrs = append(attrs, slog.String("err", err.Error()))
+	case !ok:
+		msg += " refused"
+		attrs = append(attrs, slog.String("cause", cause))
+	}
+	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// logDel is logAdd for DelNetwork; an unknown pod is a success (every
+// plugin treats it so).
+func (s *Server) logDel(ctx context.Context, req *rpc.DelNetworkRequest, r *rpc.DelNetworkReply, cause string, err error, start time.Time) {
+	unknown := err != nil && status.Code(err) == codes.Unknown
+	ok := (err == nil && r.GetSuccess()) || unknown
+	level := slog.LevelDebug
+	if !ok {
+		level = slog.LevelInfo
+	}
+	log := s.n.log
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("pod", req.GetK8SPodNamespace()+"/"+req.GetK8SPodName()),
+		slog.String("key", key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName()).String()),
+		slog.Duration("duration", time.Since(start)),
+	}
+	if md := r.GetIpAllocationMetadata(); len(md) > 0 {
+		attrs = append(attrs, slog.String("ip", md[0].GetIpv4Addr()+md[0].GetIpv6Addr()))
+	}
+	msg := "DelNetwork"
+	switch {
+	case unknown:
+		msg += ": unknown pod"
+	case err != nil:
+		msg += " failed"
+		attrs = append(attrs, slog.String("err", err.Error()))
+	case !ok:
+		msg += " refused"
+		attrs = append(attrs, slog.String("cause", cause))
+	}
+	log.LogAttrs(ctx, level, msg, attrs...)
+}

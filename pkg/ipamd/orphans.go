@@ -1,0 +1,160 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+// A DEL that reaches no ipamd (it is restarting) is reported as done by
+// the plugin, which then removes the pod's host veth; the runtime never
+// retries it. The orphan sweep makes such a DEL true in the end: an
+// allocation whose pod's host veth has been absent for a grace period is
+// released (docs/compatibility.md, "ipamd: checkpoint, logs and
+// readiness").
+
+// podLinkSuffix is the suffix a pod's host veth name ends with, or "" when
+// the allocation names no pod (it is then never judged by its veth).
+func podLinkSuffix(a datastore.Allocation) string {
+	if a.Key.NetworkName == datastore.RecoveredNetworkName {
+		return a.Key.ContainerID
+	}
+	if a.Meta.K8sPodNamespace == "" || a.Meta.K8sPodName == "" {
+		return ""
+	}
+	return vethname.Suffix(a.Meta.K8sPodNamespace, a.Meta.K8sPodName)
+}
+
+// restoreLiveness lists the host links at the moment of the restore (after
+// the socket serves, so a DEL refused earlier has had its veth removed) and
+// says whether a restored allocation's pod still has its veth. Without a
+// PodLinks, or when the links cannot be listed, every pod is kept and the
+// orphan sweep judges them later.
+func (n *IPAM) restoreLiveness(ctx context.Context) func(datastore.Allocation) bool {
+	if n.links == nil {
+		return nil
+	}
+	suffixes, err := n.links.LinkSuffixes(ctx)
+	if err != nil {
+		n.log.Warn("cannot list host links; keeping every restored pod until the orphan sweep", "err", err)
+		return nil
+	}
+	return func(a datastore.Allocation) bool {
+		s := podLinkSuffix(a)
+		return s == "" || suffixes[s]
+	}
+}
+
+// orphanSweep remembers since when each allocation's veth has been seen
+// absent. Only the sweep goroutine uses it.
+type orphanSweep struct {
+	absentSince map[datastore.Key]time.Time
+}
+
+// runOrphanSweeper sweeps every OrphanSweep until ctx ends.
+func (n *IPAM) runOrphanSweeper(ctx context.Context) {
+	if n.links == nil {
+		return
+	}
+	sw := &orphanSweep{absentSince: map[datastore.Key]time.Time{}}
+	tick := time.NewTicker(n.times.OrphanSweep)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := n.sweepOrphans(ctx, sw, time.Now()); err != nil && ctx.Err() == nil {
+				n.log.Warn("orphaned-allocation sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// orphanDecision says whether an allocation is released now: its veth has
+// been absent at every sweep since firstAbsent, for at least grace, and
+// the allocation itself is older than grace (a new pod's veth may not
+// exist yet).
+func orphanDecision(a datastore.Assignment, present bool, firstAbsent, now time.Time, grace time.Duration) (release bool) {
+	if present || firstAbsent.IsZero() {
+		return false
+	}
+	return now.Sub(firstAbsent) >= grace && now.Sub(a.AssignedAt) >= grace
+}
+
+// sweepOrphans releases allocations whose pod's host veth has been absent
+// for the grace period.
+func (n *IPAM) sweepOrphans(ctx context.Context, sw *orphanSweep, now time.Time) error {
+	suffixes, err := n.links.LinkSuffixes(ctx)
+	if err != nil {
+		return fmt.Errorf("listing host links: %w", err)
+	}
+	seen := map[datastore.Key]bool{}
+	var errs []error
+	released := 0
+	for _, c := range n.cards {
+		for _, a := range c.store.AllocatedIPs() {
+			s := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
+			if s == "" {
+				continue
+			}
+			seen[a.Key] = true
+			present := suffixes[s]
+			if present {
+				delete(sw.absentSince, a.Key)
+				continue
+			}
+			first, ok := sw.absentSince[a.Key]
+			if !ok {
+				sw.absentSince[a.Key] = now
+				continue
+			}
+			if !orphanDecision(a, present, first, now, n.times.OrphanGrace) {
+				continue
+			}
+			if err := n.releaseOrphan(ctx, c, a, now.Sub(first)); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			released++
+		}
+	}
+	for k := range sw.absentSince {
+		if !seen[k] {
+			delete(sw.absentSince, k) // released by a DEL, or released here
+		}
+	}
+	if released > 0 {
+		n.broadcast()
+		n.observePool()
+		n.pool.Fire() // the pool may shrink now
+	}
+	return errors.Join(errs...)
+}
+
+// releaseOrphan releases one allocation whose pod is gone, as a DEL would.
+func (n *IPAM) releaseOrphan(ctx context.Context, c *card, a datastore.Assignment, absent time.Duration) error {
+	got, err := c.store.UnassignAddr(a.Key, a.Addr)
+	switch {
+	case errors.Is(err, datastore.ErrUnknownPod):
+		return nil // a DEL came first, or the key holds another address now
+	case errors.Is(err, datastore.ErrCheckpoint):
+		n.log.Warn("orphaned address released but the checkpoint write failed", "key", a.Key.String(), "err", err)
+	case err != nil:
+		return fmt.Errorf("releasing the orphaned address of %s: %w", a.Key, err)
+	}
+	n.metrics.OrphanReleases.Inc()
+	n.log.Warn("released the address of a pod whose host veth is gone (a DEL that never reached ipamd)",
+		"pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName, "key", a.Key.String(), "ip", got.Addr,
+		"card", c.index, "absentFor", absent.Round(time.Millisecond))
+	if n.host != nil {
+		if err := n.host.DeletePodRules(ctx, got.Addr); err != nil {
+			n.log.Warn("could not delete the ip rules of an orphaned pod", "ip", got.Addr, "err", err)
+		}
+	}
+	return nil
+}

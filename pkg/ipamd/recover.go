@@ -1,0 +1,161 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+// A checkpoint that cannot be read is moved aside and the card's pods are
+// recovered from the host routes to their veths: refusing to start would
+// crash-loop the node with no way forward (docs/compatibility.md, "ipamd:
+// checkpoint, logs and readiness").
+
+// restoreCard restores card c's checkpoint, or recovers from the host when
+// it cannot be read. It fails only when the recovered state cannot be
+// written either.
+func (n *IPAM) restoreCard(ctx context.Context, c *card, live func(datastore.Allocation) bool) (datastore.RestoreResult, error) {
+	res, err := c.store.Load(live)
+	switch {
+	case err == nil:
+		return res, nil
+	case !errors.Is(err, datastore.ErrUnreadable):
+		// Read and restored; only writing it back failed, which moving a
+		// good file aside would not cure. Start: health says NOT_SERVING
+		// until the write succeeds (the probe retries it).
+		n.log.Error("checkpoint restored but cannot be written; serving NOT_SERVING until it can",
+			"card", c.index, "err", err)
+		return res, nil
+	}
+	path := datastore.CheckpointPath(n.cfg.BackingStore, c.index)
+	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+	if rerr := os.Rename(path, aside); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		n.log.Error("checkpoint unreadable and cannot be moved aside; recovering from the host anyway",
+			"card", c.index, "path", path, "err", err, "renameErr", rerr)
+	} else {
+		n.log.Error("checkpoint unreadable: moved aside; recovering pods from the host's routes",
+			"card", c.index, "path", path, "movedTo", aside, "err", err)
+	}
+	n.metrics.RestoreDropped.WithLabelValues("corrupt_checkpoint").Inc()
+	return n.recoverFromHost(ctx, c)
+}
+
+// recoverFromHost holds again every address of card c that a host route
+// sends to a pod veth. What cannot be recovered is logged: the pods' names
+// and container ids (a DEL finds a recovered address by the veth name its
+// pod hashes to), cooldowns, and routes outside the card's addresses.
+func (n *IPAM) recoverFromHost(ctx context.Context, c *card) (datastore.RestoreResult, error) {
+	if n.links == nil {
+		n.log.Warn("no host links to recover pods from (host networking disabled): starting from EC2 alone", "card", c.index)
+		return datastore.RestoreResult{}, n.persistFresh(c)
+	}
+	routes, err := n.links.PodRoutes(ctx)
+	if err != nil {
+		n.log.Error("cannot list the host's pod routes: starting from EC2 alone; pods keep running but their addresses may be handed out again",
+			"card", c.index, "err", err)
+		return datastore.RestoreResult{}, n.persistFresh(c)
+	}
+	f := datastore.File{Version: datastore.CheckpointVersion}
+	var recovered, outside []string
+	seen := map[string]bool{}
+	for _, r := range routes {
+		if !cardHolds(c, r.Addr) {
+			outside = append(outside, r.Addr.String()+" dev "+r.Link)
+			continue
+		}
+		if len(r.Link) < vethname.SuffixLen {
+			outside = append(outside, r.Addr.String()+" dev "+r.Link)
+			continue
+		}
+		suffix := r.Link[len(r.Link)-vethname.SuffixLen:]
+		if seen[suffix] || seen[r.Addr.String()] {
+			continue // a multi-address pod: its first address is enough to hold the veth's key
+		}
+		seen[suffix], seen[r.Addr.String()] = true, true
+		f.Allocations = append(f.Allocations, datastore.Allocation{Key: datastore.RecoveredKey(suffix), Addr: r.Addr,
+			AssignedAt: time.Now(), Meta: datastore.Metadata{InterfacesCount: 1}})
+		recovered = append(recovered, r.Addr.String()+" dev "+r.Link)
+	}
+	res, err := c.store.Restore(f, nil)
+	if err != nil {
+		return res, fmt.Errorf("recovering card %d from the host: %w", c.index, err)
+	}
+	n.log.Warn("recovered pods from the host after a corrupt checkpoint", "card", c.index,
+		"recovered", len(recovered), "addresses", strings.Join(recovered, ", "),
+		"notRecovered", "pod names, container ids and cooldowns of every pod; a DEL finds its address by the pod's veth name",
+		"skippedRoutes", strings.Join(outside, ", "))
+	return res, nil
+}
+
+// cardHolds reports whether addr lies in one of card c's CIDRs.
+func cardHolds(c *card, addr netip.Addr) bool {
+	for _, e := range c.store.ENIs() {
+		for _, ci := range e.CIDRs {
+			if ci.Prefix.Contains(addr) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// persistFresh writes the card's (empty) state over the unreadable file.
+func (n *IPAM) persistFresh(c *card) error {
+	if err := c.store.Persist(); err != nil {
+		return fmt.Errorf("writing a fresh checkpoint for card %d: %w", c.index, err)
+	}
+	return nil
+}
+
+// dropPendingAfter waits, then forgets restored allocations whose address
+// is still in no CIDR of the node: the reconciles in between have had
+// every chance to bring their CIDR back, and keeping them costs memory and
+// a larger checkpoint on every write, forever.
+func (n *IPAM) dropPendingAfter(ctx context.Context, wait time.Duration) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(wait):
+	}
+	n.dropPending()
+}
+
+// dropPending forgets every card's pending allocations and logs them.
+func (n *IPAM) dropPending() {
+	for _, c := range n.cards {
+		dropped, err := c.store.DropPending()
+		if err != nil {
+			n.log.Warn("dropped pending allocations but the checkpoint write failed", "card", c.index, "err", err)
+		}
+		if len(dropped) == 0 {
+			continue
+		}
+		n.metrics.RestoreDropped.WithLabelValues("unknown_cidr").Add(float64(len(dropped)))
+		n.log.Warn("dropped restored allocations whose address is on no ENI of this node", "card", c.index,
+			"count", len(dropped), "first", allocationList(dropped, 20))
+	}
+}
+
+// allocationList renders up to max allocations for a log line.
+func allocationList(as []datastore.Allocation, limit int) string {
+	var b strings.Builder
+	for i, a := range as {
+		if i == limit {
+			fmt.Fprintf(&b, ", … %d more", len(as)-limit)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%s", a.Key, a.Addr)
+	}
+	return b.String()
+}
