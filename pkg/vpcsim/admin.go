@@ -17,10 +17,12 @@ import (
 //	POST   /instances        run an instance (body: InstanceSpec) → InstanceView
 //	GET    /instances/{id}   one instance (EC2 view) → InstanceView
 //	DELETE /instances/{id}   terminate an instance
+//	GET    /sgdrops          packets each ENI's security groups dropped ([]SGDrop)
 func (s *Sim) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.State()) })
+	mux.HandleFunc("GET /sgdrops", s.serveSGDrops)
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Faults()) })
 	setFaults := func(w http.ResponseWriter, r *http.Request) {
 		var f Faults

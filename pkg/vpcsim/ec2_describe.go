@@ -16,7 +16,7 @@ func paginate[T any](items []T, p *params, minMax, maxMax int) ([]T, string, err
 		raw, err := base64.RawURLEncoding.DecodeString(tok)
 		n, err2 := strconv.Atoi(strings.TrimPrefix(string(raw), "vpcsim:"))
 		if err != nil || err2 != nil || !strings.HasPrefix(string(raw), "vpcsim:") || n < 0 || n > len(items) {
-			return nil, "", apiErr("InvalidParameterValue", "Invalid value '%s' for NextToken.", tok)
+			return nil, "", apiErr("InvalidPaginationToken", "Invalid pagination token: %s", tok)
 		}
 		start = n
 	}
@@ -49,6 +49,10 @@ func eniField(v ENIView, name string) ([]string, bool) {
 	one := func(s string) ([]string, bool) { return []string{s}, true }
 	att := v.Attachment
 	if att == nil {
+		// EC2 matches attachment.* filters only on attached interfaces
+		if strings.HasPrefix(name, "attachment.") {
+			return nil, isAttachmentFilter(name)
+		}
 		att = &AttachmentView{}
 	}
 	switch name {
@@ -94,6 +98,15 @@ func eniField(v ENIView, name string) ([]string, bool) {
 		return one(strconv.FormatBool(att.DeleteOnTermination))
 	}
 	return tagField(v.Tags, name)
+}
+
+func isAttachmentFilter(name string) bool {
+	switch name {
+	case "attachment.instance-id", "attachment.attachment-id", "attachment.status",
+		"attachment.device-index", "attachment.delete-on-termination":
+		return true
+	}
+	return false
 }
 
 func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
@@ -468,7 +481,9 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 			return err
 		}
 		for _, g := range page {
-			out.Groups = append(out.Groups, xmlSecurityGroup{OwnerID: w.account, GroupID: g.id, GroupName: g.name, GroupDescription: g.desc, VpcID: g.vpcID, TagSet: tagsXML(g.tags)})
+			out.Groups = append(out.Groups, xmlSecurityGroup{OwnerID: w.account, GroupID: g.id, GroupName: g.name, GroupDescription: g.desc, VpcID: g.vpcID, TagSet: tagsXML(g.tags),
+				Ingress: permissionsXML(w.account, g.rules, false), Egress: permissionsXML(w.account, g.rules, true),
+				Arn: fmt.Sprintf("arn:aws:ec2:%s:%s:security-group/%s", w.region, w.account, g.id)})
 		}
 		out.NextToken = next
 		return nil

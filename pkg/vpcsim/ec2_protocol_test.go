@@ -21,7 +21,7 @@ func TestQueryProtocolEdges(t *testing.T) {
 		{"POST", "", "Action=DescribeNetworkInterfaces&NetworkInterfaceId.1=bogus", 400, "<Code>InvalidNetworkInterfaceID.Malformed</Code>"},
 		{"POST", "", "Action=AssignPrivateIpAddresses&NetworkInterfaceId=eni-1&SecondaryPrivateIpAddressCount=two", 400, "<Code>InvalidParameterValue</Code>"},
 		{"POST", "", "Action=DescribeNetworkInterfaces&MaxResults=4", 400, "maxResults"},
-		{"POST", "", "Action=DescribeNetworkInterfaces&MaxResults=5&NextToken=garbage", 400, "NextToken"},
+		{"POST", "", "Action=DescribeNetworkInterfaces&MaxResults=5&NextToken=garbage", 400, "<Code>InvalidPaginationToken</Code>"},
 		{"POST", "", "Action=DescribeVpcs&DryRun=true", 412, "<Code>DryRunOperation</Code>"},
 		{"DELETE", "", "", 400, "<Code>InvalidHttpRequest</Code>"},
 		{"POST", "", "Action=DescribeSubnets&Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-0000000000000001&Filter.x.Name=y", 400, "<Code>InvalidParameterValue</Code>"},

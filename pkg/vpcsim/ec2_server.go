@@ -73,6 +73,18 @@ var actions = map[string]struct{ fn actionFunc }{
 	"DeleteTags":                      {fn: (*Sim).deleteTags},
 	"RunInstances":                    {fn: (*Sim).runInstances},
 	"TerminateInstances":              {fn: (*Sim).terminateInstances},
+
+	"AssociateTrunkInterface":            {fn: (*Sim).associateTrunkInterface},
+	"DisassociateTrunkInterface":         {fn: (*Sim).disassociateTrunkInterface},
+	"DescribeTrunkInterfaceAssociations": {fn: (*Sim).describeTrunkInterfaceAssociations},
+	"CreateNetworkInterfacePermission":   {fn: (*Sim).createNetworkInterfacePermission},
+	"CreateSecurityGroup":                {fn: (*Sim).createSecurityGroup},
+	"DeleteSecurityGroup":                {fn: (*Sim).deleteSecurityGroup},
+	"AuthorizeSecurityGroupIngress":      {fn: (*Sim).authorizeSecurityGroupIngress},
+	"AuthorizeSecurityGroupEgress":       {fn: (*Sim).authorizeSecurityGroupEgress},
+	"RevokeSecurityGroupIngress":         {fn: (*Sim).revokeSecurityGroupIngress},
+	"RevokeSecurityGroupEgress":          {fn: (*Sim).revokeSecurityGroupEgress},
+	"DescribeSecurityGroupRules":         {fn: (*Sim).describeSecurityGroupRules},
 }
 
 // EC2Handler serves the EC2 Query API (POST form bodies and GET query strings).

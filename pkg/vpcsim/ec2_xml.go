@@ -375,4 +375,9 @@ type xmlSecurityGroup struct {
 	GroupDescription string   `xml:"groupDescription"`
 	VpcID            string   `xml:"vpcId"`
 	TagSet           []xmlTag `xml:"tagSet>item"`
+	// IpPermissions / IpPermissionsEgress: the rules, grouped by protocol
+	// and port range
+	Ingress []xmlIPPermission `xml:"ipPermissions>item"`
+	Egress  []xmlIPPermission `xml:"ipPermissionsEgress>item"`
+	Arn     string            `xml:"securityGroupArn"`
 }

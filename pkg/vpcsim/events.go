@@ -72,3 +72,29 @@ func (ENIAttached) isEvent()         {}
 func (ENIDetached) isEvent()         {}
 func (AddressesAssigned) isEvent()   {}
 func (AddressesUnassigned) isEvent() {}
+
+// BranchAssociated: a branch ENI was associated with a trunk ENI on a VLAN
+// (AssociateTrunkInterface). The trunk's attachment decides which node
+// carries it.
+type BranchAssociated struct {
+	AssociationID string
+	BranchENIID   string
+	TrunkENIID    string
+	VLAN          int
+	MAC           string
+	PrimaryIP     netip.Addr
+	SubnetCIDR    netip.Prefix
+	Addresses     []netip.Prefix
+}
+
+// BranchDisassociated: the association ended (DisassociateTrunkInterface,
+// or the branch or trunk was deleted).
+type BranchDisassociated struct {
+	AssociationID string
+	BranchENIID   string
+	TrunkENIID    string
+	VLAN          int
+}
+
+func (BranchAssociated) isEvent()    {}
+func (BranchDisassociated) isEvent() {}

@@ -101,7 +101,7 @@ func (w *world) createENI(r createENIReq) (*eni, error) {
 	switch r.InterfaceType {
 	case "", "interface":
 		r.InterfaceType = "interface"
-	case "trunk":
+	case "trunk", "branch":
 	default:
 		return nil, errInvalid("InterfaceType", r.InterfaceType)
 	}
@@ -157,6 +157,7 @@ func (w *world) createENI(r createENIReq) (*eni, error) {
 		return nil, err
 	}
 	w.enis[id] = e
+	w.sgChanged()
 	if news := e.allPrefixes(); len(news) > 0 {
 		w.emit(AddressesAssigned{ENIID: id, Prefixes: news})
 	}
@@ -203,6 +204,12 @@ func (w *world) attachENI(eniID, instanceID string, deviceIndex, card int, immed
 	}
 	if e.att != nil {
 		return nil, apiErr("InvalidNetworkInterface.InUse", "Interface: [%s] in use.", e.id)
+	}
+	if a := w.branchAssoc(e.id); a != nil {
+		return nil, apiErr("InvalidNetworkInterface.InUse", "Interface %s is a branch of trunk %s and cannot be attached.", e.id, a.trunkID)
+	}
+	if e.interfaceType == "branch" {
+		return nil, apiErr("InvalidParameterValue", "Interface %s is a branch interface; associate it with a trunk instead.", e.id)
 	}
 	if e.vpcID != in.vpcID {
 		return nil, apiErr("InvalidParameterValue", "Network interface %s and instance %s are not in the same VPC", e.id, in.id)
@@ -339,6 +346,7 @@ func (w *world) deleteENI(id string) error {
 
 // destroyENI frees every address of a detached ENI and forgets it.
 func (w *world) destroyENI(e *eni) {
+	w.releaseTrunking(e)
 	sn := w.subnets[e.subnetID]
 	gone := e.allPrefixes()
 	sn.v4.release(e.primaryIP)
@@ -360,6 +368,7 @@ func (w *world) destroyENI(e *eni) {
 		w.public.release(e.publicIP)
 	}
 	delete(w.enis, e.id)
+	w.sgChanged()
 	w.emit(AddressesUnassigned{ENIID: e.id, Prefixes: gone})
 }
 
@@ -418,6 +427,7 @@ func (w *world) modifyENI(r modifyENIReq) error {
 		}
 		e.groups = g
 		w.touch(e.instanceID())
+		w.sgChanged()
 	case r.Description != nil:
 		e.description = *r.Description
 	case r.SourceDestCheck != nil:

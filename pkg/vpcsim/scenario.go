@@ -51,6 +51,10 @@ type SecurityGroupSpec struct {
 	ID          string `json:"id,omitempty"`
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
+	// Ingress and Egress rules; a group with neither gets all traffic from
+	// the VPC's CIDRs in and all traffic out.
+	Ingress []RuleSpec `json:"ingress,omitempty"`
+	Egress  []RuleSpec `json:"egress,omitempty"`
 }
 
 // InstanceSpec describes an instance to run.

@@ -22,6 +22,7 @@ type Sim struct {
 	inj   *injector
 	lim   *limiter
 	stats *statsRecorder
+	drops sgDropSource
 	// largeDelay holds back EC2 answers over largeResponse bytes.
 	largeDelay time.Duration
 
@@ -88,6 +89,7 @@ func New(sc Scenario, opts ...Option) (*Sim, error) {
 		return nil, err
 	}
 	w.events = nil // the initial world is replayed to subscribers instead
+	w.sgDirty = false
 	s.w = w
 	s.inj = newInjector(f)
 	s.lim = newLimiter(s.now)
@@ -121,6 +123,10 @@ func (s *Sim) do(mutating bool, fn func(w *world) error) error {
 		s.w.settle()
 		if fn != nil {
 			err = fn(s.w)
+		}
+		if s.w.sgDirty {
+			s.w.sgDirty = false
+			s.w.emit(s.w.sgSnapshot())
 		}
 		events := s.w.events
 		s.w.events = nil

@@ -118,5 +118,8 @@ func (w *world) replay() []Event {
 			out = append(out, AddressesAssigned{ENIID: id, Prefixes: e.allPrefixes()})
 		}
 	}
-	return out
+	for _, id := range sortedKeys(w.assocs) {
+		out = append(out, w.branchEvent(w.assocs[id], true))
+	}
+	return append(out, w.sgSnapshot())
 }

@@ -76,6 +76,9 @@ type State struct {
 	Instances         []InstanceView `json:"instances"`
 	NetworkInterfaces []ENIView      `json:"networkInterfaces"`
 	Subnets           []SubnetView   `json:"subnets"`
+	// SecurityGroups with their rules, and the branch-trunk associations.
+	SecurityGroups    []SecurityGroupView    `json:"securityGroups"`
+	TrunkAssociations []TrunkAssociationView `json:"trunkAssociations"`
 }
 
 func (w *world) eniView(e *eni) ENIView {
@@ -86,6 +89,9 @@ func (w *world) eniView(e *eni) ENIView {
 		SecondaryIPs: slices.Clone(e.secondary), Prefixes: slices.Clone(e.prefixes),
 		IPv6: slices.Clone(e.ipv6), IPv6Prefixes: slices.Clone(e.ipv6Prefixes),
 		SourceDestCheck: !e.noSrcDstCheck,
+	}
+	if w.branchAssoc(e.id) != nil {
+		v.InterfaceType = "branch" // EC2 reports an associated ENI as a branch
 	}
 	if a := e.att; a != nil {
 		v.Attachment = &AttachmentView{ID: a.id, InstanceID: a.instanceID, Status: a.status, DeviceIndex: a.deviceIndex, NetworkCard: a.card, DeleteOnTermination: a.deleteOnTermination}
@@ -121,6 +127,11 @@ func (w *world) state() State {
 	for _, id := range sortedKeys(w.subnets) {
 		st.Subnets = append(st.Subnets, w.subnetView(w.subnets[id]))
 	}
+	st.SecurityGroups = []SecurityGroupView{}
+	for _, id := range sortedKeys(w.sgs) {
+		st.SecurityGroups = append(st.SecurityGroups, w.groupView(w.sgs[id]))
+	}
+	st.TrunkAssociations = w.assocViews()
 	return st
 }
 

@@ -20,8 +20,10 @@ type world struct {
 	sgs         map[string]*secGroup
 	instances   map[string]*instance
 	enis        map[string]*eni
-	attachments map[string]*eni // attachment id → ENI
-	pending     map[string]*eni // attachment id → ENI in attaching/detaching
+	attachments map[string]*eni        // attachment id → ENI
+	pending     map[string]*eni        // attachment id → ENI in attaching/detaching
+	assocs      map[string]*trunkAssoc // trunk association id → association
+	rules       map[string]*sgRule     // security group rule id → rule
 
 	public *v4Pool
 	seq    map[string]uint64
@@ -34,6 +36,8 @@ type world struct {
 	// touched lists instances whose metadata may have changed since the
 	// last IMDS snapshot, so snapshots cost O(changed instances)
 	touched map[string]bool
+	// sgDirty: groups, rules or group membership changed in this operation
+	sgDirty bool
 }
 
 type vpc struct {
@@ -56,6 +60,7 @@ type subnet struct {
 type secGroup struct {
 	id, name, desc, vpcID string
 	tags                  map[string]string
+	rules                 []*sgRule // in the order they were added
 }
 
 type instance struct {
@@ -81,7 +86,7 @@ type eni struct {
 	vpcID         string
 	az            string
 	description   string
-	interfaceType string // "interface" or "trunk"
+	interfaceType string // "interface", "trunk" or "branch"
 	mac           string
 	groups        []string
 	tags          map[string]string
@@ -150,6 +155,7 @@ func newWorld(s Scenario, now func() time.Time) (*world, error) {
 		vpcs: map[string]*vpc{}, subnets: map[string]*subnet{}, sgs: map[string]*secGroup{},
 		instances: map[string]*instance{}, enis: map[string]*eni{},
 		attachments: map[string]*eni{}, pending: map[string]*eni{}, seq: map[string]uint64{},
+		assocs: map[string]*trunkAssoc{}, rules: map[string]*sgRule{},
 	}
 	if w.region == "" {
 		return nil, fmt.Errorf("scenario: region is required")
@@ -239,7 +245,17 @@ func (w *world) addVPC(vs VPCSpec, azSet map[string]bool) error {
 		if gs.Name == "" {
 			return fmt.Errorf("securityGroups[%d]: name is required", i)
 		}
-		w.sgs[gid] = &secGroup{id: gid, name: gs.Name, desc: gs.Description, vpcID: id}
+		w.sgs[gid] = &secGroup{id: gid, name: gs.Name, desc: gs.Description, vpcID: id, tags: map[string]string{}}
+	}
+	// rules after every group exists, so they may reference any of them
+	for i, gs := range vs.SecurityGroups {
+		for gid, g := range w.sgs {
+			if g.vpcID == id && g.name == gs.Name && (gs.ID == "" || gs.ID == gid) {
+				if err := w.scenarioRules(g, v, gs); err != nil {
+					return fmt.Errorf("securityGroups[%d] (%s): %w", i, gid, err)
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -278,8 +294,7 @@ func (w *world) addSubnet(v *vpc, ss SubnetSpec, ordinal int, azSet map[string]b
 		}
 	}
 	sn := &subnet{id: id, vpcID: v.id, az: ss.AZ, cidr: p, mapPublic: ss.MapPublicIP, tags: copyTags(ss.Tags), v4: newV4Pool(p)}
-	switch {
-	case ss.IPv6CIDR != "":
+	if ss.IPv6CIDR != "" {
 		p6, err := netip.ParsePrefix(ss.IPv6CIDR)
 		if err != nil || !p6.Addr().Is6() || p6.Bits() != 64 || p6.Masked() != p6 {
 			return fmt.Errorf("ipv6Cidr %q: want an IPv6 /64", ss.IPv6CIDR)
@@ -288,12 +303,10 @@ func (w *world) addSubnet(v *vpc, ss SubnetSpec, ordinal int, azSet map[string]b
 			return fmt.Errorf("ipv6Cidr %s is not within the VPC's IPv6 CIDR", p6)
 		}
 		sn.ipv6 = p6
-	case v.ipv6.IsValid():
-		// derive the /64 from the subnet's position, as a console user would
-		b := v.ipv6.Addr().As16()
-		b[7] = byte(ordinal)
-		sn.ipv6 = netip.PrefixFrom(netip.AddrFrom16(b), 64)
 	}
+	// A subnet the scenario gives no ipv6Cidr has none, even in a VPC with
+	// an IPv6 block: EC2 subnets get one only when it is associated
+	// (docs/compatibility.md, "vpcsim: fidelity to EC2").
 	if sn.ipv6.IsValid() {
 		for _, o := range w.subnets {
 			if o.ipv6.IsValid() && o.ipv6 == sn.ipv6 {
@@ -355,6 +368,12 @@ func (w *world) idTaken(id string) bool {
 	if _, ok := w.enis[id]; ok {
 		return true
 	}
+	if _, ok := w.assocs[id]; ok {
+		return true
+	}
+	if _, ok := w.rules[id]; ok {
+		return true
+	}
 	_, ok := w.attachments[id]
 	return ok
 }
@@ -378,8 +397,10 @@ func (w *world) emit(e Event) {
 		w.touch(e.InstanceID)
 	case AddressesAssigned:
 		w.touch(e.InstanceID)
+		w.sgDirty = w.sgDirty || w.refsUsed()
 	case AddressesUnassigned:
 		w.touch(e.InstanceID)
+		w.sgDirty = w.sgDirty || w.refsUsed()
 	}
 }
 

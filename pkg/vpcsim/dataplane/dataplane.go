@@ -99,6 +99,8 @@ type Dataplane struct {
 	nodeSeq  int
 	svc      closers
 	public   map[netip.Addr]netip.Addr // primary private IP -> public IP
+	branches map[string]branch         // branch ENI id -> its trunk and VLAN
+	sg       sgState
 }
 
 type node struct {
@@ -135,16 +137,17 @@ func New(cfg Config) (_ *Dataplane, err error) {
 		cfg.InternetAddrs = DefaultInternetAddrs
 	}
 	d := &Dataplane{
-		log:     cfg.Logger,
-		runID:   cfg.RunID,
-		prefix:  RunPrefix(cfg.RunID),
-		mtu:     cfg.MTU,
-		nodes:   map[string]*node{},
-		enis:    map[string]*eni{},
-		routers: map[netip.Addr]int{},
-		public:  map[netip.Addr]netip.Addr{},
-		vpcNS:   -1,
-		inetNS:  -1,
+		log:      cfg.Logger,
+		runID:    cfg.RunID,
+		prefix:   RunPrefix(cfg.RunID),
+		mtu:      cfg.MTU,
+		nodes:    map[string]*node{},
+		enis:     map[string]*eni{},
+		routers:  map[netip.Addr]int{},
+		public:   map[netip.Addr]netip.Addr{},
+		branches: map[string]branch{},
+		vpcNS:    -1,
+		inetNS:   -1,
 	}
 	defer func() {
 		if err != nil {
@@ -407,6 +410,7 @@ func (d *Dataplane) RemoveNode(instanceID string) error {
 		}
 	}
 	d.log.Info("node removed", "instance", instanceID)
+	errs = append(errs, d.applySGLocked())
 	return errors.Join(errs...)
 }
 
@@ -439,7 +443,7 @@ func (d *Dataplane) AttachNIC(instanceID string, nic NIC) error {
 		return fmt.Errorf("attach %s to %s: %w", nic.ENIID, instanceID, err)
 	}
 	d.log.Info("ENI hot-plugged", "instance", instanceID, "eni", nic.ENIID, "device", nic.DeviceIndex, "mac", nic.MAC.String(), "link", e.link)
-	return nil
+	return errors.Join(d.plugBranchesLocked(nic.ENIID), d.applySGLocked())
 }
 
 func validNIC(nic NIC) error {
@@ -471,12 +475,17 @@ func (d *Dataplane) eniLocked(id string) *eni {
 func routerAddr(subnet netip.Prefix) netip.Addr { return subnet.Masked().Addr().Next() }
 
 func (d *Dataplane) plug(n *node, e *eni) error {
+	ifName := fmt.Sprintf("eth%d", e.nic.DeviceIndex)
+	return d.plugAs(n, e, ifName, fmt.Sprintf("n%d-%s", n.seq, ifName), "")
+}
+
+// plugAs links an ENI into node n as ifName (VPC side vpcName). A non-empty
+// alias marks a link that stands in for something else (standin.go).
+func (d *Dataplane) plugAs(n *node, e *eni, ifName, vpcName, alias string) error {
 	nic := e.nic
-	ifName := fmt.Sprintf("eth%d", nic.DeviceIndex)
 	if _, err := n.h.LinkByName(ifName); err == nil {
 		return fmt.Errorf("instance already has %s", ifName)
 	}
-	vpcName := fmt.Sprintf("n%d-%s", n.seq, ifName)
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: vpcName, MTU: d.mtu},
 		PeerName:         ifName,
@@ -519,6 +528,9 @@ func (d *Dataplane) plug(n *node, e *eni) error {
 		}
 	}
 	d.routers[gw]++
+	if alias != "" {
+		return setAlias(n.h, ifName, alias)
+	}
 	if nic.DeviceIndex == 0 {
 		if err := configurePrimary(n.h, ifName, nic); err != nil {
 			return err
@@ -557,11 +569,11 @@ func (d *Dataplane) DetachNIC(eniID string) error {
 		return nil
 	}
 	node := e.node
-	if err := d.unplug(e); err != nil {
+	if err := errors.Join(d.unplugBranchesLocked(eniID), d.unplug(e)); err != nil {
 		return fmt.Errorf("detach %s: %w", eniID, err)
 	}
 	d.log.Info("ENI unplugged", "instance", node, "eni", eniID, "device", e.nic.DeviceIndex)
-	return nil
+	return d.applySGLocked()
 }
 
 func (d *Dataplane) unplug(e *eni) error {

@@ -27,10 +27,19 @@ type Mirror struct {
 	errs []error
 }
 
+// dropReporter is implemented by *vpcsim.Sim: its admin API then serves
+// this data plane's security-group drop counters.
+type dropReporter interface {
+	SetSGDropSource(fn func() ([]vpcsim.SGDrop, error))
+}
+
 // Mirror subscribes the data plane to src. The current state is replayed
 // first. Failures are logged and kept for Err.
 func (d *Dataplane) Mirror(src EventSource) *Mirror {
 	m := &Mirror{d: d}
+	if r, ok := src.(dropReporter); ok {
+		r.SetSGDropSource(d.SGDrops)
+	}
 	m.cancel = src.Subscribe(m.apply)
 	return m
 }
@@ -80,6 +89,19 @@ func (m *Mirror) applyEvent(ev vpcsim.Event) error {
 		return d.RouteAddresses(e.ENIID, ipv4Only(e.Prefixes))
 	case vpcsim.AddressesUnassigned:
 		return d.UnrouteAddresses(e.ENIID, ipv4Only(e.Prefixes))
+	case vpcsim.BranchAssociated:
+		mac, err := net.ParseMAC(e.MAC)
+		if err != nil {
+			return fmt.Errorf("branch %s: MAC %q: %w", e.BranchENIID, e.MAC, err)
+		}
+		if err := d.RouteAddresses(e.BranchENIID, ipv4Only(e.Addresses)); err != nil {
+			return err
+		}
+		return d.AssociateBranch(Branch{ENIID: e.BranchENIID, TrunkENIID: e.TrunkENIID, VLAN: e.VLAN, MAC: mac, PrimaryIP: e.PrimaryIP, Subnet: e.SubnetCIDR})
+	case vpcsim.BranchDisassociated:
+		return d.DisassociateBranch(e.BranchENIID)
+	case vpcsim.SecurityGroupsChanged:
+		return d.SetSecurity(e)
 	}
 	return nil
 }
