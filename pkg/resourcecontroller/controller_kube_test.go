@@ -18,28 +18,8 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
-
-const (
-	nodeSubnet   = "subnet-0000000000000001"
-	customSubnet = "subnet-0000000000000004"
-)
-
-// memWorld is an EC2 with two m5.large instances and an m5.xlarge.
-func memWorld() *memEC2 {
-	m := newMemEC2()
-	sn := awsutils.Subnet{ID: nodeSubnet, CIDR: mustPrefix("10.0.0.0/20")}
-	m.addInstance("i-0000000000000001", "m5.large", 3, sn, "sg-node")
-	m.addInstance("i-0000000000000002", "m5.large", 3, sn, "sg-node")
-	m.addInstance("i-0000000000000003", "m5.xlarge", 4, sn, "sg-node")
-	m.mu.Lock()
-	m.subnets[customSubnet] = awsutils.Subnet{ID: customSubnet, CIDR: mustPrefix("100.64.0.0/19")}
-	for _, g := range []string{"sg-db", "sg-custom", "sg-1", "sg-2", "sg-3", "sg-4", "sg-5", "sg-6"} {
-		m.groups[g] = true
-	}
-	m.mu.Unlock()
-	return m
-}
 
 func (h *harness) addPolicy(name string, podLabels map[string]string, groups ...string) {
 	h.t.Helper()
@@ -58,11 +38,11 @@ func fastConfig() Config {
 // capacity is the type's branch limit, and a restarted controller adopts
 // the trunk instead of making another.
 func TestKubeTrunkOncePerNodeAndCapacity(t *testing.T) {
-	ec2 := memWorld()
-	h := newHarness(t, ec2, fastConfig())
-	n1 := h.addNode("rc-trunk-1", "i-0000000000000001", nil)
-	h.addNode("rc-trunk-2", "i-0000000000000002", map[string]string{LabelHasTrunk: "false"})
-	h.addNode("rc-trunk-plain", "i-0000000000000003", nil)
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	n1 := h.addNode("rc-trunk-1", inst1, nil)
+	h.addNode("rc-trunk-2", inst2, map[string]string{LabelHasTrunk: "false"})
+	h.addNode("rc-trunk-plain", inst3, nil)
 	h.declareSGP(n1.Name)
 	h.waitCapacity("rc-trunk-1", 9)
 	h.waitCapacity("rc-trunk-2", 9)
@@ -80,7 +60,7 @@ func TestKubeTrunkOncePerNodeAndCapacity(t *testing.T) {
 	h.stop()
 	startController(t, h)
 	h.waitCapacity("rc-trunk-1", 9)
-	trunks := ec2.trunks()
+	trunks := w.trunks()
 	if len(trunks) != 2 {
 		t.Fatalf("%d trunks, want 2 (one per SGP node, none for the plain node): %+v", len(trunks), trunks)
 	}
@@ -101,8 +81,8 @@ func TestKubeTrunkOncePerNodeAndCapacity(t *testing.T) {
 // The webhook (called by the API server over TLS) gives only matching pods
 // the pod-eni request and limit, and refuses bad input with a clear reason.
 func TestKubeWebhookMutatesOnlyMatchingPods(t *testing.T) {
-	h := newHarness(t, memWorld(), fastConfig())
-	h.addPolicy("db", map[string]string{"role": "db-client"}, "sg-db")
+	h := newHarness(t, newWorld(t).ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	match, err := h.createPod("client", "", map[string]string{"role": "db-client"})
 	if err != nil {
 		t.Fatal(err)
@@ -136,16 +116,16 @@ func TestKubeWebhookMutatesOnlyMatchingPods(t *testing.T) {
 // the ENIConfig's under custom networking), annotated for ipamd; deleted
 // only after the cool-down once the pod is gone.
 func TestKubeBranchPerPodAndCooldown(t *testing.T) {
-	ec2 := memWorld()
-	h := newHarness(t, ec2, fastConfig())
-	ec := &eniconfig.ENIConfig{ObjectMeta: metav1.ObjectMeta{Name: "rc-custom-" + h.ns}, Spec: eniconfig.Spec{Subnet: customSubnet, SecurityGroups: []string{"sg-custom"}}}
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	ec := &eniconfig.ENIConfig{ObjectMeta: metav1.ObjectMeta{Name: "rc-custom-" + h.ns}, Spec: eniconfig.Spec{Subnet: simtest.CustomSubnetAID, SecurityGroups: []string{sgCustom}}}
 	if err := h.admin.Create(context.Background(), ec); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.admin.Delete(context.Background(), ec) })
-	h.addPolicy("db", map[string]string{"role": "db-client"}, "sg-db")
-	h.addNode("rc-branch-1", "i-0000000000000001", nil)
-	h.addNode("rc-branch-2", "i-0000000000000002", nil)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-branch-1", inst1, nil)
+	h.addNode("rc-branch-2", inst2, nil)
 	h.declareSGP("rc-branch-1")
 	h.declareSGP("rc-branch-2", k8s.CNINodeFeature{Name: k8s.FeatureCustomNetworking, Value: ec.Name})
 	h.waitCapacity("rc-branch-1", 9)
@@ -167,13 +147,13 @@ func TestKubeBranchPerPodAndCooldown(t *testing.T) {
 	if len(b) != 1 || b[0].SubnetCIDR != "100.64.0.0/19" || !strings.HasPrefix(b[0].PrivateIP, "100.64.") {
 		t.Fatalf("pod b annotation %+v, want the ENIConfig's 100.64 subnet", b)
 	}
-	branches := ec2.branches()
+	branches := w.branches()
 	if len(branches) != 2 {
 		t.Fatalf("%d branches, want 2 (none for the non-matching pod)", len(branches))
 	}
 	for _, br := range branches {
-		if !slices.Equal(br.SecurityGroups, []string{"sg-db"}) || br.Description != "" && br.Description != awsutils.BranchDescription {
-			t.Fatalf("branch %s groups %v, want [sg-db]", br.ID, br.SecurityGroups)
+		if !slices.Equal(br.Groups, []string{sgDB}) || br.InterfaceType != "branch" {
+			t.Fatalf("branch %s type %s groups %v, want an associated branch with [%s]", br.ID, br.InterfaceType, br.Groups, sgDB)
 		}
 	}
 	h.waitEvent("a", ReasonResourceAllocated, a[0].ENIID)
@@ -181,7 +161,7 @@ func TestKubeBranchPerPodAndCooldown(t *testing.T) {
 	deleted := time.Now()
 	h.deletePod("a")
 	waitFor(t, 30*time.Second, "branch of pod a deleted", func() (bool, string) {
-		for _, br := range ec2.branches() {
+		for _, br := range w.branches() {
 			if br.ID == a[0].ENIID {
 				return false, "still there"
 			}
@@ -191,8 +171,8 @@ func TestKubeBranchPerPodAndCooldown(t *testing.T) {
 	if d := time.Since(deleted); d < h.cfg.Cooldown {
 		t.Fatalf("branch deleted %s after the pod, before the %s cool-down", d, h.cfg.Cooldown)
 	}
-	if len(ec2.branches()) != 1 {
-		t.Fatalf("pod b's branch must stay: %v", ec2.branches())
+	if len(w.branches()) != 1 {
+		t.Fatalf("pod b's branch must stay: %v", w.branches())
 	}
 }
 
@@ -200,18 +180,18 @@ func TestKubeBranchPerPodAndCooldown(t *testing.T) {
 // pod leaves a tagged branch no pod claims: the next controller deletes it
 // and gives the pod a branch of its own.
 func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
-	ec2 := memWorld()
-	h := newHarness(t, ec2, fastConfig())
-	h.addPolicy("db", map[string]string{"role": "db-client"}, "sg-db")
-	h.addNode("rc-crash", "i-0000000000000001", nil)
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-crash", inst1, nil)
 	h.declareSGP("rc-crash")
 	h.waitCapacity("rc-crash", 9)
 	h.stop()
 	// The state a crash between CreateNetworkInterface and the annotation
 	// leaves: a branch tagged with the trunk and VLAN 1, and a pod without
 	// an annotation.
-	trunkID := ec2.trunks()[0].ID
-	orphan, err := ec2.CreateBranchENI(context.Background(), awsutils.BranchRequest{InstanceID: "i-0000000000000001", TrunkID: trunkID, VLAN: 1, SubnetID: nodeSubnet, SecurityGroups: []string{"sg-db"}, ClusterName: "test"})
+	trunkID := w.trunks()[0].ID
+	orphan, err := w.ec2.CreateBranchENI(context.Background(), awsutils.BranchRequest{InstanceID: inst1, TrunkID: trunkID, VLAN: 1, SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{sgDB}, ClusterName: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,12 +206,8 @@ func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
 	startController(t, h)
 	got := h.waitAnnotation("victim")
 	waitFor(t, 30*time.Second, "the orphan branch deleted", func() (bool, string) {
-		bs := ec2.branches()
-		ids := []string{}
-		for _, b := range bs {
-			ids = append(ids, b.ID)
-		}
-		return len(bs) == 1 && bs[0].ID == got[0].ENIID && !slices.Contains(ids, orphan.ID), fmt.Sprint(ids)
+		ids := branchIDs(w.branches())
+		return slices.Equal(ids, []string{got[0].ENIID}) && got[0].ENIID != orphan.ID, fmt.Sprint(ids)
 	})
 }
 
@@ -239,10 +215,10 @@ func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
 // clear event; when a pod goes, a waiting one gets its branch after the
 // cool-down.
 func TestKubeBranchLimit(t *testing.T) {
-	ec2 := memWorld()
-	h := newHarness(t, ec2, fastConfig())
-	h.addPolicy("db", map[string]string{"role": "db-client"}, "sg-db")
-	h.addNode("rc-full", "i-0000000000000003", nil)
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-full", inst3, nil)
 	h.declareSGP("rc-full")
 	h.waitCapacity("rc-full", 18)
 	for i := range 20 {
@@ -267,8 +243,8 @@ func TestKubeBranchLimit(t *testing.T) {
 		}
 		return n == 18, fmt.Sprintf("%d annotated", n)
 	})
-	if len(ec2.branches()) != 18 || len(waiting) != 2 {
-		t.Fatalf("%d branches, waiting %v", len(ec2.branches()), waiting)
+	if len(w.branches()) != 18 || len(waiting) != 2 {
+		t.Fatalf("%d branches, waiting %v", len(w.branches()), waiting)
 	}
 	for _, w := range waiting {
 		h.waitEvent(w, ReasonBranchAllocationFailed, "branch ENI limit reached on node rc-full: 18 of 18")
@@ -289,22 +265,22 @@ func TestKubeBranchLimit(t *testing.T) {
 // An unknown group id gives an event with EC2's code and leaves no branch;
 // a malformed annotation found at start is reported and ignored.
 func TestKubeBadInput(t *testing.T) {
-	ec2 := memWorld()
-	h := newHarness(t, ec2, fastConfig())
-	h.addPolicy("ghost", map[string]string{"role": "ghost"}, "sg-doesnotexist")
-	h.addNode("rc-bad", "i-0000000000000001", nil)
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("ghost", map[string]string{"role": "ghost"}, sgUnknown)
+	h.addNode("rc-bad", inst1, nil)
 	h.declareSGP("rc-bad")
 	h.waitCapacity("rc-bad", 9)
 	if _, err := h.createPod("ghost", "rc-bad", map[string]string{"role": "ghost"}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitEvent("ghost", ReasonBranchAllocationFailed, "InvalidGroup.NotFound")
-	if bs := ec2.branches(); len(bs) != 0 {
+	if bs := w.branches(); len(bs) != 0 {
 		t.Fatalf("branches left behind: %v", bs)
 	}
 
 	// A malformed annotation (written by someone else) is named at start.
-	h.addPolicy("db", map[string]string{"role": "db-client"}, "sg-db")
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	p, err := h.createPod("garbled", "rc-bad", map[string]string{"role": "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +293,7 @@ func TestKubeBadInput(t *testing.T) {
 	h.stop()
 	startController(t, h)
 	h.waitEvent("garbled", ReasonInvalidAnnotation, "vlanId 400 is out of range")
-	if bs := ec2.branches(); len(bs) != 0 {
+	if bs := w.branches(); len(bs) != 0 {
 		t.Fatalf("branches left behind: %v", bs)
 	}
 }
