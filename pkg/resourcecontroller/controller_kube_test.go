@@ -57,9 +57,13 @@ func TestKubeTrunkOncePerNodeAndCapacity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	first := h.waitNodeEvents("rc-trunk-1", ReasonNodeTrunkInitiated, 1)
 	h.stop()
 	startController(t, h)
-	h.waitCapacity("rc-trunk-1", 9)
+	again := h.waitNodeEvents("rc-trunk-1", ReasonNodeTrunkInitiated, 2)
+	if first[0] != again[1] {
+		t.Fatalf("the restarted controller initialised %q, before %q: want the same trunk adopted", again[1], first[0])
+	}
 	trunks := w.trunks()
 	if len(trunks) != 2 {
 		t.Fatalf("%d trunks, want 2 (one per SGP node, none for the plain node): %+v", len(trunks), trunks)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -289,6 +290,28 @@ func (h *harness) waitEvent(pod, reason, substr string) corev1.Event {
 		return false, strings.Join(seen, "; ")
 	})
 	return found
+}
+
+// waitNodeEvents waits until node has n events of reason (node events
+// live in "default") and returns their messages, oldest first.
+func (h *harness) waitNodeEvents(node, reason string, n int) []string {
+	h.t.Helper()
+	var msgs []string
+	waitFor(h.t, 30*time.Second, fmt.Sprintf("%d %s events on node %s", n, reason, node), func() (bool, string) {
+		var l corev1.EventList
+		if err := h.admin.List(context.Background(), &l, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			return false, err.Error()
+		}
+		slices.SortFunc(l.Items, func(a, b corev1.Event) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+		msgs = msgs[:0]
+		for _, e := range l.Items {
+			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == node && e.Reason == reason {
+				msgs = append(msgs, e.Message)
+			}
+		}
+		return len(msgs) >= n, fmt.Sprint(msgs)
+	})
+	return msgs
 }
 
 func (h *harness) deletePod(name string) {

@@ -102,16 +102,11 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	groups := m.Groups
 	if len(groups) == 0 {
 		groups = info.Groups
-		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonSecurityGroupRequested,
-			"Pod will get the instance security group as the pod didn't match any Security Group from SecurityGroupPolicy: %v", groups)
-	} else {
-		if err := CheckGroups(m, c.cfg.MaxGroupsPerENI); err != nil {
-			if c.warned.first(string(uid), err.Error()) {
-				c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
-			}
-			return reconcile.Result{RequeueAfter: c.cfg.Cooldown}, nil
+	} else if err := CheckGroups(m, c.cfg.MaxGroupsPerENI); err != nil {
+		if c.warned.first(string(uid), err.Error()) {
+			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
 		}
-		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeNormal, ReasonSecurityGroupRequested, "Pod will get the following Security Groups %v", groups)
+		return reconcile.Result{RequeueAfter: c.cfg.Cooldown}, nil
 	}
 	vlans, err := c.reg.reserve(info.Node, n)
 	if err != nil {
@@ -123,10 +118,20 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 		}
 		return reconcile.Result{}, err
 	}
+	if len(m.Groups) == 0 {
+		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonSecurityGroupRequested,
+			"Pod will get the instance security group as the pod didn't match any Security Group from SecurityGroupPolicy: %v", groups)
+	} else {
+		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeNormal, ReasonSecurityGroupRequested, "Pod will get the following Security Groups %v", groups)
+	}
 	made, err := c.makeBranches(ctx, info, vlans, groups)
 	if err != nil {
 		c.reg.unreserve(info.Node, vlans)
-		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
+		// One event per distinct EC2 code, not per retry (messages carry
+		// request ids).
+		if code := awsutils.Code(err); code == "" || c.warned.first(string(uid), "ec2:"+code) {
+			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
+		}
 		return reconcile.Result{}, err
 	}
 	c.reg.record(info.Node, uid, key, made)
