@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -96,6 +97,7 @@ func startController(t *testing.T, h *harness) {
 	mgr, err := NewManager(h.env.Config, ManagerOptions{
 		WebhookHost: "127.0.0.1", WebhookPort: port, WebhookCert: &cert,
 		MetricsAddr: "0", HealthAddr: "0",
+		Logger: logr.FromSlogHandler(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatal(err)
