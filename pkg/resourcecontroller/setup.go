@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrlbuilder "sigs.k8s.io/controller-runtime/pkg/builder"
@@ -32,6 +33,7 @@ func NewScheme() (*runtime.Scheme, error) {
 		corev1.AddToScheme, v1beta1.AddToScheme, eniconfig.AddToScheme,
 		func(s *runtime.Scheme) error {
 			s.AddKnownTypes(k8s.CNINodeGroupVersion, &k8s.CNINode{}, &k8s.CNINodeList{})
+			metav1.AddToGroupVersion(s, k8s.CNINodeGroupVersion)
 			return nil
 		},
 	} {
@@ -110,14 +112,17 @@ func (c *Controller) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 	}); err != nil {
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}
+	// A controller rebuilt in the same process (tests; a new manager after
+	// lost leadership) reuses the names.
+	skip := true
 	err := ctrlbuilder.ControllerManagedBy(mgr).Named("sgp-node").For(&corev1.Node{}).Owns(&k8s.CNINode{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: &skip}).
 		Complete(reconcile.Func(c.reconcileNode))
 	if err != nil {
 		return fmt.Errorf("node controller: %w", err)
 	}
 	err = ctrlbuilder.ControllerManagedBy(mgr).Named("sgp-pod").For(&corev1.Pod{}).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8, SkipNameValidation: &skip}).
 		Complete(reconcile.Func(c.reconcilePod))
 	if err != nil {
 		return fmt.Errorf("pod controller: %w", err)
