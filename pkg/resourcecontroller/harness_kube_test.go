@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ import (
 // The Kubernetes tier: one real kube-apiserver + etcd for the package.
 func TestMain(m *testing.M) { os.Exit(kubeenv.Main(m)) }
 
+var harnesses atomic.Int64
+
 var crds struct {
 	sync.Once
 	err error
@@ -37,7 +40,7 @@ var crds struct {
 
 // kubeAdmin returns the shared API server (CRDs from misc/ applied) and an
 // admin client that knows the controller's kinds and webhook configs.
-func kubeAdmin(t *testing.T) (*kubeenv.Env, client.Client) {
+func kubeAdmin(t testing.TB) (*kubeenv.Env, client.Client) {
 	t.Helper()
 	env := kubeenv.Shared(t)
 	scheme, err := NewScheme()
@@ -69,7 +72,7 @@ func kubeAdmin(t *testing.T) (*kubeenv.Env, client.Client) {
 // harness is one running controller with its webhook registered on the
 // API server for one test namespace.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	env   *kubeenv.Env
 	admin client.Client
 	ec2   EC2
@@ -81,7 +84,7 @@ type harness struct {
 // startController runs a controller (manager, webhook over TLS on
 // 127.0.0.1, cool-down and GC loops) until the returned stop or the end
 // of the test.
-func startController(t *testing.T, h *harness) {
+func startController(t testing.TB, h *harness) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -137,12 +140,13 @@ func startController(t *testing.T, h *harness) {
 }
 
 // newHarness makes a namespace and starts a controller on ec2.
-func newHarness(t *testing.T, ec2 EC2, cfg Config) *harness {
+func newHarness(t testing.TB, ec2 EC2, cfg Config) *harness {
 	env, admin := kubeAdmin(t)
 	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(ns) > 50 {
 		ns = ns[:50]
 	}
+	ns = fmt.Sprintf("%s-%d", ns, harnesses.Add(1)) // a benchmark runs more than once
 	ctx := context.Background()
 	nso := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"rc-test": ns}}}
 	if err := admin.Create(ctx, nso); err != nil {
@@ -326,7 +330,7 @@ func (h *harness) deletePod(name string) {
 
 // waitFor polls cond until it holds or the timeout passes (the last
 // detail it gave is in the failure).
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	detail := ""
@@ -343,7 +347,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool
 	}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))

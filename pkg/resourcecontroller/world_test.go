@@ -16,6 +16,7 @@ const (
 	inst1     = simtest.InstanceID   // m5.large: 3 ENIs, 9 branches
 	inst2     = "i-0000000000000002" // m5.large
 	inst3     = "i-0000000000000003" // m5.xlarge: 4 ENIs, 18 branches
+	inst4     = "i-0000000000000004" // m5.2xlarge: 4 ENIs, 38 branches
 	sgNode    = simtest.SecurityGroupID
 	sgDB      = "sg-00000000000000db"
 	sgCustom  = "sg-0000000000000c05"
@@ -28,12 +29,13 @@ type world struct {
 	ec2 *awsutils.EC2
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	sc := simtest.Basic()
 	sc.Instances = append(sc.Instances,
 		vpcsim.InstanceSpec{ID: inst2, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
-		vpcsim.InstanceSpec{ID: inst3, Type: "m5.xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+		vpcsim.InstanceSpec{ID: inst3, Type: "m5.xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
+		vpcsim.InstanceSpec{ID: inst4, Type: "m5.2xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
 	sc.VPCs[0].SecurityGroups = append(sc.VPCs[0].SecurityGroups,
 		vpcsim.SecurityGroupSpec{ID: sgDB, Name: "db-clients", Description: "may reach the database"},
 		vpcsim.SecurityGroupSpec{ID: sgCustom, Name: "custom", Description: "ENIConfig group"})
