@@ -181,8 +181,9 @@ func TestKubeBranchPerPodAndCooldown(t *testing.T) {
 }
 
 // A controller that died after making a branch but before annotating the
-// pod leaves a tagged branch no pod claims: the next controller deletes it
-// and gives the pod a branch of its own.
+// pod leaves a tagged branch no pod claims, and one that was down while a
+// pod went misses its delete: the next controller deletes both branches
+// and gives the waiting pod a branch of its own.
 func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
@@ -190,7 +191,13 @@ func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
 	h.addNode("rc-crash", inst1, nil)
 	h.declareSGP("rc-crash")
 	h.waitCapacity("rc-crash", 9)
+	// A pod whose delete event the controller will miss.
+	if _, err := h.createPod("gone", "rc-crash", map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	gone := h.waitAnnotation("gone")
 	h.stop()
+	h.deletePod("gone")
 	// The state a crash between CreateNetworkInterface and the annotation
 	// leaves: a branch tagged with the trunk and VLAN 1, and a pod without
 	// an annotation.
@@ -209,9 +216,9 @@ func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
 	}
 	startController(t, h)
 	got := h.waitAnnotation("victim")
-	waitFor(t, 30*time.Second, "the orphan branch deleted", func() (bool, string) {
+	waitFor(t, 30*time.Second, "the orphan and the deleted pod's branch deleted", func() (bool, string) {
 		ids := branchIDs(w.branches())
-		return slices.Equal(ids, []string{got[0].ENIID}) && got[0].ENIID != orphan.ID, fmt.Sprint(ids)
+		return slices.Equal(ids, []string{got[0].ENIID}) && got[0].ENIID != orphan.ID && got[0].ENIID != gone[0].ENIID, fmt.Sprint(ids)
 	})
 }
 
