@@ -18,6 +18,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
@@ -310,3 +311,36 @@ func TestKubeBadInput(t *testing.T) {
 }
 
 func resourceOne() resource.Quantity { return resource.MustParse("1") }
+
+// EC2 failing a branch call (an association refused once) gives the pod an
+// event naming EC2's code, leaves no half-made branch, and the retry
+// succeeds; a node whose type cannot trunk gets an Unsupported event and
+// no trunk.
+func TestKubeEC2Failures(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-fail", inst1, nil)
+	h.addNode("rc-t3", inst5, nil)
+	h.declareSGP("rc-fail")
+	h.declareSGP("rc-t3")
+	h.waitCapacity("rc-fail", 9)
+	h.waitNodeEvents("rc-t3", ReasonUnsupported, 1)
+	for _, tr := range w.trunks() {
+		if tr.Attachment != nil && tr.Attachment.InstanceID == inst5 {
+			t.Fatalf("a trunk on the t3.medium: %s", tr.ID)
+		}
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: "AssociateTrunkInterface", Code: "InternalError", Count: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.createPod("retry", "rc-fail", map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent("retry", ReasonBranchAllocationFailed, "InternalError")
+	got := h.waitAnnotation("retry")
+	waitFor(t, 30*time.Second, "only the annotated branch left", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return slices.Equal(ids, []string{got[0].ENIID}), fmt.Sprint(ids)
+	})
+}

@@ -17,6 +17,7 @@ const (
 	inst2     = "i-0000000000000002" // m5.large
 	inst3     = "i-0000000000000003" // m5.xlarge: 4 ENIs, 18 branches
 	inst4     = "i-0000000000000004" // m5.2xlarge: 4 ENIs, 38 branches
+	inst5     = "i-0000000000000005" // t3.medium: cannot trunk
 	sgNode    = simtest.SecurityGroupID
 	sgDB      = "sg-00000000000000db"
 	sgCustom  = "sg-0000000000000c05"
@@ -35,7 +36,8 @@ func newWorld(t testing.TB) *world {
 	sc.Instances = append(sc.Instances,
 		vpcsim.InstanceSpec{ID: inst2, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
 		vpcsim.InstanceSpec{ID: inst3, Type: "m5.xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
-		vpcsim.InstanceSpec{ID: inst4, Type: "m5.2xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+		vpcsim.InstanceSpec{ID: inst4, Type: "m5.2xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
+		vpcsim.InstanceSpec{ID: inst5, Type: "t3.medium", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
 	sc.VPCs[0].SecurityGroups = append(sc.VPCs[0].SecurityGroups,
 		vpcsim.SecurityGroupSpec{ID: sgDB, Name: "db-clients", Description: "may reach the database"},
 		vpcsim.SecurityGroupSpec{ID: sgCustom, Name: "custom", Description: "ENIConfig group"})
