@@ -175,7 +175,10 @@ func measure(ctx context.Context, cfg config) (*bench.Results, error) {
 	if ctx.Err() == nil {
 		r.phaseDatastore(ctx)
 	}
-	for _, f := range append(allVPCFigures(), datastoreFigure()) {
+	if ctx.Err() == nil {
+		r.phaseSGP(ctx)
+	}
+	for _, f := range append(allVPCFigures(), datastoreFigure(), sgpFigure()) {
 		if _, ok := r.figures[f.Key]; !ok {
 			cause := ctx.Err()
 			if cause == nil {

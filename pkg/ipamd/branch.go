@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -74,7 +75,12 @@ func ParseBranchAnnotation(raw string, ipv6 bool) (branchWiring, error) {
 	}
 	var errs []error
 	ip, err := netip.ParseAddr(ipStr)
-	if err != nil || ip.Is6() != ipv6 {
+	switch {
+	case ipStr == "" && ipv6:
+		errs = append(errs, fmt.Errorf("ipv6Addr: it is empty but this node is IPv6 (the branch ENI has no IPv6 address: wrong family)"))
+	case ipStr == "":
+		errs = append(errs, fmt.Errorf("privateIp: it is empty but this node is IPv4 (the branch ENI has no IPv4 address: wrong family)"))
+	case err != nil || ip.Is6() != ipv6:
 		errs = append(errs, fmt.Errorf("address %q", ipStr))
 	}
 	mac, err := net.ParseMAC(b.MAC)
@@ -118,8 +124,9 @@ func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rp
 			req.GetK8SPodNamespace(), req.GetK8SPodName())
 	}
 	if pod.BranchAnnotation == "" {
-		return nil, true, status.Errorf(codes.Unavailable, "pod %s/%s has no %s annotation yet (the VPC resource controller writes it)",
-			req.GetK8SPodNamespace(), req.GetK8SPodName(), PodENIAnnotation)
+		if pod, err = n.waitBranchAnnotation(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+			return nil, true, err
+		}
 	}
 	w, err := ParseBranchAnnotation(pod.BranchAnnotation, n.cfg.EnableIPv6)
 	if err != nil {
@@ -261,4 +268,43 @@ func (n *IPAM) declareCustomNetworking(ctx context.Context) {
 		}
 	}
 	n.customNetDeclared.Store(true)
+}
+
+// branchAnnotationPoll is how often the node's pod cache is read while an
+// ADD waits for the branch annotation; reads are in-memory.
+const branchAnnotationPoll = 100 * time.Millisecond
+
+// branchAnnotationWait bounds the wait when the ADD carries no deadline.
+const branchAnnotationWait = 30 * time.Second
+
+// waitBranchAnnotation waits, within the ADD's deadline, for the VPC
+// resource controller to annotate a pod it has just been bound: upstream
+// fails the ADD at once and lets the kubelet retry. The error on timeout
+// names what may be missing.
+func (n *IPAM) waitBranchAnnotation(ctx context.Context, namespace, name string) (PodInfo, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, branchAnnotationWait)
+		defer cancel()
+	}
+	start := time.Now()
+	t := time.NewTicker(branchAnnotationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return PodInfo{}, status.Errorf(codes.DeadlineExceeded,
+				"pod %s/%s asks for a branch ENI but has no %s annotation after %s: the VPC resource controller has not written it "+
+					"(is it running? has the node reached its branch ENI limit? see the pod's BranchAllocationFailed events)",
+				namespace, name, PodENIAnnotation, time.Since(start).Round(time.Millisecond))
+		case <-t.C:
+		}
+		pod, err := n.kubeClient().Pod(ctx, namespace, name)
+		if err != nil || !pod.Found {
+			continue
+		}
+		if pod.BranchAnnotation != "" {
+			return pod, nil
+		}
+	}
 }

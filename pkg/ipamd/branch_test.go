@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -83,8 +84,37 @@ func TestBranchENIPods(t *testing.T) {
 		r.PodEniSubnetGw != "10.0.0.1" || r.ParentIfIndex != 11 {
 		t.Errorf("branch reply: %v", r)
 	}
-	if _, err := add("pending"); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "vpc.amazonaws.com/pod-eni") {
+	// No annotation within the ADD's deadline: an error naming it.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = h.srv.AddNetwork(short, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "c-pending", IfName: "eth0",
+		K8SPodNamespace: "default", K8SPodName: "pending"})
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "vpc.amazonaws.com/pod-eni") || !strings.Contains(err.Error(), "branch ENI limit") {
 		t.Errorf("branch pod without annotation: %v", err)
+	}
+	// The annotation arrives while the ADD waits: the ADD succeeds.
+	k.mu.Lock()
+	k.pods["default/late"] = PodInfo{Found: true, UID: "u4", WantsBranchENI: true}
+	k.mu.Unlock()
+	done := make(chan *rpc.AddNetworkReply, 1)
+	go func() {
+		r, err := add("late")
+		if err != nil {
+			t.Errorf("late annotation: %v", err)
+		}
+		done <- r
+	}()
+	time.AfterFunc(200*time.Millisecond, func() {
+		k.mu.Lock()
+		k.pods["default/late"] = PodInfo{Found: true, UID: "u4", WantsBranchENI: true, BranchAnnotation: branchAnnotation}
+		k.mu.Unlock()
+	})
+	if r := <-done; r == nil || r.PodVlanId != 3 {
+		t.Errorf("late annotation reply: %v", r)
+	}
+	// The annotation of the other family: named as such.
+	if _, err := ParseBranchAnnotation(branchAnnotation, true); err == nil || !strings.Contains(err.Error(), "wrong family") {
+		t.Errorf("IPv4 annotation on an IPv6 node: %v", err)
 	}
 	r, err = add("plain")
 	if err != nil || r.PodVlanId != 0 || r.IpAllocationMetadata[0].DeviceNumber != 0 {

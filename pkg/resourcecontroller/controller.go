@@ -1,0 +1,101 @@
+// Package resourcecontroller is an open stand-in for the VPC resource
+// controller EKS runs in its control plane for security groups for pods:
+// it gives each SGP node a trunk ENI and advertises vpc.amazonaws.com/pod-eni
+// capacity, mutates matching pods to request that resource, makes one
+// branch ENI per such pod with the policy's groups, annotates the pod for
+// ipamd, and deletes the branch after a cool-down once the pod is gone.
+//
+// Planning is pure (MatchPolicies, the registry's capacity and VLAN
+// bookkeeping, DecodeAnnotation); EC2 and Kubernetes calls sit in the
+// reconcilers around it. All state is in memory and rebuilt from EC2 tags
+// and pod annotations at start, as EKS's controller does.
+package resourcecontroller
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Config is the controller's validated configuration.
+type Config struct {
+	// ClusterName tags every ENI (kubernetes.io/cluster/<name>=owned).
+	ClusterName string
+	// Cooldown is how long a released branch waits before it is deleted
+	// (default 60s), so that old iptables/ARP state for its address expires.
+	Cooldown time.Duration
+	// CooldownTick is how often cooled branches are looked for (default 30s).
+	CooldownTick time.Duration
+	// GCInterval is how often leaked branches are looked for (default 1m).
+	GCInterval time.Duration
+	// MaxGroupsPerENI bounds the groups of one branch (default 5, EC2's
+	// default quota): more is refused before any EC2 call.
+	MaxGroupsPerENI int
+	// RetryDelay is how long a pod waits for a trunk or capacity (default 1s).
+	RetryDelay time.Duration
+	Log        *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Cooldown == 0 {
+		c.Cooldown = 60 * time.Second
+	}
+	if c.CooldownTick == 0 {
+		c.CooldownTick = 30 * time.Second
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = time.Minute
+	}
+	if c.MaxGroupsPerENI == 0 {
+		c.MaxGroupsPerENI = 5
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.ClusterName == "" {
+		errs = append(errs, errors.New("cluster name is empty"))
+	}
+	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "retry delay": c.RetryDelay} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %s is negative", name, d))
+		}
+	}
+	if c.MaxGroupsPerENI < 1 || c.MaxGroupsPerENI > 16 {
+		errs = append(errs, fmt.Errorf("max groups per ENI %d is not in 1-16", c.MaxGroupsPerENI))
+	}
+	return errors.Join(errs...)
+}
+
+// Controller holds the trunk registry and the EC2 and Kubernetes clients.
+type Controller struct {
+	cfg Config
+	ec2 EC2
+	c   client.Client // cached reads, direct writes
+	api client.Reader // uncached reads (fresh pod labels)
+	reg *registry
+	rec recorder
+	// warned remembers which pods were told about the capacity limit.
+	warned *noteSet
+}
+
+// New validates cfg and builds a controller; SetupWithManager wires it.
+func New(cfg Config, ec2 EC2) (*Controller, error) {
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("resource controller config: %w", err)
+	}
+	if ec2 == nil {
+		return nil, errors.New("resource controller: no EC2 client")
+	}
+	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet()}, nil
+}

@@ -1,0 +1,98 @@
+package resourcecontroller
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+)
+
+// runCooldown deletes released branches once their cool-down is over.
+func (c *Controller) runCooldown(ctx context.Context) error {
+	t := time.NewTicker(c.cfg.CooldownTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		c.deleteCooled(ctx, time.Now())
+	}
+}
+
+func (c *Controller) deleteCooled(ctx context.Context, now time.Time) {
+	for _, node := range c.reg.nodes() {
+		for _, b := range c.reg.due(node, now) {
+			err := c.deleteBranch(ctx, b.BranchENI)
+			if err != nil {
+				c.cfg.Log.Warn("deleting a cooled-down branch ENI", "node", node, "eni", b.ENIID, "err", err)
+			}
+			c.reg.deleted(node, b, err)
+		}
+	}
+}
+
+// runGC finds leaks periodically: branches held for pods that no longer
+// exist (their delete event was missed) and branches tagged with a trunk
+// that nothing holds (a crash between create and annotate).
+func (c *Controller) runGC(ctx context.Context) error {
+	t := time.NewTicker(c.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, node := range c.reg.nodes() {
+			if err := c.collect(ctx, node); err != nil {
+				c.cfg.Log.Warn("branch ENI garbage collection", "node", node, "err", err)
+			}
+		}
+	}
+}
+
+// collect runs one GC pass over a node.
+func (c *Controller) collect(ctx context.Context, node string) error {
+	var pods corev1.PodList
+	if err := c.c.List(ctx, &pods, ctrl.MatchingFields{podNodeField: node}); err != nil {
+		return err
+	}
+	live := map[types.UID]bool{}
+	for i := range pods.Items {
+		if !podDone(&pods.Items[i]) {
+			live[pods.Items[i].UID] = true
+		}
+	}
+	for _, ref := range c.reg.heldPods(node) {
+		if !live[ref.uid] {
+			c.cfg.Log.Info("releasing the branch ENIs of a pod that is gone", "node", node, "uid", ref.uid)
+			c.release(ref, string(ref.uid))
+		}
+	}
+	info, ok := c.reg.info(node)
+	if !ok {
+		return nil
+	}
+	found, err := c.ec2.BranchENIs(ctx, info.TrunkID)
+	if err != nil {
+		return err
+	}
+	for _, e := range found {
+		vlan, _ := strconv.Atoi(e.Tags[awsutils.TagVLANID])
+		if c.reg.known(node, e.ID, vlan) {
+			continue
+		}
+		c.cfg.Log.Info("deleting a leaked branch ENI", "node", node, "eni", e.ID, "vlan", vlan)
+		if err := c.ec2.DeleteENI(ctx, e.ID); err != nil {
+			c.cfg.Log.Warn("deleting a leaked branch ENI", "eni", e.ID, "err", err)
+		}
+	}
+	return nil
+}

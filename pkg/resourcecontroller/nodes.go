@@ -1,0 +1,344 @@
+package resourcecontroller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+)
+
+// Node labels the controller reads.
+const (
+	// LabelHasTrunk: the key's presence (any value) asks for a trunk, as
+	// old aws-node versions did before the CNINode feature.
+	LabelHasTrunk   = "vpc.amazonaws.com/has-trunk-attached"
+	LabelENIConfig  = "vpc.amazonaws.com/eniConfig"
+	labelOS         = "kubernetes.io/os"
+	labelComputeAut = "eks.amazonaws.com/compute-type"
+)
+
+// EC2 ids have 8 or 17 hex digits; the local VPC uses 16, so any length in
+// between is accepted.
+var instanceIDPattern = regexp.MustCompile(`^i-[a-f0-9]{8,17}$`)
+
+// InstanceIDFromProviderID returns the instance id, the last path element
+// of aws:///<az>/<id>, or "" when it is not an instance id.
+func InstanceIDFromProviderID(providerID string) string {
+	id := providerID[strings.LastIndex(providerID, "/")+1:]
+	if !instanceIDPattern.MatchString(id) {
+		return ""
+	}
+	return id
+}
+
+// reconcileNode makes the node's CNINode, and for SGP nodes its trunk ENI
+// and the pod-eni capacity.
+func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var node corev1.Node
+	if err := c.c.Get(ctx, req.NamespacedName, &node); err != nil {
+		if apierrors.IsNotFound(err) {
+			c.deinitNode(ctx, req.Name)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
+	}
+	if node.Labels[labelComputeAut] == "auto" {
+		return reconcile.Result{}, nil
+	}
+	instanceID := InstanceIDFromProviderID(node.Spec.ProviderID)
+	if instanceID == "" {
+		c.cfg.Log.Debug("node has no EC2 instance id in its providerID; not managed", "node", node.Name, "providerID", node.Spec.ProviderID)
+		return reconcile.Result{}, nil
+	}
+	cn, err := c.ensureCNINode(ctx, &node, instanceID)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if !sgpNode(&node, cn) {
+		return reconcile.Result{}, nil
+	}
+	info, ok := c.reg.info(node.Name)
+	if !ok {
+		if err := c.initTrunk(ctx, &node, cn, instanceID); err != nil {
+			if errors.Is(err, errUnsupported) {
+				return reconcile.Result{}, nil
+			}
+			return reconcile.Result{}, err
+		}
+		info, _ = c.reg.info(node.Name)
+	}
+	return reconcile.Result{}, c.publishCapacity(ctx, &node, info.Limit)
+}
+
+// sgpNode: the legacy label's key, or the CNINode feature ipamd declares.
+func sgpNode(node *corev1.Node, cn *k8s.CNINode) bool {
+	if _, ok := node.Labels[LabelHasTrunk]; ok {
+		return true
+	}
+	for _, f := range cn.Spec.Features {
+		if f.Name == k8s.FeatureSecurityGroupsForPods {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureCNINode creates the node's CNINode (owned by the Node, so it goes
+// with it) when it does not exist yet.
+func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, instanceID string) (*k8s.CNINode, error) {
+	cn := &k8s.CNINode{}
+	err := c.c.Get(ctx, ctrl.ObjectKey{Name: node.Name}, cn)
+	if err == nil {
+		return cn, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("reading CNINode %s: %w", node.Name, err)
+	}
+	yes := true
+	cn = &k8s.CNINode{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   node.Name,
+			Labels: map[string]string{labelOS: node.Labels[labelOS]},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID,
+				Controller: &yes, BlockOwnerDeletion: &yes,
+			}},
+		},
+		Spec: k8s.CNINodeSpec{Tags: map[string]string{
+			awsutils.TagClusterName: c.cfg.ClusterName,
+			awsutils.TagInstanceID:  instanceID,
+		}},
+	}
+	if err := c.c.Create(ctx, cn); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating CNINode %s: %w", node.Name, err)
+	}
+	return cn, nil
+}
+
+var errUnsupported = errors.New("instance type cannot trunk ENIs")
+
+// initTrunk finds or makes the node's trunk ENI and rebuilds its branch
+// state from EC2 and the pods' annotations.
+func (c *Controller) initTrunk(ctx context.Context, node *corev1.Node, cn *k8s.CNINode, instanceID string) error {
+	inst, err := c.ec2.Instance(ctx, instanceID)
+	if err != nil {
+		return fmt.Errorf("trunk for node %s: %w", node.Name, err)
+	}
+	limit, ok := BranchLimit(inst.Type)
+	if !ok {
+		c.rec.event(ctx, node, "Node", corev1.EventTypeWarning, ReasonUnsupported,
+			"The instance type %s is not supported for trunk interface (Security Group for Pods)", inst.Type)
+		return errUnsupported
+	}
+	subnetID, groups, err := c.nodeSubnet(ctx, node, cn, inst)
+	if err != nil {
+		return err
+	}
+	sn, err := c.ec2.Subnet(ctx, subnetID)
+	if err != nil {
+		return fmt.Errorf("trunk for node %s: %w", node.Name, err)
+	}
+	ids := make([]string, 0, len(inst.ENIs))
+	for _, e := range inst.ENIs {
+		ids = append(ids, e.ID)
+	}
+	enis, _, err := c.ec2.DescribeENIs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("trunk for node %s: %w", node.Name, err)
+	}
+	trunkID := ""
+	for _, e := range enis {
+		if e.InterfaceType == "trunk" {
+			trunkID = e.ID
+		}
+	}
+	if trunkID == "" {
+		trunkID, err = c.createTrunk(ctx, node, inst, subnetID, groups)
+		if err != nil {
+			return err
+		}
+	}
+	t := newTrunk()
+	t.node, t.instanceID, t.trunkID = node.Name, instanceID, trunkID
+	t.subnetID, t.subnetCIDR, t.groups, t.limit = subnetID, sn.CIDR.String(), groups, limit
+	if err := c.rebuild(ctx, t); err != nil {
+		return err
+	}
+	c.reg.put(t)
+	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkInitiated,
+		"The node has trunk interface %s initialized successfully (%d branch ENIs)", trunkID, limit)
+	return nil
+}
+
+// createTrunk attaches a new trunk ENI at the highest free device index
+// (ipamd fills them from the lowest).
+func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst awsutils.InstanceInfo, subnetID string, groups []string) (string, error) {
+	typ, err := c.ec2.InstanceType(ctx, inst.Type)
+	if err != nil {
+		return "", fmt.Errorf("trunk for node %s: %w", node.Name, err)
+	}
+	dev := -1
+	used := map[int]bool{}
+	for _, e := range inst.ENIs {
+		if e.NetworkCard == 0 {
+			used[e.DeviceIndex] = true
+		}
+	}
+	for i := typ.MaxENIs - 1; i > 0; i-- {
+		if !used[i] {
+			dev = i
+			break
+		}
+	}
+	if dev < 0 {
+		err := fmt.Errorf("no free device index for a trunk ENI on %s (%d of %d ENIs attached)", inst.ID, len(used), typ.MaxENIs)
+		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkFailedInit, "The node failed initializing trunk interface: %v", err)
+		return "", err
+	}
+	eni, err := c.ec2.CreateTrunkENI(ctx, awsutils.TrunkRequest{
+		InstanceID: inst.ID, SubnetID: subnetID, SecurityGroups: groups, ClusterName: c.cfg.ClusterName, DeviceIndex: dev,
+	})
+	if err != nil {
+		if code := awsutils.Code(err); code != "" {
+			c.rec.event(ctx, node, "Node", corev1.EventTypeWarning, ReasonTrunkCreationFailed,
+				"Failed to create trunk interface: Error Code: %s", code)
+		}
+		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkFailedInit, "The node failed initializing trunk interface: %v", err)
+		return "", err
+	}
+	return eni.ID, nil
+}
+
+// nodeSubnet is where the node's branches go: its ENIConfig's subnet and
+// groups under custom networking, else the instance's subnet and primary
+// ENI groups.
+func (c *Controller) nodeSubnet(ctx context.Context, node *corev1.Node, cn *k8s.CNINode, inst awsutils.InstanceInfo) (string, []string, error) {
+	name := node.Labels[LabelENIConfig]
+	if name == "" {
+		for _, f := range cn.Spec.Features {
+			if f.Name == k8s.FeatureCustomNetworking {
+				name = f.Value
+			}
+		}
+	}
+	if name == "" {
+		return inst.SubnetID, inst.SecurityGroups, nil
+	}
+	var ec eniconfig.ENIConfig
+	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, &ec); err != nil {
+		return "", nil, fmt.Errorf("node %s uses ENIConfig %q: %w", node.Name, name, err)
+	}
+	if ec.Spec.Subnet == "" {
+		return inst.SubnetID, inst.SecurityGroups, nil
+	}
+	groups := ec.Spec.SecurityGroups
+	if len(groups) == 0 {
+		groups = inst.SecurityGroups
+	}
+	return ec.Spec.Subnet, groups, nil
+}
+
+// rebuild fills a trunk's state from EC2: branches claimed by a running
+// pod's annotation are that pod's; every other branch tagged with the trunk
+// (a crash between create and annotate, a completed pod) is deleted at once.
+func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
+	found, err := c.ec2.BranchENIs(ctx, t.trunkID)
+	if err != nil {
+		return fmt.Errorf("rebuilding the branches of trunk %s: %w", t.trunkID, err)
+	}
+	byID := make(map[string]awsutils.ENI, len(found))
+	for _, e := range found {
+		byID[e.ID] = e
+	}
+	var pods corev1.PodList
+	if err := c.c.List(ctx, &pods, ctrl.MatchingFields{podNodeField: t.node}); err != nil {
+		return fmt.Errorf("listing the pods of node %s: %w", t.node, err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		raw := p.Annotations[PodENIAnnotation]
+		if raw == "" || podDone(p) {
+			continue
+		}
+		enis, err := DecodeAnnotation(raw)
+		if err != nil {
+			c.rec.event(ctx, p, "Pod", corev1.EventTypeWarning, ReasonInvalidAnnotation, "ignoring the pod's branch ENIs: %v", err)
+			continue
+		}
+		for _, e := range enis {
+			if _, ok := byID[e.ENIID]; !ok {
+				c.cfg.Log.Warn("annotated branch ENI not found on the trunk", "pod", p.Namespace+"/"+p.Name, "eni", e.ENIID, "trunk", t.trunkID)
+				continue
+			}
+			if err := t.vlans.mark(e.VlanID); err != nil {
+				c.rec.event(ctx, p, "Pod", corev1.EventTypeWarning, ReasonInvalidAnnotation, "branch ENI %s: %v", e.ENIID, err)
+				continue
+			}
+			delete(byID, e.ENIID)
+			t.pods[p.UID] = append(t.pods[p.UID], branch{BranchENI: e})
+			t.keys[p.UID] = p.Namespace + "/" + p.Name
+		}
+	}
+	for _, e := range found {
+		if _, orphan := byID[e.ID]; !orphan {
+			continue
+		}
+		vlan, _ := strconv.Atoi(e.Tags[awsutils.TagVLANID])
+		if t.vlans.mark(vlan) != nil {
+			vlan = 0 // the VLAN id is not ours to free
+		}
+		c.cfg.Log.Info("deleting a branch ENI no pod claims", "eni", e.ID, "trunk", t.trunkID, "vlan", vlan)
+		t.cooling = append(t.cooling, branch{BranchENI: BranchENI{ENIID: e.ID, VlanID: vlan}})
+	}
+	return nil
+}
+
+// publishCapacity advertises the branch limit as the node's pod-eni
+// capacity (a status patch, only when it differs).
+func (c *Controller) publishCapacity(ctx context.Context, node *corev1.Node, limit int) error {
+	want := *resource.NewQuantity(int64(limit), resource.DecimalSI)
+	if q, ok := node.Status.Capacity[PodENIResource]; ok && q.Cmp(want) == 0 {
+		return nil
+	}
+	orig := node.DeepCopy()
+	if node.Status.Capacity == nil {
+		node.Status.Capacity = corev1.ResourceList{}
+	}
+	node.Status.Capacity[PodENIResource] = want
+	if err := c.c.Status().Patch(ctx, node, ctrl.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("advertising %s=%d on node %s: %w", PodENIResource, limit, node.Name, err)
+	}
+	return nil
+}
+
+// deinitNode deletes every branch of a node that is gone: its pods are gone
+// with it.
+func (c *Controller) deinitNode(ctx context.Context, name string) {
+	t := c.reg.drop(name)
+	if t == nil {
+		return
+	}
+	var all []branch
+	for _, bs := range t.pods {
+		all = append(all, bs...)
+	}
+	all = append(all, t.cooling...)
+	for _, b := range all {
+		if err := c.deleteBranch(ctx, b.BranchENI); err != nil {
+			c.cfg.Log.Warn("deleting a branch ENI of a deleted node", "node", name, "eni", b.ENIID, "err", err)
+		}
+	}
+}

@@ -1,0 +1,272 @@
+package resourcecontroller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/vpc-cni/vpc-cni/pkg/apis/vpcresources/v1beta1"
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+)
+
+// podNodeField indexes pods by spec.nodeName.
+const podNodeField = "spec.nodeName"
+
+// BranchCount is how many branch ENIs a pod asks for: the sum of its
+// containers' vpc.amazonaws.com/pod-eni requests.
+func BranchCount(p *corev1.Pod) int {
+	n := int64(0)
+	for _, ctr := range p.Spec.Containers {
+		if q, ok := ctr.Resources.Requests[PodENIResource]; ok {
+			n += q.Value()
+		}
+	}
+	return int(n)
+}
+
+func podDone(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// reconcilePod gives a bound pod that asks for branch ENIs its branches and
+// annotation, and releases them when the pod is gone or has completed.
+func (c *Controller) reconcilePod(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	key := req.String()
+	var pod corev1.Pod
+	if err := c.c.Get(ctx, req.NamespacedName, &pod); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, fmt.Errorf("reading pod %s: %w", key, err)
+		}
+		for _, ref := range c.reg.podsByKey(key) {
+			c.release(ref, key)
+		}
+		return reconcile.Result{}, nil
+	}
+	for _, ref := range c.reg.podsByKey(key) {
+		if ref.uid != pod.UID { // an older pod of the same name
+			c.release(ref, key)
+		}
+	}
+	node := pod.Spec.NodeName
+	n := BranchCount(&pod)
+	if node == "" || n == 0 {
+		return reconcile.Result{}, nil
+	}
+	if podDone(&pod) {
+		c.release(podRef{node: node, uid: pod.UID}, key)
+		return reconcile.Result{}, nil
+	}
+	if pod.DeletionTimestamp != nil || pod.Annotations[PodENIAnnotation] != "" || c.reg.holds(node, pod.UID) {
+		return reconcile.Result{}, nil
+	}
+	info, ok := c.reg.info(node)
+	if !ok {
+		// The node has no trunk yet (or is not an SGP node): ipamd names
+		// that to the pod's ADD; retry until it comes.
+		return reconcile.Result{RequeueAfter: c.cfg.RetryDelay}, nil
+	}
+	return c.allocate(ctx, key, pod.UID, info, n)
+}
+
+// allocate makes, associates and annotates a pod's branches; on any
+// failure everything made for it is deleted again.
+func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, info TrunkInfo, n int) (reconcile.Result, error) {
+	// The cache has the pod; its labels decide the groups, so read it
+	// fresh, as the webhook's view may be stale.
+	var pod corev1.Pod
+	nn := types.NamespacedName{}
+	nn.Namespace, nn.Name = splitKey(key)
+	if err := c.api.Get(ctx, nn, &pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading pod %s: %w", key, err)
+	}
+	if pod.UID != uid || pod.Annotations[PodENIAnnotation] != "" {
+		return reconcile.Result{}, nil
+	}
+	m, err := c.match(ctx, &pod)
+	if err != nil {
+		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
+		return reconcile.Result{}, err
+	}
+	groups := m.Groups
+	if len(groups) == 0 {
+		groups = info.Groups
+	} else if err := CheckGroups(m, c.cfg.MaxGroupsPerENI); err != nil {
+		if c.warned.first(string(uid), err.Error()) {
+			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
+		}
+		return reconcile.Result{RequeueAfter: c.cfg.Cooldown}, nil
+	}
+	vlans, err := c.reg.reserve(info.Node, n)
+	if err != nil {
+		if c.warned.first(string(uid), err.Error()) {
+			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
+		}
+		if errors.Is(err, ErrAtCapacity) {
+			return reconcile.Result{RequeueAfter: c.cfg.CooldownTick}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if len(m.Groups) == 0 {
+		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonSecurityGroupRequested,
+			"Pod will get the instance security group as the pod didn't match any Security Group from SecurityGroupPolicy: %v", groups)
+	} else {
+		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeNormal, ReasonSecurityGroupRequested, "Pod will get the following Security Groups %v", groups)
+	}
+	made, err := c.makeBranches(ctx, info, vlans, groups)
+	if err != nil {
+		c.reg.unreserve(info.Node, vlans)
+		// One event per distinct EC2 code, not per retry (messages carry
+		// request ids).
+		if code := awsutils.Code(err); code == "" || c.warned.first(string(uid), "ec2:"+code) {
+			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
+		}
+		return reconcile.Result{}, err
+	}
+	c.reg.record(info.Node, uid, key, made)
+	value, err := EncodeAnnotation(made)
+	if err == nil {
+		err = c.annotate(ctx, &pod, value)
+	}
+	if err != nil {
+		c.reg.forget(info.Node, uid)
+		c.rollback(ctx, made)
+		c.reg.unreserve(info.Node, vlans)
+		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAnnotationFailed, "failed to annotate pod with branch ENI details: %v", err)
+		return reconcile.Result{}, err
+	}
+	c.warned.clear(string(uid))
+	c.rec.event(ctx, &pod, "Pod", corev1.EventTypeNormal, ReasonResourceAllocated, "Allocated %s to the pod", value)
+	return reconcile.Result{}, nil
+}
+
+// makeBranches creates and associates one branch per VLAN. On failure the
+// branches already made are deleted before it returns.
+func (c *Controller) makeBranches(ctx context.Context, info TrunkInfo, vlans []int, groups []string) ([]BranchENI, error) {
+	var made []BranchENI
+	for _, vlan := range vlans {
+		eni, err := c.ec2.CreateBranchENI(ctx, awsutils.BranchRequest{
+			InstanceID: info.InstanceID, TrunkID: info.TrunkID, VLAN: vlan,
+			SubnetID: info.SubnetID, SecurityGroups: groups, ClusterName: c.cfg.ClusterName,
+		})
+		if err != nil {
+			c.rollback(ctx, made)
+			return nil, err
+		}
+		b := BranchENI{ENIID: eni.ID, MAC: eni.MAC, VlanID: vlan, SubnetCIDR: info.SubnetCIDR}
+		if eni.PrivateIPv4.IsValid() {
+			b.PrivateIP = eni.PrivateIPv4.String()
+		}
+		if len(eni.IPv6) > 0 {
+			b.IPv6Addr = eni.IPv6[0].String()
+		}
+		made = append(made, b)
+		assoc, err := c.ec2.AssociateBranch(ctx, eni.ID, info.TrunkID, vlan)
+		if err != nil {
+			c.rollback(ctx, made)
+			return nil, err
+		}
+		made[len(made)-1].AssociationID = assoc
+	}
+	return made, nil
+}
+
+// rollback deletes branches made for a request that failed. A failure is
+// logged: GC finds the branch by its trunk tag later.
+func (c *Controller) rollback(ctx context.Context, made []BranchENI) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	for _, b := range made {
+		if err := c.deleteBranch(rctx, b); err != nil {
+			c.cfg.Log.Warn("rolling back a branch ENI failed; GC will retry", "eni", b.ENIID, "err", err)
+		}
+	}
+}
+
+// deleteBranch disassociates (when the association is known) and deletes.
+func (c *Controller) deleteBranch(ctx context.Context, b BranchENI) error {
+	if b.AssociationID != "" {
+		if err := c.ec2.DisassociateBranch(ctx, b.AssociationID); err != nil {
+			c.cfg.Log.Warn("disassociating a branch ENI before deleting it", "eni", b.ENIID, "err", err)
+		}
+	}
+	return c.ec2.DeleteENI(ctx, b.ENIID)
+}
+
+// annotate writes the annotation with a merge patch that is refused if the
+// pod was replaced (uid) in between.
+func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, value string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"uid":         pod.UID,
+		"annotations": map[string]string{PodENIAnnotation: value},
+	}})
+	if err != nil {
+		return err
+	}
+	if err := c.c.Patch(ctx, pod, ctrl.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("annotating pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// release queues a pod's branches for deletion after the cool-down.
+func (c *Controller) release(ref podRef, key string) {
+	if n := c.reg.release(ref.node, ref.uid, time.Now().Add(c.cfg.Cooldown)); n > 0 {
+		c.cfg.Log.Info("released branch ENIs; deleting after the cool-down", "pod", key, "node", ref.node, "count", n, "cooldown", c.cfg.Cooldown)
+	}
+	c.warned.clear(string(ref.uid))
+}
+
+// match evaluates the pod's namespace's policies. The ServiceAccount is
+// read only when a policy selects by it, so a missing ServiceAccount fails
+// only pods whose groups depend on it.
+func (c *Controller) match(ctx context.Context, pod *corev1.Pod) (Match, error) {
+	var list v1beta1.SecurityGroupPolicyList
+	if err := c.c.List(ctx, &list, ctrl.InNamespace(pod.Namespace)); err != nil {
+		if meta.IsNoMatchError(err) {
+			return Match{}, nil
+		}
+		return Match{}, fmt.Errorf("listing SecurityGroupPolicies in %s: %w", pod.Namespace, err)
+	}
+	var saLabels map[string]string
+	for _, p := range list.Items {
+		if p.Spec.ServiceAccountSelector == nil {
+			continue
+		}
+		name := pod.Spec.ServiceAccountName
+		if name == "" {
+			name = "default"
+		}
+		var sa corev1.ServiceAccount
+		if err := c.c.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: name}, &sa); err != nil {
+			return Match{}, fmt.Errorf("policy %s selects by service account, reading ServiceAccount %s/%s: %w", p.Name, pod.Namespace, name, err)
+		}
+		saLabels = sa.Labels
+		break
+	}
+	m := MatchPolicies(pod.Labels, saLabels, list.Items)
+	for _, inv := range m.Invalid {
+		c.cfg.Log.Warn("skipping an unusable SecurityGroupPolicy", "namespace", pod.Namespace, "policy", inv)
+	}
+	return m, nil
+}
+
+func splitKey(key string) (ns, name string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:]
+		}
+	}
+	return "", key
+}

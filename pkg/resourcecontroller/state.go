@@ -1,0 +1,298 @@
+package resourcecontroller
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ErrAtCapacity: the node's branches in use plus those cooling down fill its
+// branch limit.
+var ErrAtCapacity = errors.New("branch ENI limit reached")
+
+// branch is one branch ENI the controller holds for a pod.
+type branch struct {
+	BranchENI
+	// deleteAt is when a released branch may be deleted (zero: at once).
+	deleteAt time.Time
+	retries  int
+}
+
+// trunk is the controller's view of one node's trunk ENI. Its fields are
+// guarded by registry.mu.
+type trunk struct {
+	node, instanceID, trunkID string
+	subnetID, subnetCIDR      string
+	groups                    []string // the node's groups, for pods no policy matched
+	limit                     int
+
+	vlans    vlanSet
+	inflight map[int]bool // VLANs of branches being made right now
+	pods     map[types.UID][]branch
+	keys     map[types.UID]string // uid → namespace/name
+	cooling  []branch             // released, in deleteAt order
+}
+
+func newTrunk() *trunk {
+	return &trunk{inflight: map[int]bool{}, pods: map[types.UID][]branch{}, keys: map[types.UID]string{}}
+}
+
+// registry owns every node's trunk state. All methods are safe for
+// concurrent use; EC2 and Kubernetes calls happen outside the lock.
+type registry struct {
+	mu     sync.Mutex
+	trunks map[string]*trunk // by node name
+}
+
+func newRegistry() *registry { return &registry{trunks: map[string]*trunk{}} }
+
+// TrunkInfo is a copy of what pod work needs from a trunk.
+type TrunkInfo struct {
+	Node, InstanceID, TrunkID, SubnetID, SubnetCIDR string
+	Groups                                          []string
+	Limit                                           int
+}
+
+func (r *registry) info(node string) (TrunkInfo, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return TrunkInfo{}, false
+	}
+	return TrunkInfo{Node: t.node, InstanceID: t.instanceID, TrunkID: t.trunkID, SubnetID: t.subnetID,
+		SubnetCIDR: t.subnetCIDR, Groups: slices.Clone(t.groups), Limit: t.limit}, true
+}
+
+func (r *registry) put(t *trunk) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.trunks[t.node] = t
+}
+
+func (r *registry) drop(node string) *trunk {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.trunks[node]
+	delete(r.trunks, node)
+	return t
+}
+
+// holds reports whether uid already has branches on node.
+func (r *registry) holds(node string, uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	return ok && len(t.pods[uid]) > 0
+}
+
+// reserve takes n VLAN ids for a pod, or fails with ErrAtCapacity when the
+// branches in use, cooling and being made would pass the limit.
+func (r *registry) reserve(node string, n int) ([]int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return nil, fmt.Errorf("node %s has no trunk ENI", node)
+	}
+	used := len(t.cooling) + len(t.inflight)
+	for _, bs := range t.pods {
+		used += len(bs)
+	}
+	if used+n > t.limit {
+		return nil, fmt.Errorf("%w on node %s: %d of %d branch ENIs are in use or cooling down", ErrAtCapacity, node, used, t.limit)
+	}
+	ids := make([]int, 0, n)
+	for range n {
+		id, err := t.vlans.take()
+		if err != nil {
+			for _, v := range ids {
+				t.vlans.free(v)
+				delete(t.inflight, v)
+			}
+			return nil, err
+		}
+		t.inflight[id] = true
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// unreserve frees VLANs whose branch was never made (or was already
+// deleted again).
+func (r *registry) unreserve(node string, vlans []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.trunks[node]; ok {
+		for _, v := range vlans {
+			t.vlans.free(v)
+			delete(t.inflight, v)
+		}
+	}
+}
+
+// record stores a pod's new branches (their VLANs stop being in flight).
+func (r *registry) record(node string, uid types.UID, key string, bs []BranchENI) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return
+	}
+	for _, b := range bs {
+		delete(t.inflight, b.VlanID)
+		t.pods[uid] = append(t.pods[uid], branch{BranchENI: b})
+	}
+	t.keys[uid] = key
+}
+
+// forget removes a pod's branches without cooling them (their deletion
+// is the caller's).
+func (r *registry) forget(node string, uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.trunks[node]; ok {
+		delete(t.pods, uid)
+		delete(t.keys, uid)
+	}
+}
+
+// release moves a pod's branches to the end of the cool-down queue.
+func (r *registry) release(node string, uid types.UID, at time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return 0
+	}
+	bs := t.pods[uid]
+	for _, b := range bs {
+		b.deleteAt = at
+		t.cooling = append(t.cooling, b)
+	}
+	delete(t.pods, uid)
+	delete(t.keys, uid)
+	return len(bs)
+}
+
+// podOf returns the uid held for namespace/name on any node.
+func (r *registry) podsByKey(key string) []podRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []podRef
+	for node, t := range r.trunks {
+		for uid, k := range t.keys {
+			if k == key {
+				out = append(out, podRef{node: node, uid: uid})
+			}
+		}
+	}
+	return out
+}
+
+type podRef struct {
+	node string
+	uid  types.UID
+}
+
+// heldPods lists the pods holding branches on node.
+func (r *registry) heldPods(node string) []podRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return nil
+	}
+	out := make([]podRef, 0, len(t.pods))
+	for uid := range t.pods {
+		out = append(out, podRef{node: node, uid: uid})
+	}
+	return out
+}
+
+// due pops the cooled branches of node whose time has come.
+func (r *registry) due(node string, now time.Time) []branch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return nil
+	}
+	i := 0
+	for i < len(t.cooling) && (t.cooling[i].deleteAt.IsZero() || !now.Before(t.cooling[i].deleteAt)) {
+		i++
+	}
+	out := slices.Clone(t.cooling[:i])
+	t.cooling = slices.Delete(t.cooling, 0, i)
+	// The deletion is in flight: keep the VLANs marked until it succeeds.
+	for _, b := range out {
+		t.inflight[b.VlanID] = true
+	}
+	return out
+}
+
+// deleted frees a deleted branch's VLAN; failed puts it back at the front
+// to be retried, up to maxDeleteRetries, after which it is left for GC.
+func (r *registry) deleted(node string, b branch, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return
+	}
+	delete(t.inflight, b.VlanID)
+	if err == nil {
+		t.vlans.free(b.VlanID)
+		return
+	}
+	b.retries++
+	if b.retries < maxDeleteRetries {
+		b.deleteAt = time.Time{}
+		t.cooling = slices.Insert(t.cooling, 0, b)
+	}
+}
+
+const maxDeleteRetries = 3
+
+// nodes lists the nodes with a trunk.
+func (r *registry) nodes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.trunks))
+	for n := range r.trunks {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// known reports whether eniID is held (in use or cooling) or its VLAN is
+// being worked on, so GC must leave it alone.
+func (r *registry) known(node, eniID string, vlan int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return true
+	}
+	if t.inflight[vlan] {
+		return true
+	}
+	for _, b := range t.cooling {
+		if b.ENIID == eniID {
+			return true
+		}
+	}
+	for _, bs := range t.pods {
+		for _, b := range bs {
+			if b.ENIID == eniID {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,87 @@
+package resourcecontroller
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+)
+
+// Instances and groups of the test VPC.
+const (
+	inst1     = simtest.InstanceID   // m5.large: 3 ENIs, 9 branches
+	inst2     = "i-0000000000000002" // m5.large
+	inst3     = "i-0000000000000003" // m5.xlarge: 4 ENIs, 18 branches
+	inst4     = "i-0000000000000004" // m5.2xlarge: 4 ENIs, 38 branches
+	inst5     = "i-0000000000000005" // t3.medium: cannot trunk
+	sgNode    = simtest.SecurityGroupID
+	sgDB      = "sg-00000000000000db"
+	sgCustom  = "sg-0000000000000c05"
+	sgUnknown = "sg-0000000000dead00"
+)
+
+// world is the local VPC (in-process, spoken to with the real AWS SDK).
+type world struct {
+	env *simtest.Env
+	ec2 *awsutils.EC2
+}
+
+func newWorld(t testing.TB) *world {
+	t.Helper()
+	sc := simtest.Basic()
+	sc.Instances = append(sc.Instances,
+		vpcsim.InstanceSpec{ID: inst2, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
+		vpcsim.InstanceSpec{ID: inst3, Type: "m5.xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
+		vpcsim.InstanceSpec{ID: inst4, Type: "m5.2xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
+		vpcsim.InstanceSpec{ID: inst5, Type: "t3.medium", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+	sc.VPCs[0].SecurityGroups = append(sc.VPCs[0].SecurityGroups,
+		vpcsim.SecurityGroupSpec{ID: sgDB, Name: "db-clients", Description: "may reach the database"},
+		vpcsim.SecurityGroupSpec{ID: sgCustom, Name: "custom", Description: "ENIConfig group"})
+	env := simtest.Start(t, sc)
+	e, err := awsutils.NewEC2(context.Background(), awsutils.Config{
+		Region: env.Sim.Region(), EC2Endpoint: env.EC2URL, ClusterName: "test",
+		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
+		Retry: awsutils.RetryConfig{MaxAttempts: 3, Backoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
+			ThrottleBackoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond}},
+		Limits:     awsutils.RateLimits{Disabled: true},
+		DetachPoll: awsutils.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{env: env, ec2: e}
+}
+
+// branches lists the controller's branch ENIs (associated or not).
+func (w *world) branches() []vpcsim.ENIView {
+	var out []vpcsim.ENIView
+	for _, e := range w.env.Sim.NetworkInterfaces() {
+		if e.Description == awsutils.BranchDescription {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b vpcsim.ENIView) int { return a.PrimaryIP.Compare(b.PrimaryIP) })
+	return out
+}
+
+func (w *world) trunks() []vpcsim.ENIView {
+	var out []vpcsim.ENIView
+	for _, e := range w.env.Sim.NetworkInterfaces() {
+		if e.InterfaceType == "trunk" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func branchIDs(bs []vpcsim.ENIView) []string {
+	out := make([]string, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.ID)
+	}
+	return out
+}
