@@ -28,7 +28,7 @@ type sbsConfig struct {
 	Spacing    time.Duration // between pod creations
 	Retry      time.Duration // a failed ADD is retried after this, as kubelet does
 	ChurnLive  int           // live pods during churn
-	ChurnEvery time.Duration // one DEL+ADD pair this often
+	ChurnEvery time.Duration // one operation (DEL or ADD, alternating) this often
 	Churn      time.Duration // length of the churn
 	Settle     time.Duration // pool unchanged this long counts as settled
 	SettleMax  time.Duration
@@ -36,6 +36,8 @@ type sbsConfig struct {
 	WorkDir  string
 	Log      *slog.Logger
 	Progress io.Writer
+	// OnVPC, if set, sees each run's local VPC (tests check it is removed).
+	OnVPC func(*localvpc.VPC)
 }
 
 func defaultSBSConfig(quick bool) sbsConfig {
@@ -123,6 +125,9 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 	if err != nil {
 		return r, fmt.Errorf("local VPC: %w", err)
 	}
+	if cfg.OnVPC != nil {
+		cfg.OnVPC(v)
+	}
 	defer func() {
 		if cerr := v.Close(); cerr != nil {
 			cfg.Log.Error("closing the side-by-side VPC", "err", cerr)
@@ -173,7 +178,8 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 		return r, err
 	}
 
-	// Churn: ChurnLive pods, then one DEL (oldest) + ADD every ChurnEvery.
+	// Churn: ChurnLive pods, then every ChurnEvery one operation, a DEL of
+	// the oldest pod and an ADD in turn (issue 17's sustainable rate).
 	var live []*pod
 	for range cfg.ChurnLive {
 		p, _, err := rt.add(ctx)
@@ -204,9 +210,11 @@ loop:
 			r.ChurnIdleMax = max(r.ChurnIdleMax, i)
 			r.ENIsDuringChurn = max(r.ENIsDuringChurn, enis)
 		case <-tick.C:
-			_, _ = rt.del(ctx, live[0])
-			live = live[1:]
-			if p, _, err := rt.add(ctx); err != nil {
+			// one operation per tick: DEL the oldest pod, then ADD one
+			if len(live) == cfg.ChurnLive {
+				_, _ = rt.del(ctx, live[0])
+				live = live[1:]
+			} else if p, _, err := rt.add(ctx); err != nil {
 				r.ChurnFailed++
 			} else {
 				live = append(live, p)

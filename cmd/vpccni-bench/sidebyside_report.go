@@ -79,7 +79,7 @@ func writeSBSTable(w io.Writer, runs []sbsRun, cfg sbsConfig) error {
 	} else {
 		fmt.Fprintf(w, "\nSide by side (issue 17 scenario), %d rounds: OURS ALONE (no COMPARE_IPAMD/COMPARE_PLUGIN given, so no ratio)\n", cfg.Rounds)
 	}
-	fmt.Fprintf(w, "one m5.xlarge, %s, %s; %d pods %s apart (failed ADDs retried after %s), delete all, churn %d live pods, one DEL+ADD every %s for %s\n\n",
+	fmt.Fprintf(w, "one m5.xlarge, %s, %s; %d pods %s apart (failed ADDs retried after %s), delete all, churn %d live pods, one DEL or ADD in turn every %s for %s\n\n",
 		strings.Join(sbsEnv, " "), "realistic EC2 timing", cfg.Pods, cfg.Spacing, cfg.Retry, cfg.ChurnLive, cfg.ChurnEvery, cfg.Churn)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if compare {
@@ -109,7 +109,7 @@ func writeSBSTable(w io.Writer, runs []sbsRun, cfg sbsConfig) error {
 func sbsFigure(runs []sbsRun, cfg sbsConfig, err error) bench.Figure {
 	f := bench.Figure{ID: 20, Key: keySideBySide, Title: "side by side: EC2 calls, idle addresses and ADD latency against a supplied agent",
 		Method: fmt.Sprintf("Issue 17's scenario on a fresh local VPC per run (one m5.xlarge, %s, realistic EC2 timing): settle, %d pods %s apart "+
-			"(failed ADDs retried after %s), delete all, then %d live pods with one DEL+ADD every %s for %s. Ours and the supplied "+
+			"(failed ADDs retried after %s), delete all, then %d live pods with one DEL or ADD in turn every %s for %s. Ours and the supplied "+
 			"COMPARE_IPAMD/COMPARE_PLUGIN run interleaved, %d rounds; values are means over the rounds, ratios ours/compare.",
 			strings.Join(sbsEnv, " "), cfg.Pods, cfg.Spacing, cfg.Retry, cfg.ChurnLive, cfg.ChurnEvery, cfg.Churn, cfg.Rounds)}
 	if cfg.Compare == nil {
