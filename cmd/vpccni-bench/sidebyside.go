@@ -32,6 +32,9 @@ type sbsConfig struct {
 	Churn      time.Duration // length of the churn
 	Settle     time.Duration // pool unchanged this long counts as settled
 	SettleMax  time.Duration
+	// after deleting all pods, settled means unchanged for longer than the
+	// agents' release spacing (30 s), so released ENIs show
+	ReleaseQuiet, ReleaseMax time.Duration
 
 	WorkDir  string
 	Log      *slog.Logger
@@ -42,9 +45,11 @@ type sbsConfig struct {
 
 func defaultSBSConfig(quick bool) sbsConfig {
 	c := sbsConfig{Rounds: 2, Pods: 30, Spacing: 200 * time.Millisecond, Retry: time.Second,
-		ChurnLive: 20, ChurnEvery: 2 * time.Second, Churn: 60 * time.Second, Settle: 5 * time.Second, SettleMax: 90 * time.Second}
+		ChurnLive: 20, ChurnEvery: 2 * time.Second, Churn: 60 * time.Second, Settle: 5 * time.Second, SettleMax: 90 * time.Second,
+		ReleaseQuiet: 40 * time.Second, ReleaseMax: 4 * time.Minute}
 	if quick {
 		c.Rounds, c.Pods, c.ChurnLive, c.Churn, c.Settle, c.SettleMax = 1, 6, 4, 6*time.Second, 2*time.Second, 20*time.Second
+		c.ReleaseQuiet, c.ReleaseMax = 2*time.Second, 20*time.Second
 	}
 	return c
 }
@@ -150,10 +155,11 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 		p, err := observePool(v.Sim, n.ID)
 		return p.Held - live, p.ENIs, err
 	}
-	settle := func(live int) (int, error) {
-		p, _, err := waitPoolStable(ctx, v.Sim, n.ID, 0, cfg.Settle, cfg.SettleMax)
+	settleFor := func(live int, quiet, limit time.Duration) (int, error) {
+		p, _, err := waitPoolStable(ctx, v.Sim, n.ID, 0, quiet, limit)
 		return p.Held - live, err
 	}
+	settle := func(live int) (int, error) { return settleFor(live, cfg.Settle, cfg.SettleMax) }
 	if r.IdleSettled, err = settle(0); err != nil {
 		return r, err
 	}
@@ -174,7 +180,7 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 		return r, err
 	}
 	deleteAll(ctx, rt, pods)
-	if r.IdleAfterDelete, err = settle(0); err != nil {
+	if r.IdleAfterDelete, err = settleFor(0, cfg.ReleaseQuiet, cfg.ReleaseMax); err != nil {
 		return r, err
 	}
 

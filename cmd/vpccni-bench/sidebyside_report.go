@@ -29,7 +29,7 @@ func sbsRows(runs []sbsRun, pods int) []sbsRow {
 	return append(rows,
 		sbsRow{"idle addresses, settled", "addresses", func(r sbsRun) float64 { return float64(r.IdleSettled) }},
 		sbsRow{fmt.Sprintf("idle addresses, at %d pods", pods), "addresses", func(r sbsRun) float64 { return float64(r.IdleAt30) }},
-		sbsRow{"idle addresses, after delete", "addresses", func(r sbsRun) float64 { return float64(r.IdleAfterDelete) }},
+		sbsRow{"idle addresses, after delete (released)", "addresses", func(r sbsRun) float64 { return float64(r.IdleAfterDelete) }},
 		sbsRow{"idle addresses, churn mean", "addresses", func(r sbsRun) float64 { return r.ChurnIdleMean }},
 		sbsRow{"idle addresses, churn max", "addresses", func(r sbsRun) float64 { return float64(r.ChurnIdleMax) }},
 		sbsRow{"ENIs during churn (max)", "ENIs", func(r sbsRun) float64 { return float64(r.ENIsDuringChurn) }},
