@@ -42,3 +42,7 @@ func (c inMemoryBodies) Do(r *http.Request) (*http.Response, error) {
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 	return c.next.Do(r)
 }
+
+// InMemoryBodies wraps next so that request bodies reach net/http in
+// memory (see inMemoryBodies), for SDK clients built outside this package.
+func InMemoryBodies(next aws.HTTPClient) aws.HTTPClient { return inMemoryBodies{next: next} }
