@@ -32,8 +32,9 @@ type sbsConfig struct {
 	Churn      time.Duration // length of the churn
 	Settle     time.Duration // pool unchanged this long counts as settled
 	SettleMax  time.Duration
-	// after deleting all pods, settled means unchanged for longer than the
-	// agents' release spacing (30 s), so released ENIs show
+	// after deleting all pods, settled means unchanged for longer than an
+	// agent takes to start releasing (30 s cooldown, ENIs younger than a
+	// minute kept, 30 s between releases), so released ENIs show
 	ReleaseQuiet, ReleaseMax time.Duration
 
 	WorkDir  string
@@ -46,7 +47,7 @@ type sbsConfig struct {
 func defaultSBSConfig(quick bool) sbsConfig {
 	c := sbsConfig{Rounds: 2, Pods: 30, Spacing: 200 * time.Millisecond, Retry: time.Second,
 		ChurnLive: 20, ChurnEvery: 2 * time.Second, Churn: 60 * time.Second, Settle: 5 * time.Second, SettleMax: 90 * time.Second,
-		ReleaseQuiet: 40 * time.Second, ReleaseMax: 4 * time.Minute}
+		ReleaseQuiet: 70 * time.Second, ReleaseMax: 5 * time.Minute}
 	if quick {
 		c.Rounds, c.Pods, c.ChurnLive, c.Churn, c.Settle, c.SettleMax = 1, 6, 4, 6*time.Second, 2*time.Second, 20*time.Second
 		c.ReleaseQuiet, c.ReleaseMax = 2*time.Second, 20*time.Second
