@@ -4,6 +4,12 @@
 # bench/results.json and draws bench/pool.svg. About 8 minutes on 2 cores.
 #
 # Extra flags go through BENCH_FLAGS, e.g. `make bench BENCH_FLAGS=-quick`.
+#
+# Side by side: `make bench COMPARE_IPAMD=/path/ipamd COMPARE_PLUGIN=/path/aws-cni`
+# also runs the side-by-side pool scenario for those binaries, interleaved
+# with ours, and prints a ratio column (bench/README.md, "Side by side").
+# The bench never fetches or builds them; without them it runs ours alone
+# and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +31,16 @@ if ! command -v go >/dev/null; then
 	echo "make bench: no go tool in PATH: the datastore figure (9) will be reported as not measured" >&2
 fi
 
+compare=()
+if [[ -n ${COMPARE_IPAMD:-}${COMPARE_PLUGIN:-} ]]; then
+	for v in COMPARE_IPAMD COMPARE_PLUGIN; do
+		if [[ ! -x ${!v:-} || -d ${!v:-} ]]; then
+			echo "make bench: $v=${!v:-} is not an executable file (give both COMPARE_IPAMD and COMPARE_PLUGIN)" >&2
+			exit 1
+		fi
+	done
+	compare=(-compare-ipamd "$COMPARE_IPAMD" -compare-plugin "$COMPARE_PLUGIN")
+fi
+
 # shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
-exec bin/vpccni-bench -bin bin -repo . -out bench/results.json -svg bench/pool.svg ${BENCH_FLAGS:-}
+exec bin/vpccni-bench -bin bin -repo . -out bench/results.json -svg bench/pool.svg "${compare[@]}" ${BENCH_FLAGS:-}

@@ -39,6 +39,7 @@ type options struct {
 	pods                                int
 	churn, timeout                      time.Duration
 	quick, goBench                      bool
+	sbs                                 sbsOptions // sidebyside_main.go
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -56,6 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and clean up) after this long")
 	fs.BoolVar(&o.quick, "quick", false, "a fast smoke run with tiny sizes")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the datastore's Go benchmark (needs the go tool)")
+	o.sbs.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -79,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case o.agent != "ipamd" && o.agent != "installer":
 		return o, fmt.Errorf("-agent %q: want ipamd or installer", o.agent)
 	}
-	return o, nil
+	return o, o.sbs.validate()
 }
 
 func runMain(args []string, stdout, stderr io.Writer) int {
@@ -108,7 +110,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 
-	res, err := benchmark(ctx, o, log, stderr)
+	res, sbsTable, err := benchmarkAll(ctx, o, log, stderr) // sidebyside_main.go
 	if res == nil {
 		fmt.Fprintf(stderr, "vpccni-bench: %v\n", err)
 		return 1
@@ -117,6 +119,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vpccni-bench: %v\n", err)
 		return 1
 	}
+	sbsTable(stdout)
 	missing := 0
 	for _, f := range res.Figures {
 		if f.Error != "" {

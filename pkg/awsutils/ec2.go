@@ -89,6 +89,7 @@ func NewEC2(ctx context.Context, cfg Config, md *Metadata) (*EC2, error) {
 	e := &EC2{cfg: cfg, lim: newLimiter(cfg.Limits), stats: map[string]*CallStats{}}
 	e.api = ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
 		o.Retryer = newRetryer(cfg.Retry)
+		o.HTTPClient = inMemoryBodies{next: o.HTTPClient} // transport.go
 		// Our typed config decides the attempts, not AWS_MAX_ATTEMPTS.
 		o.RetryMaxAttempts = 0
 		if cfg.EC2Endpoint != "" {

@@ -115,6 +115,10 @@ func (v *VPC) WaitReady(ctx context.Context, n *Node, progress func(waited time.
 	if err != nil {
 		return err
 	}
+	return v.waitReady(ctx, n, mode, progress)
+}
+
+func (v *VPC) waitReady(ctx context.Context, n *Node, mode AgentMode, progress func(waited time.Duration)) error {
 	confPath := n.HostPath(filepath.Join(NodeCNIConfDir, ConflistName))
 	sock := n.SocketPath()
 	exited, exitErr := n.AgentExited()

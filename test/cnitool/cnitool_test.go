@@ -248,7 +248,7 @@ func TestPrivilegedCNIToolAddCheckDelWithPortmap(t *testing.T) {
 	}
 	tool := cnitool(t)
 	built := builtPortmap(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := vpctest.StartContext(t, 90*time.Second) // clock starts after the build
 	defer cancel()
 	v := startVPC(t, ctx)
 	for _, tc := range []struct {

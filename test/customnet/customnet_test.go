@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -25,7 +26,7 @@ import (
 // gateway maps to the node's public IP; no other address reaches the
 // internet).
 func TestPrivilegedCustomNetworkingPerZone(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := vpctest.StartContext(t, 90*time.Second) // clock starts after the build
 	defer cancel()
 	c := newCluster(t, ctx)
 	nodes := c.v.Nodes()
@@ -138,7 +139,7 @@ func TestPrivilegedCustomNetworkingPerZone(t *testing.T) {
 // aws-node pod, and a pod ADD fails with an error that says why. Creating
 // the ENIConfig afterwards lets pods start, with no restart of the agent.
 func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+	ctx, cancel := vpctest.StartContext(t, 110*time.Second) // clock starts after the build
 	defer cancel()
 	c := newCluster(t, ctx)
 	n := c.v.Nodes()[1]
@@ -236,7 +237,7 @@ func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
 // An ENIConfig change applies to the next ENI ipamd creates; ENIs already
 // attached keep their subnet and the pods on them keep their addresses.
 func TestPrivilegedCustomNetworkingENIConfigChangeAppliesToNextENI(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := vpctest.StartContext(t, 90*time.Second) // clock starts after the build
 	defer cancel()
 	c := newCluster(t, ctx)
 	n := c.v.Nodes()[0]

@@ -45,7 +45,7 @@ func newCluster(t *testing.T, env ...string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := vpctest.StartContext(t, 60*time.Second) // clock starts after the build
 	defer cancel()
 	v := vpctest.Start(t, ctx, sc, "vpccni-e2e-logs")
 	c := &cluster{t: t, v: v, env: env}

@@ -8,12 +8,22 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
+
+// StartContext builds the agent binaries first (agentbin.Dir; minutes on a
+// loaded machine) and only then starts the clock: a context for start-up
+// with timeout d, so a slow build never eats the start-up time.
+func StartContext(t *testing.T, d time.Duration) (context.Context, context.CancelFunc) {
+	t.Helper()
+	agentbin.Dir(t)
+	return context.WithTimeout(context.Background(), d)
+}
 
 // Start runs sc as a local VPC with the agent binaries (no agent started
 // yet). logDir names the folder under the temp dir where a failed test's

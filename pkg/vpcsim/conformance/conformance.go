@@ -10,21 +10,29 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 )
 
 // NewEC2 is the unmodified SDK client pointed at a vpcsim endpoint, with
-// retries off so every error surfaces.
+// retries off so every error surfaces. Request bodies reach net/http in
+// memory, as our agent sends them, so no large answer can race the SDK's
+// transport whatever the machine's load (docs/compatibility.md, "vpcsim:
+// fidelity to EC2"); the vpcsim tests of large answers build their own
+// fully default client.
 func NewEC2(url string) *ec2.Client {
 	return ec2.New(ec2.Options{
 		Region:       "us-west-2",
 		BaseEndpoint: aws.String(url),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 		Retryer:      aws.NopRetryer{},
+		HTTPClient:   awsutils.InMemoryBodies(awshttp.NewBuildableClient()),
 	})
 }
 
