@@ -31,6 +31,12 @@ if ! command -v go >/dev/null; then
 	echo "make bench: no go tool in PATH: the datastore figure (9) will be reported as not measured" >&2
 fi
 
+# Figure 10 (branch-ENI pods) needs a kube-apiserver and etcd, as the
+# kubernetes test tier does; without them it is reported as skipped.
+if command -v etcd >/dev/null && kas=$(scripts/build-kube-apiserver.sh 2>/dev/null); then
+	export VPC_CNI_KUBE_APISERVER="$kas" VPC_CNI_ETCD="$(command -v etcd)"
+fi
+
 compare=()
 if [[ -n ${COMPARE_IPAMD:-}${COMPARE_PLUGIN:-} ]]; then
 	for v in COMPARE_IPAMD COMPARE_PLUGIN; do
