@@ -31,6 +31,9 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 		n.declareCustomNetworking(ctx)
 		n.declareSGPP(ctx)
 	}
+	if !n.cfg.DisableProvisioning {
+		n.retryDeleteOnTermination(ctx)
+	}
 	for _, c := range n.cards {
 		if n.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.

@@ -191,6 +191,7 @@ type IPAM struct {
 	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
 	primaryIPs map[string]netip.Addr      // ENI id → its primary address (for host teardown)
 	ignored    map[string]bool            // attached ENIs ipamd never manages (EFA-only, unmanaged cards)
+	dotPending map[string]string          // ENI id → attachment id still without delete-on-termination
 	// Set by Init: subnets excluded from pod addresses (subnet discovery).
 	excludedSubnets map[string]bool
 }
@@ -298,7 +299,7 @@ func New(o Options) (*IPAM, error) {
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		log: log, times: o.Times.withDefaults(), links: o.PodLinks,
 		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
-		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
+		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {
