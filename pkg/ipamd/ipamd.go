@@ -104,6 +104,21 @@ func (iv Intervals) withDefaults() Intervals {
 	return iv
 }
 
+// FastInsufficientCool is the no-growth cooldown after a subnet-full error
+// under VPC_CNI_TEST_FAST_INTERVALS: a few pool ticks, not two minutes.
+const FastInsufficientCool = 2 * time.Second
+
+// times are the intervals to use: Times, with the subnet-full cooldown
+// shortened in test mode (it follows the config, so every caller that sets
+// VPC_CNI_TEST_FAST_INTERVALS gets it, whatever Times it passes).
+func (o Options) times() Intervals {
+	t := o.Times
+	if o.Config.FastIntervals && t.InsufficientCool == 0 {
+		t.InsufficientCool = FastInsufficientCool
+	}
+	return t
+}
+
 // Options assemble an IPAM.
 type Options struct {
 	Config   config.Config
@@ -297,7 +312,7 @@ func New(o Options) (*IPAM, error) {
 	n := &IPAM{
 		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
-		log: log, times: o.Times.withDefaults(), links: o.PodLinks,
+		log: log, times: o.times().withDefaults(), links: o.PodLinks,
 		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
 		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
