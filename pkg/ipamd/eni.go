@@ -72,6 +72,9 @@ func (n *IPAM) freeDevice(c *card) int {
 	for _, d := range c.unmanaged {
 		used[d] = true
 	}
+	for _, d := range c.unfreed {
+		used[d] = true
+	}
 	if c.index == 0 {
 		used[0] = true
 	}
@@ -139,6 +142,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			defer cancel()
 			delete(n.dotPending, e.ID)
 			if ferr := n.ec2.FreeENI(rctx, e.ID); ferr != nil {
+				c.unfreed[e.ID] = e.Attachment.DeviceIndex
 				return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
 			}
 			return err
@@ -263,4 +267,23 @@ func (n *IPAM) knowsENI(id string) bool {
 		}
 	}
 	return false
+}
+
+// retryUnfreed frees again the ENIs of card c that a free or an undo left
+// behind; one reconcile adopted again is the store's once more. Called
+// under mu.
+func (n *IPAM) retryUnfreed(ctx context.Context, c *card) {
+	for id := range c.unfreed {
+		if _, ok := c.store.ENI(id); ok {
+			delete(c.unfreed, id)
+			continue
+		}
+		if err := n.ec2.FreeENI(ctx, id); err != nil {
+			n.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", id, "card", c.index, "err", err)
+			continue
+		}
+		delete(c.unfreed, id)
+		delete(n.primaryIPs, id)
+		n.log.Info("ENI freed on retry", "eni", id, "card", c.index)
+	}
 }

@@ -84,3 +84,51 @@ func TestFastIntervalsShortenInsufficientCooldown(t *testing.T) {
 	t.Logf("pool grew again after %s", time.Since(start).Round(time.Millisecond))
 	h.checkConsistent()
 }
+
+// TestFailedFreeKeepsSlotTaken: an ENI ipamd took out of its store but
+// could not detach still holds its device index and an ENI slot. Until it
+// is freed, a pool that wants to grow creates no ENI that can only fail to
+// attach (AttachmentLimitExceeded, or InvalidParameterValue for its device
+// index); once EC2 lets go, the next pool cycle frees it.
+func TestFailedFreeKeepsSlotTaken(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.WarmENITarget, c.IPCooldown = 1, 0 }})
+	ctx := context.Background()
+	pods := map[int]bool{}
+	h.setPods(pods, 12)
+	if got := h.simCounts(); got.ENIs != 3 {
+		t.Fatalf("12 pods: %+v, want 3 ENIs (the limit of m5.large)", got)
+	}
+	if err := h.env.Sim.SetFaults(vpcsimFaults("DetachNetworkInterface", "IncorrectState")); err != nil {
+		t.Fatal(err)
+	}
+	h.setPods(pods, 0) // the planner frees the two empty ENIs; EC2 refuses to detach them
+	if got := h.simCounts(); got.ENIs != 3 {
+		t.Fatalf("after failed frees: %+v, want 3 ENIs still attached", got)
+	}
+
+	before := h.calls()
+	h.n.pending.Store(20) // pods waiting: the pool wants more ENIs
+	for range 5 {
+		h.n.PoolCycle(ctx)
+	}
+	h.n.pending.Store(0)
+	d := callDelta(before, h.calls())
+	if d["CreateNetworkInterface"] != 0 || d["AttachNetworkInterface"] != 0 {
+		t.Errorf("EC2 calls while two ENIs could not be detached: %v; want no create or attach (no slot is free)", d)
+	}
+	if e := h.env.Sim.Stats().Errors["AttachNetworkInterface"]; len(e) > 0 {
+		t.Errorf("attach errors: %v", e)
+	}
+
+	if err := h.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	h.n.PoolCycle(ctx) // frees the two left behind
+	if got := h.simCounts(); got.ENIs != 1 {
+		t.Errorf("after EC2 lets go: %+v, want the primary ENI only", got)
+	}
+	if left := h.unattachedENIs(); len(left) > 0 {
+		t.Errorf("unattached ENIs left: %v", left)
+	}
+	h.checkConsistent()
+}

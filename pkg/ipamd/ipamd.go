@@ -232,7 +232,12 @@ type card struct {
 	store     *datastore.Store
 	maxENIs   int
 	unmanaged map[string]int // unmanaged ENIs attached on this card → device index
-	pd        bool           // false after an InsufficientCidrBlocks fallback
+	// unfreed: ENIs out of the store that could not be detached (a failed
+	// free or undo) → device index. They still take a device and count
+	// against the ENI limit until retryUnfreed frees them or reconcile
+	// adopts them again. Under IPAM.mu.
+	unfreed map[string]int
+	pd      bool // false after an InsufficientCidrBlocks fallback
 	// askDevice: after a failed allocation, let awsutils find a free device
 	// index with DescribeInstances instead of trusting ipamd's own view.
 	askDevice bool
@@ -428,7 +433,9 @@ func (n *IPAM) Snapshot() Snapshot {
 
 // poolView converts a store's ENIs into the planner's input.
 func poolView(c *card) pool.Pool {
-	p := pool.Pool{Card: c.index, Unmanaged: len(c.unmanaged)}
+	// An ENI still attached though ipamd let go of it takes a slot like an
+	// unmanaged one: planning a new ENI in its place only fails to attach.
+	p := pool.Pool{Card: c.index, Unmanaged: len(c.unmanaged) + len(c.unfreed)}
 	for _, e := range c.store.ENIs() {
 		pe := pool.ENI{ID: e.ID, DeviceNumber: e.DeviceNumber, Primary: e.IsPrimary, Trunk: e.IsTrunk,
 			EFA: e.IsEFA, Excluded: e.ExcludedForPods, CreatedAt: e.CreatedAt}
