@@ -116,7 +116,8 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 		if errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
 			// Attached and usable: keep it (so it counts against the ENI
 			// limit and its device index stays taken) and set
-			// delete-on-termination on a later pool cycle.
+			// delete-on-termination on a later pool cycle
+			// (docs/compatibility.md, "ipamd: failed ENI calls").
 			n.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
 			n.dotPending[e.ID] = e.Attachment.ID
 			err = nil
