@@ -87,9 +87,11 @@ func (n *IPAM) freeDevice(c *card) int {
 
 // createENI runs the ENI life cycle: create (tagged, described
 // aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
-// delete-on-termination (on failure: kept, retried by retryDeleteOnTermination) → wait for instance metadata (bounded; EC2's data wins)
-// → host networking → datastore. A failure after the ENI is attached
-// detaches and deletes it again, so no ENI leaks.
+// delete-on-termination (a failure keeps the ENI; retryDeleteOnTermination
+// sets it later) → wait for instance metadata (bounded; EC2's data wins) →
+// host networking → datastore. A failure after that detaches and deletes
+// the ENI again; if that fails too, retryUnfreed finishes it, so no ENI
+// leaks.
 func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool) error {
 	subnets, err := n.eniSubnets(ctx)
 	if err != nil {
