@@ -9,6 +9,8 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -42,12 +44,13 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 	}
 	defer conn.Close()
 	client := rpc.NewCNIBackendClient(conn)
-	reply, err := client.AddNetwork(ctx, inv.addRequest(args))
+	var md metadata.MD
+	reply, err := client.AddNetwork(ctx, inv.addRequest(args), grpc.Trailer(&md))
 	if err != nil {
 		return addError(inv.ipamdSocket, err)
 	}
 	if !reply.GetSuccess() {
-		return types.NewError(ErrNoAddress, "no address available: ipamd failed to assign an IP address", "")
+		return types.NewError(ErrNoAddress, refusalMessage(md), "")
 	}
 
 	var plan *addPlan

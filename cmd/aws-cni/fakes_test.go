@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/trailer"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -30,8 +32,9 @@ type fakeIpamd struct {
 	held     map[string][]allocation // by container ID
 	adds     []*rpc.AddNetworkRequest
 	dels     []*rpc.DelNetworkRequest
-	addErr   error // returned by AddNetwork when set
-	refuse   bool  // AddNetwork answers Success=false
+	addErr   error  // returned by AddNetwork when set
+	refuse   bool   // AddNetwork answers Success=false
+	cause    string // with refuse: the cause it sends in the trailer, as ipamd does
 	npMode   string
 	branch   *branchReply // ADD answers for a branch-ENI pod when set
 	healthSv *health.Server
@@ -95,7 +98,7 @@ func (f *fakeIpamd) stop() {
 	_ = os.Remove(f.socket)
 }
 
-func (f *fakeIpamd) AddNetwork(_ context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
+func (f *fakeIpamd) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.adds = append(f.adds, req)
@@ -116,6 +119,11 @@ func (f *fakeIpamd) AddNetwork(_ context.Context, req *rpc.AddNetworkRequest) (*
 		want = 2
 	}
 	if f.refuse || len(f.next) < want {
+		if f.refuse && f.cause != "" {
+			if err := grpc.SetTrailer(ctx, metadata.Pairs(trailer.Cause, f.cause)); err != nil {
+				return nil, err
+			}
+		}
 		return &rpc.AddNetworkReply{Success: false}, nil
 	}
 	allocs := f.next[:want]

@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/trailer"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -60,6 +62,24 @@ func addError(socket string, err error) *types.Error {
 		return types.NewError(ErrNoAddress, "no address available: "+st.Message(), "")
 	}
 	return cniError(ErrIpamd, "ipamd failed to assign an address", err)
+}
+
+// maxCauseLen bounds ipamd's cause in the CNI error: it goes to the
+// runtime's log and the pod's events.
+const maxCauseLen = 512
+
+// refusalMessage is the CNI error message of a Success=false ADD reply,
+// with ipamd's cause from the reply's trailer when it sent one.
+func refusalMessage(md metadata.MD) string {
+	msg := "no address available: ipamd failed to assign an IP address"
+	cause := strings.Join(md.Get(trailer.Cause), "; ")
+	if len(cause) > maxCauseLen {
+		cause = strings.ToValidUTF8(cause[:maxCauseLen], "") + "…"
+	}
+	if cause == "" {
+		return msg
+	}
+	return msg + ": " + cause
 }
 
 // isUnknownPod reports ipamd's answer for a pod it holds nothing for.

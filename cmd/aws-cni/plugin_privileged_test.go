@@ -266,6 +266,14 @@ func TestPrivilegedIpamdFailures(t *testing.T) {
 	add.ipamd = ipamd.socket
 	ipamd.refuse = true
 	n.run(t, add).wantCode(t, "ADD refused", ErrNoAddress, "failed to assign an IP address")
+	// ipamd's cause travels in the reply's trailer into the CNI error.
+	ipamd.cause = "pod asks for a multi-NIC attachment but ENABLE_MULTI_NIC=false on this node"
+	n.run(t, add).wantCode(t, "ADD refused with a cause", ErrNoAddress, "failed to assign an IP address: "+ipamd.cause)
+	ipamd.cause = strings.Repeat("x", 4*maxCauseLen)
+	if o := n.run(t, add); o.err == nil || len(o.err.Msg) > maxCauseLen+100 {
+		t.Errorf("ADD refused with a huge cause: %v, want the cause cut to %d bytes", o.err, maxCauseLen)
+	}
+	ipamd.refuse = false
 
 	ipamd.addErr = statusError("ResourceExhausted", "pool empty: subnet subnet-1 has no free addresses")
 	n.run(t, add).wantCode(t, "ADD with an exhausted pool", ErrNoAddress, "subnet subnet-1 has no free addresses")

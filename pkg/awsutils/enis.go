@@ -308,9 +308,11 @@ type AllocateENIRequest struct {
 }
 
 // AllocateENI creates an ENI, attaches it to the instance and sets
-// delete-on-termination. When a step fails the earlier ones are undone
-// (detach, delete), so no ENI is left behind; the returned error then joins
-// the cause and any failure of the undo.
+// delete-on-termination. When create or attach fails the ENI is deleted
+// again, so none is left behind; the returned error then joins the cause
+// and any failure of the undo. When only delete-on-termination fails, the
+// attached ENI is returned with an error wrapping
+// ErrDeleteOnTerminationUnset.
 func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, error) {
 	if err := req.validate(); err != nil {
 		return ENI{}, err
@@ -332,20 +334,28 @@ func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, err
 		defer cancel()
 		return ENI{}, errors.Join(err, e.DeleteENI(rctx, eni.ID))
 	}
-	if err := e.SetDeleteOnTermination(ctx, eni.ID, attID); err != nil {
-		rctx, cancel := rollbackContext(ctx)
-		defer cancel()
-		return ENI{}, errors.Join(err, e.detachAndDelete(rctx, eni.ID, attID))
-	}
 	eni.Attachment = &Attachment{
-		ID:                  attID,
-		InstanceID:          req.InstanceID,
-		DeviceIndex:         dev,
-		NetworkCard:         req.NetworkCard,
-		DeleteOnTermination: true,
+		ID:          attID,
+		InstanceID:  req.InstanceID,
+		DeviceIndex: dev,
+		NetworkCard: req.NetworkCard,
 	}
+	if err := e.SetDeleteOnTermination(ctx, eni.ID, attID); err != nil {
+		// The ENI is attached and usable: undoing it would cost a detach, a
+		// wait and a delete that can fail as well (leaving an attached ENI
+		// the caller does not know), and a new ENI after that. The caller
+		// keeps it and sets delete-on-termination later.
+		return eni, fmt.Errorf("%w: %w", ErrDeleteOnTerminationUnset, err)
+	}
+	eni.Attachment.DeleteOnTermination = true
 	return eni, nil
 }
+
+// ErrDeleteOnTerminationUnset is returned (wrapped) by AllocateENI together
+// with an ENI that is attached but whose delete-on-termination could not be
+// set: the ENI is the caller's to use, and to retry SetDeleteOnTermination
+// on.
+var ErrDeleteOnTerminationUnset = errors.New("ENI attached, but delete-on-termination is not set")
 
 // FreeENI detaches an ENI (if attached), waits until EC2 reports it
 // available, and deletes it. An ENI that does not exist is already free.

@@ -260,22 +260,41 @@ func TestAllocateENIRollsBackWhenAttachFails(t *testing.T) {
 	}
 }
 
-func TestAllocateENIRollsBackWhenDeleteOnTerminationFails(t *testing.T) {
+// TestAllocateENIKeepsENIWhenDeleteOnTerminationFails: the attached ENI is
+// returned (not detached and deleted, which costs three more calls that can
+// fail too), its attachment without delete-on-termination, and a later
+// SetDeleteOnTermination sets it.
+func TestAllocateENIKeepsENIWhenDeleteOnTerminationFails(t *testing.T) {
 	env := simtest.Start(t, simtest.Basic())
 	e := newTestEC2(t, env)
 	ctx := testCtx(t)
 	inst, _ := node(t, e)
-	before := simENIIDs(env.Sim)
 
-	setFaults(t, env.Sim, vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: "ModifyNetworkInterfaceAttribute", Code: "InvalidParameterValue"}}})
-	_, err := e.AllocateENI(ctx, AllocateENIRequest{CreateENIRequest: CreateENIRequest{
+	setFaults(t, env.Sim, vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: "ModifyNetworkInterfaceAttribute", Code: "IncorrectState"}}})
+	eni, err := e.AllocateENI(ctx, AllocateENIRequest{CreateENIRequest: CreateENIRequest{
 		InstanceID: instanceID, SubnetID: inst.SubnetID, SecurityGroups: inst.SecurityGroups,
 	}})
-	if Code(err) != "InvalidParameterValue" {
-		t.Fatalf("AllocateENI with failing ModifyNetworkInterfaceAttribute: %v", err)
+	if !errors.Is(err, ErrDeleteOnTerminationUnset) || Code(err) != "IncorrectState" {
+		t.Fatalf("AllocateENI with failing ModifyNetworkInterfaceAttribute: %v, want ErrDeleteOnTerminationUnset wrapping IncorrectState", err)
 	}
-	if d := cmp.Diff(before, simENIIDs(env.Sim)); d != "" {
-		t.Errorf("ENIs after failed allocation (-before +after):\n%s", d)
+	if eni.ID == "" || eni.Attachment == nil || eni.Attachment.ID == "" || eni.Attachment.DeleteOnTermination {
+		t.Fatalf("returned ENI %+v, want it attached without delete-on-termination", eni)
+	}
+	sv, ok := simENI(env.Sim, eni.ID)
+	if !ok || sv.Attachment == nil || sv.Attachment.DeleteOnTermination {
+		t.Fatalf("sim ENI %s: %+v, want attached without delete-on-termination", eni.ID, sv)
+	}
+	st := env.Sim.Stats()
+	if st.Calls["DetachNetworkInterface"] != 0 || st.Calls["DeleteNetworkInterface"] != 0 {
+		t.Errorf("detach/delete calls = %d/%d, want 0/0: the ENI is kept", st.Calls["DetachNetworkInterface"], st.Calls["DeleteNetworkInterface"])
+	}
+
+	setFaults(t, env.Sim, vpcsim.Faults{})
+	if err := e.SetDeleteOnTermination(ctx, eni.ID, eni.Attachment.ID); err != nil {
+		t.Fatalf("SetDeleteOnTermination retry: %v", err)
+	}
+	if sv, _ := simENI(env.Sim, eni.ID); sv.Attachment == nil || !sv.Attachment.DeleteOnTermination {
+		t.Errorf("sim ENI %s after the retry: %+v, want delete-on-termination", eni.ID, sv.Attachment)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/trailer"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -24,7 +25,7 @@ const MaxPodNameLen = 253
 
 // CauseTrailer carries the reason of a Success=false reply: the reply
 // message has no field for it, and upstream's clients ignore trailers.
-const CauseTrailer = "vpc-cni-cause"
+const CauseTrailer = trailer.Cause
 
 // checkPodNames refuses pod names and namespaces no Kubernetes object can
 // have, naming the field and the limit.

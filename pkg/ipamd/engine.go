@@ -31,6 +31,12 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 		n.declareCustomNetworking(ctx)
 		n.declareSGPP(ctx)
 	}
+	if !n.cfg.DisableProvisioning {
+		n.retryDeleteOnTermination(ctx)
+		for _, c := range n.cards {
+			n.retryUnfreed(ctx, c)
+		}
+	}
 	for _, c := range n.cards {
 		if n.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
@@ -434,7 +440,9 @@ func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
 		}
 	}
 	if err := n.ec2.FreeENI(ctx, eniID); err != nil {
-		// Still attached: the next reconcile adopts it again.
+		// Maybe still attached: keep its slot taken until retryUnfreed
+		// frees it or reconcile adopts it again.
+		c.unfreed[eniID] = info.DeviceNumber
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}
 	delete(n.primaryIPs, eniID)

@@ -72,6 +72,9 @@ func (n *IPAM) freeDevice(c *card) int {
 	for _, d := range c.unmanaged {
 		used[d] = true
 	}
+	for _, d := range c.unfreed {
+		used[d] = true
+	}
 	if c.index == 0 {
 		used[0] = true
 	}
@@ -83,10 +86,12 @@ func (n *IPAM) freeDevice(c *card) int {
 }
 
 // createENI runs the ENI life cycle: create (tagged, described
-// aws-K8S-<instance>) → attach → delete-on-termination (awsutils undoes
-// these on failure) → wait for instance metadata (bounded; EC2's data wins)
-// → host networking → datastore. A failure after the ENI is attached
-// detaches and deletes it again, so no ENI leaks.
+// aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
+// delete-on-termination (a failure keeps the ENI; retryDeleteOnTermination
+// sets it later) → wait for instance metadata (bounded; EC2's data wins) →
+// host networking → datastore. A failure after that detaches and deletes
+// the ENI again; if that fails too, retryUnfreed finishes it, so no ENI
+// leaks.
 func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool) error {
 	subnets, err := n.eniSubnets(ctx)
 	if err != nil {
@@ -110,6 +115,15 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			req.SecondaryIPv4Count = count
 		}
 		e, err := n.ec2.AllocateENI(ctx, req)
+		if errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
+			// Attached and usable: keep it (so it counts against the ENI
+			// limit and its device index stays taken) and set
+			// delete-on-termination on a later pool cycle
+			// (docs/compatibility.md, "ipamd: failed ENI calls").
+			n.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
+			n.dotPending[e.ID] = e.Attachment.ID
+			err = nil
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
 			c.askDevice = !awsutils.IsInsufficientCapacity(err)
@@ -129,7 +143,9 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
+			delete(n.dotPending, e.ID)
 			if ferr := n.ec2.FreeENI(rctx, e.ID); ferr != nil {
+				c.unfreed[e.ID] = e.Attachment.DeviceIndex
 				return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
 			}
 			return err
@@ -226,4 +242,51 @@ func cmpSlice(a, b []string) []string {
 		return a
 	}
 	return b
+}
+
+// retryDeleteOnTermination sets delete-on-termination on the ENIs whose
+// AllocateENI could not; an ENI no longer in a datastore (freed, or dropped
+// by reconcile) is forgotten. Called under mu.
+func (n *IPAM) retryDeleteOnTermination(ctx context.Context) {
+	for id, att := range n.dotPending {
+		if !n.knowsENI(id) {
+			delete(n.dotPending, id)
+			continue
+		}
+		err := n.ec2.SetDeleteOnTermination(ctx, id, att)
+		if err != nil && !awsutils.IsNotFound(err) {
+			n.log.Warn("could not set delete-on-termination; retrying later", "eni", id, "err", err)
+			continue
+		}
+		delete(n.dotPending, id)
+	}
+}
+
+// knowsENI tells whether any card's datastore holds the ENI.
+func (n *IPAM) knowsENI(id string) bool {
+	for _, c := range n.cards {
+		if _, ok := c.store.ENI(id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// retryUnfreed frees again the ENIs of card c that a free or an undo left
+// behind; one reconcile adopted again is the store's once more. Called
+// under mu.
+func (n *IPAM) retryUnfreed(ctx context.Context, c *card) {
+	for id := range c.unfreed {
+		if _, ok := c.store.ENI(id); ok {
+			delete(c.unfreed, id)
+			continue
+		}
+		if err := n.ec2.FreeENI(ctx, id); err != nil {
+			n.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", id, "card", c.index, "err", err)
+			continue
+		}
+		delete(c.unfreed, id)
+		delete(n.primaryIPs, id)
+		n.log.Info("ENI freed on retry", "eni", id, "card", c.index)
+	}
 }

@@ -279,7 +279,7 @@ func (n *IPAM) buildCards() error {
 		if n.cfg.MaxENI >= 1 && n.cfg.MaxENI < maxENIs {
 			maxENIs = n.cfg.MaxENI
 		}
-		n.cards = append(n.cards, &card{index: idx, store: st, maxENIs: maxENIs, unmanaged: map[string]int{}, pd: n.node.pd})
+		n.cards = append(n.cards, &card{index: idx, store: st, maxENIs: maxENIs, unmanaged: map[string]int{}, unfreed: map[string]int{}, pd: n.node.pd})
 	}
 	return nil
 }

@@ -104,6 +104,21 @@ func (iv Intervals) withDefaults() Intervals {
 	return iv
 }
 
+// FastInsufficientCool is the no-growth cooldown after a subnet-full error
+// under VPC_CNI_TEST_FAST_INTERVALS: a few pool ticks, not two minutes.
+const FastInsufficientCool = 2 * time.Second
+
+// times are the intervals to use: Times, with the subnet-full cooldown
+// shortened in test mode (it follows the config, so every caller that sets
+// VPC_CNI_TEST_FAST_INTERVALS gets it, whatever Times it passes).
+func (o Options) times() Intervals {
+	t := o.Times
+	if o.Config.FastIntervals && t.InsufficientCool == 0 {
+		t.InsufficientCool = FastInsufficientCool
+	}
+	return t
+}
+
 // Options assemble an IPAM.
 type Options struct {
 	Config   config.Config
@@ -191,6 +206,7 @@ type IPAM struct {
 	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
 	primaryIPs map[string]netip.Addr      // ENI id → its primary address (for host teardown)
 	ignored    map[string]bool            // attached ENIs ipamd never manages (EFA-only, unmanaged cards)
+	dotPending map[string]string          // ENI id → attachment id still without delete-on-termination
 	// Set by Init: subnets excluded from pod addresses (subnet discovery).
 	excludedSubnets map[string]bool
 }
@@ -216,7 +232,12 @@ type card struct {
 	store     *datastore.Store
 	maxENIs   int
 	unmanaged map[string]int // unmanaged ENIs attached on this card → device index
-	pd        bool           // false after an InsufficientCidrBlocks fallback
+	// unfreed: ENIs out of the store that could not be detached (a failed
+	// free or undo) → device index. They still take a device and count
+	// against the ENI limit until retryUnfreed frees them or reconcile
+	// adopts them again. Under IPAM.mu.
+	unfreed map[string]int
+	pd      bool // false after an InsufficientCidrBlocks fallback
 	// askDevice: after a failed allocation, let awsutils find a free device
 	// index with DescribeInstances instead of trusting ipamd's own view.
 	askDevice bool
@@ -296,9 +317,9 @@ func New(o Options) (*IPAM, error) {
 	n := &IPAM{
 		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
-		log: log, times: o.Times.withDefaults(), links: o.PodLinks,
+		log: log, times: o.times().withDefaults(), links: o.PodLinks,
 		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
-		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
+		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {
@@ -412,7 +433,9 @@ func (n *IPAM) Snapshot() Snapshot {
 
 // poolView converts a store's ENIs into the planner's input.
 func poolView(c *card) pool.Pool {
-	p := pool.Pool{Card: c.index, Unmanaged: len(c.unmanaged)}
+	// An ENI still attached though ipamd let go of it takes a slot like an
+	// unmanaged one: planning a new ENI in its place only fails to attach.
+	p := pool.Pool{Card: c.index, Unmanaged: len(c.unmanaged) + len(c.unfreed)}
 	for _, e := range c.store.ENIs() {
 		pe := pool.ENI{ID: e.ID, DeviceNumber: e.DeviceNumber, Primary: e.IsPrimary, Trunk: e.IsTrunk,
 			EFA: e.IsEFA, Excluded: e.ExcludedForPods, CreatedAt: e.CreatedAt}
