@@ -29,8 +29,8 @@ type config struct {
 	Conflist conflist.Config
 }
 
-// parseConfig reads the environment through lookup. Hard errors (upstream's
-// validateEnvVars and ipamd's own refusals, exit 1) are joined into err,
+// parseConfig reads the environment through lookup. Hard errors (the checks
+// of upstream's entrypoint and ipamd's own refusals, exit 1) are joined into err,
 // each naming the variable and its value; values replaced by a default
 // come back as warnings.
 func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []string, err error) {

@@ -42,7 +42,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 }
 
-// Every rule of upstream's validateEnvVars (exit 1), with errors that name
+// Every check of upstream's entrypoint (exit 1), with errors that name
 // the variable and its value.
 func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {

@@ -11,9 +11,10 @@ import (
 	"strings"
 )
 
-// The init container (reference §8.3, §6.6): copy the core CNI plugins
-// shipped next to this binary to the host, then set the node sysctls the
-// data path needs. It runs privileged in the host network namespace.
+// The init container (docs/compatibility.md, "Entrypoint and init
+// container"): copy the core CNI plugins shipped next to this binary to the
+// host, then set the node sysctls the data path needs. It runs privileged in
+// the host network namespace.
 
 // sysctl is one /proc/sys write.
 type sysctl struct {

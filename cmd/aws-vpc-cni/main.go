@@ -1,8 +1,9 @@
-// Command aws-vpc-cni is the aws-node container's entrypoint (reference
-// §8.1): validate the environment, install the CNI plugin binaries on the
-// host, start ipamd, wait until it reports healthy over gRPC, then write
-// 10-aws.conflist (which marks the node network-ready for kubelet), forward
-// SIGTERM to ipamd and exit with its status.
+// Command aws-vpc-cni is the aws-node container's entrypoint
+// (docs/compatibility.md, "Entrypoint and init container"): validate the
+// environment, install the CNI plugin binaries on the host, start ipamd, wait
+// until it reports healthy over gRPC, then write 10-aws.conflist (which marks
+// the node network-ready for kubelet), forward SIGTERM to ipamd and exit with
+// its status.
 //
 // Invoked as grpc-health-probe (a link in the image), or as
 // `aws-vpc-cni probe`, it is a grpc-health-probe compatible health check.

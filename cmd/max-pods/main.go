@@ -1,6 +1,6 @@
 // Command max-pods prints the number of pods a node of an instance type can
 // run with vpc-cni, in secondary-IP mode, with prefix delegation, with custom
-// networking and with both (reference §9; user-pain-points §2.6). Limits come
+// networking and with both (docs/compatibility.md, "Max pods"). Limits come
 // from EC2 DescribeInstanceTypes (or vpcsim via -ec2-endpoint), or from
 // -enis/-ipv4-per-eni.
 //

@@ -85,7 +85,7 @@ func defaultConfig(quick bool, pods int, churn time.Duration) config {
 	return c
 }
 
-// Figure keys, in the order of DESIGN.md §7 / issue #7.
+// Figure keys, in the order of bench/README.md, "How each figure is measured".
 const (
 	keyLatency   = "cni_add_del_latency_warm"
 	keyChurn     = "pod_churn_rate"

@@ -1,4 +1,4 @@
-// Command vpccni-bench measures the figures of DESIGN.md §7 in a local VPC
+// Command vpccni-bench measures the figures of bench/README.md in a local VPC
 // (pkg/localvpc): CNI ADD/DEL latency with a warm pool, pod churn, node
 // start to first pod, a burst of pods on a fresh node under realistic EC2
 // timing, EC2 calls per 100 pods, idle addresses, ipamd memory, restart to

@@ -51,7 +51,7 @@ func scenario() vpcsim.Scenario {
 }
 
 // realisticFaults is EC2 and IMDS timing as users report it
-// (reference/user-pain-points.md §2.1–2.2): describes 50 ms, mutating
+// (bench/README.md, figure 4): describes 50 ms, mutating
 // calls 200 ms, other calls 100 ms, an attachment that stays "attaching"
 // for 1 s, IMDS showing new ENIs and addresses 2 s late, and EC2's
 // per-account token buckets at their documented sizes.

@@ -1,8 +1,8 @@
 // Package conflist renders 10-aws.conflist, the CNI configuration list the
-// entrypoint writes to the host once ipamd is healthy (reference §8.2). The
-// field names, order and string-typed values match upstream's template
-// (misc/10-aws.conflist) so kubelet, containerd and upstream's plugin read
-// it unchanged.
+// entrypoint writes to the host once ipamd is healthy (docs/compatibility.md,
+// "Conflist template"). The field names, order and string-typed values match
+// upstream's template (misc/10-aws.conflist) so kubelet, containerd and
+// upstream's plugin read it unchanged.
 package conflist
 
 import (

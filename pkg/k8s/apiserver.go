@@ -11,7 +11,8 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// APIServerWait holds the timings of WaitForAPIServer (reference §4.1).
+// APIServerWait holds the timings of WaitForAPIServer (docs/compatibility.md,
+// "API server at start").
 type APIServerWait struct {
 	// RequestTimeout bounds each version request. Default 5 s.
 	RequestTimeout time.Duration

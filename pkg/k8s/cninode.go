@@ -10,12 +10,12 @@ import (
 )
 
 // AddCNINodeFeature declares feature name=value on this node's CNINode
-// (reference §4.12): no change if present with the same value, replaced if
-// present with another, appended otherwise. The merge patch carries the
-// resourceVersion read, so a concurrent writer makes it fail with Conflict
-// instead of being overwritten; it then re-reads from the API server and
-// retries. A missing CNINode (the resource controller has not created it
-// yet) returns ErrCNINodeNotFound.
+// (docs/compatibility.md, "Kubernetes objects"): no change if present with
+// the same value, replaced if present with another, appended otherwise. The
+// merge patch carries the resourceVersion read, so a concurrent writer makes
+// it fail with Conflict instead of being overwritten; it then re-reads from
+// the API server and retries. A missing CNINode (the resource controller has
+// not created it yet) returns ErrCNINodeNotFound.
 func (c *Client) AddCNINodeFeature(ctx context.Context, name, value string) error {
 	key := client.ObjectKey{Name: c.cfg.NodeName}
 	reader := c.reader(&CNINode{})

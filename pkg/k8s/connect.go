@@ -58,11 +58,12 @@ func RESTConfig(o RESTOptions) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// Connect is ipamd's start-up sequence (reference §4.1): build the client,
-// wait for the API server as the features require, start the node-scoped
-// caches (they run until ctx ends). When no enabled feature needs the API
-// server and it stays unreachable, Connect returns (nil, error wrapping
-// ErrAPIServerUnavailable) and ipamd continues without Kubernetes.
+// Connect is ipamd's start-up sequence (docs/compatibility.md, "API server at
+// start"): build the client, wait for the API server as the features require,
+// start the node-scoped caches (they run until ctx ends). When no enabled
+// feature needs the API server and it stays unreachable, Connect returns
+// (nil, error wrapping ErrAPIServerUnavailable) and ipamd continues without
+// Kubernetes.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	c, err := New(cfg)
 	if err != nil {

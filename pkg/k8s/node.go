@@ -24,8 +24,9 @@ func (c *Client) Node(ctx context.Context) (*corev1.Node, error) {
 }
 
 // NodeSchedulable reports false while the node carries the taint
-// node.kubernetes.io/unschedulable:NoSchedule (reference §4.15); ipamd then
-// neither attaches nor frees ENIs/IPs unless AWS_MANAGE_ENIS_NON_SCHEDULABLE.
+// node.kubernetes.io/unschedulable:NoSchedule (docs/compatibility.md,
+// "Kubernetes objects"); ipamd then neither attaches nor frees ENIs/IPs
+// unless AWS_MANAGE_ENIS_NON_SCHEDULABLE.
 func (c *Client) NodeSchedulable(ctx context.Context) (bool, error) {
 	n, err := c.Node(ctx)
 	if err != nil {
@@ -60,11 +61,11 @@ type ENIConfigChoice struct {
 	Spec   eniconfig.Spec
 }
 
-// ENIConfigForNode resolves this node's ENIConfig (reference §4.13) and
-// returns its validated spec. A missing or invalid ENIConfig returns an
-// error wrapping ErrENIConfigNotFound or ErrENIConfigInvalid and records a
-// Warning event on the aws-node pod; ipamd should keep the node not ready
-// and retry, not exit.
+// ENIConfigForNode resolves this node's ENIConfig (docs/compatibility.md,
+// "Kubernetes objects") and returns its validated spec. A missing or invalid
+// ENIConfig returns an error wrapping ErrENIConfigNotFound or
+// ErrENIConfigInvalid and records a Warning event on the aws-node pod; ipamd
+// should keep the node not ready and retry, not exit.
 func (c *Client) ENIConfigForNode(ctx context.Context) (ENIConfigChoice, error) {
 	n, err := c.Node(ctx)
 	if err != nil {

@@ -17,8 +17,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// upstreamMetrics is reference §7.2: name → type and label names. Dashboards
-// and the cni-metrics-helper depend on exactly these.
+// upstreamMetrics are upstream's metrics (docs/compatibility.md, "Metrics"):
+// name → type and label names. Dashboards and the cni-metrics-helper
+// depend on exactly these.
 var upstreamMetrics = map[string]struct {
 	kind   dto.MetricType
 	labels []string
@@ -68,6 +69,7 @@ func touch(m *Metrics) {
 	m.ConnmarkBackend.WithLabelValues("nftables").Set(1)
 	m.AddNetworkWait.WithLabelValues("ok").Observe(0)
 	m.PoolActions.WithLabelValues("assign-ips", "ok").Inc()
+	m.RestoreDropped.WithLabelValues("key_less").Inc()
 }
 
 func TestUpstreamNamesTypesAndLabels(t *testing.T) {
@@ -106,36 +108,102 @@ func TestUpstreamNamesTypesAndLabels(t *testing.T) {
 	}
 }
 
-// TestListMatchesReference keeps upstreamMetrics honest: every awscni_ name
-// in the reference's metrics table is in the list and vice versa. The
-// reference lives beside the repository (../shared) on developer machines
-// and in CI.
-func TestListMatchesReference(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "shared", "reference", "upstream-behaviour.md")
+// docMetric is one row of the metrics table in docs/compatibility.md.
+type docMetric struct {
+	kind   string // counter, gauge, histogram, summary
+	labels string // sorted label names joined by ","; "" for none
+}
+
+// readDocMetrics parses the "Metrics" table of docs/compatibility.md:
+// | `name` | type | label, label | meaning |
+func readDocMetrics(t *testing.T) map[string]docMetric {
+	t.Helper()
+	path := filepath.Join("..", "..", "docs", "compatibility.md")
 	f, err := os.Open(path)
 	if err != nil {
-		t.Skipf("reference not beside the repository (%v)", err)
+		t.Fatalf("open the compatibility document: %v", err)
 	}
 	defer f.Close()
-	row := regexp.MustCompile("^\\| `(awscni_[a-z0-9_]+)` \\|")
-	inRef := map[string]bool{}
+	row := regexp.MustCompile("^\\| `((?:awscni|vpccni)_[a-z0-9_]+)` \\| ([a-z]+) \\| ([^|]*) \\|")
+	out := map[string]docMetric{}
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if m := row.FindStringSubmatch(s.Text()); m != nil {
-			inRef[m[1]] = true
+		m := row.FindStringSubmatch(s.Text())
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for _, l := range strings.Split(m[3], ",") {
+			if l = strings.TrimSpace(l); l != "" && l != "—" {
+				labels = append(labels, l)
+			}
+		}
+		sort.Strings(labels)
+		if _, dup := out[m[1]]; dup {
+			t.Errorf("%s lists %s twice", path, m[1])
+		}
+		out[m[1]] = docMetric{kind: m[2], labels: strings.Join(labels, ",")}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	if len(out) < 30 {
+		t.Fatalf("found only %d metric rows in %s; has the table moved?", len(out), path)
+	}
+	return out
+}
+
+var kindNames = map[dto.MetricType]string{
+	dto.MetricType_COUNTER: "counter", dto.MetricType_GAUGE: "gauge",
+	dto.MetricType_HISTOGRAM: "histogram", dto.MetricType_SUMMARY: "summary",
+}
+
+// TestMetricsTableMatchesRegistry keeps the metrics table of
+// docs/compatibility.md, "Metrics", and the registry in step: every row is
+// exported with its type and labels, every awscni_/vpccni_ family we export
+// has a row, and the awscni_ rows are exactly upstreamMetrics.
+func TestMetricsTableMatchesRegistry(t *testing.T) {
+	doc := readDocMetrics(t)
+	m := New("v-test")
+	touch(m)
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	got := map[string]docMetric{}
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "awscni_") && !strings.HasPrefix(f.GetName(), "vpccni_") {
+			continue
+		}
+		var labels []string
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			labels = append(labels, l.GetName())
+		}
+		sort.Strings(labels)
+		got[f.GetName()] = docMetric{kind: kindNames[f.GetType()], labels: strings.Join(labels, ",")}
+	}
+	for name, want := range doc {
+		g, ok := got[name]
+		switch {
+		case !ok:
+			t.Errorf("docs/compatibility.md lists %s; we do not export it", name)
+		case g != want:
+			t.Errorf("%s: exported as %s with labels [%s]; the document says %s with [%s]", name, g.kind, g.labels, want.kind, want.labels)
 		}
 	}
-	if len(inRef) < 20 {
-		t.Fatalf("found only %d metric rows in %s; has the table moved?", len(inRef), path)
-	}
-	for name := range inRef {
-		if _, ok := upstreamMetrics[name]; !ok {
-			t.Errorf("reference lists %s; we do not export it", name)
+	for name := range got {
+		if _, ok := doc[name]; !ok {
+			t.Errorf("we export %s but docs/compatibility.md does not list it", name)
 		}
 	}
 	for name := range upstreamMetrics {
-		if !inRef[name] {
-			t.Errorf("we check %s but the reference does not list it", name)
+		if _, ok := doc[name]; !ok {
+			t.Errorf("upstream metric %s is missing from docs/compatibility.md", name)
+		}
+	}
+	for name := range doc {
+		if _, ok := upstreamMetrics[name]; strings.HasPrefix(name, "awscni_") && !ok {
+			t.Errorf("docs/compatibility.md lists %s as upstream's; upstreamMetrics does not", name)
 		}
 	}
 }

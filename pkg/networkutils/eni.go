@@ -43,13 +43,13 @@ func (e ENI) Validate() error {
 	return errors.Join(errs...)
 }
 
-// SetupENI wires a secondary ENI (§6.4): MTU and up; the ENI's primary
-// address as the link's only global address; in the ENI's route table a
-// scope-link route to the subnet gateway and a default route via it; the
-// kernel's main-table subnet route for the link removed (so the subnet is
-// reached through the ENI's table only); and, unless trunk, the rule
-// `from <eniIP> lookup <table>` at priority 32765. Running it again on a
-// wired ENI changes nothing.
+// SetupENI wires a secondary ENI (docs/compatibility.md, "Per-ENI state"):
+// MTU and up; the ENI's primary address as the link's only global address; in
+// the ENI's route table a scope-link route to the subnet gateway and a
+// default route via it; the kernel's main-table subnet route for the link
+// removed (so the subnet is reached through the ENI's table only); and,
+// unless trunk, the rule `from <eniIP> lookup <table>` at priority 32765.
+// Running it again on a wired ENI changes nothing.
 func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	if err := eni.Validate(); err != nil {
 		return err

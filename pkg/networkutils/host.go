@@ -12,12 +12,13 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// ReconcileHost makes the node's host-wide networking match cfg (§6.1–6.3):
-// the primary link's MTU, the fwmark/external-service/strict-local ip
-// rules, the SNAT chain, the NodePort mangle rules, and the connmark rules
-// in the selected backend. It reads the kernel's state, changes only what
-// differs, and removes stale state it owns. A second call with the same
-// cfg changes nothing (HostResult.Changes is empty).
+// ReconcileHost makes the node's host-wide networking match cfg
+// (docs/compatibility.md, "iptables and nftables"): the primary link's MTU,
+// the fwmark/external-service/strict-local ip rules, the SNAT chain, the
+// NodePort mangle rules, and the connmark rules in the selected backend. It
+// reads the kernel's state, changes only what differs, and removes stale
+// state it owns. A second call with the same cfg changes nothing
+// (HostResult.Changes is empty).
 func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return HostResult{}, err

@@ -11,7 +11,7 @@ import (
 )
 
 // Branch describes a pod that owns a branch ENI of the node's trunk ENI
-// (security groups per pod, reference §2.7).
+// (security groups per pod, docs/compatibility.md, "Per-pod state").
 type Branch struct {
 	// Pod holds exactly one interface; its RouteTable is ignored (the
 	// branch's table is VLANTableBase+VLANID).

@@ -35,11 +35,11 @@ func addHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
 	return nil
 }
 
-// removeHostRoutes undoes addHostRoutes (reference §2.6). Everything missing
-// is fine: DEL must succeed however much of ADD happened. The main-table
-// route is deleted through hostVeth only; when that link is gone its routes
-// went with it. An empty hostVeth (a result without the host interface)
-// deletes the route whatever its device.
+// removeHostRoutes undoes addHostRoutes (docs/compatibility.md, "Per-pod
+// state"). Everything missing is fine: DEL must succeed however much of ADD
+// happened. The main-table route is deleted through hostVeth only; when that
+// link is gone its routes went with it. An empty hostVeth (a result without
+// the host interface) deletes the route whatever its device.
 func removeHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
 	pod := hostPrefix(addr.IP)
 	var errs []error

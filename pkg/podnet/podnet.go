@@ -17,7 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Rule priorities shared with upstream (reference §2.3).
+// Rule priorities shared with upstream (docs/compatibility.md, "Rule
+// priorities, route tables and gateways").
 const (
 	// PriorityPodFromIf is the pod-side rule of additional interfaces.
 	PriorityPodFromIf = 1

@@ -19,10 +19,10 @@ const dadTimeout = 10 * time.Second
 // dadPoll is how often the pod's addresses are re-read while DAD runs.
 const dadPoll = 50 * time.Millisecond
 
-// Setup wires every interface of pod (reference §2.5): the veth pair, the
-// pod-side routes, address and gateway neighbour, then the node-side route
-// to the pod and its policy rules. Routes and rules are replaced or
-// tolerated when already present, so a retried ADD converges.
+// Setup wires every interface of pod (docs/compatibility.md, "Per-pod
+// state"): the veth pair, the pod-side routes, address and gateway neighbour,
+// then the node-side route to the pod and its policy rules. Routes and rules
+// are replaced or tolerated when already present, so a retried ADD converges.
 func Setup(ctx context.Context, pod Pod) error {
 	if err := validatePod(pod); err != nil {
 		return err

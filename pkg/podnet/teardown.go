@@ -11,12 +11,12 @@ import (
 )
 
 // Teardown removes the node-side routes and rules of pod's addresses
-// (reference §2.6). The veth pairs are left alone: they live in the pod's
-// namespace and the kernel removes them with it, off the DEL path, as
-// upstream does (docs/compatibility.md, "Plugin (aws-cni) and runtime
-// input"). The route to each pod is deleted only through the pod's own
-// host veth, so a late DEL never removes the route of a newer pod that
-// reuses the address. Anything already gone is not an error, so DEL can
+// (docs/compatibility.md, "Per-pod state"). The veth pairs are left alone:
+// they live in the pod's namespace and the kernel removes them with it, off
+// the DEL path, as upstream does (docs/compatibility.md, "Plugin (aws-cni)
+// and runtime input"). The route to each pod is deleted only through the
+// pod's own host veth, so a late DEL never removes the route of a newer pod
+// that reuses the address. Anything already gone is not an error, so DEL can
 // run any number of times, with or without the namespace.
 func Teardown(ctx context.Context, pod Pod) error {
 	var errs []error

@@ -8,7 +8,7 @@ func TestHostVethName(t *testing.T) {
 		index           int
 		want            string
 	}{
-		// Test vectors from the upstream behaviour reference §2.2.
+		// Test vectors of docs/compatibility.md, "Interface names".
 		{"eni", "kube-system", "coredns-57ff979f67-qqbdh", 0, "enib5faff8a083"},
 		{"eni", "default", "sample-pod", 0, "enicc21c2d7785"},
 		{"vlan", "default", "sample-pod", 0, "vlancc21c2d7785"},

@@ -92,7 +92,8 @@ func TestRemoveENIAccounting(t *testing.T) {
 		t.Fatalf("evicted %v, want %v", got, want)
 	}
 	checkInvariants(t, f.s)
-	// Upstream subtracts the ENI's CIDRs twice here (quirk §5.4); we must not.
+	// Upstream subtracts the ENI's CIDRs twice here; we must not
+	// (docs/compatibility.md, "Warm-pool arithmetic").
 	if st := f.s.Stats(); st.TotalIPs != 16 || st.AssignedIPs != 0 || st.CoolingIPs != 0 || st.Pods != 0 || st.TotalCIDRs != 1 || st.ENIs != 1 {
 		t.Fatalf("after forced removal: %+v", st)
 	}

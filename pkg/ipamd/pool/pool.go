@@ -4,7 +4,8 @@
 // next action that moves the pool toward its targets. It performs no I/O;
 // the engine in package ipamd executes the action and plans again.
 //
-// The arithmetic is upstream's (reference §4.8) with one deliberate change:
+// The arithmetic is upstream's (docs/compatibility.md, "Warm-pool
+// arithmetic", which lists every deliberate difference); the main one:
 // addresses in their IP_COOLDOWN_PERIOD do not count as available (upstream
 // #2896), so a pool full of cooling addresses asks for more, and a CIDR
 // holding a cooling address is never released.
@@ -488,10 +489,10 @@ func eniUsed(e ENI) int {
 	return n
 }
 
-// deletableENI applies upstream's deletable-ENI rule (reference §5.5):
-// the first non-primary, non-trunk, non-EFA ENI old enough, with no
-// assigned or cooling address, whose removal keeps the warm and minimum
-// targets met by the other ENIs. Highest device number first.
+// deletableENI applies upstream's deletable-ENI rule (docs/compatibility.md,
+// "Warm-pool arithmetic"): the first non-primary, non-trunk, non-EFA ENI old
+// enough, with no assigned or cooling address, whose removal keeps the warm
+// and minimum targets met by the other ENIs. Highest device number first.
 func deletableENI(pool Pool, p Params) (string, bool) {
 	warm, minimum := p.ipTargets(pool.Card)
 	if p.PrefixDelegation {

@@ -400,12 +400,12 @@ func TestPlanConsolidatesWarmAddressesOffAnEmptyENI(t *testing.T) {
 }
 
 // TestPlannerInvariantsEveryCombination walks every combination of the
-// targets of reference §4.8 (WARM_ENI_TARGET, WARM_IP_TARGET,
-// MINIMUM_IP_TARGET, WARM_PREFIX_TARGET, prefix delegation) over pod counts
-// on two instance types and checks, after the pool settles: it settles at
-// all (no flapping); every pod that fits got an address, otherwise the
-// planner says why; the pool is not below target unless it says why; and
-// nothing more can be released.
+// targets of docs/compatibility.md, "Warm-pool arithmetic" (WARM_ENI_TARGET,
+// WARM_IP_TARGET, MINIMUM_IP_TARGET, WARM_PREFIX_TARGET, prefix delegation)
+// over pod counts on two instance types and checks, after the pool settles:
+// it settles at all (no flapping); every pod that fits got an address,
+// otherwise the planner says why; the pool is not below target unless it says
+// why; and nothing more can be released.
 func TestPlannerInvariantsEveryCombination(t *testing.T) {
 	type inst struct {
 		name          string
@@ -419,7 +419,7 @@ func TestPlannerInvariantsEveryCombination(t *testing.T) {
 					for _, mip := range []int{0, 10, 20} {
 						for _, wpfx := range []int{0, 1, 2} {
 							if pd && wip == 0 && mip == 0 && wpfx == 0 {
-								continue // refused by config validation (§1.4 rule 6)
+								continue // refused by config validation (prefix delegation needs a target above 0)
 							}
 							if !pd && wpfx > 0 {
 								continue // WARM_PREFIX_TARGET means nothing without PD
