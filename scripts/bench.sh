@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: the figures of DESIGN.md §7, measured in a local VPC of network
+# make bench: the figures listed in bench/README.md, measured in a local VPC of network
 # namespaces (pkg/localvpc) by bin/vpccni-bench. Prints a table, writes
 # bench/results.json and draws bench/pool.svg. About 8 minutes on 2 cores.
 #

@@ -21,7 +21,7 @@ import (
 const releaseReason = "SetupNSFailed"
 
 // cmdAdd asks ipamd for the pod's addresses, wires the pod and prints the
-// result (reference §2.4). err is a named result on purpose: the deferred
+// result (docs/compatibility.md, "Per-pod state"). err is a named result on purpose: the deferred
 // rollback sees every error returned after ipamd assigned addresses, so no
 // path can leak them.
 func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {

@@ -11,8 +11,8 @@ import (
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
-// cmdDel releases the pod's addresses and undoes its wiring (reference
-// §2.8). It succeeds whenever nothing is left to do, so runtimes can repeat
+// cmdDel releases the pod's addresses and undoes its wiring
+// (docs/compatibility.md, "Plugin (aws-cni) and runtime input"). It succeeds whenever nothing is left to do, so runtimes can repeat
 // it, and it does what it can without ipamd or without the netns.
 func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 	inv, err := p.begin(args)

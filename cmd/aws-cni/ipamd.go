@@ -124,7 +124,7 @@ func ipamdHealthy(ctx context.Context, socket string) error {
 }
 
 // enforceNetworkPolicy asks the network policy agent to apply the pod's
-// policies before the pod starts (reference §2.4 step 9).
+// policies before the pod starts (docs/compatibility.md, "gRPC services and fields").
 func enforceNetworkPolicy(ctx context.Context, socket string, req *rpc.EnforceNpRequest) error {
 	conn, err := dialUnix(socket)
 	if err != nil {

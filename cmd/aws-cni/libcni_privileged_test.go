@@ -15,7 +15,7 @@ import (
 )
 
 // conflist mirrors the aws-cni entry of upstream's 10-aws.conflist
-// (reference §8.2), pointed at the in-test ipamd.
+// (docs/compatibility.md, "Conflist template"), pointed at the in-test ipamd.
 func conflist(cniVersion string, disableCheck bool, socket, logFile string) []byte {
 	return fmt.Appendf(nil, `{
   "cniVersion": %q,

@@ -13,7 +13,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
-// Netconf defaults and limits (reference §2.1).
+// Netconf defaults and limits (docs/compatibility.md, "Plugin (aws-cni) and runtime input").
 const (
 	defaultMTU = 9001
 	minMTU     = 576

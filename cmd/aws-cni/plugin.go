@@ -71,7 +71,7 @@ func firstSet(v ...string) string {
 func (inv *invocation) addRequest(args *skel.CmdArgs) *rpc.AddNetworkRequest {
 	return &rpc.AddNetworkRequest{
 		// ClientVersion stays empty: upstream's ipamd compares it with its
-		// own version, which its builds leave empty (reference §3.3).
+		// own version, which its builds leave empty (docs/compatibility.md, "gRPC between plugin and ipamd").
 		K8SPodName:                 inv.k8s.PodName,
 		K8SPodNamespace:            inv.k8s.PodNamespace,
 		K8SPodInfraContainerId:     inv.k8s.InfraContainer,

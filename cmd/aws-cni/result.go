@@ -79,7 +79,7 @@ type prevWiring struct {
 	Gateway net.IP
 }
 
-// fromPrevResult reads back the encoding of buildResult (reference §2.8).
+// fromPrevResult reads back the encoding of buildResult (docs/compatibility.md, "Rule priorities, route tables and gateways").
 // Host veth names are taken from the result where present.
 func fromPrevResult(res *current.Result, netns, ifName string) (prevWiring, error) {
 	w := prevWiring{Pod: podnet.Pod{NetNS: netns}}

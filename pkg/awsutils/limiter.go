@@ -47,7 +47,7 @@ type RateLimits struct {
 }
 
 // DefaultBuckets returns EC2's documented default bucket sizes and refill
-// rates (user-pain-points §2.1).
+// rates, which the account shares with every node.
 func DefaultBuckets() map[LimitClass]Bucket {
 	return map[LimitClass]Bucket{
 		LimitDescribe:           {Size: 100, RefillPerSecond: 20},

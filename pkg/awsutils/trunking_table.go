@@ -1,13 +1,10 @@
-// Code generated from instance-limits.tsv; DO NOT EDIT.
+// Code generated from EC2's instance-type trunking facts; DO NOT EDIT.
 //
-// Source: the trunking column of instance-limits.tsv, EC2's instance-type
-// network limits as compiled for the VPC resource controller. To
-// regenerate, list the types whose trunking column is "false", sorted
-// bytewise:
-//
-//	awk -F'\t' '!/^#/ && $4=="false" {print $1}' instance-limits.tsv | LC_ALL=C sort
-//
-// then write them below, one instance family per line.
+// Source: the trunking column of EC2's instance-type network limits, as
+// compiled for the VPC resource controller. The types below cannot trunk; every other type can.
+// TestTrunkingTableMatchesRepositoryCatalogs checks the list against the
+// repository's other copies of these facts (pkg/resourcecontroller's
+// branch_limits.tsv and vpcsim's catalog.tsv).
 
 package awsutils
 

@@ -57,35 +57,51 @@ func TestParseInstanceTypeFillsTrunking(t *testing.T) {
 	}
 }
 
-// The table matches the reference it was generated from, where that file
-// is present (it is outside the repository).
-func TestTrunkingTableMatchesReference(t *testing.T) {
-	const ref = "/work/shared/reference/instance-limits.tsv"
-	f, err := os.Open(ref)
+// The table agrees with the two other copies of EC2's trunking facts in the
+// repository: every type the resource controller knows a branch limit for
+// can trunk, and vpcsim's catalog says trunking exactly where the table does.
+func TestTrunkingTableMatchesRepositoryCatalogs(t *testing.T) {
+	limits := readTSV(t, "../resourcecontroller/branch_limits.tsv", 2)
+	if len(limits) < 1000 {
+		t.Fatalf("branch_limits.tsv: only %d rows", len(limits))
+	}
+	for _, cols := range limits {
+		if !TrunkingCompatible(cols[0]) {
+			t.Errorf("%s has a branch limit (%s) but TrunkingCompatible says false", cols[0], cols[1])
+		}
+	}
+	catalog := readTSV(t, "../vpcsim/catalog.tsv", 12)
+	for _, cols := range catalog {
+		if want := cols[11] == "true"; TrunkingCompatible(cols[0]) != want {
+			t.Errorf("vpcsim catalog: %s trunking %s, TrunkingCompatible says %v", cols[0], cols[11], !want)
+		}
+	}
+}
+
+// readTSV returns the rows of a tab-separated file in the repository that
+// have at least minCols columns, skipping comments and blank lines.
+func readTSV(t *testing.T, path string, minCols int) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
-		t.Skipf("reference table not available: %v", err)
+		t.Fatal(err)
 	}
 	defer f.Close()
+	var rows [][]string
 	sc := bufio.NewScanner(f)
-	rows := 0
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		cols := strings.Split(line, "\t")
-		if len(cols) < 4 {
-			t.Fatalf("%s: short row %q", ref, line)
+		if len(cols) < minCols {
+			t.Fatalf("%s: short row %q", path, line)
 		}
-		rows++
-		if want := cols[3] == "true"; TrunkingCompatible(cols[0]) != want {
-			t.Errorf("%s: trunking %s, TrunkingCompatible says %v", cols[0], cols[3], !want)
-		}
+		rows = append(rows, cols)
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if rows < 1000 {
-		t.Fatalf("%s: only %d rows", ref, rows)
-	}
+	return rows
 }

@@ -245,7 +245,7 @@ func (n *IPAM) noteSGPP(msg string, args ...any) {
 
 // declareCustomNetworking tells the VPC resource controller which
 // ENIConfig branch ENIs of this node use (custom networking with security
-// groups for pods, reference §4.2 step 18); once, like upstream.
+// groups for pods, docs/compatibility.md, "Kubernetes objects"); once, like upstream.
 func (n *IPAM) declareCustomNetworking(ctx context.Context) {
 	k := n.kubeClient()
 	if !n.cfg.CustomNetworking || !n.cfg.EnablePodENI || k == nil || n.customNetDeclared.Load() {

@@ -168,7 +168,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 }
 
 // restorePodRule re-creates a restored pod's from-pod rule to its ENI's
-// table (upstream §6.5: a restart may follow a reboot or a flush of the
+// table (docs/compatibility.md, "Rule priorities, route tables and gateways": a restart may follow a reboot or a flush of the
 // rules). Pods on the primary ENI use the main table and have none.
 func (n *IPAM) restorePodRule(ctx context.Context, c *card, a datastore.Allocation) {
 	if n.host == nil {
@@ -293,7 +293,7 @@ func (n *IPAM) cardOf(index int) *card {
 	return nil
 }
 
-// managed applies upstream's ENI management rules (reference §4.11).
+// managed applies upstream's ENI management rules (docs/compatibility.md, "Kubernetes objects").
 func (n *IPAM) managed(e awsutils.ENI) bool {
 	if e.ID == n.node.primaryENI {
 		return true

@@ -342,7 +342,7 @@ func (n *IPAM) kubeClient() Kubernetes {
 }
 
 // SetKubernetes hands ipamd an API server client it started without (the
-// API server became reachable later, reference §4.1) and, once the node
+// API server became reachable later, docs/compatibility.md, "API server at start") and, once the node
 // is initialised, re-reads the node's max pods from it (so it blocks until
 // Init completes or ctx ends). A second call is ignored.
 func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {

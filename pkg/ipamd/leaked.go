@@ -85,7 +85,7 @@ func (n *IPAM) runLeakedSweeper(ctx context.Context) {
 	}
 	// Upstream sweeps at start after a random pause of up to 5 minutes, then
 	// hourly: the jitter spreads the Describe calls of many nodes started
-	// together (user-pain-points §1.4).
+	// together.
 	wait := time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12) + 1))
 	for {
 		select {

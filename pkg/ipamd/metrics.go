@@ -59,7 +59,7 @@ func (n *IPAM) observeLimits() {
 }
 
 // observeCounts sets the O(1) pool gauges from every card's counters.
-// Upstream overwrites them per card (quirk A.9); we sum over the cards.
+// Upstream overwrites them per card (docs/compatibility.md, "Metrics"); we sum over the cards.
 func (n *IPAM) observeCounts() {
 	n.gaugeMu.Lock()
 	defer n.gaugeMu.Unlock()

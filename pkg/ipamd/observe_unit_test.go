@@ -15,7 +15,7 @@ import (
 // TestCustomNetworkingFeatureWithPodENI: with custom networking and
 // security groups for pods, the CNINode carries CustomNetworking=<the
 // node's ENIConfig> next to SecurityGroupsForPods; the "default" ENIConfig
-// is not declared (upstream §4.2 step 18).
+// is not declared (docs/compatibility.md, "Kubernetes objects").
 func TestCustomNetworkingFeatureWithPodENI(t *testing.T) {
 	for _, tc := range []struct {
 		eniConfig string

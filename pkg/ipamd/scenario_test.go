@@ -23,7 +23,7 @@ type scenarioStep struct {
 }
 
 // TestWarmPoolScenarios runs the warm-target combinations of upstream's
-// §4.8 against vpcsim with the real SDK: after every step it checks the
+// docs/compatibility.md, "Warm-pool arithmetic", against vpcsim with the real SDK: after every step it checks the
 // ENIs, secondary IPs and prefixes EC2 holds for the instance, the EC2
 // calls the step made, and that datastore, checkpoint and EC2 agree.
 // Instance limits: m5.large 3 ENIs × 10 IPv4; t3.medium 3 × 6; t2.medium
