@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Builds the aws-node images (main and init) from misc/Dockerfile with buildah,
+# without a Docker engine and without any registry pull, and writes them as
+# OCI archives a user can load into containerd (`ctr -n k8s.io images import`)
+# or push (`skopeo copy oci-archive:... docker://...`).
+#
+#   scripts/build-image.sh [-t TAG] [-o OUTDIR] [--test-images]
+#
+# The base layer is Debian bookworm (debootstrap minbase + iptables, nftables,
+# ca-certificates), built once per machine and cached under
+# ~/.cache/vpc-cni. --test-images also builds the pause and busybox images the
+# real-node tier's pods use. Prints one line per archive: "<image> <path>".
+# Needs root, buildah and debootstrap (scripts/install-deps.sh --image).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tag="${IMAGE_TAG:-dev}"
+out="${BIN:-bin}/images"
+test_images=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-t) tag="$2"; shift 2 ;;
+	-o) out="$2"; shift 2 ;;
+	--test-images) test_images=1; shift ;;
+	*) echo "build-image: unknown argument $1 (use -t TAG, -o OUTDIR, --test-images)" >&2; exit 2 ;;
+	esac
+done
+case "$tag" in
+*[!A-Za-z0-9_.-]* | "") echo "build-image: tag '$tag' is not a valid image tag" >&2; exit 2 ;;
+esac
+
+cache="${VPC_CNI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vpc-cni}"
+repo="localhost/vpc-cni"
+# buildah's own storage, outside the work tree and outside the machine's
+# default /var/lib/containers.
+bh=(buildah --root "$cache/buildah/root" --runroot "$cache/buildah/run" --storage-driver vfs)
+
+for tool in buildah debootstrap; do
+	command -v "$tool" >/dev/null || { echo "build-image: $tool is not installed (scripts/install-deps.sh --image)" >&2; exit 1; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "build-image: buildah with vfs storage and chroot isolation needs root" >&2; exit 1; }
+mkdir -p "$cache/buildah" "$out"
+# One build at a time per machine: tests and `make image` share the storage.
+exec 9>"$cache/buildah/lock"
+flock 9
+
+have_image() { "${bh[@]}" inspect --type image "$1" >/dev/null 2>&1; }
+
+# --- base: Debian minbase with the packet-filter tools ipamd execs ---------
+base_pkgs="iptables,nftables,ca-certificates"
+base_id="bookworm-$(echo "$base_pkgs" | sha256sum | cut -c1-8)"
+base_tar="$cache/debian-base-$base_id.tar"
+if [ ! -s "$base_tar" ]; then
+	echo "build-image: debootstrap of the base ($base_pkgs), once per machine" >&2
+	root=$(mktemp -d "$cache/debootstrap.XXXXXX")
+	trap 'rm -rf "$root"' EXIT
+	mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+	debootstrap --variant=minbase --include="$base_pkgs" bookworm "$root/rootfs" "${mirror:-http://deb.debian.org/debian}" >"$root/log" 2>&1 ||
+		{ tail -20 "$root/log" >&2; exit 1; }
+	# What a container never needs: docs, manuals, locales, apt's caches.
+	rm -rf "$root"/rootfs/usr/share/{doc,man,info,locale,lintian,linda} \
+		"$root"/rootfs/var/cache/apt/* "$root"/rootfs/var/lib/apt/lists/* \
+		"$root"/rootfs/var/log/* "$root"/rootfs/tmp/*
+	tar -C "$root/rootfs" --numeric-owner -cf "$base_tar.tmp" .
+	mv "$base_tar.tmp" "$base_tar"
+	rm -rf "$root"
+	trap - EXIT
+fi
+base="$repo/debian-base:$base_id"
+if ! have_image "$base"; then
+	ctx=$(mktemp -d)
+	ln "$base_tar" "$ctx/rootfs.tar" 2>/dev/null || cp "$base_tar" "$ctx/rootfs.tar"
+	printf 'FROM scratch\nADD rootfs.tar /\n' >"$ctx/Containerfile"
+	"${bh[@]}" bud --isolation chroot --quiet -t "$base" -f "$ctx/Containerfile" "$ctx" >/dev/null
+	rm -rf "$ctx"
+fi
+
+# --- context: static binaries -----------------------------------------------
+ctx="${BIN:-bin}/image-context"
+rm -rf "$ctx"
+mkdir -p "$ctx/app" "$ctx/init"
+version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+ldflags="-s -w -X github.com/vpc-cni/vpc-cni/pkg/version.Version=$version"
+# What runs on the host (the plugins kubelet execs, copied there by the
+# entrypoint and the init container) must be static: the host's libc is not
+# the image's.
+host=(./cmd/aws-cni)
+[ -d cmd/egress-cni ] && host+=(./cmd/egress-cni) # ships once its command exists
+CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$ctx/app/" "${host[@]}"
+# What runs only in the container links against the image's own libc; built
+# as `go build ./...` and the tests build it, so the build cache is shared.
+go build -ldflags "$ldflags" -o "$ctx/app/" ./cmd/ipamd ./cmd/aws-vpc-cni ./cmd/max-pods
+mv "$ctx/app/ipamd" "$ctx/app/aws-k8s-agent"
+ln -s aws-vpc-cni "$ctx/app/grpc-health-probe"
+cp misc/10-aws.conflist "$ctx/app/10-aws.conflist"
+# Core CNI plugins for the init container (static, for the host), at the
+# version go.mod pins.
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ctx/init/" \
+	github.com/containernetworking/plugins/plugins/main/loopback \
+	github.com/containernetworking/plugins/plugins/meta/portmap \
+	github.com/containernetworking/plugins/plugins/meta/bandwidth \
+	github.com/containernetworking/plugins/plugins/meta/tuning \
+	github.com/containernetworking/plugins/plugins/ipam/host-local
+cp "$ctx/app/aws-vpc-cni" "$ctx/init/aws-vpc-cni-init"
+
+# --- images -----------------------------------------------------------------
+archive() { # image file
+	rm -f "$2"
+	"${bh[@]}" push --quiet "$1" "oci-archive:$2:$1" >/dev/null
+	echo "$1 $2"
+}
+"${bh[@]}" bud --isolation chroot --quiet --layers=false --build-arg "BASE=$base" \
+	--target init -t "$repo/aws-vpc-cni-init:$tag" -f misc/Dockerfile "$ctx" >/dev/null
+"${bh[@]}" bud --isolation chroot --quiet --layers=false --build-arg "BASE=$base" \
+	-t "$repo/aws-vpc-cni:$tag" -f misc/Dockerfile "$ctx" >/dev/null
+archive "$repo/aws-vpc-cni:$tag" "$out/aws-vpc-cni-$tag.oci.tar"
+archive "$repo/aws-vpc-cni-init:$tag" "$out/aws-vpc-cni-init-$tag.oci.tar"
+
+if [ "$test_images" = 1 ]; then
+	tctx=$(mktemp -d)
+	mkdir -p "$tctx/pause" "$tctx/busybox/bin"
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tctx/pause/pause" ./test/node/pause
+	printf 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\n' >"$tctx/pause/Containerfile"
+	"${bh[@]}" bud --isolation chroot --quiet --layers=false -t "$repo/pause:test" -f "$tctx/pause/Containerfile" "$tctx/pause" >/dev/null
+	bb=$(command -v busybox) || { echo "build-image: busybox-static is not installed" >&2; exit 1; }
+	cp "$bb" "$tctx/busybox/bin/busybox"
+	for a in sh sleep ping wget nc ip cat ls hostname; do ln -s busybox "$tctx/busybox/bin/$a"; done
+	printf 'FROM scratch\nCOPY bin/ /bin/\nCMD ["/bin/sleep", "3600"]\n' >"$tctx/busybox/Containerfile"
+	"${bh[@]}" bud --isolation chroot --quiet --layers=false -t "$repo/busybox:test" -f "$tctx/busybox/Containerfile" "$tctx/busybox" >/dev/null
+	rm -rf "$tctx"
+	archive "$repo/pause:test" "$out/pause-test.oci.tar"
+	archive "$repo/busybox:test" "$out/busybox-test.oci.tar"
+fi
