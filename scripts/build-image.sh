@@ -94,13 +94,14 @@ mv "$ctx/app/ipamd" "$ctx/app/aws-k8s-agent"
 ln -s aws-vpc-cni "$ctx/app/grpc-health-probe"
 cp misc/10-aws.conflist "$ctx/app/10-aws.conflist"
 # Core CNI plugins for the init container (static, for the host), at the
-# version go.mod pins.
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$ctx/init/" \
-	github.com/containernetworking/plugins/plugins/main/loopback \
-	github.com/containernetworking/plugins/plugins/meta/portmap \
-	github.com/containernetworking/plugins/plugins/meta/bandwidth \
-	github.com/containernetworking/plugins/plugins/meta/tuning \
-	github.com/containernetworking/plugins/plugins/ipam/host-local
+# version go.mod pins, built as their own module from the module proxy.
+plugver=$(go list -m -f '{{.Version}}' github.com/containernetworking/plugins)
+GOBIN="$(cd "$ctx/init" && pwd)" GOFLAGS= CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+	github.com/containernetworking/plugins/plugins/main/loopback@"$plugver" \
+	github.com/containernetworking/plugins/plugins/meta/portmap@"$plugver" \
+	github.com/containernetworking/plugins/plugins/meta/bandwidth@"$plugver" \
+	github.com/containernetworking/plugins/plugins/meta/tuning@"$plugver" \
+	github.com/containernetworking/plugins/plugins/ipam/host-local@"$plugver"
 cp "$ctx/app/aws-vpc-cni" "$ctx/init/aws-vpc-cni-init"
 
 # --- images -----------------------------------------------------------------
@@ -109,20 +110,35 @@ archive() { # image file
 	"${bh[@]}" push --quiet "$1" "oci-archive:$2:$1" >/dev/null
 	echo "$1 $2"
 }
-"${bh[@]}" bud --isolation chroot --quiet --layers=false --build-arg "BASE=$base" \
-	--target init -t "$repo/aws-vpc-cni-init:$tag" -f misc/Dockerfile "$ctx" >/dev/null
-"${bh[@]}" bud --isolation chroot --quiet --layers=false --build-arg "BASE=$base" \
-	-t "$repo/aws-vpc-cni:$tag" -f misc/Dockerfile "$ctx" >/dev/null
-archive "$repo/aws-vpc-cni:$tag" "$out/aws-vpc-cni-$tag.oci.tar"
-archive "$repo/aws-vpc-cni-init:$tag" "$out/aws-vpc-cni-init-$tag.oci.tar"
+# Unchanged binaries, Dockerfile, base and tag: the archives are current.
+stamp=$({ (cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum && find . -type l -printf '%p -> %l\n' | LC_ALL=C sort); cat misc/Dockerfile; echo "$base $tag"; } | sha256sum | cut -c1-16)
+main_ar="$out/aws-vpc-cni-$tag.oci.tar" init_ar="$out/aws-vpc-cni-init-$tag.oci.tar"
+if [ -s "$main_ar" ] && [ -s "$init_ar" ] && [ "$(cat "$out/.aws-vpc-cni-$tag.stamp" 2>/dev/null)" = "$stamp" ]; then
+	echo "$repo/aws-vpc-cni:$tag $main_ar"
+	echo "$repo/aws-vpc-cni-init:$tag $init_ar"
+else
+	"${bh[@]}" bud --isolation chroot --quiet --layers=false --build-arg "BASE=$base" \
+		--target init -t "$repo/aws-vpc-cni-init:$tag" -f misc/Dockerfile "$ctx" >/dev/null
+	"${bh[@]}" bud --isolation chroot --quiet --layers=false --build-arg "BASE=$base" \
+		-t "$repo/aws-vpc-cni:$tag" -f misc/Dockerfile "$ctx" >/dev/null
+	archive "$repo/aws-vpc-cni:$tag" "$main_ar"
+	archive "$repo/aws-vpc-cni-init:$tag" "$init_ar"
+	echo "$stamp" >"$out/.aws-vpc-cni-$tag.stamp"
+fi
 
-if [ "$test_images" = 1 ]; then
+bb=$(command -v busybox || true)
+tstamp=$(cat test/node/pause/main.go ${bb:+"$bb"} | sha256sum | cut -c1-16)
+if [ "$test_images" = 1 ] && [ -s "$out/pause-test.oci.tar" ] && [ -s "$out/busybox-test.oci.tar" ] &&
+	[ "$(cat "$out/.test-images.stamp" 2>/dev/null)" = "$tstamp" ]; then
+	echo "$repo/pause:test $out/pause-test.oci.tar"
+	echo "$repo/busybox:test $out/busybox-test.oci.tar"
+elif [ "$test_images" = 1 ]; then
 	tctx=$(mktemp -d)
 	mkdir -p "$tctx/pause" "$tctx/busybox/bin"
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tctx/pause/pause" ./test/node/pause
 	printf 'FROM scratch\nCOPY pause /pause\nENTRYPOINT ["/pause"]\n' >"$tctx/pause/Containerfile"
 	"${bh[@]}" bud --isolation chroot --quiet --layers=false -t "$repo/pause:test" -f "$tctx/pause/Containerfile" "$tctx/pause" >/dev/null
-	bb=$(command -v busybox) || { echo "build-image: busybox-static is not installed" >&2; exit 1; }
+	[ -n "$bb" ] || { echo "build-image: busybox-static is not installed" >&2; exit 1; }
 	cp "$bb" "$tctx/busybox/bin/busybox"
 	for a in sh sleep ping wget nc ip cat ls hostname; do ln -s busybox "$tctx/busybox/bin/$a"; done
 	printf 'FROM scratch\nCOPY bin/ /bin/\nCMD ["/bin/sleep", "3600"]\n' >"$tctx/busybox/Containerfile"
@@ -130,4 +146,5 @@ if [ "$test_images" = 1 ]; then
 	rm -rf "$tctx"
 	archive "$repo/pause:test" "$out/pause-test.oci.tar"
 	archive "$repo/busybox:test" "$out/busybox-test.oci.tar"
+	echo "$tstamp" >"$out/.test-images.stamp"
 fi
