@@ -46,17 +46,57 @@ flock 9
 
 have_image() { "${bh[@]}" inspect --type image "$1" >/dev/null 2>&1; }
 
-# --- base: Debian minbase with the packet-filter tools ipamd execs ---------
+# --- base ---------------------------------------------------------------------
+# IMAGE_BASE=slim (default): only the Debian packages of iptables and nftables
+# and their libraries, unpacked with dpkg-deb (no shell, no apt), plus the CA
+# bundle. IMAGE_BASE=debootstrap: a Debian minbase system with those packages
+# (has a shell and apt; about 3x larger).
+variant="${IMAGE_BASE:-slim}"
 base_pkgs="iptables,nftables,ca-certificates"
-base_id="bookworm-$(echo "$base_pkgs" | sha256sum | cut -c1-8)"
+case "$variant" in
+slim | debootstrap) ;;
+*) echo "build-image: IMAGE_BASE '$variant' is neither slim nor debootstrap" >&2; exit 2 ;;
+esac
+base_id="bookworm-$variant-$(echo "$base_pkgs" | sha256sum | cut -c1-8)"
 base_tar="$cache/debian-base-$base_id.tar"
+mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+
+slim_rootfs() { # dir
+	local dir=$1 debs pkgs
+	debs=$(mktemp -d)
+	# The packages and every library they need (Depends, recursively).
+	# ca-certificates only for its certificate files (its scripts need
+	# openssl and debconf, which the bundle made below replaces).
+	pkgs="ca-certificates $(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+		--no-replaces --no-enhances iptables nftables | grep -v -E '^[ <]' | sort -u)"
+	(cd "$debs" && apt-get -o APT::Sandbox::User=root download $pkgs >/dev/null)
+	for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$dir"; done
+	rm -rf "$debs"
+	# What the packages' maintainer scripts would have set up.
+	for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+		ln -sf "${t/iptables/iptables-nft}" "$dir/usr/sbin/$t" 2>/dev/null || true
+		ln -sf xtables-nft-multi "$dir/usr/sbin/${t/iptables/iptables-nft}"
+	done
+	mkdir -p "$dir/etc/ssl/certs" "$dir/tmp" "$dir/run" "$dir/var/run"
+	chmod 1777 "$dir/tmp"
+	find "$dir/usr/share/ca-certificates" -name '*.crt' -print0 | LC_ALL=C sort -z | xargs -0 cat >"$dir/etc/ssl/certs/ca-certificates.crt"
+	printf 'root:x:0:0:root:/root:/sbin/nologin\n' >"$dir/etc/passwd"
+	printf 'root:x:0:\n' >"$dir/etc/group"
+	# Debian's merged /usr: /bin, /sbin and /lib are links into /usr.
+	for l in bin sbin lib lib64; do [ -e "$dir/$l" ] || [ ! -d "$dir/usr/$l" ] || ln -s "usr/$l" "$dir/$l"; done
+}
+
 if [ ! -s "$base_tar" ]; then
-	echo "build-image: debootstrap of the base ($base_pkgs), once per machine" >&2
-	root=$(mktemp -d "$cache/debootstrap.XXXXXX")
+	echo "build-image: building the $variant base ($base_pkgs), once per machine" >&2
+	root=$(mktemp -d "$cache/base.XXXXXX")
 	trap 'rm -rf "$root"' EXIT
-	mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-	debootstrap --variant=minbase --include="$base_pkgs" bookworm "$root/rootfs" "${mirror:-http://deb.debian.org/debian}" >"$root/log" 2>&1 ||
-		{ tail -20 "$root/log" >&2; exit 1; }
+	mkdir -p "$root/rootfs"
+	if [ "$variant" = slim ]; then
+		slim_rootfs "$root/rootfs"
+	else
+		debootstrap --variant=minbase --include="$base_pkgs" bookworm "$root/rootfs" "${mirror:-http://deb.debian.org/debian}" >"$root/log" 2>&1 ||
+			{ tail -20 "$root/log" >&2; exit 1; }
+	fi
 	# What a container never needs: docs, manuals, locales, apt's caches.
 	rm -rf "$root"/rootfs/usr/share/{doc,man,info,locale,lintian,linda} \
 		"$root"/rootfs/var/cache/apt/* "$root"/rootfs/var/lib/apt/lists/* \

@@ -21,6 +21,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
 // kubeNode is one local-VPC node running containerd and kubelet, with
@@ -241,8 +242,9 @@ func TestPrivilegedKubeNode(t *testing.T) {
 		}
 	}
 	ips := kn.waitRunning(ctx, names...)
-	t.Logf("pods on %s: %v", kn.k.Name, ips)
+	kn.logPods(ctx)
 	kn.assertOnENIs(ips)
+	kn.assertTraffic(ctx, "web-0", "web-1")
 
 	// A rolling update to a new image tag: ipamd restarts from its
 	// checkpoint; every pod keeps its address and vpcsim releases none.
@@ -256,9 +258,8 @@ func TestPrivilegedKubeNode(t *testing.T) {
 		t.Fatalf("aws-node pod: %v", err)
 	}
 	for _, img := range []string{mainImage, initImage} {
-		if out, stderr, err := kn.k.Exec(ctx, nil, nil, "ctr", "--address", "/run/containerd/containerd.sock", "-n", "k8s.io",
-			"images", "tag", img, strings.TrimSuffix(img, ":dev")+":v2"); err != nil {
-			t.Fatalf("tag %s: %v: %s %s", img, err, out, stderr)
+		if err := kn.k.TagImage(ctx, img, strings.TrimSuffix(img, ":dev")+":v2"); err != nil {
+			t.Fatal(err)
 		}
 	}
 	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"initContainers":[{"name":"aws-vpc-cni-init","image":%q}],"containers":[{"name":"aws-node","image":%q}]}}}}`,
@@ -336,7 +337,7 @@ func TestPrivilegedKubeNode(t *testing.T) {
 		}
 	}
 	all := kn.waitRunning(ctx, append([]string{"web-1", "web-2"}, burst...)...)
-	t.Logf("after aws-node was replaced under load: %v", all)
+	kn.logPods(ctx)
 	kn.assertOnENIs(all)
 	cp, err := kn.k.Checkpoint()
 	if err != nil {
@@ -358,5 +359,67 @@ func (kn *kubeNode) assertDelsSucceeded() {
 		if strings.Contains(line, "failed to destroy network") || strings.Contains(line, "failed to teardown network") {
 			kn.t.Errorf("containerd: %s", line)
 		}
+	}
+}
+
+// logPods logs the cluster's pods as `kubectl get pods -A -o wide` would.
+func (kn *kubeNode) logPods(ctx context.Context) {
+	kn.t.Helper()
+	pods, err := kn.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		kn.t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-12s %-16s %-8s %-15s %s\n", "NAMESPACE", "NAME", "STATUS", "IP", "NODE")
+	for _, p := range pods.Items {
+		fmt.Fprintf(&b, "%-12s %-16s %-8s %-15s %s\n", p.Namespace, p.Name, p.Status.Phase, p.Status.PodIP, p.Spec.NodeName)
+	}
+	kn.t.Logf("kubectl get pods -A -o wide:\n%s", b.String())
+}
+
+// netns returns the network namespace of a pod's first container.
+func (kn *kubeNode) netns(ctx context.Context, pod string) (string, netip.Addr) {
+	kn.t.Helper()
+	p, err := kn.cs.CoreV1().Pods("default").Get(ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		kn.t.Fatal(err)
+	}
+	if len(p.Status.ContainerStatuses) == 0 {
+		kn.t.Fatalf("pod %s has no container status", pod)
+	}
+	ns, err := kn.k.ContainerNetNS(ctx, p.Status.ContainerStatuses[0].ContainerID)
+	if err != nil {
+		kn.t.Fatal(err)
+	}
+	return ns, netip.MustParseAddr(p.Status.PodIP)
+}
+
+// assertTraffic sends TCP from pod a to pod b and from a to the simulated
+// internet, and checks the source address each peer sees: a's own address
+// inside the VPC, the node's public address (SNAT + the internet gateway)
+// outside.
+func (kn *kubeNode) assertTraffic(ctx context.Context, a, b string) {
+	kn.t.Helper()
+	nsA, ipA := kn.netns(ctx, a)
+	nsB, ipB := kn.netns(ctx, b)
+	srv, err := dataplane.ServeWhoami(nsB, netip.AddrPortFrom(ipB, dataplane.WhoamiPort))
+	if err != nil {
+		kn.t.Fatal(err)
+	}
+	defer srv.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	got, err := dataplane.Whoami(cctx, nsA, ipA, netip.AddrPortFrom(ipB, dataplane.WhoamiPort))
+	if err != nil || got != ipA {
+		kn.t.Errorf("pod %s → pod %s: seen as %v (%v), want %s", a, b, got, err, ipA)
+	} else {
+		kn.t.Logf("pod %s (%s) → pod %s (%s): ok, seen as %s", a, ipA, b, ipB, got)
+	}
+	inet := dataplane.DefaultInternetAddrs[0]
+	got, err = dataplane.Whoami(cctx, nsA, ipA, netip.AddrPortFrom(inet, dataplane.WhoamiPort))
+	if err != nil || got != kn.k.PublicIP {
+		kn.t.Errorf("pod %s → internet %s: seen as %v (%v), want the node's public %s", a, inet, got, err, kn.k.PublicIP)
+	} else {
+		kn.t.Logf("pod %s → internet %s: ok, seen as %s (SNAT to the node)", a, inet, got)
 	}
 }
