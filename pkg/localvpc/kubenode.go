@@ -91,6 +91,9 @@ func (v *VPC) StartKubeNode(ctx context.Context, n *Node, cfg KubeConfig) (_ *Ku
 			return nil, fmt.Errorf("node %s: import image %s: %w: %s", n.ID, img, err, stderr)
 		}
 	}
+	if err := makeCgroupRoot(k.CgroupRoot); err != nil {
+		return nil, fmt.Errorf("node %s: %w", n.ID, err)
+	}
 	k.kubelet, err = startDaemon(n, "kubelet", env, cfg.Kubelet,
 		"--config=/etc/kubernetes/kubelet.yaml",
 		"--kubeconfig=/etc/kubernetes/kubelet.kubeconfig",

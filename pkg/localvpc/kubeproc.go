@@ -145,3 +145,30 @@ func removeCgroupTree(root string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// makeCgroupRoot creates root in every cgroup hierarchy, as kubelet
+// requires its --cgroup-root to exist. A v1 cpuset cgroup starts with no
+// CPUs or memory nodes; it gets its parent's.
+func makeCgroupRoot(root string) error {
+	if !strings.HasPrefix(root, "/"+dataplane.NamePrefix) {
+		return fmt.Errorf("cgroup root %q is not one of ours", root)
+	}
+	hier, _ := filepath.Glob(filepath.Join(cgroupFS, "*")) // no error for a constant pattern
+	for _, h := range hier {
+		if _, err := os.Stat(filepath.Join(h, "cgroup.procs")); err != nil {
+			continue // not a hierarchy
+		}
+		dir := filepath.Join(h, root)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create cgroup %s: %w", dir, err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if v, err := os.ReadFile(filepath.Join(h, f)); err == nil {
+				if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+					return fmt.Errorf("cgroup %s: %s: %w", dir, f, err)
+				}
+			}
+		}
+	}
+	return nil
+}
