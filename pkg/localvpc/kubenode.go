@@ -123,6 +123,14 @@ func (k *KubeNode) mountPrivate(ctx context.Context) error {
 		}
 		fmt.Fprintf(&script, "mkdir -p %s\nmount --bind %s %s\n", m.target, src, m.target)
 	}
+	// The node's /sys is its network namespace's sysfs, without the
+	// machine's cgroup mounts below it; kubelet and runc need those. The
+	// same hierarchies are mounted again there.
+	cg, err := cgroupMountScript()
+	if err != nil {
+		return fmt.Errorf("node %s: %w", k.ID, err)
+	}
+	script.WriteString(cg)
 	sysDir := filepath.Join(k.Dir, "kube", "sysctl")
 	if err := os.MkdirAll(sysDir, 0o755); err != nil {
 		return fmt.Errorf("node %s: %w", k.ID, err)

@@ -172,3 +172,40 @@ func makeCgroupRoot(root string) error {
 	}
 	return nil
 }
+
+// cgroupMountScript returns shell lines that mount, at cgroupFS, the cgroup
+// hierarchies this machine has there (a tmpfs holding one mount per v1
+// hierarchy, and cgroup2 where it is mounted).
+func cgroupMountScript() (string, error) {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return "", fmt.Errorf("cgroup mounts: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "mount -t tmpfs -o mode=755 cgroup_root %s\n", cgroupFS)
+	found := false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[1], cgroupFS+"/") {
+			continue
+		}
+		switch f[2] {
+		case "cgroup":
+			var opts []string
+			for _, o := range strings.Split(f[3], ",") {
+				if o != "rw" && o != "relatime" && o != "ro" {
+					opts = append(opts, o)
+				}
+			}
+			fmt.Fprintf(&b, "mkdir -p %s\nmount -t cgroup -o %s cgroup %s\n", f[1], strings.Join(opts, ","), f[1])
+			found = true
+		case "cgroup2":
+			fmt.Fprintf(&b, "mkdir -p %s\nmount -t cgroup2 cgroup2 %s\n", f[1], f[1])
+			found = true
+		}
+	}
+	if !found {
+		return "", fmt.Errorf("no cgroup hierarchies mounted under %s", cgroupFS)
+	}
+	return b.String(), nil
+}
