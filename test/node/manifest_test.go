@@ -25,6 +25,12 @@ func localVPCEnv(region string) map[string]string {
 		"AWS_SECRET_ACCESS_KEY": "localvpc",
 		"AWS_EC2_ENDPOINT":      "http://169.254.169.253:80",
 		"AWS_ENDPOINT_URL_EC2":  "http://169.254.169.253:80",
+		// The manifest asks for "standard" network policy enforcement but
+		// ships no network policy agent beside aws-node: every ADD would
+		// fail on npa.sock ("none" too: the plugin still calls the agent).
+		// Reported; until the manifest or the plugin changes, the tier runs
+		// with the mode cleared.
+		"NETWORK_POLICY_ENFORCING_MODE": "",
 	}
 }
 
@@ -72,7 +78,15 @@ func localizeDaemonSet(ds *unstructured.Unstructured, region string) error {
 			cm["image"] = "localhost/" + img
 			if cm["name"] == "aws-node" {
 				env, _ := cm["env"].([]any)
-				for k, v := range localVPCEnv(region) {
+				add := localVPCEnv(region)
+				var kept []any
+				for _, e := range env { // later duplicates would be ambiguous
+					if _, replaced := add[e.(map[string]any)["name"].(string)]; !replaced {
+						kept = append(kept, e)
+					}
+				}
+				env = kept
+				for k, v := range add {
 					env = append(env, map[string]any{"name": k, "value": v})
 				}
 				cm["env"] = env
