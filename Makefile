@@ -14,7 +14,7 @@ CMDS := $(notdir $(wildcard cmd/*))
 PLUGIN_ENV  := CGO_ENABLED=0
 PLUGIN_TAGS := grpcnotrace
 
-.PHONY: all build deps test demo bench lint generate clean
+.PHONY: all build deps test demo bench lint generate clean image demo-k8s
 
 all: build
 
@@ -34,6 +34,16 @@ demo: deps build
 
 bench: deps build
 	@scripts/bench.sh
+
+# The aws-node and init images as OCI archives in $(BIN)/images (buildah, no
+# registry): load with `ctr -n k8s.io images import`.
+image: deps
+	@BIN=$(BIN) scripts/build-image.sh -t $(or $(IMAGE_TAG),dev)
+
+# A local VPC whose nodes run containerd + kubelet with aws-node deployed
+# from misc/aws-k8s-cni.yaml and our image.
+demo-k8s: deps build
+	@scripts/demo-k8s.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -17,6 +17,14 @@ if command -v etcd >/dev/null; then
 		export VPC_CNI_KUBE_APISERVER="$kas"
 		export VPC_CNI_ETCD="$(command -v etcd)"
 		tiers="$tiers kubernetes"
+		# The real-node tier (test/node): kubelet and the controllers it needs,
+		# built like kube-apiserver and sharing its build cache.
+		if nb=$(scripts/build-kube-node.sh); then
+			export VPC_CNI_KUBE_NODE_BIN="$nb"
+			tiers="$tiers node"
+		else
+			echo "test: NODE TIER SKIPPED: kubelet did not build" >&2
+		fi
 	else
 		echo "test: KUBERNETES TIER SKIPPED: kube-apiserver did not build" >&2
 	fi

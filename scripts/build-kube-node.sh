@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the node-side Kubernetes binaries the real-node tier needs
+# (kubelet, kube-controller-manager for the DaemonSet controller,
+# kube-scheduler) from the Go module proxy, once per machine, cached outside
+# the work tree. Same module layout as scripts/build-kube-apiserver.sh, so
+# the Go build cache it filled is reused. Prints the cache directory holding
+# the binaries. Idempotent.
+set -euo pipefail
+
+version="${KUBE_VERSION:-1.33.4}"
+cache="${VPC_CNI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vpc-cni}"
+out="$cache/kube-node-v$version"
+bins=(kubelet kube-controller-manager kube-scheduler)
+
+complete=1
+for b in "${bins[@]}"; do [ -x "$out/$b" ] || complete=0; done
+if [ "$complete" = 1 ]; then
+	echo "$out"
+	exit 0
+fi
+
+mkdir -p "$cache"
+work=$(mktemp -d "$cache/build-kube-node.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
+	cloud-provider cluster-bootstrap code-generator component-base component-helpers
+	controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
+	endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
+	kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
+	sample-apiserver sample-cli-plugin sample-controller)
+
+{
+	echo "module kubenodebuild"
+	echo
+	echo "go 1.24"
+	echo
+	echo "require k8s.io/kubernetes v$version"
+	echo
+	for m in "${staging[@]}"; do
+		echo "replace k8s.io/$m => k8s.io/$m v0.${version#1.}"
+	done
+} >"$work/go.mod"
+{
+	echo "//go:build tools"
+	echo
+	echo "package tools"
+	echo
+	for b in "${bins[@]}"; do echo "import _ \"k8s.io/kubernetes/cmd/$b\""; done
+} >"$work/tools.go"
+
+echo "building ${bins[*]} v$version into $out (several minutes the first time)" >&2
+pkgs=()
+for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+(
+	cd "$work"
+	GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+	mkdir -p "$work/out"
+	GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$work/out/" "${pkgs[@]}"
+)
+mkdir -p "$out"
+for b in "${bins[@]}"; do mv "$work/out/$b" "$out/$b"; done
+echo "$out"
