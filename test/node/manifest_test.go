@@ -25,12 +25,6 @@ func localVPCEnv(region string) map[string]string {
 		"AWS_SECRET_ACCESS_KEY": "localvpc",
 		"AWS_EC2_ENDPOINT":      "http://169.254.169.253:80",
 		"AWS_ENDPOINT_URL_EC2":  "http://169.254.169.253:80",
-		// The manifest asks for "standard" network policy enforcement but
-		// ships no network policy agent beside aws-node: every ADD would
-		// fail on npa.sock ("none" too: the plugin still calls the agent).
-		// Reported; until the manifest or the plugin changes, the tier runs
-		// with the mode cleared.
-		"NETWORK_POLICY_ENFORCING_MODE": "",
 	}
 }
 
