@@ -80,42 +80,47 @@ func refuse(ctx context.Context, cause string) {
 // logAdd writes the request's one line: DEBUG when it succeeded, INFO
 // when it did not. Attributes are built only when the line is written.
 func (s *Server) logAdd(ctx context.Context, req *rpc.AddNetworkRequest, r *rpc.AddNetworkReply, cause string, err error, start time.Time) {
-	ok := err == nil && r.GetSuccess()
-	level := slog.LevelDebug
-	if !ok {
-		level = slog.LevelInfo
-	}
-	log := s.n.log
-	if !log.Enabled(ctx, level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("pod", req.GetK8SPodNamespace()+"/"+req.GetK8SPodName()),
-		slog.String("key", key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName()).String()),
-		slog.Duration("duration", time.Since(start)),
-	}
-	if md := r.GetIpAllocationMetadata(); len(md) > 0 {
-		attrs = append(attrs, slog.String("ip", md[0].GetIpv4Addr()+md[0].GetIpv6Addr()))
-	}
-	msg := "AddNetwork"
+	outcome := ""
 	switch {
 	case err != nil:
-		msg += " failed"
-		attrs = append(attrs, slog.String("err", err.Error()))
-	case !ok:
-		msg += " refused"
-		attrs = append(attrs, slog.String("cause", cause))
+		outcome = " failed"
+	case !r.GetSuccess():
+		outcome = " refused"
 	}
-	log.LogAttrs(ctx, level, msg, attrs...)
+	s.logRequest(ctx, "AddNetwork", req, r.GetIpAllocationMetadata(), outcome, cause, err, start)
 }
 
 // logDel is logAdd for DelNetwork; an unknown pod is a success (every
 // plugin treats it so).
 func (s *Server) logDel(ctx context.Context, req *rpc.DelNetworkRequest, r *rpc.DelNetworkReply, cause string, err error, start time.Time) {
-	unknown := err != nil && status.Code(err) == codes.Unknown
-	ok := (err == nil && r.GetSuccess()) || unknown
+	outcome := ""
+	switch {
+	case err != nil && status.Code(err) == codes.Unknown:
+		outcome, err = ": unknown pod", nil
+	case err != nil:
+		outcome = " failed"
+	case !r.GetSuccess():
+		outcome = " refused"
+	}
+	s.logRequest(ctx, "DelNetwork", req, r.GetIpAllocationMetadata(), outcome, cause, err, start)
+}
+
+// podRequest is what AddNetworkRequest and DelNetworkRequest share for the
+// log line.
+type podRequest interface {
+	GetK8SPodNamespace() string
+	GetK8SPodName() string
+	GetNetworkName() string
+	GetContainerId() string
+	GetIfName() string
+}
+
+// logRequest writes one request's line. outcome is "" for a success (logged
+// at DEBUG), otherwise a suffix of op (" failed", " refused", logged at
+// INFO, or ": unknown pod", a success).
+func (s *Server) logRequest(ctx context.Context, op string, req podRequest, md []*rpc.IPAllocationMetadata, outcome, cause string, err error, start time.Time) {
 	level := slog.LevelDebug
-	if !ok {
+	if outcome == " failed" || outcome == " refused" {
 		level = slog.LevelInfo
 	}
 	log := s.n.log
@@ -127,19 +132,14 @@ func (s *Server) logDel(ctx context.Context, req *rpc.DelNetworkRequest, r *rpc.
 		slog.String("key", key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName()).String()),
 		slog.Duration("duration", time.Since(start)),
 	}
-	if md := r.GetIpAllocationMetadata(); len(md) > 0 {
+	if len(md) > 0 {
 		attrs = append(attrs, slog.String("ip", md[0].GetIpv4Addr()+md[0].GetIpv6Addr()))
 	}
-	msg := "DelNetwork"
 	switch {
-	case unknown:
-		msg += ": unknown pod"
 	case err != nil:
-		msg += " failed"
 		attrs = append(attrs, slog.String("err", err.Error()))
-	case !ok:
-		msg += " refused"
+	case outcome == " refused":
 		attrs = append(attrs, slog.String("cause", cause))
 	}
-	log.LogAttrs(ctx, level, msg, attrs...)
+	log.LogAttrs(ctx, level, op+outcome, attrs...)
 }
