@@ -16,31 +16,9 @@ mkdir -p "$cache"
 work=$(mktemp -d "$cache/build-kube-apiserver.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
-	cloud-provider cluster-bootstrap code-generator component-base component-helpers
-	controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
-	endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
-	kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
-	sample-apiserver sample-cli-plugin sample-controller)
-
-{
-	echo "module kubeapiserverbuild"
-	echo
-	echo "go 1.24"
-	echo
-	echo "require k8s.io/kubernetes v$version"
-	echo
-	for m in "${staging[@]}"; do
-		echo "replace k8s.io/$m => k8s.io/$m v0.${version#1.}"
-	done
-} >"$work/go.mod"
-cat >"$work/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
+# shellcheck source=lib/kube-module.sh
+. "$(dirname "$0")/lib/kube-module.sh"
+write_kube_module "$work" kubeapiserverbuild "$version" kube-apiserver
 
 echo "building kube-apiserver v$version into $bin (about 9 minutes the first time)" >&2
 (

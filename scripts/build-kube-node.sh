@@ -23,31 +23,9 @@ mkdir -p "$cache"
 work=$(mktemp -d "$cache/build-kube-node.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
-	cloud-provider cluster-bootstrap code-generator component-base component-helpers
-	controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
-	endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
-	kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission
-	sample-apiserver sample-cli-plugin sample-controller)
-
-{
-	echo "module kubenodebuild"
-	echo
-	echo "go 1.24"
-	echo
-	echo "require k8s.io/kubernetes v$version"
-	echo
-	for m in "${staging[@]}"; do
-		echo "replace k8s.io/$m => k8s.io/$m v0.${version#1.}"
-	done
-} >"$work/go.mod"
-{
-	echo "//go:build tools"
-	echo
-	echo "package tools"
-	echo
-	for b in "${bins[@]}"; do echo "import _ \"k8s.io/kubernetes/cmd/$b\""; done
-} >"$work/tools.go"
+# shellcheck source=lib/kube-module.sh
+. "$(dirname "$0")/lib/kube-module.sh"
+write_kube_module "$work" kubenodebuild "$version" "${bins[@]}"
 
 echo "building ${bins[*]} v$version into $out (several minutes the first time)" >&2
 pkgs=()
