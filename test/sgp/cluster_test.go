@@ -52,7 +52,11 @@ const (
 	dbClientSG = "sg-0000000000000dbc"
 	dbSG       = "sg-00000000000000db"
 	dbENI      = "eni-00000000000000db"
-	podNS      = "sgp"
+	// The custom-networking pod subnet and group (the ENIConfig's).
+	podSubnetID = "subnet-0000000000000004"
+	podSG       = "sg-0000000000000002"
+	zoneLabel   = "topology.kubernetes.io/zone"
+	podNS       = "sgp"
 	// awsNodeNamespace is where the aws-node pods (and their events) live.
 	awsNodeNamespace = "kube-system"
 )
@@ -60,6 +64,8 @@ const (
 // apiForwardAddr is where nodes reach the API server: a port of the VPC
 // namespace's EC2 endpoint address (every node routes to it), relayed to
 // the apiserver on the root namespace's loopback.
+var podSubnetCIDR = netip.MustParsePrefix("100.64.0.0/19")
+
 var apiForwardAddr = netip.AddrPortFrom(dataplane.EC2Addr.Addr(), 6443)
 
 func init() {
@@ -278,8 +284,9 @@ func (c *cluster) registerWebhook(ctx context.Context, port int, caPEM []byte) {
 }
 
 // register creates n's Node object (zone label, providerID naming its
-// instance, as kubelet registers it on EC2) and its aws-node pod.
-func (c *cluster) register(ctx context.Context, n *localvpc.Node) {
+// instance, as kubelet registers it on EC2) and its aws-node pod, and
+// returns the node's zone.
+func (c *cluster) register(ctx context.Context, n *localvpc.Node) string {
 	c.t.Helper()
 	inst, err := c.v.Sim.Instance(n.ID)
 	if err != nil {
@@ -287,7 +294,7 @@ func (c *cluster) register(ctx context.Context, n *localvpc.Node) {
 	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{
-			"topology.kubernetes.io/zone":      inst.AZ,
+			zoneLabel:                          inst.AZ,
 			"node.kubernetes.io/instance-type": inst.Type,
 			"kubernetes.io/os":                 "linux",
 		}},
@@ -307,6 +314,7 @@ func (c *cluster) register(ctx context.Context, n *localvpc.Node) {
 	if err := c.admin.Create(ctx, pod); err != nil {
 		c.t.Fatalf("create pod %s: %v", pod.Name, err)
 	}
+	return inst.AZ
 }
 
 // agentEnv is the aws-node container's environment for SGP on n (localvpc

@@ -14,9 +14,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/resourcecontroller"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
@@ -39,14 +42,25 @@ type walkthrough struct {
 // branch ENI in group db-client (the webhook having asked for it); the
 // agent wires the pod onto the branch (its stand-in link vlan.eth.<vlan>
 // in the node), and an ordinary pod onto a shared ENI.
-func startWalkthrough(t *testing.T, ctx context.Context) *walkthrough {
+//
+// With customNet the node runs custom networking: the ENIConfig named
+// after its zone puts pod ENIs, and the branch, in the 100.64 pod subnet.
+func startWalkthrough(t *testing.T, ctx context.Context, customNet bool) *walkthrough {
 	c := newCluster(t, ctx)
 	n := c.v.Nodes()[0]
 	w := &walkthrough{c: c, n: n, db: dbAddr(t, c.v)}
-	c.register(ctx, n)
+	az := c.register(ctx, n)
 	// Fast timers: ipamd learns of the trunk at its EC2 reconcile, every
 	// 60 s by default.
-	if err := c.v.StartAgent(ctx, n, c.agentEnv(n, "VPC_CNI_TEST_FAST_INTERVALS=true")); err != nil {
+	env := c.agentEnv(n, "VPC_CNI_TEST_FAST_INTERVALS=true")
+	if customNet {
+		ec := &eniconfig.ENIConfig{ObjectMeta: metav1.ObjectMeta{Name: az}, Spec: eniconfig.Spec{Subnet: podSubnetID, SecurityGroups: []string{podSG}}}
+		if err := c.admin.Create(ctx, ec); err != nil {
+			t.Fatalf("create ENIConfig %s: %v", az, err)
+		}
+		env = append(env, "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true", "ENI_CONFIG_LABEL_DEF="+zoneLabel)
+	}
+	if err := c.v.StartAgent(ctx, n, env); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.v.WaitReady(ctx, n, nil); err != nil {
@@ -55,6 +69,23 @@ func startWalkthrough(t *testing.T, ctx context.Context) *walkthrough {
 	c.addPolicy(ctx, "db-client", map[string]string{"role": "db-client"}, dbClientSG)
 	trunk := c.waitTrunk(ctx, n)
 	t.Logf("trunk %s on %s (device %d)", trunk.ID, n.Name, trunk.Attachment.DeviceIndex)
+	if customNet {
+		// The controller reads the branch's subnet from the ENIConfig ipamd
+		// names on the CNINode.
+		err := eventually(ctx, 20*time.Second, func() error {
+			var cn k8s.CNINode
+			if err := c.admin.Get(ctx, client.ObjectKey{Name: n.Name}, &cn); err != nil {
+				return err
+			}
+			if !slices.Contains(cn.Spec.Features, k8s.CNINodeFeature{Name: k8s.FeatureCustomNetworking, Value: az}) {
+				return fmt.Errorf("CNINode %s features %v: no %s=%s", n.Name, cn.Spec.Features, k8s.FeatureCustomNetworking, az)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
+		}
+	}
 
 	dbc := c.createPod(ctx, "db-client", n, map[string]string{"role": "db-client"})
 	if l := dbc.Spec.Containers[0].Resources.Limits[resourcecontroller.PodENIResource]; l.Value() != 1 {
@@ -103,7 +134,7 @@ func startWalkthrough(t *testing.T, ctx context.Context) *walkthrough {
 func TestPrivilegedSGPWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	w := startWalkthrough(t, ctx)
+	w := startWalkthrough(t, ctx, false)
 	c, n, br, cp, pp, db := w.c, w.n, w.br, w.client, w.plain, w.db
 	standin := dataplane.StandinName(br.VlanID)
 
@@ -208,6 +239,51 @@ func TestPrivilegedSGPWalkthrough(t *testing.T) {
 	}
 }
 
+// Custom networking with security groups for pods: the branch is made in
+// the ENIConfig's 100.64 subnet with the policy's group, the ordinary pod
+// gets a 100.64 address on a pod ENI with the ENIConfig's group (the
+// primary ENI holds none), and the database refuses it.
+func TestPrivilegedSGPCustomNetworking(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	w := startWalkthrough(t, ctx, true)
+	c, n, br, cp, pp := w.c, w.n, w.br, w.client, w.plain
+	if br.SubnetCIDR != podSubnetCIDR.String() || !podSubnetCIDR.Contains(cp.IP) || cp.IP.String() != br.PrivateIP {
+		t.Errorf("db-client pod %s on branch %+v, want the branch's address in the ENIConfig subnet %s", cp.IP, br, podSubnetCIDR)
+	}
+	enis := map[string]vpcsim.ENIView{}
+	for _, e := range c.v.Sim.NetworkInterfaces() {
+		enis[e.ID] = e
+	}
+	if e := enis[br.ENIID]; e.InterfaceType != "branch" || e.SubnetID != podSubnetID || !slices.Equal(e.Groups, []string{dbClientSG}) {
+		t.Errorf("branch %s: type %q subnet %s groups %v, want a branch in %s with [%s]", br.ENIID, e.InterfaceType, e.SubnetID, e.Groups, podSubnetID, dbClientSG)
+	}
+	h, err := c.v.Locate(pp.IP)
+	switch e := enis[h.ENIID]; {
+	case err != nil:
+		t.Errorf("web address %s: %v", pp.IP, err)
+	case !podSubnetCIDR.Contains(pp.IP) || h.DeviceIndex == 0 || e.InterfaceType == "branch":
+		t.Errorf("web pod %s on ENI %s (device %d, %s), want a 100.64 address on a pod ENI", pp.IP, h.ENIID, h.DeviceIndex, e.InterfaceType)
+	case e.SubnetID != podSubnetID || !slices.Equal(e.Groups, []string{podSG}):
+		t.Errorf("web pod's ENI %s in %s with %v, want the ENIConfig's %s with [%s]", e.ID, e.SubnetID, e.Groups, podSubnetID, podSG)
+	}
+	dropsBefore := dbDrops(t, c.v.Sim)
+	if got, err := pp.Whoami(ctx, w.db); err == nil {
+		t.Errorf("web (%s) → database %s connected (far end saw %s)", pp.IP, w.db, got)
+	}
+	if d := dbDrops(t, c.v.Sim); d.Packets <= dropsBefore.Packets {
+		t.Errorf("/sgdrops for %s ingress: %d packets before and after the refused connection", dbENI, d.Packets)
+	}
+	for _, p := range []*localvpc.Pod{cp, pp} {
+		if err := c.v.DelPod(ctx, p); err != nil {
+			t.Errorf("DEL %s: %v", p.Name, err)
+		}
+	}
+	if cpt, err := n.Checkpoint(); err != nil || len(cpt) != 0 {
+		t.Errorf("ipamd still holds %v (%v) after every pod was deleted", cpt, err)
+	}
+}
+
 // branchTrafficEnv enables TestPrivilegedSGPBranchPodReachesDatabase.
 const branchTrafficEnv = "VPC_CNI_SGP_BRANCH_TRAFFIC"
 
@@ -226,7 +302,7 @@ func TestPrivilegedSGPBranchPodReachesDatabase(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	w := startWalkthrough(t, ctx)
+	w := startWalkthrough(t, ctx, false)
 	if got, err := w.client.Whoami(ctx, w.db); err != nil || got != w.client.IP {
 		t.Errorf("db-client (%s) → database %s: saw %v, %v; want a connection from %s", w.client.IP, w.db, got, err, w.client.IP)
 		out, _, _ := w.n.Exec(ctx, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, nil, "ip", "-s", "neigh", "show", "dev", dataplane.StandinName(w.br.VlanID))
