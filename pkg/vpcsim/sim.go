@@ -34,13 +34,17 @@ type Sim struct {
 	timerDue time.Time
 	closed   bool
 
-	// event delivery: queue under qmu, one dispatcher at a time under dmu
-	qmu    sync.Mutex
-	queue  []queuedEvent
-	seq    uint64
-	subs   map[int]*subscriber
-	nextID int
-	dmu    sync.Mutex
+	// event delivery: queue under qmu, one dispatcher at a time under dmu;
+	// delivered (under qmu, signalled on dcond) is the last sequence number
+	// handed to every subscriber, so a caller can wait for its own events.
+	qmu       sync.Mutex
+	queue     []queuedEvent
+	seq       uint64
+	delivered uint64
+	dcond     *sync.Cond
+	subs      map[int]*subscriber
+	nextID    int
+	dmu       sync.Mutex
 }
 
 type queuedEvent struct {
@@ -76,6 +80,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Sim) { s.log = l } }
 // New validates the scenario and builds the world.
 func New(sc Scenario, opts ...Option) (*Sim, error) {
 	s := &Sim{now: time.Now, largeDelay: DefaultLargeResponseDelay, log: slog.New(slog.NewTextHandler(io.Discard, nil)), imds: map[string][]imdsSnap{}, tokens: map[string]imdsToken{}, subs: map[int]*subscriber{}}
+	s.dcond = sync.NewCond(&s.qmu)
 	for _, o := range opts {
 		o(s)
 	}
@@ -116,7 +121,10 @@ func (s *Sim) Region() string { return s.w.region }
 // do runs fn on the world under the lock, after completing due transitions,
 // then records IMDS history and delivers the events fn produced.
 func (s *Sim) do(mutating bool, fn func(w *world) error) error {
-	var err error
+	var (
+		err  error
+		last uint64
+	)
 	func() {
 		s.mu.Lock()
 		defer s.mu.Unlock() // a panic in fn must not wedge the simulator
@@ -133,10 +141,10 @@ func (s *Sim) do(mutating bool, fn func(w *world) error) error {
 		if mutating || len(events) > 0 || len(s.w.touched) > 0 {
 			s.recordIMDS(false)
 		}
-		s.enqueue(events)
+		last = s.enqueue(events)
 		s.schedule()
 	}()
-	s.dispatch()
+	s.dispatchThrough(last)
 	return err
 }
 

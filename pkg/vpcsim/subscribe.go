@@ -5,15 +5,30 @@ import (
 	"sort"
 )
 
-// enqueue appends events; the caller holds s.mu so order matches the model.
-func (s *Sim) enqueue(events []Event) {
+// enqueue appends events and returns the sequence number of the last one
+// (0 for none); the caller holds s.mu so order matches the model.
+func (s *Sim) enqueue(events []Event) uint64 {
 	if len(events) == 0 {
-		return
+		return 0
 	}
 	s.qmu.Lock()
+	defer s.qmu.Unlock()
 	for _, e := range events {
 		s.seq++
 		s.queue = append(s.queue, queuedEvent{seq: s.seq, ev: e})
+	}
+	return s.seq
+}
+
+// dispatchThrough delivers queued events and returns once every event up
+// to seq has reached the subscribers, even when another goroutine is the
+// one delivering them: an EC2 call answers only after the data plane
+// applied what it changed (an address is routed before ipamd learns it).
+func (s *Sim) dispatchThrough(seq uint64) {
+	s.dispatch()
+	s.qmu.Lock()
+	for s.delivered < seq {
+		s.dcond.Wait()
 	}
 	s.qmu.Unlock()
 }
@@ -49,6 +64,10 @@ func (s *Sim) dispatch() {
 					}
 				}
 			}
+			s.qmu.Lock()
+			s.delivered = batch[len(batch)-1].seq
+			s.dcond.Broadcast()
+			s.qmu.Unlock()
 		}
 		s.dmu.Unlock()
 		// an event queued between our last check and Unlock must not be stranded
@@ -64,7 +83,8 @@ func (s *Sim) dispatch() {
 // Subscribe registers fn for model events. It first receives the current
 // state as events (InstanceRunning, ENIAttached for each attached ENI, and
 // AddressesAssigned for unattached ENIs), then every change in order. fn is
-// called from one goroutine at a time and must not call Subscribe.
+// called from one goroutine at a time and must not call into the Sim (an
+// EC2 call waits for the delivery of its own events).
 func (s *Sim) Subscribe(fn func(Event)) (cancel func()) {
 	s.dmu.Lock()
 	s.mu.Lock()
