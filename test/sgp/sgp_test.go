@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -284,22 +283,12 @@ func TestPrivilegedSGPCustomNetworking(t *testing.T) {
 	}
 }
 
-// branchTrafficEnv enables TestPrivilegedSGPBranchPodReachesDatabase.
-const branchTrafficEnv = "VPC_CNI_SGP_BRANCH_TRAFFIC"
-
 // The walkthrough's other half: the db-client pod, on its branch, reaches
-// the database, which sees the pod's own address. Skipped by default, a
-// data-plane defect: the node has no address on the stand-in link
-// vlan.eth.<vlan> (nor does a real node on its VLAN link), so its ARP
-// request for the subnet router carries the node's primary address, and the
-// VPC side's strict reverse-path filter on the branch's port (the source
-// check) drops it: the neighbour stays INCOMPLETE and the pod's connect
-// fails with "no route to host". With rp_filter=0 on that port the test
-// passes; EC2 answers ARP for the router whatever the sender address.
+// the database, which sees the pod's own address. The node has no address
+// on the stand-in link vlan.eth.<vlan> (nor does a real node on its VLAN
+// link), so its ARP for the subnet router carries the node's primary
+// address: this fails if the VPC side's port filters ARP by reverse path.
 func TestPrivilegedSGPBranchPodReachesDatabase(t *testing.T) {
-	if os.Getenv(branchTrafficEnv) != "1" {
-		t.Skipf("known data-plane issue: the VPC side's strict rp_filter on a branch stand-in port drops the node's ARP for the subnet router (its sender is the node's primary address), so branch pods get \"no route to host\"; set %s=1 to run", branchTrafficEnv)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	w := startWalkthrough(t, ctx, false)

@@ -511,7 +511,17 @@ func (d *Dataplane) plugAs(n *node, e *eni, ifName, vpcName, alias string) error
 		return fmt.Errorf("find %s: %w", vpcName, err)
 	}
 	// Answer proxied ARP at once, not after up to 0.8 s (the kernel default).
-	if err := sysctls(d.vpcPath, [][2]string{{"net.ipv4.neigh." + vpcName + ".proxy_delay", "0"}}); err != nil {
+	conf := [][2]string{{"net.ipv4.neigh." + vpcName + ".proxy_delay", "0"}}
+	if alias != "" {
+		// A node has no address on a branch's VLAN link, so its ARP for
+		// the branch subnet's router carries the node's primary address,
+		// which the strict reverse-path check of this port would drop; EC2
+		// answers ARP whatever the sender. So a branch port has no
+		// reverse-path source check (docs/compatibility.md, "Security
+		// groups for pods").
+		conf = append(conf, [2]string{"net.ipv4.conf." + vpcName + ".rp_filter", "0"})
+	}
+	if err := sysctls(d.vpcPath, conf); err != nil {
 		return err
 	}
 	if err := d.vpc.LinkSetUp(vl); err != nil {
