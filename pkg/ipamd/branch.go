@@ -119,9 +119,9 @@ func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rp
 	}
 	trunk, ok := n.trunkENI()
 	if !ok {
-		return nil, true, status.Errorf(codes.FailedPrecondition,
-			"pod %s/%s asks for a branch ENI but this node has no trunk ENI yet (the VPC resource controller attaches it)",
-			req.GetK8SPodNamespace(), req.GetK8SPodName())
+		if trunk, err = n.waitTrunk(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+			return nil, true, err
+		}
 	}
 	if pod.BranchAnnotation == "" {
 		if pod, err = n.waitBranchAnnotation(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {

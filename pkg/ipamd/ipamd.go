@@ -186,6 +186,9 @@ type IPAM struct {
 	cards []*card // managed network cards, card 0 first
 
 	pool *trigger
+	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
+	// and wait for its end (trunkwait.go).
+	reconciled *reconcileSignal
 	// mu serialises pool changes (pool cycles, reconcile): AddNetwork and
 	// DelNetwork only touch the datastores, which lock themselves.
 	mu          sync.Mutex
@@ -318,7 +321,7 @@ func New(o Options) (*IPAM, error) {
 		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		log: log, times: o.times().withDefaults(), links: o.PodLinks,
-		pool: newTrigger(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
+		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
 		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
 	n.cpHealth = newCPHealth(func(ok bool) {

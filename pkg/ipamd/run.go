@@ -62,11 +62,21 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 					if !reconcileDue(now, time.Unix(0, n.lastAction.Load()), lastReconcile, n.times.Reconcile) {
 						continue
 					}
-					lastReconcile = now
-					if err := n.Reconcile(lctx); err != nil && lctx.Err() == nil {
-						n.log.Warn("reconcile failed", "err", err)
+				case <-n.reconciled.kick:
+					// An ADD waits for what only EC2 can tell (trunkwait.go).
+					if wait := reconcileGap - time.Since(lastReconcile); wait > 0 {
+						select {
+						case <-lctx.Done():
+							return nil
+						case <-time.After(wait):
+						}
 					}
 				}
+				lastReconcile = time.Now()
+				if err := n.Reconcile(lctx); err != nil && lctx.Err() == nil {
+					n.log.Warn("reconcile failed", "err", err)
+				}
+				n.reconciled.finished()
 			}
 		})
 		loops.Go(func() error {
