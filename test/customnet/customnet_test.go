@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubefwd"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
@@ -150,7 +151,7 @@ func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
 	pid := n.AgentPID()
 	exited, exitErr := n.AgentExited()
 
-	err := eventually(ctx, 30*time.Second, func() error {
+	err := kubefwd.Eventually(ctx, 30*time.Second, func() error {
 		evs, err := c.cs.EventsV1().Events(awsNodeNamespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -169,7 +170,7 @@ func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
 	if err != nil {
 		t.Errorf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
 	}
-	err = eventually(ctx, 10*time.Second, func() error {
+	err = kubefwd.Eventually(ctx, 10*time.Second, func() error {
 		for _, l := range strings.Split(ipamdLog(n), "\n") {
 			if strings.Contains(l, "ENIConfig") && strings.Contains(l, az) && strings.Contains(l, "does not exist") {
 				t.Logf("ipamd log: %s", l)
@@ -205,7 +206,7 @@ func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
 	c.createENIConfig(ctx, az)
 	created := time.Now()
 	var pod *localvpc.Pod
-	err = eventually(ctx, 60*time.Second, func() error {
+	err = kubefwd.Eventually(ctx, 60*time.Second, func() error {
 		if _, err := os.Stat(n.HostPath(localvpc.NodeCNIConfDir + "/" + localvpc.ConflistName)); err != nil {
 			return fmt.Errorf("no conflist yet: %w", err)
 		}

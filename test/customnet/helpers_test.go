@@ -8,10 +8,7 @@ package customnet
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +31,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubefwd"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
@@ -54,13 +52,6 @@ var podSubnets = map[string]struct {
 	"us-west-2a": {"subnet-0000000000000004", netip.MustParsePrefix("100.64.0.0/19")},
 	"us-west-2b": {"subnet-0000000000000005", netip.MustParsePrefix("100.64.32.0/19")},
 }
-
-// apiForwardAddr is where nodes reach the API server: the VPC namespace
-// already serves the EC2 endpoint on this address (every node routes to it
-// through its eth0), so a TCP forwarder on another port of it reaches the
-// apiserver on the root namespace's loopback without touching that
-// namespace's configuration.
-var apiForwardAddr = netip.AddrPortFrom(dataplane.EC2Addr.Addr(), 6443)
 
 var internet = dataplane.DefaultInternetAddrs[0]
 
@@ -96,13 +87,13 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 		t.Fatal(err)
 	}
 	v := vpctest.Start(t, ctx, sc, "vpccni-customnet-logs")
-	fwd, err := forwardAPIServer(v.DP.VPCNS(), strings.TrimPrefix(kube.Config.Host, "https://"))
+	fwd, err := kubefwd.Forward(v.DP.VPCNS(), strings.TrimPrefix(kube.Config.Host, "https://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fwd.Close() })
 	c := &cluster{t: t, v: v, kube: kube, cs: cs, kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
-	if err := writeKubeconfig(c.kubeconfig, "https://"+apiForwardAddr.String(), kube.Config.BearerToken); err != nil {
+	if err := kubefwd.WriteKubeconfig(c.kubeconfig, "https://"+kubefwd.Addr.String(), kube.Config.BearerToken); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -154,69 +145,6 @@ func startKube(t *testing.T) *kubeenv.Env {
 		<-stopped
 	})
 	return st.env
-}
-
-// forwardAPIServer listens on apiForwardAddr inside the VPC namespace and
-// relays every connection to target, dialled from this process (the root
-// namespace's loopback). TLS passes through untouched.
-func forwardAPIServer(vpcNS, target string) (io.Closer, error) {
-	l, err := dataplane.ListenIn(vpcNS, apiForwardAddr)
-	if err != nil {
-		return nil, fmt.Errorf("API server forwarder: %w", err)
-	}
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go relay(in, target)
-		}
-	}()
-	return l, nil
-}
-
-func relay(in net.Conn, target string) {
-	defer in.Close()
-	out, err := net.DialTimeout("tcp", target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer out.Close()
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go cp(out, in)
-	go cp(in, out)
-	<-done
-	<-done
-}
-
-// writeKubeconfig writes an admin kubeconfig for server (the API server's
-// certificate is self-signed and names only 127.0.0.1, hence insecure).
-func writeKubeconfig(path, server, token string) error {
-	const tmpl = `apiVersion: v1
-kind: Config
-clusters:
-- name: localvpc
-  cluster:
-    server: %s
-    insecure-skip-tls-verify: true
-users:
-- name: aws-node
-  user:
-    token: %s
-contexts:
-- name: localvpc
-  context: {cluster: localvpc, user: aws-node}
-current-context: localvpc
-`
-	return os.WriteFile(path, fmt.Appendf(nil, tmpl, server, token), 0o600)
 }
 
 // awsNodePod names a node's aws-node pod.
@@ -311,22 +239,4 @@ func ipamdLog(n *localvpc.Node) string {
 		return ""
 	}
 	return string(b)
-}
-
-// eventually polls cond every 200 ms until it returns nil or d passes, and
-// returns the last error.
-func eventually(ctx context.Context, d time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

@@ -15,7 +15,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -41,9 +40,9 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubefwd"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
 // The walkthrough's names (testdata/sgp.yaml).
@@ -61,12 +60,8 @@ const (
 	awsNodeNamespace = "kube-system"
 )
 
-// apiForwardAddr is where nodes reach the API server: a port of the VPC
-// namespace's EC2 endpoint address (every node routes to it), relayed to
-// the apiserver on the root namespace's loopback.
+// podSubnetCIDR is the custom-networking pod subnet of the scenario.
 var podSubnetCIDR = netip.MustParsePrefix("100.64.0.0/19")
-
-var apiForwardAddr = netip.AddrPortFrom(dataplane.EC2Addr.Addr(), 6443)
 
 func init() {
 	// controller-runtime's client asks for a logger; the controller's own
@@ -122,13 +117,13 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 	if err := v.DP.HostENI(dbENI, dbAddr(t, v)); err != nil {
 		t.Fatal(err)
 	}
-	fwd, err := forwardAPIServer(v.DP.VPCNS(), strings.TrimPrefix(kube.Config.Host, "https://"))
+	fwd, err := kubefwd.Forward(v.DP.VPCNS(), strings.TrimPrefix(kube.Config.Host, "https://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fwd.Close() })
 	c := &cluster{t: t, v: v, kube: kube, admin: admin, kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
-	if err := writeKubeconfig(c.kubeconfig, "https://"+apiForwardAddr.String(), kube.Config.BearerToken); err != nil {
+	if err := kubefwd.WriteKubeconfig(c.kubeconfig, "https://"+kubefwd.Addr.String(), kube.Config.BearerToken); err != nil {
 		t.Fatal(err)
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podNS, Labels: map[string]string{"sgp-test": podNS}}}
@@ -250,7 +245,7 @@ func (c *cluster) startController(ctx context.Context) {
 		}
 	})
 	c.registerWebhook(ctx, port, caPEM)
-	err = eventually(ctx, 30*time.Second, func() error {
+	err = kubefwd.Eventually(ctx, 30*time.Second, func() error {
 		conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			return fmt.Errorf("webhook not serving: %w", err)
@@ -351,86 +346,6 @@ func (c *cluster) createPod(ctx context.Context, name string, node *localvpc.Nod
 
 // awsNodePod names a node's aws-node pod.
 func awsNodePod(n *localvpc.Node) string { return "aws-node-" + n.Name }
-
-// forwardAPIServer listens on apiForwardAddr inside the VPC namespace and
-// relays every connection to target, dialled from this process.
-func forwardAPIServer(vpcNS, target string) (io.Closer, error) {
-	l, err := dataplane.ListenIn(vpcNS, apiForwardAddr)
-	if err != nil {
-		return nil, fmt.Errorf("API server forwarder: %w", err)
-	}
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go relay(in, target)
-		}
-	}()
-	return l, nil
-}
-
-func relay(in net.Conn, target string) {
-	defer in.Close()
-	out, err := net.DialTimeout("tcp", target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer out.Close()
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go cp(out, in)
-	go cp(in, out)
-	<-done
-	<-done
-}
-
-// writeKubeconfig writes an admin kubeconfig for server (the API server's
-// certificate names only 127.0.0.1, hence insecure).
-func writeKubeconfig(path, server, token string) error {
-	const tmpl = `apiVersion: v1
-kind: Config
-clusters:
-- name: localvpc
-  cluster:
-    server: %s
-    insecure-skip-tls-verify: true
-users:
-- name: aws-node
-  user:
-    token: %s
-contexts:
-- name: localvpc
-  context: {cluster: localvpc, user: aws-node}
-current-context: localvpc
-`
-	return os.WriteFile(path, fmt.Appendf(nil, tmpl, server, token), 0o600)
-}
-
-// eventually polls cond every 200 ms until it returns nil or d passes, and
-// returns the last error.
-func eventually(ctx context.Context, d time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
 
 // ipamdLog is the node's ipamd log file.
 func ipamdLog(n *localvpc.Node) string {

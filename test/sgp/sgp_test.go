@@ -21,6 +21,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/resourcecontroller"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubefwd"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
@@ -71,7 +72,7 @@ func startWalkthrough(t *testing.T, ctx context.Context, customNet bool) *walkth
 	if customNet {
 		// The controller reads the branch's subnet from the ENIConfig ipamd
 		// names on the CNINode.
-		err := eventually(ctx, 20*time.Second, func() error {
+		err := kubefwd.Eventually(ctx, 20*time.Second, func() error {
 			var cn k8s.CNINode
 			if err := c.admin.Get(ctx, client.ObjectKey{Name: n.Name}, &cn); err != nil {
 				return err
@@ -97,14 +98,14 @@ func startWalkthrough(t *testing.T, ctx context.Context, customNet bool) *walkth
 	w.br = c.waitAnnotation(ctx, "db-client")
 	t.Logf("branch %s VLAN %d %s in %s", w.br.ENIID, w.br.VlanID, w.br.PrivateIP, w.br.SubnetCIDR)
 	standin := dataplane.StandinName(w.br.VlanID)
-	if err := eventually(ctx, 20*time.Second, func() error { return linkExists(ctx, n, standin) }); err != nil {
+	if err := kubefwd.Eventually(ctx, 20*time.Second, func() error { return linkExists(ctx, n, standin) }); err != nil {
 		t.Fatalf("branch stand-in in %s: %v", n.Name, err)
 	}
 	w.before = nodeState(t, ctx, n)
 
 	// As kubelet: ADD until ipamd knows the trunk (it learns it from EC2
 	// at its next reconcile).
-	err := eventually(ctx, 40*time.Second, func() error {
+	err := kubefwd.Eventually(ctx, 40*time.Second, func() error {
 		p, err := c.v.AddPod(ctx, n, podNS, "db-client")
 		if err != nil {
 			t.Logf("ADD db-client: %v", err)
@@ -187,7 +188,7 @@ func TestPrivilegedSGPWalkthrough(t *testing.T) {
 		}
 	}
 	// A pod's host link goes when the kernel frees its namespace.
-	err = eventually(ctx, 10*time.Second, func() error {
+	err = kubefwd.Eventually(ctx, 10*time.Second, func() error {
 		after := nodeState(t, ctx, n)
 		for _, l := range after.links {
 			if !slices.Contains(w.before.links, l) && !strings.HasPrefix(l, "eth") {
@@ -222,7 +223,7 @@ func TestPrivilegedSGPWalkthrough(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err = eventually(ctx, 30*time.Second, func() error {
+	err = kubefwd.Eventually(ctx, 30*time.Second, func() error {
 		for _, e := range c.v.Sim.NetworkInterfaces() {
 			if e.ID == br.ENIID {
 				return fmt.Errorf("branch %s still exists (%s)", e.ID, e.Status)
@@ -304,7 +305,7 @@ func TestPrivilegedSGPBranchPodReachesDatabase(t *testing.T) {
 func (c *cluster) waitTrunk(ctx context.Context, n *localvpc.Node) vpcsim.ENIView {
 	c.t.Helper()
 	var trunk vpcsim.ENIView
-	err := eventually(ctx, 40*time.Second, func() error {
+	err := kubefwd.Eventually(ctx, 40*time.Second, func() error {
 		found := false
 		for _, e := range c.v.ENIs(n) {
 			if e.InterfaceType == "trunk" {
@@ -337,7 +338,7 @@ func (c *cluster) waitTrunk(ctx context.Context, n *localvpc.Node) vpcsim.ENIVie
 func (c *cluster) waitAnnotation(ctx context.Context, name string) resourcecontroller.BranchENI {
 	c.t.Helper()
 	var out []resourcecontroller.BranchENI
-	err := eventually(ctx, 30*time.Second, func() error {
+	err := kubefwd.Eventually(ctx, 30*time.Second, func() error {
 		var p corev1.Pod
 		if err := c.admin.Get(ctx, client.ObjectKey{Namespace: podNS, Name: name}, &p); err != nil {
 			return err

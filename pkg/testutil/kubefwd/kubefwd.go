@@ -1,0 +1,103 @@
+// Package kubefwd lets agents in a local VPC reach the test's kube-apiserver
+// (which listens on the machine's loopback): a forwarder inside the VPC
+// namespace, an admin kubeconfig naming it, and a poll helper for the
+// eventually-consistent checks such tests make.
+package kubefwd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+)
+
+// Addr is where the forwarder listens in the VPC namespace: beside the EC2
+// endpoint, which every node already routes to.
+var Addr = netip.AddrPortFrom(dataplane.EC2Addr.Addr(), 6443)
+
+// Forward listens on Addr inside the VPC namespace vpcNS and relays every
+// connection to target, dialled from this process (the root namespace's
+// loopback). TLS passes through untouched. Close the result to stop.
+func Forward(vpcNS, target string) (io.Closer, error) {
+	l, err := dataplane.ListenIn(vpcNS, Addr)
+	if err != nil {
+		return nil, fmt.Errorf("API server forwarder: %w", err)
+	}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go relay(in, target)
+		}
+	}()
+	return l, nil
+}
+
+func relay(in net.Conn, target string) {
+	defer in.Close()
+	out, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		if tc, ok := dst.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(out, in)
+	go cp(in, out)
+	<-done
+	<-done
+}
+
+// WriteKubeconfig writes an admin kubeconfig for server (the API server's
+// certificate is self-signed and names only 127.0.0.1, hence insecure).
+func WriteKubeconfig(path, server, token string) error {
+	const tmpl = `apiVersion: v1
+kind: Config
+clusters:
+- name: localvpc
+  cluster:
+    server: %s
+    insecure-skip-tls-verify: true
+users:
+- name: aws-node
+  user:
+    token: %s
+contexts:
+- name: localvpc
+  context: {cluster: localvpc, user: aws-node}
+current-context: localvpc
+`
+	return os.WriteFile(path, fmt.Appendf(nil, tmpl, server, token), 0o600)
+}
+
+// Eventually polls cond every 200 ms until it returns nil or d passes, and
+// returns the last error.
+func Eventually(ctx context.Context, d time.Duration, cond func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
