@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a two-node local VPC with pods, traffic, a live ENI attach and an
 # ipamd restart, then a full cleanup; then the IPv6 variant (localvpc demo
-# -ipv6). `make demo` builds bin/ first.
+# -ipv6), then security groups for pods against a real kube-apiserver
+# (localvpc demo -sgp). `make demo` builds bin/ first.
 # Extra arguments go to `localvpc demo` (e.g. -pods 20, -save-logs DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,10 @@ fi
 bin/localvpc demo -bin bin "$@"
 # Then the IPv6 cluster tour (about 10 s): IPv6 pods, IPv6 internet, IPv4
 # internet through egress-cni.
-exec bin/localvpc demo -ipv6 -bin bin "$@"
+bin/localvpc demo -ipv6 -bin bin "$@"
+# Then security groups for pods: kube-apiserver is built once per machine
+# into ~/.cache/vpc-cni (about 10 min the first time), etcd comes from
+# scripts/install-deps.sh.
+command -v etcd >/dev/null || { echo "make demo: etcd is not installed (make deps)" >&2; exit 1; }
+kas=$(scripts/build-kube-apiserver.sh)
+exec bin/localvpc demo -sgp -bin bin -kube-apiserver "$kas" -etcd "$(command -v etcd)" "$@"

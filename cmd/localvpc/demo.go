@@ -53,6 +53,8 @@ func runDemo(ctx context.Context, args []string) int {
 	}
 	if f.ipv6 {
 		err = d.runIPv6(ctx) // demo_ipv6.go
+	} else if f.sgp {
+		err = d.runSGP(ctx) // demo_sgp.go
 	} else {
 		err = d.run(ctx)
 	}

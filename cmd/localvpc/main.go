@@ -77,6 +77,9 @@ type demoFlags struct {
 	pods     int
 	keepLogs string
 	ipv6     bool // demo_ipv6.go
+	sgp      bool // demo_sgp.go
+	// kubeAPIServer and etcd: the binaries the SGP tour runs.
+	kubeAPIServer, etcd string
 }
 
 func parseDemoFlags(args []string) (demoFlags, error) {
@@ -88,6 +91,9 @@ func parseDemoFlags(args []string) (demoFlags, error) {
 	fs.IntVar(&f.pods, "pods", 12, "pods to start on the first node (more than its first ENI holds, so a second ENI is attached)")
 	fs.StringVar(&f.keepLogs, "save-logs", "", "copy the nodes' logs here before cleaning up (always done on failure)")
 	fs.BoolVar(&f.ipv6, "ipv6", false, "the IPv6 cluster tour: IPv6 pods on two nodes, IPv6 internet, IPv4 internet through egress-cni")
+	fs.BoolVar(&f.sgp, "sgp", false, "the security-groups-for-pods tour on "+sgpScenario+" (ignores -scenario): needs -kube-apiserver and -etcd")
+	fs.StringVar(&f.kubeAPIServer, "kube-apiserver", os.Getenv("VPC_CNI_KUBE_APISERVER"), "kube-apiserver binary for -sgp (scripts/build-kube-apiserver.sh builds it)")
+	fs.StringVar(&f.etcd, "etcd", os.Getenv("VPC_CNI_ETCD"), "etcd binary for -sgp")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
