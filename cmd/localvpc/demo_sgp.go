@@ -209,9 +209,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 	d.check(brENI.InterfaceType == "branch" && slices.Equal(brENI.Groups, []string{sgpDBClientSG}),
 		"branch ENI %s (type %s, groups %v) on trunk %s, VLAN %d, address %s: annotation %s", br.ENIID, brENI.InterfaceType, brENI.Groups, trunk.ID, br.VlanID, br.PrivateIP, resourcecontroller.PodENIAnnotation)
 	standin := dataplane.StandinName(br.VlanID)
-	d.linef("this kernel has no 802.1Q: the branch appears in %s as %s, the data plane's stand-in (a veth with", n.Name, standin)
-	d.linef("the branch's MAC, alias %s) for the VLAN link a real node gets; the plugin adopts it", dataplane.StandinAlias)
-	d.linef("instead of making a VLAN (docs/compatibility.md, \"Security groups for pods\")")
+	d.describeStandin(ctx, n, standin)
 
 	// As kubelet would: retry the ADD while ipamd learns the trunk from EC2.
 	var cp, pp *localvpc.Pod
@@ -276,4 +274,19 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 		return fmt.Errorf("%d of %d checks failed: %s", len(d.failed), d.checks, strings.Join(d.failed, "; "))
 	}
 	return nil
+}
+
+// describeStandin names the link the branch appears as in n: the local VPC
+// wires a branch as a stand-in veth (docs/compatibility.md, "Security groups
+// for pods"), and says whether this kernel could have made the real VLAN.
+func (d *demo) describeStandin(ctx context.Context, n *localvpc.Node, name string) {
+	out, _, err := n.Exec(ctx, nil, nil, "ip", "-d", "link", "show", "dev", name)
+	isStandin := err == nil && strings.Contains(string(out), "alias "+dataplane.StandinAlias)
+	d.check(isStandin, "the branch appears in %s as %s, alias %s: the data plane's stand-in for the VLAN link", n.Name, name, dataplane.StandinAlias)
+	why := "this kernel has no 802.1Q (no /proc/net/vlan), so"
+	if _, err := os.Stat("/proc/net/vlan"); err == nil {
+		why = "this kernel has 802.1Q, but the local VPC keeps one data plane, so"
+	}
+	d.linef("%s the branch is a veth with the branch's MAC instead of a VLAN on the trunk;", why)
+	d.linef("the plugin adopts it instead of making a VLAN; the real 802.1Q path runs in the VM tier (test/vm)")
 }

@@ -80,11 +80,11 @@ type cluster struct {
 }
 
 // newCluster starts the API server (CRDs from misc/ applied), the local VPC
-// of testdata/sgp.yaml with the database served on its ENI, the forwarder
+// of testdata/<scenario> with the database served on its ENI, the forwarder
 // from the VPC to the API server, and the resource controller with its
 // webhook for namespace podNS. No agent runs yet. Everything is removed
 // when the test ends; namespaces left behind fail the test.
-func newCluster(t *testing.T, ctx context.Context) *cluster {
+func newCluster(t *testing.T, ctx context.Context, scenario string) *cluster {
 	t.Helper()
 	testutil.Privileged(t)
 	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
@@ -109,7 +109,7 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := vpcsim.LoadScenario(filepath.Join("testdata", "sgp.yaml"))
+	sc, err := vpcsim.LoadScenario(filepath.Join("testdata", scenario))
 	if err != nil {
 		t.Fatal(err)
 	}

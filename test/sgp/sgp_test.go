@@ -46,7 +46,7 @@ type walkthrough struct {
 // With customNet the node runs custom networking: the ENIConfig named
 // after its zone puts pod ENIs, and the branch, in the 100.64 pod subnet.
 func startWalkthrough(t *testing.T, ctx context.Context, customNet bool) *walkthrough {
-	c := newCluster(t, ctx)
+	c := newCluster(t, ctx, "sgp.yaml")
 	n := c.v.Nodes()[0]
 	w := &walkthrough{c: c, n: n, db: dbAddr(t, c.v)}
 	az := c.register(ctx, n)
@@ -70,21 +70,7 @@ func startWalkthrough(t *testing.T, ctx context.Context, customNet bool) *walkth
 	trunk := c.waitTrunk(ctx, n)
 	t.Logf("trunk %s on %s (device %d)", trunk.ID, n.Name, trunk.Attachment.DeviceIndex)
 	if customNet {
-		// The controller reads the branch's subnet from the ENIConfig ipamd
-		// names on the CNINode.
-		err := kubefwd.Eventually(ctx, 20*time.Second, func() error {
-			var cn k8s.CNINode
-			if err := c.admin.Get(ctx, client.ObjectKey{Name: n.Name}, &cn); err != nil {
-				return err
-			}
-			if !slices.Contains(cn.Spec.Features, k8s.CNINodeFeature{Name: k8s.FeatureCustomNetworking, Value: az}) {
-				return fmt.Errorf("CNINode %s features %v: no %s=%s", n.Name, cn.Spec.Features, k8s.FeatureCustomNetworking, az)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
-		}
+		c.waitCustomNet(ctx, n, az)
 	}
 
 	dbc := c.createPod(ctx, "db-client", n, map[string]string{"role": "db-client"})
@@ -297,6 +283,25 @@ func TestPrivilegedSGPBranchPodReachesDatabase(t *testing.T) {
 		t.Errorf("db-client (%s) → database %s: saw %v, %v; want a connection from %s", w.client.IP, w.db, got, err, w.client.IP)
 		out, _, _ := w.n.Exec(ctx, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, nil, "ip", "-s", "neigh", "show", "dev", dataplane.StandinName(w.br.VlanID))
 		t.Logf("%s neighbours on %s:\n%s", w.n.Name, dataplane.StandinName(w.br.VlanID), out)
+	}
+}
+
+// waitCustomNet waits for ipamd to name the ENIConfig az on n's CNINode:
+// the controller reads the branch's subnet from it.
+func (c *cluster) waitCustomNet(ctx context.Context, n *localvpc.Node, az string) {
+	c.t.Helper()
+	err := kubefwd.Eventually(ctx, 20*time.Second, func() error {
+		var cn k8s.CNINode
+		if err := c.admin.Get(ctx, client.ObjectKey{Name: n.Name}, &cn); err != nil {
+			return err
+		}
+		if !slices.Contains(cn.Spec.Features, k8s.CNINodeFeature{Name: k8s.FeatureCustomNetworking, Value: az}) {
+			return fmt.Errorf("CNINode %s features %v: no %s=%s", n.Name, cn.Spec.Features, k8s.FeatureCustomNetworking, az)
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatalf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
 	}
 }
 
