@@ -10,6 +10,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -287,6 +288,22 @@ func TestKubeBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitEvent("ghost", ReasonBranchAllocationFailed, "InvalidGroup.NotFound")
+	if bs := w.branches(); len(bs) != 0 {
+		t.Fatalf("branches left behind: %v", bs)
+	}
+
+	// A policy giving more than 5 groups: the webhook refuses the pod,
+	// naming the policy and the limit, before any EC2 call.
+	wide := []string{sgDB, "sg-0000000000000a01", "sg-0000000000000a02", "sg-0000000000000a03", "sg-0000000000000a04", "sg-0000000000000a05"}
+	h.addPolicy("wide", map[string]string{"role": "wide"}, wide...)
+	_, err := h.createPod("wide", "rc-bad", map[string]string{"role": "wide"})
+	if err == nil || !strings.Contains(err.Error(), "wide") || !strings.Contains(err.Error(), "6 security groups") || !strings.Contains(err.Error(), "at most 5") {
+		t.Fatalf("pod under a 6-group policy: %v, want the webhook's refusal naming the policy and the limit of 5", err)
+	}
+	var gone corev1.Pod
+	if err := h.admin.Get(context.Background(), client.ObjectKey{Namespace: h.ns, Name: "wide"}, &gone); !apierrors.IsNotFound(err) {
+		t.Fatalf("refused pod exists: %v", err)
+	}
 	if bs := w.branches(); len(bs) != 0 {
 		t.Fatalf("branches left behind: %v", bs)
 	}
