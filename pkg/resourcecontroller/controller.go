@@ -26,7 +26,11 @@ type Config struct {
 	ClusterName string
 	// Cooldown is how long a released branch waits before it is deleted
 	// (default 60s), so that old iptables/ARP state for its address expires.
+	// The amazon-vpc-cni ConfigMap's branch-eni-cooldown overrides it.
 	Cooldown time.Duration
+	// CooldownFloor is the shortest branch-eni-cooldown the ConfigMap may
+	// set; less is read as this (default 30s, as on EKS).
+	CooldownFloor time.Duration
 	// CooldownTick is how often cooled branches are looked for (default 30s).
 	CooldownTick time.Duration
 	// GCInterval is how often leaked branches are looked for (default 1m).
@@ -42,6 +46,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.Cooldown == 0 {
 		c.Cooldown = 60 * time.Second
+	}
+	if c.CooldownFloor == 0 {
+		c.CooldownFloor = MinCooldown
 	}
 	if c.CooldownTick == 0 {
 		c.CooldownTick = 30 * time.Second
@@ -65,7 +72,7 @@ func (c *Config) validate() error {
 	if c.ClusterName == "" {
 		errs = append(errs, errors.New("cluster name is empty"))
 	}
-	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "retry delay": c.RetryDelay} {
+	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down floor": c.CooldownFloor, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "retry delay": c.RetryDelay} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", name, d))
 		}
@@ -86,6 +93,9 @@ type Controller struct {
 	rec recorder
 	// warned remembers which pods were told about the capacity limit.
 	warned *noteSet
+	// cooldown is the branch cool-down in force: Config.Cooldown until the
+	// amazon-vpc-cni ConfigMap sets one (configmap.go).
+	cooldown *cooldown
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -97,5 +107,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 	if ec2 == nil {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
-	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet()}, nil
+	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), cooldown: newCooldown(cfg.Cooldown)}, nil
 }

@@ -361,3 +361,47 @@ func TestKubeEC2Failures(t *testing.T) {
 		return slices.Equal(ids, []string{got[0].ENIID}), fmt.Sprint(ids)
 	})
 }
+
+// The amazon-vpc-cni ConfigMap's branch-eni-cooldown overrides the
+// configured cool-down (here an hour): a value under the floor (EKS: 30 s;
+// here 2 s to keep the test short) is read as the floor, announced on
+// every node, and a released branch is deleted after it, not an hour.
+func TestKubeCooldownFromConfigMap(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.Cooldown = time.Hour
+	cfg.CooldownFloor = 2 * time.Second
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-cool", inst1, nil)
+	h.declareSGP("rc-cool")
+	h.waitCapacity("rc-cool", 9)
+
+	ctx := context.Background()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ConfigMapNamespace, Name: ConfigMapName}, Data: map[string]string{CooldownKey: "1"}}
+	if err := h.admin.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.admin.Delete(context.Background(), cm) })
+	if msgs := h.waitNodeEvents("rc-cool", ReasonCooldownUpdated, 1); !strings.HasSuffix(msgs[0], "updated to 2s") {
+		t.Fatalf("%s events %q, want the cool-down set to the 2s floor", ReasonCooldownUpdated, msgs)
+	}
+
+	if _, err := h.createPod("a", "rc-cool", map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	a := h.waitAnnotation("a")
+	deleted := time.Now()
+	h.deletePod("a")
+	waitFor(t, 30*time.Second, "branch of pod a deleted after the ConfigMap's cool-down", func() (bool, string) {
+		for _, br := range w.branches() {
+			if br.ID == a[0].ENIID {
+				return false, "still there"
+			}
+		}
+		return true, ""
+	})
+	if d := time.Since(deleted); d < cfg.CooldownFloor {
+		t.Fatalf("branch deleted %s after its pod, before the ConfigMap's %s cool-down", d, cfg.CooldownFloor)
+	}
+}

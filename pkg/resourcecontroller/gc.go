@@ -28,7 +28,7 @@ func (c *Controller) runCooldown(ctx context.Context) error {
 
 func (c *Controller) deleteCooled(ctx context.Context, now time.Time) {
 	for _, node := range c.reg.nodes() {
-		for _, b := range c.reg.due(node, now) {
+		for _, b := range c.reg.due(node, now, c.cooldown.get()) {
 			err := c.deleteBranch(ctx, b.BranchENI)
 			if err != nil {
 				c.cfg.Log.Warn("deleting a cooled-down branch ENI", "node", node, "eni", b.ENIID, "err", err)

@@ -141,17 +141,17 @@ func TestRegistryCapacityCountsCoolingAndInflight(t *testing.T) {
 	}
 	r.record("n1", "uid-a", "ns/a", []BranchENI{{ENIID: "eni-a", VlanID: 1}, {ENIID: "eni-b", VlanID: 2}})
 	now := time.Now()
-	if n := r.release("n1", "uid-a", now.Add(time.Minute)); n != 2 {
+	if n := r.release("n1", "uid-a", now); n != 2 {
 		t.Fatalf("released %d", n)
 	}
 	// Cooling branches still count.
 	if _, err := r.reserve("n1", 2); !errors.Is(err, ErrAtCapacity) {
 		t.Fatalf("reserve while cooling = %v, want ErrAtCapacity", err)
 	}
-	if due := r.due("n1", now); len(due) != 0 {
+	if due := r.due("n1", now, time.Minute); len(due) != 0 {
 		t.Fatalf("due before the cool-down: %v", due)
 	}
-	due := r.due("n1", now.Add(time.Minute))
+	due := r.due("n1", now.Add(time.Minute), time.Minute)
 	if len(due) != 2 {
 		t.Fatalf("due after the cool-down: %v", due)
 	}
@@ -173,13 +173,13 @@ func TestRegistryFailedDeleteRetriesThenGivesUp(t *testing.T) {
 	r.record("n1", "u", "ns/p", []BranchENI{{ENIID: "eni-a", VlanID: 1}})
 	r.release("n1", "u", time.Time{})
 	for i := range maxDeleteRetries {
-		due := r.due("n1", time.Now())
+		due := r.due("n1", time.Now(), time.Minute)
 		if len(due) != 1 {
 			t.Fatalf("attempt %d: due %v", i, due)
 		}
 		r.deleted("n1", due[0], errors.New("boom"))
 	}
-	if due := r.due("n1", time.Now()); len(due) != 0 {
+	if due := r.due("n1", time.Now(), time.Minute); len(due) != 0 {
 		t.Fatalf("still retried after %d failures", maxDeleteRetries)
 	}
 	if r.known("n1", "eni-a", 1) {
@@ -210,6 +210,20 @@ func TestBranchLimits(t *testing.T) {
 	for _, typ := range []string{"t3.medium", "t2.micro", "nope.large"} {
 		if _, ok := BranchLimit(typ); ok {
 			t.Errorf("BranchLimit(%s) ok, want not supported", typ)
+		}
+	}
+}
+
+func TestParseCooldown(t *testing.T) {
+	for raw, want := range map[string]time.Duration{"60": time.Minute, " 90 ": 90 * time.Second, "10": MinCooldown, "0": MinCooldown, "-5": MinCooldown} {
+		if got, err := ParseCooldown(raw, MinCooldown); err != nil || got != want {
+			t.Errorf("ParseCooldown(%q) = %s, %v; want %s", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"", "1m", "60s", "abc", "1.5"} {
+		_, err := ParseCooldown(raw, MinCooldown)
+		if err == nil || !strings.Contains(err.Error(), CooldownKey) || !strings.Contains(err.Error(), ConfigMapName) {
+			t.Errorf("ParseCooldown(%q) = %v, want an error naming %s/%s", raw, err, ConfigMapName, CooldownKey)
 		}
 	}
 }

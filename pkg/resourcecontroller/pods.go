@@ -106,7 +106,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 		if c.warned.first(string(uid), err.Error()) {
 			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
 		}
-		return reconcile.Result{RequeueAfter: c.cfg.Cooldown}, nil
+		return reconcile.Result{RequeueAfter: c.cooldown.get()}, nil
 	}
 	vlans, err := c.reg.reserve(info.Node, n)
 	if err != nil {
@@ -222,8 +222,8 @@ func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, value string
 
 // release queues a pod's branches for deletion after the cool-down.
 func (c *Controller) release(ref podRef, key string) {
-	if n := c.reg.release(ref.node, ref.uid, time.Now().Add(c.cfg.Cooldown)); n > 0 {
-		c.cfg.Log.Info("released branch ENIs; deleting after the cool-down", "pod", key, "node", ref.node, "count", n, "cooldown", c.cfg.Cooldown)
+	if n := c.reg.release(ref.node, ref.uid, time.Now()); n > 0 {
+		c.cfg.Log.Info("released branch ENIs; deleting after the cool-down", "pod", key, "node", ref.node, "count", n, "cooldown", c.cooldown.get())
 	}
 	c.warned.clear(string(ref.uid))
 }

@@ -9,9 +9,11 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrlbuilder "sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -94,6 +96,13 @@ func NewManager(rc *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		LeaseDuration:           &lease,
 		RenewDeadline:           &renew,
 		RetryPeriod:             &retry,
+		// Of ConfigMaps the controller sees only the CNI's own.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {
+				Namespaces: map[string]cache.Config{ConfigMapNamespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", ConfigMapName),
+			},
+		}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("controller manager: %w", err)
@@ -126,6 +135,12 @@ func (c *Controller) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 		Complete(reconcile.Func(c.reconcilePod))
 	if err != nil {
 		return fmt.Errorf("pod controller: %w", err)
+	}
+	err = ctrlbuilder.ControllerManagedBy(mgr).Named("sgp-configmap").For(&corev1.ConfigMap{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &skip}).
+		Complete(reconcile.Func(c.reconcileConfigMap))
+	if err != nil {
+		return fmt.Errorf("ConfigMap controller: %w", err)
 	}
 	mgr.GetWebhookServer().Register(WebhookPath, &webhook.Admission{Handler: podMutator{c: c}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

@@ -17,9 +17,11 @@ var ErrAtCapacity = errors.New("branch ENI limit reached")
 // branch is one branch ENI the controller holds for a pod.
 type branch struct {
 	BranchENI
-	// deleteAt is when a released branch may be deleted (zero: at once).
-	deleteAt time.Time
-	retries  int
+	// releasedAt is when the branch was released; it may be deleted once
+	// the cool-down in force at that check has passed (zero: at once), so
+	// a changed cool-down applies to queued branches too, as on EKS.
+	releasedAt time.Time
+	retries    int
 }
 
 // trunk is the controller's view of one node's trunk ENI. Its fields are
@@ -34,7 +36,7 @@ type trunk struct {
 	inflight map[int]bool // VLANs of branches being made right now
 	pods     map[types.UID][]branch
 	keys     map[types.UID]string // uid → namespace/name
-	cooling  []branch             // released, in deleteAt order
+	cooling  []branch             // the node's delete queue, in releasedAt order
 }
 
 func newTrunk() *trunk {
@@ -171,7 +173,7 @@ func (r *registry) release(node string, uid types.UID, at time.Time) int {
 	}
 	bs := t.pods[uid]
 	for _, b := range bs {
-		b.deleteAt = at
+		b.releasedAt = at
 		t.cooling = append(t.cooling, b)
 	}
 	delete(t.pods, uid)
@@ -214,8 +216,9 @@ func (r *registry) heldPods(node string) []podRef {
 	return out
 }
 
-// due pops the cooled branches of node whose time has come.
-func (r *registry) due(node string, now time.Time) []branch {
+// due pops the cooled branches of node whose time has come under
+// cooldown.
+func (r *registry) due(node string, now time.Time, cooldown time.Duration) []branch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.trunks[node]
@@ -223,7 +226,7 @@ func (r *registry) due(node string, now time.Time) []branch {
 		return nil
 	}
 	i := 0
-	for i < len(t.cooling) && (t.cooling[i].deleteAt.IsZero() || !now.Before(t.cooling[i].deleteAt)) {
+	for i < len(t.cooling) && (t.cooling[i].releasedAt.IsZero() || !now.Before(t.cooling[i].releasedAt.Add(cooldown))) {
 		i++
 	}
 	out := slices.Clone(t.cooling[:i])
@@ -251,7 +254,7 @@ func (r *registry) deleted(node string, b branch, err error) {
 	}
 	b.retries++
 	if b.retries < maxDeleteRetries {
-		b.deleteAt = time.Time{}
+		b.releasedAt = time.Time{}
 		t.cooling = slices.Insert(t.cooling, 0, b)
 	}
 }
