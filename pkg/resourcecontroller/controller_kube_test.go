@@ -365,8 +365,11 @@ func TestKubeEC2Failures(t *testing.T) {
 // The amazon-vpc-cni ConfigMap's branch-eni-cooldown overrides the
 // configured cool-down (here an hour): a value under the floor (EKS: 30 s;
 // here 2 s to keep the test short) is read as the floor, announced on
-// every node, and a released branch is deleted after it, not an hour.
+// every node, and a released branch is deleted after it, not an hour. The
+// controller's metrics count the trunk, branch, annotation, capacity and
+// delete under EKS's names.
 func TestKubeCooldownFromConfigMap(t *testing.T) {
+	metricsBefore := readSeries(t)
 	w := newWorld(t)
 	cfg := fastConfig()
 	cfg.Cooldown = time.Hour
@@ -404,4 +407,5 @@ func TestKubeCooldownFromConfigMap(t *testing.T) {
 	if d := time.Since(deleted); d < cfg.CooldownFloor {
 		t.Fatalf("branch deleted %s after its pod, before the ConfigMap's %s cool-down", d, cfg.CooldownFloor)
 	}
+	checkSeriesGrew(t, metricsBefore)
 }

@@ -30,6 +30,7 @@ func (c *Controller) deleteCooled(ctx context.Context, now time.Time) {
 	for _, node := range c.reg.nodes() {
 		for _, b := range c.reg.due(node, now, c.cooldown.get()) {
 			err := c.deleteBranch(ctx, b.BranchENI)
+			countBranchOp(branchOpDeleteCooled, err)
 			if err != nil {
 				c.cfg.Log.Warn("deleting a cooled-down branch ENI", "node", node, "eni", b.ENIID, "err", err)
 			}
@@ -73,6 +74,7 @@ func (c *Controller) collect(ctx context.Context, node string) error {
 	for _, ref := range c.reg.heldPods(node) {
 		if !live[ref.uid] {
 			c.cfg.Log.Info("releasing the branch ENIs of a pod that is gone", "node", node, "uid", ref.uid)
+			metricBranchOK.WithLabelValues(branchOpLeaked).Inc()
 			c.release(ref, string(ref.uid))
 		}
 	}
@@ -90,7 +92,9 @@ func (c *Controller) collect(ctx context.Context, node string) error {
 			continue
 		}
 		c.cfg.Log.Info("deleting a leaked branch ENI", "node", node, "eni", e.ID, "vlan", vlan)
-		if err := c.ec2.DeleteENI(ctx, e.ID); err != nil {
+		err := c.ec2.DeleteENI(ctx, e.ID)
+		countBranchOp(branchOpDeleteOrphan, err)
+		if err != nil {
 			c.cfg.Log.Warn("deleting a leaked branch ENI", "eni", e.ID, "err", err)
 		}
 	}

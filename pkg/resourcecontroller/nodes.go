@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -72,7 +73,12 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	}
 	info, ok := c.reg.info(node.Name)
 	if !ok {
-		if err := c.initTrunk(ctx, &node, cn, instanceID); err != nil {
+		start := time.Now()
+		err := c.initTrunk(ctx, &node, cn, instanceID)
+		if !errors.Is(err, errUnsupported) {
+			observeOp(opInitTrunk, 1, start, err)
+		}
+		if err != nil {
 			if errors.Is(err, errUnsupported) {
 				return reconcile.Result{}, nil
 			}
@@ -205,6 +211,7 @@ func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst aw
 	}
 	if dev < 0 {
 		err := fmt.Errorf("no free device index for a trunk ENI on %s (%d of %d ENIs attached)", inst.ID, len(used), typ.MaxENIs)
+		metricTrunkErrors.WithLabelValues("find_free_index").Inc()
 		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkFailedInit, "The node failed initializing trunk interface: %v", err)
 		return "", err
 	}
@@ -212,6 +219,7 @@ func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst aw
 		InstanceID: inst.ID, SubnetID: subnetID, SecurityGroups: groups, ClusterName: c.cfg.ClusterName, DeviceIndex: dev,
 	})
 	if err != nil {
+		metricTrunkErrors.WithLabelValues("create_trunk_eni").Inc()
 		if code := awsutils.Code(err); code != "" {
 			c.rec.event(ctx, node, "Node", corev1.EventTypeWarning, ReasonTrunkCreationFailed,
 				"Failed to create trunk interface: Error Code: %s", code)
@@ -318,7 +326,9 @@ func (c *Controller) publishCapacity(ctx context.Context, node *corev1.Node, lim
 		node.Status.Capacity = corev1.ResourceList{}
 	}
 	node.Status.Capacity[PodENIResource] = want
+	metricAdvertise.WithLabelValues(PodENIResource).Inc()
 	if err := c.c.Status().Patch(ctx, node, ctrl.MergeFrom(orig)); err != nil {
+		metricAdvertiseErrors.WithLabelValues(PodENIResource).Inc()
 		return fmt.Errorf("advertising %s=%d on node %s: %w", PodENIResource, limit, node.Name, err)
 	}
 	return nil

@@ -124,7 +124,9 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	} else {
 		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeNormal, ReasonSecurityGroupRequested, "Pod will get the following Security Groups %v", groups)
 	}
+	start := time.Now()
 	made, err := c.makeBranches(ctx, info, vlans, groups)
+	observeOp(opCreateBranch, len(vlans), start, err)
 	if err != nil {
 		c.reg.unreserve(info.Node, vlans)
 		// One event per distinct EC2 code, not per retry (messages carry
@@ -214,7 +216,12 @@ func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, value string
 	if err != nil {
 		return err
 	}
-	if err := c.c.Patch(ctx, pod, ctrl.RawPatch(types.MergePatchType, patch)); err != nil {
+	start := time.Now()
+	metricAnnotate.WithLabelValues(PodENIAnnotation).Inc()
+	err = c.c.Patch(ctx, pod, ctrl.RawPatch(types.MergePatchType, patch))
+	observeOp(opAnnotate, 1, start, err)
+	if err != nil {
+		metricAnnotateErrors.WithLabelValues(PodENIAnnotation).Inc()
 		return fmt.Errorf("annotating pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil

@@ -149,6 +149,7 @@ func (c *Controller) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return err
 	}
+	metricSGPEnabled.Set(1)
 	for _, r := range []manager.RunnableFunc{c.runCooldown, c.runGC} {
 		if err := mgr.Add(r); err != nil {
 			return err

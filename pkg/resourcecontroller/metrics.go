@@ -1,0 +1,82 @@
+package resourcecontroller
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// The controller's metrics, on controller-runtime's registry (served at the
+// manager's metrics address), under EKS's names and labels so existing
+// dashboards keep working (docs/compatibility.md, "Security groups for
+// pods"). "opeartions" is misspelled in EKS's names and so here.
+var (
+	metricSGPEnabled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sgp_enabled", Help: "1 when the security-groups-for-pods controller runs",
+	})
+	metricOpLatency = prometheus.NewSummaryVec(prometheus.SummaryOpts{
+		Name: "branch_provider_operation_latency", Help: "Seconds taken by a branch provider operation",
+	}, []string{"branch_provider_operation", "resource_count"})
+	metricOpErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "branch_provider_operations_err_count", Help: "Failed branch provider operations",
+	}, []string{"branch_provider_operation"})
+	metricBranchOK = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "branch_eni_opeartions_success_count", Help: "Branch ENI operations that succeeded",
+	}, []string{"operation"})
+	metricBranchFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "branch_eni_opeartions_failure_count", Help: "Branch ENI operations that failed",
+	}, []string{"operation"})
+	metricTrunkErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "trunk_eni_operations_err_count", Help: "Failed trunk ENI operations",
+	}, []string{"operation"})
+	metricAnnotate = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "annotate_pod_request_call_count", Help: "Pod annotation requests",
+	}, []string{"annotate_key"})
+	metricAnnotateErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "annotate_pod_request_err_count", Help: "Failed pod annotation requests",
+	}, []string{"annotate_key"})
+	metricAdvertise = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "advertise_resource_request_call_count", Help: "Node capacity advertisements",
+	}, []string{"resource_name"})
+	metricAdvertiseErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "advertise_resource_request_err_count", Help: "Failed node capacity advertisements",
+	}, []string{"resource_name"})
+)
+
+// Branch provider operations (EKS's label values).
+const (
+	opInitTrunk    = "init_trunk"
+	opCreateBranch = "create_branch_eni"
+	opAnnotate     = "annotate_branch_eni"
+)
+
+// Branch ENI operations: leaked_branch_enis is EKS's; the others are ours.
+const (
+	branchOpLeaked       = "leaked_branch_enis"
+	branchOpDeleteCooled = "delete_cooled_branch_eni"
+	branchOpDeleteOrphan = "delete_orphan_branch_eni"
+)
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(metricSGPEnabled, metricOpLatency, metricOpErrors, metricBranchOK,
+		metricBranchFailed, metricTrunkErrors, metricAnnotate, metricAnnotateErrors, metricAdvertise, metricAdvertiseErrors)
+}
+
+// observeOp records one branch provider operation's time and outcome.
+func observeOp(op string, count int, start time.Time, err error) {
+	metricOpLatency.WithLabelValues(op, strconv.Itoa(count)).Observe(time.Since(start).Seconds())
+	if err != nil {
+		metricOpErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// countBranchOp counts one branch ENI operation's outcome.
+func countBranchOp(op string, err error) {
+	if err != nil {
+		metricBranchFailed.WithLabelValues(op).Inc()
+		return
+	}
+	metricBranchOK.WithLabelValues(op).Inc()
+}
