@@ -409,3 +409,55 @@ func TestKubeCooldownFromConfigMap(t *testing.T) {
 	}
 	checkSeriesGrew(t, metricsBefore)
 }
+
+// Every CNINode the controller makes carries EKS's finalizer; a CNINode
+// deleted while its Node exists is made again (a new object, finalizer
+// back); once the Node is gone the finalizer is removed, so the CNINode
+// can go.
+func TestKubeCNINodeFinalizer(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	ctx := context.Background()
+	h.addNode("rc-fin", inst1, nil)
+	var first k8s.CNINode
+	waitFor(t, 30*time.Second, "CNINode rc-fin with the finalizer", func() (bool, string) {
+		if err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-fin"}, &first); err != nil {
+			return false, err.Error()
+		}
+		return slices.Contains(first.Finalizers, CNINodeFinalizer), fmt.Sprint(first.Finalizers)
+	})
+
+	if err := h.admin.Delete(ctx, &first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "CNINode rc-fin made again", func() (bool, string) {
+		var cn k8s.CNINode
+		if err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-fin"}, &cn); err != nil {
+			return false, err.Error()
+		}
+		ok := cn.UID != first.UID && cn.DeletionTimestamp == nil && slices.Contains(cn.Finalizers, CNINodeFinalizer)
+		return ok, fmt.Sprintf("uid %s (first %s), deleting %v, finalizers %v", cn.UID, first.UID, cn.DeletionTimestamp, cn.Finalizers)
+	})
+
+	if err := h.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rc-fin"}}); err != nil {
+		t.Fatal(err)
+	}
+	// No garbage collector runs beside this API server: delete the CNINode
+	// as it would once its owner is gone.
+	waitFor(t, 30*time.Second, "CNINode rc-fin released and gone", func() (bool, string) {
+		var cn k8s.CNINode
+		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-fin"}, &cn)
+		if apierrors.IsNotFound(err) {
+			return true, ""
+		}
+		if err != nil {
+			return false, err.Error()
+		}
+		if cn.DeletionTimestamp == nil {
+			if err := h.admin.Delete(ctx, &cn); err != nil && !apierrors.IsNotFound(err) {
+				return false, err.Error()
+			}
+		}
+		return false, fmt.Sprintf("still there, finalizers %v", cn.Finalizers)
+	})
+}

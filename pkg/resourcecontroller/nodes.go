@@ -52,7 +52,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	if err := c.c.Get(ctx, req.NamespacedName, &node); err != nil {
 		if apierrors.IsNotFound(err) {
 			c.deinitNode(ctx, req.Name)
-			return reconcile.Result{}, nil
+			return reconcile.Result{}, c.releaseCNINode(ctx, req.Name)
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
 	}
@@ -65,6 +65,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, nil
 	}
 	cn, err := c.ensureCNINode(ctx, &node, instanceID)
+	if errors.Is(err, errCNINodeDeleting) {
+		return reconcile.Result{RequeueAfter: cninodeRecreateDelay}, nil
+	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -103,12 +106,12 @@ func sgpNode(node *corev1.Node, cn *k8s.CNINode) bool {
 }
 
 // ensureCNINode creates the node's CNINode (owned by the Node, so it goes
-// with it) when it does not exist yet.
+// with it; with the finalizer, cninode.go) when it does not exist yet.
 func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, instanceID string) (*k8s.CNINode, error) {
 	cn := &k8s.CNINode{}
 	err := c.c.Get(ctx, ctrl.ObjectKey{Name: node.Name}, cn)
 	if err == nil {
-		return cn, nil
+		return cn, c.keepCNINode(ctx, cn)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading CNINode %s: %w", node.Name, err)
@@ -116,8 +119,9 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 	yes := true
 	cn = &k8s.CNINode{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:   node.Name,
-			Labels: map[string]string{labelOS: node.Labels[labelOS]},
+			Name:       node.Name,
+			Labels:     map[string]string{labelOS: node.Labels[labelOS]},
+			Finalizers: []string{CNINodeFinalizer},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID,
 				Controller: &yes, BlockOwnerDeletion: &yes,

@@ -1,0 +1,76 @@
+package resourcecontroller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+)
+
+// CNINodeFinalizer is on every CNINode the controller makes (EKS's name),
+// so that a CNINode is not gone before the controller has seen it go: while
+// its Node exists it is made again, and once the Node is gone the node's
+// branches are deleted first (docs/compatibility.md, "Security groups for
+// pods").
+const CNINodeFinalizer = "networking.k8s.aws/resource-cleanup"
+
+// cninodeRecreateDelay is how soon a node whose CNINode is being deleted is
+// looked at again, to make the CNINode anew.
+const cninodeRecreateDelay = 500 * time.Millisecond
+
+// errCNINodeDeleting: the node's CNINode is going; its finalizer was
+// removed and the node should be reconciled again shortly.
+var errCNINodeDeleting = errors.New("CNINode is being deleted")
+
+// keepCNINode handles an existing CNINode of a live Node: one being deleted
+// gets its finalizer removed (errCNINodeDeleting: make it again once gone);
+// one without the finalizer gets it back.
+func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode) error {
+	if cn.DeletionTimestamp != nil {
+		if err := c.dropFinalizer(ctx, cn); err != nil {
+			return err
+		}
+		c.cfg.Log.Info("CNINode deleted while its node exists; making it again", "node", cn.Name)
+		return errCNINodeDeleting
+	}
+	if slices.Contains(cn.Finalizers, CNINodeFinalizer) {
+		return nil
+	}
+	orig := cn.DeepCopy()
+	cn.Finalizers = append(cn.Finalizers, CNINodeFinalizer)
+	if err := c.c.Patch(ctx, cn, ctrl.MergeFromWithOptions(orig, ctrl.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("adding finalizer %s to CNINode %s: %w", CNINodeFinalizer, cn.Name, err)
+	}
+	return nil
+}
+
+// releaseCNINode removes the finalizer from the CNINode of a Node that is
+// gone, after its branches were deleted, so the CNINode can go with it.
+func (c *Controller) releaseCNINode(ctx context.Context, name string) error {
+	cn := &k8s.CNINode{}
+	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, cn); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("reading CNINode %s: %w", name, err)
+	}
+	return c.dropFinalizer(ctx, cn)
+}
+
+func (c *Controller) dropFinalizer(ctx context.Context, cn *k8s.CNINode) error {
+	if !slices.Contains(cn.Finalizers, CNINodeFinalizer) {
+		return nil
+	}
+	orig := cn.DeepCopy()
+	cn.Finalizers = slices.DeleteFunc(cn.Finalizers, func(f string) bool { return f == CNINodeFinalizer })
+	if err := c.c.Patch(ctx, cn, ctrl.MergeFromWithOptions(orig, ctrl.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing finalizer %s from CNINode %s: %w", CNINodeFinalizer, cn.Name, err)
+	}
+	return nil
+}
