@@ -49,7 +49,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.certDir, "webhook-cert-dir", "", "directory with the webhook's tls.crt and tls.key (e.g. from cert-manager); empty: generate one at start")
 	fs.StringVar(&o.webhookConfig, "webhook-config-name", "vpc-resource-mutating-webhook", "MutatingWebhookConfiguration whose caBundle is set to a generated certificate's CA")
 	fs.StringVar(&o.webhookHosts, "webhook-hosts", "vpc-resource-controller-webhook.kube-system.svc", "comma-separated DNS names/IPs of a generated webhook certificate")
-	fs.DurationVar(&o.cooldown, "branch-eni-cooldown", 60*time.Second, "how long a released branch ENI waits before it is deleted")
+	fs.DurationVar(&o.cooldown, "branch-eni-cooldown", 60*time.Second, "how long a released branch ENI waits before it is deleted, until the amazon-vpc-cni ConfigMap sets branch-eni-cooldown")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "run one active replica (lease "+resourcecontroller.LeaseName+")")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "kube-system", "namespace of the leader-election lease")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "metrics address (0: off)")
