@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/trailer"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -22,8 +23,8 @@ import (
 // Socket paths and the environment variables that override them (the
 // netconf fields ipamdSocket/npaSocket take precedence over both).
 const (
-	defaultIpamdSocket = "/var/run/aws-node/ipamd.sock"
-	defaultNPASocket   = "/var/run/aws-node/npa.sock"
+	defaultIpamdSocket = hostcontract.IpamdSocket
+	defaultNPASocket   = hostcontract.NPASocket
 	ipamdSocketEnv     = "VPC_CNI_IPAMD_SOCKET"
 	npaSocketEnv       = "VPC_CNI_NPA_SOCKET"
 )

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +32,7 @@ func Check(ctx context.Context, pod Pod) error {
 	}
 	var problems []string
 	for _, ifc := range pod.Interfaces {
-		p, err := checkInterface(ifc, pod.NetNS, MainTable, addressRules(ifc.Address, HostTable(ifc.RouteTable)))
+		p, err := checkInterface(ifc, pod.NetNS, hostcontract.MainTable, addressRules(ifc.Address, HostTable(ifc.RouteTable)))
 		if err != nil {
 			return err
 		}
@@ -47,7 +48,7 @@ func Check(ctx context.Context, pod Pod) error {
 func addressRules(addr *net.IPNet, table int) []*netlink.Rule {
 	pod := hostPrefix(addr.IP)
 	want := []*netlink.Rule{toPodRule(pod)}
-	if table != MainTable {
+	if table != hostcontract.MainTable {
 		want = append(want, fromPodRule(pod, table))
 	}
 	return want
@@ -66,7 +67,7 @@ func CheckBranch(ctx context.Context, pod Pod, vlanID int, subnetGW net.IP, stri
 	ifc := pod.Interfaces[0]
 	table := BranchTable(vlanID)
 	vlanName := VLANLinkName(vlanID)
-	routeTable, rules := MainTable, addressRules(ifc.Address, table)
+	routeTable, rules := hostcontract.MainTable, addressRules(ifc.Address, table)
 	if strict {
 		fam := family(ifc.Address)
 		routeTable = table
@@ -180,7 +181,7 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 	if !hasAddr(addrs, hostPrefix(ifc.Address.IP)) {
 		missing("address %s missing on %s", hostPrefix(ifc.Address.IP), name)
 	}
-	table := MainTable
+	table := hostcontract.MainTable
 	if ifc.Index > 0 {
 		table = ifc.Index
 	}
@@ -201,7 +202,7 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 		r.Family = fam
 		r.Src = hostPrefix(ifc.Address.IP)
 		r.Table = table
-		r.Priority = PriorityPodFromIf
+		r.Priority = hostcontract.PriorityPodFromIf
 		p, err := missingRules(fam, []*netlink.Rule{r}, "pod netns")
 		if err != nil {
 			return nil, err
@@ -223,7 +224,7 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 }
 
 func tableSuffix(t int) string {
-	if t == MainTable {
+	if t == hostcontract.MainTable {
 		return ""
 	}
 	return fmt.Sprintf(" table %d", t)

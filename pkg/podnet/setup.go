@@ -9,6 +9,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,7 +136,7 @@ func upHostVeth(name string) error {
 // every packet straight to the host veth, where the node routes it.
 func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.HardwareAddr) error {
 	idx := link.Attrs().Index
-	table := MainTable
+	table := hostcontract.MainTable
 	if ifc.Index > 0 {
 		table = ifc.Index
 	}
@@ -148,7 +149,7 @@ func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.H
 		rule.Family = family(ifc.Address)
 		rule.Src = hostPrefix(ifc.Address.IP)
 		rule.Table = table
-		rule.Priority = PriorityPodFromIf
+		rule.Priority = hostcontract.PriorityPodFromIf
 		if err := netlink.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("rule from %s lookup %d in pod netns: %w", rule.Src, table, err)
 		}
