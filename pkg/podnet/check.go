@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -174,7 +175,7 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read link %s: %w", name, err)
 	}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, fam) })
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(link, fam) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses of %s: %w", name, err)
 	}
@@ -209,7 +210,7 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 		}
 		problems = append(problems, p...)
 	}
-	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return netlink.NeighList(idx, fam) })
+	neighs, err := nldump.Retry(func() ([]netlink.Neigh, error) { return netlink.NeighList(idx, fam) })
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours of %s: %w", name, err)
 	}
@@ -256,7 +257,7 @@ func hasAddr(addrs []netlink.Addr, want *net.IPNet) bool {
 
 func hasRoute(fam int, want *netlink.Route) (bool, error) {
 	filter := &netlink.Route{Table: want.Table, LinkIndex: want.LinkIndex}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
 		return netlink.RouteListFiltered(fam, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
 	})
 	if err != nil {
@@ -297,7 +298,7 @@ func hasPermanentNeigh(neighs []netlink.Neigh, ip net.IP, mac net.HardwareAddr) 
 
 // missingRules describes each rule of want that the namespace lacks.
 func missingRules(fam int, want []*netlink.Rule, where string) ([]string, error) {
-	rules, err := retryDump(func() ([]netlink.Rule, error) { return netlink.RuleList(fam) })
+	rules, err := nldump.Retry(func() ([]netlink.Rule, error) { return netlink.RuleList(fam) })
 	if err != nil {
 		return nil, fmt.Errorf("list rules: %w", err)
 	}

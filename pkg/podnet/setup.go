@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -190,7 +191,7 @@ func waitDAD(ctx context.Context, link netlink.Link) error {
 	tick := time.NewTicker(dadPoll)
 	defer tick.Stop()
 	for {
-		addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET6) })
+		addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET6) })
 		if err != nil {
 			return fmt.Errorf("list IPv6 addresses of %s: %w", link.Attrs().Name, err)
 		}

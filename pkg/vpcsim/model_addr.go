@@ -38,39 +38,15 @@ func (w *world) addIPv4(e *eni, sn *subnet, count int, addrs []netip.Addr, pcoun
 	if e.ipv4Count()+want > limit {
 		return apiErr("PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit.")
 	}
-	for _, a := range addrs {
-		if err := sn.v4.take(a); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v4.release(a) })
-	}
-	for _, p := range prefixes {
-		if err := sn.v4.takeBlock(p); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v4.releaseBlock(p) })
-	}
-	got, ok := sn.v4.allocN(count)
-	if !ok {
-		return errNoFreeAddresses(sn)
-	}
-	tx.add(func() {
-		for _, a := range got {
-			sn.v4.release(a)
-		}
-	})
-	gotP, ok := sn.v4.allocBlocks(pcount)
-	if !ok {
+	got, gotP, err := reserve(sn.v4, sn, count, addrs, pcount, prefixes, tx, func() error {
 		if sn.v4.Free() < 16*pcount {
 			return errNoFreeAddresses(sn)
 		}
 		return errNoCidrBlocks(sn)
-	}
-	tx.add(func() {
-		for _, p := range gotP {
-			sn.v4.releaseBlock(p)
-		}
 	})
+	if err != nil {
+		return err
+	}
 	e.secondary = append(e.secondary, addrs...)
 	e.secondary = append(e.secondary, got...)
 	e.prefixes = append(e.prefixes, prefixes...)
@@ -90,41 +66,64 @@ func (w *world) addIPv6(e *eni, sn *subnet, count int, addrs []netip.Addr, pcoun
 	if e.ipv6Count()+want > limit {
 		return apiErr("InvalidParameterValue", "Number of IPv6 addresses on interface %s will exceed limit.", e.id)
 	}
-	for _, a := range addrs {
-		if err := sn.v6.take(a); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v6.release(a) })
+	got, gotP, err := reserve(sn.v6, sn, count, addrs, pcount, prefixes, tx, func() error { return errNoCidrBlocks(sn) })
+	if err != nil {
+		return err
 	}
-	for _, p := range prefixes {
-		if err := sn.v6.takePrefix(p); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v6.releasePrefix(p) })
-	}
-	got, ok := sn.v6.allocN(count)
-	if !ok {
-		return errNoFreeAddresses(sn)
-	}
-	tx.add(func() {
-		for _, a := range got {
-			sn.v6.release(a)
-		}
-	})
-	gotP, ok := sn.v6.allocPrefixes(pcount)
-	if !ok {
-		return errNoCidrBlocks(sn)
-	}
-	tx.add(func() {
-		for _, p := range gotP {
-			sn.v6.releasePrefix(p)
-		}
-	})
 	e.ipv6 = append(e.ipv6, addrs...)
 	e.ipv6 = append(e.ipv6, got...)
 	e.ipv6Prefixes = append(e.ipv6Prefixes, prefixes...)
 	e.ipv6Prefixes = append(e.ipv6Prefixes, gotP...)
 	return nil
+}
+
+// addrPool is what v4Pool and v6Pool share: single addresses and aligned
+// blocks (/28 prefixes for IPv4, /80 for IPv6).
+type addrPool interface {
+	take(netip.Addr) error
+	release(netip.Addr)
+	takeBlock(netip.Prefix) error
+	releaseBlock(netip.Prefix)
+	allocN(n int) ([]netip.Addr, bool)
+	allocBlocks(n int) ([]netip.Prefix, bool)
+}
+
+// reserve takes the named addrs and prefixes from pool and allocates count
+// more addresses and pcount more blocks, each undone by tx on failure.
+// noBlocks is the error EC2 gives when pool has too few free blocks.
+func reserve(pool addrPool, sn *subnet, count int, addrs []netip.Addr, pcount int, prefixes []netip.Prefix, tx *undo,
+	noBlocks func() error) ([]netip.Addr, []netip.Prefix, error) {
+	for _, a := range addrs {
+		if err := pool.take(a); err != nil {
+			return nil, nil, err
+		}
+		tx.add(func() { pool.release(a) })
+	}
+	for _, p := range prefixes {
+		if err := pool.takeBlock(p); err != nil {
+			return nil, nil, err
+		}
+		tx.add(func() { pool.releaseBlock(p) })
+	}
+	got, ok := pool.allocN(count)
+	if !ok {
+		return nil, nil, errNoFreeAddresses(sn)
+	}
+	tx.add(func() {
+		for _, a := range got {
+			pool.release(a)
+		}
+	})
+	gotP, ok := pool.allocBlocks(pcount)
+	if !ok {
+		return nil, nil, noBlocks()
+	}
+	tx.add(func() {
+		for _, p := range gotP {
+			pool.releaseBlock(p)
+		}
+	})
+	return got, gotP, nil
 }
 
 type assignReq struct {
@@ -285,7 +284,7 @@ func (w *world) unassignIPv6(eniID string, addrs []netip.Addr, prefixes []netip.
 	for _, p := range prefixes {
 		if i := slices.Index(e.ipv6Prefixes, p); i >= 0 {
 			e.ipv6Prefixes = slices.Delete(e.ipv6Prefixes, i, i+1)
-			sn.v6.releasePrefix(p)
+			sn.v6.releaseBlock(p)
 			gone.Prefixes = append(gone.Prefixes, p)
 		}
 	}
