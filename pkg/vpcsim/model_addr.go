@@ -158,42 +158,35 @@ func (r assignReq) validate(countParam, prefixCountParam string) error {
 	return nil
 }
 
-func (w *world) assignPrivate(r assignReq) (assignResult, error) {
-	if err := r.validate("SecondaryPrivateIpAddressCount", "Ipv4PrefixCount"); err != nil {
-		return assignResult{}, err
-	}
-	e, err := w.eni(r.ENIID)
-	if err != nil {
-		return assignResult{}, err
-	}
-	sn := w.subnets[e.subnetID]
-	nA, nP := len(e.secondary), len(e.prefixes)
-	tx := &undo{}
-	if err := w.addIPv4(e, sn, r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
-		tx.run()
-		return assignResult{}, err
-	}
-	res := assignResult{Addrs: slices.Clone(e.secondary[nA:]), Prefixes: slices.Clone(e.prefixes[nP:])}
-	w.emitAssigned(e, res)
-	return res, nil
-}
+func (w *world) assignPrivate(r assignReq) (assignResult, error) { return w.assign(r, false) }
 
-func (w *world) assignIPv6(r assignReq) (assignResult, error) {
-	if err := r.validate("Ipv6AddressCount", "Ipv6PrefixCount"); err != nil {
+func (w *world) assignIPv6(r assignReq) (assignResult, error) { return w.assign(r, true) }
+
+// assign adds IPv4 (with v6, IPv6) addresses or prefixes to r's ENI, all
+// or nothing, and announces the new ones.
+func (w *world) assign(r assignReq, v6 bool) (assignResult, error) {
+	countParam, prefixParam, add := "SecondaryPrivateIpAddressCount", "Ipv4PrefixCount", w.addIPv4
+	if v6 {
+		countParam, prefixParam, add = "Ipv6AddressCount", "Ipv6PrefixCount", w.addIPv6
+	}
+	if err := r.validate(countParam, prefixParam); err != nil {
 		return assignResult{}, err
 	}
 	e, err := w.eni(r.ENIID)
 	if err != nil {
 		return assignResult{}, err
 	}
-	sn := w.subnets[e.subnetID]
-	nA, nP := len(e.ipv6), len(e.ipv6Prefixes)
+	addrs, prefixes := &e.secondary, &e.prefixes
+	if v6 {
+		addrs, prefixes = &e.ipv6, &e.ipv6Prefixes
+	}
+	nA, nP := len(*addrs), len(*prefixes)
 	tx := &undo{}
-	if err := w.addIPv6(e, sn, r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
+	if err := add(e, w.subnets[e.subnetID], r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
 		tx.run()
 		return assignResult{}, err
 	}
-	res := assignResult{Addrs: slices.Clone(e.ipv6[nA:]), Prefixes: slices.Clone(e.ipv6Prefixes[nP:])}
+	res := assignResult{Addrs: slices.Clone((*addrs)[nA:]), Prefixes: slices.Clone((*prefixes)[nP:])}
 	w.emitAssigned(e, res)
 	return res, nil
 }
@@ -225,33 +218,9 @@ func (w *world) unassignPrivate(eniID string, addrs []netip.Addr, prefixes []net
 		if a == e.primaryIP {
 			return apiErr("InvalidParameterValue", "The primary private IP address %s of interface %s cannot be unassigned", a, e.id)
 		}
-		if !slices.Contains(e.secondary, a) {
-			return apiErr("InvalidParameterValue", "Some of the specified addresses are not assigned to interface %s", e.id)
-		}
 	}
-	for _, p := range prefixes {
-		if !slices.Contains(e.prefixes, p) {
-			return apiErr("InvalidParameterValue", "Some of the specified prefixes are not assigned to interface %s", e.id)
-		}
-	}
-	sn := w.subnets[e.subnetID]
-	var gone assignResult
-	for _, a := range addrs {
-		if i := slices.Index(e.secondary, a); i >= 0 {
-			e.secondary = slices.Delete(e.secondary, i, i+1)
-			sn.v4.release(a)
-			gone.Addrs = append(gone.Addrs, a)
-		}
-	}
-	for _, p := range prefixes {
-		if i := slices.Index(e.prefixes, p); i >= 0 {
-			e.prefixes = slices.Delete(e.prefixes, i, i+1)
-			sn.v4.releaseBlock(p)
-			gone.Prefixes = append(gone.Prefixes, p)
-		}
-	}
-	w.emit(AddressesUnassigned{ENIID: e.id, InstanceID: e.instanceID(), Prefixes: hostPrefixes(gone)})
-	return nil
+	_, err = w.unassignFrom(e, w.subnets[e.subnetID].v4, &e.secondary, &e.prefixes, addrs, prefixes)
+	return err
 }
 
 func (w *world) unassignIPv6(eniID string, addrs []netip.Addr, prefixes []netip.Prefix) (assignResult, error) {
@@ -262,29 +231,35 @@ func (w *world) unassignIPv6(eniID string, addrs []netip.Addr, prefixes []netip.
 	if len(addrs) == 0 && len(prefixes) == 0 {
 		return assignResult{}, apiErr("MissingParameter", "The request must contain either Ipv6Addresses or Ipv6Prefix")
 	}
+	return w.unassignFrom(e, w.subnets[e.subnetID].v6, &e.ipv6, &e.ipv6Prefixes, addrs, prefixes)
+}
+
+// unassignFrom checks that addrs and prefixes are all in have and hasP
+// (e's lists of one family), takes them out, gives them back to pool and
+// announces them.
+func (w *world) unassignFrom(e *eni, pool addrPool, have *[]netip.Addr, hasP *[]netip.Prefix, addrs []netip.Addr, prefixes []netip.Prefix) (assignResult, error) {
 	for _, a := range addrs {
-		if !slices.Contains(e.ipv6, a) {
+		if !slices.Contains(*have, a) {
 			return assignResult{}, apiErr("InvalidParameterValue", "Some of the specified addresses are not assigned to interface %s", e.id)
 		}
 	}
 	for _, p := range prefixes {
-		if !slices.Contains(e.ipv6Prefixes, p) {
+		if !slices.Contains(*hasP, p) {
 			return assignResult{}, apiErr("InvalidParameterValue", "Some of the specified prefixes are not assigned to interface %s", e.id)
 		}
 	}
-	sn := w.subnets[e.subnetID]
 	var gone assignResult
 	for _, a := range addrs {
-		if i := slices.Index(e.ipv6, a); i >= 0 {
-			e.ipv6 = slices.Delete(e.ipv6, i, i+1)
-			sn.v6.release(a)
+		if i := slices.Index(*have, a); i >= 0 {
+			*have = slices.Delete(*have, i, i+1)
+			pool.release(a)
 			gone.Addrs = append(gone.Addrs, a)
 		}
 	}
 	for _, p := range prefixes {
-		if i := slices.Index(e.ipv6Prefixes, p); i >= 0 {
-			e.ipv6Prefixes = slices.Delete(e.ipv6Prefixes, i, i+1)
-			sn.v6.releaseBlock(p)
+		if i := slices.Index(*hasP, p); i >= 0 {
+			*hasP = slices.Delete(*hasP, i, i+1)
+			pool.releaseBlock(p)
 			gone.Prefixes = append(gone.Prefixes, p)
 		}
 	}
