@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -61,13 +62,13 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
 	}()
 	plan, err = planAdd(inv.conf, args, inv.k8s, reply)
 	if err != nil {
-		return cniError(ErrIpamd, "unusable reply from ipamd", err)
+		return cniplugin.Error(ErrIpamd, "unusable reply from ipamd", err)
 	}
 	if err = checkMTUFamily(inv.conf.MTU, plan.pod.Interfaces); err != nil {
 		return err
 	}
 	if err = plan.wire(ctx); err != nil {
-		return cniError(ErrWiring, "wire pod network", err)
+		return cniplugin.Error(ErrWiring, "wire pod network", err)
 	}
 	if mode := reply.GetNetworkPolicyMode(); mode != "" {
 		err = enforceNetworkPolicy(ctx, inv.npaSocket, &rpc.EnforceNpRequest{

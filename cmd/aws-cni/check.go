@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
@@ -48,7 +49,7 @@ func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
 	case errors.As(err, &ce):
 		return types.NewError(ErrCheckFailed, ce.Error(), "")
 	case err != nil:
-		return cniError(ErrWiring, "read pod network", err)
+		return cniplugin.Error(ErrWiring, "read pod network", err)
 	}
 	return nil
 }
@@ -62,7 +63,7 @@ func (p *plugin) cmdStatus(args *skel.CmdArgs) error {
 	}
 	defer inv.close()
 	if err := ipamdHealthy(context.Background(), inv.ipamdSocket); err != nil {
-		return cniError(types.ErrPluginNotAvailable, "ipamd is not serving", err)
+		return cniplugin.Error(types.ErrPluginNotAvailable, "ipamd is not serving", err)
 	}
 	return nil
 }

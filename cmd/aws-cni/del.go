@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -51,7 +52,7 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 		return types.NewError(ErrIpamd, "ipamd failed to release the pod's addresses", "")
 	}
 	if err := inv.teardownFromReply(ctx, args, reply); err != nil {
-		return cniError(ErrWiring, "remove pod network", err)
+		return cniplugin.Error(ErrWiring, "remove pod network", err)
 	}
 	if reply.GetNetworkPolicyMode() != "" {
 		refused, err := deletePodPolicies(ctx, inv.npaSocket, &rpc.DeleteNpRequest{
@@ -88,7 +89,7 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *skel.C
 		return true, invalidConfig("prevResult", err.Error())
 	}
 	if err := podnet.TeardownBranch(ctx, w.Pod, vlan); err != nil {
-		return true, cniError(ErrWiring, "remove branch-ENI pod network", err)
+		return true, cniplugin.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
 	return true, nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 )
 
 // CNI error codes of aws-cni. The CNI spec reserves 0-99 for itself; these
@@ -22,20 +24,12 @@ import (
 // STATUS reports an unhealthy ipamd with 50 (ErrPluginNotAvailable).
 const (
 	ErrIpamdUnreachable uint = 100
-	ErrNoAddress        uint = 101
+	ErrNoAddress             = cniplugin.ErrNoAddress
 	ErrIpamd            uint = 102
-	ErrWiring           uint = 103
+	ErrWiring                = cniplugin.ErrWiring
 	ErrNetworkPolicy    uint = 104
-	ErrCheckFailed      uint = 105
+	ErrCheckFailed           = cniplugin.ErrCheckFailed
 )
-
-func cniError(code uint, msg string, err error) *types.Error {
-	details := ""
-	if err != nil {
-		details = err.Error()
-	}
-	return types.NewError(code, msg, details)
-}
 
 func invalidConfig(msg, details string) *types.Error {
 	return types.NewError(types.ErrInvalidNetworkConfig, msg, details)

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/trailer"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -22,8 +24,8 @@ import (
 // Socket paths and the environment variables that override them (the
 // netconf fields ipamdSocket/npaSocket take precedence over both).
 const (
-	defaultIpamdSocket = "/var/run/aws-node/ipamd.sock"
-	defaultNPASocket   = "/var/run/aws-node/npa.sock"
+	defaultIpamdSocket = hostcontract.IpamdSocket
+	defaultNPASocket   = hostcontract.NPASocket
 	ipamdSocketEnv     = "VPC_CNI_IPAMD_SOCKET"
 	npaSocketEnv       = "VPC_CNI_NPA_SOCKET"
 )
@@ -47,7 +49,7 @@ const unknownPodMsg = "datastore: unknown pod"
 func dialUnix(path string) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return nil, cniError(ErrIpamdUnreachable, "create gRPC client for "+path, err)
+		return nil, cniplugin.Error(ErrIpamdUnreachable, "create gRPC client for "+path, err)
 	}
 	return conn, nil
 }
@@ -57,11 +59,11 @@ func addError(socket string, err error) *types.Error {
 	st, _ := status.FromError(err)
 	switch st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-		return cniError(ErrIpamdUnreachable, "ipamd unreachable at "+socket, err)
+		return cniplugin.Error(ErrIpamdUnreachable, "ipamd unreachable at "+socket, err)
 	case codes.ResourceExhausted:
 		return types.NewError(ErrNoAddress, "no address available: "+st.Message(), "")
 	}
-	return cniError(ErrIpamd, "ipamd failed to assign an address", err)
+	return cniplugin.Error(ErrIpamd, "ipamd failed to assign an address", err)
 }
 
 // maxCauseLen bounds ipamd's cause in the CNI error: it goes to the
@@ -136,7 +138,7 @@ func enforceNetworkPolicy(ctx context.Context, socket string, req *rpc.EnforceNp
 	// The agent may be restarting: wait for it within the deadline.
 	reply, err := rpc.NewNPBackendClient(conn).EnforceNpToPod(ctx, req, grpc.WaitForReady(true))
 	if err != nil {
-		return cniError(ErrNetworkPolicy, "network policy agent at "+socket+" failed to enforce policies", err)
+		return cniplugin.Error(ErrNetworkPolicy, "network policy agent at "+socket+" failed to enforce policies", err)
 	}
 	if !reply.GetSuccess() {
 		return types.NewError(ErrNetworkPolicy, "network policy agent at "+socket+" refused to enforce policies", "")
@@ -156,7 +158,7 @@ func deletePodPolicies(ctx context.Context, socket string, req *rpc.DeleteNpRequ
 	defer cancel()
 	reply, err := rpc.NewNPBackendClient(conn).DeletePodNp(ctx, req, grpc.WaitForReady(true))
 	if st, _ := status.FromError(err); err != nil && (st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded) {
-		return nil, cniError(ErrNetworkPolicy, "network policy agent unreachable at "+socket, err)
+		return nil, cniplugin.Error(ErrNetworkPolicy, "network policy agent unreachable at "+socket, err)
 	}
 	if err != nil {
 		return err, nil

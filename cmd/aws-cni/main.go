@@ -18,19 +18,10 @@ package main
 
 import (
 	"os"
-	"runtime"
 
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/version"
-
-	pkgversion "github.com/vpc-cni/vpc-cni/pkg/version"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 )
-
-func init() {
-	// Namespace switches apply to OS threads: keep main on one thread, in
-	// the node's namespace, for the whole run.
-	runtime.LockOSThread()
-}
 
 func main() {
 	// The CNI library checks CNI_IFNAME too, but its messages do not name
@@ -40,11 +31,11 @@ func main() {
 		os.Exit(1)
 	}
 	p := &plugin{getenv: os.Getenv}
-	skel.PluginMainFuncs(skel.CNIFuncs{
+	cniplugin.Main("aws-cni", skel.CNIFuncs{
 		Add:    p.cmdAdd,
 		Del:    p.cmdDel,
 		Check:  p.cmdCheck,
 		Status: p.cmdStatus,
 		GC:     p.cmdGC,
-	}, version.All, "aws-cni (vpc-cni) "+pkgversion.Version)
+	})
 }

@@ -10,6 +10,7 @@ import (
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -88,7 +89,7 @@ func fromPrevResult(res *current.Result, netns, ifName string) (prevWiring, erro
 		return w, err
 	}
 	w.VLANID = vlan
-	defaultTable := podnet.MainTable
+	defaultTable := hostcontract.MainTable
 	if vlan == 0 {
 		device, err := strconv.Atoi(dummy.Sandbox)
 		if err != nil {

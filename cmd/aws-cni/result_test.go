@@ -12,6 +12,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -75,7 +76,7 @@ func TestFromPrevResultUpstreamShapes(t *testing.T) {
 			res: &current.Result{Interfaces: []*current.Interface{
 				{Name: "vlana"}, {Name: "eth0", Sandbox: "/ns", Mac: "0"}, {Name: "dummya", Mac: "7"},
 			}, IPs: []*current.IPConfig{{Interface: idx(1), Address: addr("10.2.0.55/32"), Gateway: net.ParseIP("10.2.0.1")}}},
-			wantVLAN: 7, wantTable: podnet.MainTable,
+			wantVLAN: 7, wantTable: hostcontract.MainTable,
 		},
 		{
 			name: "chained plugin appended interfaces after the dummy",
@@ -83,7 +84,7 @@ func TestFromPrevResultUpstreamShapes(t *testing.T) {
 				{Name: "enia"}, {Name: "eth0", Sandbox: "/ns", Mac: "254"}, {Name: "dummya", Mac: "0", Sandbox: "0"},
 				{Name: "vethegress"}, {Name: "v6if0", Sandbox: "/ns"},
 			}, IPs: []*current.IPConfig{{Interface: idx(1), Address: addr("10.0.0.5/32")}, {Interface: idx(4), Address: addr("fd00::ac:2/128")}}},
-			wantTable: podnet.MainTable,
+			wantTable: hostcontract.MainTable,
 		},
 		{name: "no dummy", res: &current.Result{}, wantErr: "no dummy"},
 		{name: "dummy Mac not a number", res: &current.Result{Interfaces: []*current.Interface{{Name: "dummya", Mac: "02:00:00:00:00:01"}}}, wantErr: "not a VLAN id"},

@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 )
 
@@ -47,16 +48,16 @@ func cmdAdd(args *skel.CmdArgs) error {
 
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
 	if err != nil {
-		return cniError(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
 	lease, err := store.Acquire(args.ContainerID, args.IfName)
 	if err != nil {
 		log.Error("no egress address", "err", err)
 		if errors.Is(err, egress.ErrExhausted) {
-			return cniError(ErrNoAddress, fmt.Sprintf("no %s egress address left in %s", conf.Family, conf.Range.Subnet), err)
+			return cniplugin.Error(ErrNoAddress, fmt.Sprintf("no %s egress address left in %s", conf.Family, conf.Range.Subnet), err)
 		}
-		return cniError(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	ifs, err := wire(args, conf, lease)
 	if err != nil {
@@ -66,7 +67,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		if undo != nil {
 			log.Error("undoing egress wiring failed", "err", undo)
 		}
-		return cniError(ErrWiring, "egress wiring failed", err)
+		return cniplugin.Error(ErrWiring, "egress wiring failed", err)
 	}
 	log.Info("egress wired", "address", lease.Addr, "hostVeth", ifs.Host.Name)
 	res.Interfaces = append(res.Interfaces,

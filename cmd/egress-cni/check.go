@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 )
 
@@ -27,15 +28,15 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
 	if err != nil {
-		return cniError(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
 	lease, ok, err := store.Held(args.ContainerID, args.IfName)
 	if err != nil {
-		return cniError(ErrCheckFailed, "egress check failed", err)
+		return cniplugin.Error(ErrCheckFailed, "egress check failed", err)
 	}
 	if !ok {
-		return cniError(ErrCheckFailed, "egress check failed", errors.New("no egress address held"))
+		return cniplugin.Error(ErrCheckFailed, "egress check failed", errors.New("no egress address held"))
 	}
 	var problems []string
 	ip := net.IP(lease.Addr.Addr().AsSlice())
@@ -75,7 +76,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 		problems = append(problems, "no POSTROUTING jump to "+chain)
 	}
 	if len(problems) > 0 {
-		return cniError(ErrCheckFailed, "egress check failed", errors.New(strings.Join(problems, "; ")))
+		return cniplugin.Error(ErrCheckFailed, "egress check failed", errors.New(strings.Join(problems, "; ")))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/containernetworking/cni/pkg/skel"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 )
 
@@ -20,16 +21,16 @@ func cmdDel(args *skel.CmdArgs) error {
 	}
 	if err := removePod(args, conf); err != nil {
 		log.Error("removing egress wiring failed", "err", err)
-		return cniError(ErrWiring, "removing egress wiring failed", err)
+		return cniplugin.Error(ErrWiring, "removing egress wiring failed", err)
 	}
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
 	if err != nil {
-		return cniError(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
 	if err := store.Release(args.ContainerID, args.IfName); err != nil {
 		log.Error("releasing egress address failed", "err", err)
-		return cniError(ErrWiring, "releasing egress address failed", err)
+		return cniplugin.Error(ErrWiring, "releasing egress address failed", err)
 	}
 	log.Info("egress removed")
 	return nil

@@ -1,8 +1,6 @@
 package main
 
-import (
-	"github.com/containernetworking/cni/pkg/types"
-)
+import "github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 
 // CNI error codes of egress-cni, with the meaning the same numbers have in
 // aws-cni:
@@ -16,15 +14,7 @@ import (
 // Configuration errors use the spec's 7 (ErrInvalidNetworkConfig), 6 for
 // netconf that is not JSON.
 const (
-	ErrNoAddress   uint = 101
-	ErrWiring      uint = 103
-	ErrCheckFailed uint = 105
+	ErrNoAddress   = cniplugin.ErrNoAddress
+	ErrWiring      = cniplugin.ErrWiring
+	ErrCheckFailed = cniplugin.ErrCheckFailed
 )
-
-func cniError(code uint, msg string, err error) *types.Error {
-	details := ""
-	if err != nil {
-		details = err.Error()
-	}
-	return types.NewError(code, msg, details)
-}

@@ -7,6 +7,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/vishvananda/netlink"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 )
 
@@ -33,7 +34,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	var errs []error
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
 	if err != nil {
-		return cniError(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
 	held, err := store.List()
@@ -67,7 +68,7 @@ func cmdGC(args *skel.CmdArgs) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return cniError(ErrWiring, "egress GC incomplete", err)
+		return cniplugin.Error(ErrWiring, "egress GC incomplete", err)
 	}
 	return nil
 }

@@ -11,26 +11,16 @@
 package main
 
 import (
-	"runtime"
-
 	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/containernetworking/cni/pkg/version"
-
-	pkgversion "github.com/vpc-cni/vpc-cni/pkg/version"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 )
 
-func init() {
-	// Namespace switches apply to OS threads: keep main on one thread, in
-	// the node's namespace, for the whole run.
-	runtime.LockOSThread()
-}
-
 func main() {
-	skel.PluginMainFuncs(skel.CNIFuncs{
+	cniplugin.Main("egress-cni", skel.CNIFuncs{
 		Add:    cmdAdd,
 		Del:    cmdDel,
 		Check:  cmdCheck,
 		Status: func(*skel.CmdArgs) error { return nil },
 		GC:     cmdGC,
-	}, version.All, "egress-cni (vpc-cni) "+pkgversion.Version)
+	})
 }

@@ -103,12 +103,9 @@ func (d *demo) run(ctx context.Context) (err error) {
 	} else if len(removed) > 0 {
 		d.linef("removed leftovers of %d crashed earlier run(s)", len(removed))
 	}
-	sc, err := vpcsim.LoadScenario(d.f.scenario)
+	sc, err := d.loadScenario()
 	if err != nil {
 		return err
-	}
-	if len(sc.Instances) < 2 {
-		return fmt.Errorf("scenario %s: the demo needs two instances, it has %d", d.f.scenario, len(sc.Instances))
 	}
 	d.linef("scenario %s, binaries from %s, detailed log in %s", d.f.scenario, d.f.binDir, d.f.logFile)
 
@@ -117,30 +114,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil || d.f.keepLogs != "" {
-			dst := d.f.keepLogs
-			if dst == "" {
-				dst = filepath.Join(os.TempDir(), "localvpc-logs-"+d.v.RunID)
-			}
-			if serr := d.v.SaveLogs(dst); serr == nil {
-				fmt.Fprintf(d.out, "      node logs saved in %s\n", dst)
-			}
-		}
-		for _, s := range d.servers {
-			_ = s.Close()
-		}
-		cerr := d.v.Close()
-		left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(d.v.RunID))
-		if cerr != nil || len(left) > 0 {
-			fmt.Fprintf(d.out, "✘ cleanup incomplete: %v (namespaces left: %v); run `bin/localvpc cleanup`\n", cerr, left)
-			if err == nil {
-				err = errors.New("cleanup incomplete")
-			}
-			return
-		}
-		fmt.Fprintf(d.out, "      cleaned up: every namespace, process and directory of run %s is gone\n", d.v.RunID)
-	}()
+	defer d.cleanup(&err)
 	mode, err := d.v.AgentMode()
 	if err != nil {
 		return err
@@ -401,4 +375,42 @@ func (d *demo) summary() {
 	}
 	fmt.Fprintf(d.out, "\nSummary: %d of %d checks passed in %.0fs\n", d.checks-len(d.failed), d.checks, time.Since(d.start).Seconds())
 	fmt.Fprintf(d.out, "      EC2 calls: %d (%s)\n", total, strings.Join(calls, ", "))
+}
+
+// cleanup removes the run (saving logs on failure) and reports it.
+func (d *demo) cleanup(errp *error) {
+	if *errp != nil || d.f.keepLogs != "" {
+		dst := d.f.keepLogs
+		if dst == "" {
+			dst = filepath.Join(os.TempDir(), "localvpc-logs-"+d.v.RunID)
+		}
+		if serr := d.v.SaveLogs(dst); serr == nil {
+			fmt.Fprintf(d.out, "      node logs saved in %s\n", dst)
+		}
+	}
+	for _, s := range d.servers {
+		_ = s.Close()
+	}
+	cerr := d.v.Close()
+	left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(d.v.RunID))
+	if cerr != nil || len(left) > 0 {
+		fmt.Fprintf(d.out, "✘ cleanup incomplete: %v (namespaces left: %v); run `bin/localvpc cleanup`\n", cerr, left)
+		if *errp == nil {
+			*errp = errors.New("cleanup incomplete")
+		}
+		return
+	}
+	fmt.Fprintf(d.out, "      cleaned up: every namespace, process and directory of run %s is gone\n", d.v.RunID)
+}
+
+// loadScenario reads the demo's scenario, which must have two instances.
+func (d *demo) loadScenario() (vpcsim.Scenario, error) {
+	sc, err := vpcsim.LoadScenario(d.f.scenario)
+	if err != nil {
+		return sc, err
+	}
+	if len(sc.Instances) < 2 {
+		return sc, fmt.Errorf("scenario %s: the demo needs two instances, it has %d", d.f.scenario, len(sc.Instances))
+	}
+	return sc, nil
 }

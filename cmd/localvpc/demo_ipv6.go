@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
@@ -45,12 +43,9 @@ func (d *demo) runIPv6(ctx context.Context) (err error) {
 	if _, err := localvpc.CleanupStale(""); err != nil {
 		d.linef("note: leftovers of earlier runs could not all be removed: %v", err)
 	}
-	sc, err := vpcsim.LoadScenario(d.f.scenario)
+	sc, err := d.loadScenario()
 	if err != nil {
 		return err
-	}
-	if len(sc.Instances) < 2 {
-		return fmt.Errorf("scenario %s: the demo needs two instances, it has %d", d.f.scenario, len(sc.Instances))
 	}
 	if sc, err = localvpc.IPv6Scenario(sc); err != nil {
 		return err
@@ -62,7 +57,7 @@ func (d *demo) runIPv6(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer d.cleanupIPv6(&err)
+	defer d.cleanup(&err)
 	d.nodeTable()
 
 	d.stepf6("Starting aws-node in IPv6 mode (%s)", strings.Join(localvpc.IPv6AgentEnv, " "))
@@ -175,30 +170,4 @@ func (d *demo) podTableIPv6(pods []*localvpc.Pod) {
 		fmt.Fprintf(tw, "      %s\t%s\t%s\t%s\t%s\n", p.Name, p.Node.Name, p.IP, pre, eni)
 	}
 	_ = tw.Flush()
-}
-
-// cleanupIPv6 removes the run (saving logs on failure) and reports it.
-func (d *demo) cleanupIPv6(errp *error) {
-	if *errp != nil || d.f.keepLogs != "" {
-		dst := d.f.keepLogs
-		if dst == "" {
-			dst = filepath.Join(os.TempDir(), "localvpc-logs-"+d.v.RunID)
-		}
-		if serr := d.v.SaveLogs(dst); serr == nil {
-			fmt.Fprintf(d.out, "      node logs saved in %s\n", dst)
-		}
-	}
-	for _, s := range d.servers {
-		_ = s.Close()
-	}
-	cerr := d.v.Close()
-	left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(d.v.RunID))
-	if cerr != nil || len(left) > 0 {
-		fmt.Fprintf(d.out, "✘ cleanup incomplete: %v (namespaces left: %v); run `bin/localvpc cleanup`\n", cerr, left)
-		if *errp == nil {
-			*errp = errors.New("cleanup incomplete")
-		}
-		return
-	}
-	fmt.Fprintf(d.out, "      cleaned up: every namespace, process and directory of run %s is gone\n", d.v.RunID)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
@@ -167,7 +168,7 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 		n.log.Warn("instance metadata does not list the new ENI yet; proceeding with EC2's data", "eni", e.ID,
 			"waited", n.times.IMDSWait)
 	}
-	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
+	table := hostcontract.RouteTable(c.index, e.Attachment.DeviceIndex)
 	if n.host != nil {
 		mac, err := net.ParseMAC(e.MAC)
 		if err != nil {

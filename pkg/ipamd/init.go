@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
@@ -175,7 +176,7 @@ func (n *IPAM) restorePodRule(ctx context.Context, c *card, a datastore.Allocati
 		return
 	}
 	asg, ok := c.store.Lookup(a.Key)
-	if !ok || asg.RouteTableID == networkutils.MainTable {
+	if !ok || asg.RouteTableID == hostcontract.MainTable {
 		return
 	}
 	if err := n.host.RestorePodRule(ctx, a.Addr, asg.RouteTableID); err != nil {
@@ -332,7 +333,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	}
 	n.tagENI(ctx, e)
 	primary := e.ID == n.node.primaryENI
-	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
+	table := hostcontract.RouteTable(c.index, e.Attachment.DeviceIndex)
 	trunk := e.InterfaceType == "trunk"
 	if !primary && n.host != nil {
 		mac, err := net.ParseMAC(e.MAC)

@@ -14,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/conflist"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
@@ -176,7 +177,7 @@ func (v *VPC) healthy(ctx context.Context, sock string) bool {
 // egress plugin, which needs a binary this mode does not install).
 func (v *VPC) writeConflist(n *Node) error {
 	data, err := conflist.Render(conflist.Config{
-		VethPrefix: "eni", MTU: 9001, PodSGEnforcingMode: "strict",
+		VethPrefix: hostcontract.VethPrefix, MTU: 9001, PodSGEnforcingMode: "strict",
 		PluginLogFile: NodeLogDir + "/plugin.log", PluginLogLevel: "DEBUG",
 	})
 	if err != nil {

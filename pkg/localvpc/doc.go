@@ -1,11 +1,17 @@
-// Package localvpc runs a whole local VPC on one Linux machine: vpcsim
-// in-process, its data plane (pkg/vpcsim/dataplane), and for every instance a
-// node made of its own network namespace and its own mount namespace (with
-// private /var/run/aws-node, /etc/cni/net.d, /opt/cni/bin and
-// /var/log/aws-routed-eni), in which the aws-node agent (installer + ipamd)
-// runs as a child process. Pods are network namespaces wired by the node's
-// installed conflist through libcni, with each plugin executed inside the
-// node's namespaces, exactly as a container runtime on that node would.
+// Package localvpc runs a whole local VPC on one Linux machine:
+//
+//	VPC (vpc.go: Start, Close, CleanupStale)
+//	├── vpcsim + data plane       EC2/IMDS in-process; VPC and internet netns
+//	├── Node (node.go)            per instance: netns + mount ns, a child agent
+//	│   ├── agent (agent.go, byoagent.go)  installer + ipamd, ready on its socket
+//	│   ├── CNI (cni.go)          conflist through libcni → Pod (a netns)
+//	│   └── KubeNode (kube*.go)   optional containerd + kubelet
+//	└── inspect.go                checkpoint, ENIs, logs, Locate(addr)
+//
+// A node's mount namespace has private /var/run/aws-node, /etc/cni/net.d,
+// /opt/cni/bin and /var/log/aws-routed-eni. Pods are wired by the node's
+// installed conflist, each plugin executed inside the node's namespaces,
+// exactly as a container runtime on that node would.
 //
 // Everything a VPC creates lives under one run id (namespaces
 // "vpcsim-<run>-…", a work directory, child processes marked with

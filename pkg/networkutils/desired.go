@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
 
 // Chain names, comments and addresses shared with upstream: a node must be
@@ -108,14 +109,14 @@ func desiredHost(cfg HostConfig, env hostEnv) hostState {
 
 	// ip rules
 	if cfg.NodePortSupport || !cfg.ExternalSNAT {
-		s.Rules = append(s.Rules, ruleSpec{Family: fam, Priority: PriorityFwmark, Mark: mark, Mask: mark, Table: MainTable})
+		s.Rules = append(s.Rules, ruleSpec{Family: fam, Priority: hostcontract.PriorityFwmark, Mark: mark, Mask: mark, Table: hostcontract.MainTable})
 	}
 	for _, p := range cfg.ExternalServiceCIDRs {
-		s.Rules = append(s.Rules, ruleSpec{Family: netlink.FAMILY_V4, Priority: PriorityExternalService, Dst: p, Table: MainTable})
+		s.Rules = append(s.Rules, ruleSpec{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityExternalService, Dst: p, Table: hostcontract.MainTable})
 	}
 	if cfg.PodENIStrict {
 		s.StrictLocal = true
-		s.Rules = append(s.Rules, ruleSpec{Family: fam, Priority: PriorityLocalStrict, Table: localTable})
+		s.Rules = append(s.Rules, ruleSpec{Family: fam, Priority: hostcontract.PriorityLocal, Table: localTable})
 		s.AbsentRules = append(s.AbsentRules, ruleSpec{Family: fam, Priority: 0, Table: localTable})
 		if cfg.IPv6 {
 			// Branch interfaces must still resolve their gateway.
@@ -272,9 +273,9 @@ func ownedRule(r iptRule) bool {
 // not desired.
 func (s hostState) ownedIPRule(r ruleSpec) bool {
 	switch {
-	case r.Priority == PriorityFwmark && r.Mark != 0:
+	case r.Priority == hostcontract.PriorityFwmark && r.Mark != 0:
 		return true
-	case r.Priority == PriorityExternalService && r.Table == MainTable && r.Dst.IsValid() && !r.Src.IsValid():
+	case r.Priority == hostcontract.PriorityExternalService && r.Table == hostcontract.MainTable && r.Dst.IsValid() && !r.Src.IsValid():
 		return true
 	}
 	if s.StrictLocal {

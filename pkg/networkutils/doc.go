@@ -17,7 +17,7 @@
 //	func (n *Network) LinkByMAC(ctx context.Context, mac net.HardwareAddr) (Link, error)
 //
 //	// Per-ENI (never the primary ENI)
-//	func RouteTable(networkCard, device int) int            // docs/compatibility.md, "Rule priorities, route tables and gateways"
+//	(route-table numbers and rule priorities: pkg/hostcontract)
 //	func SubnetGateway(subnet netip.Prefix) netip.Addr      // subnet+1, or fe80:ec2::1 for IPv6
 //	func (e ENI) Validate() error                           // refuses only card 0 device 0 (the primary ENI)
 //	func (n *Network) SetupENI(ctx context.Context, eni ENI) error

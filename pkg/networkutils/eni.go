@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,7 +78,7 @@ func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 		return err
 	}
 
-	table := RouteTable(eni.NetworkCard, eni.DeviceNumber)
+	table := hostcontract.RouteTable(eni.NetworkCard, eni.DeviceNumber)
 	gw := SubnetGateway(eni.Subnet)
 	fam := family(eni.PrimaryIP)
 	routes := []netlink.Route{
@@ -98,8 +99,8 @@ func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	// One rule per ENI address: a rule left from an earlier device index
 	// would send the ENI's traffic to a stale table.
 	src := netip.PrefixFrom(eni.PrimaryIP, eni.PrimaryIP.BitLen())
-	want := ruleSpec{Priority: PriorityENI, Family: fam, Src: src, Table: table}
-	if err := setRule(want, func(r ruleSpec) bool { return r.Priority == PriorityENI && r.Src == src }); err != nil {
+	want := ruleSpec{Priority: hostcontract.PriorityENI, Family: fam, Src: src, Table: table}
+	if err := setRule(want, func(r ruleSpec) bool { return r.Priority == hostcontract.PriorityENI && r.Src == src }); err != nil {
 		return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
 	}
 	return nil
@@ -169,7 +170,7 @@ func replaceRoute(ctx context.Context, r *netlink.Route) error {
 // deleteMainSubnetRoute removes the prefix route the kernel adds to main
 // for a new address, so ENI traffic is routed by the ENI's table only.
 func deleteMainSubnetRoute(link netlink.Link, subnet netip.Prefix) error {
-	filter := &netlink.Route{Table: MainTable, LinkIndex: link.Attrs().Index, Dst: prefixToIPNet(subnet)}
+	filter := &netlink.Route{Table: hostcontract.MainTable, LinkIndex: link.Attrs().Index, Dst: prefixToIPNet(subnet)}
 	routes, err := dump(func() ([]netlink.Route, error) {
 		return netlink.RouteListFiltered(family(subnet.Addr()), filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF|netlink.RT_FILTER_DST)
 	})
@@ -192,7 +193,7 @@ func (n *Network) TeardownENI(ctx context.Context, primaryIP netip.Addr, table i
 	if !primaryIP.IsValid() {
 		return errors.New("teardown ENI: primary IP is not set")
 	}
-	if table <= 0 || table == MainTable || table == 255 {
+	if table <= 0 || table == hostcontract.MainTable || table == 255 {
 		return fmt.Errorf("teardown ENI %s: table %d is not an ENI table", primaryIP, table)
 	}
 	fam := family(primaryIP)

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
@@ -67,8 +68,8 @@ func snapshotENI(t *testing.T, link string, table int) eniSnapshot {
 	return eniSnapshot{
 		Addrs: addrStrings(t, link, netlink.FAMILY_V4),
 		Table: routeStrings(t, netlink.FAMILY_V4, table),
-		Main:  routeStrings(t, netlink.FAMILY_V4, MainTable),
-		Rules: ruleStrings(t, netlink.FAMILY_V4, PriorityENI),
+		Main:  routeStrings(t, netlink.FAMILY_V4, hostcontract.MainTable),
+		Rules: ruleStrings(t, netlink.FAMILY_V4, hostcontract.PriorityENI),
 		MTU:   l.Attrs().MTU,
 		Up:    l.Attrs().Flags&net.FlagUp != 0,
 	}
@@ -85,7 +86,7 @@ func TestPrivilegedSetupENI(t *testing.T) {
 
 	// A rule left by an earlier device index for the same address.
 	do(t, node, func() error {
-		return netlink.RuleAdd(ruleSpec{Family: netlink.FAMILY_V4, Priority: PriorityENI, Src: netip.MustParsePrefix("10.0.1.20/32"), Table: 7}.netlinkRule())
+		return netlink.RuleAdd(ruleSpec{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityENI, Src: netip.MustParsePrefix("10.0.1.20/32"), Table: 7}.netlinkRule())
 	})
 	do(t, node, func() error { return n.SetupENI(ctx, eni) })
 	var first eniSnapshot
@@ -207,11 +208,11 @@ func TestPrivilegedPodRules(t *testing.T) {
 	other := netip.MustParseAddr("10.0.1.51")
 	do(t, node, func() error {
 		for _, r := range []ruleSpec{
-			{Family: netlink.FAMILY_V4, Priority: PriorityFromPod, Src: netip.MustParsePrefix("10.0.1.50/32"), Table: 3},
-			{Family: netlink.FAMILY_V4, Priority: PriorityFromPod, Src: netip.MustParsePrefix("10.0.1.50/32"), Table: 4},
-			{Family: netlink.FAMILY_V4, Priority: PriorityToPod, Dst: netip.MustParsePrefix("10.0.1.50/32"), Table: MainTable},
-			{Family: netlink.FAMILY_V4, Priority: PriorityToPod, Dst: netip.MustParsePrefix("10.0.1.51/32"), Table: MainTable},
-			{Family: netlink.FAMILY_V4, Priority: PriorityFromPod, Src: netip.MustParsePrefix("10.0.1.51/32"), Table: 2},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityFromPod, Src: netip.MustParsePrefix("10.0.1.50/32"), Table: 3},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityFromPod, Src: netip.MustParsePrefix("10.0.1.50/32"), Table: 4},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityToPod, Dst: netip.MustParsePrefix("10.0.1.50/32"), Table: hostcontract.MainTable},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityToPod, Dst: netip.MustParsePrefix("10.0.1.51/32"), Table: hostcontract.MainTable},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityFromPod, Src: netip.MustParsePrefix("10.0.1.51/32"), Table: 2},
 		} {
 			if err := netlink.RuleAdd(r.netlinkRule()); err != nil {
 				return err
@@ -229,14 +230,14 @@ func TestPrivilegedPodRules(t *testing.T) {
 			"ipv4 1536: from 10.0.1.51/32 lookup 2",
 			"ipv4 1536: from 10.0.1.50/32 lookup 2",
 		}
-		if diff := cmp.Diff(want, ruleStrings(t, netlink.FAMILY_V4, PriorityToPod, PriorityFromPod)); diff != "" {
+		if diff := cmp.Diff(want, ruleStrings(t, netlink.FAMILY_V4, hostcontract.PriorityToPod, hostcontract.PriorityFromPod)); diff != "" {
 			t.Errorf("after RestorePodRule (-want +got):\n%s", diff)
 		}
 		if err := n.DeletePodRules(ctx, other); err != nil {
 			return err
 		}
 		want = []string{"ipv4 512: from all to 10.0.1.50/32 lookup main", "ipv4 1536: from 10.0.1.50/32 lookup 2"}
-		if diff := cmp.Diff(want, ruleStrings(t, netlink.FAMILY_V4, PriorityToPod, PriorityFromPod)); diff != "" {
+		if diff := cmp.Diff(want, ruleStrings(t, netlink.FAMILY_V4, hostcontract.PriorityToPod, hostcontract.PriorityFromPod)); diff != "" {
 			t.Errorf("after DeletePodRules (-want +got):\n%s", diff)
 		}
 		return n.DeletePodRules(ctx, other) // nothing left: still fine
@@ -256,9 +257,9 @@ func TestPrivilegedSetupENIIPv6(t *testing.T) {
 		got := struct{ Addrs, Table, Main, Rules []string }{
 			Addrs: addrStrings(t, "eth2", netlink.FAMILY_V6),
 			Table: routeStrings(t, netlink.FAMILY_V6, 3),
-			Rules: ruleStrings(t, netlink.FAMILY_V6, PriorityENI),
+			Rules: ruleStrings(t, netlink.FAMILY_V6, hostcontract.PriorityENI),
 		}
-		for _, r := range routeStrings(t, netlink.FAMILY_V6, MainTable) {
+		for _, r := range routeStrings(t, netlink.FAMILY_V6, hostcontract.MainTable) {
 			if strings.HasPrefix(r, "2600:1f14:aa:bb::/64") {
 				got.Main = append(got.Main, r)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
@@ -83,8 +84,8 @@ func newHostTopology(t *testing.T, iptablesPath string) *hostTopology {
 			return fmt.Errorf("route to pod: %w", err)
 		}
 		for _, r := range []ruleSpec{
-			{Family: netlink.FAMILY_V4, Priority: PriorityToPod, Dst: netip.MustParsePrefix(podIP + "/32"), Table: MainTable},
-			{Family: netlink.FAMILY_V4, Priority: PriorityFromPod, Src: netip.MustParsePrefix(podIP + "/32"), Table: 2},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityToPod, Dst: netip.MustParsePrefix(podIP + "/32"), Table: hostcontract.MainTable},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityFromPod, Src: netip.MustParsePrefix(podIP + "/32"), Table: 2},
 		} {
 			if err := netlink.RuleAdd(r.netlinkRule()); err != nil {
 				return fmt.Errorf("rule %s: %w", r, err)

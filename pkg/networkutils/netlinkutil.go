@@ -6,28 +6,12 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
-// dumpAttempts bounds retries of netlink dumps interrupted by concurrent
-// changes (NLM_F_DUMP_INTR).
-const dumpAttempts = 5
-
-// dump runs a netlink dump, retrying when the kernel reports that the dump
-// was interrupted and its result may be inconsistent.
-func dump[T any](f func() (T, error)) (T, error) {
-	var (
-		v   T
-		err error
-	)
-	for range dumpAttempts {
-		v, err = f()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, err
-}
+// dump runs a netlink dump, retrying an interrupted one.
+func dump[T any](f func() (T, error)) (T, error) { return nldump.Retry(f) }
 
 func family(a netip.Addr) int {
 	if a.Is4() {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
 
 // setRule leaves want as the only rule among those matching slot: every
@@ -50,8 +51,8 @@ func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table in
 		return fmt.Errorf("restore pod rule for %s: invalid table %d", podIP, table)
 	}
 	src := netip.PrefixFrom(podIP, podIP.BitLen())
-	want := ruleSpec{Priority: PriorityFromPod, Family: family(podIP), Src: src, Table: table}
-	err := setRule(want, func(r ruleSpec) bool { return r.Priority == PriorityFromPod && r.Src == src })
+	want := ruleSpec{Priority: hostcontract.PriorityFromPod, Family: family(podIP), Src: src, Table: table}
+	err := setRule(want, func(r ruleSpec) bool { return r.Priority == hostcontract.PriorityFromPod && r.Src == src })
 	if err != nil {
 		return fmt.Errorf("restore pod rule for %s: %w", podIP, err)
 	}
@@ -72,8 +73,8 @@ func (n *Network) DeletePodRules(ctx context.Context, podIP netip.Addr) error {
 	host := netip.PrefixFrom(podIP, podIP.BitLen())
 	var errs []error
 	for _, r := range rules {
-		toPod := r.Priority == PriorityToPod && ipNetToPrefix(r.Dst) == host
-		fromPod := r.Priority == PriorityFromPod && ipNetToPrefix(r.Src) == host
+		toPod := r.Priority == hostcontract.PriorityToPod && ipNetToPrefix(r.Dst) == host
+		fromPod := r.Priority == hostcontract.PriorityFromPod && ipNetToPrefix(r.Src) == host
 		if !toPod && !fromPod {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
 
 // ruleSpec is the comparable subset of an ip rule this package reads and
@@ -96,7 +97,7 @@ func (r ruleSpec) String() string {
 		s += " oif " + r.OifName
 	}
 	switch r.Table {
-	case MainTable:
+	case hostcontract.MainTable:
 		s += " lookup main"
 	case localTable:
 		s += " lookup local"

@@ -4,32 +4,6 @@ import (
 	"net/netip"
 )
 
-// MainTable is the kernel's main routing table (the primary ENI's table).
-const MainTable = 254
-
-// Rule priorities this package and the plugin share (upstream-compatible).
-const (
-	PriorityLocalStrict     = 20
-	PriorityToPod           = 512
-	PriorityFwmark          = 1024
-	PriorityExternalService = 1535
-	PriorityFromPod         = 1536
-	PriorityENI             = 32765
-)
-
-// RouteTable returns the route table of device d on network card n:
-// card 0 device 0 is main, card 0 device d>0 is d+1, and card n>0 uses
-// 10000+d+100·n (the Amazon Linux ec2-net-utils numbering).
-func RouteTable(networkCard, device int) int {
-	if networkCard == 0 {
-		if device == 0 {
-			return MainTable
-		}
-		return device + 1
-	}
-	return 10000 + device + 100*networkCard
-}
-
 // vpcIPv6Router is the VPC's IPv6 subnet router, the gateway of every IPv6 ENI.
 var vpcIPv6Router = netip.MustParseAddr("fe80:ec2::1")
 

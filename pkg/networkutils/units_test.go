@@ -7,17 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
-
-func TestRouteTable(t *testing.T) {
-	for _, tc := range []struct{ card, dev, want int }{
-		{0, 0, 254}, {0, 1, 2}, {0, 14, 15}, {1, 0, 10100}, {1, 2, 10102}, {3, 7, 10307},
-	} {
-		if got := RouteTable(tc.card, tc.dev); got != tc.want {
-			t.Errorf("RouteTable(%d, %d) = %d, want %d", tc.card, tc.dev, got, tc.want)
-		}
-	}
-}
 
 func TestSubnetGateway(t *testing.T) {
 	for in, want := range map[string]string{
@@ -158,15 +149,15 @@ func TestOwnership(t *testing.T) {
 		r    ruleSpec
 		want bool
 	}{
-		{plain, ruleSpec{Family: v4, Priority: 1024, Mark: 0x40, Mask: 0x40, Table: MainTable}, true},
-		{plain, ruleSpec{Family: v4, Priority: 1024, Src: netip.MustParsePrefix("192.0.2.99/32"), Table: MainTable}, false},
-		{plain, ruleSpec{Family: v4, Priority: 1535, Dst: netip.MustParsePrefix("172.20.0.0/16"), Table: MainTable}, true},
+		{plain, ruleSpec{Family: v4, Priority: 1024, Mark: 0x40, Mask: 0x40, Table: hostcontract.MainTable}, true},
+		{plain, ruleSpec{Family: v4, Priority: 1024, Src: netip.MustParsePrefix("192.0.2.99/32"), Table: hostcontract.MainTable}, false},
+		{plain, ruleSpec{Family: v4, Priority: 1535, Dst: netip.MustParsePrefix("172.20.0.0/16"), Table: hostcontract.MainTable}, true},
 		{plain, ruleSpec{Family: v4, Priority: 1535, Dst: netip.MustParsePrefix("172.20.0.0/16"), Table: 5}, false},
 		{plain, ruleSpec{Family: v4, Priority: 0, Table: localTable}, false},
 		{plain, ruleSpec{Family: v4, Priority: 20, Table: localTable}, false},
 		{st, ruleSpec{Family: v4, Priority: 0, Table: localTable}, true},
 		{st, ruleSpec{Family: v4, Priority: 20, Table: localTable}, true},
-		{st, ruleSpec{Family: v4, Priority: 512, Dst: netip.MustParsePrefix("10.0.1.5/32"), Table: MainTable}, false},
+		{st, ruleSpec{Family: v4, Priority: 512, Dst: netip.MustParsePrefix("10.0.1.5/32"), Table: hostcontract.MainTable}, false},
 	} {
 		if got := tc.s.ownedIPRule(tc.r); got != tc.want {
 			t.Errorf("strict=%v ownedIPRule(%s) = %v, want %v", tc.s.StrictLocal, tc.r, got, tc.want)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
 
 // Branch describes a pod that owns a branch ENI of the node's trunk ENI
@@ -30,7 +31,7 @@ type Branch struct {
 }
 
 // BranchTable is the route table of a branch ENI.
-func BranchTable(vlanID int) int { return VLANTableBase + vlanID }
+func BranchTable(vlanID int) int { return hostcontract.VLANTableBase + vlanID }
 
 func (b Branch) validate() error {
 	if err := validatePod(b.Pod); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -101,7 +102,7 @@ func moveLocalRule(t *testing.T, n node) {
 	n.do(t, func() error {
 		r := netlink.NewRule()
 		r.Table = unix.RT_TABLE_LOCAL
-		r.Priority = PriorityLocal
+		r.Priority = hostcontract.PriorityLocal
 		if err := netlink.RuleAdd(r); err != nil {
 			return err
 		}
@@ -280,7 +281,7 @@ func TestPrivilegedBranchStrictIPv6(t *testing.T) {
 			r := netlink.NewRule()
 			r.Family = fam
 			r.Table = unix.RT_TABLE_LOCAL
-			r.Priority = PriorityLocal
+			r.Priority = hostcontract.PriorityLocal
 			if err := netlink.RuleAdd(r); err != nil {
 				return err
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -169,7 +170,7 @@ func TestVMBranchStrictIPv6(t *testing.T) {
 			return err
 		}
 		r := netlink.NewRule()
-		r.Family, r.Table, r.Priority = unix.AF_INET6, unix.RT_TABLE_LOCAL, podnet.PriorityLocal
+		r.Family, r.Table, r.Priority = unix.AF_INET6, unix.RT_TABLE_LOCAL, hostcontract.PriorityLocal
 		if err := netlink.RuleAdd(r); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +33,7 @@ func Check(ctx context.Context, pod Pod) error {
 	}
 	var problems []string
 	for _, ifc := range pod.Interfaces {
-		p, err := checkInterface(ifc, pod.NetNS, MainTable, addressRules(ifc.Address, HostTable(ifc.RouteTable)))
+		p, err := checkInterface(ifc, pod.NetNS, hostcontract.MainTable, addressRules(ifc.Address, HostTable(ifc.RouteTable)))
 		if err != nil {
 			return err
 		}
@@ -47,7 +49,7 @@ func Check(ctx context.Context, pod Pod) error {
 func addressRules(addr *net.IPNet, table int) []*netlink.Rule {
 	pod := hostPrefix(addr.IP)
 	want := []*netlink.Rule{toPodRule(pod)}
-	if table != MainTable {
+	if table != hostcontract.MainTable {
 		want = append(want, fromPodRule(pod, table))
 	}
 	return want
@@ -66,7 +68,7 @@ func CheckBranch(ctx context.Context, pod Pod, vlanID int, subnetGW net.IP, stri
 	ifc := pod.Interfaces[0]
 	table := BranchTable(vlanID)
 	vlanName := VLANLinkName(vlanID)
-	routeTable, rules := MainTable, addressRules(ifc.Address, table)
+	routeTable, rules := hostcontract.MainTable, addressRules(ifc.Address, table)
 	if strict {
 		fam := family(ifc.Address)
 		routeTable = table
@@ -173,14 +175,14 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read link %s: %w", name, err)
 	}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, fam) })
+	addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(link, fam) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses of %s: %w", name, err)
 	}
 	if !hasAddr(addrs, hostPrefix(ifc.Address.IP)) {
 		missing("address %s missing on %s", hostPrefix(ifc.Address.IP), name)
 	}
-	table := MainTable
+	table := hostcontract.MainTable
 	if ifc.Index > 0 {
 		table = ifc.Index
 	}
@@ -201,14 +203,14 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 		r.Family = fam
 		r.Src = hostPrefix(ifc.Address.IP)
 		r.Table = table
-		r.Priority = PriorityPodFromIf
+		r.Priority = hostcontract.PriorityPodFromIf
 		p, err := missingRules(fam, []*netlink.Rule{r}, "pod netns")
 		if err != nil {
 			return nil, err
 		}
 		problems = append(problems, p...)
 	}
-	neighs, err := retryDump(func() ([]netlink.Neigh, error) { return netlink.NeighList(idx, fam) })
+	neighs, err := nldump.Retry(func() ([]netlink.Neigh, error) { return netlink.NeighList(idx, fam) })
 	if err != nil {
 		return nil, fmt.Errorf("list neighbours of %s: %w", name, err)
 	}
@@ -223,7 +225,7 @@ func checkPodSide(ifc Interface, hostMAC net.HardwareAddr) ([]string, error) {
 }
 
 func tableSuffix(t int) string {
-	if t == MainTable {
+	if t == hostcontract.MainTable {
 		return ""
 	}
 	return fmt.Sprintf(" table %d", t)
@@ -255,7 +257,7 @@ func hasAddr(addrs []netlink.Addr, want *net.IPNet) bool {
 
 func hasRoute(fam int, want *netlink.Route) (bool, error) {
 	filter := &netlink.Route{Table: want.Table, LinkIndex: want.LinkIndex}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
 		return netlink.RouteListFiltered(fam, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
 	})
 	if err != nil {
@@ -296,7 +298,7 @@ func hasPermanentNeigh(neighs []netlink.Neigh, ip net.IP, mac net.HardwareAddr) 
 
 // missingRules describes each rule of want that the namespace lacks.
 func missingRules(fam int, want []*netlink.Rule, where string) ([]string, error) {
-	rules, err := retryDump(func() ([]netlink.Rule, error) { return netlink.RuleList(fam) })
+	rules, err := nldump.Retry(func() ([]netlink.Rule, error) { return netlink.RuleList(fam) })
 	if err != nil {
 		return nil, fmt.Errorf("list rules: %w", err)
 	}

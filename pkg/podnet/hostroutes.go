@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,14 +21,14 @@ func addHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
 		return fmt.Errorf("find host veth %s: %w", hostVeth, err)
 	}
 	pod := hostPrefix(addr.IP)
-	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: pod, Scope: netlink.SCOPE_LINK, Table: MainTable}
+	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable}
 	if err := netlink.RouteReplace(route); err != nil {
 		return fmt.Errorf("route %s dev %s scope link: %w", pod, hostVeth, err)
 	}
 	if err := addRule(toPodRule(pod)); err != nil {
 		return err
 	}
-	if table != MainTable {
+	if table != hostcontract.MainTable {
 		if err := addRule(fromPodRule(pod, table)); err != nil {
 			return err
 		}
@@ -44,11 +45,11 @@ func removeHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
 	pod := hostPrefix(addr.IP)
 	var errs []error
 	errs = append(errs, deleteRules(toPodRule(pod)))
-	if table != MainTable {
+	if table != hostcontract.MainTable {
 		// Older plugin versions could leave several copies.
 		errs = append(errs, deleteRules(fromPodRule(pod, table)))
 	}
-	errs = append(errs, deleteRouteVia(pod, hostVeth, MainTable))
+	errs = append(errs, deleteRouteVia(pod, hostVeth, hostcontract.MainTable))
 	return errors.Join(errs...)
 }
 
@@ -76,8 +77,8 @@ func toPodRule(pod *net.IPNet) *netlink.Rule {
 	r := netlink.NewRule()
 	r.Family = family(pod)
 	r.Dst = pod
-	r.Table = MainTable
-	r.Priority = PriorityToPod
+	r.Table = hostcontract.MainTable
+	r.Priority = hostcontract.PriorityToPod
 	return r
 }
 
@@ -86,7 +87,7 @@ func fromPodRule(pod *net.IPNet, table int) *netlink.Rule {
 	r.Family = family(pod)
 	r.Src = pod
 	r.Table = table
-	r.Priority = PriorityFromPod
+	r.Priority = hostcontract.PriorityFromPod
 	return r
 }
 
@@ -95,7 +96,7 @@ func iifRule(iif string, table, fam int) *netlink.Rule {
 	r.Family = fam
 	r.IifName = iif
 	r.Table = table
-	r.Priority = PriorityIIF
+	r.Priority = hostcontract.PriorityIIF
 	return r
 }
 
@@ -141,7 +142,7 @@ func describeRule(r *netlink.Rule) string {
 }
 
 func tableName(t int) string {
-	if t == MainTable {
+	if t == hostcontract.MainTable {
 		return "main"
 	}
 	return fmt.Sprint(t)

@@ -14,30 +14,9 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"golang.org/x/sys/unix"
 )
-
-// Rule priorities shared with upstream (docs/compatibility.md, "Rule
-// priorities, route tables and gateways").
-const (
-	// PriorityPodFromIf is the pod-side rule of additional interfaces.
-	PriorityPodFromIf = 1
-	// PriorityIIF holds the iif rules of strict-mode branch-ENI pods.
-	PriorityIIF = 10
-	// PriorityLocal is where ipamd moves the `lookup local` rule when
-	// branch ENIs run in strict mode.
-	PriorityLocal = 20
-	// PriorityToPod is `to <pod> lookup main`.
-	PriorityToPod = 512
-	// PriorityFromPod is `from <pod> lookup <eni table>`.
-	PriorityFromPod = 1536
-)
-
-// MainTable is the kernel's main routing table.
-const MainTable = unix.RT_TABLE_MAIN
-
-// VLANTableBase plus a branch ENI's VLAN id is that branch's route table.
-const VLANTableBase = 100
 
 // Interface is one interface of a pod: a veth pair with one address.
 type Interface struct {
@@ -67,7 +46,7 @@ type Pod struct {
 // table used for the from-pod rule: 0, 1 and 254 all mean main.
 func HostTable(t int) int {
 	if t <= 1 {
-		return MainTable
+		return hostcontract.MainTable
 	}
 	return t
 }

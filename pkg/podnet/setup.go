@@ -9,6 +9,8 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,7 +137,7 @@ func upHostVeth(name string) error {
 // every packet straight to the host veth, where the node routes it.
 func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.HardwareAddr) error {
 	idx := link.Attrs().Index
-	table := MainTable
+	table := hostcontract.MainTable
 	if ifc.Index > 0 {
 		table = ifc.Index
 	}
@@ -148,7 +150,7 @@ func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.H
 		rule.Family = family(ifc.Address)
 		rule.Src = hostPrefix(ifc.Address.IP)
 		rule.Table = table
-		rule.Priority = PriorityPodFromIf
+		rule.Priority = hostcontract.PriorityPodFromIf
 		if err := netlink.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("rule from %s lookup %d in pod netns: %w", rule.Src, table, err)
 		}
@@ -189,7 +191,7 @@ func waitDAD(ctx context.Context, link netlink.Link) error {
 	tick := time.NewTicker(dadPoll)
 	defer tick.Stop()
 	for {
-		addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET6) })
+		addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET6) })
 		if err != nil {
 			return fmt.Errorf("list IPv6 addresses of %s: %w", link.Attrs().Name, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,7 +99,7 @@ func releaseBranchLink(name string, table, fam int) error {
 
 // flushTable deletes every route of one family in a route table.
 func flushTable(table, fam int) error {
-	routes, err := retryDump(func() ([]netlink.Route, error) {
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
 		return netlink.RouteListFiltered(fam, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {

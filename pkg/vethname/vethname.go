@@ -7,13 +7,15 @@ import (
 	"crypto/sha1" //nolint:gosec // a naming hash fixed by upstream, not a security use.
 	"encoding/hex"
 	"strconv"
+
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
 
 // SuffixLen is the number of hex characters of the hash kept in a name.
 const SuffixLen = 11
 
 // DefaultPrefix is the host veth prefix when the netconf sets none.
-const DefaultPrefix = "eni"
+const DefaultPrefix = hostcontract.VethPrefix
 
 // BranchPrefix is the host veth prefix of branch-ENI pods in strict mode;
 // it keeps them out of the node's SNAT and connmark rules.

@@ -200,7 +200,7 @@ func (a *v6Pool) allocN(n int) ([]netip.Addr, bool) {
 	return out, true
 }
 
-func (a *v6Pool) allocPrefixes(n int) ([]netip.Prefix, bool) {
+func (a *v6Pool) allocBlocks(n int) ([]netip.Prefix, bool) {
 	var idx []uint16
 	for i := 1; i < 1<<16 && len(idx) < n; i++ {
 		if !a.prefixes[uint16(i)] && !a.addrInBlock(uint16(i)) {
@@ -242,7 +242,7 @@ func (a *v6Pool) take(addr netip.Addr) error {
 	return nil
 }
 
-func (a *v6Pool) takePrefix(p netip.Prefix) error {
+func (a *v6Pool) takeBlock(p netip.Prefix) error {
 	l, ok := a.low(p.Addr())
 	if !ok || p.Bits() != 80 || p.Masked() != p {
 		return apiErr("InvalidParameterValue", "Prefix %s is not an aligned /80 within the subnet's IPv6 range", p)
@@ -261,7 +261,7 @@ func (a *v6Pool) release(addr netip.Addr) {
 	}
 }
 
-func (a *v6Pool) releasePrefix(p netip.Prefix) {
+func (a *v6Pool) releaseBlock(p netip.Prefix) {
 	if l, ok := a.low(p.Addr()); ok {
 		delete(a.prefixes, uint16(l>>48))
 	}

@@ -110,58 +110,25 @@ func isAttachmentFilter(name string) bool {
 }
 
 func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
-	ids := p.list("NetworkInterfaceId")
-	fs := p.filters()
-	if p.err != nil {
-		return nil, p.err
-	}
-	if err := noIDsWithMaxResults(p, "NetworkInterfaceId"); err != nil {
-		return nil, err
-	}
 	var out struct {
 		ENIs      []xmlENI `xml:"networkInterfaceSet>item"`
 		NextToken string   `xml:"nextToken,omitempty"`
 	}
-	err := s.do(false, func(w *world) error {
-		page, next, err := selectPage(p, ids, fs, func(id string) (ENIView, error) {
+	var err error
+	out.ENIs, out.NextToken, err = describe[ENIView, xmlENI]{
+		idParam: "NetworkInterfaceId",
+		all:     func(w *world) []ENIView { return w.state().NetworkInterfaces },
+		byID: func(w *world, id string) (ENIView, error) {
 			e, err := w.eni(id)
 			if err != nil {
 				return ENIView{}, err
 			}
 			return w.eniView(e), nil
-		}, func() []ENIView { return w.state().NetworkInterfaces }, eniField)
-		if err != nil {
-			return err
-		}
-		for _, v := range page {
-			out.ENIs = append(out.ENIs, s.eniXML(w, v))
-		}
-		out.NextToken = next
-		return nil
-	})
+		},
+		field:  eniField,
+		render: s.eniXML,
+	}.run(s, p)
 	return out, err
-}
-
-// selectPage is the shared shape of a Describe* call: the requested ids
-// (each must exist, as on EC2) or every item, then the filters, then one page.
-func selectPage[V any](p *params, ids []string, fs []filter, byID func(string) (V, error), all func() []V, field fieldFunc[V]) ([]V, string, error) {
-	var views []V
-	if len(ids) > 0 {
-		for _, id := range dedupe(ids) {
-			v, err := byID(id)
-			if err != nil {
-				return nil, "", err
-			}
-			views = append(views, v)
-		}
-	} else {
-		views = all()
-	}
-	views, err := applyFilters(views, fs, field)
-	if err != nil {
-		return nil, "", err
-	}
-	return paginate(views, p, 5, 1000)
 }
 
 func dedupe(ids []string) []string {
@@ -214,38 +181,29 @@ type xmlReservation struct {
 }
 
 func (s *Sim) describeInstances(p *params) (any, error) {
-	ids := p.list("InstanceId")
-	fs := p.filters()
-	if p.err != nil {
-		return nil, p.err
-	}
-	if err := noIDsWithMaxResults(p, "InstanceId"); err != nil {
-		return nil, err
-	}
 	var out struct {
 		Reservations []xmlReservation `xml:"reservationSet>item"`
 		NextToken    string           `xml:"nextToken,omitempty"`
 	}
-	err := s.do(false, func(w *world) error {
-		page, next, err := selectPage(p, ids, fs, func(id string) (InstanceView, error) {
+	var err error
+	out.Reservations, out.NextToken, err = describe[InstanceView, xmlReservation]{
+		idParam: "InstanceId",
+		all:     func(w *world) []InstanceView { return w.state().Instances },
+		byID: func(w *world, id string) (InstanceView, error) {
 			in, err := w.instance(id)
 			if err != nil {
 				return InstanceView{}, err
 			}
 			return w.instanceView(in), nil
-		}, func() []InstanceView { return w.state().Instances }, instanceField)
-		if err != nil {
-			return err
-		}
-		for _, v := range page {
-			out.Reservations = append(out.Reservations, xmlReservation{
+		},
+		field: instanceField,
+		render: func(w *world, v InstanceView) xmlReservation {
+			return xmlReservation{
 				ReservationID: "r-" + strings.TrimPrefix(v.ID, "i-"), OwnerID: w.account,
 				Instances: []xmlInstance{s.instanceXML(w, v)},
-			})
-		}
-		out.NextToken = next
-		return nil
-	})
+			}
+		},
+	}.run(s, p)
 	return out, err
 }
 
@@ -332,107 +290,93 @@ func subnetField(v SubnetView, name string) ([]string, bool) {
 }
 
 func (s *Sim) describeSubnets(p *params) (any, error) {
-	ids := p.list("SubnetId")
-	fs := p.filters()
-	if p.err != nil {
-		return nil, p.err
-	}
-	if err := noIDsWithMaxResults(p, "SubnetId"); err != nil {
-		return nil, err
-	}
 	var out struct {
 		Subnets   []xmlSubnet `xml:"subnetSet>item"`
 		NextToken string      `xml:"nextToken,omitempty"`
 	}
-	err := s.do(false, func(w *world) error {
-		page, next, err := selectPage(p, ids, fs, func(id string) (SubnetView, error) {
+	var err error
+	out.Subnets, out.NextToken, err = describe[SubnetView, xmlSubnet]{
+		idParam: "SubnetId",
+		all:     func(w *world) []SubnetView { return w.state().Subnets },
+		byID: func(w *world, id string) (SubnetView, error) {
 			sn, err := w.subnet(id)
 			if err != nil {
 				return SubnetView{}, err
 			}
 			return w.subnetView(sn), nil
-		}, func() []SubnetView { return w.state().Subnets }, subnetField)
-		if err != nil {
-			return err
-		}
-		for _, v := range page {
-			x := xmlSubnet{
-				SubnetID: v.ID, SubnetArn: fmt.Sprintf("arn:aws:ec2:%s:%s:subnet/%s", w.region, w.account, v.ID),
-				State: "available", VpcID: v.VPCID, OwnerID: w.account, CidrBlock: v.CIDR.String(),
-				AvailableIPAddressCount: v.AvailableIPAddressCount, AvailabilityZone: v.AZ,
-				MapPublicIPOnLaunch: w.subnets[v.ID].mapPublic, TagSet: tagsXML(v.Tags),
-			}
-			if v.IPv6CIDR.IsValid() {
-				x.IPv6Assocs = []xmlSubnetIPv6Assoc{{AssociationID: "subnet-cidr-assoc-" + strings.TrimPrefix(v.ID, "subnet-"), IPv6CidrBlock: v.IPv6CIDR.String(), State: xmlCidrState{State: "associated"}}}
-			}
-			out.Subnets = append(out.Subnets, x)
-		}
-		out.NextToken = next
-		return nil
-	})
+		},
+		field:  subnetField,
+		render: subnetXML,
+	}.run(s, p)
 	return out, err
 }
 
-func (s *Sim) describeVpcs(p *params) (any, error) {
-	ids := p.list("VpcId")
-	fs := p.filters()
-	if p.err != nil {
-		return nil, p.err
+func subnetXML(w *world, v SubnetView) xmlSubnet {
+	x := xmlSubnet{
+		SubnetID: v.ID, SubnetArn: fmt.Sprintf("arn:aws:ec2:%s:%s:subnet/%s", w.region, w.account, v.ID),
+		State: "available", VpcID: v.VPCID, OwnerID: w.account, CidrBlock: v.CIDR.String(),
+		AvailableIPAddressCount: v.AvailableIPAddressCount, AvailabilityZone: v.AZ,
+		MapPublicIPOnLaunch: w.subnets[v.ID].mapPublic, TagSet: tagsXML(v.Tags),
 	}
+	if v.IPv6CIDR.IsValid() {
+		x.IPv6Assocs = []xmlSubnetIPv6Assoc{{AssociationID: "subnet-cidr-assoc-" + strings.TrimPrefix(v.ID, "subnet-"), IPv6CidrBlock: v.IPv6CIDR.String(), State: xmlCidrState{State: "associated"}}}
+	}
+	return x
+}
+
+func (s *Sim) describeVpcs(p *params) (any, error) {
 	var out struct {
 		Vpcs      []xmlVpc `xml:"vpcSet>item"`
 		NextToken string   `xml:"nextToken,omitempty"`
 	}
-	err := s.do(false, func(w *world) error {
-		var vs []*vpc
-		if len(ids) > 0 {
-			for _, id := range dedupe(ids) {
-				v, ok := w.vpcs[id]
-				if !ok {
-					return apiErr("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", id)
-				}
-				vs = append(vs, v)
-			}
-		} else {
+	var err error
+	out.Vpcs, out.NextToken, err = describe[*vpc, xmlVpc]{
+		idParam:    "VpcId",
+		idsWithMax: true,
+		all: func(w *world) []*vpc {
+			var vs []*vpc
 			for _, id := range sortedKeys(w.vpcs) {
 				vs = append(vs, w.vpcs[id])
 			}
-		}
-		vs, err := applyFilters(vs, fs, func(v *vpc, name string) ([]string, bool) {
-			if v == nil {
-				v = &vpc{}
+			return vs
+		},
+		byID: func(w *world, id string) (*vpc, error) {
+			v, ok := w.vpcs[id]
+			if !ok {
+				return nil, apiErr("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", id)
 			}
-			switch name {
-			case "vpc-id":
-				return []string{v.id}, true
-			case "cidr", "cidr-block-association.cidr-block":
-				return strs(v.cidrs), true
-			case "state":
-				return []string{"available"}, true
-			}
-			return tagField(v.tags, name)
-		})
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(vs, p, 5, 1000)
-		if err != nil {
-			return err
-		}
-		for _, v := range page {
-			x := xmlVpc{VpcID: v.id, OwnerID: w.account, State: "available", CidrBlock: v.cidrs[0].String(), InstanceTenancy: "default", TagSet: tagsXML(v.tags)}
-			for i, c := range v.cidrs {
-				x.CidrAssocs = append(x.CidrAssocs, xmlVpcCidrAssoc{AssociationID: fmt.Sprintf("vpc-cidr-assoc-%s-%d", strings.TrimPrefix(v.id, "vpc-"), i), CidrBlock: c.String(), State: xmlCidrState{State: "associated"}})
-			}
-			if v.ipv6.IsValid() {
-				x.IPv6Assocs = []xmlVpcIPv6Assoc{{AssociationID: "vpc-cidr-assoc-" + strings.TrimPrefix(v.id, "vpc-") + "-v6", IPv6CidrBlock: v.ipv6.String(), State: xmlCidrState{State: "associated"}}}
-			}
-			out.Vpcs = append(out.Vpcs, x)
-		}
-		out.NextToken = next
-		return nil
-	})
+			return v, nil
+		},
+		field:  vpcField,
+		render: vpcXML,
+	}.run(s, p)
 	return out, err
+}
+
+func vpcField(v *vpc, name string) ([]string, bool) {
+	if v == nil {
+		v = &vpc{}
+	}
+	switch name {
+	case "vpc-id":
+		return []string{v.id}, true
+	case "cidr", "cidr-block-association.cidr-block":
+		return strs(v.cidrs), true
+	case "state":
+		return []string{"available"}, true
+	}
+	return tagField(v.tags, name)
+}
+
+func vpcXML(w *world, v *vpc) xmlVpc {
+	x := xmlVpc{VpcID: v.id, OwnerID: w.account, State: "available", CidrBlock: v.cidrs[0].String(), InstanceTenancy: "default", TagSet: tagsXML(v.tags)}
+	for i, c := range v.cidrs {
+		x.CidrAssocs = append(x.CidrAssocs, xmlVpcCidrAssoc{AssociationID: fmt.Sprintf("vpc-cidr-assoc-%s-%d", strings.TrimPrefix(v.id, "vpc-"), i), CidrBlock: c.String(), State: xmlCidrState{State: "associated"}})
+	}
+	if v.ipv6.IsValid() {
+		x.IPv6Assocs = []xmlVpcIPv6Assoc{{AssociationID: "vpc-cidr-assoc-" + strings.TrimPrefix(v.id, "vpc-") + "-v6", IPv6CidrBlock: v.ipv6.String(), State: xmlCidrState{State: "associated"}}}
+	}
+	return x
 }
 
 func (s *Sim) describeSecurityGroups(p *params) (any, error) {

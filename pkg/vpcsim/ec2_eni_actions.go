@@ -130,37 +130,49 @@ type xmlAssignedIP struct {
 	PrivateIPAddress string `xml:"privateIpAddress"`
 }
 
-func (s *Sim) assignPrivateIPAddresses(p *params) (any, error) {
+// assign reads an Assign* request (a count, an address list, a prefix
+// count or a prefix list; the model checks which) and applies it.
+func (s *Sim) assign(p *params, v6 bool) (assignResult, error) {
+	countParam, addrParam, prefixCountParam, prefixParam := "SecondaryPrivateIpAddressCount", "PrivateIpAddress", "Ipv4PrefixCount", "Ipv4Prefix"
+	if v6 {
+		countParam, addrParam, prefixCountParam, prefixParam = "Ipv6AddressCount", "Ipv6Addresses", "Ipv6PrefixCount", "Ipv6Prefix"
+	}
 	r := assignReq{
 		ENIID:       p.str("NetworkInterfaceId"),
-		Count:       p.int("SecondaryPrivateIpAddressCount"),
-		Addrs:       p.addrs("PrivateIpAddress", p.list("PrivateIpAddress"), true),
-		PrefixCount: p.int("Ipv4PrefixCount"),
-		Prefixes:    p.prefixes("Ipv4Prefix", p.list("Ipv4Prefix"), true),
+		Count:       p.int(countParam),
+		Addrs:       p.addrs(addrParam, p.list(addrParam), !v6),
+		PrefixCount: p.int(prefixCountParam),
+		Prefixes:    p.prefixes(prefixParam, p.list(prefixParam), !v6),
 	}
 	if p.err != nil {
-		return nil, p.err
+		return assignResult{}, p.err
 	}
+	var res assignResult
+	err := s.do(true, func(w *world) (err error) {
+		res, err = w.assign(r, v6)
+		return err
+	})
+	return res, err
+}
+
+func (s *Sim) assignPrivateIPAddresses(p *params) (any, error) {
 	var out struct {
 		ENIID    string          `xml:"networkInterfaceId"`
 		Addrs    []xmlAssignedIP `xml:"assignedPrivateIpAddressesSet>item"`
 		Prefixes []xmlIPv4Prefix `xml:"assignedIpv4PrefixSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
-		res, err := w.assignPrivate(r)
-		if err != nil {
-			return err
-		}
-		out.ENIID = r.ENIID
-		for _, a := range res.Addrs {
-			out.Addrs = append(out.Addrs, xmlAssignedIP{PrivateIPAddress: a.String()})
-		}
-		for _, pf := range res.Prefixes {
-			out.Prefixes = append(out.Prefixes, xmlIPv4Prefix{IPv4Prefix: pf.String()})
-		}
-		return nil
-	})
-	return out, err
+	res, err := s.assign(p, false)
+	if err != nil {
+		return out, err
+	}
+	out.ENIID = p.str("NetworkInterfaceId")
+	for _, a := range res.Addrs {
+		out.Addrs = append(out.Addrs, xmlAssignedIP{PrivateIPAddress: a.String()})
+	}
+	for _, pf := range res.Prefixes {
+		out.Prefixes = append(out.Prefixes, xmlIPv4Prefix{IPv4Prefix: pf.String()})
+	}
+	return out, nil
 }
 
 func (s *Sim) unassignPrivateIPAddresses(p *params) (any, error) {
@@ -175,30 +187,17 @@ func (s *Sim) unassignPrivateIPAddresses(p *params) (any, error) {
 }
 
 func (s *Sim) assignIPv6Addresses(p *params) (any, error) {
-	r := assignReq{
-		ENIID:       p.str("NetworkInterfaceId"),
-		Count:       p.int("Ipv6AddressCount"),
-		Addrs:       p.addrs("Ipv6Addresses", p.list("Ipv6Addresses"), false),
-		PrefixCount: p.int("Ipv6PrefixCount"),
-		Prefixes:    p.prefixes("Ipv6Prefix", p.list("Ipv6Prefix"), false),
-	}
-	if p.err != nil {
-		return nil, p.err
-	}
 	var out struct {
 		ENIID    string   `xml:"networkInterfaceId"`
 		Addrs    []string `xml:"assignedIpv6Addresses>item"`
 		Prefixes []string `xml:"assignedIpv6PrefixSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
-		res, err := w.assignIPv6(r)
-		if err != nil {
-			return err
-		}
-		out.ENIID, out.Addrs, out.Prefixes = r.ENIID, strs(res.Addrs), strs(res.Prefixes)
-		return nil
-	})
-	return out, err
+	res, err := s.assign(p, true)
+	if err != nil {
+		return out, err
+	}
+	out.ENIID, out.Addrs, out.Prefixes = p.str("NetworkInterfaceId"), strs(res.Addrs), strs(res.Prefixes)
+	return out, nil
 }
 
 func (s *Sim) unassignIPv6Addresses(p *params) (any, error) {

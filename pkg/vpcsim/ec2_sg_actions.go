@@ -274,39 +274,29 @@ func ruleField(r *sgRule, name string) ([]string, bool) {
 }
 
 func (s *Sim) describeSecurityGroupRules(p *params) (any, error) {
-	ids := p.list("SecurityGroupRuleId")
-	fs := p.filters()
-	if p.err != nil {
-		return nil, p.err
-	}
 	var out struct {
 		Rules     []xmlSGRule `xml:"securityGroupRuleSet>item"`
 		NextToken string      `xml:"nextToken,omitempty"`
 	}
-	err := s.do(false, func(w *world) error {
-		var all []*sgRule
+	all := func(w *world) []*sgRule {
+		var rules []*sgRule
 		for _, gid := range sortedKeys(w.sgs) {
-			all = append(all, w.sgs[gid].rules...)
+			rules = append(rules, w.sgs[gid].rules...)
 		}
-		rules, err := selectIDs(ids, all, func(r *sgRule) string { return r.id }, func(id string) error {
-			return apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
-		})
-		if err != nil {
-			return err
-		}
-		rules, err = applyFilters(rules, fs, ruleField)
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(rules, p, 5, 1000)
-		if err != nil {
-			return err
-		}
-		for _, r := range page {
-			out.Rules = append(out.Rules, s.ruleXML(w, r))
-		}
-		out.NextToken = next
-		return nil
-	})
+		return rules
+	}
+	var err error
+	out.Rules, out.NextToken, err = describe[*sgRule, xmlSGRule]{
+		idParam:    "SecurityGroupRuleId",
+		idsWithMax: true,
+		all:        all,
+		byID: func(w *world, id string) (*sgRule, error) {
+			return findByID(all(w), func(r *sgRule) string { return r.id }, id, func(id string) error {
+				return apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
+			})
+		},
+		field:  ruleField,
+		render: s.ruleXML,
+	}.run(s, p)
 	return out, err
 }

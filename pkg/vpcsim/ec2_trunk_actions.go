@@ -63,62 +63,24 @@ func (s *Sim) disassociateTrunkInterface(p *params) (any, error) {
 }
 
 func (s *Sim) describeTrunkInterfaceAssociations(p *params) (any, error) {
-	ids := p.list("AssociationId")
-	fs := p.filters()
-	if p.err != nil {
-		return nil, p.err
-	}
-	if err := noIDsWithMaxResults(p, "AssociationId"); err != nil {
-		return nil, err
-	}
 	var out struct {
 		Assocs    []xmlTrunkAssoc `xml:"interfaceAssociationSet>item"`
 		NextToken string          `xml:"nextToken,omitempty"`
 	}
-	err := s.do(false, func(w *world) error {
-		all := w.assocViews()
-		views, err := selectIDs(ids, all, func(v TrunkAssociationView) string { return v.ID }, func(id string) error {
-			return apiErr("InvalidAssociationID.NotFound", "The association ID '%s' does not exist", id)
-		})
-		if err != nil {
-			return err
-		}
-		views, err = applyFilters(views, fs, assocField)
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(views, p, 5, 255)
-		if err != nil {
-			return err
-		}
-		for _, v := range page {
-			out.Assocs = append(out.Assocs, trunkAssocXML(v))
-		}
-		out.NextToken = next
-		return nil
-	})
+	var err error
+	out.Assocs, out.NextToken, err = describe[TrunkAssociationView, xmlTrunkAssoc]{
+		idParam: "AssociationId",
+		maxPage: 255,
+		all:     func(w *world) []TrunkAssociationView { return w.assocViews() },
+		byID: func(w *world, id string) (TrunkAssociationView, error) {
+			return findByID(w.assocViews(), func(v TrunkAssociationView) string { return v.ID }, id, func(id string) error {
+				return apiErr("InvalidAssociationID.NotFound", "The association ID '%s' does not exist", id)
+			})
+		},
+		field:  assocField,
+		render: func(_ *world, v TrunkAssociationView) xmlTrunkAssoc { return trunkAssocXML(v) },
+	}.run(s, p)
 	return out, err
-}
-
-// selectIDs keeps the items named by ids (each must exist) or all of them.
-func selectIDs[V any](ids []string, all []V, idOf func(V) string, notFound func(string) error) ([]V, error) {
-	if len(ids) == 0 {
-		return all, nil
-	}
-	var out []V
-	for _, id := range dedupe(ids) {
-		found := false
-		for _, v := range all {
-			if idOf(v) == id {
-				out = append(out, v)
-				found = true
-			}
-		}
-		if !found {
-			return nil, notFound(id)
-		}
-	}
-	return out, nil
 }
 
 // createNetworkInterfacePermission grants INSTANCE-ATTACH to an account, as

@@ -58,14 +58,14 @@ type xmlAttachment struct {
 	DeleteOnTermination bool   `xml:"deleteOnTermination"`
 }
 
-type xmlENI struct {
+// xmlENICore is what both shapes of a network interface carry: the
+// DescribeNetworkInterfaces item (xmlENI) and the DescribeInstances one.
+type xmlENICore struct {
 	NetworkInterfaceID string          `xml:"networkInterfaceId"`
 	SubnetID           string          `xml:"subnetId"`
 	VpcID              string          `xml:"vpcId"`
-	AvailabilityZone   string          `xml:"availabilityZone"`
 	Description        string          `xml:"description"`
 	OwnerID            string          `xml:"ownerId"`
-	RequesterManaged   bool            `xml:"requesterManaged"`
 	Status             string          `xml:"status"`
 	MacAddress         string          `xml:"macAddress"`
 	PrivateIPAddress   string          `xml:"privateIpAddress"`
@@ -75,11 +75,17 @@ type xmlENI struct {
 	Groups             []xmlGroup      `xml:"groupSet>item"`
 	Attachment         *xmlAttachment  `xml:"attachment,omitempty"`
 	Association        *xmlAssoc       `xml:"association,omitempty"`
-	TagSet             []xmlTag        `xml:"tagSet>item"`
 	PrivateIPs         []xmlPrivateIP  `xml:"privateIpAddressesSet>item"`
 	IPv4Prefixes       []xmlIPv4Prefix `xml:"ipv4PrefixSet>item"`
 	IPv6Addresses      []xmlIPv6       `xml:"ipv6AddressesSet>item"`
 	IPv6Prefixes       []xmlIPv6Prefix `xml:"ipv6PrefixSet>item"`
+}
+
+type xmlENI struct {
+	xmlENICore
+	AvailabilityZone string   `xml:"availabilityZone"`
+	RequesterManaged bool     `xml:"requesterManaged"`
+	TagSet           []xmlTag `xml:"tagSet>item"`
 }
 
 func tagsXML(m map[string]string) []xmlTag {
@@ -115,11 +121,14 @@ func dnsName(a netip.Addr, region string) string {
 
 func (s *Sim) eniXML(w *world, v ENIView) xmlENI {
 	x := xmlENI{
-		NetworkInterfaceID: v.ID, SubnetID: v.SubnetID, VpcID: v.VPCID, AvailabilityZone: v.AZ,
-		Description: v.Description, OwnerID: w.account, Status: v.Status, MacAddress: v.MAC,
-		PrivateIPAddress: v.PrimaryIP.String(), PrivateDNSName: dnsName(v.PrimaryIP, w.region),
-		SourceDestCheck: v.SourceDestCheck, InterfaceType: v.InterfaceType, Groups: s.groupsXML(w, v.Groups),
-		TagSet: tagsXML(v.Tags),
+		xmlENICore: xmlENICore{
+			NetworkInterfaceID: v.ID, SubnetID: v.SubnetID, VpcID: v.VPCID,
+			Description: v.Description, OwnerID: w.account, Status: v.Status, MacAddress: v.MAC,
+			PrivateIPAddress: v.PrimaryIP.String(), PrivateDNSName: dnsName(v.PrimaryIP, w.region),
+			SourceDestCheck: v.SourceDestCheck, InterfaceType: v.InterfaceType, Groups: s.groupsXML(w, v.Groups),
+		},
+		AvailabilityZone: v.AZ,
+		TagSet:           tagsXML(v.Tags),
 	}
 	var assoc *xmlAssoc
 	if v.PublicIP.IsValid() {
@@ -150,27 +159,6 @@ func (s *Sim) eniXML(w *world, v ENIView) xmlENI {
 		x.Attachment = att
 	}
 	return x
-}
-
-type xmlInstanceENI struct {
-	NetworkInterfaceID string          `xml:"networkInterfaceId"`
-	SubnetID           string          `xml:"subnetId"`
-	VpcID              string          `xml:"vpcId"`
-	Description        string          `xml:"description"`
-	OwnerID            string          `xml:"ownerId"`
-	Status             string          `xml:"status"`
-	MacAddress         string          `xml:"macAddress"`
-	PrivateIPAddress   string          `xml:"privateIpAddress"`
-	PrivateDNSName     string          `xml:"privateDnsName"`
-	SourceDestCheck    bool            `xml:"sourceDestCheck"`
-	InterfaceType      string          `xml:"interfaceType"`
-	Groups             []xmlGroup      `xml:"groupSet>item"`
-	Attachment         *xmlAttachment  `xml:"attachment,omitempty"`
-	Association        *xmlAssoc       `xml:"association,omitempty"`
-	PrivateIPs         []xmlPrivateIP  `xml:"privateIpAddressesSet>item"`
-	IPv4Prefixes       []xmlIPv4Prefix `xml:"ipv4PrefixSet>item"`
-	IPv6Addresses      []xmlIPv6       `xml:"ipv6AddressesSet>item"`
-	IPv6Prefixes       []xmlIPv6Prefix `xml:"ipv6PrefixSet>item"`
 }
 
 type xmlState struct {
@@ -216,7 +204,7 @@ type xmlInstance struct {
 	Hypervisor         string             `xml:"hypervisor"`
 	TagSet             []xmlTag           `xml:"tagSet>item"`
 	MetadataOptions    xmlMetadataOptions `xml:"metadataOptions"`
-	NetworkInterfaces  []xmlInstanceENI   `xml:"networkInterfaceSet>item"`
+	NetworkInterfaces  []xmlENICore       `xml:"networkInterfaceSet>item"`
 }
 
 func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
@@ -247,13 +235,7 @@ func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
 		e := s.eniXML(w, ev)
 		att := e.Attachment
 		att.InstanceID, att.InstanceOwnerID = "", "" // not part of the instance-side shape
-		x.NetworkInterfaces = append(x.NetworkInterfaces, xmlInstanceENI{
-			NetworkInterfaceID: e.NetworkInterfaceID, SubnetID: e.SubnetID, VpcID: e.VpcID, Description: e.Description,
-			OwnerID: e.OwnerID, Status: e.Status, MacAddress: e.MacAddress, PrivateIPAddress: e.PrivateIPAddress,
-			PrivateDNSName: e.PrivateDNSName, SourceDestCheck: e.SourceDestCheck, InterfaceType: e.InterfaceType, Groups: e.Groups,
-			Attachment: att, Association: e.Association, PrivateIPs: e.PrivateIPs, IPv4Prefixes: e.IPv4Prefixes,
-			IPv6Addresses: e.IPv6Addresses, IPv6Prefixes: e.IPv6Prefixes,
-		})
+		x.NetworkInterfaces = append(x.NetworkInterfaces, e.xmlENICore)
 	}
 	return x
 }

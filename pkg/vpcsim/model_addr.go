@@ -38,39 +38,15 @@ func (w *world) addIPv4(e *eni, sn *subnet, count int, addrs []netip.Addr, pcoun
 	if e.ipv4Count()+want > limit {
 		return apiErr("PrivateIpAddressLimitExceeded", "Number of private addresses will exceed limit.")
 	}
-	for _, a := range addrs {
-		if err := sn.v4.take(a); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v4.release(a) })
-	}
-	for _, p := range prefixes {
-		if err := sn.v4.takeBlock(p); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v4.releaseBlock(p) })
-	}
-	got, ok := sn.v4.allocN(count)
-	if !ok {
-		return errNoFreeAddresses(sn)
-	}
-	tx.add(func() {
-		for _, a := range got {
-			sn.v4.release(a)
-		}
-	})
-	gotP, ok := sn.v4.allocBlocks(pcount)
-	if !ok {
+	got, gotP, err := reserve(sn.v4, sn, count, addrs, pcount, prefixes, tx, func() error {
 		if sn.v4.Free() < 16*pcount {
 			return errNoFreeAddresses(sn)
 		}
 		return errNoCidrBlocks(sn)
-	}
-	tx.add(func() {
-		for _, p := range gotP {
-			sn.v4.releaseBlock(p)
-		}
 	})
+	if err != nil {
+		return err
+	}
 	e.secondary = append(e.secondary, addrs...)
 	e.secondary = append(e.secondary, got...)
 	e.prefixes = append(e.prefixes, prefixes...)
@@ -90,41 +66,64 @@ func (w *world) addIPv6(e *eni, sn *subnet, count int, addrs []netip.Addr, pcoun
 	if e.ipv6Count()+want > limit {
 		return apiErr("InvalidParameterValue", "Number of IPv6 addresses on interface %s will exceed limit.", e.id)
 	}
-	for _, a := range addrs {
-		if err := sn.v6.take(a); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v6.release(a) })
+	got, gotP, err := reserve(sn.v6, sn, count, addrs, pcount, prefixes, tx, func() error { return errNoCidrBlocks(sn) })
+	if err != nil {
+		return err
 	}
-	for _, p := range prefixes {
-		if err := sn.v6.takePrefix(p); err != nil {
-			return err
-		}
-		tx.add(func() { sn.v6.releasePrefix(p) })
-	}
-	got, ok := sn.v6.allocN(count)
-	if !ok {
-		return errNoFreeAddresses(sn)
-	}
-	tx.add(func() {
-		for _, a := range got {
-			sn.v6.release(a)
-		}
-	})
-	gotP, ok := sn.v6.allocPrefixes(pcount)
-	if !ok {
-		return errNoCidrBlocks(sn)
-	}
-	tx.add(func() {
-		for _, p := range gotP {
-			sn.v6.releasePrefix(p)
-		}
-	})
 	e.ipv6 = append(e.ipv6, addrs...)
 	e.ipv6 = append(e.ipv6, got...)
 	e.ipv6Prefixes = append(e.ipv6Prefixes, prefixes...)
 	e.ipv6Prefixes = append(e.ipv6Prefixes, gotP...)
 	return nil
+}
+
+// addrPool is what v4Pool and v6Pool share: single addresses and aligned
+// blocks (/28 prefixes for IPv4, /80 for IPv6).
+type addrPool interface {
+	take(netip.Addr) error
+	release(netip.Addr)
+	takeBlock(netip.Prefix) error
+	releaseBlock(netip.Prefix)
+	allocN(n int) ([]netip.Addr, bool)
+	allocBlocks(n int) ([]netip.Prefix, bool)
+}
+
+// reserve takes the named addrs and prefixes from pool and allocates count
+// more addresses and pcount more blocks, each undone by tx on failure.
+// noBlocks is the error EC2 gives when pool has too few free blocks.
+func reserve(pool addrPool, sn *subnet, count int, addrs []netip.Addr, pcount int, prefixes []netip.Prefix, tx *undo,
+	noBlocks func() error) ([]netip.Addr, []netip.Prefix, error) {
+	for _, a := range addrs {
+		if err := pool.take(a); err != nil {
+			return nil, nil, err
+		}
+		tx.add(func() { pool.release(a) })
+	}
+	for _, p := range prefixes {
+		if err := pool.takeBlock(p); err != nil {
+			return nil, nil, err
+		}
+		tx.add(func() { pool.releaseBlock(p) })
+	}
+	got, ok := pool.allocN(count)
+	if !ok {
+		return nil, nil, errNoFreeAddresses(sn)
+	}
+	tx.add(func() {
+		for _, a := range got {
+			pool.release(a)
+		}
+	})
+	gotP, ok := pool.allocBlocks(pcount)
+	if !ok {
+		return nil, nil, noBlocks()
+	}
+	tx.add(func() {
+		for _, p := range gotP {
+			pool.releaseBlock(p)
+		}
+	})
+	return got, gotP, nil
 }
 
 type assignReq struct {
@@ -159,42 +158,35 @@ func (r assignReq) validate(countParam, prefixCountParam string) error {
 	return nil
 }
 
-func (w *world) assignPrivate(r assignReq) (assignResult, error) {
-	if err := r.validate("SecondaryPrivateIpAddressCount", "Ipv4PrefixCount"); err != nil {
-		return assignResult{}, err
-	}
-	e, err := w.eni(r.ENIID)
-	if err != nil {
-		return assignResult{}, err
-	}
-	sn := w.subnets[e.subnetID]
-	nA, nP := len(e.secondary), len(e.prefixes)
-	tx := &undo{}
-	if err := w.addIPv4(e, sn, r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
-		tx.run()
-		return assignResult{}, err
-	}
-	res := assignResult{Addrs: slices.Clone(e.secondary[nA:]), Prefixes: slices.Clone(e.prefixes[nP:])}
-	w.emitAssigned(e, res)
-	return res, nil
-}
+func (w *world) assignPrivate(r assignReq) (assignResult, error) { return w.assign(r, false) }
 
-func (w *world) assignIPv6(r assignReq) (assignResult, error) {
-	if err := r.validate("Ipv6AddressCount", "Ipv6PrefixCount"); err != nil {
+func (w *world) assignIPv6(r assignReq) (assignResult, error) { return w.assign(r, true) }
+
+// assign adds IPv4 (with v6, IPv6) addresses or prefixes to r's ENI, all
+// or nothing, and announces the new ones.
+func (w *world) assign(r assignReq, v6 bool) (assignResult, error) {
+	countParam, prefixParam, add := "SecondaryPrivateIpAddressCount", "Ipv4PrefixCount", w.addIPv4
+	if v6 {
+		countParam, prefixParam, add = "Ipv6AddressCount", "Ipv6PrefixCount", w.addIPv6
+	}
+	if err := r.validate(countParam, prefixParam); err != nil {
 		return assignResult{}, err
 	}
 	e, err := w.eni(r.ENIID)
 	if err != nil {
 		return assignResult{}, err
 	}
-	sn := w.subnets[e.subnetID]
-	nA, nP := len(e.ipv6), len(e.ipv6Prefixes)
+	addrs, prefixes := &e.secondary, &e.prefixes
+	if v6 {
+		addrs, prefixes = &e.ipv6, &e.ipv6Prefixes
+	}
+	nA, nP := len(*addrs), len(*prefixes)
 	tx := &undo{}
-	if err := w.addIPv6(e, sn, r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
+	if err := add(e, w.subnets[e.subnetID], r.Count, r.Addrs, r.PrefixCount, r.Prefixes, tx); err != nil {
 		tx.run()
 		return assignResult{}, err
 	}
-	res := assignResult{Addrs: slices.Clone(e.ipv6[nA:]), Prefixes: slices.Clone(e.ipv6Prefixes[nP:])}
+	res := assignResult{Addrs: slices.Clone((*addrs)[nA:]), Prefixes: slices.Clone((*prefixes)[nP:])}
 	w.emitAssigned(e, res)
 	return res, nil
 }
@@ -226,33 +218,9 @@ func (w *world) unassignPrivate(eniID string, addrs []netip.Addr, prefixes []net
 		if a == e.primaryIP {
 			return apiErr("InvalidParameterValue", "The primary private IP address %s of interface %s cannot be unassigned", a, e.id)
 		}
-		if !slices.Contains(e.secondary, a) {
-			return apiErr("InvalidParameterValue", "Some of the specified addresses are not assigned to interface %s", e.id)
-		}
 	}
-	for _, p := range prefixes {
-		if !slices.Contains(e.prefixes, p) {
-			return apiErr("InvalidParameterValue", "Some of the specified prefixes are not assigned to interface %s", e.id)
-		}
-	}
-	sn := w.subnets[e.subnetID]
-	var gone assignResult
-	for _, a := range addrs {
-		if i := slices.Index(e.secondary, a); i >= 0 {
-			e.secondary = slices.Delete(e.secondary, i, i+1)
-			sn.v4.release(a)
-			gone.Addrs = append(gone.Addrs, a)
-		}
-	}
-	for _, p := range prefixes {
-		if i := slices.Index(e.prefixes, p); i >= 0 {
-			e.prefixes = slices.Delete(e.prefixes, i, i+1)
-			sn.v4.releaseBlock(p)
-			gone.Prefixes = append(gone.Prefixes, p)
-		}
-	}
-	w.emit(AddressesUnassigned{ENIID: e.id, InstanceID: e.instanceID(), Prefixes: hostPrefixes(gone)})
-	return nil
+	_, err = w.unassignFrom(e, w.subnets[e.subnetID].v4, &e.secondary, &e.prefixes, addrs, prefixes)
+	return err
 }
 
 func (w *world) unassignIPv6(eniID string, addrs []netip.Addr, prefixes []netip.Prefix) (assignResult, error) {
@@ -263,29 +231,35 @@ func (w *world) unassignIPv6(eniID string, addrs []netip.Addr, prefixes []netip.
 	if len(addrs) == 0 && len(prefixes) == 0 {
 		return assignResult{}, apiErr("MissingParameter", "The request must contain either Ipv6Addresses or Ipv6Prefix")
 	}
+	return w.unassignFrom(e, w.subnets[e.subnetID].v6, &e.ipv6, &e.ipv6Prefixes, addrs, prefixes)
+}
+
+// unassignFrom checks that addrs and prefixes are all in have and hasP
+// (e's lists of one family), takes them out, gives them back to pool and
+// announces them.
+func (w *world) unassignFrom(e *eni, pool addrPool, have *[]netip.Addr, hasP *[]netip.Prefix, addrs []netip.Addr, prefixes []netip.Prefix) (assignResult, error) {
 	for _, a := range addrs {
-		if !slices.Contains(e.ipv6, a) {
+		if !slices.Contains(*have, a) {
 			return assignResult{}, apiErr("InvalidParameterValue", "Some of the specified addresses are not assigned to interface %s", e.id)
 		}
 	}
 	for _, p := range prefixes {
-		if !slices.Contains(e.ipv6Prefixes, p) {
+		if !slices.Contains(*hasP, p) {
 			return assignResult{}, apiErr("InvalidParameterValue", "Some of the specified prefixes are not assigned to interface %s", e.id)
 		}
 	}
-	sn := w.subnets[e.subnetID]
 	var gone assignResult
 	for _, a := range addrs {
-		if i := slices.Index(e.ipv6, a); i >= 0 {
-			e.ipv6 = slices.Delete(e.ipv6, i, i+1)
-			sn.v6.release(a)
+		if i := slices.Index(*have, a); i >= 0 {
+			*have = slices.Delete(*have, i, i+1)
+			pool.release(a)
 			gone.Addrs = append(gone.Addrs, a)
 		}
 	}
 	for _, p := range prefixes {
-		if i := slices.Index(e.ipv6Prefixes, p); i >= 0 {
-			e.ipv6Prefixes = slices.Delete(e.ipv6Prefixes, i, i+1)
-			sn.v6.releasePrefix(p)
+		if i := slices.Index(*hasP, p); i >= 0 {
+			*hasP = slices.Delete(*hasP, i, i+1)
+			pool.releaseBlock(p)
 			gone.Prefixes = append(gone.Prefixes, p)
 		}
 	}

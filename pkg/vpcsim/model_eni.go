@@ -361,7 +361,7 @@ func (w *world) destroyENI(e *eni) {
 			sn.v6.release(a)
 		}
 		for _, p := range e.ipv6Prefixes {
-			sn.v6.releasePrefix(p)
+			sn.v6.releaseBlock(p)
 		}
 	}
 	if e.publicIP.IsValid() {

@@ -230,7 +230,7 @@ func (w *world) addVPC(vs VPCSpec, azSet map[string]bool) error {
 	}
 	w.vpcs[id] = v
 	for i, ss := range vs.Subnets {
-		if err := w.addSubnet(v, ss, i, azSet); err != nil {
+		if err := w.addSubnet(v, ss, azSet); err != nil {
 			return fmt.Errorf("subnets[%d]: %w", i, err)
 		}
 	}
@@ -260,7 +260,7 @@ func (w *world) addVPC(vs VPCSpec, azSet map[string]bool) error {
 	return nil
 }
 
-func (w *world) addSubnet(v *vpc, ss SubnetSpec, ordinal int, azSet map[string]bool) error {
+func (w *world) addSubnet(v *vpc, ss SubnetSpec, azSet map[string]bool) error {
 	id := ss.ID
 	if id == "" {
 		id = w.newID("subnet")

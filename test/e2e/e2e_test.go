@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
@@ -73,20 +74,25 @@ func TestE2EENIHotPlugAndRelease(t *testing.T) {
 	}
 	c.delAll(append(pods, far))
 	c.assertCheckpoint(c.n1, nil)
-	released := eventually(60*time.Second, func() bool { return linkMAC(t, c.n1, "eth1") == "" })
-	if !released {
+	released := testutil.Eventually(context.Background(), 60*time.Second, func() error {
+		if mac := linkMAC(t, c.n1, "eth1"); mac != "" {
+			return fmt.Errorf("eth1 (%s) still plugged", mac)
+		}
+		return nil
+	})
+	if released != nil {
 		t.Errorf("eth1 still plugged into %s 60s after its last pod went away (ENIs: %d)", c.n1.Name, len(c.v.ENIs(c.n1)))
 	} else {
 		// ipamd deletes the ENI once EC2 reports the detach complete.
-		exists := func() bool {
+		gone := func() error {
 			for _, e := range c.v.Sim.NetworkInterfaces() {
 				if e.ID == second.ID {
-					return true
+					return fmt.Errorf("ENI %s exists", e.ID)
 				}
 			}
-			return false
+			return nil
 		}
-		if !eventually(30*time.Second, func() bool { return !exists() }) {
+		if testutil.Eventually(context.Background(), 30*time.Second, gone) != nil {
 			t.Errorf("released ENI %s still exists in EC2 30s after it was unplugged", second.ID)
 		}
 	}

@@ -212,17 +212,3 @@ func linkMAC(t *testing.T, n *localvpc.Node, name string) string {
 	}
 	return l.Attrs().HardwareAddr.String()
 }
-
-// eventually polls cond until it holds or d passes.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}

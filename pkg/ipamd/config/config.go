@@ -75,13 +75,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // Defaults of fixed paths on a real node.
 const (
-	DefaultSocketPath   = "/var/run/aws-node/ipamd.sock"
-	DefaultBackingStore = "/var/run/aws-node/ipam.json"
+	DefaultSocketPath   = hostcontract.IpamdSocket
+	DefaultBackingStore = hostcontract.CheckpointPath
 	DefaultLogFile      = "/host/var/log/aws-routed-eni/ipamd.log"
 	DefaultIntrospect   = "127.0.0.1:61679"
 	DefaultMetricsAddr  = ":61678"

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
 
 // CheckpointVersion is upstream's checkpoint format version.
@@ -20,7 +22,7 @@ const CheckpointVersion = "vpc-cni-ipam/1"
 
 // DefaultCheckpointPath is upstream's checkpoint of network card 0
 // (AWS_VPC_K8S_CNI_BACKING_STORE overrides it).
-const DefaultCheckpointPath = "/var/run/aws-node/ipam.json"
+const DefaultCheckpointPath = hostcontract.CheckpointPath
 
 // CheckpointPath returns the checkpoint path of a network card: card 0 uses
 // base; card N>0 replaces a trailing ".json" with "-nic-N.json" (upstream's

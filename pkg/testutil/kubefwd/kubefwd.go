@@ -6,7 +6,6 @@ package kubefwd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
@@ -84,20 +84,7 @@ current-context: localvpc
 	return os.WriteFile(path, fmt.Appendf(nil, tmpl, server, token), 0o600)
 }
 
-// Eventually polls cond every 200 ms until it returns nil or d passes, and
-// returns the last error.
+// Eventually is testutil.Eventually, kept for the kube-tier suites.
 func Eventually(ctx context.Context, d time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return testutil.Eventually(ctx, d, cond)
 }

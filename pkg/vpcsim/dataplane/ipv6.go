@@ -78,22 +78,9 @@ func (d *Dataplane) EnableIPv6(cfg IPv6Config) error {
 	if err := sysctls(d.inetPath, [][2]string{{"net.ipv6.conf.default.accept_dad", "0"}}); err != nil {
 		return err
 	}
-	vl, err := d.vpc.LinkByName(inetLinkVPC)
+	vl, il, err := d.addressTransit(transitVPC6, transitInet6, unix.IFA_F_NODAD)
 	if err != nil {
-		return fmt.Errorf("find VPC-internet link: %w", err)
-	}
-	il, err := d.inet.LinkByName(inetLinkInet)
-	if err != nil {
-		return fmt.Errorf("find internet-VPC link: %w", err)
-	}
-	for _, x := range []struct {
-		h *netlink.Handle
-		l netlink.Link
-		p netip.Prefix
-	}{{d.vpc, vl, transitVPC6}, {d.inet, il, transitInet6}} {
-		if err := x.h.AddrAdd(x.l, &netlink.Addr{IPNet: ipNet(x.p), Flags: unix.IFA_F_NODAD}); err != nil {
-			return fmt.Errorf("address %s on transit link: %w", x.p, err)
-		}
+		return err
 	}
 	// The internet gateway: every VPC address may leave, and the VPC's
 	// blocks are routed back, untranslated.

@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -120,7 +121,7 @@ func (e Env) StrictNode(t *testing.T, earlyDemux bool) {
 		}
 		r := netlink.NewRule()
 		r.Table = unix.RT_TABLE_LOCAL
-		r.Priority = podnet.PriorityLocal
+		r.Priority = hostcontract.PriorityLocal
 		if err := netlink.RuleAdd(r); err != nil {
 			return err
 		}

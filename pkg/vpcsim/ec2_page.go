@@ -1,0 +1,73 @@
+package vpcsim
+
+// describe is the shared shape of a paged Describe* call: the ids named by
+// idParam (each must exist, as on EC2) or every item, then the filters,
+// then one page of rendered items.
+type describe[V, X any] struct {
+	idParam string
+	// idsWithMax: EC2 accepts ids together with MaxResults for this call.
+	idsWithMax bool
+	// maxPage is the largest MaxResults EC2 accepts (1000 when 0).
+	maxPage int
+	all     func(w *world) []V
+	byID    func(w *world, id string) (V, error)
+	field   fieldFunc[V]
+	render  func(w *world, v V) X
+}
+
+// run answers the call in one read of the world.
+func (d describe[V, X]) run(s *Sim, p *params) (items []X, next string, err error) {
+	ids := p.list(d.idParam)
+	fs := p.filters()
+	if p.err != nil {
+		return nil, "", p.err
+	}
+	if !d.idsWithMax {
+		if err := noIDsWithMaxResults(p, d.idParam); err != nil {
+			return nil, "", err
+		}
+	}
+	maxPage := d.maxPage
+	if maxPage == 0 {
+		maxPage = 1000
+	}
+	err = s.do(false, func(w *world) error {
+		var views []V
+		if len(ids) > 0 {
+			for _, id := range dedupe(ids) {
+				v, err := d.byID(w, id)
+				if err != nil {
+					return err
+				}
+				views = append(views, v)
+			}
+		} else {
+			views = d.all(w)
+		}
+		views, err := applyFilters(views, fs, d.field)
+		if err != nil {
+			return err
+		}
+		page, n, err := paginate(views, p, 5, maxPage)
+		if err != nil {
+			return err
+		}
+		for _, v := range page {
+			items = append(items, d.render(w, v))
+		}
+		next = n
+		return nil
+	})
+	return items, next, err
+}
+
+// findByID returns the item of all whose id is id, or notFound's error.
+func findByID[V any](all []V, idOf func(V) string, id string, notFound func(string) error) (V, error) {
+	for _, v := range all {
+		if idOf(v) == id {
+			return v, nil
+		}
+	}
+	var zero V
+	return zero, notFound(id)
+}
