@@ -114,7 +114,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer d.cleanupIPv6(&err) // the same removal and report as the IPv6 tour
+	defer d.cleanup(&err) // the same removal and report as the other tours
 	db, err := sgpENIAddr(d.v, sgpDBENI)
 	if err != nil {
 		return err
