@@ -49,6 +49,10 @@ type Config struct {
 	Limits RateLimits
 	// DetachPoll paces the wait for a detached ENI to become available.
 	DetachPoll Backoff
+	// DetachWait is how long a detach usually takes: FreeENI deletes the
+	// ENI this long after detaching it (upstream waits a fixed 2 s).
+	// Zero: 4 × DetachPoll.Base.
+	DetachWait time.Duration
 	// LeakedPageSize is MaxResults of the leaked-ENI query (5..1000).
 	LeakedPageSize int
 
@@ -101,6 +105,9 @@ func (c *Config) Defaults() {
 	}
 	if c.DetachPoll == (Backoff{}) {
 		c.DetachPoll = Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second}
+	}
+	if c.DetachWait == 0 {
+		c.DetachWait = 4 * c.DetachPoll.Base
 	}
 	if c.LeakedPageSize == 0 {
 		c.LeakedPageSize = 1000

@@ -439,13 +439,14 @@ func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
 			n.log.Warn("could not tear down host networking of a freed ENI", "eni", eniID, "err", err)
 		}
 	}
-	if err := n.ec2.FreeENI(ctx, eniID); err != nil {
+	if err := n.ec2.FreeENI(ctx, eniID, n.attachIDs[eniID]); err != nil {
 		// Maybe still attached: keep its slot taken until retryUnfreed
 		// frees it or reconcile adopts it again.
 		c.unfreed[eniID] = info.DeviceNumber
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}
 	delete(n.primaryIPs, eniID)
+	delete(n.attachIDs, eniID)
 	n.log.Info("ENI freed", "eni", eniID, "card", c.index)
 	now := time.Now()
 	for _, ci := range info.CIDRs {

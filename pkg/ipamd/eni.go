@@ -44,6 +44,9 @@ func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 	if !n.cfg.EnableSubnetDiscovery || n.subs == nil {
 		return own, nil
 	}
+	if list, ok := n.subnets.get(time.Now(), n.times.SubnetCache); ok {
+		return list, nil
+	}
 	subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
 	if err != nil {
 		n.log.Warn("subnet discovery failed; using the node's subnet", "err", err)
@@ -60,8 +63,27 @@ func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 		return nil, fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
 			n.node.id.AZ, n.node.subnetID, awsutils.TagSubnetRoleCNI)
 	}
+	n.subnets.set(out, time.Now())
 	return out, nil
 }
+
+// subnetCache keeps subnet discovery's answer: an ENI burst or churn needs
+// the same list each time, and a full subnet drops it (forget), so the
+// next ENI asks EC2 again. Used under IPAM.mu.
+type subnetCache struct {
+	at   time.Time
+	list []subnetChoice
+}
+
+func (s *subnetCache) get(now time.Time, ttl time.Duration) ([]subnetChoice, bool) {
+	if s.list == nil || now.Sub(s.at) >= ttl {
+		return nil, false
+	}
+	return s.list, true
+}
+
+func (s *subnetCache) set(list []subnetChoice, now time.Time) { s.list, s.at = list, now }
+func (s *subnetCache) forget()                                { s.list = nil }
 
 // freeDevice is the lowest device index on card c no known ENI uses.
 func (n *IPAM) freeDevice(c *card) int {
@@ -126,6 +148,9 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
+			if awsutils.IsInsufficientCapacity(err) {
+				n.subnets.forget() // its free count is stale now
+			}
 			c.askDevice = !awsutils.IsInsufficientCapacity(err)
 			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
 				continue // subnet discovery: try the next subnet
@@ -144,7 +169,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			delete(n.dotPending, e.ID)
-			if ferr := n.ec2.FreeENI(rctx, e.ID); ferr != nil {
+			if ferr := n.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
 				c.unfreed[e.ID] = e.Attachment.DeviceIndex
 				return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
 			}
@@ -205,6 +230,7 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 		}
 	}
 	n.primaryIPs[e.ID] = e.PrivateIPv4
+	n.attachIDs[e.ID] = e.Attachment.ID
 	n.rememberMAC(e.ID, e.MAC)
 	return nil
 }
@@ -281,12 +307,14 @@ func (n *IPAM) retryUnfreed(ctx context.Context, c *card) {
 			delete(c.unfreed, id)
 			continue
 		}
-		if err := n.ec2.FreeENI(ctx, id); err != nil {
+		// No attachment id: an earlier try may have detached it already.
+		if err := n.ec2.FreeENI(ctx, id, ""); err != nil {
 			n.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", id, "card", c.index, "err", err)
 			continue
 		}
 		delete(c.unfreed, id)
 		delete(n.primaryIPs, id)
+		delete(n.attachIDs, id)
 		n.log.Info("ENI freed on retry", "eni", id, "card", c.index)
 	}
 }

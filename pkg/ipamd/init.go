@@ -356,6 +356,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		return err
 	}
 	n.primaryIPs[e.ID] = e.PrivateIPv4
+	n.attachIDs[e.ID] = e.Attachment.ID
 	n.rememberMAC(e.ID, e.MAC)
 	if n.excludedSubnets[e.SubnetID] {
 		// kubernetes.io/role/cni=0 (or another cluster's subnet): no new pod

@@ -77,6 +77,7 @@ type Intervals struct {
 	OrphanGrace      time.Duration // a pod's veth absent this long releases its address (2 min)
 	CheckpointRetry  time.Duration // retry of a failed checkpoint write, for health (1 s)
 	PendingWait      time.Duration // restored allocations on no known CIDR are dropped after (5 min)
+	SubnetCache      time.Duration // subnet discovery's answer is reused this long, unless a subnet filled (1 min)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -101,6 +102,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.OrphanGrace, 2*time.Minute)
 	def(&iv.CheckpointRetry, time.Second)
 	def(&iv.PendingWait, 5*time.Minute)
+	def(&iv.SubnetCache, time.Minute)
 	return iv
 }
 
@@ -208,6 +210,8 @@ type IPAM struct {
 	// Under mu:
 	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
 	primaryIPs map[string]netip.Addr      // ENI id → its primary address (for host teardown)
+	attachIDs  map[string]string          // ENI id → attachment id (freeing it needs no describe)
+	subnets    subnetCache                // subnet discovery's last answer
 	ignored    map[string]bool            // attached ENIs ipamd never manages (EFA-only, unmanaged cards)
 	dotPending map[string]string          // ENI id → attachment id still without delete-on-termination
 	// Set by Init: subnets excluded from pod addresses (subnet discovery).
@@ -322,7 +326,7 @@ func New(o Options) (*IPAM, error) {
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		log: log, times: o.times().withDefaults(), links: o.PodLinks,
 		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
-		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
+		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, attachIDs: map[string]string{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {
