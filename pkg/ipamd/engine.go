@@ -47,6 +47,47 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 		}
 		n.cardCycle(ctx, c, schedulable)
 	}
+	if n.pending.Load() > 0 && n.atHardLimit() {
+		// Waiting ADDs learn at once that no refill can come.
+		n.limitReached.broadcast()
+	}
+}
+
+// limitText names card c's hard limit ("" when it can still grow): the
+// instance type, its ENIs × addresses, or max pods.
+func (n *IPAM) limitText(c *card, view pool.Pool, p pool.Params) string {
+	l, ok := pool.AtHardLimit(view, p)
+	if !ok {
+		return ""
+	}
+	if l.MaxPods {
+		return fmt.Sprintf("card %d holds %d addresses, the node's max pods (%d)", c.index, l.Total, p.MaxPods)
+	}
+	unit := "secondary IPv4 addresses"
+	if p.PrefixDelegation {
+		unit = "/28 prefixes"
+	}
+	s := fmt.Sprintf("%s card %d takes %d ENIs × %d %s", n.node.typ.Type, c.index, l.ENIs, l.Slots, unit)
+	if n.cfg.MaxENI >= 1 && n.cfg.MaxENI == l.ENIs {
+		s += fmt.Sprintf(" (MAX_ENI=%d)", n.cfg.MaxENI)
+	}
+	if view.Unmanaged > 0 {
+		s += fmt.Sprintf(", %d of the ENIs unmanaged", view.Unmanaged)
+	}
+	if p.ReserveTrunk && !view.Stats(p.PrefixDelegation).HasTrunk {
+		s += ", one ENI slot reserved for the trunk ENI"
+	}
+	return s + fmt.Sprintf(": every ENI attached and full, %d pod addresses", l.Total)
+}
+
+// atHardLimit reports whether every card is at its hard limit.
+func (n *IPAM) atHardLimit() bool {
+	for _, c := range n.cards {
+		if c.fullText() == "" {
+			return false
+		}
+	}
+	return len(n.cards) > 0
 }
 
 // ensureIPv6Prefixes gives every ENI of card c its /80; a failure backs
@@ -121,9 +162,11 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		a := pool.Plan(poolView(c), n.params(c, schedulable, released, freed))
+		view, p := poolView(c), n.params(c, schedulable, released, freed)
+		a := pool.Plan(view, p)
 		if a.Kind == pool.None {
 			c.setState(starvedText(a), nil)
+			c.setFull(n.limitText(c, view, p))
 			return
 		}
 		n.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
@@ -151,6 +194,7 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
+			c.setFull("")
 			if !awsutils.IsInsufficientCapacity(err) {
 				n.backOff(c, err)
 			}

@@ -205,7 +205,10 @@ type IPAM struct {
 	// AddNetwork calls waiting for an address retry.
 	chMu    sync.Mutex
 	changed chan struct{}
-	pending atomic.Int64 // AddNetwork calls waiting for an address
+	// limitReached: a pool cycle found every card at its hard limit while
+	// ADDs wait, so the waiters can fail at once.
+	limitReached *signal
+	pending      atomic.Int64 // AddNetwork calls waiting for an address
 
 	// Under mu:
 	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
@@ -252,6 +255,7 @@ type card struct {
 	// Written by the pool manager only, read under stateMu by AddNetwork.
 	stateMu      sync.Mutex
 	starved      string // why the pool cannot grow ("" when it can)
+	full         string // the hard limit the card is at ("" when it can grow at all)
 	lastErr      error  // last failed EC2 action
 	lastRelease  time.Time
 	insufficient time.Time // no growth before this time
@@ -269,6 +273,18 @@ func (c *card) setState(starved string, err error) {
 	if err != nil || starved == "" {
 		c.lastErr = err
 	}
+}
+
+func (c *card) setFull(limit string) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.full = limit
+}
+
+func (c *card) fullText() string {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.full
 }
 
 func (c *card) state() (string, error) {
@@ -325,7 +341,7 @@ func New(o Options) (*IPAM, error) {
 		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		log: log, times: o.times().withDefaults(), links: o.PodLinks,
-		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
+		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}), limitReached: newSignal(),
 		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, attachIDs: map[string]string{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
 	n.cpHealth = newCPHealth(func(ok bool) {

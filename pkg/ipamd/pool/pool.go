@@ -532,3 +532,37 @@ func deletableENI(pool Pool, p Params) (string, bool) {
 	}
 	return "", false
 }
+
+// Limit describes a card that can hold no more addresses.
+type Limit struct {
+	MaxPods bool // the pool holds MaxPods addresses already
+	ENIs    int  // ENI slots of the card (unmanaged ones and a trunk reservation included)
+	Slots   int  // secondary addresses (or prefixes) per ENI
+	Total   int  // pod addresses the pool holds
+}
+
+// AtHardLimit reports whether no action can add an address to the card:
+// every ENI slot is taken and every ENI pods may use holds its maximum of
+// addresses or prefixes, or the pool already holds MaxPods addresses. It
+// ignores whether growth is allowed right now (backoff, a full subnet):
+// those pass, a hard limit does not.
+func AtHardLimit(pool Pool, p Params) (Limit, bool) {
+	s := pool.Stats(p.PrefixDelegation)
+	l := Limit{ENIs: p.MaxENIs, Slots: p.slotsPerENI(), Total: s.Total}
+	if p.MaxPods > 0 && s.Total >= p.MaxPods {
+		l.MaxPods = true
+		return l, true
+	}
+	if hasRoomForENI(pool, p, s) {
+		return l, false
+	}
+	for _, e := range pool.ENIs {
+		if e.Trunk || e.Excluded || (e.Primary && p.CustomNetworking) {
+			continue
+		}
+		if len(e.CIDRs) < l.Slots {
+			return l, false
+		}
+	}
+	return l, true
+}
