@@ -363,7 +363,7 @@ var ErrDeleteOnTerminationUnset = errors.New("ENI attached, but delete-on-termin
 // describe comes first. There is no describe loop waiting for the detach:
 // the delete itself is the check (EC2 answers InUse while the ENI is still
 // detaching), re-checked with one describe after the first InUse and
-// retried with back-off (docs/compatibility.md, "ipamd: EC2 usage and tags").
+// retried with back-off (docs/compatibility.md, "ipamd: failed ENI calls").
 func (e *EC2) FreeENI(ctx context.Context, eniID, attachmentID string) error {
 	if attachmentID == "" {
 		eni, err := e.DescribeENI(ctx, eniID)
