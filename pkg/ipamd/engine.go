@@ -286,6 +286,9 @@ func (n *IPAM) execute(ctx context.Context, c *card, a pool.Action) error {
 	case pool.AssignPrefixes:
 		return n.assignPrefixes(ctx, c, a.ENI, a.Count)
 	case pool.CreateENI:
+		if a.ENIs > 1 {
+			return n.createENIs(ctx, c, a.ENIs, a.Count, a.Prefixes)
+		}
 		return n.createENI(ctx, c, a.Count, a.Prefixes)
 	case pool.ReleaseCIDRs:
 		return n.releaseCIDRs(ctx, c, a.ENI, a.CIDRs)

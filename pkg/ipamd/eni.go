@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -86,26 +87,7 @@ func (s *subnetCache) set(list []subnetChoice, now time.Time) { s.list, s.at = l
 func (s *subnetCache) forget()                                { s.list = nil }
 
 // freeDevice is the lowest device index on card c no known ENI uses.
-func (n *IPAM) freeDevice(c *card) int {
-	used := map[int]bool{}
-	for _, e := range c.store.ENIs() {
-		used[e.DeviceNumber] = true
-	}
-	for _, d := range c.unmanaged {
-		used[d] = true
-	}
-	for _, d := range c.unfreed {
-		used[d] = true
-	}
-	if c.index == 0 {
-		used[0] = true
-	}
-	for i := 0; ; i++ {
-		if !used[i] {
-			return i
-		}
-	}
-}
+func (n *IPAM) freeDevice(c *card) int { return n.freeDevices(c, 1)[0] }
 
 // createENI runs the ENI life cycle: create (tagged, described
 // aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
@@ -180,17 +162,120 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 	return errors.Join(errs...)
 }
 
+// createENIs attaches k ENIs of count addresses (or prefixes) each for a
+// burst of waiting ADDs: the EC2 calls of every ENI run at once, on distinct
+// device indices in the first eligible subnet; then each attached ENI is
+// wired and added in turn. An ENI that fails is undone as in createENI and
+// the others are kept.
+func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes bool) error {
+	subnets, err := n.eniSubnets(ctx)
+	if err != nil {
+		return err
+	}
+	sn := subnets[0]
+	devs := n.freeDevices(c, k)
+	type result struct {
+		eni awsutils.ENI
+		err error
+	}
+	res := make([]result, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		req := awsutils.AllocateENIRequest{
+			CreateENIRequest: awsutils.CreateENIRequest{
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.securityGroups()),
+			},
+			NetworkCard: c.index,
+			DeviceIndex: devs[i],
+		}
+		if prefixes {
+			req.IPv4PrefixCount = count
+		} else {
+			req.SecondaryIPv4Count = count
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i].eni, res[i].err = n.ec2.AllocateENI(ctx, req)
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range res {
+		e, err := r.eni, r.err
+		if errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
+			n.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
+			n.dotPending[e.ID] = e.Attachment.ID
+			err = nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
+			if awsutils.IsInsufficientCapacity(err) {
+				n.subnets.forget()
+			}
+			if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
+				errs = append(errs, n.fallbackToSecondary(c, "creating ENIs with prefixes in subnet "+sn.ID))
+				continue
+			}
+			c.askDevice = !awsutils.IsInsufficientCapacity(err)
+			n.noteInsufficient(c, err)
+			continue
+		}
+		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
+			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "burst", k)
+		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			delete(n.dotPending, e.ID)
+			if ferr := n.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
+				c.unfreed[e.ID] = e.Attachment.DeviceIndex
+				err = errors.Join(err, fmt.Errorf("undoing: %w", ferr))
+			}
+			cancel()
+			errs = append(errs, err)
+			continue
+		}
+		n.broadcast() // waiting ADDs take this ENI's addresses while the next is wired
+	}
+	return errors.Join(errs...)
+}
+
+// freeDevices is the k lowest device indexes on card c no known ENI uses.
+func (n *IPAM) freeDevices(c *card, k int) []int {
+	used := map[int]bool{}
+	for _, e := range c.store.ENIs() {
+		used[e.DeviceNumber] = true
+	}
+	for _, d := range c.unmanaged {
+		used[d] = true
+	}
+	for _, d := range c.unfreed {
+		used[d] = true
+	}
+	if c.index == 0 {
+		used[0] = true
+	}
+	var out []int
+	for i := 0; len(out) < k; i++ {
+		if !used[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // setupNewENI waits (bounded) for instance metadata to list the ENI, wires
 // it on the host and adds it to the datastore; on failure it undoes its own
 // steps (the caller frees the ENI in EC2).
 func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet netip.Prefix) error {
-	if md, ok := n.waitIMDS(ctx, e.ID); ok {
-		if !subnet.IsValid() {
+	// EC2's answer has everything but, perhaps, the subnet's CIDR: only
+	// then is lagging instance metadata worth waiting for.
+	if !subnet.IsValid() {
+		if md, ok := n.waitIMDS(ctx, e.ID); ok {
 			subnet = md.SubnetIPv4CIDR
+		} else {
+			n.log.Warn("instance metadata does not list the new ENI yet; proceeding with EC2's data", "eni", e.ID,
+				"waited", n.times.IMDSWait)
 		}
-	} else {
-		n.log.Warn("instance metadata does not list the new ENI yet; proceeding with EC2's data", "eni", e.ID,
-			"waited", n.times.IMDSWait)
 	}
 	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
 	if n.host != nil {

@@ -106,6 +106,11 @@ func (iv Intervals) withDefaults() Intervals {
 	return iv
 }
 
+// poolGather is how long the pool manager waits after the first ADD that
+// found no address before it plans, so ADDs of the same burst (a kubelet
+// starting many pods) count as one demand.
+const poolGather = 25 * time.Millisecond
+
 // FastInsufficientCool is the no-growth cooldown after a subnet-full error
 // under VPC_CNI_TEST_FAST_INTERVALS: a few pool ticks, not two minutes.
 const FastInsufficientCool = 2 * time.Second
@@ -344,6 +349,7 @@ func New(o Options) (*IPAM, error) {
 		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}), limitReached: newSignal(),
 		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, attachIDs: map[string]string{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
+	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {
 			m.CheckpointOK.Set(1)

@@ -105,9 +105,12 @@ func (k Kind) String() string {
 
 // Action is the one thing the engine should do next.
 type Action struct {
-	Kind     Kind
-	ENI      string         // AssignIPs, AssignPrefixes, ReleaseCIDRs, FreeENI
-	Count    int            // addresses (AssignIPs, CreateENI without Prefixes) or prefixes
+	Kind  Kind
+	ENI   string // AssignIPs, AssignPrefixes, ReleaseCIDRs, FreeENI
+	Count int    // addresses (AssignIPs, CreateENI without Prefixes) or prefixes
+	// ENIs is how many ENIs CreateENI attaches at once (1 unless waiting
+	// ADDs need more than one ENI holds); Count is then per ENI.
+	ENIs     int
 	Prefixes bool           // CreateENI: Count is a number of /28 prefixes
 	CIDRs    []netip.Prefix // ReleaseCIDRs
 	// Starved is set on None when the pool is below its target but cannot
@@ -368,8 +371,37 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 	if !hasRoomForENI(pool, p, s) {
 		return Action{}, false
 	}
-	return Action{Kind: CreateENI, Count: min(want, slots), Prefixes: p.PrefixDelegation,
-		Reason: "every ENI is full"}, true
+	a := Action{Kind: CreateENI, Count: min(want, slots), ENIs: 1, Prefixes: p.PrefixDelegation,
+		Reason: "every ENI is full"}
+	if k := enisForDemand(pool, p, s); k > 1 {
+		// The waiting ADDs need several ENIs: attach them together, each
+		// full, instead of one EC2 round trip after another.
+		a.ENIs, a.Count = k, slots
+		a.Reason = "every ENI is full and " + strconv.Itoa(p.Pending) + " ADDs wait"
+	}
+	return a, true
+}
+
+// enisForDemand is how many new ENIs the waiting ADDs need beyond the
+// available addresses, at most the free ENI slots.
+func enisForDemand(pool Pool, p Params, s Stats) int {
+	perENI := p.slotsPerENI()
+	if p.PrefixDelegation {
+		perENI *= IPsPerPrefix
+	}
+	short := p.Pending - s.Available
+	if perENI <= 0 || short <= perENI {
+		return 1
+	}
+	reserve := 0
+	if p.ReserveTrunk && pool.Card == 0 && !s.HasTrunk {
+		reserve = 1
+	}
+	room := p.MaxENIs - pool.Unmanaged - reserve - s.ENIs
+	if p.MaxPods > 0 {
+		room = min(room, ceilDiv(p.MaxPods-s.Total, perENI)) // never beyond max pods
+	}
+	return max(min(ceilDiv(short, perENI), room), 1)
 }
 
 func hasRoomForENI(pool Pool, p Params, s Stats) bool {

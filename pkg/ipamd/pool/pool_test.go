@@ -126,9 +126,11 @@ func (s *sim) apply(a Action) {
 			s.t.Fatalf("action %+v overfills the ENI", a)
 		}
 	case CreateENI:
-		s.devices++
-		s.pool.ENIs = append(s.pool.ENIs, ENI{ID: fmt.Sprintf("eni-%d", s.devices), DeviceNumber: s.devices,
-			CIDRs: s.cidrs(a.Count, a.Prefixes)})
+		for range max(a.ENIs, 1) {
+			s.devices++
+			s.pool.ENIs = append(s.pool.ENIs, ENI{ID: fmt.Sprintf("eni-%d", s.devices), DeviceNumber: s.devices,
+				CIDRs: s.cidrs(a.Count, a.Prefixes)})
+		}
 		if len(s.pool.ENIs)+s.pool.Unmanaged > s.p.MaxENIs {
 			s.t.Fatalf("action %+v exceeds the ENI limit", a)
 		}
@@ -532,5 +534,37 @@ func TestAtHardLimit(t *testing.T) {
 	p.MaxPods = 18
 	if l, ok := AtHardLimit(two, p); !ok || !l.MaxPods {
 		t.Errorf("18 addresses at max pods 18: %+v, %v", l, ok)
+	}
+}
+
+// TestPlanSizesENIsToTheWaitingDemand: waiting ADDs beyond what one new
+// ENI holds get several ENIs in one action, never more than the free ENI
+// slots (the trunk reservation included) nor beyond max pods.
+func TestPlanSizesENIsToTheWaitingDemand(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pending int
+		maxPods int
+		trunk   bool
+		want    int
+	}{
+		{"one ENI's worth", 9, 0, false, 1},
+		{"two ENIs' worth", 10, 0, false, 2},
+		{"more than the slots", 40, 0, false, 2},
+		{"trunk slot reserved", 40, 0, true, 1},
+		{"max pods caps it", 40, 12, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := m5large(Params{WarmENI: 1, Pending: tc.pending, MaxPods: tc.maxPods, ReserveTrunk: tc.trunk})
+			s := newSim(t, p, 0)
+			full := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: s.cidrs(9, false)}}}
+			for i := range full.ENIs[0].CIDRs {
+				full.ENIs[0].CIDRs[i].Assigned = 1
+			}
+			a := Plan(full, p)
+			if a.Kind != CreateENI || a.ENIs != tc.want || a.Count != 9 && tc.want > 1 {
+				t.Errorf("plan %+v, want CreateENI × %d", a, tc.want)
+			}
+		})
 	}
 }
