@@ -153,7 +153,25 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	if c.index > 0 {
 		p.Pending = 0 // pods spill to card > 0 only once card 0 is exhausted
 	}
+	if p.Pending > 0 {
+		p.CoolingSoon = n.coolingWithin(c, now.Add(n.times.AttachTime))
+	}
 	return p
+}
+
+// coolingWithin counts card c's cooling addresses whose cooldown ends by t.
+func (n *IPAM) coolingWithin(c *card, t time.Time) int {
+	count := 0
+	for _, e := range c.store.Snapshot() {
+		for _, ci := range e.CIDRs {
+			for _, cl := range ci.CoolingList {
+				if !cl.UnassignedAt.Add(n.cfg.IPCooldown).After(t) {
+					count++
+				}
+			}
+		}
+	}
+	return count
 }
 
 func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {

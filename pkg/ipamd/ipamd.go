@@ -78,6 +78,7 @@ type Intervals struct {
 	CheckpointRetry  time.Duration // retry of a failed checkpoint write, for health (1 s)
 	PendingWait      time.Duration // restored allocations on no known CIDR are dropped after (5 min)
 	SubnetCache      time.Duration // subnet discovery's answer is reused this long, unless a subnet filled (1 min)
+	AttachTime       time.Duration // how long a new ENI takes to bring addresses; sooner cooldown ends serve waiting ADDs instead (2 s)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -103,6 +104,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.CheckpointRetry, time.Second)
 	def(&iv.PendingWait, 5*time.Minute)
 	def(&iv.SubnetCache, time.Minute)
+	def(&iv.AttachTime, 2*time.Second)
 	return iv
 }
 

@@ -75,6 +75,9 @@ type Params struct {
 	// adds to the shortfall, so a pod never waits on a pool that its
 	// targets call "full" (e.g. MINIMUM_IP_TARGET=N with N pods running).
 	Pending int
+	// CoolingSoon is how many cooling addresses end their cooldown before
+	// a new ENI could bring addresses: waiting ADDs they serve need no ENI.
+	CoolingSoon int
 
 	CustomNetworking bool // the primary ENI gets no new addresses
 	ReserveTrunk     bool // keep one ENI slot for the trunk ENI (SGPP, card 0, no trunk yet)
@@ -259,6 +262,9 @@ func Plan(pool Pool, p Params) Action {
 			return Action{Starved: true, Reason: "pool below target but allocation is paused: " + p.CooldownNote}
 		}
 		if a, ok := planGrow(pool, p, s, want); ok {
+			if a.Kind == CreateENI && coolingServesDemand(pool, p) {
+				return Action{Reason: "waiting ADDs get addresses whose cooldown ends before a new ENI could attach"}
+			}
 			return a
 		}
 		// No room to grow: CIDRs pods may not use (prefixes left after a
@@ -380,6 +386,20 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 		a.Reason = "every ENI is full and " + strconv.Itoa(p.Pending) + " ADDs wait"
 	}
 	return a, true
+}
+
+// coolingServesDemand reports whether the pool would not be low if the
+// addresses ending their cooldown soon served as many waiting ADDs: the
+// targets are met and only the waiting demand asks for an ENI. Cooling
+// addresses are never handed out early; the ADDs wait for their expiry.
+func coolingServesDemand(pool Pool, p Params) bool {
+	if p.Pending == 0 || p.CoolingSoon == 0 {
+		return false
+	}
+	q := p
+	q.Pending = max(p.Pending-p.CoolingSoon, 0)
+	low, _ := TooLow(pool, q)
+	return !low
 }
 
 // enisForDemand is how many new ENIs the waiting ADDs need beyond the
