@@ -152,3 +152,27 @@ func TestBurstAttachesENIsTogether(t *testing.T) {
 	}
 	h.checkConsistent()
 }
+
+// TestPoolRefillsBelowWarmTargetAtOnce: the first pod that takes the pool
+// below WARM_ENI_TARGET=1 starts the refill at once (the tick here is an
+// hour), so later pods of a burst find the next ENI ready.
+func TestPoolRefillsBelowWarmTargetAtOnce(t *testing.T) {
+	times := fastTimes
+	times.Pool = time.Hour
+	h := newHarness(t, harnessOpts{times: &times})
+	h.settle()
+	runPoolManager(t, h)
+	if _, err := h.srv.AddNetwork(context.Background(), addReq("first")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for h.simCounts().ENIs < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool below its warm target for 3 s and no ENI attached: %+v", h.simCounts())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := h.simCounts(); got != (simCounts{2, 18, 0}) {
+		t.Errorf("EC2 holds %+v, want the warm ENI {2 18 0}", got)
+	}
+}

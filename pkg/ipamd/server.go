@@ -222,6 +222,7 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 			}
 			result = "ok"
 			n.observeAssignments(asgs)
+			n.nudgePool()
 			s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), asgs[0].Addr.String(), true)
 			return s.addReply(asgs), nil
 		}
@@ -296,6 +297,31 @@ func (n *IPAM) waitForAddress(ctx context.Context, changed, limited <-chan struc
 		return waitShutdown
 	case <-ctx.Done():
 		return waitDeadline
+	}
+}
+
+// nudgePool starts a pool cycle at once when card 0 is below its warm
+// target after an assignment and can still grow, so the refill begins now
+// rather than at the next tick (a burst's later pods then find addresses).
+// A starved card is left to the tick: each cycle asks the API server for
+// the node's taints.
+func (n *IPAM) nudgePool() {
+	if n.cfg.EnableIPv6 || len(n.cards) == 0 {
+		return
+	}
+	c := n.cards[0]
+	want := n.cfg.WarmENITarget * max(n.node.typ.IPv4PerENI-1, 0)
+	switch {
+	case n.cfg.WarmIPTarget > 0 || n.cfg.MinimumIPTarget > 0:
+		want = n.cfg.WarmIPTarget
+	case c.store.Mode() == datastore.ModePrefixIPv4:
+		want = n.cfg.WarmPrefixTarget * 16
+	}
+	if c.store.Stats().AvailableIPs >= want {
+		return
+	}
+	if starved, _ := c.state(); starved == "" {
+		n.pool.Fire()
 	}
 }
 
