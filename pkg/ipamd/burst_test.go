@@ -110,9 +110,9 @@ func TestBurstBeyondCapacity(t *testing.T) {
 	h.checkConsistent()
 }
 
-// TestBurstAttachesENIsTogether: 40 ADDs at once on a fresh m5.xlarge (4
-// ENIs × 14 addresses, 14 warm on the primary). The 26 waiting ADDs need
-// two more ENIs, and both are attached at once: their EC2 calls overlap
+// TestBurstAttachesENIsTogether: on a fresh m5.xlarge (4 ENIs × 14
+// addresses) whose primary ENI is full, 26 ADDs wait at once. They need two
+// more ENIs, and both are attached in one action: their EC2 calls overlap
 // (each create+attach+modify takes ≥ 600 ms here, so one after the other
 // would set them ≥ 600 ms apart). Every ADD succeeds; no limit is passed.
 func TestBurstAttachesENIsTogether(t *testing.T) {
@@ -120,20 +120,34 @@ func TestBurstAttachesENIsTogether(t *testing.T) {
 	times.Pool = time.Hour
 	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times})
 	h.settle()
+	for i := range 14 {
+		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d := func(ms int) vpcsim.Duration { return vpcsim.Duration(time.Duration(ms) * time.Millisecond) }
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
 		"CreateNetworkInterface": d(200), "AttachNetworkInterface": d(200), "ModifyNetworkInterfaceAttribute": d(200),
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	runPoolManager(t, h)
 	start := time.Now()
-	for i, err := range burst(h, "b-", 40, 15*time.Second) {
+	errs := make(chan []error, 1)
+	go func() { errs <- burst(h, "b-", 26, 15*time.Second) }()
+	// The pool manager starts once all 26 wait, as if they came together.
+	for h.n.pending.Load() < 26 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("only %d of 26 ADDs waiting", h.n.pending.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	runPoolManager(t, h)
+	for i, err := range <-errs {
 		if err != nil {
 			t.Errorf("pod %d: %v", i, err)
 		}
 	}
-	t.Logf("40 ADDs on a fresh m5.xlarge: all done in %s", time.Since(start))
+	t.Logf("26 waiting ADDs on a fresh m5.xlarge: all done in %s", time.Since(start))
 	var created []time.Time
 	for _, e := range h.n.cards[0].store.ENIs() {
 		if !e.IsPrimary {
