@@ -53,6 +53,12 @@ func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 		n.log.Warn("subnet discovery failed; using the node's subnet", "err", err)
 		return own, nil
 	}
+	return n.rememberSubnets(subs)
+}
+
+// rememberSubnets keeps the eligible subnets of a discovery answer, most
+// free addresses first, for the next SubnetCache.
+func (n *IPAM) rememberSubnets(subs []awsutils.Subnet) ([]subnetChoice, error) {
 	var out []subnetChoice
 	for _, s := range subs {
 		if awsutils.SubnetEligible(s, n.node.subnetID, n.cfg.ClusterName) {

@@ -114,6 +114,8 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		subs, err := n.subs.Subnets(ctx, n.node.vpcID, id.AZ)
 		if err != nil {
 			n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
+		} else if _, err := n.rememberSubnets(subs); err != nil {
+			n.log.Warn("subnet discovery: no subnet for new ENIs yet", "err", err)
 		}
 		for _, sn := range subs {
 			subnetCIDRs[sn.ID] = sn.CIDR

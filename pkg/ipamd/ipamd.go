@@ -77,7 +77,7 @@ type Intervals struct {
 	OrphanGrace      time.Duration // a pod's veth absent this long releases its address (2 min)
 	CheckpointRetry  time.Duration // retry of a failed checkpoint write, for health (1 s)
 	PendingWait      time.Duration // restored allocations on no known CIDR are dropped after (5 min)
-	SubnetCache      time.Duration // subnet discovery's answer is reused this long, unless a subnet filled (1 min)
+	SubnetCache      time.Duration // subnet discovery's answer is reused this long, unless a subnet filled (5 min)
 	AttachTime       time.Duration // how long a new ENI takes to bring addresses; sooner cooldown ends serve waiting ADDs instead (2 s)
 }
 
@@ -103,7 +103,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.OrphanGrace, 2*time.Minute)
 	def(&iv.CheckpointRetry, time.Second)
 	def(&iv.PendingWait, 5*time.Minute)
-	def(&iv.SubnetCache, time.Minute)
+	def(&iv.SubnetCache, 5*time.Minute)
 	def(&iv.AttachTime, 2*time.Second)
 	return iv
 }
