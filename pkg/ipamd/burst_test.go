@@ -3,6 +3,8 @@ package ipamd
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +190,72 @@ func TestPoolRefillsBelowWarmTargetAtOnce(t *testing.T) {
 	}
 	if got := h.simCounts(); got != (simCounts{2, 18, 0}) {
 		t.Errorf("EC2 holds %+v, want the warm ENI {2 18 0}", got)
+	}
+}
+
+// TestBurstFigures measures, at ipamd's gRPC handler (no plugin, no
+// kernel), the two burst figures under realistic EC2 timing: 30
+// pods at once on a fresh m5.xlarge, and 110 at once on a fresh m5.4xlarge
+// with prefix delegation. A measurement, not a check: it runs only with
+// VPC_CNI_POOL_FIGURES=1 and logs p50/p99 (the goals belong to make bench).
+func TestBurstFigures(t *testing.T) {
+	if os.Getenv("VPC_CNI_POOL_FIGURES") != "1" {
+		t.Skip("a measurement: set VPC_CNI_POOL_FIGURES=1")
+	}
+	d := func(ms int) vpcsim.Duration { return vpcsim.Duration(time.Duration(ms) * time.Millisecond) }
+	realistic := vpcsim.Faults{
+		Latency: map[string]vpcsim.Duration{"*": d(100), "DescribeNetworkInterfaces": d(50), "DescribeInstances": d(50),
+			"DescribeInstanceTypes": d(50), "DescribeSubnets": d(50), "CreateNetworkInterface": d(200), "AttachNetworkInterface": d(200),
+			"AssignPrivateIpAddresses": d(200), "UnassignPrivateIpAddresses": d(200), "DetachNetworkInterface": d(200),
+			"DeleteNetworkInterface": d(200), "ModifyNetworkInterfaceAttribute": d(200)},
+		AttachDelay: d(1000), DetachDelay: d(1000), IMDSLag: d(2000), Throttle: vpcsim.Throttle{Enabled: true},
+	}
+	for _, tc := range []struct {
+		typ  string
+		pd   bool
+		pods int
+	}{{"m5.xlarge", false, 30}, {"m5.4xlarge", true, 110}} {
+		t.Run(fmt.Sprint(tc.typ, "/", tc.pods), func(t *testing.T) {
+			times := Intervals{AddWait: 20 * time.Second}
+			h := newHarness(t, harnessOpts{instanceType: tc.typ, times: &times, cfg: func(c *config.Config) {
+				c.EnablePrefixDelegation = tc.pd
+				if tc.pd {
+					c.WarmPrefixTarget = 1
+				}
+			}})
+			h.settle()
+			if err := h.env.Sim.SetFaults(realistic); err != nil {
+				t.Fatal(err)
+			}
+			runPoolManager(t, h)
+			lat := make([]time.Duration, tc.pods)
+			var wg sync.WaitGroup
+			failed := 0
+			var mu sync.Mutex
+			for i := range tc.pods {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					start := time.Now()
+					_, err := h.srv.AddNetwork(ctx, addReq(fmt.Sprint("f-", i)))
+					lat[i] = time.Since(start)
+					if err != nil {
+						mu.Lock()
+						failed++
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			slices.Sort(lat)
+			t.Logf("%d pods at once on a fresh %s (PD %v): ADD p50 %s, p99 %s, max %s, %d failed; EC2 holds %+v",
+				tc.pods, tc.typ, tc.pd, lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond),
+				lat[len(lat)-1].Round(time.Millisecond), failed, h.simCounts())
+			if failed > 0 {
+				t.Errorf("%d of %d ADDs failed within the node's capacity", failed, tc.pods)
+			}
+		})
 	}
 }
