@@ -274,14 +274,17 @@ func (n *IPAM) freeDevices(c *card, k int) []int {
 // steps (the caller frees the ENI in EC2).
 func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet netip.Prefix) error {
 	// EC2's answer has everything but, perhaps, the subnet's CIDR: only
-	// then is lagging instance metadata worth waiting for.
-	if !subnet.IsValid() {
-		if md, ok := n.waitIMDS(ctx, e.ID); ok {
-			subnet = md.SubnetIPv4CIDR
-		} else {
-			n.log.Warn("instance metadata does not list the new ENI yet; proceeding with EC2's data", "eni", e.ID,
-				"waited", n.times.IMDSWait)
-		}
+	// then is lagging instance metadata worth waiting for. Otherwise the
+	// ENI serves pods at once and instance metadata is only watched (off
+	// the pool's path) until it lists the ENI, for the warning and for
+	// introspection's "waiting on".
+	if subnet.IsValid() {
+		go n.confirmIMDS(ctx, e.ID)
+	} else if md, ok := n.waitIMDS(ctx, e.ID); ok {
+		subnet = md.SubnetIPv4CIDR
+	} else {
+		n.log.Warn("instance metadata does not list the new ENI yet; proceeding with EC2's data", "eni", e.ID,
+			"waited", n.times.IMDSWait)
 	}
 	table := networkutils.RouteTable(c.index, e.Attachment.DeviceIndex)
 	if n.host != nil {
@@ -324,6 +327,18 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 	n.attachIDs[e.ID] = e.Attachment.ID
 	n.rememberMAC(e.ID, e.MAC)
 	return nil
+}
+
+// confirmIMDS waits (bounded by Intervals.IMDSWait, past the end of ctx) for
+// instance metadata to list a new ENI already in use, and warns if it never
+// does: EC2 attached it but the instance may not see it.
+func (n *IPAM) confirmIMDS(ctx context.Context, eniID string) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.times.IMDSWait)
+	defer cancel()
+	if _, ok := n.waitIMDS(wctx, eniID); !ok {
+		n.log.Warn("instance metadata still does not list a new ENI that EC2 attached; serving pods from it with EC2's data",
+			"eni", eniID, "waited", n.times.IMDSWait)
+	}
 }
 
 // waitIMDS polls instance metadata until it lists eniID, at most
