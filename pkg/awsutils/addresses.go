@@ -26,26 +26,6 @@ func (e *EC2) AssignIPv4(ctx context.Context, eniID string, count int) ([]netip.
 	return assignedAddrs(eniID, out)
 }
 
-// AssignIPv4Addresses adds the given secondary private IPv4 addresses to an
-// ENI (used to take back addresses still held by pods after a restart).
-func (e *EC2) AssignIPv4Addresses(ctx context.Context, eniID string, addrs []netip.Addr) ([]netip.Addr, error) {
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("assigning IPv4 addresses to %s: empty address list", eniID)
-	}
-	strs, err := addrStrings(addrs, true)
-	if err != nil {
-		return nil, fmt.Errorf("assigning IPv4 addresses to %s: %w", eniID, err)
-	}
-	out, err := e.api.AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
-		NetworkInterfaceId: aws.String(eniID),
-		PrivateIpAddresses: strs,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("assigning IPv4 addresses %v to %s: %w", strs, eniID, err)
-	}
-	return assignedAddrs(eniID, out)
-}
-
 func assignedAddrs(eniID string, out *ec2.AssignPrivateIpAddressesOutput) ([]netip.Addr, error) {
 	res := make([]netip.Addr, 0, len(out.AssignedPrivateIpAddresses))
 	var errs []error
@@ -143,49 +123,6 @@ func (e *EC2) AssignIPv6Prefixes(ctx context.Context, eniID string, count int) (
 		}
 	}
 	return res, errors.Join(errs...)
-}
-
-// AssignIPv6Addresses adds count IPv6 addresses to an ENI and returns them.
-func (e *EC2) AssignIPv6Addresses(ctx context.Context, eniID string, count int) ([]netip.Addr, error) {
-	if count < 1 {
-		return nil, fmt.Errorf("assigning IPv6 addresses to %s: count %d must be at least 1", eniID, count)
-	}
-	out, err := e.api.AssignIpv6Addresses(ctx, &ec2.AssignIpv6AddressesInput{
-		NetworkInterfaceId: aws.String(eniID),
-		Ipv6AddressCount:   aws.Int32(int32(count)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("assigning %d IPv6 addresses to %s: %w", count, eniID, err)
-	}
-	res := make([]netip.Addr, 0, len(out.AssignedIpv6Addresses))
-	var errs []error
-	for _, s := range out.AssignedIpv6Addresses {
-		a, err := parseAddr("AssignIpv6Addresses on "+eniID, s)
-		errs = append(errs, err)
-		if err == nil {
-			res = append(res, a)
-		}
-	}
-	return res, errors.Join(errs...)
-}
-
-// UnassignIPv6Prefixes releases IPv6 prefixes of an ENI.
-func (e *EC2) UnassignIPv6Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
-	if len(prefixes) == 0 {
-		return nil
-	}
-	strs, err := prefixStrings(prefixes, false)
-	if err != nil {
-		return fmt.Errorf("unassigning IPv6 prefixes from %s: %w", eniID, err)
-	}
-	_, err = e.api.UnassignIpv6Addresses(ctx, &ec2.UnassignIpv6AddressesInput{
-		NetworkInterfaceId: aws.String(eniID),
-		Ipv6Prefixes:       strs,
-	})
-	if err != nil {
-		return fmt.Errorf("unassigning IPv6 prefixes %v from %s: %w", strs, eniID, err)
-	}
-	return nil
 }
 
 func addrStrings(addrs []netip.Addr, v4 bool) ([]string, error) {

@@ -1,13 +1,11 @@
 package awsutils
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -17,7 +15,7 @@ import (
 const MinHTTPTimeout = 10 * time.Second
 
 // Config is the typed configuration of the EC2 and IMDS adapters. ipamd's
-// main fills it (ConfigFromEnv helps with upstream's variables), then
+// main fills it from its parsed configuration (pkg/ipamd/config), then
 // NewEC2/NewMetadata apply Defaults and Validate.
 type Config struct {
 	// Region of the EC2 endpoint. Empty: taken from the IMDS instance-identity
@@ -49,6 +47,10 @@ type Config struct {
 	Limits RateLimits
 	// DetachPoll paces the wait for a detached ENI to become available.
 	DetachPoll Backoff
+	// DetachWait is how long a detach usually takes: FreeENI deletes the
+	// ENI this long after detaching it (upstream waits a fixed 2 s).
+	// Zero: 4 × DetachPoll.Base.
+	DetachWait time.Duration
 	// LeakedPageSize is MaxResults of the leaked-ENI query (5..1000).
 	LeakedPageSize int
 
@@ -102,6 +104,9 @@ func (c *Config) Defaults() {
 	if c.DetachPoll == (Backoff{}) {
 		c.DetachPoll = Backoff{Base: 500 * time.Millisecond, Max: 5 * time.Second}
 	}
+	if c.DetachWait == 0 {
+		c.DetachWait = 4 * c.DetachPoll.Base
+	}
 	if c.LeakedPageSize == 0 {
 		c.LeakedPageSize = 1000
 	}
@@ -144,56 +149,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("Credentials needs AccessKeyID and SecretAccessKey"))
 	}
 	return errors.Join(errs...)
-}
-
-// ConfigFromEnv reads upstream's variables that belong to this package:
-// AWS_EC2_ENDPOINT, HTTP_TIMEOUT, VPC_CNI_VERSION, CLUSTER_NAME,
-// ADDITIONAL_ENI_TAGS and ENABLE_IMDS_ONLY_MODE. Like upstream it falls back
-// to a usable value on bad input, but it also returns one warning per
-// variable it could not take as given, so the caller can log them.
-func ConfigFromEnv(lookup func(string) (string, bool)) (Config, []string) {
-	var cfg Config
-	var warns []string
-	get := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-
-	cfg.EC2Endpoint = get("AWS_EC2_ENDPOINT")
-	cfg.Version = get("VPC_CNI_VERSION")
-	cfg.ClusterName = get("CLUSTER_NAME")
-
-	cfg.HTTPTimeout = MinHTTPTimeout
-	if v := get("HTTP_TIMEOUT"); v != "" {
-		n, err := strconv.Atoi(v)
-		switch {
-		case err != nil:
-			warns = append(warns, fmt.Sprintf("HTTP_TIMEOUT=%q is not an integer number of seconds; using %s", v, MinHTTPTimeout))
-		case time.Duration(n)*time.Second < MinHTTPTimeout:
-			warns = append(warns, fmt.Sprintf("HTTP_TIMEOUT=%q is below the minimum; using %s", v, MinHTTPTimeout))
-		default:
-			cfg.HTTPTimeout = time.Duration(n) * time.Second
-		}
-	}
-
-	if v := get("ENABLE_IMDS_ONLY_MODE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			warns = append(warns, fmt.Sprintf("ENABLE_IMDS_ONLY_MODE=%q is not a boolean; using false", v))
-		}
-		cfg.IMDSOnly = b
-	}
-
-	if v := get("ADDITIONAL_ENI_TAGS"); v != "" {
-		var tags map[string]string
-		if err := json.Unmarshal([]byte(v), &tags); err != nil {
-			warns = append(warns, fmt.Sprintf("ADDITIONAL_ENI_TAGS is not a JSON object of strings (%v); ignoring it", err))
-		} else {
-			kept, dropped := FilterAdditionalTags(tags)
-			for _, k := range dropped {
-				warns = append(warns, fmt.Sprintf("ADDITIONAL_ENI_TAGS key %q contains the reserved %q; dropping it", k, reservedTagMarker))
-			}
-			cfg.AdditionalTags = kept
-		}
-	}
-	return cfg, warns
 }
 
 // FilterAdditionalTags drops keys reserved for the CNI's own tags and returns

@@ -4,62 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
-
-func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-func TestConfigFromEnv(t *testing.T) {
-	cfg, warns := ConfigFromEnv(env(map[string]string{
-		"AWS_EC2_ENDPOINT":      "http://127.0.0.1:1234",
-		"HTTP_TIMEOUT":          "25",
-		"VPC_CNI_VERSION":       "v1.23.1",
-		"CLUSTER_NAME":          "prod",
-		"ENABLE_IMDS_ONLY_MODE": "true",
-		"ADDITIONAL_ENI_TAGS":   `{"team":"net","node.k8s.amazonaws.com/instance_id":"x","cost":"7"}`,
-	}))
-	if len(warns) != 1 || !strings.Contains(warns[0], "node.k8s.amazonaws.com/instance_id") {
-		t.Errorf("warnings = %q, want one naming the reserved key", warns)
-	}
-	want := Config{
-		EC2Endpoint:    "http://127.0.0.1:1234",
-		HTTPTimeout:    25 * time.Second,
-		Version:        "v1.23.1",
-		ClusterName:    "prod",
-		IMDSOnly:       true,
-		AdditionalTags: map[string]string{"team": "net", "cost": "7"},
-	}
-	if d := cmp.Diff(want, cfg, cmp.Comparer(func(a, b Observer) bool { return a == b })); d != "" {
-		t.Errorf("config (-want +got):\n%s", d)
-	}
-}
-
-func TestConfigFromEnvBadValuesFallBackWithWarnings(t *testing.T) {
-	cfg, warns := ConfigFromEnv(env(map[string]string{
-		"HTTP_TIMEOUT":          "3",
-		"ENABLE_IMDS_ONLY_MODE": "maybe",
-		"ADDITIONAL_ENI_TAGS":   `{"a":`,
-	}))
-	if cfg.HTTPTimeout != MinHTTPTimeout || cfg.IMDSOnly || cfg.AdditionalTags != nil {
-		t.Errorf("config = %+v, want defaults", cfg)
-	}
-	for _, name := range []string{"HTTP_TIMEOUT", "ENABLE_IMDS_ONLY_MODE", "ADDITIONAL_ENI_TAGS"} {
-		found := false
-		for _, w := range warns {
-			found = found || strings.Contains(w, name)
-		}
-		if !found {
-			t.Errorf("no warning names %s: %q", name, warns)
-		}
-	}
-	cfg, _ = ConfigFromEnv(env(map[string]string{"HTTP_TIMEOUT": "abc"}))
-	if cfg.HTTPTimeout != MinHTTPTimeout {
-		t.Errorf("HTTP_TIMEOUT=abc gave %s", cfg.HTTPTimeout)
-	}
-}
 
 func TestConfigValidateNamesBadFields(t *testing.T) {
 	cfg := Config{

@@ -18,8 +18,8 @@
 //     TrunkingCompatible (a static table: EC2 does not expose it) and the
 //     error classifiers (Code, IsNotFound, IsThrottle, ...).
 //
-// Endpoints: Config.EC2Endpoint (upstream's AWS_EC2_ENDPOINT, read by
-// ConfigFromEnv and, unlike upstream, applied to the EC2 client) wins over
+// Endpoints: Config.EC2Endpoint (upstream's AWS_EC2_ENDPOINT, which ipamd's
+// config reads and, unlike upstream, applies to the EC2 client) wins over
 // the SDK's AWS_ENDPOINT_URL_EC2; Config.IMDSEndpoint wins over
 // AWS_EC2_METADATA_SERVICE_ENDPOINT.
 package awsutils

@@ -3,7 +3,6 @@ package awsutils
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -325,30 +324,6 @@ func TestEndpointFromSDKVariable(t *testing.T) {
 	}
 }
 
-func TestEndpointFromUpstreamVariable(t *testing.T) {
-	env := simtest.Start(t, simtest.Basic())
-	// AWS_EC2_ENDPOINT wins over the SDK's variable (which points nowhere).
-	t.Setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:1")
-	t.Setenv("AWS_EC2_ENDPOINT", env.EC2URL)
-	t.Setenv("VPC_CNI_VERSION", "v9.9.9")
-	cfg, warns := ConfigFromEnv(os.LookupEnv)
-	if len(warns) != 0 {
-		t.Fatalf("warnings: %q", warns)
-	}
-	cfg.Region = env.Sim.Region()
-	cfg.Credentials = &StaticCredentials{AccessKeyID: "a", SecretAccessKey: "b"}
-	e, err := NewEC2(testCtx(t), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Instance(testCtx(t), instanceID); err != nil {
-		t.Fatalf("Instance via AWS_EC2_ENDPOINT: %v", err)
-	}
-	if n := env.Sim.Stats().Calls["DescribeInstances"]; n != 1 {
-		t.Errorf("simulator saw %d calls", n)
-	}
-}
-
 func TestLeakedENIWithoutCreatedAtIsStampedNotDeleted(t *testing.T) {
 	sc := simtest.Basic()
 	sc.NetworkInterfaces = []vpcsim.ENISpec{{
@@ -367,7 +342,7 @@ func TestLeakedENIWithoutCreatedAtIsStampedNotDeleted(t *testing.T) {
 	if a := DecideLeaked(got[0].Tags, now); a != LeakStamp {
 		t.Fatalf("decision = %s, want stamp", a)
 	}
-	if err := e.StampCreatedAt(ctx, got[0].ID); err != nil {
+	if err := e.CreateTags(ctx, got[0].ID, map[string]string{TagCreatedAt: now.Format(time.RFC3339)}); err != nil {
 		t.Fatal(err)
 	}
 	sv, _ := simENI(env.Sim, got[0].ID)

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -357,63 +356,77 @@ func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, err
 // on.
 var ErrDeleteOnTerminationUnset = errors.New("ENI attached, but delete-on-termination is not set")
 
-// FreeENI detaches an ENI (if attached), waits until EC2 reports it
-// available, and deletes it. An ENI that does not exist is already free.
-func (e *EC2) FreeENI(ctx context.Context, eniID string) error {
-	eni, err := e.DescribeENI(ctx, eniID)
-	if Code(err) == CodeENINotFound {
-		return nil
+// FreeENI detaches an ENI (if attached) and deletes it. An ENI that does
+// not exist is already free. With the attachment id known (ipamd learns it
+// when it attaches or adopts the ENI) the whole free is two calls: detach,
+// then, after the time a detach usually takes, delete. Without it, one
+// describe comes first. There is no describe loop waiting for the detach:
+// the delete itself is the check (EC2 answers InUse while the ENI is still
+// detaching), re-checked with one describe after the first InUse and
+// retried with back-off (docs/compatibility.md, "ipamd: failed ENI calls").
+func (e *EC2) FreeENI(ctx context.Context, eniID, attachmentID string) error {
+	if attachmentID == "" {
+		eni, err := e.DescribeENI(ctx, eniID)
+		if Code(err) == CodeENINotFound {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("freeing ENI %s: %w", eniID, err)
+		}
+		if eni.Attachment == nil {
+			return e.DeleteENI(ctx, eniID)
+		}
+		if eni.Attachment.Status == string(types.AttachmentStatusDetaching) {
+			// Someone (an earlier FreeENI cut short) already asked.
+			return e.deleteDetached(ctx, eniID)
+		}
+		attachmentID = eni.Attachment.ID
 	}
-	if err != nil {
-		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
-	}
-	if eni.Attachment == nil {
-		return e.DeleteENI(ctx, eniID)
-	}
-	if eni.Attachment.Status == string(types.AttachmentStatusDetaching) {
-		// Someone (an earlier FreeENI cut short) already asked; just wait.
-		return e.waitAndDelete(ctx, eniID)
-	}
-	return e.detachAndDelete(ctx, eniID, eni.Attachment.ID)
-}
-
-func (e *EC2) detachAndDelete(ctx context.Context, eniID, attachmentID string) error {
 	if err := e.DetachENI(ctx, attachmentID); err != nil && !IsNotFound(err) {
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}
-	return e.waitAndDelete(ctx, eniID)
+	return e.deleteDetached(ctx, eniID)
 }
 
-func (e *EC2) waitAndDelete(ctx context.Context, eniID string) error {
-	if err := e.waitAvailable(ctx, eniID); err != nil {
-		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
-	}
-	return e.DeleteENI(ctx, eniID)
-}
-
-// waitAvailable polls until the ENI is detached (EC2 refuses to delete an
-// ENI that is still detaching). Upstream sleeps a fixed 2 s instead.
-func (e *EC2) waitAvailable(ctx context.Context, eniID string) error {
+// deleteDetached deletes an ENI whose detach was asked for: it waits the
+// usual detach time, then deletes; while EC2 answers InUse it looks once at
+// the attachment (a detach that did not take is asked again) and retries
+// with back-off until ctx ends.
+func (e *EC2) deleteDetached(ctx context.Context, eniID string) error {
+	wait := e.cfg.DetachWait
 	for attempt := 1; ; attempt++ {
-		eni, err := e.DescribeENI(ctx, eniID)
-		switch {
-		case Code(err) == CodeENINotFound:
-			return nil
-		case err != nil:
-			return fmt.Errorf("waiting for detach: %w", err)
-		case eni.Status == string(types.NetworkInterfaceStatusAvailable) && eni.Attachment == nil:
-			return nil
-		case eni.Status == string(types.NetworkInterfaceStatusAvailable) && eni.Attachment.Status == string(types.AttachmentStatusDetached):
-			return nil
+		if err := sleepCtx(ctx, wait); err != nil {
+			return fmt.Errorf("freeing ENI %s: waiting for the detach: %w", eniID, err)
 		}
-		t := time.NewTimer(e.cfg.DetachPoll.Delay(attempt, 0.5))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("waiting for ENI %s to detach (status %s): %w", eniID, eni.Status, ctx.Err())
-		case <-t.C:
+		err := e.DeleteENI(ctx, eniID)
+		if err == nil || Code(err) != CodeENIInUse {
+			return err
+		}
+		if attempt == 1 {
+			if err := e.redetach(ctx, eniID); err != nil {
+				return err
+			}
+		}
+		wait = e.cfg.DetachPoll.Delay(attempt, 0.5)
+	}
+}
+
+// redetach is deleteDetached's single re-check: an ENI still attached (not
+// detaching) is detached again; a vanished one needs nothing.
+func (e *EC2) redetach(ctx context.Context, eniID string) error {
+	eni, err := e.DescribeENI(ctx, eniID)
+	switch {
+	case Code(err) == CodeENINotFound:
+		return nil
+	case err != nil:
+		return fmt.Errorf("freeing ENI %s: re-checking the detach: %w", eniID, err)
+	case eni.Attachment != nil && eni.Attachment.Status != string(types.AttachmentStatusDetaching) &&
+		eni.Attachment.Status != string(types.AttachmentStatusDetached):
+		if err := e.DetachENI(ctx, eni.Attachment.ID); err != nil && !IsNotFound(err) {
+			return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 		}
 	}
+	return nil
 }
 
 func errorMessage(err error) string {

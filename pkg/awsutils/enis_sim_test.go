@@ -3,6 +3,7 @@ package awsutils
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -108,17 +109,12 @@ func TestENILifecycleSecondaryIPs(t *testing.T) {
 	if err := e.UnassignIPv4(ctx, eni.ID, release); err != nil {
 		t.Fatalf("UnassignIPv4: %v", err)
 	}
-	back, err := e.AssignIPv4Addresses(ctx, eni.ID, release[:1])
-	if err != nil || !slices.Equal(back, release[:1]) {
-		t.Fatalf("AssignIPv4Addresses(%v) = %v, %v", release[:1], back, err)
-	}
 	got, err := e.AssignIPv4(ctx, eni.ID, 2)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("AssignIPv4(2) = %v, %v", got, err)
 	}
 	sv, _ = simENI(env.Sim, eni.ID)
 	want := append(slices.Clone(eni.SecondaryIPv4[3:]), got...)
-	want = append(want, release[0])
 	if d := cmp.Diff(want, sv.SecondaryIPs, cmpopts.SortSlices(netip.Addr.Less), netipOpts); d != "" {
 		t.Errorf("sim secondary IPs after unassign/assign (-want +sim):\n%s", d)
 	}
@@ -136,14 +132,14 @@ func TestENILifecycleSecondaryIPs(t *testing.T) {
 		}
 	}
 
-	if err := e.FreeENI(ctx, eni.ID); err != nil {
+	if err := e.FreeENI(ctx, eni.ID, ""); err != nil {
 		t.Fatalf("FreeENI: %v", err)
 	}
 	if _, ok := simENI(env.Sim, eni.ID); ok {
 		t.Errorf("ENI %s still exists after FreeENI", eni.ID)
 	}
 	// Freeing again is a no-op.
-	if err := e.FreeENI(ctx, eni.ID); err != nil {
+	if err := e.FreeENI(ctx, eni.ID, ""); err != nil {
 		t.Errorf("second FreeENI: %v", err)
 	}
 }
@@ -183,7 +179,7 @@ func TestENILifecyclePrefixes(t *testing.T) {
 	if err != nil || len(got.IPv4Prefixes) != 2 {
 		t.Errorf("DescribeENI prefixes = %v, %v", got.IPv4Prefixes, err)
 	}
-	if err := e.FreeENI(ctx, eni.ID); err != nil {
+	if err := e.FreeENI(ctx, eni.ID, ""); err != nil {
 		t.Fatalf("FreeENI: %v", err)
 	}
 	if _, ok := simENI(env.Sim, eni.ID); ok {
@@ -219,18 +215,11 @@ func TestENILifecycleIPv6(t *testing.T) {
 	if err != nil || len(more) != 1 || more[0].Bits() != 80 {
 		t.Fatalf("AssignIPv6Prefixes = %v, %v", more, err)
 	}
-	addrs, err := e.AssignIPv6Addresses(ctx, eni.ID, 2)
-	if err != nil || len(addrs) != 2 || !addrs[0].Is6() {
-		t.Fatalf("AssignIPv6Addresses = %v, %v", addrs, err)
-	}
-	if err := e.UnassignIPv6Prefixes(ctx, eni.ID, eni.IPv6Prefixes); err != nil {
-		t.Fatalf("UnassignIPv6Prefixes: %v", err)
-	}
 	sv, _ := simENI(env.Sim, eni.ID)
-	if !slices.Equal(sv.IPv6Prefixes, more) {
-		t.Errorf("sim IPv6 prefixes = %v, want %v", sv.IPv6Prefixes, more)
+	if want := append(slices.Clone(eni.IPv6Prefixes), more...); !slices.Equal(sv.IPv6Prefixes, want) {
+		t.Errorf("sim IPv6 prefixes = %v, want %v", sv.IPv6Prefixes, want)
 	}
-	if err := e.FreeENI(ctx, eni.ID); err != nil {
+	if err := e.FreeENI(ctx, eni.ID, ""); err != nil {
 		t.Fatalf("FreeENI: %v", err)
 	}
 	if _, ok := simENI(env.Sim, eni.ID); ok {
@@ -481,31 +470,77 @@ func TestInstanceTypeMultiCardAndBareMetal(t *testing.T) {
 	}
 }
 
-func TestFreeENIWaitsForDetach(t *testing.T) {
-	env := simtest.Start(t, simtest.Basic())
-	e := newTestEC2(t, env)
-	ctx := testCtx(t)
-	inst, _ := node(t, e)
-	eni, err := e.AllocateENI(ctx, AllocateENIRequest{CreateENIRequest: CreateENIRequest{
-		InstanceID: instanceID, SubnetID: inst.SubnetID, SecurityGroups: inst.SecurityGroups,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	setFaults(t, env.Sim, vpcsim.Faults{DetachDelay: vpcsim.Duration(100 * time.Millisecond)})
-	before := env.Sim.Stats().Calls["DescribeNetworkInterfaces"]
-	if err := e.FreeENI(ctx, eni.ID); err != nil {
-		t.Fatalf("FreeENI with a slow detach: %v", err)
-	}
-	if _, ok := simENI(env.Sim, eni.ID); ok {
-		t.Errorf("ENI %s still exists", eni.ID)
-	}
-	// One describe for the attachment, then at least two polls while detaching.
-	if polls := env.Sim.Stats().Calls["DescribeNetworkInterfaces"] - before; polls < 3 {
-		t.Errorf("%d DescribeNetworkInterfaces, want the attachment lookup plus polling", polls)
-	}
-	if errs := env.Sim.Stats().Errors["DeleteNetworkInterface"]; len(errs) != 0 {
-		t.Errorf("DeleteNetworkInterface failed on the way: %v", errs)
+// TestFreeENICalls pins what freeing an ENI costs: with the attachment id
+// known and a detach that ends within DetachWait, a detach and a delete
+// and nothing else; without the id one describe more; with a detach slower
+// than DetachWait, one InUse delete, one describe re-check and back-off,
+// never a describe loop.
+func TestFreeENICalls(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		knownID     bool
+		detachDelay time.Duration
+		want        map[string]int64
+		inUse       int
+	}{
+		{"attachment known, quick detach", true, 20 * time.Millisecond,
+			map[string]int64{"DetachNetworkInterface": 1, "DeleteNetworkInterface": 1}, 0},
+		{"attachment unknown", false, 20 * time.Millisecond,
+			map[string]int64{"DescribeNetworkInterfaces": 1, "DetachNetworkInterface": 1, "DeleteNetworkInterface": 1}, 0},
+		{"slow detach", true, 400 * time.Millisecond,
+			map[string]int64{"DescribeNetworkInterfaces": 1, "DetachNetworkInterface": 1}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := simtest.Start(t, simtest.Basic())
+			e := newTestEC2(t, env, func(c *Config) {
+				c.DetachWait = 100 * time.Millisecond
+				c.DetachPoll = Backoff{Base: 100 * time.Millisecond, Max: 200 * time.Millisecond}
+			})
+			ctx := testCtx(t)
+			inst, _ := node(t, e)
+			eni, err := e.AllocateENI(ctx, AllocateENIRequest{CreateENIRequest: CreateENIRequest{
+				InstanceID: instanceID, SubnetID: inst.SubnetID, SecurityGroups: inst.SecurityGroups,
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			setFaults(t, env.Sim, vpcsim.Faults{DetachDelay: vpcsim.Duration(tc.detachDelay)})
+			before := env.Sim.Stats().Calls
+			att := ""
+			if tc.knownID {
+				att = eni.Attachment.ID
+			}
+			if err := e.FreeENI(ctx, eni.ID, att); err != nil {
+				t.Fatalf("FreeENI: %v", err)
+			}
+			if _, ok := simENI(env.Sim, eni.ID); ok {
+				t.Errorf("ENI %s still exists", eni.ID)
+			}
+			st := env.Sim.Stats()
+			got := map[string]int64{}
+			for k, v := range st.Calls {
+				if d := v - before[k]; d != 0 {
+					got[k] = d
+				}
+			}
+			deletes := got["DeleteNetworkInterface"]
+			delete(got, "DeleteNetworkInterface")
+			want := maps.Clone(tc.want)
+			wantDeletes := want["DeleteNetworkInterface"]
+			delete(want, "DeleteNetworkInterface")
+			if !maps.Equal(got, want) {
+				t.Errorf("calls %v, want %v", got, want)
+			}
+			failed := len(st.Errors["DeleteNetworkInterface"])
+			if tc.inUse == 0 && (deletes != wantDeletes || failed != 0) {
+				t.Errorf("%d deletes (%d failed), want %d clean", deletes, failed, wantDeletes)
+			}
+			// A slow detach: the first delete is refused, the back-off
+			// (100, then ≤200 ms) bounds the rest to a few.
+			if tc.inUse > 0 && (failed < tc.inUse || deletes > 5) {
+				t.Errorf("%d deletes, %d refused; want ≥ %d refused and ≤ 5 in all", deletes, failed, tc.inUse)
+			}
+		})
 	}
 }
 
@@ -522,15 +557,15 @@ func TestFreeENIWaitIsBoundedByContext(t *testing.T) {
 	setFaults(t, env.Sim, vpcsim.Faults{DetachDelay: vpcsim.Duration(300 * time.Millisecond)})
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	err = e.FreeENI(ctx, eni.ID)
+	err = e.FreeENI(ctx, eni.ID, "")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("FreeENI = %v, want the context's deadline", err)
 	}
 	if sv, ok := simENI(env.Sim, eni.ID); !ok || sv.Attachment == nil || sv.Attachment.Status != "detaching" {
 		t.Errorf("ENI after interrupted free: %+v (exists %v), want it still detaching", sv, ok)
 	}
-	// A second FreeENI finds it detaching, waits without detaching again, deletes.
-	if err := e.FreeENI(testCtx(t), eni.ID); err != nil {
+	// A second FreeENI finds it detaching, deletes it without detaching again.
+	if err := e.FreeENI(testCtx(t), eni.ID, ""); err != nil {
 		t.Fatalf("second FreeENI: %v", err)
 	}
 	if _, ok := simENI(env.Sim, eni.ID); ok {

@@ -11,6 +11,7 @@ import (
 // EC2 error codes this package and its callers react to.
 const (
 	CodeENINotFound                 = "InvalidNetworkInterfaceID.NotFound"
+	CodeENIInUse                    = "InvalidNetworkInterface.InUse"
 	CodeAttachmentNotFound          = "InvalidAttachmentID.NotFound"
 	CodeRequestLimitExceeded        = "RequestLimitExceeded"
 	CodeUnauthorized                = "UnauthorizedOperation"

@@ -83,9 +83,3 @@ func (e *EC2) CreateTags(ctx context.Context, resourceID string, tags map[string
 	}
 	return nil
 }
-
-// StampCreatedAt sets the createdAt tag to now (the leaked-ENI sweep does
-// this for candidates without a usable one; see DecideLeaked).
-func (e *EC2) StampCreatedAt(ctx context.Context, eniID string) error {
-	return e.CreateTags(ctx, eniID, map[string]string{TagCreatedAt: e.cfg.Now().UTC().Format(time.RFC3339)})
-}

@@ -115,13 +115,13 @@ func (e *EC2) CreateTrunkENI(ctx context.Context, req TrunkRequest) (ENI, error)
 	if err := e.SetDeleteOnTermination(ctx, eni.ID, attID); err != nil {
 		rctx, cancel := rollbackContext(ctx)
 		defer cancel()
-		return ENI{}, errors.Join(err, e.detachAndDelete(rctx, eni.ID, attID))
+		return ENI{}, errors.Join(err, e.FreeENI(rctx, eni.ID, attID))
 	}
 	att, err := e.WaitAttached(ctx, eni.ID)
 	if err != nil {
 		rctx, cancel := rollbackContext(ctx)
 		defer cancel()
-		return ENI{}, errors.Join(err, e.detachAndDelete(rctx, eni.ID, attID))
+		return ENI{}, errors.Join(err, e.FreeENI(rctx, eni.ID, attID))
 	}
 	return att, nil
 }

@@ -220,7 +220,8 @@ func (n *IPAM) declareSGPP(ctx context.Context) {
 		return
 	}
 	c := n.cards[0]
-	if len(c.store.ENIs())+len(c.unmanaged) >= c.maxENIs {
+	// An unfreed ENI (detach failed) still takes its slot, like poolView counts it.
+	if len(c.store.ENIs())+len(c.unmanaged)+len(c.unfreed) >= c.maxENIs {
 		n.noteSGPP("ENABLE_POD_ENI: no free ENI slot for a trunk ENI on this node")
 		return
 	}

@@ -16,7 +16,7 @@ type EC2 interface {
 	Instance(ctx context.Context, id string) (awsutils.InstanceInfo, error)
 	DescribeENIs(ctx context.Context, ids []string) (enis []awsutils.ENI, vanished []string, err error)
 	AllocateENI(ctx context.Context, req awsutils.AllocateENIRequest) (awsutils.ENI, error)
-	FreeENI(ctx context.Context, eniID string) error
+	FreeENI(ctx context.Context, eniID, attachmentID string) error
 	DeleteENI(ctx context.Context, eniID string) error
 	AssignIPv4(ctx context.Context, eniID string, n int) ([]netip.Addr, error)
 	AssignIPv4Prefixes(ctx context.Context, eniID string, n int) ([]netip.Prefix, error)

@@ -47,6 +47,47 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 		}
 		n.cardCycle(ctx, c, schedulable)
 	}
+	if n.pending.Load() > 0 && n.atHardLimit() {
+		// Waiting ADDs learn at once that no refill can come.
+		n.limitReached.broadcast()
+	}
+}
+
+// limitText names card c's hard limit ("" when it can still grow): the
+// instance type, its ENIs × addresses, or max pods.
+func (n *IPAM) limitText(c *card, view pool.Pool, p pool.Params) string {
+	l, ok := pool.AtHardLimit(view, p)
+	if !ok {
+		return ""
+	}
+	if l.MaxPods {
+		return fmt.Sprintf("card %d holds %d addresses, the node's max pods (%d)", c.index, l.Total, p.MaxPods)
+	}
+	unit := "secondary IPv4 addresses"
+	if p.PrefixDelegation {
+		unit = "/28 prefixes"
+	}
+	s := fmt.Sprintf("%s card %d takes %d ENIs × %d %s", n.node.typ.Type, c.index, l.ENIs, l.Slots, unit)
+	if n.cfg.MaxENI >= 1 && n.cfg.MaxENI == l.ENIs {
+		s += fmt.Sprintf(" (MAX_ENI=%d)", n.cfg.MaxENI)
+	}
+	if view.Unmanaged > 0 {
+		s += fmt.Sprintf(", %d of the ENIs unmanaged", view.Unmanaged)
+	}
+	if p.ReserveTrunk && !view.Stats(p.PrefixDelegation).HasTrunk {
+		s += ", one ENI slot reserved for the trunk ENI"
+	}
+	return s + fmt.Sprintf(": every ENI attached and full, %d pod addresses", l.Total)
+}
+
+// atHardLimit reports whether every card is at its hard limit.
+func (n *IPAM) atHardLimit() bool {
+	for _, c := range n.cards {
+		if c.fullText() == "" {
+			return false
+		}
+	}
+	return len(n.cards) > 0
 }
 
 // ensureIPv6Prefixes gives every ENI of card c its /80; a failure backs
@@ -112,7 +153,25 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	if c.index > 0 {
 		p.Pending = 0 // pods spill to card > 0 only once card 0 is exhausted
 	}
+	if p.Pending > 0 {
+		p.CoolingSoon = n.coolingWithin(c, now.Add(n.times.AttachTime))
+	}
 	return p
+}
+
+// coolingWithin counts card c's cooling addresses whose cooldown ends by t.
+func (n *IPAM) coolingWithin(c *card, t time.Time) int {
+	count := 0
+	for _, e := range c.store.Snapshot() {
+		for _, ci := range e.CIDRs {
+			for _, cl := range ci.CoolingList {
+				if !cl.UnassignedAt.Add(n.cfg.IPCooldown).After(t) {
+					count++
+				}
+			}
+		}
+	}
+	return count
 }
 
 func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
@@ -121,9 +180,11 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		a := pool.Plan(poolView(c), n.params(c, schedulable, released, freed))
+		view, p := poolView(c), n.params(c, schedulable, released, freed)
+		a := pool.Plan(view, p)
 		if a.Kind == pool.None {
 			c.setState(starvedText(a), nil)
+			c.setFull(n.limitText(c, view, p))
 			return
 		}
 		n.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
@@ -151,6 +212,7 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
+			c.setFull("")
 			if !awsutils.IsInsufficientCapacity(err) {
 				n.backOff(c, err)
 			}
@@ -242,6 +304,9 @@ func (n *IPAM) execute(ctx context.Context, c *card, a pool.Action) error {
 	case pool.AssignPrefixes:
 		return n.assignPrefixes(ctx, c, a.ENI, a.Count)
 	case pool.CreateENI:
+		if a.ENIs > 1 {
+			return n.createENIs(ctx, c, a.ENIs, a.Count, a.Prefixes)
+		}
 		return n.createENI(ctx, c, a.Count, a.Prefixes)
 	case pool.ReleaseCIDRs:
 		return n.releaseCIDRs(ctx, c, a.ENI, a.CIDRs)
@@ -439,13 +504,14 @@ func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
 			n.log.Warn("could not tear down host networking of a freed ENI", "eni", eniID, "err", err)
 		}
 	}
-	if err := n.ec2.FreeENI(ctx, eniID); err != nil {
+	if err := n.ec2.FreeENI(ctx, eniID, n.attachIDs[eniID]); err != nil {
 		// Maybe still attached: keep its slot taken until retryUnfreed
 		// frees it or reconcile adopts it again.
 		c.unfreed[eniID] = info.DeviceNumber
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}
 	delete(n.primaryIPs, eniID)
+	delete(n.attachIDs, eniID)
 	n.log.Info("ENI freed", "eni", eniID, "card", c.index)
 	now := time.Now()
 	for _, ci := range info.CIDRs {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -45,11 +46,20 @@ func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 	if !n.cfg.EnableSubnetDiscovery || n.subs == nil {
 		return own, nil
 	}
+	if list, ok := n.subnets.get(time.Now(), n.times.SubnetCache); ok {
+		return list, nil
+	}
 	subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
 	if err != nil {
 		n.log.Warn("subnet discovery failed; using the node's subnet", "err", err)
 		return own, nil
 	}
+	return n.rememberSubnets(subs)
+}
+
+// rememberSubnets keeps the eligible subnets of a discovery answer, most
+// free addresses first, for the next SubnetCache.
+func (n *IPAM) rememberSubnets(subs []awsutils.Subnet) ([]subnetChoice, error) {
 	var out []subnetChoice
 	for _, s := range subs {
 		if awsutils.SubnetEligible(s, n.node.subnetID, n.cfg.ClusterName) {
@@ -61,30 +71,30 @@ func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 		return nil, fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
 			n.node.id.AZ, n.node.subnetID, awsutils.TagSubnetRoleCNI)
 	}
+	n.subnets.set(out, time.Now())
 	return out, nil
 }
 
-// freeDevice is the lowest device index on card c no known ENI uses.
-func (n *IPAM) freeDevice(c *card) int {
-	used := map[int]bool{}
-	for _, e := range c.store.ENIs() {
-		used[e.DeviceNumber] = true
-	}
-	for _, d := range c.unmanaged {
-		used[d] = true
-	}
-	for _, d := range c.unfreed {
-		used[d] = true
-	}
-	if c.index == 0 {
-		used[0] = true
-	}
-	for i := 0; ; i++ {
-		if !used[i] {
-			return i
-		}
-	}
+// subnetCache keeps subnet discovery's answer: an ENI burst or churn needs
+// the same list each time, and a full subnet drops it (forget), so the
+// next ENI asks EC2 again. Used under IPAM.mu.
+type subnetCache struct {
+	at   time.Time
+	list []subnetChoice
 }
+
+func (s *subnetCache) get(now time.Time, ttl time.Duration) ([]subnetChoice, bool) {
+	if s.list == nil || now.Sub(s.at) >= ttl {
+		return nil, false
+	}
+	return s.list, true
+}
+
+func (s *subnetCache) set(list []subnetChoice, now time.Time) { s.list, s.at = list, now }
+func (s *subnetCache) forget()                                { s.list = nil }
+
+// freeDevice is the lowest device index on card c no known ENI uses.
+func (n *IPAM) freeDevice(c *card) int { return n.freeDevices(c, 1)[0] }
 
 // createENI runs the ENI life cycle: create (tagged, described
 // aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
@@ -127,6 +137,9 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
+			if awsutils.IsInsufficientCapacity(err) {
+				n.subnets.forget() // its free count is stale now
+			}
 			c.askDevice = !awsutils.IsInsufficientCapacity(err)
 			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
 				continue // subnet discovery: try the next subnet
@@ -145,7 +158,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			delete(n.dotPending, e.ID)
-			if ferr := n.ec2.FreeENI(rctx, e.ID); ferr != nil {
+			if ferr := n.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
 				c.unfreed[e.ID] = e.Attachment.DeviceIndex
 				return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
 			}
@@ -156,14 +169,120 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 	return errors.Join(errs...)
 }
 
+// createENIs attaches k ENIs of count addresses (or prefixes) each for a
+// burst of waiting ADDs: the EC2 calls of every ENI run at once, on distinct
+// device indices in the first eligible subnet; then each attached ENI is
+// wired and added in turn. An ENI that fails is undone as in createENI and
+// the others are kept.
+func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes bool) error {
+	subnets, err := n.eniSubnets(ctx)
+	if err != nil {
+		return err
+	}
+	sn := subnets[0]
+	devs := n.freeDevices(c, k)
+	type result struct {
+		eni awsutils.ENI
+		err error
+	}
+	res := make([]result, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		req := awsutils.AllocateENIRequest{
+			CreateENIRequest: awsutils.CreateENIRequest{
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.securityGroups()),
+			},
+			NetworkCard: c.index,
+			DeviceIndex: devs[i],
+		}
+		if prefixes {
+			req.IPv4PrefixCount = count
+		} else {
+			req.SecondaryIPv4Count = count
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i].eni, res[i].err = n.ec2.AllocateENI(ctx, req)
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range res {
+		e, err := r.eni, r.err
+		if errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
+			n.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
+			n.dotPending[e.ID] = e.Attachment.ID
+			err = nil
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
+			if awsutils.IsInsufficientCapacity(err) {
+				n.subnets.forget()
+			}
+			if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
+				errs = append(errs, n.fallbackToSecondary(c, "creating ENIs with prefixes in subnet "+sn.ID))
+				continue
+			}
+			c.askDevice = !awsutils.IsInsufficientCapacity(err)
+			n.noteInsufficient(c, err)
+			continue
+		}
+		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
+			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "burst", k)
+		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			delete(n.dotPending, e.ID)
+			if ferr := n.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
+				c.unfreed[e.ID] = e.Attachment.DeviceIndex
+				err = errors.Join(err, fmt.Errorf("undoing: %w", ferr))
+			}
+			cancel()
+			errs = append(errs, err)
+			continue
+		}
+		n.broadcast() // waiting ADDs take this ENI's addresses while the next is wired
+	}
+	return errors.Join(errs...)
+}
+
+// freeDevices is the k lowest device indexes on card c no known ENI uses.
+func (n *IPAM) freeDevices(c *card, k int) []int {
+	used := map[int]bool{}
+	for _, e := range c.store.ENIs() {
+		used[e.DeviceNumber] = true
+	}
+	for _, d := range c.unmanaged {
+		used[d] = true
+	}
+	for _, d := range c.unfreed {
+		used[d] = true
+	}
+	if c.index == 0 {
+		used[0] = true
+	}
+	var out []int
+	for i := 0; len(out) < k; i++ {
+		if !used[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // setupNewENI waits (bounded) for instance metadata to list the ENI, wires
 // it on the host and adds it to the datastore; on failure it undoes its own
 // steps (the caller frees the ENI in EC2).
 func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet netip.Prefix) error {
-	if md, ok := n.waitIMDS(ctx, e.ID); ok {
-		if !subnet.IsValid() {
-			subnet = md.SubnetIPv4CIDR
-		}
+	// EC2's answer has everything but, perhaps, the subnet's CIDR: only
+	// then is lagging instance metadata worth waiting for. Otherwise the
+	// ENI serves pods at once and instance metadata is only watched (off
+	// the pool's path) until it lists the ENI, for the warning and for
+	// introspection's "waiting on".
+	if subnet.IsValid() {
+		go n.confirmIMDS(ctx, e.ID)
+	} else if md, ok := n.waitIMDS(ctx, e.ID); ok {
+		subnet = md.SubnetIPv4CIDR
 	} else {
 		n.log.Warn("instance metadata does not list the new ENI yet; proceeding with EC2's data", "eni", e.ID,
 			"waited", n.times.IMDSWait)
@@ -206,8 +325,21 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 		}
 	}
 	n.primaryIPs[e.ID] = e.PrivateIPv4
+	n.attachIDs[e.ID] = e.Attachment.ID
 	n.rememberMAC(e.ID, e.MAC)
 	return nil
+}
+
+// confirmIMDS waits (bounded by Intervals.IMDSWait, past the end of ctx) for
+// instance metadata to list a new ENI already in use, and warns if it never
+// does: EC2 attached it but the instance may not see it.
+func (n *IPAM) confirmIMDS(ctx context.Context, eniID string) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.times.IMDSWait)
+	defer cancel()
+	if _, ok := n.waitIMDS(wctx, eniID); !ok {
+		n.log.Warn("instance metadata still does not list a new ENI that EC2 attached; serving pods from it with EC2's data",
+			"eni", eniID, "waited", n.times.IMDSWait)
+	}
 }
 
 // waitIMDS polls instance metadata until it lists eniID, at most
@@ -282,12 +414,14 @@ func (n *IPAM) retryUnfreed(ctx context.Context, c *card) {
 			delete(c.unfreed, id)
 			continue
 		}
-		if err := n.ec2.FreeENI(ctx, id); err != nil {
+		// No attachment id: an earlier try may have detached it already.
+		if err := n.ec2.FreeENI(ctx, id, ""); err != nil {
 			n.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", id, "card", c.index, "err", err)
 			continue
 		}
 		delete(c.unfreed, id)
 		delete(n.primaryIPs, id)
+		delete(n.attachIDs, id)
 		n.log.Info("ENI freed on retry", "eni", id, "card", c.index)
 	}
 }

@@ -115,6 +115,8 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		subs, err := n.subs.Subnets(ctx, n.node.vpcID, id.AZ)
 		if err != nil {
 			n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
+		} else if _, err := n.rememberSubnets(subs); err != nil {
+			n.log.Warn("subnet discovery: no subnet for new ENIs yet", "err", err)
 		}
 		for _, sn := range subs {
 			subnetCIDRs[sn.ID] = sn.CIDR
@@ -357,6 +359,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		return err
 	}
 	n.primaryIPs[e.ID] = e.PrivateIPv4
+	n.attachIDs[e.ID] = e.Attachment.ID
 	n.rememberMAC(e.ID, e.MAC)
 	if n.excludedSubnets[e.SubnetID] {
 		// kubernetes.io/role/cni=0 (or another cluster's subnet): no new pod

@@ -77,6 +77,8 @@ type Intervals struct {
 	OrphanGrace      time.Duration // a pod's veth absent this long releases its address (2 min)
 	CheckpointRetry  time.Duration // retry of a failed checkpoint write, for health (1 s)
 	PendingWait      time.Duration // restored allocations on no known CIDR are dropped after (5 min)
+	SubnetCache      time.Duration // subnet discovery's answer is reused this long, unless a subnet filled (5 min)
+	AttachTime       time.Duration // how long a new ENI takes to bring addresses; sooner cooldown ends serve waiting ADDs instead (2 s)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -101,8 +103,15 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.OrphanGrace, 2*time.Minute)
 	def(&iv.CheckpointRetry, time.Second)
 	def(&iv.PendingWait, 5*time.Minute)
+	def(&iv.SubnetCache, 5*time.Minute)
+	def(&iv.AttachTime, 2*time.Second)
 	return iv
 }
+
+// poolGather is how long the pool manager waits after the first ADD that
+// found no address before it plans, so ADDs of the same burst (a kubelet
+// starting many pods) count as one demand.
+const poolGather = 25 * time.Millisecond
 
 // FastInsufficientCool is the no-growth cooldown after a subnet-full error
 // under VPC_CNI_TEST_FAST_INTERVALS: a few pool ticks, not two minutes.
@@ -203,11 +212,16 @@ type IPAM struct {
 	// AddNetwork calls waiting for an address retry.
 	chMu    sync.Mutex
 	changed chan struct{}
-	pending atomic.Int64 // AddNetwork calls waiting for an address
+	// limitReached: a pool cycle found every card at its hard limit while
+	// ADDs wait, so the waiters can fail at once.
+	limitReached *signal
+	pending      atomic.Int64 // AddNetwork calls waiting for an address
 
 	// Under mu:
 	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
 	primaryIPs map[string]netip.Addr      // ENI id → its primary address (for host teardown)
+	attachIDs  map[string]string          // ENI id → attachment id (freeing it needs no describe)
+	subnets    subnetCache                // subnet discovery's last answer
 	ignored    map[string]bool            // attached ENIs ipamd never manages (EFA-only, unmanaged cards)
 	dotPending map[string]string          // ENI id → attachment id still without delete-on-termination
 	// Set by Init: subnets excluded from pod addresses (subnet discovery).
@@ -248,6 +262,7 @@ type card struct {
 	// Written by the pool manager only, read under stateMu by AddNetwork.
 	stateMu      sync.Mutex
 	starved      string // why the pool cannot grow ("" when it can)
+	full         string // the hard limit the card is at ("" when it can grow at all)
 	lastErr      error  // last failed EC2 action
 	lastRelease  time.Time
 	insufficient time.Time // no growth before this time
@@ -265,6 +280,18 @@ func (c *card) setState(starved string, err error) {
 	if err != nil || starved == "" {
 		c.lastErr = err
 	}
+}
+
+func (c *card) setFull(limit string) {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.full = limit
+}
+
+func (c *card) fullText() string {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.full
 }
 
 func (c *card) state() (string, error) {
@@ -321,9 +348,10 @@ func New(o Options) (*IPAM, error) {
 		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
 		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		log: log, times: o.times().withDefaults(), links: o.PodLinks,
-		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}),
-		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
+		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}), limitReached: newSignal(),
+		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, attachIDs: map[string]string{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
 	}
+	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {
 			m.CheckpointOK.Set(1)

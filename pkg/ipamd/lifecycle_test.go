@@ -573,7 +573,7 @@ func TestReconcileTearsDownDetachedENI(t *testing.T) {
 	if second.ID == "" || len(onSecond) == 0 {
 		t.Fatalf("want pods on a secondary ENI: %v pods %v", second.ID, onSecond)
 	}
-	if err := h.ec2.FreeENI(ctx, second.ID); err != nil {
+	if err := h.ec2.FreeENI(ctx, second.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.n.Reconcile(ctx); err != nil {

@@ -39,31 +39,32 @@ func TestWarmPoolScenarios(t *testing.T) {
 		{"m5.large/WARM_ENI_TARGET=1", "m5.large", nil, []scenarioStep{
 			{name: init, pods: 0, want: simCounts{1, 9, 0}, calls: calls{"AssignPrivateIpAddresses": 1}},
 			{name: "5 pods: a second ENI", pods: 5, want: simCounts{2, 18, 0},
-				calls: calls{"DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+				// Subnet discovery answered at start; ENIs reuse it for 5 minutes.
+				calls: calls{"CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
 			{name: "12 pods: a third ENI", pods: 12, want: simCounts{3, 27, 0},
-				calls: calls{"DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+				calls: calls{"CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
 			{name: "27 pods: ENI limit, nothing to do", pods: 27, want: simCounts{3, 27, 0}, calls: calls{}, starved: "ENI limit reached: 3 of 3"},
 			{name: "0 pods: two ENIs freed", pods: 0, want: simCounts{1, 9, 0},
-				// FreeENI: describe (attachment id), detach, describe until available, delete.
-				calls: calls{"DescribeNetworkInterfaces": 4, "DetachNetworkInterface": 2, "DeleteNetworkInterface": 2}},
+				// FreeENI: detach (attachment id known since the attach), delete; no describe.
+				calls: calls{"DetachNetworkInterface": 2, "DeleteNetworkInterface": 2}},
 		}},
 		{"m5.large/WARM_ENI_TARGET=2", "m5.large", map[string]string{"WARM_ENI_TARGET": "2"}, []scenarioStep{
-			{name: init, pods: 0, want: simCounts{2, 18, 0}, calls: calls{"AssignPrivateIpAddresses": 1, "DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
-			{name: "1 pod: a third ENI", pods: 1, want: simCounts{3, 27, 0}, calls: calls{"DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+			{name: init, pods: 0, want: simCounts{2, 18, 0}, calls: calls{"AssignPrivateIpAddresses": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+			{name: "1 pod: a third ENI", pods: 1, want: simCounts{3, 27, 0}, calls: calls{"CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
 		}},
 		{"m5.large/WARM_IP_TARGET=5", "m5.large", map[string]string{"WARM_IP_TARGET": "5"}, []scenarioStep{
 			{name: init, pods: 0, want: simCounts{1, 5, 0}, calls: calls{"AssignPrivateIpAddresses": 1}},
 			{name: "4 pods: primary topped up", pods: 4, want: simCounts{1, 9, 0}, calls: calls{"AssignPrivateIpAddresses": 1}},
-			{name: "8 pods: a second ENI with the shortfall only", pods: 8, want: simCounts{2, 13, 0}, calls: calls{"DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
-			{name: "2 pods: excess released, empty ENI freed", pods: 2, want: simCounts{1, 7, 0}, calls: calls{"UnassignPrivateIpAddresses": 1, "DescribeNetworkInterfaces": 2, "DetachNetworkInterface": 1, "DeleteNetworkInterface": 1}},
+			{name: "8 pods: a second ENI with the shortfall only", pods: 8, want: simCounts{2, 13, 0}, calls: calls{"CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+			{name: "2 pods: excess released, empty ENI freed", pods: 2, want: simCounts{1, 7, 0}, calls: calls{"UnassignPrivateIpAddresses": 1, "DetachNetworkInterface": 1, "DeleteNetworkInterface": 1}},
 		}},
 		{"m5.large/WARM_IP_TARGET=5,MINIMUM_IP_TARGET=10", "m5.large", map[string]string{"WARM_IP_TARGET": "5", "MINIMUM_IP_TARGET": "10"}, []scenarioStep{
-			{name: init, pods: 0, want: simCounts{2, 10, 0}, calls: calls{"AssignPrivateIpAddresses": 1, "DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+			{name: init, pods: 0, want: simCounts{2, 10, 0}, calls: calls{"AssignPrivateIpAddresses": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
 			{name: "7 pods: five warm", pods: 7, want: simCounts{2, 12, 0}, calls: calls{"AssignPrivateIpAddresses": 1}},
 			{name: "0 pods: back to the minimum", pods: 0, want: simCounts{2, 10, 0}, calls: calls{"UnassignPrivateIpAddresses": 1}},
 		}},
 		{"m5.large/MINIMUM_IP_TARGET=20", "m5.large", map[string]string{"MINIMUM_IP_TARGET": "20"}, []scenarioStep{
-			{name: init, pods: 0, want: simCounts{3, 20, 0}, calls: calls{"AssignPrivateIpAddresses": 1, "DescribeSubnets": 2, "CreateNetworkInterface": 2, "AttachNetworkInterface": 2, "ModifyNetworkInterfaceAttribute": 2}},
+			{name: init, pods: 0, want: simCounts{3, 20, 0}, calls: calls{"AssignPrivateIpAddresses": 1, "CreateNetworkInterface": 2, "AttachNetworkInterface": 2, "ModifyNetworkInterfaceAttribute": 2}},
 			{name: "22 pods: waiting pods grow the pool past the minimum", pods: 22, want: simCounts{3, 22, 0}, calls: calls{"AssignPrivateIpAddresses": 1}},
 		}},
 		{"m5.large/WARM_ENI_TARGET=1,MAX_ENI=1", "m5.large", map[string]string{"MAX_ENI": "1"}, []scenarioStep{
@@ -72,7 +73,7 @@ func TestWarmPoolScenarios(t *testing.T) {
 		}},
 		{"t3.medium/WARM_ENI_TARGET=1,VPC_CNI_MAX_PODS=10", "t3.medium", map[string]string{"VPC_CNI_MAX_PODS": "10"}, []scenarioStep{
 			{name: init, pods: 0, want: simCounts{1, 5, 0}, calls: calls{"AssignPrivateIpAddresses": 1}},
-			{name: "9 pods: growth stops at max pods", pods: 9, want: simCounts{2, 10, 0}, calls: calls{"DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+			{name: "9 pods: growth stops at max pods", pods: 9, want: simCounts{2, 10, 0}, calls: calls{"CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
 		}},
 		{"m5.large/PD,WARM_PREFIX_TARGET=1", "m5.large", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1", "VPC_CNI_MAX_PODS": "110"}, []scenarioStep{
 			{name: init, pods: 0, want: simCounts{1, 0, 1}, calls: calls{"AssignPrivateIpAddresses": 1}},
@@ -95,12 +96,12 @@ func TestWarmPoolScenarios(t *testing.T) {
 		}},
 		{"m5.large/PD,WARM_PREFIX_TARGET=1,VPC_CNI_MAX_PODS=250: ENI full", "m5.large", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1", "VPC_CNI_MAX_PODS": "250"}, []scenarioStep{
 			{name: init, pods: 0, want: simCounts{1, 0, 1}, calls: calls{"AssignPrivateIpAddresses": 1}},
-			{name: "140 pods: a second ENI", pods: 140, want: simCounts{2, 0, 10}, calls: calls{"AssignPrivateIpAddresses": 1, "DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
-			{name: "0 pods: second ENI freed", pods: 0, want: simCounts{1, 0, 1}, calls: calls{"UnassignPrivateIpAddresses": 1, "DescribeNetworkInterfaces": 2, "DetachNetworkInterface": 1, "DeleteNetworkInterface": 1}},
+			{name: "140 pods: a second ENI", pods: 140, want: simCounts{2, 0, 10}, calls: calls{"AssignPrivateIpAddresses": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+			{name: "0 pods: second ENI freed", pods: 0, want: simCounts{1, 0, 1}, calls: calls{"UnassignPrivateIpAddresses": 1, "DetachNetworkInterface": 1, "DeleteNetworkInterface": 1}},
 		}},
 		{"t2.medium/PD on Xen falls back to secondary IPs", "t2.medium", map[string]string{"ENABLE_PREFIX_DELEGATION": "true", "WARM_IP_TARGET": "3"}, []scenarioStep{
 			{name: init, pods: 0, want: simCounts{1, 3, 0}, calls: calls{"AssignPrivateIpAddresses": 1}},
-			{name: "4 pods: primary full (5), a second ENI for three warm", pods: 4, want: simCounts{2, 7, 0}, calls: calls{"AssignPrivateIpAddresses": 2, "DescribeSubnets": 1, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
+			{name: "4 pods: primary full (5), a second ENI for three warm", pods: 4, want: simCounts{2, 7, 0}, calls: calls{"AssignPrivateIpAddresses": 2, "CreateNetworkInterface": 1, "AttachNetworkInterface": 1, "ModifyNetworkInterfaceAttribute": 1}},
 		}},
 	} {
 		t.Run(sc.name, func(t *testing.T) {

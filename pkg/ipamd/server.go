@@ -211,8 +211,10 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 		}
 		n.metrics.AddNetworkWait.WithLabelValues(result).Observe(time.Since(waitStart).Seconds())
 	}()
+	deadline, _ := ctx.Deadline()
+	fire := true
 	for {
-		changed := n.changedCh()
+		changed, limited := n.changedCh(), n.limitReached.wait()
 		asgs, err := n.assign(k, meta, multi)
 		if err == nil {
 			if waiting {
@@ -220,6 +222,7 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 			}
 			result = "ok"
 			n.observeAssignments(asgs)
+			n.nudgePool()
 			s.annotate(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), asgs[0].Addr.String(), true)
 			return s.addReply(asgs), nil
 		}
@@ -230,8 +233,21 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 			waiting = true
 			n.pending.Add(1)
 		}
-		n.pool.Fire()
-		switch n.waitForAddress(ctx, changed) {
+		if limit := n.nothingComing(deadline); limit != "" {
+			// No refill can come and no cooldown ends in time: fail now
+			// and let kubelet retry, as upstream does (docs/compatibility.md,
+			// "Deliberate differences").
+			result = "exhausted"
+			n.metrics.NoAvailableIPs.Inc()
+			return nil, status.Error(codes.ResourceExhausted, n.exhaustedCause(err, time.Since(start))+"; node at its hard limit: "+limit)
+		}
+		if fire {
+			n.pool.Fire()
+		}
+		fire = true
+		switch n.waitForAddress(ctx, changed, limited) {
+		case waitLimit:
+			fire = false // the pool just ran and found no room
 		case waitRetry:
 		case waitShutdown:
 			// The pool will not grow any more: answer now so the drain is quick.
@@ -255,6 +271,7 @@ type waitOutcome int
 
 const (
 	waitRetry    waitOutcome = iota // something changed: try to assign again
+	waitLimit                       // the pool found every card at its hard limit
 	waitShutdown                    // ipamd is terminating
 	waitDeadline                    // the request's time is up
 )
@@ -262,7 +279,7 @@ const (
 // waitForAddress blocks until an address may have become usable: the pool
 // grew or an address was released (changed), or the earliest cooldown
 // ended (a timer on exactly that moment, not a poll).
-func (n *IPAM) waitForAddress(ctx context.Context, changed <-chan struct{}) waitOutcome {
+func (n *IPAM) waitForAddress(ctx context.Context, changed, limited <-chan struct{}) waitOutcome {
 	var wake <-chan time.Time
 	if at, ok := n.nextCoolingEnd(); ok {
 		t := time.NewTimer(time.Until(at))
@@ -272,6 +289,8 @@ func (n *IPAM) waitForAddress(ctx context.Context, changed <-chan struct{}) wait
 	select {
 	case <-changed:
 		return waitRetry
+	case <-limited:
+		return waitLimit
 	case <-wake:
 		return waitRetry
 	case <-n.termCh:
@@ -279,6 +298,52 @@ func (n *IPAM) waitForAddress(ctx context.Context, changed <-chan struct{}) wait
 	case <-ctx.Done():
 		return waitDeadline
 	}
+}
+
+// nudgePool starts a pool cycle at once when card 0 is below its warm
+// target after an assignment and can still grow, so the refill begins now
+// rather than at the next tick (a burst's later pods then find addresses).
+// A starved card is left to the tick: each cycle asks the API server for
+// the node's taints.
+func (n *IPAM) nudgePool() {
+	if n.cfg.EnableIPv6 || len(n.cards) == 0 {
+		return
+	}
+	c := n.cards[0]
+	want := n.cfg.WarmENITarget * max(n.node.typ.IPv4PerENI-1, 0)
+	switch {
+	case n.cfg.WarmIPTarget > 0 || n.cfg.MinimumIPTarget > 0:
+		want = n.cfg.WarmIPTarget
+	case c.store.Mode() == datastore.ModePrefixIPv4:
+		want = n.cfg.WarmPrefixTarget * 16
+	}
+	if c.store.Stats().AvailableIPs >= want {
+		return
+	}
+	if starved, _ := c.state(); starved == "" {
+		n.pool.Fire()
+	}
+}
+
+// nothingComing names the hard limit when no address can come before
+// deadline: every card is at its hard limit (as the last pool cycle found)
+// and no cooldown ends before deadline. "" means an address may come.
+func (n *IPAM) nothingComing(deadline time.Time) string {
+	var limits []string
+	for _, c := range n.cards {
+		l := c.fullText()
+		if l == "" {
+			return ""
+		}
+		limits = append(limits, l)
+	}
+	if len(limits) == 0 {
+		return ""
+	}
+	if at, ok := n.nextCoolingEnd(); ok && (deadline.IsZero() || at.Before(deadline)) {
+		return ""
+	}
+	return strings.Join(limits, "; ")
 }
 
 // nextCoolingEnd is the earliest cooldown end over every card.

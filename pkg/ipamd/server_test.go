@@ -186,7 +186,9 @@ func TestServerSocketHealthAndBadInput(t *testing.T) {
 }
 
 func TestAddNetworkExhaustedNamesCause(t *testing.T) {
-	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) { c.MaxENI = 1; c.IPCooldown = 0 }})
+	// A full node where one address cools until after shutdown: the ADD
+	// waits for it (with nothing cooling it would fail at once).
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) { c.MaxENI = 1; c.IPCooldown = 20 * time.Second }})
 	h.runDaemon()
 	conn := dial(t, h.cfg.SocketPath)
 	cni := rpc.NewCNIBackendClient(conn)
@@ -370,7 +372,9 @@ func TestAddNetworkNamesThrottling(t *testing.T) {
 // is answered at once (Unavailable, not ResourceExhausted at its 30 s
 // deadline), and Run returns.
 func TestShutdownDrainsWaitingAdds(t *testing.T) {
-	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) { c.MaxENI = 1; c.IPCooldown = 0 }})
+	// A full node where one address cools until after shutdown: the ADD
+	// waits for it (with nothing cooling it would fail at once).
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) { c.MaxENI = 1; c.IPCooldown = 20 * time.Second }})
 	stop := h.runDaemon()
 	cni := rpc.NewCNIBackendClient(dial(t, h.cfg.SocketPath))
 	ctx := context.Background()
@@ -381,6 +385,9 @@ func TestShutdownDrainsWaitingAdds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: "c0", IfName: "eth0", NetworkName: "aws-cni"}); err != nil {
+		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -45,9 +45,9 @@ func (e trackedEC2) AllocateENI(ctx context.Context, req awsutils.AllocateENIReq
 	return e.EC2.AllocateENI(ctx, req)
 }
 
-func (e trackedEC2) FreeENI(ctx context.Context, eniID string) error {
+func (e trackedEC2) FreeENI(ctx context.Context, eniID, attachmentID string) error {
 	defer e.t.Begin(waitEC2, "DetachNetworkInterface + DeleteNetworkInterface "+eniID)()
-	return e.EC2.FreeENI(ctx, eniID)
+	return e.EC2.FreeENI(ctx, eniID, attachmentID)
 }
 
 func (e trackedEC2) DeleteENI(ctx context.Context, eniID string) error {

@@ -9,6 +9,9 @@ import (
 // itself, coalescing demands that arrive while it runs into one more run.
 type trigger struct {
 	kick chan struct{}
+	// gather delays a demand-driven run this long, so that the Fire calls
+	// of a burst (ADDs arriving together) are planned as one demand.
+	gather time.Duration
 }
 
 func newTrigger() *trigger { return &trigger{kick: make(chan struct{}, 1)} }
@@ -34,7 +37,7 @@ func (t *trigger) Run(ctx context.Context, interval, minGap time.Duration, f fun
 			return
 		case <-tick.C:
 		case <-t.kick:
-			if wait := minGap - time.Since(last); wait > 0 {
+			if wait := max(minGap-time.Since(last), t.gather); wait > 0 {
 				select {
 				case <-ctx.Done():
 					return

@@ -75,6 +75,9 @@ type Params struct {
 	// adds to the shortfall, so a pod never waits on a pool that its
 	// targets call "full" (e.g. MINIMUM_IP_TARGET=N with N pods running).
 	Pending int
+	// CoolingSoon is how many cooling addresses end their cooldown before
+	// a new ENI could bring addresses: waiting ADDs they serve need no ENI.
+	CoolingSoon int
 
 	CustomNetworking bool // the primary ENI gets no new addresses
 	ReserveTrunk     bool // keep one ENI slot for the trunk ENI (SGPP, card 0, no trunk yet)
@@ -105,9 +108,12 @@ func (k Kind) String() string {
 
 // Action is the one thing the engine should do next.
 type Action struct {
-	Kind     Kind
-	ENI      string         // AssignIPs, AssignPrefixes, ReleaseCIDRs, FreeENI
-	Count    int            // addresses (AssignIPs, CreateENI without Prefixes) or prefixes
+	Kind  Kind
+	ENI   string // AssignIPs, AssignPrefixes, ReleaseCIDRs, FreeENI
+	Count int    // addresses (AssignIPs, CreateENI without Prefixes) or prefixes
+	// ENIs is how many ENIs CreateENI attaches at once (1 unless waiting
+	// ADDs need more than one ENI holds); Count is then per ENI.
+	ENIs     int
 	Prefixes bool           // CreateENI: Count is a number of /28 prefixes
 	CIDRs    []netip.Prefix // ReleaseCIDRs
 	// Starved is set on None when the pool is below its target but cannot
@@ -256,6 +262,9 @@ func Plan(pool Pool, p Params) Action {
 			return Action{Starved: true, Reason: "pool below target but allocation is paused: " + p.CooldownNote}
 		}
 		if a, ok := planGrow(pool, p, s, want); ok {
+			if a.Kind == CreateENI && coolingServesDemand(pool, p) {
+				return Action{Reason: "waiting ADDs get addresses whose cooldown ends before a new ENI could attach"}
+			}
 			return a
 		}
 		// No room to grow: CIDRs pods may not use (prefixes left after a
@@ -368,8 +377,15 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 	if !hasRoomForENI(pool, p, s) {
 		return Action{}, false
 	}
-	return Action{Kind: CreateENI, Count: min(want, slots), Prefixes: p.PrefixDelegation,
-		Reason: "every ENI is full"}, true
+	a := Action{Kind: CreateENI, Count: min(want, slots), ENIs: 1, Prefixes: p.PrefixDelegation,
+		Reason: "every ENI is full"}
+	if k := enisForDemand(pool, p, s); k > 1 {
+		// The waiting ADDs need several ENIs: attach them together, each
+		// full, instead of one EC2 round trip after another.
+		a.ENIs, a.Count = k, slots
+		a.Reason = "every ENI is full and " + strconv.Itoa(p.Pending) + " ADDs wait"
+	}
+	return a, true
 }
 
 func hasRoomForENI(pool Pool, p Params, s Stats) bool {

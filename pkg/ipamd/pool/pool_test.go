@@ -126,9 +126,11 @@ func (s *sim) apply(a Action) {
 			s.t.Fatalf("action %+v overfills the ENI", a)
 		}
 	case CreateENI:
-		s.devices++
-		s.pool.ENIs = append(s.pool.ENIs, ENI{ID: fmt.Sprintf("eni-%d", s.devices), DeviceNumber: s.devices,
-			CIDRs: s.cidrs(a.Count, a.Prefixes)})
+		for range max(a.ENIs, 1) {
+			s.devices++
+			s.pool.ENIs = append(s.pool.ENIs, ENI{ID: fmt.Sprintf("eni-%d", s.devices), DeviceNumber: s.devices,
+				CIDRs: s.cidrs(a.Count, a.Prefixes)})
+		}
 		if len(s.pool.ENIs)+s.pool.Unmanaged > s.p.MaxENIs {
 			s.t.Fatalf("action %+v exceeds the ENI limit", a)
 		}
@@ -490,5 +492,47 @@ func TestPlanReleasesUnusableCIDRsWhenStarved(t *testing.T) {
 	s.pool.ENIs[0].CIDRs = nil
 	if a := Plan(s.pool, p); a.Kind != AssignIPs {
 		t.Errorf("then %+v, want /32s assigned", a)
+	}
+}
+
+// TestAtHardLimit: a card is at its hard limit only when no ENI slot is
+// free (unmanaged ENIs and the trunk reservation take slots) and every
+// usable ENI holds its maximum of addresses, or at max pods; a backoff or
+// a full subnet (CanAllocate false) is not a hard limit.
+func TestAtHardLimit(t *testing.T) {
+	full := func(s *sim, id string, n int) ENI {
+		return ENI{ID: id, CIDRs: s.cidrs(n, false)}
+	}
+	p := m5large(Params{WarmENI: 1, MaxENIs: 1})
+	s := newSim(t, p, 0)
+	one := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: s.cidrs(9, false)}}}
+	if l, ok := AtHardLimit(one, p); !ok || l.ENIs != 1 || l.Slots != 9 || l.Total != 9 {
+		t.Errorf("one full ENI of one: %+v, %v; want the limit 1 × 9, 9 addresses", l, ok)
+	}
+	one.ENIs[0].CIDRs = one.ENIs[0].CIDRs[:8]
+	if _, ok := AtHardLimit(one, p); ok {
+		t.Error("an ENI with a free address slot is at the limit")
+	}
+	p.MaxENIs = 3
+	two := Pool{Unmanaged: 1, ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: s.cidrs(9, false)}, full(s, "eni-1", 9)}}
+	if _, ok := AtHardLimit(two, p); !ok {
+		t.Error("2 managed full ENIs + 1 unmanaged of 3 is not at the limit")
+	}
+	two.Unmanaged = 0
+	if _, ok := AtHardLimit(two, p); ok {
+		t.Error("a free ENI slot counts as a hard limit")
+	}
+	p.ReserveTrunk = true
+	if _, ok := AtHardLimit(two, p); !ok {
+		t.Error("the slot reserved for the trunk ENI is not counted")
+	}
+	p.CanAllocate = false
+	p.ReserveTrunk = false
+	if _, ok := AtHardLimit(two, p); ok {
+		t.Error("CanAllocate=false (backoff, full subnet) made a hard limit")
+	}
+	p.MaxPods = 18
+	if l, ok := AtHardLimit(two, p); !ok || !l.MaxPods {
+		t.Errorf("18 addresses at max pods 18: %+v, %v", l, ok)
 	}
 }

@@ -1,0 +1,74 @@
+package pool
+
+// Sizing for waiting ADDs: how many ENIs a burst needs, whether expiring
+// cooldowns serve it instead, and whether the card is at its hard limit.
+
+// coolingServesDemand reports whether the pool would not be low if the
+// addresses ending their cooldown soon served as many waiting ADDs: the
+// targets are met and only the waiting demand asks for an ENI. Cooling
+// addresses are never handed out early; the ADDs wait for their expiry.
+func coolingServesDemand(pool Pool, p Params) bool {
+	if p.Pending == 0 || p.CoolingSoon == 0 {
+		return false
+	}
+	q := p
+	q.Pending = max(p.Pending-p.CoolingSoon, 0)
+	low, _ := TooLow(pool, q)
+	return !low
+}
+
+// enisForDemand is how many new ENIs the waiting ADDs need beyond the
+// available addresses, at most the free ENI slots.
+func enisForDemand(pool Pool, p Params, s Stats) int {
+	perENI := p.slotsPerENI()
+	if p.PrefixDelegation {
+		perENI *= IPsPerPrefix
+	}
+	short := p.Pending - s.Available
+	if perENI <= 0 || short <= perENI {
+		return 1
+	}
+	reserve := 0
+	if p.ReserveTrunk && pool.Card == 0 && !s.HasTrunk {
+		reserve = 1
+	}
+	room := p.MaxENIs - pool.Unmanaged - reserve - s.ENIs
+	if p.MaxPods > 0 {
+		room = min(room, ceilDiv(p.MaxPods-s.Total, perENI)) // never beyond max pods
+	}
+	return max(min(ceilDiv(short, perENI), room), 1)
+}
+
+// Limit describes a card that can hold no more addresses.
+type Limit struct {
+	MaxPods bool // the pool holds MaxPods addresses already
+	ENIs    int  // ENI slots of the card (unmanaged ones and a trunk reservation included)
+	Slots   int  // secondary addresses (or prefixes) per ENI
+	Total   int  // pod addresses the pool holds
+}
+
+// AtHardLimit reports whether no action can add an address to the card:
+// every ENI slot is taken and every ENI pods may use holds its maximum of
+// addresses or prefixes, or the pool already holds MaxPods addresses. It
+// ignores whether growth is allowed right now (backoff, a full subnet):
+// those pass, a hard limit does not.
+func AtHardLimit(pool Pool, p Params) (Limit, bool) {
+	s := pool.Stats(p.PrefixDelegation)
+	l := Limit{ENIs: p.MaxENIs, Slots: p.slotsPerENI(), Total: s.Total}
+	if p.MaxPods > 0 && s.Total >= p.MaxPods {
+		l.MaxPods = true
+		return l, true
+	}
+	if hasRoomForENI(pool, p, s) {
+		return l, false
+	}
+	for _, e := range pool.ENIs {
+		if e.Trunk || e.Excluded || (e.Primary && p.CustomNetworking) {
+			continue
+		}
+		if len(e.CIDRs) < l.Slots {
+			return l, false
+		}
+	}
+	return l, true
+}

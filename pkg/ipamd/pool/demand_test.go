@@ -1,0 +1,67 @@
+package pool
+
+import "testing"
+
+// TestPlanSizesENIsToTheWaitingDemand: waiting ADDs beyond what one new
+// ENI holds get several ENIs in one action, never more than the free ENI
+// slots (the trunk reservation included) nor beyond max pods.
+func TestPlanSizesENIsToTheWaitingDemand(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pending int
+		maxPods int
+		trunk   bool
+		want    int
+	}{
+		{"one ENI's worth", 9, 0, false, 1},
+		{"two ENIs' worth", 10, 0, false, 2},
+		{"more than the slots", 40, 0, false, 2},
+		{"trunk slot reserved", 40, 0, true, 1},
+		{"max pods caps it", 40, 12, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := m5large(Params{WarmENI: 1, Pending: tc.pending, MaxPods: tc.maxPods, ReserveTrunk: tc.trunk})
+			s := newSim(t, p, 0)
+			full := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: s.cidrs(9, false)}}}
+			for i := range full.ENIs[0].CIDRs {
+				full.ENIs[0].CIDRs[i].Assigned = 1
+			}
+			a := Plan(full, p)
+			if a.Kind != CreateENI || a.ENIs != tc.want || a.Count != 9 && tc.want > 1 {
+				t.Errorf("plan %+v, want CreateENI × %d", a, tc.want)
+			}
+		})
+	}
+}
+
+// TestPlanWaitsForCooldownsInsteadOfAnENI: with WARM_IP_TARGET=1 met by
+// nothing but the waiting demand, two ADDs waiting on a full ENI get no new
+// ENI when two cooldowns end sooner than it could attach; one cooldown for
+// two ADDs is not enough. The warm target itself still grows the pool.
+func TestPlanWaitsForCooldownsInsteadOfAnENI(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		warmIP        int
+		soon, pending int
+		create        bool
+	}{
+		{"cooldowns serve both", 0, 2, 2, false},
+		{"one cooldown for two", 0, 1, 2, true},
+		{"none waiting", 0, 2, 0, false},
+		{"warm target still grows", 3, 2, 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := m5large(Params{MinimumIP: 9, WarmIP: tc.warmIP, Pending: tc.pending, CoolingSoon: tc.soon})
+			s := newSim(t, p, 0)
+			full := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: s.cidrs(9, false)}}}
+			for i := range full.ENIs[0].CIDRs {
+				full.ENIs[0].CIDRs[i].Assigned = 1
+			}
+			full.ENIs[0].CIDRs[0].Assigned, full.ENIs[0].CIDRs[0].Cooling = 0, 1
+			full.ENIs[0].CIDRs[1].Assigned, full.ENIs[0].CIDRs[1].Cooling = 0, 1
+			if a := Plan(full, p); (a.Kind == CreateENI) != tc.create {
+				t.Errorf("plan %+v, want CreateENI %v", a, tc.create)
+			}
+		})
+	}
+}
