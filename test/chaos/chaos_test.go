@@ -78,7 +78,7 @@ var mutating = []string{
 // the SDK retries), then at errRate again with IncorrectState (a 400 that
 // ipamd itself must handle) on the ENI life-cycle actions, or with a
 // second InternalError on create and assign: about 44% of the calls
-// (0.25: ipamd wastes few calls now, and the run must still hit 200).
+// (0.25: ipamd wastes few calls now, and the run must still hit 100).
 // InsufficientFreeAddressesInSubnet is not injected: ipamd rightly stops
 // growing the pool for minutes after it, which would stall the run. Calls are fast so the run
 // fits the CI budget; attach and detach still take a moment so kills land
@@ -237,8 +237,10 @@ func TestPrivilegedChaos(t *testing.T) {
 		// made under this churn (listed in the report).
 		t.Logf("EC2 errors not injected (calls EC2 refused on its own): %s", other)
 	}
-	// At least 200 at the default size, in proportion for other sizes.
-	if injected, floor := stats.injected(), int64(max(20, 200*p.ops/10_000)); injected < floor {
+	// At least 100 at the default size, in proportion for other sizes:
+	// since ENIs are freed without describe polling and bursts are planned
+	// as one demand, a default run makes about 270–300 mutating calls.
+	if injected, floor := stats.injected(), int64(max(10, 100*p.ops/10_000)); injected < floor {
 		t.Errorf("only %d injected EC2 errors were hit; a run of %d operations must hit at least %d", injected, p.ops, floor)
 	}
 	if calls > 0 && float64(failed)/float64(calls) < 0.10 {
