@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -66,26 +65,10 @@ func startControlPlane(t *testing.T, ctx context.Context) *controlPlane {
 		t.Skip(err.Error())
 	}
 	nodeBin := nodeBinaries(t)
-	// kubeenv runs the apiserver for tests without a controller manager: no
-	// ServiceAccount admission and a Service range inside the local VPC's
-	// 10.0.0.0/16. Pods of a real node need both, so the flags are adjusted
-	// on the way.
-	wrapper := filepath.Join(t.TempDir(), "kube-apiserver")
-	script := fmt.Sprintf(`#!/bin/bash
-args=()
-for a in "$@"; do
-	case "$a" in
-	--disable-admission-plugins=*) ;;
-	--service-cluster-ip-range=*) args+=("--service-cluster-ip-range=%s") ;;
-	*) args+=("$a") ;;
-	esac
-done
-exec %q "${args[@]}"
-`, serviceCIDR, apiserver)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	env, err := kubeenv.StartProcesses(ctx, wrapper, etcd)
+	// Pods of a real node need ServiceAccount admission (the controller
+	// manager below creates the accounts) and a Service range outside the
+	// local VPC's CIDRs.
+	env, err := kubeenv.StartProcessesWith(ctx, apiserver, etcd, kubeenv.Options{ServiceCIDR: serviceCIDR, ServiceAccountAdmission: true})
 	if err != nil {
 		t.Fatalf("kubeenv: %v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,9 +138,33 @@ func Shared(tb testing.TB) *Env {
 	return shared.env
 }
 
-// StartProcesses starts etcd and kube-apiserver and waits until /readyz
-// answers ok. The caller must call Stop.
-func StartProcesses(ctx context.Context, apiserverBin, etcdBin string) (_ *Env, err error) {
+// Options adjusts the apiserver for callers that run more of a cluster
+// than the apiserver alone.
+type Options struct {
+	// ServiceCIDR is the Service range; the default, 10.0.0.0/24, suits
+	// tests without nodes. A cluster whose nodes live in the local VPC needs
+	// a range outside the VPC's CIDRs, as on EKS.
+	ServiceCIDR string
+	// ServiceAccountAdmission keeps the ServiceAccount admission plugin on.
+	// It needs a controller manager creating each namespace's "default"
+	// service account, so it is off by default.
+	ServiceAccountAdmission bool
+}
+
+// StartProcesses starts etcd and kube-apiserver with the default Options
+// and waits until /readyz answers ok. The caller must call Stop.
+func StartProcesses(ctx context.Context, apiserverBin, etcdBin string) (*Env, error) {
+	return StartProcessesWith(ctx, apiserverBin, etcdBin, Options{})
+}
+
+// StartProcessesWith is StartProcesses with opts.
+func StartProcessesWith(ctx context.Context, apiserverBin, etcdBin string, opts Options) (_ *Env, err error) {
+	if opts.ServiceCIDR == "" {
+		opts.ServiceCIDR = "10.0.0.0/24"
+	}
+	if _, err := netip.ParsePrefix(opts.ServiceCIDR); err != nil {
+		return nil, fmt.Errorf("kubeenv: Options.ServiceCIDR %q: %w", opts.ServiceCIDR, err)
+	}
 	dir, err := os.MkdirTemp("", "kubeenv-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -185,6 +210,12 @@ func StartProcesses(ctx context.Context, apiserverBin, etcdBin string) (_ *Env, 
 		return nil, fmt.Errorf("token file: %w", err)
 	}
 	port := ports[2]
+	// Without a controller-manager nothing creates the "default" service
+	// accounts the ServiceAccount admission plugin insists on.
+	disabled := "ServiceAccount"
+	if opts.ServiceAccountAdmission {
+		disabled = "" // pflag reads an empty list
+	}
 	env.apiserver, err = startProcess(dir, "kube-apiserver", apiserverBin,
 		"--etcd-servers="+etcdClient,
 		"--cert-dir="+filepath.Join(dir, "certs"),
@@ -196,10 +227,8 @@ func StartProcesses(ctx context.Context, apiserverBin, etcdBin string) (_ *Env, 
 		"--service-account-signing-key-file="+saKey,
 		"--token-auth-file="+tokens,
 		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range=10.0.0.0/24",
-		// No controller-manager runs, so nothing creates the "default"
-		// service accounts the ServiceAccount admission plugin insists on.
-		"--disable-admission-plugins=ServiceAccount",
+		"--service-cluster-ip-range="+opts.ServiceCIDR,
+		"--disable-admission-plugins="+disabled,
 		"--enable-priority-and-fairness=false",
 		"--allow-privileged=true", // as in real clusters: aws-node's init container is privileged
 	)
