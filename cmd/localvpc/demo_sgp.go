@@ -18,10 +18,10 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vpc-cni/vpc-cni/pkg/apis/vpcresources/v1beta1"
+	"github.com/vpc-cni/vpc-cni/pkg/localkube"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/resourcecontroller"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubefwd"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
@@ -51,7 +51,7 @@ func (d *demo) stepfS(format string, a ...any) {
 
 // sgpTour holds what the tour started besides the VPC.
 type sgpTour struct {
-	kube  *kubeenv.Env
+	kube  *localkube.Env
 	admin client.Client
 	stops []func()
 }
@@ -78,7 +78,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 	d.stepfS("Starting a real kube-apiserver and etcd")
 	apiserver, etcd := d.f.kubeAPIServer, d.f.etcd
 	if apiserver == "" || etcd == "" {
-		return fmt.Errorf("the SGP tour needs kube-apiserver and etcd: -kube-apiserver %q -etcd %q (scripts/demo.sh builds and finds them; or set %s and %s)", apiserver, etcd, kubeenv.APIServerEnv, kubeenv.EtcdEnv)
+		return fmt.Errorf("the SGP tour needs kube-apiserver and etcd: -kube-apiserver %q -etcd %q (scripts/demo.sh builds and finds them; or set %s and %s)", apiserver, etcd, localkube.APIServerEnv, localkube.EtcdEnv)
 	}
 	t0 := time.Now()
 	kube, stopKube, err := startKubeThread(ctx, apiserver, etcd)
@@ -123,13 +123,13 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 		return err
 	}
 	d.linef("database %s on ENI %s, group %s: admits tcp/%d only from group %s", db, sgpDBENI, sgpDBSG, dataplane.WhoamiPort, sgpDBClientSG)
-	fwd, err := kubefwd.Forward(d.v.DP.VPCNS(), strings.TrimPrefix(s.kube.Config.Host, "https://"))
+	fwd, err := localkube.Forward(d.v.DP.VPCNS(), strings.TrimPrefix(s.kube.Config.Host, "https://"))
 	if err != nil {
 		return err
 	}
 	s.stops = append(s.stops, func() { _ = fwd.Close() })
 	kubeconfig := filepath.Join(s.kube.Dir, "node-kubeconfig")
-	if err := kubefwd.WriteKubeconfig(kubeconfig, "https://"+kubefwd.Addr.String(), s.kube.Config.BearerToken); err != nil {
+	if err := localkube.WriteKubeconfig(kubeconfig, "https://"+localkube.ForwardAddr.String(), s.kube.Config.BearerToken); err != nil {
 		return err
 	}
 	if err := s.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: sgpNamespace, Labels: map[string]string{"sgp-demo": sgpNamespace}}}); err != nil {
@@ -157,7 +157,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 	d.linef("%s network-ready after %.1fs", n.Name, time.Since(t0).Seconds())
 	var trunk vpcsim.ENIView
 	var capacity int64
-	err = kubefwd.Eventually(ctx, 60*time.Second, func() error {
+	err = poll.Until(ctx, 60*time.Second, func() error {
 		var node corev1.Node
 		if err := s.admin.Get(ctx, client.ObjectKey{Name: n.Name}, &node); err != nil {
 			return err
@@ -213,7 +213,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 
 	// As kubelet would: retry the ADD while ipamd learns the trunk from EC2.
 	var cp, pp *localvpc.Pod
-	err = kubefwd.Eventually(ctx, 60*time.Second, func() error {
+	err = poll.Until(ctx, 60*time.Second, func() error {
 		var err error
 		cp, err = d.v.AddPod(ctx, n, sgpNamespace, "db-client")
 		return err
@@ -254,7 +254,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 		}
 	}
 	t0 = time.Now()
-	err = kubefwd.Eventually(ctx, 60*time.Second, func() error {
+	err = poll.Until(ctx, 60*time.Second, func() error {
 		for _, e := range d.v.Sim.NetworkInterfaces() {
 			if e.ID == br.ENIID {
 				return fmt.Errorf("branch %s still exists", e.ID)

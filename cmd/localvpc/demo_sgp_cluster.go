@@ -20,9 +20,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/localkube"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/resourcecontroller"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubefwd"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
@@ -34,9 +34,9 @@ import (
 // lives until stop is called: their parent-death signal is tied to the
 // forking thread, and the data plane ends the threads it used to enter
 // namespaces.
-func startKubeThread(ctx context.Context, apiserver, etcd string) (_ *kubeenv.Env, stop func(), _ error) {
+func startKubeThread(ctx context.Context, apiserver, etcd string) (_ *localkube.Env, stop func(), _ error) {
 	type started struct {
-		env *kubeenv.Env
+		env *localkube.Env
 		err error
 	}
 	startc := make(chan started, 1)
@@ -46,7 +46,7 @@ func startKubeThread(ctx context.Context, apiserver, etcd string) (_ *kubeenv.En
 		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
 		defer close(stopped)
 		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		env, err := kubeenv.StartProcesses(sctx, apiserver, etcd)
+		env, err := localkube.StartProcesses(sctx, apiserver, etcd)
 		cancel()
 		startc <- started{env, err}
 		if err != nil {

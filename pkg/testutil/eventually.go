@@ -2,28 +2,16 @@ package testutil
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 )
 
 // PollInterval is how often Eventually re-checks its condition.
-const PollInterval = 200 * time.Millisecond
+const PollInterval = poll.Interval
 
-// Eventually polls cond every PollInterval until it returns nil or d (or
-// ctx) runs out, and then returns cond's last error joined with the
-// deadline's. Tests wait on conditions with it, never on fixed sleeps.
+// Eventually is poll.Until: tests wait on conditions with it, never on
+// fixed sleeps.
 func Eventually(ctx context.Context, d time.Duration, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(PollInterval):
-		}
-	}
+	return poll.Until(ctx, d, cond)
 }

@@ -1,90 +1,25 @@
 // Package kubefwd lets agents in a local VPC reach the test's kube-apiserver
-// (which listens on the machine's loopback): a forwarder inside the VPC
-// namespace, an admin kubeconfig naming it, and a poll helper for the
-// eventually-consistent checks such tests make.
+// (which listens on the machine's loopback): pkg/localkube's forwarder and
+// kubeconfig under the names the kube-tier suites use, and their poll helper.
 package kubefwd
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net"
-	"net/netip"
-	"os"
 	"time"
 
-	"github.com/vpc-cni/vpc-cni/pkg/testutil"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
+	"github.com/vpc-cni/vpc-cni/pkg/localkube"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 )
 
-// Addr is where the forwarder listens in the VPC namespace: beside the EC2
-// endpoint, which every node already routes to.
-var Addr = netip.AddrPortFrom(dataplane.EC2Addr.Addr(), 6443)
+// Addr is where the forwarder listens in the VPC namespace.
+var Addr = localkube.ForwardAddr
 
-// Forward listens on Addr inside the VPC namespace vpcNS and relays every
-// connection to target, dialled from this process (the root namespace's
-// loopback). TLS passes through untouched. Close the result to stop.
-func Forward(vpcNS, target string) (io.Closer, error) {
-	l, err := dataplane.ListenIn(vpcNS, Addr)
-	if err != nil {
-		return nil, fmt.Errorf("API server forwarder: %w", err)
-	}
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go relay(in, target)
-		}
-	}()
-	return l, nil
-}
+var (
+	Forward         = localkube.Forward
+	WriteKubeconfig = localkube.WriteKubeconfig
+)
 
-func relay(in net.Conn, target string) {
-	defer in.Close()
-	out, err := net.DialTimeout("tcp", target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer out.Close()
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go cp(out, in)
-	go cp(in, out)
-	<-done
-	<-done
-}
-
-// WriteKubeconfig writes an admin kubeconfig for server (the API server's
-// certificate is self-signed and names only 127.0.0.1, hence insecure).
-func WriteKubeconfig(path, server, token string) error {
-	const tmpl = `apiVersion: v1
-kind: Config
-clusters:
-- name: localvpc
-  cluster:
-    server: %s
-    insecure-skip-tls-verify: true
-users:
-- name: aws-node
-  user:
-    token: %s
-contexts:
-- name: localvpc
-  context: {cluster: localvpc, user: aws-node}
-current-context: localvpc
-`
-	return os.WriteFile(path, fmt.Appendf(nil, tmpl, server, token), 0o600)
-}
-
-// Eventually is testutil.Eventually, kept for the kube-tier suites.
+// Eventually is poll.Until, kept for the kube-tier suites.
 func Eventually(ctx context.Context, d time.Duration, cond func() error) error {
-	return testutil.Eventually(ctx, d, cond)
+	return poll.Until(ctx, d, cond)
 }

@@ -1,10 +1,11 @@
-package kubeenv
+package localkube
 
 import (
 	"context"
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestStartServesAndStops(t *testing.T) {
-	env := Start(t)
+	env := start(t)
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -53,8 +54,8 @@ func TestStartServesAndStops(t *testing.T) {
 }
 
 func TestApplyWaitsForCRDs(t *testing.T) {
-	env := Start(t)
-	if err := env.Apply(context.Background(), "../../../misc/crd-eniconfig.yaml"); err != nil {
+	env := start(t)
+	if err := env.Apply(context.Background(), "../../misc/crd-eniconfig.yaml"); err != nil {
 		t.Fatal(err)
 	}
 	// Served at once: create an ENIConfig through the dynamic API.
@@ -65,7 +66,25 @@ func TestApplyWaitsForCRDs(t *testing.T) {
 		t.Fatalf("create ENIConfig right after Apply: %v", err)
 	}
 	// Applying again is a no-op, not an error.
-	if err := env.Apply(context.Background(), "../../../misc/crd-eniconfig.yaml"); err != nil {
+	if err := env.Apply(context.Background(), "../../misc/crd-eniconfig.yaml"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// start runs a pair for t (pkg/testutil/kubeenv.Start, which this package
+// cannot import).
+func start(t *testing.T) *Env {
+	t.Helper()
+	apiserver, etcd, err := Binaries()
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	env, err := StartProcesses(ctx, apiserver, etcd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	return env
 }
