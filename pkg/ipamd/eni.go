@@ -155,6 +155,9 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
 			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
 		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
+			if n.keepForNextRun(ctx, e.ID, err) {
+				return err
+			}
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
 			delete(n.dotPending, e.ID)
@@ -231,6 +234,10 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
 			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "burst", k)
 		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
+			if n.keepForNextRun(ctx, e.ID, err) {
+				errs = append(errs, err)
+				continue
+			}
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			delete(n.dotPending, e.ID)
 			if ferr := n.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
@@ -244,6 +251,18 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 		n.broadcast() // waiting ADDs take this ENI's addresses while the next is wired
 	}
 	return errors.Join(errs...)
+}
+
+// keepForNextRun reports whether a new ENI whose setup failed only because
+// ipamd is stopping (ctx ended: SIGTERM, a DaemonSet rollout) stays
+// attached: the next ipamd adopts it at start like any attached ENI, so
+// freeing it would cost two EC2 calls now and an attach again in a moment.
+func (n *IPAM) keepForNextRun(ctx context.Context, eniID string, err error) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	n.log.Info("stopping while a new ENI was set up; it stays attached for the next ipamd", "eni", eniID, "err", err)
+	return true
 }
 
 // freeDevices is the k lowest device indexes on card c no known ENI uses.

@@ -238,9 +238,10 @@ func (k *KubeNode) Stop() error {
 	return errors.Join(errs...)
 }
 
-// LogPaths names the node's containerd and kubelet logs.
+// LogPaths names the node's containerd, kubelet and ipamd logs (ipamd's as
+// aws-node writes it on the node).
 func (k *KubeNode) LogPaths() []string {
-	return []string{filepath.Join(k.Dir, "kube", "containerd.log"), filepath.Join(k.Dir, "kube", "kubelet.log")}
+	return []string{filepath.Join(k.Dir, "kube", "containerd.log"), filepath.Join(k.Dir, "kube", "kubelet.log"), k.HostPath(NodeLogDir + "/ipamd.log")}
 }
 
 // killInMountNS SIGKILLs every process sharing the mount namespace of

@@ -213,6 +213,12 @@ func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
 		Spec: corev1.PodSpec{NodeName: "rc-crash", Containers: []corev1.Container{{Name: "c", Image: "none",
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{PodENIResource: resourceOne()}, Limits: corev1.ResourceList{PodENIResource: resourceOne()}}}}}}
 	_ = h.admin.Delete(context.Background(), &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "rc-" + h.ns}})
+	// The apiserver learns of the deletion through its own watch: until
+	// then it still calls the stopped webhook.
+	waitFor(t, 30*time.Second, "the apiserver to stop calling the deleted webhook", func() (bool, string) {
+		err := h.admin.Create(context.Background(), p.DeepCopy(), client.DryRunAll)
+		return err == nil, fmt.Sprint(err)
+	})
 	if err := h.admin.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
