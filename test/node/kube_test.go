@@ -34,7 +34,10 @@ type kubeNode struct {
 	k  *localvpc.KubeNode
 }
 
-func startKubeNode(t *testing.T, ctx context.Context) *kubeNode {
+// startCluster starts one kubelet node per local-VPC node of the two-node
+// scenario (up to n), deploys aws-node from the manifest and waits until
+// every node runs it and is Ready.
+func startCluster(t *testing.T, ctx context.Context, n int) []*kubeNode {
 	t.Helper()
 	imgs := buildImages(t)
 	cp := startControlPlane(t, ctx)
@@ -43,58 +46,87 @@ func startKubeNode(t *testing.T, ctx context.Context) *kubeNode {
 		t.Fatal(err)
 	}
 	v := vpctest.Start(t, ctx, sc, "vpccni-node-logs")
-	n := v.Nodes()[0]
-	k, err := v.StartKubeNode(ctx, n, localvpc.KubeConfig{
-		Kubelet:    filepath.Join(cp.nodeBin, "kubelet"),
-		APIServer:  cp.apiHostPort(),
-		Token:      cp.env.Config.BearerToken,
-		ServiceIP:  serviceIP,
-		PauseImage: pauseImage,
-		Images:     []string{imgs[mainImage], imgs[initImage], imgs[pauseImage], imgs[bboxImage]},
-	})
-	if err != nil {
-		t.Fatalf("start kube node: %v", err)
+	nodes := v.Nodes()
+	if len(nodes) < n {
+		t.Fatalf("scenario has %d nodes, want %d", len(nodes), n)
 	}
-	// Registered after the VPC's cleanup, so it runs before the VPC closes.
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range k.LogPaths() {
-				b, _ := os.ReadFile(p)
-				if len(b) > 4000 {
-					b = b[len(b)-4000:]
-				}
-				t.Logf("%s tail:\n%s", p, b)
+	kns := make([]*kubeNode, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() { // containerd start and image imports dominate; nodes overlap
+			defer wg.Done()
+			k, err := v.StartKubeNode(ctx, nodes[i], localvpc.KubeConfig{
+				Kubelet:    filepath.Join(cp.nodeBin, "kubelet"),
+				APIServer:  cp.apiHostPort(),
+				Token:      cp.env.Config.BearerToken,
+				ServiceIP:  serviceIP,
+				PauseImage: pauseImage,
+				Images:     []string{imgs[mainImage], imgs[initImage], imgs[pauseImage], imgs[bboxImage]},
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("start kube node on %s: %w", nodes[i].ID, err)
+				return
 			}
+			kns[i] = &kubeNode{t: t, cp: cp, cs: cp.cs, v: v, k: k}
+		}()
+	}
+	wg.Wait()
+	for _, kn := range kns {
+		if kn == nil {
+			continue
 		}
-		if err := k.Stop(); err != nil {
-			t.Errorf("stop kube node: %v", err)
+		k := kn.k
+		// Registered after the VPC's cleanup, so it runs before the VPC closes.
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, p := range append(k.LogPaths(), k.HostPath(localvpc.NodeLogDir+"/ipamd.log")) {
+					b, _ := os.ReadFile(p)
+					if len(b) > 4000 {
+						b = b[len(b)-4000:]
+					}
+					t.Logf("%s tail:\n%s", p, b)
+				}
+			}
+			if err := k.Stop(); err != nil {
+				t.Errorf("stop kube node %s: %v", k.Name, err)
+			}
+		})
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	kn := &kubeNode{t: t, cp: cp, cs: cp.cs, v: v, k: k}
-	waitFor(t, ctx, "node "+k.Name+" registered", func() (bool, error) {
-		_, err := kn.cs.CoreV1().Nodes().Get(ctx, k.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return err == nil, err
-	})
+	}
+	for _, kn := range kns {
+		waitFor(t, ctx, "node "+kn.k.Name+" registered", func() (bool, error) {
+			_, err := kn.cs.CoreV1().Nodes().Get(ctx, kn.k.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			return err == nil, err
+		})
+	}
 	if err := cp.env.Apply(ctx, deployManifest(t, v.Region)); err != nil {
 		t.Fatalf("apply aws-node manifest: %v", err)
 	}
-	kn.waitAWSNode(ctx, mainImage)
-	waitFor(t, ctx, "node "+k.Name+" Ready (CNI installed by aws-node)", func() (bool, error) {
-		node, err := kn.cs.CoreV1().Nodes().Get(ctx, k.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range node.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue, nil
+	for _, kn := range kns {
+		kn.waitAWSNode(ctx, mainImage)
+		waitFor(t, ctx, "node "+kn.k.Name+" Ready (CNI installed by aws-node)", func() (bool, error) {
+			node, err := kn.cs.CoreV1().Nodes().Get(ctx, kn.k.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		return false, nil
-	})
-	return kn
+			for _, c := range node.Status.Conditions {
+				if c.Type == corev1.NodeReady {
+					return c.Status == corev1.ConditionTrue, nil
+				}
+			}
+			return false, nil
+		})
+	}
+	return kns
 }
 
 // awsNodePod returns the node's aws-node pod, if any.
@@ -226,100 +258,53 @@ func (kn *kubeNode) assertOnENIs(ips map[string]netip.Addr) {
 	}
 }
 
-// TestPrivilegedKubeNode runs the path a user's cluster takes: kubelet on a
-// local-VPC node, aws-node from the manifest and our image, pods created
-// through the API server, an image rollout, aws-node deleted under load.
+// TestPrivilegedKubeNode runs the path a user's cluster takes: kubelet on
+// two local-VPC nodes, aws-node from the manifest and our image, pods
+// created through the API server, traffic within and across nodes, an image
+// rollout, pod deletion (DEL reaching ipamd), aws-node deleted under load.
 func TestPrivilegedKubeNode(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	kn := startKubeNode(t, ctx)
+	kns := startCluster(t, ctx, 2)
+	a, b := kns[0], kns[1]
 
-	// Pods created through the API server get VPC addresses.
-	names := []string{"web-0", "web-1", "web-2"}
-	for _, n := range names {
-		if err := kn.createPod(ctx, n); err != nil {
+	// Pods created through the API server get VPC addresses from their
+	// node's ENIs.
+	for _, p := range []struct {
+		kn   *kubeNode
+		name string
+	}{{a, "web-0"}, {a, "web-1"}, {b, "web-2"}} {
+		if err := p.kn.createPod(ctx, p.name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ips := kn.waitRunning(ctx, names...)
-	kn.logPods(ctx)
-	kn.assertOnENIs(ips)
-	kn.assertTraffic(ctx, "web-0", "web-1")
+	ipsA := a.waitRunning(ctx, "web-0", "web-1")
+	ipsB := b.waitRunning(ctx, "web-2")
+	a.logPods(ctx)
+	a.assertOnENIs(ipsA)
+	b.assertOnENIs(ipsB)
+	a.assertTraffic(ctx, "web-0", a, "web-1")
+	a.assertTraffic(ctx, "web-0", b, "web-2")
+	b.assertTraffic(ctx, "web-2", a, "web-1")
 
-	// A rolling update to a new image tag: ipamd restarts from its
-	// checkpoint; every pod keeps its address and vpcsim releases none.
-	before, err := kn.k.Checkpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	eniBefore, _ := kn.eniAddrs()
-	old, err := kn.awsNodePod(ctx)
-	if err != nil || old == nil {
-		t.Fatalf("aws-node pod: %v", err)
-	}
-	for _, img := range []string{mainImage, initImage} {
-		if err := kn.k.TagImage(ctx, img, strings.TrimSuffix(img, ":dev")+":v2"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"initContainers":[{"name":"aws-vpc-cni-init","image":%q}],"containers":[{"name":"aws-node","image":%q}]}}}}`,
-		strings.TrimSuffix(initImage, ":dev")+":v2", strings.TrimSuffix(mainImage, ":dev")+":v2")
-	if _, err := kn.cs.AppsV1().DaemonSets("kube-system").Patch(ctx, "aws-node", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatalf("roll aws-node: %v", err)
-	}
-	newPod := kn.waitAWSNode(ctx, strings.TrimSuffix(mainImage, ":dev")+":v2")
-	if newPod.UID == old.UID {
-		t.Fatal("the rollout did not replace the aws-node pod")
-	}
-	after, err := kn.k.Checkpoint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id, ip := range before {
-		if after[id] != ip {
-			t.Errorf("after the rollout, container %s holds %v in the checkpoint, had %s", id, after[id], ip)
-		}
-	}
-	eniAfter, _ := kn.eniAddrs()
-	for a, eni := range eniBefore {
-		if eniAfter[a] != eni {
-			t.Errorf("after the rollout, %s is no longer assigned to %s in vpcsim", a, eni)
-		}
-	}
-	if got := kn.waitRunning(ctx, names...); fmt.Sprint(got) != fmt.Sprint(ips) {
-		t.Errorf("pod addresses changed across the rollout: %v, had %v", got, ips)
-	}
+	rollImage(t, ctx, kns, map[string]netip.Addr{"web-0": ipsA["web-0"], "web-1": ipsA["web-1"], "web-2": ipsB["web-2"]})
 
-	// Deleting a pod: kubelet tears the sandbox down, containerd sends DEL
-	// (twice), ipamd frees the address.
-	if err := kn.cs.CoreV1().Pods("default").Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
+	// Deleting a pod: kubelet tears the sandbox down, containerd sends DEL,
+	// ipamd frees the address; vpcsim keeps it in the node's warm pool.
+	a.logCounts("before kubectl delete pod web-0")
+	if err := a.cs.CoreV1().Pods("default").Delete(ctx, "web-0", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "pod web-0 gone and its address free in ipamd", func() (bool, error) {
-		_, err := kn.cs.CoreV1().Pods("default").Get(ctx, "web-0", metav1.GetOptions{})
-		if !apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		cp, err := kn.k.Checkpoint()
-		if err != nil {
-			return false, err
-		}
-		for _, ip := range cp {
-			if ip == ips["web-0"] {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	kn.assertDelsSucceeded()
+	a.waitFreed(ctx, "web-0", ipsA["web-0"])
+	a.logCounts("after kubectl delete pod web-0")
 
 	// aws-node deleted while pods are being created: they wait for the new
 	// ipamd, then start; no address is handed out twice.
-	awsNode, err := kn.awsNodePod(ctx)
+	awsNode, err := a.awsNodePod(ctx)
 	if err != nil || awsNode == nil {
 		t.Fatalf("aws-node pod: %v", err)
 	}
-	if err := kn.cs.CoreV1().Pods("kube-system").Delete(ctx, awsNode.Name, metav1.DeleteOptions{}); err != nil {
+	if err := a.cs.CoreV1().Pods("kube-system").Delete(ctx, awsNode.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	burst := []string{"burst-0", "burst-1", "burst-2", "burst-3"}
@@ -327,7 +312,7 @@ func TestPrivilegedKubeNode(t *testing.T) {
 	errs := make(chan error, len(burst))
 	for _, n := range burst {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- kn.createPod(ctx, n) }()
+		go func() { defer wg.Done(); errs <- a.createPod(ctx, n) }()
 	}
 	wg.Wait()
 	close(errs)
@@ -336,15 +321,122 @@ func TestPrivilegedKubeNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	all := kn.waitRunning(ctx, append([]string{"web-1", "web-2"}, burst...)...)
-	kn.logPods(ctx)
-	kn.assertOnENIs(all)
-	cp, err := kn.k.Checkpoint()
+	all := a.waitRunning(ctx, append([]string{"web-1"}, burst...)...)
+	a.logPods(ctx)
+	a.assertOnENIs(all)
+	cp, err := a.k.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cp) != len(all) {
-		t.Errorf("ipamd's checkpoint holds %d allocations, %d pods run: %v", len(cp), len(all), cp)
+		t.Errorf("ipamd's checkpoint on %s holds %d allocations, %d pods run: %v", a.k.Name, len(cp), len(all), cp)
+	}
+
+	// Deleting every pod leaves no allocation behind on either node.
+	if err := a.cs.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: "app=node-test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kn := range kns {
+		waitFor(t, ctx, "no pod allocation left in ipamd on "+kn.k.Name, func() (bool, error) {
+			cp, err := kn.k.Checkpoint()
+			return err == nil && len(cp) == 0, err
+		})
+		kn.logCounts("after deleting every pod")
+	}
+	a.assertDels(ctx, "default/web-0")
+	for _, kn := range kns {
+		kn.assertDelsSucceeded()
+	}
+}
+
+// rollImage tags the images v2 on every node, patches the DaemonSet to
+// them and checks that ipamd came back from its checkpoint on every node:
+// each pod keeps its address, vpcsim releases none.
+// warmAddrs is what the manifest's WARM_ENI_TARGET=1 keeps free on an
+// m5.large: one ENI's secondary addresses.
+const warmAddrs = 9
+
+// waitWarmPool waits until ipamd has grown the node's pool to its warm
+// target, so that what vpcsim holds before a rollout is what a settled
+// ipamd keeps, not a refill still on its way.
+func (kn *kubeNode) waitWarmPool(ctx context.Context) {
+	kn.t.Helper()
+	waitFor(kn.t, ctx, "the warm pool of "+kn.k.Name, func() (bool, error) {
+		cp, err := kn.k.Checkpoint()
+		if err != nil {
+			return false, err
+		}
+		enis, _ := kn.eniAddrs()
+		return len(enis)-len(cp) >= warmAddrs, nil
+	})
+}
+
+func rollImage(t *testing.T, ctx context.Context, kns []*kubeNode, ips map[string]netip.Addr) {
+	t.Helper()
+	type state struct {
+		cp   map[string]netip.Addr
+		enis map[netip.Addr]string
+		old  types.UID
+	}
+	before := map[*kubeNode]state{}
+	for _, kn := range kns {
+		kn.waitWarmPool(ctx)
+		cp, err := kn.k.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		enis, _ := kn.eniAddrs()
+		old, err := kn.awsNodePod(ctx)
+		if err != nil || old == nil {
+			t.Fatalf("aws-node pod on %s: %v", kn.k.Name, err)
+		}
+		before[kn] = state{cp, enis, old.UID}
+		for _, img := range []string{mainImage, initImage} {
+			if err := kn.k.TagImage(ctx, img, strings.TrimSuffix(img, ":dev")+":v2"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v2 := strings.TrimSuffix(mainImage, ":dev") + ":v2"
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"initContainers":[{"name":"aws-vpc-cni-init","image":%q}],"containers":[{"name":"aws-node","image":%q}]}}}}`,
+		strings.TrimSuffix(initImage, ":dev")+":v2", v2)
+	if _, err := kns[0].cs.AppsV1().DaemonSets("kube-system").Patch(ctx, "aws-node", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("roll aws-node: %v", err)
+	}
+	for _, kn := range kns {
+		newPod := kn.waitAWSNode(ctx, v2)
+		was := before[kn]
+		if newPod.UID == was.old {
+			t.Fatalf("the rollout did not replace the aws-node pod on %s", kn.k.Name)
+		}
+		after, err := kn.k.Checkpoint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, ip := range was.cp {
+			if after[id] != ip {
+				t.Errorf("after the rollout, container %s on %s holds %v in the checkpoint, had %s", id, kn.k.Name, after[id], ip)
+			}
+		}
+		enis, _ := kn.eniAddrs()
+		for addr, eni := range was.enis {
+			if enis[addr] != eni {
+				t.Errorf("after the rollout, %s is no longer assigned to %s in vpcsim", addr, eni)
+			}
+		}
+		if len(enis) != len(was.enis) {
+			t.Errorf("vpcsim holds %d addresses on %s after the rollout, %d before", len(enis), kn.k.Name, len(was.enis))
+		}
+	}
+	var names []string
+	for n := range ips {
+		names = append(names, n)
+	}
+	got := kns[0].waitRunning(ctx, names...)
+	if fmt.Sprint(got) != fmt.Sprint(ips) {
+		t.Errorf("pod addresses changed across the rollout: %v, had %v", got, ips)
+	} else {
+		t.Logf("DaemonSet rolled to %s on %d nodes; every pod kept its address: %v", v2, len(kns), got)
 	}
 }
 
@@ -398,10 +490,10 @@ func (kn *kubeNode) netns(ctx context.Context, pod string) (string, netip.Addr) 
 // internet, and checks the source address each peer sees: a's own address
 // inside the VPC, the node's public address (SNAT + the internet gateway)
 // outside.
-func (kn *kubeNode) assertTraffic(ctx context.Context, a, b string) {
+func (kn *kubeNode) assertTraffic(ctx context.Context, a string, peer *kubeNode, b string) {
 	kn.t.Helper()
 	nsA, ipA := kn.netns(ctx, a)
-	nsB, ipB := kn.netns(ctx, b)
+	nsB, ipB := peer.netns(ctx, b)
 	srv, err := dataplane.ServeWhoami(nsB, netip.AddrPortFrom(ipB, dataplane.WhoamiPort))
 	if err != nil {
 		kn.t.Fatal(err)
@@ -413,7 +505,7 @@ func (kn *kubeNode) assertTraffic(ctx context.Context, a, b string) {
 	if err != nil || got != ipA {
 		kn.t.Errorf("pod %s → pod %s: seen as %v (%v), want %s", a, b, got, err, ipA)
 	} else {
-		kn.t.Logf("pod %s (%s) → pod %s (%s): ok, seen as %s", a, ipA, b, ipB, got)
+		kn.t.Logf("pod %s (%s, %s) → pod %s (%s, %s): ok, seen as %s", a, ipA, kn.k.ID, b, ipB, peer.k.ID, got)
 	}
 	inet := dataplane.DefaultInternetAddrs[0]
 	got, err = dataplane.Whoami(cctx, nsA, ipA, netip.AddrPortFrom(inet, dataplane.WhoamiPort))
