@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -104,10 +105,10 @@ func ParseBranchAnnotation(raw string, ipv6 bool) (branchWiring, error) {
 // when the pod is a regular one.
 func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, bool, error) {
 	n := s.n
-	if !n.cfg.EnablePodENI || n.kubeClient() == nil {
+	if !n.cfg.EnablePodENI || !n.kube.present() {
 		return nil, false, nil
 	}
-	pod, err := n.kubeClient().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	pod, err := n.kube.get().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
@@ -132,14 +133,11 @@ func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rp
 	if err != nil {
 		return nil, true, status.Errorf(codes.InvalidArgument, "pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
-	parent := 0
-	if n.host != nil {
-		link, err := n.host.LinkByMAC(ctx, trunk)
-		if err != nil {
-			return nil, true, status.Errorf(codes.Unavailable, "finding the trunk ENI's link (MAC %s): %v", trunk, err)
-		}
-		parent = link.Index
+	link, err := n.host.LinkByMAC(ctx, trunk)
+	if err != nil {
+		return nil, true, status.Errorf(codes.Unavailable, "finding the trunk ENI's link (MAC %s): %v", trunk, err)
 	}
+	parent := link.Index
 	md := allocationMetadata(w.IP, -1, 0)
 	return &rpc.AddNetworkReply{
 		Success: true, IpAllocationMetadata: []*rpc.IPAllocationMetadata{md},
@@ -153,10 +151,10 @@ func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rp
 // branch-ENI pod (or a pod already gone).
 func (s *Server) branchDel(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, bool, error) {
 	n := s.n
-	if !n.cfg.EnablePodENI || n.kubeClient() == nil {
+	if !n.cfg.EnablePodENI || !n.kube.present() {
 		return nil, false, nil
 	}
-	pod, err := n.kubeClient().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	pod, err := n.kube.get().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
@@ -188,9 +186,7 @@ func (n *IPAM) trunkENI() (net.HardwareAddr, bool) {
 	}
 	for _, e := range n.cards[0].store.ENIs() {
 		if e.IsTrunk {
-			n.nodeMu.RLock()
-			mac := n.macs[e.ID]
-			n.nodeMu.RUnlock()
+			mac := n.node.mac(e.ID)
 			return mac, mac != nil
 		}
 	}
@@ -207,7 +203,7 @@ func (n *IPAM) sgppPossible() bool {
 // declareSGPP asks the VPC resource controller for a trunk ENI (CNINode
 // feature) until one is attached and while an ENI slot is free for it.
 func (n *IPAM) declareSGPP(ctx context.Context) {
-	if !n.cfg.EnablePodENI || n.kubeClient() == nil {
+	if !n.cfg.EnablePodENI || !n.kube.present() {
 		return
 	}
 	if !n.sgppPossible() {
@@ -220,12 +216,12 @@ func (n *IPAM) declareSGPP(ctx context.Context) {
 		return
 	}
 	c := n.cards[0]
-	// An unfreed ENI (detach failed) still takes its slot, like poolView counts it.
-	if len(c.store.ENIs())+len(c.unmanaged)+len(c.unfreed) >= c.maxENIs {
+	// An unfreed ENI (detach failed) still takes its slot, as the planner counts it.
+	if c.slotsTaken() >= c.maxENIs {
 		n.noteSGPP("ENABLE_POD_ENI: no free ENI slot for a trunk ENI on this node")
 		return
 	}
-	if err := n.kubeClient().DeclareFeature(ctx, featureSGPP, ""); err != nil {
+	if err := n.kube.get().DeclareFeature(ctx, featureSGPP, ""); err != nil {
 		n.noteSGPP("could not declare SecurityGroupsForPods on the CNINode", "err", err)
 		return
 	}
@@ -235,23 +231,37 @@ func (n *IPAM) declareSGPP(ctx context.Context) {
 // noteSGPP logs a security-groups-for-pods problem when it differs from
 // the last one ("" = none); the pool cycle calls declareSGPP every tick.
 func (n *IPAM) noteSGPP(msg string, args ...any) {
-	if msg == n.sgppNote {
-		return
-	}
-	n.sgppNote = msg
-	if msg != "" {
+	if n.sgpp.changed(msg) && msg != "" {
 		n.log.Warn(msg, args...)
 	}
+}
+
+// noteOnce remembers the last note logged, so each is logged once per
+// change.
+type noteOnce struct {
+	mu  sync.Mutex
+	msg string
+}
+
+// changed records msg and reports whether it differs from the last one.
+func (o *noteOnce) changed(msg string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if msg == o.msg {
+		return false
+	}
+	o.msg = msg
+	return true
 }
 
 // declareCustomNetworking tells the VPC resource controller which
 // ENIConfig branch ENIs of this node use (custom networking with security
 // groups for pods, docs/compatibility.md, "Kubernetes objects"); once, like upstream.
 func (n *IPAM) declareCustomNetworking(ctx context.Context) {
-	k := n.kubeClient()
-	if !n.cfg.CustomNetworking || !n.cfg.EnablePodENI || k == nil || n.customNetDeclared.Load() {
+	if !n.cfg.CustomNetworking || !n.cfg.EnablePodENI || !n.kube.present() || n.customNetDeclared.Load() {
 		return
 	}
+	k := n.kube.get()
 	ec, err := k.ENIConfig(ctx)
 	if ec.Name == "" {
 		n.log.Warn("custom networking: cannot resolve the node's ENIConfig for the CNINode feature", "err", err)
@@ -300,7 +310,7 @@ func (n *IPAM) waitBranchAnnotation(ctx context.Context, namespace, name string)
 				namespace, name, PodENIAnnotation, time.Since(start).Round(time.Millisecond))
 		case <-t.C:
 		}
-		pod, err := n.kubeClient().Pod(ctx, namespace, name)
+		pod, err := n.kube.get().Pod(ctx, namespace, name)
 		if err != nil || !pod.Found {
 			continue
 		}

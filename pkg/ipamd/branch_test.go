@@ -57,7 +57,7 @@ func TestBranchENIPods(t *testing.T) {
 		c.EnablePodENI = true
 		c.IPCooldown = 0
 	}})
-	h.n.kube = k
+	h.n.kube.set(k)
 	ctx := context.Background()
 	if err := h.n.Init(ctx); err != nil {
 		t.Fatal(err)
@@ -196,7 +196,7 @@ func TestSGPPOnNonTrunkingType(t *testing.T) {
 	h := newHarness(t, harnessOpts{noInit: true, instanceType: "t3.medium", cfg: func(c *config.Config) {
 		c.EnablePodENI, c.IPCooldown = true, 0
 	}})
-	h.n.kube = k
+	h.n.kube.set(k)
 	var logs bytes.Buffer
 	h.n.log = slog.New(slog.NewTextHandler(&logs, nil))
 	if err := h.n.Init(context.Background()); err != nil {

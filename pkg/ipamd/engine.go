@@ -20,14 +20,14 @@ const maxStepsPerCycle = 16
 // targets (or blocked). It is what the pool manager runs on every tick and
 // on demand; tests call it directly.
 func (n *IPAM) PoolCycle(ctx context.Context) {
-	if !n.ready.Load() {
+	if !n.ready.isSet() {
 		return
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.changes.Lock()
+	defer n.changes.Unlock()
 	defer n.observePool()
 	schedulable := n.schedulable(ctx)
-	if schedulable && !n.terminating.Load() && !n.cfg.DisableProvisioning {
+	if schedulable && !n.terminating.isSet() && !n.cfg.DisableProvisioning {
 		n.declareCustomNetworking(ctx)
 		n.declareSGPP(ctx)
 	}
@@ -40,16 +40,16 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 	for _, c := range n.cards {
 		if n.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
-			if schedulable && !n.terminating.Load() && !n.backingOff(c) {
+			if schedulable && !n.terminating.isSet() && !c.backingOff() {
 				n.ensureIPv6Prefixes(ctx, c)
 			}
 			continue
 		}
 		n.cardCycle(ctx, c, schedulable)
 	}
-	if n.pending.Load() > 0 && n.atHardLimit() {
+	if n.handout.waiting() > 0 && n.atHardLimit() {
 		// Waiting ADDs learn at once that no refill can come.
-		n.limitReached.broadcast()
+		n.handout.limited.broadcast()
 	}
 }
 
@@ -98,19 +98,19 @@ func (n *IPAM) ensureIPv6Prefixes(ctx context.Context, c *card) {
 			n.log.Warn("could not give an ENI its IPv6 prefix", "card", c.index, "eni", e.ID, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
-			n.backOff(c, err)
+			c.backOff(err)
 			return
 		}
 	}
 	c.setState("", nil)
-	n.clearBackoff(c)
+	c.clearBackoff()
 }
 
 func (n *IPAM) schedulable(ctx context.Context) bool {
-	if n.kubeClient() == nil || n.cfg.ManageENIsNonSchedulable {
+	if n.cfg.ManageENIsNonSchedulable {
 		return true
 	}
-	ok, err := n.kubeClient().NodeSchedulable(ctx)
+	ok, err := n.kube.get().NodeSchedulable(ctx)
 	if err != nil {
 		n.log.Warn("could not read the node's taints; assuming schedulable", "err", err)
 		return true
@@ -121,17 +121,16 @@ func (n *IPAM) schedulable(ctx context.Context) bool {
 // params builds the planner's input for card c now.
 func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	now := time.Now()
-	c.stateMu.Lock()
-	insufficient, lastRelease, code, retryAt, lastErr := c.insufficient, c.lastRelease, c.insuffCode, c.retryAt, c.lastErr
-	c.stateMu.Unlock()
-	provisioning := !n.cfg.DisableProvisioning && !n.terminating.Load() && schedulable && !now.Before(retryAt)
+	g := c.gates()
+	insufficient, lastRelease, code, retryAt, lastErr := g.insufficient, g.lastRelease, g.insuffCode, g.retryAt, g.lastErr
+	provisioning := !n.cfg.DisableProvisioning && !n.terminating.isSet() && schedulable && !now.Before(retryAt)
 	p := pool.Params{
 		WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
-		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: c.pd,
-		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.maxPodsNow(),
+		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: g.prefixes,
+		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.node.maxPodsNow(),
 		CustomNetworking: n.cfg.CustomNetworking,
 		ReserveTrunk:     n.sgppPossible() && n.node.typ.Type != "" && c.index == 0,
-		Pending:          int(n.pending.Load()),
+		Pending:          n.handout.waiting(),
 		CanAllocate:      provisioning && !now.Before(insufficient),
 		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= n.times.ReleaseSpacing,
 		CanFreeENI:       provisioning && !freed,
@@ -141,7 +140,7 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	switch {
 	case n.cfg.DisableProvisioning:
 		p.CooldownNote = "DISABLE_NETWORK_RESOURCE_PROVISIONING=true: ipamd never allocates addresses"
-	case n.terminating.Load():
+	case n.terminating.isSet():
 		p.CooldownNote = "ipamd is shutting down"
 	case !schedulable:
 		p.CooldownNote = "node is unschedulable (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)"
@@ -180,7 +179,7 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		view, p := poolView(c), n.params(c, schedulable, released, freed)
+		view, p := c.view(), n.params(c, schedulable, released, freed)
 		a := pool.Plan(view, p)
 		if a.Kind == pool.None {
 			c.setState(starvedText(a), nil)
@@ -193,62 +192,32 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		err := n.execute(ctx, c, a)
 		done()
 		n.observeAction(a, err)
-		now := time.Now()
-		n.lastAction.Store(now.UnixNano())
-		n.last.set(describeAction(c, a, err), now)
+		n.last.set(describeAction(c, a, err), time.Now())
 		switch a.Kind {
 		case pool.ReleaseCIDRs:
 			released = true
-			c.stateMu.Lock()
-			c.lastRelease = time.Now()
-			c.stateMu.Unlock()
+			c.released(time.Now())
 		case pool.FreeENI:
 			freed = true
 		}
 		if err != nil {
-			if awsutils.IsUnauthorized(err) && n.kubeClient() != nil {
-				n.kubeClient().Eventf(ctx, "Warning", "MissingIAMPermissions", "Unauthorized operation: %s", causeOf(err))
+			if awsutils.IsUnauthorized(err) {
+				n.kube.get().Eventf(ctx, "Warning", "MissingIAMPermissions", "Unauthorized operation: %s", causeOf(err))
 			}
 			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
 			c.setFull("")
 			if !awsutils.IsInsufficientCapacity(err) {
-				n.backOff(c, err)
+				c.backOff(err)
 			}
 			return
 		}
-		n.clearBackoff(c)
+		c.clearBackoff()
 		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {
-			n.broadcast()
+			n.handout.wake()
 		}
 	}
-}
-
-// backOff pauses card c's pool actions after a failure, doubling up to a
-// minute, so a persistent failure (missing permission, a broken subnet)
-// does not cost an EC2 call every cycle.
-func (n *IPAM) backOff(c *card, err error) {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	c.failures++
-	c.retryAt = time.Now().Add(min(n.times.FailureBackoff<<min(c.failures-1, 10), time.Minute))
-	c.backoffWait.show(n.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s",
-		c.failures, c.index, causeOf(err)), c.retryAt)
-}
-
-func (n *IPAM) clearBackoff(c *card) {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	c.failures = 0
-	c.backoffWait.clear()
-}
-
-// backingOff reports whether card c is pausing after a failure.
-func (n *IPAM) backingOff(c *card) bool {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	return time.Now().Before(c.retryAt)
 }
 
 // describeAction is the last-action line of /v1/pool.
@@ -316,17 +285,6 @@ func (n *IPAM) execute(ctx context.Context, c *card, a pool.Action) error {
 	return nil
 }
 
-func (n *IPAM) noteInsufficient(c *card, err error) {
-	if awsutils.IsInsufficientCapacity(err) {
-		c.stateMu.Lock()
-		c.insufficient = time.Now().Add(n.times.InsufficientCool)
-		c.insuffCode = awsutils.Code(err)
-		c.cooldownWait.show(n.track, waitCooldown, fmt.Sprintf("subnet full (EC2 %s): no growth on card %d until %s",
-			c.insuffCode, c.index, c.insufficient.Format(time.RFC3339)), c.insufficient)
-		c.stateMu.Unlock()
-	}
-}
-
 func (n *IPAM) assignIPs(ctx context.Context, c *card, eniID string, count int) error {
 	addrs, err := n.ec2.AssignIPv4(ctx, eniID, count)
 	if err != nil && count > 1 && !awsutils.IsLimitExceeded(err) && !awsutils.IsThrottle(err) && ctx.Err() == nil {
@@ -339,7 +297,7 @@ func (n *IPAM) assignIPs(ctx context.Context, c *card, eniID string, count int) 
 		return n.resyncENI(ctx, c, eniID)
 	}
 	if err != nil {
-		n.noteInsufficient(c, err)
+		c.noteInsufficient(err)
 		return fmt.Errorf("assigning %d secondary IPv4 addresses to %s: %w", count, eniID, err)
 	}
 	var errs []error
@@ -360,7 +318,7 @@ func (n *IPAM) assignPrefixes(ctx context.Context, c *card, eniID string, count 
 		return n.resyncENI(ctx, c, eniID)
 	}
 	if err != nil {
-		n.noteInsufficient(c, err)
+		c.noteInsufficient(err)
 		return fmt.Errorf("assigning %d IPv4 prefixes to %s: %w", count, eniID, err)
 	}
 	var errs []error
@@ -382,7 +340,7 @@ func (n *IPAM) fallbackToSecondary(c *card, while string) error {
 	if err := c.store.SetMode(datastore.ModeSecondaryIPv4); err != nil {
 		return fmt.Errorf("falling back to secondary IPs on card %d: %w", c.index, err)
 	}
-	c.pd = false
+	c.stopPrefixes()
 	return nil
 }
 
@@ -434,7 +392,7 @@ func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []
 			}
 		} else {
 			for _, a := range addrs {
-				n.released[netip.PrefixFrom(a, 32)] = now
+				n.book.noteReleased(now, netip.PrefixFrom(a, 32))
 			}
 		}
 	}
@@ -443,9 +401,7 @@ func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []
 			callErrs = append(callErrs, fmt.Errorf("releasing %d prefixes of %s: %w", len(prefixes), eniID, err))
 			failed = append(failed, prefixes...)
 		} else {
-			for _, p := range prefixes {
-				n.released[p] = now
-			}
+			n.book.noteReleased(now, prefixes...)
 		}
 	}
 	if len(failed) > 0 {
@@ -477,7 +433,7 @@ func (n *IPAM) restoreUnreleased(ctx context.Context, c *card, eniID string, fai
 	now := time.Now()
 	for _, p := range failed {
 		if !held[p] {
-			n.released[p] = now // EC2 released it after all
+			n.book.noteReleased(now, p) // EC2 released it after all
 			continue
 		}
 		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
@@ -499,32 +455,21 @@ func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
 		}
 		return fmt.Errorf("taking ENI %s out of the store: %w", eniID, err)
 	}
-	if n.host != nil {
-		if err := n.host.TeardownENI(ctx, n.primaryIPs[eniID], info.RouteTableID); err != nil {
-			n.log.Warn("could not tear down host networking of a freed ENI", "eni", eniID, "err", err)
-		}
+	primaryIP, _ := n.book.primaryIP(eniID)
+	if err := n.host.TeardownENI(ctx, primaryIP, info.RouteTableID); err != nil {
+		n.log.Warn("could not tear down host networking of a freed ENI", "eni", eniID, "err", err)
 	}
-	if err := n.ec2.FreeENI(ctx, eniID, n.attachIDs[eniID]); err != nil {
+	if err := n.ec2.FreeENI(ctx, eniID, n.book.attachID(eniID)); err != nil {
 		// Maybe still attached: keep its slot taken until retryUnfreed
 		// frees it or reconcile adopts it again.
-		c.unfreed[eniID] = info.DeviceNumber
+		c.keepUnfreed(eniID, info.DeviceNumber)
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}
-	delete(n.primaryIPs, eniID)
-	delete(n.attachIDs, eniID)
+	n.book.forget(eniID)
 	n.log.Info("ENI freed", "eni", eniID, "card", c.index)
 	now := time.Now()
 	for _, ci := range info.CIDRs {
-		n.released[ci.Prefix] = now
+		n.book.noteReleased(now, ci.Prefix)
 	}
 	return nil
-}
-
-// forgetReleased drops grace entries older than the reconcile grace period.
-func (n *IPAM) forgetReleased(now time.Time) {
-	for p, t := range n.released {
-		if now.Sub(t) >= n.times.ReleasedGrace {
-			delete(n.released, p)
-		}
-	}
 }

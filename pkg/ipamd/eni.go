@@ -29,10 +29,10 @@ type subnetChoice struct {
 // subnet alone.
 func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 	if n.cfg.CustomNetworking {
-		if n.kubeClient() == nil {
+		ec, err := n.kube.get().ENIConfig(ctx)
+		if errors.Is(err, errNoKube) {
 			return nil, errors.New("custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true) needs the Kubernetes API server to read the node's ENIConfig")
 		}
-		ec, err := n.kubeClient().ENIConfig(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("custom networking: %w", err)
 		}
@@ -43,7 +43,7 @@ func (n *IPAM) eniSubnets(ctx context.Context) ([]subnetChoice, error) {
 		return []subnetChoice{{ID: ec.Subnet, CIDR: cidr, SGs: ec.SecurityGroups}}, nil
 	}
 	own := []subnetChoice{{ID: n.node.subnetID, CIDR: n.node.subnetCIDR}}
-	if !n.cfg.EnableSubnetDiscovery || n.subs == nil {
+	if !n.cfg.EnableSubnetDiscovery {
 		return own, nil
 	}
 	if list, ok := n.subnets.get(time.Now(), n.times.SubnetCache); ok {
@@ -77,21 +77,33 @@ func (n *IPAM) rememberSubnets(subs []awsutils.Subnet) ([]subnetChoice, error) {
 
 // subnetCache keeps subnet discovery's answer: an ENI burst or churn needs
 // the same list each time, and a full subnet drops it (forget), so the
-// next ENI asks EC2 again. Used under IPAM.mu.
+// next ENI asks EC2 again. mu guards both fields.
 type subnetCache struct {
+	mu   sync.Mutex
 	at   time.Time
 	list []subnetChoice
 }
 
 func (s *subnetCache) get(now time.Time, ttl time.Duration) ([]subnetChoice, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.list == nil || now.Sub(s.at) >= ttl {
 		return nil, false
 	}
 	return s.list, true
 }
 
-func (s *subnetCache) set(list []subnetChoice, now time.Time) { s.list, s.at = list, now }
-func (s *subnetCache) forget()                                { s.list = nil }
+func (s *subnetCache) set(list []subnetChoice, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list, s.at = list, now
+}
+
+func (s *subnetCache) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list = nil
+}
 
 // freeDevice is the lowest device index on card c no known ENI uses.
 func (n *IPAM) freeDevice(c *card) int { return n.freeDevices(c, 1)[0] }
@@ -112,12 +124,12 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 	for i, sn := range subnets {
 		req := awsutils.AllocateENIRequest{
 			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.securityGroups()),
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.securityGroups()),
 			},
 			NetworkCard: c.index,
-			DeviceIndex: n.freeDevice(c),
+			DeviceIndex: c.freeDevices(1)[0],
 		}
-		if c.askDevice {
+		if c.deviceFromEC2() {
 			req.DeviceIndex = 0 // awsutils: the lowest index EC2 shows free
 		}
 		if prefixes {
@@ -132,7 +144,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			// delete-on-termination on a later pool cycle
 			// (docs/compatibility.md, "ipamd: failed ENI calls").
 			n.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
-			n.dotPending[e.ID] = e.Attachment.ID
+			n.book.awaitDeleteOnTermination(e.ID, e.Attachment.ID)
 			err = nil
 		}
 		if err != nil {
@@ -140,7 +152,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			if awsutils.IsInsufficientCapacity(err) {
 				n.subnets.forget() // its free count is stale now
 			}
-			c.askDevice = !awsutils.IsInsufficientCapacity(err)
+			c.setDeviceFromEC2(!awsutils.IsInsufficientCapacity(err))
 			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
 				continue // subnet discovery: try the next subnet
 			}
@@ -148,10 +160,10 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 				// No free /28 is not a full subnet: the next plan grows with /32s.
 				return n.fallbackToSecondary(c, "creating an ENI with prefixes in subnet "+sn.ID)
 			}
-			n.noteInsufficient(c, err)
+			c.noteInsufficient(err)
 			return errors.Join(errs...)
 		}
-		c.askDevice = false
+		c.setDeviceFromEC2(false)
 		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
 			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
 		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
@@ -160,9 +172,9 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			}
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			delete(n.dotPending, e.ID)
+			n.book.deleteOnTerminationDone(e.ID)
 			if ferr := n.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
-				c.unfreed[e.ID] = e.Attachment.DeviceIndex
+				c.keepUnfreed(e.ID, e.Attachment.DeviceIndex)
 				return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
 			}
 			return err
@@ -183,7 +195,7 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 		return err
 	}
 	sn := subnets[0]
-	devs := n.freeDevices(c, k)
+	devs := c.freeDevices(k)
 	type result struct {
 		eni awsutils.ENI
 		err error
@@ -193,7 +205,7 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 	for i := range k {
 		req := awsutils.AllocateENIRequest{
 			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.securityGroups()),
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.securityGroups()),
 			},
 			NetworkCard: c.index,
 			DeviceIndex: devs[i],
@@ -215,7 +227,7 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 		e, err := r.eni, r.err
 		if errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
 			n.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
-			n.dotPending[e.ID] = e.Attachment.ID
+			n.book.awaitDeleteOnTermination(e.ID, e.Attachment.ID)
 			err = nil
 		}
 		if err != nil {
@@ -227,8 +239,8 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 				errs = append(errs, n.fallbackToSecondary(c, "creating ENIs with prefixes in subnet "+sn.ID))
 				continue
 			}
-			c.askDevice = !awsutils.IsInsufficientCapacity(err)
-			n.noteInsufficient(c, err)
+			c.setDeviceFromEC2(!awsutils.IsInsufficientCapacity(err))
+			c.noteInsufficient(err)
 			continue
 		}
 		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
@@ -239,16 +251,16 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 				continue
 			}
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			delete(n.dotPending, e.ID)
+			n.book.deleteOnTerminationDone(e.ID)
 			if ferr := n.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
-				c.unfreed[e.ID] = e.Attachment.DeviceIndex
+				c.keepUnfreed(e.ID, e.Attachment.DeviceIndex)
 				err = errors.Join(err, fmt.Errorf("undoing: %w", ferr))
 			}
 			cancel()
 			errs = append(errs, err)
 			continue
 		}
-		n.broadcast() // waiting ADDs take this ENI's addresses while the next is wired
+		n.handout.wake() // waiting ADDs take this ENI's addresses while the next is wired
 	}
 	return errors.Join(errs...)
 }
@@ -307,26 +319,22 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 			"waited", n.times.IMDSWait)
 	}
 	table := hostcontract.RouteTable(c.index, e.Attachment.DeviceIndex)
-	if n.host != nil {
-		mac, err := net.ParseMAC(e.MAC)
-		if err != nil {
-			return fmt.Errorf("new ENI %s has MAC %q: %w", e.ID, e.MAC, err)
-		}
-		if !subnet.IsValid() {
-			if subnet, err = n.subnetCIDR(ctx, e.SubnetID); err != nil {
-				return err
-			}
-		}
-		if err := n.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: e.PrivateIPv4, Subnet: subnet,
-			DeviceNumber: e.Attachment.DeviceIndex, NetworkCard: c.index, MTU: n.cfg.ENIMTU}); err != nil {
-			return fmt.Errorf("host networking of new ENI %s: %w", e.ID, err)
+	mac, err := net.ParseMAC(e.MAC)
+	if err != nil {
+		return fmt.Errorf("new ENI %s has MAC %q: %w", e.ID, e.MAC, err)
+	}
+	if !subnet.IsValid() {
+		if subnet, err = n.subnetCIDR(ctx, e.SubnetID); err != nil {
+			return err
 		}
 	}
+	if err := n.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: e.PrivateIPv4, Subnet: subnet,
+		DeviceNumber: e.Attachment.DeviceIndex, NetworkCard: c.index, MTU: n.cfg.ENIMTU}); err != nil {
+		return fmt.Errorf("host networking of new ENI %s: %w", e.ID, err)
+	}
 	undoHost := func() {
-		if n.host != nil {
-			if err := n.host.TeardownENI(context.WithoutCancel(ctx), e.PrivateIPv4, table); err != nil {
-				n.log.Warn("could not undo host networking of ENI", "eni", e.ID, "err", err)
-			}
+		if err := n.host.TeardownENI(context.WithoutCancel(ctx), e.PrivateIPv4, table); err != nil {
+			n.log.Warn("could not undo host networking of ENI", "eni", e.ID, "err", err)
 		}
 	}
 	if err := c.store.AddENI(datastore.ENI{ID: e.ID, DeviceNumber: e.Attachment.DeviceIndex, RouteTableID: table,
@@ -343,9 +351,8 @@ func (n *IPAM) setupNewENI(ctx context.Context, c *card, e awsutils.ENI, subnet 
 			return err
 		}
 	}
-	n.primaryIPs[e.ID] = e.PrivateIPv4
-	n.attachIDs[e.ID] = e.Attachment.ID
-	n.rememberMAC(e.ID, e.MAC)
+	n.book.remember(e.ID, e.PrivateIPv4, e.Attachment.ID)
+	n.node.rememberMAC(e.ID, e.MAC)
 	return nil
 }
 
@@ -398,11 +405,11 @@ func cmpSlice(a, b []string) []string {
 
 // retryDeleteOnTermination sets delete-on-termination on the ENIs whose
 // AllocateENI could not; an ENI no longer in a datastore (freed, or dropped
-// by reconcile) is forgotten. Called under mu.
+// by reconcile) is forgotten.
 func (n *IPAM) retryDeleteOnTermination(ctx context.Context) {
-	for id, att := range n.dotPending {
+	for id, att := range n.book.pendingDeleteOnTermination() {
 		if !n.knowsENI(id) {
-			delete(n.dotPending, id)
+			n.book.deleteOnTerminationDone(id)
 			continue
 		}
 		err := n.ec2.SetDeleteOnTermination(ctx, id, att)
@@ -410,7 +417,7 @@ func (n *IPAM) retryDeleteOnTermination(ctx context.Context) {
 			n.log.Warn("could not set delete-on-termination; retrying later", "eni", id, "err", err)
 			continue
 		}
-		delete(n.dotPending, id)
+		n.book.deleteOnTerminationDone(id)
 	}
 }
 
@@ -425,12 +432,11 @@ func (n *IPAM) knowsENI(id string) bool {
 }
 
 // retryUnfreed frees again the ENIs of card c that a free or an undo left
-// behind; one reconcile adopted again is the store's once more. Called
-// under mu.
+// behind; one reconcile adopted again is the store's once more.
 func (n *IPAM) retryUnfreed(ctx context.Context, c *card) {
-	for id := range c.unfreed {
+	for _, id := range c.unfreedIDs() {
 		if _, ok := c.store.ENI(id); ok {
-			delete(c.unfreed, id)
+			c.forgetUnfreed(id)
 			continue
 		}
 		// No attachment id: an earlier try may have detached it already.
@@ -438,9 +444,8 @@ func (n *IPAM) retryUnfreed(ctx context.Context, c *card) {
 			n.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", id, "card", c.index, "err", err)
 			continue
 		}
-		delete(c.unfreed, id)
-		delete(n.primaryIPs, id)
-		delete(n.attachIDs, id)
+		c.forgetUnfreed(id)
+		n.book.forget(id)
 		n.log.Info("ENI freed on retry", "eni", id, "card", c.index)
 	}
 }

@@ -107,11 +107,11 @@ func TestFailedFreeKeepsSlotTaken(t *testing.T) {
 	}
 
 	before := h.calls()
-	h.n.pending.Store(20) // pods waiting: the pool wants more ENIs
+	h.n.handout.pending.Store(20) // pods waiting: the pool wants more ENIs
 	for range 5 {
 		h.n.PoolCycle(ctx)
 	}
-	h.n.pending.Store(0)
+	h.n.handout.pending.Store(0)
 	d := callDelta(before, h.calls())
 	if d["CreateNetworkInterface"] != 0 || d["AttachNetworkInterface"] != 0 {
 		t.Errorf("EC2 calls while two ENIs could not be detached: %v; want no create or attach (no slot is free)", d)

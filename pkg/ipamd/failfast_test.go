@@ -57,7 +57,7 @@ func TestFullNodeFailsFast(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
-	if p := h.n.pending.Load(); p != 0 {
+	if p := h.n.handout.waiting(); p != 0 {
 		t.Errorf("%d ADDs still counted as waiting", p)
 	}
 	// A cooldown that ends after the ADD's deadline serves it nothing either.

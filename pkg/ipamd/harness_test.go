@@ -274,9 +274,9 @@ func (h *harness) setPods(pods map[int]bool, want int) {
 			if !errors.Is(err, datastore.ErrNoAvailableAddress) || attempt > 5 {
 				h.t.Fatalf("pod %d: %v (%s)", i, err, h.n.exhaustedCause(err, 0))
 			}
-			h.n.pending.Store(int64(want - len(pods)))
+			h.n.handout.pending.Store(int64(want - len(pods)))
 			h.n.PoolCycle(ctx)
-			h.n.pending.Store(0)
+			h.n.handout.pending.Store(0)
 		}
 		pods[i] = true
 	}

@@ -50,6 +50,9 @@ func (h *cpHealth) record(card int, err error) {
 	}
 }
 
+// changed is signalled (coalesced) whenever health changes.
+func (h *cpHealth) changed() <-chan struct{} { return h.kick }
+
 // ok reports whether every checkpoint is writable, and one error if not.
 func (h *cpHealth) ok() (bool, error) {
 	h.mu.Lock()

@@ -47,7 +47,8 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		// No EC2 at all: the node's facts come from its primary ENI's metadata.
 		for _, m := range mds {
 			if m.MAC == id.PrimaryMAC {
-				n.node.subnetID, n.node.vpcID, n.node.primaryENI, n.node.sgs = m.SubnetID, m.VPCID, m.ENIID, m.SecurityGroups
+				n.node.subnetID, n.node.vpcID, n.node.primaryENI = m.SubnetID, m.VPCID, m.ENIID
+				n.node.setSecurityGroups(m.SecurityGroups)
 			}
 		}
 	} else {
@@ -57,7 +58,8 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		if inst, err = n.ec2.Instance(ctx, id.InstanceID); err != nil {
 			return fmt.Errorf("ipamd init: %w", err)
 		}
-		n.node.subnetID, n.node.vpcID, n.node.primaryENI, n.node.sgs = inst.SubnetID, inst.VPCID, inst.PrimaryENI, inst.SecurityGroups
+		n.node.subnetID, n.node.vpcID, n.node.primaryENI = inst.SubnetID, inst.VPCID, inst.PrimaryENI
+		n.node.setSecurityGroups(inst.SecurityGroups)
 	}
 	n.node.typ = typ
 	subnetCIDRs := map[string]netip.Prefix{}
@@ -66,18 +68,18 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			subnetCIDRs[m.SubnetID] = m.SubnetIPv4CIDR
 		}
 		if m.MAC == id.PrimaryMAC {
-			n.node.vpcCIDRs = m.VPCIPv4CIDRs
+			n.node.setVPCIPv4CIDRs(m.VPCIPv4CIDRs)
 			n.node.vpcV6CIDRs = m.VPCIPv6CIDRs
 			n.node.subnetCIDR = m.SubnetIPv4CIDR
 			if len(m.SecurityGroups) > 0 {
-				n.node.sgs = m.SecurityGroups
+				n.node.setSecurityGroups(m.SecurityGroups)
 			}
 		}
 	}
 	if n.cfg.EnableIPv6 && len(n.node.vpcV6CIDRs) == 0 {
 		return fmt.Errorf("ipamd init: ENABLE_IPv6=true but instance metadata lists no VPC IPv6 CIDR for the primary MAC %s", id.PrimaryMAC)
 	}
-	if !n.cfg.EnableIPv6 && len(n.node.vpcCIDRs) == 0 {
+	if !n.cfg.EnableIPv6 && len(n.node.vpcIPv4CIDRs()) == 0 {
 		return fmt.Errorf("ipamd init: instance metadata lists no VPC IPv4 CIDR for the primary MAC %s", id.PrimaryMAC)
 	}
 
@@ -91,10 +93,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
 		n.node.pd = false
 	}
-	mp := n.maxPods(ctx)
-	n.nodeMu.Lock()
-	n.node.maxPods = mp
-	n.nodeMu.Unlock()
+	n.node.setMaxPods(n.maxPods(ctx))
 
 	if err := n.reconcileHost(ctx); err != nil {
 		return err
@@ -111,7 +110,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	if err := n.buildCards(); err != nil {
 		return err
 	}
-	if n.cfg.EnableSubnetDiscovery && n.subs != nil && !n.cfg.IMDSOnlyMode {
+	if n.cfg.EnableSubnetDiscovery && !n.cfg.IMDSOnlyMode {
 		subs, err := n.subs.Subnets(ctx, n.node.vpcID, id.AZ)
 		if err != nil {
 			n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
@@ -121,7 +120,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		for _, sn := range subs {
 			subnetCIDRs[sn.ID] = sn.CIDR
 			if awsutils.SubnetExcluded(sn, n.cfg.ClusterName) {
-				n.excludedSubnets[sn.ID] = true
+				n.node.excluded[sn.ID] = true
 			}
 		}
 	}
@@ -154,19 +153,16 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			n.restorePodRule(ctx, c, a)
 		}
 		for _, a := range res.Stale {
-			if n.host != nil {
-				if err := n.host.DeletePodRules(ctx, a.Addr); err != nil {
-					n.log.Warn("could not delete the ip rules of a stale pod", "ip", a.Addr, "err", err)
-				}
+			if err := n.host.DeletePodRules(ctx, a.Addr); err != nil {
+				n.log.Warn("could not delete the ip rules of a stale pod", "ip", a.Addr, "err", err)
 			}
 		}
 	}
 	n.observeLimits()
 	n.observePool()
-	n.ready.Store(true)
-	close(n.readyCh)
+	n.ready.set()
 	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,
-		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPods)
+		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPodsNow())
 	return nil
 }
 
@@ -174,9 +170,6 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 // table (docs/compatibility.md, "Rule priorities, route tables and gateways": a restart may follow a reboot or a flush of the
 // rules). Pods on the primary ENI use the main table and have none.
 func (n *IPAM) restorePodRule(ctx context.Context, c *card, a datastore.Allocation) {
-	if n.host == nil {
-		return
-	}
 	asg, ok := c.store.Lookup(a.Key)
 	if !ok || asg.RouteTableID == hostcontract.MainTable {
 		return
@@ -192,12 +185,10 @@ func (n *IPAM) maxPods(ctx context.Context) int {
 	if n.cfg.MaxPodsOverride > 0 {
 		return n.cfg.MaxPodsOverride
 	}
-	if n.kubeClient() != nil {
-		if m, err := n.kubeClient().MaxPods(ctx); err == nil && m > 0 {
-			return m
-		} else if err != nil {
-			n.log.Warn("could not read the node's pod capacity; using the instance type's", "err", err)
-		}
+	if m, err := n.kube.get().MaxPods(ctx); err == nil && m > 0 {
+		return m
+	} else if err != nil {
+		n.log.Warn("could not read the node's pod capacity; using the instance type's", "err", err)
 	}
 	t := n.node.typ
 	if t.MaxENIs > 0 && t.IPv4PerENI > 1 {
@@ -207,9 +198,6 @@ func (n *IPAM) maxPods(ctx context.Context) int {
 }
 
 func (n *IPAM) reconcileHost(ctx context.Context) error {
-	if n.host == nil {
-		return nil
-	}
 	mac, err := net.ParseMAC(n.node.id.PrimaryMAC)
 	if err != nil {
 		return fmt.Errorf("ipamd init: primary MAC %q: %w", n.node.id.PrimaryMAC, err)
@@ -222,7 +210,7 @@ func (n *IPAM) reconcileHost(ctx context.Context) error {
 	res, err := n.host.ReconcileHost(ctx, networkutils.HostConfig{
 		PrimaryMAC:           mac,
 		PrimaryIPv4:          n.node.id.LocalIPv4,
-		VPCCIDRs:             n.node.vpcCIDRs,
+		VPCCIDRs:             n.node.vpcIPv4CIDRs(),
 		ExcludeSNATCIDRs:     n.cfg.ExcludeSNATCIDRs,
 		ExternalSNAT:         n.cfg.ExternalSNAT,
 		RandomizeSNAT:        networkutils.RandomizeSNAT(n.cfg.RandomizeSNAT),
@@ -282,7 +270,7 @@ func (n *IPAM) buildCards() error {
 		if n.cfg.MaxENI >= 1 && n.cfg.MaxENI < maxENIs {
 			maxENIs = n.cfg.MaxENI
 		}
-		n.cards = append(n.cards, &card{index: idx, store: st, maxENIs: maxENIs, unmanaged: map[string]int{}, unfreed: map[string]int{}, pd: n.node.pd})
+		n.cards = append(n.cards, newCard(idx, st, maxENIs, n.node.pd, n.track, n.times))
 	}
 	return nil
 }
@@ -319,14 +307,14 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	}
 	c := n.cardOf(e.Attachment.NetworkCard)
 	if c == nil || e.InterfaceType == "efa-only" {
-		n.ignored[e.ID] = true
+		n.book.ignore(e.ID)
 		if c != nil {
-			c.unmanaged[e.ID] = e.Attachment.DeviceIndex // it still takes an ENI slot
+			c.addUnmanaged(e.ID, e.Attachment.DeviceIndex) // it still takes an ENI slot
 		}
 		return nil
 	}
 	if !n.managed(e) {
-		c.unmanaged[e.ID] = e.Attachment.DeviceIndex
+		c.addUnmanaged(e.ID, e.Attachment.DeviceIndex)
 		n.log.Info("ENI is not managed", "eni", e.ID, "noManageTag", e.Tags[awsutils.TagNoManage])
 		return nil
 	}
@@ -337,7 +325,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	primary := e.ID == n.node.primaryENI
 	table := hostcontract.RouteTable(c.index, e.Attachment.DeviceIndex)
 	trunk := e.InterfaceType == "trunk"
-	if !primary && n.host != nil {
+	if !primary {
 		mac, err := net.ParseMAC(e.MAC)
 		if err != nil {
 			return fmt.Errorf("ENI %s has MAC %q: %w", e.ID, e.MAC, err)
@@ -358,10 +346,9 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		IsTrunk: trunk, IsEFA: e.InterfaceType == "efa", RouteTableID: table, SubnetID: e.SubnetID}); err != nil {
 		return err
 	}
-	n.primaryIPs[e.ID] = e.PrivateIPv4
-	n.attachIDs[e.ID] = e.Attachment.ID
-	n.rememberMAC(e.ID, e.MAC)
-	if n.excludedSubnets[e.SubnetID] {
+	n.book.remember(e.ID, e.PrivateIPv4, e.Attachment.ID)
+	n.node.rememberMAC(e.ID, e.MAC)
+	if n.node.excluded[e.SubnetID] {
 		// kubernetes.io/role/cni=0 (or another cluster's subnet): no new pod
 		// addresses here; the planner releases its unused ones.
 		n.log.Info("ENI's subnet is excluded from pod addresses", "eni", e.ID, "subnet", e.SubnetID)
@@ -413,7 +400,7 @@ func (n *IPAM) ensureIPv6Prefix(ctx context.Context, c *card, eniID string) erro
 			return err
 		}
 	}
-	n.broadcast()
+	n.handout.wake()
 	return nil
 }
 
@@ -452,14 +439,6 @@ func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata, ins
 	return enis, err
 }
 
-func (n *IPAM) rememberMAC(id, mac string) {
-	if hw, err := net.ParseMAC(mac); err == nil {
-		n.nodeMu.Lock()
-		n.macs[id] = hw
-		n.nodeMu.Unlock()
-	}
-}
-
 // eniCIDRs lists the CIDRs of an ENI that serve pods in the node's family:
 // IPv6 mode, the first IPv6 prefix (upstream uses only one); IPv4, the
 // secondary addresses (as /32) and prefixes.
@@ -491,15 +470,13 @@ func (n *IPAM) subnetCIDR(ctx context.Context, subnetID string) (netip.Prefix, e
 	if subnetID == n.node.subnetID && n.node.subnetCIDR.IsValid() {
 		return n.node.subnetCIDR, nil
 	}
-	if n.subs != nil {
-		subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("finding the CIDR of subnet %s: %w", subnetID, err)
-		}
-		for _, s := range subs {
-			if s.ID == subnetID {
-				return s.CIDR, nil
-			}
+	subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("finding the CIDR of subnet %s: %w", subnetID, err)
+	}
+	for _, s := range subs {
+		if s.ID == subnetID {
+			return s.CIDR, nil
 		}
 	}
 	return netip.Prefix{}, fmt.Errorf("CIDR of subnet %s is unknown (not in instance metadata, not listed by EC2)", subnetID)

@@ -19,7 +19,7 @@ type introspection struct{ n *IPAM }
 // are blanked: anything on the node may read the endpoint.
 func (s introspection) ENIs() map[int]introspect.CardENIs {
 	out := map[int]introspect.CardENIs{}
-	if !s.n.ready.Load() {
+	if !s.n.Ready() {
 		return out // the cards are being built
 	}
 	for _, c := range s.n.cards {
@@ -72,11 +72,7 @@ func cidrView(ci datastore.CIDRInfo) introspect.CIDR {
 // ENIConfigName is the ENIConfig the node resolves to, even when that
 // ENIConfig does not exist; an error only when the node cannot be read.
 func (s introspection) ENIConfigName(ctx context.Context) (string, error) {
-	k := s.n.kubeClient()
-	if k == nil {
-		return "", errors.New("ipamd runs without the Kubernetes API server")
-	}
-	ec, err := k.ENIConfig(ctx)
+	ec, err := s.n.kube.get().ENIConfig(ctx)
 	if ec.Name != "" {
 		return ec.Name, nil
 	}
@@ -128,13 +124,13 @@ func (s introspection) Pool() introspect.Pool {
 		Mode: "secondary-ip",
 		Targets: introspect.Targets{
 			WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
-			WarmPrefix: n.cfg.WarmPrefixTarget, MaxPods: n.maxPodsNow(), CooldownSeconds: int(n.cfg.IPCooldown.Seconds()),
+			WarmPrefix: n.cfg.WarmPrefixTarget, MaxPods: n.node.maxPodsNow(), CooldownSeconds: int(n.cfg.IPCooldown.Seconds()),
 		},
 		WaitingOn: n.track.Current(),
 		Cards:     []introspect.CardPool{},
 	}
 	p.LastAction, p.LastActionTime = n.last.get()
-	if !n.ready.Load() {
+	if !n.ready.isSet() {
 		return p // the cards are being built
 	}
 	for _, c := range n.cards {

@@ -45,16 +45,13 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/version"
 )
@@ -156,148 +153,49 @@ type Options struct {
 	StartedAt time.Time
 }
 
-// IPAM is the node's address manager.
+// IPAM is the node's address manager: the wiring of its parts, each the
+// one owner of its state (see the package doc). Apart from the parts, its
+// fields are set by New and Init and never change after.
 type IPAM struct {
-	cfg   config.Config
-	ec2   EC2
-	md    Metadata
-	subs  SubnetLister
-	leak  LeakedENILister
-	host  HostNetwork
-	log   *slog.Logger
-	times Intervals
-	links PodLinks
+	cfg     config.Config
+	ec2     EC2
+	md      Metadata
+	subs    SubnetLister
+	leak    LeakedENILister
+	host    HostNetwork
+	links   PodLinks // nil: every pod is live, nothing is swept
+	log     *slog.Logger
+	times   Intervals
+	metrics *metrics.Metrics
+	track   *introspect.Tracker
 
-	// kube is nil until an API server is known; SetKubernetes sets it
-	// once later when ipamd started without one.
-	kubeMu sync.RWMutex
-	kube   Kubernetes
-
-	metrics   *metrics.Metrics
-	gaugeMu   sync.Mutex // serialises pool gauge updates
-	track     *introspect.Tracker
-	last      lastAction
 	startedAt time.Time
+	metricsL  net.Listener
+	introL    net.Listener
+
+	kube     *kubeRef
+	node     *nodeState
+	cards    []*card // managed network cards, card 0 first; built by Init
+	book     *eniBook
+	subnets  *subnetCache
+	handout  *handout
+	cpHealth *cpHealth
+	gauges   *gauges
+	last     *lastAction
+	sgpp     *noteOnce
 	// customNetDeclared: the CNINode carries CustomNetworking=<ENIConfig>.
 	customNetDeclared atomic.Bool
-	// sgppNote is the last security-groups-for-pods problem logged (under
-	// mu), so each is logged once per change, not every pool cycle.
-	sgppNote string
-	metricsL net.Listener
-	introL   net.Listener
-	cpHealth *cpHealth
-
-	// Node facts, set by Init; vpcCIDRs and sgs change later under nodeMu.
-	node   nodeFacts
-	nodeMu sync.RWMutex
-	macs   map[string]net.HardwareAddr // ENI id → MAC, under nodeMu
-
-	cards []*card // managed network cards, card 0 first
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
 	// and wait for its end (trunkwait.go).
 	reconciled *reconcileSignal
-	// mu serialises pool changes (pool cycles, reconcile): AddNetwork and
+	// changes serialises what changes the pool in EC2 (pool cycles,
+	// reconciles, node refreshes). It guards no field: AddNetwork and
 	// DelNetwork only touch the datastores, which lock themselves.
-	mu          sync.Mutex
-	terminating atomic.Bool
-	termOnce    sync.Once
-	termCh      chan struct{} // closed by Terminate
-	lastAction  atomic.Int64  // unix nanoseconds of the last executed pool action
-	ready       atomic.Bool
-	readyCh     chan struct{}
-
-	// changed is closed and replaced whenever addresses are added, so
-	// AddNetwork calls waiting for an address retry.
-	chMu    sync.Mutex
-	changed chan struct{}
-	// limitReached: a pool cycle found every card at its hard limit while
-	// ADDs wait, so the waiters can fail at once.
-	limitReached *signal
-	pending      atomic.Int64 // AddNetwork calls waiting for an address
-
-	// Under mu:
-	released   map[netip.Prefix]time.Time // CIDRs released to EC2, for reconcile's grace period
-	primaryIPs map[string]netip.Addr      // ENI id → its primary address (for host teardown)
-	attachIDs  map[string]string          // ENI id → attachment id (freeing it needs no describe)
-	subnets    subnetCache                // subnet discovery's last answer
-	ignored    map[string]bool            // attached ENIs ipamd never manages (EFA-only, unmanaged cards)
-	dotPending map[string]string          // ENI id → attachment id still without delete-on-termination
-	// Set by Init: subnets excluded from pod addresses (subnet discovery).
-	excludedSubnets map[string]bool
-}
-
-// nodeFacts are what Init learns about the instance.
-type nodeFacts struct {
-	id         awsutils.Identity
-	typ        awsutils.InstanceTypeInfo
-	subnetID   string
-	subnetCIDR netip.Prefix
-	vpcID      string
-	primaryENI string
-	sgs        []string
-	vpcCIDRs   []netip.Prefix
-	vpcV6CIDRs []netip.Prefix
-	maxPods    int
-	pd         bool // prefix delegation in effect (false on non-Nitro)
-}
-
-// card is one managed network card's pool.
-type card struct {
-	index     int
-	store     *datastore.Store
-	maxENIs   int
-	unmanaged map[string]int // unmanaged ENIs attached on this card → device index
-	// unfreed: ENIs out of the store that could not be detached (a failed
-	// free or undo) → device index. They still take a device and count
-	// against the ENI limit until retryUnfreed frees them or reconcile
-	// adopts them again. Under IPAM.mu.
-	unfreed map[string]int
-	pd      bool // false after an InsufficientCidrBlocks fallback
-	// askDevice: after a failed allocation, let awsutils find a free device
-	// index with DescribeInstances instead of trusting ipamd's own view.
-	askDevice bool
-
-	// Written by the pool manager only, read under stateMu by AddNetwork.
-	stateMu      sync.Mutex
-	starved      string // why the pool cannot grow ("" when it can)
-	full         string // the hard limit the card is at ("" when it can grow at all)
-	lastErr      error  // last failed EC2 action
-	lastRelease  time.Time
-	insufficient time.Time // no growth before this time
-	insuffCode   string    // the EC2 code that started the cooldown
-	failures     int       // consecutive failed pool actions
-	retryAt      time.Time // no pool action before this time (backoff)
-	cooldownWait timedWait // the insufficient-address cooldown, shown in /v1/pool
-	backoffWait  timedWait // the failure backoff, shown in /v1/pool
-}
-
-func (c *card) setState(starved string, err error) {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	c.starved = starved
-	if err != nil || starved == "" {
-		c.lastErr = err
-	}
-}
-
-func (c *card) setFull(limit string) {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	c.full = limit
-}
-
-func (c *card) fullText() string {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	return c.full
-}
-
-func (c *card) state() (string, error) {
-	c.stateMu.Lock()
-	defer c.stateMu.Unlock()
-	return c.starved, c.lastErr
+	changes     sync.Mutex
+	ready       *latch // Init completed
+	terminating *latch // SIGTERM: no more attach or free
 }
 
 // New validates the options and builds an IPAM; Init must run before it
@@ -332,25 +230,27 @@ func New(o Options) (*IPAM, error) {
 	if started.IsZero() {
 		started = time.Now()
 	}
-	var kube Kubernetes
-	if o.Kube != nil {
-		kube = trackedKube{Kubernetes: o.Kube, t: track}
-	}
-	var subs SubnetLister
+	var subs SubnetLister = noSubnets{}
 	if o.Subnets != nil {
 		subs = trackedSubnets{SubnetLister: o.Subnets, t: track}
 	}
-	var leak LeakedENILister
+	var leak LeakedENILister = noLeaked{}
 	if o.Leaked != nil {
 		leak = trackedLeaked{LeakedENILister: o.Leaked, t: track}
 	}
-	n := &IPAM{
-		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: o.Host,
-		kube: kube, metrics: m, track: track, startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
-		log: log, times: o.times().withDefaults(), links: o.PodLinks,
-		pool: newTrigger(), reconciled: newReconcileSignal(), readyCh: make(chan struct{}), termCh: make(chan struct{}), changed: make(chan struct{}), limitReached: newSignal(),
-		released: map[netip.Prefix]time.Time{}, primaryIPs: map[string]netip.Addr{}, attachIDs: map[string]string{}, ignored: map[string]bool{}, dotPending: map[string]string{}, excludedSubnets: map[string]bool{}, macs: map[string]net.HardwareAddr{},
+	var host HostNetwork = noHost{}
+	if o.Host != nil {
+		host = o.Host
 	}
+	n := &IPAM{
+		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: host,
+		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
+		startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
+		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},
+		handout: newHandout(), gauges: &gauges{m: m}, last: &lastAction{}, sgpp: &noteOnce{},
+		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
+	}
+	n.kube.set(o.Kube)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {
@@ -365,73 +265,33 @@ func New(o Options) (*IPAM, error) {
 	return n, nil
 }
 
-// kubeClient is the API server client, nil while ipamd runs without one.
-func (n *IPAM) kubeClient() Kubernetes {
-	n.kubeMu.RLock()
-	defer n.kubeMu.RUnlock()
-	return n.kube
-}
-
 // SetKubernetes hands ipamd an API server client it started without (the
-// API server became reachable later, docs/compatibility.md, "API server at start") and, once the node
-// is initialised, re-reads the node's max pods from it (so it blocks until
-// Init completes or ctx ends). A second call is ignored.
+// API server became reachable later, docs/compatibility.md, "API server at
+// start") and, once the node is initialised, re-reads the node's max pods
+// from it (so it blocks until Init completes or ctx ends). A second call
+// is ignored.
 func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {
-	if k == nil {
+	if !n.kube.set(k) {
 		return
 	}
-	n.kubeMu.Lock()
-	if n.kube != nil {
-		n.kubeMu.Unlock()
-		return
-	}
-	n.kube = trackedKube{Kubernetes: k, t: n.track}
-	n.kubeMu.Unlock()
 	// Init reads max pods once; wait for it so the node's value wins.
 	select {
-	case <-n.readyCh:
+	case <-n.ready.done():
 	case <-ctx.Done():
 		return
 	}
 	mp := n.maxPods(ctx)
-	n.nodeMu.Lock()
-	n.node.maxPods = mp
-	n.nodeMu.Unlock()
+	n.node.setMaxPods(mp)
 	n.log.Info("Kubernetes API server reachable: max pods re-read from the node", "maxPods", mp)
 	n.pool.Fire()
 }
 
-// maxPodsNow is the node's max pods (it may change once, see
-// SetKubernetes).
-func (n *IPAM) maxPodsNow() int {
-	n.nodeMu.RLock()
-	defer n.nodeMu.RUnlock()
-	return n.node.maxPods
-}
-
-// broadcast wakes every AddNetwork waiting for an address.
-func (n *IPAM) broadcast() {
-	n.chMu.Lock()
-	close(n.changed)
-	n.changed = make(chan struct{})
-	n.chMu.Unlock()
-}
-
-func (n *IPAM) changedCh() <-chan struct{} {
-	n.chMu.Lock()
-	defer n.chMu.Unlock()
-	return n.changed
-}
-
 // Terminate stops every ENI attach and free (SIGTERM); address hand-out
 // and release to pods go on while the server drains.
-func (n *IPAM) Terminate() {
-	n.terminating.Store(true)
-	n.termOnce.Do(func() { close(n.termCh) })
-}
+func (n *IPAM) Terminate() { n.terminating.set() }
 
 // Ready reports whether Init has completed.
-func (n *IPAM) Ready() bool { return n.ready.Load() }
+func (n *IPAM) Ready() bool { return n.ready.isSet() }
 
 // Snapshot is the daemon's state for introspection and metrics.
 type Snapshot struct {
@@ -460,23 +320,4 @@ func (n *IPAM) Snapshot() Snapshot {
 		s.Cards = append(s.Cards, cs)
 	}
 	return s
-}
-
-// poolView converts a store's ENIs into the planner's input.
-func poolView(c *card) pool.Pool {
-	// An ENI still attached though ipamd let go of it takes a slot like an
-	// unmanaged one: planning a new ENI in its place only fails to attach.
-	p := pool.Pool{Card: c.index, Unmanaged: len(c.unmanaged) + len(c.unfreed)}
-	for _, e := range c.store.ENIs() {
-		pe := pool.ENI{ID: e.ID, DeviceNumber: e.DeviceNumber, Primary: e.IsPrimary, Trunk: e.IsTrunk,
-			EFA: e.IsEFA, Excluded: e.ExcludedForPods, CreatedAt: e.CreatedAt}
-		for _, ci := range e.CIDRs {
-			if ci.Prefix.Addr().Is6() {
-				continue
-			}
-			pe.CIDRs = append(pe.CIDRs, pool.CIDR{Prefix: ci.Prefix, Assigned: ci.Assigned, Cooling: ci.Cooling})
-		}
-		p.ENIs = append(p.ENIs, pe)
-	}
-	return p
 }

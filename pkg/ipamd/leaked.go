@@ -14,7 +14,7 @@ import (
 // leakedSweepEnabled: upstream sweeps only in IPv4 mode, with provisioning
 // on, unless DISABLE_LEAKED_ENI_CLEANUP.
 func (n *IPAM) leakedSweepEnabled() bool {
-	return n.leak != nil && !n.cfg.DisableLeakedENICleanup && !n.cfg.DisableProvisioning && n.cfg.EnableIPv4
+	return !n.cfg.DisableLeakedENICleanup && !n.cfg.DisableProvisioning && n.cfg.EnableIPv4
 }
 
 // SweepLeaked deletes unattached ENIs that ipamd created (description
@@ -94,7 +94,7 @@ func (n *IPAM) runLeakedSweeper(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		wait = n.times.LeakedSweep + time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12)+1))
-		if n.terminating.Load() {
+		if n.terminating.isSet() {
 			return
 		}
 		if _, err := n.SweepLeaked(ctx, n.times.LeakedMinAge); err != nil && ctx.Err() == nil {

@@ -526,9 +526,9 @@ func TestReleaseFailureRestoresOnlyWhatEC2Holds(t *testing.T) {
 	if err := h.ec2.UnassignIPv4(ctx, eniID, []netip.Addr{gone.Addr()}); err != nil {
 		t.Fatal(err)
 	}
-	h.n.mu.Lock()
+	h.n.changes.Lock()
 	err := h.n.releaseCIDRs(ctx, c, eniID, []netip.Prefix{gone, kept})
-	h.n.mu.Unlock()
+	h.n.changes.Unlock()
 	if err == nil {
 		t.Fatal("releasing an address EC2 no longer lists succeeded; want EC2's error")
 	}
@@ -610,9 +610,9 @@ func TestPrefixFallbackReleasesEmptyPrefixes(t *testing.T) {
 	if got := h.simCounts(); got.ENIs != 1 || got.Prefixes != 3 {
 		t.Fatalf("before: %+v, want the primary ENI full of prefixes", got)
 	}
-	h.n.mu.Lock()
+	h.n.changes.Lock()
 	err := h.n.fallbackToSecondary(h.n.cards[0], "test")
-	h.n.mu.Unlock()
+	h.n.changes.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,12 @@ package ipamd
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
+	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
@@ -52,19 +54,31 @@ func (n *IPAM) observeLimits() {
 	}
 	enis := 0
 	for _, c := range n.cards {
-		enis += max(c.maxENIs-len(c.unmanaged), 0)
+		enis += max(c.maxENIs-c.unmanagedCount(), 0)
 	}
 	n.metrics.ENIMax.Set(float64(enis))
 	n.metrics.IPMax.Set(float64(enis * perENI))
 }
 
+// gauges serialises the pool gauge updates of AddNetwork, DelNetwork,
+// pool cycles and reconciles, so that no update overwrites a newer one.
+type gauges struct {
+	mu sync.Mutex
+	m  *metrics.Metrics
+}
+
 // observeCounts sets the O(1) pool gauges from every card's counters.
-// Upstream overwrites them per card (docs/compatibility.md, "Metrics"); we sum over the cards.
+// Upstream overwrites them per card (docs/compatibility.md, "Metrics"); we
+// sum over the cards.
 func (n *IPAM) observeCounts() {
-	n.gaugeMu.Lock()
-	defer n.gaugeMu.Unlock()
+	n.gauges.mu.Lock()
+	defer n.gauges.mu.Unlock()
+	n.gauges.counts(n.cards)
+}
+
+func (g *gauges) counts(cards []*card) {
 	var total, assigned, cooling, prefixes, enis int
-	for _, c := range n.cards {
+	for _, c := range cards {
 		st := c.store.Stats()
 		total += st.TotalIPs
 		assigned += st.AssignedIPs
@@ -74,22 +88,22 @@ func (n *IPAM) observeCounts() {
 			prefixes += st.TotalPrefixes
 		}
 	}
-	m := n.metrics
-	m.TotalIPs.Set(float64(total))
-	m.AssignedIPs.Set(float64(assigned))
-	m.CoolingIPs.Set(float64(cooling))
-	m.TotalIPv4Prefixes.Set(float64(prefixes))
-	m.ENIAllocated.Set(float64(enis))
+	g.m.TotalIPs.Set(float64(total))
+	g.m.AssignedIPs.Set(float64(assigned))
+	g.m.CoolingIPs.Set(float64(cooling))
+	g.m.TotalIPv4Prefixes.Set(float64(prefixes))
+	g.m.ENIAllocated.Set(float64(enis))
 }
 
 // observeAssignments refreshes the pool counts and the per-ENI and
 // per-CIDR gauges of the ENIs an AddNetwork or DelNetwork touched (O(CIDRs
 // of those ENIs), not of the node).
 func (n *IPAM) observeAssignments(asgs []datastore.Assignment) {
-	n.observeCounts()
-	n.gaugeMu.Lock()
-	defer n.gaugeMu.Unlock()
-	for i, a := range asgs {
+	g := n.gauges
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.counts(n.cards)
+	for _, a := range asgs {
 		if a.ENIID == "" {
 			continue
 		}
@@ -98,10 +112,10 @@ func (n *IPAM) observeAssignments(asgs []datastore.Assignment) {
 			if !ok {
 				continue
 			}
-			n.metrics.AssignedIPPerENI.WithLabelValues(e.ID).Set(float64(e.AssignedIPs))
+			g.m.AssignedIPPerENI.WithLabelValues(e.ID).Set(float64(e.AssignedIPs))
 			for _, ci := range e.CIDRs {
-				if ci.Prefix == asgs[i].CIDR {
-					n.metrics.AssignedIPPerCIDR.WithLabelValues(ci.Prefix.String()).Set(float64(ci.Assigned))
+				if ci.Prefix == a.CIDR {
+					g.m.AssignedIPPerCIDR.WithLabelValues(ci.Prefix.String()).Set(float64(ci.Assigned))
 				}
 			}
 		}
@@ -111,17 +125,17 @@ func (n *IPAM) observeAssignments(asgs []datastore.Assignment) {
 // observePool refreshes every pool gauge, including the per-ENI and
 // per-CIDR ones (O(CIDRs)); run after pool cycles and reconciles.
 func (n *IPAM) observePool() {
-	n.observeCounts()
-	n.gaugeMu.Lock()
-	defer n.gaugeMu.Unlock()
-	m := n.metrics
-	m.AssignedIPPerENI.Reset()
-	m.AssignedIPPerCIDR.Reset()
+	g := n.gauges
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.counts(n.cards)
+	g.m.AssignedIPPerENI.Reset()
+	g.m.AssignedIPPerCIDR.Reset()
 	for _, c := range n.cards {
 		for _, e := range c.store.ENIs() {
-			m.AssignedIPPerENI.WithLabelValues(e.ID).Set(float64(e.AssignedIPs))
+			g.m.AssignedIPPerENI.WithLabelValues(e.ID).Set(float64(e.AssignedIPs))
 			for _, ci := range e.CIDRs {
-				m.AssignedIPPerCIDR.WithLabelValues(ci.Prefix.String()).Set(float64(ci.Assigned))
+				g.m.AssignedIPPerCIDR.WithLabelValues(ci.Prefix.String()).Set(float64(ci.Assigned))
 			}
 		}
 	}
@@ -158,6 +172,6 @@ func (n *IPAM) observeStartup(err error) {
 	if err != nil {
 		reason = "init_failed"
 	}
-	n.metrics.StartupDuration.WithLabelValues(strconv.FormatBool(err == nil), strconv.FormatBool(n.kubeClient() != nil), reason).
+	n.metrics.StartupDuration.WithLabelValues(strconv.FormatBool(err == nil), strconv.FormatBool(n.kube.present()), reason).
 		Observe(time.Since(n.startedAt).Seconds())
 }

@@ -105,9 +105,9 @@ func TestPoolShowsCooldownAndBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := h2.n.cards[0]
-	c.stateMu.Lock()
+	c.mu.Lock()
 	c.retryAt = time.Time{}
-	c.stateMu.Unlock()
+	c.mu.Unlock()
 	h2.n.PoolCycle(ctx)
 	if p := h2.n.Introspection().Pool(); len(p.WaitingOn) != 0 || p.Cards[0].Free == 0 {
 		t.Errorf("after recovery: WaitingOn %+v, free %d", p.WaitingOn, p.Cards[0].Free)

@@ -129,7 +129,7 @@ func (n *IPAM) sweepOrphans(ctx context.Context, sw *orphanSweep, now time.Time)
 		}
 	}
 	if released > 0 {
-		n.broadcast()
+		n.handout.wake()
 		n.observePool()
 		n.pool.Fire() // the pool may shrink now
 	}
@@ -151,10 +151,8 @@ func (n *IPAM) releaseOrphan(ctx context.Context, c *card, a datastore.Assignmen
 	n.log.Warn("released the address of a pod whose host veth is gone (a DEL that never reached ipamd)",
 		"pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName, "key", a.Key.String(), "ip", got.Addr,
 		"card", c.index, "absentFor", absent.Round(time.Millisecond))
-	if n.host != nil {
-		if err := n.host.DeletePodRules(ctx, got.Addr); err != nil {
-			n.log.Warn("could not delete the ip rules of an orphaned pod", "ip", got.Addr, "err", err)
-		}
+	if err := n.host.DeletePodRules(ctx, got.Addr); err != nil {
+		n.log.Warn("could not delete the ip rules of an orphaned pod", "ip", got.Addr, "err", err)
 	}
 	return nil
 }

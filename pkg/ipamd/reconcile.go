@@ -20,11 +20,11 @@ import (
 // taken from a live pod. A CIDR released less than the grace period ago is
 // ignored either way (metadata still lists it).
 func (n *IPAM) Reconcile(ctx context.Context) (err error) {
-	if !n.ready.Load() {
+	if !n.ready.isSet() {
 		return nil
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.changes.Lock()
+	defer n.changes.Unlock()
 	defer n.inProgress(fnReconcile)()
 	defer func() {
 		if err != nil {
@@ -33,7 +33,7 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 		n.observePool()
 	}()
 	now := time.Now()
-	n.forgetReleased(now)
+	n.book.forgetReleased(now, n.times.ReleasedGrace)
 
 	mds, err := n.md.ENIs(ctx)
 	if err != nil {
@@ -60,14 +60,14 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 	}
 	var errs []error
 	for _, e := range enis {
-		if _, ok := attached[e.ID]; !ok || n.ignored[e.ID] {
+		if _, ok := attached[e.ID]; !ok || n.book.isIgnored(e.ID) {
 			continue
 		}
 		c := n.cardOf(e.Attachment.NetworkCard)
 		if c == nil {
 			continue
 		}
-		if _, unmanaged := c.unmanaged[e.ID]; unmanaged {
+		if c.isUnmanaged(e.ID) {
 			continue
 		}
 		if _, known := c.store.ENI(e.ID); !known {
@@ -100,7 +100,7 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 			n.teardownRemovedENI(ctx, info, evicted)
 		}
 	}
-	n.broadcast()
+	n.handout.wake()
 	return errors.Join(errs...)
 }
 
@@ -108,11 +108,8 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 // attaches, as freeENI does (its rule for the primary IP, its route
 // table), and the ip rules of the pods that lost their address with it.
 func (n *IPAM) teardownRemovedENI(ctx context.Context, info datastore.ENIInfo, evicted []datastore.Assignment) {
-	defer delete(n.primaryIPs, info.ID)
-	if n.host == nil {
-		return
-	}
-	if ip, ok := n.primaryIPs[info.ID]; ok && !info.IsPrimary {
+	defer n.book.forgetPrimaryIP(info.ID)
+	if ip, ok := n.book.primaryIP(info.ID); ok && !info.IsPrimary {
 		if err := n.host.TeardownENI(ctx, ip, info.RouteTableID); err != nil {
 			n.log.Warn("reconcile: could not tear down host networking of a removed ENI", "eni", info.ID, "err", err)
 		}
@@ -129,14 +126,14 @@ func (n *IPAM) teardownRemovedENI(ctx context.Context, info datastore.ENIInfo, e
 func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 	seen := map[string]bool{}
 	for _, m := range mds {
-		if n.ignored[m.ENIID] {
+		if n.book.isIgnored(m.ENIID) {
 			continue
 		}
 		c := n.cardOf(m.NetworkCard)
 		if c == nil {
 			return false // a card we have not looked at: let EC2 decide
 		}
-		if _, ok := c.unmanaged[m.ENIID]; ok {
+		if c.isUnmanaged(m.ENIID) {
 			continue
 		}
 		info, ok := c.store.ENI(m.ENIID)
@@ -174,7 +171,7 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 		}
 		extra := 0
 		for p := range want {
-			if _, grace := n.released[p]; grace {
+			if n.book.inGrace(p) {
 				extra++
 			}
 		}
@@ -201,7 +198,7 @@ func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
 	}
 	var errs []error
 	for p := range ec2Has {
-		if _, grace := n.released[p]; grace {
+		if n.book.inGrace(p) {
 			continue
 		}
 		err := c.store.AddCIDR(e.ID, p)

@@ -59,7 +59,7 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 				case <-lctx.Done():
 					return nil
 				case now := <-tick.C:
-					if !reconcileDue(now, time.Unix(0, n.lastAction.Load()), lastReconcile, n.times.Reconcile) {
+					if _, lastAction := n.last.get(); !reconcileDue(now, lastAction, lastReconcile, n.times.Reconcile) {
 						continue
 					}
 				case <-n.reconciled.kick:

@@ -329,17 +329,17 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 	// Let the pool shrink back to its targets, then check every address.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		h.n.mu.Lock()
+		h.n.changes.Lock()
 		st := h.n.cards[0].store.Stats()
-		h.n.mu.Unlock()
+		h.n.changes.Unlock()
 		if st.AssignedIPs == 0 && st.TotalIPs <= 4+1 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	h.n.mu.Lock()
+	h.n.changes.Lock()
 	h.checkConsistent()
-	h.n.mu.Unlock()
+	h.n.changes.Unlock()
 	if got := h.n.cards[0].store.Stats(); got.AssignedIPs != 0 || got.TotalIPs > 5 {
 		t.Errorf("after the load the pool should hold ~WARM_IP_TARGET free addresses: %+v (peak %d)", got, maxIPs)
 	}
@@ -397,7 +397,7 @@ func TestShutdownDrainsWaitingAdds(t *testing.T) {
 		errc <- err
 	}()
 	waitUntil := time.After(30 * time.Second)
-	for h.n.pending.Load() == 0 {
+	for h.n.handout.waiting() == 0 {
 		select {
 		case err := <-errc:
 			t.Fatalf("the ADD returned before it waited for the pool: %v", err)

@@ -24,3 +24,28 @@ func (s *signal) broadcast() {
 	close(s.ch)
 	s.ch = make(chan struct{})
 }
+
+// latch is a one-way switch (initialised, terminating): set once, then
+// seen by every reader and every waiter.
+type latch struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newLatch() *latch { return &latch{ch: make(chan struct{})} }
+
+// set closes the latch; later calls do nothing.
+func (l *latch) set() { l.once.Do(func() { close(l.ch) }) }
+
+// isSet reports whether set has run.
+func (l *latch) isSet() bool {
+	select {
+	case <-l.ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// done is closed once set has run.
+func (l *latch) done() <-chan struct{} { return l.ch }

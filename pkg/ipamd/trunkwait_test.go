@@ -24,7 +24,7 @@ func TestBranchPodWaitsForTrunk(t *testing.T) {
 		c.EnablePodENI = true
 		c.IPCooldown = 0
 	}})
-	h.n.kube = k
+	h.n.kube.set(k)
 	h.runDaemon()
 	h.waitState(func(string, error) bool { return true })
 

@@ -1,0 +1,264 @@
+package ipamd
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/introspect"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
+)
+
+// card is one managed network card's pool: its datastore (which locks
+// itself) and what the pool manager learns while acting on it: the ENIs it
+// must count but does not manage, its cooldowns and back-off, and why it
+// cannot grow. index, store and maxENIs never change; mu guards the rest.
+// The pool manager and the reconcile write; AddNetwork only reads.
+type card struct {
+	index   int
+	store   *datastore.Store
+	maxENIs int
+	track   *introspect.Tracker
+	backoff time.Duration // first pause after a failed action, doubling to 1 min
+	cool    time.Duration // no growth this long after a subnet-full error
+
+	mu        sync.Mutex
+	unmanaged map[string]int // unmanaged ENIs attached on this card → device index
+	// unfreed: ENIs out of the store that could not be detached (a failed
+	// free or undo) → device index. They still take a device and count
+	// against the ENI limit until retryUnfreed frees them or reconcile
+	// adopts them again.
+	unfreed map[string]int
+	pd      bool // prefix delegation; false after an InsufficientCidrBlocks fallback
+	// askDevice: after a failed allocation, let awsutils find a free device
+	// index with DescribeInstances instead of trusting ipamd's own view.
+	askDevice    bool
+	starved      string // why the pool cannot grow ("" when it can)
+	full         string // the hard limit the card is at ("" when it can grow at all)
+	lastErr      error  // last failed EC2 action
+	lastRelease  time.Time
+	insufficient time.Time // no growth before this time
+	insuffCode   string    // the EC2 code that started the cooldown
+	failures     int       // consecutive failed pool actions
+	retryAt      time.Time // no pool action before this time (backoff)
+	cooldownWait timedWait // the insufficient-address cooldown, shown in /v1/pool
+	backoffWait  timedWait // the failure backoff, shown in /v1/pool
+}
+
+func newCard(index int, store *datastore.Store, maxENIs int, pd bool, track *introspect.Tracker, t Intervals) *card {
+	return &card{index: index, store: store, maxENIs: maxENIs, pd: pd, track: track, backoff: t.FailureBackoff,
+		cool: t.InsufficientCool, unmanaged: map[string]int{}, unfreed: map[string]int{}}
+}
+
+// view converts the card into the planner's input.
+func (c *card) view() pool.Pool {
+	c.mu.Lock()
+	// An ENI still attached though ipamd let go of it takes a slot like an
+	// unmanaged one: planning a new ENI in its place only fails to attach.
+	p := pool.Pool{Card: c.index, Unmanaged: len(c.unmanaged) + len(c.unfreed)}
+	c.mu.Unlock()
+	for _, e := range c.store.ENIs() {
+		pe := pool.ENI{ID: e.ID, DeviceNumber: e.DeviceNumber, Primary: e.IsPrimary, Trunk: e.IsTrunk,
+			EFA: e.IsEFA, Excluded: e.ExcludedForPods, CreatedAt: e.CreatedAt}
+		for _, ci := range e.CIDRs {
+			if ci.Prefix.Addr().Is6() {
+				continue
+			}
+			pe.CIDRs = append(pe.CIDRs, pool.CIDR{Prefix: ci.Prefix, Assigned: ci.Assigned, Cooling: ci.Cooling})
+		}
+		p.ENIs = append(p.ENIs, pe)
+	}
+	return p
+}
+
+// slotsTaken counts the ENI slots in use: managed, unmanaged and unfreed.
+func (c *card) slotsTaken() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.store.ENIs()) + len(c.unmanaged) + len(c.unfreed)
+}
+
+// addUnmanaged records an attached ENI ipamd does not manage.
+func (c *card) addUnmanaged(id string, device int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.unmanaged[id] = device
+}
+
+func (c *card) isUnmanaged(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.unmanaged[id]
+	return ok
+}
+
+func (c *card) unmanagedCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.unmanaged)
+}
+
+// keepUnfreed records an ENI out of the store that may still be attached.
+func (c *card) keepUnfreed(id string, device int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.unfreed[id] = device
+}
+
+func (c *card) forgetUnfreed(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.unfreed, id)
+}
+
+func (c *card) unfreedIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.unfreed))
+	for id := range c.unfreed {
+		out = append(out, id)
+	}
+	return out
+}
+
+// freeDevices is the k lowest device indexes on the card no known ENI uses.
+func (c *card) freeDevices(k int) []int {
+	used := map[int]bool{}
+	for _, e := range c.store.ENIs() {
+		used[e.DeviceNumber] = true
+	}
+	c.mu.Lock()
+	for _, d := range c.unmanaged {
+		used[d] = true
+	}
+	for _, d := range c.unfreed {
+		used[d] = true
+	}
+	c.mu.Unlock()
+	if c.index == 0 {
+		used[0] = true
+	}
+	var out []int
+	for i := 0; len(out) < k; i++ {
+		if !used[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// prefixes reports whether the card grows with /28 prefixes.
+func (c *card) prefixes() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pd
+}
+
+// stopPrefixes makes the card grow with /32s from now on.
+func (c *card) stopPrefixes() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pd = false
+}
+
+func (c *card) deviceFromEC2() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.askDevice
+}
+
+func (c *card) setDeviceFromEC2(ask bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.askDevice = ask
+}
+
+func (c *card) setState(starved string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starved = starved
+	if err != nil || starved == "" {
+		c.lastErr = err
+	}
+}
+
+func (c *card) setFull(limit string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.full = limit
+}
+
+func (c *card) fullText() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.full
+}
+
+func (c *card) state() (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.starved, c.lastErr
+}
+
+// gates are the card's timers the planner's permissions depend on.
+type gates struct {
+	insufficient, lastRelease, retryAt time.Time
+	insuffCode                         string
+	lastErr                            error
+	prefixes                           bool
+}
+
+func (c *card) gates() gates {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return gates{insufficient: c.insufficient, lastRelease: c.lastRelease, retryAt: c.retryAt,
+		insuffCode: c.insuffCode, lastErr: c.lastErr, prefixes: c.pd}
+}
+
+// released notes a release to EC2, which spaces the next one.
+func (c *card) released(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastRelease = at
+}
+
+// backOff pauses the card's pool actions after a failure, doubling up to a
+// minute, so a persistent failure (missing permission, a broken subnet)
+// does not cost an EC2 call every cycle.
+func (c *card) backOff(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failures++
+	c.retryAt = time.Now().Add(min(c.backoff<<min(c.failures-1, 10), time.Minute))
+	c.backoffWait.show(c.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s",
+		c.failures, c.index, causeOf(err)), c.retryAt)
+}
+
+func (c *card) clearBackoff() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failures = 0
+	c.backoffWait.clear()
+}
+
+// backingOff reports whether the card is pausing after a failure.
+func (c *card) backingOff() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Before(c.retryAt)
+}
+
+// noteInsufficient starts the no-growth cooldown after a subnet-full error.
+func (c *card) noteInsufficient(err error) {
+	if !awsutils.IsInsufficientCapacity(err) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.insufficient = time.Now().Add(c.cool)
+	c.insuffCode = awsutils.Code(err)
+	c.cooldownWait.show(c.track, waitCooldown, fmt.Sprintf("subnet full (EC2 %s): no growth on card %d until %s",
+		c.insuffCode, c.index, c.insufficient.Format(time.RFC3339)), c.insufficient)
+}

@@ -1,0 +1,373 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+// Errors of the address hand-out; the gRPC door maps them to status codes.
+var (
+	// ErrNoAddress: no address came before the request's deadline, or
+	// none can come (every card at its hard limit). The message names why.
+	ErrNoAddress = errors.New("no IP address available")
+	// ErrShuttingDown: ipamd is terminating with no free address.
+	ErrShuttingDown = errors.New("ipamd is shutting down and has no free address; retry on the next ipamd")
+)
+
+// noAddressError is ErrNoAddress with its cause.
+type noAddressError struct{ msg string }
+
+func (e *noAddressError) Error() string        { return e.msg }
+func (e *noAddressError) Is(target error) bool { return target == ErrNoAddress }
+
+// handout is the wait for an address, in one place: how many AddNetwork
+// calls wait (the planner counts them as demand), the signal that wakes
+// them when an address may have become usable (the pool grew, a pod
+// released one, a reconcile adopted one), and the signal that tells them
+// a pool cycle found every card at its hard limit.
+type handout struct {
+	pending atomic.Int64
+	changed *signal
+	limited *signal
+}
+
+func newHandout() *handout { return &handout{changed: newSignal(), limited: newSignal()} }
+
+// waiting is the number of AddNetwork calls waiting for an address.
+func (h *handout) waiting() int { return int(h.pending.Load()) }
+
+// wake retries every waiting AddNetwork.
+func (h *handout) wake() { h.changed.broadcast() }
+
+// AddContext bounds a request so that its answer (rather than the client's
+// own deadline error) reaches the client: it ends a little before the
+// request's deadline, or after Intervals.AddWait when it has none.
+func (n *IPAM) AddContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithTimeout(ctx, n.times.AddWait)
+	}
+	margin := min(max(time.Until(d)/10, 20*time.Millisecond), time.Second)
+	return context.WithDeadline(ctx, d.Add(-margin))
+}
+
+// WaitReady blocks until Init completed or ctx ends.
+func (n *IPAM) WaitReady(ctx context.Context) error {
+	// Readiness first: with both channels ready, select would pick one at
+	// random and a ready ipamd could answer "not initialised".
+	if n.ready.isSet() {
+		return nil
+	}
+	select {
+	case <-n.ready.done():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: it is still reading the instance, its ENIs and the checkpoint; retry", ErrNotInitialised)
+	}
+}
+
+// AssignPod hands k an address: one on the first card that has one, or
+// one on every card for a multi-NIC pod. On an empty pool it asks the pool
+// manager for more at once and waits until ctx ends, instead of failing;
+// it fails at once when no address can come. Errors: ErrNoAddress,
+// ErrShuttingDown, or a datastore failure.
+func (n *IPAM) AssignPod(ctx context.Context, k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
+	start := time.Now()
+	meta.InterfacesCount = 1
+	if multi {
+		meta.InterfacesCount = len(n.cards)
+	}
+	h := n.handout
+	waiting := false
+	result := "error"
+	defer func() {
+		if waiting {
+			h.pending.Add(-1)
+		}
+		n.metrics.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	}()
+	deadline, _ := ctx.Deadline()
+	fire := true
+	for {
+		changed, limited := h.changed.wait(), h.limited.wait()
+		asgs, err := n.assign(k, meta, multi)
+		if err == nil {
+			if waiting {
+				n.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
+			}
+			result = "ok"
+			n.observeAssignments(asgs)
+			n.nudgePool()
+			n.annotate(ctx, meta.K8sPodNamespace, meta.K8sPodName, asgs[0].Addr.String(), true)
+			return asgs, nil
+		}
+		if !errors.Is(err, datastore.ErrNoAvailableAddress) {
+			return nil, fmt.Errorf("assigning an address to %s: %w", k, err)
+		}
+		if !waiting {
+			waiting = true
+			h.pending.Add(1)
+		}
+		if limit := n.nothingComing(deadline); limit != "" {
+			// No refill can come and no cooldown ends in time: fail now
+			// and let kubelet retry, as upstream does (docs/compatibility.md,
+			// "Deliberate differences").
+			result = "exhausted"
+			n.metrics.NoAvailableIPs.Inc()
+			return nil, &noAddressError{n.exhaustedCause(err, time.Since(start)) + "; node at its hard limit: " + limit}
+		}
+		if fire {
+			n.pool.Fire()
+		}
+		fire = true
+		switch n.waitForAddress(ctx, changed, limited) {
+		case waitLimit:
+			fire = false // the pool just ran and found no room
+		case waitRetry:
+		case waitShutdown:
+			// The pool will not grow any more: answer now so the drain is quick.
+			if asgs, err := n.assign(k, meta, multi); err == nil {
+				result = "ok"
+				n.observeAssignments(asgs)
+				return asgs, nil
+			}
+			result = "shutdown"
+			n.metrics.NoAvailableIPs.Inc()
+			return nil, ErrShuttingDown
+		case waitDeadline:
+			result = "exhausted"
+			n.metrics.NoAvailableIPs.Inc()
+			return nil, &noAddressError{n.exhaustedCause(err, time.Since(start))}
+		}
+	}
+}
+
+type waitOutcome int
+
+const (
+	waitRetry    waitOutcome = iota // something changed: try to assign again
+	waitLimit                       // the pool found every card at its hard limit
+	waitShutdown                    // ipamd is terminating
+	waitDeadline                    // the request's time is up
+)
+
+// waitForAddress blocks until an address may have become usable: the pool
+// grew or an address was released (changed), or the earliest cooldown
+// ended (a timer on exactly that moment, not a poll).
+func (n *IPAM) waitForAddress(ctx context.Context, changed, limited <-chan struct{}) waitOutcome {
+	var wake <-chan time.Time
+	if at, ok := n.nextCoolingEnd(); ok {
+		t := time.NewTimer(time.Until(at))
+		defer t.Stop()
+		wake = t.C
+	}
+	select {
+	case <-changed:
+		return waitRetry
+	case <-limited:
+		return waitLimit
+	case <-wake:
+		return waitRetry
+	case <-n.terminating.done():
+		return waitShutdown
+	case <-ctx.Done():
+		return waitDeadline
+	}
+}
+
+// nudgePool starts a pool cycle at once when card 0 is below its warm
+// target after an assignment and can still grow, so the refill begins now
+// rather than at the next tick (a burst's later pods then find addresses).
+// A starved card is left to the tick: each cycle asks the API server for
+// the node's taints.
+func (n *IPAM) nudgePool() {
+	if n.cfg.EnableIPv6 || len(n.cards) == 0 {
+		return
+	}
+	c := n.cards[0]
+	want := n.cfg.WarmENITarget * max(n.node.typ.IPv4PerENI-1, 0)
+	switch {
+	case n.cfg.WarmIPTarget > 0 || n.cfg.MinimumIPTarget > 0:
+		want = n.cfg.WarmIPTarget
+	case c.store.Mode() == datastore.ModePrefixIPv4:
+		want = n.cfg.WarmPrefixTarget * 16
+	}
+	if c.store.Stats().AvailableIPs >= want {
+		return
+	}
+	if starved, _ := c.state(); starved == "" {
+		n.pool.Fire()
+	}
+}
+
+// nothingComing names the hard limit when no address can come before
+// deadline: every card is at its hard limit (as the last pool cycle found)
+// and no cooldown ends before deadline. "" means an address may come.
+func (n *IPAM) nothingComing(deadline time.Time) string {
+	var limits []string
+	for _, c := range n.cards {
+		l := c.fullText()
+		if l == "" {
+			return ""
+		}
+		limits = append(limits, l)
+	}
+	if len(limits) == 0 {
+		return ""
+	}
+	if at, ok := n.nextCoolingEnd(); ok && (deadline.IsZero() || at.Before(deadline)) {
+		return ""
+	}
+	return strings.Join(limits, "; ")
+}
+
+// nextCoolingEnd is the earliest cooldown end over every card.
+func (n *IPAM) nextCoolingEnd() (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, c := range n.cards {
+		if at, ok := c.store.NextCoolingEnd(); ok && (!found || at.Before(first)) {
+			first, found = at, true
+		}
+	}
+	return first, found
+}
+
+// assign takes one address on the first card that has one (pods spill to
+// cards > 0), or one on every card for a multi-NIC pod, all or nothing.
+func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
+	if !multi {
+		// A retried ADD gets what the key already holds, on any card: pods
+		// spill to cards > 0, so card 0 may have room again by now.
+		for _, c := range n.cards {
+			if a, ok := c.store.Lookup(k); ok {
+				return []datastore.Assignment{a}, nil
+			}
+		}
+		var err error
+		for _, c := range n.cards {
+			var a datastore.Assignment
+			if a, err = c.store.Assign(k, meta); err == nil {
+				return []datastore.Assignment{a}, nil
+			}
+			if !errors.Is(err, datastore.ErrNoAvailableAddress) {
+				return nil, err
+			}
+		}
+		return nil, err
+	}
+	var out []datastore.Assignment
+	for _, c := range n.cards {
+		a, err := c.store.Assign(k, meta)
+		if err != nil {
+			for i, done := range out {
+				if _, uerr := n.cards[i].store.Unassign(done.Key); uerr != nil {
+					n.log.Warn("could not undo a partial multi-NIC assignment", "key", k.String(), "err", uerr)
+				}
+			}
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// exhaustedCause names why no address came: the pool's own reason, the
+// last EC2 failure, or the datastore's figures.
+func (n *IPAM) exhaustedCause(storeErr error, waited time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s after waiting %s", ErrNoAddress, waited.Round(time.Millisecond))
+	mp := n.node.maxPodsNow()
+	for _, c := range n.cards {
+		starved, lastErr := c.state()
+		st := c.store.Stats()
+		fmt.Fprintf(&b, "; card %d: %d addresses, %d assigned, %d cooling", c.index, st.TotalIPs, st.AssignedIPs, st.CoolingIPs)
+		switch {
+		case starved != "":
+			b.WriteString(": " + starved)
+		case lastErr != nil:
+			b.WriteString(": " + causeOf(lastErr))
+		case mp > 0 && st.Pods >= mp:
+			fmt.Fprintf(&b, ": max pods reached (%d)", mp)
+		}
+	}
+	var nae *datastore.NoAvailableAddressError
+	if errors.As(storeErr, &nae) && nae.Reason != "" {
+		b.WriteString("; datastore: " + nae.Reason)
+	}
+	return b.String()
+}
+
+// ReleasePod releases what k holds on every card or, failing that, the
+// address recovered for the pod's veth after a corrupt checkpoint. It
+// wakes waiting ADDs and clears the pod-ips annotation. Nothing held:
+// none released and no error.
+func (n *IPAM) ReleasePod(ctx context.Context, k datastore.Key, namespace, name string) ([]datastore.Assignment, error) {
+	released, err := n.release(k)
+	if err != nil {
+		return nil, err
+	}
+	if len(released) == 0 && namespace != "" && name != "" {
+		// An address recovered from the host after a corrupt checkpoint
+		// is known only by the pod's veth name.
+		if released, err = n.release(datastore.RecoveredKey(vethname.Suffix(namespace, name))); err != nil {
+			return nil, err
+		}
+	}
+	if len(released) == 0 {
+		return nil, nil
+	}
+	n.observeAssignments(released)
+	if n.handout.waiting() > 0 {
+		n.handout.wake() // with no cooldown the address is usable at once
+	}
+	n.annotate(ctx, namespace, name, released[0].Addr.String(), false)
+	return released, nil
+}
+
+// release unassigns what k holds on every card.
+func (n *IPAM) release(k datastore.Key) ([]datastore.Assignment, error) {
+	var released []datastore.Assignment
+	for _, c := range n.cards {
+		// Store.Unassign also matches entries upstream migrated from CRI
+		// state (placeholder network and interface) by container id.
+		a, err := c.store.Unassign(k)
+		switch {
+		case errors.Is(err, datastore.ErrUnknownPod):
+			continue
+		case errors.Is(err, datastore.ErrCheckpoint):
+			// The release happened; only persisting it failed, and the next
+			// good write persists it. Failing the DEL would strand the address.
+			n.log.Warn("address released but the checkpoint write failed", "key", k.String(), "ip", a.Addr,
+				"card", c.index, "err", err)
+		case err != nil:
+			return released, fmt.Errorf("releasing the address of %s: %w", k, err)
+		}
+		released = append(released, a)
+	}
+	return released, nil
+}
+
+// annotate maintains vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP). A failure
+// is logged: the pod's network works without the annotation.
+func (n *IPAM) annotate(ctx context.Context, ns, name, ip string, add bool) {
+	if !n.cfg.AnnotatePodIP || name == "" {
+		return
+	}
+	var err error
+	if add {
+		err = n.kube.get().AnnotatePodIP(ctx, ns, name, ip)
+	} else {
+		err = n.kube.get().ClearPodIP(ctx, ns, name, ip)
+	}
+	if err != nil {
+		n.log.Warn("could not update the pod-ips annotation", "pod", ns+"/"+name, "ip", ip, "add", add, "err", err)
+	}
+}
