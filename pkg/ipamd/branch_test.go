@@ -150,7 +150,7 @@ func TestSGPPDeclaresFeatureWithoutTrunk(t *testing.T) {
 	if got := h.simCounts(); got.ENIs != 2 {
 		t.Errorf("ENIs with a slot reserved for the trunk: %+v", got)
 	}
-	if starved, _ := h.n.cards[0].state(); !strings.Contains(starved, "reserved for the trunk") {
+	if starved, _ := h.state(0); !strings.Contains(starved, "reserved for the trunk") {
 		t.Errorf("reason %q", starved)
 	}
 }
@@ -175,14 +175,14 @@ func TestUnmanagedENIIsLeftAlone(t *testing.T) {
 			t.Errorf("unmanaged ENI changed: %+v", e)
 		}
 	}
-	if _, ok := h.n.cards[0].store.ENI("eni-00000000000nomanage"); ok {
+	if _, ok := h.eni(0, "eni-00000000000nomanage"); ok {
 		t.Error("unmanaged ENI in the datastore")
 	}
 	// m5.large: 3 ENIs, one unmanaged: 2 managed ENIs hold 18 addresses.
 	if got := h.simCounts(); got.ENIs != 3 || got.IPs != 3+18 {
 		t.Errorf("EC2: %+v", got)
 	}
-	if starved, _ := h.n.cards[0].state(); !strings.Contains(starved, "(1 unmanaged)") {
+	if starved, _ := h.state(0); !strings.Contains(starved, "(1 unmanaged)") {
 		t.Errorf("reason %q", starved)
 	}
 	h.checkConsistent()

@@ -151,7 +151,7 @@ func TestBurstAttachesENIsTogether(t *testing.T) {
 	}
 	t.Logf("26 waiting ADDs on a fresh m5.xlarge: all done in %s", time.Since(start))
 	var created []time.Time
-	for _, e := range h.n.cards[0].store.ENIs() {
+	for _, e := range h.pool(0).ENIs {
 		if !e.IsPrimary {
 			created = append(created, e.CreatedAt)
 		}

@@ -2,6 +2,8 @@ package ipamd
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -92,6 +94,12 @@ func (c *card) isUnmanaged(id string) bool {
 	defer c.mu.Unlock()
 	_, ok := c.unmanaged[id]
 	return ok
+}
+
+func (c *card) unmanagedIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Sorted(maps.Keys(c.unmanaged))
 }
 
 func (c *card) unmanagedCount() int {

@@ -335,8 +335,9 @@ func (h *harness) checkConsistent() {
 	}
 	owner := map[netip.Addr]datastore.Key{}
 	var allocs []string
-	for _, c := range h.n.cards {
-		for _, e := range c.store.Snapshot() {
+	snap := h.n.Snapshot()
+	for _, c := range snap.Cards {
+		for _, e := range c.ENIs {
 			set, ok := ec2[e.ID]
 			if !ok {
 				h.t.Errorf("datastore has ENI %s that is not attached in EC2", e.ID)
@@ -368,16 +369,16 @@ func (h *harness) checkConsistent() {
 		}
 	}
 	for id := range ec2 {
-		if _, unmanaged := h.n.cards[0].unmanaged[id]; !unmanaged {
+		if !slices.Contains(snap.Cards[0].Unmanaged, id) {
 			h.t.Errorf("ENI %s is attached in EC2 but not in the datastore", id)
 		}
 	}
 	var cp []string
-	for _, c := range h.n.cards {
-		f, err := datastore.NewFileCheckpointer(datastore.CheckpointPath(h.cfg.BackingStore, c.index)).Read()
+	for _, c := range snap.Cards {
+		f, err := datastore.NewFileCheckpointer(datastore.CheckpointPath(h.cfg.BackingStore, c.Card)).Read()
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
-				h.t.Errorf("reading checkpoint of card %d: %v", c.index, err)
+				h.t.Errorf("reading checkpoint of card %d: %v", c.Card, err)
 			}
 			continue
 		}
@@ -390,6 +391,52 @@ func (h *harness) checkConsistent() {
 	if !slices.Equal(cp, allocs) {
 		h.t.Errorf("checkpoint allocations differ from the datastore:\ncheckpoint %v\ndatastore  %v", cp, allocs)
 	}
+}
+
+// pool is card i's pool as the daemon shows it.
+func (h *harness) pool(i int) CardSnapshot {
+	h.t.Helper()
+	cards := h.n.Snapshot().Cards
+	if i >= len(cards) {
+		h.t.Fatalf("card %d: the daemon shows %d cards", i, len(cards))
+	}
+	return cards[i]
+}
+
+// state is card i's reason not to grow and its last EC2 failure.
+func (h *harness) state(i int) (string, error) {
+	h.t.Helper()
+	cs := h.pool(i)
+	if cs.LastErr != "" {
+		return cs.Starved, errors.New(cs.LastErr)
+	}
+	return cs.Starved, nil
+}
+
+// eni is an ENI of card i as the daemon shows it.
+func (h *harness) eni(i int, id string) (datastore.ENIInfo, bool) {
+	h.t.Helper()
+	for _, e := range h.pool(i).ENIs {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return datastore.ENIInfo{}, false
+}
+
+// lookup is what k holds on card i.
+func (h *harness) lookup(i int, k datastore.Key) (datastore.Allocation, bool) {
+	h.t.Helper()
+	for _, e := range h.pool(i).ENIs {
+		for _, ci := range e.CIDRs {
+			for _, a := range ci.Allocations {
+				if a.Key == k {
+					return a, true
+				}
+			}
+		}
+	}
+	return datastore.Allocation{}, false
 }
 
 // leakedENIs lists ENIs in vpcsim that are not attached.

@@ -301,19 +301,25 @@ type Snapshot struct {
 
 // CardSnapshot is one network card's pool.
 type CardSnapshot struct {
-	Card    int
-	Stats   datastore.Stats
-	ENIs    []datastore.ENIInfo
-	Starved string
-	LastErr string
+	Card      int
+	Stats     datastore.Stats
+	ENIs      []datastore.ENIInfo
+	Unmanaged []string // attached ENIs of the card ipamd does not manage
+	Starved   string
+	LastErr   string
 }
 
-// Snapshot returns copies of every card's pool state.
+// Snapshot returns copies of every card's pool state (none before Init
+// completed).
 func (n *IPAM) Snapshot() Snapshot {
+	if !n.Ready() {
+		return Snapshot{}
+	}
 	s := Snapshot{InstanceID: n.node.id.InstanceID}
 	for _, c := range n.cards {
 		starved, err := c.state()
-		cs := CardSnapshot{Card: c.index, Stats: c.store.Stats(), ENIs: c.store.Snapshot(), Starved: starved}
+		cs := CardSnapshot{Card: c.index, Stats: c.store.Stats(), ENIs: c.store.Snapshot(), Unmanaged: c.unmanagedIDs(),
+			Starved: starved}
 		if err != nil {
 			cs.LastErr = err.Error()
 		}

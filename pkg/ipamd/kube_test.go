@@ -109,7 +109,7 @@ func TestCustomNetworkingMissingENIConfigNamesIt(t *testing.T) {
 	k := &fakeKube{schedulable: true, maxPods: 110, eniErr: errors.New(`ENIConfig "pods-z" of node "n1" not found`)}
 	h := kubeHarness(t, k, func(c *config.Config) { c.CustomNetworking = true; c.WarmIPTarget = 3 })
 	h.n.PoolCycle(context.Background())
-	_, err := h.n.cards[0].state()
+	_, err := h.state(0)
 	if err == nil || !strings.Contains(err.Error(), "pods-z") {
 		t.Errorf("recorded cause %v, want the missing ENIConfig named", err)
 	}
@@ -126,7 +126,7 @@ func TestUnschedulableNodeNeitherAttachesNorFrees(t *testing.T) {
 	if d := callDelta(before, h.calls()); len(d) != 0 {
 		t.Errorf("EC2 calls on an unschedulable node: %v", d)
 	}
-	starved, _ := h.n.cards[0].state()
+	starved, _ := h.state(0)
 	if !strings.Contains(starved, "unschedulable") {
 		t.Errorf("reason %q", starved)
 	}

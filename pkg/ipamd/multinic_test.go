@@ -19,8 +19,8 @@ func TestMultiNIC(t *testing.T) {
 		c.EnableMultiNIC, c.WarmIPTarget, c.IPCooldown = true, 2, 0
 	}})
 	ctx := context.Background()
-	if len(h.n.cards) != 2 {
-		t.Fatalf("cards: %d", len(h.n.cards))
+	if len(h.n.Snapshot().Cards) != 2 {
+		t.Fatalf("cards: %d", len(h.n.Snapshot().Cards))
 	}
 	h.settle()
 	inst, err := h.env.Sim.Instance(simtest.InstanceID)
@@ -106,7 +106,7 @@ func TestRetriedAddKeepsSpilledAddress(t *testing.T) {
 	if got := r.IpAllocationMetadata; len(got) != 1 || got[0].Ipv4Addr != first.Addr.String() || got[0].RouteTableId != 10100 {
 		t.Errorf("retried ADD: %v, want %s on card 1 (table 10100)", got, first.Addr)
 	}
-	if a, ok := h.n.cards[0].store.Lookup(k); ok {
+	if a, ok := h.lookup(0, k); ok {
 		t.Errorf("the retried ADD also took %s on card 0", a.Addr)
 	}
 	d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "spilled", IfName: "eth0"})

@@ -63,8 +63,8 @@ func (f *fakeLinks) setPod(i int, present bool) {
 }
 
 func (h *harness) holds(k datastore.Key) bool {
-	for _, c := range h.n.cards {
-		if _, ok := c.store.Lookup(k); ok {
+	for i := range h.n.Snapshot().Cards {
+		if _, ok := h.lookup(i, k); ok {
 			return true
 		}
 	}
@@ -227,7 +227,7 @@ func TestRestartRaceDELReleasedBySweep(t *testing.T) {
 		// A freed ENI is detached, then deleted: wait for both.
 		return h.simCounts() == base && len(h.unattachedENIs()) == 0
 	})
-	if st := h.n.cards[0].store.Stats(); st.AssignedIPs != 0 || st.Pods != 0 {
+	if st := h.pool(0).Stats; st.AssignedIPs != 0 || st.Pods != 0 {
 		t.Errorf("datastore after the race: %+v", st)
 	}
 	if got := counterValue(t, h.n.metrics.OrphanReleases); got != 6 {

@@ -115,7 +115,7 @@ func TestRestoreCorruptCheckpointRecoversFromHost(t *testing.T) {
 					t.Errorf("pod %d recovered=%v, want %v", i, got, want)
 				}
 			}
-			if st := h.n.cards[0].store.Stats(); st.Pods != 2 {
+			if st := h.pool(0).Stats; st.Pods != 2 {
 				t.Errorf("datastore holds %d pods, want the 2 routed through pod veths on node addresses", st.Pods)
 			}
 			h.checkConsistent() // the new checkpoint is readable and matches
@@ -135,7 +135,7 @@ func TestRestoreCorruptCheckpointRecoversFromHost(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if st := h.n.cards[0].store.Stats(); st.Pods != 0 {
+			if st := h.pool(0).Stats; st.Pods != 0 {
 				t.Errorf("after DEL and sweep: %d pods held, want 0", st.Pods)
 			}
 			h.checkConsistent()
@@ -161,7 +161,7 @@ func TestRestoreKeepsCooldown(t *testing.T) {
 	if err := h.n.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st := h.n.cards[0].store.Stats()
+	st := h.pool(0).Stats
 	if st.CoolingIPs != 1 {
 		t.Errorf("after restart: %+v, want the released address still cooling", st)
 	}
@@ -184,10 +184,18 @@ func TestRestoreRecreatesPodRules(t *testing.T) {
 	pods := map[int]bool{}
 	h.setPods(pods, 12) // m5.large: 9 on the primary ENI, 3 on the second
 	want := map[netip.Addr]int{}
-	for _, c := range h.n.cards {
-		for i := range pods {
-			if a, ok := c.store.Lookup(podKey(i)); ok && a.RouteTableID != 254 {
-				want[a.Addr] = a.RouteTableID
+	keys := map[datastore.Key]bool{}
+	for i := range pods {
+		keys[podKey(i)] = true
+	}
+	for _, cs := range h.n.Snapshot().Cards {
+		for _, e := range cs.ENIs {
+			for _, ci := range e.CIDRs {
+				for _, a := range ci.Allocations {
+					if keys[a.Key] && e.RouteTableID != 254 {
+						want[a.Addr] = e.RouteTableID
+					}
+				}
 			}
 		}
 	}
@@ -220,11 +228,11 @@ func TestRestoreDropsUnknownCIDRAfterWait(t *testing.T) {
 	}
 	h.runDaemon()
 	waitFor(t, 20*time.Second, "ipamd ready", h.n.Ready)
-	if st := h.n.cards[0].store.Stats(); st.Pending != 1 {
+	if st := h.pool(0).Stats; st.Pending != 1 {
 		t.Fatalf("right after start: %d pending, want the unknown-CIDR allocation kept", st.Pending)
 	}
 	waitFor(t, 20*time.Second, "the pending allocation dropped", func() bool {
-		return h.n.cards[0].store.Stats().Pending == 0
+		return h.pool(0).Stats.Pending == 0
 	})
 	f, err := datastore.NewFileCheckpointer(h.cfg.BackingStore).Read()
 	if err != nil {

@@ -140,7 +140,7 @@ func TestWarmPoolScenarios(t *testing.T) {
 				} else {
 					t.Logf("%s: EC2 calls %v", st.name, delta)
 				}
-				starved, _ := h.n.cards[0].state()
+				starved, _ := h.state(0)
 				switch {
 				case st.starved == "" && starved != "" && len(pods) < st.pods:
 					t.Errorf("%s: starved: %s", st.name, starved)
@@ -181,7 +181,7 @@ func TestCoolingAddressesCountAsUsed(t *testing.T) {
 	if got := h.simCounts(); got != (simCounts{1, 7, 0}) {
 		t.Errorf("2 new pods while 3 addresses cool: %+v, want 7 addresses", got)
 	}
-	st := h.n.cards[0].store.Stats()
+	st := h.pool(0).Stats
 	if st.CoolingIPs != 3 || st.AvailableIPs != 2 {
 		t.Errorf("stats: %+v", st)
 	}

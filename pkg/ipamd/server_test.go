@@ -63,7 +63,7 @@ func (h *harness) waitState(ok func(starved string, lastErr error) bool) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if h.n.Ready() {
-			if starved, err := h.n.cards[0].state(); ok(starved, err) {
+			if starved, err := h.state(0); ok(starved, err) {
 				return
 			}
 		}
@@ -330,7 +330,7 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		h.n.changes.Lock()
-		st := h.n.cards[0].store.Stats()
+		st := h.pool(0).Stats
 		h.n.changes.Unlock()
 		if st.AssignedIPs == 0 && st.TotalIPs <= 4+1 || time.Now().After(deadline) {
 			break
@@ -340,7 +340,7 @@ func TestConcurrentAddDelOverSocket(t *testing.T) {
 	h.n.changes.Lock()
 	h.checkConsistent()
 	h.n.changes.Unlock()
-	if got := h.n.cards[0].store.Stats(); got.AssignedIPs != 0 || got.TotalIPs > 5 {
+	if got := h.pool(0).Stats; got.AssignedIPs != 0 || got.TotalIPs > 5 {
 		t.Errorf("after the load the pool should hold ~WARM_IP_TARGET free addresses: %+v (peak %d)", got, maxIPs)
 	}
 	if st, err := os.Stat(filepath.Join(h.dir, "ipam.json")); err != nil || st.Size() == 0 {
@@ -455,7 +455,7 @@ func TestDelNetworkCheckpointWriteFails(t *testing.T) {
 	if !del.Success || len(del.IpAllocationMetadata) != 1 || del.IpAllocationMetadata[0].Ipv4Addr != want {
 		t.Errorf("DEL reply %v, want success releasing %s", del, want)
 	}
-	if a, ok := h.n.cards[0].store.Lookup(key("aws-cni", "cp", "eth0")); ok {
+	if a, ok := h.lookup(0, key("aws-cni", "cp", "eth0")); ok {
 		t.Errorf("the store still holds %s for the deleted pod", a.Addr)
 	}
 	if err := os.RemoveAll(path); err != nil {

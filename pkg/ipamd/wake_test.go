@@ -19,7 +19,7 @@ func TestWaitingAddWakesWhenCooldownEnds(t *testing.T) {
 	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = cooldown }})
 	h.settle()
 	ctx := context.Background()
-	free := h.n.cards[0].store.Stats().AvailableIPs
+	free := h.pool(0).Stats.AvailableIPs
 	if free == 0 {
 		t.Fatal("setup: no warm address")
 	}
