@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -231,26 +232,28 @@ func (n *IPAM) declareSGPP(ctx context.Context) {
 // noteSGPP logs a security-groups-for-pods problem when it differs from
 // the last one ("" = none); the pool cycle calls declareSGPP every tick.
 func (n *IPAM) noteSGPP(msg string, args ...any) {
-	if n.sgpp.changed(msg) && msg != "" {
+	if n.features.sgppNoteChanged(msg) && msg != "" {
 		n.log.Warn(msg, args...)
 	}
 }
 
-// noteOnce remembers the last note logged, so each is logged once per
-// change.
-type noteOnce struct {
-	mu  sync.Mutex
-	msg string
+// cniNodeFeatures is what the pool cycle has declared on the CNINode:
+// CustomNetworking (once, like upstream), and the last security-groups-for-
+// pods problem logged (each logged once per change, not every cycle).
+type cniNodeFeatures struct {
+	customNet atomic.Bool
+	mu        sync.Mutex
+	sgppNote  string
 }
 
-// changed records msg and reports whether it differs from the last one.
-func (o *noteOnce) changed(msg string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if msg == o.msg {
+// sgppNoteChanged records msg and reports whether it differs from the last.
+func (f *cniNodeFeatures) sgppNoteChanged(msg string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if msg == f.sgppNote {
 		return false
 	}
-	o.msg = msg
+	f.sgppNote = msg
 	return true
 }
 
@@ -258,7 +261,7 @@ func (o *noteOnce) changed(msg string) bool {
 // ENIConfig branch ENIs of this node use (custom networking with security
 // groups for pods, docs/compatibility.md, "Kubernetes objects"); once, like upstream.
 func (n *IPAM) declareCustomNetworking(ctx context.Context) {
-	if !n.cfg.CustomNetworking || !n.cfg.EnablePodENI || !n.kube.present() || n.customNetDeclared.Load() {
+	if !n.cfg.CustomNetworking || !n.cfg.EnablePodENI || !n.kube.present() || n.features.customNet.Load() {
 		return
 	}
 	k := n.kube.get()
@@ -278,7 +281,7 @@ func (n *IPAM) declareCustomNetworking(ctx context.Context) {
 			return
 		}
 	}
-	n.customNetDeclared.Store(true)
+	n.features.customNet.Store(true)
 }
 
 // branchAnnotationPoll is how often the node's pod cache is read while an

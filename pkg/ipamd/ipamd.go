@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
@@ -142,9 +141,7 @@ type IPAM struct {
 	cpHealth *cpHealth
 	gauges   *gauges
 	last     *lastAction
-	sgpp     *noteOnce
-	// customNetDeclared: the CNINode carries CustomNetworking=<ENIConfig>.
-	customNetDeclared atomic.Bool
+	features *cniNodeFeatures
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
@@ -207,7 +204,7 @@ func New(o Options) (*IPAM, error) {
 		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},
-		handout: newHandout(), gauges: &gauges{m: m}, last: &lastAction{}, sgpp: &noteOnce{},
+		handout: newHandout(), gauges: &gauges{m: m}, last: &lastAction{}, features: &cniNodeFeatures{},
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
