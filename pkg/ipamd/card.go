@@ -270,3 +270,26 @@ func (c *card) noteInsufficient(err error) {
 	c.cooldownWait.show(c.track, waitCooldown, fmt.Sprintf("subnet full (EC2 %s): no growth on card %d until %s",
 		c.insuffCode, c.index, c.insufficient.Format(time.RFC3339)), c.insufficient)
 }
+
+// timedWait shows a wait that is a state rather than a call (a cooldown, a
+// backoff) as an activity until it expires or is replaced. Guarded by the
+// card's mu.
+type timedWait struct {
+	end   func()
+	timer *time.Timer
+}
+
+func (w *timedWait) show(t *introspect.Tracker, kind, what string, until time.Time) {
+	w.clear()
+	w.end = t.Begin(kind, what)
+	w.timer = time.AfterFunc(time.Until(until), w.end)
+}
+
+func (w *timedWait) clear() {
+	if w.end == nil {
+		return
+	}
+	w.timer.Stop()
+	w.end()
+	*w = timedWait{}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -472,4 +473,23 @@ func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
 		n.book.noteReleased(now, ci.Prefix)
 	}
 	return nil
+}
+
+// lastAction remembers the pool manager's last action for /v1/pool.
+type lastAction struct {
+	mu   sync.Mutex
+	what string
+	at   time.Time
+}
+
+func (l *lastAction) set(what string, at time.Time) {
+	l.mu.Lock()
+	l.what, l.at = what, at
+	l.mu.Unlock()
+}
+
+func (l *lastAction) get() (string, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.what, l.at
 }

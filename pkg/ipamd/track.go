@@ -3,8 +3,6 @@ package ipamd
 import (
 	"context"
 	"net/netip"
-	"sync"
-	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
@@ -134,48 +132,6 @@ func (k trackedKube) ClearPodIP(ctx context.Context, namespace, name, ip string)
 func (k trackedKube) DeclareFeature(ctx context.Context, name, value string) error {
 	defer k.t.Begin(waitKube, "PATCH CNINode feature "+name)()
 	return k.Kubernetes.DeclareFeature(ctx, name, value)
-}
-
-// timedWait shows a wait that is a state rather than a call (a cooldown, a
-// backoff) as an activity until it expires or is replaced. Guarded by the
-// card's stateMu.
-type timedWait struct {
-	end   func()
-	timer *time.Timer
-}
-
-func (w *timedWait) show(t *introspect.Tracker, kind, what string, until time.Time) {
-	w.clear()
-	w.end = t.Begin(kind, what)
-	w.timer = time.AfterFunc(time.Until(until), w.end)
-}
-
-func (w *timedWait) clear() {
-	if w.end == nil {
-		return
-	}
-	w.timer.Stop()
-	w.end()
-	*w = timedWait{}
-}
-
-// lastAction remembers the pool manager's last action for /v1/pool.
-type lastAction struct {
-	mu   sync.Mutex
-	what string
-	at   time.Time
-}
-
-func (l *lastAction) set(what string, at time.Time) {
-	l.mu.Lock()
-	l.what, l.at = what, at
-	l.mu.Unlock()
-}
-
-func (l *lastAction) get() (string, time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.what, l.at
 }
 
 // trackedSubnets and trackedLeaked show subnet discovery and the
