@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
@@ -95,8 +96,25 @@ func TestRetriedAddKeepsSpilledAddress(t *testing.T) {
 	ctx := context.Background()
 	h.settle()
 	k := key("aws-cni", "spilled", "eth0")
-	first, err := h.n.cards[1].store.Assign(k, datastore.Metadata{InterfacesCount: 1})
-	if err != nil {
+	// The pod holds a free address of card 1, as ipamd's checkpoint of card
+	// 1 records it when it restarts.
+	var first datastore.Allocation
+	for _, e := range h.pool(1).ENIs {
+		for _, ci := range e.CIDRs {
+			if ci.Assigned == 0 && ci.Cooling == 0 && !first.Addr.IsValid() {
+				first = datastore.Allocation{Key: k, Addr: ci.Prefix.Addr(), AssignedAt: time.Now(), Meta: datastore.Metadata{InterfacesCount: 1}}
+			}
+		}
+	}
+	if !first.Addr.IsValid() {
+		t.Fatal("card 1 has no free address")
+	}
+	cp := datastore.NewFileCheckpointer(datastore.CheckpointPath(h.cfg.BackingStore, 1))
+	if err := cp.Write(datastore.File{Version: datastore.CheckpointVersion, Allocations: []datastore.Allocation{first}}); err != nil {
+		t.Fatal(err)
+	}
+	h.connect(fastTimes)
+	if err := h.n.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "spilled", IfName: "eth0"})
