@@ -190,7 +190,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	del := pods1[len(pods1)/2:]
 	keep := pods1[:len(pods1)/2]
 	for _, p := range del {
-		if err := d.v.DelPod(ctx, p); err != nil {
+		if _, err := d.v.DelPod(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -226,7 +226,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 
 	d.stepf("Removing every pod")
 	for _, p := range d.v.Pods() {
-		if err := d.v.DelPod(ctx, p); err != nil {
+		if _, err := d.v.DelPod(ctx, p); err != nil {
 			return err
 		}
 	}

@@ -116,7 +116,7 @@ func (d *demo) runIPv6(ctx context.Context) (err error) {
 
 	d.stepf6("Removing every pod")
 	for _, p := range d.v.Pods() {
-		if err := d.v.DelPod(ctx, p); err != nil {
+		if _, err := d.v.DelPod(ctx, p); err != nil {
 			return err
 		}
 	}

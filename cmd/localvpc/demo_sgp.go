@@ -242,7 +242,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 
 	d.stepfS("Removing the pods: CNI DEL, then the pod objects; the branch is deleted after its cool-down (%s)", sgpCooldown)
 	for _, p := range []*localvpc.Pod{cp, pp} {
-		if err := d.v.DelPod(ctx, p); err != nil {
+		if _, err := d.v.DelPod(ctx, p); err != nil {
 			return err
 		}
 	}

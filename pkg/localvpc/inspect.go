@@ -61,6 +61,38 @@ func (v *VPC) ENIs(n *Node) []vpcsim.ENIView {
 	return out
 }
 
+// Holder says which ENI EC2 has an address on (as a secondary address or
+// inside a prefix), and that ENI's device index.
+type Holder struct {
+	ENIID       string
+	DeviceIndex int
+	Prefix      netip.Prefix // the delegated prefix holding the address, if any
+}
+
+// Locate finds the ENI that holds addr in vpcsim.
+func (v *VPC) Locate(addr netip.Addr) (Holder, error) {
+	for _, e := range v.Sim.NetworkInterfaces() {
+		dev := -1
+		if e.Attachment != nil {
+			dev = e.Attachment.DeviceIndex
+		}
+		if e.PrimaryIP == addr {
+			return Holder{ENIID: e.ID, DeviceIndex: dev}, nil
+		}
+		for _, s := range e.SecondaryIPs {
+			if s == addr {
+				return Holder{ENIID: e.ID, DeviceIndex: dev}, nil
+			}
+		}
+		for _, p := range e.Prefixes {
+			if p.Contains(addr) {
+				return Holder{ENIID: e.ID, DeviceIndex: dev, Prefix: p}, nil
+			}
+		}
+	}
+	return Holder{}, fmt.Errorf("no ENI holds %s", addr)
+}
+
 // Serve starts a whoami service on the pod's address; it stops when the
 // pod's namespace goes away or the returned closer is closed.
 func (p *Pod) Serve() (io.Closer, error) {

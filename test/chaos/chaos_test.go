@@ -178,7 +178,7 @@ func TestPrivilegedChaos(t *testing.T) {
 		if err := rt.waitOps(ctx, p.ops*k/(p.kills+1)); err != nil {
 			t.Fatalf("before kill %d: %v\n%s", k, err, rt.summary())
 		}
-		if err := n.StopAgent(syscall.SIGKILL, 5*time.Second); err != nil {
+		if err := v.StopAgent(n, syscall.SIGKILL, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		rt.kills.Add(1)
@@ -266,7 +266,7 @@ func restart(ctx context.Context, v *localvpc.VPC, n *localvpc.Node) (int, error
 		if last == nil {
 			return attempt, nil
 		}
-		if err := n.StopAgent(syscall.SIGKILL, 5*time.Second); err != nil {
+		if err := v.StopAgent(n, syscall.SIGKILL, 5*time.Second); err != nil {
 			return attempt, err
 		}
 	}

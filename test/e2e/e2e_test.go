@@ -178,7 +178,7 @@ func TestE2EIPAMDKilledDuringPodBurst(t *testing.T) {
 		}()
 		time.Sleep(150 * time.Millisecond) // a burst, not a single instant
 		if i == burst/2 {
-			if err := c.n1.StopAgent(syscall.SIGKILL, time.Second); err != nil {
+			if err := c.v.StopAgent(c.n1, syscall.SIGKILL, time.Second); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.v.StartAgent(context.Background(), c.n1, c.env); err != nil {
@@ -239,7 +239,7 @@ func TestE2EDelStorm(t *testing.T) {
 				defer wg.Done()
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				if err := c.v.CNIDel(ctx, p); err != nil {
+				if _, err := c.v.CNIDel(ctx, p); err != nil {
 					errs <- fmt.Errorf("%s: %w", p.Name, err)
 				}
 			}()
@@ -251,7 +251,7 @@ func TestE2EDelStorm(t *testing.T) {
 		t.Error(err)
 	}
 	for _, p := range pods {
-		if err := c.v.DelPod(c.ctx(30*time.Second), p); err != nil { // the runtime's final DEL, then the namespace goes
+		if _, err := c.v.DelPod(c.ctx(30*time.Second), p); err != nil { // the runtime's final DEL, then the namespace goes
 			t.Errorf("final DEL of %s: %v", p.Name, err)
 		}
 	}
@@ -266,7 +266,8 @@ func (c *cluster) delAll(pods []*localvpc.Pod) {
 	c.t.Helper()
 	var errs []error
 	for _, p := range pods {
-		errs = append(errs, c.v.DelPod(c.ctx(30*time.Second), p))
+		_, err := c.v.DelPod(c.ctx(30*time.Second), p)
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		c.t.Errorf("delete pods: %v", err)

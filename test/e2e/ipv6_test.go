@@ -182,7 +182,7 @@ func TestE2EIPv6IpamdKilledDuringPodBurst(t *testing.T) {
 		})
 		time.Sleep(150 * time.Millisecond) // a burst, not a single instant
 		if i == burst/2 {
-			if err := c.n1.StopAgent(syscall.SIGKILL, time.Second); err != nil {
+			if err := c.v.StopAgent(c.n1, syscall.SIGKILL, time.Second); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.v.StartAgent(context.Background(), c.n1, c.env); err != nil {
