@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -69,22 +70,17 @@ type Holder struct {
 	Prefix      netip.Prefix // the delegated prefix holding the address, if any
 }
 
-// Locate finds the ENI that holds addr in vpcsim.
+// Locate finds the ENI that holds addr in vpcsim, IPv4 or IPv6.
 func (v *VPC) Locate(addr netip.Addr) (Holder, error) {
 	for _, e := range v.Sim.NetworkInterfaces() {
 		dev := -1
 		if e.Attachment != nil {
 			dev = e.Attachment.DeviceIndex
 		}
-		if e.PrimaryIP == addr {
+		if e.PrimaryIP == addr || slices.Contains(e.SecondaryIPs, addr) || slices.Contains(e.IPv6, addr) {
 			return Holder{ENIID: e.ID, DeviceIndex: dev}, nil
 		}
-		for _, s := range e.SecondaryIPs {
-			if s == addr {
-				return Holder{ENIID: e.ID, DeviceIndex: dev}, nil
-			}
-		}
-		for _, p := range e.Prefixes {
+		for _, p := range slices.Concat(e.Prefixes, e.IPv6Prefixes) {
 			if p.Contains(addr) {
 				return Holder{ENIID: e.ID, DeviceIndex: dev, Prefix: p}, nil
 			}

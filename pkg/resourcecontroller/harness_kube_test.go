@@ -25,6 +25,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
@@ -328,22 +329,18 @@ func (h *harness) deletePod(name string) {
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes (the last
-// detail it gave is in the failure).
+// waitFor waits until cond holds, at most timeout; the failure shows the
+// last detail cond gave.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	detail := ""
-	for {
-		ok, d := cond()
-		if ok {
-			return
+	err := poll.Until(context.Background(), timeout, func() error {
+		if ok, detail := cond(); !ok {
+			return errors.New(detail)
 		}
-		detail = d
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, detail)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 	}
 }
 
