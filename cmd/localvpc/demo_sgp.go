@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,10 +62,7 @@ func (s *sgpTour) stop() {
 }
 
 func (d *demo) runSGP(ctx context.Context) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("the demo needs root: it creates network and mount namespaces (nothing changes in the machine's own network namespace)")
-	}
-	log, closeLog, err := newLogger(d.f.logFile)
+	log, closeLog, err := d.begin()
 	if err != nil {
 		return err
 	}
@@ -103,9 +99,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 	d.linef("kube-apiserver %s serving after %.1fs; CRDs SecurityGroupPolicy, CNINode, ENIConfig applied", s.kube.Config.Host, time.Since(t0).Seconds())
 
 	d.stepfS("Starting the VPC (%s) with a database and the resource controller", sgpScenario)
-	if _, err := localvpc.CleanupStale(""); err != nil {
-		d.linef("note: leftovers of earlier runs could not all be removed: %v", err)
-	}
+	d.removeStale()
 	sc, err := vpcsim.LoadScenario(sgpScenario)
 	if err != nil {
 		return err

@@ -348,12 +348,8 @@ func (c *cluster) waitAnnotation(ctx context.Context, name string) resourcecontr
 		if err := c.admin.Get(ctx, client.ObjectKey{Namespace: podNS, Name: name}, &p); err != nil {
 			return err
 		}
-		raw := p.Annotations[resourcecontroller.PodENIAnnotation]
-		if raw == "" {
-			return fmt.Errorf("pod %s has no %s annotation", name, resourcecontroller.PodENIAnnotation)
-		}
 		var err error
-		out, err = resourcecontroller.DecodeAnnotation(raw)
+		out, err = resourcecontroller.PodBranches(&p)
 		return err
 	})
 	if err != nil {
