@@ -45,6 +45,19 @@ type Timing struct {
 	Plugins []PluginTime
 }
 
+// Exec is how long plugin's executions within the call took together, and
+// whether it ran at all.
+func (t Timing) Exec(plugin string) (time.Duration, bool) {
+	var sum time.Duration
+	ran := false
+	for _, p := range t.Plugins {
+		if p.Plugin == plugin {
+			sum, ran = sum+p.Took, true
+		}
+	}
+	return sum, ran
+}
+
 // PluginTime is one plugin execution.
 type PluginTime struct {
 	Plugin string // binary name in the node's /opt/cni/bin
