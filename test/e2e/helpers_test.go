@@ -183,8 +183,9 @@ func (c *cluster) assertCheckpoint(n *localvpc.Node, pods []*localvpc.Pod) {
 	}
 }
 
-// podRoutes returns the /32 routes to pods in the node's main table.
-func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
+// nodeNetlink opens a netlink handle inside n's network namespace; the
+// caller closes it.
+func nodeNetlink(t *testing.T, n *localvpc.Node) *netlink.Handle {
 	t.Helper()
 	nsh, err := netns.GetFromPath(n.NetNS)
 	if err != nil {
@@ -195,6 +196,13 @@ func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+// podRoutes returns the /32 routes to pods in the node's main table.
+func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
+	t.Helper()
+	h := nodeNetlink(t, n)
 	defer h.Close()
 	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
@@ -218,15 +226,7 @@ func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
 // linkMAC returns the MAC of a link in the node, or "" when absent.
 func linkMAC(t *testing.T, n *localvpc.Node, name string) string {
 	t.Helper()
-	nsh, err := netns.GetFromPath(n.NetNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := nodeNetlink(t, n)
 	defer h.Close()
 	l, err := h.LinkByName(name)
 	if err != nil {
