@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -87,26 +88,61 @@ func (d *demo) check(ok bool, format string, a ...any) {
 	fmt.Fprintf(d.out, "      %s %s\n", mark, fmt.Sprintf(format, a...))
 }
 
-func (d *demo) run(ctx context.Context) (err error) {
+// begin checks that the tour can run and opens its detailed log.
+func (d *demo) begin() (*slog.Logger, func(), error) {
 	if os.Geteuid() != 0 {
-		return errors.New("the demo needs root: it creates network and mount namespaces (nothing changes in the machine's own network namespace)")
+		return nil, nil, errors.New("the demo needs root: it creates network and mount namespaces (nothing changes in the machine's own network namespace)")
 	}
-	log, closeLog, err := newLogger(d.f.logFile)
-	if err != nil {
-		return err
-	}
-	defer closeLog()
+	return newLogger(d.f.logFile)
+}
 
-	d.stepf("Preparing")
+// removeStale removes what crashed earlier runs left behind.
+func (d *demo) removeStale() {
 	if removed, err := localvpc.CleanupStale(""); err != nil {
 		d.linef("note: leftovers of earlier runs could not all be removed: %v", err)
 	} else if len(removed) > 0 {
 		d.linef("removed leftovers of %d crashed earlier run(s)", len(removed))
 	}
+}
+
+// removePods deletes every pod and checks that each node's ipamd holds
+// no pod address afterwards.
+func (d *demo) removePods(ctx context.Context) error {
+	for _, p := range d.v.Pods() {
+		if _, err := d.v.DelPod(ctx, p); err != nil {
+			return err
+		}
+	}
+	for _, n := range d.v.Nodes() {
+		cp, err := n.Checkpoint()
+		d.check(err == nil && len(cp) == 0, "%s: ipamd holds no pod addresses (%d)", n.Name, len(cp))
+	}
+	return nil
+}
+
+// prepare begins a tour on the demo's two-node scenario: its log, no
+// leftovers of crashed runs, the scenario loaded.
+func (d *demo) prepare() (*slog.Logger, func(), vpcsim.Scenario, error) {
+	log, closeLog, err := d.begin()
+	if err != nil {
+		return nil, nil, vpcsim.Scenario{}, err
+	}
+	d.removeStale()
 	sc, err := d.loadScenario()
+	if err != nil {
+		closeLog()
+		return nil, nil, vpcsim.Scenario{}, err
+	}
+	return log, closeLog, sc, nil
+}
+
+func (d *demo) run(ctx context.Context) (err error) {
+	d.stepf("Preparing")
+	log, closeLog, sc, err := d.prepare()
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	d.linef("scenario %s, binaries from %s, detailed log in %s", d.f.scenario, d.f.binDir, d.f.logFile)
 
 	d.stepf("Starting the VPC: vpcsim, its data plane and the nodes")
@@ -190,7 +226,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	del := pods1[len(pods1)/2:]
 	keep := pods1[:len(pods1)/2]
 	for _, p := range del {
-		if err := d.v.DelPod(ctx, p); err != nil {
+		if _, err := d.v.DelPod(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -225,14 +261,8 @@ func (d *demo) run(ctx context.Context) (err error) {
 	d.check(!clash, "a new pod gets a free address (%s), no running pod's", fresh.IP)
 
 	d.stepf("Removing every pod")
-	for _, p := range d.v.Pods() {
-		if err := d.v.DelPod(ctx, p); err != nil {
-			return err
-		}
-	}
-	for _, n := range nodes {
-		cp, err := n.Checkpoint()
-		d.check(err == nil && len(cp) == 0, "%s: ipamd holds no pod addresses (%d)", n.Name, len(cp))
+	if err := d.removePods(ctx); err != nil {
+		return err
 	}
 	d.eniSummary()
 	d.summary()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -30,23 +29,12 @@ func (d *demo) stepf6(format string, a ...any) {
 }
 
 func (d *demo) runIPv6(ctx context.Context) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("the demo needs root: it creates network and mount namespaces (nothing changes in the machine's own network namespace)")
-	}
-	log, closeLog, err := newLogger(d.f.logFile)
+	d.stepf6("Preparing an IPv6 cluster")
+	log, closeLog, sc, err := d.prepare()
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-
-	d.stepf6("Preparing an IPv6 cluster")
-	if _, err := localvpc.CleanupStale(""); err != nil {
-		d.linef("note: leftovers of earlier runs could not all be removed: %v", err)
-	}
-	sc, err := d.loadScenario()
-	if err != nil {
-		return err
-	}
 	if sc, err = localvpc.IPv6Scenario(sc); err != nil {
 		return err
 	}
@@ -115,14 +103,10 @@ func (d *demo) runIPv6(ctx context.Context) (err error) {
 	}
 
 	d.stepf6("Removing every pod")
-	for _, p := range d.v.Pods() {
-		if err := d.v.DelPod(ctx, p); err != nil {
-			return err
-		}
+	if err := d.removePods(ctx); err != nil {
+		return err
 	}
 	for _, n := range nodes {
-		cp, err := n.Checkpoint()
-		d.check(err == nil && len(cp) == 0, "%s: ipamd holds no pod addresses (%d)", n.Name, len(cp))
 		held := 0
 		es, _ := os.ReadDir(n.HostPath("/run/cni/v6pd/egress-v4-ipam/aws-cni"))
 		for _, e := range es {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,10 +62,7 @@ func (s *sgpTour) stop() {
 }
 
 func (d *demo) runSGP(ctx context.Context) (err error) {
-	if os.Geteuid() != 0 {
-		return errors.New("the demo needs root: it creates network and mount namespaces (nothing changes in the machine's own network namespace)")
-	}
-	log, closeLog, err := newLogger(d.f.logFile)
+	log, closeLog, err := d.begin()
 	if err != nil {
 		return err
 	}
@@ -103,9 +99,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 	d.linef("kube-apiserver %s serving after %.1fs; CRDs SecurityGroupPolicy, CNINode, ENIConfig applied", s.kube.Config.Host, time.Since(t0).Seconds())
 
 	d.stepfS("Starting the VPC (%s) with a database and the resource controller", sgpScenario)
-	if _, err := localvpc.CleanupStale(""); err != nil {
-		d.linef("note: leftovers of earlier runs could not all be removed: %v", err)
-	}
+	d.removeStale()
 	sc, err := vpcsim.LoadScenario(sgpScenario)
 	if err != nil {
 		return err
@@ -242,7 +236,7 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 
 	d.stepfS("Removing the pods: CNI DEL, then the pod objects; the branch is deleted after its cool-down (%s)", sgpCooldown)
 	for _, p := range []*localvpc.Pod{cp, pp} {
-		if err := d.v.DelPod(ctx, p); err != nil {
+		if _, err := d.v.DelPod(ctx, p); err != nil {
 			return err
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -116,18 +115,7 @@ func (d *demo) startController(ctx context.Context, s *sgpTour, log *slog.Logger
 		}
 	})
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, resourcecontroller.WebhookPath)
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "vpc-resource-mutating-webhook"}}
-	cfg.Webhooks = []admissionregistrationv1.MutatingWebhook{{
-		Name:                    "mpod.vpc.k8s.aws",
-		ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-		Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-		FailurePolicy:           &fail, // a pod the webhook did not see must not start silently
-		SideEffects:             &none,
-		AdmissionReviewVersions: []string{"v1"},
-		NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"sgp-demo": sgpNamespace}},
-	}}
+	cfg := resourcecontroller.WebhookConfiguration("vpc-resource-mutating-webhook", url, caPEM, map[string]string{"sgp-demo": sgpNamespace})
 	if err := s.admin.Create(ctx, cfg); err != nil {
 		return "", fmt.Errorf("webhook configuration: %w", err)
 	}
@@ -190,12 +178,8 @@ func sgpWaitBranch(ctx context.Context, admin client.Client, name string) (resou
 		if err := admin.Get(ctx, client.ObjectKey{Namespace: sgpNamespace, Name: name}, &p); err != nil {
 			return err
 		}
-		raw := p.Annotations[resourcecontroller.PodENIAnnotation]
-		if raw == "" {
-			return fmt.Errorf("pod %s has no %s annotation", name, resourcecontroller.PodENIAnnotation)
-		}
 		var err error
-		out, err = resourcecontroller.DecodeAnnotation(raw)
+		out, err = resourcecontroller.PodBranches(&p)
 		return err
 	})
 	if err != nil {

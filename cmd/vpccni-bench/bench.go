@@ -248,7 +248,7 @@ func (r *run) startAgent(ctx context.Context, n *localvpc.Node, env []string) (s
 // stopAgent stops a node's agent as the kubelet would (SIGTERM, then
 // SIGKILL after 10 s), so the next phase runs alone.
 func (r *run) stopAgent(n *localvpc.Node) {
-	if err := n.StopAgent(syscall.SIGTERM, 10*time.Second); err != nil {
+	if err := r.v.StopAgent(n, syscall.SIGTERM, 10*time.Second); err != nil {
 		r.cfg.Log.Warn("stopping agent", "node", n.Name, "err", err)
 	}
 }

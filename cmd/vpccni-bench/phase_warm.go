@@ -219,7 +219,7 @@ type restartResult struct {
 // what the live pods kept.
 func (r *run) restart(ctx context.Context, n *localvpc.Node, rt *podRuntime, env []string, sig syscall.Signal, live []*pod) (restartResult, error) {
 	var res restartResult
-	if err := n.StopAgent(sig, 10*time.Second); err != nil {
+	if err := r.v.StopAgent(n, sig, 10*time.Second); err != nil {
 		return res, err
 	}
 	start := time.Now()

@@ -148,7 +148,7 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 	if err := v.StartAgentBinaries(sctx, n, bins, sbsEnv); err != nil {
 		return r, err
 	}
-	defer func() { _ = n.StopAgent(syscall.SIGTERM, 10*time.Second) }() // the VPC's Close kills what is left
+	defer func() { _ = v.StopAgent(n, syscall.SIGTERM, 10*time.Second) }() // the VPC's Close kills what is left
 	if err := v.WaitAgentBinariesReady(sctx, n, nil); err != nil {
 		return r, err
 	}

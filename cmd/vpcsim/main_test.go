@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/conformance"
 )
@@ -196,16 +198,15 @@ func TestBinary(t *testing.T) {
 		_, err := create()
 		conformance.WantCode(t, err, "RequestLimitExceeded")
 		// refill is 4/s: within a few seconds a call succeeds again
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err = create(); err == nil {
-				break
+		err = poll.Until(conformance.Ctx(t), 10*time.Second, func() error {
+			_, err := create()
+			if err != nil {
+				conformance.WantCode(t, err, "RequestLimitExceeded")
 			}
-			conformance.WantCode(t, err, "RequestLimitExceeded")
-			if time.Now().After(deadline) {
-				t.Fatal("bucket never refilled")
-			}
-			time.Sleep(100 * time.Millisecond)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("bucket never refilled: %v", err)
 		}
 		for dev, id := range ids[:2] {
 			if _, err := c.AttachNetworkInterface(conformance.Ctx(t), &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: aws.String(id), InstanceId: aws.String(basicWorld.InstanceID), DeviceIndex: aws.Int32(int32(dev + 1))}); err != nil {
@@ -243,12 +244,14 @@ func TestBinary(t *testing.T) {
 		if strings.Contains(read(t, md, path), ip) {
 			t.Fatalf("%s visible in IMDS immediately despite 1.5s lag", ip)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(read(t, md, path), ip) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never appeared in IMDS", ip)
+		err = poll.Until(conformance.Ctx(t), 10*time.Second, func() error {
+			if !strings.Contains(read(t, md, path), ip) {
+				return fmt.Errorf("%s not in IMDS yet", ip)
 			}
-			time.Sleep(100 * time.Millisecond)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s never appeared in IMDS: %v", ip, err)
 		}
 	})
 

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
@@ -65,20 +66,10 @@ func applyManifests(env *kubeenv.Env, files ...string) error {
 }
 
 func waitCRDsServed(c client.Client) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		err1 := c.List(ctx, &eniconfig.ENIConfigList{})
-		err2 := c.List(ctx, &CNINodeList{})
-		if err1 == nil && err2 == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err1, err2, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	ctx := context.Background()
+	return poll.Until(ctx, 30*time.Second, func() error {
+		return errors.Join(c.List(ctx, &eniconfig.ENIConfigList{}), c.List(ctx, &CNINodeList{}))
+	})
 }
 
 // newClient starts a Client for node with admin credentials (or cfg.RESTConfig
@@ -147,19 +138,11 @@ func createENIConfig(t *testing.T, c client.Client, name, subnet string, sgs ...
 	t.Cleanup(func() { _ = c.Delete(context.Background(), ec) })
 }
 
-// eventually retries f until it succeeds or 20 s pass (watch propagation).
+// eventually waits until f succeeds (watch propagation), at most 20 s.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := poll.Until(context.Background(), 20*time.Second, f); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

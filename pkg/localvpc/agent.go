@@ -97,13 +97,13 @@ func (v *VPC) StartAgent(ctx context.Context, n *Node, extraEnv []string) error 
 	case ModeInstaller:
 		// As in upstream's image: the entrypoint installs the plugins found
 		// next to it and starts ipamd as its child.
-		return n.StartAgent(ctx, env, v.cfg.BinDir, filepath.Join(v.cfg.BinDir, InstallerBin),
+		return n.startAgent(ctx, env, v.cfg.BinDir, filepath.Join(v.cfg.BinDir, InstallerBin),
 			"-ipamd", filepath.Join(v.cfg.BinDir, IPAMDBin), "-plugin-dir", v.cfg.BinDir)
 	default:
 		if err := copyFile(filepath.Join(v.cfg.BinDir, PluginBin), filepath.Join(n.HostPath(NodeCNIBinDir), PluginBin)); err != nil {
 			return fmt.Errorf("node %s: install plugin: %w", n.ID, err)
 		}
-		return n.StartAgent(ctx, env, "", filepath.Join(v.cfg.BinDir, IPAMDBin))
+		return n.startAgent(ctx, env, "", filepath.Join(v.cfg.BinDir, IPAMDBin))
 	}
 }
 
@@ -212,10 +212,17 @@ func (v *VPC) StartAgents(ctx context.Context, extraEnv []string, progress func(
 	return nil
 }
 
+// StopAgent signals the whole process group of n's agent (like a container
+// runtime stopping the aws-node container) and waits up to grace for it to
+// exit before killing it.
+func (v *VPC) StopAgent(n *Node, sig syscall.Signal, grace time.Duration) error {
+	return n.stopAgent(sig, grace)
+}
+
 // RestartAgent stops n's agent with sig (SIGTERM drains; SIGKILL is a
 // crash), starts it again with the same environment and waits until ready.
 func (v *VPC) RestartAgent(ctx context.Context, n *Node, sig syscall.Signal, extraEnv []string) error {
-	if err := n.StopAgent(sig, 10*time.Second); err != nil {
+	if err := v.StopAgent(n, sig, 10*time.Second); err != nil {
 		return err
 	}
 	if err := v.StartAgent(ctx, n, extraEnv); err != nil {

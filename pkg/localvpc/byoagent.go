@@ -2,7 +2,6 @@ package localvpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -61,7 +60,7 @@ func (v *VPC) StartAgentBinaries(ctx context.Context, n *Node, bins AgentBinarie
 	if err := copyFile(bins.Plugin, filepath.Join(n.HostPath(NodeCNIBinDir), PluginBin)); err != nil {
 		return fmt.Errorf("node %s: install plugin %s: %w", n.Name, bins.Plugin, err)
 	}
-	return n.StartAgent(ctx, v.agentEnv(n, extraEnv), "", bins.IPAMD)
+	return n.startAgent(ctx, v.agentEnv(n, extraEnv), "", bins.IPAMD)
 }
 
 // WaitAgentBinariesReady waits until n's ipamd started by
@@ -69,27 +68,4 @@ func (v *VPC) StartAgentBinaries(ctx context.Context, n *Node, bins AgentBinarie
 // the installer would, so the node is network-ready as kubelet sees it.
 func (v *VPC) WaitAgentBinariesReady(ctx context.Context, n *Node, progress func(waited time.Duration)) error {
 	return v.waitReady(ctx, n, ModeIPAMD, progress)
-}
-
-// errNoNodes is returned when a VPC has no node to run an agent on.
-var errNoNodes = errors.New("the scenario has no nodes")
-
-// StartAgentsBinaries starts bins on every node and waits until all are
-// ready.
-func (v *VPC) StartAgentsBinaries(ctx context.Context, bins AgentBinaries, extraEnv []string) error {
-	nodes := v.Nodes()
-	if len(nodes) == 0 {
-		return errNoNodes
-	}
-	for _, n := range nodes {
-		if err := v.StartAgentBinaries(ctx, n, bins, extraEnv); err != nil {
-			return err
-		}
-	}
-	for _, n := range nodes {
-		if err := v.WaitAgentBinariesReady(ctx, n, nil); err != nil {
-			return err
-		}
-	}
-	return nil
 }

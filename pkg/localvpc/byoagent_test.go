@@ -69,10 +69,10 @@ func TestPrivilegedBringYourOwnAgentWiresAPod(t *testing.T) {
 		t.Fatalf("pod address %s not held by an ENI of the VPC: %v", p.IP, err)
 	}
 	t.Logf("pod %s holds %s (%+v)", p.Name, p.IP, holder)
-	if err := v.DelPod(ctx, p); err != nil {
+	if _, err := v.DelPod(ctx, p); err != nil {
 		t.Fatalf("delete pod: %v", err)
 	}
-	if err := n.StopAgent(syscall.SIGTERM, 10*time.Second); err != nil {
+	if err := v.StopAgent(n, syscall.SIGTERM, 10*time.Second); err != nil {
 		t.Fatalf("stop agent: %v", err)
 	}
 }

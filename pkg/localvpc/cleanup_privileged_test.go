@@ -1,6 +1,8 @@
 package localvpc
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -31,17 +33,19 @@ func startSleeper(t *testing.T, nsPath string, env []string) *exec.Cmd {
 	if err := syscall.Stat(nsPath, &want); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	pid := strconv.Itoa(cmd.Process.Pid)
+	err := testutil.Eventually(context.Background(), 5*time.Second, func() error {
 		var st syscall.Stat_t
-		if err := syscall.Stat("/proc/"+strconv.Itoa(cmd.Process.Pid)+"/ns/net", &st); err == nil && st.Ino == want.Ino {
-			if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/comm"); string(comm) == "sleep\n" {
-				break
-			}
+		if err := syscall.Stat("/proc/"+pid+"/ns/net", &st); err != nil || st.Ino != want.Ino {
+			return fmt.Errorf("not in the namespace yet (%v)", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pid %d never entered %s as sleep", cmd.Process.Pid, nsPath)
+		if comm, _ := os.ReadFile("/proc/" + pid + "/comm"); string(comm) != "sleep\n" {
+			return fmt.Errorf("runs %q, not sleep yet", comm)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("pid %s never entered %s as sleep: %v", pid, nsPath, err)
 	}
 	return cmd
 }
@@ -79,11 +83,14 @@ func TestPrivilegedKillOnlyMarkedProcesses(t *testing.T) {
 	if killed != 1 {
 		t.Errorf("killed %d processes, want 1 (the dead run's)", killed)
 	}
-	for deadline := time.Now().Add(5 * time.Second); alive(ours.Process.Pid); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the dead run's process %d survived", ours.Process.Pid)
+	err = testutil.Eventually(context.Background(), 5*time.Second, func() error {
+		if alive(ours.Process.Pid) {
+			return fmt.Errorf("pid %d alive", ours.Process.Pid)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the dead run's process survived: %v", err)
 	}
 	if !alive(foreign.Process.Pid) {
 		t.Errorf("a foreign process (no %s) was killed", RunEnv)

@@ -2,31 +2,27 @@ package localvpc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
-	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
-
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
 // nodeExec runs CNI plugins the way a container runtime on the node would:
 // libcni finds them in the node's /opt/cni/bin (through its host-side
-// directory) and each one executes inside the node's namespaces.
+// directory) and each one executes inside the node's namespaces. It records
+// each exec's wall time; one nodeExec serves one libcni call, whose
+// plugins run one after another.
 type nodeExec struct {
 	n *Node
 	version.PluginDecoder
+	plugins []PluginTime
 }
 
 var _ invoke.Exec = (*nodeExec)(nil)
@@ -41,7 +37,7 @@ func (e *nodeExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []by
 	if err != nil || strings.HasPrefix(rel, "..") {
 		return nil, fmt.Errorf("plugin %s is not in node %s's %s", pluginPath, e.n.ID, NodeCNIBinDir)
 	}
-	env := make([]string, 0, len(environ))
+	env := make([]string, 0, len(environ)+1)
 	for _, kv := range environ {
 		if strings.HasPrefix(kv, "CNI_PATH=") {
 			kv = "CNI_PATH=" + NodeCNIBinDir // chained IPAM plugins are looked up inside the node
@@ -49,7 +45,9 @@ func (e *nodeExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []by
 		env = append(env, kv)
 	}
 	env = append(env, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+	start := time.Now()
 	stdout, stderr, err := e.n.Exec(ctx, env, stdin, filepath.Join(NodeCNIBinDir, rel))
+	e.plugins = append(e.plugins, PluginTime{Plugin: filepath.Base(rel), Took: time.Since(start)})
 	if err != nil {
 		return nil, pluginError(err, stdout, stderr)
 	}
@@ -65,24 +63,6 @@ func pluginError(err error, stdout, stderr []byte) error {
 	return fmt.Errorf("plugin failed: %w (stdout %q, stderr %q)", err, stdout, stderr)
 }
 
-// Pod is a pod sandbox: a network namespace wired by the node's CNI.
-type Pod struct {
-	Namespace   string
-	Name        string
-	ContainerID string
-	Node        *Node
-	NetNS       string
-	IP          netip.Addr
-	Result      *current.Result
-	// Annotations reach the plugin as the runtime's pod-annotations
-	// capability (e.g. the multi-NIC request, multinic.go).
-	Annotations map[string]string
-}
-
-func (n *Node) cni(cacheDir string) *libcni.CNIConfig {
-	return libcni.NewCNIConfigWithCacheDir([]string{n.HostPath(NodeCNIBinDir)}, cacheDir, &nodeExec{n: n})
-}
-
 // Conflist loads the conflist the installer wrote into the node.
 func (n *Node) Conflist() (*libcni.NetworkConfigList, error) {
 	path := n.HostPath(filepath.Join(NodeCNIConfDir, ConflistName))
@@ -93,89 +73,12 @@ func (n *Node) Conflist() (*libcni.NetworkConfigList, error) {
 	return l, nil
 }
 
-func (p *Pod) runtimeConf() *libcni.RuntimeConf {
-	rt := &libcni.RuntimeConf{
-		ContainerID: p.ContainerID,
-		NetNS:       p.NetNS,
-		IfName:      "eth0",
-		Args: [][2]string{
-			{"IgnoreUnknown", "1"},
-			{"K8S_POD_NAMESPACE", p.Namespace},
-			{"K8S_POD_NAME", p.Name},
-			{"K8S_POD_INFRA_CONTAINER_ID", p.ContainerID},
-		},
-	}
-	if p.Annotations != nil {
-		rt.CapabilityArgs = map[string]any{"io.kubernetes.cri.pod-annotations": p.Annotations}
-	}
-	return rt
-}
-
-// AddPod creates a pod sandbox network namespace and runs CNI ADD for it
-// through the node's conflist. On failure the namespace is removed again
-// (after a DEL, as runtimes do, so nothing half-wired stays behind).
-func (n *Node) AddPod(ctx context.Context, runPrefix, cacheDir, namespace, name string) (*Pod, error) {
-	return n.addPod(ctx, runPrefix, cacheDir, namespace, name, nil)
-}
-
-func (n *Node) addPod(ctx context.Context, runPrefix, cacheDir, namespace, name string, annotations map[string]string) (*Pod, error) {
-	conf, err := n.Conflist()
-	if err != nil {
-		return nil, err
-	}
-	cid := newContainerID()
-	nsPath, err := dataplane.NewNamedNS(runPrefix + "pod-" + cid[:12])
-	if err != nil {
-		return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, err)
-	}
-	p := &Pod{Namespace: namespace, Name: name, ContainerID: cid, Node: n, NetNS: nsPath, Annotations: annotations}
-	cni := n.cni(cacheDir)
-	res, err := cni.AddNetworkList(ctx, conf, p.runtimeConf())
-	if err != nil {
-		_ = cni.DelNetworkList(context.WithoutCancel(ctx), conf, p.runtimeConf())
-		_ = dataplane.DeleteNamedNS(nsPath)
-		return nil, fmt.Errorf("pod %s/%s on %s: CNI ADD: %w", namespace, name, n.Name, err)
-	}
-	r, err := current.NewResultFromResult(res)
-	if err != nil {
-		return nil, fmt.Errorf("pod %s/%s: CNI result: %w", namespace, name, err)
-	}
-	p.Result = r
-	p.IP = podAddr(r) // ipv6.go
-	if !p.IP.IsValid() {
-		return p, fmt.Errorf("pod %s/%s: CNI result has no IP address: %v", namespace, name, r)
-	}
-	return p, nil
-}
-
-// CNIDel runs CNI DEL for the pod and leaves its namespace (runtimes may
-// send DEL more than once).
-func (n *Node) CNIDel(ctx context.Context, cacheDir string, p *Pod) error {
-	conf, err := n.Conflist()
-	if err != nil {
-		return err
-	}
-	if err := n.cni(cacheDir).DelNetworkList(ctx, conf, p.runtimeConf()); err != nil {
-		return fmt.Errorf("pod %s/%s: CNI DEL: %w", p.Namespace, p.Name, err)
-	}
-	return nil
-}
-
-// DelPod runs CNI DEL for the pod and removes its network namespace.
-func (n *Node) DelPod(ctx context.Context, cacheDir string, p *Pod) error {
-	var errs []error
-	if err := n.CNIDel(ctx, cacheDir, p); err != nil {
-		errs = append(errs, err)
-	}
-	if err := dataplane.DeleteNamedNS(p.NetNS); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// newContainerID is a random 64-hex sandbox id, like a runtime's.
-func newContainerID() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// timed runs one libcni call against the node's plugins and cache and
+// returns how long it took, plugin by plugin.
+func (n *Node) timed(call func(*libcni.CNIConfig) error) (Timing, error) {
+	e := &nodeExec{n: n}
+	cni := libcni.NewCNIConfigWithCacheDir([]string{n.HostPath(NodeCNIBinDir)}, filepath.Join(n.Dir, "cni-cache"), e)
+	start := time.Now()
+	err := call(cni)
+	return Timing{CNI: time.Since(start), Plugins: e.plugins}, err
 }

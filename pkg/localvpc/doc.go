@@ -1,12 +1,12 @@
-// Package localvpc runs a whole local VPC on one Linux machine:
+// Package localvpc runs a whole local VPC on one Linux machine. Callers act
+// on the VPC; a *Node or *Pod is a handle they pass back and read from:
 //
-//	VPC (vpc.go: Start, Close, CleanupStale)
-//	├── vpcsim + data plane       EC2/IMDS in-process; VPC and internet netns
-//	├── Node (node.go)            per instance: netns + mount ns, a child agent
-//	│   ├── agent (agent.go, byoagent.go)  installer + ipamd, ready on its socket
-//	│   ├── CNI (cni.go)          conflist through libcni → Pod (a netns)
-//	│   └── KubeNode (kube*.go)   optional containerd + kubelet
-//	└── inspect.go                checkpoint, ENIs, logs, Locate(addr)
+//	VPC (vpc.go)      Start, Close, CleanupStale; vpcsim + data plane netns
+//	├─ agent.go       StartAgent(s), StopAgent, RestartAgent, WaitReady (byoagent.go: other binaries)
+//	├─ pod.go         AddPod → Pod{IP, Added Timing}, CNIDel, DelPod → Timing, CNIVersion
+//	├─ kubenode.go    StartKubeNode: containerd + kubelet on a node
+//	├─ inspect.go     ENIs, Locate, SaveLogs; Node.Checkpoint
+//	└─ Node (node.go) netns + mount ns (anchor), Exec/Command; cni.go runs plugins inside
 //
 // A node's mount namespace has private /var/run/aws-node, /etc/cni/net.d,
 // /opt/cni/bin and /var/log/aws-routed-eni. Pods are wired by the node's

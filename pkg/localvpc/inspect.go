@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -59,6 +60,33 @@ func (v *VPC) ENIs(n *Node) []vpcsim.ENIView {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Attachment.DeviceIndex < out[j].Attachment.DeviceIndex })
 	return out
+}
+
+// Holder says which ENI EC2 has an address on (as a secondary address or
+// inside a prefix), and that ENI's device index.
+type Holder struct {
+	ENIID       string
+	DeviceIndex int
+	Prefix      netip.Prefix // the delegated prefix holding the address, if any
+}
+
+// Locate finds the ENI that holds addr in vpcsim, IPv4 or IPv6.
+func (v *VPC) Locate(addr netip.Addr) (Holder, error) {
+	for _, e := range v.Sim.NetworkInterfaces() {
+		dev := -1
+		if e.Attachment != nil {
+			dev = e.Attachment.DeviceIndex
+		}
+		if e.PrimaryIP == addr || slices.Contains(e.SecondaryIPs, addr) || slices.Contains(e.IPv6, addr) {
+			return Holder{ENIID: e.ID, DeviceIndex: dev}, nil
+		}
+		for _, p := range slices.Concat(e.Prefixes, e.IPv6Prefixes) {
+			if p.Contains(addr) {
+				return Holder{ENIID: e.ID, DeviceIndex: dev, Prefix: p}, nil
+			}
+		}
+	}
+	return Holder{}, fmt.Errorf("no ENI holds %s", addr)
 }
 
 // Serve starts a whoami service on the pod's address; it stops when the

@@ -2,8 +2,10 @@ package localvpc
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,9 +117,19 @@ func TestPrivilegedNodesHavePrivateDirectoriesAndRunPluginsInside(t *testing.T) 
 			}
 		}
 	}
-	if err := v.DelPod(ctx, p); err != nil {
+	// The pod carries its ADD's cost: the chain's execs, in order, inside
+	// the CNI wall time (host-local runs inside ptp, not through us).
+	wantPlugins(t, "ADD", p.Added, "ptp", "portmap")
+	del, err := v.DelPod(ctx, p)
+	if err != nil {
 		t.Fatalf("DelPod: %v", err)
 	}
+	wantPlugins(t, "DEL", del, "portmap", "ptp")
+	ver, err := v.CNIVersion(ctx, n, "ptp")
+	if err != nil {
+		t.Fatalf("CNIVersion: %v", err)
+	}
+	wantPlugins(t, "VERSION", ver, "ptp")
 	if hasRouteTo(t, n.NetNS, p.IP) {
 		t.Errorf("route to deleted pod %s still in node", p.IP)
 	}
@@ -139,22 +151,71 @@ func TestPrivilegedAddPodFailsClearlyWithoutConflist(t *testing.T) {
 	}
 }
 
+// A failed ADD is timed too, and leaves nothing behind.
+func TestPrivilegedFailedAddIsTimedAndRemoved(t *testing.T) {
+	v := startVPC(t)
+	n := v.Nodes()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range []string{"ptp", "fail"} {
+		src := filepath.Join(DefaultRefPluginDir, p)
+		if p == "fail" {
+			src = "/bin/false"
+		}
+		if err := copyFile(src, n.HostPath("/opt/cni/bin/"+p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := strings.Replace(ptpConflist, `"type":"portmap"`, `"type":"fail"`, 1)
+	if err := os.WriteFile(n.HostPath("/etc/cni/net.d/"+ConflistName), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := v.AddPod(ctx, n, "default", "doomed")
+	var ae *AddError
+	if !errors.As(err, &ae) {
+		t.Fatalf("AddPod through a failing plugin: err = %v, want an *AddError", err)
+	}
+	wantPlugins(t, "failed ADD", ae.Timing, "ptp", "fail")
+	if left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(v.RunID) + "pod-"); len(left) > 0 {
+		t.Errorf("failed AddPod left pod namespaces: %v", left)
+	}
+	if got := v.Pods(); len(got) != 0 {
+		t.Errorf("failed AddPod left %d pods registered", len(got))
+	}
+}
+
+func wantPlugins(t *testing.T, op string, tm Timing, want ...string) {
+	t.Helper()
+	var got []string
+	var sum time.Duration
+	for _, p := range tm.Plugins {
+		got = append(got, p.Plugin)
+		sum += p.Took
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s ran plugins %v, want %v", op, got, want)
+	}
+	if tm.CNI <= 0 || sum > tm.CNI {
+		t.Errorf("%s took %v with plugin execs summing to %v: want the execs inside a positive total", op, tm.CNI, sum)
+	}
+}
+
 func TestPrivilegedAgentLifecycle(t *testing.T) {
 	v := startVPC(t)
 	n := v.Nodes()[0]
 	ctx := context.Background()
 	// A long-running stand-in agent that exits on SIGTERM.
-	if err := n.StartAgent(ctx, nil, "", "/bin/sh", "-c", "echo started; exec sleep 60"); err != nil {
+	if err := n.startAgent(ctx, nil, "", "/bin/sh", "-c", "echo started; exec sleep 60"); err != nil {
 		t.Fatal(err)
 	}
 	if n.AgentPID() == 0 {
-		t.Fatal("agent not running after StartAgent")
+		t.Fatal("agent not running after startAgent")
 	}
-	if err := n.StartAgent(ctx, nil, "", "/bin/true"); err == nil {
-		t.Error("second StartAgent while one runs: no error")
+	if err := n.startAgent(ctx, nil, "", "/bin/true"); err == nil {
+		t.Error("second startAgent while one runs: no error")
 	}
 	done, _ := n.AgentExited()
-	if err := n.StopAgent(9, time.Second); err != nil {
+	if err := v.StopAgent(n, 9, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -171,9 +171,9 @@ func (n *Node) Exec(ctx context.Context, env []string, stdin []byte, argv ...str
 	return o.Bytes(), e.Bytes(), err
 }
 
-// StartAgent starts the aws-node agent in the node. Its output goes to
+// startAgent starts argv as the node's agent process. Its output goes to
 // <Dir>/agent.log (appended, so restarts keep the history).
-func (n *Node) StartAgent(ctx context.Context, env []string, dir string, argv ...string) error {
+func (n *Node) startAgent(ctx context.Context, env []string, dir string, argv ...string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.agent != nil {
@@ -183,7 +183,7 @@ func (n *Node) StartAgent(ctx context.Context, env []string, dir string, argv ..
 			return fmt.Errorf("node %s: agent already running (pid %d)", n.ID, n.agent.cmd.Process.Pid)
 		}
 	}
-	// Not CommandContext: the agent's life is managed by StopAgent.
+	// Not CommandContext: the agent's life is managed by stopAgent.
 	cmd, err := n.Command(context.Background(), env, dir, argv...)
 	if err != nil {
 		return err
@@ -238,10 +238,9 @@ func (n *Node) AgentExited() (<-chan struct{}, func() error) {
 	return p.done, func() error { return p.err }
 }
 
-// StopAgent signals the agent's whole process group (like a container
-// runtime stopping the aws-node container) and waits up to grace for it to
-// exit before killing it.
-func (n *Node) StopAgent(sig syscall.Signal, grace time.Duration) error {
+// stopAgent signals the agent's whole process group and waits up to grace
+// for it to exit before killing it.
+func (n *Node) stopAgent(sig syscall.Signal, grace time.Duration) error {
 	n.mu.Lock()
 	p := n.agent
 	n.mu.Unlock()
@@ -269,7 +268,7 @@ func (n *Node) StopAgent(sig syscall.Signal, grace time.Duration) error {
 
 // close stops the agent and the anchor; the mount namespace goes with them.
 func (n *Node) close() error {
-	err := n.StopAgent(syscall.SIGTERM, 5*time.Second)
+	err := n.stopAgent(syscall.SIGTERM, 5*time.Second)
 	n.stopAnchor()
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -81,5 +82,17 @@ func TestPluginErrorKeepsTheCNIError(t *testing.T) {
 	err = pluginError(run, []byte("not json"), []byte("boom"))
 	if err == nil || !strings.Contains(err.Error(), "boom") || !errors.Is(err, run) {
 		t.Errorf("non-JSON output: err = %v, want it to wrap the exit error and show stderr", err)
+	}
+}
+
+func TestTimingExecSumsOnePluginsRuns(t *testing.T) {
+	tm := Timing{CNI: 9 * time.Millisecond, Plugins: []PluginTime{
+		{"aws-cni", 3 * time.Millisecond}, {"portmap", time.Millisecond}, {"aws-cni", 2 * time.Millisecond},
+	}}
+	if d, ok := tm.Exec("aws-cni"); !ok || d != 5*time.Millisecond {
+		t.Errorf("Exec(aws-cni) = %v, %v; want 5ms, true", d, ok)
+	}
+	if d, ok := tm.Exec("egress-cni"); ok || d != 0 {
+		t.Errorf("Exec(egress-cni) = %v, %v; want 0, false", d, ok)
 	}
 }

@@ -335,6 +335,20 @@ func TestPrivilegedBranchStrictIPv6(t *testing.T) {
 		"rule 20 lookup local",
 		"rule 20 v6 lookup local",
 	})
+	// The kernel's part finishes on its own timers: DAD on every link the
+	// path crosses, then the router's neighbour entry on the branch link.
+	for nsPath, links := range map[string][]string{
+		e.node.ns.Path(): {"eth1", "vlan.eth.7", veth},
+		e.vpc.Path():     {"vpc0"},
+		podNS.Path():     {"eth0"},
+	} {
+		if err := podnettest.WaitIPv6Ready(ctx, nsPath, links...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := podnettest.WaitNeighbour(ctx, e.node.ns.Path(), "vlan.eth.7", router); err != nil {
+		t.Fatalf("router on the branch link: %v", err)
+	}
 	if err := podnettest.Connect(podNS.Path(), e.vpc.Path(), net.ParseIP("2001:db8:2::1")); err != nil {
 		t.Errorf("pod to VPC: %v", err)
 	}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -218,31 +217,7 @@ func TestVMBranchStrictIPv6(t *testing.T) {
 // address: neighbour discovery on it needs one as its source.
 func waitDAD(t *testing.T, e vlanenv.Env, link string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var ready bool
-		vlanenv.Do(t, e.Node, func() error {
-			l, err := netlink.LinkByName(link)
-			if err != nil {
-				return err
-			}
-			addrs, err := netlink.AddrList(l, unix.AF_INET6)
-			if err != nil {
-				return err
-			}
-			for _, a := range addrs {
-				if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
-					ready = true
-				}
-			}
-			return nil
-		})
-		if ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has no usable IPv6 link-local address after a minute", link)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not a fixed wait
+	if err := podnettest.WaitIPv6Ready(context.Background(), e.Node.Path(), link); err != nil {
+		t.Fatal(err)
 	}
 }

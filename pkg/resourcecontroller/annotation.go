@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // PodENIAnnotation carries a pod's branch ENIs; PodENIResource is the
@@ -69,4 +71,14 @@ func DecodeAnnotation(raw string) ([]BranchENI, error) {
 		}
 	}
 	return enis, nil
+}
+
+// PodBranches returns the branch ENIs the controller annotated p with, or
+// an error while it has not (yet).
+func PodBranches(p *corev1.Pod) ([]BranchENI, error) {
+	raw := p.Annotations[PodENIAnnotation]
+	if raw == "" {
+		return nil, fmt.Errorf("pod %s/%s has no %s annotation", p.Namespace, p.Name, PodENIAnnotation)
+	}
+	return DecodeAnnotation(raw)
 }

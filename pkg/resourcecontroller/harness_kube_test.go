@@ -25,6 +25,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
@@ -162,22 +163,9 @@ func newHarness(t testing.TB, ec2 EC2, cfg Config) *harness {
 // namespace at the controller, trusting its CA.
 func (h *harness) registerWebhook(port int, caPEM []byte) {
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, WebhookPath)
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	eq := admissionregistrationv1.Equivalent
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "rc-" + h.ns}}
+	cfg := WebhookConfiguration("rc-"+h.ns, url, caPEM, map[string]string{"rc-test": h.ns})
 	ctx := context.Background()
 	_ = h.admin.Delete(ctx, cfg)
-	cfg.Webhooks = []admissionregistrationv1.MutatingWebhook{{
-		Name:                    "mpod.vpc.k8s.aws",
-		ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-		Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-		FailurePolicy:           &fail, // a test must notice a webhook that is not called
-		SideEffects:             &none,
-		MatchPolicy:             &eq,
-		AdmissionReviewVersions: []string{"v1"},
-		NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"rc-test": h.ns}},
-	}}
 	if err := h.admin.Create(ctx, cfg); err != nil {
 		h.t.Fatal(err)
 	}
@@ -328,22 +316,18 @@ func (h *harness) deletePod(name string) {
 	}
 }
 
-// waitFor polls cond until it holds or the timeout passes (the last
-// detail it gave is in the failure).
+// waitFor waits until cond holds, at most timeout; the failure shows the
+// last detail cond gave.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	detail := ""
-	for {
-		ok, d := cond()
-		if ok {
-			return
+	err := poll.Until(context.Background(), timeout, func() error {
+		if ok, detail := cond(); !ok {
+			return errors.New(detail)
 		}
-		detail = d
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, detail)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 	}
 }
 

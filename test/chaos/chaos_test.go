@@ -18,6 +18,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -178,7 +179,7 @@ func TestPrivilegedChaos(t *testing.T) {
 		if err := rt.waitOps(ctx, p.ops*k/(p.kills+1)); err != nil {
 			t.Fatalf("before kill %d: %v\n%s", k, err, rt.summary())
 		}
-		if err := n.StopAgent(syscall.SIGKILL, 5*time.Second); err != nil {
+		if err := v.StopAgent(n, syscall.SIGKILL, 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		rt.kills.Add(1)
@@ -266,7 +267,7 @@ func restart(ctx context.Context, v *localvpc.VPC, n *localvpc.Node) (int, error
 		if last == nil {
 			return attempt, nil
 		}
-		if err := n.StopAgent(syscall.SIGKILL, 5*time.Second); err != nil {
+		if err := v.StopAgent(n, syscall.SIGKILL, 5*time.Second); err != nil {
 			return attempt, err
 		}
 	}
@@ -278,19 +279,17 @@ func restart(ctx context.Context, v *localvpc.VPC, n *localvpc.Node) (int, error
 // ipamd reconciles, so the condition is re-read, not slept on.
 func converge(ctx context.Context, d time.Duration, check func() []string) ([]string, time.Duration) {
 	start := time.Now()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		bad := check()
-		if len(bad) == 0 || time.Since(start) > d {
-			return bad, time.Since(start)
+	var bad []string
+	_ = testutil.Eventually(ctx, d, func() error { // the report says what did not converge
+		if bad = check(); len(bad) > 0 {
+			return errors.New(bad[0])
 		}
-		select {
-		case <-ctx.Done():
-			return append(bad, ctx.Err().Error()), time.Since(start)
-		case <-tick.C:
-		}
+		return nil
+	})
+	if err := ctx.Err(); err != nil && len(bad) > 0 {
+		bad = append(bad, err.Error())
 	}
+	return bad, time.Since(start)
 }
 
 // settled reports what EC2 still holds for the node beyond a settled pool

@@ -120,7 +120,7 @@ func TestPrivilegedCustomNetworkingPerZone(t *testing.T) {
 	}
 
 	for _, p := range pods {
-		if err := c.v.DelPod(ctx, p); err != nil {
+		if _, err := c.v.DelPod(ctx, p); err != nil {
 			t.Errorf("delete pod %s: %v", p.Name, err)
 		}
 	}
@@ -230,7 +230,7 @@ func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
 	if h, err := c.v.Locate(pod.IP); err != nil || h.DeviceIndex == 0 {
 		t.Errorf("pod address %s: holder %+v, %v; want a secondary ENI", pod.IP, h, err)
 	}
-	if err := c.v.DelPod(ctx, pod); err != nil {
+	if _, err := c.v.DelPod(ctx, pod); err != nil {
 		t.Errorf("delete pod: %v", err)
 	}
 }

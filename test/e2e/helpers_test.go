@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -32,10 +33,11 @@ type cluster struct {
 	n2  *localvpc.Node
 }
 
-// newCluster starts the two-node scenario with env for every agent and
-// waits until both nodes are network-ready. Everything is removed when the
-// test ends, and the test fails if anything is left behind.
-func newCluster(t *testing.T, env ...string) *cluster {
+// startVPC starts the two-node scenario, changed by edit if not nil, with
+// no agent yet. With ipv6 the scenario is made IPv6-ready (IPv6Scenario)
+// and IPv6 is routed in the data plane. Everything is removed when the test
+// ends, and the test fails if anything is left behind.
+func startVPC(t *testing.T, ipv6 bool, edit func(*vpcsim.Scenario)) *localvpc.VPC {
 	t.Helper()
 	testutil.Privileged(t)
 	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
@@ -45,16 +47,36 @@ func newCluster(t *testing.T, env ...string) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if edit != nil {
+		edit(&sc)
+	}
+	if ipv6 {
+		if sc, err = localvpc.IPv6Scenario(sc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := vpctest.StartContext(t, 60*time.Second) // clock starts after the build
 	defer cancel()
-	v := vpctest.Start(t, ctx, sc, "vpccni-e2e-logs")
+	return vpctest.StartConfig(t, ctx, localvpc.Config{Scenario: sc, IPv6: ipv6}, "vpccni-e2e-logs")
+}
+
+// startAgents starts env's agent on both nodes of v and waits until they
+// are network-ready.
+func startAgents(t *testing.T, v *localvpc.VPC, env ...string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, v: v, env: env}
-	if err := v.StartAgents(ctx, env, nil); err != nil {
+	if err := v.StartAgents(c.ctx(90*time.Second), env, nil); err != nil {
 		t.Fatalf("start agents: %v", err)
 	}
 	nodes := v.Nodes()
 	c.n1, c.n2 = nodes[0], nodes[1]
 	return c
+}
+
+// newCluster is the IPv4 two-node cluster with env for every agent.
+func newCluster(t *testing.T, env ...string) *cluster {
+	t.Helper()
+	return startAgents(t, startVPC(t, false, nil), env...)
 }
 
 func (c *cluster) ctx(d time.Duration) context.Context {
@@ -161,8 +183,9 @@ func (c *cluster) assertCheckpoint(n *localvpc.Node, pods []*localvpc.Pod) {
 	}
 }
 
-// podRoutes returns the /32 routes to pods in the node's main table.
-func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
+// nodeNetlink opens a netlink handle inside n's network namespace; the
+// caller closes it.
+func nodeNetlink(t *testing.T, n *localvpc.Node) *netlink.Handle {
 	t.Helper()
 	nsh, err := netns.GetFromPath(n.NetNS)
 	if err != nil {
@@ -173,6 +196,13 @@ func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+// podRoutes returns the /32 routes to pods in the node's main table.
+func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
+	t.Helper()
+	h := nodeNetlink(t, n)
 	defer h.Close()
 	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
@@ -196,19 +226,34 @@ func podRoutes(t *testing.T, n *localvpc.Node) map[netip.Addr]bool {
 // linkMAC returns the MAC of a link in the node, or "" when absent.
 func linkMAC(t *testing.T, n *localvpc.Node, name string) string {
 	t.Helper()
-	nsh, err := netns.GetFromPath(n.NetNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := nodeNetlink(t, n)
 	defer h.Close()
 	l, err := h.LinkByName(name)
 	if err != nil {
 		return ""
 	}
 	return l.Attrs().HardwareAddr.String()
+}
+
+// delAll deletes pods as the runtime does (DEL, then the namespace).
+func (c *cluster) delAll(pods []*localvpc.Pod) {
+	c.t.Helper()
+	var errs []error
+	for _, p := range pods {
+		_, err := c.v.DelPod(c.ctx(30*time.Second), p)
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		c.t.Errorf("delete pods: %v", err)
+	}
+}
+
+// routedTo says whether the VPC delivers ip to the ENI.
+func routedTo(c *cluster, eniID string, ip netip.Addr) bool {
+	for _, p := range c.v.DP.RoutedAddresses(eniID) {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,15 +3,10 @@ package e2e
 import (
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/vpctest"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
@@ -23,27 +18,13 @@ import (
 // check drops it anywhere else); DEL frees all of them.
 func TestE2EMultiCard(t *testing.T) {
 	t.Parallel()
-	testutil.Privileged(t)
-	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
-		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (make deps)", err)
-	}
-	sc, err := vpcsim.LoadScenario(filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range sc.Instances {
-		sc.Instances[i].Type = "c6in.32xlarge"
-	}
-	agentbin.Dir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	v := vpctest.Start(t, ctx, sc, "vpccni-e2e-logs")
-	c := &cluster{t: t, v: v, env: []string{"ENABLE_MULTI_NIC=true", "WARM_IP_TARGET=2", "MINIMUM_IP_TARGET=2"}}
-	if err := v.StartAgents(ctx, c.env, nil); err != nil {
-		t.Fatalf("start agents: %v", err)
-	}
-	nodes := v.Nodes()
-	c.n1, c.n2 = nodes[0], nodes[1]
+	c := startAgents(t, startVPC(t, false, func(sc *vpcsim.Scenario) {
+		for i := range sc.Instances {
+			sc.Instances[i].Type = "c6in.32xlarge"
+		}
+	}), "ENABLE_MULTI_NIC=true", "WARM_IP_TARGET=2", "MINIMUM_IP_TARGET=2")
+	v := c.v
+	ctx := c.ctx(60 * time.Second)
 
 	p, err := v.AddPodAnnotated(ctx, c.n1, "default", "mnic", localvpc.MultiNICAnnotation)
 	if err != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/vpc-cni/vpc-cni/internal/childproc"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
@@ -140,25 +142,24 @@ func (cp *controlPlane) start(t *testing.T, dir, name string, args ...string) {
 	})
 }
 
-// waitFor polls cond every 200 ms until it is true, fails, or ctx ends.
+// waitFor waits until cond is true or ctx ends (the last error
+// cond gave is in the failure).
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, error)) {
 	t.Helper()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
+	limit := 10 * time.Minute // ctx's deadline, if any, comes first
+	err := poll.Until(ctx, limit, func() error {
 		ok, err := cond()
-		if ok {
-			return
+		switch {
+		case ok:
+			return nil
+		case err != nil:
+			return err
+		default:
+			return errors.New("not yet")
 		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last error: %v)", what, ctx.Err(), last)
-		case <-tick.C:
-		}
+	})
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 

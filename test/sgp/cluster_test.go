@@ -261,18 +261,7 @@ func (c *cluster) startController(ctx context.Context) {
 // controller, trusting its CA; pods elsewhere (aws-node) are not sent.
 func (c *cluster) registerWebhook(ctx context.Context, port int, caPEM []byte) {
 	url := fmt.Sprintf("https://127.0.0.1:%d%s", port, resourcecontroller.WebhookPath)
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "vpc-resource-mutating-webhook"}}
-	cfg.Webhooks = []admissionregistrationv1.MutatingWebhook{{
-		Name:                    "mpod.vpc.k8s.aws",
-		ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-		Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-		FailurePolicy:           &fail, // a pod the webhook did not see must not start silently
-		SideEffects:             &none,
-		AdmissionReviewVersions: []string{"v1"},
-		NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"sgp-test": podNS}},
-	}}
+	cfg := resourcecontroller.WebhookConfiguration("vpc-resource-mutating-webhook", url, caPEM, map[string]string{"sgp-test": podNS})
 	if err := c.admin.Create(ctx, cfg); err != nil {
 		c.t.Fatal(err)
 	}

@@ -166,10 +166,10 @@ func TestPrivilegedSGPWalkthrough(t *testing.T) {
 
 	// DEL leaves nothing of either pod in the node; a second DEL is harmless.
 	for _, p := range []*localvpc.Pod{cp, pp} {
-		if err := c.v.DelPod(ctx, p); err != nil {
+		if _, err := c.v.DelPod(ctx, p); err != nil {
 			t.Errorf("DEL %s: %v", p.Name, err)
 		}
-		if err := c.v.CNIDel(ctx, p); err != nil {
+		if _, err := c.v.CNIDel(ctx, p); err != nil {
 			t.Errorf("second DEL %s: %v", p.Name, err)
 		}
 	}
@@ -261,7 +261,7 @@ func TestPrivilegedSGPCustomNetworking(t *testing.T) {
 		t.Errorf("/sgdrops for %s ingress: %d packets before and after the refused connection", dbENI, d.Packets)
 	}
 	for _, p := range []*localvpc.Pod{cp, pp} {
-		if err := c.v.DelPod(ctx, p); err != nil {
+		if _, err := c.v.DelPod(ctx, p); err != nil {
 			t.Errorf("DEL %s: %v", p.Name, err)
 		}
 	}
@@ -348,12 +348,8 @@ func (c *cluster) waitAnnotation(ctx context.Context, name string) resourcecontr
 		if err := c.admin.Get(ctx, client.ObjectKey{Namespace: podNS, Name: name}, &p); err != nil {
 			return err
 		}
-		raw := p.Annotations[resourcecontroller.PodENIAnnotation]
-		if raw == "" {
-			return fmt.Errorf("pod %s has no %s annotation", name, resourcecontroller.PodENIAnnotation)
-		}
 		var err error
-		out, err = resourcecontroller.DecodeAnnotation(raw)
+		out, err = resourcecontroller.PodBranches(&p)
 		return err
 	})
 	if err != nil {

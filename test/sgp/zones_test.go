@@ -150,7 +150,7 @@ func TestPrivilegedSGPTwoZonesCustomNetworking(t *testing.T) {
 
 	for _, n := range nodes {
 		for _, p := range []*localvpc.Pod{pods[n.Name].client, pods[n.Name].plain} {
-			if err := c.v.DelPod(ctx, p); err != nil {
+			if _, err := c.v.DelPod(ctx, p); err != nil {
 				t.Errorf("DEL %s: %v", p.Name, err)
 			}
 		}

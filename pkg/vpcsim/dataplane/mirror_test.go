@@ -179,15 +179,15 @@ func firstAttachment(t *testing.T, sim *vpcsim.Sim, eniID string) *string {
 // waitLink polls until the link exists (or is gone) in the namespace.
 func waitLink(t *testing.T, path, name string, present bool) netlink.Link {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l := linkIn(t, path, name)
-		if (l != nil) == present {
-			return l
+	var l netlink.Link
+	err := testutil.Eventually(context.Background(), 5*time.Second, func() error {
+		if l = linkIn(t, path, name); (l != nil) != present {
+			return fmt.Errorf("%s present=%v: still %v", name, present, l != nil)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal(fmt.Sprintf("%s present=%v: still %v after 5s", name, present, l != nil))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return l
 }
