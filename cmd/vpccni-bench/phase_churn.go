@@ -39,7 +39,10 @@ func idleFigure(c config) bench.Figure {
 		ID: 6, Key: keyIdle, Title: "idle addresses per node, default targets",
 		Method: "Node 'churn' (m5.4xlarge, 30 addresses per ENI, WARM_ENI_TARGET=1 and no other target): secondary addresses " +
 			"vpcsim has on the node's ENIs minus pods holding one, read from EC2's state (not ipamd's). At steady state with 0 pods " +
-			"(pool settled after start) and with " + first + "; and the mean over the churn of figure 2, where addresses in cooldown count as idle.",
+			"(pool settled after start) and with " + first + "; and the mean over the churn of figure 2, where addresses in cooldown count as idle. " +
+			"'static algorithm (model)' is what the static warm-pool algorithm would hold over the same samples (bench.StaticPool: enough ENIs " +
+			"that one whole ENI is free besides the pods and the addresses cooling 30 s after each of the churn's DELs, capped at the " +
+			"instance's ENIs; it shrinks at once when demand falls, so it understates the real algorithm).",
 	}
 }
 
@@ -91,7 +94,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 		}
 	}
 	r.progressf("figures 2, 5, 6 and the plot: churn node (%s, default targets)", nodeTypes[nodeChurn])
-	n, err := r.v.Node(nodeChurn)
+	n, err := r.node(nodeChurn)
 	if err != nil {
 		failAll(err)
 		return
@@ -149,7 +152,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 		}
 	}
 	series, serr := smp.finish()
-	if serr == nil {
+	if serr == nil && r.side.bins == nil {
 		r.pool = &series
 	}
 	if ctx.Err() != nil {
@@ -203,6 +206,11 @@ func (r *run) phaseChurn(ctx context.Context) {
 			sum += float64(s.Held - s.InUse)
 		}
 		idf.Values = append(idf.Values, bench.Value{Name: fmt.Sprintf("mean during churn at %d pods", r.cfg.ChurnLive), Value: sum / float64(len(samples)), Unit: "addresses"})
+		if static, err := staticIdle(nodeTypes[nodeChurn], samples, smp.clock(churned.delDone)); err != nil {
+			r.cfg.Log.Warn("static pool model", "err", err)
+		} else {
+			idf.Values = append(idf.Values, bench.Value{Name: "mean during churn, static algorithm (model)", Value: static, Unit: "addresses"})
+		}
 	}
 	r.put(idf)
 }
@@ -234,6 +242,7 @@ type churnResult struct {
 	pairs, failures int
 	elapsed         time.Duration
 	adds, dels      []time.Duration
+	delDone         []time.Time // when each successful DEL returned
 	calls           map[string]int64
 	throttled       int64
 	firstErr        error
@@ -270,6 +279,7 @@ func churn(ctx context.Context, rt *podRuntime, live *livePods, sim *vpcsim.Sim,
 						res.firstErr = keepFirst(res.firstErr, err)
 					} else {
 						res.dels = append(res.dels, took)
+						res.delDone = append(res.delDone, time.Now())
 					}
 					mu.Unlock()
 				}
@@ -293,4 +303,15 @@ func churn(ctx context.Context, rt *podRuntime, live *livePods, sim *vpcsim.Sim,
 	res.elapsed = time.Since(start)
 	res.calls, res.throttled = ec2Delta(before, sim.Stats())
 	return res
+}
+
+// staticIdle is the static algorithm's mean idle addresses (bench.StaticPool)
+// over the samples, with WARM_ENI_TARGET=1 and a 30 s cooldown.
+func staticIdle(instanceType string, samples []bench.PoolSample, dels []float64) (float64, error) {
+	it, ok := vpcsim.LookupInstanceType(instanceType)
+	if !ok {
+		return 0, fmt.Errorf("instance type %s not in vpcsim's catalog", instanceType)
+	}
+	m := bench.StaticPool{PerENI: it.IPv4PerENI - 1, MaxENIs: it.MaxENIs, WarmENIs: 1, Cooldown: 30}
+	return m.MeanIdle(samples, dels)
 }

@@ -87,3 +87,12 @@ func (s *sampler) finish() (bench.PoolSeries, error) {
 	defer s.mu.Unlock()
 	return s.series, s.err
 }
+
+// clock puts times on the samples' clock (seconds since the sampler started).
+func (s *sampler) clock(ts []time.Time) []float64 {
+	out := make([]float64, len(ts))
+	for i, t := range ts {
+		out[i] = t.Sub(s.start).Seconds()
+	}
+	return out
+}
