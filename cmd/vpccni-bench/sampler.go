@@ -64,14 +64,14 @@ func (s *sampler) mark(label string) {
 	s.series.Marks = append(s.series.Marks, bench.Mark{T: time.Since(s.start).Seconds(), Label: label})
 }
 
-// since returns the samples taken at or after t.
-func (s *sampler) since(t time.Time) []bench.PoolSample {
+// between returns the samples taken from one time to another.
+func (s *sampler) between(t0, t1 time.Time) []bench.PoolSample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	from := t.Sub(s.start).Seconds()
+	from, to := t0.Sub(s.start).Seconds(), t1.Sub(s.start).Seconds()
 	var out []bench.PoolSample
 	for _, p := range s.series.Samples {
-		if p.T >= from {
+		if p.T >= from && p.T <= to {
 			out = append(out, p)
 		}
 	}

@@ -28,24 +28,37 @@ func (m StaticPool) Held(inUse, cooling int) int {
 	return m.PerENI * max(1, min(enis, m.MaxENIs))
 }
 
-// MeanIdle is the mean over samples of Held minus the pods in use, where
-// the cooling addresses at a sample are the DELs (at times dels, on the
-// samples' clock) within Cooldown before it.
+// HeldAt is Held at each sample, where the cooling addresses at a sample
+// are the DELs (at times dels, on the samples' clock) within Cooldown
+// before it.
+func (m StaticPool) HeldAt(samples []PoolSample, dels []float64) ([]int, error) {
+	if m.PerENI <= 0 || m.MaxENIs <= 0 {
+		return nil, errors.New("static pool model: PerENI and MaxENIs must be positive")
+	}
+	d := append([]float64(nil), dels...)
+	sort.Float64s(d)
+	out := make([]int, len(samples))
+	for i, s := range samples {
+		// cooling: DELs in (T-Cooldown, T]
+		lo := sort.Search(len(d), func(i int) bool { return d[i] > s.T-m.Cooldown })
+		hi := sort.Search(len(d), func(i int) bool { return d[i] > s.T })
+		out[i] = m.Held(s.InUse, hi-lo)
+	}
+	return out, nil
+}
+
+// MeanIdle is the mean over samples of HeldAt minus the pods in use.
 func (m StaticPool) MeanIdle(samples []PoolSample, dels []float64) (float64, error) {
 	if len(samples) == 0 {
 		return 0, ErrNoSamples
 	}
-	if m.PerENI <= 0 || m.MaxENIs <= 0 {
-		return 0, errors.New("static pool model: PerENI and MaxENIs must be positive")
+	held, err := m.HeldAt(samples, dels)
+	if err != nil {
+		return 0, err
 	}
-	d := append([]float64(nil), dels...)
-	sort.Float64s(d)
 	var sum float64
-	for _, s := range samples {
-		// cooling: DELs in (T-Cooldown, T]
-		lo := sort.Search(len(d), func(i int) bool { return d[i] > s.T-m.Cooldown })
-		hi := sort.Search(len(d), func(i int) bool { return d[i] > s.T })
-		sum += float64(m.Held(s.InUse, hi-lo) - s.InUse)
+	for i, s := range samples {
+		sum += float64(held[i] - s.InUse)
 	}
 	return sum / float64(len(samples)), nil
 }
