@@ -55,7 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.agent, "agent", "installer", "how nodes run the agent: installer (aws-vpc-cni, as the aws-node container does) or ipamd (ipamd alone; localvpc installs the plugin and writes the conflist)")
 	fs.IntVar(&o.pods, "pods", 1000, "pods created and deleted for the ADD/DEL latency figure (-quick: 20)")
 	fs.DurationVar(&o.churn, "churn", 60*time.Second, "length of the measured churn (-quick: 10s)")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and clean up) after this long")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up (and clean up) after this long (default 15m, 35m with a compare agent)")
 	fs.BoolVar(&o.quick, "quick", false, "a fast smoke run with tiny sizes")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the datastore's Go benchmark (needs the go tool)")
 	fs.StringVar(&o.floor, "floor", "", "the kernel floor binary for figure 11 (cmd/vpccni-bench/floor built static; default: floor in -bin)")
@@ -71,6 +71,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.quick && !set["churn"] {
 		o.churn = 10 * time.Second
+	}
+	if o.sbs.compareIPAMD != "" && !set["timeout"] {
+		o.timeout = 35 * time.Minute // every VPC figure twice, then the scenario's four runs
 	}
 	switch {
 	case fs.NArg() > 0:

@@ -25,7 +25,7 @@ func burstPDFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 12, Key: keyBurstPD, Title: fmt.Sprintf("%d pods at once on a fresh node with prefix delegation, realistic EC2", c.BurstPDPods),
 		Method: fmt.Sprintf("Node 'burst-pd' (m5.4xlarge: 8 ENIs, ENABLE_PREFIX_DELEGATION=true and WARM_PREFIX_TARGET=1 as in the "+
-			"aws-node manifest, 
+			"aws-node manifest, "+
 			"addresses in /28 prefixes), started fresh under %s. As figure 4: %d libcni ADDs at once as soon as the node is ready, "+
 			"each sample one ADD's wall time, failures counted and not retried.", realisticFaultsText, c.BurstPDPods),
 	}
