@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -31,7 +32,17 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || o.pods != 50 {
 		t.Errorf("-quick -pods 50: pods = %d, %v; an explicit -pods wins", o.pods, err)
 	}
+	o, err = parseFlags([]string{"-figure", "4"}, io.Discard)
+	if err != nil || o.only != 4 || o.timeout != 15*time.Minute {
+		t.Errorf("-figure 4: only %d, timeout %s, %v", o.only, o.timeout, err)
+	}
+	exe, _ := os.Executable()
+	o, err = parseFlags([]string{"-compare-ipamd", exe, "-compare-plugin", exe}, io.Discard)
+	if err != nil || o.timeout != 35*time.Minute {
+		t.Errorf("with a compare agent: timeout %s, %v; want 35m (every figure twice)", o.timeout, err)
+	}
 	for _, bad := range [][]string{
+		{"-figure", "-1"},
 		{"-pods", "0"}, {"-churn", "10ms"}, {"-timeout", "0s"}, {"-agent", "kubelet"}, {"extra"}, {"-nope"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
@@ -183,5 +194,12 @@ func TestWriteOutputs(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 { // sub/ and pool.svg
 		t.Errorf("directory after a refused write: %v", ents)
+	}
+}
+
+func TestMeasureUnknownFigure(t *testing.T) {
+	res, err := measure(context.Background(), config{Only: 13})
+	if err == nil || res != nil || !strings.Contains(err.Error(), "figure 13") {
+		t.Errorf("measure(-figure 13) = %v, %v; want an error naming the figure", res, err)
 	}
 }
