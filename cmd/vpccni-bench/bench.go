@@ -233,6 +233,9 @@ func measure(ctx context.Context, cfg config) (*bench.Results, error) {
 				}
 				r.fail(f, fmt.Errorf("not reached: %w", cause))
 			}
+			if _, ok := r.compare[f.Key]; !ok && cfg.Compare != nil && p.vpc {
+				r.compare[f.Key] = bench.Figure{Key: f.Key, Error: "not reached for the compare agent"}
+			}
 		}
 	}
 	for _, f := range r.figures {
