@@ -160,8 +160,9 @@ func WritePoolSVG(w io.Writer, s PoolSeries) error {
 	fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3"/>`+"\n", lx+275, lx+295, colorInUse)
 	fmt.Fprintf(&b, `<text x="%d" y="46">pods</text>`+"\n", lx+301)
 	if hasStatic {
-		fmt.Fprintf(&b, `<line x1="%d" y1="28" x2="%d" y2="28" stroke="%s" stroke-width="3" stroke-dasharray="6 3"/>`+"\n", lx, lx+20, colorStatic)
-		fmt.Fprintf(&b, `<text x="%d" y="32">static algorithm during churn (model)</text>`+"\n", lx+26)
+		// left of the others: the title runs above them
+		fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3" stroke-dasharray="6 3"/>`+"\n", lx-230, lx-210, colorStatic)
+		fmt.Fprintf(&b, `<text x="%d" y="46">static algorithm (model)</text>`+"\n", lx-204)
 	}
 	b.WriteString("</svg>\n")
 	if _, err := w.Write(b.Bytes()); err != nil {
