@@ -131,8 +131,14 @@ func (r *run) phaseChurn(ctx context.Context) {
 		smp.mark(st.Label)
 		r.progressf("  stage %q", st.Label)
 		if err := scaleTo(ctx, rt, live, st.Pods); err != nil {
-			failAll(fmt.Errorf("stage %q: %w", st.Label, err))
-			return
+			if churned == nil || ctx.Err() != nil {
+				failAll(fmt.Errorf("stage %q: %w", st.Label, err))
+				return
+			}
+			// After the churn the stages only feed the plot: it ends here.
+			r.progressf("  stage %q failed, the plot ends here: %v", st.Label, err)
+			smp.mark(st.Label + " failed")
+			break
 		}
 		if st.Churn {
 			churnStart = time.Now()
