@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # make bench: the figures listed in bench/README.md, measured in a local VPC of network
 # namespaces (pkg/localvpc) by bin/vpccni-bench. Prints a table, writes
-# bench/results.json and draws bench/pool.svg. About 8 minutes on 2 cores.
+# bench/results.json and draws bench/pool.svg. About 10 minutes on 2 cores, twice
+# that with a compare agent.
 #
 # Extra flags go through BENCH_FLAGS, e.g. `make bench BENCH_FLAGS=-quick`.
 #
+# One figure: `make bench BENCH_FLAGS='-figure 4'`.
+#
 # Side by side: `make bench COMPARE_IPAMD=/path/ipamd COMPARE_PLUGIN=/path/aws-cni`
-# also runs the side-by-side pool scenario for those binaries, interleaved
-# with ours, and prints a ratio column (bench/README.md, "Side by side").
+# measures figures 1-8, 11 and 12 for those binaries too, on identical
+# nodes, phase by phase after ours, then the side-by-side pool scenario,
+# and prints a ratio column (bench/README.md, "Side by side").
 # The bench never fetches or builds them; without them it runs ours alone
 # and says so.
 set -euo pipefail
@@ -28,7 +32,10 @@ if [[ ! -x /usr/lib/cni/portmap ]]; then
 	exit 1
 fi
 if ! command -v go >/dev/null; then
-	echo "make bench: no go tool in PATH: the datastore figure (9) will be reported as not measured" >&2
+	echo "make bench: no go tool in PATH: the datastore figure (9) and the kernel floor (11) will be reported as not measured" >&2
+else
+	# Figure 11's kernel floor: a trivial binary built static like the plugin.
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o bin/floor ./cmd/vpccni-bench/floor
 fi
 
 # Figure 10 (branch-ENI pods) needs a kube-apiserver and etcd, as the

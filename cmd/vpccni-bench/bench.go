@@ -35,6 +35,8 @@ type config struct {
 	Versions  int // figure 1: VERSION calls for the exec baseline
 	MemPods   int // figure 7: pods for the second memory reading
 	BurstPods int // figure 4: pods arriving at once on a fresh node
+	// figure 12: the same on an m5.4xlarge with prefix delegation
+	BurstPDPods int
 
 	ChurnLive    int           // figure 2: live pods during churn
 	ChurnWorkers int           // figure 2: concurrent DEL+ADD loops
@@ -43,6 +45,19 @@ type config struct {
 	SampleEvery  time.Duration // plot resolution
 
 	GoBenchTime string // -benchtime for figure 9 ("" skips figure 9)
+
+	// FloorBin is the kernel floor binary (cmd/vpccni-bench/floor) for
+	// figure 11; "" or missing: figure 11 not measured.
+	FloorBin string
+	// Compare is a supplied agent measured beside ours on identical nodes
+	// (figures 1-8, 11, 12); nil: ours alone.
+	Compare *localvpc.AgentBinaries
+	// Only, if not 0, measures just that figure (and whatever its phase
+	// measures with it).
+	Only int
+	// Kube runs the warm node's ipamd against a real kube-apiserver
+	// (figure 7's caches) when VPC_CNI_KUBE_APISERVER and VPC_CNI_ETCD name one.
+	Kube bool
 
 	Log      *slog.Logger
 	Progress io.Writer
@@ -62,7 +77,7 @@ type stage struct {
 
 func defaultConfig(quick bool, pods int, churn time.Duration) config {
 	c := config{
-		Quick: quick, Pods: pods, Batch: 50, WarmIPs: 64, Versions: 200, MemPods: 110, BurstPods: 30,
+		Quick: quick, Pods: pods, Batch: 50, WarmIPs: 64, Versions: 200, MemPods: 110, BurstPods: 30, BurstPDPods: 110,
 		ChurnLive: 40, ChurnWorkers: 3, Churn: churn, SampleEvery: 250 * time.Millisecond,
 		GoBenchTime: "20000x",
 	}
@@ -73,7 +88,7 @@ func defaultConfig(quick bool, pods int, churn time.Duration) config {
 		{Label: "10 pods", Pods: 10, Hold: 40 * time.Second},
 	}
 	if quick {
-		c.Batch, c.WarmIPs, c.MemPods, c.BurstPods, c.Versions = 10, 16, 20, 12, 10
+		c.Batch, c.WarmIPs, c.MemPods, c.BurstPods, c.BurstPDPods, c.Versions = 10, 16, 20, 12, 20, 10
 		c.ChurnLive, c.ChurnWorkers, c.SampleEvery, c.GoBenchTime = 8, 2, 100*time.Millisecond, "2000x"
 		c.Stages = []stage{
 			{Label: "4 pods", Pods: 4, Hold: 2 * time.Second},
@@ -91,6 +106,7 @@ const (
 	keyChurn     = "pod_churn_rate"
 	keyStart     = "node_start_to_first_pod"
 	keyBurst     = "cold_node_burst"
+	keyBurstPD   = "cold_node_burst_prefix_delegation"
 	keyEC2       = "ec2_calls_per_100_pods"
 	keyIdle      = "idle_addresses_per_node"
 	keyMemory    = "ipamd_rss"
@@ -104,9 +120,13 @@ type run struct {
 	v     *localvpc.VPC
 	seq   atomic.Int64
 	start time.Time
+	// side is whose figures the running phase measures; set by measure
+	// between phases.
+	side side
 
 	mu      sync.Mutex
-	figures map[string]bench.Figure
+	figures map[string]bench.Figure // ours
+	compare map[string]bench.Figure // the compare agent's
 	pool    *bench.PoolSeries
 }
 
@@ -119,6 +139,10 @@ func (r *run) progressf(format string, args ...any) {
 func (r *run) put(f bench.Figure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.side.bins != nil {
+		r.compare[f.Key] = f
+		return
+	}
 	r.figures[f.Key] = f
 }
 
@@ -127,74 +151,154 @@ func (r *run) fail(f bench.Figure, err error) {
 	f.Values = nil
 	f.Error = err.Error()
 	r.put(f)
-	r.progressf("figure %d (%s) NOT MEASURED: %v", f.ID, f.Title, err)
+	r.progressf("figure %d (%s) NOT MEASURED for %s: %v", f.ID, f.Title, r.side.name, err)
 }
 
-// measure runs every phase and returns the results. A phase that fails
-// marks its figures as not measured; the others still run. Everything the
-// run created is removed before it returns.
+// phase measures some figures; vpc phases run in the local VPC, once per
+// side.
+type phase struct {
+	figures []bench.Figure
+	run     func(context.Context)
+	vpc     bool
+}
+
+// phases lists the bench's phases in the order they run.
+func (r *run) phases() []phase {
+	c := r.cfg
+	return []phase{
+		{[]bench.Figure{startFigure(c)}, r.phaseFresh, true},
+		{[]bench.Figure{latencyFigure(c), floorFigure(c), memoryFigure(c), restartFigure(c)}, r.phaseWarm, true},
+		{[]bench.Figure{churnFigure(c), ec2Figure(c), idleFigure(c)}, r.phaseChurn, true},
+		{[]bench.Figure{burstFigure(c)}, r.phaseBurst, true},
+		{[]bench.Figure{burstPDFigure(c)}, r.phaseBurstPD, true},
+		{[]bench.Figure{datastoreFigure()}, r.phaseDatastore, false},
+		{[]bench.Figure{sgpFigure()}, r.phaseSGP, false},
+	}
+}
+
+// selected reports whether a phase measures the figure asked for (all do
+// when no single figure is asked for).
+func (p phase) selected(only int) bool {
+	if only == 0 {
+		return true
+	}
+	for _, f := range p.figures {
+		if f.ID == only {
+			return true
+		}
+	}
+	return false
+}
+
+// measure runs every phase (or the one measuring cfg.Only) and returns
+// the results. A phase that fails marks its figures as not measured; the
+// others still run. Everything the run created is removed before it
+// returns.
 func measure(ctx context.Context, cfg config) (*bench.Results, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &run{cfg: cfg, start: time.Now(), figures: map[string]bench.Figure{}}
+	r := &run{cfg: cfg, start: time.Now(), side: ours, figures: map[string]bench.Figure{}, compare: map[string]bench.Figure{}}
 	res := &bench.Results{Schema: bench.Schema, Started: r.start.UTC(), Quick: cfg.Quick, Host: host()}
-
-	if removed, err := localvpc.CleanupStale(cfg.WorkDir); err != nil {
-		cfg.Log.Warn("cleaning up earlier runs", "err", err)
-	} else if len(removed) > 0 {
-		r.progressf("removed leftovers of crashed runs: %s", strings.Join(removed, ", "))
+	sides := []side{ours}
+	if cfg.Compare != nil {
+		sides = append(sides, side{name: "compare", bins: cfg.Compare})
+		res.CompareAgent = cfg.Compare.IPAMD + " + " + cfg.Compare.Plugin
 	}
-	r.progressf("starting the local VPC (%d nodes)", len(scenario().Instances))
-	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: scenario(), BinDir: cfg.BinDir, WorkDir: cfg.WorkDir, Logger: cfg.Log})
-	if err != nil {
-		err = fmt.Errorf("local VPC: %w", err)
-		for _, f := range allVPCFigures() {
-			r.fail(f, err)
-		}
-	} else {
-		r.v = v
-		if cfg.OnVPC != nil {
-			cfg.OnVPC(v)
-		}
-		defer func() {
-			r.saveLogsOnFailure()
-			r.progressf("removing the local VPC")
-			if cerr := v.Close(); cerr != nil {
-				cfg.Log.Error("closing the local VPC", "err", cerr)
-				fmt.Fprintf(os.Stderr, "vpccni-bench: cleanup: %v\n", cerr)
-			}
-		}()
-		for _, phase := range []func(context.Context){r.phaseFresh, r.phaseWarm, r.phaseChurn, r.phaseBurst} {
-			if ctx.Err() != nil {
-				break
-			}
-			phase(ctx)
+	var selected []phase
+	needVPC := false
+	for _, p := range r.phases() {
+		if p.selected(cfg.Only) {
+			selected = append(selected, p)
+			needVPC = needVPC || p.vpc
 		}
 	}
-	if ctx.Err() == nil {
-		r.phaseDatastore(ctx)
+	if len(selected) == 0 {
+		return nil, fmt.Errorf("no phase measures figure %d", cfg.Only)
 	}
-	if ctx.Err() == nil {
-		r.phaseSGP(ctx)
+	if needVPC {
+		r.inVPC(ctx, selected, sides)
 	}
-	for _, f := range append(allVPCFigures(), datastoreFigure(), sgpFigure()) {
-		if _, ok := r.figures[f.Key]; !ok {
-			cause := ctx.Err()
-			if cause == nil {
-				cause = errors.New("phase did not run")
+	for _, p := range selected {
+		if !p.vpc && ctx.Err() == nil {
+			p.run(ctx)
+		}
+	}
+	for _, p := range selected {
+		for _, f := range p.figures {
+			if _, ok := r.figures[f.Key]; !ok {
+				cause := ctx.Err()
+				if cause == nil {
+					cause = errors.New("phase did not run")
+				}
+				r.fail(f, fmt.Errorf("not reached: %w", cause))
 			}
-			r.fail(f, fmt.Errorf("not reached: %w", cause))
+			if _, ok := r.compare[f.Key]; !ok && cfg.Compare != nil && p.vpc {
+				r.compare[f.Key] = bench.Figure{Key: f.Key, Error: "not reached for the compare agent"}
+			}
 		}
 	}
 	for _, f := range r.figures {
 		res.Figures = append(res.Figures, f)
 	}
 	sort.Slice(res.Figures, func(i, j int) bool { return res.Figures[i].ID < res.Figures[j].ID })
+	mergeSides(res.Figures, r.compare)
+	applyGoals(res.Figures, cfg)
 	res.Pool = r.pool
 	res.ElapsedSeconds = time.Since(r.start).Seconds()
 	res.Host.Load[1] = loadAverage()
 	return res, ctx.Err()
+}
+
+// inVPC starts the local VPC and runs the selected VPC phases in it, each
+// for every side in turn; it removes the VPC before returning.
+func (r *run) inVPC(ctx context.Context, selected []phase, sides []side) {
+	cfg := r.cfg
+	if removed, err := localvpc.CleanupStale(cfg.WorkDir); err != nil {
+		cfg.Log.Warn("cleaning up earlier runs", "err", err)
+	} else if len(removed) > 0 {
+		r.progressf("removed leftovers of crashed runs: %s", strings.Join(removed, ", "))
+	}
+	sc := scenario(len(sides) > 1)
+	r.progressf("starting the local VPC (%d nodes)", len(sc.Instances))
+	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: cfg.BinDir, WorkDir: cfg.WorkDir, Logger: cfg.Log})
+	if err != nil {
+		err = fmt.Errorf("local VPC: %w", err)
+		for _, p := range selected {
+			for _, f := range p.figures {
+				if p.vpc {
+					r.fail(f, err)
+				}
+			}
+		}
+		return
+	}
+	r.v = v
+	if cfg.OnVPC != nil {
+		cfg.OnVPC(v)
+	}
+	defer func() {
+		r.side = ours
+		r.saveLogsOnFailure()
+		r.progressf("removing the local VPC")
+		if cerr := v.Close(); cerr != nil {
+			cfg.Log.Error("closing the local VPC", "err", cerr)
+			fmt.Fprintf(os.Stderr, "vpccni-bench: cleanup: %v\n", cerr)
+		}
+	}()
+	for _, p := range selected {
+		for _, s := range sides {
+			if !p.vpc || ctx.Err() != nil {
+				break
+			}
+			r.side = s
+			if len(sides) > 1 {
+				r.progressf("-- %s --", s)
+			}
+			p.run(ctx)
+		}
+	}
+	r.side = ours
 }
 
 // saveLogsOnFailure copies the nodes' logs out of the run directory (which
@@ -216,19 +320,12 @@ func (r *run) saveLogsOnFailure() {
 	r.progressf("a figure was not measured; the nodes' logs are in %s", dir)
 }
 
-func allVPCFigures() []bench.Figure {
-	return []bench.Figure{
-		latencyFigure(config{}), churnFigure(config{}), startFigure(config{}), burstFigure(config{}),
-		ec2Figure(config{}), idleFigure(config{}), memoryFigure(config{}), restartFigure(config{}),
-	}
-}
-
 // startAgent starts a node's ipamd and waits until it serves and the node
 // is ready (conflist written). It returns when ipamd was started and when
 // it first reported SERVING.
 func (r *run) startAgent(ctx context.Context, n *localvpc.Node, env []string) (started, serving time.Time, err error) {
 	started = time.Now()
-	if err := r.v.StartAgent(ctx, n, env); err != nil {
+	if err := r.launch(ctx, n, env); err != nil {
 		return started, serving, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -239,7 +336,7 @@ func (r *run) startAgent(ctx context.Context, n *localvpc.Node, env []string) (s
 	serving = time.Now()
 	// The node is ready when its conflist is written: by the installer,
 	// or by localvpc when ipamd runs alone.
-	if err := r.v.WaitReady(wctx, n, nil); err != nil {
+	if err := r.waitReady(wctx, n); err != nil {
 		return started, serving, err
 	}
 	return started, serving, nil

@@ -37,7 +37,23 @@ func buildBinaries(t *testing.T) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build aws-cni: %v\n%s", err, out)
 	}
+	buildFloor(t, dir)
 	return dir
+}
+
+// buildFloor builds the kernel floor binary into dir/floor, as
+// scripts/bench.sh does, unless it is there already.
+func buildFloor(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "floor")); err == nil {
+		return
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "floor"), "./cmd/vpccni-bench/floor")
+	cmd.Dir = agentbin.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build floor: %v\n%s", err, out)
+	}
 }
 
 // TestPrivilegedBenchQuick runs the whole orchestration with tiny sizes
@@ -63,6 +79,7 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	var progress bytes.Buffer
 	var vpc *localvpc.VPC
 	cfg.BinDir, cfg.RepoDir, cfg.Agent, cfg.Progress = binDir, repo, "installer", &progress
+	cfg.FloorBin, cfg.Kube = filepath.Join(bin, "floor"), true
 	cfg.OnVPC = func(v *localvpc.VPC) { vpc = v }
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -99,6 +116,14 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	c.ordered(keyLatency, "ADD p50", "ADD p99", "ADD max")
 	c.ordered(keyLatency, "DEL p50", "DEL p99", "DEL max")
 	c.positive(keyLatency, "ADD p50", "DEL p50", "aws-cni VERSION p50")
+	// aws-cni's own exec is part of the chain's ADD; the floor was
+	// measured beside it and figure 1's goals are set from it.
+	c.eq(keyLatency, "aws-cni ADD n", 20)
+	c.ordered(keyLatency, "aws-cni ADD p50", "ADD p50")
+	c.eq(keyFloor, "ADD n", 20)
+	c.eq(keyFloor, "DEL n", 20)
+	c.positive(keyFloor, "ADD p50", "DEL p50")
+	c.hasGoal(keyLatency, "aws-cni ADD p50", "aws-cni ADD p99", "aws-cni DEL p50", "DEL p50")
 	// 2 and 5: churn happened and its calls add up.
 	c.positive(keyChurn, "DEL+ADD pairs per second", "pods churned")
 	c.eq(keyChurn, "failed ADDs or DELs", 0)
@@ -110,11 +135,24 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	c.eq(keyBurst, "ADD n", float64(cfg.BurstPods))
 	c.eq(keyBurst, "failed ADDs", 0)
 	c.ordered(keyBurst, "start to ready", "start to first pod address", "start to last pod address")
+	c.hasGoal(keyBurst, "ADD p99", "failed ADDs")
+	// 12: the prefix-delegation burst too.
+	c.eq(keyBurstPD, "ADD n", float64(cfg.BurstPDPods))
+	c.eq(keyBurstPD, "failed ADDs", 0)
+	c.hasGoal(keyBurstPD, "ADD p99")
 	// 6: default targets keep a spare ENI's worth at 0 pods (29 on m5.4xlarge).
 	c.between(keyIdle, "0 pods", 1, 232)
-	// 7: a plausible Go daemon.
-	c.between(keyMemory, "0 pods", 5, 500)
-	c.between(keyMemory, fmt.Sprintf("%d pods", cfg.MemPods), 5, 500)
+	c.positive(keyIdle, "mean during churn, static algorithm (model)")
+	c.hasGoal(keyIdle, fmt.Sprintf("mean during churn at %d pods", cfg.ChurnLive))
+	c.hasGoal(keyChurn, "DEL+ADD pairs per second", "ADD p99")
+	// 7: a plausible Go daemon, its memory split, the installer's beside it.
+	at := fmt.Sprintf("%d pods: ", cfg.MemPods)
+	c.between(keyMemory, "0 pods: ipamd VmRSS", 5, 500)
+	c.between(keyMemory, at+"ipamd VmRSS", 5, 500)
+	c.between(keyMemory, at+"ipamd RssAnon", 1, 500)
+	c.between(keyMemory, at+"ipamd RssFile", 1, 500)
+	c.positive(keyMemory, "ipamd binary", "plugin binary (aws-cni)", "installer binary (aws-vpc-cni)")
+	c.hasGoal(keyMemory, at+"ipamd RssAnon")
 	// 8: nothing lost across either restart.
 	c.eq(keyRestart, "SIGTERM: pods kept address", float64(cfg.MemPods))
 	c.eq(keyRestart, "SIGKILL: pods kept address", float64(cfg.MemPods+1))
@@ -166,6 +204,18 @@ func (c checker) get(key, name string) (float64, bool) {
 		return 0, false
 	}
 	return v.Value, true
+}
+
+func (c checker) hasGoal(key string, names ...string) {
+	c.t.Helper()
+	f, _ := c.res.Figure(key)
+	for _, n := range names {
+		if v, ok := f.Get(n); ok && v.Goal == nil {
+			c.t.Errorf("%s %q has no goal", key, n)
+		} else if !ok {
+			c.t.Errorf("%s has no value %q", key, n)
+		}
+	}
 }
 
 func (c checker) eq(key, name string, want float64) {
@@ -226,4 +276,109 @@ func (c checker) totalIsSum(key string) {
 	if d := sum - total; d > 1e-6 || d < -1e-6 {
 		c.t.Errorf("%s: actions add up to %v, total says %v", key, sum, total)
 	}
+}
+
+// TestPrivilegedBenchCompareQuick runs the warm node's figures (1, 7, 8,
+// 11) side by side, with copies of our own binaries under other names as
+// the compare agent ("bring your own agent"), and checks that every value
+// got its compare counterpart and ratio and that the goal set from the
+// compare agent appears.
+func TestPrivilegedBenchCompareQuick(t *testing.T) {
+	testutil.Privileged(t)
+	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
+		t.Skipf("reference CNI plugins missing (%v): apt-get install containernetworking-plugins", err)
+	}
+	bin := buildBinaries(t)
+	other := t.TempDir()
+	cmp := localvpc.AgentBinaries{IPAMD: filepath.Join(other, "vpccni-other-ipamd"), Plugin: filepath.Join(other, "their-cni")}
+	for src, dst := range map[string]string{filepath.Join(bin, "ipamd"): cmp.IPAMD, filepath.Join(bin, "aws-cni"): cmp.Plugin} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binDir, cleanup, err := prepareBinDir(bin, "installer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	cfg := defaultConfig(true, 10, 6*time.Second)
+	var progress bytes.Buffer
+	var vpc *localvpc.VPC
+	cfg.BinDir, cfg.Agent, cfg.Progress, cfg.FloorBin = binDir, "installer", &progress, filepath.Join(bin, "floor")
+	cfg.Compare, cfg.Only = &cmp, 7
+	cfg.OnVPC = func(v *localvpc.VPC) { vpc = v }
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	res, err := measure(ctx, cfg)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatalf("measure: %v", err)
+	}
+	if vpc == nil {
+		t.Fatal("the local VPC never started")
+	}
+	if left, _ := dataplane.ListNamespaces(dataplane.RunPrefix(vpc.RunID)); len(left) > 0 {
+		t.Errorf("namespaces left after the bench: %v", left)
+	}
+	if err := res.Validate(); err != nil {
+		t.Errorf("results do not validate: %v", err)
+	}
+	var table bytes.Buffer
+	if err := bench.WriteTable(&table, res); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("table:\n%s", table.String())
+	if !strings.Contains(table.String(), "ours/compare") {
+		t.Error("the table has no ratio column")
+	}
+	// Only the warm node's phase ran.
+	keys := map[string]bool{}
+	for _, f := range res.Figures {
+		keys[f.Key] = true
+		if f.CompareError != "" {
+			t.Errorf("figure %s: compare agent not measured: %s", f.Key, f.CompareError)
+		}
+	}
+	for _, k := range []string{keyLatency, keyFloor, keyMemory, keyRestart} {
+		if !keys[k] {
+			t.Errorf("figure %s missing", k)
+		}
+	}
+	if len(res.Figures) != 4 {
+		t.Errorf("-figure 7 measured %d figures, want the warm phase's 4", len(res.Figures))
+	}
+	c := checker{t: t, res: res}
+	at := fmt.Sprintf("%d pods: ", cfg.MemPods)
+	for _, v := range []struct{ key, name string }{
+		{keyLatency, "ADD p50"}, {keyLatency, "aws-cni ADD p50"}, {keyFloor, "ADD p50"},
+		{keyMemory, at + "ipamd VmRSS"}, {keyMemory, at + "ipamd RssAnon"}, {keyMemory, "ipamd binary"},
+		{keyRestart, "SIGKILL: to SERVING"},
+	} {
+		f, _ := res.Figure(v.key)
+		val, ok := f.Get(v.name)
+		if !ok || val.Compare == nil {
+			t.Errorf("%s %q: no compare value (%+v)", v.key, v.name, val)
+			continue
+		}
+		if r, ok := val.CompareRatio(); !ok || r <= 0 {
+			t.Errorf("%s %q: ratio %v, %v", v.key, v.name, r, ok)
+		}
+	}
+	// The same binaries: the same pods kept, the same binary size; the
+	// compare agent has no installer, so the goal against it is set.
+	c.eq(keyRestart, "SIGKILL: pods kept address", float64(cfg.MemPods+1))
+	f, _ := res.Figure(keyRestart)
+	if v, _ := f.Get("SIGKILL: pods kept address"); v.Compare == nil || *v.Compare != float64(cfg.MemPods+1) {
+		t.Errorf("compare agent's SIGKILL restart kept %v pods, want %d", v.Compare, cfg.MemPods+1)
+	}
+	f, _ = res.Figure(keyMemory)
+	if v, _ := f.Get("ipamd binary"); v.Compare == nil || *v.Compare != v.Value {
+		t.Errorf("ipamd binary size: ours %v, compare %v; the same file", v.Value, v.Compare)
+	}
+	c.hasGoal(keyMemory, at+"ipamd + installer VmRSS")
 }

@@ -36,7 +36,8 @@ func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
 
 type options struct {
 	out, svg, bin, repo, logFile, agent string
-	pods                                int
+	floor                               string
+	pods, only                          int
 	churn, timeout                      time.Duration
 	quick, goBench                      bool
 	sbs                                 sbsOptions // sidebyside_main.go
@@ -54,9 +55,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.agent, "agent", "installer", "how nodes run the agent: installer (aws-vpc-cni, as the aws-node container does) or ipamd (ipamd alone; localvpc installs the plugin and writes the conflist)")
 	fs.IntVar(&o.pods, "pods", 1000, "pods created and deleted for the ADD/DEL latency figure (-quick: 20)")
 	fs.DurationVar(&o.churn, "churn", 60*time.Second, "length of the measured churn (-quick: 10s)")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up (and clean up) after this long")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up (and clean up) after this long (default 15m, 35m with a compare agent)")
 	fs.BoolVar(&o.quick, "quick", false, "a fast smoke run with tiny sizes")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the datastore's Go benchmark (needs the go tool)")
+	fs.StringVar(&o.floor, "floor", "", "the kernel floor binary for figure 11 (cmd/vpccni-bench/floor built static; default: floor in -bin)")
+	fs.IntVar(&o.only, "figure", 0, "measure only this figure (with whatever its phase measures beside it), e.g. -figure 4")
 	o.sbs.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -69,6 +72,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.quick && !set["churn"] {
 		o.churn = 10 * time.Second
 	}
+	if o.sbs.compareIPAMD != "" && !set["timeout"] {
+		o.timeout = 35 * time.Minute // every VPC figure twice, then the scenario's four runs
+	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -80,6 +86,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-timeout %s: want a positive duration", o.timeout)
 	case o.agent != "ipamd" && o.agent != "installer":
 		return o, fmt.Errorf("-agent %q: want ipamd or installer", o.agent)
+	case o.only < 0:
+		return o, fmt.Errorf("-figure %d: want a figure number", o.only)
 	}
 	return o, o.sbs.validate()
 }
@@ -151,8 +159,16 @@ func benchmark(ctx context.Context, o options, log *slog.Logger, progress io.Wri
 	}
 	cfg := defaultConfig(o.quick, o.pods, o.churn)
 	cfg.BinDir, cfg.RepoDir, cfg.Agent, cfg.Log, cfg.Progress = binDir, repo, o.agent, log, progress
+	cfg.Only, cfg.Kube = o.only, true
 	if !o.goBench {
 		cfg.GoBenchTime = ""
+	}
+	cfg.FloorBin = o.floor
+	if cfg.FloorBin == "" {
+		cfg.FloorBin = filepath.Join(o.bin, "floor")
+	}
+	if cfg.Compare, err = o.sbs.compareBinaries(); err != nil {
+		return nil, err
 	}
 	res, err := measure(ctx, cfg)
 	res.Host.Version = version.Version
@@ -195,7 +211,10 @@ func prepareBinDir(bin, agent string) (string, func(), error) {
 
 // writeOutputs prints the table and writes the JSON file and the plot.
 func writeOutputs(res *bench.Results, o options, stdout io.Writer) error {
-	title := "vpc-cni bench"
+	title := "vpc-cni bench, ours alone (no COMPARE_IPAMD/COMPARE_PLUGIN)"
+	if res.CompareAgent != "" {
+		title = "vpc-cni bench, side by side with " + res.CompareAgent
+	}
 	if res.Quick {
 		title += " (quick smoke run: tiny sizes, figures not comparable)"
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/bench"
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -30,7 +32,17 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || o.pods != 50 {
 		t.Errorf("-quick -pods 50: pods = %d, %v; an explicit -pods wins", o.pods, err)
 	}
+	o, err = parseFlags([]string{"-figure", "4"}, io.Discard)
+	if err != nil || o.only != 4 || o.timeout != 15*time.Minute {
+		t.Errorf("-figure 4: only %d, timeout %s, %v", o.only, o.timeout, err)
+	}
+	exe, _ := os.Executable()
+	o, err = parseFlags([]string{"-compare-ipamd", exe, "-compare-plugin", exe}, io.Discard)
+	if err != nil || o.timeout != 35*time.Minute {
+		t.Errorf("with a compare agent: timeout %s, %v; want 35m (every figure twice)", o.timeout, err)
+	}
 	for _, bad := range [][]string{
+		{"-figure", "-1"},
 		{"-pods", "0"}, {"-churn", "10ms"}, {"-timeout", "0s"}, {"-agent", "kubelet"}, {"extra"}, {"-nope"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
@@ -66,20 +78,85 @@ func TestPrepareBinDir(t *testing.T) {
 	}
 }
 
-func TestVmRSSAndIPAMDPID(t *testing.T) {
-	rss, err := vmRSS(os.Getpid())
-	if err != nil || rss < 1<<20 {
-		t.Errorf("vmRSS(self) = %d, %v", rss, err)
+func TestProcMemAndFindProcess(t *testing.T) {
+	m, err := readProcMem(os.Getpid())
+	if err != nil || m.RSS < 1<<20 || m.Anon <= 0 || m.File <= 0 || m.Anon+m.File > m.RSS {
+		t.Errorf("readProcMem(self) = %+v, %v; want anonymous and file-backed parts within VmRSS", m, err)
 	}
-	if _, err := vmRSS(1 << 30); err == nil {
-		t.Error("vmRSS of a pid that cannot exist: no error")
+	if _, err := readProcMem(1 << 30); err == nil {
+		t.Error("readProcMem of a pid that cannot exist: no error")
 	}
-	if _, err := ipamdPID(0); err == nil {
-		t.Error("ipamdPID(0): no error")
+	if _, err := findProcess(0, "ipamd"); err == nil {
+		t.Error("findProcess(0): no error")
 	}
-	// The test binary is no ipamd, nor is anything below it.
-	if _, err := ipamdPID(os.Getpid()); err == nil {
-		t.Error("ipamdPID found an ipamd under the test process")
+	// The test binary is no ipamd, nor is anything below it; but it finds
+	// itself by its own name.
+	if _, err := findProcess(os.Getpid(), "ipamd"); err == nil {
+		t.Error("findProcess found an ipamd under the test process")
+	}
+	comm, _ := os.ReadFile("/proc/self/comm")
+	if pid, err := findProcess(os.Getpid(), strings.TrimSpace(string(comm))); err != nil || pid != os.Getpid() {
+		t.Errorf("findProcess(self, %q) = %d, %v", comm, pid, err)
+	}
+}
+
+func TestSideNodesAndComm(t *testing.T) {
+	cmp := side{name: "compare", bins: &localvpc.AgentBinaries{IPAMD: "/x/aws-k8s-agent-v1.23.1-build", Plugin: "/x/aws-cni"}}
+	if ours.nodeName(nodeWarm) != "warm" || cmp.nodeName(nodeWarm) != "warm-compare" {
+		t.Errorf("node names %q %q", ours.nodeName(nodeWarm), cmp.nodeName(nodeWarm))
+	}
+	if ours.ipamdComm() != "ipamd" || cmp.ipamdComm() != "aws-k8s-agent-v" {
+		t.Errorf("comms %q %q; want ipamd and the first 15 characters of the file name", ours.ipamdComm(), cmp.ipamdComm())
+	}
+	sc := scenario(true)
+	if len(sc.Instances) != 2*len(nodeRoles) {
+		t.Fatalf("scenario(true) has %d instances, want %d", len(sc.Instances), 2*len(nodeRoles))
+	}
+	ids := map[string]bool{}
+	for i, in := range sc.Instances {
+		twin := sc.Instances[i%len(nodeRoles)]
+		if ids[in.ID] || in.Type != twin.Type {
+			t.Errorf("instance %d: %+v (twin %+v): IDs must be unique, compare nodes identical to ours", i, in, twin)
+		}
+		ids[in.ID] = true
+	}
+}
+
+func TestApplyGoals(t *testing.T) {
+	c := defaultConfig(false, 1000, time.Minute)
+	figs := []bench.Figure{
+		{Key: keyFloor, Values: []bench.Value{bench.Millis("ADD p50", 10*time.Millisecond), bench.Millis("ADD p99", 20*time.Millisecond)}},
+		{Key: keyLatency, Values: []bench.Value{bench.Millis("aws-cni ADD p50", 12*time.Millisecond), bench.Millis("aws-cni ADD p99", 50*time.Millisecond),
+			bench.Millis("aws-cni DEL p50", 11*time.Millisecond)}},
+		{Key: keyChurn, Values: []bench.Value{{Name: "DEL+ADD pairs per second", Value: 60}}},
+		{Key: keyIdle, Values: []bench.Value{{Name: "mean during churn at 40 pods", Value: 70}, {Name: "mean during churn, static algorithm (model)", Value: 192}}},
+		{Key: keyMemory, Values: []bench.Value{mib("110 pods: ipamd + installer VmRSS", 30<<20)}},
+		{Key: keyBurst, Error: "not measured"},
+	}
+	applyGoals(figs, c)
+	met := map[string]bool{}
+	for _, f := range figs {
+		for _, v := range f.Values {
+			if v.Goal != nil {
+				met[v.Name] = v.Goal.Met(v.Value)
+			}
+		}
+	}
+	want := map[string]bool{
+		"aws-cni ADD p50":              true,  // 12 <= 13
+		"aws-cni ADD p99":              false, // 50 > 40
+		"aws-cni DEL p50":              true,  // 11 <= 12
+		"DEL+ADD pairs per second":     true,  // 60 >= 50
+		"mean during churn at 40 pods": false, // 70 > 64
+	}
+	for name, m := range want {
+		if got, ok := met[name]; !ok || got != m {
+			t.Errorf("%s: goal set %v, met %v; want met %v", name, ok, got, m)
+		}
+	}
+	// Without a compare agent there is no memory ratio goal.
+	if _, ok := met["110 pods: ipamd + installer VmRSS"]; ok {
+		t.Error("memory goal against a compare agent set without one")
 	}
 }
 
@@ -117,5 +194,12 @@ func TestWriteOutputs(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 2 { // sub/ and pool.svg
 		t.Errorf("directory after a refused write: %v", ents)
+	}
+}
+
+func TestMeasureUnknownFigure(t *testing.T) {
+	res, err := measure(context.Background(), config{Only: 13})
+	if err == nil || res != nil || !strings.Contains(err.Error(), "figure 13") {
+		t.Errorf("measure(-figure 13) = %v, %v; want an error naming the figure", res, err)
 	}
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,24 +116,6 @@ func waitPoolStable(ctx context.Context, sim *vpcsim.Sim, nodeID string, minHeld
 	return last, false, nil
 }
 
-// ipamdPID finds ipamd: the agent process itself (localvpc execs it through
-// nsenter) or, when an installer runs it, a descendant.
-func ipamdPID(agent int) (int, error) {
-	if agent <= 0 {
-		return 0, errors.New("agent not running")
-	}
-	queue := []int{agent}
-	for len(queue) > 0 {
-		pid := queue[0]
-		queue = queue[1:]
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "ipamd" {
-			return pid, nil
-		}
-		queue = append(queue, children(pid)...)
-	}
-	return 0, fmt.Errorf("no ipamd process under agent pid %d", agent)
-}
-
 func children(pid int) []int {
 	var out []int
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
@@ -151,28 +131,4 @@ func children(pid int) []int {
 		}
 	}
 	return out
-}
-
-// vmRSS reads a process's resident set size in bytes.
-func vmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("VmRSS: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			fs := strings.Fields(rest)
-			if len(fs) != 2 || fs[1] != "kB" {
-				return 0, fmt.Errorf("VmRSS of %d: unexpected %q", pid, sc.Text())
-			}
-			kb, err := strconv.ParseInt(fs[0], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmRSS of %d: %w", pid, err)
-			}
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("VmRSS of %d: not in /proc/%d/status", pid, pid)
 }

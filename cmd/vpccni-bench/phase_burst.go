@@ -21,11 +21,31 @@ func burstFigure(c config) bench.Figure {
 	}
 }
 
+func burstPDFigure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 12, Key: keyBurstPD, Title: fmt.Sprintf("%d pods at once on a fresh node with prefix delegation, realistic EC2", c.BurstPDPods),
+		Method: fmt.Sprintf("Node 'burst-pd' (m5.4xlarge: 8 ENIs, ENABLE_PREFIX_DELEGATION=true and WARM_PREFIX_TARGET=1 as in the "+
+			"aws-node manifest, "+
+			"addresses in /28 prefixes), started fresh under %s. As figure 4: %d libcni ADDs at once as soon as the node is ready, "+
+			"each sample one ADD's wall time, failures counted and not retried.", realisticFaultsText, c.BurstPDPods),
+	}
+}
+
 // phaseBurst measures figure 4 on the burst node under realistic faults.
 func (r *run) phaseBurst(ctx context.Context) {
-	f := burstFigure(r.cfg)
-	r.progressf("figure 4: %d pods at once on a fresh %s under realistic EC2 timing", r.cfg.BurstPods, nodeTypes[nodeBurst])
-	n, err := r.v.Node(nodeBurst)
+	r.burst(ctx, burstFigure(r.cfg), nodeBurst, r.cfg.BurstPods, nil)
+}
+
+// phaseBurstPD measures figure 12: the same with prefix delegation.
+func (r *run) phaseBurstPD(ctx context.Context) {
+	r.burst(ctx, burstPDFigure(r.cfg), nodeBurstPD, r.cfg.BurstPDPods, []string{"ENABLE_PREFIX_DELEGATION=true", "WARM_PREFIX_TARGET=1"})
+}
+
+// burst starts the agent on a fresh node under realistic EC2 timing and
+// ADDs pods at once.
+func (r *run) burst(ctx context.Context, f bench.Figure, role string, count int, env []string) {
+	r.progressf("figure %d: %d pods at once on a fresh %s under realistic EC2 timing", f.ID, count, nodeTypes[role])
+	n, err := r.node(role)
 	if err != nil {
 		r.fail(f, err)
 		return
@@ -40,7 +60,7 @@ func (r *run) phaseBurst(ctx context.Context) {
 		}
 	}()
 	defer r.stopAgent(n)
-	started, _, err := r.startAgent(ctx, n, nil)
+	started, _, err := r.startAgent(ctx, n, env)
 	if err != nil {
 		r.fail(f, err)
 		return
@@ -57,7 +77,7 @@ func (r *run) phaseBurst(ctx context.Context) {
 		end  time.Duration
 		err  error
 	}
-	out := make([]outcome, r.cfg.BurstPods)
+	out := make([]outcome, count)
 	var wg sync.WaitGroup
 	for i := range out {
 		wg.Add(1)

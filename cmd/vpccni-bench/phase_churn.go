@@ -39,7 +39,10 @@ func idleFigure(c config) bench.Figure {
 		ID: 6, Key: keyIdle, Title: "idle addresses per node, default targets",
 		Method: "Node 'churn' (m5.4xlarge, 30 addresses per ENI, WARM_ENI_TARGET=1 and no other target): secondary addresses " +
 			"vpcsim has on the node's ENIs minus pods holding one, read from EC2's state (not ipamd's). At steady state with 0 pods " +
-			"(pool settled after start) and with " + first + "; and the mean over the churn of figure 2, where addresses in cooldown count as idle.",
+			"(pool settled after start) and with " + first + "; and the mean over the churn of figure 2 (its samples only), where addresses in cooldown count as idle. " +
+			"'static algorithm (model)' is what the static warm-pool algorithm would hold over the same samples (bench.StaticPool: enough ENIs " +
+			"that one whole ENI is free besides the pods and the addresses cooling 30 s after each of the churn's DELs, capped at the " +
+			"instance's ENIs; it shrinks at once when demand falls, so it understates the real algorithm).",
 	}
 }
 
@@ -91,7 +94,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 		}
 	}
 	r.progressf("figures 2, 5, 6 and the plot: churn node (%s, default targets)", nodeTypes[nodeChurn])
-	n, err := r.v.Node(nodeChurn)
+	n, err := r.node(nodeChurn)
 	if err != nil {
 		failAll(err)
 		return
@@ -122,18 +125,25 @@ func (r *run) phaseChurn(ctx context.Context) {
 	var (
 		idleSteady, steadyPods int
 		churned                *churnResult
-		churnStart             time.Time
+		churnStart, churnEnd   time.Time
 	)
 	for i, st := range r.cfg.Stages {
 		smp.mark(st.Label)
 		r.progressf("  stage %q", st.Label)
 		if err := scaleTo(ctx, rt, live, st.Pods); err != nil {
-			failAll(fmt.Errorf("stage %q: %w", st.Label, err))
-			return
+			if churned == nil || ctx.Err() != nil {
+				failAll(fmt.Errorf("stage %q: %w", st.Label, err))
+				return
+			}
+			// After the churn the stages only feed the plot: it ends here.
+			r.progressf("  stage %q failed, the plot ends here: %v", st.Label, err)
+			smp.mark(st.Label + " failed")
+			break
 		}
 		if st.Churn {
 			churnStart = time.Now()
 			res := churn(ctx, rt, live, r.v.Sim, r.cfg.ChurnWorkers, r.cfg.Churn)
+			churnEnd = time.Now()
 			churned = &res
 			r.progressf("  churn: %d pairs in %.1fs (%.1f/s), %d failures", res.pairs, res.elapsed.Seconds(), res.rate(), res.failures)
 			continue
@@ -149,7 +159,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 		}
 	}
 	series, serr := smp.finish()
-	if serr == nil {
+	if serr == nil && r.side.bins == nil {
 		r.pool = &series
 	}
 	if ctx.Err() != nil {
@@ -197,12 +207,24 @@ func (r *run) phaseChurn(ctx context.Context) {
 		bench.Count("0 pods", pl0.Held, "addresses"),
 		bench.Count(fmt.Sprintf("%d pods", steadyPods), idleSteady, "addresses"),
 	}
-	if samples := smp.since(churnStart); len(samples) > 0 && serr == nil {
+	if samples := smp.between(churnStart, churnEnd); len(samples) > 0 && serr == nil {
 		var sum float64
 		for _, s := range samples {
 			sum += float64(s.Held - s.InUse)
 		}
 		idf.Values = append(idf.Values, bench.Value{Name: fmt.Sprintf("mean during churn at %d pods", r.cfg.ChurnLive), Value: sum / float64(len(samples)), Unit: "addresses"})
+		if held, err := staticHeld(nodeTypes[nodeChurn], samples, smp.clock(churned.delDone)); err != nil {
+			r.cfg.Log.Warn("static pool model", "err", err)
+		} else {
+			var idle float64
+			for i, s := range samples {
+				idle += float64(held[i] - s.InUse)
+			}
+			idf.Values = append(idf.Values, bench.Value{Name: "mean during churn, static algorithm (model)", Value: idle / float64(len(samples)), Unit: "addresses"})
+			if r.side.bins == nil {
+				addStatic(&series, samples[0].T, held)
+			}
+		}
 	}
 	r.put(idf)
 }
@@ -234,6 +256,7 @@ type churnResult struct {
 	pairs, failures int
 	elapsed         time.Duration
 	adds, dels      []time.Duration
+	delDone         []time.Time // when each successful DEL returned
 	calls           map[string]int64
 	throttled       int64
 	firstErr        error
@@ -270,6 +293,7 @@ func churn(ctx context.Context, rt *podRuntime, live *livePods, sim *vpcsim.Sim,
 						res.firstErr = keepFirst(res.firstErr, err)
 					} else {
 						res.dels = append(res.dels, took)
+						res.delDone = append(res.delDone, time.Now())
 					}
 					mu.Unlock()
 				}
@@ -293,4 +317,25 @@ func churn(ctx context.Context, rt *podRuntime, live *livePods, sim *vpcsim.Sim,
 	res.elapsed = time.Since(start)
 	res.calls, res.throttled = ec2Delta(before, sim.Stats())
 	return res
+}
+
+// staticHeld is what the static algorithm holds at each sample
+// (bench.StaticPool), with WARM_ENI_TARGET=1 and a 30 s cooldown.
+func staticHeld(instanceType string, samples []bench.PoolSample, dels []float64) ([]int, error) {
+	it, ok := vpcsim.LookupInstanceType(instanceType)
+	if !ok {
+		return nil, fmt.Errorf("instance type %s not in vpcsim's catalog", instanceType)
+	}
+	m := bench.StaticPool{PerENI: it.IPv4PerENI - 1, MaxENIs: it.MaxENIs, WarmENIs: 1, Cooldown: 30}
+	return m.HeldAt(samples, dels)
+}
+
+// addStatic puts the model's values into the plotted series, from the
+// sample at time from on.
+func addStatic(series *bench.PoolSeries, from float64, held []int) {
+	for i := range series.Samples {
+		if series.Samples[i].T >= from && len(held) > 0 {
+			series.Samples[i].Static, held = held[0], held[1:]
+		}
+	}
 }

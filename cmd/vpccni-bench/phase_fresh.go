@@ -27,7 +27,7 @@ func startFigure(c config) bench.Figure {
 func (r *run) phaseFresh(ctx context.Context) {
 	f := startFigure(r.cfg)
 	r.progressf("figure 3: node start to first pod address (%s)", nodeTypes[nodeFresh])
-	n, err := r.v.Node(nodeFresh)
+	n, err := r.node(nodeFresh)
 	if err != nil {
 		r.fail(f, err)
 		return

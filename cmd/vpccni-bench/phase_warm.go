@@ -23,16 +23,8 @@ func latencyFigure(c config) bench.Figure {
 			"namespaces through nsenter, one exec more than on a real host) to the parsed result; "+
 			"the pod's netns is created/removed outside the timing. Percentiles by nearest rank. "+
 			"'EC2 calls' is every EC2 call made while the figure was measured. Baseline: %d libcni VERSION calls of aws-cni through "+
-			"the same exec path (the plugin's start-up alone).", c.WarmIPs, c.Pods, c.Batch, c.Versions),
-	}
-}
-
-func memoryFigure(c config) bench.Figure {
-	return bench.Figure{
-		ID: 7, Key: keyMemory, Title: "ipamd resident memory",
-		Method: fmt.Sprintf("VmRSS of the ipamd process (/proc/<pid>/status) on node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d): "+
-			"once with the pool settled and no pods, once 2 s after the %dth pod's ADD (the pods stay for figure 8). "+
-			"One reading each; Go's heap grows in steps.", c.WarmIPs, c.MemPods),
+			"the same exec path (the plugin's start-up alone). 'aws-cni ADD/DEL' is the exec of aws-cni alone within the same calls "+
+			"(without the rest of the chain), the part figure 11's floor stands for; its goals are ratios to figure 11.", c.WarmIPs, c.Pods, c.Batch, c.Versions),
 	}
 }
 
@@ -55,13 +47,29 @@ func (r *run) phaseWarm(ctx context.Context) {
 		}
 	}
 	r.progressf("figures 1, 7, 8: warm node (%s, WARM_IP_TARGET=%d)", nodeTypes[nodeWarm], r.cfg.WarmIPs)
-	n, err := r.v.Node(nodeWarm)
+	n, err := r.node(nodeWarm)
 	if err != nil {
 		failAll(err)
 		return
 	}
-	defer r.stopAgent(n)
 	env := []string{"WARM_IP_TARGET=" + strconv.Itoa(r.cfg.WarmIPs)}
+	if r.side.bins == nil && r.cfg.Kube {
+		kube, err := startKube(ctx, r.v, n)
+		if err != nil {
+			// Figures 1, 8 and 11 do not need it; figure 7's title says so.
+			r.progressf("  no API server for figure 7: %v", err)
+		}
+		defer kube.stop()
+		env = append(env, kube.agentEnv(n)...)
+		if kube == nil {
+			mem.Title += " (no API server)"
+		} else {
+			mem.Title += " (with kube-apiserver)"
+		}
+	} else if r.side.bins == nil {
+		mem.Title += " (no API server)"
+	}
+	defer r.stopAgent(n) // before the API server stops
 	if _, _, err := r.startAgent(ctx, n, env); err != nil {
 		failAll(err)
 		return
@@ -72,7 +80,7 @@ func (r *run) phaseWarm(ctx context.Context) {
 		return
 	}
 	r.progressf("  pool: %d addresses on %d ENIs (settled: %v)", pl.Held, pl.ENIs, stable)
-	rss0, rssErr := r.rss(n)
+	mem0, memErr := r.agentMemory(n)
 	rt, err := newPodRuntime(r.v, n, &r.seq)
 	if err != nil {
 		failAll(err)
@@ -80,10 +88,20 @@ func (r *run) phaseWarm(ctx context.Context) {
 	}
 
 	lat.Method += " Plugin chain: " + rt.chain() + "."
-	if err := r.measureLatency(ctx, rt, &lat); err != nil {
+	flr := floorFigure(r.cfg)
+	fr, ferr := newFloorRunner(r.v, n, r.cfg.FloorBin)
+	if err := r.measureLatency(ctx, rt, fr, &lat); err != nil {
 		r.fail(lat, err)
 	} else {
 		r.put(lat)
+	}
+	if ferr == nil {
+		flr.Values, ferr = fr.values()
+	}
+	if ferr != nil {
+		r.fail(flr, ferr)
+	} else {
+		r.put(flr)
 	}
 
 	// Figure 7: the pods stay for figure 8.
@@ -99,11 +117,13 @@ func (r *run) phaseWarm(ctx context.Context) {
 		live = append(live, p)
 	}
 	sleepCtx(ctx, 2*time.Second)
-	rssN, err := r.rss(n)
-	if err = errors.Join(rssErr, err, ctx.Err()); err != nil {
+	memN, err := r.agentMemory(n)
+	sizes, serr := r.binarySizes()
+	if err = errors.Join(memErr, err, serr, ctx.Err()); err != nil {
 		r.fail(mem, err)
 	} else {
-		mem.Values = []bench.Value{mib("0 pods", rss0), mib(fmt.Sprintf("%d pods", r.cfg.MemPods), rssN)}
+		mem.Values = append(memValues("0 pods", mem0), memValues(fmt.Sprintf("%d pods", r.cfg.MemPods), memN)...)
+		mem.Values = append(mem.Values, sizes...)
 		r.put(mem)
 	}
 
@@ -133,8 +153,9 @@ func (r *run) phaseWarm(ctx context.Context) {
 }
 
 // measureLatency fills figure 1: the VERSION baseline, then ADD/DEL in
-// batches.
-func (r *run) measureLatency(ctx context.Context, rt *podRuntime, lat *bench.Figure) error {
+// batches, each pod followed by a floor pod (fr, if not nil) so that both
+// see the same conditions.
+func (r *run) measureLatency(ctx context.Context, rt *podRuntime, fr *floorRunner, lat *bench.Figure) error {
 	var versions []time.Duration
 	for range r.cfg.Versions {
 		took, err := rt.version(ctx, localvpc.PluginBin)
@@ -146,6 +167,7 @@ func (r *run) measureLatency(ctx context.Context, rt *podRuntime, lat *bench.Fig
 	before := r.v.Sim.Stats()
 	var (
 		adds, dels       []time.Duration
+		pAdds, pDels     []time.Duration // aws-cni's own exec
 		addFail, delFail int
 		firstErr         error
 	)
@@ -153,23 +175,34 @@ func (r *run) measureLatency(ctx context.Context, rt *podRuntime, lat *bench.Fig
 		k := min(r.cfg.Batch, r.cfg.Pods-done)
 		batch := make([]*pod, 0, k)
 		for range k {
-			p, took, err := rt.add(ctx)
+			cctx, times := withExecTimes(ctx)
+			p, took, err := rt.add(cctx)
 			if err != nil {
 				addFail++
 				firstErr = keepFirst(firstErr, err)
 				continue
 			}
 			adds = append(adds, took)
+			if d, ok := times.get(localvpc.PluginBin, "ADD"); ok {
+				pAdds = append(pAdds, d)
+			}
 			batch = append(batch, p)
 		}
 		for _, p := range batch {
-			took, err := rt.del(ctx, p)
+			cctx, times := withExecTimes(ctx)
+			took, err := rt.del(cctx, p)
 			if err != nil {
 				delFail++
 				firstErr = keepFirst(firstErr, err)
 				continue
 			}
 			dels = append(dels, took)
+			if d, ok := times.get(localvpc.PluginBin, "DEL"); ok {
+				pDels = append(pDels, d)
+			}
+			if fr != nil {
+				fr.pair(ctx)
+			}
 		}
 		done += k
 		if done%(5*r.cfg.Batch) == 0 || done == r.cfg.Pods {
@@ -190,6 +223,12 @@ func (r *run) measureLatency(ctx context.Context, rt *podRuntime, lat *bench.Fig
 	}
 	lat.Values = append(lat.Values, bench.LatencyValues("ADD ", addSum)...)
 	lat.Values = append(lat.Values, bench.LatencyValues("DEL ", delSum)...)
+	if s, err := bench.Summarize(pAdds); err == nil {
+		lat.Values = append(lat.Values, bench.LatencyValues("aws-cni ADD ", s)...)
+	}
+	if s, err := bench.Summarize(pDels); err == nil {
+		lat.Values = append(lat.Values, bench.LatencyValues("aws-cni DEL ", s)...)
+	}
 	if vs, err := bench.Summarize(versions); err == nil {
 		lat.Values = append(lat.Values, bench.Millis("aws-cni VERSION p50", vs.P50), bench.Millis("aws-cni VERSION p99", vs.P99))
 	}
@@ -223,7 +262,7 @@ func (r *run) restart(ctx context.Context, n *localvpc.Node, rt *podRuntime, env
 		return res, err
 	}
 	start := time.Now()
-	if err := r.v.StartAgent(ctx, n, env); err != nil {
+	if err := r.launch(ctx, n, env); err != nil {
 		return res, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -259,14 +298,6 @@ func (r *run) restart(ctx context.Context, n *localvpc.Node, rt *podRuntime, env
 		return res, fmt.Errorf("the pod ADDed after the restart got %s, which live pod already has", p.IP)
 	}
 	return res, nil
-}
-
-func (r *run) rss(n *localvpc.Node) (int64, error) {
-	pid, err := ipamdPID(n.AgentPID())
-	if err != nil {
-		return 0, err
-	}
-	return vmRSS(pid)
 }
 
 func mib(name string, bytes int64) bench.Value {

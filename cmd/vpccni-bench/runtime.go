@@ -176,7 +176,9 @@ func (e *nodeExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []by
 		env = append(env, kv)
 	}
 	env = append(env, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+	start := time.Now()
 	stdout, stderr, err := e.n.Exec(ctx, env, stdin, filepath.Join(localvpc.NodeCNIBinDir, rel))
+	recordExec(ctx, filepath.Base(rel), cniCommand(environ), time.Since(start))
 	if err != nil {
 		var te types.Error
 		if len(stdout) > 0 && json.Unmarshal(stdout, &te) == nil && (te.Code != 0 || te.Msg != "") {
@@ -185,6 +187,15 @@ func (e *nodeExec) ExecPlugin(ctx context.Context, pluginPath string, stdin []by
 		return nil, fmt.Errorf("plugin %s failed: %w (stdout %q, stderr %q)", rel, err, stdout, stderr)
 	}
 	return stdout, nil
+}
+
+func cniCommand(environ []string) string {
+	for _, kv := range environ {
+		if c, ok := strings.CutPrefix(kv, "CNI_COMMAND="); ok {
+			return c
+		}
+	}
+	return ""
 }
 
 func newContainerID() string {

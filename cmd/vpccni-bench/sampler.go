@@ -64,14 +64,14 @@ func (s *sampler) mark(label string) {
 	s.series.Marks = append(s.series.Marks, bench.Mark{T: time.Since(s.start).Seconds(), Label: label})
 }
 
-// since returns the samples taken at or after t.
-func (s *sampler) since(t time.Time) []bench.PoolSample {
+// between returns the samples taken from one time to another.
+func (s *sampler) between(t0, t1 time.Time) []bench.PoolSample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	from := t.Sub(s.start).Seconds()
+	from, to := t0.Sub(s.start).Seconds(), t1.Sub(s.start).Seconds()
 	var out []bench.PoolSample
 	for _, p := range s.series.Samples {
-		if p.T >= from {
+		if p.T >= from && p.T <= to {
 			out = append(out, p)
 		}
 	}
@@ -86,4 +86,13 @@ func (s *sampler) finish() (bench.PoolSeries, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.series, s.err
+}
+
+// clock puts times on the samples' clock (seconds since the sampler started).
+func (s *sampler) clock(ts []time.Time) []float64 {
+	out := make([]float64, len(ts))
+	for i, t := range ts {
+		out[i] = t.Sub(s.start).Seconds()
+	}
+	return out
 }

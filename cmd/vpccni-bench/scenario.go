@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -13,18 +15,25 @@ const (
 	nodeWarm  = "warm"  // figures 1, 7, 8: m5.4xlarge with a big WARM_IP_TARGET
 	nodeChurn = "churn" // figures 2, 5, 6 and the plot: m5.4xlarge, default targets
 	nodeBurst = "burst" // figure 4: m5.xlarge, default targets, realistic EC2 timing
+	// figure 12: m5.4xlarge, prefix delegation, realistic EC2 timing
+	nodeBurstPD = "burst-pd"
 )
 
+// nodeRoles are the bench's nodes in the order they get instance IDs.
+var nodeRoles = []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst, nodeBurstPD}
+
 var nodeTypes = map[string]string{
-	nodeFresh: "m5.large",
-	nodeWarm:  "m5.4xlarge",
-	nodeChurn: "m5.4xlarge",
-	nodeBurst: "m5.xlarge",
+	nodeFresh:   "m5.large",
+	nodeWarm:    "m5.4xlarge",
+	nodeChurn:   "m5.4xlarge",
+	nodeBurst:   "m5.xlarge",
+	nodeBurstPD: "m5.4xlarge",
 }
 
 // scenario is one VPC with a /18 node subnet (room for every node's pool)
-// and the four bench nodes. No faults: the burst phase sets them itself.
-func scenario() vpcsim.Scenario {
+// and the bench nodes, twice with a compare agent (identical nodes named
+// "<role>-compare"). No faults: the burst phases set them themselves.
+func scenario(compare bool) vpcsim.Scenario {
 	sc := vpcsim.Scenario{
 		Region:            "us-west-2",
 		AccountID:         "123456789012",
@@ -38,14 +47,20 @@ func scenario() vpcsim.Scenario {
 			SecurityGroups: []vpcsim.SecurityGroupSpec{{ID: "sg-0000000000000b01", Name: "default", Description: "default VPC security group"}},
 		}},
 	}
-	for i, name := range []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst} {
-		sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{
-			ID:             "i-0000000000000b0" + string(rune('1'+i)),
-			Type:           nodeTypes[name],
-			Subnet:         "subnet-0000000000000b01",
-			SecurityGroups: []string{"sg-0000000000000b01"},
-			Tags:           map[string]string{"Name": name},
-		})
+	sides := []side{ours}
+	if compare {
+		sides = append(sides, side{name: "compare", bins: &localvpc.AgentBinaries{}})
+	}
+	for _, s := range sides {
+		for _, role := range nodeRoles {
+			sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{
+				ID:             fmt.Sprintf("i-%016x", 0xb01+len(sc.Instances)),
+				Type:           nodeTypes[role],
+				Subnet:         "subnet-0000000000000b01",
+				SecurityGroups: []string{"sg-0000000000000b01"},
+				Tags:           map[string]string{"Name": s.nodeName(role)},
+			})
+		}
 	}
 	return sc
 }

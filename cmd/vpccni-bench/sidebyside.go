@@ -78,7 +78,7 @@ type sbsRun struct {
 }
 
 func sbsScenario() vpcsim.Scenario {
-	sc := scenario()
+	sc := scenario(false)
 	sc.Instances = nil
 	sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{
 		ID: "i-0000000000000c01", Type: "m5.xlarge", Subnet: "subnet-0000000000000b01",

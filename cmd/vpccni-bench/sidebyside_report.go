@@ -10,7 +10,10 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/bench"
 )
 
-const keySideBySide = "side_by_side_pool"
+const (
+	keySideBySide = "side_by_side_pool"
+	sbsFigureID   = 20
+)
 
 // sbsRow is one line of the side-by-side table.
 type sbsRow struct {
@@ -107,7 +110,7 @@ func writeSBSTable(w io.Writer, runs []sbsRun, cfg sbsConfig) error {
 // row "ours <row>" and, with a compare agent, "compare <row>" and
 // "ratio <row>" (means over the rounds).
 func sbsFigure(runs []sbsRun, cfg sbsConfig, err error) bench.Figure {
-	f := bench.Figure{ID: 20, Key: keySideBySide, Title: "side by side: EC2 calls, idle addresses and ADD latency against a supplied agent",
+	f := bench.Figure{ID: sbsFigureID, Key: keySideBySide, Title: "side by side: EC2 calls, idle addresses and ADD latency against a supplied agent",
 		Method: fmt.Sprintf("Issue 17's scenario on a fresh local VPC per run (one m5.xlarge, %s, realistic EC2 timing): settle, %d pods %s apart "+
 			"(failed ADDs retried after %s), delete all, then %d live pods with one DEL or ADD in turn every %s for %s. Ours and the supplied "+
 			"COMPARE_IPAMD/COMPARE_PLUGIN run interleaved, %d rounds; values are means over the rounds, ratios ours/compare.",

@@ -20,6 +20,9 @@ type Results struct {
 	Quick          bool      `json:"quick"`
 	Host           Host      `json:"host"`
 	Figures        []Figure  `json:"figures"`
+	// CompareAgent names the compare agent's binaries when figures were
+	// measured side by side ("" = ours alone).
+	CompareAgent string `json:"compareAgent,omitempty"`
 	// Pool is the data behind the plot: the churn node's pool over time.
 	Pool *PoolSeries `json:"pool,omitempty"`
 }
@@ -45,6 +48,9 @@ type Figure struct {
 	Values []Value `json:"values,omitempty"`
 	Method string  `json:"method"`
 	Error  string  `json:"error,omitempty"`
+	// CompareError says why the compare agent's side of the figure could
+	// not be measured (side by side only).
+	CompareError string `json:"compareError,omitempty"`
 }
 
 // Value is one number of a figure.
@@ -52,6 +58,10 @@ type Value struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
 	Unit  string  `json:"unit"`
+	// Compare is the same value for the compare agent (side by side).
+	Compare *float64 `json:"compare,omitempty"`
+	// Goal is the target for this value, if the issue sets one.
+	Goal *Goal `json:"goal,omitempty"`
 }
 
 // Get returns the value called name.
@@ -122,6 +132,12 @@ func (r *Results) Validate() error {
 		for _, v := range f.Values {
 			if math.IsNaN(v.Value) || math.IsInf(v.Value, 0) {
 				errs = append(errs, fmt.Errorf("figure %q value %q is %v", f.Key, v.Name, v.Value))
+			}
+			if v.Compare != nil && (math.IsNaN(*v.Compare) || math.IsInf(*v.Compare, 0)) {
+				errs = append(errs, fmt.Errorf("figure %q value %q: compare is %v", f.Key, v.Name, *v.Compare))
+			}
+			if err := v.Goal.validate(); err != nil {
+				errs = append(errs, fmt.Errorf("figure %q value %q: %w", f.Key, v.Name, err))
 			}
 		}
 	}

@@ -16,6 +16,9 @@ type PoolSample struct {
 	Held  int     `json:"held"`  // addresses held by the node's ENIs for pods (EC2's view)
 	InUse int     `json:"inUse"` // pods holding an address
 	ENIs  int     `json:"enis"`  // ENIs attached to the node
+	// Static is what the static algorithm would hold here (StaticPool),
+	// where it was modelled; 0 elsewhere.
+	Static int `json:"static,omitempty"`
 }
 
 // Mark is a labelled moment of the series, e.g. a change of demand.
@@ -65,8 +68,9 @@ const (
 
 // Series colours: addresses held, pods in use.
 const (
-	colorHeld  = "#1f77b4"
-	colorInUse = "#d62728"
+	colorHeld   = "#1f77b4"
+	colorInUse  = "#d62728"
+	colorStatic = "#2ca02c"
 )
 
 // WritePoolSVG draws the pool series as a standalone SVG: addresses held
@@ -78,7 +82,7 @@ func WritePoolSVG(w io.Writer, s PoolSeries) error {
 	tMax := s.Samples[len(s.Samples)-1].T
 	yMax := 0
 	for _, p := range s.Samples {
-		yMax = max(yMax, p.Held, p.InUse)
+		yMax = max(yMax, p.Held, p.InUse, p.Static)
 	}
 	xStep := niceStep(tMax, 10)
 	xTop := math.Max(xStep, math.Ceil(tMax/xStep)*xStep)
@@ -133,12 +137,33 @@ func WritePoolSVG(w io.Writer, s PoolSeries) error {
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", line.color, strings.TrimSpace(pts.String()))
 	}
 
+	// The static algorithm's model, dashed, where it was modelled.
+	var pts strings.Builder
+	for i, p := range s.Samples {
+		if p.Static == 0 {
+			continue
+		}
+		if i > 0 && s.Samples[i-1].Static != 0 {
+			fmt.Fprintf(&pts, "%.1f,%.1f ", x(p.T), y(float64(s.Samples[i-1].Static)))
+		}
+		fmt.Fprintf(&pts, "%.1f,%.1f ", x(p.T), y(float64(p.Static)))
+	}
+	hasStatic := pts.Len() > 0
+	if hasStatic {
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" stroke-dasharray="6 3" points="%s"/>`+"\n", colorStatic, strings.TrimSpace(pts.String()))
+	}
+
 	// Legend, above the plot on the right.
 	lx := padL + plotW - 360
 	fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3"/>`+"\n", lx, lx+20, colorHeld)
 	fmt.Fprintf(&b, `<text x="%d" y="46">addresses held (ENIs' secondary IPs)</text>`+"\n", lx+26)
 	fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3"/>`+"\n", lx+275, lx+295, colorInUse)
 	fmt.Fprintf(&b, `<text x="%d" y="46">pods</text>`+"\n", lx+301)
+	if hasStatic {
+		// left of the others: the title runs above them
+		fmt.Fprintf(&b, `<line x1="%d" y1="42" x2="%d" y2="42" stroke="%s" stroke-width="3" stroke-dasharray="6 3"/>`+"\n", lx-230, lx-210, colorStatic)
+		fmt.Fprintf(&b, `<text x="%d" y="46">static algorithm (model)</text>`+"\n", lx-204)
+	}
 	b.WriteString("</svg>\n")
 	if _, err := w.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("pool plot: %w", err)

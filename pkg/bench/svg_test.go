@@ -84,6 +84,30 @@ func TestWritePoolSVG(t *testing.T) {
 	}
 }
 
+func TestWritePoolSVGStaticModel(t *testing.T) {
+	s := PoolSeries{Samples: []PoolSample{
+		{T: 0, Held: 29, InUse: 0},
+		{T: 1, Held: 58, InUse: 20, Static: 87},
+		{T: 2, Held: 58, InUse: 20, Static: 232},
+		{T: 3, Held: 58, InUse: 10},
+	}}
+	var b bytes.Buffer
+	if err := WritePoolSVG(&b, s); err != nil {
+		t.Fatal(err)
+	}
+	doc := parseSVG(t, b.Bytes())
+	if len(doc.Polylines) != 3 || doc.Polylines[2].Stroke != colorStatic {
+		t.Fatalf("polylines %+v, want held, pods and the static model", doc.Polylines)
+	}
+	// Only where modelled: two samples, a step between them.
+	if n := len(strings.Fields(doc.Polylines[2].Points)); n != 3 {
+		t.Errorf("static line has %d points, want 3", n)
+	}
+	if texts := strings.Join(doc.Texts, "|"); !strings.Contains(texts, "static algorithm") || !strings.Contains(texts, "|250|") {
+		t.Errorf("legend or y axis (232 → 250) missing: %s", texts)
+	}
+}
+
 func TestWritePoolSVGSingleSampleAndZeros(t *testing.T) {
 	var b bytes.Buffer
 	if err := WritePoolSVG(&b, PoolSeries{Samples: []PoolSample{{}}}); err != nil {

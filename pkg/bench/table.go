@@ -11,10 +11,18 @@ import (
 
 // WriteTable prints the figures as an aligned table, one line per value,
 // each figure marked [n] with its method as footnote n below the table.
-// Figures that could not be measured say so, with the reason.
+// A value with a goal shows the goal and its ratio to it (value ÷ limit)
+// with "ok" or "MISSED"; when any value has a compare agent's counterpart,
+// two more columns give it and the ratio ours/compare. Figures that could
+// not be measured say so, with the reason.
 func WriteTable(w io.Writer, r *Results) error {
+	compare := r.hasCompare()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, " #\tfigure\tmeasure\tvalue")
+	head := " #\tfigure\tmeasure\tvalue"
+	if compare {
+		head += "\tcompare\tours/compare"
+	}
+	fmt.Fprintln(tw, head+"\tgoal\tto goal")
 	for i, f := range r.Figures {
 		title := fmt.Sprintf("%s [%d]", f.Title, i+1)
 		if f.Error != "" {
@@ -26,7 +34,14 @@ func WriteTable(w io.Writer, r *Results) error {
 			if j == 0 {
 				id, t = fmt.Sprintf("%2d", f.ID), title
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, t, v.Name, FormatValue(v))
+			row := fmt.Sprintf("%s\t%s\t%s\t%s", id, t, v.Name, FormatValue(v))
+			if compare {
+				row += "\t" + formatCompare(v)
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", row, formatGoal(v))
+		}
+		if compare && f.CompareError != "" {
+			fmt.Fprintf(tw, "\t\tcompare agent\t\tNOT MEASURED: %s\t\t\t\n", oneLine(f.CompareError, 60))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -39,6 +54,9 @@ func WriteTable(w io.Writer, r *Results) error {
 		if f.Error != "" {
 			text += " NOT MEASURED: " + f.Error
 		}
+		if f.CompareError != "" {
+			text += " Compare agent NOT MEASURED: " + f.CompareError
+		}
 		b.WriteString(wrap(fmt.Sprintf("[%d] ", i+1), text, 100))
 	}
 	_, err := io.WriteString(w, b.String())
@@ -46,6 +64,47 @@ func WriteTable(w io.Writer, r *Results) error {
 		return fmt.Errorf("table: %w", err)
 	}
 	return nil
+}
+
+func (r *Results) hasCompare() bool {
+	if r.CompareAgent != "" {
+		return true
+	}
+	for _, f := range r.Figures {
+		for _, v := range f.Values {
+			if v.Compare != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func formatCompare(v Value) string {
+	if v.Compare == nil {
+		return "-\t-"
+	}
+	c := FormatValue(Value{Value: *v.Compare, Unit: v.Unit})
+	if r, ok := v.CompareRatio(); ok {
+		return c + "\t" + strconv.FormatFloat(r, 'f', 2, 64)
+	}
+	return c + "\t-"
+}
+
+// formatGoal is "goal<TAB>ratio verdict", or two empty cells.
+func formatGoal(v Value) string {
+	g := v.Goal
+	if g == nil {
+		return "\t"
+	}
+	verdict := "MISSED"
+	if g.Met(v.Value) {
+		verdict = "ok"
+	}
+	if r, ok := g.Ratio(v.Value); ok {
+		return g.Text + "\t" + strconv.FormatFloat(r, 'f', 2, 64) + " " + verdict
+	}
+	return g.Text + "\t" + verdict
 }
 
 // FormatValue prints a number with as many digits as it deserves, and its

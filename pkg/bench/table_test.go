@@ -119,3 +119,72 @@ func TestResultsJSONRoundTripAndValidation(t *testing.T) {
 		t.Error("ReadJSON accepted a foreign schema")
 	}
 }
+
+func TestWriteTableGoalsAndCompare(t *testing.T) {
+	r := sampleResults()
+	f := &r.Figures[0]
+	if !f.SetGoal("ADD p50", AtMost(20, "≤ 1.3 × floor")) || !f.SetGoal("ADD p99", AtMost(20, "≤ 2 × floor")) {
+		t.Fatal("SetGoal found no value")
+	}
+	if f.SetGoal("no such value", AtMost(1, "x")) {
+		t.Error("SetGoal on a missing value reported success")
+	}
+	f.Values = append(f.Values, Count("failed ADDs", 0, "ADDs"))
+	f.SetGoal("failed ADDs", AtMost(0, "0"))
+	f.MergeCompare(Figure{Values: []Value{Millis("ADD p50", 24690*time.Microsecond), Count("only theirs", 3, "calls")}})
+	r.Figures[2].MergeCompare(Figure{Error: "compare ipamd exited"})
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"compare", "ours/compare", "goal", "to goal",
+		"24.7 ms", "0.50", // compare value and ratio ours/compare
+		"≤ 1.3 × floor", "0.62 ok", // 12.3/20
+		"1.55 MISSED", // 31/20
+		"only theirs", "NOT MEASURED: compare ipamd exited",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "failed ADDs") && !strings.HasSuffix(strings.Join(strings.Fields(l), " "), "- - 0 ok") {
+			t.Errorf("zero-limit goal: %q, want the goal 0 and ok without a ratio", l)
+		}
+	}
+	// Without compare values there are no compare columns.
+	b.Reset()
+	if err := WriteTable(&b, sampleResults()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "ours/compare") {
+		t.Errorf("compare columns without a compare agent:\n%s", b.String())
+	}
+}
+
+func TestGoal(t *testing.T) {
+	for _, c := range []struct {
+		g    *Goal
+		v    float64
+		met  bool
+		r    float64
+		hasR bool
+	}{
+		{AtMost(10, "≤ 10"), 5, true, 0.5, true},
+		{AtMost(10, "≤ 10"), 15, false, 1.5, true},
+		{AtLeast(50, "≥ 50"), 25, false, 0.5, true},
+		{AtLeast(50, "≥ 50"), 60, true, 1.2, true},
+		{AtMost(0, "0"), 0, true, 0, false},
+		{AtMost(0, "0"), 1, false, 0, false},
+	} {
+		r, ok := c.g.Ratio(c.v)
+		if c.g.Met(c.v) != c.met || ok != c.hasR || math.Abs(r-c.r) > 1e-9 {
+			t.Errorf("%+v at %v: met %v ratio %v,%v; want %v %v,%v", *c.g, c.v, c.g.Met(c.v), r, ok, c.met, c.r, c.hasR)
+		}
+	}
+}
