@@ -1,7 +1,6 @@
 package datastore
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -32,8 +31,10 @@ type Options struct {
 }
 
 // Store is the address pool of one network card. All methods are safe for
-// concurrent use; a single mutex suffices since every operation on the
-// assign/unassign path is O(log n).
+// concurrent use. mu guards every field below and everything they point
+// to (ENIs, CIDRs, slots, batches): one owner, one lock. It suffices since
+// every operation on the assign/unassign path is O(log n) and the
+// checkpoint write runs with mu released (commit.go).
 type Store struct {
 	mu        sync.Mutex
 	now       func() time.Time
@@ -63,6 +64,15 @@ type Store struct {
 	// memory (a kept Unassign, RemoveENI, RemoveCIDR or DropPending) until
 	// the next successful write.
 	unpersisted bool
+
+	// Group commit (commit.go): open collects the changes no write has
+	// taken yet; writing is set while a writer, holding no lock, writes
+	// its copy (snapAllocs, snapCool); written signals its end.
+	open       *batch
+	writing    bool
+	written    sync.Cond
+	snapAllocs []Allocation
+	snapCool   []Cooling
 }
 
 type lenKey struct {
@@ -108,7 +118,9 @@ func New(o Options) (*Store, error) {
 		lens:      map[lenKey]int{},
 		byKey:     map[Key]*slot{},
 		pending:   map[netip.Addr]*slot{},
+		open:      &batch{},
 	}
+	s.written.L = &s.mu
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -222,7 +234,7 @@ func (s *Store) RemoveENI(id string, force bool) ([]Assignment, error) {
 	delete(s.enis, id)
 	sortAssignments(evicted)
 	if changed {
-		if err := s.persist(); err != nil {
+		if err := s.await(s.open); err != nil {
 			return evicted, fmt.Errorf("remove ENI %s: %w", id, err)
 		}
 	}
@@ -314,7 +326,7 @@ func (s *Store) RemoveCIDR(eniID string, p netip.Prefix, force bool) ([]Assignme
 	evicted, changed := s.dropCIDR(c)
 	sortAssignments(evicted)
 	if changed {
-		if err := s.persist(); err != nil {
+		if err := s.await(s.open); err != nil {
 			return evicted, fmt.Errorf("remove CIDR %s from %s: %w", p, eniID, err)
 		}
 	}
@@ -474,15 +486,4 @@ func (s *Store) advance(now time.Time) {
 		sl.cidr.release(sl.off)
 		s.adjust(sl.cidr, 0, -1)
 	}
-}
-
-// persist writes the whole state; every failure wraps ErrCheckpoint, even
-// from a Checkpointer that does not wrap it itself.
-func (s *Store) persist() error {
-	err := s.cp.Write(File{Version: CheckpointVersion, Allocations: s.allocs, Cooling: s.cool})
-	if err != nil && !errors.Is(err, ErrCheckpoint) {
-		err = fmt.Errorf("%w: write: %w", ErrCheckpoint, err)
-	}
-	s.unpersisted = err != nil
-	return err
 }
