@@ -41,7 +41,9 @@ func (g *gateCheckpointer) Write(f File) error {
 	return nil
 }
 
-func (g *gateCheckpointer) Read() (File, error) { return File{}, fmt.Errorf("gate: %w", fs.ErrNotExist) }
+func (g *gateCheckpointer) Read() (File, error) {
+	return File{}, fmt.Errorf("gate: %w", fs.ErrNotExist)
+}
 
 func (g *gateCheckpointer) written() []File {
 	g.mu.Lock()
