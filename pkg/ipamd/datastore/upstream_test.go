@@ -1,10 +1,14 @@
 package datastore
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -180,4 +184,195 @@ func TestEncodeFileExact(t *testing.T) {
 	if string(got) != `{"version":"vpc-cni-ipam/1","allocations":[],"unassigned":[{"ipv6":"2001:db8::5","unassignedTimestamp":7}]}`+"\n" {
 		t.Fatalf("cooling entry: %s", got)
 	}
+}
+
+// upstreamRead is a reader of upstream's documented checkpoint format
+// (docs/compatibility.md, "Files and paths"), written for this test apart
+// from checkpoint.go: the version must be "vpc-cni-ipam/1", every
+// allocation may carry only the fields upstream knows, and no address or
+// key may appear twice. Unknown top-level fields ("unassigned") are
+// skipped, as upstream's decoder skips them. It returns address by key.
+func upstreamRead(data []byte) (map[Key]netip.Addr, error) {
+	var top struct {
+		Version     string            `json:"version"`
+		Allocations []json.RawMessage `json:"allocations"`
+	}
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, err
+	}
+	if top.Version != "vpc-cni-ipam/1" {
+		return nil, fmt.Errorf("version %q", top.Version)
+	}
+	out := map[Key]netip.Addr{}
+	held := map[netip.Addr]bool{}
+	for i, raw := range top.Allocations {
+		var e struct {
+			NetworkName         string `json:"networkName"`
+			ContainerID         string `json:"containerID"`
+			IfName              string `json:"ifName"`
+			IPv4                string `json:"ipv4"`
+			IPv6                string `json:"ipv6"`
+			AllocationTimestamp int64  `json:"allocationTimestamp"`
+			Metadata            struct {
+				K8sPodNamespace string `json:"k8sPodNamespace"`
+				K8sPodName      string `json:"k8sPodName"`
+				InterfacesCount int    `json:"interfacesCount"`
+			} `json:"metadata"`
+		}
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&e); err != nil {
+			return nil, fmt.Errorf("allocation %d: %w", i, err)
+		}
+		a, err := netip.ParseAddr(e.IPv4 + e.IPv6)
+		if err != nil || e.AllocationTimestamp <= 0 || e.Metadata.K8sPodName == "" {
+			return nil, fmt.Errorf("allocation %d: %s", i, raw)
+		}
+		k := Key{NetworkName: e.NetworkName, ContainerID: e.ContainerID, IfName: e.IfName}
+		if _, dup := out[k]; dup || held[a] {
+			return nil, fmt.Errorf("allocation %d: %s or %s listed twice", i, k, a)
+		}
+		out[k], held[a] = a, true
+	}
+	return out, nil
+}
+
+// downgradeCheck reads the file back with upstreamRead after every write
+// and compares it with what the write was handed: a downgrade at any moment
+// finds every live allocation.
+type downgradeCheck struct {
+	*FileCheckpointer
+	mu     sync.Mutex
+	writes int
+	errs   []error
+}
+
+func (d *downgradeCheck) Write(f File) error {
+	if err := d.FileCheckpointer.Write(f); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writes++
+	data, err := os.ReadFile(d.Path)
+	if err == nil {
+		var got map[Key]netip.Addr
+		if got, err = upstreamRead(data); err == nil && len(got) != len(f.Allocations) {
+			err = fmt.Errorf("%d allocations, the write held %d", len(got), len(f.Allocations))
+		}
+		for _, a := range f.Allocations {
+			if err == nil && got[a.Key] != a.Addr {
+				err = fmt.Errorf("%s holds %v, the write said %s", a.Key, got[a.Key], a.Addr)
+			}
+		}
+	}
+	if err != nil {
+		d.errs = append(d.errs, fmt.Errorf("upstream's reader after write %d: %w", d.writes, err))
+	}
+	return nil
+}
+
+// Three clients ADD and DEL concurrently (every third pod is deleted), so
+// changes share writes. After every write upstream's reader finds exactly
+// what the write held; at the end it and our restore both find exactly the
+// live pods, and our restore also the released addresses, still cooling.
+func TestGroupCommittedCheckpointReadByBothReaders(t *testing.T) {
+	const clients, perClient = 3, 80
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	cp := &downgradeCheck{FileCheckpointer: NewFileCheckpointer(path)}
+	clock := newClock()
+	s, err := New(Options{Mode: ModePrefixIPv4, CooldownPeriod: time.Minute, Checkpointer: cp, Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := func(s *Store) {
+		if err := s.AddENI(ENI{ID: "eni-0", IsPrimary: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddCIDR("eni-0", pfx("10.0.0.0/24")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node(s)
+	var wg sync.WaitGroup
+	live := make([]map[Key]netip.Addr, clients)
+	errs := make(chan error, clients)
+	for c := range clients {
+		live[c] = map[Key]netip.Addr{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perClient {
+				k, m := podKey(c*1000+j), podMeta(c*1000+j)
+				a, err := s.Assign(k, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				live[c][k] = a.Addr
+				if j%3 == 0 {
+					if _, err := s.Unassign(k); err != nil {
+						errs <- err
+						return
+					}
+					delete(live[c], k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, err := range cp.errs {
+		t.Error(err)
+	}
+	released := clients * ((perClient + 2) / 3)
+	t.Logf("%d changes in %d checkpoint writes", clients*perClient+released, cp.writes)
+	want := map[Key]netip.Addr{}
+	for _, m := range live {
+		for k, a := range m {
+			want[k] = a
+		}
+	}
+
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := upstreamRead(data)
+	if err != nil {
+		t.Fatalf("upstream's reader: %v", err)
+	}
+	if len(up) != len(want) {
+		t.Fatalf("upstream's reader finds %d allocations, want %d", len(up), len(want))
+	}
+	for k, a := range want {
+		if up[k] != a {
+			t.Fatalf("upstream's reader: %s holds %v, want %s", k, up[k], a)
+		}
+	}
+
+	r, err := New(Options{Mode: ModePrefixIPv4, CooldownPeriod: time.Minute, Checkpointer: NewFileCheckpointer(path), Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node(r)
+	res, err := r.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Restored) != len(want) {
+		t.Fatalf("our restore: %d allocations, want %d", len(res.Restored), len(want))
+	}
+	for k, addr := range want {
+		if a, ok := r.Lookup(k); !ok || a.Addr != addr {
+			t.Fatalf("our restore: %s holds %v (%v), want %s", k, a.Addr, ok, addr)
+		}
+	}
+	if st := r.Stats(); st.CoolingIPs != released {
+		t.Fatalf("our restore: %d cooling addresses, want the %d released", st.CoolingIPs, released)
+	}
+	checkInvariants(t, r)
 }
