@@ -38,8 +38,8 @@ func CheckpointPath(base string, card int) string {
 	return base + suffix
 }
 
-// File is the content of a checkpoint. The slices handed to Write alias the
-// store's state: Write must not keep or modify them after it returns.
+// File is the content of a checkpoint. The slices handed to Write are the
+// store's write buffers: Write must not keep or modify them after it returns.
 type File struct {
 	Version     string
 	Allocations []Allocation
@@ -47,8 +47,9 @@ type File struct {
 	Cooling []Cooling
 }
 
-// Checkpointer persists a File. Write is called under the store's lock
-// after every change; Read once at start-up. Read returns an error wrapping
+// Checkpointer persists a File. The store calls Write for each batch of
+// changes, never two at once, and without holding its lock (group commit);
+// Read once at start-up. Read returns an error wrapping
 // fs.ErrNotExist when there is no checkpoint (a fresh node).
 type Checkpointer interface {
 	Write(File) error
@@ -111,7 +112,7 @@ func slicesClone[T any](s []T) []T {
 // FileCheckpointer is the JSON checkpoint in upstream's format at Path,
 // replaced atomically: temp file in the same directory, fsync, rename, fsync
 // of the directory. One Store uses it (Write reuses a buffer; the Store
-// serialises calls under its lock).
+// never calls Write twice at once).
 type FileCheckpointer struct {
 	Path string
 	buf  bytes.Buffer

@@ -11,7 +11,6 @@ import (
 // Defaults ipamd uses when its configuration says nothing.
 const (
 	DefaultCooldownPeriod = 30 * time.Second // IP_COOLDOWN_PERIOD
-	DefaultMinENIAge      = time.Minute
 )
 
 // Options configure a Store.
@@ -22,8 +21,6 @@ type Options struct {
 	// not handed out again. Zero disables cooldown; ipamd passes its config
 	// value (default DefaultCooldownPeriod).
 	CooldownPeriod time.Duration
-	// MinENIAge: younger ENIs are never deletable. Zero → DefaultMinENIAge.
-	MinENIAge time.Duration
 	// Checkpointer persists allocations after every change; nil → none.
 	Checkpointer Checkpointer
 	// Now is the clock; nil → time.Now.
@@ -36,12 +33,11 @@ type Options struct {
 // every operation on the assign/unassign path is O(log n) and the
 // checkpoint write runs with mu released (commit.go).
 type Store struct {
-	mu        sync.Mutex
-	now       func() time.Time
-	cooldown  time.Duration
-	minENIAge time.Duration
-	cp        Checkpointer
-	mode      Mode
+	mu       sync.Mutex
+	now      func() time.Time
+	cooldown time.Duration
+	cp       Checkpointer
+	mode     Mode
 
 	enis  map[string]*eni
 	cidrs map[netip.Prefix]*cidr
@@ -104,28 +100,21 @@ func New(o Options) (*Store, error) {
 	if o.CooldownPeriod < 0 {
 		return nil, fmt.Errorf("%w: negative cooldown period %s", ErrInvalidArgument, o.CooldownPeriod)
 	}
-	if o.MinENIAge < 0 {
-		return nil, fmt.Errorf("%w: negative minimum ENI age %s", ErrInvalidArgument, o.MinENIAge)
-	}
 	s := &Store{
-		now:       o.Now,
-		cooldown:  o.CooldownPeriod,
-		minENIAge: o.MinENIAge,
-		cp:        o.Checkpointer,
-		mode:      o.Mode,
-		enis:      map[string]*eni{},
-		cidrs:     map[netip.Prefix]*cidr{},
-		lens:      map[lenKey]int{},
-		byKey:     map[Key]*slot{},
-		pending:   map[netip.Addr]*slot{},
-		open:      &batch{},
+		now:      o.Now,
+		cooldown: o.CooldownPeriod,
+		cp:       o.Checkpointer,
+		mode:     o.Mode,
+		enis:     map[string]*eni{},
+		cidrs:    map[netip.Prefix]*cidr{},
+		lens:     map[lenKey]int{},
+		byKey:    map[Key]*slot{},
+		pending:  map[netip.Addr]*slot{},
+		open:     &batch{},
 	}
 	s.written.L = &s.mu
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.minENIAge == 0 {
-		s.minENIAge = DefaultMinENIAge
 	}
 	if s.cp == nil {
 		s.cp = NopCheckpointer{}
@@ -311,7 +300,7 @@ func (s *Store) AddCIDR(eniID string, p netip.Prefix) error {
 // RemoveCIDR removes a CIDR from an ENI. Assigned addresses refuse the
 // removal unless force; force evicts and returns them and rewrites the
 // checkpoint (a checkpoint error is returned with the evictions). Cooling
-// addresses do not block: FreeableCIDRs is where cooldown is honoured.
+// addresses do not block: the pool planner is where cooldown is honoured.
 func (s *Store) RemoveCIDR(eniID string, p netip.Prefix, force bool) ([]Assignment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
