@@ -165,7 +165,7 @@ func measure(ctx context.Context, cfg config) (*bench.Results, error) {
 				fmt.Fprintf(os.Stderr, "vpccni-bench: cleanup: %v\n", cerr)
 			}
 		}()
-		for _, phase := range []func(context.Context){r.phaseFresh, r.phaseWarm, r.phaseChurn, r.phaseBurst} {
+		for _, phase := range []func(context.Context){r.phaseFresh, r.phaseWarm, r.phaseChurn, r.phaseBurst, r.phaseCkpt} {
 			if ctx.Err() != nil {
 				break
 			}
@@ -219,7 +219,7 @@ func (r *run) saveLogsOnFailure() {
 func allVPCFigures() []bench.Figure {
 	return []bench.Figure{
 		latencyFigure(config{}), churnFigure(config{}), startFigure(config{}), burstFigure(config{}),
-		ec2Figure(config{}), idleFigure(config{}), memoryFigure(config{}), restartFigure(config{}),
+		ec2Figure(config{}), idleFigure(config{}), memoryFigure(config{}), restartFigure(config{}), ckptFigure(config{}),
 	}
 }
 

@@ -13,6 +13,7 @@ const (
 	nodeWarm  = "warm"  // figures 1, 7, 8: m5.4xlarge with a big WARM_IP_TARGET
 	nodeChurn = "churn" // figures 2, 5, 6 and the plot: m5.4xlarge, default targets
 	nodeBurst = "burst" // figure 4: m5.xlarge, default targets, realistic EC2 timing
+	nodeCkpt  = "ckpt"  // figure 21: m5.24xlarge, the whole pool warm
 )
 
 var nodeTypes = map[string]string{
@@ -20,6 +21,7 @@ var nodeTypes = map[string]string{
 	nodeWarm:  "m5.4xlarge",
 	nodeChurn: "m5.4xlarge",
 	nodeBurst: "m5.xlarge",
+	nodeCkpt:  "m5.24xlarge",
 }
 
 // scenario is one VPC with a /18 node subnet (room for every node's pool)
@@ -38,7 +40,7 @@ func scenario() vpcsim.Scenario {
 			SecurityGroups: []vpcsim.SecurityGroupSpec{{ID: "sg-0000000000000b01", Name: "default", Description: "default VPC security group"}},
 		}},
 	}
-	for i, name := range []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst} {
+	for i, name := range []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst, nodeCkpt} {
 		sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{
 			ID:             "i-0000000000000b0" + string(rune('1'+i)),
 			Type:           nodeTypes[name],
