@@ -1,7 +1,6 @@
 package datastore
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,7 +114,7 @@ func slicesClone[T any](s []T) []T {
 // never calls Write twice at once).
 type FileCheckpointer struct {
 	Path string
-	buf  bytes.Buffer
+	buf  []byte
 }
 
 // NewFileCheckpointer returns the checkpointer of path.
@@ -165,40 +164,7 @@ func fromUnixNano(n int64) time.Time {
 }
 
 // EncodeFile renders f as upstream's JSON (one object and a newline).
-func EncodeFile(f File) ([]byte, error) {
-	var b bytes.Buffer
-	if err := encodeFile(&b, f); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
-func encodeFile(b *bytes.Buffer, f File) error {
-	jf := jsonFile{Version: f.Version, Allocations: make([]jsonAllocation, len(f.Allocations))}
-	for i, a := range f.Allocations {
-		ja := jsonAllocation{
-			NetworkName: a.Key.NetworkName, ContainerID: a.Key.ContainerID, IfName: a.Key.IfName,
-			AllocationTimestamp: unixNano(a.AssignedAt),
-			Metadata:            &jsonMetadata{a.Meta.K8sPodNamespace, a.Meta.K8sPodName, a.Meta.InterfacesCount},
-		}
-		if a.Addr.Is4() {
-			ja.IPv4 = a.Addr.String()
-		} else {
-			ja.IPv6 = a.Addr.String()
-		}
-		jf.Allocations[i] = ja
-	}
-	for _, c := range f.Cooling {
-		jc := jsonCooling{UnassignedTimestamp: unixNano(c.UnassignedAt)}
-		if c.Addr.Is4() {
-			jc.IPv4 = c.Addr.String()
-		} else {
-			jc.IPv6 = c.Addr.String()
-		}
-		jf.Unassigned = append(jf.Unassigned, jc)
-	}
-	return json.NewEncoder(b).Encode(jf)
-}
+func EncodeFile(f File) ([]byte, error) { return appendFile(nil, f) }
 
 // DecodeFile parses a checkpoint; name is used in errors (usually the path).
 // It checks the version, every address, and that no address or key appears
@@ -270,11 +236,11 @@ func parseEntryAddr(v4, v6 string) (netip.Addr, error) {
 
 // Write replaces the checkpoint atomically.
 func (fc *FileCheckpointer) Write(f File) error {
-	fc.buf.Reset()
-	if err := encodeFile(&fc.buf, f); err != nil {
+	var err error
+	if fc.buf, err = appendFile(fc.buf[:0], f); err != nil {
 		return fmt.Errorf("%w %s: encode: %w", ErrCheckpoint, fc.Path, err)
 	}
-	if err := writeAtomic(fc.Path, fc.buf.Bytes()); err != nil {
+	if err := writeAtomic(fc.Path, fc.buf); err != nil {
 		return fmt.Errorf("%w %s: %w", ErrCheckpoint, fc.Path, err)
 	}
 	return nil
