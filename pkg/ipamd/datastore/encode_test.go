@@ -44,7 +44,7 @@ func encodeFile(b *bytes.Buffer, f File) error {
 // non-ASCII, invalid UTF-8), empty metadata, both families, and empty,
 // nil and long lists.
 func TestAppendFileMatchesEncodingJSON(t *testing.T) {
-	odd := []string{"", "aws-cni", `a"b`, `back\slash`, "<&>", "tab\t", "nl\n", "\x00\x1f", "é漢", "\xff\xfe", "\u2028", "~ !#$%'()*+,-./:;=?@[]^_`{|}"}
+	odd := []string{"", "aws-cni", `a"b`, `back\slash`, "<&>", "a<b", "x>y", "p&q", "tab\t", "nl\n", "\x00\x1f", "é漢", "\xff\xfe", "\u2028", "~ !#$%'()*+,-./:;=?@[]^_`{|}"}
 	r := rand.New(rand.NewPCG(1, 2))
 	pick := func() string { return odd[r.IntN(len(odd))] }
 	files := []File{{Version: CheckpointVersion}, {Version: CheckpointVersion, Allocations: []Allocation{}, Cooling: []Cooling{}}}
