@@ -89,11 +89,11 @@ func (s *Store) noAddressError(key Key) error {
 //
 // Unassign returns once a checkpoint write holding the release has
 // finished (shared with concurrent changes, see commit.go). If that write
-// fails the release still stands: Unassign returns
-// the Assignment together with an error wrapping ErrCheckpoint, and the next
-// successful write persists the release. Undoing it would leave the address
-// held by a key whose pod is gone (the runtime does not retry a DEL the
-// plugin reported as done), with nothing left to ever release it.
+// fails the release still stands: Unassign returns the Assignment together
+// with an error wrapping ErrCheckpoint, and the next successful write
+// persists the release. Undoing it would leave the address held by a key
+// whose pod is gone (the runtime does not retry a DEL the plugin reported
+// as done), with nothing left to ever release it.
 func (s *Store) Unassign(key Key) (Assignment, error) {
 	return s.unassign(key, netip.Addr{})
 }

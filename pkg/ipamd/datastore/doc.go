@@ -46,8 +46,8 @@
 // An unassigned address cools for Options.CooldownPeriod (IP_COOLDOWN_PERIOD)
 // before it is handed out again. Cooling addresses are counted apart
 // (Stats.CoolingIPs) and are NOT available; the planner frees no CIDR or
-// ENI holding one. The release time is persisted in the
-// checkpoint, so cooldown survives a restart.
+// ENI holding one. The release time is persisted in the checkpoint, so
+// cooldown survives a restart.
 //
 // # Checkpoint
 //
@@ -59,9 +59,9 @@
 // before the store is seen again and each caller gets the error, so no pod
 // is handed an address the disk does not know and no later write contains
 // it; Restore keeps what it restored and returns the error. Unassign does
-// NOT undo: on ErrCheckpoint the release has happened; the
-// next successful write persists it. The address cools down as usual and
-// the Assignment is returned along with the error. Should ipamd restart
+// NOT undo: on ErrCheckpoint the release has happened; the next successful
+// write persists it. The address cools down as usual and the Assignment is
+// returned along with the error. Should ipamd restart
 // before then, the stale file still names the key, and Restore returns it
 // as Stale once isLive says the pod is gone.
 //
