@@ -65,6 +65,7 @@ type Store struct {
 	// taken yet; writing is set while a writer, holding no lock, writes
 	// its copy (snapAllocs, snapCool); written signals its end.
 	open       *batch
+	nop        bool // cp is NopCheckpointer: no batch is ever written
 	writing    bool
 	written    sync.Cond
 	snapAllocs []Allocation
@@ -119,6 +120,7 @@ func New(o Options) (*Store, error) {
 	if s.cp == nil {
 		s.cp = NopCheckpointer{}
 	}
+	_, s.nop = s.cp.(NopCheckpointer)
 	for m := range s.cand {
 		s.cand[m] = iheap[*eni]{
 			less: eniLess,
