@@ -171,6 +171,7 @@ func (r *run) phases() []phase {
 		{[]bench.Figure{churnFigure(c), ec2Figure(c), idleFigure(c)}, r.phaseChurn, true},
 		{[]bench.Figure{burstFigure(c)}, r.phaseBurst, true},
 		{[]bench.Figure{burstPDFigure(c)}, r.phaseBurstPD, true},
+		{[]bench.Figure{ckptFigure(c)}, r.phaseCkpt, true},
 		{[]bench.Figure{datastoreFigure()}, r.phaseDatastore, false},
 		{[]bench.Figure{sgpFigure()}, r.phaseSGP, false},
 	}

@@ -160,6 +160,9 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	c.ordered(keyRestart, "SIGKILL: to SERVING", "SIGKILL: to first ADD")
 	// 9: every pool size measured.
 	c.positive(keyDatastore, "secondary-ipv4, 16 addresses", "secondary-ipv4, 4096 addresses", "prefix-ipv4, 4096 addresses")
+	// 21: every call of the clients measured, on a disk.
+	c.eq(keyCkpt, "AddNetwork n", float64(ckptClients*ckptRounds(true)))
+	c.ordered(keyCkpt, "AddNetwork p50", "AddNetwork p99", "AddNetwork max")
 
 	// The plot's data: one mark per stage, EC2 always holds the pods'
 	// addresses, and the SVG draws.

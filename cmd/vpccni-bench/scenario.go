@@ -17,10 +17,12 @@ const (
 	nodeBurst = "burst" // figure 4: m5.xlarge, default targets, realistic EC2 timing
 	// figure 12: m5.4xlarge, prefix delegation, realistic EC2 timing
 	nodeBurstPD = "burst-pd"
+	// figure 21: m5.24xlarge, the whole pool warm
+	nodeCkpt = "ckpt"
 )
 
 // nodeRoles are the bench's nodes in the order they get instance IDs.
-var nodeRoles = []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst, nodeBurstPD}
+var nodeRoles = []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst, nodeBurstPD, nodeCkpt}
 
 var nodeTypes = map[string]string{
 	nodeFresh:   "m5.large",
@@ -28,6 +30,7 @@ var nodeTypes = map[string]string{
 	nodeChurn:   "m5.4xlarge",
 	nodeBurst:   "m5.xlarge",
 	nodeBurstPD: "m5.4xlarge",
+	nodeCkpt:    "m5.24xlarge",
 }
 
 // scenario is one VPC with a /18 node subnet (room for every node's pool)

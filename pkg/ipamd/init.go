@@ -254,7 +254,6 @@ func (n *IPAM) buildCards() error {
 		st, err := datastore.New(datastore.Options{
 			Mode:           mode,
 			CooldownPeriod: n.cfg.IPCooldown,
-			MinENIAge:      n.times.MinENIAge,
 			Checkpointer: watchedCheckpointer{Checkpointer: datastore.NewFileCheckpointer(datastore.CheckpointPath(n.cfg.BackingStore, idx)),
 				card: idx, health: n.cpHealth},
 		})

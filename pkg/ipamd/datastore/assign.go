@@ -7,8 +7,9 @@ import (
 
 // Assign hands key an address of the active mode, or returns the address
 // it already holds (idempotent ADD). The choice is deterministic (see
-// eniLess/cidrLess). The checkpoint is written before Assign returns; if
-// that fails the assignment is undone and the error returned.
+// eniLess/cidrLess). Assign returns once a checkpoint write holding the
+// assignment has finished; concurrent changes share that write (commit.go).
+// If it fails the assignment is undone and the error returned.
 func (s *Store) Assign(key Key, meta Metadata) (Assignment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -17,7 +18,15 @@ func (s *Store) Assign(key Key, meta Metadata) (Assignment, error) {
 	var dropped *Allocation
 	if sl, ok := s.byKey[key]; ok {
 		if sl.cidr != nil {
-			return s.assignmentOf(sl), nil
+			// Held already; a repeated ADD must not return before the
+			// first one's write, nor succeed where that write failed.
+			out := s.assignmentOf(sl)
+			if b := sl.batch; b != nil {
+				if err := s.await(b); err != nil {
+					return Assignment{}, fmt.Errorf("assign %s: %w", key, err)
+				}
+			}
+			return out, nil
 		}
 		// A pending restored entry for the same key: the runtime is
 		// setting the pod up again, so the old (unplaceable) address goes.
@@ -25,38 +34,30 @@ func (s *Store) Assign(key Key, meta Metadata) (Assignment, error) {
 		delete(s.pending, sl.addr)
 		dropped = &a
 	}
-	undoDrop := func() {
-		if dropped != nil {
-			sl := &slot{addr: dropped.Addr, allocIdx: -1, coolIdx: -1}
-			s.addAlloc(sl, *dropped)
-			s.pending[sl.addr] = sl
-		}
-	}
 	e, ok := s.cand[s.mode].min()
 	if !ok {
-		undoDrop()
+		s.restoreDropped(dropped)
 		return Assignment{}, s.noAddressError(key)
 	}
 	c, _ := e.cand[s.mode].min()
 	off, ok := c.takeLowest()
 	if !ok {
-		undoDrop()
+		s.restoreDropped(dropped)
 		// Counters said available but the free structure disagrees.
 		return Assignment{}, fmt.Errorf("assign %s: %w: CIDR %s counts %d available but has none (internal inconsistency)",
 			key, ErrNoAvailableAddress, c.prefix, c.available())
 	}
-	sl := &slot{cidr: c, off: off, addr: addrAt(c.prefix, off), allocIdx: -1, coolIdx: -1}
+	b := s.open
+	sl := &slot{cidr: c, off: off, addr: addrAt(c.prefix, off), allocIdx: -1, coolIdx: -1, batch: b}
 	c.used[off] = sl
 	s.addAlloc(sl, Allocation{Key: key, Addr: sl.addr, AssignedAt: now, Meta: meta})
 	s.adjust(c, 1, 0)
-	if err := s.persist(); err != nil {
-		s.removeAlloc(sl)
-		c.release(off)
-		s.adjust(c, -1, 0)
-		undoDrop()
+	b.undo = append(b.undo, pendingAssign{key: key, sl: sl, dropped: dropped})
+	out := s.assignmentOf(sl)
+	if err := s.await(b); err != nil {
 		return Assignment{}, fmt.Errorf("assign %s: %w", key, err)
 	}
-	return s.assignmentOf(sl), nil
+	return out, nil
 }
 
 func (s *Store) noAddressError(key Key) error {
@@ -86,11 +87,13 @@ func (s *Store) noAddressError(key Key) error {
 // CRI state (network "_migrated-from-cri", interface "unknown") match by
 // container id. The released address cools down for the cooldown period.
 //
-// If the checkpoint write fails the release still stands: Unassign returns
-// the Assignment together with an error wrapping ErrCheckpoint, and the next
-// successful write persists the release. Undoing it would leave the address
-// held by a key whose pod is gone (the runtime does not retry a DEL the
-// plugin reported as done), with nothing left to ever release it.
+// Unassign returns once a checkpoint write holding the release has
+// finished (shared with concurrent changes, see commit.go). If that write
+// fails the release still stands: Unassign returns the Assignment together
+// with an error wrapping ErrCheckpoint, and the next successful write
+// persists the release. Undoing it would leave the address held by a key
+// whose pod is gone (the runtime does not retry a DEL the plugin reported
+// as done), with nothing left to ever release it.
 func (s *Store) Unassign(key Key) (Assignment, error) {
 	return s.unassign(key, netip.Addr{})
 }
@@ -126,7 +129,7 @@ func (s *Store) unassign(key Key, addr netip.Addr) (Assignment, error) {
 		c.release(sl.off)
 		s.adjust(c, -1, 0)
 	}
-	if err := s.persist(); err != nil {
+	if err := s.await(s.open); err != nil {
 		return out, fmt.Errorf("unassign %s: released in memory, not yet persisted: %w", key, err)
 	}
 	return out, nil
@@ -299,23 +302,8 @@ func (s *Store) DropPending() ([]Allocation, error) {
 	clear(s.pending)
 	s.pendingCool = 0
 	sortAllocations(out)
-	if err := s.persist(); err != nil {
+	if err := s.await(s.open); err != nil {
 		return out, fmt.Errorf("drop pending allocations: %w", err)
 	}
 	return out, nil
-}
-
-// Persist rewrites the checkpoint from memory: after a failed write, a
-// successful Persist makes the file match memory again.
-func (s *Store) Persist() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.persist()
-}
-
-// Unpersisted reports whether the last checkpoint write failed.
-func (s *Store) Unpersisted() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.unpersisted
 }

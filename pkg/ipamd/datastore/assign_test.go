@@ -276,12 +276,6 @@ func TestModeSwitch(t *testing.T) {
 	if a, ok := f.s.Lookup(podKey(1)); !ok || a.Addr != ip("10.0.0.11") {
 		t.Fatalf("pod on a /32 must keep its address across the switch: %+v %v", a, ok)
 	}
-	if got := f.s.StrandedCIDRs(); len(got) != 1 || got[0].Prefix != pfx("10.0.0.12/32") {
-		t.Fatalf("stranded CIDRs: %v, want the empty /32 only", got)
-	}
-	if got := f.s.FreeableCIDRs(0); len(got) != 0 {
-		t.Fatalf("freeable CIDRs of prefix mode: %v, want none", got)
-	}
 	runSteps(t, f, []step{{-1, "10.0.0.11"}})
 	if err := f.s.SetMode(ModeSecondaryIPv4); err != nil {
 		t.Fatal(err)

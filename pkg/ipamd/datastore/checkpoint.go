@@ -1,7 +1,6 @@
 package datastore
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,8 +37,8 @@ func CheckpointPath(base string, card int) string {
 	return base + suffix
 }
 
-// File is the content of a checkpoint. The slices handed to Write alias the
-// store's state: Write must not keep or modify them after it returns.
+// File is the content of a checkpoint. The slices handed to Write are the
+// store's write buffers: Write must not keep or modify them after it returns.
 type File struct {
 	Version     string
 	Allocations []Allocation
@@ -47,8 +46,9 @@ type File struct {
 	Cooling []Cooling
 }
 
-// Checkpointer persists a File. Write is called under the store's lock
-// after every change; Read once at start-up. Read returns an error wrapping
+// Checkpointer persists a File. The store calls Write for each batch of
+// changes, never two at once, and without holding its lock (group commit);
+// Read once at start-up. Read returns an error wrapping
 // fs.ErrNotExist when there is no checkpoint (a fresh node).
 type Checkpointer interface {
 	Write(File) error
@@ -111,10 +111,10 @@ func slicesClone[T any](s []T) []T {
 // FileCheckpointer is the JSON checkpoint in upstream's format at Path,
 // replaced atomically: temp file in the same directory, fsync, rename, fsync
 // of the directory. One Store uses it (Write reuses a buffer; the Store
-// serialises calls under its lock).
+// never calls Write twice at once).
 type FileCheckpointer struct {
 	Path string
-	buf  bytes.Buffer
+	buf  []byte
 }
 
 // NewFileCheckpointer returns the checkpointer of path.
@@ -164,40 +164,7 @@ func fromUnixNano(n int64) time.Time {
 }
 
 // EncodeFile renders f as upstream's JSON (one object and a newline).
-func EncodeFile(f File) ([]byte, error) {
-	var b bytes.Buffer
-	if err := encodeFile(&b, f); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
-
-func encodeFile(b *bytes.Buffer, f File) error {
-	jf := jsonFile{Version: f.Version, Allocations: make([]jsonAllocation, len(f.Allocations))}
-	for i, a := range f.Allocations {
-		ja := jsonAllocation{
-			NetworkName: a.Key.NetworkName, ContainerID: a.Key.ContainerID, IfName: a.Key.IfName,
-			AllocationTimestamp: unixNano(a.AssignedAt),
-			Metadata:            &jsonMetadata{a.Meta.K8sPodNamespace, a.Meta.K8sPodName, a.Meta.InterfacesCount},
-		}
-		if a.Addr.Is4() {
-			ja.IPv4 = a.Addr.String()
-		} else {
-			ja.IPv6 = a.Addr.String()
-		}
-		jf.Allocations[i] = ja
-	}
-	for _, c := range f.Cooling {
-		jc := jsonCooling{UnassignedTimestamp: unixNano(c.UnassignedAt)}
-		if c.Addr.Is4() {
-			jc.IPv4 = c.Addr.String()
-		} else {
-			jc.IPv6 = c.Addr.String()
-		}
-		jf.Unassigned = append(jf.Unassigned, jc)
-	}
-	return json.NewEncoder(b).Encode(jf)
-}
+func EncodeFile(f File) ([]byte, error) { return appendFile(nil, f) }
 
 // DecodeFile parses a checkpoint; name is used in errors (usually the path).
 // It checks the version, every address, and that no address or key appears
@@ -269,11 +236,11 @@ func parseEntryAddr(v4, v6 string) (netip.Addr, error) {
 
 // Write replaces the checkpoint atomically.
 func (fc *FileCheckpointer) Write(f File) error {
-	fc.buf.Reset()
-	if err := encodeFile(&fc.buf, f); err != nil {
+	var err error
+	if fc.buf, err = appendFile(fc.buf[:0], f); err != nil {
 		return fmt.Errorf("%w %s: encode: %w", ErrCheckpoint, fc.Path, err)
 	}
-	if err := writeAtomic(fc.Path, fc.buf.Bytes()); err != nil {
+	if err := writeAtomic(fc.Path, fc.buf); err != nil {
 		return fmt.Errorf("%w %s: %w", ErrCheckpoint, fc.Path, err)
 	}
 	return nil

@@ -66,6 +66,9 @@ type slot struct {
 	addr     netip.Addr
 	allocIdx int // index into Store.allocs, -1 when not assigned
 	coolIdx  int // index into Store.cool, -1 when not cooling
+	// batch is the not yet finished write that makes this assignment
+	// durable; nil once a write holding it succeeded.
+	batch *batch
 }
 
 // cidr is one CIDR of an ENI with its free-address structure: every offset

@@ -12,8 +12,8 @@
 //
 // # Operations and their cost (n = addresses, C = CIDRs, E = ENIs)
 //
-//	Assign(key, meta) (Assignment, error)     O(log n) + checkpoint write; idempotent for a key already held
-//	Unassign(key) (Assignment, error)         O(log n) + checkpoint write; ErrUnknownPod ("datastore: unknown pod")
+//	Assign(key, meta) (Assignment, error)     O(log n) + a shared checkpoint write; idempotent for a key already held
+//	Unassign(key) (Assignment, error)         O(log n) + a shared checkpoint write; ErrUnknownPod ("datastore: unknown pod")
 //	Lookup(key) (Assignment, bool)            O(1)
 //	Stats() Stats                             O(1) (+ expiring cooldowns)
 //	AddENI(ENI) error                         O(1)
@@ -22,17 +22,16 @@
 //	AddCIDR(eniID, prefix) error              O(1) typically
 //	RemoveCIDR(eniID, prefix, force) ([]Assignment, error)
 //	SetMode(Mode) error / Mode() Mode         O(1)
-//	FreeableCIDRs(n) []CIDRRef                O(C log C)  empty CIDRs of the active mode, drain order
-//	StrandedCIDRs() []CIDRRef                 O(C log C)  empty CIDRs left over by a mode switch
-//	DeletableENI(DeletePolicy) (ENIInfo, bool)   O(E)
 //	ENIs() / ENI(id) / Snapshot() []ENIInfo   deep copies (Snapshot lists every address)
 //	AllocatedIPs() []Assignment, Pending() []Allocation, DropPending()
 //	Restore(File, isLive) (RestoreResult, error), Load(isLive)
 //
-// The in-memory work of Assign and Unassign is O(log n), but each of them
-// (like every other change) then writes the whole checkpoint: O(live
+// The in-memory work of Assign and Unassign is O(log n); each of them (like
+// every other change) then waits for a write of the whole checkpoint: O(live
 // allocations + cooling addresses) to encode, plus the fsyncs of
-// FileCheckpointer. Upstream does the same; the write dominates.
+// FileCheckpointer. Changes that arrive while a write is in flight share
+// the next one (group commit), so concurrent ADDs and DELs cost one write
+// per batch, not one each as upstream's do.
 //
 // Address choice is deterministic dense packing: the usable ENI with the
 // most assigned addresses (then lowest device number), within it the CIDR
@@ -40,24 +39,29 @@
 // the lowest free address. Candidate ENIs and CIDRs sit in indexed heaps and
 // each CIDR keeps a lowest-free structure, so no operation on the
 // assign/unassign path scans the pool. Whole ENIs and prefixes thus empty
-// out and FreeableCIDRs / DeletableENI can give them back.
+// out and the pool planner (pkg/ipamd/pool) can give them back.
 //
 // # Cooldown
 //
 // An unassigned address cools for Options.CooldownPeriod (IP_COOLDOWN_PERIOD)
 // before it is handed out again. Cooling addresses are counted apart
-// (Stats.CoolingIPs) and are NOT available; a CIDR or ENI holding one is
-// neither freeable nor deletable. The release time is persisted in the
-// checkpoint, so cooldown survives a restart.
+// (Stats.CoolingIPs) and are NOT available; the planner frees no CIDR or
+// ENI holding one. The release time is persisted in the checkpoint, so
+// cooldown survives a restart.
 //
 // # Checkpoint
 //
-// After every change the Store writes File to its Checkpointer while still
-// holding its lock. If that fails, Assign and Restore undo their change and
-// return the error, so no pod is handed an address the disk does not know.
-// Unassign does NOT undo: on ErrCheckpoint the release has happened; the
-// next successful write persists it. The address cools down as usual and
-// the Assignment is returned along with the error. Should ipamd restart
+// A change returns only once a write of File to the Checkpointer that
+// holds it has finished. Changes join the open batch; the first caller to
+// find no write in flight copies the state under the lock and writes it
+// with the lock released, while new changes collect in the next batch
+// (commit.go). If a write fails, every Assign of its batch is undone
+// before the store is seen again and each caller gets the error, so no pod
+// is handed an address the disk does not know and no later write contains
+// it; Restore keeps what it restored and returns the error. Unassign does
+// NOT undo: on ErrCheckpoint the release has happened; the next successful
+// write persists it. The address cools down as usual and the Assignment is
+// returned along with the error. Should ipamd restart
 // before then, the stale file still names the key, and Restore returns it
 // as Stale once isLive says the pod is gone.
 //

@@ -65,6 +65,12 @@ func randomCIDR(r *rand.Rand) netip.Prefix {
 	}
 }
 
+// cidrRef names a CIDR of an ENI.
+type cidrRef struct {
+	ENIID  string
+	Prefix netip.Prefix
+}
+
 func TestRandomizedOperations(t *testing.T) {
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -187,9 +193,9 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 				t.Fatalf("step %d: %s: %v", step, desc, err)
 			}
 		case op < 91: // remove a CIDR
-			var ref CIDRRef
+			var ref cidrRef
 			for p, c := range f.s.cidrs {
-				ref = CIDRRef{c.eni.info.ID, p}
+				ref = cidrRef{c.eni.info.ID, p}
 				break
 			}
 			if ref.ENIID == "" {
@@ -293,12 +299,12 @@ func restart(t *testing.T, f *fixture, r *rand.Rand, model map[Key]netip.Addr) *
 	}
 	// Sometimes one CIDR holding pods is not known at restart (IMDS lag):
 	// its pods must come back pending, then be adopted when it returns.
-	var lagging CIDRRef
+	var lagging cidrRef
 	for _, e := range f.s.ENIs() {
 		var cidrs []string
 		for _, c := range e.CIDRs {
 			if lagging.ENIID == "" && c.Assigned > 0 && r.IntN(2) == 0 {
-				lagging = CIDRRef{e.ID, c.Prefix}
+				lagging = cidrRef{e.ID, c.Prefix}
 				continue
 			}
 			cidrs = append(cidrs, c.Prefix.String())
@@ -384,7 +390,7 @@ func TestConcurrentUse(t *testing.T) {
 				case 1:
 					_ = f.s.Snapshot()
 				default:
-					_ = f.s.FreeableCIDRs(0)
+					_ = f.s.ENIs()
 				}
 				if i%4 != 0 { // leave some pods behind
 					if _, err := f.s.Unassign(k); err != nil {

@@ -96,7 +96,7 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 			s.adjust(c, 0, 1)
 		}
 	}
-	if err := s.persist(); err != nil {
+	if err := s.await(s.open); err != nil {
 		return res, fmt.Errorf("restore: restored, not yet persisted: %w", err)
 	}
 	return res, nil

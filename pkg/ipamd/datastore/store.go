@@ -1,7 +1,6 @@
 package datastore
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,7 +11,6 @@ import (
 // Defaults ipamd uses when its configuration says nothing.
 const (
 	DefaultCooldownPeriod = 30 * time.Second // IP_COOLDOWN_PERIOD
-	DefaultMinENIAge      = time.Minute
 )
 
 // Options configure a Store.
@@ -23,8 +21,6 @@ type Options struct {
 	// not handed out again. Zero disables cooldown; ipamd passes its config
 	// value (default DefaultCooldownPeriod).
 	CooldownPeriod time.Duration
-	// MinENIAge: younger ENIs are never deletable. Zero → DefaultMinENIAge.
-	MinENIAge time.Duration
 	// Checkpointer persists allocations after every change; nil → none.
 	Checkpointer Checkpointer
 	// Now is the clock; nil → time.Now.
@@ -32,15 +28,16 @@ type Options struct {
 }
 
 // Store is the address pool of one network card. All methods are safe for
-// concurrent use; a single mutex suffices since every operation on the
-// assign/unassign path is O(log n).
+// concurrent use. mu guards every field below and everything they point
+// to (ENIs, CIDRs, slots, batches): one owner, one lock. It suffices since
+// every operation on the assign/unassign path is O(log n) and the
+// checkpoint write runs with mu released (commit.go).
 type Store struct {
-	mu        sync.Mutex
-	now       func() time.Time
-	cooldown  time.Duration
-	minENIAge time.Duration
-	cp        Checkpointer
-	mode      Mode
+	mu       sync.Mutex
+	now      func() time.Time
+	cooldown time.Duration
+	cp       Checkpointer
+	mode     Mode
 
 	enis  map[string]*eni
 	cidrs map[netip.Prefix]*cidr
@@ -63,6 +60,16 @@ type Store struct {
 	// memory (a kept Unassign, RemoveENI, RemoveCIDR or DropPending) until
 	// the next successful write.
 	unpersisted bool
+
+	// Group commit (commit.go): open collects the changes no write has
+	// taken yet; writing is set while a writer, holding no lock, writes
+	// its copy (snapAllocs, snapCool); written signals its end.
+	open       *batch
+	nop        bool // cp is NopCheckpointer: no batch is ever written
+	writing    bool
+	written    sync.Cond
+	snapAllocs []Allocation
+	snapCool   []Cooling
 }
 
 type lenKey struct {
@@ -94,30 +101,26 @@ func New(o Options) (*Store, error) {
 	if o.CooldownPeriod < 0 {
 		return nil, fmt.Errorf("%w: negative cooldown period %s", ErrInvalidArgument, o.CooldownPeriod)
 	}
-	if o.MinENIAge < 0 {
-		return nil, fmt.Errorf("%w: negative minimum ENI age %s", ErrInvalidArgument, o.MinENIAge)
-	}
 	s := &Store{
-		now:       o.Now,
-		cooldown:  o.CooldownPeriod,
-		minENIAge: o.MinENIAge,
-		cp:        o.Checkpointer,
-		mode:      o.Mode,
-		enis:      map[string]*eni{},
-		cidrs:     map[netip.Prefix]*cidr{},
-		lens:      map[lenKey]int{},
-		byKey:     map[Key]*slot{},
-		pending:   map[netip.Addr]*slot{},
+		now:      o.Now,
+		cooldown: o.CooldownPeriod,
+		cp:       o.Checkpointer,
+		mode:     o.Mode,
+		enis:     map[string]*eni{},
+		cidrs:    map[netip.Prefix]*cidr{},
+		lens:     map[lenKey]int{},
+		byKey:    map[Key]*slot{},
+		pending:  map[netip.Addr]*slot{},
+		open:     &batch{},
 	}
+	s.written.L = &s.mu
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.minENIAge == 0 {
-		s.minENIAge = DefaultMinENIAge
 	}
 	if s.cp == nil {
 		s.cp = NopCheckpointer{}
 	}
+	_, s.nop = s.cp.(NopCheckpointer)
 	for m := range s.cand {
 		s.cand[m] = iheap[*eni]{
 			less: eniLess,
@@ -222,7 +225,7 @@ func (s *Store) RemoveENI(id string, force bool) ([]Assignment, error) {
 	delete(s.enis, id)
 	sortAssignments(evicted)
 	if changed {
-		if err := s.persist(); err != nil {
+		if err := s.await(s.open); err != nil {
 			return evicted, fmt.Errorf("remove ENI %s: %w", id, err)
 		}
 	}
@@ -299,7 +302,7 @@ func (s *Store) AddCIDR(eniID string, p netip.Prefix) error {
 // RemoveCIDR removes a CIDR from an ENI. Assigned addresses refuse the
 // removal unless force; force evicts and returns them and rewrites the
 // checkpoint (a checkpoint error is returned with the evictions). Cooling
-// addresses do not block: FreeableCIDRs is where cooldown is honoured.
+// addresses do not block: the pool planner is where cooldown is honoured.
 func (s *Store) RemoveCIDR(eniID string, p netip.Prefix, force bool) ([]Assignment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -314,7 +317,7 @@ func (s *Store) RemoveCIDR(eniID string, p netip.Prefix, force bool) ([]Assignme
 	evicted, changed := s.dropCIDR(c)
 	sortAssignments(evicted)
 	if changed {
-		if err := s.persist(); err != nil {
+		if err := s.await(s.open); err != nil {
 			return evicted, fmt.Errorf("remove CIDR %s from %s: %w", p, eniID, err)
 		}
 	}
@@ -474,15 +477,4 @@ func (s *Store) advance(now time.Time) {
 		sl.cidr.release(sl.off)
 		s.adjust(sl.cidr, 0, -1)
 	}
-}
-
-// persist writes the whole state; every failure wraps ErrCheckpoint, even
-// from a Checkpointer that does not wrap it itself.
-func (s *Store) persist() error {
-	err := s.cp.Write(File{Version: CheckpointVersion, Allocations: s.allocs, Cooling: s.cool})
-	if err != nil && !errors.Is(err, ErrCheckpoint) {
-		err = fmt.Errorf("%w: write: %w", ErrCheckpoint, err)
-	}
-	s.unpersisted = err != nil
-	return err
 }

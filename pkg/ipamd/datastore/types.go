@@ -106,7 +106,7 @@ type ENI struct {
 	RouteTableID int
 	SubnetID     string
 	// CreatedAt is when the ENI was added (zero → the store's clock at
-	// AddENI). ENIs younger than Options.MinENIAge are never deletable.
+	// AddENI); the pool planner keeps young ENIs.
 	CreatedAt time.Time
 	// ExcludedForPods: no new address is handed out of this ENI and its
 	// addresses do not count in Stats.
@@ -187,20 +187,6 @@ type ENIInfo struct {
 	AssignedIPs int // all CIDRs, all modes
 	CoolingIPs  int
 	CIDRs       []CIDRInfo // sorted by address
-}
-
-// CIDRRef names a CIDR of an ENI.
-type CIDRRef struct {
-	ENIID  string
-	Prefix netip.Prefix
-}
-
-// DeletePolicy carries the pool targets an ENI deletion must not break
-// (upstream getDeletableENI semantics; zero means "not set").
-type DeletePolicy struct {
-	WarmIPTarget     int
-	MinimumIPTarget  int
-	WarmPrefixTarget int
 }
 
 // RestoreResult sorts the allocations of a checkpoint.

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/vpc-cni/vpc-cni/pkg/bench"
+	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// Figure 21: ipamd's own AddNetwork latency with a durable checkpoint on a
+// real disk, at a realistic pod count, under concurrent ADDs and DELs: the
+// cost the checkpoint's group commit exists to keep small.
+const (
+	keyCkpt = "ipamd_add_network_latency_durable_checkpoint"
+
+	ckptLive    = 250 // pods holding an address while the clients run
+	ckptClients = 3
+	// ckptWarm asks for the node's whole pool (15 ENIs x 49), so no ADD
+	// waits for EC2 and the addresses released during the run (cooling
+	// for IP_COOLDOWN_PERIOD, 30 s) never run out.
+	ckptWarm = 735
+)
+
+// ckptRounds is each client's ADD+DEL pairs: live pods plus every
+// released (cooling) address must fit the node's 735.
+func ckptRounds(quick bool) int {
+	if quick {
+		return 20
+	}
+	return 150
+}
+
+func ckptFigure(c config) bench.Figure {
+	return bench.Figure{
+		ID: 21, Key: keyCkpt, Title: fmt.Sprintf("ipamd AddNetwork latency, %d live pods, %d clients, checkpoint on disk", ckptLive, ckptClients),
+		Method: fmt.Sprintf("Goal: AddNetwork p99 <= 2 ms. Node 'ckpt' (m5.24xlarge, WARM_IP_TARGET=%d, 30 s IP cooldown), its pool "+
+			"full before the run. Its checkpoint is the node's /var/run/aws-node/ipam.json in the node's directory under the "+
+			"run directory, on a real disk (filesystem type below; fsync, rename and directory fsync per write). %d pods get "+
+			"addresses first; then %d concurrent clients, each on its own warm gRPC connection to ipamd's unix socket, each do "+
+			"%d rounds of AddNetwork for a new pod, then DelNetwork of that pod. A sample is the wall time of one unary call "+
+			"measured by the client on the socket (no CNI plugin, no namespaces): ipamd's server-side latency plus the "+
+			"local gRPC round trip, nothing subtracted. Nearest-rank percentiles.",
+			ckptWarm, ckptLive, ckptClients, ckptRounds(c.Quick)),
+	}
+}
+
+// phaseCkpt measures figure 21 on the ckpt node.
+func (r *run) phaseCkpt(ctx context.Context) {
+	f := ckptFigure(r.cfg)
+	r.progressf("figure 21: ipamd AddNetwork at %d live pods, %d clients, checkpoint on disk", ckptLive, ckptClients)
+	n, err := r.node(nodeCkpt)
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	defer r.stopAgent(n)
+	if _, _, err := r.startAgent(ctx, n, []string{"WARM_IP_TARGET=" + strconv.Itoa(ckptWarm)}); err != nil {
+		r.fail(f, err)
+		return
+	}
+	fsType, err := filesystemOf(n.HostPath(localvpc.NodeRunDir))
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	need := ckptLive + ckptClients*ckptRounds(r.cfg.Quick)
+	if pl, stable, err := waitPoolStable(ctx, r.v.Sim, n.ID, need, 2*time.Second, 2*time.Minute); err != nil || !stable {
+		r.fail(f, fmt.Errorf("the pool did not settle at %d addresses or more (last: %d): %w", need, pl.Held, errors.Join(err, ctx.Err())))
+		return
+	}
+	conns := make([]*grpc.ClientConn, ckptClients)
+	for i := range conns {
+		if conns[i], err = grpc.NewClient("unix://"+n.SocketPath(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			r.fail(f, err)
+			return
+		}
+		defer conns[i].Close()
+	}
+	c := ckptClient{cni: rpc.NewCNIBackendClient(conns[0]), prefix: "bench-ckpt-" + r.v.RunID}
+	for i := range ckptLive {
+		if _, err := c.add(ctx, fmt.Sprint("live-", i)); err != nil {
+			r.fail(f, err)
+			return
+		}
+	}
+	add, del, err := ckptChurn(ctx, conns, c.prefix, ckptRounds(r.cfg.Quick))
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	sa, err := bench.Summarize(add)
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	sd, err := bench.Summarize(del)
+	if err != nil {
+		r.fail(f, err)
+		return
+	}
+	f.Values = append(bench.LatencyValues("AddNetwork ", sa), bench.LatencyValues("DelNetwork ", sd)...)
+	if st, err := os.Stat(n.HostPath(localvpc.CheckpointPath)); err == nil {
+		f.Values = append(f.Values, bench.Count("checkpoint size at the end", int(st.Size()), "bytes"))
+	}
+	f.Method += " Checkpoint filesystem: " + fsType + "."
+	r.put(f)
+	r.progressf("  AddNetwork p50 %s p99 %s, DelNetwork p50 %s p99 %s (checkpoint on %s)",
+		sa.P50.Round(time.Microsecond), sa.P99.Round(time.Microsecond), sd.P50.Round(time.Microsecond), sd.P99.Round(time.Microsecond), fsType)
+}
+
+// ckptChurn runs the clients, one per connection, and returns every
+// AddNetwork and DelNetwork sample.
+func ckptChurn(ctx context.Context, conns []*grpc.ClientConn, prefix string, rounds int) (add, del []time.Duration, err error) {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for i, conn := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ckptClient{cni: rpc.NewCNIBackendClient(conn), prefix: prefix}
+			var a, d []time.Duration
+			var cerr error
+			for j := range rounds {
+				id := fmt.Sprintf("c%d-%d", i, j)
+				var took time.Duration
+				if took, cerr = c.add(ctx, id); cerr != nil {
+					break
+				}
+				a = append(a, took)
+				if took, cerr = c.del(ctx, id); cerr != nil {
+					break
+				}
+				d = append(d, took)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			add, del = append(add, a...), append(del, d...)
+			if cerr != nil {
+				errs = append(errs, fmt.Errorf("client %d: %w", i, cerr))
+			}
+		}()
+	}
+	wg.Wait()
+	return add, del, errors.Join(errs...)
+}
+
+// ckptClient calls ipamd as the plugin would, without the plugin.
+type ckptClient struct {
+	cni    rpc.CNIBackendClient
+	prefix string // container ids and pod names of this run
+}
+
+func (c ckptClient) add(ctx context.Context, id string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := c.cni.AddNetwork(ctx, &rpc.AddNetworkRequest{
+		ContainerId: c.prefix + "-" + id, IfName: "eth0", NetworkName: "aws-cni",
+		K8SPodNamespace: "bench", K8SPodName: "ckpt-" + id, K8SPodInfraContainerId: c.prefix + "-" + id,
+	})
+	took := time.Since(start)
+	if err == nil && !r.GetSuccess() {
+		err = errors.New("success=false")
+	}
+	if err != nil {
+		return took, fmt.Errorf("AddNetwork %s: %w", id, err)
+	}
+	return took, nil
+}
+
+func (c ckptClient) del(ctx context.Context, id string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := c.cni.DelNetwork(ctx, &rpc.DelNetworkRequest{
+		ContainerId: c.prefix + "-" + id, IfName: "eth0", NetworkName: "aws-cni",
+		K8SPodNamespace: "bench", K8SPodName: "ckpt-" + id, K8SPodInfraContainerId: c.prefix + "-" + id, Reason: "PodDeleted",
+	})
+	took := time.Since(start)
+	if err == nil && !r.GetSuccess() {
+		err = errors.New("success=false")
+	}
+	if err != nil {
+		return took, fmt.Errorf("DelNetwork %s: %w", id, err)
+	}
+	return took, nil
+}
+
+// filesystemOf names the filesystem holding path; tmpfs would make the
+// figure meaningless, so it is refused.
+func filesystemOf(path string) (string, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return "", fmt.Errorf("statfs %s: %w", path, err)
+	}
+	names := map[int64]string{0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x794c7630: "overlayfs", 0x01021994: "tmpfs"}
+	name, ok := names[int64(st.Type)]
+	if !ok {
+		name = fmt.Sprintf("0x%x", st.Type)
+	}
+	if name == "tmpfs" {
+		return name, fmt.Errorf("the checkpoint directory %s is on tmpfs, not a disk (set TMPDIR)", path)
+	}
+	return name, nil
+}

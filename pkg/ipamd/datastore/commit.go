@@ -1,0 +1,146 @@
+package datastore
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Group commit: every change to the checkpoint's content joins the open
+// batch; the caller then waits in await until a write holding its batch
+// has finished. A caller that finds no write in flight becomes the writer:
+// it closes the open batch, copies the state under the lock, and writes the
+// copy with the lock released, so changes arriving meanwhile collect in the
+// next batch and share one file replacement (and its fsyncs). All of it is
+// Store state under Store.mu; a batch is only ever touched with mu held.
+
+// batch is the set of changes one checkpoint write makes durable.
+type batch struct {
+	// undo lists the batch's assignments, taken back if its write fails.
+	undo []pendingAssign
+	done bool
+	err  error // the write's error, once done
+}
+
+// pendingAssign is an assignment not yet durable: the slot it created and
+// the pending restored entry of the same key it replaced (nil: none).
+type pendingAssign struct {
+	key     Key
+	sl      *slot
+	dropped *Allocation
+}
+
+// await returns once a write holding b has finished, with that write's
+// error. The caller holds s.mu; await releases it while waiting or writing
+// and holds it again on return.
+func (s *Store) await(b *batch) error {
+	if s.nop {
+		// Nothing is persisted, so every change is as durable as it gets
+		// (and the in-memory path stays O(log n): no copy of the state).
+		clear(b.undo)
+		b.undo = b.undo[:0]
+		return nil
+	}
+	for !b.done {
+		if s.writing {
+			s.written.Wait()
+			continue
+		}
+		// No write in flight and b not done: b is the open batch.
+		s.write()
+	}
+	return b.err
+}
+
+// write makes the open batch durable. Called with s.mu held and no write
+// in flight; s.mu is released for the I/O only. On failure the batch's
+// assignments are undone before anyone can see the store again, so no
+// later write and no caller sees an address the file may not have; every
+// other change stands (see Unassign) and the store is unpersisted until a
+// write succeeds. Every failure wraps ErrCheckpoint, even from a
+// Checkpointer that does not wrap it itself.
+func (s *Store) write() {
+	b := s.open
+	s.open = &batch{}
+	s.writing = true
+	// The copies are the writer's while s.writing: Checkpointer.Write
+	// runs without the lock, and the next writer waits for this one.
+	s.snapAllocs = append(s.snapAllocs[:0], s.allocs...)
+	s.snapCool = append(s.snapCool[:0], s.cool...)
+	f := File{Version: CheckpointVersion, Allocations: s.snapAllocs, Cooling: s.snapCool}
+	s.mu.Unlock()
+	err := s.cp.Write(f)
+	s.mu.Lock()
+	if err != nil && !errors.Is(err, ErrCheckpoint) {
+		err = fmt.Errorf("%w: write: %w", ErrCheckpoint, err)
+	}
+	s.writing = false
+	s.unpersisted = err != nil
+	if err != nil {
+		for i := len(b.undo) - 1; i >= 0; i-- {
+			s.undoAssign(b.undo[i])
+		}
+	} else {
+		for _, u := range b.undo {
+			if u.sl.batch == b {
+				u.sl.batch = nil
+			}
+		}
+	}
+	b.undo = nil
+	b.done, b.err = true, err
+	s.written.Broadcast()
+}
+
+// undoAssign takes back an assignment whose write failed, unless its key
+// no longer holds that slot (a DEL or an eviction came first).
+func (s *Store) undoAssign(u pendingAssign) {
+	sl := u.sl
+	if s.byKey[u.key] != sl || sl.allocIdx < 0 || sl.cidr == nil {
+		return
+	}
+	c := sl.cidr
+	s.removeAlloc(sl)
+	c.release(sl.off)
+	s.adjust(c, -1, 0)
+	s.restoreDropped(u.dropped)
+}
+
+// restoreDropped puts back the pending restored entry an Assign replaced:
+// pending again, or held in its CIDR should AddCIDR have brought that in
+// meanwhile (unless another key took the address since).
+func (s *Store) restoreDropped(a *Allocation) {
+	if a == nil {
+		return
+	}
+	c := s.cidrOf(a.Addr)
+	var off uint64
+	if c != nil {
+		if off = offsetOf(c.prefix, a.Addr); c.used[off] != nil {
+			return
+		}
+	}
+	sl := &slot{addr: a.Addr, allocIdx: -1, coolIdx: -1}
+	s.addAlloc(sl, *a)
+	if c == nil {
+		s.pending[a.Addr] = sl
+		return
+	}
+	sl.cidr, sl.off = c, off
+	c.used[off] = sl
+	s.adjust(c, 1, 0)
+}
+
+// Persist rewrites the checkpoint from memory: after a failed write, a
+// successful Persist makes the file match memory again.
+func (s *Store) Persist() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.await(s.open)
+}
+
+// Unpersisted reports whether the last checkpoint write failed.
+func (s *Store) Unpersisted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unpersisted
+}

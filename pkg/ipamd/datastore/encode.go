@@ -1,0 +1,105 @@
+package datastore
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strconv"
+)
+
+// appendFile renders f as upstream's JSON: exactly the bytes encoding/json
+// writes for jsonFile (one object and a newline; field order, omitempty and
+// HTML escaping included), built by appending instead of by reflection,
+// since every checkpoint write pays for it. encodeFile is the reference it
+// is tested against.
+func appendFile(b []byte, f File) ([]byte, error) {
+	var err error
+	b = append(b, `{"version":`...)
+	if b, err = appendString(b, f.Version); err != nil {
+		return b, err
+	}
+	b = append(b, `,"allocations":[`...)
+	for i, a := range f.Allocations {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		fields := [...]struct{ key, val string }{
+			{`{"networkName":`, a.Key.NetworkName}, {`,"containerID":`, a.Key.ContainerID}, {`,"ifName":`, a.Key.IfName},
+		}
+		for _, kv := range fields {
+			b = append(b, kv.key...)
+			if b, err = appendString(b, kv.val); err != nil {
+				return b, err
+			}
+		}
+		b = appendAddr(append(b, ','), a.Addr)
+		b = append(b, `,"allocationTimestamp":`...)
+		b = strconv.AppendInt(b, unixNano(a.AssignedAt), 10)
+		b = append(b, `,"metadata":{`...)
+		meta := [...]struct{ key, val string }{
+			{`"k8sPodNamespace":`, a.Meta.K8sPodNamespace}, {`"k8sPodName":`, a.Meta.K8sPodName},
+		}
+		sep := false
+		for _, kv := range meta {
+			if kv.val == "" {
+				continue
+			}
+			if sep {
+				b = append(b, ',')
+			}
+			b = append(b, kv.key...)
+			if b, err = appendString(b, kv.val); err != nil {
+				return b, err
+			}
+			sep = true
+		}
+		if a.Meta.InterfacesCount != 0 {
+			if sep {
+				b = append(b, ',')
+			}
+			b = append(b, `"interfacesCount":`...)
+			b = strconv.AppendInt(b, int64(a.Meta.InterfacesCount), 10)
+		}
+		b = append(b, "}}"...)
+	}
+	b = append(b, ']')
+	if len(f.Cooling) > 0 {
+		b = append(b, `,"unassigned":[`...)
+		for i, c := range f.Cooling {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendAddr(append(b, '{'), c.Addr)
+			b = append(b, `,"unassignedTimestamp":`...)
+			b = strconv.AppendInt(b, unixNano(c.UnassignedAt), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, "}\n"...), nil
+}
+
+// appendAddr appends `"ipv4":"a"` or, for any other address, `"ipv6":"a"`
+// (encodeFile's choice).
+func appendAddr(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		b = append(b, `"ipv4":"`...)
+	} else {
+		b = append(b, `"ipv6":"`...)
+	}
+	return append(a.AppendTo(b), '"')
+}
+
+// appendString appends s as a JSON string. Printable ASCII that needs no
+// escape is copied; anything else goes through encoding/json, so the
+// output stays exactly encoding/json's.
+func appendString(b []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			return append(b, q...), err
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
+}
