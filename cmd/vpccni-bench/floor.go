@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/bench"
@@ -93,34 +92,4 @@ func (f *floorRunner) values() ([]bench.Value, error) {
 		return nil, fmt.Errorf("no floor sample: %w", keepFirst(f.firstErr, err1))
 	}
 	return append(bench.LatencyValues("ADD ", add), bench.LatencyValues("DEL ", del)...), nil
-}
-
-// execTimes collects how long each plugin exec of one libcni call took,
-// by plugin and command; libcni passes the call's context down to
-// nodeExec.ExecPlugin, which records into it.
-type execTimes struct {
-	mu sync.Mutex
-	by map[string]time.Duration // "<plugin> <CNI_COMMAND>"
-}
-
-type execTimesKey struct{}
-
-func withExecTimes(ctx context.Context) (context.Context, *execTimes) {
-	t := &execTimes{by: map[string]time.Duration{}}
-	return context.WithValue(ctx, execTimesKey{}, t), t
-}
-
-func recordExec(ctx context.Context, plugin, cmd string, d time.Duration) {
-	if t, ok := ctx.Value(execTimesKey{}).(*execTimes); ok {
-		t.mu.Lock()
-		t.by[plugin+" "+cmd] += d
-		t.mu.Unlock()
-	}
-}
-
-func (t *execTimes) get(plugin, cmd string) (time.Duration, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	d, ok := t.by[plugin+" "+cmd]
-	return d, ok
 }

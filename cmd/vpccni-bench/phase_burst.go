@@ -83,8 +83,8 @@ func (r *run) burst(ctx context.Context, f bench.Figure, role string, count int,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, took, err := rt.add(ctx)
-			out[i] = outcome{p: p, took: took, end: time.Since(started), err: err}
+			p, t, err := rt.add(ctx)
+			out[i] = outcome{p: p, took: t.CNI, end: time.Since(started), err: err}
 		}()
 	}
 	wg.Wait()

@@ -285,25 +285,25 @@ func churn(ctx context.Context, rt *podRuntime, live *livePods, sim *vpcsim.Sim,
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				if old := live.pop(false); old != nil {
-					took, err := rt.del(ctx, old)
+					t, err := rt.del(ctx, old)
 					live.done()
 					mu.Lock()
 					if err != nil {
 						res.failures++
 						res.firstErr = keepFirst(res.firstErr, err)
 					} else {
-						res.dels = append(res.dels, took)
+						res.dels = append(res.dels, t.CNI)
 						res.delDone = append(res.delDone, time.Now())
 					}
 					mu.Unlock()
 				}
-				p, took, err := rt.add(ctx)
+				p, t, err := rt.add(ctx)
 				mu.Lock()
 				if err != nil {
 					res.failures++
 					res.firstErr = keepFirst(res.firstErr, err)
 				} else {
-					res.adds = append(res.adds, took)
+					res.adds = append(res.adds, t.CNI)
 					res.pairs++
 				}
 				mu.Unlock()

@@ -69,9 +69,9 @@ func addUntilSuccess(ctx context.Context, rt *podRuntime, limit time.Duration) (
 	defer cancel()
 	var errs []error
 	for {
-		p, took, err := rt.add(ctx)
+		p, t, err := rt.add(ctx)
 		if err == nil {
-			return p, took, len(errs), nil
+			return p, t.CNI, len(errs), nil
 		}
 		errs = append(errs, err)
 		select {

@@ -158,11 +158,11 @@ func (r *run) phaseWarm(ctx context.Context) {
 func (r *run) measureLatency(ctx context.Context, rt *podRuntime, fr *floorRunner, lat *bench.Figure) error {
 	var versions []time.Duration
 	for range r.cfg.Versions {
-		took, err := rt.version(ctx, localvpc.PluginBin)
+		t, err := rt.version(ctx, localvpc.PluginBin)
 		if err != nil {
 			return err
 		}
-		versions = append(versions, took)
+		versions = append(versions, t.CNI)
 	}
 	before := r.v.Sim.Stats()
 	var (
@@ -175,29 +175,27 @@ func (r *run) measureLatency(ctx context.Context, rt *podRuntime, fr *floorRunne
 		k := min(r.cfg.Batch, r.cfg.Pods-done)
 		batch := make([]*pod, 0, k)
 		for range k {
-			cctx, times := withExecTimes(ctx)
-			p, took, err := rt.add(cctx)
+			p, t, err := rt.add(ctx)
 			if err != nil {
 				addFail++
 				firstErr = keepFirst(firstErr, err)
 				continue
 			}
-			adds = append(adds, took)
-			if d, ok := times.get(localvpc.PluginBin, "ADD"); ok {
+			adds = append(adds, t.CNI)
+			if d, ok := t.Exec(localvpc.PluginBin); ok {
 				pAdds = append(pAdds, d)
 			}
 			batch = append(batch, p)
 		}
 		for _, p := range batch {
-			cctx, times := withExecTimes(ctx)
-			took, err := rt.del(cctx, p)
+			t, err := rt.del(ctx, p)
 			if err != nil {
 				delFail++
 				firstErr = keepFirst(firstErr, err)
 				continue
 			}
-			dels = append(dels, took)
-			if d, ok := times.get(localvpc.PluginBin, "DEL"); ok {
+			dels = append(dels, t.CNI)
+			if d, ok := t.Exec(localvpc.PluginBin); ok {
 				pDels = append(pDels, d)
 			}
 			if fr != nil {

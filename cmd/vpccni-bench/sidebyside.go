@@ -265,9 +265,9 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 			defer wg.Done()
 			deadline := time.Now().Add(time.Minute)
 			for attempt := 0; ; attempt++ {
-				p, took, err := rt.add(ctx)
+				p, t, err := rt.add(ctx)
 				mu.Lock()
-				lat = append(lat, took)
+				lat = append(lat, t.CNI)
 				if err != nil && attempt == 0 {
 					r.FailedFirst++
 				}
