@@ -29,6 +29,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +52,16 @@ import (
 
 func main() { os.Exit(run()) }
 
+// gcPercent is ipamd's GOGC unless the environment sets one. Its live heap
+// is a few MB and steady, so Go's default (collect when the heap doubles)
+// mostly holds garbage: at 50 the anonymous RSS at 110 pods is 1-2 MB
+// lower, for a GC cycle of about a millisecond a little more often.
+const gcPercent = 50
+
 func run() int {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
 	cfg, warnings, cfgErr := config.Load(os.LookupEnv)
 	log, closeLog, err := newLogger(cfg)
 	if err != nil {

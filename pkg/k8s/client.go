@@ -1,7 +1,8 @@
 // Package k8s is ipamd's access to the Kubernetes API: its own Node, the pods
 // scheduled on it, its CNINode, the ENIConfigs, pod annotations and events.
 // Every cache is scoped to this node (field selectors), so nothing ever lists
-// or watches all nodes or all pods of the cluster.
+// or watches all nodes or all pods of the cluster, and holds only the fields
+// ipamd reads (transform.go).
 //
 // Typical use in ipamd's main:
 //
@@ -161,8 +162,8 @@ func New(cfg Config) (*Client, error) {
 		ReaderFailOnMissingInformer: true,
 		DefaultTransform:            cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Node{}: {Field: byName},
-			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", node)},
+			&corev1.Node{}: {Field: byName, Transform: trimNode},
+			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", node), Transform: trimPod},
 			&CNINode{}:     {Field: byName},
 		},
 	})
