@@ -28,6 +28,9 @@ import (
 // with prefix delegation).
 const memPods = 110
 
+// memAnonGoalKB is issue 15's goal for ipamd's anonymous RSS at memPods.
+const memAnonGoalKB = 12 * 1024
+
 // memBinEnv names an ipamd binary to measure instead of `go build .`
 // (e.g. bin/ipamd of make build, which is what a node runs).
 const memBinEnv = "VPC_CNI_MEM_IPAMD"
@@ -39,7 +42,8 @@ const memEnvEnv = "VPC_CNI_MEM_ENV"
 // TestProcessMemoryAt110Pods runs ipamd with 110 pods assigned, without and
 // (Kubernetes tier) with an API server holding those 110 pods on its node,
 // and reports its anonymous and file-backed RSS. The figures are logged;
-// the goal (anonymous RSS ≤ 12 MB) is judged by the bench, not here.
+// the goal (anonymous RSS ≤ 12 MB) is judged by the bench, and only twice
+// it fails here.
 func TestProcessMemoryAt110Pods(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemon")
@@ -115,6 +119,11 @@ func measureMemory(t *testing.T, withKube bool) {
 	st := procStatus(t, d.cmd.Process.Pid)
 	t.Logf("ipamd at %d pods (apiserver %v, binary %d bytes): VmRSS %d kB = RssAnon %d kB + RssFile %d kB + RssShmem %d kB; VmHWM %d kB",
 		memPods, withKube, fileSize(d.bin), st["VmRSS"], st["RssAnon"], st["RssFile"], st["RssShmem"], st["VmHWM"])
+	// Not the goal (12 MB, judged by the bench) but a guard against what
+	// doubled it: a cache holding whole objects, a cluster-wide informer.
+	if st["RssAnon"] > 2*memAnonGoalKB {
+		t.Errorf("anonymous RSS %d kB at %d pods, more than twice the %d kB goal", st["RssAnon"], memPods, memAnonGoalKB)
+	}
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
