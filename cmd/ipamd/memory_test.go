@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,8 +32,8 @@ const memPods = 110
 // memAnonGoalKB is issue 15's goal for ipamd's anonymous RSS at memPods.
 const memAnonGoalKB = 12 * 1024
 
-// memBinEnv names an ipamd binary to measure instead of `go build .`
-// (e.g. bin/ipamd of make build, which is what a node runs).
+// memBinEnv names an ipamd binary to measure (e.g. bin/ipamd of an
+// earlier make build, to compare) instead of one built as make build does.
 const memBinEnv = "VPC_CNI_MEM_IPAMD"
 
 // memEnvEnv adds environment to ipamd's (space-separated K=V), e.g. to
@@ -90,9 +91,7 @@ func measureMemory(t *testing.T, withKube bool) {
 	env := simtest.Start(t, simtest.Basic())
 	d := simDaemon(t, env, append(extra, "ENABLE_PREFIX_DELEGATION=true", "WARM_PREFIX_TARGET=1", "VPC_CNI_MAX_PODS=110",
 		"DISABLE_METRICS=true", "DISABLE_INTROSPECTION=true", "AWS_VPC_K8S_CNI_LOGLEVEL=info")...)
-	if bin := os.Getenv(memBinEnv); bin != "" {
-		d.bin = bin
-	}
+	d.bin = shippedIpamd(t)
 	d.env = append(d.env, strings.Fields(os.Getenv(memEnvEnv))...)
 	d.start()
 	if withKube {
@@ -127,6 +126,23 @@ func measureMemory(t *testing.T, withKube bool) {
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
+}
+
+// shippedIpamd is the binary to measure: $VPC_CNI_MEM_IPAMD, or ipamd
+// built with the Makefile's flags (static, grpcnotrace, stripped), which
+// is what a node runs: file-backed RSS follows the binary.
+func shippedIpamd(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv(memBinEnv); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "ipamd")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-ldflags", "-s -w", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ipamd as make build does: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // memPod is a pod as a DaemonSet-less workload looks: labels, annotations,
