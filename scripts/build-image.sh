@@ -121,15 +121,12 @@ rm -rf "$ctx"
 mkdir -p "$ctx/app" "$ctx/init"
 version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
 ldflags="-s -w -X github.com/vpc-cni/vpc-cni/pkg/version.Version=$version"
-# What runs on the host (the plugins kubelet execs, copied there by the
-# entrypoint and the init container) must be static: the host's libc is not
-# the image's.
-host=(./cmd/aws-cni)
-[ -d cmd/egress-cni ] && host+=(./cmd/egress-cni) # ships once its command exists
-CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$ctx/app/" "${host[@]}"
-# What runs only in the container links against the image's own libc; built
-# as `go build ./...` and the tests build it, so the build cache is shared.
-go build -ldflags "$ldflags" -o "$ctx/app/" ./cmd/ipamd ./cmd/aws-vpc-cni ./cmd/max-pods
+# Built as `make build` builds them: static (what runs on the host, the
+# plugins kubelet execs, must be: the host's libc is not the image's) and
+# without grpc's x/net/trace (see the Makefile: half of ipamd's size).
+cmds=(./cmd/aws-cni ./cmd/ipamd ./cmd/aws-vpc-cni ./cmd/max-pods)
+[ -d cmd/egress-cni ] && cmds+=(./cmd/egress-cni) # ships once its command exists
+CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -ldflags "$ldflags" -o "$ctx/app/" "${cmds[@]}"
 mv "$ctx/app/ipamd" "$ctx/app/aws-k8s-agent"
 ln -s aws-vpc-cni "$ctx/app/grpc-health-probe"
 cp misc/10-aws.conflist "$ctx/app/10-aws.conflist"

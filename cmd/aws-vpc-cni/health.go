@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 )
 
 // Exit codes of grpc-health-probe, which probes in existing manifests expect.
@@ -91,62 +87,6 @@ func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
 		}
 		if !conn.WaitForStateChange(ctx, s) {
 			return fmt.Errorf("last state %v: %w", s, ctx.Err())
-		}
-	}
-}
-
-// waitHealthy blocks until the gRPC health service on the unix socket
-// reports SERVING for service "", or ctx ends. It watches the status
-// (server push, no polling); servers without Watch are asked with Check
-// every retry period. Connection failures (socket not there yet) are
-// retried by gRPC's own reconnect backoff.
-func waitHealthy(ctx context.Context, log *slog.Logger, socket string, retry time.Duration) error {
-	conn, err := grpc.NewClient("unix:"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("health client for %s: %w", socket, err)
-	}
-	defer conn.Close()
-	hc := healthpb.NewHealthClient(conn)
-	tick := time.NewTicker(retry)
-	defer tick.Stop()
-	for {
-		serving, err := watchUntilServing(ctx, hc)
-		if serving {
-			return nil
-		}
-		if status.Code(err) == codes.Unimplemented {
-			cctx, cancel := context.WithTimeout(ctx, retry)
-			resp, cerr := hc.Check(cctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-			cancel()
-			if cerr == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-				return nil
-			}
-			err = errors.Join(err, cerr)
-		}
-		log.Debug("ipamd not healthy yet", "socket", socket, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for ipamd health on %s: %w", socket, context.Cause(ctx))
-		case <-tick.C:
-		}
-	}
-}
-
-func watchUntilServing(ctx context.Context, hc healthpb.HealthClient) (bool, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// WaitForReady: the call waits for the socket to appear instead of failing.
-	stream, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil {
-		return false, err
-	}
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			return false, err
-		}
-		if resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return true, nil
 		}
 	}
 }

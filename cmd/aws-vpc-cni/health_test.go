@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -69,31 +68,5 @@ func TestProbeExitCodes(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", errb.String(), tt.wantErr)
 			}
 		})
-	}
-}
-
-// waitHealthy returns once SERVING is set, and gives up with ctx while the
-// server stays NOT_SERVING or has no health service at all.
-func TestWaitHealthy(t *testing.T) {
-	addr, hs := serveHealth(t, true)
-	sock := strings.TrimPrefix(addr, "unix://")
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	noHealth, _ := serveHealth(t, false)
-	log := testLogger(t)
-
-	for _, s := range []string{sock, strings.TrimPrefix(noHealth, "unix://")} {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		err := waitHealthy(ctx, log, s, 50*time.Millisecond)
-		cancel()
-		if err == nil || !strings.Contains(err.Error(), s) {
-			t.Fatalf("%s never SERVING: want an error naming the socket, got %v", s, err)
-		}
-	}
-
-	done := make(chan error, 1)
-	go func() { done <- waitHealthy(context.Background(), log, sock, 50*time.Millisecond) }()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,9 +1,10 @@
 // Command aws-vpc-cni is the aws-node container's entrypoint
 // (docs/compatibility.md, "Entrypoint and init container"): validate the
-// environment, install the CNI plugin binaries on the host, start ipamd, wait
-// until it reports healthy over gRPC, then write 10-aws.conflist (which marks
-// the node network-ready for kubelet), forward SIGTERM to ipamd and exit with
-// its status.
+// environment, install the CNI plugin binaries on the host, render
+// 10-aws.conflist, then replace itself with ipamd (exec: same pid, so
+// SIGTERM and the exit status are ipamd's and no entrypoint stays resident).
+// ipamd writes the conflist, which marks the node network-ready for kubelet,
+// once its health service answers SERVING (pkg/nodeready).
 //
 // Invoked as grpc-health-probe (a link in the image), or as
 // `aws-vpc-cni probe`, it is a grpc-health-probe compatible health check.
@@ -20,14 +21,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/conflist"
+	"github.com/vpc-cni/vpc-cni/pkg/nodeready"
 )
 
 func main() {
@@ -62,21 +62,18 @@ func newIMDS() (nodeIdentity, error) {
 
 // options are the entrypoint's flags: where things are in the image.
 type options struct {
-	ipamd       string
-	ipamdArgs   []string
-	pluginDir   string
-	plugins     []string // required first, then optional
-	healthRetry time.Duration
-	childEnv    []string // extra environment for ipamd (tests)
+	ipamd     string
+	ipamdArgs []string
+	pluginDir string
+	plugins   []string // required first, then optional
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("aws-vpc-cni", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := options{plugins: []string{"aws-cni", "egress-cni"}}
-	fs.StringVar(&o.ipamd, "ipamd", "/app/aws-k8s-agent", "ipamd binary started as a child")
+	fs.StringVar(&o.ipamd, "ipamd", "/app/aws-k8s-agent", "ipamd binary the entrypoint execs into")
 	fs.StringVar(&o.pluginDir, "plugin-dir", "/app", "directory holding aws-cni and (optionally) egress-cni")
-	fs.DurationVar(&o.healthRetry, "health-retry", time.Second, "retry period of the ipamd health check")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -84,97 +81,74 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// run returns the process exit code: 1 for bad configuration or a failed
-// installation, otherwise ipamd's.
+// run prepares the node and execs ipamd; it returns only on failure, with
+// the exit code (1).
 func run(ctx context.Context, log *slog.Logger, args []string, lookup func(string) (string, bool), imds func() (nodeIdentity, error)) int {
 	opts, err := parseFlags(args, os.Stderr)
 	if err != nil {
 		return 1
 	}
-	return runWith(ctx, log, opts, lookup, imds)
+	l, err := prepare(ctx, log, opts, lookup, imds)
+	if err != nil {
+		log.Error("node setup failed; not starting ipamd", "err", err)
+		return 1
+	}
+	log.Info("starting ipamd in place of the entrypoint; it writes the CNI configuration once healthy",
+		"path", l.path, "conflist", l.handoff.Path)
+	err = syscall.Exec(l.path, l.argv, l.env(os.Environ()))
+	log.Error("starting ipamd failed", "path", l.path, "err", err)
+	return 1
 }
 
-func runWith(ctx context.Context, log *slog.Logger, opts options, lookup func(string) (string, bool), imds func() (nodeIdentity, error)) int {
+// launch is how the entrypoint becomes ipamd.
+type launch struct {
+	path    string
+	argv    []string
+	handoff nodeready.Handoff
+}
+
+// env is ipamd's environment: the container's without any stale hand-off,
+// plus this one.
+func (l launch) env(base []string) []string {
+	env := make([]string, 0, len(base)+2)
+	for _, kv := range base {
+		if !strings.HasPrefix(kv, nodeready.EnvPath+"=") && !strings.HasPrefix(kv, nodeready.EnvContent+"=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, l.handoff.Env()...)
+}
+
+// prepare checks the environment, installs the plugins and renders the
+// conflist (with the egress node IP from IMDS).
+func prepare(ctx context.Context, log *slog.Logger, opts options, lookup func(string) (string, bool), imds func() (nodeIdentity, error)) (launch, error) {
 	cfg, warnings, err := parseConfig(lookup)
 	for _, w := range warnings {
 		log.Warn("environment: " + w)
 	}
 	if err != nil {
-		log.Error("invalid environment", "err", err)
-		return 1
+		return launch{}, fmt.Errorf("invalid environment: %w", err)
 	}
 
 	haveEgress, err := installPlugins(log, opts, cfg.HostCNIBinPath)
 	if err != nil {
-		log.Error("installing CNI plugins failed", "err", err)
-		return 1
+		return launch{}, fmt.Errorf("installing CNI plugins: %w", err)
 	}
 	if !haveEgress {
 		if cfg.EgressEnabled {
-			log.Error("egress is enabled but the image has no egress-cni plugin", "dir", opts.pluginDir)
-			return 1
+			return launch{}, fmt.Errorf("egress is enabled but the image has no egress-cni plugin in %s", opts.pluginDir)
 		}
 		cfg.Conflist.Egress = nil
 	}
-
-	child := exec.Command(opts.ipamd, opts.ipamdArgs...)
-	child.Stdout, child.Stderr = os.Stdout, os.Stderr
-	child.Env = append(os.Environ(), opts.childEnv...)
-	if err := child.Start(); err != nil {
-		log.Error("starting ipamd failed", "path", opts.ipamd, "err", err)
-		return 1
+	b, err := renderConflist(ctx, log, cfg, imds)
+	if err != nil {
+		return launch{}, err
 	}
-	log.Info("started ipamd", "path", opts.ipamd, "pid", child.Process.Pid)
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = child.Wait()
-		close(exited)
-	}()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-
-	// Until ipamd exits: wait for health, write the conflist, then forward
-	// signals. ctx ending (tests) counts as SIGTERM.
-	setup, cancelSetup := context.WithCancel(ctx)
-	defer cancelSetup()
-	setupDone := make(chan error, 1)
-	go func() { setupDone <- configureNode(setup, log, cfg, opts, imds) }()
-	terminating, setupFailed := false, false
-	ctxDone := ctx.Done()
-	for {
-		select {
-		case err := <-setupDone:
-			setupDone = nil
-			if err != nil && !terminating {
-				log.Error("node network setup failed; stopping ipamd", "err", err)
-				terminating, setupFailed = true, true
-				_ = child.Process.Signal(syscall.SIGTERM) // it may be exiting already
-			}
-		case s := <-sigs:
-			log.Info("forwarding signal to ipamd", "signal", s.String())
-			terminating = true
-			cancelSetup()
-			_ = child.Process.Signal(s) // it may be exiting already
-		case <-ctxDone:
-			ctxDone = nil
-			terminating = true
-			cancelSetup()
-			_ = child.Process.Signal(syscall.SIGTERM) // it may be exiting already
-		case <-exited:
-			cancelSetup()
-			if setupDone != nil {
-				<-setupDone // cancelled: returns promptly; no goroutine outlives run
-			}
-			code := exitCode(waitErr)
-			log.Info("ipamd exited", "code", code, "err", waitErr)
-			if code == 0 && (setupFailed || setupDone != nil && !terminating) {
-				code = 1 // the node never became ready
-			}
-			return code
-		}
-	}
+	return launch{
+		path:    opts.ipamd,
+		argv:    append([]string{opts.ipamd}, opts.ipamdArgs...),
+		handoff: nodeready.Handoff{Path: filepath.Join(cfg.HostCNIConfDirPath, conflist.FileName), Content: b},
+	}, nil
 }
 
 // installPlugins copies the plugin binaries; the first is required. It
@@ -197,34 +171,24 @@ func installPlugins(log *slog.Logger, opts options, dst string) (haveEgress bool
 	return haveEgress, nil
 }
 
-// configureNode waits for ipamd, fills in the egress node IP and writes the
-// conflist.
-func configureNode(ctx context.Context, log *slog.Logger, cfg config, opts options, imds func() (nodeIdentity, error)) error {
-	if err := waitHealthy(ctx, log, cfg.SocketPath, opts.healthRetry); err != nil {
-		return err
-	}
-	log.Info("ipamd is healthy", "socket", cfg.SocketPath)
+// renderConflist fills in the egress node IP and renders the conflist.
+func renderConflist(ctx context.Context, log *slog.Logger, cfg config, imds func() (nodeIdentity, error)) ([]byte, error) {
 	if e := cfg.Conflist.Egress; e != nil && cfg.EgressEnabled {
 		ip, err := egressNodeIP(ctx, imds, cfg.IPv6Cluster)
 		switch {
 		case err == nil:
 			e.Enabled, e.NodeIP = true, ip.String()
 		case cfg.IPv6Cluster:
-			return fmt.Errorf("IPv4 egress for IPv6 pods needs the node's IPv4 address: %w", err)
+			return nil, fmt.Errorf("IPv4 egress for IPv6 pods needs the node's IPv4 address: %w", err)
 		default:
 			log.Warn("IPv6 egress disabled: the node has no IPv6 address", "err", err)
 		}
 	}
 	b, err := conflist.Render(cfg.Conflist)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("rendering the conflist: %w", err)
 	}
-	dst := filepath.Join(cfg.HostCNIConfDirPath, conflist.FileName)
-	if err := writeAtomic(dst, 0o644, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
-		return err
-	}
-	log.Info("wrote CNI configuration; node network ready", "path", dst)
-	return nil
+	return b, nil
 }
 
 func egressNodeIP(ctx context.Context, imds func() (nodeIdentity, error), ipv6Cluster bool) (netip.Addr, error) {
@@ -244,20 +208,4 @@ func egressNodeIP(ctx context.Context, imds func() (nodeIdentity, error), ipv6Cl
 		return netip.Addr{}, errors.New("IMDS reports no address")
 	}
 	return ip, nil
-}
-
-// exitCode maps a child's wait error to an exit status (128+n when killed
-// by signal n, as shells do).
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	return 1
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -22,28 +24,42 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/nodeready"
 )
 
-// The test binary doubles as a fake ipamd: with fakeIpamdDir set it serves
-// the real gRPC health service on VPC_CNI_IPAMD_SOCKET, NOT_SERVING until
-// the test creates <dir>/serve.
+// The test binary doubles as the entrypoint and as a fake ipamd, chosen by
+// the name it is run as (links in the test's directory): as aws-vpc-cni it
+// is the real main; as ipamd it serves the real gRPC health service on
+// VPC_CNI_IPAMD_SOCKET, NOT_SERVING until the test creates <dir>/serve, and
+// writes the entrypoint's conflist as cmd/ipamd does (pkg/nodeready).
 const fakeIpamdDir = "VPC_CNI_TEST_FAKE_IPAMD_DIR"
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(fakeIpamdDir); dir != "" {
-		os.Exit(fakeIpamd(dir))
+	switch filepath.Base(os.Args[0]) {
+	case "aws-vpc-cni":
+		main()
+		os.Exit(0) // main exits or execs
+	case "ipamd":
+		os.Exit(fakeIpamd(os.Getenv(fakeIpamdDir)))
 	}
 	os.Exit(m.Run())
 }
 
 func fakeIpamd(dir string) int {
+	// The pid tells the test which process ipamd is.
+	_ = os.WriteFile(filepath.Join(dir, "ipamd.pid"), []byte(strconv.Itoa(os.Getpid())), 0o600) // test signal
 	if code := os.Getenv("VPC_CNI_TEST_FAKE_EXIT"); code != "" {
 		n, _ := strconv.Atoi(code) // test-controlled
 		return n
 	}
+	handoff, haveHandoff, err := nodeready.FromEnv()
+	if err != nil || !haveHandoff {
+		return 11
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
-	l, err := net.Listen("unix", os.Getenv("VPC_CNI_IPAMD_SOCKET"))
+	sock := os.Getenv("VPC_CNI_IPAMD_SOCKET")
+	l, err := net.Listen("unix", sock)
 	if err != nil {
 		return 10
 	}
@@ -56,6 +72,10 @@ func fakeIpamd(dir string) int {
 	}))
 	healthpb.RegisterHealthServer(srv, hs)
 	go func() { _ = srv.Serve(l) }() // ends with Stop below
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	written := make(chan error, 1)
+	go func() { written <- nodeready.WriteWhenServing(ctx, sock, 20*time.Millisecond, handoff) }()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -64,6 +84,11 @@ func fakeIpamd(dir string) int {
 			_ = os.WriteFile(filepath.Join(dir, "sigterm"), nil, 0o600) // test signal
 			srv.Stop()
 			return 0
+		case err := <-written:
+			if err != nil {
+				return 12
+			}
+			written = nil
 		case <-tick.C:
 			if _, err := os.Stat(filepath.Join(dir, "serve")); err == nil {
 				hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -90,7 +115,7 @@ func newHarness(t *testing.T) *harness {
 		// Short path: unix socket paths are limited to 108 bytes.
 		socket: filepath.Join(dir, "s.sock"),
 	}
-	for _, d := range []string{h.pluginDir, h.bin, h.conf} {
+	for _, d := range []string{h.pluginDir, h.bin, h.conf, filepath.Join(dir, "sbin")} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -103,15 +128,19 @@ func newHarness(t *testing.T) *harness {
 		"HOST_CNI_CONFDIR_PATH": h.conf,
 		"VPC_CNI_IPAMD_SOCKET":  h.socket,
 		"AWS_VPC_ENI_MTU":       "1500",
+		fakeIpamdDir:            dir,
 	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, name := range []string{"aws-vpc-cni", "ipamd"} {
+		if err := os.Symlink(self, filepath.Join(dir, "sbin", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.opts = options{
-		ipamd: self, pluginDir: h.pluginDir, plugins: []string{"aws-cni", "egress-cni"},
-		healthRetry: 20 * time.Millisecond,
-		childEnv:    []string{fakeIpamdDir + "=" + dir, "VPC_CNI_IPAMD_SOCKET=" + h.socket},
+		ipamd: filepath.Join(dir, "sbin", "ipamd"), pluginDir: h.pluginDir, plugins: []string{"aws-cni", "egress-cni"},
 	}
 	return h
 }
@@ -126,26 +155,51 @@ func mustWrite(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
-// start runs the entrypoint in the background; the returned func cancels it
-// (as SIGTERM would) and returns its exit code.
-func (h *harness) start(imds func() (nodeIdentity, error)) (stop func() int, done <-chan int) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan int, 1)
+// entrypoint is the entrypoint running as a process of its own.
+type entrypoint struct {
+	cmd  *exec.Cmd
+	done chan int // its exit code
+}
+
+// start runs the entrypoint binary (the test binary as aws-vpc-cni) with
+// the harness's environment, as the container runtime would.
+func (h *harness) start() *entrypoint {
+	h.t.Helper()
+	cmd := exec.Command(filepath.Join(h.dir, "sbin", "aws-vpc-cni"), "-ipamd", h.opts.ipamd, "-plugin-dir", h.opts.pluginDir)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range h.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out := testWriter{h.t}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	e := &entrypoint{cmd: cmd, done: make(chan int, 1)}
 	finished := make(chan struct{})
-	log := slog.New(slog.NewTextHandler(testWriter{h.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	lookup := func(k string) (string, bool) { v, ok := h.env[k]; return v, ok }
 	go func() {
 		defer close(finished)
-		ch <- runWith(ctx, log, h.opts, lookup, imds)
+		_ = cmd.Wait() // the status is in ProcessState
+		e.done <- cmd.ProcessState.ExitCode()
 	}()
 	h.t.Cleanup(func() {
-		cancel()
-		<-finished // never leave the fake ipamd running
+		_ = cmd.Process.Kill() // never leave it running; it may be gone already
+		<-finished
 	})
-	return func() int {
-		cancel()
-		return <-ch
-	}, ch
+	return e
+}
+
+// exitCode waits for the entrypoint (as ipamd by then) to exit.
+func (e *entrypoint) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-e.done:
+		e.done <- code
+		return code
+	case <-time.After(30 * time.Second):
+		t.Fatal("the entrypoint did not exit")
+		return -1
+	}
 }
 
 type testWriter struct{ t *testing.T }
@@ -169,11 +223,37 @@ func (h *harness) waitFile(name string) {
 	}
 }
 
+// prepared runs the entrypoint's preparation in the test process and
+// returns the conflist it hands to ipamd.
+func (h *harness) prepared(imds func() (nodeIdentity, error)) ([]byte, error) {
+	lookup := func(k string) (string, bool) { v, ok := h.env[k]; return v, ok }
+	l, err := prepare(context.Background(), testLogger(h.t), h.opts, lookup, imds)
+	return l.handoff.Content, err
+}
+
 func noIMDS() (nodeIdentity, error) { return nil, errors.New("IMDS must not be used in this test") }
 
-func TestInstallerWritesConflistOnlyAfterHealthy(t *testing.T) {
+// childrenOf lists the pids of pid's children (every thread's).
+func childrenOf(t *testing.T, pid int) []string {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("reading the children of %d: %v (%d tasks)", pid, err, len(tasks))
+	}
+	var kids []string
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f) // a thread may have exited meanwhile
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	return kids
+}
+
+// The entrypoint installs the plugins and becomes ipamd (same pid, no
+// process of its own left); ipamd writes the conflist only once it answers
+// SERVING; SIGTERM reaches ipamd and its exit status is the container's.
+func TestEntrypointBecomesIpamd(t *testing.T) {
 	h := newHarness(t)
-	stop, done := h.start(noIMDS)
+	e := h.start()
 	conflistPath := filepath.Join(h.conf, "10-aws.conflist")
 
 	// ipamd is up and being watched, but NOT_SERVING: plugins are installed,
@@ -218,13 +298,29 @@ func TestInstallerWritesConflistOnlyAfterHealthy(t *testing.T) {
 		}
 	}
 
+	// Only ipamd remains: the container's process is ipamd itself, with no
+	// child (no entrypoint waiting on it, no helper).
+	pid := e.cmd.Process.Pid
+	if b, _ := os.ReadFile(filepath.Join(h.dir, "ipamd.pid")); string(b) != strconv.Itoa(pid) {
+		t.Errorf("ipamd runs as pid %s, want the entrypoint's %d (exec in place)", b, pid)
+	}
+	if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !bytes.HasPrefix(cmdline, []byte(h.opts.ipamd+"\x00")) {
+		t.Errorf("pid %d runs %q, want %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte(" ")), h.opts.ipamd)
+	}
+	if kids := childrenOf(t, pid); len(kids) != 0 {
+		t.Errorf("ipamd has child processes %v, want none", kids)
+	}
 	select {
-	case code := <-done:
-		t.Fatalf("entrypoint exited (%d) while ipamd runs", code)
+	case code := <-e.done:
+		t.Fatalf("exited (%d) while ipamd should run", code)
 	default:
 	}
-	// SIGTERM reaches ipamd, and ipamd's exit status becomes ours.
-	if code := stop(); code != 0 {
+
+	// SIGTERM reaches ipamd, and ipamd's exit status is the container's.
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.exitCode(t); code != 0 {
 		t.Errorf("exit code %d, want ipamd's 0", code)
 	}
 	if _, err := os.Stat(filepath.Join(h.dir, "sigterm")); err != nil {
@@ -232,35 +328,42 @@ func TestInstallerWritesConflistOnlyAfterHealthy(t *testing.T) {
 	}
 }
 
-func TestInstallerIpamdExitsBeforeHealthy(t *testing.T) {
+func TestEntrypointIpamdExitsBeforeHealthy(t *testing.T) {
 	h := newHarness(t)
-	h.opts.childEnv = append(h.opts.childEnv, "VPC_CNI_TEST_FAKE_EXIT=3")
-	_, done := h.start(noIMDS)
-	select {
-	case code := <-done:
-		if code != 3 {
-			t.Errorf("exit code %d, want ipamd's 3", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("entrypoint did not exit after ipamd did")
+	h.env["VPC_CNI_TEST_FAKE_EXIT"] = "3"
+	if code := h.start().exitCode(t); code != 3 {
+		t.Errorf("exit code %d, want ipamd's 3", code)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "ipamd.pid")); err != nil {
+		t.Error("ipamd never ran")
 	}
 	if _, err := os.Stat(filepath.Join(h.conf, "10-aws.conflist")); !errors.Is(err, os.ErrNotExist) {
 		t.Error("conflist written although ipamd never became healthy")
 	}
 }
 
-func TestInstallerRejectsBadEnvironment(t *testing.T) {
+func TestEntrypointRejectsBadEnvironment(t *testing.T) {
 	h := newHarness(t)
 	h.env["AWS_VPC_K8S_CNI_VETHPREFIX"] = "ethernet"
-	_, done := h.start(noIMDS)
-	if code := <-done; code != 1 {
+	if code := h.start().exitCode(t); code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
 	if b, _ := os.ReadFile(filepath.Join(h.bin, "aws-cni")); string(b) != "old aws-cni" {
 		t.Errorf("plugin installed despite invalid environment: %q", b)
 	}
-	if _, err := os.Stat(filepath.Join(h.dir, "watched")); err == nil {
+	if _, err := os.Stat(filepath.Join(h.dir, "ipamd.pid")); err == nil {
 		t.Error("ipamd started despite invalid environment")
+	}
+}
+
+// A hand-off already in the container's environment never reaches ipamd
+// beside the entrypoint's own.
+func TestLaunchEnvReplacesStaleHandoff(t *testing.T) {
+	l := launch{handoff: nodeready.Handoff{Path: "/new", Content: []byte("{}")}}
+	env := l.env([]string{"A=1", nodeready.EnvPath + "=/old", nodeready.EnvContent + "=old"})
+	want := []string{"A=1", nodeready.EnvPath + "=/new", nodeready.EnvContent + "={}"}
+	if strings.Join(env, "\n") != strings.Join(want, "\n") {
+		t.Errorf("env %q, want %q", env, want)
 	}
 }
 
@@ -269,25 +372,18 @@ func TestInstallerWithoutEgressPlugin(t *testing.T) {
 	if err := os.Remove(filepath.Join(h.pluginDir, "egress-cni")); err != nil {
 		t.Fatal(err)
 	}
-	mustWrite(t, filepath.Join(h.dir, "serve"), "", 0o600)
-	stop, _ := h.start(noIMDS)
-	conflistPath := filepath.Join(h.conf, "10-aws.conflist")
-	h.waitFile(conflistPath)
-	b, _ := os.ReadFile(conflistPath)
+	b, err := h.prepared(noIMDS)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if bytes.Contains(b, []byte("egress-cni")) {
 		t.Errorf("conflist references a plugin that is not installed:\n%s", b)
 	}
-	stop()
 
 	// Egress requested but impossible: refuse instead of breaking every pod.
-	h = newHarness(t)
-	if err := os.Remove(filepath.Join(h.pluginDir, "egress-cni")); err != nil {
-		t.Fatal(err)
-	}
 	h.env["ENABLE_V6_EGRESS"] = "true"
-	_, done := h.start(noIMDS)
-	if code := <-done; code != 1 {
-		t.Errorf("egress enabled without egress-cni: exit %d, want 1", code)
+	if _, err := h.prepared(noIMDS); err == nil || !strings.Contains(err.Error(), "no egress-cni") {
+		t.Errorf("egress enabled without egress-cni: %v, want a refusal", err)
 	}
 }
 
@@ -306,48 +402,38 @@ func TestInstallerEgressNodeIP(t *testing.T) {
 	for k, v := range pd {
 		h.env[k] = v
 	}
-	mustWrite(t, filepath.Join(h.dir, "serve"), "", 0o600)
-	imds := func() (nodeIdentity, error) {
+	b, err := h.prepared(func() (nodeIdentity, error) {
 		return fakeIdentity{id: awsutils.Identity{LocalIPv4: mustAddr("10.0.0.10")}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	stop, _ := h.start(imds)
-	h.waitFile(filepath.Join(h.conf, "10-aws.conflist"))
-	b, _ := os.ReadFile(filepath.Join(h.conf, "10-aws.conflist"))
 	for _, want := range []string{`"nodeIP": "10.0.0.10"`, `"enabled": "true"`, `"subnet": "169.254.172.0/22"`} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("conflist lacks %s:\n%s", want, b)
 		}
 	}
-	stop()
 
-	// Without it the IPv6 node cannot give pods IPv4 egress: fail, stop ipamd.
-	h = newHarness(t)
-	for k, v := range pd {
-		h.env[k] = v
-	}
-	mustWrite(t, filepath.Join(h.dir, "serve"), "", 0o600)
-	_, done := h.start(func() (nodeIdentity, error) { return fakeIdentity{err: errors.New("imds down")}, nil })
-	if code := <-done; code != 1 {
-		t.Errorf("IPv6 cluster without node IPv4: exit %d, want 1", code)
-	}
-	if _, err := os.Stat(filepath.Join(h.dir, "sigterm")); err != nil {
-		t.Error("ipamd not stopped after the setup failure")
+	// Without it the IPv6 node cannot give pods IPv4 egress: refuse before
+	// ipamd starts.
+	if _, err := h.prepared(func() (nodeIdentity, error) { return fakeIdentity{err: errors.New("imds down")}, nil }); err == nil ||
+		!strings.Contains(err.Error(), "imds down") {
+		t.Errorf("IPv6 cluster without node IPv4: %v, want the IMDS error", err)
 	}
 
 	// IPv4 cluster asking for IPv6 egress on a node without IPv6: egress is
 	// disabled with a warning, the node still becomes ready.
 	h = newHarness(t)
 	h.env["ENABLE_V6_EGRESS"] = "true"
-	mustWrite(t, filepath.Join(h.dir, "serve"), "", 0o600)
-	stop, _ = h.start(func() (nodeIdentity, error) {
+	b, err = h.prepared(func() (nodeIdentity, error) {
 		return fakeIdentity{id: awsutils.Identity{LocalIPv4: mustAddr("10.0.0.10")}}, nil
 	})
-	h.waitFile(filepath.Join(h.conf, "10-aws.conflist"))
-	b, _ = os.ReadFile(filepath.Join(h.conf, "10-aws.conflist"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Contains(b, []byte(`"enabled": "false"`)) {
 		t.Errorf("IPv6 egress not disabled:\n%s", b)
 	}
-	stop()
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/rest"
 )
 
 // APIServerWait holds the timings of WaitForAPIServer (docs/compatibility.md,
@@ -56,27 +54,22 @@ func (c *Client) WaitForAPIServer(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, w.OptionalTimeout)
 		defer cancel()
 	}
-	rc := rest.CopyConfig(c.cfg.RESTConfig)
-	rc.Timeout = w.RequestTimeout
-	dc, err := discovery.NewDiscoveryClientForConfig(rc)
-	if err != nil {
-		return fmt.Errorf("k8s discovery client: %w", err)
-	}
+	host := c.cfg.RESTConfig.Host
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for attempt := 1; ; attempt++ {
-		v, err := dc.ServerVersion()
+		v, err := c.api.serverVersion(ctx, w.RequestTimeout)
 		if err == nil {
-			c.log.Info("kubernetes API server reachable", "version", v.GitVersion, "host", rc.Host)
+			c.log.Info("kubernetes API server reachable", "version", v.GitVersion, "host", host)
 			return nil
 		}
 		if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
-			return fmt.Errorf("kubernetes API server %s refused our credentials: %w", rc.Host, err)
+			return fmt.Errorf("kubernetes API server %s refused our credentials: %w", host, err)
 		}
 		c.log.Debug("kubernetes API server not reachable yet", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("%w at %s after %d attempts: %w", ErrAPIServerUnavailable, rc.Host, attempt, err), context.Cause(ctx))
+			return errors.Join(fmt.Errorf("%w at %s after %d attempts: %w", ErrAPIServerUnavailable, host, attempt, err), context.Cause(ctx))
 		case <-tick.C:
 		}
 	}

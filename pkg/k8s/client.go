@@ -1,7 +1,8 @@
 // Package k8s is ipamd's access to the Kubernetes API: its own Node, the pods
 // scheduled on it, its CNINode, the ENIConfigs, pod annotations and events.
 // Every cache is scoped to this node (field selectors), so nothing ever lists
-// or watches all nodes or all pods of the cluster.
+// or watches all nodes or all pods of the cluster, and holds only the fields
+// ipamd reads (transform.go).
 //
 // Typical use in ipamd's main:
 //
@@ -20,18 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
 )
@@ -102,18 +98,16 @@ var (
 	ErrCNINodeNotFound      = errors.New("CNINode not found")
 )
 
-var setLoggerOnce sync.Once
-
 // Client is ipamd's Kubernetes client. Create it with New, then call
 // WaitForAPIServer and Start. Safe for concurrent use after Start.
 type Client struct {
-	cfg    Config
-	log    *slog.Logger
-	scheme *runtime.Scheme
+	cfg Config
+	log *slog.Logger
+	api *api // live reads and every write
 
-	cache  cache.Cache
-	client client.Client // reads from cache, writes to the API server
-	direct client.Client // live reads, for retries after a conflict
+	// Caches of this node's objects: its Node and pods always, ENIConfigs
+	// with custom networking, its CNINode when a feature declares on it.
+	node, pods, eniConfigs, cniNode *informer
 
 	startOnce sync.Once
 	started   chan struct{}
@@ -126,16 +120,13 @@ type Client struct {
 	beforeFeaturePatch func()
 }
 
-// New builds the client and its node-scoped cache. It does not contact the
-// API server.
+// New builds the client and its node-scoped caches. It does not contact
+// the API server.
 func New(cfg Config) (*Client, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// controller-runtime logs through a process-wide logr sink; route it to
-	// our logger once instead of letting it complain on stderr.
-	setLoggerOnce.Do(func() { ctrllog.SetLogger(logr.FromSlogHandler(cfg.Logger.Handler())) })
 	scheme, err := NewScheme()
 	if err != nil {
 		return nil, fmt.Errorf("k8s scheme: %w", err)
@@ -148,58 +139,45 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("k8s http client: %w", err)
 	}
-	// A static mapper: no discovery round trips, and New works before the
-	// API server (or a CRD) exists.
-	mapper := newRESTMapper()
-	node := cfg.NodeName
-	byName := fields.OneTermEqualSelector("metadata.name", node)
-	c, err := cache.New(rc, cache.Options{
-		HTTPClient: hc,
-		Scheme:     scheme,
-		Mapper:     mapper,
-		// Never fall back to a lazily created, cluster-wide informer.
-		ReaderFailOnMissingInformer: true,
-		DefaultTransform:            cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Node{}: {Field: byName},
-			&corev1.Pod{}:  {Field: fields.OneTermEqualSelector("spec.nodeName", node)},
-			&CNINode{}:     {Field: byName},
-		},
-	})
+	a, err := newAPI(rc, hc, scheme)
 	if err != nil {
-		return nil, fmt.Errorf("k8s cache: %w", err)
+		return nil, err
 	}
-	cl, err := client.New(rc, client.Options{HTTPClient: hc, Scheme: scheme, Mapper: mapper, Cache: &client.CacheOptions{Reader: c}})
-	if err != nil {
-		return nil, fmt.Errorf("k8s client: %w", err)
-	}
-	direct, err := client.New(rc, client.Options{HTTPClient: hc, Scheme: scheme, Mapper: mapper})
-	if err != nil {
-		return nil, fmt.Errorf("k8s client: %w", err)
-	}
-	return &Client{
+	c := &Client{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		scheme:  scheme,
-		cache:   c,
-		client:  cl,
-		direct:  direct,
+		api:     a,
 		started: make(chan struct{}),
 		events:  eventDedup{window: cfg.EventDedupWindow, last: map[string]time.Time{}},
-	}, nil
+	}
+	byName := fields.OneTermEqualSelector("metadata.name", cfg.NodeName)
+	if c.node, err = a.newInformer(nodesRes, byName, trimNode); err != nil {
+		return nil, err
+	}
+	if c.pods, err = a.newInformer(podsRes, fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName), trimPod); err != nil {
+		return nil, err
+	}
+	if cfg.Features.CustomNetworking {
+		if c.eniConfigs, err = a.newInformer(eniConfigsRes, fields.Everything(), nil); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Features.PodENI {
+		if c.cniNode, err = a.newInformer(cniNodesRes, byName, nil); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
-// cachedTypes are the informers this client runs: its node and pods always,
-// ENIConfigs with custom networking, the CNINode when a feature declares on it.
-func (c *Client) cachedTypes() []client.Object {
-	objs := []client.Object{&corev1.Node{}, &corev1.Pod{}}
-	if c.cfg.Features.CustomNetworking {
-		objs = append(objs, &eniconfig.ENIConfig{})
+func (c *Client) informers() []*informer {
+	var out []*informer
+	for _, i := range []*informer{c.node, c.pods, c.eniConfigs, c.cniNode} {
+		if i != nil {
+			out = append(out, i)
+		}
 	}
-	if c.cfg.Features.PodENI {
-		objs = append(objs, &CNINode{})
-	}
-	return objs
+	return out
 }
 
 // Start runs the informers until ctx ends and blocks until their first sync
@@ -210,20 +188,13 @@ func (c *Client) Start(ctx context.Context) error {
 }
 
 func (c *Client) start(ctx context.Context) error {
-	for _, obj := range c.cachedTypes() {
-		if _, err := c.cache.GetInformer(ctx, obj); err != nil {
-			return fmt.Errorf("k8s informer for %T: %w", obj, err)
-		}
+	var synced []toolscache.InformerSynced
+	for _, i := range c.informers() {
+		go i.inf.RunWithContext(ctx)
+		synced = append(synced, i.inf.HasSynced)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- c.cache.Start(ctx) }()
-	if !c.cache.WaitForCacheSync(ctx) {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("k8s cache: %w", err)
-		default:
-			return fmt.Errorf("k8s cache sync: %w", context.Cause(ctx))
-		}
+	if !toolscache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("k8s cache sync: %w", context.Cause(ctx))
 	}
 	close(c.started)
 	c.log.Info("kubernetes caches synced", "node", c.cfg.NodeName)
@@ -239,13 +210,17 @@ func (c *Client) ready() error {
 	}
 }
 
-// reader returns the cache for the types this client informs on and a live
-// reader for the rest (e.g. ENIConfigs read once without custom networking).
-func (c *Client) reader(obj client.Object) client.Reader {
-	for _, o := range c.cachedTypes() {
-		if reflect.TypeOf(o) == reflect.TypeOf(obj) {
-			return c.client
-		}
+// getCached reads from the cache i when this client runs one (and it is
+// synced), else live.
+func getCached[T runtime.Object](ctx context.Context, c *Client, i *informer, r apiResource, namespace, name string, live T) (T, error) {
+	if i == nil || c.ready() != nil {
+		err := c.api.get(ctx, r, namespace, name, live)
+		return live, err
 	}
-	return c.direct
+	obj, err := i.get(namespace, name)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return obj.(T), nil
 }

@@ -206,11 +206,11 @@ func TestCNINodeFeatures(t *testing.T) {
 
 	// Identical feature: no write at all.
 	eventually(t, "cache catches up", func() error {
-		var cached CNINode
-		if err := c.client.Get(ctx, client.ObjectKey{Name: node}, &cached); err != nil {
+		obj, err := c.cniNode.get("", node)
+		if err != nil {
 			return err
 		}
-		if cached.ResourceVersion != first.ResourceVersion {
+		if cached := obj.(*CNINode); cached.ResourceVersion != first.ResourceVersion {
 			return errors.New("cache behind")
 		}
 		return nil

@@ -2,11 +2,12 @@ package k8s
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // AddCNINodeFeature declares feature name=value on this node's CNINode
@@ -17,22 +18,17 @@ import (
 // the API server and retries. A missing CNINode (the resource controller has
 // not created it yet) returns ErrCNINodeNotFound.
 func (c *Client) AddCNINodeFeature(ctx context.Context, name, value string) error {
-	key := client.ObjectKey{Name: c.cfg.NodeName}
-	reader := c.reader(&CNINode{})
-	if c.ready() != nil {
-		reader = c.direct
-	}
+	cache := c.cniNode // the first read only: a retry must see the server's state
 	changed := false
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var cur CNINode
-		if err := reader.Get(ctx, key, &cur); err != nil {
+		cur, err := getCached(ctx, c, cache, cniNodesRes, "", c.cfg.NodeName, &CNINode{})
+		if err != nil {
 			if apierrors.IsNotFound(err) {
 				return fmt.Errorf("%w: %q (created by the VPC resource controller)", ErrCNINodeNotFound, c.cfg.NodeName)
 			}
 			return fmt.Errorf("get CNINode %q: %w", c.cfg.NodeName, err)
 		}
-		// Any retry reads live: the cache may still hold the stale version.
-		reader = c.direct
+		cache = nil
 		want, ok := withFeature(cur.Spec.Features, name, value)
 		if !ok {
 			return nil
@@ -40,9 +36,16 @@ func (c *Client) AddCNINodeFeature(ctx context.Context, name, value string) erro
 		if c.beforeFeaturePatch != nil {
 			c.beforeFeaturePatch()
 		}
-		next := cur.DeepCopy()
-		next.Spec.Features = want
-		if err := c.client.Patch(ctx, next, client.MergeFromWithOptions(&cur, client.MergeFromWithOptimisticLock{})); err != nil {
+		// The resourceVersion makes the merge patch fail with Conflict if
+		// the object changed since the read (an optimistic lock).
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": cur.ResourceVersion},
+			"spec":     map[string]any{"features": want},
+		})
+		if err != nil {
+			return err
+		}
+		if err := c.api.patch(ctx, cniNodesRes, "", c.cfg.NodeName, types.MergePatchType, patch); err != nil {
 			return err
 		}
 		changed = true

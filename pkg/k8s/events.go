@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Event reasons ipamd records.
@@ -92,7 +91,7 @@ func (c *Client) Eventf(ctx context.Context, eventType, reason, format string, a
 		Note:                note,
 		Type:                eventType,
 	}
-	if err := c.client.Create(ctx, ev); err != nil {
+	if err := c.api.create(ctx, eventsRes, ns, ev); err != nil {
 		c.log.Warn("could not record kubernetes event", "reason", reason, "note", note, "err", err)
 		return
 	}
@@ -105,9 +104,10 @@ func (c *Client) eventTarget(ctx context.Context) (corev1.ObjectReference, strin
 	}
 	ref := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: c.cfg.PodNamespace, Name: c.cfg.PodName}
 	// The aws-node pod runs on this node, so it is in the pod cache.
-	var p corev1.Pod
-	if c.ready() == nil && c.client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &p) == nil {
-		ref.UID = p.UID
+	if c.ready() == nil {
+		if p, err := c.Pod(ctx, ref.Namespace, ref.Name); err == nil {
+			ref.UID = p.UID
+		}
 	}
 	return ref, c.cfg.PodNamespace
 }

@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
 )
@@ -16,11 +15,11 @@ func (c *Client) Node(ctx context.Context) (*corev1.Node, error) {
 	if err := c.ready(); err != nil {
 		return nil, err
 	}
-	var n corev1.Node
-	if err := c.client.Get(ctx, client.ObjectKey{Name: c.cfg.NodeName}, &n); err != nil {
+	n, err := getCached(ctx, c, c.node, nodesRes, "", c.cfg.NodeName, &corev1.Node{})
+	if err != nil {
 		return nil, fmt.Errorf("get node %q: %w", c.cfg.NodeName, err)
 	}
-	return &n, nil
+	return n, nil
 }
 
 // NodeSchedulable reports false while the node carries the taint
@@ -77,8 +76,8 @@ func (c *Client) ENIConfigForNode(ctx context.Context) (ENIConfigChoice, error) 
 	if key != "" {
 		how += " " + key
 	}
-	var ec eniconfig.ENIConfig
-	if err := c.reader(&ec).Get(ctx, client.ObjectKey{Name: name}, &ec); err != nil {
+	ec, err := getCached(ctx, c, c.eniConfigs, eniConfigsRes, "", name, &eniconfig.ENIConfig{})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			err = fmt.Errorf("%w: node %q selects ENIConfig %q (by %s), which does not exist", ErrENIConfigNotFound, c.cfg.NodeName, name, how)
 			c.Eventf(ctx, corev1.EventTypeWarning, "ENIConfigNotFound", "%v", err)

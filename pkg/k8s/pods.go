@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // PodIPsAnnotation is written on ADD when ANNOTATE_POD_IP is on.
@@ -21,11 +20,11 @@ func (c *Client) Pod(ctx context.Context, namespace, name string) (*corev1.Pod, 
 	if err := c.ready(); err != nil {
 		return nil, err
 	}
-	var p corev1.Pod
-	if err := c.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &p); err != nil {
+	p, err := getCached(ctx, c, c.pods, podsRes, namespace, name, &corev1.Pod{})
+	if err != nil {
 		return nil, fmt.Errorf("get pod %s/%s: %w", namespace, name, err)
 	}
-	return &p, nil
+	return p, nil
 }
 
 // Pods returns the pods scheduled on this node, from the cache.
@@ -33,11 +32,12 @@ func (c *Client) Pods(ctx context.Context) ([]corev1.Pod, error) {
 	if err := c.ready(); err != nil {
 		return nil, err
 	}
-	var l corev1.PodList
-	if err := c.client.List(ctx, &l); err != nil {
-		return nil, fmt.Errorf("list pods of node %q: %w", c.cfg.NodeName, err)
+	objs := c.pods.list()
+	pods := make([]corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		pods = append(pods, *o.(*corev1.Pod))
 	}
-	return l.Items, nil
+	return pods, nil
 }
 
 // AnnotatePodIP sets vpc.amazonaws.com/pod-ips to ip on the pod (ADD). It
@@ -50,9 +50,7 @@ func (c *Client) AnnotatePodIP(ctx context.Context, namespace, name, ip string) 
 	if err != nil {
 		return err
 	}
-	pod := &corev1.Pod{}
-	pod.Namespace, pod.Name = namespace, name
-	if err := c.client.Patch(ctx, pod, client.RawPatch(types.MergePatchType, patch)); err != nil {
+	if err := c.api.patch(ctx, podsRes, namespace, name, types.MergePatchType, patch); err != nil {
 		return fmt.Errorf("annotate pod %s/%s with %s=%s: %w", namespace, name, PodIPsAnnotation, ip, err)
 	}
 	return nil
@@ -71,9 +69,7 @@ func (c *Client) ClearPodIP(ctx context.Context, namespace, name, releasedIP str
 	if err != nil {
 		return err
 	}
-	pod := &corev1.Pod{}
-	pod.Namespace, pod.Name = namespace, name
-	err = c.client.Patch(ctx, pod, client.RawPatch(types.JSONPatchType, patch))
+	err = c.api.patch(ctx, podsRes, namespace, name, types.JSONPatchType, patch)
 	switch {
 	case err == nil:
 		return nil
