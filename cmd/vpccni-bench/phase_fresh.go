@@ -12,7 +12,7 @@ import (
 func startFigure(c config) bench.Figure {
 	ready := "the conflist written by localvpc once ipamd's health check passes (-agent ipamd)"
 	if c.Agent == "installer" {
-		ready = "the conflist written by the aws-vpc-cni entrypoint, which starts ipamd and polls its health check"
+		ready = "the conflist, which ipamd writes once its health check answers SERVING (the aws-vpc-cni entrypoint installs the plugins and execs ipamd)"
 	}
 	return bench.Figure{
 		ID: 3, Key: keyStart, Title: "node start to first pod address",

@@ -95,8 +95,9 @@ func (v *VPC) StartAgent(ctx context.Context, n *Node, extraEnv []string) error 
 	env := v.agentEnv(n, extraEnv)
 	switch mode {
 	case ModeInstaller:
-		// As in upstream's image: the entrypoint installs the plugins found
-		// next to it and starts ipamd as its child.
+		// As in the image: the entrypoint installs the plugins found next
+		// to it and then execs ipamd, which writes the conflist once it
+		// serves (docs/compatibility.md, "Entrypoint and init container").
 		return n.startAgent(ctx, env, v.cfg.BinDir, filepath.Join(v.cfg.BinDir, InstallerBin),
 			"-ipamd", filepath.Join(v.cfg.BinDir, IPAMDBin), "-plugin-dir", v.cfg.BinDir)
 	default:
