@@ -176,15 +176,17 @@ func (b Backoff) Delay(attempt int, r float64) time.Duration {
 
 type unfilteredKey struct{}
 
-// addMiddleware installs the per-operation guard and counter (initialize
-// step) and, inside the retry loop, the per-attempt limiter and accounting.
+// addMiddleware installs the per-operation guard, counter and call
+// tracking (initialize step) and, inside the retry loop, the per-attempt limiter and accounting.
 func (e *EC2) addMiddleware(stack *middleware.Stack) error {
 	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("vpccni/operation",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if e.cfg.IMDSOnly {
 				return middleware.InitializeOutput{}, middleware.Metadata{}, ErrIMDSOnly
 			}
-			e.count(awsmiddleware.GetOperationName(ctx), func(s *CallStats) { s.Calls++ })
+			action := awsmiddleware.GetOperationName(ctx)
+			e.count(action, func(s *CallStats) { s.Calls++ })
+			defer e.beginCall(action, in.Parameters)()
 			ctx = middleware.WithStackValue(ctx, unfilteredKey{}, isUnfiltered(in.Parameters))
 			return next.HandleInitialize(ctx, in)
 		}), middleware.Before)
