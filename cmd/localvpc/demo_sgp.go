@@ -18,6 +18,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/apis/vpcresources/v1beta1"
 	"github.com/vpc-cni/vpc-cni/pkg/localkube"
+	"github.com/vpc-cni/vpc-cni/pkg/localkube/forward"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/resourcecontroller"
@@ -117,13 +118,13 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 		return err
 	}
 	d.linef("database %s on ENI %s, group %s: admits tcp/%d only from group %s", db, sgpDBENI, sgpDBSG, dataplane.WhoamiPort, sgpDBClientSG)
-	fwd, err := localkube.Forward(d.v.DP.VPCNS(), strings.TrimPrefix(s.kube.Config.Host, "https://"))
+	fwd, err := forward.InVPC(d.v.DP.VPCNS(), strings.TrimPrefix(s.kube.Config.Host, "https://"))
 	if err != nil {
 		return err
 	}
 	s.stops = append(s.stops, func() { _ = fwd.Close() })
 	kubeconfig := filepath.Join(s.kube.Dir, "node-kubeconfig")
-	if err := localkube.WriteKubeconfig(kubeconfig, "https://"+localkube.ForwardAddr.String(), s.kube.Config.BearerToken); err != nil {
+	if err := localkube.WriteKubeconfig(kubeconfig, "https://"+forward.VPCAddr.String(), s.kube.Config.BearerToken); err != nil {
 		return err
 	}
 	if err := s.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: sgpNamespace, Labels: map[string]string{"sgp-demo": sgpNamespace}}}); err != nil {
