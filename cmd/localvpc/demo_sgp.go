@@ -78,12 +78,14 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 		return fmt.Errorf("the SGP tour needs kube-apiserver and etcd: -kube-apiserver %q -etcd %q (scripts/demo.sh builds and finds them; or set %s and %s)", apiserver, etcd, localkube.APIServerEnv, localkube.EtcdEnv)
 	}
 	t0 := time.Now()
-	kube, stopKube, err := startKubeThread(ctx, apiserver, etcd)
+	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	kube, err := localkube.StartProcesses(sctx, apiserver, etcd)
+	cancel()
 	if err != nil {
-		return err
+		return fmt.Errorf("kube-apiserver %s with etcd %s: %w", apiserver, etcd, err)
 	}
 	s.kube = kube
-	s.stops = append(s.stops, stopKube)
+	s.stops = append(s.stops, kube.Stop)
 	if err := s.kube.Apply(ctx, "misc/crd-cninode.yaml", "misc/crd-eniconfig.yaml", "misc/crd-securitygrouppolicy.yaml"); err != nil {
 		return fmt.Errorf("apply CRDs: %w", err)
 	}
