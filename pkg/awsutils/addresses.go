@@ -65,38 +65,31 @@ func (e *EC2) AssignIPv4Prefixes(ctx context.Context, eniID string, count int) (
 
 // UnassignIPv4 releases secondary IPv4 addresses of an ENI.
 func (e *EC2) UnassignIPv4(ctx context.Context, eniID string, addrs []netip.Addr) error {
-	if len(addrs) == 0 {
-		return nil
-	}
 	strs, err := addrStrings(addrs, true)
 	if err != nil {
 		return fmt.Errorf("unassigning IPv4 addresses from %s: %w", eniID, err)
 	}
-	_, err = e.api.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
-		NetworkInterfaceId: aws.String(eniID),
-		PrivateIpAddresses: strs,
-	})
-	if err != nil {
-		return fmt.Errorf("unassigning IPv4 addresses %v from %s: %w", strs, eniID, err)
-	}
-	return nil
+	return e.unassign(ctx, "IPv4 addresses", strs, &ec2.UnassignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID), PrivateIpAddresses: strs})
 }
 
 // UnassignIPv4Prefixes releases /28 prefixes of an ENI.
 func (e *EC2) UnassignIPv4Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
-	if len(prefixes) == 0 {
-		return nil
-	}
 	strs, err := prefixStrings(prefixes, true)
 	if err != nil {
 		return fmt.Errorf("unassigning IPv4 prefixes from %s: %w", eniID, err)
 	}
-	_, err = e.api.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
-		NetworkInterfaceId: aws.String(eniID),
-		Ipv4Prefixes:       strs,
-	})
-	if err != nil {
-		return fmt.Errorf("unassigning IPv4 prefixes %v from %s: %w", strs, eniID, err)
+	return e.unassign(ctx, "IPv4 prefixes", strs, &ec2.UnassignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID), Ipv4Prefixes: strs})
+}
+
+// unassign sends in, which releases strs; nothing to release sends nothing.
+func (e *EC2) unassign(ctx context.Context, what string, strs []string, in *ec2.UnassignPrivateIpAddressesInput) error {
+	if len(strs) == 0 {
+		return nil
+	}
+	if _, err := e.api.UnassignPrivateIpAddresses(ctx, in); err != nil {
+		return fmt.Errorf("unassigning %s %v from %s: %w", what, strs, aws.ToString(in.NetworkInterfaceId), err)
 	}
 	return nil
 }

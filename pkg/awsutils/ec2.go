@@ -251,3 +251,13 @@ func isUnfiltered(params any) bool {
 func rollbackContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 }
+
+// single parses the one item a describe by id returned; what names it in
+// the error when EC2 returned another number.
+func single[T, R any](what string, items []T, parse func(T) (R, error)) (R, error) {
+	if len(items) != 1 {
+		var zero R
+		return zero, fmt.Errorf("describing %s: EC2 returned %d results", what, len(items))
+	}
+	return parse(items[0])
+}

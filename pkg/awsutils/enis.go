@@ -147,10 +147,7 @@ func (e *EC2) DescribeENI(ctx context.Context, id string) (ENI, error) {
 	if err != nil {
 		return ENI{}, fmt.Errorf("describing ENI %s: %w", id, err)
 	}
-	if len(out.NetworkInterfaces) != 1 {
-		return ENI{}, fmt.Errorf("describing ENI %s: EC2 returned %d interfaces", id, len(out.NetworkInterfaces))
-	}
-	return parseENI(out.NetworkInterfaces[0])
+	return single("ENI "+id, out.NetworkInterfaces, parseENI)
 }
 
 // CreateENIRequest describes a new ENI. At most one of the four counts may
