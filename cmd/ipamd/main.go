@@ -108,10 +108,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, handoff *no
 	if err != nil {
 		return err
 	}
+	// One tracker: awsutils shows EC2 calls in it, ipamd the other waits.
+	track := introspect.NewTracker(nil)
 	acfg := awsutils.Config{
 		EC2Endpoint: cfg.EC2Endpoint, IMDSEndpoint: cfg.IMDSEndpoint, HTTPTimeout: cfg.HTTPTimeout,
 		Version: cfg.Version, ClusterName: cfg.ClusterName, AdditionalTags: cfg.AdditionalENITags,
-		IMDSOnly: cfg.IMDSOnlyMode, Observer: m,
+		IMDSOnly: cfg.IMDSOnlyMode, Observer: m, Calls: track,
 	}
 	md, err := awsutils.NewMetadata(acfg)
 	if err != nil {
@@ -124,6 +126,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, handoff *no
 	opts := ipamd.Options{
 		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Kube: kc,
 		Logger: log, PodLinks: hostLinks{vethPrefix: cfg.VethPrefix}, Metrics: m, StartedAt: started,
+		Tracker: track,
 	}
 	if !cfg.DisableMetrics {
 		if opts.MetricsListener, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {

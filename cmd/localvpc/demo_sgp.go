@@ -18,6 +18,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/apis/vpcresources/v1beta1"
 	"github.com/vpc-cni/vpc-cni/pkg/localkube"
+	"github.com/vpc-cni/vpc-cni/pkg/localkube/forward"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/resourcecontroller"
@@ -77,12 +78,14 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 		return fmt.Errorf("the SGP tour needs kube-apiserver and etcd: -kube-apiserver %q -etcd %q (scripts/demo.sh builds and finds them; or set %s and %s)", apiserver, etcd, localkube.APIServerEnv, localkube.EtcdEnv)
 	}
 	t0 := time.Now()
-	kube, stopKube, err := startKubeThread(ctx, apiserver, etcd)
+	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	kube, err := localkube.StartProcesses(sctx, apiserver, etcd)
+	cancel()
 	if err != nil {
-		return err
+		return fmt.Errorf("kube-apiserver %s with etcd %s: %w", apiserver, etcd, err)
 	}
 	s.kube = kube
-	s.stops = append(s.stops, stopKube)
+	s.stops = append(s.stops, kube.Stop)
 	if err := s.kube.Apply(ctx, "misc/crd-cninode.yaml", "misc/crd-eniconfig.yaml", "misc/crd-securitygrouppolicy.yaml"); err != nil {
 		return fmt.Errorf("apply CRDs: %w", err)
 	}
@@ -117,13 +120,13 @@ func (d *demo) runSGP(ctx context.Context) (err error) {
 		return err
 	}
 	d.linef("database %s on ENI %s, group %s: admits tcp/%d only from group %s", db, sgpDBENI, sgpDBSG, dataplane.WhoamiPort, sgpDBClientSG)
-	fwd, err := localkube.Forward(d.v.DP.VPCNS(), strings.TrimPrefix(s.kube.Config.Host, "https://"))
+	fwd, err := forward.InVPC(d.v.DP.VPCNS(), strings.TrimPrefix(s.kube.Config.Host, "https://"))
 	if err != nil {
 		return err
 	}
 	s.stops = append(s.stops, func() { _ = fwd.Close() })
 	kubeconfig := filepath.Join(s.kube.Dir, "node-kubeconfig")
-	if err := localkube.WriteKubeconfig(kubeconfig, "https://"+localkube.ForwardAddr.String(), s.kube.Config.BearerToken); err != nil {
+	if err := localkube.WriteKubeconfig(kubeconfig, "https://"+forward.VPCAddr.String(), s.kube.Config.BearerToken); err != nil {
 		return err
 	}
 	if err := s.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: sgpNamespace, Labels: map[string]string{"sgp-demo": sgpNamespace}}}); err != nil {

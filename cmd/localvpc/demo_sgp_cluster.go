@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/netip"
-	"runtime"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -19,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
-	"github.com/vpc-cni/vpc-cni/pkg/localkube"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/resourcecontroller"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubefwd"
@@ -28,39 +26,6 @@ import (
 
 // The SGP tour's cluster plumbing: the API server, the resource controller
 // and the Kubernetes objects a kubelet and a scheduler would make.
-
-// startKubeThread starts etcd and kube-apiserver from an OS thread that
-// lives until stop is called: their parent-death signal is tied to the
-// forking thread, and the data plane ends the threads it used to enter
-// namespaces.
-func startKubeThread(ctx context.Context, apiserver, etcd string) (_ *localkube.Env, stop func(), _ error) {
-	type started struct {
-		env *localkube.Env
-		err error
-	}
-	startc := make(chan started, 1)
-	stopc := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		defer close(stopped)
-		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		env, err := localkube.StartProcesses(sctx, apiserver, etcd)
-		cancel()
-		startc <- started{env, err}
-		if err != nil {
-			return
-		}
-		<-stopc
-		env.Stop()
-	}()
-	st := <-startc
-	if st.err != nil {
-		<-stopped
-		return nil, nil, fmt.Errorf("kube-apiserver %s with etcd %s: %w", apiserver, etcd, st.err)
-	}
-	return st.env, func() { close(stopc); <-stopped }, nil
-}
 
 // startController runs the resource controller in this process against
 // the API server and vpcsim's EC2 API (served on loopback), and registers

@@ -2,12 +2,12 @@ package awsutils
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // AssignIPv4 adds count secondary private IPv4 addresses to an ENI and
@@ -27,16 +27,8 @@ func (e *EC2) AssignIPv4(ctx context.Context, eniID string, count int) ([]netip.
 }
 
 func assignedAddrs(eniID string, out *ec2.AssignPrivateIpAddressesOutput) ([]netip.Addr, error) {
-	res := make([]netip.Addr, 0, len(out.AssignedPrivateIpAddresses))
-	var errs []error
-	for _, a := range out.AssignedPrivateIpAddresses {
-		ad, err := parseAddr("AssignPrivateIpAddresses on "+eniID, aws.ToString(a.PrivateIpAddress))
-		errs = append(errs, err)
-		if err == nil {
-			res = append(res, ad)
-		}
-	}
-	return res, errors.Join(errs...)
+	return parseEach("AssignPrivateIpAddresses on "+eniID, out.AssignedPrivateIpAddresses,
+		func(a types.AssignedPrivateIpAddress) string { return aws.ToString(a.PrivateIpAddress) }, parseAddr)
 }
 
 // AssignIPv4Prefixes adds count /28 prefixes to an ENI and returns them.
@@ -51,52 +43,37 @@ func (e *EC2) AssignIPv4Prefixes(ctx context.Context, eniID string, count int) (
 	if err != nil {
 		return nil, fmt.Errorf("assigning %d IPv4 prefixes to %s: %w", count, eniID, err)
 	}
-	res := make([]netip.Prefix, 0, len(out.AssignedIpv4Prefixes))
-	var errs []error
-	for _, p := range out.AssignedIpv4Prefixes {
-		pf, err := parsePrefix("AssignPrivateIpAddresses on "+eniID, aws.ToString(p.Ipv4Prefix))
-		errs = append(errs, err)
-		if err == nil {
-			res = append(res, pf)
-		}
-	}
-	return res, errors.Join(errs...)
+	return parseEach("AssignPrivateIpAddresses on "+eniID, out.AssignedIpv4Prefixes,
+		func(p types.Ipv4PrefixSpecification) string { return aws.ToString(p.Ipv4Prefix) }, parsePrefix)
 }
 
 // UnassignIPv4 releases secondary IPv4 addresses of an ENI.
 func (e *EC2) UnassignIPv4(ctx context.Context, eniID string, addrs []netip.Addr) error {
-	if len(addrs) == 0 {
-		return nil
-	}
 	strs, err := addrStrings(addrs, true)
 	if err != nil {
 		return fmt.Errorf("unassigning IPv4 addresses from %s: %w", eniID, err)
 	}
-	_, err = e.api.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
-		NetworkInterfaceId: aws.String(eniID),
-		PrivateIpAddresses: strs,
-	})
-	if err != nil {
-		return fmt.Errorf("unassigning IPv4 addresses %v from %s: %w", strs, eniID, err)
-	}
-	return nil
+	return e.unassign(ctx, "IPv4 addresses", strs, &ec2.UnassignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID), PrivateIpAddresses: strs})
 }
 
 // UnassignIPv4Prefixes releases /28 prefixes of an ENI.
 func (e *EC2) UnassignIPv4Prefixes(ctx context.Context, eniID string, prefixes []netip.Prefix) error {
-	if len(prefixes) == 0 {
-		return nil
-	}
 	strs, err := prefixStrings(prefixes, true)
 	if err != nil {
 		return fmt.Errorf("unassigning IPv4 prefixes from %s: %w", eniID, err)
 	}
-	_, err = e.api.UnassignPrivateIpAddresses(ctx, &ec2.UnassignPrivateIpAddressesInput{
-		NetworkInterfaceId: aws.String(eniID),
-		Ipv4Prefixes:       strs,
-	})
-	if err != nil {
-		return fmt.Errorf("unassigning IPv4 prefixes %v from %s: %w", strs, eniID, err)
+	return e.unassign(ctx, "IPv4 prefixes", strs, &ec2.UnassignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(eniID), Ipv4Prefixes: strs})
+}
+
+// unassign sends in, which releases strs; nothing to release sends nothing.
+func (e *EC2) unassign(ctx context.Context, what string, strs []string, in *ec2.UnassignPrivateIpAddressesInput) error {
+	if len(strs) == 0 {
+		return nil
+	}
+	if _, err := e.api.UnassignPrivateIpAddresses(ctx, in); err != nil {
+		return fmt.Errorf("unassigning %s %v from %s: %w", what, strs, aws.ToString(in.NetworkInterfaceId), err)
 	}
 	return nil
 }
@@ -113,16 +90,8 @@ func (e *EC2) AssignIPv6Prefixes(ctx context.Context, eniID string, count int) (
 	if err != nil {
 		return nil, fmt.Errorf("assigning %d IPv6 prefixes to %s: %w", count, eniID, err)
 	}
-	res := make([]netip.Prefix, 0, len(out.AssignedIpv6Prefixes))
-	var errs []error
-	for _, s := range out.AssignedIpv6Prefixes {
-		pf, err := parsePrefix("AssignIpv6Addresses on "+eniID, s)
-		errs = append(errs, err)
-		if err == nil {
-			res = append(res, pf)
-		}
-	}
-	return res, errors.Join(errs...)
+	return parseEach("AssignIpv6Addresses on "+eniID, out.AssignedIpv6Prefixes,
+		func(s string) string { return s }, parsePrefix)
 }
 
 func addrStrings(addrs []netip.Addr, v4 bool) ([]string, error) {

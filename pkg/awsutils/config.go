@@ -56,6 +56,8 @@ type Config struct {
 
 	// Observer receives one report per EC2 HTTP attempt (nil: none).
 	Observer Observer
+	// Calls is told when each EC2 operation starts and ends (nil: none).
+	Calls CallTracker
 	// Now is the clock used for createdAt tags (nil: time.Now).
 	Now func() time.Time
 }

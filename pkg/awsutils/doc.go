@@ -9,7 +9,8 @@
 //     Observer and counted in Stats. The SDK's standard retryer retries
 //     throttling, 5xx and connection errors with exponential backoff and
 //     jitter, never client errors, for at most Retry.MaxAttempts, bounded by
-//     the caller's context.
+//     the caller's context. Each operation, retries included, is shown to
+//     the CallTracker while it runs.
 //   - Metadata (NewMetadata): IMDSv2 reads of the identity document and of
 //     the per-MAC network tree. IMDS lags EC2; callers that need the truth
 //     about ENIs and addresses ask EC2.

@@ -176,15 +176,17 @@ func (b Backoff) Delay(attempt int, r float64) time.Duration {
 
 type unfilteredKey struct{}
 
-// addMiddleware installs the per-operation guard and counter (initialize
-// step) and, inside the retry loop, the per-attempt limiter and accounting.
+// addMiddleware installs the per-operation guard, counter and call
+// tracking (initialize step) and, inside the retry loop, the per-attempt limiter and accounting.
 func (e *EC2) addMiddleware(stack *middleware.Stack) error {
 	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("vpccni/operation",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if e.cfg.IMDSOnly {
 				return middleware.InitializeOutput{}, middleware.Metadata{}, ErrIMDSOnly
 			}
-			e.count(awsmiddleware.GetOperationName(ctx), func(s *CallStats) { s.Calls++ })
+			action := awsmiddleware.GetOperationName(ctx)
+			e.count(action, func(s *CallStats) { s.Calls++ })
+			defer e.beginCall(action, in.Parameters)()
 			ctx = middleware.WithStackValue(ctx, unfilteredKey{}, isUnfiltered(in.Parameters))
 			return next.HandleInitialize(ctx, in)
 		}), middleware.Before)
@@ -248,4 +250,14 @@ func isUnfiltered(params any) bool {
 // ENI still happens; it is bounded on its own.
 func rollbackContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+}
+
+// single parses the one item a describe by id returned; what names it in
+// the error when EC2 returned another number.
+func single[T, R any](what string, items []T, parse func(T) (R, error)) (R, error) {
+	if len(items) != 1 {
+		var zero R
+		return zero, fmt.Errorf("describing %s: EC2 returned %d results", what, len(items))
+	}
+	return parse(items[0])
 }

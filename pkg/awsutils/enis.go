@@ -58,28 +58,14 @@ func parseENI(ni types.NetworkInterface) (ENI, error) {
 		}
 		e.SecondaryIPv4 = append(e.SecondaryIPv4, a)
 	}
-	for _, p := range ni.Ipv4Prefixes {
-		pf, err := parsePrefix(what, aws.ToString(p.Ipv4Prefix))
-		errs = append(errs, err)
-		if err == nil {
-			e.IPv4Prefixes = append(e.IPv4Prefixes, pf)
-		}
-	}
-	for _, a := range ni.Ipv6Addresses {
-		ad, err := parseAddr(what, aws.ToString(a.Ipv6Address))
-		errs = append(errs, err)
-		if err == nil {
-			e.IPv6 = append(e.IPv6, ad)
-		}
-	}
-	for _, p := range ni.Ipv6Prefixes {
-		pf, err := parsePrefix(what, aws.ToString(p.Ipv6Prefix))
-		errs = append(errs, err)
-		if err == nil {
-			e.IPv6Prefixes = append(e.IPv6Prefixes, pf)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	var err4, err6a, err6p error
+	e.IPv4Prefixes, err4 = parseEach(what, ni.Ipv4Prefixes,
+		func(p types.Ipv4PrefixSpecification) string { return aws.ToString(p.Ipv4Prefix) }, parsePrefix)
+	e.IPv6, err6a = parseEach(what, ni.Ipv6Addresses,
+		func(a types.NetworkInterfaceIpv6Address) string { return aws.ToString(a.Ipv6Address) }, parseAddr)
+	e.IPv6Prefixes, err6p = parseEach(what, ni.Ipv6Prefixes,
+		func(p types.Ipv6PrefixSpecification) string { return aws.ToString(p.Ipv6Prefix) }, parsePrefix)
+	if err := errors.Join(append(errs, err4, err6a, err6p)...); err != nil {
 		return ENI{}, err
 	}
 	return e, nil
@@ -147,10 +133,7 @@ func (e *EC2) DescribeENI(ctx context.Context, id string) (ENI, error) {
 	if err != nil {
 		return ENI{}, fmt.Errorf("describing ENI %s: %w", id, err)
 	}
-	if len(out.NetworkInterfaces) != 1 {
-		return ENI{}, fmt.Errorf("describing ENI %s: EC2 returned %d interfaces", id, len(out.NetworkInterfaces))
-	}
-	return parseENI(out.NetworkInterfaces[0])
+	return single("ENI "+id, out.NetworkInterfaces, parseENI)
 }
 
 // CreateENIRequest describes a new ENI. At most one of the four counts may

@@ -380,3 +380,18 @@ func parsePrefix(what, s string) (netip.Prefix, error) {
 	}
 	return p, nil
 }
+
+// parseEach parses the address or prefix that str reads from each item:
+// what parses is returned (nil for none), what does not is reported.
+func parseEach[S, T any](what string, items []S, str func(S) string, parse func(what, s string) (T, error)) ([]T, error) {
+	var out []T
+	var errs []error
+	for _, it := range items {
+		v, err := parse(what, str(it))
+		errs = append(errs, err)
+		if err == nil {
+			out = append(out, v)
+		}
+	}
+	return out, errors.Join(errs...)
+}

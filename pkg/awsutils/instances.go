@@ -25,10 +25,7 @@ func (e *EC2) InstanceType(ctx context.Context, instanceType string) (InstanceTy
 	if err != nil {
 		return InstanceTypeInfo{}, fmt.Errorf("describing instance type %s: %w", instanceType, err)
 	}
-	if len(out.InstanceTypes) != 1 {
-		return InstanceTypeInfo{}, fmt.Errorf("describing instance type %s: EC2 returned %d types", instanceType, len(out.InstanceTypes))
-	}
-	return parseInstanceType(out.InstanceTypes[0])
+	return single("instance type "+instanceType, out.InstanceTypes, parseInstanceType)
 }
 
 func parseInstanceType(it types.InstanceTypeInfo) (InstanceTypeInfo, error) {

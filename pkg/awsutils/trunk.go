@@ -61,10 +61,7 @@ func (e *EC2) Subnet(ctx context.Context, id string) (Subnet, error) {
 	if err != nil {
 		return Subnet{}, fmt.Errorf("describing subnet %s: %w", id, err)
 	}
-	if len(out.Subnets) != 1 {
-		return Subnet{}, fmt.Errorf("describing subnet %s: EC2 returned %d subnets", id, len(out.Subnets))
-	}
-	return parseSubnet(out.Subnets[0])
+	return single("subnet "+id, out.Subnets, parseSubnet)
 }
 
 // TrunkRequest describes the trunk ENI of one instance.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
@@ -170,6 +171,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 // does), sharing the simulator, host and checkpoint directory.
 func (h *harness) connect(times Intervals) {
 	h.t.Helper()
+	track := introspect.NewTracker(nil)
 	acfg := awsutils.Config{
 		Region: "us-west-2", EC2Endpoint: h.env.EC2URL, IMDSEndpoint: h.env.IMDSURL(simtest.InstanceID),
 		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
@@ -177,6 +179,7 @@ func (h *harness) connect(times Intervals) {
 			ThrottleBackoff: awsutils.Backoff{Base: time.Millisecond, Max: 5 * time.Millisecond}},
 		DetachPoll: awsutils.Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond},
 		Limits:     awsutils.RateLimits{Disabled: true},
+		Calls:      track,
 	}
 	md, err := awsutils.NewMetadata(acfg)
 	if err != nil {
@@ -192,7 +195,7 @@ func (h *harness) connect(times Intervals) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	opts := Options{Config: h.cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Host: h.host,
-		Logger: log, Times: times}
+		Logger: log, Times: times, Tracker: track}
 	if h.links != nil {
 		opts.PodLinks = h.links
 	}

@@ -102,6 +102,8 @@ type Options struct {
 	// a private set nobody serves).
 	Metrics *metrics.Metrics
 	// Tracker records what ipamd waits on, for /v1/pool (nil: a new one).
+	// EC2 calls show there when it is also the EC2 client's
+	// awsutils.Config.Calls.
 	Tracker *introspect.Tracker
 	// MetricsListener and IntrospectionListener, when set, are served by
 	// Run (/metrics and the introspection paths) until it returns.
@@ -189,18 +191,18 @@ func New(o Options) (*IPAM, error) {
 	}
 	var subs SubnetLister = noSubnets{}
 	if o.Subnets != nil {
-		subs = trackedSubnets{SubnetLister: o.Subnets, t: track}
+		subs = o.Subnets
 	}
 	var leak LeakedENILister = noLeaked{}
 	if o.Leaked != nil {
-		leak = trackedLeaked{LeakedENILister: o.Leaked, t: track}
+		leak = o.Leaked
 	}
 	var host HostNetwork = noHost{}
 	if o.Host != nil {
 		host = o.Host
 	}
 	n := &IPAM{
-		cfg: o.Config, ec2: trackedEC2{EC2: o.EC2, t: track}, md: o.Metadata, subs: subs, leak: leak, host: host,
+		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: subs, leak: leak, host: host,
 		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},

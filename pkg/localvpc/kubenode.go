@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/localkube/forward"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
 // Where the node's end of the apiserver forwarder listens (inside the node).
-const kubeAPILocal = "127.0.0.1:6443"
+var kubeAPILocal = netip.MustParseAddrPort("127.0.0.1:6443")
 
 // KubeNode is a local-VPC node running containerd and kubelet in its own
 // network and mount namespaces, registered with a kube-apiserver as Name.
@@ -33,7 +35,7 @@ type KubeNode struct {
 	CgroupRoot string
 
 	cfg        KubeConfig
-	proxy      *apiProxy
+	proxy      *forward.Forwarder
 	containerd *daemon
 	kubelet    *daemon
 }
@@ -63,7 +65,7 @@ func (v *VPC) StartKubeNode(ctx context.Context, n *Node, cfg KubeConfig) (_ *Ku
 	if _, stderr, err := n.Exec(ctx, nil, nil, "ip", "addr", "add", cfg.ServiceIP.String()+"/32", "dev", "lo"); err != nil {
 		return nil, fmt.Errorf("node %s: service IP %s on lo: %w: %s", n.ID, cfg.ServiceIP, err, stderr)
 	}
-	k.proxy, err = startAPIProxy(n.NetNS, cfg.APIServer, []string{kubeAPILocal, net.JoinHostPort(cfg.ServiceIP.String(), "443")})
+	k.proxy, err = forward.In(n.NetNS, cfg.APIServer, kubeAPILocal, netip.AddrPortFrom(cfg.ServiceIP, 443))
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +73,7 @@ func (v *VPC) StartKubeNode(ctx context.Context, n *Node, cfg KubeConfig) (_ *Ku
 	files := map[string]string{
 		"containerd.toml":    containerdConfig(cfg.PauseImage),
 		"kubelet.yaml":       kubeletConfig(n.PrimaryIP, k.CgroupRoot),
-		"kubelet.kubeconfig": kubeletKubeconfig("https://"+kubeAPILocal, cfg.Token),
+		"kubelet.kubeconfig": kubeletKubeconfig("https://"+kubeAPILocal.String(), cfg.Token),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(etc, name), []byte(data), 0o600); err != nil {
@@ -232,7 +234,7 @@ func (k *KubeNode) Stop() error {
 	}
 	errs = append(errs, removeCgroupTree(k.CgroupRoot))
 	if k.proxy != nil {
-		k.proxy.close()
+		errs = append(errs, k.proxy.Close())
 		k.proxy = nil
 	}
 	return errors.Join(errs...)

@@ -12,10 +12,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -74,7 +72,7 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
 		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (scripts/install-deps.sh)", err)
 	}
-	kube := startKube(t)
+	kube := kubeenv.Start(t)
 	if err := kube.Apply(ctx, filepath.Join(agentbin.RepoRoot(), "misc", "crd-eniconfig.yaml")); err != nil {
 		t.Fatalf("apply the ENIConfig CRD: %v", err)
 	}
@@ -102,49 +100,6 @@ func newCluster(t *testing.T, ctx context.Context) *cluster {
 func init() {
 	// controller-runtime's client asks for a logger; ours has nothing to say.
 	ctrllog.SetLogger(logr.Discard())
-}
-
-// startKube starts etcd and kube-apiserver from an OS thread that lives
-// until they are stopped. kubeenv starts them with a parent-death signal,
-// which Linux ties to the forking thread, and the data plane ends the
-// threads it used to enter namespaces: a server forked from such a thread
-// would be killed in the middle of the test.
-func startKube(t *testing.T) *kubeenv.Env {
-	t.Helper()
-	apiserver, etcd, err := kubeenv.Binaries()
-	if err != nil {
-		t.Skip(err.Error())
-	}
-	type started struct {
-		env *kubeenv.Env
-		err error
-	}
-	startc := make(chan started)
-	stop := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		defer close(stopped)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		env, err := kubeenv.StartProcesses(ctx, apiserver, etcd)
-		cancel()
-		startc <- started{env, err}
-		if err != nil {
-			return
-		}
-		<-stop
-		env.Stop()
-	}()
-	st := <-startc
-	if st.err != nil {
-		<-stopped
-		t.Fatalf("kubeenv: %v", st.err)
-	}
-	t.Cleanup(func() {
-		close(stop)
-		<-stopped
-	})
-	return st.env
 }
 
 // awsNodePod names a node's aws-node pod.

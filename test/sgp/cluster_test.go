@@ -21,7 +21,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +89,7 @@ func newCluster(t *testing.T, ctx context.Context, scenario string) *cluster {
 	if _, err := os.Stat(filepath.Join(localvpc.DefaultRefPluginDir, "portmap")); err != nil {
 		t.Skipf("reference CNI plugins missing (%v): install containernetworking-plugins (scripts/install-deps.sh)", err)
 	}
-	kube := startKube(t)
+	kube := kubeenv.Start(t)
 	var crds []string
 	for _, f := range []string{"crd-cninode.yaml", "crd-eniconfig.yaml", "crd-securitygrouppolicy.yaml"} {
 		crds = append(crds, filepath.Join(agentbin.RepoRoot(), "misc", f))
@@ -144,48 +143,6 @@ func dbAddr(t *testing.T, v *localvpc.VPC) netip.Addr {
 	}
 	t.Fatalf("scenario has no ENI %s", dbENI)
 	return netip.Addr{}
-}
-
-// startKube starts etcd and kube-apiserver from an OS thread that lives
-// until they are stopped: kubeenv gives them a parent-death signal, which
-// Linux ties to the forking thread, and the data plane ends the threads it
-// used to enter namespaces.
-func startKube(t *testing.T) *kubeenv.Env {
-	t.Helper()
-	apiserver, etcd, err := kubeenv.Binaries()
-	if err != nil {
-		t.Skip(err.Error())
-	}
-	type started struct {
-		env *kubeenv.Env
-		err error
-	}
-	startc := make(chan started)
-	stop := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		defer close(stopped)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		env, err := kubeenv.StartProcesses(ctx, apiserver, etcd)
-		cancel()
-		startc <- started{env, err}
-		if err != nil {
-			return
-		}
-		<-stop
-		env.Stop()
-	}()
-	st := <-startc
-	if st.err != nil {
-		<-stopped
-		t.Fatalf("kubeenv: %v", st.err)
-	}
-	t.Cleanup(func() {
-		close(stop)
-		<-stopped
-	})
-	return st.env
 }
 
 // startController runs the resource controller against the API server and

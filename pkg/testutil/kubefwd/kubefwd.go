@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localkube"
+	"github.com/vpc-cni/vpc-cni/pkg/localkube/forward"
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
 )
 
 // Addr is where the forwarder listens in the VPC namespace.
-var Addr = localkube.ForwardAddr
+var Addr = forward.VPCAddr
 
 var (
-	Forward         = localkube.Forward
+	Forward         = forward.InVPC
 	WriteKubeconfig = localkube.WriteKubeconfig
 )
 
