@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localkube"
+	"github.com/vpc-cni/vpc-cni/pkg/localkube/forward"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 )
 
@@ -40,11 +41,11 @@ func startKube(ctx context.Context, v *localvpc.VPC, n *localvpc.Node) (_ *kubeA
 			k.stop()
 		}
 	}()
-	if k.fwd, err = localkube.Forward(v.DP.VPCNS(), strings.TrimPrefix(env.Config.Host, "https://")); err != nil {
+	if k.fwd, err = forward.InVPC(v.DP.VPCNS(), strings.TrimPrefix(env.Config.Host, "https://")); err != nil {
 		return nil, err
 	}
 	k.kubeconfig = filepath.Join(env.Dir, "node-kubeconfig")
-	if err := localkube.WriteKubeconfig(k.kubeconfig, "https://"+localkube.ForwardAddr.String(), env.Config.BearerToken); err != nil {
+	if err := localkube.WriteKubeconfig(k.kubeconfig, "https://"+forward.VPCAddr.String(), env.Config.BearerToken); err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(env.Config)
