@@ -98,9 +98,9 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	if err := n.reconcileHost(ctx); err != nil {
 		return err
 	}
-	if err := n.sweepOwnLeftovers(ctx); err != nil {
+	if err := n.sweepAtStart(ctx); err != nil {
 		// Not fatal: the periodic sweep retries.
-		n.log.Warn("could not sweep this node's unattached ENIs", "err", err)
+		n.log.Warn("could not sweep unattached ENIs at start", "err", err)
 	}
 
 	enis, err := n.attachedENIs(ctx, mds, &inst)
