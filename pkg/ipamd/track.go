@@ -28,9 +28,9 @@ func (e trackedEC2) InstanceType(ctx context.Context, name string) (awsutils.Ins
 	return e.EC2.InstanceType(ctx, name)
 }
 
-func (e trackedEC2) Instance(ctx context.Context, id string) (awsutils.InstanceInfo, error) {
-	defer e.t.Begin(waitEC2, "DescribeInstances "+id)()
-	return e.EC2.Instance(ctx, id)
+func (e trackedEC2) InstanceENIs(ctx context.Context, id string) ([]awsutils.ENI, error) {
+	defer e.t.Begin(waitEC2, "DescribeNetworkInterfaces "+id)()
+	return e.EC2.InstanceENIs(ctx, id)
 }
 
 func (e trackedEC2) DescribeENIs(ctx context.Context, ids []string) ([]awsutils.ENI, []string, error) {
