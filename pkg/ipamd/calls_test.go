@@ -101,3 +101,42 @@ func TestChurnCoolingServesDemand(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitersGetOneAssign: 6 ADDs wait at once on an m5.large whose pool
+// (WARM_IP_TARGET=2) has 2 free addresses; the 4 left waiting get one
+// AssignPrivateIpAddresses of 6, which serves them and leaves the warm
+// target met, and no second assign follows for the warm addresses.
+func TestWaitersGetOneAssign(t *testing.T) {
+	times := fastTimes
+	times.Pool = time.Hour // only demand runs the pool here
+	h := newHarness(t, harnessOpts{times: &times, cfg: func(c *config.Config) { c.WarmIPTarget = 2 }})
+	h.settle()
+	if got := h.simCounts(); got != (simCounts{1, 2, 0}) {
+		t.Fatalf("settled: EC2 holds %+v, want 2 warm addresses", got)
+	}
+	before := h.calls()
+	start := time.Now()
+	errs := make(chan []error, 1)
+	go func() { errs <- burst(h, "w-", 6, 15*time.Second) }()
+	for h.n.handout.waiting() < 4 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("only %d of 4 ADDs waiting", h.n.handout.waiting())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	runPoolManager(t, h)
+	for i, err := range <-errs {
+		if err != nil {
+			t.Errorf("pod %d: %v", i, err)
+		}
+	}
+	h.settle()
+	want := calls{"AssignPrivateIpAddresses": 1}
+	if diff := cmp.Diff(want, callDelta(before, h.calls())); diff != "" {
+		t.Errorf("EC2 calls for 4 waiting ADDs (-want +got):\n%s", diff)
+	}
+	if got := h.simCounts(); got != (simCounts{1, 8, 0}) {
+		t.Errorf("EC2 holds %+v, want 6 pods + 2 warm", got)
+	}
+	h.checkConsistent()
+}
