@@ -1,6 +1,7 @@
 package awsutils
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -418,4 +419,41 @@ func errorMessage(err error) string {
 		return m.ErrorMessage()
 	}
 	return strings.TrimSpace(err.Error())
+}
+
+// InstanceENIs describes every ENI attached to an instance (any network
+// card, any attachment state), ordered by card and device index, with one
+// DescribeNetworkInterfaces filtered on attachment.instance-id. The answer
+// holds everything DescribeInstances tells about the instance's network
+// (subnet, VPC, primary ENI and its security groups) and the ENIs' tags
+// besides, so a caller needing both makes one call instead of two.
+func (e *EC2) InstanceENIs(ctx context.Context, instanceID string) ([]ENI, error) {
+	if instanceID == "" {
+		return nil, fmt.Errorf("describing the ENIs of an instance: empty instance id")
+	}
+	p := ec2.NewDescribeNetworkInterfacesPaginator(e.api, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []types.Filter{{Name: aws.String("attachment.instance-id"), Values: []string{instanceID}}},
+	})
+	var out []ENI
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing the ENIs of instance %s: %w", instanceID, err)
+		}
+		for _, ni := range page.NetworkInterfaces {
+			eni, err := parseENI(ni)
+			if err != nil {
+				return nil, err
+			}
+			if eni.Attachment == nil || eni.Attachment.InstanceID != instanceID {
+				continue // detached between the filter and the answer
+			}
+			out = append(out, eni)
+		}
+	}
+	slices.SortFunc(out, func(a, b ENI) int {
+		return cmp.Or(cmp.Compare(a.Attachment.NetworkCard, b.Attachment.NetworkCard),
+			cmp.Compare(a.Attachment.DeviceIndex, b.Attachment.DeviceIndex))
+	})
+	return out, nil
 }

@@ -13,8 +13,8 @@ import (
 // it; tests use the real adapter against vpcsim.
 type EC2 interface {
 	InstanceType(ctx context.Context, name string) (awsutils.InstanceTypeInfo, error)
-	Instance(ctx context.Context, id string) (awsutils.InstanceInfo, error)
 	DescribeENIs(ctx context.Context, ids []string) (enis []awsutils.ENI, vanished []string, err error)
+	InstanceENIs(ctx context.Context, instanceID string) ([]awsutils.ENI, error)
 	AllocateENI(ctx context.Context, req awsutils.AllocateENIRequest) (awsutils.ENI, error)
 	FreeENI(ctx context.Context, eniID, attachmentID string) error
 	DeleteENI(ctx context.Context, eniID string) error

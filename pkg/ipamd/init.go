@@ -42,7 +42,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		return fmt.Errorf("ipamd init: reading ENIs from instance metadata: %w", err)
 	}
 	typ := awsutils.InstanceTypeInfo{Type: id.InstanceType}
-	var inst awsutils.InstanceInfo // EC2's description, reused for the attached ENIs below
+	var attached []awsutils.ENI // EC2's description of the attached ENIs, reused below
 	if n.cfg.IMDSOnlyMode {
 		// No EC2 at all: the node's facts come from its primary ENI's metadata.
 		for _, m := range mds {
@@ -55,11 +55,17 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		if typ, err = n.ec2.InstanceType(ctx, id.InstanceType); err != nil {
 			return fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, err)
 		}
-		if inst, err = n.ec2.Instance(ctx, id.InstanceID); err != nil {
+		// The attached ENIs say all ipamd needs of the instance: no
+		// DescribeInstances besides.
+		if attached, err = n.ec2.InstanceENIs(ctx, id.InstanceID); err != nil {
 			return fmt.Errorf("ipamd init: %w", err)
 		}
-		n.node.subnetID, n.node.vpcID, n.node.primaryENI = inst.SubnetID, inst.VPCID, inst.PrimaryENI
-		n.node.setSecurityGroups(inst.SecurityGroups)
+		primary, ok := primaryENI(attached)
+		if !ok {
+			return fmt.Errorf("ipamd init: EC2 lists no ENI at device 0 of network card 0 on instance %s", id.InstanceID)
+		}
+		n.node.subnetID, n.node.vpcID, n.node.primaryENI = primary.SubnetID, primary.VPCID, primary.ID
+		n.node.setSecurityGroups(primary.SecurityGroups)
 	}
 	n.node.typ = typ
 	subnetCIDRs := map[string]netip.Prefix{}
@@ -98,12 +104,12 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	if err := n.reconcileHost(ctx); err != nil {
 		return err
 	}
-	if err := n.sweepOwnLeftovers(ctx); err != nil {
+	if err := n.sweepAtStart(ctx); err != nil {
 		// Not fatal: the periodic sweep retries.
-		n.log.Warn("could not sweep this node's unattached ENIs", "err", err)
+		n.log.Warn("could not sweep unattached ENIs at start", "err", err)
 	}
 
-	enis, err := n.attachedENIs(ctx, mds, &inst)
+	enis, err := n.attachedENIs(ctx, mds, attached)
 	if err != nil {
 		return fmt.Errorf("ipamd init: %w", err)
 	}
@@ -404,11 +410,11 @@ func (n *IPAM) ensureIPv6Prefix(ctx context.Context, c *card, eniID string) erro
 }
 
 // attachedENIs is the instance's attached ENIs as EC2 describes them, the
-// source of truth (one DescribeInstances, skipped when inst already holds
-// a fresh description, and one DescribeNetworkInterfaces). In
-// ENABLE_IMDS_ONLY_MODE they are built from instance metadata instead (no
-// tags: MANAGE_UNTAGGED_ENI decides, no trunk or EFA detection).
-func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata, inst *awsutils.InstanceInfo) ([]awsutils.ENI, error) {
+// source of truth (one DescribeNetworkInterfaces, none when known already
+// holds a fresh answer). In ENABLE_IMDS_ONLY_MODE they are built from
+// instance metadata instead (no tags: MANAGE_UNTAGGED_ENI decides, no trunk
+// or EFA detection).
+func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata, known []awsutils.ENI) ([]awsutils.ENI, error) {
 	if n.cfg.IMDSOnlyMode {
 		out := make([]awsutils.ENI, 0, len(mds))
 		for _, m := range mds {
@@ -423,19 +429,20 @@ func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata, ins
 		}
 		return out, nil
 	}
-	if inst == nil || inst.ID == "" {
-		fresh, err := n.ec2.Instance(ctx, n.node.id.InstanceID)
-		if err != nil {
-			return nil, err
+	if known != nil {
+		return known, nil
+	}
+	return n.ec2.InstanceENIs(ctx, n.node.id.InstanceID)
+}
+
+// primaryENI is the ENI at device 0 of network card 0.
+func primaryENI(enis []awsutils.ENI) (awsutils.ENI, bool) {
+	for _, e := range enis {
+		if e.Attachment != nil && e.Attachment.DeviceIndex == 0 && e.Attachment.NetworkCard == 0 {
+			return e, true
 		}
-		inst = &fresh
 	}
-	ids := make([]string, 0, len(inst.ENIs))
-	for _, a := range inst.ENIs {
-		ids = append(ids, a.ID)
-	}
-	enis, _, err := n.ec2.DescribeENIs(ctx, ids)
-	return enis, err
+	return awsutils.ENI{}, false
 }
 
 // eniCIDRs lists the CIDRs of an ENI that serve pods in the node's family:

@@ -152,9 +152,12 @@ type IPAM struct {
 	// changes serialises what changes the pool in EC2 (pool cycles,
 	// reconciles, node refreshes). It guards no field: AddNetwork and
 	// DelNetwork only touch the datastores, which lock themselves.
-	changes     sync.Mutex
-	ready       *latch // Init completed
-	terminating *latch // SIGTERM: no more attach or free
+	changes sync.Mutex
+	ready   *latch // Init completed
+	// sweptAtStart: Init's leaked-ENI listing was the sweeper's first
+	// round. Written by Init before the sweeper starts.
+	sweptAtStart bool
+	terminating  *latch // SIGTERM: no more attach or free
 }
 
 // New validates the options and builds an IPAM; Init must run before it

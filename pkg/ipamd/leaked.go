@@ -26,59 +26,68 @@ func (n *IPAM) SweepLeaked(ctx context.Context, minAge time.Duration) (deleted i
 	if err != nil {
 		return 0, fmt.Errorf("listing leaked ENIs: %w", err)
 	}
+	return n.sweep(ctx, enis, minAge, false)
+}
+
+// sweep applies the leaked-ENI rule to one listing. own: this instance's
+// unattached ENIs go at once, whatever their age.
+func (n *IPAM) sweep(ctx context.Context, enis []awsutils.ENI, minAge time.Duration, own bool) (deleted int, err error) {
 	now := time.Now()
 	var errs []error
 	for _, e := range enis {
 		if !strings.HasPrefix(e.Description, awsutils.DescriptionPrefix) || e.Attachment != nil {
 			continue
 		}
-		switch decideLeaked(e.Tags, now, minAge) {
-		case awsutils.LeakSkip:
-			continue
-		case awsutils.LeakStamp:
-			if err := n.ec2.CreateTags(ctx, e.ID, map[string]string{awsutils.TagCreatedAt: now.UTC().Format(time.RFC3339)}); err != nil {
-				errs = append(errs, err)
+		mine := own && e.Tags[awsutils.TagInstanceID] == n.node.id.InstanceID &&
+			e.Description == awsutils.ENIDescription(n.node.id.InstanceID)
+		if !mine {
+			switch decideLeaked(e.Tags, now, minAge) {
+			case awsutils.LeakSkip:
+				continue
+			case awsutils.LeakStamp:
+				if err := n.ec2.CreateTags(ctx, e.ID, map[string]string{awsutils.TagCreatedAt: now.UTC().Format(time.RFC3339)}); err != nil {
+					errs = append(errs, err)
+				}
+				continue
 			}
-			continue
 		}
 		if err := n.ec2.DeleteENI(ctx, e.ID); err != nil && !awsutils.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("deleting leaked ENI %s: %w", e.ID, err))
 			continue
 		}
-		n.log.Info("deleted leaked ENI", "eni", e.ID, "createdAt", e.Tags[awsutils.TagCreatedAt])
+		if mine {
+			n.log.Info("deleted an unattached ENI this node created before a restart", "eni", e.ID)
+		} else {
+			n.log.Info("deleted leaked ENI", "eni", e.ID, "createdAt", e.Tags[awsutils.TagCreatedAt])
+		}
 		deleted++
 	}
 	return deleted, errors.Join(errs...)
 }
 
-// sweepOwnLeftovers deletes, at start-up, unattached ENIs created for this
-// very instance: leftovers of a crash between create and attach. Nothing of
-// this instance is allocating yet, so no age guard is needed.
-func (n *IPAM) sweepOwnLeftovers(ctx context.Context) error {
+// sweepAtStart lists the leaked-ENI candidates once at start-up: it deletes
+// unattached ENIs created for this very instance (leftovers of a crash
+// between create and attach; nothing of this instance is allocating yet,
+// so no age guard is needed) and applies the periodic rule to the rest.
+// That listing is the sweeper's first round, so the sweeper does not ask
+// EC2 the same question again minutes later (docs/compatibility.md,
+// "ipamd: failed ENI calls").
+func (n *IPAM) sweepAtStart(ctx context.Context) error {
 	if !n.leakedSweepEnabled() {
 		return nil
 	}
 	enis, err := n.leak.LeakedENIs(ctx, n.node.vpcID, n.cfg.ClusterName)
 	if err != nil {
-		return err
+		return fmt.Errorf("listing leaked ENIs: %w", err)
 	}
-	var errs []error
-	for _, e := range enis {
-		if e.Attachment != nil || e.Tags[awsutils.TagInstanceID] != n.node.id.InstanceID ||
-			e.Description != awsutils.ENIDescription(n.node.id.InstanceID) {
-			continue
-		}
-		if err := n.ec2.DeleteENI(ctx, e.ID); err != nil && !awsutils.IsNotFound(err) {
-			errs = append(errs, err)
-			continue
-		}
-		n.log.Info("deleted an unattached ENI this node created before a restart", "eni", e.ID)
-	}
-	return errors.Join(errs...)
+	n.sweptAtStart = true
+	_, err = n.sweep(ctx, enis, n.times.LeakedMinAge, true)
+	return err
 }
 
-// runLeakedSweeper sweeps soon after start and then every LeakedSweep,
-// each time after a random pause of up to LeakedSweep/12, until ctx ends.
+// runLeakedSweeper sweeps every LeakedSweep, each time after a random
+// pause of up to LeakedSweep/12, until ctx ends. The first round comes soon
+// after start unless sweepAtStart already made it.
 func (n *IPAM) runLeakedSweeper(ctx context.Context) {
 	if !n.leakedSweepEnabled() {
 		return
@@ -86,14 +95,18 @@ func (n *IPAM) runLeakedSweeper(ctx context.Context) {
 	// Upstream sweeps at start after a random pause of up to 5 minutes, then
 	// hourly: the jitter spreads the Describe calls of many nodes started
 	// together.
-	wait := time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12) + 1))
+	jitter := func() time.Duration { return time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12) + 1)) }
+	wait := jitter()
+	if n.sweptAtStart {
+		wait += n.times.LeakedSweep
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		wait = n.times.LeakedSweep + time.Duration(rand.Int64N(int64(n.times.LeakedSweep/12)+1))
+		wait = n.times.LeakedSweep + jitter()
 		if n.terminating.isSet() {
 			return
 		}

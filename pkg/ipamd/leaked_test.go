@@ -55,9 +55,13 @@ func TestLeakedENISweep(t *testing.T) {
 }
 
 // TestStartupDeletesOwnUnattachedENIs: an ENI this very node created but
-// never attached (a crash between create and attach) is deleted at start.
+// never attached (a crash between create and attach) is deleted at start,
+// whatever its age; another node's young one stays. That one listing is the
+// sweeper's first round: no other DescribeNetworkInterfaces asks for it.
 func TestStartupDeletesOwnUnattachedENIs(t *testing.T) {
-	h := newHarness(t, harnessOpts{noInit: true})
+	times := fastTimes
+	times.LeakedMinAge = time.Hour
+	h := newHarness(t, harnessOpts{noInit: true, times: &times})
 	ctx := context.Background()
 	mine, err := h.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: simtest.InstanceID, SubnetID: simtest.NodeSubnetID})
 	if err != nil {
@@ -76,5 +80,8 @@ func TestStartupDeletesOwnUnattachedENIs(t *testing.T) {
 	}
 	if ids[mine.ID] || !ids[other.ID] {
 		t.Errorf("after start: own leftover present=%v, other node's ENI present=%v", ids[mine.ID], ids[other.ID])
+	}
+	if !h.n.sweptAtStart {
+		t.Error("the start-up listing is not recorded as the sweeper's first round")
 	}
 }

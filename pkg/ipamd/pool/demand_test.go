@@ -65,3 +65,40 @@ func TestPlanWaitsForCooldownsInsteadOfAnENI(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanAssignsForWaitersAndWarmTogether: with IP targets, ADDs waiting
+// on an empty pool get one assign that also leaves the warm target met
+// once they took theirs (upstream and our earlier plan asked twice: the
+// waiters' share, then the warm one). In prefix mode the same sum is
+// rounded up to prefixes.
+func TestPlanAssignsForWaitersAndWarmTogether(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pd      bool
+		warmIP  int
+		pending int
+		want    int
+	}{
+		{"5 waiting, WARM_IP_TARGET=1", false, 1, 5, 6},
+		{"5 waiting, WARM_IP_TARGET=3", false, 3, 5, 8},
+		{"more than the ENI's free slots", false, 3, 9, 8},
+		{"prefixes: 15 waiting + 3 warm", true, 3, 15, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := m5large(Params{WarmIP: tc.warmIP, Pending: tc.pending, PrefixDelegation: tc.pd, MaxPods: 110})
+			s := newSim(t, p, 0)
+			pool := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: s.cidrs(1, tc.pd)}}}
+			for i := range pool.ENIs[0].CIDRs {
+				pool.ENIs[0].CIDRs[i].Assigned = pool.ENIs[0].CIDRs[i].Size()
+			}
+			a := Plan(pool, p)
+			kind := AssignIPs
+			if tc.pd {
+				kind = AssignPrefixes
+			}
+			if a.Kind != kind || a.Count != tc.want {
+				t.Errorf("plan %+v, want %s of %d", a, kind, tc.want)
+			}
+		})
+	}
+}

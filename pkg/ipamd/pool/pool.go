@@ -216,10 +216,15 @@ func TooLow(pool Pool, p Params) (low bool, want int) {
 	pending := max(p.Pending-s.Available, 0)
 	if p.targetsDefined(pool.Card) {
 		short, _ := shortOver(s, p, pool.Card)
-		if p.PrefixDelegation {
-			short = max(short, ceilDiv(pending, IPsPerPrefix))
-		} else {
-			short = max(short, pending)
+		if pending > 0 {
+			// Enough for the waiting ADDs and, once they took theirs, the
+			// warm target still met: one assign instead of two.
+			warm, _ := p.ipTargets(pool.Card)
+			need := warm + pending
+			if p.PrefixDelegation {
+				need = ceilDiv(need, IPsPerPrefix)
+			}
+			short = max(short, need)
 		}
 		return short > 0, short
 	}
