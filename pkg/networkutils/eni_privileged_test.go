@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
@@ -172,8 +173,7 @@ func TestPrivilegedSetupENICardOneDeviceZero(t *testing.T) {
 func TestPrivilegedSetupENIErrors(t *testing.T) {
 	node := testutil.NewNS(t)
 	n := New(nil)
-	n.linkAttempts = 2
-	n.linkWait = 0
+	n.linkPatience = 0 // one look
 	ctx := context.Background()
 	good := ENI{MAC: mustMAC(t, "02:00:00:00:09:09"), PrimaryIP: netip.MustParseAddr("10.0.1.20"), Subnet: netip.MustParsePrefix("10.0.1.0/24"), DeviceNumber: 1}
 	var err error
@@ -193,7 +193,7 @@ func TestPrivilegedSetupENIErrors(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	n.linkWait = 1e9
+	n.linkPatience, n.linkFirstPoll = time.Hour, time.Hour
 	do(t, node, func() error { err = n.SetupENI(cctx, good); return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context while waiting for the link: got %v", err)

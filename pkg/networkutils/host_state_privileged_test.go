@@ -190,7 +190,7 @@ func TestPrivilegedHostRepairsOwnedState(t *testing.T) {
 func TestPrivilegedHostErrors(t *testing.T) {
 	node := newNode(t)
 	n := New(nil)
-	n.linkAttempts = 1
+	n.linkPatience = 0 // one look
 	cfg := stateConfig(t, "iptables-nft", ConnmarkNFTables)
 	cfg.PrimaryMAC = mustMAC(t, "02:00:00:00:77:77")
 	var err error

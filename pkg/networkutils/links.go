@@ -29,20 +29,22 @@ func (n *Network) linkByMAC(ctx context.Context, mac net.HardwareAddr) (netlink.
 	if len(mac) == 0 {
 		return nil, errors.New("find link: empty MAC address")
 	}
-	attempts := max(n.linkAttempts, 1)
-	for i := 0; ; i++ {
+	deadline := time.Now().Add(n.linkPatience)
+	pause := n.linkFirstPoll
+	for attempt := 1; ; attempt++ {
 		l, err := findLink(mac)
-		if err == nil || !errors.Is(err, ErrLinkNotFound) || i == attempts-1 {
+		if err == nil || !errors.Is(err, ErrLinkNotFound) || !time.Now().Before(deadline) {
 			return l, err
 		}
-		n.log.DebugContext(ctx, "link not present yet, retrying", "mac", mac.String(), "attempt", i+1)
-		t := time.NewTimer(n.linkWait)
+		n.log.DebugContext(ctx, "link not present yet, retrying", "mac", mac.String(), "attempt", attempt)
+		t := time.NewTimer(min(pause, time.Until(deadline)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil, fmt.Errorf("find link %s: %w", mac, ctx.Err())
 		case <-t.C:
 		}
+		pause = min(2*pause, n.linkMaxPoll)
 	}
 }
 

@@ -13,10 +13,13 @@ import (
 type Network struct {
 	log *slog.Logger
 
-	// linkAttempts and linkWait bound LinkByMAC's wait for a hot-plugged ENI
-	// (upstream: 5 attempts, 3 s apart).
-	linkAttempts int
-	linkWait     time.Duration
+	// linkPatience bounds LinkByMAC's wait for a hot-plugged ENI (upstream
+	// waits 5 × 3 s too, but looks only every 3 s: a link that appears
+	// just after a look costs a pod up to 3 s). linkFirstPoll is the first
+	// pause between looks; it doubles up to linkMaxPoll.
+	linkPatience  time.Duration
+	linkFirstPoll time.Duration
+	linkMaxPoll   time.Duration
 
 	// hostMu serialises ReconcileHost: two concurrent diffs would fight.
 	hostMu sync.Mutex
@@ -27,7 +30,7 @@ func New(log *slog.Logger) *Network {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Network{log: log, linkAttempts: 5, linkWait: 3 * time.Second}
+	return &Network{log: log, linkPatience: 15 * time.Second, linkFirstPoll: 20 * time.Millisecond, linkMaxPoll: time.Second}
 }
 
 // Link is the part of a kernel link ipamd cares about.
