@@ -457,8 +457,8 @@ func (h *harness) unattachedENIs() []string {
 	return out
 }
 
-// otherEC2 is a plain SDK client for changes made in EC2 behind ipamd's
-// back (its calls do not count in h.calls()).
+// otherEC2 is a plain SDK client for changes another tool makes in EC2
+// behind ipamd's back.
 func (h *harness) otherEC2() *ec2.Client {
 	return ec2.New(ec2.Options{
 		Region: "us-west-2", BaseEndpoint: aws.String(h.env.EC2URL),
