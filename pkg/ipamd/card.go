@@ -16,7 +16,8 @@ import (
 // card is one managed network card's pool: its datastore (which locks
 // itself) and what the pool manager learns while acting on it: the ENIs it
 // must count but does not manage, its cooldowns and back-off, and why it
-// cannot grow. index, store and maxENIs never change; mu guards the rest.
+// cannot grow. index, store and maxENIs never change; pd and askDevice
+// carry their own lock; mu guards the rest.
 // The pool manager and the reconcile write; AddNetwork only reads.
 type card struct {
 	index   int
@@ -25,6 +26,10 @@ type card struct {
 	track   *introspect.Tracker
 	backoff time.Duration // first pause after a failed action, doubling to 1 min
 	cool    time.Duration // no growth this long after a subnet-full error
+	pd      guarded[bool] // prefix delegation; false after an InsufficientCidrBlocks fallback
+	// askDevice: after a failed allocation, let awsutils find a free device
+	// index with DescribeInstances instead of trusting ipamd's own view.
+	askDevice guarded[bool]
 
 	mu        sync.Mutex
 	unmanaged map[string]int // unmanaged ENIs attached on this card → device index
@@ -32,11 +37,7 @@ type card struct {
 	// free or undo) → device index. They still take a device and count
 	// against the ENI limit until retryUnfreed frees them or reconcile
 	// adopts them again.
-	unfreed map[string]int
-	pd      bool // prefix delegation; false after an InsufficientCidrBlocks fallback
-	// askDevice: after a failed allocation, let awsutils find a free device
-	// index with DescribeInstances instead of trusting ipamd's own view.
-	askDevice    bool
+	unfreed      map[string]int
 	starved      string // why the pool cannot grow ("" when it can)
 	full         string // the hard limit the card is at ("" when it can grow at all)
 	lastErr      error  // last failed EC2 action
@@ -50,8 +51,10 @@ type card struct {
 }
 
 func newCard(index int, store *datastore.Store, maxENIs int, pd bool, track *introspect.Tracker, t Intervals) *card {
-	return &card{index: index, store: store, maxENIs: maxENIs, pd: pd, track: track, backoff: t.FailureBackoff,
+	c := &card{index: index, store: store, maxENIs: maxENIs, track: track, backoff: t.FailureBackoff,
 		cool: t.InsufficientCool, unmanaged: map[string]int{}, unfreed: map[string]int{}}
+	c.pd.set(pd)
+	return c
 }
 
 // view converts the card into the planner's input.
@@ -157,32 +160,6 @@ func (c *card) freeDevices(k int) []int {
 	return out
 }
 
-// prefixes reports whether the card grows with /28 prefixes.
-func (c *card) prefixes() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.pd
-}
-
-// stopPrefixes makes the card grow with /32s from now on.
-func (c *card) stopPrefixes() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pd = false
-}
-
-func (c *card) deviceFromEC2() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.askDevice
-}
-
-func (c *card) setDeviceFromEC2(ask bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.askDevice = ask
-}
-
 func (c *card) setState(starved string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -222,7 +199,7 @@ func (c *card) gates() gates {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return gates{insufficient: c.insufficient, lastRelease: c.lastRelease, retryAt: c.retryAt,
-		insuffCode: c.insuffCode, lastErr: c.lastErr, prefixes: c.pd}
+		insuffCode: c.insuffCode, lastErr: c.lastErr, prefixes: c.pd.get()}
 }
 
 // released notes a release to EC2, which spaces the next one.

@@ -128,7 +128,7 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 	p := pool.Params{
 		WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
 		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: g.prefixes,
-		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.node.maxPodsNow(),
+		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.node.maxPods.get(),
 		CustomNetworking: n.cfg.CustomNetworking,
 		ReserveTrunk:     n.sgppPossible() && n.node.typ.Type != "" && c.index == 0,
 		Pending:          n.handout.waiting(),
@@ -341,7 +341,7 @@ func (n *IPAM) fallbackToSecondary(c *card, while string) error {
 	if err := c.store.SetMode(datastore.ModeSecondaryIPv4); err != nil {
 		return fmt.Errorf("falling back to secondary IPs on card %d: %w", c.index, err)
 	}
-	c.stopPrefixes()
+	c.pd.set(false)
 	return nil
 }
 

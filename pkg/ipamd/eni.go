@@ -124,12 +124,12 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 	for i, sn := range subnets {
 		req := awsutils.AllocateENIRequest{
 			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.securityGroups()),
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.sgs.get()),
 			},
 			NetworkCard: c.index,
 			DeviceIndex: c.freeDevices(1)[0],
 		}
-		if c.deviceFromEC2() {
+		if c.askDevice.get() {
 			req.DeviceIndex = 0 // awsutils: the lowest index EC2 shows free
 		}
 		if prefixes {
@@ -152,7 +152,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			if awsutils.IsInsufficientCapacity(err) {
 				n.subnets.forget() // its free count is stale now
 			}
-			c.setDeviceFromEC2(!awsutils.IsInsufficientCapacity(err))
+			c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
 			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
 				continue // subnet discovery: try the next subnet
 			}
@@ -163,7 +163,7 @@ func (n *IPAM) createENI(ctx context.Context, c *card, count int, prefixes bool)
 			c.noteInsufficient(err)
 			return errors.Join(errs...)
 		}
-		c.setDeviceFromEC2(false)
+		c.askDevice.set(false)
 		n.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
 			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
 		if err := n.setupNewENI(ctx, c, e, sn.CIDR); err != nil {
@@ -205,7 +205,7 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 	for i := range k {
 		req := awsutils.AllocateENIRequest{
 			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.securityGroups()),
+				InstanceID: n.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, n.node.sgs.get()),
 			},
 			NetworkCard: c.index,
 			DeviceIndex: devs[i],
@@ -239,7 +239,7 @@ func (n *IPAM) createENIs(ctx context.Context, c *card, k, count int, prefixes b
 				errs = append(errs, n.fallbackToSecondary(c, "creating ENIs with prefixes in subnet "+sn.ID))
 				continue
 			}
-			c.setDeviceFromEC2(!awsutils.IsInsufficientCapacity(err))
+			c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
 			c.noteInsufficient(err)
 			continue
 		}

@@ -284,7 +284,7 @@ func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]d
 func (n *IPAM) exhaustedCause(storeErr error, waited time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s after waiting %s", ErrNoAddress, waited.Round(time.Millisecond))
-	mp := n.node.maxPodsNow()
+	mp := n.node.maxPods.get()
 	for _, c := range n.cards {
 		starved, lastErr := c.state()
 		st := c.store.Stats()

@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
@@ -451,6 +455,15 @@ func (h *harness) unattachedENIs() []string {
 		}
 	}
 	return out
+}
+
+// otherEC2 is a plain SDK client for changes another tool makes in EC2
+// behind ipamd's back.
+func (h *harness) otherEC2() *ec2.Client {
+	return ec2.New(ec2.Options{
+		Region: "us-west-2", BaseEndpoint: aws.String(h.env.EC2URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDOTHER", "secret", ""),
+	})
 }
 
 // vpcsimFaults injects code into every call of action.

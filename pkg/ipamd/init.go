@@ -48,7 +48,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		for _, m := range mds {
 			if m.MAC == id.PrimaryMAC {
 				n.node.subnetID, n.node.vpcID, n.node.primaryENI = m.SubnetID, m.VPCID, m.ENIID
-				n.node.setSecurityGroups(m.SecurityGroups)
+				n.node.sgs.set(m.SecurityGroups)
 			}
 		}
 	} else {
@@ -65,7 +65,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			return fmt.Errorf("ipamd init: EC2 lists no ENI at device 0 of network card 0 on instance %s", id.InstanceID)
 		}
 		n.node.subnetID, n.node.vpcID, n.node.primaryENI = primary.SubnetID, primary.VPCID, primary.ID
-		n.node.setSecurityGroups(primary.SecurityGroups)
+		n.node.sgs.set(primary.SecurityGroups)
 	}
 	n.node.typ = typ
 	subnetCIDRs := map[string]netip.Prefix{}
@@ -74,18 +74,18 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			subnetCIDRs[m.SubnetID] = m.SubnetIPv4CIDR
 		}
 		if m.MAC == id.PrimaryMAC {
-			n.node.setVPCIPv4CIDRs(m.VPCIPv4CIDRs)
+			n.node.vpcCIDRs.set(m.VPCIPv4CIDRs)
 			n.node.vpcV6CIDRs = m.VPCIPv6CIDRs
 			n.node.subnetCIDR = m.SubnetIPv4CIDR
 			if len(m.SecurityGroups) > 0 {
-				n.node.setSecurityGroups(m.SecurityGroups)
+				n.node.sgs.set(m.SecurityGroups)
 			}
 		}
 	}
 	if n.cfg.EnableIPv6 && len(n.node.vpcV6CIDRs) == 0 {
 		return fmt.Errorf("ipamd init: ENABLE_IPv6=true but instance metadata lists no VPC IPv6 CIDR for the primary MAC %s", id.PrimaryMAC)
 	}
-	if !n.cfg.EnableIPv6 && len(n.node.vpcIPv4CIDRs()) == 0 {
+	if !n.cfg.EnableIPv6 && len(n.node.vpcCIDRs.get()) == 0 {
 		return fmt.Errorf("ipamd init: instance metadata lists no VPC IPv4 CIDR for the primary MAC %s", id.PrimaryMAC)
 	}
 
@@ -99,7 +99,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
 		n.node.pd = false
 	}
-	n.node.setMaxPods(n.maxPods(ctx))
+	n.node.maxPods.set(n.maxPods(ctx))
 
 	if err := n.reconcileHost(ctx); err != nil {
 		return err
@@ -168,7 +168,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	n.observePool()
 	n.ready.set()
 	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,
-		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPodsNow())
+		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPods.get())
 	return nil
 }
 
@@ -216,7 +216,7 @@ func (n *IPAM) reconcileHost(ctx context.Context) error {
 	res, err := n.host.ReconcileHost(ctx, networkutils.HostConfig{
 		PrimaryMAC:           mac,
 		PrimaryIPv4:          n.node.id.LocalIPv4,
-		VPCCIDRs:             n.node.vpcIPv4CIDRs(),
+		VPCCIDRs:             n.node.vpcCIDRs.get(),
 		ExcludeSNATCIDRs:     n.cfg.ExcludeSNATCIDRs,
 		ExternalSNAT:         n.cfg.ExternalSNAT,
 		RandomizeSNAT:        networkutils.RandomizeSNAT(n.cfg.RandomizeSNAT),

@@ -124,7 +124,7 @@ func (s introspection) Pool() introspect.Pool {
 		Mode: "secondary-ip",
 		Targets: introspect.Targets{
 			WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
-			WarmPrefix: n.cfg.WarmPrefixTarget, MaxPods: n.node.maxPodsNow(), CooldownSeconds: int(n.cfg.IPCooldown.Seconds()),
+			WarmPrefix: n.cfg.WarmPrefixTarget, MaxPods: n.node.maxPods.get(), CooldownSeconds: int(n.cfg.IPCooldown.Seconds()),
 		},
 		WaitingOn: n.track.Current(),
 		Cards:     []introspect.CardPool{},

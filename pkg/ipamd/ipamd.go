@@ -243,7 +243,7 @@ func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {
 		return
 	}
 	mp := n.maxPods(ctx)
-	n.node.setMaxPods(mp)
+	n.node.maxPods.set(mp)
 	n.log.Info("Kubernetes API server reachable: max pods re-read from the node", "maxPods", mp)
 	n.pool.Fire()
 }

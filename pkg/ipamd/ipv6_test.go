@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -66,13 +69,22 @@ func TestIPv6PrefixFailureBacksOff(t *testing.T) {
 		c.EnableIPv4, c.EnableIPv6, c.EnablePrefixDelegation = false, true, true
 	}})
 	ctx := context.Background()
-	c := h.n.cards[0]
-	eni := c.store.ENIs()[0]
-	// The ENI lost its /80 (as after EC2 took it away and a reconcile).
-	for _, ci := range eni.CIDRs {
-		if _, err := c.store.RemoveCIDR(eni.ID, ci.Prefix, false); err != nil {
-			t.Fatal(err)
-		}
+	// Someone takes the ENI's /80 away in EC2; the reconcile drops it.
+	eni := h.primaryENI()
+	info, ok := h.eni(0, eni)
+	if !ok || len(info.CIDRs) != 1 {
+		t.Fatalf("primary ENI as the daemon shows it: %+v", info)
+	}
+	if _, err := h.otherEC2().UnassignIpv6Addresses(ctx, &ec2.UnassignIpv6AddressesInput{
+		NetworkInterfaceId: aws.String(eni), Ipv6Prefixes: []string{info.CIDRs[0].Prefix.String()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := h.eni(0, eni); len(info.CIDRs) != 0 {
+		t.Fatalf("the /80 EC2 took away is still in the store: %+v", info.CIDRs)
 	}
 	if err := h.env.Sim.SetFaults(vpcsimFaults("AssignIpv6Addresses", "UnauthorizedOperation")); err != nil {
 		t.Fatal(err)

@@ -99,8 +99,8 @@ func TestCustomNetworkingUsesENIConfig(t *testing.T) {
 	if e.SubnetID != simtest.CustomSubnetAID || !slices.Equal(e.Groups, []string{simtest.SecurityGroup2ID}) || len(e.SecondaryIPs) != 3 {
 		t.Errorf("custom-networking ENI: subnet %s groups %v addresses %d", e.SubnetID, e.Groups, len(e.SecondaryIPs))
 	}
-	if h.n.node.maxPodsNow() != 110 {
-		t.Errorf("max pods %d, want the node's capacity 110", h.n.node.maxPodsNow())
+	if h.n.node.maxPods.get() != 110 {
+		t.Errorf("max pods %d, want the node's capacity 110", h.n.node.maxPods.get())
 	}
 	h.checkConsistent()
 }

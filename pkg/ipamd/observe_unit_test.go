@@ -92,22 +92,32 @@ func TestPoolShowsCooldownAndBackoff(t *testing.T) {
 		t.Errorf("LastAction %q does not say it failed", p.LastAction)
 	}
 
-	h2 := newHarness(t, harnessOpts{times: &times})
+	// A short backoff, so the test can wait for its end.
+	short := fastTimes
+	short.FailureBackoff = 2 * time.Second
+	h2 := newHarness(t, harnessOpts{times: &short})
 	if err := h2.env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"AssignPrivateIpAddresses"}}); err != nil {
 		t.Fatal(err)
 	}
+	failedAt := time.Now() // the backoff ends no earlier than failedAt + 2 s
 	h2.n.PoolCycle(ctx)
-	if p := h2.n.Introspection().Pool(); !waitingOn(p, waitCooldown, "backoff after 1 failed pool action(s) on card 0: missing IAM permission") {
+	const backoff = "backoff after 1 failed pool action(s) on card 0: missing IAM permission"
+	if p := h2.n.Introspection().Pool(); !waitingOn(p, waitCooldown, backoff) {
 		t.Errorf("WaitingOn after a denied call: %+v", p.WaitingOn)
 	}
-	// Permission granted, backoff over: the pool grows and the wait is gone.
+	// Permission granted: no EC2 call until the backoff is over, then the
+	// pool grows and the wait is gone.
 	if err := h2.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	c := h2.n.cards[0]
-	c.mu.Lock()
-	c.retryAt = time.Time{}
-	c.mu.Unlock()
+	before := h2.calls()
+	h2.n.PoolCycle(ctx)
+	if d := callDelta(before, h2.calls()); len(d) != 0 && time.Since(failedAt) < short.FailureBackoff {
+		t.Errorf("EC2 calls during the backoff: %v", d)
+	}
+	waitFor(t, 10*time.Second, "the backoff to end", func() bool {
+		return !waitingOn(h2.n.Introspection().Pool(), waitCooldown, backoff)
+	})
 	h2.n.PoolCycle(ctx)
 	if p := h2.n.Introspection().Pool(); len(p.WaitingOn) != 0 || p.Cards[0].Free == 0 {
 		t.Errorf("after recovery: WaitingOn %+v, free %d", p.WaitingOn, p.Cards[0].Free)

@@ -127,11 +127,10 @@ func TestReconcileTearsDownDetachedENI(t *testing.T) {
 	ctx := context.Background()
 	pods := map[int]bool{}
 	h.setPods(pods, 12) // m5.large: 9 on the primary ENI, 3 on the second
-	c := h.n.cards[0]
 	// The secondary ENI with pods (a warm one may follow it).
 	var second datastore.ENIInfo
 	var onSecond []netip.Addr
-	for _, e := range c.store.Snapshot() {
+	for _, e := range h.pool(0).ENIs {
 		if e.IsPrimary || len(onSecond) > 0 {
 			continue
 		}
@@ -140,7 +139,7 @@ func TestReconcileTearsDownDetachedENI(t *testing.T) {
 				onSecond = append(onSecond, a.Addr)
 			}
 		}
-		second, _ = c.store.ENI(e.ID)
+		second = e
 	}
 	wired := h.host.wired()
 	if second.ID == "" || len(onSecond) == 0 {
@@ -152,7 +151,7 @@ func TestReconcileTearsDownDetachedENI(t *testing.T) {
 	if err := h.n.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.store.ENI(second.ID); ok {
+	if _, ok := h.eni(0, second.ID); ok {
 		t.Fatal("the detached ENI is still in the store")
 	}
 	if h.host.wired() != wired-1 {
@@ -172,46 +171,50 @@ func TestReconcileTearsDownDetachedENI(t *testing.T) {
 }
 
 // TestReleaseFailureRestoresOnlyWhatEC2Holds: EC2 refuses a release
-// because one address is no longer assigned (gone behind ipamd's back, or
-// a retried call EC2 had applied). ipamd puts back only the address EC2
-// still lists, so it never hands out one EC2 released.
+// because some addresses are no longer assigned (gone behind ipamd's back,
+// or a retried call EC2 had applied). ipamd puts back only the addresses
+// EC2 still lists, so it never hands out one EC2 released.
 func TestReleaseFailureRestoresOnlyWhatEC2Holds(t *testing.T) {
-	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
-	h.settle()
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.WarmIPTarget = 1; c.IPCooldown = 0 }})
 	ctx := context.Background()
-	c := h.n.cards[0]
-	var eniID string
-	var free []netip.Prefix
-	for _, e := range c.store.Snapshot() {
-		for _, ci := range e.CIDRs {
-			if len(ci.Allocations) == 0 && ci.Prefix.Bits() == 32 && (eniID == "" || eniID == e.ID) {
-				eniID = e.ID
-				free = append(free, ci.Prefix)
-			}
+	pods := map[int]bool{}
+	h.setPods(pods, 8) // m5.large: the primary ENI's 9 secondary addresses, one warm
+	if got := h.simCounts(); got != (simCounts{1, 9, 0}) {
+		t.Fatalf("before: %+v, want the primary ENI full", got)
+	}
+	for i := range pods {
+		if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: podKey(i).ContainerID, IfName: "eth0"}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if len(free) < 2 {
-		t.Fatalf("need two free addresses on one ENI, have %v", free)
+	// 9 free addresses, the next cycle releases 8: with 2 of them gone
+	// from EC2 the release names at least one address EC2 no longer lists
+	// and at least six it does.
+	eni := h.primaryENI()
+	info, _ := h.eni(0, eni)
+	if len(info.CIDRs) != 9 {
+		t.Fatalf("primary ENI as the daemon shows it: %+v", info.CIDRs)
 	}
-	gone, kept := free[0], free[1]
-	if err := h.ec2.UnassignIPv4(ctx, eniID, []netip.Addr{gone.Addr()}); err != nil {
+	gone := []netip.Addr{info.CIDRs[0].Prefix.Addr(), info.CIDRs[4].Prefix.Addr()}
+	if err := h.ec2.UnassignIPv4(ctx, eni, gone); err != nil {
 		t.Fatal(err)
 	}
-	h.n.changes.Lock()
-	err := h.n.releaseCIDRs(ctx, c, eniID, []netip.Prefix{gone, kept})
-	h.n.changes.Unlock()
-	if err == nil {
-		t.Fatal("releasing an address EC2 no longer lists succeeded; want EC2's error")
+	h.n.PoolCycle(ctx)
+	if n := len(h.env.Sim.Stats().Errors["UnassignPrivateIpAddresses"]); n == 0 {
+		t.Fatal("the release did not fail; want EC2 to refuse addresses it no longer lists")
 	}
-	has := map[netip.Prefix]bool{}
-	if info, ok := c.store.ENI(eniID); ok {
-		for _, ci := range info.CIDRs {
-			has[ci.Prefix] = true
+	has := map[netip.Addr]bool{}
+	info, _ = h.eni(0, eni)
+	for _, ci := range info.CIDRs {
+		has[ci.Prefix.Addr()] = true
+	}
+	for _, a := range gone {
+		if has[a] {
+			t.Errorf("after the failed release the store holds %s, which EC2 released", a)
 		}
 	}
-	if has[gone] || !has[kept] {
-		t.Errorf("after the failed release the store has %s: %v, %s: %v; want only the one EC2 still lists (%s)",
-			gone, has[gone], kept, has[kept], kept)
+	if len(has) != 7 {
+		t.Errorf("after the failed release the store holds %d addresses, want the 7 EC2 still lists", len(has))
 	}
 	h.checkConsistent()
 }

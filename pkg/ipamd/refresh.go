@@ -26,16 +26,16 @@ func (n *IPAM) RefreshNode(ctx context.Context) error {
 	var errs []error
 	cidrs := slices.Clone(md.VPCIPv4CIDRs)
 	slices.SortFunc(cidrs, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	old := slices.Clone(n.node.vpcIPv4CIDRs())
+	old := slices.Clone(n.node.vpcCIDRs.get())
 	slices.SortFunc(old, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	if len(cidrs) > 0 && !slices.Equal(cidrs, old) {
-		n.node.setVPCIPv4CIDRs(cidrs)
+		n.node.vpcCIDRs.set(cidrs)
 		n.log.Info("VPC CIDRs changed", "from", old, "to", cidrs)
 		errs = append(errs, n.reconcileHost(ctx))
 	}
 	sgs := slices.Sorted(slices.Values(md.SecurityGroups))
-	if len(sgs) > 0 && !slices.Equal(sgs, slices.Sorted(slices.Values(n.node.securityGroups()))) {
-		n.node.setSecurityGroups(sgs)
+	if len(sgs) > 0 && !slices.Equal(sgs, slices.Sorted(slices.Values(n.node.sgs.get()))) {
+		n.node.sgs.set(sgs)
 		n.log.Info("primary ENI security groups changed", "groups", sgs)
 		if !n.cfg.CustomNetworking && !n.cfg.DisableProvisioning {
 			for _, c := range n.cards {

@@ -197,7 +197,7 @@ func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
 		}
 		return r
 	}
-	for _, p := range n.node.vpcIPv4CIDRs() {
+	for _, p := range n.node.vpcCIDRs.get() {
 		r.VpcV4Cidrs = append(r.VpcV4Cidrs, p.String())
 	}
 	if !n.cfg.ExternalSNAT {

@@ -118,21 +118,33 @@ func TestPrefixFallbackWhenCreatingENI(t *testing.T) {
 
 // TestPrefixFallbackReleasesEmptyPrefixes: a card falls back to /32s
 // (InsufficientCidrBlocks) while its primary ENI is full of empty
-// prefixes; once every ENI slot is taken and pods wait, the empty prefixes
-// are released so /32s take their slots and serve the pods.
+// prefixes. Those prefixes hold the slots the /32s need and serve no pod
+// in /32 mode, so they are released and the pods get /32 addresses.
 func TestPrefixFallbackReleasesEmptyPrefixes(t *testing.T) {
 	h := newHarness(t, harnessOpts{instanceType: "t3.small", cfg: func(c *config.Config) {
 		c.EnablePrefixDelegation, c.WarmPrefixTarget, c.MaxPodsOverride, c.IPCooldown = true, 3, 110, 0
+		c.EnableSubnetDiscovery = false // one subnet, so its InsufficientCidrBlocks is final
 	}})
 	h.settle()
 	if got := h.simCounts(); got.ENIs != 1 || got.Prefixes != 3 {
 		t.Fatalf("before: %+v, want the primary ENI full of prefixes", got)
 	}
-	h.n.changes.Lock()
-	err := h.n.fallbackToSecondary(h.n.cards[0], "test")
-	h.n.changes.Unlock()
-	if err != nil {
+	// Restarted with a fourth warm prefix, the card must create an ENI for
+	// it, and EC2 has no free /28 left.
+	if err := h.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: "CreateNetworkInterface", Code: awsutils.CodeInsufficientCidrBlocks, Count: 1}}}); err != nil {
 		t.Fatal(err)
+	}
+	h.cfg.WarmPrefixTarget = 4
+	h.connect(fastTimes)
+	if err := h.n.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.n.PoolCycle(context.Background())
+	if n := h.env.Sim.Stats().Errors["CreateNetworkInterface"][awsutils.CodeInsufficientCidrBlocks]; n != 1 {
+		t.Fatalf("InsufficientCidrBlocks answered %d times, want 1", n)
+	}
+	if mode := h.n.Introspection().Pool().Mode; mode != "secondary-ip" {
+		t.Errorf("mode after InsufficientCidrBlocks %q, want secondary-ip", mode)
 	}
 	pods := map[int]bool{}
 	h.setPods(pods, 9) // t3.small on /32s: 3 ENIs of 3 secondary addresses
