@@ -107,6 +107,7 @@ const (
 	keyStart     = "node_start_to_first_pod"
 	keyBurst     = "cold_node_burst"
 	keyBurstPD   = "cold_node_burst_prefix_delegation"
+	keyChurnPD   = "pod_churn_rate_prefix_delegation"
 	keyEC2       = "ec2_calls_per_100_pods"
 	keyIdle      = "idle_addresses_per_node"
 	keyMemory    = "ipamd_rss"
@@ -171,6 +172,7 @@ func (r *run) phases() []phase {
 		{[]bench.Figure{churnFigure(c), ec2Figure(c), idleFigure(c)}, r.phaseChurn, true},
 		{[]bench.Figure{burstFigure(c)}, r.phaseBurst, true},
 		{[]bench.Figure{burstPDFigure(c)}, r.phaseBurstPD, true},
+		{[]bench.Figure{churnPDFigure(c)}, r.phaseChurnPD, true},
 		{[]bench.Figure{ckptFigure(c)}, r.phaseCkpt, true},
 		{[]bench.Figure{datastoreFigure()}, r.phaseDatastore, false},
 		{[]bench.Figure{sgpFigure()}, r.phaseSGP, false},

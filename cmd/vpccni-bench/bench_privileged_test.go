@@ -140,6 +140,14 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	c.eq(keyBurstPD, "ADD n", float64(cfg.BurstPDPods))
 	c.eq(keyBurstPD, "failed ADDs", 0)
 	c.hasGoal(keyBurstPD, "ADD p99")
+	// 13: churn with prefix delegation: pairs done without a failure, the
+	// addresses held on EC2 in prefixes, and issue 15's churn goals on it.
+	c.positive(keyChurnPD, "DEL+ADD pairs per second", "pods churned", "addresses held after churn")
+	c.eq(keyChurnPD, "failed ADDs or DELs", 0)
+	c.eq(keyChurnPD, "live pods", float64(cfg.ChurnLive))
+	c.ordered(keyChurnPD, "ADD p50", "ADD p99")
+	c.between(keyChurnPD, "addresses held after churn", float64(cfg.ChurnLive), 8*29*16)
+	c.hasGoal(keyChurnPD, "DEL+ADD pairs per second", "ADD p99")
 	// 6: default targets keep a spare ENI's worth at 0 pods (29 on m5.4xlarge).
 	c.between(keyIdle, "0 pods", 1, 232)
 	c.positive(keyIdle, "mean during churn, static algorithm (model)")

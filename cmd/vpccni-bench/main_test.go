@@ -198,8 +198,25 @@ func TestWriteOutputs(t *testing.T) {
 }
 
 func TestMeasureUnknownFigure(t *testing.T) {
-	res, err := measure(context.Background(), config{Only: 13})
-	if err == nil || res != nil || !strings.Contains(err.Error(), "figure 13") {
-		t.Errorf("measure(-figure 13) = %v, %v; want an error naming the figure", res, err)
+	res, err := measure(context.Background(), config{Only: 99})
+	if err == nil || res != nil || !strings.Contains(err.Error(), "figure 99") {
+		t.Errorf("measure(-figure 99) = %v, %v; want an error naming the figure", res, err)
+	}
+}
+
+// Figure 2's method shows the secondary-IP cap from the node type's
+// limits: an m5.4xlarge holds 8 × 29 addresses, so 40 live pods leave
+// 192 to cool 30 s each.
+func TestChurnFigureShowsSecondaryIPCap(t *testing.T) {
+	held, rate, ok := secondaryIPCap("m5.4xlarge", 40)
+	if !ok || held != 232 || rate < 6.39 || rate > 6.41 {
+		t.Errorf("secondaryIPCap(m5.4xlarge, 40) = %d, %.3f, %v; want 232, 6.4", held, rate, ok)
+	}
+	c := defaultConfig(false, 1000, 60*time.Second)
+	if m := churnFigure(c).Method; !strings.Contains(m, "8 ENIs x 29 = 232") || !strings.Contains(m, "(232 - 40 live) / 30 s = 6.4 pairs/s") {
+		t.Errorf("figure 2's method does not show the cap: %s", m)
+	}
+	if _, _, ok := secondaryIPCap("no.such", 1); ok {
+		t.Error("cap for an unknown instance type")
 	}
 }

@@ -15,11 +15,49 @@ import (
 func churnFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 2, Key: keyChurn, Title: "sustained pod churn, one node",
-		Method: fmt.Sprintf("Node 'churn' (m5.4xlarge, default targets: WARM_ENI_TARGET=1, 30 s IP cooldown). With %d pods live, "+
-			"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %.0f s; the rate is completed "+
-			"DEL+ADD pairs per second of wall time (the live count dips by at most %d while a loop is between its DEL and ADD). "+
-			"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn.Seconds(), c.ChurnWorkers),
+		Method: fmt.Sprintf("Node 'churn' (m5.4xlarge, default targets: WARM_ENI_TARGET=1, %.0f s IP cooldown). ", ipCooldown.Seconds()) +
+			churnMethod(c) + " " + secondaryIPCapText(nodeTypes[nodeChurn], c.ChurnLive),
 	}
+}
+
+// churnMethod is how figures 2 and 13 churn.
+func churnMethod(c config) string {
+	return fmt.Sprintf("With %d pods live, "+
+		"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %.0f s; the rate is completed "+
+		"DEL+ADD pairs per second of wall time (the live count dips by at most %d while a loop is between its DEL and ADD). "+
+		"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn.Seconds(), c.ChurnWorkers)
+}
+
+// ipCooldown is how long ipamd keeps a deleted pod's address before
+// handing it out again (IP_COOLDOWN_PERIOD's default, docs/compatibility.md).
+const ipCooldown = 30 * time.Second
+
+// secondaryIPCap is the most DEL+ADD pairs per second a node of the given
+// type can sustain in secondary-IP mode with live pods: every DEL leaves
+// its address cooling for ipCooldown, and the node holds at most MaxENIs
+// × (IPv4PerENI − 1) secondary addresses, so at most (that − live) can be
+// cooling at once.
+func secondaryIPCap(instanceType string, live int) (held int, rate float64, ok bool) {
+	it, ok := vpcsim.LookupInstanceType(instanceType)
+	if !ok {
+		return 0, 0, false
+	}
+	held = it.MaxENIs * (it.IPv4PerENI - 1)
+	return held, max(0, float64(held-live)) / ipCooldown.Seconds(), true
+}
+
+// secondaryIPCapText says why figure 2 cannot exceed the cap, whatever
+// ipamd does.
+func secondaryIPCapText(instanceType string, live int) string {
+	held, rate, ok := secondaryIPCap(instanceType, live)
+	if !ok {
+		return ""
+	}
+	it, _ := vpcsim.LookupInstanceType(instanceType)
+	return fmt.Sprintf("Cap in secondary-IP mode: every DEL leaves its address cooling %.0f s and is never handed out early; "+
+		"a %s holds at most %d ENIs x %d = %d secondary addresses, so sustained churn is capped at (%d - %d live) / %.0f s = %.1f pairs/s "+
+		"whatever ipamd does (figure 13 churns with prefix delegation instead).",
+		ipCooldown.Seconds(), instanceType, it.MaxENIs, it.IPv4PerENI-1, held, held, live, ipCooldown.Seconds(), rate)
 }
 
 func ec2Figure(c config) bench.Figure {
@@ -174,19 +212,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 		failAll(fmt.Errorf("no DEL+ADD pair succeeded during churn: %w", churned.firstErr))
 		return
 	}
-	chf.Values = []bench.Value{
-		{Name: "DEL+ADD pairs per second", Value: churned.rate(), Unit: "pods/s"},
-		bench.Count("pods churned", churned.pairs, "pods"),
-		bench.Seconds("duration", churned.elapsed),
-		bench.Count("live pods", r.cfg.ChurnLive, "pods"),
-	}
-	if s, err := bench.Summarize(churned.adds); err == nil {
-		chf.Values = append(chf.Values, bench.Millis("ADD p50", s.P50), bench.Millis("ADD p99", s.P99))
-	}
-	if s, err := bench.Summarize(churned.dels); err == nil {
-		chf.Values = append(chf.Values, bench.Millis("DEL p50", s.P50), bench.Millis("DEL p99", s.P99))
-	}
-	chf.Values = append(chf.Values, bench.Count("failed ADDs or DELs", churned.failures, "ops"))
+	chf.Values = churned.values(r.cfg.ChurnLive)
 	r.put(chf)
 
 	per100 := func(n int64) float64 { return float64(n) * 100 / float64(churned.pairs) }
@@ -262,6 +288,23 @@ type churnResult struct {
 	firstErr        error
 }
 
+// values are figure 2's and 13's values for one churn.
+func (c churnResult) values(live int) []bench.Value {
+	vs := []bench.Value{
+		{Name: "DEL+ADD pairs per second", Value: c.rate(), Unit: "pods/s"},
+		bench.Count("pods churned", c.pairs, "pods"),
+		bench.Seconds("duration", c.elapsed),
+		bench.Count("live pods", live, "pods"),
+	}
+	if s, err := bench.Summarize(c.adds); err == nil {
+		vs = append(vs, bench.Millis("ADD p50", s.P50), bench.Millis("ADD p99", s.P99))
+	}
+	if s, err := bench.Summarize(c.dels); err == nil {
+		vs = append(vs, bench.Millis("DEL p50", s.P50), bench.Millis("DEL p99", s.P99))
+	}
+	return append(vs, bench.Count("failed ADDs or DELs", c.failures, "ops"))
+}
+
 func (c churnResult) rate() float64 {
 	if c.elapsed <= 0 {
 		return 0
@@ -326,7 +369,7 @@ func staticHeld(instanceType string, samples []bench.PoolSample, dels []float64)
 	if !ok {
 		return nil, fmt.Errorf("instance type %s not in vpcsim's catalog", instanceType)
 	}
-	m := bench.StaticPool{PerENI: it.IPv4PerENI - 1, MaxENIs: it.MaxENIs, WarmENIs: 1, Cooldown: 30}
+	m := bench.StaticPool{PerENI: it.IPv4PerENI - 1, MaxENIs: it.MaxENIs, WarmENIs: 1, Cooldown: ipCooldown.Seconds()}
 	return m.HeldAt(samples, dels)
 }
 
