@@ -16,7 +16,7 @@ func churnPDFigure(c config) bench.Figure {
 		ID: 13, Key: keyChurnPD, Title: "sustained pod churn with prefix delegation, one node",
 		Method: fmt.Sprintf("Node 'churn-pd' (m5.4xlarge: 8 ENIs, ENABLE_PREFIX_DELEGATION=true and WARM_PREFIX_TARGET=1 as in "+
 			"figure 12, addresses in /28 prefixes, %.0f s IP cooldown), started fresh, no EC2 delays, then scaled to the live pods one ADD at a time. "+
-			"As figure 2: ", ipCooldown.Seconds()) + churnMethod(c) +
+			"Figure 2's churn. ", ipCooldown.Seconds()) + churnMethod(c) +
 			" EC2 calls are vpcsim's counters over the churn (all actions, throttled ones included); 'addresses held after churn' is EC2's view " +
 			"(prefixes counted as 16) when the churn ends. Unlike figure 2, the node can hold enough addresses for every cooling one.",
 	}
