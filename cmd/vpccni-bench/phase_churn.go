@@ -16,7 +16,7 @@ func churnFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 2, Key: keyChurn, Title: "sustained pod churn, one node",
 		Method: fmt.Sprintf("Node 'churn' (m5.4xlarge, default targets: WARM_ENI_TARGET=1, %.0f s IP cooldown). ", ipCooldown.Seconds()) +
-			churnMethod(c) + " " + secondaryIPCapText(nodeTypes[nodeChurn], c.ChurnLive),
+			churnMethod(c) + " " + churnCapText(nodeTypes[nodeChurn], c.ChurnLive, false),
 	}
 }
 
@@ -26,38 +26,6 @@ func churnMethod(c config) string {
 		"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %.0f s; the rate is completed "+
 		"DEL+ADD pairs per second of wall time (the live count dips by at most %d while a loop is between its DEL and ADD). "+
 		"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn.Seconds(), c.ChurnWorkers)
-}
-
-// ipCooldown is how long ipamd keeps a deleted pod's address before
-// handing it out again (IP_COOLDOWN_PERIOD's default, docs/compatibility.md).
-const ipCooldown = 30 * time.Second
-
-// secondaryIPCap is the most DEL+ADD pairs per second a node of the given
-// type can sustain in secondary-IP mode with live pods: every DEL leaves
-// its address cooling for ipCooldown, and the node holds at most MaxENIs
-// × (IPv4PerENI − 1) secondary addresses, so at most (that − live) can be
-// cooling at once.
-func secondaryIPCap(instanceType string, live int) (held int, rate float64, ok bool) {
-	it, ok := vpcsim.LookupInstanceType(instanceType)
-	if !ok {
-		return 0, 0, false
-	}
-	held = it.MaxENIs * (it.IPv4PerENI - 1)
-	return held, max(0, float64(held-live)) / ipCooldown.Seconds(), true
-}
-
-// secondaryIPCapText says why figure 2 cannot exceed the cap, whatever
-// ipamd does.
-func secondaryIPCapText(instanceType string, live int) string {
-	held, rate, ok := secondaryIPCap(instanceType, live)
-	if !ok {
-		return ""
-	}
-	it, _ := vpcsim.LookupInstanceType(instanceType)
-	return fmt.Sprintf("Cap in secondary-IP mode: every DEL leaves its address cooling %.0f s and is never handed out early; "+
-		"a %s holds at most %d ENIs x %d = %d secondary addresses, so sustained churn is capped at (%d - %d live) / %.0f s = %.1f pairs/s "+
-		"whatever ipamd does (figure 13 churns with prefix delegation instead).",
-		ipCooldown.Seconds(), instanceType, it.MaxENIs, it.IPv4PerENI-1, held, held, live, ipCooldown.Seconds(), rate)
 }
 
 func ec2Figure(c config) bench.Figure {

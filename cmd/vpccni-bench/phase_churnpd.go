@@ -18,7 +18,7 @@ func churnPDFigure(c config) bench.Figure {
 			"figure 12, addresses in /28 prefixes, %.0f s IP cooldown), started fresh, no EC2 delays, then scaled to the live pods one ADD at a time. "+
 			"Figure 2's churn. ", ipCooldown.Seconds()) + churnMethod(c) +
 			" EC2 calls are vpcsim's counters over the churn (all actions, throttled ones included); 'addresses held after churn' is EC2's view " +
-			"(prefixes counted as 16) when the churn ends. Unlike figure 2, the node can hold enough addresses for every cooling one.",
+			"(prefixes counted as 16) when the churn ends. " + churnCapText(nodeTypes[nodeChurnPD], c.ChurnLive, true),
 	}
 }
 
