@@ -148,6 +148,7 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	c.ordered(keyChurnPD, "ADD p50", "ADD p99")
 	c.between(keyChurnPD, "addresses held after churn", float64(cfg.ChurnLive), 8*29*16)
 	c.hasGoal(keyChurnPD, "DEL+ADD pairs per second", "ADD p99")
+	c.between(keyChurnPD, "cap: (held − live) / cooldown", 0.1, 8*29*16)
 	// 6: default targets keep a spare ENI's worth at 0 pods (29 on m5.4xlarge).
 	c.between(keyIdle, "0 pods", 1, 232)
 	c.positive(keyIdle, "mean during churn, static algorithm (model)")

@@ -180,7 +180,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 		failAll(fmt.Errorf("no DEL+ADD pair succeeded during churn: %w", churned.firstErr))
 		return
 	}
-	chf.Values = churned.values(r.cfg.ChurnLive)
+	chf.Values = churned.values(r.cfg.ChurnLive, nodeTypes[nodeChurn], false)
 	r.put(chf)
 
 	per100 := func(n int64) float64 { return float64(n) * 100 / float64(churned.pairs) }
@@ -256,13 +256,17 @@ type churnResult struct {
 	firstErr        error
 }
 
-// values are figure 2's and 13's values for one churn.
-func (c churnResult) values(live int) []bench.Value {
+// values are figure 2's and 13's values for one churn on a node of the
+// given type, with the cap that cooling addresses put on its rate.
+func (c churnResult) values(live int, instanceType string, pd bool) []bench.Value {
 	vs := []bench.Value{
 		{Name: "DEL+ADD pairs per second", Value: c.rate(), Unit: "pods/s"},
 		bench.Count("pods churned", c.pairs, "pods"),
 		bench.Seconds("duration", c.elapsed),
 		bench.Count("live pods", live, "pods"),
+	}
+	if cp, ok := churnCapFor(instanceType, live, pd); ok {
+		vs = append(vs, bench.Value{Name: "cap: (held − live) / cooldown", Value: cp.Rate, Unit: "pods/s"})
 	}
 	if s, err := bench.Summarize(c.adds); err == nil {
 		vs = append(vs, bench.Millis("ADD p50", s.P50), bench.Millis("ADD p99", s.P99))

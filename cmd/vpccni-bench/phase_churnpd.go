@@ -58,7 +58,7 @@ func (r *run) phaseChurnPD(ctx context.Context) {
 		r.fail(f, fmt.Errorf("no DEL+ADD pair succeeded during churn: %w", res.firstErr))
 		return
 	}
-	f.Values = append(res.values(r.cfg.ChurnLive),
+	f.Values = append(res.values(r.cfg.ChurnLive, nodeTypes[nodeChurnPD], true),
 		bench.Count("EC2 calls", int(sumCalls(res.calls)), "calls"),
 		bench.Count("EC2 calls throttled", int(res.throttled), "calls"))
 	if pl, err := observePool(r.v.Sim, n.ID); err == nil {
