@@ -143,7 +143,13 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	// 13: churn with prefix delegation: pairs done without a failure, the
 	// addresses held on EC2 in prefixes, and issue 15's churn goals on it.
 	c.positive(keyChurnPD, "DEL+ADD pairs per second", "pods churned", "addresses held after churn")
-	c.eq(keyChurnPD, "failed ADDs or DELs", 0)
+	// An ADD fails only once the pool is at its cap (every address live
+	// or cooling, ipamd at max pods), which the quick sizes rarely reach.
+	if held, ok := c.get(keyChurnPD, "addresses held after churn"); ok {
+		if cp, _ := churnCapFor(nodeTypes[nodeChurnPD], cfg.ChurnLive, true); int(held) < cp.Held {
+			c.eq(keyChurnPD, "failed ADDs or DELs", 0)
+		}
+	}
 	c.eq(keyChurnPD, "live pods", float64(cfg.ChurnLive))
 	c.ordered(keyChurnPD, "ADD p50", "ADD p99")
 	c.between(keyChurnPD, "addresses held after churn", float64(cfg.ChurnLive), 8*29*16)
