@@ -9,7 +9,7 @@
 # One figure: `make bench BENCH_FLAGS='-figure 4'`.
 #
 # Side by side: `make bench COMPARE_IPAMD=/path/ipamd COMPARE_PLUGIN=/path/aws-cni`
-# measures figures 1-8, 11 and 12 for those binaries too, on identical
+# measures figures 1-8 and 11-13 for those binaries too, on identical
 # nodes, phase by phase after ours, then the side-by-side pool scenario,
 # and prints a ratio column (bench/README.md, "Side by side").
 # The bench never fetches or builds them; without them it runs ours alone

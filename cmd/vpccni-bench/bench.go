@@ -50,7 +50,7 @@ type config struct {
 	// figure 11; "" or missing: figure 11 not measured.
 	FloorBin string
 	// Compare is a supplied agent measured beside ours on identical nodes
-	// (figures 1-8, 11, 12); nil: ours alone.
+	// (figures 1-8, 11-13); nil: ours alone.
 	Compare *localvpc.AgentBinaries
 	// Only, if not 0, measures just that figure (and whatever its phase
 	// measures with it).
@@ -58,6 +58,10 @@ type config struct {
 	// Kube runs the warm node's ipamd against a real kube-apiserver
 	// (figure 7's caches) when VPC_CNI_KUBE_APISERVER and VPC_CNI_ETCD name one.
 	Kube bool
+
+	// NodeLogs, if set, is where the nodes' logs are copied before the
+	// local VPC is removed, whether or not a figure failed.
+	NodeLogs string
 
 	Log      *slog.Logger
 	Progress io.Writer
@@ -107,6 +111,7 @@ const (
 	keyStart     = "node_start_to_first_pod"
 	keyBurst     = "cold_node_burst"
 	keyBurstPD   = "cold_node_burst_prefix_delegation"
+	keyChurnPD   = "pod_churn_rate_prefix_delegation"
 	keyEC2       = "ec2_calls_per_100_pods"
 	keyIdle      = "idle_addresses_per_node"
 	keyMemory    = "ipamd_rss"
@@ -171,6 +176,7 @@ func (r *run) phases() []phase {
 		{[]bench.Figure{churnFigure(c), ec2Figure(c), idleFigure(c)}, r.phaseChurn, true},
 		{[]bench.Figure{burstFigure(c)}, r.phaseBurst, true},
 		{[]bench.Figure{burstPDFigure(c)}, r.phaseBurstPD, true},
+		{[]bench.Figure{churnPDFigure(c)}, r.phaseChurnPD, true},
 		{[]bench.Figure{ckptFigure(c)}, r.phaseCkpt, true},
 		{[]bench.Figure{datastoreFigure()}, r.phaseDatastore, false},
 		{[]bench.Figure{sgpFigure()}, r.phaseSGP, false},
@@ -303,7 +309,8 @@ func (r *run) inVPC(ctx context.Context, selected []phase, sides []side) {
 }
 
 // saveLogsOnFailure copies the nodes' logs out of the run directory (which
-// Close removes) when a figure could not be measured.
+// Close removes) when a figure could not be measured, or always to
+// config.NodeLogs when that is set.
 func (r *run) saveLogsOnFailure() {
 	r.mu.Lock()
 	failed := false
@@ -311,14 +318,17 @@ func (r *run) saveLogsOnFailure() {
 		failed = failed || f.Error != ""
 	}
 	r.mu.Unlock()
-	if !failed {
-		return
+	dir, why := r.cfg.NodeLogs, "as asked"
+	if dir == "" {
+		if !failed {
+			return
+		}
+		dir, why = filepath.Join(os.TempDir(), "vpccni-bench-logs-"+r.v.RunID), "a figure was not measured"
 	}
-	dir := filepath.Join(os.TempDir(), "vpccni-bench-logs-"+r.v.RunID)
 	if err := r.v.SaveLogs(dir); err != nil {
 		r.cfg.Log.Warn("saving node logs", "err", err)
 	}
-	r.progressf("a figure was not measured; the nodes' logs are in %s", dir)
+	r.progressf("%s; the nodes' logs are in %s", why, dir)
 }
 
 // startAgent starts a node's ipamd and waits until it serves and the node

@@ -37,6 +37,7 @@ func main() { os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr)) }
 type options struct {
 	out, svg, bin, repo, logFile, agent string
 	floor                               string
+	nodeLogs                            string
 	pods, only                          int
 	churn, timeout                      time.Duration
 	quick, goBench                      bool
@@ -58,6 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up (and clean up) after this long (default 15m, 35m with a compare agent)")
 	fs.BoolVar(&o.quick, "quick", false, "a fast smoke run with tiny sizes")
 	fs.BoolVar(&o.goBench, "gobench", true, "run the datastore's Go benchmark (needs the go tool)")
+	fs.StringVar(&o.nodeLogs, "node-logs", "", "copy the nodes' logs (ipamd, plugin, agent) to this directory before the local VPC is removed, even when every figure was measured")
 	fs.StringVar(&o.floor, "floor", "", "the kernel floor binary for figure 11 (cmd/vpccni-bench/floor built static; default: floor in -bin)")
 	fs.IntVar(&o.only, "figure", 0, "measure only this figure (with whatever its phase measures beside it), e.g. -figure 4")
 	o.sbs.register(fs)
@@ -159,7 +161,7 @@ func benchmark(ctx context.Context, o options, log *slog.Logger, progress io.Wri
 	}
 	cfg := defaultConfig(o.quick, o.pods, o.churn)
 	cfg.BinDir, cfg.RepoDir, cfg.Agent, cfg.Log, cfg.Progress = binDir, repo, o.agent, log, progress
-	cfg.Only, cfg.Kube = o.only, true
+	cfg.Only, cfg.Kube, cfg.NodeLogs = o.only, true, o.nodeLogs
 	if !o.goBench {
 		cfg.GoBenchTime = ""
 	}

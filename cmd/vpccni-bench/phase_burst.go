@@ -38,7 +38,7 @@ func (r *run) phaseBurst(ctx context.Context) {
 
 // phaseBurstPD measures figure 12: the same with prefix delegation.
 func (r *run) phaseBurstPD(ctx context.Context) {
-	r.burst(ctx, burstPDFigure(r.cfg), nodeBurstPD, r.cfg.BurstPDPods, []string{"ENABLE_PREFIX_DELEGATION=true", "WARM_PREFIX_TARGET=1"})
+	r.burst(ctx, burstPDFigure(r.cfg), nodeBurstPD, r.cfg.BurstPDPods, prefixDelegationEnv)
 }
 
 // burst starts the agent on a fresh node under realistic EC2 timing and

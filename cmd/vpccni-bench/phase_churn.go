@@ -15,11 +15,17 @@ import (
 func churnFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 2, Key: keyChurn, Title: "sustained pod churn, one node",
-		Method: fmt.Sprintf("Node 'churn' (m5.4xlarge, default targets: WARM_ENI_TARGET=1, 30 s IP cooldown). With %d pods live, "+
-			"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %.0f s; the rate is completed "+
-			"DEL+ADD pairs per second of wall time (the live count dips by at most %d while a loop is between its DEL and ADD). "+
-			"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn.Seconds(), c.ChurnWorkers),
+		Method: fmt.Sprintf("Node 'churn' (m5.4xlarge, default targets: WARM_ENI_TARGET=1, %.0f s IP cooldown). ", ipCooldown.Seconds()) +
+			churnMethod(c) + " " + churnCapText(nodeTypes[nodeChurn], c.ChurnLive, false),
 	}
+}
+
+// churnMethod is how figures 2 and 13 churn.
+func churnMethod(c config) string {
+	return fmt.Sprintf("With %d pods live, "+
+		"%d concurrent loops each DEL the oldest pod and ADD a new one through libcni, for %.0f s; the rate is completed "+
+		"DEL+ADD pairs per second of wall time (the live count dips by at most %d while a loop is between its DEL and ADD). "+
+		"Latencies are of the same ADDs and DELs, under that concurrency.", c.ChurnLive, c.ChurnWorkers, c.Churn.Seconds(), c.ChurnWorkers)
 }
 
 func ec2Figure(c config) bench.Figure {
@@ -174,19 +180,7 @@ func (r *run) phaseChurn(ctx context.Context) {
 		failAll(fmt.Errorf("no DEL+ADD pair succeeded during churn: %w", churned.firstErr))
 		return
 	}
-	chf.Values = []bench.Value{
-		{Name: "DEL+ADD pairs per second", Value: churned.rate(), Unit: "pods/s"},
-		bench.Count("pods churned", churned.pairs, "pods"),
-		bench.Seconds("duration", churned.elapsed),
-		bench.Count("live pods", r.cfg.ChurnLive, "pods"),
-	}
-	if s, err := bench.Summarize(churned.adds); err == nil {
-		chf.Values = append(chf.Values, bench.Millis("ADD p50", s.P50), bench.Millis("ADD p99", s.P99))
-	}
-	if s, err := bench.Summarize(churned.dels); err == nil {
-		chf.Values = append(chf.Values, bench.Millis("DEL p50", s.P50), bench.Millis("DEL p99", s.P99))
-	}
-	chf.Values = append(chf.Values, bench.Count("failed ADDs or DELs", churned.failures, "ops"))
+	chf.Values = churned.values(r.cfg.ChurnLive, nodeTypes[nodeChurn], false)
 	r.put(chf)
 
 	per100 := func(n int64) float64 { return float64(n) * 100 / float64(churned.pairs) }
@@ -262,6 +256,27 @@ type churnResult struct {
 	firstErr        error
 }
 
+// values are figure 2's and 13's values for one churn on a node of the
+// given type, with the cap that cooling addresses put on its rate.
+func (c churnResult) values(live int, instanceType string, pd bool) []bench.Value {
+	vs := []bench.Value{
+		{Name: "DEL+ADD pairs per second", Value: c.rate(), Unit: "pods/s"},
+		bench.Count("pods churned", c.pairs, "pods"),
+		bench.Seconds("duration", c.elapsed),
+		bench.Count("live pods", live, "pods"),
+	}
+	if cp, ok := churnCapFor(instanceType, live, pd); ok {
+		vs = append(vs, bench.Value{Name: "cap: (held − live) / cooldown", Value: cp.Rate, Unit: "pods/s"})
+	}
+	if s, err := bench.Summarize(c.adds); err == nil {
+		vs = append(vs, bench.Millis("ADD p50", s.P50), bench.Millis("ADD p99", s.P99))
+	}
+	if s, err := bench.Summarize(c.dels); err == nil {
+		vs = append(vs, bench.Millis("DEL p50", s.P50), bench.Millis("DEL p99", s.P99))
+	}
+	return append(vs, bench.Count("failed ADDs or DELs", c.failures, "ops"))
+}
+
 func (c churnResult) rate() float64 {
 	if c.elapsed <= 0 {
 		return 0
@@ -326,7 +341,7 @@ func staticHeld(instanceType string, samples []bench.PoolSample, dels []float64)
 	if !ok {
 		return nil, fmt.Errorf("instance type %s not in vpcsim's catalog", instanceType)
 	}
-	m := bench.StaticPool{PerENI: it.IPv4PerENI - 1, MaxENIs: it.MaxENIs, WarmENIs: 1, Cooldown: 30}
+	m := bench.StaticPool{PerENI: it.IPv4PerENI - 1, MaxENIs: it.MaxENIs, WarmENIs: 1, Cooldown: ipCooldown.Seconds()}
 	return m.HeldAt(samples, dels)
 }
 

@@ -19,10 +19,12 @@ const (
 	nodeBurstPD = "burst-pd"
 	// figure 21: m5.24xlarge, the whole pool warm
 	nodeCkpt = "ckpt"
+	// figure 13: m5.4xlarge, prefix delegation, no delays
+	nodeChurnPD = "churn-pd"
 )
 
 // nodeRoles are the bench's nodes in the order they get instance IDs.
-var nodeRoles = []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst, nodeBurstPD, nodeCkpt}
+var nodeRoles = []string{nodeFresh, nodeWarm, nodeChurn, nodeBurst, nodeBurstPD, nodeCkpt, nodeChurnPD}
 
 var nodeTypes = map[string]string{
 	nodeFresh:   "m5.large",
@@ -31,6 +33,7 @@ var nodeTypes = map[string]string{
 	nodeBurst:   "m5.xlarge",
 	nodeBurstPD: "m5.4xlarge",
 	nodeCkpt:    "m5.24xlarge",
+	nodeChurnPD: "m5.4xlarge",
 }
 
 // scenario is one VPC with a /18 node subnet (room for every node's pool)

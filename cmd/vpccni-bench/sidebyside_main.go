@@ -26,7 +26,7 @@ func (s *sbsOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.compareIPAMD, "compare-ipamd", "", "an aws-node-compatible ipamd binary to run side by side with ours (e.g. upstream's aws-k8s-agent, built by you); needs -compare-plugin")
 	fs.StringVar(&s.comparePlugin, "compare-plugin", "", "the CNI plugin binary that goes with -compare-ipamd (installed as aws-cni)")
 	fs.BoolVar(&s.enabled, "sidebyside", true, "run the side-by-side pool scenario (ours alone without -compare-ipamd)")
-	fs.BoolVar(&s.figures, "figures", true, "measure figures 1-12 (-figures=false: the side-by-side scenario only)")
+	fs.BoolVar(&s.figures, "figures", true, "measure figures 1-13 (-figures=false: the side-by-side scenario only)")
 }
 
 func (s *sbsOptions) validate() error {
