@@ -21,16 +21,11 @@ import (
 // releaseReason tells ipamd why an ADD gives its addresses back.
 const releaseReason = "SetupNSFailed"
 
-// cmdAdd asks ipamd for the pod's addresses, wires the pod and prints the
+// add asks ipamd for the pod's addresses, wires the pod and prints the
 // result (docs/compatibility.md, "Per-pod state"). err is a named result on purpose: the deferred
 // rollback sees every error returned after ipamd assigned addresses, so no
 // path can leak them.
-func (p *plugin) cmdAdd(args *skel.CmdArgs) (err error) {
-	inv, err := p.begin(args)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
+func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	// Before anything else: nothing may be created in, or rolled back
 	// from, the node's own namespace or a path that is no namespace.
 	if err := podnet.VerifyNetNS(args.Netns); err != nil {

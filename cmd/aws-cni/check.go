@@ -12,14 +12,9 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
-// cmdCheck verifies the wiring that prevResult describes and names every
+// check verifies the wiring that prevResult describes and names every
 // missing piece.
-func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
-	inv, err := p.begin(args)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
+func (inv *invocation) check(args *skel.CmdArgs) error {
 	if inv.conf.PrevResult == nil {
 		return invalidConfig("CHECK needs prevResult", "")
 	}
@@ -54,20 +49,15 @@ func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
 	return nil
 }
 
-// cmdStatus reports whether the plugin can serve ADDs: ipamd must answer
+// status reports whether the plugin can serve ADDs: ipamd must answer
 // its gRPC health check.
-func (p *plugin) cmdStatus(args *skel.CmdArgs) error {
-	inv, err := p.begin(args)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
+func (inv *invocation) status(*skel.CmdArgs) error {
 	if err := ipamdHealthy(context.Background(), inv.ipamdSocket); err != nil {
 		return cniplugin.Error(types.ErrPluginNotAvailable, "ipamd is not serving", err)
 	}
 	return nil
 }
 
-// cmdGC has nothing to do: ipamd reconciles addresses against the pods it
+// gc has nothing to do: ipamd reconciles addresses against the pods it
 // knows and the kernel state of deleted sandboxes goes with their netns.
-func (p *plugin) cmdGC(*skel.CmdArgs) error { return nil }
+func gc(*skel.CmdArgs) error { return nil }

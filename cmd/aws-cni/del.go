@@ -12,15 +12,10 @@ import (
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
-// cmdDel releases the pod's addresses and undoes its wiring
+// del releases the pod's addresses and undoes its wiring
 // (docs/compatibility.md, "Plugin (aws-cni) and runtime input"). It succeeds whenever nothing is left to do, so runtimes can repeat
 // it, and it does what it can without ipamd or without the netns.
-func (p *plugin) cmdDel(args *skel.CmdArgs) error {
-	inv, err := p.begin(args)
-	if err != nil {
-		return err
-	}
-	defer inv.close()
+func (inv *invocation) del(args *skel.CmdArgs) error {
 	// DEL never touches the inside of CNI_NETNS (the pair goes with the
 	// namespace), so a bad path only needs saying.
 	if err := podnet.VerifyNetNS(args.Netns); err != nil && !errors.Is(err, podnet.ErrNoNetNS) {

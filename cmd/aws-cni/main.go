@@ -32,10 +32,10 @@ func main() {
 	}
 	p := &plugin{getenv: os.Getenv}
 	cniplugin.Main("aws-cni", skel.CNIFuncs{
-		Add:    p.cmdAdd,
-		Del:    p.cmdDel,
-		Check:  p.cmdCheck,
-		Status: p.cmdStatus,
-		GC:     p.cmdGC,
+		Add:    p.command((*invocation).add),
+		Del:    p.command((*invocation).del),
+		Check:  p.command((*invocation).check),
+		Status: p.command((*invocation).status),
+		GC:     gc,
 	})
 }

@@ -34,6 +34,19 @@ func checkEnv(getenv func(string) string) *types.Error {
 	return nil
 }
 
+// command runs one CNI command on the parsed input, with its log open for
+// the command's whole run.
+func (p *plugin) command(run func(*invocation, *skel.CmdArgs) error) func(*skel.CmdArgs) error {
+	return func(args *skel.CmdArgs) error {
+		inv, err := p.begin(args)
+		if err != nil {
+			return err
+		}
+		defer inv.close()
+		return run(inv, args)
+	}
+}
+
 // begin parses the netconf and CNI_ARGS and opens the log.
 func (p *plugin) begin(args *skel.CmdArgs) (*invocation, error) {
 	conf, err := parseConfig(args.StdinData)

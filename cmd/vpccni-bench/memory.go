@@ -15,13 +15,15 @@ import (
 func memoryFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 7, Key: keyMemory, Title: "agent resident memory and binary sizes",
-		Method: fmt.Sprintf("From /proc/<pid>/status of the ipamd process on node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d): RssAnon "+
-			"(heap, stacks: what the agent's state costs), RssFile (pages of the binary and libraries: shared, reclaimable) and VmRSS "+
-			"(their sum plus shared memory); once with the pool settled and no pods, once 2 s after the %dth pod's ADD (the pods stay "+
-			"for figure 8). One reading each; Go's heap grows in steps. 'installer' is the aws-vpc-cni entrypoint if it stays resident "+
-			"beside ipamd (0 if it is gone). With VPC_CNI_KUBE_APISERVER and VPC_CNI_ETCD, ours runs against a real kube-apiserver+etcd "+
-			"(pkg/localkube) with its Node object registered, so its Kubernetes caches (node and the node's pods) are live; the compare "+
-			"agent runs without one (the side-by-side setting). Binary sizes are the files' sizes.", c.WarmIPs, c.MemPods),
+		Method: prose(`From /proc/<pid>/status of the ipamd process on node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d): RssAnon
+			(heap, stacks: what the agent's state costs), RssFile (pages of the binary and libraries: shared,
+			reclaimable) and VmRSS (their sum plus shared memory); once with the pool settled and no pods, once 2 s
+			after the %dth pod's ADD (the pods stay for figure 8). One reading each; Go's heap grows in steps.
+			'installer' is the aws-vpc-cni entrypoint if it stays resident beside ipamd (0 if it is gone). With
+			VPC_CNI_KUBE_APISERVER and VPC_CNI_ETCD, ours runs against a real kube-apiserver+etcd (pkg/localkube)
+			with its Node object registered, so its Kubernetes caches (node and the node's pods) are live; the
+			compare agent runs without one (the side-by-side setting). Binary sizes are the files' sizes.`,
+			c.WarmIPs, c.MemPods),
 	}
 }
 

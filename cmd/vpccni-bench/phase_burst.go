@@ -14,20 +14,22 @@ import (
 func burstFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 4, Key: keyBurst, Title: fmt.Sprintf("%d pods at once on a fresh node, realistic EC2", c.BurstPods),
-		Method: fmt.Sprintf("Node 'burst' (m5.xlarge: 4 ENIs x 14 pod addresses, default targets WARM_ENI_TARGET=1), started fresh "+
-			"under %s. As soon as the node is ready (conflist written), %d libcni ADDs start at once, as a kubelet starts the pods "+
-			"waiting for a new node; each sample is one ADD's wall time; a failed ADD is counted, not retried. Also the wall time "+
-			"from starting the agent to ready, to the first and to the last successful ADD.", realisticFaultsText, c.BurstPods),
+		Method: prose(`Node 'burst' (m5.xlarge: 4 ENIs x 14 pod addresses, default targets WARM_ENI_TARGET=1), started fresh
+			under %s. As soon as the node is ready (conflist written), %d libcni ADDs start at once, as a kubelet
+			starts the pods waiting for a new node; each sample is one ADD's wall time; a failed ADD is counted, not
+			retried. Also the wall time from starting the agent to ready, to the first and to the last successful
+			ADD.`,
+			realisticFaultsText, c.BurstPods),
 	}
 }
 
 func burstPDFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 12, Key: keyBurstPD, Title: fmt.Sprintf("%d pods at once on a fresh node with prefix delegation, realistic EC2", c.BurstPDPods),
-		Method: fmt.Sprintf("Node 'burst-pd' (m5.4xlarge: 8 ENIs, ENABLE_PREFIX_DELEGATION=true and WARM_PREFIX_TARGET=1 as in the "+
-			"aws-node manifest, "+
-			"addresses in /28 prefixes), started fresh under %s. As figure 4: %d libcni ADDs at once as soon as the node is ready, "+
-			"each sample one ADD's wall time, failures counted and not retried.", realisticFaultsText, c.BurstPDPods),
+		Method: prose(`Node 'burst-pd' (m5.4xlarge: 8 ENIs, ENABLE_PREFIX_DELEGATION=true and WARM_PREFIX_TARGET=1 as in the
+			aws-node manifest, addresses in /28 prefixes), started fresh under %s. As figure 4: %d libcni ADDs at
+			once as soon as the node is ready, each sample one ADD's wall time, failures counted and not retried.`,
+			realisticFaultsText, c.BurstPDPods),
 	}
 }
 

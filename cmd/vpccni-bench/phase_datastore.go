@@ -14,9 +14,9 @@ import (
 func datastoreFigure() bench.Figure {
 	return bench.Figure{
 		ID: 9, Key: keyDatastore, Title: "datastore assign+unassign",
-		Method: "go test -run '^$' -bench 'BenchmarkAssignUnassign$' -benchtime <n>x ./pkg/ipamd/datastore/ (one Assign and one " +
-			"Unassign per op, no checkpoint file, cooldown off), ns/op per pool size, for secondary-IP and prefix mode. " +
-			"Runs alone, after the local VPC is gone.",
+		Method: prose(`go test -run '^$' -bench 'BenchmarkAssignUnassign$' -benchtime <n>x ./pkg/ipamd/datastore/ (one Assign
+			and one Unassign per op, no checkpoint file, cooldown off), ns/op per pool size, for secondary-IP and
+			prefix mode. Runs alone, after the local VPC is gone.`),
 	}
 }
 

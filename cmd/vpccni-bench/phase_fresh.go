@@ -16,10 +16,11 @@ func startFigure(c config) bench.Figure {
 	}
 	return bench.Figure{
 		ID: 3, Key: keyStart, Title: "node start to first pod address",
-		Method: "Node 'fresh' (m5.large, default targets WARM_ENI_TARGET=1, no checkpoint, only the primary ENI attached), " +
-			"no EC2 or IMDS delays. Wall time from starting the agent to: ipamd's gRPC health check saying SERVING (polled every 10 ms); " +
-			"the node being ready (" + ready + "); the end of the first successful libcni ADD, issued as soon as " +
-			"the node was ready. Figure 4 gives the same under realistic EC2 timing.",
+		Method: prose(`Node 'fresh' (m5.large, default targets WARM_ENI_TARGET=1, no checkpoint, only the primary ENI attached),
+			no EC2 or IMDS delays. Wall time from starting the agent to: ipamd's gRPC health check saying SERVING
+			(polled every 10 ms); the node being ready (%s); the end of the first successful libcni ADD, issued as
+			soon as the node was ready. Figure 4 gives the same under realistic EC2 timing.`,
+			ready),
 	}
 }
 

@@ -17,11 +17,11 @@ const keySGP = "sgp_branch_ready"
 func sgpFigure() bench.Figure {
 	return bench.Figure{
 		ID: 10, Key: keySGP, Title: "security groups for pods: pod creation to branch ENI ready, 20 pods",
-		Method: "go test -run '^$' -bench 'BenchmarkBranchReady$' -benchtime 1x ./pkg/resourcecontroller/: the resource " +
-			"controller against a real kube-apiserver and vpcsim (EC2 latency CreateNetworkInterface 400 ms, " +
-			"AssociateTrunkInterface 200 ms, DescribeNetworkInterfaces 100 ms); 20 matching pods created at once on one " +
-			"m5.2xlarge; time from the pod's creation to its vpc.amazonaws.com/pod-eni annotation (when ipamd can wire it). " +
-			"Needs VPC_CNI_KUBE_APISERVER and VPC_CNI_ETCD (scripts/test.sh sets them).",
+		Method: prose(`go test -run '^$' -bench 'BenchmarkBranchReady$' -benchtime 1x ./pkg/resourcecontroller/: the resource
+			controller against a real kube-apiserver and vpcsim (EC2 latency CreateNetworkInterface 400 ms,
+			AssociateTrunkInterface 200 ms, DescribeNetworkInterfaces 100 ms); 20 matching pods created at once on
+			one m5.2xlarge; time from the pod's creation to its vpc.amazonaws.com/pod-eni annotation (when ipamd can
+			wire it). Needs VPC_CNI_KUBE_APISERVER and VPC_CNI_ETCD (scripts/test.sh sets them).`),
 	}
 }
 

@@ -16,25 +16,29 @@ import (
 func latencyFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 1, Key: keyLatency, Title: "CNI ADD and DEL latency, warm pool",
-		Method: fmt.Sprintf("Node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d, default 30 s IP cooldown), pool settled before the first pod. "+
-			"%d pods created and deleted in batches of %d (a batch is ADDed one pod at a time, then DELeted one at a time), "+
-			"so the node never holds more than its capacity. Each sample is the wall time of libcni AddNetworkList or "+
-			"DelNetworkList as a container runtime calls it, from the exec of the chain's plugins (each entered into the node's "+
-			"namespaces through nsenter, one exec more than on a real host) to the parsed result; "+
-			"the pod's netns is created/removed outside the timing. Percentiles by nearest rank. "+
-			"'EC2 calls' is every EC2 call made while the figure was measured. Baseline: %d libcni VERSION calls of aws-cni through "+
-			"the same exec path (the plugin's start-up alone). 'aws-cni ADD/DEL' is the exec of aws-cni alone within the same calls "+
-			"(without the rest of the chain), the part figure 11's floor stands for; its goals are ratios to figure 11.", c.WarmIPs, c.Pods, c.Batch, c.Versions),
+		Method: prose(`Node 'warm' (m5.4xlarge, WARM_IP_TARGET=%d, default 30 s IP cooldown), pool settled before the first pod.
+			%d pods created and deleted in batches of %d (a batch is ADDed one pod at a time, then DELeted one at a
+			time), so the node never holds more than its capacity. Each sample is the wall time of libcni
+			AddNetworkList or DelNetworkList as a container runtime calls it, from the exec of the chain's plugins
+			(each entered into the node's namespaces through nsenter, one exec more than on a real host) to the
+			parsed result; the pod's netns is created/removed outside the timing. Percentiles by nearest rank. 'EC2
+			calls' is every EC2 call made while the figure was measured. Baseline: %d libcni VERSION calls of aws-cni
+			through the same exec path (the plugin's start-up alone). 'aws-cni ADD/DEL' is the exec of aws-cni alone
+			within the same calls (without the rest of the chain), the part figure 11's floor stands for; its goals
+			are ratios to figure 11.`,
+			c.WarmIPs, c.Pods, c.Batch, c.Versions),
 	}
 }
 
 func restartFigure(c config) bench.Figure {
 	return bench.Figure{
 		ID: 8, Key: keyRestart, Title: "restart to ready, with checkpoint",
-		Method: fmt.Sprintf("Node 'warm' with %d pods live: ipamd stopped with SIGTERM (then, second round, killed with SIGKILL), "+
-			"started again; wall time from the start to its gRPC health check saying SERVING (polled every 10 ms) and to the end "+
-			"of the first successful ADD after that. Then verified: every live pod is still in ipamd's checkpoint with the same "+
-			"address, EC2 still has that address on one of the node's ENIs, and the new pod got an address no live pod has.", c.MemPods),
+		Method: prose(`Node 'warm' with %d pods live: ipamd stopped with SIGTERM (then, second round, killed with SIGKILL),
+			started again; wall time from the start to its gRPC health check saying SERVING (polled every 10 ms) and
+			to the end of the first successful ADD after that. Then verified: every live pod is still in ipamd's
+			checkpoint with the same address, EC2 still has that address on one of the node's ENIs, and the new pod
+			got an address no live pod has.`,
+			c.MemPods),
 	}
 }
 

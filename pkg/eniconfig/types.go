@@ -7,17 +7,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/vpc-cni/vpc-cni/pkg/apis/crd"
 )
 
 // GroupVersion of the ENIConfig CRD (misc/crd-eniconfig.yaml).
 var GroupVersion = schema.GroupVersion{Group: "crd.k8s.amazonaws.com", Version: "v1alpha1"}
 
 // AddToScheme registers ENIConfig and ENIConfigList.
-func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &ENIConfig{}, &ENIConfigList{})
-	metav1.AddToGroupVersion(s, GroupVersion)
-	return nil
-}
+var AddToScheme = crd.Register(GroupVersion, &ENIConfig{}, &ENIConfigList{})
 
 // ENIConfig names the subnet and security groups of the pod ENIs of the
 // nodes that select it. Cluster-scoped.
@@ -64,14 +62,7 @@ func (in *ENIConfig) DeepCopyInto(out *ENIConfig) {
 }
 
 // DeepCopy returns a deep copy.
-func (in *ENIConfig) DeepCopy() *ENIConfig {
-	if in == nil {
-		return nil
-	}
-	out := new(ENIConfig)
-	in.DeepCopyInto(out)
-	return out
-}
+func (in *ENIConfig) DeepCopy() *ENIConfig { return crd.Of(in) }
 
 // DeepCopyObject implements runtime.Object.
 func (in *ENIConfig) DeepCopyObject() runtime.Object { return in.DeepCopy() }
@@ -79,25 +70,12 @@ func (in *ENIConfig) DeepCopyObject() runtime.Object { return in.DeepCopy() }
 // DeepCopyInto copies in into out.
 func (in *ENIConfigList) DeepCopyInto(out *ENIConfigList) {
 	*out = *in
-	out.TypeMeta = in.TypeMeta
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]ENIConfig, len(in.Items))
-		for i := range in.Items {
-			in.Items[i].DeepCopyInto(&out.Items[i])
-		}
-	}
+	out.Items = crd.Items(in.Items)
 }
 
 // DeepCopy returns a deep copy.
-func (in *ENIConfigList) DeepCopy() *ENIConfigList {
-	if in == nil {
-		return nil
-	}
-	out := new(ENIConfigList)
-	in.DeepCopyInto(out)
-	return out
-}
+func (in *ENIConfigList) DeepCopy() *ENIConfigList { return crd.Of(in) }
 
 // DeepCopyObject implements runtime.Object.
 func (in *ENIConfigList) DeepCopyObject() runtime.Object { return in.DeepCopy() }

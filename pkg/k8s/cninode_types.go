@@ -1,9 +1,13 @@
 package k8s
 
 import (
+	"maps"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/vpc-cni/vpc-cni/pkg/apis/crd"
 )
 
 // CNINodeGroupVersion is the VPC resource controller's API (misc/crd-cninode.yaml).
@@ -43,11 +47,7 @@ type CNINodeList struct {
 	Items           []CNINode `json:"items"`
 }
 
-func addCNINodeToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(CNINodeGroupVersion, &CNINode{}, &CNINodeList{})
-	metav1.AddToGroupVersion(s, CNINodeGroupVersion)
-	return nil
-}
+var addCNINodeToScheme = crd.Register(CNINodeGroupVersion, &CNINode{}, &CNINodeList{})
 
 // DeepCopyInto copies in into out.
 func (in *CNINode) DeepCopyInto(out *CNINode) {
@@ -56,23 +56,11 @@ func (in *CNINode) DeepCopyInto(out *CNINode) {
 	if in.Spec.Features != nil {
 		out.Spec.Features = append([]CNINodeFeature(nil), in.Spec.Features...)
 	}
-	if in.Spec.Tags != nil {
-		out.Spec.Tags = make(map[string]string, len(in.Spec.Tags))
-		for k, v := range in.Spec.Tags {
-			out.Spec.Tags[k] = v
-		}
-	}
+	out.Spec.Tags = maps.Clone(in.Spec.Tags)
 }
 
 // DeepCopy returns a deep copy.
-func (in *CNINode) DeepCopy() *CNINode {
-	if in == nil {
-		return nil
-	}
-	out := new(CNINode)
-	in.DeepCopyInto(out)
-	return out
-}
+func (in *CNINode) DeepCopy() *CNINode { return crd.Of(in) }
 
 // DeepCopyObject implements runtime.Object.
 func (in *CNINode) DeepCopyObject() runtime.Object { return in.DeepCopy() }
@@ -82,13 +70,12 @@ func (in *CNINodeList) DeepCopyObject() runtime.Object {
 	if in == nil {
 		return nil
 	}
-	out := &CNINodeList{TypeMeta: in.TypeMeta}
+	return crd.Of(in)
+}
+
+// DeepCopyInto copies in into out.
+func (in *CNINodeList) DeepCopyInto(out *CNINodeList) {
+	*out = *in
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]CNINode, len(in.Items))
-		for i := range in.Items {
-			in.Items[i].DeepCopyInto(&out.Items[i])
-		}
-	}
-	return out
+	out.Items = crd.Items(in.Items)
 }

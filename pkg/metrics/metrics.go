@@ -52,124 +52,57 @@ type Metrics struct {
 	RestoreDropped *prometheus.CounterVec   // vpccni_checkpoint_entries_dropped_total{reason}
 }
 
+// initBuckets are the start-up and node initialisation buckets, in seconds.
+var initBuckets = []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}
+
 // New builds the collectors on a fresh registry that also carries the Go and
 // process collectors, as upstream's default registry does.
 func New(version string) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 
-		IPAMDErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_ipamd_error_count", Help: "The number of errors encountered in ipamd",
-		}, []string{"fn"}),
-		ActionInProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "awscni_ipamd_action_inprogress", Help: "The number of ipamd actions in progress",
-		}, []string{"fn"}),
-		ENIMax: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "awscni_eni_max", Help: "The maximum number of ENIs that can be attached to the instance, accounting for unmanaged ENIs",
-		}),
-		IPMax: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "awscni_ip_max", Help: "The maximum number of IP addresses that can be allocated to the instance",
-		}),
-		Reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_reconcile_count", Help: "The number of times ipamd reconciled on ENIs and IP/prefix addresses",
-		}, []string{"fn"}),
-		AddIPRequests: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "awscni_add_ip_req_count", Help: "The number of add IP address requests",
-		}),
-		DelIPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_del_ip_req_count", Help: "The number of delete IP address requests",
-		}, []string{"reason"}),
-		PodENIErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_pod_eni_error_count", Help: "The number of errors encountered for pod ENIs",
-		}, []string{"fn"}),
+		IPAMDErrors:      NewCounterVec("awscni_ipamd_error_count", "The number of errors encountered in ipamd", "fn"),
+		ActionInProgress: NewGaugeVec("awscni_ipamd_action_inprogress", "The number of ipamd actions in progress", "fn"),
+		ENIMax:           NewGauge("awscni_eni_max", "The maximum number of ENIs that can be attached to the instance, accounting for unmanaged ENIs"),
+		IPMax:            NewGauge("awscni_ip_max", "The maximum number of IP addresses that can be allocated to the instance"),
+		Reconciles:       NewCounterVec("awscni_reconcile_count", "The number of times ipamd reconciled on ENIs and IP/prefix addresses", "fn"),
+		AddIPRequests:    NewCounter("awscni_add_ip_req_count", "The number of add IP address requests"),
+		DelIPRequests:    NewCounterVec("awscni_del_ip_req_count", "The number of delete IP address requests", "reason"),
+		PodENIErrors:     NewCounterVec("awscni_pod_eni_error_count", "The number of errors encountered for pod ENIs", "fn"),
 		AWSAPILatency: prometheus.NewSummaryVec(prometheus.SummaryOpts{
 			Name: "awscni_aws_api_latency_ms", Help: "AWS API call latency in ms",
 			Objectives: map[float64]float64{0.5: 0.05, 0.99: 0.001},
 		}, []string{"api", "error", "status"}),
-		AWSAPIErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_aws_api_error_count", Help: "The number of times AWS API returns an error",
-		}, []string{"api", "error"}),
-		AWSUtilsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_aws_utils_error_count", Help: "The number of errors not handled in awsutils library",
-		}, []string{"fn", "error"}),
-		EC2Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_ec2api_req_count", Help: "The number of requests made to EC2 APIs by CNI",
-		}, []string{"fn"}),
-		EC2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_ec2api_error_count", Help: "The number of failed EC2 APIs requests",
-		}, []string{"fn"}),
-		ENIAllocated: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "awscni_eni_allocated", Help: "The number of ENIs allocated",
-		}),
-		TotalIPs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "awscni_total_ip_addresses", Help: "The total number of IP addresses",
-		}),
-		AssignedIPs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "awscni_assigned_ip_addresses", Help: "The number of IP addresses assigned to pods",
-		}),
-		ForceRemovedENIs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "awscni_force_removed_enis", Help: "The number of ENIs force removed while they had assigned pods",
-		}),
-		ForceRemovedIPs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "awscni_force_removed_ips", Help: "The number of IPs force removed while they had assigned pods",
-		}),
-		TotalIPv4Prefixes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "awscni_total_ipv4_prefixes", Help: "The total number of IPv4 prefixes",
-		}),
-		AssignedIPPerCIDR: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "awscni_assigned_ip_per_cidr", Help: "The number of IP addresses assigned per CIDR",
-		}, []string{"cidr"}),
-		NoAvailableIPs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "awscni_no_available_ip_addresses", Help: "The number of pod IP assignments that failed because no address was available",
-		}),
-		AssignedIPPerENI: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "awscni_assigned_ip_per_eni", Help: "The number of IP addresses assigned per ENI",
-		}, []string{"eni"}),
-		StartupDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "awscni_ipamd_startup_duration_seconds", Help: "Time from ipamd start until it serves requests",
-			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300},
-		}, []string{"success", "with_api_server", "failure_reason"}),
-		NodeInitDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "awscni_ipamd_node_initialization_duration_seconds", Help: "Time spent initialising the node's ENIs and pool",
-			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300},
-		}, []string{"success"}),
-		ConnmarkBackend: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "awscni_connmark_backend", Help: "The connmark backend in use (1 for the active one)",
-		}, []string{"backend"}),
-		ConnmarkReconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "awscni_connmark_reconcile_total", Help: "The number of connmark rule reconciliations",
-		}, []string{"result"}),
-		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "awscni_build_info", Help: "Build information",
-		}, []string{"version", "goversion"}),
+		AWSAPIErrors:      NewCounterVec("awscni_aws_api_error_count", "The number of times AWS API returns an error", "api", "error"),
+		AWSUtilsErrors:    NewCounterVec("awscni_aws_utils_error_count", "The number of errors not handled in awsutils library", "fn", "error"),
+		EC2Requests:       NewCounterVec("awscni_ec2api_req_count", "The number of requests made to EC2 APIs by CNI", "fn"),
+		EC2Errors:         NewCounterVec("awscni_ec2api_error_count", "The number of failed EC2 APIs requests", "fn"),
+		ENIAllocated:      NewGauge("awscni_eni_allocated", "The number of ENIs allocated"),
+		TotalIPs:          NewGauge("awscni_total_ip_addresses", "The total number of IP addresses"),
+		AssignedIPs:       NewGauge("awscni_assigned_ip_addresses", "The number of IP addresses assigned to pods"),
+		ForceRemovedENIs:  NewCounter("awscni_force_removed_enis", "The number of ENIs force removed while they had assigned pods"),
+		ForceRemovedIPs:   NewCounter("awscni_force_removed_ips", "The number of IPs force removed while they had assigned pods"),
+		TotalIPv4Prefixes: NewGauge("awscni_total_ipv4_prefixes", "The total number of IPv4 prefixes"),
+		AssignedIPPerCIDR: NewGaugeVec("awscni_assigned_ip_per_cidr", "The number of IP addresses assigned per CIDR", "cidr"),
+		NoAvailableIPs:    NewCounter("awscni_no_available_ip_addresses", "The number of pod IP assignments that failed because no address was available"),
+		AssignedIPPerENI:  NewGaugeVec("awscni_assigned_ip_per_eni", "The number of IP addresses assigned per ENI", "eni"),
+		StartupDuration: NewHistogramVec("awscni_ipamd_startup_duration_seconds", "Time from ipamd start until it serves requests",
+			initBuckets, "success", "with_api_server", "failure_reason"),
+		NodeInitDuration: NewHistogramVec("awscni_ipamd_node_initialization_duration_seconds", "Time spent initialising the node's ENIs and pool",
+			initBuckets, "success"),
+		ConnmarkBackend:    NewGaugeVec("awscni_connmark_backend", "The connmark backend in use (1 for the active one)", "backend"),
+		ConnmarkReconciles: NewCounterVec("awscni_connmark_reconcile_total", "The number of connmark rule reconciliations", "result"),
+		BuildInfo:          NewGaugeVec("awscni_build_info", "Build information", "version", "goversion"),
 
-		AddNetworkWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "vpccni_add_network_wait_seconds",
-			Help:    "How long AddNetwork waited for an address (0 when the pool had one)",
-			Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20},
-		}, []string{"result"}),
-		EC2Calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vpccni_ec2_calls_total", Help: "EC2 API calls by action and error code (empty code on success)",
-		}, []string{"action", "code"}),
-		EC2Throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vpccni_ec2_throttles_total", Help: "EC2 API calls answered with a throttling error, by action",
-		}, []string{"action"}),
-		CoolingIPs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vpccni_cooling_ip_addresses", Help: "Addresses released by pods and still in IP_COOLDOWN_PERIOD",
-		}),
-		PoolActions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vpccni_pool_actions_total", Help: "Warm-pool actions taken, by action and result",
-		}, []string{"action", "result"}),
-		OrphanReleases: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vpccni_orphaned_addresses_released_total",
-			Help: "Addresses released because their pod's host veth was gone for the grace period (a DEL that never reached ipamd)",
-		}),
-		CheckpointOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "vpccni_checkpoint_writable", Help: "1 while the last checkpoint write succeeded, 0 while it fails (health is NOT_SERVING)",
-		}),
-		RestoreDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vpccni_checkpoint_entries_dropped_total", Help: "Checkpoint entries dropped at or after restore, by reason",
-		}, []string{"reason"}),
+		AddNetworkWait: NewHistogramVec("vpccni_add_network_wait_seconds", "How long AddNetwork waited for an address (0 when the pool had one)",
+			[]float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20}, "result"),
+		EC2Calls:       NewCounterVec("vpccni_ec2_calls_total", "EC2 API calls by action and error code (empty code on success)", "action", "code"),
+		EC2Throttles:   NewCounterVec("vpccni_ec2_throttles_total", "EC2 API calls answered with a throttling error, by action", "action"),
+		CoolingIPs:     NewGauge("vpccni_cooling_ip_addresses", "Addresses released by pods and still in IP_COOLDOWN_PERIOD"),
+		PoolActions:    NewCounterVec("vpccni_pool_actions_total", "Warm-pool actions taken, by action and result", "action", "result"),
+		OrphanReleases: NewCounter("vpccni_orphaned_addresses_released_total", "Addresses released because their pod's host veth was gone for the grace period (a DEL that never reached ipamd)"),
+		CheckpointOK:   NewGauge("vpccni_checkpoint_writable", "1 while the last checkpoint write succeeded, 0 while it fails (health is NOT_SERVING)"),
+		RestoreDropped: NewCounterVec("vpccni_checkpoint_entries_dropped_total", "Checkpoint entries dropped at or after restore, by reason", "reason"),
 	}
 
 	m.Registry.MustRegister(

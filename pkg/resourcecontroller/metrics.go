@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 )
 
 // The controller's metrics, on controller-runtime's registry (served at the
@@ -13,36 +15,18 @@ import (
 // dashboards keep working (docs/compatibility.md, "Security groups for
 // pods"). "opeartions" is misspelled in EKS's names and so here.
 var (
-	metricSGPEnabled = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "sgp_enabled", Help: "1 when the security-groups-for-pods controller runs",
-	})
-	metricOpLatency = prometheus.NewSummaryVec(prometheus.SummaryOpts{
+	metricSGPEnabled = metrics.NewGauge("sgp_enabled", "1 when the security-groups-for-pods controller runs")
+	metricOpLatency  = prometheus.NewSummaryVec(prometheus.SummaryOpts{
 		Name: "branch_provider_operation_latency", Help: "Seconds taken by a branch provider operation",
 	}, []string{"branch_provider_operation", "resource_count"})
-	metricOpErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "branch_provider_operations_err_count", Help: "Failed branch provider operations",
-	}, []string{"branch_provider_operation"})
-	metricBranchOK = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "branch_eni_opeartions_success_count", Help: "Branch ENI operations that succeeded",
-	}, []string{"operation"})
-	metricBranchFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "branch_eni_opeartions_failure_count", Help: "Branch ENI operations that failed",
-	}, []string{"operation"})
-	metricTrunkErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "trunk_eni_operations_err_count", Help: "Failed trunk ENI operations",
-	}, []string{"operation"})
-	metricAnnotate = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "annotate_pod_request_call_count", Help: "Pod annotation requests",
-	}, []string{"annotate_key"})
-	metricAnnotateErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "annotate_pod_request_err_count", Help: "Failed pod annotation requests",
-	}, []string{"annotate_key"})
-	metricAdvertise = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "advertise_resource_request_call_count", Help: "Node capacity advertisements",
-	}, []string{"resource_name"})
-	metricAdvertiseErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "advertise_resource_request_err_count", Help: "Failed node capacity advertisements",
-	}, []string{"resource_name"})
+	metricOpErrors        = metrics.NewCounterVec("branch_provider_operations_err_count", "Failed branch provider operations", "branch_provider_operation")
+	metricBranchOK        = metrics.NewCounterVec("branch_eni_opeartions_success_count", "Branch ENI operations that succeeded", "operation")
+	metricBranchFailed    = metrics.NewCounterVec("branch_eni_opeartions_failure_count", "Branch ENI operations that failed", "operation")
+	metricTrunkErrors     = metrics.NewCounterVec("trunk_eni_operations_err_count", "Failed trunk ENI operations", "operation")
+	metricAnnotate        = metrics.NewCounterVec("annotate_pod_request_call_count", "Pod annotation requests", "annotate_key")
+	metricAnnotateErrors  = metrics.NewCounterVec("annotate_pod_request_err_count", "Failed pod annotation requests", "annotate_key")
+	metricAdvertise       = metrics.NewCounterVec("advertise_resource_request_call_count", "Node capacity advertisements", "resource_name")
+	metricAdvertiseErrors = metrics.NewCounterVec("advertise_resource_request_err_count", "Failed node capacity advertisements", "resource_name")
 )
 
 // Branch provider operations (EKS's label values).

@@ -58,12 +58,6 @@ func eniField(v ENIView, name string) ([]string, bool) {
 	switch name {
 	case "network-interface-id":
 		return one(v.ID)
-	case "subnet-id":
-		return one(v.SubnetID)
-	case "vpc-id":
-		return one(v.VPCID)
-	case "availability-zone":
-		return one(v.AZ)
 	case "status":
 		return one(v.Status)
 	case "description":
@@ -97,7 +91,7 @@ func eniField(v ENIView, name string) ([]string, bool) {
 	case "attachment.delete-on-termination":
 		return one(strconv.FormatBool(att.DeleteOnTermination))
 	}
-	return tagField(v.Tags, name)
+	return placedField(v.SubnetID, v.VPCID, v.AZ, v.Tags, name)
 }
 
 func isAttachmentFilter(name string) bool {
@@ -118,15 +112,9 @@ func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
 	out.ENIs, out.NextToken, err = describe[ENIView, xmlENI]{
 		idParam: "NetworkInterfaceId",
 		all:     func(w *world) []ENIView { return w.state().NetworkInterfaces },
-		byID: func(w *world, id string) (ENIView, error) {
-			e, err := w.eni(id)
-			if err != nil {
-				return ENIView{}, err
-			}
-			return w.eniView(e), nil
-		},
-		field:  eniField,
-		render: s.eniXML,
+		byID:    viewByID((*world).eni, (*world).eniView),
+		field:   eniField,
+		render:  s.eniXML,
 	}.run(s, p)
 	return out, err
 }
@@ -150,12 +138,6 @@ func instanceField(v InstanceView, name string) ([]string, bool) {
 		return one(v.Type)
 	case "instance-state-name":
 		return one(v.State)
-	case "availability-zone":
-		return one(v.AZ)
-	case "subnet-id":
-		return one(v.SubnetID)
-	case "vpc-id":
-		return one(v.VPCID)
 	case "private-ip-address":
 		if !v.PrimaryIP.IsValid() {
 			return nil, true
@@ -170,7 +152,7 @@ func instanceField(v InstanceView, name string) ([]string, bool) {
 	case "instance.group-id":
 		return v.SecurityGroups, true
 	}
-	return tagField(v.Tags, name)
+	return placedField(v.SubnetID, v.VPCID, v.AZ, v.Tags, name)
 }
 
 type xmlReservation struct {
@@ -189,14 +171,8 @@ func (s *Sim) describeInstances(p *params) (any, error) {
 	out.Reservations, out.NextToken, err = describe[InstanceView, xmlReservation]{
 		idParam: "InstanceId",
 		all:     func(w *world) []InstanceView { return w.state().Instances },
-		byID: func(w *world, id string) (InstanceView, error) {
-			in, err := w.instance(id)
-			if err != nil {
-				return InstanceView{}, err
-			}
-			return w.instanceView(in), nil
-		},
-		field: instanceField,
+		byID:    viewByID((*world).instance, (*world).instanceView),
+		field:   instanceField,
 		render: func(w *world, v InstanceView) xmlReservation {
 			return xmlReservation{
 				ReservationID: "r-" + strings.TrimPrefix(v.ID, "i-"), OwnerID: w.account,
@@ -266,12 +242,6 @@ func (s *Sim) describeInstanceTypes(p *params) (any, error) {
 func subnetField(v SubnetView, name string) ([]string, bool) {
 	one := func(s string) ([]string, bool) { return []string{s}, true }
 	switch name {
-	case "subnet-id":
-		return one(v.ID)
-	case "vpc-id":
-		return one(v.VPCID)
-	case "availability-zone":
-		return one(v.AZ)
 	case "cidr-block", "cidr", "cidrBlock":
 		return one(v.CIDR.String())
 	case "ipv6-cidr-block-association.ipv6-cidr-block":
@@ -286,7 +256,7 @@ func subnetField(v SubnetView, name string) ([]string, bool) {
 	case "available-ip-address-count":
 		return one(strconv.Itoa(v.AvailableIPAddressCount))
 	}
-	return tagField(v.Tags, name)
+	return placedField(v.ID, v.VPCID, v.AZ, v.Tags, name)
 }
 
 func (s *Sim) describeSubnets(p *params) (any, error) {
@@ -298,15 +268,9 @@ func (s *Sim) describeSubnets(p *params) (any, error) {
 	out.Subnets, out.NextToken, err = describe[SubnetView, xmlSubnet]{
 		idParam: "SubnetId",
 		all:     func(w *world) []SubnetView { return w.state().Subnets },
-		byID: func(w *world, id string) (SubnetView, error) {
-			sn, err := w.subnet(id)
-			if err != nil {
-				return SubnetView{}, err
-			}
-			return w.subnetView(sn), nil
-		},
-		field:  subnetField,
-		render: subnetXML,
+		byID:    viewByID((*world).subnet, (*world).subnetView),
+		field:   subnetField,
+		render:  subnetXML,
 	}.run(s, p)
 	return out, err
 }

@@ -96,6 +96,20 @@ func glob(pattern, s string) bool {
 	return px == len(pattern)
 }
 
+// placedField answers the filters every resource placed in a subnet shares
+// (for a subnet, subnetID is its own id), then its tag filters.
+func placedField(subnetID, vpcID, az string, tags map[string]string, name string) ([]string, bool) {
+	switch name {
+	case "subnet-id":
+		return []string{subnetID}, true
+	case "vpc-id":
+		return []string{vpcID}, true
+	case "availability-zone":
+		return []string{az}, true
+	}
+	return tagField(tags, name)
+}
+
 // tagField answers tag-key, tag-value and tag:<key> filters.
 func tagField(tags map[string]string, name string) ([]string, bool) {
 	switch {

@@ -71,3 +71,16 @@ func findByID[V any](all []V, idOf func(V) string, id string, notFound func(stri
 	var zero V
 	return zero, notFound(id)
 }
+
+// viewByID is describe's byID for a resource looked up by id and answered as
+// its view.
+func viewByID[R, V any](lookup func(*world, string) (R, error), view func(*world, R) V) func(*world, string) (V, error) {
+	return func(w *world, id string) (V, error) {
+		r, err := lookup(w, id)
+		if err != nil {
+			var zero V
+			return zero, err
+		}
+		return view(w, r), nil
+	}
+}

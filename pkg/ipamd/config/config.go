@@ -102,64 +102,64 @@ type Config struct {
 	MinimumIPTarget        int  // MINIMUM_IP_TARGET (0 = unset)
 	WarmPrefixTarget       int  // WARM_PREFIX_TARGET (0)
 	MaxENI                 int  // MAX_ENI (-1 = unset, instance limit)
-	EnablePrefixDelegation bool // ENABLE_PREFIX_DELEGATION
+	EnablePrefixDelegation bool `env:"ENABLE_PREFIX_DELEGATION"`
 	IPCooldown             time.Duration
 
 	// ENIs.
-	CustomNetworking         bool   // AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG
-	ENIConfigLabelDef        string // ENI_CONFIG_LABEL_DEF
-	ENIConfigAnnotationDef   string // ENI_CONFIG_ANNOTATION_DEF
-	EnableSubnetDiscovery    bool   // ENABLE_SUBNET_DISCOVERY (true)
-	ManageUntaggedENI        bool   // MANAGE_UNTAGGED_ENI (true)
-	EnableMultiNIC           bool   // ENABLE_MULTI_NIC
-	DisableLeakedENICleanup  bool   // DISABLE_LEAKED_ENI_CLEANUP
-	DisableProvisioning      bool   // DISABLE_NETWORK_RESOURCE_PROVISIONING (implied by IMDS-only)
-	IMDSOnlyMode             bool   // ENABLE_IMDS_ONLY_MODE
-	ManageENIsNonSchedulable bool   // AWS_MANAGE_ENIS_NON_SCHEDULABLE
+	CustomNetworking         bool   `env:"AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG"`
+	ENIConfigLabelDef        string `env:"ENI_CONFIG_LABEL_DEF,nonempty"`
+	ENIConfigAnnotationDef   string `env:"ENI_CONFIG_ANNOTATION_DEF,nonempty"`
+	EnableSubnetDiscovery    bool   `env:"ENABLE_SUBNET_DISCOVERY"` // default true
+	ManageUntaggedENI        bool   `env:"MANAGE_UNTAGGED_ENI"`     // default true
+	EnableMultiNIC           bool   `env:"ENABLE_MULTI_NIC"`
+	DisableLeakedENICleanup  bool   `env:"DISABLE_LEAKED_ENI_CLEANUP"`
+	DisableProvisioning      bool   `env:"DISABLE_NETWORK_RESOURCE_PROVISIONING"` // implied by IMDS-only
+	IMDSOnlyMode             bool   `env:"ENABLE_IMDS_ONLY_MODE"`
+	ManageENIsNonSchedulable bool   `env:"AWS_MANAGE_ENIS_NON_SCHEDULABLE"`
 	AdditionalENITags        map[string]string
-	ClusterName              string // CLUSTER_NAME
+	ClusterName              string `env:"CLUSTER_NAME"`
 
 	// Pods.
-	EnablePodENI               bool   // ENABLE_POD_ENI
+	EnablePodENI               bool   `env:"ENABLE_POD_ENI"`
 	PodSGEnforcingMode         string // POD_SECURITY_GROUP_ENFORCING_MODE: strict|standard
-	AnnotatePodIP              bool   // ANNOTATE_POD_IP
+	AnnotatePodIP              bool   `env:"ANNOTATE_POD_IP"`
 	NetworkPolicyEnforcingMode string // NETWORK_POLICY_ENFORCING_MODE: ""|none|strict|standard (lower-cased)
 
 	// Host networking.
-	ExternalSNAT         bool           // AWS_VPC_K8S_CNI_EXTERNALSNAT
+	ExternalSNAT         bool           `env:"AWS_VPC_K8S_CNI_EXTERNALSNAT"`
 	ExcludeSNATCIDRs     []netip.Prefix // AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS
 	RandomizeSNAT        string         // AWS_VPC_K8S_CNI_RANDOMIZESNAT: prng|hashrandom|none
-	VethPrefix           string         // AWS_VPC_K8S_CNI_VETHPREFIX (eni)
+	VethPrefix           string         `env:"AWS_VPC_K8S_CNI_VETHPREFIX"` // default eni
 	ENIMTU               int            // AWS_VPC_ENI_MTU (9001)
-	NodePortSupport      bool           // AWS_VPC_CNI_NODE_PORT_SUPPORT (true)
+	NodePortSupport      bool           `env:"AWS_VPC_CNI_NODE_PORT_SUPPORT"` // default true
 	Connmark             uint32         // AWS_VPC_K8S_CNI_CONNMARK (0x80)
 	ExternalServiceCIDRs []netip.Prefix // AWS_EXTERNAL_SERVICE_CIDRS
-	EnableV6Egress       bool           // ENABLE_V6_EGRESS
+	EnableV6Egress       bool           `env:"ENABLE_V6_EGRESS"`
 
 	// AWS and Kubernetes endpoints.
-	ClusterEndpoint string        // CLUSTER_ENDPOINT
-	EC2Endpoint     string        // AWS_EC2_ENDPOINT
-	IMDSEndpoint    string        // AWS_EC2_METADATA_SERVICE_ENDPOINT
+	ClusterEndpoint string        `env:"CLUSTER_ENDPOINT"`
+	EC2Endpoint     string        `env:"AWS_EC2_ENDPOINT"`
+	IMDSEndpoint    string        `env:"AWS_EC2_METADATA_SERVICE_ENDPOINT"`
 	HTTPTimeout     time.Duration // HTTP_TIMEOUT (10 s, minimum 10 s)
-	Version         string        // VPC_CNI_VERSION
-	Kubeconfig      string        // KUBECONFIG (ipamd outside a pod)
-	NodeName        string        // MY_NODE_NAME
-	PodName         string        // MY_POD_NAME
+	Version         string        `env:"VPC_CNI_VERSION"`
+	Kubeconfig      string        `env:"KUBECONFIG"` // ipamd outside a pod
+	NodeName        string        `env:"MY_NODE_NAME"`
+	PodName         string        `env:"MY_POD_NAME"`
 
 	// Files and servers.
-	BackingStore         string // AWS_VPC_K8S_CNI_BACKING_STORE
-	SocketPath           string // VPC_CNI_IPAMD_SOCKET (tests)
-	IntrospectionAddr    string // INTROSPECTION_BIND_ADDRESS
-	DisableIntrospection bool   // DISABLE_INTROSPECTION
-	DisableMetrics       bool   // DISABLE_METRICS
-	MetricsAddr          string // VPC_CNI_METRICS_ADDR (tests; default :61678)
+	BackingStore         string `env:"AWS_VPC_K8S_CNI_BACKING_STORE,nonempty"`
+	SocketPath           string `env:"VPC_CNI_IPAMD_SOCKET,nonempty"` // tests
+	IntrospectionAddr    string `env:"INTROSPECTION_BIND_ADDRESS,nonempty"`
+	DisableIntrospection bool   `env:"DISABLE_INTROSPECTION"`
+	DisableMetrics       bool   `env:"DISABLE_METRICS"`
+	MetricsAddr          string `env:"VPC_CNI_METRICS_ADDR,nonempty"` // tests; default :61678
 	LogLevel             string // AWS_VPC_K8S_CNI_LOGLEVEL: debug|info|warn|error|fatal
-	LogFile              string // AWS_VPC_K8S_CNI_LOG_FILE: stdout|stderr|path
+	LogFile              string `env:"AWS_VPC_K8S_CNI_LOG_FILE,nonempty"` // stdout|stderr|path
 
 	// Test-only.
-	DisableHostNetwork bool // VPC_CNI_DISABLE_HOST_NETWORK
+	DisableHostNetwork bool `env:"VPC_CNI_DISABLE_HOST_NETWORK"`
 	MaxPodsOverride    int  // VPC_CNI_MAX_PODS (0 = unset)
-	FastIntervals      bool // VPC_CNI_TEST_FAST_INTERVALS
+	FastIntervals      bool `env:"VPC_CNI_TEST_FAST_INTERVALS"`
 }
 
 // Defaults returns the configuration of a node that sets no variable,
@@ -196,6 +196,9 @@ func Defaults() Config {
 func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 	p := &parser{lookup: lookup}
 	c := Defaults()
+	// The plain variables first (their fields' env tags), then those with
+	// rules of their own; a rule may read a plain variable (ENABLE_POD_ENI).
+	p.plain(&c)
 
 	p.boolean("ENABLE_IPv6", &c.EnableIPv6)
 	c.EnableIPv4 = !c.EnableIPv6 // absent: the family ENABLE_IPv6 does not pick
@@ -216,7 +219,6 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 			c.MaxENI = n
 		}
 	}
-	p.boolean("ENABLE_PREFIX_DELEGATION", &c.EnablePrefixDelegation)
 	if v, ok := p.get("IP_COOLDOWN_PERIOD"); ok && v != "" {
 		// Refused, not defaulted: upstream's entrypoint refuses a bad value
 		// before ipamd starts, and aws-node is judged as a whole.
@@ -228,20 +230,8 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 		}
 	}
 
-	p.boolean("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", &c.CustomNetworking)
-	p.nonEmptyString("ENI_CONFIG_LABEL_DEF", &c.ENIConfigLabelDef)
-	p.nonEmptyString("ENI_CONFIG_ANNOTATION_DEF", &c.ENIConfigAnnotationDef)
-	p.boolean("ENABLE_SUBNET_DISCOVERY", &c.EnableSubnetDiscovery)
-	p.boolean("MANAGE_UNTAGGED_ENI", &c.ManageUntaggedENI)
-	p.boolean("ENABLE_MULTI_NIC", &c.EnableMultiNIC)
-	p.boolean("DISABLE_LEAKED_ENI_CLEANUP", &c.DisableLeakedENICleanup)
-	p.boolean("DISABLE_NETWORK_RESOURCE_PROVISIONING", &c.DisableProvisioning)
-	p.boolean("ENABLE_IMDS_ONLY_MODE", &c.IMDSOnlyMode)
-	p.boolean("AWS_MANAGE_ENIS_NON_SCHEDULABLE", &c.ManageENIsNonSchedulable)
 	p.tags("ADDITIONAL_ENI_TAGS", &c.AdditionalENITags)
-	p.str("CLUSTER_NAME", &c.ClusterName)
 
-	p.boolean("ENABLE_POD_ENI", &c.EnablePodENI)
 	if v, ok := p.get("POD_SECURITY_GROUP_ENFORCING_MODE"); ok && v != "" {
 		switch l := strings.ToLower(v); {
 		case l == "strict" || l == "standard":
@@ -254,17 +244,11 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 			p.warn("POD_SECURITY_GROUP_ENFORCING_MODE", v, "want strict or standard", "strict")
 		}
 	}
-	p.boolean("ANNOTATE_POD_IP", &c.AnnotatePodIP)
 	p.oneOf("NETWORK_POLICY_ENFORCING_MODE", &c.NetworkPolicyEnforcingMode, true, "none", "strict", "standard")
 
-	p.boolean("AWS_VPC_K8S_CNI_EXTERNALSNAT", &c.ExternalSNAT)
 	p.cidrs("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS", &c.ExcludeSNATCIDRs)
 	p.oneOfOr("AWS_VPC_K8S_CNI_RANDOMIZESNAT", &c.RandomizeSNAT, "prng", "hashrandom", "none")
-	if v, ok := p.get("AWS_VPC_K8S_CNI_VETHPREFIX"); ok {
-		c.VethPrefix = v
-	}
 	p.integer("AWS_VPC_ENI_MTU", &c.ENIMTU)
-	p.boolean("AWS_VPC_CNI_NODE_PORT_SUPPORT", &c.NodePortSupport)
 	if v, ok := p.get("AWS_VPC_K8S_CNI_CONNMARK"); ok {
 		n, err := strconv.ParseInt(v, 0, 64)
 		if err != nil || n <= 0 || n > 1<<32-1 {
@@ -274,11 +258,7 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 		}
 	}
 	p.cidrs("AWS_EXTERNAL_SERVICE_CIDRS", &c.ExternalServiceCIDRs)
-	p.boolean("ENABLE_V6_EGRESS", &c.EnableV6Egress)
 
-	p.str("CLUSTER_ENDPOINT", &c.ClusterEndpoint)
-	p.str("AWS_EC2_ENDPOINT", &c.EC2Endpoint)
-	p.str("AWS_EC2_METADATA_SERVICE_ENDPOINT", &c.IMDSEndpoint)
 	if v, ok := p.get("HTTP_TIMEOUT"); ok {
 		// Upstream falls back to 10 s on a bad value; so do we, and a value
 		// beyond MaxHTTPTimeout (or beyond int64) uses the maximum.
@@ -295,23 +275,10 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 			c.HTTPTimeout = d
 		}
 	}
-	p.str("VPC_CNI_VERSION", &c.Version)
-	p.str("KUBECONFIG", &c.Kubeconfig)
-	p.str("MY_NODE_NAME", &c.NodeName)
-	p.str("MY_POD_NAME", &c.PodName)
 
-	p.nonEmptyString("AWS_VPC_K8S_CNI_BACKING_STORE", &c.BackingStore)
-	p.nonEmptyString("VPC_CNI_IPAMD_SOCKET", &c.SocketPath)
-	p.nonEmptyString("INTROSPECTION_BIND_ADDRESS", &c.IntrospectionAddr)
-	p.boolean("DISABLE_INTROSPECTION", &c.DisableIntrospection)
-	p.boolean("DISABLE_METRICS", &c.DisableMetrics)
-	p.nonEmptyString("VPC_CNI_METRICS_ADDR", &c.MetricsAddr)
 	p.oneOfOr("AWS_VPC_K8S_CNI_LOGLEVEL", &c.LogLevel, "debug", "info", "warn", "error", "fatal")
-	p.nonEmptyString("AWS_VPC_K8S_CNI_LOG_FILE", &c.LogFile)
 
-	p.boolean("VPC_CNI_DISABLE_HOST_NETWORK", &c.DisableHostNetwork)
 	p.strictNonNegInt("VPC_CNI_MAX_PODS", &c.MaxPodsOverride)
-	p.boolean("VPC_CNI_TEST_FAST_INTERVALS", &c.FastIntervals)
 
 	if c.IMDSOnlyMode {
 		// Upstream: IMDS-only implies no provisioning and no leaked-ENI sweep.

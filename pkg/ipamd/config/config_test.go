@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +224,38 @@ func TestAddressFamilyDefault(t *testing.T) {
 	}
 	if c, _, err := Load(env(map[string]string{"ENABLE_IPv6": "false"})); err != nil || !c.EnableIPv4 {
 		t.Errorf("ENABLE_IPv6=false alone: IPv4 %v %v, want IPv4", c.EnableIPv4, err)
+	}
+}
+
+// Every variable named by an env tag sets its field: a bool away from its default, a
+// string to the value given, and ",nonempty" keeps the default when empty.
+func TestPlainVariablesSetTheirFields(t *testing.T) {
+	typ := reflect.TypeFor[Config]()
+	n := 0
+	for _, f := range reflect.VisibleFields(typ) {
+		tag, ok := f.Tag.Lookup("env")
+		if !ok {
+			continue
+		}
+		n++
+		name, opt, _ := strings.Cut(tag, ",")
+		set := "/x"
+		if f.Type.Kind() == reflect.Bool {
+			set = strconv.FormatBool(!reflect.ValueOf(Defaults()).FieldByIndex(f.Index).Bool())
+		}
+		c, _, _ := Load(env(map[string]string{name: set}))
+		if got := reflect.ValueOf(c).FieldByIndex(f.Index); fmt.Sprint(got) != set {
+			t.Errorf("%s=%s: %s = %v", name, set, f.Name, got)
+		}
+		if opt == "nonempty" {
+			c, _, _ := Load(env(map[string]string{name: ""}))
+			want := reflect.ValueOf(Defaults()).FieldByIndex(f.Index)
+			if got := reflect.ValueOf(c).FieldByIndex(f.Index); !got.Equal(want) {
+				t.Errorf("%s empty: %s = %v, want the default %v", name, f.Name, got, want)
+			}
+		}
+	}
+	if n < 30 {
+		t.Errorf("%d env-tagged fields, want the 33 plain variables", n)
 	}
 }

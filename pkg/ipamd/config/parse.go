@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,32 @@ type parser struct {
 	lookup   func(string) (string, bool)
 	errs     []error
 	warnings []string
+}
+
+// plain parses each Config field tagged env:"NAME", in field order: a bool
+// as boolean, a string as str, or with ",nonempty" as nonEmptyString. The
+// tag names the variable once, beside the field it sets.
+func (p *parser) plain(c *Config) {
+	v := reflect.ValueOf(c).Elem()
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		tag, ok := f.Tag.Lookup("env")
+		if !ok {
+			continue
+		}
+		name, opt, _ := strings.Cut(tag, ",")
+		switch dst := v.FieldByIndex(f.Index).Addr().Interface().(type) {
+		case *bool:
+			p.boolean(name, dst)
+		case *string:
+			if opt == "nonempty" {
+				p.nonEmptyString(name, dst)
+			} else {
+				p.str(name, dst)
+			}
+		default:
+			panic(fmt.Sprintf("config: env tag on %s of type %s", f.Name, f.Type))
+		}
+	}
 }
 
 func (p *parser) get(name string) (string, bool) {

@@ -7,6 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/vpc-cni/vpc-cni/pkg/apis/crd"
 )
 
 // GroupVersion is vpcresources.k8s.aws/v1beta1.
@@ -41,11 +43,7 @@ type SecurityGroupPolicyList struct {
 }
 
 // AddToScheme registers the types.
-func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &SecurityGroupPolicy{}, &SecurityGroupPolicyList{})
-	metav1.AddToGroupVersion(s, GroupVersion)
-	return nil
-}
+var AddToScheme = crd.Register(GroupVersion, &SecurityGroupPolicy{}, &SecurityGroupPolicyList{})
 
 // DeepCopyInto copies in into out.
 func (in *SecurityGroupPolicy) DeepCopyInto(out *SecurityGroupPolicy) {
@@ -63,14 +61,7 @@ func (in *SecurityGroupPolicy) DeepCopyInto(out *SecurityGroupPolicy) {
 }
 
 // DeepCopy returns a deep copy.
-func (in *SecurityGroupPolicy) DeepCopy() *SecurityGroupPolicy {
-	if in == nil {
-		return nil
-	}
-	out := new(SecurityGroupPolicy)
-	in.DeepCopyInto(out)
-	return out
-}
+func (in *SecurityGroupPolicy) DeepCopy() *SecurityGroupPolicy { return crd.Of(in) }
 
 // DeepCopyObject implements runtime.Object.
 func (in *SecurityGroupPolicy) DeepCopyObject() runtime.Object { return in.DeepCopy() }
@@ -79,23 +70,11 @@ func (in *SecurityGroupPolicy) DeepCopyObject() runtime.Object { return in.DeepC
 func (in *SecurityGroupPolicyList) DeepCopyInto(out *SecurityGroupPolicyList) {
 	*out = *in
 	in.ListMeta.DeepCopyInto(&out.ListMeta)
-	if in.Items != nil {
-		out.Items = make([]SecurityGroupPolicy, len(in.Items))
-		for i := range in.Items {
-			in.Items[i].DeepCopyInto(&out.Items[i])
-		}
-	}
+	out.Items = crd.Items(in.Items)
 }
 
 // DeepCopy returns a deep copy.
-func (in *SecurityGroupPolicyList) DeepCopy() *SecurityGroupPolicyList {
-	if in == nil {
-		return nil
-	}
-	out := new(SecurityGroupPolicyList)
-	in.DeepCopyInto(out)
-	return out
-}
+func (in *SecurityGroupPolicyList) DeepCopy() *SecurityGroupPolicyList { return crd.Of(in) }
 
 // DeepCopyObject implements runtime.Object.
 func (in *SecurityGroupPolicyList) DeepCopyObject() runtime.Object { return in.DeepCopy() }
