@@ -237,10 +237,17 @@ func (c *Controller) release(ref podRef, key string) {
 
 // match evaluates the pod's namespace's policies. The ServiceAccount is
 // read only when a policy selects by it, so a missing ServiceAccount fails
-// only pods whose groups depend on it.
+// only pods whose groups depend on it. Policies are read uncached: a pod
+// created right after its policy must not be admitted (or reconciled)
+// against a cache that has not seen the policy yet, or it would run
+// without its groups.
 func (c *Controller) match(ctx context.Context, pod *corev1.Pod) (Match, error) {
+	r := ctrl.Reader(c.c)
+	if c.api != nil {
+		r = c.api
+	}
 	var list v1beta1.SecurityGroupPolicyList
-	if err := c.c.List(ctx, &list, ctrl.InNamespace(pod.Namespace)); err != nil {
+	if err := r.List(ctx, &list, ctrl.InNamespace(pod.Namespace)); err != nil {
 		if meta.IsNoMatchError(err) {
 			return Match{}, nil
 		}
@@ -256,7 +263,7 @@ func (c *Controller) match(ctx context.Context, pod *corev1.Pod) (Match, error) 
 			name = "default"
 		}
 		var sa corev1.ServiceAccount
-		if err := c.c.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: name}, &sa); err != nil {
+		if err := r.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: name}, &sa); err != nil {
 			return Match{}, fmt.Errorf("policy %s selects by service account, reading ServiceAccount %s/%s: %w", p.Name, pod.Namespace, name, err)
 		}
 		saLabels = sa.Labels
