@@ -1,0 +1,63 @@
+package networkutils
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+)
+
+// onMessage calls f for every log record with message msg: the test's
+// signal that LinkByMAC has looked once and missed.
+type onMessage struct {
+	msg string
+	f   func()
+}
+
+func (h onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.f()
+	}
+	return nil
+}
+func (h onMessage) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h onMessage) WithGroup(string) slog.Handler      { return h }
+
+// A hot-plugged ENI's link that appears only after LinkByMAC's first look
+// (as vpcsim and EC2 plug it a moment after the attachment completes) is
+// found by a later look, well within the bound.
+func TestPrivilegedLinkByMACFindsALateLink(t *testing.T) {
+	node := testutil.NewNS(t)
+	missed := make(chan struct{})
+	var once sync.Once
+	n := New(slog.New(onMessage{msg: "link not present yet, retrying", f: func() { once.Do(func() { close(missed) }) }}))
+	mac := mustMAC(t, "02:00:00:00:0a:0a")
+	added := make(chan error, 1)
+	go func() {
+		<-missed
+		added <- node.Do(func(ns.NetNS) error {
+			// A veth stands in for the ENI (this kernel has no dummy links).
+			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth7", HardwareAddr: mac}, PeerName: "eth7peer"})
+		})
+	}()
+	var (
+		l   Link
+		err error
+	)
+	do(t, node, func() error { l, err = n.LinkByMAC(context.Background(), mac); return nil })
+	if err != nil {
+		t.Fatalf("LinkByMAC of a link plugged after the first look: %v", err)
+	}
+	if aerr := <-added; aerr != nil {
+		t.Fatal(aerr)
+	}
+	if l.Name != "eth7" || l.MAC.String() != mac.String() {
+		t.Fatalf("LinkByMAC found %+v, want eth7 with %s", l, mac)
+	}
+}
