@@ -231,8 +231,12 @@ func TestRestoreDropsUnknownCIDRAfterWait(t *testing.T) {
 	if st := h.pool(0).Stats; st.Pending != 1 {
 		t.Fatalf("right after start: %d pending, want the unknown-CIDR allocation kept", st.Pending)
 	}
+	// The counter moves once DropPending has returned, that is once the
+	// checkpoint write holding the drop is durable; Pending alone turns 0
+	// while that write may still be in flight (group commit).
+	dropped := h.n.metrics.RestoreDropped.WithLabelValues("unknown_cidr")
 	waitFor(t, 20*time.Second, "the pending allocation dropped", func() bool {
-		return h.pool(0).Stats.Pending == 0
+		return h.pool(0).Stats.Pending == 0 && counterValue(t, dropped) >= 1
 	})
 	f, err := datastore.NewFileCheckpointer(h.cfg.BackingStore).Read()
 	if err != nil {
@@ -243,7 +247,7 @@ func TestRestoreDropsUnknownCIDRAfterWait(t *testing.T) {
 			t.Errorf("dropped allocation still in the checkpoint: %+v", a)
 		}
 	}
-	if got := counterValue(t, h.n.metrics.RestoreDropped.WithLabelValues("unknown_cidr")); got != 1 {
+	if got := counterValue(t, dropped); got != 1 {
 		t.Errorf("vpccni_checkpoint_entries_dropped_total{reason=unknown_cidr} = %v, want 1", got)
 	}
 }
