@@ -105,9 +105,6 @@ func (s *subnetCache) forget() {
 	s.list = nil
 }
 
-// freeDevice is the lowest device index on card c no known ENI uses.
-func (n *IPAM) freeDevice(c *card) int { return n.freeDevices(c, 1)[0] }
-
 // createENI runs the ENI life cycle: create (tagged, described
 // aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
 // delete-on-termination (a failure keeps the ENI; retryDeleteOnTermination
@@ -275,30 +272,6 @@ func (n *IPAM) keepForNextRun(ctx context.Context, eniID string, err error) bool
 	}
 	n.log.Info("stopping while a new ENI was set up; it stays attached for the next ipamd", "eni", eniID, "err", err)
 	return true
-}
-
-// freeDevices is the k lowest device indexes on card c no known ENI uses.
-func (n *IPAM) freeDevices(c *card, k int) []int {
-	used := map[int]bool{}
-	for _, e := range c.store.ENIs() {
-		used[e.DeviceNumber] = true
-	}
-	for _, d := range c.unmanaged {
-		used[d] = true
-	}
-	for _, d := range c.unfreed {
-		used[d] = true
-	}
-	if c.index == 0 {
-		used[0] = true
-	}
-	var out []int
-	for i := 0; len(out) < k; i++ {
-		if !used[i] {
-			out = append(out, i)
-		}
-	}
-	return out
 }
 
 // setupNewENI waits (bounded) for instance metadata to list the ENI, wires
