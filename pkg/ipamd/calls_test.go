@@ -115,15 +115,9 @@ func TestWaitersGetOneAssign(t *testing.T) {
 		t.Fatalf("settled: EC2 holds %+v, want 2 warm addresses", got)
 	}
 	before := h.calls()
-	start := time.Now()
 	errs := make(chan []error, 1)
 	go func() { errs <- burst(h, "w-", 6, 15*time.Second) }()
-	for h.n.handout.waiting() < 4 {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("only %d of 4 ADDs waiting", h.n.handout.waiting())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "4 ADDs waiting", func() bool { return h.n.handout.waiting() >= 4 })
 	runPoolManager(t, h)
 	for i, err := range <-errs {
 		if err != nil {
