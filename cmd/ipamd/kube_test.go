@@ -32,17 +32,7 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := k8s.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := kubeAdmin(ctx, t, kenv)
 	const node = "node-1"
 	objs := []client.Object{
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{eniconfig.DefaultKey: "pods-a"}}},
@@ -50,6 +40,7 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 			Spec: eniconfig.Spec{Subnet: simtest.CustomSubnetAID, SecurityGroups: []string{simtest.SecurityGroup2ID}}},
 		&k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: node}},
 	}
+	var err error
 	for _, o := range objs {
 		// The CRDs may need a moment to be served after they are established.
 		for err = admin.Create(ctx, o); err != nil && ctx.Err() == nil; err = admin.Create(ctx, o) {
@@ -123,4 +114,22 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
+}
+
+// kubeAdmin installs the CRDs ipamd reads (ENIConfig, CNINode) and returns
+// an admin client that knows their types.
+func kubeAdmin(ctx context.Context, t *testing.T, kenv *kubeenv.Env) client.Client {
+	t.Helper()
+	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	scheme, err := k8s.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin
 }

@@ -17,9 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -60,17 +58,7 @@ func measureMemory(t *testing.T, withKube bool) {
 		kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-			t.Fatal(err)
-		}
-		scheme, err := k8s.NewScheme()
-		if err != nil {
-			t.Fatal(err)
-		}
-		admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-		if err != nil {
-			t.Fatal(err)
-		}
+		admin := kubeAdmin(ctx, t, kenv)
 		if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 			t.Fatal(err)
 		}
