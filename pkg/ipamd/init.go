@@ -104,7 +104,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	if err := n.reconcileHost(ctx); err != nil {
 		return err
 	}
-	if err := n.sweepAtStart(ctx); err != nil {
+	if err := n.leaked.atStart(ctx); err != nil {
 		// Not fatal: the periodic sweep retries.
 		n.log.Warn("could not sweep unattached ENIs at start", "err", err)
 	}

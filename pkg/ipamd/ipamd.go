@@ -122,7 +122,6 @@ type IPAM struct {
 	ec2     EC2
 	md      Metadata
 	subs    SubnetLister
-	leak    LeakedENILister
 	host    HostNetwork
 	links   PodLinks // nil: every pod is live, nothing is swept
 	log     *slog.Logger
@@ -144,6 +143,7 @@ type IPAM struct {
 	gauges   *gauges
 	last     *lastAction
 	features *cniNodeFeatures
+	leaked   *leakSweeper
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
@@ -152,12 +152,9 @@ type IPAM struct {
 	// changes serialises what changes the pool in EC2 (pool cycles,
 	// reconciles, node refreshes). It guards no field: AddNetwork and
 	// DelNetwork only touch the datastores, which lock themselves.
-	changes sync.Mutex
-	ready   *latch // Init completed
-	// sweptAtStart: Init's leaked-ENI listing was the sweeper's first
-	// round. Written by Init before the sweeper starts.
-	sweptAtStart bool
-	terminating  *latch // SIGTERM: no more attach or free
+	changes     sync.Mutex
+	ready       *latch // Init completed
+	terminating *latch // SIGTERM: no more attach or free
 }
 
 // New validates the options and builds an IPAM; Init must run before it
@@ -205,7 +202,7 @@ func New(o Options) (*IPAM, error) {
 		host = o.Host
 	}
 	n := &IPAM{
-		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: subs, leak: leak, host: host,
+		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: subs, host: host,
 		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},
@@ -213,6 +210,7 @@ func New(o Options) (*IPAM, error) {
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
+	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {

@@ -32,7 +32,7 @@ func TestLeakedENISweep(t *testing.T) {
 	if err := h.ec2.CreateTags(ctx, untagged, map[string]string{awsutils.TagCreatedAt: "yesterday"}); err != nil {
 		t.Fatal(err)
 	}
-	deleted, err := h.n.SweepLeaked(ctx, h.n.times.LeakedMinAge)
+	deleted, err := h.n.leaked.SweepLeaked(ctx, h.n.times.LeakedMinAge)
 	if err != nil || deleted != 1 {
 		t.Fatalf("sweep: deleted %d, %v; want 1", deleted, err)
 	}
@@ -81,7 +81,7 @@ func TestStartupDeletesOwnUnattachedENIs(t *testing.T) {
 	if ids[mine.ID] || !ids[other.ID] {
 		t.Errorf("after start: own leftover present=%v, other node's ENI present=%v", ids[mine.ID], ids[other.ID])
 	}
-	if !h.n.sweptAtStart {
+	if !h.n.leaked.sweptAtStart {
 		t.Error("the start-up listing is not recorded as the sweeper's first round")
 	}
 }

@@ -80,7 +80,7 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			}
 		})
 		loops.Go(func() error {
-			n.runLeakedSweeper(lctx)
+			n.leaked.run(lctx)
 			return nil
 		})
 		loops.Go(func() error {
