@@ -135,7 +135,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			return fmt.Errorf("ipamd init: %w", err)
 		}
 	}
-	live := n.restoreLiveness(ctx)
+	live := n.orphans.liveness(ctx)
 	for _, c := range n.cards {
 		res, err := n.restoreCard(ctx, c, live)
 		if err != nil {

@@ -144,6 +144,7 @@ type IPAM struct {
 	last     *lastAction
 	features *cniNodeFeatures
 	leaked   *leakSweeper
+	orphans  *orphanSweeper
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
@@ -210,6 +211,13 @@ func New(o Options) (*IPAM, error) {
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
+	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: func() []*card { return n.cards },
+		released: func() {
+			n.handout.wake()
+			n.observePool()
+			n.pool.Fire() // the pool may shrink now
+		},
+		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -29,47 +32,56 @@ func podLinkSuffix(a datastore.Allocation) string {
 	return vethname.Suffix(a.Meta.K8sPodNamespace, a.Meta.K8sPodName)
 }
 
-// restoreLiveness lists the host links at the moment of the restore (after
-// the socket serves, so a DEL refused earlier has had its veth removed) and
-// says whether a restored allocation's pod still has its veth. Without a
-// PodLinks, or when the links cannot be listed, every pod is kept and the
-// orphan sweep judges them later.
-func (n *IPAM) restoreLiveness(ctx context.Context) func(datastore.Allocation) bool {
-	if n.links == nil {
-		return nil
-	}
-	suffixes, err := n.links.LinkSuffixes(ctx)
-	if err != nil {
-		n.log.Warn("cannot list host links; keeping every restored pod until the orphan sweep", "err", err)
-		return nil
-	}
-	return func(a datastore.Allocation) bool {
-		s := podLinkSuffix(a)
-		return s == "" || suffixes[s]
-	}
-}
+// orphanSweeper judges pods by their host veth. absentSince, since when
+// each allocation's veth has been seen absent, is used only by the sweep
+// goroutine (run, or a test calling sweep).
+type orphanSweeper struct {
+	links    PodLinks // nil: every pod is live, nothing is swept
+	host     HostNetwork
+	cards    func() []*card // the managed cards, built by Init before any sweep
+	released func()         // after a sweep released addresses: wake waiters, observe, plan
+	every    time.Duration  // OrphanSweep
+	grace    time.Duration  // OrphanGrace
+	count    prometheus.Counter
+	log      *slog.Logger
 
-// orphanSweep remembers since when each allocation's veth has been seen
-// absent. Only the sweep goroutine uses it.
-type orphanSweep struct {
 	absentSince map[datastore.Key]time.Time
 }
 
-// runOrphanSweeper sweeps every OrphanSweep until ctx ends.
-func (n *IPAM) runOrphanSweeper(ctx context.Context) {
-	if n.links == nil {
+// liveness lists the host links at the moment of the restore (after the
+// socket serves, so a DEL refused earlier has had its veth removed) and
+// says whether a restored allocation's pod still has its veth. Without a
+// PodLinks, or when the links cannot be listed, every pod is kept and the
+// orphan sweep judges them later.
+func (s *orphanSweeper) liveness(ctx context.Context) func(datastore.Allocation) bool {
+	if s.links == nil {
+		return nil
+	}
+	suffixes, err := s.links.LinkSuffixes(ctx)
+	if err != nil {
+		s.log.Warn("cannot list host links; keeping every restored pod until the orphan sweep", "err", err)
+		return nil
+	}
+	return func(a datastore.Allocation) bool {
+		sfx := podLinkSuffix(a)
+		return sfx == "" || suffixes[sfx]
+	}
+}
+
+// run sweeps every OrphanSweep until ctx ends.
+func (s *orphanSweeper) run(ctx context.Context) {
+	if s.links == nil {
 		return
 	}
-	sw := &orphanSweep{absentSince: map[datastore.Key]time.Time{}}
-	tick := time.NewTicker(n.times.OrphanSweep)
+	tick := time.NewTicker(s.every)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := n.sweepOrphans(ctx, sw, time.Now()); err != nil && ctx.Err() == nil {
-				n.log.Warn("orphaned-allocation sweep failed", "err", err)
+			if err := s.sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("orphaned-allocation sweep failed", "err", err)
 			}
 		}
 	}
@@ -88,71 +100,72 @@ func orphanDecision(a datastore.Assignment, present bool, firstAbsent, now time.
 
 // sweepOrphans releases allocations whose pod's host veth has been absent
 // for the grace period.
-func (n *IPAM) sweepOrphans(ctx context.Context, sw *orphanSweep, now time.Time) error {
-	suffixes, err := n.links.LinkSuffixes(ctx)
+func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
+	if s.absentSince == nil {
+		s.absentSince = map[datastore.Key]time.Time{}
+	}
+	suffixes, err := s.links.LinkSuffixes(ctx)
 	if err != nil {
 		return fmt.Errorf("listing host links: %w", err)
 	}
 	seen := map[datastore.Key]bool{}
 	var errs []error
 	released := 0
-	for _, c := range n.cards {
+	for _, c := range s.cards() {
 		for _, a := range c.store.AllocatedIPs() {
-			s := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
-			if s == "" {
+			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
+			if sfx == "" {
 				continue
 			}
 			seen[a.Key] = true
-			present := suffixes[s]
+			present := suffixes[sfx]
 			if present {
-				delete(sw.absentSince, a.Key)
+				delete(s.absentSince, a.Key)
 				continue
 			}
-			first, ok := sw.absentSince[a.Key]
+			first, ok := s.absentSince[a.Key]
 			if !ok {
-				sw.absentSince[a.Key] = now
+				s.absentSince[a.Key] = now
 				continue
 			}
-			if !orphanDecision(a, present, first, now, n.times.OrphanGrace) {
+			if !orphanDecision(a, present, first, now, s.grace) {
 				continue
 			}
-			if err := n.releaseOrphan(ctx, c, a, now.Sub(first)); err != nil {
+			if err := s.release(ctx, c, a, now.Sub(first)); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			released++
 		}
 	}
-	for k := range sw.absentSince {
+	for k := range s.absentSince {
 		if !seen[k] {
-			delete(sw.absentSince, k) // released by a DEL, or released here
+			delete(s.absentSince, k) // released by a DEL, or released here
 		}
 	}
 	if released > 0 {
-		n.handout.wake()
-		n.observePool()
-		n.pool.Fire() // the pool may shrink now
+		s.released()
 	}
 	return errors.Join(errs...)
 }
 
 // releaseOrphan releases one allocation whose pod is gone, as a DEL would.
-func (n *IPAM) releaseOrphan(ctx context.Context, c *card, a datastore.Assignment, absent time.Duration) error {
+func (s *orphanSweeper) release(ctx context.Context, c *card, a datastore.Assignment, absent time.Duration) error {
 	got, err := c.store.UnassignAddr(a.Key, a.Addr)
 	switch {
 	case errors.Is(err, datastore.ErrUnknownPod):
 		return nil // a DEL came first, or the key holds another address now
 	case errors.Is(err, datastore.ErrCheckpoint):
-		n.log.Warn("orphaned address released but the checkpoint write failed", "key", a.Key.String(), "err", err)
+		s.log.Warn("orphaned address released but the checkpoint write failed", "key", a.Key.String(), "err", err)
 	case err != nil:
 		return fmt.Errorf("releasing the orphaned address of %s: %w", a.Key, err)
 	}
-	n.metrics.OrphanReleases.Inc()
-	n.log.Warn("released the address of a pod whose host veth is gone (a DEL that never reached ipamd)",
+	s.count.Inc()
+	s.log.Warn("released the address of a pod whose host veth is gone (a DEL that never reached ipamd)",
 		"pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName, "key", a.Key.String(), "ip", got.Addr,
 		"card", c.index, "absentFor", absent.Round(time.Millisecond))
-	if err := n.host.DeletePodRules(ctx, got.Addr); err != nil {
-		n.log.Warn("could not delete the ip rules of an orphaned pod", "ip", got.Addr, "err", err)
+	if err := s.host.DeletePodRules(ctx, got.Addr); err != nil {
+		s.log.Warn("could not delete the ip rules of an orphaned pod", "ip", got.Addr, "err", err)
 	}
 	return nil
 }

@@ -89,11 +89,11 @@ func TestOrphanSweepDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	sw := &orphanSweep{absentSince: map[datastore.Key]time.Time{}}
+	sw := h.n.orphans.fresh()
 	t0 := time.Now().Add(time.Minute) // the allocations are older than the grace
 	sweep := func(at time.Duration) {
 		t.Helper()
-		if err := h.n.sweepOrphans(ctx, sw, t0.Add(at)); err != nil {
+		if err := sw.sweep(ctx, t0.Add(at)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -111,7 +111,7 @@ func TestOrphanSweepDecisions(t *testing.T) {
 	links.mu.Lock()
 	links.err = errors.New("netlink: dump interrupted")
 	links.mu.Unlock()
-	if err := h.n.sweepOrphans(ctx, sw, t0.Add(61*time.Second)); err == nil {
+	if err := sw.sweep(ctx, t0.Add(61*time.Second)); err == nil {
 		t.Error("a failed link listing must be reported")
 	}
 	links.mu.Lock()
@@ -139,10 +139,10 @@ func TestOrphanSweepDecisions(t *testing.T) {
 	if _, err := h.n.assign(fresh, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}, false); err != nil {
 		t.Fatal(err)
 	}
-	sw2 := &orphanSweep{absentSince: map[datastore.Key]time.Time{}}
+	sw2 := h.n.orphans.fresh()
 	now := time.Now()
 	for _, at := range []time.Duration{0, 59 * time.Second} {
-		if err := h.n.sweepOrphans(ctx, sw2, now.Add(at)); err != nil {
+		if err := sw2.sweep(ctx, now.Add(at)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -258,4 +258,12 @@ func counterValue(t *testing.T, c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// fresh is a sweeper with the same collaborators that has seen nothing
+// yet, for a test that drives the sweep's clock itself.
+func (s *orphanSweeper) fresh() *orphanSweeper {
+	c := *s
+	c.absentSince = nil
+	return &c
 }

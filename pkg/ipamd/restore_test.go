@@ -128,10 +128,10 @@ func TestRestoreCorruptCheckpointRecoversFromHost(t *testing.T) {
 			}
 			// Pod 1's veth goes without a DEL: the sweep releases it.
 			links.setPod(1, false)
-			sw := &orphanSweep{absentSince: map[datastore.Key]time.Time{}}
+			sw := h.n.orphans.fresh()
 			later := time.Now().Add(time.Hour)
 			for _, at := range []time.Time{later, later.Add(h.n.times.OrphanGrace)} {
-				if err := h.n.sweepOrphans(ctx, sw, at); err != nil {
+				if err := sw.sweep(ctx, at); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -84,7 +84,7 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			return nil
 		})
 		loops.Go(func() error {
-			n.runOrphanSweeper(lctx)
+			n.orphans.run(lctx)
 			return nil
 		})
 		loops.Go(func() error {
