@@ -287,10 +287,13 @@ func TestKubeBadInput(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("ghost", map[string]string{"role": "ghost"}, sgUnknown)
-	h.addNode("rc-bad", inst1, nil)
-	h.declareSGP("rc-bad")
-	h.waitCapacity("rc-bad", 9)
-	if _, err := h.createPod("ghost", "rc-bad", map[string]string{"role": "ghost"}); err != nil {
+	// Nodes are cluster-scoped and outlive the test's namespace: a name of
+	// this run's own lets -count repeat the test in the same API server.
+	node := "rc-bad-" + h.ns
+	h.addNode(node, inst1, nil)
+	h.declareSGP(node)
+	h.waitCapacity(node, 9)
+	if _, err := h.createPod("ghost", node, map[string]string{"role": "ghost"}); err != nil {
 		t.Fatal(err)
 	}
 	h.waitEvent("ghost", ReasonBranchAllocationFailed, "InvalidGroup.NotFound")
@@ -302,7 +305,7 @@ func TestKubeBadInput(t *testing.T) {
 	// naming the policy and the limit, before any EC2 call.
 	wide := []string{sgDB, "sg-0000000000000a01", "sg-0000000000000a02", "sg-0000000000000a03", "sg-0000000000000a04", "sg-0000000000000a05"}
 	h.addPolicy("wide", map[string]string{"role": "wide"}, wide...)
-	_, err := h.createPod("wide", "rc-bad", map[string]string{"role": "wide"})
+	_, err := h.createPod("wide", node, map[string]string{"role": "wide"})
 	if err == nil || !strings.Contains(err.Error(), "wide") || !strings.Contains(err.Error(), "6 security groups") || !strings.Contains(err.Error(), "at most 5") {
 		t.Fatalf("pod under a 6-group policy: %v, want the webhook's refusal naming the policy and the limit of 5", err)
 	}
@@ -316,7 +319,7 @@ func TestKubeBadInput(t *testing.T) {
 
 	// A malformed annotation (written by someone else) is named at start.
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	p, err := h.createPod("garbled", "rc-bad", map[string]string{"role": "x"})
+	p, err := h.createPod("garbled", node, map[string]string{"role": "x"})
 	if err != nil {
 		t.Fatal(err)
 	}
