@@ -26,7 +26,7 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 	}
 	n.changes.Lock()
 	defer n.changes.Unlock()
-	defer n.observePool()
+	defer n.observe.pool()
 	schedulable := n.schedulable(ctx)
 	if schedulable && !n.terminating.isSet() && !n.cfg.DisableProvisioning {
 		n.declareCustomNetworking(ctx)
@@ -189,10 +189,10 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		}
 		n.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
 			"cidrs", len(a.CIDRs), "reason", a.Reason)
-		done := n.inProgress(actionFn(a.Kind))
+		done := n.observe.inProgress(actionFn(a.Kind))
 		err := n.execute(ctx, c, a)
 		done()
-		n.observeAction(a, err)
+		n.observe.action(a, err)
 		n.last.set(describeAction(c, a, err), time.Now())
 		switch a.Kind {
 		case pool.ReleaseCIDRs:

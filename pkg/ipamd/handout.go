@@ -103,7 +103,7 @@ func (n *IPAM) AssignPod(ctx context.Context, k datastore.Key, meta datastore.Me
 				n.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
 			}
 			result = "ok"
-			n.observeAssignments(asgs)
+			n.observe.assignments(asgs)
 			n.nudgePool()
 			n.annotate(ctx, meta.K8sPodNamespace, meta.K8sPodName, asgs[0].Addr.String(), true)
 			return asgs, nil
@@ -135,7 +135,7 @@ func (n *IPAM) AssignPod(ctx context.Context, k datastore.Key, meta datastore.Me
 			// The pool will not grow any more: answer now so the drain is quick.
 			if asgs, err := n.assign(k, meta, multi); err == nil {
 				result = "ok"
-				n.observeAssignments(asgs)
+				n.observe.assignments(asgs)
 				return asgs, nil
 			}
 			result = "shutdown"
@@ -324,7 +324,7 @@ func (n *IPAM) ReleasePod(ctx context.Context, k datastore.Key, namespace, name 
 	if len(released) == 0 {
 		return nil, nil
 	}
-	n.observeAssignments(released)
+	n.observe.assignments(released)
 	if n.handout.waiting() > 0 {
 		n.handout.wake() // with no cooldown the address is usable at once
 	}

@@ -24,7 +24,7 @@ var ErrNotInitialised = errors.New("ipamd: node not initialised yet")
 // the node ready. It is the upstream nodeInit, minus the parts that belong
 // to the pool manager (which Run starts right after).
 func (n *IPAM) Init(ctx context.Context) (err error) {
-	defer n.inProgress(fnNodeInit)()
+	defer n.observe.inProgress(fnNodeInit)()
 	start := time.Now()
 	defer func() {
 		n.metrics.NodeInitDuration.WithLabelValues(strconv.FormatBool(err == nil)).Observe(time.Since(start).Seconds())
@@ -164,8 +164,8 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			}
 		}
 	}
-	n.observeLimits()
-	n.observePool()
+	n.observe.limits()
+	n.observe.pool()
 	n.ready.set()
 	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,
 		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPods.get())
@@ -229,7 +229,7 @@ func (n *IPAM) reconcileHost(ctx context.Context) error {
 		V6Egress:             v6Egress,
 		IPv6:                 n.cfg.EnableIPv6,
 	})
-	n.observeHost(res, err)
+	n.observe.host(res, err)
 	if err != nil {
 		return fmt.Errorf("ipamd init: host networking: %w", err)
 	}

@@ -129,9 +129,8 @@ type IPAM struct {
 	metrics *metrics.Metrics
 	track   *introspect.Tracker
 
-	startedAt time.Time
-	metricsL  net.Listener
-	introL    net.Listener
+	metricsL net.Listener
+	introL   net.Listener
 
 	kube     *kubeRef
 	node     *nodeState
@@ -140,7 +139,7 @@ type IPAM struct {
 	subnets  *subnetCache
 	handout  *handout
 	cpHealth *cpHealth
-	gauges   *gauges
+	observe  *observer
 	last     *lastAction
 	features *cniNodeFeatures
 	leaked   *leakSweeper
@@ -205,16 +204,17 @@ func New(o Options) (*IPAM, error) {
 	n := &IPAM{
 		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: subs, host: host,
 		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
-		startedAt: started, metricsL: o.MetricsListener, introL: o.IntrospectionListener,
+		metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},
-		handout: newHandout(), gauges: &gauges{m: m}, last: &lastAction{}, features: &cniNodeFeatures{},
+		handout: newHandout(), last: &lastAction{}, features: &cniNodeFeatures{},
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
+	n.observe = &observer{m: m, cards: func() []*card { return n.cards }, node: n.node, kube: n.kube, startedAt: started}
 	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: func() []*card { return n.cards },
 		released: func() {
 			n.handout.wake()
-			n.observePool()
+			n.observe.pool()
 			n.pool.Fire() // the pool may shrink now
 		},
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}

@@ -25,12 +25,12 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 	}
 	n.changes.Lock()
 	defer n.changes.Unlock()
-	defer n.inProgress(fnReconcile)()
+	defer n.observe.inProgress(fnReconcile)()
 	defer func() {
 		if err != nil {
 			n.metrics.IPAMDErrors.WithLabelValues(fnReconcile).Inc()
 		}
-		n.observePool()
+		n.observe.pool()
 	}()
 	now := time.Now()
 	n.book.forgetReleased(now, n.times.ReleasedGrace)

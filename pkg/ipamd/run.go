@@ -40,10 +40,10 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			if gctx.Err() != nil {
 				return nil
 			}
-			n.observeStartup(err)
+			n.observe.startup(err)
 			return err
 		}
-		n.observeStartup(nil)
+		n.observe.startup(nil)
 		n.pool.Fire() // fill the pool at once
 		loops, lctx := errgroup.WithContext(gctx)
 		loops.Go(func() error {
