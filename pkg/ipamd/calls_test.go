@@ -74,7 +74,7 @@ func TestChurnCoolingServesDemand(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				usable, ok := h.n.nextCoolingEnd()
+				usable, ok := h.n.handout.nextCoolingEnd()
 				if !ok {
 					t.Fatal("the released address is not cooling")
 				}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
@@ -32,13 +35,25 @@ func (e *noAddressError) Is(target error) bool { return target == ErrNoAddress }
 // them when an address may have become usable (the pool grew, a pod
 // released one, a reconcile adopted one), and the signal that tells them
 // a pool cycle found every card at its hard limit.
+//
+// It hands out and takes back addresses on the cards' datastores (which
+// lock themselves); pending is the only state it owns besides the signals.
 type handout struct {
 	pending atomic.Int64
 	changed *signal
 	limited *signal
-}
 
-func newHandout() *handout { return &handout{changed: newSignal(), limited: newSignal()} }
+	cfg         config.Config
+	node        *nodeState
+	cards       func() []*card // the managed cards, built by Init before it serves
+	pool        *trigger
+	terminating *latch
+	observe     *observer
+	m           *metrics.Metrics
+	kube        *kubeRef
+	addWait     time.Duration
+	log         *slog.Logger
+}
 
 // waiting is the number of AddNetwork calls waiting for an address.
 func (h *handout) waiting() int { return int(h.pending.Load()) }
@@ -49,10 +64,10 @@ func (h *handout) wake() { h.changed.broadcast() }
 // AddContext bounds a request so that its answer (rather than the client's
 // own deadline error) reaches the client: it ends a little before the
 // request's deadline, or after Intervals.AddWait when it has none.
-func (n *IPAM) AddContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (h *handout) AddContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	d, ok := ctx.Deadline()
 	if !ok {
-		return context.WithTimeout(ctx, n.times.AddWait)
+		return context.WithTimeout(ctx, h.addWait)
 	}
 	margin := min(max(time.Until(d)/10, 20*time.Millisecond), time.Second)
 	return context.WithDeadline(ctx, d.Add(-margin))
@@ -78,34 +93,33 @@ func (n *IPAM) WaitReady(ctx context.Context) error {
 // manager for more at once and waits until ctx ends, instead of failing;
 // it fails at once when no address can come. Errors: ErrNoAddress,
 // ErrShuttingDown, or a datastore failure.
-func (n *IPAM) AssignPod(ctx context.Context, k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
+func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
 	start := time.Now()
 	meta.InterfacesCount = 1
 	if multi {
-		meta.InterfacesCount = len(n.cards)
+		meta.InterfacesCount = len(h.cards())
 	}
-	h := n.handout
 	waiting := false
 	result := "error"
 	defer func() {
 		if waiting {
 			h.pending.Add(-1)
 		}
-		n.metrics.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
+		h.m.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
 	deadline, _ := ctx.Deadline()
 	fire := true
 	for {
 		changed, limited := h.changed.wait(), h.limited.wait()
-		asgs, err := n.assign(k, meta, multi)
+		asgs, err := h.assign(k, meta, multi)
 		if err == nil {
 			if waiting {
-				n.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
+				h.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
 			}
 			result = "ok"
-			n.observe.assignments(asgs)
-			n.nudgePool()
-			n.annotate(ctx, meta.K8sPodNamespace, meta.K8sPodName, asgs[0].Addr.String(), true)
+			h.observe.assignments(asgs)
+			h.nudgePool()
+			h.annotate(ctx, meta.K8sPodNamespace, meta.K8sPodName, asgs[0].Addr.String(), true)
 			return asgs, nil
 		}
 		if !errors.Is(err, datastore.ErrNoAvailableAddress) {
@@ -115,36 +129,36 @@ func (n *IPAM) AssignPod(ctx context.Context, k datastore.Key, meta datastore.Me
 			waiting = true
 			h.pending.Add(1)
 		}
-		if limit := n.nothingComing(deadline); limit != "" {
+		if limit := h.nothingComing(deadline); limit != "" {
 			// No refill can come and no cooldown ends in time: fail now
 			// and let kubelet retry, as upstream does (docs/compatibility.md,
 			// "Deliberate differences").
 			result = "exhausted"
-			n.metrics.NoAvailableIPs.Inc()
-			return nil, &noAddressError{n.exhaustedCause(err, time.Since(start)) + "; node at its hard limit: " + limit}
+			h.m.NoAvailableIPs.Inc()
+			return nil, &noAddressError{h.exhaustedCause(err, time.Since(start)) + "; node at its hard limit: " + limit}
 		}
 		if fire {
-			n.pool.Fire()
+			h.pool.Fire()
 		}
 		fire = true
-		switch n.waitForAddress(ctx, changed, limited) {
+		switch h.waitForAddress(ctx, changed, limited) {
 		case waitLimit:
 			fire = false // the pool just ran and found no room
 		case waitRetry:
 		case waitShutdown:
 			// The pool will not grow any more: answer now so the drain is quick.
-			if asgs, err := n.assign(k, meta, multi); err == nil {
+			if asgs, err := h.assign(k, meta, multi); err == nil {
 				result = "ok"
-				n.observe.assignments(asgs)
+				h.observe.assignments(asgs)
 				return asgs, nil
 			}
 			result = "shutdown"
-			n.metrics.NoAvailableIPs.Inc()
+			h.m.NoAvailableIPs.Inc()
 			return nil, ErrShuttingDown
 		case waitDeadline:
 			result = "exhausted"
-			n.metrics.NoAvailableIPs.Inc()
-			return nil, &noAddressError{n.exhaustedCause(err, time.Since(start))}
+			h.m.NoAvailableIPs.Inc()
+			return nil, &noAddressError{h.exhaustedCause(err, time.Since(start))}
 		}
 	}
 }
@@ -161,9 +175,9 @@ const (
 // waitForAddress blocks until an address may have become usable: the pool
 // grew or an address was released (changed), or the earliest cooldown
 // ended (a timer on exactly that moment, not a poll).
-func (n *IPAM) waitForAddress(ctx context.Context, changed, limited <-chan struct{}) waitOutcome {
+func (h *handout) waitForAddress(ctx context.Context, changed, limited <-chan struct{}) waitOutcome {
 	var wake <-chan time.Time
-	if at, ok := n.nextCoolingEnd(); ok {
+	if at, ok := h.nextCoolingEnd(); ok {
 		t := time.NewTimer(time.Until(at))
 		defer t.Stop()
 		wake = t.C
@@ -175,7 +189,7 @@ func (n *IPAM) waitForAddress(ctx context.Context, changed, limited <-chan struc
 		return waitLimit
 	case <-wake:
 		return waitRetry
-	case <-n.terminating.done():
+	case <-h.terminating.done():
 		return waitShutdown
 	case <-ctx.Done():
 		return waitDeadline
@@ -187,32 +201,32 @@ func (n *IPAM) waitForAddress(ctx context.Context, changed, limited <-chan struc
 // rather than at the next tick (a burst's later pods then find addresses).
 // A starved card is left to the tick: each cycle asks the API server for
 // the node's taints.
-func (n *IPAM) nudgePool() {
-	if n.cfg.EnableIPv6 || len(n.cards) == 0 {
+func (h *handout) nudgePool() {
+	if h.cfg.EnableIPv6 || len(h.cards()) == 0 {
 		return
 	}
-	c := n.cards[0]
-	want := n.cfg.WarmENITarget * max(n.node.typ.IPv4PerENI-1, 0)
+	c := h.cards()[0]
+	want := h.cfg.WarmENITarget * max(h.node.typ.IPv4PerENI-1, 0)
 	switch {
-	case n.cfg.WarmIPTarget > 0 || n.cfg.MinimumIPTarget > 0:
-		want = n.cfg.WarmIPTarget
+	case h.cfg.WarmIPTarget > 0 || h.cfg.MinimumIPTarget > 0:
+		want = h.cfg.WarmIPTarget
 	case c.store.Mode() == datastore.ModePrefixIPv4:
-		want = n.cfg.WarmPrefixTarget * 16
+		want = h.cfg.WarmPrefixTarget * 16
 	}
 	if c.store.Stats().AvailableIPs >= want {
 		return
 	}
 	if starved, _ := c.state(); starved == "" {
-		n.pool.Fire()
+		h.pool.Fire()
 	}
 }
 
 // nothingComing names the hard limit when no address can come before
 // deadline: every card is at its hard limit (as the last pool cycle found)
 // and no cooldown ends before deadline. "" means an address may come.
-func (n *IPAM) nothingComing(deadline time.Time) string {
+func (h *handout) nothingComing(deadline time.Time) string {
 	var limits []string
-	for _, c := range n.cards {
+	for _, c := range h.cards() {
 		l := c.fullText()
 		if l == "" {
 			return ""
@@ -222,17 +236,17 @@ func (n *IPAM) nothingComing(deadline time.Time) string {
 	if len(limits) == 0 {
 		return ""
 	}
-	if at, ok := n.nextCoolingEnd(); ok && (deadline.IsZero() || at.Before(deadline)) {
+	if at, ok := h.nextCoolingEnd(); ok && (deadline.IsZero() || at.Before(deadline)) {
 		return ""
 	}
 	return strings.Join(limits, "; ")
 }
 
 // nextCoolingEnd is the earliest cooldown end over every card.
-func (n *IPAM) nextCoolingEnd() (time.Time, bool) {
+func (h *handout) nextCoolingEnd() (time.Time, bool) {
 	var first time.Time
 	found := false
-	for _, c := range n.cards {
+	for _, c := range h.cards() {
 		if at, ok := c.store.NextCoolingEnd(); ok && (!found || at.Before(first)) {
 			first, found = at, true
 		}
@@ -242,17 +256,17 @@ func (n *IPAM) nextCoolingEnd() (time.Time, bool) {
 
 // assign takes one address on the first card that has one (pods spill to
 // cards > 0), or one on every card for a multi-NIC pod, all or nothing.
-func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
+func (h *handout) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
 	if !multi {
 		// A retried ADD gets what the key already holds, on any card: pods
 		// spill to cards > 0, so card 0 may have room again by now.
-		for _, c := range n.cards {
+		for _, c := range h.cards() {
 			if a, ok := c.store.Lookup(k); ok {
 				return []datastore.Assignment{a}, nil
 			}
 		}
 		var err error
-		for _, c := range n.cards {
+		for _, c := range h.cards() {
 			var a datastore.Assignment
 			if a, err = c.store.Assign(k, meta); err == nil {
 				return []datastore.Assignment{a}, nil
@@ -264,12 +278,12 @@ func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]d
 		return nil, err
 	}
 	var out []datastore.Assignment
-	for _, c := range n.cards {
+	for _, c := range h.cards() {
 		a, err := c.store.Assign(k, meta)
 		if err != nil {
 			for i, done := range out {
-				if _, uerr := n.cards[i].store.Unassign(done.Key); uerr != nil {
-					n.log.Warn("could not undo a partial multi-NIC assignment", "key", k.String(), "err", uerr)
+				if _, uerr := h.cards()[i].store.Unassign(done.Key); uerr != nil {
+					h.log.Warn("could not undo a partial multi-NIC assignment", "key", k.String(), "err", uerr)
 				}
 			}
 			return nil, err
@@ -281,11 +295,11 @@ func (n *IPAM) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]d
 
 // exhaustedCause names why no address came: the pool's own reason, the
 // last EC2 failure, or the datastore's figures.
-func (n *IPAM) exhaustedCause(storeErr error, waited time.Duration) string {
+func (h *handout) exhaustedCause(storeErr error, waited time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s after waiting %s", ErrNoAddress, waited.Round(time.Millisecond))
-	mp := n.node.maxPods.get()
-	for _, c := range n.cards {
+	mp := h.node.maxPods.get()
+	for _, c := range h.cards() {
 		starved, lastErr := c.state()
 		st := c.store.Stats()
 		fmt.Fprintf(&b, "; card %d: %d addresses, %d assigned, %d cooling", c.index, st.TotalIPs, st.AssignedIPs, st.CoolingIPs)
@@ -309,33 +323,33 @@ func (n *IPAM) exhaustedCause(storeErr error, waited time.Duration) string {
 // address recovered for the pod's veth after a corrupt checkpoint. It
 // wakes waiting ADDs and clears the pod-ips annotation. Nothing held:
 // none released and no error.
-func (n *IPAM) ReleasePod(ctx context.Context, k datastore.Key, namespace, name string) ([]datastore.Assignment, error) {
-	released, err := n.release(k)
+func (h *handout) ReleasePod(ctx context.Context, k datastore.Key, namespace, name string) ([]datastore.Assignment, error) {
+	released, err := h.release(k)
 	if err != nil {
 		return nil, err
 	}
 	if len(released) == 0 && namespace != "" && name != "" {
 		// An address recovered from the host after a corrupt checkpoint
 		// is known only by the pod's veth name.
-		if released, err = n.release(datastore.RecoveredKey(vethname.Suffix(namespace, name))); err != nil {
+		if released, err = h.release(datastore.RecoveredKey(vethname.Suffix(namespace, name))); err != nil {
 			return nil, err
 		}
 	}
 	if len(released) == 0 {
 		return nil, nil
 	}
-	n.observe.assignments(released)
-	if n.handout.waiting() > 0 {
-		n.handout.wake() // with no cooldown the address is usable at once
+	h.observe.assignments(released)
+	if h.waiting() > 0 {
+		h.wake() // with no cooldown the address is usable at once
 	}
-	n.annotate(ctx, namespace, name, released[0].Addr.String(), false)
+	h.annotate(ctx, namespace, name, released[0].Addr.String(), false)
 	return released, nil
 }
 
 // release unassigns what k holds on every card.
-func (n *IPAM) release(k datastore.Key) ([]datastore.Assignment, error) {
+func (h *handout) release(k datastore.Key) ([]datastore.Assignment, error) {
 	var released []datastore.Assignment
-	for _, c := range n.cards {
+	for _, c := range h.cards() {
 		// Store.Unassign also matches entries upstream migrated from CRI
 		// state (placeholder network and interface) by container id.
 		a, err := c.store.Unassign(k)
@@ -345,7 +359,7 @@ func (n *IPAM) release(k datastore.Key) ([]datastore.Assignment, error) {
 		case errors.Is(err, datastore.ErrCheckpoint):
 			// The release happened; only persisting it failed, and the next
 			// good write persists it. Failing the DEL would strand the address.
-			n.log.Warn("address released but the checkpoint write failed", "key", k.String(), "ip", a.Addr,
+			h.log.Warn("address released but the checkpoint write failed", "key", k.String(), "ip", a.Addr,
 				"card", c.index, "err", err)
 		case err != nil:
 			return released, fmt.Errorf("releasing the address of %s: %w", k, err)
@@ -357,17 +371,17 @@ func (n *IPAM) release(k datastore.Key) ([]datastore.Assignment, error) {
 
 // annotate maintains vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP). A failure
 // is logged: the pod's network works without the annotation.
-func (n *IPAM) annotate(ctx context.Context, ns, name, ip string, add bool) {
-	if !n.cfg.AnnotatePodIP || name == "" {
+func (h *handout) annotate(ctx context.Context, ns, name, ip string, add bool) {
+	if !h.cfg.AnnotatePodIP || name == "" {
 		return
 	}
 	var err error
 	if add {
-		err = n.kube.get().AnnotatePodIP(ctx, ns, name, ip)
+		err = h.kube.get().AnnotatePodIP(ctx, ns, name, ip)
 	} else {
-		err = n.kube.get().ClearPodIP(ctx, ns, name, ip)
+		err = h.kube.get().ClearPodIP(ctx, ns, name, ip)
 	}
 	if err != nil {
-		n.log.Warn("could not update the pod-ips annotation", "pod", ns+"/"+name, "ip", ip, "add", add, "err", err)
+		h.log.Warn("could not update the pod-ips annotation", "pod", ns+"/"+name, "ip", ip, "add", add, "err", err)
 	}
 }

@@ -274,12 +274,12 @@ func (h *harness) setPods(pods map[int]bool, want int) {
 		}
 		k := podKey(i)
 		for attempt := 0; ; attempt++ {
-			_, err := h.n.assign(k, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: fmt.Sprint("pod-", i)}, false)
+			_, err := h.n.handout.assign(k, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: fmt.Sprint("pod-", i)}, false)
 			if err == nil {
 				break
 			}
 			if !errors.Is(err, datastore.ErrNoAvailableAddress) || attempt > 5 {
-				h.t.Fatalf("pod %d: %v (%s)", i, err, h.n.exhaustedCause(err, 0))
+				h.t.Fatalf("pod %d: %v (%s)", i, err, h.n.handout.exhaustedCause(err, 0))
 			}
 			h.n.handout.pending.Store(int64(want - len(pods)))
 			h.n.PoolCycle(ctx)

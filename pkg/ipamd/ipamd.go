@@ -206,11 +206,14 @@ func New(o Options) (*IPAM, error) {
 		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},
-		handout: newHandout(), last: &lastAction{}, features: &cniNodeFeatures{},
+		last: &lastAction{}, features: &cniNodeFeatures{},
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
 	n.observe = &observer{m: m, cards: func() []*card { return n.cards }, node: n.node, kube: n.kube, startedAt: started}
+	n.handout = &handout{changed: newSignal(), limited: newSignal(), cfg: o.Config, node: n.node,
+		cards: func() []*card { return n.cards }, pool: n.pool, terminating: n.terminating, observe: n.observe,
+		m: m, kube: n.kube, addWait: n.times.AddWait, log: log}
 	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: func() []*card { return n.cards },
 		released: func() {
 			n.handout.wake()

@@ -96,10 +96,10 @@ func TestIPv6PrefixFailureBacksOff(t *testing.T) {
 	if n := callDelta(before, h.calls())["AssignIpv6Addresses"]; n != 1 {
 		t.Errorf("AssignIpv6Addresses called %d times in 5 cycles while failing, want 1 (then back off)", n)
 	}
-	if _, err := h.n.assign(key("aws-cni", "p", "eth0"), datastore.Metadata{}, false); err == nil {
+	if _, err := h.n.handout.assign(key("aws-cni", "p", "eth0"), datastore.Metadata{}, false); err == nil {
 		t.Error("a pod got an address from an ENI without a prefix")
 	}
-	if cause := h.n.exhaustedCause(nil, 0); !strings.Contains(cause, "UnauthorizedOperation") {
+	if cause := h.n.handout.exhaustedCause(nil, 0); !strings.Contains(cause, "UnauthorizedOperation") {
 		t.Errorf("exhausted cause %q does not name EC2's refusal", cause)
 	}
 }

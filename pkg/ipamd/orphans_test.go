@@ -85,7 +85,7 @@ func TestOrphanSweepDecisions(t *testing.T) {
 	links.setPod(0, true) // live
 	links.setPod(3, true) // comes and goes
 	anon := datastore.Key{NetworkName: "aws-cni", ContainerID: "no-meta", IfName: "eth0"}
-	if _, err := h.n.assign(anon, datastore.Metadata{}, false); err != nil {
+	if _, err := h.n.handout.assign(anon, datastore.Metadata{}, false); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -136,7 +136,7 @@ func TestOrphanSweepDecisions(t *testing.T) {
 	}
 	// A pod assigned just now has no veth yet: the grace covers it too.
 	fresh := podKey(100)
-	if _, err := h.n.assign(fresh, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}, false); err != nil {
+	if _, err := h.n.handout.assign(fresh, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}, false); err != nil {
 		t.Fatal(err)
 	}
 	sw2 := h.n.orphans.fresh()

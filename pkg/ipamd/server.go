@@ -160,7 +160,7 @@ func (s *Server) addNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 
 func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
 	n := s.n
-	ctx, cancel := n.AddContext(ctx)
+	ctx, cancel := n.handout.AddContext(ctx)
 	defer cancel()
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
@@ -173,7 +173,7 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
 	meta := datastore.Metadata{K8sPodNamespace: req.GetK8SPodNamespace(), K8sPodName: req.GetK8SPodName()}
-	asgs, err := n.AssignPod(ctx, k, meta, req.GetRequiresMultiNicAttachment())
+	asgs, err := n.handout.AssignPod(ctx, k, meta, req.GetRequiresMultiNicAttachment())
 	switch {
 	case errors.Is(err, ErrShuttingDown):
 		return nil, status.Error(codes.Unavailable, err.Error())
@@ -247,13 +247,13 @@ func (s *Server) delNetworkChecked(ctx context.Context, req *rpc.DelNetworkReque
 		reason = "PodDeleted"
 	}
 	n.metrics.DelIPRequests.WithLabelValues(reason).Inc()
-	ctx, cancel := n.AddContext(ctx)
+	ctx, cancel := n.handout.AddContext(ctx)
 	defer cancel()
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
-	released, err := n.ReleasePod(ctx, k, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	released, err := n.handout.ReleasePod(ctx, k, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
