@@ -137,7 +137,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	}
 	live := n.orphans.liveness(ctx)
 	for _, c := range n.cards {
-		res, err := n.restoreCard(ctx, c, live)
+		res, err := n.restore.restoreCard(ctx, c, live)
 		if err != nil {
 			return fmt.Errorf("ipamd init: restoring the checkpoint of network card %d: %w", c.index, err)
 		}

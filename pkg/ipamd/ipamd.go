@@ -144,6 +144,7 @@ type IPAM struct {
 	features *cniNodeFeatures
 	leaked   *leakSweeper
 	orphans  *orphanSweeper
+	restore  *restorer
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
@@ -221,6 +222,8 @@ func New(o Options) (*IPAM, error) {
 			n.pool.Fire() // the pool may shrink now
 		},
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
+	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, cards: func() []*card { return n.cards },
+		dropped: m.RestoreDropped, pendingWait: n.times.PendingWait, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -19,10 +22,22 @@ import (
 // crash-loop the node with no way forward (docs/compatibility.md, "ipamd:
 // checkpoint, logs and readiness").
 
+// restorer restores each card's checkpoint at start and, after PendingWait,
+// drops restored allocations no CIDR took back. It owns no state: the
+// cards' datastores lock themselves.
+type restorer struct {
+	backingStore string
+	links        PodLinks // nil: no host routes to recover pods from
+	cards        func() []*card
+	dropped      *prometheus.CounterVec // vpccni_checkpoint_entries_dropped_total{reason}
+	pendingWait  time.Duration
+	log          *slog.Logger
+}
+
 // restoreCard restores card c's checkpoint, or recovers from the host when
 // it cannot be read. It fails only when the recovered state cannot be
 // written either.
-func (n *IPAM) restoreCard(ctx context.Context, c *card, live func(datastore.Allocation) bool) (datastore.RestoreResult, error) {
+func (r *restorer) restoreCard(ctx context.Context, c *card, live func(datastore.Allocation) bool) (datastore.RestoreResult, error) {
 	res, err := c.store.Load(live)
 	switch {
 	case err == nil:
@@ -31,37 +46,37 @@ func (n *IPAM) restoreCard(ctx context.Context, c *card, live func(datastore.All
 		// Read and restored; only writing it back failed, which moving a
 		// good file aside would not cure. Start: health says NOT_SERVING
 		// until the write succeeds (the probe retries it).
-		n.log.Error("checkpoint restored but cannot be written; serving NOT_SERVING until it can",
+		r.log.Error("checkpoint restored but cannot be written; serving NOT_SERVING until it can",
 			"card", c.index, "err", err)
 		return res, nil
 	}
-	path := datastore.CheckpointPath(n.cfg.BackingStore, c.index)
+	path := datastore.CheckpointPath(r.backingStore, c.index)
 	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 	if rerr := os.Rename(path, aside); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-		n.log.Error("checkpoint unreadable and cannot be moved aside; recovering from the host anyway",
+		r.log.Error("checkpoint unreadable and cannot be moved aside; recovering from the host anyway",
 			"card", c.index, "path", path, "err", err, "renameErr", rerr)
 	} else {
-		n.log.Error("checkpoint unreadable: moved aside; recovering pods from the host's routes",
+		r.log.Error("checkpoint unreadable: moved aside; recovering pods from the host's routes",
 			"card", c.index, "path", path, "movedTo", aside, "err", err)
 	}
-	n.metrics.RestoreDropped.WithLabelValues("corrupt_checkpoint").Inc()
-	return n.recoverFromHost(ctx, c)
+	r.dropped.WithLabelValues("corrupt_checkpoint").Inc()
+	return r.recoverFromHost(ctx, c)
 }
 
 // recoverFromHost holds again every address of card c that a host route
 // sends to a pod veth. What cannot be recovered is logged: the pods' names
 // and container ids (a DEL finds a recovered address by the veth name its
 // pod hashes to), cooldowns, and routes outside the card's addresses.
-func (n *IPAM) recoverFromHost(ctx context.Context, c *card) (datastore.RestoreResult, error) {
-	if n.links == nil {
-		n.log.Warn("no host links to recover pods from (host networking disabled): starting from EC2 alone", "card", c.index)
-		return datastore.RestoreResult{}, n.persistFresh(c)
+func (r *restorer) recoverFromHost(ctx context.Context, c *card) (datastore.RestoreResult, error) {
+	if r.links == nil {
+		r.log.Warn("no host links to recover pods from (host networking disabled): starting from EC2 alone", "card", c.index)
+		return datastore.RestoreResult{}, r.persistFresh(c)
 	}
-	routes, err := n.links.PodRoutes(ctx)
+	routes, err := r.links.PodRoutes(ctx)
 	if err != nil {
-		n.log.Error("cannot list the host's pod routes: starting from EC2 alone; pods keep running but their addresses may be handed out again",
+		r.log.Error("cannot list the host's pod routes: starting from EC2 alone; pods keep running but their addresses may be handed out again",
 			"card", c.index, "err", err)
-		return datastore.RestoreResult{}, n.persistFresh(c)
+		return datastore.RestoreResult{}, r.persistFresh(c)
 	}
 	f := datastore.File{Version: datastore.CheckpointVersion}
 	var recovered, outside []string
@@ -88,7 +103,7 @@ func (n *IPAM) recoverFromHost(ctx context.Context, c *card) (datastore.RestoreR
 	if err != nil {
 		return res, fmt.Errorf("recovering card %d from the host: %w", c.index, err)
 	}
-	n.log.Warn("recovered pods from the host after a corrupt checkpoint", "card", c.index,
+	r.log.Warn("recovered pods from the host after a corrupt checkpoint", "card", c.index,
 		"recovered", len(recovered), "addresses", strings.Join(recovered, ", "),
 		"notRecovered", "pod names, container ids and cooldowns of every pod; a DEL finds its address by the pod's veth name",
 		"skippedRoutes", strings.Join(outside, ", "))
@@ -108,7 +123,7 @@ func cardHolds(c *card, addr netip.Addr) bool {
 }
 
 // persistFresh writes the card's (empty) state over the unreadable file.
-func (n *IPAM) persistFresh(c *card) error {
+func (r *restorer) persistFresh(c *card) error {
 	if err := c.store.Persist(); err != nil {
 		return fmt.Errorf("writing a fresh checkpoint for card %d: %w", c.index, err)
 	}
@@ -119,27 +134,27 @@ func (n *IPAM) persistFresh(c *card) error {
 // is still in no CIDR of the node: the reconciles in between have had
 // every chance to bring their CIDR back, and keeping them costs memory and
 // a larger checkpoint on every write, forever.
-func (n *IPAM) dropPendingAfter(ctx context.Context, wait time.Duration) {
+func (r *restorer) dropPendingAfter(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 		return
-	case <-time.After(wait):
+	case <-time.After(r.pendingWait):
 	}
-	n.dropPending()
+	r.dropPending()
 }
 
 // dropPending forgets every card's pending allocations and logs them.
-func (n *IPAM) dropPending() {
-	for _, c := range n.cards {
+func (r *restorer) dropPending() {
+	for _, c := range r.cards() {
 		dropped, err := c.store.DropPending()
 		if err != nil {
-			n.log.Warn("dropped pending allocations but the checkpoint write failed", "card", c.index, "err", err)
+			r.log.Warn("dropped pending allocations but the checkpoint write failed", "card", c.index, "err", err)
 		}
 		if len(dropped) == 0 {
 			continue
 		}
-		n.metrics.RestoreDropped.WithLabelValues("unknown_cidr").Add(float64(len(dropped)))
-		n.log.Warn("dropped restored allocations whose address is on no ENI of this node", "card", c.index,
+		r.dropped.WithLabelValues("unknown_cidr").Add(float64(len(dropped)))
+		r.log.Warn("dropped restored allocations whose address is on no ENI of this node", "card", c.index,
 			"count", len(dropped), "first", allocationList(dropped, 20))
 	}
 }

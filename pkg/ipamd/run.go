@@ -92,7 +92,7 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			return nil
 		})
 		loops.Go(func() error {
-			n.dropPendingAfter(lctx, n.times.PendingWait)
+			n.restore.dropPendingAfter(lctx)
 			return nil
 		})
 		loops.Go(func() error {
