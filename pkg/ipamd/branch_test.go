@@ -193,12 +193,11 @@ func TestUnmanagedENIIsLeftAlone(t *testing.T) {
 // no SecurityGroupsForPods feature, and says so once, not every cycle.
 func TestSGPPOnNonTrunkingType(t *testing.T) {
 	k := &fakeKube{schedulable: true, maxPods: 110}
+	var logs bytes.Buffer
 	h := newHarness(t, harnessOpts{noInit: true, instanceType: "t3.medium", cfg: func(c *config.Config) {
 		c.EnablePodENI, c.IPCooldown = true, 0
-	}})
+	}, log: slog.New(slog.NewTextHandler(&logs, nil))})
 	h.n.kube.set(k)
-	var logs bytes.Buffer
-	h.n.log = slog.New(slog.NewTextHandler(&logs, nil))
 	if err := h.n.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}

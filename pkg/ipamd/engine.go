@@ -29,8 +29,8 @@ func (n *IPAM) PoolCycle(ctx context.Context) {
 	defer n.observe.pool()
 	schedulable := n.schedulable(ctx)
 	if schedulable && !n.terminating.isSet() && !n.cfg.DisableProvisioning {
-		n.declareCustomNetworking(ctx)
-		n.declareSGPP(ctx)
+		n.features.declareCustomNetworking(ctx)
+		n.features.declareSGPP(ctx)
 	}
 	if !n.cfg.DisableProvisioning {
 		n.retryDeleteOnTermination(ctx)
@@ -130,7 +130,7 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: g.prefixes,
 		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.node.maxPods.get(),
 		CustomNetworking: n.cfg.CustomNetworking,
-		ReserveTrunk:     n.sgppPossible() && n.node.typ.Type != "" && c.index == 0,
+		ReserveTrunk:     n.features.sgppPossible() && n.node.typ.Type != "" && c.index == 0,
 		Pending:          n.handout.waiting(),
 		CanAllocate:      provisioning && !now.Before(insufficient),
 		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= n.times.ReleaseSpacing,

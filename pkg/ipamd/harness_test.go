@@ -118,6 +118,7 @@ var fastTimes = Intervals{
 }
 
 type harness struct {
+	log  *slog.Logger // harnessOpts.log
 	t    testing.TB
 	env  *simtest.Env
 	ec2  *awsutils.EC2
@@ -138,6 +139,7 @@ type harnessOpts struct {
 	scenario     func(*vpcsim.Scenario)
 	noInit       bool
 	links        *fakeLinks
+	log          *slog.Logger // nil: discarded (or stderr with IPAMD_TEST_LOG)
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -150,7 +152,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.scenario(&sc)
 	}
 	env := simtest.Start(t, sc)
-	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links}
+	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links, log: o.log}
 	h.cfg = config.Defaults()
 	h.cfg.BackingStore = filepath.Join(h.dir, "ipam.json")
 	h.cfg.SocketPath = filepath.Join(h.dir, "ipamd.sock")
@@ -195,7 +197,9 @@ func (h *harness) connect(times Intervals) {
 	}
 	h.md, h.ec2 = md, ec2
 	log := slog.New(slog.DiscardHandler)
-	if os.Getenv("IPAMD_TEST_LOG") != "" {
+	if h.log != nil {
+		log = h.log
+	} else if os.Getenv("IPAMD_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	opts := Options{Config: h.cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Host: h.host,

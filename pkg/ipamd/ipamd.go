@@ -145,6 +145,7 @@ type IPAM struct {
 	leaked   *leakSweeper
 	orphans  *orphanSweeper
 	restore  *restorer
+	branch   *branchWait
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
@@ -207,7 +208,7 @@ func New(o Options) (*IPAM, error) {
 		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		metricsL: o.MetricsListener, introL: o.IntrospectionListener,
 		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},
-		last: &lastAction{}, features: &cniNodeFeatures{},
+		last: &lastAction{},
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
@@ -224,6 +225,9 @@ func New(o Options) (*IPAM, error) {
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
 	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, cards: func() []*card { return n.cards },
 		dropped: m.RestoreDropped, pendingWait: n.times.PendingWait, log: log}
+	n.branch = &branchWait{kube: n.kube, node: n.node, cards: func() []*card { return n.cards }, reconciled: n.reconciled}
+	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: func() []*card { return n.cards },
+		trunk: n.branch, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {

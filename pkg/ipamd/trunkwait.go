@@ -10,6 +10,30 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// branchWait is what a branch-ENI pod's ADD waits for: the node's trunk
+// ENI (learnt at a reconcile, which it may ask for) and the pod's
+// annotation. It owns no state beyond the reconcile signal.
+type branchWait struct {
+	kube       *kubeRef
+	node       *nodeState
+	cards      func() []*card // the managed cards, built by Init before it serves
+	reconciled *reconcileSignal
+}
+
+// trunkENI returns the MAC of card 0's trunk ENI.
+func (b *branchWait) trunkENI() (net.HardwareAddr, bool) {
+	if len(b.cards()) == 0 {
+		return nil, false
+	}
+	for _, e := range b.cards()[0].store.ENIs() {
+		if e.IsTrunk {
+			mac := b.node.mac(e.ID)
+			return mac, mac != nil
+		}
+	}
+	return nil, false
+}
+
 // reconcileGap spaces the reconciles that waiting branch-pod ADDs ask for,
 // so pods that wait for a trunk cost at most one EC2 read per gap.
 const reconcileGap = time.Second
@@ -52,7 +76,7 @@ func (r *reconcileSignal) finished() {
 // waitTrunk waits, within the ADD's deadline (branchAnnotationWait when it
 // has none), for ipamd to learn of the node's trunk ENI, asking for a
 // reconcile at once rather than waiting for the next periodic one.
-func (n *IPAM) waitTrunk(ctx context.Context, namespace, name string) (net.HardwareAddr, error) {
+func (b *branchWait) waitTrunk(ctx context.Context, namespace, name string) (net.HardwareAddr, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, branchAnnotationWait)
@@ -60,7 +84,7 @@ func (n *IPAM) waitTrunk(ctx context.Context, namespace, name string) (net.Hardw
 	}
 	start := time.Now()
 	for {
-		if mac, ok := n.trunkENI(); ok {
+		if mac, ok := b.trunkENI(); ok {
 			return mac, nil
 		}
 		select {
@@ -69,7 +93,46 @@ func (n *IPAM) waitTrunk(ctx context.Context, namespace, name string) (net.Hardw
 				"pod %s/%s asks for a branch ENI but this node has no trunk ENI after %s: the VPC resource controller has not attached one "+
 					"(is it running? does the instance type support trunking? see the node's TrunkENICreationFailed events)",
 				namespace, name, time.Since(start).Round(time.Millisecond))
-		case <-n.reconciled.request():
+		case <-b.reconciled.request():
+		}
+	}
+}
+
+// branchAnnotationPoll is how often the node's pod cache is read while an
+// ADD waits for the branch annotation; reads are in-memory.
+const branchAnnotationPoll = 100 * time.Millisecond
+
+// branchAnnotationWait bounds the wait when the ADD carries no deadline.
+const branchAnnotationWait = 30 * time.Second
+
+// waitBranchAnnotation waits, within the ADD's deadline, for the VPC
+// resource controller to annotate a pod it has just been bound: upstream
+// fails the ADD at once and lets the kubelet retry. The error on timeout
+// names what may be missing.
+func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name string) (PodInfo, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, branchAnnotationWait)
+		defer cancel()
+	}
+	start := time.Now()
+	t := time.NewTicker(branchAnnotationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return PodInfo{}, status.Errorf(codes.DeadlineExceeded,
+				"pod %s/%s asks for a branch ENI but has no %s annotation after %s: the VPC resource controller has not written it "+
+					"(is it running? has the node reached its branch ENI limit? see the pod's BranchAllocationFailed events)",
+				namespace, name, PodENIAnnotation, time.Since(start).Round(time.Millisecond))
+		case <-t.C:
+		}
+		pod, err := b.kube.get().Pod(ctx, namespace, name)
+		if err != nil || !pod.Found {
+			continue
+		}
+		if pod.BranchAnnotation != "" {
+			return pod, nil
 		}
 	}
 }
