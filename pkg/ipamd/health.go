@@ -2,6 +2,7 @@ package ipamd
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -83,11 +84,11 @@ func (n *IPAM) CheckpointWritable() bool {
 	return ok
 }
 
-// runCheckpointProbe retries the checkpoint of every card whose last
-// write failed, every CheckpointRetry, so health returns to SERVING as
-// soon as the file can be written again, even with no pod activity.
-func (n *IPAM) runCheckpointProbe(ctx context.Context) {
-	tick := time.NewTicker(n.times.CheckpointRetry)
+// runProbe retries the checkpoint of every card whose last write failed,
+// every CheckpointRetry, so health returns to SERVING as soon as the file
+// can be written again, even with no pod activity.
+func (h *cpHealth) runProbe(ctx context.Context, cards []*card, every time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
@@ -95,18 +96,18 @@ func (n *IPAM) runCheckpointProbe(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if ok, _ := n.cpHealth.ok(); ok {
+		if ok, _ := h.ok(); ok {
 			continue
 		}
-		for _, c := range n.cards {
+		for _, c := range cards {
 			if !c.store.Unpersisted() {
 				continue
 			}
 			if err := c.store.Persist(); err != nil {
-				n.log.Debug("checkpoint still not writable", "card", c.index, "err", err)
+				log.Debug("checkpoint still not writable", "card", c.index, "err", err)
 				continue
 			}
-			n.log.Info("checkpoint writable again", "card", c.index)
+			log.Info("checkpoint writable again", "card", c.index)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			return nil
 		})
 		loops.Go(func() error {
-			n.runCheckpointProbe(lctx)
+			n.cpHealth.runProbe(lctx, n.cards, n.times.CheckpointRetry, n.log)
 			return nil
 		})
 		loops.Go(func() error {
