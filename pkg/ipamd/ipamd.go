@@ -146,6 +146,7 @@ type IPAM struct {
 	orphans  *orphanSweeper
 	restore  *restorer
 	branch   *branchWait
+	refresh  *nodeRefresher
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
@@ -228,6 +229,8 @@ func New(o Options) (*IPAM, error) {
 	n.branch = &branchWait{kube: n.kube, node: n.node, cards: func() []*card { return n.cards }, reconciled: n.reconciled}
 	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: func() []*card { return n.cards },
 		trunk: n.branch, log: log}
+	n.refresh = &nodeRefresher{cfg: o.Config, md: o.Metadata, ec2: o.EC2, node: n.node, cards: func() []*card { return n.cards },
+		ready: n.ready, changes: &n.changes, reconcileHost: n.reconcileHost, every: n.times.NodeRefresh, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {

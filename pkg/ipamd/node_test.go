@@ -17,7 +17,7 @@ func TestRefreshNodeAppliesNewSecurityGroups(t *testing.T) {
 	ctx := context.Background()
 	h.n.PoolCycle(ctx)
 	before := h.calls()
-	if err := h.n.RefreshNode(ctx); err != nil {
+	if err := h.n.refresh.RefreshNode(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if d := callDelta(before, h.calls()); len(d) != 0 {
@@ -26,7 +26,7 @@ func TestRefreshNodeAppliesNewSecurityGroups(t *testing.T) {
 	if err := h.ec2.ModifySecurityGroups(ctx, h.primaryENI(), []string{simtest.SecurityGroupID, simtest.SecurityGroup2ID}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.n.RefreshNode(ctx); err != nil {
+	if err := h.n.refresh.RefreshNode(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range h.env.Sim.NetworkInterfaces() {

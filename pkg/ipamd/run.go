@@ -96,18 +96,8 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			return nil
 		})
 		loops.Go(func() error {
-			tick := time.NewTicker(n.times.NodeRefresh)
-			defer tick.Stop()
-			for {
-				select {
-				case <-lctx.Done():
-					return nil
-				case <-tick.C:
-					if err := n.RefreshNode(lctx); err != nil && lctx.Err() == nil {
-						n.log.Warn("node refresh failed", "err", err)
-					}
-				}
-			}
+			n.refresh.run(lctx)
+			return nil
 		})
 		return loops.Wait()
 	})
