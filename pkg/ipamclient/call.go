@@ -95,6 +95,11 @@ func (c *Client) invoke(ctx context.Context, method string, req []byte) ([]byte,
 	if err != nil && ctx.Err() != nil {
 		return nil, nil, ctxStatus(ctx.Err())
 	}
+	// The server cancels the stream when the deadline we sent passes,
+	// which may be a moment before our own timer fires.
+	if dl, ok := ctx.Deadline(); ok && CodeOf(err) == Canceled && !dl.After(time.Now()) {
+		return nil, nil, ctxStatus(context.DeadlineExceeded)
+	}
 	return reply, k.trailer, err
 }
 
