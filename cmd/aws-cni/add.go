@@ -9,13 +9,11 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
-	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // releaseReason tells ipamd why an ADD gives its addresses back.
@@ -34,18 +32,12 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
 	defer cancel()
 
-	conn, err := dialUnix(inv.ipamdSocket)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	client := rpc.NewCNIBackendClient(conn)
-	var md metadata.MD
-	reply, err := client.AddNetwork(ctx, inv.addRequest(args), grpc.Trailer(&md))
+	client := &ipamclient.Client{Socket: inv.ipamdSocket}
+	reply, md, err := client.AddNetwork(ctx, inv.addRequest(args))
 	if err != nil {
 		return addError(inv.ipamdSocket, err)
 	}
-	if !reply.GetSuccess() {
+	if !reply.Success {
 		return types.NewError(ErrNoAddress, refusalMessage(md), "")
 	}
 
@@ -65,8 +57,8 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	if err = plan.wire(ctx); err != nil {
 		return cniplugin.Error(ErrWiring, "wire pod network", err)
 	}
-	if mode := reply.GetNetworkPolicyMode(); mode != "" {
-		err = enforceNetworkPolicy(ctx, inv.npaSocket, &rpc.EnforceNpRequest{
+	if mode := reply.NetworkPolicyMode; mode != "" {
+		err = enforceNetworkPolicy(ctx, inv.npaSocket, &ipamclient.EnforceNpRequest{
 			K8SPodName:        inv.k8s.PodName,
 			K8SPodNamespace:   inv.k8s.PodNamespace,
 			NetworkPolicyMode: mode,
@@ -76,13 +68,13 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 			return err
 		}
 	}
-	inv.log.Info("pod added", "ips", len(plan.result.IPs), "vlan", reply.GetPodVlanId())
+	inv.log.Info("pod added", "ips", len(plan.result.IPs), "vlan", reply.PodVlanId)
 	return types.PrintResult(plan.result, inv.conf.CNIVersion)
 }
 
 // rollback undoes whatever wiring exists and gives the addresses back to
 // ipamd. Cleanup failures are added to the returned error's details.
-func (inv *invocation) rollback(ctx context.Context, client rpc.CNIBackendClient, args *skel.CmdArgs, plan *addPlan, cause error) error {
+func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *skel.CmdArgs, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
 		skipped, err := plan.undo(ctx)
@@ -122,12 +114,12 @@ type addPlan struct {
 	result *current.Result
 }
 
-func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkReply) (*addPlan, error) {
-	meta := reply.GetIpAllocationMetadata()
+func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *ipamclient.AddNetworkReply) (*addPlan, error) {
+	meta := reply.IpAllocationMetadata
 	if len(meta) == 0 {
 		return nil, errors.New("ipamd reported success but assigned no address")
 	}
-	vlan := int(reply.GetPodVlanId())
+	vlan := int(reply.PodVlanId)
 	prefix := conf.VethPrefix
 	if vlan != 0 && conf.StrictSG {
 		prefix = vethname.BranchPrefix
@@ -137,21 +129,21 @@ func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkR
 		return nil, err
 	}
 	var gw net.IP
-	if s := reply.GetPodEniSubnetGw(); s != "" {
+	if s := reply.PodEniSubnetGw; s != "" {
 		if gw = net.ParseIP(s); gw == nil {
 			return nil, fmt.Errorf("branch ENI subnet gateway %q is not an IP address", s)
 		}
 	}
 	plan := &addPlan{
 		pod:    podnet.Pod{NetNS: args.Netns, MTU: conf.MTU, Interfaces: ifs},
-		result: buildResult(args.Netns, ifs, gw, vethname.DummyName(k.PodNamespace, k.PodName), vlan, int(meta[0].GetDeviceNumber())),
+		result: buildResult(args.Netns, ifs, gw, vethname.DummyName(k.PodNamespace, k.PodName), vlan, int(meta[0].DeviceNumber)),
 	}
 	if vlan == 0 {
 		return plan, nil
 	}
-	mac, err := net.ParseMAC(reply.GetPodEniMac())
+	mac, err := net.ParseMAC(reply.PodEniMac)
 	if err != nil {
-		return nil, fmt.Errorf("branch ENI MAC %q: %w", reply.GetPodEniMac(), err)
+		return nil, fmt.Errorf("branch ENI MAC %q: %w", reply.PodEniMac, err)
 	}
 	if gw == nil {
 		return nil, errors.New("branch ENI reply lacks the subnet gateway")
@@ -160,7 +152,7 @@ func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *rpc.AddNetworkR
 	plan.pod.Interfaces = ifs[:1]
 	plan.branch = &podnet.Branch{
 		Pod: plan.pod, VLANID: vlan, ENIMAC: mac, SubnetGW: gw,
-		ParentIfIndex: int(reply.GetParentIfIndex()), Strict: conf.StrictSG,
+		ParentIfIndex: int(reply.ParentIfIndex), Strict: conf.StrictSG,
 	}
 	return plan, nil
 }

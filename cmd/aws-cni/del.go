@@ -8,8 +8,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
-	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // del releases the pod's addresses and undoes its wiring
@@ -27,13 +27,7 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 	if done, err := inv.delBranchFromPrevResult(ctx, args); done {
 		return err
 	}
-	conn, err := dialUnix(inv.ipamdSocket)
-	if err != nil {
-		inv.teardownFromPrevResult(ctx, args, err)
-		return nil
-	}
-	defer conn.Close()
-	reply, err := rpc.NewCNIBackendClient(conn).DelNetwork(ctx, inv.delRequest(args, "PodDeleted"))
+	reply, err := (&ipamclient.Client{Socket: inv.ipamdSocket}).DelNetwork(ctx, inv.delRequest(args, "PodDeleted"))
 	switch {
 	case err != nil && isUnknownPod(err):
 		inv.log.Info("ipamd holds no address for the pod; nothing to release")
@@ -43,14 +37,14 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 		// ipamd reclaim the addresses when it reconciles.
 		inv.teardownFromPrevResult(ctx, args, err)
 		return nil
-	case !reply.GetSuccess():
+	case !reply.Success:
 		return types.NewError(ErrIpamd, "ipamd failed to release the pod's addresses", "")
 	}
 	if err := inv.teardownFromReply(ctx, args, reply); err != nil {
 		return cniplugin.Error(ErrWiring, "remove pod network", err)
 	}
-	if reply.GetNetworkPolicyMode() != "" {
-		refused, err := deletePodPolicies(ctx, inv.npaSocket, &rpc.DeleteNpRequest{
+	if reply.NetworkPolicyMode != "" {
+		refused, err := deletePodPolicies(ctx, inv.npaSocket, &ipamclient.DeleteNpRequest{
 			K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
 		})
 		if err != nil {
@@ -60,7 +54,7 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 			inv.log.Warn("network policy agent did not delete the pod's policies", "error", refused)
 		}
 	}
-	inv.log.Info("pod deleted", "ips", len(reply.GetIpAllocationMetadata()))
+	inv.log.Info("pod deleted", "ips", len(reply.IpAllocationMetadata))
 	return nil
 }
 
@@ -109,13 +103,13 @@ func (inv *invocation) teardownFromPrevResult(ctx context.Context, args *skel.Cm
 	log.Info("ipamd unavailable; pod network removed using prevResult")
 }
 
-func (inv *invocation) teardownFromReply(ctx context.Context, args *skel.CmdArgs, reply *rpc.DelNetworkReply) error {
-	meta := reply.GetIpAllocationMetadata()
+func (inv *invocation) teardownFromReply(ctx context.Context, args *skel.CmdArgs, reply *ipamclient.DelNetworkReply) error {
+	meta := reply.IpAllocationMetadata
 	if len(meta) == 0 {
 		inv.log.Warn("ipamd released no address for the pod")
 		return nil
 	}
-	vlan := int(reply.GetPodVlanId())
+	vlan := int(reply.PodVlanId)
 	ifs, err := podInterfaces(meta, inv.conf.VethPrefix, args.IfName, inv.k8s)
 	if err != nil {
 		return err

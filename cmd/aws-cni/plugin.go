@@ -6,7 +6,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/vpc-cni/vpc-cni/rpc"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 )
 
 // plugin holds what the commands take from the process environment.
@@ -81,8 +81,8 @@ func firstSet(v ...string) string {
 	return ""
 }
 
-func (inv *invocation) addRequest(args *skel.CmdArgs) *rpc.AddNetworkRequest {
-	return &rpc.AddNetworkRequest{
+func (inv *invocation) addRequest(args *skel.CmdArgs) *ipamclient.AddNetworkRequest {
+	return &ipamclient.AddNetworkRequest{
 		// ClientVersion stays empty: upstream's ipamd compares it with its
 		// own version, which its builds leave empty (docs/compatibility.md, "gRPC between plugin and ipamd").
 		K8SPodName:                 inv.k8s.PodName,
@@ -96,8 +96,8 @@ func (inv *invocation) addRequest(args *skel.CmdArgs) *rpc.AddNetworkRequest {
 	}
 }
 
-func (inv *invocation) delRequest(args *skel.CmdArgs, reason string) *rpc.DelNetworkRequest {
-	return &rpc.DelNetworkRequest{
+func (inv *invocation) delRequest(args *skel.CmdArgs, reason string) *ipamclient.DelNetworkRequest {
+	return &ipamclient.DelNetworkRequest{
 		K8SPodName:             inv.k8s.PodName,
 		K8SPodNamespace:        inv.k8s.PodNamespace,
 		K8SPodInfraContainerId: inv.k8s.InfraContainer,

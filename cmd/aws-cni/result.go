@@ -11,18 +11,18 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
-	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // podInterfaces turns ipamd's address list into the pod's interfaces.
-func podInterfaces(meta []*rpc.IPAllocationMetadata, vethPrefix, ifName string, k k8sArgs) ([]podnet.Interface, error) {
+func podInterfaces(meta []*ipamclient.IPAllocationMetadata, vethPrefix, ifName string, k k8sArgs) ([]podnet.Interface, error) {
 	ifs := make([]podnet.Interface, 0, len(meta))
 	for i, m := range meta {
-		s := m.GetIpv4Addr()
+		s := m.Ipv4Addr
 		if s == "" {
-			s = m.GetIpv6Addr()
+			s = m.Ipv6Addr
 		}
 		ip := net.ParseIP(s)
 		if ip == nil {
@@ -33,7 +33,7 @@ func podInterfaces(meta []*rpc.IPAllocationMetadata, vethPrefix, ifName string, 
 			HostVeth:    vethname.HostVethName(vethPrefix, k.PodNamespace, k.PodName, i),
 			ContainerIf: vethname.ContainerIfName(ifName, i),
 			Address:     singleHost(ip),
-			RouteTable:  int(m.GetRouteTableId()),
+			RouteTable:  int(m.RouteTableId),
 		})
 	}
 	return ifs, nil

@@ -13,13 +13,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
-	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 func TestBuildResultEncodingAndReadBack(t *testing.T) {
 	k := k8sArgs{PodName: "sample-pod", PodNamespace: "default"}
-	meta := []*rpc.IPAllocationMetadata{
+	meta := []*ipamclient.IPAllocationMetadata{
 		{Ipv4Addr: "10.0.0.5", DeviceNumber: 2, RouteTableId: 3},
 		{Ipv4Addr: "10.9.0.5", DeviceNumber: 0, RouteTableId: 10100},
 	}
@@ -110,9 +110,9 @@ func TestFromPrevResultUpstreamShapes(t *testing.T) {
 
 func TestPlanAddBranch(t *testing.T) {
 	conf := &config{Name: "aws-cni", VethPrefix: "eni", MTU: 9001, StrictSG: true}
-	reply := &rpc.AddNetworkReply{
+	reply := &ipamclient.AddNetworkReply{
 		Success:              true,
-		IpAllocationMetadata: []*rpc.IPAllocationMetadata{{Ipv4Addr: "10.2.0.55", DeviceNumber: -1}},
+		IpAllocationMetadata: []*ipamclient.IPAllocationMetadata{{Ipv4Addr: "10.2.0.55", DeviceNumber: -1}},
 		PodVlanId:            7, PodEniMac: "02:42:0a:02:00:37", PodEniSubnetGw: "10.2.0.1", ParentIfIndex: 4,
 	}
 	args := skelArgs("/ns")
@@ -132,15 +132,15 @@ func TestPlanAddBranch(t *testing.T) {
 	if plan, _ := planAdd(conf, args, k8sArgs{PodName: "p", PodNamespace: "default"}, reply); !strings.HasPrefix(plan.branch.Pod.Interfaces[0].HostVeth, "eni") {
 		t.Errorf("standard mode host veth %q, want the eni prefix", plan.branch.Pod.Interfaces[0].HostVeth)
 	}
-	for name, mutate := range map[string]func(*rpc.AddNetworkReply){
-		"bad MAC":     func(r *rpc.AddNetworkReply) { r.PodEniMac = "nope" },
-		"no gateway":  func(r *rpc.AddNetworkReply) { r.PodEniSubnetGw = "" },
-		"bad address": func(r *rpc.AddNetworkReply) { r.IpAllocationMetadata[0].Ipv4Addr = "10.2.0" },
-		"no address":  func(r *rpc.AddNetworkReply) { r.IpAllocationMetadata = nil },
+	for name, mutate := range map[string]func(*ipamclient.AddNetworkReply){
+		"bad MAC":     func(r *ipamclient.AddNetworkReply) { r.PodEniMac = "nope" },
+		"no gateway":  func(r *ipamclient.AddNetworkReply) { r.PodEniSubnetGw = "" },
+		"bad address": func(r *ipamclient.AddNetworkReply) { r.IpAllocationMetadata[0].Ipv4Addr = "10.2.0" },
+		"no address":  func(r *ipamclient.AddNetworkReply) { r.IpAllocationMetadata = nil },
 	} {
-		r := &rpc.AddNetworkReply{
+		r := &ipamclient.AddNetworkReply{
 			Success:              true,
-			IpAllocationMetadata: []*rpc.IPAllocationMetadata{{Ipv4Addr: "10.2.0.55"}},
+			IpAllocationMetadata: []*ipamclient.IPAllocationMetadata{{Ipv4Addr: "10.2.0.55"}},
 			PodVlanId:            7, PodEniMac: "02:42:0a:02:00:37", PodEniSubnetGw: "10.2.0.1", ParentIfIndex: 4,
 		}
 		mutate(r)
