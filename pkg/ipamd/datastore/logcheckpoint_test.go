@@ -1,7 +1,9 @@
 package datastore
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 const memPath = "/ck/ipam.json"
@@ -275,5 +279,37 @@ func TestFoldedCheckpointReadByBothReaders(t *testing.T) {
 	s2, _ := logStore(t, osFS{}, path, 1500)
 	if res, err := s2.Load(nil); err != nil || len(res.Restored) != len(held) {
 		t.Fatalf("restore of the folded file: %+v %v", res, err)
+	}
+}
+
+// With no write for IdleFold, the log is folded in on its own: upstream's
+// reader of the file alone then finds the pods the log held.
+func TestLogCheckpointFoldsWhenIdle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	s, lc := logStore(t, osFS{}, path, 1<<20)
+	lc.IdleFold = 20 * time.Millisecond
+	held, _, failed := churn(s, 9, nil)
+	if failed {
+		t.Fatal("churn failed")
+	}
+	err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		up, err := upstreamRead(data)
+		if err != nil {
+			return err
+		}
+		if len(up) != len(held) {
+			return fmt.Errorf("upstream's reader finds %d pods in the file, want %d", len(up), len(held))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
