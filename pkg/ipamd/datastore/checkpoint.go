@@ -230,7 +230,7 @@ func (fc *FileCheckpointer) Write(f File) error {
 	if fc.buf, err = appendFile(fc.buf[:0], f); err != nil {
 		return fmt.Errorf("%w %s: encode: %w", ErrCheckpoint, fc.Path, err)
 	}
-	if err := writeAtomic(osFS{}, fc.Path, fc.buf); err != nil {
+	if err := writeAtomic(osFS{}, fc.Path, fc.buf, nil); err != nil {
 		return fmt.Errorf("%w %s: %w", ErrCheckpoint, fc.Path, err)
 	}
 	return nil

@@ -23,7 +23,14 @@ type ckptFS interface {
 	ReadDir(dir string) ([]string, error)
 	// SyncDir makes dir's entries (creations, renames, removals) durable.
 	SyncDir(dir string) error
+	// FileID identifies the file now at name.
+	FileID(name string) (fileID, error)
+	// Writable fails when no file can be made in dir (a read-only mount).
+	Writable(dir string) error
 }
+
+// fileID is a file's device and inode.
+type fileID struct{ dev, ino uint64 }
 
 // ckptFile is a file being written. Sync makes its content durable.
 type ckptFile interface {
@@ -81,6 +88,21 @@ func (osFS) ReadDir(dir string) ([]string, error) {
 	return names, err
 }
 
+func (osFS) FileID(name string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(name, &st); err != nil {
+		return fileID{}, &fs.PathError{Op: "stat", Path: name, Err: err}
+	}
+	return fileID{uint64(st.Dev), st.Ino}, nil //nolint:unconvert // Dev's type differs by platform
+}
+
+func (osFS) Writable(dir string) error {
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return &fs.PathError{Op: "access", Path: dir, Err: err}
+	}
+	return nil
+}
+
 // SyncDir is best effort where the file system refuses to fsync a
 // directory; an error opening it is returned.
 func (osFS) SyncDir(dir string) error {
@@ -102,8 +124,9 @@ func dirOf(path string) string {
 
 // writeAtomic replaces path with data: temp file in the same directory,
 // sync, rename, sync of the directory (the rename is durable only once the
-// directory entry is).
-func writeAtomic(fsys ckptFS, path string, data []byte) (err error) {
+// directory entry is). renaming, when set, learns the new file's identity
+// just before the rename.
+func writeAtomic(fsys ckptFS, path string, data []byte, renaming func(fileID)) (err error) {
 	dir := dirOf(path)
 	tmp, err := fsys.CreateTemp(dir, filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -123,6 +146,13 @@ func writeAtomic(fsys ckptFS, path string, data []byte) (err error) {
 	}
 	if err = tmp.Close(); err != nil {
 		return err
+	}
+	if renaming != nil {
+		id, err := fsys.FileID(tmp.Name())
+		if err != nil {
+			return err
+		}
+		renaming(id)
 	}
 	if err = fsys.Rename(tmp.Name(), path); err != nil {
 		return err

@@ -42,8 +42,11 @@ type LogCheckpointer struct {
 	size    int64     // its bytes
 	records int       // its batch records
 	folding chan bool // non-nil while a fold runs; closed when it ends
-	idle    *time.Timer
-	buf     []byte
+	// The files the log builds on: a write fails once another file took
+	// Path's or the log's place (the log would then apply to nothing).
+	baseID, nextBaseID, logID fileID
+	idle                      *time.Timer
+	buf                       []byte
 }
 
 // NewLogCheckpointer returns the log checkpointer of path.
@@ -138,8 +141,19 @@ func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 	return b, true
 }
 
-// append writes one batch record to the log and syncs it.
+// append writes one batch record to the log and syncs it, once it has
+// checked that the directory is writable and that Path and the log are
+// still the files it wrote (a few stat calls, against an fdatasync).
 func (c *LogCheckpointer) append(b logBatch) error {
+	if err := c.fsys.Writable(dirOf(c.Path)); err != nil {
+		return err
+	}
+	if id, err := c.fsys.FileID(c.Path); err != nil || (id != c.baseID && id != c.nextBaseID) {
+		return errors.Join(errors.New("the checkpoint file was replaced or removed"), err)
+	}
+	if id, err := c.fsys.FileID(c.log.Name()); err != nil || id != c.logID {
+		return errors.Join(errors.New("the checkpoint log was replaced or removed"), err)
+	}
 	payload, err := json.Marshal(b)
 	if err != nil {
 		return err
@@ -245,7 +259,11 @@ func (c *LogCheckpointer) fold() error {
 	if err != nil {
 		return err
 	}
-	if err := c.fsys.SyncDir(dirOf(c.Path)); err != nil {
+	lfID, err := c.fsys.FileID(name)
+	if err == nil {
+		err = c.fsys.SyncDir(dirOf(c.Path))
+	}
+	if err != nil {
 		return errors.Join(err, discard(c.fsys, lf))
 	}
 	c.mu.Lock()
@@ -260,7 +278,7 @@ func (c *LogCheckpointer) fold() error {
 	var old ckptFile
 	if err == nil {
 		old = c.log
-		c.log = lf
+		c.log, c.logID = lf, lfID
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -272,7 +290,18 @@ func (c *LogCheckpointer) fold() error {
 	if err := lf.Sync(); err != nil {
 		return err
 	}
-	if err := writeAtomic(c.fsys, c.Path, data); err != nil {
+	err = writeAtomic(c.fsys, c.Path, data, func(id fileID) {
+		c.mu.Lock()
+		c.nextBaseID = id
+		c.mu.Unlock()
+	})
+	c.mu.Lock()
+	if err == nil {
+		c.baseID = c.nextBaseID
+	}
+	c.nextBaseID = fileID{}
+	c.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	c.removeLogsBefore(gen)
@@ -325,12 +354,16 @@ func (c *LogCheckpointer) replace(f File) error {
 	if err := lf.Sync(); err != nil {
 		return errors.Join(err, discard(c.fsys, lf))
 	}
-	if err := writeAtomic(c.fsys, c.Path, c.buf); err != nil {
+	if err := writeAtomic(c.fsys, c.Path, c.buf, func(id fileID) { c.baseID = id }); err != nil {
+		return errors.Join(err, discard(c.fsys, lf))
+	}
+	logID, err := c.fsys.FileID(lf.Name())
+	if err != nil {
 		return errors.Join(err, discard(c.fsys, lf))
 	}
 	c.removeLogsBefore(gen)
 	st, ok := stateOf(f, c.mark)
-	c.log, c.state, c.synced = lf, st, ok
+	c.log, c.logID, c.state, c.synced = lf, logID, st, ok
 	return nil
 }
 

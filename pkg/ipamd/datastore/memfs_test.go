@@ -35,9 +35,13 @@ type memFS struct {
 	dead    chan struct{}                // closed at the crash
 	gate    chan struct{}
 	temps   int
+	inodes  uint64
 }
 
-type memInode struct{ data, synced []byte }
+type memInode struct {
+	data, synced []byte
+	id           uint64
+}
 
 var errCrashed = errors.New("memfs: crashed")
 
@@ -81,7 +85,8 @@ func (m *memFS) snapshot(tear func(int) int) *memFS {
 			extra := in.data[len(in.synced):]
 			data = append(data, extra[:tear(len(extra))]...)
 		}
-		n := &memInode{data: data, synced: append([]byte(nil), data...)}
+		img.inodes++
+		n := &memInode{data: data, synced: append([]byte(nil), data...), id: img.inodes}
 		img.live[name], img.durable[name] = n, n
 	}
 	return img
@@ -112,7 +117,8 @@ func (m *memFS) Create(name string) (ckptFile, error) {
 	if _, ok := m.live[name]; ok {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
 	}
-	in := &memInode{}
+	m.inodes++
+	in := &memInode{id: m.inodes}
 	m.live[name] = in
 	m.pending = append(m.pending, func(d map[string]*memInode) { d[name] = in })
 	return &memFile{m, name, in}, nil
@@ -246,3 +252,18 @@ func (m *memFS) names() []string {
 	sort.Strings(names)
 	return names
 }
+
+func (m *memFS) FileID(name string) (fileID, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.image != nil {
+		return fileID{}, errCrashed
+	}
+	in, ok := m.live[name]
+	if !ok {
+		return fileID{}, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
+	return fileID{1, in.id}, nil
+}
+
+func (m *memFS) Writable(string) error { return nil }
