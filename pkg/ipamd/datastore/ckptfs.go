@@ -29,8 +29,12 @@ type ckptFS interface {
 	Writable(dir string) error
 }
 
-// fileID is a file's device and inode.
-type fileID struct{ dev, ino uint64 }
+// fileID is a file's device, inode and type (an inode number is reused at
+// once: a directory made where the file was may get the file's number).
+type fileID struct {
+	dev, ino uint64
+	typ      uint32
+}
 
 // ckptFile is a file being written. Sync makes its content durable.
 type ckptFile interface {
@@ -93,7 +97,7 @@ func (osFS) FileID(name string) (fileID, error) {
 	if err := unix.Stat(name, &st); err != nil {
 		return fileID{}, &fs.PathError{Op: "stat", Path: name, Err: err}
 	}
-	return fileID{uint64(st.Dev), st.Ino}, nil //nolint:unconvert // Dev's type differs by platform
+	return fileID{uint64(st.Dev), st.Ino, st.Mode & unix.S_IFMT}, nil //nolint:unconvert // Dev's type differs by platform
 }
 
 func (osFS) Writable(dir string) error {

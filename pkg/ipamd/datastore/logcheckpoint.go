@@ -82,8 +82,9 @@ func (c *LogCheckpointer) Write(f File) error {
 				c.afterAppend()
 				return nil
 			}
-			c.synced = false
-			return fmt.Errorf("%w %s: log: %w", ErrCheckpoint, c.Path, err)
+			// The log no longer builds on what is on disk: replace Path
+			// whole, as a FileCheckpointer would.
+			c.logger().Warn("checkpoint: appending to the log failed; replacing the file whole", "path", c.Path, "err", err)
 		}
 	}
 	c.synced = false

@@ -263,7 +263,7 @@ func (m *memFS) FileID(name string) (fileID, error) {
 	if !ok {
 		return fileID{}, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	}
-	return fileID{1, in.id}, nil
+	return fileID{1, in.id, 0}, nil
 }
 
 func (m *memFS) Writable(string) error { return nil }
