@@ -172,3 +172,35 @@ func BenchmarkConcurrentAssignDurable(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckpointOnDisk measures one ADD plus one DEL at 250 live pods
+// with the checkpoint in the test's temporary directory: "replace" writes
+// the whole file each time (FileCheckpointer), "log" appends a record to
+// its log (LogCheckpointer, folded by size only).
+func BenchmarkCheckpointOnDisk(b *testing.B) {
+	cps := map[string]func(path string) Checkpointer{
+		"replace": func(p string) Checkpointer { return NewFileCheckpointer(p) },
+		"log": func(p string) Checkpointer {
+			lc := NewLogCheckpointer(p)
+			lc.IdleFold = -1
+			b.Cleanup(func() { _ = lc.Close() })
+			return lc
+		},
+	}
+	for _, name := range []string{"replace", "log"} {
+		b.Run(name, func(b *testing.B) {
+			cp := cps[name](filepath.Join(b.TempDir(), "ipam.json"))
+			s := benchStore(b, ModeSecondaryIPv4, 570, 0, cp, time.Now)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				k := podKey(100000 + i)
+				if _, err := s.Assign(k, podMeta(i)); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Unassign(k); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,17 +185,9 @@ func DecodeFile(name string, data []byte) (File, error) {
 	}
 	f := File{Version: jf.Version, Allocations: make([]Allocation, 0, len(jf.Allocations))}
 	for i, ja := range jf.Allocations {
-		addr, err := parseEntryAddr(ja.IPv4, ja.IPv6)
+		a, err := allocationOf(ja)
 		if err != nil {
 			return File{}, fmt.Errorf("%w %s: allocation %d (container %q): %w", ErrCheckpoint, name, i, ja.ContainerID, err)
-		}
-		a := Allocation{
-			Key:        Key{NetworkName: ja.NetworkName, ContainerID: ja.ContainerID, IfName: ja.IfName},
-			Addr:       addr,
-			AssignedAt: fromUnixNano(ja.AllocationTimestamp),
-		}
-		if ja.Metadata != nil {
-			a.Meta = Metadata{ja.Metadata.K8sPodNamespace, ja.Metadata.K8sPodName, ja.Metadata.InterfacesCount}
 		}
 		f.Allocations = append(f.Allocations, a)
 	}
@@ -240,54 +230,13 @@ func (fc *FileCheckpointer) Write(f File) error {
 	if fc.buf, err = appendFile(fc.buf[:0], f); err != nil {
 		return fmt.Errorf("%w %s: encode: %w", ErrCheckpoint, fc.Path, err)
 	}
-	if err := writeAtomic(fc.Path, fc.buf); err != nil {
+	if err := writeAtomic(osFS{}, fc.Path, fc.buf, nil); err != nil {
 		return fmt.Errorf("%w %s: %w", ErrCheckpoint, fc.Path, err)
 	}
 	return nil
 }
 
-func writeAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, base+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()           // already failed; the write error is what matters
-			_ = os.Remove(tmp.Name()) // best effort: do not leave temp files behind
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// The rename is durable only once the directory entry is.
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil //nolint:nilerr // the file itself is in place; directory fsync is best effort
-	}
-	_ = d.Sync() // best effort: some filesystems refuse fsync on directories
-	return d.Close()
-}
-
-// Read loads and parses the checkpoint; a missing file gives an error
-// wrapping fs.ErrNotExist.
-func (fc *FileCheckpointer) Read() (File, error) {
-	data, err := os.ReadFile(fc.Path)
-	if err != nil {
-		return File{}, fmt.Errorf("%w %s: %w", ErrCheckpoint, fc.Path, err)
-	}
-	return DecodeFile(fc.Path, data)
-}
+// Read loads and parses the checkpoint, with the records of its log that a
+// LogCheckpointer left beside it (none: the file alone); a missing file
+// gives an error wrapping fs.ErrNotExist.
+func (fc *FileCheckpointer) Read() (File, error) { return readCheckpoint(osFS{}, fc.Path) }

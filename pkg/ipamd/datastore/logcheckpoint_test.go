@@ -1,0 +1,315 @@
+package datastore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+)
+
+const memPath = "/ck/ipam.json"
+
+// logStore is a store of two /28s whose checkpoint is a LogCheckpointer
+// on fsys, folded once its log holds foldAt bytes (no idle fold).
+func logStore(t *testing.T, fsys ckptFS, path string, foldAt int64) (*Store, *LogCheckpointer) {
+	t.Helper()
+	lc := &LogCheckpointer{Path: path, fsys: fsys, CompactBytes: foldAt, IdleFold: -1,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, err := New(Options{Mode: ModePrefixIPv4, CooldownPeriod: time.Minute, Checkpointer: lc, Now: newClock().now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddENI(ENI{ID: "eni-0", IsPrimary: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"10.0.0.0/28", "10.0.0.16/28"} {
+		if err := s.AddCIDR("eni-0", pfx(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, lc
+}
+
+// churn runs ADDs and DELs one after another until one fails, and returns
+// the keys and addresses held after the last acknowledged change and the
+// change in flight when it failed (the file may or may not hold it).
+// With gate set, each change lets one held fold go on (see memFS).
+func churn(s *Store, ops int, gate chan struct{}) (held map[Key]netip.Addr, inFlight Key, failed bool) {
+	held = map[Key]netip.Addr{}
+	if err := s.Persist(); err != nil {
+		return held, Key{}, true
+	}
+	for i := 0; i < ops; i++ {
+		if gate != nil && i%2 == 1 {
+			select {
+			case gate <- struct{}{}:
+			default:
+			}
+		}
+		if i%3 == 2 {
+			k := podKey(i - 2)
+			if _, err := s.Unassign(k); err != nil {
+				return held, k, true
+			}
+			delete(held, k)
+			continue
+		}
+		a, err := s.Assign(podKey(i), podMeta(i))
+		if err != nil {
+			return held, podKey(i), true
+		}
+		held[podKey(i)] = a.Addr
+	}
+	return held, Key{}, false
+}
+
+// checkRecovered reads what a crash left and checks that every
+// acknowledged assignment is there, every acknowledged release is gone,
+// and only the change in flight may go either way.
+func checkRecovered(t *testing.T, img *memFS, held map[Key]netip.Addr, inFlight Key) File {
+	t.Helper()
+	f, err := readCheckpoint(img, memPath)
+	if errors.Is(err, fs.ErrNotExist) && len(held) == 0 {
+		return f
+	}
+	if err != nil {
+		t.Fatalf("reading what the crash left (%v): %v", img.names(), err)
+	}
+	got := map[Key]netip.Addr{}
+	for _, a := range f.Allocations {
+		got[a.Key] = a.Addr
+	}
+	for k, addr := range held {
+		if got[k] != addr && !(k == inFlight && !got[k].IsValid()) {
+			t.Fatalf("acknowledged %s at %s, recovered %v (files %v)", k, addr, got[k], img.names())
+		}
+	}
+	for k := range got {
+		if _, ok := held[k]; !ok && k != inFlight {
+			t.Fatalf("recovered %s, which no acknowledged change holds (files %v)", k, img.names())
+		}
+	}
+	return f
+}
+
+// A crash (power loss) at every step of ADDs and DELs, including every
+// step of the folds the log goes through, loses no acknowledged change
+// and brings back no released one, with the unsynced tail of every file
+// lost, torn, or kept whole. A restart from what is left writes and reads
+// back again.
+func TestLogCheckpointCrashAtEveryStep(t *testing.T) {
+	const ops = 39
+	// run churns on m, holding each fold's file replacement until two
+	// more changes were made.
+	run := func(m *memFS) (map[Key]netip.Addr, Key, bool) {
+		s, lc := logStore(t, m, memPath, 700)
+		if err := s.Persist(); err != nil { // the first write replaces the file: not held
+			return map[Key]netip.Addr{}, Key{}, true
+		}
+		gate := make(chan struct{})
+		m.mu.Lock()
+		m.gate = gate
+		m.mu.Unlock()
+		held, inFlight, failed := churn(s, ops, gate)
+		m.mu.Lock()
+		m.gate = nil
+		m.mu.Unlock()
+		close(gate)
+		_ = lc.Close()
+		return held, inFlight, failed
+	}
+	clean := newMemFS()
+	if _, _, failed := run(clean); failed {
+		t.Fatal("the run without a crash failed")
+	}
+	total := clean.steps
+	tears := map[string]func(int) int{
+		"lost": func(int) int { return 0 },
+		"torn": func(n int) int { return n / 2 },
+		"kept": func(n int) int { return n },
+	}
+	midFold := 0
+	for name, tear := range tears {
+		for k := 1; k <= total; k++ {
+			m := newMemFS()
+			m.crashAt, m.tear = k, tear
+			held, inFlight, failed := run(m)
+			if !failed {
+				continue // this run took fewer steps (a fold ran later)
+			}
+			img := m.crashed()
+			logs := 0
+			for _, n := range img.names() {
+				if strings.Contains(n, ".log.") {
+					logs++
+				}
+			}
+			if logs > 1 {
+				midFold++
+			}
+			f := checkRecovered(t, img, held, inFlight)
+			// Restart: the first write replaces the file whole.
+			s2, _ := logStore(t, img, memPath, 700)
+			f.Version = CheckpointVersion // also when nothing was left
+			if _, err := s2.Restore(f, nil); err != nil {
+				t.Fatalf("%s at step %d: restart: %v", name, k, err)
+			}
+			if _, err := s2.Assign(podKey(1000), podMeta(1000)); err != nil {
+				t.Fatalf("%s at step %d: ADD after restart: %v", name, k, err)
+			}
+			after, err := readCheckpoint(img, memPath)
+			if err != nil || len(after.Allocations) != len(f.Allocations)+1 {
+				t.Fatalf("%s at step %d: after restart and one ADD: %d allocations (%v), want %d", name, k, len(after.Allocations), err, len(f.Allocations)+1)
+			}
+		}
+	}
+	if midFold == 0 {
+		t.Fatal("no crash fell inside a fold")
+	}
+	t.Logf("%d steps, crashes inside a fold: %d", total, midFold)
+}
+
+// Whatever was written past the last whole record (a write that never
+// returned) is ignored: the read is the state before it, not an error.
+func TestLogCheckpointIgnoresTornRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	s, lc := logStore(t, osFS{}, path, 1<<20)
+	held, _, failed := churn(s, 6, nil)
+	if failed {
+		t.Fatal("churn failed")
+	}
+	logs, _ := filepath.Glob(path + ".log.*")
+	if len(logs) != 1 {
+		t.Fatalf("logs %v, want 1", logs)
+	}
+	whole, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Assign(podKey(99), podMeta(99)); err != nil {
+		t.Fatal(err)
+	}
+	grown, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := grown[len(whole):]
+	torn := map[string][]byte{
+		"cut short":    rec[:len(rec)-5],
+		"bad checksum": append(append([]byte(nil), rec[:len(rec)-1]...), rec[len(rec)-1]^0xff),
+		"zeros":        make([]byte, len(rec)),
+	}
+	for name, tail := range torn {
+		if err := os.WriteFile(logs[0], append(append([]byte(nil), whole...), tail...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := NewFileCheckpointer(path).Read()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if fileHasKey(f, podKey(99)) || len(f.Allocations) != len(held) {
+			t.Fatalf("%s: read %d allocations (pod 99: %v), want the %d before the torn record", name, len(f.Allocations), fileHasKey(f, podKey(99)), len(held))
+		}
+	}
+	_ = lc
+}
+
+// A folded checkpoint is upstream's file alone: upstream's documented
+// format (upstreamRead) and our restore both find exactly the live pods,
+// and no log is left beside it. Before the fold, our restore already
+// finds them through the log.
+func TestFoldedCheckpointReadByBothReaders(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ipam.json")
+	s, lc := logStore(t, osFS{}, path, 1500)
+	held, _, failed := churn(s, 42, nil)
+	if failed {
+		t.Fatal("churn failed")
+	}
+	check := func(when string) {
+		f, err := NewFileCheckpointer(path).Read()
+		if err != nil {
+			t.Fatalf("%s: our read: %v", when, err)
+		}
+		if len(f.Allocations) != len(held) {
+			t.Fatalf("%s: our read found %d allocations, want %d", when, len(f.Allocations), len(held))
+		}
+		for _, a := range f.Allocations {
+			if held[a.Key] != a.Addr {
+				t.Fatalf("%s: our read has %s at %s, want %s", when, a.Key, a.Addr, held[a.Key])
+			}
+		}
+	}
+	check("before the fold")
+	if err := lc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("after the fold")
+	if logs, _ := filepath.Glob(path + ".log.*"); len(logs) != 0 {
+		t.Fatalf("logs left after Close: %v", logs)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := upstreamRead(data)
+	if err != nil {
+		t.Fatalf("upstream's reader: %v", err)
+	}
+	if len(up) != len(held) {
+		t.Fatalf("upstream's reader found %d pods, want %d", len(up), len(held))
+	}
+	for k, a := range held {
+		if up[k] != a {
+			t.Fatalf("upstream's reader has %s at %v, want %s", k, up[k], a)
+		}
+	}
+	checkUpstreamShape(t, path, len(held))
+	// Our restart from the folded file finds them too, and goes on.
+	s2, _ := logStore(t, osFS{}, path, 1500)
+	if res, err := s2.Load(nil); err != nil || len(res.Restored) != len(held) {
+		t.Fatalf("restore of the folded file: %+v %v", res, err)
+	}
+}
+
+// With no write for IdleFold, the log is folded in on its own: upstream's
+// reader of the file alone then finds the pods the log held.
+func TestLogCheckpointFoldsWhenIdle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	s, lc := logStore(t, osFS{}, path, 1<<20)
+	lc.IdleFold = 20 * time.Millisecond
+	held, _, failed := churn(s, 9, nil)
+	if failed {
+		t.Fatal("churn failed")
+	}
+	err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		up, err := upstreamRead(data)
+		if err != nil {
+			return err
+		}
+		if len(up) != len(held) {
+			return fmt.Errorf("upstream's reader finds %d pods in the file, want %d", len(up), len(held))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
