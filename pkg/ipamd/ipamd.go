@@ -132,12 +132,9 @@ type IPAM struct {
 	metricsL net.Listener
 	introL   net.Listener
 
-	kube  *kubeRef
-	node  *nodeState
-	cards []*card // managed network cards, card 0 first; built by Init
-	// ckpts are the cards' checkpoint logs, folded into upstream's file when
-	// Run ends so a clean stop leaves a file upstream reads (docs/compatibility.md).
-	ckpts    []*datastore.LogCheckpointer
+	kube     *kubeRef
+	node     *nodeState
+	cards    []*card // managed network cards, card 0 first; built by Init
 	book     *eniBook
 	subnets  *subnetCache
 	handout  *handout
