@@ -87,17 +87,10 @@ func (n *IPAM) CheckpointWritable() bool {
 // runProbe retries the checkpoint of every card whose last write failed,
 // every CheckpointRetry, so health returns to SERVING as soon as the file
 // can be written again, even with no pod activity.
-func (h *cpHealth) runProbe(ctx context.Context, cards []*card, every time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+func (h *cpHealth) runProbe(ctx context.Context, cards []*card, period time.Duration, log *slog.Logger) {
+	every(ctx, period, func(context.Context) {
 		if ok, _ := h.ok(); ok {
-			continue
+			return
 		}
 		for _, c := range cards {
 			if !c.store.Unpersisted() {
@@ -109,5 +102,5 @@ func (h *cpHealth) runProbe(ctx context.Context, cards []*card, every time.Durat
 			}
 			log.Info("checkpoint writable again", "card", c.index)
 		}
-	}
+	})
 }

@@ -73,18 +73,11 @@ func (s *orphanSweeper) run(ctx context.Context) {
 	if s.links == nil {
 		return
 	}
-	tick := time.NewTicker(s.every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := s.sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
-				s.log.Warn("orphaned-allocation sweep failed", "err", err)
-			}
+	every(ctx, s.every, func(ctx context.Context) {
+		if err := s.sweep(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("orphaned-allocation sweep failed", "err", err)
 		}
-	}
+	})
 }
 
 // orphanDecision says whether an allocation is released now: its veth has

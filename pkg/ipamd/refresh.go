@@ -31,18 +31,11 @@ type nodeRefresher struct {
 
 // run refreshes every NodeRefresh until ctx ends.
 func (r *nodeRefresher) run(ctx context.Context) {
-	tick := time.NewTicker(r.every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := r.RefreshNode(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("node refresh failed", "err", err)
-			}
+	every(ctx, r.every, func(ctx context.Context) {
+		if err := r.RefreshNode(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("node refresh failed", "err", err)
 		}
-	}
+	})
 }
 
 // RefreshNode re-reads the VPC's IPv4 CIDRs and the primary ENI's security
