@@ -316,7 +316,9 @@ func TestServerDown(t *testing.T) {
 	}
 	// Wait-for-ready finds a server that comes up during the call.
 	go func() {
-		time.Sleep(100 * time.Millisecond) // the server comes up after the first attempt
+		// A pause, not a wait: the scenario is a server that is absent at the
+		// first attempt and appears later; no condition marks "attempted".
+		time.Sleep(100 * time.Millisecond)
 		startServer(t, socket)
 	}()
 	if _, err := w.DeletePodNp(ctxT(t, 10*time.Second), &DeleteNpRequest{}); err != nil {
