@@ -258,22 +258,7 @@ func TestFoldedCheckpointReadByBothReaders(t *testing.T) {
 	if logs, _ := filepath.Glob(path + ".log.*"); len(logs) != 0 {
 		t.Fatalf("logs left after Close: %v", logs)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := upstreamRead(data)
-	if err != nil {
-		t.Fatalf("upstream's reader: %v", err)
-	}
-	if len(up) != len(held) {
-		t.Fatalf("upstream's reader found %d pods, want %d", len(up), len(held))
-	}
-	for k, a := range held {
-		if up[k] != a {
-			t.Fatalf("upstream's reader has %s at %v, want %s", k, up[k], a)
-		}
-	}
+	upstreamReadsExactly(t, path, held)
 	checkUpstreamShape(t, path, len(held))
 	// Our restart from the folded file finds them too, and goes on.
 	s2, _ := logStore(t, osFS{}, path, 1500)

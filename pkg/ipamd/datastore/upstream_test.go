@@ -337,22 +337,7 @@ func TestGroupCommittedCheckpointReadByBothReaders(t *testing.T) {
 		}
 	}
 
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := upstreamRead(data)
-	if err != nil {
-		t.Fatalf("upstream's reader: %v", err)
-	}
-	if len(up) != len(want) {
-		t.Fatalf("upstream's reader finds %d allocations, want %d", len(up), len(want))
-	}
-	for k, a := range want {
-		if up[k] != a {
-			t.Fatalf("upstream's reader: %s holds %v, want %s", k, up[k], a)
-		}
-	}
+	upstreamReadsExactly(t, path, want)
 
 	r, err := New(Options{Mode: ModePrefixIPv4, CooldownPeriod: time.Minute, Checkpointer: NewFileCheckpointer(path), Now: clock.now})
 	if err != nil {
@@ -375,4 +360,26 @@ func TestGroupCommittedCheckpointReadByBothReaders(t *testing.T) {
 		t.Fatalf("our restore: %d cooling addresses, want the %d released", st.CoolingIPs, released)
 	}
 	checkInvariants(t, r)
+}
+
+// upstreamReadsExactly: upstream's reader of the file at path finds exactly
+// want.
+func upstreamReadsExactly(t *testing.T, path string, want map[Key]netip.Addr) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := upstreamRead(data)
+	if err != nil {
+		t.Fatalf("upstream's reader: %v", err)
+	}
+	if len(up) != len(want) {
+		t.Fatalf("upstream's reader finds %d allocations, want %d", len(up), len(want))
+	}
+	for k, a := range want {
+		if up[k] != a {
+			t.Fatalf("upstream's reader: %s holds %v, want %s", k, up[k], a)
+		}
+	}
 }
