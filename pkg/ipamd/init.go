@@ -257,11 +257,13 @@ func (n *IPAM) buildCards() error {
 		mode = datastore.ModePrefixIPv4
 	}
 	for _, idx := range cards {
+		ckpt := datastore.NewLogCheckpointer(datastore.CheckpointPath(n.cfg.BackingStore, idx))
+		ckpt.Log = n.log.With("component", "checkpoint", "card", idx)
+		n.ckpts = append(n.ckpts, ckpt)
 		st, err := datastore.New(datastore.Options{
 			Mode:           mode,
 			CooldownPeriod: n.cfg.IPCooldown,
-			Checkpointer: watchedCheckpointer{Checkpointer: datastore.NewFileCheckpointer(datastore.CheckpointPath(n.cfg.BackingStore, idx)),
-				card: idx, health: n.cpHealth},
+			Checkpointer:   watchedCheckpointer{Checkpointer: ckpt, card: idx, health: n.cpHealth},
 		})
 		if err != nil {
 			return fmt.Errorf("ipamd init: datastore of card %d: %w", idx, err)

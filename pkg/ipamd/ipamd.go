@@ -132,9 +132,12 @@ type IPAM struct {
 	metricsL net.Listener
 	introL   net.Listener
 
-	kube     *kubeRef
-	node     *nodeState
-	cards    []*card // managed network cards, card 0 first; built by Init
+	kube  *kubeRef
+	node  *nodeState
+	cards []*card // managed network cards, card 0 first; built by Init
+	// ckpts are the cards' checkpoint logs, folded into upstream's file when
+	// Run ends so a clean stop leaves a file upstream reads (docs/compatibility.md).
+	ckpts    []*datastore.LogCheckpointer
 	book     *eniBook
 	subnets  *subnetCache
 	handout  *handout

@@ -104,6 +104,12 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 	stop := context.AfterFunc(ctx, n.Terminate) // no goroutine left behind if Run ends first
 	defer stop()
 	err := g.Wait()
+	// Every writer has stopped with the server and the loops: fold the logs.
+	for _, c := range n.ckpts {
+		if cerr := c.Close(); cerr != nil {
+			n.log.Warn("folding the checkpoint log at stop failed; the next start folds it", "err", cerr)
+		}
+	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
