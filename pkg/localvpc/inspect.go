@@ -2,7 +2,6 @@ package localvpc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
@@ -20,32 +20,17 @@ import (
 // CheckpointPath is ipamd's checkpoint inside a node (upstream's default).
 const CheckpointPath = NodeRunDir + "/ipam.json"
 
-// Checkpoint reads the node's ipamd checkpoint and returns each
-// allocation's IPv4 address by container id.
+// Checkpoint reads the node's ipamd checkpoint, with the log ipamd keeps
+// beside it replayed (docs/compatibility.md, checkpoint), and returns each
+// allocation's address by container id.
 func (n *Node) Checkpoint() (map[string]netip.Addr, error) {
-	data, err := os.ReadFile(n.HostPath(CheckpointPath))
+	f, err := datastore.NewFileCheckpointer(n.HostPath(CheckpointPath)).Read()
 	if err != nil {
 		return nil, fmt.Errorf("node %s checkpoint: %w", n.Name, err)
 	}
-	var f struct {
-		Version     string `json:"version"`
-		Allocations []struct {
-			ContainerID string `json:"containerID"`
-			IPv4        string `json:"ipv4"`
-			IPv6        string `json:"ipv6"` // IPv6 clusters
-		} `json:"allocations"`
-	}
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("node %s checkpoint %s: %w", n.Name, CheckpointPath, err)
-	}
-	out := map[string]netip.Addr{}
+	out := make(map[string]netip.Addr, len(f.Allocations))
 	for _, a := range f.Allocations {
-		if a.IPv4 == "" {
-			a.IPv4 = a.IPv6
-		}
-		if ip, err := netip.ParseAddr(a.IPv4); err == nil {
-			out[a.ContainerID] = ip
-		}
+		out[a.Key.ContainerID] = a.Addr
 	}
 	return out, nil
 }
