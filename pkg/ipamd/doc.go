@@ -2,7 +2,8 @@
 //
 //	gRPC (server.go, door.go) ─► handout (handout.go: AssignPod/ReleasePod, the wait) ─► cards' datastores
 //	                          └► branchWait (trunkwait.go: trunk ENI, pod annotation)
-//	pool cycle (engine.go, eni.go, card.go: cooldowns, back-off) ─► planner (package pool, pure), book.go, EC2/IMDS (deps.go)
+//	poolCycler (engine.go) ─► per card poolManager (poolmanager.go, engine.go, actions.go, eni.go: datastore, cooldowns,
+//	  back-off, actions) ─► planner (package pool, pure), book.go, subnets.go, imds.go, EC2/IMDS (deps.go)
 //	reconcile.go, nodeRefresher (refresh.go), adopt/restore (init.go, recover.go: restorer), cniNodeFeatures (features.go)
 //	leakSweeper (leaked.go), orphanSweeper (orphans.go), observer (metrics.go), cpHealth (health.go)
 //	Kubernetes, host networking, subnet and leaked-ENI listers may be absent: null objects (absent.go)

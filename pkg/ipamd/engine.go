@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 )
@@ -17,46 +18,116 @@ import (
 // misbehaving EC2 cannot keep the manager in one cycle forever.
 const maxStepsPerCycle = 16
 
-// PoolCycle plans and executes actions on every card until each is at its
-// targets (or blocked). It is what the pool manager runs on every tick and
-// on demand; tests call it directly.
-func (n *IPAM) PoolCycle(ctx context.Context) {
-	if !n.ready.isSet() {
+// poolCycler runs one pool cycle over every card's pool manager: the
+// node-wide steps (CNINode features, ENIs still without
+// delete-on-termination) and then each card's own cycle. It owns no state;
+// it holds the lock that serialises what changes the pool in EC2.
+type poolCycler struct {
+	cards       func() []*poolManager // the managed cards, built by Init before it is ready
+	cfg         config.Config
+	ec2         EC2
+	book        *eniBook
+	kube        *kubeRef
+	features    *cniNodeFeatures
+	observe     *observer
+	ready       *latch
+	terminating *latch
+	changes     *sync.Mutex
+	waiting     func() int // AddNetwork calls waiting for an address (handout)
+	limited     *signal    // tells waiting ADDs every card is at its hard limit (handout)
+	log         *slog.Logger
+}
+
+// cycle plans and executes actions on every card until each is at its
+// targets (or blocked).
+func (p *poolCycler) cycle(ctx context.Context) {
+	if !p.ready.isSet() {
 		return
 	}
-	n.changes.Lock()
-	defer n.changes.Unlock()
-	defer n.observe.pool()
-	schedulable := n.schedulable(ctx)
-	if schedulable && !n.terminating.isSet() && !n.cfg.DisableProvisioning {
-		n.features.declareCustomNetworking(ctx)
-		n.features.declareSGPP(ctx)
+	p.changes.Lock()
+	defer p.changes.Unlock()
+	defer p.observe.pool()
+	schedulable := p.schedulable(ctx)
+	if schedulable && !p.terminating.isSet() && !p.cfg.DisableProvisioning {
+		p.features.declareCustomNetworking(ctx)
+		p.features.declareSGPP(ctx)
 	}
-	if !n.cfg.DisableProvisioning {
-		n.retryDeleteOnTermination(ctx)
-		for _, c := range n.cards {
-			n.retryUnfreed(ctx, c)
+	if !p.cfg.DisableProvisioning {
+		p.retryDeleteOnTermination(ctx)
+		for _, c := range p.cards() {
+			c.retryUnfreed(ctx)
 		}
 	}
-	for _, c := range n.cards {
-		if n.cfg.EnableIPv6 {
+	for _, c := range p.cards() {
+		if p.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
-			if schedulable && !n.terminating.isSet() && !c.backingOff() {
-				n.ensureIPv6Prefixes(ctx, c)
+			if schedulable && !p.terminating.isSet() && !c.backingOff() {
+				c.ensureIPv6Prefixes(ctx)
 			}
 			continue
 		}
-		n.cardCycle(ctx, c, schedulable)
+		c.cycle(ctx, schedulable)
 	}
-	if n.handout.waiting() > 0 && n.atHardLimit() {
+	if p.waiting() > 0 && p.atHardLimit() {
 		// Waiting ADDs learn at once that no refill can come.
-		n.handout.limited.broadcast()
+		p.limited.broadcast()
 	}
+}
+
+// atHardLimit reports whether every card is at its hard limit.
+func (p *poolCycler) atHardLimit() bool {
+	cards := p.cards()
+	for _, c := range cards {
+		if c.fullText() == "" {
+			return false
+		}
+	}
+	return len(cards) > 0
+}
+
+func (p *poolCycler) schedulable(ctx context.Context) bool {
+	if p.cfg.ManageENIsNonSchedulable {
+		return true
+	}
+	ok, err := p.kube.get().NodeSchedulable(ctx)
+	if err != nil {
+		p.log.Warn("could not read the node's taints; assuming schedulable", "err", err)
+		return true
+	}
+	return ok
+}
+
+// retryDeleteOnTermination sets delete-on-termination on the ENIs whose
+// AllocateENI could not; an ENI no longer in a datastore (freed, or dropped
+// by reconcile) is forgotten.
+func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
+	for id, att := range p.book.pendingDeleteOnTermination() {
+		if !p.knowsENI(id) {
+			p.book.deleteOnTerminationDone(id)
+			continue
+		}
+		err := p.ec2.SetDeleteOnTermination(ctx, id, att)
+		if err != nil && !awsutils.IsNotFound(err) {
+			p.log.Warn("could not set delete-on-termination; retrying later", "eni", id, "err", err)
+			continue
+		}
+		p.book.deleteOnTerminationDone(id)
+	}
+}
+
+// knowsENI tells whether any card's datastore holds the ENI.
+func (p *poolCycler) knowsENI(id string) bool {
+	for _, c := range p.cards() {
+		if _, ok := c.store.ENI(id); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // limitText names card c's hard limit ("" when it can still grow): the
 // instance type, its ENIs × addresses, or max pods.
-func (n *IPAM) limitText(c *card, view pool.Pool, p pool.Params) string {
+func (c *poolManager) limitText(view pool.Pool, p pool.Params) string {
 	l, ok := pool.AtHardLimit(view, p)
 	if !ok {
 		return ""
@@ -68,9 +139,9 @@ func (n *IPAM) limitText(c *card, view pool.Pool, p pool.Params) string {
 	if p.PrefixDelegation {
 		unit = "/28 prefixes"
 	}
-	s := fmt.Sprintf("%s card %d takes %d ENIs × %d %s", n.node.typ.Type, c.index, l.ENIs, l.Slots, unit)
-	if n.cfg.MaxENI >= 1 && n.cfg.MaxENI == l.ENIs {
-		s += fmt.Sprintf(" (MAX_ENI=%d)", n.cfg.MaxENI)
+	s := fmt.Sprintf("%s card %d takes %d ENIs × %d %s", c.env.node.typ.Type, c.index, l.ENIs, l.Slots, unit)
+	if c.env.cfg.MaxENI >= 1 && c.env.cfg.MaxENI == l.ENIs {
+		s += fmt.Sprintf(" (MAX_ENI=%d)", c.env.cfg.MaxENI)
 	}
 	if view.Unmanaged > 0 {
 		s += fmt.Sprintf(", %d of the ENIs unmanaged", view.Unmanaged)
@@ -81,22 +152,12 @@ func (n *IPAM) limitText(c *card, view pool.Pool, p pool.Params) string {
 	return s + fmt.Sprintf(": every ENI attached and full, %d pod addresses", l.Total)
 }
 
-// atHardLimit reports whether every card is at its hard limit.
-func (n *IPAM) atHardLimit() bool {
-	for _, c := range n.cards {
-		if c.fullText() == "" {
-			return false
-		}
-	}
-	return len(n.cards) > 0
-}
-
 // ensureIPv6Prefixes gives every ENI of card c its /80; a failure backs
 // off like a failed IPv4 pool action.
-func (n *IPAM) ensureIPv6Prefixes(ctx context.Context, c *card) {
+func (c *poolManager) ensureIPv6Prefixes(ctx context.Context) {
 	for _, e := range c.store.ENIs() {
-		if err := n.ensureIPv6Prefix(ctx, c, e.ID); err != nil {
-			n.log.Warn("could not give an ENI its IPv6 prefix", "card", c.index, "eni", e.ID, "err", err,
+		if err := c.ensureIPv6Prefix(ctx, e.ID); err != nil {
+			c.env.log.Warn("could not give an ENI its IPv6 prefix", "card", c.index, "eni", e.ID, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
 			c.backOff(err)
@@ -107,41 +168,57 @@ func (n *IPAM) ensureIPv6Prefixes(ctx context.Context, c *card) {
 	c.clearBackoff()
 }
 
-func (n *IPAM) schedulable(ctx context.Context) bool {
-	if n.cfg.ManageENIsNonSchedulable {
-		return true
+// ensureIPv6Prefix gives an ENI its one /80 (IPv6 mode: every pod address
+// of the ENI comes from it, so there is no warm pool to keep).
+func (c *poolManager) ensureIPv6Prefix(ctx context.Context, eniID string) error {
+	info, ok := c.store.ENI(eniID)
+	if !ok || info.IsTrunk {
+		return nil
 	}
-	ok, err := n.kube.get().NodeSchedulable(ctx)
+	for _, ci := range info.CIDRs {
+		if ci.Prefix.Addr().Is6() {
+			return nil
+		}
+	}
+	if c.env.cfg.DisableProvisioning {
+		return fmt.Errorf("ENI %s has no IPv6 prefix and DISABLE_NETWORK_RESOURCE_PROVISIONING=true", eniID)
+	}
+	prefixes, err := c.env.ec2.AssignIPv6Prefixes(ctx, eniID, 1)
 	if err != nil {
-		n.log.Warn("could not read the node's taints; assuming schedulable", "err", err)
-		return true
+		return fmt.Errorf("assigning an IPv6 prefix to %s: %w", eniID, err)
 	}
-	return ok
+	for _, p := range prefixes {
+		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+			return err
+		}
+	}
+	c.env.wake()
+	return nil
 }
 
 // params builds the planner's input for card c now.
-func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
+func (c *poolManager) params(schedulable, released, freed bool) pool.Params {
 	now := time.Now()
 	g := c.gates()
 	insufficient, lastRelease, code, retryAt, lastErr := g.insufficient, g.lastRelease, g.insuffCode, g.retryAt, g.lastErr
-	provisioning := !n.cfg.DisableProvisioning && !n.terminating.isSet() && schedulable && !now.Before(retryAt)
+	provisioning := !c.env.cfg.DisableProvisioning && !c.env.terminating.isSet() && schedulable && !now.Before(retryAt)
 	p := pool.Params{
-		WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
-		WarmPrefix: n.cfg.WarmPrefixTarget, PrefixDelegation: g.prefixes,
-		MaxENIs: c.maxENIs, IPv4PerENI: n.node.typ.IPv4PerENI, MaxPods: n.node.maxPods.get(),
-		CustomNetworking: n.cfg.CustomNetworking,
-		ReserveTrunk:     n.features.sgppPossible() && n.node.typ.Type != "" && c.index == 0,
-		Pending:          n.handout.waiting(),
+		WarmENI: c.env.cfg.WarmENITarget, WarmIP: c.env.cfg.WarmIPTarget, MinimumIP: c.env.cfg.MinimumIPTarget,
+		WarmPrefix: c.env.cfg.WarmPrefixTarget, PrefixDelegation: g.prefixes,
+		MaxENIs: c.maxENIs, IPv4PerENI: c.env.node.typ.IPv4PerENI, MaxPods: c.env.node.maxPods.get(),
+		CustomNetworking: c.env.cfg.CustomNetworking,
+		ReserveTrunk:     c.env.sgpp() && c.env.node.typ.Type != "" && c.index == 0,
+		Pending:          c.env.waiting(),
 		CanAllocate:      provisioning && !now.Before(insufficient),
-		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= n.times.ReleaseSpacing,
+		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= c.env.times.ReleaseSpacing,
 		CanFreeENI:       provisioning && !freed,
-		MinENIAge:        n.times.MinENIAge,
+		MinENIAge:        c.env.times.MinENIAge,
 		Now:              now,
 	}
 	switch {
-	case n.cfg.DisableProvisioning:
+	case c.env.cfg.DisableProvisioning:
 		p.CooldownNote = "DISABLE_NETWORK_RESOURCE_PROVISIONING=true: ipamd never allocates addresses"
-	case n.terminating.isSet():
+	case c.env.terminating.isSet():
 		p.CooldownNote = "ipamd is shutting down"
 	case !schedulable:
 		p.CooldownNote = "node is unschedulable (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)"
@@ -154,18 +231,18 @@ func (n *IPAM) params(c *card, schedulable, released, freed bool) pool.Params {
 		p.Pending = 0 // pods spill to card > 0 only once card 0 is exhausted
 	}
 	if p.Pending > 0 {
-		p.CoolingSoon = n.coolingWithin(c, now.Add(n.times.AttachTime))
+		p.CoolingSoon = c.coolingWithin(now.Add(c.env.times.AttachTime))
 	}
 	return p
 }
 
 // coolingWithin counts card c's cooling addresses whose cooldown ends by t.
-func (n *IPAM) coolingWithin(c *card, t time.Time) int {
+func (c *poolManager) coolingWithin(t time.Time) int {
 	count := 0
 	for _, e := range c.store.Snapshot() {
 		for _, ci := range e.CIDRs {
 			for _, cl := range ci.CoolingList {
-				if !cl.UnassignedAt.Add(n.cfg.IPCooldown).After(t) {
+				if !cl.UnassignedAt.Add(c.env.cfg.IPCooldown).After(t) {
 					count++
 				}
 			}
@@ -174,26 +251,26 @@ func (n *IPAM) coolingWithin(c *card, t time.Time) int {
 	return count
 }
 
-func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
+func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 	released, freed := false, false
 	for range maxStepsPerCycle {
 		if ctx.Err() != nil {
 			return
 		}
-		view, p := c.view(), n.params(c, schedulable, released, freed)
+		view, p := c.view(), c.params(schedulable, released, freed)
 		a := pool.Plan(view, p)
 		if a.Kind == pool.None {
 			c.setState(starvedText(a), nil)
-			c.setFull(n.limitText(c, view, p))
+			c.setFull(c.limitText(view, p))
 			return
 		}
-		n.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
+		c.env.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
 			"cidrs", len(a.CIDRs), "reason", a.Reason)
-		done := n.observe.inProgress(actionFn(a.Kind))
-		err := n.execute(ctx, c, a)
+		done := c.env.observe.inProgress(actionFn(a.Kind))
+		err := c.execute(ctx, a)
 		done()
-		n.observe.action(a, err)
-		n.last.set(describeAction(c, a, err), time.Now())
+		c.env.observe.action(a, err)
+		c.env.last.set(describeAction(c, a, err), time.Now())
 		switch a.Kind {
 		case pool.ReleaseCIDRs:
 			released = true
@@ -203,9 +280,9 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		}
 		if err != nil {
 			if awsutils.IsUnauthorized(err) {
-				n.kube.get().Eventf(ctx, "Warning", "MissingIAMPermissions", "Unauthorized operation: %s", causeOf(err))
+				c.env.kube.get().Eventf(ctx, "Warning", "MissingIAMPermissions", "Unauthorized operation: %s", causeOf(err))
 			}
-			n.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
+			c.env.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
 			c.setFull("")
@@ -216,13 +293,13 @@ func (n *IPAM) cardCycle(ctx context.Context, c *card, schedulable bool) {
 		}
 		c.clearBackoff()
 		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {
-			n.handout.wake()
+			c.env.wake()
 		}
 	}
 }
 
 // describeAction is the last-action line of /v1/pool.
-func describeAction(c *card, a pool.Action, err error) string {
+func describeAction(c *poolManager, a pool.Action, err error) string {
 	s := fmt.Sprintf("card %d: %s", c.index, a.Kind)
 	switch a.Kind {
 	case pool.AssignIPs, pool.AssignPrefixes:
@@ -264,215 +341,6 @@ func causeOf(err error) string {
 		return "EC2 error " + code + ": " + err.Error()
 	}
 	return err.Error()
-}
-
-// execute performs one planned action.
-func (n *IPAM) execute(ctx context.Context, c *card, a pool.Action) error {
-	switch a.Kind {
-	case pool.AssignIPs:
-		return n.assignIPs(ctx, c, a.ENI, a.Count)
-	case pool.AssignPrefixes:
-		return n.assignPrefixes(ctx, c, a.ENI, a.Count)
-	case pool.CreateENI:
-		if a.ENIs > 1 {
-			return n.createENIs(ctx, c, a.ENIs, a.Count, a.Prefixes)
-		}
-		return n.createENI(ctx, c, a.Count, a.Prefixes)
-	case pool.ReleaseCIDRs:
-		return n.releaseCIDRs(ctx, c, a.ENI, a.CIDRs)
-	case pool.FreeENI:
-		return n.freeENI(ctx, c, a.ENI)
-	}
-	return nil
-}
-
-func (n *IPAM) assignIPs(ctx context.Context, c *card, eniID string, count int) error {
-	addrs, err := n.ec2.AssignIPv4(ctx, eniID, count)
-	if err != nil && count > 1 && !awsutils.IsLimitExceeded(err) && !awsutils.IsThrottle(err) && ctx.Err() == nil {
-		// Upstream's retry with a single address: a nearly full subnet may
-		// still have one.
-		addrs, err = n.ec2.AssignIPv4(ctx, eniID, 1)
-	}
-	if awsutils.IsLimitExceeded(err) {
-		// EC2 says the ENI is already full: learn what it holds.
-		return n.resyncENI(ctx, c, eniID)
-	}
-	if err != nil {
-		c.noteInsufficient(err)
-		return fmt.Errorf("assigning %d secondary IPv4 addresses to %s: %w", count, eniID, err)
-	}
-	var errs []error
-	for _, a := range addrs {
-		if err := c.store.AddCIDR(eniID, netip.PrefixFrom(a, 32)); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (n *IPAM) assignPrefixes(ctx context.Context, c *card, eniID string, count int) error {
-	prefixes, err := n.ec2.AssignIPv4Prefixes(ctx, eniID, count)
-	if awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
-		return n.fallbackToSecondary(c, "assigning prefixes to "+eniID)
-	}
-	if awsutils.IsLimitExceeded(err) {
-		return n.resyncENI(ctx, c, eniID)
-	}
-	if err != nil {
-		c.noteInsufficient(err)
-		return fmt.Errorf("assigning %d IPv4 prefixes to %s: %w", count, eniID, err)
-	}
-	var errs []error
-	for _, p := range prefixes {
-		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// fallbackToSecondary switches card c to /32 secondary addresses after EC2
-// answered InsufficientCidrBlocks (the subnet is too fragmented for a /28):
-// the next plan grows with /32s. Prefixes already held keep their pods, and
-// empty ones are released by the planner's cleanup.
-func (n *IPAM) fallbackToSecondary(c *card, while string) error {
-	n.log.Warn("EC2 has no free /28 block in the subnet (InsufficientCidrBlocks): falling back to secondary IPs on this network card",
-		"card", c.index, "while", while)
-	if err := c.store.SetMode(datastore.ModeSecondaryIPv4); err != nil {
-		return fmt.Errorf("falling back to secondary IPs on card %d: %w", c.index, err)
-	}
-	c.pd.set(false)
-	return nil
-}
-
-// resyncENI adds every address EC2 lists on the ENI that the store lacks.
-func (n *IPAM) resyncENI(ctx context.Context, c *card, eniID string) error {
-	enis, _, err := n.ec2.DescribeENIs(ctx, []string{eniID})
-	if err != nil {
-		return fmt.Errorf("re-reading full ENI %s: %w", eniID, err)
-	}
-	for _, e := range enis {
-		for _, p := range n.eniCIDRs(e) {
-			if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// releaseCIDRs removes unused CIDRs from the store, then gives them back
-// to EC2. A CIDR a pod took meanwhile is skipped. If EC2 answers with an
-// error the release may still have happened (a cancelled call EC2 applied,
-// "not assigned" because it is already gone), so only what EC2 still lists
-// goes back into the store.
-func (n *IPAM) releaseCIDRs(ctx context.Context, c *card, eniID string, cidrs []netip.Prefix) error {
-	var addrs []netip.Addr
-	var prefixes []netip.Prefix
-	for _, p := range cidrs {
-		if _, err := c.store.RemoveCIDR(eniID, p, false); err != nil && !errors.Is(err, datastore.ErrCheckpoint) {
-			if !errors.Is(err, datastore.ErrCIDRInUse) && !errors.Is(err, datastore.ErrUnknownCIDR) {
-				n.log.Warn("could not take a CIDR out of the store to release it; keeping it", "eni", eniID, "cidr", p, "err", err)
-			}
-			continue // in use since the plan, or gone: keep it
-		}
-		if p.Bits() == 32 {
-			addrs = append(addrs, p.Addr())
-		} else {
-			prefixes = append(prefixes, p)
-		}
-	}
-	now := time.Now()
-	var failed []netip.Prefix
-	var callErrs []error
-	if len(addrs) > 0 {
-		if err := n.ec2.UnassignIPv4(ctx, eniID, addrs); err != nil && !awsutils.IsNotFound(err) {
-			callErrs = append(callErrs, fmt.Errorf("releasing %d addresses of %s: %w", len(addrs), eniID, err))
-			for _, a := range addrs {
-				failed = append(failed, netip.PrefixFrom(a, 32))
-			}
-		} else {
-			for _, a := range addrs {
-				n.book.noteReleased(now, netip.PrefixFrom(a, 32))
-			}
-		}
-	}
-	if len(prefixes) > 0 {
-		if err := n.ec2.UnassignIPv4Prefixes(ctx, eniID, prefixes); err != nil && !awsutils.IsNotFound(err) {
-			callErrs = append(callErrs, fmt.Errorf("releasing %d prefixes of %s: %w", len(prefixes), eniID, err))
-			failed = append(failed, prefixes...)
-		} else {
-			n.book.noteReleased(now, prefixes...)
-		}
-	}
-	if len(failed) > 0 {
-		n.restoreUnreleased(ctx, c, eniID, failed)
-	}
-	return errors.Join(callErrs...)
-}
-
-// restoreUnreleased puts back into the store the CIDRs of a failed release
-// that EC2 still lists on the ENI. If EC2 cannot be asked, none goes back:
-// handing out an address EC2 released is worse than idling one, which the
-// reconcile adopts again.
-func (n *IPAM) restoreUnreleased(ctx context.Context, c *card, eniID string, failed []netip.Prefix) {
-	// The release may have failed because ctx ended; the answer still matters.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	enis, _, err := n.ec2.DescribeENIs(dctx, []string{eniID})
-	if err != nil {
-		n.log.Warn("release failed and EC2 cannot say what the ENI still holds; the reconcile adopts what it lists",
-			"eni", eniID, "cidrs", len(failed), "err", err)
-		return
-	}
-	held := map[netip.Prefix]bool{}
-	for _, e := range enis {
-		for _, p := range eniCIDRs(e) {
-			held[p] = true
-		}
-	}
-	now := time.Now()
-	for _, p := range failed {
-		if !held[p] {
-			n.book.noteReleased(now, p) // EC2 released it after all
-			continue
-		}
-		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			n.log.Warn("could not put back a CIDR EC2 did not release", "eni", eniID, "cidr", p, "err", err)
-		}
-	}
-}
-
-// freeENI removes an ENI without pods from the store, tears down its host
-// networking and detaches and deletes it.
-func (n *IPAM) freeENI(ctx context.Context, c *card, eniID string) error {
-	info, ok := c.store.ENI(eniID)
-	if !ok {
-		return nil
-	}
-	if _, err := c.store.RemoveENI(eniID, false); err != nil && !errors.Is(err, datastore.ErrCheckpoint) {
-		if errors.Is(err, datastore.ErrENIInUse) || errors.Is(err, datastore.ErrUnknownENI) {
-			return nil // a pod took an address since the plan, or it is gone
-		}
-		return fmt.Errorf("taking ENI %s out of the store: %w", eniID, err)
-	}
-	primaryIP, _ := n.book.primaryIP(eniID)
-	if err := n.host.TeardownENI(ctx, primaryIP, info.RouteTableID); err != nil {
-		n.log.Warn("could not tear down host networking of a freed ENI", "eni", eniID, "err", err)
-	}
-	if err := n.ec2.FreeENI(ctx, eniID, n.book.attachID(eniID)); err != nil {
-		// Maybe still attached: keep its slot taken until retryUnfreed
-		// frees it or reconcile adopts it again.
-		c.keepUnfreed(eniID, info.DeviceNumber)
-		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
-	}
-	n.book.forget(eniID)
-	n.log.Info("ENI freed", "eni", eniID, "card", c.index)
-	now := time.Now()
-	for _, ci := range info.CIDRs {
-		n.book.noteReleased(now, ci.Prefix)
-	}
-	return nil
 }
 
 // lastAction remembers the pool manager's last action for /v1/pool.

@@ -66,7 +66,7 @@ type cniNodeFeatures struct {
 	cfg   config.Config
 	kube  *kubeRef
 	node  *nodeState
-	cards func() []*card
+	cards func() []*poolManager
 	trunk *branchWait
 	log   *slog.Logger
 }

@@ -45,7 +45,7 @@ type handout struct {
 
 	cfg         config.Config
 	node        *nodeState
-	cards       func() []*card // the managed cards, built by Init before it serves
+	cards       func() []*poolManager // the managed cards, built by Init before it serves
 	pool        *trigger
 	terminating *latch
 	observe     *observer

@@ -87,7 +87,7 @@ func (n *IPAM) CheckpointWritable() bool {
 // runProbe retries the checkpoint of every card whose last write failed,
 // every CheckpointRetry, so health returns to SERVING as soon as the file
 // can be written again, even with no pod activity.
-func (h *cpHealth) runProbe(ctx context.Context, cards []*card, period time.Duration, log *slog.Logger) {
+func (h *cpHealth) runProbe(ctx context.Context, cards []*poolManager, period time.Duration, log *slog.Logger) {
 	every(ctx, period, func(context.Context) {
 		if ok, _ := h.ok(); ok {
 			return

@@ -120,7 +120,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		subs, err := n.subs.Subnets(ctx, n.node.vpcID, id.AZ)
 		if err != nil {
 			n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
-		} else if _, err := n.rememberSubnets(subs); err != nil {
+		} else if _, err := n.subnets.remember(subs); err != nil {
 			n.log.Warn("subnet discovery: no subnet for new ENIs yet", "err", err)
 		}
 		for _, sn := range subs {
@@ -175,7 +175,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 // restorePodRule re-creates a restored pod's from-pod rule to its ENI's
 // table (docs/compatibility.md, "Rule priorities, route tables and gateways": a restart may follow a reboot or a flush of the
 // rules). Pods on the primary ENI use the main table and have none.
-func (n *IPAM) restorePodRule(ctx context.Context, c *card, a datastore.Allocation) {
+func (n *IPAM) restorePodRule(ctx context.Context, c *poolManager, a datastore.Allocation) {
 	asg, ok := c.store.Lookup(a.Key)
 	if !ok || asg.RouteTableID == hostcontract.MainTable {
 		return
@@ -277,12 +277,12 @@ func (n *IPAM) buildCards() error {
 		if n.cfg.MaxENI >= 1 && n.cfg.MaxENI < maxENIs {
 			maxENIs = n.cfg.MaxENI
 		}
-		n.cards = append(n.cards, newCard(idx, st, maxENIs, n.node.pd, n.track, n.times))
+		n.cards = append(n.cards, newPoolManager(idx, st, maxENIs, n.node.pd, n.track, n.poolEnv))
 	}
 	return nil
 }
 
-func (n *IPAM) cardOf(index int) *card {
+func (n *IPAM) cardOf(index int) *poolManager {
 	for _, c := range n.cards {
 		if c.index == index {
 			return c
@@ -339,7 +339,7 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		}
 		subnet, ok := subnetCIDRs[e.SubnetID]
 		if !ok {
-			subnet, err = n.subnetCIDR(ctx, e.SubnetID)
+			subnet, err = n.subnets.cidr(ctx, e.SubnetID)
 			if err != nil {
 				return err
 			}
@@ -372,42 +372,14 @@ func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 			n.log.Warn("could not set delete-on-termination", "eni", e.ID, "err", err)
 		}
 	}
-	for _, p := range n.eniCIDRs(e) {
+	for _, p := range podCIDRs(e, n.cfg.EnableIPv6) {
 		if err := c.store.AddCIDR(e.ID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
 			return err
 		}
 	}
 	if n.cfg.EnableIPv6 {
-		return n.ensureIPv6Prefix(ctx, c, e.ID)
+		return c.ensureIPv6Prefix(ctx, e.ID)
 	}
-	return nil
-}
-
-// ensureIPv6Prefix gives an ENI its one /80 (IPv6 mode: every pod address
-// of the ENI comes from it, so there is no warm pool to keep).
-func (n *IPAM) ensureIPv6Prefix(ctx context.Context, c *card, eniID string) error {
-	info, ok := c.store.ENI(eniID)
-	if !ok || info.IsTrunk {
-		return nil
-	}
-	for _, ci := range info.CIDRs {
-		if ci.Prefix.Addr().Is6() {
-			return nil
-		}
-	}
-	if n.cfg.DisableProvisioning {
-		return fmt.Errorf("ENI %s has no IPv6 prefix and DISABLE_NETWORK_RESOURCE_PROVISIONING=true", eniID)
-	}
-	prefixes, err := n.ec2.AssignIPv6Prefixes(ctx, eniID, 1)
-	if err != nil {
-		return fmt.Errorf("assigning an IPv6 prefix to %s: %w", eniID, err)
-	}
-	for _, p := range prefixes {
-		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			return err
-		}
-	}
-	n.handout.wake()
 	return nil
 }
 
@@ -447,11 +419,11 @@ func primaryENI(enis []awsutils.ENI) (awsutils.ENI, bool) {
 	return awsutils.ENI{}, false
 }
 
-// eniCIDRs lists the CIDRs of an ENI that serve pods in the node's family:
+// podCIDRs lists the CIDRs of an ENI that serve pods in the node's family:
 // IPv6 mode, the first IPv6 prefix (upstream uses only one); IPv4, the
 // secondary addresses (as /32) and prefixes.
-func (n *IPAM) eniCIDRs(e awsutils.ENI) []netip.Prefix {
-	if n.cfg.EnableIPv6 {
+func podCIDRs(e awsutils.ENI, ipv6 bool) []netip.Prefix {
+	if ipv6 {
 		if len(e.IPv6Prefixes) > 0 {
 			return e.IPv6Prefixes[:1]
 		}
@@ -471,21 +443,4 @@ func eniCIDRs(e awsutils.ENI) []netip.Prefix {
 	out = append(out, e.IPv4Prefixes...)
 	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	return out
-}
-
-// subnetCIDR finds a subnet's IPv4 CIDR through subnet discovery's lister.
-func (n *IPAM) subnetCIDR(ctx context.Context, subnetID string) (netip.Prefix, error) {
-	if subnetID == n.node.subnetID && n.node.subnetCIDR.IsValid() {
-		return n.node.subnetCIDR, nil
-	}
-	subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("finding the CIDR of subnet %s: %w", subnetID, err)
-	}
-	for _, s := range subs {
-		if s.ID == subnetID {
-			return s.CIDR, nil
-		}
-	}
-	return netip.Prefix{}, fmt.Errorf("CIDR of subnet %s is unknown (not in instance metadata, not listed by EC2)", subnetID)
 }

@@ -134,12 +134,14 @@ type IPAM struct {
 
 	kube  *kubeRef
 	node  *nodeState
-	cards []*card // managed network cards, card 0 first; built by Init
+	cards []*poolManager // managed network cards, card 0 first; built by Init
 	// ckpts are the cards' checkpoint logs, folded into upstream's file when
 	// Run ends so a clean stop leaves a file upstream reads (docs/compatibility.md).
 	ckpts    []*datastore.LogCheckpointer
 	book     *eniBook
-	subnets  *subnetCache
+	subnets  *subnetFinder
+	poolEnv  *poolEnv // what every card's pool manager acts through
+	cycler   *poolCycler
 	handout  *handout
 	cpHealth *cpHealth
 	observe  *observer
@@ -211,29 +213,37 @@ func New(o Options) (*IPAM, error) {
 		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: subs, host: host,
 		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		metricsL: o.MetricsListener, introL: o.IntrospectionListener,
-		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(), subnets: &subnetCache{},
+		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(),
 		last: &lastAction{},
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
-	n.observe = &observer{m: m, cards: func() []*card { return n.cards }, node: n.node, kube: n.kube, startedAt: started}
+	n.observe = &observer{m: m, cards: func() []*poolManager { return n.cards }, node: n.node, kube: n.kube, startedAt: started}
 	n.handout = &handout{changed: newSignal(), limited: newSignal(), cfg: o.Config, node: n.node,
-		cards: func() []*card { return n.cards }, pool: n.pool, terminating: n.terminating, observe: n.observe,
+		cards: func() []*poolManager { return n.cards }, pool: n.pool, terminating: n.terminating, observe: n.observe,
 		m: m, kube: n.kube, addWait: n.times.AddWait, log: log}
-	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: func() []*card { return n.cards },
+	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: func() []*poolManager { return n.cards },
 		released: func() {
 			n.handout.wake()
 			n.observe.pool()
 			n.pool.Fire() // the pool may shrink now
 		},
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
-	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, cards: func() []*card { return n.cards },
+	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, cards: func() []*poolManager { return n.cards },
 		dropped: m.RestoreDropped, pendingWait: n.times.PendingWait, log: log}
-	n.branch = &branchWait{kube: n.kube, node: n.node, cards: func() []*card { return n.cards }, reconciled: n.reconciled}
-	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: func() []*card { return n.cards },
+	n.branch = &branchWait{kube: n.kube, node: n.node, cards: func() []*poolManager { return n.cards }, reconciled: n.reconciled}
+	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: func() []*poolManager { return n.cards },
 		trunk: n.branch, log: log}
-	n.refresh = &nodeRefresher{cfg: o.Config, md: o.Metadata, ec2: o.EC2, node: n.node, cards: func() []*card { return n.cards },
+	n.refresh = &nodeRefresher{cfg: o.Config, md: o.Metadata, ec2: o.EC2, node: n.node, cards: func() []*poolManager { return n.cards },
 		ready: n.ready, changes: &n.changes, reconcileHost: n.reconcileHost, every: n.times.NodeRefresh, log: log}
+	n.subnets = &subnetFinder{cfg: o.Config, node: n.node, kube: n.kube, lister: subs, ttl: n.times.SubnetCache, log: log}
+	n.poolEnv = &poolEnv{cfg: o.Config, times: n.times, ec2: o.EC2, host: host, node: n.node, book: n.book,
+		subnets: n.subnets, imds: &imdsWatch{md: o.Metadata, track: track, limit: n.times.IMDSWait, log: log},
+		kube: n.kube, observe: n.observe, last: n.last, terminating: n.terminating, sgpp: n.features.sgppPossible,
+		waiting: n.handout.waiting, wake: n.handout.wake, log: log}
+	n.cycler = &poolCycler{cards: func() []*poolManager { return n.cards }, cfg: o.Config, ec2: o.EC2, book: n.book,
+		kube: n.kube, features: n.features, observe: n.observe, ready: n.ready, terminating: n.terminating,
+		changes: &n.changes, waiting: n.handout.waiting, limited: n.handout.limited, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {
@@ -248,6 +258,11 @@ func New(o Options) (*IPAM, error) {
 	})
 	return n, nil
 }
+
+// PoolCycle plans and executes actions on every card until each is at its
+// targets (or blocked). It is what the pool manager runs on every tick and
+// on demand; tests call it directly.
+func (n *IPAM) PoolCycle(ctx context.Context) { n.cycler.cycle(ctx) }
 
 // SetKubernetes hands ipamd an API server client it started without (the
 // API server became reachable later, docs/compatibility.md, "API server at

@@ -43,7 +43,7 @@ func actionFn(k pool.Kind) string {
 type observer struct {
 	mu        sync.Mutex
 	m         *metrics.Metrics
-	cards     func() []*card // the managed cards, built by Init
+	cards     func() []*poolManager // the managed cards, built by Init
 	node      *nodeState
 	kube      *kubeRef
 	startedAt time.Time

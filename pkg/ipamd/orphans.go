@@ -38,10 +38,10 @@ func podLinkSuffix(a datastore.Allocation) string {
 type orphanSweeper struct {
 	links    PodLinks // nil: every pod is live, nothing is swept
 	host     HostNetwork
-	cards    func() []*card // the managed cards, built by Init before any sweep
-	released func()         // after a sweep released addresses: wake waiters, observe, plan
-	every    time.Duration  // OrphanSweep
-	grace    time.Duration  // OrphanGrace
+	cards    func() []*poolManager // the managed cards, built by Init before any sweep
+	released func()                // after a sweep released addresses: wake waiters, observe, plan
+	every    time.Duration         // OrphanSweep
+	grace    time.Duration         // OrphanGrace
 	count    prometheus.Counter
 	log      *slog.Logger
 
@@ -143,7 +143,7 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 }
 
 // releaseOrphan releases one allocation whose pod is gone, as a DEL would.
-func (s *orphanSweeper) release(ctx context.Context, c *card, a datastore.Assignment, absent time.Duration) error {
+func (s *orphanSweeper) release(ctx context.Context, c *poolManager, a datastore.Assignment, absent time.Duration) error {
 	got, err := c.store.UnassignAddr(a.Key, a.Addr)
 	switch {
 	case errors.Is(err, datastore.ErrUnknownPod):

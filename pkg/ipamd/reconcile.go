@@ -190,10 +190,10 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 }
 
 // reconcileCIDRs makes the store's CIDRs of one ENI match EC2's.
-func (n *IPAM) reconcileCIDRs(c *card, e awsutils.ENI) error {
+func (n *IPAM) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 	info, _ := c.store.ENI(e.ID)
 	ec2Has := map[netip.Prefix]bool{}
-	for _, p := range n.eniCIDRs(e) {
+	for _, p := range podCIDRs(e, n.cfg.EnableIPv6) {
 		ec2Has[p] = true
 	}
 	var errs []error

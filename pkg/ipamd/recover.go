@@ -28,7 +28,7 @@ import (
 type restorer struct {
 	backingStore string
 	links        PodLinks // nil: no host routes to recover pods from
-	cards        func() []*card
+	cards        func() []*poolManager
 	dropped      *prometheus.CounterVec // vpccni_checkpoint_entries_dropped_total{reason}
 	pendingWait  time.Duration
 	log          *slog.Logger
@@ -37,7 +37,7 @@ type restorer struct {
 // restoreCard restores card c's checkpoint, or recovers from the host when
 // it cannot be read. It fails only when the recovered state cannot be
 // written either.
-func (r *restorer) restoreCard(ctx context.Context, c *card, live func(datastore.Allocation) bool) (datastore.RestoreResult, error) {
+func (r *restorer) restoreCard(ctx context.Context, c *poolManager, live func(datastore.Allocation) bool) (datastore.RestoreResult, error) {
 	res, err := c.store.Load(live)
 	switch {
 	case err == nil:
@@ -67,7 +67,7 @@ func (r *restorer) restoreCard(ctx context.Context, c *card, live func(datastore
 // sends to a pod veth. What cannot be recovered is logged: the pods' names
 // and container ids (a DEL finds a recovered address by the veth name its
 // pod hashes to), cooldowns, and routes outside the card's addresses.
-func (r *restorer) recoverFromHost(ctx context.Context, c *card) (datastore.RestoreResult, error) {
+func (r *restorer) recoverFromHost(ctx context.Context, c *poolManager) (datastore.RestoreResult, error) {
 	if r.links == nil {
 		r.log.Warn("no host links to recover pods from (host networking disabled): starting from EC2 alone", "card", c.index)
 		return datastore.RestoreResult{}, r.persistFresh(c)
@@ -111,7 +111,7 @@ func (r *restorer) recoverFromHost(ctx context.Context, c *card) (datastore.Rest
 }
 
 // cardHolds reports whether addr lies in one of card c's CIDRs.
-func cardHolds(c *card, addr netip.Addr) bool {
+func cardHolds(c *poolManager, addr netip.Addr) bool {
 	for _, e := range c.store.ENIs() {
 		for _, ci := range e.CIDRs {
 			if ci.Prefix.Contains(addr) {
@@ -123,7 +123,7 @@ func cardHolds(c *card, addr netip.Addr) bool {
 }
 
 // persistFresh writes the card's (empty) state over the unreadable file.
-func (r *restorer) persistFresh(c *card) error {
+func (r *restorer) persistFresh(c *poolManager) error {
 	if err := c.store.Persist(); err != nil {
 		return fmt.Errorf("writing a fresh checkpoint for card %d: %w", c.index, err)
 	}

@@ -21,7 +21,7 @@ type nodeRefresher struct {
 	md            Metadata
 	ec2           EC2
 	node          *nodeState
-	cards         func() []*card
+	cards         func() []*poolManager
 	ready         *latch
 	changes       *sync.Mutex
 	reconcileHost func(context.Context) error // re-program the host's SNAT exemptions

@@ -16,7 +16,7 @@ import (
 type branchWait struct {
 	kube       *kubeRef
 	node       *nodeState
-	cards      func() []*card // the managed cards, built by Init before it serves
+	cards      func() []*poolManager // the managed cards, built by Init before it serves
 	reconciled *reconcileSignal
 }
 

@@ -2,6 +2,7 @@ package ipamd
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -9,20 +10,27 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 )
 
-// card is one managed network card's pool: its datastore (which locks
-// itself) and what the pool manager learns while acting on it: the ENIs it
-// must count but does not manage, its cooldowns and back-off, and why it
-// cannot grow. index, store and maxENIs never change; pd and askDevice
-// carry their own lock; mu guards the rest.
-// The pool manager and the reconcile write; AddNetwork only reads.
-type card struct {
+// poolManager is one managed network card's pool and the one owner of its
+// state: the card's datastore (which locks itself), the ENIs it must count
+// but does not manage, its cooldowns and back-off, and why it cannot grow.
+// It plans with package pool (pure) and executes the actions it planned
+// (engine.go, eni.go).
+//
+// Invariant: the card's ENIs and CIDRs change in EC2 only through its pool
+// manager's actions or the reconcile, both under IPAM.changes; AddNetwork
+// and DelNetwork only assign and unassign in the datastore. index, store,
+// maxENIs and env never change; pd and askDevice carry their own lock; mu
+// guards the rest.
+type poolManager struct {
 	index   int
 	store   *datastore.Store
 	maxENIs int
+	env     *poolEnv
 	track   *introspect.Tracker
 	backoff time.Duration // first pause after a failed action, doubling to 1 min
 	cool    time.Duration // no growth this long after a subnet-full error
@@ -50,15 +58,36 @@ type card struct {
 	backoffWait  timedWait // the failure backoff, shown in /v1/pool
 }
 
-func newCard(index int, store *datastore.Store, maxENIs int, pd bool, track *introspect.Tracker, t Intervals) *card {
-	c := &card{index: index, store: store, maxENIs: maxENIs, track: track, backoff: t.FailureBackoff,
-		cool: t.InsufficientCool, unmanaged: map[string]int{}, unfreed: map[string]int{}}
+// poolEnv is what every card's pool manager plans with and acts through,
+// shared by the cards; each part locks itself or is fixed after Init.
+type poolEnv struct {
+	cfg         config.Config
+	times       Intervals
+	ec2         EC2
+	host        HostNetwork
+	node        *nodeState
+	book        *eniBook
+	subnets     *subnetFinder
+	imds        *imdsWatch
+	kube        *kubeRef
+	observe     *observer
+	last        *lastAction
+	terminating *latch
+	sgpp        func() bool // a slot is reserved for the trunk ENI (cniNodeFeatures)
+	waiting     func() int  // AddNetwork calls waiting for an address (handout)
+	wake        func()      // retry the waiting AddNetwork calls (handout)
+	log         *slog.Logger
+}
+
+func newPoolManager(index int, store *datastore.Store, maxENIs int, pd bool, track *introspect.Tracker, env *poolEnv) *poolManager {
+	c := &poolManager{index: index, store: store, maxENIs: maxENIs, env: env, track: track, backoff: env.times.FailureBackoff,
+		cool: env.times.InsufficientCool, unmanaged: map[string]int{}, unfreed: map[string]int{}}
 	c.pd.set(pd)
 	return c
 }
 
 // view converts the card into the planner's input.
-func (c *card) view() pool.Pool {
+func (c *poolManager) view() pool.Pool {
 	c.mu.Lock()
 	// An ENI still attached though ipamd let go of it takes a slot like an
 	// unmanaged one: planning a new ENI in its place only fails to attach.
@@ -79,52 +108,52 @@ func (c *card) view() pool.Pool {
 }
 
 // slotsTaken counts the ENI slots in use: managed, unmanaged and unfreed.
-func (c *card) slotsTaken() int {
+func (c *poolManager) slotsTaken() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.store.ENIs()) + len(c.unmanaged) + len(c.unfreed)
 }
 
 // addUnmanaged records an attached ENI ipamd does not manage.
-func (c *card) addUnmanaged(id string, device int) {
+func (c *poolManager) addUnmanaged(id string, device int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unmanaged[id] = device
 }
 
-func (c *card) isUnmanaged(id string) bool {
+func (c *poolManager) isUnmanaged(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.unmanaged[id]
 	return ok
 }
 
-func (c *card) unmanagedIDs() []string {
+func (c *poolManager) unmanagedIDs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Sorted(maps.Keys(c.unmanaged))
 }
 
-func (c *card) unmanagedCount() int {
+func (c *poolManager) unmanagedCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.unmanaged)
 }
 
 // keepUnfreed records an ENI out of the store that may still be attached.
-func (c *card) keepUnfreed(id string, device int) {
+func (c *poolManager) keepUnfreed(id string, device int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unfreed[id] = device
 }
 
-func (c *card) forgetUnfreed(id string) {
+func (c *poolManager) forgetUnfreed(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.unfreed, id)
 }
 
-func (c *card) unfreedIDs() []string {
+func (c *poolManager) unfreedIDs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]string, 0, len(c.unfreed))
@@ -135,7 +164,7 @@ func (c *card) unfreedIDs() []string {
 }
 
 // freeDevices is the k lowest device indexes on the card no known ENI uses.
-func (c *card) freeDevices(k int) []int {
+func (c *poolManager) freeDevices(k int) []int {
 	used := map[int]bool{}
 	for _, e := range c.store.ENIs() {
 		used[e.DeviceNumber] = true
@@ -160,7 +189,7 @@ func (c *card) freeDevices(k int) []int {
 	return out
 }
 
-func (c *card) setState(starved string, err error) {
+func (c *poolManager) setState(starved string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.starved = starved
@@ -169,19 +198,19 @@ func (c *card) setState(starved string, err error) {
 	}
 }
 
-func (c *card) setFull(limit string) {
+func (c *poolManager) setFull(limit string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.full = limit
 }
 
-func (c *card) fullText() string {
+func (c *poolManager) fullText() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.full
 }
 
-func (c *card) state() (string, error) {
+func (c *poolManager) state() (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.starved, c.lastErr
@@ -195,7 +224,7 @@ type gates struct {
 	prefixes                           bool
 }
 
-func (c *card) gates() gates {
+func (c *poolManager) gates() gates {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return gates{insufficient: c.insufficient, lastRelease: c.lastRelease, retryAt: c.retryAt,
@@ -203,7 +232,7 @@ func (c *card) gates() gates {
 }
 
 // released notes a release to EC2, which spaces the next one.
-func (c *card) released(at time.Time) {
+func (c *poolManager) released(at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastRelease = at
@@ -212,7 +241,7 @@ func (c *card) released(at time.Time) {
 // backOff pauses the card's pool actions after a failure, doubling up to a
 // minute, so a persistent failure (missing permission, a broken subnet)
 // does not cost an EC2 call every cycle.
-func (c *card) backOff(err error) {
+func (c *poolManager) backOff(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failures++
@@ -221,7 +250,7 @@ func (c *card) backOff(err error) {
 		c.failures, c.index, causeOf(err)), c.retryAt)
 }
 
-func (c *card) clearBackoff() {
+func (c *poolManager) clearBackoff() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failures = 0
@@ -229,14 +258,14 @@ func (c *card) clearBackoff() {
 }
 
 // backingOff reports whether the card is pausing after a failure.
-func (c *card) backingOff() bool {
+func (c *poolManager) backingOff() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return time.Now().Before(c.retryAt)
 }
 
 // noteInsufficient starts the no-growth cooldown after a subnet-full error.
-func (c *card) noteInsufficient(err error) {
+func (c *poolManager) noteInsufficient(err error) {
 	if !awsutils.IsInsufficientCapacity(err) {
 		return
 	}

@@ -1,0 +1,126 @@
+package ipamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+)
+
+// subnetChoice is a subnet a new ENI may be created in.
+type subnetChoice struct {
+	ID   string
+	CIDR netip.Prefix
+	Free int
+	SGs  []string // nil: the primary ENI's groups
+}
+
+// subnetFinder answers which subnets a new ENI may go to and what a
+// subnet's CIDR is. It owns subnet discovery's cached answer: an ENI burst
+// or churn needs the same list each time, and a full subnet drops it
+// (forget), so the next ENI asks EC2 again. mu guards at and list.
+type subnetFinder struct {
+	cfg    config.Config
+	node   *nodeState
+	kube   *kubeRef
+	lister SubnetLister
+	ttl    time.Duration // Intervals.SubnetCache
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	at   time.Time
+	list []subnetChoice
+}
+
+// forNewENI lists the subnets a new ENI may go to, most free addresses
+// first. Without subnet discovery (or if listing fails) it is the node's
+// subnet alone.
+func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
+	if f.cfg.CustomNetworking {
+		ec, err := f.kube.get().ENIConfig(ctx)
+		if errors.Is(err, errNoKube) {
+			return nil, errors.New("custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true) needs the Kubernetes API server to read the node's ENIConfig")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("custom networking: %w", err)
+		}
+		cidr, err := f.cidr(ctx, ec.Subnet)
+		if err != nil {
+			return nil, fmt.Errorf("custom networking: ENIConfig %s: %w", ec.Name, err)
+		}
+		return []subnetChoice{{ID: ec.Subnet, CIDR: cidr, SGs: ec.SecurityGroups}}, nil
+	}
+	own := []subnetChoice{{ID: f.node.subnetID, CIDR: f.node.subnetCIDR}}
+	if !f.cfg.EnableSubnetDiscovery {
+		return own, nil
+	}
+	if list, ok := f.cached(time.Now()); ok {
+		return list, nil
+	}
+	subs, err := f.lister.Subnets(ctx, f.node.vpcID, f.node.id.AZ)
+	if err != nil {
+		f.log.Warn("subnet discovery failed; using the node's subnet", "err", err)
+		return own, nil
+	}
+	return f.remember(subs)
+}
+
+// remember keeps the eligible subnets of a discovery answer, most free
+// addresses first, for the next ttl.
+func (f *subnetFinder) remember(subs []awsutils.Subnet) ([]subnetChoice, error) {
+	var out []subnetChoice
+	for _, s := range subs {
+		if awsutils.SubnetEligible(s, f.node.subnetID, f.cfg.ClusterName) {
+			out = append(out, subnetChoice{ID: s.ID, CIDR: s.CIDR, Free: s.AvailableIPs})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b subnetChoice) int { return b.Free - a.Free })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
+			f.node.id.AZ, f.node.subnetID, awsutils.TagSubnetRoleCNI)
+	}
+	f.mu.Lock()
+	f.list, f.at = out, time.Now()
+	f.mu.Unlock()
+	return out, nil
+}
+
+func (f *subnetFinder) cached(now time.Time) ([]subnetChoice, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.list == nil || now.Sub(f.at) >= f.ttl {
+		return nil, false
+	}
+	return f.list, true
+}
+
+// forget drops the cached answer: a subnet filled, its free count is stale.
+func (f *subnetFinder) forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list = nil
+}
+
+// cidr finds a subnet's IPv4 CIDR through subnet discovery's lister.
+func (f *subnetFinder) cidr(ctx context.Context, subnetID string) (netip.Prefix, error) {
+	if subnetID == f.node.subnetID && f.node.subnetCIDR.IsValid() {
+		return f.node.subnetCIDR, nil
+	}
+	subs, err := f.lister.Subnets(ctx, f.node.vpcID, f.node.id.AZ)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("finding the CIDR of subnet %s: %w", subnetID, err)
+	}
+	for _, s := range subs {
+		if s.ID == subnetID {
+			return s.CIDR, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("CIDR of subnet %s is unknown (not in instance metadata, not listed by EC2)", subnetID)
+}
