@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"net/netip"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
-	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
-	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
 // ErrNotInitialised is returned while Init has not completed.
@@ -99,9 +97,9 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
 		n.node.pd = false
 	}
-	n.node.maxPods.set(n.maxPods(ctx))
+	n.node.maxPods.set(maxPods(ctx, n.cfg, n.kube.get(), typ, n.log))
 
-	if err := n.reconcileHost(ctx); err != nil {
+	if err := n.hostSync.program(ctx); err != nil {
 		return err
 	}
 	if err := n.leaked.atStart(ctx); err != nil {
@@ -109,7 +107,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		n.log.Warn("could not sweep unattached ENIs at start", "err", err)
 	}
 
-	enis, err := n.attachedENIs(ctx, mds, attached)
+	enis, err := n.adopt.attached(ctx, mds, attached)
 	if err != nil {
 		return fmt.Errorf("ipamd init: %w", err)
 	}
@@ -131,38 +129,12 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		}
 	}
 	for _, e := range enis {
-		if err := n.adoptENI(ctx, e, subnetCIDRs); err != nil {
+		if err := n.adopt.adopt(ctx, e, subnetCIDRs); err != nil {
 			return fmt.Errorf("ipamd init: %w", err)
 		}
 	}
-	live := n.orphans.liveness(ctx)
-	for _, c := range n.cards {
-		res, err := n.restore.restoreCard(ctx, c, live)
-		if err != nil {
-			return fmt.Errorf("ipamd init: restoring the checkpoint of network card %d: %w", c.index, err)
-		}
-		n.log.Info("checkpoint restored", "card", c.index, "restored", len(res.Restored),
-			"stale", len(res.Stale), "unknownCIDR", len(res.Unknown), "keyLess", len(res.KeyLess), "clampedTimestamps", res.Clamped)
-		for _, a := range res.KeyLess {
-			n.metrics.RestoreDropped.WithLabelValues("key_less").Inc()
-			n.log.Warn("dropped a checkpoint allocation with an empty key field (no DEL could ever release it)",
-				"card", c.index, "key", a.Key.String(), "ip", a.Addr, "pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName)
-		}
-		if res.Clamped > 0 {
-			n.log.Warn("checkpoint timestamps in the future set to now", "card", c.index, "count", res.Clamped)
-		}
-		if len(res.Unknown) > 0 {
-			n.log.Warn("restored allocations on no known CIDR: kept pending until their CIDR appears or the wait ends",
-				"card", c.index, "count", len(res.Unknown), "first", allocationList(res.Unknown, 20), "wait", n.times.PendingWait)
-		}
-		for _, a := range res.Restored {
-			n.restorePodRule(ctx, c, a)
-		}
-		for _, a := range res.Stale {
-			if err := n.host.DeletePodRules(ctx, a.Addr); err != nil {
-				n.log.Warn("could not delete the ip rules of a stale pod", "ip", a.Addr, "err", err)
-			}
-		}
+	if err := n.restore.restoreAll(ctx, n.orphans.liveness(ctx)); err != nil {
+		return fmt.Errorf("ipamd init: %w", err)
 	}
 	n.observe.limits()
 	n.observe.pool()
@@ -172,71 +144,21 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	return nil
 }
 
-// restorePodRule re-creates a restored pod's from-pod rule to its ENI's
-// table (docs/compatibility.md, "Rule priorities, route tables and gateways": a restart may follow a reboot or a flush of the
-// rules). Pods on the primary ENI use the main table and have none.
-func (n *IPAM) restorePodRule(ctx context.Context, c *poolManager, a datastore.Allocation) {
-	asg, ok := c.store.Lookup(a.Key)
-	if !ok || asg.RouteTableID == hostcontract.MainTable {
-		return
-	}
-	if err := n.host.RestorePodRule(ctx, a.Addr, asg.RouteTableID); err != nil {
-		n.log.Warn("could not restore the ip rule of a restored pod", "ip", a.Addr, "table", asg.RouteTableID, "err", err)
-	}
-}
-
 // maxPods: the test override, else the node's capacity from the API
 // server, else upstream's eni-max-pods formula for the instance type.
-func (n *IPAM) maxPods(ctx context.Context) int {
-	if n.cfg.MaxPodsOverride > 0 {
-		return n.cfg.MaxPodsOverride
+func maxPods(ctx context.Context, cfg config.Config, k Kubernetes, t awsutils.InstanceTypeInfo, log *slog.Logger) int {
+	if cfg.MaxPodsOverride > 0 {
+		return cfg.MaxPodsOverride
 	}
-	if m, err := n.kube.get().MaxPods(ctx); err == nil && m > 0 {
+	if m, err := k.MaxPods(ctx); err == nil && m > 0 {
 		return m
 	} else if err != nil {
-		n.log.Warn("could not read the node's pod capacity; using the instance type's", "err", err)
+		log.Warn("could not read the node's pod capacity; using the instance type's", "err", err)
 	}
-	t := n.node.typ
 	if t.MaxENIs > 0 && t.IPv4PerENI > 1 {
 		return t.MaxENIs*(t.IPv4PerENI-1) + 2
 	}
 	return 110
-}
-
-func (n *IPAM) reconcileHost(ctx context.Context) error {
-	mac, err := net.ParseMAC(n.node.id.PrimaryMAC)
-	if err != nil {
-		return fmt.Errorf("ipamd init: primary MAC %q: %w", n.node.id.PrimaryMAC, err)
-	}
-	v6Egress := n.cfg.EnableV6Egress && !n.cfg.EnableIPv6
-	if v6Egress && !n.node.id.PrimaryIPv6.IsValid() {
-		n.log.Warn("ENABLE_V6_EGRESS=true but the node has no IPv6 address in instance metadata: IPv6 egress disabled")
-		v6Egress = false
-	}
-	res, err := n.host.ReconcileHost(ctx, networkutils.HostConfig{
-		PrimaryMAC:           mac,
-		PrimaryIPv4:          n.node.id.LocalIPv4,
-		VPCCIDRs:             n.node.vpcCIDRs.get(),
-		ExcludeSNATCIDRs:     n.cfg.ExcludeSNATCIDRs,
-		ExternalSNAT:         n.cfg.ExternalSNAT,
-		RandomizeSNAT:        networkutils.RandomizeSNAT(n.cfg.RandomizeSNAT),
-		VethPrefix:           n.cfg.VethPrefix,
-		ENIMTU:               n.cfg.ENIMTU,
-		NodePortSupport:      n.cfg.NodePortSupport,
-		Connmark:             n.cfg.Connmark,
-		ExternalServiceCIDRs: n.cfg.ExternalServiceCIDRs,
-		PodENIStrict:         n.cfg.EnablePodENI && n.cfg.PodSGEnforcingMode == "strict",
-		V6Egress:             v6Egress,
-		IPv6:                 n.cfg.EnableIPv6,
-	})
-	n.observe.host(res, err)
-	if err != nil {
-		return fmt.Errorf("ipamd init: host networking: %w", err)
-	}
-	if len(res.Changes) > 0 {
-		n.log.Info("host networking programmed", "changes", len(res.Changes), "backend", res.Backend)
-	}
-	return nil
 }
 
 // buildCards creates one datastore per managed network card.
@@ -282,131 +204,13 @@ func (n *IPAM) buildCards() error {
 	return nil
 }
 
-func (n *IPAM) cardOf(index int) *poolManager {
-	for _, c := range n.cards {
+func cardOf(cards []*poolManager, index int) *poolManager {
+	for _, c := range cards {
 		if c.index == index {
 			return c
 		}
 	}
 	return nil
-}
-
-// managed applies upstream's ENI management rules (docs/compatibility.md, "Kubernetes objects").
-func (n *IPAM) managed(e awsutils.ENI) bool {
-	if e.ID == n.node.primaryENI {
-		return true
-	}
-	if e.Tags[awsutils.TagNoManage] == "true" {
-		return false
-	}
-	if e.Tags[awsutils.TagInstanceID] == n.node.id.InstanceID {
-		return true
-	}
-	return n.cfg.ManageUntaggedENI
-}
-
-// adoptENI brings an attached ENI (as EC2 describes it) into its card's
-// datastore, wiring host networking first for secondary ENIs. ENIs that
-// are unmanaged, on an unmanaged card or EFA-only are recorded and skipped.
-func (n *IPAM) adoptENI(ctx context.Context, e awsutils.ENI, subnetCIDRs map[string]netip.Prefix) error {
-	if e.Attachment == nil {
-		return nil
-	}
-	c := n.cardOf(e.Attachment.NetworkCard)
-	if c == nil || e.InterfaceType == "efa-only" {
-		n.book.ignore(e.ID)
-		if c != nil {
-			c.addUnmanaged(e.ID, e.Attachment.DeviceIndex) // it still takes an ENI slot
-		}
-		return nil
-	}
-	if !n.managed(e) {
-		c.addUnmanaged(e.ID, e.Attachment.DeviceIndex)
-		n.log.Info("ENI is not managed", "eni", e.ID, "noManageTag", e.Tags[awsutils.TagNoManage])
-		return nil
-	}
-	if _, ok := c.store.ENI(e.ID); ok {
-		return nil
-	}
-	n.tagENI(ctx, e)
-	primary := e.ID == n.node.primaryENI
-	table := hostcontract.RouteTable(c.index, e.Attachment.DeviceIndex)
-	trunk := e.InterfaceType == "trunk"
-	if !primary {
-		mac, err := net.ParseMAC(e.MAC)
-		if err != nil {
-			return fmt.Errorf("ENI %s has MAC %q: %w", e.ID, e.MAC, err)
-		}
-		subnet, ok := subnetCIDRs[e.SubnetID]
-		if !ok {
-			subnet, err = n.subnets.cidr(ctx, e.SubnetID)
-			if err != nil {
-				return err
-			}
-		}
-		if err := n.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: e.PrivateIPv4, Subnet: subnet,
-			DeviceNumber: e.Attachment.DeviceIndex, NetworkCard: c.index, MTU: n.cfg.ENIMTU, Trunk: trunk}); err != nil {
-			return fmt.Errorf("host networking of ENI %s: %w", e.ID, err)
-		}
-	}
-	if err := c.store.AddENI(datastore.ENI{ID: e.ID, DeviceNumber: e.Attachment.DeviceIndex, IsPrimary: primary,
-		IsTrunk: trunk, IsEFA: e.InterfaceType == "efa", RouteTableID: table, SubnetID: e.SubnetID}); err != nil {
-		return err
-	}
-	n.book.remember(e.ID, e.PrivateIPv4, e.Attachment.ID)
-	n.node.rememberMAC(e.ID, e.MAC)
-	if n.node.excluded[e.SubnetID] {
-		// kubernetes.io/role/cni=0 (or another cluster's subnet): no new pod
-		// addresses here; the planner releases its unused ones.
-		n.log.Info("ENI's subnet is excluded from pod addresses", "eni", e.ID, "subnet", e.SubnetID)
-		if err := c.store.SetExcluded(e.ID, true); err != nil {
-			return err
-		}
-	}
-	if trunk {
-		return nil
-	}
-	if !primary && e.Attachment.ID != "" && !e.Attachment.DeleteOnTermination && !n.cfg.DisableProvisioning {
-		// A crash between attach and delete-on-termination leaves this unset.
-		if err := n.ec2.SetDeleteOnTermination(ctx, e.ID, e.Attachment.ID); err != nil {
-			n.log.Warn("could not set delete-on-termination", "eni", e.ID, "err", err)
-		}
-	}
-	for _, p := range podCIDRs(e, n.cfg.EnableIPv6) {
-		if err := c.store.AddCIDR(e.ID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			return err
-		}
-	}
-	if n.cfg.EnableIPv6 {
-		return c.ensureIPv6Prefix(ctx, e.ID)
-	}
-	return nil
-}
-
-// attachedENIs is the instance's attached ENIs as EC2 describes them, the
-// source of truth (one DescribeNetworkInterfaces, none when known already
-// holds a fresh answer). In ENABLE_IMDS_ONLY_MODE they are built from
-// instance metadata instead (no tags: MANAGE_UNTAGGED_ENI decides, no trunk
-// or EFA detection).
-func (n *IPAM) attachedENIs(ctx context.Context, mds []awsutils.ENIMetadata, known []awsutils.ENI) ([]awsutils.ENI, error) {
-	if n.cfg.IMDSOnlyMode {
-		out := make([]awsutils.ENI, 0, len(mds))
-		for _, m := range mds {
-			e := awsutils.ENI{ID: m.ENIID, MAC: m.MAC, SubnetID: m.SubnetID, VPCID: m.VPCID, InterfaceType: "interface",
-				IPv4Prefixes: m.IPv4Prefixes, IPv6Prefixes: m.IPv6Prefixes, SecurityGroups: m.SecurityGroups,
-				Attachment: &awsutils.Attachment{InstanceID: n.node.id.InstanceID, DeviceIndex: m.DeviceNumber,
-					NetworkCard: m.NetworkCard, DeleteOnTermination: true}}
-			if len(m.IPv4s) > 0 {
-				e.PrivateIPv4, e.SecondaryIPv4 = m.IPv4s[0], m.IPv4s[1:]
-			}
-			out = append(out, e)
-		}
-		return out, nil
-	}
-	if known != nil {
-		return known, nil
-	}
-	return n.ec2.InstanceENIs(ctx, n.node.id.InstanceID)
 }
 
 // primaryENI is the ENI at device 0 of network card 0.
@@ -417,30 +221,4 @@ func primaryENI(enis []awsutils.ENI) (awsutils.ENI, bool) {
 		}
 	}
 	return awsutils.ENI{}, false
-}
-
-// podCIDRs lists the CIDRs of an ENI that serve pods in the node's family:
-// IPv6 mode, the first IPv6 prefix (upstream uses only one); IPv4, the
-// secondary addresses (as /32) and prefixes.
-func podCIDRs(e awsutils.ENI, ipv6 bool) []netip.Prefix {
-	if ipv6 {
-		if len(e.IPv6Prefixes) > 0 {
-			return e.IPv6Prefixes[:1]
-		}
-		return nil
-	}
-	return eniCIDRs(e)
-}
-
-// eniCIDRs lists an ENI's secondary IPv4 addresses (as /32) and prefixes.
-func eniCIDRs(e awsutils.ENI) []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(e.SecondaryIPv4)+len(e.IPv4Prefixes))
-	for _, a := range e.SecondaryIPv4 {
-		if a != e.PrivateIPv4 {
-			out = append(out, netip.PrefixFrom(a, 32))
-		}
-	}
-	out = append(out, e.IPv4Prefixes...)
-	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	return out
 }

@@ -137,21 +137,24 @@ type IPAM struct {
 	cards []*poolManager // managed network cards, card 0 first; built by Init
 	// ckpts are the cards' checkpoint logs, folded into upstream's file when
 	// Run ends so a clean stop leaves a file upstream reads (docs/compatibility.md).
-	ckpts    []*datastore.LogCheckpointer
-	book     *eniBook
-	subnets  *subnetFinder
-	poolEnv  *poolEnv // what every card's pool manager acts through
-	cycler   *poolCycler
-	handout  *handout
-	cpHealth *cpHealth
-	observe  *observer
-	last     *lastAction
-	features *cniNodeFeatures
-	leaked   *leakSweeper
-	orphans  *orphanSweeper
-	restore  *restorer
-	branch   *branchWait
-	refresh  *nodeRefresher
+	ckpts      []*datastore.LogCheckpointer
+	book       *eniBook
+	subnets    *subnetFinder
+	poolEnv    *poolEnv // what every card's pool manager acts through
+	cycler     *poolCycler
+	adopt      *adopter
+	hostSync   *hostSync
+	reconciler *reconciler
+	handout    *handout
+	cpHealth   *cpHealth
+	observe    *observer
+	last       *lastAction
+	features   *cniNodeFeatures
+	leaked     *leakSweeper
+	orphans    *orphanSweeper
+	restore    *restorer
+	branch     *branchWait
+	refresh    *nodeRefresher
 
 	pool *trigger
 	// reconciled: branch-pod ADDs waiting for the trunk ask for a reconcile
@@ -229,13 +232,14 @@ func New(o Options) (*IPAM, error) {
 			n.pool.Fire() // the pool may shrink now
 		},
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
-	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, cards: func() []*poolManager { return n.cards },
+	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, host: host, cards: func() []*poolManager { return n.cards },
 		dropped: m.RestoreDropped, pendingWait: n.times.PendingWait, log: log}
 	n.branch = &branchWait{kube: n.kube, node: n.node, cards: func() []*poolManager { return n.cards }, reconciled: n.reconciled}
 	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: func() []*poolManager { return n.cards },
 		trunk: n.branch, log: log}
+	n.hostSync = &hostSync{cfg: o.Config, node: n.node, host: host, observe: n.observe, log: log}
 	n.refresh = &nodeRefresher{cfg: o.Config, md: o.Metadata, ec2: o.EC2, node: n.node, cards: func() []*poolManager { return n.cards },
-		ready: n.ready, changes: &n.changes, reconcileHost: n.reconcileHost, every: n.times.NodeRefresh, log: log}
+		ready: n.ready, changes: &n.changes, reconcileHost: n.hostSync.program, every: n.times.NodeRefresh, log: log}
 	n.subnets = &subnetFinder{cfg: o.Config, node: n.node, kube: n.kube, lister: subs, ttl: n.times.SubnetCache, log: log}
 	n.poolEnv = &poolEnv{cfg: o.Config, times: n.times, ec2: o.EC2, host: host, node: n.node, book: n.book,
 		subnets: n.subnets, imds: &imdsWatch{md: o.Metadata, track: track, limit: n.times.IMDSWait, log: log},
@@ -244,6 +248,11 @@ func New(o Options) (*IPAM, error) {
 	n.cycler = &poolCycler{cards: func() []*poolManager { return n.cards }, cfg: o.Config, ec2: o.EC2, book: n.book,
 		kube: n.kube, features: n.features, observe: n.observe, ready: n.ready, terminating: n.terminating,
 		changes: &n.changes, waiting: n.handout.waiting, limited: n.handout.limited, log: log}
+	n.adopt = &adopter{cfg: o.Config, ec2: o.EC2, host: host, node: n.node, book: n.book, subnets: n.subnets,
+		cards: func() []*poolManager { return n.cards }, log: log}
+	n.reconciler = &reconciler{cfg: o.Config, md: o.Metadata, node: n.node, book: n.book, adopt: n.adopt, host: host,
+		cards: func() []*poolManager { return n.cards }, metrics: m, observe: n.observe, last: n.last, asked: n.reconciled,
+		ready: n.ready, changes: &n.changes, wake: n.handout.wake, every: n.times.Reconcile, grace: n.times.ReleasedGrace, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {
@@ -264,6 +273,11 @@ func New(o Options) (*IPAM, error) {
 // on demand; tests call it directly.
 func (n *IPAM) PoolCycle(ctx context.Context) { n.cycler.cycle(ctx) }
 
+// Reconcile compares the datastores with instance metadata and, when they
+// disagree, with EC2 (reconcile.go). The reconciler runs it on its own;
+// tests call it directly.
+func (n *IPAM) Reconcile(ctx context.Context) error { return n.reconciler.reconcile(ctx) }
+
 // SetKubernetes hands ipamd an API server client it started without (the
 // API server became reachable later, docs/compatibility.md, "API server at
 // start") and, once the node is initialised, re-reads the node's max pods
@@ -279,7 +293,7 @@ func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {
 	case <-ctx.Done():
 		return
 	}
-	mp := n.maxPods(ctx)
+	mp := maxPods(ctx, n.cfg, n.kube.get(), n.node.typ, n.log)
 	n.node.maxPods.set(mp)
 	n.log.Info("Kubernetes API server reachable: max pods re-read from the node", "maxPods", mp)
 	n.pool.Fire()

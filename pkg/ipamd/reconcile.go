@@ -4,14 +4,85 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 )
 
-// Reconcile compares the datastores with instance metadata and, only when
+// reconciler brings the datastores in line with EC2, the source of truth
+// (see reconcile), on its own period and when a waiting branch-pod ADD
+// asks. It owns no state; it holds the lock that serialises what changes
+// the pool in EC2.
+type reconciler struct {
+	cfg     config.Config
+	md      Metadata
+	node    *nodeState
+	book    *eniBook
+	adopt   *adopter
+	host    HostNetwork
+	cards   func() []*poolManager // the managed cards, built by Init before it is ready
+	metrics *metrics.Metrics
+	observe *observer
+	last    *lastAction // the pool manager's last action: reconcile only after a quiet interval
+	asked   *reconcileSignal
+	ready   *latch
+	changes *sync.Mutex
+	wake    func()        // retry the waiting AddNetwork calls (handout)
+	every   time.Duration // Intervals.Reconcile
+	grace   time.Duration // Intervals.ReleasedGrace
+	log     *slog.Logger
+}
+
+// run reconciles every period, once the pool has been quiet that long (or
+// maxReconcileGap passed), and soon after an ADD asks, until ctx ends.
+func (r *reconciler) run(ctx context.Context) {
+	tick := time.NewTicker(r.every)
+	defer tick.Stop()
+	lastReconcile := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if _, lastAction := r.last.get(); !reconcileDue(now, lastAction, lastReconcile, r.every) {
+				continue
+			}
+		case <-r.asked.kick:
+			// An ADD waits for what only EC2 can tell (trunkwait.go).
+			if wait := reconcileGap - time.Since(lastReconcile); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+		lastReconcile = time.Now()
+		if err := r.reconcile(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile failed", "err", err)
+		}
+		r.asked.finished()
+	}
+}
+
+// maxReconcileGap bounds how long constant pool activity can postpone a
+// reconcile.
+const maxReconcileGap = 5 * time.Minute
+
+// reconcileDue: upstream reconciles only after a quiet interval (metadata
+// lags right after our own changes, and EC2 calls are dear), but under
+// constant churn that would be never, so at least every maxReconcileGap.
+func reconcileDue(now, lastAction, lastReconcile time.Time, interval time.Duration) bool {
+	return now.Sub(lastAction) >= interval || now.Sub(lastReconcile) >= maxReconcileGap
+}
+
+// reconcile compares the datastores with instance metadata and, only when
 // they disagree, with EC2, which is the source of truth (IMDS lags EC2 by
 // seconds; upstream #1967 deleted an in-use ENI because it trusted IMDS).
 // It adopts attached ENIs and addresses the store lacks, drops ENIs EC2
@@ -19,30 +90,30 @@ import (
 // addresses a pod holds: those are kept and reported, never silently
 // taken from a live pod. A CIDR released less than the grace period ago is
 // ignored either way (metadata still lists it).
-func (n *IPAM) Reconcile(ctx context.Context) (err error) {
-	if !n.ready.isSet() {
+func (r *reconciler) reconcile(ctx context.Context) (err error) {
+	if !r.ready.isSet() {
 		return nil
 	}
-	n.changes.Lock()
-	defer n.changes.Unlock()
-	defer n.observe.inProgress(fnReconcile)()
+	r.changes.Lock()
+	defer r.changes.Unlock()
+	defer r.observe.inProgress(fnReconcile)()
 	defer func() {
 		if err != nil {
-			n.metrics.IPAMDErrors.WithLabelValues(fnReconcile).Inc()
+			r.metrics.IPAMDErrors.WithLabelValues(fnReconcile).Inc()
 		}
-		n.observe.pool()
+		r.observe.pool()
 	}()
 	now := time.Now()
-	n.book.forgetReleased(now, n.times.ReleasedGrace)
+	r.book.forgetReleased(now, r.grace)
 
-	mds, err := n.md.ENIs(ctx)
+	mds, err := r.md.ENIs(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: reading instance metadata: %w", err)
 	}
-	if n.agreesWith(mds) {
+	if r.agreesWith(mds) {
 		return nil
 	}
-	enis, err := n.attachedENIs(ctx, mds, nil)
+	enis, err := r.adopt.attached(ctx, mds, nil)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -54,16 +125,16 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 	}
 	attached := map[string]awsutils.ENI{}
 	for _, e := range enis {
-		if e.Attachment != nil && e.Attachment.InstanceID == n.node.id.InstanceID {
+		if e.Attachment != nil && e.Attachment.InstanceID == r.node.id.InstanceID {
 			attached[e.ID] = e
 		}
 	}
 	var errs []error
 	for _, e := range enis {
-		if _, ok := attached[e.ID]; !ok || n.book.isIgnored(e.ID) {
+		if _, ok := attached[e.ID]; !ok || r.book.isIgnored(e.ID) {
 			continue
 		}
-		c := n.cardOf(e.Attachment.NetworkCard)
+		c := cardOf(r.cards(), e.Attachment.NetworkCard)
 		if c == nil {
 			continue
 		}
@@ -71,16 +142,16 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 			continue
 		}
 		if _, known := c.store.ENI(e.ID); !known {
-			n.log.Info("reconcile: adopting an attached ENI the datastore lacks", "eni", e.ID)
-			n.metrics.Reconciles.WithLabelValues(reconcileENIAdd).Inc()
-			errs = append(errs, n.adoptENI(ctx, e, subnetCIDRs))
+			r.log.Info("reconcile: adopting an attached ENI the datastore lacks", "eni", e.ID)
+			r.metrics.Reconciles.WithLabelValues(reconcileENIAdd).Inc()
+			errs = append(errs, r.adopt.adopt(ctx, e, subnetCIDRs))
 			continue
 		}
-		errs = append(errs, n.reconcileCIDRs(c, e))
+		errs = append(errs, r.reconcileCIDRs(c, e))
 	}
-	for _, c := range n.cards {
+	for _, c := range r.cards() {
 		for _, info := range c.store.ENIs() {
-			if _, ok := attached[info.ID]; ok || now.Sub(info.CreatedAt) < n.times.ReleasedGrace {
+			if _, ok := attached[info.ID]; ok || now.Sub(info.CreatedAt) < r.grace {
 				continue
 			}
 			evicted, err := c.store.RemoveENI(info.ID, true)
@@ -90,46 +161,46 @@ func (n *IPAM) Reconcile(ctx context.Context) (err error) {
 					continue
 				} // else: removed, only not persisted; tear down as well
 			}
-			n.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed", "eni", info.ID,
+			r.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed", "eni", info.ID,
 				"podsThatLostTheirAddress", len(evicted))
-			n.metrics.Reconciles.WithLabelValues(reconcileENIDel).Inc()
+			r.metrics.Reconciles.WithLabelValues(reconcileENIDel).Inc()
 			if len(evicted) > 0 {
-				n.metrics.ForceRemovedENIs.Inc()
-				n.metrics.ForceRemovedIPs.Add(float64(len(evicted)))
+				r.metrics.ForceRemovedENIs.Inc()
+				r.metrics.ForceRemovedIPs.Add(float64(len(evicted)))
 			}
-			n.teardownRemovedENI(ctx, info, evicted)
+			r.teardownRemovedENI(ctx, info, evicted)
 		}
 	}
-	n.handout.wake()
+	r.wake()
 	return errors.Join(errs...)
 }
 
 // teardownRemovedENI removes the host state of an ENI EC2 no longer
 // attaches, as freeENI does (its rule for the primary IP, its route
 // table), and the ip rules of the pods that lost their address with it.
-func (n *IPAM) teardownRemovedENI(ctx context.Context, info datastore.ENIInfo, evicted []datastore.Assignment) {
-	defer n.book.forgetPrimaryIP(info.ID)
-	if ip, ok := n.book.primaryIP(info.ID); ok && !info.IsPrimary {
-		if err := n.host.TeardownENI(ctx, ip, info.RouteTableID); err != nil {
-			n.log.Warn("reconcile: could not tear down host networking of a removed ENI", "eni", info.ID, "err", err)
+func (r *reconciler) teardownRemovedENI(ctx context.Context, info datastore.ENIInfo, evicted []datastore.Assignment) {
+	defer r.book.forgetPrimaryIP(info.ID)
+	if ip, ok := r.book.primaryIP(info.ID); ok && !info.IsPrimary {
+		if err := r.host.TeardownENI(ctx, ip, info.RouteTableID); err != nil {
+			r.log.Warn("reconcile: could not tear down host networking of a removed ENI", "eni", info.ID, "err", err)
 		}
 	}
 	for _, a := range evicted {
-		if err := n.host.DeletePodRules(ctx, a.Addr); err != nil {
-			n.log.Warn("reconcile: could not delete the ip rules of an evicted pod", "ip", a.Addr, "key", a.Key.String(), "err", err)
+		if err := r.host.DeletePodRules(ctx, a.Addr); err != nil {
+			r.log.Warn("reconcile: could not delete the ip rules of an evicted pod", "ip", a.Addr, "key", a.Key.String(), "err", err)
 		}
 	}
 }
 
 // agreesWith reports whether instance metadata shows exactly the managed
 // ENIs and CIDRs the datastores hold (just-released CIDRs aside).
-func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
+func (r *reconciler) agreesWith(mds []awsutils.ENIMetadata) bool {
 	seen := map[string]bool{}
 	for _, m := range mds {
-		if n.book.isIgnored(m.ENIID) {
+		if r.book.isIgnored(m.ENIID) {
 			continue
 		}
-		c := n.cardOf(m.NetworkCard)
+		c := cardOf(r.cards(), m.NetworkCard)
 		if c == nil {
 			return false // a card we have not looked at: let EC2 decide
 		}
@@ -145,7 +216,7 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 			continue
 		}
 		want := map[netip.Prefix]bool{}
-		if n.cfg.EnableIPv6 {
+		if r.cfg.EnableIPv6 {
 			if len(m.IPv6Prefixes) > 0 {
 				want[m.IPv6Prefixes[0]] = true
 			}
@@ -161,7 +232,7 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 		}
 		have := 0
 		for _, ci := range info.CIDRs {
-			if ci.Prefix.Addr().Is6() != n.cfg.EnableIPv6 {
+			if ci.Prefix.Addr().Is6() != r.cfg.EnableIPv6 {
 				continue
 			}
 			have++
@@ -171,7 +242,7 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 		}
 		extra := 0
 		for p := range want {
-			if n.book.inGrace(p) {
+			if r.book.inGrace(p) {
 				extra++
 			}
 		}
@@ -179,7 +250,7 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 			return false
 		}
 	}
-	for _, c := range n.cards {
+	for _, c := range r.cards() {
 		for _, info := range c.store.ENIs() {
 			if !seen[info.ID] {
 				return false
@@ -190,22 +261,22 @@ func (n *IPAM) agreesWith(mds []awsutils.ENIMetadata) bool {
 }
 
 // reconcileCIDRs makes the store's CIDRs of one ENI match EC2's.
-func (n *IPAM) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
+func (r *reconciler) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 	info, _ := c.store.ENI(e.ID)
 	ec2Has := map[netip.Prefix]bool{}
-	for _, p := range podCIDRs(e, n.cfg.EnableIPv6) {
+	for _, p := range podCIDRs(e, r.cfg.EnableIPv6) {
 		ec2Has[p] = true
 	}
 	var errs []error
 	for p := range ec2Has {
-		if n.book.inGrace(p) {
+		if r.book.inGrace(p) {
 			continue
 		}
 		err := c.store.AddCIDR(e.ID, p)
 		switch {
 		case err == nil:
-			n.log.Info("reconcile: added an address EC2 lists on the ENI", "eni", e.ID, "cidr", p)
-			n.metrics.Reconciles.WithLabelValues(reconcileIPAdd).Inc()
+			r.log.Info("reconcile: added an address EC2 lists on the ENI", "eni", e.ID, "cidr", p)
+			r.metrics.Reconciles.WithLabelValues(reconcileIPAdd).Inc()
 		case !errors.Is(err, datastore.ErrDuplicateCIDR):
 			errs = append(errs, err)
 		}
@@ -215,7 +286,7 @@ func (n *IPAM) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 			continue
 		}
 		if ci.Assigned > 0 {
-			n.log.Warn("reconcile: EC2 no longer lists an address a pod holds; keeping it for the pod", "eni", e.ID,
+			r.log.Warn("reconcile: EC2 no longer lists an address a pod holds; keeping it for the pod", "eni", e.ID,
 				"cidr", ci.Prefix, "assigned", ci.Assigned)
 			continue
 		}
@@ -227,8 +298,8 @@ func (n *IPAM) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 			continue
 		}
 		errs = append(errs, err) // nil, or removed but not persisted
-		n.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
-		n.metrics.Reconciles.WithLabelValues(reconcileIPDel).Inc()
+		r.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
+		r.metrics.Reconciles.WithLabelValues(reconcileIPDel).Inc()
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
@@ -22,16 +23,53 @@ import (
 // crash-loop the node with no way forward (docs/compatibility.md, "ipamd:
 // checkpoint, logs and readiness").
 
-// restorer restores each card's checkpoint at start and, after PendingWait,
-// drops restored allocations no CIDR took back. It owns no state: the
+// restorer restores each card's checkpoint at start (with the restored
+// pods' rules) and, after PendingWait, drops restored allocations no CIDR
+// took back. It owns no state: the
 // cards' datastores lock themselves.
 type restorer struct {
 	backingStore string
 	links        PodLinks // nil: no host routes to recover pods from
+	host         HostNetwork
 	cards        func() []*poolManager
 	dropped      *prometheus.CounterVec // vpccni_checkpoint_entries_dropped_total{reason}
 	pendingWait  time.Duration
 	log          *slog.Logger
+}
+
+// restoreAll restores every card's checkpoint at start (live tells which
+// pods' veths still exist), re-creates the restored pods' rules and
+// deletes the stale pods' ones.
+func (r *restorer) restoreAll(ctx context.Context, live func(datastore.Allocation) bool) error {
+	for _, c := range r.cards() {
+		res, err := r.restoreCard(ctx, c, live)
+		if err != nil {
+			return fmt.Errorf("restoring the checkpoint of network card %d: %w", c.index, err)
+		}
+		r.log.Info("checkpoint restored", "card", c.index, "restored", len(res.Restored),
+			"stale", len(res.Stale), "unknownCIDR", len(res.Unknown), "keyLess", len(res.KeyLess), "clampedTimestamps", res.Clamped)
+		for _, a := range res.KeyLess {
+			r.dropped.WithLabelValues("key_less").Inc()
+			r.log.Warn("dropped a checkpoint allocation with an empty key field (no DEL could ever release it)",
+				"card", c.index, "key", a.Key.String(), "ip", a.Addr, "pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName)
+		}
+		if res.Clamped > 0 {
+			r.log.Warn("checkpoint timestamps in the future set to now", "card", c.index, "count", res.Clamped)
+		}
+		if len(res.Unknown) > 0 {
+			r.log.Warn("restored allocations on no known CIDR: kept pending until their CIDR appears or the wait ends",
+				"card", c.index, "count", len(res.Unknown), "first", allocationList(res.Unknown, 20), "wait", r.pendingWait)
+		}
+		for _, a := range res.Restored {
+			r.restorePodRule(ctx, c, a)
+		}
+		for _, a := range res.Stale {
+			if err := r.host.DeletePodRules(ctx, a.Addr); err != nil {
+				r.log.Warn("could not delete the ip rules of a stale pod", "ip", a.Addr, "err", err)
+			}
+		}
+	}
+	return nil
 }
 
 // restoreCard restores card c's checkpoint, or recovers from the host when
@@ -128,6 +166,19 @@ func (r *restorer) persistFresh(c *poolManager) error {
 		return fmt.Errorf("writing a fresh checkpoint for card %d: %w", c.index, err)
 	}
 	return nil
+}
+
+// restorePodRule re-creates a restored pod's from-pod rule to its ENI's
+// table (docs/compatibility.md, "Rule priorities, route tables and gateways": a restart may follow a reboot or a flush of the
+// rules). Pods on the primary ENI use the main table and have none.
+func (r *restorer) restorePodRule(ctx context.Context, c *poolManager, a datastore.Allocation) {
+	asg, ok := c.store.Lookup(a.Key)
+	if !ok || asg.RouteTableID == hostcontract.MainTable {
+		return
+	}
+	if err := r.host.RestorePodRule(ctx, a.Addr, asg.RouteTableID); err != nil {
+		r.log.Warn("could not restore the ip rule of a restored pod", "ip", a.Addr, "table", asg.RouteTableID, "err", err)
+	}
 }
 
 // dropPendingAfter waits, then forgets restored allocations whose address

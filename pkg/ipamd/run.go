@@ -51,33 +51,8 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 			return nil
 		})
 		loops.Go(func() error {
-			tick := time.NewTicker(n.times.Reconcile)
-			defer tick.Stop()
-			lastReconcile := time.Now()
-			for {
-				select {
-				case <-lctx.Done():
-					return nil
-				case now := <-tick.C:
-					if _, lastAction := n.last.get(); !reconcileDue(now, lastAction, lastReconcile, n.times.Reconcile) {
-						continue
-					}
-				case <-n.reconciled.kick:
-					// An ADD waits for what only EC2 can tell (trunkwait.go).
-					if wait := reconcileGap - time.Since(lastReconcile); wait > 0 {
-						select {
-						case <-lctx.Done():
-							return nil
-						case <-time.After(wait):
-						}
-					}
-				}
-				lastReconcile = time.Now()
-				if err := n.Reconcile(lctx); err != nil && lctx.Err() == nil {
-					n.log.Warn("reconcile failed", "err", err)
-				}
-				n.reconciled.finished()
-			}
+			n.reconciler.run(lctx)
+			return nil
 		})
 		loops.Go(func() error {
 			n.leaked.run(lctx)
@@ -117,15 +92,4 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 		return fmt.Errorf("ipamd: %w", err)
 	}
 	return nil
-}
-
-// maxReconcileGap bounds how long constant pool activity can postpone a
-// reconcile.
-const maxReconcileGap = 5 * time.Minute
-
-// reconcileDue: upstream reconciles only after a quiet interval (metadata
-// lags right after our own changes, and EC2 calls are dear), but under
-// constant churn that would be never, so at least every maxReconcileGap.
-func reconcileDue(now, lastAction, lastReconcile time.Time, interval time.Duration) bool {
-	return now.Sub(lastAction) >= interval || now.Sub(lastReconcile) >= maxReconcileGap
 }
