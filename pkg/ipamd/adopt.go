@@ -29,7 +29,7 @@ type adopter struct {
 	node    *nodeState
 	book    *eniBook
 	subnets *subnetFinder
-	cards   func() []*poolManager // the managed cards, built by Init before any adoption
+	cards   *cardSet // the managed cards, built by Init before any adoption
 	log     *slog.Logger
 }
 
@@ -80,7 +80,7 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	if e.Attachment == nil {
 		return nil
 	}
-	c := cardOf(a.cards(), e.Attachment.NetworkCard)
+	c := a.cards.of(e.Attachment.NetworkCard)
 	if c == nil || e.InterfaceType == "efa-only" {
 		a.book.ignore(e.ID)
 		if c != nil {

@@ -23,7 +23,7 @@ const maxStepsPerCycle = 16
 // delete-on-termination) and then each card's own cycle. It owns no state;
 // it holds the lock that serialises what changes the pool in EC2.
 type poolCycler struct {
-	cards       func() []*poolManager // the managed cards, built by Init before it is ready
+	cards       *cardSet // the managed cards, built by Init before it is ready
 	cfg         config.Config
 	ec2         EC2
 	book        *eniBook
@@ -54,11 +54,11 @@ func (p *poolCycler) cycle(ctx context.Context) {
 	}
 	if !p.cfg.DisableProvisioning {
 		p.retryDeleteOnTermination(ctx)
-		for _, c := range p.cards() {
+		for _, c := range p.cards.all() {
 			c.retryUnfreed(ctx)
 		}
 	}
-	for _, c := range p.cards() {
+	for _, c := range p.cards.all() {
 		if p.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
 			if schedulable && !p.terminating.isSet() && !c.backingOff() {
@@ -68,21 +68,10 @@ func (p *poolCycler) cycle(ctx context.Context) {
 		}
 		c.cycle(ctx, schedulable)
 	}
-	if p.waiting() > 0 && p.atHardLimit() {
+	if p.waiting() > 0 && p.cards.atHardLimit() {
 		// Waiting ADDs learn at once that no refill can come.
 		p.limited.broadcast()
 	}
-}
-
-// atHardLimit reports whether every card is at its hard limit.
-func (p *poolCycler) atHardLimit() bool {
-	cards := p.cards()
-	for _, c := range cards {
-		if c.fullText() == "" {
-			return false
-		}
-	}
-	return len(cards) > 0
 }
 
 func (p *poolCycler) schedulable(ctx context.Context) bool {
@@ -102,7 +91,7 @@ func (p *poolCycler) schedulable(ctx context.Context) bool {
 // by reconcile) is forgotten.
 func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
 	for id, att := range p.book.pendingDeleteOnTermination() {
-		if !p.knowsENI(id) {
+		if !p.cards.holdsENI(id) {
 			p.book.deleteOnTerminationDone(id)
 			continue
 		}
@@ -113,16 +102,6 @@ func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
 		}
 		p.book.deleteOnTerminationDone(id)
 	}
-}
-
-// knowsENI tells whether any card's datastore holds the ENI.
-func (p *poolCycler) knowsENI(id string) bool {
-	for _, c := range p.cards() {
-		if _, ok := c.store.ENI(id); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // limitText names card c's hard limit ("" when it can still grow): the

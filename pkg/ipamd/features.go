@@ -32,7 +32,10 @@ func (f *cniNodeFeatures) declareSGPP(ctx context.Context) {
 		f.noteSGPP("")
 		return
 	}
-	c := f.cards()[0]
+	c, ok := f.cards.first()
+	if !ok {
+		return
+	}
 	// An unfreed ENI (detach failed) still takes its slot, as the planner counts it.
 	if c.slotsTaken() >= c.maxENIs {
 		f.noteSGPP("ENABLE_POD_ENI: no free ENI slot for a trunk ENI on this node")
@@ -66,7 +69,7 @@ type cniNodeFeatures struct {
 	cfg   config.Config
 	kube  *kubeRef
 	node  *nodeState
-	cards func() []*poolManager
+	cards *cardSet
 	trunk *branchWait
 	log   *slog.Logger
 }

@@ -45,7 +45,7 @@ type handout struct {
 
 	cfg         config.Config
 	node        *nodeState
-	cards       func() []*poolManager // the managed cards, built by Init before it serves
+	cards       *cardSet // the managed cards, built by Init before it serves
 	pool        *trigger
 	terminating *latch
 	observe     *observer
@@ -97,7 +97,7 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 	start := time.Now()
 	meta.InterfacesCount = 1
 	if multi {
-		meta.InterfacesCount = len(h.cards())
+		meta.InterfacesCount = len(h.cards.all())
 	}
 	waiting := false
 	result := "error"
@@ -202,10 +202,10 @@ func (h *handout) waitForAddress(ctx context.Context, changed, limited <-chan st
 // A starved card is left to the tick: each cycle asks the API server for
 // the node's taints.
 func (h *handout) nudgePool() {
-	if h.cfg.EnableIPv6 || len(h.cards()) == 0 {
+	c, ok := h.cards.first()
+	if h.cfg.EnableIPv6 || !ok {
 		return
 	}
-	c := h.cards()[0]
 	want := h.cfg.WarmENITarget * max(h.node.typ.IPv4PerENI-1, 0)
 	switch {
 	case h.cfg.WarmIPTarget > 0 || h.cfg.MinimumIPTarget > 0:
@@ -226,7 +226,7 @@ func (h *handout) nudgePool() {
 // and no cooldown ends before deadline. "" means an address may come.
 func (h *handout) nothingComing(deadline time.Time) string {
 	var limits []string
-	for _, c := range h.cards() {
+	for _, c := range h.cards.all() {
 		l := c.fullText()
 		if l == "" {
 			return ""
@@ -246,7 +246,7 @@ func (h *handout) nothingComing(deadline time.Time) string {
 func (h *handout) nextCoolingEnd() (time.Time, bool) {
 	var first time.Time
 	found := false
-	for _, c := range h.cards() {
+	for _, c := range h.cards.all() {
 		if at, ok := c.store.NextCoolingEnd(); ok && (!found || at.Before(first)) {
 			first, found = at, true
 		}
@@ -260,13 +260,13 @@ func (h *handout) assign(k datastore.Key, meta datastore.Metadata, multi bool) (
 	if !multi {
 		// A retried ADD gets what the key already holds, on any card: pods
 		// spill to cards > 0, so card 0 may have room again by now.
-		for _, c := range h.cards() {
+		for _, c := range h.cards.all() {
 			if a, ok := c.store.Lookup(k); ok {
 				return []datastore.Assignment{a}, nil
 			}
 		}
 		var err error
-		for _, c := range h.cards() {
+		for _, c := range h.cards.all() {
 			var a datastore.Assignment
 			if a, err = c.store.Assign(k, meta); err == nil {
 				return []datastore.Assignment{a}, nil
@@ -278,11 +278,12 @@ func (h *handout) assign(k datastore.Key, meta datastore.Metadata, multi bool) (
 		return nil, err
 	}
 	var out []datastore.Assignment
-	for _, c := range h.cards() {
+	cards := h.cards.all()
+	for _, c := range cards {
 		a, err := c.store.Assign(k, meta)
 		if err != nil {
 			for i, done := range out {
-				if _, uerr := h.cards()[i].store.Unassign(done.Key); uerr != nil {
+				if _, uerr := cards[i].store.Unassign(done.Key); uerr != nil {
 					h.log.Warn("could not undo a partial multi-NIC assignment", "key", k.String(), "err", uerr)
 				}
 			}
@@ -299,7 +300,7 @@ func (h *handout) exhaustedCause(storeErr error, waited time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s after waiting %s", ErrNoAddress, waited.Round(time.Millisecond))
 	mp := h.node.maxPods.get()
-	for _, c := range h.cards() {
+	for _, c := range h.cards.all() {
 		starved, lastErr := c.state()
 		st := c.store.Stats()
 		fmt.Fprintf(&b, "; card %d: %d addresses, %d assigned, %d cooling", c.index, st.TotalIPs, st.AssignedIPs, st.CoolingIPs)
@@ -349,7 +350,7 @@ func (h *handout) ReleasePod(ctx context.Context, k datastore.Key, namespace, na
 // release unassigns what k holds on every card.
 func (h *handout) release(k datastore.Key) ([]datastore.Assignment, error) {
 	var released []datastore.Assignment
-	for _, c := range h.cards() {
+	for _, c := range h.cards.all() {
 		// Store.Unassign also matches entries upstream migrated from CRI
 		// state (placeholder network and interface) by container id.
 		a, err := c.store.Unassign(k)

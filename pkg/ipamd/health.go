@@ -87,12 +87,12 @@ func (n *IPAM) CheckpointWritable() bool {
 // runProbe retries the checkpoint of every card whose last write failed,
 // every CheckpointRetry, so health returns to SERVING as soon as the file
 // can be written again, even with no pod activity.
-func (h *cpHealth) runProbe(ctx context.Context, cards []*poolManager, period time.Duration, log *slog.Logger) {
+func (h *cpHealth) runProbe(ctx context.Context, cards *cardSet, period time.Duration, log *slog.Logger) {
 	every(ctx, period, func(context.Context) {
 		if ok, _ := h.ok(); ok {
 			return
 		}
-		for _, c := range cards {
+		for _, c := range cards.all() {
 			if !c.store.Unpersisted() {
 				continue
 			}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 )
 
 // ErrNotInitialised is returned while Init has not completed.
@@ -111,7 +110,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("ipamd init: %w", err)
 	}
-	if err := n.buildCards(); err != nil {
+	if err := n.cards.build(n.cfg, n.node, n.poolEnv, n.cpHealth, n.track, n.log); err != nil {
 		return err
 	}
 	if n.cfg.EnableSubnetDiscovery && !n.cfg.IMDSOnlyMode {
@@ -159,58 +158,6 @@ func maxPods(ctx context.Context, cfg config.Config, k Kubernetes, t awsutils.In
 		return t.MaxENIs*(t.IPv4PerENI-1) + 2
 	}
 	return 110
-}
-
-// buildCards creates one datastore per managed network card.
-func (n *IPAM) buildCards() error {
-	cards := []int{0}
-	if n.cfg.EnableMultiNIC {
-		for _, c := range n.node.typ.NetworkCards {
-			if c.Index != 0 {
-				cards = append(cards, c.Index)
-			}
-		}
-	}
-	mode := datastore.ModeSecondaryIPv4
-	switch {
-	case n.cfg.EnableIPv6:
-		mode = datastore.ModeIPv6
-	case n.node.pd:
-		mode = datastore.ModePrefixIPv4
-	}
-	for _, idx := range cards {
-		ckpt := datastore.NewLogCheckpointer(datastore.CheckpointPath(n.cfg.BackingStore, idx))
-		ckpt.Log = n.log.With("component", "checkpoint", "card", idx)
-		n.ckpts = append(n.ckpts, ckpt)
-		st, err := datastore.New(datastore.Options{
-			Mode:           mode,
-			CooldownPeriod: n.cfg.IPCooldown,
-			Checkpointer:   watchedCheckpointer{Checkpointer: ckpt, card: idx, health: n.cpHealth},
-		})
-		if err != nil {
-			return fmt.Errorf("ipamd init: datastore of card %d: %w", idx, err)
-		}
-		maxENIs := n.node.typ.MaxENIs
-		for _, c := range n.node.typ.NetworkCards {
-			if c.Index == idx && c.MaxENIs > 0 {
-				maxENIs = c.MaxENIs
-			}
-		}
-		if n.cfg.MaxENI >= 1 && n.cfg.MaxENI < maxENIs {
-			maxENIs = n.cfg.MaxENI
-		}
-		n.cards = append(n.cards, newPoolManager(idx, st, maxENIs, n.node.pd, n.track, n.poolEnv))
-	}
-	return nil
-}
-
-func cardOf(cards []*poolManager, index int) *poolManager {
-	for _, c := range cards {
-		if c.index == index {
-			return c
-		}
-	}
-	return nil
 }
 
 // primaryENI is the ENI at device 0 of network card 0.

@@ -22,7 +22,7 @@ func (s introspection) ENIs() map[int]introspect.CardENIs {
 	if !s.n.Ready() {
 		return out // the cards are being built
 	}
-	for _, c := range s.n.cards {
+	for _, c := range s.n.cards.all() {
 		st := c.store.Stats()
 		ce := introspect.CardENIs{TotalIPs: st.TotalIPs, AssignedIPs: st.AssignedIPs, ENIs: map[string]introspect.ENI{}}
 		for _, e := range c.store.Snapshot() {
@@ -133,7 +133,7 @@ func (s introspection) Pool() introspect.Pool {
 	if !n.ready.isSet() {
 		return p // the cards are being built
 	}
-	for _, c := range n.cards {
+	for _, c := range n.cards.all() {
 		st := c.store.Stats()
 		switch st.Mode {
 		case datastore.ModePrefixIPv4:

@@ -123,7 +123,6 @@ type IPAM struct {
 	md      Metadata
 	subs    SubnetLister
 	host    HostNetwork
-	links   PodLinks // nil: every pod is live, nothing is swept
 	log     *slog.Logger
 	times   Intervals
 	metrics *metrics.Metrics
@@ -132,12 +131,9 @@ type IPAM struct {
 	metricsL net.Listener
 	introL   net.Listener
 
-	kube  *kubeRef
-	node  *nodeState
-	cards []*poolManager // managed network cards, card 0 first; built by Init
-	// ckpts are the cards' checkpoint logs, folded into upstream's file when
-	// Run ends so a clean stop leaves a file upstream reads (docs/compatibility.md).
-	ckpts      []*datastore.LogCheckpointer
+	kube       *kubeRef
+	node       *nodeState
+	cards      *cardSet // managed network cards, card 0 first; built by Init
 	book       *eniBook
 	subnets    *subnetFinder
 	poolEnv    *poolEnv // what every card's pool manager acts through
@@ -214,44 +210,44 @@ func New(o Options) (*IPAM, error) {
 	}
 	n := &IPAM{
 		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: subs, host: host,
-		links: o.PodLinks, log: log, times: o.times().withDefaults(), metrics: m, track: track,
+		log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		metricsL: o.MetricsListener, introL: o.IntrospectionListener,
-		kube: &kubeRef{track: track}, node: newNodeState(), book: newENIBook(),
+		kube: &kubeRef{track: track}, node: newNodeState(), cards: &cardSet{}, book: newENIBook(),
 		last: &lastAction{},
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),
 	}
 	n.kube.set(o.Kube)
-	n.observe = &observer{m: m, cards: func() []*poolManager { return n.cards }, node: n.node, kube: n.kube, startedAt: started}
+	n.observe = &observer{m: m, cards: n.cards, node: n.node, kube: n.kube, startedAt: started}
 	n.handout = &handout{changed: newSignal(), limited: newSignal(), cfg: o.Config, node: n.node,
-		cards: func() []*poolManager { return n.cards }, pool: n.pool, terminating: n.terminating, observe: n.observe,
+		cards: n.cards, pool: n.pool, terminating: n.terminating, observe: n.observe,
 		m: m, kube: n.kube, addWait: n.times.AddWait, log: log}
-	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: func() []*poolManager { return n.cards },
+	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: n.cards,
 		released: func() {
 			n.handout.wake()
 			n.observe.pool()
 			n.pool.Fire() // the pool may shrink now
 		},
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
-	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, host: host, cards: func() []*poolManager { return n.cards },
+	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, host: host, cards: n.cards,
 		dropped: m.RestoreDropped, pendingWait: n.times.PendingWait, log: log}
-	n.branch = &branchWait{kube: n.kube, node: n.node, cards: func() []*poolManager { return n.cards }, reconciled: n.reconciled}
-	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: func() []*poolManager { return n.cards },
+	n.branch = &branchWait{kube: n.kube, node: n.node, cards: n.cards, reconciled: n.reconciled}
+	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: n.cards,
 		trunk: n.branch, log: log}
 	n.hostSync = &hostSync{cfg: o.Config, node: n.node, host: host, observe: n.observe, log: log}
-	n.refresh = &nodeRefresher{cfg: o.Config, md: o.Metadata, ec2: o.EC2, node: n.node, cards: func() []*poolManager { return n.cards },
+	n.refresh = &nodeRefresher{cfg: o.Config, md: o.Metadata, ec2: o.EC2, node: n.node, cards: n.cards,
 		ready: n.ready, changes: &n.changes, reconcileHost: n.hostSync.program, every: n.times.NodeRefresh, log: log}
 	n.subnets = &subnetFinder{cfg: o.Config, node: n.node, kube: n.kube, lister: subs, ttl: n.times.SubnetCache, log: log}
 	n.poolEnv = &poolEnv{cfg: o.Config, times: n.times, ec2: o.EC2, host: host, node: n.node, book: n.book,
 		subnets: n.subnets, imds: &imdsWatch{md: o.Metadata, track: track, limit: n.times.IMDSWait, log: log},
 		kube: n.kube, observe: n.observe, last: n.last, terminating: n.terminating, sgpp: n.features.sgppPossible,
 		waiting: n.handout.waiting, wake: n.handout.wake, log: log}
-	n.cycler = &poolCycler{cards: func() []*poolManager { return n.cards }, cfg: o.Config, ec2: o.EC2, book: n.book,
+	n.cycler = &poolCycler{cards: n.cards, cfg: o.Config, ec2: o.EC2, book: n.book,
 		kube: n.kube, features: n.features, observe: n.observe, ready: n.ready, terminating: n.terminating,
 		changes: &n.changes, waiting: n.handout.waiting, limited: n.handout.limited, log: log}
 	n.adopt = &adopter{cfg: o.Config, ec2: o.EC2, host: host, node: n.node, book: n.book, subnets: n.subnets,
-		cards: func() []*poolManager { return n.cards }, log: log}
+		cards: n.cards, log: log}
 	n.reconciler = &reconciler{cfg: o.Config, md: o.Metadata, node: n.node, book: n.book, adopt: n.adopt, host: host,
-		cards: func() []*poolManager { return n.cards }, metrics: m, observe: n.observe, last: n.last, asked: n.reconciled,
+		cards: n.cards, metrics: m, observe: n.observe, last: n.last, asked: n.reconciled,
 		ready: n.ready, changes: &n.changes, wake: n.handout.wake, every: n.times.Reconcile, grace: n.times.ReleasedGrace, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
 	n.pool.gather = poolGather
@@ -329,7 +325,7 @@ func (n *IPAM) Snapshot() Snapshot {
 		return Snapshot{}
 	}
 	s := Snapshot{InstanceID: n.node.id.InstanceID}
-	for _, c := range n.cards {
+	for _, c := range n.cards.all() {
 		starved, err := c.state()
 		cs := CardSnapshot{Card: c.index, Stats: c.store.Stats(), ENIs: c.store.Snapshot(), Unmanaged: c.unmanagedIDs(),
 			Starved: starved}

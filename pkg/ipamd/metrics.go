@@ -43,7 +43,7 @@ func actionFn(k pool.Kind) string {
 type observer struct {
 	mu        sync.Mutex
 	m         *metrics.Metrics
-	cards     func() []*poolManager // the managed cards, built by Init
+	cards     *cardSet // the managed cards, built by Init
 	node      *nodeState
 	kube      *kubeRef
 	startedAt time.Time
@@ -66,7 +66,7 @@ func (o *observer) limits() {
 		perENI *= 16
 	}
 	enis := 0
-	for _, c := range o.cards() {
+	for _, c := range o.cards.all() {
 		enis += max(c.maxENIs-c.unmanagedCount(), 0)
 	}
 	o.m.ENIMax.Set(float64(enis))
@@ -78,7 +78,7 @@ func (o *observer) limits() {
 // the cards. o.mu is held.
 func (o *observer) counts() {
 	var total, assigned, cooling, prefixes, enis int
-	for _, c := range o.cards() {
+	for _, c := range o.cards.all() {
 		st := c.store.Stats()
 		total += st.TotalIPs
 		assigned += st.AssignedIPs
@@ -106,7 +106,7 @@ func (o *observer) assignments(asgs []datastore.Assignment) {
 		if a.ENIID == "" {
 			continue
 		}
-		for _, c := range o.cards() {
+		for _, c := range o.cards.all() {
 			e, ok := c.store.ENI(a.ENIID)
 			if !ok {
 				continue
@@ -129,7 +129,7 @@ func (o *observer) pool() {
 	o.counts()
 	o.m.AssignedIPPerENI.Reset()
 	o.m.AssignedIPPerCIDR.Reset()
-	for _, c := range o.cards() {
+	for _, c := range o.cards.all() {
 		for _, e := range c.store.ENIs() {
 			o.m.AssignedIPPerENI.WithLabelValues(e.ID).Set(float64(e.AssignedIPs))
 			for _, ci := range e.CIDRs {

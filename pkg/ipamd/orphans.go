@@ -38,10 +38,10 @@ func podLinkSuffix(a datastore.Allocation) string {
 type orphanSweeper struct {
 	links    PodLinks // nil: every pod is live, nothing is swept
 	host     HostNetwork
-	cards    func() []*poolManager // the managed cards, built by Init before any sweep
-	released func()                // after a sweep released addresses: wake waiters, observe, plan
-	every    time.Duration         // OrphanSweep
-	grace    time.Duration         // OrphanGrace
+	cards    *cardSet      // the managed cards, built by Init before any sweep
+	released func()        // after a sweep released addresses: wake waiters, observe, plan
+	every    time.Duration // OrphanSweep
+	grace    time.Duration // OrphanGrace
 	count    prometheus.Counter
 	log      *slog.Logger
 
@@ -104,7 +104,7 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	seen := map[datastore.Key]bool{}
 	var errs []error
 	released := 0
-	for _, c := range s.cards() {
+	for _, c := range s.cards.all() {
 		for _, a := range c.store.AllocatedIPs() {
 			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
 			if sfx == "" {

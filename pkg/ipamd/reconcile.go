@@ -26,7 +26,7 @@ type reconciler struct {
 	book    *eniBook
 	adopt   *adopter
 	host    HostNetwork
-	cards   func() []*poolManager // the managed cards, built by Init before it is ready
+	cards   *cardSet // the managed cards, built by Init before it is ready
 	metrics *metrics.Metrics
 	observe *observer
 	last    *lastAction // the pool manager's last action: reconcile only after a quiet interval
@@ -134,7 +134,7 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 		if _, ok := attached[e.ID]; !ok || r.book.isIgnored(e.ID) {
 			continue
 		}
-		c := cardOf(r.cards(), e.Attachment.NetworkCard)
+		c := r.cards.of(e.Attachment.NetworkCard)
 		if c == nil {
 			continue
 		}
@@ -149,7 +149,7 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 		}
 		errs = append(errs, r.reconcileCIDRs(c, e))
 	}
-	for _, c := range r.cards() {
+	for _, c := range r.cards.all() {
 		for _, info := range c.store.ENIs() {
 			if _, ok := attached[info.ID]; ok || now.Sub(info.CreatedAt) < r.grace {
 				continue
@@ -200,7 +200,7 @@ func (r *reconciler) agreesWith(mds []awsutils.ENIMetadata) bool {
 		if r.book.isIgnored(m.ENIID) {
 			continue
 		}
-		c := cardOf(r.cards(), m.NetworkCard)
+		c := r.cards.of(m.NetworkCard)
 		if c == nil {
 			return false // a card we have not looked at: let EC2 decide
 		}
@@ -250,7 +250,7 @@ func (r *reconciler) agreesWith(mds []awsutils.ENIMetadata) bool {
 			return false
 		}
 	}
-	for _, c := range r.cards() {
+	for _, c := range r.cards.all() {
 		for _, info := range c.store.ENIs() {
 			if !seen[info.ID] {
 				return false

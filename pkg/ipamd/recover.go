@@ -31,7 +31,7 @@ type restorer struct {
 	backingStore string
 	links        PodLinks // nil: no host routes to recover pods from
 	host         HostNetwork
-	cards        func() []*poolManager
+	cards        *cardSet
 	dropped      *prometheus.CounterVec // vpccni_checkpoint_entries_dropped_total{reason}
 	pendingWait  time.Duration
 	log          *slog.Logger
@@ -41,7 +41,7 @@ type restorer struct {
 // pods' veths still exist), re-creates the restored pods' rules and
 // deletes the stale pods' ones.
 func (r *restorer) restoreAll(ctx context.Context, live func(datastore.Allocation) bool) error {
-	for _, c := range r.cards() {
+	for _, c := range r.cards.all() {
 		res, err := r.restoreCard(ctx, c, live)
 		if err != nil {
 			return fmt.Errorf("restoring the checkpoint of network card %d: %w", c.index, err)
@@ -196,7 +196,7 @@ func (r *restorer) dropPendingAfter(ctx context.Context) {
 
 // dropPending forgets every card's pending allocations and logs them.
 func (r *restorer) dropPending() {
-	for _, c := range r.cards() {
+	for _, c := range r.cards.all() {
 		dropped, err := c.store.DropPending()
 		if err != nil {
 			r.log.Warn("dropped pending allocations but the checkpoint write failed", "card", c.index, "err", err)

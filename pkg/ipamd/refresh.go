@@ -21,7 +21,7 @@ type nodeRefresher struct {
 	md            Metadata
 	ec2           EC2
 	node          *nodeState
-	cards         func() []*poolManager
+	cards         *cardSet
 	ready         *latch
 	changes       *sync.Mutex
 	reconcileHost func(context.Context) error // re-program the host's SNAT exemptions
@@ -68,7 +68,7 @@ func (r *nodeRefresher) RefreshNode(ctx context.Context) error {
 		r.node.sgs.set(sgs)
 		r.log.Info("primary ENI security groups changed", "groups", sgs)
 		if !r.cfg.CustomNetworking && !r.cfg.DisableProvisioning {
-			for _, c := range r.cards() {
+			for _, c := range r.cards.all() {
 				for _, e := range c.store.ENIs() {
 					if e.IsPrimary || e.IsTrunk {
 						continue

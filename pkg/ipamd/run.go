@@ -80,11 +80,7 @@ func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 	defer stop()
 	err := g.Wait()
 	// Every writer has stopped with the server and the loops: fold the logs.
-	for _, c := range n.ckpts {
-		if cerr := c.Close(); cerr != nil {
-			n.log.Warn("folding the checkpoint log at stop failed; the next start folds it", "err", cerr)
-		}
-	}
+	n.cards.close(n.log)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

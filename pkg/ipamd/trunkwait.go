@@ -16,16 +16,17 @@ import (
 type branchWait struct {
 	kube       *kubeRef
 	node       *nodeState
-	cards      func() []*poolManager // the managed cards, built by Init before it serves
+	cards      *cardSet // the managed cards, built by Init before it serves
 	reconciled *reconcileSignal
 }
 
 // trunkENI returns the MAC of card 0's trunk ENI.
 func (b *branchWait) trunkENI() (net.HardwareAddr, bool) {
-	if len(b.cards()) == 0 {
+	c, ok := b.cards.first()
+	if !ok {
 		return nil, false
 	}
-	for _, e := range b.cards()[0].store.ENIs() {
+	for _, e := range c.store.ENIs() {
 		if e.IsTrunk {
 			mac := b.node.mac(e.ID)
 			return mac, mac != nil

@@ -1,0 +1,124 @@
+package ipamd
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/vpc-cni/vpc-cni/pkg/introspect"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+)
+
+// cardSet is the managed network cards' pool managers, card 0 first. Init
+// builds it once, before the node is ready, and it never changes after;
+// before that it is empty. It owns the cards' checkpoint logs, which close
+// folds into upstream's file once every writer has stopped, so a clean
+// stop leaves a file upstream reads (docs/compatibility.md).
+type cardSet struct {
+	list  atomic.Pointer[[]*poolManager]
+	ckpts []*datastore.LogCheckpointer // written by build (Init), read by close after Init returned
+}
+
+// all is every managed card, card 0 first (none before Init built them).
+func (s *cardSet) all() []*poolManager {
+	if l := s.list.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+// of is the card with the given index, or nil when it is not managed.
+func (s *cardSet) of(index int) *poolManager {
+	for _, c := range s.all() {
+		if c.index == index {
+			return c
+		}
+	}
+	return nil
+}
+
+// first is card 0, where pods go first.
+func (s *cardSet) first() (*poolManager, bool) {
+	if all := s.all(); len(all) > 0 {
+		return all[0], true
+	}
+	return nil, false
+}
+
+// atHardLimit reports whether every card is at its hard limit, as the
+// last pool cycle found.
+func (s *cardSet) atHardLimit() bool {
+	all := s.all()
+	for _, c := range all {
+		if c.fullText() == "" {
+			return false
+		}
+	}
+	return len(all) > 0
+}
+
+// holdsENI tells whether any card's datastore holds the ENI.
+func (s *cardSet) holdsENI(id string) bool {
+	for _, c := range s.all() {
+		if _, ok := c.store.ENI(id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// build creates one pool manager, with its datastore and checkpoint log,
+// per managed network card.
+func (s *cardSet) build(cfg config.Config, node *nodeState, env *poolEnv, health *cpHealth, track *introspect.Tracker, log *slog.Logger) error {
+	indexes := []int{0}
+	if cfg.EnableMultiNIC {
+		for _, c := range node.typ.NetworkCards {
+			if c.Index != 0 {
+				indexes = append(indexes, c.Index)
+			}
+		}
+	}
+	mode := datastore.ModeSecondaryIPv4
+	switch {
+	case cfg.EnableIPv6:
+		mode = datastore.ModeIPv6
+	case node.pd:
+		mode = datastore.ModePrefixIPv4
+	}
+	var list []*poolManager
+	for _, idx := range indexes {
+		ckpt := datastore.NewLogCheckpointer(datastore.CheckpointPath(cfg.BackingStore, idx))
+		ckpt.Log = log.With("component", "checkpoint", "card", idx)
+		s.ckpts = append(s.ckpts, ckpt)
+		st, err := datastore.New(datastore.Options{
+			Mode:           mode,
+			CooldownPeriod: cfg.IPCooldown,
+			Checkpointer:   watchedCheckpointer{Checkpointer: ckpt, card: idx, health: health},
+		})
+		if err != nil {
+			return fmt.Errorf("ipamd init: datastore of card %d: %w", idx, err)
+		}
+		maxENIs := node.typ.MaxENIs
+		for _, c := range node.typ.NetworkCards {
+			if c.Index == idx && c.MaxENIs > 0 {
+				maxENIs = c.MaxENIs
+			}
+		}
+		if cfg.MaxENI >= 1 && cfg.MaxENI < maxENIs {
+			maxENIs = cfg.MaxENI
+		}
+		list = append(list, newPoolManager(idx, st, maxENIs, node.pd, track, env))
+	}
+	s.list.Store(&list)
+	return nil
+}
+
+// close folds every card's checkpoint log into its file.
+func (s *cardSet) close(log *slog.Logger) {
+	for _, c := range s.ckpts {
+		if err := c.Close(); err != nil {
+			log.Warn("folding the checkpoint log at stop failed; the next start folds it", "err", err)
+		}
+	}
+}
