@@ -110,6 +110,9 @@ type Pool struct {
 	Targets   Targets
 	Cards     []CardPool
 	WaitingOn []Activity
+	// WaitingADDs is the number of AddNetwork calls waiting now for the
+	// pool to give them an address.
+	WaitingADDs int
 	// LastAction says what the pool manager did last, and when.
 	LastAction     string    `json:",omitempty"`
 	LastActionTime time.Time `json:",omitempty"`

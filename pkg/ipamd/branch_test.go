@@ -146,6 +146,7 @@ func TestSGPPDeclaresFeatureWithoutTrunk(t *testing.T) {
 	}
 	// One ENI slot stays free for the trunk: m5.large, WARM_ENI_TARGET=1.
 	pods := map[int]bool{}
+	k.regularPods(12)
 	h.setPods(pods, 12)
 	if got := h.simCounts(); got.ENIs != 2 {
 		t.Errorf("ENIs with a slot reserved for the trunk: %+v", got)
@@ -203,6 +204,7 @@ func TestSGPPOnNonTrunkingType(t *testing.T) {
 	}
 	// t3.medium: 3 ENIs of 5 secondary addresses; 12 pods need all three.
 	pods := map[int]bool{}
+	k.regularPods(12)
 	h.setPods(pods, 12)
 	for range 5 {
 		h.n.PoolCycle(context.Background())

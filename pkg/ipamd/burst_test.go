@@ -137,9 +137,9 @@ func TestBurstAttachesENIsTogether(t *testing.T) {
 	errs := make(chan []error, 1)
 	go func() { errs <- burst(h, "b-", 26, 15*time.Second) }()
 	// The pool manager starts once all 26 wait, as if they came together.
-	for h.n.handout.waiting() < 26 {
+	for h.waitingADDs() < 26 {
 		if time.Since(start) > 10*time.Second {
-			t.Fatalf("only %d of 26 ADDs waiting", h.n.handout.waiting())
+			t.Fatalf("only %d of 26 ADDs waiting", h.waitingADDs())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

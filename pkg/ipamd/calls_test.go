@@ -74,7 +74,7 @@ func TestChurnCoolingServesDemand(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				usable, ok := h.n.handout.nextCoolingEnd()
+				usable, ok := h.coolingEnd()
 				if !ok {
 					t.Fatal("the released address is not cooling")
 				}
@@ -117,12 +117,18 @@ func TestWaitersGetOneAssign(t *testing.T) {
 	before := h.calls()
 	errs := make(chan []error, 1)
 	go func() { errs <- burst(h, "w-", 6, 15*time.Second) }()
-	waitFor(t, 10*time.Second, "4 ADDs waiting", func() bool { return h.n.handout.waiting() >= 4 })
+	waitFor(t, 10*time.Second, "4 ADDs waiting", func() bool { return h.waitingADDs() >= 4 })
+	if got := counterValue(t, h.n.metrics.AddWaiting); got != 4 {
+		t.Errorf("vpccni_add_network_waiting = %v while /v1/pool shows 4 waiting ADDs", got)
+	}
 	runPoolManager(t, h)
 	for i, err := range <-errs {
 		if err != nil {
 			t.Errorf("pod %d: %v", i, err)
 		}
+	}
+	if w, g := h.waitingADDs(), counterValue(t, h.n.metrics.AddWaiting); w != 0 || g != 0 {
+		t.Errorf("every ADD answered, yet /v1/pool shows %d waiting and vpccni_add_network_waiting %v", w, g)
 	}
 	h.settle()
 	want := calls{"AssignPrivateIpAddresses": 1}

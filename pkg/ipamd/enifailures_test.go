@@ -2,12 +2,14 @@ package ipamd
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // TestDeleteOnTerminationFailureKeepsENI: when only delete-on-termination
@@ -107,11 +109,31 @@ func TestFailedFreeKeepsSlotTaken(t *testing.T) {
 	}
 
 	before := h.calls()
-	h.n.handout.pending.Store(20) // pods waiting: the pool wants more ENIs
+	// 20 pods come: those the primary ENI cannot serve wait, and the pool
+	// wants more ENIs.
+	actx, cancel := context.WithCancel(ctx)
+	answered := make(chan string, 20) // the pod's id when it got an address
+	for i := range 20 {
+		go func() {
+			id := fmt.Sprint("waiting-", i)
+			if _, err := h.srv.AddNetwork(actx, addReq(id)); err != nil {
+				id = ""
+			}
+			answered <- id
+		}()
+	}
+	waitFor(t, 10*time.Second, "ADDs waiting for the pool", func() bool { return h.waitingADDs() > 0 })
 	for range 5 {
 		h.n.PoolCycle(ctx)
 	}
-	h.n.handout.pending.Store(0)
+	cancel()
+	for range 20 {
+		if id := <-answered; id != "" {
+			if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: id, IfName: "eth0"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	d := callDelta(before, h.calls())
 	if d["CreateNetworkInterface"] != 0 || d["AttachNetworkInterface"] != 0 {
 		t.Errorf("EC2 calls while two ENIs could not be detached: %v; want no create or attach (no slot is free)", d)

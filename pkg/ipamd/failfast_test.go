@@ -57,7 +57,7 @@ func TestFullNodeFailsFast(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
-	if p := h.n.handout.waiting(); p != 0 {
+	if p := h.waitingADDs(); p != 0 {
 		t.Errorf("%d ADDs still counted as waiting", p)
 	}
 	// A cooldown that ends after the ADD's deadline serves it nothing either.
@@ -85,7 +85,7 @@ func TestFullNodeAddWaitsForCooldown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	usable, ok := h.n.handout.nextCoolingEnd()
+	usable, ok := h.coolingEnd()
 	if !ok {
 		t.Fatal("the released address is not cooling")
 	}

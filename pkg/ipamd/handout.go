@@ -55,7 +55,8 @@ type handout struct {
 	log         *slog.Logger
 }
 
-// waiting is the number of AddNetwork calls waiting for an address.
+// waiting is the number of AddNetwork calls waiting for an address (the
+// planner's demand; vpccni_add_network_waiting shows it).
 func (h *handout) waiting() int { return int(h.pending.Load()) }
 
 // wake retries every waiting AddNetwork.
@@ -104,6 +105,7 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 	defer func() {
 		if waiting {
 			h.pending.Add(-1)
+			h.m.AddWaiting.Dec()
 		}
 		h.m.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
@@ -128,6 +130,7 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 		if !waiting {
 			waiting = true
 			h.pending.Add(1)
+			h.m.AddWaiting.Inc()
 		}
 		if limit := h.nothingComing(deadline); limit != "" {
 			// No refill can come and no cooldown ends in time: fail now

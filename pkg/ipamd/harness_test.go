@@ -258,8 +258,10 @@ func podKey(i int) datastore.Key {
 }
 
 // setPods brings the number of pods to want, adding pods with the lowest
-// free numbers and deleting the highest. New pods wait for the pool as
-// AddNetwork does, with the pool manager run synchronously.
+// free numbers and deleting the highest. The new pods' ADDs come at once,
+// as a kubelet starting them sends them; whenever every ADD not yet
+// answered waits for an address and none is free, one pool cycle runs
+// (synchronously: no pool manager runs here).
 func (h *harness) setPods(pods map[int]bool, want int) {
 	h.t.Helper()
 	ctx := context.Background()
@@ -272,26 +274,111 @@ func (h *harness) setPods(pods map[int]bool, want int) {
 		}
 		delete(pods, i)
 	}
-	for i := 0; len(pods) < want; i++ {
-		if pods[i] {
-			continue
+	held := h.podsHeld()
+	var add []int
+	for i := 0; len(pods)+len(add) < want; i++ {
+		if !pods[i] {
+			add = append(add, i)
 		}
-		k := podKey(i)
-		for attempt := 0; ; attempt++ {
-			_, err := h.n.handout.assign(k, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: fmt.Sprint("pod-", i)}, false)
-			if err == nil {
-				break
+	}
+	type result struct {
+		pod int
+		err error
+	}
+	results := make(chan result, len(add))
+	for _, i := range add {
+		go func() {
+			_, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: podKey(i).ContainerID,
+				IfName: "eth0", K8SPodNamespace: "default", K8SPodName: fmt.Sprint("pod-", i)})
+			results <- result{i, err}
+		}()
+	}
+	answered := 0
+	collect := func() {
+		for {
+			select {
+			case r := <-results:
+				if r.err != nil {
+					h.t.Fatalf("pod %d: %v", r.pod, r.err)
+				}
+				pods[r.pod] = true
+				answered++
+			default:
+				return
 			}
-			if !errors.Is(err, datastore.ErrNoAvailableAddress) || attempt > 5 {
-				h.t.Fatalf("pod %d: %v (%s)", i, err, h.n.handout.exhaustedCause(err, 0))
-			}
-			h.n.handout.pending.Store(int64(want - len(pods)))
-			h.n.PoolCycle(ctx)
-			h.n.handout.pending.Store(0)
 		}
-		pods[i] = true
+	}
+	for cycles := 0; ; cycles++ {
+		deadline := time.Now().Add(10 * time.Second)
+		for collect(); answered < len(add) && !h.addsStarved(len(add)-answered, held+answered); collect() {
+			if time.Now().After(deadline) {
+				h.t.Fatalf("%d of %d ADDs answered, %d waiting, after 10 s", answered, len(add), h.waitingADDs())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if answered == len(add) {
+			break
+		}
+		if cycles > 5 {
+			h.t.Fatalf("%d ADDs still wait after %d pool cycles: %+v", len(add)-answered, cycles, h.n.Snapshot().Cards)
+		}
+		h.n.PoolCycle(ctx)
 	}
 	h.settle()
+}
+
+// addsStarved reports whether all of the unanswered ADDs wait for an
+// address and no card has one free for them, as /v1/pool shows it. held is
+// the number of pods that should hold an address: more means an ADD took
+// one and has yet to answer.
+func (h *harness) addsStarved(unanswered, held int) bool {
+	p := h.n.Introspection().Pool()
+	if p.WaitingADDs != unanswered || h.podsHeld() != held {
+		return false
+	}
+	for _, c := range p.Cards {
+		if c.Free > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// podsHeld is the number of pods holding an address on any card.
+func (h *harness) podsHeld() int {
+	n := 0
+	for _, c := range h.n.Snapshot().Cards {
+		n += c.Stats.Pods
+	}
+	return n
+}
+
+// waitingADDs is how many AddNetwork calls wait for an address, as
+// /v1/pool shows it.
+func (h *harness) waitingADDs() int { return h.n.Introspection().Pool().WaitingADDs }
+
+// coolingEnd is when the first cooling address becomes usable again, from
+// the release times /v1/enis shows.
+func (h *harness) coolingEnd() (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, card := range h.n.Introspection().ENIs() {
+		for _, e := range card.ENIs {
+			for _, cidrs := range []map[string]introspect.CIDR{e.AvailableIPv4Cidrs, e.IPv6Cidrs} {
+				for _, ci := range cidrs {
+					for _, a := range ci.IPAddresses {
+						if a.UnassignedTime.IsZero() {
+							continue
+						}
+						if at := a.UnassignedTime.Add(h.cfg.IPCooldown); !found || at.Before(first) {
+							first, found = at, true
+						}
+					}
+				}
+			}
+		}
+	}
+	return first, found
 }
 
 // settle runs pool cycles until EC2's view stops changing (each cycle

@@ -126,8 +126,9 @@ func (s introspection) Pool() introspect.Pool {
 			WarmENI: n.cfg.WarmENITarget, WarmIP: n.cfg.WarmIPTarget, MinimumIP: n.cfg.MinimumIPTarget,
 			WarmPrefix: n.cfg.WarmPrefixTarget, MaxPods: n.node.maxPods.get(), CooldownSeconds: int(n.cfg.IPCooldown.Seconds()),
 		},
-		WaitingOn: n.track.Current(),
-		Cards:     []introspect.CardPool{},
+		WaitingOn:   n.track.Current(),
+		WaitingADDs: n.handout.waiting(),
+		Cards:       []introspect.CardPool{},
 	}
 	p.LastAction, p.LastActionTime = n.last.get()
 	if !n.ready.isSet() {

@@ -9,9 +9,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -96,10 +97,13 @@ func TestIPv6PrefixFailureBacksOff(t *testing.T) {
 	if n := callDelta(before, h.calls())["AssignIpv6Addresses"]; n != 1 {
 		t.Errorf("AssignIpv6Addresses called %d times in 5 cycles while failing, want 1 (then back off)", n)
 	}
-	if _, err := h.n.handout.assign(key("aws-cni", "p", "eth0"), datastore.Metadata{}, false); err == nil {
-		t.Error("a pod got an address from an ENI without a prefix")
+	actx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := h.srv.AddNetwork(actx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "p", IfName: "eth0"})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("ADD while no ENI has a prefix = %v, want ResourceExhausted", err)
 	}
-	if cause := h.n.handout.exhaustedCause(nil, 0); !strings.Contains(cause, "UnauthorizedOperation") {
-		t.Errorf("exhausted cause %q does not name EC2's refusal", cause)
+	if !strings.Contains(err.Error(), "UnauthorizedOperation") {
+		t.Errorf("ADD's error %q does not name EC2's refusal", err)
 	}
 }

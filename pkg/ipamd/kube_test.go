@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +46,19 @@ func (f *fakeKube) Pod(_ context.Context, ns, name string) (PodInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.pods[ns+"/"+name], nil
+}
+
+// regularPods makes the harness's pods 0..n-1 (setPods) known as pods
+// that want no branch ENI.
+func (f *fakeKube) regularPods(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pods == nil {
+		f.pods = map[string]PodInfo{}
+	}
+	for i := range n {
+		f.pods[fmt.Sprint("default/pod-", i)] = PodInfo{Found: true}
+	}
 }
 
 func (f *fakeKube) AnnotatePodIP(_ context.Context, ns, name, ip string) error {

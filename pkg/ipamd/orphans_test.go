@@ -85,11 +85,12 @@ func TestOrphanSweepDecisions(t *testing.T) {
 	links.setPod(0, true) // live
 	links.setPod(3, true) // comes and goes
 	anon := datastore.Key{NetworkName: "aws-cni", ContainerID: "no-meta", IfName: "eth0"}
-	if _, err := h.n.handout.assign(anon, datastore.Metadata{}, false); err != nil {
+	ctx := context.Background()
+	if _, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: anon.NetworkName, ContainerId: anon.ContainerID,
+		IfName: anon.IfName}); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	sw := h.n.orphans.fresh()
+	sw := h.n.orphans                 // no loop runs in the harness: the test drives the sweep's clock
 	t0 := time.Now().Add(time.Minute) // the allocations are older than the grace
 	sweep := func(at time.Duration) {
 		t.Helper()
@@ -136,13 +137,13 @@ func TestOrphanSweepDecisions(t *testing.T) {
 	}
 	// A pod assigned just now has no veth yet: the grace covers it too.
 	fresh := podKey(100)
-	if _, err := h.n.handout.assign(fresh, datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}, false); err != nil {
+	if _, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: fresh.NetworkName, ContainerId: fresh.ContainerID,
+		IfName: fresh.IfName, K8SPodNamespace: "default", K8SPodName: "new"}); err != nil {
 		t.Fatal(err)
 	}
-	sw2 := h.n.orphans.fresh()
 	now := time.Now()
 	for _, at := range []time.Duration{0, 59 * time.Second} {
-		if err := sw2.sweep(ctx, now.Add(at)); err != nil {
+		if err := sw.sweep(ctx, now.Add(at)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -258,12 +259,4 @@ func counterValue(t *testing.T, c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
-}
-
-// fresh is a sweeper with the same collaborators that has seen nothing
-// yet, for a test that drives the sweep's clock itself.
-func (s *orphanSweeper) fresh() *orphanSweeper {
-	c := *s
-	c.absentSince = nil
-	return &c
 }

@@ -397,7 +397,7 @@ func TestShutdownDrainsWaitingAdds(t *testing.T) {
 		errc <- err
 	}()
 	waitUntil := time.After(30 * time.Second)
-	for h.n.handout.waiting() == 0 {
+	for h.waitingADDs() == 0 {
 		select {
 		case err := <-errc:
 			t.Fatalf("the ADD returned before it waited for the pool: %v", err)

@@ -32,7 +32,7 @@ func TestWaitingAddWakesWhenCooldownEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	usable, ok := h.n.handout.nextCoolingEnd()
+	usable, ok := h.coolingEnd()
 	if !ok {
 		t.Fatal("the released address is not cooling")
 	}

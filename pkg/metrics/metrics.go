@@ -43,6 +43,7 @@ type Metrics struct {
 
 	// Ours.
 	AddNetworkWait *prometheus.HistogramVec // vpccni_add_network_wait_seconds{result}
+	AddWaiting     prometheus.Gauge         // vpccni_add_network_waiting
 	EC2Calls       *prometheus.CounterVec   // vpccni_ec2_calls_total{action,code}
 	EC2Throttles   *prometheus.CounterVec   // vpccni_ec2_throttles_total{action}
 	CoolingIPs     prometheus.Gauge         // vpccni_cooling_ip_addresses
@@ -96,6 +97,7 @@ func New(version string) *Metrics {
 
 		AddNetworkWait: NewHistogramVec("vpccni_add_network_wait_seconds", "How long AddNetwork waited for an address (0 when the pool had one)",
 			[]float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20}, "result"),
+		AddWaiting:     NewGauge("vpccni_add_network_waiting", "AddNetwork calls waiting now for the pool to give them an address"),
 		EC2Calls:       NewCounterVec("vpccni_ec2_calls_total", "EC2 API calls by action and error code (empty code on success)", "action", "code"),
 		EC2Throttles:   NewCounterVec("vpccni_ec2_throttles_total", "EC2 API calls answered with a throttling error, by action", "action"),
 		CoolingIPs:     NewGauge("vpccni_cooling_ip_addresses", "Addresses released by pods and still in IP_COOLDOWN_PERIOD"),
@@ -115,7 +117,7 @@ func New(version string) *Metrics {
 		m.ForceRemovedIPs, m.TotalIPv4Prefixes, m.AssignedIPPerCIDR,
 		m.NoAvailableIPs, m.AssignedIPPerENI, m.StartupDuration,
 		m.NodeInitDuration, m.ConnmarkBackend, m.ConnmarkReconciles, m.BuildInfo,
-		m.AddNetworkWait, m.EC2Calls, m.EC2Throttles, m.CoolingIPs, m.PoolActions,
+		m.AddNetworkWait, m.AddWaiting, m.EC2Calls, m.EC2Throttles, m.CoolingIPs, m.PoolActions,
 		m.OrphanReleases, m.CheckpointOK, m.RestoreDropped,
 	)
 
