@@ -53,15 +53,11 @@ func TestBranchENIPods(t *testing.T) {
 		"default/pending": {Found: true, UID: "u2", WantsBranchENI: true},
 		"default/plain":   {Found: true, UID: "u3"},
 	}}
-	h := newHarness(t, harnessOpts{noInit: true, scenario: withTrunk, cfg: func(c *config.Config) {
+	h := newHarness(t, harnessOpts{scenario: withTrunk, kube: k, cfg: func(c *config.Config) {
 		c.EnablePodENI = true
 		c.IPCooldown = 0
 	}})
-	h.n.kube.set(k)
 	ctx := context.Background()
-	if err := h.n.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	h.settle()
 	// The trunk holds no pod address and takes an ENI slot: m5.large, one ENI
 	// of secondary addresses plus room for one more.
@@ -195,13 +191,9 @@ func TestUnmanagedENIIsLeftAlone(t *testing.T) {
 func TestSGPPOnNonTrunkingType(t *testing.T) {
 	k := &fakeKube{schedulable: true, maxPods: 110}
 	var logs bytes.Buffer
-	h := newHarness(t, harnessOpts{noInit: true, instanceType: "t3.medium", cfg: func(c *config.Config) {
+	h := newHarness(t, harnessOpts{instanceType: "t3.medium", kube: k, cfg: func(c *config.Config) {
 		c.EnablePodENI, c.IPCooldown = true, 0
 	}, log: slog.New(slog.NewTextHandler(&logs, nil))})
-	h.n.kube.set(k)
-	if err := h.n.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	// t3.medium: 3 ENIs of 5 secondary addresses; 12 pods need all three.
 	pods := map[int]bool{}
 	k.regularPods(12)

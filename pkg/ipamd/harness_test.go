@@ -126,6 +126,7 @@ type harness struct {
 	host *fakeHost
 	// links, when set before connect, is the IPAM's PodLinks.
 	links *fakeLinks
+	kube  Kubernetes // the IPAM's API server (nil: none)
 	cfg   config.Config
 	n     *IPAM
 	srv   *Server
@@ -139,6 +140,7 @@ type harnessOpts struct {
 	scenario     func(*vpcsim.Scenario)
 	noInit       bool
 	links        *fakeLinks
+	kube         Kubernetes   // nil: no API server
 	log          *slog.Logger // nil: discarded (or stderr with IPAMD_TEST_LOG)
 }
 
@@ -152,7 +154,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.scenario(&sc)
 	}
 	env := simtest.Start(t, sc)
-	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links, log: o.log}
+	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links, kube: o.kube, log: o.log}
 	h.cfg = config.Defaults()
 	h.cfg.BackingStore = filepath.Join(h.dir, "ipam.json")
 	h.cfg.SocketPath = filepath.Join(h.dir, "ipamd.sock")
@@ -203,7 +205,7 @@ func (h *harness) connect(times Intervals) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	opts := Options{Config: h.cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Host: h.host,
-		Logger: log, Times: times, Tracker: track}
+		Logger: log, Times: times, Tracker: track, Kube: h.kube}
 	if h.links != nil {
 		opts.PodLinks = h.links
 	}

@@ -86,12 +86,7 @@ func (f *fakeKube) DeclareFeature(_ context.Context, name, value string) error {
 }
 
 func kubeHarness(t *testing.T, k *fakeKube, cfg func(*config.Config)) *harness {
-	h := newHarness(t, harnessOpts{noInit: true, cfg: cfg})
-	h.n.kube.set(k)
-	if err := h.n.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return newHarness(t, harnessOpts{cfg: cfg, kube: k})
 }
 
 func TestCustomNetworkingUsesENIConfig(t *testing.T) {
@@ -113,8 +108,8 @@ func TestCustomNetworkingUsesENIConfig(t *testing.T) {
 	if e.SubnetID != simtest.CustomSubnetAID || !slices.Equal(e.Groups, []string{simtest.SecurityGroup2ID}) || len(e.SecondaryIPs) != 3 {
 		t.Errorf("custom-networking ENI: subnet %s groups %v addresses %d", e.SubnetID, e.Groups, len(e.SecondaryIPs))
 	}
-	if h.n.node.maxPods.get() != 110 {
-		t.Errorf("max pods %d, want the node's capacity 110", h.n.node.maxPods.get())
+	if mp := h.n.Introspection().Pool().Targets.MaxPods; mp != 110 {
+		t.Errorf("max pods %d in /v1/pool, want the node's capacity 110", mp)
 	}
 	h.checkConsistent()
 }

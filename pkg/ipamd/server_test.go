@@ -143,15 +143,7 @@ func TestServerSocketHealthAndBadInput(t *testing.T) {
 
 	// A valid ADD on the empty pool: ipamd refills at once (here the pool
 	// manager is not running; AddNetwork's trigger is served by a cycle).
-	go func() {
-		for ctx.Err() == nil {
-			select {
-			case <-h.n.pool.kick:
-				h.n.PoolCycle(ctx)
-			case <-ctx.Done():
-			}
-		}
-	}()
+	go h.n.pool.Run(ctx, time.Hour, 0, h.n.PoolCycle)
 	actx, c3 := context.WithTimeout(ctx, 5*time.Second)
 	defer c3()
 	r, err := cni.AddNetwork(actx, &rpc.AddNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni",

@@ -20,11 +20,10 @@ func TestBranchPodWaitsForTrunk(t *testing.T) {
 	}}
 	times := fastTimes
 	times.Reconcile = time.Hour
-	h := newHarness(t, harnessOpts{noInit: true, times: &times, cfg: func(c *config.Config) {
+	h := newHarness(t, harnessOpts{noInit: true, times: &times, kube: k, cfg: func(c *config.Config) {
 		c.EnablePodENI = true
 		c.IPCooldown = 0
 	}})
-	h.n.kube.set(k)
 	h.runDaemon()
 	h.waitState(func(string, error) bool { return true })
 
