@@ -74,21 +74,6 @@ func (h *handout) AddContext(ctx context.Context) (context.Context, context.Canc
 	return context.WithDeadline(ctx, d.Add(-margin))
 }
 
-// WaitReady blocks until Init completed or ctx ends.
-func (n *IPAM) WaitReady(ctx context.Context) error {
-	// Readiness first: with both channels ready, select would pick one at
-	// random and a ready ipamd could answer "not initialised".
-	if n.ready.isSet() {
-		return nil
-	}
-	select {
-	case <-n.ready.done():
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: it is still reading the instance, its ENIs and the checkpoint; retry", ErrNotInitialised)
-	}
-}
-
 // AssignPod hands k an address: one on the first card that has one, or
 // one on every card for a multi-NIC pod. On an empty pool it asks the pool
 // manager for more at once and waits until ctx ends, instead of failing;

@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -298,6 +299,21 @@ func (n *IPAM) SetKubernetes(ctx context.Context, k Kubernetes) {
 // Terminate stops every ENI attach and free (SIGTERM); address hand-out
 // and release to pods go on while the server drains.
 func (n *IPAM) Terminate() { n.terminating.set() }
+
+// WaitReady blocks until Init completed or ctx ends.
+func (n *IPAM) WaitReady(ctx context.Context) error {
+	// Readiness first: with both channels ready, select would pick one at
+	// random and a ready ipamd could answer "not initialised".
+	if n.ready.isSet() {
+		return nil
+	}
+	select {
+	case <-n.ready.done():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: it is still reading the instance, its ENIs and the checkpoint; retry", ErrNotInitialised)
+	}
+}
 
 // Ready reports whether Init has completed.
 func (n *IPAM) Ready() bool { return n.ready.isSet() }
