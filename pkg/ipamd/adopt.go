@@ -33,7 +33,7 @@ type adopter struct {
 	log     *slog.Logger
 }
 
-// attachedENIs is the instance's attached ENIs as EC2 describes them, the
+// attached is the instance's attached ENIs as EC2 describes them, the
 // source of truth (one DescribeNetworkInterfaces, none when known already
 // holds a fresh answer). In ENABLE_IMDS_ONLY_MODE they are built from
 // instance metadata instead (no tags: MANAGE_UNTAGGED_ENI decides, no trunk
@@ -73,7 +73,7 @@ func (a *adopter) managed(e awsutils.ENI) bool {
 	return a.cfg.ManageUntaggedENI
 }
 
-// adoptENI brings an attached ENI (as EC2 describes it) into its card's
+// adopt brings an attached ENI (as EC2 describes it) into its card's
 // datastore, wiring host networking first for secondary ENIs. ENIs that
 // are unmanaged, on an unmanaged card or EFA-only are recorded and skipped.
 func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[string]netip.Prefix) error {

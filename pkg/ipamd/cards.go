@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
@@ -66,6 +67,18 @@ func (s *cardSet) holdsENI(id string) bool {
 		}
 	}
 	return false
+}
+
+// nextCoolingEnd is the earliest end of a cooldown over every card.
+func (s *cardSet) nextCoolingEnd() (time.Time, bool) {
+	var first time.Time
+	found := false
+	for _, c := range s.all() {
+		if at, ok := c.store.NextCoolingEnd(); ok && (!found || at.Before(first)) {
+			first, found = at, true
+		}
+	}
+	return first, found
 }
 
 // build creates one pool manager, with its datastore and checkpoint log,

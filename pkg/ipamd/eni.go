@@ -247,7 +247,7 @@ func cmpSlice(a, b []string) []string {
 	return b
 }
 
-// retryUnfreed frees again the ENIs of card c that a free or an undo left
+// retryUnfreed frees again the ENIs of the card that a free or an undo left
 // behind; one reconcile adopted again is the store's once more.
 func (c *poolManager) retryUnfreed(ctx context.Context) {
 	for _, id := range c.unfreedIDs() {

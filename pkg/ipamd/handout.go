@@ -165,7 +165,7 @@ const (
 // ended (a timer on exactly that moment, not a poll).
 func (h *handout) waitForAddress(ctx context.Context, changed, limited <-chan struct{}) waitOutcome {
 	var wake <-chan time.Time
-	if at, ok := h.nextCoolingEnd(); ok {
+	if at, ok := h.cards.nextCoolingEnd(); ok {
 		t := time.NewTimer(time.Until(at))
 		defer t.Stop()
 		wake = t.C
@@ -224,22 +224,10 @@ func (h *handout) nothingComing(deadline time.Time) string {
 	if len(limits) == 0 {
 		return ""
 	}
-	if at, ok := h.nextCoolingEnd(); ok && (deadline.IsZero() || at.Before(deadline)) {
+	if at, ok := h.cards.nextCoolingEnd(); ok && (deadline.IsZero() || at.Before(deadline)) {
 		return ""
 	}
 	return strings.Join(limits, "; ")
-}
-
-// nextCoolingEnd is the earliest cooldown end over every card.
-func (h *handout) nextCoolingEnd() (time.Time, bool) {
-	var first time.Time
-	found := false
-	for _, c := range h.cards.all() {
-		if at, ok := c.store.NextCoolingEnd(); ok && (!found || at.Before(first)) {
-			first, found = at, true
-		}
-	}
-	return first, found
 }
 
 // assign takes one address on the first card that has one (pods spill to

@@ -57,7 +57,7 @@ func (o *observer) inProgress(fn string) func() {
 	return g.Dec
 }
 
-// observeLimits sets awscni_eni_max and awscni_ip_max: ENIs ipamd may use
+// limits sets awscni_eni_max and awscni_ip_max: ENIs ipamd may use
 // (the limit minus unmanaged ENIs) and the addresses they can carry,
 // summed over the managed network cards.
 func (o *observer) limits() {
@@ -95,7 +95,7 @@ func (o *observer) counts() {
 	o.m.ENIAllocated.Set(float64(enis))
 }
 
-// observeAssignments refreshes the pool counts and the per-ENI and
+// assignments refreshes the pool counts and the per-ENI and
 // per-CIDR gauges of the ENIs an AddNetwork or DelNetwork touched (O(CIDRs
 // of those ENIs), not of the node).
 func (o *observer) assignments(asgs []datastore.Assignment) {
@@ -121,7 +121,7 @@ func (o *observer) assignments(asgs []datastore.Assignment) {
 	}
 }
 
-// observePool refreshes every pool gauge, including the per-ENI and
+// pool refreshes every pool gauge, including the per-ENI and
 // per-CIDR ones (O(CIDRs)); run after pool cycles and reconciles.
 func (o *observer) pool() {
 	o.mu.Lock()
@@ -139,7 +139,7 @@ func (o *observer) pool() {
 	}
 }
 
-// observeAction counts one executed pool action.
+// action counts one executed pool action.
 func (o *observer) action(a pool.Action, err error) {
 	result := "ok"
 	if err != nil {
@@ -149,7 +149,7 @@ func (o *observer) action(a pool.Action, err error) {
 	o.m.PoolActions.WithLabelValues(a.Kind.String(), result).Inc()
 }
 
-// observeHost records a host-networking reconcile: the connmark backend in
+// host records a host-networking reconcile: the connmark backend in
 // use and the result.
 func (o *observer) host(res networkutils.HostResult, err error) {
 	if err != nil {
@@ -163,7 +163,7 @@ func (o *observer) host(res networkutils.HostResult, err error) {
 	}
 }
 
-// observeStartup records the time from process start to serving (or to
+// startup records the time from process start to serving (or to
 // the init failure).
 func (o *observer) startup(err error) {
 	reason := ""

@@ -91,7 +91,7 @@ func orphanDecision(a datastore.Assignment, present bool, firstAbsent, now time.
 	return now.Sub(firstAbsent) >= grace && now.Sub(a.AssignedAt) >= grace
 }
 
-// sweepOrphans releases allocations whose pod's host veth has been absent
+// sweep releases allocations whose pod's host veth has been absent
 // for the grace period.
 func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	if s.absentSince == nil {
@@ -142,7 +142,7 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// releaseOrphan releases one allocation whose pod is gone, as a DEL would.
+// release releases one allocation whose pod is gone, as a DEL would.
 func (s *orphanSweeper) release(ctx context.Context, c *poolManager, a datastore.Assignment, absent time.Duration) error {
 	got, err := c.store.UnassignAddr(a.Key, a.Addr)
 	switch {
