@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -29,73 +28,11 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 			n.metrics.IPAMDErrors.WithLabelValues(fnNodeInit).Inc()
 		}
 	}()
-	id, err := n.md.Identity(ctx)
+	seen, err := n.node.learn(ctx, n.cfg, n.md, n.ec2, n.log)
 	if err != nil {
-		return fmt.Errorf("ipamd init: reading instance identity: %w", err)
+		return err
 	}
-	n.node.id = id
-	mds, err := n.md.ENIs(ctx)
-	if err != nil {
-		return fmt.Errorf("ipamd init: reading ENIs from instance metadata: %w", err)
-	}
-	typ := awsutils.InstanceTypeInfo{Type: id.InstanceType}
-	var attached []awsutils.ENI // EC2's description of the attached ENIs, reused below
-	if n.cfg.IMDSOnlyMode {
-		// No EC2 at all: the node's facts come from its primary ENI's metadata.
-		for _, m := range mds {
-			if m.MAC == id.PrimaryMAC {
-				n.node.subnetID, n.node.vpcID, n.node.primaryENI = m.SubnetID, m.VPCID, m.ENIID
-				n.node.sgs.set(m.SecurityGroups)
-			}
-		}
-	} else {
-		if typ, err = n.ec2.InstanceType(ctx, id.InstanceType); err != nil {
-			return fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, err)
-		}
-		// The attached ENIs say all ipamd needs of the instance: no
-		// DescribeInstances besides.
-		if attached, err = n.ec2.InstanceENIs(ctx, id.InstanceID); err != nil {
-			return fmt.Errorf("ipamd init: %w", err)
-		}
-		primary, ok := primaryENI(attached)
-		if !ok {
-			return fmt.Errorf("ipamd init: EC2 lists no ENI at device 0 of network card 0 on instance %s", id.InstanceID)
-		}
-		n.node.subnetID, n.node.vpcID, n.node.primaryENI = primary.SubnetID, primary.VPCID, primary.ID
-		n.node.sgs.set(primary.SecurityGroups)
-	}
-	n.node.typ = typ
-	subnetCIDRs := map[string]netip.Prefix{}
-	for _, m := range mds {
-		if m.SubnetIPv4CIDR.IsValid() {
-			subnetCIDRs[m.SubnetID] = m.SubnetIPv4CIDR
-		}
-		if m.MAC == id.PrimaryMAC {
-			n.node.vpcCIDRs.set(m.VPCIPv4CIDRs)
-			n.node.vpcV6CIDRs = m.VPCIPv6CIDRs
-			n.node.subnetCIDR = m.SubnetIPv4CIDR
-			if len(m.SecurityGroups) > 0 {
-				n.node.sgs.set(m.SecurityGroups)
-			}
-		}
-	}
-	if n.cfg.EnableIPv6 && len(n.node.vpcV6CIDRs) == 0 {
-		return fmt.Errorf("ipamd init: ENABLE_IPv6=true but instance metadata lists no VPC IPv6 CIDR for the primary MAC %s", id.PrimaryMAC)
-	}
-	if !n.cfg.EnableIPv6 && len(n.node.vpcCIDRs.get()) == 0 {
-		return fmt.Errorf("ipamd init: instance metadata lists no VPC IPv4 CIDR for the primary MAC %s", id.PrimaryMAC)
-	}
-
-	n.node.pd = n.cfg.EnablePrefixDelegation
-	if n.cfg.EnableIPv6 && !typ.PrefixDelegationSupported() && !n.cfg.IMDSOnlyMode {
-		return fmt.Errorf("ipamd init: ENABLE_IPv6=true needs IPv6 prefixes, which instance type %s (hypervisor %s) does not support",
-			typ.Type, typ.Hypervisor)
-	}
-	if n.node.pd && !typ.PrefixDelegationSupported() {
-		n.log.Warn("ENABLE_PREFIX_DELEGATION=true but the instance type supports no prefixes (not Nitro, not bare metal): using secondary IPs",
-			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
-		n.node.pd = false
-	}
+	id, typ, subnetCIDRs := n.node.id, n.node.typ, seen.subnetCIDRs
 	n.node.maxPods.set(maxPods(ctx, n.cfg, n.kube.get(), typ, n.log))
 
 	if err := n.hostSync.program(ctx); err != nil {
@@ -106,7 +43,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 		n.log.Warn("could not sweep unattached ENIs at start", "err", err)
 	}
 
-	enis, err := n.adopt.attached(ctx, mds, attached)
+	enis, err := n.adopt.attached(ctx, seen.mds, seen.attached)
 	if err != nil {
 		return fmt.Errorf("ipamd init: %w", err)
 	}
@@ -158,14 +95,4 @@ func maxPods(ctx context.Context, cfg config.Config, k Kubernetes, t awsutils.In
 		return t.MaxENIs*(t.IPv4PerENI-1) + 2
 	}
 	return 110
-}
-
-// primaryENI is the ENI at device 0 of network card 0.
-func primaryENI(enis []awsutils.ENI) (awsutils.ENI, bool) {
-	for _, e := range enis {
-		if e.Attachment != nil && e.Attachment.DeviceIndex == 0 && e.Attachment.NetworkCard == 0 {
-			return e, true
-		}
-	}
-	return awsutils.ENI{}, false
 }
