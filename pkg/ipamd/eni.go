@@ -29,32 +29,12 @@ func (c *poolManager) createENI(ctx context.Context, count int, prefixes bool) e
 	}
 	var errs []error
 	for i, sn := range subnets {
-		req := awsutils.AllocateENIRequest{
-			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: c.env.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, c.env.node.sgs.get()),
-			},
-			NetworkCard: c.index,
-			DeviceIndex: c.freeDevices(1)[0],
-		}
+		device := c.freeDevices(1)[0]
 		if c.askDevice.get() {
-			req.DeviceIndex = 0 // awsutils: the lowest index EC2 shows free
+			device = 0 // awsutils: the lowest index EC2 shows free
 		}
-		if prefixes {
-			req.IPv4PrefixCount = count
-		} else {
-			req.SecondaryIPv4Count = count
-		}
-		e, err := c.env.ec2.AllocateENI(ctx, req)
-		if errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
-			// Attached and usable: keep it (so it counts against the ENI
-			// limit and its device index stays taken) and set
-			// delete-on-termination on a later pool cycle
-			// (docs/compatibility.md, "ipamd: failed ENI calls").
-			c.env.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
-			c.env.book.awaitDeleteOnTermination(e.ID, e.Attachment.ID)
-			err = nil
-		}
-		if err != nil {
+		e, err := c.env.ec2.AllocateENI(ctx, c.allocateRequest(sn, device, count, prefixes))
+		if err = c.keptWithoutDOT(e, err); err != nil {
 			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
 			if awsutils.IsInsufficientCapacity(err) {
 				c.env.subnets.forget() // its free count is stale now
@@ -73,20 +53,7 @@ func (c *poolManager) createENI(ctx context.Context, count int, prefixes bool) e
 		c.askDevice.set(false)
 		c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
 			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
-		if err := c.setupNewENI(ctx, e, sn.CIDR); err != nil {
-			if c.keepForNextRun(ctx, e.ID, err) {
-				return err
-			}
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			c.env.book.deleteOnTerminationDone(e.ID)
-			if ferr := c.env.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
-				c.keepUnfreed(e.ID, e.Attachment.DeviceIndex)
-				return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
-			}
-			return err
-		}
-		return nil
+		return c.wire(ctx, e, sn.CIDR)
 	}
 	return errors.Join(errs...)
 }
@@ -110,18 +77,7 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 	res := make([]result, k)
 	var wg sync.WaitGroup
 	for i := range k {
-		req := awsutils.AllocateENIRequest{
-			CreateENIRequest: awsutils.CreateENIRequest{
-				InstanceID: c.env.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, c.env.node.sgs.get()),
-			},
-			NetworkCard: c.index,
-			DeviceIndex: devs[i],
-		}
-		if prefixes {
-			req.IPv4PrefixCount = count
-		} else {
-			req.SecondaryIPv4Count = count
-		}
+		req := c.allocateRequest(sn, devs[i], count, prefixes)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -131,13 +87,8 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 	wg.Wait()
 	var errs []error
 	for _, r := range res {
-		e, err := r.eni, r.err
-		if errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
-			c.env.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
-			c.env.book.awaitDeleteOnTermination(e.ID, e.Attachment.ID)
-			err = nil
-		}
-		if err != nil {
+		e := r.eni
+		if err := c.keptWithoutDOT(e, r.err); err != nil {
 			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
 			if awsutils.IsInsufficientCapacity(err) {
 				c.env.subnets.forget()
@@ -152,24 +103,63 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 		}
 		c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
 			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "burst", k)
-		if err := c.setupNewENI(ctx, e, sn.CIDR); err != nil {
-			if c.keepForNextRun(ctx, e.ID, err) {
-				errs = append(errs, err)
-				continue
-			}
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			c.env.book.deleteOnTerminationDone(e.ID)
-			if ferr := c.env.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
-				c.keepUnfreed(e.ID, e.Attachment.DeviceIndex)
-				err = errors.Join(err, fmt.Errorf("undoing: %w", ferr))
-			}
-			cancel()
+		if err := c.wire(ctx, e, sn.CIDR); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		c.env.wake() // waiting ADDs take this ENI's addresses while the next is wired
 	}
 	return errors.Join(errs...)
+}
+
+// allocateRequest asks for one ENI in subnet sn at the device index, with
+// count addresses (or prefixes).
+func (c *poolManager) allocateRequest(sn subnetChoice, device, count int, prefixes bool) awsutils.AllocateENIRequest {
+	req := awsutils.AllocateENIRequest{
+		CreateENIRequest: awsutils.CreateENIRequest{
+			InstanceID: c.env.node.id.InstanceID, SubnetID: sn.ID, SecurityGroups: cmpSlice(sn.SGs, c.env.node.sgs.get()),
+		},
+		NetworkCard: c.index,
+		DeviceIndex: device,
+	}
+	if prefixes {
+		req.IPv4PrefixCount = count
+	} else {
+		req.SecondaryIPv4Count = count
+	}
+	return req
+}
+
+// keptWithoutDOT turns AllocateENI's "attached, but delete-on-termination
+// unset" into success: the ENI is usable, so it is kept (it counts against
+// the ENI limit and its device index stays taken) and the flag is set on a
+// later pool cycle (docs/compatibility.md, "ipamd: failed ENI calls").
+func (c *poolManager) keptWithoutDOT(e awsutils.ENI, err error) error {
+	if !errors.Is(err, awsutils.ErrDeleteOnTerminationUnset) {
+		return err
+	}
+	c.env.log.Warn("new ENI kept without delete-on-termination; retrying later", "eni", e.ID, "err", err)
+	c.env.book.awaitDeleteOnTermination(e.ID, e.Attachment.ID)
+	return nil
+}
+
+// wire sets a new attached ENI up on the host and in the datastore. If
+// that fails the ENI is detached and deleted again (unless ipamd is
+// stopping); if the undo fails too, its slot stays taken until
+// retryUnfreed frees it.
+func (c *poolManager) wire(ctx context.Context, e awsutils.ENI, subnet netip.Prefix) error {
+	err := c.setupNewENI(ctx, e, subnet)
+	if err == nil || c.keepForNextRun(ctx, e.ID, err) {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	c.env.book.deleteOnTerminationDone(e.ID)
+	if ferr := c.env.ec2.FreeENI(rctx, e.ID, e.Attachment.ID); ferr != nil {
+		c.keepUnfreed(e.ID, e.Attachment.DeviceIndex)
+		return errors.Join(err, fmt.Errorf("undoing: %w", ferr))
+	}
+	return err
 }
 
 // keepForNextRun reports whether a new ENI whose setup failed only because
