@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -43,15 +42,19 @@ type LogCheckpointer struct {
 	// quarter, for the writes made while the fold runs; negative: none).
 	prealloc int64
 
-	mu      sync.Mutex
-	state   logState
-	mark    uint32
-	synced  bool      // state is what Path and the current log hold
-	log     ckptFile  // the current log, open for appending
-	gen     uint64    // its generation
-	size    int64     // its bytes
-	records int       // its batch records
-	folding chan bool // non-nil while a fold runs; closed when it ends
+	mu    sync.Mutex
+	state logState
+	mark  uint32
+	// prevAllocs and prevCool are copies of the last File written, which
+	// diff compares the next one with (logdiff.go).
+	prevAllocs []Allocation
+	prevCool   []Cooling
+	synced     bool      // state is what Path and the current log hold
+	log        ckptFile  // the current log, open for appending
+	gen        uint64    // its generation
+	size       int64     // its bytes
+	records    int       // its batch records
+	folding    chan bool // non-nil while a fold runs; closed when it ends
 	// The files the log builds on: a write fails once another file took
 	// Path's or the log's place (the log would then apply to nothing).
 	baseID, nextBaseID, logID fileID
@@ -103,53 +106,6 @@ func (c *LogCheckpointer) Write(f File) error {
 		return fmt.Errorf("%w %s: %w", ErrCheckpoint, c.Path, err)
 	}
 	return nil
-}
-
-// diff updates the state to f and returns what changed; ok is false when
-// f holds an address twice (replace writes such a file whole).
-func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
-	c.mark++
-	m := c.mark
-	// put records e at addr: changed when it differs from what the log
-	// holds, dup when addr was already visited in this f.
-	put := func(addr netip.Addr, e logEntry) (changed, dup bool) {
-		old, had := c.state[addr]
-		if had && old.mark == m {
-			return false, true
-		}
-		e.mark = m
-		c.state[addr] = e
-		return !had || !old.same(e), false
-	}
-	for _, a := range f.Allocations {
-		changed, dup := put(a.Addr, logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt)})
-		if dup {
-			return b, false
-		}
-		if changed {
-			b.Set = append(b.Set, jsonAllocationOf(a))
-		}
-	}
-	for _, co := range f.Cooling {
-		changed, dup := put(co.Addr, logEntry{cooling: true, at: unixNano(co.UnassignedAt)})
-		if dup {
-			return b, false
-		}
-		if changed {
-			jc := jsonCooling{UnassignedTimestamp: unixNano(co.UnassignedAt)}
-			setAddr(&jc.IPv4, &jc.IPv6, co.Addr)
-			b.Cool = append(b.Cool, jc)
-		}
-	}
-	if len(c.state) > len(f.Allocations)+len(f.Cooling) {
-		for a, e := range c.state {
-			if e.mark != m {
-				delete(c.state, a)
-				b.Del = append(b.Del, a.String())
-			}
-		}
-	}
-	return b, true
 }
 
 // append writes one batch record to the log and syncs it, once it has
@@ -397,6 +353,7 @@ func (c *LogCheckpointer) replace(f File) error {
 	c.removeLogsBefore(gen)
 	st, ok := stateOf(f, c.mark)
 	c.log, c.logID, c.state, c.synced = lf, logID, st, ok
+	c.keepPrev(f)
 	return nil
 }
 
