@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,7 @@ type LogCheckpointer struct {
 	baseID, nextBaseID, logID fileID
 	idle                      *time.Timer
 	buf                       []byte
+	folds                     atomic.Int64 // folds done, for the benchmark
 }
 
 // NewLogCheckpointer returns the log checkpointer of path.
@@ -293,6 +295,7 @@ func (c *LogCheckpointer) fold() error {
 		return err
 	}
 	c.removeLogsBefore(gen)
+	c.folds.Add(1)
 	return nil
 }
 
