@@ -339,10 +339,12 @@ func (c *LogCheckpointer) replace(f File) error {
 	if err != nil {
 		return err
 	}
+	// Zeros first: an error of their (best-effort) sync must not be the
+	// one that the sync of the first record then no longer reports.
+	c.preallocate(lf)
 	if err := c.startLog(lf, gen, c.buf, false); err != nil {
 		return errors.Join(err, discard(c.fsys, lf))
 	}
-	c.preallocate(lf) // its sync also makes the first record durable
 	if err := lf.Sync(); err != nil {
 		return errors.Join(err, discard(c.fsys, lf))
 	}

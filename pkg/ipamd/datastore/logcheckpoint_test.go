@@ -379,3 +379,35 @@ func TestLogCheckpointFoldsWhenIdle(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// On tmpfs a log is not preallocated: its zeros would only take memory.
+func TestLogNotPreallocatedOnTmpfs(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "ckpt-")
+	if err != nil || !onTmpfs(t, filepath.Join(shm, "x")) {
+		t.Skipf("no tmpfs at /dev/shm (%v)", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(shm) })
+	path := filepath.Join(shm, "ipam.json")
+	s, lc := logStore(t, osFS{}, path, 1<<20)
+	if _, _, failed := churn(s, 6, nil); failed {
+		t.Fatal("churn failed")
+	}
+	logs, _ := filepath.Glob(path + ".log.*")
+	if len(logs) != 1 {
+		t.Fatalf("logs %v, want 1", logs)
+	}
+	data, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := 0
+	for _, r := range splitRecords(data) {
+		end += 8 + len(r)
+	}
+	if end < 100 || len(data) != end {
+		t.Fatalf("the log is %d bytes, its records end at %d", len(data), end)
+	}
+	if err := lc.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
