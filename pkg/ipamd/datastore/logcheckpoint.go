@@ -24,10 +24,11 @@ import (
 //
 // Each log is made a little longer than CompactBytes, of zeros, before it
 // takes a record (ckptFile.Preallocate): appends then write over zeros and
-// their sync commits no file size or extent change through the file
-// system's journal, which roughly halves it and takes away most of its
-// tail on ext4. A log that outgrows its zeros is appended to as usual. A
-// zero record length ends a log like any torn record (logformat.go).
+// their sync is a data write and a cache flush, with no file size or
+// extent change to commit through the file system's journal (ext4; see
+// BenchmarkConcurrentLogCommit). A log that outgrows its zeros is
+// appended to as usual. A zero record length ends a log like any torn
+// record (logformat.go).
 type LogCheckpointer struct {
 	Path string
 	// CompactBytes is the log size that starts a fold (0: 1 MiB).
