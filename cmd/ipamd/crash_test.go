@@ -250,7 +250,9 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		mu.Unlock()
 
-		// Load until a random kill.
+		// Load until a random kill (drawn before the workers share rng
+		// under mu).
+		killAfter := time.Duration(300+rng.IntN(1200)) * time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for w := range 8 {
@@ -299,7 +301,7 @@ func TestCrashRecovery(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+		time.Sleep(killAfter)
 		d.kill()
 		cancel()
 		wg.Wait()

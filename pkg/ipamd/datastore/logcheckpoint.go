@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +21,14 @@ import (
 // The first write after start, and every write after a failure, replaces
 // Path whole and starts a new log, as its content on disk is then unknown.
 // One Store uses it: Write is never called twice at once.
+//
+// Each log is made a little longer than CompactBytes, of zeros, before it
+// takes a record (ckptFile.Preallocate): appends then write over zeros and
+// their sync is a data write and a cache flush, with no file size or
+// extent change to commit through the file system's journal (ext4; see
+// BenchmarkConcurrentLogCommit). A log that outgrows its zeros is
+// appended to as usual. A zero record length ends a log like any torn
+// record (logformat.go).
 type LogCheckpointer struct {
 	Path string
 	// CompactBytes is the log size that starts a fold (0: 1 MiB).
@@ -32,21 +40,29 @@ type LogCheckpointer struct {
 	Log *slog.Logger
 
 	fsys ckptFS
+	// prealloc is the zeros a new log gets (0: CompactBytes and a
+	// quarter, for the writes made while the fold runs; negative: none).
+	prealloc int64
 
-	mu      sync.Mutex
-	state   logState
-	mark    uint32
-	synced  bool      // state is what Path and the current log hold
-	log     ckptFile  // the current log, open for appending
-	gen     uint64    // its generation
-	size    int64     // its bytes
-	records int       // its batch records
-	folding chan bool // non-nil while a fold runs; closed when it ends
+	mu    sync.Mutex
+	state logState
+	mark  uint32
+	// prevAllocs and prevCool are copies of the last File written, which
+	// diff compares the next one with (logdiff.go).
+	prevAllocs []Allocation
+	prevCool   []Cooling
+	synced     bool      // state is what Path and the current log hold
+	log        ckptFile  // the current log, open for appending
+	gen        uint64    // its generation
+	size       int64     // its bytes
+	records    int       // its batch records
+	folding    chan bool // non-nil while a fold runs; closed when it ends
 	// The files the log builds on: a write fails once another file took
 	// Path's or the log's place (the log would then apply to nothing).
 	baseID, nextBaseID, logID fileID
 	idle                      *time.Timer
 	buf                       []byte
+	folds                     atomic.Int64 // folds done, for the benchmark
 }
 
 // NewLogCheckpointer returns the log checkpointer of path.
@@ -95,53 +111,6 @@ func (c *LogCheckpointer) Write(f File) error {
 	return nil
 }
 
-// diff updates the state to f and returns what changed; ok is false when
-// f holds an address twice (replace writes such a file whole).
-func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
-	c.mark++
-	m := c.mark
-	// put records e at addr: changed when it differs from what the log
-	// holds, dup when addr was already visited in this f.
-	put := func(addr netip.Addr, e logEntry) (changed, dup bool) {
-		old, had := c.state[addr]
-		if had && old.mark == m {
-			return false, true
-		}
-		e.mark = m
-		c.state[addr] = e
-		return !had || !old.same(e), false
-	}
-	for _, a := range f.Allocations {
-		changed, dup := put(a.Addr, logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt)})
-		if dup {
-			return b, false
-		}
-		if changed {
-			b.Set = append(b.Set, jsonAllocationOf(a))
-		}
-	}
-	for _, co := range f.Cooling {
-		changed, dup := put(co.Addr, logEntry{cooling: true, at: unixNano(co.UnassignedAt)})
-		if dup {
-			return b, false
-		}
-		if changed {
-			jc := jsonCooling{UnassignedTimestamp: unixNano(co.UnassignedAt)}
-			setAddr(&jc.IPv4, &jc.IPv6, co.Addr)
-			b.Cool = append(b.Cool, jc)
-		}
-	}
-	if len(c.state) > len(f.Allocations)+len(f.Cooling) {
-		for a, e := range c.state {
-			if e.mark != m {
-				delete(c.state, a)
-				b.Del = append(b.Del, a.String())
-			}
-		}
-	}
-	return b, true
-}
-
 // append writes one batch record to the log and syncs it, once it has
 // checked that the directory is writable and that Path and the log are
 // still the files it wrote (a few stat calls, against an fdatasync).
@@ -171,14 +140,32 @@ func (c *LogCheckpointer) append(b logBatch) error {
 	return nil
 }
 
+func (c *LogCheckpointer) compactBytes() int64 {
+	if c.CompactBytes <= 0 {
+		return 1 << 20
+	}
+	return c.CompactBytes
+}
+
+// preallocate gives a new log its zeros. It is best effort: a log without
+// them (a full disk) is appended to, only more slowly.
+func (c *LogCheckpointer) preallocate(lf ckptFile) {
+	size := c.prealloc
+	if size == 0 {
+		size = c.compactBytes() + c.compactBytes()/4
+	}
+	if size <= 0 {
+		return
+	}
+	if err := lf.Preallocate(size); err != nil {
+		c.logger().Debug("checkpoint: preallocating the log", "path", lf.Name(), "err", err)
+	}
+}
+
 // afterAppend starts a fold when the log is big enough, and re-arms the
 // idle fold.
 func (c *LogCheckpointer) afterAppend() {
-	limit := c.CompactBytes
-	if limit <= 0 {
-		limit = 1 << 20
-	}
-	if c.size >= limit && c.folding == nil {
+	if c.size >= c.compactBytes() && c.folding == nil {
 		c.startFold()
 	}
 	idle := c.IdleFold
@@ -260,6 +247,9 @@ func (c *LogCheckpointer) fold() error {
 	if err != nil {
 		return err
 	}
+	// The zeros are written and synced here, off the writes' path; the
+	// first record then goes over them.
+	c.preallocate(lf)
 	lfID, err := c.fsys.FileID(name)
 	if err == nil {
 		err = c.fsys.SyncDir(dirOf(c.Path))
@@ -306,6 +296,7 @@ func (c *LogCheckpointer) fold() error {
 		return err
 	}
 	c.removeLogsBefore(gen)
+	c.folds.Add(1)
 	return nil
 }
 
@@ -349,6 +340,9 @@ func (c *LogCheckpointer) replace(f File) error {
 	if err != nil {
 		return err
 	}
+	// Zeros first: an error of their (best-effort) sync must not be the
+	// one that the sync of the first record then no longer reports.
+	c.preallocate(lf)
 	if err := c.startLog(lf, gen, c.buf, false); err != nil {
 		return errors.Join(err, discard(c.fsys, lf))
 	}
@@ -365,6 +359,7 @@ func (c *LogCheckpointer) replace(f File) error {
 	c.removeLogsBefore(gen)
 	st, ok := stateOf(f, c.mark)
 	c.log, c.logID, c.state, c.synced = lf, logID, st, ok
+	c.keepPrev(f)
 	return nil
 }
 

@@ -10,9 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -105,14 +108,23 @@ func checkRecovered(t *testing.T, img *memFS, held map[Key]netip.Addr, inFlight 
 // A crash (power loss) at every step of ADDs and DELs, including every
 // step of the folds the log goes through, loses no acknowledged change
 // and brings back no released one, with the unsynced tail of every file
-// lost, torn, or kept whole. A restart from what is left writes and reads
-// back again.
+// lost, torn, kept whole, or kept with a hole before it. A restart from
+// what is left writes and reads back again. Logs are preallocated
+// (records over zeros, then, past the zeros, appended), or all over
+// zeros, or not preallocated.
 func TestLogCheckpointCrashAtEveryStep(t *testing.T) {
+	for name, prealloc := range map[string]int64{"preallocated and outgrown": 0, "preallocated": 4096, "appended": -1} {
+		t.Run(name, func(t *testing.T) { crashAtEveryStep(t, prealloc) })
+	}
+}
+
+func crashAtEveryStep(t *testing.T, prealloc int64) {
 	const ops = 39
 	// run churns on m, holding each fold's file replacement until two
 	// more changes were made.
 	run := func(m *memFS) (map[Key]netip.Addr, Key, bool) {
 		s, lc := logStore(t, m, memPath, 700)
+		lc.prealloc = prealloc
 		if err := s.Persist(); err != nil { // the first write replaces the file: not held
 			return map[Key]netip.Addr{}, Key{}, true
 		}
@@ -133,16 +145,21 @@ func TestLogCheckpointCrashAtEveryStep(t *testing.T) {
 		t.Fatal("the run without a crash failed")
 	}
 	total := clean.steps
-	tears := map[string]func(int) int{
-		"lost": func(int) int { return 0 },
-		"torn": func(n int) int { return n / 2 },
-		"kept": func(n int) int { return n },
+	half := func(n int) int { return n / 2 }
+	tears := map[string]struct {
+		tear  func(int) int
+		holes bool
+	}{
+		"lost":  {func(int) int { return 0 }, false},
+		"torn":  {half, false},
+		"kept":  {func(n int) int { return n }, false},
+		"holes": {half, true},
 	}
-	midFold := 0
-	for name, tear := range tears {
+	midFold, zeroTail := 0, 0
+	for name, tr := range tears {
 		for k := 1; k <= total; k++ {
 			m := newMemFS()
-			m.crashAt, m.tear = k, tear
+			m.crashAt, m.tear, m.holes = k, tr.tear, tr.holes
 			held, inFlight, failed := run(m)
 			if !failed {
 				continue // this run took fewer steps (a fold ran later)
@@ -157,6 +174,7 @@ func TestLogCheckpointCrashAtEveryStep(t *testing.T) {
 			if logs > 1 {
 				midFold++
 			}
+			zeroTail += zeroTailedLogs(img)
 			f := checkRecovered(t, img, held, inFlight)
 			// Restart: the first write replaces the file whole.
 			s2, _ := logStore(t, img, memPath, 700)
@@ -176,52 +194,115 @@ func TestLogCheckpointCrashAtEveryStep(t *testing.T) {
 	if midFold == 0 {
 		t.Fatal("no crash fell inside a fold")
 	}
-	t.Logf("%d steps, crashes inside a fold: %d", total, midFold)
+	if prealloc >= 0 && zeroTail == 0 {
+		t.Fatal("no crash left a log ending in zeros")
+	}
+	t.Logf("%d steps, crashes inside a fold: %d, logs left ending in zeros: %d", total, midFold, zeroTail)
+}
+
+// zeroTailedLogs counts the logs of img whose records are followed by
+// zeros (preallocated, or a record torn over them).
+func zeroTailedLogs(img *memFS) int {
+	n := 0
+	for _, name := range img.names() {
+		if !strings.Contains(name, ".log.") {
+			continue
+		}
+		data, _ := img.ReadFile(name)
+		end := 0
+		for _, r := range splitRecords(data) {
+			end += 8 + len(r)
+		}
+		if end < len(data) && !slices.ContainsFunc(data[end:], func(b byte) bool { return b != 0 }) {
+			n++
+		}
+	}
+	return n
 }
 
 // Whatever was written past the last whole record (a write that never
 // returned) is ignored: the read is the state before it, not an error.
+// The log is preallocated, so a torn record sits among zeros, and may be
+// followed by a whole record a disk wrote before it (never acknowledged:
+// the torn one's sync had not returned); reading stops at the torn one.
 func TestLogCheckpointIgnoresTornRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ipam.json")
-	s, lc := logStore(t, osFS{}, path, 1<<20)
+	s, _ := logStore(t, osFS{}, path, 1<<20)
 	held, _, failed := churn(s, 6, nil)
 	if failed {
 		t.Fatal("churn failed")
+	}
+	for _, i := range []int{99, 100} {
+		if _, err := s.Assign(podKey(i), podMeta(i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	logs, _ := filepath.Glob(path + ".log.*")
 	if len(logs) != 1 {
 		t.Fatalf("logs %v, want 1", logs)
 	}
-	whole, err := os.ReadFile(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Assign(podKey(99), podMeta(99)); err != nil {
-		t.Fatal(err)
-	}
 	grown, err := os.ReadFile(logs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := grown[len(whole):]
-	torn := map[string][]byte{
-		"cut short":    rec[:len(rec)-5],
-		"bad checksum": append(append([]byte(nil), rec[:len(rec)-1]...), rec[len(rec)-1]^0xff),
-		"zeros":        make([]byte, len(rec)),
+	// Record boundaries: the last two records are pod 99's and pod 100's.
+	var ends []int
+	at := 0
+	for _, r := range splitRecords(grown) {
+		at += 8 + len(r)
+		ends = append(ends, at)
 	}
-	for name, tail := range torn {
-		if err := os.WriteFile(logs[0], append(append([]byte(nil), whole...), tail...), 0o600); err != nil {
+	if len(ends) < 3 {
+		t.Fatalf("the log holds %d records", len(ends))
+	}
+	r99 := [2]int{ends[len(ends)-3], ends[len(ends)-2]}
+	r100 := [2]int{ends[len(ends)-2], ends[len(ends)-1]}
+	if !onTmpfs(t, path) && len(grown) <= r100[1] {
+		t.Fatalf("the log is %d bytes, its records end at %d: not preallocated", len(grown), r100[1])
+	}
+	// zero and flip return the log with a part of it zeroed or altered.
+	zero := func(b []byte, lo, hi int) []byte { clear(b[lo:hi]); return b }
+	flip := func(b []byte, i int) []byte { b[i] ^= 0xff; return b }
+	clone := func() []byte { return append([]byte(nil), grown...) }
+	mid := (r99[0] + r99[1]) / 2
+	torn := map[string][]byte{
+		"cut short":              zero(clone(), r99[1]-5, r100[1]),
+		"bad checksum":           flip(clone(), r99[1]-1),
+		"zeros":                  zero(clone(), r99[0], r99[1]),
+		"only its later half":    zero(clone(), r99[0], mid),
+		"bad length, then whole": flip(clone(), r99[0]+3),
+	}
+	for name, data := range torn {
+		if err := os.WriteFile(logs[0], data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		f, err := NewFileCheckpointer(path).Read()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if fileHasKey(f, podKey(99)) || len(f.Allocations) != len(held) {
-			t.Fatalf("%s: read %d allocations (pod 99: %v), want the %d before the torn record", name, len(f.Allocations), fileHasKey(f, podKey(99)), len(held))
+		if fileHasKey(f, podKey(99)) || fileHasKey(f, podKey(100)) || len(f.Allocations) != len(held) {
+			t.Fatalf("%s: read %d allocations (pod 99: %v, pod 100: %v), want the %d before the torn record",
+				name, len(f.Allocations), fileHasKey(f, podKey(99)), fileHasKey(f, podKey(100)), len(held))
 		}
 	}
-	_ = lc
+	if err := os.WriteFile(logs[0], grown, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewFileCheckpointer(path).Read()
+	if err != nil || !fileHasKey(f, podKey(99)) || !fileHasKey(f, podKey(100)) || len(f.Allocations) != len(held)+2 {
+		t.Fatalf("the whole log: %d allocations (%v), want %d with pods 99 and 100", len(f.Allocations), err, len(held)+2)
+	}
+}
+
+// onTmpfs tells whether path's file system is tmpfs, where logs are not
+// preallocated.
+func onTmpfs(t *testing.T, path string) bool {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(path), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Type == unix.TMPFS_MAGIC
 }
 
 // A folded checkpoint is upstream's file alone: upstream's documented
@@ -293,6 +374,38 @@ func TestLogCheckpointFoldsWhenIdle(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := lc.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// On tmpfs a log is not preallocated: its zeros would only take memory.
+func TestLogNotPreallocatedOnTmpfs(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "ckpt-")
+	if err != nil || !onTmpfs(t, filepath.Join(shm, "x")) {
+		t.Skipf("no tmpfs at /dev/shm (%v)", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(shm) })
+	path := filepath.Join(shm, "ipam.json")
+	s, lc := logStore(t, osFS{}, path, 1<<20)
+	if _, _, failed := churn(s, 6, nil); failed {
+		t.Fatal("churn failed")
+	}
+	logs, _ := filepath.Glob(path + ".log.*")
+	if len(logs) != 1 {
+		t.Fatalf("logs %v, want 1", logs)
+	}
+	data, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := 0
+	for _, r := range splitRecords(data) {
+		end += 8 + len(r)
+	}
+	if end < 100 || len(data) != end {
+		t.Fatalf("the log is %d bytes, its records end at %d", len(data), end)
 	}
 	if err := lc.Close(); err != nil {
 		t.Fatal(err)

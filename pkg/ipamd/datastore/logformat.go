@@ -59,6 +59,7 @@ type logEntry struct {
 	meta    Metadata
 	at      int64
 	mark    uint32 // the diff's visit stamp
+	pos     int32  // where the last File had it (logdiff.go's posOf)
 }
 
 func (e logEntry) same(o logEntry) bool {
@@ -216,17 +217,17 @@ type logState map[netip.Addr]logEntry
 // address appears twice (only a file we did not write can hold that).
 func stateOf(f File, mark uint32) (logState, bool) {
 	st := make(logState, len(f.Allocations)+len(f.Cooling))
-	for _, a := range f.Allocations {
+	for i, a := range f.Allocations {
 		if _, dup := st[a.Addr]; dup {
 			return nil, false
 		}
-		st[a.Addr] = logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), mark: mark}
+		st[a.Addr] = logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), mark: mark, pos: allocPos(i)}
 	}
-	for _, c := range f.Cooling {
+	for i, c := range f.Cooling {
 		if _, dup := st[c.Addr]; dup {
 			return nil, false
 		}
-		st[c.Addr] = logEntry{cooling: true, at: unixNano(c.UnassignedAt), mark: mark}
+		st[c.Addr] = logEntry{cooling: true, at: unixNano(c.UnassignedAt), mark: mark, pos: coolPos(i)}
 	}
 	return st, true
 }

@@ -15,10 +15,13 @@ import (
 // directory's entries (creations, renames, removals) at least up to its
 // last SyncDir, and later changes of either maybe. At step crashAt
 // (counting every call that changes something) it crashes: it takes the
-// image, where tear says how many of each file's unsynced appended bytes
-// and how many of the unsynced directory changes (in order, as a journal
-// keeps them) made it, and fails that call and every later one, as a dead
-// process does nothing more.
+// image, where tear says how many of each file's unsynced written bytes
+// (appended, or over the zeros of Preallocate) and how many of the
+// unsynced directory changes (in order, as a journal keeps them) made it,
+// and fails that call and every later one, as a dead process does nothing
+// more. With holes set, the bytes that made it are the last of the
+// unsynced ones rather than the first: a disk that wrote a later page of
+// a write and not an earlier one.
 //
 // While gate is non-nil, CreateTemp waits for a token on it (or the
 // crash): a test holds a fold's file replacement there so that writes
@@ -30,6 +33,7 @@ type memFS struct {
 	steps   int
 	crashAt int
 	tear    func(unsynced int) int
+	holes   bool
 	pending []func(map[string]*memInode) // directory changes since the last SyncDir
 	image   *memFS                       // once crashed
 	dead    chan struct{}                // closed at the crash
@@ -40,7 +44,53 @@ type memFS struct {
 
 type memInode struct {
 	data, synced []byte
+	dirty        []memWrite // the writes since the last Sync, in order
 	id           uint64
+}
+
+// memWrite is one write at off.
+type memWrite struct {
+	off int
+	p   []byte
+}
+
+// writeAt puts p at off in *b, growing it with zeros as needed.
+func writeAt(b *[]byte, off int, p []byte) {
+	if end := off + len(p); end > len(*b) {
+		*b = append(*b, make([]byte, end-len(*b))...)
+	}
+	copy((*b)[off:], p)
+}
+
+// torn is the synced content with keep of the unsynced bytes written over
+// it: the first keep of them, or with holes the last keep.
+func (in *memInode) torn(keep int, holes bool) []byte {
+	data := append([]byte(nil), in.synced...)
+	total := 0
+	for _, w := range in.dirty {
+		total += len(w.p)
+	}
+	from, to := 0, keep
+	if holes {
+		from, to = total-keep, total
+	}
+	at := 0
+	for _, w := range in.dirty {
+		lo, hi := max(from-at, 0), min(to-at, len(w.p))
+		if lo < hi {
+			writeAt(&data, w.off+lo, w.p[lo:hi])
+		}
+		at += len(w.p)
+	}
+	return data
+}
+
+func (in *memInode) unsynced() int {
+	n := 0
+	for _, w := range in.dirty {
+		n += len(w.p)
+	}
+	return n
 }
 
 var errCrashed = errors.New("memfs: crashed")
@@ -81,9 +131,8 @@ func (m *memFS) snapshot(tear func(int) int) *memFS {
 	}
 	for name, in := range dir {
 		data := append([]byte(nil), in.synced...)
-		if tear != nil && len(in.data) > len(in.synced) && strings.HasPrefix(string(in.data), string(in.synced)) {
-			extra := in.data[len(in.synced):]
-			data = append(data, extra[:tear(len(extra))]...)
+		if tear != nil {
+			data = in.torn(tear(in.unsynced()), m.holes)
 		}
 		img.inodes++
 		n := &memInode{data: data, synced: append([]byte(nil), data...), id: img.inodes}
@@ -106,6 +155,7 @@ type memFile struct {
 	m    *memFS
 	name string
 	in   *memInode
+	off  int // where the next Write goes
 }
 
 func (m *memFS) Create(name string) (ckptFile, error) {
@@ -121,7 +171,7 @@ func (m *memFS) Create(name string) (ckptFile, error) {
 	in := &memInode{id: m.inodes}
 	m.live[name] = in
 	m.pending = append(m.pending, func(d map[string]*memInode) { d[name] = in })
-	return &memFile{m, name, in}, nil
+	return &memFile{m: m, name: name, in: in}, nil
 }
 
 func (m *memFS) CreateTemp(dir, pattern string) (ckptFile, error) {
@@ -225,8 +275,15 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if err := f.m.step(); err != nil {
 		return 0, err
 	}
-	f.in.data = append(f.in.data, p...)
+	f.write(f.off, p)
+	f.off += len(p)
 	return len(p), nil
+}
+
+// write records a write at off. Called with f.m.mu held.
+func (f *memFile) write(off int, p []byte) {
+	writeAt(&f.in.data, off, p)
+	f.in.dirty = append(f.in.dirty, memWrite{off, append([]byte(nil), p...)})
 }
 
 func (f *memFile) Sync() error {
@@ -236,7 +293,23 @@ func (f *memFile) Sync() error {
 		return err
 	}
 	f.in.synced = append(f.in.synced[:0], f.in.data...)
+	f.in.dirty = nil
 	return nil
+}
+
+// Preallocate writes the zeros (one step) and syncs them (another), as
+// osFile does; the next Write still goes at f.off.
+func (f *memFile) Preallocate(size int64) error {
+	f.m.mu.Lock()
+	if err := f.m.step(); err != nil {
+		f.m.mu.Unlock()
+		return err
+	}
+	if end := max(len(f.in.data), f.off); int64(end) < size {
+		f.write(end, make([]byte, int(size)-end))
+	}
+	f.m.mu.Unlock()
+	return f.Sync()
 }
 
 func (f *memFile) Close() error { return nil }

@@ -1,0 +1,98 @@
+package datastore
+
+import "net/netip"
+
+// diff updates the state to f and returns what changed; ok is false when
+// f holds an address twice (replace writes such a file whole).
+//
+// It compares f with the last File written position by position and
+// looks at the state only where they differ: the store changes its lists
+// in a few places per write (an append, a swap with the last entry, a
+// heap sift), so a write costs O(entries) cheap comparisons and O(changes)
+// map work, not a map lookup per entry. An address that left a position
+// and was not put anywhere else in f is gone: every address of the last
+// File is at one position only (the state holds no duplicate), so if f
+// still holds it, it is at a position that changed, where put marked it.
+func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
+	c.mark++
+	m := c.mark
+	var gone []netip.Addr
+	// put records e at addr: changed when it differs from what the log
+	// holds, dup when f holds addr at another position too (one visited
+	// in this diff, or the unchanged one the state remembers).
+	put := func(addr netip.Addr, e logEntry) (changed, dup bool) {
+		old, had := c.state[addr]
+		if had && (old.mark == m || old.pos != e.pos && holdsAt(f, old.pos, addr)) {
+			return false, true
+		}
+		e.mark = m
+		c.state[addr] = e
+		return !had || !old.same(e), false
+	}
+	for i, a := range f.Allocations {
+		if i < len(c.prevAllocs) {
+			if c.prevAllocs[i] == a {
+				continue
+			}
+			gone = append(gone, c.prevAllocs[i].Addr)
+		}
+		changed, dup := put(a.Addr, logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), pos: allocPos(i)})
+		if dup {
+			return b, false
+		}
+		if changed {
+			b.Set = append(b.Set, jsonAllocationOf(a))
+		}
+	}
+	for i := len(f.Allocations); i < len(c.prevAllocs); i++ {
+		gone = append(gone, c.prevAllocs[i].Addr)
+	}
+	for i, co := range f.Cooling {
+		if i < len(c.prevCool) {
+			if c.prevCool[i] == co {
+				continue
+			}
+			gone = append(gone, c.prevCool[i].Addr)
+		}
+		changed, dup := put(co.Addr, logEntry{cooling: true, at: unixNano(co.UnassignedAt), pos: coolPos(i)})
+		if dup {
+			return b, false
+		}
+		if changed {
+			jc := jsonCooling{UnassignedTimestamp: unixNano(co.UnassignedAt)}
+			setAddr(&jc.IPv4, &jc.IPv6, co.Addr)
+			b.Cool = append(b.Cool, jc)
+		}
+	}
+	for i := len(f.Cooling); i < len(c.prevCool); i++ {
+		gone = append(gone, c.prevCool[i].Addr)
+	}
+	for _, a := range gone {
+		if e, had := c.state[a]; had && e.mark != m {
+			delete(c.state, a)
+			b.Del = append(b.Del, a.String())
+		}
+	}
+	c.keepPrev(f)
+	return b, true
+}
+
+// keepPrev copies f's lists for the next diff (Write must not keep f's).
+func (c *LogCheckpointer) keepPrev(f File) {
+	c.prevAllocs = append(c.prevAllocs[:0], f.Allocations...)
+	c.prevCool = append(c.prevCool[:0], f.Cooling...)
+}
+
+// allocPos and coolPos number the positions of a File's two lists in one
+// space: allocations from 0 up, cooling entries from -1 down.
+func allocPos(i int) int32 { return int32(i) }
+func coolPos(i int) int32  { return -int32(i) - 1 }
+
+// holdsAt tells whether f holds addr at pos.
+func holdsAt(f File, pos int32, addr netip.Addr) bool {
+	if pos >= 0 {
+		return int(pos) < len(f.Allocations) && f.Allocations[pos].Addr == addr
+	}
+	i := int(-pos - 1)
+	return i < len(f.Cooling) && f.Cooling[i].Addr == addr
+}
