@@ -33,9 +33,26 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	defer cancel()
 
 	client := &ipamclient.Client{Socket: inv.ipamdSocket}
-	reply, md, err := client.AddNetwork(ctx, inv.addRequest(args))
-	if err != nil {
-		return addError(inv.ipamdSocket, err)
+	asked := make(chan ipamdAnswer, 1)
+	go func() {
+		reply, md, err := client.AddNetwork(ctx, inv.addRequest(args))
+		asked <- ipamdAnswer{reply, md, err}
+	}()
+	// While ipamd answers, make the veth pair: it is the costliest step of
+	// the wiring and needs no address. Until plan.wire takes it over, every
+	// error return discards it.
+	early := inv.earlyVeth(args)
+	defer func() {
+		if err != nil && early != nil {
+			if derr := early.Discard(); derr != nil {
+				err = inv.withCleanup(err, derr)
+			}
+		}
+	}()
+	answer := <-asked
+	reply, md := answer.reply, answer.md
+	if answer.err != nil {
+		return addError(inv.ipamdSocket, answer.err)
 	}
 	if !reply.Success {
 		return types.NewError(ErrNoAddress, refusalMessage(md), "")
@@ -54,6 +71,8 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	if err = checkMTUFamily(inv.conf.MTU, plan.pod.Interfaces); err != nil {
 		return err
 	}
+	plan.takeEarly(early)
+	early = nil
 	if err = plan.wire(ctx); err != nil {
 		return cniplugin.Error(ErrWiring, "wire pod network", err)
 	}
@@ -70,6 +89,32 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	}
 	inv.log.Info("pod added", "ips", len(plan.result.IPs), "vlan", reply.PodVlanId)
 	return types.PrintResult(plan.result, inv.conf.CNIVersion)
+}
+
+// ipamdAnswer is the outcome of the AddNetwork call.
+type ipamdAnswer struct {
+	reply *ipamclient.AddNetworkReply
+	md    ipamclient.Metadata
+	err   error
+}
+
+// earlyVeth makes the pod's first veth pair ahead of ipamd's answer, or
+// returns nil when it cannot know the pair's names yet or cannot make it;
+// then the wiring makes it later, and reports what stands in the way.
+func (inv *invocation) earlyVeth(args *skel.CmdArgs) *podnet.Veth {
+	if inv.conf.StrictSG {
+		// A branch-ENI pod's host veth takes another prefix in strict
+		// mode, and only ipamd's answer tells whether the pod has one.
+		return nil
+	}
+	v, err := podnet.CreateVeth(args.Netns,
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.ContainerIfName(args.IfName, 0), inv.conf.MTU)
+	if err != nil {
+		inv.log.Debug("veth pair left to the wiring", "error", err)
+		return nil
+	}
+	return v
 }
 
 // rollback undoes whatever wiring exists and gives the addresses back to
@@ -167,6 +212,16 @@ func checkMTUFamily(mtu int, ifs []podnet.Interface) error {
 		}
 	}
 	return nil
+}
+
+// takeEarly gives the pair made by earlyVeth to the wiring, which finishes
+// it or, when it does not fit the pod, replaces it.
+func (p *addPlan) takeEarly(v *podnet.Veth) {
+	if p.branch != nil {
+		p.branch.Pod.Early = v
+		return
+	}
+	p.pod.Early = v
 }
 
 func (p *addPlan) wire(ctx context.Context) error {
