@@ -99,14 +99,13 @@ type ipamdAnswer struct {
 }
 
 // earlyVeth makes the pod's first veth pair ahead of ipamd's answer, or
-// returns nil when it cannot know the pair's names yet or cannot make it;
-// then the wiring makes it later, and reports what stands in the way.
+// returns nil when it cannot; then the wiring makes it later and reports
+// what stands in the way. The name is the one of every pod but a branch-ENI
+// pod in strict mode (its host veth takes another prefix, and only ipamd's
+// answer tells whether the pod has a branch ENI): the wiring replaces the
+// pair of such a pod, which costs that pod the head start and one more
+// pair, and nobody else anything.
 func (inv *invocation) earlyVeth(args *skel.CmdArgs) *podnet.Veth {
-	if inv.conf.StrictSG {
-		// A branch-ENI pod's host veth takes another prefix in strict
-		// mode, and only ipamd's answer tells whether the pod has one.
-		return nil
-	}
 	v, err := podnet.CreateVeth(args.Netns,
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
 		vethname.ContainerIfName(args.IfName, 0), inv.conf.MTU)
