@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
-	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -23,7 +22,7 @@ const releaseReason = "SetupNSFailed"
 // result (docs/compatibility.md, "Per-pod state"). err is a named result on purpose: the deferred
 // rollback sees every error returned after ipamd assigned addresses, so no
 // path can leak them.
-func (inv *invocation) add(args *skel.CmdArgs) (err error) {
+func (inv *invocation) add(args *entry.Args) (err error) {
 	// Before anything else: nothing may be created in, or rolled back
 	// from, the node's own namespace or a path that is no namespace.
 	if err := podnet.VerifyNetNS(args.Netns); err != nil {
@@ -66,7 +65,7 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	}()
 	plan, err = planAdd(inv.conf, args, inv.k8s, reply)
 	if err != nil {
-		return cniplugin.Error(ErrIpamd, "unusable reply from ipamd", err)
+		return entry.Error(ErrIpamd, "unusable reply from ipamd", err)
 	}
 	if err = checkMTUFamily(inv.conf.MTU, plan.pod.Interfaces); err != nil {
 		return err
@@ -74,7 +73,7 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	plan.takeEarly(early)
 	early = nil
 	if err = plan.wire(ctx); err != nil {
-		return cniplugin.Error(ErrWiring, "wire pod network", err)
+		return entry.Error(ErrWiring, "wire pod network", err)
 	}
 	if mode := reply.NetworkPolicyMode; mode != "" {
 		err = enforceNetworkPolicy(ctx, inv.npaSocket, &ipamclient.EnforceNpRequest{
@@ -105,7 +104,7 @@ type ipamdAnswer struct {
 // answer tells whether the pod has a branch ENI): the wiring replaces the
 // pair of such a pod, which costs that pod the head start and one more
 // pair, and nobody else anything.
-func (inv *invocation) earlyVeth(args *skel.CmdArgs) *podnet.Veth {
+func (inv *invocation) earlyVeth(args *entry.Args) *podnet.Veth {
 	v, err := podnet.CreateVeth(args.Netns,
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
 		vethname.ContainerIfName(args.IfName, 0), inv.conf.MTU)
@@ -118,7 +117,7 @@ func (inv *invocation) earlyVeth(args *skel.CmdArgs) *podnet.Veth {
 
 // rollback undoes whatever wiring exists and gives the addresses back to
 // ipamd. Cleanup failures are added to the returned error's details.
-func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *skel.CmdArgs, plan *addPlan, cause error) error {
+func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *entry.Args, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
 		skipped, err := plan.undo(ctx)
@@ -158,7 +157,7 @@ type addPlan struct {
 	result *current.Result
 }
 
-func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *ipamclient.AddNetworkReply) (*addPlan, error) {
+func planAdd(conf *config, args *entry.Args, k k8sArgs, reply *ipamclient.AddNetworkReply) (*addPlan, error) {
 	meta := reply.IpAllocationMetadata
 	if len(meta) == 0 {
 		return nil, errors.New("ipamd reported success but assigned no address")
