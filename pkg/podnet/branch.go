@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
@@ -70,16 +69,11 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	if err != nil {
 		return err
 	}
-	hostNS, err := ns.GetCurrentNS()
-	if err != nil {
-		return errors.Join(fmt.Errorf("open host netns: %w", err), early.Discard())
-	}
-	defer hostNS.Close()
 
 	ifc := b.Pod.Interfaces[0]
 	fam := family(ifc.Address)
 	table := BranchTable(b.VLANID)
-	if err := setupVeth(ctx, hostNS, b.Pod.NetNS, b.Pod.MTU, ifc, early); err != nil {
+	if err := setupVeth(ctx, b.Pod.NetNS, b.Pod.MTU, ifc, early); err != nil {
 		return err
 	}
 	// A previous sandbox of this pod may have left iif rules for the name.

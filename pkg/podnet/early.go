@@ -49,21 +49,16 @@ func CreateVeth(netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error)
 	if err != nil {
 		return nil, fmt.Errorf("host veth %s: %w", hostVeth, err)
 	}
-	hostNS, err := ns.GetCurrentNS()
-	if err != nil {
-		return nil, fmt.Errorf("open host netns: %w", err)
-	}
-	defer hostNS.Close()
-	v := &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC}
-	err = ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
-		idx, err := addPair(hostNS, containerIf, hostVeth, mtu, hostMAC)
-		v.hostIndex = idx
-		return err
-	})
+	podNS, err := ns.GetNS(netnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
-	return v, nil
+	defer podNS.Close()
+	idx, err := addPair(podNS, containerIf, hostVeth, mtu, hostMAC)
+	if err != nil {
+		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	}
+	return &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx}, nil
 }
 
 // Discard deletes the pair; a pair already gone is fine. Only the link with
@@ -110,27 +105,22 @@ func claimEarly(pod Pod) (*Veth, error) {
 	return nil, nil
 }
 
-// addPair creates, from the pod's namespace, the veth pair with its host
-// end in hostNS, and brings the host end up with the node side's sysctls.
-// It returns the host end's ifindex. A pair it cannot bring up is deleted.
-func addPair(hostNS ns.NetNS, containerIf, hostVeth string, mtu int, hostMAC net.HardwareAddr) (int, error) {
+// addPair creates, from the node's namespace, the veth pair with its pod
+// end in podNS, and brings the host end up with the node side's sysctls:
+// no namespace switch. It returns the host end's ifindex. A pair it cannot
+// bring up is deleted.
+func addPair(podNS ns.NetNS, containerIf, hostVeth string, mtu int, hostMAC net.HardwareAddr) (int, error) {
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: containerIf, MTU: mtu},
-		PeerName:         hostVeth,
-		PeerHardwareAddr: hostMAC,
-		PeerNamespace:    netlink.NsFd(int(hostNS.Fd())),
+		LinkAttrs:     netlink.LinkAttrs{Name: hostVeth, MTU: mtu, HardwareAddr: hostMAC},
+		PeerName:      containerIf,
+		PeerNamespace: netlink.NsFd(int(podNS.Fd())),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return 0, fmt.Errorf("create veth %s/%s: %w", containerIf, hostVeth, err)
 	}
-	var idx int
-	err := hostNS.Do(func(ns.NetNS) error {
-		var err error
-		idx, err = upHostVeth(hostVeth)
-		return err
-	})
+	idx, err := upHostVeth(hostVeth)
 	if err != nil {
-		if derr := deleteLinkByName(containerIf); derr != nil {
+		if derr := deleteLinkByName(hostVeth); derr != nil {
 			return 0, errors.Join(err, derr)
 		}
 		return 0, err

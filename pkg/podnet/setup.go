@@ -33,17 +33,12 @@ func Setup(ctx context.Context, pod Pod) error {
 	if err != nil {
 		return err
 	}
-	hostNS, err := ns.GetCurrentNS()
-	if err != nil {
-		return errors.Join(fmt.Errorf("open host netns: %w", err), early.Discard())
-	}
-	defer hostNS.Close()
 
 	for i, ifc := range pod.Interfaces {
 		if i > 0 {
 			early = nil
 		}
-		if err := setupVeth(ctx, hostNS, pod.NetNS, pod.MTU, ifc, early); err != nil {
+		if err := setupVeth(ctx, pod.NetNS, pod.MTU, ifc, early); err != nil {
 			return err
 		}
 		if err := addHostRoutes(ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)); err != nil {
@@ -69,31 +64,23 @@ func validatePod(pod Pod) error {
 }
 
 // setupVeth creates one veth pair, or finishes early (made by CreateVeth
-// for ifc), and configures its pod side. The host end is created directly in
-// hostNS, so it never needs moving between namespaces, and its sysctls are
-// set before it comes up.
-func setupVeth(ctx context.Context, hostNS ns.NetNS, netnsPath string, mtu int, ifc Interface, early *Veth) error {
-	var hostMAC net.HardwareAddr
-	if early != nil {
-		hostMAC = early.hostMAC
-	} else {
-		if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
-			return err
-		}
-		var err error
-		if hostMAC, err = randomHostMAC(); err != nil {
-			return fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
-		}
+// for ifc), and configures its pod side. The pair is created from the
+// node's namespace with its pod end in the pod's, so neither end moves
+// between namespaces, and the host end's sysctls are set before it comes up.
+func setupVeth(ctx context.Context, netnsPath string, mtu int, ifc Interface, early *Veth) error {
+	podNS, err := ns.GetNS(netnsPath)
+	if err != nil {
+		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	}
+	defer podNS.Close()
+	hostMAC, err := hostEnd(podNS, mtu, ifc, early)
+	if err != nil {
+		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	v6 := isV6(ifc.Address)
 	gw := Gateway(ifc.Index, v6)
 
-	err := ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
-		if early == nil {
-			if _, err := addPair(hostNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC); err != nil {
-				return err
-			}
-		}
+	err = podNS.Do(func(ns.NetNS) error {
 		link, err := netlink.LinkByName(ifc.ContainerIf)
 		if err != nil {
 			return fmt.Errorf("find %s in pod netns: %w", ifc.ContainerIf, err)
@@ -121,6 +108,25 @@ func setupVeth(ctx context.Context, hostNS ns.NetNS, netnsPath string, mtu int, 
 		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	return nil
+}
+
+// hostEnd returns the MAC of the host end of ifc's pair: early's, or that
+// of a pair it makes after deleting a stale one of an earlier sandbox.
+func hostEnd(podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareAddr, error) {
+	if early != nil {
+		return early.hostMAC, nil
+	}
+	if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
+		return nil, err
+	}
+	hostMAC, err := randomHostMAC()
+	if err != nil {
+		return nil, fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
+	}
+	if _, err := addPair(podNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC); err != nil {
+		return nil, err
+	}
+	return hostMAC, nil
 }
 
 // upHostVeth sets the host end's sysctls and brings it up; it returns the
