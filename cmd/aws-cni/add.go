@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
-	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -23,7 +22,7 @@ const releaseReason = "SetupNSFailed"
 // result (docs/compatibility.md, "Per-pod state"). err is a named result on purpose: the deferred
 // rollback sees every error returned after ipamd assigned addresses, so no
 // path can leak them.
-func (inv *invocation) add(args *skel.CmdArgs) (err error) {
+func (inv *invocation) add(args *entry.Args) (err error) {
 	// Before anything else: nothing may be created in, or rolled back
 	// from, the node's own namespace or a path that is no namespace.
 	if err := podnet.VerifyNetNS(args.Netns); err != nil {
@@ -33,9 +32,26 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	defer cancel()
 
 	client := &ipamclient.Client{Socket: inv.ipamdSocket}
-	reply, md, err := client.AddNetwork(ctx, inv.addRequest(args))
-	if err != nil {
-		return addError(inv.ipamdSocket, err)
+	asked := make(chan ipamdAnswer, 1)
+	go func() {
+		reply, md, err := client.AddNetwork(ctx, inv.addRequest(args))
+		asked <- ipamdAnswer{reply, md, err}
+	}()
+	// While ipamd answers, make the veth pair: it is the costliest step of
+	// the wiring and needs no address. Until plan.wire takes it over, every
+	// error return discards it.
+	early := inv.earlyVeth(args)
+	defer func() {
+		if err != nil && early != nil {
+			if derr := early.Discard(); derr != nil {
+				err = inv.withCleanup(err, derr)
+			}
+		}
+	}()
+	answer := <-asked
+	reply, md := answer.reply, answer.md
+	if answer.err != nil {
+		return addError(inv.ipamdSocket, answer.err)
 	}
 	if !reply.Success {
 		return types.NewError(ErrNoAddress, refusalMessage(md), "")
@@ -49,13 +65,15 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	}()
 	plan, err = planAdd(inv.conf, args, inv.k8s, reply)
 	if err != nil {
-		return cniplugin.Error(ErrIpamd, "unusable reply from ipamd", err)
+		return entry.Error(ErrIpamd, "unusable reply from ipamd", err)
 	}
 	if err = checkMTUFamily(inv.conf.MTU, plan.pod.Interfaces); err != nil {
 		return err
 	}
+	plan.takeEarly(early)
+	early = nil
 	if err = plan.wire(ctx); err != nil {
-		return cniplugin.Error(ErrWiring, "wire pod network", err)
+		return entry.Error(ErrWiring, "wire pod network", err)
 	}
 	if mode := reply.NetworkPolicyMode; mode != "" {
 		err = enforceNetworkPolicy(ctx, inv.npaSocket, &ipamclient.EnforceNpRequest{
@@ -72,9 +90,34 @@ func (inv *invocation) add(args *skel.CmdArgs) (err error) {
 	return types.PrintResult(plan.result, inv.conf.CNIVersion)
 }
 
+// ipamdAnswer is the outcome of the AddNetwork call.
+type ipamdAnswer struct {
+	reply *ipamclient.AddNetworkReply
+	md    ipamclient.Metadata
+	err   error
+}
+
+// earlyVeth makes the pod's first veth pair ahead of ipamd's answer, or
+// returns nil when it cannot; then the wiring makes it later and reports
+// what stands in the way. The name is the one of every pod but a branch-ENI
+// pod in strict mode (its host veth takes another prefix, and only ipamd's
+// answer tells whether the pod has a branch ENI): the wiring replaces the
+// pair of such a pod, which costs that pod the head start and one more
+// pair, and nobody else anything.
+func (inv *invocation) earlyVeth(args *entry.Args) *podnet.Veth {
+	v, err := podnet.CreateVeth(args.Netns,
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.ContainerIfName(args.IfName, 0), inv.conf.MTU)
+	if err != nil {
+		inv.log.Debug("veth pair left to the wiring", "error", err)
+		return nil
+	}
+	return v
+}
+
 // rollback undoes whatever wiring exists and gives the addresses back to
 // ipamd. Cleanup failures are added to the returned error's details.
-func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *skel.CmdArgs, plan *addPlan, cause error) error {
+func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *entry.Args, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
 		skipped, err := plan.undo(ctx)
@@ -114,7 +157,7 @@ type addPlan struct {
 	result *current.Result
 }
 
-func planAdd(conf *config, args *skel.CmdArgs, k k8sArgs, reply *ipamclient.AddNetworkReply) (*addPlan, error) {
+func planAdd(conf *config, args *entry.Args, k k8sArgs, reply *ipamclient.AddNetworkReply) (*addPlan, error) {
 	meta := reply.IpAllocationMetadata
 	if len(meta) == 0 {
 		return nil, errors.New("ipamd reported success but assigned no address")
@@ -167,6 +210,16 @@ func checkMTUFamily(mtu int, ifs []podnet.Interface) error {
 		}
 	}
 	return nil
+}
+
+// takeEarly gives the pair made by earlyVeth to the wiring, which finishes
+// it or, when it does not fit the pod, replaces it.
+func (p *addPlan) takeEarly(v *podnet.Veth) {
+	if p.branch != nil {
+		p.branch.Pod.Early = v
+		return
+	}
+	p.pod.Early = v
 }
 
 func (p *addPlan) wire(ctx context.Context) error {

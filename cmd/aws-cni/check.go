@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // check verifies the wiring that prevResult describes and names every
 // missing piece.
-func (inv *invocation) check(args *skel.CmdArgs) error {
+func (inv *invocation) check(args *entry.Args) error {
 	if inv.conf.PrevResult == nil {
 		return invalidConfig("CHECK needs prevResult", "")
 	}
@@ -44,20 +43,20 @@ func (inv *invocation) check(args *skel.CmdArgs) error {
 	case errors.As(err, &ce):
 		return types.NewError(ErrCheckFailed, ce.Error(), "")
 	case err != nil:
-		return cniplugin.Error(ErrWiring, "read pod network", err)
+		return entry.Error(ErrWiring, "read pod network", err)
 	}
 	return nil
 }
 
 // status reports whether the plugin can serve ADDs: ipamd must answer
 // its gRPC health check.
-func (inv *invocation) status(*skel.CmdArgs) error {
+func (inv *invocation) status(*entry.Args) error {
 	if err := ipamdHealthy(context.Background(), inv.ipamdSocket); err != nil {
-		return cniplugin.Error(types.ErrPluginNotAvailable, "ipamd is not serving", err)
+		return entry.Error(types.ErrPluginNotAvailable, "ipamd is not serving", err)
 	}
 	return nil
 }
 
 // gc has nothing to do: ipamd reconciles addresses against the pods it
 // knows and the kernel state of deleted sandboxes goes with their netns.
-func gc(*skel.CmdArgs) error { return nil }
+func gc(*entry.Args) error { return nil }

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 )
@@ -15,7 +14,7 @@ import (
 // del releases the pod's addresses and undoes its wiring
 // (docs/compatibility.md, "Plugin (aws-cni) and runtime input"). It succeeds whenever nothing is left to do, so runtimes can repeat
 // it, and it does what it can without ipamd or without the netns.
-func (inv *invocation) del(args *skel.CmdArgs) error {
+func (inv *invocation) del(args *entry.Args) error {
 	// DEL never touches the inside of CNI_NETNS (the pair goes with the
 	// namespace), so a bad path only needs saying.
 	if err := podnet.VerifyNetNS(args.Netns); err != nil && !errors.Is(err, podnet.ErrNoNetNS) {
@@ -41,7 +40,7 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 		return types.NewError(ErrIpamd, "ipamd failed to release the pod's addresses", "")
 	}
 	if err := inv.teardownFromReply(ctx, args, reply); err != nil {
-		return cniplugin.Error(ErrWiring, "remove pod network", err)
+		return entry.Error(ErrWiring, "remove pod network", err)
 	}
 	if reply.NetworkPolicyMode != "" {
 		refused, err := deletePodPolicies(ctx, inv.npaSocket, &ipamclient.DeleteNpRequest{
@@ -60,7 +59,7 @@ func (inv *invocation) del(args *skel.CmdArgs) error {
 
 // delBranchFromPrevResult handles branch-ENI pods entirely from prevResult:
 // their addresses belong to the branch ENI, not to ipamd's pool.
-func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *skel.CmdArgs) (bool, error) {
+func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.Args) (bool, error) {
 	if inv.conf.PrevResult == nil {
 		return false, nil
 	}
@@ -78,14 +77,14 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *skel.C
 		return true, invalidConfig("prevResult", err.Error())
 	}
 	if err := podnet.TeardownBranch(ctx, w.Pod, vlan); err != nil {
-		return true, cniplugin.Error(ErrWiring, "remove branch-ENI pod network", err)
+		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
 	return true, nil
 }
 
 // teardownFromPrevResult undoes a regular pod's wiring from the result its
 // ADD printed. It never fails DEL: cause says why ipamd was not used.
-func (inv *invocation) teardownFromPrevResult(ctx context.Context, args *skel.CmdArgs, cause error) {
+func (inv *invocation) teardownFromPrevResult(ctx context.Context, args *entry.Args, cause error) {
 	log := inv.log.With("ipamdError", cause.Error())
 	if inv.conf.PrevResult == nil {
 		log.Warn("ipamd unavailable and no prevResult; nothing torn down")
@@ -103,7 +102,7 @@ func (inv *invocation) teardownFromPrevResult(ctx context.Context, args *skel.Cm
 	log.Info("ipamd unavailable; pod network removed using prevResult")
 }
 
-func (inv *invocation) teardownFromReply(ctx context.Context, args *skel.CmdArgs, reply *ipamclient.DelNetworkReply) error {
+func (inv *invocation) teardownFromReply(ctx context.Context, args *entry.Args, reply *ipamclient.DelNetworkReply) error {
 	meta := reply.IpAllocationMetadata
 	if len(meta) == 0 {
 		inv.log.Warn("ipamd released no address for the pod")

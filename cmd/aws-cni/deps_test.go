@@ -10,6 +10,8 @@ import (
 // import graph: no AWS SDK, Kubernetes client or Prometheus may creep in
 // (e.g. through a shared constants package), nor grpc-go or protobuf, whose
 // package inits were most of its start-up: pkg/ipamclient speaks the wire.
+// Nor the CNI library's skel, whose validation compiles regular expressions
+// at start-up: pkg/cniplugin/entry reads the runtime's input.
 func TestImportGraphStaysSmall(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -28,6 +30,8 @@ func TestImportGraphStaysSmall(t *testing.T) {
 		"google.golang.org/protobuf",
 		"golang.org/x/net/trace",
 		"html/template",
+		"github.com/containernetworking/cni/pkg/skel",
+		"regexp",
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 10 {

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 )
 
 // CNI error codes of aws-cni. The CNI spec reserves 0-99 for itself; these
@@ -24,11 +24,11 @@ import (
 // STATUS reports an unhealthy ipamd with 50 (ErrPluginNotAvailable).
 const (
 	ErrIpamdUnreachable uint = 100
-	ErrNoAddress             = cniplugin.ErrNoAddress
+	ErrNoAddress             = entry.ErrNoAddress
 	ErrIpamd            uint = 102
-	ErrWiring                = cniplugin.ErrWiring
+	ErrWiring                = entry.ErrWiring
 	ErrNetworkPolicy    uint = 104
-	ErrCheckFailed           = cniplugin.ErrCheckFailed
+	ErrCheckFailed           = entry.ErrCheckFailed
 )
 
 func invalidConfig(msg, details string) *types.Error {

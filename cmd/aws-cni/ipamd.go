@@ -9,7 +9,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/trailer"
@@ -42,11 +42,11 @@ const unknownPodMsg = "datastore: unknown pod"
 func addError(socket string, err error) *types.Error {
 	switch ipamclient.CodeOf(err) {
 	case ipamclient.Unavailable, ipamclient.DeadlineExceeded, ipamclient.Canceled:
-		return cniplugin.Error(ErrIpamdUnreachable, "ipamd unreachable at "+socket, err)
+		return entry.Error(ErrIpamdUnreachable, "ipamd unreachable at "+socket, err)
 	case ipamclient.ResourceExhausted:
 		return types.NewError(ErrNoAddress, "no address available: "+ipamclient.MessageOf(err), "")
 	}
-	return cniplugin.Error(ErrIpamd, "ipamd failed to assign an address", err)
+	return entry.Error(ErrIpamd, "ipamd failed to assign an address", err)
 }
 
 // maxCauseLen bounds ipamd's cause in the CNI error: it goes to the
@@ -111,7 +111,7 @@ func enforceNetworkPolicy(ctx context.Context, socket string, req *ipamclient.En
 	// The agent may be restarting: wait for it within the deadline.
 	ok, err := (&ipamclient.Client{Socket: socket, WaitForReady: true}).EnforceNpToPod(ctx, req)
 	if err != nil {
-		return cniplugin.Error(ErrNetworkPolicy, "network policy agent at "+socket+" failed to enforce policies", err)
+		return entry.Error(ErrNetworkPolicy, "network policy agent at "+socket+" failed to enforce policies", err)
 	}
 	if !ok {
 		return types.NewError(ErrNetworkPolicy, "network policy agent at "+socket+" refused to enforce policies", "")
@@ -126,7 +126,7 @@ func deletePodPolicies(ctx context.Context, socket string, req *ipamclient.Delet
 	defer cancel()
 	ok, err := (&ipamclient.Client{Socket: socket, WaitForReady: true}).DeletePodNp(ctx, req)
 	if c := ipamclient.CodeOf(err); c == ipamclient.Unavailable || c == ipamclient.DeadlineExceeded {
-		return nil, cniplugin.Error(ErrNetworkPolicy, "network policy agent unreachable at "+socket, err)
+		return nil, entry.Error(ErrNetworkPolicy, "network policy agent unreachable at "+socket, err)
 	}
 	if err != nil {
 		return err, nil

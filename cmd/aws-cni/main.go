@@ -13,25 +13,26 @@
 // codes are listed in errors.go.
 //
 // The plugin runs on every pod's critical path, so its import graph is kept
-// to the gRPC client, the CNI library and netlink.
+// to its own gRPC client (pkg/ipamclient), its own entry point
+// (pkg/cniplugin/entry, not the CNI library's skel), the CNI library's
+// types and netlink.
 package main
 
 import (
 	"os"
 
-	"github.com/containernetworking/cni/pkg/skel"
-	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 )
 
 func main() {
-	// The CNI library checks CNI_IFNAME too, but its messages do not name
-	// the variable; ours do, so they come first.
+	// entry.Main checks CNI_IFNAME too, with the CNI library's messages,
+	// which do not name the variable; ours do, so they come first.
 	if err := checkEnv(os.Getenv); err != nil {
 		_ = err.Print()
 		os.Exit(1)
 	}
 	p := &plugin{getenv: os.Getenv}
-	cniplugin.Main("aws-cni", skel.CNIFuncs{
+	entry.Main("aws-cni", entry.Funcs{
 		Add:    p.command((*invocation).add),
 		Del:    p.command((*invocation).del),
 		Check:  p.command((*invocation).check),

@@ -3,9 +3,9 @@ package main
 import (
 	"log/slog"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 )
 
@@ -36,8 +36,8 @@ func checkEnv(getenv func(string) string) *types.Error {
 
 // command runs one CNI command on the parsed input, with its log open for
 // the command's whole run.
-func (p *plugin) command(run func(*invocation, *skel.CmdArgs) error) func(*skel.CmdArgs) error {
-	return func(args *skel.CmdArgs) error {
+func (p *plugin) command(run func(*invocation, *entry.Args) error) func(*entry.Args) error {
+	return func(args *entry.Args) error {
 		inv, err := p.begin(args)
 		if err != nil {
 			return err
@@ -48,7 +48,7 @@ func (p *plugin) command(run func(*invocation, *skel.CmdArgs) error) func(*skel.
 }
 
 // begin parses the netconf and CNI_ARGS and opens the log.
-func (p *plugin) begin(args *skel.CmdArgs) (*invocation, error) {
+func (p *plugin) begin(args *entry.Args) (*invocation, error) {
 	conf, err := parseConfig(args.StdinData)
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func firstSet(v ...string) string {
 	return ""
 }
 
-func (inv *invocation) addRequest(args *skel.CmdArgs) *ipamclient.AddNetworkRequest {
+func (inv *invocation) addRequest(args *entry.Args) *ipamclient.AddNetworkRequest {
 	return &ipamclient.AddNetworkRequest{
 		// ClientVersion stays empty: upstream's ipamd compares it with its
 		// own version, which its builds leave empty (docs/compatibility.md, "gRPC between plugin and ipamd").
@@ -96,7 +96,7 @@ func (inv *invocation) addRequest(args *skel.CmdArgs) *ipamclient.AddNetworkRequ
 	}
 }
 
-func (inv *invocation) delRequest(args *skel.CmdArgs, reason string) *ipamclient.DelNetworkRequest {
+func (inv *invocation) delRequest(args *entry.Args, reason string) *ipamclient.DelNetworkRequest {
 	return &ipamclient.DelNetworkRequest{
 		K8SPodName:             inv.k8s.PodName,
 		K8SPodNamespace:        inv.k8s.PodNamespace,

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
@@ -150,8 +150,8 @@ func TestPlanAddBranch(t *testing.T) {
 	}
 }
 
-func skelArgs(netns string) *skel.CmdArgs {
-	return &skel.CmdArgs{ContainerID: "c1", Netns: netns, IfName: "eth0"}
+func skelArgs(netns string) *entry.Args {
+	return &entry.Args{ContainerID: "c1", Netns: netns, IfName: "eth0"}
 }
 
 func TestRollbackKeepsCauseAndAddsCleanupFailure(t *testing.T) {

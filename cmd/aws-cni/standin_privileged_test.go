@@ -62,6 +62,12 @@ func TestPrivilegedBranchPodStandin(t *testing.T) {
 			add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
 			out := n.run(t, add)
 			out.mustSucceed(t, "ADD branch pod over the stand-in")
+			// Strict mode names the host veth vlan…: the pair ADD made under
+			// the eni… name before ipamd's answer is gone.
+			early := vethname.HostVethName("eni", "default", "sb", 0)
+			if err := n.ns.Do(func(ns.NetNS) error { _, err := netlink.LinkByName(early); return err }); err == nil {
+				t.Errorf("the early pair %s is left on the node", early)
+			}
 			if err := podnettest.Connect(s.VPC.Path(), podNS.Path(), net.ParseIP("10.2.0.55")); err != nil {
 				t.Errorf("VPC to pod: %v", err)
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 )
@@ -61,21 +60,20 @@ func (b Branch) validate() error {
 // means KernelVLAN.
 func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	if err := b.validate(); err != nil {
-		return err
+		return errors.Join(err, b.Pod.Early.Discard())
 	}
 	if vl == nil {
 		vl = KernelVLAN{}
 	}
-	hostNS, err := ns.GetCurrentNS()
+	early, err := claimEarly(b.Pod)
 	if err != nil {
-		return fmt.Errorf("open host netns: %w", err)
+		return err
 	}
-	defer hostNS.Close()
 
 	ifc := b.Pod.Interfaces[0]
 	fam := family(ifc.Address)
 	table := BranchTable(b.VLANID)
-	if err := setupVeth(ctx, hostNS, b.Pod.NetNS, b.Pod.MTU, ifc); err != nil {
+	if err := setupVeth(ctx, b.Pod.NetNS, b.Pod.MTU, ifc, early); err != nil {
 		return err
 	}
 	// A previous sandbox of this pod may have left iif rules for the name.

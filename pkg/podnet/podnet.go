@@ -40,6 +40,10 @@ type Pod struct {
 	// MTU of both veth ends.
 	MTU        int
 	Interfaces []Interface
+	// Early optionally is the first interface's pair, made ahead by
+	// CreateVeth. Setup and SetupBranch take it over: they finish it, or
+	// discard it and make their own when it does not fit Interfaces[0].
+	Early *Veth
 }
 
 // HostTable maps a route table number from ipamd or a CNI result to the node

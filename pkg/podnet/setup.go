@@ -27,16 +27,18 @@ const dadPoll = 50 * time.Millisecond
 // are replaced or tolerated when already present, so a retried ADD converges.
 func Setup(ctx context.Context, pod Pod) error {
 	if err := validatePod(pod); err != nil {
+		return errors.Join(err, pod.Early.Discard())
+	}
+	early, err := claimEarly(pod)
+	if err != nil {
 		return err
 	}
-	hostNS, err := ns.GetCurrentNS()
-	if err != nil {
-		return fmt.Errorf("open host netns: %w", err)
-	}
-	defer hostNS.Close()
 
-	for _, ifc := range pod.Interfaces {
-		if err := setupVeth(ctx, hostNS, pod.NetNS, pod.MTU, ifc); err != nil {
+	for i, ifc := range pod.Interfaces {
+		if i > 0 {
+			early = nil
+		}
+		if err := setupVeth(ctx, pod.NetNS, pod.MTU, ifc, early); err != nil {
 			return err
 		}
 		if err := addHostRoutes(ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)); err != nil {
@@ -61,33 +63,24 @@ func validatePod(pod Pod) error {
 	return nil
 }
 
-// setupVeth creates one veth pair and configures its pod side. The host end
-// is created directly in hostNS, so it never needs moving between
-// namespaces, and its sysctls are set before it comes up.
-func setupVeth(ctx context.Context, hostNS ns.NetNS, netnsPath string, mtu int, ifc Interface) error {
-	if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
-		return err
-	}
-	hostMAC, err := randomHostMAC()
+// setupVeth creates one veth pair, or finishes early (made by CreateVeth
+// for ifc), and configures its pod side. The pair is created from the
+// node's namespace with its pod end in the pod's, so neither end moves
+// between namespaces, and the host end's sysctls are set before it comes up.
+func setupVeth(ctx context.Context, netnsPath string, mtu int, ifc Interface, early *Veth) error {
+	podNS, err := ns.GetNS(netnsPath)
 	if err != nil {
-		return fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
+		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	}
+	defer podNS.Close()
+	hostMAC, err := hostEnd(podNS, mtu, ifc, early)
+	if err != nil {
+		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	v6 := isV6(ifc.Address)
 	gw := Gateway(ifc.Index, v6)
 
-	err = ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
-		veth := &netlink.Veth{
-			LinkAttrs:        netlink.LinkAttrs{Name: ifc.ContainerIf, MTU: mtu},
-			PeerName:         ifc.HostVeth,
-			PeerHardwareAddr: hostMAC,
-			PeerNamespace:    netlink.NsFd(int(hostNS.Fd())),
-		}
-		if err := netlink.LinkAdd(veth); err != nil {
-			return fmt.Errorf("create veth %s/%s: %w", ifc.ContainerIf, ifc.HostVeth, err)
-		}
-		if err := hostNS.Do(func(ns.NetNS) error { return upHostVeth(ifc.HostVeth) }); err != nil {
-			return err
-		}
+	err = podNS.Do(func(ns.NetNS) error {
 		link, err := netlink.LinkByName(ifc.ContainerIf)
 		if err != nil {
 			return fmt.Errorf("find %s in pod netns: %w", ifc.ContainerIf, err)
@@ -117,18 +110,39 @@ func setupVeth(ctx context.Context, hostNS ns.NetNS, netnsPath string, mtu int, 
 	return nil
 }
 
-func upHostVeth(name string) error {
+// hostEnd returns the MAC of the host end of ifc's pair: early's, or that
+// of a pair it makes after deleting a stale one of an earlier sandbox.
+func hostEnd(podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareAddr, error) {
+	if early != nil {
+		return early.hostMAC, nil
+	}
+	if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
+		return nil, err
+	}
+	hostMAC, err := randomHostMAC()
+	if err != nil {
+		return nil, fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
+	}
+	if _, err := addPair(podNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC); err != nil {
+		return nil, err
+	}
+	return hostMAC, nil
+}
+
+// upHostVeth sets the host end's sysctls and brings it up; it returns the
+// link's index.
+func upHostVeth(name string) (int, error) {
 	if err := setIfaceSysctls(name); err != nil {
-		return fmt.Errorf("host veth %s: %w", name, err)
+		return 0, fmt.Errorf("host veth %s: %w", name, err)
 	}
 	link, err := netlink.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("find host veth %s: %w", name, err)
+		return 0, fmt.Errorf("find host veth %s: %w", name, err)
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
-		return fmt.Errorf("set host veth %s up: %w", name, err)
+		return 0, fmt.Errorf("set host veth %s up: %w", name, err)
 	}
-	return nil
+	return link.Attrs().Index, nil
 }
 
 // configurePodSide installs, inside the pod netns, the gateway route, the

@@ -1,0 +1,129 @@
+package podnet
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ErrHostVethExists: CreateVeth found a link under the host veth's name. It
+// leaves it to Setup, which replaces a stale veth only once the pod has its
+// addresses.
+var ErrHostVethExists = errors.New("host veth name is taken")
+
+// Veth is a pod's first veth pair made by CreateVeth before the pod's
+// addresses are known: creating it is the costliest step of Setup, and made
+// early it overlaps the wait for ipamd. Its host end is up with the node
+// side's sysctls; nothing is routed to it and its pod end is down. Setup
+// or SetupBranch finishes it when given as Pod.Early; otherwise Discard
+// removes it.
+type Veth struct {
+	netNS       string
+	hostVeth    string
+	containerIf string
+	mtu         int
+	hostMAC     net.HardwareAddr
+	hostIndex   int
+}
+
+// CreateVeth makes the pair Setup would make for an interface named
+// hostVeth/containerIf in the pod namespace netnsPath. It creates nothing
+// when the host name is taken (ErrHostVethExists) and leaves nothing behind
+// when it fails.
+func CreateVeth(netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error) {
+	if hostVeth == "" || containerIf == "" {
+		return nil, errors.New("host and container interface names are required")
+	}
+	_, err := netlink.LinkByName(hostVeth)
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("%s: %w", hostVeth, ErrHostVethExists)
+	case !isNotFound(err):
+		return nil, fmt.Errorf("find host veth %s: %w", hostVeth, err)
+	}
+	hostMAC, err := randomHostMAC()
+	if err != nil {
+		return nil, fmt.Errorf("host veth %s: %w", hostVeth, err)
+	}
+	podNS, err := ns.GetNS(netnsPath)
+	if err != nil {
+		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	}
+	defer podNS.Close()
+	idx, err := addPair(podNS, containerIf, hostVeth, mtu, hostMAC)
+	if err != nil {
+		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	}
+	return &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx}, nil
+}
+
+// Discard deletes the pair; a pair already gone is fine. Only the link with
+// the index CreateVeth made is deleted, never a later one of the same name.
+func (v *Veth) Discard() error {
+	if v == nil {
+		return nil
+	}
+	link, err := netlink.LinkByName(v.hostVeth)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find host veth %s: %w", v.hostVeth, err)
+	}
+	if link.Attrs().Index != v.hostIndex {
+		return nil
+	}
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete veth %s: %w", v.hostVeth, err)
+	}
+	return nil
+}
+
+// fits reports whether v is the pair Setup would make for ifc of a pod in
+// netnsPath with mtu.
+func (v *Veth) fits(netnsPath string, mtu int, ifc Interface) bool {
+	return v != nil && ifc.Index == 0 && v.netNS == netnsPath && v.mtu == mtu &&
+		v.hostVeth == ifc.HostVeth && v.containerIf == ifc.ContainerIf
+}
+
+// claimEarly returns pod.Early when it is the pair of pod's first
+// interface. A pair that is not is discarded: Setup makes its own.
+func claimEarly(pod Pod) (*Veth, error) {
+	if pod.Early == nil || len(pod.Interfaces) == 0 {
+		return nil, pod.Early.Discard()
+	}
+	if pod.Early.fits(pod.NetNS, pod.MTU, pod.Interfaces[0]) {
+		return pod.Early, nil
+	}
+	if err := pod.Early.Discard(); err != nil {
+		return nil, fmt.Errorf("early veth pair: %w", err)
+	}
+	return nil, nil
+}
+
+// addPair creates, from the node's namespace, the veth pair with its pod
+// end in podNS, and brings the host end up with the node side's sysctls:
+// no namespace switch. It returns the host end's ifindex. A pair it cannot
+// bring up is deleted.
+func addPair(podNS ns.NetNS, containerIf, hostVeth string, mtu int, hostMAC net.HardwareAddr) (int, error) {
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: hostVeth, MTU: mtu, HardwareAddr: hostMAC},
+		PeerName:      containerIf,
+		PeerNamespace: netlink.NsFd(int(podNS.Fd())),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return 0, fmt.Errorf("create veth %s/%s: %w", containerIf, hostVeth, err)
+	}
+	idx, err := upHostVeth(hostVeth)
+	if err != nil {
+		if derr := deleteLinkByName(hostVeth); derr != nil {
+			return 0, errors.Join(err, derr)
+		}
+		return 0, err
+	}
+	return idx, nil
+}
