@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -37,7 +39,11 @@ type sbsConfig struct {
 	// minute kept, 30 s between releases), so released ENIs show
 	ReleaseQuiet, ReleaseMax time.Duration
 
-	WorkDir  string
+	WorkDir string
+	// NodeLogs, if set, receives every run's node logs (a directory per
+	// round and agent); without it only a failed run's are kept, in
+	// os.TempDir().
+	NodeLogs string
 	Log      *slog.Logger
 	Progress io.Writer
 	// OnVPC, if set, sees each run's local VPC (tests check it is removed).
@@ -105,7 +111,7 @@ func sideBySide(ctx context.Context, cfg sbsConfig) ([]sbsRun, error) {
 				return runs, err
 			}
 			sbsProgress(cfg, "side by side, round %d/%d: %s (%s)", round, cfg.Rounds, a.name, a.bins.IPAMD)
-			r, err := sbsOne(ctx, cfg, a.bins)
+			r, err := sbsOne(ctx, cfg, a.bins, fmt.Sprintf("round%d-%s", round, a.name))
 			if err != nil {
 				return runs, fmt.Errorf("side by side, round %d, %s (%s): %w", round, a.name, a.bins.IPAMD, err)
 			}
@@ -124,9 +130,9 @@ func sbsProgress(cfg sbsConfig, format string, args ...any) {
 	}
 }
 
-// sbsOne runs the scenario once in a fresh local VPC.
-func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sbsRun, error) {
-	var r sbsRun
+// sbsOne runs the scenario once in a fresh local VPC; label names the run
+// in the saved node logs.
+func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries, label string) (r sbsRun, err error) {
 	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sbsScenario(), WorkDir: cfg.WorkDir, Logger: cfg.Log})
 	if err != nil {
 		return r, fmt.Errorf("local VPC: %w", err)
@@ -139,6 +145,9 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 			cfg.Log.Error("closing the side-by-side VPC", "err", cerr)
 		}
 	}()
+	// Runs after the agent is stopped and before Close removes the node's
+	// directory, which holds the only copy of an agent's own log file.
+	defer func() { err = sbsSaveLogs(cfg, v, label, err) }()
 	n := v.Nodes()[0]
 	if err := v.Sim.SetFaults(realisticFaults()); err != nil {
 		return r, fmt.Errorf("vpcsim faults: %w", err)
@@ -240,6 +249,29 @@ loop:
 		r.Total += c
 	}
 	return r, ctx.Err()
+}
+
+// sbsSaveLogs copies the run's node logs to cfg.NodeLogs, or, when the run
+// failed, to a directory in os.TempDir(); a failure's error names where.
+func sbsSaveLogs(cfg sbsConfig, v *localvpc.VPC, label string, runErr error) error {
+	dir := cfg.NodeLogs
+	if dir == "" {
+		if runErr == nil {
+			return nil
+		}
+		dir = filepath.Join(os.TempDir(), "vpccni-bench-logs-"+v.RunID)
+	}
+	dir = filepath.Join(dir, label)
+	if err := v.SaveLogs(dir); err != nil {
+		if cfg.Log != nil {
+			cfg.Log.Warn("saving node logs", "dir", dir, "err", err)
+		}
+		return runErr
+	}
+	if runErr != nil {
+		return fmt.Errorf("%w (node logs in %s)", runErr, dir)
+	}
+	return nil
 }
 
 // sbsCreate creates cfg.Pods pods cfg.Spacing apart; a failed ADD is
