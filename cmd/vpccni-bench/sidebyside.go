@@ -196,9 +196,11 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries, lab
 
 	// Churn: ChurnLive pods, then every ChurnEvery one operation, a DEL of
 	// the oldest pod and an ADD in turn (issue 17's sustainable rate).
+	// The set-up's ADDs are retried as kubelet would: an agent that
+	// fails an ADD while its refill is in flight is not broken.
 	var live []*pod
 	for range cfg.ChurnLive {
-		p, _, err := rt.add(ctx)
+		p, err := sbsAddRetrying(ctx, cfg, rt, nil)
 		if err != nil {
 			deleteAll(ctx, rt, live)
 			return r, fmt.Errorf("churn set-up: %w", err)
@@ -274,8 +276,8 @@ func sbsSaveLogs(cfg sbsConfig, v *localvpc.VPC, label string, runErr error) err
 	return nil
 }
 
-// sbsCreate creates cfg.Pods pods cfg.Spacing apart; a failed ADD is
-// retried after cfg.Retry until it succeeds or a minute has passed.
+// sbsCreate creates cfg.Pods pods cfg.Spacing apart, each retried as
+// sbsAddRetrying does.
 func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([]*pod, []time.Duration, error) {
 	var (
 		mu    sync.Mutex
@@ -295,33 +297,24 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			deadline := time.Now().Add(time.Minute)
-			for attempt := 0; ; attempt++ {
-				p, t, err := rt.add(ctx)
+			first := true
+			p, err := sbsAddRetrying(ctx, cfg, rt, func(d time.Duration, err error) {
 				mu.Lock()
-				lat = append(lat, t.CNI)
-				if err != nil && attempt == 0 {
+				defer mu.Unlock()
+				lat = append(lat, d)
+				if err != nil && first {
 					r.FailedFirst++
 				}
-				if err == nil {
-					pods = append(pods, p)
-					r.AllDone = max(r.AllDone, time.Since(start))
-				}
-				mu.Unlock()
-				if err == nil {
-					return
-				}
-				if ctx.Err() != nil || time.Now().After(deadline) {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(cfg.Retry):
-				}
+				first = false
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
 			}
+			pods = append(pods, p)
+			r.AllDone = max(r.AllDone, time.Since(start))
 		}()
 	}
 	wg.Wait()
@@ -329,6 +322,29 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		return pods, lat, fmt.Errorf("%d of %d pods never got an address, first: %w", len(errs), cfg.Pods, errs[0])
 	}
 	return pods, lat, nil
+}
+
+// sbsAddRetrying adds a pod; a failed ADD is retried after cfg.Retry, as
+// kubelet would, until it succeeds or a minute has passed. attempt, if
+// set, sees every attempt's CNI time and error.
+func sbsAddRetrying(ctx context.Context, cfg sbsConfig, rt *podRuntime, attempt func(time.Duration, error)) (*pod, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p, t, err := rt.add(ctx)
+		if attempt != nil {
+			attempt(t.CNI, err)
+		}
+		if err == nil {
+			return p, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.Retry):
+		}
+	}
 }
 
 // sbsActions lists every EC2 action any run called, sorted.
