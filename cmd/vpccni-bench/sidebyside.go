@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -37,7 +39,11 @@ type sbsConfig struct {
 	// minute kept, 30 s between releases), so released ENIs show
 	ReleaseQuiet, ReleaseMax time.Duration
 
-	WorkDir  string
+	WorkDir string
+	// NodeLogs, if set, receives every run's node logs (a directory per
+	// round and agent); without it only a failed run's are kept, in
+	// os.TempDir().
+	NodeLogs string
 	Log      *slog.Logger
 	Progress io.Writer
 	// OnVPC, if set, sees each run's local VPC (tests check it is removed).
@@ -105,7 +111,7 @@ func sideBySide(ctx context.Context, cfg sbsConfig) ([]sbsRun, error) {
 				return runs, err
 			}
 			sbsProgress(cfg, "side by side, round %d/%d: %s (%s)", round, cfg.Rounds, a.name, a.bins.IPAMD)
-			r, err := sbsOne(ctx, cfg, a.bins)
+			r, err := sbsOne(ctx, cfg, a.bins, fmt.Sprintf("round%d-%s", round, a.name))
 			if err != nil {
 				return runs, fmt.Errorf("side by side, round %d, %s (%s): %w", round, a.name, a.bins.IPAMD, err)
 			}
@@ -124,9 +130,9 @@ func sbsProgress(cfg sbsConfig, format string, args ...any) {
 	}
 }
 
-// sbsOne runs the scenario once in a fresh local VPC.
-func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sbsRun, error) {
-	var r sbsRun
+// sbsOne runs the scenario once in a fresh local VPC; label names the run
+// in the saved node logs.
+func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries, label string) (r sbsRun, err error) {
 	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sbsScenario(), WorkDir: cfg.WorkDir, Logger: cfg.Log})
 	if err != nil {
 		return r, fmt.Errorf("local VPC: %w", err)
@@ -139,6 +145,9 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 			cfg.Log.Error("closing the side-by-side VPC", "err", cerr)
 		}
 	}()
+	// Runs after the agent is stopped and before Close removes the node's
+	// directory, which holds the only copy of an agent's own log file.
+	defer func() { err = sbsSaveLogs(cfg, v, label, err) }()
 	n := v.Nodes()[0]
 	if err := v.Sim.SetFaults(realisticFaults()); err != nil {
 		return r, fmt.Errorf("vpcsim faults: %w", err)
@@ -187,9 +196,11 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries) (sb
 
 	// Churn: ChurnLive pods, then every ChurnEvery one operation, a DEL of
 	// the oldest pod and an ADD in turn (issue 17's sustainable rate).
+	// The set-up's ADDs are retried as kubelet would: an agent that
+	// fails an ADD while its refill is in flight is not broken.
 	var live []*pod
 	for range cfg.ChurnLive {
-		p, _, err := rt.add(ctx)
+		p, err := sbsAddRetrying(ctx, cfg, rt, nil)
 		if err != nil {
 			deleteAll(ctx, rt, live)
 			return r, fmt.Errorf("churn set-up: %w", err)
@@ -242,8 +253,31 @@ loop:
 	return r, ctx.Err()
 }
 
-// sbsCreate creates cfg.Pods pods cfg.Spacing apart; a failed ADD is
-// retried after cfg.Retry until it succeeds or a minute has passed.
+// sbsSaveLogs copies the run's node logs to cfg.NodeLogs, or, when the run
+// failed, to a directory in os.TempDir(); a failure's error names where.
+func sbsSaveLogs(cfg sbsConfig, v *localvpc.VPC, label string, runErr error) error {
+	dir := cfg.NodeLogs
+	if dir == "" {
+		if runErr == nil {
+			return nil
+		}
+		dir = filepath.Join(os.TempDir(), "vpccni-bench-logs-"+v.RunID)
+	}
+	dir = filepath.Join(dir, label)
+	if err := v.SaveLogs(dir); err != nil {
+		if cfg.Log != nil {
+			cfg.Log.Warn("saving node logs", "dir", dir, "err", err)
+		}
+		return runErr
+	}
+	if runErr != nil {
+		return fmt.Errorf("%w (node logs in %s)", runErr, dir)
+	}
+	return nil
+}
+
+// sbsCreate creates cfg.Pods pods cfg.Spacing apart, each retried as
+// sbsAddRetrying does.
 func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([]*pod, []time.Duration, error) {
 	var (
 		mu    sync.Mutex
@@ -263,33 +297,24 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			deadline := time.Now().Add(time.Minute)
-			for attempt := 0; ; attempt++ {
-				p, t, err := rt.add(ctx)
+			first := true
+			p, err := sbsAddRetrying(ctx, cfg, rt, func(d time.Duration, err error) {
 				mu.Lock()
-				lat = append(lat, t.CNI)
-				if err != nil && attempt == 0 {
+				defer mu.Unlock()
+				lat = append(lat, d)
+				if err != nil && first {
 					r.FailedFirst++
 				}
-				if err == nil {
-					pods = append(pods, p)
-					r.AllDone = max(r.AllDone, time.Since(start))
-				}
-				mu.Unlock()
-				if err == nil {
-					return
-				}
-				if ctx.Err() != nil || time.Now().After(deadline) {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(cfg.Retry):
-				}
+				first = false
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
 			}
+			pods = append(pods, p)
+			r.AllDone = max(r.AllDone, time.Since(start))
 		}()
 	}
 	wg.Wait()
@@ -297,6 +322,29 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		return pods, lat, fmt.Errorf("%d of %d pods never got an address, first: %w", len(errs), cfg.Pods, errs[0])
 	}
 	return pods, lat, nil
+}
+
+// sbsAddRetrying adds a pod; a failed ADD is retried after cfg.Retry, as
+// kubelet would, until it succeeds or a minute has passed. attempt, if
+// set, sees every attempt's CNI time and error.
+func sbsAddRetrying(ctx context.Context, cfg sbsConfig, rt *podRuntime, attempt func(time.Duration, error)) (*pod, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p, t, err := rt.add(ctx)
+		if attempt != nil {
+			attempt(t.CNI, err)
+		}
+		if err == nil {
+			return p, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.Retry):
+		}
+	}
 }
 
 // sbsActions lists every EC2 action any run called, sorted.

@@ -82,7 +82,7 @@ func benchmarkAll(ctx context.Context, o options, log *slog.Logger, progress io.
 	}
 	start := time.Now()
 	cfg := defaultSBSConfig(o.quick)
-	cfg.Log, cfg.Progress = log, progress
+	cfg.Log, cfg.Progress, cfg.NodeLogs = log, progress, o.nodeLogs
 	if cfg.Compare, err = o.sbs.compareBinaries(); err == nil {
 		cfg.Ours, err = localvpc.ProjectBinaries(o.bin)
 	}

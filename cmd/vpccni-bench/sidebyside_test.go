@@ -119,3 +119,44 @@ func TestPrivilegedSideBySideOursAsCompare(t *testing.T) {
 		}
 	}
 }
+
+// A supplied agent that exits at start-up (our ipamd, with both address
+// families off, as upstream's is without the manifest's ENABLE_IPv4):
+// the run fails, and the error names where the node's logs were kept,
+// which hold the agent's own reason although the node is gone.
+func TestPrivilegedSideBySideKeepsLogsOfAFailedAgent(t *testing.T) {
+	testutil.Privileged(t)
+	ours, err := localvpc.ProjectBinaries(buildBinaries(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failing := ours
+	failing.IPAMD = filepath.Join(t.TempDir(), "refusing-ipamd")
+	script := "#!/bin/sh\nENABLE_IPv4=false ENABLE_IPv6=false exec " + ours.IPAMD + " \"$@\"\n"
+	if err := os.WriteFile(failing.IPAMD, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultSBSConfig(true)
+	cfg.WorkDir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var runDir string
+	cfg.OnVPC = func(v *localvpc.VPC) { runDir = v.Dir }
+	_, err = sbsOne(ctx, cfg, failing, "round1-compare")
+	if err == nil {
+		t.Fatal("an agent that exits at start-up: the run succeeded")
+	}
+	_, kept, ok := strings.Cut(err.Error(), "(node logs in ")
+	if !ok {
+		t.Fatalf("error %q does not say where the node logs are", err)
+	}
+	kept = strings.TrimSuffix(kept, ")")
+	t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(kept)) })
+	if _, serr := os.Stat(runDir); serr == nil {
+		t.Errorf("run directory %s left behind", runDir)
+	}
+	log, rerr := os.ReadFile(filepath.Join(kept, "side-by-side", "ipamd.log"))
+	if rerr != nil || !strings.Contains(string(log), "ENABLE_IPv4=false and ENABLE_IPv6=false") {
+		t.Errorf("kept ipamd.log (%v) lacks the agent's reason:\n%s", rerr, log)
+	}
+}

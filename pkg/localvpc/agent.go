@@ -61,8 +61,10 @@ func isExec(path string) bool {
 }
 
 // agentEnv is the aws-node container's environment on this node: IMDS and
-// EC2 through the node's eth0, the node's private paths, then extra
-// (later entries win, as in a DaemonSet's env list).
+// EC2 through the node's eth0, the node's private paths, the address
+// family the DaemonSet manifest sets (an upstream ipamd's code default is
+// neither family, and it refuses to start; docs/compatibility.md), then
+// extra (later entries win, as in a DaemonSet's env list).
 func (v *VPC) agentEnv(n *Node, extra []string) []string {
 	env := []string{
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
@@ -82,6 +84,8 @@ func (v *VPC) agentEnv(n *Node, extra []string) []string {
 		"AWS_VPC_K8S_CNI_LOGLEVEL=DEBUG",
 		"AWS_VPC_K8S_PLUGIN_LOG_LEVEL=DEBUG",
 		"DISABLE_METRICS=true",
+		"ENABLE_IPv4=true",
+		"ENABLE_IPv6=false",
 	}
 	return append(env, extra...)
 }

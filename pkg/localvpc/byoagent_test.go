@@ -44,13 +44,21 @@ func TestAgentBinariesValidateNamesTheBadPath(t *testing.T) {
 
 // Our own ipamd and plugin, given by path as a "bring your own agent" pair,
 // make a node network-ready and wire a pod with an address of the node's
-// subnet (the plumbing the bench's compare mode uses).
+// subnet (the plumbing the bench's compare mode uses). The ipamd is
+// wrapped to refuse to start, as upstream's does, unless the environment
+// names the address family as the DaemonSet manifest does.
 func TestPrivilegedBringYourOwnAgentWiresAPod(t *testing.T) {
 	v := startVPC(t)
 	bins, err := ProjectBinaries(agentbin.Dir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	strict := filepath.Join(t.TempDir(), "strict-ipamd")
+	script := "#!/bin/sh\n[ \"$ENABLE_IPv4\" = true ] && [ \"$ENABLE_IPv6\" = false ] || { echo \"no manifest address family\" >&2; exit 1; }\nexec " + bins.IPAMD + " \"$@\"\n"
+	if err := os.WriteFile(strict, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bins.IPAMD = strict
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	n := v.Nodes()[0]
