@@ -21,11 +21,12 @@ import (
 // It plans with package pool (pure) and executes the actions it planned
 // (engine.go, eni.go).
 //
-// Invariant: the card's ENIs and CIDRs change in EC2 only through its pool
-// manager's actions or the reconcile, both under IPAM.changes; AddNetwork
-// and DelNetwork only assign and unassign in the datastore. index, store,
-// maxENIs and env never change; pd and askDevice carry their own lock; mu
-// guards the rest.
+// Invariant: the card's ENIs and CIDRs (in EC2 and in its datastore) change
+// only through its pool manager's actions or the reconcile, both under
+// IPAM.changes, or through Init's adoption before the node is ready;
+// AddNetwork, DelNetwork and the orphan sweep only assign and unassign
+// addresses in the datastore. index, store, maxENIs and env never change;
+// pd and askDevice carry their own lock; mu guards the rest.
 type poolManager struct {
 	index   int
 	store   *datastore.Store
