@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -410,4 +411,89 @@ func TestLogNotPreallocatedOnTmpfs(t *testing.T) {
 	if err := lc.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A reader that races the background fold (localvpc and the tests read a
+// running node's checkpoint) still finds every acknowledged assignment: a
+// fold renames the new file into place before it removes the old log, and
+// the reader starts over when the file changed under it.
+func TestReadDuringFoldsSeesEveryAcknowledgedAssignment(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	s, lc := logStore(t, osFS{}, path, 600) // a fold every few records
+	for i := 2; i < 16; i++ {              // every assignment below takes a fresh address
+		if err := s.AddCIDR("eni-0", pfx(fmt.Sprintf("10.0.0.%d/28", 16*i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Persist(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		seq  int
+		acks = map[Key]int{} // assignment acknowledged at this seq
+		dels = map[Key]int{} // release started at this seq
+	)
+	now := func() int { mu.Lock(); defer mu.Unlock(); seq++; return seq }
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	t.Cleanup(func() { // before TempDir's: no fold may still write there
+		<-done
+		if err := lc.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	go func() {
+		defer close(done)
+		for i := 0; i < 240; i++ {
+			if i%4 == 3 { // release an earlier pod now and then
+				k := podKey(i - 3)
+				at := now()
+				mu.Lock()
+				dels[k] = at
+				mu.Unlock()
+				if _, err := s.Unassign(k); err != nil {
+					errs <- err
+					return
+				}
+				continue
+			}
+			if _, err := s.Assign(podKey(i), podMeta(i)); err != nil {
+				errs <- err
+				return
+			}
+			at := now()
+			mu.Lock()
+			acks[podKey(i)] = at
+			mu.Unlock()
+		}
+	}()
+	reads := 0
+	for running := true; running; reads++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		start := now()
+		f, err := NewFileCheckpointer(path).Read()
+		end := now()
+		if err != nil {
+			t.Fatalf("read %d: %v", reads, err)
+		}
+		mu.Lock()
+		for k, at := range acks {
+			if at < start && (dels[k] == 0 || dels[k] > end) && !fileHasKey(f, k) {
+				mu.Unlock()
+				t.Fatalf("read %d misses %s, acknowledged before the read began", reads, k)
+			}
+		}
+		mu.Unlock()
+	}
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	t.Logf("%d reads", reads)
 }

@@ -177,17 +177,13 @@ func logChain(fsys ckptFS, path, base string) ([]parsedLog, error) {
 
 // readCheckpoint reads the checkpoint at path and replays its log.
 func readCheckpoint(fsys ckptFS, path string) (File, error) {
-	data, err := fsys.ReadFile(path)
+	data, chain, err := readBaseAndLog(fsys, path)
 	if err != nil {
-		return File{}, fmt.Errorf("%w %s: %w", ErrCheckpoint, path, err)
+		return File{}, err
 	}
 	f, err := DecodeFile(path, data)
 	if err != nil {
 		return File{}, err
-	}
-	chain, err := logChain(fsys, path, baseHash(data))
-	if err != nil {
-		return File{}, fmt.Errorf("%w %s: listing its log: %w", ErrCheckpoint, path, err)
 	}
 	if len(chain) == 0 {
 		return f, nil
@@ -208,6 +204,33 @@ func readCheckpoint(fsys ckptFS, path string) (File, error) {
 		return File{}, fmt.Errorf("%w %s with its log: %w", ErrCheckpoint, path, err)
 	}
 	return out, nil
+}
+
+// foldRaceTries bounds how often a reader starts over because a fold
+// replaced the file while it read the log.
+const foldRaceTries = 10
+
+// readBaseAndLog reads the file and the log chain that applies to it. A
+// fold that runs meanwhile (ipamd folds in the background) renames a new
+// file into place before it removes the old log, so a reader that still
+// finds the same file after reading the log read a consistent pair;
+// otherwise it starts over.
+func readBaseAndLog(fsys ckptFS, path string) ([]byte, []parsedLog, error) {
+	for try := 1; ; try++ {
+		data, err := fsys.ReadFile(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w %s: %w", ErrCheckpoint, path, err)
+		}
+		chain, err := logChain(fsys, path, baseHash(data))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w %s: listing its log: %w", ErrCheckpoint, path, err)
+		}
+		again, err := fsys.ReadFile(path)
+		if err == nil && !bytes.Equal(again, data) && try < foldRaceTries {
+			continue
+		}
+		return data, chain, nil
+	}
 }
 
 // logState is the checkpoint's content by address.
