@@ -420,7 +420,7 @@ func TestLogNotPreallocatedOnTmpfs(t *testing.T) {
 func TestReadDuringFoldsSeesEveryAcknowledgedAssignment(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ipam.json")
 	s, lc := logStore(t, osFS{}, path, 600) // a fold every few records
-	for i := 2; i < 16; i++ {              // every assignment below takes a fresh address
+	for i := 2; i < 16; i++ {               // every assignment below takes a fresh address
 		if err := s.AddCIDR("eni-0", pfx(fmt.Sprintf("10.0.0.%d/28", 16*i))); err != nil {
 			t.Fatal(err)
 		}
