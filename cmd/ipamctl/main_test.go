@@ -32,7 +32,8 @@ func TestPoolViewOverUnixSocket(t *testing.T) {
 			{ID: "eni-primary", Device: 0, Primary: true, Secondary: 9, Used: 9},
 			{ID: "eni-second", Device: 1, Secondary: 9, Used: 3, Free: 4, Cooling: 2, CoolingUntil: now.Add(20 * time.Second)},
 		}}},
-		WaitingOn: []introspect.Activity{{Kind: "ec2", What: "AttachNetworkInterface eni-third", Since: now.Add(-time.Second)}},
+		WaitingOn:   []introspect.Activity{{Kind: "ec2", What: "AttachNetworkInterface eni-third", Since: now.Add(-time.Second)}},
+		WaitingADDs: 3,
 	}
 	sock := filepath.Join(t.TempDir(), "introspect.sock")
 	ln, err := introspect.Listen("unix:" + sock)
@@ -53,6 +54,7 @@ func TestPoolViewOverUnixSocket(t *testing.T) {
 		"eni-primary", "primary", "eni-second", "9 IPs",
 		"[###~~....]", "(20s)",
 		"ec2", "AttachNetworkInterface eni-third",
+		"ADDs waiting for an address: 3",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

@@ -33,6 +33,9 @@ func render(w io.Writer, p introspect.Pool, now time.Time) {
 	if p.LastAction != "" {
 		fmt.Fprintf(w, "last action: %s (%s ago)\n", p.LastAction, now.Sub(p.LastActionTime).Round(time.Second))
 	}
+	if p.WaitingADDs > 0 {
+		fmt.Fprintf(w, "ADDs waiting for an address: %d\n", p.WaitingADDs)
+	}
 	if len(p.WaitingOn) == 0 {
 		fmt.Fprintln(w, "waiting on: nothing")
 		return
