@@ -26,6 +26,10 @@ const (
 	msgPrefixLen = 5
 	// userAgent names us; servers only log it.
 	userAgent = "vpc-cni-ipamclient"
+	// readBuf holds a whole reply of the plugin's calls (a few hundred
+	// bytes) in one read; larger frames are read past it. Every byte of it
+	// is a fresh page the process faults in.
+	readBuf = 4 << 10
 )
 
 // call is one unary RPC on its own connection. It is used by one
@@ -85,7 +89,7 @@ func (c *Client) invoke(ctx context.Context, method string, req []byte) ([]byte,
 	defer stop()
 
 	k := &call{
-		conn: conn, r: bufio.NewReaderSize(conn, 32<<10), maxRecv: c.maxRecv(),
+		conn: conn, r: bufio.NewReaderSize(conn, readBuf), maxRecv: c.maxRecv(),
 		sendConn: defaultWindow, sendStream: defaultWindow, initialWindow: defaultWindow,
 		maxFrame: defaultMaxFrame,
 	}
