@@ -32,7 +32,11 @@ type sbsConfig struct {
 	ChurnLive  int           // live pods during churn
 	ChurnEvery time.Duration // one operation (DEL or ADD, alternating) this often
 	Churn      time.Duration // length of the churn
-	Settle     time.Duration // pool unchanged this long counts as settled
+	// Settle: the pool unchanged this long counts as settled. It must
+	// outlast a periodic agent's pool check plus an ENI attach (upstream's
+	// checks every 5 s: with a 5 s quiet period its 30-pod figure was read
+	// before the check that attaches the warm ENI).
+	Settle     time.Duration
 	SettleMax  time.Duration
 	// after deleting all pods, settled means unchanged for longer than an
 	// agent takes to start releasing (30 s cooldown, ENIs younger than a
@@ -52,7 +56,7 @@ type sbsConfig struct {
 
 func defaultSBSConfig(quick bool) sbsConfig {
 	c := sbsConfig{Rounds: 2, Pods: 30, Spacing: 200 * time.Millisecond, Retry: time.Second,
-		ChurnLive: 20, ChurnEvery: 2 * time.Second, Churn: 60 * time.Second, Settle: 5 * time.Second, SettleMax: 90 * time.Second,
+		ChurnLive: 20, ChurnEvery: 2 * time.Second, Churn: 60 * time.Second, Settle: 12 * time.Second, SettleMax: 90 * time.Second,
 		ReleaseQuiet: 70 * time.Second, ReleaseMax: 5 * time.Minute}
 	if quick {
 		c.Rounds, c.Pods, c.ChurnLive, c.Churn, c.Settle, c.SettleMax = 1, 6, 4, 6*time.Second, 2*time.Second, 20*time.Second
