@@ -36,8 +36,8 @@ type sbsConfig struct {
 	// outlast a periodic agent's pool check plus an ENI attach (upstream's
 	// checks every 5 s: with a 5 s quiet period its 30-pod figure was read
 	// before the check that attaches the warm ENI).
-	Settle     time.Duration
-	SettleMax  time.Duration
+	Settle    time.Duration
+	SettleMax time.Duration
 	// after deleting all pods, settled means unchanged for longer than an
 	// agent takes to start releasing (30 s cooldown, ENIs younger than a
 	// minute kept, 30 s between releases), so released ENIs show
