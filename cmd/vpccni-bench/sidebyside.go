@@ -204,7 +204,7 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries, lab
 	// fails an ADD while its refill is in flight is not broken.
 	var live []*pod
 	for range cfg.ChurnLive {
-		p, err := sbsAddRetrying(ctx, cfg, rt, nil)
+		p, err := rt.addRetrying(ctx, cfg.Retry, nil)
 		if err != nil {
 			deleteAll(ctx, rt, live)
 			return r, fmt.Errorf("churn set-up: %w", err)
@@ -280,8 +280,8 @@ func sbsSaveLogs(cfg sbsConfig, v *localvpc.VPC, label string, runErr error) err
 	return nil
 }
 
-// sbsCreate creates cfg.Pods pods cfg.Spacing apart, each retried as
-// sbsAddRetrying does.
+// sbsCreate creates cfg.Pods pods cfg.Spacing apart, each retried every
+// cfg.Retry as addRetrying does.
 func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([]*pod, []time.Duration, error) {
 	var (
 		mu    sync.Mutex
@@ -302,7 +302,7 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		go func() {
 			defer wg.Done()
 			first := true
-			p, err := sbsAddRetrying(ctx, cfg, rt, func(d time.Duration, err error) {
+			p, err := rt.addRetrying(ctx, cfg.Retry, func(d time.Duration, err error) {
 				mu.Lock()
 				defer mu.Unlock()
 				lat = append(lat, d)
@@ -326,29 +326,6 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		return pods, lat, fmt.Errorf("%d of %d pods never got an address, first: %w", len(errs), cfg.Pods, errs[0])
 	}
 	return pods, lat, nil
-}
-
-// sbsAddRetrying adds a pod; a failed ADD is retried after cfg.Retry, as
-// kubelet would, until it succeeds or a minute has passed. attempt, if
-// set, sees every attempt's CNI time and error.
-func sbsAddRetrying(ctx context.Context, cfg sbsConfig, rt *podRuntime, attempt func(time.Duration, error)) (*pod, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		p, t, err := rt.add(ctx)
-		if attempt != nil {
-			attempt(t.CNI, err)
-		}
-		if err == nil {
-			return p, nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(cfg.Retry):
-		}
-	}
 }
 
 // sbsActions lists every EC2 action any run called, sorted.
