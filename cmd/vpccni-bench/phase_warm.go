@@ -108,17 +108,26 @@ func (r *run) phaseWarm(ctx context.Context) {
 		r.put(flr)
 	}
 
-	// Figure 7: the pods stay for figure 8.
+	// Figure 7: the pods stay for figure 8. Their ADDs are retried as
+	// kubelet would: figure 1's last addresses may still be cooling.
 	var live []*pod
 	defer func() { deleteAll(ctx, rt, live) }()
+	retried := 0
 	for len(live) < r.cfg.MemPods && ctx.Err() == nil {
-		p, _, err := rt.add(ctx)
+		p, err := rt.addRetrying(ctx, time.Second, func(_ time.Duration, err error) {
+			if err != nil {
+				retried++
+			}
+		})
 		if err != nil {
 			r.fail(mem, fmt.Errorf("adding pod %d of %d: %w", len(live)+1, r.cfg.MemPods, err))
 			r.fail(rst, fmt.Errorf("needs %d live pods: %w", r.cfg.MemPods, err))
 			return
 		}
 		live = append(live, p)
+	}
+	if retried > 0 {
+		r.progressf("  %d pods for figure 7: %d failed ADDs retried", r.cfg.MemPods, retried)
 	}
 	sleepCtx(ctx, 2*time.Second)
 	memN, err := r.agentMemory(n)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 )
@@ -51,6 +52,31 @@ func (r *podRuntime) add(ctx context.Context) (*pod, localvpc.Timing, error) {
 		return nil, localvpc.Timing{}, err
 	}
 	return p, p.Added, nil
+}
+
+// addRetrying adds a pod; a failed ADD is retried after retry, as kubelet
+// would, until it succeeds or a minute has passed. An agent may fail an
+// ADD while its refill is in flight or its addresses cool (upstream's
+// does: it counts cooling addresses toward its warm target). attempt, if
+// set, sees every attempt's CNI time and error.
+func (r *podRuntime) addRetrying(ctx context.Context, retry time.Duration, attempt func(time.Duration, error)) (*pod, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		p, t, err := r.add(ctx)
+		if attempt != nil {
+			attempt(t.CNI, err)
+		}
+		if err == nil {
+			return p, nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
+	}
 }
 
 // del runs CNI DEL for a pod and removes its netns.

@@ -32,8 +32,12 @@ type sbsConfig struct {
 	ChurnLive  int           // live pods during churn
 	ChurnEvery time.Duration // one operation (DEL or ADD, alternating) this often
 	Churn      time.Duration // length of the churn
-	Settle     time.Duration // pool unchanged this long counts as settled
-	SettleMax  time.Duration
+	// Settle: the pool unchanged this long counts as settled. It must
+	// outlast a periodic agent's pool check plus an ENI attach (upstream's
+	// checks every 5 s: with a 5 s quiet period its 30-pod figure was read
+	// before the check that attaches the warm ENI).
+	Settle    time.Duration
+	SettleMax time.Duration
 	// after deleting all pods, settled means unchanged for longer than an
 	// agent takes to start releasing (30 s cooldown, ENIs younger than a
 	// minute kept, 30 s between releases), so released ENIs show
@@ -52,7 +56,7 @@ type sbsConfig struct {
 
 func defaultSBSConfig(quick bool) sbsConfig {
 	c := sbsConfig{Rounds: 2, Pods: 30, Spacing: 200 * time.Millisecond, Retry: time.Second,
-		ChurnLive: 20, ChurnEvery: 2 * time.Second, Churn: 60 * time.Second, Settle: 5 * time.Second, SettleMax: 90 * time.Second,
+		ChurnLive: 20, ChurnEvery: 2 * time.Second, Churn: 60 * time.Second, Settle: 12 * time.Second, SettleMax: 90 * time.Second,
 		ReleaseQuiet: 70 * time.Second, ReleaseMax: 5 * time.Minute}
 	if quick {
 		c.Rounds, c.Pods, c.ChurnLive, c.Churn, c.Settle, c.SettleMax = 1, 6, 4, 6*time.Second, 2*time.Second, 20*time.Second
@@ -200,7 +204,7 @@ func sbsOne(ctx context.Context, cfg sbsConfig, bins localvpc.AgentBinaries, lab
 	// fails an ADD while its refill is in flight is not broken.
 	var live []*pod
 	for range cfg.ChurnLive {
-		p, err := sbsAddRetrying(ctx, cfg, rt, nil)
+		p, err := rt.addRetrying(ctx, cfg.Retry, nil)
 		if err != nil {
 			deleteAll(ctx, rt, live)
 			return r, fmt.Errorf("churn set-up: %w", err)
@@ -276,8 +280,8 @@ func sbsSaveLogs(cfg sbsConfig, v *localvpc.VPC, label string, runErr error) err
 	return nil
 }
 
-// sbsCreate creates cfg.Pods pods cfg.Spacing apart, each retried as
-// sbsAddRetrying does.
+// sbsCreate creates cfg.Pods pods cfg.Spacing apart, each retried every
+// cfg.Retry as addRetrying does.
 func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([]*pod, []time.Duration, error) {
 	var (
 		mu    sync.Mutex
@@ -298,7 +302,7 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		go func() {
 			defer wg.Done()
 			first := true
-			p, err := sbsAddRetrying(ctx, cfg, rt, func(d time.Duration, err error) {
+			p, err := rt.addRetrying(ctx, cfg.Retry, func(d time.Duration, err error) {
 				mu.Lock()
 				defer mu.Unlock()
 				lat = append(lat, d)
@@ -322,29 +326,6 @@ func sbsCreate(ctx context.Context, cfg sbsConfig, rt *podRuntime, r *sbsRun) ([
 		return pods, lat, fmt.Errorf("%d of %d pods never got an address, first: %w", len(errs), cfg.Pods, errs[0])
 	}
 	return pods, lat, nil
-}
-
-// sbsAddRetrying adds a pod; a failed ADD is retried after cfg.Retry, as
-// kubelet would, until it succeeds or a minute has passed. attempt, if
-// set, sees every attempt's CNI time and error.
-func sbsAddRetrying(ctx context.Context, cfg sbsConfig, rt *podRuntime, attempt func(time.Duration, error)) (*pod, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		p, t, err := rt.add(ctx)
-		if attempt != nil {
-			attempt(t.CNI, err)
-		}
-		if err == nil {
-			return p, nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(cfg.Retry):
-		}
-	}
 }
 
 // sbsActions lists every EC2 action any run called, sorted.

@@ -33,8 +33,6 @@ func (s *sbsOptions) validate() error {
 	switch {
 	case (s.compareIPAMD == "") != (s.comparePlugin == ""):
 		return fmt.Errorf("-compare-ipamd %q and -compare-plugin %q: give both or neither", s.compareIPAMD, s.comparePlugin)
-	case s.compareIPAMD != "" && !s.enabled:
-		return errors.New("-compare-ipamd needs -sidebyside")
 	case !s.enabled && !s.figures:
 		return errors.New("-figures=false and -sidebyside=false: nothing to measure")
 	}
