@@ -7,29 +7,17 @@ import "strconv"
 // client. Field names follow the generated rpc package so a reader can
 // match them.
 
-// AddNetworkRequest is rpc.AddNetworkRequest.
+// AddNetworkRequest is rpc.AddNetworkRequest (fields 1–9 in this order).
 type AddNetworkRequest struct {
-	K8SPodName                 string
-	K8SPodNamespace            string
-	K8SPodInfraContainerId     string
-	Netns                      string
-	IfName                     string
-	NetworkName                string
-	ContainerId                string
-	ClientVersion              string
-	RequiresMultiNicAttachment bool
+	K8SPodName, K8SPodNamespace, K8SPodInfraContainerId    string
+	Netns, IfName, NetworkName, ContainerId, ClientVersion string
+	RequiresMultiNicAttachment                             bool
 }
 
 func (m *AddNetworkRequest) marshal() []byte {
 	var e enc
-	e.str(1, m.K8SPodName)
-	e.str(2, m.K8SPodNamespace)
-	e.str(3, m.K8SPodInfraContainerId)
-	e.str(4, m.Netns)
-	e.str(5, m.IfName)
-	e.str(6, m.NetworkName)
-	e.str(7, m.ContainerId)
-	e.str(8, m.ClientVersion)
+	e.strs(1, m.K8SPodName, m.K8SPodNamespace, m.K8SPodInfraContainerId,
+		m.Netns, m.IfName, m.NetworkName, m.ContainerId, m.ClientVersion)
 	e.boolean(9, m.RequiresMultiNicAttachment)
 	return e
 }
@@ -67,6 +55,24 @@ func decodeMeta(data []byte) (*IPAllocationMetadata, error) {
 	return m, nil
 }
 
+// decodeReplyHead decodes fields 1 (success) and 2 (the addresses), which
+// both replies share; done is false for any other field.
+func decodeReplyHead(num, typ int, v uint64, data []byte, success *bool, metas *[]*IPAllocationMetadata) (done bool, err error) {
+	switch {
+	case num == 1 && typ == wireVarint:
+		*success = v != 0
+	case num == 2 && typ == wireLen:
+		meta, err := decodeMeta(data)
+		if err != nil {
+			return true, err
+		}
+		*metas = append(*metas, meta)
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
 // AddNetworkReply is rpc.AddNetworkReply.
 type AddNetworkReply struct {
 	Success              bool
@@ -83,15 +89,10 @@ type AddNetworkReply struct {
 
 func (m *AddNetworkReply) unmarshal(b []byte) error {
 	return decodeFields(b, func(num, typ int, v uint64, data []byte) error {
+		if done, err := decodeReplyHead(num, typ, v, data, &m.Success, &m.IpAllocationMetadata); done {
+			return err
+		}
 		switch {
-		case num == 1 && typ == wireVarint:
-			m.Success = v != 0
-		case num == 2 && typ == wireLen:
-			meta, err := decodeMeta(data)
-			if err != nil {
-				return err
-			}
-			m.IpAllocationMetadata = append(m.IpAllocationMetadata, meta)
 		case num == 5 && typ == wireVarint:
 			m.UseExternalSnat = v != 0
 		case num == 6 && typ == wireLen:
@@ -113,30 +114,17 @@ func (m *AddNetworkReply) unmarshal(b []byte) error {
 	})
 }
 
-// DelNetworkRequest is rpc.DelNetworkRequest.
+// DelNetworkRequest is rpc.DelNetworkRequest (fields 1–3 and 5–10 in this
+// order; field 4 is reserved).
 type DelNetworkRequest struct {
-	K8SPodName             string
-	K8SPodNamespace        string
-	K8SPodInfraContainerId string
-	Reason                 string
-	IfName                 string
-	NetworkName            string
-	ContainerId            string
-	ClientVersion          string
-	K8SPodUid              string
+	K8SPodName, K8SPodNamespace, K8SPodInfraContainerId                string
+	Reason, IfName, NetworkName, ContainerId, ClientVersion, K8SPodUid string
 }
 
 func (m *DelNetworkRequest) marshal() []byte {
 	var e enc
-	e.str(1, m.K8SPodName)
-	e.str(2, m.K8SPodNamespace)
-	e.str(3, m.K8SPodInfraContainerId)
-	e.str(5, m.Reason)
-	e.str(6, m.IfName)
-	e.str(7, m.NetworkName)
-	e.str(8, m.ContainerId)
-	e.str(9, m.ClientVersion)
-	e.str(10, m.K8SPodUid)
+	e.strs(1, m.K8SPodName, m.K8SPodNamespace, m.K8SPodInfraContainerId)
+	e.strs(5, m.Reason, m.IfName, m.NetworkName, m.ContainerId, m.ClientVersion, m.K8SPodUid)
 	return e
 }
 
@@ -150,15 +138,10 @@ type DelNetworkReply struct {
 
 func (m *DelNetworkReply) unmarshal(b []byte) error {
 	return decodeFields(b, func(num, typ int, v uint64, data []byte) error {
+		if done, err := decodeReplyHead(num, typ, v, data, &m.Success, &m.IpAllocationMetadata); done {
+			return err
+		}
 		switch {
-		case num == 1 && typ == wireVarint:
-			m.Success = v != 0
-		case num == 2 && typ == wireLen:
-			meta, err := decodeMeta(data)
-			if err != nil {
-				return err
-			}
-			m.IpAllocationMetadata = append(m.IpAllocationMetadata, meta)
 		case num == 4 && typ == wireVarint:
 			m.PodVlanId = int32(v)
 		case num == 6 && typ == wireLen:

@@ -31,6 +31,13 @@ func (e *enc) str(num int, s string) {
 	*e = append(*e, s...)
 }
 
+// strs writes vals as the string fields numbered first, first+1, ….
+func (e *enc) strs(first int, vals ...string) {
+	for i, v := range vals {
+		e.str(first+i, v)
+	}
+}
+
 func (e *enc) boolean(num int, b bool) {
 	if !b {
 		return
