@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +17,14 @@ import (
 
 // fullNode is an m5.large limited to one ENI (MAX_ENI=1: 9 secondary
 // addresses) with the pool manager running, every address taken by a pod.
-func fullNode(t *testing.T, cooldown time.Duration) *harness {
+// logs (nil: discarded) receives ipamd's JSON log.
+func fullNode(t *testing.T, cooldown time.Duration, logs *syncBuffer) *harness {
 	t.Helper()
-	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.MaxENI, c.IPCooldown = 1, cooldown }})
+	o := harnessOpts{cfg: func(c *config.Config) { c.MaxENI, c.IPCooldown = 1, cooldown }}
+	if logs != nil {
+		o.log = slog.New(slog.NewJSONHandler(logs, nil))
+	}
+	h := newHarness(t, o)
 	h.settle()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -40,7 +46,7 @@ func addReq(id string) *rpc.AddNetworkRequest {
 // cooling fails within a second (not after the ADD deadline), naming the
 // limit: instance type, ENIs × addresses.
 func TestFullNodeFailsFast(t *testing.T) {
-	h := fullNode(t, 30*time.Second)
+	h := fullNode(t, 30*time.Second, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -76,10 +82,11 @@ func TestFullNodeFailsFast(t *testing.T) {
 
 // TestFullNodeAddWaitsForCooldown: on the same full node, an ADD whose
 // deadline lies beyond the end of a cooldown waits and gets the address
-// the moment it cools, never earlier.
+// the moment it cools, never earlier; the log says what it waits for.
 func TestFullNodeAddWaitsForCooldown(t *testing.T) {
 	const cooldown = 1500 * time.Millisecond
-	h := fullNode(t, cooldown)
+	var logs syncBuffer
+	h := fullNode(t, cooldown, &logs)
 	ctx := context.Background()
 	d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "full-3", IfName: "eth0"})
 	if err != nil {
@@ -104,6 +111,14 @@ func TestFullNodeAddWaitsForCooldown(t *testing.T) {
 	}
 	if late := got.Sub(usable); late > 500*time.Millisecond {
 		t.Errorf("ADD answered %s after the cooldown ended", late)
+	}
+	// A long wait seen in the plugin's timing is explained in ipamd's log.
+	told := logs.lines(t, "ADD waits for a cooling address")
+	if len(told) != 1 {
+		t.Fatalf("%d log records announce the wait for the cooldown, want 1", len(told))
+	}
+	if at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(told[0]["usable_at"])); !at.Equal(usable) {
+		t.Errorf("log says the address is usable at %v, want %s", told[0]["usable_at"], usable)
 	}
 	h.checkConsistent()
 }

@@ -95,7 +95,7 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 		h.m.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
 	deadline, _ := ctx.Deadline()
-	fire := true
+	fire, toldCooldown := true, false
 	for {
 		changed, limited := h.changed.wait(), h.limited.wait()
 		asgs, err := h.assign(k, meta, multi)
@@ -117,7 +117,15 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 			h.pending.Add(1)
 			h.m.AddWaiting.Inc()
 		}
-		if limit := h.nothingComing(deadline); limit != "" {
+		limit, usable := h.nothingComing(deadline)
+		if !usable.IsZero() && !toldCooldown {
+			// At the hard limit only a cooldown can serve this ADD: say so,
+			// so that a long wait in the plugin's timing is explained here.
+			toldCooldown = true
+			h.log.Info("ADD waits for a cooling address: node at its hard limit", "key", k.String(),
+				"usable_at", usable, "wait", time.Until(usable).Round(time.Millisecond))
+		}
+		if limit != "" {
 			// No refill can come and no cooldown ends in time: fail now
 			// and let kubelet retry, as upstream does (docs/compatibility.md,
 			// "Deliberate differences").
@@ -211,23 +219,24 @@ func (h *handout) nudgePool() {
 
 // nothingComing names the hard limit when no address can come before
 // deadline: every card is at its hard limit (as the last pool cycle found)
-// and no cooldown ends before deadline. "" means an address may come.
-func (h *handout) nothingComing(deadline time.Time) string {
+// and no cooldown ends before deadline. "" means an address may come; with
+// every card at its limit, usable is then when the next cooldown ends.
+func (h *handout) nothingComing(deadline time.Time) (limit string, usable time.Time) {
 	var limits []string
 	for _, c := range h.cards.all() {
 		l := c.fullText()
 		if l == "" {
-			return ""
+			return "", time.Time{}
 		}
 		limits = append(limits, l)
 	}
 	if len(limits) == 0 {
-		return ""
+		return "", time.Time{}
 	}
 	if at, ok := h.cards.nextCoolingEnd(); ok && (deadline.IsZero() || at.Before(deadline)) {
-		return ""
+		return "", at
 	}
-	return strings.Join(limits, "; ")
+	return strings.Join(limits, "; "), time.Time{}
 }
 
 // assign takes one address on the first card that has one (pods spill to
