@@ -196,6 +196,15 @@ func TestPrivilegedChaos(t *testing.T) {
 	if err := rt.waitOps(ctx, p.ops); err != nil {
 		t.Errorf("%v", err)
 	}
+	// Fault coverage is a condition of the run too: the fewer EC2 calls
+	// the pool makes per operation, the longer the churn must go on to hit
+	// enough injected errors.
+	floor := injectedFloor(p)
+	covered, stopCover := context.WithDeadline(ctx, began.Add(p.deadline))
+	if err := waitFor(covered, func() bool { return diffStats(before, v.Sim.Stats()).injected() >= floor }); err != nil {
+		t.Errorf("waiting for %d injected EC2 errors: %v", floor, err)
+	}
+	stopCover()
 	stopChurn()
 	wg.Wait()
 	churnTime := time.Since(began)
@@ -238,10 +247,7 @@ func TestPrivilegedChaos(t *testing.T) {
 		// made under this churn (listed in the report).
 		t.Logf("EC2 errors not injected (calls EC2 refused on its own): %s", other)
 	}
-	// At least 100 at the default size, in proportion for other sizes:
-	// since ENIs are freed without describe polling and bursts are planned
-	// as one demand, a default run makes about 270–300 mutating calls.
-	if injected, floor := stats.injected(), int64(max(10, 100*p.ops/10_000)); injected < floor {
+	if injected := stats.injected(); injected < floor {
 		t.Errorf("only %d injected EC2 errors were hit; a run of %d operations must hit at least %d", injected, p.ops, floor)
 	}
 	if calls > 0 && float64(failed)/float64(calls) < 0.10 {
@@ -250,6 +256,24 @@ func TestPrivilegedChaos(t *testing.T) {
 	if got := rt.answered.Load(); got < int64(p.ops) {
 		t.Errorf("only %d operations answered, want %d", got, p.ops)
 	}
+}
+
+// injectedFloor is how many injected EC2 errors a run must hit: 100 at the
+// default size, in proportion for other sizes.
+func injectedFloor(p params) int64 { return int64(max(10, 100*p.ops/10_000)) }
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(ctx context.Context, cond func() bool) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // restart starts the agent again until it is ready; a start can fail
