@@ -60,17 +60,30 @@ func (r *podRuntime) add(ctx context.Context) (*pod, localvpc.Timing, error) {
 // does: it counts cooling addresses toward its warm target). attempt, if
 // set, sees every attempt's CNI time and error.
 func (r *podRuntime) addRetrying(ctx context.Context, retry time.Duration, attempt func(time.Duration, error)) (*pod, error) {
-	deadline := time.Now().Add(time.Minute)
+	p, _, _, err := r.addRetryingTimed(ctx, retry, attempt)
+	return p, err
+}
+
+// addRetryingTimed is addRetrying that also returns how long the pod
+// waited, from its first attempt's start to the end of the successful
+// ADD's CNI time (so, with no failure, that ADD's CNI time), and how many
+// attempts failed.
+func (r *podRuntime) addRetryingTimed(ctx context.Context, retry time.Duration, attempt func(time.Duration, error)) (*pod, time.Duration, int, error) {
+	first := time.Now()
+	deadline := first.Add(time.Minute)
+	failed := 0
 	for {
+		start := time.Now()
 		p, t, err := r.add(ctx)
 		if attempt != nil {
 			attempt(t.CNI, err)
 		}
 		if err == nil {
-			return p, nil
+			return p, start.Sub(first) + t.CNI, failed, nil
 		}
+		failed++
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return nil, err
+			return nil, 0, failed, err
 		}
 		select {
 		case <-ctx.Done():
