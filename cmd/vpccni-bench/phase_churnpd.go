@@ -49,7 +49,7 @@ func (r *run) phaseChurnPD(ctx context.Context) {
 		return
 	}
 	res := churn(ctx, rt, live, r.v.Sim, r.cfg.ChurnWorkers, r.cfg.Churn)
-	r.progressf("  churn: %d pairs in %.1fs (%.1f/s), %d failures", res.pairs, res.elapsed.Seconds(), res.rate(), res.failures)
+	r.progressf("  churn: %d pairs in %.1fs (%.1f/s), %d first attempts failed, %d failures", res.pairs, res.elapsed.Seconds(), res.rate(), res.firstFailed, res.failures)
 	if ctx.Err() != nil {
 		r.fail(f, ctx.Err())
 		return
