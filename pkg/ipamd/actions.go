@@ -50,13 +50,11 @@ func (c *poolManager) assignIPs(ctx context.Context, eniID string, count int) er
 		c.noteInsufficient(err)
 		return fmt.Errorf("assigning %d secondary IPv4 addresses to %s: %w", count, eniID, err)
 	}
-	var errs []error
-	for _, a := range addrs {
-		if err := c.store.AddCIDR(eniID, netip.PrefixFrom(a, 32)); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			errs = append(errs, err)
-		}
+	cidrs := make([]netip.Prefix, len(addrs))
+	for i, a := range addrs {
+		cidrs[i] = netip.PrefixFrom(a, 32)
 	}
-	return errors.Join(errs...)
+	return c.addCIDRs(eniID, cidrs)
 }
 
 func (c *poolManager) assignPrefixes(ctx context.Context, eniID string, count int) error {
@@ -71,13 +69,7 @@ func (c *poolManager) assignPrefixes(ctx context.Context, eniID string, count in
 		c.noteInsufficient(err)
 		return fmt.Errorf("assigning %d IPv4 prefixes to %s: %w", count, eniID, err)
 	}
-	var errs []error
-	for _, p := range prefixes {
-		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return c.addCIDRs(eniID, prefixes)
 }
 
 // fallbackToSecondary switches card c to /32 secondary addresses after EC2
@@ -100,14 +92,11 @@ func (c *poolManager) resyncENI(ctx context.Context, eniID string) error {
 	if err != nil {
 		return fmt.Errorf("re-reading full ENI %s: %w", eniID, err)
 	}
+	var errs []error
 	for _, e := range enis {
-		for _, p := range podCIDRs(e, c.env.cfg.EnableIPv6) {
-			if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-				return err
-			}
-		}
+		errs = append(errs, c.addCIDRs(eniID, podCIDRs(e, c.env.cfg.EnableIPv6)))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // releaseCIDRs removes unused CIDRs from the store, then gives them back

@@ -2,7 +2,6 @@ package ipamd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -140,10 +139,8 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 			a.log.Warn("could not set delete-on-termination", "eni", e.ID, "err", err)
 		}
 	}
-	for _, p := range podCIDRs(e, a.cfg.EnableIPv6) {
-		if err := c.store.AddCIDR(e.ID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			return err
-		}
+	if err := c.addCIDRs(e.ID, podCIDRs(e, a.cfg.EnableIPv6)); err != nil {
+		return err
 	}
 	if a.cfg.EnableIPv6 {
 		return c.ensureIPv6Prefix(ctx, e.ID)

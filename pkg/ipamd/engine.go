@@ -2,7 +2,6 @@ package ipamd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 )
 
@@ -166,10 +164,8 @@ func (c *poolManager) ensureIPv6Prefix(ctx context.Context, eniID string) error 
 	if err != nil {
 		return fmt.Errorf("assigning an IPv6 prefix to %s: %w", eniID, err)
 	}
-	for _, p := range prefixes {
-		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
-			return err
-		}
+	if err := c.addCIDRs(eniID, prefixes); err != nil {
+		return err
 	}
 	c.env.wake()
 	return nil

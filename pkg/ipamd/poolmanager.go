@@ -1,9 +1,11 @@
 package ipamd
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -299,4 +301,16 @@ func (w *timedWait) clear() {
 	w.timer.Stop()
 	w.end()
 	*w = timedWait{}
+}
+
+// addCIDRs puts what EC2 says eniID holds into the store; a CIDR the store
+// already has is not an error (a resync or retry may repeat one).
+func (c *poolManager) addCIDRs(eniID string, cidrs []netip.Prefix) error {
+	var errs []error
+	for _, p := range cidrs {
+		if err := c.store.AddCIDR(eniID, p); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
