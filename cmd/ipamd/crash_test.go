@@ -301,7 +301,7 @@ func TestCrashRecovery(t *testing.T) {
 				}
 			}()
 		}
-		time.Sleep(killAfter)
+		time.Sleep(killAfter) // a random point mid-churn is the point: the kill must land anywhere
 		d.kill()
 		cancel()
 		wg.Wait()
@@ -340,7 +340,7 @@ func TestCrashRecovery(t *testing.T) {
 		if got.attached == 1 && got.ips <= 3 && got.unattached == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // pacing between polls of EC2's state
 	}
 	if err := d.stop(); err != nil {
 		t.Errorf("SIGTERM: %v", err)

@@ -316,7 +316,7 @@ func (h *harness) setPods(pods map[int]bool, want int) {
 			if time.Now().After(deadline) {
 				h.t.Fatalf("%d of %d ADDs answered, %d waiting, after 10 s", answered, len(add), h.waitingADDs())
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pacing between polls of the answers and /v1/pool
 		}
 		if answered == len(add) {
 			break
