@@ -32,14 +32,11 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	defer cancel()
 
 	client := &ipamclient.Client{Socket: inv.ipamdSocket}
-	asked := make(chan ipamdAnswer, 1)
-	go func() {
-		reply, md, err := client.AddNetwork(ctx, inv.addRequest(args))
-		asked <- ipamdAnswer{reply, md, err}
-	}()
-	// While ipamd answers, make the veth pair: it is the costliest step of
-	// the wiring and needs no address. Until plan.wire takes it over, every
-	// error return discards it.
+	// The request goes out first, from this thread: no goroutine, so no
+	// second thread to start. While ipamd answers, make the veth pair: it
+	// is the costliest step of the wiring and needs no address. Until
+	// plan.wire takes it over, every error return discards it.
+	asked := client.StartAddNetwork(ctx, inv.addRequest(args))
 	early := inv.earlyVeth(args)
 	defer func() {
 		if err != nil && early != nil {
@@ -48,10 +45,9 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 			}
 		}
 	}()
-	answer := <-asked
-	reply, md := answer.reply, answer.md
-	if answer.err != nil {
-		return addError(inv.ipamdSocket, answer.err)
+	reply, md, err := asked.Wait()
+	if err != nil {
+		return addError(inv.ipamdSocket, err)
 	}
 	if !reply.Success {
 		return types.NewError(ErrNoAddress, refusalMessage(md), "")
@@ -88,13 +84,6 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	}
 	inv.log.Info("pod added", "ips", len(plan.result.IPs), "vlan", reply.PodVlanId)
 	return types.PrintResult(plan.result, inv.conf.CNIVersion)
-}
-
-// ipamdAnswer is the outcome of the AddNetwork call.
-type ipamdAnswer struct {
-	reply *ipamclient.AddNetworkReply
-	md    ipamclient.Metadata
-	err   error
 }
 
 // earlyVeth makes the pod's first veth pair ahead of ipamd's answer, or

@@ -76,18 +76,31 @@ func (md Metadata) Get(key string) []string { return md[strings.ToLower(key)] }
 // invoke runs method with the encoded request and returns the encoded
 // reply and the trailer metadata.
 func (c *Client) invoke(ctx context.Context, method string, req []byte) ([]byte, Metadata, error) {
+	return c.start(ctx, method, req).wait()
+}
+
+// pending is a call whose request is on its way: start sends it, wait
+// reads the answer. Between the two the caller may do other work while
+// the server answers; the reply waits in the socket.
+type pending struct {
+	ctx  context.Context
+	k    *call
+	stop func() bool
+	err  error
+}
+
+// start connects and writes the whole request. A failure is kept for
+// wait, so start's caller has one place to handle errors.
+func (c *Client) start(ctx context.Context, method string, req []byte) *pending {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, ctxStatus(err)
+		return &pending{err: ctxStatus(err)}
 	}
 	conn, err := c.connect(ctx)
 	if err != nil {
-		return nil, nil, err
+		return &pending{err: err}
 	}
-	defer conn.Close()
 	// A done context interrupts any read or write in progress.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
 	k := &call{
 		conn: conn, r: bufio.NewReaderSize(conn, readBuf), maxRecv: c.maxRecv(),
 		sendConn: defaultWindow, sendStream: defaultWindow, initialWindow: defaultWindow,
@@ -95,7 +108,21 @@ func (c *Client) invoke(ctx context.Context, method string, req []byte) ([]byte,
 	}
 	k.hdec = hpack.NewDecoder(4096, nil)
 	k.hdec.SetMaxStringLength(maxHeaderList)
-	reply, err := k.run(ctx, method, req)
+	return &pending{ctx: ctx, k: k, stop: stop, err: k.sendRequest(ctx, method, req)}
+}
+
+// wait reads the answer of a started call and closes its connection.
+func (p *pending) wait() ([]byte, Metadata, error) {
+	if p.k == nil {
+		return nil, nil, p.err
+	}
+	defer p.k.conn.Close()
+	defer p.stop()
+	ctx, k, err := p.ctx, p.k, p.err
+	var reply []byte
+	if err == nil {
+		reply, err = k.readReply()
+	}
 	if err != nil && ctx.Err() != nil {
 		return nil, nil, ctxStatus(ctx.Err())
 	}
@@ -140,21 +167,26 @@ func ctxStatus(err error) *Status {
 	return &Status{Code: DeadlineExceeded, Message: err.Error()}
 }
 
-func (k *call) run(ctx context.Context, method string, req []byte) ([]byte, error) {
+// sendRequest writes the connection preface, our SETTINGS, the request's
+// HEADERS and DATA, in one write when they fit the flow-control windows:
+// HTTP/2 lets a client send before it has the server's SETTINGS.
+func (k *call) sendRequest(ctx context.Context, method string, req []byte) error {
 	if len(req) > 1<<32-1 {
-		return nil, statusf(ResourceExhausted, "grpc: message too large (%d bytes)", len(req))
+		return statusf(ResourceExhausted, "grpc: message too large (%d bytes)", len(req))
 	}
 	k.out = append(k.out, clientPreface...)
 	k.out = appendFrame(k.out, frameSettings, 0, 0, nil)
 	if err := k.writeHeaders(ctx, method); err != nil {
-		return nil, err
+		return err
 	}
 	body := make([]byte, msgPrefixLen, msgPrefixLen+len(req))
 	binary.BigEndian.PutUint32(body[1:], uint32(len(req)))
 	body = append(body, req...)
-	if err := k.send(body); err != nil {
-		return nil, err
-	}
+	return k.send(body)
+}
+
+// readReply reads frames until the stream ends and returns the reply.
+func (k *call) readReply() ([]byte, error) {
 	for !k.done {
 		if err := k.step(); err != nil {
 			return nil, err

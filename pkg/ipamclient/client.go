@@ -49,7 +49,24 @@ const (
 // AddNetwork asks ipamd for a pod's addresses. The trailer carries ipamd's
 // cause of a Success=false reply.
 func (c *Client) AddNetwork(ctx context.Context, req *AddNetworkRequest) (*AddNetworkReply, Metadata, error) {
-	b, md, err := c.invoke(ctx, methodAddNetwork, req.marshal())
+	return c.StartAddNetwork(ctx, req).Wait()
+}
+
+// PendingAdd is an AddNetwork request sent to ipamd; Wait reads the answer.
+type PendingAdd struct{ p *pending }
+
+// StartAddNetwork connects and sends the request without waiting for the
+// answer, so the caller can work while ipamd answers: the plugin makes
+// the pod's veth pair meanwhile, on the same thread. The caller must call
+// Wait, which reports any failure of the sending too.
+func (c *Client) StartAddNetwork(ctx context.Context, req *AddNetworkRequest) *PendingAdd {
+	return &PendingAdd{c.start(ctx, methodAddNetwork, req.marshal())}
+}
+
+// Wait returns ipamd's answer, as AddNetwork does, and closes the
+// connection.
+func (a *PendingAdd) Wait() (*AddNetworkReply, Metadata, error) {
+	b, md, err := a.p.wait()
 	if err != nil {
 		return nil, md, err
 	}

@@ -333,3 +333,40 @@ func TestEncodeTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestStartedAddReachesServerBeforeWait: StartAddNetwork sends the whole
+// request without waiting for the server's SETTINGS or reply, so grpc-go's
+// server handles the call while the caller has not read a byte; Wait then
+// returns the reply that waited in the socket.
+func TestStartedAddReachesServerBeforeWait(t *testing.T) {
+	s := startServer(t, socketPath(t))
+	s.addFn = func(_ context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
+		return &rpc.AddNetworkReply{Success: true, PodVlanId: 7}, nil
+	}
+	ctx := ctxT(t, 10*time.Second)
+	pending := (&Client{Socket: s.socket}).StartAddNetwork(ctx, &AddNetworkRequest{K8SPodName: "started"})
+	select {
+	case req := <-s.gotAdd:
+		if req.K8SPodName != "started" {
+			t.Fatalf("server got pod %q, want %q", req.K8SPodName, "started")
+		}
+	case <-ctx.Done():
+		t.Fatal("the server never got the started call before Wait")
+	}
+	reply, _, err := pending.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reply.Success || reply.PodVlanId != 7 {
+		t.Fatalf("reply %+v, want success with VLAN 7", reply)
+	}
+}
+
+// TestStartedAddToNoServerFailsInWait: a call that cannot connect reports
+// Unavailable from Wait, the one place its caller handles errors.
+func TestStartedAddToNoServerFailsInWait(t *testing.T) {
+	pending := (&Client{Socket: socketPath(t)}).StartAddNetwork(ctxT(t, 5*time.Second), &AddNetworkRequest{})
+	if _, _, err := pending.Wait(); CodeOf(err) != Unavailable {
+		t.Fatalf("Wait: %v, want code Unavailable", err)
+	}
+}
