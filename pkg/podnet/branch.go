@@ -73,7 +73,8 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	ifc := b.Pod.Interfaces[0]
 	fam := family(ifc.Address)
 	table := BranchTable(b.VLANID)
-	if err := setupVeth(ctx, b.Pod.NetNS, b.Pod.MTU, ifc, early); err != nil {
+	hostIndex, err := setupVeth(ctx, b.Pod.NetNS, b.Pod.MTU, ifc, early)
+	if err != nil {
 		return err
 	}
 	// A previous sandbox of this pod may have left iif rules for the name.
@@ -86,16 +87,12 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		return err
 	}
 	if !b.Strict {
-		return addHostRoutes(ifc.Address, ifc.HostVeth, table)
+		return addHostRoutes(ifc.Address, ifc.HostVeth, hostIndex, table)
 	}
 	// Strict: everything entering from the branch ENI or from the pod is
 	// routed by the branch table, so even node-local peers go through EC2.
-	veth, err := netlink.LinkByName(ifc.HostVeth)
-	if err != nil {
-		return fmt.Errorf("find host veth %s: %w", ifc.HostVeth, err)
-	}
 	pod := hostPrefix(ifc.Address.IP)
-	route := &netlink.Route{LinkIndex: veth.Attrs().Index, Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
+	route := &netlink.Route{LinkIndex: hostIndex, Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
 	if err := netlink.RouteReplace(route); err != nil {
 		return fmt.Errorf("route %s dev %s scope link table %d: %w", pod, ifc.HostVeth, table, err)
 	}

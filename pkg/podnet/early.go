@@ -17,10 +17,10 @@ var ErrHostVethExists = errors.New("host veth name is taken")
 
 // Veth is a pod's first veth pair made by CreateVeth before the pod's
 // addresses are known: creating it is the costliest step of Setup, and made
-// early it overlaps the wait for ipamd. Its host end is up with the node
-// side's sysctls; nothing is routed to it and its pod end is down. Setup
-// or SetupBranch finishes it when given as Pod.Early; otherwise Discard
-// removes it.
+// early it overlaps the wait for ipamd. Both ends are up, the host end with
+// the node side's sysctls; nothing is routed to it and the pod end has no
+// address. Setup or SetupBranch finishes it when given as Pod.Early;
+// otherwise Discard removes it.
 type Veth struct {
 	netNS       string
 	hostVeth    string
@@ -28,6 +28,8 @@ type Veth struct {
 	mtu         int
 	hostMAC     net.HardwareAddr
 	hostIndex   int
+	// pod is the open pod side, until Setup takes it.
+	pod *podSide
 }
 
 // CreateVeth makes the pair Setup would make for an interface named
@@ -58,7 +60,21 @@ func CreateVeth(netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error)
 	if err != nil {
 		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
-	return &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx}, nil
+	v := &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx}
+	if v.pod, err = openPodSide(podNS, containerIf); err != nil {
+		return nil, errors.Join(fmt.Errorf("pod netns %s: %w", netnsPath, err), v.Discard())
+	}
+	return v, nil
+}
+
+// takePodSide hands the open pod side over to the caller, who closes it.
+func (v *Veth) takePodSide() *podSide {
+	if v == nil {
+		return nil
+	}
+	p := v.pod
+	v.pod = nil
+	return p
 }
 
 // Discard deletes the pair; a pair already gone is fine. Only the link with
@@ -67,6 +83,7 @@ func (v *Veth) Discard() error {
 	if v == nil {
 		return nil
 	}
+	v.takePodSide().close()
 	link, err := netlink.LinkByName(v.hostVeth)
 	if isNotFound(err) {
 		return nil
@@ -118,7 +135,8 @@ func addPair(podNS ns.NetNS, containerIf, hostVeth string, mtu int, hostMAC net.
 	if err := netlink.LinkAdd(veth); err != nil {
 		return 0, fmt.Errorf("create veth %s/%s: %w", containerIf, hostVeth, err)
 	}
-	idx, err := upHostVeth(hostVeth)
+	// LinkAdd has looked up the new link's index.
+	idx, err := upHostVeth(veth)
 	if err != nil {
 		if derr := deleteLinkByName(hostVeth); derr != nil {
 			return 0, errors.Join(err, derr)

@@ -35,9 +35,9 @@ func TestPrivilegedEarlyVethFinishedBySetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Before the addresses: the host end up, nothing routed, the pod end down.
+	// Before the addresses: both ends up, nothing routed, no pod address.
 	wantState(t, "node before Setup", n.ns, []string{"link " + veth + " veth up mtu 9001"})
-	wantState(t, "pod before Setup", podNS, []string{"link eth0 veth down mtu 9001"})
+	wantState(t, "pod before Setup", podNS, []string{"link eth0 veth up mtu 9001"})
 	for key, want := range map[string]string{"accept_ra": "0", "accept_redirects": "1", "forwarding": "0"} {
 		if got := readSysctl(t, n, "net/ipv6/conf/"+veth+"/"+key); got != want {
 			t.Errorf("early host veth %s = %s, want %s", key, got, want)

@@ -14,14 +14,11 @@ import (
 // (/128) route to the pod through its host veth in main, the to-pod rule
 // that keeps traffic for local pods in main even when another rule would
 // send it to an ENI table, and — for pods of secondary ENIs — the from-pod
-// rule that sends the pod's traffic out through its ENI's table.
-func addHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
-	link, err := netlink.LinkByName(hostVeth)
-	if err != nil {
-		return fmt.Errorf("find host veth %s: %w", hostVeth, err)
-	}
+// rule that sends the pod's traffic out through its ENI's table. hostIndex
+// is hostVeth's ifindex.
+func addHostRoutes(addr *net.IPNet, hostVeth string, hostIndex, table int) error {
 	pod := hostPrefix(addr.IP)
-	route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable}
+	route := &netlink.Route{LinkIndex: hostIndex, Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable}
 	if err := netlink.RouteReplace(route); err != nil {
 		return fmt.Errorf("route %s dev %s scope link: %w", pod, hostVeth, err)
 	}

@@ -38,10 +38,11 @@ func Setup(ctx context.Context, pod Pod) error {
 		if i > 0 {
 			early = nil
 		}
-		if err := setupVeth(ctx, pod.NetNS, pod.MTU, ifc, early); err != nil {
+		hostIndex, err := setupVeth(ctx, pod.NetNS, pod.MTU, ifc, early)
+		if err != nil {
 			return err
 		}
-		if err := addHostRoutes(ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)); err != nil {
+		if err := addHostRoutes(ifc.Address, ifc.HostVeth, hostIndex, HostTable(ifc.RouteTable)); err != nil {
 			return err
 		}
 	}
@@ -64,99 +65,98 @@ func validatePod(pod Pod) error {
 }
 
 // setupVeth creates one veth pair, or finishes early (made by CreateVeth
-// for ifc), and configures its pod side. The pair is created from the
-// node's namespace with its pod end in the pod's, so neither end moves
-// between namespaces, and the host end's sysctls are set before it comes up.
-func setupVeth(ctx context.Context, netnsPath string, mtu int, ifc Interface, early *Veth) error {
+// for ifc), and configures its pod side; it returns the host end's
+// ifindex. The pair is created from the node's namespace with its pod end
+// in the pod's, so neither end moves between namespaces, and the host
+// end's sysctls are set before it comes up.
+func setupVeth(ctx context.Context, netnsPath string, mtu int, ifc Interface, early *Veth) (int, error) {
 	podNS, err := ns.GetNS(netnsPath)
 	if err != nil {
-		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
+		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	defer podNS.Close()
-	hostMAC, err := hostEnd(podNS, mtu, ifc, early)
+	hostMAC, hostIndex, err := hostEnd(podNS, mtu, ifc, early)
 	if err != nil {
-		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
+		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
-	v6 := isV6(ifc.Address)
-	gw := Gateway(ifc.Index, v6)
-
-	err = podNS.Do(func(ns.NetNS) error {
-		link, err := netlink.LinkByName(ifc.ContainerIf)
-		if err != nil {
-			return fmt.Errorf("find %s in pod netns: %w", ifc.ContainerIf, err)
+	side := early.takePodSide()
+	if side == nil {
+		if side, err = openPodSide(podNS, ifc.ContainerIf); err != nil {
+			return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 		}
-		if v6 {
-			// Runtimes may create the pod netns with IPv6 disabled.
+	}
+	defer side.close()
+	v6 := isV6(ifc.Address)
+	if v6 {
+		// Runtimes may create the pod netns with IPv6 disabled; sysctls
+		// are read and written in the namespace of the calling thread.
+		err = podNS.Do(func(ns.NetNS) error {
 			for _, name := range []string{ifc.ContainerIf, "lo"} {
 				if err := setSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "0"); err != nil {
 					return err
 				}
 			}
-		}
-		if err := netlink.LinkSetUp(link); err != nil {
-			return fmt.Errorf("set %s up in pod netns: %w", ifc.ContainerIf, err)
-		}
-		if err := configurePodSide(link, ifc, gw, hostMAC); err != nil {
-			return err
-		}
-		if v6 {
-			return waitDAD(ctx, link)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("pod netns %s: %w", netnsPath, err)
+			return nil
+		})
 	}
-	return nil
+	if err == nil {
+		err = configurePodSide(side, ifc, Gateway(ifc.Index, v6), hostMAC)
+	}
+	if err == nil && v6 {
+		err = waitDAD(ctx, side)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	}
+	return hostIndex, nil
 }
 
-// hostEnd returns the MAC of the host end of ifc's pair: early's, or that
-// of a pair it makes after deleting a stale one of an earlier sandbox.
-func hostEnd(podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareAddr, error) {
+// hostEnd returns the MAC and ifindex of the host end of ifc's pair:
+// early's, or those of a pair it makes after deleting a stale one of an
+// earlier sandbox.
+func hostEnd(podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareAddr, int, error) {
 	if early != nil {
-		return early.hostMAC, nil
+		return early.hostMAC, early.hostIndex, nil
 	}
 	if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	hostMAC, err := randomHostMAC()
 	if err != nil {
-		return nil, fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
+		return nil, 0, fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
 	}
-	if _, err := addPair(podNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC); err != nil {
-		return nil, err
+	idx, err := addPair(podNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC)
+	if err != nil {
+		return nil, 0, err
 	}
-	return hostMAC, nil
+	return hostMAC, idx, nil
 }
 
 // upHostVeth sets the host end's sysctls and brings it up; it returns the
 // link's index.
-func upHostVeth(name string) (int, error) {
+func upHostVeth(veth *netlink.Veth) (int, error) {
+	name := veth.Name
 	if err := setIfaceSysctls(name); err != nil {
 		return 0, fmt.Errorf("host veth %s: %w", name, err)
 	}
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		return 0, fmt.Errorf("find host veth %s: %w", name, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
+	if err := netlink.LinkSetUp(veth); err != nil {
 		return 0, fmt.Errorf("set host veth %s up: %w", name, err)
 	}
-	return link.Attrs().Index, nil
+	return veth.Index, nil
 }
 
 // configurePodSide installs, inside the pod netns, the gateway route, the
 // default route, the pod address and the gateway's permanent neighbour
 // entry. The gateway is not an address anywhere: the neighbour entry sends
 // every packet straight to the host veth, where the node routes it.
-func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.HardwareAddr) error {
-	idx := link.Attrs().Index
+func configurePodSide(side *podSide, ifc Interface, gw net.IP, hostMAC net.HardwareAddr) error {
+	h, idx := side.h, side.link.Attrs().Index
 	table := hostcontract.MainTable
 	if ifc.Index > 0 {
 		table = ifc.Index
 	}
 	gwRoute := &netlink.Route{LinkIndex: idx, Dst: hostPrefix(gw), Scope: netlink.SCOPE_LINK, Table: table}
-	if err := netlink.RouteReplace(gwRoute); err != nil {
+	if err := h.RouteReplace(gwRoute); err != nil {
 		return fmt.Errorf("route %s dev %s scope link table %d: %w", gwRoute.Dst, ifc.ContainerIf, table, err)
 	}
 	if ifc.Index > 0 {
@@ -165,16 +165,16 @@ func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.H
 		rule.Src = hostPrefix(ifc.Address.IP)
 		rule.Table = table
 		rule.Priority = hostcontract.PriorityPodFromIf
-		if err := netlink.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := h.RuleAdd(rule); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("rule from %s lookup %d in pod netns: %w", rule.Src, table, err)
 		}
 	}
 	def := &netlink.Route{LinkIndex: idx, Dst: defaultDst(isV6(ifc.Address)), Gw: gw, Table: table}
-	if err := netlink.RouteReplace(def); err != nil {
+	if err := h.RouteReplace(def); err != nil {
 		return fmt.Errorf("route %s via %s dev %s table %d: %w", def.Dst, gw, ifc.ContainerIf, table, err)
 	}
 	addr := &netlink.Addr{IPNet: hostPrefix(ifc.Address.IP)}
-	if err := netlink.AddrReplace(link, addr); err != nil {
+	if err := h.AddrReplace(side.link, addr); err != nil {
 		return fmt.Errorf("address %s on %s: %w", addr.IPNet, ifc.ContainerIf, err)
 	}
 	neigh := &netlink.Neigh{
@@ -184,7 +184,7 @@ func configurePodSide(link netlink.Link, ifc Interface, gw net.IP, hostMAC net.H
 		IP:           gw,
 		HardwareAddr: hostMAC,
 	}
-	if err := netlink.NeighSet(neigh); err != nil {
+	if err := h.NeighSet(neigh); err != nil {
 		return fmt.Errorf("neighbour %s lladdr %s dev %s: %w", gw, hostMAC, ifc.ContainerIf, err)
 	}
 	return nil
@@ -199,13 +199,14 @@ func defaultDst(v6 bool) *net.IPNet {
 
 // waitDAD returns once no IPv6 address on link is tentative, so the pod can
 // use its address as soon as the runtime starts it.
-func waitDAD(ctx context.Context, link netlink.Link) error {
+func waitDAD(ctx context.Context, side *podSide) error {
+	link := side.link
 	ctx, cancel := context.WithTimeout(ctx, dadTimeout)
 	defer cancel()
 	tick := time.NewTicker(dadPoll)
 	defer tick.Stop()
 	for {
-		addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return netlink.AddrList(link, unix.AF_INET6) })
+		addrs, err := nldump.Retry(func() ([]netlink.Addr, error) { return side.h.AddrList(link, unix.AF_INET6) })
 		if err != nil {
 			return fmt.Errorf("list IPv6 addresses of %s: %w", link.Attrs().Name, err)
 		}
