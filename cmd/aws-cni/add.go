@@ -83,7 +83,7 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 		}
 	}
 	inv.log.Info("pod added", "ips", len(plan.result.IPs), "vlan", reply.PodVlanId)
-	return types.PrintResult(plan.result, inv.conf.CNIVersion)
+	return printResult(plan.result, inv.conf.CNIVersion)
 }
 
 // earlyVeth makes the pod's first veth pair ahead of ipamd's answer, or
