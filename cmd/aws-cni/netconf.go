@@ -40,8 +40,14 @@ const (
 
 // netConf is the plugin's entry of 10-aws.conflist as the runtime passes it
 // on stdin. Every value of the template is a JSON string, mtu included.
+// It holds only what the plugin reads: encoding/json's first decode of a
+// type costs in proportion to its fields, on every ADD, and the runtime
+// has already decoded the rest of the CNI library's NetConf (type,
+// capabilities, ipam, dns) when it loaded the conflist.
 type netConf struct {
-	types.PluginConf
+	CNIVersion    string         `json:"cniVersion"`
+	Name          string         `json:"name"`
+	RawPrevResult map[string]any `json:"prevResult,omitempty"`
 	VethPrefix         string `json:"vethPrefix"`
 	MTU                string `json:"mtu"`
 	PodSGEnforcingMode string `json:"podSGEnforcingMode"`
@@ -111,11 +117,12 @@ func parseConfig(stdin []byte) (*config, error) {
 	c.StrictSG, warn = parseSGMode(nc.PodSGEnforcingMode)
 	c.addWarning(warn)
 
-	if err := version.ParsePrevResult(&nc.PluginConf); err != nil {
+	pc := types.PluginConf{CNIVersion: nc.CNIVersion, Name: nc.Name, RawPrevResult: nc.RawPrevResult}
+	if err := version.ParsePrevResult(&pc); err != nil {
 		return nil, invalidConfig("prevResult", err.Error())
 	}
-	if nc.PrevResult != nil {
-		res, err := current.NewResultFromResult(nc.PrevResult)
+	if pc.PrevResult != nil {
+		res, err := current.NewResultFromResult(pc.PrevResult)
 		if err != nil {
 			return nil, invalidConfig("prevResult", err.Error())
 		}
