@@ -45,14 +45,14 @@ const (
 // has already decoded the rest of the CNI library's NetConf (type,
 // capabilities, ipam, dns) when it loaded the conflist.
 type netConf struct {
-	CNIVersion    string         `json:"cniVersion"`
-	Name          string         `json:"name"`
-	RawPrevResult map[string]any `json:"prevResult,omitempty"`
-	VethPrefix         string `json:"vethPrefix"`
-	MTU                string `json:"mtu"`
-	PodSGEnforcingMode string `json:"podSGEnforcingMode"`
-	PluginLogFile      string `json:"pluginLogFile"`
-	PluginLogLevel     string `json:"pluginLogLevel"`
+	CNIVersion         string         `json:"cniVersion"`
+	Name               string         `json:"name"`
+	RawPrevResult      map[string]any `json:"prevResult,omitempty"`
+	VethPrefix         string         `json:"vethPrefix"`
+	MTU                string         `json:"mtu"`
+	PodSGEnforcingMode string         `json:"podSGEnforcingMode"`
+	PluginLogFile      string         `json:"pluginLogFile"`
+	PluginLogLevel     string         `json:"pluginLogLevel"`
 	// IpamdSocket and NPASocket override the daemons' unix socket paths
 	// (vpc-cni extension; absent from upstream's conflist).
 	IpamdSocket   string `json:"ipamdSocket,omitempty"`
