@@ -127,9 +127,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// parse reads the command and its input. A missing variable a command
-// requires is reported after the values present were checked.
-func (d dispatcher) parse() (string, *Args, *types.Error) {
+// parse reads the command, its input and the netconf's CNI version. A
+// missing variable a command requires is reported after the values present
+// were checked.
+func (d dispatcher) parse() (string, *Args, string, *types.Error) {
 	vals := make(map[string]string, len(envVars))
 	cmd := d.getenv("CNI_COMMAND")
 	var missing []string
@@ -142,33 +143,34 @@ func (d dispatcher) parse() (string, *Args, *types.Error) {
 			missing = append(missing, v.name)
 		case val != "" && req && v.check != nil:
 			if err := v.check(val); err != nil {
-				return "", nil, err
+				return "", nil, "", err
 			}
 		}
 	}
 	if len(missing) > 0 {
-		return "", nil, types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("required env variables [%s] missing", strings.Join(missing, ",")), "")
+		return "", nil, "", types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("required env variables [%s] missing", strings.Join(missing, ",")), "")
 	}
 	args := &Args{
 		ContainerID: vals["CNI_CONTAINERID"], Netns: vals["CNI_NETNS"], IfName: vals["CNI_IFNAME"],
 		Args: vals["CNI_ARGS"], Path: vals["CNI_PATH"], NetnsOverride: vals["CNI_NETNS_OVERRIDE"],
 	}
 	if cmd == "VERSION" {
-		return cmd, args, nil
+		return cmd, args, "", nil
 	}
 	stdin, err := io.ReadAll(d.stdin)
 	if err != nil {
-		return "", nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("error reading from stdin: %v", err), "")
+		return "", nil, "", types.NewError(types.ErrIOFailure, fmt.Sprintf("error reading from stdin: %v", err), "")
 	}
 	args.StdinData = stdin
-	if err := validateConfig(stdin); err != nil {
-		return "", nil, err
+	confVersion, verr := validateConfig(stdin)
+	if verr != nil {
+		return "", nil, "", verr
 	}
-	return cmd, args, nil
+	return cmd, args, confVersion, nil
 }
 
 func (d dispatcher) run(f Funcs, about string) *types.Error {
-	cmd, args, err := d.parse()
+	cmd, args, confVersion, err := d.parse()
 	if err != nil {
 		if err.Code == types.ErrInvalidEnvironmentVariables && d.getenv("CNI_COMMAND") == "" && about != "" {
 			_, _ = fmt.Fprintln(d.stderr, about)
@@ -179,15 +181,15 @@ func (d dispatcher) run(f Funcs, about string) *types.Error {
 	}
 	switch cmd {
 	case "ADD":
-		return d.callInOtherNetNS(args, f.Add)
+		return d.callInOtherNetNS(args, confVersion, f.Add)
 	case "DEL":
-		return d.callInOtherNetNS(args, f.Del)
+		return d.callInOtherNetNS(args, confVersion, f.Del)
 	case "CHECK":
-		return d.callFrom(args, "0.4.0", "CHECK", f.Check)
+		return d.callFrom(args, confVersion, "0.4.0", "CHECK", f.Check)
 	case "GC":
-		return d.callFrom(args, "1.1.0", "GC", f.GC)
+		return d.callFrom(args, confVersion, "1.1.0", "GC", f.GC)
 	case "STATUS":
-		return d.callFrom(args, "1.1.0", "STATUS", f.Status)
+		return d.callFrom(args, confVersion, "1.1.0", "STATUS", f.Status)
 	case "VERSION":
 		if err := d.versions.Encode(d.stdout); err != nil {
 			return types.NewError(types.ErrIOFailure, err.Error(), "")
@@ -199,8 +201,8 @@ func (d dispatcher) run(f Funcs, about string) *types.Error {
 
 // callInOtherNetNS calls fn, then refuses a CNI_NETNS that is the plugin's
 // own namespace unless the runtime overrides that check.
-func (d dispatcher) callInOtherNetNS(args *Args, fn func(*Args) error) *types.Error {
-	if err := d.call(args, fn); err != nil {
+func (d dispatcher) callInOtherNetNS(args *Args, confVersion string, fn func(*Args) error) *types.Error {
+	if err := d.call(args, confVersion, fn); err != nil {
 		return err
 	}
 	if o := args.NetnsOverride; strings.EqualFold(o, "TRUE") || o == "1" {
@@ -210,11 +212,7 @@ func (d dispatcher) callInOtherNetNS(args *Args, fn func(*Args) error) *types.Er
 }
 
 // callFrom calls fn for a command that netconf versions from min on have.
-func (d dispatcher) callFrom(args *Args, min, cmd string, fn func(*Args) error) *types.Error {
-	confVersion, err := (&version.ConfigDecoder{}).Decode(args.StdinData)
-	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
-	}
+func (d dispatcher) callFrom(args *Args, confVersion, min, cmd string, fn func(*Args) error) *types.Error {
 	if ok, err := version.GreaterThanOrEqualTo(confVersion, min); err != nil {
 		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
 	} else if !ok {
@@ -226,18 +224,14 @@ func (d dispatcher) callFrom(args *Args, min, cmd string, fn func(*Args) error) 
 			return types.NewError(types.ErrDecodingFailure, err.Error(), "")
 		}
 		if ok {
-			return d.call(args, fn)
+			return d.call(args, confVersion, fn)
 		}
 	}
 	return types.NewError(types.ErrIncompatibleCNIVersion, "plugin version does not allow "+cmd, "")
 }
 
 // call checks the netconf's version against the plugin's and calls fn.
-func (d dispatcher) call(args *Args, fn func(*Args) error) *types.Error {
-	confVersion, err := (&version.ConfigDecoder{}).Decode(args.StdinData)
-	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, err.Error(), "")
-	}
+func (d dispatcher) call(args *Args, confVersion string, fn func(*Args) error) *types.Error {
 	if verr := (&version.Reconciler{}).Check(confVersion, d.versions); verr != nil {
 		return types.NewError(types.ErrIncompatibleCNIVersion, "incompatible CNI versions", verr.Details())
 	}

@@ -13,21 +13,26 @@ import (
 const maxIfName = 15
 
 // validateConfig checks the netconf's network name, as every command but
-// VERSION needs one.
-func validateConfig(stdin []byte) *types.Error {
+// VERSION needs one, and returns its CNI version as the CNI library's
+// ConfigDecoder reads it ("0.1.0" when absent): one decode for both.
+func validateConfig(stdin []byte) (string, *types.Error) {
 	var conf struct {
-		Name string `json:"name"`
+		CNIVersion string `json:"cniVersion"`
+		Name       string `json:"name"`
 	}
 	if err := json.Unmarshal(stdin, &conf); err != nil {
-		return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("error unmarshall network config: %v", err), "")
+		return "", types.NewError(types.ErrDecodingFailure, fmt.Sprintf("error unmarshall network config: %v", err), "")
 	}
 	if conf.Name == "" {
-		return types.NewError(types.ErrInvalidNetworkConfig, "missing network name", "")
+		return "", types.NewError(types.ErrInvalidNetworkConfig, "missing network name", "")
 	}
 	if !validName(conf.Name) {
-		return types.NewError(types.ErrInvalidNetworkConfig, "invalid characters found in network name", conf.Name)
+		return "", types.NewError(types.ErrInvalidNetworkConfig, "invalid characters found in network name", conf.Name)
 	}
-	return nil
+	if conf.CNIVersion == "" {
+		return "0.1.0", nil
+	}
+	return conf.CNIVersion, nil
 }
 
 func validateContainerID(id string) *types.Error {
