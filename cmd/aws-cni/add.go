@@ -45,6 +45,9 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 			}
 		}
 	}()
+	// The log file is needed at the end in any case: open it now, while
+	// ipamd may still be answering.
+	inv.openLog()
 	reply, md, err := asked.Wait()
 	if err != nil {
 		return addError(inv.ipamdSocket, err)

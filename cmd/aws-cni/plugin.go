@@ -19,6 +19,7 @@ type invocation struct {
 	conf        *config
 	k8s         k8sArgs
 	log         *slog.Logger
+	openLog     func()
 	close       func()
 	ipamdSocket string
 	npaSocket   string
@@ -57,7 +58,7 @@ func (p *plugin) begin(args *entry.Args) (*invocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, closeLog := newLogger(conf.LogFile, conf.LogLevel)
+	log, openLog, closeLog := newLogger(conf.LogFile, conf.LogLevel)
 	log = log.With("containerID", args.ContainerID, "pod", k.PodNamespace+"/"+k.PodName, "ifname", args.IfName)
 	for _, w := range conf.Warnings {
 		log.Warn(w)
@@ -66,6 +67,7 @@ func (p *plugin) begin(args *entry.Args) (*invocation, error) {
 		conf:        conf,
 		k8s:         k,
 		log:         log,
+		openLog:     openLog,
 		close:       closeLog,
 		ipamdSocket: firstSet(conf.IpamdSocket, p.getenv(ipamdSocketEnv), defaultIpamdSocket),
 		npaSocket:   firstSet(conf.NPASocket, p.getenv(npaSocketEnv), defaultNPASocket),
