@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,7 +53,9 @@ func ckptFigure(c config) bench.Figure {
 			write). %d pods get addresses first; then %d concurrent clients, each on its own warm gRPC connection to
 			ipamd's unix socket, each do %d rounds of AddNetwork for a new pod, then DelNetwork of that pod. A sample
 			is the wall time of one unary call measured by the client on the socket (no CNI plugin, no namespaces):
-			ipamd's server-side latency plus the local gRPC round trip, nothing subtracted. Nearest-rank percentiles.`,
+			ipamd's server-side latency plus the local gRPC round trip, nothing subtracted. Nearest-rank percentiles.
+			"AddNetwork in ipamd" is the same ADDs as ipamd itself timed them (the duration in its request log line:
+			from its handler's start to the reply, without the gRPC transport either side).`,
 			ckptWarm, ckptLive, ckptClients, ckptRounds(c.Quick)),
 	}
 }
@@ -110,6 +115,12 @@ func (r *run) phaseCkpt(ctx context.Context) {
 		return
 	}
 	f.Values = append(bench.LatencyValues("AddNetwork ", sa), bench.LatencyValues("DelNetwork ", sd)...)
+	if srvAdd, err := serverDurations(n.HostPath(localvpc.NodeLogDir+"/ipamd.log"), "AddNetwork", c.prefix+"-c"); err != nil {
+		r.cfg.Log.Warn("figure 21: ipamd's own AddNetwork durations", "err", err)
+	} else if ss, err := bench.Summarize(srvAdd); err == nil {
+		f.Values = append(f.Values, bench.LatencyValues("AddNetwork in ipamd ", ss)...)
+		r.progressf("  AddNetwork in ipamd (its request log): p50 %s p99 %s", ss.P50.Round(time.Microsecond), ss.P99.Round(time.Microsecond))
+	}
 	if st, err := os.Stat(n.HostPath(localvpc.CheckpointPath)); err == nil {
 		f.Values = append(f.Values, bench.Count("checkpoint size at the end", int(st.Size()), "bytes"))
 	}
@@ -156,6 +167,40 @@ func ckptChurn(ctx context.Context, conns []*grpc.ClientConn, prefix string, rou
 	}
 	wg.Wait()
 	return add, del, errors.Join(errs...)
+}
+
+// serverDurations reads ipamd's own duration of every op request whose
+// container id starts with prefix from its request log (one JSON line
+// per request at DEBUG, docs/compatibility.md).
+func serverDurations(path, op, prefix string) ([]time.Duration, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []time.Duration
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg      string `json:"msg"`
+			Key      string `json:"key"`
+			Duration int64  `json:"duration"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != op {
+			continue
+		}
+		if _, id, ok := strings.Cut(line.Key, "/"); ok && strings.HasPrefix(id, prefix) {
+			out = append(out, time.Duration(line.Duration))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no %s line for %s* in %s", op, prefix, path)
+	}
+	return out, nil
 }
 
 // ckptClient calls ipamd as the plugin would, without the plugin.
