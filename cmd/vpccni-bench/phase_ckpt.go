@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -50,7 +54,11 @@ func ckptFigure(c config) bench.Figure {
 			write). %d pods get addresses first; then %d concurrent clients, each on its own warm gRPC connection to
 			ipamd's unix socket, each do %d rounds of AddNetwork for a new pod, then DelNetwork of that pod. A sample
 			is the wall time of one unary call measured by the client on the socket (no CNI plugin, no namespaces):
-			ipamd's server-side latency plus the local gRPC round trip, nothing subtracted. Nearest-rank percentiles.`,
+			ipamd's server-side latency plus the local gRPC round trip, nothing subtracted. Nearest-rank percentiles.
+			"AddNetwork in ipamd" is the same ADDs as ipamd itself timed them (the duration in its request log line:
+			from its handler's start to the reply, without the gRPC transport either side). "fdatasync floor" is,
+			right after the clients, as many syncs as ADDs of one small overwrite of a file in the checkpoint's
+			directory, one at a time and nothing else: what the disk asks of any ADD acknowledged once durable.`,
 			ckptWarm, ckptLive, ckptClients, ckptRounds(c.Quick)),
 	}
 }
@@ -110,6 +118,18 @@ func (r *run) phaseCkpt(ctx context.Context) {
 		return
 	}
 	f.Values = append(bench.LatencyValues("AddNetwork ", sa), bench.LatencyValues("DelNetwork ", sd)...)
+	if srvAdd, err := serverDurations(n.HostPath(localvpc.NodeLogDir+"/ipamd.log"), "AddNetwork", c.prefix+"-c"); err != nil {
+		r.cfg.Log.Warn("figure 21: ipamd's own AddNetwork durations", "err", err)
+	} else if ss, err := bench.Summarize(srvAdd); err == nil {
+		f.Values = append(f.Values, bench.LatencyValues("AddNetwork in ipamd ", ss)...)
+		r.progressf("  AddNetwork in ipamd (its request log): p50 %s p99 %s", ss.P50.Round(time.Microsecond), ss.P99.Round(time.Microsecond))
+	}
+	if floor, err := syncFloor(n.HostPath(localvpc.NodeRunDir), len(add)); err != nil {
+		r.cfg.Log.Warn("figure 21: the disk's fdatasync floor", "err", err)
+	} else if sf, err := bench.Summarize(floor); err == nil {
+		f.Values = append(f.Values, bench.LatencyValues("fdatasync floor ", sf)...)
+		r.progressf("  fdatasync floor (one small overwrite, alone): p50 %s p99 %s", sf.P50.Round(time.Microsecond), sf.P99.Round(time.Microsecond))
+	}
 	if st, err := os.Stat(n.HostPath(localvpc.CheckpointPath)); err == nil {
 		f.Values = append(f.Values, bench.Count("checkpoint size at the end", int(st.Size()), "bytes"))
 	}
@@ -156,6 +176,69 @@ func ckptChurn(ctx context.Context, conns []*grpc.ClientConn, prefix string, rou
 	}
 	wg.Wait()
 	return add, del, errors.Join(errs...)
+}
+
+// serverDurations reads ipamd's own duration of every op request whose
+// container id starts with prefix from its request log (one JSON line
+// per request at DEBUG, docs/compatibility.md).
+func serverDurations(path, op, prefix string) ([]time.Duration, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []time.Duration
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Msg      string `json:"msg"`
+			Key      string `json:"key"`
+			Duration int64  `json:"duration"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != op {
+			continue
+		}
+		if _, id, ok := strings.Cut(line.Key, "/"); ok && strings.HasPrefix(id, prefix) {
+			out = append(out, time.Duration(line.Duration))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no %s line for %s* in %s", op, prefix, path)
+	}
+	return out, nil
+}
+
+// syncFloor times n fdatasyncs, one after another, each of a 256-byte
+// overwrite of a preallocated file in dir (a log record's shape).
+func syncFloor(dir string, n int) (out []time.Duration, err error) {
+	f, err := os.CreateTemp(dir, "bench-sync-floor-*")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, f.Close(), os.Remove(f.Name())) }()
+	const size = 64 << 10
+	if _, err := f.Write(make([]byte, size)); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	rec := make([]byte, 256)
+	for i := range n {
+		start := time.Now()
+		if _, err := f.WriteAt(rec, int64(i*len(rec))%size); err != nil {
+			return nil, err
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
 }
 
 // ckptClient calls ipamd as the plugin would, without the plugin.
