@@ -15,18 +15,16 @@ import (
 // The pool manager's actions on its card, other than creating ENIs
 // (eni.go): each changes EC2 and the card's datastore together.
 
-// execute performs one planned action.
-func (c *poolManager) execute(ctx context.Context, a pool.Action) error {
+// execute performs one planned action; params is the planner's input now
+// (an ENI attach sizes itself again on ADDs arriving meanwhile).
+func (c *poolManager) execute(ctx context.Context, a pool.Action, params func() pool.Params) error {
 	switch a.Kind {
 	case pool.AssignIPs:
 		return c.assignIPs(ctx, a.ENI, a.Count)
 	case pool.AssignPrefixes:
 		return c.assignPrefixes(ctx, a.ENI, a.Count)
 	case pool.CreateENI:
-		if a.ENIs > 1 {
-			return c.createENIs(ctx, a.ENIs, a.Count, a.Prefixes)
-		}
-		return c.createENI(ctx, a.Count, a.Prefixes)
+		return c.createENIs(ctx, max(a.ENIs, 1), a.Count, a.Prefixes, params)
 	case pool.ReleaseCIDRs:
 		return c.releaseCIDRs(ctx, a.ENI, a.CIDRs)
 	case pool.FreeENI:

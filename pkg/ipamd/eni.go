@@ -6,108 +6,112 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
-// createENI runs the ENI life cycle: create (tagged, described
-// aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
-// delete-on-termination (a failure keeps the ENI; retryDeleteOnTermination
-// sets it later) → wait for instance metadata (bounded; EC2's data wins) →
-// host networking → datastore. A failure after that detaches and deletes
-// the ENI again; if that fails too, retryUnfreed finishes it, so no ENI
-// leaks.
-func (c *poolManager) createENI(ctx context.Context, count int, prefixes bool) error {
+// createENIs runs the ENI life cycle for k ENIs of count addresses (or
+// prefixes) each: create (tagged, described aws-K8S-<instance>) → attach
+// (awsutils undoes these on failure) → delete-on-termination (a failure
+// keeps the ENI; retryDeleteOnTermination sets it later) → host networking
+// → datastore, instance metadata only watched (EC2's data wins). The EC2
+// calls of every ENI run at once on distinct device indices; each ENI is
+// wired as soon as EC2 has attached it, so waiting ADDs take its addresses
+// while the others still attach. ADDs arriving meanwhile that the ENIs in
+// flight cannot hold get more ENIs at once (pool.MoreENIs). A subnet
+// without room sends that ENI to the next subnet (subnet discovery). A
+// failure after the attach detaches and deletes the ENI again; if that
+// fails too, retryUnfreed finishes it, so no ENI leaks. The others are
+// kept.
+func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes bool, params func() pool.Params) error {
 	subnets, err := c.env.subnets.forNewENI(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for i, sn := range subnets {
-		device := c.freeDevices(1)[0]
-		if c.askDevice.get() {
-			device = 0 // awsutils: the lowest index EC2 shows free
-		}
-		e, err := c.env.ec2.AllocateENI(ctx, c.allocateRequest(sn, device, count, prefixes))
-		if err = c.keptWithoutDOT(e, err); err != nil {
-			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
-			if awsutils.IsInsufficientCapacity(err) {
-				c.env.subnets.forget() // its free count is stale now
-			}
-			c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
-			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
-				continue // subnet discovery: try the next subnet
-			}
-			if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
-				// No free /28 is not a full subnet: the next plan grows with /32s.
-				return c.fallbackToSecondary("creating an ENI with prefixes in subnet " + sn.ID)
-			}
-			c.noteInsufficient(err)
-			return errors.Join(errs...)
-		}
-		c.askDevice.set(false)
-		c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
-			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
-		return c.wire(ctx, e, sn.CIDR)
+	type launch struct {
+		subnet, device int
+		tried          []error // earlier subnets' answers
 	}
-	return errors.Join(errs...)
-}
-
-// createENIs attaches k ENIs of count addresses (or prefixes) each for a
-// burst of waiting ADDs: the EC2 calls of every ENI run at once, on distinct
-// device indices in the first eligible subnet; then each attached ENI is
-// wired and added in turn. An ENI that fails is undone as in createENI and
-// the others are kept.
-func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes bool) error {
-	subnets, err := c.env.subnets.forNewENI(ctx)
-	if err != nil {
-		return err
-	}
-	sn := subnets[0]
-	devs := c.freeDevices(k)
 	type result struct {
+		launch
 		eni awsutils.ENI
 		err error
 	}
-	res := make([]result, k)
-	var wg sync.WaitGroup
-	for i := range k {
-		req := c.allocateRequest(sn, devs[i], count, prefixes)
-		wg.Add(1)
+	results := make(chan result)
+	taken := map[int]bool{} // device indices of ENIs in flight
+	start := func(l launch) {
+		taken[l.device] = true
+		req := c.allocateRequest(subnets[l.subnet], l.device, count, prefixes)
 		go func() {
-			defer wg.Done()
-			res[i].eni, res[i].err = c.env.ec2.AllocateENI(ctx, req)
+			e, err := c.env.ec2.AllocateENI(ctx, req)
+			results <- result{l, e, err}
 		}()
 	}
-	wg.Wait()
+	if c.askDevice.get() {
+		start(launch{device: 0}) // one ENI; awsutils asks EC2 for the lowest free index
+	} else {
+		for _, d := range c.freeDevices(k, taken) {
+			start(launch{device: d})
+		}
+	}
 	var errs []error
-	for _, r := range res {
-		e := r.eni
-		if err := c.keptWithoutDOT(e, r.err); err != nil {
-			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
-			if awsutils.IsInsufficientCapacity(err) {
-				c.env.subnets.forget()
+	grow, next := params != nil && c.env.demand != nil, 0 // next: the subnet for more ENIs
+	for len(taken) > 0 {
+		var demand <-chan struct{}
+		if grow && ctx.Err() == nil && !c.askDevice.get() {
+			demand = c.env.demand()
+			n := pool.MoreENIs(c.view(), params(), len(taken), count)
+			for _, d := range c.freeDevices(n, taken) {
+				start(launch{subnet: next, device: d})
 			}
-			if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
-				errs = append(errs, c.fallbackToSecondary("creating ENIs with prefixes in subnet "+sn.ID))
-				continue
+		}
+		var r result
+		select {
+		case <-demand:
+			continue
+		case r = <-results:
+		}
+		e, sn := r.eni, subnets[r.subnet]
+		err := c.keptWithoutDOT(e, r.err)
+		if err == nil {
+			c.askDevice.set(false)
+			c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
+				"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "inFlight", len(taken)-1)
+			if err := c.wire(ctx, e, sn.CIDR); err != nil {
+				errs = append(errs, err)
+			} else {
+				c.env.wake() // waiting ADDs take this ENI's addresses while the next is wired
 			}
-			c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
-			c.noteInsufficient(err)
+			delete(taken, r.device) // in the store now, or freed, or kept unfreed
 			continue
 		}
-		c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
-			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "burst", k)
-		if err := c.wire(ctx, e, sn.CIDR); err != nil {
-			errs = append(errs, err)
+		delete(taken, r.device)
+		err = fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err)
+		if awsutils.IsInsufficientCapacity(err) {
+			c.env.subnets.forget() // its free count is stale now
+		}
+		c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
+		if awsutils.IsInsufficientCapacity(err) && r.subnet < len(subnets)-1 {
+			next = max(next, r.subnet+1)
+			start(launch{subnet: r.subnet + 1, device: r.device, tried: append(r.tried, err)})
 			continue
 		}
-		c.env.wake() // waiting ADDs take this ENI's addresses while the next is wired
+		grow = false // a failure: the next cycle plans again
+		if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
+			// No free /28 is not a full subnet: the next plan grows with /32s.
+			if ferr := c.fallbackToSecondary("creating an ENI with prefixes in subnet " + sn.ID); ferr != nil {
+				errs = append(errs, ferr)
+			}
+			continue
+		}
+		c.noteInsufficient(err)
+		errs = append(errs, r.tried...)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

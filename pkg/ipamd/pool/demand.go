@@ -72,3 +72,36 @@ func AtHardLimit(pool Pool, p Params) (Limit, bool) {
 	}
 	return l, true
 }
+
+// MoreENIs is how many ENIs to attach now beside inFlight ones (being
+// created and attached, perENI addresses or prefixes each) for the ADDs
+// that wait beyond what the pool holds, what those ENIs bring and what
+// ends its cooldown first: ADDs that arrive while ENIs attach need not
+// wait for that attach to plan theirs. Never beyond the ENI slots or max
+// pods; 0 when growth is not allowed now.
+func MoreENIs(pool Pool, p Params, inFlight, perENI int) int {
+	if !p.CanAllocate || p.Pending == 0 {
+		return 0
+	}
+	s := pool.Stats(p.PrefixDelegation)
+	addrs := perENI
+	if p.PrefixDelegation {
+		addrs *= IPsPerPrefix
+	}
+	if addrs <= 0 {
+		return 0
+	}
+	short := p.Pending - p.CoolingSoon - s.Available - inFlight*addrs
+	if short <= 0 {
+		return 0
+	}
+	reserve := 0
+	if p.ReserveTrunk && pool.Card == 0 && !s.HasTrunk {
+		reserve = 1
+	}
+	room := p.MaxENIs - pool.Unmanaged - reserve - s.ENIs - inFlight
+	if p.MaxPods > 0 {
+		room = min(room, ceilDiv(p.MaxPods-s.Total-inFlight*addrs, addrs))
+	}
+	return max(min(ceilDiv(short, addrs), room), 0)
+}
