@@ -63,16 +63,25 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 	grow, next := params != nil && c.env.demand != nil, 0 // next: the subnet for more ENIs
 	for len(taken) > 0 {
 		var demand <-chan struct{}
-		if grow && ctx.Err() == nil && !c.askDevice.get() {
+		if grow {
 			demand = c.env.demand()
-			n := pool.MoreENIs(c.view(), params(), len(taken), count)
-			for _, d := range c.freeDevices(n, taken) {
-				start(launch{subnet: next, device: d})
-			}
 		}
 		var r result
 		select {
 		case <-demand:
+			// An ADD that has just taken an address still counts as
+			// waiting for a moment: let the burst settle, as the pool's
+			// trigger does, before sizing it.
+			select {
+			case <-time.After(poolGather):
+			case <-ctx.Done():
+			}
+			if ctx.Err() == nil && !c.askDevice.get() {
+				n := pool.MoreENIs(c.view(), params(), len(taken), count)
+				for _, d := range c.freeDevices(n, taken) {
+					start(launch{subnet: next, device: d})
+				}
+			}
 			continue
 		case r = <-results:
 		}
