@@ -28,7 +28,9 @@ import (
 // failure after the attach detaches and deletes the ENI again; if that
 // fails too, retryUnfreed finishes it, so no ENI leaks. The others are
 // kept.
-func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes bool, params func() pool.Params) error {
+// incoming (nil: none) is how many addresses (or prefixes) an assign under
+// way brings to the card's ENIs.
+func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes bool, params func() pool.Params, incoming func() int) error {
 	subnets, err := c.env.subnets.forNewENI(ctx)
 	if err != nil {
 		return err
@@ -69,15 +71,12 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 		var r result
 		select {
 		case <-demand:
-			// An ADD that has just taken an address still counts as
-			// waiting for a moment: let the burst settle, as the pool's
-			// trigger does, before sizing it.
-			select {
-			case <-time.After(poolGather):
-			case <-ctx.Done():
-			}
-			if ctx.Err() == nil && !c.askDevice.get() {
-				n := pool.MoreENIs(c.view(), params(), len(taken), count)
+			if c.settled(ctx) && !c.askDevice.get() {
+				in := 0
+				if incoming != nil {
+					in = incoming()
+				}
+				n := pool.MoreENIs(c.view(), params(), len(taken), count, in)
 				for _, d := range c.freeDevices(n, taken) {
 					start(launch{subnet: next, device: d})
 				}
@@ -123,6 +122,20 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// settled waits for new demand to settle before it is sized: an ADD that
+// has just taken an address still counts as waiting for a moment (the
+// pool's trigger gathers a burst the same way). False when ctx ended.
+func (c *poolManager) settled(ctx context.Context) bool {
+	t := time.NewTimer(poolGather)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // allocateRequest asks for one ENI in subnet sn at the device index, with

@@ -73,25 +73,34 @@ func AtHardLimit(pool Pool, p Params) (Limit, bool) {
 	return l, true
 }
 
-// MoreENIs is how many ENIs to attach now beside inFlight ones (being
-// created and attached, perENI addresses or prefixes each) for the ADDs
-// that wait beyond what the pool holds, what those ENIs bring and what
-// ends its cooldown first: ADDs that arrive while ENIs attach need not
-// wait for that attach to plan theirs. Never beyond the ENI slots or max
-// pods; 0 when growth is not allowed now.
-func MoreENIs(pool Pool, p Params, inFlight, perENI int) int {
-	if !p.CanAllocate || p.Pending == 0 {
+// MoreENIs is how many ENIs to attach now for the ADDs that wait beyond
+// what the pool holds, what is on its way and what ends its cooldown
+// first: ADDs that arrive while an assign or an attach is under way need
+// not wait for it to plan theirs. On its way: incoming addresses (or
+// prefixes) being assigned to the card's ENIs, and inFlight ENIs being
+// created and attached with perENI each. None while an ENI could still
+// take more (the next plan assigns there, cheaper than an ENI), never
+// beyond the ENI slots or max pods, and 0 when growth is not allowed now.
+func MoreENIs(pool Pool, p Params, inFlight, perENI, incoming int) int {
+	if !p.CanAllocate || p.Pending == 0 || perENI <= 0 {
 		return 0
 	}
 	s := pool.Stats(p.PrefixDelegation)
-	addrs := perENI
+	unit := 1
 	if p.PrefixDelegation {
-		addrs *= IPsPerPrefix
+		unit = IPsPerPrefix
 	}
-	if addrs <= 0 {
+	free := -incoming
+	for _, e := range pool.ENIs {
+		if !e.Trunk && !e.Excluded && !(e.Primary && p.CustomNetworking) {
+			free += max(p.slotsPerENI()-len(e.CIDRs), 0)
+		}
+	}
+	if free > 0 {
 		return 0
 	}
-	short := p.Pending - p.CoolingSoon - s.Available - inFlight*addrs
+	addrs := perENI * unit
+	short := p.Pending - p.CoolingSoon - s.Available - incoming*unit - inFlight*addrs
 	if short <= 0 {
 		return 0
 	}
@@ -101,7 +110,7 @@ func MoreENIs(pool Pool, p Params, inFlight, perENI int) int {
 	}
 	room := p.MaxENIs - pool.Unmanaged - reserve - s.ENIs - inFlight
 	if p.MaxPods > 0 {
-		room = min(room, ceilDiv(p.MaxPods-s.Total-inFlight*addrs, addrs))
+		room = min(room, ceilDiv(p.MaxPods-s.Total-incoming*unit-inFlight*addrs, addrs))
 	}
 	return max(min(ceilDiv(short, addrs), room), 0)
 }
