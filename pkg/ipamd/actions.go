@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -15,24 +16,62 @@ import (
 // The pool manager's actions on its card, other than creating ENIs
 // (eni.go): each changes EC2 and the card's datastore together.
 
-// execute performs one planned action.
-func (c *poolManager) execute(ctx context.Context, a pool.Action) error {
+// execute performs one planned action; params is the planner's input now
+// (an ENI attach sizes itself again on ADDs arriving meanwhile).
+func (c *poolManager) execute(ctx context.Context, a pool.Action, params func() pool.Params) error {
 	switch a.Kind {
 	case pool.AssignIPs:
-		return c.assignIPs(ctx, a.ENI, a.Count)
+		return c.assignGrowing(ctx, a.ENI, a.Count, params)
 	case pool.AssignPrefixes:
 		return c.assignPrefixes(ctx, a.ENI, a.Count)
 	case pool.CreateENI:
-		if a.ENIs > 1 {
-			return c.createENIs(ctx, a.ENIs, a.Count, a.Prefixes)
-		}
-		return c.createENI(ctx, a.Count, a.Prefixes)
+		return c.createENIs(ctx, max(a.ENIs, 1), a.Count, a.Prefixes, params, nil)
 	case pool.ReleaseCIDRs:
 		return c.releaseCIDRs(ctx, a.ENI, a.CIDRs)
 	case pool.FreeENI:
 		return c.freeENI(ctx, a.ENI)
 	}
 	return nil
+}
+
+// assignGrowing assigns count secondary addresses to an ENI. ADDs that
+// arrive meanwhile, more than the assign brings and no ENI can take, get
+// new ENIs at once, attached beside the assign (pool.MoreENIs) rather than
+// after it; it returns once those are done too.
+func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int, params func() pool.Params) error {
+	var incoming atomic.Int64
+	incoming.Store(int64(count))
+	assigned := make(chan error, 1)
+	go func() {
+		err := c.assignIPs(ctx, eniID, count)
+		incoming.Store(0)
+		assigned <- err
+	}()
+	var grown chan error
+	for {
+		var demand <-chan struct{}
+		if grown == nil && params != nil && c.env.demand != nil {
+			demand = c.env.demand()
+		}
+		select {
+		case err := <-assigned:
+			if grown == nil {
+				return err
+			}
+			c.env.wake() // the new addresses serve waiting ADDs while the ENIs attach
+			return errors.Join(err, <-grown)
+		case <-demand:
+			if !c.settled(ctx) || c.askDevice.get() {
+				continue
+			}
+			slots := c.env.node.typ.IPv4PerENI - 1
+			in := func() int { return int(incoming.Load()) }
+			if n := pool.MoreENIs(c.view(), params(), 0, slots, in()); n > 0 {
+				grown = make(chan error, 1)
+				go func() { grown <- c.createENIs(ctx, n, slots, false, params, in) }()
+			}
+		}
+	}
 }
 
 func (c *poolManager) assignIPs(ctx context.Context, eniID string, count int) error {

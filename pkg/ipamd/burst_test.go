@@ -259,3 +259,118 @@ func TestBurstFigures(t *testing.T) {
 		})
 	}
 }
+
+// TestADDsArrivingDuringAnAttachGetTheirOwnENI: on an m5.xlarge (4 ENIs ×
+// 14) whose primary ENI is full, ADDs that arrive while an ENI is still
+// attaching, more than it can hold, get a second ENI created at once, not
+// after the first attach is done (attaches are held 3 s here). Every ADD
+// succeeds and no limit is passed.
+func TestADDsArrivingDuringAnAttachGetTheirOwnENI(t *testing.T) {
+	times := fastTimes
+	times.Pool = time.Hour // only demand runs the pool here
+	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times})
+	h.settle()
+	for i := range 14 {
+		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
+		"AttachNetworkInterface": vpcsim.Duration(3 * time.Second),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.calls()
+	created := func() int64 { return callDelta(before, h.calls())["CreateNetworkInterface"] }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	runPoolManager(t, h)
+	first, second := make(chan []error, 1), make(chan []error, 1)
+	go func() { first <- burst(h, "first-", 5, 20*time.Second) }()
+	waitFor("the first ENI's create", func() bool { return created() >= 1 })
+	go func() { second <- burst(h, "second-", 14, 20*time.Second) }()
+	waitFor("a second ENI's create", func() bool { return created() >= 2 })
+	if n := len(h.pool(0).ENIs); n != 1 {
+		t.Errorf("the second ENI was created once %d ENIs were in the store: it waited for the first attach", n)
+	}
+	for i, err := range append(<-first, <-second...) {
+		if err != nil {
+			t.Errorf("ADD %d: %v", i, err)
+		}
+	}
+	if got := h.simCounts(); got.ENIs > 4 || got.IPs > 4*14 {
+		t.Errorf("EC2 holds %+v, beyond m5.xlarge's 4 ENIs × 14", got)
+	}
+	if errs := h.env.Sim.Stats().Errors["AttachNetworkInterface"]; len(errs) != 0 {
+		t.Errorf("attach refused (over the limit or a taken device): %v", errs)
+	}
+	h.checkConsistent()
+}
+
+// TestADDsArrivingDuringAnAssignGetAnENIBesideIt: on a fresh m5.xlarge (4
+// ENIs × 14) whose primary ENI is being given its 14 addresses (assigns
+// are held 3 s here), ADDs that arrive meanwhile, more than those 14, get
+// an ENI created at once beside the assign, not after it. Every ADD
+// succeeds and no limit is passed.
+func TestADDsArrivingDuringAnAssignGetAnENIBesideIt(t *testing.T) {
+	times := fastTimes
+	times.Pool = time.Hour // only demand runs the pool here
+	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times})
+	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
+		"AssignPrivateIpAddresses": vpcsim.Duration(3 * time.Second),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	before := h.calls()
+	called := func(action string) int64 { return callDelta(before, h.calls())[action] }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	runPoolManager(t, h)
+	first, second := make(chan []error, 1), make(chan []error, 1)
+	go func() { first <- burst(h, "first-", 5, 20*time.Second) }()
+	waitFor("the primary ENI's assign", func() bool {
+		for _, a := range h.n.track.Current() {
+			if strings.Contains(a.What, "AssignPrivateIpAddresses") {
+				return true
+			}
+		}
+		return false
+	})
+	go func() { second <- burst(h, "second-", 20, 20*time.Second) }()
+	waitFor("an ENI's create", func() bool { return called("CreateNetworkInterface") >= 1 })
+	for _, e := range h.pool(0).ENIs {
+		if e.IsPrimary && len(e.CIDRs) != 0 {
+			t.Errorf("the ENI was created once the primary held %d addresses: it waited for the assign", len(e.CIDRs))
+		}
+	}
+	for i, err := range append(<-first, <-second...) {
+		if err != nil {
+			t.Errorf("ADD %d: %v", i, err)
+		}
+	}
+	if got := h.simCounts(); got.ENIs > 4 || got.IPs > 4*14 {
+		t.Errorf("EC2 holds %+v, beyond m5.xlarge's 4 ENIs × 14", got)
+	}
+	for _, action := range []string{"AttachNetworkInterface", "AssignPrivateIpAddresses"} {
+		if errs := h.env.Sim.Stats().Errors[action]; len(errs) != 0 {
+			t.Errorf("%s refused: %v", action, errs)
+		}
+	}
+	h.checkConsistent()
+}

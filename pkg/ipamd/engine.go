@@ -242,7 +242,7 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 		c.env.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
 			"cidrs", len(a.CIDRs), "reason", a.Reason)
 		done := c.env.observe.inProgress(actionFn(a.Kind))
-		err := c.execute(ctx, a)
+		err := c.execute(ctx, a, func() pool.Params { return c.params(schedulable, released, freed) })
 		done()
 		c.env.observe.action(a, err)
 		c.env.last.set(describeAction(c, a, err), time.Now())

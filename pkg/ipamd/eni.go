@@ -6,110 +6,136 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
-// createENI runs the ENI life cycle: create (tagged, described
-// aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
-// delete-on-termination (a failure keeps the ENI; retryDeleteOnTermination
-// sets it later) → wait for instance metadata (bounded; EC2's data wins) →
-// host networking → datastore. A failure after that detaches and deletes
-// the ENI again; if that fails too, retryUnfreed finishes it, so no ENI
-// leaks.
-func (c *poolManager) createENI(ctx context.Context, count int, prefixes bool) error {
+// createENIs runs the ENI life cycle for k ENIs of count addresses (or
+// prefixes) each: create (tagged, described aws-K8S-<instance>) → attach
+// (awsutils undoes these on failure) → delete-on-termination (a failure
+// keeps the ENI; retryDeleteOnTermination sets it later) → host networking
+// → datastore, instance metadata only watched (EC2's data wins). The EC2
+// calls of every ENI run at once on distinct device indices; each ENI is
+// wired as soon as EC2 has attached it, so waiting ADDs take its addresses
+// while the others still attach. ADDs arriving meanwhile that the ENIs in
+// flight cannot hold get more ENIs at once (pool.MoreENIs). A subnet
+// without room sends that ENI to the next subnet (subnet discovery). A
+// failure after the attach detaches and deletes the ENI again; if that
+// fails too, retryUnfreed finishes it, so no ENI leaks. The others are
+// kept.
+// incoming (nil: none) is how many addresses (or prefixes) an assign under
+// way brings to the card's ENIs.
+func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes bool, params func() pool.Params, incoming func() int) error {
 	subnets, err := c.env.subnets.forNewENI(ctx)
 	if err != nil {
 		return err
 	}
+	type launch struct {
+		subnet, device int
+		tried          []error // earlier subnets' answers
+	}
+	type result struct {
+		launch
+		eni awsutils.ENI
+		err error
+	}
+	results := make(chan result)
+	taken := map[int]bool{} // device indices of ENIs in flight
+	start := func(l launch) {
+		taken[l.device] = true
+		req := c.allocateRequest(subnets[l.subnet], l.device, count, prefixes)
+		go func() {
+			e, err := c.env.ec2.AllocateENI(ctx, req)
+			results <- result{l, e, err}
+		}()
+	}
+	if c.askDevice.get() {
+		start(launch{device: 0}) // one ENI; awsutils asks EC2 for the lowest free index
+	} else {
+		for _, d := range c.freeDevices(k, taken) {
+			start(launch{device: d})
+		}
+	}
 	var errs []error
-	for i, sn := range subnets {
-		device := c.freeDevices(1)[0]
-		if c.askDevice.get() {
-			device = 0 // awsutils: the lowest index EC2 shows free
+	grow, next := params != nil && c.env.demand != nil, 0 // next: the subnet for more ENIs
+	for len(taken) > 0 {
+		var demand <-chan struct{}
+		if grow {
+			demand = c.env.demand()
 		}
-		e, err := c.env.ec2.AllocateENI(ctx, c.allocateRequest(sn, device, count, prefixes))
-		if err = c.keptWithoutDOT(e, err); err != nil {
-			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
-			if awsutils.IsInsufficientCapacity(err) {
-				c.env.subnets.forget() // its free count is stale now
+		var r result
+		select {
+		case <-demand:
+			if c.settled(ctx) && !c.askDevice.get() {
+				in := 0
+				if incoming != nil {
+					in = incoming()
+				}
+				n := pool.MoreENIs(c.view(), params(), len(taken), count, in)
+				for _, d := range c.freeDevices(n, taken) {
+					start(launch{subnet: next, device: d})
+				}
 			}
-			c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
-			if awsutils.IsInsufficientCapacity(err) && i < len(subnets)-1 {
-				continue // subnet discovery: try the next subnet
-			}
-			if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
-				// No free /28 is not a full subnet: the next plan grows with /32s.
-				return c.fallbackToSecondary("creating an ENI with prefixes in subnet " + sn.ID)
-			}
-			c.noteInsufficient(err)
-			return errors.Join(errs...)
+			continue
+		case r = <-results:
 		}
-		c.askDevice.set(false)
-		c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
-			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes))
-		return c.wire(ctx, e, sn.CIDR)
+		e, sn := r.eni, subnets[r.subnet]
+		err := c.keptWithoutDOT(e, r.err)
+		if err == nil {
+			c.askDevice.set(false)
+			c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
+				"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "inFlight", len(taken)-1)
+			if err := c.wire(ctx, e, sn.CIDR); err != nil {
+				errs = append(errs, err)
+			} else {
+				c.env.wake() // waiting ADDs take this ENI's addresses while the next is wired
+			}
+			delete(taken, r.device) // in the store now, or freed, or kept unfreed
+			continue
+		}
+		delete(taken, r.device)
+		err = fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err)
+		if awsutils.IsInsufficientCapacity(err) {
+			c.env.subnets.forget() // its free count is stale now
+		}
+		c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
+		if awsutils.IsInsufficientCapacity(err) && r.subnet < len(subnets)-1 {
+			next = max(next, r.subnet+1)
+			start(launch{subnet: r.subnet + 1, device: r.device, tried: append(r.tried, err)})
+			continue
+		}
+		grow = false // a failure: the next cycle plans again
+		if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
+			// No free /28 is not a full subnet: the next plan grows with /32s.
+			if ferr := c.fallbackToSecondary("creating an ENI with prefixes in subnet " + sn.ID); ferr != nil {
+				errs = append(errs, ferr)
+			}
+			continue
+		}
+		c.noteInsufficient(err)
+		errs = append(errs, r.tried...)
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-// createENIs attaches k ENIs of count addresses (or prefixes) each for a
-// burst of waiting ADDs: the EC2 calls of every ENI run at once, on distinct
-// device indices in the first eligible subnet; then each attached ENI is
-// wired and added in turn. An ENI that fails is undone as in createENI and
-// the others are kept.
-func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes bool) error {
-	subnets, err := c.env.subnets.forNewENI(ctx)
-	if err != nil {
-		return err
+// settled waits for new demand to settle before it is sized: an ADD that
+// has just taken an address still counts as waiting for a moment (the
+// pool's trigger gathers a burst the same way). False when ctx ended.
+func (c *poolManager) settled(ctx context.Context) bool {
+	t := time.NewTimer(poolGather)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
-	sn := subnets[0]
-	devs := c.freeDevices(k)
-	type result struct {
-		eni awsutils.ENI
-		err error
-	}
-	res := make([]result, k)
-	var wg sync.WaitGroup
-	for i := range k {
-		req := c.allocateRequest(sn, devs[i], count, prefixes)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res[i].eni, res[i].err = c.env.ec2.AllocateENI(ctx, req)
-		}()
-	}
-	wg.Wait()
-	var errs []error
-	for _, r := range res {
-		e := r.eni
-		if err := c.keptWithoutDOT(e, r.err); err != nil {
-			errs = append(errs, fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err))
-			if awsutils.IsInsufficientCapacity(err) {
-				c.env.subnets.forget()
-			}
-			if prefixes && awsutils.Code(err) == awsutils.CodeInsufficientCidrBlocks {
-				errs = append(errs, c.fallbackToSecondary("creating ENIs with prefixes in subnet "+sn.ID))
-				continue
-			}
-			c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
-			c.noteInsufficient(err)
-			continue
-		}
-		c.env.log.Info("ENI attached", "eni", e.ID, "subnet", sn.ID, "card", c.index, "device", e.Attachment.DeviceIndex,
-			"addresses", len(e.SecondaryIPv4), "prefixes", len(e.IPv4Prefixes), "burst", k)
-		if err := c.wire(ctx, e, sn.CIDR); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		c.env.wake() // waiting ADDs take this ENI's addresses while the next is wired
-	}
-	return errors.Join(errs...)
 }
 
 // allocateRequest asks for one ENI in subnet sn at the device index, with

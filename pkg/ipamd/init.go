@@ -35,12 +35,20 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	id, typ, subnetCIDRs := n.node.id, n.node.typ, seen.subnetCIDRs
 	n.node.maxPods.set(maxPods(ctx, n.cfg, n.kube.get(), typ, n.log))
 
-	if err := n.hostSync.program(ctx); err != nil {
-		return err
-	}
-	if err := n.leaked.atStart(ctx); err != nil {
+	// The EC2 calls that do not depend on each other run beside the host
+	// programming; ready waits for all of them.
+	swept := make(chan error, 1)
+	go func() { swept <- n.leaked.atStart(ctx) }()
+	listed := make(chan []awsutils.Subnet, 1)
+	go func() { listed <- n.discoverSubnets(ctx) }()
+	hostErr := n.hostSync.program(ctx)
+	if err := <-swept; err != nil {
 		// Not fatal: the periodic sweep retries.
 		n.log.Warn("could not sweep unattached ENIs at start", "err", err)
+	}
+	subs := <-listed
+	if hostErr != nil {
+		return hostErr
 	}
 
 	enis, err := n.adopt.attached(ctx, seen.mds, seen.attached)
@@ -50,18 +58,10 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	if err := n.cards.build(n.cfg, n.node, n.poolEnv, n.cpHealth, n.track, n.log); err != nil {
 		return err
 	}
-	if n.cfg.EnableSubnetDiscovery && !n.cfg.IMDSOnlyMode {
-		subs, err := n.subs.Subnets(ctx, n.node.vpcID, id.AZ)
-		if err != nil {
-			n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
-		} else if _, err := n.subnets.remember(subs); err != nil {
-			n.log.Warn("subnet discovery: no subnet for new ENIs yet", "err", err)
-		}
-		for _, sn := range subs {
-			subnetCIDRs[sn.ID] = sn.CIDR
-			if awsutils.SubnetExcluded(sn, n.cfg.ClusterName) {
-				n.node.excluded[sn.ID] = true
-			}
+	for _, sn := range subs {
+		subnetCIDRs[sn.ID] = sn.CIDR
+		if awsutils.SubnetExcluded(sn, n.cfg.ClusterName) {
+			n.node.excluded[sn.ID] = true
 		}
 	}
 	for _, e := range enis {
@@ -78,6 +78,24 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,
 		"ipv4PerENI", typ.IPv4PerENI, "prefixDelegation", n.node.pd, "maxPods", n.node.maxPods.get())
 	return nil
+}
+
+// discoverSubnets lists the VPC's subnets in the node's availability zone
+// for subnet discovery and remembers those new ENIs may use; nil without
+// subnet discovery or when EC2 cannot say.
+func (n *IPAM) discoverSubnets(ctx context.Context) []awsutils.Subnet {
+	if !n.cfg.EnableSubnetDiscovery || n.cfg.IMDSOnlyMode {
+		return nil
+	}
+	subs, err := n.subs.Subnets(ctx, n.node.vpcID, n.node.id.AZ)
+	if err != nil {
+		n.log.Warn("subnet discovery: cannot list subnets; no ENI is excluded", "err", err)
+		return nil
+	}
+	if _, err := n.subnets.remember(subs); err != nil {
+		n.log.Warn("subnet discovery: no subnet for new ENIs yet", "err", err)
+	}
+	return subs
 }
 
 // maxPods: the test override, else the node's capacity from the API

@@ -86,12 +86,21 @@ func (s *nodeState) learn(ctx context.Context, cfg config.Config, md Metadata, e
 			}
 		}
 	} else {
-		if typ, err = ec2.InstanceType(ctx, id.InstanceType); err != nil {
-			return seen, fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, err)
-		}
-		// The attached ENIs say all ipamd needs of the instance: no
+		// The two questions are independent: ask them at once. The
+		// attached ENIs say all ipamd needs of the instance: no
 		// DescribeInstances besides.
-		if seen.attached, err = ec2.InstanceENIs(ctx, id.InstanceID); err != nil {
+		var typErr error
+		asked := make(chan struct{})
+		go func() {
+			defer close(asked)
+			typ, typErr = ec2.InstanceType(ctx, id.InstanceType)
+		}()
+		seen.attached, err = ec2.InstanceENIs(ctx, id.InstanceID)
+		<-asked
+		if typErr != nil {
+			return seen, fmt.Errorf("ipamd init: limits of instance type %s: %w", id.InstanceType, typErr)
+		}
+		if err != nil {
 			return seen, fmt.Errorf("ipamd init: %w", err)
 		}
 		primary, ok := primaryENI(seen.attached)

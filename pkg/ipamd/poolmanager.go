@@ -79,7 +79,10 @@ type poolEnv struct {
 	sgpp        func() bool // a slot is reserved for the trunk ENI (cniNodeFeatures)
 	waiting     func() int  // AddNetwork calls waiting for an address (handout)
 	wake        func()      // retry the waiting AddNetwork calls (handout)
-	log         *slog.Logger
+	// demand returns a channel closed when the pool is next asked for
+	// addresses (a new waiting ADD); nil: never.
+	demand func() <-chan struct{}
+	log    *slog.Logger
 }
 
 func newPoolManager(index int, store *datastore.Store, maxENIs int, pd bool, track *introspect.Tracker, env *poolEnv) *poolManager {
@@ -166,9 +169,13 @@ func (c *poolManager) unfreedIDs() []string {
 	return out
 }
 
-// freeDevices is the k lowest device indexes on the card no known ENI uses.
-func (c *poolManager) freeDevices(k int) []int {
+// freeDevices is the k lowest device indexes on the card that no known
+// ENI and no index in taken (ENIs being attached) uses.
+func (c *poolManager) freeDevices(k int, taken map[int]bool) []int {
 	used := map[int]bool{}
+	for d := range taken {
+		used[d] = true
+	}
 	for _, e := range c.store.ENIs() {
 		used[e.DeviceNumber] = true
 	}

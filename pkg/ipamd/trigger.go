@@ -12,12 +12,19 @@ type trigger struct {
 	// gather delays a demand-driven run this long, so that the Fire calls
 	// of a burst (ADDs arriving together) are planned as one demand.
 	gather time.Duration
+	// fired tells a run in progress that demand came meanwhile (an ENI
+	// attach for a burst sizes itself again on it).
+	fired *signal
 }
 
-func newTrigger() *trigger { return &trigger{kick: make(chan struct{}, 1)} }
+func newTrigger() *trigger { return &trigger{kick: make(chan struct{}, 1), fired: newSignal()} }
+
+// demand returns the channel the next Fire closes.
+func (t *trigger) demand() <-chan struct{} { return t.fired.wait() }
 
 // Fire asks for a run as soon as possible. It never blocks.
 func (t *trigger) Fire() {
+	t.fired.broadcast()
 	select {
 	case t.kick <- struct{}{}:
 	default: // a run is already due

@@ -15,8 +15,9 @@ type Network struct {
 
 	// linkPatience bounds LinkByMAC's wait for a hot-plugged ENI (upstream
 	// waits 5 × 3 s too, but looks only every 3 s: a link that appears
-	// just after a look costs a pod up to 3 s). linkFirstPoll is the first
-	// pause between looks; it doubles up to linkMaxPoll.
+	// just after a look costs a pod up to 3 s). The kernel's link
+	// notification ends the wait at once; linkFirstPoll, doubling up to
+	// linkMaxPoll, paces the looks should a notification be lost.
 	linkPatience  time.Duration
 	linkFirstPoll time.Duration
 	linkMaxPoll   time.Duration

@@ -72,3 +72,45 @@ func AtHardLimit(pool Pool, p Params) (Limit, bool) {
 	}
 	return l, true
 }
+
+// MoreENIs is how many ENIs to attach now for the ADDs that wait beyond
+// what the pool holds, what is on its way and what ends its cooldown
+// first: ADDs that arrive while an assign or an attach is under way need
+// not wait for it to plan theirs. On its way: incoming addresses (or
+// prefixes) being assigned to the card's ENIs, and inFlight ENIs being
+// created and attached with perENI each. None while an ENI could still
+// take more (the next plan assigns there, cheaper than an ENI), never
+// beyond the ENI slots or max pods, and 0 when growth is not allowed now.
+func MoreENIs(pool Pool, p Params, inFlight, perENI, incoming int) int {
+	if !p.CanAllocate || p.Pending == 0 || perENI <= 0 {
+		return 0
+	}
+	s := pool.Stats(p.PrefixDelegation)
+	unit := 1
+	if p.PrefixDelegation {
+		unit = IPsPerPrefix
+	}
+	free := -incoming
+	for _, e := range pool.ENIs {
+		if !e.Trunk && !e.Excluded && !(e.Primary && p.CustomNetworking) {
+			free += max(p.slotsPerENI()-len(e.CIDRs), 0)
+		}
+	}
+	if free > 0 {
+		return 0
+	}
+	addrs := perENI * unit
+	short := p.Pending - p.CoolingSoon - s.Available - incoming*unit - inFlight*addrs
+	if short <= 0 {
+		return 0
+	}
+	reserve := 0
+	if p.ReserveTrunk && pool.Card == 0 && !s.HasTrunk {
+		reserve = 1
+	}
+	room := p.MaxENIs - pool.Unmanaged - reserve - s.ENIs - inFlight
+	if p.MaxPods > 0 {
+		room = min(room, ceilDiv(p.MaxPods-s.Total-incoming*unit-inFlight*addrs, addrs))
+	}
+	return max(min(ceilDiv(short, addrs), room), 0)
+}

@@ -102,3 +102,44 @@ func TestPlanAssignsForWaitersAndWarmTogether(t *testing.T) {
 		})
 	}
 }
+
+// TestMoreENIsForADDsArrivingDuringGrowth: ADDs that arrive while an
+// assign or ENIs are under way get ENIs of their own at once when what is
+// coming cannot hold them, never while an ENI could still take addresses,
+// never beyond the free ENI slots, max pods or what cooldowns serve, and
+// none while growth is paused.
+func TestMoreENIsForADDsArrivingDuringGrowth(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		pending, inFlight, soon int
+		primaryUsed, incoming   int // the primary's addresses assigned, and being assigned
+		maxPods                 int
+		paused                  bool
+		want                    int
+	}{
+		{"in-flight ENI holds them", 9, 1, 0, 9, 0, 0, false, 0},
+		{"one more ENI", 10, 1, 0, 9, 0, 0, false, 1},
+		{"slots cap it", 30, 1, 0, 9, 0, 0, false, 1},
+		{"no slot left", 30, 2, 0, 9, 0, 0, false, 0},
+		{"cooldowns serve the rest", 10, 1, 1, 9, 0, 0, false, 0},
+		{"max pods caps it", 30, 1, 0, 9, 0, 18, false, 0},
+		{"growth paused", 10, 1, 0, 9, 0, 0, true, 0},
+		{"none waiting", 0, 1, 0, 9, 0, 0, false, 0},
+		{"assign under way holds them", 9, 0, 0, 0, 9, 0, false, 0},
+		{"assign under way, ENIs for the rest", 20, 0, 0, 0, 9, 0, false, 2},
+		{"primary could take more", 20, 0, 0, 0, 5, 0, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := m5large(Params{WarmENI: 1, Pending: tc.pending, CoolingSoon: tc.soon, MaxPods: tc.maxPods})
+			p.CanAllocate = !tc.paused
+			s := newSim(t, p, 0)
+			primary := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: s.cidrs(tc.primaryUsed, false)}}}
+			for i := range primary.ENIs[0].CIDRs {
+				primary.ENIs[0].CIDRs[i].Assigned = 1
+			}
+			if got := MoreENIs(primary, p, tc.inFlight, 9, tc.incoming); got != tc.want {
+				t.Errorf("MoreENIs = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
