@@ -34,11 +34,11 @@ type Stager interface {
 	Stage(f File) (sync func() error, ok bool)
 }
 
-// maxStaged is how many staged syncs may run at once. Consecutive records
-// share pages, so a sync also waits for the write-back of the pages the
-// sync before it started: figure 21 (3 clients) measured no gain from 3
-// or 4 over 2, and a longer tail with 4.
-const maxStaged = 2
+// maxStaged is how many staged syncs may run at once: enough for the
+// ADDs and DELs a node's runtime sends at once, so that none waits for a
+// whole sync of another before its own starts (a sync covers the pages of
+// the syncs before it, so they share their wait on the disk).
+const maxStaged = 4
 
 // batch is the set of changes one checkpoint write makes durable.
 type batch struct {
