@@ -45,8 +45,7 @@ type File struct {
 }
 
 // Checkpointer persists a File. The store calls Write for each batch of
-// changes, never two at once nor beside a staged sync, and without holding
-// its lock (group commit; a Stager's batches are staged, commit.go);
+// changes, never two at once, and without holding its lock (group commit);
 // Read once at start-up. Read returns an error wrapping
 // fs.ErrNotExist when there is no checkpoint (a fresh node).
 type Checkpointer interface {

@@ -14,8 +14,8 @@ import (
 // A Checkpointer that stages (a Stager: the log) writes the batch's record
 // under mu, in batch order, and only its sync runs with mu released; the
 // next batch may then stage and sync while this one's sync still runs
-// (maxStaged at most), so a change that just missed a sync does not wait
-// for it to end before its own starts. Batches still finish in order, and one
+// (two at most), so a change that just missed a sync does not wait for it
+// to end before its own starts. Batches still finish in order, and one
 // whose sync failed fails every batch staged after it (its record follows
 // one that may be lost). Any other write (a Checkpointer that does not
 // stage, or a Stager that cannot: its first write, after a failure)
@@ -34,11 +34,8 @@ type Stager interface {
 	Stage(f File) (sync func() error, ok bool)
 }
 
-// maxStaged is how many staged syncs may run at once: enough for the
-// ADDs and DELs a node's runtime sends at once, so that none waits for a
-// whole sync of another before its own starts (a sync covers the pages of
-// the syncs before it, so they share their wait on the disk).
-const maxStaged = 4
+// maxStaged is how many staged syncs may run at once.
+const maxStaged = 2
 
 // batch is the set of changes one checkpoint write makes durable.
 type batch struct {

@@ -66,7 +66,7 @@ type LogCheckpointer struct {
 	// again for their syncs, staged counts them, inflight counts the syncs
 	// running, holding the waits that hold new stages off; cond signals
 	// the changes of the last two.
-	syncers  [maxStaged]ckptFile
+	syncers  [2]ckptFile
 	staged   uint64
 	inflight int
 	holding  int
@@ -296,7 +296,7 @@ func (c *LogCheckpointer) fold() error {
 	if err == nil {
 		err = c.startLog(lf, gen, data, true)
 	}
-	old := append([]ckptFile{c.log}, c.syncers[:]...)
+	old := []ckptFile{c.log, c.syncers[0], c.syncers[1]}
 	if err == nil {
 		c.log, c.logID, c.syncers = lf, lfID, syncers
 	}
@@ -404,8 +404,8 @@ func (c *LogCheckpointer) replace(f File) error {
 // closeLog closes the current log and its syncers. Called with c.mu held
 // and no staged sync running.
 func (c *LogCheckpointer) closeLog() error {
-	err := closeFiles(append([]ckptFile{c.log}, c.syncers[:]...)...)
-	c.log, c.syncers = nil, [maxStaged]ckptFile{}
+	err := closeFiles(c.log, c.syncers[0], c.syncers[1])
+	c.log, c.syncers = nil, [2]ckptFile{}
 	return err
 }
 

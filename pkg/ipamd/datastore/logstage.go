@@ -13,12 +13,10 @@ import (
 // calls it), so a record is durable once its sync returned, and so are
 // the records before it.
 //
-// Each log is open maxStaged times more, once for each of the syncs that
-// may run at once: a write-back error is reported once to each open file,
-// so two syncs on one file could see one report between them, and one of
-// them return success for a page that failed. Staged syncs take the files
-// in turn; the Store runs no more than maxStaged at once and finishes them
-// in order, so a file's last sync has returned before it is taken again. After a failed sync the log
+// Each log is open twice more, once for each of the two syncs that may
+// run at once: a write-back error is reported once to each open file, so
+// two syncs on one file could see one report between them, and one of
+// them return success for a page that failed. After a failed sync the log
 // takes no more records: the next write replaces the file whole.
 //
 // A fold takes the log's state only while no staged sync runs (holdStages),
@@ -53,7 +51,7 @@ func (c *LogCheckpointer) Stage(f File) (sync func() error, ok bool) {
 		c.synced = false
 		return nil, false
 	}
-	h := c.syncers[c.staged%maxStaged]
+	h := c.syncers[c.staged%2]
 	c.staged++
 	c.inflight++
 	c.afterAppend()
@@ -98,8 +96,8 @@ func (c *LogCheckpointer) initCond() {
 }
 
 // openSyncers opens the log name for the syncs of staged records.
-func openSyncers(fsys ckptFS, name string) ([maxStaged]ckptFile, error) {
-	var hs [maxStaged]ckptFile
+func openSyncers(fsys ckptFS, name string) ([2]ckptFile, error) {
+	var hs [2]ckptFile
 	for i := range hs {
 		h, err := fsys.Reopen(name)
 		if err != nil {

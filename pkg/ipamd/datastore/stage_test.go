@@ -62,12 +62,11 @@ func (c *stageCheckpointer) waitRunning(t *testing.T, n int) []chan error {
 	return out
 }
 
-// A change that arrives while staged syncs run stages and syncs at once
-// (maxStaged syncs run together, no more), but batches finish in order:
-// when the first sync fails, the batches staged after it fail too although
-// their own syncs succeeded first (their records follow one that may be
-// lost), and their assignments are undone. The change that waited for
-// room is then written on its own.
+// A change that arrives while a staged sync runs stages and syncs at once
+// (two syncs run together, no more), but batches finish in order: when
+// the first sync fails, the second batch fails too although its own sync
+// succeeded first (its record follows one that may be lost), and both
+// assignments are undone. The next change is written on its own.
 func TestStagedSyncsOverlapAndFinishInOrder(t *testing.T) {
 	cp := &stageCheckpointer{}
 	s, err := New(Options{Mode: ModePrefixIPv4, CooldownPeriod: time.Minute, Checkpointer: cp, Now: newClock().now})
@@ -80,41 +79,38 @@ func TestStagedSyncsOverlapAndFinishInOrder(t *testing.T) {
 	if err := s.AddCIDR("eni-0", pfx("10.0.0.0/28")); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan assignResult, maxStaged+1)
+	done := make(chan assignResult, 3)
 	assign := func(i int) {
 		a, err := s.Assign(podKey(i), podMeta(i))
 		done <- assignResult{i, a, err}
 	}
-	var syncs []chan error
-	for i := range maxStaged {
-		go assign(i)
-		syncs = append(syncs, cp.waitRunning(t, i+1)[i])
-	}
-	go assign(maxStaged) // no sync of its own yet: it waits for a batch to finish
-	waitAssigned(t, s, maxStaged+1)
+	go assign(0)
+	first := cp.waitRunning(t, 1)[0]
+	go assign(1)
+	second := cp.waitRunning(t, 2)[1]
+	go assign(2) // no third sync: it waits for a batch to finish
+	waitAssigned(t, s, 3)
 
-	for i := maxStaged - 1; i > 0; i-- {
-		syncs[i] <- nil
-	}
+	second <- nil
 	cp.waitRunning(t, 1)
-	syncs[0] <- errors.New("disk gone")
-	for range maxStaged {
+	first <- errors.New("disk gone")
+	for range 2 {
 		r := <-done
-		if r.i == maxStaged || !errors.Is(r.err, ErrCheckpoint) {
-			t.Fatalf("Assign %d: %v (got %s); want pods 0 to %d to fail with ErrCheckpoint", r.i, r.err, r.a.Addr, maxStaged-1)
+		if r.i == 2 || !errors.Is(r.err, ErrCheckpoint) {
+			t.Fatalf("Assign %d: %v (got %s); want pods 0 and 1 to fail with ErrCheckpoint", r.i, r.err, r.a.Addr)
 		}
 	}
-	last := cp.waitRunning(t, 1)[0]
-	last <- nil
-	if r := <-done; r.i != maxStaged || r.err != nil {
-		t.Fatalf("Assign %d: %v, want pod %d written", r.i, r.err, maxStaged)
+	third := cp.waitRunning(t, 1)[0]
+	third <- nil
+	if r := <-done; r.i != 2 || r.err != nil {
+		t.Fatalf("Assign %d: %v, want pod 2 written", r.i, r.err)
 	}
 	got := s.AllocatedIPs()
-	if len(got) != 1 || got[0].Key != podKey(maxStaged) {
-		t.Fatalf("the store holds %v, want only pod %d", got, maxStaged)
+	if len(got) != 1 || got[0].Key != podKey(2) {
+		t.Fatalf("the store holds %v, want only pod 2", got)
 	}
-	if cp.most != maxStaged {
-		t.Fatalf("at most %d staged syncs ran at once, want %d", cp.most, maxStaged)
+	if cp.most != 2 {
+		t.Fatalf("at most %d staged syncs ran at once, want 2", cp.most)
 	}
 	checkInvariants(t, s)
 }
