@@ -25,26 +25,21 @@ import (
 //
 // While gate is non-nil, CreateTemp waits for a token on it (or the
 // crash): a test holds a fold's file replacement there so that writes
-// run while it is under way. While syncs is non-nil, every Sync waits for
-// a token on it (or the crash) first; waiting and mostWaiting count those
-// waiting, so a test can let syncs overlap and see that they did.
+// run while it is under way.
 type memFS struct {
-	mu          sync.Mutex
-	live        map[string]*memInode // path -> inode, as the process sees it
-	durable     map[string]*memInode // path -> inode, as a power loss leaves it
-	steps       int
-	crashAt     int
-	tear        func(unsynced int) int
-	holes       bool
-	pending     []func(map[string]*memInode) // directory changes since the last SyncDir
-	image       *memFS                       // once crashed
-	dead        chan struct{}                // closed at the crash
-	gate        chan struct{}
-	syncs       chan struct{}
-	waiting     int
-	mostWaiting int
-	temps       int
-	inodes      uint64
+	mu      sync.Mutex
+	live    map[string]*memInode // path -> inode, as the process sees it
+	durable map[string]*memInode // path -> inode, as a power loss leaves it
+	steps   int
+	crashAt int
+	tear    func(unsynced int) int
+	holes   bool
+	pending []func(map[string]*memInode) // directory changes since the last SyncDir
+	image   *memFS                       // once crashed
+	dead    chan struct{}                // closed at the crash
+	gate    chan struct{}
+	temps   int
+	inodes  uint64
 }
 
 type memInode struct {
@@ -306,28 +301,7 @@ func (f *memFile) write(off int, p []byte) {
 	f.in.dirty = append(f.in.dirty, memWrite{off, append([]byte(nil), p...)})
 }
 
-// syncTurn waits for a token of m.syncs, when set.
-func (m *memFS) syncTurn() {
-	m.mu.Lock()
-	gate := m.syncs
-	if gate == nil {
-		m.mu.Unlock()
-		return
-	}
-	m.waiting++
-	m.mostWaiting = max(m.mostWaiting, m.waiting)
-	m.mu.Unlock()
-	select {
-	case <-gate:
-	case <-m.dead:
-	}
-	m.mu.Lock()
-	m.waiting--
-	m.mu.Unlock()
-}
-
 func (f *memFile) Sync() error {
-	f.m.syncTurn()
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
 	if err := f.m.step(); err != nil {
