@@ -174,21 +174,6 @@ func (m *memFS) Create(name string) (ckptFile, error) {
 	return &memFile{m: m, name: name, in: in}, nil
 }
 
-// Reopen gives another file on name's inode: its Sync makes the whole
-// inode durable, as fdatasync does whichever file it is called on.
-func (m *memFS) Reopen(name string) (ckptFile, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.image != nil {
-		return nil, errCrashed
-	}
-	in, ok := m.live[name]
-	if !ok {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-	}
-	return &memFile{m: m, name: name, in: in}, nil
-}
-
 func (m *memFS) CreateTemp(dir, pattern string) (ckptFile, error) {
 	m.mu.Lock()
 	if gate := m.gate; gate != nil {
