@@ -25,7 +25,8 @@ import (
 //
 // While gate is non-nil, CreateTemp waits for a token on it (or the
 // crash): a test holds a fold's file replacement there so that writes
-// run while it is under way.
+// run while it is under way. While syncs is non-nil, every Sync waits for
+// a token on it (or the crash) first, and waiting counts those waiting.
 type memFS struct {
 	mu      sync.Mutex
 	live    map[string]*memInode // path -> inode, as the process sees it
@@ -38,6 +39,8 @@ type memFS struct {
 	image   *memFS                       // once crashed
 	dead    chan struct{}                // closed at the crash
 	gate    chan struct{}
+	syncs   chan struct{}
+	waiting int
 	temps   int
 	inodes  uint64
 }
@@ -286,7 +289,27 @@ func (f *memFile) write(off int, p []byte) {
 	f.in.dirty = append(f.in.dirty, memWrite{off, append([]byte(nil), p...)})
 }
 
+// syncTurn waits for a token of m.syncs, when set.
+func (m *memFS) syncTurn() {
+	m.mu.Lock()
+	gate := m.syncs
+	if gate == nil {
+		m.mu.Unlock()
+		return
+	}
+	m.waiting++
+	m.mu.Unlock()
+	select {
+	case <-gate:
+	case <-m.dead:
+	}
+	m.mu.Lock()
+	m.waiting--
+	m.mu.Unlock()
+}
+
 func (f *memFile) Sync() error {
+	f.m.syncTurn()
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()
 	if err := f.m.step(); err != nil {
