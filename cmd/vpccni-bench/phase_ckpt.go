@@ -50,8 +50,8 @@ func ckptFigure(c config) bench.Figure {
 		ID: 21, Key: keyCkpt, Title: fmt.Sprintf("ipamd AddNetwork latency, %d live pods, %d clients, checkpoint on disk", ckptLive, ckptClients),
 		Method: prose(`Goal: AddNetwork p99 <= 2 ms. Node 'ckpt' (m5.24xlarge, WARM_IP_TARGET=%d, 30 s IP cooldown), its pool
 			full before the run. Its checkpoint is the node's /var/run/aws-node/ipam.json in the node's directory
-			under the run directory, on a real disk (filesystem type below; fsync, rename and directory fsync per
-			write). %d pods get addresses first; then %d concurrent clients, each on its own warm gRPC connection to
+			under the run directory, on a real disk (filesystem type below; the log of docs/compatibility.md, one fdatasync per
+			batch of concurrent changes). %d pods get addresses first; then %d concurrent clients, each on its own warm gRPC connection to
 			ipamd's unix socket, each do %d rounds of AddNetwork for a new pod, then DelNetwork of that pod. A sample
 			is the wall time of one unary call measured by the client on the socket (no CNI plugin, no namespaces):
 			ipamd's server-side latency plus the local gRPC round trip, nothing subtracted. Nearest-rank percentiles.

@@ -77,28 +77,6 @@ func (w watchedCheckpointer) Write(f datastore.File) error {
 	return err
 }
 
-// Stage passes a staged write through (datastore.Stager). Only a failed
-// sync is recorded: a success may end after a later batch's failure, and
-// after a failure the next write is a whole one (Write), which records
-// the recovery.
-func (w watchedCheckpointer) Stage(f datastore.File) (func() error, bool) {
-	st, ok := w.Checkpointer.(datastore.Stager)
-	if !ok {
-		return nil, false
-	}
-	sync, ok := st.Stage(f)
-	if !ok {
-		return nil, false
-	}
-	return func() error {
-		err := sync()
-		if err != nil {
-			w.health.record(w.card, err)
-		}
-		return err
-	}, true
-}
-
 // CheckpointWritable reports whether every card's last checkpoint write
 // succeeded.
 func (n *IPAM) CheckpointWritable() bool {

@@ -126,19 +126,6 @@ func (c *countingCheckpointer) Write(f File) error {
 	return c.Checkpointer.Write(f)
 }
 
-// Stage counts a staged write as a write, when the checkpointer stages.
-func (c *countingCheckpointer) Stage(f File) (func() error, bool) {
-	st, ok := c.Checkpointer.(Stager)
-	if !ok {
-		return nil, false
-	}
-	sync, ok := st.Stage(f)
-	if ok {
-		c.writes.Add(1)
-	}
-	return sync, ok
-}
-
 // BenchmarkConcurrentAssignDurable measures ADD+DEL pairs from several
 // concurrent clients against the real JSON checkpoint in a directory on
 // disk, with 250 live pods: the shape of a busy node. Every call returns

@@ -16,10 +16,6 @@ type ckptFS interface {
 	// Create makes a new file for writing; it fails if name exists.
 	Create(name string) (ckptFile, error)
 	CreateTemp(dir, pattern string) (ckptFile, error)
-	// Reopen opens name again, as a file of its own, for Sync only: a
-	// write-back error is reported once to each open file, so syncs that
-	// run at the same time each need one (logstage.go).
-	Reopen(name string) (ckptFile, error)
 	ReadFile(name string) ([]byte, error)
 	Rename(from, to string) error
 	Remove(name string) error
@@ -115,14 +111,6 @@ func (f *osFile) Preallocate(size int64) error {
 
 func (osFS) Create(name string) (ckptFile, error) {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	return &osFile{File: f}, nil
-}
-
-func (osFS) Reopen(name string) (ckptFile, error) {
-	f, err := os.OpenFile(name, os.O_WRONLY, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -62,16 +62,7 @@ type LogCheckpointer struct {
 	baseID, nextBaseID, logID fileID
 	idle                      *time.Timer
 	buf                       []byte
-	// Staged records (logstage.go): syncers are the current log opened
-	// again for their syncs, staged counts them, inflight counts the syncs
-	// running, holding the waits that hold new stages off; cond signals
-	// the changes of the last two.
-	syncers  [2]ckptFile
-	staged   uint64
-	inflight int
-	holding  int
-	cond     sync.Cond
-	folds    atomic.Int64 // folds done, for the benchmark
+	folds                     atomic.Int64 // folds done, for the benchmark
 }
 
 // NewLogCheckpointer returns the log checkpointer of path.
@@ -113,7 +104,6 @@ func (c *LogCheckpointer) Write(f File) error {
 		}
 	}
 	c.synced = false
-	c.holdStages()() // none runs when the Store writes whole; a caller of its own may differ
 	c.waitFold()
 	if err := c.replace(f); err != nil {
 		return fmt.Errorf("%w %s: %w", ErrCheckpoint, c.Path, err)
@@ -125,18 +115,6 @@ func (c *LogCheckpointer) Write(f File) error {
 // checked that the directory is writable and that Path and the log are
 // still the files it wrote (a few stat calls, against an fdatasync).
 func (c *LogCheckpointer) append(b logBatch) error {
-	if err := c.checkFiles(); err != nil {
-		return err
-	}
-	if err := c.writeRecord(b); err != nil {
-		return err
-	}
-	return c.log.Sync()
-}
-
-// checkFiles checks that the directory is writable and that Path and the
-// log are still the files this checkpointer wrote.
-func (c *LogCheckpointer) checkFiles() error {
 	if err := c.fsys.Writable(dirOf(c.Path)); err != nil {
 		return err
 	}
@@ -146,17 +124,15 @@ func (c *LogCheckpointer) checkFiles() error {
 	if id, err := c.fsys.FileID(c.log.Name()); err != nil || id != c.logID {
 		return errors.Join(errors.New("the checkpoint log was replaced or removed"), err)
 	}
-	return nil
-}
-
-// writeRecord writes b's record to the log, without syncing it.
-func (c *LogCheckpointer) writeRecord(b logBatch) error {
 	payload, err := json.Marshal(b)
 	if err != nil {
 		return err
 	}
 	c.buf = appendRecord(c.buf[:0], payload)
 	if _, err := c.log.Write(c.buf); err != nil {
+		return err
+	}
+	if err := c.log.Sync(); err != nil {
 		return err
 	}
 	c.size += int64(len(c.buf))
@@ -274,38 +250,32 @@ func (c *LogCheckpointer) fold() error {
 	// The zeros are written and synced here, off the writes' path; the
 	// first record then goes over them.
 	c.preallocate(lf)
-	syncers, err := openSyncers(c.fsys, name)
-	if err != nil {
-		return errors.Join(err, discard(c.fsys, lf))
-	}
 	lfID, err := c.fsys.FileID(name)
 	if err == nil {
 		err = c.fsys.SyncDir(dirOf(c.Path))
 	}
 	if err != nil {
-		return errors.Join(err, closeFiles(syncers[:]...), discard(c.fsys, lf))
+		return errors.Join(err, discard(c.fsys, lf))
 	}
 	c.mu.Lock()
-	release := c.holdStages()
 	if !c.synced || c.gen+1 != gen {
-		release()
 		c.mu.Unlock() // a write failed meanwhile: the next one replaces Path whole
-		return errors.Join(closeFiles(syncers[:]...), discard(c.fsys, lf))
+		return discard(c.fsys, lf)
 	}
 	data, err := appendFile(nil, c.state.file())
 	if err == nil {
 		err = c.startLog(lf, gen, data, true)
 	}
-	old := []ckptFile{c.log, c.syncers[0], c.syncers[1]}
+	var old ckptFile
 	if err == nil {
-		c.log, c.logID, c.syncers = lf, lfID, syncers
+		old = c.log
+		c.log, c.logID = lf, lfID
 	}
-	release()
 	c.mu.Unlock()
 	if err != nil {
-		return errors.Join(err, closeFiles(syncers[:]...), discard(c.fsys, lf))
+		return errors.Join(err, discard(c.fsys, lf))
 	}
-	if err := closeFiles(old...); err != nil {
+	if err := old.Close(); err != nil {
 		c.logger().Debug("checkpoint: closing a folded log", "path", c.Path, "err", err)
 	}
 	if err := lf.Sync(); err != nil {
@@ -348,7 +318,10 @@ func (c *LogCheckpointer) startLog(lf ckptFile, gen uint64, data []byte, follows
 // replace writes f whole into Path, with a new log based on it that
 // continues no other. Called with c.mu held and no fold running.
 func (c *LogCheckpointer) replace(f File) error {
-	_ = c.closeLog() // its records are in f, or were never acknowledged
+	if c.log != nil {
+		_ = c.log.Close() // its records are in f, or were never acknowledged
+		c.log = nil
+	}
 	var err error
 	if c.buf, err = appendFile(c.buf[:0], f); err != nil {
 		return fmt.Errorf("encode: %w", err)
@@ -367,17 +340,6 @@ func (c *LogCheckpointer) replace(f File) error {
 	if err != nil {
 		return err
 	}
-	syncers, err := openSyncers(c.fsys, lf.Name())
-	if err != nil {
-		return errors.Join(err, discard(c.fsys, lf))
-	}
-	// lf and syncers are closed on failure; a log that was made current
-	// is closed by closeLog.
-	defer func() {
-		if c.log != lf {
-			_ = closeFiles(syncers[:]...)
-		}
-	}()
 	// Zeros first: an error of their (best-effort) sync must not be the
 	// one that the sync of the first record then no longer reports.
 	c.preallocate(lf)
@@ -396,17 +358,9 @@ func (c *LogCheckpointer) replace(f File) error {
 	}
 	c.removeLogsBefore(gen)
 	st, ok := stateOf(f, c.mark)
-	c.log, c.logID, c.syncers, c.state, c.synced = lf, logID, syncers, st, ok
+	c.log, c.logID, c.state, c.synced = lf, logID, st, ok
 	c.keepPrev(f)
 	return nil
-}
-
-// closeLog closes the current log and its syncers. Called with c.mu held
-// and no staged sync running.
-func (c *LogCheckpointer) closeLog() error {
-	err := closeFiles(c.log, c.syncers[0], c.syncers[1])
-	c.log, c.syncers = nil, [2]ckptFile{}
-	return err
 }
 
 // removeLogsBefore removes the logs older than gen, which no longer apply
@@ -438,7 +392,6 @@ func (c *LogCheckpointer) Close() error {
 	if c.idle != nil {
 		c.idle.Stop()
 	}
-	c.holdStages()()
 	c.waitFold()
 	var err error
 	if c.synced && c.records > 0 {
@@ -448,12 +401,12 @@ func (c *LogCheckpointer) Close() error {
 		c.mu.Lock()
 	}
 	if c.log != nil {
-		name := c.log.Name()
-		err = errors.Join(err, c.closeLog())
+		err = errors.Join(err, c.log.Close())
 		if err == nil && c.records == 0 {
 			// Folded: Path holds everything, the log only its first record.
-			err = c.fsys.Remove(name)
+			err = c.fsys.Remove(c.log.Name())
 		}
+		c.log = nil
 	}
 	c.synced = false
 	if err != nil {

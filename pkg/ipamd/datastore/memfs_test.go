@@ -26,25 +26,23 @@ import (
 // While gate is non-nil, CreateTemp waits for a token on it (or the
 // crash): a test holds a fold's file replacement there so that writes
 // run while it is under way. While syncs is non-nil, every Sync waits for
-// a token on it (or the crash) first; waiting and mostWaiting count those
-// waiting, so a test can let syncs overlap and see that they did.
+// a token on it (or the crash) first, and waiting counts those waiting.
 type memFS struct {
-	mu          sync.Mutex
-	live        map[string]*memInode // path -> inode, as the process sees it
-	durable     map[string]*memInode // path -> inode, as a power loss leaves it
-	steps       int
-	crashAt     int
-	tear        func(unsynced int) int
-	holes       bool
-	pending     []func(map[string]*memInode) // directory changes since the last SyncDir
-	image       *memFS                       // once crashed
-	dead        chan struct{}                // closed at the crash
-	gate        chan struct{}
-	syncs       chan struct{}
-	waiting     int
-	mostWaiting int
-	temps       int
-	inodes      uint64
+	mu      sync.Mutex
+	live    map[string]*memInode // path -> inode, as the process sees it
+	durable map[string]*memInode // path -> inode, as a power loss leaves it
+	steps   int
+	crashAt int
+	tear    func(unsynced int) int
+	holes   bool
+	pending []func(map[string]*memInode) // directory changes since the last SyncDir
+	image   *memFS                       // once crashed
+	dead    chan struct{}                // closed at the crash
+	gate    chan struct{}
+	syncs   chan struct{}
+	waiting int
+	temps   int
+	inodes  uint64
 }
 
 type memInode struct {
@@ -179,21 +177,6 @@ func (m *memFS) Create(name string) (ckptFile, error) {
 	return &memFile{m: m, name: name, in: in}, nil
 }
 
-// Reopen gives another file on name's inode: its Sync makes the whole
-// inode durable, as fdatasync does whichever file it is called on.
-func (m *memFS) Reopen(name string) (ckptFile, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.image != nil {
-		return nil, errCrashed
-	}
-	in, ok := m.live[name]
-	if !ok {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-	}
-	return &memFile{m: m, name: name, in: in}, nil
-}
-
 func (m *memFS) CreateTemp(dir, pattern string) (ckptFile, error) {
 	m.mu.Lock()
 	if gate := m.gate; gate != nil {
@@ -315,7 +298,6 @@ func (m *memFS) syncTurn() {
 		return
 	}
 	m.waiting++
-	m.mostWaiting = max(m.mostWaiting, m.waiting)
 	m.mu.Unlock()
 	select {
 	case <-gate:

@@ -62,20 +62,14 @@ type Store struct {
 	unpersisted bool
 
 	// Group commit (commit.go): open collects the changes no write has
-	// taken yet; inflight writes run (whole: one that is not staged), begun and finished in order
-	// (started and finished count them); brokenBefore: batches staged
-	// before it follow a failed one; written signals a write's end;
-	// snapAllocs and snapCool are the copy a whole write writes.
-	open         *batch
-	nop          bool // cp is NopCheckpointer: no batch is ever written
-	inflight     int
-	whole        bool
-	started      uint64
-	finished     uint64
-	brokenBefore uint64
-	written      sync.Cond
-	snapAllocs   []Allocation
-	snapCool     []Cooling
+	// taken yet; writing is set while a writer, holding no lock, writes
+	// its copy (snapAllocs, snapCool); written signals its end.
+	open       *batch
+	nop        bool // cp is NopCheckpointer: no batch is ever written
+	writing    bool
+	written    sync.Cond
+	snapAllocs []Allocation
+	snapCool   []Cooling
 }
 
 type lenKey struct {
