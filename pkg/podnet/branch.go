@@ -69,17 +69,22 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	if err != nil {
 		return err
 	}
+	host := early.takeHost()
+	if host == nil {
+		host = openHost()
+	}
+	defer host.Close()
 
 	ifc := b.Pod.Interfaces[0]
 	fam := family(ifc.Address)
 	table := BranchTable(b.VLANID)
-	hostIndex, err := setupVeth(ctx, b.Pod.NetNS, b.Pod.MTU, ifc, early)
+	hostIndex, err := setupVeth(ctx, host, b.Pod.NetNS, b.Pod.MTU, ifc, early)
 	if err != nil {
 		return err
 	}
 	// A previous sandbox of this pod may have left iif rules for the name.
 	stale := iifRule(ifc.HostVeth, 0, fam)
-	if err := deleteRules(stale); err != nil {
+	if err := deleteRules(host, stale); err != nil {
 		return err
 	}
 	vlanName := VLANLinkName(b.VLANID)
@@ -87,17 +92,17 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		return err
 	}
 	if !b.Strict {
-		return addHostRoutes(ifc.Address, ifc.HostVeth, hostIndex, table)
+		return addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex, table)
 	}
 	// Strict: everything entering from the branch ENI or from the pod is
 	// routed by the branch table, so even node-local peers go through EC2.
 	pod := hostPrefix(ifc.Address.IP)
 	route := &netlink.Route{LinkIndex: hostIndex, Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
-	if err := netlink.RouteReplace(route); err != nil {
+	if err := host.RouteReplace(route); err != nil {
 		return fmt.Errorf("route %s dev %s scope link table %d: %w", pod, ifc.HostVeth, table, err)
 	}
 	for _, iif := range []string{vlanName, ifc.HostVeth} {
-		if err := addRule(iifRule(iif, table, fam)); err != nil {
+		if err := addRule(host, iifRule(iif, table, fam)); err != nil {
 			return err
 		}
 	}
@@ -140,10 +145,12 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int) error {
 	ifc := pod.Interfaces[0]
 	table := BranchTable(vlanID)
 	fam := family(ifc.Address)
+	host := openHost()
+	defer host.Close()
 	return errors.Join(
 		releaseBranchLink(VLANLinkName(vlanID), table, fam),
-		deleteRules(iifRule("", table, fam)),
-		removeHostRoutes(ifc.Address, ifc.HostVeth, table),
+		deleteRules(host, iifRule("", table, fam)),
+		removeHostRoutes(host, ifc.Address, ifc.HostVeth, table),
 	)
 }
 

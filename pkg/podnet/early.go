@@ -28,8 +28,10 @@ type Veth struct {
 	mtu         int
 	hostMAC     net.HardwareAddr
 	hostIndex   int
-	// pod is the open pod side, until Setup takes it.
-	pod *podSide
+	// pod is the open pod side and host a node-side socket, until Setup
+	// takes them.
+	pod  *podSide
+	host *netlink.Handle
 }
 
 // CreateVeth makes the pair Setup would make for an interface named
@@ -40,7 +42,17 @@ func CreateVeth(netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error)
 	if hostVeth == "" || containerIf == "" {
 		return nil, errors.New("host and container interface names are required")
 	}
-	_, err := netlink.LinkByName(hostVeth)
+	host := openHost()
+	v, err := makeVeth(host, netnsPath, hostVeth, containerIf, mtu)
+	if err != nil {
+		host.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func makeVeth(host *netlink.Handle, netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error) {
+	_, err := host.LinkByName(hostVeth)
 	switch {
 	case err == nil:
 		return nil, fmt.Errorf("%s: %w", hostVeth, ErrHostVethExists)
@@ -56,15 +68,26 @@ func CreateVeth(netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error)
 		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	defer podNS.Close()
-	idx, err := addPair(podNS, containerIf, hostVeth, mtu, hostMAC)
+	idx, err := addPair(host, podNS, containerIf, hostVeth, mtu, hostMAC)
 	if err != nil {
 		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
-	v := &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx}
+	v := &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx, host: host}
 	if v.pod, err = openPodSide(podNS, containerIf); err != nil {
-		return nil, errors.Join(fmt.Errorf("pod netns %s: %w", netnsPath, err), v.Discard())
+		v.host = nil // the caller closes it
+		return nil, errors.Join(fmt.Errorf("pod netns %s: %w", netnsPath, err), v.discard(host))
 	}
 	return v, nil
+}
+
+// takeHost hands the node-side socket over to the caller, who closes it.
+func (v *Veth) takeHost() *netlink.Handle {
+	if v == nil {
+		return nil
+	}
+	h := v.host
+	v.host = nil
+	return h
 }
 
 // takePodSide hands the open pod side over to the caller, who closes it.
@@ -84,7 +107,16 @@ func (v *Veth) Discard() error {
 		return nil
 	}
 	v.takePodSide().close()
-	link, err := netlink.LinkByName(v.hostVeth)
+	host := v.takeHost()
+	if host == nil {
+		host = openHost()
+	}
+	defer host.Close()
+	return v.discard(host)
+}
+
+func (v *Veth) discard(host *netlink.Handle) error {
+	link, err := host.LinkByName(v.hostVeth)
 	if isNotFound(err) {
 		return nil
 	}
@@ -94,7 +126,7 @@ func (v *Veth) Discard() error {
 	if link.Attrs().Index != v.hostIndex {
 		return nil
 	}
-	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+	if err := host.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete veth %s: %w", v.hostVeth, err)
 	}
 	return nil
@@ -126,17 +158,17 @@ func claimEarly(pod Pod) (*Veth, error) {
 // end in podNS, and brings the host end up with the node side's sysctls:
 // no namespace switch. It returns the host end's ifindex. A pair it cannot
 // bring up is deleted.
-func addPair(podNS ns.NetNS, containerIf, hostVeth string, mtu int, hostMAC net.HardwareAddr) (int, error) {
+func addPair(host *netlink.Handle, podNS ns.NetNS, containerIf, hostVeth string, mtu int, hostMAC net.HardwareAddr) (int, error) {
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: hostVeth, MTU: mtu, HardwareAddr: hostMAC},
 		PeerName:      containerIf,
 		PeerNamespace: netlink.NsFd(int(podNS.Fd())),
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	if err := host.LinkAdd(veth); err != nil {
 		return 0, fmt.Errorf("create veth %s/%s: %w", containerIf, hostVeth, err)
 	}
 	// LinkAdd has looked up the new link's index.
-	idx, err := upHostVeth(veth)
+	idx, err := upHostVeth(host, veth)
 	if err != nil {
 		if derr := deleteLinkByName(hostVeth); derr != nil {
 			return 0, errors.Join(err, derr)

@@ -16,17 +16,17 @@ import (
 // send it to an ENI table, and — for pods of secondary ENIs — the from-pod
 // rule that sends the pod's traffic out through its ENI's table. hostIndex
 // is hostVeth's ifindex.
-func addHostRoutes(addr *net.IPNet, hostVeth string, hostIndex, table int) error {
+func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostIndex, table int) error {
 	pod := hostPrefix(addr.IP)
 	route := &netlink.Route{LinkIndex: hostIndex, Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable}
-	if err := netlink.RouteReplace(route); err != nil {
+	if err := h.RouteReplace(route); err != nil {
 		return fmt.Errorf("route %s dev %s scope link: %w", pod, hostVeth, err)
 	}
-	if err := addRule(toPodRule(pod)); err != nil {
+	if err := addRule(h, toPodRule(pod)); err != nil {
 		return err
 	}
 	if table != hostcontract.MainTable {
-		if err := addRule(fromPodRule(pod, table)); err != nil {
+		if err := addRule(h, fromPodRule(pod, table)); err != nil {
 			return err
 		}
 	}
@@ -38,24 +38,24 @@ func addHostRoutes(addr *net.IPNet, hostVeth string, hostIndex, table int) error
 // happened. The main-table route is deleted through hostVeth only; when that
 // link is gone its routes went with it. An empty hostVeth (a result without
 // the host interface) deletes the route whatever its device.
-func removeHostRoutes(addr *net.IPNet, hostVeth string, table int) error {
+func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, table int) error {
 	pod := hostPrefix(addr.IP)
 	var errs []error
-	errs = append(errs, deleteRules(toPodRule(pod)))
+	errs = append(errs, deleteRules(h, toPodRule(pod)))
 	if table != hostcontract.MainTable {
 		// Older plugin versions could leave several copies.
-		errs = append(errs, deleteRules(fromPodRule(pod, table)))
+		errs = append(errs, deleteRules(h, fromPodRule(pod, table)))
 	}
-	errs = append(errs, deleteRouteVia(pod, hostVeth, hostcontract.MainTable))
+	errs = append(errs, deleteRouteVia(h, pod, hostVeth, hostcontract.MainTable))
 	return errors.Join(errs...)
 }
 
 // deleteRouteVia deletes the scope-link route to pod in table through the
 // link named dev (any link when dev is empty).
-func deleteRouteVia(pod *net.IPNet, dev string, table int) error {
+func deleteRouteVia(h *netlink.Handle, pod *net.IPNet, dev string, table int) error {
 	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
 	if dev != "" {
-		link, err := netlink.LinkByName(dev)
+		link, err := h.LinkByName(dev)
 		if isNotFound(err) {
 			return nil
 		}
@@ -64,7 +64,7 @@ func deleteRouteVia(pod *net.IPNet, dev string, table int) error {
 		}
 		route.LinkIndex = link.Attrs().Index
 	}
-	if err := netlink.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+	if err := h.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("delete route %s dev %s table %s: %w", pod, dev, tableName(table), err)
 	}
 	return nil
@@ -97,8 +97,8 @@ func iifRule(iif string, table, fam int) *netlink.Rule {
 	return r
 }
 
-func addRule(r *netlink.Rule) error {
-	if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+func addRule(h *netlink.Handle, r *netlink.Rule) error {
+	if err := h.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add %s: %w", describeRule(r), err)
 	}
 	return nil
@@ -108,9 +108,9 @@ func addRule(r *netlink.Rule) error {
 const maxRuleCopies = 64
 
 // deleteRules deletes every copy of r until the kernel reports none left.
-func deleteRules(r *netlink.Rule) error {
+func deleteRules(h *netlink.Handle, r *netlink.Rule) error {
 	for range maxRuleCopies {
-		err := netlink.RuleDel(r)
+		err := h.RuleDel(r)
 		switch {
 		case err == nil:
 			continue

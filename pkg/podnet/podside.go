@@ -39,6 +39,18 @@ func openPodSide(podNS ns.NetNS, containerIf string) (*podSide, error) {
 	return &podSide{h: h, link: link}, nil
 }
 
+// openHost opens a netlink socket in the calling thread's namespace for
+// one command's node-side requests, instead of a socket per request as
+// the package-level netlink functions do. If it cannot, requests open
+// their own sockets as before.
+func openHost() *netlink.Handle {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return &netlink.Handle{}
+	}
+	return h
+}
+
 func (p *podSide) close() {
 	if p != nil {
 		p.h.Close()

@@ -33,16 +33,21 @@ func Setup(ctx context.Context, pod Pod) error {
 	if err != nil {
 		return err
 	}
+	host := early.takeHost()
+	if host == nil {
+		host = openHost()
+	}
+	defer host.Close()
 
 	for i, ifc := range pod.Interfaces {
 		if i > 0 {
 			early = nil
 		}
-		hostIndex, err := setupVeth(ctx, pod.NetNS, pod.MTU, ifc, early)
+		hostIndex, err := setupVeth(ctx, host, pod.NetNS, pod.MTU, ifc, early)
 		if err != nil {
 			return err
 		}
-		if err := addHostRoutes(ifc.Address, ifc.HostVeth, hostIndex, HostTable(ifc.RouteTable)); err != nil {
+		if err := addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex, HostTable(ifc.RouteTable)); err != nil {
 			return err
 		}
 	}
@@ -69,13 +74,13 @@ func validatePod(pod Pod) error {
 // ifindex. The pair is created from the node's namespace with its pod end
 // in the pod's, so neither end moves between namespaces, and the host
 // end's sysctls are set before it comes up.
-func setupVeth(ctx context.Context, netnsPath string, mtu int, ifc Interface, early *Veth) (int, error) {
+func setupVeth(ctx context.Context, host *netlink.Handle, netnsPath string, mtu int, ifc Interface, early *Veth) (int, error) {
 	podNS, err := ns.GetNS(netnsPath)
 	if err != nil {
 		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	defer podNS.Close()
-	hostMAC, hostIndex, err := hostEnd(podNS, mtu, ifc, early)
+	hostMAC, hostIndex, err := hostEnd(host, podNS, mtu, ifc, early)
 	if err != nil {
 		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
@@ -114,18 +119,18 @@ func setupVeth(ctx context.Context, netnsPath string, mtu int, ifc Interface, ea
 // hostEnd returns the MAC and ifindex of the host end of ifc's pair:
 // early's, or those of a pair it makes after deleting a stale one of an
 // earlier sandbox.
-func hostEnd(podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareAddr, int, error) {
+func hostEnd(host *netlink.Handle, podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareAddr, int, error) {
 	if early != nil {
 		return early.hostMAC, early.hostIndex, nil
 	}
-	if err := deleteStaleHostVeth(ifc.HostVeth); err != nil {
+	if err := deleteStaleHostVeth(host, ifc.HostVeth); err != nil {
 		return nil, 0, err
 	}
 	hostMAC, err := randomHostMAC()
 	if err != nil {
 		return nil, 0, fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
 	}
-	idx, err := addPair(podNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC)
+	idx, err := addPair(host, podNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -134,12 +139,12 @@ func hostEnd(podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareA
 
 // upHostVeth sets the host end's sysctls and brings it up; it returns the
 // link's index.
-func upHostVeth(veth *netlink.Veth) (int, error) {
+func upHostVeth(host *netlink.Handle, veth *netlink.Veth) (int, error) {
 	name := veth.Name
 	if err := setIfaceSysctls(name); err != nil {
 		return 0, fmt.Errorf("host veth %s: %w", name, err)
 	}
-	if err := netlink.LinkSetUp(veth); err != nil {
+	if err := host.LinkSetUp(veth); err != nil {
 		return 0, fmt.Errorf("set host veth %s up: %w", name, err)
 	}
 	return veth.Index, nil
@@ -234,8 +239,8 @@ func waitDAD(ctx context.Context, side *podSide) error {
 // an earlier sandbox of the same pod (with it goes that sandbox's end), as
 // upstream does. Only a veth is removed: the name is prefix+hash, and
 // whatever else carries it was not made by the plugin.
-func deleteStaleHostVeth(name string) error {
-	link, err := netlink.LinkByName(name)
+func deleteStaleHostVeth(host *netlink.Handle, name string) error {
+	link, err := host.LinkByName(name)
 	if isNotFound(err) {
 		return nil
 	}
@@ -245,7 +250,7 @@ func deleteStaleHostVeth(name string) error {
 	if _, ok := link.(*netlink.Veth); !ok {
 		return fmt.Errorf("host veth name %s is taken by a %s link the plugin did not create", name, link.Type())
 	}
-	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+	if err := host.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete stale host veth %s: %w", name, err)
 	}
 	return nil

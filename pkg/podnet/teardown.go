@@ -19,12 +19,14 @@ import (
 // that reuses the address. Anything already gone is not an error, so DEL can
 // run any number of times, with or without the namespace.
 func Teardown(ctx context.Context, pod Pod) error {
+	host := openHost()
+	defer host.Close()
 	var errs []error
 	for _, ifc := range pod.Interfaces {
 		if ifc.Address == nil {
 			continue
 		}
-		errs = append(errs, removeHostRoutes(ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)))
+		errs = append(errs, removeHostRoutes(host, ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)))
 	}
 	return errors.Join(errs...)
 }
