@@ -3,11 +3,16 @@ package ipamd
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // waitUntil polls cond until it holds or 10 s pass.
@@ -63,4 +68,118 @@ func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 		t.Errorf("EC2 holds %+v: %d ENIs for 28 pods that 2 ENIs × 14 hold", got, got.ENIs)
 	}
 	h.checkConsistent()
+}
+
+// TestBurstLimitsUnderConcurrency: on small instance types, ADDs far
+// beyond the node's capacity arrive in two waves, the second while the
+// first's EC2 calls are in flight (so ENIs are attached beside an assign
+// or another attach). Whatever the mode, EC2 never holds more ENIs than
+// the instance allows (less the trunk's reserved slot) nor more addresses
+// than max pods round up to (an ENI's or a prefix's worth), the primary
+// gets nothing under custom networking, every ADD within capacity
+// succeeds, and those beyond it fail fast naming the limit.
+func TestBurstLimitsUnderConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		typ      string
+		cfg      func(*config.Config)
+		kube     *fakeKube
+		pods     int
+		maxENIs  int    // ENIs EC2 may hold at most
+		capacity int    // pods the node serves
+		maxAddrs int    // secondary addresses (or prefixes × 16) EC2 may hold at most
+		limit    string // in the message of each ADD beyond capacity
+	}{
+		{name: "secondary", typ: "t3.medium", pods: 30, maxENIs: 3, capacity: 15, maxAddrs: 15,
+			limit: "t3.medium card 0 takes 3 ENIs × 5 secondary IPv4 addresses"},
+		{name: "trunk reserved", typ: "m5.large", cfg: func(c *config.Config) { c.EnablePodENI = true },
+			pods: 40, maxENIs: 2, capacity: 18, maxAddrs: 18, limit: "one ENI slot reserved for the trunk ENI"},
+		{name: "custom networking", typ: "t3.medium", cfg: func(c *config.Config) { c.CustomNetworking = true },
+			kube: &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID,
+				SecurityGroups: []string{simtest.SecurityGroup2ID}}},
+			pods: 30, maxENIs: 3, capacity: 10, maxAddrs: 10, limit: "t3.medium card 0 takes 3 ENIs × 5"},
+		{name: "max pods", typ: "m5.large", cfg: func(c *config.Config) { c.MaxPodsOverride = 12 },
+			pods: 40, maxENIs: 2, capacity: 12, maxAddrs: 18, limit: "the node's max pods (12)"},
+		{name: "prefix delegation, max pods", typ: "t3.medium", cfg: func(c *config.Config) {
+			c.EnablePrefixDelegation, c.WarmPrefixTarget, c.MaxPodsOverride = true, 1, 20
+		}, pods: 40, maxENIs: 1, capacity: 20, maxAddrs: 32, limit: "the node's max pods (20)"},
+		{name: "prefix delegation, custom networking", typ: "t3.medium", cfg: func(c *config.Config) {
+			c.EnablePrefixDelegation, c.WarmPrefixTarget, c.CustomNetworking = true, 1, true
+		}, kube: &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID,
+			SecurityGroups: []string{simtest.SecurityGroup2ID}}},
+			pods: 130, maxENIs: 3, capacity: 110, maxAddrs: 112, limit: "the node's max pods (110)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			times := fastTimes
+			times.Pool = time.Hour // only demand runs the pool here
+			times.AddWait = 15 * time.Second
+			var kube Kubernetes
+			if tc.kube != nil {
+				kube = tc.kube
+			}
+			h := newHarness(t, harnessOpts{instanceType: tc.typ, times: &times, kube: kube, cfg: func(c *config.Config) {
+				c.IPCooldown = 0
+				if tc.cfg != nil {
+					tc.cfg(c)
+				}
+			}})
+			h.settle()
+			d := vpcsim.Duration(300 * time.Millisecond)
+			if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
+				"CreateNetworkInterface": d, "AttachNetworkInterface": d, "AssignPrivateIpAddresses": d,
+			}}); err != nil {
+				t.Fatal(err)
+			}
+			runPoolManager(t, h)
+			before := h.calls()
+			start := time.Now()
+			first, second := make(chan []error, 1), make(chan []error, 1)
+			go func() { first <- burst(h, "a-", 5, 20*time.Second) }()
+			waitUntil(t, "the first wave's EC2 call", func() bool {
+				c := callDelta(before, h.calls())
+				return c["CreateNetworkInterface"]+c["AssignPrivateIpAddresses"] > 0
+			})
+			go func() { second <- burst(h, "b-", tc.pods-5, 20*time.Second) }()
+			errs := append(<-first, <-second...)
+			took := time.Since(start)
+			served := 0
+			for i, err := range errs {
+				if err == nil {
+					served++
+					continue
+				}
+				if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), tc.limit) {
+					t.Errorf("ADD %d: %v, want ResourceExhausted naming %q", i, err, tc.limit)
+				}
+			}
+			t.Logf("%d ADDs: %d served in %s; EC2 holds %+v", tc.pods, served, took.Round(time.Millisecond), h.simCounts())
+			// Max pods caps growth, not the handout (kubelet enforces it,
+			// as with upstream): the addresses held may serve a few more.
+			if served < tc.capacity || served > tc.maxAddrs {
+				t.Errorf("%d ADDs served, want the node's capacity %d (at most the %d addresses allowed)", served, tc.capacity, tc.maxAddrs)
+			}
+			if took > 10*time.Second {
+				t.Errorf("the burst took %s: ADDs beyond capacity waited instead of failing fast", took)
+			}
+			got := h.simCounts()
+			if got.ENIs > tc.maxENIs || got.IPs+16*got.Prefixes > tc.maxAddrs {
+				t.Errorf("EC2 holds %+v, beyond %d ENIs and %d addresses", got, tc.maxENIs, tc.maxAddrs)
+			}
+			inst, err := h.env.Sim.Instance(simtest.InstanceID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range inst.ENIs {
+				if e.Attachment != nil && e.Attachment.DeviceIndex == 0 && h.cfg.CustomNetworking && len(e.SecondaryIPs)+len(e.Prefixes) > 0 {
+					t.Errorf("custom networking: the primary ENI holds %d addresses and %d prefixes", len(e.SecondaryIPs), len(e.Prefixes))
+				}
+			}
+			for _, action := range []string{"AttachNetworkInterface", "AssignPrivateIpAddresses", "AssignIpv6Addresses"} {
+				if errs := h.env.Sim.Stats().Errors[action]; len(errs) != 0 {
+					t.Errorf("%s refused: %v", action, errs)
+				}
+			}
+			h.checkConsistent()
+		})
+	}
 }

@@ -143,3 +143,19 @@ func TestMoreENIsForADDsArrivingDuringGrowth(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingADDsBeyondMaxPodsGrowNothing: under prefix delegation with
+// max pods 110 and 80 addresses held (five full prefixes), 50 waiting ADDs
+// get the two prefixes the last 30 pods can use, not four.
+func TestWaitingADDsBeyondMaxPodsGrowNothing(t *testing.T) {
+	p := m5large(Params{PrefixDelegation: true, WarmPrefix: 1, CustomNetworking: true, Pending: 50, MaxPods: 110})
+	s := newSim(t, p, 0)
+	full := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}, {ID: "eni-1", CIDRs: s.cidrs(5, true)}}}
+	for i := range full.ENIs[1].CIDRs {
+		full.ENIs[1].CIDRs[i].Assigned = IPsPerPrefix
+	}
+	a := Plan(full, p)
+	if a.Kind != AssignPrefixes || a.Count != 2 {
+		t.Errorf("plan %+v, want 2 prefixes: 110 pods in 7 prefixes", a)
+	}
+}

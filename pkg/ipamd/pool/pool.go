@@ -214,6 +214,11 @@ func TooLow(pool Pool, p Params) (low bool, want int) {
 		return false, 0
 	}
 	pending := max(p.Pending-s.Available, 0)
+	if p.MaxPods > 0 {
+		// ADDs beyond max pods get nothing new: growing for them would
+		// hold addresses (whole prefixes) the node may never use.
+		pending = min(pending, p.MaxPods-s.Total)
+	}
 	if p.targetsDefined(pool.Card) {
 		short, _ := shortOver(s, p, pool.Card)
 		if pending > 0 {
