@@ -44,7 +44,8 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 	// few EC2 is asked for now (WARM_IP_TARGET, WARM_PREFIX_TARGET): the
 	// next plan assigns there, which is cheaper than another ENI. So ADDs
 	// arriving meanwhile are measured against that, and ENIs started for
-	// them are asked for in full.
+	// them are asked for in full (under prefix delegation, no more
+	// prefixes than max pods leaves room for: pool.PerNewENI).
 	full := max(count, c.env.node.typ.IPv4PerENI-1)
 	type result struct {
 		launch
@@ -83,9 +84,11 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 				if incoming != nil {
 					in = incoming()
 				}
-				n := pool.MoreENIs(c.view(), params(), len(taken), full, in)
+				view, now := c.view(), params()
+				n := pool.MoreENIs(view, now, len(taken), full, in)
+				ask := pool.PerNewENI(view, now, len(taken), full, in)
 				for _, d := range c.freeDevices(n, taken) {
-					start(launch{subnet: next, device: d, count: full})
+					start(launch{subnet: next, device: d, count: ask})
 				}
 			}
 			continue

@@ -159,3 +159,31 @@ func TestWaitingADDsBeyondMaxPodsGrowNothing(t *testing.T) {
 		t.Errorf("plan %+v, want 2 prefixes: 110 pods in 7 prefixes", a)
 	}
 }
+
+// TestPerNewENIStaysWithinMaxPods: an ENI started for ADDs arriving during
+// growth asks for a whole ENI's worth, but under prefix delegation only the
+// prefixes max pods leaves room for.
+func TestPerNewENIStaysWithinMaxPods(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pd       bool
+		maxPods  int
+		inFlight int
+		want     int
+	}{
+		{"secondary: a whole ENI", false, 29, 1, 9},
+		{"PD without max pods", true, 0, 1, 9},
+		{"PD: room for 30 more after one in flight", true, 80 + 144 + 30, 1, 2},
+		{"PD: room for plenty", true, 1000, 1, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := m5large(Params{PrefixDelegation: tc.pd, CustomNetworking: true, Pending: 200})
+			p.MaxPods = tc.maxPods
+			s := newSim(t, p, 0)
+			pl := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}, {ID: "eni-1", CIDRs: s.cidrs(5, tc.pd)}}}
+			if got := PerNewENI(pl, p, tc.inFlight, 9, 0); got != tc.want {
+				t.Errorf("PerNewENI = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
