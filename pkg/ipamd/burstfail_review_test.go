@@ -9,6 +9,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // TestEC2FailuresMidBurstLeakNothing: on an m5.xlarge (4 ENIs × 14) whose
@@ -74,6 +75,27 @@ func TestEC2FailuresMidBurstLeakNothing(t *testing.T) {
 			if errs := h.env.Sim.Stats().Errors["AttachNetworkInterface"]; tc.action != "AttachNetworkInterface" && len(errs) != 0 {
 				t.Errorf("attach refused (over the limit or a taken device): %v", errs)
 			}
+			h.checkConsistent()
+
+			// Demand gone: back to the warm target (the primary's 14
+			// addresses with WARM_ENI_TARGET=1), nothing left waiting on EC2.
+			for i := range 40 {
+				if _, err := h.srv.DelNetwork(context.Background(), &rpc.DelNetworkRequest{NetworkName: "aws-cni",
+					ContainerId: fmt.Sprint("b-", i), IfName: "eth0"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 14 {
+				if _, err := h.srv.DelNetwork(context.Background(), &rpc.DelNetworkRequest{NetworkName: "aws-cni",
+					ContainerId: fmt.Sprint("primary-", i), IfName: "eth0"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitUntil(t, "the surplus released", func() bool {
+				// A freed ENI is detached, then deleted: none may stay behind.
+				return h.simCounts() == (simCounts{1, 14, 0}) && len(h.n.Introspection().Pool().WaitingOn) == 0 &&
+					len(h.unattachedENIs()) == 0
+			})
 			h.checkConsistent()
 		})
 	}
