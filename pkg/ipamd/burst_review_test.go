@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,7 @@ func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 	if got := h.simCounts(); got.ENIs != 2 {
 		t.Errorf("EC2 holds %+v: %d ENIs for 28 pods that 2 ENIs × 14 hold", got, got.ENIs)
 	}
+	awaitWired(t, h)
 	h.checkConsistent()
 }
 
@@ -179,7 +181,28 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 					t.Errorf("%s refused: %v", action, errs)
 				}
 			}
+			awaitWired(t, h)
 			h.checkConsistent()
 		})
 	}
+}
+
+// awaitWired waits until every ENI attached in EC2 is in the datastore:
+// with the pool manager running, a warm refill may still be wiring an ENI
+// EC2 has attached (the window checkConsistent must not fall into).
+func awaitWired(t *testing.T, h *harness) {
+	t.Helper()
+	waitUntil(t, "attached ENIs wired", func() bool {
+		inst, err := h.env.Sim.Instance(simtest.InstanceID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := h.n.Snapshot()
+		for _, e := range inst.ENIs {
+			if _, ok := h.eni(0, e.ID); !ok && !slices.Contains(snap.Cards[0].Unmanaged, e.ID) {
+				return false
+			}
+		}
+		return true
+	})
 }

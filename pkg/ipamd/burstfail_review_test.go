@@ -75,6 +75,7 @@ func TestEC2FailuresMidBurstLeakNothing(t *testing.T) {
 			if errs := h.env.Sim.Stats().Errors["AttachNetworkInterface"]; tc.action != "AttachNetworkInterface" && len(errs) != 0 {
 				t.Errorf("attach refused (over the limit or a taken device): %v", errs)
 			}
+			awaitWired(t, h)
 			h.checkConsistent()
 
 			// Demand gone: back to the warm target (the primary's 14
@@ -96,6 +97,7 @@ func TestEC2FailuresMidBurstLeakNothing(t *testing.T) {
 				return h.simCounts() == (simCounts{1, 14, 0}) && len(h.n.Introspection().Pool().WaitingOn) == 0 &&
 					len(h.unattachedENIs()) == 0
 			})
+			awaitWired(t, h)
 			h.checkConsistent()
 		})
 	}
@@ -139,5 +141,6 @@ func TestPersistentCreateFailureBacksOffAndNamesIt(t *testing.T) {
 	if left := h.unattachedENIs(); len(left) != 0 {
 		t.Errorf("ENIs left unattached in EC2: %v", left)
 	}
+	awaitWired(t, h)
 	h.checkConsistent()
 }
