@@ -91,6 +91,7 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 		capacity int    // pods the node serves
 		maxAddrs int    // secondary addresses (or prefixes × 16) EC2 may hold at most
 		limit    string // in the message of each ADD beyond capacity
+		oneWave  bool   // all ADDs at once, planned as one demand
 	}{
 		{name: "secondary", typ: "t3.medium", pods: 30, maxENIs: 3, capacity: 15, maxAddrs: 15,
 			limit: "t3.medium card 0 takes 3 ENIs × 5 secondary IPv4 addresses"},
@@ -110,6 +111,11 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 		}, kube: &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID,
 			SecurityGroups: []string{simtest.SecurityGroup2ID}}},
 			pods: 130, maxENIs: 3, capacity: 110, maxAddrs: 112, limit: "the node's max pods (110)"},
+		{name: "prefix delegation, custom networking, one wave", typ: "t3.medium", cfg: func(c *config.Config) {
+			c.EnablePrefixDelegation, c.WarmPrefixTarget, c.CustomNetworking = true, 1, true
+		}, kube: &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID,
+			SecurityGroups: []string{simtest.SecurityGroup2ID}}},
+			pods: 130, maxENIs: 3, capacity: 110, maxAddrs: 128, limit: "the node's max pods (110)", oneWave: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			times := fastTimes
@@ -136,12 +142,17 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 			before := h.calls()
 			start := time.Now()
 			first, second := make(chan []error, 1), make(chan []error, 1)
-			go func() { first <- burst(h, "a-", 5, 20*time.Second) }()
-			waitUntil(t, "the first wave's EC2 call", func() bool {
-				c := callDelta(before, h.calls())
-				return c["CreateNetworkInterface"]+c["AssignPrivateIpAddresses"] > 0
-			})
-			go func() { second <- burst(h, "b-", tc.pods-5, 20*time.Second) }()
+			if tc.oneWave {
+				first <- nil
+				go func() { second <- burst(h, "b-", tc.pods, 20*time.Second) }()
+			} else {
+				go func() { first <- burst(h, "a-", 5, 20*time.Second) }()
+				waitUntil(t, "the first wave's EC2 call", func() bool {
+					c := callDelta(before, h.calls())
+					return c["CreateNetworkInterface"]+c["AssignPrivateIpAddresses"] > 0
+				})
+				go func() { second <- burst(h, "b-", tc.pods-5, 20*time.Second) }()
+			}
 			errs := append(<-first, <-second...)
 			took := time.Since(start)
 			served := 0

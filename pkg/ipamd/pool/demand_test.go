@@ -187,3 +187,15 @@ func TestPerNewENIStaysWithinMaxPods(t *testing.T) {
 		})
 	}
 }
+
+// TestBurstENIsShareMaxPodsUnderPD: under prefix delegation with custom
+// networking (a t3.medium: 5 prefixes per ENI), 200 waiting ADDs and max
+// pods 110 get two ENIs, but 4 prefixes each (128 addresses), not 5 (160).
+func TestBurstENIsShareMaxPodsUnderPD(t *testing.T) {
+	p := m5large(Params{PrefixDelegation: true, WarmPrefix: 1, CustomNetworking: true, Pending: 200, MaxPods: 110})
+	p.IPv4PerENI = 6
+	a := Plan(Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}}}, p)
+	if a.Kind != CreateENI || a.ENIs != 2 || a.Count != 4 {
+		t.Errorf("plan %+v, want CreateENI × 2 of 4 prefixes", a)
+	}
+}

@@ -393,6 +393,11 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 		// The waiting ADDs need several ENIs: attach them together, each
 		// full, instead of one EC2 round trip after another.
 		a.ENIs, a.Count = k, slots
+		if p.PrefixDelegation && p.MaxPods > 0 {
+			// Whole /28s held at once: the ENIs share what max pods
+			// leaves room for rather than each take its full count.
+			a.Count = min(slots, ceilDiv(ceilDiv(p.MaxPods-s.Total, IPsPerPrefix), k))
+		}
 		a.Reason = "every ENI is full and " + strconv.Itoa(p.Pending) + " ADDs wait"
 	}
 	return a, true
