@@ -101,6 +101,10 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 			kube: &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID,
 				SecurityGroups: []string{simtest.SecurityGroup2ID}}},
 			pods: 30, maxENIs: 3, capacity: 10, maxAddrs: 10, limit: "t3.medium card 0 takes 3 ENIs × 5"},
+		{name: "custom networking, trunk reserved", typ: "m5.large", cfg: func(c *config.Config) { c.CustomNetworking, c.EnablePodENI = true, true },
+			kube: &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID,
+				SecurityGroups: []string{simtest.SecurityGroup2ID}}},
+			pods: 30, maxENIs: 2, capacity: 9, maxAddrs: 9, limit: "one ENI slot reserved for the trunk ENI", oneWave: true},
 		{name: "max pods", typ: "m5.large", cfg: func(c *config.Config) { c.MaxPodsOverride = 12 },
 			pods: 40, maxENIs: 2, capacity: 12, maxAddrs: 18, limit: "the node's max pods (12)"},
 		{name: "prefix delegation, max pods", typ: "t3.medium", cfg: func(c *config.Config) {
@@ -124,6 +128,12 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 			var kube Kubernetes
 			if tc.kube != nil {
 				kube = tc.kube
+				tc.kube.pods = map[string]PodInfo{} // regular pods (ENABLE_POD_ENI asks)
+				for _, wave := range []string{"a-", "b-"} {
+					for i := range tc.pods {
+						tc.kube.pods[fmt.Sprint("default/", wave, i)] = PodInfo{Found: true}
+					}
+				}
 			}
 			h := newHarness(t, harnessOpts{instanceType: tc.typ, times: &times, kube: kube, cfg: func(c *config.Config) {
 				c.IPCooldown = 0
