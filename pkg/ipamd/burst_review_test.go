@@ -95,6 +95,8 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 	}{
 		{name: "secondary", typ: "t3.medium", pods: 30, maxENIs: 3, capacity: 15, maxAddrs: 15,
 			limit: "t3.medium card 0 takes 3 ENIs × 5 secondary IPv4 addresses"},
+		{name: "MAX_ENI", typ: "m5.xlarge", cfg: func(c *config.Config) { c.MaxENI = 2 }, pods: 50, maxENIs: 2, capacity: 28,
+			maxAddrs: 28, limit: "m5.xlarge card 0 takes 2 ENIs × 14 secondary IPv4 addresses (MAX_ENI=2)"},
 		{name: "trunk reserved", typ: "m5.large", cfg: func(c *config.Config) { c.EnablePodENI = true },
 			pods: 40, maxENIs: 2, capacity: 18, maxAddrs: 18, limit: "one ENI slot reserved for the trunk ENI"},
 		{name: "custom networking", typ: "t3.medium", cfg: func(c *config.Config) { c.CustomNetworking = true },
