@@ -14,6 +14,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // waitUntil polls cond until it holds or 10 s pass.
@@ -33,11 +34,12 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // a whole ENI's worth (the next plan assigns there). On an m5.xlarge (4 ENIs
 // × 14) whose primary is full, 13 ADDs arriving while that ENI attaches fit
 // in it: no further ENI is attached for them (surplus ENIs are kept here by
-// a long minimum ENI age, so what was attached is still visible).
+// a 5 s minimum ENI age, so what was attached is still visible). Once the
+// pods are gone the pool goes back to its one warm address.
 func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 	times := fastTimes
-	times.Pool = time.Hour
-	times.MinENIAge = time.Hour
+	times.Pool = 100 * time.Millisecond
+	times.MinENIAge = 5 * time.Second
 	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times, cfg: func(c *config.Config) {
 		c.WarmIPTarget, c.WarmENITarget, c.IPCooldown = 1, 0, 0
 	}})
@@ -69,6 +71,25 @@ func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 		t.Errorf("EC2 holds %+v: %d ENIs for 28 pods that 2 ENIs × 14 hold", got, got.ENIs)
 	}
 	awaitWired(t, h)
+	h.checkConsistent()
+
+	// Demand gone: the surplus goes back to WARM_IP_TARGET=1 (one
+	// address; the new ENI, empty, is freed once old enough).
+	for _, id := range []string{"first-0"} {
+		if _, err := h.srv.DelNetwork(context.Background(), &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: id, IfName: "eth0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 13 {
+		for _, id := range []string{fmt.Sprint("primary-", i), fmt.Sprint("second-", i)} {
+			if _, err := h.srv.DelNetwork(context.Background(), &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: id, IfName: "eth0"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitUntil(t, "the surplus released", func() bool {
+		return h.simCounts() == (simCounts{1, 1, 0}) && len(h.unattachedENIs()) == 0
+	})
 	h.checkConsistent()
 }
 
