@@ -92,6 +92,7 @@ func TestBurstBeyondCapacity(t *testing.T) {
 	if errs := h.env.Sim.Stats().Errors["AttachNetworkInterface"]; len(errs) != 0 {
 		t.Errorf("attach refused (over the limit or a taken device): %v", errs)
 	}
+	awaitWired(t, h)
 	h.checkConsistent()
 
 	// Demand gone: back to the warm target (the primary's 9 addresses)
@@ -109,6 +110,7 @@ func TestBurstBeyondCapacity(t *testing.T) {
 	if got, want := h.simCounts(), (simCounts{1, 9, 0}); got != want {
 		t.Errorf("after the burst: EC2 holds %+v, want %+v", got, want)
 	}
+	awaitWired(t, h)
 	h.checkConsistent()
 }
 
@@ -166,6 +168,7 @@ func TestBurstAttachesENIsTogether(t *testing.T) {
 	if got := h.simCounts(); got.ENIs > 4 || got.IPs > 4*14 {
 		t.Errorf("EC2 holds %+v, beyond m5.xlarge's 4 ENIs × 14", got)
 	}
+	awaitWired(t, h)
 	h.checkConsistent()
 }
 
@@ -312,6 +315,7 @@ func TestADDsArrivingDuringAnAttachGetTheirOwnENI(t *testing.T) {
 	if errs := h.env.Sim.Stats().Errors["AttachNetworkInterface"]; len(errs) != 0 {
 		t.Errorf("attach refused (over the limit or a taken device): %v", errs)
 	}
+	awaitWired(t, h)
 	h.checkConsistent()
 }
 
@@ -372,5 +376,6 @@ func TestADDsArrivingDuringAnAssignGetAnENIBesideIt(t *testing.T) {
 			t.Errorf("%s refused: %v", action, errs)
 		}
 	}
+	awaitWired(t, h)
 	h.checkConsistent()
 }

@@ -37,8 +37,16 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 	}
 	type launch struct {
 		subnet, device int
+		count          int     // addresses (or prefixes) asked of EC2
 		tried          []error // earlier subnets' answers
 	}
+	// An ENI in flight holds a whole ENI's worth once attached, however
+	// few EC2 is asked for now (WARM_IP_TARGET, WARM_PREFIX_TARGET): the
+	// next plan assigns there, which is cheaper than another ENI. So ADDs
+	// arriving meanwhile are measured against that, and ENIs started for
+	// them are asked for in full (under prefix delegation, no more
+	// prefixes than max pods leaves room for: pool.PerNewENI).
+	full := max(count, c.env.node.typ.IPv4PerENI-1)
 	type result struct {
 		launch
 		eni awsutils.ENI
@@ -48,17 +56,17 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 	taken := map[int]bool{} // device indices of ENIs in flight
 	start := func(l launch) {
 		taken[l.device] = true
-		req := c.allocateRequest(subnets[l.subnet], l.device, count, prefixes)
+		req := c.allocateRequest(subnets[l.subnet], l.device, l.count, prefixes)
 		go func() {
 			e, err := c.env.ec2.AllocateENI(ctx, req)
 			results <- result{l, e, err}
 		}()
 	}
 	if c.askDevice.get() {
-		start(launch{device: 0}) // one ENI; awsutils asks EC2 for the lowest free index
+		start(launch{device: 0, count: count}) // one ENI; awsutils asks EC2 for the lowest free index
 	} else {
 		for _, d := range c.freeDevices(k, taken) {
-			start(launch{device: d})
+			start(launch{device: d, count: count})
 		}
 	}
 	var errs []error
@@ -76,9 +84,11 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 				if incoming != nil {
 					in = incoming()
 				}
-				n := pool.MoreENIs(c.view(), params(), len(taken), count, in)
+				view, now := c.view(), params()
+				n := pool.MoreENIs(view, now, len(taken), full, in)
+				ask := pool.PerNewENI(view, now, len(taken), full, in)
 				for _, d := range c.freeDevices(n, taken) {
-					start(launch{subnet: next, device: d})
+					start(launch{subnet: next, device: d, count: ask})
 				}
 			}
 			continue
@@ -106,7 +116,7 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 		c.askDevice.set(!awsutils.IsInsufficientCapacity(err))
 		if awsutils.IsInsufficientCapacity(err) && r.subnet < len(subnets)-1 {
 			next = max(next, r.subnet+1)
-			start(launch{subnet: r.subnet + 1, device: r.device, tried: append(r.tried, err)})
+			start(launch{subnet: r.subnet + 1, device: r.device, count: r.count, tried: append(r.tried, err)})
 			continue
 		}
 		grow = false // a failure: the next cycle plans again

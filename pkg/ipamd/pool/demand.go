@@ -114,3 +114,15 @@ func MoreENIs(pool Pool, p Params, inFlight, perENI, incoming int) int {
 	}
 	return max(min(ceilDiv(short, addrs), room), 0)
 }
+
+// PerNewENI is how many addresses (or prefixes) to ask for each ENI that
+// MoreENIs starts: a whole ENI's worth (perENI), except that under prefix
+// delegation no more prefixes than max pods leaves room for once what is
+// on its way is counted (a /28 holds 16 addresses at once).
+func PerNewENI(pool Pool, p Params, inFlight, perENI, incoming int) int {
+	if !p.PrefixDelegation || p.MaxPods <= 0 {
+		return perENI
+	}
+	left := p.MaxPods - pool.Stats(true).Total - (incoming+inFlight*perENI)*IPsPerPrefix
+	return max(min(perENI, ceilDiv(left, IPsPerPrefix)), 1)
+}

@@ -143,3 +143,59 @@ func TestMoreENIsForADDsArrivingDuringGrowth(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingADDsBeyondMaxPodsGrowNothing: under prefix delegation with
+// max pods 110 and 80 addresses held (five full prefixes), 50 waiting ADDs
+// get the two prefixes the last 30 pods can use, not four.
+func TestWaitingADDsBeyondMaxPodsGrowNothing(t *testing.T) {
+	p := m5large(Params{PrefixDelegation: true, WarmPrefix: 1, CustomNetworking: true, Pending: 50, MaxPods: 110})
+	s := newSim(t, p, 0)
+	full := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}, {ID: "eni-1", CIDRs: s.cidrs(5, true)}}}
+	for i := range full.ENIs[1].CIDRs {
+		full.ENIs[1].CIDRs[i].Assigned = IPsPerPrefix
+	}
+	a := Plan(full, p)
+	if a.Kind != AssignPrefixes || a.Count != 2 {
+		t.Errorf("plan %+v, want 2 prefixes: 110 pods in 7 prefixes", a)
+	}
+}
+
+// TestPerNewENIStaysWithinMaxPods: an ENI started for ADDs arriving during
+// growth asks for a whole ENI's worth, but under prefix delegation only the
+// prefixes max pods leaves room for.
+func TestPerNewENIStaysWithinMaxPods(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pd       bool
+		maxPods  int
+		inFlight int
+		want     int
+	}{
+		{"secondary: a whole ENI", false, 29, 1, 9},
+		{"PD without max pods", true, 0, 1, 9},
+		{"PD: room for 30 more after one in flight", true, 80 + 144 + 30, 1, 2},
+		{"PD: room for plenty", true, 1000, 1, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := m5large(Params{PrefixDelegation: tc.pd, CustomNetworking: true, Pending: 200})
+			p.MaxPods = tc.maxPods
+			s := newSim(t, p, 0)
+			pl := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}, {ID: "eni-1", CIDRs: s.cidrs(5, tc.pd)}}}
+			if got := PerNewENI(pl, p, tc.inFlight, 9, 0); got != tc.want {
+				t.Errorf("PerNewENI = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestBurstENIsShareMaxPodsUnderPD: under prefix delegation with custom
+// networking (a t3.medium: 5 prefixes per ENI), 200 waiting ADDs and max
+// pods 110 get two ENIs, but 4 prefixes each (128 addresses), not 5 (160).
+func TestBurstENIsShareMaxPodsUnderPD(t *testing.T) {
+	p := m5large(Params{PrefixDelegation: true, WarmPrefix: 1, CustomNetworking: true, Pending: 200, MaxPods: 110})
+	p.IPv4PerENI = 6
+	a := Plan(Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}}}, p)
+	if a.Kind != CreateENI || a.ENIs != 2 || a.Count != 4 {
+		t.Errorf("plan %+v, want CreateENI × 2 of 4 prefixes", a)
+	}
+}

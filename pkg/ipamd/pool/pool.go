@@ -214,6 +214,11 @@ func TooLow(pool Pool, p Params) (low bool, want int) {
 		return false, 0
 	}
 	pending := max(p.Pending-s.Available, 0)
+	if p.MaxPods > 0 {
+		// ADDs beyond max pods get nothing new: growing for them would
+		// hold addresses (whole prefixes) the node may never use.
+		pending = min(pending, p.MaxPods-s.Total)
+	}
 	if p.targetsDefined(pool.Card) {
 		short, _ := shortOver(s, p, pool.Card)
 		if pending > 0 {
@@ -388,6 +393,11 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 		// The waiting ADDs need several ENIs: attach them together, each
 		// full, instead of one EC2 round trip after another.
 		a.ENIs, a.Count = k, slots
+		if p.PrefixDelegation && p.MaxPods > 0 {
+			// Whole /28s held at once: the ENIs share what max pods
+			// leaves room for rather than each take its full count.
+			a.Count = min(slots, ceilDiv(ceilDiv(p.MaxPods-s.Total, IPsPerPrefix), k))
+		}
 		a.Reason = "every ENI is full and " + strconv.Itoa(p.Pending) + " ADDs wait"
 	}
 	return a, true
