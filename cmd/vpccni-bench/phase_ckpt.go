@@ -84,7 +84,14 @@ func (r *run) phaseCkpt(ctx context.Context) {
 	}
 	need := ckptLive + ckptClients*ckptRounds(r.cfg.Quick)
 	if pl, stable, err := waitPoolStable(ctx, r.v.Sim, n.ID, need, 2*time.Second, 2*time.Minute); err != nil || !stable {
-		r.fail(f, fmt.Errorf("the pool did not settle at %d addresses or more (last: %d): %w", need, pl.Held, errors.Join(err, ctx.Err())))
+		// An agent that reads max pods from /app/eni-max-pods.txt (absent in
+		// local VPC nodes) takes 110 and stops growing there.
+		msg := fmt.Sprintf("the pool did not settle at %d addresses or more within 2m0s (last: %d; an agent stops growing at its max pods)", need, pl.Held)
+		if cause := errors.Join(err, ctx.Err()); cause != nil {
+			r.fail(f, fmt.Errorf("%s: %w", msg, cause))
+		} else {
+			r.fail(f, errors.New(msg))
+		}
 		return
 	}
 	conns := make([]*grpc.ClientConn, ckptClients)
