@@ -33,10 +33,11 @@ import (
 type slowEC2 struct {
 	sim      http.Handler
 	inFlight atomic.Int64
-	peak     atomic.Int64 // most ENI calls in flight at once
-	started  atomic.Int64
-	killAt   atomic.Int64  // the started call that puts a token in entered
-	entered  chan struct{} // a token when call killAt starts (it is then in flight)
+	peak     atomic.Int64  // most ENI calls in flight at once
+	started  atomic.Int64  // calls of killOn so far
+	killOn   string        // the action whose killAt-th call puts a token in entered
+	killAt   atomic.Int64  // 0: no token yet
+	entered  chan struct{} // a token when that call starts (it is then in flight)
 }
 
 func (s *slowEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,13 +48,13 @@ func (s *slowEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	q, _ := url.ParseQuery(string(body)) // vpcsim answers a malformed body itself
-	switch q.Get("Action") {
+	switch action := q.Get("Action"); action {
 	case "CreateNetworkInterface", "AttachNetworkInterface":
 		n := s.inFlight.Add(1)
 		defer s.inFlight.Add(-1)
 		for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
 		}
-		if k := s.killAt.Load(); k > 0 && s.started.Add(1) >= k {
+		if k := s.killAt.Load(); k > 0 && action == s.killOn && s.started.Add(1) >= k {
 			select {
 			case s.entered <- struct{}{}:
 			default:
@@ -75,14 +76,20 @@ func TestKillDuringParallelENICreates(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemon")
 	}
-	// The kill lands as the k-th ENI call of the burst starts: the first
-	// create, or later, with some ENIs attached and others being created.
-	for _, k := range []int64{1, 3, 5} {
-		t.Run(fmt.Sprintf("at-eni-call-%d", k), func(t *testing.T) { killDuringENICalls(t, k) })
+	// The kill lands as the burst's k-th create or attach starts: before
+	// any new ENI exists, between a create and its attach, or with some
+	// ENIs attached and others being created.
+	for _, tc := range []struct {
+		action string
+		k      int64
+	}{{"CreateNetworkInterface", 1}, {"AttachNetworkInterface", 1}, {"CreateNetworkInterface", 3}, {"AttachNetworkInterface", 2}} {
+		t.Run(fmt.Sprintf("%s-%d", strings.TrimSuffix(tc.action, "NetworkInterface"), tc.k), func(t *testing.T) {
+			killDuringENICalls(t, tc.action, tc.k)
+		})
 	}
 }
 
-func killDuringENICalls(t *testing.T, killAt int64) {
+func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 	const (
 		maxENIs  = 4  // c5.xlarge
 		perENI   = 14 // secondary addresses per ENI (15 per ENI)
@@ -102,7 +109,7 @@ func killDuringENICalls(t *testing.T, killAt int64) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ec2 := &slowEC2{sim: env.Sim.EC2Handler(), entered: make(chan struct{}, 1)}
+	ec2 := &slowEC2{sim: env.Sim.EC2Handler(), killOn: killOn, entered: make(chan struct{}, 1)}
 	srv := httptest.NewServer(ec2)
 	t.Cleanup(srv.Close)
 	env.EC2URL = srv.URL
@@ -184,7 +191,7 @@ func killDuringENICalls(t *testing.T, killAt int64) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("the burst started no ENI create or attach\n%s", tail(d.log(d.runs), 40))
 	}
-	atKill := ec2.inFlight.Load()
+	atKill, calls := ec2.inFlight.Load(), ec2.started.Load()
 	d.kill()
 	wg.Wait()
 	if atKill < 1 {
@@ -200,8 +207,8 @@ func killDuringENICalls(t *testing.T, killAt int64) {
 		t.Fatal(err)
 	}
 	before := classify(env)
-	t.Logf("killed at ENI call %d with %d in flight (peak %d) and %d of %d ADDs answered; EC2 then had %d attached ENIs, %d of ours available",
-		ec2.started.Load(), atKill, ec2.peak.Load(), len(acked), burst, len(before.attached), len(before.available))
+	t.Logf("killed at %s call %d (wanted %d) with %d ENI calls in flight (peak %d) and %d of %d ADDs answered; EC2 then had %d attached ENIs, %d of ours available",
+		killOn, calls, killAt, atKill, ec2.peak.Load(), len(acked), burst, len(before.attached), len(before.available))
 	checkLimits(t, "after the kill", before, maxENIs, perENI)
 
 	d.start()
