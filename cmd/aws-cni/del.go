@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -26,20 +27,28 @@ func (inv *invocation) del(args *entry.Args) error {
 	if done, err := inv.delBranchFromPrevResult(ctx, args); done {
 		return err
 	}
-	reply, err := (&ipamclient.Client{Socket: inv.ipamdSocket}).DelNetwork(ctx, inv.delRequest(args, "PodDeleted"))
+	// The request goes out first; while ipamd answers, remove what
+	// prevResult shows is the pod's and open the log.
+	asked := (&ipamclient.Client{Socket: inv.ipamdSocket}).StartDelNetwork(ctx, inv.delRequest(args, "PodDeleted"))
+	prev, prevErr := inv.prevPod(args)
+	td := podnet.StartTeardown(ctx, prev)
+	inv.openLog()
+	reply, err := asked.Wait()
 	switch {
 	case err != nil && isUnknownPod(err):
+		inv.closeTeardown(td)
 		inv.log.Info("ipamd holds no address for the pod; nothing to release")
 		return nil
 	case err != nil:
 		// ipamd is down or failing: undo what the result recorded and let
 		// ipamd reclaim the addresses when it reconciles.
-		inv.teardownFromPrevResult(ctx, args, err)
+		inv.teardownFromPrevResult(ctx, td, prev, prevErr, err)
 		return nil
 	case !reply.Success:
+		inv.closeTeardown(td)
 		return types.NewError(ErrIpamd, "ipamd failed to release the pod's addresses", "")
 	}
-	if err := inv.teardownFromReply(ctx, args, reply); err != nil {
+	if err := inv.teardownFromReply(ctx, td, args, reply); err != nil {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
 	if reply.NetworkPolicyMode != "" {
@@ -82,41 +91,63 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	return true, nil
 }
 
-// teardownFromPrevResult undoes a regular pod's wiring from the result its
-// ADD printed. It never fails DEL: cause says why ipamd was not used.
-func (inv *invocation) teardownFromPrevResult(ctx context.Context, args *entry.Args, cause error) {
-	log := inv.log.With("ipamdError", cause.Error())
+// prevPod is the regular pod prevResult describes: an empty Pod, and why,
+// when there is no usable prevResult.
+func (inv *invocation) prevPod(args *entry.Args) (podnet.Pod, error) {
 	if inv.conf.PrevResult == nil {
-		log.Warn("ipamd unavailable and no prevResult; nothing torn down")
-		return
+		return podnet.Pod{}, errors.New("no prevResult")
 	}
 	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName)
 	if err != nil {
-		log.Warn("ipamd unavailable and prevResult unusable; nothing torn down", "error", err)
+		return podnet.Pod{}, fmt.Errorf("prevResult unusable: %w", err)
+	}
+	return w.Pod, nil
+}
+
+// closeTeardown ends a teardown that ipamd's answer leaves nothing more
+// for; what the early part could not remove only needs saying.
+func (inv *invocation) closeTeardown(td *podnet.HostTeardown) {
+	if err := td.Close(); err != nil {
+		inv.log.Warn("removing the pod's host routes failed", "error", err)
+	}
+}
+
+// teardownFromPrevResult undoes a regular pod's wiring from the result its
+// ADD printed. It never fails DEL: cause says why ipamd was not used.
+func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.HostTeardown, prev podnet.Pod, prevErr, cause error) {
+	log := inv.log.With("ipamdError", cause.Error())
+	if prevErr != nil {
+		inv.closeTeardown(td)
+		log.Warn("ipamd unavailable; nothing torn down", "reason", prevErr.Error())
 		return
 	}
-	if err := podnet.Teardown(ctx, w.Pod); err != nil {
+	if err := td.Finish(ctx, prev); err != nil {
 		log.Warn("tearing down from prevResult failed", "error", err)
 		return
 	}
 	log.Info("ipamd unavailable; pod network removed using prevResult")
 }
 
-func (inv *invocation) teardownFromReply(ctx context.Context, args *entry.Args, reply *ipamclient.DelNetworkReply) error {
+// teardownFromReply removes the wiring of the addresses ipamd released
+// that the early teardown did not already remove.
+func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTeardown, args *entry.Args, reply *ipamclient.DelNetworkReply) error {
 	meta := reply.IpAllocationMetadata
 	if len(meta) == 0 {
+		inv.closeTeardown(td)
 		inv.log.Warn("ipamd released no address for the pod")
 		return nil
 	}
 	vlan := int(reply.PodVlanId)
 	ifs, err := podInterfaces(meta, inv.conf.VethPrefix, args.IfName, inv.k8s)
 	if err != nil {
+		inv.closeTeardown(td)
 		return err
 	}
 	pod := podnet.Pod{NetNS: args.Netns, Interfaces: ifs}
 	if vlan == 0 {
-		return podnet.Teardown(ctx, pod)
+		return td.Finish(ctx, pod)
 	}
+	inv.closeTeardown(td)
 	if args.Netns == "" {
 		return nil
 	}

@@ -149,11 +149,13 @@ func testLifecycle(t *testing.T, v string) {
 }
 
 // TestPrivilegedDelWithNetNSGone: the runtime removed the pod's netns
-// before DEL (and may pass an empty CNI_NETNS); DEL still releases the
-// address and removes the node-side routes and rules.
+// before DEL (and may pass an empty CNI_NETNS), with or without prevResult;
+// DEL still releases the address and removes the node-side routes and
+// rules, from ipamd's answer when there is no prevResult.
 func TestPrivilegedDelWithNetNSGone(t *testing.T) {
 	testutil.Privileged(t)
-	for _, passPath := range []bool{true, false} {
+	for _, c := range []struct{ passPath, withPrev bool }{{true, true}, {false, true}, {true, false}, {false, false}} {
+		passPath := c.passPath
 		n := newNode(t, "192.168.0.10")
 		ipamd := startFakeIpamd(t, allocation{ip: "10.1.0.7", deviceNumber: 1, routeTable: 2})
 		podNS := testutil.NewNS(t)
@@ -164,6 +166,9 @@ func TestPrivilegedDelWithNetNSGone(t *testing.T) {
 
 		del := add
 		del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+		if !c.withPrev {
+			del.conf = netconf("1.0.0", nil, nil)
+		}
 		if !passPath {
 			del.netns = ""
 		}
@@ -180,6 +185,40 @@ func TestPrivilegedDelWithNetNSGone(t *testing.T) {
 			t.Errorf("node after DEL state differs (-want +got):\n%s", d)
 		}
 		n.run(t, del).mustSucceed(t, "second DEL with the netns gone")
+	}
+}
+
+// TestPrivilegedLateDelKeepsNewerPod: a DEL repeated after the pod's
+// address went to a newer pod (ipamd no longer knows the old one) leaves
+// the newer pod's route and rules alone, though the old prevResult names
+// the same address.
+func TestPrivilegedLateDelKeepsNewerPod(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	same := allocation{ip: "10.1.0.8", deviceNumber: 1, routeTable: 2}
+	ipamd := startFakeIpamd(t, same, same)
+	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+	addA := call{command: "ADD", containerID: "ctr-old", netns: nsA.Path(), ifName: "eth0", podName: "old", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+	outA := n.run(t, addA)
+	outA.mustSucceed(t, "ADD old")
+	delA := addA
+	delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
+	n.run(t, delA).mustSucceed(t, "DEL old")
+	n.sandboxGone(t, nsA, vethname.HostVethName("eni", "default", "old", 0))
+
+	addB := addA
+	addB.containerID, addB.netns, addB.podName = "ctr-new", nsB.Path(), "new"
+	n.run(t, addB).mustSucceed(t, "ADD new")
+	before := snapshot(t, n.ns.Path())
+	if !slices.Contains(before, "rule 512 to 10.1.0.8/32 lookup main") {
+		t.Fatalf("the newer pod has no to-pod rule: %q", before)
+	}
+	n.run(t, delA).mustSucceed(t, "late DEL old")
+	if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+		t.Errorf("the late DEL changed the node (-before +after):\n%s", d)
+	}
+	if !ipamd.holds("ctr-new") {
+		t.Error("ipamd no longer holds the newer pod's address")
 	}
 }
 

@@ -79,7 +79,23 @@ func (a *PendingAdd) Wait() (*AddNetworkReply, Metadata, error) {
 
 // DelNetwork releases a pod's addresses.
 func (c *Client) DelNetwork(ctx context.Context, req *DelNetworkRequest) (*DelNetworkReply, error) {
-	b, _, err := c.invoke(ctx, methodDelNetwork, req.marshal())
+	return c.StartDelNetwork(ctx, req).Wait()
+}
+
+// PendingDel is a DelNetwork request sent to ipamd; Wait reads the answer.
+type PendingDel struct{ p *pending }
+
+// StartDelNetwork sends the request without waiting for the answer, as
+// StartAddNetwork does: the plugin removes the pod's host routes meanwhile.
+// The caller must call Wait.
+func (c *Client) StartDelNetwork(ctx context.Context, req *DelNetworkRequest) *PendingDel {
+	return &PendingDel{c.start(ctx, methodDelNetwork, req.marshal())}
+}
+
+// Wait returns ipamd's answer, as DelNetwork does, and closes the
+// connection.
+func (d *PendingDel) Wait() (*DelNetworkReply, error) {
+	b, _, err := d.p.wait()
 	if err != nil {
 		return nil, err
 	}

@@ -39,15 +39,20 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 // link is gone its routes went with it. An empty hostVeth (a result without
 // the host interface) deletes the route whatever its device.
 func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, table int) error {
+	return errors.Join(deletePodRules(h, addr, table),
+		deleteRouteVia(h, hostPrefix(addr.IP), hostVeth, hostcontract.MainTable))
+}
+
+// deletePodRules deletes the to-pod rule of addr and, for a secondary ENI's
+// table, its from-pod rule.
+func deletePodRules(h *netlink.Handle, addr *net.IPNet, table int) error {
 	pod := hostPrefix(addr.IP)
-	var errs []error
-	errs = append(errs, deleteRules(h, toPodRule(pod)))
-	if table != hostcontract.MainTable {
-		// Older plugin versions could leave several copies.
-		errs = append(errs, deleteRules(h, fromPodRule(pod, table)))
+	err := deleteRules(h, toPodRule(pod))
+	if table == hostcontract.MainTable {
+		return err
 	}
-	errs = append(errs, deleteRouteVia(h, pod, hostVeth, hostcontract.MainTable))
-	return errors.Join(errs...)
+	// Older plugin versions could leave several copies.
+	return errors.Join(err, deleteRules(h, fromPodRule(pod, table)))
 }
 
 // deleteRouteVia deletes the scope-link route to pod in table through the

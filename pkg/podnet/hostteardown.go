@@ -1,0 +1,111 @@
+package podnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"golang.org/x/sys/unix"
+)
+
+// HostTeardown is a DEL's node-side teardown split around ipamd's answer:
+// StartTeardown removes, while ipamd answers, what provably belongs to the
+// pod; Finish removes the rest once the answer is in. One netlink socket
+// serves both steps.
+type HostTeardown struct {
+	h    *netlink.Handle
+	done []Interface
+	errs []error
+}
+
+// StartTeardown deletes the route to each of pod's addresses through the
+// pod's own host veth (docs/compatibility.md, "Per-pod state"). When that
+// route was there the address was still this pod's, so its rules go too.
+// When it was not (the namespace took the veth with it, or DEL runs again)
+// the rules wait for Finish and ipamd's answer: a rule names only an
+// address, and a late DEL must not delete the rules of a newer pod that was
+// given the address since. The caller must call Finish or Close.
+func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
+	t := &HostTeardown{h: openHost()}
+	for _, ifc := range pod.Interfaces {
+		if ctx.Err() != nil {
+			break
+		}
+		if ifc.Address == nil || ifc.HostVeth == "" {
+			continue
+		}
+		removed, err := deleteOwnRoute(t.h, hostPrefix(ifc.Address.IP), ifc.HostVeth)
+		if err != nil {
+			t.errs = append(t.errs, err)
+			continue
+		}
+		if !removed {
+			continue
+		}
+		if err := deletePodRules(t.h, ifc.Address, HostTable(ifc.RouteTable)); err != nil {
+			t.errs = append(t.errs, err)
+			continue
+		}
+		t.done = append(t.done, ifc)
+	}
+	return t
+}
+
+// Finish removes the node-side routes and rules of pod's interfaces that
+// StartTeardown did not fully remove, as Teardown does, and closes the
+// socket. It returns StartTeardown's errors too.
+func (t *HostTeardown) Finish(ctx context.Context, pod Pod) error {
+	defer t.h.Close()
+	errs := t.errs
+	for _, ifc := range pod.Interfaces {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		if ifc.Address == nil || t.removed(ifc) {
+			continue
+		}
+		errs = append(errs, removeHostRoutes(t.h, ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)))
+	}
+	return errors.Join(errs...)
+}
+
+// Close ends a teardown that has nothing more to remove and returns
+// StartTeardown's errors.
+func (t *HostTeardown) Close() error {
+	t.h.Close()
+	return errors.Join(t.errs...)
+}
+
+func (t *HostTeardown) removed(ifc Interface) bool {
+	for _, d := range t.done {
+		if d.HostVeth == ifc.HostVeth && d.Address.IP.Equal(ifc.Address.IP) && HostTable(d.RouteTable) == HostTable(ifc.RouteTable) {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteOwnRoute deletes the scope-link route to pod in main through the
+// link named dev and reports whether there was one.
+func deleteOwnRoute(h *netlink.Handle, pod *net.IPNet, dev string) (bool, error) {
+	link, err := h.LinkByName(dev)
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find host veth %s: %w", dev, err)
+	}
+	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable, LinkIndex: link.Attrs().Index}
+	err = h.RouteDel(route)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT):
+		return false, nil
+	}
+	return false, fmt.Errorf("delete route %s dev %s table main: %w", pod, dev, err)
+}
