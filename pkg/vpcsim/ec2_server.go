@@ -2,7 +2,6 @@ package vpcsim
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/xml"
 	"errors"
@@ -145,7 +144,7 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 		writeEC2Error(w, reqID, apiErr("InvalidAction", "The action %s is not valid for this web service.", action))
 		return
 	}
-	body, err := s.call(r.Context(), action, a.fn, p)
+	body, err := s.call(action, a.fn, p)
 	if err != nil {
 		// Actions may wrap an *APIError with context; EC2 answers with the
 		// wrapped code. Anything else is our bug: InternalError.
@@ -166,7 +165,7 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 
 // call applies throttling, permissions, injected faults and latency, then
 // runs the action.
-func (s *Sim) call(ctx context.Context, action string, fn actionFunc, p *params) (any, error) {
+func (s *Sim) call(action string, fn actionFunc, p *params) (any, error) {
 	if !s.lim.take(throttleClass(action, isFiltered(p))) {
 		return nil, apiErr("RequestLimitExceeded", "Request limit exceeded.")
 	}
@@ -174,13 +173,10 @@ func (s *Sim) call(ctx context.Context, action string, fn actionFunc, p *params)
 		return nil, e
 	}
 	if d := s.inj.latency(action); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, apiErr("RequestCanceled", "The request was canceled by the client.")
-		case <-t.C:
-		}
+		// EC2 carries out a request it has received even when the caller
+		// stops waiting or dies before the answer: a killed ipamd must find
+		// the ENI it asked for created (docs/compatibility.md, vpcsim).
+		time.Sleep(d)
 	}
 	if dry := p.boolp("DryRun"); dry != nil && *dry {
 		return nil, apiErr("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")

@@ -1,11 +1,13 @@
 package vpcsim_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
@@ -99,4 +101,35 @@ func TestRunInstancesViaEC2(t *testing.T) {
 	}
 	_, err = c.RunInstances(ctx(t), &ec2.RunInstancesInput{InstanceType: "m6i.xlarge", SubnetId: aws.String("subnet-nope"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	wantCode(t, err, "InvalidSubnetID.NotFound")
+}
+
+// A caller that stops waiting does not undo a request EC2 received: the ENI
+// is created anyway, as a killed ipamd would find it (docs/compatibility.md,
+// "vpcsim: fidelity to EC2").
+func TestCallCarriedOutAfterCallerGaveUp(t *testing.T) {
+	sc := simtest.Basic()
+	sc.Faults.Latency = map[string]vpcsim.Duration{"CreateNetworkInterface": vpcsim.Duration(300 * time.Millisecond)}
+	env := simtest.Start(t, sc)
+	c := newEC2(env.EC2URL)
+	desc := "given-up-" + t.Name()
+	short, cancel := context.WithTimeout(ctx(t), 30*time.Millisecond)
+	defer cancel()
+	if _, err := c.CreateNetworkInterface(short, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID), Description: aws.String(desc)}); err == nil {
+		t.Fatal("the call returned within its 30ms deadline despite 300ms of latency")
+	}
+	filter := &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{{Name: aws.String("description"), Values: []string{desc}}}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := c.DescribeNetworkInterfaces(ctx(t), filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.NetworkInterfaces) == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ENI whose caller gave up was never created (%d found)", len(out.NetworkInterfaces))
+		}
+		time.Sleep(20 * time.Millisecond) // pacing between polls of the condition
+	}
 }
