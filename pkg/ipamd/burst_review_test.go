@@ -17,18 +17,6 @@ import (
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
-// waitUntil polls cond until it holds or 10 s pass.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestADDsDuringASmallAttachNeedNoMoreENIs: under WARM_IP_TARGET the
 // planned ENI asks EC2 for only a few addresses, but once attached it holds
 // a whole ENI's worth (the next plan assigns there). On an m5.xlarge (4 ENIs
@@ -50,7 +38,7 @@ func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "the primary full", func() bool { return h.simCounts().IPs == 14 })
+	waitFor(t, 10*time.Second, "the primary full", func() bool { return h.simCounts().IPs == 14 })
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
 		"AttachNetworkInterface": vpcsim.Duration(2 * time.Second),
 	}}); err != nil {
@@ -60,7 +48,7 @@ func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 	created := func() int64 { return callDelta(before, h.calls())["CreateNetworkInterface"] }
 	first, second := make(chan []error, 1), make(chan []error, 1)
 	go func() { first <- burst(h, "first-", 1, 20*time.Second) }()
-	waitUntil(t, "the first ENI's create", func() bool { return created() >= 1 })
+	waitFor(t, 10*time.Second, "the first ENI's create", func() bool { return created() >= 1 })
 	go func() { second <- burst(h, "second-", 13, 20*time.Second) }()
 	for i, err := range append(<-first, <-second...) {
 		if err != nil {
@@ -87,7 +75,7 @@ func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 			}
 		}
 	}
-	waitUntil(t, "the surplus released", func() bool {
+	waitFor(t, 10*time.Second, "the surplus released", func() bool {
 		return h.simCounts() == (simCounts{1, 1, 0}) && len(h.unattachedENIs()) == 0
 	})
 	h.checkConsistent()
@@ -180,7 +168,7 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 				go func() { second <- burst(h, "b-", tc.pods, 20*time.Second) }()
 			} else {
 				go func() { first <- burst(h, "a-", 5, 20*time.Second) }()
-				waitUntil(t, "the first wave's EC2 call", func() bool {
+				waitFor(t, 10*time.Second, "the first wave's EC2 call", func() bool {
 					c := callDelta(before, h.calls())
 					return c["CreateNetworkInterface"]+c["AssignPrivateIpAddresses"] > 0
 				})
@@ -236,7 +224,7 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 // EC2 has attached (the window checkConsistent must not fall into).
 func awaitWired(t *testing.T, h *harness) {
 	t.Helper()
-	waitUntil(t, "attached ENIs wired", func() bool {
+	waitFor(t, 10*time.Second, "attached ENIs wired", func() bool {
 		inst, err := h.env.Sim.Instance(simtest.InstanceID)
 		if err != nil {
 			t.Fatal(err)

@@ -139,12 +139,7 @@ func TestBurstAttachesENIsTogether(t *testing.T) {
 	errs := make(chan []error, 1)
 	go func() { errs <- burst(h, "b-", 26, 15*time.Second) }()
 	// The pool manager starts once all 26 wait, as if they came together.
-	for h.waitingADDs() < 26 {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("only %d of 26 ADDs waiting", h.waitingADDs())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, 10*time.Second, "26 ADDs waiting", func() bool { return h.waitingADDs() >= 26 })
 	runPoolManager(t, h)
 	for i, err := range <-errs {
 		if err != nil {
@@ -285,22 +280,12 @@ func TestADDsArrivingDuringAnAttachGetTheirOwnENI(t *testing.T) {
 	}
 	before := h.calls()
 	created := func() int64 { return callDelta(before, h.calls())["CreateNetworkInterface"] }
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	runPoolManager(t, h)
 	first, second := make(chan []error, 1), make(chan []error, 1)
 	go func() { first <- burst(h, "first-", 5, 20*time.Second) }()
-	waitFor("the first ENI's create", func() bool { return created() >= 1 })
+	waitFor(t, 10*time.Second, "the first ENI's create", func() bool { return created() >= 1 })
 	go func() { second <- burst(h, "second-", 14, 20*time.Second) }()
-	waitFor("a second ENI's create", func() bool { return created() >= 2 })
+	waitFor(t, 10*time.Second, "a second ENI's create", func() bool { return created() >= 2 })
 	if n := len(h.pool(0).ENIs); n != 1 {
 		t.Errorf("the second ENI was created once %d ENIs were in the store: it waited for the first attach", n)
 	}
@@ -335,20 +320,10 @@ func TestADDsArrivingDuringAnAssignGetAnENIBesideIt(t *testing.T) {
 	}
 	before := h.calls()
 	called := func(action string) int64 { return callDelta(before, h.calls())[action] }
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	runPoolManager(t, h)
 	first, second := make(chan []error, 1), make(chan []error, 1)
 	go func() { first <- burst(h, "first-", 5, 20*time.Second) }()
-	waitFor("the primary ENI's assign", func() bool {
+	waitFor(t, 10*time.Second, "the primary ENI's assign", func() bool {
 		for _, a := range h.n.track.Current() {
 			if strings.Contains(a.What, "AssignPrivateIpAddresses") {
 				return true
@@ -357,7 +332,7 @@ func TestADDsArrivingDuringAnAssignGetAnENIBesideIt(t *testing.T) {
 		return false
 	})
 	go func() { second <- burst(h, "second-", 20, 20*time.Second) }()
-	waitFor("an ENI's create", func() bool { return called("CreateNetworkInterface") >= 1 })
+	waitFor(t, 10*time.Second, "an ENI's create", func() bool { return called("CreateNetworkInterface") >= 1 })
 	for _, e := range h.pool(0).ENIs {
 		if e.IsPrimary && len(e.CIDRs) != 0 {
 			t.Errorf("the ENI was created once the primary held %d addresses: it waited for the assign", len(e.CIDRs))

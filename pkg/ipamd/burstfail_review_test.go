@@ -55,7 +55,7 @@ func TestEC2FailuresMidBurstLeakNothing(t *testing.T) {
 			start := time.Now()
 			errs := make(chan []error, 1)
 			go func() { errs <- burst(h, "b-", 40, 20*time.Second) }()
-			waitUntil(t, "40 waiting ADDs", func() bool { return h.waitingADDs() >= 40 })
+			waitFor(t, 10*time.Second, "40 waiting ADDs", func() bool { return h.waitingADDs() >= 40 })
 			runPoolManager(t, h)
 			failed := 0
 			for i, err := range <-errs {
@@ -92,7 +92,7 @@ func TestEC2FailuresMidBurstLeakNothing(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitUntil(t, "the surplus released", func() bool {
+			waitFor(t, 10*time.Second, "the surplus released", func() bool {
 				// A freed ENI is detached, then deleted: none may stay behind.
 				return h.simCounts() == (simCounts{1, 14, 0}) && len(h.n.Introspection().Pool().WaitingOn) == 0 &&
 					len(h.unattachedENIs()) == 0

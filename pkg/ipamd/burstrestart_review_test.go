@@ -40,7 +40,7 @@ func TestStopWithENIsInFlightRestartAdoptsOrCleans(t *testing.T) {
 	go func() { defer close(done); h.n.pool.Run(ctx, times.Pool, 0, h.n.PoolCycle) }()
 	burstDone := make(chan []error, 1)
 	go func() { burstDone <- burst(h, "b-", 40, 3*time.Second) }()
-	waitUntil(t, "attaches under way", func() bool {
+	waitFor(t, 10*time.Second, "attaches under way", func() bool {
 		n := 0
 		for _, a := range h.n.track.Current() {
 			if strings.Contains(a.What, "AttachNetworkInterface") {

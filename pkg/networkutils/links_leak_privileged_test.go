@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,9 +55,7 @@ func TestPrivilegedLinkByMACLeavesNoSubscription(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			node := testutil.NewNS(t)
 			before := sockets(t)
-			missed := make(chan struct{})
-			var once sync.Once
-			n := New(slog.New(onMessage{msg: "link not present yet, retrying", f: func() { once.Do(func() { close(missed) }) }}))
+			n, missed := missWatcher()
 			n.linkPatience = 300 * time.Millisecond
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -77,7 +73,7 @@ func TestPrivilegedLinkByMACLeavesNoSubscription(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("after LinkByMAC returned: %d sockets open (%d before), subscription running %v", sockets(t), before, watching(t))
 				}
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond) // pacing between polls of the condition
 			}
 		})
 	}
@@ -88,9 +84,7 @@ func TestPrivilegedLinkByMACLeavesNoSubscription(t *testing.T) {
 // own link, plugged after another one, is still found within seconds.
 func TestPrivilegedLinkByMACIgnoresOtherLinks(t *testing.T) {
 	node := testutil.NewNS(t)
-	missed := make(chan struct{})
-	var once sync.Once
-	n := New(slog.New(onMessage{msg: "link not present yet, retrying", f: func() { once.Do(func() { close(missed) }) }}))
+	n, missed := missWatcher()
 	n.linkFirstPoll, n.linkMaxPoll = time.Minute, time.Minute
 	mac := mustMAC(t, "02:00:00:00:0a:0d")
 	added := make(chan error, 1)

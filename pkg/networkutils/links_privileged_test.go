@@ -33,11 +33,17 @@ func (h onMessage) WithGroup(string) slog.Handler      { return h }
 // A hot-plugged ENI's link that appears only after LinkByMAC's first look
 // (as vpcsim and EC2 plug it a moment after the attachment completes) is
 // found by a later look, well within the bound.
-func TestPrivilegedLinkByMACFindsALateLink(t *testing.T) {
-	node := testutil.NewNS(t)
+// missWatcher returns a Network and a channel closed once its LinkByMAC has
+// looked for a link and missed.
+func missWatcher() (*Network, <-chan struct{}) {
 	missed := make(chan struct{})
 	var once sync.Once
-	n := New(slog.New(onMessage{msg: "link not present yet, retrying", f: func() { once.Do(func() { close(missed) }) }}))
+	return New(slog.New(onMessage{msg: "link not present yet, retrying", f: func() { once.Do(func() { close(missed) }) }})), missed
+}
+
+func TestPrivilegedLinkByMACFindsALateLink(t *testing.T) {
+	node := testutil.NewNS(t)
+	n, missed := missWatcher()
 	mac := mustMAC(t, "02:00:00:00:0a:0a")
 	added := make(chan error, 1)
 	go func() {
@@ -68,9 +74,7 @@ func TestPrivilegedLinkByMACFindsALateLink(t *testing.T) {
 // within the test's few seconds.
 func TestPrivilegedLinkByMACWakesOnHotPlug(t *testing.T) {
 	node := testutil.NewNS(t)
-	missed := make(chan struct{})
-	var once sync.Once
-	n := New(slog.New(onMessage{msg: "link not present yet, retrying", f: func() { once.Do(func() { close(missed) }) }}))
+	n, missed := missWatcher()
 	n.linkFirstPoll, n.linkMaxPoll = time.Minute, time.Minute
 	mac := mustMAC(t, "02:00:00:00:0a:0b")
 	added := make(chan error, 1)
