@@ -191,21 +191,7 @@ func TestCrashRecovery(t *testing.T) {
 	next := 0
 	rng := rand.New(rand.NewPCG(42, 1))
 
-	add := func(ctx context.Context, id string) (string, error) {
-		r, err := cni.AddNetwork(ctx, &rpc.AddNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni",
-			K8SPodName: id, K8SPodNamespace: "crash"})
-		if err != nil {
-			return "", err
-		}
-		return r.IpAllocationMetadata[0].Ipv4Addr, nil
-	}
-	del := func(ctx context.Context, id string) error {
-		_, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni"})
-		if err != nil && strings.Contains(err.Error(), datastore.ErrUnknownPod.Error()) {
-			return nil // what every plugin treats as success
-		}
-		return err
-	}
+	add, del := podCalls(cni, "crash")
 
 	// waitServing retries ADD of a known pod until the daemon answers.
 	waitServing := func() {
@@ -384,4 +370,25 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// podCalls returns ADD and DEL of pods in namespace ns as the plugin makes
+// them; a DEL of a pod ipamd does not know succeeds, as every plugin treats it.
+func podCalls(cni rpc.CNIBackendClient, ns string) (add func(context.Context, string) (string, error), del func(context.Context, string) error) {
+	add = func(ctx context.Context, id string) (string, error) {
+		r, err := cni.AddNetwork(ctx, &rpc.AddNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni",
+			K8SPodName: id, K8SPodNamespace: ns})
+		if err != nil {
+			return "", err
+		}
+		return r.IpAllocationMetadata[0].Ipv4Addr, nil
+	}
+	del = func(ctx context.Context, id string) error {
+		_, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni"})
+		if err != nil && strings.Contains(err.Error(), datastore.ErrUnknownPod.Error()) {
+			return nil
+		}
+		return err
+	}
+	return add, del
 }

@@ -20,7 +20,6 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -128,21 +127,7 @@ func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 	}
 	defer conn.Close()
 	cni := rpc.NewCNIBackendClient(conn)
-	add := func(ctx context.Context, id string) (string, error) {
-		r, err := cni.AddNetwork(ctx, &rpc.AddNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni",
-			K8SPodName: id, K8SPodNamespace: "burst"})
-		if err != nil {
-			return "", err
-		}
-		return r.IpAllocationMetadata[0].Ipv4Addr, nil
-	}
-	del := func(ctx context.Context, id string) error {
-		_, err := cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni"})
-		if err != nil && strings.Contains(err.Error(), datastore.ErrUnknownPod.Error()) {
-			return nil
-		}
-		return err
-	}
+	add, del := podCalls(cni, "burst")
 	waitServing := func() {
 		t.Helper()
 		err := waitFor(30*time.Second, func() error {
