@@ -26,9 +26,8 @@ import (
 )
 
 // slowEC2 serves vpcsim's EC2 API and counts the CreateNetworkInterface
-// and AttachNetworkInterface calls not yet answered. Like EC2, it finishes
-// a call it received even when the caller is gone (vpcsim alone would
-// cancel its injected latency with the request).
+// and AttachNetworkInterface calls not yet answered. vpcsim, like EC2,
+// finishes a call it received even when the caller is gone.
 type slowEC2 struct {
 	sim      http.Handler
 	inFlight atomic.Int64
@@ -60,7 +59,7 @@ func (s *slowEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	s.sim.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
+	s.sim.ServeHTTP(w, r)
 }
 
 // TestKillDuringParallelENICreates: a burst of ADDs makes ipamd create
