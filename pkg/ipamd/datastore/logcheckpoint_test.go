@@ -2,10 +2,8 @@ package datastore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -82,28 +80,7 @@ func churn(s *Store, ops int, gate chan struct{}) (held map[Key]netip.Addr, inFl
 // and only the change in flight may go either way.
 func checkRecovered(t *testing.T, img *memFS, held map[Key]netip.Addr, inFlight Key) File {
 	t.Helper()
-	f, err := readCheckpoint(img, memPath)
-	if errors.Is(err, fs.ErrNotExist) && len(held) == 0 {
-		return f
-	}
-	if err != nil {
-		t.Fatalf("reading what the crash left (%v): %v", img.names(), err)
-	}
-	got := map[Key]netip.Addr{}
-	for _, a := range f.Allocations {
-		got[a.Key] = a.Addr
-	}
-	for k, addr := range held {
-		if got[k] != addr && !(k == inFlight && !got[k].IsValid()) {
-			t.Fatalf("acknowledged %s at %s, recovered %v (files %v)", k, addr, got[k], img.names())
-		}
-	}
-	for k := range got {
-		if _, ok := held[k]; !ok && k != inFlight {
-			t.Fatalf("recovered %s, which no acknowledged change holds (files %v)", k, img.names())
-		}
-	}
-	return f
+	return checkRecoveredSet(t, img, held, map[Key]bool{inFlight: true})
 }
 
 // A crash (power loss) at every step of ADDs and DELs, including every
