@@ -33,11 +33,7 @@ func TestADDsDuringASmallAttachNeedNoMoreENIs(t *testing.T) {
 	}})
 	h.settle()
 	runPoolManager(t, h)
-	for i := range 13 {
-		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.addPods("primary-", 13)
 	waitFor(t, 10*time.Second, "the primary full", func() bool { return h.simCounts().IPs == 14 })
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
 		"AttachNetworkInterface": vpcsim.Duration(2 * time.Second),

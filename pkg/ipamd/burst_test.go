@@ -124,11 +124,7 @@ func TestBurstAttachesENIsTogether(t *testing.T) {
 	times.Pool = time.Hour
 	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times})
 	h.settle()
-	for i := range 14 {
-		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.addPods("primary-", 14)
 	d := func(ms int) vpcsim.Duration { return vpcsim.Duration(time.Duration(ms) * time.Millisecond) }
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
 		"CreateNetworkInterface": d(200), "AttachNetworkInterface": d(200), "ModifyNetworkInterfaceAttribute": d(200),
@@ -268,11 +264,7 @@ func TestADDsArrivingDuringAnAttachGetTheirOwnENI(t *testing.T) {
 	times.Pool = time.Hour // only demand runs the pool here
 	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times})
 	h.settle()
-	for i := range 14 {
-		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.addPods("primary-", 14)
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
 		"AttachNetworkInterface": vpcsim.Duration(3 * time.Second),
 	}}); err != nil {

@@ -40,11 +40,7 @@ func TestEC2FailuresMidBurstLeakNothing(t *testing.T) {
 			times.AddWait = 15 * time.Second
 			h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times, cfg: func(c *config.Config) { c.IPCooldown = 0 }})
 			h.settle()
-			for i := range 14 {
-				if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
-					t.Fatal(err)
-				}
-			}
+			h.addPods("primary-", 14)
 			d := vpcsim.Duration(200 * time.Millisecond)
 			if err := h.env.Sim.SetFaults(vpcsim.Faults{
 				Latency: map[string]vpcsim.Duration{"CreateNetworkInterface": d, "AttachNetworkInterface": d},
@@ -114,11 +110,7 @@ func TestPersistentCreateFailureBacksOffAndNamesIt(t *testing.T) {
 	times.AddWait = 3 * time.Second
 	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times})
 	h.settle()
-	for i := range 14 {
-		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.addPods("primary-", 14)
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: "CreateNetworkInterface", Code: "UnauthorizedOperation"}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package ipamd
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +24,7 @@ func TestStopWithENIsInFlightRestartAdoptsOrCleans(t *testing.T) {
 	times.Pool = time.Hour
 	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times})
 	h.settle()
-	for i := range 14 {
-		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint("primary-", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.addPods("primary-", 14)
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
 		"AttachNetworkInterface": vpcsim.Duration(time.Second),
 	}}); err != nil {

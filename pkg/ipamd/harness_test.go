@@ -383,6 +383,16 @@ func (h *harness) coolingEnd() (time.Time, bool) {
 	return first, found
 }
 
+// addPods ADDs pods prefix0 … prefix(n-1), each of which must succeed.
+func (h *harness) addPods(prefix string, n int) {
+	h.t.Helper()
+	for i := range n {
+		if _, err := h.srv.AddNetwork(context.Background(), addReq(fmt.Sprint(prefix, i))); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
 // settle runs pool cycles until EC2's view stops changing (each cycle
 // releases at most once and frees at most one ENI, as upstream's).
 func (h *harness) settle() {
