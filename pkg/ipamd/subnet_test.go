@@ -99,7 +99,12 @@ func TestPrefixFallbackWhenCreatingENI(t *testing.T) {
 		c.EnableSubnetDiscovery = false // one subnet, so its InsufficientCidrBlocks is final
 	}})
 	pods := map[int]bool{}
-	h.setPods(pods, 47) // the primary ENI holds 3 /28s (48 addresses): one warm
+	// The primary ENI holds 3 /28s (48 addresses): 47 pods and one warm.
+	// One ADD at a time: ADDs waiting together on an assign may be given
+	// a second ENI beside it, which this test's premise rules out.
+	for n := 1; n <= 47; n++ {
+		h.setPods(pods, n)
+	}
 	if got := h.simCounts(); got.ENIs != 1 || got.Prefixes != 3 {
 		t.Fatalf("before: %+v, want the primary ENI full of prefixes", got)
 	}
