@@ -42,14 +42,22 @@ func TestPrivilegedSGPBadAnnotation(t *testing.T) {
 	trunk := c.waitTrunk(ctx, n)
 	// ipamd wires the trunk like any ENI of the node once it learns it
 	// from EC2 (its route table is the device index + 1): wait for that so
-	// that the node is at rest before the hostile ADDs.
+	// that the node is at rest before the hostile ADDs. At rest also means
+	// the trunk link's IPv6 duplicate address detection has finished: the
+	// kernel adds the link-local address's local route only then, which
+	// would otherwise show up as a change made by the ADD.
 	table := fmt.Sprint(trunk.Attachment.DeviceIndex + 1)
+	path := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	err := kubefwd.Eventually(ctx, 30*time.Second, func() error {
-		out, _, err := n.Exec(ctx, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, nil, "ip", "route", "show", "table", table)
-		if err == nil && strings.HasPrefix(string(out), "default ") {
-			return nil
+		out, _, err := n.Exec(ctx, path, nil, "ip", "route", "show", "table", table)
+		if err != nil || !strings.HasPrefix(string(out), "default ") {
+			return fmt.Errorf("no default route in table %s of %s: ipamd has not wired trunk %s", table, n.Name, trunk.ID)
 		}
-		return fmt.Errorf("no default route in table %s of %s: ipamd has not wired trunk %s", table, n.Name, trunk.ID)
+		out, _, err = n.Exec(ctx, path, nil, "ip", "-6", "addr", "show", "tentative")
+		if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			return fmt.Errorf("IPv6 duplicate address detection still running on %s: %s (%v)", n.Name, out, err)
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
