@@ -34,6 +34,11 @@ func (p Params) roomUnits(s Stats) int {
 // atMaxPods reports whether the addresses held for pods reach max pods.
 func (p Params) atMaxPods(s Stats) bool { return p.MaxPods > 0 && p.podRoom(s) == 0 }
 
+// AtMaxPods reports whether the card's addresses held for pods (assigned
+// or available) reach p.MaxPods; only MaxPods and PrefixDelegation count.
+// A DEL can end it (its address starts cooling), not only a pool action.
+func AtMaxPods(pool Pool, p Params) bool { return p.atMaxPods(pool.Stats(p.PrefixDelegation)) }
+
 // maxPodsReason names a pool that may not grow for max pods.
 func maxPodsReason(p Params, s Stats) string {
 	msg := "max pods reached: the pool holds " + strconv.Itoa(s.Total-s.Cooling) + " addresses for pods (" +
