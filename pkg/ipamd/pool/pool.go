@@ -8,7 +8,8 @@
 // arithmetic", which lists every deliberate difference); the main one:
 // addresses in their IP_COOLDOWN_PERIOD do not count as available (upstream
 // #2896), so a pool full of cooling addresses asks for more, and a CIDR
-// holding a cooling address is never released.
+// holding a cooling address is never released; nor do they count against
+// max pods (maxpods.go), which limits pods, not the cooling set.
 package pool
 
 import (
