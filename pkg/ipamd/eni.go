@@ -17,10 +17,11 @@ import (
 )
 
 // createENIs runs the ENI life cycle for one ENI per entry of counts, each
-// with that many addresses (or prefixes): create (tagged, described aws-K8S-<instance>) → attach
-// (awsutils undoes these on failure) → delete-on-termination (a failure
-// keeps the ENI; retryDeleteOnTermination sets it later) → host networking
-// → datastore, instance metadata only watched (EC2's data wins). The EC2
+// with that many addresses (or prefixes): create (tagged, described
+// aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
+// delete-on-termination (a failure keeps the ENI;
+// retryDeleteOnTermination sets it later) → host networking → datastore,
+// instance metadata only watched (EC2's data wins). The EC2
 // calls of every ENI run at once on distinct device indices; each ENI is
 // wired as soon as EC2 has attached it, so waiting ADDs take its addresses
 // while the others still attach. ADDs arriving meanwhile that the ENIs in

@@ -423,7 +423,7 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 		a.ENIs, a.Count = k, slots
 		if room := p.roomUnits(s); room < k*slots {
 			// Max pods leaves room for less: the ENIs share it, so
-			// together they hold no more than one ENI would.
+			// together they pass it by less than one prefix.
 			a.Count, a.Total = ceilDiv(room, k), room
 		}
 		a.Reason = "every ENI is full and " + strconv.Itoa(p.Pending) + " ADDs wait"
