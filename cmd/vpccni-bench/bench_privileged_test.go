@@ -145,7 +145,7 @@ func TestPrivilegedBenchQuick(t *testing.T) {
 	// 13: churn with prefix delegation: pairs done without a failure, the
 	// addresses held on EC2 in prefixes, and issue 15's churn goals on it.
 	c.positive(keyChurnPD, "DEL+ADD pairs per second", "pods churned", "addresses held after churn")
-	// The pool never passes its cap (max pods in whole prefixes).
+	// The pool never passes its cap (what the ENIs hold; max pods bounds only the addresses held for pods).
 	cp, _ := churnCapFor(nodeTypes[nodeChurnPD], cfg.ChurnLive, true)
 	c.between(keyChurnPD, "addresses held after churn", float64(cfg.ChurnLive), float64(cp.Held))
 	c.noFailedChurnBelowCap(keyChurnPD, nodeTypes[nodeChurnPD], cfg.ChurnLive, true)

@@ -15,21 +15,22 @@ const ipCooldown = 30 * time.Second
 // churnCap is the arithmetic that caps sustained churn on one node: every
 // DEL leaves its address cooling for ipCooldown, so at most held − live
 // addresses can be cooling at once and the rate cannot exceed
-// (held − live) / ipCooldown, whatever ipamd does.
+// (held − live) / ipCooldown, whatever ipamd does. held is what the ENIs
+// can hold: max pods bounds only the addresses held for pods, not the
+// cooling ones (docs/compatibility.md, "Warm-pool arithmetic").
 type churnCap struct {
 	ENIs, PerENI int // the instance type's limits: ENIs, secondary slots per ENI
 	ENILimit     int // addresses the ENIs can hold (a slot is a /28 in PD)
 	MaxPods      int // ipamd's max pods without an API server
-	PoolLimit    int // max pods rounded up to what ipamd assigns (prefixes in PD)
-	Held         int // the smaller of ENILimit and PoolLimit
+	Held         int // addresses the node can hold, cooling ones included: ENILimit
 	Rate         float64
 }
 
 // churnCapFor computes the cap for a node of the given type running
 // without an API server, as the bench's churn nodes do: ipamd takes max
-// pods from the instance type (MaxENIs × (IPv4PerENI − 1) + 2) and grows no
-// further once its total, cooling addresses included, reaches it
-// (docs/compatibility.md, "Growth").
+// pods from the instance type (MaxENIs × (IPv4PerENI − 1) + 2), which
+// limits the addresses it holds for pods (assigned or available), while
+// the cooling set may take the rest of the ENIs' slots.
 func churnCapFor(instanceType string, live int, pd bool) (churnCap, bool) {
 	it, ok := vpcsim.LookupInstanceType(instanceType)
 	if !ok || it.MaxENIs <= 0 || it.IPv4PerENI <= 1 {
@@ -37,12 +38,11 @@ func churnCapFor(instanceType string, live int, pd bool) (churnCap, bool) {
 	}
 	c := churnCap{ENIs: it.MaxENIs, PerENI: it.IPv4PerENI - 1}
 	c.MaxPods = c.ENIs*c.PerENI + 2
-	c.ENILimit, c.PoolLimit = c.ENIs*c.PerENI, c.MaxPods
+	c.ENILimit = c.ENIs * c.PerENI
 	if pd {
 		c.ENILimit *= ipampool.IPsPerPrefix
-		c.PoolLimit = (c.MaxPods + ipampool.IPsPerPrefix - 1) / ipampool.IPsPerPrefix * ipampool.IPsPerPrefix
 	}
-	c.Held = min(c.ENILimit, c.PoolLimit)
+	c.Held = c.ENILimit
 	c.Rate = float64(max(c.Held-live, 0)) / ipCooldown.Seconds()
 	return c, true
 }
@@ -60,8 +60,8 @@ func churnCapText(instanceType string, live int, pd bool) string {
 		return fmt.Sprintf("Cap in secondary-IP mode: %s; a %s holds at most %d ENIs x %d = %d secondary addresses, so %s "+
 			"whatever ipamd does (figure 13 churns with prefix delegation).", cool, instanceType, c.ENIs, c.PerENI, c.ENILimit, rate)
 	}
-	return fmt.Sprintf("Cap: %s. The ENIs could hold %d ENIs x %d prefixes x %d = %d addresses, but ipamd grows no further once "+
-		"its total, cooling addresses included, reaches max pods (docs/compatibility.md, \"Growth\"): %d here (no API server: "+
-		"%d x %d + 2), %d addresses in whole prefixes, so %s.",
-		cool, c.ENIs, c.PerENI, ipampool.IPsPerPrefix, c.ENILimit, c.MaxPods, c.ENIs, c.PerENI, c.PoolLimit, rate)
+	return fmt.Sprintf("Cap: %s. Max pods (%d here, no API server: %d x %d + 2) limits the addresses ipamd holds for pods, "+
+		"assigned or available, not the cooling ones (docs/compatibility.md, \"Warm-pool arithmetic\"), so the cooling set may "+
+		"fill the ENIs: %d ENIs x %d prefixes x %d = %d addresses, and %s.",
+		cool, c.MaxPods, c.ENIs, c.PerENI, c.ENIs, c.PerENI, ipampool.IPsPerPrefix, c.ENILimit, rate)
 }

@@ -207,21 +207,22 @@ func TestMeasureUnknownFigure(t *testing.T) {
 // Figures 2 and 13 show the churn cap from the node type's limits: an
 // m5.4xlarge holds 8 × 29 secondary addresses, so 40 live pods leave 192
 // to cool 30 s each; with prefix delegation its ENIs hold 16 times more,
-// but ipamd stops at max pods (234 without an API server), 15 prefixes.
+// and max pods (234 without an API server) does not count cooling
+// addresses, so the ENIs are the cap.
 func TestChurnFiguresShowCap(t *testing.T) {
 	c, ok := churnCapFor("m5.4xlarge", 40, false)
 	if !ok || c.Held != 232 || c.MaxPods != 234 || c.Rate < 6.39 || c.Rate > 6.41 {
 		t.Errorf("secondary-IP cap for m5.4xlarge, 40 live = %+v, %v; want 232 held, 6.4 pairs/s", c, ok)
 	}
 	pd, ok := churnCapFor("m5.4xlarge", 40, true)
-	if !ok || pd.ENILimit != 3712 || pd.PoolLimit != 240 || pd.Held != 240 || pd.Rate < 6.66 || pd.Rate > 6.67 {
-		t.Errorf("PD cap for m5.4xlarge, 40 live = %+v, %v; want 3712 on the ENIs, 240 held, 6.67 pairs/s", pd, ok)
+	if !ok || pd.ENILimit != 3712 || pd.Held != 3712 || pd.Rate < 122.39 || pd.Rate > 122.41 {
+		t.Errorf("PD cap for m5.4xlarge, 40 live = %+v, %v; want 3712 on the ENIs and held, 122.4 pairs/s", pd, ok)
 	}
 	cfg := defaultConfig(false, 1000, 60*time.Second)
 	if m := churnFigure(cfg).Method; !strings.Contains(m, "8 ENIs x 29 = 232") || !strings.Contains(m, "(232 - 40 live) / 30 s = 6.4 pairs/s") {
 		t.Errorf("figure 2's method does not show the cap: %s", m)
 	}
-	if m := churnPDFigure(cfg).Method; !strings.Contains(m, "max pods") || !strings.Contains(m, "(240 - 40 live) / 30 s = 6.7 pairs/s") {
+	if m := churnPDFigure(cfg).Method; !strings.Contains(m, "Max pods") || !strings.Contains(m, "(3712 - 40 live) / 30 s = 122.4 pairs/s") {
 		t.Errorf("figure 13's method does not show the cap: %s", m)
 	}
 	if _, ok := churnCapFor("no.such", 1, false); ok {

@@ -23,7 +23,7 @@ func churnPDFigure(c config) bench.Figure {
 }
 
 // phaseChurnPD measures figure 13: figure 2's churn on a fresh node with
-// prefix delegation, which is not capped by cooling addresses.
+// prefix delegation: cooling addresses cap it only once they fill the ENIs.
 func (r *run) phaseChurnPD(ctx context.Context) {
 	f := churnPDFigure(r.cfg)
 	r.progressf("figure 13: churn with prefix delegation (%s)", nodeTypes[nodeChurnPD])

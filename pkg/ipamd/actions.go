@@ -25,7 +25,7 @@ func (c *poolManager) execute(ctx context.Context, a pool.Action, params func() 
 	case pool.AssignPrefixes:
 		return c.assignPrefixes(ctx, a.ENI, a.Count)
 	case pool.CreateENI:
-		return c.createENIs(ctx, max(a.ENIs, 1), a.Count, a.Prefixes, params, nil)
+		return c.createENIs(ctx, a.PerENI(), a.Prefixes, params, nil)
 	case pool.ReleaseCIDRs:
 		return c.releaseCIDRs(ctx, a.ENI, a.CIDRs)
 	case pool.FreeENI:
@@ -66,9 +66,11 @@ func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int
 			}
 			slots := c.env.node.typ.IPv4PerENI - 1
 			in := func() int { return int(incoming.Load()) }
-			if n := pool.MoreENIs(c.view(), params(), 0, slots, in()); n > 0 {
+			view, now := c.view(), params()
+			if n := pool.MoreENIs(view, now, 0, slots, in()); n > 0 {
+				counts := pool.PerNewENI(view, now, 0, slots, in(), n)
 				grown = make(chan error, 1)
-				go func() { grown <- c.createENIs(ctx, n, slots, false, params, in) }()
+				go func() { grown <- c.createENIs(ctx, counts, false, params, in) }()
 			}
 		}
 	}

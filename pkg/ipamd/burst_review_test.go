@@ -126,7 +126,7 @@ func TestBurstLimitsUnderConcurrency(t *testing.T) {
 			c.EnablePrefixDelegation, c.WarmPrefixTarget, c.CustomNetworking = true, 1, true
 		}, kube: &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID,
 			SecurityGroups: []string{simtest.SecurityGroup2ID}}},
-			pods: 130, maxENIs: 3, capacity: 110, maxAddrs: 128, limit: "the node's max pods (110)", oneWave: true},
+			pods: 130, maxENIs: 3, capacity: 110, maxAddrs: 112, limit: "the node's max pods (110)", oneWave: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			times := fastTimes

@@ -110,7 +110,8 @@ func (c *poolManager) limitText(view pool.Pool, p pool.Params) string {
 		return ""
 	}
 	if l.MaxPods {
-		return fmt.Sprintf("card %d holds %d addresses, the node's max pods (%d)", c.index, l.Total, p.MaxPods)
+		return fmt.Sprintf("card %d holds %d addresses for pods (%d more cooling), the node's max pods (%d)",
+			c.index, l.Total-l.Cooling, l.Cooling, p.MaxPods)
 	}
 	unit := "secondary IPv4 addresses"
 	if p.PrefixDelegation {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -15,11 +16,12 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
-// createENIs runs the ENI life cycle for k ENIs of count addresses (or
-// prefixes) each: create (tagged, described aws-K8S-<instance>) → attach
-// (awsutils undoes these on failure) → delete-on-termination (a failure
-// keeps the ENI; retryDeleteOnTermination sets it later) → host networking
-// → datastore, instance metadata only watched (EC2's data wins). The EC2
+// createENIs runs the ENI life cycle for one ENI per entry of counts, each
+// with that many addresses (or prefixes): create (tagged, described
+// aws-K8S-<instance>) → attach (awsutils undoes these on failure) →
+// delete-on-termination (a failure keeps the ENI;
+// retryDeleteOnTermination sets it later) → host networking → datastore,
+// instance metadata only watched (EC2's data wins). The EC2
 // calls of every ENI run at once on distinct device indices; each ENI is
 // wired as soon as EC2 has attached it, so waiting ADDs take its addresses
 // while the others still attach. ADDs arriving meanwhile that the ENIs in
@@ -30,7 +32,10 @@ import (
 // kept.
 // incoming (nil: none) is how many addresses (or prefixes) an assign under
 // way brings to the card's ENIs.
-func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes bool, params func() pool.Params, incoming func() int) error {
+func (c *poolManager) createENIs(ctx context.Context, counts []int, prefixes bool, params func() pool.Params, incoming func() int) error {
+	if len(counts) == 0 {
+		return nil
+	}
 	subnets, err := c.env.subnets.forNewENI(ctx)
 	if err != nil {
 		return err
@@ -46,7 +51,7 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 	// arriving meanwhile are measured against that, and ENIs started for
 	// them are asked for in full (under prefix delegation, no more
 	// prefixes than max pods leaves room for: pool.PerNewENI).
-	full := max(count, c.env.node.typ.IPv4PerENI-1)
+	full := max(slices.Max(counts), c.env.node.typ.IPv4PerENI-1)
 	type result struct {
 		launch
 		eni awsutils.ENI
@@ -63,10 +68,10 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 		}()
 	}
 	if c.askDevice.get() {
-		start(launch{device: 0, count: count}) // one ENI; awsutils asks EC2 for the lowest free index
+		start(launch{device: 0, count: counts[0]}) // one ENI; awsutils asks EC2 for the lowest free index
 	} else {
-		for _, d := range c.freeDevices(k, taken) {
-			start(launch{device: d, count: count})
+		for i, d := range c.freeDevices(len(counts), taken) {
+			start(launch{device: d, count: counts[i]})
 		}
 	}
 	var errs []error
@@ -86,9 +91,9 @@ func (c *poolManager) createENIs(ctx context.Context, k, count int, prefixes boo
 				}
 				view, now := c.view(), params()
 				n := pool.MoreENIs(view, now, len(taken), full, in)
-				ask := pool.PerNewENI(view, now, len(taken), full, in)
-				for _, d := range c.freeDevices(n, taken) {
-					start(launch{subnet: next, device: d, count: ask})
+				ask := pool.PerNewENI(view, now, len(taken), full, in, n)
+				for i, d := range c.freeDevices(len(ask), taken) {
+					start(launch{subnet: next, device: d, count: ask[i]})
 				}
 			}
 			continue

@@ -51,6 +51,7 @@ type poolManager struct {
 	unfreed      map[string]int
 	starved      string // why the pool cannot grow ("" when it can)
 	full         string // the hard limit the card is at ("" when it can grow at all)
+	fullMaxPods  bool   // full is max pods, which a DEL can lift (fullText)
 	lastErr      error  // last failed EC2 action
 	lastRelease  time.Time
 	insufficient time.Time // no growth before this time
@@ -209,15 +210,29 @@ func (c *poolManager) setState(starved string, err error) {
 }
 
 func (c *poolManager) setFull(limit string) {
+	maxPods := limit != "" && c.atMaxPods()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.full = limit
+	c.full, c.fullMaxPods = limit, maxPods
 }
 
+// fullText is the hard limit the last pool cycle found the card at ("":
+// none). Max pods is checked again now: cooling addresses do not count
+// against it, so each DEL since that cycle (its address now cooling) may
+// have made room, and an ADD must then wait for the growth, not fail.
 func (c *poolManager) fullText() string {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.full
+	full, maxPods := c.full, c.fullMaxPods
+	c.mu.Unlock()
+	if maxPods && !c.atMaxPods() {
+		return ""
+	}
+	return full
+}
+
+// atMaxPods reports whether the card holds max pods addresses for pods now.
+func (c *poolManager) atMaxPods() bool {
+	return pool.AtMaxPods(c.view(), pool.Params{MaxPods: c.env.node.maxPods.get(), PrefixDelegation: c.pd.get()})
 }
 
 func (c *poolManager) state() (string, error) {

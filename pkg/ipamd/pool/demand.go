@@ -32,30 +32,30 @@ func enisForDemand(pool Pool, p Params, s Stats) int {
 	if p.ReserveTrunk && pool.Card == 0 && !s.HasTrunk {
 		reserve = 1
 	}
-	room := p.MaxENIs - pool.Unmanaged - reserve - s.ENIs
-	if p.MaxPods > 0 {
-		room = min(room, ceilDiv(p.MaxPods-s.Total, perENI)) // never beyond max pods
-	}
+	room := min(p.MaxENIs-pool.Unmanaged-reserve-s.ENIs,
+		ceilDiv(p.podRoom(s), perENI)) // never beyond max pods
 	return max(min(ceilDiv(short, perENI), room), 1)
 }
 
 // Limit describes a card that can hold no more addresses.
 type Limit struct {
-	MaxPods bool // the pool holds MaxPods addresses already
+	MaxPods bool // the pool holds MaxPods addresses for pods already
 	ENIs    int  // ENI slots of the card (unmanaged ones and a trunk reservation included)
 	Slots   int  // secondary addresses (or prefixes) per ENI
 	Total   int  // pod addresses the pool holds
+	Cooling int  // of Total, addresses in their cooldown
 }
 
 // AtHardLimit reports whether no action can add an address to the card:
 // every ENI slot is taken and every ENI pods may use holds its maximum of
-// addresses or prefixes, or the pool already holds MaxPods addresses. It
+// addresses or prefixes, or the pool already holds MaxPods addresses for
+// pods (cooling ones not counted: they come back, but not as growth). It
 // ignores whether growth is allowed right now (backoff, a full subnet):
 // those pass, a hard limit does not.
 func AtHardLimit(pool Pool, p Params) (Limit, bool) {
 	s := pool.Stats(p.PrefixDelegation)
-	l := Limit{ENIs: p.MaxENIs, Slots: p.slotsPerENI(), Total: s.Total}
-	if p.MaxPods > 0 && s.Total >= p.MaxPods {
+	l := Limit{ENIs: p.MaxENIs, Slots: p.slotsPerENI(), Total: s.Total, Cooling: s.Cooling}
+	if p.atMaxPods(s) {
 		l.MaxPods = true
 		return l, true
 	}
@@ -108,21 +108,22 @@ func MoreENIs(pool Pool, p Params, inFlight, perENI, incoming int) int {
 	if p.ReserveTrunk && pool.Card == 0 && !s.HasTrunk {
 		reserve = 1
 	}
-	room := p.MaxENIs - pool.Unmanaged - reserve - s.ENIs - inFlight
-	if p.MaxPods > 0 {
-		room = min(room, ceilDiv(p.MaxPods-s.Total-incoming*unit-inFlight*addrs, addrs))
-	}
+	room := min(p.MaxENIs-pool.Unmanaged-reserve-s.ENIs-inFlight,
+		ceilDiv(p.podRoom(s)-incoming*unit-inFlight*addrs, addrs))
 	return max(min(ceilDiv(short, addrs), room), 0)
 }
 
-// PerNewENI is how many addresses (or prefixes) to ask for each ENI that
-// MoreENIs starts: a whole ENI's worth (perENI), except that under prefix
-// delegation no more prefixes than max pods leaves room for once what is
-// on its way is counted (a /28 holds 16 addresses at once).
-func PerNewENI(pool Pool, p Params, inFlight, perENI, incoming int) int {
-	if !p.PrefixDelegation || p.MaxPods <= 0 {
-		return perENI
+// PerNewENI is how many addresses (or prefixes) to ask for each of the n
+// ENIs that MoreENIs starts: a whole ENI's worth (perENI) each, except
+// that together they hold no more than max pods leaves room for once what
+// is on its way is counted (under prefix delegation in whole /28s, shared
+// among the n rather than rounded up for each).
+func PerNewENI(pool Pool, p Params, inFlight, perENI, incoming, n int) []int {
+	unit := 1
+	if p.PrefixDelegation {
+		unit = IPsPerPrefix
 	}
-	left := p.MaxPods - pool.Stats(true).Total - (incoming+inFlight*perENI)*IPsPerPrefix
-	return max(min(perENI, ceilDiv(left, IPsPerPrefix)), 1)
+	s := pool.Stats(p.PrefixDelegation)
+	left := p.podRoom(s) - (incoming+inFlight*perENI)*unit
+	return splitCount(max(ceilDiv(left, unit), 1), n, perENI)
 }

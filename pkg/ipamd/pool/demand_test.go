@@ -1,6 +1,9 @@
 package pool
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestPlanSizesENIsToTheWaitingDemand: waiting ADDs beyond what one new
 // ENI holds get several ENIs in one action, never more than the free ENI
@@ -160,29 +163,33 @@ func TestWaitingADDsBeyondMaxPodsGrowNothing(t *testing.T) {
 	}
 }
 
-// TestPerNewENIStaysWithinMaxPods: an ENI started for ADDs arriving during
-// growth asks for a whole ENI's worth, but under prefix delegation only the
-// prefixes max pods leaves room for.
+// TestPerNewENIStaysWithinMaxPods: ENIs started for ADDs arriving during
+// growth ask for a whole ENI's worth each, but together no more than max
+// pods leaves room for (under prefix delegation in whole prefixes, shared
+// among them rather than rounded up for each).
 func TestPerNewENIStaysWithinMaxPods(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		pd       bool
 		maxPods  int
 		inFlight int
-		want     int
+		n        int
+		want     []int
 	}{
-		{"secondary: a whole ENI", false, 29, 1, 9},
-		{"PD without max pods", true, 0, 1, 9},
-		{"PD: room for 30 more after one in flight", true, 80 + 144 + 30, 1, 2},
-		{"PD: room for plenty", true, 1000, 1, 9},
+		{"secondary: a whole ENI", false, 29, 1, 1, []int{9}},
+		{"PD without max pods", true, 0, 1, 1, []int{9}},
+		{"PD: room for 30 more after one in flight", true, 80 + 144 + 30, 1, 1, []int{2}},
+		{"PD: room for plenty", true, 1000, 1, 1, []int{9}},
+		{"PD: two ENIs share 3 prefixes' room", true, 80 + 144 + 40, 1, 2, []int{2, 1}},
+		{"PD: two full ENIs", true, 1000, 1, 2, []int{9, 9}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := m5large(Params{PrefixDelegation: tc.pd, CustomNetworking: true, Pending: 200})
 			p.MaxPods = tc.maxPods
 			s := newSim(t, p, 0)
 			pl := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true}, {ID: "eni-1", CIDRs: s.cidrs(5, tc.pd)}}}
-			if got := PerNewENI(pl, p, tc.inFlight, 9, 0); got != tc.want {
-				t.Errorf("PerNewENI = %d, want %d", got, tc.want)
+			if got := PerNewENI(pl, p, tc.inFlight, 9, 0, tc.n); !slices.Equal(got, tc.want) {
+				t.Errorf("PerNewENI = %v, want %v", got, tc.want)
 			}
 		})
 	}

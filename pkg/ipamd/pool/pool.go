@@ -8,7 +8,8 @@
 // arithmetic", which lists every deliberate difference); the main one:
 // addresses in their IP_COOLDOWN_PERIOD do not count as available (upstream
 // #2896), so a pool full of cooling addresses asks for more, and a CIDR
-// holding a cooling address is never released.
+// holding a cooling address is never released; nor do they count against
+// max pods (maxpods.go), which limits pods, not the cooling set.
 package pool
 
 import (
@@ -69,7 +70,7 @@ type Params struct {
 
 	MaxENIs    int // ENIs on this card: min(instance limit, MAX_ENI)
 	IPv4PerENI int // instance IPv4 addresses per ENI, the primary address included
-	MaxPods    int // no growth once the pool holds this many addresses (0: no cap)
+	MaxPods    int // no growth once this many addresses are held for pods, cooling ones not counted (0: no cap)
 
 	// Pending is the number of AddNetwork calls waiting for an address. It
 	// adds to the shortfall, so a pod never waits on a pool that its
@@ -112,14 +113,30 @@ type Action struct {
 	ENI   string // AssignIPs, AssignPrefixes, ReleaseCIDRs, FreeENI
 	Count int    // addresses (AssignIPs, CreateENI without Prefixes) or prefixes
 	// ENIs is how many ENIs CreateENI attaches at once (1 unless waiting
-	// ADDs need more than one ENI holds); Count is then per ENI.
+	// ADDs need more than one ENI holds); Count is then per ENI, unless
+	// Total (0: ENIs × Count) spreads fewer over them: PerENI.
 	ENIs     int
+	Total    int
 	Prefixes bool           // CreateENI: Count is a number of /28 prefixes
 	CIDRs    []netip.Prefix // ReleaseCIDRs
 	// Starved is set on None when the pool is below its target but cannot
 	// grow; Reason then names why (ENI limit, max pods, cooldown…).
 	Starved bool
 	Reason  string
+}
+
+// PerENI is what each ENI of a CreateENI asks EC2 for, addresses or
+// prefixes.
+func (a Action) PerENI() []int {
+	k := max(a.ENIs, 1)
+	if a.Total > 0 {
+		return splitCount(a.Total, k, a.Count)
+	}
+	out := make([]int, k)
+	for i := range out {
+		out[i] = a.Count
+	}
+	return out
 }
 
 // Stats summarise a card's pool in the active mode.
@@ -210,15 +227,19 @@ func ceilDiv(a, b int) int {
 // addresses (or prefixes in PD mode) the targets ask for.
 func TooLow(pool Pool, p Params) (low bool, want int) {
 	s := pool.Stats(p.PrefixDelegation)
-	if p.MaxPods > 0 && s.Total >= p.MaxPods {
+	room := p.roomUnits(s)
+	if room <= 0 {
 		return false, 0
 	}
-	pending := max(p.Pending-s.Available, 0)
-	if p.MaxPods > 0 {
-		// ADDs beyond max pods get nothing new: growing for them would
-		// hold addresses (whole prefixes) the node may never use.
-		pending = min(pending, p.MaxPods-s.Total)
-	}
+	// ADDs beyond max pods get nothing new: growing for them would hold
+	// addresses (whole prefixes) the node may never use.
+	pending := min(max(p.Pending-s.Available, 0), p.podRoom(s))
+	low, want = tooLow(pool, p, s, pending)
+	return low, min(want, room)
+}
+
+// tooLow is TooLow before the max-pods room bounds what it asks for.
+func tooLow(pool Pool, p Params, s Stats, pending int) (bool, int) {
 	if p.targetsDefined(pool.Card) {
 		short, _ := shortOver(s, p, pool.Card)
 		if pending > 0 {
@@ -237,12 +258,20 @@ func TooLow(pool Pool, p Params) (low bool, want int) {
 	if p.PrefixDelegation {
 		t, unit = p.WarmPrefix, IPsPerPrefix
 	}
-	low = s.Available < unit*t || (t == 0 && s.Available == 0) || pending > 0
+	low := s.Available < unit*t || (t == 0 && s.Available == 0) || pending > 0
 	if !low {
 		return false, 0
 	}
 	if p.PrefixDelegation {
-		return true, max(1, p.WarmPrefix-s.FreePrefixes, ceilDiv(pending, IPsPerPrefix))
+		// The waiting ADDs fill the available addresses, then new
+		// prefixes; WARM_PREFIX_TARGET whole prefixes stay free after
+		// them. One assign for all of it, not one for the waiters and
+		// another for the warm prefix they used up.
+		warm := max(p.WarmPrefix-s.FreePrefixes, 0)
+		if pending > 0 {
+			warm = p.WarmPrefix
+		}
+		return true, max(1, warm+ceilDiv(pending, IPsPerPrefix))
 	}
 	return true, p.slotsPerENI()
 }
@@ -263,9 +292,8 @@ func TooHigh(pool Pool, p Params) int {
 // Plan returns the next action for the card.
 func Plan(pool Pool, p Params) Action {
 	s := pool.Stats(p.PrefixDelegation)
-	if p.MaxPods > 0 && s.Total >= p.MaxPods && p.Pending > s.Available {
-		return Action{Starved: true, Reason: "max pods reached: the pool already holds " + strconv.Itoa(s.Total) +
-			" addresses for a node limit of " + strconv.Itoa(p.MaxPods) + " pods"}
+	if p.atMaxPods(s) && p.Pending > s.Available {
+		return Action{Starved: true, Reason: maxPodsReason(p, s)}
 	}
 	if low, want := TooLow(pool, p); low {
 		if !p.CanAllocate {
@@ -393,10 +421,10 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 		// The waiting ADDs need several ENIs: attach them together, each
 		// full, instead of one EC2 round trip after another.
 		a.ENIs, a.Count = k, slots
-		if p.PrefixDelegation && p.MaxPods > 0 {
-			// Whole /28s held at once: the ENIs share what max pods
-			// leaves room for rather than each take its full count.
-			a.Count = min(slots, ceilDiv(ceilDiv(p.MaxPods-s.Total, IPsPerPrefix), k))
+		if room := p.roomUnits(s); room < k*slots {
+			// Max pods leaves room for less: the ENIs share it, so
+			// together they pass it by less than one prefix.
+			a.Count, a.Total = ceilDiv(room, k), room
 		}
 		a.Reason = "every ENI is full and " + strconv.Itoa(p.Pending) + " ADDs wait"
 	}

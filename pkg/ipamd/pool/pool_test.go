@@ -126,10 +126,10 @@ func (s *sim) apply(a Action) {
 			s.t.Fatalf("action %+v overfills the ENI", a)
 		}
 	case CreateENI:
-		for range max(a.ENIs, 1) {
+		for _, n := range a.PerENI() {
 			s.devices++
 			s.pool.ENIs = append(s.pool.ENIs, ENI{ID: fmt.Sprintf("eni-%d", s.devices), DeviceNumber: s.devices,
-				CIDRs: s.cidrs(a.Count, a.Prefixes)})
+				CIDRs: s.cidrs(n, a.Prefixes)})
 		}
 		if len(s.pool.ENIs)+s.pool.Unmanaged > s.p.MaxENIs {
 			s.t.Fatalf("action %+v exceeds the ENI limit", a)
