@@ -107,15 +107,13 @@ func (o *observer) assignments(asgs []datastore.Assignment) {
 			continue
 		}
 		for _, c := range o.cards.all() {
-			e, ok := c.store.ENI(a.ENIID)
+			eni, cidr, ok := c.store.AssignedIn(a.ENIID, a.CIDR)
 			if !ok {
 				continue
 			}
-			o.m.AssignedIPPerENI.WithLabelValues(e.ID).Set(float64(e.AssignedIPs))
-			for _, ci := range e.CIDRs {
-				if ci.Prefix == a.CIDR {
-					o.m.AssignedIPPerCIDR.WithLabelValues(ci.Prefix.String()).Set(float64(ci.Assigned))
-				}
+			o.m.AssignedIPPerENI.WithLabelValues(a.ENIID).Set(float64(eni))
+			if cidr >= 0 {
+				o.m.AssignedIPPerCIDR.WithLabelValues(a.CIDR.String()).Set(float64(cidr))
 			}
 		}
 	}

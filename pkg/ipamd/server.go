@@ -39,7 +39,7 @@ type Server struct {
 // NewServer registers the services; health answers NOT_SERVING until the
 // node is initialised.
 func NewServer(n *IPAM) *Server {
-	s := &Server{n: n, grpc: grpc.NewServer(), health: health.NewServer()}
+	s := &Server{n: n, grpc: grpc.NewServer(serverOptions()...), health: health.NewServer()}
 	rpc.RegisterCNIBackendServer(s.grpc, s)
 	rpc.RegisterConfigServerBackendServer(s.grpc, s)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -47,6 +47,29 @@ func NewServer(n *IPAM) *Server {
 		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
 	return s
+}
+
+// streamWorkers is how many goroutines serve calls; a call that finds
+// them all busy (ADDs waiting for the pool) gets a goroutine of its own,
+// as without workers.
+const streamWorkers = 8
+
+// serverOptions tune the transport for small unary calls on a local
+// socket, where every ADD's reply waits for them (bench/README.md,
+// figure 21):
+//   - stream workers keep their grown stacks, so a call does not start a
+//     goroutine and grow its stack again;
+//   - static flow-control windows (HTTP/2's default 64 KiB) turn off the
+//     bandwidth probe, which answers each request's data with a window
+//     update and a PING the client must acknowledge: two extra writes and
+//     reads per call for messages of a few hundred bytes.
+func serverOptions() []grpc.ServerOption {
+	const window = 65535 // HTTP/2's initial window: no SETTINGS change
+	return []grpc.ServerOption{
+		grpc.NumStreamWorkers(streamWorkers),
+		grpc.StaticStreamWindowSize(window),
+		grpc.StaticConnWindowSize(window),
+	}
 }
 
 // Listen prepares the unix socket: parent directory 0755, a stale socket

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -209,4 +210,58 @@ func TestGroupCommitFailureUndoesTheBatch(t *testing.T) {
 		t.Fatalf("writes %v, last %+v; want 3, the last with pods 0 and 5 and 10.0.0.0 cooling", allocCounts(w), last)
 	}
 	checkInvariants(t, s)
+}
+
+// Batches are written one after another while callers wait for them; a
+// caller whose batch is written returns while the next one is still being
+// written, and once no caller waits nothing is left running: the store
+// holds no goroutine between bursts.
+func TestGroupCommitWritesWhileCallersWait(t *testing.T) {
+	base := runtime.NumGoroutine()
+	s, cp := gatedStore(t)
+	cp.gate = make(chan struct{})
+	done := make(chan assignResult, 4)
+	assign := func(i int) {
+		a, err := s.Assign(podKey(i), podMeta(i))
+		done <- assignResult{i, a, err}
+	}
+	go assign(0)
+	waitAssigned(t, s, 1) // write 1 (pod 0) is in flight
+	go assign(1)
+	go assign(2)
+	waitAssigned(t, s, 3)
+	cp.gate <- struct{}{} // lets write 1 through, and only it
+	if r := <-done; r.i != 0 || r.err != nil {
+		t.Fatalf("first return: Assign %d (%v), want pod 0's", r.i, r.err)
+	}
+	select {
+	case r := <-done:
+		t.Fatalf("Assign %d returned while its write was blocked", r.i)
+	case <-time.After(50 * time.Millisecond): // an early return would show by now
+	}
+	close(cp.gate)
+	for range 2 {
+		if r := <-done; r.err != nil {
+			t.Fatalf("Assign %d: %v", r.i, r.err)
+		}
+	}
+	if w := cp.written(); len(w) != 2 || len(w[1].Allocations) != 3 {
+		t.Fatalf("writes %v, want 2: pod 0, then all 3", allocCounts(w))
+	}
+	// A lone change afterwards is written at once.
+	if _, err := s.Unassign(podKey(1)); err != nil {
+		t.Fatal(err)
+	}
+	if w := cp.written(); len(w) != 3 || len(w[2].Allocations) != 2 {
+		t.Fatalf("writes %v, want a third with 2 allocations", allocCounts(w))
+	}
+	err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
+		if n := runtime.NumGoroutine(); n > base {
+			return fmt.Errorf("%d goroutines, %d before the store", n, base)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -52,10 +52,10 @@
 // # Checkpoint
 //
 // A change returns only once a write of File to the Checkpointer that
-// holds it has finished. Changes join the open batch; the first caller to
-// find no write in flight copies the state under the lock and writes it
-// with the lock released, while new changes collect in the next batch
-// (commit.go). If a write fails, every Assign of its batch is undone
+// holds it has finished. Changes join the open batch; a writer goroutine,
+// started when a change finds none running and ending when no caller
+// waits, copies the state under the lock and writes it with the lock
+// released, while new changes collect in the next batch (commit.go). If a write fails, every Assign of its batch is undone
 // before the store is seen again and each caller gets the error, so no pod
 // is handed an address the disk does not know and no later write contains
 // it; Restore keeps what it restored and returns the error. Unassign does

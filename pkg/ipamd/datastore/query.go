@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -61,6 +62,24 @@ func (s *Store) ENI(id string) (ENIInfo, bool) {
 		return ENIInfo{}, false
 	}
 	return s.eniInfo(e, false), true
+}
+
+// AssignedIn returns how many addresses are assigned on ENI id and in its
+// CIDR prefix (-1 when prefix is not one of its CIDRs): O(1), for the
+// gauges an ADD or DEL refreshes, where ENI would copy every CIDR. ok is
+// false for an unknown ENI.
+func (s *Store) AssignedIn(id string, prefix netip.Prefix) (eniAssigned, cidrAssigned int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.enis[id]
+	if !ok {
+		return 0, 0, false
+	}
+	cidrAssigned = -1
+	if c, in := e.cidrs[prefix]; in {
+		cidrAssigned = c.assigned
+	}
+	return e.assigned, cidrAssigned, true
 }
 
 func (s *Store) eniInfos(full bool) []ENIInfo {

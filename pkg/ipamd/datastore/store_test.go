@@ -138,3 +138,32 @@ func TestSnapshotIsDeepCopy(t *testing.T) {
 		t.Fatalf("ENI(eni-a): %+v", e)
 	}
 }
+
+// AssignedIn answers what ENI's counters say, for the ENI and the CIDR an
+// assignment names, through assigns, releases and cooldowns.
+func TestAssignedInMatchesENI(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, time.Second)
+	f.eni("eni-a", 0, "10.0.0.1/32", "10.0.0.2/32", "10.0.0.3/32")
+	f.eni("eni-b", 1, "10.0.1.1/32")
+	check := func(a Assignment, wantENI, wantCIDR int) {
+		t.Helper()
+		e, c, ok := f.s.AssignedIn(a.ENIID, a.CIDR)
+		info, _ := f.s.ENI(a.ENIID)
+		if !ok || e != wantENI || c != wantCIDR || e != info.AssignedIPs {
+			t.Errorf("AssignedIn(%s, %s) = %d, %d, %v; want %d, %d (ENI says %d)", a.ENIID, a.CIDR, e, c, ok, wantENI, wantCIDR, info.AssignedIPs)
+		}
+	}
+	a0, a1 := f.assign(0), f.assign(1)
+	check(a0, 2, 1)
+	check(a1, 2, 1)
+	f.unassign(0)
+	check(a0, 1, 0)
+	f.clock.advance(2 * time.Second)
+	check(a1, 1, 1)
+	if _, c, ok := f.s.AssignedIn("eni-a", pfx("10.0.1.1/32")); !ok || c != -1 {
+		t.Errorf("a CIDR of another ENI: %d, %v; want -1, true", c, ok)
+	}
+	if _, _, ok := f.s.AssignedIn("eni-x", a0.CIDR); ok {
+		t.Error("an unknown ENI: ok")
+	}
+}
