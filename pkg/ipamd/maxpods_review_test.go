@@ -3,8 +3,12 @@ package ipamd
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -90,6 +94,56 @@ func TestSecondaryChurnAtMaxPodsShrinksBackAfterRestart(t *testing.T) {
 			t.Fatalf("once the cooldowns ended EC2 holds %+v (%+v), want 10 addresses on 2 ENIs as a node that never churned", h.simCounts(), h.pool(0).Stats)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	h.checkConsistent()
+}
+
+// TestMaxPodsFailsFastUnlessRoom: an m5.large with max pods 9 and 9 pods.
+// An ADD beyond max pods with nothing cooling fails within a second naming
+// max pods; after a DEL (its address cooling for 30 s) the next ADD gets a
+// new address at once, never the cooling one; with max pods held again
+// and that address still cooling, one more ADD fails fast as well.
+func TestMaxPodsFailsFastUnlessRoom(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "m5.large", cfg: func(c *config.Config) {
+		c.MaxPodsOverride, c.IPCooldown = 9, 30*time.Second
+	}})
+	h.settle()
+	stop := startPoolManager(h)
+	defer stop()
+	ctx := context.Background()
+	h.addPods("full-", 9)
+	tooMany := func(id string, cooling int) {
+		t.Helper()
+		actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := h.srv.AddNetwork(actx, addReq(id))
+		if took := time.Since(start); status.Code(err) != codes.ResourceExhausted || took > time.Second {
+			t.Fatalf("ADD %s beyond max pods = %v after %s, want ResourceExhausted within 1 s", id, err, took)
+		}
+		for _, want := range []string{"max pods (9)", fmt.Sprintf("(%d more cooling)", cooling)} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %q", err, want)
+			}
+		}
+	}
+	tooMany("one-too-many", 0)
+	d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "full-0", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second) // far before the cooldown ends
+	defer cancel()
+	r, err := h.srv.AddNetwork(actx, addReq("replacement"))
+	if err != nil {
+		t.Fatalf("ADD after a DEL at max pods (%+v): %v", h.pool(0).Stats, err)
+	}
+	if a := r.IpAllocationMetadata[0].Ipv4Addr; a == d.IpAllocationMetadata[0].Ipv4Addr {
+		t.Fatalf("the replacement pod got %s, still cooling", a)
+	}
+	tooMany("again-too-many", 1)
+	if st := h.pool(0).Stats; st.TotalIPs-st.CoolingIPs != 9 || st.CoolingIPs != 1 {
+		t.Errorf("pool %+v, want 9 addresses held for pods and 1 cooling", st)
 	}
 	h.checkConsistent()
 }
