@@ -147,3 +147,32 @@ func TestMaxPodsFailsFastUnlessRoom(t *testing.T) {
 	}
 	h.checkConsistent()
 }
+
+// TestMaxPodsLimitRacingADEL: a pool cycle finds the card at max pods and
+// records it while a DEL lands between its view and the record (the DEL's
+// address now cooling, so there is room). The next ADD must wait for the
+// growth and get an address, not fail on the stale limit: the record
+// re-checked max pods only when it still held at the time of recording.
+func TestMaxPodsLimitRacingADEL(t *testing.T) {
+	h := newHarness(t, harnessOpts{instanceType: "m5.large", cfg: func(c *config.Config) {
+		c.MaxPodsOverride, c.IPCooldown = 9, 30*time.Second
+	}})
+	h.settle()
+	ctx := context.Background()
+	h.addPods("full-", 9)
+	h.n.PoolCycle(ctx)
+	c, _ := h.n.cards.first()
+	view, p := c.view(), c.params(true, false, false)
+	if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "full-0", IfName: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	c.setFull(c.limitText(view, p)) // the cycle's end, after the DEL
+	stop := startPoolManager(h)
+	defer stop()
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second) // far before the cooldown ends
+	defer cancel()
+	if _, err := h.srv.AddNetwork(actx, addReq("replacement")); err != nil {
+		t.Fatalf("ADD with room under max pods (%+v): %v", h.pool(0).Stats, err)
+	}
+	h.checkConsistent()
+}
