@@ -12,6 +12,7 @@ type churnCase struct {
 	name string
 	p    Params
 	live int // pods kept running through the churn
+	card int // > 0: a card pods spill to, planned without waiting ADDs
 }
 
 func churnCases() []churnCase {
@@ -48,6 +49,15 @@ func churnCases() []churnCase {
 					}
 				}
 			}
+		}
+	}
+	// Cards > 0 (pods spill there; the engine plans them with no waiting
+	// ADDs, so only their warm target of one grows them).
+	for _, mp := range []int{7, 20, 110} {
+		for _, pd := range []bool{false, true} {
+			p := Params{WarmPrefix: 1, PrefixDelegation: pd, MaxENIs: 4, IPv4PerENI: 15, MaxPods: mp,
+				CanAllocate: true, CanRelease: true, CanFreeENI: true}
+			out = append(out, churnCase{name: fmt.Sprintf("card1/m5.xlarge/PD=%v/maxPods=%d", pd, mp), p: p, live: min(mp, 12), card: 1})
 		}
 	}
 	return out
@@ -87,6 +97,9 @@ func (s *sim) convergeChecked(where string) {
 	for range 200 {
 		p := s.p
 		p.Pending = s.place()
+		if s.pool.Card > 0 {
+			p.Pending = 0 // as the engine plans cards > 0
+		}
 		a := Plan(s.pool, p)
 		if a.Kind == None {
 			if a.Starved {
@@ -133,6 +146,7 @@ func TestReviewChurnBounds(t *testing.T) {
 	for _, tc := range churnCases() {
 		r := rand.New(rand.NewPCG(1, uint64(len(tc.name))))
 		s := newSim(t, tc.p, 0)
+		s.pool.Card = tc.card
 		s.pods = tc.live
 		s.convergeChecked(tc.name + " start")
 		for i := range 150 {
@@ -160,6 +174,7 @@ func TestReviewChurnBounds(t *testing.T) {
 			s.convergeChecked(tc.name + " settle")
 		}
 		fresh := newSim(t, tc.p, 0)
+		fresh.pool.Card = tc.card
 		fresh.pods = s.pods
 		fresh.convergeChecked(tc.name + " fresh")
 		for range 5 {
