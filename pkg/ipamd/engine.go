@@ -103,15 +103,15 @@ func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
 }
 
 // limitText names card c's hard limit ("" when it can still grow): the
-// instance type, its ENIs × addresses, or max pods.
-func (c *poolManager) limitText(view pool.Pool, p pool.Params) string {
+// instance type, its ENIs × addresses, or max pods (maxPods set).
+func (c *poolManager) limitText(view pool.Pool, p pool.Params) (text string, maxPods bool) {
 	l, ok := pool.AtHardLimit(view, p)
 	if !ok {
-		return ""
+		return "", false
 	}
 	if l.MaxPods {
 		return fmt.Sprintf("card %d holds %d addresses for pods (%d more cooling), the node's max pods (%d)",
-			c.index, l.Total-l.Cooling, l.Cooling, p.MaxPods)
+			c.index, l.Total-l.Cooling, l.Cooling, p.MaxPods), true
 	}
 	unit := "secondary IPv4 addresses"
 	if p.PrefixDelegation {
@@ -127,7 +127,7 @@ func (c *poolManager) limitText(view pool.Pool, p pool.Params) string {
 	if p.ReserveTrunk && !view.Stats(p.PrefixDelegation).HasTrunk {
 		s += ", one ENI slot reserved for the trunk ENI"
 	}
-	return s + fmt.Sprintf(": every ENI attached and full, %d pod addresses", l.Total)
+	return s + fmt.Sprintf(": every ENI attached and full, %d pod addresses", l.Total), false
 }
 
 // ensureIPv6Prefixes gives every ENI of card c its /80; a failure backs
@@ -261,7 +261,7 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 			c.env.log.Warn("pool action failed", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
-			c.setFull("")
+			c.setFull("", false)
 			if !awsutils.IsInsufficientCapacity(err) {
 				c.backOff(err)
 			}

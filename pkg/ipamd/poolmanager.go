@@ -209,8 +209,10 @@ func (c *poolManager) setState(starved string, err error) {
 	}
 }
 
-func (c *poolManager) setFull(limit string) {
-	maxPods := limit != "" && c.atMaxPods()
+// setFull records the hard limit a pool cycle found; maxPods tells that
+// it is max pods, as found in the same view (not re-read here: a DEL in
+// between would leave a max-pods limit that fullText never re-checks).
+func (c *poolManager) setFull(limit string, maxPods bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.full, c.fullMaxPods = limit, maxPods

@@ -31,6 +31,22 @@ func (p Params) roomUnits(s Stats) int {
 	return r
 }
 
+// aboveMaxPods is how many CIDRs (addresses, or whole /28s under prefix
+// delegation) the pool holds for pods beyond max pods: growth for churn
+// takes the pool past max pods in total, and once the cooldowns end
+// those addresses are never needed (pods are at most max pods), so they
+// are released like any above the warm targets.
+func (p Params) aboveMaxPods(s Stats) int {
+	if p.MaxPods <= 0 {
+		return 0
+	}
+	over := s.Total - s.Cooling - p.MaxPods
+	if p.PrefixDelegation {
+		over /= IPsPerPrefix // only prefixes wholly beyond max pods
+	}
+	return max(over, 0)
+}
+
 // atMaxPods reports whether the addresses held for pods reach max pods.
 func (p Params) atMaxPods(s Stats) bool { return p.MaxPods > 0 && p.podRoom(s) == 0 }
 

@@ -281,12 +281,14 @@ func TooHigh(pool Pool, p Params) int {
 	s := pool.Stats(p.PrefixDelegation)
 	if p.targetsDefined(pool.Card) {
 		_, over := shortOver(s, p, pool.Card)
-		return over
+		return max(over, p.aboveMaxPods(s))
 	}
 	if p.PrefixDelegation {
-		return max(s.FreePrefixes-p.WarmPrefix, 0)
+		return max(s.FreePrefixes-p.WarmPrefix, p.aboveMaxPods(s), 0)
 	}
-	return 0 // plain WARM_ENI_TARGET never releases single addresses
+	// Plain WARM_ENI_TARGET never releases single addresses, except those
+	// beyond max pods that churn added (maxpods.go).
+	return p.aboveMaxPods(s)
 }
 
 // Plan returns the next action for the card.
@@ -520,7 +522,7 @@ func planCleanup(pool Pool, p Params) (Action, bool) {
 }
 
 func shouldRemoveExtraENIs(pool Pool, p Params, s Stats) bool {
-	if p.targetsDefined(pool.Card) {
+	if p.targetsDefined(pool.Card) || p.aboveMaxPods(s) > 0 {
 		return true
 	}
 	t, maxIPs := p.WarmENI, p.slotsPerENI()
@@ -573,6 +575,11 @@ func deletableENI(pool Pool, p Params) (string, bool) {
 			}
 		}
 		rs := rest.Stats(p.PrefixDelegation)
+		if p.MaxPods > 0 && rs.Total-rs.Cooling >= p.MaxPods {
+			// The other ENIs hold max pods for pods: no target can grow
+			// the pool back (TooLow), so the warm targets need not be met.
+			return e.ID, true
+		}
 		if warm > 0 && rs.Available < warm {
 			continue
 		}
