@@ -133,7 +133,11 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 			h.m.NoAvailableIPs.Inc()
 			return nil, &noAddressError{h.exhaustedCause(err, time.Since(start)) + "; node at its hard limit: " + limit}
 		}
-		if fire {
+		// After the pool found the limit it need not run again, unless a
+		// card has room by now (usable is zero): a DEL that landed since
+		// made room under max pods and its wake-up was spent before this
+		// loop took the next one.
+		if fire || usable.IsZero() {
 			h.pool.Fire()
 		}
 		fire = true
