@@ -16,7 +16,11 @@ TAGS := grpcnotrace
 # runs once per pod on the critical path, starts faster.
 # pkg/testutil/agentbin and the plugin's tests build the plugin the same way.
 BUILD_ENV   := CGO_ENABLED=0
-PLUGIN_ENV  := $(BUILD_ENV)
+# The plugin never runs a GC cycle (its heap stays far below the first
+# target), but Go 1.26's default collector puts mark bits at the end of
+# every small-object span, which a fresh process faults in with the span:
+# without it an ADD takes ~23 fewer page faults, each costly on a VM.
+PLUGIN_ENV  := $(BUILD_ENV) GOEXPERIMENT=nogreenteagc
 PLUGIN_TAGS := $(TAGS)
 
 .PHONY: all build deps test demo bench lint generate clean image demo-k8s

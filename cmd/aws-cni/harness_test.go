@@ -49,7 +49,7 @@ func runTests(m *testing.M) int {
 		pluginBin = filepath.Join(dir, "aws-cni")
 		// Built as make build builds it (Makefile PLUGIN_ENV, PLUGIN_TAGS).
 		cmd := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", pluginBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build aws-cni: %v\n%s", err, out)
