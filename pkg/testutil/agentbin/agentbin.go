@@ -59,10 +59,11 @@ func Dir(t testing.TB) string {
 			err = fmt.Errorf("go build %v: %w\n%s", pkgs, buildErr, out)
 			return
 		}
-		// The plugin as make build makes it: static, without grpc's trace.
+		// The plugin as make build makes it: static, without grpc's trace, with
+		// the Makefile's PLUGIN_ENV collector setting.
 		cmd = exec.Command("go", append([]string{"build", "-o", dir + "/"}, PluginBuildArgs...)...)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc")
 		if out, buildErr := cmd.CombinedOutput(); buildErr != nil {
 			err = fmt.Errorf("go build ./cmd/aws-cni: %w\n%s", buildErr, out)
 		}
