@@ -6,13 +6,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -72,48 +70,15 @@ func BenchmarkAddNetworkDurable(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var (
-		next atomic.Int64
-		mu   sync.Mutex
-		adds []time.Duration
-		wg   sync.WaitGroup
-	)
-	b.ResetTimer()
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			defer func() { mu.Lock(); adds = append(adds, mine...); mu.Unlock() }()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				id := fmt.Sprint("churn-", i)
-				start := time.Now()
-				if err := add(c, id); err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, time.Since(start))
-				if _, err := c.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni",
-					K8SPodNamespace: "bench", K8SPodName: "ckpt-" + id, K8SPodInfraContainerId: id, Reason: "PodDeleted"}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	if len(adds) == 0 {
-		return
-	}
-	slices.Sort(adds)
-	at := func(q float64) float64 {
-		return float64(adds[min(len(adds)-1, int(q*float64(len(adds))))].Microseconds())
-	}
-	b.ReportMetric(at(0.50), "add-p50-µs")
-	b.ReportMetric(at(0.99), "add-p99-µs")
+	testutil.ConcurrentLatency(b, clients, "add", func(w int, i int64) (time.Duration, error) {
+		c, id := conns[w], fmt.Sprint("churn-", i)
+		start := time.Now()
+		if err := add(c, id); err != nil {
+			return 0, err
+		}
+		took := time.Since(start)
+		_, err := c.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni",
+			K8SPodNamespace: "bench", K8SPodName: "ckpt-" + id, K8SPodInfraContainerId: id, Reason: "PodDeleted"})
+		return took, err
+	})
 }

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 // benchStore builds a pool of n addresses (secondary: ENIs of 64 /32s;
@@ -240,51 +241,17 @@ func concurrentCommits(b *testing.B, lc *LogCheckpointer) {
 			b.Fatal(err)
 		}
 	}
-	var (
-		next atomic.Int64
-		mu   sync.Mutex
-		adds []time.Duration
-		wg   sync.WaitGroup
-	)
 	before := cp.writes.Load()
-	b.ResetTimer()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			defer func() {
-				mu.Lock()
-				adds = append(adds, mine...)
-				mu.Unlock()
-			}()
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				k := podKey(1<<20 + int(i))
-				start := time.Now()
-				if _, err := s.Assign(k, podMeta(0)); err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, time.Since(start))
-				if _, err := s.Unassign(k); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	slices.Sort(adds)
-	at := func(q float64) float64 {
-		return float64(adds[min(len(adds)-1, int(q*float64(len(adds))))].Microseconds())
-	}
-	b.ReportMetric(at(0.50), "add-p50-µs")
-	b.ReportMetric(at(0.99), "add-p99-µs")
+	testutil.ConcurrentLatency(b, clients, "add", func(_ int, i int64) (time.Duration, error) {
+		k := podKey(1<<20 + int(i))
+		start := time.Now()
+		if _, err := s.Assign(k, podMeta(0)); err != nil {
+			return 0, err
+		}
+		took := time.Since(start)
+		_, err := s.Unassign(k)
+		return took, err
+	})
 	b.ReportMetric(float64(cp.writes.Load()-before)/float64(b.N), "writes/op")
 	b.ReportMetric(float64(lc.folds.Load()), "folds")
 }
