@@ -88,13 +88,9 @@ func TestSecondaryChurnAtMaxPodsShrinksBackAfterRestart(t *testing.T) {
 	if took := time.Since(start); took >= cooldown {
 		t.Logf("the churn took %s, longer than the cooldown: addresses may have come back during it", took)
 	}
-	deadline := time.Now().Add(cooldown + 20*time.Second)
-	for h.pool(0).Stats.CoolingIPs > 0 || h.simCounts() != (simCounts{ENIs: 2, IPs: 10}) {
-		if time.Now().After(deadline) {
-			t.Fatalf("once the cooldowns ended EC2 holds %+v (%+v), want 10 addresses on 2 ENIs as a node that never churned", h.simCounts(), h.pool(0).Stats)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, cooldown+20*time.Second, "EC2 to hold 10 addresses on 2 ENIs, as a node that never churned, once the cooldowns end", func() bool {
+		return h.pool(0).Stats.CoolingIPs == 0 && h.simCounts() == (simCounts{ENIs: 2, IPs: 10})
+	})
 	h.checkConsistent()
 }
 
