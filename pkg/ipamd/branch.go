@@ -1,7 +1,6 @@
 package ipamd
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,11 +99,12 @@ func ParseBranchAnnotation(raw string, ipv6 bool) (branchWiring, error) {
 
 // branchAdd answers AddNetwork for a branch-ENI pod, or returns ok=false
 // when the pod is a regular one.
-func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, bool, error) {
+func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, bool, error) {
 	n := s.n
 	if !n.cfg.EnablePodENI || !n.kube.present() {
 		return nil, false, nil
 	}
+	ctx := d.context()
 	pod, err := n.kube.get().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
@@ -146,11 +146,12 @@ func (s *Server) branchAdd(ctx context.Context, req *rpc.AddNetworkRequest) (*rp
 
 // branchDel answers DelNetwork for a key the datastore does not hold: a
 // branch-ENI pod (or a pod already gone).
-func (s *Server) branchDel(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, bool, error) {
+func (s *Server) branchDel(d *due, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, bool, error) {
 	n := s.n
 	if !n.cfg.EnablePodENI || !n.kube.present() {
 		return nil, false, nil
 	}
+	ctx := d.context()
 	pod, err := n.kube.get().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)

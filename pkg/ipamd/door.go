@@ -127,11 +127,14 @@ func (s *Server) logRequest(ctx context.Context, op string, req podRequest, md [
 	if !log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{
+	// Room for every attribute, so that the appends below stay on the
+	// stack (slog copies them into its record).
+	attrs := make([]slog.Attr, 0, 5)
+	attrs = append(attrs,
 		slog.String("pod", req.GetK8SPodNamespace()+"/"+req.GetK8SPodName()),
 		slog.String("key", key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName()).String()),
 		slog.Duration("duration", time.Since(start)),
-	}
+	)
 	if len(md) > 0 {
 		attrs = append(attrs, slog.String("ip", md[0].GetIpv4Addr()+md[0].GetIpv6Addr()))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -62,24 +63,12 @@ func (h *handout) waiting() int { return int(h.pending.Load()) }
 // wake retries every waiting AddNetwork.
 func (h *handout) wake() { h.changed.broadcast() }
 
-// AddContext bounds a request so that its answer (rather than the client's
-// own deadline error) reaches the client: it ends a little before the
-// request's deadline, or after Intervals.AddWait when it has none.
-func (h *handout) AddContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return context.WithTimeout(ctx, h.addWait)
-	}
-	margin := min(max(time.Until(d)/10, 20*time.Millisecond), time.Second)
-	return context.WithDeadline(ctx, d.Add(-margin))
-}
-
 // AssignPod hands k an address: one on the first card that has one, or
 // one on every card for a multi-NIC pod. On an empty pool it asks the pool
-// manager for more at once and waits until ctx ends, instead of failing;
-// it fails at once when no address can come. Errors: ErrNoAddress,
-// ErrShuttingDown, or a datastore failure.
-func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
+// manager for more at once and waits until the answer is due, instead of
+// failing; it fails at once when no address can come. Errors:
+// ErrNoAddress, ErrShuttingDown, or a datastore failure.
+func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
 	start := time.Now()
 	meta.InterfacesCount = 1
 	if multi {
@@ -94,7 +83,7 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 		}
 		h.m.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
-	deadline, _ := ctx.Deadline()
+	deadline := d.at
 	fire, toldCooldown := true, false
 	for {
 		changed, limited := h.changed.wait(), h.limited.wait()
@@ -106,7 +95,7 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 			result = "ok"
 			h.observe.assignments(asgs)
 			h.nudgePool()
-			h.annotate(ctx, meta.K8sPodNamespace, meta.K8sPodName, asgs[0].Addr.String(), true)
+			h.annotate(d, meta.K8sPodNamespace, meta.K8sPodName, asgs[0].Addr, true)
 			return asgs, nil
 		}
 		if !errors.Is(err, datastore.ErrNoAvailableAddress) {
@@ -141,7 +130,7 @@ func (h *handout) AssignPod(ctx context.Context, k datastore.Key, meta datastore
 			h.pool.Fire()
 		}
 		fire = true
-		switch h.waitForAddress(ctx, changed, limited) {
+		switch h.waitForAddress(d.context(), changed, limited) {
 		case waitLimit:
 			fire = false // the pool just ran and found no room
 		case waitRetry:
@@ -313,7 +302,7 @@ func (h *handout) exhaustedCause(storeErr error, waited time.Duration) string {
 // address recovered for the pod's veth after a corrupt checkpoint. It
 // wakes waiting ADDs and clears the pod-ips annotation. Nothing held:
 // none released and no error.
-func (h *handout) ReleasePod(ctx context.Context, k datastore.Key, namespace, name string) ([]datastore.Assignment, error) {
+func (h *handout) ReleasePod(d *due, k datastore.Key, namespace, name string) ([]datastore.Assignment, error) {
 	released, err := h.release(k)
 	if err != nil {
 		return nil, err
@@ -332,7 +321,7 @@ func (h *handout) ReleasePod(ctx context.Context, k datastore.Key, namespace, na
 	if h.waiting() > 0 {
 		h.wake() // with no cooldown the address is usable at once
 	}
-	h.annotate(ctx, namespace, name, released[0].Addr.String(), false)
+	h.annotate(d, namespace, name, released[0].Addr, false)
 	return released, nil
 }
 
@@ -361,15 +350,16 @@ func (h *handout) release(k datastore.Key) ([]datastore.Assignment, error) {
 
 // annotate maintains vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP). A failure
 // is logged: the pod's network works without the annotation.
-func (h *handout) annotate(ctx context.Context, ns, name, ip string, add bool) {
+func (h *handout) annotate(d *due, ns, name string, addr netip.Addr, add bool) {
 	if !h.cfg.AnnotatePodIP || name == "" {
 		return
 	}
 	var err error
+	ip := addr.String()
 	if add {
-		err = h.kube.get().AnnotatePodIP(ctx, ns, name, ip)
+		err = h.kube.get().AnnotatePodIP(d.context(), ns, name, ip)
 	} else {
-		err = h.kube.get().ClearPodIP(ctx, ns, name, ip)
+		err = h.kube.get().ClearPodIP(d.context(), ns, name, ip)
 	}
 	if err != nil {
 		h.log.Warn("could not update the pod-ips annotation", "pod", ns+"/"+name, "ip", ip, "add", add, "err", err)

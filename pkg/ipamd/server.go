@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +36,7 @@ type Server struct {
 	n      *IPAM
 	grpc   *grpc.Server
 	health *health.Server
+	cidrs  atomic.Pointer[replyCIDRs]
 }
 
 // NewServer registers the services; health answers NOT_SERVING until the
@@ -156,6 +159,15 @@ func (s *Server) waitReady(ctx context.Context) error {
 	return nil
 }
 
+// waitReadyBy is waitReady until the answer is due; an initialised node
+// makes no context for it.
+func (s *Server) waitReadyBy(d *due) error {
+	if s.n.Ready() {
+		return nil
+	}
+	return s.waitReady(d.context())
+}
+
 // AddNetwork hands the pod an address. On an empty pool it asks the pool
 // manager for more at once and waits, until the request's deadline (or
 // Intervals.AddWait when it has none), instead of failing.
@@ -183,12 +195,12 @@ func (s *Server) addNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 
 func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
 	n := s.n
-	ctx, cancel := n.handout.AddContext(ctx)
-	defer cancel()
-	if err := s.waitReady(ctx); err != nil {
+	d := n.handout.dueBy(ctx)
+	defer d.end()
+	if err := s.waitReadyBy(&d); err != nil {
 		return nil, err
 	}
-	if r, handled, err := s.branchAdd(ctx, req); handled {
+	if r, handled, err := s.branchAdd(&d, req); handled {
 		if err != nil {
 			n.metrics.PodENIErrors.WithLabelValues("AddNetwork").Inc()
 		}
@@ -196,7 +208,7 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
 	meta := datastore.Metadata{K8sPodNamespace: req.GetK8SPodNamespace(), K8sPodName: req.GetK8SPodName()}
-	asgs, err := n.handout.AssignPod(ctx, k, meta, req.GetRequiresMultiNicAttachment())
+	asgs, err := n.handout.AssignPod(&d, k, meta, req.GetRequiresMultiNicAttachment())
 	switch {
 	case errors.Is(err, ErrShuttingDown):
 		return nil, status.Error(codes.Unavailable, err.Error())
@@ -220,15 +232,36 @@ func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
 		}
 		return r
 	}
-	for _, p := range n.node.vpcCIDRs.get() {
-		r.VpcV4Cidrs = append(r.VpcV4Cidrs, p.String())
+	r.VpcV4Cidrs = s.v4CIDRs()
+	return r
+}
+
+// replyCIDRs is the VpcV4Cidrs of every IPv4 reply, built again only when
+// the VPC's CIDRs change, not per ADD.
+type replyCIDRs struct {
+	from []netip.Prefix // the VPC CIDRs it was built from
+	v4   []string       // shared by replies: never appended to in place (its cap is its len) nor written
+}
+
+// v4CIDRs is what an IPv4 reply names as not to SNAT: the VPC's CIDRs and,
+// unless SNAT is external, AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS.
+func (s *Server) v4CIDRs() []string {
+	vpc := s.n.node.vpcCIDRs.get()
+	if c := s.cidrs.Load(); c != nil && slices.Equal(c.from, vpc) {
+		return c.v4
 	}
-	if !n.cfg.ExternalSNAT {
-		for _, p := range n.cfg.ExcludeSNATCIDRs {
-			r.VpcV4Cidrs = append(r.VpcV4Cidrs, p.String())
+	var v4 []string
+	for _, p := range vpc {
+		v4 = append(v4, p.String())
+	}
+	if !s.n.cfg.ExternalSNAT {
+		for _, p := range s.n.cfg.ExcludeSNATCIDRs {
+			v4 = append(v4, p.String())
 		}
 	}
-	return r
+	v4 = slices.Clip(v4)
+	s.cidrs.Store(&replyCIDRs{from: slices.Clone(vpc), v4: v4})
+	return v4
 }
 
 // allocationMetadata is one address of a reply, in the field of its family.
@@ -270,18 +303,18 @@ func (s *Server) delNetworkChecked(ctx context.Context, req *rpc.DelNetworkReque
 		reason = "PodDeleted"
 	}
 	n.metrics.DelIPRequests.WithLabelValues(reason).Inc()
-	ctx, cancel := n.handout.AddContext(ctx)
-	defer cancel()
-	if err := s.waitReady(ctx); err != nil {
+	d := n.handout.dueBy(ctx)
+	defer d.end()
+	if err := s.waitReadyBy(&d); err != nil {
 		return nil, err
 	}
 	k := key(req.GetNetworkName(), req.GetContainerId(), req.GetIfName())
-	released, err := n.handout.ReleasePod(ctx, k, req.GetK8SPodNamespace(), req.GetK8SPodName())
+	released, err := n.handout.ReleasePod(&d, k, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	if len(released) == 0 {
-		if br, handled, err := s.branchDel(ctx, req); handled {
+		if br, handled, err := s.branchDel(&d, req); handled {
 			if err != nil {
 				n.metrics.PodENIErrors.WithLabelValues("DelNetwork").Inc()
 			}
