@@ -162,6 +162,7 @@ func (s *Store) assignmentOf(sl *slot) Assignment {
 func (s *Store) addAlloc(sl *slot, a Allocation) {
 	sl.allocIdx = len(s.allocs)
 	s.allocs = append(s.allocs, a)
+	s.markAlloc(sl.allocIdx)
 	s.allocSlots = append(s.allocSlots, sl)
 	s.byKey[a.Key] = sl
 }
@@ -172,6 +173,7 @@ func (s *Store) removeAlloc(sl *slot) Allocation {
 	a := s.allocs[i]
 	if i != last {
 		s.allocs[i] = s.allocs[last]
+		s.markAlloc(i)
 		s.allocSlots[i] = s.allocSlots[last]
 		s.allocSlots[i].allocIdx = i
 	}
@@ -190,6 +192,7 @@ func (s *Store) coolPush(sl *slot, c Cooling) {
 	s.cool = append(s.cool, c)
 	s.coolSlots = append(s.coolSlots, sl)
 	sl.coolIdx = len(s.cool) - 1
+	s.markCool(sl.coolIdx)
 	s.coolUp(sl.coolIdx)
 }
 
@@ -214,6 +217,8 @@ func (s *Store) coolLess(i, j int) bool { return s.cool[i].UnassignedAt.Before(s
 
 func (s *Store) coolSwap(i, j int) {
 	s.cool[i], s.cool[j] = s.cool[j], s.cool[i]
+	s.markCool(i)
+	s.markCool(j)
 	s.coolSlots[i], s.coolSlots[j] = s.coolSlots[j], s.coolSlots[i]
 	s.coolSlots[i].coolIdx = i
 	s.coolSlots[j].coolIdx = j

@@ -42,6 +42,10 @@ type File struct {
 	Allocations []Allocation
 	// Cooling is our extension (JSON "unassigned"; upstream ignores it).
 	Cooling []Cooling
+
+	// changes, set by the store, names where the lists differ from the
+	// File it wrote before (changes.go); nil: not known.
+	changes *fileChanges
 }
 
 // Checkpointer persists a File. The store calls Write for each batch of

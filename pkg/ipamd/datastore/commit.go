@@ -87,9 +87,7 @@ func (s *Store) write() {
 	s.open = &batch{}
 	// The copies are the writer's while s.writing: Checkpointer.Write
 	// runs without the lock, and writeLoop is the only writer.
-	s.snapAllocs = append(s.snapAllocs[:0], s.allocs...)
-	s.snapCool = append(s.snapCool[:0], s.cool...)
-	f := File{Version: CheckpointVersion, Allocations: s.snapAllocs, Cooling: s.snapCool}
+	f := s.snapshot()
 	s.mu.Unlock()
 	err := s.cp.Write(f)
 	s.mu.Lock()

@@ -51,6 +51,7 @@ type LogCheckpointer struct {
 	// diff compares the next one with (logdiff.go).
 	prevAllocs []Allocation
 	prevCool   []Cooling
+	prevSeq    uint64    // the number of that File (changes.go), 0 if it had none
 	synced     bool      // state is what Path and the current log hold
 	log        ckptFile  // the current log, open for appending
 	gen        uint64    // its generation

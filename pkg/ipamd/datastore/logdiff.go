@@ -8,11 +8,12 @@ import "net/netip"
 // It compares f with the last File written position by position and
 // looks at the state only where they differ: the store changes its lists
 // in a few places per write (an append, a swap with the last entry, a
-// heap sift), so a write costs O(entries) cheap comparisons and O(changes)
-// map work, not a map lookup per entry. An address that left a position
-// and was not put anywhere else in f is gone: every address of the last
-// File is at one position only (the state holds no duplicate), so if f
-// still holds it, it is at a position that changed, where put marked it.
+// heap sift), and names them (f.changes, changes.go), so a write costs
+// O(changes) comparisons and map work; a File that names none costs
+// O(entries) cheap comparisons. An address that left a position and was
+// not put anywhere else in f is gone: every address of the last File is
+// at one position only (the state holds no duplicate), so if f still
+// holds it, it is at a position that changed, where put marked it.
 func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 	c.mark++
 	m := c.mark
@@ -29,40 +30,43 @@ func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 		c.state[addr] = e
 		return !had || !old.same(e), false
 	}
-	for i, a := range f.Allocations {
+	alloc := func(i int) (dup bool) {
+		a := f.Allocations[i]
 		if i < len(c.prevAllocs) {
 			if c.prevAllocs[i] == a {
-				continue
+				return false
 			}
 			gone = append(gone, c.prevAllocs[i].Addr)
 		}
 		changed, dup := put(a.Addr, logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), pos: allocPos(i)})
-		if dup {
-			return b, false
-		}
 		if changed {
 			b.Set = append(b.Set, jsonAllocationOf(a))
 		}
+		return dup
 	}
-	for i := len(f.Allocations); i < len(c.prevAllocs); i++ {
-		gone = append(gone, c.prevAllocs[i].Addr)
-	}
-	for i, co := range f.Cooling {
+	cool := func(i int) (dup bool) {
+		co := f.Cooling[i]
 		if i < len(c.prevCool) {
 			if c.prevCool[i] == co {
-				continue
+				return false
 			}
 			gone = append(gone, c.prevCool[i].Addr)
 		}
 		changed, dup := put(co.Addr, logEntry{cooling: true, at: unixNano(co.UnassignedAt), pos: coolPos(i)})
-		if dup {
-			return b, false
-		}
 		if changed {
 			jc := jsonCooling{UnassignedTimestamp: unixNano(co.UnassignedAt)}
 			setAddr(&jc.IPv4, &jc.IPv6, co.Addr)
 			b.Cool = append(b.Cool, jc)
 		}
+		return dup
+	}
+	named := c.named(f)
+	if visit(len(f.Allocations), len(c.prevAllocs), named, f.changes.allocsOrNil(), alloc) ||
+		visit(len(f.Cooling), len(c.prevCool), named, f.changes.coolOrNil(), cool) {
+		return b, false
+	}
+	for i := len(f.Allocations); i < len(c.prevAllocs); i++ {
+		gone = append(gone, c.prevAllocs[i].Addr)
 	}
 	for i := len(f.Cooling); i < len(c.prevCool); i++ {
 		gone = append(gone, c.prevCool[i].Addr)
@@ -77,10 +81,61 @@ func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 	return b, true
 }
 
-// keepPrev copies f's lists for the next diff (Write must not keep f's).
+// visit calls at for every position of a list of n entries (whose last
+// File had prev) that may have changed: those named, when named, and
+// those past prev; else all. It stops at the first duplicate.
+func visit(n, prev int, named bool, changed []int32, at func(int) bool) (dup bool) {
+	from := 0
+	if named {
+		from = min(n, prev)
+		for _, i := range changed {
+			if int(i) < from && at(int(i)) {
+				return true
+			}
+		}
+	}
+	for i := from; i < n; i++ {
+		if at(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// named tells whether f names its changes against the last File written.
+func (c *LogCheckpointer) named(f File) bool {
+	ch := f.changes
+	return ch != nil && !ch.all && c.prevSeq != 0 && ch.base == c.prevSeq
+}
+
+func (ch *fileChanges) allocsOrNil() []int32 {
+	if ch == nil {
+		return nil
+	}
+	return ch.allocs
+}
+
+func (ch *fileChanges) coolOrNil() []int32 {
+	if ch == nil {
+		return nil
+	}
+	return ch.cool
+}
+
+// keepPrev copies f's lists for the next diff (Write must not keep f's):
+// only what changed when f names it.
 func (c *LogCheckpointer) keepPrev(f File) {
-	c.prevAllocs = append(c.prevAllocs[:0], f.Allocations...)
-	c.prevCool = append(c.prevCool[:0], f.Cooling...)
+	if c.named(f) {
+		c.prevAllocs = follow(c.prevAllocs, f.Allocations, f.changes.allocs)
+		c.prevCool = follow(c.prevCool, f.Cooling, f.changes.cool)
+	} else {
+		c.prevAllocs = append(c.prevAllocs[:0], f.Allocations...)
+		c.prevCool = append(c.prevCool[:0], f.Cooling...)
+	}
+	c.prevSeq = 0
+	if f.changes != nil {
+		c.prevSeq = f.changes.seq
+	}
 }
 
 // allocPos and coolPos number the positions of a File's two lists in one

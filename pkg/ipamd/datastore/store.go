@@ -70,6 +70,10 @@ type Store struct {
 	written    sync.Cond
 	snapAllocs []Allocation
 	snapCool   []Cooling
+	// changed is the positions of allocs and cool changed since the last
+	// snapshot, snapChanges the writer's (changes.go).
+	changed     changeSet
+	snapChanges fileChanges
 }
 
 type lenKey struct {
