@@ -103,3 +103,124 @@ func appendString(b []byte, s string) ([]byte, error) {
 	b = append(b, s...)
 	return append(b, '"'), nil
 }
+
+// appendBatch renders a log record's payload: exactly the bytes
+// encoding/json writes for lb, built by appending, since every write pays
+// for it between two syncs (and json.Marshal's reflection also grew the
+// stack of each new writer goroutine).
+func appendBatch(b []byte, lb logBatch) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	sep := false
+	if len(lb.Set) > 0 {
+		b = append(b, `"set":[`...)
+		for i, a := range lb.Set {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = appendJSONAllocation(b, a); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
+		sep = true
+	}
+	if len(lb.Cool) > 0 {
+		if sep {
+			b = append(b, ',')
+		}
+		b = append(b, `"cool":[`...)
+		for i, c := range lb.Cool {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			if b, err = appendAddrFields(b, c.IPv4, c.IPv6); err != nil {
+				return b, err
+			}
+			b = append(b, `"unassignedTimestamp":`...)
+			b = append(strconv.AppendInt(b, c.UnassignedTimestamp, 10), '}')
+		}
+		b = append(b, ']')
+		sep = true
+	}
+	if len(lb.Del) > 0 {
+		if sep {
+			b = append(b, ',')
+		}
+		b = append(b, `"del":[`...)
+		for i, d := range lb.Del {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = appendString(b, d); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONAllocation renders one jsonAllocation as encoding/json does.
+func appendJSONAllocation(b []byte, a jsonAllocation) ([]byte, error) {
+	var err error
+	fields := [...]struct{ key, val string }{
+		{`{"networkName":`, a.NetworkName}, {`,"containerID":`, a.ContainerID}, {`,"ifName":`, a.IfName},
+	}
+	for _, kv := range fields {
+		b = append(b, kv.key...)
+		if b, err = appendString(b, kv.val); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, ',')
+	if b, err = appendAddrFields(b, a.IPv4, a.IPv6); err != nil {
+		return b, err
+	}
+	b = append(b, `"allocationTimestamp":`...)
+	b = strconv.AppendInt(b, a.AllocationTimestamp, 10)
+	if m := a.Metadata; m != nil {
+		b = append(b, `,"metadata":{`...)
+		sep := false
+		for _, kv := range [...]struct{ key, val string }{{`"k8sPodNamespace":`, m.K8sPodNamespace}, {`"k8sPodName":`, m.K8sPodName}} {
+			if kv.val == "" {
+				continue
+			}
+			if sep {
+				b = append(b, ',')
+			}
+			b = append(b, kv.key...)
+			if b, err = appendString(b, kv.val); err != nil {
+				return b, err
+			}
+			sep = true
+		}
+		if m.InterfacesCount != 0 {
+			if sep {
+				b = append(b, ',')
+			}
+			b = append(b, `"interfacesCount":`...)
+			b = strconv.AppendInt(b, int64(m.InterfacesCount), 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// appendAddrFields appends the non-empty of `"ipv4":v4,` and `"ipv6":v6,`
+// (both omitempty).
+func appendAddrFields(b []byte, v4, v6 string) ([]byte, error) {
+	var err error
+	for _, kv := range [...]struct{ key, val string }{{`"ipv4":`, v4}, {`"ipv6":`, v6}} {
+		if kv.val == "" {
+			continue
+		}
+		b = append(b, kv.key...)
+		if b, err = appendString(b, kv.val); err != nil {
+			return b, err
+		}
+		b = append(b, ',')
+	}
+	return b, nil
+}

@@ -124,3 +124,51 @@ func BenchmarkEncodeCheckpoint(b *testing.B) {
 		})
 	}
 }
+
+// appendBatch writes byte for byte what encoding/json writes for a log
+// record: every list empty, nil or not, names that need escaping, both
+// families, metadata absent, empty or partial.
+func TestAppendBatchMatchesEncodingJSON(t *testing.T) {
+	odd := []string{"", "aws-cni", `a"b`, `back\slash`, "<&>", "tab\t", "\x00\x1f", "é漢", "\xff\xfe", "\u2028", "10.0.0.1", "fd00::1"}
+	r := rand.New(rand.NewPCG(3, 4))
+	pick := func() string { return odd[r.IntN(len(odd))] }
+	batches := []logBatch{{}, {Set: []jsonAllocation{}, Cool: []jsonCooling{}, Del: []string{}}}
+	for range 300 {
+		var lb logBatch
+		for range r.IntN(3) {
+			a := jsonAllocation{NetworkName: pick(), ContainerID: pick(), IfName: pick(), AllocationTimestamp: r.Int64() - r.Int64()}
+			switch r.IntN(3) {
+			case 0:
+				a.IPv4 = pick()
+			case 1:
+				a.IPv6 = pick()
+			default:
+				a.IPv4, a.IPv6 = pick(), pick()
+			}
+			if r.IntN(3) > 0 {
+				a.Metadata = &jsonMetadata{pick(), pick(), r.IntN(3) - 1}
+			}
+			lb.Set = append(lb.Set, a)
+		}
+		for range r.IntN(3) {
+			lb.Cool = append(lb.Cool, jsonCooling{IPv4: pick(), IPv6: pick(), UnassignedTimestamp: r.Int64N(1 << 62)})
+		}
+		for range r.IntN(3) {
+			lb.Del = append(lb.Del, pick())
+		}
+		batches = append(batches, lb)
+	}
+	for i, lb := range batches {
+		want, err := json.Marshal(lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendBatch(nil, lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("batch %d:\n got  %s\n want %s", i, got, want)
+		}
+	}
+}

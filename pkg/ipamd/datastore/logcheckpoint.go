@@ -62,7 +62,7 @@ type LogCheckpointer struct {
 	// Path's or the log's place (the log would then apply to nothing).
 	baseID, nextBaseID, logID fileID
 	idle                      *time.Timer
-	buf                       []byte
+	buf, payload              []byte
 	folds                     atomic.Int64 // folds done, for the benchmark
 }
 
@@ -125,10 +125,11 @@ func (c *LogCheckpointer) append(b logBatch) error {
 	if id, err := c.fsys.FileID(c.log.Name()); err != nil || id != c.logID {
 		return errors.Join(errors.New("the checkpoint log was replaced or removed"), err)
 	}
-	payload, err := json.Marshal(b)
+	payload, err := appendBatch(c.payload[:0], b)
 	if err != nil {
 		return err
 	}
+	c.payload = payload
 	c.buf = appendRecord(c.buf[:0], payload)
 	if _, err := c.log.Write(c.buf); err != nil {
 		return err
