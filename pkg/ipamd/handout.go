@@ -74,22 +74,40 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 	if multi {
 		meta.InterfacesCount = len(h.cards.all())
 	}
-	waiting := false
+	waited := false
 	result := "error"
-	defer func() {
-		if waiting {
+	// demand counts the call among the waiting ADDs (the planner's demand)
+	// while it waits, and not while it tries to assign: an address it takes
+	// is in the datastore's counts at once, but the assignment returns only
+	// after the checkpoint's sync, and a pool cycle planning meanwhile
+	// would count the call twice and ask EC2 for one address too many
+	// (TestWaitersGetOneAssign, with a slow sync).
+	counted := false
+	demand := func(on bool) {
+		if on == counted {
+			return
+		}
+		counted = on
+		if on {
+			h.pending.Add(1)
+			h.m.AddWaiting.Inc()
+		} else {
 			h.pending.Add(-1)
 			h.m.AddWaiting.Dec()
 		}
+	}
+	defer func() {
+		demand(false)
 		h.m.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
 	deadline := d.at
 	fire, toldCooldown := true, false
 	for {
 		changed, limited := h.changed.wait(), h.limited.wait()
+		demand(false)
 		asgs, err := h.assign(k, meta, multi)
 		if err == nil {
-			if waiting {
+			if waited {
 				h.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
 			}
 			result = "ok"
@@ -101,11 +119,8 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		if !errors.Is(err, datastore.ErrNoAvailableAddress) {
 			return nil, fmt.Errorf("assigning an address to %s: %w", k, err)
 		}
-		if !waiting {
-			waiting = true
-			h.pending.Add(1)
-			h.m.AddWaiting.Inc()
-		}
+		waited = true
+		demand(true)
 		limit, usable := h.nothingComing(deadline)
 		if !usable.IsZero() && !toldCooldown {
 			// At the hard limit only a cooldown can serve this ADD: say so,
@@ -136,6 +151,7 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		case waitRetry:
 		case waitShutdown:
 			// The pool will not grow any more: answer now so the drain is quick.
+			demand(false)
 			if asgs, err := h.assign(k, meta, multi); err == nil {
 				result = "ok"
 				h.observe.assignments(asgs)
