@@ -29,7 +29,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -52,16 +51,14 @@ import (
 
 func main() { os.Exit(run()) }
 
-// gcPercent is ipamd's GOGC unless the environment sets one. Its live heap
-// is a few MB and steady, so Go's default (collect when the heap doubles)
-// mostly holds garbage: at 50 the anonymous RSS at 110 pods is 1-2 MB
-// lower, for a GC cycle of about a millisecond a little more often.
-const gcPercent = 50
+// ipamd runs with Go's default GOGC (100). Its live heap is 2-3 MB, so
+// the collector's goal is its 4 MB floor or twice the live heap, and what
+// a call allocates sets how often it collects: at 50, figure 21's 900
+// calls saw 4-7 collections of 1-5 ms each, at 100 two or three
+// (bench/README.md, figure 21). Figure 7's anonymous RSS at 110 pods is
+// then 9.1 MiB instead of 7.7 (goal 12 MB); at 200 it was 13.3 MiB.
 
 func run() int {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
-	}
 	cfg, warnings, cfgErr := config.Load(os.LookupEnv)
 	log, closeLog, err := newLogger(cfg)
 	if err != nil {
