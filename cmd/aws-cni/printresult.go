@@ -11,11 +11,12 @@ import (
 )
 
 // printResult writes res in cniVersion to stdout, byte for byte as the CNI
-// library's types.PrintResult does. The library marshals the result, reads
-// it back into a map and marshals that again (to drop an empty "dns"), all
-// by reflection, on the critical path of every ADD; encodeResult writes the
-// same bytes directly for the results ADD makes, and anything else goes
-// through the library.
+// library's types.PrintResult does. The library converts the result to
+// the version's types by reflection and, for 1.x, marshals it, reads it
+// back into a map and marshals that again (to drop an empty "dns"), all on
+// the critical path of every ADD; encodeResult writes the same bytes
+// directly for the results ADD makes, and anything else goes through the
+// library.
 func printResult(res *current.Result, cniVersion string) error {
 	b, ok := encodeResult(res, cniVersion)
 	if !ok {
@@ -27,12 +28,22 @@ func printResult(res *current.Result, cniVersion string) error {
 
 // encodeResult returns the library's output for res in cniVersion, or false
 // when res has what ADD never sets (routes, DNS, interface MTU, socket
-// path, PCI ID) or the version is not one of types/100's.
+// path, PCI ID) or the version is neither one of types/100's nor one of
+// types/040's (0.3.0, 0.3.1 and 0.4.0: upstream's conflist says 0.4.0).
 func encodeResult(res *current.Result, cniVersion string) ([]byte, bool) {
-	if cniVersion != "1.0.0" && cniVersion != "1.1.0" || len(res.Routes) > 0 || !res.DNS.IsEmpty() {
+	var legacy bool // types/040's layout
+	switch cniVersion {
+	case "1.0.0", "1.1.0":
+	case "0.3.0", "0.3.1", "0.4.0":
+		legacy = true
+	default:
 		return nil, false
 	}
-	// The library's map round trip sorts every object's keys.
+	if len(res.Routes) > 0 || !res.DNS.IsEmpty() {
+		return nil, false
+	}
+	// types/100's map round trip sorts every object's keys; types/040
+	// marshals its structs, so its keys come in field order.
 	b := append([]byte(`{"cniVersion":`), jsonString(cniVersion)...)
 	if len(res.Interfaces) > 0 {
 		b = append(b, `,"interfaces":[`...)
@@ -43,15 +54,7 @@ func encodeResult(res *current.Result, cniVersion string) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, '{')
-			if ifc.Mac != "" {
-				b = append(append(append(b, `"mac":`...), jsonString(ifc.Mac)...), ',')
-			}
-			b = append(append(b, `"name":`...), jsonString(ifc.Name)...)
-			if ifc.Sandbox != "" {
-				b = append(append(b, `,"sandbox":`...), jsonString(ifc.Sandbox)...)
-			}
-			b = append(b, '}')
+			b = appendInterface(b, ifc, legacy)
 		}
 		b = append(b, ']')
 	}
@@ -61,16 +64,12 @@ func encodeResult(res *current.Result, cniVersion string) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(append(b, `{"address":`...), jsonString(ipc.Address.String())...)
-			if len(ipc.Gateway) > 0 {
-				b = append(append(b, `,"gateway":`...), jsonString(ipc.Gateway.String())...)
-			}
-			if ipc.Interface != nil {
-				b = strconv.AppendInt(append(b, `,"interface":`...), int64(*ipc.Interface), 10)
-			}
-			b = append(b, '}')
+			b = appendIPConfig(b, ipc, legacy)
 		}
 		b = append(b, ']')
+	}
+	if legacy {
+		b = append(b, `,"dns":{}`...) // a struct: omitempty keeps it
 	}
 	b = append(b, '}')
 	var out bytes.Buffer
@@ -78,6 +77,52 @@ func encodeResult(res *current.Result, cniVersion string) ([]byte, bool) {
 		return nil, false
 	}
 	return out.Bytes(), true
+}
+
+func appendInterface(b []byte, ifc *current.Interface, legacy bool) []byte {
+	b = append(b, '{')
+	if legacy {
+		b = append(append(b, `"name":`...), jsonString(ifc.Name)...)
+		if ifc.Mac != "" {
+			b = append(append(b, `,"mac":`...), jsonString(ifc.Mac)...)
+		}
+	} else {
+		if ifc.Mac != "" {
+			b = append(append(append(b, `"mac":`...), jsonString(ifc.Mac)...), ',')
+		}
+		b = append(append(b, `"name":`...), jsonString(ifc.Name)...)
+	}
+	if ifc.Sandbox != "" {
+		b = append(append(b, `,"sandbox":`...), jsonString(ifc.Sandbox)...)
+	}
+	return append(b, '}')
+}
+
+func appendIPConfig(b []byte, ipc *current.IPConfig, legacy bool) []byte {
+	if legacy {
+		// version, interface, address, gateway: types/040's ipConfig.
+		version := "6"
+		if ipc.Address.IP.To4() != nil {
+			version = "4"
+		}
+		b = append(append(b, `{"version":`...), jsonString(version)...)
+		if ipc.Interface != nil {
+			b = strconv.AppendInt(append(b, `,"interface":`...), int64(*ipc.Interface), 10)
+		}
+		b = append(append(b, `,"address":`...), jsonString(ipc.Address.String())...)
+		if len(ipc.Gateway) > 0 {
+			b = append(append(b, `,"gateway":`...), jsonString(ipc.Gateway.String())...)
+		}
+		return append(b, '}')
+	}
+	b = append(append(b, `{"address":`...), jsonString(ipc.Address.String())...)
+	if len(ipc.Gateway) > 0 {
+		b = append(append(b, `,"gateway":`...), jsonString(ipc.Gateway.String())...)
+	}
+	if ipc.Interface != nil {
+		b = strconv.AppendInt(append(b, `,"interface":`...), int64(*ipc.Interface), 10)
+	}
+	return append(b, '}')
 }
 
 // jsonString is s as encoding/json writes it (HTML-safe escaping

@@ -11,8 +11,9 @@ import (
 )
 
 // TestEncodeResultMatchesLibrary: for every shape of result ADD prints, in
-// each version types/100 writes, encodeResult's bytes are the CNI
-// library's; other results and versions are left to the library.
+// each version encodeResult writes (types/100's and types/040's), its bytes
+// are the CNI library's; other results and versions are left to the
+// library.
 func TestEncodeResultMatchesLibrary(t *testing.T) {
 	k := k8sArgs{PodName: "sample-pod", PodNamespace: "default"}
 	shapes := []struct {
@@ -37,7 +38,7 @@ func TestEncodeResultMatchesLibrary(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := buildResult(s.netns, ifs, s.gw, "dummycc21c2d7785", s.vlan, 2)
-		for _, v := range []string{"1.0.0", "1.1.0"} {
+		for _, v := range []string{"1.0.0", "1.1.0", "0.3.0", "0.3.1", "0.4.0"} {
 			got, ok := encodeResult(res, v)
 			if !ok {
 				t.Fatalf("%s %s: encodeResult left ADD's result to the library", s.name, v)
@@ -50,15 +51,17 @@ func TestEncodeResultMatchesLibrary(t *testing.T) {
 
 	ifs, _ := podInterfaces(shapes[0].meta, "eni", "eth0", k)
 	res := buildResult("/var/run/netns/p", ifs, nil, "dummy", 0, 0)
-	for _, v := range []string{"0.3.1", "0.4.0"} {
+	for _, v := range []string{"0.1.0", "0.2.0", "1.2.0"} {
 		if _, ok := encodeResult(res, v); ok {
-			t.Errorf("encodeResult wrote version %s, which the library converts", v)
+			t.Errorf("encodeResult wrote version %s, which it does not know", v)
 		}
 	}
 	withMTU := *res
 	withMTU.Interfaces = append([]*current.Interface{{Name: "x", Mtu: 1500}}, res.Interfaces...)
-	if _, ok := encodeResult(&withMTU, "1.1.0"); ok {
-		t.Error("encodeResult wrote an interface MTU, which ADD never sets")
+	for _, v := range []string{"1.1.0", "0.4.0"} {
+		if _, ok := encodeResult(&withMTU, v); ok {
+			t.Errorf("encodeResult wrote an interface MTU in %s, which ADD never sets", v)
+		}
 	}
 }
 

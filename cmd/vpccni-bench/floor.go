@@ -24,8 +24,8 @@ func floorFigure(c config) bench.Figure {
 		Method: prose(`cmd/vpccni-bench/floor, built static like the plugin (CGO_ENABLED=0), wires one pod with the plugin's own
 			netlink code (pkg/podnet: veth pair, addresses, routes, rules) and nothing else: no CNI library, no gRPC,
 			no logging. On node 'warm', interleaved with figure 1 (after each pod's CNI DEL, one floor ADD and one
-			floor DEL; %d of each), exec'd from the node's %s through the same path as the plugin (nsenter into the
-			node's namespaces), in a netns of its own created outside the timing. Each sample is the exec's wall
+			floor DEL; %d of each), exec'd from the node's %s through the same path as the plugin (forked straight
+			into the node's namespaces), in a netns of its own created outside the timing. Each sample is the exec's wall
 			time. Figure 1's goals are ratios to these values.`,
 			c.Pods, localvpc.NodeCNIBinDir),
 	}

@@ -28,7 +28,7 @@ func latencyFigure(c config) bench.Figure {
 			addresses would all be live or cooling within seconds, and ADDs would wait for cooldowns to end
 			(figures 2 and 13 churn with the default). Each sample is the wall time of libcni
 			AddNetworkList or DelNetworkList as a container runtime calls it, from the exec of the chain's plugins
-			(each entered into the node's namespaces through nsenter, one exec more than on a real host) to the
+			(each forked straight into the node's namespaces, one fork and one exec as on a real host) to the
 			parsed result; the pod's netns is created/removed outside the timing. Percentiles by nearest rank. 'EC2
 			calls' is every EC2 call made while the figure was measured. Baseline: %d libcni VERSION calls of aws-cni
 			through the same exec path (the plugin's start-up alone). 'aws-cni ADD/DEL' is the exec of aws-cni alone

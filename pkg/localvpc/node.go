@@ -159,8 +159,13 @@ func (n *Node) Command(ctx context.Context, env []string, dir string, argv ...st
 }
 
 // Exec runs argv in the node with stdin and returns its stdout. A failure
-// carries the exit error and stdout/stderr for diagnosis.
+// carries the exit error and stdout/stderr for diagnosis. An absolute
+// argv[0] (CNI plugins, the floor) is forked straight into the node
+// (execInNode); a bare name is looked up in the node's PATH by nsenter.
 func (n *Node) Exec(ctx context.Context, env []string, stdin []byte, argv ...string) (stdout, stderr []byte, err error) {
+	if len(argv) > 0 && filepath.IsAbs(argv[0]) {
+		return n.execInNode(ctx, env, stdin, argv...)
+	}
 	cmd, err := n.Command(ctx, env, "", argv...)
 	if err != nil {
 		return nil, nil, err
