@@ -22,8 +22,8 @@ const passConf = `{"cniVersion":"%s","name":"aws-cni","type":"egress-cni","mtu":
 // Result shapes aws-cni hands on (docs/compatibility.md): an IPv4 pod, an
 // IPv6 pod, with and without gateway, routes and DNS.
 var prevResults = map[string]string{
-	"v4": `{"cniVersion":"%s","interfaces":[{"name":"eni1234567890a","mac":"aa:bb:cc:dd:ee:ff"},{"name":"eth0","mac":"11:22:33:44:55:66","sandbox":"/var/run/netns/cni-1"},{"name":"dummy1234567890","mac":"0","sandbox":"0"}],"ips":[{"%s":"4","interface":1,"address":"10.0.1.5/32"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}`,
-	"v6": `{"cniVersion":"%s","interfaces":[{"name":"eni1234567890a","mac":"aa:bb:cc:dd:ee:ff"},{"name":"eth0","mac":"11:22:33:44:55:66","sandbox":"/var/run/netns/cni-1"}],"ips":[{"%s":"6","interface":1,"address":"2001:db8::5/128","gateway":"fe80::1"}],"routes":[{"dst":"::/0","gw":"fe80::1"}],"dns":{"nameservers":["fd00::a"],"domain":"cluster.local","search":["svc.cluster.local"],"options":["ndots:5"]}}`,
+	"v4":   `{"cniVersion":"%s","interfaces":[{"name":"eni1234567890a","mac":"aa:bb:cc:dd:ee:ff"},{"name":"eth0","mac":"11:22:33:44:55:66","sandbox":"/var/run/netns/cni-1"},{"name":"dummy1234567890","mac":"0","sandbox":"0"}],"ips":[{"%s":"4","interface":1,"address":"10.0.1.5/32"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}`,
+	"v6":   `{"cniVersion":"%s","interfaces":[{"name":"eni1234567890a","mac":"aa:bb:cc:dd:ee:ff"},{"name":"eth0","mac":"11:22:33:44:55:66","sandbox":"/var/run/netns/cni-1"}],"ips":[{"%s":"6","interface":1,"address":"2001:db8::5/128","gateway":"fe80::1"}],"routes":[{"dst":"::/0","gw":"fe80::1"}],"dns":{"nameservers":["fd00::a"],"domain":"cluster.local","search":["svc.cluster.local"],"options":["ndots:5"]}}`,
 	"bare": `{"cniVersion":"%s","ips":[{"%s":"4","address":"10.0.1.6/32"}]}`,
 }
 
