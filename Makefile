@@ -22,6 +22,8 @@ BUILD_ENV   := CGO_ENABLED=0
 # without it an ADD takes ~23 fewer page faults, each costly on a VM.
 PLUGIN_ENV  := $(BUILD_ENV) GOEXPERIMENT=nogreenteagc
 PLUGIN_TAGS := $(TAGS)
+# The plugins kubelet execs once per pod, built with PLUGIN_ENV.
+PLUGINS     := $(filter aws-cni egress-cni,$(CMDS))
 
 .PHONY: all build deps test demo bench lint generate clean image demo-k8s
 
@@ -32,8 +34,8 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	$(BUILD_ENV) $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(filter-out aws-cni,$(CMDS)))
-	$(PLUGIN_ENV) $(GO) build -trimpath -tags $(PLUGIN_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/aws-cni
+	$(BUILD_ENV) $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(filter-out $(PLUGINS),$(CMDS)))
+	$(PLUGIN_ENV) $(GO) build -trimpath -tags $(PLUGIN_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(PLUGINS))
 
 test: deps
 	@scripts/test.sh

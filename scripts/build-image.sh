@@ -125,11 +125,12 @@ ldflags="-s -w -X github.com/vpc-cni/vpc-cni/pkg/version.Version=$version"
 # plugins kubelet execs, must be: the host's libc is not the image's) and
 # without grpc's x/net/trace (see the Makefile: half of ipamd's size).
 cmds=(./cmd/ipamd ./cmd/aws-vpc-cni ./cmd/max-pods)
-[ -d cmd/egress-cni ] && cmds+=(./cmd/egress-cni) # ships once its command exists
+plugins=(./cmd/aws-cni)
+[ -d cmd/egress-cni ] && plugins+=(./cmd/egress-cni) # ships once its command exists
 CGO_ENABLED=0 go build -trimpath -tags grpcnotrace -ldflags "$ldflags" -o "$ctx/app/" "${cmds[@]}"
-# The plugin as the Makefile's PLUGIN_ENV builds it: it never collects
-# garbage, and the default collector's per-span mark bits cost it page faults.
-CGO_ENABLED=0 GOEXPERIMENT=nogreenteagc go build -trimpath -tags grpcnotrace -ldflags "$ldflags" -o "$ctx/app/" ./cmd/aws-cni
+# The plugins as the Makefile's PLUGIN_ENV builds them: they never collect
+# garbage, and the default collector's per-span mark bits cost them page faults.
+CGO_ENABLED=0 GOEXPERIMENT=nogreenteagc go build -trimpath -tags grpcnotrace -ldflags "$ldflags" -o "$ctx/app/" "${plugins[@]}"
 mv "$ctx/app/ipamd" "$ctx/app/aws-k8s-agent"
 ln -s aws-vpc-cni "$ctx/app/grpc-health-probe"
 cp misc/10-aws.conflist "$ctx/app/10-aws.conflist"

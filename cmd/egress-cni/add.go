@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
@@ -16,7 +15,7 @@ import (
 )
 
 // load parses the netconf and opens the logger.
-func load(args *skel.CmdArgs) (*egress.Config, *slog.Logger, func(), error) {
+func load(args *cniplugin.Args) (*egress.Config, *slog.Logger, func(), error) {
 	conf, err := egress.ParseConfig(args.StdinData)
 	if err != nil {
 		return nil, nil, nil, types.NewError(types.ErrInvalidNetworkConfig, "invalid egress-cni configuration", err.Error())
@@ -26,7 +25,7 @@ func load(args *skel.CmdArgs) (*egress.Config, *slog.Logger, func(), error) {
 	return conf, log, closeLog, nil
 }
 
-func cmdAdd(args *skel.CmdArgs) error {
+func cmdAdd(args *cniplugin.Args) error {
 	conf, log, closeLog, err := load(args)
 	if err != nil {
 		return err
@@ -78,7 +77,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 }
 
 // wire creates the egress veth and the pod's SNAT.
-func wire(args *skel.CmdArgs, conf *egress.Config, lease egress.Lease) (egress.Interfaces, error) {
+func wire(args *cniplugin.Args, conf *egress.Config, lease egress.Lease) (egress.Interfaces, error) {
 	hostNS, err := ns.GetCurrentNS()
 	if err != nil {
 		return egress.Interfaces{}, fmt.Errorf("node netns: %w", err)
@@ -110,7 +109,7 @@ func wire(args *skel.CmdArgs, conf *egress.Config, lease egress.Lease) (egress.I
 }
 
 // removePod removes the pod's egress veth and SNAT chain, whichever exist.
-func removePod(args *skel.CmdArgs, conf *egress.Config) error {
+func removePod(args *cniplugin.Args, conf *egress.Config) error {
 	return errors.Join(
 		egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID),
 		egress.Teardown(conf.Family, args.Netns, egress.HostVethName(args.ContainerID, args.IfName)),

@@ -6,7 +6,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -17,7 +16,7 @@ import (
 // cmdCheck verifies the pod's egress wiring: its address is held, the pod
 // has it on the egress interface, the node routes it to the host veth, and
 // the SNAT chain and jump are in place. Every missing piece is listed.
-func cmdCheck(args *skel.CmdArgs) error {
+func cmdCheck(args *cniplugin.Args) error {
 	conf, _, closeLog, err := load(args)
 	if err != nil {
 		return err

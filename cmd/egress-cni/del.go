@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
-
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 )
@@ -10,7 +8,7 @@ import (
 // cmdDel removes the pod's egress veth, SNAT chain and address. It needs no
 // prevResult and no earlier ADD, and succeeds when the namespace is gone:
 // every piece is found from the container ID and interface name.
-func cmdDel(args *skel.CmdArgs) error {
+func cmdDel(args *cniplugin.Args) error {
 	conf, log, closeLog, err := load(args)
 	if err != nil {
 		return err

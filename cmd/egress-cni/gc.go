@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
@@ -14,7 +13,7 @@ import (
 // cmdGC removes the egress wiring of every attachment the runtime no longer
 // lists as valid: addresses in the store, SNAT chains, and host veths left
 // behind by a pod whose DEL never came.
-func cmdGC(args *skel.CmdArgs) error {
+func cmdGC(args *cniplugin.Args) error {
 	conf, log, closeLog, err := load(args)
 	if err != nil {
 		return err

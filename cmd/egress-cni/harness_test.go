@@ -42,7 +42,10 @@ func runTests(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		binDir = dir
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "egress-cni"), ".").CombinedOutput(); err != nil {
+		build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", filepath.Join(dir, "egress-cni"), ".")
+		// As the Makefile builds it (PLUGIN_ENV).
+		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc")
+		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build egress-cni: %v\n%s", err, out)
 			return 1
 		}

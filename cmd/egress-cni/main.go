@@ -11,16 +11,15 @@
 package main
 
 import (
-	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 )
 
 func main() {
-	cniplugin.Main("egress-cni", skel.CNIFuncs{
+	cniplugin.Main("egress-cni", cniplugin.Funcs{
 		Add:    cmdAdd,
 		Del:    cmdDel,
 		Check:  cmdCheck,
-		Status: func(*skel.CmdArgs) error { return nil },
+		Status: func(*cniplugin.Args) error { return nil },
 		GC:     cmdGC,
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -48,10 +49,12 @@ func Dir(t testing.TB) string {
 			return
 		}
 		pkgs := []string{"./cmd/ipamd"}
-		for _, opt := range []string{"aws-vpc-cni", "egress-cni"} {
-			if _, statErr := os.Stat(filepath.Join(root, "cmd", opt)); statErr == nil {
-				pkgs = append(pkgs, "./cmd/"+opt)
-			}
+		if _, statErr := os.Stat(filepath.Join(root, "cmd", "aws-vpc-cni")); statErr == nil {
+			pkgs = append(pkgs, "./cmd/aws-vpc-cni")
+		}
+		plugin := PluginBuildArgs
+		if _, statErr := os.Stat(filepath.Join(root, "cmd", "egress-cni")); statErr == nil {
+			plugin = append(slices.Clone(plugin), "./cmd/egress-cni")
 		}
 		cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 		cmd.Dir = root
@@ -59,13 +62,13 @@ func Dir(t testing.TB) string {
 			err = fmt.Errorf("go build %v: %w\n%s", pkgs, buildErr, out)
 			return
 		}
-		// The plugin as make build makes it: static, without grpc's trace, with
-		// the Makefile's PLUGIN_ENV collector setting.
-		cmd = exec.Command("go", append([]string{"build", "-o", dir + "/"}, PluginBuildArgs...)...)
+		// The plugins as make build makes them: static, without grpc's trace,
+		// with the Makefile's PLUGIN_ENV collector setting.
+		cmd = exec.Command("go", append([]string{"build", "-o", dir + "/"}, plugin...)...)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc")
 		if out, buildErr := cmd.CombinedOutput(); buildErr != nil {
-			err = fmt.Errorf("go build ./cmd/aws-cni: %w\n%s", buildErr, out)
+			err = fmt.Errorf("go build %v: %w\n%s", plugin, buildErr, out)
 		}
 	})
 	if err != nil {
