@@ -23,8 +23,9 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
-// binDir holds the egress-cni binary the privileged tests execute, built
-// once per test binary.
+// binDir holds the egress-cni binary the tests execute (the golden output
+// test and the privileged ones), built once per test binary as the
+// Makefile builds it (PLUGIN_ENV).
 var binDir string
 
 // refPlugins is where Debian's containernetworking-plugins puts ptp,
@@ -34,21 +35,18 @@ const refPlugins = "/usr/lib/cni"
 func TestMain(m *testing.M) { os.Exit(runTests(m)) }
 
 func runTests(m *testing.M) int {
-	if os.Getenv(testutil.PrivilegedEnv) == "1" {
-		dir, err := os.MkdirTemp("", "egress-cni-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		binDir = dir
-		build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", filepath.Join(dir, "egress-cni"), ".")
-		// As the Makefile builds it (PLUGIN_ENV).
-		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc")
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build egress-cni: %v\n%s", err, out)
-			return 1
-		}
+	dir, err := os.MkdirTemp("", "egress-cni-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", filepath.Join(dir, "egress-cni"), ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build egress-cni: %v\n%s", err, out)
+		return 1
 	}
 	return m.Run()
 }

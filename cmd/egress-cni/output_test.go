@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -25,34 +24,6 @@ var prevResults = map[string]string{
 	"v4":   `{"cniVersion":"%s","interfaces":[{"name":"eni1234567890a","mac":"aa:bb:cc:dd:ee:ff"},{"name":"eth0","mac":"11:22:33:44:55:66","sandbox":"/var/run/netns/cni-1"},{"name":"dummy1234567890","mac":"0","sandbox":"0"}],"ips":[{"%s":"4","interface":1,"address":"10.0.1.5/32"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}`,
 	"v6":   `{"cniVersion":"%s","interfaces":[{"name":"eni1234567890a","mac":"aa:bb:cc:dd:ee:ff"},{"name":"eth0","mac":"11:22:33:44:55:66","sandbox":"/var/run/netns/cni-1"}],"ips":[{"%s":"6","interface":1,"address":"2001:db8::5/128","gateway":"fe80::1"}],"routes":[{"dst":"::/0","gw":"fe80::1"}],"dns":{"nameservers":["fd00::a"],"domain":"cluster.local","search":["svc.cluster.local"],"options":["ndots:5"]}}`,
 	"bare": `{"cniVersion":"%s","ips":[{"%s":"4","address":"10.0.1.6/32"}]}`,
-}
-
-var (
-	goldenBinOnce sync.Once
-	goldenBin     string
-	goldenBinErr  error
-)
-
-// pluginBinary builds the plugin as the Makefile does (PLUGIN_ENV).
-func pluginBinary(t *testing.T) string {
-	t.Helper()
-	goldenBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "egress-cni-golden")
-		if err != nil {
-			goldenBinErr = err
-			return
-		}
-		goldenBin = filepath.Join(dir, "egress-cni")
-		build := exec.Command("go", "build", "-tags", "grpcnotrace", "-o", goldenBin, ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc")
-		if out, err := build.CombinedOutput(); err != nil {
-			goldenBinErr = fmt.Errorf("build egress-cni: %w\n%s", err, out)
-		}
-	})
-	if goldenBinErr != nil {
-		t.Fatal(goldenBinErr)
-	}
-	return goldenBin
 }
 
 type outputCase struct {
@@ -105,7 +76,7 @@ func outputCases(dataDir, logFile string) []outputCase {
 // issue 15's rework). Paths vary per run, so the data dir and log file are
 // fixed names under a temp dir that never appear in the output.
 func TestOutputUnchanged(t *testing.T) {
-	bin := pluginBinary(t)
+	bin := filepath.Join(binDir, "egress-cni")
 	tmp := t.TempDir()
 	dataDir, logFile := filepath.Join(tmp, "data"), filepath.Join(tmp, "egress.log")
 	for _, tc := range outputCases(dataDir, logFile) {
