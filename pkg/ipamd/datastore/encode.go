@@ -109,57 +109,50 @@ func appendString(b []byte, s string) ([]byte, error) {
 // for it between two syncs (and json.Marshal's reflection also grew the
 // stack of each new writer goroutine).
 func appendBatch(b []byte, lb logBatch) ([]byte, error) {
-	var err error
 	b = append(b, '{')
-	sep := false
-	if len(lb.Set) > 0 {
-		b = append(b, `"set":[`...)
-		for i, a := range lb.Set {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendJSONAllocation(b, a); err != nil {
-				return b, err
-			}
-		}
-		b = append(b, ']')
-		sep = true
+	b, err := appendField(b, `"set":`, lb.Set, appendJSONAllocation)
+	if err != nil {
+		return b, err
 	}
-	if len(lb.Cool) > 0 {
-		if sep {
-			b = append(b, ',')
+	b, err = appendField(b, `"cool":`, lb.Cool, func(b []byte, c jsonCooling) ([]byte, error) {
+		b = append(b, '{')
+		b, err := appendAddrFields(b, c.IPv4, c.IPv6)
+		if err != nil {
+			return b, err
 		}
-		b = append(b, `"cool":[`...)
-		for i, c := range lb.Cool {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			if b, err = appendAddrFields(b, c.IPv4, c.IPv6); err != nil {
-				return b, err
-			}
-			b = append(b, `"unassignedTimestamp":`...)
-			b = append(strconv.AppendInt(b, c.UnassignedTimestamp, 10), '}')
-		}
-		b = append(b, ']')
-		sep = true
+		b = append(b, `"unassignedTimestamp":`...)
+		return append(strconv.AppendInt(b, c.UnassignedTimestamp, 10), '}'), nil
+	})
+	if err != nil {
+		return b, err
 	}
-	if len(lb.Del) > 0 {
-		if sep {
-			b = append(b, ',')
-		}
-		b = append(b, `"del":[`...)
-		for i, d := range lb.Del {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendString(b, d); err != nil {
-				return b, err
-			}
-		}
-		b = append(b, ']')
+	if b, err = appendField(b, `"del":`, lb.Del, appendString); err != nil {
+		return b, err
 	}
 	return append(b, '}'), nil
+}
+
+// appendField appends `key:[items…]` to an object being rendered, after a
+// comma unless it is the object's first field; like encoding/json's
+// omitempty, an empty list is left out.
+func appendField[T any](b []byte, key string, items []T, each func([]byte, T) ([]byte, error)) ([]byte, error) {
+	if len(items) == 0 {
+		return b, nil
+	}
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(append(b, key...), '[')
+	var err error
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = each(b, it); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 // appendJSONAllocation renders one jsonAllocation as encoding/json does.
