@@ -58,22 +58,35 @@ func (n *Node) execInNode(ctx context.Context, env []string, stdin []byte, argv 
 }
 
 // joinNode moves the calling (locked, disposable) thread into the mount
-// namespace at mnt and the network namespace at netns.
+// namespace at mnt and the network namespace at netns. Both are opened
+// before either is joined, as nsenter does: netns is a path of the
+// machine's mount namespace, which the node's may hide (a kube node mounts
+// its own /run/netns, kubeMounts).
 func joinNode(mnt, netns string) error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare CLONE_FS: %w", err)
 	}
-	for _, ns := range []struct {
+	nss := []struct {
 		path string
 		kind int
-	}{{mnt, unix.CLONE_NEWNS}, {netns, unix.CLONE_NEWNET}} {
-		f, err := os.Open(ns.path)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", ns.path, err)
+		f    *os.File
+	}{{path: mnt, kind: unix.CLONE_NEWNS}, {path: netns, kind: unix.CLONE_NEWNET}}
+	defer func() {
+		for _, ns := range nss {
+			if ns.f != nil {
+				_ = ns.f.Close()
+			}
 		}
-		err = unix.Setns(int(f.Fd()), ns.kind)
-		_ = f.Close()
+	}()
+	for i := range nss {
+		f, err := os.Open(nss[i].path)
 		if err != nil {
+			return err // names the path
+		}
+		nss[i].f = f
+	}
+	for _, ns := range nss {
+		if err := unix.Setns(int(ns.f.Fd()), ns.kind); err != nil {
 			return fmt.Errorf("join %s: %w", ns.path, err)
 		}
 	}
