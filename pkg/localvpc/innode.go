@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -46,6 +48,13 @@ func (n *Node) execInNode(ctx context.Context, env []string, stdin []byte, argv 
 			cmd.Env = withRunMarker(env, n.runID)
 			cmd.Dir = "/"
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &o, &e
+			// Cancelling ends the child's whole process group: a child it
+			// left behind would keep running in the node and hold its
+			// output open, so that Run never returned. WaitDelay bounds
+			// the wait for one that left the group.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+			cmd.WaitDelay = 5 * time.Second
 			err = cmd.Run()
 		}
 		done <- result{o.Bytes(), e.Bytes(), err}

@@ -2,9 +2,15 @@ package localvpc
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 // A node that hides the machine's /run/netns behind its own (as a kube
@@ -30,5 +36,59 @@ func TestPrivilegedInNodeExecWithPrivateRunNetns(t *testing.T) {
 	}
 	if got := strings.TrimSpace(string(out)); got != inst.MAC {
 		t.Fatalf("eth0 in the node is %q, want the node's primary ENI %s", got, inst.MAC)
+	}
+}
+
+// Cancelling an Exec forked straight into the node ends what it started,
+// a child the plugin left behind included, and returns.
+func TestPrivilegedInNodeExecCancelEndsEverything(t *testing.T) {
+	v := startVPC(t)
+	n := v.Nodes()[0]
+	for _, tc := range []struct{ name, script string }{
+		{"plugin", "echo $$ > /run/cni/pids; exec sleep 300"},
+		{"plugin's child", "sleep 300 & echo $! > /run/cni/pids; wait"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pids := n.HostPath("/run/cni/pids")
+			_ = os.Remove(pids)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := n.Exec(ctx, nil, nil, "/bin/sh", "-c", tc.script)
+				done <- err
+			}()
+			var pid int
+			if err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
+				b, err := os.ReadFile(pids)
+				if err != nil {
+					return err
+				}
+				pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+				return err
+			}); err != nil {
+				t.Fatalf("the command in the node did not start: %v", err)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("a cancelled Exec succeeded")
+				}
+			case <-time.After(20 * time.Second):
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatal("a cancelled Exec did not return")
+			}
+			if err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+				if err != nil || strings.Contains(string(b), ") Z ") {
+					return nil
+				}
+				return fmt.Errorf("pid %d still runs", pid)
+			}); err != nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatal(err)
+			}
+		})
 	}
 }
