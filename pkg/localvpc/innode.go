@@ -53,7 +53,12 @@ func (n *Node) execInNode(ctx context.Context, env []string, stdin []byte, argv 
 			// output open, so that Run never returned. WaitDelay bounds
 			// the wait for one that left the group.
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+			cmd.Cancel = func() error {
+				if err := unix.Kill(-cmd.Process.Pid, unix.SIGKILL); err != unix.ESRCH {
+					return err
+				}
+				return os.ErrProcessDone // as Process.Kill says it: no error for Wait to add
+			}
 			cmd.WaitDelay = 5 * time.Second
 			err = cmd.Run()
 		}
