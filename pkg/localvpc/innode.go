@@ -48,18 +48,7 @@ func (n *Node) execInNode(ctx context.Context, env []string, stdin []byte, argv 
 			cmd.Env = withRunMarker(env, n.runID)
 			cmd.Dir = "/"
 			cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &o, &e
-			// Cancelling ends the child's whole process group: a child it
-			// left behind would keep running in the node and hold its
-			// output open, so that Run never returned. WaitDelay bounds
-			// the wait for one that left the group.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			cmd.Cancel = func() error {
-				if err := unix.Kill(-cmd.Process.Pid, unix.SIGKILL); err != unix.ESRCH {
-					return err
-				}
-				return os.ErrProcessDone // as Process.Kill says it: no error for Wait to add
-			}
-			cmd.WaitDelay = 5 * time.Second
+			endGroupOnCancel(cmd)
 			err = cmd.Run()
 		}
 		done <- result{o.Bytes(), e.Bytes(), err}
@@ -69,6 +58,21 @@ func (n *Node) execInNode(ctx context.Context, env []string, stdin []byte, argv 
 		return r.stdout, r.stderr, fmt.Errorf("node %s: %s: %w", n.ID, argv[0], r.err)
 	}
 	return r.stdout, r.stderr, nil
+}
+
+// endGroupOnCancel makes cancelling cmd's context end cmd's whole process
+// group, not cmd alone: a child it left behind would keep running in the
+// node and hold its output open, so that Run never returned. WaitDelay
+// bounds the wait for one that left the group.
+func endGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if err := unix.Kill(-cmd.Process.Pid, unix.SIGKILL); err != unix.ESRCH {
+			return err
+		}
+		return os.ErrProcessDone // as Process.Kill says it: no error for Wait to add
+	}
+	cmd.WaitDelay = 5 * time.Second
 }
 
 // joinNode moves the calling (locked, disposable) thread into the mount

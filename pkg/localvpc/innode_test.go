@@ -44,9 +44,12 @@ func TestPrivilegedInNodeExecWithPrivateRunNetns(t *testing.T) {
 func TestPrivilegedInNodeExecCancelEndsEverything(t *testing.T) {
 	v := startVPC(t)
 	n := v.Nodes()[0]
-	for _, tc := range []struct{ name, script string }{
-		{"plugin", "echo $$ > /run/cni/pids; exec sleep 300"},
-		{"plugin's child", "sleep 300 & echo $! > /run/cni/pids; wait"},
+	for _, tc := range []struct{ name, sh, script string }{
+		{"plugin", "/bin/sh", "echo $$ > /run/cni/pids; exec sleep 300"},
+		{"plugin's child", "/bin/sh", "sleep 300 & echo $! > /run/cni/pids; wait"},
+		// A bare name goes through nsenter (Command).
+		{"nsenter, plugin", "sh", "echo $$ > /run/cni/pids; exec sleep 300"},
+		{"nsenter, plugin's child", "sh", "sleep 300 & echo $! > /run/cni/pids; wait"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pids := n.HostPath("/run/cni/pids")
@@ -55,7 +58,7 @@ func TestPrivilegedInNodeExecCancelEndsEverything(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() {
-				_, _, err := n.Exec(ctx, nil, nil, "/bin/sh", "-c", tc.script)
+				_, _, err := n.Exec(ctx, nil, nil, tc.sh, "-c", tc.script)
 				done <- err
 			}()
 			var pid int

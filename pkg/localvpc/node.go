@@ -172,6 +172,7 @@ func (n *Node) Exec(ctx context.Context, env []string, stdin []byte, argv ...str
 	}
 	var o, e bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &o, &e
+	endGroupOnCancel(cmd)
 	err = cmd.Run()
 	return o.Bytes(), e.Bytes(), err
 }
