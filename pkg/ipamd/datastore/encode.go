@@ -22,44 +22,17 @@ func appendFile(b []byte, f File) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		fields := [...]struct{ key, val string }{
-			{`{"networkName":`, a.Key.NetworkName}, {`,"containerID":`, a.Key.ContainerID}, {`,"ifName":`, a.Key.IfName},
-		}
-		for _, kv := range fields {
-			b = append(b, kv.key...)
-			if b, err = appendString(b, kv.val); err != nil {
-				return b, err
-			}
+		if b, err = appendKeyFields(b, a.Key.NetworkName, a.Key.ContainerID, a.Key.IfName); err != nil {
+			return b, err
 		}
 		b = appendAddr(append(b, ','), a.Addr)
 		b = append(b, `,"allocationTimestamp":`...)
 		b = strconv.AppendInt(b, unixNano(a.AssignedAt), 10)
-		b = append(b, `,"metadata":{`...)
-		meta := [...]struct{ key, val string }{
-			{`"k8sPodNamespace":`, a.Meta.K8sPodNamespace}, {`"k8sPodName":`, a.Meta.K8sPodName},
+		b = append(b, `,"metadata":`...)
+		if b, err = appendMetadata(b, a.Meta.K8sPodNamespace, a.Meta.K8sPodName, a.Meta.InterfacesCount); err != nil {
+			return b, err
 		}
-		sep := false
-		for _, kv := range meta {
-			if kv.val == "" {
-				continue
-			}
-			if sep {
-				b = append(b, ',')
-			}
-			b = append(b, kv.key...)
-			if b, err = appendString(b, kv.val); err != nil {
-				return b, err
-			}
-			sep = true
-		}
-		if a.Meta.InterfacesCount != 0 {
-			if sep {
-				b = append(b, ',')
-			}
-			b = append(b, `"interfacesCount":`...)
-			b = strconv.AppendInt(b, int64(a.Meta.InterfacesCount), 10)
-		}
-		b = append(b, "}}"...)
+		b = append(b, '}')
 	}
 	b = append(b, ']')
 	if len(f.Cooling) > 0 {
@@ -157,15 +130,9 @@ func appendField[T any](b []byte, key string, items []T, each func([]byte, T) ([
 
 // appendJSONAllocation renders one jsonAllocation as encoding/json does.
 func appendJSONAllocation(b []byte, a jsonAllocation) ([]byte, error) {
-	var err error
-	fields := [...]struct{ key, val string }{
-		{`{"networkName":`, a.NetworkName}, {`,"containerID":`, a.ContainerID}, {`,"ifName":`, a.IfName},
-	}
-	for _, kv := range fields {
-		b = append(b, kv.key...)
-		if b, err = appendString(b, kv.val); err != nil {
-			return b, err
-		}
+	b, err := appendKeyFields(b, a.NetworkName, a.ContainerID, a.IfName)
+	if err != nil {
+		return b, err
 	}
 	b = append(b, ',')
 	if b, err = appendAddrFields(b, a.IPv4, a.IPv6); err != nil {
@@ -174,29 +141,52 @@ func appendJSONAllocation(b []byte, a jsonAllocation) ([]byte, error) {
 	b = append(b, `"allocationTimestamp":`...)
 	b = strconv.AppendInt(b, a.AllocationTimestamp, 10)
 	if m := a.Metadata; m != nil {
-		b = append(b, `,"metadata":{`...)
-		sep := false
-		for _, kv := range [...]struct{ key, val string }{{`"k8sPodNamespace":`, m.K8sPodNamespace}, {`"k8sPodName":`, m.K8sPodName}} {
-			if kv.val == "" {
-				continue
-			}
-			if sep {
-				b = append(b, ',')
-			}
-			b = append(b, kv.key...)
-			if b, err = appendString(b, kv.val); err != nil {
-				return b, err
-			}
-			sep = true
+		b = append(b, `,"metadata":`...)
+		if b, err = appendMetadata(b, m.K8sPodNamespace, m.K8sPodName, m.InterfacesCount); err != nil {
+			return b, err
 		}
-		if m.InterfacesCount != 0 {
-			if sep {
-				b = append(b, ',')
-			}
-			b = append(b, `"interfacesCount":`...)
-			b = strconv.AppendInt(b, int64(m.InterfacesCount), 10)
+	}
+	return append(b, '}'), nil
+}
+
+// appendKeyFields opens an allocation object with its key:
+// `{"networkName":…,"containerID":…,"ifName":…`.
+func appendKeyFields(b []byte, network, container, ifName string) ([]byte, error) {
+	var err error
+	for _, kv := range [...]struct{ key, val string }{
+		{`{"networkName":`, network}, {`,"containerID":`, container}, {`,"ifName":`, ifName},
+	} {
+		b = append(b, kv.key...)
+		if b, err = appendString(b, kv.val); err != nil {
+			return b, err
 		}
-		b = append(b, '}')
+	}
+	return b, nil
+}
+
+// appendMetadata renders an allocation's metadata object, each field
+// omitempty.
+func appendMetadata(b []byte, namespace, name string, interfaces int) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	for _, kv := range [...]struct{ key, val string }{{`"k8sPodNamespace":`, namespace}, {`"k8sPodName":`, name}} {
+		if kv.val == "" {
+			continue
+		}
+		if b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = append(b, kv.key...)
+		if b, err = appendString(b, kv.val); err != nil {
+			return b, err
+		}
+	}
+	if interfaces != 0 {
+		if b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = append(b, `"interfacesCount":`...)
+		b = strconv.AppendInt(b, int64(interfaces), 10)
 	}
 	return append(b, '}'), nil
 }
