@@ -1,0 +1,81 @@
+// Package pluginlog is the CNI plugins' logger: JSON lines in the plugin's
+// log file, opened only when first needed, since a plugin exec that logs
+// nothing should pay no open (bench/README.md, "Where a churn pair's CPU
+// goes").
+package pluginlog
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+)
+
+// Opener opens the log file at path for appending.
+type Opener func(path string) (io.WriteCloser, error)
+
+// File is the log file behind a logger, opened by Open or at the first
+// record, whichever comes first.
+type File struct {
+	path   string
+	opener Opener
+	opts   *slog.HandlerOptions
+	once   sync.Once
+	w      io.Writer
+	c      io.Closer
+}
+
+// New returns a logger at level writing JSON lines to file, or to stderr when
+// file is empty, "stderr" or "stdout": stdout carries the CNI result and must
+// hold nothing else. If open fails the logger falls back to stderr and says
+// why there.
+func New(file, level string, open Opener) (*slog.Logger, *File) {
+	opts := &slog.HandlerOptions{Level: ParseLevel(level)}
+	f := &File{path: file, opener: open, opts: opts}
+	switch strings.ToLower(file) {
+	case "", "stderr", "stdout":
+		f.once.Do(func() { f.w = os.Stderr })
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), f
+	}
+	return slog.New(slog.NewJSONHandler(f, opts)), f
+}
+
+// Open opens the file now if no record has yet.
+func (f *File) Open() {
+	f.once.Do(func() {
+		w, err := f.opener(f.path)
+		if err != nil {
+			f.w = os.Stderr
+			slog.New(slog.NewJSONHandler(os.Stderr, f.opts)).Warn("cannot open plugin log file; logging to stderr", "file", f.path, "error", err)
+			return
+		}
+		f.w, f.c = w, w
+	})
+}
+
+func (f *File) Write(p []byte) (int, error) {
+	f.Open()
+	return f.w.Write(p)
+}
+
+// Close closes the file if it was opened.
+func (f *File) Close() {
+	if f.c != nil {
+		_ = f.c.Close()
+	}
+}
+
+// ParseLevel maps upstream's log level names to slog's; anything else is
+// info.
+func ParseLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug", "trace":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error", "fatal":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
