@@ -61,8 +61,12 @@ func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 		return dup
 	}
 	named := c.named(f)
-	if visit(len(f.Allocations), len(c.prevAllocs), named, f.changes.allocsOrNil(), alloc) ||
-		visit(len(f.Cooling), len(c.prevCool), named, f.changes.coolOrNil(), cool) {
+	var changedAllocs, changedCool []int32
+	if named {
+		changedAllocs, changedCool = f.changes.allocs, f.changes.cool
+	}
+	if visit(len(f.Allocations), len(c.prevAllocs), named, changedAllocs, alloc) ||
+		visit(len(f.Cooling), len(c.prevCool), named, changedCool, cool) {
 		return b, false
 	}
 	for i := len(f.Allocations); i < len(c.prevAllocs); i++ {
@@ -106,20 +110,6 @@ func visit(n, prev int, named bool, changed []int32, at func(int) bool) (dup boo
 func (c *LogCheckpointer) named(f File) bool {
 	ch := f.changes
 	return ch != nil && !ch.all && c.prevSeq != 0 && ch.base == c.prevSeq
-}
-
-func (ch *fileChanges) allocsOrNil() []int32 {
-	if ch == nil {
-		return nil
-	}
-	return ch.allocs
-}
-
-func (ch *fileChanges) coolOrNil() []int32 {
-	if ch == nil {
-		return nil
-	}
-	return ch.cool
 }
 
 // keepPrev copies f's lists for the next diff (Write must not keep f's):
