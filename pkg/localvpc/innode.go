@@ -65,7 +65,10 @@ func (n *Node) execInNode(ctx context.Context, env []string, stdin []byte, argv 
 // node and hold its output open, so that Run never returned. WaitDelay
 // bounds the wait for one that left the group.
 func endGroupOnCancel(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	cmd.Cancel = func() error {
 		if err := unix.Kill(-cmd.Process.Pid, unix.SIGKILL); err != unix.ESRCH {
 			return err
