@@ -240,7 +240,8 @@ func (v *VPC) RestartAgent(ctx context.Context, n *Node, sig syscall.Signal, ext
 // anchor's /proc root: the host-side directory can be longer than the 108
 // bytes a unix socket address may have.
 func (n *Node) SocketPath() string {
-	if n.anchor == nil || n.anchor.Process == nil {
+	pid := n.AnchorPID()
+	if pid == 0 {
 		return n.HostPath(filepath.Join(NodeRunDir, "ipamd.sock"))
 	}
 	// An absolute symlink on the way (/var/run -> /run) would resolve
@@ -249,5 +250,5 @@ func (n *Node) SocketPath() string {
 	if r, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = r
 	}
-	return fmt.Sprintf("/proc/%d/root%s/ipamd.sock", n.anchor.Process.Pid, dir)
+	return fmt.Sprintf("/proc/%d/root%s/ipamd.sock", pid, dir)
 }

@@ -27,10 +27,11 @@ import (
 // never unlocked, so it ends with its goroutine and no other goroutine
 // ever runs in the node.
 func (n *Node) execInNode(ctx context.Context, env []string, stdin []byte, argv ...string) (stdout, stderr []byte, err error) {
-	if n.anchor == nil || n.anchor.Process == nil {
+	pid := n.AnchorPID()
+	if pid == 0 {
 		return nil, nil, fmt.Errorf("node %s: not running", n.ID)
 	}
-	mnt := fmt.Sprintf("/proc/%d/ns/mnt", n.anchor.Process.Pid)
+	mnt := fmt.Sprintf("/proc/%d/ns/mnt", pid)
 	type result struct {
 		stdout, stderr []byte
 		err            error

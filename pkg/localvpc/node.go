@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -49,9 +50,14 @@ type Node struct {
 	NetNS     string     // network namespace path
 	Dir       string     // host-side root of the node's private directories
 
-	log    *slog.Logger
-	anchor *exec.Cmd
-	runID  string // marks every process started in the node (RunEnv)
+	log   *slog.Logger
+	runID string // marks every process started in the node (RunEnv)
+	// The anchor is set once by startAnchor, before the Node is published,
+	// and never cleared: Exec, SocketPath and AnchorPID read it from any
+	// goroutine while another may stop the node, which only sets stopped.
+	anchor    *exec.Cmd
+	anchorPID int
+	stopped   atomic.Bool
 
 	mu    sync.Mutex
 	agent *agentProc
@@ -102,7 +108,7 @@ func (n *Node) startAnchor(ctx context.Context) error {
 	if err := startChild(cmd); err != nil {
 		return fmt.Errorf("node %s: start mount namespace anchor: %w", n.ID, err)
 	}
-	n.anchor = cmd
+	n.anchor, n.anchorPID = cmd, cmd.Process.Pid
 	ready := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -127,12 +133,11 @@ func (n *Node) startAnchor(ctx context.Context) error {
 }
 
 func (n *Node) stopAnchor() {
-	if n.anchor == nil || n.anchor.Process == nil {
+	if n.anchor == nil || !n.stopped.CompareAndSwap(false, true) {
 		return
 	}
 	_ = n.anchor.Process.Kill()
 	_ = n.anchor.Wait()
-	n.anchor = nil
 }
 
 // Command returns a command that runs argv inside the node's network and
@@ -140,7 +145,8 @@ func (n *Node) stopAnchor() {
 // whole environment and dir (inside the node) as its working directory
 // ("" for /).
 func (n *Node) Command(ctx context.Context, env []string, dir string, argv ...string) (*exec.Cmd, error) {
-	if n.anchor == nil || n.anchor.Process == nil {
+	pid := n.AnchorPID()
+	if pid == 0 {
 		return nil, fmt.Errorf("node %s: not running", n.ID)
 	}
 	if len(argv) == 0 {
@@ -149,7 +155,7 @@ func (n *Node) Command(ctx context.Context, env []string, dir string, argv ...st
 	if dir == "" {
 		dir = "/"
 	}
-	args := []string{"--target", fmt.Sprint(n.anchor.Process.Pid), "--mount", "--net", "--wd=" + dir, "--"}
+	args := []string{"--target", fmt.Sprint(pid), "--mount", "--net", "--wd=" + dir, "--"}
 	cmd := exec.CommandContext(ctx, "nsenter", append(args, argv...)...)
 	if env == nil {
 		env = os.Environ()
@@ -281,9 +287,10 @@ func (n *Node) close() error {
 
 // AnchorPID is the pid of the process holding the node's mount namespace:
 // `nsenter --target <pid> --mount --net` enters the node.
+// 0 before the node started and once it is stopped.
 func (n *Node) AnchorPID() int {
-	if n.anchor == nil || n.anchor.Process == nil {
+	if n.stopped.Load() {
 		return 0
 	}
-	return n.anchor.Process.Pid
+	return n.anchorPID
 }
