@@ -95,8 +95,17 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	if _, ok := c.store.ENI(e.ID); ok {
 		return nil
 	}
-	a.tag(ctx, e)
 	primary := e.ID == a.node.primaryENI
+	if !primary && e.InterfaceType != "trunk" && leaving(e.Attachment) {
+		// A free cut short between detach and delete (ipamd killed, then
+		// restarted): the ENI's addresses stop routing when the detach
+		// completes, so none goes to a pod. Its slot stays taken until
+		// retryUnfreed finishes the free.
+		a.log.Info("ENI is detaching; finishing its free instead of adopting it", "eni", e.ID)
+		c.keepUnfreed(e.ID, e.Attachment.DeviceIndex)
+		return nil
+	}
+	a.tag(ctx, e)
 	table := hostcontract.RouteTable(c.index, e.Attachment.DeviceIndex)
 	trunk := e.InterfaceType == "trunk"
 	if !primary {
@@ -146,6 +155,11 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		return c.ensureIPv6Prefix(ctx, e.ID)
 	}
 	return nil
+}
+
+// leaving reports whether EC2 is taking the attachment away.
+func leaving(at *awsutils.Attachment) bool {
+	return at.Status == "detaching" || at.Status == "detached"
 }
 
 // tag gives a managed ENI adopted at start (the primary included, as
