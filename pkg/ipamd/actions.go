@@ -239,7 +239,11 @@ func (c *poolManager) freeENI(ctx context.Context, eniID string) error {
 	if err := c.env.host.TeardownENI(ctx, primaryIP, info.RouteTableID); err != nil {
 		c.env.log.Warn("could not tear down host networking of a freed ENI", "eni", eniID, "err", err)
 	}
-	if err := c.env.ec2.FreeENI(ctx, eniID, c.env.book.attachID(eniID)); err != nil {
+	// Bounded: a detach EC2 leaves pending would otherwise hold the pool
+	// (and the reconcile) for as long as ipamd runs; retryUnfreed finishes.
+	fctx, cancel := context.WithTimeout(ctx, c.env.times.FreeWait)
+	defer cancel()
+	if err := c.env.ec2.FreeENI(fctx, eniID, c.env.book.attachID(eniID)); err != nil {
 		// Maybe still attached: keep its slot taken until retryUnfreed
 		// frees it or reconcile adopts it again.
 		c.keepUnfreed(eniID, info.DeviceNumber)

@@ -279,20 +279,52 @@ func cmpSlice(a, b []string) []string {
 }
 
 // retryUnfreed frees again the ENIs of the card that a free or an undo left
-// behind; one reconcile adopted again is the store's once more.
+// behind; one reconcile adopted again is the store's once more. One
+// describe tells where each stands, so an ENI EC2 still detaches costs
+// that call and no wait: it is deleted on a later cycle.
 func (c *poolManager) retryUnfreed(ctx context.Context) {
+	var ids []string
 	for _, id := range c.unfreedIDs() {
 		if _, ok := c.store.ENI(id); ok {
 			c.forgetUnfreed(id)
 			continue
 		}
-		// No attachment id: an earlier try may have detached it already.
-		if err := c.env.ec2.FreeENI(ctx, id, ""); err != nil {
-			c.env.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", id, "card", c.index, "err", err)
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	enis, vanished, err := c.env.ec2.DescribeENIs(ctx, ids)
+	if err != nil {
+		c.env.log.Warn("could not look at the ENIs ipamd let go of; retrying later", "enis", ids, "card", c.index, "err", err)
+		return
+	}
+	for _, id := range vanished {
+		c.freed(id)
+	}
+	for _, e := range enis {
+		var err error
+		switch {
+		case e.Attachment == nil:
+			err = c.env.ec2.DeleteENI(ctx, e.ID)
+		case leaving(e.Attachment):
+			continue // EC2 is detaching it: delete it once it is done
+		default:
+			fctx, cancel := context.WithTimeout(ctx, c.env.times.FreeWait)
+			err = c.env.ec2.FreeENI(fctx, e.ID, e.Attachment.ID)
+			cancel()
+		}
+		if err != nil {
+			c.env.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", e.ID, "card", c.index, "err", err)
 			continue
 		}
-		c.forgetUnfreed(id)
-		c.env.book.forget(id)
-		c.env.log.Info("ENI freed on retry", "eni", id, "card", c.index)
+		c.freed(e.ID)
 	}
+}
+
+// freed forgets an unfreed ENI that is gone from EC2.
+func (c *poolManager) freed(id string) {
+	c.forgetUnfreed(id)
+	c.env.book.forget(id)
+	c.env.log.Info("ENI freed on retry", "eni", id, "card", c.index)
 }

@@ -36,6 +36,7 @@ type Intervals struct {
 	PendingWait      time.Duration // restored allocations on no known CIDR are dropped after (5 min)
 	SubnetCache      time.Duration // subnet discovery's answer is reused this long, unless a subnet filled (5 min)
 	AttachTime       time.Duration // how long a new ENI takes to bring addresses; sooner cooldown ends serve waiting ADDs instead (2 s)
+	FreeWait         time.Duration // bound on one ENI free (detach, wait, delete); a later pool cycle finishes it (30 s)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -62,6 +63,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.PendingWait, 5*time.Minute)
 	def(&iv.SubnetCache, 5*time.Minute)
 	def(&iv.AttachTime, 2*time.Second)
+	def(&iv.FreeWait, 30*time.Second)
 	return iv
 }
 
