@@ -129,6 +129,11 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 			attached[e.ID] = e
 		}
 	}
+	for _, c := range r.cards.all() {
+		for _, id := range c.dropUnmanagedGone(attached) {
+			r.log.Info("reconcile: an unmanaged ENI is no longer attached; its ENI slot is free again", "eni", id, "card", c.index)
+		}
+	}
 	var errs []error
 	for _, e := range enis {
 		if _, ok := attached[e.ID]; !ok || r.book.isIgnored(e.ID) {
@@ -195,8 +200,9 @@ func (r *reconciler) teardownRemovedENI(ctx context.Context, info datastore.ENII
 // agreesWith reports whether instance metadata shows exactly the managed
 // ENIs and CIDRs the datastores hold (just-released CIDRs aside).
 func (r *reconciler) agreesWith(mds []awsutils.ENIMetadata) bool {
-	seen := map[string]bool{}
+	seen, listed := map[string]bool{}, map[string]bool{}
 	for _, m := range mds {
+		listed[m.ENIID] = true
 		if r.book.isIgnored(m.ENIID) {
 			continue
 		}
@@ -256,8 +262,29 @@ func (r *reconciler) agreesWith(mds []awsutils.ENIMetadata) bool {
 				return false
 			}
 		}
+		for _, id := range c.unmanagedIDs() {
+			if !listed[id] {
+				return false // gone: EC2 says whether its slot is free
+			}
+		}
 	}
 	return true
+}
+
+// dropUnmanagedGone forgets the unmanaged ENIs of the card that are no
+// longer attached (their owner detached them), so their ENI slots and
+// device indexes serve the pool again, and returns their ids.
+func (c *poolManager) dropUnmanagedGone(attached map[string]awsutils.ENI) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var gone []string
+	for id := range c.unmanaged {
+		if _, ok := attached[id]; !ok {
+			delete(c.unmanaged, id)
+			gone = append(gone, id)
+		}
+	}
+	return gone
 }
 
 // reconcileCIDRs makes the store's CIDRs of one ENI match EC2's.
