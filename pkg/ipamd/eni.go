@@ -307,6 +307,16 @@ func (c *poolManager) retryUnfreed(ctx context.Context) {
 		switch {
 		case e.Attachment == nil:
 			err = c.env.ec2.DeleteENI(ctx, e.ID)
+			if err != nil && !awsutils.IsThrottle(err) {
+				// Detached, it takes no ENI slot: holding one for it would
+				// starve the pool at a limit it is not at. The leaked-ENI
+				// sweep deletes it once EC2 lets it (it is ours: tagged).
+				c.env.log.Warn("EC2 refuses to delete a detached ENI; the leaked-ENI sweep deletes it later", "eni", e.ID,
+					"card", c.index, "err", err)
+				c.forgetUnfreed(e.ID)
+				c.env.book.forget(e.ID)
+				continue
+			}
 		case leaving(e.Attachment):
 			continue // EC2 is detaching it: delete it once it is done
 		default:
