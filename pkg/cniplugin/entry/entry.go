@@ -157,9 +157,9 @@ func (d dispatcher) parse() (string, *Args, string, *types.Error) {
 	if cmd == "VERSION" {
 		return cmd, args, "", nil
 	}
-	stdin, err := io.ReadAll(d.stdin)
-	if err != nil {
-		return "", nil, "", types.NewError(types.ErrIOFailure, fmt.Sprintf("error reading from stdin: %v", err), "")
+	stdin, serr := readStdin(d.stdin)
+	if serr != nil {
+		return "", nil, "", serr
 	}
 	args.StdinData = stdin
 	confVersion, verr := validateConfig(stdin)
