@@ -72,6 +72,7 @@ type Funcs struct {
 // environment names, with f, in every CNI spec version. It exits 1 after
 // printing the error as the spec asks.
 func Main(name string, f Funcs) {
+	growStack()
 	d := dispatcher{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, versions: version.All}
 	if e := d.run(f, About(name)); e != nil {
 		if err := e.Print(); err != nil {
