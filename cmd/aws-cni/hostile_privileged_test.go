@@ -176,6 +176,10 @@ func TestPrivilegedBadInputAtTheDoor(t *testing.T) {
 		{"namespace over 253", func(c *call) { c.podNS = strings.Repeat("n", 300) }, types.ErrInvalidNetworkConfig, "CNI_ARGS K8S_POD_NAMESPACE is 300 characters long, at most 253 allowed"},
 		{"mtu out of range", func(c *call) { c.conf = netconf("1.0.0", nil, map[string]any{"mtu": "65536"}) }, types.ErrInvalidNetworkConfig, `netconf mtu "65536" is not an integer in 576-9001`},
 		{"vethPrefix blank", func(c *call) { c.conf = netconf("1.0.0", nil, map[string]any{"vethPrefix": " "}) }, types.ErrInvalidNetworkConfig, `netconf vethPrefix: veth prefix " ": character ' ' is not allowed`},
+		{"empty CNI_CONTAINERID", func(c *call) { c.containerID = "" }, types.ErrInvalidEnvironmentVariables, "required env variables [CNI_CONTAINERID] missing"},
+		// Valid JSON a runtime could send, one unknown key making it
+		// 2 MiB: only its size is wrong.
+		{"stdin over 1 MiB", func(c *call) { c.conf = netconf("1.0.0", nil, map[string]any{"pad": strings.Repeat("x", 2<<20)}) }, types.ErrInvalidNetworkConfig, "stdin (the network configuration) is over 1048576 bytes"},
 	} {
 		call := base
 		c.mod(&call)

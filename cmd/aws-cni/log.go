@@ -16,8 +16,9 @@ import (
 // the logger falls back to stderr and says why.
 func newLogger(file, level string) (log *slog.Logger, open func(), closeFn func()) {
 	log, f := pluginlog.New(file, level, func(path string) (io.WriteCloser, error) {
-		// 0600 and rotated like ipamd's log (docs/compatibility.md,
-		// "ipamd: configuration and environment variables").
+		// 0600 and rotated like ipamd's log, but rotated copies stay
+		// plain: gzip's package inits would run on every exec
+		// (docs/compatibility.md, "Log files").
 		return logfile.Open(path, logfile.Options{})
 	})
 	return log, f.Open, f.Close

@@ -468,3 +468,40 @@ func TestPrivilegedGC(t *testing.T) {
 		t.Errorf("the live pod after GC: seen from %q (%v)", src, err)
 	}
 }
+
+// TestPrivilegedStdinOverTheCap: a runtime hands egress-cni a valid netconf
+// of 2 MiB (one unknown key padding it). ADD and DEL fail with the CNI
+// error naming stdin and its limit, and nothing is wired or allocated.
+func TestPrivilegedStdinOverTheCap(t *testing.T) {
+	tp := newTopo(t)
+	nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, false)
+	pod := testutil.NewNS(t)
+	podBefore := snapshot(t, pod.Path())
+	var entry map[string]any
+	if err := json.Unmarshal([]byte(tp.egressEntry(false, "")), &entry); err != nil {
+		t.Fatal(err)
+	}
+	entry["pad"] = strings.Repeat("x", 2<<20)
+	big, _ := json.Marshal(entry)
+	l := list(t, "1.0.0", loopbackEntry, string(big))
+	rt := runtimeConf("ctr-big", pod.Path())
+	for _, cmd := range []string{"ADD", "DEL"} {
+		err := tp.inNode(func() error {
+			if cmd == "DEL" {
+				return tp.cni(t).DelNetworkList(ctx, l, rt)
+			}
+			_, err := tp.cni(t).AddNetworkList(ctx, l, rt)
+			return err
+		})
+		var ce *types.Error
+		if !errors.As(err, &ce) || ce.Code != types.ErrInvalidNetworkConfig || !strings.Contains(ce.Msg, "stdin (the network configuration) is over 1048576 bytes") {
+			t.Fatalf("%s with a 2 MiB netconf: %v, want code %d naming stdin and its limit", cmd, err, types.ErrInvalidNetworkConfig)
+		}
+		wantLines(t, "pod after "+cmd, snapshot(t, pod.Path()), podBefore)
+		wantLines(t, "node after "+cmd, snapshot(t, tp.node.Path()), nodeBefore)
+		wantLines(t, "nat after "+cmd, tp.nat(t, false), natBefore)
+		if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(held) != 0 {
+			t.Errorf("%s with a 2 MiB netconf holds %v", cmd, held)
+		}
+	}
+}

@@ -42,6 +42,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/logfile"
+	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/pkg/nodeready"
@@ -275,7 +276,7 @@ func newLogger(cfg config.Config) (*slog.Logger, func(), error) {
 	default:
 		// 0600, rotated at 100 MB × 5 gzipped backups, 30 days, as upstream
 		// (docs/compatibility.md, "ipamd: configuration and environment variables").
-		f, err := logfile.Open(cfg.LogFile, logfile.Options{})
+		f, err := logfile.Open(cfg.LogFile, logfile.Options{Compress: gzbackup.Compress})
 		if err != nil {
 			return nil, nil, fmt.Errorf("AWS_VPC_K8S_CNI_LOG_FILE=%q: %w", cfg.LogFile, err)
 		}

@@ -1,19 +1,17 @@
 // Package logfile is the rotating log file of ipamd and the CNI plugins:
-// created 0600, rotated by size, old copies gzipped and pruned by count and
-// age, with upstream's defaults (docs/compatibility.md, "ipamd:
-// configuration and environment variables").
+// created 0600, rotated by size, old copies compressed (when Options.Compress
+// says how: pkg/logfile/gzbackup) and pruned by count and age, with
+// upstream's defaults (docs/compatibility.md, "Log files").
 //
-// It imports only the standard library so the plugin's import graph stays
-// small. Several short-lived plugin processes may append to one file; a
+// It imports only the standard library, and no compression, so the
+// plugin's import graph stays small. Several short-lived plugin processes may append to one file; a
 // process that finds the file already rotated by another reopens the new
 // file instead of rotating again.
 package logfile
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,8 +39,11 @@ type Options struct {
 	MaxSize    int64         // rotate before a write would pass this size
 	MaxBackups int           // rotated copies kept
 	MaxAge     time.Duration // rotated copies older than this are removed
-	NoCompress bool          // keep rotated copies as plain text
-	Now        func() time.Time
+	// Compress writes <backup>.gz from a rotated copy, in the background
+	// after the rotation; the plain copy is removed once it succeeds. Nil
+	// keeps rotated copies as plain text.
+	Compress func(backup string) error
+	Now      func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -187,8 +188,8 @@ func (w *Writer) backupName(t time.Time) string {
 // not fatal to logging and have nowhere better to go than the next backup
 // attempt.
 func (w *Writer) afterRotate(backup string) {
-	if !w.opts.NoCompress {
-		if err := gzipFile(backup); err == nil {
+	if w.opts.Compress != nil {
+		if err := w.opts.Compress(backup); err == nil {
 			_ = os.Remove(backup) // the .gz is complete
 		}
 	}
@@ -256,27 +257,4 @@ func (w *Writer) backupTime(p string) (time.Time, bool) {
 	}
 	t, err := time.Parse(backupTimeFormat, stamp)
 	return t, err == nil
-}
-
-func gzipFile(src string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = in.Close() }() // read-only
-	out, err := os.OpenFile(src+".gz", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, Mode)
-	if err != nil {
-		return err
-	}
-	zw := gzip.NewWriter(out)
-	if _, err = io.Copy(zw, in); err == nil {
-		err = zw.Close()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(src + ".gz") // incomplete; keep the plain backup
-	}
-	return err
 }

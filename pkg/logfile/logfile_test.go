@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 )
 
 // clock is a test clock moving one second per reading, so every rotation
@@ -74,7 +76,7 @@ func TestRotatesAtSize(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ipamd.log")
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	w, err := Open(path, Options{MaxSize: 1000, MaxBackups: 3, Now: c.now})
+	w, err := Open(path, Options{MaxSize: 1000, MaxBackups: 3, Compress: gzbackup.Compress, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +111,47 @@ func TestRotatesAtSize(t *testing.T) {
 	}
 }
 
+// TestRotatedCopyPlainWithoutCompress: with no Options.Compress (the
+// plugins' log) a rotated copy stays plain text, 0600, named
+// <base>-<time>.log.
+func TestRotatedCopyPlainWithoutCompress(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "plugin.log")
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	w, err := Open(path, Options{MaxSize: 1000, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("y", 99) + "\n")
+	for range 15 {
+		if _, err := w.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	backups := w.Backups()
+	if len(backups) != 1 || !strings.HasSuffix(backups[0], ".log") || !strings.HasPrefix(filepath.Base(backups[0]), "plugin-2026-01-01T") {
+		t.Fatalf("backups %v, want one plugin-<time>.log", backups)
+	}
+	got, err := os.ReadFile(backups[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bytes.Repeat(line, 10)) {
+		t.Errorf("backup holds %d bytes, want the first 10 lines as written", len(got))
+	}
+	if fi, _ := os.Stat(backups[0]); fi.Mode().Perm() != 0o600 {
+		t.Errorf("backup mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
 func TestBackupsCappedByCount(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "plugin.log")
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	w, err := Open(path, Options{MaxSize: 10, MaxBackups: 2, NoCompress: true, Now: c.now})
+	w, err := Open(path, Options{MaxSize: 10, MaxBackups: 2, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +228,8 @@ func TestOtherProcessRotated(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "plugin.log")
 	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	a, _ := Open(path, Options{MaxSize: 10, NoCompress: true, Now: c.now})
-	b, _ := Open(path, Options{MaxSize: 10, NoCompress: true, Now: c.now})
+	a, _ := Open(path, Options{MaxSize: 10, Now: c.now})
+	b, _ := Open(path, Options{MaxSize: 10, Now: c.now})
 	mustWrite(t, a, "aaaaaaaa\n")   // 9 bytes in the file
 	mustWrite(t, b, "b\n")          // b sees 0+2 → appends: 11 bytes
 	mustWrite(t, a, "aa\n")         // a: 9+3 > 10 → rotates

@@ -120,6 +120,8 @@ func TestMainAnswersAsTheCNILibrary(t *testing.T) {
 		{"no command", map[string]string{}, conf("1.0.0"), nil},
 		{"unknown command", with("CNI_COMMAND", "FROB"), conf("1.0.0"), nil},
 		{"missing variables", map[string]string{"CNI_COMMAND": "ADD"}, conf("1.0.0"), nil},
+		{"empty container id", with("CNI_CONTAINERID", ""), conf("1.0.0"), nil},
+		{"stdin at the cap", good, padded(conf("1.0.0"), MaxStdin), nil},
 		{"bad container id", with("CNI_CONTAINERID", "-x", "CNI_PATH", ""), conf("1.0.0"), nil},
 		{"container id with a slash", with("CNI_CONTAINERID", "a/b"), conf("1.0.0"), nil},
 		{"long ifname", with("CNI_IFNAME", "eth0123456789012"), conf("1.0.0"), nil},
