@@ -3,7 +3,6 @@ package datastore
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 )
 
@@ -26,10 +25,8 @@ type batch struct {
 	// wanted: a caller waits for this batch, so it is to be written
 	// (even with no change in it: Persist).
 	wanted bool
-	// ready wakes this batch's callers once done (its L is Store.mu);
-	// waiters counts them.
-	ready   sync.Cond
-	waiters int
+	// ready wakes this batch's callers once done (its L is Store.mu).
+	ready sync.Cond
 }
 
 // newBatch returns an empty batch whose callers wait on s.mu.
@@ -68,7 +65,6 @@ func (s *Store) await(b *batch) error {
 		s.writing = true
 		go s.writeLoop()
 	}
-	b.waiters++
 	for !b.done {
 		b.ready.Wait()
 	}
@@ -76,22 +72,15 @@ func (s *Store) await(b *batch) error {
 }
 
 // writeLoop writes batches, one after another, for as long as a caller
-// waits for the open one, then ends. The next batch's write starts once
-// the last one's sync returns and the callers it woke have had this
-// thread, on a goroutine already running: no waiting caller has to be
-// woken and scheduled to start it (bench/README.md, figure 21).
+// waits for the open one, then ends. The next batch's write starts as soon
+// as the last one's sync returns, on a goroutine already running: no
+// waiting caller has to be woken and scheduled to start it, and no
+// caller's own reply waits for it (bench/README.md, figure 21).
 func (s *Store) writeLoop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.open.wanted {
-		if s.write() > 0 {
-			// Let the callers just woken reply before the next write
-			// blocks this thread in the kernel: woken here, they would
-			// otherwise wait for another thread to take them over.
-			s.mu.Unlock()
-			runtime.Gosched()
-			s.mu.Lock()
-		}
+		s.write()
 	}
 	s.writing = false
 }
@@ -103,7 +92,7 @@ func (s *Store) writeLoop() {
 // other change stands (see Unassign) and the store is unpersisted until a
 // write succeeds. Every failure wraps ErrCheckpoint, even from a
 // Checkpointer that does not wrap it itself.
-func (s *Store) write() (woken int) {
+func (s *Store) write() {
 	b := s.open
 	s.open = s.newBatch()
 	// The copies are the writer's while s.writing: Checkpointer.Write
@@ -130,7 +119,6 @@ func (s *Store) write() (woken int) {
 	b.undo = nil
 	b.done, b.err = true, err
 	b.ready.Broadcast()
-	return b.waiters
 }
 
 // undoAssign takes back an assignment whose write failed, unless its key
