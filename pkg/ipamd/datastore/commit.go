@@ -3,6 +3,7 @@ package datastore
 import (
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Group commit: every change to the checkpoint's content joins the open
@@ -24,6 +25,15 @@ type batch struct {
 	// wanted: a caller waits for this batch, so it is to be written
 	// (even with no change in it: Persist).
 	wanted bool
+	// ready wakes this batch's callers once done (its L is Store.mu).
+	ready sync.Cond
+}
+
+// newBatch returns an empty batch whose callers wait on s.mu.
+func (s *Store) newBatch() *batch {
+	b := &batch{}
+	b.ready.L = &s.mu
+	return b
 }
 
 // pendingAssign is an assignment not yet durable: the slot it created and
@@ -56,7 +66,7 @@ func (s *Store) await(b *batch) error {
 		go s.writeLoop()
 	}
 	for !b.done {
-		s.written.Wait()
+		b.ready.Wait()
 	}
 	return b.err
 }
@@ -84,7 +94,7 @@ func (s *Store) writeLoop() {
 // Checkpointer that does not wrap it itself.
 func (s *Store) write() {
 	b := s.open
-	s.open = &batch{}
+	s.open = s.newBatch()
 	// The copies are the writer's while s.writing: Checkpointer.Write
 	// runs without the lock, and writeLoop is the only writer.
 	f := s.snapshot()
@@ -108,7 +118,7 @@ func (s *Store) write() {
 	}
 	b.undo = nil
 	b.done, b.err = true, err
-	s.written.Broadcast()
+	b.ready.Broadcast()
 }
 
 // undoAssign takes back an assignment whose write failed, unless its key

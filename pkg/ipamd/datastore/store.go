@@ -63,11 +63,10 @@ type Store struct {
 
 	// Group commit (commit.go): open collects the changes no write has
 	// taken yet; writing is set while a writer, holding no lock, writes
-	// its copy (snapAllocs, snapCool); written signals its end.
+	// its copy (snapAllocs, snapCool).
 	open       *batch
 	nop        bool // cp is NopCheckpointer: no batch is ever written
 	writing    bool
-	written    sync.Cond
 	snapAllocs []Allocation
 	snapCool   []Cooling
 	// changed is the positions of allocs and cool changed since the last
@@ -115,9 +114,8 @@ func New(o Options) (*Store, error) {
 		lens:     map[lenKey]int{},
 		byKey:    map[Key]*slot{},
 		pending:  map[netip.Addr]*slot{},
-		open:     &batch{},
 	}
-	s.written.L = &s.mu
+	s.open = s.newBatch()
 	if s.now == nil {
 		s.now = time.Now
 	}
