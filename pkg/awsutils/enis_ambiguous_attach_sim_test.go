@@ -53,3 +53,30 @@ func TestAllocateENIWhenTheAttachAnswerIsLost(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateTrunkENIWhenTheAttachAnswerIsLost: the trunk's attach is
+// applied but answered with an error. CreateTrunkENI must not report
+// failure while a trunk it made stays attached to the instance.
+func TestCreateTrunkENIWhenTheAttachAnswerIsLost(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	e := newTestEC2(t, env, func(c *Config) { c.Retry.MaxAttempts = 1 })
+	ctx := testCtx(t)
+	setFaults(t, env.Sim, vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: "AttachNetworkInterface", Code: "InternalError", Count: 1, After: true}}})
+	trunk, err := e.CreateTrunkENI(ctx, TrunkRequest{InstanceID: instanceID, SubnetID: simtest.NodeSubnetID, DeviceIndex: 2})
+	var trunks []vpcsim.ENIView
+	for _, v := range env.Sim.NetworkInterfaces() {
+		if v.InterfaceType == "trunk" {
+			trunks = append(trunks, v)
+		}
+	}
+	if err != nil {
+		if len(trunks) > 0 {
+			t.Fatalf("CreateTrunkENI: %v; yet EC2 has trunk %s attached %+v", err, trunks[0].ID, trunks[0].Attachment)
+		}
+		return
+	}
+	if len(trunks) != 1 || trunks[0].ID != trunk.ID || trunks[0].Attachment == nil || !trunks[0].Attachment.DeleteOnTermination ||
+		trunk.Attachment == nil || trunk.Attachment.Status != "attached" {
+		t.Fatalf("returned trunk %+v; EC2 has %+v, want it attached with delete-on-termination", trunk, trunks)
+	}
+}

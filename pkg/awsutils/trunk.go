@@ -105,9 +105,11 @@ func (e *EC2) CreateTrunkENI(ctx context.Context, req TrunkRequest) (ENI, error)
 	}
 	attID, err := e.AttachENI(ctx, eni.ID, req.InstanceID, req.DeviceIndex, 0)
 	if err != nil {
-		rctx, cancel := rollbackContext(ctx)
-		defer cancel()
-		return ENI{}, errors.Join(err, e.DeleteENI(rctx, eni.ID))
+		att, uerr := e.undoAttach(ctx, eni.ID, req.InstanceID)
+		if att == nil {
+			return ENI{}, errors.Join(err, uerr)
+		}
+		attID = att.ID // EC2 attached it after all: finish the trunk
 	}
 	if err := e.SetDeleteOnTermination(ctx, eni.ID, attID); err != nil {
 		rctx, cancel := rollbackContext(ctx)
