@@ -141,6 +141,9 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	value, err := EncodeAnnotation(made)
 	if err == nil {
 		err = c.annotate(ctx, &pod, value)
+		if err != nil && c.annotated(ctx, nn, uid, value) {
+			err = nil // the patch was applied; only its answer was lost
+		}
 	}
 	if err != nil {
 		c.reg.forget(info.Node, uid)
@@ -235,6 +238,21 @@ func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, value string
 		return fmt.Errorf("annotating pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil
+}
+
+// annotated reports whether the pod (same uid) carries value after an
+// annotate that answered an error: the API server may have applied the
+// patch, and deleting the branches then would leave the annotation naming
+// a deleted ENI, which no later reconcile repairs (an annotated pod is
+// done). A failed read counts as not applied.
+func (c *Controller) annotated(ctx context.Context, nn types.NamespacedName, uid types.UID, value string) bool {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var pod corev1.Pod
+	if err := c.api.Get(rctx, nn, &pod); err != nil {
+		return false
+	}
+	return pod.UID == uid && pod.Annotations[PodENIAnnotation] == value
 }
 
 // release queues a pod's branches for deletion after the cool-down.
