@@ -278,6 +278,18 @@ func (r *registry) deleted(node string, b branch, err error) {
 
 const maxDeleteRetries = 3
 
+// trunkHeld reports whether a node's trunk is trunkID.
+func (r *registry) trunkHeld(trunkID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.trunks {
+		if t.trunkID == trunkID {
+			return true
+		}
+	}
+	return false
+}
+
 // nodes lists the nodes with a trunk.
 func (r *registry) nodes() []string {
 	r.mu.Lock()
