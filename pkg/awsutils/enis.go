@@ -293,7 +293,8 @@ type AllocateENIRequest struct {
 // AllocateENI creates an ENI, attaches it to the instance and sets
 // delete-on-termination. When create or attach fails the ENI is deleted
 // again, so none is left behind; the returned error then joins the cause
-// and any failure of the undo. When only delete-on-termination fails, the
+// and any failure of the undo. An attach that answered an error but that
+// EC2 applied is kept: the ENI is returned as if the attach had answered. When only delete-on-termination fails, the
 // attached ENI is returned with an error wrapping
 // ErrDeleteOnTerminationUnset.
 func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, error) {
@@ -313,16 +314,20 @@ func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, err
 	}
 	attID, err := e.AttachENI(ctx, eni.ID, req.InstanceID, dev, req.NetworkCard)
 	if err != nil {
-		rctx, cancel := rollbackContext(ctx)
-		defer cancel()
-		return ENI{}, errors.Join(err, e.DeleteENI(rctx, eni.ID))
+		att, uerr := e.undoAttach(ctx, eni.ID, req.InstanceID)
+		if att == nil {
+			return ENI{}, errors.Join(err, uerr)
+		}
+		eni.Attachment = att // EC2 attached it after all: the caller keeps it
+	} else {
+		eni.Attachment = &Attachment{
+			ID:          attID,
+			InstanceID:  req.InstanceID,
+			DeviceIndex: dev,
+			NetworkCard: req.NetworkCard,
+		}
 	}
-	eni.Attachment = &Attachment{
-		ID:          attID,
-		InstanceID:  req.InstanceID,
-		DeviceIndex: dev,
-		NetworkCard: req.NetworkCard,
-	}
+	attID = eni.Attachment.ID
 	if err := e.SetDeleteOnTermination(ctx, eni.ID, attID); err != nil {
 		// The ENI is attached and usable: undoing it would cost a detach, a
 		// wait and a delete that can fail as well (leaving an attached ENI
@@ -332,6 +337,40 @@ func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, err
 	}
 	eni.Attachment.DeleteOnTermination = true
 	return eni, nil
+}
+
+// undoAttach rolls back an ENI whose attach answered an error. Mostly EC2
+// refused and one delete does it. But EC2 may have applied the attach and
+// lost the answer (a timeout, a reset, a 5xx whose retry then hears InUse):
+// the delete answers InUse, and one describe tells. An ENI attached to
+// instanceID is kept and its attachment returned, so no attached ENI is
+// left that the caller does not know of (holding an ENI slot and a device
+// index the caller would count free). Any other attachment (one still
+// detaching, say) is freed: detach, bounded wait, delete.
+func (e *EC2) undoAttach(ctx context.Context, eniID, instanceID string) (*Attachment, error) {
+	rctx, cancel := rollbackContext(ctx)
+	defer cancel()
+	err := e.DeleteENI(rctx, eniID)
+	if Code(err) != CodeENIInUse {
+		return nil, err
+	}
+	cur, derr := e.DescribeENI(rctx, eniID)
+	switch {
+	case Code(derr) == CodeENINotFound:
+		return nil, nil
+	case derr != nil:
+		return nil, errors.Join(err, derr)
+	case cur.Attachment != nil && cur.Attachment.InstanceID == instanceID &&
+		(cur.Attachment.Status == string(types.AttachmentStatusAttached) || cur.Attachment.Status == string(types.AttachmentStatusAttaching)):
+		return cur.Attachment, nil
+	}
+	switch {
+	case cur.Attachment == nil:
+		return nil, e.DeleteENI(rctx, eniID)
+	case cur.Attachment.Status == string(types.AttachmentStatusDetaching):
+		return nil, e.deleteDetached(rctx, eniID)
+	}
+	return nil, e.FreeENI(rctx, eniID, cur.Attachment.ID)
 }
 
 // ErrDeleteOnTerminationUnset is returned (wrapped) by AllocateENI together

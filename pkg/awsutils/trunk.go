@@ -105,9 +105,11 @@ func (e *EC2) CreateTrunkENI(ctx context.Context, req TrunkRequest) (ENI, error)
 	}
 	attID, err := e.AttachENI(ctx, eni.ID, req.InstanceID, req.DeviceIndex, 0)
 	if err != nil {
-		rctx, cancel := rollbackContext(ctx)
-		defer cancel()
-		return ENI{}, errors.Join(err, e.DeleteENI(rctx, eni.ID))
+		att, uerr := e.undoAttach(ctx, eni.ID, req.InstanceID)
+		if att == nil {
+			return ENI{}, errors.Join(err, uerr)
+		}
+		attID = att.ID // EC2 attached it after all: finish the trunk
 	}
 	if err := e.SetDeleteOnTermination(ctx, eni.ID, attID); err != nil {
 		rctx, cancel := rollbackContext(ctx)
@@ -206,15 +208,38 @@ func (e *EC2) DisassociateBranch(ctx context.Context, associationID string) erro
 
 // BranchENIs lists the branch ENIs tagged with trunkID (every page).
 func (e *EC2) BranchENIs(ctx context.Context, trunkID string) ([]ENI, error) {
+	out, err := e.describeAll(ctx, []types.Filter{{Name: aws.String("tag:" + TagTrunkENIID), Values: []string{trunkID}}})
+	if err != nil {
+		return nil, fmt.Errorf("listing the branch ENIs of trunk %s: %w", trunkID, err)
+	}
+	return out, nil
+}
+
+// InstanceBranchENIs lists the branch ENIs tagged with instanceID (every
+// page), whatever their trunk: after the node is gone its trunk may be
+// gone too.
+func (e *EC2) InstanceBranchENIs(ctx context.Context, instanceID string) ([]ENI, error) {
+	out, err := e.describeAll(ctx, []types.Filter{
+		{Name: aws.String("tag:" + TagInstanceID), Values: []string{instanceID}},
+		{Name: aws.String("description"), Values: []string{BranchDescription}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the branch ENIs of instance %s: %w", instanceID, err)
+	}
+	return out, nil
+}
+
+// describeAll describes the ENIs matching filters, every page.
+func (e *EC2) describeAll(ctx context.Context, filters []types.Filter) ([]ENI, error) {
 	p := ec2.NewDescribeNetworkInterfacesPaginator(e.api, &ec2.DescribeNetworkInterfacesInput{
-		Filters:    []types.Filter{{Name: aws.String("tag:" + TagTrunkENIID), Values: []string{trunkID}}},
+		Filters:    filters,
 		MaxResults: aws.Int32(1000),
 	})
 	var out []ENI
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("listing the branch ENIs of trunk %s: %w", trunkID, err)
+			return nil, err
 		}
 		for _, ni := range page.NetworkInterfaces {
 			eni, err := parseENI(ni)

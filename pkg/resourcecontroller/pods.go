@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -128,7 +129,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	made, err := c.makeBranches(ctx, info, vlans, groups)
 	observeOp(opCreateBranch, len(vlans), start, err)
 	if err != nil {
-		c.reg.unreserve(info.Node, vlans)
+		c.rollback(ctx, info.Node, vlans, made)
 		// One event per distinct EC2 code, not per retry (messages carry
 		// request ids).
 		if code := awsutils.Code(err); code == "" || c.warned.first(string(uid), "ec2:"+code) {
@@ -140,11 +141,13 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	value, err := EncodeAnnotation(made)
 	if err == nil {
 		err = c.annotate(ctx, &pod, value)
+		if err != nil && c.annotated(ctx, nn, uid, value) {
+			err = nil // the patch was applied; only its answer was lost
+		}
 	}
 	if err != nil {
 		c.reg.forget(info.Node, uid)
-		c.rollback(ctx, made)
-		c.reg.unreserve(info.Node, vlans)
+		c.rollback(ctx, info.Node, vlans, made)
 		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAnnotationFailed, "failed to annotate pod with branch ENI details: %v", err)
 		return reconcile.Result{}, err
 	}
@@ -153,8 +156,9 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	return reconcile.Result{}, nil
 }
 
-// makeBranches creates and associates one branch per VLAN. On failure the
-// branches already made are deleted before it returns.
+// makeBranches creates and associates one branch per VLAN. On failure it
+// returns the branches already made with the error; undoing them is the
+// caller's (rollback).
 func (c *Controller) makeBranches(ctx context.Context, info TrunkInfo, vlans []int, groups []string) ([]BranchENI, error) {
 	var made []BranchENI
 	for _, vlan := range vlans {
@@ -163,8 +167,7 @@ func (c *Controller) makeBranches(ctx context.Context, info TrunkInfo, vlans []i
 			SubnetID: info.SubnetID, SecurityGroups: groups, ClusterName: c.cfg.ClusterName,
 		})
 		if err != nil {
-			c.rollback(ctx, made)
-			return nil, err
+			return made, err
 		}
 		b := BranchENI{ENIID: eni.ID, MAC: eni.MAC, VlanID: vlan, SubnetCIDR: info.SubnetCIDR}
 		if eni.PrivateIPv4.IsValid() {
@@ -176,24 +179,34 @@ func (c *Controller) makeBranches(ctx context.Context, info TrunkInfo, vlans []i
 		made = append(made, b)
 		assoc, err := c.ec2.AssociateBranch(ctx, eni.ID, info.TrunkID, vlan)
 		if err != nil {
-			c.rollback(ctx, made)
-			return nil, err
+			return made, err // its association may have been applied though the answer was lost
 		}
 		made[len(made)-1].AssociationID = assoc
 	}
 	return made, nil
 }
 
-// rollback deletes branches made for a request that failed. A failure is
-// logged: GC finds the branch by its trunk tag later.
-func (c *Controller) rollback(ctx context.Context, made []BranchENI) {
+// rollback deletes the branches made for a request that failed and frees
+// the request's VLANs. A branch whose delete fails may still be associated
+// on its VLAN (an association EC2 applied but whose answer was lost), so
+// its VLAN stays taken: the branch goes to the front of the node's delete
+// queue, and its VLAN is freed once the delete succeeds. Freeing it now
+// would hand the VLAN to the next branch, whose association EC2 refuses
+// until the leak GC deletes the stranded one.
+func (c *Controller) rollback(ctx context.Context, node string, vlans []int, made []BranchENI) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	var stranded []BranchENI
 	for _, b := range made {
 		if err := c.deleteBranch(rctx, b); err != nil {
-			c.cfg.Log.Warn("rolling back a branch ENI failed; GC will retry", "eni", b.ENIID, "err", err)
+			c.cfg.Log.Warn("rolling back a branch ENI failed; queued for deletion", "node", node, "eni", b.ENIID, "vlan", b.VlanID, "err", err)
+			stranded = append(stranded, b)
 		}
 	}
+	c.reg.requeue(node, stranded)
+	c.reg.unreserve(node, slices.DeleteFunc(slices.Clone(vlans), func(v int) bool {
+		return slices.ContainsFunc(stranded, func(b BranchENI) bool { return b.VlanID == v })
+	}))
 }
 
 // deleteBranch disassociates (when the association is known) and deletes.
@@ -225,6 +238,21 @@ func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, value string
 		return fmt.Errorf("annotating pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil
+}
+
+// annotated reports whether the pod (same uid) carries value after an
+// annotate that answered an error: the API server may have applied the
+// patch, and deleting the branches then would leave the annotation naming
+// a deleted ENI, which no later reconcile repairs (an annotated pod is
+// done). A failed read counts as not applied.
+func (c *Controller) annotated(ctx context.Context, nn types.NamespacedName, uid types.UID, value string) bool {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var pod corev1.Pod
+	if err := c.api.Get(rctx, nn, &pod); err != nil {
+		return false
+	}
+	return pod.UID == uid && pod.Annotations[PodENIAnnotation] == value
 }
 
 // release queues a pod's branches for deletion after the cool-down.

@@ -137,6 +137,23 @@ func (r *registry) unreserve(node string, vlans []int) {
 	}
 }
 
+// requeue puts branches whose rollback delete failed at the front of the
+// delete queue, due at once; their VLANs stay taken until deleted.
+func (r *registry) requeue(node string, bs []BranchENI) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok || len(bs) == 0 {
+		return
+	}
+	front := make([]branch, 0, len(bs))
+	for _, b := range bs {
+		delete(t.inflight, b.VlanID)
+		front = append(front, branch{BranchENI: b})
+	}
+	t.cooling = slices.Insert(t.cooling, 0, front...)
+}
+
 // record stores a pod's new branches (their VLANs stop being in flight).
 func (r *registry) record(node string, uid types.UID, key string, bs []BranchENI) {
 	r.mu.Lock()
@@ -260,6 +277,18 @@ func (r *registry) deleted(node string, b branch, err error) {
 }
 
 const maxDeleteRetries = 3
+
+// trunkHeld reports whether a node's trunk is trunkID.
+func (r *registry) trunkHeld(trunkID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.trunks {
+		if t.trunkID == trunkID {
+			return true
+		}
+	}
+	return false
+}
 
 // nodes lists the nodes with a trunk.
 func (r *registry) nodes() []string {

@@ -169,8 +169,9 @@ func (s *Sim) call(action string, fn actionFunc, p *params) (any, error) {
 	if !s.lim.take(throttleClass(action, isFiltered(p))) {
 		return nil, apiErr("RequestLimitExceeded", "Request limit exceeded.")
 	}
-	if e := s.inj.check(action); e != nil {
-		return nil, e
+	inject, after := s.inj.check(action)
+	if inject != nil && !after {
+		return nil, inject
 	}
 	if d := s.inj.latency(action); d > 0 {
 		// EC2 carries out a request it has received even when the caller
@@ -184,6 +185,9 @@ func (s *Sim) call(action string, fn actionFunc, p *params) (any, error) {
 	body, err := fn(s, p)
 	if err == nil && p.err != nil {
 		err = p.err
+	}
+	if inject != nil {
+		return nil, inject // applied (or refused), but the caller hears only this
 	}
 	return body, err
 }

@@ -66,6 +66,9 @@ type ErrorRule struct {
 	Message string  `json:"message,omitempty"`
 	Rate    float64 `json:"rate,omitempty"`
 	Count   int     `json:"count,omitempty"`
+	// After carries the action out before answering Code: the caller sees
+	// an error for a call EC2 applied (a lost or failed response).
+	After bool `json:"after,omitempty"`
 }
 
 // Throttle configures EC2's request token buckets.
@@ -164,12 +167,13 @@ func (in *injector) latency(action string) time.Duration {
 	return time.Duration(in.f.Latency["*"])
 }
 
-// check returns the error to inject into this call, if any.
-func (in *injector) check(action string) *APIError {
+// check returns the error to inject into this call, if any, and whether
+// the action is to be carried out first (ErrorRule.After).
+func (in *injector) check(action string) (e *APIError, after bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.deny[action] || in.deny["*"] {
-		return apiErr("UnauthorizedOperation", "You are not authorized to perform this operation. User is not authorized to perform: ec2:%s", action)
+		return apiErr("UnauthorizedOperation", "You are not authorized to perform this operation. User is not authorized to perform: ec2:%s", action), false
 	}
 	for i, r := range in.f.Errors {
 		if r.Action != action && r.Action != "*" {
@@ -186,7 +190,7 @@ func (in *injector) check(action string) *APIError {
 		if msg == "" {
 			msg = "Injected fault (vpcsim)."
 		}
-		return &APIError{Code: r.Code, Message: msg}
+		return &APIError{Code: r.Code, Message: msg}, r.After
 	}
-	return nil
+	return nil, false
 }

@@ -1,0 +1,53 @@
+package resourcecontroller
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+)
+
+// TestKubeNodeDeletedWhileControllerDownLeavesNoBranch: a node with a
+// branch pod is deleted while the controller is down (its CNINode waits on
+// the finalizer). The restarted controller never had the node's trunk in
+// memory; it must still delete the node's branch ENIs before it lets the
+// CNINode go, or nothing ever deletes them.
+func TestKubeNodeDeletedWhileControllerDownLeavesNoBranch(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-gone", inst1, nil)
+	h.declareSGP("rc-gone")
+	h.waitCapacity("rc-gone", 9)
+	if _, err := h.createPod("p", "rc-gone", map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAnnotation("p")
+	h.stop()
+	ctx := context.Background()
+	if err := h.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rc-gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	// What the garbage collector does for the Node's owned CNINode (the
+	// test API server runs no controller manager).
+	if err := h.admin.Delete(ctx, &k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: "rc-gone"}}); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, h)
+	waitFor(t, 30*time.Second, "the deleted node's CNINode released", func() (bool, string) {
+		cn := &k8s.CNINode{}
+		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-gone"}, cn)
+		return apierrors.IsNotFound(err), fmt.Sprint(err, cn.Finalizers)
+	})
+	waitFor(t, 30*time.Second, "the deleted node's branch ENIs deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return len(ids) == 0, fmt.Sprint(ids)
+	})
+}
