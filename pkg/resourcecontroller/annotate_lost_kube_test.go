@@ -27,10 +27,38 @@ import (
 // controller deleted: after the retry, the annotated ENI exists and is
 // associated with the trunk on the annotated VLAN.
 func TestKubeAnnotationAppliedButAnswerLost(t *testing.T) {
+	annotateAnswerLost(t, true, false)
+}
+
+// TestKubeAnnotationAnswerLostAndUnconfirmed: as above, but the read that
+// would tell whether the patch was applied fails too (the API server is
+// unreachable for a moment), whether or not the patch was applied. The
+// branch must be neither deleted under an annotation nor left unannotated:
+// after the retries the pod is annotated with a live, associated branch.
+func TestKubeAnnotationAnswerLostAndUnconfirmed(t *testing.T) {
+	for _, applied := range []bool{true, false} {
+		t.Run(fmt.Sprint("applied=", applied), func(t *testing.T) { annotateAnswerLost(t, applied, true) })
+	}
+}
+
+type flakyReader struct {
+	client.Reader
+	fail *atomic.Bool
+}
+
+func (r flakyReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if r.fail.CompareAndSwap(true, false) {
+		return errors.New("dial tcp: connection refused")
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+func annotateAnswerLost(t *testing.T, applied, confirmFails bool) {
 	w := newWorld(t)
 	env, admin := kubeAdmin(t)
 	ctx := context.Background()
 	ns := fmt.Sprintf("annotate-lost-%d", harnesses.Add(1))
+	node := "rc-" + ns
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
@@ -47,22 +75,28 @@ func TestKubeAnnotationAppliedButAnswerLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	var lost atomic.Int32
+	var failGet atomic.Bool
 	c, err := New(Config{ClusterName: "test", Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}, w.ec2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.c = interceptor.NewClient(direct, interceptor.Funcs{
 		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			if err := cl.Patch(ctx, obj, patch, opts...); err != nil {
-				return err
+			_, pod := obj.(*corev1.Pod)
+			first := pod && lost.Add(1) == 1
+			if !first || applied {
+				if err := cl.Patch(ctx, obj, patch, opts...); err != nil {
+					return err
+				}
 			}
-			if _, ok := obj.(*corev1.Pod); ok && lost.Add(1) == 1 {
-				return errors.New("http2: client connection lost") // applied, answer lost
+			if first {
+				failGet.Store(confirmFails)
+				return errors.New("http2: client connection lost") // applied or not: the answer is lost
 			}
 			return nil
 		},
 	})
-	c.api = direct
+	c.api = flakyReader{Reader: direct, fail: &failGet}
 	c.rec = recorder{c: c.c, log: c.cfg.Log}
 
 	trunk, err := w.ec2.CreateTrunkENI(ctx, awsutils.TrunkRequest{InstanceID: inst1, SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}, ClusterName: "test", DeviceIndex: 2})
@@ -70,18 +104,18 @@ func TestKubeAnnotationAppliedButAnswerLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := newTrunk()
-	tr.node, tr.instanceID, tr.trunkID = "rc-lost", inst1, trunk.ID
+	tr.node, tr.instanceID, tr.trunkID = node, inst1, trunk.ID
 	tr.subnetID, tr.subnetCIDR, tr.groups, tr.limit = simtest.NodeSubnetID, "10.0.0.0/16", []string{sgNode}, 9
 	c.reg.put(tr)
 
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "lost", Namespace: ns},
-		Spec: corev1.PodSpec{NodeName: "rc-lost", Containers: []corev1.Container{{Name: "c", Image: "none",
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "none",
 			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{PodENIResource: resourceOne()}, Limits: corev1.ResourceList{PodENIResource: resourceOne()}}}}}}
 	if err := admin.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "lost"}}
-	for i := 0; i < 3; i++ { // the first answer is lost; the requeues follow
+	for i := 0; i < 5; i++ { // the first answer is lost; the requeues follow
 		if _, err := c.reconcilePod(ctx, req); err == nil {
 			break
 		}

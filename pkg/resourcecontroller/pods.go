@@ -66,8 +66,11 @@ func (c *Controller) reconcilePod(ctx context.Context, req reconcile.Request) (r
 		c.release(podRef{node: node, uid: pod.UID}, key)
 		return reconcile.Result{}, nil
 	}
-	if pod.DeletionTimestamp != nil || pod.Annotations[PodENIAnnotation] != "" || c.reg.holds(node, pod.UID) {
+	if pod.DeletionTimestamp != nil || pod.Annotations[PodENIAnnotation] != "" {
 		return reconcile.Result{}, nil
+	}
+	if c.reg.holds(node, pod.UID) {
+		return reconcile.Result{}, c.reannotate(ctx, &pod, node)
 	}
 	info, ok := c.reg.info(node)
 	if !ok {
@@ -141,8 +144,18 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	value, err := EncodeAnnotation(made)
 	if err == nil {
 		err = c.annotate(ctx, &pod, value)
-		if err != nil && c.annotated(ctx, nn, uid, value) {
-			err = nil // the patch was applied; only its answer was lost
+		if err != nil {
+			switch applied, known := c.annotated(ctx, nn, uid, value); {
+			case applied:
+				err = nil // only the answer was lost
+			case !known:
+				// It may be applied: deleting the branches could leave the
+				// annotation naming a deleted ENI. They stay the pod's; its
+				// next reconcile writes the annotation again (or releases
+				// them if the pod is gone).
+				c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAnnotationFailed, "failed to annotate pod with branch ENI details: %v", err)
+				return reconcile.Result{}, err
+			}
 		}
 	}
 	if err != nil {
@@ -240,19 +253,32 @@ func (c *Controller) annotate(ctx context.Context, pod *corev1.Pod, value string
 	return nil
 }
 
-// annotated reports whether the pod (same uid) carries value after an
-// annotate that answered an error: the API server may have applied the
-// patch, and deleting the branches then would leave the annotation naming
-// a deleted ENI, which no later reconcile repairs (an annotated pod is
-// done). A failed read counts as not applied.
-func (c *Controller) annotated(ctx context.Context, nn types.NamespacedName, uid types.UID, value string) bool {
+// annotated tells, after an annotate that answered an error, whether the
+// pod (same uid) carries value: the API server may have applied the patch,
+// and deleting the branches then would leave the annotation naming a
+// deleted ENI. known is false when the read fails.
+func (c *Controller) annotated(ctx context.Context, nn types.NamespacedName, uid types.UID, value string) (applied, known bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var pod corev1.Pod
 	if err := c.api.Get(rctx, nn, &pod); err != nil {
-		return false
+		return false, apierrors.IsNotFound(err)
 	}
-	return pod.UID == uid && pod.Annotations[PodENIAnnotation] == value
+	return pod.UID == uid && pod.Annotations[PodENIAnnotation] == value, true
+}
+
+// reannotate writes the annotation of branches a pod already holds: an
+// earlier annotate answered an error and could not be confirmed.
+func (c *Controller) reannotate(ctx context.Context, pod *corev1.Pod, node string) error {
+	value, err := EncodeAnnotation(c.reg.held(node, pod.UID))
+	if err != nil {
+		return err
+	}
+	if err := c.annotate(ctx, pod, value); err != nil {
+		return err
+	}
+	c.rec.event(ctx, pod, "Pod", corev1.EventTypeNormal, ReasonResourceAllocated, "Allocated %s to the pod", value)
+	return nil
 }
 
 // release queues a pod's branches for deletion after the cool-down.

@@ -92,6 +92,21 @@ func (r *registry) holds(node string, uid types.UID) bool {
 	return ok && len(t.pods[uid]) > 0
 }
 
+// held returns the branches uid holds on node.
+func (r *registry) held(node string, uid types.UID) []BranchENI {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return nil
+	}
+	out := make([]BranchENI, 0, len(t.pods[uid]))
+	for _, b := range t.pods[uid] {
+		out = append(out, b.BranchENI)
+	}
+	return out
+}
+
 // reserve takes n VLAN ids for a pod, or fails with ErrAtCapacity when the
 // branches in use, cooling and being made would pass the limit.
 func (r *registry) reserve(node string, n int) ([]int, error) {

@@ -20,6 +20,7 @@ func (s *Sim) createNetworkInterface(p *params) (any, error) {
 		IPv6PrefixCount: p.int("Ipv6PrefixCount"),
 		IPv6Prefixes:    p.prefixes("Ipv6Prefix", p.members("Ipv6Prefix", "Ipv6Prefix"), false),
 		Tags:            p.tagSpecs("network-interface"),
+		ClientToken:     p.str("ClientToken"),
 	}
 	if v := p.str("PrivateIpAddress"); v != "" {
 		if a := p.addrs("PrivateIpAddress", []string{v}, true); len(a) == 1 {

@@ -30,6 +30,9 @@ type createENIReq struct {
 	IPv6PrefixCount int
 	IPv6Prefixes    []netip.Prefix
 	Tags            map[string]string
+	// ClientToken makes the call idempotent: a retry with the same token
+	// answers the ENI the first call made (while it exists).
+	ClientToken string
 }
 
 func (w *world) eni(id string) (*eni, error) {
@@ -94,6 +97,17 @@ func (w *world) resolveGroups(vpcID string, ids []string) ([]string, error) {
 }
 
 func (w *world) createENI(r createENIReq) (*eni, error) {
+	if r.ClientToken != "" {
+		for _, e := range w.enis {
+			if e.token != r.ClientToken {
+				continue
+			}
+			if e.subnetID != r.SubnetID {
+				return nil, apiErr("IdempotentParameterMismatch", "The client token %s was already used with different parameters.", r.ClientToken)
+			}
+			return e, nil
+		}
+	}
 	sn, err := w.subnet(r.SubnetID)
 	if err != nil {
 		return nil, err
@@ -132,6 +146,7 @@ func (w *world) createENI(r createENIReq) (*eni, error) {
 	e := &eni{
 		id: id, subnetID: sn.id, vpcID: sn.vpcID, az: sn.az, description: r.Description,
 		interfaceType: r.InterfaceType, mac: w.newMAC(), groups: groups, tags: copyTags(r.Tags),
+		token: r.ClientToken,
 	}
 	tx := &undo{}
 	if r.PrimaryIP.IsValid() {

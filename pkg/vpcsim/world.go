@@ -82,6 +82,7 @@ type instance struct {
 
 type eni struct {
 	id            string
+	token         string // CreateNetworkInterface's ClientToken, if any
 	subnetID      string
 	vpcID         string
 	az            string
