@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -41,6 +42,15 @@ func TestPrivilegedHostileRuntime(t *testing.T) {
 	conf := netconf("1.0.0", nil, map[string]any{"pluginLogFile": logFile})
 	podB := call{command: "ADD", containerID: "ctr-b", netns: nsB.Path(), ifName: "eth0", podName: "b", podNS: "default", conf: conf, ipamd: ipamd.socket}
 	n.run(t, podB).mustSucceed(t, "ADD pod b")
+	// The kernel finishes the veth after ADD returns (carrier, then the
+	// IPv6 link-local address and its DAD): snapshot it settled, or that
+	// shows as a change the hostile calls made.
+	if err := podnettest.WaitIPv6Ready(context.Background(), n.ns.Path(), vethname.HostVethName("eni", "default", "b", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := podnettest.WaitIPv6Ready(context.Background(), nsB.Path(), "eth0"); err != nil {
+		t.Fatal(err)
+	}
 
 	nodeBefore, bBefore := fullState(t, n.ns.Path()), fullState(t, nsB.Path())
 	same := func(t *testing.T, what string) {
