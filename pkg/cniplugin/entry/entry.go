@@ -72,13 +72,6 @@ type Funcs struct {
 // environment names, with f, in every CNI spec version. It exits 1 after
 // printing the error as the spec asks.
 func Main(name string, f Funcs) {
-	// One P: a plugin runs one goroutine at a time (the pod-namespace
-	// switch's goroutine runs while main waits for it), so more Ps only put
-	// idle threads to spin and to wake in the netpoller at every socket the
-	// wiring opens. ADD, 4 x 100 under perf stat: 156 -> 115 context
-	// switches, task-clock 14.3 -> 13.5 ms, though 22 more page faults
-	// (bench/README.md, figure 1).
-	runtime.GOMAXPROCS(1)
 	growStack()
 	d := dispatcher{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, versions: version.All}
 	if e := d.run(f, About(name)); e != nil {
