@@ -6,6 +6,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/pluginlog"
 	"github.com/vpc-cni/vpc-cni/pkg/logfile"
+	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 )
 
 // newLogger returns the plugin's logger: JSON lines appended to pluginLogFile,
@@ -16,10 +17,9 @@ import (
 // the logger falls back to stderr and says why.
 func newLogger(file, level string) (log *slog.Logger, open func(), closeFn func()) {
 	log, f := pluginlog.New(file, level, func(path string) (io.WriteCloser, error) {
-		// 0600 and rotated like ipamd's log, but rotated copies stay
-		// plain: gzip's package inits would run on every exec
-		// (docs/compatibility.md, "Log files").
-		return logfile.Open(path, logfile.Options{})
+		// 0600, rotated and gzipped like ipamd's log, as upstream's
+		// plugin does (docs/compatibility.md, "Log files").
+		return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress})
 	})
 	return log, f.Open, f.Close
 }

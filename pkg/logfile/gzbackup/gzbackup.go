@@ -1,8 +1,7 @@
 // Package gzbackup compresses a rotated log file, for pkg/logfile's
-// Options.Compress. It is apart from pkg/logfile so that the CNI plugins,
-// which rotate their log without compressing it, link no compress/flate or
-// hash/crc32 (their package inits run on every exec; bench/README.md,
-// figure 1).
+// Options.Compress (ipamd's and aws-cni's rotated copies are gzipped, as
+// upstream's are). It is apart from pkg/logfile so that a binary that
+// rotates without compressing links no compress/flate or hash/crc32.
 package gzbackup
 
 import (
