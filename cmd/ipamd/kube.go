@@ -36,7 +36,8 @@ func (k kube) Pod(ctx context.Context, namespace, name string) (ipamd.PodInfo, e
 	if err != nil {
 		return ipamd.PodInfo{}, err
 	}
-	info := ipamd.PodInfo{Found: true, UID: string(p.UID), BranchAnnotation: p.Annotations[ipamd.PodENIAnnotation]}
+	info := ipamd.PodInfo{Found: true, UID: string(p.UID), BranchAnnotation: p.Annotations[ipamd.PodENIAnnotation],
+		Deleting: p.DeletionTimestamp != nil}
 	if len(p.Spec.Containers) > 0 {
 		for res := range p.Spec.Containers[0].Resources.Limits {
 			if strings.HasPrefix(string(res), ipamd.PodENIResource) {

@@ -33,6 +33,9 @@ type PodInfo struct {
 	WantsBranchENI bool
 	// BranchAnnotation is the raw vpc.amazonaws.com/pod-eni annotation.
 	BranchAnnotation string
+	// Deleting: the pod has a deletionTimestamp. An ADD that finds such a
+	// pod sees an earlier pod of the same name, not its own.
+	Deleting bool
 }
 
 // BranchENI is one element of the pod-eni annotation (upstream's JSON).
@@ -111,6 +114,13 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 	}
 	if !pod.Found {
 		return nil, true, status.Errorf(codes.FailedPrecondition, "ENABLE_POD_ENI: pod %s/%s not found", req.GetK8SPodNamespace(), req.GetK8SPodName())
+	}
+	if pod.Deleting {
+		// The cache still holds an earlier pod of this name (the ADD carries
+		// no UID): its branch is about to be deleted. Wait for our own pod.
+		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+			return nil, true, err
+		}
 	}
 	if !pod.WantsBranchENI {
 		return nil, false, nil

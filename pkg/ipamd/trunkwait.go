@@ -129,10 +129,39 @@ func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name s
 		case <-t.C:
 		}
 		pod, err := b.kube.get().Pod(ctx, namespace, name)
-		if err != nil || !pod.Found {
+		if err != nil || !pod.Found || pod.Deleting {
 			continue
 		}
 		if pod.BranchAnnotation != "" {
+			return pod, nil
+		}
+	}
+}
+
+// waitLivePod waits, within the ADD's deadline, for the node's pod cache
+// to hold a pod of this name that is not being deleted: after a delete and
+// a re-create under the same name (a StatefulSet) the cache may still show
+// the earlier pod, whose branch ENI the resource controller deletes.
+func (b *branchWait) waitLivePod(ctx context.Context, namespace, name string) (PodInfo, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, branchAnnotationWait)
+		defer cancel()
+	}
+	start := time.Now()
+	t := time.NewTicker(branchAnnotationPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return PodInfo{}, status.Errorf(codes.DeadlineExceeded,
+				"pod %s/%s: ipamd's pod cache still holds an earlier pod of that name being deleted (deletionTimestamp set) after %s; "+
+					"its %s annotation names a branch ENI that is about to be deleted, so the new pod is not wired to it",
+				namespace, name, time.Since(start).Round(time.Millisecond), PodENIAnnotation)
+		case <-t.C:
+		}
+		pod, err := b.kube.get().Pod(ctx, namespace, name)
+		if err == nil && pod.Found && !pod.Deleting {
 			return pod, nil
 		}
 	}
