@@ -229,6 +229,20 @@ func (e *EC2) InstanceBranchENIs(ctx context.Context, instanceID string) ([]ENI,
 	return out, nil
 }
 
+// InstanceTrunkENIs lists the trunk ENIs tagged with instanceID (every
+// page), attached or not: a create whose answer was lost leaves one
+// available.
+func (e *EC2) InstanceTrunkENIs(ctx context.Context, instanceID string) ([]ENI, error) {
+	out, err := e.describeAll(ctx, []types.Filter{
+		{Name: aws.String("tag:" + TagInstanceID), Values: []string{instanceID}},
+		{Name: aws.String("description"), Values: []string{TrunkDescription}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the trunk ENIs of instance %s: %w", instanceID, err)
+	}
+	return out, nil
+}
+
 // describeAll describes the ENIs matching filters, every page.
 func (e *EC2) describeAll(ctx context.Context, filters []types.Filter) ([]ENI, error) {
 	p := ec2.NewDescribeNetworkInterfacesPaginator(e.api, &ec2.DescribeNetworkInterfacesInput{

@@ -19,6 +19,7 @@ type EC2 interface {
 	DeleteENI(ctx context.Context, eniID string) error
 	BranchENIs(ctx context.Context, trunkID string) ([]awsutils.ENI, error)
 	InstanceBranchENIs(ctx context.Context, instanceID string) ([]awsutils.ENI, error)
+	InstanceTrunkENIs(ctx context.Context, instanceID string) ([]awsutils.ENI, error)
 }
 
 var _ EC2 = (*awsutils.EC2)(nil)

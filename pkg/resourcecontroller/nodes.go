@@ -180,6 +180,9 @@ func (c *Controller) initTrunk(ctx context.Context, node *corev1.Node, cn *k8s.C
 		}
 	}
 	if trunkID == "" {
+		if err := c.deleteStrayTrunks(ctx, node, instanceID); err != nil {
+			return err
+		}
 		trunkID, err = c.createTrunk(ctx, node, inst, subnetID, groups)
 		if err != nil {
 			return err
