@@ -88,6 +88,10 @@ func benchmarkAll(ctx context.Context, o options, log *slog.Logger, progress io.
 	if err == nil {
 		if cfg.Compare == nil {
 			fmt.Fprintln(progress, "side by side: no -compare-ipamd/-compare-plugin (COMPARE_IPAMD/COMPARE_PLUGIN) given: running ours alone")
+		} else {
+			// The table's title names the compare agent, also when only
+			// the scenario ran (no figure phase set it).
+			res.CompareAgent = cfg.Compare.IPAMD + " + " + cfg.Compare.Plugin
 		}
 		runs, err = sideBySide(ctx, cfg)
 	}
