@@ -111,31 +111,13 @@ const branchAnnotationWait = 30 * time.Second
 // fails the ADD at once and lets the kubelet retry. The error on timeout
 // names what may be missing.
 func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name string) (PodInfo, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, branchAnnotationWait)
-		defer cancel()
-	}
-	start := time.Now()
-	t := time.NewTicker(branchAnnotationPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return PodInfo{}, status.Errorf(codes.DeadlineExceeded,
+	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting && p.BranchAnnotation != "" },
+		func(waited time.Duration) error {
+			return status.Errorf(codes.DeadlineExceeded,
 				"pod %s/%s asks for a branch ENI but has no %s annotation after %s: the VPC resource controller has not written it "+
 					"(is it running? has the node reached its branch ENI limit? see the pod's BranchAllocationFailed events)",
-				namespace, name, PodENIAnnotation, time.Since(start).Round(time.Millisecond))
-		case <-t.C:
-		}
-		pod, err := b.kube.get().Pod(ctx, namespace, name)
-		if err != nil || !pod.Found || pod.Deleting {
-			continue
-		}
-		if pod.BranchAnnotation != "" {
-			return pod, nil
-		}
-	}
+				namespace, name, PodENIAnnotation, waited)
+		})
 }
 
 // waitLivePod waits, within the ADD's deadline, for the node's pod cache
@@ -143,6 +125,20 @@ func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name s
 // a re-create under the same name (a StatefulSet) the cache may still show
 // the earlier pod, whose branch ENI the resource controller deletes.
 func (b *branchWait) waitLivePod(ctx context.Context, namespace, name string) (PodInfo, error) {
+	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting },
+		func(waited time.Duration) error {
+			return status.Errorf(codes.DeadlineExceeded,
+				"pod %s/%s: ipamd's pod cache still holds an earlier pod of that name being deleted (deletionTimestamp set) after %s; "+
+					"its %s annotation names a branch ENI that is about to be deleted, so the new pod is not wired to it",
+				namespace, name, waited, PodENIAnnotation)
+		})
+}
+
+// pollPod reads the pod from the node's pod cache every branchAnnotationPoll
+// until it is found and ready says so, within the ADD's deadline (or
+// branchAnnotationWait without one); on timeout it returns timedOut's error.
+func (b *branchWait) pollPod(ctx context.Context, namespace, name string, ready func(PodInfo) bool,
+	timedOut func(waited time.Duration) error) (PodInfo, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, branchAnnotationWait)
@@ -154,14 +150,11 @@ func (b *branchWait) waitLivePod(ctx context.Context, namespace, name string) (P
 	for {
 		select {
 		case <-ctx.Done():
-			return PodInfo{}, status.Errorf(codes.DeadlineExceeded,
-				"pod %s/%s: ipamd's pod cache still holds an earlier pod of that name being deleted (deletionTimestamp set) after %s; "+
-					"its %s annotation names a branch ENI that is about to be deleted, so the new pod is not wired to it",
-				namespace, name, time.Since(start).Round(time.Millisecond), PodENIAnnotation)
+			return PodInfo{}, timedOut(time.Since(start).Round(time.Millisecond))
 		case <-t.C:
 		}
 		pod, err := b.kube.get().Pod(ctx, namespace, name)
-		if err == nil && pod.Found && !pod.Deleting {
+		if err == nil && pod.Found && ready(pod) {
 			return pod, nil
 		}
 	}
