@@ -215,30 +215,17 @@ func (e *EC2) BranchENIs(ctx context.Context, trunkID string) ([]ENI, error) {
 	return out, nil
 }
 
-// InstanceBranchENIs lists the branch ENIs tagged with instanceID (every
-// page), whatever their trunk: after the node is gone its trunk may be
-// gone too.
-func (e *EC2) InstanceBranchENIs(ctx context.Context, instanceID string) ([]ENI, error) {
+// TaggedInstanceENIs lists the ENIs tagged with instanceID whose description is
+// description (BranchDescription, TrunkDescription), every page, attached
+// or not: a deleted node's branches outlive its trunk, and a trunk create
+// whose answer was lost leaves one available.
+func (e *EC2) TaggedInstanceENIs(ctx context.Context, instanceID, description string) ([]ENI, error) {
 	out, err := e.describeAll(ctx, []types.Filter{
 		{Name: aws.String("tag:" + TagInstanceID), Values: []string{instanceID}},
-		{Name: aws.String("description"), Values: []string{BranchDescription}},
+		{Name: aws.String("description"), Values: []string{description}},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing the branch ENIs of instance %s: %w", instanceID, err)
-	}
-	return out, nil
-}
-
-// InstanceTrunkENIs lists the trunk ENIs tagged with instanceID (every
-// page), attached or not: a create whose answer was lost leaves one
-// available.
-func (e *EC2) InstanceTrunkENIs(ctx context.Context, instanceID string) ([]ENI, error) {
-	out, err := e.describeAll(ctx, []types.Filter{
-		{Name: aws.String("tag:" + TagInstanceID), Values: []string{instanceID}},
-		{Name: aws.String("description"), Values: []string{TrunkDescription}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing the trunk ENIs of instance %s: %w", instanceID, err)
+		return nil, fmt.Errorf("listing the ENIs %q of instance %s: %w", description, instanceID, err)
 	}
 	return out, nil
 }

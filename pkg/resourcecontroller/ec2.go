@@ -18,8 +18,7 @@ type EC2 interface {
 	DisassociateBranch(ctx context.Context, associationID string) error
 	DeleteENI(ctx context.Context, eniID string) error
 	BranchENIs(ctx context.Context, trunkID string) ([]awsutils.ENI, error)
-	InstanceBranchENIs(ctx context.Context, instanceID string) ([]awsutils.ENI, error)
-	InstanceTrunkENIs(ctx context.Context, instanceID string) ([]awsutils.ENI, error)
+	TaggedInstanceENIs(ctx context.Context, instanceID, description string) ([]awsutils.ENI, error)
 }
 
 var _ EC2 = (*awsutils.EC2)(nil)

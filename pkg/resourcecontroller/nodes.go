@@ -363,7 +363,7 @@ func (c *Controller) deleteGoneNodeBranches(ctx context.Context, name string) er
 	if instanceID == "" || !slices.Contains(cn.Finalizers, CNINodeFinalizer) {
 		return nil
 	}
-	found, err := c.ec2.InstanceBranchENIs(ctx, instanceID)
+	found, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.BranchDescription)
 	if err != nil {
 		return fmt.Errorf("branch ENIs of deleted node %s: %w", name, err)
 	}

@@ -27,7 +27,7 @@ func strayTrunks(enis []awsutils.ENI) []string {
 // deleteStrayTrunks deletes the instance's stray trunk ENIs before a new
 // trunk is made for it, so failed inits leave none behind.
 func (c *Controller) deleteStrayTrunks(ctx context.Context, node *corev1.Node, instanceID string) error {
-	enis, err := c.ec2.InstanceTrunkENIs(ctx, instanceID)
+	enis, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.TrunkDescription)
 	if err != nil {
 		return fmt.Errorf("trunk for node %s: %w", node.Name, err)
 	}
