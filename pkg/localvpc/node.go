@@ -55,9 +55,8 @@ type Node struct {
 	// The anchor is set once by startAnchor, before the Node is published,
 	// and never cleared: Exec, SocketPath and AnchorPID read it from any
 	// goroutine while another may stop the node, which only sets stopped.
-	anchor    *exec.Cmd
-	anchorPID int
-	stopped   atomic.Bool
+	anchor  *exec.Cmd
+	stopped atomic.Bool
 
 	mu    sync.Mutex
 	agent *agentProc
@@ -108,7 +107,7 @@ func (n *Node) startAnchor(ctx context.Context) error {
 	if err := startChild(cmd); err != nil {
 		return fmt.Errorf("node %s: start mount namespace anchor: %w", n.ID, err)
 	}
-	n.anchor, n.anchorPID = cmd, cmd.Process.Pid
+	n.anchor = cmd
 	ready := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(stdout).ReadString('\n')
@@ -289,8 +288,8 @@ func (n *Node) close() error {
 // `nsenter --target <pid> --mount --net` enters the node.
 // 0 before the node started and once it is stopped.
 func (n *Node) AnchorPID() int {
-	if n.stopped.Load() {
+	if n.anchor == nil || n.stopped.Load() {
 		return 0
 	}
-	return n.anchorPID
+	return n.anchor.Process.Pid
 }
