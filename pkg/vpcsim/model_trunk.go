@@ -112,6 +112,7 @@ func (w *world) associateTrunk(r associateReq) (*trunkAssoc, error) {
 	}
 	a := &trunkAssoc{id: w.newID("trunk-assoc"), branchID: branch.id, trunkID: trunk.id, vlan: *r.VLAN, token: r.ClientToken, tags: map[string]string{}}
 	w.assocs[a.id] = a
+	branch.associated = true
 	w.emit(w.branchEvent(a, true))
 	return a, nil
 }
@@ -131,6 +132,9 @@ func (w *world) disassociateTrunk(id string) error {
 
 func (w *world) dropAssoc(a *trunkAssoc) {
 	delete(w.assocs, a.id)
+	if b := w.enis[a.branchID]; b != nil {
+		b.associated = false
+	}
 	w.emit(w.branchEvent(a, false))
 }
 

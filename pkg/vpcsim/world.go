@@ -99,6 +99,9 @@ type eni struct {
 	publicIP      netip.Addr
 	noSrcDstCheck bool // EC2's default is to check
 	att           *attachment
+	// associated: a branch ENI on a trunk. EC2 reports it in-use though it
+	// has no attachment, so "status=available" sweeps pass it by.
+	associated bool
 }
 
 type attachment struct {
@@ -114,6 +117,9 @@ type attachment struct {
 
 func (e *eni) status() string {
 	if e.att == nil {
+		if e.associated {
+			return "in-use"
+		}
 		return "available"
 	}
 	switch e.att.status {
