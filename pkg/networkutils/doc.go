@@ -42,6 +42,8 @@
 // CONNMARK CHAIN", "Block Node Local Pod access via IPv4/IPv6"), or that
 // jump to an owned chain; and the nftables table `ip aws-cni`. Rules of
 // other AWS tooling ("AWS, something else") are never touched. Anything else is left
-// untouched. Failures are joined (errors.Join) so one broken rule does not
+// untouched. Owned rules and chains in the other iptables flavour (legacy
+// when cfg.IPTablesPath is nf_tables, and the reverse), left by a run with
+// the other binary, are removed (flavour.go). Failures are joined (errors.Join) so one broken rule does not
 // stop the rest of the reconcile.
 package networkutils

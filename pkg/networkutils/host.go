@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
-	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netlink"
@@ -35,10 +33,17 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	if err != nil {
 		return HostResult{}, fmt.Errorf("iptables: %w", err)
 	}
+	legacy, err := iptablesFlavour(ctx, cfg.IPTablesPath)
+	if err != nil {
+		return HostResult{}, fmt.Errorf("detect connmark backend: %w", err)
+	}
 	backend := cfg.ConnmarkBackend
 	if backend == ConnmarkAuto {
-		if backend, err = detectConnmarkBackend(ctx, cfg.IPTablesPath); err != nil {
-			return HostResult{}, err
+		// As upstream: a legacy iptables keeps the connmark rules there,
+		// otherwise they go to native nftables.
+		backend = ConnmarkNFTables
+		if legacy {
+			backend = ConnmarkIPTables
 		}
 	}
 	env := hostEnv{PrimaryLink: link.Attrs().Name, RandomFully: ipt4.ipt.HasRandomFully(), Backend: backend}
@@ -69,6 +74,8 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	default:
 		n.log.DebugContext(ctx, "ip6tables unavailable, nothing wanted there", "err", err)
 	}
+	other := otherFlavour(cfg.IPTablesPath, legacy)
+	errs = append(errs, purgeFlavour(ctx, other, &res.Changes), purgeFlavour(ctx, ip6tablesPath(other), &res.Changes))
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}
@@ -91,20 +98,6 @@ func hasRules(s iptState) bool {
 		}
 	}
 	return false
-}
-
-// detectConnmarkBackend chooses as upstream does: an iptables whose
-// --version mentions "legacy" keeps the connmark rules in iptables;
-// otherwise they go to native nftables.
-func detectConnmarkBackend(ctx context.Context, path string) (ConnmarkBackend, error) {
-	out, err := exec.CommandContext(ctx, path, "--version").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("detect connmark backend: %s --version: %w (%s)", path, err, strings.TrimSpace(string(out)))
-	}
-	if strings.Contains(string(out), "legacy") {
-		return ConnmarkIPTables, nil
-	}
-	return ConnmarkNFTables, nil
 }
 
 // reconcileRules adds the wanted ip rules and deletes owned ones that are
