@@ -121,7 +121,11 @@ func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.Ho
 		log.Warn("ipamd unavailable; nothing torn down", "reason", prevErr.Error())
 		return
 	}
-	if err := td.Finish(ctx, prev); err != nil {
+	kept, err := td.FinishUnconfirmed(ctx, prev)
+	for _, k := range kept {
+		log.Info("late DEL: left alone " + k)
+	}
+	if err != nil {
 		log.Warn("tearing down from prevResult failed", "error", err)
 		return
 	}

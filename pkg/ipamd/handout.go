@@ -253,9 +253,15 @@ func (h *handout) nothingComing(deadline time.Time) (limit string, usable time.T
 func (h *handout) assign(k datastore.Key, meta datastore.Metadata, multi bool) ([]datastore.Assignment, error) {
 	if !multi {
 		// A retried ADD gets what the key already holds, on any card: pods
-		// spill to cards > 0, so card 0 may have room again by now.
+		// spill to cards > 0, so card 0 may have room again by now. Held,
+		// not Lookup: the hold must be durable, and a pending restored
+		// entry has no ENI behind it (Assign replaces it).
 		for _, c := range h.cards.all() {
-			if a, ok := c.store.Lookup(k); ok {
+			a, ok, err := c.store.Held(k)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
 				return []datastore.Assignment{a}, nil
 			}
 		}

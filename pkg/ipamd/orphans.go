@@ -101,17 +101,23 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("listing host links: %w", err)
 	}
+	cards := s.cards.all()
+	held := make([][]datastore.Assignment, len(cards))
+	for i, c := range cards {
+		held[i] = c.store.AllocatedIPs()
+	}
+	owners := vethOwners(held)
 	seen := map[datastore.Key]bool{}
 	var errs []error
 	released := 0
-	for _, c := range s.cards.all() {
-		for _, a := range c.store.AllocatedIPs() {
+	for i, c := range cards {
+		for _, a := range held[i] {
 			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
 			if sfx == "" {
 				continue
 			}
 			seen[a.Key] = true
-			present := suffixes[sfx]
+			present := suffixes[sfx] && owners.owns(sfx, a)
 			if present {
 				delete(s.absentSince, a.Key)
 				continue
@@ -140,6 +146,49 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 		s.released()
 	}
 	return errors.Join(errs...)
+}
+
+// vethOwner is the sandbox that owns a pod's host veth: the one assigned
+// last. The veth's name is the pod's, not the sandbox's, and a new sandbox
+// replaces the veth of an older one (kubelet stops the old sandbox, so its
+// DEL was sent first, but it may have reached no ipamd).
+type vethOwner struct {
+	container string
+	at        time.Time
+	tied      bool // another sandbox was assigned at the same instant
+}
+
+type vethOwnerSet map[string]vethOwner
+
+// vethOwners finds, per host veth suffix, the sandbox (container id) that
+// holds the newest allocation. A multi-NIC pod's allocations on several
+// cards share their container id.
+func vethOwners(held [][]datastore.Assignment) vethOwnerSet {
+	owners := vethOwnerSet{}
+	for _, card := range held {
+		for _, a := range card {
+			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
+			if sfx == "" {
+				continue
+			}
+			o, ok := owners[sfx]
+			switch {
+			case !ok || a.AssignedAt.After(o.at):
+				owners[sfx] = vethOwner{container: a.Key.ContainerID, at: a.AssignedAt}
+			case a.AssignedAt.Equal(o.at) && a.Key.ContainerID != o.container:
+				o.tied = true
+				owners[sfx] = o
+			}
+		}
+	}
+	return owners
+}
+
+// owns reports whether a's sandbox owns the veth named by sfx. When two
+// sandboxes were assigned at the same instant neither is judged by age.
+func (o vethOwnerSet) owns(sfx string, a datastore.Assignment) bool {
+	w, ok := o[sfx]
+	return !ok || w.tied || w.container == a.Key.ContainerID
 }
 
 // release releases one allocation whose pod is gone, as a DEL would.

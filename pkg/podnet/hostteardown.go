@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,6 +72,58 @@ func (t *HostTeardown) Finish(ctx context.Context, pod Pod) error {
 		errs = append(errs, removeHostRoutes(t.h, ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)))
 	}
 	return errors.Join(errs...)
+}
+
+// FinishUnconfirmed is Finish for a DEL that ipamd did not answer
+// (docs/compatibility.md, "Plugin (aws-cni) and runtime input"): nothing
+// then says pod's addresses are still the pod's. An address the node
+// routes through another link was given to a newer pod since (this DEL
+// came late), so its rules and route are left to that pod; kept says
+// which, for the log.
+func (t *HostTeardown) FinishUnconfirmed(ctx context.Context, pod Pod) (kept []string, err error) {
+	var rest []Interface
+	for _, ifc := range pod.Interfaces {
+		if ifc.Address == nil || t.removed(ifc) {
+			continue
+		}
+		dev, err := routedElsewhere(t.h, hostPrefix(ifc.Address.IP), ifc.HostVeth)
+		if err != nil {
+			t.errs = append(t.errs, err)
+			continue
+		}
+		if dev != "" {
+			kept = append(kept, fmt.Sprintf("%s is routed to %s, not to %s: its rules are another pod's", ifc.Address.IP, dev, ifc.HostVeth))
+			continue
+		}
+		rest = append(rest, ifc)
+	}
+	pod.Interfaces = rest
+	return kept, t.Finish(ctx, pod)
+}
+
+// routedElsewhere names the link other than dev through which main routes
+// exactly pod, or "" when there is none.
+func routedElsewhere(h *netlink.Handle, pod *net.IPNet, dev string) (string, error) {
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(family(pod), &netlink.Route{Dst: pod, Table: hostcontract.MainTable},
+			netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return "", fmt.Errorf("list routes to %s in main: %w", pod, err)
+	}
+	for _, r := range routes {
+		if r.LinkIndex == 0 {
+			continue
+		}
+		link, err := h.LinkByIndex(r.LinkIndex)
+		if err != nil {
+			return "", fmt.Errorf("link %d of the route to %s: %w", r.LinkIndex, pod, err)
+		}
+		if name := link.Attrs().Name; name != dev {
+			return name, nil
+		}
+	}
+	return "", nil
 }
 
 // Close ends a teardown that has nothing more to remove and returns

@@ -18,15 +18,7 @@ func (s *Store) Assign(key Key, meta Metadata) (Assignment, error) {
 	var dropped *Allocation
 	if sl, ok := s.byKey[key]; ok {
 		if sl.cidr != nil {
-			// Held already; a repeated ADD must not return before the
-			// first one's write, nor succeed where that write failed.
-			out := s.assignmentOf(sl)
-			if b := sl.batch; b != nil {
-				if err := s.await(b); err != nil {
-					return Assignment{}, fmt.Errorf("assign %s: %w", key, err)
-				}
-			}
-			return out, nil
+			return s.held(key, sl)
 		}
 		// A pending restored entry for the same key: the runtime is
 		// setting the pod up again, so the old (unplaceable) address goes.
@@ -135,7 +127,37 @@ func (s *Store) unassign(key Key, addr netip.Addr) (Assignment, error) {
 	return out, nil
 }
 
-// Lookup returns what key holds.
+// held returns what sl, key's slot in a CIDR, holds. A repeated ADD must
+// not return before the first one's write, nor succeed where that write
+// failed. Called with s.mu held; await may release it.
+func (s *Store) held(key Key, sl *slot) (Assignment, error) {
+	out := s.assignmentOf(sl)
+	if b := sl.batch; b != nil {
+		if err := s.await(b); err != nil {
+			return Assignment{}, fmt.Errorf("assign %s: %w", key, err)
+		}
+	}
+	return out, nil
+}
+
+// Held returns what key holds in a CIDR of the store, as a repeated
+// Assign does: once the checkpoint write holding it has finished, and
+// that write's error if it failed. A pending restored entry (its CIDR
+// unknown) is not held: Assign replaces it. ok is false when key holds
+// nothing Assign would return.
+func (s *Store) Held(key Key) (a Assignment, ok bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl, found := s.byKey[key]
+	if !found || sl.cidr == nil {
+		return Assignment{}, false, nil
+	}
+	a, err = s.held(key, sl)
+	return a, err == nil, err
+}
+
+// Lookup returns what key holds, a pending restored entry included (with
+// no CIDR or ENI), whether or not its write has finished.
 func (s *Store) Lookup(key Key) (Assignment, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
