@@ -88,7 +88,7 @@ func (c *poolManager) assignIPs(ctx context.Context, eniID string, count int) er
 		return c.resyncENI(ctx, eniID)
 	}
 	if err != nil {
-		c.noteInsufficient(err)
+		c.noteInsufficient(err, c.subnetOf(eniID))
 		return fmt.Errorf("assigning %d secondary IPv4 addresses to %s: %w", count, eniID, err)
 	}
 	cidrs := make([]netip.Prefix, len(addrs))
@@ -107,7 +107,7 @@ func (c *poolManager) assignPrefixes(ctx context.Context, eniID string, count in
 		return c.resyncENI(ctx, eniID)
 	}
 	if err != nil {
-		c.noteInsufficient(err)
+		c.noteInsufficient(err, c.subnetOf(eniID))
 		return fmt.Errorf("assigning %d IPv4 prefixes to %s: %w", count, eniID, err)
 	}
 	return c.addCIDRs(eniID, prefixes)

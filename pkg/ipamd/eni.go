@@ -132,7 +132,7 @@ func (c *poolManager) createENIs(ctx context.Context, counts []int, prefixes boo
 			}
 			continue
 		}
-		c.noteInsufficient(err)
+		c.noteInsufficient(err, sn.ID)
 		errs = append(errs, r.tried...)
 		errs = append(errs, err)
 	}

@@ -56,6 +56,7 @@ type poolManager struct {
 	lastRelease  time.Time
 	insufficient time.Time // no growth before this time
 	insuffCode   string    // the EC2 code that started the cooldown
+	insuffSubnet string    // the subnet EC2 found full ("" if unknown)
 	failures     int       // consecutive failed pool actions
 	retryAt      time.Time // no pool action before this time (backoff)
 	cooldownWait timedWait // the insufficient-address cooldown, shown in /v1/pool
@@ -222,14 +223,38 @@ func (c *poolManager) setFull(limit string, maxPods bool) {
 // none). Max pods is checked again now: cooling addresses do not count
 // against it, so each DEL since that cycle (its address now cooling) may
 // have made room, and an ADD must then wait for the growth, not fail.
+//
+// A subnet-full cooldown that outlasts any ADD's wait (Intervals.AddWait,
+// the plugin's own deadline) is a limit too while it lasts: no address can
+// come from EC2 before the ADD gives up, so the ADD fails now, naming the
+// subnet, and kubelet retries, rather than waiting out its deadline.
 func (c *poolManager) fullText() string {
 	c.mu.Lock()
 	full, maxPods := c.full, c.fullMaxPods
+	until, code, subnet := c.insufficient, c.insuffCode, c.insuffSubnet
 	c.mu.Unlock()
 	if maxPods && !c.atMaxPods() {
-		return ""
+		full = ""
+	}
+	if full == "" && time.Now().Add(c.env.times.AddWait).Before(until) {
+		return subnetFullText(c.index, subnet, code, until)
 	}
 	return full
+}
+
+// subnetFullText names a subnet-full cooldown for errors and /v1/pool.
+func subnetFullText(card int, subnet, code string, until time.Time) string {
+	where := "the subnet"
+	if subnet != "" {
+		where = "subnet " + subnet
+	}
+	return fmt.Sprintf("card %d: %s has no room (EC2 %s); no new addresses before %s", card, where, code, until.Format(time.RFC3339))
+}
+
+// subnetOf is the subnet of one of the card's ENIs ("" if unknown).
+func (c *poolManager) subnetOf(eniID string) string {
+	info, _ := c.store.ENI(eniID)
+	return info.SubnetID
 }
 
 // atMaxPods reports whether the card holds max pods addresses for pods now.
@@ -291,17 +316,22 @@ func (c *poolManager) backingOff() bool {
 	return time.Now().Before(c.retryAt)
 }
 
-// noteInsufficient starts the no-growth cooldown after a subnet-full error.
-func (c *poolManager) noteInsufficient(err error) {
+// noteInsufficient starts the no-growth cooldown after a subnet-full error
+// in subnet ("" if unknown).
+func (c *poolManager) noteInsufficient(err error, subnet string) {
 	if !awsutils.IsInsufficientCapacity(err) {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.insufficient = time.Now().Add(c.cool)
-	c.insuffCode = awsutils.Code(err)
-	c.cooldownWait.show(c.track, waitCooldown, fmt.Sprintf("subnet full (EC2 %s): no growth on card %d until %s",
-		c.insuffCode, c.index, c.insufficient.Format(time.RFC3339)), c.insufficient)
+	c.insuffCode, c.insuffSubnet = awsutils.Code(err), subnet
+	in := ""
+	if subnet != "" {
+		in = " in " + subnet
+	}
+	c.cooldownWait.show(c.track, waitCooldown, fmt.Sprintf("subnet full (EC2 %s): no growth on card %d until %s%s",
+		c.insuffCode, c.index, c.insufficient.Format(time.RFC3339), in), c.insufficient)
 }
 
 // timedWait shows a wait that is a state rather than a call (a cooldown, a

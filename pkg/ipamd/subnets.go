@@ -25,7 +25,10 @@ type subnetChoice struct {
 // subnetFinder answers which subnets a new ENI may go to and what a
 // subnet's CIDR is. It owns subnet discovery's cached answer: an ENI burst
 // or churn needs the same list each time, and a full subnet drops it
-// (forget), so the next ENI asks EC2 again. mu guards at and list.
+// (forget), so the next ENI asks EC2 again. It also keeps every subnet
+// CIDR EC2 listed: EC2 never changes a subnet's IPv4 CIDR, so the
+// ENIConfig's subnet costs one DescribeSubnets, not one per new ENI.
+// mu guards at, list and cidrs.
 type subnetFinder struct {
 	cfg    config.Config
 	node   *nodeState
@@ -34,9 +37,10 @@ type subnetFinder struct {
 	ttl    time.Duration // Intervals.SubnetCache
 	log    *slog.Logger
 
-	mu   sync.Mutex
-	at   time.Time
-	list []subnetChoice
+	mu    sync.Mutex
+	at    time.Time
+	list  []subnetChoice
+	cidrs map[string]netip.Prefix // subnet id → IPv4 CIDR, as EC2 listed it
 }
 
 // forNewENI lists the subnets a new ENI may go to, most free addresses
@@ -75,6 +79,7 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 // remember keeps the eligible subnets of a discovery answer, most free
 // addresses first, for the next ttl.
 func (f *subnetFinder) remember(subs []awsutils.Subnet) ([]subnetChoice, error) {
+	f.learnCIDRs(subs)
 	var out []subnetChoice
 	for _, s := range subs {
 		if awsutils.SubnetEligible(s, f.node.subnetID, f.cfg.ClusterName) {
@@ -108,19 +113,45 @@ func (f *subnetFinder) forget() {
 	f.list = nil
 }
 
-// cidr finds a subnet's IPv4 CIDR through subnet discovery's lister.
+// cidr finds a subnet's IPv4 CIDR: the node's own, one EC2 listed
+// before, else through subnet discovery's lister.
 func (f *subnetFinder) cidr(ctx context.Context, subnetID string) (netip.Prefix, error) {
 	if subnetID == f.node.subnetID && f.node.subnetCIDR.IsValid() {
 		return f.node.subnetCIDR, nil
+	}
+	if p, ok := f.knownCIDR(subnetID); ok {
+		return p, nil
 	}
 	subs, err := f.lister.Subnets(ctx, f.node.vpcID, f.node.id.AZ)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("finding the CIDR of subnet %s: %w", subnetID, err)
 	}
-	for _, s := range subs {
-		if s.ID == subnetID {
-			return s.CIDR, nil
-		}
+	f.learnCIDRs(subs)
+	if p, ok := f.knownCIDR(subnetID); ok {
+		return p, nil
 	}
-	return netip.Prefix{}, fmt.Errorf("CIDR of subnet %s is unknown (not in instance metadata, not listed by EC2)", subnetID)
+	return netip.Prefix{}, fmt.Errorf("CIDR of subnet %s is unknown: EC2 lists no such subnet in VPC %s and availability zone %s",
+		subnetID, f.node.vpcID, f.node.id.AZ)
+}
+
+// learnCIDRs keeps the CIDRs of listed subnets.
+func (f *subnetFinder) learnCIDRs(subs []awsutils.Subnet) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range subs {
+		if !s.CIDR.IsValid() {
+			continue
+		}
+		if f.cidrs == nil {
+			f.cidrs = map[string]netip.Prefix{}
+		}
+		f.cidrs[s.ID] = s.CIDR
+	}
+}
+
+func (f *subnetFinder) knownCIDR(subnetID string) (netip.Prefix, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.cidrs[subnetID]
+	return p, ok
 }

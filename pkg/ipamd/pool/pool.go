@@ -182,6 +182,21 @@ func (p Pool) Stats(pd bool) Stats {
 	return s
 }
 
+// MaxTarget bounds each warm target in the planner's arithmetic. No
+// network card holds this many addresses (or ENIs, or prefixes), so a
+// larger target asks for exactly the same thing, "all the node can hold";
+// without the bound a target near math.MaxInt (a value the environment
+// variable parses to) wraps around in unit × target and target + 16 and
+// reads as "nothing wanted", or starves waiting ADDs.
+const MaxTarget = 1 << 20
+
+// bounded returns p with every warm target at most MaxTarget.
+func (p Params) bounded() Params {
+	p.WarmENI, p.WarmIP = min(p.WarmENI, MaxTarget), min(p.WarmIP, MaxTarget)
+	p.MinimumIP, p.WarmPrefix = min(p.MinimumIP, MaxTarget), min(p.WarmPrefix, MaxTarget)
+	return p
+}
+
 func (p Params) targetsDefined(card int) bool {
 	return card > 0 || p.WarmIP > 0 || p.MinimumIP > 0
 }
@@ -226,6 +241,7 @@ func ceilDiv(a, b int) int {
 // TooLow reports whether the card needs more addresses and, if so, how many
 // addresses (or prefixes in PD mode) the targets ask for.
 func TooLow(pool Pool, p Params) (low bool, want int) {
+	p = p.bounded()
 	s := pool.Stats(p.PrefixDelegation)
 	room := p.roomUnits(s)
 	if room <= 0 {
@@ -278,6 +294,7 @@ func tooLow(pool Pool, p Params, s Stats, pending int) (bool, int) {
 
 // TooHigh returns how many CIDRs (addresses or prefixes) exceed the targets.
 func TooHigh(pool Pool, p Params) int {
+	p = p.bounded()
 	s := pool.Stats(p.PrefixDelegation)
 	if p.targetsDefined(pool.Card) {
 		_, over := shortOver(s, p, pool.Card)
@@ -293,6 +310,7 @@ func TooHigh(pool Pool, p Params) int {
 
 // Plan returns the next action for the card.
 func Plan(pool Pool, p Params) Action {
+	p = p.bounded()
 	s := pool.Stats(p.PrefixDelegation)
 	if p.atMaxPods(s) && p.Pending > s.Available {
 		return Action{Starved: true, Reason: maxPodsReason(p, s)}
