@@ -94,8 +94,8 @@ func TestChurnCoolingServesDemand(t *testing.T) {
 					t.Errorf("round %d: address handed out %s before its cooldown ended", r, usable.Sub(got))
 				}
 			}
-			if n := callDelta(before, h.calls())["CreateNetworkInterface"]; n != tc.newENIs {
-				t.Errorf("%d rounds of churn created %d ENIs, want %d", tc.rounds, n, tc.newENIs)
+			if d := callDelta(before, h.calls()); d["CreateNetworkInterface"] != tc.newENIs {
+				t.Errorf("%d rounds of churn created %d ENIs, want %d (EC2 calls: %v)", tc.rounds, d["CreateNetworkInterface"], tc.newENIs, d)
 			}
 			h.checkConsistent()
 		})
