@@ -93,19 +93,23 @@ func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	if err := deleteMainSubnetRoute(link, eni.Subnet.Masked()); err != nil {
 		return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
 	}
-	if eni.Trunk {
-		return nil
-	}
 	// One rule per ENI address, and one per table: a rule left from an
 	// earlier device index would send the ENI's traffic to a stale table,
 	// and one left by an ENI that went away while ipamd was down (nothing
 	// tore it down) would send whoever gets its address next, say a pod on
 	// the primary ENI, out of this ENI, whose source check drops it.
 	src := netip.PrefixFrom(eni.PrimaryIP, eni.PrimaryIP.BitLen())
-	want := ruleSpec{Priority: hostcontract.PriorityENI, Family: fam, Src: src, Table: table}
 	slot := func(r ruleSpec) bool {
 		return r.Priority == hostcontract.PriorityENI && (r.Src == src || r.Table == table && r.Family == fam)
 	}
+	if eni.Trunk {
+		// No rule of its own, and none of others into its table.
+		if err := deleteRules(fam, slot); err != nil {
+			return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
+		}
+		return nil
+	}
+	want := ruleSpec{Priority: hostcontract.PriorityENI, Family: fam, Src: src, Table: table}
 	if err := setRule(want, slot); err != nil {
 		return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
 	}

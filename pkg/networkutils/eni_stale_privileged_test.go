@@ -50,3 +50,22 @@ func TestPrivilegedSetupENIDropsStaleRuleOfItsTable(t *testing.T) {
 		t.Errorf("the primary-ENI pod's VPC traffic does not leave by the primary ENI:\n%s", out)
 	}
 }
+
+// TestPrivilegedSetupTrunkENIDropsStaleRuleOfItsTable: the same for a
+// trunk ENI, which has no rule of its own: none may point into its table.
+func TestPrivilegedSetupTrunkENIDropsStaleRuleOfItsTable(t *testing.T) {
+	node, vpc := testutil.NewNS(t), testutil.NewNS(t)
+	const macT = "02:00:00:00:03:02"
+	veth(t, node, "eth1", macT, nil, vpc, "vpc-eth1", []string{"10.0.1.1/24"})
+	sh(t, node, "ip", "rule", "add", "from", "10.0.0.99", "lookup", "2", "priority", "32765")
+	sh(t, node, "ip", "rule", "add", "from", "10.0.2.30", "lookup", "3", "priority", "32765")
+	trunk := ENI{MAC: mustMAC(t, macT), PrimaryIP: netip.MustParseAddr("10.0.1.20"), Subnet: netip.MustParsePrefix("10.0.1.0/24"), DeviceNumber: 1, MTU: 1500, Trunk: true}
+	do(t, node, func() error { return New(nil).SetupENI(context.Background(), trunk) })
+	do(t, node, func() error {
+		want := []string{"ipv4 32765: from 10.0.2.30/32 lookup 3"}
+		if diff := cmp.Diff(want, ruleStrings(t, netlink.FAMILY_V4, hostcontract.PriorityENI)); diff != "" {
+			t.Errorf("priority-32765 rules after a trunk ENI took table 2 (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+}
