@@ -49,7 +49,8 @@ func (e ENI) Validate() error {
 // the ENI's route table a scope-link route to the subnet gateway and a
 // default route via it; the kernel's main-table subnet route for the link
 // removed (so the subnet is reached through the ENI's table only); and,
-// unless trunk, the rule `from <eniIP> lookup <table>` at priority 32765.
+// unless trunk, the rule `from <eniIP> lookup <table>` at priority 32765,
+// the only one at that priority for the address or into the table.
 // Running it again on a wired ENI changes nothing.
 func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	if err := eni.Validate(); err != nil {
