@@ -149,10 +149,18 @@ func (s *Store) Acquire(id, ifname string) (Lease, error) {
 			return err
 		}
 		used := make(map[netip.Addr]bool, len(held))
+		orphans := map[netip.Addr]bool{}
 		for _, h := range held {
 			if h.ContainerID == id && h.IfName == ifname && s.rng.Contains(h.IP) {
 				l = s.lease(h.IP)
 				return nil
+			}
+			// Owners are written under this lock, so an empty file is
+			// the leftover of a run killed between create and write: no
+			// DEL will ever name its owner.
+			if h.ContainerID == "" {
+				orphans[h.IP] = true
+				continue
 			}
 			used[h.IP] = true
 		}
@@ -164,6 +172,11 @@ func (s *Store) Acquire(id, ifname string) (Lease, error) {
 		}
 		for a := s.next(cur); ; a = s.next(a) {
 			if s.rng.Contains(a) && !used[a] {
+				if orphans[a] {
+					if err := os.Remove(filepath.Join(s.dir, a.String())); err != nil && !errors.Is(err, os.ErrNotExist) {
+						return fmt.Errorf("reclaim empty reservation %s: %w", a, err)
+					}
+				}
 				if err := s.reserve(a, id, ifname); err != nil {
 					return err
 				}

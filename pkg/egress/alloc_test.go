@@ -118,3 +118,33 @@ func TestStoreReleaseLegacyAndList(t *testing.T) {
 		t.Errorf("after releasing the legacy entry: %v", hs)
 	}
 }
+
+// A plugin killed between creating a reservation file and writing its
+// owner leaves the file empty (the write happens under the store's lock,
+// so an empty file seen under the lock is always such a leftover). No DEL
+// ever names its owner, so without reclaiming it the address would stay
+// held for the node's life.
+func TestStoreReclaimsEmptyReservations(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore("aws-cni", dir, mustRange(t, "169.254.172.0/29")) // .2-.6
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, a := range []string{"169.254.172.2", "169.254.172.3", "169.254.172.4", "169.254.172.5", "169.254.172.6"} {
+		if err := os.WriteFile(filepath.Join(dir, "aws-cni", a), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.Acquire("ctr", "eth0")
+	if err != nil {
+		t.Fatalf("ADD with every address left empty by killed runs: %v", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "aws-cni", l.Addr.Addr().String()))
+	if err != nil || string(raw) != "ctr\r\neth0" {
+		t.Errorf("reclaimed reservation holds %q (%v), want ctr\\r\\neth0", raw, err)
+	}
+	if again, err := s.Acquire("ctr", "eth0"); err != nil || again != l {
+		t.Errorf("repeated ADD got %v %v, want %v", again, err, l)
+	}
+}

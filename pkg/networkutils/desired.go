@@ -112,6 +112,11 @@ func desiredHost(cfg HostConfig, env hostEnv) hostState {
 		s.Rules = append(s.Rules, ruleSpec{Family: fam, Priority: hostcontract.PriorityFwmark, Mark: mark, Mask: mark, Table: hostcontract.MainTable})
 	}
 	for _, p := range cfg.ExternalServiceCIDRs {
+		if p.Bits() == 0 {
+			// The kernel keeps a /0 destination as none and reads it
+			// back so: want it that way, or it never compares equal.
+			p = netip.Prefix{}
+		}
 		s.Rules = append(s.Rules, ruleSpec{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityExternalService, Dst: p, Table: hostcontract.MainTable})
 	}
 	if cfg.PodENIStrict {
@@ -275,7 +280,9 @@ func (s hostState) ownedIPRule(r ruleSpec) bool {
 	switch {
 	case r.Priority == hostcontract.PriorityFwmark && r.Mark != 0:
 		return true
-	case r.Priority == hostcontract.PriorityExternalService && r.Table == hostcontract.MainTable && r.Dst.IsValid() && !r.Src.IsValid():
+	case r.Priority == hostcontract.PriorityExternalService && r.Table == hostcontract.MainTable && !r.Src.IsValid() &&
+		r.Mark == 0 && r.IPProto == 0 && r.IifName == "" && r.OifName == "" && !r.Invert:
+		// `to <cidr> lookup main`, or with 0.0.0.0/0 just `lookup main`.
 		return true
 	}
 	if s.StrictLocal {

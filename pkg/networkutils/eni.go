@@ -49,7 +49,8 @@ func (e ENI) Validate() error {
 // the ENI's route table a scope-link route to the subnet gateway and a
 // default route via it; the kernel's main-table subnet route for the link
 // removed (so the subnet is reached through the ENI's table only); and,
-// unless trunk, the rule `from <eniIP> lookup <table>` at priority 32765.
+// unless trunk, the rule `from <eniIP> lookup <table>` at priority 32765,
+// the only one at that priority for the address or into the table.
 // Running it again on a wired ENI changes nothing.
 func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	if err := eni.Validate(); err != nil {
@@ -93,14 +94,24 @@ func (n *Network) SetupENI(ctx context.Context, eni ENI) error {
 	if err := deleteMainSubnetRoute(link, eni.Subnet.Masked()); err != nil {
 		return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
 	}
+	// One rule per ENI address, and one per table: a rule left from an
+	// earlier device index would send the ENI's traffic to a stale table,
+	// and one left by an ENI that went away while ipamd was down (nothing
+	// tore it down) would send whoever gets its address next, say a pod on
+	// the primary ENI, out of this ENI, whose source check drops it.
+	src := netip.PrefixFrom(eni.PrimaryIP, eni.PrimaryIP.BitLen())
+	slot := func(r ruleSpec) bool {
+		return r.Priority == hostcontract.PriorityENI && (r.Src == src || r.Table == table && r.Family == fam)
+	}
 	if eni.Trunk {
+		// No rule of its own, and none of others into its table.
+		if err := deleteRules(fam, slot); err != nil {
+			return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
+		}
 		return nil
 	}
-	// One rule per ENI address: a rule left from an earlier device index
-	// would send the ENI's traffic to a stale table.
-	src := netip.PrefixFrom(eni.PrimaryIP, eni.PrimaryIP.BitLen())
 	want := ruleSpec{Priority: hostcontract.PriorityENI, Family: fam, Src: src, Table: table}
-	if err := setRule(want, func(r ruleSpec) bool { return r.Priority == hostcontract.PriorityENI && r.Src == src }); err != nil {
+	if err := setRule(want, slot); err != nil {
 		return fmt.Errorf("ENI %s (%s): %w", eni.MAC, name, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -82,6 +83,9 @@ func parseSave(out string) (ownedInSave, error) {
 // bin-save, which dumps only tables that exist, so a flavour nobody uses
 // is not brought to life; a missing binary means nothing to do.
 func purgeFlavour(ctx context.Context, bin string, changes *[]string) error {
+	if strings.HasSuffix(bin, "-legacy") && !legacyTablesExist(strings.Contains(filepath.Base(bin), "ip6")) {
+		return nil // the common case on nf_tables hosts, without an exec
+	}
 	save := bin + "-save"
 	if _, err := exec.LookPath(save); err != nil {
 		return nil
@@ -123,6 +127,22 @@ func purgeFlavour(ctx context.Context, bin string, changes *[]string) error {
 	}
 	*changes = append(*changes, done...)
 	return nil
+}
+
+// legacyTablesExist reports whether the calling thread's network namespace
+// has any legacy xtables table of the family (the kernel lists them in
+// ip_tables_names / ip6_tables_names; neither file exists without the
+// legacy modules). When unsure it says yes.
+func legacyTablesExist(v6 bool) bool {
+	name := "ip_tables_names"
+	if v6 {
+		name = "ip6_tables_names"
+	}
+	b, err := os.ReadFile("/proc/thread-self/net/" + name)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	return err != nil || len(strings.TrimSpace(string(b))) > 0
 }
 
 func cmdErr(err error) error {

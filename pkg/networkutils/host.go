@@ -74,8 +74,15 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	default:
 		n.log.DebugContext(ctx, "ip6tables unavailable, nothing wanted there", "err", err)
 	}
+	// Leftovers in the other flavour are removed on a best-effort basis:
+	// a failure there must not fail the reconcile (and ipamd's start) of
+	// the flavour in use.
 	other := otherFlavour(cfg.IPTablesPath, legacy)
-	errs = append(errs, purgeFlavour(ctx, other, &res.Changes), purgeFlavour(ctx, ip6tablesPath(other), &res.Changes))
+	for _, bin := range []string{other, ip6tablesPath(other)} {
+		if err := purgeFlavour(ctx, bin, &res.Changes); err != nil {
+			n.log.WarnContext(ctx, "could not remove our rules from the other iptables flavour", "binary", bin, "err", err)
+		}
+	}
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}

@@ -41,6 +41,9 @@ func transitionConfigs(t *testing.T) map[string]HostConfig {
 	add("ipv6", func(c *HostConfig) {
 		c.IPv6, c.PrimaryIPv4, c.VPCCIDRs, c.ExcludeSNATCIDRs = true, netip.Addr{}, nil, nil
 	})
+	ipv6 := out["ipv6"]
+	ipv6.IPTablesPath = "iptables-legacy"
+	out["ipv6-legacy"] = ipv6
 	return out
 }
 
@@ -97,7 +100,7 @@ func TestPrivilegedHostTransitions(t *testing.T) {
 	}
 	// Every configuration from and to base, and every pair among those
 	// that move state between backends, flavours and families.
-	movers := []string{"base", "legacy", "legacy-external-snat", "iptables-connmark", "external-snat", "ipv6"}
+	movers := []string{"base", "legacy", "iptables-connmark", "external-snat", "ipv6", "ipv6-legacy"}
 	for _, from := range names {
 		for _, to := range names {
 			if from == to || from != "base" && to != "base" && !(slices.Contains(movers, from) && slices.Contains(movers, to)) {

@@ -40,6 +40,23 @@ func setRule(want ruleSpec, slot func(ruleSpec) bool) error {
 	return errors.Join(errs...)
 }
 
+// deleteRules deletes every rule of family fam matching slot.
+func deleteRules(fam int, slot func(ruleSpec) bool) error {
+	rules, err := listRules(fam)
+	if err != nil {
+		return fmt.Errorf("list rules: %w", err)
+	}
+	var errs []error
+	for _, r := range rules {
+		if k := ruleKeyOf(r); slot(k) {
+			if err := delRule(&r); err != nil {
+				errs = append(errs, fmt.Errorf("delete rule %s: %w", k, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // RestorePodRule leaves exactly one `from <podIP> lookup <table>` rule at
 // priority 1536, replacing whatever from-pod rules the pod had (ipamd calls
 // it for each pod restored from the checkpoint).
