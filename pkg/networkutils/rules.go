@@ -57,9 +57,11 @@ func deleteRules(fam int, slot func(ruleSpec) bool) error {
 	return errors.Join(errs...)
 }
 
-// RestorePodRule leaves exactly one `from <podIP> lookup <table>` rule at
-// priority 1536, replacing whatever from-pod rules the pod had (ipamd calls
-// it for each pod restored from the checkpoint).
+// RestorePodRule leaves the from-pod rules (priority 1536) a fresh ADD
+// would: exactly one `from <podIP> lookup <table>`, or none when table is
+// the main table (a pod on the primary ENI), replacing whatever from-pod
+// rules the pod had. ipamd calls it for each pod restored from the
+// checkpoint, whose ENI, and so table, may have changed since its ADD.
 func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table int) error {
 	if !podIP.IsValid() {
 		return errors.New("restore pod rule: pod IP is not set")
@@ -68,8 +70,13 @@ func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table in
 		return fmt.Errorf("restore pod rule for %s: invalid table %d", podIP, table)
 	}
 	src := netip.PrefixFrom(podIP, podIP.BitLen())
-	want := ruleSpec{Priority: hostcontract.PriorityFromPod, Family: family(podIP), Src: src, Table: table}
-	err := setRule(want, func(r ruleSpec) bool { return r.Priority == hostcontract.PriorityFromPod && r.Src == src })
+	slot := func(r ruleSpec) bool { return r.Priority == hostcontract.PriorityFromPod && r.Src == src }
+	var err error
+	if table == hostcontract.MainTable {
+		err = deleteRules(family(podIP), slot)
+	} else {
+		err = setRule(ruleSpec{Priority: hostcontract.PriorityFromPod, Family: family(podIP), Src: src, Table: table}, slot)
+	}
 	if err != nil {
 		return fmt.Errorf("restore pod rule for %s: %w", podIP, err)
 	}
