@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -130,5 +131,48 @@ func TestPrivilegedRestoreMainTablePodDropsOldRule(t *testing.T) {
 	}
 	if got := egressDev(); got != "eth0" {
 		t.Errorf("after the restart the pod leaves by %s, want eth0 (main table, primary ENI)", got)
+	}
+}
+
+// TestPrivilegedRestoreAfterRuleFlush: after the node's ip rules were
+// flushed (the reason restore re-creates rules at all), a restart leaves
+// every restored pod the rules a fresh ADD would: `to <pod> lookup main`
+// (512) for each, and `from <pod> lookup <table>` (1536) for pods on a
+// secondary ENI. Without the 512 rule a pod on a secondary ENI reaches
+// the node's other pods through its ENI's table instead of their veths.
+func TestPrivilegedRestoreAfterRuleFlush(t *testing.T) {
+	node := testutil.NewNS(t)
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	ctx := context.Background()
+	pods := map[int]bool{}
+	h.setPods(pods, 12) // m5.large: 9 on the primary ENI, 3 on the second
+	want := map[netip.Addr][]string{}
+	for _, cs := range h.n.Snapshot().Cards {
+		for _, e := range cs.ENIs {
+			for _, ci := range e.CIDRs {
+				for _, a := range ci.Allocations {
+					rules := []string{fmt.Sprintf("%d: from all to %s lookup main", hostcontract.PriorityToPod, a.Addr)}
+					if e.RouteTableID != hostcontract.MainTable {
+						rules = append(rules, fmt.Sprintf("%d: from %s lookup %d", hostcontract.PriorityFromPod, a.Addr, e.RouteTableID))
+					}
+					slices.Sort(rules)
+					want[a.Addr] = rules
+				}
+			}
+		}
+	}
+	if len(want) != 12 {
+		t.Fatalf("%d pods held, want 12", len(want))
+	}
+	h.connect(fastTimes) // restart onto a node whose rules were flushed
+	h.n.restore.host = nsPodRules{fakeHost: h.host, net: networkutils.New(nil), node: node}
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	for ip, w := range want {
+		if got := podRules(t, node, ip); !slices.Equal(got, w) {
+			t.Errorf("pod %s rules after the restart:\n  %s\nwant what a fresh ADD leaves:\n  %s",
+				ip, strings.Join(got, "\n  "), strings.Join(w, "\n  "))
+		}
 	}
 }
