@@ -105,7 +105,11 @@ func wire(args *cniplugin.Args, conf *egress.Config, lease egress.Lease) (egress
 		NodeIP:      conf.NodeIP,
 		Mode:        conf.SNAT,
 	}
-	return ifs, snat.Apply()
+	if err := snat.Apply(); err != nil {
+		// Setup's sysctl is the one change of the pod removePod does not undo.
+		return ifs, errors.Join(err, w.RestoreMainIf(ifs))
+	}
+	return ifs, nil
 }
 
 // removePod removes the pod's egress veth and SNAT chain, whichever exist.

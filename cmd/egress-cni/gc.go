@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
-	"strings"
+	"slices"
+
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/vishvananda/netlink"
 
@@ -10,9 +12,13 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 )
 
-// cmdGC removes the egress wiring of every attachment the runtime no longer
-// lists as valid: addresses in the store, SNAT chains, and host veths left
-// behind by a pod whose DEL never came.
+// cmdGC removes the egress wiring of this network's attachments the
+// runtime no longer lists as valid: addresses in the store, SNAT chains,
+// and host veths left behind by a pod whose DEL never came. GC is per
+// network (CNI spec 1.1): another network chaining egress-cni (multus)
+// keeps its pods' wiring. A chain is this network's when its comment names
+// the network or its name is the chain of a container this network's store
+// holds; a host veth, when this network's store holds its attachment.
 func cmdGC(args *cniplugin.Args) error {
 	conf, log, closeLog, err := load(args)
 	if err != nil {
@@ -22,13 +28,9 @@ func cmdGC(args *cniplugin.Args) error {
 	if !conf.Enabled && !egress.StoreExists(conf.Network, conf.DataDir) {
 		return nil
 	}
-	valid := map[string]bool{}     // containerID/ifname
-	chains := map[string]bool{}    // chains of valid containers
-	hostVeths := map[string]bool{} // host veths of valid attachments
+	valid := map[string]bool{} // containerID/ifname
 	for _, a := range conf.ValidAttachments {
 		valid[a.ContainerID+"/"+a.IfName] = true
-		chains[egress.ChainName(conf.Family, conf.Network, a.ContainerID)] = true
-		hostVeths[egress.HostVethName(a.ContainerID, a.IfName)] = true
 	}
 	var errs []error
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
@@ -38,6 +40,7 @@ func cmdGC(args *cniplugin.Args) error {
 	defer store.Close()
 	held, err := store.List()
 	errs = append(errs, err)
+	plan := planGC(conf.Family, conf.Network, conf.ValidAttachments, held)
 	for _, h := range held {
 		if valid[h.ContainerID+"/"+h.IfName] {
 			continue
@@ -45,15 +48,16 @@ func cmdGC(args *cniplugin.Args) error {
 		log.Info("GC: releasing stale egress address", "address", h.IP, "owner", h.ContainerID, "ownerIf", h.IfName)
 		errs = append(errs, store.Release(h.ContainerID, h.IfName))
 	}
-	all, err := egress.Chains(conf.Family)
+	owners, err := egress.ChainNetworks(conf.Family)
 	errs = append(errs, err)
 	var stale []string
-	for _, c := range all {
-		if !chains[c] {
+	for c, network := range owners {
+		if plan.staleChain(c, network) {
 			stale = append(stale, c)
 		}
 	}
 	if len(stale) > 0 {
+		slices.Sort(stale)
 		log.Info("GC: removing stale SNAT chains", "chains", stale)
 		errs = append(errs, egress.RemoveChains(conf.Family, stale))
 	}
@@ -61,7 +65,7 @@ func cmdGC(args *cniplugin.Args) error {
 	errs = append(errs, err)
 	for _, l := range links {
 		name := l.Attrs().Name
-		if _, ok := l.(*netlink.Veth); ok && strings.HasPrefix(name, "egr") && len(name) == 15 && !hostVeths[name] {
+		if _, ok := l.(*netlink.Veth); ok && plan.staleVeths[name] {
 			log.Info("GC: removing stale egress veth", "link", name)
 			errs = append(errs, egress.Teardown(conf.Family, "", name))
 		}
@@ -70,4 +74,36 @@ func cmdGC(args *cniplugin.Args) error {
 		return cniplugin.Error(ErrWiring, "egress GC incomplete", err)
 	}
 	return nil
+}
+
+// gcPlan is what one network's GC may remove, from its valid attachments
+// and its store's holders.
+type gcPlan struct {
+	network     string
+	validChains map[string]bool // chains of valid containers
+	heldChains  map[string]bool // chains of containers the store holds
+	staleVeths  map[string]bool // host veths of held, no longer valid attachments
+}
+
+func planGC(f egress.Family, network string, valid []types.GCAttachment, held []egress.Holder) gcPlan {
+	p := gcPlan{network: network, validChains: map[string]bool{}, heldChains: map[string]bool{}, staleVeths: map[string]bool{}}
+	validVeths := map[string]bool{}
+	for _, a := range valid {
+		p.validChains[egress.ChainName(f, network, a.ContainerID)] = true
+		validVeths[egress.HostVethName(a.ContainerID, a.IfName)] = true
+	}
+	for _, h := range held {
+		p.heldChains[egress.ChainName(f, network, h.ContainerID)] = true
+		if v := egress.HostVethName(h.ContainerID, h.IfName); !validVeths[v] {
+			p.staleVeths[v] = true
+		}
+	}
+	return p
+}
+
+// staleChain reports whether chain c, whose comment names owner ("" for
+// none), is this network's and no valid container's.
+func (p gcPlan) staleChain(c, owner string) bool {
+	ours := owner == p.network || p.heldChains[c]
+	return ours && !p.validChains[c]
 }

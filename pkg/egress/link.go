@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -43,11 +44,27 @@ type Wiring struct {
 // Interfaces are the two ends Setup created.
 type Interfaces struct {
 	Host, Pod net.Interface
+	// mainIPv6Was is the main interface's disable_ipv6 before Setup set it
+	// to 1; "" when Setup did not change it.
+	mainIPv6Was string
 }
 
 // Setup creates the veth and the addresses and routes on both ends,
-// replacing an existing egress veth of the pod (a repeated ADD).
+// replacing an existing egress veth of the pod (a repeated ADD). When it
+// fails it puts the main interface's disable_ipv6 back; a caller failing
+// after it does so with RestoreMainIf.
 func (w Wiring) Setup() (Interfaces, error) {
+	out, err := w.setup()
+	if err != nil {
+		if rerr := w.RestoreMainIf(out); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		out.mainIPv6Was = ""
+	}
+	return out, err
+}
+
+func (w Wiring) setup() (Interfaces, error) {
 	var out Interfaces
 	podNS, err := ns.GetNS(w.PodNS)
 	if err != nil {
@@ -63,21 +80,40 @@ func (w Wiring) Setup() (Interfaces, error) {
 		}
 		if w.Family == V6 {
 			// The pod's own interface is IPv4-only: IPv6 leaves by v6if0.
-			if err := writeSysctl("net/ipv6/conf/"+w.MainIf+"/disable_ipv6", "1"); err != nil {
+			was, err := swapSysctl("net/ipv6/conf/"+w.MainIf+"/disable_ipv6", "1")
+			if err != nil {
 				return err
 			}
+			out.mainIPv6Was = was
 		}
-		var err error
-		out, err = w.createVeth()
+		ifs, err := w.createVeth()
 		if err != nil {
 			return err
 		}
+		out.Host, out.Pod = ifs.Host, ifs.Pod
 		return w.setupPodSide(out.Host.HardwareAddr)
 	})
 	if err != nil {
 		return out, err
 	}
 	return out, w.setupHostSide()
+}
+
+// RestoreMainIf puts back the main interface's disable_ipv6 that Setup
+// changed (ADD's undo path: a failed ADD leaves the pod's IPv6 as it found
+// it). A pod namespace already gone is not an error.
+func (w Wiring) RestoreMainIf(ifs Interfaces) error {
+	if ifs.mainIPv6Was == "" {
+		return nil
+	}
+	err := ns.WithNetNSPath(w.PodNS, func(ns.NetNS) error {
+		return writeSysctl("net/ipv6/conf/"+w.MainIf+"/disable_ipv6", ifs.mainIPv6Was)
+	})
+	var nsErr ns.NSPathNotExistErr
+	if err != nil && !errors.As(err, &nsErr) {
+		return fmt.Errorf("restore disable_ipv6=%s on pod %s: %w", ifs.mainIPv6Was, w.MainIf, err)
+	}
+	return nil
 }
 
 func (w Wiring) setupPodSide(hostMAC net.HardwareAddr) error {
@@ -213,6 +249,26 @@ func writeSysctl(key, value string) error {
 		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
 	}
 	return nil
+}
+
+// swapSysctl sets key to value and returns its previous value, or "" when
+// it already had value or does not exist (nothing to put back).
+func swapSysctl(key, value string) (string, error) {
+	cur, err := os.ReadFile(filepath.Join("/proc/sys", key))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sysctl %s: %w", key, err)
+	}
+	was := strings.TrimSpace(string(cur))
+	if was == value {
+		return "", nil
+	}
+	if err := writeSysctl(key, value); err != nil {
+		return "", err
+	}
+	return was, nil
 }
 
 // createVeth creates the pair from inside the pod's namespace with the peer

@@ -206,25 +206,6 @@ func cmdErr(err error) error {
 	return err
 }
 
-// Chains lists the family's per-pod chains in the nat table.
-func Chains(f Family) ([]string, error) {
-	ipt, err := iptablesFor(f)
-	if err != nil {
-		return nil, err
-	}
-	all, err := ipt.ListChains(natTable)
-	if err != nil {
-		return nil, fmt.Errorf("list nat chains: %w", err)
-	}
-	var out []string
-	for _, c := range all {
-		if strings.HasPrefix(c, f.ChainPrefix()) {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // ChainRules returns the rules of the pod's chain in -S form, or nil when
 // the chain does not exist.
 func ChainRules(f Family, chain string) ([]string, error) {

@@ -56,7 +56,9 @@ type HostNetwork interface {
 	TeardownENI(ctx context.Context, primaryIP netip.Addr, table int) error
 	ReconcileHost(ctx context.Context, cfg networkutils.HostConfig) (networkutils.HostResult, error)
 	DeletePodRules(ctx context.Context, podIP netip.Addr) error
-	// RestorePodRule leaves one from-pod rule (1536) to the pod's table.
+	// RestorePodRule leaves the rules a fresh ADD would: one to-pod rule
+	// (512) and one from-pod rule (1536) to the pod's table, or none when
+	// the table is main (a pod on the primary ENI).
 	RestorePodRule(ctx context.Context, podIP netip.Addr, table int) error
 	LinkByMAC(ctx context.Context, mac net.HardwareAddr) (networkutils.Link, error)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
@@ -168,12 +167,16 @@ func (r *restorer) persistFresh(c *poolManager) error {
 	return nil
 }
 
-// restorePodRule re-creates a restored pod's from-pod rule to its ENI's
-// table (docs/compatibility.md, "Rule priorities, route tables and gateways": a restart may follow a reboot or a flush of the
-// rules). Pods on the primary ENI use the main table and have none.
+// restorePodRule leaves a restored pod the rules a fresh ADD would: its
+// to-pod rule, and its from-pod rule to its ENI's table
+// (docs/compatibility.md, "Rule priorities, route tables and gateways": a
+// restart may follow a reboot or a flush of the rules). Pods on the
+// primary ENI use the main table and have no from-pod rule: any they still
+// carry is deleted, since it names the table of an ENI the address has
+// left and misroutes the pod once that table is reused.
 func (r *restorer) restorePodRule(ctx context.Context, c *poolManager, a datastore.Allocation) {
 	asg, ok := c.store.Lookup(a.Key)
-	if !ok || asg.RouteTableID == hostcontract.MainTable {
+	if !ok {
 		return
 	}
 	if err := r.host.RestorePodRule(ctx, a.Addr, asg.RouteTableID); err != nil {

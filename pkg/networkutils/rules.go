@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
@@ -13,28 +14,38 @@ import (
 // setRule leaves want as the only rule among those matching slot: every
 // other matching rule is deleted, and want is added unless present.
 func setRule(want ruleSpec, slot func(ruleSpec) bool) error {
-	rules, err := listRules(want.Family)
+	return setRules(want.Family, []ruleSpec{want}, slot)
+}
+
+// setRules leaves exactly wants among the rules of family fam matching
+// slot, after one listing: every other matching rule (and any duplicate of
+// a wanted one) is deleted, and each wanted rule is added unless present.
+func setRules(fam int, wants []ruleSpec, slot func(ruleSpec) bool) error {
+	rules, err := listRules(fam)
 	if err != nil {
 		return fmt.Errorf("list rules: %w", err)
 	}
 	var errs []error
-	kept := false
+	kept := make([]bool, len(wants))
 	for _, r := range rules {
 		k := ruleKeyOf(r)
 		if !slot(k) {
 			continue
 		}
-		if !kept && k == want {
-			kept = true
+		if i := slices.Index(wants, k); i >= 0 && !kept[i] {
+			kept[i] = true
 			continue
 		}
 		if err := delRule(&r); err != nil {
 			errs = append(errs, fmt.Errorf("delete rule %s: %w", k, err))
 		}
 	}
-	if !kept {
-		if err := netlink.RuleAdd(want.netlinkRule()); err != nil {
-			errs = append(errs, fmt.Errorf("add rule %s: %w", want, err))
+	for i, w := range wants {
+		if kept[i] {
+			continue
+		}
+		if err := netlink.RuleAdd(w.netlinkRule()); err != nil {
+			errs = append(errs, fmt.Errorf("add rule %s: %w", w, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -57,9 +68,13 @@ func deleteRules(fam int, slot func(ruleSpec) bool) error {
 	return errors.Join(errs...)
 }
 
-// RestorePodRule leaves exactly one `from <podIP> lookup <table>` rule at
-// priority 1536, replacing whatever from-pod rules the pod had (ipamd calls
-// it for each pod restored from the checkpoint).
+// RestorePodRule leaves the pod rules a fresh ADD would: exactly one
+// `to <podIP> lookup main` (priority 512), and exactly one
+// `from <podIP> lookup <table>` (1536), or none when table is the main
+// table (a pod on the primary ENI), replacing whatever from-pod rules the
+// pod had. ipamd calls it for each pod restored from the checkpoint, whose
+// ENI, and so table, may have changed since its ADD, on a node whose rules
+// may have been flushed.
 func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table int) error {
 	if !podIP.IsValid() {
 		return errors.New("restore pod rule: pod IP is not set")
@@ -67,9 +82,14 @@ func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table in
 	if table <= 0 {
 		return fmt.Errorf("restore pod rule for %s: invalid table %d", podIP, table)
 	}
-	src := netip.PrefixFrom(podIP, podIP.BitLen())
-	want := ruleSpec{Priority: hostcontract.PriorityFromPod, Family: family(podIP), Src: src, Table: table}
-	err := setRule(want, func(r ruleSpec) bool { return r.Priority == hostcontract.PriorityFromPod && r.Src == src })
+	fam, host := family(podIP), netip.PrefixFrom(podIP, podIP.BitLen())
+	wants := []ruleSpec{{Priority: hostcontract.PriorityToPod, Family: fam, Dst: host, Table: hostcontract.MainTable}}
+	if table != hostcontract.MainTable {
+		wants = append(wants, ruleSpec{Priority: hostcontract.PriorityFromPod, Family: fam, Src: host, Table: table})
+	}
+	err := setRules(fam, wants, func(r ruleSpec) bool {
+		return r.Priority == hostcontract.PriorityToPod && r.Dst == host || r.Priority == hostcontract.PriorityFromPod && r.Src == host
+	})
 	if err != nil {
 		return fmt.Errorf("restore pod rule for %s: %w", podIP, err)
 	}
