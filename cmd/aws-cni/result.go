@@ -146,5 +146,11 @@ func dummyVLAN(res *current.Result) (*current.Interface, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("prevResult dummy interface Mac %q is not a VLAN id: %w", d.Mac, err)
 	}
+	if vlan != 0 {
+		// DEL flushes the branch's table without asking ipamd.
+		if err := podnet.CheckVLANID(vlan); err != nil {
+			return nil, 0, fmt.Errorf("prevResult dummy interface Mac %q: %w", d.Mac, err)
+		}
+	}
 	return d, vlan, nil
 }
