@@ -34,6 +34,11 @@ func (inv *invocation) del(args *entry.Args) error {
 	td := podnet.StartTeardown(ctx, prev)
 	inv.openLog()
 	reply, err := asked.Wait()
+	// The node side is removed even when the answer took the DEL's whole
+	// time (ipamd may have released the addresses all the same): a rule
+	// left behind would misroute the next pod given the address.
+	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	defer tcancel()
 	switch {
 	case err != nil && isUnknownPod(err):
 		inv.closeTeardown(td)
@@ -42,13 +47,13 @@ func (inv *invocation) del(args *entry.Args) error {
 	case err != nil:
 		// ipamd is down or failing: undo what the result recorded and let
 		// ipamd reclaim the addresses when it reconciles.
-		inv.teardownFromPrevResult(ctx, td, prev, prevErr, err)
+		inv.teardownFromPrevResult(tctx, td, prev, prevErr, err)
 		return nil
 	case !reply.Success:
 		inv.closeTeardown(td)
 		return types.NewError(ErrIpamd, "ipamd failed to release the pod's addresses", "")
 	}
-	if err := inv.teardownFromReply(ctx, td, args, reply); err != nil {
+	if err := inv.teardownFromReply(tctx, td, args, reply); err != nil {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
 	if reply.NetworkPolicyMode != "" {
