@@ -86,7 +86,7 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	case args.Netns == "":
 		return true, nil
 	}
-	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName)
+	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
 		return true, invalidConfig("prevResult", err.Error())
 	}
@@ -102,7 +102,7 @@ func (inv *invocation) prevPod(args *entry.Args) (podnet.Pod, error) {
 	if inv.conf.PrevResult == nil {
 		return podnet.Pod{}, errors.New("no prevResult")
 	}
-	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName)
+	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
 		return podnet.Pod{}, fmt.Errorf("prevResult unusable: %w", err)
 	}
