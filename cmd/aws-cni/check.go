@@ -17,7 +17,7 @@ func (inv *invocation) check(args *entry.Args) error {
 	if inv.conf.PrevResult == nil {
 		return invalidConfig("CHECK needs prevResult", "")
 	}
-	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName)
+	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
 		return invalidConfig("prevResult", err.Error())
 	}

@@ -34,6 +34,11 @@ func (inv *invocation) del(args *entry.Args) error {
 	td := podnet.StartTeardown(ctx, prev)
 	inv.openLog()
 	reply, err := asked.Wait()
+	// The node side is removed even when the answer took the DEL's whole
+	// time (ipamd may have released the addresses all the same): a rule
+	// left behind would misroute the next pod given the address.
+	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	defer tcancel()
 	switch {
 	case err != nil && isUnknownPod(err):
 		inv.closeTeardown(td)
@@ -42,13 +47,13 @@ func (inv *invocation) del(args *entry.Args) error {
 	case err != nil:
 		// ipamd is down or failing: undo what the result recorded and let
 		// ipamd reclaim the addresses when it reconciles.
-		inv.teardownFromPrevResult(ctx, td, prev, prevErr, err)
+		inv.teardownFromPrevResult(tctx, td, prev, prevErr, err)
 		return nil
 	case !reply.Success:
 		inv.closeTeardown(td)
 		return types.NewError(ErrIpamd, "ipamd failed to release the pod's addresses", "")
 	}
-	if err := inv.teardownFromReply(ctx, td, args, reply); err != nil {
+	if err := inv.teardownFromReply(tctx, td, args, reply); err != nil {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
 	if reply.NetworkPolicyMode != "" {
@@ -81,7 +86,7 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	case args.Netns == "":
 		return true, nil
 	}
-	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName)
+	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
 		return true, invalidConfig("prevResult", err.Error())
 	}
@@ -97,7 +102,7 @@ func (inv *invocation) prevPod(args *entry.Args) (podnet.Pod, error) {
 	if inv.conf.PrevResult == nil {
 		return podnet.Pod{}, errors.New("no prevResult")
 	}
-	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName)
+	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
 		return podnet.Pod{}, fmt.Errorf("prevResult unusable: %w", err)
 	}

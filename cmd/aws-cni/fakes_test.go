@@ -38,6 +38,11 @@ type fakeIpamd struct {
 	npMode   string
 	branch   *branchReply // ADD answers for a branch-ENI pod when set
 	healthSv *health.Server
+
+	// delLate, when set, makes DelNetwork release the address and then
+	// answer only once the test closes it: after the plugin's deadline
+	// (a checkpoint sync slower than the DEL's time).
+	delLate chan struct{}
 }
 
 // branchReply is what ipamd answers for a pod with a branch ENI.
@@ -145,6 +150,11 @@ func (f *fakeIpamd) DelNetwork(_ context.Context, req *rpc.DelNetworkRequest) (*
 		return &rpc.DelNetworkReply{Success: false}, status.Error(codes.Unknown, "datastore: unknown pod")
 	}
 	delete(f.held, req.GetContainerId())
+	if late := f.delLate; late != nil {
+		f.mu.Unlock()
+		<-late
+		f.mu.Lock()
+	}
 	if b := f.branch; b != nil {
 		return &rpc.DelNetworkReply{Success: true, IpAllocationMetadata: metas(allocs), PodVlanId: b.vlan}, nil
 	}

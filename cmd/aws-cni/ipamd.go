@@ -31,6 +31,9 @@ const (
 	addTimeout      = 20 * time.Second
 	delTimeout      = 10 * time.Second
 	rollbackTimeout = 5 * time.Second
+	// teardownTimeout bounds DEL's node-side teardown after ipamd's
+	// answer, or its absence, whatever remains of the DEL's own time.
+	teardownTimeout = 5 * time.Second
 	npaTimeout      = 2 * time.Second
 	statusTimeout   = 2 * time.Second
 )

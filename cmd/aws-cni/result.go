@@ -81,8 +81,12 @@ type prevWiring struct {
 }
 
 // fromPrevResult reads back the encoding of buildResult (docs/compatibility.md, "Rule priorities, route tables and gateways").
-// Host veth names are taken from the result where present.
-func fromPrevResult(res *current.Result, netns, ifName string) (prevWiring, error) {
+// Host veth names are taken from the result where present; each must be
+// the one of pod k's interface (its name ends with the hash of the pod's
+// namespace and name, whatever the prefix), or the result is another
+// pod's (a runtime that mixed its cached results up) and DEL must not
+// remove that pod's route and rules.
+func fromPrevResult(res *current.Result, netns, ifName string, k k8sArgs) (prevWiring, error) {
 	w := prevWiring{Pod: podnet.Pod{NetNS: netns}}
 	dummy, vlan, err := dummyVLAN(res)
 	if err != nil {
@@ -108,6 +112,10 @@ func fromPrevResult(res *current.Result, netns, ifName string) (prevWiring, erro
 		ifc := podnet.Interface{Index: i, ContainerIf: name, RouteTable: defaultTable}
 		if idx > 0 && res.Interfaces[idx-1].Sandbox == "" {
 			ifc.HostVeth = res.Interfaces[idx-1].Name
+			want := vethname.HostVethName("", k.PodNamespace, k.PodName, i)
+			if !strings.HasSuffix(ifc.HostVeth, want) {
+				return w, fmt.Errorf("prevResult host interface %s is not pod %s/%s's (its name would end in %s)", ifc.HostVeth, k.PodNamespace, k.PodName, want)
+			}
 		}
 		if mac := res.Interfaces[idx].Mac; mac != "" {
 			if ifc.RouteTable, err = strconv.Atoi(mac); err != nil {
@@ -145,6 +153,12 @@ func dummyVLAN(res *current.Result) (*current.Interface, int, error) {
 	vlan, err := strconv.Atoi(d.Mac)
 	if err != nil {
 		return nil, 0, fmt.Errorf("prevResult dummy interface Mac %q is not a VLAN id: %w", d.Mac, err)
+	}
+	if vlan != 0 {
+		// DEL flushes the branch's table without asking ipamd.
+		if err := podnet.CheckVLANID(vlan); err != nil {
+			return nil, 0, fmt.Errorf("prevResult dummy interface Mac %q: %w", d.Mac, err)
+		}
 	}
 	return d, vlan, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 func TestBuildResultEncodingAndReadBack(t *testing.T) {
@@ -43,7 +44,7 @@ func TestBuildResultEncodingAndReadBack(t *testing.T) {
 		t.Errorf("result\n got %s\nwant %s", got, want)
 	}
 
-	w, err := fromPrevResult(res, "/var/run/netns/p", "eth0")
+	w, err := fromPrevResult(res, "/var/run/netns/p", "eth0", k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +54,8 @@ func TestBuildResultEncodingAndReadBack(t *testing.T) {
 }
 
 func TestFromPrevResultUpstreamShapes(t *testing.T) {
+	k := k8sArgs{PodNamespace: "default", PodName: "a"}
+	eni, vlan := vethname.HostVethName("eni", "default", "a", 0), vethname.HostVethName(vethname.BranchPrefix, "default", "a", 0)
 	idx := func(i int) *int { return &i }
 	addr := func(s string) net.IPNet { _, n, _ := net.ParseCIDR(s); return *n }
 	for _, c := range []struct {
@@ -67,21 +70,21 @@ func TestFromPrevResultUpstreamShapes(t *testing.T) {
 			// table comes from the dummy's device number (device 2 → 3).
 			name: "pre-1.20 result",
 			res: &current.Result{Interfaces: []*current.Interface{
-				{Name: "enia"}, {Name: "eth0", Sandbox: "/ns"}, {Name: "dummya", Mac: "0", Sandbox: "2"},
+				{Name: eni}, {Name: "eth0", Sandbox: "/ns"}, {Name: "dummya", Mac: "0", Sandbox: "2"},
 			}, IPs: []*current.IPConfig{{Interface: idx(1), Address: addr("10.0.0.5/32")}}},
 			wantTable: 3,
 		},
 		{
 			name: "branch pod",
 			res: &current.Result{Interfaces: []*current.Interface{
-				{Name: "vlana"}, {Name: "eth0", Sandbox: "/ns", Mac: "0"}, {Name: "dummya", Mac: "7"},
+				{Name: vlan}, {Name: "eth0", Sandbox: "/ns", Mac: "0"}, {Name: "dummya", Mac: "7"},
 			}, IPs: []*current.IPConfig{{Interface: idx(1), Address: addr("10.2.0.55/32"), Gateway: net.ParseIP("10.2.0.1")}}},
 			wantVLAN: 7, wantTable: hostcontract.MainTable,
 		},
 		{
 			name: "chained plugin appended interfaces after the dummy",
 			res: &current.Result{Interfaces: []*current.Interface{
-				{Name: "enia"}, {Name: "eth0", Sandbox: "/ns", Mac: "254"}, {Name: "dummya", Mac: "0", Sandbox: "0"},
+				{Name: eni}, {Name: "eth0", Sandbox: "/ns", Mac: "254"}, {Name: "dummya", Mac: "0", Sandbox: "0"},
 				{Name: "vethegress"}, {Name: "v6if0", Sandbox: "/ns"},
 			}, IPs: []*current.IPConfig{{Interface: idx(1), Address: addr("10.0.0.5/32")}, {Interface: idx(4), Address: addr("fd00::ac:2/128")}}},
 			wantTable: hostcontract.MainTable,
@@ -89,9 +92,17 @@ func TestFromPrevResultUpstreamShapes(t *testing.T) {
 		{name: "no dummy", res: &current.Result{}, wantErr: "no dummy"},
 		{name: "dummy Mac not a number", res: &current.Result{Interfaces: []*current.Interface{{Name: "dummya", Mac: "02:00:00:00:00:01"}}}, wantErr: "not a VLAN id"},
 		{name: "no container interface", res: &current.Result{Interfaces: []*current.Interface{{Name: "dummya", Mac: "0", Sandbox: "0"}}}, wantErr: "no interface eth0"},
+		{
+			// A runtime that mixed its cached results up: another pod's.
+			name: "another pod's host veth",
+			res: &current.Result{Interfaces: []*current.Interface{
+				{Name: vethname.HostVethName("eni", "default", "b", 0)}, {Name: "eth0", Sandbox: "/ns", Mac: "254"}, {Name: "dummyb", Mac: "0", Sandbox: "0"},
+			}, IPs: []*current.IPConfig{{Interface: idx(1), Address: addr("10.0.0.6/32")}}},
+			wantErr: "is not pod default/a's",
+		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w, err := fromPrevResult(c.res, "/ns", "eth0")
+			w, err := fromPrevResult(c.res, "/ns", "eth0", k)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("error = %v, want %q", err, c.wantErr)

@@ -69,7 +69,8 @@ func (f *floorRunner) pair(ctx context.Context) {
 	defer func() { _ = dataplane.DeleteNamedNS(ns) }() // the VPC's Close removes what is left
 	env := []string{"CNI_NETNS=" + ns, "CNI_IFNAME=eth0", "FLOOR_TABLE=254",
 		fmt.Sprintf("FLOOR_IP=198.18.%d.%d", f.seq/250%250, 1+f.seq%250),
-		fmt.Sprintf("FLOOR_VETH=flr%x", f.seq)}
+		// A pod veth's name shape (prefix + 11 hex), or DEL leaves its route.
+		fmt.Sprintf("FLOOR_VETH=flr%011x", f.seq)}
 	for _, cmd := range []string{"ADD", "DEL"} {
 		start := time.Now()
 		_, stderr, err := f.node.Exec(ctx, append(env, "CNI_COMMAND="+cmd), nil, floorInNode)

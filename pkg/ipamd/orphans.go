@@ -203,7 +203,7 @@ func (s *orphanSweeper) release(ctx context.Context, c *poolManager, a datastore
 		return fmt.Errorf("releasing the orphaned address of %s: %w", a.Key, err)
 	}
 	s.count.Inc()
-	s.log.Warn("released the address of a pod whose host veth is gone (a DEL that never reached ipamd)",
+	s.log.Warn("released the address of a sandbox whose host veth is gone or now a newer sandbox's (a DEL that never reached ipamd)",
 		"pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName, "key", a.Key.String(), "ip", got.Addr,
 		"card", c.index, "absentFor", absent.Round(time.Millisecond))
 	if err := s.host.DeletePodRules(ctx, got.Addr); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"golang.org/x/sys/unix"
 )
 
 // Branch describes a pod that owns a branch ENI of the node's trunk ENI
@@ -32,6 +33,21 @@ type Branch struct {
 // BranchTable is the route table of a branch ENI.
 func BranchTable(vlanID int) int { return hostcontract.VLANTableBase + vlanID }
 
+// CheckVLANID refuses a VLAN id that is not 802.1Q's (1-4094) or whose
+// table, 100+id, is one of the kernel's own: 253 (default), 254 (main),
+// 255 (local). Branch wiring replaces the table's default route and DEL
+// flushes the table, so such an id would take the node's routes with it.
+// No trunk hands out such ids (the resource controller's stay below 121).
+func CheckVLANID(vlanID int) error {
+	if vlanID < 1 || vlanID > 4094 {
+		return fmt.Errorf("VLAN id %d out of range 1-4094", vlanID)
+	}
+	if t := BranchTable(vlanID); t >= unix.RT_TABLE_DEFAULT {
+		return fmt.Errorf("VLAN id %d would use route table %d, one of the kernel's own (253 default, 254 main, 255 local)", vlanID, t)
+	}
+	return nil
+}
+
 func (b Branch) validate() error {
 	if err := validatePod(b.Pod); err != nil {
 		return err
@@ -39,8 +55,8 @@ func (b Branch) validate() error {
 	switch {
 	case len(b.Pod.Interfaces) != 1:
 		return fmt.Errorf("branch-ENI pod needs exactly one interface, got %d", len(b.Pod.Interfaces))
-	case b.VLANID < 1 || b.VLANID > 4094:
-		return fmt.Errorf("VLAN id %d out of range 1-4094", b.VLANID)
+	case CheckVLANID(b.VLANID) != nil:
+		return CheckVLANID(b.VLANID)
 	case len(b.ENIMAC) != 6:
 		return fmt.Errorf("branch ENI MAC %q is not a 6-byte MAC", b.ENIMAC)
 	case b.SubnetGW == nil:
@@ -141,6 +157,9 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 func TeardownBranch(ctx context.Context, pod Pod, vlanID int) error {
 	if len(pod.Interfaces) != 1 || pod.Interfaces[0].Address == nil {
 		return fmt.Errorf("branch-ENI pod needs exactly one interface with an address, got %d", len(pod.Interfaces))
+	}
+	if err := CheckVLANID(vlanID); err != nil {
+		return err
 	}
 	ifc := pod.Interfaces[0]
 	table := BranchTable(vlanID)

@@ -60,14 +60,11 @@ func deletePodRules(h *netlink.Handle, addr *net.IPNet, table int) error {
 func deleteRouteVia(h *netlink.Handle, pod *net.IPNet, dev string, table int) error {
 	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
 	if dev != "" {
-		link, err := h.LinkByName(dev)
-		if isNotFound(err) {
-			return nil
+		idx, err := hostVethIndex(h, dev)
+		if err != nil || idx == 0 {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("find host veth %s: %w", dev, err)
-		}
-		route.LinkIndex = link.Attrs().Index
+		route.LinkIndex = idx
 	}
 	if err := h.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("delete route %s dev %s table %s: %w", pod, dev, tableName(table), err)

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/nldump"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,14 +146,11 @@ func (t *HostTeardown) removed(ifc Interface) bool {
 // deleteOwnRoute deletes the scope-link route to pod in main through the
 // link named dev and reports whether there was one.
 func deleteOwnRoute(h *netlink.Handle, pod *net.IPNet, dev string) (bool, error) {
-	link, err := h.LinkByName(dev)
-	if isNotFound(err) {
-		return false, nil
+	idx, err := hostVethIndex(h, dev)
+	if err != nil || idx == 0 {
+		return false, err
 	}
-	if err != nil {
-		return false, fmt.Errorf("find host veth %s: %w", dev, err)
-	}
-	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable, LinkIndex: link.Attrs().Index}
+	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable, LinkIndex: idx}
 	err = h.RouteDel(route)
 	switch {
 	case err == nil:
@@ -161,4 +159,41 @@ func deleteOwnRoute(h *netlink.Handle, pod *net.IPNet, dev string) (bool, error)
 		return false, nil
 	}
 	return false, fmt.Errorf("delete route %s dev %s table main: %w", pod, dev, err)
+}
+
+// hostVethIndex returns the ifindex of the host veth named dev, or 0 when
+// no veth of a pod's name shape (see isPodVethName) has that name: a route
+// through any other link (the node's eth0, named by a bogus prevResult) is
+// never a pod's.
+func hostVethIndex(h *netlink.Handle, dev string) (int, error) {
+	if !isPodVethName(dev) {
+		return 0, nil
+	}
+	link, err := h.LinkByName(dev)
+	if isNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find host veth %s: %w", dev, err)
+	}
+	if _, ok := link.(*netlink.Veth); !ok {
+		return 0, nil
+	}
+	return link.Attrs().Index, nil
+}
+
+// isPodVethName reports whether name has the shape of a pod's host veth
+// (pkg/vethname): a prefix of 1 to 4 characters, then 11 lowercase hex
+// digits.
+func isPodVethName(name string) bool {
+	n := len(name) - vethname.SuffixLen
+	if n < 1 || n > vethname.MaxPrefixLen {
+		return false
+	}
+	for _, c := range name[n:] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

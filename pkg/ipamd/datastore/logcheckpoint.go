@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -332,6 +334,7 @@ func (c *LogCheckpointer) replace(f File) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	c.removeTempLeftovers()
 	gen := c.gen + 1
 	if len(gens) > 0 {
 		gen = max(gen, gens[len(gens)-1]+1)
@@ -377,6 +380,23 @@ func (c *LogCheckpointer) removeLogsBefore(gen uint64) {
 	}
 	if err != nil {
 		c.logger().Debug("checkpoint: removing old logs", "path", c.Path, "err", err)
+	}
+}
+
+// removeTempLeftovers removes the temp files (<Path>.tmp*, ours or
+// upstream's) of writes a killed process never renamed into place: no
+// write of ours runs while replace does, so every such file is one.
+// Best effort, like removeLogsBefore.
+func (c *LogCheckpointer) removeTempLeftovers() {
+	names, err := c.fsys.ReadDir(dirOf(c.Path))
+	prefix := filepath.Base(c.Path) + ".tmp"
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			err = errors.Join(err, c.fsys.Remove(filepath.Join(dirOf(c.Path), n)))
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.logger().Debug("checkpoint: removing temp files of interrupted writes", "path", c.Path, "err", err)
 	}
 }
 
