@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
@@ -56,6 +57,34 @@ func TestCustomNetworkingENIConfigInAnotherAZ(t *testing.T) {
 	}
 	if d := callDelta(before, h.calls()); d["CreateNetworkInterface"] != 0 {
 		t.Errorf("EC2 calls for an ENIConfig in another zone: %v", d)
+	}
+	if got := h.simCounts(); got.ENIs != 1 {
+		t.Errorf("ENIs: %+v", got)
+	}
+}
+
+// TestCustomNetworkingUnknownSecurityGroup: an ENIConfig listing a
+// security group that does not exist: EC2 refuses the ENI; the cause names
+// the ENIConfig and the group, and ipamd backs off instead of asking EC2
+// again on every pool cycle.
+func TestCustomNetworkingUnknownSecurityGroup(t *testing.T) {
+	k := &fakeKube{schedulable: true, maxPods: 110,
+		eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID, SecurityGroups: []string{"sg-00000000000000ff"}}}
+	times := fastTimes
+	times.FailureBackoff = time.Hour
+	h := newHarness(t, harnessOpts{kube: k, times: &times, cfg: func(c *config.Config) { c.CustomNetworking = true; c.WarmIPTarget = 3 }})
+	before := h.calls()
+	for range 5 {
+		h.n.PoolCycle(context.Background())
+	}
+	_, err := h.state(0)
+	for _, want := range []string{"pods-a", "sg-00000000000000ff"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("recorded cause %v, want it to name %s", err, want)
+		}
+	}
+	if d := callDelta(before, h.calls()); d["CreateNetworkInterface"] != 1 {
+		t.Errorf("EC2 calls over 5 pool cycles with an unknown group: %v, want one CreateNetworkInterface", d)
 	}
 	if got := h.simCounts(); got.ENIs != 1 {
 		t.Errorf("ENIs: %+v", got)
