@@ -58,19 +58,24 @@ func (o *observer) inProgress(fn string) func() {
 }
 
 // limits sets awscni_eni_max and awscni_ip_max: ENIs ipamd may use
-// (the limit minus unmanaged ENIs) and the addresses they can carry,
-// summed over the managed network cards.
+// (the limit minus unmanaged ENIs) and the addresses they can carry in
+// each card's mode now, summed over the managed network cards. Both
+// change at run time: a reconcile finds an unmanaged ENI gone (or a new
+// one), a card falls back from prefixes to /32s and back. pool() calls it.
 func (o *observer) limits() {
-	perENI := max(o.node.typ.IPv4PerENI-1, 0)
-	if o.node.pd {
-		perENI *= 16
-	}
-	enis := 0
+	slots := max(o.node.typ.IPv4PerENI-1, 0)
+	enis, ips := 0, 0
 	for _, c := range o.cards.all() {
-		enis += max(c.maxENIs-c.unmanagedCount(), 0)
+		n := max(c.maxENIs-c.unmanagedCount(), 0)
+		perENI := slots
+		if c.pd.get() {
+			perENI *= 16
+		}
+		enis += n
+		ips += n * perENI
 	}
 	o.m.ENIMax.Set(float64(enis))
-	o.m.IPMax.Set(float64(enis * perENI))
+	o.m.IPMax.Set(float64(ips))
 }
 
 // counts sets the O(1) pool gauges from every card's counters. Upstream
@@ -124,6 +129,7 @@ func (o *observer) assignments(asgs []datastore.Assignment) {
 func (o *observer) pool() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.limits()
 	o.counts()
 	o.m.AssignedIPPerENI.Reset()
 	o.m.AssignedIPPerCIDR.Reset()

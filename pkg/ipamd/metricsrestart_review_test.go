@@ -8,6 +8,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // gauges reads the pool gauges from a gather of reg, as a scrape sees them:
@@ -141,5 +143,37 @@ func TestMetricsScrapedDuringChurn(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestENIMaxFollowsUnmanagedENIs: awscni_eni_max and awscni_ip_max count
+// the ENIs ipamd may use, the limit minus unmanaged ENIs. When the
+// unmanaged ENI's owner takes it away, the reconcile gives its slot back
+// to the pool, and the gauges say so too.
+func TestENIMaxFollowsUnmanagedENIs(t *testing.T) {
+	const foreign = "eni-00000000000nomanage"
+	h := newHarness(t, harnessOpts{noInit: true, scenario: func(sc *vpcsim.Scenario) {
+		sc.NetworkInterfaces = append(sc.NetworkInterfaces, vpcsim.ENISpec{
+			ID: foreign, Subnet: simtest.NodeSubnetID, AttachTo: simtest.InstanceID, DeviceIndex: 1,
+			SecondaryIPCount: 3, Tags: map[string]string{"node.k8s.amazonaws.com/no_manage": "true"},
+		})
+	}})
+	ctx := context.Background()
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := gathered(t, h)
+	if plain["awscni_eni_max"] != 2 || plain["awscni_ip_max"] != 18 {
+		t.Fatalf("with one unmanaged ENI: eni_max %v ip_max %v, want 2 and 18", plain["awscni_eni_max"], plain["awscni_ip_max"])
+	}
+	if err := h.ec2.FreeENI(ctx, foreign, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.Reconcile(ctx); err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	plain, _ = gathered(t, h)
+	if plain["awscni_eni_max"] != 3 || plain["awscni_ip_max"] != 27 {
+		t.Errorf("after the unmanaged ENI left: eni_max %v ip_max %v, want 3 and 27", plain["awscni_eni_max"], plain["awscni_ip_max"])
 	}
 }
