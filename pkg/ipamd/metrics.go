@@ -2,7 +2,6 @@ package ipamd
 
 import (
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
@@ -36,12 +35,12 @@ func actionFn(k pool.Kind) string {
 	return fnIncrease
 }
 
-// observer turns what ipamd does into metrics. Its lock serialises the
-// pool gauge updates of AddNetwork, DelNetwork, pool cycles and
-// reconciles, so that no update overwrites a newer one; the other metrics
-// are counters and histograms that need no lock.
+// observer turns what ipamd does into metrics. The pool gauge updates of
+// AddNetwork, DelNetwork, pool cycles and reconciles run inside
+// metrics.UpdatePool, which serialises them (no update overwrites a newer
+// one) and keeps scrapes from seeing one half done; the other metrics are
+// counters and histograms that need no lock.
 type observer struct {
-	mu        sync.Mutex
 	m         *metrics.Metrics
 	cards     *cardSet // the managed cards, built by Init
 	node      *nodeState
@@ -80,7 +79,7 @@ func (o *observer) limits() {
 
 // counts sets the O(1) pool gauges from every card's counters. Upstream
 // overwrites them per card (docs/compatibility.md, "Metrics"); we sum over
-// the cards. o.mu is held.
+// the cards. Run inside UpdatePool.
 func (o *observer) counts() {
 	var total, assigned, cooling, prefixes, enis int
 	for _, c := range o.cards.all() {
@@ -104,8 +103,10 @@ func (o *observer) counts() {
 // per-CIDR gauges of the ENIs an AddNetwork or DelNetwork touched (O(CIDRs
 // of those ENIs), not of the node).
 func (o *observer) assignments(asgs []datastore.Assignment) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.m.UpdatePool(func() { o.assignmentsLocked(asgs) })
+}
+
+func (o *observer) assignmentsLocked(asgs []datastore.Assignment) {
 	o.counts()
 	for _, a := range asgs {
 		if a.ENIID == "" {
@@ -127,8 +128,10 @@ func (o *observer) assignments(asgs []datastore.Assignment) {
 // pool refreshes every pool gauge, including the per-ENI and
 // per-CIDR ones (O(CIDRs)); run after pool cycles and reconciles.
 func (o *observer) pool() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.m.UpdatePool(o.poolLocked)
+}
+
+func (o *observer) poolLocked() {
 	o.limits()
 	o.counts()
 	o.m.AssignedIPPerENI.Reset()

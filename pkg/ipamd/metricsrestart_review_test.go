@@ -2,6 +2,8 @@ package ipamd
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -80,8 +82,9 @@ func TestMetricsCountRestoredPods(t *testing.T) {
 	}
 }
 
-// TestMetricsScrapedDuringChurn: scrapes running beside ADDs, DELs, pool
-// cycles and a reconcile (run with -race) see consistent gauges, and the
+// TestMetricsScrapedDuringChurn: scrapes and introspection reads running
+// beside ADDs, DELs, pool cycles and a reconcile (run with -race) see
+// consistent figures, and the
 // per-ENI and per-CIDR series end up naming only what the node holds:
 // no series is left behind for a released CIDR or a freed ENI.
 func TestMetricsScrapedDuringChurn(t *testing.T) {
@@ -101,6 +104,17 @@ func TestMetricsScrapedDuringChurn(t *testing.T) {
 				plain, _ := gathered(t, h)
 				if a, tot := plain["awscni_assigned_ip_addresses"], plain["awscni_total_ip_addresses"]; a > tot {
 					t.Errorf("scrape: %v assigned of %v total", a, tot)
+				}
+				// Introspection reads the same state beside the churn.
+				for _, c := range h.n.Introspection().ENIs() {
+					if c.AssignedIPs > c.TotalIPs {
+						t.Errorf("/v1/enis: %d assigned of %d", c.AssignedIPs, c.TotalIPs)
+					}
+				}
+				for _, c := range h.n.Introspection().Pool().Cards {
+					if c.Used < 0 || c.Free < 0 || c.Cooling < 0 {
+						t.Errorf("/v1/pool card: %+v", c)
+					}
 				}
 			}
 		}()
@@ -176,4 +190,66 @@ func TestENIMaxFollowsUnmanagedENIs(t *testing.T) {
 	if plain["awscni_eni_max"] != 3 || plain["awscni_ip_max"] != 27 {
 		t.Errorf("after the unmanaged ENI left: eni_max %v ip_max %v, want 3 and 27", plain["awscni_eni_max"], plain["awscni_ip_max"])
 	}
+}
+
+// TestScrapeSeesOneRefresh: a pool refresh of the gauges (after every pool
+// cycle and reconcile) rebuilds the per-ENI and per-CIDR series. A scrape
+// beside it sees the series and values of one refresh: on a node whose
+// pool does not change, every scrape equals the first, never a series
+// missing or at 0 halfway through a refresh (Prometheus would record the
+// gap as a stale series).
+func TestScrapeSeesOneRefresh(t *testing.T) {
+	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	pods := map[int]bool{}
+	h.setPods(pods, 12)
+	want := scrapeText(t, h)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				h.n.observe.pool()
+			}
+		}
+	}()
+	torn := 0
+	for range 2000 {
+		if got := scrapeText(t, h); got != want {
+			if torn == 0 {
+				t.Errorf("a scrape during a refresh:\n%s\nwant\n%s", got, want)
+			}
+			torn++
+		}
+	}
+	close(stop)
+	<-done
+	if torn > 0 {
+		t.Errorf("%d of 2000 scrapes saw a refresh half done", torn)
+	}
+}
+
+// scrapeText renders the pool gauges of one scrape.
+func scrapeText(t *testing.T, h *harness) string {
+	t.Helper()
+	mfs, err := h.n.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "awscni_assigned_ip_per_eni", "awscni_assigned_ip_per_cidr", "awscni_total_ip_addresses",
+			"awscni_assigned_ip_addresses", "awscni_eni_allocated", "awscni_eni_max", "awscni_ip_max":
+		default:
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			fmt.Fprintf(&b, "%s%v %v\n", mf.GetName(), m.GetLabel(), value(m))
+		}
+	}
+	return b.String()
 }
