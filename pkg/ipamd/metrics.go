@@ -36,8 +36,8 @@ func actionFn(k pool.Kind) string {
 }
 
 // observer turns what ipamd does into metrics. The pool gauge updates of
-// AddNetwork, DelNetwork, pool cycles and reconciles run inside
-// metrics.UpdatePool, which serialises them (no update overwrites a newer
+// AddNetwork, DelNetwork, pool cycles and reconciles run under
+// metrics.LockPool, which serialises them (no update overwrites a newer
 // one) and keeps scrapes from seeing one half done; the other metrics are
 // counters and histograms that need no lock.
 type observer struct {
@@ -79,7 +79,7 @@ func (o *observer) limits() {
 
 // counts sets the O(1) pool gauges from every card's counters. Upstream
 // overwrites them per card (docs/compatibility.md, "Metrics"); we sum over
-// the cards. Run inside UpdatePool.
+// the cards. Run under LockPool.
 func (o *observer) counts() {
 	var total, assigned, cooling, prefixes, enis int
 	for _, c := range o.cards.all() {
@@ -103,10 +103,8 @@ func (o *observer) counts() {
 // per-CIDR gauges of the ENIs an AddNetwork or DelNetwork touched (O(CIDRs
 // of those ENIs), not of the node).
 func (o *observer) assignments(asgs []datastore.Assignment) {
-	o.m.UpdatePool(func() { o.assignmentsLocked(asgs) })
-}
-
-func (o *observer) assignmentsLocked(asgs []datastore.Assignment) {
+	o.m.LockPool()
+	defer o.m.UnlockPool()
 	o.counts()
 	for _, a := range asgs {
 		if a.ENIID == "" {
@@ -128,10 +126,8 @@ func (o *observer) assignmentsLocked(asgs []datastore.Assignment) {
 // pool refreshes every pool gauge, including the per-ENI and
 // per-CIDR ones (O(CIDRs)); run after pool cycles and reconciles.
 func (o *observer) pool() {
-	o.m.UpdatePool(o.poolLocked)
-}
-
-func (o *observer) poolLocked() {
+	o.m.LockPool()
+	defer o.m.UnlockPool()
 	o.limits()
 	o.counts()
 	o.m.AssignedIPPerENI.Reset()

@@ -12,7 +12,7 @@ import (
 // reset and rebuilt. A scrape must see one refresh or the next, never the
 // middle of one (series missing, or at 0, which Prometheus records as
 // stale series and dips). So they are collected as one group, under the
-// lock UpdatePool holds, and as copies of their values at that moment.
+// lock an update holds (LockPool), and as copies of their values at that moment.
 
 // group collects its collectors under mu, each metric frozen at its value
 // then.
@@ -62,10 +62,10 @@ func (f frozen) Write(out *dto.Metric) error {
 	return nil
 }
 
-// UpdatePool runs set, which sets the pool gauges, so that no scrape sees
-// it half done.
-func (m *Metrics) UpdatePool(set func()) {
-	m.poolMu.Lock()
-	defer m.poolMu.Unlock()
-	set()
-}
+// LockPool starts an update of the pool gauges: until UnlockPool no
+// scrape collects them, so none sees the update half done, and updates
+// are serialised (none overwrites a newer one).
+func (m *Metrics) LockPool() { m.poolMu.Lock() }
+
+// UnlockPool ends the update LockPool started.
+func (m *Metrics) UnlockPool() { m.poolMu.Unlock() }

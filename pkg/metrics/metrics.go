@@ -13,7 +13,7 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	// poolMu makes each UpdatePool one step for scrapes (atomic.go).
+	// poolMu makes each pool gauge update one step for scrapes (atomic.go).
 	poolMu sync.Mutex
 
 	// Upstream-compatible.
@@ -121,7 +121,7 @@ func New(version string) *Metrics {
 		m.NodeInitDuration, m.ConnmarkBackend, m.ConnmarkReconciles, m.BuildInfo,
 		m.AddNetworkWait, m.AddWaiting, m.EC2Calls, m.EC2Throttles, m.PoolActions,
 		m.OrphanReleases, m.CheckpointOK, m.RestoreDropped,
-		// The pool gauges, set together by UpdatePool.
+		// The pool gauges, set together under LockPool.
 		group{mu: &m.poolMu, cs: []prometheus.Collector{m.ENIMax, m.IPMax, m.ENIAllocated, m.TotalIPs, m.AssignedIPs,
 			m.CoolingIPs, m.TotalIPv4Prefixes, m.AssignedIPPerCIDR, m.AssignedIPPerENI}},
 	)
