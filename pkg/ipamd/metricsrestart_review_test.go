@@ -192,12 +192,12 @@ func TestENIMaxFollowsUnmanagedENIs(t *testing.T) {
 	}
 }
 
-// TestScrapeSeesOneRefresh (before the fix 1910 of 2000 scrapes were torn): a pool refresh of the gauges (after every pool
+// TestScrapeSeesOneRefresh: a pool refresh of the gauges (after every pool
 // cycle and reconcile) rebuilds the per-ENI and per-CIDR series. A scrape
 // beside it sees the series and values of one refresh: on a node whose
 // pool does not change, every scrape equals the first, never a series
 // missing or at 0 halfway through a refresh (Prometheus would record the
-// gap as a stale series).
+// gap as a stale series). Before the fix 1910 of 2000 scrapes were torn.
 func TestScrapeSeesOneRefresh(t *testing.T) {
 	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.IPCooldown = 0 }})
 	pods := map[int]bool{}
