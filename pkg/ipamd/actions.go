@@ -124,6 +124,7 @@ func (c *poolManager) fallbackToSecondary(while string) error {
 		return fmt.Errorf("falling back to secondary IPs on card %d: %w", c.index, err)
 	}
 	c.pd.set(false)
+	c.noteFallback(time.Now())
 	return nil
 }
 

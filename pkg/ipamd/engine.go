@@ -228,6 +228,7 @@ func (c *poolManager) coolingWithin(t time.Time) int {
 }
 
 func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
+	c.resumePrefixes(time.Now())
 	released, freed := false, false
 	for range maxStepsPerCycle {
 		if ctx.Err() != nil {

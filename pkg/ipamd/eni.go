@@ -114,7 +114,7 @@ func (c *poolManager) createENIs(ctx context.Context, counts []int, prefixes boo
 			continue
 		}
 		delete(taken, r.device)
-		err = fmt.Errorf("creating an ENI in subnet %s: %w", sn.ID, err)
+		err = fmt.Errorf("creating an ENI in %s: %w", sn.where(), err)
 		if awsutils.IsInsufficientCapacity(err) {
 			c.env.subnets.forget() // its free count is stale now
 		}

@@ -72,7 +72,6 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	if err := n.restore.restoreAll(ctx, n.orphans.liveness(ctx)); err != nil {
 		return fmt.Errorf("ipamd init: %w", err)
 	}
-	n.observe.limits()
 	n.observe.pool()
 	n.ready.set()
 	n.log.Info("node initialised", "instance", id.InstanceID, "type", typ.Type, "maxENIs", typ.MaxENIs,

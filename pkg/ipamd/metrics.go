@@ -2,7 +2,6 @@ package ipamd
 
 import (
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
@@ -36,12 +35,12 @@ func actionFn(k pool.Kind) string {
 	return fnIncrease
 }
 
-// observer turns what ipamd does into metrics. Its lock serialises the
-// pool gauge updates of AddNetwork, DelNetwork, pool cycles and
-// reconciles, so that no update overwrites a newer one; the other metrics
-// are counters and histograms that need no lock.
+// observer turns what ipamd does into metrics. The pool gauge updates of
+// AddNetwork, DelNetwork, pool cycles and reconciles run under
+// metrics.LockPool, which serialises them (no update overwrites a newer
+// one) and keeps scrapes from seeing one half done; the other metrics are
+// counters and histograms that need no lock.
 type observer struct {
-	mu        sync.Mutex
 	m         *metrics.Metrics
 	cards     *cardSet // the managed cards, built by Init
 	node      *nodeState
@@ -58,24 +57,29 @@ func (o *observer) inProgress(fn string) func() {
 }
 
 // limits sets awscni_eni_max and awscni_ip_max: ENIs ipamd may use
-// (the limit minus unmanaged ENIs) and the addresses they can carry,
-// summed over the managed network cards.
+// (the limit minus unmanaged ENIs) and the addresses they can carry in
+// each card's mode now, summed over the managed network cards. Both
+// change at run time: a reconcile finds an unmanaged ENI gone (or a new
+// one), a card falls back from prefixes to /32s and back. pool() calls it.
 func (o *observer) limits() {
-	perENI := max(o.node.typ.IPv4PerENI-1, 0)
-	if o.node.pd {
-		perENI *= 16
-	}
-	enis := 0
+	slots := max(o.node.typ.IPv4PerENI-1, 0)
+	enis, ips := 0, 0
 	for _, c := range o.cards.all() {
-		enis += max(c.maxENIs-c.unmanagedCount(), 0)
+		n := max(c.maxENIs-c.unmanagedCount(), 0)
+		perENI := slots
+		if c.pd.get() {
+			perENI *= 16
+		}
+		enis += n
+		ips += n * perENI
 	}
 	o.m.ENIMax.Set(float64(enis))
-	o.m.IPMax.Set(float64(enis * perENI))
+	o.m.IPMax.Set(float64(ips))
 }
 
 // counts sets the O(1) pool gauges from every card's counters. Upstream
 // overwrites them per card (docs/compatibility.md, "Metrics"); we sum over
-// the cards. o.mu is held.
+// the cards. Run under LockPool.
 func (o *observer) counts() {
 	var total, assigned, cooling, prefixes, enis int
 	for _, c := range o.cards.all() {
@@ -99,8 +103,8 @@ func (o *observer) counts() {
 // per-CIDR gauges of the ENIs an AddNetwork or DelNetwork touched (O(CIDRs
 // of those ENIs), not of the node).
 func (o *observer) assignments(asgs []datastore.Assignment) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.m.LockPool()
+	defer o.m.UnlockPool()
 	o.counts()
 	for _, a := range asgs {
 		if a.ENIID == "" {
@@ -122,8 +126,9 @@ func (o *observer) assignments(asgs []datastore.Assignment) {
 // pool refreshes every pool gauge, including the per-ENI and
 // per-CIDR ones (O(CIDRs)); run after pool cycles and reconciles.
 func (o *observer) pool() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.m.LockPool()
+	defer o.m.UnlockPool()
+	o.limits()
 	o.counts()
 	o.m.AssignedIPPerENI.Reset()
 	o.m.AssignedIPPerCIDR.Reset()

@@ -38,6 +38,7 @@ type poolManager struct {
 	backoff time.Duration // first pause after a failed action, doubling to 1 min
 	cool    time.Duration // no growth this long after a subnet-full error
 	pd      guarded[bool] // prefix delegation; false after an InsufficientCidrBlocks fallback
+	wantPD  bool          // prefix delegation in effect at start (resumePrefixes goes back to it)
 	// askDevice: after a failed allocation, let awsutils find a free device
 	// index with DescribeInstances instead of trusting ipamd's own view.
 	askDevice guarded[bool]
@@ -57,6 +58,7 @@ type poolManager struct {
 	insufficient time.Time // no growth before this time
 	insuffCode   string    // the EC2 code that started the cooldown
 	insuffSubnet string    // the subnet EC2 found full ("" if unknown)
+	fellBack     time.Time // the last fallback from prefixes to /32s (resumePrefixes)
 	failures     int       // consecutive failed pool actions
 	retryAt      time.Time // no pool action before this time (backoff)
 	cooldownWait timedWait // the insufficient-address cooldown, shown in /v1/pool
@@ -91,7 +93,41 @@ func newPoolManager(index int, store *datastore.Store, maxENIs int, pd bool, tra
 	c := &poolManager{index: index, store: store, maxENIs: maxENIs, env: env, track: track, backoff: env.times.FailureBackoff,
 		cool: env.times.InsufficientCool, unmanaged: map[string]int{}, unfreed: map[string]int{}}
 	c.pd.set(pd)
+	c.wantPD = pd
 	return c
+}
+
+// noteFallback records a fallback from prefixes to /32s.
+func (c *poolManager) noteFallback(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fellBack = at
+}
+
+// resumePrefixes puts a card that fell back to /32s (InsufficientCidrBlocks)
+// back on prefixes once the subnet-full cooldown has passed since, as
+// upstream asks for prefixes again after it: the fallback serves pods
+// while the subnet is fragmented, but /32s alone cap the node far below
+// what prefixes give it (an m5.large: 27 addresses against max pods 110).
+// Pods keep their /32s; unused ones are released as the other mode's. If
+// the subnet is still fragmented, the next InsufficientCidrBlocks falls
+// back again: one failed call per cooldown.
+func (c *poolManager) resumePrefixes(now time.Time) {
+	if !c.wantPD || c.pd.get() {
+		return
+	}
+	c.mu.Lock()
+	due := !c.fellBack.IsZero() && now.Sub(c.fellBack) >= c.cool
+	c.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := c.store.SetMode(datastore.ModePrefixIPv4); err != nil {
+		c.env.log.Warn("could not go back to prefixes after the /32 fallback", "card", c.index, "err", err)
+		return
+	}
+	c.pd.set(true)
+	c.env.log.Info("asking EC2 for prefixes again after the /32 fallback", "card", c.index, "fellBackFor", now.Sub(c.fellBack).Round(time.Second))
 }
 
 // view converts the card into the planner's input.

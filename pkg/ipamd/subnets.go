@@ -20,6 +20,17 @@ type subnetChoice struct {
 	CIDR netip.Prefix
 	Free int
 	SGs  []string // nil: the primary ENI's groups
+	// From names where the choice came from for errors ("ENIConfig
+	// pods-a"), "" for the node's subnet and subnet discovery.
+	From string
+}
+
+// where names the subnet (and its ENIConfig) in errors.
+func (s subnetChoice) where() string {
+	if s.From == "" {
+		return "subnet " + s.ID
+	}
+	return "subnet " + s.ID + " of " + s.From
 }
 
 // subnetFinder answers which subnets a new ENI may go to and what a
@@ -59,7 +70,7 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 		if err != nil {
 			return nil, fmt.Errorf("custom networking: ENIConfig %s: %w", ec.Name, err)
 		}
-		return []subnetChoice{{ID: ec.Subnet, CIDR: cidr, SGs: ec.SecurityGroups}}, nil
+		return []subnetChoice{{ID: ec.Subnet, CIDR: cidr, SGs: ec.SecurityGroups, From: "ENIConfig " + ec.Name}}, nil
 	}
 	own := []subnetChoice{{ID: f.node.subnetID, CIDR: f.node.subnetCIDR}}
 	if !f.cfg.EnableSubnetDiscovery {

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"runtime"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -11,6 +12,9 @@ import (
 // pass it down; nothing here is global.
 type Metrics struct {
 	Registry *prometheus.Registry
+
+	// poolMu makes each pool gauge update one step for scrapes (atomic.go).
+	poolMu sync.Mutex
 
 	// Upstream-compatible.
 	IPAMDErrors        *prometheus.CounterVec   // awscni_ipamd_error_count{fn}
@@ -110,15 +114,16 @@ func New(version string) *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.IPAMDErrors, m.ActionInProgress, m.ENIMax, m.IPMax, m.Reconciles,
+		m.IPAMDErrors, m.ActionInProgress, m.Reconciles,
 		m.AddIPRequests, m.DelIPRequests, m.PodENIErrors, m.AWSAPILatency,
 		m.AWSAPIErrors, m.AWSUtilsErrors, m.EC2Requests, m.EC2Errors,
-		m.ENIAllocated, m.TotalIPs, m.AssignedIPs, m.ForceRemovedENIs,
-		m.ForceRemovedIPs, m.TotalIPv4Prefixes, m.AssignedIPPerCIDR,
-		m.NoAvailableIPs, m.AssignedIPPerENI, m.StartupDuration,
+		m.ForceRemovedENIs, m.ForceRemovedIPs, m.NoAvailableIPs, m.StartupDuration,
 		m.NodeInitDuration, m.ConnmarkBackend, m.ConnmarkReconciles, m.BuildInfo,
-		m.AddNetworkWait, m.AddWaiting, m.EC2Calls, m.EC2Throttles, m.CoolingIPs, m.PoolActions,
+		m.AddNetworkWait, m.AddWaiting, m.EC2Calls, m.EC2Throttles, m.PoolActions,
 		m.OrphanReleases, m.CheckpointOK, m.RestoreDropped,
+		// The pool gauges, set together under LockPool.
+		group{mu: &m.poolMu, cs: []prometheus.Collector{m.ENIMax, m.IPMax, m.ENIAllocated, m.TotalIPs, m.AssignedIPs,
+			m.CoolingIPs, m.TotalIPv4Prefixes, m.AssignedIPPerCIDR, m.AssignedIPPerENI}},
 	)
 
 	// Label values that exist from the start, as upstream pre-creates them,

@@ -468,7 +468,22 @@ func starvedReason(pool Pool, p Params, s Stats) string {
 	if p.ReserveTrunk && !s.HasTrunk {
 		msg += ", one slot reserved for the trunk ENI"
 	}
+	if p.CustomNetworking && !anyPodENI(pool) {
+		return msg + "; under custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true) the primary ENI serves no pod" +
+			" and no slot is left for an ENI in the ENIConfig's subnet"
+	}
 	return msg + " and every ENI holds its maximum of " + strconv.Itoa(p.slotsPerENI()) + " secondary addresses or prefixes"
+}
+
+// anyPodENI reports whether a secondary ENI may serve pods (not the
+// primary, a trunk or an excluded one).
+func anyPodENI(pool Pool) bool {
+	for _, e := range pool.ENIs {
+		if !e.Primary && !e.Trunk && !e.Excluded {
+			return true
+		}
+	}
+	return false
 }
 
 // planRelease frees up to over unused active-mode CIDRs, emptiest ENI first
