@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -87,8 +88,10 @@ func ParseBranchAnnotation(raw string, ipv6 bool) (branchWiring, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ifAddress %q", b.MAC))
 	}
-	if b.VlanID <= 0 || b.VlanID > 4094 {
-		errs = append(errs, fmt.Errorf("vlanID %d", b.VlanID))
+	// The plugin refuses the same ids; refusing here too names the pod
+	// and the annotation, and nothing is handed out.
+	if err := podnet.CheckVLANID(b.VlanID); err != nil {
+		errs = append(errs, fmt.Errorf("vlanID %d: %w", b.VlanID, err))
 	}
 	subnet, err := netip.ParsePrefix(subnetStr)
 	if err != nil {

@@ -31,9 +31,35 @@ func TestParseBranchAnnotation(t *testing.T) {
 		{`[{"eniId":"eni-x","ifAddress":"zz","privateIp":"10.0.0.1","vlanID":0,"subnetCidr":"10.0.0.0/20"}]`, "ifAddress"},
 		{`[{"eniId":"eni-x","ifAddress":"02:00:00:aa:bb:01","privateIp":"nope","vlanID":3,"subnetCidr":"10.0.0.0/20"}]`, `address "nope"`},
 		{`[{"eniId":"eni-x","ifAddress":"02:00:00:aa:bb:01","privateIp":"10.0.0.9","vlanID":0,"subnetCidr":"10.0.0.0/20"}]`, "vlanID 0"},
+		{`[{"eniId":"eni-x","ifAddress":"02:00:00:aa:bb:01","privateIp":"10.0.0.9","vlanID":4095,"subnetCidr":"10.0.0.0/20"}]`, "vlanID 4095"},
+		{`[{"eniId":"eni-x","ifAddress":"02:00:00:aa:bb:01","privateIp":"10.0.0.9","vlanID":153,"subnetCidr":"10.0.0.0/20"}]`, "route table 253"},
+		{`[{"eniId":"eni-x","ifAddress":"02:00:00:aa:bb:01","privateIp":"10.0.0.9","vlanID":154,"subnetCidr":"10.0.0.0/20"}]`, "route table 254"},
+		{`[{"eniId":"eni-x","ifAddress":"02:00:00:aa:bb:01","privateIp":"10.0.0.9","vlanID":155,"subnetCidr":"10.0.0.0/20"}]`, "route table 255"},
 	} {
 		if _, err := ParseBranchAnnotation(bad.raw, false); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("ParseBranchAnnotation(%s): %v, want %q", bad.raw, err, bad.want)
+		}
+	}
+}
+
+// A branch annotation whose VLAN id would make the branch's table the
+// kernel's main table is refused at ipamd, naming the pod and the
+// annotation, with no reply for the plugin to wire.
+func TestBranchKernelTableVLANRefused(t *testing.T) {
+	bad := strings.Replace(branchAnnotation, `"vlanID":3`, `"vlanID":154`, 1)
+	k := &fakeKube{schedulable: true, maxPods: 29, pods: map[string]PodInfo{
+		"default/main-table": {Found: true, UID: "u1", WantsBranchENI: true, BranchAnnotation: bad},
+	}}
+	h := newHarness(t, harnessOpts{scenario: withTrunk, kube: k, cfg: func(c *config.Config) { c.EnablePodENI = true }})
+	h.settle()
+	r, err := h.srv.AddNetwork(context.Background(), &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "c-main",
+		IfName: "eth0", K8SPodNamespace: "default", K8SPodName: "main-table"})
+	if status.Code(err) != codes.InvalidArgument || r != nil {
+		t.Fatalf("ADD with VLAN id 154: reply %v, err %v; want InvalidArgument and no reply", r, err)
+	}
+	for _, want := range []string{"default/main-table", PodENIAnnotation, "route table 254"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
 }

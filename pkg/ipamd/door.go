@@ -23,16 +23,32 @@ import (
 // ones would be written into the checkpoint on every ADD and DEL.
 const MaxPodNameLen = 253
 
+// MaxKeyFieldLen bounds ContainerID, NetworkName and IfName, which form the
+// checkpoint's key of every pod. Runtimes send far less (a container id is
+// 64 hex characters, an interface name at most 15 bytes); without a bound a
+// runtime could have ipamd write ~128 KiB keys per pod.
+const MaxKeyFieldLen = 256
+
 // CauseTrailer carries the reason of a Success=false reply: the reply
 // message has no field for it, and upstream's clients ignore trailers.
 const CauseTrailer = trailer.Cause
 
-// checkPodNames refuses pod names and namespaces no Kubernetes object can
-// have, naming the field and the limit.
-func checkPodNames(namespace, name string) error {
-	for _, f := range []struct{ field, v string }{{"K8S_POD_NAMESPACE", namespace}, {"K8S_POD_NAME", name}} {
-		if len(f.v) > MaxPodNameLen {
-			return status.Errorf(codes.InvalidArgument, "%s is %d bytes long; the limit is %d", f.field, len(f.v), MaxPodNameLen)
+// checkLengths refuses key fields, pod names and namespaces longer than
+// any runtime or Kubernetes object has, naming the field and the limit,
+// before anything is looked up or assigned.
+func checkLengths(req podRequest) error {
+	for _, f := range []struct {
+		field, v string
+		limit    int
+	}{
+		{"K8S_POD_NAMESPACE", req.GetK8SPodNamespace(), MaxPodNameLen},
+		{"K8S_POD_NAME", req.GetK8SPodName(), MaxPodNameLen},
+		{"ContainerID", req.GetContainerId(), MaxKeyFieldLen},
+		{"NetworkName", req.GetNetworkName(), MaxKeyFieldLen},
+		{"IfName", req.GetIfName(), MaxKeyFieldLen},
+	} {
+		if len(f.v) > f.limit {
+			return status.Errorf(codes.InvalidArgument, "%s is %d bytes long; the limit is %d", f.field, len(f.v), f.limit)
 		}
 	}
 	return nil

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -103,5 +106,62 @@ func TestOneLogLinePerRequest(t *testing.T) {
 	}
 	if after := len(buf.lines(t, "")); after != before {
 		t.Errorf("a successful ADD at INFO level wrote %d lines", after-before)
+	}
+}
+
+// TestOverlongFieldsRefused: an ADD or DEL whose key fields or pod names
+// exceed their limit gets InvalidArgument naming the field and the limit,
+// and nothing is assigned or released; fields at the limit are served.
+func TestOverlongFieldsRefused(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	h.settle()
+	ctx := context.Background()
+	long := strings.Repeat("x", MaxKeyFieldLen+1)
+	longName := strings.Repeat("n", MaxPodNameLen+1)
+	base := func() *rpc.AddNetworkRequest {
+		return &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "c-long", IfName: "eth0", K8SPodNamespace: "default", K8SPodName: "p"}
+	}
+	for _, tc := range []struct {
+		field, limit string
+		set          func(*rpc.AddNetworkRequest)
+	}{
+		{"ContainerID", "256", func(r *rpc.AddNetworkRequest) { r.ContainerId = long }},
+		{"NetworkName", "256", func(r *rpc.AddNetworkRequest) { r.NetworkName = long }},
+		{"IfName", "256", func(r *rpc.AddNetworkRequest) { r.IfName = long }},
+		{"K8S_POD_NAME", "253", func(r *rpc.AddNetworkRequest) { r.K8SPodName = longName }},
+	} {
+		req := base()
+		tc.set(req)
+		_, err := h.srv.AddNetwork(ctx, req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.limit) {
+			t.Errorf("ADD with an over-long %s: %v, want InvalidArgument naming it and %s", tc.field, err, tc.limit)
+		}
+		if h.holds(key(req.NetworkName, req.ContainerId, req.IfName)) || h.podsHeld() != 0 {
+			t.Errorf("ADD with an over-long %s was assigned an address", tc.field)
+		}
+	}
+	// At the limit: served, and released by a DEL at the limit.
+	atLimit := strings.Repeat("y", MaxKeyFieldLen)
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: atLimit, IfName: "eth0",
+		K8SPodNamespace: "default", K8SPodName: "p"})
+	if err != nil || !r.Success {
+		t.Fatalf("ADD with a %d-byte ContainerID: %v %v", MaxKeyFieldLen, r, err)
+	}
+	// A DEL of that pod with an over-long field is refused and releases nothing.
+	for _, del := range []*rpc.DelNetworkRequest{
+		{NetworkName: "aws-cni", ContainerId: atLimit, IfName: "eth0", K8SPodNamespace: "default", K8SPodName: longName},
+		{NetworkName: "aws-cni", ContainerId: atLimit + "z", IfName: "eth0", K8SPodNamespace: "default", K8SPodName: "p"},
+	} {
+		if _, err := h.srv.DelNetwork(ctx, del); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("DEL with an over-long field: %v, want InvalidArgument", err)
+		}
+	}
+	if !h.holds(key("aws-cni", atLimit, "eth0")) {
+		t.Error("a refused DEL released the pod's address")
+	}
+	d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: atLimit, IfName: "eth0",
+		K8SPodNamespace: "default", K8SPodName: "p"})
+	if err != nil || !d.Success || h.holds(key("aws-cni", atLimit, "eth0")) {
+		t.Errorf("DEL at the limit: %v %v", d, err)
 	}
 }

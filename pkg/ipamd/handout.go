@@ -12,6 +12,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
@@ -211,19 +212,27 @@ func (h *handout) nudgePool() {
 	if h.cfg.EnableIPv6 || !ok {
 		return
 	}
-	want := h.cfg.WarmENITarget * max(h.node.typ.IPv4PerENI-1, 0)
-	switch {
-	case h.cfg.WarmIPTarget > 0 || h.cfg.MinimumIPTarget > 0:
-		want = h.cfg.WarmIPTarget
-	case c.store.Mode() == datastore.ModePrefixIPv4:
-		want = h.cfg.WarmPrefixTarget * 16
-	}
+	want := nudgeWant(&h.cfg, h.node.typ.IPv4PerENI, c.store.Mode() == datastore.ModePrefixIPv4)
 	if c.store.Stats().AvailableIPs >= want {
 		return
 	}
 	if starved, _ := c.state(); starved == "" {
 		h.pool.Fire()
 	}
+}
+
+// nudgeWant is how many available addresses card 0 should keep for the
+// warm targets. Each target is bounded by pool.MaxTarget as the planner
+// bounds it: a huge WARM_ENI_TARGET or WARM_PREFIX_TARGET would otherwise
+// wrap the product around to "nothing wanted".
+func nudgeWant(cfg *config.Config, ipv4PerENI int, prefixes bool) int {
+	switch {
+	case cfg.WarmIPTarget > 0 || cfg.MinimumIPTarget > 0:
+		return min(cfg.WarmIPTarget, pool.MaxTarget)
+	case prefixes:
+		return min(cfg.WarmPrefixTarget, pool.MaxTarget) * 16
+	}
+	return min(cfg.WarmENITarget, pool.MaxTarget) * max(ipv4PerENI-1, 0)
 }
 
 // nothingComing names the hard limit when no address can come before

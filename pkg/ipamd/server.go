@@ -181,7 +181,7 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 func (s *Server) addNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, string, error) {
 	n := s.n
 	s.checkVersion("AddNetwork", req.GetClientVersion())
-	if err := checkPodNames(req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+	if err := checkLengths(req); err != nil {
 		return nil, "", err
 	}
 	n.metrics.AddIPRequests.Inc()
@@ -288,6 +288,9 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 func (s *Server) delNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, string, error) {
 	n := s.n
 	s.checkVersion("DelNetwork", req.GetClientVersion())
+	if err := checkLengths(req); err != nil {
+		return nil, "", err
+	}
 	if cause := delRefusal(req); cause != "" {
 		refuse(ctx, cause)
 		return &rpc.DelNetworkReply{Success: false, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}, cause, nil
