@@ -182,7 +182,11 @@ func (s *Server) branchDel(d *due, req *rpc.DelNetworkRequest) (*rpc.DelNetworkR
 	}
 	w, err := ParseBranchAnnotation(pod.BranchAnnotation, n.cfg.EnableIPv6)
 	if err != nil {
-		return nil, true, status.Errorf(codes.InvalidArgument, "pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
+		// ADD refused this annotation, so nothing was wired from it; failing
+		// the DEL would only leave the pod terminating while kubelet retries.
+		n.log.Warn("DEL of a branch-ENI pod whose annotation is unusable: nothing to tear down",
+			"pod", req.GetK8SPodNamespace()+"/"+req.GetK8SPodName(), "err", err)
+		return r, true, nil
 	}
 	md := allocationMetadata(w.IP, -1, 0)
 	r.IpAllocationMetadata = []*rpc.IPAllocationMetadata{md}

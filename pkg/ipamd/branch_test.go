@@ -62,6 +62,13 @@ func TestBranchKernelTableVLANRefused(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
+	// Its DEL succeeds with nothing to tear down: kubelet must not retry it
+	// for ever and leave the pod terminating.
+	d, err := h.srv.DelNetwork(context.Background(), &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "c-main",
+		IfName: "eth0", K8SPodNamespace: "default", K8SPodName: "main-table"})
+	if err != nil || !d.GetSuccess() || len(d.GetIpAllocationMetadata()) != 0 || d.GetPodVlanId() != 0 {
+		t.Fatalf("DEL with VLAN id 154: reply %v, err %v; want success with nothing to tear down", d, err)
+	}
 }
 
 // withTrunk adds a trunk ENI (as the VPC resource controller attaches it)
