@@ -82,8 +82,20 @@ func (c *LogCheckpointer) logger() *slog.Logger {
 
 // Read reads Path and replays its log; a missing Path gives an error
 // wrapping fs.ErrNotExist (whatever log is left is stale then, and the
-// first write removes it).
-func (c *LogCheckpointer) Read() (File, error) { return readCheckpoint(c.fsys, c.Path) }
+// first write removes it). A log damaged mid-way (logcorrupt.go) is set
+// aside, so the next write does not remove it, and its error returned.
+func (c *LogCheckpointer) Read() (File, error) {
+	f, err := readCheckpoint(c.fsys, c.Path)
+	var lc *LogCorruptError
+	if errors.As(err, &lc) {
+		aside := corruptName(lc.Log, time.Now())
+		if rerr := c.fsys.Rename(lc.Log, aside); rerr != nil {
+			return File{}, errors.Join(err, fmt.Errorf("setting the log aside: %w", rerr))
+		}
+		return File{}, fmt.Errorf("%w (set aside as %s)", err, aside)
+	}
+	return f, err
+}
 
 // Write makes f durable: appended to the log when the log holds the state
 // before it, else by replacing Path whole.

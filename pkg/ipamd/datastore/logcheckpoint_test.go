@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -242,13 +243,15 @@ func TestLogCheckpointIgnoresTornRecord(t *testing.T) {
 	zero := func(b []byte, lo, hi int) []byte { clear(b[lo:hi]); return b }
 	flip := func(b []byte, i int) []byte { b[i] ^= 0xff; return b }
 	clone := func() []byte { return append([]byte(nil), grown...) }
-	mid := (r99[0] + r99[1]) / 2
+	// A torn tail: the last record (pod 100's) damaged, nothing whole after
+	// it. Pod 99 is read, pod 100 is not, and that is no error.
+	mid := (r100[0] + r100[1]) / 2
 	torn := map[string][]byte{
-		"cut short":              zero(clone(), r99[1]-5, r100[1]),
-		"bad checksum":           flip(clone(), r99[1]-1),
-		"zeros":                  zero(clone(), r99[0], r99[1]),
-		"only its later half":    zero(clone(), r99[0], mid),
-		"bad length, then whole": flip(clone(), r99[0]+3),
+		"cut short":           zero(clone(), r100[1]-5, r100[1]),
+		"bad checksum":        flip(clone(), r100[1]-1),
+		"zeros":               zero(clone(), r100[0], r100[1]),
+		"only its later half": zero(clone(), r100[0], mid),
+		"bad length":          flip(clone(), r100[0]+3),
 	}
 	for name, data := range torn {
 		if err := os.WriteFile(logs[0], data, 0o600); err != nil {
@@ -256,11 +259,32 @@ func TestLogCheckpointIgnoresTornRecord(t *testing.T) {
 		}
 		f, err := NewFileCheckpointer(path).Read()
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("torn tail, %s: %v", name, err)
 		}
-		if fileHasKey(f, podKey(99)) || fileHasKey(f, podKey(100)) || len(f.Allocations) != len(held) {
-			t.Fatalf("%s: read %d allocations (pod 99: %v, pod 100: %v), want the %d before the torn record",
-				name, len(f.Allocations), fileHasKey(f, podKey(99)), fileHasKey(f, podKey(100)), len(held))
+		if !fileHasKey(f, podKey(99)) || fileHasKey(f, podKey(100)) || len(f.Allocations) != len(held)+1 {
+			t.Fatalf("torn tail, %s: read %d allocations (pod 99: %v, pod 100: %v), want the %d before the torn record",
+				name, len(f.Allocations), fileHasKey(f, podKey(99)), fileHasKey(f, podKey(100)), len(held)+1)
+		}
+	}
+	// The same damage to pod 99's record, with pod 100's whole after it,
+	// is corruption: the read fails naming the log rather than dropping
+	// pod 100 (which still holds its address) in silence.
+	mid = (r99[0] + r99[1]) / 2
+	corrupt := map[string][]byte{
+		"bad checksum":           flip(clone(), r99[1]-1),
+		"zeros":                  zero(clone(), r99[0], r99[1]),
+		"only its later half":    zero(clone(), r99[0], mid),
+		"bad length, then whole": flip(clone(), r99[0]+3),
+	}
+	for name, data := range corrupt {
+		if err := os.WriteFile(logs[0], data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := NewFileCheckpointer(path).Read()
+		var lc *LogCorruptError
+		if !errors.As(err, &lc) || lc.Log != logs[0] || lc.Offset != r99[0] || lc.Next != r100[0] || !errors.Is(err, ErrCheckpoint) {
+			t.Fatalf("corrupt mid-log, %s: err %v, want a LogCorruptError of %s at %d with a record at %d",
+				name, err, logs[0], r99[0], r100[0])
 		}
 	}
 	if err := os.WriteFile(logs[0], grown, 0o600); err != nil {

@@ -85,21 +85,36 @@ func appendRecord(b, payload []byte) []byte {
 // splitRecords returns the whole records of data, stopping at the first
 // torn one.
 func splitRecords(data []byte) [][]byte {
-	var recs [][]byte
-	for len(data) >= 8 {
-		n := binary.LittleEndian.Uint32(data)
-		sum := binary.LittleEndian.Uint32(data[4:])
-		if n == 0 || uint64(n) > uint64(len(data)-8) {
+	recs, _, _ := scanRecords(data)
+	return recs
+}
+
+// scanRecords returns the whole records of data up to the first damaged
+// one; bad is that record's offset when a whole record follows it
+// (logcorrupt.go), else -1 (the log ended or its tail is torn), and next
+// is where that whole record starts.
+func scanRecords(data []byte) (recs [][]byte, bad, next int) {
+	off := 0
+	for len(data)-off >= 8 {
+		n := binary.LittleEndian.Uint32(data[off:])
+		sum := binary.LittleEndian.Uint32(data[off+4:])
+		if n == 0 || uint64(n) > uint64(len(data)-off-8) {
 			break
 		}
-		p := data[8 : 8+n]
+		p := data[off+8 : off+8+int(n)]
 		if crc32.Checksum(p, crcTable) != sum {
 			break
 		}
 		recs = append(recs, p)
-		data = data[8+n:]
+		off += 8 + int(n)
 	}
-	return recs
+	if off >= len(data) || allZero(data[off:]) {
+		return recs, -1, -1
+	}
+	if next := wholeRecordAfter(data, off); next >= 0 {
+		return recs, off, next
+	}
+	return recs, -1, -1
 }
 
 // logGens lists the generations of path's logs, lowest first.
@@ -129,20 +144,25 @@ type parsedLog struct {
 	ok   bool
 }
 
-func readLog(fsys ckptFS, path string, gen uint64) parsedLog {
-	data, err := fsys.ReadFile(logName(path, gen))
+func readLog(fsys ckptFS, path string, gen uint64) (parsedLog, error) {
+	name := logName(path, gen)
+	data, err := fsys.ReadFile(name)
 	if err != nil {
-		return parsedLog{}
+		return parsedLog{}, nil
 	}
-	recs := splitRecords(data)
+	recs, bad, next := scanRecords(data)
+	var cerr error
+	if bad >= 0 {
+		cerr = &LogCorruptError{Log: name, Offset: bad, Next: next}
+	}
 	if len(recs) == 0 {
-		return parsedLog{}
+		return parsedLog{}, cerr
 	}
 	var h logHeader
 	if json.Unmarshal(recs[0], &h) != nil || h.Log != logMagic {
-		return parsedLog{}
+		return parsedLog{}, cerr
 	}
-	return parsedLog{hdr: h, recs: recs[1:], ok: true}
+	return parsedLog{hdr: h, recs: recs[1:], ok: true}, cerr
 }
 
 // logChain returns the logs that apply to a checkpoint of content hash
@@ -155,10 +175,16 @@ func logChain(fsys ckptFS, path, base string) ([]parsedLog, error) {
 		}
 		return nil, err
 	}
+	// A damaged log is an error unless its intact header shows that it
+	// does not apply.
 	start := -1
 	var chain []parsedLog
 	for i := len(gens) - 1; i >= 0 && start < 0; i-- {
-		if l := readLog(fsys, path, gens[i]); l.ok && l.hdr.Base == base {
+		l, err := readLog(fsys, path, gens[i])
+		if err != nil && (!l.ok || l.hdr.Base == base) {
+			return nil, err
+		}
+		if err == nil && l.ok && l.hdr.Base == base {
 			start, chain = i, []parsedLog{l}
 		}
 	}
@@ -166,8 +192,11 @@ func logChain(fsys ckptFS, path, base string) ([]parsedLog, error) {
 		return nil, nil
 	}
 	for i := start + 1; i < len(gens) && gens[i] == gens[i-1]+1; i++ {
-		l := readLog(fsys, path, gens[i])
-		if !l.ok || !l.hdr.Follows {
+		l, err := readLog(fsys, path, gens[i])
+		if err != nil && (!l.ok || l.hdr.Follows) {
+			return nil, err
+		}
+		if err != nil || !l.ok || !l.hdr.Follows {
 			break
 		}
 		chain = append(chain, l)
@@ -222,6 +251,10 @@ func readBaseAndLog(fsys ckptFS, path string) ([]byte, []parsedLog, error) {
 			return nil, nil, fmt.Errorf("%w %s: %w", ErrCheckpoint, path, err)
 		}
 		chain, err := logChain(fsys, path, baseHash(data))
+		var lc *LogCorruptError
+		if errors.As(err, &lc) {
+			return nil, nil, err
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w %s: listing its log: %w", ErrCheckpoint, path, err)
 		}

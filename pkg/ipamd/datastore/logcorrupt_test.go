@@ -1,0 +1,62 @@
+package datastore
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A record damaged in the middle of the log, with whole records after it,
+// makes Load fail as unreadable naming the log, and the log is set aside
+// where no later write removes it; the assignments after the damage are
+// never silently dropped (they would be handed out again).
+func TestLoadRefusesMidLogCorruption(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	s, _ := logStore(t, osFS{}, path, 1<<20)
+	for i := range 4 {
+		if _, err := s.Assign(podKey(i), podMeta(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs, _ := filepath.Glob(path + ".log.*")
+	if len(logs) != 1 {
+		t.Fatalf("logs %v, want 1", logs)
+	}
+	data, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damage the first batch record; whole ones (later pods) follow it.
+	var starts []int
+	at := 0
+	for _, r := range splitRecords(data) {
+		starts = append(starts, at)
+		at += 8 + len(r)
+	}
+	if len(starts) < 3 {
+		t.Fatalf("the log holds %d records, want a header and 2 batches or more", len(starts))
+	}
+	data[starts[1]+8] ^= 0x01
+	if err := os.WriteFile(logs[0], data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, _ := logStore(t, osFS{}, path, 1<<20)
+	_, err = s2.Load(nil)
+	if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), logs[0]) {
+		t.Fatalf("Load: %v, want ErrUnreadable naming %s", err, logs[0])
+	}
+	aside, _ := filepath.Glob(logs[0] + ".corrupt-*")
+	if len(aside) != 1 {
+		t.Fatalf("set aside: %v, want one %s.corrupt-<time>", aside, logs[0])
+	}
+	// A fresh state written afterwards (what ipamd's recovery does) keeps it.
+	if err := s2.Persist(); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := os.ReadFile(aside[0]); err != nil || string(kept) != string(data) {
+		t.Fatalf("the set-aside log after a write: %v (same bytes: %v)", err, string(kept) == string(data))
+	}
+}
