@@ -22,7 +22,9 @@ import (
 // records, every record framed as a little-endian uint32 payload length,
 // the payload's CRC-32C, and the JSON payload. A record that does not fit
 // the file or fails its checksum ends the file: it is a torn tail (a write
-// that never returned), so it and what follows are ignored.
+// that never returned), so it and what follows are ignored, unless a whole
+// record follows it: that is corruption and fails the read
+// (logcorrupt.go).
 //
 // The first record of a log names the checkpoint content it applies to
 // (the SHA-256 of the file's bytes) and whether it continues the log of
