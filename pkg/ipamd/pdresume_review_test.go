@@ -36,11 +36,15 @@ func TestPrefixFallbackIsNotForever(t *testing.T) {
 	if got := h.simCounts(); got.IPs == 0 || got.Prefixes != 0 {
 		t.Fatalf("after InsufficientCidrBlocks: %+v, want the /32 fallback", got)
 	}
-	time.Sleep(times.InsufficientCool + 50*time.Millisecond) // the cooldown passes; the subnet has /28s again
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); h.n.pool.Run(ctx, 20*time.Millisecond, 0, h.n.PoolCycle) }()
 	defer func() { cancel(); <-done }()
+	// The subnet has /28s again; once the cooldown has passed a pool cycle
+	// goes back to prefixes.
+	waitFor(t, 10*time.Second, "the card to ask for prefixes again", func() bool {
+		return h.n.Introspection().Pool().Mode == "prefix"
+	})
 	for i := range 40 {
 		actx, stop := context.WithTimeout(ctx, 5*time.Second)
 		_, err := h.srv.AddNetwork(actx, addReq(fmt.Sprint("pod-", i)))
@@ -99,7 +103,9 @@ func TestPrefixFallbackStillFragmented(t *testing.T) {
 			t.Fatalf("pod %d: %v", i, err)
 		}
 		held[datastore.Key{NetworkName: "aws-cni", ContainerID: fmt.Sprint("pod-", i), IfName: "eth0"}] = r.IpAllocationMetadata[0].Ipv4Addr
-		time.Sleep(100 * time.Millisecond) // spread over several cooldowns
+		// A fixed pause on purpose: the test counts refused calls per cooldown,
+		// so the ADDs must span several cooldowns; there is no event to wait for.
+		time.Sleep(100 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
 	for k, addr := range held {
