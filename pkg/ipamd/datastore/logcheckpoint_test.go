@@ -216,14 +216,7 @@ func TestLogCheckpointIgnoresTornRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs, _ := filepath.Glob(path + ".log.*")
-	if len(logs) != 1 {
-		t.Fatalf("logs %v, want 1", logs)
-	}
-	grown, err := os.ReadFile(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs, grown := onlyLog(t, path)
 	// Record boundaries: the last two records are pod 99's and pod 100's.
 	var ends []int
 	at := 0
@@ -394,14 +387,7 @@ func TestLogNotPreallocatedOnTmpfs(t *testing.T) {
 	if _, _, failed := churn(s, 6, nil); failed {
 		t.Fatal("churn failed")
 	}
-	logs, _ := filepath.Glob(path + ".log.*")
-	if len(logs) != 1 {
-		t.Fatalf("logs %v, want 1", logs)
-	}
-	data, err := os.ReadFile(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, data := onlyLog(t, path)
 	end := 0
 	for _, r := range splitRecords(data) {
 		end += 8 + len(r)

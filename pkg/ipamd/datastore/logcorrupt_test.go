@@ -20,14 +20,7 @@ func TestLoadRefusesMidLogCorruption(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs, _ := filepath.Glob(path + ".log.*")
-	if len(logs) != 1 {
-		t.Fatalf("logs %v, want 1", logs)
-	}
-	data, err := os.ReadFile(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs, data := onlyLog(t, path)
 	// Damage the first batch record; whole ones (later pods) follow it.
 	var starts []int
 	at := 0
@@ -44,7 +37,7 @@ func TestLoadRefusesMidLogCorruption(t *testing.T) {
 	}
 
 	s2, _ := logStore(t, osFS{}, path, 1<<20)
-	_, err = s2.Load(nil)
+	_, err := s2.Load(nil)
 	if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), logs[0]) {
 		t.Fatalf("Load: %v, want ErrUnreadable naming %s", err, logs[0])
 	}
@@ -73,14 +66,7 @@ func TestReadDamagedLogHeader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	logs, _ := filepath.Glob(path + ".log.*")
-	if len(logs) != 1 {
-		t.Fatalf("logs %v, want 1", logs)
-	}
-	data, err := os.ReadFile(logs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs, data := onlyLog(t, path)
 	recs := splitRecords(data)
 	if len(recs) < 3 {
 		t.Fatalf("the log holds %d records", len(recs))
@@ -122,4 +108,18 @@ func TestReadDamagedLogHeader(t *testing.T) {
 	if err != nil || len(f.Allocations) != len(whole.Allocations) || len(f.Allocations) != 3 {
 		t.Fatalf("beside a damaged stale log: %d allocations (%v), want 3", len(f.Allocations), err)
 	}
+}
+
+// onlyLog reads the one log of the checkpoint at path; logs[0] names it.
+func onlyLog(t *testing.T, path string) (logs []string, data []byte) {
+	t.Helper()
+	logs, _ = filepath.Glob(path + ".log.*")
+	if len(logs) != 1 {
+		t.Fatalf("logs %v, want 1", logs)
+	}
+	data, err := os.ReadFile(logs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logs, data
 }
