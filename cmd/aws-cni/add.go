@@ -97,7 +97,7 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 // pair of such a pod, which costs that pod the head start and one more
 // pair, and nobody else anything.
 func (inv *invocation) earlyVeth(args *entry.Args) *podnet.Veth {
-	v, err := podnet.CreateVeth(args.Netns,
+	v, err := podnet.CreateVeth(args.Netns, args.ContainerID,
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
 		vethname.ContainerIfName(args.IfName, 0), inv.conf.MTU)
 	if err != nil {
@@ -170,7 +170,7 @@ func planAdd(conf *config, args *entry.Args, k k8sArgs, reply *ipamclient.AddNet
 		}
 	}
 	plan := &addPlan{
-		pod:    podnet.Pod{NetNS: args.Netns, MTU: conf.MTU, Interfaces: ifs},
+		pod:    podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, MTU: conf.MTU, Interfaces: ifs},
 		result: buildResult(args.Netns, ifs, gw, vethname.DummyName(k.PodNamespace, k.PodName), vlan, int(meta[0].DeviceNumber)),
 	}
 	if vlan == 0 {

@@ -90,10 +90,22 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	if err != nil {
 		return true, invalidConfig("prevResult", err.Error())
 	}
-	if err := podnet.TeardownBranch(ctx, w.Pod, vlan); err != nil {
+	w.Pod.Sandbox = args.ContainerID
+	kept, err := podnet.TeardownBranch(ctx, w.Pod, vlan)
+	inv.logKept(kept)
+	if err != nil {
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
 	return true, nil
+}
+
+// logKept says what a late DEL left to another sandbox of the pod.
+func (inv *invocation) logKept(kept ...string) {
+	for _, k := range kept {
+		if k != "" {
+			inv.log.Info("late DEL: left alone " + k)
+		}
+	}
 }
 
 // prevPod is the regular pod prevResult describes: an empty Pod, and why,
@@ -106,6 +118,7 @@ func (inv *invocation) prevPod(args *entry.Args) (podnet.Pod, error) {
 	if err != nil {
 		return podnet.Pod{}, fmt.Errorf("prevResult unusable: %w", err)
 	}
+	w.Pod.Sandbox = args.ContainerID
 	return w.Pod, nil
 }
 
@@ -127,9 +140,7 @@ func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.Ho
 		return
 	}
 	kept, err := td.FinishUnconfirmed(ctx, prev)
-	for _, k := range kept {
-		log.Info("late DEL: left alone " + k)
-	}
+	inv.logKept(kept...)
 	if err != nil {
 		log.Warn("tearing down from prevResult failed", "error", err)
 		return
@@ -152,14 +163,18 @@ func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTea
 		inv.closeTeardown(td)
 		return err
 	}
-	pod := podnet.Pod{NetNS: args.Netns, Interfaces: ifs}
+	pod := podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, Interfaces: ifs}
 	if vlan == 0 {
-		return td.Finish(ctx, pod)
+		kept, err := td.Finish(ctx, pod)
+		inv.logKept(kept...)
+		return err
 	}
 	inv.closeTeardown(td)
 	if args.Netns == "" {
 		return nil
 	}
 	pod.Interfaces = ifs[:1]
-	return podnet.TeardownBranch(ctx, pod, vlan)
+	kept, err := podnet.TeardownBranch(ctx, pod, vlan)
+	inv.logKept(kept)
+	return err
 }

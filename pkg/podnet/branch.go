@@ -94,7 +94,7 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	ifc := b.Pod.Interfaces[0]
 	fam := family(ifc.Address)
 	table := BranchTable(b.VLANID)
-	hostIndex, err := setupVeth(ctx, host, b.Pod.NetNS, b.Pod.MTU, ifc, early)
+	hostIndex, err := setupVeth(ctx, host, b.Pod, ifc, early)
 	if err != nil {
 		return err
 	}
@@ -153,30 +153,67 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 // priority-10 rule of that table, and the address-based routes and rules of
 // either mode, so a pod wired under one mode is cleaned up under the other.
 // pod's RouteTable is ignored; the veth pair is left to the kernel as in
-// Teardown.
-func TeardownBranch(ctx context.Context, pod Pod, vlanID int) error {
+// Teardown. When the pod's host veth is marked as another sandbox's (see
+// Pod.Sandbox) and routes the address, in main or in the branch's table,
+// that sandbox of the pod is wired to the branch now: nothing is removed,
+// and kept says why, for the log.
+func TeardownBranch(ctx context.Context, pod Pod, vlanID int) (kept string, err error) {
 	if len(pod.Interfaces) != 1 || pod.Interfaces[0].Address == nil {
-		return fmt.Errorf("branch-ENI pod needs exactly one interface with an address, got %d", len(pod.Interfaces))
+		return "", fmt.Errorf("branch-ENI pod needs exactly one interface with an address, got %d", len(pod.Interfaces))
 	}
 	if err := CheckVLANID(vlanID); err != nil {
-		return err
+		return "", err
 	}
 	ifc := pod.Interfaces[0]
 	table := BranchTable(vlanID)
 	fam := family(ifc.Address)
 	host := openHost()
 	defer host.Close()
-	return errors.Join(
+	kept, err = branchOfOtherSandbox(host, ifc, pod.Sandbox, table)
+	if kept != "" || err != nil {
+		return kept, err
+	}
+	kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
+	return kept, errors.Join(
 		releaseBranchLink(VLANLinkName(vlanID), table, fam),
 		deleteRules(host, iifRule("", table, fam)),
-		removeHostRoutes(host, ifc.Address, ifc.HostVeth, table),
+		err,
 	)
+}
+
+// branchOfOtherSandbox says, when ifc's host veth is marked as another
+// sandbox's than sandbox's and routes ifc's address in main (standard
+// mode) or in the branch's table (strict mode), why the branch's wiring is
+// that sandbox's; "" otherwise.
+func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, table int) (string, error) {
+	if ifc.HostVeth == "" {
+		return "", nil
+	}
+	veth, err := lookupHostVeth(h, ifc.HostVeth, sandbox)
+	if err != nil || veth.other == "" {
+		return "", err
+	}
+	pod := hostPrefix(ifc.Address.IP)
+	for _, t := range []int{hostcontract.MainTable, table} {
+		routed, err := routedVia(h, pod, veth.index, t)
+		if err != nil {
+			return "", err
+		}
+		if routed {
+			return fmt.Sprintf("%s is routed to %s (table %s), which is marked %q: the branch's VLAN link, table, route and rules are that sandbox's",
+				ifc.Address.IP, ifc.HostVeth, tableName(t), veth.other), nil
+		}
+	}
+	return "", nil
 }
 
 // UndoBranch reverses a SetupBranch that failed part way: TeardownBranch,
 // then the pod's veth pair if it is provably the plugin's (see Undo).
 func UndoBranch(ctx context.Context, pod Pod, vlanID int) (skipped []string, err error) {
-	err = TeardownBranch(ctx, pod, vlanID)
+	kept, err := TeardownBranch(ctx, pod, vlanID)
 	skipped, perr := deletePairs(pod)
+	if kept != "" {
+		skipped = append(skipped, kept)
+	}
 	return skipped, errors.Join(err, perr)
 }

@@ -201,7 +201,7 @@ func TestPrivilegedBranchModeMigration(t *testing.T) {
 	standard := e.branch(podNS, false)
 	// The pair is left to the kernel (it goes with the pod's netns); Undo
 	// of the standard-mode pod would not touch it, its host name differs.
-	e.node.do(t, func() error { return TeardownBranch(ctx, standard.Pod, branchVLAN) })
+	e.node.do(t, func() error { _, err := TeardownBranch(ctx, standard.Pod, branchVLAN); return err })
 	wantState(t, "node after teardown", e.node.ns, []string{
 		"link eth1 veth up mtu 1500",
 		"link " + strict.Pod.Interfaces[0].HostVeth + " veth up mtu 9001",

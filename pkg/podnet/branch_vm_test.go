@@ -46,7 +46,7 @@ func vmBranch(e vlanenv.Env, strict bool) podnet.Branch {
 // state from before ADD, then runs DEL again with the namespace gone.
 func teardownLeavesNothing(t *testing.T, e vlanenv.Env, b podnet.Branch, before map[string][]string) {
 	t.Helper()
-	del := func() error { return podnet.TeardownBranch(context.Background(), b.Pod, vlanenv.VLAN) }
+	del := func() error { _, err := podnet.TeardownBranch(context.Background(), b.Pod, vlanenv.VLAN); return err }
 	vlanenv.Do(t, e.Node, del)
 	e.WantStateBesidesVeth(t, before, b.Pod.Interfaces[0].HostVeth)
 	e.RemovePod(t)
@@ -96,7 +96,7 @@ func TestVMBranchStrictEarlyDemux(t *testing.T) {
 	} else {
 		t.Logf("with early demux on, pod to its node fails as expected: %v", err)
 	}
-	vlanenv.Do(t, e.Node, func() error { return podnet.TeardownBranch(ctx, b.Pod, vlanenv.VLAN) })
+	vlanenv.Do(t, e.Node, func() error { _, err := podnet.TeardownBranch(ctx, b.Pod, vlanenv.VLAN); return err })
 }
 
 func TestVMBranchStandard(t *testing.T) {
@@ -150,7 +150,7 @@ func TestVMBranchWrongVLANIsIsolated(t *testing.T) {
 	if err := podnettest.Connect(e.Pod.Path(), e.VPC.Path(), net.ParseIP(vlanenv.GW)); err == nil {
 		t.Errorf("pod on VLAN %d reached a router on VLAN %d", vlanenv.VLAN, vlanenv.VLAN+1)
 	}
-	vlanenv.Do(t, e.Node, func() error { return podnet.TeardownBranch(ctx, b.Pod, vlanenv.VLAN) })
+	vlanenv.Do(t, e.Node, func() error { _, err := podnet.TeardownBranch(ctx, b.Pod, vlanenv.VLAN); return err })
 }
 
 // TestVMBranchStrictIPv6: an IPv6 branch pod in strict mode reaches the VPC

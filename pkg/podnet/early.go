@@ -23,6 +23,7 @@ var ErrHostVethExists = errors.New("host veth name is taken")
 // otherwise Discard removes it.
 type Veth struct {
 	netNS       string
+	sandbox     string
 	hostVeth    string
 	containerIf string
 	mtu         int
@@ -35,15 +36,15 @@ type Veth struct {
 }
 
 // CreateVeth makes the pair Setup would make for an interface named
-// hostVeth/containerIf in the pod namespace netnsPath. It creates nothing
-// when the host name is taken (ErrHostVethExists) and leaves nothing behind
-// when it fails.
-func CreateVeth(netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error) {
+// hostVeth/containerIf in the pod namespace netnsPath of sandbox (see
+// Pod.Sandbox). It creates nothing when the host name is taken
+// (ErrHostVethExists) and leaves nothing behind when it fails.
+func CreateVeth(netnsPath, sandbox, hostVeth, containerIf string, mtu int) (*Veth, error) {
 	if hostVeth == "" || containerIf == "" {
 		return nil, errors.New("host and container interface names are required")
 	}
 	host := openHost()
-	v, err := makeVeth(host, netnsPath, hostVeth, containerIf, mtu)
+	v, err := makeVeth(host, netnsPath, sandbox, hostVeth, containerIf, mtu)
 	if err != nil {
 		host.Close()
 		return nil, err
@@ -51,7 +52,7 @@ func CreateVeth(netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error)
 	return v, nil
 }
 
-func makeVeth(host *netlink.Handle, netnsPath, hostVeth, containerIf string, mtu int) (*Veth, error) {
+func makeVeth(host *netlink.Handle, netnsPath, sandbox, hostVeth, containerIf string, mtu int) (*Veth, error) {
 	_, err := host.LinkByName(hostVeth)
 	switch {
 	case err == nil:
@@ -68,11 +69,11 @@ func makeVeth(host *netlink.Handle, netnsPath, hostVeth, containerIf string, mtu
 		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	defer podNS.Close()
-	idx, err := addPair(host, podNS, containerIf, hostVeth, mtu, hostMAC)
+	idx, err := addPair(host, podNS, containerIf, hostVeth, SandboxMark(sandbox), mtu, hostMAC)
 	if err != nil {
 		return nil, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
-	v := &Veth{netNS: netnsPath, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx, host: host}
+	v := &Veth{netNS: netnsPath, sandbox: sandbox, hostVeth: hostVeth, containerIf: containerIf, mtu: mtu, hostMAC: hostMAC, hostIndex: idx, host: host}
 	if v.pod, err = openPodSide(podNS, containerIf); err != nil {
 		v.host = nil // the caller closes it
 		return nil, errors.Join(fmt.Errorf("pod netns %s: %w", netnsPath, err), v.discard(host))
@@ -132,10 +133,9 @@ func (v *Veth) discard(host *netlink.Handle) error {
 	return nil
 }
 
-// fits reports whether v is the pair Setup would make for ifc of a pod in
-// netnsPath with mtu.
-func (v *Veth) fits(netnsPath string, mtu int, ifc Interface) bool {
-	return v != nil && ifc.Index == 0 && v.netNS == netnsPath && v.mtu == mtu &&
+// fits reports whether v is the pair Setup would make for ifc of pod.
+func (v *Veth) fits(pod Pod, ifc Interface) bool {
+	return v != nil && ifc.Index == 0 && v.netNS == pod.NetNS && v.sandbox == pod.Sandbox && v.mtu == pod.MTU &&
 		v.hostVeth == ifc.HostVeth && v.containerIf == ifc.ContainerIf
 }
 
@@ -145,7 +145,7 @@ func claimEarly(pod Pod) (*Veth, error) {
 	if pod.Early == nil || len(pod.Interfaces) == 0 {
 		return nil, pod.Early.Discard()
 	}
-	if pod.Early.fits(pod.NetNS, pod.MTU, pod.Interfaces[0]) {
+	if pod.Early.fits(pod, pod.Interfaces[0]) {
 		return pod.Early, nil
 	}
 	if err := pod.Early.Discard(); err != nil {
@@ -155,10 +155,10 @@ func claimEarly(pod Pod) (*Veth, error) {
 }
 
 // addPair creates, from the node's namespace, the veth pair with its pod
-// end in podNS, and brings the host end up with the node side's sysctls:
-// no namespace switch. It returns the host end's ifindex. A pair it cannot
-// bring up is deleted.
-func addPair(host *netlink.Handle, podNS ns.NetNS, containerIf, hostVeth string, mtu int, hostMAC net.HardwareAddr) (int, error) {
+// end in podNS, marks the host end with mark (SandboxMark) and brings it
+// up with the node side's sysctls: no namespace switch. It returns the host
+// end's ifindex. A pair it cannot finish is deleted.
+func addPair(host *netlink.Handle, podNS ns.NetNS, containerIf, hostVeth, mark string, mtu int, hostMAC net.HardwareAddr) (int, error) {
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: hostVeth, MTU: mtu, HardwareAddr: hostMAC},
 		PeerName:      containerIf,
@@ -167,8 +167,9 @@ func addPair(host *netlink.Handle, podNS ns.NetNS, containerIf, hostVeth string,
 	if err := host.LinkAdd(veth); err != nil {
 		return 0, fmt.Errorf("create veth %s/%s: %w", containerIf, hostVeth, err)
 	}
-	// LinkAdd has looked up the new link's index.
-	idx, err := upHostVeth(host, veth)
+	// LinkAdd has looked up the new link's index. The kernel ignores an
+	// alias in the creating request, so it is set on its own.
+	idx, err := upHostVeth(host, veth, mark)
 	if err != nil {
 		if derr := deleteLinkByName(hostVeth); derr != nil {
 			return 0, errors.Join(err, derr)

@@ -18,7 +18,7 @@ func createVeth(n node, pod Pod, ifc Interface) (*Veth, error) {
 	var v *Veth
 	err := n.run(func() error {
 		var err error
-		v, err = CreateVeth(pod.NetNS, ifc.HostVeth, ifc.ContainerIf, pod.MTU)
+		v, err = CreateVeth(pod.NetNS, pod.Sandbox, ifc.HostVeth, ifc.ContainerIf, pod.MTU)
 		return err
 	})
 	return v, err

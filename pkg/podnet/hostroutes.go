@@ -7,6 +7,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,14 +34,48 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 	return nil
 }
 
-// removeHostRoutes undoes addHostRoutes (docs/compatibility.md, "Per-pod
-// state"). Everything missing is fine: DEL must succeed however much of ADD
-// happened. The main-table route is deleted through hostVeth only; when that
-// link is gone its routes went with it. An empty hostVeth (a result without
-// the host interface) deletes the route whatever its device.
-func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, table int) error {
-	return errors.Join(deletePodRules(h, addr, table),
-		deleteRouteVia(h, hostPrefix(addr.IP), hostVeth, hostcontract.MainTable))
+// removeHostRoutes undoes addHostRoutes for sandbox (docs/compatibility.md,
+// "Per-pod state"). Everything missing is fine: DEL must succeed however
+// much of ADD happened. The main-table route is deleted through hostVeth
+// only; when that link is gone its routes went with it. An empty hostVeth
+// (a result without the host interface) deletes the route whatever its
+// device. When hostVeth is marked as another sandbox's and routes addr, the
+// address is that sandbox's now: nothing is removed, and kept says why.
+func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth, sandbox string, table int) (kept string, err error) {
+	pod := hostPrefix(addr.IP)
+	if hostVeth == "" {
+		return "", errors.Join(deletePodRules(h, addr, table), deleteRoute(h, pod, 0, ""))
+	}
+	veth, err := lookupHostVeth(h, hostVeth, sandbox)
+	switch {
+	case err != nil:
+		return "", err
+	case veth.other != "":
+		routed, err := routedVia(h, pod, veth.index, hostcontract.MainTable)
+		if err != nil {
+			return "", err
+		}
+		if routed {
+			return fmt.Sprintf("%s is routed to %s, which is marked %q: its route and rules are that sandbox's", addr.IP, hostVeth, veth.other), nil
+		}
+		// No route of this sandbox's can go through that veth.
+		return "", deletePodRules(h, addr, table)
+	case veth.index == 0:
+		return "", deletePodRules(h, addr, table)
+	}
+	return "", errors.Join(deletePodRules(h, addr, table), deleteRoute(h, pod, veth.index, hostVeth))
+}
+
+// routedVia reports whether table routes exactly pod through link index.
+func routedVia(h *netlink.Handle, pod *net.IPNet, index, table int) (bool, error) {
+	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(family(pod), &netlink.Route{Dst: pod, Table: table, LinkIndex: index},
+			netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
+	})
+	if err != nil {
+		return false, fmt.Errorf("list routes to %s in table %s: %w", pod, tableName(table), err)
+	}
+	return len(routes) > 0, nil
 }
 
 // deletePodRules deletes the to-pod rule of addr and, for a secondary ENI's
@@ -55,19 +90,12 @@ func deletePodRules(h *netlink.Handle, addr *net.IPNet, table int) error {
 	return errors.Join(err, deleteRules(h, fromPodRule(pod, table)))
 }
 
-// deleteRouteVia deletes the scope-link route to pod in table through the
-// link named dev (any link when dev is empty).
-func deleteRouteVia(h *netlink.Handle, pod *net.IPNet, dev string, table int) error {
-	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
-	if dev != "" {
-		idx, err := hostVethIndex(h, dev)
-		if err != nil || idx == 0 {
-			return err
-		}
-		route.LinkIndex = idx
-	}
+// deleteRoute deletes the scope-link route to pod in main through link
+// index, named dev (any link when index is 0).
+func deleteRoute(h *netlink.Handle, pod *net.IPNet, index int, dev string) error {
+	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable, LinkIndex: index}
 	if err := h.RouteDel(route); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("delete route %s dev %s table %s: %w", pod, dev, tableName(table), err)
+		return fmt.Errorf("delete route %s dev %s table main: %w", pod, dev, err)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 		if ifc.Address == nil || ifc.HostVeth == "" {
 			continue
 		}
-		removed, err := deleteOwnRoute(t.h, hostPrefix(ifc.Address.IP), ifc.HostVeth)
+		removed, err := deleteOwnRoute(t.h, hostPrefix(ifc.Address.IP), ifc.HostVeth, pod.Sandbox)
 		if err != nil {
 			t.errs = append(t.errs, err)
 			continue
@@ -58,8 +58,9 @@ func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 
 // Finish removes the node-side routes and rules of pod's interfaces that
 // StartTeardown did not fully remove, as Teardown does, and closes the
-// socket. It returns StartTeardown's errors too.
-func (t *HostTeardown) Finish(ctx context.Context, pod Pod) error {
+// socket. It returns StartTeardown's errors too; kept says, for the log,
+// which addresses it left to another sandbox of the pod.
+func (t *HostTeardown) Finish(ctx context.Context, pod Pod) (kept []string, err error) {
 	defer t.h.Close()
 	errs := t.errs
 	for _, ifc := range pod.Interfaces {
@@ -70,17 +71,22 @@ func (t *HostTeardown) Finish(ctx context.Context, pod Pod) error {
 		if ifc.Address == nil || t.removed(ifc) {
 			continue
 		}
-		errs = append(errs, removeHostRoutes(t.h, ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)))
+		k, err := removeHostRoutes(t.h, ifc.Address, ifc.HostVeth, pod.Sandbox, HostTable(ifc.RouteTable))
+		if k != "" {
+			kept = append(kept, k)
+		}
+		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return kept, errors.Join(errs...)
 }
 
 // FinishUnconfirmed is Finish for a DEL that ipamd did not answer
 // (docs/compatibility.md, "Plugin (aws-cni) and runtime input"): nothing
 // then says pod's addresses are still the pod's. An address the node
 // routes through another link was given to a newer pod since (this DEL
-// came late), so its rules and route are left to that pod; kept says
-// which, for the log.
+// came late), so its rules and route are left to that pod, as Finish
+// leaves those of an address routed to the host veth of another sandbox
+// of the pod; kept says which, for the log.
 func (t *HostTeardown) FinishUnconfirmed(ctx context.Context, pod Pod) (kept []string, err error) {
 	var rest []Interface
 	for _, ifc := range pod.Interfaces {
@@ -99,7 +105,8 @@ func (t *HostTeardown) FinishUnconfirmed(ctx context.Context, pod Pod) (kept []s
 		rest = append(rest, ifc)
 	}
 	pod.Interfaces = rest
-	return kept, t.Finish(ctx, pod)
+	more, err := t.Finish(ctx, pod)
+	return append(kept, more...), err
 }
 
 // routedElsewhere names the link other than dev through which main routes
@@ -144,13 +151,14 @@ func (t *HostTeardown) removed(ifc Interface) bool {
 }
 
 // deleteOwnRoute deletes the scope-link route to pod in main through the
-// link named dev and reports whether there was one.
-func deleteOwnRoute(h *netlink.Handle, pod *net.IPNet, dev string) (bool, error) {
-	idx, err := hostVethIndex(h, dev)
-	if err != nil || idx == 0 {
+// host veth named dev, when that veth may be sandbox's, and reports whether
+// there was one.
+func deleteOwnRoute(h *netlink.Handle, pod *net.IPNet, dev, sandbox string) (bool, error) {
+	veth, err := lookupHostVeth(h, dev, sandbox)
+	if err != nil || veth.index == 0 || veth.other != "" {
 		return false, err
 	}
-	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable, LinkIndex: idx}
+	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable, LinkIndex: veth.index}
 	err = h.RouteDel(route)
 	switch {
 	case err == nil:
@@ -161,25 +169,34 @@ func deleteOwnRoute(h *netlink.Handle, pod *net.IPNet, dev string) (bool, error)
 	return false, fmt.Errorf("delete route %s dev %s table main: %w", pod, dev, err)
 }
 
-// hostVethIndex returns the ifindex of the host veth named dev, or 0 when
-// no veth of a pod's name shape (see isPodVethName) has that name: a route
-// through any other link (the node's eth0, named by a bogus prevResult) is
-// never a pod's.
-func hostVethIndex(h *netlink.Handle, dev string) (int, error) {
+// hostVeth is what the node has under a pod's host veth name.
+type hostVeth struct {
+	// index is the veth's ifindex, 0 when no veth of a pod's name shape
+	// (see isPodVethName) has the name: a route through any other link
+	// (the node's eth0, named by a bogus prevResult) is never a pod's.
+	index int
+	// other is the veth's mark when it names another sandbox than the
+	// caller's (see otherSandbox): the veth, and what is routed through
+	// it, are that sandbox's.
+	other string
+}
+
+// lookupHostVeth finds the host veth named dev for a teardown of sandbox.
+func lookupHostVeth(h *netlink.Handle, dev, sandbox string) (hostVeth, error) {
 	if !isPodVethName(dev) {
-		return 0, nil
+		return hostVeth{}, nil
 	}
 	link, err := h.LinkByName(dev)
 	if isNotFound(err) {
-		return 0, nil
+		return hostVeth{}, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("find host veth %s: %w", dev, err)
+		return hostVeth{}, fmt.Errorf("find host veth %s: %w", dev, err)
 	}
 	if _, ok := link.(*netlink.Veth); !ok {
-		return 0, nil
+		return hostVeth{}, nil
 	}
-	return link.Attrs().Index, nil
+	return hostVeth{index: link.Attrs().Index, other: otherSandbox(link.Attrs().Alias, sandbox)}, nil
 }
 
 // isPodVethName reports whether name has the shape of a pod's host veth

@@ -23,7 +23,8 @@ func TestPrivilegedHostTeardown(t *testing.T) {
 	n.do(t, func() error {
 		td := StartTeardown(ctx, pod)
 		wantState(t, "node before the answer", n.ns, []string{"link " + veth + " veth up mtu 1500"})
-		return td.Finish(ctx, pod)
+		_, err := td.Finish(ctx, pod)
+		return err
 	})
 	wantState(t, "node after Finish", n.ns, []string{"link " + veth + " veth up mtu 1500"})
 
@@ -42,7 +43,8 @@ func TestPrivilegedHostTeardown(t *testing.T) {
 	n.do(t, func() error {
 		td := StartTeardown(ctx, pod)
 		wantState(t, "node before the answer", n.ns, rules)
-		return td.Finish(ctx, pod)
+		_, err := td.Finish(ctx, pod)
+		return err
 	})
 	wantState(t, "node after Finish", n.ns, nil)
 }

@@ -37,6 +37,11 @@ type Interface struct {
 type Pod struct {
 	// NetNS is the path of the pod's network namespace.
 	NetNS string
+	// Sandbox is the sandbox's container id (CNI_CONTAINERID). ADD marks
+	// the host veths with it (SandboxMark); teardown leaves alone a host
+	// veth marked with another sandbox's, and the route and rules of an
+	// address routed through it.
+	Sandbox string
 	// MTU of both veth ends.
 	MTU        int
 	Interfaces []Interface

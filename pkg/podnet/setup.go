@@ -43,7 +43,7 @@ func Setup(ctx context.Context, pod Pod) error {
 		if i > 0 {
 			early = nil
 		}
-		hostIndex, err := setupVeth(ctx, host, pod.NetNS, pod.MTU, ifc, early)
+		hostIndex, err := setupVeth(ctx, host, pod, ifc, early)
 		if err != nil {
 			return err
 		}
@@ -74,13 +74,14 @@ func validatePod(pod Pod) error {
 // ifindex. The pair is created from the node's namespace with its pod end
 // in the pod's, so neither end moves between namespaces, and the host
 // end's sysctls are set before it comes up.
-func setupVeth(ctx context.Context, host *netlink.Handle, netnsPath string, mtu int, ifc Interface, early *Veth) (int, error) {
+func setupVeth(ctx context.Context, host *netlink.Handle, pod Pod, ifc Interface, early *Veth) (int, error) {
+	netnsPath := pod.NetNS
 	podNS, err := ns.GetNS(netnsPath)
 	if err != nil {
 		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
 	defer podNS.Close()
-	hostMAC, hostIndex, err := hostEnd(host, podNS, mtu, ifc, early)
+	hostMAC, hostIndex, err := hostEnd(host, podNS, pod, ifc, early)
 	if err != nil {
 		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
@@ -117,9 +118,9 @@ func setupVeth(ctx context.Context, host *netlink.Handle, netnsPath string, mtu 
 }
 
 // hostEnd returns the MAC and ifindex of the host end of ifc's pair:
-// early's, or those of a pair it makes after deleting a stale one of an
-// earlier sandbox.
-func hostEnd(host *netlink.Handle, podNS ns.NetNS, mtu int, ifc Interface, early *Veth) (net.HardwareAddr, int, error) {
+// early's, or those of a pair it makes, marked as pod's sandbox's, after
+// deleting a stale one of an earlier sandbox (or of this one's earlier ADD).
+func hostEnd(host *netlink.Handle, podNS ns.NetNS, pod Pod, ifc Interface, early *Veth) (net.HardwareAddr, int, error) {
 	if early != nil {
 		return early.hostMAC, early.hostIndex, nil
 	}
@@ -130,17 +131,22 @@ func hostEnd(host *netlink.Handle, podNS ns.NetNS, mtu int, ifc Interface, early
 	if err != nil {
 		return nil, 0, fmt.Errorf("host veth %s: %w", ifc.HostVeth, err)
 	}
-	idx, err := addPair(host, podNS, ifc.ContainerIf, ifc.HostVeth, mtu, hostMAC)
+	idx, err := addPair(host, podNS, ifc.ContainerIf, ifc.HostVeth, SandboxMark(pod.Sandbox), pod.MTU, hostMAC)
 	if err != nil {
 		return nil, 0, err
 	}
 	return hostMAC, idx, nil
 }
 
-// upHostVeth sets the host end's sysctls and brings it up; it returns the
-// link's index.
-func upHostVeth(host *netlink.Handle, veth *netlink.Veth) (int, error) {
+// upHostVeth marks the host end with mark (none when empty), sets its
+// sysctls and brings it up; it returns the link's index.
+func upHostVeth(host *netlink.Handle, veth *netlink.Veth, mark string) (int, error) {
 	name := veth.Name
+	if mark != "" {
+		if err := host.LinkSetAlias(veth, mark); err != nil {
+			return 0, fmt.Errorf("mark host veth %s as %q: %w", name, mark, err)
+		}
+	}
 	if err := setIfaceSysctls(name); err != nil {
 		return 0, fmt.Errorf("host veth %s: %w", name, err)
 	}

@@ -84,13 +84,13 @@ func TestPrivilegedBranchStandin(t *testing.T) {
 
 			// DEL: routes and rules go, the stand-in and the pair stay (the
 			// pair until the pod's netns goes).
-			e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+			e.node.do(t, func() error { _, err := TeardownBranch(ctx, b.Pod, branchVLAN); return err })
 			left := []string{"link eth1 veth up mtu 1500", "link vlan.eth.7 veth up mtu 1500"}
 			if strict {
 				left = append(left, "rule 20 lookup local")
 			}
 			wantState(t, "node after teardown", e.node.ns, append([]string{"link " + veth + " veth up mtu 9001"}, left...))
-			e.node.do(t, func() error { return TeardownBranch(ctx, b.Pod, branchVLAN) })
+			e.node.do(t, func() error { _, err := TeardownBranch(ctx, b.Pod, branchVLAN); return err })
 
 			// The pod's next sandbox adopts the same stand-in; its rollback
 			// leaves the stand-in too.

@@ -16,9 +16,18 @@ import (
 // the DEL path, as upstream does (docs/compatibility.md, "Plugin (aws-cni)
 // and runtime input"). The route to each pod is deleted only through the
 // pod's own host veth, so a late DEL never removes the route of a newer pod
-// that reuses the address. Anything already gone is not an error, so DEL can
-// run any number of times, with or without the namespace.
+// that reuses the address; nor, through a host veth marked as another
+// sandbox's (see Pod.Sandbox), that sandbox's route and rules. Anything
+// already gone is not an error, so DEL can run any number of times, with or
+// without the namespace.
 func Teardown(ctx context.Context, pod Pod) error {
+	_, err := teardown(ctx, pod)
+	return err
+}
+
+// teardown is Teardown; kept says which addresses it left to another
+// sandbox, for the log.
+func teardown(ctx context.Context, pod Pod) (kept []string, err error) {
 	host := openHost()
 	defer host.Close()
 	var errs []error
@@ -26,9 +35,13 @@ func Teardown(ctx context.Context, pod Pod) error {
 		if ifc.Address == nil {
 			continue
 		}
-		errs = append(errs, removeHostRoutes(host, ifc.Address, ifc.HostVeth, HostTable(ifc.RouteTable)))
+		k, err := removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, HostTable(ifc.RouteTable))
+		if k != "" {
+			kept = append(kept, k)
+		}
+		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return kept, errors.Join(errs...)
 }
 
 // Undo reverses a Setup that failed part way: the node-side routes and
@@ -37,9 +50,9 @@ func Teardown(ctx context.Context, pod Pod) error {
 // is not is left untouched and its reason returned in skipped, for the
 // log: an interface of another pod, the node's own eth0, or lo.
 func Undo(ctx context.Context, pod Pod) (skipped []string, err error) {
-	errs := []error{Teardown(ctx, pod)}
+	kept, terr := teardown(ctx, pod)
 	skipped, err = deletePairs(pod)
-	return skipped, errors.Join(append(errs, err)...)
+	return append(kept, skipped...), errors.Join(terr, err)
 }
 
 // deletePairs deletes the pod's veth pairs that ownedPair confirms. A

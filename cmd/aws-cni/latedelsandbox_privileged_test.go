@@ -1,0 +1,120 @@
+package main
+
+import (
+	"net"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+// TestPrivilegedLateDelOfReplacedSandbox: sandbox A of a pod is replaced
+// by sandbox B of the same pod, which gets the same address and, the host
+// veth being named after the pod, the same host veth name. A late or
+// repeated DEL of A must leave B's route and rules alone and B must still
+// carry traffic, whatever ipamd says: it still holds A's address (A's DEL
+// never reached it), it no longer knows A (the DEL is repeated), or it is
+// down and DEL works from A's prevResult. When A's veth outlived A's
+// namespace, B's ADD replaces it and B's own DEL still removes everything.
+func TestPrivilegedLateDelOfReplacedSandbox(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct {
+		name string
+		// delAFirst: A was deleted once before B came (ipamd forgets A).
+		delAFirst bool
+		// ipamdDown: ipamd is unreachable at the late DEL.
+		ipamdDown bool
+		// keepNSA: A's namespace (and so its veth) is still there when B
+		// is added.
+		keepNSA bool
+	}{
+		{name: "ipamd answers A's address"},
+		{name: "ipamd does not know A", delAFirst: true},
+		{name: "ipamd down", ipamdDown: true},
+		{name: "A's veth left over", keepNSA: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const addr = "10.1.0.11"
+			n := newNode(t, "192.168.0.10")
+			same := allocation{ip: addr, deviceNumber: 1, routeTable: 2}
+			ipamd := startFakeIpamd(t, same, same)
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			veth := vethname.HostVethName("eni", "default", "web", 0)
+
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "web", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
+			delA := addA
+			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
+			if c.delAFirst {
+				n.run(t, delA).mustSucceed(t, "DEL A")
+			}
+			if !c.keepNSA {
+				n.sandboxGone(t, nsA, veth)
+			}
+
+			addB := addA
+			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+			outB := n.run(t, addB)
+			outB.mustSucceed(t, "ADD B")
+			if got, want := linkAlias(t, n, veth), "aws-cni:sandbox-b"; got != want {
+				t.Errorf("host veth %s alias %q after ADD B, want %q", veth, got, want)
+			}
+			before := snapshot(t, n.ns.Path())
+			for _, r := range []string{"rule 512 to " + addr + "/32 lookup main", "rule 1536 from " + addr + "/32 lookup 2", "route main " + addr + "/32 dev " + veth + " scope link"} {
+				if !slices.Contains(before, r) {
+					t.Fatalf("pod B lacks %q: %q", r, before)
+				}
+			}
+
+			if c.ipamdDown {
+				ipamd.stop()
+			}
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("pod B after the late DEL of A: %v", err)
+			}
+			if c.ipamdDown {
+				return
+			}
+			if ipamd.holds("sandbox-a") {
+				t.Error("ipamd still holds A's address")
+			}
+
+			delB := addB
+			delB.command, delB.conf = "DEL", netconf("1.0.0", outB.stdout, nil)
+			n.run(t, delB).mustSucceed(t, "DEL B")
+			after := slices.DeleteFunc(snapshot(t, n.ns.Path()), func(l string) bool { return strings.HasPrefix(l, "link ") })
+			if d := podnettest.Diff(nil, after); d != "" {
+				t.Errorf("DEL B left (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// linkAlias is the alias (IFLA_IFALIAS) of the node's link name.
+func linkAlias(t *testing.T, n node, name string) string {
+	t.Helper()
+	var alias string
+	err := n.ns.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		alias = l.Attrs().Alias
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return alias
+}

@@ -1,0 +1,56 @@
+package podnet
+
+import (
+	"encoding/hex"
+	"hash/fnv"
+	"strings"
+)
+
+// sandboxMarkPrefix starts the alias (IFLA_IFALIAS) ADD gives a pod's host
+// veth (docs/compatibility.md, "Plugin (aws-cni) and runtime input"). The
+// veth is named after the pod, not the sandbox, so the alias is what tells
+// a DEL whether the veth, and the route through it, are its sandbox's.
+const sandboxMarkPrefix = "aws-cni:"
+
+// maxAliasLen is the longest alias the kernel keeps (IFALIASZ less the
+// terminating NUL).
+const maxAliasLen = 255
+
+// hashSep separates, in the mark of a container id too long for the
+// alias, the id's head from the hash of the whole id. Container ids cannot
+// contain '~' (the plugin's entry checks them), so such a mark never equals
+// the mark of a shorter id.
+const hashSep = "~"
+
+// hashHexLen is the length of the hex FNV-1a 128 hash (the Go crypto
+// packages stay out of the plugin, cmd/aws-cni/deps_test.go).
+const hashHexLen = 32
+
+// SandboxMark is the alias of the host veths of sandbox containerID:
+// "aws-cni:<container id>", or, when that would exceed the kernel's 255
+// bytes, "aws-cni:<the id's first 214 bytes>~<hex FNV-1a 128 of the whole
+// id>". It is "" (no mark) for an empty id.
+func SandboxMark(containerID string) string {
+	if containerID == "" {
+		return ""
+	}
+	if len(sandboxMarkPrefix)+len(containerID) <= maxAliasLen {
+		return sandboxMarkPrefix + containerID
+	}
+	h := fnv.New128a()
+	h.Write([]byte(containerID))
+	head := containerID[:maxAliasLen-len(sandboxMarkPrefix)-len(hashSep)-hashHexLen]
+	return sandboxMarkPrefix + head + hashSep + hex.EncodeToString(h.Sum(nil))
+}
+
+// otherSandbox returns alias when it marks a host veth as another
+// sandbox's than containerID's, and "" when the veth may be the
+// sandbox's: it carries containerID's mark or no mark of the plugin's at
+// all (a veth of upstream's plugin or of an older version, whose DEL
+// behaves as before).
+func otherSandbox(alias, containerID string) string {
+	if !strings.HasPrefix(alias, sandboxMarkPrefix) || alias == SandboxMark(containerID) {
+		return ""
+	}
+	return alias
+}
