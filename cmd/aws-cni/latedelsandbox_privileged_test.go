@@ -118,3 +118,56 @@ func linkAlias(t *testing.T, n node, name string) string {
 	}
 	return alias
 }
+
+// TestPrivilegedLateBranchDelOfReplacedSandbox: the same for a branch-ENI
+// pod (strict mode, over the stand-in of this kernel without 802.1Q):
+// sandbox B of the pod gets the branch's VLAN, address and host veth name
+// back. A late DEL of A, driven by A's prevResult (ipamd is not asked) or
+// by ipamd's reply (it still holds A), leaves B's VLAN table, routes and
+// rules alone and the VPC still reaches B.
+func TestPrivilegedLateBranchDelOfReplacedSandbox(t *testing.T) {
+	testutil.Privileged(t)
+	for _, withPrev := range []bool{true, false} {
+		t.Run(map[bool]string{true: "prevResult", false: "ipamd's reply"}[withPrev], func(t *testing.T) {
+			const addr = "10.2.0.57"
+			n := newNode(t, "192.168.0.10")
+			trunk := addTrunk(t, n)
+			mac, _ := net.ParseMAC("02:42:0a:02:00:39")
+			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 9, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
+			if err := s.Plug(); err != nil {
+				t.Fatal(err)
+			}
+			ipamd := startFakeIpamd(t)
+			ipamd.branch = &branchReply{ip: addr, vlan: 9, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			veth := vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0)
+
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "sg", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
+			n.sandboxGone(t, nsA, veth)
+			addB := addA
+			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+			n.run(t, addB).mustSucceed(t, "ADD B")
+			before := snapshot(t, n.ns.Path())
+			for _, r := range []string{"route 109 " + addr + "/32 dev " + veth + " scope link", "rule 10 iif " + veth + " lookup 109", "rule 10 iif vlan.eth.9 lookup 109"} {
+				if !slices.Contains(before, r) {
+					t.Fatalf("pod B lacks %q: %q", r, before)
+				}
+			}
+
+			delA := addA
+			delA.command = "DEL"
+			if withPrev {
+				delA.conf = netconf("1.0.0", outA.stdout, nil)
+			}
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("VPC to pod B after the late DEL of A: %v", err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"golang.org/x/sys/unix"
 )
 
@@ -181,27 +182,38 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int) (kept string, err 
 	)
 }
 
-// branchOfOtherSandbox says, when ifc's host veth is marked as another
+// branchOfOtherSandbox says, when the pod's host veth is marked as another
 // sandbox's than sandbox's and routes ifc's address in main (standard
 // mode) or in the branch's table (strict mode), why the branch's wiring is
-// that sandbox's; "" otherwise.
+// that sandbox's; "" otherwise. The veth is looked for under ifc.HostVeth
+// and under the strict mode's name: a DEL driven by ipamd's answer names
+// the pod's veth with the netconf's prefix whatever the mode.
 func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, table int) (string, error) {
-	if ifc.HostVeth == "" {
+	if !isPodVethName(ifc.HostVeth) {
 		return "", nil
 	}
-	veth, err := lookupHostVeth(h, ifc.HostVeth, sandbox)
-	if err != nil || veth.other == "" {
-		return "", err
+	names := []string{ifc.HostVeth}
+	if strict := vethname.BranchPrefix + ifc.HostVeth[len(ifc.HostVeth)-vethname.SuffixLen:]; strict != ifc.HostVeth {
+		names = append(names, strict)
 	}
 	pod := hostPrefix(ifc.Address.IP)
-	for _, t := range []int{hostcontract.MainTable, table} {
-		routed, err := routedVia(h, pod, veth.index, t)
+	for _, name := range names {
+		veth, err := lookupHostVeth(h, name, sandbox)
 		if err != nil {
 			return "", err
 		}
-		if routed {
-			return fmt.Sprintf("%s is routed to %s (table %s), which is marked %q: the branch's VLAN link, table, route and rules are that sandbox's",
-				ifc.Address.IP, ifc.HostVeth, tableName(t), veth.other), nil
+		if veth.other == "" {
+			continue
+		}
+		for _, t := range []int{hostcontract.MainTable, table} {
+			routed, err := routedVia(h, pod, veth.index, t)
+			if err != nil {
+				return "", err
+			}
+			if routed {
+				return fmt.Sprintf("%s is routed to %s (table %s), which is marked %q: the branch's VLAN link, table, route and rules are that sandbox's",
+					ifc.Address.IP, name, tableName(t), veth.other), nil
+			}
 		}
 	}
 	return "", nil
