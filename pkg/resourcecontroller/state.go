@@ -3,6 +3,7 @@ package resourcecontroller
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -43,10 +44,13 @@ type trunk struct {
 	pods     map[types.UID][]branch
 	keys     map[types.UID]string // uid → namespace/name
 	cooling  []branch             // the node's delete queue, in releasedAt order
+	// abandoned are the branches the delete queue gave up on (eni id →
+	// VLAN): their VLANs stay taken until the GC sees them gone.
+	abandoned map[string]int
 }
 
 func newTrunk() *trunk {
-	return &trunk{inflight: map[int]bool{}, pods: map[types.UID][]branch{}, keys: map[types.UID]string{}}
+	return &trunk{inflight: map[int]bool{}, pods: map[types.UID][]branch{}, keys: map[types.UID]string{}, abandoned: map[string]int{}}
 }
 
 // registry owns every node's trunk state. All methods are safe for
@@ -323,6 +327,34 @@ func (r *registry) deleted(node string, b branch, err error) {
 	if b.retries < maxDeleteRetries {
 		b.releasedAt = time.Time{}
 		t.cooling = slices.Insert(t.cooling, 0, b)
+		return
+	}
+	t.abandoned[b.ENIID] = b.VlanID
+}
+
+// abandonedOf copies the given-up branches of node (eni id → VLAN) and
+// names the trunk state they belong to.
+func (r *registry) abandonedOf(node string) (trunkAt, map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return trunkAt{node: node}, nil
+	}
+	return trunkAt{node: node, gen: t.gen}, maps.Clone(t.abandoned)
+}
+
+// reclaim frees the VLAN of a given-up branch that is gone from EC2.
+func (r *registry) reclaim(at trunkAt, eniID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.current(at)
+	if !ok {
+		return
+	}
+	if vlan, ok := t.abandoned[eniID]; ok {
+		t.vlans.free(vlan)
+		delete(t.abandoned, eniID)
 	}
 }
 
