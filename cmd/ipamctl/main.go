@@ -47,6 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ipamctl: %v\n", err)
 		return 1
 	}
+	if err := checkPool(body); err != nil {
+		fmt.Fprintf(stderr, "ipamctl: ipamd at %s: %v\n", *addr, err)
+		return 1
+	}
 	if *asJSON {
 		_, _ = stdout.Write(append(body, '\n'))
 		return 0
@@ -86,4 +90,15 @@ func fetch(ctx context.Context, addr, path string) ([]byte, error) {
 		return nil, errors.New(resp.Status + ": " + strings.TrimSpace(string(body)))
 	}
 	return body, nil
+}
+
+// checkPool refuses the answer of an ipamd that has no /v1/pool: upstream's
+// (and ours before the path) answers any unknown path with 200 and its list
+// of paths, which would otherwise read as an empty pool.
+func checkPool(body []byte) error {
+	var other struct{ AvailableCommands []string }
+	if json.Unmarshal(body, &other) == nil && other.AvailableCommands != nil {
+		return fmt.Errorf("no /v1/pool here (upstream's or an older ipamd); it serves %s", strings.Join(other.AvailableCommands, " "))
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,5 +78,24 @@ func TestUnreachableAndUsage(t *testing.T) {
 	errOut.Reset()
 	if code := run([]string{"bogus"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "usage") {
 		t.Errorf("bad usage: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// An ipamd without /v1/pool (upstream's, or ours before it) answers every
+// unknown path with its command list and 200. ipamctl must say so, not
+// draw that as an empty pool (mode "", every target 0, waiting on nothing).
+func TestIpamdWithoutPoolPath(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"AvailableCommands":["/v1/enis","/v1/eni-configs","/v1/networkutils-env-settings","/v1/ipamd-env-settings"]}`))
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, args := range [][]string{{"-addr", addr, "pool"}, {"-addr", addr, "-json", "pool"}} {
+		var out, errOut bytes.Buffer
+		code := run(args, &out, &errOut)
+		if code != 1 || !strings.Contains(errOut.String(), "/v1/pool") || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 naming the missing /v1/pool and no pool", args, code, out.String(), errOut.String())
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -108,7 +110,13 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		Logger: logr.FromSlogHandler(log.Handler()),
 	}
 	if o.certDir == "" {
-		cert, caPEM, err := resourcecontroller.GenerateServingCert(strings.Split(o.webhookHosts, ","), 10*365*24*time.Hour)
+		// Every replica serves the webhook with its own CA; the bundle
+		// keeps the CAs of the replicas whose pods still exist.
+		owner, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("naming this replica: %w", err)
+		}
+		cert, caPEM, err := resourcecontroller.GenerateServingCertFor(owner, strings.Split(o.webhookHosts, ","), 10*365*24*time.Hour)
 		if err != nil {
 			return err
 		}
@@ -116,7 +124,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if err := resourcecontroller.InjectCABundle(ctx, cs, o.webhookConfig, caPEM); err != nil {
+		if err := resourcecontroller.InjectCABundle(ctx, cs, o.webhookConfig, caPEM, replicaLive(cs, podNamespace(o.leaderNamespace))); err != nil {
 			return err
 		}
 		mo.WebhookCert = &cert
@@ -149,4 +157,25 @@ func restConfig(path string) (*rest.Config, error) {
 		return nil, fmt.Errorf("in-cluster Kubernetes config (or pass --kubeconfig): %w", err)
 	}
 	return rc, nil
+}
+
+// replicaLive reports whether the replica named owner (a pod name) may
+// still serve the webhook: only a pod that is certainly gone is not.
+func replicaLive(cs kubernetes.Interface, namespace string) func(context.Context, string) bool {
+	return func(ctx context.Context, owner string) bool {
+		_, err := cs.CoreV1().Pods(namespace).Get(ctx, owner, metav1.GetOptions{})
+		return !apierrors.IsNotFound(err)
+	}
+}
+
+// podNamespace is the namespace this replica runs in: POD_NAMESPACE, else
+// the service account's, else def.
+func podNamespace(def string) string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return def
 }

@@ -82,6 +82,9 @@ func (c *Controller) collect(ctx context.Context, node string) error {
 	if !ok {
 		return nil
 	}
+	// Taken before the describe: a branch given up after it may be
+	// missing from the answer without being gone.
+	at, abandoned := c.reg.abandonedOf(node)
 	found, err := c.ec2.BranchENIs(ctx, info.TrunkID)
 	if err != nil {
 		return err
@@ -89,6 +92,7 @@ func (c *Controller) collect(ctx context.Context, node string) error {
 	for _, e := range found {
 		vlan, _ := strconv.Atoi(e.Tags[awsutils.TagVLANID])
 		if c.reg.known(node, e.ID, vlan) {
+			delete(abandoned, e.ID)
 			continue
 		}
 		c.cfg.Log.Info("deleting a leaked branch ENI", "node", node, "eni", e.ID, "vlan", vlan)
@@ -96,7 +100,13 @@ func (c *Controller) collect(ctx context.Context, node string) error {
 		countBranchOp(branchOpDeleteOrphan, err)
 		if err != nil {
 			c.cfg.Log.Warn("deleting a leaked branch ENI", "eni", e.ID, "err", err)
+			delete(abandoned, e.ID)
 		}
+	}
+	// What is left of the given-up branches is gone from EC2 now (deleted
+	// here, or its earlier delete took effect): their VLANs are free.
+	for id := range abandoned {
+		c.reg.reclaim(at, id)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
 // TestKubeNodeDeletedWhileControllerDownLeavesNoBranch: a node with a
@@ -50,4 +51,53 @@ func TestKubeNodeDeletedWhileControllerDownLeavesNoBranch(t *testing.T) {
 		ids := branchIDs(w.branches())
 		return len(ids) == 0, fmt.Sprint(ids)
 	})
+}
+
+// TestKubeNodeDeletedMidAllocationLeavesNoBranch: the node goes (a spot
+// interruption) while its pod's branch is being created. The node's
+// cleanup finds no branch yet; the branch made afterwards must be deleted
+// by the allocation itself, or nothing ever deletes it, and the pod must
+// not be annotated with it.
+func TestKubeNodeDeletedMidAllocationLeavesNoBranch(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-midway", inst1, nil)
+	h.declareSGP("rc-midway")
+	h.waitCapacity("rc-midway", 9)
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"CreateNetworkInterface": vpcsim.Duration(3 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	assocs := w.env.Sim.Stats().Calls["AssociateTrunkInterface"]
+	if _, err := h.createPod("p", "rc-midway", map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent("p", ReasonSecurityGroupRequested, sgDB) // the branch create is under way
+	ctx := context.Background()
+	if err := h.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rc-midway"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.admin.Delete(ctx, &k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: "rc-midway"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the deleted node's CNINode released", func() (bool, string) {
+		cn := &k8s.CNINode{}
+		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-midway"}, cn)
+		return apierrors.IsNotFound(err), fmt.Sprint(err, cn.Finalizers)
+	})
+	if ids := branchIDs(w.branches()); len(ids) != 0 {
+		t.Skipf("the branch %v was made before the node's cleanup ran; the race was not hit", ids)
+	}
+	waitFor(t, 30*time.Second, "the branch made after the node went deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		n := w.env.Sim.Stats().Calls["AssociateTrunkInterface"]
+		return n > assocs && len(ids) == 0, fmt.Sprintf("associations %d, branches %v", n-assocs, ids)
+	})
+	var p corev1.Pod
+	if err := h.admin.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "p"}, &p); err != nil {
+		t.Fatal(err)
+	}
+	if raw := p.Annotations[PodENIAnnotation]; raw != "" {
+		t.Errorf("the pod is annotated with a deleted branch: %s", raw)
+	}
 }

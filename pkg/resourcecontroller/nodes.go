@@ -311,13 +311,23 @@ func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
 			t.keys[p.UID] = p.Namespace + "/" + p.Name
 		}
 	}
+	// An orphan may carry a VLAN a claimed branch holds (a create whose
+	// answer was lost, so its VLAN was handed on): deleting it must not
+	// free that VLAN. Orphans sharing a VLAN free it with the last of them
+	// (the queue deletes in order).
+	holder := map[int]int{} // VLAN → index in t.cooling of the orphan that frees it
 	for _, e := range found {
 		if _, orphan := byID[e.ID]; !orphan {
 			continue
 		}
 		vlan, _ := strconv.Atoi(e.Tags[awsutils.TagVLANID])
-		if t.vlans.mark(vlan) != nil {
+		if i, ok := holder[vlan]; ok {
+			t.cooling[i].VlanID = 0
+		} else if t.vlans.has(vlan) || t.vlans.mark(vlan) != nil {
 			vlan = 0 // the VLAN id is not ours to free
+		}
+		if vlan != 0 {
+			holder[vlan] = len(t.cooling)
 		}
 		c.cfg.Log.Info("deleting a branch ENI no pod claims", "eni", e.ID, "trunk", t.trunkID, "vlan", vlan)
 		t.cooling = append(t.cooling, branch{BranchENI: BranchENI{ENIID: e.ID, VlanID: vlan}})

@@ -132,20 +132,21 @@ func TestRegistryCapacityCountsCoolingAndInflight(t *testing.T) {
 	tr := newTrunk()
 	tr.node, tr.limit = "n1", 3
 	r.put(tr)
-	v, err := r.reserve("n1", 2)
+	at := trunkAt{node: "n1", gen: tr.gen}
+	v, err := r.reserve(at, 2)
 	if err != nil || !slices.Equal(v, []int{1, 2}) {
 		t.Fatalf("reserve 2 = %v, %v", v, err)
 	}
-	if _, err := r.reserve("n1", 2); !errors.Is(err, ErrAtCapacity) {
+	if _, err := r.reserve(at, 2); !errors.Is(err, ErrAtCapacity) {
 		t.Fatalf("reserve past the limit = %v, want ErrAtCapacity", err)
 	}
-	r.record("n1", "uid-a", "ns/a", []BranchENI{{ENIID: "eni-a", VlanID: 1}, {ENIID: "eni-b", VlanID: 2}})
+	r.record(at, "uid-a", "ns/a", []BranchENI{{ENIID: "eni-a", VlanID: 1}, {ENIID: "eni-b", VlanID: 2}})
 	now := time.Now()
 	if n := r.release("n1", "uid-a", now); n != 2 {
 		t.Fatalf("released %d", n)
 	}
 	// Cooling branches still count.
-	if _, err := r.reserve("n1", 2); !errors.Is(err, ErrAtCapacity) {
+	if _, err := r.reserve(at, 2); !errors.Is(err, ErrAtCapacity) {
 		t.Fatalf("reserve while cooling = %v, want ErrAtCapacity", err)
 	}
 	if due := r.due("n1", now, time.Minute); len(due) != 0 {
@@ -158,7 +159,7 @@ func TestRegistryCapacityCountsCoolingAndInflight(t *testing.T) {
 	for _, b := range due {
 		r.deleted("n1", b, nil)
 	}
-	v, err = r.reserve("n1", 3)
+	v, err = r.reserve(at, 3)
 	if err != nil || !slices.Equal(v, []int{1, 2, 3}) {
 		t.Fatalf("reserve after deletion = %v, %v (VLANs must be free again)", v, err)
 	}
@@ -169,8 +170,9 @@ func TestRegistryFailedDeleteRetriesThenGivesUp(t *testing.T) {
 	tr := newTrunk()
 	tr.node, tr.limit = "n1", 5
 	r.put(tr)
-	r.reserve("n1", 1)
-	r.record("n1", "u", "ns/p", []BranchENI{{ENIID: "eni-a", VlanID: 1}})
+	at := trunkAt{node: "n1", gen: tr.gen}
+	r.reserve(at, 1)
+	r.record(at, "u", "ns/p", []BranchENI{{ENIID: "eni-a", VlanID: 1}})
 	r.release("n1", "u", time.Time{})
 	for i := range maxDeleteRetries {
 		due := r.due("n1", time.Now(), time.Minute)

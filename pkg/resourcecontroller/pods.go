@@ -112,7 +112,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 		}
 		return reconcile.Result{RequeueAfter: c.cooldown.get()}, nil
 	}
-	vlans, err := c.reg.reserve(info.Node, n)
+	vlans, err := c.reg.reserve(info.at(), n)
 	if err != nil {
 		if c.warned.first(string(uid), err.Error()) {
 			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
@@ -132,7 +132,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	made, err := c.makeBranches(ctx, info, vlans, groups)
 	observeOp(opCreateBranch, len(vlans), start, err)
 	if err != nil {
-		c.rollback(ctx, info.Node, vlans, made)
+		c.rollback(ctx, info.at(), vlans, made)
 		// One event per distinct EC2 code, not per retry (messages carry
 		// request ids).
 		if code := awsutils.Code(err); code == "" || c.warned.first(string(uid), "ec2:"+code) {
@@ -140,7 +140,13 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 		}
 		return reconcile.Result{}, err
 	}
-	c.reg.record(info.Node, uid, key, made)
+	if !c.reg.record(info.at(), uid, key, made) {
+		// The node went while its branches were made, and its cleanup
+		// has not seen them: delete them here, or nothing ever does.
+		c.cfg.Log.Info("the node went while its pod's branch ENIs were made; deleting them", "pod", key, "node", info.Node)
+		c.rollback(ctx, info.at(), vlans, made)
+		return reconcile.Result{RequeueAfter: c.cfg.RetryDelay}, nil
+	}
 	value, err := EncodeAnnotation(made)
 	if err == nil {
 		err = c.annotate(ctx, &pod, value)
@@ -160,7 +166,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	}
 	if err != nil {
 		c.reg.forget(info.Node, uid)
-		c.rollback(ctx, info.Node, vlans, made)
+		c.rollback(ctx, info.at(), vlans, made)
 		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAnnotationFailed, "failed to annotate pod with branch ENI details: %v", err)
 		return reconcile.Result{}, err
 	}
@@ -206,7 +212,8 @@ func (c *Controller) makeBranches(ctx context.Context, info TrunkInfo, vlans []i
 // queue, and its VLAN is freed once the delete succeeds. Freeing it now
 // would hand the VLAN to the next branch, whose association EC2 refuses
 // until the leak GC deletes the stranded one.
-func (c *Controller) rollback(ctx context.Context, node string, vlans []int, made []BranchENI) {
+func (c *Controller) rollback(ctx context.Context, at trunkAt, vlans []int, made []BranchENI) {
+	node := at.node
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	var stranded []BranchENI
@@ -216,8 +223,8 @@ func (c *Controller) rollback(ctx context.Context, node string, vlans []int, mad
 			stranded = append(stranded, b)
 		}
 	}
-	c.reg.requeue(node, stranded)
-	c.reg.unreserve(node, slices.DeleteFunc(slices.Clone(vlans), func(v int) bool {
+	c.reg.requeue(at, stranded)
+	c.reg.unreserve(at, slices.DeleteFunc(slices.Clone(vlans), func(v int) bool {
 		return slices.ContainsFunc(stranded, func(b BranchENI) bool { return b.VlanID == v })
 	}))
 }

@@ -3,6 +3,7 @@ package resourcecontroller
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -22,11 +23,17 @@ type branch struct {
 	// a changed cool-down applies to queued branches too, as on EKS.
 	releasedAt time.Time
 	retries    int
+	// gen is the trunk the branch was taken from for deletion (due).
+	gen uint64
 }
 
 // trunk is the controller's view of one node's trunk ENI. Its fields are
 // guarded by registry.mu.
 type trunk struct {
+	// gen tells this trunk state from an earlier or later one of the same
+	// node (a Node deleted and registered again): work begun on one must
+	// not land in another (registry.put).
+	gen                       uint64
 	node, instanceID, trunkID string
 	subnetID, subnetCIDR      string
 	groups                    []string // the node's groups, for pods no policy matched
@@ -37,17 +44,21 @@ type trunk struct {
 	pods     map[types.UID][]branch
 	keys     map[types.UID]string // uid → namespace/name
 	cooling  []branch             // the node's delete queue, in releasedAt order
+	// abandoned are the branches the delete queue gave up on (eni id →
+	// VLAN): their VLANs stay taken until the GC sees them gone.
+	abandoned map[string]int
 }
 
 func newTrunk() *trunk {
-	return &trunk{inflight: map[int]bool{}, pods: map[types.UID][]branch{}, keys: map[types.UID]string{}}
+	return &trunk{inflight: map[int]bool{}, pods: map[types.UID][]branch{}, keys: map[types.UID]string{}, abandoned: map[string]int{}}
 }
 
 // registry owns every node's trunk state. All methods are safe for
 // concurrent use; EC2 and Kubernetes calls happen outside the lock.
 type registry struct {
-	mu     sync.Mutex
-	trunks map[string]*trunk // by node name
+	mu      sync.Mutex
+	trunks  map[string]*trunk // by node name
+	lastGen uint64
 }
 
 func newRegistry() *registry { return &registry{trunks: map[string]*trunk{}} }
@@ -57,6 +68,26 @@ type TrunkInfo struct {
 	Node, InstanceID, TrunkID, SubnetID, SubnetCIDR string
 	Groups                                          []string
 	Limit                                           int
+	// Gen is the trunk state this copy was taken from (trunk.gen).
+	Gen uint64
+}
+
+// trunkAt names one trunk state: the node's, while it is generation gen.
+type trunkAt struct {
+	node string
+	gen  uint64
+}
+
+func (i TrunkInfo) at() trunkAt { return trunkAt{node: i.Node, gen: i.Gen} }
+
+// current returns the node's trunk state if it is still at's; the caller
+// holds r.mu.
+func (r *registry) current(at trunkAt) (*trunk, bool) {
+	t, ok := r.trunks[at.node]
+	if !ok || t.gen != at.gen {
+		return nil, false
+	}
+	return t, true
 }
 
 func (r *registry) info(node string) (TrunkInfo, bool) {
@@ -67,12 +98,14 @@ func (r *registry) info(node string) (TrunkInfo, bool) {
 		return TrunkInfo{}, false
 	}
 	return TrunkInfo{Node: t.node, InstanceID: t.instanceID, TrunkID: t.trunkID, SubnetID: t.subnetID,
-		SubnetCIDR: t.subnetCIDR, Groups: slices.Clone(t.groups), Limit: t.limit}, true
+		SubnetCIDR: t.subnetCIDR, Groups: slices.Clone(t.groups), Limit: t.limit, Gen: t.gen}, true
 }
 
 func (r *registry) put(t *trunk) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.lastGen++
+	t.gen = r.lastGen
 	r.trunks[t.node] = t
 }
 
@@ -109,10 +142,11 @@ func (r *registry) held(node string, uid types.UID) []BranchENI {
 
 // reserve takes n VLAN ids for a pod, or fails with ErrAtCapacity when the
 // branches in use, cooling and being made would pass the limit.
-func (r *registry) reserve(node string, n int) ([]int, error) {
+func (r *registry) reserve(at trunkAt, n int) ([]int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.trunks[node]
+	node := at.node
+	t, ok := r.current(at)
 	if !ok {
 		return nil, fmt.Errorf("node %s has no trunk ENI", node)
 	}
@@ -141,10 +175,10 @@ func (r *registry) reserve(node string, n int) ([]int, error) {
 
 // unreserve frees VLANs whose branch was never made (or was already
 // deleted again).
-func (r *registry) unreserve(node string, vlans []int) {
+func (r *registry) unreserve(at trunkAt, vlans []int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t, ok := r.trunks[node]; ok {
+	if t, ok := r.current(at); ok {
 		for _, v := range vlans {
 			t.vlans.free(v)
 			delete(t.inflight, v)
@@ -154,10 +188,10 @@ func (r *registry) unreserve(node string, vlans []int) {
 
 // requeue puts branches whose rollback delete failed at the front of the
 // delete queue, due at once; their VLANs stay taken until deleted.
-func (r *registry) requeue(node string, bs []BranchENI) {
+func (r *registry) requeue(at trunkAt, bs []BranchENI) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.trunks[node]
+	t, ok := r.current(at)
 	if !ok || len(bs) == 0 {
 		return
 	}
@@ -170,18 +204,22 @@ func (r *registry) requeue(node string, bs []BranchENI) {
 }
 
 // record stores a pod's new branches (their VLANs stop being in flight).
-func (r *registry) record(node string, uid types.UID, key string, bs []BranchENI) {
+// It is false when the trunk state they were reserved in is gone (the
+// Node was deleted meanwhile): then nothing holds them and deleting them
+// is the caller's.
+func (r *registry) record(at trunkAt, uid types.UID, key string, bs []BranchENI) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.trunks[node]
+	t, ok := r.current(at)
 	if !ok {
-		return
+		return false
 	}
 	for _, b := range bs {
 		delete(t.inflight, b.VlanID)
 		t.pods[uid] = append(t.pods[uid], branch{BranchENI: b})
 	}
 	t.keys[uid] = key
+	return true
 }
 
 // forget removes a pod's branches without cooling them (their deletion
@@ -264,8 +302,9 @@ func (r *registry) due(node string, now time.Time, cooldown time.Duration) []bra
 	out := slices.Clone(t.cooling[:i])
 	t.cooling = slices.Delete(t.cooling, 0, i)
 	// The deletion is in flight: keep the VLANs marked until it succeeds.
-	for _, b := range out {
-		t.inflight[b.VlanID] = true
+	for i := range out {
+		out[i].gen = t.gen
+		t.inflight[out[i].VlanID] = true
 	}
 	return out
 }
@@ -275,7 +314,7 @@ func (r *registry) due(node string, now time.Time, cooldown time.Duration) []bra
 func (r *registry) deleted(node string, b branch, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.trunks[node]
+	t, ok := r.current(trunkAt{node: node, gen: b.gen})
 	if !ok {
 		return
 	}
@@ -288,6 +327,34 @@ func (r *registry) deleted(node string, b branch, err error) {
 	if b.retries < maxDeleteRetries {
 		b.releasedAt = time.Time{}
 		t.cooling = slices.Insert(t.cooling, 0, b)
+		return
+	}
+	t.abandoned[b.ENIID] = b.VlanID
+}
+
+// abandonedOf copies the given-up branches of node (eni id → VLAN) and
+// names the trunk state they belong to.
+func (r *registry) abandonedOf(node string) (trunkAt, map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return trunkAt{node: node}, nil
+	}
+	return trunkAt{node: node, gen: t.gen}, maps.Clone(t.abandoned)
+}
+
+// reclaim frees the VLAN of a given-up branch that is gone from EC2.
+func (r *registry) reclaim(at trunkAt, eniID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.current(at)
+	if !ok {
+		return
+	}
+	if vlan, ok := t.abandoned[eniID]; ok {
+		t.vlans.free(vlan)
+		delete(t.abandoned, eniID)
 	}
 }
 

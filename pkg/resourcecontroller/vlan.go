@@ -32,6 +32,9 @@ func (s *vlanSet) mark(id int) error {
 	return nil
 }
 
+// has reports whether id is in use.
+func (s *vlanSet) has(id int) bool { return id >= 1 && id <= MaxVLAN && s.used[id] }
+
 func (s *vlanSet) free(id int) {
 	if id >= 1 && id <= MaxVLAN {
 		s.used[id] = false
