@@ -340,9 +340,16 @@ func (h *handout) ReleasePod(d *due, k datastore.Key, namespace, name string) ([
 	}
 	if len(released) == 0 && namespace != "" && name != "" {
 		// An address recovered from the host after a corrupt checkpoint
-		// is known only by the pod's veth name.
-		if released, err = h.release(datastore.RecoveredKey(vethname.Suffix(namespace, name))); err != nil {
-			return nil, err
+		// is known only by the name of the veth it is routed to: a
+		// multi-NIC pod's interface i > 0 has a veth of its own, named
+		// after "<ns>.<pod>.<i>" (vethname.HostVethName), one per card.
+		for i := range max(len(h.cards.all()), 1) {
+			veth := vethname.HostVethName("", namespace, name, i)
+			more, err := h.release(datastore.RecoveredKey(veth[len(veth)-vethname.SuffixLen:]))
+			released = append(released, more...)
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	if len(released) == 0 {
