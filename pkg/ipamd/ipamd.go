@@ -233,6 +233,9 @@ func New(o Options) (*IPAM, error) {
 			n.pool.Fire() // the pool may shrink now
 		},
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
+	if o.PodLinks != nil {
+		n.handout.claim = n.orphans.claim
+	}
 	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, host: host, cards: n.cards,
 		dropped: m.RestoreDropped, pendingWait: n.times.PendingWait, log: log}
 	n.branch = &branchWait{kube: n.kube, node: n.node, cards: n.cards, reconciled: n.reconciled}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
@@ -17,10 +18,9 @@ import (
 // card 1 is routed through its second host veth, named after
 // "<ns>.<pod>.1", not after "<ns>.<pod>". After both cards' checkpoints
 // turn out unreadable, each card recovers the pod's address keyed by the
-// veth it is routed to; the pod's DEL (its sandbox unknown) must release
-// both. Otherwise card 1's address stays held, and since a pod of the
-// same name (a StatefulSet's) brings back a veth of that name, the orphan
-// sweep never releases it either.
+// veth it is routed to; the pod's DEL (its sandbox unknown) must lead to
+// both being released (once the veths are gone: claimRecovered), not
+// card 0's alone.
 func TestMultiNICRecoveredPodReleasedByItsDEL(t *testing.T) {
 	links := newFakeLinks()
 	h := newHarness(t, harnessOpts{instanceType: "c6in.32xlarge", links: links, cfg: func(c *config.Config) {
@@ -66,12 +66,20 @@ func TestMultiNICRecoveredPodReleasedByItsDEL(t *testing.T) {
 
 	d, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "sandbox-1", IfName: "eth0",
 		K8SPodNamespace: "default", K8SPodName: "pod-0"})
-	if err != nil || !d.Success {
-		t.Fatalf("DEL: %v %v", d, err)
+	if len(d.GetIpAllocationMetadata()) != 0 {
+		t.Fatalf("DEL released %v (err %v) before the veths went", d.GetIpAllocationMetadata(), err)
+	}
+	// The sandbox goes, its veths with it: the next sweep releases both.
+	for i := range 2 {
+		veth := vethname.HostVethName("", "default", "pod-0", i)
+		delete(links.set, veth[len(veth)-vethname.SuffixLen:])
+	}
+	if err := h.n.orphans.sweep(ctx, time.Now()); err != nil {
+		t.Fatal(err)
 	}
 	for card := range 2 {
 		if n := h.pool(card).Stats.Pods; n != 0 {
-			t.Errorf("card %d still holds %d addresses after the pod's DEL (recovered %v)", card, n, addrs)
+			t.Errorf("card %d still holds %d addresses after the pod's DEL and a sweep (recovered %v)", card, n, addrs)
 		}
 	}
 	h.checkConsistent()
