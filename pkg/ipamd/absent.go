@@ -77,10 +77,10 @@ func (r *kubeRef) set(k Kubernetes) bool {
 // mode); a trunk's link has index 0.
 type noHost struct{}
 
-func (noHost) SetupENI(context.Context, networkutils.ENI) error      { return nil }
-func (noHost) TeardownENI(context.Context, netip.Addr, int) error    { return nil }
-func (noHost) DeletePodRules(context.Context, netip.Addr) error      { return nil }
-func (noHost) RestorePodRule(context.Context, netip.Addr, int) error { return nil }
+func (noHost) SetupENI(context.Context, networkutils.ENI) error              { return nil }
+func (noHost) TeardownENI(context.Context, netip.Addr, int) error            { return nil }
+func (noHost) DeletePodRules(context.Context, ...netip.Addr) error           { return nil }
+func (noHost) RestorePodRules(context.Context, []networkutils.PodRule) error { return nil }
 func (noHost) LinkByMAC(context.Context, net.HardwareAddr) (networkutils.Link, error) {
 	return networkutils.Link{}, nil
 }

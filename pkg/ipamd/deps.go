@@ -55,11 +55,12 @@ type HostNetwork interface {
 	SetupENI(ctx context.Context, eni networkutils.ENI) error
 	TeardownENI(ctx context.Context, primaryIP netip.Addr, table int) error
 	ReconcileHost(ctx context.Context, cfg networkutils.HostConfig) (networkutils.HostResult, error)
-	DeletePodRules(ctx context.Context, podIP netip.Addr) error
-	// RestorePodRule leaves the rules a fresh ADD would: one to-pod rule
-	// (512) and one from-pod rule (1536) to the pod's table, or none when
-	// the table is main (a pod on the primary ENI).
-	RestorePodRule(ctx context.Context, podIP netip.Addr, table int) error
+	// DeletePodRules deletes the to-pod and from-pod rules of each address.
+	DeletePodRules(ctx context.Context, podIPs ...netip.Addr) error
+	// RestorePodRules leaves each pod the rules a fresh ADD would: one
+	// to-pod rule (512) and one from-pod rule (1536) to the pod's table,
+	// or none when the table is main (a pod on the primary ENI).
+	RestorePodRules(ctx context.Context, pods []networkutils.PodRule) error
 	LinkByMAC(ctx context.Context, mac net.HardwareAddr) (networkutils.Link, error)
 }
 

@@ -54,7 +54,10 @@ type handout struct {
 	m           *metrics.Metrics
 	kube        *kubeRef
 	addWait     time.Duration
-	log         *slog.Logger
+	// claim marks recovered keys a DEL named for the orphan sweep (nil:
+	// no sweep, such an address is never released by a DEL).
+	claim func([]datastore.Key)
+	log   *slog.Logger
 }
 
 // waiting is the number of AddNetwork calls waiting for an address (the
@@ -329,21 +332,17 @@ func (h *handout) exhaustedCause(storeErr error, waited time.Duration) string {
 	return b.String()
 }
 
-// ReleasePod releases what k holds on every card or, failing that, the
-// address recovered for the pod's veth after a corrupt checkpoint. It
-// wakes waiting ADDs and clears the pod-ips annotation. Nothing held:
-// none released and no error.
+// ReleasePod releases what k holds on every card and wakes waiting ADDs
+// and clears the pod-ips annotation. Nothing held: none released and no
+// error; an address recovered for the pod's veth after a corrupt
+// checkpoint is then only marked for the orphan sweep (claimRecovered).
 func (h *handout) ReleasePod(d *due, k datastore.Key, namespace, name string) ([]datastore.Assignment, error) {
 	released, err := h.release(k)
 	if err != nil {
 		return nil, err
 	}
 	if len(released) == 0 && namespace != "" && name != "" {
-		// An address recovered from the host after a corrupt checkpoint
-		// is known only by the pod's veth name.
-		if released, err = h.release(datastore.RecoveredKey(vethname.Suffix(namespace, name))); err != nil {
-			return nil, err
-		}
+		h.claimRecovered(k, namespace, name)
 	}
 	if len(released) == 0 {
 		return nil, nil
@@ -354,6 +353,38 @@ func (h *handout) ReleasePod(d *due, k datastore.Key, namespace, name string) ([
 	}
 	h.annotate(d, namespace, name, released[0].Addr, false)
 	return released, nil
+}
+
+// claimRecovered hands the orphan sweep the addresses recovered from the
+// host after a corrupt checkpoint for the pod's veths. Such an address is
+// known only by the name of the veth it is routed to, which every sandbox
+// of the pod shares (a multi-NIC pod's interface i > 0 has its own, named
+// after "<ns>.<pod>.<i>", one per card): nothing tells whether this DEL is
+// for the sandbox using it or a late one for an older sandbox, which must
+// not take the running sandbox's address (the plugin would remove its
+// route and rules, and the address would go to another pod). The sweep
+// releases a claimed address once the veth is gone or a newer sandbox's.
+func (h *handout) claimRecovered(k datastore.Key, namespace, name string) {
+	if h.claim == nil {
+		return
+	}
+	var keys []datastore.Key
+	for i := range max(len(h.cards.all()), 1) {
+		veth := vethname.HostVethName("", namespace, name, i)
+		rk := datastore.RecoveredKey(veth[len(veth)-vethname.SuffixLen:])
+		for _, c := range h.cards.all() {
+			if _, ok := c.store.Lookup(rk); ok {
+				keys = append(keys, rk)
+				break
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	h.claim(keys)
+	h.log.Info("DEL of a pod whose address was recovered from the host after a corrupt checkpoint: released once its veth is gone",
+		"key", k.String(), "pod", namespace+"/"+name, "recovered", len(keys))
 }
 
 // release unassigns what k holds on every card.

@@ -73,20 +73,22 @@ func (f *fakeHost) ReconcileHost(_ context.Context, c networkutils.HostConfig) (
 	return networkutils.HostResult{}, nil
 }
 
-func (f *fakeHost) DeletePodRules(_ context.Context, ip netip.Addr) error {
+func (f *fakeHost) DeletePodRules(_ context.Context, ips ...netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.podRules = append(f.podRules, ip)
+	f.podRules = append(f.podRules, ips...)
 	return nil
 }
 
-func (f *fakeHost) RestorePodRule(_ context.Context, ip netip.Addr, table int) error {
+func (f *fakeHost) RestorePodRules(_ context.Context, pods []networkutils.PodRule) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.restored == nil {
 		f.restored = map[netip.Addr]int{}
 	}
-	f.restored[ip] = table
+	for _, p := range pods {
+		f.restored[p.IP] = p.Table
+	}
 	return nil
 }
 

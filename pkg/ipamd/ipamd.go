@@ -30,6 +30,7 @@ type Intervals struct {
 	LeakedMinAge     time.Duration // leaked ENIs younger than this are kept (5 min)
 	NodeRefresh      time.Duration // re-read VPC CIDRs and security groups (30 s)
 	FailureBackoff   time.Duration // first pause after a failed pool action, doubling to 1 min (1 s)
+	ENIConfigRetry   time.Duration // cap of that pause while the node's ENIConfig cannot be resolved (5 s)
 	OrphanSweep      time.Duration // how often pods' host veths are checked (30 s)
 	OrphanGrace      time.Duration // a pod's veth absent this long releases its address (2 min)
 	CheckpointRetry  time.Duration // retry of a failed checkpoint write, for health (1 s)
@@ -57,6 +58,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.LeakedMinAge, 5*time.Minute)
 	def(&iv.NodeRefresh, 30*time.Second)
 	def(&iv.FailureBackoff, time.Second)
+	def(&iv.ENIConfigRetry, 5*time.Second)
 	def(&iv.OrphanSweep, 30*time.Second)
 	def(&iv.OrphanGrace, 2*time.Minute)
 	def(&iv.CheckpointRetry, time.Second)
@@ -231,6 +233,9 @@ func New(o Options) (*IPAM, error) {
 			n.pool.Fire() // the pool may shrink now
 		},
 		every: n.times.OrphanSweep, grace: n.times.OrphanGrace, count: m.OrphanReleases, log: log}
+	if o.PodLinks != nil {
+		n.handout.claim = n.orphans.claim
+	}
 	n.restore = &restorer{backingStore: o.Config.BackingStore, links: o.PodLinks, host: host, cards: n.cards,
 		dropped: m.RestoreDropped, pendingWait: n.times.PendingWait, log: log}
 	n.branch = &branchWait{kube: n.kube, node: n.node, cards: n.cards, reconciled: n.reconciled}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +48,35 @@ type orphanSweeper struct {
 	log      *slog.Logger
 
 	absentSince map[datastore.Key]time.Time
+
+	mu      sync.Mutex
+	claimed map[datastore.Key]bool // recovered keys a DEL named (claim); guarded by mu
+}
+
+// claim marks addresses recovered from the host (by veth name) whose pod
+// a DEL named: the sweep releases each as soon as its veth is gone or a
+// newer sandbox's, without the grace period (handout.claimRecovered).
+func (s *orphanSweeper) claim(keys []datastore.Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claimed == nil {
+		s.claimed = map[datastore.Key]bool{}
+	}
+	for _, k := range keys {
+		s.claimed[k] = true
+	}
+}
+
+// takeClaims returns the claimed keys and forgets those not in held.
+func (s *orphanSweeper) takeClaims(held map[datastore.Key]bool) map[datastore.Key]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.claimed {
+		if !held[k] {
+			delete(s.claimed, k)
+		}
+	}
+	return maps.Clone(s.claimed)
 }
 
 // liveness lists the host links at the moment of the restore (after the
@@ -107,6 +138,13 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 		held[i] = c.store.AllocatedIPs()
 	}
 	owners := vethOwners(held)
+	all := map[datastore.Key]bool{}
+	for _, card := range held {
+		for _, a := range card {
+			all[a.Key] = true
+		}
+	}
+	claimed := s.takeClaims(all)
 	seen := map[datastore.Key]bool{}
 	var errs []error
 	released := 0
@@ -124,10 +162,12 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 			}
 			first, ok := s.absentSince[a.Key]
 			if !ok {
+				first = now
 				s.absentSince[a.Key] = now
-				continue
 			}
-			if !orphanDecision(a, present, first, now, s.grace) {
+			// A DEL named the pod of a claimed address: its veth gone is
+			// enough, no grace.
+			if !claimed[a.Key] && (!ok || !orphanDecision(a, present, first, now, s.grace)) {
 				continue
 			}
 			if err := s.release(ctx, c, a, now.Sub(first)); err != nil {

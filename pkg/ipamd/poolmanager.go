@@ -328,12 +328,19 @@ func (c *poolManager) released(at time.Time) {
 
 // backOff pauses the card's pool actions after a failure, doubling up to a
 // minute, so a persistent failure (missing permission, a broken subnet)
-// does not cost an EC2 call every cycle.
+// does not cost an EC2 call every cycle. A node ENIConfig that cannot be
+// resolved cost no EC2 call (a read of the informer's cache), and users
+// create the ENIConfig expecting pods to start: that pause stops at
+// ENIConfigRetry, so the ENIConfig is picked up within about a pool tick.
 func (c *poolManager) backOff(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failures++
-	c.retryAt = time.Now().Add(min(c.backoff<<min(c.failures-1, 10), time.Minute))
+	limit := time.Minute
+	if _, ok := errors.AsType[eniConfigError](err); ok {
+		limit = min(limit, c.env.times.ENIConfigRetry)
+	}
+	c.retryAt = time.Now().Add(min(c.backoff<<min(c.failures-1, 10), limit))
 	c.backoffWait.show(c.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s",
 		c.failures, c.index, causeOf(err)), c.retryAt)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
@@ -59,12 +60,14 @@ func (r *restorer) restoreAll(ctx context.Context, live func(datastore.Allocatio
 			r.log.Warn("restored allocations on no known CIDR: kept pending until their CIDR appears or the wait ends",
 				"card", c.index, "count", len(res.Unknown), "first", allocationList(res.Unknown, 20), "wait", r.pendingWait)
 		}
-		for _, a := range res.Restored {
-			r.restorePodRule(ctx, c, a)
-		}
-		for _, a := range res.Stale {
-			if err := r.host.DeletePodRules(ctx, a.Addr); err != nil {
-				r.log.Warn("could not delete the ip rules of a stale pod", "ip", a.Addr, "err", err)
+		r.restorePodRules(ctx, c, res.Restored)
+		if len(res.Stale) > 0 {
+			stale := make([]netip.Addr, len(res.Stale))
+			for i, a := range res.Stale {
+				stale[i] = a.Addr
+			}
+			if err := r.host.DeletePodRules(ctx, stale...); err != nil {
+				r.log.Warn("could not delete the ip rules of stale pods", "card", c.index, "err", err)
 			}
 		}
 	}
@@ -167,20 +170,26 @@ func (r *restorer) persistFresh(c *poolManager) error {
 	return nil
 }
 
-// restorePodRule leaves a restored pod the rules a fresh ADD would: its
-// to-pod rule, and its from-pod rule to its ENI's table
+// restorePodRules leaves the restored pods the rules a fresh ADD would:
+// each its to-pod rule, and its from-pod rule to its ENI's table
 // (docs/compatibility.md, "Rule priorities, route tables and gateways": a
-// restart may follow a reboot or a flush of the rules). Pods on the
-// primary ENI use the main table and have no from-pod rule: any they still
-// carry is deleted, since it names the table of an ENI the address has
-// left and misroutes the pod once that table is reused.
-func (r *restorer) restorePodRule(ctx context.Context, c *poolManager, a datastore.Allocation) {
-	asg, ok := c.store.Lookup(a.Key)
-	if !ok {
+// restart may follow a reboot or a flush of the rules), in one call that
+// lists the kernel's rules once. Pods on the primary ENI use the main
+// table and have no from-pod rule: any they still carry is deleted, since
+// it names the table of an ENI the address has left and misroutes the pod
+// once that table is reused.
+func (r *restorer) restorePodRules(ctx context.Context, c *poolManager, restored []datastore.Allocation) {
+	pods := make([]networkutils.PodRule, 0, len(restored))
+	for _, a := range restored {
+		if asg, ok := c.store.Lookup(a.Key); ok {
+			pods = append(pods, networkutils.PodRule{IP: a.Addr, Table: asg.RouteTableID})
+		}
+	}
+	if len(pods) == 0 {
 		return
 	}
-	if err := r.host.RestorePodRule(ctx, a.Addr, asg.RouteTableID); err != nil {
-		r.log.Warn("could not restore the ip rule of a restored pod", "ip", a.Addr, "table", asg.RouteTableID, "err", err)
+	if err := r.host.RestorePodRules(ctx, pods); err != nil {
+		r.log.Warn("could not restore the ip rules of every restored pod", "card", c.index, "pods", len(pods), "err", err)
 	}
 }
 

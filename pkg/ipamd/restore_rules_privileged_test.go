@@ -28,12 +28,12 @@ type nsPodRules struct {
 	node ns.NetNS
 }
 
-func (h nsPodRules) DeletePodRules(ctx context.Context, ip netip.Addr) error {
-	return h.node.Do(func(ns.NetNS) error { return h.net.DeletePodRules(ctx, ip) })
+func (h nsPodRules) DeletePodRules(ctx context.Context, ips ...netip.Addr) error {
+	return h.node.Do(func(ns.NetNS) error { return h.net.DeletePodRules(ctx, ips...) })
 }
 
-func (h nsPodRules) RestorePodRule(ctx context.Context, ip netip.Addr, table int) error {
-	return h.node.Do(func(ns.NetNS) error { return h.net.RestorePodRule(ctx, ip, table) })
+func (h nsPodRules) RestorePodRules(ctx context.Context, pods []networkutils.PodRule) error {
+	return h.node.Do(func(ns.NetNS) error { return h.net.RestorePodRules(ctx, pods) })
 }
 
 // inNS runs a command inside node and returns its trimmed output.

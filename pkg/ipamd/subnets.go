@@ -14,6 +14,14 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 )
 
+// eniConfigError is a new ENI refused because the node's ENIConfig could
+// not be read (missing, invalid, API server error): no EC2 call was made,
+// so its retry is not spaced like an EC2 failure's (poolManager.backOff).
+type eniConfigError struct{ err error }
+
+func (e eniConfigError) Error() string { return "custom networking: " + e.err.Error() }
+func (e eniConfigError) Unwrap() error { return e.err }
+
 // subnetChoice is a subnet a new ENI may be created in.
 type subnetChoice struct {
 	ID   string
@@ -64,7 +72,7 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 			return nil, errors.New("custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true) needs the Kubernetes API server to read the node's ENIConfig")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("custom networking: %w", err)
+			return nil, eniConfigError{err}
 		}
 		cidr, err := f.cidr(ctx, ec.Subnet)
 		if err != nil {

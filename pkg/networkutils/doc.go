@@ -28,8 +28,8 @@
 //	func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult, error)
 //
 //	// Pod rules (ipamd at restore / cleanup)
-//	func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table int) error
-//	func (n *Network) DeletePodRules(ctx context.Context, podIP netip.Addr) error
+//	func (n *Network) RestorePodRules(ctx context.Context, pods []PodRule) error
+//	func (n *Network) DeletePodRules(ctx context.Context, podIPs ...netip.Addr) error
 //
 // ReconcileHost computes the desired host state from HostConfig (a pure
 // function), reads the kernel's current state, and applies only the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
@@ -218,10 +219,10 @@ func TestPrivilegedPodRules(t *testing.T) {
 				return err
 			}
 		}
-		if err := n.RestorePodRule(ctx, pod, 2); err != nil {
+		if err := n.RestorePodRules(ctx, []PodRule{{IP: pod, Table: 2}}); err != nil {
 			return err
 		}
-		if err := n.RestorePodRule(ctx, pod, 2); err != nil { // idempotent
+		if err := n.RestorePodRules(ctx, []PodRule{{IP: pod, Table: 2}}); err != nil { // idempotent
 			return err
 		}
 		want := []string{
@@ -241,6 +242,70 @@ func TestPrivilegedPodRules(t *testing.T) {
 			t.Errorf("after DeletePodRules (-want +got):\n%s", diff)
 		}
 		return n.DeletePodRules(ctx, other) // nothing left: still fine
+	})
+}
+
+// TestPrivilegedPodRulesBatch: one RestorePodRules call for several pods
+// leaves each exactly the rules a per-pod restore would (a wrong from-pod
+// table replaced, a flushed pod's rules added, a main-table pod's from-pod
+// rule removed), a bad entry costs the others nothing, and other pods'
+// rules are untouched; one DeletePodRules call removes several pods'.
+func TestPrivilegedPodRulesBatch(t *testing.T) {
+	node := testutil.NewNS(t)
+	n := New(nil)
+	ctx := context.Background()
+	p := netip.MustParsePrefix
+	do(t, node, func() error {
+		for _, r := range []ruleSpec{
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityToPod, Dst: p("10.0.1.50/32"), Table: hostcontract.MainTable},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityFromPod, Src: p("10.0.1.50/32"), Table: 4},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityToPod, Dst: p("10.0.1.52/32"), Table: hostcontract.MainTable},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityFromPod, Src: p("10.0.1.52/32"), Table: 3},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityToPod, Dst: p("10.0.1.99/32"), Table: hostcontract.MainTable},
+			{Family: netlink.FAMILY_V4, Priority: hostcontract.PriorityFromPod, Src: p("10.0.1.99/32"), Table: 5},
+		} {
+			if err := netlink.RuleAdd(r.netlinkRule()); err != nil {
+				return err
+			}
+		}
+		pods := []PodRule{
+			{IP: netip.MustParseAddr("10.0.1.50"), Table: 2},                      // wrong table
+			{IP: netip.MustParseAddr("10.0.1.51"), Table: 2},                      // flushed
+			{IP: netip.MustParseAddr("10.0.1.52"), Table: hostcontract.MainTable}, // now on the primary ENI
+			{IP: netip.MustParseAddr("10.0.1.53"), Table: 0},                      // bad entry
+		}
+		if err := n.RestorePodRules(ctx, pods); err == nil || !strings.Contains(err.Error(), "10.0.1.53") {
+			t.Errorf("RestorePodRules error %v, want the bad entry named", err)
+		}
+		if err := n.RestorePodRules(ctx, pods[:3]); err != nil { // idempotent
+			return err
+		}
+		want := []string{
+			"ipv4 512: from all to 10.0.1.50/32 lookup main",
+			"ipv4 512: from all to 10.0.1.52/32 lookup main",
+			"ipv4 512: from all to 10.0.1.99/32 lookup main",
+			"ipv4 512: from all to 10.0.1.51/32 lookup main",
+			"ipv4 1536: from 10.0.1.99/32 lookup 5",
+			"ipv4 1536: from 10.0.1.51/32 lookup 2",
+			"ipv4 1536: from 10.0.1.50/32 lookup 2",
+		}
+		got := ruleStrings(t, netlink.FAMILY_V4, hostcontract.PriorityToPod, hostcontract.PriorityFromPod)
+		if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+			t.Errorf("after RestorePodRules (-want +got):\n%s", diff)
+		}
+		if err := n.DeletePodRules(ctx, netip.MustParseAddr("10.0.1.50"), netip.MustParseAddr("10.0.1.51")); err != nil {
+			return err
+		}
+		want = []string{
+			"ipv4 512: from all to 10.0.1.52/32 lookup main",
+			"ipv4 512: from all to 10.0.1.99/32 lookup main",
+			"ipv4 1536: from 10.0.1.99/32 lookup 5",
+		}
+		got = ruleStrings(t, netlink.FAMILY_V4, hostcontract.PriorityToPod, hostcontract.PriorityFromPod)
+		if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+			t.Errorf("after DeletePodRules (-want +got):\n%s", diff)
+		}
+		return nil
 	})
 }
 

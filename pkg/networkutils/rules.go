@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
@@ -27,12 +26,18 @@ func setRules(fam int, wants []ruleSpec, slot func(ruleSpec) bool) error {
 	}
 	var errs []error
 	kept := make([]bool, len(wants))
+	index := make(map[ruleSpec]int, len(wants)) // first index of each wanted rule
+	for i, w := range wants {
+		if _, ok := index[w]; !ok {
+			index[w] = i
+		}
+	}
 	for _, r := range rules {
 		k := ruleKeyOf(r)
 		if !slot(k) {
 			continue
 		}
-		if i := slices.Index(wants, k); i >= 0 && !kept[i] {
+		if i, ok := index[k]; ok && !kept[i] {
 			kept[i] = true
 			continue
 		}
@@ -68,57 +73,88 @@ func deleteRules(fam int, slot func(ruleSpec) bool) error {
 	return errors.Join(errs...)
 }
 
-// RestorePodRule leaves the pod rules a fresh ADD would: exactly one
-// `to <podIP> lookup main` (priority 512), and exactly one
-// `from <podIP> lookup <table>` (1536), or none when table is the main
-// table (a pod on the primary ENI), replacing whatever from-pod rules the
-// pod had. ipamd calls it for each pod restored from the checkpoint, whose
-// ENI, and so table, may have changed since its ADD, on a node whose rules
-// may have been flushed.
-func (n *Network) RestorePodRule(ctx context.Context, podIP netip.Addr, table int) error {
-	if !podIP.IsValid() {
-		return errors.New("restore pod rule: pod IP is not set")
-	}
-	if table <= 0 {
-		return fmt.Errorf("restore pod rule for %s: invalid table %d", podIP, table)
-	}
-	fam, host := family(podIP), netip.PrefixFrom(podIP, podIP.BitLen())
-	wants := []ruleSpec{{Priority: hostcontract.PriorityToPod, Family: fam, Dst: host, Table: hostcontract.MainTable}}
-	if table != hostcontract.MainTable {
-		wants = append(wants, ruleSpec{Priority: hostcontract.PriorityFromPod, Family: fam, Src: host, Table: table})
-	}
-	err := setRules(fam, wants, func(r ruleSpec) bool {
-		return r.Priority == hostcontract.PriorityToPod && r.Dst == host || r.Priority == hostcontract.PriorityFromPod && r.Src == host
-	})
-	if err != nil {
-		return fmt.Errorf("restore pod rule for %s: %w", podIP, err)
-	}
-	n.log.DebugContext(ctx, "pod rule restored", "ip", podIP, "table", table)
-	return nil
+// PodRule is a pod restored from the checkpoint: its address and the
+// route table of its ENI (the main table on the primary ENI).
+type PodRule struct {
+	IP    netip.Addr
+	Table int
 }
 
-// DeletePodRules removes a stale pod's rules: `to <podIP> lookup main` at
-// 512 and `from <podIP>` at 1536 whatever its table.
-func (n *Network) DeletePodRules(ctx context.Context, podIP netip.Addr) error {
-	if !podIP.IsValid() {
-		return errors.New("delete pod rules: pod IP is not set")
-	}
-	rules, err := listRules(family(podIP))
-	if err != nil {
-		return fmt.Errorf("delete pod rules for %s: list rules: %w", podIP, err)
-	}
-	host := netip.PrefixFrom(podIP, podIP.BitLen())
+// RestorePodRules leaves each pod the rules a fresh ADD would: exactly one
+// `to <IP> lookup main` (priority 512), and exactly one `from <IP> lookup
+// <Table>` (1536), or none when Table is the main table (a pod on the
+// primary ENI), replacing whatever from-pod rules the pod had. ipamd calls
+// it once at start with every pod restored from the checkpoint, whose ENI,
+// and so table, may have changed since its ADD, on a node whose rules may
+// have been flushed. The kernel's rules are listed once per family, not
+// once per pod: a node of 110 pods has some 220 pod rules.
+func (n *Network) RestorePodRules(ctx context.Context, pods []PodRule) error {
+	byFam := map[int][]ruleSpec{}
+	hosts := map[netip.Prefix]bool{}
 	var errs []error
-	for _, r := range rules {
-		toPod := r.Priority == hostcontract.PriorityToPod && ipNetToPrefix(r.Dst) == host
-		fromPod := r.Priority == hostcontract.PriorityFromPod && ipNetToPrefix(r.Src) == host
-		if !toPod && !fromPod {
+	for _, p := range pods {
+		// One bad entry must not cost the other pods their rules.
+		if !p.IP.IsValid() {
+			errs = append(errs, errors.New("restore pod rules: a pod IP is not set"))
 			continue
 		}
-		if err := delRule(&r); err != nil {
-			errs = append(errs, fmt.Errorf("delete pod rules for %s: rule prio %d lookup %d: %w", podIP, r.Priority, r.Table, err))
+		if p.Table <= 0 {
+			errs = append(errs, fmt.Errorf("restore pod rule for %s: invalid table %d", p.IP, p.Table))
+			continue
+		}
+		fam, host := family(p.IP), netip.PrefixFrom(p.IP, p.IP.BitLen())
+		hosts[host] = true
+		byFam[fam] = append(byFam[fam], ruleSpec{Priority: hostcontract.PriorityToPod, Family: fam, Dst: host, Table: hostcontract.MainTable})
+		if p.Table != hostcontract.MainTable {
+			byFam[fam] = append(byFam[fam], ruleSpec{Priority: hostcontract.PriorityFromPod, Family: fam, Src: host, Table: p.Table})
 		}
 	}
-	n.log.DebugContext(ctx, "pod rules deleted", "ip", podIP)
+	for fam, wants := range byFam {
+		err := setRules(fam, wants, func(r ruleSpec) bool {
+			return r.Priority == hostcontract.PriorityToPod && hosts[r.Dst] || r.Priority == hostcontract.PriorityFromPod && hosts[r.Src]
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restore pod rules: %w", err))
+		}
+	}
+	n.log.DebugContext(ctx, "pod rules restored", "pods", len(pods))
+	return errors.Join(errs...)
+}
+
+// DeletePodRules removes stale pods' rules: `to <podIP> lookup main` at
+// 512 and `from <podIP>` at 1536 whatever its table, listing the kernel's
+// rules once per family.
+func (n *Network) DeletePodRules(ctx context.Context, podIPs ...netip.Addr) error {
+	byFam := map[int]map[netip.Prefix]bool{}
+	var errs []error
+	for _, ip := range podIPs {
+		if !ip.IsValid() {
+			errs = append(errs, errors.New("delete pod rules: pod IP is not set"))
+			continue
+		}
+		fam := family(ip)
+		if byFam[fam] == nil {
+			byFam[fam] = map[netip.Prefix]bool{}
+		}
+		byFam[fam][netip.PrefixFrom(ip, ip.BitLen())] = true
+	}
+	for fam, hosts := range byFam {
+		rules, err := listRules(fam)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete pod rules: list rules: %w", err))
+			continue
+		}
+		for _, r := range rules {
+			toPod := r.Priority == hostcontract.PriorityToPod && hosts[ipNetToPrefix(r.Dst)]
+			fromPod := r.Priority == hostcontract.PriorityFromPod && hosts[ipNetToPrefix(r.Src)]
+			if !toPod && !fromPod {
+				continue
+			}
+			if err := delRule(&r); err != nil {
+				errs = append(errs, fmt.Errorf("delete pod rules for %s: rule prio %d lookup %d: %w", ruleKeyOf(r), r.Priority, r.Table, err))
+			}
+		}
+	}
+	n.log.DebugContext(ctx, "pod rules deleted", "ips", podIPs)
 	return errors.Join(errs...)
 }
