@@ -202,3 +202,42 @@ func TestPrivilegedRepeatedAddOfSandbox(t *testing.T) {
 	n.run(t, del).mustSucceed(t, "DEL")
 	wantState(t, "node after DEL", n.ns.Path(), []string{"link " + veth + " veth up mtu 9001"})
 }
+
+// TestPrivilegedDelOfUnmarkedVeth: a host veth without the plugin's mark
+// (made by upstream's plugin or an older version, before the node switched
+// to this one) is torn down by its pod's DEL as before: route and rules
+// go, with ipamd answering and with ipamd down.
+func TestPrivilegedDelOfUnmarkedVeth(t *testing.T) {
+	testutil.Privileged(t)
+	for _, ipamdUp := range []bool{true, false} {
+		t.Run(map[bool]string{true: "ipamd up", false: "ipamd down"}[ipamdUp], func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			ipamd := startFakeIpamd(t, allocation{ip: "10.1.0.13", deviceNumber: 1, routeTable: 2})
+			podNS := testutil.NewNS(t)
+			veth := vethname.HostVethName("eni", "default", "old", 0)
+			add := call{command: "ADD", containerID: "sandbox-old", netns: podNS.Path(), ifName: "eth0", podName: "old", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			out := n.run(t, add)
+			out.mustSucceed(t, "ADD")
+			err := n.ns.Do(func(ns.NetNS) error {
+				l, err := netlink.LinkByName(veth)
+				if err != nil {
+					return err
+				}
+				return netlink.LinkSetAlias(l, "")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := linkAlias(t, n, veth); got != "" {
+				t.Fatalf("host veth alias %q, want none", got)
+			}
+			del := add
+			del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+			if !ipamdUp {
+				ipamd.stop()
+			}
+			n.run(t, del).mustSucceed(t, "DEL")
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link " + veth + " veth up mtu 9001"})
+		})
+	}
+}
