@@ -140,7 +140,9 @@ func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.Ho
 		return
 	}
 	kept, err := td.FinishUnconfirmed(ctx, prev)
-	inv.logKept(kept...)
+	for _, k := range kept {
+		log.Info("late DEL: left alone " + k)
+	}
 	if err != nil {
 		log.Warn("tearing down from prevResult failed", "error", err)
 		return

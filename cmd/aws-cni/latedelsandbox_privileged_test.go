@@ -171,3 +171,73 @@ func TestPrivilegedLateBranchDelOfReplacedSandbox(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedRepeatedAddOfSandbox: an ADD repeated for the same sandbox
+// (a runtime retrying) replaces the sandbox's own veth and keeps working;
+// the sandbox's DEL then removes everything. The container id is 250
+// bytes (the harness passes it as K8S_POD_INFRA_CONTAINER_ID too, at most
+// 253), too long to be the alias verbatim.
+func TestPrivilegedRepeatedAddOfSandbox(t *testing.T) {
+	testutil.Privileged(t)
+	const addr = "10.1.0.12"
+	n := newNode(t, "192.168.0.10")
+	same := allocation{ip: addr, deviceNumber: 1, routeTable: 2}
+	ipamd := startFakeIpamd(t, same, same)
+	podNS := testutil.NewNS(t)
+	veth := vethname.HostVethName("eni", "default", "again", 0)
+	id := strings.Repeat("c", 250)
+	add := call{command: "ADD", containerID: id, netns: podNS.Path(), ifName: "eth0", podName: "again", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+	n.run(t, add).mustSucceed(t, "ADD")
+	first := linkAlias(t, n, veth)
+	out := n.run(t, add)
+	out.mustSucceed(t, "repeated ADD")
+	if got := linkAlias(t, n, veth); got != first || !strings.HasPrefix(got, "aws-cni:ccc") || len(got) > 255 {
+		t.Errorf("host veth alias %q after the repeated ADD (%q after the first), want the sandbox's mark of at most 255 bytes", got, first)
+	}
+	if err := podnettest.Connect(n.ns.Path(), podNS.Path(), net.ParseIP(addr)); err != nil {
+		t.Errorf("pod after the repeated ADD: %v", err)
+	}
+	del := add
+	del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+	n.run(t, del).mustSucceed(t, "DEL")
+	wantState(t, "node after DEL", n.ns.Path(), []string{"link " + veth + " veth up mtu 9001"})
+}
+
+// TestPrivilegedDelOfUnmarkedVeth: a host veth without the plugin's mark
+// (made by upstream's plugin or an older version, before the node switched
+// to this one) is torn down by its pod's DEL as before: route and rules
+// go, with ipamd answering and with ipamd down.
+func TestPrivilegedDelOfUnmarkedVeth(t *testing.T) {
+	testutil.Privileged(t)
+	for _, ipamdUp := range []bool{true, false} {
+		t.Run(map[bool]string{true: "ipamd up", false: "ipamd down"}[ipamdUp], func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			ipamd := startFakeIpamd(t, allocation{ip: "10.1.0.13", deviceNumber: 1, routeTable: 2})
+			podNS := testutil.NewNS(t)
+			veth := vethname.HostVethName("eni", "default", "old", 0)
+			add := call{command: "ADD", containerID: "sandbox-old", netns: podNS.Path(), ifName: "eth0", podName: "old", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			out := n.run(t, add)
+			out.mustSucceed(t, "ADD")
+			err := n.ns.Do(func(ns.NetNS) error {
+				l, err := netlink.LinkByName(veth)
+				if err != nil {
+					return err
+				}
+				return netlink.LinkSetAlias(l, "")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := linkAlias(t, n, veth); got != "" {
+				t.Fatalf("host veth alias %q, want none", got)
+			}
+			del := add
+			del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+			if !ipamdUp {
+				ipamd.stop()
+			}
+			n.run(t, del).mustSucceed(t, "DEL")
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link " + veth + " veth up mtu 9001"})
+		})
+	}
+}

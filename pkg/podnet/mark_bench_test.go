@@ -1,0 +1,86 @@
+package podnet
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/vpc-cni/vpc-cni/pkg/bench"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+)
+
+// BenchmarkPrivilegedSetupMark measures what marking the host veth with
+// its sandbox (SandboxMark) adds to ADD's wiring: Setup of a pod without
+// a sandbox (no alias request) and with one, interleaved and alternating
+// which goes first, and the alias request alone on a pod's host veth.
+// Making and removing the pods' namespaces is not timed:
+//
+//	VPC_CNI_PRIVILEGED=1 go test -run '^$' -bench SetupMark -benchtime 300x ./pkg/podnet
+func BenchmarkPrivilegedSetupMark(b *testing.B) {
+	testutil.Privileged(b)
+	ctx := context.Background()
+	node := testutil.NewNS(b)
+	var plain, marked, alias []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range 2 {
+			withMark := (i+j)%2 == 1
+			b.StopTimer()
+			podNS := testutil.NewNS(b)
+			pod := Pod{NetNS: podNS.Path(), MTU: 9001, Interfaces: []Interface{iface("bench", fmt.Sprintf("p%d-%d", i, j), fmt.Sprintf("10.%d.%d.%d", 10+j, i/256%256, i%256), 0, 254)}}
+			if withMark {
+				pod.Sandbox = fmt.Sprintf("%064x", i)
+			}
+			b.StartTimer()
+			err := node.Do(func(ns.NetNS) error {
+				start := time.Now()
+				if err := Setup(ctx, pod); err != nil {
+					return err
+				}
+				d := time.Since(start)
+				if !withMark {
+					plain = append(plain, d)
+					return Teardown(ctx, pod)
+				}
+				marked = append(marked, d)
+				link, err := netlink.LinkByName(pod.Interfaces[0].HostVeth)
+				if err != nil {
+					return err
+				}
+				start = time.Now()
+				err = netlink.LinkSetAlias(link, SandboxMark(pod.Sandbox+"x"))
+				alias = append(alias, time.Since(start))
+				if err != nil {
+					return err
+				}
+				return Teardown(ctx, pod)
+			})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			path := podNS.Path()
+			_ = podNS.Close()
+			if err := podnettest.RemoveNS(path); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	for _, s := range []struct {
+		name string
+		v    []time.Duration
+	}{{"unmarked-setup", plain}, {"marked-setup", marked}, {"alias", alias}} {
+		p50, err := bench.Percentile(s.v, 50)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(p50.Nanoseconds())/1e6, s.name+"-p50-ms")
+	}
+}
