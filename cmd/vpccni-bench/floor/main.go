@@ -39,7 +39,8 @@ func run() error {
 	if ip.To4() == nil {
 		bits = 128
 	}
-	pod := podnet.Pod{NetNS: os.Getenv("CNI_NETNS"), MTU: 9001, Interfaces: []podnet.Interface{{
+	// Sandbox: the plugin marks its host veth with the sandbox, so the floor does too.
+	pod := podnet.Pod{NetNS: os.Getenv("CNI_NETNS"), Sandbox: os.Getenv("CNI_CONTAINERID"), MTU: 9001, Interfaces: []podnet.Interface{{
 		HostVeth: os.Getenv("FLOOR_VETH"), ContainerIf: os.Getenv("CNI_IFNAME"),
 		Address: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, RouteTable: table,
 	}}}
