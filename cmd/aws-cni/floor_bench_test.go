@@ -50,7 +50,8 @@ func BenchmarkPrivilegedPluginVsFloor(b *testing.B) {
 		out.mustSucceed(b, "ADD")
 
 		fenv := []string{"CNI_NETNS=" + floorNS.Path(), "CNI_IFNAME=eth0", "FLOOR_IP=" + fmt.Sprintf("10.200.%d.%d", i/256%256, i%256),
-			"FLOOR_VETH=" + vethname.HostVethName("eni", "floor", fmt.Sprint(i), 0), "FLOOR_TABLE=254"}
+			"FLOOR_VETH=" + vethname.HostVethName("eni", "floor", fmt.Sprint(i), 0), "FLOOR_TABLE=254",
+			fmt.Sprintf("CNI_CONTAINERID=floor-%d", i)}
 		addF = append(addF, n.execFloor(b, floor, append(fenv, "CNI_COMMAND=ADD")))
 
 		c.command, c.conf = "DEL", netconf("1.0.0", out.stdout, nil)

@@ -67,7 +67,7 @@ func (f *floorRunner) pair(ctx context.Context) {
 		return
 	}
 	defer func() { _ = dataplane.DeleteNamedNS(ns) }() // the VPC's Close removes what is left
-	env := []string{"CNI_NETNS=" + ns, "CNI_IFNAME=eth0", "FLOOR_TABLE=254",
+	env := []string{"CNI_NETNS=" + ns, "CNI_IFNAME=eth0", "FLOOR_TABLE=254", fmt.Sprintf("CNI_CONTAINERID=floor-%d", f.seq),
 		fmt.Sprintf("FLOOR_IP=198.18.%d.%d", f.seq/250%250, 1+f.seq%250),
 		// A pod veth's name shape (prefix + 11 hex), or DEL leaves its route.
 		fmt.Sprintf("FLOOR_VETH=flr%011x", f.seq)}
