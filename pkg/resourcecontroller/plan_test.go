@@ -2,6 +2,7 @@ package resourcecontroller
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -217,7 +218,9 @@ func TestBranchLimits(t *testing.T) {
 }
 
 func TestParseCooldown(t *testing.T) {
-	for raw, want := range map[string]time.Duration{"60": time.Minute, " 90 ": 90 * time.Second, "10": MinCooldown, "0": MinCooldown, "-5": MinCooldown} {
+	for raw, want := range map[string]time.Duration{"60": time.Minute, " 90 ": 90 * time.Second, "10": MinCooldown, "0": MinCooldown, "-5": MinCooldown,
+		// Past what a Duration holds: as long as one can be, not the floor.
+		"9999999999": time.Duration(math.MaxInt64), "99999999999999999999": time.Duration(math.MaxInt64)} {
 		if got, err := ParseCooldown(raw, MinCooldown); err != nil || got != want {
 			t.Errorf("ParseCooldown(%q) = %s, %v; want %s", raw, got, err, want)
 		}
