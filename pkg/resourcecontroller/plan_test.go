@@ -188,6 +188,19 @@ func TestRegistryFailedDeleteRetriesThenGivesUp(t *testing.T) {
 	if r.known("n1", "eni-a", 1) {
 		t.Fatal("a given-up branch must be left to GC (not known)")
 	}
+	// It still exists and holds VLAN 1: it counts against the limit and
+	// its VLAN is taken, until the GC has deleted it.
+	if v, err := r.reserve(at, 5); !errors.Is(err, ErrAtCapacity) {
+		t.Fatalf("reserve of the whole limit beside a given-up branch = %v, %v; want ErrAtCapacity", v, err)
+	}
+	if v, err := r.reserve(at, 1); err != nil || !slices.Equal(v, []int{2}) {
+		t.Fatalf("reserve beside a given-up branch = %v, %v; want VLAN 2", v, err)
+	}
+	r.unreserve(at, []int{2})
+	r.reclaim(at, "eni-a")
+	if v, err := r.reserve(at, 5); err != nil || !slices.Equal(v, []int{1, 2, 3, 4, 5}) {
+		t.Fatalf("reserve after the GC deleted it = %v, %v; want VLANs 1-5", v, err)
+	}
 }
 
 func TestInstanceIDFromProviderID(t *testing.T) {
