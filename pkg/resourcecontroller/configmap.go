@@ -2,7 +2,9 @@ package resourcecontroller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -32,7 +34,13 @@ const (
 // floor. An error means the caller keeps the cool-down it has, as EKS does
 // for an unparsable value.
 func ParseCooldown(raw string, floor time.Duration) (time.Duration, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(raw))
+	n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	// Seconds past what a Duration holds would wrap (to a negative, read
+	// as the floor): a huge cool-down is as long as one can be.
+	const maxSeconds = math.MaxInt64 / int64(time.Second)
+	if errors.Is(err, strconv.ErrRange) && n > 0 || err == nil && n > maxSeconds {
+		return time.Duration(math.MaxInt64), nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("ConfigMap %s/%s key %s=%q is not a whole number of seconds: %w", ConfigMapNamespace, ConfigMapName, CooldownKey, raw, err)
 	}

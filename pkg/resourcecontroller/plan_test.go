@@ -2,6 +2,7 @@ package resourcecontroller
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -187,6 +188,19 @@ func TestRegistryFailedDeleteRetriesThenGivesUp(t *testing.T) {
 	if r.known("n1", "eni-a", 1) {
 		t.Fatal("a given-up branch must be left to GC (not known)")
 	}
+	// It still exists and holds VLAN 1: it counts against the limit and
+	// its VLAN is taken, until the GC has deleted it.
+	if v, err := r.reserve(at, 5); !errors.Is(err, ErrAtCapacity) {
+		t.Fatalf("reserve of the whole limit beside a given-up branch = %v, %v; want ErrAtCapacity", v, err)
+	}
+	if v, err := r.reserve(at, 1); err != nil || !slices.Equal(v, []int{2}) {
+		t.Fatalf("reserve beside a given-up branch = %v, %v; want VLAN 2", v, err)
+	}
+	r.unreserve(at, []int{2})
+	r.reclaim(at, "eni-a")
+	if v, err := r.reserve(at, 5); err != nil || !slices.Equal(v, []int{1, 2, 3, 4, 5}) {
+		t.Fatalf("reserve after the GC deleted it = %v, %v; want VLANs 1-5", v, err)
+	}
 }
 
 func TestInstanceIDFromProviderID(t *testing.T) {
@@ -217,7 +231,9 @@ func TestBranchLimits(t *testing.T) {
 }
 
 func TestParseCooldown(t *testing.T) {
-	for raw, want := range map[string]time.Duration{"60": time.Minute, " 90 ": 90 * time.Second, "10": MinCooldown, "0": MinCooldown, "-5": MinCooldown} {
+	for raw, want := range map[string]time.Duration{"60": time.Minute, " 90 ": 90 * time.Second, "10": MinCooldown, "0": MinCooldown, "-5": MinCooldown,
+		// Past what a Duration holds: as long as one can be, not the floor.
+		"9999999999": time.Duration(math.MaxInt64), "99999999999999999999": time.Duration(math.MaxInt64)} {
 		if got, err := ParseCooldown(raw, MinCooldown); err != nil || got != want {
 			t.Errorf("ParseCooldown(%q) = %s, %v; want %s", raw, got, err, want)
 		}

@@ -141,7 +141,7 @@ func (r *registry) held(node string, uid types.UID) []BranchENI {
 }
 
 // reserve takes n VLAN ids for a pod, or fails with ErrAtCapacity when the
-// branches in use, cooling and being made would pass the limit.
+// branches in use, cooling, being made or given up would pass the limit.
 func (r *registry) reserve(at trunkAt, n int) ([]int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -150,7 +150,9 @@ func (r *registry) reserve(at trunkAt, n int) ([]int, error) {
 	if !ok {
 		return nil, fmt.Errorf("node %s has no trunk ENI", node)
 	}
-	used := len(t.cooling) + len(t.inflight)
+	// A given-up branch still exists in EC2 and holds its VLAN: it counts
+	// until the GC has deleted it.
+	used := len(t.cooling) + len(t.inflight) + len(t.abandoned)
 	for _, bs := range t.pods {
 		used += len(bs)
 	}
