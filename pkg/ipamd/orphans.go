@@ -205,23 +205,35 @@ type vethOwnerSet map[string]vethOwner
 // cards share their container id.
 func vethOwners(held [][]datastore.Assignment) vethOwnerSet {
 	owners := vethOwnerSet{}
-	for _, card := range held {
+	for i, card := range held {
 		for _, a := range card {
 			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
 			if sfx == "" {
 				continue
 			}
-			o, ok := owners[sfx]
-			switch {
-			case !ok || a.AssignedAt.After(o.at):
-				owners[sfx] = vethOwner{container: a.Key.ContainerID, at: a.AssignedAt}
-			case a.AssignedAt.Equal(o.at) && a.Key.ContainerID != o.container:
-				o.tied = true
-				owners[sfx] = o
+			owners.note(sfx, a)
+			if a.Meta.InterfacesCount > 1 && i > 0 && a.Key.NetworkName != datastore.RecoveredNetworkName {
+				// A multi-NIC pod's address on the i-th card is routed
+				// through its interface i's veth ("<ns>.<pod>.<i>"), which
+				// an address recovered there is keyed by.
+				veth := vethname.HostVethName("", a.Meta.K8sPodNamespace, a.Meta.K8sPodName, i)
+				owners.note(veth[len(veth)-vethname.SuffixLen:], a)
 			}
 		}
 	}
 	return owners
+}
+
+// note counts a as a candidate owner of the veth named by sfx.
+func (o vethOwnerSet) note(sfx string, a datastore.Assignment) {
+	w, ok := o[sfx]
+	switch {
+	case !ok || a.AssignedAt.After(w.at):
+		o[sfx] = vethOwner{container: a.Key.ContainerID, at: a.AssignedAt}
+	case a.AssignedAt.Equal(w.at) && a.Key.ContainerID != w.container:
+		w.tied = true
+		o[sfx] = w
+	}
 }
 
 // owns reports whether a's sandbox owns the veth named by sfx. When two
