@@ -59,7 +59,7 @@ func (p *poolCycler) cycle(ctx context.Context) {
 	for _, c := range p.cards.all() {
 		if p.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
-			if schedulable && !p.terminating.isSet() && !c.backingOff() {
+			if schedulable && !p.terminating.isSet() && !c.backingOff() && c.ensureIPv6ENI(ctx) {
 				c.ensureIPv6Prefixes(ctx)
 			}
 			continue
@@ -144,6 +144,29 @@ func (c *poolManager) ensureIPv6Prefixes(ctx context.Context) {
 	}
 	c.setState("", nil)
 	c.clearBackoff()
+}
+
+// ensureIPv6ENI gives a managed card above 0 that has no ENI one, with
+// its /80, as upstream attaches one per such card at start: a multi-NIC
+// pod needs an address on every card, and IPv6 mode has no warm pool that
+// would grow one. A failure backs off like a failed IPv4 pool action;
+// false then.
+func (c *poolManager) ensureIPv6ENI(ctx context.Context) bool {
+	if c.index == 0 || c.env.cfg.DisableProvisioning || c.maxENIs < 1 {
+		return true
+	}
+	for _, e := range c.store.ENIs() {
+		if !e.IsTrunk {
+			return true
+		}
+	}
+	if err := c.createENIs(ctx, []int{1}, false, nil, nil); err != nil {
+		c.env.log.Warn("could not give a network card its ENI", "card", c.index, "err", err, "ec2Code", awsutils.Code(err))
+		c.setState(causeOf(err), err)
+		c.backOff(err)
+		return false
+	}
+	return true
 }
 
 // ensureIPv6Prefix gives an ENI its one /80 (IPv6 mode: every pod address

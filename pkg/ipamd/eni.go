@@ -163,9 +163,12 @@ func (c *poolManager) allocateRequest(sn subnetChoice, device, count int, prefix
 		NetworkCard: c.index,
 		DeviceIndex: device,
 	}
-	if prefixes {
+	switch {
+	case c.env.cfg.EnableIPv6:
+		req.IPv6PrefixCount = count // its /80, whence every pod address of the ENI
+	case prefixes:
 		req.IPv4PrefixCount = count
-	} else {
+	default:
 		req.SecondaryIPv4Count = count
 	}
 	return req

@@ -295,7 +295,8 @@ func (h *handout) assign(k datastore.Key, meta datastore.Metadata, multi bool) (
 		a, err := c.store.Assign(k, meta)
 		if err != nil {
 			for i, done := range out {
-				if _, uerr := cards[i].store.Unassign(done.Key); uerr != nil {
+				// Never handed to a pod: back at once, without a cooldown.
+				if _, uerr := cards[i].store.Withdraw(done.Key); uerr != nil {
 					h.log.Warn("could not undo a partial multi-NIC assignment", "key", k.String(), "err", uerr)
 				}
 			}

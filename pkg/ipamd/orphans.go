@@ -170,7 +170,7 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 			if !claimed[a.Key] && (!ok || !orphanDecision(a, present, first, now, s.grace)) {
 				continue
 			}
-			if err := s.release(ctx, c, a, now.Sub(first)); err != nil {
+			if err := s.release(ctx, c, a, now.Sub(first), claimed[a.Key]); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -205,23 +205,35 @@ type vethOwnerSet map[string]vethOwner
 // cards share their container id.
 func vethOwners(held [][]datastore.Assignment) vethOwnerSet {
 	owners := vethOwnerSet{}
-	for _, card := range held {
+	for i, card := range held {
 		for _, a := range card {
 			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
 			if sfx == "" {
 				continue
 			}
-			o, ok := owners[sfx]
-			switch {
-			case !ok || a.AssignedAt.After(o.at):
-				owners[sfx] = vethOwner{container: a.Key.ContainerID, at: a.AssignedAt}
-			case a.AssignedAt.Equal(o.at) && a.Key.ContainerID != o.container:
-				o.tied = true
-				owners[sfx] = o
+			owners.note(sfx, a)
+			if a.Meta.InterfacesCount > 1 && i > 0 && a.Key.NetworkName != datastore.RecoveredNetworkName {
+				// A multi-NIC pod's address on the i-th card is routed
+				// through its interface i's veth ("<ns>.<pod>.<i>"), which
+				// an address recovered there is keyed by.
+				veth := vethname.HostVethName("", a.Meta.K8sPodNamespace, a.Meta.K8sPodName, i)
+				owners.note(veth[len(veth)-vethname.SuffixLen:], a)
 			}
 		}
 	}
 	return owners
+}
+
+// note counts a as a candidate owner of the veth named by sfx.
+func (o vethOwnerSet) note(sfx string, a datastore.Assignment) {
+	w, ok := o[sfx]
+	switch {
+	case !ok || a.AssignedAt.After(w.at):
+		o[sfx] = vethOwner{container: a.Key.ContainerID, at: a.AssignedAt}
+	case a.AssignedAt.Equal(w.at) && a.Key.ContainerID != w.container:
+		w.tied = true
+		o[sfx] = w
+	}
 }
 
 // owns reports whether a's sandbox owns the veth named by sfx. When two
@@ -231,8 +243,10 @@ func (o vethOwnerSet) owns(sfx string, a datastore.Assignment) bool {
 	return !ok || w.tied || w.container == a.Key.ContainerID
 }
 
-// release releases one allocation whose pod is gone, as a DEL would.
-func (s *orphanSweeper) release(ctx context.Context, c *poolManager, a datastore.Assignment, absent time.Duration) error {
+// release releases one allocation whose pod is gone, as a DEL would
+// (delSeen: one did, for an address recovered from the host, and left the
+// release to the sweep: no orphan then).
+func (s *orphanSweeper) release(ctx context.Context, c *poolManager, a datastore.Assignment, absent time.Duration, delSeen bool) error {
 	got, err := c.store.UnassignAddr(a.Key, a.Addr)
 	switch {
 	case errors.Is(err, datastore.ErrUnknownPod):
@@ -242,10 +256,15 @@ func (s *orphanSweeper) release(ctx context.Context, c *poolManager, a datastore
 	case err != nil:
 		return fmt.Errorf("releasing the orphaned address of %s: %w", a.Key, err)
 	}
-	s.count.Inc()
-	s.log.Warn("released the address of a sandbox whose host veth is gone or now a newer sandbox's (a DEL that never reached ipamd)",
-		"pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName, "key", a.Key.String(), "ip", got.Addr,
-		"card", c.index, "absentFor", absent.Round(time.Millisecond))
+	if delSeen {
+		s.log.Info("released an address recovered from the host after its pod's DEL, now that the veth is gone or a newer sandbox's",
+			"key", a.Key.String(), "ip", got.Addr, "card", c.index)
+	} else {
+		s.count.Inc()
+		s.log.Warn("released the address of a sandbox whose host veth is gone or now a newer sandbox's (a DEL that never reached ipamd)",
+			"pod", a.Meta.K8sPodNamespace+"/"+a.Meta.K8sPodName, "key", a.Key.String(), "ip", got.Addr,
+			"card", c.index, "absentFor", absent.Round(time.Millisecond))
+	}
 	if err := s.host.DeletePodRules(ctx, got.Addr); err != nil {
 		s.log.Warn("could not delete the ip rules of an orphaned pod", "ip", got.Addr, "err", err)
 	}

@@ -105,8 +105,10 @@ func (r *restorer) restoreCard(ctx context.Context, c *poolManager, live func(da
 
 // recoverFromHost holds again every address of card c that a host route
 // sends to a pod veth. What cannot be recovered is logged: the pods' names
-// and container ids (a DEL finds a recovered address by the veth name its
-// pod hashes to), cooldowns, and routes outside the card's addresses.
+// and container ids (a DEL naming the pod finds a recovered address by the
+// veth name its pod hashes to, and leaves its release to the orphan sweep:
+// handout.claimRecovered), cooldowns, and routes outside the card's
+// addresses.
 func (r *restorer) recoverFromHost(ctx context.Context, c *poolManager) (datastore.RestoreResult, error) {
 	if r.links == nil {
 		r.log.Warn("no host links to recover pods from (host networking disabled): starting from EC2 alone", "card", c.index)
@@ -145,7 +147,7 @@ func (r *restorer) recoverFromHost(ctx context.Context, c *poolManager) (datasto
 	}
 	r.log.Warn("recovered pods from the host after a corrupt checkpoint", "card", c.index,
 		"recovered", len(recovered), "addresses", strings.Join(recovered, ", "),
-		"notRecovered", "pod names, container ids and cooldowns of every pod; a DEL finds its address by the pod's veth name",
+		"notRecovered", "pod names, container ids and cooldowns of every pod; a DEL naming the pod marks its address, released once its veth is gone",
 		"skippedRoutes", strings.Join(outside, ", "))
 	return res, nil
 }

@@ -67,5 +67,8 @@ func TestLateDELKeepsARecoveredAddress(t *testing.T) {
 	if h.holds(rk) {
 		t.Error("still held at the first sweep after the veth went, though a DEL named the pod")
 	}
+	if got := counterValue(t, h.n.metrics.OrphanReleases); got != 0 {
+		t.Errorf("vpccni_orphaned_addresses_released_total = %v: a DEL came, no orphan", got)
+	}
 	h.checkConsistent()
 }

@@ -87,23 +87,34 @@ func (s *Store) noAddressError(key Key) error {
 // whose pod is gone (the runtime does not retry a DEL the plugin reported
 // as done), with nothing left to ever release it.
 func (s *Store) Unassign(key Key) (Assignment, error) {
-	return s.unassign(key, netip.Addr{})
+	return s.unassign(key, netip.Addr{}, false, true)
 }
 
 // UnassignAddr is Unassign only while key still holds addr (exactly that
 // key, no migrated match): a sweep that decided on a stale view must not
 // release an address the key was given since.
 func (s *Store) UnassignAddr(key Key, addr netip.Addr) (Assignment, error) {
-	return s.unassign(key, addr)
+	return s.unassign(key, addr, true, true)
 }
 
-func (s *Store) unassign(key Key, addr netip.Addr) (Assignment, error) {
+// Withdraw is Unassign without the cooldown, for an assignment whose
+// address never reached a pod (the undo of a partial multi-NIC ADD): a
+// cooling address serves nobody for the cooldown period, and a waiting
+// multi-NIC ADD would withdraw one at every try. Exactly key, no migrated
+// match.
+func (s *Store) Withdraw(key Key) (Assignment, error) {
+	return s.unassign(key, netip.Addr{}, true, false)
+}
+
+// unassign releases what key holds (only while it holds addr, when
+// valid); exact: no migrated match; cool: the address cools down.
+func (s *Store) unassign(key Key, addr netip.Addr, exact, cool bool) (Assignment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.advance(now)
 	sl, ok := s.byKey[key]
-	if !ok && !addr.IsValid() {
+	if !ok && !exact {
 		sl, ok = s.byKey[Key{NetworkName: MigratedNetworkName, ContainerID: key.ContainerID, IfName: MigratedIfName}]
 	}
 	if !ok || (addr.IsValid() && sl.addr != addr) {
@@ -114,7 +125,7 @@ func (s *Store) unassign(key Key, addr netip.Addr) (Assignment, error) {
 	switch c := sl.cidr; {
 	case c == nil:
 		delete(s.pending, sl.addr)
-	case s.cooldown > 0:
+	case cool && s.cooldown > 0:
 		s.coolPush(sl, Cooling{Addr: sl.addr, UnassignedAt: now})
 		s.adjust(c, -1, 1)
 	default:
