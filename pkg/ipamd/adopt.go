@@ -108,6 +108,7 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	a.tag(ctx, e)
 	table := hostcontract.RouteTable(c.index, e.Attachment.DeviceIndex)
 	trunk := e.InterfaceType == "trunk"
+	hostIP := e.PrivateIPv4 // what the ENI's host networking names it by (hostAddress)
 	if !primary {
 		mac, err := net.ParseMAC(e.MAC)
 		if err != nil {
@@ -120,7 +121,9 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 				return err
 			}
 		}
-		if err := a.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: e.PrivateIPv4, Subnet: subnet,
+		addr, hostSubnet := a.subnets.hostAddress(ctx, e, subnet)
+		hostIP = addr
+		if err := a.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: addr, Subnet: hostSubnet,
 			DeviceNumber: e.Attachment.DeviceIndex, NetworkCard: c.index, MTU: a.cfg.ENIMTU, Trunk: trunk}); err != nil {
 			return fmt.Errorf("host networking of ENI %s: %w", e.ID, err)
 		}
@@ -129,7 +132,7 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 		IsTrunk: trunk, IsEFA: e.InterfaceType == "efa", RouteTableID: table, SubnetID: e.SubnetID}); err != nil {
 		return err
 	}
-	a.book.remember(e.ID, e.PrivateIPv4, e.Attachment.ID)
+	a.book.remember(e.ID, hostIP, e.Attachment.ID)
 	a.node.rememberMAC(e.ID, e.MAC)
 	if a.node.excluded[e.SubnetID] {
 		// kubernetes.io/role/cni=0 (or another cluster's subnet): no new pod

@@ -165,7 +165,9 @@ func (c *poolManager) allocateRequest(sn subnetChoice, device, count int, prefix
 	}
 	switch {
 	case c.env.cfg.EnableIPv6:
-		req.IPv6PrefixCount = count // its /80, whence every pod address of the ENI
+		// An address for the ENI's own link (hostAddress); its /80, whence
+		// every pod address, follows at once (ensureIPv6Prefixes).
+		req.IPv6AddressCount = count
 	case prefixes:
 		req.IPv4PrefixCount = count
 	default:
@@ -245,12 +247,13 @@ func (c *poolManager) setupNewENI(ctx context.Context, e awsutils.ENI, subnet ne
 			return err
 		}
 	}
-	if err := c.env.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: e.PrivateIPv4, Subnet: subnet,
+	addr, hostSubnet := c.env.subnets.hostAddress(ctx, e, subnet)
+	if err := c.env.host.SetupENI(ctx, networkutils.ENI{MAC: mac, PrimaryIP: addr, Subnet: hostSubnet,
 		DeviceNumber: e.Attachment.DeviceIndex, NetworkCard: c.index, MTU: c.env.cfg.ENIMTU}); err != nil {
 		return fmt.Errorf("host networking of new ENI %s: %w", e.ID, err)
 	}
 	undoHost := func() {
-		if err := c.env.host.TeardownENI(context.WithoutCancel(ctx), e.PrivateIPv4, table); err != nil {
+		if err := c.env.host.TeardownENI(context.WithoutCancel(ctx), addr, table); err != nil {
 			c.env.log.Warn("could not undo host networking of ENI", "eni", e.ID, "err", err)
 		}
 	}
@@ -268,7 +271,7 @@ func (c *poolManager) setupNewENI(ctx context.Context, e awsutils.ENI, subnet ne
 			return err
 		}
 	}
-	c.env.book.remember(e.ID, e.PrivateIPv4, e.Attachment.ID)
+	c.env.book.remember(e.ID, addr, e.Attachment.ID)
 	c.env.node.rememberMAC(e.ID, e.MAC)
 	return nil
 }

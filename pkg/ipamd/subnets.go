@@ -47,7 +47,7 @@ func (s subnetChoice) where() string {
 // (forget), so the next ENI asks EC2 again. It also keeps every subnet
 // CIDR EC2 listed: EC2 never changes a subnet's IPv4 CIDR, so the
 // ENIConfig's subnet costs one DescribeSubnets, not one per new ENI.
-// mu guards at, list and cidrs.
+// mu guards at, list, cidrs and cidrs6.
 type subnetFinder struct {
 	cfg    config.Config
 	node   *nodeState
@@ -56,10 +56,11 @@ type subnetFinder struct {
 	ttl    time.Duration // Intervals.SubnetCache
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	at    time.Time
-	list  []subnetChoice
-	cidrs map[string]netip.Prefix // subnet id → IPv4 CIDR, as EC2 listed it
+	mu     sync.Mutex
+	at     time.Time
+	list   []subnetChoice
+	cidrs  map[string]netip.Prefix // subnet id → IPv4 CIDR, as EC2 listed it
+	cidrs6 map[string]netip.Prefix // subnet id → IPv6 CIDR (the first), as EC2 listed it
 }
 
 // forNewENI lists the subnets a new ENI may go to, most free addresses
@@ -158,6 +159,12 @@ func (f *subnetFinder) learnCIDRs(subs []awsutils.Subnet) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, s := range subs {
+		if len(s.IPv6CIDRs) > 0 {
+			if f.cidrs6 == nil {
+				f.cidrs6 = map[string]netip.Prefix{}
+			}
+			f.cidrs6[s.ID] = s.IPv6CIDRs[0]
+		}
 		if !s.CIDR.IsValid() {
 			continue
 		}
