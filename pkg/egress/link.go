@@ -187,6 +187,9 @@ func (w Wiring) setupHostSide() error {
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", w.HostVeth, err)
 	}
+	if err := checkRouteFree(w.Lease.Addr.Addr(), link.Attrs().Index); err != nil {
+		return err
+	}
 	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: hostRoute(w.Lease.Addr.Addr().AsSlice()), Scope: netlink.SCOPE_LINK}); err != nil {
 		return fmt.Errorf("route %s to %s: %w", w.Lease.Addr.Addr(), w.HostVeth, err)
 	}
