@@ -50,7 +50,11 @@ func cmdAdd(args *cniplugin.Args) error {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
-	lease, err := store.Acquire(args.ContainerID, args.IfName)
+	taken, err := egress.RoutedAddrs(conf.Family, conf.Range)
+	if err != nil {
+		return cniplugin.Error(ErrWiring, "egress address store", err)
+	}
+	lease, err := store.Acquire(args.ContainerID, args.IfName, taken)
 	if err != nil {
 		log.Error("no egress address", "err", err)
 		if errors.Is(err, egress.ErrExhausted) {

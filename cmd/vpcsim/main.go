@@ -108,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.scenario, "scenario", "", "scenario YAML file (required)")
 	fs.StringVar(&c.ec2Addr, "ec2-addr", "127.0.0.1:0", "listen address of the EC2 API")
 	fs.StringVar(&c.imdsAddr, "imds-addr", "127.0.0.1:0", "listen address of the per-instance IMDS endpoints; port 0 picks a free port per instance, port P gives instance n port P+n")
-	fs.StringVar(&c.sharedIMDS, "imds-shared-addr", "", "optional listen address of one IMDS for all instances, chosen by the caller's source address (the instance's primary IP)")
+	fs.StringVar(&c.sharedIMDS, "imds-shared-addr", "", "optional listen address of one IMDS for all instances, chosen by the caller's source address (any address the instance holds)")
 	fs.StringVar(&c.adminAddr, "admin-addr", "127.0.0.1:0", "listen address of the admin API (empty disables it)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {

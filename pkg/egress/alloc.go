@@ -140,8 +140,9 @@ func (s *Store) locked(f func() error) error {
 
 // Acquire returns the address (id, ifname) holds, allocating the next free
 // one after the last allocated (round robin, as host-local) if it holds
-// none: a repeated ADD gets the same address back.
-func (s *Store) Acquire(id, ifname string) (Lease, error) {
+// none: a repeated ADD gets the same address back. A new allocation skips
+// the addresses in taken (another network's pods'; see RoutedAddrs).
+func (s *Store) Acquire(id, ifname string, taken map[netip.Addr]bool) (Lease, error) {
 	var l Lease
 	err := s.locked(func() error {
 		held, err := s.list()
@@ -171,7 +172,7 @@ func (s *Store) Acquire(id, ifname string) (Lease, error) {
 			}
 		}
 		for a := s.next(cur); ; a = s.next(a) {
-			if s.rng.Contains(a) && !used[a] {
+			if s.rng.Contains(a) && !used[a] && !taken[a] {
 				if orphans[a] {
 					if err := os.Remove(filepath.Join(s.dir, a.String())); err != nil && !errors.Is(err, os.ErrNotExist) {
 						return fmt.Errorf("reclaim empty reservation %s: %w", a, err)
@@ -184,7 +185,7 @@ func (s *Store) Acquire(id, ifname string) (Lease, error) {
 				return nil
 			}
 			if a == cur {
-				return fmt.Errorf("%w: every address of %s (%s) is held; store %s", ErrExhausted, s.rng.Subnet, s.rng, s.dir)
+				return fmt.Errorf("%w: every address of %s (%s) is held, in store %s or routed on the node to another network's pod", ErrExhausted, s.rng.Subnet, s.rng, s.dir)
 			}
 		}
 	})

@@ -24,12 +24,12 @@ func TestStoreRoundRobinAndPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.Acquire("ctr-a", "eth0")
+	a, err := s.Acquire("ctr-a", "eth0", nil)
 	if err != nil || a.Addr.String() != "169.254.172.2/29" || a.GW.String() != "169.254.172.1" {
 		t.Fatalf("first lease %v %v", a, err)
 	}
-	b, _ := s.Acquire("ctr-b", "eth0")
-	if again, _ := s.Acquire("ctr-a", "eth0"); again != a {
+	b, _ := s.Acquire("ctr-b", "eth0", nil)
+	if again, _ := s.Acquire("ctr-a", "eth0", nil); again != a {
 		t.Errorf("repeated ADD got %v, want %v", again, a)
 	}
 	if err := s.Release("ctr-a", "eth0"); err != nil {
@@ -47,7 +47,7 @@ func TestStoreRoundRobinAndPersistence(t *testing.T) {
 	if l, ok, err := s2.Held("ctr-b", "eth0"); !ok || err != nil || l != b {
 		t.Errorf("after reopen b holds %v %v %v, want %v", l, ok, err, b)
 	}
-	c, _ := s2.Acquire("ctr-c", "eth0")
+	c, _ := s2.Acquire("ctr-c", "eth0", nil)
 	if c.Addr.String() != "169.254.172.4/29" {
 		t.Errorf("c got %v, want the next after b", c.Addr)
 	}
@@ -65,11 +65,11 @@ func TestStoreExhaustion(t *testing.T) {
 	}
 	defer s.Close()
 	for i := range 5 {
-		if _, err := s.Acquire(string(rune('a'+i)), "eth0"); err != nil {
+		if _, err := s.Acquire(string(rune('a'+i)), "eth0", nil); err != nil {
 			t.Fatalf("lease %d: %v", i, err)
 		}
 	}
-	_, err = s.Acquire("late", "eth0")
+	_, err = s.Acquire("late", "eth0", nil)
 	if !errors.Is(err, ErrExhausted) {
 		t.Fatalf("sixth lease: %v, want ErrExhausted", err)
 	}
@@ -79,7 +79,7 @@ func TestStoreExhaustion(t *testing.T) {
 	if err := s.Release("c", "eth0"); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := s.Acquire("late", "eth0"); err != nil || l.Addr.Addr().String() != "169.254.172.4" {
+	if l, err := s.Acquire("late", "eth0", nil); err != nil || l.Addr.Addr().String() != "169.254.172.4" {
 		t.Errorf("after a release: %v %v", l, err)
 	}
 }
@@ -95,7 +95,7 @@ func TestStoreReleaseLegacyAndList(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "aws-cni", "fd00::ac:9"), []byte("old\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := s.Acquire("new", "eth0")
+	l, err := s.Acquire("new", "eth0", nil)
 	if err != nil || l.Addr.String() != "fd00::ac:2/118" {
 		t.Fatalf("lease %v %v , want the first free address", l, err)
 	}
@@ -136,7 +136,7 @@ func TestStoreReclaimsEmptyReservations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l, err := s.Acquire("ctr", "eth0")
+	l, err := s.Acquire("ctr", "eth0", nil)
 	if err != nil {
 		t.Fatalf("ADD with every address left empty by killed runs: %v", err)
 	}
@@ -144,7 +144,7 @@ func TestStoreReclaimsEmptyReservations(t *testing.T) {
 	if err != nil || string(raw) != "ctr\r\neth0" {
 		t.Errorf("reclaimed reservation holds %q (%v), want ctr\\r\\neth0", raw, err)
 	}
-	if again, err := s.Acquire("ctr", "eth0"); err != nil || again != l {
+	if again, err := s.Acquire("ctr", "eth0", nil); err != nil || again != l {
 		t.Errorf("repeated ADD got %v %v, want %v", again, err, l)
 	}
 }

@@ -75,7 +75,7 @@ func (w Wiring) setup() (Interfaces, error) {
 		return out, err
 	}
 	err = podNS.Do(func(ns.NetNS) error {
-		if err := delLinkIfExists(w.Family.PodIfName()); err != nil {
+		if err := clearPodIf(w.Family, w.HostNS, w.HostVeth, true); err != nil {
 			return err
 		}
 		if w.Family == V6 {
@@ -187,6 +187,9 @@ func (w Wiring) setupHostSide() error {
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set %s up: %w", w.HostVeth, err)
 	}
+	if err := checkRouteFree(w.Lease.Addr.Addr(), link.Attrs().Index); err != nil {
+		return err
+	}
 	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: hostRoute(w.Lease.Addr.Addr().AsSlice()), Scope: netlink.SCOPE_LINK}); err != nil {
 		return fmt.Errorf("route %s to %s: %w", w.Lease.Addr.Addr(), w.HostVeth, err)
 	}
@@ -194,12 +197,15 @@ func (w Wiring) setupHostSide() error {
 }
 
 // Teardown removes the pod's egress veth (with it the host routes and the
-// gateway address). A missing namespace or link is not an error: the
-// runtime may have destroyed the namespace already.
+// gateway address), leaving another attachment's. A missing namespace or
+// link is not an error: the runtime may have destroyed the namespace
+// already.
 func Teardown(f Family, podNSPath, hostVeth string) error {
 	var errs []error
 	if podNSPath != "" {
-		err := ns.WithNetNSPath(podNSPath, func(ns.NetNS) error { return delLinkIfExists(f.PodIfName()) })
+		err := withHostNS(func(hostNS ns.NetNS) error {
+			return ns.WithNetNSPath(podNSPath, func(ns.NetNS) error { return clearPodIf(f, hostNS, hostVeth, false) })
+		})
 		var nsErr ns.NSPathNotExistErr
 		if err != nil && !errors.As(err, &nsErr) && !errors.Is(err, os.ErrNotExist) {
 			var notNS ns.NSPathNotNSErr
@@ -210,6 +216,17 @@ func Teardown(f Family, podNSPath, hostVeth string) error {
 	}
 	errs = append(errs, delLinkIfExists(hostVeth))
 	return errors.Join(errs...)
+}
+
+// withHostNS runs f with a handle on the calling thread's namespace, the
+// node's.
+func withHostNS(f func(ns.NetNS) error) error {
+	hostNS, err := ns.GetCurrentNS()
+	if err != nil {
+		return fmt.Errorf("node netns: %w", err)
+	}
+	defer hostNS.Close()
+	return f(hostNS)
 }
 
 func delLinkIfExists(name string) error {

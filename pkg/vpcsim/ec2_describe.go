@@ -9,13 +9,18 @@ import (
 )
 
 // paginate applies MaxResults/NextToken. Without MaxResults everything is
-// returned in one page.
-func paginate[T any](items []T, p *params, minMax, maxMax int) ([]T, string, error) {
+// returned in one page. With key, the token names the last item returned
+// and the next page starts right after it, or, when that item is gone or
+// no longer matches, at the first item whose key sorts after it (lists
+// are in key order unless the caller named ids): EC2's "pagination
+// continues from the end of the items returned by the previous request",
+// so a cleaner deleting each page before the next skips nothing. Without
+// key (items with no unique key) the token is an offset.
+func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) string) ([]T, string, error) {
 	start := 0
 	if tok := p.str("NextToken"); tok != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(tok)
-		n, err2 := strconv.Atoi(strings.TrimPrefix(string(raw), "vpcsim:"))
-		if err != nil || err2 != nil || !strings.HasPrefix(string(raw), "vpcsim:") || n < 0 || n > len(items) {
+		n, ok := resumeAt(items, tok, key)
+		if !ok {
 			return nil, "", apiErr("InvalidPaginationToken", "Invalid pagination token: %s", tok)
 		}
 		start = n
@@ -33,9 +38,39 @@ func paginate[T any](items []T, p *params, minMax, maxMax int) ([]T, string, err
 	end := min(start+max, len(items))
 	next := ""
 	if end < len(items) {
-		next = base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("vpcsim:%d", end)))
+		raw := fmt.Sprintf("vpcsim:%d", end)
+		if key != nil {
+			raw = "vpcsim:after:" + key(items[end-1])
+		}
+		next = base64.RawURLEncoding.EncodeToString([]byte(raw))
 	}
 	return items[start:end], next, nil
+}
+
+// resumeAt is the index a NextToken vpcsim issued resumes at.
+func resumeAt[T any](items []T, tok string, key func(T) string) (int, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	raw, ok := strings.CutPrefix(string(b), "vpcsim:")
+	if err != nil || !ok {
+		return 0, false
+	}
+	if last, ok := strings.CutPrefix(raw, "after:"); ok {
+		if key == nil || last == "" {
+			return 0, false
+		}
+		if i := slices.IndexFunc(items, func(v T) bool { return key(v) == last }); i >= 0 {
+			return i + 1, true
+		}
+		if i := slices.IndexFunc(items, func(v T) bool { return key(v) > last }); i >= 0 {
+			return i, true
+		}
+		return len(items), true
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 || n > len(items) {
+		return 0, false
+	}
+	return n, true
 }
 
 func noIDsWithMaxResults(p *params, idParam string) error {
@@ -111,6 +146,7 @@ func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
 	var err error
 	out.ENIs, out.NextToken, err = describe[ENIView, xmlENI]{
 		idParam: "NetworkInterfaceId",
+		key:     func(v ENIView) string { return v.ID },
 		all:     func(w *world) []ENIView { return w.state().NetworkInterfaces },
 		byID:    viewByID((*world).eni, (*world).eniView),
 		field:   eniField,
@@ -170,6 +206,7 @@ func (s *Sim) describeInstances(p *params) (any, error) {
 	var err error
 	out.Reservations, out.NextToken, err = describe[InstanceView, xmlReservation]{
 		idParam: "InstanceId",
+		key:     func(v InstanceView) string { return v.ID },
 		all:     func(w *world) []InstanceView { return w.state().Instances },
 		byID:    viewByID((*world).instance, (*world).instanceView),
 		field:   instanceField,
@@ -224,7 +261,7 @@ func (s *Sim) describeInstanceTypes(p *params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	page, next, err := paginate(types, p, 5, 100)
+	page, next, err := paginate(types, p, 5, 100, func(t InstanceType) string { return t.Name })
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +304,7 @@ func (s *Sim) describeSubnets(p *params) (any, error) {
 	var err error
 	out.Subnets, out.NextToken, err = describe[SubnetView, xmlSubnet]{
 		idParam: "SubnetId",
+		key:     func(v SubnetView) string { return v.ID },
 		all:     func(w *world) []SubnetView { return w.state().Subnets },
 		byID:    viewByID((*world).subnet, (*world).subnetView),
 		field:   subnetField,
@@ -296,6 +334,7 @@ func (s *Sim) describeVpcs(p *params) (any, error) {
 	var err error
 	out.Vpcs, out.NextToken, err = describe[*vpc, xmlVpc]{
 		idParam:    "VpcId",
+		key:        func(v *vpc) string { return v.id },
 		idsWithMax: true,
 		all: func(w *world) []*vpc {
 			var vs []*vpc
@@ -384,7 +423,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 		if err != nil {
 			return err
 		}
-		page, next, err := paginate(gs, p, 5, 1000)
+		page, next, err := paginate(gs, p, 5, 1000, func(g *secGroup) string { return g.id })
 		if err != nil {
 			return err
 		}
@@ -478,7 +517,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		if err != nil {
 			return err
 		}
-		page, next, err := paginate(rows, p, 5, 1000)
+		page, next, err := paginate(rows, p, 5, 1000, nil)
 		if err != nil {
 			return err
 		}

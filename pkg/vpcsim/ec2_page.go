@@ -11,8 +11,10 @@ type describe[V, X any] struct {
 	maxPage int
 	all     func(w *world) []V
 	byID    func(w *world, id string) (V, error)
-	field   fieldFunc[V]
-	render  func(w *world, v V) X
+	// key is an item's id, for NextToken (see paginate).
+	key    func(V) string
+	field  fieldFunc[V]
+	render func(w *world, v V) X
 }
 
 // run answers the call in one read of the world.
@@ -48,7 +50,7 @@ func (d describe[V, X]) run(s *Sim, p *params) (items []X, next string, err erro
 		if err != nil {
 			return err
 		}
-		page, n, err := paginate(views, p, 5, maxPage)
+		page, n, err := paginate(views, p, 5, maxPage, d.key)
 		if err != nil {
 			return err
 		}

@@ -70,6 +70,7 @@ func (s *Sim) describeTrunkInterfaceAssociations(p *params) (any, error) {
 	var err error
 	out.Assocs, out.NextToken, err = describe[TrunkAssociationView, xmlTrunkAssoc]{
 		idParam: "AssociationId",
+		key:     func(v TrunkAssociationView) string { return v.ID },
 		maxPage: 255,
 		all:     func(w *world) []TrunkAssociationView { return w.assocViews() },
 		byID: func(w *world, id string) (TrunkAssociationView, error) {

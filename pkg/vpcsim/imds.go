@@ -36,8 +36,9 @@ func (s *Sim) IMDSHandler(instanceID string) (http.Handler, error) {
 }
 
 // IMDSHandlerByRemoteAddr serves many instances' metadata on one endpoint:
-// the instance is the one whose primary private IP is the request's source
-// address (as when every node calls 169.254.169.254 from its own address).
+// the instance is the one that holds the request's source address (its
+// primary address, as when a node calls 169.254.169.254, or any address of
+// its ENIs, as when a pod not SNATed to its node's address does).
 func (s *Sim) IMDSHandlerByRemoteAddr() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)

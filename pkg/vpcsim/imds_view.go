@@ -3,6 +3,7 @@ package vpcsim
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"time"
 )
 
@@ -161,16 +162,44 @@ func (s *Sim) lagged(instanceID string) (*imdsView, bool) {
 	return out, out != nil
 }
 
-// instanceByPrivateIP finds the running instance whose primary IP is addr.
+// instanceByPrivateIP finds the running instance that holds addr: its
+// primary address, or any address or prefix of an ENI attached to it, as
+// EC2's IMDS answers whatever address of the instance a request leaves
+// from (a pod not SNATed to the node's address reads its node's metadata).
 func (s *Sim) instanceByPrivateIP(addr netip.Addr) (string, bool) {
 	var id string
 	_ = s.do(false, func(w *world) error {
-		for _, in := range w.instances {
-			if in.state == "running" && in.primaryIP == addr {
+		for _, iid := range sortedKeys(w.instances) {
+			in := w.instances[iid]
+			if in.state != "running" {
+				continue
+			}
+			if in.primaryIP == addr {
 				id = in.id
+				return nil
+			}
+			for _, e := range w.instanceENIs(in.id) {
+				if e.holds(addr) {
+					id = in.id
+					return nil
+				}
 			}
 		}
 		return nil
 	})
 	return id, id != ""
+}
+
+// holds reports whether addr is one of e's addresses or in one of its
+// prefixes.
+func (e *eni) holds(addr netip.Addr) bool {
+	if e.primaryIP == addr || slices.Contains(e.secondary, addr) || slices.Contains(e.ipv6, addr) {
+		return true
+	}
+	for _, p := range slices.Concat(e.prefixes, e.ipv6Prefixes) {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
