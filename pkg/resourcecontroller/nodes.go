@@ -68,6 +68,14 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		c.cfg.Log.Debug("node has no EC2 instance id in its providerID; not managed", "node", node.Name, "providerID", node.Spec.ProviderID)
 		return reconcile.Result{}, nil
 	}
+	if info, ok := c.reg.info(node.Name); ok && info.InstanceID != instanceID {
+		// The Node was deleted and registered again for another instance
+		// before a reconcile saw it gone: the old instance's trunk and
+		// branches are not this node's.
+		c.cfg.Log.Info("node name now belongs to another instance; dropping the old instance's trunk state",
+			"node", node.Name, "old", info.InstanceID, "new", instanceID)
+		c.deinitNode(ctx, node.Name)
+	}
 	cn, err := c.ensureCNINode(ctx, &node, instanceID)
 	if errors.Is(err, errCNINodeDeleting) {
 		return reconcile.Result{RequeueAfter: cninodeRecreateDelay}, nil
