@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -49,7 +50,7 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 
 	// Plugin log file: kubelet parses the plugin's stdout as its result.
 	c.PluginLogFile = p.str("AWS_VPC_K8S_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/plugin.log")
-	if strings.EqualFold(c.PluginLogFile, "stdout") {
+	if isStdout(c.PluginLogFile) {
 		p.fail("AWS_VPC_K8S_PLUGIN_LOG_FILE=%q: the plugin's stdout carries its CNI result; use a file or stderr", c.PluginLogFile)
 	}
 	c.PluginLogLevel = p.str("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "Debug")
@@ -127,4 +128,18 @@ func (p *envParser) mtu(name string, def int, ipv6 bool) int {
 		return def
 	}
 	return n
+}
+
+// isStdout reports whether a plugin log file is the plugin's stdout, by
+// name or by a path to it: the plugin would write its log lines in front
+// of the CNI result it prints there, and every pod's ADD would fail.
+func isStdout(file string) bool {
+	if strings.EqualFold(file, "stdout") {
+		return true
+	}
+	switch filepath.Clean(file) {
+	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1":
+		return true
+	}
+	return false
 }
