@@ -69,6 +69,10 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 		cfg.EgressEnabled = ipamd.EnableV6Egress
 		egress.LogFile = p.str("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v6-plugin.log")
 	}
+	// egress-cni reads the word "stdout" as stderr, but opens a path.
+	if isStdoutPath(egress.LogFile) {
+		p.fail("%s=%q: the egress plugin's stdout carries its CNI result; use a file or stderr", egressLogVar(cfg.IPv6Cluster), egress.LogFile)
+	}
 	c.Egress = egress
 	c.Bandwidth = p.boolean("ENABLE_BANDWIDTH_PLUGIN", false)
 	c.DisablePodIPv6 = p.boolean("DISABLE_POD_V6", false)
@@ -134,12 +138,21 @@ func (p *envParser) mtu(name string, def int, ipv6 bool) int {
 // name or by a path to it: the plugin would write its log lines in front
 // of the CNI result it prints there, and every pod's ADD would fail.
 func isStdout(file string) bool {
-	if strings.EqualFold(file, "stdout") {
-		return true
-	}
+	return strings.EqualFold(file, "stdout") || isStdoutPath(file)
+}
+
+// isStdoutPath reports whether a log file path opens the process's stdout.
+func isStdoutPath(file string) bool {
 	switch filepath.Clean(file) {
 	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1":
 		return true
 	}
 	return false
+}
+
+func egressLogVar(ipv6Cluster bool) string {
+	if ipv6Cluster {
+		return "AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE"
+	}
+	return "AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE"
 }
