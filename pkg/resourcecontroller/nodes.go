@@ -52,6 +52,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	var node corev1.Node
 	if err := c.c.Get(ctx, req.NamespacedName, &node); err != nil {
 		if apierrors.IsNotFound(err) {
+			c.unsupported.clear(req.Name)
 			c.deinitNode(ctx, req.Name)
 			if err := c.deleteGoneNodeBranches(ctx, req.Name); err != nil {
 				return reconcile.Result{}, err // the CNINode keeps its finalizer until they are gone
@@ -88,6 +89,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	}
 	info, ok := c.reg.info(node.Name)
 	if !ok {
+		if c.unsupported.is(node.Name, instanceID) {
+			return reconcile.Result{}, nil // its type cannot trunk; told once
+		}
 		start := time.Now()
 		err := c.initTrunk(ctx, &node, cn, instanceID)
 		if !errors.Is(err, errUnsupported) {
@@ -95,6 +99,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		}
 		if err != nil {
 			if errors.Is(err, errUnsupported) {
+				c.unsupported.first(node.Name, instanceID)
 				return reconcile.Result{}, nil
 			}
 			return reconcile.Result{}, err
