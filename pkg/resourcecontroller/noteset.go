@@ -35,3 +35,14 @@ func (n *noteSet) clear(key string) {
 	defer n.mu.Unlock()
 	delete(n.m, key)
 }
+
+// clearWhere drops the keys drop selects.
+func (n *noteSet) clearWhere(drop func(key string) bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k := range n.m {
+		if drop(k) {
+			delete(n.m, k)
+		}
+	}
+}
