@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -49,7 +50,7 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 
 	// Plugin log file: kubelet parses the plugin's stdout as its result.
 	c.PluginLogFile = p.str("AWS_VPC_K8S_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/plugin.log")
-	if strings.EqualFold(c.PluginLogFile, "stdout") {
+	if isStdout(c.PluginLogFile) {
 		p.fail("AWS_VPC_K8S_PLUGIN_LOG_FILE=%q: the plugin's stdout carries its CNI result; use a file or stderr", c.PluginLogFile)
 	}
 	c.PluginLogLevel = p.str("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "Debug")
@@ -67,6 +68,10 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	} else {
 		cfg.EgressEnabled = ipamd.EnableV6Egress
 		egress.LogFile = p.str("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v6-plugin.log")
+	}
+	// egress-cni reads the word "stdout" as stderr, but opens a path.
+	if isStdoutPath(egress.LogFile) {
+		p.fail("%s=%q: the egress plugin's stdout carries its CNI result; use a file or stderr", egressLogVar(cfg.IPv6Cluster), egress.LogFile)
 	}
 	c.Egress = egress
 	c.Bandwidth = p.boolean("ENABLE_BANDWIDTH_PLUGIN", false)
@@ -127,4 +132,27 @@ func (p *envParser) mtu(name string, def int, ipv6 bool) int {
 		return def
 	}
 	return n
+}
+
+// isStdout reports whether a plugin log file is the plugin's stdout, by
+// name or by a path to it: the plugin would write its log lines in front
+// of the CNI result it prints there, and every pod's ADD would fail.
+func isStdout(file string) bool {
+	return strings.EqualFold(file, "stdout") || isStdoutPath(file)
+}
+
+// isStdoutPath reports whether a log file path opens the process's stdout.
+func isStdoutPath(file string) bool {
+	switch filepath.Clean(file) {
+	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1":
+		return true
+	}
+	return false
+}
+
+func egressLogVar(ipv6Cluster bool) string {
+	if ipv6Cluster {
+		return "AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE"
+	}
+	return "AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE"
 }

@@ -52,6 +52,14 @@ func TestParseConfigErrors(t *testing.T) {
 	}{
 		{"plugin log to stdout", []string{"AWS_VPC_K8S_PLUGIN_LOG_FILE", "stdout"}, `AWS_VPC_K8S_PLUGIN_LOG_FILE="stdout"`},
 		{"plugin log to stderr", []string{"AWS_VPC_K8S_PLUGIN_LOG_FILE", "stderr"}, ""},
+		// The same stdout by path: the plugin opens it as a file and its
+		// log lines land in front of its CNI result.
+		{"plugin log to /dev/stdout", []string{"AWS_VPC_K8S_PLUGIN_LOG_FILE", "/dev/stdout"}, `AWS_VPC_K8S_PLUGIN_LOG_FILE="/dev/stdout"`},
+		{"plugin log to fd 1", []string{"AWS_VPC_K8S_PLUGIN_LOG_FILE", "/proc/self/fd/1"}, `AWS_VPC_K8S_PLUGIN_LOG_FILE="/proc/self/fd/1"`},
+		{"plugin log to /dev/fd/1", []string{"AWS_VPC_K8S_PLUGIN_LOG_FILE", "/dev/fd/1"}, `AWS_VPC_K8S_PLUGIN_LOG_FILE="/dev/fd/1"`},
+		{"plugin log to /dev/stderr", []string{"AWS_VPC_K8S_PLUGIN_LOG_FILE", "/dev/stderr"}, ""},
+		{"egress v6 log to /dev/stdout", []string{"AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/dev/stdout"}, `AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE="/dev/stdout"`},
+		{"egress v4 log to /dev/stdout", []string{"ENABLE_IPv6", "true", "ENABLE_PREFIX_DELEGATION", "true", "AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", "/dev/stdout"}, `AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE="/dev/stdout"`},
 		{"veth prefix too long", []string{"AWS_VPC_K8S_CNI_VETHPREFIX", "abcde"}, `AWS_VPC_K8S_CNI_VETHPREFIX="abcde": veth prefix "abcde": 5 characters, at most 4`},
 		{"veth prefix eth", []string{"AWS_VPC_K8S_CNI_VETHPREFIX", "eth"}, `AWS_VPC_K8S_CNI_VETHPREFIX="eth": veth prefix "eth": reserved`},
 		{"veth prefix vlan", []string{"AWS_VPC_K8S_CNI_VETHPREFIX", "vlan"}, "reserved"},

@@ -93,6 +93,9 @@ type Controller struct {
 	rec recorder
 	// warned remembers which pods were told about the capacity limit.
 	warned *noteSet
+	// unsupported remembers the nodes (→ instance id) whose type cannot
+	// trunk, so their updates describe nothing again.
+	unsupported *noteSet
 	// cooldown is the branch cool-down in force: Config.Cooldown until the
 	// amazon-vpc-cni ConfigMap sets one (configmap.go).
 	cooldown *cooldown
@@ -107,5 +110,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 	if ec2 == nil {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
-	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), cooldown: newCooldown(cfg.Cooldown)}, nil
+	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown)}, nil
 }

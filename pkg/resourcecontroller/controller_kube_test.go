@@ -470,3 +470,30 @@ func TestKubeCNINodeFinalizer(t *testing.T) {
 		return false, fmt.Sprintf("still there, finalizers %v", cn.Finalizers)
 	})
 }
+
+// TestKubeFailedPodLeavesNoNote: a pod that never got a branch (EC2
+// refused its group) and is then deleted leaves nothing in the controller.
+// The note that keeps its failure to one event per cause must go with it,
+// or a CronJob under a broken policy grows the controller's memory by one
+// note per run for as long as it runs.
+func TestKubeFailedPodLeavesNoNote(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("ghost", map[string]string{"role": "ghost"}, sgUnknown)
+	node := "rc-note-" + h.ns
+	h.addNode(node, inst1, nil)
+	h.declareSGP(node)
+	h.waitCapacity(node, 9)
+	for _, name := range []string{"ghost-1", "ghost-2"} {
+		if _, err := h.createPod(name, node, map[string]string{"role": "ghost"}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitEvent(name, ReasonBranchAllocationFailed, "InvalidGroup.NotFound")
+		h.deletePod(name)
+	}
+	waitFor(t, 30*time.Second, "the failed pods' notes gone", func() (bool, string) {
+		h.ctrl.warned.mu.Lock()
+		defer h.ctrl.warned.mu.Unlock()
+		return len(h.ctrl.warned.m) == 0, fmt.Sprint(h.ctrl.warned.m)
+	})
+}

@@ -80,6 +80,8 @@ type harness struct {
 	ns    string
 	cfg   Config
 	stop  func()
+	// ctrl is the running controller, for tests that check its memory.
+	ctrl *Controller
 }
 
 // startController runs a controller (manager, webhook over TLS on
@@ -113,6 +115,7 @@ func startController(t testing.TB, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.ctrl = c
 	if err := c.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}

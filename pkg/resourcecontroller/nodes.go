@@ -52,6 +52,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	var node corev1.Node
 	if err := c.c.Get(ctx, req.NamespacedName, &node); err != nil {
 		if apierrors.IsNotFound(err) {
+			c.unsupported.clear(req.Name)
 			c.deinitNode(ctx, req.Name)
 			if err := c.deleteGoneNodeBranches(ctx, req.Name); err != nil {
 				return reconcile.Result{}, err // the CNINode keeps its finalizer until they are gone
@@ -68,6 +69,14 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		c.cfg.Log.Debug("node has no EC2 instance id in its providerID; not managed", "node", node.Name, "providerID", node.Spec.ProviderID)
 		return reconcile.Result{}, nil
 	}
+	if info, ok := c.reg.info(node.Name); ok && info.InstanceID != instanceID {
+		// The Node was deleted and registered again for another instance
+		// before a reconcile saw it gone: the old instance's trunk and
+		// branches are not this node's.
+		c.cfg.Log.Info("node name now belongs to another instance; dropping the old instance's trunk state",
+			"node", node.Name, "old", info.InstanceID, "new", instanceID)
+		c.deinitNode(ctx, node.Name)
+	}
 	cn, err := c.ensureCNINode(ctx, &node, instanceID)
 	if errors.Is(err, errCNINodeDeleting) {
 		return reconcile.Result{RequeueAfter: cninodeRecreateDelay}, nil
@@ -80,6 +89,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	}
 	info, ok := c.reg.info(node.Name)
 	if !ok {
+		if c.unsupported.is(node.Name, instanceID) {
+			return reconcile.Result{}, nil // its type cannot trunk; told once
+		}
 		start := time.Now()
 		err := c.initTrunk(ctx, &node, cn, instanceID)
 		if !errors.Is(err, errUnsupported) {
@@ -87,6 +99,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		}
 		if err != nil {
 			if errors.Is(err, errUnsupported) {
+				c.unsupported.first(node.Name, instanceID)
 				return reconcile.Result{}, nil
 			}
 			return reconcile.Result{}, err

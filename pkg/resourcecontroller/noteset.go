@@ -22,8 +22,27 @@ func (n *noteSet) first(key, msg string) bool {
 	return true
 }
 
+// is reports whether msg is the last message recorded for key.
+func (n *noteSet) is(key, msg string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	v, ok := n.m[key]
+	return ok && v == msg
+}
+
 func (n *noteSet) clear(key string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.m, key)
+}
+
+// clearWhere drops the keys drop selects.
+func (n *noteSet) clearWhere(drop func(key string) bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k := range n.m {
+		if drop(k) {
+			delete(n.m, k)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,9 @@ func (c *Controller) reconcilePod(ctx context.Context, req reconcile.Request) (r
 		for _, ref := range c.reg.podsByKey(key) {
 			c.release(ref, key)
 		}
+		// A pod that never got a branch is not in the registry; its notes
+		// go here.
+		c.warned.clearWhere(func(k string) bool { return strings.HasPrefix(k, key+"|") })
 		return reconcile.Result{}, nil
 	}
 	for _, ref := range c.reg.podsByKey(key) {
@@ -107,14 +111,14 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	if len(groups) == 0 {
 		groups = info.Groups
 	} else if err := CheckGroups(m, c.cfg.MaxGroupsPerENI); err != nil {
-		if c.warned.first(string(uid), err.Error()) {
+		if c.warned.first(warnKey(key, uid), err.Error()) {
 			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
 		}
 		return reconcile.Result{RequeueAfter: c.cooldown.get()}, nil
 	}
 	vlans, err := c.reg.reserve(info.at(), n)
 	if err != nil {
-		if c.warned.first(string(uid), err.Error()) {
+		if c.warned.first(warnKey(key, uid), err.Error()) {
 			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
 		}
 		if errors.Is(err, ErrAtCapacity) {
@@ -135,7 +139,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 		c.rollback(ctx, info.at(), vlans, made)
 		// One event per distinct EC2 code, not per retry (messages carry
 		// request ids).
-		if code := awsutils.Code(err); code == "" || c.warned.first(string(uid), "ec2:"+code) {
+		if code := awsutils.Code(err); code == "" || c.warned.first(warnKey(key, uid), "ec2:"+code) {
 			c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAllocationFailed, "failed to allocate branch ENI to pod: %v", err)
 		}
 		return reconcile.Result{}, err
@@ -170,7 +174,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonBranchAnnotationFailed, "failed to annotate pod with branch ENI details: %v", err)
 		return reconcile.Result{}, err
 	}
-	c.warned.clear(string(uid))
+	c.warned.clear(warnKey(key, uid))
 	c.rec.event(ctx, &pod, "Pod", corev1.EventTypeNormal, ReasonResourceAllocated, "Allocated %s to the pod", value)
 	return reconcile.Result{}, nil
 }
@@ -293,8 +297,13 @@ func (c *Controller) release(ref podRef, key string) {
 	if n := c.reg.release(ref.node, ref.uid, time.Now()); n > 0 {
 		c.cfg.Log.Info("released branch ENIs; deleting after the cool-down", "pod", key, "node", ref.node, "count", n, "cooldown", c.cooldown.get())
 	}
-	c.warned.clear(string(ref.uid))
+	c.warned.clearWhere(func(k string) bool { return strings.HasSuffix(k, "|"+string(ref.uid)) })
 }
+
+// warnKey names a pod's notes (c.warned): by name, so that they can be
+// dropped once the pod is gone, and uid, so that a new pod of the same
+// name starts afresh.
+func warnKey(key string, uid types.UID) string { return key + "|" + string(uid) }
 
 // match evaluates the pod's namespace's policies. The ServiceAccount is
 // read only when a policy selects by it, so a missing ServiceAccount fails

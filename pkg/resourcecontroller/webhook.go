@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -48,22 +48,65 @@ func (h podMutator) Handle(ctx context.Context, req admission.Request) admission
 	if err := CheckGroups(m, h.c.cfg.MaxGroupsPerENI); err != nil {
 		return admission.Denied(fmt.Sprintf("pod %s/%s: %v", pod.Namespace, podName(&pod), err))
 	}
-	mutated := pod.DeepCopy()
-	ctr := &mutated.Spec.Containers[0]
-	one := resource.MustParse("1")
-	if ctr.Resources.Requests == nil {
-		ctr.Resources.Requests = corev1.ResourceList{}
-	}
-	if ctr.Resources.Limits == nil {
-		ctr.Resources.Limits = corev1.ResourceList{}
-	}
-	ctr.Resources.Requests[PodENIResource] = one
-	ctr.Resources.Limits[PodENIResource] = one
-	raw, err := json.Marshal(mutated)
+	patch, err := podENIPatch(req.Object.Raw)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return admission.Errored(http.StatusBadRequest, err)
 	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	resp := admission.Allowed("")
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = patch, &pt
+	return resp
+}
+
+// patchOp is one RFC 6902 operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// podENIPatch adds a pod-eni request and limit of 1 to the first container
+// of the raw pod, and nothing else. It is built from the raw object, not by
+// diffing a re-encoded pod: fields this controller's API types do not know
+// (a newer API server's) would show up in such a diff as removed.
+func podENIPatch(raw []byte) ([]byte, error) {
+	var pod struct {
+		Spec struct {
+			Containers []map[string]json.RawMessage `json:"containers"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(raw, &pod); err != nil {
+		return nil, fmt.Errorf("decoding the pod's containers: %w", err)
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return nil, fmt.Errorf("the pod has no container")
+	}
+	const base = "/spec/containers/0/resources"
+	key := strings.ReplaceAll(strings.ReplaceAll(PodENIResource, "~", "~0"), "/", "~1")
+	var res map[string]json.RawMessage
+	if r, ok := pod.Spec.Containers[0]["resources"]; ok {
+		_ = json.Unmarshal(r, &res) // null or not an object: replaced whole
+	}
+	var ops []patchOp
+	if res == nil {
+		ops = append(ops, patchOp{Op: "add", Path: base, Value: map[string]any{
+			"requests": map[string]string{PodENIResource: "1"},
+			"limits":   map[string]string{PodENIResource: "1"},
+		}})
+	} else {
+		for _, field := range []string{"requests", "limits"} {
+			var list map[string]json.RawMessage
+			if v, ok := res[field]; ok {
+				_ = json.Unmarshal(v, &list)
+			}
+			if list == nil {
+				ops = append(ops, patchOp{Op: "add", Path: base + "/" + field, Value: map[string]string{PodENIResource: "1"}})
+			} else {
+				ops = append(ops, patchOp{Op: "add", Path: base + "/" + field + "/" + key, Value: "1"})
+			}
+		}
+	}
+	return json.Marshal(ops)
 }
 
 func isWindows(p *corev1.Pod) bool {
