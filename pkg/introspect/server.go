@@ -78,6 +78,18 @@ func Listen(bind string) (net.Listener, error) {
 		if path == "" {
 			return nil, fmt.Errorf("introspection: INTROSPECTION_BIND_ADDRESS %q has an empty socket path", bind)
 		}
+		// Only a socket is replaced: a typo naming another file (the
+		// checkpoint, say) must not delete it.
+		if st, err := os.Lstat(path); err == nil && st.Mode().Type() != os.ModeSocket {
+			kind := "a " + st.Mode().Type().String() + " file"
+			switch {
+			case st.Mode().IsRegular():
+				kind = "a regular file"
+			case st.IsDir():
+				kind = "a directory"
+			}
+			return nil, fmt.Errorf("introspection: INTROSPECTION_BIND_ADDRESS %q names %s, not a socket; not replacing it", bind, kind)
+		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("introspection: remove stale socket %s: %w", path, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -253,4 +254,37 @@ func TestUnsetCIDRsRenderNull(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A unix: bind address naming a file that is not a socket (a typo, e.g.
+// the checkpoint's path) must not delete it: only a stale socket is
+// replaced. A stale socket still is.
+func TestListenUnixKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "ipam.json")
+	if err := os.WriteFile(ckpt, []byte(`{"version":"vpc-cni-ipam/1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := Listen("unix:" + ckpt); err == nil {
+		ln.Close()
+		t.Errorf("listening on a regular file's path succeeded")
+	} else if !strings.Contains(err.Error(), "INTROSPECTION_BIND_ADDRESS") {
+		t.Errorf("error %v does not name INTROSPECTION_BIND_ADDRESS", err)
+	}
+	if b, err := os.ReadFile(ckpt); err != nil || string(b) != `{"version":"vpc-cni-ipam/1"}` {
+		t.Fatalf("the file at the bind path was changed: %q, %v", b, err)
+	}
+	// A socket left by an earlier ipamd is replaced.
+	sock := filepath.Join(dir, "introspect.sock")
+	old, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.(*net.UnixListener).SetUnlinkOnClose(false)
+	old.Close()
+	ln, err := Listen("unix:" + sock)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	ln.Close()
 }

@@ -48,7 +48,20 @@ func MatchPolicies(podLabels, saLabels map[string]string, policies []v1beta1.Sec
 			m.Invalid = append(m.Invalid, p.Name+": securityGroups.groupIds is empty")
 			continue
 		}
-		if !selects(sp.PodSelector, podLabels) || !selects(sp.ServiceAccountSelector, saLabels) {
+		podOK, podErr := selects(sp.PodSelector, podLabels)
+		saOK, saErr := selects(sp.ServiceAccountSelector, saLabels)
+		if podErr != nil || saErr != nil {
+			// The schema takes any operator: such a policy selects nothing,
+			// and its pods run with the node's groups; say so.
+			if podErr != nil {
+				m.Invalid = append(m.Invalid, fmt.Sprintf("%s: podSelector: %v", p.Name, podErr))
+			}
+			if saErr != nil {
+				m.Invalid = append(m.Invalid, fmt.Sprintf("%s: serviceAccountSelector: %v", p.Name, saErr))
+			}
+			continue
+		}
+		if !podOK || !saOK {
 			continue
 		}
 		m.Policies = append(m.Policies, p.Name)
@@ -62,16 +75,16 @@ func MatchPolicies(podLabels, saLabels map[string]string, policies []v1beta1.Sec
 }
 
 // selects: a nil selector is not evaluated (true); a selector that does
-// not convert (a bad operator) does not match.
-func selects(sel *metav1.LabelSelector, l map[string]string) bool {
+// not convert (a bad operator) does not match and says why.
+func selects(sel *metav1.LabelSelector, l map[string]string) (bool, error) {
 	if sel == nil {
-		return true
+		return true, nil
 	}
 	s, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
-		return false
+		return false, err
 	}
-	return s.Matches(labels.Set(l))
+	return s.Matches(labels.Set(l)), nil
 }
 
 // CheckGroups rejects a group list EC2 would refuse on one ENI: more than

@@ -53,8 +53,8 @@ func TestMatchPolicies(t *testing.T) {
 			if !slices.Equal(m.Groups, tc.want) || !slices.Equal(m.Policies, tc.wantNames) {
 				t.Fatalf("groups %v policies %v, want %v %v", m.Groups, m.Policies, tc.want, tc.wantNames)
 			}
-			if len(m.Invalid) != 2 {
-				t.Fatalf("invalid policies %v, want e-none and f-nogroups", m.Invalid)
+			if len(m.Invalid) != 3 || !strings.Contains(m.Invalid[2], "g-badop: podSelector") {
+				t.Fatalf("invalid policies %v, want e-none, f-nogroups and g-badop's podSelector", m.Invalid)
 			}
 		})
 	}

@@ -42,8 +42,14 @@ func (h podMutator) Handle(ctx context.Context, req admission.Request) admission
 	if err != nil {
 		return admission.Denied(fmt.Sprintf("Failed to get Matching SGP for Pods, rejecting event, error %v", err))
 	}
+	// Unusable policies select nothing: tell whoever creates the pod
+	// (kubectl prints admission warnings).
+	var warnings []string
+	for _, inv := range m.Invalid {
+		warnings = append(warnings, fmt.Sprintf("SecurityGroupPolicy %s/%s (ignored: it selects no pod)", pod.Namespace, inv))
+	}
 	if len(m.Groups) == 0 {
-		return admission.Allowed("")
+		return admission.Allowed("").WithWarnings(warnings...)
 	}
 	if err := CheckGroups(m, h.c.cfg.MaxGroupsPerENI); err != nil {
 		return admission.Denied(fmt.Sprintf("pod %s/%s: %v", pod.Namespace, podName(&pod), err))
@@ -52,7 +58,7 @@ func (h podMutator) Handle(ctx context.Context, req admission.Request) admission
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	resp := admission.Allowed("")
+	resp := admission.Allowed("").WithWarnings(warnings...)
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &pt
 	return resp
