@@ -241,3 +241,42 @@ func TestPrivilegedDelOfUnmarkedVeth(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedBranchAddAfterModeSwitch: the node switches the
+// security-group enforcing mode between sandbox A of a branch-ENI pod and
+// sandbox B, and A's DEL has not come when B is added (A's namespace is
+// gone). B, wired in the new mode, must be reachable from the VPC despite
+// what A left.
+func TestPrivilegedBranchAddAfterModeSwitch(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct{ from, to string }{{"strict", "standard"}, {"standard", "strict"}} {
+		t.Run(c.from+" to "+c.to, func(t *testing.T) {
+			const addr = "10.2.0.58"
+			n := newNode(t, "192.168.0.10")
+			trunk := addTrunk(t, n)
+			mac, _ := net.ParseMAC("02:42:0a:02:00:3a")
+			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 9, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
+			if err := s.Plug(); err != nil {
+				t.Fatal(err)
+			}
+			ipamd := startFakeIpamd(t)
+			ipamd.branch = &branchReply{ip: addr, vlan: 9, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			name := map[string]string{
+				"strict":   vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0),
+				"standard": vethname.HostVethName("eni", "default", "sg", 0),
+			}
+			mode := func(m string) map[string]any { return map[string]any{"podSGEnforcingMode": m} }
+
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "sg", podNS: "default", conf: netconf("1.0.0", nil, mode(c.from)), ipamd: ipamd.socket}
+			n.run(t, addA).mustSucceed(t, "ADD A")
+			n.sandboxGone(t, nsA, name[c.from])
+			addB := addA
+			addB.containerID, addB.netns, addB.conf = "sandbox-b", nsB.Path(), netconf("1.0.0", nil, mode(c.to))
+			n.run(t, addB).mustSucceed(t, "ADD B")
+			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("VPC to pod B after ADD B: %v", err)
+			}
+		})
+	}
+}

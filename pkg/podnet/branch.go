@@ -109,6 +109,13 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		return err
 	}
 	if !b.Strict {
+		// A sandbox of the pod wired in strict mode before the node
+		// switched, whose DEL has not come, left iif rules that send what
+		// the branch ENI delivers to the pod into the branch's table, which
+		// in standard mode has no route to the pod.
+		if err := deleteRules(host, iifRule("", table, fam)); err != nil {
+			return err
+		}
 		return addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex, table)
 	}
 	// Strict: everything entering from the branch ENI or from the pod is
