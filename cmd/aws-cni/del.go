@@ -10,6 +10,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // del releases the pod's addresses and undoes its wiring
@@ -91,7 +92,11 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 		return true, invalidConfig("prevResult", err.Error())
 	}
 	w.Pod.Sandbox = args.ContainerID
-	kept, err := podnet.TeardownBranch(ctx, w.Pod, vlan)
+	// After a switch from strict to standard mode, a newer sandbox of the
+	// pod has its host veth under the netconf prefix, not the prevResult's
+	// `vlan…` name.
+	kept, err := podnet.TeardownBranch(ctx, w.Pod, vlan,
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
 	inv.logKept(kept)
 	if err != nil {
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)

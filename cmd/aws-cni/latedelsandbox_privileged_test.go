@@ -242,12 +242,15 @@ func TestPrivilegedDelOfUnmarkedVeth(t *testing.T) {
 	}
 }
 
-// TestPrivilegedBranchAddAfterModeSwitch: the node switches the
-// security-group enforcing mode between sandbox A of a branch-ENI pod and
-// sandbox B, and A's DEL has not come when B is added (A's namespace is
-// gone). B, wired in the new mode, must be reachable from the VPC despite
-// what A left.
-func TestPrivilegedBranchAddAfterModeSwitch(t *testing.T) {
+// TestPrivilegedBranchModeSwitch: the node switches the security-group
+// enforcing mode between sandbox A of a branch-ENI pod and sandbox B, and
+// A's DEL has not come when B is added (A's namespace is gone). B, wired
+// in the new mode, must be reachable from the VPC despite what A left. B's
+// host veth has the other mode's name (strict `vlan…`, standard
+// `<prefix>…`): A's late DEL, driven by A's prevResult naming A's veth,
+// must still find B's, marked B, and leave B's VLAN link, table, routes
+// and rules alone.
+func TestPrivilegedBranchModeSwitch(t *testing.T) {
 	testutil.Privileged(t)
 	for _, c := range []struct{ from, to string }{{"strict", "standard"}, {"standard", "strict"}} {
 		t.Run(c.from+" to "+c.to, func(t *testing.T) {
@@ -269,13 +272,25 @@ func TestPrivilegedBranchAddAfterModeSwitch(t *testing.T) {
 			mode := func(m string) map[string]any { return map[string]any{"podSGEnforcingMode": m} }
 
 			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "sg", podNS: "default", conf: netconf("1.0.0", nil, mode(c.from)), ipamd: ipamd.socket}
-			n.run(t, addA).mustSucceed(t, "ADD A")
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
 			n.sandboxGone(t, nsA, name[c.from])
 			addB := addA
 			addB.containerID, addB.netns, addB.conf = "sandbox-b", nsB.Path(), netconf("1.0.0", nil, mode(c.to))
 			n.run(t, addB).mustSucceed(t, "ADD B")
 			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("VPC to pod B after ADD B: %v", err)
+			}
+			before := snapshot(t, n.ns.Path())
+
+			delA := addA
+			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, mode(c.to))
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("VPC to pod B after the late DEL of A: %v", err)
 			}
 		})
 	}
