@@ -57,7 +57,7 @@ func (inv *invocation) del(args *entry.Args) error {
 	if err := inv.teardownFromReply(tctx, td, args, reply); err != nil {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
-	if reply.NetworkPolicyMode != "" {
+	if reply.NetworkPolicyMode != "" && !inv.podHasNewerSandbox(args) {
 		refused, err := deletePodPolicies(ctx, inv.npaSocket, &ipamclient.DeleteNpRequest{
 			K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
 		})
@@ -102,6 +102,23 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
 	return true, nil
+}
+
+// podHasNewerSandbox reports whether the pod's host veth, under either
+// mode's name, is marked as another sandbox's: this DEL came late, and
+// the network policies the agent keeps by pod name are that sandbox's.
+func (inv *invocation) podHasNewerSandbox(args *entry.Args) bool {
+	other, err := podnet.OtherSandboxVeth(args.ContainerID,
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.HostVethName(vethname.BranchPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
+	if err != nil {
+		inv.log.Warn("could not tell whether the pod has a newer sandbox; its network policies are deleted", "error", err)
+		return false
+	}
+	if other != "" {
+		inv.log.Info("late DEL: left the pod's network policies to its sandbox " + other)
+	}
+	return other != ""
 }
 
 // logKept says what a late DEL left to another sandbox of the pod.

@@ -237,6 +237,25 @@ func (f *fakeNPA) DeletePodNp(_ context.Context, req *rpc.DeleteNpRequest) (*rpc
 	return &rpc.DeleteNpReply{Success: true}, nil
 }
 
+// enforcing reports whether the agent enforces policies on pod
+// namespace/name: it was asked to, and not told since that the pod is gone.
+func (f *fakeNPA) enforcing(namespace, name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	on := false
+	for _, r := range f.enforced {
+		if r.GetK8SPodNamespace() == namespace && r.GetK8SPodName() == name {
+			on = true
+		}
+	}
+	for _, r := range f.deleted {
+		if r.GetK8SPodNamespace() == namespace && r.GetK8SPodName() == name {
+			on = false
+		}
+	}
+	return on
+}
+
 // addsFor returns the pod names of the ADDs ipamd saw for the container.
 func (f *fakeIpamd) addsFor(containerID string) []string {
 	f.mu.Lock()

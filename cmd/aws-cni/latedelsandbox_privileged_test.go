@@ -295,3 +295,47 @@ func TestPrivilegedBranchModeSwitch(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedLateDelKeepsPolicies: with network policies on, sandbox A
+// of a pod is replaced by sandbox B, whose ADD has the agent enforce the
+// pod's policies. A late DEL of A that ipamd still answers for (it held
+// A's address) must not have the agent drop the pod's policies: they are
+// B's. B's own DEL still has them dropped.
+func TestPrivilegedLateDelKeepsPolicies(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	ipamd := startFakeIpamd(t, allocation{ip: "10.1.0.21", deviceNumber: 1, routeTable: 2}, allocation{ip: "10.1.0.22", deviceNumber: 1, routeTable: 2})
+	ipamd.npMode = "strict"
+	npa := startFakeNPA(t)
+	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+	veth := vethname.HostVethName("eni", "default", "guarded", 0)
+
+	addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "guarded", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+	outA := n.run(t, addA)
+	outA.mustSucceed(t, "ADD A")
+	n.sandboxGone(t, nsA, veth)
+	addB := addA
+	addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+	outB := n.run(t, addB)
+	outB.mustSucceed(t, "ADD B")
+	if !npa.enforcing("default", "guarded") {
+		t.Fatal("the agent does not enforce the pod's policies after ADD B")
+	}
+
+	delA := addA
+	delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
+	n.run(t, delA).mustSucceed(t, "late DEL A")
+	if ipamd.holds("sandbox-a") {
+		t.Error("ipamd still holds A's address")
+	}
+	if !npa.enforcing("default", "guarded") {
+		t.Error("the late DEL of A had the agent drop the policies of the pod's running sandbox B")
+	}
+
+	delB := addB
+	delB.command, delB.conf = "DEL", netconf("1.0.0", outB.stdout, nil)
+	n.run(t, delB).mustSucceed(t, "DEL B")
+	if npa.enforcing("default", "guarded") {
+		t.Error("the agent still enforces the pod's policies after DEL B")
+	}
+}
