@@ -339,3 +339,43 @@ func TestPrivilegedLateDelKeepsPolicies(t *testing.T) {
 		t.Error("the agent still enforces the pod's policies after DEL B")
 	}
 }
+
+// TestPrivilegedLateDelOfReplacedSandboxIPv6: the late DEL of a replaced
+// sandbox, for an IPv6 pod of a secondary ENI: B keeps its /128 route and
+// rules and its traffic, whether ipamd answers A's address or is down.
+func TestPrivilegedLateDelOfReplacedSandboxIPv6(t *testing.T) {
+	testutil.Privileged(t)
+	for _, ipamdDown := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipamd answers", true: "ipamd down"}[ipamdDown], func(t *testing.T) {
+			const addr = "2001:db8:1::c"
+			n := newNode(t, "2001:db8:ff::10")
+			same := allocation{ip: addr, deviceNumber: 1, routeTable: 2}
+			ipamd := startFakeIpamd(t, same, same)
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			veth := vethname.HostVethName("eni", "default", "web6", 0)
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "web6", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
+			n.sandboxGone(t, nsA, veth)
+			addB := addA
+			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+			n.run(t, addB).mustSucceed(t, "ADD B")
+			before := snapshot(t, n.ns.Path())
+			if !slices.Contains(before, "route main "+addr+"/128 dev "+veth+" scope link") && !slices.Contains(before, "route main "+addr+"/128 dev "+veth) {
+				t.Fatalf("pod B lacks its route: %q", before)
+			}
+			if ipamdDown {
+				ipamd.stop()
+			}
+			delA := addA
+			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("pod B after the late DEL of A: %v", err)
+			}
+		})
+	}
+}
