@@ -379,3 +379,46 @@ func TestPrivilegedLateDelOfReplacedSandboxIPv6(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedLateDelOfReplacedMultiNICSandbox: the late DEL of a
+// replaced sandbox of a multi-NIC pod, whose new sandbox got the same two
+// addresses: both host veths (interfaces 0 and 1) are marked with B and
+// the late DEL of A leaves both routes and all rules, ipamd answering or
+// down.
+func TestPrivilegedLateDelOfReplacedMultiNICSandbox(t *testing.T) {
+	testutil.Privileged(t)
+	for _, ipamdDown := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipamd answers", true: "ipamd down"}[ipamdDown], func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			a0, a1 := allocation{ip: "10.0.0.41", routeTable: 254}, allocation{ip: "10.9.0.41", routeTable: 10100}
+			ipamd := startFakeIpamd(t, a0, a1, a0, a1)
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			annotations := map[string]any{"runtimeConfig": map[string]any{
+				"io.kubernetes.cri.pod-annotations": map[string]string{"k8s.amazonaws.com/nicConfig": "multi-nic-attachment"},
+			}}
+			h0, h1 := vethname.HostVethName("eni", "default", "mm", 0), vethname.HostVethName("eni", "default", "mm", 1)
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "mm", podNS: "default", conf: netconf("1.1.0", nil, annotations), ipamd: ipamd.socket}
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
+			n.sandboxGone(t, nsA, h0, h1)
+			addB := addA
+			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+			n.run(t, addB).mustSucceed(t, "ADD B")
+			for _, h := range []string{h0, h1} {
+				if got := linkAlias(t, n, h); got != "aws-cni:sandbox-b" {
+					t.Errorf("host veth %s alias %q after ADD B, want aws-cni:sandbox-b", h, got)
+				}
+			}
+			before := snapshot(t, n.ns.Path())
+			if ipamdDown {
+				ipamd.stop()
+			}
+			delA := addA
+			delA.command, delA.conf = "DEL", netconf("1.1.0", outA.stdout, nil)
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+		})
+	}
+}
