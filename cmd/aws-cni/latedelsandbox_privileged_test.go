@@ -245,7 +245,8 @@ func TestPrivilegedDelOfUnmarkedVeth(t *testing.T) {
 // TestPrivilegedBranchModeSwitch: the node switches the security-group
 // enforcing mode between sandbox A of a branch-ENI pod and sandbox B, and
 // A's DEL has not come when B is added (A's namespace is gone). B, wired
-// in the new mode, must be reachable from the VPC despite what A left. B's
+// in the new mode, must be reachable from the VPC despite what A left (and
+// A's CHECK before it went, under the new mode's netconf, passes). B's
 // host veth has the other mode's name (strict `vlan…`, standard
 // `<prefix>…`): A's late DEL, driven by A's prevResult naming A's veth,
 // must still find B's, marked B, and leave B's VLAN link, table, routes
@@ -274,6 +275,10 @@ func TestPrivilegedBranchModeSwitch(t *testing.T) {
 			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "sg", podNS: "default", conf: netconf("1.0.0", nil, mode(c.from)), ipamd: ipamd.socket}
 			outA := n.run(t, addA)
 			outA.mustSucceed(t, "ADD A")
+			// The node has switched; A, still running, is wired as before.
+			checkA := addA
+			checkA.command, checkA.conf = "CHECK", netconf("1.0.0", outA.stdout, mode(c.to))
+			n.run(t, checkA).mustSucceed(t, "CHECK A after the switch")
 			n.sandboxGone(t, nsA, name[c.from])
 			addB := addA
 			addB.containerID, addB.netns, addB.conf = "sandbox-b", nsB.Path(), netconf("1.0.0", nil, mode(c.to))
