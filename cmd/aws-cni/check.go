@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -21,8 +22,9 @@ func (inv *invocation) check(args *entry.Args) error {
 	if err != nil {
 		return invalidConfig("prevResult", err.Error())
 	}
+	strict := w.VLANID != 0 && wiredStrict(w, inv.conf.StrictSG)
 	prefix := inv.conf.VethPrefix
-	if w.VLANID != 0 && inv.conf.StrictSG {
+	if strict {
 		prefix = vethname.BranchPrefix
 	}
 	for i := range w.Pod.Interfaces {
@@ -34,7 +36,7 @@ func (inv *invocation) check(args *entry.Args) error {
 	ctx, cancel := context.WithTimeout(context.Background(), delTimeout)
 	defer cancel()
 	if w.VLANID != 0 {
-		err = podnet.CheckBranch(ctx, w.Pod, w.VLANID, w.Gateway, inv.conf.StrictSG)
+		err = podnet.CheckBranch(ctx, w.Pod, w.VLANID, w.Gateway, strict)
 	} else {
 		err = podnet.Check(ctx, w.Pod)
 	}
@@ -46,6 +48,17 @@ func (inv *invocation) check(args *entry.Args) error {
 		return entry.Error(ErrWiring, "read pod network", err)
 	}
 	return nil
+}
+
+// wiredStrict reports whether a branch-ENI pod was wired in strict mode:
+// its host veth's name in the result says so (`vlan…` only in strict
+// mode), whatever mode the node has switched to since; without that name,
+// the netconf's mode.
+func wiredStrict(w prevWiring, confStrict bool) bool {
+	if len(w.Pod.Interfaces) == 0 || w.Pod.Interfaces[0].HostVeth == "" {
+		return confStrict
+	}
+	return strings.HasPrefix(w.Pod.Interfaces[0].HostVeth, vethname.BranchPrefix)
 }
 
 // status reports whether the plugin can serve ADDs: ipamd must answer

@@ -10,6 +10,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/entry"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // del releases the pod's addresses and undoes its wiring
@@ -56,8 +57,11 @@ func (inv *invocation) del(args *entry.Args) error {
 	if err := inv.teardownFromReply(tctx, td, args, reply); err != nil {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
-	if reply.NetworkPolicyMode != "" {
-		refused, err := deletePodPolicies(ctx, inv.npaSocket, &ipamclient.DeleteNpRequest{
+	if reply.NetworkPolicyMode != "" && !inv.podHasNewerSandbox(args) {
+		// Its own time, as the node side's: an answer at the deadline
+		// must still reach the agent, as a retried DEL finds the pod
+		// unknown to ipamd and never tells it.
+		refused, err := deletePodPolicies(context.WithoutCancel(ctx), inv.npaSocket, &ipamclient.DeleteNpRequest{
 			K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
 		})
 		if err != nil {
@@ -91,12 +95,33 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 		return true, invalidConfig("prevResult", err.Error())
 	}
 	w.Pod.Sandbox = args.ContainerID
-	kept, err := podnet.TeardownBranch(ctx, w.Pod, vlan)
+	// After a switch from strict to standard mode, a newer sandbox of the
+	// pod has its host veth under the netconf prefix, not the prevResult's
+	// `vlan…` name.
+	kept, err := podnet.TeardownBranch(ctx, w.Pod, vlan,
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
 	inv.logKept(kept)
 	if err != nil {
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
 	return true, nil
+}
+
+// podHasNewerSandbox reports whether the pod's host veth, under either
+// mode's name, is marked as another sandbox's: this DEL came late, and
+// the network policies the agent keeps by pod name are that sandbox's.
+func (inv *invocation) podHasNewerSandbox(args *entry.Args) bool {
+	other, err := podnet.OtherSandboxVeth(args.ContainerID,
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.HostVethName(vethname.BranchPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
+	if err != nil {
+		inv.log.Warn("could not tell whether the pod has a newer sandbox; its network policies are deleted", "error", err)
+		return false
+	}
+	if other != "" {
+		inv.log.Info("late DEL: left the pod's network policies to its sandbox " + other)
+	}
+	return other != ""
 }
 
 // logKept says what a late DEL left to another sandbox of the pod.

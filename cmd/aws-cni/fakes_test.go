@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -43,6 +44,10 @@ type fakeIpamd struct {
 	// answer only once the test closes it: after the plugin's deadline
 	// (a checkpoint sync slower than the DEL's time).
 	delLate chan struct{}
+	// delLeft, when set, makes DelNetwork answer only once that much of
+	// the caller's deadline is left (a slow ipamd), then close delDone.
+	delLeft time.Duration
+	delDone chan struct{}
 }
 
 // branchReply is what ipamd answers for a pod with a branch ENI.
@@ -141,7 +146,7 @@ func (f *fakeIpamd) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) 
 	}, nil
 }
 
-func (f *fakeIpamd) DelNetwork(_ context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, error) {
+func (f *fakeIpamd) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dels = append(f.dels, req)
@@ -154,6 +159,15 @@ func (f *fakeIpamd) DelNetwork(_ context.Context, req *rpc.DelNetworkRequest) (*
 		f.mu.Unlock()
 		<-late
 		f.mu.Lock()
+	}
+	if dl, ok := ctx.Deadline(); ok && f.delLeft > 0 {
+		f.mu.Unlock()
+		select {
+		case <-time.After(time.Until(dl) - f.delLeft):
+		case <-ctx.Done():
+		}
+		f.mu.Lock()
+		defer close(f.delDone)
 	}
 	if b := f.branch; b != nil {
 		return &rpc.DelNetworkReply{Success: true, IpAllocationMetadata: metas(allocs), PodVlanId: b.vlan}, nil
@@ -198,6 +212,7 @@ func (f *fakeIpamd) releases(containerID string) []string {
 type fakeNPA struct {
 	rpc.UnimplementedNPBackendServer
 	socket string
+	srv    *grpc.Server
 
 	mu       sync.Mutex
 	enforced []*rpc.EnforceNpRequest
@@ -206,21 +221,48 @@ type fakeNPA struct {
 
 func startFakeNPA(t *testing.T) *fakeNPA {
 	t.Helper()
+	f := newFakeNPA(t)
+	f.start(t)
+	return f
+}
+
+// newFakeNPA is an agent not serving yet (restarting): start serves.
+func newFakeNPA(t *testing.T) *fakeNPA {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "npa")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	f := &fakeNPA{socket: filepath.Join(dir, "npa.sock")}
-	ln, err := net.Listen("unix", f.socket)
-	if err != nil {
+	return &fakeNPA{socket: filepath.Join(dir, "npa.sock")}
+}
+
+func (f *fakeNPA) start(t *testing.T) {
+	t.Helper()
+	if err := f.serve(); err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	rpc.RegisterNPBackendServer(srv, f)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-	return f
+	t.Cleanup(f.stop)
+}
+
+// serve starts serving on f.socket; the caller stops it.
+func (f *fakeNPA) serve() error {
+	ln, err := net.Listen("unix", f.socket)
+	if err != nil {
+		return err
+	}
+	f.srv = grpc.NewServer()
+	rpc.RegisterNPBackendServer(f.srv, f)
+	go func() { _ = f.srv.Serve(ln) }()
+	return nil
+}
+
+// stop makes the agent unreachable: the socket disappears.
+func (f *fakeNPA) stop() {
+	if f.srv != nil {
+		f.srv.Stop()
+	}
+	_ = os.Remove(f.socket)
 }
 
 func (f *fakeNPA) EnforceNpToPod(_ context.Context, req *rpc.EnforceNpRequest) (*rpc.EnforceNpReply, error) {
@@ -235,6 +277,25 @@ func (f *fakeNPA) DeletePodNp(_ context.Context, req *rpc.DeleteNpRequest) (*rpc
 	defer f.mu.Unlock()
 	f.deleted = append(f.deleted, req)
 	return &rpc.DeleteNpReply{Success: true}, nil
+}
+
+// enforcing reports whether the agent enforces policies on pod
+// namespace/name: it was asked to, and not told since that the pod is gone.
+func (f *fakeNPA) enforcing(namespace, name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	on := false
+	for _, r := range f.enforced {
+		if r.GetK8SPodNamespace() == namespace && r.GetK8SPodName() == name {
+			on = true
+		}
+	}
+	for _, r := range f.deleted {
+		if r.GetK8SPodNamespace() == namespace && r.GetK8SPodName() == name {
+			on = false
+		}
+	}
+	return on
 }
 
 // addsFor returns the pod names of the ADDs ipamd saw for the container.

@@ -241,3 +241,189 @@ func TestPrivilegedDelOfUnmarkedVeth(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedBranchModeSwitch: the node switches the security-group
+// enforcing mode between sandbox A of a branch-ENI pod and sandbox B, and
+// A's DEL has not come when B is added (A's namespace is gone). B, wired
+// in the new mode, must be reachable from the VPC despite what A left (and
+// A's CHECK before it went, under the new mode's netconf, passes). B's
+// host veth has the other mode's name (strict `vlan…`, standard
+// `<prefix>…`): A's late DEL, driven by A's prevResult naming A's veth,
+// must still find B's, marked B, and leave B's VLAN link, table, routes
+// and rules alone.
+func TestPrivilegedBranchModeSwitch(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct{ from, to string }{{"strict", "standard"}, {"standard", "strict"}} {
+		t.Run(c.from+" to "+c.to, func(t *testing.T) {
+			const addr = "10.2.0.58"
+			n := newNode(t, "192.168.0.10")
+			trunk := addTrunk(t, n)
+			mac, _ := net.ParseMAC("02:42:0a:02:00:3a")
+			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 9, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
+			if err := s.Plug(); err != nil {
+				t.Fatal(err)
+			}
+			ipamd := startFakeIpamd(t)
+			ipamd.branch = &branchReply{ip: addr, vlan: 9, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			name := map[string]string{
+				"strict":   vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0),
+				"standard": vethname.HostVethName("eni", "default", "sg", 0),
+			}
+			mode := func(m string) map[string]any { return map[string]any{"podSGEnforcingMode": m} }
+
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "sg", podNS: "default", conf: netconf("1.0.0", nil, mode(c.from)), ipamd: ipamd.socket}
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
+			// The node has switched; A, still running, is wired as before.
+			checkA := addA
+			checkA.command, checkA.conf = "CHECK", netconf("1.0.0", outA.stdout, mode(c.to))
+			n.run(t, checkA).mustSucceed(t, "CHECK A after the switch")
+			n.sandboxGone(t, nsA, name[c.from])
+			addB := addA
+			addB.containerID, addB.netns, addB.conf = "sandbox-b", nsB.Path(), netconf("1.0.0", nil, mode(c.to))
+			n.run(t, addB).mustSucceed(t, "ADD B")
+			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("VPC to pod B after ADD B: %v", err)
+			}
+			before := snapshot(t, n.ns.Path())
+
+			delA := addA
+			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, mode(c.to))
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("VPC to pod B after the late DEL of A: %v", err)
+			}
+		})
+	}
+}
+
+// TestPrivilegedLateDelKeepsPolicies: with network policies on, sandbox A
+// of a pod is replaced by sandbox B, whose ADD has the agent enforce the
+// pod's policies. A late DEL of A that ipamd still answers for (it held
+// A's address) must not have the agent drop the pod's policies: they are
+// B's. B's own DEL still has them dropped.
+func TestPrivilegedLateDelKeepsPolicies(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	ipamd := startFakeIpamd(t, allocation{ip: "10.1.0.21", deviceNumber: 1, routeTable: 2}, allocation{ip: "10.1.0.22", deviceNumber: 1, routeTable: 2})
+	ipamd.npMode = "strict"
+	npa := startFakeNPA(t)
+	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+	veth := vethname.HostVethName("eni", "default", "guarded", 0)
+
+	addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "guarded", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+	outA := n.run(t, addA)
+	outA.mustSucceed(t, "ADD A")
+	n.sandboxGone(t, nsA, veth)
+	addB := addA
+	addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+	outB := n.run(t, addB)
+	outB.mustSucceed(t, "ADD B")
+	if !npa.enforcing("default", "guarded") {
+		t.Fatal("the agent does not enforce the pod's policies after ADD B")
+	}
+
+	delA := addA
+	delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
+	n.run(t, delA).mustSucceed(t, "late DEL A")
+	if ipamd.holds("sandbox-a") {
+		t.Error("ipamd still holds A's address")
+	}
+	if !npa.enforcing("default", "guarded") {
+		t.Error("the late DEL of A had the agent drop the policies of the pod's running sandbox B")
+	}
+
+	delB := addB
+	delB.command, delB.conf = "DEL", netconf("1.0.0", outB.stdout, nil)
+	n.run(t, delB).mustSucceed(t, "DEL B")
+	if npa.enforcing("default", "guarded") {
+		t.Error("the agent still enforces the pod's policies after DEL B")
+	}
+}
+
+// TestPrivilegedLateDelOfReplacedSandboxIPv6: the late DEL of a replaced
+// sandbox, for an IPv6 pod of a secondary ENI: B keeps its /128 route and
+// rules and its traffic, whether ipamd answers A's address or is down.
+func TestPrivilegedLateDelOfReplacedSandboxIPv6(t *testing.T) {
+	testutil.Privileged(t)
+	for _, ipamdDown := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipamd answers", true: "ipamd down"}[ipamdDown], func(t *testing.T) {
+			const addr = "2001:db8:1::c"
+			n := newNode(t, "2001:db8:ff::10")
+			same := allocation{ip: addr, deviceNumber: 1, routeTable: 2}
+			ipamd := startFakeIpamd(t, same, same)
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			veth := vethname.HostVethName("eni", "default", "web6", 0)
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "web6", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
+			n.sandboxGone(t, nsA, veth)
+			addB := addA
+			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+			n.run(t, addB).mustSucceed(t, "ADD B")
+			before := snapshot(t, n.ns.Path())
+			if !slices.Contains(before, "route main "+addr+"/128 dev "+veth+" scope link") && !slices.Contains(before, "route main "+addr+"/128 dev "+veth) {
+				t.Fatalf("pod B lacks its route: %q", before)
+			}
+			if ipamdDown {
+				ipamd.stop()
+			}
+			delA := addA
+			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
+				t.Errorf("pod B after the late DEL of A: %v", err)
+			}
+		})
+	}
+}
+
+// TestPrivilegedLateDelOfReplacedMultiNICSandbox: the late DEL of a
+// replaced sandbox of a multi-NIC pod, whose new sandbox got the same two
+// addresses: both host veths (interfaces 0 and 1) are marked with B and
+// the late DEL of A leaves both routes and all rules, ipamd answering or
+// down.
+func TestPrivilegedLateDelOfReplacedMultiNICSandbox(t *testing.T) {
+	testutil.Privileged(t)
+	for _, ipamdDown := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ipamd answers", true: "ipamd down"}[ipamdDown], func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			a0, a1 := allocation{ip: "10.0.0.41", routeTable: 254}, allocation{ip: "10.9.0.41", routeTable: 10100}
+			ipamd := startFakeIpamd(t, a0, a1, a0, a1)
+			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+			annotations := map[string]any{"runtimeConfig": map[string]any{
+				"io.kubernetes.cri.pod-annotations": map[string]string{"k8s.amazonaws.com/nicConfig": "multi-nic-attachment"},
+			}}
+			h0, h1 := vethname.HostVethName("eni", "default", "mm", 0), vethname.HostVethName("eni", "default", "mm", 1)
+			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "mm", podNS: "default", conf: netconf("1.1.0", nil, annotations), ipamd: ipamd.socket}
+			outA := n.run(t, addA)
+			outA.mustSucceed(t, "ADD A")
+			n.sandboxGone(t, nsA, h0, h1)
+			addB := addA
+			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+			n.run(t, addB).mustSucceed(t, "ADD B")
+			for _, h := range []string{h0, h1} {
+				if got := linkAlias(t, n, h); got != "aws-cni:sandbox-b" {
+					t.Errorf("host veth %s alias %q after ADD B, want aws-cni:sandbox-b", h, got)
+				}
+			}
+			before := snapshot(t, n.ns.Path())
+			if ipamdDown {
+				ipamd.stop()
+			}
+			delA := addA
+			delA.command, delA.conf = "DEL", netconf("1.1.0", outA.stdout, nil)
+			n.run(t, delA).mustSucceed(t, "late DEL A")
+			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
+			}
+		})
+	}
+}

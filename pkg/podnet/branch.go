@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
@@ -109,6 +110,13 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		return err
 	}
 	if !b.Strict {
+		// A sandbox of the pod wired in strict mode before the node
+		// switched, whose DEL has not come, left iif rules that send what
+		// the branch ENI delivers to the pod into the branch's table, which
+		// in standard mode has no route to the pod.
+		if err := deleteRules(host, iifRule("", table, fam)); err != nil {
+			return err
+		}
 		return addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex, table)
 	}
 	// Strict: everything entering from the branch ENI or from the pod is
@@ -157,8 +165,11 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 // Teardown. When the pod's host veth is marked as another sandbox's (see
 // Pod.Sandbox) and routes the address, in main or in the branch's table,
 // that sandbox of the pod is wired to the branch now: nothing is removed,
-// and kept says why, for the log.
-func TeardownBranch(ctx context.Context, pod Pod, vlanID int) (kept string, err error) {
+// and kept says why, for the log. alsoVeths are more names the pod's host
+// veth may have: a node that switched from strict to standard mode gives
+// the pod's new sandbox the netconf prefix's name, which a prevResult
+// naming the old `vlan…` veth does not tell.
+func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...string) (kept string, err error) {
 	if len(pod.Interfaces) != 1 || pod.Interfaces[0].Address == nil {
 		return "", fmt.Errorf("branch-ENI pod needs exactly one interface with an address, got %d", len(pod.Interfaces))
 	}
@@ -170,7 +181,7 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int) (kept string, err 
 	fam := family(ifc.Address)
 	host := openHost()
 	defer host.Close()
-	kept, err = branchOfOtherSandbox(host, ifc, pod.Sandbox, table)
+	kept, err = branchOfOtherSandbox(host, ifc, pod.Sandbox, table, alsoVeths)
 	if kept != "" || err != nil {
 		return kept, err
 	}
@@ -187,17 +198,21 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int) (kept string, err 
 // mode) or in the branch's table (strict mode), why the branch's wiring is
 // that sandbox's; "" otherwise. The veth is looked for under ifc.HostVeth
 // and under the strict mode's name: a DEL driven by ipamd's answer names
-// the pod's veth with the netconf's prefix whatever the mode.
-func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, table int) (string, error) {
+// the pod's veth with the netconf's prefix whatever the mode. also are more
+// names to look under.
+func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, table int, also []string) (string, error) {
 	if !isPodVethName(ifc.HostVeth) {
 		return "", nil
 	}
-	names := []string{ifc.HostVeth}
+	names := append([]string{ifc.HostVeth}, also...)
 	if strict := vethname.BranchPrefix + ifc.HostVeth[len(ifc.HostVeth)-vethname.SuffixLen:]; strict != ifc.HostVeth {
 		names = append(names, strict)
 	}
 	pod := hostPrefix(ifc.Address.IP)
-	for _, name := range names {
+	for i, name := range names {
+		if slices.Contains(names[:i], name) || !isPodVethName(name) {
+			continue
+		}
 		veth, err := lookupHostVeth(h, name, sandbox)
 		if err != nil {
 			return "", err

@@ -54,3 +54,19 @@ func otherSandbox(alias, containerID string) string {
 	}
 	return alias
 }
+
+// OtherSandboxVeth returns the mark of the first of the node's host veths
+// names that is marked as another sandbox's than sandbox's, "" when none
+// is: the pod then has a newer sandbox, to which what is kept by the pod's
+// name (its network policies) belongs.
+func OtherSandboxVeth(sandbox string, names ...string) (string, error) {
+	h := openHost()
+	defer h.Close()
+	for _, name := range names {
+		veth, err := lookupHostVeth(h, name, sandbox)
+		if err != nil || veth.other != "" {
+			return veth.other, err
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+)
+
+// TestPrivilegedDelTellsSlowAgent: ipamd answers a DEL with network
+// policies on when only 0.3 s of the DEL's time is left, and the network
+// policy agent (restarting) serves again 0.5 s later, before the plugin's
+// first redial (0.8 s or more) and well within the agent call's own 2 s. The agent must be told the pod is gone, by that DEL or
+// by the runtime's retries: once ipamd has answered, a retried DEL finds
+// the pod unknown and never tells the agent.
+func TestPrivilegedDelTellsSlowAgent(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.31", routeTable: 254})
+	ipamd.npMode = "strict"
+	npa := startFakeNPA(t)
+	podNS := testutil.NewNS(t)
+	add := call{command: "ADD", containerID: "ctr-slow", netns: podNS.Path(), ifName: "eth0", podName: "slow", podNS: "prod", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+	out := n.run(t, add)
+	out.mustSucceed(t, "ADD")
+	if !npa.enforcing("prod", "slow") {
+		t.Fatal("the agent does not enforce the pod's policies after ADD")
+	}
+
+	// The agent restarts: the same socket path, served again later.
+	later := newFakeNPA(t)
+	later.socket = npa.socket
+	npa.stop()
+	ipamd.mu.Lock()
+	ipamd.delLeft, ipamd.delDone = 300*time.Millisecond, make(chan struct{})
+	ipamd.mu.Unlock()
+	served := make(chan struct{})
+	t.Cleanup(func() { <-served })
+	go func() {
+		defer close(served)
+		<-ipamd.delDone
+		time.Sleep(500 * time.Millisecond) // the agent's downtime after ipamd's answer
+		if err := later.serve(); err != nil {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(later.stop)
+	del := add
+	del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+	for try := 0; ; try++ {
+		if n.run(t, del).err == nil {
+			break
+		}
+		if try == 3 {
+			t.Fatal("DEL keeps failing")
+		}
+	}
+	later.mu.Lock()
+	defer later.mu.Unlock()
+	if len(later.deleted) == 0 {
+		t.Error("the agent was never told the pod is gone (its policies stay)")
+	}
+}
