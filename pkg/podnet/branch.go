@@ -163,9 +163,8 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 // either mode, so a pod wired under one mode is cleaned up under the other.
 // pod's RouteTable is ignored; the veth pair is left to the kernel as in
 // Teardown. When the pod's host veth is marked as another sandbox's (see
-// Pod.Sandbox) and routes the address, in main or in the branch's table,
-// that sandbox of the pod is wired to the branch now: nothing is removed,
-// and kept says why, for the log. alsoVeths are more names the pod's host
+// Pod.Sandbox), that sandbox of the pod owns the branch now, routed yet or
+// not: nothing is removed, and kept says why, for the log. alsoVeths are more names the pod's host
 // veth may have: a node that switched from strict to standard mode gives
 // the pod's new sandbox the netconf prefix's name, which a prevResult
 // naming the old `vlan…` veth does not tell.
@@ -181,7 +180,7 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	fam := family(ifc.Address)
 	host := openHost()
 	defer host.Close()
-	kept, err = branchOfOtherSandbox(host, ifc, pod.Sandbox, table, alsoVeths)
+	kept, err = branchOfOtherSandbox(host, ifc, pod.Sandbox, alsoVeths)
 	if kept != "" || err != nil {
 		return kept, err
 	}
@@ -194,13 +193,15 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 }
 
 // branchOfOtherSandbox says, when the pod's host veth is marked as another
-// sandbox's than sandbox's and routes ifc's address in main (standard
-// mode) or in the branch's table (strict mode), why the branch's wiring is
-// that sandbox's; "" otherwise. The veth is looked for under ifc.HostVeth
-// and under the strict mode's name: a DEL driven by ipamd's answer names
-// the pod's veth with the netconf's prefix whatever the mode. also are more
-// names to look under.
-func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, table int, also []string) (string, error) {
+// sandbox's than sandbox's, why the branch's wiring is that sandbox's; ""
+// otherwise. Whether the veth routes the address yet does not matter: a
+// new sandbox gets the same branch ENI (same VLAN link, table and address),
+// and its ADD marks the veth before it builds the VLAN link, table and
+// rules, which a late DEL of the old sandbox must not take from under it.
+// The veth is looked for under ifc.HostVeth and under the strict mode's
+// name: a DEL driven by ipamd's answer names the pod's veth with the
+// netconf's prefix whatever the mode. also are more names to look under.
+func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also []string) (string, error) {
 	if !isPodVethName(ifc.HostVeth) {
 		return "", nil
 	}
@@ -208,7 +209,6 @@ func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, tabl
 	if strict := vethname.BranchPrefix + ifc.HostVeth[len(ifc.HostVeth)-vethname.SuffixLen:]; strict != ifc.HostVeth {
 		names = append(names, strict)
 	}
-	pod := hostPrefix(ifc.Address.IP)
 	for i, name := range names {
 		if slices.Contains(names[:i], name) || !isPodVethName(name) {
 			continue
@@ -217,18 +217,9 @@ func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, tabl
 		if err != nil {
 			return "", err
 		}
-		if veth.other == "" {
-			continue
-		}
-		for _, t := range []int{hostcontract.MainTable, table} {
-			routed, err := routedVia(h, pod, veth.index, t)
-			if err != nil {
-				return "", err
-			}
-			if routed {
-				return fmt.Sprintf("%s is routed to %s (table %s), which is marked %q: the branch's VLAN link, table, route and rules are that sandbox's",
-					ifc.Address.IP, name, tableName(t), veth.other), nil
-			}
+		if veth.other != "" {
+			return fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
+				name, ifc.Address.IP, veth.other), nil
 		}
 	}
 	return "", nil
