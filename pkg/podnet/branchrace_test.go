@@ -96,3 +96,54 @@ func TestPrivilegedBranchLateDELDuringADD(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedLateDELDuringRegularADD: the same window for a regular
+// pod whose new sandbox B got the old sandbox A's address on another ENI's
+// table. A's late DEL, between B's pair and B's route, finds the veth
+// marked B and unrouted: it removes A's rules of the address (B has none
+// yet) and leaves B's veth, and B's ADD then adds its own, which survive.
+func TestPrivilegedLateDELDuringRegularADD(t *testing.T) {
+	finishes := map[string]func(*HostTeardown, context.Context, Pod) ([]string, error){
+		"ipamd answered": (*HostTeardown).Finish,
+		"ipamd down":     (*HostTeardown).FinishUnconfirmed,
+	}
+	for name, finish := range finishes {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			n := newNode(t, "192.168.0.10")
+			a := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 1500, Sandbox: "sandbox-a",
+				Interfaces: []Interface{iface("default", "p", "10.1.0.6", 0, 3)}}
+			n.do(t, func() error { return Setup(ctx, a) })
+			veth := a.Interfaces[0].HostVeth
+			n.do(t, func() error {
+				l, err := netlink.LinkByName(veth)
+				if err != nil {
+					return err
+				}
+				return netlink.LinkDel(l)
+			})
+
+			b := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 1500, Sandbox: "sandbox-b",
+				Interfaces: []Interface{iface("default", "p", "10.1.0.6", 0, 4)}}
+			ifc := b.Interfaces[0]
+			n.do(t, func() error {
+				host := openHost()
+				defer host.Close()
+				idx, err := setupVeth(ctx, host, b, ifc, nil)
+				if err != nil {
+					return err
+				}
+				if _, err := finish(StartTeardown(ctx, a), ctx, a); err != nil {
+					t.Errorf("A's late DEL: %v", err)
+				}
+				return addHostRoutes(host, ifc.Address, ifc.HostVeth, idx, HostTable(ifc.RouteTable))
+			})
+			wantState(t, "node after B's ADD", n.ns, []string{
+				"link " + veth + " veth up mtu 1500",
+				"route main 10.1.0.6/32 dev " + veth + " scope link",
+				"rule 512 to 10.1.0.6/32 lookup main",
+				"rule 1536 from 10.1.0.6/32 lookup 4",
+			})
+		})
+	}
+}
