@@ -58,6 +58,10 @@ type handout struct {
 	// no sweep, such an address is never released by a DEL).
 	claim func([]datastore.Key)
 	log   *slog.Logger
+	// missed (tests only; nil in ipamd) runs after an assign found no
+	// address, before the hard limit is read: the window in which the
+	// pool's last growth or a DEL can land.
+	missed func()
 }
 
 // waiting is the number of AddNetwork calls waiting for an address (the
@@ -105,7 +109,7 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		h.m.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
 	deadline := d.at
-	fire, toldCooldown := true, false
+	fire, toldCooldown, rechecked := true, false, false
 	for {
 		changed, limited := h.changed.wait(), h.limited.wait()
 		demand(false)
@@ -125,6 +129,9 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		}
 		waited = true
 		demand(true)
+		if h.missed != nil {
+			h.missed()
+		}
 		limit, usable := h.nothingComing(deadline)
 		if !usable.IsZero() && !toldCooldown {
 			// At the hard limit only a cooldown can serve this ADD: say so,
@@ -132,6 +139,17 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 			toldCooldown = true
 			h.log.Info("ADD waits for a cooling address: node at its hard limit", "key", k.String(),
 				"usable_at", usable, "wait", time.Until(usable).Round(time.Millisecond))
+		}
+		if limit != "" && !rechecked {
+			// The limit may be newer than the miss above: the pool's last
+			// growth (its last ENI wired, after which the cycle finds every
+			// slot taken) or a DEL can land in between, and the limit then
+			// counts addresses this ADD never tried. They are in the store
+			// before the limit is recorded, so one more try after reading
+			// it tells a full node from a late miss
+			// (TestLastENIWiredAfterMissServesADD).
+			rechecked = true
+			continue
 		}
 		if limit != "" {
 			// No refill can come and no cooldown ends in time: fail now
@@ -148,7 +166,7 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		if fire || usable.IsZero() {
 			h.pool.Fire()
 		}
-		fire = true
+		fire, rechecked = true, false
 		switch h.waitForAddress(d.context(), changed, limited) {
 		case waitLimit:
 			fire = false // the pool just ran and found no room

@@ -1,0 +1,79 @@
+package ipamd
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// TestLimitFoundAfterMissServesFreedAddress: on a node at its hard limit
+// (every address held by a pod, IP_COOLDOWN_PERIOD=0), an ADD finds no
+// address; before it reads the limit, a pod is deleted and its address is
+// free at once. The ADD gets that address: the limit it reads counts an
+// address it has not tried. The same window opens in a burst when the
+// last ENI is wired between an ADD's miss and the pool cycle that then
+// finds every slot taken (TestEC2FailuresMidBurstLeakNothing/subnet_full).
+func TestLimitFoundAfterMissServesFreedAddress(t *testing.T) {
+	h := fullNode(t, 0, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.srv.AddNetwork(ctx, addReq("probe")); err == nil {
+		t.Fatal("an ADD on the full node got an address")
+	}
+	var once sync.Once
+	freed := make(chan *rpc.DelNetworkReply, 1)
+	h.n.handout.missed = func() {
+		once.Do(func() {
+			r, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "full-0", IfName: "eth0"})
+			if err != nil {
+				t.Errorf("DEL: %v", err)
+			}
+			freed <- r
+		})
+	}
+	r, err := h.srv.AddNetwork(ctx, addReq("late"))
+	if err != nil {
+		t.Fatalf("ADD with an address freed before it read the limit: %v", err)
+	}
+	d := <-freed
+	if got, want := r.IpAllocationMetadata[0].Ipv4Addr, d.IpAllocationMetadata[0].Ipv4Addr; got != want {
+		t.Errorf("got %s, want the freed %s", got, want)
+	}
+	h.checkConsistent()
+}
+
+// TestLastENIWiredAfterMissServesADD: the burst form of the same window.
+// On an m5.large with MAX_ENI=2 whose primary is full, an ADD finds no
+// address and waits; the pool attaches the second (last) ENI and, with
+// every slot then taken, records the hard limit, all before the ADD reads
+// it. The ADD gets one of the new ENI's addresses, not "node at its hard
+// limit" with 9 addresses free.
+func TestLastENIWiredAfterMissServesADD(t *testing.T) {
+	times := fastTimes
+	times.Pool = time.Hour // only demand runs the pool
+	h := newHarness(t, harnessOpts{instanceType: "m5.large", times: &times,
+		cfg: func(c *config.Config) { c.MaxENI, c.IPCooldown = 2, 0 }})
+	h.settle()
+	h.addPods("primary-", 9)
+	runPoolManager(t, h)
+	card, _ := h.n.cards.first()
+	var once sync.Once
+	h.n.handout.missed = func() {
+		once.Do(func() {
+			waitFor(t, 10*time.Second, "the last ENI wired and the limit recorded", func() bool {
+				return h.simCounts().ENIs == 2 && card.fullText() != ""
+			})
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := h.srv.AddNetwork(ctx, addReq("late")); err != nil {
+		t.Fatalf("ADD served by the last ENI: %v", err)
+	}
+	awaitWired(t, h)
+	h.checkConsistent()
+}
