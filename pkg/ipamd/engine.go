@@ -266,6 +266,12 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 		}
 		c.env.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
 			"cidrs", len(a.CIDRs), "reason", a.Reason)
+		// The limit an earlier plan found holds only until the pool
+		// changes: an ENI freed or addresses released (demand gone for a
+		// moment in a burst) leave room, and ADDs that miss meanwhile
+		// must wait for the growth, not fail on the old limit. The next
+		// plan that finds nothing to do records it again.
+		c.setFull("", false)
 		done := c.env.observe.inProgress(actionFn(a.Kind))
 		err := c.execute(ctx, a, func() pool.Params { return c.params(schedulable, released, freed) })
 		done()

@@ -2,11 +2,15 @@ package ipamd
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -75,5 +79,71 @@ func TestLastENIWiredAfterMissServesADD(t *testing.T) {
 		t.Fatalf("ADD served by the last ENI: %v", err)
 	}
 	awaitWired(t, h)
+	h.checkConsistent()
+}
+
+// TestLimitClearedWhenENIFreed: on an m5.large with MAX_ENI=2 and
+// WARM_IP_TARGET=1 whose 18 addresses all hold pods, the pool records the
+// hard limit. The pods on the second ENI and one on the primary go; the
+// pool frees the empty ENI (EC2 slow to detach it). An ADD then takes the
+// primary's free address, and the next ADD, which misses, waits for the
+// pool to grow again and gets an address: the recorded limit died with
+// the freed ENI's slot.
+func TestLimitClearedWhenENIFreed(t *testing.T) {
+	times := fastTimes
+	times.Pool = time.Hour // only demand runs the pool
+	h := newHarness(t, harnessOpts{instanceType: "m5.large", times: &times,
+		cfg: func(c *config.Config) { c.MaxENI, c.IPCooldown, c.WarmIPTarget, c.WarmENITarget = 2, 0, 1, 0 }})
+	h.settle()
+	runPoolManager(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pods := map[netip.Addr]string{}
+	for i := range 18 {
+		id := fmt.Sprint("full-", i)
+		r, err := h.srv.AddNetwork(ctx, addReq(id))
+		if err != nil {
+			t.Fatalf("pod %d of 18: %v", i, err)
+		}
+		pods[netip.MustParseAddr(r.IpAllocationMetadata[0].Ipv4Addr)] = id
+	}
+	card, _ := h.n.cards.first()
+	waitFor(t, 5*time.Second, "the hard limit recorded", func() bool { return card.fullText() != "" })
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for _, e := range inst.ENIs {
+		if e.Attachment == nil {
+			continue
+		}
+		for i, a := range e.SecondaryIPs {
+			if e.Attachment.DeviceIndex != 0 || i == 0 {
+				gone = append(gone, pods[a])
+			}
+		}
+	}
+	if len(gone) != 10 {
+		t.Fatalf("want 9 pods on the second ENI and one on the primary, got %d: %+v", len(gone), inst.ENIs)
+	}
+	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
+		"DetachNetworkInterface": vpcsim.Duration(time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range gone {
+		if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: id, IfName: "eth0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.n.pool.Fire()
+	waitFor(t, 5*time.Second, "the empty ENI out of the store, EC2 still detaching it", func() bool {
+		return len(card.store.ENIs()) == 1 && h.simCounts().ENIs == 2
+	})
+	for _, id := range []string{"after-0", "after-1"} {
+		if _, err := h.srv.AddNetwork(ctx, addReq(id)); err != nil {
+			t.Fatalf("ADD %s after the ENI was freed: %v", id, err)
+		}
+	}
 	h.checkConsistent()
 }
