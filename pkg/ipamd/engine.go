@@ -208,6 +208,7 @@ func (c *poolManager) params(schedulable, released, freed bool) pool.Params {
 		CustomNetworking: c.env.cfg.CustomNetworking,
 		ReserveTrunk:     c.env.sgpp() && c.env.node.typ.Type != "" && c.index == 0,
 		Pending:          c.env.waiting(),
+		Trying:           c.env.trying(),
 		CanAllocate:      provisioning && !now.Before(insufficient),
 		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= c.env.times.ReleaseSpacing,
 		CanFreeENI:       provisioning && !freed,

@@ -42,6 +42,10 @@ func (e *noAddressError) Is(target error) bool { return target == ErrNoAddress }
 // lock themselves); pending is the only state it owns besides the signals.
 type handout struct {
 	pending atomic.Int64
+	// trying counts the calls between their wake-up and the end of their
+	// try for an address: counted neither as waiting nor, yet, in the
+	// datastore (pool.Params.Trying).
+	trying  atomic.Int64
 	changed *signal
 	limited *signal
 
@@ -62,11 +66,17 @@ type handout struct {
 	// address, before the hard limit is read: the window in which the
 	// pool's last growth or a DEL can land.
 	missed func()
+	// taking (tests only; nil in ipamd) runs when a call is about to try
+	// for an address: no longer counted as waiting, not yet in the store.
+	taking func()
 }
 
 // waiting is the number of AddNetwork calls waiting for an address (the
 // planner's demand; vpccni_add_network_waiting shows it).
 func (h *handout) waiting() int { return int(h.pending.Load()) }
+
+// tryingNow is the number of AddNetwork calls trying for an address now.
+func (h *handout) tryingNow() int { return int(h.trying.Load()) }
 
 // wake retries every waiting AddNetwork.
 func (h *handout) wake() { h.changed.broadcast() }
@@ -112,8 +122,15 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 	fire, toldCooldown, rechecked := true, false, false
 	for {
 		changed, limited := h.changed.wait(), h.limited.wait()
+		h.trying.Add(1) // before demand drops: the call is always in one count or the other
 		demand(false)
+		if h.taking != nil {
+			h.taking()
+		}
 		asgs, err := h.assign(k, meta, multi)
+		if err == nil || !errors.Is(err, datastore.ErrNoAvailableAddress) {
+			h.trying.Add(-1) // taken (in the store's counts now), or failed
+		}
 		if err == nil {
 			if waited {
 				h.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
@@ -129,6 +146,7 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		}
 		waited = true
 		demand(true)
+		h.trying.Add(-1) // a miss counts as waiting again first
 		if h.missed != nil {
 			h.missed()
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,5 +146,45 @@ func TestLimitClearedWhenENIFreed(t *testing.T) {
 			t.Fatalf("ADD %s after the ENI was freed: %v", id, err)
 		}
 	}
+	h.checkConsistent()
+}
+
+// TestWokenADDsKeepNewENIs: 10 ADDs wait on an m5.large whose primary is
+// full; the pool attaches both missing ENIs for them and wakes them. Held
+// between their wake-up and their try for an address, they count neither
+// as waiting nor in the datastore, and the pool plans again meanwhile: it
+// keeps both new ENIs (no detach, no second create) and all 10 ADDs get
+// an address.
+func TestWokenADDsKeepNewENIs(t *testing.T) {
+	times := fastTimes
+	times.Pool = time.Hour // the test runs the pool
+	h := newHarness(t, harnessOpts{instanceType: "m5.large", times: &times, cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	h.settle()
+	h.addPods("primary-", 9)
+	var armed atomic.Bool
+	cycled := make(chan struct{})
+	h.n.handout.taking = func() {
+		if armed.Load() {
+			<-cycled // the cycle that attaches the ENIs, and plans once more after
+		}
+	}
+	before := h.calls()
+	errs := make(chan []error, 1)
+	go func() { errs <- burst(h, "b-", 10, 5*time.Second) }()
+	waitFor(t, 10*time.Second, "10 waiting ADDs", func() bool { return h.waitingADDs() >= 10 })
+	armed.Store(true)
+	go func() { defer close(cycled); h.n.PoolCycle(context.Background()) }()
+	for i, err := range <-errs {
+		if err != nil {
+			t.Errorf("ADD %d: %v", i, err)
+		}
+	}
+	if got := h.simCounts(); got != (simCounts{3, 27, 0}) {
+		t.Errorf("EC2 holds %+v, want the 3 ENIs full", got)
+	}
+	if d := callDelta(before, h.calls()); d["CreateNetworkInterface"] != 2 || d["DetachNetworkInterface"] != 0 {
+		t.Errorf("EC2 calls for the burst: %v, want 2 creates and no detach", d)
+	}
+	awaitWired(t, h)
 	h.checkConsistent()
 }
