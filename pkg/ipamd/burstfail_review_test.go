@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,18 @@ func TestEC2FailuresMidBurstLeakNothing(t *testing.T) {
 			times.Pool = 50 * time.Millisecond
 			times.FailureBackoff = 200 * time.Millisecond
 			times.AddWait = 15 * time.Second
-			h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times, cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+			// A failure shows ipamd's debug log: each pool action and ENI
+			// attach or free, to tell a stale limit from a real one.
+			var logs syncBuffer
+			t.Cleanup(func() {
+				if t.Failed() {
+					logs.mu.Lock()
+					t.Log("LOGS\n" + logs.b.String())
+					logs.mu.Unlock()
+				}
+			})
+			h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times, cfg: func(c *config.Config) { c.IPCooldown = 0 },
+				log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			h.settle()
 			h.addPods("primary-", 14)
 			d := vpcsim.Duration(200 * time.Millisecond)

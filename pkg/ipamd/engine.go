@@ -208,6 +208,7 @@ func (c *poolManager) params(schedulable, released, freed bool) pool.Params {
 		CustomNetworking: c.env.cfg.CustomNetworking,
 		ReserveTrunk:     c.env.sgpp() && c.env.node.typ.Type != "" && c.index == 0,
 		Pending:          c.env.waiting(),
+		Trying:           c.env.trying(),
 		CanAllocate:      provisioning && !now.Before(insufficient),
 		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= c.env.times.ReleaseSpacing,
 		CanFreeENI:       provisioning && !freed,
@@ -266,6 +267,12 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 		}
 		c.env.log.Debug("pool action", "card", c.index, "action", a.Kind.String(), "eni", a.ENI, "count", a.Count,
 			"cidrs", len(a.CIDRs), "reason", a.Reason)
+		// The limit an earlier plan found holds only until the pool
+		// changes: an ENI freed or addresses released (demand gone for a
+		// moment in a burst) leave room, and ADDs that miss meanwhile
+		// must wait for the growth, not fail on the old limit. The next
+		// plan that finds nothing to do records it again.
+		c.setFull("", false)
 		done := c.env.observe.inProgress(actionFn(a.Kind))
 		err := c.execute(ctx, a, func() pool.Params { return c.params(schedulable, released, freed) })
 		done()

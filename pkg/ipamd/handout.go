@@ -42,6 +42,10 @@ func (e *noAddressError) Is(target error) bool { return target == ErrNoAddress }
 // lock themselves); pending is the only state it owns besides the signals.
 type handout struct {
 	pending atomic.Int64
+	// trying counts the calls between their wake-up and the end of their
+	// try for an address: counted neither as waiting nor, yet, in the
+	// datastore (pool.Params.Trying).
+	trying  atomic.Int64
 	changed *signal
 	limited *signal
 
@@ -58,11 +62,21 @@ type handout struct {
 	// no sweep, such an address is never released by a DEL).
 	claim func([]datastore.Key)
 	log   *slog.Logger
+	// missed (tests only; nil in ipamd) runs after an assign found no
+	// address, before the hard limit is read: the window in which the
+	// pool's last growth or a DEL can land.
+	missed func()
+	// taking (tests only; nil in ipamd) runs when a call is about to try
+	// for an address: no longer counted as waiting, not yet in the store.
+	taking func()
 }
 
 // waiting is the number of AddNetwork calls waiting for an address (the
 // planner's demand; vpccni_add_network_waiting shows it).
 func (h *handout) waiting() int { return int(h.pending.Load()) }
+
+// tryingNow is the number of AddNetwork calls trying for an address now.
+func (h *handout) tryingNow() int { return int(h.trying.Load()) }
 
 // wake retries every waiting AddNetwork.
 func (h *handout) wake() { h.changed.broadcast() }
@@ -105,11 +119,18 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		h.m.AddNetworkWait.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
 	deadline := d.at
-	fire, toldCooldown := true, false
+	fire, toldCooldown, rechecked := true, false, false
 	for {
 		changed, limited := h.changed.wait(), h.limited.wait()
+		h.trying.Add(1) // before demand drops: the call is always in one count or the other
 		demand(false)
+		if h.taking != nil {
+			h.taking()
+		}
 		asgs, err := h.assign(k, meta, multi)
+		if err == nil || !errors.Is(err, datastore.ErrNoAvailableAddress) {
+			h.trying.Add(-1) // taken (in the store's counts now), or failed
+		}
 		if err == nil {
 			if waited {
 				h.log.Info("address handed out after waiting for the pool", "key", k.String(), "waited", time.Since(start))
@@ -125,6 +146,10 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		}
 		waited = true
 		demand(true)
+		h.trying.Add(-1) // a miss counts as waiting again first
+		if h.missed != nil {
+			h.missed()
+		}
 		limit, usable := h.nothingComing(deadline)
 		if !usable.IsZero() && !toldCooldown {
 			// At the hard limit only a cooldown can serve this ADD: say so,
@@ -132,6 +157,17 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 			toldCooldown = true
 			h.log.Info("ADD waits for a cooling address: node at its hard limit", "key", k.String(),
 				"usable_at", usable, "wait", time.Until(usable).Round(time.Millisecond))
+		}
+		if limit != "" && !rechecked {
+			// The limit may be newer than the miss above: the pool's last
+			// growth (its last ENI wired, after which the cycle finds every
+			// slot taken) or a DEL can land in between, and the limit then
+			// counts addresses this ADD never tried. They are in the store
+			// before the limit is recorded, so one more try after reading
+			// it tells a full node from a late miss
+			// (TestLastENIWiredAfterMissServesADD).
+			rechecked = true
+			continue
 		}
 		if limit != "" {
 			// No refill can come and no cooldown ends in time: fail now
@@ -148,7 +184,7 @@ func (h *handout) AssignPod(d *due, k datastore.Key, meta datastore.Metadata, mu
 		if fire || usable.IsZero() {
 			h.pool.Fire()
 		}
-		fire = true
+		fire, rechecked = true, false
 		switch h.waitForAddress(d.context(), changed, limited) {
 		case waitLimit:
 			fire = false // the pool just ran and found no room

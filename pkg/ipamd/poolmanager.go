@@ -82,6 +82,7 @@ type poolEnv struct {
 	terminating *latch
 	sgpp        func() bool // a slot is reserved for the trunk ENI (cniNodeFeatures)
 	waiting     func() int  // AddNetwork calls waiting for an address (handout)
+	trying      func() int  // AddNetwork calls trying for an address now (handout)
 	wake        func()      // retry the waiting AddNetwork calls (handout)
 	// demand returns a channel closed when the pool is next asked for
 	// addresses (a new waiting ADD); nil: never.

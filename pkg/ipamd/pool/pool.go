@@ -76,6 +76,11 @@ type Params struct {
 	// adds to the shortfall, so a pod never waits on a pool that its
 	// targets call "full" (e.g. MINIMUM_IP_TARGET=N with N pods running).
 	Pending int
+	// Trying is the number of AddNetwork calls woken to take an address
+	// and not yet counted in the pool (nor in Pending): the pool never
+	// shrinks under them, or a burst's new ENI is freed before its pods
+	// take its addresses.
+	Trying int
 	// CoolingSoon is how many cooling addresses end their cooldown before
 	// a new ENI could bring addresses: waiting ADDs they serve need no ENI.
 	CoolingSoon int
@@ -335,7 +340,7 @@ func Plan(pool Pool, p Params) Action {
 		}
 		return Action{Starved: true, Reason: starvedReason(pool, p, s)}
 	}
-	if p.Pending > 0 {
+	if p.Pending > 0 || p.Trying > 0 {
 		// Pods are waiting for addresses about to be taken: never shrink now.
 		return Action{Reason: "pods are waiting for addresses"}
 	}
