@@ -284,7 +284,8 @@ func (c *Controller) nodeSubnet(ctx context.Context, node *corev1.Node, cn *k8s.
 }
 
 // rebuild fills a trunk's state from EC2: branches claimed by a running
-// pod's annotation are that pod's; every other branch tagged with the trunk
+// pod's annotation are that pod's (their VLANs too when the branch is no
+// longer in EC2); every other branch tagged with the trunk
 // (a crash between create and annotate, a completed pod) is deleted at once.
 func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
 	found, err := c.ec2.BranchENIs(ctx, t.trunkID)
@@ -311,13 +312,21 @@ func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
 			continue
 		}
 		for _, e := range enis {
-			if _, ok := byID[e.ENIID]; !ok {
-				c.cfg.Log.Warn("annotated branch ENI not found on the trunk", "pod", p.Namespace+"/"+p.Name, "eni", e.ENIID, "trunk", t.trunkID)
-				continue
-			}
+			_, found := byID[e.ENIID]
 			if err := t.vlans.mark(e.VlanID); err != nil {
 				c.rec.event(ctx, p, "Pod", corev1.EventTypeWarning, ReasonInvalidAnnotation, "branch ENI %s: %v", e.ENIID, err)
 				continue
+			}
+			if !found {
+				// Deleted outside the controller. The pod's sandbox still
+				// uses the VLAN's link and route table on the node, so the
+				// VLAN stays the pod's until it ends (its release deletes a
+				// branch EC2 answers NotFound for: the VLAN is freed then);
+				// given to another pod, the two would collide there.
+				c.cfg.Log.Warn("annotated branch ENI not found on the trunk; keeping its VLAN for the pod", "pod", p.Namespace+"/"+p.Name, "eni", e.ENIID, "vlan", e.VlanID, "trunk", t.trunkID)
+				c.rec.event(ctx, p, "Pod", corev1.EventTypeWarning, ReasonInvalidAnnotation,
+					"branch ENI %s named by the pod's annotation is no longer in EC2: the pod has no branch network; delete the pod to get a new branch ENI", e.ENIID)
+				e.AssociationID = "" // gone with the ENI
 			}
 			delete(byID, e.ENIID)
 			t.pods[p.UID] = append(t.pods[p.UID], branch{BranchENI: e})
