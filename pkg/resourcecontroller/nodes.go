@@ -418,10 +418,14 @@ func (c *Controller) deleteGoneNodeBranches(ctx context.Context, name string) er
 // deinitNode deletes every branch of a node that is gone: its pods are gone
 // with it.
 func (c *Controller) deinitNode(ctx context.Context, name string) {
-	t := c.reg.drop(name)
-	if t == nil {
-		return
+	if t := c.reg.drop(name); t != nil {
+		c.deleteTrunkBranches(ctx, t)
 	}
+}
+
+// deleteTrunkBranches deletes every branch of a dropped trunk state.
+func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
+	name := t.node
 	var all []branch
 	for _, bs := range t.pods {
 		all = append(all, bs...)

@@ -121,6 +121,18 @@ func (r *registry) drop(node string) *trunk {
 	return t
 }
 
+// dropAt removes the node's trunk state if it is still at's.
+func (r *registry) dropAt(at trunkAt) *trunk {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.current(at)
+	if !ok {
+		return nil
+	}
+	delete(r.trunks, at.node)
+	return t
+}
+
 // holds reports whether uid already has branches on node.
 func (r *registry) holds(node string, uid types.UID) bool {
 	r.mu.Lock()
