@@ -318,14 +318,14 @@ func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
 				continue
 			}
 			if !found {
-				// Deleted outside the controller. The pod's sandbox still
+				// Deleted outside the controller (or its trunk was). The pod's sandbox still
 				// uses the VLAN's link and route table on the node, so the
 				// VLAN stays the pod's until it ends (its release deletes a
 				// branch EC2 answers NotFound for: the VLAN is freed then);
 				// given to another pod, the two would collide there.
 				c.cfg.Log.Warn("annotated branch ENI not found on the trunk; keeping its VLAN for the pod", "pod", p.Namespace+"/"+p.Name, "eni", e.ENIID, "vlan", e.VlanID, "trunk", t.trunkID)
 				c.rec.event(ctx, p, "Pod", corev1.EventTypeWarning, ReasonInvalidAnnotation,
-					"branch ENI %s named by the pod's annotation is no longer in EC2: the pod has no branch network; delete the pod to get a new branch ENI", e.ENIID)
+					"branch ENI %s named by the pod's annotation is not on the node's trunk ENI %s (deleted outside the controller?): the pod has no branch network; delete the pod to get a new branch ENI", e.ENIID, t.trunkID)
 				e.AssociationID = "" // gone with the ENI
 			}
 			delete(byID, e.ENIID)
@@ -423,7 +423,9 @@ func (c *Controller) deinitNode(ctx context.Context, name string) {
 	}
 }
 
-// deleteTrunkBranches deletes every branch of a dropped trunk state.
+// deleteTrunkBranches deletes every branch of a dropped trunk state. Nothing
+// else knows them once the state is dropped: a failed delete is retried
+// with the GC (deleteLoose).
 func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
 	name := t.node
 	var all []branch
@@ -431,9 +433,15 @@ func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
 		all = append(all, bs...)
 	}
 	all = append(all, t.cooling...)
+	for id, vlan := range t.abandoned {
+		all = append(all, branch{BranchENI: BranchENI{ENIID: id, VlanID: vlan}})
+	}
+	var failed []BranchENI
 	for _, b := range all {
 		if err := c.deleteBranch(ctx, b.BranchENI); err != nil {
-			c.cfg.Log.Warn("deleting a branch ENI of a deleted node", "node", name, "eni", b.ENIID, "err", err)
+			c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", name, "eni", b.ENIID, "err", err)
+			failed = append(failed, b.BranchENI)
 		}
 	}
+	c.reg.addLoose(failed)
 }
