@@ -65,12 +65,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func fetch(ctx context.Context, addr, path string) ([]byte, error) {
-	client := &http.Client{}
+	// No proxy: ipamd is on this node, but aws-node's env (where ipamctl
+	// runs) may carry HTTP(S)_PROXY for EC2, and Go proxies any address
+	// that is not loopback.
+	tr := &http.Transport{Proxy: nil}
+	client := &http.Client{Transport: tr}
 	url := "http://" + addr + path
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
-		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}}
+		}
 		url = "http://ipamd" + path
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,5 +99,54 @@ func TestIpamdWithoutPoolPath(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut.String(), "/v1/pool") || out.Len() != 0 {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 naming the missing /v1/pool and no pool", args, code, out.String(), errOut.String())
 		}
+	}
+}
+
+// TestFetchIgnoresProxyEnv: aws-node's env may carry HTTP(S)_PROXY for
+// EC2; ipamctl runs in that env (kubectl exec) and must still reach ipamd
+// on the node directly, not through the proxy. The proxy here is a closed
+// port, and ipamd listens on a non-loopback address (Go never proxies
+// loopback). The env is read once per process, so the fetch runs in a
+// child process.
+func TestFetchIgnoresProxyEnv(t *testing.T) {
+	if addr := os.Getenv("IPAMCTL_TEST_ADDR"); addr != "" {
+		var out, errOut bytes.Buffer
+		if code := run([]string{"-addr", addr, "-timeout", "5s", "-json", "pool"}, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		return
+	}
+	var ip net.IP
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			ip = n.IP
+			break
+		}
+	}
+	if ip == nil {
+		t.Skip("no non-loopback IPv4 address to serve on")
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"mode":"ipv4"}`))
+	}))
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := "http://" + closed.Addr().String()
+	closed.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFetchIgnoresProxyEnv$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "IPAMCTL_TEST_ADDR="+ln.Addr().String(),
+		"HTTP_PROXY="+proxy, "http_proxy="+proxy, "HTTPS_PROXY="+proxy, "https_proxy="+proxy, "NO_PROXY=", "no_proxy=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("ipamctl with a proxy in its env did not reach ipamd at %s: %v\n%s", ln.Addr(), err, out)
 	}
 }

@@ -121,15 +121,19 @@ func watchUntilServing(ctx context.Context, hc healthpb.HealthClient) (bool, err
 	}
 }
 
-// WriteFile writes dst through <dst>.tmp + fsync + rename: a reader sees
-// the old file or the complete new one (kubelet may read the conflist, or
-// exec a plugin binary, at any moment).
+// WriteFile writes dst through a new temp file beside it + fsync + rename:
+// a reader sees the old file or the complete new one (kubelet may read the
+// conflist, or exec a plugin binary, at any moment). The temp file is made
+// afresh (O_EXCL, random name), never opened by a fixed name: a symlink
+// planted at a fixed path in the host directory would have been followed,
+// truncating and overwriting its target as root. Its name ends in .tmp so
+// the runtime never loads it as a config.
 func WriteFile(dst string, mode os.FileMode, write func(io.Writer) error) (err error) {
-	tmp := dst + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
+	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -139,8 +143,7 @@ func WriteFile(dst string, mode os.FileMode, write func(io.Writer) error) (err e
 	if err := write(f); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	// OpenFile's mode is filtered by the umask and ignored for an existing
-	// tmp file; set it explicitly.
+	// CreateTemp makes the file 0600; set the mode asked for.
 	if err := f.Chmod(mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", tmp, err)
 	}

@@ -2,6 +2,7 @@ package nodeready
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -126,5 +127,35 @@ func TestHandoffEnv(t *testing.T) {
 	t.Setenv(EnvPath, "/x")
 	if _, _, err := FromEnv(); err == nil {
 		t.Error("a path without content accepted")
+	}
+}
+
+// TestWriteFileIgnoresPlantedTmpSymlink: a symlink planted where an older
+// version put its temp file (<dst>.tmp) must not be followed: its target
+// keeps its content and mode, and dst gets the new content.
+func TestWriteFileIgnoresPlantedTmpSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "10-aws.conflist")
+	if err := os.Symlink(victim, dst+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(dst, 0o644, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "precious" {
+		t.Errorf("the symlink's target was written: %q, %v", b, err)
+	}
+	if st, err := os.Stat(victim); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the symlink's target's mode changed: %v, %v", st.Mode(), err)
+	}
+	if b, err := os.ReadFile(dst); err != nil || string(b) != "new" {
+		t.Errorf("dst = %q, %v; want new", b, err)
+	}
+	if st, err := os.Lstat(dst); err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o644 {
+		t.Errorf("dst is not a regular 0644 file: %v, %v", st.Mode(), err)
 	}
 }

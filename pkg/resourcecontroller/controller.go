@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -99,6 +100,9 @@ type Controller struct {
 	// cooldown is the branch cool-down in force: Config.Cooldown until the
 	// amazon-vpc-cni ConfigMap sets one (configmap.go).
 	cooldown *cooldown
+	// kick asks the node controller to reconcile a node outside its own
+	// events: its trunk ENI was found gone (trunkgone.go).
+	kick chan event.GenericEvent
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -110,5 +114,6 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 	if ec2 == nil {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
-	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown)}, nil
+	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
+		kick: make(chan event.GenericEvent, 16)}, nil
 }

@@ -56,7 +56,26 @@ func (c *Controller) runGC(ctx context.Context) error {
 				c.cfg.Log.Warn("branch ENI garbage collection", "node", node, "err", err)
 			}
 		}
+		c.deleteLoose(ctx)
 	}
+}
+
+// deleteLoose retries, once a GC pass, the deletes of branches whose node
+// is gone: nothing else knows them. One call per such branch per pass,
+// only while EC2 refuses (a branch already gone answers NotFound: done).
+func (c *Controller) deleteLoose(ctx context.Context) {
+	var failed []BranchENI
+	for _, b := range c.reg.takeLoose() {
+		err := c.deleteBranch(ctx, b)
+		countBranchOp(branchOpDeleteOrphan, err)
+		if err != nil {
+			c.cfg.Log.Warn("deleting a branch ENI of a deleted node; retrying at the next GC pass", "eni", b.ENIID, "err", err)
+			failed = append(failed, b)
+			continue
+		}
+		c.cfg.Log.Info("deleted a branch ENI of a deleted node", "eni", b.ENIID)
+	}
+	c.reg.addLoose(failed)
 }
 
 // collect runs one GC pass over a node.

@@ -101,3 +101,49 @@ func TestKubeNodeDeletedMidAllocationLeavesNoBranch(t *testing.T) {
 		t.Errorf("the pod is annotated with a deleted branch: %s", raw)
 	}
 }
+
+// TestKubeNodeDeletedMidAllocationFailedRollbackRetried: as above, but the
+// allocation's own delete of the branch fails too. The node's delete queue
+// and GC are gone with its trunk state, and its cleanup has run: the
+// branch must still be deleted once EC2 lets it, not leaked for ever.
+func TestKubeNodeDeletedMidAllocationFailedRollbackRetried(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addNode("rc-midfail", inst1, nil)
+	h.declareSGP("rc-midfail")
+	h.waitCapacity("rc-midfail", 9)
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{
+		Latency: map[string]vpcsim.Duration{"CreateNetworkInterface": vpcsim.Duration(3 * time.Second)},
+		Errors:  []vpcsim.ErrorRule{{Action: "DeleteNetworkInterface", Code: "InternalError", Count: 3}}, // every attempt of the rollback's delete
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.createPod("p", "rc-midfail", map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEvent("p", ReasonSecurityGroupRequested, sgDB) // the branch create is under way
+	ctx := context.Background()
+	if err := h.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rc-midfail"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.admin.Delete(ctx, &k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: "rc-midfail"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the deleted node's CNINode released", func() (bool, string) {
+		cn := &k8s.CNINode{}
+		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-midfail"}, cn)
+		return apierrors.IsNotFound(err), fmt.Sprint(err, cn.Finalizers)
+	})
+	if ids := branchIDs(w.branches()); len(ids) != 0 {
+		t.Skipf("the branch %v was made before the node's cleanup ran; the race was not hit", ids)
+	}
+	waitFor(t, 30*time.Second, "the rollback's delete refused", func() (bool, string) {
+		n := w.env.Sim.Stats().Errors["DeleteNetworkInterface"]["InternalError"]
+		return n >= 3, fmt.Sprintf("%d refused deletes, branches %v", n, branchIDs(w.branches()))
+	})
+	waitFor(t, 30*time.Second, "the branch whose rollback failed deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return len(ids) == 0, fmt.Sprint(ids)
+	})
+}

@@ -284,7 +284,8 @@ func (c *Controller) nodeSubnet(ctx context.Context, node *corev1.Node, cn *k8s.
 }
 
 // rebuild fills a trunk's state from EC2: branches claimed by a running
-// pod's annotation are that pod's; every other branch tagged with the trunk
+// pod's annotation are that pod's (their VLANs too when the branch is no
+// longer in EC2); every other branch tagged with the trunk
 // (a crash between create and annotate, a completed pod) is deleted at once.
 func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
 	found, err := c.ec2.BranchENIs(ctx, t.trunkID)
@@ -311,13 +312,21 @@ func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
 			continue
 		}
 		for _, e := range enis {
-			if _, ok := byID[e.ENIID]; !ok {
-				c.cfg.Log.Warn("annotated branch ENI not found on the trunk", "pod", p.Namespace+"/"+p.Name, "eni", e.ENIID, "trunk", t.trunkID)
-				continue
-			}
+			_, found := byID[e.ENIID]
 			if err := t.vlans.mark(e.VlanID); err != nil {
 				c.rec.event(ctx, p, "Pod", corev1.EventTypeWarning, ReasonInvalidAnnotation, "branch ENI %s: %v", e.ENIID, err)
 				continue
+			}
+			if !found {
+				// Deleted outside the controller (or its trunk was). The pod's sandbox still
+				// uses the VLAN's link and route table on the node, so the
+				// VLAN stays the pod's until it ends (its release deletes a
+				// branch EC2 answers NotFound for: the VLAN is freed then);
+				// given to another pod, the two would collide there.
+				c.cfg.Log.Warn("annotated branch ENI not found on the trunk; keeping its VLAN for the pod", "pod", p.Namespace+"/"+p.Name, "eni", e.ENIID, "vlan", e.VlanID, "trunk", t.trunkID)
+				c.rec.event(ctx, p, "Pod", corev1.EventTypeWarning, ReasonInvalidAnnotation,
+					"branch ENI %s named by the pod's annotation is not on the node's trunk ENI %s (deleted outside the controller?): the pod has no branch network; delete the pod to get a new branch ENI", e.ENIID, t.trunkID)
+				e.AssociationID = "" // gone with the ENI
 			}
 			delete(byID, e.ENIID)
 			t.pods[p.UID] = append(t.pods[p.UID], branch{BranchENI: e})
@@ -409,18 +418,30 @@ func (c *Controller) deleteGoneNodeBranches(ctx context.Context, name string) er
 // deinitNode deletes every branch of a node that is gone: its pods are gone
 // with it.
 func (c *Controller) deinitNode(ctx context.Context, name string) {
-	t := c.reg.drop(name)
-	if t == nil {
-		return
+	if t := c.reg.drop(name); t != nil {
+		c.deleteTrunkBranches(ctx, t)
 	}
+}
+
+// deleteTrunkBranches deletes every branch of a dropped trunk state. Nothing
+// else knows them once the state is dropped: a failed delete is retried
+// with the GC (deleteLoose).
+func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
+	name := t.node
 	var all []branch
 	for _, bs := range t.pods {
 		all = append(all, bs...)
 	}
 	all = append(all, t.cooling...)
+	for id, vlan := range t.abandoned {
+		all = append(all, branch{BranchENI: BranchENI{ENIID: id, VlanID: vlan}})
+	}
+	var failed []BranchENI
 	for _, b := range all {
 		if err := c.deleteBranch(ctx, b.BranchENI); err != nil {
-			c.cfg.Log.Warn("deleting a branch ENI of a deleted node", "node", name, "eni", b.ENIID, "err", err)
+			c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", name, "eni", b.ENIID, "err", err)
+			failed = append(failed, b.BranchENI)
 		}
 	}
+	c.reg.addLoose(failed)
 }

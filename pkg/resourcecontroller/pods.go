@@ -137,6 +137,9 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	observeOp(opCreateBranch, len(vlans), start, err)
 	if err != nil {
 		c.rollback(ctx, info.at(), vlans, made)
+		if awsutils.Code(err) == awsutils.CodeENINotFound {
+			c.checkTrunk(ctx, info)
+		}
 		// One event per distinct EC2 code, not per retry (messages carry
 		// request ids).
 		if code := awsutils.Code(err); code == "" || c.warned.first(warnKey(key, uid), "ec2:"+code) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -125,6 +127,7 @@ func (c *Controller) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 	// lost leadership) reuses the names.
 	skip := true
 	err := ctrlbuilder.ControllerManagedBy(mgr).Named("sgp-node").For(&corev1.Node{}).Owns(&k8s.CNINode{}).
+		WatchesRawSource(source.Channel(c.kick, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: &skip}).
 		Complete(reconcile.Func(c.reconcileNode))
 	if err != nil {

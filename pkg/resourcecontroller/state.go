@@ -59,6 +59,10 @@ type registry struct {
 	mu      sync.Mutex
 	trunks  map[string]*trunk // by node name
 	lastGen uint64
+	// loose are branches whose delete failed after their trunk state was
+	// gone (the Node deleted): no node queue or GC pass covers them, and
+	// the node's cleanup has run, so they are retried here (gc.go).
+	loose []BranchENI
 }
 
 func newRegistry() *registry { return &registry{trunks: map[string]*trunk{}} }
@@ -114,6 +118,18 @@ func (r *registry) drop(node string) *trunk {
 	defer r.mu.Unlock()
 	t := r.trunks[node]
 	delete(r.trunks, node)
+	return t
+}
+
+// dropAt removes the node's trunk state if it is still at's.
+func (r *registry) dropAt(at trunkAt) *trunk {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.current(at)
+	if !ok {
+		return nil
+	}
+	delete(r.trunks, at.node)
 	return t
 }
 
@@ -193,8 +209,12 @@ func (r *registry) unreserve(at trunkAt, vlans []int) {
 func (r *registry) requeue(at trunkAt, bs []BranchENI) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(bs) == 0 {
+		return
+	}
 	t, ok := r.current(at)
-	if !ok || len(bs) == 0 {
+	if !ok {
+		r.loose = append(r.loose, bs...)
 		return
 	}
 	front := make([]branch, 0, len(bs))
@@ -318,6 +338,9 @@ func (r *registry) deleted(node string, b branch, err error) {
 	defer r.mu.Unlock()
 	t, ok := r.current(trunkAt{node: node, gen: b.gen})
 	if !ok {
+		if err != nil {
+			r.loose = append(r.loose, b.BranchENI)
+		}
 		return
 	}
 	delete(t.inflight, b.VlanID)
@@ -361,6 +384,22 @@ func (r *registry) reclaim(at trunkAt, eniID string) {
 }
 
 const maxDeleteRetries = 3
+
+// takeLoose pops the branches of gone trunk states still to delete.
+func (r *registry) takeLoose() []BranchENI {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.loose
+	r.loose = nil
+	return out
+}
+
+// addLoose puts back branches of gone trunk states whose delete failed.
+func (r *registry) addLoose(bs []BranchENI) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loose = append(r.loose, bs...)
+}
 
 // trunkHeld reports whether a node's trunk is trunkID.
 func (r *registry) trunkHeld(trunkID string) bool {
