@@ -76,10 +76,7 @@ func TestPrivilegedLateDelOfReplacedSandbox(t *testing.T) {
 			if c.ipamdDown {
 				ipamd.stop()
 			}
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("pod B after the late DEL of A: %v", err)
 			}
@@ -98,6 +95,16 @@ func TestPrivilegedLateDelOfReplacedSandbox(t *testing.T) {
 				t.Errorf("DEL B left (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// lateDelLeaves runs the late DEL of a replaced sandbox, which must
+// succeed and leave the node as it was before (the newer sandbox's state).
+func (n node) lateDelLeaves(t *testing.T, del call, before []string) {
+	t.Helper()
+	n.run(t, del).mustSucceed(t, "late DEL A")
+	if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+		t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
 	}
 }
 
@@ -161,10 +168,7 @@ func TestPrivilegedLateBranchDelOfReplacedSandbox(t *testing.T) {
 			if withPrev {
 				delA.conf = netconf("1.0.0", outA.stdout, nil)
 			}
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("VPC to pod B after the late DEL of A: %v", err)
 			}
@@ -290,10 +294,7 @@ func TestPrivilegedBranchModeSwitch(t *testing.T) {
 
 			delA := addA
 			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, mode(c.to))
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("VPC to pod B after the late DEL of A: %v", err)
 			}
@@ -374,10 +375,7 @@ func TestPrivilegedLateDelOfReplacedSandboxIPv6(t *testing.T) {
 			}
 			delA := addA
 			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("pod B after the late DEL of A: %v", err)
 			}
@@ -420,10 +418,7 @@ func TestPrivilegedLateDelOfReplacedMultiNICSandbox(t *testing.T) {
 			}
 			delA := addA
 			delA.command, delA.conf = "DEL", netconf("1.1.0", outA.stdout, nil)
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 		})
 	}
 }
