@@ -58,9 +58,10 @@ func (inv *invocation) del(args *entry.Args) error {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
 	if reply.NetworkPolicyMode != "" && !inv.podHasNewerSandbox(args) {
-		// Its own time, as the node side's: an answer at the deadline
-		// must still reach the agent, as a retried DEL finds the pod
-		// unknown to ipamd and never tells it.
+		// Its own npaTimeout, not what is left of the DEL's deadline (as
+		// the node side has its own teardownTimeout): after an answer at
+		// the deadline the agent must still be told, as a retried DEL
+		// finds the pod unknown to ipamd and never tells it.
 		refused, err := deletePodPolicies(context.WithoutCancel(ctx), inv.npaSocket, &ipamclient.DeleteNpRequest{
 			K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
 		})
