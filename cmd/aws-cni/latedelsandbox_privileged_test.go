@@ -138,14 +138,7 @@ func TestPrivilegedLateBranchDelOfReplacedSandbox(t *testing.T) {
 		t.Run(map[bool]string{true: "prevResult", false: "ipamd's reply"}[withPrev], func(t *testing.T) {
 			const addr = "10.2.0.57"
 			n := newNode(t, "192.168.0.10")
-			trunk := addTrunk(t, n)
-			mac, _ := net.ParseMAC("02:42:0a:02:00:39")
-			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 9, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
-			if err := s.Plug(); err != nil {
-				t.Fatal(err)
-			}
-			ipamd := startFakeIpamd(t)
-			ipamd.branch = &branchReply{ip: addr, vlan: 9, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
+			s, ipamd := branchStandin(t, n, 9, "02:42:0a:02:00:39", addr)
 			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
 			veth := vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0)
 
@@ -261,14 +254,7 @@ func TestPrivilegedBranchModeSwitch(t *testing.T) {
 		t.Run(c.from+" to "+c.to, func(t *testing.T) {
 			const addr = "10.2.0.58"
 			n := newNode(t, "192.168.0.10")
-			trunk := addTrunk(t, n)
-			mac, _ := net.ParseMAC("02:42:0a:02:00:3a")
-			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 9, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
-			if err := s.Plug(); err != nil {
-				t.Fatal(err)
-			}
-			ipamd := startFakeIpamd(t)
-			ipamd.branch = &branchReply{ip: addr, vlan: 9, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
+			s, ipamd := branchStandin(t, n, 9, "02:42:0a:02:00:3a", addr)
 			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
 			name := map[string]string{
 				"strict":   vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0),
