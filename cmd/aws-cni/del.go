@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -101,7 +102,7 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	// `vlan…` name.
 	kept, err := podnet.TeardownBranch(ctx, w.Pod, vlan,
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
-	inv.logKept(kept)
+	logKept(inv.log, kept)
 	if err != nil {
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
@@ -125,11 +126,12 @@ func (inv *invocation) podHasNewerSandbox(args *entry.Args) bool {
 	return other != ""
 }
 
-// logKept says what a late DEL left to another sandbox of the pod.
-func (inv *invocation) logKept(kept ...string) {
+// logKept says what a late DEL left to another sandbox of the pod (or,
+// from prevResult, to a newer pod given the address).
+func logKept(log *slog.Logger, kept ...string) {
 	for _, k := range kept {
 		if k != "" {
-			inv.log.Info("late DEL: left alone " + k)
+			log.Info("late DEL: left alone " + k)
 		}
 	}
 }
@@ -166,9 +168,7 @@ func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.Ho
 		return
 	}
 	kept, err := td.FinishUnconfirmed(ctx, prev)
-	for _, k := range kept {
-		log.Info("late DEL: left alone " + k)
-	}
+	logKept(log, kept...)
 	if err != nil {
 		log.Warn("tearing down from prevResult failed", "error", err)
 		return
@@ -194,7 +194,7 @@ func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTea
 	pod := podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, Interfaces: ifs}
 	if vlan == 0 {
 		kept, err := td.Finish(ctx, pod)
-		inv.logKept(kept...)
+		logKept(inv.log, kept...)
 		return err
 	}
 	inv.closeTeardown(td)
@@ -203,6 +203,6 @@ func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTea
 	}
 	pod.Interfaces = ifs[:1]
 	kept, err := podnet.TeardownBranch(ctx, pod, vlan)
-	inv.logKept(kept)
+	logKept(inv.log, kept)
 	return err
 }
