@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -58,9 +59,10 @@ func (inv *invocation) del(args *entry.Args) error {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
 	if reply.NetworkPolicyMode != "" && !inv.podHasNewerSandbox(args) {
-		// Its own time, as the node side's: an answer at the deadline
-		// must still reach the agent, as a retried DEL finds the pod
-		// unknown to ipamd and never tells it.
+		// Its own npaTimeout, not what is left of the DEL's deadline (as
+		// the node side has its own teardownTimeout): after an answer at
+		// the deadline the agent must still be told, as a retried DEL
+		// finds the pod unknown to ipamd and never tells it.
 		refused, err := deletePodPolicies(context.WithoutCancel(ctx), inv.npaSocket, &ipamclient.DeleteNpRequest{
 			K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
 		})
@@ -100,7 +102,7 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	// `vlan…` name.
 	kept, err := podnet.TeardownBranch(ctx, w.Pod, vlan,
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
-	inv.logKept(kept)
+	logKept(inv.log, kept)
 	if err != nil {
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
@@ -124,11 +126,12 @@ func (inv *invocation) podHasNewerSandbox(args *entry.Args) bool {
 	return other != ""
 }
 
-// logKept says what a late DEL left to another sandbox of the pod.
-func (inv *invocation) logKept(kept ...string) {
+// logKept says what a late DEL left to another sandbox of the pod (or,
+// from prevResult, to a newer pod given the address).
+func logKept(log *slog.Logger, kept ...string) {
 	for _, k := range kept {
 		if k != "" {
-			inv.log.Info("late DEL: left alone " + k)
+			log.Info("late DEL: left alone " + k)
 		}
 	}
 }
@@ -165,9 +168,7 @@ func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.Ho
 		return
 	}
 	kept, err := td.FinishUnconfirmed(ctx, prev)
-	for _, k := range kept {
-		log.Info("late DEL: left alone " + k)
-	}
+	logKept(log, kept...)
 	if err != nil {
 		log.Warn("tearing down from prevResult failed", "error", err)
 		return
@@ -193,7 +194,7 @@ func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTea
 	pod := podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, Interfaces: ifs}
 	if vlan == 0 {
 		kept, err := td.Finish(ctx, pod)
-		inv.logKept(kept...)
+		logKept(inv.log, kept...)
 		return err
 	}
 	inv.closeTeardown(td)
@@ -202,6 +203,6 @@ func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTea
 	}
 	pod.Interfaces = ifs[:1]
 	kept, err := podnet.TeardownBranch(ctx, pod, vlan)
-	inv.logKept(kept)
+	logKept(inv.log, kept)
 	return err
 }

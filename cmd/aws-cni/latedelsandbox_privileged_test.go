@@ -76,10 +76,7 @@ func TestPrivilegedLateDelOfReplacedSandbox(t *testing.T) {
 			if c.ipamdDown {
 				ipamd.stop()
 			}
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("pod B after the late DEL of A: %v", err)
 			}
@@ -98,6 +95,16 @@ func TestPrivilegedLateDelOfReplacedSandbox(t *testing.T) {
 				t.Errorf("DEL B left (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// lateDelLeaves runs the late DEL of a replaced sandbox, which must
+// succeed and leave the node as it was before (the newer sandbox's state).
+func (n node) lateDelLeaves(t *testing.T, del call, before []string) {
+	t.Helper()
+	n.run(t, del).mustSucceed(t, "late DEL A")
+	if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
+		t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
 	}
 }
 
@@ -131,14 +138,7 @@ func TestPrivilegedLateBranchDelOfReplacedSandbox(t *testing.T) {
 		t.Run(map[bool]string{true: "prevResult", false: "ipamd's reply"}[withPrev], func(t *testing.T) {
 			const addr = "10.2.0.57"
 			n := newNode(t, "192.168.0.10")
-			trunk := addTrunk(t, n)
-			mac, _ := net.ParseMAC("02:42:0a:02:00:39")
-			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 9, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
-			if err := s.Plug(); err != nil {
-				t.Fatal(err)
-			}
-			ipamd := startFakeIpamd(t)
-			ipamd.branch = &branchReply{ip: addr, vlan: 9, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
+			s, ipamd := branchStandin(t, n, 9, "02:42:0a:02:00:39", addr)
 			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
 			veth := vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0)
 
@@ -161,10 +161,7 @@ func TestPrivilegedLateBranchDelOfReplacedSandbox(t *testing.T) {
 			if withPrev {
 				delA.conf = netconf("1.0.0", outA.stdout, nil)
 			}
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("VPC to pod B after the late DEL of A: %v", err)
 			}
@@ -257,14 +254,7 @@ func TestPrivilegedBranchModeSwitch(t *testing.T) {
 		t.Run(c.from+" to "+c.to, func(t *testing.T) {
 			const addr = "10.2.0.58"
 			n := newNode(t, "192.168.0.10")
-			trunk := addTrunk(t, n)
-			mac, _ := net.ParseMAC("02:42:0a:02:00:3a")
-			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 9, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
-			if err := s.Plug(); err != nil {
-				t.Fatal(err)
-			}
-			ipamd := startFakeIpamd(t)
-			ipamd.branch = &branchReply{ip: addr, vlan: 9, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
+			s, ipamd := branchStandin(t, n, 9, "02:42:0a:02:00:3a", addr)
 			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
 			name := map[string]string{
 				"strict":   vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0),
@@ -290,10 +280,7 @@ func TestPrivilegedBranchModeSwitch(t *testing.T) {
 
 			delA := addA
 			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, mode(c.to))
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(s.VPC.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("VPC to pod B after the late DEL of A: %v", err)
 			}
@@ -374,10 +361,7 @@ func TestPrivilegedLateDelOfReplacedSandboxIPv6(t *testing.T) {
 			}
 			delA := addA
 			delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 				t.Errorf("pod B after the late DEL of A: %v", err)
 			}
@@ -420,10 +404,7 @@ func TestPrivilegedLateDelOfReplacedMultiNICSandbox(t *testing.T) {
 			}
 			delA := addA
 			delA.command, delA.conf = "DEL", netconf("1.1.0", outA.stdout, nil)
-			n.run(t, delA).mustSucceed(t, "late DEL A")
-			if d := podnettest.Diff(before, snapshot(t, n.ns.Path())); d != "" {
-				t.Errorf("the late DEL of A changed the node (-before +after):\n%s", d)
-			}
+			n.lateDelLeaves(t, delA, before)
 		})
 	}
 }

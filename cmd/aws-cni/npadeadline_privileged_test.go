@@ -10,9 +10,10 @@ import (
 // TestPrivilegedDelTellsSlowAgent: ipamd answers a DEL with network
 // policies on when only 0.3 s of the DEL's time is left, and the network
 // policy agent (restarting) serves again 0.5 s later, before the plugin's
-// first redial (0.8 s or more) and well within the agent call's own 2 s. The agent must be told the pod is gone, by that DEL or
-// by the runtime's retries: once ipamd has answered, a retried DEL finds
-// the pod unknown and never tells the agent.
+// first redial (0.8 s or more) and well within the agent call's own 2 s.
+// The agent must be told the pod is gone, by that DEL or by the runtime's
+// retries: once ipamd has answered, a retried DEL finds the pod unknown
+// and never tells the agent.
 func TestPrivilegedDelTellsSlowAgent(t *testing.T) {
 	testutil.Privileged(t)
 	n := newNode(t, "192.168.0.10")

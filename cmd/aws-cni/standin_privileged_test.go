@@ -36,28 +36,40 @@ func addTrunk(t *testing.T, n node) int {
 	return idx
 }
 
+// branchStandin plugs the local VPC's stand-in for a branch ENI of vlan,
+// mac and pod address addr (router 10.2.0.1/24) on a trunk of n, and
+// starts an ipamd that answers with that branch.
+func branchStandin(t *testing.T, n node, vlan int, mac, addr string) (podnettest.Standin, *fakeIpamd) {
+	t.Helper()
+	trunk := addTrunk(t, n)
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: vlan, MAC: hw, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP(addr)}
+	if err := s.Plug(); err != nil {
+		t.Fatal(err)
+	}
+	ipamd := startFakeIpamd(t)
+	ipamd.branch = &branchReply{ip: addr, vlan: int32(vlan), mac: mac, gw: "10.2.0.1", parent: int32(trunk)}
+	return s, ipamd
+}
+
 // TestPrivilegedBranchPodStandin runs a branch-ENI pod through the plugin
 // binary on this kernel, which has no 802.1Q: the local VPC's stand-in
 // carries the branch ENI. ADD adopts it and the VPC reaches the pod; DEL,
-// driven by ipamd's reply and by prevResult with ipamd down,, leaves nothing of the
-// plugin's behind once the sandbox is gone, and the stand-in untouched.
+// driven by ipamd's reply and by prevResult with ipamd down, leaves
+// nothing of the plugin's behind once the sandbox is gone, and the stand-in untouched.
 func TestPrivilegedBranchPodStandin(t *testing.T) {
 	testutil.Privileged(t)
 	for _, ipamdUp := range []bool{true, false} {
 		t.Run(map[bool]string{true: "DEL with ipamd", false: "DEL with ipamd down"}[ipamdUp], func(t *testing.T) {
 			n := newNode(t, "192.168.0.10")
-			trunk := addTrunk(t, n)
-			mac, _ := net.ParseMAC("02:42:0a:02:00:37")
-			s := podnettest.Standin{Node: n.ns, VPC: testutil.NewNS(t), VLANID: 7, MAC: mac, RouterCIDR: "10.2.0.1/24", PodIP: net.ParseIP("10.2.0.55")}
-			if err := s.Plug(); err != nil {
-				t.Fatal(err)
-			}
+			s, ipamd := branchStandin(t, n, 7, "02:42:0a:02:00:37", "10.2.0.55")
 			idx, err := s.Ifindex()
 			if err != nil {
 				t.Fatal(err)
 			}
-			ipamd := startFakeIpamd(t)
-			ipamd.branch = &branchReply{ip: "10.2.0.55", vlan: 7, mac: mac.String(), gw: "10.2.0.1", parent: int32(trunk)}
 			podNS := testutil.NewNS(t)
 			add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
 			out := n.run(t, add)

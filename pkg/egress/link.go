@@ -230,16 +230,31 @@ func withHostNS(f func(ns.NetNS) error) error {
 }
 
 func delLinkIfExists(name string) error {
+	l, err := linkIfExists(name)
+	if err != nil || l == nil {
+		return err
+	}
+	return delLink(l)
+}
+
+// linkIfExists finds the link named name: nil, and no error, when there is
+// none (a retried DEL, or a link already gone).
+func linkIfExists(name string) (netlink.Link, error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("find link %s: %w", name, err)
+		return nil, fmt.Errorf("find link %s: %w", name, err)
 	}
+	return l, nil
+}
+
+// delLink deletes l; one gone meanwhile is as good as deleted.
+func delLink(l netlink.Link) error {
 	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
-		return fmt.Errorf("delete link %s: %w", name, err)
+		return fmt.Errorf("delete link %s: %w", l.Attrs().Name, err)
 	}
 	return nil
 }

@@ -56,13 +56,9 @@ func otherOwner(link netlink.Link, hostNS ns.NetNS, ours string) (string, error)
 // pod's namespace.
 func clearPodIf(f Family, hostNS ns.NetNS, ours string, refuse bool) error {
 	name := f.PodIfName()
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("find link %s: %w", name, err)
+	l, err := linkIfExists(name)
+	if err != nil || l == nil {
+		return err
 	}
 	other, err := otherOwner(l, hostNS, ours)
 	if err != nil {
@@ -74,5 +70,5 @@ func clearPodIf(f Family, hostNS ns.NetNS, ours string, refuse bool) error {
 		}
 		return nil
 	}
-	return delLinkIfExists(name)
+	return delLink(l)
 }

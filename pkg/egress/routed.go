@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,7 +12,7 @@ import (
 
 // ErrRoutedElsewhere is returned when the node already routes the pod's
 // egress address to another link.
-var ErrRoutedElsewhere = fmt.Errorf("egress address already routed to another link")
+var ErrRoutedElsewhere = errors.New("egress address already routed to another link")
 
 // RoutedAddrs returns the addresses of rng the node routes to a link as
 // host routes (/32, /128): other attachments' egress addresses. Networks

@@ -407,8 +407,8 @@ func (h *handout) claimRecovered(k datastore.Key, namespace, name string) {
 	}
 	var keys []datastore.Key
 	for i := range max(len(h.cards.all()), 1) {
-		veth := vethname.HostVethName("", namespace, name, i)
-		rk := datastore.RecoveredKey(veth[len(veth)-vethname.SuffixLen:])
+		// Without a prefix the name is the suffix recovered keys carry.
+		rk := datastore.RecoveredKey(vethname.HostVethName("", namespace, name, i))
 		for _, c := range h.cards.all() {
 			if _, ok := c.store.Lookup(rk); ok {
 				keys = append(keys, rk)

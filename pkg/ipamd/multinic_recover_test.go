@@ -80,8 +80,7 @@ func TestMultiNICRecoveredPodReleasedByItsDEL(t *testing.T) {
 	}
 	// The sandbox goes, its veths with it: the next sweep releases both.
 	for i := range 2 {
-		veth := vethname.HostVethName("", "default", "pod-0", i)
-		delete(links.set, veth[len(veth)-vethname.SuffixLen:])
+		delete(links.set, vethname.HostVethName("", "default", "pod-0", i)) // no prefix: the suffix
 	}
 	if err := h.n.orphans.sweep(ctx, time.Now()); err != nil {
 		t.Fatal(err)
@@ -105,6 +104,8 @@ func TestMultiNICRecoveredVethOfANewPod(t *testing.T) {
 	ctx := context.Background()
 	if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "sandbox-1", IfName: "eth0",
 		K8SPodNamespace: "default", K8SPodName: "pod-0"}); err == nil {
+		// Releasing nothing, ipamd answers "unknown pod"; success means
+		// it released an address.
 		t.Fatal("the DEL released an address recovered by veth name")
 	}
 	h.settle()
@@ -116,8 +117,7 @@ func TestMultiNICRecoveredVethOfANewPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		veth := vethname.HostVethName("", "default", "pod-0", i)
-		if rk := datastore.RecoveredKey(veth[len(veth)-vethname.SuffixLen:]); h.holds(rk) {
+		if rk := datastore.RecoveredKey(vethname.HostVethName("", "default", "pod-0", i)); h.holds(rk) {
 			t.Errorf("interface %d's recovered address still held after its pod's DEL and a sweep (recovered %v)", i, addrs)
 		}
 	}

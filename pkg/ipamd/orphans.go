@@ -215,9 +215,9 @@ func vethOwners(held [][]datastore.Assignment) vethOwnerSet {
 			if a.Meta.InterfacesCount > 1 && i > 0 && a.Key.NetworkName != datastore.RecoveredNetworkName {
 				// A multi-NIC pod's address on the i-th card is routed
 				// through its interface i's veth ("<ns>.<pod>.<i>"), which
-				// an address recovered there is keyed by.
-				veth := vethname.HostVethName("", a.Meta.K8sPodNamespace, a.Meta.K8sPodName, i)
-				owners.note(veth[len(veth)-vethname.SuffixLen:], a)
+				// an address recovered there is keyed by (the suffix: the
+				// name without a prefix).
+				owners.note(vethname.HostVethName("", a.Meta.K8sPodNamespace, a.Meta.K8sPodName, i), a)
 			}
 		}
 	}

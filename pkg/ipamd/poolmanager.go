@@ -330,7 +330,7 @@ func (c *poolManager) released(at time.Time) {
 // backOff pauses the card's pool actions after a failure, doubling up to a
 // minute, so a persistent failure (missing permission, a broken subnet)
 // does not cost an EC2 call every cycle. A node ENIConfig that cannot be
-// resolved cost no EC2 call (a read of the informer's cache), and users
+// resolved costs no EC2 call (a read of the informer's cache), and users
 // create the ENIConfig expecting pods to start: that pause stops at
 // ENIConfigRetry, so the ENIConfig is picked up within about a pool tick.
 func (c *poolManager) backOff(err error) {

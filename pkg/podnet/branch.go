@@ -164,10 +164,10 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 // pod's RouteTable is ignored; the veth pair is left to the kernel as in
 // Teardown. When the pod's host veth is marked as another sandbox's (see
 // Pod.Sandbox), that sandbox of the pod owns the branch now, routed yet or
-// not: nothing is removed, and kept says why, for the log. alsoVeths are more names the pod's host
-// veth may have: a node that switched from strict to standard mode gives
-// the pod's new sandbox the netconf prefix's name, which a prevResult
-// naming the old `vlan…` veth does not tell.
+// not: nothing is removed, and kept says why, for the log. alsoVeths are
+// more names the pod's host veth may have: a node that switched from strict
+// to standard mode gives the pod's new sandbox the netconf prefix's name,
+// which a prevResult naming the old `vlan…` veth does not tell.
 func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...string) (kept string, err error) {
 	if len(pod.Interfaces) != 1 || pod.Interfaces[0].Address == nil {
 		return "", fmt.Errorf("branch-ENI pod needs exactly one interface with an address, got %d", len(pod.Interfaces))

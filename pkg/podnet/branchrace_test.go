@@ -5,8 +5,6 @@ import (
 	"net"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -44,13 +42,7 @@ func TestPrivilegedBranchLateDELDuringADD(t *testing.T) {
 			e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
 			veth := a.Pod.Interfaces[0].HostVeth
 			// A's namespace is gone, and its veth pair with it.
-			e.node.do(t, func() error {
-				l, err := netlink.LinkByName(veth)
-				if err != nil {
-					return err
-				}
-				return netlink.LinkDel(l)
-			})
+			e.node.vethGone(t, veth)
 
 			podB := testutil.NewNS(t)
 			b := e.branch(podB, strict)
@@ -115,13 +107,7 @@ func TestPrivilegedLateDELDuringRegularADD(t *testing.T) {
 				Interfaces: []Interface{iface("default", "p", "10.1.0.6", 0, 3)}}
 			n.do(t, func() error { return Setup(ctx, a) })
 			veth := a.Interfaces[0].HostVeth
-			n.do(t, func() error {
-				l, err := netlink.LinkByName(veth)
-				if err != nil {
-					return err
-				}
-				return netlink.LinkDel(l)
-			})
+			n.vethGone(t, veth)
 
 			b := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 1500, Sandbox: "sandbox-b",
 				Interfaces: []Interface{iface("default", "p", "10.1.0.6", 0, 4)}}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
@@ -31,13 +29,7 @@ func TestPrivilegedHostTeardown(t *testing.T) {
 	// The host veth went (with its route) before DEL: the rules stay until
 	// the answer confirms the address, and Close leaves them.
 	n.do(t, func() error { return Setup(ctx, pod) })
-	n.do(t, func() error {
-		l, err := netlink.LinkByName(veth)
-		if err != nil {
-			return err
-		}
-		return netlink.LinkDel(l)
-	})
+	n.vethGone(t, veth)
 	n.do(t, func() error { return StartTeardown(ctx, pod).Close() })
 	wantState(t, "node after a teardown closed early", n.ns, rules)
 	n.do(t, func() error {

@@ -50,6 +50,19 @@ func (n node) do(t *testing.T, f func() error) {
 	}
 }
 
+// vethGone deletes the node's host veth named veth, as the kernel does
+// with the pair when the pod's namespace goes.
+func (n node) vethGone(t *testing.T, veth string) {
+	t.Helper()
+	n.do(t, func() error {
+		l, err := netlink.LinkByName(veth)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkDel(l)
+	})
+}
+
 // run calls f in the node's namespace and returns its error.
 func (n node) run(f func() error) error {
 	return n.ns.Do(func(ns.NetNS) error { return f() })
