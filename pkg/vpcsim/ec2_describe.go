@@ -12,9 +12,8 @@ import (
 // returned in one page. With key, the token names the last item returned
 // and the next page starts right after it, or, when that item is gone or
 // no longer matches, at the first item whose key sorts after it (lists
-// are in key order unless the caller named ids): EC2's "pagination
-// continues from the end of the items returned by the previous request",
-// so a cleaner deleting each page before the next skips nothing. Without
+// are in key order unless the caller named ids), as EC2 pages, so a
+// cleaner deleting each page before the next skips nothing. Without
 // key (items with no unique key) the token is an offset.
 func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) string) ([]T, string, error) {
 	start := 0

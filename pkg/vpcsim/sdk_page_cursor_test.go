@@ -11,9 +11,8 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
-// TestNextTokenContinuesAfterDeletedItems: EC2 documents NextToken as
-// "pagination continues from the end of the items returned by the previous
-// request". A cleaner that deletes each page's available ENIs before asking
+// TestNextTokenContinuesAfterDeletedItems: EC2's next page starts after
+// the last item of the previous one (docs/compatibility.md, vpcsim). A cleaner that deletes each page's available ENIs before asking
 // for the next page (or an ENI of an earlier page attached meanwhile) must
 // still be handed every later ENI, none skipped.
 func TestNextTokenContinuesAfterDeletedItems(t *testing.T) {
