@@ -98,6 +98,21 @@ func TestPrivilegedLateDelOfReplacedSandbox(t *testing.T) {
 	}
 }
 
+// replaceSandbox runs the ADD of sandbox A (addA), removes A's namespace as
+// a runtime does when it replaces a pod's sandbox (waiting for the kernel to
+// take hostVeths with it), then the ADD of sandbox B of the same pod in nsB.
+func (n node) replaceSandbox(t *testing.T, addA call, nsA, nsB ns.NetNS, hostVeths ...string) (outA, outB outcome, addB call) {
+	t.Helper()
+	outA = n.run(t, addA)
+	outA.mustSucceed(t, "ADD A")
+	n.sandboxGone(t, nsA, hostVeths...)
+	addB = addA
+	addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+	outB = n.run(t, addB)
+	outB.mustSucceed(t, "ADD B")
+	return outA, outB, addB
+}
+
 // lateDelLeaves runs the late DEL of a replaced sandbox, which must
 // succeed and leave the node as it was before (the newer sandbox's state).
 func (n node) lateDelLeaves(t *testing.T, del call, before []string) {
@@ -143,12 +158,7 @@ func TestPrivilegedLateBranchDelOfReplacedSandbox(t *testing.T) {
 			veth := vethname.HostVethName(vethname.BranchPrefix, "default", "sg", 0)
 
 			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "sg", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
-			outA := n.run(t, addA)
-			outA.mustSucceed(t, "ADD A")
-			n.sandboxGone(t, nsA, veth)
-			addB := addA
-			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
-			n.run(t, addB).mustSucceed(t, "ADD B")
+			outA, _, _ := n.replaceSandbox(t, addA, nsA, nsB, veth)
 			before := snapshot(t, n.ns.Path())
 			for _, r := range []string{"route 109 " + addr + "/32 dev " + veth + " scope link", "rule 10 iif " + veth + " lookup 109", "rule 10 iif vlan.eth.9 lookup 109"} {
 				if !slices.Contains(before, r) {
@@ -303,13 +313,7 @@ func TestPrivilegedLateDelKeepsPolicies(t *testing.T) {
 	veth := vethname.HostVethName("eni", "default", "guarded", 0)
 
 	addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "guarded", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
-	outA := n.run(t, addA)
-	outA.mustSucceed(t, "ADD A")
-	n.sandboxGone(t, nsA, veth)
-	addB := addA
-	addB.containerID, addB.netns = "sandbox-b", nsB.Path()
-	outB := n.run(t, addB)
-	outB.mustSucceed(t, "ADD B")
+	outA, outB, addB := n.replaceSandbox(t, addA, nsA, nsB, veth)
 	if !npa.enforcing("default", "guarded") {
 		t.Fatal("the agent does not enforce the pod's policies after ADD B")
 	}
@@ -346,12 +350,7 @@ func TestPrivilegedLateDelOfReplacedSandboxIPv6(t *testing.T) {
 			nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
 			veth := vethname.HostVethName("eni", "default", "web6", 0)
 			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "web6", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
-			outA := n.run(t, addA)
-			outA.mustSucceed(t, "ADD A")
-			n.sandboxGone(t, nsA, veth)
-			addB := addA
-			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
-			n.run(t, addB).mustSucceed(t, "ADD B")
+			outA, _, _ := n.replaceSandbox(t, addA, nsA, nsB, veth)
 			before := snapshot(t, n.ns.Path())
 			if !slices.Contains(before, "route main "+addr+"/128 dev "+veth+" scope link") && !slices.Contains(before, "route main "+addr+"/128 dev "+veth) {
 				t.Fatalf("pod B lacks its route: %q", before)
@@ -387,12 +386,7 @@ func TestPrivilegedLateDelOfReplacedMultiNICSandbox(t *testing.T) {
 			}}
 			h0, h1 := vethname.HostVethName("eni", "default", "mm", 0), vethname.HostVethName("eni", "default", "mm", 1)
 			addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "mm", podNS: "default", conf: netconf("1.1.0", nil, annotations), ipamd: ipamd.socket}
-			outA := n.run(t, addA)
-			outA.mustSucceed(t, "ADD A")
-			n.sandboxGone(t, nsA, h0, h1)
-			addB := addA
-			addB.containerID, addB.netns = "sandbox-b", nsB.Path()
-			n.run(t, addB).mustSucceed(t, "ADD B")
+			outA, _, _ := n.replaceSandbox(t, addA, nsA, nsB, h0, h1)
 			for _, h := range []string{h0, h1} {
 				if got := linkAlias(t, n, h); got != "aws-cni:sandbox-b" {
 					t.Errorf("host veth %s alias %q after ADD B, want aws-cni:sandbox-b", h, got)
