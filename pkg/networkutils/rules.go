@@ -139,20 +139,11 @@ func (n *Network) DeletePodRules(ctx context.Context, podIPs ...netip.Addr) erro
 		byFam[fam][netip.PrefixFrom(ip, ip.BitLen())] = true
 	}
 	for fam, hosts := range byFam {
-		rules, err := listRules(fam)
+		err := deleteRules(fam, func(r ruleSpec) bool {
+			return r.Priority == hostcontract.PriorityToPod && hosts[r.Dst] || r.Priority == hostcontract.PriorityFromPod && hosts[r.Src]
+		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("delete pod rules: list rules: %w", err))
-			continue
-		}
-		for _, r := range rules {
-			toPod := r.Priority == hostcontract.PriorityToPod && hosts[ipNetToPrefix(r.Dst)]
-			fromPod := r.Priority == hostcontract.PriorityFromPod && hosts[ipNetToPrefix(r.Src)]
-			if !toPod && !fromPod {
-				continue
-			}
-			if err := delRule(&r); err != nil {
-				errs = append(errs, fmt.Errorf("delete pod rules for %s: rule prio %d lookup %d: %w", ruleKeyOf(r), r.Priority, r.Table, err))
-			}
+			errs = append(errs, fmt.Errorf("delete pod rules: %w", err))
 		}
 	}
 	n.log.DebugContext(ctx, "pod rules deleted", "ips", podIPs)
