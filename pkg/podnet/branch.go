@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
@@ -209,20 +208,12 @@ func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also
 	if strict := vethname.BranchPrefix + ifc.HostVeth[len(ifc.HostVeth)-vethname.SuffixLen:]; strict != ifc.HostVeth {
 		names = append(names, strict)
 	}
-	for i, name := range names {
-		if slices.Contains(names[:i], name) || !isPodVethName(name) {
-			continue
-		}
-		veth, err := lookupHostVeth(h, name, sandbox)
-		if err != nil {
-			return "", err
-		}
-		if veth.other != "" {
-			return fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
-				name, ifc.Address.IP, veth.other), nil
-		}
+	name, mark, err := firstOtherSandbox(h, sandbox, names)
+	if err != nil || mark == "" {
+		return "", err
 	}
-	return "", nil
+	return fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
+		name, ifc.Address.IP, mark), nil
 }
 
 // UndoBranch reverses a SetupBranch that failed part way: TeardownBranch,

@@ -3,7 +3,10 @@ package podnet
 import (
 	"encoding/hex"
 	"hash/fnv"
+	"slices"
 	"strings"
+
+	"github.com/vishvananda/netlink"
 )
 
 // sandboxMarkPrefix starts the alias (IFLA_IFALIAS) ADD gives a pod's host
@@ -62,11 +65,25 @@ func otherSandbox(alias, containerID string) string {
 func OtherSandboxVeth(sandbox string, names ...string) (string, error) {
 	h := openHost()
 	defer h.Close()
-	for _, name := range names {
+	_, mark, err := firstOtherSandbox(h, sandbox, names)
+	return mark, err
+}
+
+// firstOtherSandbox returns the first of the host veths names (each looked
+// up once; names not of a pod veth's shape are no pod's) that is marked as
+// another sandbox's than sandbox's, with its mark; "" when none is.
+func firstOtherSandbox(h *netlink.Handle, sandbox string, names []string) (name, mark string, err error) {
+	for i, name := range names {
+		if slices.Contains(names[:i], name) {
+			continue
+		}
 		veth, err := lookupHostVeth(h, name, sandbox)
-		if err != nil || veth.other != "" {
-			return veth.other, err
+		if err != nil {
+			return "", "", err
+		}
+		if veth.other != "" {
+			return name, veth.other, nil
 		}
 	}
-	return "", nil
+	return "", "", nil
 }
