@@ -282,6 +282,12 @@ func (c *LogCheckpointer) fold() error {
 	if err == nil {
 		err = c.startLog(lf, gen, data, true)
 	}
+	if err == nil {
+		// Durable before the log takes a write's record: unsynced, a crash
+		// could keep that record and tear the first, which reads as
+		// corruption, not a torn tail (logformat.go).
+		err = lf.Sync()
+	}
 	var old ckptFile
 	if err == nil {
 		old = c.log
@@ -293,9 +299,6 @@ func (c *LogCheckpointer) fold() error {
 	}
 	if err := old.Close(); err != nil {
 		c.logger().Debug("checkpoint: closing a folded log", "path", c.Path, "err", err)
-	}
-	if err := lf.Sync(); err != nil {
-		return err
 	}
 	err = writeAtomic(c.fsys, c.Path, data, func(id fileID) {
 		c.mu.Lock()
