@@ -137,7 +137,9 @@ func (s *nodeState) learn(ctx context.Context, cfg config.Config, md Metadata, e
 		return seen, fmt.Errorf("ipamd init: ENABLE_IPv6=true needs IPv6 prefixes, which instance type %s (hypervisor %s) does not support",
 			typ.Type, typ.Hypervisor)
 	}
-	if s.pd && !typ.PrefixDelegationSupported() {
+	// IMDS-only mode asks EC2 nothing, so the hypervisor is unknown: trust
+	// the setting, as for IPv6 above (the operator assigns the prefixes).
+	if s.pd && !typ.PrefixDelegationSupported() && !cfg.IMDSOnlyMode {
 		log.Warn("ENABLE_PREFIX_DELEGATION=true but the instance type supports no prefixes (not Nitro, not bare metal): using secondary IPs",
 			"instanceType", typ.Type, "hypervisor", typ.Hypervisor)
 		s.pd = false

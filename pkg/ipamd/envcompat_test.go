@@ -1,0 +1,49 @@
+package ipamd
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/rpc"
+)
+
+// Tests of aws-node environment variables whose behaviour lives in
+// pkg/ipamd outside pkg/ipamd/config (docs/compatibility.md,
+// "Environment variables").
+
+// ENABLE_IMDS_ONLY_MODE with ENABLE_PREFIX_DELEGATION: the prefixes an
+// operator assigned (seen in instance metadata only) serve pods, as
+// upstream's do on a Nitro instance. ipamd asks EC2 nothing in this mode,
+// so it cannot learn the hypervisor; the prefixes in metadata are the
+// proof that the instance has them.
+func TestEnvIMDSOnlyPrefixDelegation(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) {
+		c.IMDSOnlyMode, c.DisableProvisioning, c.DisableLeakedENICleanup = true, true, true
+		c.EnablePrefixDelegation, c.WarmPrefixTarget = true, 1
+	}})
+	ctx := context.Background()
+	pfx, err := h.ec2.AssignIPv4Prefixes(ctx, h.primaryENI(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.n.PoolCycle(ctx)
+	r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "a", IfName: "eth0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Success || len(r.IpAllocationMetadata) != 1 {
+		t.Fatalf("ADD: %+v", r)
+	}
+	got, err := netip.ParseAddr(r.IpAllocationMetadata[0].Ipv4Addr)
+	if err != nil || !pfx[0].Contains(got) {
+		t.Errorf("pod got %q, want an address of the metadata prefix %s", r.IpAllocationMetadata[0].Ipv4Addr, pfx[0])
+	}
+	if mode := h.n.Introspection().Pool().Mode; mode != "prefix" {
+		t.Errorf("pool mode %q, want prefix", mode)
+	}
+}
