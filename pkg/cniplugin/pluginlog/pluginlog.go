@@ -66,16 +66,17 @@ func (f *File) Close() {
 	}
 }
 
-// ParseLevel maps upstream's log level names to slog's; anything else is
-// info.
+// ParseLevel maps upstream's log level names to slog's. Anything else,
+// and an empty level, is debug, as upstream's plugins log
+// (docs/compatibility.md, "Environment variables").
 func ParseLevel(s string) slog.Level {
 	switch strings.ToLower(s) {
-	case "debug", "trace":
-		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
 	case "warn", "warning":
 		return slog.LevelWarn
 	case "error", "fatal":
 		return slog.LevelError
 	}
-	return slog.LevelInfo
+	return slog.LevelDebug
 }
