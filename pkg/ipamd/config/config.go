@@ -137,7 +137,7 @@ type Config struct {
 	EnableV6Egress       bool           `env:"ENABLE_V6_EGRESS"`
 
 	// AWS and Kubernetes endpoints.
-	ClusterEndpoint string        `env:"CLUSTER_ENDPOINT"`
+	ClusterEndpoint string        // CLUSTER_ENDPOINT, a URL (a bare host[:port] gets https://)
 	EC2Endpoint     string        `env:"AWS_EC2_ENDPOINT"`
 	IMDSEndpoint    string        `env:"AWS_EC2_METADATA_SERVICE_ENDPOINT"`
 	HTTPTimeout     time.Duration // HTTP_TIMEOUT (10 s, minimum 10 s)
@@ -228,6 +228,13 @@ func Load(lookup func(string) (string, bool)) (Config, []string, error) {
 		} else {
 			c.IPCooldown = d
 		}
+	}
+
+	p.str("CLUSTER_ENDPOINT", &c.ClusterEndpoint)
+	if c.ClusterEndpoint != "" && !strings.Contains(c.ClusterEndpoint, "://") {
+		// client-go, which upstream hands the value to, dials a bare
+		// host[:port] over HTTPS; our REST config wants a URL.
+		c.ClusterEndpoint = "https://" + c.ClusterEndpoint
 	}
 
 	p.tags("ADDITIONAL_ENI_TAGS", &c.AdditionalENITags)
