@@ -170,7 +170,8 @@ func leaving(at *awsutils.Attachment) bool {
 // them all (docs/compatibility.md, "ipamd: EC2 usage and tags"). A
 // failure is logged: the ENI works untagged.
 func (a *adopter) tag(ctx context.Context, e awsutils.ENI) {
-	if a.cfg.IMDSOnlyMode || e.InterfaceType == "trunk" {
+	if a.cfg.DisableProvisioning || e.InterfaceType == "trunk" {
+		// Upstream tags nothing without provisioning (IMDS-only implies it).
 		return
 	}
 	tags := missingTags(e.Tags, a.node.id.InstanceID, a.cfg.ClusterName, a.cfg.AdditionalENITags)

@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
@@ -45,5 +46,35 @@ func TestEnvIMDSOnlyPrefixDelegation(t *testing.T) {
 	}
 	if mode := h.n.Introspection().Pool().Mode; mode != "prefix" {
 		t.Errorf("pool mode %q, want prefix", mode)
+	}
+}
+
+// DISABLE_NETWORK_RESOURCE_PROVISIONING: ipamd learns the node's ENIs and
+// changes nothing in EC2, tags included, as upstream (whose IAM policy for
+// this mode may lack ec2:CreateTags).
+func TestEnvNoProvisioningTagsNothing(t *testing.T) {
+	h := newHarness(t, harnessOpts{noInit: true, cfg: func(c *config.Config) {
+		c.DisableProvisioning = true
+		c.ClusterName = "envcompat"
+	}})
+	ctx := context.Background()
+	if _, err := h.ec2.AssignIPv4(ctx, h.primaryENI(), 2); err != nil {
+		t.Fatal(err)
+	}
+	before := h.calls()
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.n.PoolCycle(ctx)
+	if err := h.n.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for action, n := range callDelta(before, h.calls()) {
+		if !strings.HasPrefix(action, "Describe") {
+			t.Errorf("ipamd called %s %d times with DISABLE_NETWORK_RESOURCE_PROVISIONING=true", action, n)
+		}
+	}
+	if st := h.pool(0).Stats; st.TotalIPs != 2 {
+		t.Errorf("pool %+v, want the 2 addresses EC2 lists", st)
 	}
 }
