@@ -149,6 +149,8 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 	}
 	parent := link.Index
 	md := allocationMetadata(w.IP, -1, 0)
+	// ANNOTATE_POD_IP covers branch pods too, as upstream.
+	n.handout.annotate(d, req.GetK8SPodNamespace(), req.GetK8SPodName(), w.IP, true)
 	return &rpc.AddNetworkReply{
 		Success: true, IpAllocationMetadata: []*rpc.IPAllocationMetadata{md},
 		PodVlanId: int32(w.VlanID), PodEniMac: w.MAC.String(), PodEniSubnetGw: w.Gateway.String(),

@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,5 +77,28 @@ func TestEnvNoProvisioningTagsNothing(t *testing.T) {
 	}
 	if st := h.pool(0).Stats; st.TotalIPs != 2 {
 		t.Errorf("pool %+v, want the 2 addresses EC2 lists", st)
+	}
+}
+
+// ANNOTATE_POD_IP with ENABLE_POD_ENI: a pod with a branch ENI gets its
+// address in vpc.amazonaws.com/pod-ips on ADD, as every other pod, as
+// upstream annotates whatever address the ADD hands out.
+func TestEnvAnnotatePodIPBranchPod(t *testing.T) {
+	k := &fakeKube{schedulable: true, maxPods: 29, pods: map[string]PodInfo{
+		"default/sg": {Found: true, UID: "u1", WantsBranchENI: true, BranchAnnotation: branchAnnotation},
+	}}
+	h := newHarness(t, harnessOpts{scenario: withTrunk, kube: k, cfg: func(c *config.Config) {
+		c.EnablePodENI, c.AnnotatePodIP = true, true
+	}})
+	h.settle()
+	r, err := h.srv.AddNetwork(context.Background(), &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "c-sg",
+		IfName: "eth0", K8SPodNamespace: "default", K8SPodName: "sg"})
+	if err != nil || r.GetPodVlanId() != 3 {
+		t.Fatalf("branch ADD: %v %v", r, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !slices.Contains(k.events, "annotate default/sg=10.0.0.77") {
+		t.Errorf("events %v, want the branch address annotated", k.events)
 	}
 }
