@@ -3,10 +3,10 @@ package main
 import (
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/pluginlog"
+	"github.com/vpc-cni/vpc-cni/pkg/logfile"
+	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 )
 
 // newLogger returns JSON lines appended to file, or stderr when file is
@@ -18,10 +18,9 @@ func newLogger(file, level string) (*slog.Logger, func()) {
 	return log, f.Close
 }
 
-// openAppend opens path for appending, creating it and its directory.
+// openAppend opens path for appending, creating it and its directory: 0600,
+// rotated and gzipped like aws-cni's log, as upstream's egress plugin logs
+// through the same logger (docs/compatibility.md, "Log files").
 func openAppend(path string) (io.WriteCloser, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress})
 }
