@@ -3,9 +3,11 @@ package ipamd
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
@@ -68,5 +70,65 @@ func TestEnvCustomNetworkingIgnoresPrimaryPrefixes(t *testing.T) {
 	}
 	if e, ok := h.eni(0, primary); ok && len(e.CIDRs) != 0 {
 		t.Errorf("after a reconcile the primary ENI has CIDRs %+v in the pool", e.CIDRs)
+	}
+}
+
+// ENABLE_SUBNET_DISCOVERY=false puts new ENIs in the node's subnet only,
+// and upstream still refuses that subnet when it is tagged
+// kubernetes.io/role/cni=0: no ENI is created, the cause names the subnet
+// and the tag. When EC2 cannot list subnets (no ec2:DescribeSubnets),
+// upstream ignores the check and uses the node's subnet; so does ipamd.
+func TestEnvNoSubnetDiscoveryHonoursExcludedNodeSubnet(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		tag      string // kubernetes.io/role/cni on the node's subnet ("" = absent)
+		listFail bool   // DescribeSubnets refused
+		wantENIs int
+	}{
+		{"tagged cni=0", "0", false, 1},
+		{"tagged cni=0, DescribeSubnets refused", "0", true, 2},
+		{"untagged", "", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{noInit: true, scenario: func(sc *vpcsim.Scenario) {
+				if tc.tag != "" {
+					sc.VPCs[0].Subnets[0].Tags["kubernetes.io/role/cni"] = tc.tag
+				}
+			}, cfg: func(c *config.Config) {
+				c.EnableSubnetDiscovery = false
+				c.MinimumIPTarget = 12 // m5.large: the primary ENI holds 9, so a second ENI is needed
+			}})
+			ctx := context.Background()
+			if _, err := h.ec2.AssignIPv4(ctx, h.primaryENI(), 9); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.n.Init(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if tc.listFail {
+				if err := h.env.Sim.SetFaults(vpcsimFaults("DescribeSubnets", "UnauthorizedOperation")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 3 {
+				h.n.PoolCycle(ctx)
+			}
+			if got := h.simCounts(); got.ENIs != tc.wantENIs {
+				t.Errorf("ENIs %+v, want %d", got, tc.wantENIs)
+			}
+			for _, e := range h.env.Sim.NetworkInterfaces() {
+				if e.SubnetID != simtest.NodeSubnetID {
+					t.Errorf("ENI %s in %s, want the node's subnet", e.ID, e.SubnetID)
+				}
+			}
+			if tc.wantENIs == 1 {
+				_, err := h.state(0)
+				for _, want := range []string{simtest.NodeSubnetID, "kubernetes.io/role/cni", "ENABLE_SUBNET_DISCOVERY=false"} {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Errorf("recorded cause %v, want it to name %s", err, want)
+					}
+				}
+			}
+		})
 	}
 }
