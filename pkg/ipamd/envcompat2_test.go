@@ -6,9 +6,13 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // Follow-ups of the environment variable audit (docs/compatibility.md,
@@ -131,4 +135,55 @@ func TestEnvNoSubnetDiscoveryHonoursExcludedNodeSubnet(t *testing.T) {
 			}
 		})
 	}
+}
+
+// AWS_VPC_K8S_CNI_EXTERNALSNAT=true on an IPv6 node: upstream sets
+// UseExternalSNAT (AddNetworkReply field 5) only in IPv4 replies, where
+// SNAT exists; an IPv6 reply carries no field 5 on the wire. An IPv4
+// reply still carries it.
+func TestEnvExternalSNATOnlyInIPv4Replies(t *testing.T) {
+	for _, ipv6 := range []bool{true, false} {
+		h := newHarness(t, harnessOpts{cfg: func(c *config.Config) {
+			c.ExternalSNAT = true
+			if ipv6 {
+				c.EnableIPv4, c.EnableIPv6, c.EnablePrefixDelegation = false, true, true
+			} else {
+				c.WarmIPTarget = 1
+			}
+		}})
+		ctx := context.Background()
+		h.n.PoolCycle(ctx)
+		r, err := h.srv.AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "a", IfName: "eth0"})
+		if err != nil || !r.GetSuccess() {
+			t.Fatalf("IPv6 %v: ADD %v %v", ipv6, r, err)
+		}
+		b, err := proto.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hasField(t, b, 5); got == ipv6 {
+			t.Errorf("IPv6 %v: reply carries UseExternalSNAT (field 5): %v, want %v", ipv6, got, !ipv6)
+		}
+	}
+}
+
+// hasField reports whether the encoded message b carries field num.
+func hasField(t *testing.T, b []byte, num protowire.Number) bool {
+	t.Helper()
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			t.Fatalf("bad tag: %v", protowire.ParseError(l))
+		}
+		if n == num {
+			return true
+		}
+		b = b[l:]
+		m := protowire.ConsumeFieldValue(n, typ, b)
+		if m < 0 {
+			t.Fatalf("bad field %d: %v", n, protowire.ParseError(m))
+		}
+		b = b[m:]
+	}
+	return false
 }
