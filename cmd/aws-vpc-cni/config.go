@@ -129,10 +129,10 @@ func (p *envParser) boolean(name string, def bool) bool {
 // mtu reads an MTU under the same range as AWS_VPC_ENI_MTU.
 func (p *envParser) mtu(name string, def int, ipv6 bool) int {
 	v, ok := p.lookup(name)
-	if !ok || strings.TrimSpace(v) == "" {
+	if !ok || v == "" {
 		return def
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
+	n, err := strconv.Atoi(v) // untrimmed: upstream's entrypoint refuses " 1500"
 	if err != nil {
 		p.fail("%s=%q: not an integer", name, v)
 		return def

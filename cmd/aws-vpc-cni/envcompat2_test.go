@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/conflist"
@@ -37,6 +38,16 @@ func TestEmptyPluginLogFileReachesConflist(t *testing.T) {
 			if f, ok := p["pluginLogFile"]; !ok || f != "" {
 				t.Errorf("ENABLE_IPv6=%s: %v has pluginLogFile %q (present %v), want \"\" (stderr)", ipv6, p["type"], f, ok)
 			}
+		}
+	}
+}
+
+// POD_MTU with spaces around it: upstream's entrypoint parses it as
+// written and refuses it (exit 1), as AWS_VPC_ENI_MTU.
+func TestPaddedPodMTURefused(t *testing.T) {
+	for _, v := range []string{" 1500", "1500\n", "  "} {
+		if _, _, err := parseConfig(env("POD_MTU", v)); err == nil || !strings.Contains(err.Error(), "POD_MTU") {
+			t.Errorf("POD_MTU=%q: err %v, want it refused", v, err)
 		}
 	}
 }
