@@ -49,7 +49,9 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	c := &cfg.Conflist
 
 	// Plugin log file: kubelet parses the plugin's stdout as its result.
-	c.PluginLogFile = p.str("AWS_VPC_K8S_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/plugin.log")
+	// Set but empty, it reaches the conflist as upstream's entrypoint
+	// writes it: the plugin then logs to stderr.
+	c.PluginLogFile = p.strOrUnset("AWS_VPC_K8S_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/plugin.log")
 	if isStdout(c.PluginLogFile) {
 		p.fail("AWS_VPC_K8S_PLUGIN_LOG_FILE=%q: the plugin's stdout carries its CNI result; use a file or stderr", c.PluginLogFile)
 	}
@@ -64,10 +66,10 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	egress := &conflist.Egress{IPv6Cluster: cfg.IPv6Cluster, RandomizeSNAT: ipamd.RandomizeSNAT}
 	if cfg.IPv6Cluster {
 		cfg.EgressEnabled = p.boolean("ENABLE_V4_EGRESS", true)
-		egress.LogFile = p.str("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v4-plugin.log")
+		egress.LogFile = p.strOrUnset("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v4-plugin.log")
 	} else {
 		cfg.EgressEnabled = ipamd.EnableV6Egress
-		egress.LogFile = p.str("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v6-plugin.log")
+		egress.LogFile = p.strOrUnset("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v6-plugin.log")
 	}
 	// egress-cni reads the word "stdout" as stderr, but opens a path.
 	if isStdoutPath(egress.LogFile) {
@@ -101,6 +103,14 @@ func (p *envParser) str(name, def string) string {
 	return def
 }
 
+// strOrUnset returns the value, even empty, or def when unset.
+func (p *envParser) strOrUnset(name, def string) string {
+	if v, ok := p.lookup(name); ok {
+		return v
+	}
+	return def
+}
+
 // boolean follows strconv.ParseBool; an unparsable value warns and keeps def
 // (upstream's behaviour, made visible).
 func (p *envParser) boolean(name string, def bool) bool {
@@ -119,10 +129,10 @@ func (p *envParser) boolean(name string, def bool) bool {
 // mtu reads an MTU under the same range as AWS_VPC_ENI_MTU.
 func (p *envParser) mtu(name string, def int, ipv6 bool) int {
 	v, ok := p.lookup(name)
-	if !ok || strings.TrimSpace(v) == "" {
+	if !ok || v == "" {
 		return def
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
+	n, err := strconv.Atoi(v) // untrimmed: upstream's entrypoint refuses " 1500"
 	if err != nil {
 		p.fail("%s=%q: not an integer", name, v)
 		return def

@@ -136,7 +136,7 @@ func (c *poolManager) resyncENI(ctx context.Context, eniID string) error {
 	}
 	var errs []error
 	for _, e := range enis {
-		errs = append(errs, c.addCIDRs(eniID, podCIDRs(e, c.env.cfg.EnableIPv6)))
+		errs = append(errs, c.addCIDRs(eniID, podCIDRs(e, c.env.cfg.EnableIPv6, c.env.cfg.CustomNetworking && e.ID == c.env.node.primaryENI)))
 	}
 	return errors.Join(errs...)
 }

@@ -151,7 +151,7 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 			a.log.Warn("could not set delete-on-termination", "eni", e.ID, "err", err)
 		}
 	}
-	if err := c.addCIDRs(e.ID, podCIDRs(e, a.cfg.EnableIPv6)); err != nil {
+	if err := c.addCIDRs(e.ID, podCIDRs(e, a.cfg.EnableIPv6, a.cfg.CustomNetworking && primary)); err != nil {
 		return err
 	}
 	if a.cfg.EnableIPv6 {
@@ -191,13 +191,18 @@ func (a *adopter) tag(ctx context.Context, e awsutils.ENI) {
 
 // podCIDRs lists the CIDRs of an ENI that serve pods in the node's family:
 // IPv6 mode, the first IPv6 prefix (upstream uses only one); IPv4, the
-// secondary addresses (as /32) and prefixes.
-func podCIDRs(e awsutils.ENI, ipv6 bool) []netip.Prefix {
+// secondary addresses (as /32) and prefixes. customPrimary (the primary
+// ENI under custom networking) leaves its IPv4 prefixes out, as upstream
+// does: they lie in the node's subnet, and pods belong in the ENIConfig's.
+func podCIDRs(e awsutils.ENI, ipv6, customPrimary bool) []netip.Prefix {
 	if ipv6 {
 		if len(e.IPv6Prefixes) > 0 {
 			return e.IPv6Prefixes[:1]
 		}
 		return nil
+	}
+	if customPrimary {
+		e.IPv4Prefixes = nil
 	}
 	return eniCIDRs(e)
 }

@@ -262,7 +262,7 @@ func (c *poolManager) setupNewENI(ctx context.Context, e awsutils.ENI, subnet ne
 		undoHost()
 		return err
 	}
-	for _, p := range podCIDRs(e, c.env.cfg.EnableIPv6) {
+	for _, p := range podCIDRs(e, c.env.cfg.EnableIPv6, false) {
 		if err := c.store.AddCIDR(e.ID, p); err != nil {
 			if _, rerr := c.store.RemoveENI(e.ID, true); rerr != nil {
 				c.env.log.Warn("could not undo datastore entry of ENI", "eni", e.ID, "err", rerr)

@@ -291,7 +291,7 @@ func (c *poolManager) dropUnmanagedGone(attached map[string]awsutils.ENI) []stri
 func (r *reconciler) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 	info, _ := c.store.ENI(e.ID)
 	ec2Has := map[netip.Prefix]bool{}
-	for _, p := range podCIDRs(e, r.cfg.EnableIPv6) {
+	for _, p := range podCIDRs(e, r.cfg.EnableIPv6, r.cfg.CustomNetworking && e.ID == r.node.primaryENI) {
 		ec2Has[p] = true
 	}
 	var errs []error

@@ -222,16 +222,18 @@ func (s *Server) addNetworkChecked(ctx context.Context, req *rpc.AddNetworkReque
 
 func (s *Server) addReply(asgs []datastore.Assignment) *rpc.AddNetworkReply {
 	n := s.n
-	r := &rpc.AddNetworkReply{Success: true, UseExternalSnat: n.cfg.ExternalSNAT, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
+	r := &rpc.AddNetworkReply{Success: true, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}
 	for _, a := range asgs {
 		r.IpAllocationMetadata = append(r.IpAllocationMetadata, allocationMetadata(a.Addr, a.DeviceNumber, a.RouteTableID))
 	}
 	if n.cfg.EnableIPv6 {
+		// No SNAT in IPv6: upstream names external SNAT in IPv4 replies only.
 		for _, p := range n.node.vpcV6CIDRs {
 			r.VpcV6Cidrs = append(r.VpcV6Cidrs, p.String())
 		}
 		return r
 	}
+	r.UseExternalSnat = n.cfg.ExternalSNAT
 	r.VpcV4Cidrs = s.v4CIDRs()
 	return r
 }

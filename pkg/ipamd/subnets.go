@@ -65,7 +65,7 @@ type subnetFinder struct {
 
 // forNewENI lists the subnets a new ENI may go to, most free addresses
 // first. Without subnet discovery (or if listing fails) it is the node's
-// subnet alone.
+// subnet alone, unless tagged out of pod use (ownUnlessExcluded).
 func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 	if f.cfg.CustomNetworking {
 		ec, err := f.kube.get().ENIConfig(ctx)
@@ -83,7 +83,7 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 	}
 	own := []subnetChoice{{ID: f.node.subnetID, CIDR: f.node.subnetCIDR}}
 	if !f.cfg.EnableSubnetDiscovery {
-		return own, nil
+		return f.ownUnlessExcluded(ctx, own)
 	}
 	if list, ok := f.cached(time.Now()); ok {
 		return list, nil
@@ -94,6 +94,32 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 		return own, nil
 	}
 	return f.remember(subs)
+}
+
+// ownUnlessExcluded is the node's subnet for a new ENI without subnet
+// discovery, refused when its tags exclude it from pods
+// (awsutils.SubnetExcluded): upstream checks them with discovery off too.
+// If EC2 cannot list subnets, the node's subnet is used, as upstream.
+func (f *subnetFinder) ownUnlessExcluded(ctx context.Context, own []subnetChoice) ([]subnetChoice, error) {
+	if list, ok := f.cached(time.Now()); ok {
+		return list, nil
+	}
+	subs, err := f.lister.Subnets(ctx, f.node.vpcID, f.node.id.AZ)
+	if err != nil {
+		f.log.Warn("cannot read the node subnet's tags; creating the ENI there", "subnet", f.node.subnetID, "err", err)
+		return own, nil
+	}
+	f.learnCIDRs(subs)
+	for _, s := range subs {
+		if s.ID == f.node.subnetID && awsutils.SubnetExcluded(s, f.cfg.ClusterName) {
+			return nil, fmt.Errorf("no subnet for a new ENI: the node's subnet %s is excluded from pods (tagged %s=%q, or scoped to other clusters) and ENABLE_SUBNET_DISCOVERY=false allows no other",
+				s.ID, awsutils.TagSubnetRoleCNI, s.Tags[awsutils.TagSubnetRoleCNI])
+		}
+	}
+	f.mu.Lock()
+	f.list, f.at = own, time.Now()
+	f.mu.Unlock()
+	return own, nil
 }
 
 // remember keeps the eligible subnets of a discovery answer, most free

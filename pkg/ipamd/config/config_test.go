@@ -38,7 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 func TestLoadValues(t *testing.T) {
 	c, warns, err := Load(env(map[string]string{
 		"WARM_IP_TARGET":                     "5",
-		"MINIMUM_IP_TARGET":                  " 10 ",
+		"MINIMUM_IP_TARGET":                  "10",
 		"MAX_ENI":                            "0",
 		"ENABLE_PREFIX_DELEGATION":           "TRUE",
 		"AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "10.1.2.3/16, 192.168.0.0/24",

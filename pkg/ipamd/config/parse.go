@@ -43,12 +43,11 @@ func (p *parser) plain(c *Config) {
 	}
 }
 
+// get returns the value as written: upstream trims none, so " true" is
+// no boolean there and the default applies; each parser warns about (or
+// refuses) what it cannot use, as it does for any other bad value.
 func (p *parser) get(name string) (string, bool) {
-	v, ok := p.lookup(name)
-	if !ok {
-		return "", false
-	}
-	return strings.TrimSpace(v), true
+	return p.lookup(name)
 }
 
 func (p *parser) fail(name, value, why string) {
@@ -126,13 +125,23 @@ func (p *parser) strictNonNegInt(name string, dst *int) {
 
 func (p *parser) str(name string, dst *string) {
 	if v, ok := p.get(name); ok {
+		p.warnPadded(name, v)
 		*dst = v
 	}
 }
 
 func (p *parser) nonEmptyString(name string, dst *string) {
 	if v, ok := p.get(name); ok && v != "" {
+		p.warnPadded(name, v)
 		*dst = v
+	}
+}
+
+// warnPadded flags a string with white space around it: used as written,
+// as upstream does, but more likely a slip than meant.
+func (p *parser) warnPadded(name, v string) {
+	if v != strings.TrimSpace(v) {
+		p.warnings = append(p.warnings, fmt.Sprintf("%s=%q: white space around the value is kept, as upstream keeps it", name, v))
 	}
 }
 
