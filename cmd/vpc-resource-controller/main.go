@@ -133,7 +133,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	c, err := resourcecontroller.New(resourcecontroller.Config{ClusterName: o.clusterName, Cooldown: o.cooldown, Log: log}, ec2)
+	c, err := resourcecontroller.New(resourcecontroller.Config{ClusterName: o.clusterName, VPCID: o.vpcID, Cooldown: o.cooldown, Log: log}, ec2)
 	if err != nil {
 		return err
 	}

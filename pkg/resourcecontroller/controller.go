@@ -25,6 +25,13 @@ import (
 type Config struct {
 	// ClusterName tags every ENI (kubernetes.io/cluster/<name>=owned).
 	ClusterName string
+	// VPCID scopes the cleaners' describes; empty: the cluster cleaner
+	// does not run.
+	VPCID string
+	// ClusterCleanInterval is how often the cluster cleaner looks for
+	// leaked ENIs (default 30m, as on EKS); one available at two passes in
+	// a row is deleted.
+	ClusterCleanInterval time.Duration
 	// Cooldown is how long a released branch waits before it is deleted
 	// (default 60s), so that old iptables/ARP state for its address expires.
 	// The amazon-vpc-cni ConfigMap's branch-eni-cooldown overrides it.
@@ -57,6 +64,9 @@ func (c *Config) defaults() {
 	if c.GCInterval == 0 {
 		c.GCInterval = time.Minute
 	}
+	if c.ClusterCleanInterval == 0 {
+		c.ClusterCleanInterval = 30 * time.Minute
+	}
 	if c.MaxGroupsPerENI == 0 {
 		c.MaxGroupsPerENI = 5
 	}
@@ -73,7 +83,7 @@ func (c *Config) validate() error {
 	if c.ClusterName == "" {
 		errs = append(errs, errors.New("cluster name is empty"))
 	}
-	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down floor": c.CooldownFloor, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "retry delay": c.RetryDelay} {
+	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down floor": c.CooldownFloor, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "cluster clean interval": c.ClusterCleanInterval, "retry delay": c.RetryDelay} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", name, d))
 		}
