@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
@@ -51,14 +52,18 @@ func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode) error {
 }
 
 // releaseCNINode removes the finalizer from the CNINode of a Node that is
-// gone, after its branches were deleted, so the CNINode can go with it.
-func (c *Controller) releaseCNINode(ctx context.Context, name string) error {
+// gone, after its ENIs were deleted, so the CNINode can go with it. A
+// CNINode made since for a new Node of that name (uid differs) is left.
+func (c *Controller) releaseCNINode(ctx context.Context, name string, uid types.UID) error {
 	cn := &k8s.CNINode{}
 	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, cn); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("reading CNINode %s: %w", name, err)
+	}
+	if cn.UID != uid {
+		return nil
 	}
 	return c.dropFinalizer(ctx, cn)
 }
