@@ -52,6 +52,8 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	if err := c.c.Get(ctx, req.NamespacedName, &node); err != nil {
 		if apierrors.IsNotFound(err) {
 			c.unsupported.clear(req.Name)
+			c.features.done(req.Name)
+			c.unmanaging.clear(req.Name)
 			c.deinitNode(ctx, req.Name)
 			return c.cleanGoneNode(ctx, req.Name)
 		}
@@ -81,8 +83,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, err
 	}
 	if !sgpNode(&node, cn) {
-		return reconcile.Result{}, nil
+		return c.unmanageNode(ctx, &node)
 	}
+	c.unmanaging.clear(node.Name)
 	info, ok := c.reg.info(node.Name)
 	if !ok {
 		if c.unsupported.is(node.Name, instanceID) {
@@ -143,11 +146,12 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 		Spec: k8s.CNINodeSpec{Tags: map[string]string{
 			awsutils.TagClusterName: c.cfg.ClusterName,
 			awsutils.TagInstanceID:  instanceID,
-		}},
+		}, Features: c.features.get(node.Name)},
 	}
 	if err := c.c.Create(ctx, cn); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating CNINode %s: %w", node.Name, err)
 	}
+	c.features.done(node.Name)
 	return cn, nil
 }
 
