@@ -83,7 +83,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, err
 	}
 	if !sgpNode(&node, cn) {
-		return c.unmanageNode(ctx, &node)
+		return c.unmanageNode(ctx, &node, instanceID)
 	}
 	c.unmanaging.clear(node.Name)
 	info, ok := c.reg.info(node.Name)

@@ -3,6 +3,7 @@ package resourcecontroller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 )
 
 // Unmanaging a node: a node with a trunk that loses security groups for
@@ -72,19 +75,34 @@ const ReasonBranchDeletedUnmanaged = "BranchENIDeleted"
 const ReasonNodeUnmanaged = "NodeTrunkDeinitialized"
 
 // unmanageNode handles a node without SGP: nothing when it holds no trunk
-// state; else, once UnmanageDelay has passed since it was first seen so,
-// its branches are deleted and its state dropped.
-func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node) (reconcile.Result, error) {
+// state and advertises no pod-eni; else, once UnmanageDelay has passed
+// since it was first seen so, its branches are deleted and its state
+// dropped. A node that still advertises pod-eni without a trunk state lost
+// SGP before this process knew its trunk (a restart in between): its
+// branches are found in EC2 by its instance.
+func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instanceID string) (reconcile.Result, error) {
 	info, ok := c.reg.info(node.Name)
+	_, advertised := node.Status.Capacity[PodENIResource]
+	if !ok && !advertised {
+		c.unmanaging.clear(node.Name)
+		return reconcile.Result{}, nil
+	}
+	at := trunkAt{node: node.Name} // gen 0: no trunk state
+	if ok {
+		at = info.at()
+	}
+	now := time.Now()
+	if wait := c.unmanaging.first(at, now).Add(c.cfg.UnmanageDelay).Sub(now); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
 	if !ok {
+		if err := c.unmanageUnknown(ctx, node, instanceID); err != nil {
+			return reconcile.Result{}, err
+		}
 		c.unmanaging.clear(node.Name)
 		return reconcile.Result{}, c.dropCapacity(ctx, node)
 	}
-	now := time.Now()
-	if wait := c.unmanaging.first(info.at(), now).Add(c.cfg.UnmanageDelay).Sub(now); wait > 0 {
-		return reconcile.Result{RequeueAfter: wait}, nil
-	}
-	t := c.reg.dropAt(info.at())
+	t := c.reg.dropAt(at)
 	c.unmanaging.clear(node.Name)
 	if t == nil {
 		return reconcile.Result{}, nil // dropped or replaced meanwhile
@@ -97,9 +115,7 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node) (recon
 		for _, b := range bs {
 			ids = append(ids, b.ENIID)
 		}
-		c.rec.event(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}, "Pod", corev1.EventTypeWarning, ReasonBranchDeletedUnmanaged,
-			"Node %s no longer uses security groups for pods (label %s and CNINode feature gone): branch ENI %v was deleted and the pod has no branch network; delete the pod to run it with its security groups on another node",
-			node.Name, LabelHasTrunk, ids)
+		c.tellUnmanaged(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}, node.Name, ids)
 	}
 	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs and dropping its trunk state",
 		"node", node.Name, "trunk", t.trunkID, "inUse", inUse, "cooling", len(t.cooling))
@@ -107,6 +123,66 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node) (recon
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
 		"The node no longer uses security groups for pods: %d branch ENIs in use and %d cooling down were deleted; trunk interface %s stays attached", inUse, len(t.cooling), t.trunkID)
 	return reconcile.Result{}, c.dropCapacity(ctx, node)
+}
+
+func (c *Controller) tellUnmanaged(ctx context.Context, pod *corev1.Pod, node string, ids []string) {
+	c.rec.event(ctx, pod, "Pod", corev1.EventTypeWarning, ReasonBranchDeletedUnmanaged,
+		"Node %s no longer uses security groups for pods (label %s and CNINode feature gone): branch ENI %v was deleted and the pod has no branch network; delete the pod to run it with its security groups on another node",
+		node, LabelHasTrunk, ids)
+}
+
+// unmanageUnknown deletes the branches EC2 holds for the instance of a
+// node that lost SGP while no trunk state of it was in memory: one paged
+// describe; a branch a running pod's annotation names is disassociated
+// first and the pod told.
+func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, instanceID string) error {
+	found, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.BranchDescription)
+	if err != nil {
+		return fmt.Errorf("branch ENIs of node %s, which lost SGP: %w", node.Name, err)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var pods corev1.PodList
+	if err := c.c.List(ctx, &pods, ctrl.MatchingFields{podNodeField: node.Name}); err != nil {
+		return fmt.Errorf("listing the pods of node %s: %w", node.Name, err)
+	}
+	type claim struct {
+		pod   *corev1.Pod
+		assoc string
+	}
+	claims := map[string]claim{}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if podDone(p) || p.Annotations[PodENIAnnotation] == "" {
+			continue
+		}
+		enis, err := DecodeAnnotation(p.Annotations[PodENIAnnotation])
+		if err != nil {
+			continue
+		}
+		for _, e := range enis {
+			claims[e.ENIID] = claim{pod: p, assoc: e.AssociationID}
+		}
+	}
+	var errs []error
+	for _, e := range found {
+		cl := claims[e.ID]
+		if err := c.deleteBranch(ctx, BranchENI{ENIID: e.ID, AssociationID: cl.assoc}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.cfg.Log.Info("deleted a branch ENI of a node that lost SGP", "node", node.Name, "eni", e.ID)
+		if cl.pod != nil {
+			c.tellUnmanaged(ctx, cl.pod, node.Name, []string{e.ID})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("deleting the branch ENIs of node %s, which lost SGP: %w", node.Name, err)
+	}
+	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
+		"The node no longer uses security groups for pods: its %d branch ENIs were deleted", len(found))
+	return nil
 }
 
 // dropCapacity removes the pod-eni capacity of a node without SGP, so the

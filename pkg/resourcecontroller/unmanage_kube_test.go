@@ -131,3 +131,48 @@ func TestKubeCNINodeRemadeKeepsFeatures(t *testing.T) {
 		return true, ""
 	})
 }
+
+// TestKubeUnmanagedWhileDownDeletesBranches: the node loses SGP while the
+// controller is down (or restarts within the delay), so no trunk state of
+// it is ever in memory again. The node still advertising pod-eni tells
+// that it was an SGP node: its branches must still be deleted and the
+// capacity removed.
+func TestKubeUnmanagedWhileDownDeletesBranches(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.UnmanageDelay = 300 * time.Millisecond
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const node = "rc-unmanage-down"
+	h.addNode(node, inst1, nil)
+	h.declareSGP(node)
+	h.waitCapacity(node, 9)
+	if _, err := h.createPod("a", node, map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	a := h.waitAnnotation("a")
+	h.stop()
+	ctx := context.Background()
+	cn := &k8s.CNINode{}
+	if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
+		t.Fatal(err)
+	}
+	cn.Spec.Features = nil
+	if err := h.admin.Update(ctx, cn); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, h)
+	waitFor(t, 30*time.Second, "the node's branch deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return len(ids) == 0, fmt.Sprint(ids)
+	})
+	waitFor(t, 30*time.Second, "the node's pod-eni capacity removed", func() (bool, string) {
+		var n corev1.Node
+		if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
+			return false, err.Error()
+		}
+		_, ok := n.Status.Capacity[PodENIResource]
+		return !ok, fmt.Sprint(n.Status.Capacity)
+	})
+	h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID)
+}
