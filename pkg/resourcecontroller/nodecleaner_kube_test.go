@@ -110,3 +110,52 @@ func TestKubeNodeTerminationCleansAvailableENIs(t *testing.T) {
 		}
 	}
 }
+
+// TestKubeNodeTerminationCleanupTimesOut: a node cleanup that EC2 keeps
+// waiting ends at NodeCleanTimeout, is counted as failed, keeps the
+// CNINode's finalizer, and is done again once EC2 answers.
+func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.NodeCleanTimeout = 300 * time.Millisecond
+	h := newHarness(t, w.ec2, cfg)
+	h.addNode("rc-termslow", inst1, nil)
+	ctx := context.Background()
+	waitFor(t, 30*time.Second, "CNINode rc-termslow", func() (bool, string) {
+		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-termslow"}, &k8s.CNINode{})
+		return err == nil, fmt.Sprint(err)
+	})
+	stray, err := w.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: inst1, SubnetID: simtest.NodeSubnetID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failures := metricValue(t, "node_termination_eni_cleanup_failures_total", nil)
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(5 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rc-termslow"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.admin.Delete(ctx, &k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: "rc-termslow"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a timed-out cleanup counted", func() (bool, string) {
+		n := metricValue(t, "node_termination_eni_cleanup_failures_total", nil)
+		return n > failures, fmt.Sprint(n)
+	})
+	cn := &k8s.CNINode{}
+	if err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-termslow"}, cn); err != nil || !slices.Contains(cn.Finalizers, CNINodeFinalizer) {
+		t.Fatalf("after a timed-out cleanup the CNINode must wait on its finalizer: %v %v", err, cn.Finalizers)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the CNINode released and the node's ENI deleted", func() (bool, string) {
+		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-termslow"}, &k8s.CNINode{})
+		var ids []string
+		for _, e := range w.env.Sim.NetworkInterfaces() {
+			ids = append(ids, e.ID)
+		}
+		return apierrors.IsNotFound(err) && !slices.Contains(ids, stray.ID), fmt.Sprint(err, ids)
+	})
+}
