@@ -32,7 +32,7 @@ import (
 type options struct {
 	clusterName, vpcID, region, ec2Endpoint, kubeconfig string
 	webhookHost, certDir, webhookConfig, webhookHosts   string
-	webhookPort                                         int
+	webhookPort, maxNodeReconcile                       int
 	cooldown                                            time.Duration
 	leaderElect                                         bool
 	leaderNamespace, metricsAddr, healthAddr            string
@@ -52,6 +52,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.webhookConfig, "webhook-config-name", "vpc-resource-mutating-webhook", "MutatingWebhookConfiguration whose caBundle is set to a generated certificate's CA")
 	fs.StringVar(&o.webhookHosts, "webhook-hosts", "vpc-resource-controller-webhook.kube-system.svc", "comma-separated DNS names/IPs of a generated webhook certificate")
 	fs.DurationVar(&o.cooldown, "branch-eni-cooldown", 60*time.Second, "how long a released branch ENI waits before it is deleted, until the amazon-vpc-cni ConfigMap sets branch-eni-cooldown")
+	fs.IntVar(&o.maxNodeReconcile, "max-node-reconcile", 10, "deleted nodes whose ENIs are cleaned up at once")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "run one active replica (lease "+resourcecontroller.LeaseName+")")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "kube-system", "namespace of the leader-election lease")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "metrics address (0: off)")
@@ -65,6 +66,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.vpcID == "" {
 		errs = append(errs, errors.New("--vpc-id is required"))
+	}
+	if o.maxNodeReconcile < 1 {
+		errs = append(errs, fmt.Errorf("--max-node-reconcile %d must be positive", o.maxNodeReconcile))
 	}
 	if o.cooldown <= 0 {
 		errs = append(errs, fmt.Errorf("--branch-eni-cooldown %s must be positive", o.cooldown))
@@ -133,7 +137,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	c, err := resourcecontroller.New(resourcecontroller.Config{ClusterName: o.clusterName, Cooldown: o.cooldown, Log: log}, ec2)
+	c, err := resourcecontroller.New(resourcecontroller.Config{ClusterName: o.clusterName, VPCID: o.vpcID, NodeCleanWorkers: o.maxNodeReconcile, Cooldown: o.cooldown, Log: log}, ec2)
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
@@ -33,6 +35,9 @@ var errCNINodeDeleting = errors.New("CNINode is being deleted")
 // one without the finalizer gets it back.
 func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode) error {
 	if cn.DeletionTimestamp != nil {
+		// The new CNINode keeps the features ipamd declared: without
+		// SecurityGroupsForPods the node would be unmanaged (unmanage.go).
+		c.features.put(cn.Name, cn.Spec.Features)
 		if err := c.dropFinalizer(ctx, cn); err != nil {
 			return err
 		}
@@ -51,14 +56,18 @@ func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode) error {
 }
 
 // releaseCNINode removes the finalizer from the CNINode of a Node that is
-// gone, after its branches were deleted, so the CNINode can go with it.
-func (c *Controller) releaseCNINode(ctx context.Context, name string) error {
+// gone, after its ENIs were deleted, so the CNINode can go with it. A
+// CNINode made since for a new Node of that name (uid differs) is left.
+func (c *Controller) releaseCNINode(ctx context.Context, name string, uid types.UID) error {
 	cn := &k8s.CNINode{}
 	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, cn); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("reading CNINode %s: %w", name, err)
+	}
+	if cn.UID != uid {
+		return nil
 	}
 	return c.dropFinalizer(ctx, cn)
 }
@@ -73,4 +82,33 @@ func (c *Controller) dropFinalizer(ctx context.Context, cn *k8s.CNINode) error {
 		return fmt.Errorf("removing finalizer %s from CNINode %s: %w", CNINodeFinalizer, cn.Name, err)
 	}
 	return nil
+}
+
+// featureKeep carries the features of deleted CNINodes of live Nodes over
+// to the ones made again in their place.
+type featureKeep struct {
+	mu sync.Mutex
+	m  map[string][]k8s.CNINodeFeature
+}
+
+func newFeatureKeep() *featureKeep { return &featureKeep{m: map[string][]k8s.CNINodeFeature{}} }
+
+func (f *featureKeep) put(node string, fs []k8s.CNINodeFeature) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(fs) > 0 {
+		f.m[node] = slices.Clone(fs)
+	}
+}
+
+func (f *featureKeep) get(node string) []k8s.CNINodeFeature {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.m[node])
+}
+
+func (f *featureKeep) done(node string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.m, node)
 }

@@ -25,6 +25,21 @@ import (
 type Config struct {
 	// ClusterName tags every ENI (kubernetes.io/cluster/<name>=owned).
 	ClusterName string
+	// VPCID scopes the cleaners' describes; empty: the cluster cleaner
+	// does not run.
+	VPCID string
+	// ClusterCleanInterval is how often the cluster cleaner looks for
+	// leaked ENIs (default 30m, as on EKS); one available at two passes in
+	// a row is deleted.
+	ClusterCleanInterval time.Duration
+	// NodeCleanWorkers bounds the deleted nodes whose ENIs are cleaned up
+	// at once (default 10, EKS's --max-node-reconcile); NodeCleanTimeout
+	// bounds one cleanup (default 3m).
+	NodeCleanWorkers int
+	NodeCleanTimeout time.Duration
+	// UnmanageDelay is how long a node that lost SGP keeps its trunk
+	// state before its branches are deleted (default 1m, as on EKS).
+	UnmanageDelay time.Duration
 	// Cooldown is how long a released branch waits before it is deleted
 	// (default 60s), so that old iptables/ARP state for its address expires.
 	// The amazon-vpc-cni ConfigMap's branch-eni-cooldown overrides it.
@@ -57,6 +72,18 @@ func (c *Config) defaults() {
 	if c.GCInterval == 0 {
 		c.GCInterval = time.Minute
 	}
+	if c.NodeCleanWorkers == 0 {
+		c.NodeCleanWorkers = 10
+	}
+	if c.NodeCleanTimeout == 0 {
+		c.NodeCleanTimeout = 3 * time.Minute
+	}
+	if c.UnmanageDelay == 0 {
+		c.UnmanageDelay = time.Minute
+	}
+	if c.ClusterCleanInterval == 0 {
+		c.ClusterCleanInterval = 30 * time.Minute
+	}
 	if c.MaxGroupsPerENI == 0 {
 		c.MaxGroupsPerENI = 5
 	}
@@ -73,10 +100,13 @@ func (c *Config) validate() error {
 	if c.ClusterName == "" {
 		errs = append(errs, errors.New("cluster name is empty"))
 	}
-	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down floor": c.CooldownFloor, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "retry delay": c.RetryDelay} {
+	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down floor": c.CooldownFloor, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "cluster clean interval": c.ClusterCleanInterval, "node clean timeout": c.NodeCleanTimeout, "unmanage delay": c.UnmanageDelay, "retry delay": c.RetryDelay} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", name, d))
 		}
+	}
+	if c.NodeCleanWorkers < 1 {
+		errs = append(errs, fmt.Errorf("node clean workers %d is not positive", c.NodeCleanWorkers))
 	}
 	if c.MaxGroupsPerENI < 1 || c.MaxGroupsPerENI > 16 {
 		errs = append(errs, fmt.Errorf("max groups per ENI %d is not in 1-16", c.MaxGroupsPerENI))
@@ -103,6 +133,12 @@ type Controller struct {
 	// kick asks the node controller to reconcile a node outside its own
 	// events: its trunk ENI was found gone (trunkgone.go).
 	kick chan event.GenericEvent
+	// cleaner bounds the deleted nodes' cleanups (nodecleaner.go).
+	cleaner *nodeCleaner
+	// unmanaging: since when nodes with a trunk state lack SGP (unmanage.go).
+	unmanaging *unmanaging
+	// features: of CNINodes deleted under live Nodes, for their new ones.
+	features *featureKeep
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -115,5 +151,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16)}, nil
+		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep()}, nil
 }

@@ -19,6 +19,7 @@ type EC2 interface {
 	DeleteENI(ctx context.Context, eniID string) error
 	BranchENIs(ctx context.Context, trunkID string) ([]awsutils.ENI, error)
 	TaggedInstanceENIs(ctx context.Context, instanceID, description string) ([]awsutils.ENI, error)
+	OwnedENIs(ctx context.Context, q awsutils.OwnedENIsQuery) ([]awsutils.ENI, error)
 }
 
 var _ EC2 = (*awsutils.EC2)(nil)

@@ -27,6 +27,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // The Kubernetes tier: one real kube-apiserver + etcd for the package.
@@ -110,6 +111,9 @@ func startController(t testing.TB, h *harness) {
 	}
 	cfg := h.cfg
 	cfg.ClusterName = "test"
+	if cfg.VPCID == "" {
+		cfg.VPCID = simtest.VPCID
+	}
 	cfg.Log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	c, err := New(cfg, h.ec2)
 	if err != nil {

@@ -27,6 +27,11 @@ var (
 	metricAnnotateErrors  = metrics.NewCounterVec("annotate_pod_request_err_count", "Failed pod annotation requests", "annotate_key")
 	metricAdvertise       = metrics.NewCounterVec("advertise_resource_request_call_count", "Node capacity advertisements", "resource_name")
 	metricAdvertiseErrors = metrics.NewCounterVec("advertise_resource_request_err_count", "Failed node capacity advertisements", "resource_name")
+	// The cluster cleaner's, set each pass (clustercleaner.go).
+	metricRCAvailableENIs   = metrics.NewGauge("vpc_rc_created_available_eni_count", "Available ENIs of the cluster made by the resource controller, at the last cleaner pass")
+	metricCNIAvailableENIs  = metrics.NewGauge("vpc_cni_created_available_eni_count", "Available ENIs of the cluster made by the VPC CNI, at the last cleaner pass")
+	metricNodeCleanFailures = metrics.NewCounter("node_termination_eni_cleanup_failures_total", "Failed cleanups of a deleted node's ENIs")
+	metricLeakedENIs        = metrics.NewGauge("leaked_eni_count", "ENIs of the cluster available in two cleaner passes in a row, deleted at the last pass")
 )
 
 // Branch provider operations (EKS's label values).
@@ -45,7 +50,8 @@ const (
 
 func init() {
 	ctrlmetrics.Registry.MustRegister(metricSGPEnabled, metricOpLatency, metricOpErrors, metricBranchOK,
-		metricBranchFailed, metricTrunkErrors, metricAnnotate, metricAnnotateErrors, metricAdvertise, metricAdvertiseErrors)
+		metricBranchFailed, metricTrunkErrors, metricAnnotate, metricAnnotateErrors, metricAdvertise, metricAdvertiseErrors,
+		metricRCAvailableENIs, metricCNIAvailableENIs, metricLeakedENIs, metricNodeCleanFailures)
 }
 
 // observeOp records one branch provider operation's time and outcome.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,11 +52,10 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	if err := c.c.Get(ctx, req.NamespacedName, &node); err != nil {
 		if apierrors.IsNotFound(err) {
 			c.unsupported.clear(req.Name)
+			c.features.done(req.Name)
+			c.unmanaging.clear(req.Name)
 			c.deinitNode(ctx, req.Name)
-			if err := c.deleteGoneNodeBranches(ctx, req.Name); err != nil {
-				return reconcile.Result{}, err // the CNINode keeps its finalizer until they are gone
-			}
-			return reconcile.Result{}, c.releaseCNINode(ctx, req.Name)
+			return c.cleanGoneNode(ctx, req.Name)
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
 	}
@@ -85,8 +83,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, err
 	}
 	if !sgpNode(&node, cn) {
-		return reconcile.Result{}, nil
+		return c.unmanageNode(ctx, &node, instanceID)
 	}
+	c.unmanaging.clear(node.Name)
 	info, ok := c.reg.info(node.Name)
 	if !ok {
 		if c.unsupported.is(node.Name, instanceID) {
@@ -147,11 +146,12 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 		Spec: k8s.CNINodeSpec{Tags: map[string]string{
 			awsutils.TagClusterName: c.cfg.ClusterName,
 			awsutils.TagInstanceID:  instanceID,
-		}},
+		}, Features: c.features.get(node.Name)},
 	}
 	if err := c.c.Create(ctx, cn); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating CNINode %s: %w", node.Name, err)
 	}
+	c.features.done(node.Name)
 	return cn, nil
 }
 
@@ -373,44 +373,6 @@ func (c *Controller) publishCapacity(ctx context.Context, node *corev1.Node, lim
 	if err := c.c.Status().Patch(ctx, node, ctrl.MergeFrom(orig)); err != nil {
 		metricAdvertiseErrors.WithLabelValues(PodENIResource).Inc()
 		return fmt.Errorf("advertising %s=%d on node %s: %w", PodENIResource, limit, node.Name, err)
-	}
-	return nil
-}
-
-// deleteGoneNodeBranches deletes the branch ENIs EC2 holds for the
-// instance of a Node that is gone, found by the instance id its CNINode
-// (kept by the finalizer) names. deinitNode covers only a trunk this
-// process knows: a Node deleted while the controller was down (or before
-// its trunk was initialized again after a restart) would otherwise leave
-// its branches for ever. Branches of a trunk another node holds are left.
-func (c *Controller) deleteGoneNodeBranches(ctx context.Context, name string) error {
-	cn := &k8s.CNINode{}
-	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, cn); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("reading CNINode %s: %w", name, err)
-	}
-	instanceID := cn.Spec.Tags[awsutils.TagInstanceID]
-	if instanceID == "" || !slices.Contains(cn.Finalizers, CNINodeFinalizer) {
-		return nil
-	}
-	found, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.BranchDescription)
-	if err != nil {
-		return fmt.Errorf("branch ENIs of deleted node %s: %w", name, err)
-	}
-	var errs []error
-	for _, e := range found {
-		if c.reg.trunkHeld(e.Tags[awsutils.TagTrunkENIID]) {
-			continue
-		}
-		c.cfg.Log.Info("deleting a branch ENI of a deleted node", "node", name, "eni", e.ID)
-		if err := c.ec2.DeleteENI(ctx, e.ID); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("deleting the branch ENIs of deleted node %s: %w", name, err)
 	}
 	return nil
 }

@@ -153,7 +153,7 @@ func (c *Controller) SetupWithManager(ctx context.Context, mgr manager.Manager) 
 		return err
 	}
 	metricSGPEnabled.Set(1)
-	for _, r := range []manager.RunnableFunc{c.runCooldown, c.runGC} {
+	for _, r := range []manager.RunnableFunc{c.runCooldown, c.runGC, c.runClusterCleaner} {
 		if err := mgr.Add(r); err != nil {
 			return err
 		}

@@ -1,0 +1,167 @@
+package resourcecontroller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+)
+
+// The node-termination cleaner: once a Node is gone and its CNINode is
+// being deleted (the finalizer holds it), the ENIs EC2 still has for the
+// node's instance are deleted: its branch ENIs (a trunk this process does
+// not hold, in any status) and every other available ENI tagged with the
+// instance and owned by the controller or the CNI (docs/compatibility.md,
+// "Security groups for pods"). The finalizer is removed once they are
+// gone, so a cleanup cut short by a failure or a restart is done again.
+
+// nodeCleanBusyDelay is how soon a gone node is looked at again when every
+// cleanup slot is taken.
+const nodeCleanBusyDelay = 10 * time.Second
+
+// nodeCleaner bounds the cleanups running at once, one per node.
+type nodeCleaner struct {
+	slots   chan struct{}
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+func newNodeCleaner(n int) *nodeCleaner {
+	return &nodeCleaner{slots: make(chan struct{}, n), running: map[string]bool{}}
+}
+
+// start takes a slot for node: false, busy when all are taken; false,
+// false when node's cleanup already runs.
+func (n *nodeCleaner) start(node string) (started, busy bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.running[node] {
+		return false, false
+	}
+	select {
+	case n.slots <- struct{}{}:
+	default:
+		return false, true
+	}
+	n.running[node] = true
+	return true, false
+}
+
+func (n *nodeCleaner) done(node string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.running, node)
+	<-n.slots
+}
+
+// goneNodeENIs picks, of the owned ENIs tagged with a gone node's
+// instance, those to delete: branches whose trunk no live node holds (in
+// use or not: the pods went with the node) and every other available ENI.
+func goneNodeENIs(found []awsutils.ENI, trunkHeld func(string) bool) []string {
+	var ids []string
+	for _, e := range found {
+		if trunk, ok := e.Tags[awsutils.TagTrunkENIID]; ok {
+			if !trunkHeld(trunk) {
+				ids = append(ids, e.ID)
+			}
+			continue
+		}
+		if e.Status == "available" {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+// cleanGoneNode starts the cleanup of a Node that is gone, if its CNINode
+// is being deleted.
+func (c *Controller) cleanGoneNode(ctx context.Context, name string) (reconcile.Result, error) {
+	cn := &k8s.CNINode{}
+	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, cn); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading CNINode %s: %w", name, err)
+	}
+	if cn.DeletionTimestamp == nil || !slices.Contains(cn.Finalizers, CNINodeFinalizer) {
+		return reconcile.Result{}, nil // its deletion (the Node's garbage collection) brings it back here
+	}
+	instanceID := cn.Spec.Tags[awsutils.TagInstanceID]
+	if cn.Labels[labelOS] != "linux" || instanceID == "" {
+		return reconcile.Result{}, c.dropFinalizer(ctx, cn)
+	}
+	started, busy := c.cleaner.start(name)
+	if busy {
+		return reconcile.Result{RequeueAfter: nodeCleanBusyDelay}, nil
+	}
+	if !started {
+		return reconcile.Result{}, nil
+	}
+	// ctx is the controller's: it outlives this reconcile (no
+	// ReconciliationTimeout is set) and ends with the manager.
+	go c.runNodeCleanup(ctx, name, cn.UID, instanceID)
+	return reconcile.Result{}, nil
+}
+
+// runNodeCleanup deletes the gone node's ENIs within NodeCleanTimeout and
+// then lets its CNINode go; on failure the node is looked at again after
+// GCInterval.
+func (c *Controller) runNodeCleanup(ctx context.Context, name string, uid types.UID, instanceID string) {
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.NodeCleanTimeout)
+	err := c.deleteGoneNodeENIs(cctx, name, instanceID)
+	if err == nil {
+		err = c.releaseCNINode(cctx, name, uid)
+	}
+	cancel()
+	c.cleaner.done(name)
+	if err == nil {
+		return
+	}
+	metricNodeCleanFailures.Inc()
+	c.cfg.Log.Warn("cleaning up the ENIs of a deleted node; retrying", "node", name, "instance", instanceID, "in", c.cfg.GCInterval, "err", err)
+	t := time.NewTimer(c.cfg.GCInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	select {
+	case c.kick <- event.GenericEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
+	case <-ctx.Done():
+	}
+}
+
+// deleteGoneNodeENIs runs one paged describe of the instance's owned ENIs
+// and deletes those goneNodeENIs picks.
+func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID string) error {
+	found, err := c.ec2.OwnedENIs(ctx, awsutils.OwnedENIsQuery{VPCID: c.cfg.VPCID, InstanceID: instanceID})
+	if err != nil {
+		return fmt.Errorf("ENIs of deleted node %s: %w", name, err)
+	}
+	var errs []error
+	for _, id := range goneNodeENIs(found, c.reg.trunkHeld) {
+		if err := c.ec2.DeleteENI(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.cfg.Log.Info("deleted an ENI of a deleted node", "node", name, "instance", instanceID, "eni", id)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("deleting the ENIs of deleted node %s: %w", name, err)
+	}
+	return nil
+}

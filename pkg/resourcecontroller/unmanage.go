@@ -1,0 +1,207 @@
+package resourcecontroller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+)
+
+// Unmanaging a node: a node with a trunk that loses security groups for
+// pods (the has-trunk-attached label key and the CNINode feature both
+// gone) keeps its trunk state for UnmanageDelay, so that a flapping
+// feature or the last pod events change nothing; then every branch it
+// holds (in use, cooling, given up) is deleted, its trunk state dropped
+// and its pod-eni capacity removed, so that enabling it again adopts the
+// trunk with no branch left on it (docs/compatibility.md, "Security
+// groups for pods"). The trunk ENI stays attached: it goes with the
+// instance (delete-on-termination), as on EKS.
+//
+// Pods still running with a branch keep their annotation (ipamd read it
+// at ADD; only the controller's identity may change it where EKS's
+// validating webhook runs) and get a Warning event: their branch network
+// is gone and deleting the pod is the way out. Should the node get SGP
+// back while they run, the trunk rebuild keeps their VLANs until they end.
+
+// unmanaging remembers since when each node with a trunk state has been
+// seen without SGP.
+type unmanaging struct {
+	mu    sync.Mutex
+	since map[string]unmanagedAt
+}
+
+type unmanagedAt struct {
+	gen uint64 // the trunk state seen unmanaged
+	at  time.Time
+}
+
+func newUnmanaging() *unmanaging { return &unmanaging{since: map[string]unmanagedAt{}} }
+
+// first returns when the trunk state at was first seen unmanaged, now if
+// it is this time.
+func (u *unmanaging) first(at trunkAt, now time.Time) time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s, ok := u.since[at.node]
+	if !ok || s.gen != at.gen {
+		s = unmanagedAt{gen: at.gen, at: now}
+		u.since[at.node] = s
+	}
+	return s.at
+}
+
+func (u *unmanaging) clear(node string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.since, node)
+}
+
+// ReasonBranchDeletedUnmanaged is the Warning on a running pod whose
+// branch was deleted because its node lost SGP (ours; EKS has none).
+const ReasonBranchDeletedUnmanaged = "BranchENIDeleted"
+
+// ReasonNodeUnmanaged is the Normal event on a node whose trunk state was
+// dropped (ours).
+const ReasonNodeUnmanaged = "NodeTrunkDeinitialized"
+
+// unmanageNode handles a node without SGP: nothing when it holds no trunk
+// state and advertises no pod-eni; else, once UnmanageDelay has passed
+// since it was first seen so, its branches are deleted and its state
+// dropped. A node that still advertises pod-eni without a trunk state lost
+// SGP before this process knew its trunk (a restart in between): its
+// branches are found in EC2 by its instance.
+func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instanceID string) (reconcile.Result, error) {
+	info, ok := c.reg.info(node.Name)
+	_, advertised := node.Status.Capacity[PodENIResource]
+	if !ok && !advertised {
+		c.unmanaging.clear(node.Name)
+		return reconcile.Result{}, nil
+	}
+	at := trunkAt{node: node.Name} // gen 0: no trunk state
+	if ok {
+		at = info.at()
+	}
+	now := time.Now()
+	if wait := c.unmanaging.first(at, now).Add(c.cfg.UnmanageDelay).Sub(now); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	if !ok {
+		if err := c.unmanageUnknown(ctx, node, instanceID); err != nil {
+			return reconcile.Result{}, err
+		}
+		c.unmanaging.clear(node.Name)
+		return reconcile.Result{}, c.dropCapacity(ctx, node)
+	}
+	t := c.reg.dropAt(at)
+	c.unmanaging.clear(node.Name)
+	if t == nil {
+		return reconcile.Result{}, nil // dropped or replaced meanwhile
+	}
+	inUse := 0
+	for uid, bs := range t.pods {
+		inUse += len(bs)
+		ns, name := splitKey(t.keys[uid])
+		ids := make([]string, 0, len(bs))
+		for _, b := range bs {
+			ids = append(ids, b.ENIID)
+		}
+		c.tellUnmanaged(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}, node.Name, ids)
+	}
+	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs and dropping its trunk state",
+		"node", node.Name, "trunk", t.trunkID, "inUse", inUse, "cooling", len(t.cooling))
+	c.deleteTrunkBranches(ctx, t)
+	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
+		"The node no longer uses security groups for pods: %d branch ENIs in use and %d cooling down were deleted; trunk interface %s stays attached", inUse, len(t.cooling), t.trunkID)
+	return reconcile.Result{}, c.dropCapacity(ctx, node)
+}
+
+func (c *Controller) tellUnmanaged(ctx context.Context, pod *corev1.Pod, node string, ids []string) {
+	c.rec.event(ctx, pod, "Pod", corev1.EventTypeWarning, ReasonBranchDeletedUnmanaged,
+		"Node %s no longer uses security groups for pods (label %s and CNINode feature gone): branch ENI %v was deleted and the pod has no branch network; delete the pod to run it with its security groups on another node",
+		node, LabelHasTrunk, ids)
+}
+
+// unmanageUnknown deletes the branches EC2 holds for the instance of a
+// node that lost SGP while no trunk state of it was in memory: one paged
+// describe; a branch a running pod's annotation names is disassociated
+// first and the pod told.
+func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, instanceID string) error {
+	found, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.BranchDescription)
+	if err != nil {
+		return fmt.Errorf("branch ENIs of node %s, which lost SGP: %w", node.Name, err)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var pods corev1.PodList
+	if err := c.c.List(ctx, &pods, ctrl.MatchingFields{podNodeField: node.Name}); err != nil {
+		return fmt.Errorf("listing the pods of node %s: %w", node.Name, err)
+	}
+	type claim struct {
+		pod   *corev1.Pod
+		assoc string
+	}
+	claims := map[string]claim{}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if podDone(p) || p.Annotations[PodENIAnnotation] == "" {
+			continue
+		}
+		enis, err := DecodeAnnotation(p.Annotations[PodENIAnnotation])
+		if err != nil {
+			continue
+		}
+		for _, e := range enis {
+			claims[e.ENIID] = claim{pod: p, assoc: e.AssociationID}
+		}
+	}
+	var errs []error
+	for _, e := range found {
+		cl := claims[e.ID]
+		if err := c.deleteBranch(ctx, BranchENI{ENIID: e.ID, AssociationID: cl.assoc}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.cfg.Log.Info("deleted a branch ENI of a node that lost SGP", "node", node.Name, "eni", e.ID)
+		if cl.pod != nil {
+			c.tellUnmanaged(ctx, cl.pod, node.Name, []string{e.ID})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("deleting the branch ENIs of node %s, which lost SGP: %w", node.Name, err)
+	}
+	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
+		"The node no longer uses security groups for pods: its %d branch ENIs were deleted", len(found))
+	return nil
+}
+
+// dropCapacity removes the pod-eni capacity of a node without SGP, so the
+// scheduler stops placing pods that ask for a branch there.
+func (c *Controller) dropCapacity(ctx context.Context, node *corev1.Node) error {
+	_, inCap := node.Status.Capacity[PodENIResource]
+	_, inAlloc := node.Status.Allocatable[PodENIResource]
+	if !inCap && !inAlloc {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{
+		"capacity":    map[string]any{PodENIResource: nil},
+		"allocatable": map[string]any{PodENIResource: nil},
+	}})
+	if err != nil {
+		return err
+	}
+	if err := c.c.Status().Patch(ctx, node, ctrl.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("removing %s from node %s: %w", PodENIResource, node.Name, err)
+	}
+	return nil
+}
