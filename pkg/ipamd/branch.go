@@ -1,6 +1,7 @@
 package ipamd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"net/netip"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -111,17 +114,20 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 		return nil, false, nil
 	}
 	ctx := d.context()
+	uid := addPodUID(ctx)
 	pod, err := n.kube.get().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
-	if !pod.Found {
+	if !pod.Found && uid == "" {
 		return nil, true, status.Errorf(codes.FailedPrecondition, "ENABLE_POD_ENI: pod %s/%s not found", req.GetK8SPodNamespace(), req.GetK8SPodName())
 	}
-	if pod.Deleting {
-		// The cache still holds an earlier pod of this name (the ADD carries
-		// no UID): its branch is about to be deleted. Wait for our own pod.
-		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+	if !pod.Found || pod.Deleting || !ownPod(pod, uid) {
+		// The cache still holds an earlier pod of this name (it is being
+		// deleted, or its UID is not the one the plugin sent), whose
+		// branch ENI is about to be deleted, or has not seen ours yet.
+		// Wait for our own pod.
+		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
 			return nil, true, err
 		}
 	}
@@ -135,7 +141,7 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 		}
 	}
 	if pod.BranchAnnotation == "" {
-		if pod, err = n.branch.waitBranchAnnotation(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+		if pod, err = n.branch.waitBranchAnnotation(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
 			return nil, true, err
 		}
 	}
@@ -155,6 +161,23 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 		ParentIfIndex: int32(parent), NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode,
 		UseExternalSnat: n.cfg.ExternalSNAT,
 	}, true, nil
+}
+
+// addPodUID returns the pod UID our plugin sends with an ADD as gRPC
+// metadata (hostcontract.PodUIDMetadata), "" from upstream's plugin,
+// which sends none: the ADD message has no field for it.
+func addPodUID(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(hostcontract.PodUIDMetadata); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// ownPod reports whether pod is the one the ADD is for: the pod of uid,
+// or any pod of the name when the ADD carries no UID.
+func ownPod(pod PodInfo, uid string) bool {
+	return uid == "" || pod.UID == uid
 }
 
 // branchDel answers DelNetwork for a key the datastore does not hold: a
