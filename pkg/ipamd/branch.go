@@ -32,6 +32,10 @@ const (
 type PodInfo struct {
 	Found bool
 	UID   string
+	// MirrorOf is the kubernetes.io/config.mirror annotation of a static
+	// pod's mirror: the UID the kubelet (and the runtime's K8S_POD_UID)
+	// knows the pod by, which is not the mirror's own.
+	MirrorOf string
 	// WantsBranchENI: the first container's limits name a resource starting
 	// with vpc.amazonaws.com/pod-eni.
 	WantsBranchENI bool
@@ -174,10 +178,11 @@ func addPodUID(ctx context.Context) string {
 	return ""
 }
 
-// ownPod reports whether pod is the one the ADD is for: the pod of uid,
-// or any pod of the name when the ADD carries no UID.
+// ownPod reports whether pod is the one the ADD is for: the pod of uid
+// (or the mirror of the static pod of uid), or any pod of the name when
+// the ADD carries no UID.
 func ownPod(pod PodInfo, uid string) bool {
-	return uid == "" || pod.UID == uid
+	return uid == "" || pod.UID == uid || pod.MirrorOf == uid
 }
 
 // branchDel answers DelNetwork for a key the datastore does not hold: a

@@ -276,4 +276,16 @@ func TestBranchADDRefusesAnEarlierPodsBranch(t *testing.T) {
 	if err != nil || r.PodVlanId != 3 {
 		t.Errorf("ADD without a UID: reply %v, err %v; want the cached pod's VLAN 3", r, err)
 	}
+	// A static pod: the runtime knows it by its own UID, the API server
+	// by its mirror's, which names the static pod's in an annotation.
+	k.mu.Lock()
+	k.pods["default/static-0"] = PodInfo{Found: true, UID: "mirror-uid", MirrorOf: "static-uid"}
+	k.mu.Unlock()
+	sctx, scancel := context.WithTimeout(metadata.NewIncomingContext(context.Background(), metadata.Pairs(hostcontract.PodUIDMetadata, "static-uid")), 300*time.Millisecond)
+	defer scancel()
+	r, err = h.srv.AddNetwork(sctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "static-sandbox", IfName: "eth0",
+		K8SPodNamespace: "default", K8SPodName: "static-0"})
+	if err != nil || len(r.IpAllocationMetadata) != 1 || r.IpAllocationMetadata[0].Ipv4Addr == "" || r.PodVlanId != 0 {
+		t.Errorf("ADD of a static pod (by its own UID, the cache showing its mirror): reply %v, err %v; want a pool address", r, err)
+	}
 }
