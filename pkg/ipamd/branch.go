@@ -201,7 +201,7 @@ func (s *Server) branchDel(d *due, req *rpc.DelNetworkRequest) (*rpc.DelNetworkR
 	if !pod.Found {
 		return r, true, nil // gone: nothing to release
 	}
-	if uid := req.GetK8SPodUid(); uid != "" && pod.UID != "" && uid != pod.UID {
+	if uid := req.GetK8SPodUid(); uid != "" && pod.UID != "" && !ownPod(pod, uid) {
 		return nil, true, status.Errorf(codes.FailedPrecondition, "pod %s/%s has UID %s, the DEL is for %s",
 			req.GetK8SPodNamespace(), req.GetK8SPodName(), pod.UID, uid)
 	}
