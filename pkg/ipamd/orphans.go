@@ -197,15 +197,17 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 //     (podnet.SandboxMark): an allocation is the veth's when its sandbox's
 //     mark is the veth's. An address recovered from the host (its sandbox
 //     unknown) is the veth's unless the marked sandbox holds an address of
-//     its own on the recovered one's card for that veth: the veth has been
-//     replaced since the recovery.
+//     its own that competes with it (as below): the veth has been replaced
+//     since the recovery.
 //   - an unmarked veth (upstream's plugin, or ours before the mark) is taken
 //     to be the sandbox assigned last: kubelet stops a pod's sandbox before
 //     it starts the next, whose ADD replaces the veth (the old one's DEL
-//     may have reached no ipamd). A recovered address competes only with
-//     the allocations on its own card: one on another card is the same
-//     pod's other interface (a multi-NIC pod with one card recovered), not
-//     a newer sandbox.
+//     may have reached no ipamd). A recovered address competes with the
+//     single-NIC allocations on every card (they spill past a full card
+//     0), but with a multi-NIC pod's only on its own card: one on another
+//     card is the same pod's other interface (a multi-NIC pod with one
+//     card recovered), not a newer sandbox, which would hold an address on
+//     the recovered one's card too.
 
 // vethOwner is the sandbox assigned last among those judged by one veth.
 type vethOwner struct {
@@ -220,10 +222,11 @@ type cardVeth struct {
 	veth string
 }
 
-// cardOwners are the allocations of one card judged by one veth.
+// cardOwners are, for one card and one veth, the newest address recovered
+// there and the sandboxes that compete with it.
 type cardOwners struct {
 	recovered time.Time            // the newest address recovered from the veth
-	sandboxes map[string]time.Time // each sandbox's newest assignment
+	sandboxes map[string]time.Time // each competing sandbox's newest assignment
 }
 
 // vethOwnerSet is what a sweep knows of who may own each pod veth.
@@ -252,7 +255,16 @@ func vethOwners(held [][]datastore.Assignment) vethOwnerSet {
 				continue
 			}
 			o.noteNewest(sfx, a)
-			o.noteOnCard(i, sfx, a)
+			if a.Meta.InterfacesCount > 1 {
+				o.noteOnCard(i, sfx, a)
+			} else {
+				// A single-NIC pod's one address may be on any card (it
+				// spills past a full card 0): it competes with an address
+				// recovered from its veth on every card.
+				for j := range held {
+					o.noteOnCard(j, sfx, a)
+				}
+			}
 			if a.Meta.InterfacesCount > 1 && i > 0 {
 				// A multi-NIC pod's address on the i-th card is routed
 				// through its interface i's veth ("<ns>.<pod>.<i>"), by
