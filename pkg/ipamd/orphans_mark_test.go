@@ -160,3 +160,33 @@ func TestOrphanSweepKeepsMultiNICPodAfterOneCardRecovered(t *testing.T) {
 		})
 	}
 }
+
+// TestOrphanSweepReleasesForAMarkedVethOfAnAddresslessSandbox: web-0 ran
+// as a regular pod (sandbox-1, an address from the pool); its DEL reached
+// no ipamd, and the pod came back as a branch-ENI pod (sandbox-2), which
+// holds no address in ipamd but has a host veth of the same name suffix,
+// marked as sandbox-2's. sandbox-1's address is released after the grace
+// period; before, being the only allocation of the name, it was taken to
+// own the veth and kept for as long as the new pod ran.
+func TestOrphanSweepReleasesForAMarkedVethOfAnAddresslessSandbox(t *testing.T) {
+	links := newFakeLinks()
+	times := fastTimes
+	times.OrphanGrace = time.Minute
+	h := newHarness(t, harnessOpts{links: links, times: &times})
+	h.settle()
+	k := datastore.Key{NetworkName: "aws-cni", ContainerID: "sandbox-1", IfName: "eth0"}
+	if _, err := h.srv.AddNetwork(context.Background(), &rpc.AddNetworkRequest{NetworkName: k.NetworkName, ContainerId: k.ContainerID,
+		IfName: k.IfName, K8SPodNamespace: "default", K8SPodName: "web-0"}); err != nil {
+		t.Fatal(err)
+	}
+	sfx := vethname.Suffix("default", "web-0")
+	links.mu.Lock()
+	links.set[sfx] = true
+	links.mu.Unlock()
+	links.mark(sfx, "sandbox-2")
+	sweepPast(t, h)
+	if h.holds(k) {
+		t.Error("the replaced sandbox still holds its address while the veth of its name is another sandbox's")
+	}
+	h.checkConsistent()
+}
