@@ -95,6 +95,7 @@ func (inv *invocation) addRequest(args *entry.Args) *ipamclient.AddNetworkReques
 		NetworkName:                inv.conf.Name,
 		ContainerId:                args.ContainerID,
 		RequiresMultiNicAttachment: inv.conf.MultiNIC,
+		PodUID:                     inv.k8s.PodUID,
 	}
 }
 

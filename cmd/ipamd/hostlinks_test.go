@@ -10,13 +10,14 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // TestPrivilegedHostLinksReadsTheKernel: in a namespace standing for the
 // node, a pod veth with the plugin's host route is found by both views
-// ipamd takes of the host: its name suffix, and the route a corrupt
+// ipamd takes of the host: its name suffix with its sandbox mark, and the route a corrupt
 // checkpoint is recovered from. Routes through other links, and non-host
 // routes through the veth, are not pod routes.
 func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {
@@ -24,10 +25,13 @@ func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {
 	peer := testutil.NewNS(t)
 	vethName := vethname.HostVethName("eni", "default", "web", 0)
 	var routes []ipamd.PodRoute
-	var suffixes map[string]bool
+	var suffixes map[string]string
 	err := node.Do(func(ns.NetNS) error {
 		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vethName}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(peer.Fd()))}
 		if err := netlink.LinkAdd(veth); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetAlias(veth, podnet.SandboxMark("sandbox-1")); err != nil {
 			return err
 		}
 		other := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "other0"}, PeerName: "other1"}
@@ -61,8 +65,8 @@ func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !suffixes[vethname.Suffix("default", "web")] {
-		t.Errorf("link suffixes %v lack the pod veth's", suffixes)
+	if mark, ok := suffixes[vethname.Suffix("default", "web")]; !ok || mark != podnet.SandboxMark("sandbox-1") {
+		t.Errorf("link suffixes %v lack the pod veth's, or its sandbox mark %q", suffixes, podnet.SandboxMark("sandbox-1"))
 	}
 	want := ipamd.PodRoute{Addr: netip.MustParseAddr("10.0.3.7"), Link: vethName}
 	if len(routes) != 1 || routes[0] != want {

@@ -28,6 +28,9 @@ func (k kube) ENIConfig(ctx context.Context) (ipamd.ENIConfig, error) {
 	return ipamd.ENIConfig{Name: c.Name, Subnet: c.Spec.Subnet, SecurityGroups: c.Spec.SecurityGroups}, nil
 }
 
+// mirrorAnnotation marks a static pod's mirror with the static pod's UID.
+const mirrorAnnotation = "kubernetes.io/config.mirror"
+
 func (k kube) Pod(ctx context.Context, namespace, name string) (ipamd.PodInfo, error) {
 	p, err := k.Client.Pod(ctx, namespace, name)
 	if apierrors.IsNotFound(err) {
@@ -37,7 +40,7 @@ func (k kube) Pod(ctx context.Context, namespace, name string) (ipamd.PodInfo, e
 		return ipamd.PodInfo{}, err
 	}
 	info := ipamd.PodInfo{Found: true, UID: string(p.UID), BranchAnnotation: p.Annotations[ipamd.PodENIAnnotation],
-		Deleting: p.DeletionTimestamp != nil}
+		Deleting: p.DeletionTimestamp != nil, MirrorOf: p.Annotations[mirrorAnnotation]}
 	if len(p.Spec.Containers) > 0 {
 		for res := range p.Spec.Containers[0].Resources.Limits {
 			if strings.HasPrefix(string(res), ipamd.PodENIResource) {

@@ -74,3 +74,49 @@ func TestKubePodShowsDeletingBranchPod(t *testing.T) {
 		t.Fatalf("PodInfo of the deleting pod: %+v %v", info, err)
 	}
 }
+
+// TestKubePodShowsMirrorOf (Kubernetes tier): a static pod's mirror
+// carries the static pod's UID (the one the runtime passes as
+// K8S_POD_UID) in kubernetes.io/config.mirror; PodInfo.MirrorOf holds it,
+// so a branch-aware ADD knows the pod by the runtime's UID.
+func TestKubePodShowsMirrorOf(t *testing.T) {
+	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin := kubeAdmin(ctx, t, kenv)
+	const node = "node-1"
+	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := k8s.New(k8s.Config{RESTConfig: kenv.Config, NodeName: node, Features: k8s.Features{PodENI: true},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := c.Start(cctx); err != nil {
+		t.Fatal(err)
+	}
+	mirror := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "static-web-" + node,
+			Annotations: map[string]string{mirrorAnnotation: "0123456789abcdef0123456789abcdef"}},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
+	}
+	if err := admin.Create(ctx, mirror); err != nil {
+		t.Fatal(err)
+	}
+	var info ipamd.PodInfo
+	err = poll.Until(ctx, 30*time.Second, func() error {
+		if info, err = (kube{c}).Pod(ctx, "default", mirror.Name); err != nil {
+			return err
+		}
+		if !info.Found {
+			return errors.New("not in the cache yet")
+		}
+		return nil
+	})
+	if err != nil || info.MirrorOf != "0123456789abcdef0123456789abcdef" || info.UID != string(mirror.UID) {
+		t.Fatalf("PodInfo of a mirror pod: %+v %v", info, err)
+	}
+}

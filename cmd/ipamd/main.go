@@ -45,6 +45,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"github.com/vpc-cni/vpc-cni/pkg/nodeready"
 	"github.com/vpc-cni/vpc-cni/pkg/version"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -213,15 +214,22 @@ func runAndMarkReady(ctx context.Context, log *slog.Logger, socket string, h nod
 // its socket serves) and in its orphan sweep, never once at start.
 type hostLinks struct{ vethPrefix string }
 
-func (hostLinks) LinkSuffixes(context.Context) (map[string]bool, error) {
-	ifs, err := net.Interfaces()
+func (hostLinks) LinkSuffixes(context.Context) (map[string]string, error) {
+	// One dump, which also carries each link's alias: the sandbox mark
+	// of the pod veths our plugin made.
+	links, err := nldump.Retry(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("listing host links: %w", err)
 	}
-	suffixes := make(map[string]bool, len(ifs))
-	for _, i := range ifs {
-		if len(i.Name) >= vethname.SuffixLen {
-			suffixes[i.Name[len(i.Name)-vethname.SuffixLen:]] = true
+	suffixes := make(map[string]string, len(links))
+	for _, l := range links {
+		name, alias := l.Attrs().Name, l.Attrs().Alias
+		if len(name) < vethname.SuffixLen {
+			continue
+		}
+		sfx := name[len(name)-vethname.SuffixLen:]
+		if _, ok := suffixes[sfx]; !ok || alias != "" {
+			suffixes[sfx] = alias
 		}
 	}
 	return suffixes, nil

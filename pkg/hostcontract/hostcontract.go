@@ -62,3 +62,9 @@ const (
 
 // VethPrefix is the host veth prefix when the configuration sets none.
 const VethPrefix = "eni"
+
+// PodUIDMetadata is the gRPC metadata key under which our plugin sends the
+// pod's UID (CNI_ARGS K8S_POD_UID) with AddNetwork: the message, upstream's,
+// has no field for it, and upstream's ipamd ignores metadata it does not
+// know. ipamd uses it to tell a pod from an earlier pod of the same name.
+const PodUIDMetadata = "vpc-cni-k8s-pod-uid"

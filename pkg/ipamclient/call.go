@@ -74,7 +74,7 @@ func (md Metadata) Get(key string) []string { return md[strings.ToLower(key)] }
 // invoke runs method with the encoded request and returns the encoded
 // reply and the trailer metadata.
 func (c *Client) invoke(ctx context.Context, method string, req []byte) ([]byte, Metadata, error) {
-	return c.start(ctx, method, req).wait()
+	return c.start(ctx, method, req, nil).wait()
 }
 
 // pending is a call whose request is on its way: start sends it, wait
@@ -89,7 +89,7 @@ type pending struct {
 
 // start connects and writes the whole request. A failure is kept for
 // wait, so start's caller has one place to handle errors.
-func (c *Client) start(ctx context.Context, method string, req []byte) *pending {
+func (c *Client) start(ctx context.Context, method string, req []byte, md []headerField) *pending {
 	if err := ctx.Err(); err != nil {
 		return &pending{err: ctxStatus(err)}
 	}
@@ -105,7 +105,7 @@ func (c *Client) start(ctx context.Context, method string, req []byte) *pending 
 		maxFrame: defaultMaxFrame,
 	}
 	k.hdec = newHeaderDecoder(maxHeaderList)
-	return &pending{ctx: ctx, k: k, stop: stop, err: k.sendRequest(ctx, method, req)}
+	return &pending{ctx: ctx, k: k, stop: stop, err: k.sendRequest(ctx, method, req, md)}
 }
 
 // wait reads the answer of a started call and closes its connection.
@@ -167,13 +167,13 @@ func ctxStatus(err error) *Status {
 // sendRequest writes the connection preface, our SETTINGS, the request's
 // HEADERS and DATA, in one write when they fit the flow-control windows:
 // HTTP/2 lets a client send before it has the server's SETTINGS.
-func (k *call) sendRequest(ctx context.Context, method string, req []byte) error {
+func (k *call) sendRequest(ctx context.Context, method string, req []byte, md []headerField) error {
 	if len(req) > 1<<32-1 {
 		return statusf(ResourceExhausted, "grpc: message too large (%d bytes)", len(req))
 	}
 	k.out = append(k.out, clientPreface...)
 	k.out = appendFrame(k.out, frameSettings, 0, 0, nil)
-	if err := k.writeHeaders(ctx, method); err != nil {
+	if err := k.writeHeaders(ctx, method, md); err != nil {
 		return err
 	}
 	body := make([]byte, msgPrefixLen, msgPrefixLen+len(req))
@@ -192,7 +192,8 @@ func (k *call) readReply() ([]byte, error) {
 	return k.result()
 }
 
-func (k *call) writeHeaders(ctx context.Context, method string) error {
+// writeHeaders writes the request's headers, then md (custom metadata).
+func (k *call) writeHeaders(ctx context.Context, method string, md []headerField) error {
 	block := make([]byte, 0, 256)
 	for _, f := range [...]headerField{
 		{":method", "POST"},
@@ -211,6 +212,9 @@ func (k *call) writeHeaders(ctx context.Context, method string) error {
 			return ctxStatus(context.DeadlineExceeded)
 		}
 		block = appendHeader(block, "grpc-timeout", encodeTimeout(left))
+	}
+	for _, f := range md {
+		block = appendHeader(block, f.Name, f.Value)
 	}
 	// Our few headers fit one frame of the minimum size.
 	k.out = appendFrame(k.out, frameHeaders, flagEndHeaders, streamID, block)

@@ -60,7 +60,7 @@ type PendingAdd struct{ p *pending }
 // the pod's veth pair meanwhile, on the same thread. The caller must call
 // Wait, which reports any failure of the sending too.
 func (c *Client) StartAddNetwork(ctx context.Context, req *AddNetworkRequest) *PendingAdd {
-	return &PendingAdd{c.start(ctx, methodAddNetwork, req.marshal())}
+	return &PendingAdd{c.start(ctx, methodAddNetwork, req.marshal(), req.metadata())}
 }
 
 // Wait returns ipamd's answer, as AddNetwork does, and closes the
@@ -89,7 +89,7 @@ type PendingDel struct{ p *pending }
 // StartAddNetwork does: the plugin removes the pod's host routes meanwhile.
 // The caller must call Wait.
 func (c *Client) StartDelNetwork(ctx context.Context, req *DelNetworkRequest) *PendingDel {
-	return &PendingDel{c.start(ctx, methodDelNetwork, req.marshal())}
+	return &PendingDel{c.start(ctx, methodDelNetwork, req.marshal(), nil)}
 }
 
 // Wait returns ipamd's answer, as DelNetwork does, and closes the

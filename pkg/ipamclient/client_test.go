@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -113,7 +114,7 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 		VpcV6Cidrs: []string{"2001:db8::/56"}, NetworkPolicyMode: "strict",
 	}
 	s.addFn = func(context.Context, *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) { return full, nil }
-	req := &AddNetworkRequest{"pod ü", "ns", "infra", "/var/run/netns/x", "eth0", "aws-cni", "cid", "v1", true}
+	req := &AddNetworkRequest{"pod ü", "ns", "infra", "/var/run/netns/x", "eth0", "aws-cni", "cid", "v1", true, ""}
 	reply, _, err := c.AddNetwork(ctxT(t, 5*time.Second), req)
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +168,34 @@ func TestEveryFieldRoundTrips(t *testing.T) {
 	}
 	if got, want := <-s.gotNp, (&rpc.DeleteNpRequest{K8SPodName: "p", K8SPodNamespace: "n"}); !proto.Equal(got, want) {
 		t.Errorf("server got %v, want %v", got, want)
+	}
+}
+
+// TestAddSendsPodUIDAsMetadata: the pod's UID reaches a grpc-go server as
+// metadata (hostcontract.PodUIDMetadata) beside an unchanged message; a
+// value gRPC would refuse (not printable ASCII) is left out, and the call
+// still succeeds.
+func TestAddSendsPodUIDAsMetadata(t *testing.T) {
+	s := startServer(t, socketPath(t))
+	c := &Client{Socket: s.socket}
+	got := make(chan []string, 2)
+	s.addFn = func(ctx context.Context, _ *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, error) {
+		md, _ := metadata.FromIncomingContext(ctx)
+		got <- md.Get(hostcontract.PodUIDMetadata)
+		return &rpc.AddNetworkReply{Success: true}, nil
+	}
+	for _, tc := range []struct{ uid, want string }{
+		{"6f1c2a9e-0b4d-4c1e-9f3a-2d5e7b8c9a01", "6f1c2a9e-0b4d-4c1e-9f3a-2d5e7b8c9a01"},
+		{"uid\nwith-newline", ""},
+		{"", ""},
+	} {
+		if _, _, err := c.AddNetwork(ctxT(t, 5*time.Second), &AddNetworkRequest{ContainerId: "c", PodUID: tc.uid}); err != nil {
+			t.Fatalf("AddNetwork with pod UID %q: %v", tc.uid, err)
+		}
+		<-s.gotAdd
+		if v := <-got; strings.Join(v, ",") != tc.want {
+			t.Errorf("pod UID %q reached the server as %q, want %q", tc.uid, v, tc.want)
+		}
 	}
 }
 

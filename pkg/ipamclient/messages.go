@@ -1,6 +1,10 @@
 package ipamclient
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+)
 
 // The messages the plugin exchanges, with rpc/rpc.proto's field numbers.
 // Requests are only encoded and replies only decoded: the plugin is a
@@ -12,6 +16,24 @@ type AddNetworkRequest struct {
 	K8SPodName, K8SPodNamespace, K8SPodInfraContainerId    string
 	Netns, IfName, NetworkName, ContainerId, ClientVersion string
 	RequiresMultiNicAttachment                             bool
+	// PodUID (CNI_ARGS K8S_POD_UID) goes as gRPC metadata
+	// (hostcontract.PodUIDMetadata), not in the message, which is
+	// upstream's; it is left out unless printable ASCII, as gRPC requires
+	// of a metadata value.
+	PodUID string
+}
+
+// metadata is the request's custom gRPC metadata.
+func (m *AddNetworkRequest) metadata() []headerField {
+	if m.PodUID == "" || len(m.PodUID) > 256 {
+		return nil
+	}
+	for i := 0; i < len(m.PodUID); i++ {
+		if c := m.PodUID[i]; c < 0x20 || c > 0x7e {
+			return nil
+		}
+	}
+	return []headerField{{hostcontract.PodUIDMetadata, m.PodUID}}
 }
 
 func (m *AddNetworkRequest) marshal() []byte {

@@ -1,6 +1,7 @@
 package ipamd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,10 @@ import (
 	"net/netip"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -29,6 +32,10 @@ const (
 type PodInfo struct {
 	Found bool
 	UID   string
+	// MirrorOf is the kubernetes.io/config.mirror annotation of a static
+	// pod's mirror: the UID the kubelet (and the runtime's K8S_POD_UID)
+	// knows the pod by, which is not the mirror's own.
+	MirrorOf string
 	// WantsBranchENI: the first container's limits name a resource starting
 	// with vpc.amazonaws.com/pod-eni.
 	WantsBranchENI bool
@@ -111,17 +118,20 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 		return nil, false, nil
 	}
 	ctx := d.context()
+	uid := addPodUID(ctx)
 	pod, err := n.kube.get().Pod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName())
 	if err != nil {
 		return nil, true, status.Errorf(codes.Unavailable, "ENABLE_POD_ENI: reading pod %s/%s: %v", req.GetK8SPodNamespace(), req.GetK8SPodName(), err)
 	}
-	if !pod.Found {
+	if !pod.Found && uid == "" {
 		return nil, true, status.Errorf(codes.FailedPrecondition, "ENABLE_POD_ENI: pod %s/%s not found", req.GetK8SPodNamespace(), req.GetK8SPodName())
 	}
-	if pod.Deleting {
-		// The cache still holds an earlier pod of this name (the ADD carries
-		// no UID): its branch is about to be deleted. Wait for our own pod.
-		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+	if !pod.Found || pod.Deleting || !ownPod(pod, uid) {
+		// The cache still holds an earlier pod of this name (it is being
+		// deleted, or its UID is not the one the plugin sent), whose
+		// branch ENI is about to be deleted, or has not seen ours yet.
+		// Wait for our own pod.
+		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
 			return nil, true, err
 		}
 	}
@@ -135,7 +145,7 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 		}
 	}
 	if pod.BranchAnnotation == "" {
-		if pod, err = n.branch.waitBranchAnnotation(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName()); err != nil {
+		if pod, err = n.branch.waitBranchAnnotation(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
 			return nil, true, err
 		}
 	}
@@ -159,6 +169,24 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 	}, true, nil
 }
 
+// addPodUID returns the pod UID our plugin sends with an ADD as gRPC
+// metadata (hostcontract.PodUIDMetadata), "" from upstream's plugin,
+// which sends none: the ADD message has no field for it.
+func addPodUID(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(hostcontract.PodUIDMetadata); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// ownPod reports whether pod is the one the ADD is for: the pod of uid
+// (or the mirror of the static pod of uid), or any pod of the name when
+// the ADD carries no UID.
+func ownPod(pod PodInfo, uid string) bool {
+	return uid == "" || pod.UID == uid || pod.MirrorOf == uid
+}
+
 // branchDel answers DelNetwork for a key the datastore does not hold: a
 // branch-ENI pod (or a pod already gone).
 func (s *Server) branchDel(d *due, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, bool, error) {
@@ -175,7 +203,7 @@ func (s *Server) branchDel(d *due, req *rpc.DelNetworkRequest) (*rpc.DelNetworkR
 	if !pod.Found {
 		return r, true, nil // gone: nothing to release
 	}
-	if uid := req.GetK8SPodUid(); uid != "" && pod.UID != "" && uid != pod.UID {
+	if uid := req.GetK8SPodUid(); uid != "" && pod.UID != "" && !ownPod(pod, uid) {
 		return nil, true, status.Errorf(codes.FailedPrecondition, "pod %s/%s has UID %s, the DEL is for %s",
 			req.GetK8SPodNamespace(), req.GetK8SPodName(), pod.UID, uid)
 	}

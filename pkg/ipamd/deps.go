@@ -66,10 +66,13 @@ type HostNetwork interface {
 
 // PodLinks lists the host's links by name suffix (the last
 // vethname.SuffixLen characters), so ipamd can tell whether a pod's host
-// veth still exists. Production lists ipamd's own network namespace. Nil:
-// every pod is taken as live and nothing is swept.
+// veth still exists, and whose sandbox it is. Production lists ipamd's own
+// network namespace. Nil: every pod is taken as live and nothing is swept.
 type PodLinks interface {
-	LinkSuffixes(ctx context.Context) (map[string]bool, error)
+	// LinkSuffixes maps the suffix of every link to its alias ("" when
+	// it has none): one listing of the links. A pod veth our plugin made
+	// carries its sandbox's mark there (podnet.SandboxMark).
+	LinkSuffixes(ctx context.Context) (map[string]string, error)
 	// PodRoutes lists the host routes to pods (<ip> dev <veth prefix>…),
 	// from which a corrupt checkpoint's addresses are recovered.
 	PodRoutes(ctx context.Context) ([]PodRoute, error)

@@ -16,12 +16,18 @@ import (
 // remembered for the ENI's teardown. An IPv6 ENI that cannot be set up so
 // (no IPv6 address of its own, as a trunk may have; its subnet's IPv6 CIDR
 // not found) is set up by its IPv4 as before, with a warning: its pods
-// then have no IPv6 route through it, but the node starts.
+// then have no IPv6 route through it, but the node starts. A trunk ENI
+// serves no pod through its own table (branch pods use their VLAN's), so
+// its IPv4 setup is only noted.
 func (f *subnetFinder) hostAddress(ctx context.Context, e awsutils.ENI, v4 netip.Prefix) (netip.Addr, netip.Prefix) {
 	if !f.cfg.EnableIPv6 {
 		return e.PrivateIPv4, v4
 	}
 	addr, sub, err := f.ipv6HostAddress(ctx, e)
+	if err != nil && e.InterfaceType == "trunk" {
+		f.log.Info("trunk ENI set up on the host by its IPv4 address (branch pods route through their VLAN's table)", "eni", e.ID, "reason", err)
+		return e.PrivateIPv4, v4
+	}
 	if err != nil {
 		f.log.Warn("ENI set up on the host by its IPv4 address: pods on it have no IPv6 route through it", "eni", e.ID, "err", err)
 		return e.PrivateIPv4, v4

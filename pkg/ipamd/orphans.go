@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
@@ -95,7 +96,8 @@ func (s *orphanSweeper) liveness(ctx context.Context) func(datastore.Allocation)
 	}
 	return func(a datastore.Allocation) bool {
 		sfx := podLinkSuffix(a)
-		return sfx == "" || suffixes[sfx]
+		_, ok := suffixes[sfx]
+		return sfx == "" || ok
 	}
 }
 
@@ -155,7 +157,8 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 				continue
 			}
 			seen[a.Key] = true
-			present := suffixes[sfx] && owners.owns(sfx, a)
+			alias, exists := suffixes[sfx]
+			present := exists && owners.owns(i, sfx, alias, a)
 			if present {
 				delete(s.absentSince, a.Key)
 				continue
@@ -188,58 +191,144 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// vethOwner is the sandbox that owns a pod's host veth: the one assigned
-// last. The veth's name is the pod's, not the sandbox's, and a new sandbox
-// replaces the veth of an older one (kubelet stops the old sandbox, so its
-// DEL was sent first, but it may have reached no ipamd).
+// A pod's host veth is named after the pod, not the sandbox, so which of
+// the pod's allocations a veth stands for is decided per veth:
+//   - a veth our plugin made carries its sandbox's mark
+//     (podnet.SandboxMark): an allocation is the veth's when its sandbox's
+//     mark is the veth's. An address recovered from the host (its sandbox
+//     unknown) is the veth's unless the marked sandbox holds an address of
+//     its own that competes with it (as below): the veth has been replaced
+//     since the recovery.
+//   - an unmarked veth (upstream's plugin, or ours before the mark) is taken
+//     to be the sandbox assigned last: kubelet stops a pod's sandbox before
+//     it starts the next, whose ADD replaces the veth (the old one's DEL
+//     may have reached no ipamd). A recovered address competes with the
+//     single-NIC allocations on every card (they spill past a full card
+//     0), but with a multi-NIC pod's only on its own card: one on another
+//     card is the same pod's other interface (a multi-NIC pod with one
+//     card recovered), not a newer sandbox, which would hold an address on
+//     the recovered one's card too.
+
+// vethOwner is the sandbox assigned last among those judged by one veth.
 type vethOwner struct {
 	container string
 	at        time.Time
 	tied      bool // another sandbox was assigned at the same instant
 }
 
-type vethOwnerSet map[string]vethOwner
+// cardVeth names a veth as seen from one card's allocations.
+type cardVeth struct {
+	card int
+	veth string
+}
 
-// vethOwners finds, per host veth suffix, the sandbox (container id) that
-// holds the newest allocation. A multi-NIC pod's allocations on several
-// cards share their container id.
+// cardOwners are, for one card and one veth, the newest address recovered
+// there and the sandboxes that compete with it.
+type cardOwners struct {
+	recovered time.Time            // the newest address recovered from the veth
+	sandboxes map[string]time.Time // each competing sandbox's newest assignment
+}
+
+// vethOwnerSet is what a sweep knows of who may own each pod veth.
+type vethOwnerSet struct {
+	newest map[string]vethOwner // per veth, over every card; recovered addresses aside
+	onCard map[cardVeth]cardOwners
+}
+
+// vethOwners gathers the candidate owners of every pod veth from the
+// cards' allocations (held[i] is card i's). A multi-NIC pod's allocations
+// on several cards share their container id.
 func vethOwners(held [][]datastore.Assignment) vethOwnerSet {
-	owners := vethOwnerSet{}
+	o := vethOwnerSet{newest: map[string]vethOwner{}, onCard: map[cardVeth]cardOwners{}}
 	for i, card := range held {
 		for _, a := range card {
 			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
 			if sfx == "" {
 				continue
 			}
-			owners.note(sfx, a)
-			if a.Meta.InterfacesCount > 1 && i > 0 && a.Key.NetworkName != datastore.RecoveredNetworkName {
+			if a.Key.NetworkName == datastore.RecoveredNetworkName {
+				co := o.onCard[cardVeth{i, sfx}]
+				if a.AssignedAt.After(co.recovered) {
+					co.recovered = a.AssignedAt
+				}
+				o.onCard[cardVeth{i, sfx}] = co
+				continue
+			}
+			o.noteNewest(sfx, a)
+			if a.Meta.InterfacesCount > 1 {
+				o.noteOnCard(i, sfx, a)
+			} else {
+				// A single-NIC pod's one address may be on any card (it
+				// spills past a full card 0): it competes with an address
+				// recovered from its veth on every card.
+				for j := range held {
+					o.noteOnCard(j, sfx, a)
+				}
+			}
+			if a.Meta.InterfacesCount > 1 && i > 0 {
 				// A multi-NIC pod's address on the i-th card is routed
-				// through its interface i's veth ("<ns>.<pod>.<i>"), which
-				// an address recovered there is keyed by (the suffix: the
-				// name without a prefix).
-				owners.note(vethname.HostVethName("", a.Meta.K8sPodNamespace, a.Meta.K8sPodName, i), a)
+				// through its interface i's veth ("<ns>.<pod>.<i>"), by
+				// whose name (without a prefix: the suffix) an address
+				// recovered there is keyed.
+				o.noteOnCard(i, vethname.HostVethName("", a.Meta.K8sPodNamespace, a.Meta.K8sPodName, i), a)
 			}
 		}
 	}
-	return owners
+	return o
 }
 
-// note counts a as a candidate owner of the veth named by sfx.
-func (o vethOwnerSet) note(sfx string, a datastore.Assignment) {
-	w, ok := o[sfx]
+// noteNewest counts a as a candidate owner of the veth named by sfx.
+func (o vethOwnerSet) noteNewest(sfx string, a datastore.Assignment) {
+	w, ok := o.newest[sfx]
 	switch {
 	case !ok || a.AssignedAt.After(w.at):
-		o[sfx] = vethOwner{container: a.Key.ContainerID, at: a.AssignedAt}
+		o.newest[sfx] = vethOwner{container: a.Key.ContainerID, at: a.AssignedAt}
 	case a.AssignedAt.Equal(w.at) && a.Key.ContainerID != w.container:
 		w.tied = true
-		o[sfx] = w
+		o.newest[sfx] = w
 	}
 }
 
-// owns reports whether a's sandbox owns the veth named by sfx. When two
-// sandboxes were assigned at the same instant neither is judged by age.
-func (o vethOwnerSet) owns(sfx string, a datastore.Assignment) bool {
-	w, ok := o[sfx]
+// noteOnCard records a's sandbox among card's allocations judged by sfx.
+func (o vethOwnerSet) noteOnCard(card int, sfx string, a datastore.Assignment) {
+	co := o.onCard[cardVeth{card, sfx}]
+	if co.sandboxes == nil {
+		co.sandboxes = map[string]time.Time{}
+	}
+	if at, ok := co.sandboxes[a.Key.ContainerID]; !ok || a.AssignedAt.After(at) {
+		co.sandboxes[a.Key.ContainerID] = a.AssignedAt
+	}
+	o.onCard[cardVeth{card, sfx}] = co
+}
+
+// owns reports whether a, held on card, is the allocation of the sandbox
+// whose veth is named by sfx and carries alias. When two sandboxes were
+// assigned at the same instant neither is judged by age.
+func (o vethOwnerSet) owns(card int, sfx, alias string, a datastore.Assignment) bool {
+	co := o.onCard[cardVeth{card, sfx}]
+	recovered := a.Key.NetworkName == datastore.RecoveredNetworkName
+	switch {
+	case podnet.IsSandboxMark(alias) && !recovered:
+		return alias == podnet.SandboxMark(a.Key.ContainerID)
+	case podnet.IsSandboxMark(alias):
+		for c := range co.sandboxes {
+			if podnet.SandboxMark(c) == alias {
+				return false
+			}
+		}
+		return true
+	case recovered:
+		for _, at := range co.sandboxes {
+			if at.After(a.AssignedAt) {
+				return false
+			}
+		}
+		return true
+	}
+	if co.recovered.After(a.AssignedAt) {
+		return false
+	}
+	w, ok := o.newest[sfx]
 	return !ok || w.tied || w.container == a.Key.ContainerID
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -15,15 +14,18 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // fakeLinks is the host's link list as PodLinks sees it: the suffixes of
-// the pods' host veths. The real lister (cmd/ipamd) reads net.Interfaces.
+// the pods' host veths, and the marks some carry. The real lister
+// (cmd/ipamd) lists the kernel's links.
 type fakeLinks struct {
 	mu     sync.Mutex
 	set    map[string]bool
+	marks  map[string]string // suffix → alias, for links in set
 	routes []PodRoute
 	err    error
 	calls  int
@@ -31,14 +33,31 @@ type fakeLinks struct {
 
 func newFakeLinks() *fakeLinks { return &fakeLinks{set: map[string]bool{}} }
 
-func (f *fakeLinks) LinkSuffixes(context.Context) (map[string]bool, error) {
+func (f *fakeLinks) LinkSuffixes(context.Context) (map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
 		return nil, f.err
 	}
-	return maps.Clone(f.set), nil
+	out := make(map[string]string, len(f.set))
+	for s, ok := range f.set {
+		if ok {
+			out[s] = f.marks[s]
+		}
+	}
+	return out, nil
+}
+
+// mark sets the alias of the link with suffix sfx (our plugin's mark of
+// sandbox's host veths).
+func (f *fakeLinks) mark(sfx, sandbox string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.marks == nil {
+		f.marks = map[string]string{}
+	}
+	f.marks[sfx] = podnet.SandboxMark(sandbox)
 }
 
 func (f *fakeLinks) PodRoutes(context.Context) ([]PodRoute, error) {

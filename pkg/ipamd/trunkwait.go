@@ -110,8 +110,8 @@ const branchAnnotationWait = 30 * time.Second
 // resource controller to annotate a pod it has just been bound: upstream
 // fails the ADD at once and lets the kubelet retry. The error on timeout
 // names what may be missing.
-func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting && p.BranchAnnotation != "" },
+func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
+	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting && ownPod(p, uid) && p.BranchAnnotation != "" },
 		func(waited time.Duration) error {
 			return status.Errorf(codes.DeadlineExceeded,
 				"pod %s/%s asks for a branch ENI but has no %s annotation after %s: the VPC resource controller has not written it "+
@@ -121,12 +121,20 @@ func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name s
 }
 
 // waitLivePod waits, within the ADD's deadline, for the node's pod cache
-// to hold a pod of this name that is not being deleted: after a delete and
-// a re-create under the same name (a StatefulSet) the cache may still show
-// the earlier pod, whose branch ENI the resource controller deletes.
-func (b *branchWait) waitLivePod(ctx context.Context, namespace, name string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting },
+// to hold the ADD's own pod: one of this name that is not being deleted,
+// and of uid when the plugin sent one. After a delete and a re-create
+// under the same name (a StatefulSet, a force delete) a lagging cache may
+// still show the earlier pod, whose branch ENI the resource controller
+// deletes, or not show the new one yet.
+func (b *branchWait) waitLivePod(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
+	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting && ownPod(p, uid) },
 		func(waited time.Duration) error {
+			if uid != "" {
+				return status.Errorf(codes.DeadlineExceeded,
+					"pod %s/%s: ipamd's pod cache does not show the pod of UID %s after %s (an earlier pod of that name, or none); "+
+						"an earlier pod's %s annotation names a branch ENI that is about to be deleted, so the new pod is not wired to it",
+					namespace, name, uid, waited, PodENIAnnotation)
+			}
 			return status.Errorf(codes.DeadlineExceeded,
 				"pod %s/%s: ipamd's pod cache still holds an earlier pod of that name being deleted (deletionTimestamp set) after %s; "+
 					"its %s annotation names a branch ENI that is about to be deleted, so the new pod is not wired to it",

@@ -46,13 +46,19 @@ func SandboxMark(containerID string) string {
 	return sandboxMarkPrefix + head + hashSep + hex.EncodeToString(h.Sum(nil))
 }
 
+// IsSandboxMark reports whether alias is a mark SandboxMark made: the
+// veth is then known to be that sandbox's (ipamd's orphan sweep).
+func IsSandboxMark(alias string) bool {
+	return strings.HasPrefix(alias, sandboxMarkPrefix)
+}
+
 // otherSandbox returns alias when it marks a host veth as another
 // sandbox's than containerID's, and "" when the veth may be the
 // sandbox's: it carries containerID's mark or no mark of the plugin's at
 // all (a veth of upstream's plugin or of an older version, whose DEL
 // behaves as before).
 func otherSandbox(alias, containerID string) string {
-	if !strings.HasPrefix(alias, sandboxMarkPrefix) || alias == SandboxMark(containerID) {
+	if !IsSandboxMark(alias) || alias == SandboxMark(containerID) {
 		return ""
 	}
 	return alias
