@@ -59,8 +59,12 @@ func (d *demo) startController(ctx context.Context, s *sgpTour, log *slog.Logger
 	if err != nil {
 		return "", err
 	}
+	vpcID, err := d.v.VPCID()
+	if err != nil {
+		return "", err
+	}
 	rc, err := resourcecontroller.New(resourcecontroller.Config{
-		ClusterName: "demo", Cooldown: sgpCooldown, CooldownTick: 500 * time.Millisecond,
+		ClusterName: "demo", VPCID: vpcID, Cooldown: sgpCooldown, CooldownTick: 500 * time.Millisecond,
 		Log: log.With("component", "vpc-resource-controller"),
 	}, ec2)
 	if err != nil {

@@ -361,3 +361,17 @@ func killProcessesIn(nsPaths []string, runIDs map[string]bool) (int, error) {
 	}
 	return killed, nil
 }
+
+// VPCID is the id of the VPC the nodes run in (the resource controller's
+// --vpc-id, which scopes its leaked-ENI cleaners).
+func (v *VPC) VPCID() (string, error) {
+	nodes := v.Nodes()
+	if len(nodes) == 0 {
+		return "", errors.New("local VPC has no node")
+	}
+	inst, err := v.Sim.Instance(nodes[0].ID)
+	if err != nil {
+		return "", fmt.Errorf("VPC id: %w", err)
+	}
+	return inst.VPCID, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -146,13 +147,31 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 		Spec: k8s.CNINodeSpec{Tags: map[string]string{
 			awsutils.TagClusterName: c.cfg.ClusterName,
 			awsutils.TagInstanceID:  instanceID,
-		}, Features: c.features.get(node.Name)},
+		}, Features: c.remadeFeatures(node)},
 	}
 	if err := c.c.Create(ctx, cn); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("creating CNINode %s: %w", node.Name, err)
 	}
 	c.features.done(node.Name)
 	return cn, nil
+}
+
+// remadeFeatures are the features of a CNINode made for node: those of
+// the CNINode it replaces, when this process saw that one go. A node that
+// advertises pod-eni was an SGP node whose CNINode went unseen (a restart
+// between its finalizer's removal and the new one, or a finalizer removed
+// by hand): ipamd declares SecurityGroupsForPods only until its trunk is
+// attached, so without it here the node would be unmanaged and its
+// running pods' branches deleted.
+func (c *Controller) remadeFeatures(node *corev1.Node) []k8s.CNINodeFeature {
+	fs := c.features.get(node.Name)
+	if _, ok := node.Status.Capacity[PodENIResource]; ok && !slices.ContainsFunc(fs, func(f k8s.CNINodeFeature) bool {
+		return f.Name == k8s.FeatureSecurityGroupsForPods
+	}) {
+		c.cfg.Log.Info("CNINode made again for a node advertising pod-eni; keeping it an SGP node", "node", node.Name)
+		fs = append(fs, k8s.CNINodeFeature{Name: k8s.FeatureSecurityGroupsForPods})
+	}
+	return fs
 }
 
 var errUnsupported = errors.New("instance type cannot trunk ENIs")

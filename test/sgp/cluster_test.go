@@ -181,8 +181,12 @@ func (c *cluster) startController(ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	vpcID, err := c.v.VPCID()
+	if err != nil {
+		t.Fatal(err)
+	}
 	rc, err := resourcecontroller.New(resourcecontroller.Config{
-		ClusterName: "sgp", Cooldown: time.Second, CooldownTick: 100 * time.Millisecond,
+		ClusterName: "sgp", VPCID: vpcID, Cooldown: time.Second, CooldownTick: 100 * time.Millisecond,
 		GCInterval: time.Second, RetryDelay: 200 * time.Millisecond, Log: log,
 	}, ec2)
 	if err != nil {
