@@ -69,10 +69,13 @@ type HostNetwork interface {
 // veth still exists, and whose sandbox it is. Production lists ipamd's own
 // network namespace. Nil: every pod is taken as live and nothing is swept.
 type PodLinks interface {
-	// LinkSuffixes maps the suffix of every link to its alias ("" when
-	// it has none): one listing of the links. A pod veth our plugin made
-	// carries its sandbox's mark there (podnet.SandboxMark).
-	LinkSuffixes(ctx context.Context) (map[string]string, error)
+	// LinkSuffixes maps the suffix of every link to the aliases of the
+	// links with that suffix ("" for one without): one listing of the
+	// links. A pod veth our plugin made carries its sandbox's mark there
+	// (podnet.SandboxMark). Several links share a suffix when they are
+	// the same pod's under different prefixes (eni… and a branch pod's
+	// vlan… of an earlier pod of the name).
+	LinkSuffixes(ctx context.Context) (map[string][]string, error)
 	// PodRoutes lists the host routes to pods (<ip> dev <veth prefix>…),
 	// from which a corrupt checkpoint's addresses are recovered.
 	PodRoutes(ctx context.Context) ([]PodRoute, error)
