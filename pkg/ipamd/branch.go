@@ -128,9 +128,9 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 	}
 	if !livePod(pod, uid) {
 		// The cache still holds an earlier pod of this name (its UID is
-		// not the one the plugin sent, or, without one, it is being
-		// deleted), whose branch ENI is about to be deleted, or has not
-		// seen ours yet. Wait for our own pod.
+		// not the one the plugin sent, or it is being deleted), whose
+		// branch ENI is about to be deleted, or has not seen ours yet.
+		// Wait for our own pod.
 		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
 			return nil, true, err
 		}
@@ -187,13 +187,15 @@ func ownPod(pod PodInfo, uid string) bool {
 	return uid == "" || pod.UID == uid || pod.MirrorOf == uid
 }
 
-// livePod reports whether the cache shows the ADD's own pod. Without a
-// UID a pod of the name being deleted is taken to be an earlier pod; with
-// one, a pod of that UID being deleted is the ADD's own (deleted while its
-// sandbox starts), answered at once as upstream does rather than after
-// the ADD's whole deadline.
+// livePod reports whether the cache shows the ADD's own pod. A pod of
+// the name being deleted is taken to be an earlier pod, unless its own
+// UID is the ADD's: that pod is deleted while its sandbox starts, and is
+// answered at once as upstream does rather than after the ADD's whole
+// deadline. A static pod's mirror being deleted may be an earlier
+// instance's: a static pod re-added keeps its UID (a hash of its
+// manifest).
 func livePod(pod PodInfo, uid string) bool {
-	return pod.Found && ownPod(pod, uid) && (uid != "" || !pod.Deleting)
+	return pod.Found && ownPod(pod, uid) && (!pod.Deleting || uid != "" && pod.UID == uid)
 }
 
 // branchDel answers DelNetwork for a key the datastore does not hold: a

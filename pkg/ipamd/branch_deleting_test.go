@@ -19,7 +19,8 @@ import (
 // its VLAN at once, as upstream answers; before, both ADDs waited for a
 // pod that would never stop being deleted and failed at their deadline
 // (the pod's termination waiting on them). Without a UID (upstream's
-// plugin) a pod being deleted is still taken to be an earlier one.
+// plugin), or for a static pod's mirror, a pod being deleted is still
+// taken to be an earlier one.
 func TestADDOfAPodDeletedWhileItStarts(t *testing.T) {
 	k := &fakeKube{schedulable: true, maxPods: 29, pods: map[string]PodInfo{
 		"default/job-0": {Found: true, UID: "u-job", Deleting: true},
@@ -46,5 +47,14 @@ func TestADDOfAPodDeletedWhileItStarts(t *testing.T) {
 	}
 	if r, err := add("sg-0", ""); err == nil {
 		t.Errorf("ADD without a UID while the cache shows a pod of the name being deleted: reply %v; want no wiring", r)
+	}
+	// A static pod re-added keeps its UID: a mirror being deleted may be
+	// an earlier instance's, whose branch ENI is about to go.
+	k.mu.Lock()
+	k.pods["default/static-0"] = PodInfo{Found: true, UID: "mirror-1", MirrorOf: "u-static", Deleting: true,
+		WantsBranchENI: true, BranchAnnotation: branchAnnotation}
+	k.mu.Unlock()
+	if r, err := add("static-0", "u-static"); err == nil {
+		t.Errorf("ADD of a static pod while the cache shows a mirror of its UID being deleted: reply %v; want no wiring", r)
 	}
 }

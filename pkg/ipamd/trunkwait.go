@@ -121,8 +121,8 @@ func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, 
 }
 
 // waitLivePod waits, within the ADD's deadline, for the node's pod cache
-// to hold the ADD's own pod (livePod): the one of uid when the plugin sent
-// one, else one of this name that is not being deleted. After a delete and a re-create
+// to hold the ADD's own pod (livePod): one of this name and of uid when
+// the plugin sent one, not being deleted unless it is the pod of uid. After a delete and a re-create
 // under the same name (a StatefulSet, a force delete) a lagging cache may
 // still show the earlier pod, whose branch ENI the resource controller
 // deletes, or not show the new one yet.
