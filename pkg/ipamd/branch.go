@@ -130,8 +130,8 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 		// The cache still holds an earlier pod of this name (its UID is
 		// not the one the plugin sent, or it is being deleted), whose
 		// branch ENI is about to be deleted, or has not seen ours yet.
-		// Wait for our own pod.
-		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
+		// The API server says at once; else wait for our own pod.
+		if pod, err = n.branch.readOwnPod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
 			return nil, true, err
 		}
 	}

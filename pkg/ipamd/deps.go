@@ -97,8 +97,10 @@ type Kubernetes interface {
 	MaxPods(ctx context.Context) (int, error)
 	// ENIConfig resolves the node's ENIConfig (custom networking).
 	ENIConfig(ctx context.Context) (ENIConfig, error)
-	// Pod reads a pod of this node (ENABLE_POD_ENI).
+	// Pod reads a pod of this node (ENABLE_POD_ENI) from the node's pod
+	// cache; PodLive from the API server, when the cache may lag.
 	Pod(ctx context.Context, namespace, name string) (PodInfo, error)
+	PodLive(ctx context.Context, namespace, name string) (PodInfo, error)
 	// AnnotatePodIP sets vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP);
 	// ClearPodIP empties it if it still holds ip.
 	AnnotatePodIP(ctx context.Context, namespace, name, ip string) error

@@ -120,6 +120,25 @@ func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, 
 		})
 }
 
+// liveReadTimeout bounds the one read of a pod from the API server that an
+// ADD makes when the node's pod cache does not show its pod; the ADD then
+// waits on the cache.
+const liveReadTimeout = 2 * time.Second
+
+// readOwnPod returns the ADD's own pod (livePod) as the API server shows
+// it, else waits for the node's pod cache to show it (waitLivePod): a
+// cache whose watch stalls would otherwise fail every ADD of a pod it has
+// not seen, regular pods included.
+func (b *branchWait) readOwnPod(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
+	lctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
+	pod, err := b.kube.get().PodLive(lctx, namespace, name)
+	cancel()
+	if err == nil && livePod(pod, uid) {
+		return pod, nil
+	}
+	return b.waitLivePod(ctx, namespace, name, uid)
+}
+
 // waitLivePod waits, within the ADD's deadline, for the node's pod cache
 // to hold the ADD's own pod (livePod): one of this name and of uid when
 // the plugin sent one, not being deleted unless it is the pod of uid. After a delete and a re-create
