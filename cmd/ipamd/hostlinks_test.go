@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -19,13 +20,14 @@ import (
 // node, a pod veth with the plugin's host route is found by both views
 // ipamd takes of the host: its name suffix with its sandbox mark, and the route a corrupt
 // checkpoint is recovered from. Routes through other links, and non-host
-// routes through the veth, are not pod routes.
+// routes through the veth, are not pod routes. A second link of the pod's
+// name (an earlier pod's branch veth) has its mark reported too.
 func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {
 	node := testutil.NewNS(t)
 	peer := testutil.NewNS(t)
 	vethName := vethname.HostVethName("eni", "default", "web", 0)
 	var routes []ipamd.PodRoute
-	var suffixes map[string]string
+	var suffixes map[string][]string
 	err := node.Do(func(ns.NetNS) error {
 		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vethName}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(peer.Fd()))}
 		if err := netlink.LinkAdd(veth); err != nil {
@@ -36,6 +38,14 @@ func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {
 		}
 		other := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "other0"}, PeerName: "other1"}
 		if err := netlink.LinkAdd(other); err != nil {
+			return err
+		}
+		// An earlier pod of the name's branch veth, still there.
+		earlier := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vethname.HostVethName(vethname.BranchPrefix, "default", "web", 0)}, PeerName: "earlier1"}
+		if err := netlink.LinkAdd(earlier); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetAlias(earlier, podnet.SandboxMark("sandbox-0")); err != nil {
 			return err
 		}
 		for _, l := range []netlink.Link{veth, other} {
@@ -65,8 +75,10 @@ func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mark, ok := suffixes[vethname.Suffix("default", "web")]; !ok || mark != podnet.SandboxMark("sandbox-1") {
-		t.Errorf("link suffixes %v lack the pod veth's, or its sandbox mark %q", suffixes, podnet.SandboxMark("sandbox-1"))
+	marks := suffixes[vethname.Suffix("default", "web")]
+	slices.Sort(marks)
+	if want := []string{podnet.SandboxMark("sandbox-0"), podnet.SandboxMark("sandbox-1")}; !slices.Equal(marks, want) {
+		t.Errorf("link suffixes %v: the pod's name has marks %q, want both links' %q", suffixes, marks, want)
 	}
 	want := ipamd.PodRoute{Addr: netip.MustParseAddr("10.0.3.7"), Link: vethName}
 	if len(routes) != 1 || routes[0] != want {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
@@ -32,7 +33,16 @@ func (k kube) ENIConfig(ctx context.Context) (ipamd.ENIConfig, error) {
 const mirrorAnnotation = "kubernetes.io/config.mirror"
 
 func (k kube) Pod(ctx context.Context, namespace, name string) (ipamd.PodInfo, error) {
-	p, err := k.Client.Pod(ctx, namespace, name)
+	return podInfo(k.Client.Pod(ctx, namespace, name))
+}
+
+func (k kube) PodLive(ctx context.Context, namespace, name string) (ipamd.PodInfo, error) {
+	return podInfo(k.Client.PodLive(ctx, namespace, name))
+}
+
+// podInfo is what ipamd needs of a pod read with err (not found: a
+// PodInfo without Found).
+func podInfo(p *corev1.Pod, err error) (ipamd.PodInfo, error) {
 	if apierrors.IsNotFound(err) {
 		return ipamd.PodInfo{}, nil
 	}

@@ -214,23 +214,23 @@ func runAndMarkReady(ctx context.Context, log *slog.Logger, socket string, h nod
 // its socket serves) and in its orphan sweep, never once at start.
 type hostLinks struct{ vethPrefix string }
 
-func (hostLinks) LinkSuffixes(context.Context) (map[string]string, error) {
+func (hostLinks) LinkSuffixes(context.Context) (map[string][]string, error) {
 	// One dump, which also carries each link's alias: the sandbox mark
-	// of the pod veths our plugin made.
+	// of the pod veths our plugin made. Every link of a suffix is kept:
+	// the kernel's order says nothing of which is the newer (5.10 and 6.1
+	// list links by ifindex hash bucket).
 	links, err := nldump.Retry(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("listing host links: %w", err)
 	}
-	suffixes := make(map[string]string, len(links))
+	suffixes := make(map[string][]string, len(links))
 	for _, l := range links {
 		name, alias := l.Attrs().Name, l.Attrs().Alias
 		if len(name) < vethname.SuffixLen {
 			continue
 		}
 		sfx := name[len(name)-vethname.SuffixLen:]
-		if _, ok := suffixes[sfx]; !ok || alias != "" {
-			suffixes[sfx] = alias
-		}
+		suffixes[sfx] = append(suffixes[sfx], alias)
 	}
 	return suffixes, nil
 }

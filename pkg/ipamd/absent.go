@@ -27,6 +27,7 @@ func (noKube) NodeSchedulable(context.Context) (bool, error)               { ret
 func (noKube) MaxPods(context.Context) (int, error)                        { return 0, nil }
 func (noKube) ENIConfig(context.Context) (ENIConfig, error)                { return ENIConfig{}, errNoKube }
 func (noKube) Pod(context.Context, string, string) (PodInfo, error)        { return PodInfo{}, errNoKube }
+func (noKube) PodLive(context.Context, string, string) (PodInfo, error)    { return PodInfo{}, errNoKube }
 func (noKube) AnnotatePodIP(context.Context, string, string, string) error { return nil }
 func (noKube) ClearPodIP(context.Context, string, string, string) error    { return nil }
 func (noKube) DeclareFeature(context.Context, string, string) error        { return errNoKube }

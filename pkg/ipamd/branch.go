@@ -41,8 +41,8 @@ type PodInfo struct {
 	WantsBranchENI bool
 	// BranchAnnotation is the raw vpc.amazonaws.com/pod-eni annotation.
 	BranchAnnotation string
-	// Deleting: the pod has a deletionTimestamp. An ADD that finds such a
-	// pod sees an earlier pod of the same name, not its own.
+	// Deleting: the pod has a deletionTimestamp. An ADD without a pod UID
+	// that finds such a pod sees an earlier pod of the same name.
 	Deleting bool
 }
 
@@ -126,12 +126,12 @@ func (s *Server) branchAdd(d *due, req *rpc.AddNetworkRequest) (*rpc.AddNetworkR
 	if !pod.Found && uid == "" {
 		return nil, true, status.Errorf(codes.FailedPrecondition, "ENABLE_POD_ENI: pod %s/%s not found", req.GetK8SPodNamespace(), req.GetK8SPodName())
 	}
-	if !pod.Found || pod.Deleting || !ownPod(pod, uid) {
-		// The cache still holds an earlier pod of this name (it is being
-		// deleted, or its UID is not the one the plugin sent), whose
+	if !livePod(pod, uid) {
+		// The cache still holds an earlier pod of this name (its UID is
+		// not the one the plugin sent, or it is being deleted), whose
 		// branch ENI is about to be deleted, or has not seen ours yet.
-		// Wait for our own pod.
-		if pod, err = n.branch.waitLivePod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
+		// The API server says at once; else wait for our own pod.
+		if pod, err = n.branch.readOwnPod(ctx, req.GetK8SPodNamespace(), req.GetK8SPodName(), uid); err != nil {
 			return nil, true, err
 		}
 	}
@@ -185,6 +185,17 @@ func addPodUID(ctx context.Context) string {
 // the ADD carries no UID.
 func ownPod(pod PodInfo, uid string) bool {
 	return uid == "" || pod.UID == uid || pod.MirrorOf == uid
+}
+
+// livePod reports whether the cache shows the ADD's own pod. A pod of
+// the name being deleted is taken to be an earlier pod, unless its own
+// UID is the ADD's: that pod is deleted while its sandbox starts, and is
+// answered at once as upstream does rather than after the ADD's whole
+// deadline. A static pod's mirror being deleted may be an earlier
+// instance's: a static pod re-added keeps its UID (a hash of its
+// manifest).
+func livePod(pod PodInfo, uid string) bool {
+	return pod.Found && ownPod(pod, uid) && (!pod.Deleting || uid != "" && pod.UID == uid)
 }
 
 // branchDel answers DelNetwork for a key the datastore does not hold: a

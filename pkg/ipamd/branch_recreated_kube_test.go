@@ -119,7 +119,15 @@ type cachedKube struct {
 
 func (k *cachedKube) Pod(ctx context.Context, namespace, name string) (PodInfo, error) {
 	k.reads.Add(1)
-	p, err := k.c.Pod(ctx, namespace, name)
+	return testPodInfo(k.c.Pod(ctx, namespace, name))
+}
+
+// PodLive reads the API server as cmd/ipamd's adapter does.
+func (k *cachedKube) PodLive(ctx context.Context, namespace, name string) (PodInfo, error) {
+	return testPodInfo(k.c.PodLive(ctx, namespace, name))
+}
+
+func testPodInfo(p *corev1.Pod, err error) (PodInfo, error) {
 	if apierrors.IsNotFound(err) {
 		return PodInfo{}, nil
 	}

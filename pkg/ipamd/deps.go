@@ -69,10 +69,13 @@ type HostNetwork interface {
 // veth still exists, and whose sandbox it is. Production lists ipamd's own
 // network namespace. Nil: every pod is taken as live and nothing is swept.
 type PodLinks interface {
-	// LinkSuffixes maps the suffix of every link to its alias ("" when
-	// it has none): one listing of the links. A pod veth our plugin made
-	// carries its sandbox's mark there (podnet.SandboxMark).
-	LinkSuffixes(ctx context.Context) (map[string]string, error)
+	// LinkSuffixes maps the suffix of every link to the aliases of the
+	// links with that suffix ("" for one without): one listing of the
+	// links. A pod veth our plugin made carries its sandbox's mark there
+	// (podnet.SandboxMark). Several links share a suffix when they are
+	// the same pod's under different prefixes (eni… and a branch pod's
+	// vlan… of an earlier pod of the name).
+	LinkSuffixes(ctx context.Context) (map[string][]string, error)
 	// PodRoutes lists the host routes to pods (<ip> dev <veth prefix>…),
 	// from which a corrupt checkpoint's addresses are recovered.
 	PodRoutes(ctx context.Context) ([]PodRoute, error)
@@ -94,8 +97,10 @@ type Kubernetes interface {
 	MaxPods(ctx context.Context) (int, error)
 	// ENIConfig resolves the node's ENIConfig (custom networking).
 	ENIConfig(ctx context.Context) (ENIConfig, error)
-	// Pod reads a pod of this node (ENABLE_POD_ENI).
+	// Pod reads a pod of this node (ENABLE_POD_ENI) from the node's pod
+	// cache; PodLive from the API server, when the cache may lag.
 	Pod(ctx context.Context, namespace, name string) (PodInfo, error)
+	PodLive(ctx context.Context, namespace, name string) (PodInfo, error)
 	// AnnotatePodIP sets vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP);
 	// ClearPodIP empties it if it still holds ip.
 	AnnotatePodIP(ctx context.Context, namespace, name, ip string) error

@@ -24,6 +24,7 @@ type fakeKube struct {
 	eniErr      error
 	events      []string
 	pods        map[string]PodInfo // "ns/name"
+	live        map[string]PodInfo // "ns/name": the API server's, where the cache (pods) lags
 	features    map[string]string
 }
 
@@ -45,6 +46,17 @@ func (f *fakeKube) Eventf(_ context.Context, typ, reason, format string, _ ...an
 func (f *fakeKube) Pod(_ context.Context, ns, name string) (PodInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.pods[ns+"/"+name], nil
+}
+
+// PodLive is the API server's view: live when the test set one (the
+// cache, pods, then lags), else the cache's.
+func (f *fakeKube) PodLive(_ context.Context, ns, name string) (PodInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.live[ns+"/"+name]; ok {
+		return p, nil
+	}
 	return f.pods[ns+"/"+name], nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -157,8 +158,9 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 				continue
 			}
 			seen[a.Key] = true
-			alias, exists := suffixes[sfx]
-			present := exists && owners.owns(i, sfx, alias, a)
+			// Any link of the name that vouches for a keeps it: a
+			// sandbox whose marked veth exists still runs.
+			present := slices.ContainsFunc(suffixes[sfx], func(alias string) bool { return owners.owns(i, sfx, alias, a) })
 			if present {
 				delete(s.absentSince, a.Key)
 				continue

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
@@ -187,6 +188,38 @@ func TestOrphanSweepReleasesForAMarkedVethOfAnAddresslessSandbox(t *testing.T) {
 	sweepPast(t, h)
 	if h.holds(k) {
 		t.Error("the replaced sandbox still holds its address while the veth of its name is another sandbox's")
+	}
+	h.checkConsistent()
+}
+
+// TestOrphanSweepKeepsASandboxBesideAnotherMarkedVethOfItsName: web-0
+// runs as a regular pod (sandbox-2, an address from the pool) whose host
+// veth eni… is marked as its own, while a link of the same name suffix
+// remains from an earlier pod web-0 (force-deleted; its sandbox-1 still
+// exists as a branch-ENI pod in strict mode: vlan…, marked sandbox-1's).
+// The kernel may list the earlier link last (it lists links by ifindex
+// hash bucket on 5.10 and 6.1). The running sandbox keeps its address as
+// long as any link of its name carries its mark.
+func TestOrphanSweepKeepsASandboxBesideAnotherMarkedVethOfItsName(t *testing.T) {
+	links := newFakeLinks()
+	times := fastTimes
+	times.OrphanGrace = time.Minute
+	h := newHarness(t, harnessOpts{links: links, times: &times})
+	h.settle()
+	k := datastore.Key{NetworkName: "aws-cni", ContainerID: "sandbox-2", IfName: "eth0"}
+	if _, err := h.srv.AddNetwork(context.Background(), &rpc.AddNetworkRequest{NetworkName: k.NetworkName, ContainerId: k.ContainerID,
+		IfName: k.IfName, K8SPodNamespace: "default", K8SPodName: "web-0"}); err != nil {
+		t.Fatal(err)
+	}
+	sfx := vethname.Suffix("default", "web-0")
+	links.mark(sfx, "sandbox-2")
+	links.mu.Lock()
+	links.set[sfx] = true
+	links.more = map[string][]string{sfx: {podnet.SandboxMark("sandbox-1")}}
+	links.mu.Unlock()
+	sweepPast(t, h)
+	if !h.holds(k) {
+		t.Error("the running sandbox lost its address though its host veth carries its mark (another link of its name carries an earlier sandbox's)")
 	}
 	h.checkConsistent()
 }

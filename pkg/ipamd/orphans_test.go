@@ -23,9 +23,12 @@ import (
 // the pods' host veths, and the marks some carry. The real lister
 // (cmd/ipamd) lists the kernel's links.
 type fakeLinks struct {
-	mu     sync.Mutex
-	set    map[string]bool
-	marks  map[string]string // suffix → alias, for links in set
+	mu    sync.Mutex
+	set   map[string]bool
+	marks map[string]string // suffix → alias, for links in set
+	// more lists, per suffix in set, the aliases of further links of the
+	// same suffix, in the order the kernel lists them after the first.
+	more   map[string][]string
 	routes []PodRoute
 	err    error
 	calls  int
@@ -33,17 +36,17 @@ type fakeLinks struct {
 
 func newFakeLinks() *fakeLinks { return &fakeLinks{set: map[string]bool{}} }
 
-func (f *fakeLinks) LinkSuffixes(context.Context) (map[string]string, error) {
+func (f *fakeLinks) LinkSuffixes(context.Context) (map[string][]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
 		return nil, f.err
 	}
-	out := make(map[string]string, len(f.set))
+	out := make(map[string][]string, len(f.set))
 	for s, ok := range f.set {
 		if ok {
-			out[s] = f.marks[s]
+			out[s] = append([]string{f.marks[s]}, f.more[s]...)
 		}
 	}
 	return out, nil

@@ -45,6 +45,11 @@ func (k trackedKube) Pod(ctx context.Context, namespace, name string) (PodInfo, 
 	return k.Kubernetes.Pod(ctx, namespace, name)
 }
 
+func (k trackedKube) PodLive(ctx context.Context, namespace, name string) (PodInfo, error) {
+	defer k.t.Begin(waitKube, "GET pod "+namespace+"/"+name+" (API server)")()
+	return k.Kubernetes.PodLive(ctx, namespace, name)
+}
+
 func (k trackedKube) AnnotatePodIP(ctx context.Context, namespace, name, ip string) error {
 	defer k.t.Begin(waitKube, "PATCH pod "+namespace+"/"+name)()
 	return k.Kubernetes.AnnotatePodIP(ctx, namespace, name, ip)

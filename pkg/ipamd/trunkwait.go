@@ -111,7 +111,7 @@ const branchAnnotationWait = 30 * time.Second
 // fails the ADD at once and lets the kubelet retry. The error on timeout
 // names what may be missing.
 func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting && ownPod(p, uid) && p.BranchAnnotation != "" },
+	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return livePod(p, uid) && p.BranchAnnotation != "" },
 		func(waited time.Duration) error {
 			return status.Errorf(codes.DeadlineExceeded,
 				"pod %s/%s asks for a branch ENI but has no %s annotation after %s: the VPC resource controller has not written it "+
@@ -120,14 +120,33 @@ func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, 
 		})
 }
 
+// liveReadTimeout bounds the one read of a pod from the API server that an
+// ADD makes when the node's pod cache does not show its pod; the ADD then
+// waits on the cache.
+const liveReadTimeout = 2 * time.Second
+
+// readOwnPod returns the ADD's own pod (livePod) as the API server shows
+// it, else waits for the node's pod cache to show it (waitLivePod): a
+// cache whose watch stalls would otherwise fail every ADD of a pod it has
+// not seen, regular pods included.
+func (b *branchWait) readOwnPod(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
+	lctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
+	pod, err := b.kube.get().PodLive(lctx, namespace, name)
+	cancel()
+	if err == nil && livePod(pod, uid) {
+		return pod, nil
+	}
+	return b.waitLivePod(ctx, namespace, name, uid)
+}
+
 // waitLivePod waits, within the ADD's deadline, for the node's pod cache
-// to hold the ADD's own pod: one of this name that is not being deleted,
-// and of uid when the plugin sent one. After a delete and a re-create
+// to hold the ADD's own pod (livePod): one of this name and of uid when
+// the plugin sent one, not being deleted unless it is the pod of uid. After a delete and a re-create
 // under the same name (a StatefulSet, a force delete) a lagging cache may
 // still show the earlier pod, whose branch ENI the resource controller
 // deletes, or not show the new one yet.
 func (b *branchWait) waitLivePod(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return !p.Deleting && ownPod(p, uid) },
+	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return livePod(p, uid) },
 		func(waited time.Duration) error {
 			if uid != "" {
 				return status.Errorf(codes.DeadlineExceeded,

@@ -27,6 +27,16 @@ func (c *Client) Pod(ctx context.Context, namespace, name string) (*corev1.Pod, 
 	return p, nil
 }
 
+// PodLive reads a pod from the API server, not the cache: for when the
+// cache may lag (a stalled watch) and the caller knows what it expects.
+func (c *Client) PodLive(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	p := &corev1.Pod{}
+	if err := c.api.get(ctx, podsRes, namespace, name, p); err != nil {
+		return nil, fmt.Errorf("get pod %s/%s from the API server: %w", namespace, name, err)
+	}
+	return p, nil
+}
+
 // Pods returns the pods scheduled on this node, from the cache.
 func (c *Client) Pods(ctx context.Context) ([]corev1.Pod, error) {
 	if err := c.ready(); err != nil {
