@@ -138,6 +138,9 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 	if err != nil {
 		return err
 	}
+	if err := markVLANLink(link, b.Pod.Sandbox); err != nil {
+		return err
+	}
 	if err := setIfaceSysctls(name); err != nil {
 		return fmt.Errorf("VLAN link %s: %w", name, err)
 	}
@@ -179,9 +182,12 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	fam := family(ifc.Address)
 	host := openHost()
 	defer host.Close()
-	kept, err = branchOfOtherSandbox(host, ifc, pod.Sandbox, alsoVeths)
-	if kept != "" || err != nil {
-		return kept, err
+	veth, mark, err := branchOfOtherSandbox(host, ifc, pod.Sandbox, alsoVeths)
+	if err != nil {
+		return "", err
+	}
+	if mark != "" {
+		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark)
 	}
 	kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
 	return kept, errors.Join(
@@ -191,29 +197,49 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	)
 }
 
-// branchOfOtherSandbox says, when the pod's host veth is marked as another
-// sandbox's than sandbox's, why the branch's wiring is that sandbox's; ""
-// otherwise. Whether the veth routes the address yet does not matter: a
-// new sandbox gets the same branch ENI (same VLAN link, table and address),
-// and its ADD marks the veth before it builds the VLAN link, table and
-// rules, which a late DEL of the old sandbox must not take from under it.
-// The veth is looked for under ifc.HostVeth and under the strict mode's
-// name: a DEL driven by ipamd's answer names the pod's veth with the
-// netconf's prefix whatever the mode. also are more names to look under.
-func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also []string) (string, error) {
+// branchOfOtherSandbox returns the pod's host veth and its mark when the
+// veth is marked as another sandbox's than sandbox's; "" otherwise.
+// Whether the veth routes the address yet does not matter: a new sandbox
+// often gets the same branch ENI (same VLAN link, table and address), and
+// its ADD marks the veth before it builds the VLAN link, table and rules,
+// which a late DEL of the old sandbox must not take from under it. The
+// veth is looked for under ifc.HostVeth and under the strict mode's name:
+// a DEL driven by ipamd's answer names the pod's veth with the netconf's
+// prefix whatever the mode. also are more names to look under.
+func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also []string) (name, mark string, err error) {
 	if !isPodVethName(ifc.HostVeth) {
-		return "", nil
+		return "", "", nil
 	}
 	names := append([]string{ifc.HostVeth}, also...)
 	if strict := vethname.BranchPrefix + ifc.HostVeth[len(ifc.HostVeth)-vethname.SuffixLen:]; strict != ifc.HostVeth {
 		names = append(names, strict)
 	}
-	name, mark, err := firstOtherSandbox(h, sandbox, names)
-	if err != nil || mark == "" {
-		return "", err
+	return firstOtherSandbox(h, sandbox, names)
+}
+
+// teardownOwnVLAN is TeardownBranch for a DEL whose pod's host veth, veth,
+// carries another sandbox's mark: that sandbox owns the veth and, when it
+// is on the same branch ENI, the VLAN link, table and rules. The DEL's own
+// VLAN link (it carries the DEL's mark, see markVLANLink), its table and
+// rules go only when the other sandbox provably uses another branch ENI
+// (a VLAN link of another id carries its mark); else nothing is removed
+// and kept says why, for the log.
+func teardownOwnVLAN(h *netlink.Handle, ifc Interface, sandbox string, vlanID int, veth, mark string) (kept string, err error) {
+	kept = fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
+		veth, ifc.Address.IP, mark)
+	own, err := ownVLANLink(h, vlanID, sandbox)
+	if err != nil || own == nil {
+		return kept, err
 	}
-	return fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
-		name, ifc.Address.IP, mark), nil
+	elsewhere, err := vlanLinkMarked(h, mark, vlanID)
+	if err != nil || elsewhere == "" {
+		return kept, err
+	}
+	table := BranchTable(vlanID)
+	// The address's rules are this DEL's unless the other sandbox, given
+	// the same address on its branch ENI, routes it through veth.
+	kept, err = removeHostRoutes(h, ifc.Address, veth, sandbox, table)
+	return kept, errors.Join(releaseOwnVLAN(h, own, table, family(ifc.Address)), err)
 }
 
 // UndoBranch reverses a SetupBranch that failed part way: TeardownBranch,

@@ -71,9 +71,12 @@ func Gateway(index int, v6 bool) net.IP {
 	return net.IPv4(169, 254, 1, byte(index+1)).To4()
 }
 
+// vlanLinkPrefix starts the node-side name of every branch ENI's VLAN link.
+const vlanLinkPrefix = "vlan.eth."
+
 // VLANLinkName is the node-side name of a branch ENI's VLAN link.
 func VLANLinkName(vlanID int) string {
-	return "vlan.eth." + strconv.Itoa(vlanID)
+	return vlanLinkPrefix + strconv.Itoa(vlanID)
 }
 
 func isV6(a *net.IPNet) bool { return a.IP.To4() == nil }
