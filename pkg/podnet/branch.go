@@ -91,6 +91,8 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		host = openHost()
 	}
 	defer host.Close()
+	lock := lockPod(b.Pod.LockFile, b.Pod.lockName(), addLockWait)
+	defer lock.unlock()
 
 	ifc := b.Pod.Interfaces[0]
 	fam := family(ifc.Address)
@@ -182,13 +184,16 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	fam := family(ifc.Address)
 	host := openHost()
 	defer host.Close()
+	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	defer lock.unlock()
 	veth, mark, err := branchOfOtherSandbox(host, ifc, pod.Sandbox, alsoVeths)
 	if err != nil {
 		return "", err
 	}
 	if mark != "" {
-		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark)
+		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())
 	}
+	ownerChecked()
 	kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
 	return kept, errors.Join(
 		releaseBranchLink(VLANLinkName(vlanID), table, fam),
@@ -221,19 +226,24 @@ func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also
 // carries another sandbox's mark: that sandbox owns the veth and, when it
 // is on the same branch ENI, the VLAN link, table and rules. The DEL's own
 // VLAN link (it carries the DEL's mark, see markVLANLink), its table and
-// rules go only when the other sandbox provably uses another branch ENI
-// (a VLAN link of another id carries its mark); else nothing is removed
-// and kept says why, for the log.
-func teardownOwnVLAN(h *netlink.Handle, ifc Interface, sandbox string, vlanID int, veth, mark string) (kept string, err error) {
+// rules go when the other sandbox does not use them: it holds the pod lock
+// only while it wires, and its wiring replaces the VLAN link, so under
+// the lock (locked) a VLAN link with the DEL's mark is not the other
+// sandbox's, wired or to be wired; unlocked, only when the other sandbox
+// provably uses another branch ENI (a VLAN link of another id carries its
+// mark). Else nothing is removed and kept says why, for the log.
+func teardownOwnVLAN(h *netlink.Handle, ifc Interface, sandbox string, vlanID int, veth, mark string, locked bool) (kept string, err error) {
 	kept = fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
 		veth, ifc.Address.IP, mark)
 	own, err := ownVLANLink(h, vlanID, sandbox)
 	if err != nil || own == nil {
 		return kept, err
 	}
-	elsewhere, err := vlanLinkMarked(h, mark, vlanID)
-	if err != nil || elsewhere == "" {
-		return kept, err
+	if !locked {
+		elsewhere, err := vlanLinkMarked(h, mark, vlanID)
+		if err != nil || elsewhere == "" {
+			return kept, err
+		}
 	}
 	table := BranchTable(vlanID)
 	// The address's rules are this DEL's unless the other sandbox, given

@@ -3,6 +3,7 @@ package podnet
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
@@ -77,6 +78,61 @@ func TestPrivilegedBranchRecreatedOnNewVLANLateDEL(t *testing.T) {
 			})
 			e.node.vethGone(t, veth)
 			wantState(t, "node after B's DEL", e.node.ns, want[:len(want)-7])
+		})
+	}
+}
+
+// TestPrivilegedBranchRecreatedAsRegularPodLateDEL: a branch-ENI pod is
+// recreated under the same name as a regular pod (no branch ENI). Under
+// the pod lock the old sandbox A's late DEL removes A's marked VLAN link,
+// table and rules: B's ADD is not wiring then, and its wiring would have
+// replaced the VLAN link. Without the lock (it could not be taken in
+// time) nothing proves B will not wire VLAN 7 and all is left, as before.
+func TestPrivilegedBranchRecreatedAsRegularPodLateDEL(t *testing.T) {
+	for _, locked := range []bool{true, false} {
+		t.Run(map[bool]string{true: "locked", false: "unlocked"}[locked], func(t *testing.T) {
+			ctx := context.Background()
+			lockFile := ""
+			if locked {
+				lockFile = filepath.Join(t.TempDir(), "aws-cni.lock")
+			}
+			e := newBranchEnv(t)
+			a := e.branch(testutil.NewNS(t), false)
+			a.Pod.Sandbox, a.Pod.LockFile = "sandbox-a", lockFile
+			e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
+			veth := a.Pod.Interfaces[0].HostVeth
+			e.node.vethGone(t, veth)
+
+			b := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 1500, Sandbox: "sandbox-b", LockFile: lockFile,
+				Interfaces: []Interface{iface("default", "sg-pod", "10.1.0.9", 0, 3)}}
+			e.node.do(t, func() error { return Setup(ctx, b) })
+			var kept string
+			e.node.do(t, func() error {
+				var err error
+				kept, err = TeardownBranch(ctx, a.Pod, branchVLAN)
+				return err
+			})
+			want := []string{
+				"link eth1 veth up mtu 1500",
+				"link " + veth + " veth up mtu 1500",
+				"route main 10.1.0.9/32 dev " + veth + " scope link",
+				"rule 512 to 10.1.0.9/32 lookup main",
+				"rule 1536 from 10.1.0.9/32 lookup 3",
+			}
+			if !locked {
+				if kept == "" {
+					t.Errorf("unlocked late DEL kept nothing, want all of VLAN 7 left")
+				}
+				want = append(want,
+					"link vlan.eth.7 macvlan up mtu 1500",
+					"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
+					"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+					"rule 512 to 10.2.0.55/32 lookup main",
+					"rule 1536 from 10.2.0.55/32 lookup 107")
+			} else if kept != "" {
+				t.Errorf("locked late DEL kept %q, want A's VLAN 7 removed", kept)
+			}
+			wantState(t, "node after A's late DEL", e.node.ns, want)
 		})
 	}
 }

@@ -38,6 +38,8 @@ func Setup(ctx context.Context, pod Pod) error {
 		host = openHost()
 	}
 	defer host.Close()
+	lock := lockPod(pod.LockFile, pod.lockName(), addLockWait)
+	defer lock.unlock()
 
 	for i, ifc := range pod.Interfaces {
 		if i > 0 {
