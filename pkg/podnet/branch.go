@@ -194,6 +194,12 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())
 	}
 	ownerChecked()
+	if other, err := vlanOfOtherSandbox(host, vlanID, pod.Sandbox); err != nil || other != "" {
+		if err != nil {
+			return "", err
+		}
+		return teardownReusedVLAN(host, ifc, vlanID, other)
+	}
 	kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
 	return kept, errors.Join(
 		releaseBranchLink(VLANLinkName(vlanID), table, fam),
@@ -215,11 +221,21 @@ func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also
 	if !isPodVethName(ifc.HostVeth) {
 		return "", "", nil
 	}
-	names := append([]string{ifc.HostVeth}, also...)
-	if strict := vethname.BranchPrefix + ifc.HostVeth[len(ifc.HostVeth)-vethname.SuffixLen:]; strict != ifc.HostVeth {
+	names := append(branchVethNames(ifc.HostVeth), also...)
+	return firstOtherSandbox(h, sandbox, names)
+}
+
+// branchVethNames is hostVeth, a pod veth's name, and the name strict
+// mode gives the pod's veth when it differs.
+func branchVethNames(hostVeth string) []string {
+	names := []string{hostVeth}
+	if !isPodVethName(hostVeth) {
+		return names
+	}
+	if strict := vethname.BranchPrefix + hostVeth[len(hostVeth)-vethname.SuffixLen:]; strict != hostVeth {
 		names = append(names, strict)
 	}
-	return firstOtherSandbox(h, sandbox, names)
+	return names
 }
 
 // teardownOwnVLAN is TeardownBranch for a DEL whose pod's host veth, veth,

@@ -74,3 +74,43 @@ func releaseOwnVLAN(h *netlink.Handle, link netlink.Link, table, fam int) error 
 	}
 	return errors.Join(err, flushTable(table, fam), deleteRules(h, iifRule("", table, fam)))
 }
+
+// vlanOfOtherSandbox returns the mark of the VLAN link of vlanID when it
+// marks the link as another sandbox's than sandbox's (see otherSandbox),
+// "" otherwise.
+func vlanOfOtherSandbox(h *netlink.Handle, vlanID int, sandbox string) (string, error) {
+	link, err := h.LinkByName(VLANLinkName(vlanID))
+	if isNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find VLAN link %s: %w", VLANLinkName(vlanID), err)
+	}
+	return otherSandbox(link.Attrs().Alias, sandbox), nil
+}
+
+// teardownReusedVLAN is TeardownBranch for a late DEL whose VLAN id now
+// belongs to another sandbox (the VLAN link carries its mark, other),
+// often another pod's branch ENI: that sandbox's VLAN link, table and the
+// table's rules stay. The DEL removes only what names its own pod: the
+// iif rules of its host veth's names into the table and, unless the
+// address is now routed through another link, the address's rules.
+func teardownReusedVLAN(h *netlink.Handle, ifc Interface, vlanID int, other string) (kept string, err error) {
+	table := BranchTable(vlanID)
+	fam := family(ifc.Address)
+	kept = fmt.Sprintf("%s is marked %q: VLAN id %d, its table %d and their rules are that sandbox's", VLANLinkName(vlanID), other, vlanID, table)
+	var errs []error
+	for _, name := range branchVethNames(ifc.HostVeth) {
+		errs = append(errs, deleteRules(h, iifRule(name, table, fam)))
+	}
+	dev, err := routedElsewhere(h, hostPrefix(ifc.Address.IP), ifc.HostVeth)
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case dev != "":
+		kept += fmt.Sprintf("; %s is routed to %s: its rules are another pod's", ifc.Address.IP, dev)
+	default:
+		errs = append(errs, deletePodRules(h, ifc.Address, table))
+	}
+	return kept, errors.Join(errs...)
+}
