@@ -91,8 +91,6 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		host = openHost()
 	}
 	defer host.Close()
-	lock := lockPod(b.Pod.LockFile, b.Pod.lockName(), addLockWait)
-	defer lock.unlock()
 
 	ifc := b.Pod.Interfaces[0]
 	fam := family(ifc.Address)
@@ -101,6 +99,9 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	if err != nil {
 		return err
 	}
+	// The pod lock covers the node side only, as in Setup.
+	lock := lockPod(b.Pod.LockFile, b.Pod.lockName(), addLockWait)
+	defer lock.unlock()
 	// A previous sandbox of this pod may have left iif rules for the name.
 	stale := iifRule(ifc.HostVeth, 0, fam)
 	if err := deleteRules(host, stale); err != nil {
