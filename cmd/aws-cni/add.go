@@ -69,6 +69,7 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	if err = checkMTUFamily(inv.conf.MTU, plan.pod.Interfaces); err != nil {
 		return err
 	}
+	plan.setLockFile(inv.lockFile())
 	plan.takeEarly(early)
 	early = nil
 	if err = plan.wire(ctx); err != nil {
@@ -202,6 +203,14 @@ func checkMTUFamily(mtu int, ifs []podnet.Interface) error {
 		}
 	}
 	return nil
+}
+
+// setLockFile makes the wiring hold the pod lock (see pkg/podnet).
+func (p *addPlan) setLockFile(path string) {
+	p.pod.LockFile = path
+	if p.branch != nil {
+		p.branch.Pod.LockFile = path
+	}
 }
 
 // takeEarly gives the pair made by earlyVeth to the wiring, which finishes

@@ -96,7 +96,7 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	if err != nil {
 		return true, invalidConfig("prevResult", err.Error())
 	}
-	w.Pod.Sandbox = args.ContainerID
+	w.Pod.Sandbox, w.Pod.LockFile = args.ContainerID, inv.lockFile()
 	// After a switch from strict to standard mode, a newer sandbox of the
 	// pod has its host veth under the netconf prefix, not the prevResult's
 	// `vlan…` name.
@@ -146,7 +146,7 @@ func (inv *invocation) prevPod(args *entry.Args) (podnet.Pod, error) {
 	if err != nil {
 		return podnet.Pod{}, fmt.Errorf("prevResult unusable: %w", err)
 	}
-	w.Pod.Sandbox = args.ContainerID
+	w.Pod.Sandbox, w.Pod.LockFile = args.ContainerID, inv.lockFile()
 	return w.Pod, nil
 }
 
@@ -191,7 +191,7 @@ func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTea
 		inv.closeTeardown(td)
 		return err
 	}
-	pod := podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, Interfaces: ifs}
+	pod := podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, LockFile: inv.lockFile(), Interfaces: ifs}
 	if vlan == 0 {
 		kept, err := td.Finish(ctx, pod)
 		logKept(inv.log, kept...)

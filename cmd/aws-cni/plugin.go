@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"path/filepath"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -72,6 +73,18 @@ func (p *plugin) begin(args *entry.Args) (*invocation, error) {
 		ipamdSocket: firstSet(conf.IpamdSocket, p.getenv(ipamdSocketEnv), defaultIpamdSocket),
 		npaSocket:   firstSet(conf.NPASocket, p.getenv(npaSocketEnv), defaultNPASocket),
 	}, nil
+}
+
+// lockFileName is the file of the pod locks, beside ipamd's socket
+// (/var/run/aws-node on a node): the directory exists wherever ipamd runs
+// and is the node's, not a pod's.
+const lockFileName = "aws-cni.lock"
+
+// lockFile is the path of the pod locks (see pkg/podnet): an ADD's host
+// wiring and a DEL's ownership checks and teardown of one pod never
+// interleave.
+func (inv *invocation) lockFile() string {
+	return filepath.Join(filepath.Dir(inv.ipamdSocket), lockFileName)
 }
 
 func firstSet(v ...string) string {

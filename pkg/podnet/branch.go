@@ -99,6 +99,9 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	if err != nil {
 		return err
 	}
+	// The pod lock covers the node side only, as in Setup.
+	lock := lockPod(b.Pod.LockFile, b.Pod.lockName(), addLockWait)
+	defer lock.unlock()
 	// A previous sandbox of this pod may have left iif rules for the name.
 	stale := iifRule(ifc.HostVeth, 0, fam)
 	if err := deleteRules(host, stale); err != nil {
@@ -136,6 +139,9 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 	link, err := branchLink(vl, b, name)
 	if err != nil {
+		return err
+	}
+	if err := markVLANLink(link, b.Pod.Sandbox); err != nil {
 		return err
 	}
 	if err := setIfaceSysctls(name); err != nil {
@@ -179,9 +185,21 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	fam := family(ifc.Address)
 	host := openHost()
 	defer host.Close()
-	kept, err = branchOfOtherSandbox(host, ifc, pod.Sandbox, alsoVeths)
-	if kept != "" || err != nil {
-		return kept, err
+	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	defer lock.unlock()
+	veth, mark, err := branchOfOtherSandbox(host, ifc, pod.Sandbox, alsoVeths)
+	if err != nil {
+		return "", err
+	}
+	if mark != "" {
+		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())
+	}
+	ownerChecked()
+	if other, err := vlanOfOtherSandbox(host, vlanID, pod.Sandbox); err != nil || other != "" {
+		if err != nil {
+			return "", err
+		}
+		return teardownReusedVLAN(host, ifc, vlanID, other)
 	}
 	kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
 	return kept, errors.Join(
@@ -191,29 +209,64 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	)
 }
 
-// branchOfOtherSandbox says, when the pod's host veth is marked as another
-// sandbox's than sandbox's, why the branch's wiring is that sandbox's; ""
-// otherwise. Whether the veth routes the address yet does not matter: a
-// new sandbox gets the same branch ENI (same VLAN link, table and address),
-// and its ADD marks the veth before it builds the VLAN link, table and
-// rules, which a late DEL of the old sandbox must not take from under it.
-// The veth is looked for under ifc.HostVeth and under the strict mode's
-// name: a DEL driven by ipamd's answer names the pod's veth with the
-// netconf's prefix whatever the mode. also are more names to look under.
-func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also []string) (string, error) {
+// branchOfOtherSandbox returns the pod's host veth and its mark when the
+// veth is marked as another sandbox's than sandbox's; "" otherwise.
+// Whether the veth routes the address yet does not matter: a new sandbox
+// often gets the same branch ENI (same VLAN link, table and address), and
+// its ADD marks the veth before it builds the VLAN link, table and rules,
+// which a late DEL of the old sandbox must not take from under it. The
+// veth is looked for under ifc.HostVeth and under the strict mode's name:
+// a DEL driven by ipamd's answer names the pod's veth with the netconf's
+// prefix whatever the mode. also are more names to look under.
+func branchOfOtherSandbox(h *netlink.Handle, ifc Interface, sandbox string, also []string) (name, mark string, err error) {
 	if !isPodVethName(ifc.HostVeth) {
-		return "", nil
+		return "", "", nil
 	}
-	names := append([]string{ifc.HostVeth}, also...)
-	if strict := vethname.BranchPrefix + ifc.HostVeth[len(ifc.HostVeth)-vethname.SuffixLen:]; strict != ifc.HostVeth {
+	names := append(branchVethNames(ifc.HostVeth), also...)
+	return firstOtherSandbox(h, sandbox, names)
+}
+
+// branchVethNames is hostVeth, a pod veth's name, and the name strict
+// mode gives the pod's veth when it differs.
+func branchVethNames(hostVeth string) []string {
+	names := []string{hostVeth}
+	if !isPodVethName(hostVeth) {
+		return names
+	}
+	if strict := vethname.BranchPrefix + hostVeth[len(hostVeth)-vethname.SuffixLen:]; strict != hostVeth {
 		names = append(names, strict)
 	}
-	name, mark, err := firstOtherSandbox(h, sandbox, names)
-	if err != nil || mark == "" {
-		return "", err
+	return names
+}
+
+// teardownOwnVLAN is TeardownBranch for a DEL whose pod's host veth, veth,
+// carries another sandbox's mark: that sandbox owns the veth and, when it
+// is on the same branch ENI, the VLAN link, table and rules. The DEL's own
+// VLAN link (it carries the DEL's mark, see markVLANLink), its table and
+// rules go when the other sandbox does not use them: it holds the pod lock
+// only while it wires, and its wiring replaces the VLAN link, so under
+// the lock (locked) a VLAN link with the DEL's mark is not the other
+// sandbox's, wired or to be wired; unlocked, only when the other sandbox
+// provably uses another branch ENI (a VLAN link of another id carries its
+// mark). Else nothing is removed and kept says why, for the log.
+func teardownOwnVLAN(h *netlink.Handle, ifc Interface, sandbox string, vlanID int, veth, mark string, locked bool) (kept string, err error) {
+	kept = fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
+		veth, ifc.Address.IP, mark)
+	own, err := ownVLANLink(h, vlanID, sandbox)
+	if err != nil || own == nil {
+		return kept, err
 	}
-	return fmt.Sprintf("%s, the host veth of %s, is marked %q: the branch's VLAN link, table, route and rules are that sandbox's, wired or being wired",
-		name, ifc.Address.IP, mark), nil
+	if !locked {
+		elsewhere, err := vlanLinkMarked(h, mark, vlanID)
+		if err != nil || elsewhere == "" {
+			return kept, err
+		}
+	}
+	table := BranchTable(vlanID)
+	// The address's rules are this DEL's unless the other sandbox, given
+	// the same address on its branch ENI, routes it through veth.
+	kept, err = removeHostRoutes(h, ifc.Address, veth, sandbox, table)
+	return kept, errors.Join(releaseOwnVLAN(h, own, table, family(ifc.Address)), err)
 }
 
 // UndoBranch reverses a SetupBranch that failed part way: TeardownBranch,

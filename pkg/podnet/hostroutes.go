@@ -59,8 +59,10 @@ func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth, sandbox stri
 			return fmt.Sprintf("%s is routed to %s, which is marked %q: its route and rules are that sandbox's", addr.IP, hostVeth, veth.other), nil
 		}
 		// No route of this sandbox's can go through that veth.
+		ownerChecked()
 		return "", deletePodRules(h, addr, table)
 	case veth.index == 0:
+		ownerChecked()
 		return "", deletePodRules(h, addr, table)
 	}
 	return "", errors.Join(deletePodRules(h, addr, table), deleteRoute(h, pod, veth.index, hostVeth))

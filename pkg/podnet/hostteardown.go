@@ -32,6 +32,8 @@ type HostTeardown struct {
 // given the address since. The caller must call Finish or Close.
 func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 	t := &HostTeardown{h: openHost()}
+	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	defer lock.unlock()
 	for _, ifc := range pod.Interfaces {
 		if ctx.Err() != nil {
 			break
@@ -61,6 +63,12 @@ func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 // socket. It returns StartTeardown's errors too; kept says, for the log,
 // which addresses it left to another sandbox of the pod.
 func (t *HostTeardown) Finish(ctx context.Context, pod Pod) (kept []string, err error) {
+	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	defer lock.unlock()
+	return t.finish(ctx, pod)
+}
+
+func (t *HostTeardown) finish(ctx context.Context, pod Pod) (kept []string, err error) {
 	defer t.h.Close()
 	errs := t.errs
 	for _, ifc := range pod.Interfaces {
@@ -88,6 +96,8 @@ func (t *HostTeardown) Finish(ctx context.Context, pod Pod) (kept []string, err 
 // leaves those of an address routed to the host veth of another sandbox
 // of the pod; kept says which, for the log.
 func (t *HostTeardown) FinishUnconfirmed(ctx context.Context, pod Pod) (kept []string, err error) {
+	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	defer lock.unlock()
 	var rest []Interface
 	for _, ifc := range pod.Interfaces {
 		if ifc.Address == nil || t.removed(ifc) {
@@ -105,7 +115,7 @@ func (t *HostTeardown) FinishUnconfirmed(ctx context.Context, pod Pod) (kept []s
 		rest = append(rest, ifc)
 	}
 	pod.Interfaces = rest
-	more, err := t.Finish(ctx, pod)
+	more, err := t.finish(ctx, pod)
 	return append(kept, more...), err
 }
 

@@ -42,6 +42,10 @@ type Pod struct {
 	// veth marked with another sandbox's, and the route and rules of an
 	// address routed through it.
 	Sandbox string
+	// LockFile is the file of the pod locks (see lockPod) that serialise
+	// an ADD's host wiring with a DEL's ownership checks and teardown;
+	// empty means no lock.
+	LockFile string
 	// MTU of both veth ends.
 	MTU        int
 	Interfaces []Interface
@@ -71,9 +75,21 @@ func Gateway(index int, v6 bool) net.IP {
 	return net.IPv4(169, 254, 1, byte(index+1)).To4()
 }
 
+// vlanLinkPrefix starts the node-side name of every branch ENI's VLAN link.
+const vlanLinkPrefix = "vlan.eth."
+
 // VLANLinkName is the node-side name of a branch ENI's VLAN link.
 func VLANLinkName(vlanID int) string {
-	return "vlan.eth." + strconv.Itoa(vlanID)
+	return vlanLinkPrefix + strconv.Itoa(vlanID)
+}
+
+// lockName is the host veth name that keys pod's lock: its first
+// interface's.
+func (pod Pod) lockName() string {
+	if len(pod.Interfaces) == 0 {
+		return ""
+	}
+	return pod.Interfaces[0].HostVeth
 }
 
 func isV6(a *net.IPNet) bool { return a.IP.To4() == nil }

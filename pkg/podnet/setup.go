@@ -39,15 +39,21 @@ func Setup(ctx context.Context, pod Pod) error {
 	}
 	defer host.Close()
 
+	hostIndex := make([]int, len(pod.Interfaces))
 	for i, ifc := range pod.Interfaces {
 		if i > 0 {
 			early = nil
 		}
-		hostIndex, err := setupVeth(ctx, host, pod, ifc, early)
-		if err != nil {
+		if hostIndex[i], err = setupVeth(ctx, host, pod, ifc, early); err != nil {
 			return err
 		}
-		if err := addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex, HostTable(ifc.RouteTable)); err != nil {
+	}
+	// The pod lock covers the node side only: a late DEL of another
+	// sandbox never removes a veth, and IPv6's DAD wait stays outside.
+	lock := lockPod(pod.LockFile, pod.lockName(), addLockWait)
+	defer lock.unlock()
+	for i, ifc := range pod.Interfaces {
+		if err := addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex[i], HostTable(ifc.RouteTable)); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,129 @@
+package podnet
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+	"golang.org/x/sys/unix"
+)
+
+// A pod lock serialises, per pod, an ADD's host wiring with a DEL's "is
+// this veth mine" check and the teardown that follows it
+// (docs/compatibility.md, "Plugin (aws-cni) and runtime input"): without
+// it a late DEL of an old sandbox could check the pod's veth just before
+// the new sandbox's ADD wires it, then delete what that ADD made. All
+// pods share one lock file (Pod.LockFile); each pod locks one byte of it
+// with an open-file-description lock, at an offset hashed from the node's
+// network namespace and the pod's veth name, so there are no per-pod files
+// to clean up and the kernel drops a lock whose process dies.
+//
+// Waits are bounded: an ADD that cannot lock within addLockWait, or a DEL
+// within delLockWait, goes on unlocked, as before the lock existed.
+const (
+	addLockWait = 2 * time.Second
+	delLockWait = time.Second
+)
+
+// lockPollMin and lockPollMax bound the pause between attempts to take a
+// busy lock: a holder wires or tears down in about a millisecond.
+const (
+	lockPollMin = 100 * time.Microsecond
+	lockPollMax = 5 * time.Millisecond
+)
+
+// testHookLockBusy, when set, runs once in a lock wait that found the lock
+// busy: tests use it to know a side is blocked.
+var testHookLockBusy func()
+
+// podLock is a held pod lock; nil when none is held.
+type podLock struct{ fd int }
+
+// lockPod takes the pod lock of the pod whose host veth is hostVeth in the
+// lock file path, waiting at most wait. It returns nil, and the caller
+// goes on unlocked, when path is empty, the file cannot be opened, or the
+// wait ends.
+func lockPod(path, hostVeth string, wait time.Duration) *podLock {
+	if path == "" || hostVeth == "" {
+		return nil
+	}
+	off, ok := lockOffset(hostVeth)
+	if !ok {
+		return nil
+	}
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
+	deadline := time.Now().Add(wait)
+	pause := lockPollMin
+	busy := false
+	for {
+		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+		if err == nil {
+			return &podLock{fd: fd}
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINTR) {
+			break
+		}
+		if !busy && testHookLockBusy != nil {
+			testHookLockBusy()
+		}
+		busy = true
+		if time.Now().Add(pause).After(deadline) {
+			break
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, lockPollMax)
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// held reports whether l is a lock actually held.
+func (l *podLock) held() bool { return l != nil }
+
+// unlock releases the lock: closing the file's only descriptor ends its
+// open file description and with it the lock.
+func (l *podLock) unlock() {
+	if l != nil {
+		unix.Close(l.fd)
+	}
+}
+
+// lockOffset is the byte a pod locks: a hash of the calling thread's
+// network namespace (the node's) and the hash part of the pod's veth name,
+// which is the same under every prefix (netconf's or strict mode's), so an
+// ADD and a DEL of the pod lock the same byte whatever mode named its
+// veth.
+func lockOffset(hostVeth string) (int64, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return 0, false
+	}
+	h := fnv.New64a()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], st.Dev)
+	binary.LittleEndian.PutUint64(b[8:], st.Ino)
+	h.Write(b[:])
+	key := hostVeth
+	if isPodVethName(hostVeth) {
+		key = hostVeth[len(hostVeth)-vethname.SuffixLen:]
+	}
+	h.Write([]byte(key))
+	// Offsets stay positive and below off_t's limit.
+	return int64(h.Sum64() >> 2), true
+}
+
+// testHookOwnerChecked, when set, runs in a teardown between its check
+// that what it is about to remove is its sandbox's and the removal.
+var testHookOwnerChecked func()
+
+func ownerChecked() {
+	if testHookOwnerChecked != nil {
+		testHookOwnerChecked()
+	}
+}
