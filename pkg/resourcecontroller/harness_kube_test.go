@@ -239,6 +239,19 @@ func (h *harness) waitCapacity(node string, want int64) {
 	})
 }
 
+// waitNoCapacity waits until the node advertises no pod-eni at all.
+func (h *harness) waitNoCapacity(node string) {
+	h.t.Helper()
+	waitFor(h.t, 30*time.Second, "no pod-eni capacity on "+node, func() (bool, string) {
+		var n corev1.Node
+		if err := h.admin.Get(context.Background(), client.ObjectKey{Name: node}, &n); err != nil {
+			return false, err.Error()
+		}
+		_, ok := n.Status.Capacity[PodENIResource]
+		return !ok, fmt.Sprint(n.Status.Capacity)
+	})
+}
+
 // createPod creates a pod bound to node (as the scheduler would).
 func (h *harness) createPod(name, node string, labels map[string]string) (*corev1.Pod, error) {
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns, Labels: labels},

@@ -64,14 +64,7 @@ func TestKubeUnmanagedNodeDeletesBranches(t *testing.T) {
 		ids := branchIDs(w.branches())
 		return len(ids) == 0, fmt.Sprint(ids)
 	})
-	waitFor(t, 30*time.Second, "the node's pod-eni capacity removed", func() (bool, string) {
-		var n corev1.Node
-		if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
-			return false, err.Error()
-		}
-		_, ok := n.Status.Capacity[PodENIResource]
-		return !ok, fmt.Sprint(n.Status.Capacity)
-	})
+	h.waitNoCapacity(node)
 	h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID)
 	var pa corev1.Pod
 	if err := h.admin.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "a"}, &pa); err != nil {
@@ -166,13 +159,6 @@ func TestKubeUnmanagedWhileDownDeletesBranches(t *testing.T) {
 		ids := branchIDs(w.branches())
 		return len(ids) == 0, fmt.Sprint(ids)
 	})
-	waitFor(t, 30*time.Second, "the node's pod-eni capacity removed", func() (bool, string) {
-		var n corev1.Node
-		if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
-			return false, err.Error()
-		}
-		_, ok := n.Status.Capacity[PodENIResource]
-		return !ok, fmt.Sprint(n.Status.Capacity)
-	})
+	h.waitNoCapacity(node)
 	h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID)
 }
