@@ -226,6 +226,16 @@ func (h *harness) declareSGP(node string, extra ...k8s.CNINodeFeature) {
 	}
 }
 
+// addSGPNode adds a node of instanceID whose ipamd declared security
+// groups for pods, and waits until its trunk is up: it advertises capacity
+// pod-eni.
+func (h *harness) addSGPNode(name, instanceID string, capacity int64) {
+	h.t.Helper()
+	h.addNode(name, instanceID, nil)
+	h.declareSGP(name)
+	h.waitCapacity(name, capacity)
+}
+
 // waitCapacity waits until the node advertises want pod-eni.
 func (h *harness) waitCapacity(node string, want int64) {
 	h.t.Helper()

@@ -28,9 +28,7 @@ func TestKubeNodeTerminationCleansAvailableENIs(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-term", inst1, nil)
-	h.declareSGP("rc-term")
-	h.waitCapacity("rc-term", 9)
+	h.addSGPNode("rc-term", inst1, 9)
 	if _, err := h.createPod("p", "rc-term", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}
