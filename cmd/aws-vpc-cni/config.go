@@ -51,7 +51,7 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	// Plugin log file: kubelet parses the plugin's stdout as its result.
 	// Set but empty, it reaches the conflist as upstream's entrypoint
 	// writes it: the plugin then logs to stderr.
-	c.PluginLogFile = p.strOrUnset("AWS_VPC_K8S_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/plugin.log")
+	c.PluginLogFile = p.strKeepEmpty("AWS_VPC_K8S_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/plugin.log")
 	if isStdout(c.PluginLogFile) {
 		p.fail("AWS_VPC_K8S_PLUGIN_LOG_FILE=%q: the plugin's stdout carries its CNI result; use a file or stderr", c.PluginLogFile)
 	}
@@ -66,10 +66,10 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	egress := &conflist.Egress{IPv6Cluster: cfg.IPv6Cluster, RandomizeSNAT: ipamd.RandomizeSNAT}
 	if cfg.IPv6Cluster {
 		cfg.EgressEnabled = p.boolean("ENABLE_V4_EGRESS", true)
-		egress.LogFile = p.strOrUnset("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v4-plugin.log")
+		egress.LogFile = p.strKeepEmpty("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v4-plugin.log")
 	} else {
 		cfg.EgressEnabled = ipamd.EnableV6Egress
-		egress.LogFile = p.strOrUnset("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v6-plugin.log")
+		egress.LogFile = p.strKeepEmpty("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v6-plugin.log")
 	}
 	// egress-cni reads the word "stdout" as stderr, but opens a path.
 	if isStdoutPath(egress.LogFile) {
@@ -103,8 +103,8 @@ func (p *envParser) str(name, def string) string {
 	return def
 }
 
-// strOrUnset returns the value, even empty, or def when unset.
-func (p *envParser) strOrUnset(name, def string) string {
+// strKeepEmpty returns the value, even empty, or def when unset.
+func (p *envParser) strKeepEmpty(name, def string) string {
 	if v, ok := p.lookup(name); ok {
 		return v
 	}

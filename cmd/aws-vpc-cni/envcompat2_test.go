@@ -10,8 +10,9 @@ import (
 
 // AWS_VPC_K8S_PLUGIN_LOG_FILE set but empty: upstream's entrypoint writes
 // the empty value into the conflist, and the plugin then logs to stderr
-// (upstream-behaviour.md §1.2); the default file is only for an unset
-// variable. The egress plugin's variables are read the same way.
+// (docs/compatibility.md, "Entrypoint and init container only"); the
+// default file is only for an unset variable. The egress plugin's
+// variables are read the same way.
 func TestEmptyPluginLogFileReachesConflist(t *testing.T) {
 	for _, ipv6 := range []string{"false", "true"} {
 		egressVar := "AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE"

@@ -23,7 +23,9 @@ type AddNetworkRequest struct {
 	PodUID string
 }
 
-// metadata is the request's custom gRPC metadata.
+// metadata is the request's custom gRPC metadata. A UID longer than
+// Kubernetes allows is left out too: writeHeaders sends every header in
+// one frame of the minimum size.
 func (m *AddNetworkRequest) metadata() []headerField {
 	if m.PodUID == "" || len(m.PodUID) > 256 {
 		return nil

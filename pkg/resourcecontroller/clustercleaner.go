@@ -85,6 +85,9 @@ func (c *Controller) cleanCluster(ctx context.Context, prev map[string]bool) map
 	metricCNIAvailableENIs.Set(float64(p.byOwner[awsutils.ENIOwnerCNI]))
 	metricLeakedENIs.Set(float64(len(p.leaked)))
 	for _, id := range p.leaked {
+		if ctx.Err() != nil {
+			break // stopping: a warning per ENI left would say nothing more
+		}
 		if err := c.ec2.DeleteENI(ctx, id); err != nil {
 			c.cfg.Log.Warn("cluster cleaner: deleting a leaked ENI; retrying next pass", "eni", id, "err", err)
 			continue

@@ -23,9 +23,7 @@ func TestKubeFailedBranchDeleteCleanedAfterRestart(t *testing.T) {
 	cfg.ClusterCleanInterval = time.Hour // one pass at start only, before the restart
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-cleanrestart", inst1, nil)
-	h.declareSGP("rc-cleanrestart")
-	h.waitCapacity("rc-cleanrestart", 9)
+	h.addSGPNode("rc-cleanrestart", inst1, 9)
 	if _, err := h.createPod("a", "rc-cleanrestart", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

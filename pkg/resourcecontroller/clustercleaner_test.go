@@ -49,16 +49,9 @@ func TestClusterCleanerTwoPasses(t *testing.T) {
 	}
 	rcLeak := br.ID
 
-	exists := func() []string {
-		var ids []string
-		for _, e := range w.env.Sim.NetworkInterfaces() {
-			ids = append(ids, e.ID)
-		}
-		return ids
-	}
 	want := func(pass string, present, gone []string) {
 		t.Helper()
-		have := exists()
+		have := w.eniIDs()
 		for _, id := range present {
 			if !slices.Contains(have, id) {
 				t.Errorf("after %s: %s was deleted", pass, id)

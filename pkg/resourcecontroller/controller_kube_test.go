@@ -190,9 +190,7 @@ func TestKubeRestartAfterCrashLeavesNoLeak(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-crash", inst1, nil)
-	h.declareSGP("rc-crash")
-	h.waitCapacity("rc-crash", 9)
+	h.addSGPNode("rc-crash", inst1, 9)
 	// A pod whose delete event the controller will miss.
 	if _, err := h.createPod("gone", "rc-crash", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
@@ -237,9 +235,7 @@ func TestKubeBranchLimit(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-full", inst3, nil)
-	h.declareSGP("rc-full")
-	h.waitCapacity("rc-full", 18)
+	h.addSGPNode("rc-full", inst3, 18)
 	for i := range 20 {
 		if _, err := h.createPod(fmt.Sprintf("p%02d", i), "rc-full", map[string]string{"role": "db-client"}); err != nil {
 			t.Fatal(err)
@@ -290,9 +286,7 @@ func TestKubeBadInput(t *testing.T) {
 	// Nodes are cluster-scoped and outlive the test's namespace: a name of
 	// this run's own lets -count repeat the test in the same API server.
 	node := "rc-bad-" + h.ns
-	h.addNode(node, inst1, nil)
-	h.declareSGP(node)
-	h.waitCapacity(node, 9)
+	h.addSGPNode(node, inst1, 9)
 	if _, err := h.createPod("ghost", node, map[string]string{"role": "ghost"}); err != nil {
 		t.Fatal(err)
 	}
@@ -385,9 +379,7 @@ func TestKubeCooldownFromConfigMap(t *testing.T) {
 	cfg.CooldownFloor = 2 * time.Second
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-cool", inst1, nil)
-	h.declareSGP("rc-cool")
-	h.waitCapacity("rc-cool", 9)
+	h.addSGPNode("rc-cool", inst1, 9)
 
 	ctx := context.Background()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ConfigMapNamespace, Name: ConfigMapName}, Data: map[string]string{CooldownKey: "1"}}
@@ -481,9 +473,7 @@ func TestKubeFailedPodLeavesNoNote(t *testing.T) {
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("ghost", map[string]string{"role": "ghost"}, sgUnknown)
 	node := "rc-note-" + h.ns
-	h.addNode(node, inst1, nil)
-	h.declareSGP(node)
-	h.waitCapacity(node, 9)
+	h.addSGPNode(node, inst1, 9)
 	for _, name := range []string{"ghost-1", "ghost-2"} {
 		if _, err := h.createPod(name, node, map[string]string{"role": "ghost"}); err != nil {
 			t.Fatal(err)

@@ -226,6 +226,16 @@ func (h *harness) declareSGP(node string, extra ...k8s.CNINodeFeature) {
 	}
 }
 
+// addSGPNode adds a node of instanceID whose ipamd declared security
+// groups for pods, and waits until its trunk is up: it advertises capacity
+// pod-eni.
+func (h *harness) addSGPNode(name, instanceID string, capacity int64) {
+	h.t.Helper()
+	h.addNode(name, instanceID, nil)
+	h.declareSGP(name)
+	h.waitCapacity(name, capacity)
+}
+
 // waitCapacity waits until the node advertises want pod-eni.
 func (h *harness) waitCapacity(node string, want int64) {
 	h.t.Helper()
@@ -236,6 +246,19 @@ func (h *harness) waitCapacity(node string, want int64) {
 		}
 		q, ok := n.Status.Capacity[PodENIResource]
 		return ok && q.Value() == want, fmt.Sprint(n.Status.Capacity)
+	})
+}
+
+// waitNoCapacity waits until the node advertises no pod-eni at all.
+func (h *harness) waitNoCapacity(node string) {
+	h.t.Helper()
+	waitFor(h.t, 30*time.Second, "no pod-eni capacity on "+node, func() (bool, string) {
+		var n corev1.Node
+		if err := h.admin.Get(context.Background(), client.ObjectKey{Name: node}, &n); err != nil {
+			return false, err.Error()
+		}
+		_, ok := n.Status.Capacity[PodENIResource]
+		return !ok, fmt.Sprint(n.Status.Capacity)
 	})
 }
 

@@ -31,7 +31,7 @@ var (
 	metricRCAvailableENIs   = metrics.NewGauge("vpc_rc_created_available_eni_count", "Available ENIs of the cluster made by the resource controller, at the last cleaner pass")
 	metricCNIAvailableENIs  = metrics.NewGauge("vpc_cni_created_available_eni_count", "Available ENIs of the cluster made by the VPC CNI, at the last cleaner pass")
 	metricNodeCleanFailures = metrics.NewCounter("node_termination_eni_cleanup_failures_total", "Failed cleanups of a deleted node's ENIs")
-	metricLeakedENIs        = metrics.NewGauge("leaked_eni_count", "ENIs of the cluster available in two cleaner passes in a row, deleted at the last pass")
+	metricLeakedENIs        = metrics.NewGauge("leaked_eni_count", "ENIs of the cluster available in two cleaner passes in a row, whose delete the last pass tried")
 )
 
 // Branch provider operations (EKS's label values).

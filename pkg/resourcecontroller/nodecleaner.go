@@ -154,6 +154,10 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 	}
 	var errs []error
 	for _, id := range goneNodeENIs(found, c.reg.trunkHeld) {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err) // timed out or stopping: retried as a whole
+			break
+		}
 		if err := c.ec2.DeleteENI(ctx, id); err != nil {
 			errs = append(errs, err)
 			continue

@@ -28,9 +28,7 @@ func TestKubeNodeTerminationCleansAvailableENIs(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-term", inst1, nil)
-	h.declareSGP("rc-term")
-	h.waitCapacity("rc-term", 9)
+	h.addSGPNode("rc-term", inst1, 9)
 	if _, err := h.createPod("p", "rc-term", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}
@@ -83,10 +81,7 @@ func TestKubeNodeTerminationCleansAvailableENIs(t *testing.T) {
 		if apierrors.IsNotFound(err) {
 			return true, ""
 		}
-		var ids []string
-		for _, e := range w.env.Sim.NetworkInterfaces() {
-			ids = append(ids, e.ID)
-		}
+		ids := w.eniIDs()
 		if !slices.Contains(ids, stray) && !slices.Contains(ids, branch) {
 			return false, fmt.Sprint("ENIs gone, CNINode still there: ", cn.Finalizers)
 		}
@@ -95,10 +90,7 @@ func TestKubeNodeTerminationCleansAvailableENIs(t *testing.T) {
 		}
 		return false, fmt.Sprint(ids)
 	})
-	var ids []string
-	for _, e := range w.env.Sim.NetworkInterfaces() {
-		ids = append(ids, e.ID)
-	}
+	ids := w.eniIDs()
 	for _, id := range []string{stray, branch} {
 		if slices.Contains(ids, id) {
 			t.Errorf("ENI %s of the deleted node still exists", id)
@@ -152,10 +144,7 @@ func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the CNINode released and the node's ENI deleted", func() (bool, string) {
 		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-termslow"}, &k8s.CNINode{})
-		var ids []string
-		for _, e := range w.env.Sim.NetworkInterfaces() {
-			ids = append(ids, e.ID)
-		}
+		ids := w.eniIDs()
 		return apierrors.IsNotFound(err) && !slices.Contains(ids, stray.ID), fmt.Sprint(err, ids)
 	})
 }

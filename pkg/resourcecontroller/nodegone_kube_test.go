@@ -24,9 +24,7 @@ func TestKubeNodeDeletedWhileControllerDownLeavesNoBranch(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-gone", inst1, nil)
-	h.declareSGP("rc-gone")
-	h.waitCapacity("rc-gone", 9)
+	h.addSGPNode("rc-gone", inst1, 9)
 	if _, err := h.createPod("p", "rc-gone", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +60,7 @@ func TestKubeNodeDeletedMidAllocationLeavesNoBranch(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-midway", inst1, nil)
-	h.declareSGP("rc-midway")
-	h.waitCapacity("rc-midway", 9)
+	h.addSGPNode("rc-midway", inst1, 9)
 	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"CreateNetworkInterface": vpcsim.Duration(3 * time.Second)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +106,7 @@ func TestKubeNodeDeletedMidAllocationFailedRollbackRetried(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-midfail", inst1, nil)
-	h.declareSGP("rc-midfail")
-	h.waitCapacity("rc-midfail", 9)
+	h.addSGPNode("rc-midfail", inst1, 9)
 	if err := w.env.Sim.SetFaults(vpcsim.Faults{
 		Latency: map[string]vpcsim.Duration{"CreateNetworkInterface": vpcsim.Duration(3 * time.Second)},
 		Errors:  []vpcsim.ErrorRule{{Action: "DeleteNetworkInterface", Code: "InternalError", Count: 3}}, // every attempt of the rollback's delete

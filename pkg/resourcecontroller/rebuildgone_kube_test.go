@@ -18,9 +18,7 @@ func TestKubeRestartAnnotatedBranchGoneKeepsItsVLAN(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-gonebr", inst1, nil)
-	h.declareSGP("rc-gonebr")
-	h.waitCapacity("rc-gonebr", 9)
+	h.addSGPNode("rc-gonebr", inst1, 9)
 	if _, err := h.createPod("a", "rc-gonebr", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

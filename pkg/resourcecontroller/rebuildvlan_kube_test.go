@@ -21,9 +21,7 @@ func TestKubeRestartOrphanOnALiveVLANKeepsIt(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-dupvlan", inst1, nil)
-	h.declareSGP("rc-dupvlan")
-	h.waitCapacity("rc-dupvlan", 9)
+	h.addSGPNode("rc-dupvlan", inst1, 9)
 	if _, err := h.createPod("a", "rc-dupvlan", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

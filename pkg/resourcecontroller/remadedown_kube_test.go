@@ -28,9 +28,7 @@ func TestKubeCNINodeGoneWhileDownKeepsSGP(t *testing.T) {
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-cninode-gone-down"
-	h.addNode(node, inst1, nil)
-	h.declareSGP(node)
-	h.waitCapacity(node, 9)
+	h.addSGPNode(node, inst1, 9)
 	if _, err := h.createPod("a", node, map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

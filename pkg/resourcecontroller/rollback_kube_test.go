@@ -22,9 +22,7 @@ func TestKubeFailedRollbackKeepsTheVLAN(t *testing.T) {
 	cfg.GCInterval = time.Hour
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-rollback", inst1, nil)
-	h.declareSGP("rc-rollback")
-	h.waitCapacity("rc-rollback", 9)
+	h.addSGPNode("rc-rollback", inst1, 9)
 	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
 		{Action: "AssociateTrunkInterface", Code: "InternalError", Count: 3, After: true}, // applied, every attempt answered 500
 		{Action: "DeleteNetworkInterface", Code: "InternalError", Count: 3},               // every attempt of the rollback's delete
@@ -58,9 +56,7 @@ func TestKubeGivenUpDeleteFreesTheVLANOnceGCDeletes(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-giveup", inst1, nil)
-	h.declareSGP("rc-giveup")
-	h.waitCapacity("rc-giveup", 9)
+	h.addSGPNode("rc-giveup", inst1, 9)
 	if _, err := h.createPod("a", "rc-giveup", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

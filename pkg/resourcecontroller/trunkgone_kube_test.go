@@ -17,9 +17,7 @@ func TestKubeTrunkDeletedOutsideIsRemade(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-trunkgone", inst1, nil)
-	h.declareSGP("rc-trunkgone")
-	h.waitCapacity("rc-trunkgone", 9)
+	h.addSGPNode("rc-trunkgone", inst1, 9)
 	old := w.trunks()[0]
 	ctx := context.Background()
 	if err := w.ec2.DetachENI(ctx, old.Attachment.ID); err != nil {
@@ -54,9 +52,7 @@ func TestKubeTrunkGoneFailedBranchDeleteRetried(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	h.addNode("rc-trunkgone2", inst1, nil)
-	h.declareSGP("rc-trunkgone2")
-	h.waitCapacity("rc-trunkgone2", 9)
+	h.addSGPNode("rc-trunkgone2", inst1, 9)
 	if _, err := h.createPod("a", "rc-trunkgone2", map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

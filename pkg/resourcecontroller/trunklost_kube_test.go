@@ -21,9 +21,7 @@ func TestKubeLostTrunkCreateLeavesNoAvailableTrunk(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	h.addNode("rc-lost-trunk", inst1, nil)
-	h.declareSGP("rc-lost-trunk")
-	h.waitCapacity("rc-lost-trunk", 9)
+	h.addSGPNode("rc-lost-trunk", inst1, 9)
 	waitFor(t, 10*time.Second, "one trunk ENI, attached to the instance", func() (bool, string) {
 		ts := w.trunks()
 		var desc []string

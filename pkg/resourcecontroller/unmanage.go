@@ -167,6 +167,10 @@ func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, ins
 	}
 	var errs []error
 	for _, e := range found {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
 		cl := claims[e.ID]
 		if err := c.deleteBranch(ctx, BranchENI{ENIID: e.ID, AssociationID: cl.assoc}); err != nil {
 			errs = append(errs, err)
@@ -198,7 +202,7 @@ func (c *Controller) dropCapacity(ctx context.Context, node *corev1.Node) error 
 		"allocatable": map[string]any{PodENIResource: nil},
 	}})
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding the pod-eni removal of node %s: %w", node.Name, err)
 	}
 	if err := c.c.Status().Patch(ctx, node, ctrl.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("removing %s from node %s: %w", PodENIResource, node.Name, err)

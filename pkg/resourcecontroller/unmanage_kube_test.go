@@ -28,9 +28,7 @@ func TestKubeUnmanagedNodeDeletesBranches(t *testing.T) {
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-unmanage"
-	h.addNode(node, inst1, nil)
-	h.declareSGP(node)
-	h.waitCapacity(node, 9)
+	h.addSGPNode(node, inst1, 9)
 	for _, p := range []string{"a", "b"} {
 		if _, err := h.createPod(p, node, map[string]string{"role": "db-client"}); err != nil {
 			t.Fatal(err)
@@ -64,14 +62,7 @@ func TestKubeUnmanagedNodeDeletesBranches(t *testing.T) {
 		ids := branchIDs(w.branches())
 		return len(ids) == 0, fmt.Sprint(ids)
 	})
-	waitFor(t, 30*time.Second, "the node's pod-eni capacity removed", func() (bool, string) {
-		var n corev1.Node
-		if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
-			return false, err.Error()
-		}
-		_, ok := n.Status.Capacity[PodENIResource]
-		return !ok, fmt.Sprint(n.Status.Capacity)
-	})
+	h.waitNoCapacity(node)
 	h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID)
 	var pa corev1.Pod
 	if err := h.admin.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: "a"}, &pa); err != nil {
@@ -106,9 +97,7 @@ func TestKubeCNINodeRemadeKeepsFeatures(t *testing.T) {
 	w := newWorld(t)
 	h := newHarness(t, w.ec2, fastConfig())
 	const node = "rc-remade"
-	h.addNode(node, inst1, nil)
-	h.declareSGP(node)
-	h.waitCapacity(node, 9)
+	h.addSGPNode(node, inst1, 9)
 	ctx := context.Background()
 	var first k8s.CNINode
 	if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, &first); err != nil {
@@ -144,9 +133,7 @@ func TestKubeUnmanagedWhileDownDeletesBranches(t *testing.T) {
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-unmanage-down"
-	h.addNode(node, inst1, nil)
-	h.declareSGP(node)
-	h.waitCapacity(node, 9)
+	h.addSGPNode(node, inst1, 9)
 	if _, err := h.createPod("a", node, map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +153,6 @@ func TestKubeUnmanagedWhileDownDeletesBranches(t *testing.T) {
 		ids := branchIDs(w.branches())
 		return len(ids) == 0, fmt.Sprint(ids)
 	})
-	waitFor(t, 30*time.Second, "the node's pod-eni capacity removed", func() (bool, string) {
-		var n corev1.Node
-		if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, &n); err != nil {
-			return false, err.Error()
-		}
-		_, ok := n.Status.Capacity[PodENIResource]
-		return !ok, fmt.Sprint(n.Status.Capacity)
-	})
+	h.waitNoCapacity(node)
 	h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID)
 }

@@ -78,6 +78,9 @@ func (w *world) trunks() []vpcsim.ENIView {
 	return out
 }
 
+// eniIDs lists every ENI in the VPC, whoever made it.
+func (w *world) eniIDs() []string { return branchIDs(w.env.Sim.NetworkInterfaces()) }
+
 func branchIDs(bs []vpcsim.ENIView) []string {
 	out := make([]string, 0, len(bs))
 	for _, b := range bs {

@@ -10,10 +10,19 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/vpc-cni/vpc-cni/pkg/logfile"
+	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 )
 
 // Opener opens the log file at path for appending.
 type Opener func(path string) (io.WriteCloser, error)
+
+// Rotated is the plugins' Opener: 0600, rotated and gzipped like ipamd's
+// log, as upstream's plugins log (docs/compatibility.md, "Log files").
+func Rotated(path string) (io.WriteCloser, error) {
+	return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress})
+}
 
 // File is the log file behind a logger, opened by Open or at the first
 // record, whichever comes first.

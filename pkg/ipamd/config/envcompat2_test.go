@@ -9,10 +9,10 @@ import (
 
 // Values with spaces or a newline around them (a YAML slip): upstream
 // parses every value as written, so " true" is not a boolean and " 5" not
-// an integer, and it uses the default (upstream-behaviour.md §1.1). ipamd
-// does the same and warns, naming the variable and the value; a string is
-// used as written, with a warning. Comma lists are trimmed per entry, as
-// upstream trims them.
+// an integer, and it uses the default (docs/compatibility.md, "Environment
+// variables"). ipamd does the same and warns, naming the variable and the
+// value; a string is used as written, with a warning. Comma lists are
+// trimmed per entry, as upstream trims them.
 func TestEnvValuesNotTrimmed(t *testing.T) {
 	c, warns, err := Load(env(map[string]string{
 		"ENABLE_PREFIX_DELEGATION":           " true",
