@@ -1,12 +1,9 @@
 package main
 
 import (
-	"io"
 	"log/slog"
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/pluginlog"
-	"github.com/vpc-cni/vpc-cni/pkg/logfile"
-	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 )
 
 // newLogger returns the plugin's logger: JSON lines appended to pluginLogFile,
@@ -16,10 +13,8 @@ import (
 // while ipamd answers, off its critical path. If the file cannot be opened
 // the logger falls back to stderr and says why.
 func newLogger(file, level string) (log *slog.Logger, open func(), closeFn func()) {
-	log, f := pluginlog.New(file, level, func(path string) (io.WriteCloser, error) {
-		// 0600, rotated and gzipped like ipamd's log, as upstream's
-		// plugin does (docs/compatibility.md, "Log files").
-		return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress})
-	})
+	// 0600, rotated and gzipped like ipamd's log, as upstream's plugin does
+	// (docs/compatibility.md, "Log files").
+	log, f := pluginlog.New(file, level, pluginlog.Rotated)
 	return log, f.Open, f.Close
 }

@@ -18,8 +18,8 @@ import (
 
 // TestPrivilegedHostLinksReadsTheKernel: in a namespace standing for the
 // node, a pod veth with the plugin's host route is found by both views
-// ipamd takes of the host: its name suffix with its sandbox mark, and the route a corrupt
-// checkpoint is recovered from. Routes through other links, and non-host
+// ipamd takes of the host: its name suffix with its sandbox mark, and the
+// route a corrupt checkpoint is recovered from. Routes through other links, and non-host
 // routes through the veth, are not pod routes. A second link of the pod's
 // name (an earlier pod's branch veth) has its mark reported too.
 func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {

@@ -289,7 +289,9 @@ func TestBranchADDRefusesAnEarlierPodsBranch(t *testing.T) {
 	k.mu.Lock()
 	k.pods["default/static-0"] = PodInfo{Found: true, UID: "mirror-uid", MirrorOf: "static-uid"}
 	k.mu.Unlock()
-	sctx, scancel := context.WithTimeout(metadata.NewIncomingContext(context.Background(), metadata.Pairs(hostcontract.PodUIDMetadata, "static-uid")), 300*time.Millisecond)
+	// A wait for a UID the cache never shows would fail at the deadline, so
+	// a generous one proves the same on a loaded machine.
+	sctx, scancel := context.WithTimeout(metadata.NewIncomingContext(context.Background(), metadata.Pairs(hostcontract.PodUIDMetadata, "static-uid")), 10*time.Second)
 	defer scancel()
 	r, err = h.srv.AddNetwork(sctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "static-sandbox", IfName: "eth0",
 		K8SPodNamespace: "default", K8SPodName: "static-0"})

@@ -16,8 +16,7 @@ import (
 )
 
 // Follow-ups of the environment variable audit (docs/compatibility.md,
-// "Environment variables"): behaviour upstream-behaviour.md states that
-// lives in pkg/ipamd.
+// "Environment variables"): upstream's behaviour that lives in pkg/ipamd.
 
 // AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true on a node whose primary ENI
 // already holds /28 prefixes (prefix delegation used before custom
