@@ -3,7 +3,6 @@ package ipamd
 import (
 	"context"
 	"net/netip"
-	"slices"
 	"strings"
 	"testing"
 
@@ -96,9 +95,16 @@ func TestEnvAnnotatePodIPBranchPod(t *testing.T) {
 	if err != nil || r.GetPodVlanId() != 3 {
 		t.Fatalf("branch ADD: %v %v", r, err)
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !slices.Contains(k.events, "annotate default/sg=10.0.0.77") {
-		t.Errorf("events %v, want the branch address annotated", k.events)
+	if got := k.podIP("default", "sg"); got != "10.0.0.77" {
+		t.Errorf("pod-ips after the branch ADD %q, want the branch address 10.0.0.77", got)
+	}
+	// Its DEL leaves the annotation, as upstream's returns before clearing.
+	d, err := h.srv.DelNetwork(context.Background(), &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "c-sg",
+		IfName: "eth0", K8SPodNamespace: "default", K8SPodName: "sg"})
+	if err != nil || d.GetPodVlanId() != 3 {
+		t.Fatalf("branch DEL: %v %v", d, err)
+	}
+	if got := k.podIP("default", "sg"); got != "10.0.0.77" {
+		t.Errorf("pod-ips after the branch DEL %q, want it kept", got)
 	}
 }

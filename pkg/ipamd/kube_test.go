@@ -26,6 +26,7 @@ type fakeKube struct {
 	pods        map[string]PodInfo // "ns/name"
 	live        map[string]PodInfo // "ns/name": the API server's, where the cache (pods) lags
 	features    map[string]string
+	podIPs      map[string]string // "ns/name": the pod's vpc.amazonaws.com/pod-ips annotation
 }
 
 func (f *fakeKube) NodeSchedulable(context.Context) (bool, error) {
@@ -76,15 +77,29 @@ func (f *fakeKube) regularPods(n int) {
 func (f *fakeKube) AnnotatePodIP(_ context.Context, ns, name, ip string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.events = append(f.events, "annotate "+ns+"/"+name+"="+ip)
+	if f.podIPs == nil {
+		f.podIPs = map[string]string{}
+	}
+	f.podIPs[ns+"/"+name] = ip
 	return nil
 }
 
+// ClearPodIP removes the annotation only while it still names ip, as the
+// real client's conditional patch does.
 func (f *fakeKube) ClearPodIP(_ context.Context, ns, name, ip string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.events = append(f.events, "clear "+ns+"/"+name+"="+ip)
+	if f.podIPs[ns+"/"+name] == ip {
+		delete(f.podIPs, ns+"/"+name)
+	}
 	return nil
+}
+
+// podIP is the pod's vpc.amazonaws.com/pod-ips annotation ("" when unset).
+func (f *fakeKube) podIP(ns, name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.podIPs[ns+"/"+name]
 }
 
 func (f *fakeKube) DeclareFeature(_ context.Context, name, value string) error {
@@ -184,11 +199,13 @@ func TestAnnotatePodIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	ip := r.IpAllocationMetadata[0].Ipv4Addr
+	if got := k.podIP("ns", "p"); got != ip {
+		t.Errorf("pod-ips after ADD %q, want %q", got, ip)
+	}
 	if _, err := h.srv.DelNetwork(ctx, &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: "c", IfName: "eth0", K8SPodNamespace: "ns", K8SPodName: "p"}); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"annotate ns/p=" + ip, "clear ns/p=" + ip}
-	if !slices.Equal(k.events, want) {
-		t.Errorf("annotations %v, want %v", k.events, want)
+	if got := k.podIP("ns", "p"); got != "" {
+		t.Errorf("pod-ips after DEL %q, want it cleared", got)
 	}
 }
