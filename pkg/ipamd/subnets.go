@@ -47,7 +47,10 @@ func (s subnetChoice) where() string {
 // (forget), so the next ENI asks EC2 again. It also keeps every subnet
 // CIDR EC2 listed: EC2 never changes a subnet's IPv4 CIDR, so the
 // ENIConfig's subnet costs one DescribeSubnets, not one per new ENI.
-// mu guards at, list, cidrs and cidrs6.
+// Without discovery it caches the node subnet's refusal (refused) alike:
+// pods waiting past the primary ENI retry a new ENI after every failure
+// backoff, which any successful pool action resets.
+// mu guards at, list, refused, cidrs and cidrs6.
 type subnetFinder struct {
 	cfg    config.Config
 	node   *nodeState
@@ -56,11 +59,12 @@ type subnetFinder struct {
 	ttl    time.Duration // Intervals.SubnetCache
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	at     time.Time
-	list   []subnetChoice
-	cidrs  map[string]netip.Prefix // subnet id → IPv4 CIDR, as EC2 listed it
-	cidrs6 map[string]netip.Prefix // subnet id → IPv6 CIDR (the first), as EC2 listed it
+	mu      sync.Mutex
+	at      time.Time
+	list    []subnetChoice
+	refused error                   // the node's subnet is excluded (ownUnlessExcluded), as of at
+	cidrs   map[string]netip.Prefix // subnet id → IPv4 CIDR, as EC2 listed it
+	cidrs6  map[string]netip.Prefix // subnet id → IPv6 CIDR (the first), as EC2 listed it
 }
 
 // forNewENI lists the subnets a new ENI may go to, most free addresses
@@ -101,8 +105,8 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 // (awsutils.SubnetExcluded): upstream checks them with discovery off too.
 // If EC2 cannot list subnets, the node's subnet is used, as upstream.
 func (f *subnetFinder) ownUnlessExcluded(ctx context.Context, own []subnetChoice) ([]subnetChoice, error) {
-	if list, ok := f.cached(time.Now()); ok {
-		return list, nil
+	if list, ok, refused := f.cachedOwn(time.Now()); ok {
+		return list, refused
 	}
 	subs, err := f.lister.Subnets(ctx, f.node.vpcID, f.node.id.AZ)
 	if err != nil {
@@ -112,14 +116,29 @@ func (f *subnetFinder) ownUnlessExcluded(ctx context.Context, own []subnetChoice
 	f.learnCIDRs(subs)
 	for _, s := range subs {
 		if s.ID == f.node.subnetID && awsutils.SubnetExcluded(s, f.cfg.ClusterName) {
-			return nil, fmt.Errorf("no subnet for a new ENI: the node's subnet %s is excluded from pods (tagged %s=%q, or scoped to other clusters) and ENABLE_SUBNET_DISCOVERY=false allows no other",
+			refused := fmt.Errorf("no subnet for a new ENI: the node's subnet %s is excluded from pods (tagged %s=%q, or scoped to other clusters) and ENABLE_SUBNET_DISCOVERY=false allows no other",
 				s.ID, awsutils.TagSubnetRoleCNI, s.Tags[awsutils.TagSubnetRoleCNI])
+			f.mu.Lock()
+			f.list, f.refused, f.at = nil, refused, time.Now()
+			f.mu.Unlock()
+			return nil, refused
 		}
 	}
 	f.mu.Lock()
-	f.list, f.at = own, time.Now()
+	f.list, f.refused, f.at = own, nil, time.Now()
 	f.mu.Unlock()
 	return own, nil
+}
+
+// cachedOwn is ownUnlessExcluded's answer of the last ttl: the node's
+// subnet, or its refusal.
+func (f *subnetFinder) cachedOwn(now time.Time) ([]subnetChoice, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.list == nil && f.refused == nil || now.Sub(f.at) >= f.ttl {
+		return nil, false, nil
+	}
+	return f.list, true, f.refused
 }
 
 // remember keeps the eligible subnets of a discovery answer, most free
@@ -156,7 +175,7 @@ func (f *subnetFinder) cached(now time.Time) ([]subnetChoice, bool) {
 func (f *subnetFinder) forget() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.list = nil
+	f.list, f.refused = nil, nil
 }
 
 // cidr finds a subnet's IPv4 CIDR: the node's own, one EC2 listed
