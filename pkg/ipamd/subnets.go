@@ -47,7 +47,10 @@ func (s subnetChoice) where() string {
 // (forget), so the next ENI asks EC2 again. It also keeps every subnet
 // CIDR EC2 listed: EC2 never changes a subnet's IPv4 CIDR, so the
 // ENIConfig's subnet costs one DescribeSubnets, not one per new ENI.
-// mu guards at, list, cidrs and cidrs6.
+// It caches a refusal (refused: no subnet the tags allow) alike:
+// pods waiting past the primary ENI retry a new ENI after every failure
+// backoff, which any successful pool action resets.
+// mu guards at, list, refused, cidrs and cidrs6.
 type subnetFinder struct {
 	cfg    config.Config
 	node   *nodeState
@@ -56,11 +59,12 @@ type subnetFinder struct {
 	ttl    time.Duration // Intervals.SubnetCache
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	at     time.Time
-	list   []subnetChoice
-	cidrs  map[string]netip.Prefix // subnet id → IPv4 CIDR, as EC2 listed it
-	cidrs6 map[string]netip.Prefix // subnet id → IPv6 CIDR (the first), as EC2 listed it
+	mu      sync.Mutex
+	at      time.Time
+	list    []subnetChoice
+	refused error                   // no subnet allowed for a new ENI (tags), as of at
+	cidrs   map[string]netip.Prefix // subnet id → IPv4 CIDR, as EC2 listed it
+	cidrs6  map[string]netip.Prefix // subnet id → IPv6 CIDR (the first), as EC2 listed it
 }
 
 // forNewENI lists the subnets a new ENI may go to, most free addresses
@@ -85,8 +89,8 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 	if !f.cfg.EnableSubnetDiscovery {
 		return f.ownUnlessExcluded(ctx, own)
 	}
-	if list, ok := f.cached(time.Now()); ok {
-		return list, nil
+	if list, ok, refused := f.cached(time.Now()); ok {
+		return list, refused
 	}
 	subs, err := f.lister.Subnets(ctx, f.node.vpcID, f.node.id.AZ)
 	if err != nil {
@@ -101,8 +105,8 @@ func (f *subnetFinder) forNewENI(ctx context.Context) ([]subnetChoice, error) {
 // (awsutils.SubnetExcluded): upstream checks them with discovery off too.
 // If EC2 cannot list subnets, the node's subnet is used, as upstream.
 func (f *subnetFinder) ownUnlessExcluded(ctx context.Context, own []subnetChoice) ([]subnetChoice, error) {
-	if list, ok := f.cached(time.Now()); ok {
-		return list, nil
+	if list, ok, refused := f.cached(time.Now()); ok {
+		return list, refused
 	}
 	subs, err := f.lister.Subnets(ctx, f.node.vpcID, f.node.id.AZ)
 	if err != nil {
@@ -112,14 +116,28 @@ func (f *subnetFinder) ownUnlessExcluded(ctx context.Context, own []subnetChoice
 	f.learnCIDRs(subs)
 	for _, s := range subs {
 		if s.ID == f.node.subnetID && awsutils.SubnetExcluded(s, f.cfg.ClusterName) {
-			return nil, fmt.Errorf("no subnet for a new ENI: the node's subnet %s is excluded from pods (tagged %s=%q, or scoped to other clusters) and ENABLE_SUBNET_DISCOVERY=false allows no other",
+			refused := fmt.Errorf("no subnet for a new ENI: the node's subnet %s is excluded from pods (tagged %s=%q, or scoped to other clusters) and ENABLE_SUBNET_DISCOVERY=false allows no other",
 				s.ID, awsutils.TagSubnetRoleCNI, s.Tags[awsutils.TagSubnetRoleCNI])
+			f.mu.Lock()
+			f.list, f.refused, f.at = nil, refused, time.Now()
+			f.mu.Unlock()
+			return nil, refused
 		}
 	}
 	f.mu.Lock()
-	f.list, f.at = own, time.Now()
+	f.list, f.refused, f.at = own, nil, time.Now()
 	f.mu.Unlock()
 	return own, nil
+}
+
+// cached is the answer of the last ttl: the subnets, or the refusal.
+func (f *subnetFinder) cached(now time.Time) ([]subnetChoice, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.list == nil && f.refused == nil || now.Sub(f.at) >= f.ttl {
+		return nil, false, nil
+	}
+	return f.list, true, f.refused
 }
 
 // remember keeps the eligible subnets of a discovery answer, most free
@@ -134,29 +152,24 @@ func (f *subnetFinder) remember(subs []awsutils.Subnet) ([]subnetChoice, error) 
 	}
 	slices.SortStableFunc(out, func(a, b subnetChoice) int { return b.Free - a.Free })
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
+		refused := fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
 			f.node.id.AZ, f.node.subnetID, awsutils.TagSubnetRoleCNI)
+		f.mu.Lock()
+		f.list, f.refused, f.at = nil, refused, time.Now()
+		f.mu.Unlock()
+		return nil, refused
 	}
 	f.mu.Lock()
-	f.list, f.at = out, time.Now()
+	f.list, f.refused, f.at = out, nil, time.Now()
 	f.mu.Unlock()
 	return out, nil
-}
-
-func (f *subnetFinder) cached(now time.Time) ([]subnetChoice, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.list == nil || now.Sub(f.at) >= f.ttl {
-		return nil, false
-	}
-	return f.list, true
 }
 
 // forget drops the cached answer: a subnet filled, its free count is stale.
 func (f *subnetFinder) forget() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.list = nil
+	f.list, f.refused = nil, nil
 }
 
 // cidr finds a subnet's IPv4 CIDR: the node's own, one EC2 listed

@@ -106,12 +106,18 @@ const branchAnnotationPoll = 100 * time.Millisecond
 // branchAnnotationWait bounds the wait when the ADD carries no deadline.
 const branchAnnotationWait = 30 * time.Second
 
+// branchLiveReadGap spaces the reads from the API server an ADD makes while
+// it waits for the branch annotation, in case the pod watch stalled: none
+// while the cache answers within the gap, at most one per gap after, so an
+// ADD costs the API server at most its deadline over the gap in GETs.
+const branchLiveReadGap = 2 * time.Second
+
 // waitBranchAnnotation waits, within the ADD's deadline, for the VPC
 // resource controller to annotate a pod it has just been bound: upstream
 // fails the ADD at once and lets the kubelet retry. The error on timeout
 // names what may be missing.
 func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return livePod(p, uid) && p.BranchAnnotation != "" },
+	return b.pollPod(ctx, namespace, name, branchLiveReadGap, func(p PodInfo) bool { return livePod(p, uid) && p.BranchAnnotation != "" },
 		func(waited time.Duration) error {
 			return status.Errorf(codes.DeadlineExceeded,
 				"pod %s/%s asks for a branch ENI but has no %s annotation after %s: the VPC resource controller has not written it "+
@@ -146,7 +152,7 @@ func (b *branchWait) readOwnPod(ctx context.Context, namespace, name, uid string
 // still show the earlier pod, whose branch ENI the resource controller
 // deletes, or not show the new one yet.
 func (b *branchWait) waitLivePod(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, func(p PodInfo) bool { return livePod(p, uid) },
+	return b.pollPod(ctx, namespace, name, 0, func(p PodInfo) bool { return livePod(p, uid) },
 		func(waited time.Duration) error {
 			if uid != "" {
 				return status.Errorf(codes.DeadlineExceeded,
@@ -164,7 +170,9 @@ func (b *branchWait) waitLivePod(ctx context.Context, namespace, name, uid strin
 // pollPod reads the pod from the node's pod cache every branchAnnotationPoll
 // until it is found and ready says so, within the ADD's deadline (or
 // branchAnnotationWait without one); on timeout it returns timedOut's error.
-func (b *branchWait) pollPod(ctx context.Context, namespace, name string, ready func(PodInfo) bool,
+// With liveGap > 0 it also reads the pod from the API server once every
+// liveGap, the first after liveGap: a stalled watch hides later writes.
+func (b *branchWait) pollPod(ctx context.Context, namespace, name string, liveGap time.Duration, ready func(PodInfo) bool,
 	timedOut func(waited time.Duration) error) (PodInfo, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -172,6 +180,7 @@ func (b *branchWait) pollPod(ctx context.Context, namespace, name string, ready 
 		defer cancel()
 	}
 	start := time.Now()
+	lastLive := start
 	t := time.NewTicker(branchAnnotationPoll)
 	defer t.Stop()
 	for {
@@ -181,6 +190,16 @@ func (b *branchWait) pollPod(ctx context.Context, namespace, name string, ready 
 		case <-t.C:
 		}
 		pod, err := b.kube.get().Pod(ctx, namespace, name)
+		if err == nil && pod.Found && ready(pod) {
+			return pod, nil
+		}
+		if liveGap <= 0 || time.Since(lastLive) < liveGap {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
+		pod, err = b.kube.get().PodLive(lctx, namespace, name)
+		cancel()
+		lastLive = time.Now() // after the read: a slow API server spaces them further
 		if err == nil && pod.Found && ready(pod) {
 			return pod, nil
 		}

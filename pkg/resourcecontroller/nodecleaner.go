@@ -146,7 +146,10 @@ func (c *Controller) runNodeCleanup(ctx context.Context, name string, uid types.
 }
 
 // deleteGoneNodeENIs runs one paged describe of the instance's owned ENIs
-// and deletes those goneNodeENIs picks.
+// and deletes those goneNodeENIs picks, unless the node is registered
+// again for the instance meanwhile (nodeBack, checked before each delete):
+// the ENIs are then the live node's (its pods' branches, a trunk or an
+// ipamd ENI between create and attach), and the cleanup ends.
 func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID string) error {
 	found, err := c.ec2.OwnedENIs(ctx, awsutils.OwnedENIsQuery{VPCID: c.cfg.VPCID, InstanceID: instanceID})
 	if err != nil {
@@ -156,6 +159,15 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 	for _, id := range goneNodeENIs(found, c.reg.trunkHeld) {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err) // timed out or stopping: retried as a whole
+			break
+		}
+		back, err := c.nodeBack(ctx, name, instanceID)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if back {
+			c.cfg.Log.Info("deleted node registered again for its instance; leaving its ENIs", "node", name, "instance", instanceID)
 			break
 		}
 		if err := c.ec2.DeleteENI(ctx, id); err != nil {
@@ -168,4 +180,17 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 		return fmt.Errorf("deleting the ENIs of deleted node %s: %w", name, err)
 	}
 	return nil
+}
+
+// nodeBack reports whether a Node of this name exists again for the
+// instance: a read of the controller's cache, so cheap per ENI.
+func (c *Controller) nodeBack(ctx context.Context, name, instanceID string) (bool, error) {
+	var node corev1.Node
+	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, &node); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("reading node %s: %w", name, err)
+	}
+	return InstanceIDFromProviderID(node.Spec.ProviderID) == instanceID, nil
 }
