@@ -2,8 +2,6 @@ package ipamd
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,13 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
-	"github.com/vpc-cni/vpc-cni/pkg/k8s"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -28,41 +22,10 @@ import (
 // within its deadline. Before, it waited for the cache alone and failed
 // at its deadline.
 func TestBranchAnnotationWrittenWhileThePodWatchStalls(t *testing.T) {
-	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := k8s.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const node = "node-1"
-	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
-		t.Fatal(err)
-	}
-	gate := &watchGate{}
-	rc := rest.CopyConfig(kenv.Config)
-	rc.WrapTransport = gate.wrap
-	c, err := k8s.New(k8s.Config{RESTConfig: rc, NodeName: node, Features: k8s.Features{PodENI: true},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer gate.resume()
-	if err := c.Start(cctx); err != nil {
-		t.Fatal(err)
-	}
-	kube := &cachedKube{fakeKube: &fakeKube{schedulable: true, maxPods: 29}, c: c}
-	h := newHarness(t, harnessOpts{scenario: withTrunk, kube: kube, cfg: func(c *config.Config) { c.EnablePodENI = true }})
-	h.settle()
+	g := startGatedNode(ctx, t)
+	admin, gate, kube, h, node := g.admin, g.gate, g.kube, g.h, gatedNodeName
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-0"},

@@ -3,9 +3,7 @@ package ipamd
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,13 +15,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -151,46 +147,12 @@ func testPodInfo(p *corev1.Pod, err error) (PodInfo, error) {
 // answered at once with the first pod's VLAN and address, whose branch
 // ENI the resource controller deletes.
 func TestBranchADDOfARecreatedPod(t *testing.T) {
-	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := k8s.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const node = "node-1"
-	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
-		t.Fatal(err)
-	}
-	gate := &watchGate{}
-	rc := rest.CopyConfig(kenv.Config)
-	rc.WrapTransport = gate.wrap
-	c, err := k8s.New(k8s.Config{RESTConfig: rc, NodeName: node, Features: k8s.Features{PodENI: true},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	defer gate.resume()
-	if err := c.Start(cctx); err != nil {
-		t.Fatal(err)
-	}
-	kube := &cachedKube{fakeKube: &fakeKube{schedulable: true, maxPods: 29}, c: c}
-	h := newHarness(t, harnessOpts{scenario: withTrunk, kube: kube, cfg: func(c *config.Config) { c.EnablePodENI = true }})
-	h.settle()
+	g := startGatedNode(ctx, t)
+	admin, gate, kube, h, node := g.admin, g.gate, g.kube, g.h, gatedNodeName
 
-	branch := func(ip string, vlan string) string {
-		return `[{"eniId":"eni-branch` + vlan + `","ifAddress":"02:00:00:aa:bb:0` + vlan + `","privateIp":"` + ip +
-			`","ipv6Addr":"","vlanID":` + vlan + `,"subnetCidr":"10.0.0.0/20","subnetV6Cidr":""}]`
-	}
+	branch := branchAnnotationJSON
 	newPod := func(ann string) *corev1.Pod {
 		return &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-0", Annotations: map[string]string{PodENIAnnotation: ann}},

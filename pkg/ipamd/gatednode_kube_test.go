@@ -1,0 +1,78 @@
+package ipamd
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
+)
+
+// gatedNodeName is the Node a gatedNode's ipamd runs for.
+const gatedNodeName = "node-1"
+
+// gatedNode is the Kubernetes tier's world for branch ADDs whose pod cache
+// lags: a real API server with the Node, an admin client, and an
+// ENABLE_POD_ENI harness (trunk attached) whose node client's pod watch
+// the test stalls with gate.pause.
+type gatedNode struct {
+	admin client.Client
+	gate  *watchGate
+	kube  *cachedKube
+	h     *harness
+}
+
+// startGatedNode builds a gatedNode, or skips the test without the
+// Kubernetes tier. The node client stops, and a stalled watch resumes,
+// when the test ends.
+func startGatedNode(ctx context.Context, t *testing.T) *gatedNode {
+	t.Helper()
+	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
+	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	scheme, err := k8s.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: gatedNodeName}}); err != nil {
+		t.Fatal(err)
+	}
+	gate := &watchGate{}
+	rc := rest.CopyConfig(kenv.Config)
+	rc.WrapTransport = gate.wrap
+	c, err := k8s.New(k8s.Config{RESTConfig: rc, NodeName: gatedNodeName, Features: k8s.Features{PodENI: true},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	t.Cleanup(gate.resume)
+	if err := c.Start(cctx); err != nil {
+		t.Fatal(err)
+	}
+	kube := &cachedKube{fakeKube: &fakeKube{schedulable: true, maxPods: 29}, c: c}
+	h := newHarness(t, harnessOpts{scenario: withTrunk, kube: kube, cfg: func(c *config.Config) { c.EnablePodENI = true }})
+	h.settle()
+	return &gatedNode{admin: admin, gate: gate, kube: kube, h: h}
+}
+
+// branchAnnotationJSON is a vpc.amazonaws.com/pod-eni annotation naming
+// one branch ENI with address ip on VLAN vlan (one digit).
+func branchAnnotationJSON(ip, vlan string) string {
+	return `[{"eniId":"eni-branch` + vlan + `","ifAddress":"02:00:00:aa:bb:0` + vlan + `","privateIp":"` + ip +
+		`","ipv6Addr":"","vlanID":` + vlan + `,"subnetCidr":"10.0.0.0/20","subnetV6Cidr":""}]`
+}
