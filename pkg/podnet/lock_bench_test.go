@@ -9,8 +9,6 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 
-	"github.com/vpc-cni/vpc-cni/pkg/bench"
-	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
@@ -63,23 +61,10 @@ func BenchmarkPrivilegedSetupLock(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			path := podNS.Path()
-			_ = podNS.Close()
-			if err := podnettest.RemoveNS(path); err != nil {
-				b.Fatal(err)
-			}
+			dropBenchNS(b, podNS)
 			b.StartTimer()
 		}
 	}
 	b.StopTimer()
-	for _, s := range []struct {
-		name string
-		v    []time.Duration
-	}{{"unlocked-setup", plain}, {"locked-setup", locked}, {"lock-unlock", lockOnly}} {
-		p50, err := bench.Percentile(s.v, 50)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(p50.Nanoseconds())/1e6, s.name+"-p50-ms")
-	}
+	reportP50s(b, samples{"unlocked-setup", plain}, samples{"locked-setup", locked}, samples{"lock-unlock", lockOnly})
 }

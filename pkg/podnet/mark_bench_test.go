@@ -64,23 +64,39 @@ func BenchmarkPrivilegedSetupMark(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			path := podNS.Path()
-			_ = podNS.Close()
-			if err := podnettest.RemoveNS(path); err != nil {
-				b.Fatal(err)
-			}
+			dropBenchNS(b, podNS)
 			b.StartTimer()
 		}
 	}
 	b.StopTimer()
-	for _, s := range []struct {
-		name string
-		v    []time.Duration
-	}{{"unmarked-setup", plain}, {"marked-setup", marked}, {"alias", alias}} {
+	reportP50s(b, samples{"unmarked-setup", plain}, samples{"marked-setup", marked}, samples{"alias", alias})
+}
+
+// samples is one named set of a benchmark's timings.
+type samples struct {
+	name string
+	v    []time.Duration
+}
+
+// reportP50s reports each set's median, in milliseconds, as a metric.
+func reportP50s(b *testing.B, sets ...samples) {
+	b.Helper()
+	for _, s := range sets {
 		p50, err := bench.Percentile(s.v, 50)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(p50.Nanoseconds())/1e6, s.name+"-p50-ms")
+	}
+}
+
+// dropBenchNS closes and removes a benchmark pod's namespace (outside the
+// timing: the caller has stopped the timer).
+func dropBenchNS(b *testing.B, podNS ns.NetNS) {
+	b.Helper()
+	path := podNS.Path()
+	_ = podNS.Close()
+	if err := podnettest.RemoveNS(path); err != nil {
+		b.Fatal(err)
 	}
 }
