@@ -40,7 +40,10 @@ func TestPrivilegedDelTellsSlowAgent(t *testing.T) {
 	go func() {
 		defer close(served)
 		<-ipamd.delDone
-		time.Sleep(500 * time.Millisecond) // the agent's downtime after ipamd's answer
+		// The agent's downtime is the scenario itself, not a wait for a
+		// condition: it must outlast the 0.3 s the DEL had left, so only
+		// the agent call's own deadline can reach the agent.
+		time.Sleep(500 * time.Millisecond)
 		if err := later.serve(); err != nil {
 			t.Error(err)
 		}

@@ -52,9 +52,6 @@ func TestOrphanSweepTrustsSandboxMark(t *testing.T) {
 	}
 	running := add("sandbox-1")
 	sfx := vethname.Suffix("default", "web-0")
-	links.mu.Lock()
-	links.set[sfx] = true
-	links.mu.Unlock()
 	links.mark(sfx, running.ContainerID)
 	failed := add("sandbox-2")
 
@@ -88,9 +85,6 @@ func TestOrphanSweepMarkOfALongSandboxID(t *testing.T) {
 		t.Fatal(err)
 	}
 	sfx := vethname.Suffix("default", "web-0")
-	links.mu.Lock()
-	links.set[sfx] = true
-	links.mu.Unlock()
 	links.mark(sfx, k.ContainerID)
 	sweepPast(t, h)
 	if !h.holds(k) {
@@ -127,9 +121,10 @@ func TestOrphanSweepKeepsMultiNICPodAfterOneCardRecovered(t *testing.T) {
 				name := vethname.HostVethName("eni", "default", "pod-0", i)
 				sfx := name[len(name)-vethname.SuffixLen:]
 				links.routes = append(links.routes, PodRoute{Addr: a, Link: name})
-				links.set[sfx] = true
 				if marked {
 					links.mark(sfx, k.ContainerID)
+				} else {
+					links.set[sfx] = true
 				}
 			}
 			h.n.cards.close(h.n.log)
@@ -181,9 +176,6 @@ func TestOrphanSweepReleasesForAMarkedVethOfAnAddresslessSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	sfx := vethname.Suffix("default", "web-0")
-	links.mu.Lock()
-	links.set[sfx] = true
-	links.mu.Unlock()
 	links.mark(sfx, "sandbox-2")
 	sweepPast(t, h)
 	if h.holds(k) {
@@ -214,7 +206,6 @@ func TestOrphanSweepKeepsASandboxBesideAnotherMarkedVethOfItsName(t *testing.T) 
 	sfx := vethname.Suffix("default", "web-0")
 	links.mark(sfx, "sandbox-2")
 	links.mu.Lock()
-	links.set[sfx] = true
 	links.more = map[string][]string{sfx: {podnet.SandboxMark("sandbox-1")}}
 	links.mu.Unlock()
 	sweepPast(t, h)

@@ -52,14 +52,15 @@ func (f *fakeLinks) LinkSuffixes(context.Context) (map[string][]string, error) {
 	return out, nil
 }
 
-// mark sets the alias of the link with suffix sfx (our plugin's mark of
-// sandbox's host veths).
+// mark makes the link with suffix sfx present with sandbox's mark as its
+// alias (our plugin's mark of sandbox's host veths).
 func (f *fakeLinks) mark(sfx, sandbox string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.marks == nil {
 		f.marks = map[string]string{}
 	}
+	f.set[sfx] = true
 	f.marks[sfx] = podnet.SandboxMark(sandbox)
 }
 
