@@ -13,9 +13,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
@@ -150,33 +147,10 @@ func TestBranchADDOfARecreatedPod(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	g := startGatedNode(ctx, t)
-	admin, gate, kube, h, node := g.admin, g.gate, g.kube, g.h, gatedNodeName
+	admin, gate, kube, h := g.admin, g.gate, g.kube, g.h
 
-	branch := branchAnnotationJSON
-	newPod := func(ann string) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-0", Annotations: map[string]string{PodENIAnnotation: ann}},
-			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10",
-				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{PodENIResource: resource.MustParse("1")}}}}},
-		}
-	}
-	first := newPod(branch("10.0.0.77", "3"))
-	if err := admin.Create(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "the node's cache to show the first pod", func() bool {
-		p, err := kube.Pod(ctx, "default", "web-0")
-		return err == nil && p.UID == string(first.UID)
-	})
-
-	gate.pause()
-	if err := admin.Delete(ctx, first, client.GracePeriodSeconds(0)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "the first pod gone from the API server", func() bool {
-		return apierrors.IsNotFound(admin.Get(ctx, client.ObjectKeyFromObject(first), &corev1.Pod{}))
-	})
-	second := newPod(branch("10.0.0.78", "4"))
+	first := g.firstPodGoneWhileStalled(ctx, t)
+	second := nodePod("web-0", branchAnnotationJSON("10.0.0.78", "4"))
 	if err := admin.Create(ctx, second); err != nil {
 		t.Fatal(err)
 	}

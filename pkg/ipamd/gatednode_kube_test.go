@@ -5,8 +5,11 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,4 +78,42 @@ func startGatedNode(ctx context.Context, t *testing.T) *gatedNode {
 func branchAnnotationJSON(ip, vlan string) string {
 	return `[{"eniId":"eni-branch` + vlan + `","ifAddress":"02:00:00:aa:bb:0` + vlan + `","privateIp":"` + ip +
 		`","ipv6Addr":"","vlanID":` + vlan + `,"subnetCidr":"10.0.0.0/20","subnetV6Cidr":""}]`
+}
+
+// nodePod is a pod of the gated node; with ann, a branch pod (it asks for
+// vpc.amazonaws.com/pod-eni) carrying ann as its branch annotation.
+func nodePod(name, ann string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec:       corev1.PodSpec{NodeName: gatedNodeName, Containers: []corev1.Container{{Name: "c", Image: "registry.k8s.io/pause:3.10"}}},
+	}
+	if ann != "" {
+		p.Annotations = map[string]string{PodENIAnnotation: ann}
+		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{PodENIResource: resource.MustParse("1")}
+	}
+	return p
+}
+
+// firstPodGoneWhileStalled creates branch pod web-0 (VLAN 3, 10.0.0.77),
+// waits for the node's cache to show it, stalls the pod watch and deletes
+// the pod from the API server: the cache still shows it, not being
+// deleted. It returns that first pod.
+func (g *gatedNode) firstPodGoneWhileStalled(ctx context.Context, t *testing.T) *corev1.Pod {
+	t.Helper()
+	first := nodePod("web-0", branchAnnotationJSON("10.0.0.77", "3"))
+	if err := g.admin.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the node's cache to show the first pod", func() bool {
+		p, err := g.kube.Pod(ctx, "default", "web-0")
+		return err == nil && p.UID == string(first.UID)
+	})
+	g.gate.pause()
+	if err := g.admin.Delete(ctx, first, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the first pod gone from the API server", func() bool {
+		return apierrors.IsNotFound(g.admin.Get(ctx, client.ObjectKeyFromObject(first), &corev1.Pod{}))
+	})
+	return first
 }
