@@ -118,16 +118,19 @@ func (f *subnetFinder) ownUnlessExcluded(ctx context.Context, own []subnetChoice
 		if s.ID == f.node.subnetID && awsutils.SubnetExcluded(s, f.cfg.ClusterName) {
 			refused := fmt.Errorf("no subnet for a new ENI: the node's subnet %s is excluded from pods (tagged %s=%q, or scoped to other clusters) and ENABLE_SUBNET_DISCOVERY=false allows no other",
 				s.ID, awsutils.TagSubnetRoleCNI, s.Tags[awsutils.TagSubnetRoleCNI])
-			f.mu.Lock()
-			f.list, f.refused, f.at = nil, refused, time.Now()
-			f.mu.Unlock()
+			f.keep(nil, refused)
 			return nil, refused
 		}
 	}
-	f.mu.Lock()
-	f.list, f.refused, f.at = own, nil, time.Now()
-	f.mu.Unlock()
+	f.keep(own, nil)
 	return own, nil
+}
+
+// keep caches an answer for the next ttl: the subnets, or the refusal.
+func (f *subnetFinder) keep(list []subnetChoice, refused error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.list, f.refused, f.at = list, refused, time.Now()
 }
 
 // cached is the answer of the last ttl: the subnets, or the refusal.
@@ -154,14 +157,10 @@ func (f *subnetFinder) remember(subs []awsutils.Subnet) ([]subnetChoice, error) 
 	if len(out) == 0 {
 		refused := fmt.Errorf("no eligible subnet in %s: the node's subnet %s is tagged %s=0 and no other subnet is tagged for pods",
 			f.node.id.AZ, f.node.subnetID, awsutils.TagSubnetRoleCNI)
-		f.mu.Lock()
-		f.list, f.refused, f.at = nil, refused, time.Now()
-		f.mu.Unlock()
+		f.keep(nil, refused)
 		return nil, refused
 	}
-	f.mu.Lock()
-	f.list, f.refused, f.at = out, nil, time.Now()
-	f.mu.Unlock()
+	f.keep(out, nil)
 	return out, nil
 }
 
