@@ -106,18 +106,19 @@ const branchAnnotationPoll = 100 * time.Millisecond
 // branchAnnotationWait bounds the wait when the ADD carries no deadline.
 const branchAnnotationWait = 30 * time.Second
 
-// branchLiveReadGap spaces the reads from the API server an ADD makes while
-// it waits for the branch annotation, in case the pod watch stalled: none
-// while the cache answers within the gap, at most one per gap after, so an
-// ADD costs the API server at most its deadline over the gap in GETs.
-const branchLiveReadGap = 2 * time.Second
+// liveReadGap spaces the reads from the API server an ADD makes while it
+// waits on the pod cache (for its own pod, or for the branch annotation),
+// in case the pod watch stalled: none while the cache answers within the
+// gap, at most one per gap after, so an ADD costs the API server at most
+// its deadline over the gap in GETs.
+const liveReadGap = 2 * time.Second
 
 // waitBranchAnnotation waits, within the ADD's deadline, for the VPC
 // resource controller to annotate a pod it has just been bound: upstream
 // fails the ADD at once and lets the kubelet retry. The error on timeout
 // names what may be missing.
 func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, branchLiveReadGap, func(p PodInfo) bool { return livePod(p, uid) && p.BranchAnnotation != "" },
+	return b.pollPod(ctx, namespace, name, liveReadGap, func(p PodInfo) bool { return livePod(p, uid) && p.BranchAnnotation != "" },
 		func(waited time.Duration) error {
 			return status.Errorf(codes.DeadlineExceeded,
 				"pod %s/%s asks for a branch ENI but has no %s annotation after %s: the VPC resource controller has not written it "+
@@ -132,9 +133,10 @@ func (b *branchWait) waitBranchAnnotation(ctx context.Context, namespace, name, 
 const liveReadTimeout = 2 * time.Second
 
 // readOwnPod returns the ADD's own pod (livePod) as the API server shows
-// it, else waits for the node's pod cache to show it (waitLivePod): a
-// cache whose watch stalls would otherwise fail every ADD of a pod it has
-// not seen, regular pods included.
+// it, else waits for the node's pod cache to show it (waitLivePod, which
+// reads the API server again every liveReadGap): a cache whose watch
+// stalls would otherwise fail every ADD of a pod it has not seen, regular
+// pods included.
 func (b *branchWait) readOwnPod(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
 	lctx, cancel := context.WithTimeout(ctx, liveReadTimeout)
 	pod, err := b.kube.get().PodLive(lctx, namespace, name)
@@ -147,12 +149,12 @@ func (b *branchWait) readOwnPod(ctx context.Context, namespace, name, uid string
 
 // waitLivePod waits, within the ADD's deadline, for the node's pod cache
 // to hold the ADD's own pod (livePod): one of this name and of uid when
-// the plugin sent one, not being deleted unless it is the pod of uid. After a delete and a re-create
-// under the same name (a StatefulSet, a force delete) a lagging cache may
-// still show the earlier pod, whose branch ENI the resource controller
-// deletes, or not show the new one yet.
+// the plugin sent one, not being deleted unless it is the pod of uid.
+// After a delete and a re-create under the same name (a StatefulSet, a
+// force delete) a lagging cache may still show the earlier pod, whose
+// branch ENI the resource controller deletes, or not show the new one yet.
 func (b *branchWait) waitLivePod(ctx context.Context, namespace, name, uid string) (PodInfo, error) {
-	return b.pollPod(ctx, namespace, name, 0, func(p PodInfo) bool { return livePod(p, uid) },
+	return b.pollPod(ctx, namespace, name, liveReadGap, func(p PodInfo) bool { return livePod(p, uid) },
 		func(waited time.Duration) error {
 			if uid != "" {
 				return status.Errorf(codes.DeadlineExceeded,
