@@ -58,19 +58,9 @@ func (inv *invocation) del(args *entry.Args) error {
 	if err := inv.teardownFromReply(tctx, td, args, reply); err != nil {
 		return entry.Error(ErrWiring, "remove pod network", err)
 	}
-	if reply.NetworkPolicyMode != "" && !inv.podHasNewerSandbox(args) {
-		// Its own npaTimeout, not what is left of the DEL's deadline (as
-		// the node side has its own teardownTimeout): after an answer at
-		// the deadline the agent must still be told, as a retried DEL
-		// finds the pod unknown to ipamd and never tells it.
-		refused, err := deletePodPolicies(context.WithoutCancel(ctx), inv.npaSocket, &ipamclient.DeleteNpRequest{
-			K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
-		})
-		if err != nil {
+	if reply.NetworkPolicyMode != "" {
+		if err := inv.deletePolicies(ctx, args); err != nil {
 			return err
-		}
-		if refused != nil {
-			inv.log.Warn("network policy agent did not delete the pod's policies", "error", refused)
 		}
 	}
 	inv.log.Info("pod deleted", "ips", len(reply.IpAllocationMetadata))
@@ -107,6 +97,35 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
 	return true, nil
+}
+
+// deletePolicies tells the network policy agent the pod is gone unless
+// the pod has a newer sandbox, whose policies the agent keeps under the
+// same pod name. The check and the agent's answer are under the pod lock
+// (see podnet.HoldPodLockForDEL): checked outside it, a DEL could find no
+// newer sandbox just before that sandbox's ADD wired and had its policies
+// enforced, then have them deleted.
+func (inv *invocation) deletePolicies(ctx context.Context, args *entry.Args) error {
+	release := podnet.HoldPodLockForDEL(inv.lockFile(),
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
+	defer release()
+	if inv.podHasNewerSandbox(args) {
+		return nil
+	}
+	// Its own npaTimeout, not what is left of the DEL's deadline (as the
+	// node side has its own teardownTimeout): after an answer at the
+	// deadline the agent must still be told, as a retried DEL finds the
+	// pod unknown to ipamd and never tells it.
+	refused, err := deletePodPolicies(context.WithoutCancel(ctx), inv.npaSocket, &ipamclient.DeleteNpRequest{
+		K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
+	})
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		inv.log.Warn("network policy agent did not delete the pod's policies", "error", refused)
+	}
+	return nil
 }
 
 // podHasNewerSandbox reports whether the pod's host veth, under either

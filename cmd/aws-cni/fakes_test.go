@@ -217,6 +217,23 @@ type fakeNPA struct {
 	mu       sync.Mutex
 	enforced []*rpc.EnforceNpRequest
 	deleted  []*rpc.DeleteNpRequest
+	// applied is every request's pod and whether it enforced (true) or
+	// deleted (false), in the order the agent carried them out.
+	applied []npEffect
+
+	// deleteSlow, when set, makes DeletePodNp carry out a delete only once
+	// that long has passed or an enforce for the same pod came in since
+	// (an agent busy with the pod), and deleteSeen is closed when the
+	// first such delete arrives.
+	deleteSlow time.Duration
+	deleteSeen chan struct{}
+	enforceIn  chan struct{} // closed and replaced on each enforce
+}
+
+// npEffect is one request the agent carried out.
+type npEffect struct {
+	namespace, name string
+	enforce         bool
 }
 
 func startFakeNPA(t *testing.T) *fakeNPA {
@@ -269,13 +286,35 @@ func (f *fakeNPA) EnforceNpToPod(_ context.Context, req *rpc.EnforceNpRequest) (
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.enforced = append(f.enforced, req)
+	f.applied = append(f.applied, npEffect{req.GetK8SPodNamespace(), req.GetK8SPodName(), true})
+	if f.enforceIn != nil {
+		close(f.enforceIn)
+		f.enforceIn = make(chan struct{})
+	}
 	return &rpc.EnforceNpReply{Success: true}, nil
 }
 
 func (f *fakeNPA) DeletePodNp(_ context.Context, req *rpc.DeleteNpRequest) (*rpc.DeleteNpReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.deleteSlow > 0 {
+		if f.enforceIn == nil {
+			f.enforceIn = make(chan struct{})
+		}
+		enforced := f.enforceIn
+		if f.deleteSeen != nil {
+			close(f.deleteSeen)
+			f.deleteSeen = nil
+		}
+		f.mu.Unlock()
+		select {
+		case <-enforced:
+		case <-time.After(f.deleteSlow):
+		}
+		f.mu.Lock()
+	}
 	f.deleted = append(f.deleted, req)
+	f.applied = append(f.applied, npEffect{req.GetK8SPodNamespace(), req.GetK8SPodName(), false})
 	return &rpc.DeleteNpReply{Success: true}, nil
 }
 
@@ -285,14 +324,9 @@ func (f *fakeNPA) enforcing(namespace, name string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	on := false
-	for _, r := range f.enforced {
-		if r.GetK8SPodNamespace() == namespace && r.GetK8SPodName() == name {
-			on = true
-		}
-	}
-	for _, r := range f.deleted {
-		if r.GetK8SPodNamespace() == namespace && r.GetK8SPodName() == name {
-			on = false
+	for _, e := range f.applied {
+		if e.namespace == namespace && e.name == name {
+			on = e.enforce
 		}
 	}
 	return on

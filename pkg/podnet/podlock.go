@@ -127,3 +127,15 @@ func ownerChecked() {
 		testHookOwnerChecked()
 	}
 }
+
+// HoldPodLockForDEL takes, for a DEL, the pod lock of the pod whose host
+// veth is hostVeth in the lock file path, waiting at most as long as any
+// DEL step does, and returns what releases it (a no-op when the wait
+// ended unlocked). A DEL holds it across its "has the pod a newer
+// sandbox" check and the network policy agent's answer: a new sandbox's
+// ADD marks its veth before it takes the lock and asks the agent to
+// enforce only after it released it, so either the check sees the mark or
+// the agent gets the ADD's request after the DEL's.
+func HoldPodLockForDEL(path, hostVeth string) (release func()) {
+	return lockPod(path, hostVeth, delLockWait).unlock
+}
