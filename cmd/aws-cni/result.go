@@ -155,7 +155,7 @@ func dummyVLAN(res *current.Result) (*current.Interface, int, error) {
 		return nil, 0, fmt.Errorf("prevResult dummy interface Mac %q is not a VLAN id: %w", d.Mac, err)
 	}
 	if vlan != 0 {
-		// DEL flushes the branch's table without asking ipamd.
+		// DEL removes routes of the branch's table without asking ipamd.
 		if err := podnet.CheckVLANID(vlan); err != nil {
 			return nil, 0, fmt.Errorf("prevResult dummy interface Mac %q: %w", d.Mac, err)
 		}

@@ -37,7 +37,8 @@ func BranchTable(vlanID int) int { return hostcontract.VLANTableBase + vlanID }
 // CheckVLANID refuses a VLAN id that is not 802.1Q's (1-4094) or whose
 // table, 100+id, is one of the kernel's own: 253 (default), 254 (main),
 // 255 (local). Branch wiring replaces the table's default route and DEL
-// flushes the table, so such an id would take the node's routes with it.
+// deletes the table's routes through the VLAN link, so such an id would
+// take the node's routes with it.
 // No trunk hands out such ids (the resource controller's stay below 121).
 func CheckVLANID(vlanID int) error {
 	if vlanID < 1 || vlanID > 4094 {
@@ -163,9 +164,11 @@ func setupVLANLink(vl VLANLinker, b Branch, name string, table int) error {
 }
 
 // TeardownBranch removes a branch-ENI pod's node-side state: its VLAN link
-// (a stand-in stays, see StandinAlias) and every route of its table, every
-// priority-10 rule of that table, and the address-based routes and rules of
-// either mode, so a pod wired under one mode is cleaned up under the other.
+// (a stand-in stays, see StandinAlias), the routes of its table through
+// that link or the pod's host veth, the priority-10 rules of that table
+// naming them, and the address-based routes and rules of either mode, so a
+// pod wired under one mode is cleaned up under the other. What else the
+// table holds is another pod's (see releaseVLAN).
 // pod's RouteTable is ignored; the veth pair is left to the kernel as in
 // Teardown. When the pod's host veth is marked as another sandbox's (see
 // Pod.Sandbox), that sandbox of the pod owns the branch now, routed yet or
@@ -194,19 +197,21 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	if mark != "" {
 		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())
 	}
-	ownerChecked()
-	if other, err := vlanOfOtherSandbox(host, vlanID, pod.Sandbox); err != nil || other != "" {
-		if err != nil {
-			return "", err
-		}
+	link, other, err := vlanLinkOf(host, vlanID, pod.Sandbox)
+	if err != nil {
+		return "", err
+	}
+	if other != "" {
 		return teardownReusedVLAN(host, ifc, vlanID, other)
 	}
+	ownerChecked()
+	names := append(branchVethNames(ifc.HostVeth), alsoVeths...)
+	veths, err := ownVethIndexes(host, pod.Sandbox, names)
+	if err != nil {
+		return "", err
+	}
 	kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
-	return kept, errors.Join(
-		releaseBranchLink(VLANLinkName(vlanID), table, fam),
-		deleteRules(host, iifRule("", table, fam)),
-		err,
-	)
+	return kept, errors.Join(releaseVLAN(host, link, vlanID, fam, names, veths), err)
 }
 
 // branchOfOtherSandbox returns the pod's host veth and its mark when the
@@ -266,7 +271,10 @@ func teardownOwnVLAN(h *netlink.Handle, ifc Interface, sandbox string, vlanID in
 	// The address's rules are this DEL's unless the other sandbox, given
 	// the same address on its branch ENI, routes it through veth.
 	kept, err = removeHostRoutes(h, ifc.Address, veth, sandbox, table)
-	return kept, errors.Join(releaseOwnVLAN(h, own, table, family(ifc.Address)), err)
+	// veth's routes are the other sandbox's; the rules of its name into
+	// this table are this DEL's, as under the lock the other sandbox does
+	// not use this VLAN link.
+	return kept, errors.Join(releaseVLAN(h, own, vlanID, family(ifc.Address), branchVethNames(veth), nil), err)
 }
 
 // UndoBranch reverses a SetupBranch that failed part way: TeardownBranch,

@@ -7,7 +7,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/nldump"
-	"golang.org/x/sys/unix"
 )
 
 // markVLANLink gives a VLAN link the plugin made the sandbox's mark, as ADD
@@ -62,31 +61,18 @@ func vlanLinkMarked(h *netlink.Handle, mark string, vlanID int) (string, error) 
 	return "", nil
 }
 
-// releaseOwnVLAN removes a late DEL's own VLAN link (by its index, never a
-// newer link of the name), the routes left in its table and the table's
-// iif rules.
-func releaseOwnVLAN(h *netlink.Handle, link netlink.Link, table, fam int) error {
-	err := h.LinkDel(link)
-	if err != nil && !errors.Is(err, unix.ENODEV) {
-		err = fmt.Errorf("delete VLAN link %s: %w", link.Attrs().Name, err)
-	} else {
-		err = nil
-	}
-	return errors.Join(err, flushTable(table, fam), deleteRules(h, iifRule("", table, fam)))
-}
-
-// vlanOfOtherSandbox returns the mark of the VLAN link of vlanID when it
-// marks the link as another sandbox's than sandbox's (see otherSandbox),
-// "" otherwise.
-func vlanOfOtherSandbox(h *netlink.Handle, vlanID int, sandbox string) (string, error) {
+// vlanLinkOf returns the VLAN link of vlanID (nil when there is none)
+// and, when its mark makes it another sandbox's than sandbox's (see
+// otherSandbox), that mark.
+func vlanLinkOf(h *netlink.Handle, vlanID int, sandbox string) (netlink.Link, string, error) {
 	link, err := h.LinkByName(VLANLinkName(vlanID))
 	if isNotFound(err) {
-		return "", nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("find VLAN link %s: %w", VLANLinkName(vlanID), err)
+		return nil, "", fmt.Errorf("find VLAN link %s: %w", VLANLinkName(vlanID), err)
 	}
-	return otherSandbox(link.Attrs().Alias, sandbox), nil
+	return link, otherSandbox(link.Attrs().Alias, sandbox), nil
 }
 
 // teardownReusedVLAN is TeardownBranch for a late DEL whose VLAN id now

@@ -7,7 +7,6 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,38 +77,4 @@ func branchLink(vl VLANLinker, b Branch, name string) (netlink.Link, error) {
 		return nil, fmt.Errorf("find VLAN link %s: %w", name, err)
 	}
 	return link, nil
-}
-
-// releaseBranchLink undoes the branch link's part of a pod's wiring: a
-// link the plugin created goes (its routes with it); a stand-in stays, and
-// only the routes of the branch's table are removed, whatever their link.
-func releaseBranchLink(name string, table, fam int) error {
-	link, err := netlink.LinkByName(name)
-	switch {
-	case isNotFound(err):
-	case err != nil:
-		return fmt.Errorf("find VLAN link %s: %w", name, err)
-	case !isStandin(link):
-		if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("delete VLAN link %s: %w", name, err)
-		}
-	}
-	return flushTable(table, fam)
-}
-
-// flushTable deletes every route of one family in a route table.
-func flushTable(table, fam int) error {
-	routes, err := nldump.Retry(func() ([]netlink.Route, error) {
-		return netlink.RouteListFiltered(fam, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
-	})
-	if err != nil {
-		return fmt.Errorf("list routes of table %d: %w", table, err)
-	}
-	var errs []error
-	for _, r := range routes {
-		if err := netlink.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("delete route %s table %d: %w", r.Dst, table, err))
-		}
-	}
-	return errors.Join(errs...)
 }
