@@ -123,7 +123,12 @@ func fromPrevResult(res *current.Result, netns, ifName string, k k8sArgs) (prevW
 			}
 		}
 		for _, ipc := range res.IPs {
-			if ipc.Interface != nil && *ipc.Interface == idx {
+			if ipc != nil && ipc.Interface != nil && *ipc.Interface == idx {
+				if ipc.Address.IP == nil {
+					// Without this check the teardown would delete rules
+					// matching any address: every pod's.
+					return w, fmt.Errorf("prevResult IP of interface %s has no address", name)
+				}
 				ifc.Address = singleHost(ipc.Address.IP)
 				if i == 0 {
 					w.Gateway = ipc.Gateway

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+)
+
+// TestPrivilegedDelGarbledPrevResult: a runtime passes DEL a prevResult
+// with a null interface or IP, an IP without an address, or a dummy
+// interface whose Mac is no VLAN id. DEL must neither crash nor fail (the
+// runtime would retry it forever, the pod's address held), must release
+// the pod's address through ipamd when ipamd answers, and must leave the
+// other IPv6 pod B on the node (its route and rules) as it was. CHECK
+// with such a prevResult fails with a CNI error, never a crash.
+func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct {
+		name      string
+		prev      string // %[1]s host veth, %[2]s netns, %[3]s dummy name
+		ipamdDown bool
+	}{
+		{"IP without address, ipamd down", `{"cniVersion":"1.0.0","interfaces":[{"name":%[1]q},{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"0","sandbox":"1"}],"ips":[{"interface":1}]}`, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNode(t, "2001:db8:ff::10")
+			ipamd := startFakeIpamd(t,
+				allocation{ip: "2001:db8:1::b", deviceNumber: 1, routeTable: 2},
+				allocation{ip: "2001:db8:1::e", deviceNumber: 1, routeTable: 2})
+			nsB, nsE := testutil.NewNS(t), testutil.NewNS(t)
+			addB := call{command: "ADD", containerID: "ctr-b", netns: nsB.Path(), ifName: "eth0", podName: "b", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			n.run(t, addB).mustSucceed(t, "ADD b")
+			var ofB []string
+			for _, l := range snapshot(t, n.ns.Path()) {
+				if strings.Contains(l, "2001:db8:1::b/") {
+					ofB = append(ofB, l)
+				}
+			}
+			if len(ofB) < 3 {
+				t.Fatalf("pod b lacks its route and rules: %q", ofB)
+			}
+
+			addE := addB
+			addE.containerID, addE.netns, addE.podName = "ctr-e", nsE.Path(), "e"
+			n.run(t, addE).mustSucceed(t, "ADD e")
+			veth := vethname.HostVethName("eni", "default", "e", 0)
+			prev := fmt.Sprintf(c.prev, veth, nsE.Path(), vethname.DummyName("default", "e"))
+			n.sandboxGone(t, nsE, veth)
+			if c.ipamdDown {
+				ipamd.stop()
+			}
+			delE := addE
+			delE.command, delE.conf = "DEL", netconf("1.0.0", []byte(prev), nil)
+			n.run(t, delE).mustSucceed(t, "DEL e")
+			if !c.ipamdDown && ipamd.holds("ctr-e") {
+				t.Error("DEL e did not release e's address")
+			}
+			after := snapshot(t, n.ns.Path())
+			if d := podnettest.Diff(ofB, filterLines(after, "2001:db8:1::b/")); d != "" {
+				t.Errorf("DEL e changed pod b's route and rules (-before +after):\n%s", d)
+			}
+			if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP("2001:db8:1::b")); err != nil {
+				t.Errorf("pod b after DEL e: %v", err)
+			}
+
+			check := addB
+			check.command, check.conf = "CHECK", netconf("1.0.0", []byte(prev), nil)
+			if out := n.run(t, check); out.err == nil {
+				t.Error("CHECK with the garbled prevResult succeeded")
+			} else if out.err.Code != types.ErrInvalidNetworkConfig {
+				t.Errorf("CHECK with the garbled prevResult: code %d %q, want %d", out.err.Code, out.err.Error(), types.ErrInvalidNetworkConfig)
+			}
+		})
+	}
+}
+
+// filterLines returns the lines of state that contain s.
+func filterLines(state []string, s string) []string {
+	var out []string
+	for _, l := range state {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
