@@ -23,6 +23,9 @@ const releaseReason = "SetupNSFailed"
 // rollback sees every error returned after ipamd assigned addresses, so no
 // path can leak them.
 func (inv *invocation) add(args *entry.Args) (err error) {
+	if err := inv.conf.PrevResultErr; err != nil {
+		return invalidConfig("prevResult", err.Error())
+	}
 	// Before anything else: nothing may be created in, or rolled back
 	// from, the node's own namespace or a path that is no namespace.
 	if err := podnet.VerifyNetNS(args.Netns); err != nil {

@@ -15,6 +15,9 @@ import (
 // check verifies the wiring that prevResult describes and names every
 // missing piece.
 func (inv *invocation) check(args *entry.Args) error {
+	if err := inv.conf.PrevResultErr; err != nil {
+		return invalidConfig("prevResult", err.Error())
+	}
 	if inv.conf.PrevResult == nil {
 		return invalidConfig("CHECK needs prevResult", "")
 	}

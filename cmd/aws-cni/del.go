@@ -23,6 +23,9 @@ func (inv *invocation) del(args *entry.Args) error {
 	if err := podnet.VerifyNetNS(args.Netns); err != nil && !errors.Is(err, podnet.ErrNoNetNS) {
 		inv.log.Warn("CNI_NETNS is not a pod's network namespace; nothing inside it is touched", "error", err)
 	}
+	if err := inv.conf.PrevResultErr; err != nil {
+		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), delTimeout)
 	defer cancel()
 
@@ -73,18 +76,23 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	if inv.conf.PrevResult == nil {
 		return false, nil
 	}
+	// A prevResult that does not describe a branch-ENI pod of this pod
+	// leaves the DEL to ipamd's answer, which names the pod's VLAN id when
+	// it has one: failing would have the runtime retry it forever.
 	_, vlan, err := dummyVLAN(inv.conf.PrevResult)
 	switch {
 	case errors.Is(err, errNoDummy) || err == nil && vlan == 0:
 		return false, nil
 	case err != nil:
-		return true, invalidConfig("prevResult", err.Error())
+		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
+		return false, nil
 	case args.Netns == "":
 		return true, nil
 	}
 	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
-		return true, invalidConfig("prevResult", err.Error())
+		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
+		return false, nil
 	}
 	w.Pod.Sandbox, w.Pod.LockFile = args.ContainerID, inv.lockFile()
 	// After a switch from strict to standard mode, a newer sandbox of the

@@ -27,6 +27,9 @@ func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
 		prev      string // %[1]s host veth, %[2]s netns, %[3]s dummy name
 		ipamdDown bool
 	}{
+		{"null interface", `{"cniVersion":"1.0.0","interfaces":[null,{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"0","sandbox":"1"}],"ips":[{"interface":1,"address":"2001:db8:1::e/128"}]}`, false},
+		{"null IP", `{"cniVersion":"1.0.0","interfaces":[{"name":%[1]q},{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"0","sandbox":"1"}],"ips":[null]}`, false},
+		{"dummy Mac not a VLAN id", `{"cniVersion":"1.0.0","interfaces":[{"name":%[1]q},{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"vlan","sandbox":"1"}],"ips":[{"interface":1,"address":"2001:db8:1::e/128"}]}`, false},
 		{"IP without address, ipamd down", `{"cniVersion":"1.0.0","interfaces":[{"name":%[1]q},{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"0","sandbox":"1"}],"ips":[{"interface":1}]}`, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -76,6 +77,10 @@ type config struct {
 	IpamdSocket string
 	NPASocket   string
 	PrevResult  *current.Result
+	// PrevResultErr says why a prevResult the runtime sent is unusable
+	// (PrevResult is then nil): ADD and CHECK refuse it, DEL goes on
+	// without it, as a DEL that fails is retried forever.
+	PrevResultErr error
 	// Warnings name netconf values replaced by defaults, for the log.
 	Warnings []string
 }
@@ -117,18 +122,31 @@ func parseConfig(stdin []byte) (*config, error) {
 	c.StrictSG, warn = parseSGMode(nc.PodSGEnforcingMode)
 	c.addWarning(warn)
 
-	pc := types.PluginConf{CNIVersion: nc.CNIVersion, Name: nc.Name, RawPrevResult: nc.RawPrevResult}
-	if err := version.ParsePrevResult(&pc); err != nil {
-		return nil, invalidConfig("prevResult", err.Error())
-	}
-	if pc.PrevResult != nil {
-		res, err := current.NewResultFromResult(pc.PrevResult)
-		if err != nil {
-			return nil, invalidConfig("prevResult", err.Error())
-		}
-		c.PrevResult = res
-	}
+	c.PrevResult, c.PrevResultErr = parsePrevResult(nc.CNIVersion, nc.Name, nc.RawPrevResult)
 	return c, nil
+}
+
+// parsePrevResult converts the netconf's prevResult, nil when there is
+// none. Null entries in its lists are refused before the CNI library's
+// conversion from older versions dereferences them.
+func parsePrevResult(cniVersion, name string, raw map[string]any) (*current.Result, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	for _, key := range []string{"interfaces", "ips", "routes"} {
+		list, _ := raw[key].([]any)
+		if i := slices.IndexFunc(list, func(v any) bool { return v == nil }); i >= 0 {
+			return nil, fmt.Errorf("prevResult %s[%d] is null", key, i)
+		}
+	}
+	pc := types.PluginConf{CNIVersion: cniVersion, Name: name, RawPrevResult: raw}
+	if err := version.ParsePrevResult(&pc); err != nil {
+		return nil, err
+	}
+	if pc.PrevResult == nil {
+		return nil, nil
+	}
+	return current.NewResultFromResult(pc.PrevResult)
 }
 
 func (c *config) addWarning(w string) {

@@ -98,7 +98,17 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("prevResult = %+v", c.PrevResult)
 			}
 		}},
-		{name: "bad prevResult", json: `{` + base + `,"prevResult":{"ips":[{"address":"not-an-ip"}]}}`, wantCode: types.ErrInvalidNetworkConfig},
+		// Kept aside for each command to judge (DEL goes on without it).
+		{name: "bad prevResult", json: `{` + base + `,"prevResult":{"ips":[{"address":"not-an-ip"}]}}`, check: func(t *testing.T, c *config) {
+			if c.PrevResult != nil || c.PrevResultErr == nil {
+				t.Errorf("prevResult = %+v, error %v", c.PrevResult, c.PrevResultErr)
+			}
+		}},
+		{name: "prevResult 0.4.0 with null entries", json: `{"cniVersion":"0.4.0","name":"aws-cni","type":"aws-cni","prevResult":{"cniVersion":"0.4.0","interfaces":[null],"ips":[null]}}`, check: func(t *testing.T, c *config) {
+			if c.PrevResult != nil || c.PrevResultErr == nil || !strings.Contains(c.PrevResultErr.Error(), "interfaces[0] is null") {
+				t.Errorf("prevResult = %+v, error %v", c.PrevResult, c.PrevResultErr)
+			}
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			conf, err := parseConfig([]byte(c.json))

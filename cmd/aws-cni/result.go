@@ -105,12 +105,12 @@ func fromPrevResult(res *current.Result, netns, ifName string, k k8sArgs) (prevW
 	}
 	for i := 0; ; i++ {
 		name := vethname.ContainerIfName(ifName, i)
-		idx := slices.IndexFunc(res.Interfaces, func(c *current.Interface) bool { return c.Name == name && c.Sandbox != "" })
+		idx := slices.IndexFunc(res.Interfaces, func(c *current.Interface) bool { return c != nil && c.Name == name && c.Sandbox != "" })
 		if idx < 0 {
 			break
 		}
 		ifc := podnet.Interface{Index: i, ContainerIf: name, RouteTable: defaultTable}
-		if idx > 0 && res.Interfaces[idx-1].Sandbox == "" {
+		if idx > 0 && res.Interfaces[idx-1] != nil && res.Interfaces[idx-1].Sandbox == "" {
 			ifc.HostVeth = res.Interfaces[idx-1].Name
 			want := vethname.HostVethName("", k.PodNamespace, k.PodName, i)
 			if !strings.HasSuffix(ifc.HostVeth, want) {
@@ -150,7 +150,7 @@ func fromPrevResult(res *current.Result, netns, ifName string, k k8sArgs) (prevW
 // dummyVLAN finds the dummy interface of a result and the VLAN id in its
 // Mac (0 for pods that are not branch-ENI pods).
 func dummyVLAN(res *current.Result) (*current.Interface, int, error) {
-	i := slices.IndexFunc(res.Interfaces, func(c *current.Interface) bool { return strings.HasPrefix(c.Name, "dummy") })
+	i := slices.IndexFunc(res.Interfaces, func(c *current.Interface) bool { return c != nil && strings.HasPrefix(c.Name, "dummy") })
 	if i < 0 {
 		return nil, 0, errNoDummy
 	}
