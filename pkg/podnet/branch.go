@@ -103,6 +103,11 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	// The pod lock covers the node side only, as in Setup.
 	lock := lockPod(b.Pod.LockFile, b.Pod.lockName(), addLockWait)
 	defer lock.unlock()
+	// The VLAN's lock covers the VLAN link, its table and rules: another
+	// pod's DEL of the same VLAN id holds it while it tells its own
+	// from this pod's.
+	vlock := lockVLAN(b.Pod.LockFile, b.VLANID, addLockWait)
+	defer vlock.unlock()
 	// A previous sandbox of this pod may have left iif rules for the name.
 	stale := iifRule(ifc.HostVeth, 0, fam)
 	if err := deleteRules(host, stale); err != nil {
@@ -194,6 +199,8 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	if err != nil {
 		return "", err
 	}
+	vlock := lockVLAN(pod.LockFile, vlanID, delLockWait)
+	defer vlock.unlock()
 	if mark != "" {
 		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())
 	}

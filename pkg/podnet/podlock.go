@@ -83,6 +83,16 @@ func lockPod(path, hostVeth string, wait time.Duration) *podLock {
 	return nil
 }
 
+// lockVLAN takes the lock of VLAN id vlanID in the lock file path, as
+// lockPod takes a pod's: a VLAN id released with one pod's branch ENI can
+// go to another pod's within milliseconds, and the two pods' locks do not
+// serialise that pod's ADD with the first pod's DEL. Take it after the
+// pod lock. Its byte is hashed from the VLAN link's name, which has no
+// pod veth's shape, so it is no pod's.
+func lockVLAN(path string, vlanID int, wait time.Duration) *podLock {
+	return lockPod(path, VLANLinkName(vlanID), wait)
+}
+
 // held reports whether l is a lock actually held.
 func (l *podLock) held() bool { return l != nil }
 
@@ -121,6 +131,11 @@ func lockOffset(hostVeth string) (int64, bool) {
 // testHookOwnerChecked, when set, runs in a teardown between its check
 // that what it is about to remove is its sandbox's and the removal.
 var testHookOwnerChecked func()
+
+// testHookVLANNameChecked, when set, runs in a branch DEL between its
+// check that no other link has the VLAN link's name and its deletion of
+// the iif rule of that name.
+var testHookVLANNameChecked func()
 
 func ownerChecked() {
 	if testHookOwnerChecked != nil {

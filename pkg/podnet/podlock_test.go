@@ -17,16 +17,22 @@ import (
 // on the pod lock; then it lets del go on and waits for both.
 func raceLateDEL(t *testing.T, n node, del, add func() error) (delErr, addErr error) {
 	t.Helper()
+	return raceDELAt(t, n, &testHookOwnerChecked, del, add)
+}
+
+// raceDELAt is raceLateDEL pausing del where it runs the test hook *at.
+func raceDELAt(t *testing.T, n node, at *func(), del, add func() error) (delErr, addErr error) {
+	t.Helper()
 	checked, release, busy := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var onceChecked, onceBusy sync.Once
-	testHookOwnerChecked = func() {
+	*at = func() {
 		onceChecked.Do(func() {
 			close(checked)
 			<-release
 		})
 	}
 	testHookLockBusy = func() { onceBusy.Do(func() { close(busy) }) }
-	t.Cleanup(func() { testHookOwnerChecked, testHookLockBusy = nil, nil })
+	t.Cleanup(func() { *at, testHookLockBusy = nil, nil })
 
 	delDone, addDone := make(chan error, 1), make(chan error, 1)
 	go func() { delDone <- n.run(del) }()

@@ -11,65 +11,104 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
+// reusedVLAN is a node with pod A wired on branch VLAN 7 (its netns still
+// there, as during its DEL) and pod C, another pod given VLAN id 7 on
+// another branch ENI, not wired yet.
+type reusedVLAN struct {
+	e            branchEnv
+	a, c         Branch
+	vethA, vethC string
+}
+
+func newReusedVLAN(t *testing.T, strict bool) reusedVLAN {
+	t.Helper()
+	lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
+	r := reusedVLAN{e: newBranchEnv(t)}
+	if strict {
+		moveLocalRule(t, r.e.node)
+	}
+	r.a = r.e.branch(testutil.NewNS(t), strict)
+	r.a.Pod.Sandbox, r.a.Pod.LockFile = "sandbox-a", lockFile
+	r.e.node.do(t, func() error { return SetupBranch(context.Background(), r.a, podnettest.MacvlanVLAN{}) })
+	r.vethA = r.a.Pod.Interfaces[0].HostVeth
+
+	r.c = r.e.branch(testutil.NewNS(t), strict)
+	r.c.Pod.Sandbox, r.c.Pod.LockFile = "sandbox-c", lockFile
+	r.c.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:4d")
+	prefix := "eni"
+	if strict {
+		prefix = vethname.BranchPrefix
+	}
+	r.vethC = vethname.HostVethName(prefix, "default", "other-pod", 0)
+	r.c.Pod.Interfaces[0].HostVeth = r.vethC
+	r.c.Pod.Interfaces[0].Address = hostPrefix(net.ParseIP("10.2.0.77"))
+	return r
+}
+
+// race runs A's DEL, paused at the test hook *at while C's ADD runs (see
+// raceDELAt), and checks the node then has C's whole wiring and nothing
+// of A's but its veth.
+func (r reusedVLAN) race(t *testing.T, at *func()) {
+	t.Helper()
+	ctx := context.Background()
+	delErr, addErr := raceDELAt(t, r.e.node, at,
+		func() error { _, err := TeardownBranch(ctx, r.a.Pod, branchVLAN); return err },
+		func() error { return SetupBranch(ctx, r.c, podnettest.MacvlanVLAN{}) })
+	if delErr != nil || addErr != nil {
+		t.Fatalf("A's DEL: %v; C's ADD: %v", delErr, addErr)
+	}
+	want := []string{
+		"link eth1 veth up mtu 1500",
+		"link " + r.vethA + " veth up mtu 9001",
+		"link vlan.eth.7 macvlan up mtu 1500",
+		"link " + r.vethC + " veth up mtu 9001",
+		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
+		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+	}
+	if r.c.Strict {
+		want = append(want,
+			"route 107 10.2.0.77/32 dev "+r.vethC+" scope link",
+			"rule 10 iif vlan.eth.7 lookup 107",
+			"rule 10 iif "+r.vethC+" lookup 107",
+			"rule 20 lookup local")
+	} else {
+		want = append(want,
+			"route main 10.2.0.77/32 dev "+r.vethC+" scope link",
+			"rule 512 to 10.2.0.77/32 lookup main",
+			"rule 1536 from 10.2.0.77/32 lookup 107")
+	}
+	wantState(t, "node after A's DEL and C's ADD", r.e.node.ns, want)
+}
+
 // TestPrivilegedBranchDELRacesVLANReuse: pod A's DEL has checked that
 // VLAN id 7's link is A's, and in that moment the id, released with A's
-// branch ENI, goes to another pod C, whose ADD (under C's own pod lock,
-// not A's) wires VLAN 7 whole. A's DEL must then remove only what is A's:
-// its route and rules, by A's host veth and A's VLAN link as the kernel
-// shows them, never C's VLAN link, table 107 or their rules. A's netns is
-// still there (a DEL comes before the runtime removes it), so A's veth is.
+// branch ENI, goes to another pod C, whose ADD holds C's pod lock, not
+// A's. A's DEL must remove only what is A's: its route and rules, by A's
+// host veth and A's VLAN link as the kernel shows them, never C's VLAN
+// link, table 107 or their rules. C's ADD either waits for the VLAN's
+// lock or, from a plugin that ignores the lock (upstream's), wires VLAN 7
+// whole in that moment.
 func TestPrivilegedBranchDELRacesVLANReuse(t *testing.T) {
 	for _, strict := range []bool{true, false} {
-		t.Run(map[bool]string{true: "strict", false: "standard"}[strict], func(t *testing.T) {
-			ctx := context.Background()
-			lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
-			e := newBranchEnv(t)
-			if strict {
-				moveLocalRule(t, e.node)
-			}
-			a := e.branch(testutil.NewNS(t), strict)
-			a.Pod.Sandbox, a.Pod.LockFile = "sandbox-a", lockFile
-			e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
-			vethA := a.Pod.Interfaces[0].HostVeth
-
-			c := e.branch(testutil.NewNS(t), strict)
-			c.Pod.Sandbox, c.Pod.LockFile = "sandbox-c", lockFile
-			c.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:4d")
-			prefix := "eni"
-			if strict {
-				prefix = vethname.BranchPrefix
-			}
-			vethC := vethname.HostVethName(prefix, "default", "other-pod", 0)
-			c.Pod.Interfaces[0].HostVeth = vethC
-			c.Pod.Interfaces[0].Address = hostPrefix(net.ParseIP("10.2.0.77"))
-
-			delErr, addErr := raceLateDEL(t, e.node,
-				func() error { _, err := TeardownBranch(ctx, a.Pod, branchVLAN); return err },
-				func() error { return SetupBranch(ctx, c, podnettest.MacvlanVLAN{}) })
-			if delErr != nil || addErr != nil {
-				t.Fatalf("A's DEL: %v; C's ADD: %v", delErr, addErr)
-			}
-			want := []string{
-				"link eth1 veth up mtu 1500",
-				"link " + vethA + " veth up mtu 9001",
-				"link vlan.eth.7 macvlan up mtu 1500",
-				"link " + vethC + " veth up mtu 9001",
-				"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-				"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-			}
-			if strict {
-				want = append(want,
-					"route 107 10.2.0.77/32 dev "+vethC+" scope link",
-					"rule 10 iif vlan.eth.7 lookup 107",
-					"rule 10 iif "+vethC+" lookup 107",
-					"rule 20 lookup local")
-			} else {
-				want = append(want,
-					"route main 10.2.0.77/32 dev "+vethC+" scope link",
-					"rule 512 to 10.2.0.77/32 lookup main",
-					"rule 1536 from 10.2.0.77/32 lookup 107")
-			}
-			wantState(t, "node after A's DEL and C's ADD", e.node.ns, want)
-		})
+		for _, locks := range []bool{true, false} {
+			name := map[bool]string{true: "strict", false: "standard"}[strict] + map[bool]string{true: "/C locks", false: "/C ignores the lock"}[locks]
+			t.Run(name, func(t *testing.T) {
+				r := newReusedVLAN(t, strict)
+				if !locks {
+					r.c.Pod.LockFile = ""
+				}
+				r.race(t, &testHookOwnerChecked)
+			})
+		}
 	}
+}
+
+// TestPrivilegedBranchDELVLANLock: A's DEL has removed its VLAN link and
+// found no other link of the name, so the `iif vlan.eth.7` rule is A's,
+// and is about to delete it; C's ADD, given VLAN id 7, wires in that
+// moment. The VLAN's lock makes C's ADD wait, so C keeps that rule
+// (strict mode, the only one with it).
+func TestPrivilegedBranchDELVLANLock(t *testing.T) {
+	r := newReusedVLAN(t, true)
+	r.race(t, &testHookVLANNameChecked)
 }

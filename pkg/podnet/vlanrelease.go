@@ -15,7 +15,8 @@ import (
 // (aws-cni) and runtime input"). A VLAN id goes to another pod's branch
 // ENI as soon as it is released, and that pod's ADD holds its own pod
 // lock, not this pod's: whatever else is in the table, or named by its
-// rules, may be that pod's. So:
+// rules, may be that pod's (the VLAN lock, see lockVLAN, keeps our ADDs
+// out meanwhile; upstream's plugin ignores it). So:
 //   - link, the VLAN link the DEL found to be its own (nil when there was
 //     none), goes by its index, never a newer link of the name; a
 //     stand-in stays (see StandinAlias);
@@ -49,6 +50,9 @@ func releaseVLAN(h *netlink.Handle, link netlink.Link, vlanID, fam int, vethName
 	case link == nil || now.Attrs().Index != link.Attrs().Index:
 		// Another pod's VLAN link, and the rule of its name its own.
 		return errors.Join(errs...)
+	}
+	if testHookVLANNameChecked != nil {
+		testHookVLANNameChecked()
 	}
 	return errors.Join(append(errs, deleteRules(h, iifRule(name, table, fam)))...)
 }
