@@ -94,3 +94,28 @@ func filterLines(state []string, s string) []string {
 	}
 	return out
 }
+
+// TestPrivilegedBranchDelUnusablePrevResult: a branch-ENI pod's DEL whose
+// prevResult names its VLAN id but no address for its interface goes by
+// ipamd's answer, which names the VLAN too: it succeeds, the branch is
+// released and its route and rules are gone (before, it failed with code
+// 7 and the runtime retried it forever, the branch's wiring left).
+func TestPrivilegedBranchDelUnusablePrevResult(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	_, ipamd := branchStandin(t, n, 7, "02:42:0a:02:00:37", "10.2.0.55")
+	podNS := testutil.NewNS(t)
+	add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+	out := n.run(t, add)
+	out.mustSucceed(t, "ADD branch pod")
+	prev := netconf("1.0.0", out.stdout, nil)
+	prev["prevResult"].(map[string]any)["ips"] = []any{}
+	del := add
+	del.command, del.conf = "DEL", prev
+	n.run(t, del).mustSucceed(t, "DEL with a prevResult without the address")
+	if ipamd.holds("ctr-sb") {
+		t.Error("ipamd still holds the branch pod")
+	}
+	n.sandboxGone(t, podNS, vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0))
+	wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link vlan.eth.7 veth up mtu 1500"})
+}
