@@ -54,9 +54,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		if apierrors.IsNotFound(err) {
 			c.unsupported.clear(req.Name)
 			c.features.done(req.Name)
-			c.unmanaging.clear(req.Name)
-			c.deinitNode(ctx, req.Name)
-			return c.cleanGoneNode(ctx, req.Name)
+			return c.nodeGone(ctx, req.Name)
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
 	}
@@ -75,6 +73,10 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		c.cfg.Log.Info("node name now belongs to another instance; dropping the old instance's trunk state",
 			"node", node.Name, "old", info.InstanceID, "new", instanceID)
 		c.deinitNode(ctx, node.Name)
+	} else if ok && info.Gone {
+		c.cfg.Log.Info("deleted node registered again for its instance; keeping its trunk state", "node", node.Name, "instance", instanceID)
+		c.reg.setGone(node.Name, false)
+		c.unmanaging.clear(node.Name)
 	}
 	cn, err := c.ensureCNINode(ctx, &node, instanceID)
 	if errors.Is(err, errCNINodeDeleting) {
@@ -396,8 +398,8 @@ func (c *Controller) publishCapacity(ctx context.Context, node *corev1.Node, lim
 	return nil
 }
 
-// deinitNode deletes every branch of a node that is gone: its pods are gone
-// with it.
+// deinitNode deletes every branch of a node whose name now belongs to
+// another instance: its pods went with the old one.
 func (c *Controller) deinitNode(ctx context.Context, name string) {
 	if t := c.reg.drop(name); t != nil {
 		c.deleteTrunkBranches(ctx, t)

@@ -1,0 +1,36 @@
+package resourcecontroller
+
+import (
+	"context"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// A deleted Node keeps its trunk state for DeinitDelay, as on EKS: its
+// pods' deletions (evictions) arrive first and release their branches
+// through the cool-down, and a Node registered again for the same instance
+// meanwhile (kubectl delete node on a live instance: the kubelet
+// registers it again) keeps its trunk and its running pods' branches. The
+// state takes no new pod meanwhile. Then every branch it still holds is
+// deleted, the state dropped, and the node-termination cleaner runs
+// (nodecleaner.go); the CNINode's finalizer holds until both are done, so
+// a restart in between does the work again from EC2.
+
+// nodeGone handles a Node that is not found.
+func (c *Controller) nodeGone(ctx context.Context, name string) (reconcile.Result, error) {
+	at, held := c.reg.setGone(name, true)
+	now := time.Now()
+	if wait := c.unmanaging.first(at, now).Add(c.cfg.DeinitDelay).Sub(now); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	c.unmanaging.clear(name)
+	if held {
+		if t := c.reg.dropAt(at); t != nil {
+			c.deleteTrunkBranches(ctx, t)
+		}
+	}
+	// Its cleanup checks before each delete that no Node of the name is
+	// back for the instance its CNINode names.
+	return c.cleanGoneNode(ctx, name)
+}
