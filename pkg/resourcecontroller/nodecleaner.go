@@ -183,10 +183,14 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 }
 
 // nodeBack reports whether a Node of this name exists again for the
-// instance: a read of the controller's cache, so cheap per ENI.
+// instance. It reads the API server,
+// not the cache, which may not have the new Node yet: the delete that
+// follows is the last chance. What is left is the time between this read
+// and EC2's delete (one API call); EC2 has no conditional delete, and the
+// new node's ipamd makes no ENI before its Node exists.
 func (c *Controller) nodeBack(ctx context.Context, name, instanceID string) (bool, error) {
 	var node corev1.Node
-	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, &node); err != nil {
+	if err := c.api.Get(ctx, ctrl.ObjectKey{Name: name}, &node); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
 // deleteNode deletes a Node and, as the garbage collector would (the test
@@ -112,5 +113,56 @@ func TestKubeNodeBackWithinTheDelayKeepsBranches(t *testing.T) {
 	}
 	if !h.ctrl.reg.holds("rc-within", p.UID) {
 		t.Errorf("the pod's branch is no longer held by its node")
+	}
+}
+
+// TestKubeNodeBackDuringBranchDeletesKeepsTheRest: the Node registers
+// again for its instance while its branches are being deleted after the
+// delay (slow deletes). The delete in flight goes through (EC2 has no
+// conditional delete); the ones after it are not made, and the running
+// pods' branches left are adopted by the node's new trunk state. Before,
+// every branch of the list was deleted.
+func TestKubeNodeBackDuringBranchDeletesKeepsTheRest(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	h.addSGPNode("rc-midback", inst1, 9)
+	var all []string
+	for i := range 3 {
+		name := fmt.Sprintf("p%d", i)
+		if _, err := h.createPod(name, "rc-midback", map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, h.waitAnnotation(name)[0].ENIID)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(2 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	h.deleteNode("rc-midback")
+	waitFor(t, 30*time.Second, "the first branch deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return len(ids) < len(all), fmt.Sprint(ids)
+	})
+	h.addNode("rc-midback", inst1, nil)
+	h.settledBack("rc-midback")
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	left := branchIDs(w.branches())
+	if len(left) == 0 {
+		t.Fatalf("every branch of the node was deleted though it came back during the deletes (had %v)", all)
+	}
+	ctx := context.Background()
+	for i, id := range all {
+		if !slices.Contains(left, id) {
+			continue
+		}
+		var p corev1.Pod
+		if err := h.admin.Get(ctx, client.ObjectKey{Namespace: h.ns, Name: fmt.Sprintf("p%d", i)}, &p); err != nil {
+			t.Fatal(err)
+		}
+		if !h.ctrl.reg.holds("rc-midback", p.UID) {
+			t.Errorf("pod p%d's branch %s was kept but is not held by the node's new trunk state", i, id)
+		}
 	}
 }

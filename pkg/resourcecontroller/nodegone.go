@@ -27,10 +27,26 @@ func (c *Controller) nodeGone(ctx context.Context, name string) (reconcile.Resul
 	c.unmanaging.clear(name)
 	if held {
 		if t := c.reg.dropAt(at); t != nil {
-			c.deleteTrunkBranches(ctx, t)
+			instanceID := t.instanceID
+			c.deleteTrunkBranchesUnless(ctx, t, func() bool { return c.backFor(ctx, name, instanceID) })
 		}
 	}
 	// Its cleanup checks before each delete that no Node of the name is
 	// back for the instance its CNINode names.
 	return c.cleanGoneNode(ctx, name)
+}
+
+// backFor is nodeBack for a stop function: a failed read counts as back,
+// so nothing is deleted on a guess (the trunk rebuild or the node's
+// cleanup deletes it later).
+func (c *Controller) backFor(ctx context.Context, name, instanceID string) bool {
+	back, err := c.nodeBack(ctx, name, instanceID)
+	if err != nil {
+		c.cfg.Log.Warn("reading a deleted node before deleting its branch ENIs; leaving them", "node", name, "err", err)
+		return true
+	}
+	if back {
+		c.cfg.Log.Info("deleted node registered again for its instance; leaving its branch ENIs", "node", name, "instance", instanceID)
+	}
+	return back
 }

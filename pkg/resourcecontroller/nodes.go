@@ -410,6 +410,13 @@ func (c *Controller) deinitNode(ctx context.Context, name string) {
 // else knows them once the state is dropped: a failed delete is retried
 // with the GC (deleteLoose).
 func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
+	c.deleteTrunkBranchesUnless(ctx, t, nil)
+}
+
+// deleteTrunkBranchesUnless is deleteTrunkBranches asking stop before each
+// delete: once it says so, the branches left are not deleted (a trunk
+// rebuild adopts or deletes them).
+func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) {
 	name := t.node
 	var all []branch
 	for _, bs := range t.pods {
@@ -420,7 +427,11 @@ func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
 		all = append(all, branch{BranchENI: BranchENI{ENIID: id, VlanID: vlan}})
 	}
 	var failed []BranchENI
-	for _, b := range all {
+	for i, b := range all {
+		if stop != nil && stop() {
+			c.cfg.Log.Info("leaving the branch ENIs of a dropped trunk state", "node", name, "left", len(all)-i)
+			break
+		}
 		if err := c.deleteBranch(ctx, b.BranchENI); err != nil {
 			c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", name, "eni", b.ENIID, "err", err)
 			failed = append(failed, b.BranchENI)
