@@ -141,6 +141,8 @@ type Controller struct {
 	unmanaging *unmanaging
 	// features: of CNINodes deleted under live Nodes, for their new ones.
 	features *featureKeep
+	// remaking: CNINodes of live Nodes waited for to go and be made again.
+	remaking *remaking
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -153,5 +155,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep()}, nil
+		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking()}, nil
 }

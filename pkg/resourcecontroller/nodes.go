@@ -54,6 +54,8 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		if apierrors.IsNotFound(err) {
 			c.unsupported.clear(req.Name)
 			c.features.done(req.Name)
+			c.remaking.done(req.Name)
+			c.warned.clear("cninode|" + req.Name)
 			return c.nodeGone(ctx, req.Name)
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
@@ -152,8 +154,15 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 		}, Features: c.remadeFeatures(node)},
 	}
 	if err := c.c.Create(ctx, cn); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating CNINode %s: %w", node.Name, err)
+		err = fmt.Errorf("creating CNINode %s: %w", node.Name, err)
+		if c.remaking.has(node.Name) && c.warned.first("cninode|"+node.Name, err.Error()) {
+			c.rec.event(ctx, node, "Node", corev1.EventTypeWarning, ReasonCNINodeCreationFailed,
+				"Failed to recreate the node's CNINode (retrying): %v", err)
+		}
+		return nil, err
 	}
+	c.remaking.done(node.Name)
+	c.warned.clear("cninode|" + node.Name)
 	c.features.done(node.Name)
 	return cn, nil
 }
