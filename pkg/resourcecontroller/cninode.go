@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 )
 
@@ -80,10 +81,20 @@ func (r *remaking) done(node string) {
 	delete(r.m, node)
 }
 
-// keepCNINode handles an existing CNINode of a live Node: one being deleted
-// gets its finalizer removed (errCNINodeDeleting: make it again once gone);
-// one without the finalizer gets it back.
-func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode) error {
+// keepCNINode handles an existing CNINode of a live Node of instanceID:
+// one being deleted gets its finalizer removed (errCNINodeDeleting: make it
+// again once gone), after the cleanup of its instance's ENIs when it names
+// another instance; one without the finalizer gets it back.
+func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode, instanceID string) error {
+	if old := cn.Spec.Tags[awsutils.TagInstanceID]; cn.DeletionTimestamp != nil && old != "" && old != instanceID &&
+		cn.Labels[labelOS] == "linux" && slices.Contains(cn.Finalizers, CNINodeFinalizer) {
+		// The name was registered again by another instance before the
+		// old one's cleanup ran (it waits DeinitDelay): the CNINode is the
+		// old instance's, whose ENIs are cleaned up before it goes, as for
+		// any gone node (nodecleaner.go).
+		c.startNodeCleanup(ctx, cn.Name, cn.UID, old)
+		return errCNINodeDeleting
+	}
 	if cn.DeletionTimestamp != nil {
 		// The new CNINode keeps the features ipamd declared: without
 		// SecurityGroupsForPods the node would be unmanaged (unmanage.go).

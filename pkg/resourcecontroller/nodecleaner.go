@@ -103,17 +103,23 @@ func (c *Controller) cleanGoneNode(ctx context.Context, name string) (reconcile.
 	if cn.Labels[labelOS] != "linux" || instanceID == "" {
 		return reconcile.Result{}, c.dropFinalizer(ctx, cn)
 	}
-	started, busy := c.cleaner.start(name)
-	if busy {
+	if busy := c.startNodeCleanup(ctx, name, cn.UID, instanceID); busy {
 		return reconcile.Result{RequeueAfter: nodeCleanBusyDelay}, nil
 	}
-	if !started {
-		return reconcile.Result{}, nil
-	}
-	// ctx is the controller's: it outlives this reconcile (no
-	// ReconciliationTimeout is set) and ends with the manager.
-	go c.runNodeCleanup(ctx, name, cn.UID, instanceID)
 	return reconcile.Result{}, nil
+}
+
+// startNodeCleanup runs the cleanup of the ENIs of instanceID, whose
+// CNINode uid is being deleted, unless one runs for name already; busy
+// when every slot is taken.
+func (c *Controller) startNodeCleanup(ctx context.Context, name string, uid types.UID, instanceID string) (busy bool) {
+	started, busy := c.cleaner.start(name)
+	if started {
+		// ctx is the controller's: it outlives this reconcile (no
+		// ReconciliationTimeout is set) and ends with the manager.
+		go c.runNodeCleanup(ctx, name, uid, instanceID)
+	}
+	return busy
 }
 
 // runNodeCleanup deletes the gone node's ENIs within NodeCleanTimeout and

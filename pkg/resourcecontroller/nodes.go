@@ -132,7 +132,7 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 	cn := &k8s.CNINode{}
 	err := c.c.Get(ctx, ctrl.ObjectKey{Name: node.Name}, cn)
 	if err == nil {
-		return cn, c.keepCNINode(ctx, cn)
+		return cn, c.keepCNINode(ctx, cn, instanceID)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading CNINode %s: %w", node.Name, err)
