@@ -137,7 +137,8 @@ type Controller struct {
 	kick chan event.GenericEvent
 	// cleaner bounds the deleted nodes' cleanups (nodecleaner.go).
 	cleaner *nodeCleaner
-	// unmanaging: since when nodes with a trunk state lack SGP (unmanage.go).
+	// unmanaging: since when nodes lack SGP or are gone (unmanage.go,
+	// nodegone.go).
 	unmanaging *unmanaging
 	// features: of CNINodes deleted under live Nodes, for their new ones.
 	features *featureKeep

@@ -33,8 +33,8 @@ import (
 // is gone and deleting the pod is the way out. Should the node get SGP
 // back while they run, the trunk rebuild keeps their VLANs until they end.
 
-// unmanaging remembers since when each node with a trunk state has been
-// seen without SGP.
+// unmanaging remembers since when each node has been seen without SGP or
+// gone (nodegone.go): both wait DeinitDelay, counted from the first.
 type unmanaging struct {
 	mu    sync.Mutex
 	since map[string]unmanagedAt
