@@ -53,7 +53,10 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.webhookHosts, "webhook-hosts", "vpc-resource-controller-webhook.kube-system.svc", "comma-separated DNS names/IPs of a generated webhook certificate")
 	fs.DurationVar(&o.cooldown, "branch-eni-cooldown", 60*time.Second, "how long a released branch ENI waits before it is deleted, until the amazon-vpc-cni ConfigMap sets branch-eni-cooldown")
 	fs.IntVar(&o.maxNodeReconcile, "max-node-reconcile", 10, "deleted nodes whose ENIs are cleaned up at once")
-	fs.BoolVar(&o.leaderElect, "leader-elect", false, "run one active replica (lease "+resourcecontroller.LeaseName+")")
+	// On by default: two active replicas would both make branches for the
+	// same pod and each delete the other's as leaked (its GC knows only its
+	// own). EKS's manifest runs two replicas with --leader-elect.
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "run one active replica (lease "+resourcecontroller.LeaseName+"); false only with exactly one replica")
 	fs.StringVar(&o.leaderNamespace, "leader-election-namespace", "kube-system", "namespace of the leader-election lease")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "metrics address (0: off)")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":61779", "health probe address (0: off)")
@@ -144,7 +147,10 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err := c.SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
-	log.Info("vpc-resource-controller starting", "version", version.Version, "cluster", o.clusterName, "vpc", o.vpcID)
+	if !o.leaderElect {
+		log.Warn("leader election is off: run exactly one replica, or two will allocate branch ENIs for the same pods and delete each other's")
+	}
+	log.Info("vpc-resource-controller starting", "version", version.Version, "cluster", o.clusterName, "vpc", o.vpcID, "leaderElect", o.leaderElect)
 	return mgr.Start(ctx)
 }
 

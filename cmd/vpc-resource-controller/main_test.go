@@ -18,3 +18,18 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderElectionByDefault: two replicas started without flags must not
+// both be active (both would allocate branches for the same pods and each
+// GC would delete the other's); --leader-elect=false turns it off for a
+// single replica.
+func TestLeaderElectionByDefault(t *testing.T) {
+	o, err := parseFlags([]string{"--cluster-name=c1", "--vpc-id=vpc-1"})
+	if err != nil || !o.leaderElect {
+		t.Errorf("leader election by default: %v (err %v), want on", o.leaderElect, err)
+	}
+	o, err = parseFlags([]string{"--cluster-name=c1", "--vpc-id=vpc-1", "--leader-elect=false"})
+	if err != nil || o.leaderElect {
+		t.Errorf("--leader-elect=false: %v (err %v), want off", o.leaderElect, err)
+	}
+}

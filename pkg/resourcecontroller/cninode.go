@@ -8,10 +8,12 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 )
 
@@ -26,20 +28,84 @@ const CNINodeFinalizer = "networking.k8s.aws/resource-cleanup"
 // looked at again, to make the CNINode anew.
 const cninodeRecreateDelay = 500 * time.Millisecond
 
+// cninodeDeletionWait is how long a CNINode of a live Node may take to go
+// once its finalizer is removed before a CNINodeDeletionFailed event says
+// so (EKS's 3 s); the controller keeps waiting to make it again.
+const cninodeDeletionWait = 3 * time.Second
+
 // errCNINodeDeleting: the node's CNINode is going; its finalizer was
 // removed and the node should be reconciled again shortly.
 var errCNINodeDeleting = errors.New("CNINode is being deleted")
 
-// keepCNINode handles an existing CNINode of a live Node: one being deleted
-// gets its finalizer removed (errCNINodeDeleting: make it again once gone);
-// one without the finalizer gets it back.
-func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode) error {
+// remaking tracks the CNINodes of live Nodes being made again: since when
+// the one being deleted (by uid) has been waited for, and whether that was
+// told.
+type remaking struct {
+	mu sync.Mutex
+	m  map[string]remake
+}
+
+type remake struct {
+	uid   types.UID
+	since time.Time
+	told  bool
+}
+
+func newRemaking() *remaking { return &remaking{m: map[string]remake{}} }
+
+// overdue records that the CNINode uid of node is waited for and reports,
+// once, that wait has lasted longer than cninodeDeletionWait.
+func (r *remaking) overdue(node string, uid types.UID, now time.Time, wait time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.m[node]
+	if !ok || m.uid != uid {
+		m = remake{uid: uid, since: now}
+	}
+	tell := !m.told && now.Sub(m.since) >= wait
+	m.told = m.told || tell
+	r.m[node] = m
+	return tell
+}
+
+func (r *remaking) has(node string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.m[node]
+	return ok
+}
+
+func (r *remaking) done(node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, node)
+}
+
+// keepCNINode handles an existing CNINode of a live Node of instanceID:
+// one being deleted gets its finalizer removed (errCNINodeDeleting: make it
+// again once gone), after the cleanup of its instance's ENIs when it names
+// another instance; one without the finalizer gets it back.
+func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode, instanceID string) error {
+	if old := cn.Spec.Tags[awsutils.TagInstanceID]; cn.DeletionTimestamp != nil && old != "" && old != instanceID &&
+		cn.Labels[labelOS] == "linux" && slices.Contains(cn.Finalizers, CNINodeFinalizer) {
+		// The name was registered again by another instance before the
+		// old one's cleanup ran (it waits DeinitDelay): the CNINode is the
+		// old instance's, whose ENIs are cleaned up before it goes, as for
+		// any gone node (nodecleaner.go).
+		c.startNodeCleanup(ctx, cn.Name, cn.UID, old)
+		return errCNINodeDeleting
+	}
 	if cn.DeletionTimestamp != nil {
 		// The new CNINode keeps the features ipamd declared: without
 		// SecurityGroupsForPods the node would be unmanaged (unmanage.go).
 		c.features.put(cn.Name, cn.Spec.Features)
 		if err := c.dropFinalizer(ctx, cn); err != nil {
 			return err
+		}
+		if c.remaking.overdue(cn.Name, cn.UID, time.Now(), cninodeDeletionWait) {
+			c.rec.event(ctx, cn, "CNINode", corev1.EventTypeWarning, ReasonCNINodeDeletionFailed,
+				"CNINode %s was not deleted within %s of the removal of finalizer %s (finalizers left: %v); it is made again once it is gone",
+				cn.Name, cninodeDeletionWait, CNINodeFinalizer, cn.Finalizers)
 		}
 		c.cfg.Log.Info("CNINode deleted while its node exists; making it again", "node", cn.Name)
 		return errCNINodeDeleting

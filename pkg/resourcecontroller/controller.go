@@ -37,9 +37,11 @@ type Config struct {
 	// bounds one cleanup (default 3m).
 	NodeCleanWorkers int
 	NodeCleanTimeout time.Duration
-	// UnmanageDelay is how long a node that lost SGP keeps its trunk
-	// state before its branches are deleted (default 1m, as on EKS).
-	UnmanageDelay time.Duration
+	// DeinitDelay is how long a node that is gone (its Node deleted) or
+	// lost SGP keeps its trunk state before its branches are deleted
+	// (default 1m, as on EKS), so that its pods' deletions (evictions)
+	// arrive first and a Node registered again meanwhile keeps them.
+	DeinitDelay time.Duration
 	// Cooldown is how long a released branch waits before it is deleted
 	// (default 60s), so that old iptables/ARP state for its address expires.
 	// The amazon-vpc-cni ConfigMap's branch-eni-cooldown overrides it.
@@ -78,8 +80,8 @@ func (c *Config) defaults() {
 	if c.NodeCleanTimeout == 0 {
 		c.NodeCleanTimeout = 3 * time.Minute
 	}
-	if c.UnmanageDelay == 0 {
-		c.UnmanageDelay = time.Minute
+	if c.DeinitDelay == 0 {
+		c.DeinitDelay = time.Minute
 	}
 	if c.ClusterCleanInterval == 0 {
 		c.ClusterCleanInterval = 30 * time.Minute
@@ -100,7 +102,7 @@ func (c *Config) validate() error {
 	if c.ClusterName == "" {
 		errs = append(errs, errors.New("cluster name is empty"))
 	}
-	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down floor": c.CooldownFloor, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "cluster clean interval": c.ClusterCleanInterval, "node clean timeout": c.NodeCleanTimeout, "unmanage delay": c.UnmanageDelay, "retry delay": c.RetryDelay} {
+	for name, d := range map[string]time.Duration{"cool-down": c.Cooldown, "cool-down floor": c.CooldownFloor, "cool-down tick": c.CooldownTick, "GC interval": c.GCInterval, "cluster clean interval": c.ClusterCleanInterval, "node clean timeout": c.NodeCleanTimeout, "deinit delay": c.DeinitDelay, "retry delay": c.RetryDelay} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", name, d))
 		}
@@ -135,10 +137,13 @@ type Controller struct {
 	kick chan event.GenericEvent
 	// cleaner bounds the deleted nodes' cleanups (nodecleaner.go).
 	cleaner *nodeCleaner
-	// unmanaging: since when nodes with a trunk state lack SGP (unmanage.go).
+	// unmanaging: since when nodes lack SGP or are gone (unmanage.go,
+	// nodegone.go).
 	unmanaging *unmanaging
 	// features: of CNINodes deleted under live Nodes, for their new ones.
 	features *featureKeep
+	// remaking: CNINodes of live Nodes waited for to go and be made again.
+	remaking *remaking
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -151,5 +156,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep()}, nil
+		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking()}, nil
 }

@@ -33,7 +33,7 @@ func (h *harness) addPolicy(name string, podLabels map[string]string, groups ...
 }
 
 func fastConfig() Config {
-	return Config{Cooldown: 2 * time.Second, CooldownTick: 100 * time.Millisecond, GCInterval: 200 * time.Millisecond, RetryDelay: 100 * time.Millisecond}
+	return Config{Cooldown: 2 * time.Second, CooldownTick: 100 * time.Millisecond, GCInterval: 200 * time.Millisecond, RetryDelay: 100 * time.Millisecond, DeinitDelay: 300 * time.Millisecond}
 }
 
 // The trunk is made once per SGP node (at the highest free device index),

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 )
 
 // Event reasons, EKS's names so existing alerts and runbooks still match.
@@ -22,6 +24,11 @@ const (
 	ReasonNodeTrunkFailedInit    = "NodeTrunkFailedInit"
 	ReasonTrunkCreationFailed    = "TrunkENICreationFailed"
 	ReasonUnsupported            = "Unsupported"
+	// On a CNINode whose deletion was not seen within cninodeDeletionWait
+	// of its finalizer's removal, and on a Node whose CNINode could not be
+	// made again (cninode.go).
+	ReasonCNINodeDeletionFailed = "CNINodeDeletionFailed"
+	ReasonCNINodeCreationFailed = "CNINodeCreationFailed"
 )
 
 // eventSource is the component name on every event.
@@ -45,10 +52,14 @@ func (r recorder) event(ctx context.Context, obj client.Object, kind, typ, reaso
 	if kind == "Node" {
 		uid = "" // as EKS: kubectl describe node finds node events by name
 	}
+	apiVersion := "v1"
+	if kind == "CNINode" {
+		apiVersion = k8s.CNINodeGroupVersion.String()
+	}
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: obj.GetName() + ".", Namespace: ns},
 		InvolvedObject: corev1.ObjectReference{
-			Kind: kind, APIVersion: "v1", Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: uid,
+			Kind: kind, APIVersion: apiVersion, Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: uid,
 		},
 		Reason: reason, Message: msg, Type: typ,
 		Source:         corev1.EventSource{Component: eventSource},

@@ -103,17 +103,23 @@ func (c *Controller) cleanGoneNode(ctx context.Context, name string) (reconcile.
 	if cn.Labels[labelOS] != "linux" || instanceID == "" {
 		return reconcile.Result{}, c.dropFinalizer(ctx, cn)
 	}
-	started, busy := c.cleaner.start(name)
-	if busy {
+	if busy := c.startNodeCleanup(ctx, name, cn.UID, instanceID); busy {
 		return reconcile.Result{RequeueAfter: nodeCleanBusyDelay}, nil
 	}
-	if !started {
-		return reconcile.Result{}, nil
-	}
-	// ctx is the controller's: it outlives this reconcile (no
-	// ReconciliationTimeout is set) and ends with the manager.
-	go c.runNodeCleanup(ctx, name, cn.UID, instanceID)
 	return reconcile.Result{}, nil
+}
+
+// startNodeCleanup runs the cleanup of the ENIs of instanceID, whose
+// CNINode uid is being deleted, unless one runs for name already; busy
+// when every slot is taken.
+func (c *Controller) startNodeCleanup(ctx context.Context, name string, uid types.UID, instanceID string) (busy bool) {
+	started, busy := c.cleaner.start(name)
+	if started {
+		// ctx is the controller's: it outlives this reconcile (no
+		// ReconciliationTimeout is set) and ends with the manager.
+		go c.runNodeCleanup(ctx, name, uid, instanceID)
+	}
+	return busy
 }
 
 // runNodeCleanup deletes the gone node's ENIs within NodeCleanTimeout and
@@ -183,10 +189,14 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 }
 
 // nodeBack reports whether a Node of this name exists again for the
-// instance: a read of the controller's cache, so cheap per ENI.
+// instance. It reads the API server,
+// not the cache, which may not have the new Node yet: the delete that
+// follows is the last chance. What is left is the time between this read
+// and EC2's delete (one API call); EC2 has no conditional delete, and the
+// new node's ipamd makes no ENI before its Node exists.
 func (c *Controller) nodeBack(ctx context.Context, name, instanceID string) (bool, error) {
 	var node corev1.Node
-	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, &node); err != nil {
+	if err := c.api.Get(ctx, ctrl.ObjectKey{Name: name}, &node); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
@@ -89,4 +90,43 @@ func TestKubeNodeNameReusedByAnotherInstance(t *testing.T) {
 		ids := branchIDs(w.branches())
 		return !slices.Contains(ids, old[0].ENIID), fmt.Sprint(ids)
 	})
+}
+
+// TestKubeNodeNameReusedWithinTheDelayCleansTheOldInstance: a Node is
+// deleted and another instance registers under its name within
+// DeinitDelay, before the old instance's cleanup ran. The old instance's
+// available ENIs (one ipamd made) must still be deleted before its
+// CNINode goes. Before, the CNINode lost its finalizer as any CNINode
+// deleted under a live Node, and only the cluster cleaner (two passes,
+// up to an hour) would take them.
+func TestKubeNodeNameReusedWithinTheDelayCleansTheOldInstance(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.DeinitDelay = time.Minute
+	h := newHarness(t, w.ec2, cfg)
+	const name = "rc-reused-soon"
+	h.addSGPNode(name, inst1, 9)
+	ctx := context.Background()
+	leaked, err := w.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: inst1, SubnetID: simtest.NodeSubnetID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := h.waitCNINode(name, "")
+	const inst7 = "i-0000000000000007"
+	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst7, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
+		t.Fatal(err)
+	}
+	h.deleteNode(name)
+	waitFor(t, 30*time.Second, "the Node seen gone", func() (bool, string) {
+		info, ok := h.ctrl.reg.info(name)
+		return !ok || info.Gone, fmt.Sprint(ok)
+	})
+	h.addNode(name, inst7, nil)
+	cn := h.waitCNINode(name, string(old.UID))
+	if got := cn.Spec.Tags[awsutils.TagInstanceID]; got != inst7 {
+		t.Errorf("the new CNINode names instance %s, want %s", got, inst7)
+	}
+	if slices.Contains(w.eniIDs(), leaked.ID) {
+		t.Errorf("the old instance's available ENI %s was left when its CNINode went", leaked.ID)
+	}
 }

@@ -54,9 +54,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		if apierrors.IsNotFound(err) {
 			c.unsupported.clear(req.Name)
 			c.features.done(req.Name)
-			c.unmanaging.clear(req.Name)
-			c.deinitNode(ctx, req.Name)
-			return c.cleanGoneNode(ctx, req.Name)
+			c.remaking.done(req.Name)
+			c.warned.clear("cninode|" + req.Name)
+			return c.nodeGone(ctx, req.Name)
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
 	}
@@ -75,6 +75,10 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		c.cfg.Log.Info("node name now belongs to another instance; dropping the old instance's trunk state",
 			"node", node.Name, "old", info.InstanceID, "new", instanceID)
 		c.deinitNode(ctx, node.Name)
+	} else if ok && info.Gone {
+		c.cfg.Log.Info("deleted node registered again for its instance; keeping its trunk state", "node", node.Name, "instance", instanceID)
+		c.reg.setGone(node.Name, false)
+		c.unmanaging.clear(node.Name)
 	}
 	cn, err := c.ensureCNINode(ctx, &node, instanceID)
 	if errors.Is(err, errCNINodeDeleting) {
@@ -128,7 +132,7 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 	cn := &k8s.CNINode{}
 	err := c.c.Get(ctx, ctrl.ObjectKey{Name: node.Name}, cn)
 	if err == nil {
-		return cn, c.keepCNINode(ctx, cn)
+		return cn, c.keepCNINode(ctx, cn, instanceID)
 	}
 	if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading CNINode %s: %w", node.Name, err)
@@ -150,8 +154,15 @@ func (c *Controller) ensureCNINode(ctx context.Context, node *corev1.Node, insta
 		}, Features: c.remadeFeatures(node)},
 	}
 	if err := c.c.Create(ctx, cn); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("creating CNINode %s: %w", node.Name, err)
+		err = fmt.Errorf("creating CNINode %s: %w", node.Name, err)
+		if c.remaking.has(node.Name) && c.warned.first("cninode|"+node.Name, err.Error()) {
+			c.rec.event(ctx, node, "Node", corev1.EventTypeWarning, ReasonCNINodeCreationFailed,
+				"Failed to recreate the node's CNINode (retrying): %v", err)
+		}
+		return nil, err
 	}
+	c.remaking.done(node.Name)
+	c.warned.clear("cninode|" + node.Name)
 	c.features.done(node.Name)
 	return cn, nil
 }
@@ -396,8 +407,8 @@ func (c *Controller) publishCapacity(ctx context.Context, node *corev1.Node, lim
 	return nil
 }
 
-// deinitNode deletes every branch of a node that is gone: its pods are gone
-// with it.
+// deinitNode deletes every branch of a node whose name now belongs to
+// another instance: its pods went with the old one.
 func (c *Controller) deinitNode(ctx context.Context, name string) {
 	if t := c.reg.drop(name); t != nil {
 		c.deleteTrunkBranches(ctx, t)
@@ -408,6 +419,13 @@ func (c *Controller) deinitNode(ctx context.Context, name string) {
 // else knows them once the state is dropped: a failed delete is retried
 // with the GC (deleteLoose).
 func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
+	c.deleteTrunkBranchesUnless(ctx, t, nil)
+}
+
+// deleteTrunkBranchesUnless is deleteTrunkBranches asking stop before each
+// delete: once it says so, the branches left are not deleted (a trunk
+// rebuild adopts or deletes them).
+func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) {
 	name := t.node
 	var all []branch
 	for _, bs := range t.pods {
@@ -418,7 +436,11 @@ func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
 		all = append(all, branch{BranchENI: BranchENI{ENIID: id, VlanID: vlan}})
 	}
 	var failed []BranchENI
-	for _, b := range all {
+	for i, b := range all {
+		if stop != nil && stop() {
+			c.cfg.Log.Info("leaving the branch ENIs of a dropped trunk state", "node", name, "left", len(all)-i)
+			break
+		}
 		if err := c.deleteBranch(ctx, b.BranchENI); err != nil {
 			c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", name, "eni", b.ENIID, "err", err)
 			failed = append(failed, b.BranchENI)

@@ -77,9 +77,10 @@ func (c *Controller) reconcilePod(ctx context.Context, req reconcile.Request) (r
 		return reconcile.Result{}, c.reannotate(ctx, &pod, node)
 	}
 	info, ok := c.reg.info(node)
-	if !ok {
-		// The node has no trunk yet (or is not an SGP node): ipamd names
-		// that to the pod's ADD; retry until it comes.
+	if !ok || info.Gone {
+		// The node has no trunk yet (or is not an SGP node, or its Node
+		// was deleted): ipamd names that to the pod's ADD; retry until it
+		// comes.
 		return reconcile.Result{RequeueAfter: c.cfg.RetryDelay}, nil
 	}
 	return c.allocate(ctx, key, pod.UID, info, n)

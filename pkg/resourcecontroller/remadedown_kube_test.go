@@ -24,7 +24,7 @@ import (
 func TestKubeCNINodeGoneWhileDownKeepsSGP(t *testing.T) {
 	w := newWorld(t)
 	cfg := fastConfig()
-	cfg.UnmanageDelay = 300 * time.Millisecond
+	cfg.DeinitDelay = 300 * time.Millisecond
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-cninode-gone-down"
@@ -61,7 +61,7 @@ func TestKubeCNINodeGoneWhileDownKeepsSGP(t *testing.T) {
 		return err == nil && cn.UID != old, fmt.Sprint(err)
 	})
 	// A new pod getting a branch shows the node is managed again; by then
-	// an unmanage (UnmanageDelay after the first reconcile) would have run.
+	// an unmanage (DeinitDelay after the first reconcile) would have run.
 	if _, err := h.createPod("b", node, map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

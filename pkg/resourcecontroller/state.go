@@ -47,6 +47,9 @@ type trunk struct {
 	// abandoned are the branches the delete queue gave up on (eni id →
 	// VLAN): their VLANs stay taken until the GC sees them gone.
 	abandoned map[string]int
+	// gone: the Node was seen deleted; the state waits DeinitDelay for
+	// its pods' releases (nodegone.go) and takes no new pod.
+	gone bool
 }
 
 func newTrunk() *trunk {
@@ -74,6 +77,8 @@ type TrunkInfo struct {
 	Limit                                           int
 	// Gen is the trunk state this copy was taken from (trunk.gen).
 	Gen uint64
+	// Gone: its Node was seen deleted (trunk.gone).
+	Gone bool
 }
 
 // trunkAt names one trunk state: the node's, while it is generation gen.
@@ -102,7 +107,20 @@ func (r *registry) info(node string) (TrunkInfo, bool) {
 		return TrunkInfo{}, false
 	}
 	return TrunkInfo{Node: t.node, InstanceID: t.instanceID, TrunkID: t.trunkID, SubnetID: t.subnetID,
-		SubnetCIDR: t.subnetCIDR, Groups: slices.Clone(t.groups), Limit: t.limit, Gen: t.gen}, true
+		SubnetCIDR: t.subnetCIDR, Groups: slices.Clone(t.groups), Limit: t.limit, Gen: t.gen, Gone: t.gone}, true
+}
+
+// setGone marks whether the node's trunk state belongs to a deleted Node
+// and names that state; false when the node has none.
+func (r *registry) setGone(node string, gone bool) (trunkAt, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	if !ok {
+		return trunkAt{node: node}, false
+	}
+	t.gone = gone
+	return trunkAt{node: node, gen: t.gen}, true
 }
 
 func (r *registry) put(t *trunk) {
@@ -226,14 +244,14 @@ func (r *registry) requeue(at trunkAt, bs []BranchENI) {
 }
 
 // record stores a pod's new branches (their VLANs stop being in flight).
-// It is false when the trunk state they were reserved in is gone (the
-// Node was deleted meanwhile): then nothing holds them and deleting them
-// is the caller's.
+// It is false when the trunk state they were reserved in is gone or its
+// Node was deleted meanwhile: then nothing will use them and deleting
+// them is the caller's.
 func (r *registry) record(at trunkAt, uid types.UID, key string, bs []BranchENI) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, ok := r.current(at)
-	if !ok {
+	if !ok || t.gone {
 		return false
 	}
 	for _, b := range bs {

@@ -19,7 +19,7 @@ import (
 
 // Unmanaging a node: a node with a trunk that loses security groups for
 // pods (the has-trunk-attached label key and the CNINode feature both
-// gone) keeps its trunk state for UnmanageDelay, so that a flapping
+// gone) keeps its trunk state for DeinitDelay, so that a flapping
 // feature or the last pod events change nothing; then every branch it
 // holds (in use, cooling, given up) is deleted, its trunk state dropped
 // and its pod-eni capacity removed, so that enabling it again adopts the
@@ -33,8 +33,8 @@ import (
 // is gone and deleting the pod is the way out. Should the node get SGP
 // back while they run, the trunk rebuild keeps their VLANs until they end.
 
-// unmanaging remembers since when each node with a trunk state has been
-// seen without SGP.
+// unmanaging remembers since when each node has been seen without SGP or
+// gone (nodegone.go): both wait DeinitDelay, counted from the first.
 type unmanaging struct {
 	mu    sync.Mutex
 	since map[string]unmanagedAt
@@ -75,7 +75,7 @@ const ReasonBranchDeletedUnmanaged = "BranchENIDeleted"
 const ReasonNodeUnmanaged = "NodeTrunkDeinitialized"
 
 // unmanageNode handles a node without SGP: nothing when it holds no trunk
-// state and advertises no pod-eni; else, once UnmanageDelay has passed
+// state and advertises no pod-eni; else, once DeinitDelay has passed
 // since it was first seen so, its branches are deleted and its state
 // dropped. A node that still advertises pod-eni without a trunk state lost
 // SGP before this process knew its trunk (a restart in between): its
@@ -92,7 +92,7 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 		at = info.at()
 	}
 	now := time.Now()
-	if wait := c.unmanaging.first(at, now).Add(c.cfg.UnmanageDelay).Sub(now); wait > 0 {
+	if wait := c.unmanaging.first(at, now).Add(c.cfg.DeinitDelay).Sub(now); wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	if !ok {

@@ -24,7 +24,7 @@ func TestKubeUnmanagedNodeDeletesBranches(t *testing.T) {
 	w := newWorld(t)
 	cfg := fastConfig()
 	cfg.Cooldown = time.Hour // b's branch is still cooling when SGP goes
-	cfg.UnmanageDelay = 500 * time.Millisecond
+	cfg.DeinitDelay = 500 * time.Millisecond
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-unmanage"
@@ -129,7 +129,7 @@ func TestKubeCNINodeRemadeKeepsFeatures(t *testing.T) {
 func TestKubeUnmanagedWhileDownDeletesBranches(t *testing.T) {
 	w := newWorld(t)
 	cfg := fastConfig()
-	cfg.UnmanageDelay = 300 * time.Millisecond
+	cfg.DeinitDelay = 300 * time.Millisecond
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-unmanage-down"

@@ -1,0 +1,52 @@
+package resourcecontroller
+
+import (
+	"context"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// A deleted Node keeps its trunk state for DeinitDelay, as on EKS: its
+// pods' deletions (evictions) arrive first and release their branches
+// through the cool-down, and a Node registered again for the same instance
+// meanwhile (kubectl delete node on a live instance: the kubelet
+// registers it again) keeps its trunk and its running pods' branches. The
+// state takes no new pod meanwhile. Then every branch it still holds is
+// deleted, the state dropped, and the node-termination cleaner runs
+// (nodecleaner.go); the CNINode's finalizer holds until both are done, so
+// a restart in between does the work again from EC2.
+
+// nodeGone handles a Node that is not found.
+func (c *Controller) nodeGone(ctx context.Context, name string) (reconcile.Result, error) {
+	at, held := c.reg.setGone(name, true)
+	now := time.Now()
+	if wait := c.unmanaging.first(at, now).Add(c.cfg.DeinitDelay).Sub(now); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	c.unmanaging.clear(name)
+	if held {
+		if t := c.reg.dropAt(at); t != nil {
+			instanceID := t.instanceID
+			c.deleteTrunkBranchesUnless(ctx, t, func() bool { return c.backFor(ctx, name, instanceID) })
+		}
+	}
+	// Its cleanup checks before each delete that no Node of the name is
+	// back for the instance its CNINode names.
+	return c.cleanGoneNode(ctx, name)
+}
+
+// backFor is nodeBack for a stop function: a failed read counts as back,
+// so nothing is deleted on a guess (the trunk rebuild or the node's
+// cleanup deletes it later).
+func (c *Controller) backFor(ctx context.Context, name, instanceID string) bool {
+	back, err := c.nodeBack(ctx, name, instanceID)
+	if err != nil {
+		c.cfg.Log.Warn("reading a deleted node before deleting its branch ENIs; leaving them", "node", name, "err", err)
+		return true
+	}
+	if back {
+		c.cfg.Log.Info("deleted node registered again for its instance; leaving its branch ENIs", "node", name, "instance", instanceID)
+	}
+	return back
+}
