@@ -141,7 +141,11 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	for i, c := range cards {
 		held[i] = c.store.AllocatedIPs()
 	}
-	owners := vethOwners(held, s.hostRoutes(ctx))
+	routes := s.hostRoutes(ctx)
+	owners := vethOwners(held, routes)
+	for _, c := range cards {
+		c.releaseStrayPrefixes(ctx, routes)
+	}
 	all := map[datastore.Key]bool{}
 	for _, card := range held {
 		for _, a := range card {

@@ -63,6 +63,9 @@ type poolManager struct {
 	// backoffs pause each kind of pool action after it failed, each
 	// cleared only by a success of its own kind (backoff.go).
 	backoffs [numFailKinds]kindBackoff
+	// strays: the primary ENI's /28s under custom networking that held
+	// restored pods, released once unused (strayprefix.go).
+	strays map[netip.Prefix]bool
 }
 
 // poolEnv is what every card's pool manager plans with and acts through,
