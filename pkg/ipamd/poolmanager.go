@@ -27,7 +27,9 @@ import (
 // only through its pool manager's actions or the reconcile, both under
 // IPAM.changes, or through Init's adoption before the node is ready;
 // AddNetwork, DelNetwork and the orphan sweep only assign and unassign
-// addresses in the datastore. index, store, maxENIs and env never change;
+// addresses in the datastore (the sweep also gives back stray primary-ENI
+// prefixes, which are in no datastore: strayprefix.go). index, store,
+// maxENIs and env never change;
 // pd and askDevice carry their own lock; mu guards the rest.
 type poolManager struct {
 	index   int
