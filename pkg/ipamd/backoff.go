@@ -21,12 +21,15 @@ const (
 	failRelease
 	failFreeENI
 	failIPv6Prefix
+	// failDeleteOnTermination: setting delete-on-termination again on
+	// the node's ENIs (poolCycler; kept by card 0).
+	failDeleteOnTermination
 	numFailKinds
 )
 
 func (k failKind) String() string {
 	return [...]string{"creating an ENI", "assigning addresses", "releasing addresses", "freeing an ENI",
-		"giving an ENI its IPv6 prefix"}[k]
+		"giving an ENI its IPv6 prefix", "setting delete-on-termination"}[k]
 }
 
 // kindOf is the failure kind of a planned action.

@@ -87,8 +87,16 @@ func (p *poolCycler) schedulable(ctx context.Context) bool {
 
 // retryDeleteOnTermination sets delete-on-termination on the ENIs whose
 // AllocateENI could not; an ENI no longer in a datastore (freed, or dropped
-// by reconcile) is forgotten.
+// by reconcile) is forgotten. A failure backs off (card 0 keeps the
+// pause): every pool cycle, which each ADD may start, would otherwise call
+// EC2 again.
 func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
+	c0, ok := p.cards.first()
+	if !ok || c0.backingOff(failDeleteOnTermination) {
+		return
+	}
+	var failed error
+	done := false
 	for id, att := range p.book.pendingDeleteOnTermination() {
 		if !p.cards.holdsENI(id) {
 			p.book.deleteOnTerminationDone(id)
@@ -97,9 +105,17 @@ func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
 		err := p.ec2.SetDeleteOnTermination(ctx, id, att)
 		if err != nil && !awsutils.IsNotFound(err) {
 			p.log.Warn("could not set delete-on-termination; retrying later", "eni", id, "err", err)
+			failed = err
 			continue
 		}
 		p.book.deleteOnTerminationDone(id)
+		done = true
+	}
+	switch {
+	case failed != nil:
+		c0.backOff(failDeleteOnTermination, failed)
+	case done:
+		c0.clearBackoff(failDeleteOnTermination)
 	}
 }
 
