@@ -59,7 +59,10 @@ func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int
 				return err
 			}
 			c.env.wake() // the new addresses serve waiting ADDs while the ENIs attach
-			return errors.Join(err, <-grown)
+			if gerr := <-grown; gerr != nil {
+				return errors.Join(err, grownErr{gerr})
+			}
+			return err
 		case <-demand:
 			if !c.settled(ctx) || c.askDevice.get() {
 				continue

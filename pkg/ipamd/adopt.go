@@ -154,6 +154,9 @@ func (a *adopter) adopt(ctx context.Context, e awsutils.ENI, subnetCIDRs map[str
 	if err := c.addCIDRs(e.ID, podCIDRs(e, a.cfg.EnableIPv6, a.cfg.CustomNetworking && primary)); err != nil {
 		return err
 	}
+	if a.cfg.CustomNetworking && primary && !a.cfg.EnableIPv6 {
+		c.noteStrayPrefixes(e.IPv4Prefixes)
+	}
 	if a.cfg.EnableIPv6 {
 		return c.ensureIPv6Prefix(ctx, e.ID)
 	}

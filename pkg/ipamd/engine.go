@@ -59,7 +59,8 @@ func (p *poolCycler) cycle(ctx context.Context) {
 	for _, c := range p.cards.all() {
 		if p.cfg.EnableIPv6 {
 			// No warm pool in IPv6 mode: each ENI's /80 serves every pod.
-			if schedulable && !p.terminating.isSet() && !c.backingOff() && c.ensureIPv6ENI(ctx) {
+			if schedulable && !p.terminating.isSet() && !c.backingOff(failCreateENI) && c.ensureIPv6ENI(ctx) &&
+				!c.backingOff(failIPv6Prefix) {
 				c.ensureIPv6Prefixes(ctx)
 			}
 			continue
@@ -86,8 +87,16 @@ func (p *poolCycler) schedulable(ctx context.Context) bool {
 
 // retryDeleteOnTermination sets delete-on-termination on the ENIs whose
 // AllocateENI could not; an ENI no longer in a datastore (freed, or dropped
-// by reconcile) is forgotten.
+// by reconcile) is forgotten. A failure backs off (card 0 keeps the
+// pause): every pool cycle, which each ADD may start, would otherwise call
+// EC2 again.
 func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
+	c0, ok := p.cards.first()
+	if !ok || c0.backingOff(failDeleteOnTermination) {
+		return
+	}
+	var failed error
+	done := false
 	for id, att := range p.book.pendingDeleteOnTermination() {
 		if !p.cards.holdsENI(id) {
 			p.book.deleteOnTerminationDone(id)
@@ -96,9 +105,17 @@ func (p *poolCycler) retryDeleteOnTermination(ctx context.Context) {
 		err := p.ec2.SetDeleteOnTermination(ctx, id, att)
 		if err != nil && !awsutils.IsNotFound(err) {
 			p.log.Warn("could not set delete-on-termination; retrying later", "eni", id, "err", err)
+			failed = err
 			continue
 		}
 		p.book.deleteOnTerminationDone(id)
+		done = true
+	}
+	switch {
+	case failed != nil:
+		c0.backOff(failDeleteOnTermination, failed)
+	case done:
+		c0.clearBackoff(failDeleteOnTermination)
 	}
 }
 
@@ -131,19 +148,19 @@ func (c *poolManager) limitText(view pool.Pool, p pool.Params) (text string, max
 }
 
 // ensureIPv6Prefixes gives every ENI of card c its /80; a failure backs
-// off like a failed IPv4 pool action.
+// off like a failed IPv4 pool action, until a prefix is given.
 func (c *poolManager) ensureIPv6Prefixes(ctx context.Context) {
 	for _, e := range c.store.ENIs() {
 		if err := c.ensureIPv6Prefix(ctx, e.ID); err != nil {
 			c.env.log.Warn("could not give an ENI its IPv6 prefix", "card", c.index, "eni", e.ID, "err", err,
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
-			c.backOff(err)
+			c.backOff(failIPv6Prefix, err)
 			return
 		}
 	}
 	c.setState("", nil)
-	c.clearBackoff()
+	c.clearBackoff(failIPv6Prefix)
 }
 
 // ensureIPv6ENI gives a managed card above 0 that has no ENI one, with
@@ -163,9 +180,10 @@ func (c *poolManager) ensureIPv6ENI(ctx context.Context) bool {
 	if err := c.createENIs(ctx, []int{1}, false, nil, nil); err != nil {
 		c.env.log.Warn("could not give a network card its ENI", "card", c.index, "err", err, "ec2Code", awsutils.Code(err))
 		c.setState(causeOf(err), err)
-		c.backOff(err)
+		c.backOff(failCreateENI, err)
 		return false
 	}
+	c.clearBackoff(failCreateENI)
 	return true
 }
 
@@ -199,8 +217,8 @@ func (c *poolManager) ensureIPv6Prefix(ctx context.Context, eniID string) error 
 func (c *poolManager) params(schedulable, released, freed bool) pool.Params {
 	now := time.Now()
 	g := c.gates()
-	insufficient, lastRelease, code, retryAt, lastErr := g.insufficient, g.lastRelease, g.insuffCode, g.retryAt, g.lastErr
-	provisioning := !c.env.cfg.DisableProvisioning && !c.env.terminating.isSet() && schedulable && !now.Before(retryAt)
+	insufficient, lastRelease, code := g.insufficient, g.lastRelease, g.insuffCode
+	provisioning := !c.env.cfg.DisableProvisioning && !c.env.terminating.isSet() && schedulable
 	p := pool.Params{
 		WarmENI: c.env.cfg.WarmENITarget, WarmIP: c.env.cfg.WarmIPTarget, MinimumIP: c.env.cfg.MinimumIPTarget,
 		WarmPrefix: c.env.cfg.WarmPrefixTarget, PrefixDelegation: g.prefixes,
@@ -210,10 +228,13 @@ func (c *poolManager) params(schedulable, released, freed bool) pool.Params {
 		Pending:          c.env.waiting(),
 		Trying:           c.env.trying(),
 		CanAllocate:      provisioning && !now.Before(insufficient),
-		CanRelease:       provisioning && !released && now.Sub(lastRelease) >= c.env.times.ReleaseSpacing,
-		CanFreeENI:       provisioning && !freed,
-		MinENIAge:        c.env.times.MinENIAge,
-		Now:              now,
+		CanRelease: provisioning && !released && now.Sub(lastRelease) >= c.env.times.ReleaseSpacing &&
+			c.pausedFor(failRelease, now) == "",
+		CanFreeENI:      provisioning && !freed && c.pausedFor(failFreeENI, now) == "",
+		MinENIAge:       c.env.times.MinENIAge,
+		Now:             now,
+		AssignPaused:    c.pausedFor(failAssign, now),
+		CreateENIPaused: c.pausedFor(failCreateENI, now),
 	}
 	switch {
 	case c.env.cfg.DisableProvisioning:
@@ -224,8 +245,6 @@ func (c *poolManager) params(schedulable, released, freed bool) pool.Params {
 		p.CooldownNote = "node is unschedulable (AWS_MANAGE_ENIS_NON_SCHEDULABLE=false)"
 	case now.Before(insufficient):
 		p.CooldownNote = fmt.Sprintf("subnet full (EC2 %s); retrying after %s", code, insufficient.Format(time.RFC3339))
-	case now.Before(retryAt) && lastErr != nil:
-		p.CooldownNote = fmt.Sprintf("%s; retrying after %s", causeOf(lastErr), retryAt.Format(time.RFC3339Nano))
 	}
 	if c.index > 0 {
 		p.Pending = 0 // pods spill to card > 0 only once card 0 is exhausted
@@ -293,12 +312,19 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 				"ec2Code", awsutils.Code(err))
 			c.setState(causeOf(err), err)
 			c.setFull("", false)
-			if !awsutils.IsInsufficientCapacity(err) {
-				c.backOff(err)
+		}
+		failed, succeeded := outcomes(a, err)
+		for _, k := range succeeded {
+			c.clearBackoff(k)
+		}
+		for k, kerr := range failed {
+			if !awsutils.IsInsufficientCapacity(kerr) {
+				c.backOff(k, kerr)
 			}
+		}
+		if err != nil {
 			return
 		}
-		c.clearBackoff()
 		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {
 			c.env.wake()
 		}

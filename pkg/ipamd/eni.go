@@ -287,8 +287,13 @@ func cmpSlice(a, b []string) []string {
 // retryUnfreed frees again the ENIs of the card that a free or an undo left
 // behind; one reconcile adopted again is the store's once more. One
 // describe tells where each stands, so an ENI EC2 still detaches costs
-// that call and no wait: it is deleted on a later cycle.
+// that call and no wait: it is deleted on a later cycle. A failure backs
+// off like a failed free (every pool cycle, which each ADD may start,
+// would otherwise call EC2 again).
 func (c *poolManager) retryUnfreed(ctx context.Context) {
+	if c.backingOff(failFreeENI) {
+		return
+	}
 	var ids []string
 	for _, id := range c.unfreedIDs() {
 		if _, ok := c.store.ENI(id); ok {
@@ -303,8 +308,11 @@ func (c *poolManager) retryUnfreed(ctx context.Context) {
 	enis, vanished, err := c.env.ec2.DescribeENIs(ctx, ids)
 	if err != nil {
 		c.env.log.Warn("could not look at the ENIs ipamd let go of; retrying later", "enis", ids, "card", c.index, "err", err)
+		c.backOff(failFreeENI, err)
 		return
 	}
+	var failed error
+	freed := len(vanished) > 0
 	for _, id := range vanished {
 		c.freed(id)
 	}
@@ -332,9 +340,17 @@ func (c *poolManager) retryUnfreed(ctx context.Context) {
 		}
 		if err != nil {
 			c.env.log.Warn("could not free an ENI ipamd let go of; retrying later", "eni", e.ID, "card", c.index, "err", err)
+			failed = err
 			continue
 		}
 		c.freed(e.ID)
+		freed = true
+	}
+	switch {
+	case failed != nil:
+		c.backOff(failFreeENI, failed)
+	case freed:
+		c.clearBackoff(failFreeENI)
 	}
 }
 

@@ -128,11 +128,13 @@ type harness struct {
 	host *fakeHost
 	// links, when set before connect, is the IPAM's PodLinks.
 	links *fakeLinks
-	kube  Kubernetes // the IPAM's API server (nil: none)
-	cfg   config.Config
-	n     *IPAM
-	srv   *Server
-	dir   string
+	// podLinks, when set, is the IPAM's PodLinks instead of links.
+	podLinks PodLinks
+	kube     Kubernetes // the IPAM's API server (nil: none)
+	cfg      config.Config
+	n        *IPAM
+	srv      *Server
+	dir      string
 }
 
 type harnessOpts struct {
@@ -142,6 +144,7 @@ type harnessOpts struct {
 	scenario     func(*vpcsim.Scenario)
 	noInit       bool
 	links        *fakeLinks
+	podLinks     PodLinks     // nil: links
 	kube         Kubernetes   // nil: no API server
 	log          *slog.Logger // nil: discarded (or stderr with IPAMD_TEST_LOG)
 }
@@ -156,7 +159,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.scenario(&sc)
 	}
 	env := simtest.Start(t, sc)
-	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links, kube: o.kube, log: o.log}
+	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links, podLinks: o.podLinks, kube: o.kube, log: o.log}
 	h.cfg = config.Defaults()
 	h.cfg.BackingStore = filepath.Join(h.dir, "ipam.json")
 	h.cfg.SocketPath = filepath.Join(h.dir, "ipamd.sock")
@@ -208,7 +211,9 @@ func (h *harness) connect(times Intervals) {
 	}
 	opts := Options{Config: h.cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Host: h.host,
 		Logger: log, Times: times, Tracker: track, Kube: h.kube}
-	if h.links != nil {
+	if h.podLinks != nil {
+		opts.PodLinks = h.podLinks
+	} else if h.links != nil {
 		opts.PodLinks = h.links
 	}
 	n, err := New(opts)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -140,7 +141,11 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	for i, c := range cards {
 		held[i] = c.store.AllocatedIPs()
 	}
-	owners := vethOwners(held)
+	routes := s.hostRoutes(ctx)
+	owners := vethOwners(held, routes)
+	for _, c := range cards {
+		c.releaseStrayPrefixes(ctx, routes)
+	}
 	all := map[datastore.Key]bool{}
 	for _, card := range held {
 		for _, a := range card {
@@ -193,6 +198,24 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
+// hostRoutes maps each address the host routes through a pod veth to
+// that veth's name suffix: one dump per sweep. Nil when the routes cannot
+// be listed (unmarked veths are then judged by age alone).
+func (s *orphanSweeper) hostRoutes(ctx context.Context) map[netip.Addr]string {
+	routes, err := s.links.PodRoutes(ctx)
+	if err != nil {
+		s.log.Debug("cannot list the host routes to pods; judging unmarked pod veths by age", "err", err)
+		return nil
+	}
+	out := make(map[netip.Addr]string, len(routes))
+	for _, r := range routes {
+		if len(r.Link) >= vethname.SuffixLen {
+			out[r.Addr] = r.Link[len(r.Link)-vethname.SuffixLen:]
+		}
+	}
+	return out
+}
+
 // A pod's host veth is named after the pod, not the sandbox, so which of
 // the pod's allocations a veth stands for is decided per veth:
 //   - a veth our plugin made carries its sandbox's mark
@@ -201,7 +224,12 @@ func (s *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 //     unknown) is the veth's unless the marked sandbox holds an address of
 //     its own that competes with it (as below): the veth has been replaced
 //     since the recovery.
-//   - an unmarked veth (upstream's plugin, or ours before the mark) is taken
+//   - an unmarked veth (upstream's plugin, or ours before the mark) through
+//     which the host routes the address of one of the pod's sandboxes (the
+//     plugin's /32 route <pod IP> dev <host veth>) is that sandbox's: a
+//     newer sandbox whose ADD failed before it replaced the veth (its DEL
+//     lost) holds an address no route leads to, and is the orphan.
+//   - an unmarked veth without such a route is taken
 //     to be the sandbox assigned last: kubelet stops a pod's sandbox before
 //     it starts the next, whose ADD replaces the veth (the old one's DEL
 //     may have reached no ipamd). A recovered address competes with the
@@ -235,18 +263,28 @@ type cardOwners struct {
 type vethOwnerSet struct {
 	newest map[string]vethOwner // per veth, over every card; recovered addresses aside
 	onCard map[cardVeth]cardOwners
+	// routed: per veth, the sandboxes one of whose addresses the host
+	// routes through it.
+	routed map[string]map[string]bool
 }
 
 // vethOwners gathers the candidate owners of every pod veth from the
-// cards' allocations (held[i] is card i's). A multi-NIC pod's allocations
+// cards' allocations (held[i] is card i's) and the host routes to pods
+// (address → veth suffix; nil: unknown). A multi-NIC pod's allocations
 // on several cards share their container id.
-func vethOwners(held [][]datastore.Assignment) vethOwnerSet {
-	o := vethOwnerSet{newest: map[string]vethOwner{}, onCard: map[cardVeth]cardOwners{}}
+func vethOwners(held [][]datastore.Assignment, routes map[netip.Addr]string) vethOwnerSet {
+	o := vethOwnerSet{newest: map[string]vethOwner{}, onCard: map[cardVeth]cardOwners{}, routed: map[string]map[string]bool{}}
 	for i, card := range held {
 		for _, a := range card {
 			sfx := podLinkSuffix(datastore.Allocation{Key: a.Key, Meta: a.Meta})
 			if sfx == "" {
 				continue
+			}
+			if via, ok := routes[a.Addr]; ok && via == sfx && a.Key.NetworkName != datastore.RecoveredNetworkName {
+				if o.routed[sfx] == nil {
+					o.routed[sfx] = map[string]bool{}
+				}
+				o.routed[sfx][a.Key.ContainerID] = true
 			}
 			if a.Key.NetworkName == datastore.RecoveredNetworkName {
 				co := o.onCard[cardVeth{i, sfx}]
@@ -326,6 +364,9 @@ func (o vethOwnerSet) owns(card int, sfx, alias string, a datastore.Assignment) 
 			}
 		}
 		return true
+	}
+	if r := o.routed[sfx]; len(r) > 0 {
+		return r[a.Key.ContainerID]
 	}
 	if co.recovered.After(a.AssignedAt) {
 		return false

@@ -59,7 +59,7 @@ func TestVethOwnersAcrossCards(t *testing.T) {
 		want:  []judged{{0, recovered, true}, {1, pod("s1", t0, 2), true}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := vethOwners(tc.held)
+			o := vethOwners(tc.held, nil)
 			alias := ""
 			if tc.alias != nil {
 				alias = tc.alias()

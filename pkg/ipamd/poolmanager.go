@@ -27,7 +27,9 @@ import (
 // only through its pool manager's actions or the reconcile, both under
 // IPAM.changes, or through Init's adoption before the node is ready;
 // AddNetwork, DelNetwork and the orphan sweep only assign and unassign
-// addresses in the datastore. index, store, maxENIs and env never change;
+// addresses in the datastore (the sweep also gives back stray primary-ENI
+// prefixes, which are in no datastore: strayprefix.go). index, store,
+// maxENIs and env never change;
 // pd and askDevice carry their own lock; mu guards the rest.
 type poolManager struct {
 	index   int
@@ -35,7 +37,7 @@ type poolManager struct {
 	maxENIs int
 	env     *poolEnv
 	track   *introspect.Tracker
-	backoff time.Duration // first pause after a failed action, doubling to 1 min
+	backoff time.Duration // first pause after a failed action of a kind, doubling to 1 min
 	cool    time.Duration // no growth this long after a subnet-full error
 	pd      guarded[bool] // prefix delegation; false after an InsufficientCidrBlocks fallback
 	wantPD  bool          // prefix delegation in effect at start (resumePrefixes goes back to it)
@@ -59,10 +61,13 @@ type poolManager struct {
 	insuffCode   string    // the EC2 code that started the cooldown
 	insuffSubnet string    // the subnet EC2 found full ("" if unknown)
 	fellBack     time.Time // the last fallback from prefixes to /32s (resumePrefixes)
-	failures     int       // consecutive failed pool actions
-	retryAt      time.Time // no pool action before this time (backoff)
 	cooldownWait timedWait // the insufficient-address cooldown, shown in /v1/pool
-	backoffWait  timedWait // the failure backoff, shown in /v1/pool
+	// backoffs pause each kind of pool action after it failed, each
+	// cleared only by a success of its own kind (backoff.go).
+	backoffs [numFailKinds]kindBackoff
+	// strays: the primary ENI's /28s under custom networking that held
+	// restored pods, released once unused (strayprefix.go).
+	strays map[netip.Prefix]bool
 }
 
 // poolEnv is what every card's pool manager plans with and acts through,
@@ -307,17 +312,15 @@ func (c *poolManager) state() (string, error) {
 
 // gates are the card's timers the planner's permissions depend on.
 type gates struct {
-	insufficient, lastRelease, retryAt time.Time
-	insuffCode                         string
-	lastErr                            error
-	prefixes                           bool
+	insufficient, lastRelease time.Time
+	insuffCode                string
+	prefixes                  bool
 }
 
 func (c *poolManager) gates() gates {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return gates{insufficient: c.insufficient, lastRelease: c.lastRelease, retryAt: c.retryAt,
-		insuffCode: c.insuffCode, lastErr: c.lastErr, prefixes: c.pd.get()}
+	return gates{insufficient: c.insufficient, lastRelease: c.lastRelease, insuffCode: c.insuffCode, prefixes: c.pd.get()}
 }
 
 // released notes a release to EC2, which spaces the next one.
@@ -327,37 +330,43 @@ func (c *poolManager) released(at time.Time) {
 	c.lastRelease = at
 }
 
-// backOff pauses the card's pool actions after a failure, doubling up to a
-// minute, so a persistent failure (missing permission, a broken subnet)
-// does not cost an EC2 call every cycle. A node ENIConfig that cannot be
-// resolved costs no EC2 call (a read of the informer's cache), and users
-// create the ENIConfig expecting pods to start: that pause stops at
-// ENIConfigRetry, so the ENIConfig is picked up within about a pool tick.
-func (c *poolManager) backOff(err error) {
+// backOff pauses the card's actions of kind k after a failure, doubling
+// up to a minute, so a persistent failure (missing permission, a broken
+// subnet) does not cost an EC2 call every cycle, even while actions of
+// other kinds succeed. A node ENIConfig that cannot be resolved costs no
+// EC2 call (a read of the informer's cache), and users create the
+// ENIConfig expecting pods to start: that pause stops at ENIConfigRetry,
+// so the ENIConfig is picked up within about a pool tick.
+func (c *poolManager) backOff(k failKind, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.failures++
+	b := &c.backoffs[k]
+	b.failures++
+	b.err = err
 	limit := time.Minute
 	if _, ok := errors.AsType[eniConfigError](err); ok {
 		limit = min(limit, c.env.times.ENIConfigRetry)
 	}
-	c.retryAt = time.Now().Add(min(c.backoff<<min(c.failures-1, 10), limit))
-	c.backoffWait.show(c.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s",
-		c.failures, c.index, causeOf(err)), c.retryAt)
+	b.retryAt = time.Now().Add(min(c.backoff<<min(b.failures-1, 10), limit))
+	b.wait.show(c.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s (%s)",
+		b.failures, c.index, causeOf(err), k), b.retryAt)
 }
 
-func (c *poolManager) clearBackoff() {
+// clearBackoff ends kind k's pause after one of its actions succeeded.
+func (c *poolManager) clearBackoff(k failKind) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.failures = 0
-	c.backoffWait.clear()
+	b := &c.backoffs[k]
+	b.wait.clear()
+	*b = kindBackoff{}
 }
 
-// backingOff reports whether the card is pausing after a failure.
-func (c *poolManager) backingOff() bool {
+// backingOff reports whether the card is pausing actions of kind k after
+// a failure.
+func (c *poolManager) backingOff(k failKind) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return time.Now().Before(c.retryAt)
+	return time.Now().Before(c.backoffs[k].retryAt)
 }
 
 // noteInsufficient starts the no-growth cooldown after a subnet-full error

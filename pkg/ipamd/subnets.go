@@ -49,7 +49,7 @@ func (s subnetChoice) where() string {
 // ENIConfig's subnet costs one DescribeSubnets, not one per new ENI.
 // It caches a refusal (refused: no subnet the tags allow) alike:
 // pods waiting past the primary ENI retry a new ENI after every failure
-// backoff, which any successful pool action resets.
+// backoff of ENI creation, which only a created ENI resets (backoff.go).
 // mu guards at, list, refused, cidrs and cidrs6.
 type subnetFinder struct {
 	cfg    config.Config

@@ -73,7 +73,7 @@ func (s *Store) snapshot() File {
 		s.snapAllocs = follow(s.snapAllocs, s.allocs, ch.allocs)
 		s.snapCool = follow(s.snapCool, s.cool, ch.cool)
 	}
-	return File{Version: CheckpointVersion, Allocations: s.snapAllocs, Cooling: s.snapCool, changes: ch}
+	return File{Version: CheckpointVersion, Allocations: s.snapAllocs, Cooling: s.snapCool, extra: s.fileExtra, changes: ch}
 }
 
 func sortedOnce(p []int32) []int32 {

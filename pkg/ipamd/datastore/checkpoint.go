@@ -42,6 +42,9 @@ type File struct {
 	Allocations []Allocation
 	// Cooling is our extension (JSON "unassigned"; upstream ignores it).
 	Cooling []Cooling
+	// extra holds the top-level members this version does not know
+	// (unknown.go), written back as read.
+	extra string
 
 	// changes, set by the store, names where the lists differ from the
 	// File it wrote before (changes.go); nil: not known.
@@ -81,7 +84,7 @@ func (m *MemCheckpointer) Write(f File) error {
 	if m.Err != nil {
 		return fmt.Errorf("%w: write: %w", ErrCheckpoint, m.Err)
 	}
-	c := File{Version: f.Version, Allocations: slicesClone(f.Allocations), Cooling: slicesClone(f.Cooling)}
+	c := File{Version: f.Version, Allocations: slicesClone(f.Allocations), Cooling: slicesClone(f.Cooling), extra: f.extra}
 	m.file = &c
 	m.Writes++
 	return nil
@@ -93,7 +96,8 @@ func (m *MemCheckpointer) Read() (File, error) {
 	if m.file == nil {
 		return File{}, fmt.Errorf("%w: memory: %w", ErrCheckpoint, fs.ErrNotExist)
 	}
-	return File{Version: m.file.Version, Allocations: slicesClone(m.file.Allocations), Cooling: slicesClone(m.file.Cooling)}, nil
+	return File{Version: m.file.Version, Allocations: slicesClone(m.file.Allocations), Cooling: slicesClone(m.file.Cooling),
+		extra: m.file.extra}, nil
 }
 
 // SetErr changes the error later Writes fail with (nil: succeed).
@@ -203,6 +207,9 @@ func DecodeFile(name string, data []byte) (File, error) {
 		f.Cooling = append(f.Cooling, Cooling{Addr: addr, UnassignedAt: fromUnixNano(jc.UnassignedTimestamp)})
 	}
 	if err := checkEntries(f); err != nil {
+		return File{}, fmt.Errorf("%w %s: %w", ErrCheckpoint, name, err)
+	}
+	if err := keepUnknown(&f, data); err != nil {
 		return File{}, fmt.Errorf("%w %s: %w", ErrCheckpoint, name, err)
 	}
 	return f, nil

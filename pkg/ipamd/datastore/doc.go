@@ -69,7 +69,10 @@
 // atomically (temp file, fsync, rename, directory fsync) at the path given
 // (DefaultCheckpointPath, CheckpointPath for card N). Our only addition is an
 // "unassigned" array of {ipv4|ipv6, unassignedTimestamp} which upstream's
-// reader ignores; files written by upstream are read as they are.
+// reader ignores; files written by upstream are read as they are, and the
+// fields this version does not know, at the top level and in allocations
+// (not inside "metadata"), are written back with the entry they came with
+// (unknown.go).
 //
 // On start-up ipamd loads ENIs and CIDRs, then calls Load (or Restore) with
 // an isLive predicate: live allocations in known CIDRs are restored, dead

@@ -32,6 +32,7 @@ func appendFile(b []byte, f File) ([]byte, error) {
 		if b, err = appendMetadata(b, a.Meta.K8sPodNamespace, a.Meta.K8sPodName, a.Meta.InterfacesCount); err != nil {
 			return b, err
 		}
+		b = appendExtra(b, a.extra)
 		b = append(b, '}')
 	}
 	b = append(b, ']')
@@ -48,7 +49,7 @@ func appendFile(b []byte, f File) ([]byte, error) {
 		}
 		b = append(b, ']')
 	}
-	return append(b, "}\n"...), nil
+	return append(appendExtra(b, f.extra), "}\n"...), nil
 }
 
 // appendAddr appends `"ipv4":"a"` or, for any other address, `"ipv6":"a"`

@@ -54,6 +54,7 @@ type LogCheckpointer struct {
 	prevAllocs []Allocation
 	prevCool   []Cooling
 	prevSeq    uint64    // the number of that File (changes.go), 0 if it had none
+	extra      string    // the top-level members of that File this version does not know
 	synced     bool      // state is what Path and the current log hold
 	log        ckptFile  // the current log, open for appending
 	gen        uint64    // its generation
@@ -278,7 +279,9 @@ func (c *LogCheckpointer) fold() error {
 		c.mu.Unlock() // a write failed meanwhile: the next one replaces Path whole
 		return discard(c.fsys, lf)
 	}
-	data, err := appendFile(nil, c.state.file())
+	whole := c.state.file()
+	whole.extra = c.extra
+	data, err := appendFile(nil, whole)
 	if err == nil {
 		err = c.startLog(lf, gen, data, true)
 	}
@@ -379,6 +382,7 @@ func (c *LogCheckpointer) replace(f File) error {
 	c.removeLogsBefore(gen)
 	st, ok := stateOf(f, c.mark)
 	c.log, c.logID, c.state, c.synced = lf, logID, st, ok
+	c.extra = f.extra
 	c.keepPrev(f)
 	return nil
 }

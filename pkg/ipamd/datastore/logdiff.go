@@ -14,7 +14,15 @@ import "net/netip"
 // not put anywhere else in f is gone: every address of the last File is
 // at one position only (the state holds no duplicate), so if f still
 // holds it, it is at a position that changed, where put marked it.
+//
+// Members this version does not know (unknown.go) have no place in a log
+// record: a File whose top-level ones changed, or that sets an entry
+// carrying some, is not ok either (written whole).
 func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
+	if f.extra != c.extra {
+		return b, false
+	}
+	unknown := false
 	c.mark++
 	m := c.mark
 	var gone []netip.Addr
@@ -38,9 +46,10 @@ func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 			}
 			gone = append(gone, c.prevAllocs[i].Addr)
 		}
-		changed, dup := put(a.Addr, logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), pos: allocPos(i)})
+		changed, dup := put(a.Addr, logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), extra: a.extra, pos: allocPos(i)})
 		if changed {
 			b.Set = append(b.Set, jsonAllocationOf(a))
+			unknown = unknown || a.extra != ""
 		}
 		return dup
 	}
@@ -66,7 +75,7 @@ func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 		changedAllocs, changedCool = f.changes.allocs, f.changes.cool
 	}
 	if visit(len(f.Allocations), len(c.prevAllocs), named, changedAllocs, alloc) ||
-		visit(len(f.Cooling), len(c.prevCool), named, changedCool, cool) {
+		visit(len(f.Cooling), len(c.prevCool), named, changedCool, cool) || unknown {
 		return b, false
 	}
 	for i := len(f.Allocations); i < len(c.prevAllocs); i++ {

@@ -60,12 +60,13 @@ type logEntry struct {
 	key     Key
 	meta    Metadata
 	at      int64
+	extra   string // Allocation.extra
 	mark    uint32 // the diff's visit stamp
 	pos     int32  // where the last File had it (logdiff.go's posOf)
 }
 
 func (e logEntry) same(o logEntry) bool {
-	return e.cooling == o.cooling && e.key == o.key && e.meta == o.meta && e.at == o.at
+	return e.cooling == o.cooling && e.key == o.key && e.meta == o.meta && e.at == o.at && e.extra == o.extra
 }
 
 func baseHash(data []byte) string {
@@ -231,6 +232,7 @@ func readCheckpoint(fsys ckptFS, path string) (File, error) {
 		}
 	}
 	out := st.file()
+	out.extra = f.extra
 	if err := checkEntries(out); err != nil {
 		return File{}, fmt.Errorf("%w %s with its log: %w", ErrCheckpoint, path, err)
 	}
@@ -279,7 +281,7 @@ func stateOf(f File, mark uint32) (logState, bool) {
 		if _, dup := st[a.Addr]; dup {
 			return nil, false
 		}
-		st[a.Addr] = logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), mark: mark, pos: allocPos(i)}
+		st[a.Addr] = logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), extra: a.extra, mark: mark, pos: allocPos(i)}
 	}
 	for i, c := range f.Cooling {
 		if _, dup := st[c.Addr]; dup {
@@ -336,7 +338,7 @@ func (st logState) file() File {
 			f.Cooling = append(f.Cooling, Cooling{Addr: a, UnassignedAt: fromUnixNano(e.at)})
 			continue
 		}
-		f.Allocations = append(f.Allocations, Allocation{Key: e.key, Addr: a, AssignedAt: fromUnixNano(e.at), Meta: e.meta})
+		f.Allocations = append(f.Allocations, Allocation{Key: e.key, Addr: a, AssignedAt: fromUnixNano(e.at), Meta: e.meta, extra: e.extra})
 	}
 	return f
 }

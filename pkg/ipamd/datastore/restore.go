@@ -41,6 +41,7 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 			ErrInvalidArgument, len(s.allocs), len(s.cool))
 	}
 	now := s.now()
+	s.fileExtra = f.extra
 	var res RestoreResult
 	for _, a := range f.Allocations {
 		if a.Key.keyLess() {

@@ -52,6 +52,9 @@ type Store struct {
 	allocSlots []*slot
 	cool       []Cooling // min-heap by UnassignedAt
 	coolSlots  []*slot
+	// fileExtra: the restored checkpoint's top-level members this
+	// version does not know (unknown.go), in every File written.
+	fileExtra string
 	// pending holds restored entries whose address is in no known CIDR:
 	// allocations, and cooling addresses (cooling ones also sit in cool).
 	pending     map[netip.Addr]*slot

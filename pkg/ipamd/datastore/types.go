@@ -132,6 +132,9 @@ type Allocation struct {
 	Addr       netip.Addr
 	AssignedAt time.Time
 	Meta       Metadata
+	// extra holds the members of the checkpoint entry it was read from
+	// that this version does not know (unknown.go), written back as read.
+	extra string
 }
 
 // Cooling is an address released at UnassignedAt; it is not handed out again

@@ -80,9 +80,10 @@ func AtHardLimit(pool Pool, p Params) (Limit, bool) {
 // prefixes) being assigned to the card's ENIs, and inFlight ENIs being
 // created and attached with perENI each. None while an ENI could still
 // take more (the next plan assigns there, cheaper than an ENI), never
-// beyond the ENI slots or max pods, and 0 when growth is not allowed now.
+// beyond the ENI slots or max pods, and 0 when growth (or a new ENI) is not
+// allowed now.
 func MoreENIs(pool Pool, p Params, inFlight, perENI, incoming int) int {
-	if !p.CanAllocate || p.Pending == 0 || perENI <= 0 {
+	if !p.CanAllocate || p.CreateENIPaused != "" || p.Pending == 0 || perENI <= 0 {
 		return 0
 	}
 	s := pool.Stats(p.PrefixDelegation)

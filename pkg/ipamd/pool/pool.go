@@ -94,6 +94,10 @@ type Params struct {
 	MinENIAge    time.Duration
 	Now          time.Time
 	CooldownNote string // why CanAllocate is false, for the reason of a starved pool
+	// AssignPaused and CreateENIPaused, when set, say why the engine holds
+	// back that kind of growth for now (a backoff after it failed): the
+	// planner plans no such action, and the other kind goes on.
+	AssignPaused, CreateENIPaused string
 }
 
 // Kind names an action.
@@ -434,11 +438,17 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 		if free <= 0 {
 			continue
 		}
+		if p.AssignPaused != "" {
+			return Action{Starved: true, Reason: "pool below target but assigning is paused: " + p.AssignPaused}, true
+		}
 		return Action{Kind: kind, ENI: e.ID, Count: min(free, want),
 			Reason: "pool below target"}, true
 	}
 	if !hasRoomForENI(pool, p, s) {
 		return Action{}, false
+	}
+	if p.CreateENIPaused != "" {
+		return Action{Starved: true, Reason: "every ENI is full and a new ENI is paused: " + p.CreateENIPaused}, true
 	}
 	a := Action{Kind: CreateENI, Count: min(want, slots), ENIs: 1, Prefixes: p.PrefixDelegation,
 		Reason: "every ENI is full"}

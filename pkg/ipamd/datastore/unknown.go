@@ -1,0 +1,78 @@
+package datastore
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Members of the checkpoint this version does not know are kept, as read,
+// and written back with the entry they came with: a downgrade to upstream
+// (or an upstream newer than the one docs/compatibility.md describes)
+// finds what it wrote after ipamd rewrote the file. A member whose name
+// matches a known one but for case is not kept: encoding/json, upstream's
+// decoder, would read it as the known one.
+
+// knownTop and knownAlloc are the members this version reads.
+var (
+	knownTop   = []string{"version", "allocations", "unassigned"}
+	knownAlloc = []string{"networkName", "containerID", "ifName", "ipv4", "ipv6", "allocationTimestamp", "metadata"}
+)
+
+// keepUnknown records in f (decoded from data) the top-level and
+// per-allocation members it does not know.
+func keepUnknown(f *File, data []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return err
+	}
+	var err error
+	if f.extra, err = unknownMembers(top, knownTop); err != nil {
+		return err
+	}
+	var allocs []map[string]json.RawMessage
+	if err := json.Unmarshal(top["allocations"], &allocs); err != nil {
+		return err
+	}
+	for i := range min(len(allocs), len(f.Allocations)) {
+		if f.Allocations[i].extra, err = unknownMembers(allocs[i], knownAlloc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unknownMembers renders the members of obj not in known as JSON object
+// members (`"name":value,…`, names sorted, values compacted); "" if none.
+func unknownMembers(obj map[string]json.RawMessage, known []string) (string, error) {
+	var b []byte
+	for _, name := range slices.Sorted(maps.Keys(obj)) {
+		if slices.ContainsFunc(known, func(k string) bool { return strings.EqualFold(k, name) }) {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendString(b, name); err != nil {
+			return "", err
+		}
+		b = append(b, ':')
+		var v bytes.Buffer
+		if err := json.Compact(&v, obj[name]); err != nil {
+			return "", err
+		}
+		b = append(b, v.Bytes()...)
+	}
+	return string(b), nil
+}
+
+// appendExtra appends kept members after an object's known ones.
+func appendExtra(b []byte, extra string) []byte {
+	if extra == "" {
+		return b
+	}
+	return append(append(b, ','), extra...)
+}

@@ -1,0 +1,103 @@
+package ipamd
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+)
+
+// primaryPrefixes lists the /28s vpcsim has on the primary ENI.
+func (h *harness) primaryPrefixes() []netip.Prefix {
+	h.t.Helper()
+	inst, err := h.env.Sim.Instance(simtest.InstanceID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, e := range inst.ENIs {
+		if e.ID == inst.PrimaryENI {
+			return slices.Clone(e.Prefixes)
+		}
+	}
+	return nil
+}
+
+// TestCustomNetworkingReleasesPrimaryPrefixOnceUnused: a node upgraded
+// from a build that handed out the primary ENI's /28 under custom
+// networking: EC2 holds the /28 on the primary ENI and the checkpoint a
+// running pod in it. ipamd leaves the /28 out of its pool; it keeps it in
+// EC2 while the pod holds its entry or the host routes to it, and releases
+// it (UnassignPrivateIpAddresses with the prefix) once the pod is gone.
+// Before, the /28 stayed assigned to the primary ENI forever.
+func TestCustomNetworkingReleasesPrimaryPrefixOnceUnused(t *testing.T) {
+	links := newFakeLinks()
+	k := &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID}}
+	times := fastTimes
+	times.OrphanGrace = time.Hour // the sweep here only looks at the prefix
+	h := newHarness(t, harnessOpts{noInit: true, links: links, kube: k, times: &times, cfg: func(c *config.Config) {
+		c.CustomNetworking, c.EnablePrefixDelegation, c.WarmPrefixTarget = true, true, 1
+	}})
+	ctx := context.Background()
+	out, err := h.otherEC2().AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(h.primaryENI()), Ipv4PrefixCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := netip.MustParsePrefix(aws.ToString(out.AssignedIpv4Prefixes[0].Ipv4Prefix))
+	pod := datastore.Allocation{Key: datastore.Key{NetworkName: "aws-cni", ContainerID: "web", IfName: "eth0"},
+		Addr: prefix.Addr().Next(), AssignedAt: time.Now().Add(-time.Hour), Meta: datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "web-0"}}
+	cp := datastore.NewFileCheckpointer(datastore.CheckpointPath(h.cfg.BackingStore, 0))
+	if err := cp.Write(datastore.File{Version: datastore.CheckpointVersion, Allocations: []datastore.Allocation{pod}}); err != nil {
+		t.Fatal(err)
+	}
+	links.mu.Lock()
+	links.set[vethname.Suffix("default", "web-0")] = true
+	links.routes = []PodRoute{{Addr: pod.Addr, Link: vethname.HostVethName("eni", "default", "web-0", 0)}}
+	links.mu.Unlock()
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sweep := func() {
+		t.Helper()
+		if err := h.n.orphans.sweep(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep()
+	if got := h.primaryPrefixes(); !slices.Contains(got, prefix) {
+		t.Fatalf("the primary ENI's prefixes %v lost %s while a pod runs on it", got, prefix)
+	}
+	// The pod's entry dropped (the pending wait ended) while it still runs:
+	// its host route keeps the prefix.
+	h.n.restore.dropPending()
+	sweep()
+	if got := h.primaryPrefixes(); !slices.Contains(got, prefix) {
+		t.Fatalf("the primary ENI's prefixes %v lost %s while the host still routes a pod address in it", got, prefix)
+	}
+	// The pod is deleted: the plugin removes its veth and route (its DEL
+	// finds no entry any more, which the plugin takes as done).
+	links.mu.Lock()
+	links.set = map[string]bool{}
+	links.routes = nil
+	links.mu.Unlock()
+	sweep()
+	if got := h.primaryPrefixes(); slices.Contains(got, prefix) {
+		t.Errorf("the primary ENI still holds %s (%v) with no pod on it", prefix, got)
+	}
+	for _, e := range h.pool(0).ENIs {
+		for _, ci := range e.CIDRs {
+			if ci.Prefix == prefix {
+				t.Errorf("the pool holds the primary ENI's %s under custom networking", prefix)
+			}
+		}
+	}
+}
