@@ -91,8 +91,13 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	}
 	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
-		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
-		return false, nil
+		var kerr error
+		if w, kerr = inv.branchFromNode(args, vlan); kerr != nil {
+			inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err, "node", kerr)
+			return false, nil
+		}
+		inv.log.Warn("prevResult is unusable; the branch's address is taken from the sandbox's host veth", "error", err,
+			"address", w.Pod.Interfaces[0].Address.String())
 	}
 	w.Pod.Sandbox, w.Pod.LockFile = args.ContainerID, inv.lockFile()
 	// After a switch from strict to standard mode, a newer sandbox of the
@@ -105,6 +110,23 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
 	return true, nil
+}
+
+// branchFromNode is the wiring of a branch-ENI pod on VLAN id vlan whose
+// prevResult names the VLAN id but no usable address: the address the
+// pod's host veth, marked as this sandbox's, routes. ipamd cannot be
+// relied on instead: it is down, or the pod is gone from the API server
+// and ipamd knows no branch for it, and the DEL succeeds all the same.
+func (inv *invocation) branchFromNode(args *entry.Args, vlan int) (prevWiring, error) {
+	veth, addr, err := podnet.OwnBranchAddress(args.ContainerID, vlan, []string{
+		vethname.HostVethName(vethname.BranchPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+	})
+	if err != nil {
+		return prevWiring{}, err
+	}
+	ifc := podnet.Interface{ContainerIf: vethname.ContainerIfName(args.IfName, 0), HostVeth: veth, Address: addr}
+	return prevWiring{VLANID: vlan, Pod: podnet.Pod{NetNS: args.Netns, Interfaces: []podnet.Interface{ifc}}}, nil
 }
 
 // deletePolicies tells the network policy agent the pod is gone unless

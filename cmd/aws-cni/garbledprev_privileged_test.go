@@ -97,7 +97,8 @@ func filterLines(state []string, s string) []string {
 
 // TestPrivilegedBranchDelUnusablePrevResult: a branch-ENI pod's DEL whose
 // prevResult names its VLAN id but no address for its interface goes by
-// ipamd's answer, which names the VLAN too: it succeeds, the branch is
+// ipamd's answer when the node cannot tell the address (the pod's
+// namespace and veth are gone), which names the VLAN too: it succeeds, the branch is
 // released and its route and rules are gone (before, it failed with code
 // 7 and the runtime retried it forever, the branch's wiring left).
 func TestPrivilegedBranchDelUnusablePrevResult(t *testing.T) {
@@ -110,12 +111,59 @@ func TestPrivilegedBranchDelUnusablePrevResult(t *testing.T) {
 	out.mustSucceed(t, "ADD branch pod")
 	prev := netconf("1.0.0", out.stdout, nil)
 	prev["prevResult"].(map[string]any)["ips"] = []any{}
+	// With the namespace gone, no host veth tells the address: ipamd must.
+	n.sandboxGone(t, podNS, vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0))
 	del := add
 	del.command, del.conf = "DEL", prev
 	n.run(t, del).mustSucceed(t, "DEL with a prevResult without the address")
 	if ipamd.holds("ctr-sb") {
 		t.Error("ipamd still holds the branch pod")
 	}
-	n.sandboxGone(t, podNS, vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0))
 	wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link vlan.eth.7 veth up mtu 1500"})
+}
+
+// TestPrivilegedBranchDelUnusablePrevResultIpamdSilent: a branch-ENI
+// pod's DEL whose prevResult names its VLAN id but no usable address,
+// while ipamd cannot name the branch (it is down, or the pod is gone from
+// the API server and ipamd answers with no address). The DEL succeeds, so
+// it must still remove the branch's wiring: the pod's veth, still there
+// and marked as the DEL's sandbox, routes the address. Before, the DEL
+// succeeded and left the branch's table routes and rules for good.
+func TestPrivilegedBranchDelUnusablePrevResultIpamdSilent(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct {
+		name string
+		mode string
+		ips  []any
+	}{
+		{"strict, no IP", "strict", []any{}},
+		{"strict, IP without address", "strict", []any{map[string]any{"interface": 1}}},
+		{"standard, no IP", "standard", []any{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			_, ipamd := branchStandin(t, n, 7, "02:42:0a:02:00:37", "10.2.0.55")
+			podNS := testutil.NewNS(t)
+			conf := func(prev []byte) map[string]any {
+				nc := netconf("1.0.0", prev, nil)
+				nc["podSGEnforcingMode"] = c.mode
+				return nc
+			}
+			add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: conf(nil), ipamd: ipamd.socket}
+			out := n.run(t, add)
+			out.mustSucceed(t, "ADD branch pod")
+			prev := conf(out.stdout)
+			prev["prevResult"].(map[string]any)["ips"] = c.ips
+			ipamd.stop()
+			del := add
+			del.command, del.conf = "DEL", prev
+			n.run(t, del).mustSucceed(t, "DEL with a prevResult without the address, ipamd down")
+			prefix := vethname.BranchPrefix
+			if c.mode == "standard" {
+				prefix = "eni"
+			}
+			n.sandboxGone(t, podNS, vethname.HostVethName(prefix, "default", "sb", 0))
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link vlan.eth.7 veth up mtu 1500"})
+		})
+	}
 }
