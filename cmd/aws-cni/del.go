@@ -93,8 +93,7 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	if err != nil {
 		var kerr error
 		if w, kerr = inv.branchFromNode(args, vlan); kerr != nil {
-			inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err, "node", kerr)
-			return false, nil
+			return inv.delMarkedBranch(ctx, args, vlan, err)
 		}
 		inv.log.Warn("prevResult is unusable; the branch's address is taken from the sandbox's host veth", "error", err,
 			"address", w.Pod.Interfaces[0].Address.String())
@@ -127,6 +126,29 @@ func (inv *invocation) branchFromNode(args *entry.Args, vlan int) (prevWiring, e
 	}
 	ifc := podnet.Interface{ContainerIf: vethname.ContainerIfName(args.IfName, 0), HostVeth: veth, Address: addr}
 	return prevWiring{VLANID: vlan, Pod: podnet.Pod{NetNS: args.Netns, Interfaces: []podnet.Interface{ifc}}}, nil
+}
+
+// delMarkedBranch is the DEL of a branch-ENI pod on VLAN id vlan whose
+// prevResult is unusable (why) and whose host veth is gone with its
+// namespace: a VLAN link carrying the sandbox's mark proves the branch's
+// table and rules are the pod's (see podnet.TeardownMarkedBranch).
+// Without one, the DEL goes by ipamd's answer.
+func (inv *invocation) delMarkedBranch(ctx context.Context, args *entry.Args, vlan int, why error) (bool, error) {
+	pod := podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, LockFile: inv.lockFile()}
+	kept, err := podnet.TeardownMarkedBranch(ctx, pod, vlan, []string{
+		vethname.HostVethName(vethname.BranchPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+	})
+	if errors.Is(err, podnet.ErrBranchNotOwn) {
+		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", why, "node", err)
+		return false, nil
+	}
+	logKept(inv.log, kept)
+	if err != nil {
+		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
+	}
+	inv.log.Warn("prevResult is unusable; the branch was removed by its VLAN link's mark", "error", why, "vlan", vlan)
+	return true, nil
 }
 
 // deletePolicies tells the network policy agent the pod is gone unless

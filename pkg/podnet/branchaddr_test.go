@@ -3,6 +3,7 @@ package podnet
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
@@ -41,5 +42,45 @@ func TestPrivilegedOwnBranchAddress(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestPrivilegedTeardownMarkedBranch: a DEL whose prevResult names a
+// branch-ENI pod's VLAN id but not its address, after the pod's namespace
+// (and veth) is gone and with ipamd unable to name the branch, removes
+// the branch's wiring when the VLAN link carries its sandbox's mark: the
+// link, its table's routes and every rule into the table (iif rules in
+// strict mode, the address's rules in standard mode). Another sandbox's
+// DEL removes nothing.
+func TestPrivilegedTeardownMarkedBranch(t *testing.T) {
+	for _, strict := range []bool{true, false} {
+		e := newBranchEnv(t)
+		podNS := testutil.NewNS(t)
+		b := e.branch(podNS, strict)
+		b.Pod.Sandbox = "sandbox-1"
+		b.Pod.LockFile = filepath.Join(t.TempDir(), "aws-cni.lock")
+		veth := b.Pod.Interfaces[0].HostVeth
+		e.node.do(t, func() error { return SetupBranch(context.Background(), b, podnettest.MacvlanVLAN{}) })
+		e.node.vethGone(t, veth)
+		wired := snapshot(t, e.node.ns)
+		names := []string{
+			vethname.HostVethName(vethname.BranchPrefix, "default", "sg-pod", 0),
+			vethname.HostVethName("eni", "default", "sg-pod", 0),
+		}
+		other := Pod{Sandbox: "sandbox-2", LockFile: b.Pod.LockFile}
+		e.node.do(t, func() error {
+			_, err := TeardownMarkedBranch(context.Background(), other, branchVLAN, names)
+			if !errors.Is(err, ErrBranchNotOwn) {
+				t.Errorf("strict %v: another sandbox's DEL: %v, want ErrBranchNotOwn", strict, err)
+			}
+			return nil
+		})
+		wantState(t, "node after another sandbox's DEL", e.node.ns, wired)
+		own := Pod{Sandbox: "sandbox-1", LockFile: b.Pod.LockFile}
+		e.node.do(t, func() error {
+			_, err := TeardownMarkedBranch(context.Background(), own, branchVLAN, names)
+			return err
+		})
+		wantState(t, "node after the DEL", e.node.ns, []string{"link eth1 veth up mtu 1500"})
 	}
 }
