@@ -66,6 +66,9 @@ func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
 				t.Error("DEL e did not release e's address")
 			}
 			after := snapshot(t, n.ns.Path())
+			if left := filterLines(after, "2001:db8:1::e/"); !c.ipamdDown && len(left) > 0 {
+				t.Errorf("DEL e left e's route and rules: %q", left)
+			}
 			if d := podnettest.Diff(ofB, filterLines(after, "2001:db8:1::b/")); d != "" {
 				t.Errorf("DEL e changed pod b's route and rules (-before +after):\n%s", d)
 			}
