@@ -84,20 +84,39 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	case errors.Is(err, errNoDummy) || err == nil && vlan == 0:
 		return false, nil
 	case err != nil:
-		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
-		return false, nil
+		// The node may still tell: a VLAN link carrying this sandbox's mark.
+		id, merr := podnet.MarkedVLANID(args.ContainerID)
+		if merr != nil || id == 0 || args.Netns == "" {
+			inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
+			return false, nil
+		}
+		return inv.delBranchFromNode(ctx, args, id, err)
 	case args.Netns == "":
 		return true, nil
 	}
 	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
-		var kerr error
-		if w, kerr = inv.branchFromNode(args, vlan); kerr != nil {
-			return inv.delMarkedBranch(ctx, args, vlan, err)
-		}
-		inv.log.Warn("prevResult is unusable; the branch's address is taken from the sandbox's host veth", "error", err,
-			"address", w.Pod.Interfaces[0].Address.String())
+		return inv.delBranchFromNode(ctx, args, vlan, err)
 	}
+	return inv.teardownBranch(ctx, args, w, vlan)
+}
+
+// delBranchFromNode is the DEL of a branch-ENI pod on VLAN id vlan whose
+// prevResult is unusable (why): the node tells the address, through the
+// pod's host veth (branchFromNode) or, once that is gone, the VLAN link's
+// mark (delMarkedBranch).
+func (inv *invocation) delBranchFromNode(ctx context.Context, args *entry.Args, vlan int, why error) (bool, error) {
+	w, err := inv.branchFromNode(args, vlan)
+	if err != nil {
+		return inv.delMarkedBranch(ctx, args, vlan, why)
+	}
+	inv.log.Warn("prevResult is unusable; the branch's address is taken from the sandbox's host veth", "error", why,
+		"address", w.Pod.Interfaces[0].Address.String())
+	return inv.teardownBranch(ctx, args, w, vlan)
+}
+
+// teardownBranch removes the branch wiring w of VLAN id vlan.
+func (inv *invocation) teardownBranch(ctx context.Context, args *entry.Args, w prevWiring, vlan int) (bool, error) {
 	w.Pod.Sandbox, w.Pod.LockFile = args.ContainerID, inv.lockFile()
 	// After a switch from strict to standard mode, a newer sandbox of the
 	// pod has its host veth under the netconf prefix, not the prevResult's

@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -167,6 +170,55 @@ func TestPrivilegedBranchDelUnusablePrevResultIpamdSilent(t *testing.T) {
 			}
 			n.sandboxGone(t, podNS, vethname.HostVethName(prefix, "default", "sb", 0))
 			wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link vlan.eth.7 veth up mtu 1500"})
+		})
+	}
+}
+
+// TestPrivilegedBranchDelGarbledDummyIpamdDown: a branch-ENI pod's DEL
+// whose prevResult's dummy interface names no VLAN id, with ipamd down:
+// the VLAN link carrying the sandbox's mark (the plugin marks the VLAN
+// links it makes; the test marks the stand-in as if the plugin had made
+// it) tells the VLAN id, and the DEL removes the branch's wiring with the
+// pod's namespace still there or already gone. Before, it succeeded and
+// left the VLAN link, its table's routes and rules for good.
+func TestPrivilegedBranchDelGarbledDummyIpamdDown(t *testing.T) {
+	testutil.Privileged(t)
+	for _, gone := range []bool{false, true} {
+		t.Run(fmt.Sprintf("namespace gone %v", gone), func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			_, ipamd := branchStandin(t, n, 7, "02:42:0a:02:00:37", "10.2.0.55")
+			podNS := testutil.NewNS(t)
+			add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			out := n.run(t, add)
+			out.mustSucceed(t, "ADD branch pod")
+			err := n.ns.Do(func(ns.NetNS) error {
+				l, err := netlink.LinkByName("vlan.eth.7")
+				if err != nil {
+					return err
+				}
+				return netlink.LinkSetAlias(l, podnet.SandboxMark("ctr-sb"))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev := netconf("1.0.0", out.stdout, nil)
+			for _, ifc := range prev["prevResult"].(map[string]any)["interfaces"].([]any) {
+				if m := ifc.(map[string]any); strings.HasPrefix(m["name"].(string), "dummy") {
+					m["mac"] = "vlan"
+				}
+			}
+			ipamd.stop()
+			veth := vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0)
+			if gone {
+				n.sandboxGone(t, podNS, veth)
+			}
+			del := add
+			del.command, del.conf = "DEL", prev
+			n.run(t, del).mustSucceed(t, "DEL with a garbled dummy interface, ipamd down")
+			if !gone {
+				n.sandboxGone(t, podNS, veth)
+			}
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500"})
 		})
 	}
 }

@@ -76,6 +76,14 @@ func TestPrivilegedTeardownMarkedBranch(t *testing.T) {
 			return nil
 		})
 		wantState(t, "node after another sandbox's DEL", e.node.ns, wired)
+		e.node.do(t, func() error {
+			for sandbox, want := range map[string]int{"sandbox-1": branchVLAN, "sandbox-2": 0} {
+				if got, err := MarkedVLANID(sandbox); err != nil || got != want {
+					t.Errorf("strict %v: MarkedVLANID(%s) = %d, %v; want %d", strict, sandbox, got, err, want)
+				}
+			}
+			return nil
+		})
 		own := Pod{Sandbox: "sandbox-1", LockFile: b.Pod.LockFile}
 		e.node.do(t, func() error {
 			_, err := TeardownMarkedBranch(context.Background(), own, branchVLAN, names)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
@@ -99,4 +101,34 @@ func deleteTableRules(h *netlink.Handle, table, fam int) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// MarkedVLANID returns the VLAN id of the VLAN link carrying sandbox's
+// mark, 0 when there is none (or more than one): a DEL whose prevResult
+// does not say whether, or on which VLAN id, the pod has a branch ENI
+// learns it from the node.
+func MarkedVLANID(sandbox string) (int, error) {
+	mark := SandboxMark(sandbox)
+	if mark == "" {
+		return 0, nil
+	}
+	host := openHost()
+	defer host.Close()
+	links, err := nldump.Retry(host.LinkList)
+	if err != nil {
+		return 0, fmt.Errorf("list links: %w", err)
+	}
+	found := 0
+	for _, l := range links {
+		a := l.Attrs()
+		id, err := strconv.Atoi(strings.TrimPrefix(a.Name, vlanLinkPrefix))
+		if a.Alias != mark || !strings.HasPrefix(a.Name, vlanLinkPrefix) || err != nil || CheckVLANID(id) != nil {
+			continue
+		}
+		if found != 0 {
+			return 0, nil
+		}
+		found = id
+	}
+	return found, nil
 }
