@@ -84,16 +84,39 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	case errors.Is(err, errNoDummy) || err == nil && vlan == 0:
 		return false, nil
 	case err != nil:
-		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
-		return false, nil
+		// The node may still tell: a VLAN link carrying this sandbox's mark.
+		id, merr := podnet.MarkedVLANID(args.ContainerID)
+		if merr != nil || id == 0 || args.Netns == "" {
+			inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
+			return false, nil
+		}
+		return inv.delBranchFromNode(ctx, args, id, err)
 	case args.Netns == "":
 		return true, nil
 	}
 	w, err := fromPrevResult(inv.conf.PrevResult, args.Netns, args.IfName, inv.k8s)
 	if err != nil {
-		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", err)
-		return false, nil
+		return inv.delBranchFromNode(ctx, args, vlan, err)
 	}
+	return inv.teardownBranch(ctx, args, w, vlan)
+}
+
+// delBranchFromNode is the DEL of a branch-ENI pod on VLAN id vlan whose
+// prevResult is unusable (why): the node tells the address, through the
+// pod's host veth (branchFromNode) or, once that is gone, the VLAN link's
+// mark (delMarkedBranch).
+func (inv *invocation) delBranchFromNode(ctx context.Context, args *entry.Args, vlan int, why error) (bool, error) {
+	w, err := inv.branchFromNode(args, vlan)
+	if err != nil {
+		return inv.delMarkedBranch(ctx, args, vlan, why)
+	}
+	inv.log.Warn("prevResult is unusable; the branch's address is taken from the sandbox's host veth", "error", why,
+		"address", w.Pod.Interfaces[0].Address.String())
+	return inv.teardownBranch(ctx, args, w, vlan)
+}
+
+// teardownBranch removes the branch wiring w of VLAN id vlan.
+func (inv *invocation) teardownBranch(ctx context.Context, args *entry.Args, w prevWiring, vlan int) (bool, error) {
 	w.Pod.Sandbox, w.Pod.LockFile = args.ContainerID, inv.lockFile()
 	// After a switch from strict to standard mode, a newer sandbox of the
 	// pod has its host veth under the netconf prefix, not the prevResult's
@@ -104,6 +127,46 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 	if err != nil {
 		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
 	}
+	return true, nil
+}
+
+// branchFromNode is the wiring of a branch-ENI pod on VLAN id vlan whose
+// prevResult names the VLAN id but no usable address: the address the
+// pod's host veth, marked as this sandbox's, routes. ipamd cannot be
+// relied on instead: it is down, or the pod is gone from the API server
+// and ipamd knows no branch for it, and the DEL succeeds all the same.
+func (inv *invocation) branchFromNode(args *entry.Args, vlan int) (prevWiring, error) {
+	veth, addr, err := podnet.OwnBranchAddress(args.ContainerID, vlan, []string{
+		vethname.HostVethName(vethname.BranchPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+	})
+	if err != nil {
+		return prevWiring{}, err
+	}
+	ifc := podnet.Interface{ContainerIf: vethname.ContainerIfName(args.IfName, 0), HostVeth: veth, Address: addr}
+	return prevWiring{VLANID: vlan, Pod: podnet.Pod{NetNS: args.Netns, Interfaces: []podnet.Interface{ifc}}}, nil
+}
+
+// delMarkedBranch is the DEL of a branch-ENI pod on VLAN id vlan whose
+// prevResult is unusable (why) and whose host veth is gone with its
+// namespace: a VLAN link carrying the sandbox's mark proves the branch's
+// table and rules are the pod's (see podnet.TeardownMarkedBranch).
+// Without one, the DEL goes by ipamd's answer.
+func (inv *invocation) delMarkedBranch(ctx context.Context, args *entry.Args, vlan int, why error) (bool, error) {
+	pod := podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, LockFile: inv.lockFile()}
+	kept, err := podnet.TeardownMarkedBranch(ctx, pod, vlan, []string{
+		vethname.HostVethName(vethname.BranchPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
+	})
+	if errors.Is(err, podnet.ErrBranchNotOwn) {
+		inv.log.Warn("prevResult is unusable; the pod is deleted as ipamd knows it", "error", why, "node", err)
+		return false, nil
+	}
+	logKept(inv.log, kept)
+	if err != nil {
+		return true, entry.Error(ErrWiring, "remove branch-ENI pod network", err)
+	}
+	inv.log.Warn("prevResult is unusable; the branch was removed by its VLAN link's mark", "error", why, "vlan", vlan)
 	return true, nil
 }
 

@@ -227,7 +227,9 @@ type fakeNPA struct {
 	// first such delete arrives.
 	deleteSlow time.Duration
 	deleteSeen chan struct{}
-	enforceIn  chan struct{} // closed and replaced on each enforce
+	// deleteIn, when set, gets a value as each slow delete arrives.
+	deleteIn  chan struct{}
+	enforceIn chan struct{} // closed and replaced on each enforce
 }
 
 // npEffect is one request the agent carried out.
@@ -305,6 +307,9 @@ func (f *fakeNPA) DeletePodNp(_ context.Context, req *rpc.DeleteNpRequest) (*rpc
 		if f.deleteSeen != nil {
 			close(f.deleteSeen)
 			f.deleteSeen = nil
+		}
+		if f.deleteIn != nil {
+			f.deleteIn <- struct{}{}
 		}
 		f.mu.Unlock()
 		select {

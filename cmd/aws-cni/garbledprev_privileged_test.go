@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -66,6 +69,9 @@ func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
 				t.Error("DEL e did not release e's address")
 			}
 			after := snapshot(t, n.ns.Path())
+			if left := filterLines(after, "2001:db8:1::e/"); !c.ipamdDown && len(left) > 0 {
+				t.Errorf("DEL e left e's route and rules: %q", left)
+			}
 			if d := podnettest.Diff(ofB, filterLines(after, "2001:db8:1::b/")); d != "" {
 				t.Errorf("DEL e changed pod b's route and rules (-before +after):\n%s", d)
 			}
@@ -97,7 +103,8 @@ func filterLines(state []string, s string) []string {
 
 // TestPrivilegedBranchDelUnusablePrevResult: a branch-ENI pod's DEL whose
 // prevResult names its VLAN id but no address for its interface goes by
-// ipamd's answer, which names the VLAN too: it succeeds, the branch is
+// ipamd's answer when the node cannot tell the address (the pod's
+// namespace and veth are gone), which names the VLAN too: it succeeds, the branch is
 // released and its route and rules are gone (before, it failed with code
 // 7 and the runtime retried it forever, the branch's wiring left).
 func TestPrivilegedBranchDelUnusablePrevResult(t *testing.T) {
@@ -110,12 +117,108 @@ func TestPrivilegedBranchDelUnusablePrevResult(t *testing.T) {
 	out.mustSucceed(t, "ADD branch pod")
 	prev := netconf("1.0.0", out.stdout, nil)
 	prev["prevResult"].(map[string]any)["ips"] = []any{}
+	// With the namespace gone, no host veth tells the address: ipamd must.
+	n.sandboxGone(t, podNS, vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0))
 	del := add
 	del.command, del.conf = "DEL", prev
 	n.run(t, del).mustSucceed(t, "DEL with a prevResult without the address")
 	if ipamd.holds("ctr-sb") {
 		t.Error("ipamd still holds the branch pod")
 	}
-	n.sandboxGone(t, podNS, vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0))
 	wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link vlan.eth.7 veth up mtu 1500"})
+}
+
+// TestPrivilegedBranchDelUnusablePrevResultIpamdSilent: a branch-ENI
+// pod's DEL whose prevResult names its VLAN id but no usable address,
+// while ipamd cannot name the branch (it is down, or the pod is gone from
+// the API server and ipamd answers with no address). The DEL succeeds, so
+// it must still remove the branch's wiring: the pod's veth, still there
+// and marked as the DEL's sandbox, routes the address. Before, the DEL
+// succeeded and left the branch's table routes and rules for good.
+func TestPrivilegedBranchDelUnusablePrevResultIpamdSilent(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct {
+		name string
+		mode string
+		ips  []any
+	}{
+		{"strict, no IP", "strict", []any{}},
+		{"strict, IP without address", "strict", []any{map[string]any{"interface": 1}}},
+		{"standard, no IP", "standard", []any{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			_, ipamd := branchStandin(t, n, 7, "02:42:0a:02:00:37", "10.2.0.55")
+			podNS := testutil.NewNS(t)
+			conf := func(prev []byte) map[string]any {
+				nc := netconf("1.0.0", prev, nil)
+				nc["podSGEnforcingMode"] = c.mode
+				return nc
+			}
+			add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: conf(nil), ipamd: ipamd.socket}
+			out := n.run(t, add)
+			out.mustSucceed(t, "ADD branch pod")
+			prev := conf(out.stdout)
+			prev["prevResult"].(map[string]any)["ips"] = c.ips
+			ipamd.stop()
+			del := add
+			del.command, del.conf = "DEL", prev
+			n.run(t, del).mustSucceed(t, "DEL with a prevResult without the address, ipamd down")
+			prefix := vethname.BranchPrefix
+			if c.mode == "standard" {
+				prefix = "eni"
+			}
+			n.sandboxGone(t, podNS, vethname.HostVethName(prefix, "default", "sb", 0))
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500", "link vlan.eth.7 veth up mtu 1500"})
+		})
+	}
+}
+
+// TestPrivilegedBranchDelGarbledDummyIpamdDown: a branch-ENI pod's DEL
+// whose prevResult's dummy interface names no VLAN id, with ipamd down:
+// the VLAN link carrying the sandbox's mark (the plugin marks the VLAN
+// links it makes; the test marks the stand-in as if the plugin had made
+// it) tells the VLAN id, and the DEL removes the branch's wiring with the
+// pod's namespace still there or already gone. Before, it succeeded and
+// left the VLAN link, its table's routes and rules for good.
+func TestPrivilegedBranchDelGarbledDummyIpamdDown(t *testing.T) {
+	testutil.Privileged(t)
+	for _, gone := range []bool{false, true} {
+		t.Run(fmt.Sprintf("namespace gone %v", gone), func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			_, ipamd := branchStandin(t, n, 7, "02:42:0a:02:00:37", "10.2.0.55")
+			podNS := testutil.NewNS(t)
+			add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			out := n.run(t, add)
+			out.mustSucceed(t, "ADD branch pod")
+			err := n.ns.Do(func(ns.NetNS) error {
+				l, err := netlink.LinkByName("vlan.eth.7")
+				if err != nil {
+					return err
+				}
+				return netlink.LinkSetAlias(l, podnet.SandboxMark("ctr-sb"))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prev := netconf("1.0.0", out.stdout, nil)
+			for _, ifc := range prev["prevResult"].(map[string]any)["interfaces"].([]any) {
+				if m := ifc.(map[string]any); strings.HasPrefix(m["name"].(string), "dummy") {
+					m["mac"] = "vlan"
+				}
+			}
+			ipamd.stop()
+			veth := vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0)
+			if gone {
+				n.sandboxGone(t, podNS, veth)
+			}
+			del := add
+			del.command, del.conf = "DEL", prev
+			n.run(t, del).mustSucceed(t, "DEL with a garbled dummy interface, ipamd down")
+			if !gone {
+				n.sandboxGone(t, podNS, veth)
+			}
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500"})
+		})
+	}
 }

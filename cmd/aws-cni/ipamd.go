@@ -13,6 +13,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamclient"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/trailer"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 )
 
 // Socket paths and the environment variables that override them (the
@@ -34,7 +35,7 @@ const (
 	// teardownTimeout bounds DEL's node-side teardown after ipamd's
 	// answer, or its absence, whatever remains of the DEL's own time.
 	teardownTimeout = 5 * time.Second
-	npaTimeout      = 2 * time.Second
+	npaTimeout      = podnet.PolicyCallTimeout
 	statusTimeout   = 2 * time.Second
 )
 

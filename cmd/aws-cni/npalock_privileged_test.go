@@ -53,3 +53,68 @@ func TestPrivilegedLateDelRacingAddKeepsPolicies(t *testing.T) {
 		t.Error("the agent carried out the old sandbox's delete after the new sandbox's enforce: the running pod has no policies")
 	}
 }
+
+// TestPrivilegedTwoLateDelsRacingAddKeepPolicies: the DELs of two old
+// sandboxes A1 and A2 of one pod run while the agent is slow (1.5 s, or
+// until an enforce for the pod comes in), then the ADD of its new sandbox
+// B. A1 holds the pod lock across its agent call; A2 must not give up
+// waiting for the lock (1 s before) and check for a newer sandbox, call
+// the agent and have its delete carried out after B's enforce: the pod
+// would run with no policies.
+func TestPrivilegedTwoLateDelsRacingAddKeepPolicies(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	ipamd := startFakeIpamd(t, allocation{ip: "10.1.0.21", deviceNumber: 1, routeTable: 2},
+		allocation{ip: "10.1.0.22", deviceNumber: 1, routeTable: 2}, allocation{ip: "10.1.0.23", deviceNumber: 1, routeTable: 2})
+	ipamd.npMode = "strict"
+	npa := startFakeNPA(t)
+	nsA1, nsA2, nsB := testutil.NewNS(t), testutil.NewNS(t), testutil.NewNS(t)
+	veth := vethname.HostVethName("eni", "default", "guarded", 0)
+
+	addA1 := call{command: "ADD", containerID: "sandbox-a1", netns: nsA1.Path(), ifName: "eth0", podName: "guarded", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+	outA1 := n.run(t, addA1)
+	outA1.mustSucceed(t, "ADD A1")
+	n.sandboxGone(t, nsA1, veth)
+	addA2 := addA1
+	addA2.containerID, addA2.netns = "sandbox-a2", nsA2.Path()
+	outA2 := n.run(t, addA2)
+	outA2.mustSucceed(t, "ADD A2")
+	n.sandboxGone(t, nsA2, veth)
+
+	in := make(chan struct{}, 2)
+	npa.mu.Lock()
+	npa.deleteSlow, npa.deleteIn = 1500*time.Millisecond, in
+	npa.mu.Unlock()
+	arrived := func(what string, done <-chan outcome) {
+		t.Helper()
+		select {
+		case <-in:
+		case o := <-done:
+			t.Fatalf("%s ended without telling the agent: %s", what, o.stdout)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s never told the agent", what)
+		}
+	}
+	delA1, delA2 := addA1, addA2
+	delA1.command, delA1.conf = "DEL", netconf("1.0.0", outA1.stdout, nil)
+	delA2.command, delA2.conf = "DEL", netconf("1.0.0", outA2.stdout, nil)
+	done1, done2 := make(chan outcome, 1), make(chan outcome, 1)
+	go func() { done1 <- n.run(t, delA1) }()
+	arrived("DEL A1", done1)
+	go func() { done2 <- n.run(t, delA2) }()
+	// A2 either tells the agent (it went on unlocked) or waits for A1.
+	select {
+	case <-in:
+	case o := <-done1:
+		done1 <- o
+	}
+
+	addB := addA1
+	addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+	n.run(t, addB).mustSucceed(t, "ADD B")
+	(<-done1).mustSucceed(t, "DEL A1")
+	(<-done2).mustSucceed(t, "DEL A2")
+	if !npa.enforcing("default", "guarded") {
+		t.Error("the agent carried out an old sandbox's delete after the new sandbox's enforce: the running pod has no policies")
+	}
+}

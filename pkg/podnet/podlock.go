@@ -22,10 +22,20 @@ import (
 //
 // Waits are bounded: an ADD that cannot lock within addLockWait, or a DEL
 // within delLockWait, goes on unlocked, as before the lock existed.
+//
+// A DEL holds the lock across the network policy agent's answer, for at
+// most PolicyCallTimeout (see HoldPodLockForDEL), and an ADD starts its
+// wait only after that DEL's check: addLockWait outlasts that hold with a
+// margin for the answer's way back, so the ADD's enforce never overtakes
+// the DEL's delete.
 const (
-	addLockWait = 2 * time.Second
+	addLockWait = PolicyCallTimeout + time.Second
 	delLockWait = time.Second
 )
+
+// PolicyCallTimeout bounds one call to the network policy agent, and so
+// how long a DEL holds the pod lock across it.
+const PolicyCallTimeout = 2 * time.Second
 
 // lockPollMin and lockPollMax bound the pause between attempts to take a
 // busy lock: a holder wires or tears down in about a millisecond.
@@ -73,10 +83,12 @@ func lockPod(path, hostVeth string, wait time.Duration) *podLock {
 			testHookLockBusy()
 		}
 		busy = true
-		if time.Now().Add(pause).After(deadline) {
+		// The last attempt is at the deadline, not a pause before it.
+		left := time.Until(deadline)
+		if left <= 0 {
 			break
 		}
-		time.Sleep(pause)
+		time.Sleep(min(pause, left))
 		pause = min(2*pause, lockPollMax)
 	}
 	unix.Close(fd)
