@@ -32,10 +32,15 @@ func keepUnknown(f *File, data []byte) error {
 	if f.extra, err = unknownMembers(top, knownTop); err != nil {
 		return err
 	}
-	var allocs []map[string]json.RawMessage
-	if err := json.Unmarshal(top["allocations"], &allocs); err != nil {
+	// The entries as the File's decoder found them: encoding/json matches
+	// "allocations" in any case, and a file without it has none.
+	var entries struct {
+		Allocations []map[string]json.RawMessage `json:"allocations"`
+	}
+	if err := json.Unmarshal(data, &entries); err != nil {
 		return err
 	}
+	allocs := entries.Allocations
 	for i := range min(len(allocs), len(f.Allocations)) {
 		if f.Allocations[i].extra, err = unknownMembers(allocs[i], knownAlloc); err != nil {
 			return err

@@ -146,3 +146,32 @@ func TestUnknownCheckpointFieldsKept(t *testing.T) {
 	}
 	check("after a restart")
 }
+
+// TestUnknownFieldsKeepReadableCheckpointsReadable: checkpoints that
+// encoding/json (upstream's decoder, and ours before unknown fields were
+// kept) reads, without an "allocations" member or with it in another case,
+// still restore, with their entries and unknown fields.
+func TestUnknownFieldsKeepReadableCheckpointsReadable(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		allocs     int
+		extra      string // the first allocation's kept members
+	}{
+		{"no allocations member", `{"version":"vpc-cni-ipam/1","nodeName":"n"}`, 0, ""},
+		{"allocations in another case", `{"version":"vpc-cni-ipam/1","Allocations":[{"networkName":"aws-cni",` +
+			`"containerID":"c1","ifName":"eth0","ipv4":"10.0.0.5","allocationTimestamp":1,"podUID":"u1"}]}`, 1, `"podUID":"u1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := DecodeFile("ipam.json", []byte(tc.data))
+			if err != nil {
+				t.Fatalf("a checkpoint encoding/json reads is refused: %v", err)
+			}
+			if len(f.Allocations) != tc.allocs {
+				t.Fatalf("%d allocations, want %d", len(f.Allocations), tc.allocs)
+			}
+			if tc.allocs > 0 && f.Allocations[0].extra != tc.extra {
+				t.Errorf("kept %q of the allocation, want %q", f.Allocations[0].extra, tc.extra)
+			}
+		})
+	}
+}
