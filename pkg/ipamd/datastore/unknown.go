@@ -15,14 +15,19 @@ import (
 // matches a known one but for case is not kept: encoding/json, upstream's
 // decoder, would read it as the known one.
 
-// knownTop and knownAlloc are the members this version reads.
+// knownTop, knownAlloc and knownMeta are the members this version reads.
 var (
 	knownTop   = []string{"version", "allocations", "unassigned"}
 	knownAlloc = []string{"networkName", "containerID", "ifName", "ipv4", "ipv6", "allocationTimestamp", "metadata"}
+	knownMeta  = []string{"k8sPodNamespace", "k8sPodName", "interfacesCount"}
 )
 
-// keepUnknown records in f (decoded from data) the top-level and
-// per-allocation members it does not know.
+// kept are an allocation's members this version does not know: those of
+// the entry and those of its "metadata" object.
+type kept struct{ entry, meta string }
+
+// keepUnknown records in f (decoded from data) the top-level,
+// per-allocation and per-metadata members it does not know.
 func keepUnknown(f *File, data []byte) error {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
@@ -33,16 +38,30 @@ func keepUnknown(f *File, data []byte) error {
 		return err
 	}
 	// The entries as the File's decoder found them: encoding/json matches
-	// "allocations" in any case, and a file without it has none.
+	// "allocations" (and "metadata") in any case, and a file without it
+	// has none.
 	var entries struct {
-		Allocations []map[string]json.RawMessage `json:"allocations"`
+		Allocations []json.RawMessage `json:"allocations"`
 	}
 	if err := json.Unmarshal(data, &entries); err != nil {
 		return err
 	}
-	allocs := entries.Allocations
-	for i := range min(len(allocs), len(f.Allocations)) {
-		if f.Allocations[i].extra, err = unknownMembers(allocs[i], knownAlloc); err != nil {
+	for i := range min(len(entries.Allocations), len(f.Allocations)) {
+		var obj map[string]json.RawMessage
+		var meta struct {
+			Metadata map[string]json.RawMessage `json:"metadata"`
+		}
+		if err := json.Unmarshal(entries.Allocations[i], &obj); err != nil {
+			return err
+		}
+		if err := json.Unmarshal(entries.Allocations[i], &meta); err != nil {
+			return err
+		}
+		k := &f.Allocations[i].extra
+		if k.entry, err = unknownMembers(obj, knownAlloc); err != nil {
+			return err
+		}
+		if k.meta, err = unknownMembers(meta.Metadata, knownMeta); err != nil {
 			return err
 		}
 	}
