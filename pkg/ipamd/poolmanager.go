@@ -51,7 +51,11 @@ type poolManager struct {
 	// free or undo) → device index. They still take a device and count
 	// against the ENI limit until retryUnfreed frees them or reconcile
 	// adopts them again.
-	unfreed      map[string]int
+	unfreed map[string]int
+	// detachLooks and detachLookAt space retryUnfreed's looks at ENIs
+	// EC2 is still detaching (detachLookDue).
+	detachLooks  int
+	detachLookAt time.Time
 	starved      string // why the pool cannot grow ("" when it can)
 	full         string // the hard limit the card is at ("" when it can grow at all)
 	fullMaxPods  bool   // full is max pods, which a DEL can lift (fullText)
@@ -195,6 +199,7 @@ func (c *poolManager) keepUnfreed(id string, device int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unfreed[id] = device
+	c.detachLooks, c.detachLookAt = 0, time.Time{} // a new ENI to look at: at once
 }
 
 func (c *poolManager) forgetUnfreed(id string) {
