@@ -346,13 +346,20 @@ func (c *poolManager) backOff(k failKind, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := &c.backoffs[k]
+	now := time.Now()
+	if b.failures > 0 && now.Sub(b.retryAt) > c.backoff<<streakGap {
+		// Nothing of the kind was tried for longer than the longest
+		// pause: the old streak is over (its pods went away), and a new
+		// failure pauses as a first one does.
+		b.failures = 0
+	}
 	b.failures++
 	b.err = err
 	limit := time.Minute
 	if _, ok := errors.AsType[eniConfigError](err); ok {
 		limit = min(limit, c.env.times.ENIConfigRetry)
 	}
-	b.retryAt = time.Now().Add(min(c.backoff<<min(b.failures-1, 10), limit))
+	b.retryAt = now.Add(min(c.backoff<<min(b.failures-1, 10), limit))
 	b.wait.show(c.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s (%s)",
 		b.failures, c.index, causeOf(err), k), b.retryAt)
 }
