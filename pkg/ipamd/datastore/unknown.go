@@ -47,25 +47,40 @@ func keepUnknown(f *File, data []byte) error {
 		return err
 	}
 	for i := range min(len(entries.Allocations), len(f.Allocations)) {
-		var obj map[string]json.RawMessage
-		var meta struct {
-			Metadata map[string]json.RawMessage `json:"metadata"`
-		}
+		var obj, meta map[string]json.RawMessage
 		if err := json.Unmarshal(entries.Allocations[i], &obj); err != nil {
 			return err
 		}
-		if err := json.Unmarshal(entries.Allocations[i], &meta); err != nil {
-			return err
+		if raw, ok := member(obj, "metadata"); ok {
+			if err := json.Unmarshal(raw, &meta); err != nil {
+				return err
+			}
 		}
 		k := &f.Allocations[i].extra
 		if k.entry, err = unknownMembers(obj, knownAlloc); err != nil {
 			return err
 		}
-		if k.meta, err = unknownMembers(meta.Metadata, knownMeta); err != nil {
+		if k.meta, err = unknownMembers(meta, knownMeta); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// member finds obj's member name as encoding/json does: the exact name,
+// else one equal to it but for case (the last in name order).
+func member(obj map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	if raw, ok := obj[name]; ok {
+		return raw, true
+	}
+	var raw json.RawMessage
+	found := false
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if strings.EqualFold(k, name) {
+			raw, found = obj[k], true
+		}
+	}
+	return raw, found
 }
 
 // unknownMembers renders the members of obj not in known as JSON object
