@@ -82,6 +82,12 @@ func outcomes(a pool.Action, err error) (failed map[failKind]error, succeeded []
 	return failed, succeeded
 }
 
+// streakGap: a kind not tried for FailureBackoff<<streakGap (64 s at the
+// default 1 s, past the minute cap) after its pause ended starts a new
+// streak of failures. A failure that persists is retried within a pool
+// tick of the pause's end, so its pause keeps doubling.
+const streakGap = 6
+
 // kindBackoff is one kind's pause after consecutive failures.
 type kindBackoff struct {
 	failures int       // consecutive failures of the kind

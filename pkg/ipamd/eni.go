@@ -291,7 +291,7 @@ func cmpSlice(a, b []string) []string {
 // off like a failed free (every pool cycle, which each ADD may start,
 // would otherwise call EC2 again).
 func (c *poolManager) retryUnfreed(ctx context.Context) {
-	if c.backingOff(failFreeENI) {
+	if c.backingOff(failFreeENI) || !c.detachLookDue(time.Now()) {
 		return
 	}
 	var ids []string
@@ -312,7 +312,7 @@ func (c *poolManager) retryUnfreed(ctx context.Context) {
 		return
 	}
 	var failed error
-	freed := len(vanished) > 0
+	freed, detaching := len(vanished) > 0, false
 	for _, id := range vanished {
 		c.freed(id)
 	}
@@ -332,6 +332,7 @@ func (c *poolManager) retryUnfreed(ctx context.Context) {
 				continue
 			}
 		case leaving(e.Attachment):
+			detaching = true
 			continue // EC2 is detaching it: delete it once it is done
 		default:
 			fctx, cancel := context.WithTimeout(ctx, c.env.times.FreeWait)
@@ -352,6 +353,34 @@ func (c *poolManager) retryUnfreed(ctx context.Context) {
 	case freed:
 		c.clearBackoff(failFreeENI)
 	}
+	c.lookedAtDetaching(detaching)
+}
+
+// detachLookDue reports whether retryUnfreed may look at the unfreed ENIs
+// now: while EC2 keeps one detaching (for minutes at times) the looks are
+// spaced like a failure's retries, or every pool cycle, which each ADD may
+// start, would describe it again.
+func (c *poolManager) detachLookDue(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !now.Before(c.detachLookAt)
+}
+
+// maxDetachLookPause bounds the pause between looks at a detaching ENI:
+// lower than a failure's minute, as the slot comes back only at a look.
+const maxDetachLookPause = 10 * time.Second
+
+// lookedAtDetaching doubles the pause before the next look while an ENI
+// is still detaching (up to maxDetachLookPause), and ends it once none is.
+func (c *poolManager) lookedAtDetaching(detaching bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !detaching {
+		c.detachLooks, c.detachLookAt = 0, time.Time{}
+		return
+	}
+	c.detachLooks++
+	c.detachLookAt = time.Now().Add(min(c.backoff<<min(c.detachLooks-1, 10), maxDetachLookPause))
 }
 
 // freed forgets an unfreed ENI that is gone from EC2.

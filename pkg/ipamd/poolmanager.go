@@ -51,7 +51,11 @@ type poolManager struct {
 	// free or undo) → device index. They still take a device and count
 	// against the ENI limit until retryUnfreed frees them or reconcile
 	// adopts them again.
-	unfreed      map[string]int
+	unfreed map[string]int
+	// detachLooks and detachLookAt space retryUnfreed's looks at ENIs
+	// EC2 is still detaching (detachLookDue).
+	detachLooks  int
+	detachLookAt time.Time
 	starved      string // why the pool cannot grow ("" when it can)
 	full         string // the hard limit the card is at ("" when it can grow at all)
 	fullMaxPods  bool   // full is max pods, which a DEL can lift (fullText)
@@ -195,6 +199,7 @@ func (c *poolManager) keepUnfreed(id string, device int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.unfreed[id] = device
+	c.detachLooks, c.detachLookAt = 0, time.Time{} // a new ENI to look at: at once
 }
 
 func (c *poolManager) forgetUnfreed(id string) {
@@ -341,13 +346,20 @@ func (c *poolManager) backOff(k failKind, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := &c.backoffs[k]
+	now := time.Now()
+	if b.failures > 0 && now.Sub(b.retryAt) > c.backoff<<streakGap {
+		// Nothing of the kind was tried for longer than the longest
+		// pause: the old streak is over (its pods went away), and a new
+		// failure pauses as a first one does.
+		b.failures = 0
+	}
 	b.failures++
 	b.err = err
 	limit := time.Minute
 	if _, ok := errors.AsType[eniConfigError](err); ok {
 		limit = min(limit, c.env.times.ENIConfigRetry)
 	}
-	b.retryAt = time.Now().Add(min(c.backoff<<min(b.failures-1, 10), limit))
+	b.retryAt = now.Add(min(c.backoff<<min(b.failures-1, 10), limit))
 	b.wait.show(c.track, waitCooldown, fmt.Sprintf("backoff after %d failed pool action(s) on card %d: %s (%s)",
 		b.failures, c.index, causeOf(err), k), b.retryAt)
 }

@@ -29,10 +29,10 @@ func appendFile(b []byte, f File) ([]byte, error) {
 		b = append(b, `,"allocationTimestamp":`...)
 		b = strconv.AppendInt(b, unixNano(a.AssignedAt), 10)
 		b = append(b, `,"metadata":`...)
-		if b, err = appendMetadata(b, a.Meta.K8sPodNamespace, a.Meta.K8sPodName, a.Meta.InterfacesCount); err != nil {
+		if b, err = appendMetadata(b, a.Meta.K8sPodNamespace, a.Meta.K8sPodName, a.Meta.InterfacesCount, a.extra.meta); err != nil {
 			return b, err
 		}
-		b = appendExtra(b, a.extra)
+		b = appendExtra(b, a.extra.entry)
 		b = append(b, '}')
 	}
 	b = append(b, ']')
@@ -143,7 +143,7 @@ func appendJSONAllocation(b []byte, a jsonAllocation) ([]byte, error) {
 	b = strconv.AppendInt(b, a.AllocationTimestamp, 10)
 	if m := a.Metadata; m != nil {
 		b = append(b, `,"metadata":`...)
-		if b, err = appendMetadata(b, m.K8sPodNamespace, m.K8sPodName, m.InterfacesCount); err != nil {
+		if b, err = appendMetadata(b, m.K8sPodNamespace, m.K8sPodName, m.InterfacesCount, ""); err != nil {
 			return b, err
 		}
 	}
@@ -167,7 +167,7 @@ func appendKeyFields(b []byte, network, container, ifName string) ([]byte, error
 
 // appendMetadata renders an allocation's metadata object, each field
 // omitempty.
-func appendMetadata(b []byte, namespace, name string, interfaces int) ([]byte, error) {
+func appendMetadata(b []byte, namespace, name string, interfaces int, extra string) ([]byte, error) {
 	var err error
 	b = append(b, '{')
 	for _, kv := range [...]struct{ key, val string }{{`"k8sPodNamespace":`, namespace}, {`"k8sPodName":`, name}} {
@@ -188,6 +188,12 @@ func appendMetadata(b []byte, namespace, name string, interfaces int) ([]byte, e
 		}
 		b = append(b, `"interfacesCount":`...)
 		b = strconv.AppendInt(b, int64(interfaces), 10)
+	}
+	if extra != "" {
+		if b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = append(b, extra...)
 	}
 	return append(b, '}'), nil
 }

@@ -49,7 +49,7 @@ func (c *LogCheckpointer) diff(f File) (b logBatch, ok bool) {
 		changed, dup := put(a.Addr, logEntry{key: a.Key, meta: a.Meta, at: unixNano(a.AssignedAt), extra: a.extra, pos: allocPos(i)})
 		if changed {
 			b.Set = append(b.Set, jsonAllocationOf(a))
-			unknown = unknown || a.extra != ""
+			unknown = unknown || a.extra != (kept{})
 		}
 		return dup
 	}

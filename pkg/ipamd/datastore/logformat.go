@@ -60,7 +60,7 @@ type logEntry struct {
 	key     Key
 	meta    Metadata
 	at      int64
-	extra   string // Allocation.extra
+	extra   kept   // Allocation.extra
 	mark    uint32 // the diff's visit stamp
 	pos     int32  // where the last File had it (logdiff.go's posOf)
 }

@@ -133,8 +133,9 @@ type Allocation struct {
 	AssignedAt time.Time
 	Meta       Metadata
 	// extra holds the members of the checkpoint entry it was read from
-	// that this version does not know (unknown.go), written back as read.
-	extra string
+	// (and of its metadata) that this version does not know (unknown.go),
+	// written back as read.
+	extra kept
 }
 
 // Cooling is an address released at UnassignedAt; it is not handed out again

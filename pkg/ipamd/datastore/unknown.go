@@ -15,14 +15,19 @@ import (
 // matches a known one but for case is not kept: encoding/json, upstream's
 // decoder, would read it as the known one.
 
-// knownTop and knownAlloc are the members this version reads.
+// knownTop, knownAlloc and knownMeta are the members this version reads.
 var (
 	knownTop   = []string{"version", "allocations", "unassigned"}
 	knownAlloc = []string{"networkName", "containerID", "ifName", "ipv4", "ipv6", "allocationTimestamp", "metadata"}
+	knownMeta  = []string{"k8sPodNamespace", "k8sPodName", "interfacesCount"}
 )
 
-// keepUnknown records in f (decoded from data) the top-level and
-// per-allocation members it does not know.
+// kept are an allocation's members this version does not know: those of
+// the entry and those of its "metadata" object.
+type kept struct{ entry, meta string }
+
+// keepUnknown records in f (decoded from data) the top-level,
+// per-allocation and per-metadata members it does not know.
 func keepUnknown(f *File, data []byte) error {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
@@ -32,16 +37,50 @@ func keepUnknown(f *File, data []byte) error {
 	if f.extra, err = unknownMembers(top, knownTop); err != nil {
 		return err
 	}
-	var allocs []map[string]json.RawMessage
-	if err := json.Unmarshal(top["allocations"], &allocs); err != nil {
+	// The entries as the File's decoder found them: encoding/json matches
+	// "allocations" (and "metadata") in any case, and a file without it
+	// has none.
+	var entries struct {
+		Allocations []json.RawMessage `json:"allocations"`
+	}
+	if err := json.Unmarshal(data, &entries); err != nil {
 		return err
 	}
-	for i := range min(len(allocs), len(f.Allocations)) {
-		if f.Allocations[i].extra, err = unknownMembers(allocs[i], knownAlloc); err != nil {
+	for i := range min(len(entries.Allocations), len(f.Allocations)) {
+		var obj, meta map[string]json.RawMessage
+		if err := json.Unmarshal(entries.Allocations[i], &obj); err != nil {
+			return err
+		}
+		if raw, ok := member(obj, "metadata"); ok {
+			if err := json.Unmarshal(raw, &meta); err != nil {
+				return err
+			}
+		}
+		k := &f.Allocations[i].extra
+		if k.entry, err = unknownMembers(obj, knownAlloc); err != nil {
+			return err
+		}
+		if k.meta, err = unknownMembers(meta, knownMeta); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// member finds obj's member name as encoding/json does: the exact name,
+// else one equal to it but for case (the last in name order).
+func member(obj map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	if raw, ok := obj[name]; ok {
+		return raw, true
+	}
+	var raw json.RawMessage
+	found := false
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if strings.EqualFold(k, name) {
+			raw, found = obj[k], true
+		}
+	}
+	return raw, found
 }
 
 // unknownMembers renders the members of obj not in known as JSON object

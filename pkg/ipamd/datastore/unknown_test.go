@@ -146,3 +146,97 @@ func TestUnknownCheckpointFieldsKept(t *testing.T) {
 	}
 	check("after a restart")
 }
+
+// TestUnknownFieldsKeepReadableCheckpointsReadable: checkpoints that
+// encoding/json (upstream's decoder, and ours before unknown fields were
+// kept) reads, without an "allocations" member or with it in another case,
+// still restore, with their entries and unknown fields.
+func TestUnknownFieldsKeepReadableCheckpointsReadable(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		allocs     int
+		extra      string // the first allocation's kept members
+	}{
+		{"no allocations member", `{"version":"vpc-cni-ipam/1","nodeName":"n"}`, 0, ""},
+		{"allocations in another case", `{"version":"vpc-cni-ipam/1","Allocations":[{"networkName":"aws-cni",` +
+			`"containerID":"c1","ifName":"eth0","ipv4":"10.0.0.5","allocationTimestamp":1,"podUID":"u1"}]}`, 1, `"podUID":"u1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := DecodeFile("ipam.json", []byte(tc.data))
+			if err != nil {
+				t.Fatalf("a checkpoint encoding/json reads is refused: %v", err)
+			}
+			if len(f.Allocations) != tc.allocs {
+				t.Fatalf("%d allocations, want %d", len(f.Allocations), tc.allocs)
+			}
+			if tc.allocs > 0 && f.Allocations[0].extra.entry != tc.extra {
+				t.Errorf("kept %q of the allocation, want %q", f.Allocations[0].extra.entry, tc.extra)
+			}
+		})
+	}
+}
+
+// TestUnknownMetadataFieldsKept: a newer upstream's members inside an
+// allocation's "metadata" object are kept as the allocation's own are:
+// restored, logged, folded and written back, and absent from a new pod's.
+func TestUnknownMetadataFieldsKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ipam.json")
+	written := `{"version":"vpc-cni-ipam/1","allocations":[` +
+		`{"networkName":"aws-cni","containerID":"web","ifName":"eth0","ipv4":"10.0.1.23","allocationTimestamp":1724112000000000000,` +
+		`"metadata":{"k8sPodNamespace":"default","k8sPodName":"web-1","k8sPodUID":"u-1","labels":{"app":"web"}}}]}` + "\n"
+	if err := os.WriteFile(path, []byte(written), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cp := NewLogCheckpointer(path)
+	cp.IdleFold = -1
+	s, err := New(Options{Mode: ModeSecondaryIPv4, CooldownPeriod: time.Second, Checkpointer: cp, Now: newClock().now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddENI(ENI{ID: "eni-0", IsPrimary: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"10.0.1.23/32", "10.0.1.41/32"} {
+		if err := s.AddCIDR("eni-0", pfx(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := s.Load(nil); err != nil || len(res.Restored) != 1 {
+		t.Fatalf("restore: %+v %v", res, err)
+	}
+	if _, err := s.Assign(podKey(1), podMeta(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Allocations []struct {
+			ContainerID string                     `json:"containerID"`
+			Metadata    map[string]json.RawMessage `json:"metadata"`
+		} `json:"allocations"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Allocations) != 2 {
+		t.Fatalf("written: %s", data)
+	}
+	for _, a := range f.Allocations {
+		uid, labels := string(a.Metadata["k8sPodUID"]), string(a.Metadata["labels"])
+		switch a.ContainerID {
+		case "web":
+			if uid != `"u-1"` || labels != `{"app":"web"}` || string(a.Metadata["k8sPodName"]) != `"web-1"` {
+				t.Errorf("web's metadata lost members: %s", data)
+			}
+		default:
+			if uid != "" || labels != "" {
+				t.Errorf("the new pod's metadata has members it never had: %s", data)
+			}
+		}
+	}
+}

@@ -365,7 +365,8 @@ func Plan(pool Pool, p Params) Action {
 			return a
 		}
 	}
-	if p.CanAllocate && p.CanFreeENI && (p.targetsDefined(pool.Card) || p.PrefixDelegation) {
+	// Consolidating is an assign: it waits out the assign backoff too.
+	if p.CanAllocate && p.CanFreeENI && p.AssignPaused == "" && (p.targetsDefined(pool.Card) || p.PrefixDelegation) {
 		if a, ok := planConsolidate(pool, p); ok {
 			return a
 		}
