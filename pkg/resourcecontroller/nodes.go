@@ -84,6 +84,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	if errors.Is(err, errCNINodeDeleting) {
 		return reconcile.Result{RequeueAfter: cninodeRecreateDelay}, nil
 	}
+	if errors.Is(err, errOldInstanceCleanup) {
+		return reconcile.Result{}, nil
+	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
