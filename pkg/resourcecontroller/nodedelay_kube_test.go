@@ -166,3 +166,38 @@ func TestKubeNodeBackDuringBranchDeletesKeepsTheRest(t *testing.T) {
 		}
 	}
 }
+
+// TestKubeNodeDeletedAgainWaitsAFullDelay: a Node deleted, registered
+// again for its instance and deleted again keeps its branches for a full
+// DeinitDelay from the second deletion: the first deletion's timer does
+// not count.
+func TestKubeNodeDeletedAgainWaitsAFullDelay(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.DeinitDelay = 4 * time.Second
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const node = "rc-twice"
+	h.addSGPNode(node, inst1, 9)
+	if _, err := h.createPod("p", node, map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	b := h.waitAnnotation("p")
+	h.deleteNode(node)
+	waitFor(t, 30*time.Second, "the Node seen gone", func() (bool, string) {
+		info, ok := h.ctrl.reg.info(node)
+		return !ok || info.Gone, fmt.Sprint(ok)
+	})
+	h.addNode(node, inst1, nil)
+	h.settledBack(node)
+	h.waitCapacity(node, 9)
+	second := time.Now()
+	h.deleteNode(node)
+	waitFor(t, 30*time.Second, "the twice-deleted node's branch deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return !slices.Contains(ids, b[0].ENIID), fmt.Sprint(ids)
+	})
+	if took := time.Since(second); took < cfg.DeinitDelay {
+		t.Errorf("the branch was deleted %s after the second deletion, before a full %s delay", took, cfg.DeinitDelay)
+	}
+}
