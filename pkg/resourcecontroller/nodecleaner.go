@@ -92,6 +92,7 @@ func (c *Controller) cleanGoneNode(ctx context.Context, name string) (reconcile.
 	cn := &k8s.CNINode{}
 	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, cn); err != nil {
 		if apierrors.IsNotFound(err) {
+			c.deinitOver.clear(name) // nothing left to clean up
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading CNINode %s: %w", name, err)

@@ -12,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // deleteNode deletes a Node and, as the garbage collector would (the test
@@ -199,5 +201,45 @@ func TestKubeNodeDeletedAgainWaitsAFullDelay(t *testing.T) {
 	})
 	if took := time.Since(second); took < cfg.DeinitDelay {
 		t.Errorf("the branch was deleted %s after the second deletion, before a full %s delay", took, cfg.DeinitDelay)
+	}
+}
+
+// TestKubeGoneNodeCleanupWaitingForASlotWaitsNoNewDelay: two SGP Nodes
+// are deleted at once with one cleanup slot; the second's cleanup, found
+// busy after the delay, starts when the slot frees (looked at again after
+// 10 s), not after another DeinitDelay. Before, each look that found the
+// slots busy restarted the delay (1 min on EKS timing) and the second
+// node's ENIs and CNINode waited that much longer per look.
+func TestKubeGoneNodeCleanupWaitingForASlotWaitsNoNewDelay(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.DeinitDelay = 20 * time.Second
+	cfg.NodeCleanWorkers = 1
+	h := newHarness(t, w.ec2, cfg)
+	h.addSGPNode("rc-slot-a", inst1, 9)
+	h.addSGPNode("rc-slot-b", inst2, 9)
+	ctx := context.Background()
+	// The first cleanup takes a few seconds: one available ENI, slow to
+	// delete.
+	if _, err := w.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: inst1, SubnetID: simtest.NodeSubnetID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(3 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h.deleteNode("rc-slot-a")
+	h.deleteNode("rc-slot-b")
+	for _, n := range []string{"rc-slot-a", "rc-slot-b"} {
+		waitFor(t, 120*time.Second, "CNINode "+n+" released", func() (bool, string) {
+			cn := &k8s.CNINode{}
+			err := h.admin.Get(ctx, client.ObjectKey{Name: n}, cn)
+			return apierrors.IsNotFound(err), fmt.Sprint(err, cn.Finalizers)
+		})
+	}
+	// One delay, a busy look (10 s) and the cleanups (3 s): well under
+	// two delays.
+	if took := time.Since(start); took >= 2*cfg.DeinitDelay {
+		t.Errorf("both gone nodes' CNINodes released %s after their deletion, want under %s (one %s delay, busy looks every %s)", took, 2*cfg.DeinitDelay, cfg.DeinitDelay, nodeCleanBusyDelay)
 	}
 }

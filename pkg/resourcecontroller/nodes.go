@@ -60,6 +60,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
 	}
+	c.deinitOver.clear(node.Name) // a Node again: a later deletion waits anew
 	if node.Labels[labelComputeAut] == "auto" {
 		return reconcile.Result{}, nil
 	}
