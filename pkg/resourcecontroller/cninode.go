@@ -37,6 +37,10 @@ const cninodeDeletionWait = 3 * time.Second
 // removed and the node should be reconciled again shortly.
 var errCNINodeDeleting = errors.New("CNINode is being deleted")
 
+// errOldInstanceCleanup: the node's CNINode is another instance's, whose
+// cleanup runs (or waits to be retried); its end reconciles the node.
+var errOldInstanceCleanup = errors.New("CNINode of the previous instance is being cleaned up")
+
 // remaking tracks the CNINodes of live Nodes being made again: since when
 // the one being deleted (by uid) has been waited for, and whether that was
 // told.
@@ -92,8 +96,13 @@ func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode, instanceI
 		// old one's cleanup ran (it waits DeinitDelay): the CNINode is the
 		// old instance's, whose ENIs are cleaned up before it goes, as for
 		// any gone node (nodecleaner.go).
-		c.startNodeCleanup(ctx, cn.Name, cn.UID, old)
-		return errCNINodeDeleting
+		// Not looked at again on a timer: the CNINode's deletion once the
+		// cleanup lets it go, or the cleanup's retry after GCInterval,
+		// brings the node back here.
+		if busy := c.startNodeCleanup(ctx, cn.Name, cn.UID, old); busy {
+			return errCNINodeDeleting
+		}
+		return errOldInstanceCleanup
 	}
 	if cn.DeletionTimestamp != nil {
 		// The new CNINode keeps the features ipamd declared: without

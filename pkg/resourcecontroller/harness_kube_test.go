@@ -83,6 +83,9 @@ type harness struct {
 	stop  func()
 	// ctrl is the running controller, for tests that check its memory.
 	ctrl *Controller
+	// leaseNS, when set, runs the manager with leader election, its lease
+	// in that namespace.
+	leaseNS string
 }
 
 // startController runs a controller (manager, webhook over TLS on
@@ -104,6 +107,7 @@ func startController(t testing.TB, h *harness) {
 	mgr, err := NewManager(h.env.Config, ManagerOptions{
 		WebhookHost: "127.0.0.1", WebhookPort: port, WebhookCert: &cert,
 		MetricsAddr: "0", HealthAddr: "0",
+		LeaderElection: h.leaseNS != "", LeaderElectionNamespace: h.leaseNS,
 		Logger: logr.FromSlogHandler(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -149,6 +153,12 @@ func startController(t testing.TB, h *harness) {
 
 // newHarness makes a namespace and starts a controller on ec2.
 func newHarness(t testing.TB, ec2 EC2, cfg Config) *harness {
+	return newHarnessLeased(t, ec2, cfg, "")
+}
+
+// newHarnessLeased is newHarness with leader election on, its lease in
+// leaseNS ("": off).
+func newHarnessLeased(t testing.TB, ec2 EC2, cfg Config, leaseNS string) *harness {
 	env, admin := kubeAdmin(t)
 	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(ns) > 50 {
@@ -160,7 +170,7 @@ func newHarness(t testing.TB, ec2 EC2, cfg Config) *harness {
 	if err := admin.Create(ctx, nso); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, env: env, admin: admin, ec2: ec2, ns: ns, cfg: cfg}
+	h := &harness{t: t, env: env, admin: admin, ec2: ec2, ns: ns, cfg: cfg, leaseNS: leaseNS}
 	t.Cleanup(h.cleanup)
 	startController(t, h)
 	return h

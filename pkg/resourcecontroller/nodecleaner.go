@@ -92,6 +92,7 @@ func (c *Controller) cleanGoneNode(ctx context.Context, name string) (reconcile.
 	cn := &k8s.CNINode{}
 	if err := c.c.Get(ctx, ctrl.ObjectKey{Name: name}, cn); err != nil {
 		if apierrors.IsNotFound(err) {
+			c.deinitOver.clear(name) // nothing left to clean up
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading CNINode %s: %w", name, err)
@@ -202,5 +203,15 @@ func (c *Controller) nodeBack(ctx context.Context, name, instanceID string) (boo
 		}
 		return false, fmt.Errorf("reading node %s: %w", name, err)
 	}
+	if node.Spec.ProviderID == "" {
+		// Registered again before its providerID is set (a kubelet with
+		// an external cloud provider): which instance it is, is not known
+		// yet; a delete now may take running pods' ENIs.
+		return false, fmt.Errorf("node %s: %w", name, errNodeIdentityUnknown)
+	}
 	return InstanceIDFromProviderID(node.Spec.ProviderID) == instanceID, nil
 }
+
+// errNodeIdentityUnknown: a Node of a gone node's name exists without a
+// providerID yet; its cleanup waits for it (retried after GCInterval).
+var errNodeIdentityUnknown = errors.New("registered again without a providerID yet")

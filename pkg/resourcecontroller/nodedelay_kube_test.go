@@ -12,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // deleteNode deletes a Node and, as the garbage collector would (the test
@@ -164,5 +166,80 @@ func TestKubeNodeBackDuringBranchDeletesKeepsTheRest(t *testing.T) {
 		if !h.ctrl.reg.holds("rc-midback", p.UID) {
 			t.Errorf("pod p%d's branch %s was kept but is not held by the node's new trunk state", i, id)
 		}
+	}
+}
+
+// TestKubeNodeDeletedAgainWaitsAFullDelay: a Node deleted, registered
+// again for its instance and deleted again keeps its branches for a full
+// DeinitDelay from the second deletion: the first deletion's timer does
+// not count.
+func TestKubeNodeDeletedAgainWaitsAFullDelay(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.DeinitDelay = 4 * time.Second
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const node = "rc-twice"
+	h.addSGPNode(node, inst1, 9)
+	if _, err := h.createPod("p", node, map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	b := h.waitAnnotation("p")
+	h.deleteNode(node)
+	waitFor(t, 30*time.Second, "the Node seen gone", func() (bool, string) {
+		info, ok := h.ctrl.reg.info(node)
+		return !ok || info.Gone, fmt.Sprint(ok)
+	})
+	h.addNode(node, inst1, nil)
+	h.settledBack(node)
+	h.waitCapacity(node, 9)
+	second := time.Now()
+	h.deleteNode(node)
+	waitFor(t, 30*time.Second, "the twice-deleted node's branch deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return !slices.Contains(ids, b[0].ENIID), fmt.Sprint(ids)
+	})
+	if took := time.Since(second); took < cfg.DeinitDelay {
+		t.Errorf("the branch was deleted %s after the second deletion, before a full %s delay", took, cfg.DeinitDelay)
+	}
+}
+
+// TestKubeGoneNodeCleanupWaitingForASlotWaitsNoNewDelay: two SGP Nodes
+// are deleted at once with one cleanup slot; the second's cleanup, found
+// busy after the delay, starts when the slot frees (looked at again after
+// 10 s), not after another DeinitDelay. Before, each look that found the
+// slots busy restarted the delay (1 min on EKS timing) and the second
+// node's ENIs and CNINode waited that much longer per look.
+func TestKubeGoneNodeCleanupWaitingForASlotWaitsNoNewDelay(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.DeinitDelay = 20 * time.Second
+	cfg.NodeCleanWorkers = 1
+	h := newHarness(t, w.ec2, cfg)
+	h.addSGPNode("rc-slot-a", inst1, 9)
+	h.addSGPNode("rc-slot-b", inst2, 9)
+	ctx := context.Background()
+	// The first cleanup takes a few seconds: one available ENI, slow to
+	// delete.
+	if _, err := w.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: inst1, SubnetID: simtest.NodeSubnetID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(3 * time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h.deleteNode("rc-slot-a")
+	h.deleteNode("rc-slot-b")
+	for _, n := range []string{"rc-slot-a", "rc-slot-b"} {
+		waitFor(t, 120*time.Second, "CNINode "+n+" released", func() (bool, string) {
+			cn := &k8s.CNINode{}
+			err := h.admin.Get(ctx, client.ObjectKey{Name: n}, cn)
+			return apierrors.IsNotFound(err), fmt.Sprint(err, cn.Finalizers)
+		})
+	}
+	// One delay, a busy look (10 s) and the cleanups (3 s): well under
+	// two delays.
+	if took := time.Since(start); took >= 2*cfg.DeinitDelay {
+		t.Errorf("both gone nodes' CNINodes released %s after their deletion, want under %s (one %s delay, busy looks every %s)", took, 2*cfg.DeinitDelay, cfg.DeinitDelay, nodeCleanBusyDelay)
 	}
 }

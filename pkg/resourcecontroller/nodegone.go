@@ -21,9 +21,15 @@ import (
 func (c *Controller) nodeGone(ctx context.Context, name string) (reconcile.Result, error) {
 	at, held := c.reg.setGone(name, true)
 	now := time.Now()
-	if wait := c.unmanaging.first(at, now).Add(c.cfg.DeinitDelay).Sub(now); wait > 0 {
-		return reconcile.Result{RequeueAfter: wait}, nil
+	if !c.deinitOver.is(name, "over") {
+		if wait := c.unmanaging.first(at, now).Add(c.cfg.DeinitDelay).Sub(now); wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
 	}
+	// Over for this node until it is back or its CNINode gone: a
+	// cleanup looked at again (every slot taken, a failure retried) does
+	// not wait the delay again.
+	c.deinitOver.first(name, "over")
 	c.unmanaging.clear(name)
 	if held {
 		if t := c.reg.dropAt(at); t != nil {

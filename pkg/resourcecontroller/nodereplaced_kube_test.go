@@ -130,3 +130,66 @@ func TestKubeNodeNameReusedWithinTheDelayCleansTheOldInstance(t *testing.T) {
 		t.Errorf("the old instance's available ENI %s was left when its CNINode went", leaked.ID)
 	}
 }
+
+// TestKubeNodeNameReusedCleanupFailureRetriedAfterGCInterval: as above, but
+// the old instance's ENIs cannot be deleted for now (EC2 refuses). The
+// failed cleanup is retried after GCInterval, as for any gone node, and
+// the new Node gets its CNINode once it succeeds. Before, the new Node's
+// reconcile started the cleanup again every 500 ms (an EC2 describe and
+// a failed delete each time, EC2's request budget for the whole account).
+func TestKubeNodeNameReusedCleanupFailureRetriedAfterGCInterval(t *testing.T) {
+	w := newWorld(t)
+	cfg := fastConfig()
+	cfg.DeinitDelay = time.Minute
+	cfg.GCInterval = 4 * time.Second
+	h := newHarness(t, w.ec2, cfg)
+	const name = "rc-reused-fail"
+	h.addSGPNode(name, inst1, 9)
+	ctx := context.Background()
+	leaked, err := w.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: inst1, SubnetID: simtest.NodeSubnetID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := h.waitCNINode(name, "")
+	const inst8 = "i-0000000000000008"
+	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst8, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DeleteNetworkInterface"}}); err != nil {
+		t.Fatal(err)
+	}
+	h.deleteNode(name)
+	waitFor(t, 30*time.Second, "the Node seen gone", func() (bool, string) {
+		info, ok := h.ctrl.reg.info(name)
+		return !ok || info.Gone, fmt.Sprint(ok)
+	})
+	base := counterValue(t, metricNodeCleanFailures)
+	h.addNode(name, inst8, nil)
+	var first, second time.Time
+	waitFor(t, 30*time.Second, "the old instance's cleanup failed twice", func() (bool, string) {
+		n := counterValue(t, metricNodeCleanFailures) - base
+		if n >= 1 && first.IsZero() {
+			first = time.Now()
+		}
+		if n >= 2 {
+			second = time.Now()
+			return true, ""
+		}
+		return false, fmt.Sprint(n)
+	})
+	// Polling adds up to its period to each side; half the interval is
+	// far from the 500 ms of before.
+	if gap := second.Sub(first); gap < cfg.GCInterval/2 {
+		t.Errorf("the failed cleanup of the old instance was retried %s after the first failure, want about GCInterval %s", gap, cfg.GCInterval)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	cn := h.waitCNINode(name, string(old.UID))
+	if got := cn.Spec.Tags[awsutils.TagInstanceID]; got != inst8 {
+		t.Errorf("the new CNINode names instance %s, want %s", got, inst8)
+	}
+	if slices.Contains(w.eniIDs(), leaked.ID) {
+		t.Errorf("the old instance's available ENI %s was left when its CNINode went", leaked.ID)
+	}
+}

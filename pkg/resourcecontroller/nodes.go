@@ -60,6 +60,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
 	}
+	c.deinitOver.clear(node.Name) // a Node again: a later deletion waits anew
 	if node.Labels[labelComputeAut] == "auto" {
 		return reconcile.Result{}, nil
 	}
@@ -83,6 +84,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	cn, err := c.ensureCNINode(ctx, &node, instanceID)
 	if errors.Is(err, errCNINodeDeleting) {
 		return reconcile.Result{RequeueAfter: cninodeRecreateDelay}, nil
+	}
+	if errors.Is(err, errOldInstanceCleanup) {
+		return reconcile.Result{}, nil
 	}
 	if err != nil {
 		return reconcile.Result{}, err
