@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -127,7 +129,20 @@ func probe(t *testing.T, nsPath string, local netip.Addr, remote netip.Addr) (ne
 func whoamiWithin(d time.Duration, nsPath string, local, remote netip.Addr) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return Whoami(ctx, nsPath, local, netip.AddrPortFrom(remote, WhoamiPort))
+	for {
+		got, err := Whoami(ctx, nsPath, local, netip.AddrPortFrom(remote, WhoamiPort))
+		// On a loaded machine a fresh link's first neighbour discovery can
+		// give up (EHOSTUNREACH) before the peer answers: the path is not
+		// there yet, so ask again until the deadline.
+		if !errors.Is(err, unix.EHOSTUNREACH) || ctx.Err() != nil {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return got, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func serveWhoami(t *testing.T, nsPath string, a netip.Addr) {
