@@ -21,6 +21,7 @@ func (s *Sim) createNetworkInterface(p *params) (any, error) {
 		IPv6Prefixes:    p.prefixes("Ipv6Prefix", p.members("Ipv6Prefix", "Ipv6Prefix"), false),
 		Tags:            p.tagSpecs("network-interface"),
 		ClientToken:     p.str("ClientToken"),
+		Wire:            p.encodeExcept("Action", "Version", "ClientToken"),
 	}
 	if v := p.str("PrivateIpAddress"); v != "" {
 		if a := p.addrs("PrivateIpAddress", []string{v}, true); len(a) == 1 {
@@ -48,13 +49,15 @@ func (s *Sim) createNetworkInterface(p *params) (any, error) {
 		return nil, p.err
 	}
 	var out struct {
-		ENI xmlENI `xml:"networkInterface"`
+		ClientToken string `xml:"clientToken,omitempty"`
+		ENI         xmlENI `xml:"networkInterface"`
 	}
 	err := s.do(true, func(w *world) error {
 		e, err := w.createENI(r)
 		if err != nil {
 			return err
 		}
+		out.ClientToken = r.ClientToken
 		out.ENI = s.eniXML(w, w.eniView(e))
 		return nil
 	})

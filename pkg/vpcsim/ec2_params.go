@@ -3,6 +3,7 @@ package vpcsim
 import (
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +24,18 @@ func (p *params) fail(e *APIError) {
 func (p *params) str(k string) string { return p.v.Get(k) }
 
 func (p *params) has(k string) bool { _, ok := p.v[k]; return ok }
+
+// encodeExcept is the request's parameters without the named ones, encoded
+// in key order: equal requests give equal strings.
+func (p *params) encodeExcept(skip ...string) string {
+	v := url.Values{}
+	for k, vals := range p.v {
+		if !slices.Contains(skip, k) {
+			v[k] = vals
+		}
+	}
+	return v.Encode()
+}
 
 // int reads an optional integer; absent is 0.
 func (p *params) int(k string) int {

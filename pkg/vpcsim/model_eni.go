@@ -31,8 +31,13 @@ type createENIReq struct {
 	IPv6Prefixes    []netip.Prefix
 	Tags            map[string]string
 	// ClientToken makes the call idempotent: a retry with the same token
-	// answers the ENI the first call made (while it exists).
+	// answers the ENI the first call made (while it exists); the token
+	// reused with any other parameter is refused (sameCreateENI).
 	ClientToken string
+	// Wire is every parameter as sent except the action, version and token,
+	// encoded in key order, so a token also covers parameters vpcsim does
+	// not model (EnablePrimaryIpv6, ConnectionTrackingSpecification, …).
+	Wire string
 }
 
 func (w *world) eni(id string) (*eni, error) {
@@ -97,12 +102,13 @@ func (w *world) resolveGroups(vpcID string, ids []string) ([]string, error) {
 }
 
 func (w *world) createENI(r createENIReq) (*eni, error) {
+	asked := r // as sent, before defaults fill it in
 	if r.ClientToken != "" {
 		for _, e := range w.enis {
 			if e.token != r.ClientToken {
 				continue
 			}
-			if e.subnetID != r.SubnetID {
+			if !sameCreateENI(e.request, r) {
 				return nil, apiErr("IdempotentParameterMismatch", "The client token %s was already used with different parameters.", r.ClientToken)
 			}
 			return e, nil
@@ -147,6 +153,9 @@ func (w *world) createENI(r createENIReq) (*eni, error) {
 		id: id, subnetID: sn.id, vpcID: sn.vpcID, az: sn.az, description: r.Description,
 		interfaceType: r.InterfaceType, mac: w.newMAC(), groups: groups, tags: copyTags(r.Tags),
 		token: r.ClientToken,
+	}
+	if r.ClientToken != "" {
+		e.request = asked
 	}
 	tx := &undo{}
 	if r.PrimaryIP.IsValid() {

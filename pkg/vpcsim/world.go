@@ -82,7 +82,8 @@ type instance struct {
 
 type eni struct {
 	id            string
-	token         string // CreateNetworkInterface's ClientToken, if any
+	token         string       // CreateNetworkInterface's ClientToken, if any
+	request       createENIReq // the call that made it, kept when it had a token
 	subnetID      string
 	vpcID         string
 	az            string
