@@ -177,9 +177,14 @@ func (inv *invocation) delMarkedBranch(ctx context.Context, args *entry.Args, vl
 // newer sandbox just before that sandbox's ADD wired and had its policies
 // enforced, then have them deleted.
 func (inv *invocation) deletePolicies(ctx context.Context, args *entry.Args) error {
-	release := podnet.HoldPodLockForDEL(inv.lockFile(),
+	release, busy := podnet.HoldPodLockForDEL(inv.lockFile(),
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0))
 	defer release()
+	if busy {
+		inv.log.Warn("the pod lock stayed taken by another DEL of the pod telling the network policy agent the pod is gone; " +
+			"left it to that DEL (telling the agent unlocked could delete a newer sandbox's policies)")
+		return nil
+	}
 	if inv.podHasNewerSandbox(args) {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -114,6 +115,79 @@ func TestPrivilegedTwoLateDelsRacingAddKeepPolicies(t *testing.T) {
 	n.run(t, addB).mustSucceed(t, "ADD B")
 	(<-done1).mustSucceed(t, "DEL A1")
 	(<-done2).mustSucceed(t, "DEL A2")
+	if !npa.enforcing("default", "guarded") {
+		t.Error("the agent carried out an old sandbox's delete after the new sandbox's enforce: the running pod has no policies")
+	}
+}
+
+// TestPrivilegedThreeLateDelsRacingAddKeepPolicies: the DELs of three old
+// sandboxes of one pod run at once while the agent is slow (1.8 s per
+// delete, or until an enforce for the pod comes in); the ADD of the new
+// sandbox B starts once all three have told the agent. The DELs take the
+// pod lock one after another for their agent calls; the last one must not
+// give up waiting for it, check for a newer sandbox and call the agent
+// unlocked: B's ADD, taking the lock from the middle DEL, would then have
+// its enforce carried out before that last delete and the pod would run
+// with no policies.
+func TestPrivilegedThreeLateDelsRacingAddKeepPolicies(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	const dels = 3
+	var allocs []allocation
+	for i := range dels + 1 {
+		allocs = append(allocs, allocation{ip: fmt.Sprintf("10.1.0.%d", 21+i), deviceNumber: 1, routeTable: 2})
+	}
+	ipamd := startFakeIpamd(t, allocs...)
+	ipamd.npMode = "strict"
+	npa := startFakeNPA(t)
+	veth := vethname.HostVethName("eni", "default", "guarded", 0)
+
+	var delCalls []call
+	for i := range dels {
+		nsA := testutil.NewNS(t)
+		add := call{command: "ADD", containerID: fmt.Sprintf("sandbox-a%d", i), netns: nsA.Path(), ifName: "eth0", podName: "guarded", podNS: "default",
+			conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+		out := n.run(t, add)
+		out.mustSucceed(t, "ADD "+add.containerID)
+		n.sandboxGone(t, nsA, veth)
+		del := add
+		del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+		delCalls = append(delCalls, del)
+	}
+
+	in := make(chan struct{}, dels)
+	npa.mu.Lock()
+	npa.deleteSlow, npa.deleteIn = 1800*time.Millisecond, in
+	npa.mu.Unlock()
+	done := make(chan outcome, dels)
+	for _, del := range delCalls {
+		go func() { done <- n.run(t, del) }()
+	}
+	var outs []outcome
+	for told := 0; told < dels; {
+		select {
+		case <-in:
+			told++
+		case o := <-done:
+			outs = append(outs, o)
+			if len(outs) == dels {
+				told = dels
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d of %d DELs told the agent", told, dels)
+		}
+	}
+
+	nsB := testutil.NewNS(t)
+	addB := call{command: "ADD", containerID: "sandbox-b", netns: nsB.Path(), ifName: "eth0", podName: "guarded", podNS: "default",
+		conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+	n.run(t, addB).mustSucceed(t, "ADD B")
+	for len(outs) < dels {
+		outs = append(outs, <-done)
+	}
+	for _, o := range outs {
+		o.mustSucceed(t, "a late DEL")
+	}
 	if !npa.enforcing("default", "guarded") {
 		t.Error("the agent carried out an old sandbox's delete after the new sandbox's enforce: the running pod has no policies")
 	}

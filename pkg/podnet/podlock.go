@@ -21,16 +21,19 @@ import (
 // to clean up and the kernel drops a lock whose process dies.
 //
 // Waits are bounded: an ADD that cannot lock within addLockWait, or a DEL
-// within delLockWait, goes on unlocked, as before the lock existed.
+// step within delLockWait, goes on unlocked, as before the lock existed.
 //
 // A DEL holds the lock across the network policy agent's answer, for at
 // most PolicyCallTimeout (see HoldPodLockForDEL), and an ADD starts its
 // wait only after that DEL's check: addLockWait outlasts that hold with a
 // margin for the answer's way back, so the ADD's enforce never overtakes
-// the DEL's delete.
+// the DEL's delete. A DEL waits as long for that hold of its own
+// (delPolicyLockWait), so it outlasts one other DEL's; it never goes on
+// unlocked (see HoldPodLockForDEL).
 const (
-	addLockWait = PolicyCallTimeout + time.Second
-	delLockWait = time.Second
+	addLockWait       = PolicyCallTimeout + time.Second
+	delLockWait       = time.Second
+	delPolicyLockWait = PolicyCallTimeout + time.Second
 )
 
 // PolicyCallTimeout bounds one call to the network policy agent, and so
@@ -56,27 +59,34 @@ type podLock struct{ fd int }
 // goes on unlocked, when path is empty, the file cannot be opened, or the
 // wait ends.
 func lockPod(path, hostVeth string, wait time.Duration) *podLock {
+	l, _ := tryLockPod(path, hostVeth, wait)
+	return l
+}
+
+// tryLockPod is lockPod; busy reports that the wait ended with the lock
+// still taken by another, rather than no lock being usable at all.
+func tryLockPod(path, hostVeth string, wait time.Duration) (l *podLock, busy bool) {
 	if path == "" || hostVeth == "" {
-		return nil
+		return nil, false
 	}
 	off, ok := lockOffset(hostVeth)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
 	deadline := time.Now().Add(wait)
 	pause := lockPollMin
-	busy := false
 	for {
 		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
 		if err == nil {
-			return &podLock{fd: fd}
+			return &podLock{fd: fd}, false
 		}
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINTR) {
+			busy = false
 			break
 		}
 		if !busy && testHookLockBusy != nil {
@@ -92,7 +102,7 @@ func lockPod(path, hostVeth string, wait time.Duration) *podLock {
 		pause = min(2*pause, lockPollMax)
 	}
 	unix.Close(fd)
-	return nil
+	return nil, busy
 }
 
 // lockVLAN takes the lock of VLAN id vlanID in the lock file path, as
@@ -156,13 +166,22 @@ func ownerChecked() {
 }
 
 // HoldPodLockForDEL takes, for a DEL, the pod lock of the pod whose host
-// veth is hostVeth in the lock file path, waiting at most as long as any
-// DEL step does, and returns what releases it (a no-op when the wait
-// ended unlocked). A DEL holds it across its "has the pod a newer
-// sandbox" check and the network policy agent's answer: a new sandbox's
-// ADD marks its veth before it takes the lock and asks the agent to
-// enforce only after it released it, so either the check sees the mark or
-// the agent gets the ADD's request after the DEL's.
-func HoldPodLockForDEL(path, hostVeth string) (release func()) {
-	return lockPod(path, hostVeth, delLockWait).unlock
+// veth is hostVeth in the lock file path, waiting at most
+// delPolicyLockWait, and returns what releases it (a no-op when not
+// held). A DEL holds it across its "has the pod a newer sandbox" check and
+// the network policy agent's answer: a new sandbox's ADD marks its veth
+// before it takes the lock and asks the agent to enforce only after it
+// released it, so either the check sees the mark or the agent gets the
+// ADD's request after the DEL's.
+//
+// busy reports that the wait ended with the lock still taken: the caller
+// must then neither check nor call the agent. Unlocked, its check could
+// run just before a new sandbox's ADD marks its veth and its delete reach
+// the agent after that ADD's enforce (several late DELs of one pod, each
+// holding the lock across a slow agent's answer, outwait a bounded wait).
+// A lock busy for so long is held across another DEL's call telling the
+// agent the same thing: the agent keeps policies by pod name.
+func HoldPodLockForDEL(path, hostVeth string) (release func(), busy bool) {
+	l, busy := tryLockPod(path, hostVeth, delPolicyLockWait)
+	return l.unlock, busy
 }
