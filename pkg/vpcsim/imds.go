@@ -120,6 +120,11 @@ func (s *Sim) issueToken(w http.ResponseWriter, r *http.Request, instanceID stri
 	}
 	s.tokens[tok] = imdsToken{instanceID: instanceID, expires: now.Add(time.Duration(ttl) * time.Second)}
 	s.mu.Unlock()
+	if err := s.limitTokenHops(w, r, instanceID); err != nil {
+		s.log.Error("imds: cannot limit the token answer's hops", "instance", instanceID, "err", err)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set(imdsTTLHeader, strconv.Itoa(ttl))
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write([]byte(tok))
