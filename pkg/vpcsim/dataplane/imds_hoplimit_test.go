@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/conformance"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
@@ -68,11 +70,26 @@ func podBehind(t *testing.T, d *Dataplane, nodePath string, addr netip.Addr) str
 	return path
 }
 
-// imdsCall asks IMDS from inside the namespace at path: a token PUT when
-// token is "", else a GET of instance-id (with the token unless it is "-").
+// imdsCall asks IMDS from inside the namespace at path: a token PUT, or a
+// GET of instance-id (with token unless it is "-"). Like whoamiWithin, it
+// asks again while a fresh link's neighbour discovery answers EHOSTUNREACH.
 func imdsCall(path, method, token string, within time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
+	for {
+		body, err := imdsOnce(ctx, path, method, token)
+		if !errors.Is(err, unix.EHOSTUNREACH) || ctx.Err() != nil {
+			return body, err
+		}
+		select {
+		case <-ctx.Done():
+			return body, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func imdsOnce(ctx context.Context, path, method, token string) (string, error) {
 	client := http.Client{Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
