@@ -68,7 +68,8 @@ Scenario file (YAML; durations like "50ms"; unknown keys are errors):
        toPort: 5432, group: sg-0000000000000001}], egress: [{protocol: "-1", cidr: 0.0.0.0/0}]}
   instances:
   - {id: i-0000000000000001, type: m5.large, subnet: subnet-a,
-     securityGroups: [sg-0000000000000001], privateIp: 10.0.0.10, imdsV1Disabled: true}
+     securityGroups: [sg-0000000000000001], privateIp: 10.0.0.10, imdsV1Disabled: true,
+     imdsHopLimit: 2}                # IMDSv2 token hops, 1-64 (default 1; EKS node groups: 2)
   networkInterfaces:                 # pre-existing ENIs (trunk, no_manage, ...)
   - {subnet: subnet-a, interfaceType: trunk, attachTo: i-0000000000000001,
      deviceIndex: 1, secondaryIpCount: 2, tags: {node.k8s.amazonaws.com/no_manage: "true"}}

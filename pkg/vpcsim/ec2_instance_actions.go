@@ -22,9 +22,11 @@ func (s *Sim) deleteTags(p *params) (any, error) {
 
 // runInstances supports the subset needed to build worlds: InstanceType,
 // SubnetId, SecurityGroupId.N, PrivateIpAddress, MinCount/MaxCount, instance
-// TagSpecifications and MetadataOptions.HttpTokens.
+// TagSpecifications and MetadataOptions.HttpTokens and
+// .HttpPutResponseHopLimit.
 func (s *Sim) runInstances(p *params) (any, error) {
 	minC, maxC := p.intp("MinCount"), p.intp("MaxCount")
+	hops := p.intp("MetadataOptions.HttpPutResponseHopLimit")
 	spec := InstanceSpec{
 		Type:             p.str("InstanceType"),
 		Subnet:           p.str("SubnetId"),
@@ -36,6 +38,12 @@ func (s *Sim) runInstances(p *params) (any, error) {
 	}
 	if p.err != nil {
 		return nil, p.err
+	}
+	if hops != nil {
+		if !validHopLimit(*hops) {
+			return nil, errInvalid("MetadataOptions.HttpPutResponseHopLimit", strconv.Itoa(*hops))
+		}
+		spec.IMDSHopLimit = *hops
 	}
 	if minC == nil {
 		return nil, errMissing("MinCount")

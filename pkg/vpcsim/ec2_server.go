@@ -80,6 +80,7 @@ var actions = map[string]struct{ fn actionFunc }{
 	"CreateTags":                      {fn: (*Sim).createTags},
 	"DeleteTags":                      {fn: (*Sim).deleteTags},
 	"RunInstances":                    {fn: (*Sim).runInstances},
+	"ModifyInstanceMetadataOptions":   {fn: (*Sim).modifyInstanceMetadataOptions},
 	"TerminateInstances":              {fn: (*Sim).terminateInstances},
 
 	"AssociateTrunkInterface":            {fn: (*Sim).associateTrunkInterface},

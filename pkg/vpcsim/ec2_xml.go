@@ -177,9 +177,23 @@ type xmlPlacement struct {
 }
 
 type xmlMetadataOptions struct {
-	State        string `xml:"state"`
-	HTTPTokens   string `xml:"httpTokens"`
-	HTTPEndpoint string `xml:"httpEndpoint"`
+	State                string `xml:"state"`
+	HTTPTokens           string `xml:"httpTokens"`
+	HTTPPutHopLimit      int    `xml:"httpPutResponseHopLimit"`
+	HTTPEndpoint         string `xml:"httpEndpoint"`
+	HTTPProtocolIPv6     string `xml:"httpProtocolIpv6"`
+	InstanceMetadataTags string `xml:"instanceMetadataTags"`
+}
+
+func metadataOptionsXML(v InstanceView) xmlMetadataOptions {
+	tokens := "optional"
+	if v.IMDSv1Disabled {
+		tokens = "required"
+	}
+	return xmlMetadataOptions{
+		State: "applied", HTTPTokens: tokens, HTTPPutHopLimit: v.IMDSHopLimit, HTTPEndpoint: "enabled",
+		HTTPProtocolIPv6: "disabled", InstanceMetadataTags: "disabled",
+	}
 }
 
 type xmlInstance struct {
@@ -210,17 +224,13 @@ type xmlInstance struct {
 func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
 	in := w.instances[v.ID]
 	hv := "xen" // what DescribeInstances reports for Nitro too
-	tokens := "optional"
-	if v.IMDSv1Disabled {
-		tokens = "required"
-	}
 	x := xmlInstance{
 		InstanceID: v.ID, ImageID: "ami-0123456789abcdef0", InstanceState: stateXML(v.State),
 		InstanceType: v.Type, LaunchTime: ec2Time(in.launched),
 		Placement: xmlPlacement{AvailabilityZone: v.AZ, Tenancy: "default"}, SourceDestCheck: true,
 		Groups: s.groupsXML(w, v.SecurityGroups), Architecture: in.typ.Arch, RootDeviceType: "ebs",
 		VirtualizationType: "hvm", Hypervisor: hv, TagSet: tagsXML(v.Tags),
-		MetadataOptions: xmlMetadataOptions{State: "applied", HTTPTokens: tokens, HTTPEndpoint: "enabled"},
+		MetadataOptions: metadataOptionsXML(v),
 	}
 	if v.State != "running" {
 		return x

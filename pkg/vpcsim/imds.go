@@ -108,6 +108,12 @@ func (s *Sim) issueToken(w http.ResponseWriter, r *http.Request, instanceID stri
 		http.Error(w, "Bad Request: token TTL must be 1-21600 seconds", http.StatusBadRequest)
 		return
 	}
+	// before a token exists: one that cannot be sent as EC2 would is none
+	if err := s.limitTokenHops(w, r, instanceID); err != nil {
+		s.log.Error("imds: cannot limit the token answer's hops", "instance", instanceID, "err", err)
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return
+	}
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	tok := hex.EncodeToString(b[:])

@@ -27,6 +27,13 @@ func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
 			return nil, apiErr("InvalidParameterValue", "duplicate id %s", id)
 		}
 	}
+	hops := spec.IMDSHopLimit
+	if hops == 0 {
+		hops = defaultIMDSHopLimit
+	}
+	if !validHopLimit(hops) {
+		return nil, apiErr("InvalidParameterValue", "imdsHopLimit %d: want 1-%d (EC2's HttpPutResponseHopLimit)", spec.IMDSHopLimit, maxIMDSHopLimit)
+	}
 	var primary netip.Addr
 	if spec.PrivateIP != "" {
 		primary, err = netip.ParseAddr(spec.PrivateIP)
@@ -43,7 +50,8 @@ func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
 	}
 	in := &instance{
 		id: id, typ: typ, az: sn.az, subnetID: sn.id, vpcID: sn.vpcID, groups: groups,
-		tags: copyTags(spec.Tags), state: "running", imdsV1Disabled: spec.IMDSv1Disabled, launched: w.now(),
+		tags: copyTags(spec.Tags), state: "running", imdsV1Disabled: spec.IMDSv1Disabled, imdsHopLimit: hops,
+		launched: w.now(),
 	}
 	events := len(w.events)
 	if spec.IPv6AddressCount < 0 || spec.IPv6AddressCount > typ.IPv6PerENI {

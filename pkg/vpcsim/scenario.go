@@ -69,6 +69,11 @@ type InstanceSpec struct {
 	IPv6AddressCount int               `json:"ipv6AddressCount,omitempty"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	IMDSv1Disabled   bool              `json:"imdsV1Disabled,omitempty"`
+	// IMDSHopLimit is the instance's HttpPutResponseHopLimit, 1-64; 0 means
+	// EC2's default, 1. A process one hop behind the instance (a pod not on
+	// the host network) gets an IMDSv2 token only with 2 or more, as EKS
+	// managed node groups' launch templates set.
+	IMDSHopLimit int `json:"imdsHopLimit,omitempty"`
 }
 
 // ENISpec describes a pre-existing ENI, e.g. a trunk or a no_manage ENI.

@@ -22,6 +22,7 @@ type InstanceView struct {
 	SecurityGroups []string          `json:"securityGroups"`
 	Tags           map[string]string `json:"tags,omitempty"`
 	IMDSv1Disabled bool              `json:"imdsV1Disabled,omitempty"`
+	IMDSHopLimit   int               `json:"imdsHopLimit"`
 	// ENIs attached in any attachment state, by card then device index.
 	ENIs []ENIView `json:"enis"`
 }
@@ -104,7 +105,7 @@ func (w *world) instanceView(in *instance) InstanceView {
 		ID: in.id, Type: in.typ.Name, State: in.state, AZ: in.az, SubnetID: in.subnetID, VPCID: in.vpcID,
 		PrimaryENI: in.primaryENI, PrimaryIP: in.primaryIP, PublicIP: in.publicIP, MAC: in.mac,
 		SecurityGroups: slices.Clone(in.groups), Tags: maps.Clone(in.tags), IMDSv1Disabled: in.imdsV1Disabled,
-		ENIs: []ENIView{},
+		IMDSHopLimit: in.imdsHopLimit, ENIs: []ENIView{},
 	}
 	for _, e := range w.instanceENIs(in.id) {
 		v.ENIs = append(v.ENIs, w.eniView(e))

@@ -73,6 +73,7 @@ type instance struct {
 	tags           map[string]string
 	state          string // running, terminated
 	imdsV1Disabled bool
+	imdsHopLimit   int // HttpPutResponseHopLimit
 	launched       time.Time
 	primaryENI     string
 	primaryIP      netip.Addr

@@ -13,6 +13,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
 // WhoamiPort is the TCP port of the whoami service: it writes the caller's
@@ -114,7 +118,13 @@ func serveHTTP(log *slog.Logger, nsPath string, addr netip.AddrPort, h http.Hand
 	if err != nil {
 		return nil, err
 	}
-	s := &httpService{l: l, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	s := &httpService{l: l, srv: &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		// IMDS answers token PUTs with the instance's hop limit as TTL
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return vpcsim.WithConnTTLSetter(ctx, func(ttl int) error { return setConnTTL(c, ttl) })
+		},
+	}}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("service stopped", "addr", addr.String(), "err", err)
@@ -124,6 +134,31 @@ func serveHTTP(log *slog.Logger, nsPath string, addr netip.AddrPort, h http.Hand
 }
 
 func (s *httpService) Close() error { return s.srv.Close() }
+
+// setConnTTL sets the TTL (IPv6: hop limit) of the packets an accepted
+// connection sends from now on, retransmissions included.
+func setConnTTL(c net.Conn, ttl int) error {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return fmt.Errorf("set TTL: %T is not a TCP connection", c)
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("set TTL: %w", err)
+	}
+	level, opt := unix.IPPROTO_IP, unix.IP_TTL
+	if la, ok := c.LocalAddr().(*net.TCPAddr); ok && la.IP.To4() == nil {
+		level, opt = unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), level, opt, ttl) }); err != nil {
+		return fmt.Errorf("set TTL: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("set TTL %d on %s: %w", ttl, c.LocalAddr(), serr)
+	}
+	return nil
+}
 
 // closers closes a set of io.Closers once.
 type closers struct {
