@@ -77,6 +77,11 @@ type Options struct {
 	// It needs a controller manager creating each namespace's "default"
 	// service account, so it is off by default.
 	ServiceAccountAdmission bool
+	// AdmissionPlugins are enabled on top of the apiserver's defaults
+	// (--enable-admission-plugins), e.g. OwnerReferencesPermissionEnforcement,
+	// which some distributions turn on and which changes what RBAC a
+	// controller setting ownerReferences needs.
+	AdmissionPlugins []string
 }
 
 // StartProcesses starts etcd and kube-apiserver with the default Options
@@ -92,6 +97,11 @@ func StartProcessesWith(ctx context.Context, apiserverBin, etcdBin string, opts 
 	}
 	if _, err := netip.ParsePrefix(opts.ServiceCIDR); err != nil {
 		return nil, fmt.Errorf("kubeenv: Options.ServiceCIDR %q: %w", opts.ServiceCIDR, err)
+	}
+	for _, p := range opts.AdmissionPlugins {
+		if p == "" || strings.ContainsAny(p, ", ") {
+			return nil, fmt.Errorf("kubeenv: Options.AdmissionPlugins: bad plugin name %q", p)
+		}
 	}
 	dir, err := os.MkdirTemp("", "kubeenv-")
 	if err != nil {
@@ -144,22 +154,26 @@ func StartProcessesWith(ctx context.Context, apiserverBin, etcdBin string, opts 
 	if opts.ServiceAccountAdmission {
 		disabled = "" // pflag reads an empty list
 	}
-	env.apiserver, err = startProcess(dir, "kube-apiserver", apiserverBin,
-		"--etcd-servers="+etcdClient,
-		"--cert-dir="+filepath.Join(dir, "certs"),
+	args := []string{
+		"--etcd-servers=" + etcdClient,
+		"--cert-dir=" + filepath.Join(dir, "certs"),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
+		"--secure-port=" + strconv.Itoa(port),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+saKey,
-		"--service-account-signing-key-file="+saKey,
-		"--token-auth-file="+tokens,
+		"--service-account-key-file=" + saKey,
+		"--service-account-signing-key-file=" + saKey,
+		"--token-auth-file=" + tokens,
 		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range="+opts.ServiceCIDR,
-		"--disable-admission-plugins="+disabled,
+		"--service-cluster-ip-range=" + opts.ServiceCIDR,
+		"--disable-admission-plugins=" + disabled,
 		"--enable-priority-and-fairness=false",
 		"--allow-privileged=true", // as in real clusters: aws-node's init container is privileged
-	)
+	}
+	if len(opts.AdmissionPlugins) > 0 {
+		args = append(args, "--enable-admission-plugins="+strings.Join(opts.AdmissionPlugins, ","))
+	}
+	env.apiserver, err = startProcess(dir, "kube-apiserver", apiserverBin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -147,6 +147,9 @@ type Controller struct {
 	// deinitOver: gone nodes whose DeinitDelay is over, their cleanup
 	// not done yet (nodegone.go).
 	deinitOver *noteSet
+	// gone: the nodes whose branches are being deleted in the
+	// background (gonebranches.go).
+	gone *goneJobs
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -159,5 +162,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet()}, nil
+		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs()}, nil
 }

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -86,6 +87,9 @@ type harness struct {
 	// leaseNS, when set, runs the manager with leader election, its lease
 	// in that namespace.
 	leaseNS string
+	// as, when set, is the identity the controller talks to the API
+	// server with (else env.Config, an admin).
+	as *rest.Config
 }
 
 // startController runs a controller (manager, webhook over TLS on
@@ -104,7 +108,11 @@ func startController(t testing.TB, h *harness) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := NewManager(h.env.Config, ManagerOptions{
+	rc := h.env.Config
+	if h.as != nil {
+		rc = h.as
+	}
+	mgr, err := NewManager(rc, ManagerOptions{
 		WebhookHost: "127.0.0.1", WebhookPort: port, WebhookCert: &cert,
 		MetricsAddr: "0", HealthAddr: "0",
 		LeaderElection: h.leaseNS != "", LeaderElectionNamespace: h.leaseNS,

@@ -32,10 +32,15 @@ func (c *Controller) nodeGone(ctx context.Context, name string) (reconcile.Resul
 	c.deinitOver.first(name, "over")
 	c.unmanaging.clear(name)
 	if held {
-		if t := c.reg.dropAt(at); t != nil {
-			instanceID := t.instanceID
-			c.deleteTrunkBranchesUnless(ctx, t, func() bool { return c.backFor(ctx, name, instanceID) })
+		// Deleted in the background (gonebranches.go), whose end brings
+		// the node back here for its cleanup.
+		if wait := c.startGoneBranches(ctx, at); wait {
+			return reconcile.Result{RequeueAfter: nodeCleanBusyDelay}, nil
 		}
+		return reconcile.Result{}, nil
+	}
+	if c.gone.running(name) {
+		return reconcile.Result{}, nil // its end brings the node back here
 	}
 	// Its cleanup checks before each delete that no Node of the name is
 	// back for the instance its CNINode names.

@@ -61,6 +61,12 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
 	}
 	c.deinitOver.clear(node.Name) // a Node again: a later deletion waits anew
+	if c.gone.running(node.Name) {
+		// Back while its gone state's branches are being deleted: the
+		// job stops at its next delete and reconciles the node; a trunk
+		// rebuilt now could adopt a branch being deleted.
+		return reconcile.Result{RequeueAfter: c.cfg.RetryDelay}, nil
+	}
 	if node.Labels[labelComputeAut] == "auto" {
 		return reconcile.Result{}, nil
 	}

@@ -30,7 +30,8 @@ type world struct {
 	ec2 *awsutils.EC2
 }
 
-func newWorld(t testing.TB) *world {
+// newWorld starts the test VPC with inst1-inst5 and the extra instances.
+func newWorld(t testing.TB, extra ...vpcsim.InstanceSpec) *world {
 	t.Helper()
 	sc := simtest.Basic()
 	sc.Instances = append(sc.Instances,
@@ -38,6 +39,7 @@ func newWorld(t testing.TB) *world {
 		vpcsim.InstanceSpec{ID: inst3, Type: "m5.xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
 		vpcsim.InstanceSpec{ID: inst4, Type: "m5.2xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
 		vpcsim.InstanceSpec{ID: inst5, Type: "t3.medium", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+	sc.Instances = append(sc.Instances, extra...)
 	sc.VPCs[0].SecurityGroups = append(sc.VPCs[0].SecurityGroups,
 		vpcsim.SecurityGroupSpec{ID: sgDB, Name: "db-clients", Description: "may reach the database"},
 		vpcsim.SecurityGroupSpec{ID: sgCustom, Name: "custom", Description: "ENIConfig group"})

@@ -1,0 +1,88 @@
+package resourcecontroller
+
+import (
+	"context"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+)
+
+// A gone node's branches are deleted in the background, not in the Node
+// reconcile: each delete is an EC2 call or two (seconds each when EC2 is
+// slow or throttled), and a node holds up to 120 branches, so a few gone
+// nodes held every Node worker and a live node's reconcile (a new node's
+// trunk, hence its pods' branches) waited behind them. The jobs take the
+// node cleaner's slots (Config.NodeCleanWorkers, --max-node-reconcile):
+// at most that many gone nodes are worked on at once, one job per node.
+// While a node's job runs, the node's own reconciles wait for it (they
+// ran after it when it was in the worker): a Node back meanwhile has its
+// trunk rebuilt from what EC2 holds once the deletes stopped.
+
+// goneJobs names the nodes whose branch deletion runs.
+type goneJobs struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func newGoneJobs() *goneJobs { return &goneJobs{m: map[string]bool{}} }
+
+func (g *goneJobs) set(node string, on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if on {
+		g.m[node] = true
+	} else {
+		delete(g.m, node)
+	}
+}
+
+func (g *goneJobs) running(node string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.m[node]
+}
+
+// startGoneBranches drops the trunk state at of a gone node and deletes
+// its branches in the background, once a cleaner slot is free for it;
+// wait is true when none is (every slot taken, or a job of the node's
+// still runs): the state stays and the node is looked at again later.
+// At the job's end the node's cleanup starts (nodecleaner.go) and the
+// node is reconciled again.
+func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bool) {
+	name := at.node
+	if started, _ := c.cleaner.start(name); !started {
+		return true
+	}
+	t := c.reg.dropAt(at)
+	if t == nil {
+		c.cleaner.done(name) // dropped or replaced meanwhile
+		return false
+	}
+	c.gone.set(name, true)
+	// ctx is the controller's: it outlives this reconcile (no
+	// ReconciliationTimeout is set) and ends with the manager.
+	go func() {
+		instanceID := t.instanceID
+		c.deleteTrunkBranchesUnless(ctx, t, func() bool { return c.backFor(ctx, name, instanceID) })
+		c.gone.set(name, false)
+		c.cleaner.done(name)
+		// The node's cleanup starts here, as it did right after the
+		// deletes in the reconcile: a Node back without a providerID is
+		// not reconciled as gone, and its cleanup is what waits for it.
+		if _, err := c.cleanGoneNode(ctx, name); err != nil {
+			c.cfg.Log.Warn("starting the cleanup of a deleted node", "node", name, "err", err)
+		}
+		c.kickNode(ctx, name) // retries a cleanup not started (every slot taken, an error)
+	}()
+	return false
+}
+
+// kickNode asks the node controller to reconcile node.
+func (c *Controller) kickNode(ctx context.Context, node string) {
+	select {
+	case c.kick <- event.GenericEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}}:
+	case <-ctx.Done():
+	}
+}

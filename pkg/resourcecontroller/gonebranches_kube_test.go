@@ -1,0 +1,69 @@
+package resourcecontroller
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+)
+
+// TestKubeGoneNodesSlowDeletesDoNotHoldLiveNodes: as many SGP nodes as
+// there are Node workers are deleted while EC2 takes 15 s per
+// DeleteNetworkInterface. A node that joins meanwhile gets its trunk, and
+// its pod its branch, at once. Before, each gone node's branch deletes ran
+// in a Node worker, so the new node's reconcile (CNINode, trunk) waited
+// until a gone node's deletes were done.
+func TestKubeGoneNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
+	const inst6 = "i-0000000000000006"
+	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	gone := []struct {
+		node, inst string
+		capacity   int64
+	}{{"rc-slow-1", inst1, 9}, {"rc-slow-2", inst2, 9}, {"rc-slow-3", inst3, 18}, {"rc-slow-4", inst4, 38}}
+	var held []string
+	for i, g := range gone {
+		h.addSGPNode(g.node, g.inst, g.capacity)
+		pod := fmt.Sprintf("p%d", i)
+		if _, err := h.createPod(pod, g.node, map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, h.waitAnnotation(pod)[0].ENIID)
+	}
+	const slow = 15 * time.Second
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slow)}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gone {
+		h.deleteNode(g.node)
+	}
+	waitFor(t, 30*time.Second, "the gone nodes' branch deletes under way", func() (bool, string) {
+		var left []string
+		for _, g := range gone {
+			if _, ok := h.ctrl.reg.info(g.node); ok {
+				left = append(left, g.node)
+			}
+		}
+		return len(left) == 0, fmt.Sprint("trunk states still held: ", left)
+	})
+	start := time.Now()
+	h.addSGPNode("rc-slow-live", inst6, 9)
+	if _, err := h.createPod("live", "rc-slow-live", map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAnnotation("live")
+	d := time.Since(start)
+	if d >= slow/2 {
+		t.Fatalf("the live node's pod got its branch %s after the gone nodes' deletes began; want well under one %s delete", d, slow)
+	}
+	t.Logf("the live node's pod got its branch %s after the gone nodes' deletes began", d)
+	waitFor(t, 3*slow, "the gone nodes' branches deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		left := slices.DeleteFunc(slices.Clone(held), func(id string) bool { return !slices.Contains(ids, id) })
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
