@@ -293,7 +293,7 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 		// plan that finds nothing to do records it again.
 		c.setFull("", false)
 		done := c.env.observe.inProgress(actionFn(a.Kind))
-		err := c.execute(ctx, a, func() pool.Params { return c.params(schedulable, released, freed) })
+		grew, err := c.execute(ctx, a, func() pool.Params { return c.params(schedulable, released, freed) })
 		done()
 		c.env.observe.action(a, err)
 		c.env.last.set(describeAction(c, a, err), time.Now())
@@ -313,7 +313,7 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 			c.setState(causeOf(err), err)
 			c.setFull("", false)
 		}
-		failed, succeeded := outcomes(a, err)
+		failed, succeeded := outcomes(a, grew, err)
 		for _, k := range succeeded {
 			c.clearBackoff(k)
 		}
