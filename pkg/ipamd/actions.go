@@ -83,7 +83,8 @@ func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int
 
 func (c *poolManager) assignIPs(ctx context.Context, eniID string, count int) error {
 	addrs, err := c.env.ec2.AssignIPv4(ctx, eniID, count)
-	if err != nil && count > 1 && !awsutils.IsLimitExceeded(err) && !awsutils.IsThrottle(err) && ctx.Err() == nil {
+	if err != nil && count > 1 && !awsutils.IsLimitExceeded(err) && !awsutils.IsThrottle(err) && !awsutils.IsNotFound(err) &&
+		ctx.Err() == nil {
 		// Upstream's retry with a single address: a nearly full subnet may
 		// still have one.
 		addrs, err = c.env.ec2.AssignIPv4(ctx, eniID, 1)
