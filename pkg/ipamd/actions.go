@@ -17,28 +17,30 @@ import (
 // (eni.go): each changes EC2 and the card's datastore together.
 
 // execute performs one planned action; params is the planner's input now
-// (an ENI attach sizes itself again on ADDs arriving meanwhile).
-func (c *poolManager) execute(ctx context.Context, a pool.Action, params func() pool.Params) error {
+// (an ENI attach sizes itself again on ADDs arriving meanwhile). grew
+// reports ENIs an assign attached beside itself, all created.
+func (c *poolManager) execute(ctx context.Context, a pool.Action, params func() pool.Params) (grew bool, err error) {
 	switch a.Kind {
 	case pool.AssignIPs:
 		return c.assignGrowing(ctx, a.ENI, a.Count, params)
 	case pool.AssignPrefixes:
-		return c.assignPrefixes(ctx, a.ENI, a.Count)
+		return false, c.assignPrefixes(ctx, a.ENI, a.Count)
 	case pool.CreateENI:
-		return c.createENIs(ctx, a.PerENI(), a.Prefixes, params, nil)
+		return false, c.createENIs(ctx, a.PerENI(), a.Prefixes, params, nil)
 	case pool.ReleaseCIDRs:
-		return c.releaseCIDRs(ctx, a.ENI, a.CIDRs)
+		return false, c.releaseCIDRs(ctx, a.ENI, a.CIDRs)
 	case pool.FreeENI:
-		return c.freeENI(ctx, a.ENI)
+		return false, c.freeENI(ctx, a.ENI)
 	}
-	return nil
+	return false, nil
 }
 
 // assignGrowing assigns count secondary addresses to an ENI. ADDs that
 // arrive meanwhile, more than the assign brings and no ENI can take, get
 // new ENIs at once, attached beside the assign (pool.MoreENIs) rather than
-// after it; it returns once those are done too.
-func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int, params func() pool.Params) error {
+// after it; it returns once those are done too, with grew set when they
+// were all created.
+func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int, params func() pool.Params) (grew bool, err error) {
 	var incoming atomic.Int64
 	incoming.Store(int64(count))
 	assigned := make(chan error, 1)
@@ -56,13 +58,13 @@ func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int
 		select {
 		case err := <-assigned:
 			if grown == nil {
-				return err
+				return false, err
 			}
 			c.env.wake() // the new addresses serve waiting ADDs while the ENIs attach
 			if gerr := <-grown; gerr != nil {
-				return errors.Join(err, grownErr{gerr})
+				return false, errors.Join(err, grownErr{gerr})
 			}
-			return err
+			return true, err
 		case <-demand:
 			if !c.settled(ctx) || c.askDevice.get() {
 				continue
@@ -81,7 +83,8 @@ func (c *poolManager) assignGrowing(ctx context.Context, eniID string, count int
 
 func (c *poolManager) assignIPs(ctx context.Context, eniID string, count int) error {
 	addrs, err := c.env.ec2.AssignIPv4(ctx, eniID, count)
-	if err != nil && count > 1 && !awsutils.IsLimitExceeded(err) && !awsutils.IsThrottle(err) && ctx.Err() == nil {
+	if err != nil && count > 1 && !awsutils.IsLimitExceeded(err) && !awsutils.IsThrottle(err) && !awsutils.IsNotFound(err) &&
+		ctx.Err() == nil {
 		// Upstream's retry with a single address: a nearly full subnet may
 		// still have one.
 		addrs, err = c.env.ec2.AssignIPv4(ctx, eniID, 1)

@@ -55,9 +55,15 @@ func (e grownErr) Unwrap() error { return e.err }
 
 // outcomes splits an action's result into the kinds that failed (with
 // their error) and those that succeeded: an assign's result may carry the
-// failure of the ENIs attached beside it.
-func outcomes(a pool.Action, err error) (failed map[failKind]error, succeeded []failKind) {
+// failure of the ENIs attached beside it, or (grew) their success, which
+// ends the create streak as a planned create's does. Otherwise a streak
+// of creates refused without an EC2 call (no ENIConfig, subnets tagged
+// out) outlives its fix, and the next create failure pauses for long.
+func outcomes(a pool.Action, grew bool, err error) (failed map[failKind]error, succeeded []failKind) {
 	failed = map[failKind]error{}
+	if grew {
+		succeeded = append(succeeded, failCreateENI)
+	}
 	own := kindOf(a.Kind)
 	if a.Kind == pool.AssignIPs {
 		var rest []error

@@ -235,6 +235,7 @@ func (c *poolManager) params(schedulable, released, freed bool) pool.Params {
 		Now:             now,
 		AssignPaused:    c.pausedFor(failAssign, now),
 		CreateENIPaused: c.pausedFor(failCreateENI, now),
+		AssignSkipped:   c.assignSkipped(now),
 	}
 	switch {
 	case c.env.cfg.DisableProvisioning:
@@ -293,7 +294,7 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 		// plan that finds nothing to do records it again.
 		c.setFull("", false)
 		done := c.env.observe.inProgress(actionFn(a.Kind))
-		err := c.execute(ctx, a, func() pool.Params { return c.params(schedulable, released, freed) })
+		grew, err := c.execute(ctx, a, func() pool.Params { return c.params(schedulable, released, freed) })
 		done()
 		c.env.observe.action(a, err)
 		c.env.last.set(describeAction(c, a, err), time.Now())
@@ -313,7 +314,19 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 			c.setState(causeOf(err), err)
 			c.setFull("", false)
 		}
-		failed, succeeded := outcomes(a, err)
+		failed, succeeded := outcomes(a, grew, err)
+		gone := false
+		if a.Kind == pool.AssignIPs || a.Kind == pool.AssignPrefixes {
+			if aerr, ok := failed[failAssign]; ok && awsutils.IsNotFound(aerr) {
+				// That ENI is gone, not assigning: the next plan grows
+				// elsewhere, in this cycle.
+				delete(failed, failAssign)
+				c.noteGone(a.ENI, aerr)
+				gone = len(failed) == 0
+			} else if !ok {
+				c.assignWorked(a.ENI)
+			}
+		}
 		for _, k := range succeeded {
 			c.clearBackoff(k)
 		}
@@ -322,7 +335,7 @@ func (c *poolManager) cycle(ctx context.Context, schedulable bool) {
 				c.backOff(k, kerr)
 			}
 		}
-		if err != nil {
+		if err != nil && !gone {
 			return
 		}
 		if a.Kind != pool.ReleaseCIDRs && a.Kind != pool.FreeENI {

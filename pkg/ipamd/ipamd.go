@@ -248,7 +248,8 @@ func New(o Options) (*IPAM, error) {
 	n.poolEnv = &poolEnv{cfg: o.Config, times: n.times, ec2: o.EC2, host: host, node: n.node, book: n.book,
 		subnets: n.subnets, imds: &imdsWatch{md: o.Metadata, track: track, limit: n.times.IMDSWait, log: log},
 		kube: n.kube, observe: n.observe, last: n.last, terminating: n.terminating, sgpp: n.features.sgppPossible,
-		waiting: n.handout.waiting, trying: n.handout.tryingNow, wake: n.handout.wake, demand: n.pool.demand, log: log}
+		waiting: n.handout.waiting, trying: n.handout.tryingNow, wake: n.handout.wake, demand: n.pool.demand, log: log,
+		reconcile: func() { n.reconciled.request() }}
 	n.cycler = &poolCycler{cards: n.cards, cfg: o.Config, ec2: o.EC2, book: n.book,
 		kube: n.kube, features: n.features, observe: n.observe, ready: n.ready, terminating: n.terminating,
 		changes: &n.changes, waiting: n.handout.waiting, limited: n.handout.limited, log: log}

@@ -72,6 +72,9 @@ type poolManager struct {
 	// strays: the primary ENI's /28s under custom networking that held
 	// restored pods, released once unused (strayprefix.go).
 	strays map[netip.Prefix]bool
+	// gone: ENIs EC2 answered an assign NotFound for, passed over by
+	// growth until a reconcile drops them (goneeni.go).
+	gone map[string]goneENI
 }
 
 // poolEnv is what every card's pool manager plans with and acts through,
@@ -93,6 +96,7 @@ type poolEnv struct {
 	waiting     func() int  // AddNetwork calls waiting for an address (handout)
 	trying      func() int  // AddNetwork calls trying for an address now (handout)
 	wake        func()      // retry the waiting AddNetwork calls (handout)
+	reconcile   func()      // ask for a reconcile now (nil: none)
 	// demand returns a channel closed when the pool is next asked for
 	// addresses (a new waiting ADD); nil: never.
 	demand func() <-chan struct{}

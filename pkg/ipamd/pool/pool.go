@@ -98,6 +98,10 @@ type Params struct {
 	// back that kind of growth for now (a backoff after it failed): the
 	// planner plans no such action, and the other kind goes on.
 	AssignPaused, CreateENIPaused string
+	// AssignSkipped are ENIs growth passes over for now: EC2 answered an
+	// assign there NotFound (deleted behind ipamd's back) and no reconcile
+	// has dropped them yet. Assigns on the other ENIs go on.
+	AssignSkipped map[string]bool
 }
 
 // Kind names an action.
@@ -409,7 +413,7 @@ func planConsolidate(pool Pool, p Params) (Action, bool) {
 			continue // deletable already, or blocked by something else
 		}
 		for _, o := range rest.ENIs {
-			if o.Trunk || o.Excluded || (o.Primary && p.CustomNetworking) {
+			if o.Trunk || o.Excluded || (o.Primary && p.CustomNetworking) || p.AssignSkipped[o.ID] {
 				continue
 			}
 			if p.slotsPerENI()-len(o.CIDRs) >= need {
@@ -432,7 +436,7 @@ func planGrow(pool Pool, p Params, s Stats, want int) (Action, bool) {
 		kind = AssignPrefixes
 	}
 	for _, e := range pool.ENIs {
-		if e.Trunk || e.Excluded || (e.Primary && p.CustomNetworking) {
+		if e.Trunk || e.Excluded || (e.Primary && p.CustomNetworking) || p.AssignSkipped[e.ID] {
 			continue
 		}
 		free := slots - len(e.CIDRs)

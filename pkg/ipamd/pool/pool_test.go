@@ -536,3 +536,35 @@ func TestAtHardLimit(t *testing.T) {
 		t.Errorf("18 addresses at max pods 18: %+v, %v", l, ok)
 	}
 }
+
+// TestPlanGrowsPastAnENIAssignsSkip: an ENI whose assign answered NotFound
+// (deleted behind ipamd's back) is passed over: growth assigns on the next
+// ENI with room, or creates an ENI when no other has room. Assigns are not
+// paused (that is AssignPaused, for failures on any ENI).
+func TestPlanGrowsPastAnENIAssignsSkip(t *testing.T) {
+	full := func(base string) []CIDR {
+		out := make([]CIDR, 9)
+		for i := range out {
+			out[i] = CIDR{Prefix: netip.MustParsePrefix(fmt.Sprintf("%s.%d/32", base, i+10)), Assigned: 1}
+		}
+		return out
+	}
+	p := m5large(Params{WarmIP: 1})
+	p.AssignSkipped = map[string]bool{"eni-1": true}
+	pool := Pool{ENIs: []ENI{
+		{ID: "eni-0", Primary: true, CIDRs: full("10.0.0")},
+		{ID: "eni-1", DeviceNumber: 1, CIDRs: full("10.0.1")[:2]},
+		{ID: "eni-2", DeviceNumber: 2, CIDRs: full("10.0.2")[:3]},
+	}}
+	if a := Plan(pool, p); a.Kind != AssignIPs || a.ENI != "eni-2" {
+		t.Errorf("plan with eni-1 skipped and eni-2 with room: %+v, want an assign on eni-2", a)
+	}
+	pool.ENIs = pool.ENIs[:2]
+	if a := Plan(pool, p); a.Kind != CreateENI {
+		t.Errorf("plan with eni-1 skipped and no other ENI with room: %+v, want a new ENI", a)
+	}
+	p.AssignSkipped = nil
+	if a := Plan(pool, p); a.Kind != AssignIPs || a.ENI != "eni-1" {
+		t.Errorf("plan with nothing skipped: %+v, want an assign on eni-1", a)
+	}
+}
