@@ -112,11 +112,15 @@ func (inv *invocation) earlyVeth(args *entry.Args) *podnet.Veth {
 }
 
 // rollback undoes whatever wiring exists and gives the addresses back to
-// ipamd. Cleanup failures are added to the returned error's details.
+// ipamd. Cleanup failures are added to the returned error's details. It
+// runs on its own deadline: the ADD's may be spent (an ADD whose time ran
+// out waiting for the pod lock), and the undo waits for that lock too.
 func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *entry.Args, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
-		skipped, err := plan.undo(ctx)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		skipped, err := plan.undo(uctx)
 		for _, s := range skipped {
 			inv.log.Warn("rollback " + s)
 		}
