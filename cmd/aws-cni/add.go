@@ -31,6 +31,9 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	if err := podnet.VerifyNetNS(args.Netns); err != nil {
 		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 	}
+	if err := checkAddInput(args.IfName, args.ContainerID); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
 	defer cancel()
 

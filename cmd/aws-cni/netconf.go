@@ -28,6 +28,12 @@ const (
 	maxK8sNameLen = 253
 	// maxIfNameLen is the kernel's limit (IFNAMSIZ less the NUL).
 	maxIfNameLen = 15
+	// maxContainerIDLen bounds the container id an ADD takes: runtimes
+	// send 64 hex digits, and ipamd keeps the id in its datastore and
+	// checkpoint for the pod's life.
+	maxContainerIDLen = 1024
+	// loopbackIfName is the loopback interface every network namespace has.
+	loopbackIfName = "lo"
 
 	modeStrict   = "strict"
 	modeStandard = "standard"
@@ -225,6 +231,22 @@ func parseK8sArgs(s string) (k8sArgs, error) {
 		}
 	}
 	return a, nil
+}
+
+// checkAddInput refuses runtime input that is well formed but that no ADD
+// can wire, before ipamd is asked for an address: CNI_IFNAME naming the
+// namespace's loopback (the pod's end of the veth cannot take its name),
+// and a container id longer than maxContainerIDLen. DEL does not check
+// them: nothing was wired under them, and a DEL failing on them would be
+// retried by the runtime forever.
+func checkAddInput(ifName, containerID string) *types.Error {
+	if ifName == loopbackIfName {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is the namespace's loopback interface", ifName), "")
+	}
+	if n := len(containerID); n > maxContainerIDLen {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_CONTAINERID is %d characters long, at most %d allowed", n, maxContainerIDLen), "")
+	}
+	return nil
 }
 
 // validateIfName applies the kernel's rule for interface names to
