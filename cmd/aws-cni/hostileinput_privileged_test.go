@@ -48,6 +48,11 @@ func TestPrivilegedHostileRuntimeInput(t *testing.T) {
 			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "" is empty`, delCode: types.ErrInvalidEnvironmentVariables},
 		{name: "CNI_IFNAME lo", mod: func(c *call) { c.ifName = "lo" },
 			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "lo" is the namespace's loopback interface`, delCode: delOK},
+		{name: "CNI_NETNS relative", mod: func(c *call) { c.netns = "var/run/netns/pod" },
+			code: types.ErrInvalidNetNS, want: "CNI_NETNS: network namespace var/run/netns/pod is not an absolute path", delCode: delOK},
+		{name: "CNI_NETNS relative to the plugin's own", mod: func(c *call) { c.netns = "../../../../../../../../proc/self/ns/net" },
+			code: types.ErrInvalidNetNS, want: "CNI_NETNS: network namespace ../../../../../../../../proc/self/ns/net is not an absolute path",
+			delCode: types.ErrInvalidNetNS, delWant: "plugin's netns and netns from CNI_NETNS should not be the same"},
 		{name: "CNI_NETNS a directory", mod: func(c *call) { c.netns = dir },
 			code: types.ErrInvalidNetNS, want: "CNI_NETNS: network namespace " + dir + " is not a network namespace", delCode: delOK},
 		// DEL into the plugin's own namespace gets the CNI library's code
