@@ -31,7 +31,7 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	if err := podnet.VerifyNetNS(args.Netns); err != nil {
 		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 	}
-	if err := checkAddInput(args.IfName, args.ContainerID); err != nil {
+	if err := checkAddInput(args.IfName, args.ContainerID, inv.k8s); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
