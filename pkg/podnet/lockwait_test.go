@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
@@ -76,4 +77,40 @@ func TestPrivilegedSetupLockWaitEndsAtDeadline(t *testing.T) {
 		t.Errorf("Setup = %v, want its deadline exceeded", err)
 	}
 	wantState(t, "node", n.ns, []string{"link " + pod.Interfaces[0].HostVeth + " veth up mtu 1500"})
+}
+
+// TestPrivilegedSetupBranchLockWaitEndsAtDeadline: a branch pod's ADD
+// whose own deadline comes while it waits for its VLAN id's lock (another
+// pod's DEL of the id holds it) ends by that deadline, with the deadline
+// as its error and no VLAN link, table or rule made.
+func TestPrivilegedSetupBranchLockWaitEndsAtDeadline(t *testing.T) {
+	testutil.Privileged(t)
+	lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
+	e := newBranchEnv(t)
+	b := e.branch(testutil.NewNS(t), false)
+	b.Pod.Sandbox, b.Pod.LockFile = "sandbox-b", lockFile
+	var other *podLock
+	e.node.do(t, func() error {
+		other = lockVLAN(context.Background(), lockFile, b.VLANID, time.Second)
+		if !other.held() {
+			return errors.New("could not take the free VLAN lock")
+		}
+		return nil
+	})
+	defer other.unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	err := e.node.run(func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
+	if late := time.Since(deadline); late > addLockWait/3 {
+		t.Errorf("SetupBranch ended %v after its deadline", late)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SetupBranch = %v, want its deadline exceeded", err)
+	}
+	wantState(t, "node", e.node.ns, []string{
+		"link eth1 veth up mtu 1500",
+		"link " + b.Pod.Interfaces[0].HostVeth + " veth up mtu 9001",
+	})
 }
