@@ -31,6 +31,9 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	if err := podnet.VerifyNetNS(args.Netns); err != nil {
 		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 	}
+	if err := checkAddInput(args.IfName, args.ContainerID, inv.k8s); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
 	defer cancel()
 
@@ -112,11 +115,15 @@ func (inv *invocation) earlyVeth(args *entry.Args) *podnet.Veth {
 }
 
 // rollback undoes whatever wiring exists and gives the addresses back to
-// ipamd. Cleanup failures are added to the returned error's details.
+// ipamd. Cleanup failures are added to the returned error's details. It
+// runs on its own deadline: the ADD's may be spent (an ADD whose time ran
+// out waiting for the pod lock), and the undo waits for that lock too.
 func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *entry.Args, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
-		skipped, err := plan.undo(ctx)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		skipped, err := plan.undo(uctx)
 		for _, s := range skipped {
 			inv.log.Warn("rollback " + s)
 		}

@@ -97,6 +97,9 @@ type call struct {
 	podNS       string
 	conf        map[string]any
 	ipamd, npa  string
+	// cniArgs, when set, is CNI_ARGS as is instead of the one built from
+	// the pod's name and namespace.
+	cniArgs string
 }
 
 // outcome of one plugin run: its stdout and, on failure, the CNI error.
@@ -116,6 +119,10 @@ func (n node) run(t testing.TB, c call) outcome {
 	var stdout, stderr bytes.Buffer
 	var runErr error
 	err = n.ns.Do(func(ns.NetNS) error {
+		cniArgs := c.cniArgs
+		if cniArgs == "" {
+			cniArgs = "IgnoreUnknown=1;K8S_POD_NAMESPACE=" + c.podNS + ";K8S_POD_NAME=" + c.podName + ";K8S_POD_INFRA_CONTAINER_ID=" + c.containerID
+		}
 		cmd := exec.Command(pluginBin)
 		cmd.Env = []string{
 			"CNI_COMMAND=" + c.command,
@@ -123,7 +130,7 @@ func (n node) run(t testing.TB, c call) outcome {
 			"CNI_NETNS=" + c.netns,
 			"CNI_IFNAME=" + c.ifName,
 			"CNI_PATH=/opt/cni/bin",
-			"CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=" + c.podNS + ";K8S_POD_NAME=" + c.podName + ";K8S_POD_INFRA_CONTAINER_ID=" + c.containerID,
+			"CNI_ARGS=" + cniArgs,
 			ipamdSocketEnv + "=" + c.ipamd,
 			npaSocketEnv + "=" + c.npa,
 		}

@@ -101,6 +101,12 @@ func TestPrivilegedHostileRuntime(t *testing.T) {
 				if len(ipamd.addsFor(evil.containerID)) != 0 {
 					t.Errorf("ADD into %s reached ipamd", what)
 				}
+			} else if ifName == "lo" {
+				// Refused at the door too: no ADD can wire the loopback.
+				out.wantCode(t, "ADD into "+what, types.ErrInvalidEnvironmentVariables, `CNI_IFNAME "lo" is the namespace's loopback interface`)
+				if len(ipamd.addsFor(evil.containerID)) != 0 {
+					t.Errorf("ADD into %s reached ipamd", what)
+				}
 			} else {
 				out.wantCode(t, "ADD into "+what, ErrWiring, "file exists")
 				if got := ipamd.releases(evil.containerID); !slices.Contains(got, releaseReason) {
@@ -134,7 +140,6 @@ func TestPrivilegedHostileRuntime(t *testing.T) {
 	for _, want := range []string{
 		"CNI_NETNS is not a pod's network namespace; nothing inside it is touched",
 		"rollback left eth0 in " + nsB.Path() + " alone: host veth " + vethname.HostVethName("eni", "default", "evil-eth0", 0) + ", its expected peer, does not exist",
-		"rollback left lo in " + nsB.Path() + " alone",
 	} {
 		if !strings.Contains(string(logged), want) {
 			t.Errorf("plugin log lacks %q", want)

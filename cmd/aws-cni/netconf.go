@@ -28,6 +28,12 @@ const (
 	maxK8sNameLen = 253
 	// maxIfNameLen is the kernel's limit (IFNAMSIZ less the NUL).
 	maxIfNameLen = 15
+	// maxContainerIDLen bounds the container id an ADD takes: runtimes
+	// send 64 hex digits, and ipamd keeps the id in its datastore and
+	// checkpoint for the pod's life.
+	maxContainerIDLen = 1024
+	// loopbackIfName is the loopback interface every network namespace has.
+	loopbackIfName = "lo"
 
 	modeStrict   = "strict"
 	modeStandard = "standard"
@@ -188,6 +194,10 @@ type k8sArgs struct {
 	PodNamespace   string
 	InfraContainer string
 	PodUID         string
+	// twice says which keys CNI_ARGS gave twice with different values
+	// ("" when none): the last is taken, as older builds did, but an ADD
+	// refuses them.
+	twice string
 }
 
 // parseK8sArgs reads CNI_ARGS ("K1=v1;K2=v2"). Unknown keys are ignored, as
@@ -205,16 +215,23 @@ func parseK8sArgs(s string) (k8sArgs, error) {
 		if !ok {
 			return a, invalidConfig(fmt.Sprintf("CNI_ARGS entry %q is not KEY=VALUE", pair), "")
 		}
+		var field *string
 		switch k {
 		case "K8S_POD_NAME":
-			a.PodName = v
+			field = &a.PodName
 		case "K8S_POD_NAMESPACE":
-			a.PodNamespace = v
+			field = &a.PodNamespace
 		case "K8S_POD_INFRA_CONTAINER_ID":
-			a.InfraContainer = v
+			field = &a.InfraContainer
 		case "K8S_POD_UID":
-			a.PodUID = v
+			field = &a.PodUID
+		default:
+			continue
 		}
+		if *field != "" && *field != v {
+			a.twice += fmt.Sprintf("CNI_ARGS %s is given twice (%q, %q); ", k, *field, v)
+		}
+		*field = v
 	}
 	for _, f := range []struct{ key, v string }{
 		{"K8S_POD_NAME", a.PodName}, {"K8S_POD_NAMESPACE", a.PodNamespace},
@@ -225,6 +242,33 @@ func parseK8sArgs(s string) (k8sArgs, error) {
 		}
 	}
 	return a, nil
+}
+
+// checkAddInput refuses runtime input that is well formed but that no ADD
+// can wire, or should, before ipamd is asked for an address: CNI_IFNAME
+// naming the namespace's loopback (the pod's end of the veth cannot take
+// its name), a container id longer than maxContainerIDLen, a CNI_ARGS key
+// given twice with different values (which pod is meant?), and a pod name
+// or namespace with '/' (no Kubernetes name has one, and ipamd keys pods
+// by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one).
+// DEL does not check them: older builds took such input, and a DEL
+// failing on it would be retried by the runtime forever.
+func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
+	if k.twice != "" {
+		return invalidConfig(strings.TrimSuffix(k.twice, "; "), "")
+	}
+	for _, f := range []struct{ key, v string }{{"K8S_POD_NAME", k.PodName}, {"K8S_POD_NAMESPACE", k.PodNamespace}} {
+		if strings.Contains(f.v, "/") {
+			return invalidConfig(fmt.Sprintf("CNI_ARGS %s %q contains '/'", f.key, f.v), "")
+		}
+	}
+	if ifName == loopbackIfName {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is the namespace's loopback interface", ifName), "")
+	}
+	if n := len(containerID); n > maxContainerIDLen {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_CONTAINERID is %d characters long, at most %d allowed", n, maxContainerIDLen), "")
+	}
+	return nil
 }
 
 // validateIfName applies the kernel's rule for interface names to

@@ -192,3 +192,64 @@ func TestPrivilegedThreeLateDelsRacingAddKeepPolicies(t *testing.T) {
 		t.Error("the agent carried out an old sandbox's delete after the new sandbox's enforce: the running pod has no policies")
 	}
 }
+
+// TestPrivilegedTimedOutDelKeepsNewerPolicies: a late DEL of a pod's old
+// sandbox A tells the agent the pod is gone; the agent takes longer than
+// the call's 2 s and carries the delete out later (once an enforce for
+// the pod comes in, or after 2.5 s). The ADD of the new sandbox B,
+// waiting for the pod lock A's DEL holds across the call, must not have
+// its enforce carried out before that delete: the pod would run with no
+// policies.
+//
+// It fails today: the DEL releases the lock when its call gives up, not
+// when the agent has carried the delete out, and no wait of the plugin's
+// can bound an agent that carries a delete out after the caller went
+// away. Skipped until the agent side (or a record of the unconfirmed
+// delete the ADD honours) orders them.
+func TestPrivilegedTimedOutDelKeepsNewerPolicies(t *testing.T) {
+	testutil.Privileged(t)
+	t.Skip("known defect: a delete the agent carries out after the DEL's 2 s call gave up can follow a newer sandbox's enforce")
+	n := newNode(t, "192.168.0.10")
+	ipamd := startFakeIpamd(t, allocation{ip: "10.1.0.21", deviceNumber: 1, routeTable: 2}, allocation{ip: "10.1.0.22", deviceNumber: 1, routeTable: 2})
+	ipamd.npMode = "strict"
+	npa := startFakeNPA(t)
+	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
+	veth := vethname.HostVethName("eni", "default", "guarded", 0)
+
+	addA := call{command: "ADD", containerID: "sandbox-a", netns: nsA.Path(), ifName: "eth0", podName: "guarded", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+	outA := n.run(t, addA)
+	outA.mustSucceed(t, "ADD A")
+	n.sandboxGone(t, nsA, veth)
+
+	seen := make(chan struct{})
+	npa.mu.Lock()
+	npa.deleteSlow, npa.deleteSeen = 2500*time.Millisecond, seen
+	npa.mu.Unlock()
+	delA := addA
+	delA.command, delA.conf = "DEL", netconf("1.0.0", outA.stdout, nil)
+	delDone := make(chan outcome, 1)
+	go func() { delDone <- n.run(t, delA) }()
+	select {
+	case <-seen:
+	case o := <-delDone:
+		t.Fatalf("DEL A ended without telling the agent: %s", o.stdout)
+	case <-time.After(30 * time.Second):
+		t.Fatal("DEL A never told the agent")
+	}
+
+	addB := addA
+	addB.containerID, addB.netns = "sandbox-b", nsB.Path()
+	outB := n.run(t, addB)
+	<-delDone
+	// B's ADD may fail and be retried by the runtime; the pod then runs
+	// once an ADD succeeds.
+	for try := 0; outB.err != nil; try++ {
+		if try == 3 {
+			t.Fatalf("ADD B keeps failing: %s", outB.stdout)
+		}
+		outB = n.run(t, addB)
+	}
+	if !npa.enforcing("default", "guarded") {
+		t.Error("the agent carried out the old sandbox's timed-out delete after the new sandbox's enforce: the running pod has no policies")
+	}
+}

@@ -101,13 +101,16 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		return err
 	}
 	// The pod lock covers the node side only, as in Setup.
-	lock := lockPod(b.Pod.LockFile, b.Pod.lockName(), addLockWait)
+	lock := lockPod(ctx, b.Pod.LockFile, b.Pod.lockName(), addLockWait)
 	defer lock.unlock()
 	// The VLAN's lock covers the VLAN link, its table and rules: another
 	// pod's DEL of the same VLAN id holds it while it tells its own
 	// from this pod's.
-	vlock := lockVLAN(b.Pod.LockFile, b.VLANID, addLockWait)
+	vlock := lockVLAN(ctx, b.Pod.LockFile, b.VLANID, addLockWait)
 	defer vlock.unlock()
+	if err := lockWaitEnded(ctx, lock, vlock); err != nil {
+		return err
+	}
 	// A previous sandbox of this pod may have left iif rules for the name.
 	stale := iifRule(ifc.HostVeth, 0, fam)
 	if err := deleteRules(host, stale); err != nil {
@@ -193,13 +196,13 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	fam := family(ifc.Address)
 	host := openHost()
 	defer host.Close()
-	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	lock := lockPod(ctx, pod.LockFile, pod.lockName(), delLockWait)
 	defer lock.unlock()
 	veth, mark, err := branchOfOtherSandbox(host, ifc, pod.Sandbox, alsoVeths)
 	if err != nil {
 		return "", err
 	}
-	vlock := lockVLAN(pod.LockFile, vlanID, delLockWait)
+	vlock := lockVLAN(ctx, pod.LockFile, vlanID, delLockWait)
 	defer vlock.unlock()
 	if mark != "" {
 		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())

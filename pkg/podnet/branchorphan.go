@@ -40,9 +40,9 @@ func TeardownMarkedBranch(ctx context.Context, pod Pod, vlanID int, vethNames []
 	}
 	host := openHost()
 	defer host.Close()
-	lock := lockPod(pod.LockFile, vethNames[0], delLockWait)
+	lock := lockPod(ctx, pod.LockFile, vethNames[0], delLockWait)
 	defer lock.unlock()
-	vlock := lockVLAN(pod.LockFile, vlanID, delLockWait)
+	vlock := lockVLAN(ctx, pod.LockFile, vlanID, delLockWait)
 	defer vlock.unlock()
 	own, err := ownVLANLink(host, vlanID, pod.Sandbox)
 	if err != nil {

@@ -32,7 +32,7 @@ type HostTeardown struct {
 // given the address since. The caller must call Finish or Close.
 func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 	t := &HostTeardown{h: openHost()}
-	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	lock := lockPod(ctx, pod.LockFile, pod.lockName(), delLockWait)
 	defer lock.unlock()
 	for _, ifc := range pod.Interfaces {
 		if ctx.Err() != nil {
@@ -63,7 +63,7 @@ func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 // socket. It returns StartTeardown's errors too; kept says, for the log,
 // which addresses it left to another sandbox of the pod.
 func (t *HostTeardown) Finish(ctx context.Context, pod Pod) (kept []string, err error) {
-	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	lock := lockPod(ctx, pod.LockFile, pod.lockName(), delLockWait)
 	defer lock.unlock()
 	return t.finish(ctx, pod)
 }
@@ -96,7 +96,7 @@ func (t *HostTeardown) finish(ctx context.Context, pod Pod) (kept []string, err 
 // leaves those of an address routed to the host veth of another sandbox
 // of the pod; kept says which, for the log.
 func (t *HostTeardown) FinishUnconfirmed(ctx context.Context, pod Pod) (kept []string, err error) {
-	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	lock := lockPod(ctx, pod.LockFile, pod.lockName(), delLockWait)
 	defer lock.unlock()
 	var rest []Interface
 	for _, ifc := range pod.Interfaces {

@@ -49,7 +49,7 @@ func BenchmarkPrivilegedSetupLock(b *testing.B) {
 				}
 				locked = append(locked, d)
 				start = time.Now()
-				l := lockPod(lockFile, pod.Interfaces[0].HostVeth, addLockWait)
+				l := lockPod(context.Background(), lockFile, pod.Interfaces[0].HostVeth, addLockWait)
 				l.unlock()
 				lockOnly = append(lockOnly, time.Since(start))
 				if !l.held() {

@@ -1,9 +1,14 @@
 package podnet
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 // TestPodLockWaitsWholeBound: a wait for a busy pod lock lasts its whole
@@ -14,14 +19,14 @@ import (
 func TestPodLockWaitsWholeBound(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "aws-cni.lock")
 	const veth = "eni0123456789a"
-	held := lockPod(path, veth, time.Second)
+	held := lockPod(context.Background(), path, veth, time.Second)
 	if !held.held() {
 		t.Fatal("could not take the free lock")
 	}
 	defer held.unlock()
 	const wait = 50 * time.Millisecond
 	start := time.Now()
-	if l := lockPod(path, veth, wait); l.held() {
+	if l := lockPod(context.Background(), path, veth, wait); l.held() {
 		l.unlock()
 		t.Fatal("took a lock that is held")
 	}
@@ -36,4 +41,76 @@ func TestADDOutwaitsDELPolicyHold(t *testing.T) {
 	if addLockWait <= PolicyCallTimeout+lockPollMax {
 		t.Errorf("ADD waits %v for the pod lock; a DEL holds it up to %v for the agent's answer", addLockWait, PolicyCallTimeout)
 	}
+}
+
+// TestPrivilegedSetupLockWaitEndsAtDeadline: an ADD whose own deadline
+// comes while it waits for a busy pod lock ends by that deadline, with
+// the deadline as its error and nothing wired on the node side; before,
+// it waited the lock's whole 3 s bound past its deadline and then wired
+// unlocked.
+func TestPrivilegedSetupLockWaitEndsAtDeadline(t *testing.T) {
+	testutil.Privileged(t)
+	lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
+	n := newNode(t, "192.168.0.10")
+	pod := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 1500, Sandbox: "sandbox-b", LockFile: lockFile,
+		Interfaces: []Interface{iface("default", "p", "10.1.0.6", 0, 3)}}
+	var other *podLock
+	n.do(t, func() error {
+		other = lockPod(context.Background(), lockFile, pod.lockName(), time.Second)
+		if !other.held() {
+			return errors.New("could not take the free lock")
+		}
+		return nil
+	})
+	defer other.unlock()
+
+	const left = 500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), left)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	err := n.run(func() error { return Setup(ctx, pod) })
+	// The ADD may end a poll pause late, never its lock's bound late.
+	if late := time.Since(deadline); late > addLockWait/3 {
+		t.Errorf("Setup ended %v after its deadline", late)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Setup = %v, want its deadline exceeded", err)
+	}
+	wantState(t, "node", n.ns, []string{"link " + pod.Interfaces[0].HostVeth + " veth up mtu 1500"})
+}
+
+// TestPrivilegedSetupBranchLockWaitEndsAtDeadline: a branch pod's ADD
+// whose own deadline comes while it waits for its VLAN id's lock (another
+// pod's DEL of the id holds it) ends by that deadline, with the deadline
+// as its error and no VLAN link, table or rule made.
+func TestPrivilegedSetupBranchLockWaitEndsAtDeadline(t *testing.T) {
+	testutil.Privileged(t)
+	lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
+	e := newBranchEnv(t)
+	b := e.branch(testutil.NewNS(t), false)
+	b.Pod.Sandbox, b.Pod.LockFile = "sandbox-b", lockFile
+	var other *podLock
+	e.node.do(t, func() error {
+		other = lockVLAN(context.Background(), lockFile, b.VLANID, time.Second)
+		if !other.held() {
+			return errors.New("could not take the free VLAN lock")
+		}
+		return nil
+	})
+	defer other.unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	err := e.node.run(func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
+	if late := time.Since(deadline); late > addLockWait/3 {
+		t.Errorf("SetupBranch ended %v after its deadline", late)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SetupBranch = %v, want its deadline exceeded", err)
+	}
+	wantState(t, "node", e.node.ns, []string{
+		"link eth1 veth up mtu 1500",
+		"link " + b.Pod.Interfaces[0].HostVeth + " veth up mtu 9001",
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -21,14 +22,21 @@ var (
 	ErrNoNetNS = errors.New("does not exist")
 	// ErrNotNetNS: the path exists but is not a network namespace.
 	ErrNotNetNS = errors.New("is not a network namespace")
+	// ErrRelativeNetNS: the path is relative, so what it names depends on
+	// the working directory the runtime happened to start the plugin in.
+	ErrRelativeNetNS = errors.New("is not an absolute path")
 )
 
 // VerifyNetNS checks that path names an existing network namespace other
-// than the calling thread's. The error wraps one of ErrOwnNetNS, ErrNoNetNS
-// or ErrNotNetNS and names the path.
+// than the calling thread's, by an absolute path. The error wraps one of
+// ErrOwnNetNS, ErrNoNetNS, ErrNotNetNS or ErrRelativeNetNS and names the
+// path.
 func VerifyNetNS(path string) error {
 	if path == "" {
 		return fmt.Errorf("network namespace path is empty: %w", ErrNoNetNS)
+	}
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("network namespace %s %w", path, ErrRelativeNetNS)
 	}
 	target, err := nsIdentity(path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -1,8 +1,10 @@
 package podnet
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"time"
 
@@ -55,17 +57,18 @@ var testHookLockBusy func()
 type podLock struct{ fd int }
 
 // lockPod takes the pod lock of the pod whose host veth is hostVeth in the
-// lock file path, waiting at most wait. It returns nil, and the caller
-// goes on unlocked, when path is empty, the file cannot be opened, or the
-// wait ends.
-func lockPod(path, hostVeth string, wait time.Duration) *podLock {
-	l, _ := tryLockPod(path, hostVeth, wait)
+// lock file path, waiting at most wait, and never past ctx's end: the
+// command's own deadline bounds its wait too. It returns nil, and the
+// caller goes on unlocked (or gives up, when ctx has ended), when path is
+// empty, the file cannot be opened, or the wait ends.
+func lockPod(ctx context.Context, path, hostVeth string, wait time.Duration) *podLock {
+	l, _ := tryLockPod(ctx, path, hostVeth, wait)
 	return l
 }
 
 // tryLockPod is lockPod; busy reports that the wait ended with the lock
 // still taken by another, rather than no lock being usable at all.
-func tryLockPod(path, hostVeth string, wait time.Duration) (l *podLock, busy bool) {
+func tryLockPod(ctx context.Context, path, hostVeth string, wait time.Duration) (l *podLock, busy bool) {
 	if path == "" || hostVeth == "" {
 		return nil, false
 	}
@@ -79,6 +82,9 @@ func tryLockPod(path, hostVeth string, wait time.Duration) (l *podLock, busy boo
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: off, Len: 1}
 	deadline := time.Now().Add(wait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	pause := lockPollMin
 	for {
 		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
@@ -95,7 +101,7 @@ func tryLockPod(path, hostVeth string, wait time.Duration) (l *podLock, busy boo
 		busy = true
 		// The last attempt is at the deadline, not a pause before it.
 		left := time.Until(deadline)
-		if left <= 0 {
+		if left <= 0 || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(min(pause, left))
@@ -111,8 +117,20 @@ func tryLockPod(path, hostVeth string, wait time.Duration) (l *podLock, busy boo
 // serialise that pod's ADD with the first pod's DEL. Take it after the
 // pod lock. Its byte is hashed from the VLAN link's name, which has no
 // pod veth's shape, so it is no pod's.
-func lockVLAN(path string, vlanID int, wait time.Duration) *podLock {
-	return lockPod(path, VLANLinkName(vlanID), wait)
+func lockVLAN(ctx context.Context, path string, vlanID int, wait time.Duration) *podLock {
+	return lockPod(ctx, path, VLANLinkName(vlanID), wait)
+}
+
+// lockWaitEnded is the error of an ADD whose own time ran out while it
+// waited for locks it did not get: it ends there rather than wire,
+// unlocked, past its deadline.
+func lockWaitEnded(ctx context.Context, locks ...*podLock) error {
+	for _, l := range locks {
+		if !l.held() && ctx.Err() != nil {
+			return fmt.Errorf("wait for the pod lock: %w", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // held reports whether l is a lock actually held.
@@ -182,6 +200,6 @@ func ownerChecked() {
 // A lock busy for so long is held across another DEL's call telling the
 // agent the same thing: the agent keeps policies by pod name.
 func HoldPodLockForDEL(path, hostVeth string) (release func(), busy bool) {
-	l, busy := tryLockPod(path, hostVeth, delPolicyLockWait)
+	l, busy := tryLockPod(context.Background(), path, hostVeth, delPolicyLockWait)
 	return l.unlock, busy
 }

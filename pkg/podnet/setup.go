@@ -50,8 +50,11 @@ func Setup(ctx context.Context, pod Pod) error {
 	}
 	// The pod lock covers the node side only: a late DEL of another
 	// sandbox never removes a veth, and IPv6's DAD wait stays outside.
-	lock := lockPod(pod.LockFile, pod.lockName(), addLockWait)
+	lock := lockPod(ctx, pod.LockFile, pod.lockName(), addLockWait)
 	defer lock.unlock()
+	if err := lockWaitEnded(ctx, lock); err != nil {
+		return err
+	}
 	for i, ifc := range pod.Interfaces {
 		if err := addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex[i], HostTable(ifc.RouteTable)); err != nil {
 			return err

@@ -3,20 +3,45 @@ package podnet
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // setSysctl writes a /proc/sys value in the calling thread's namespace. A
 // missing key is ignored: IPv6 may be compiled out or disabled on the node.
+// A raw descriptor, as in nsIdentity: an *os.File registers with the
+// runtime's poller and unregisters again, four more system calls per key
+// on every ADD.
 func setSysctl(key, value string) error {
 	path := filepath.Join("/proc/sys", key)
-	err := os.WriteFile(path, []byte(value), 0o644)
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
+	fd, err := openRetryEINTR(path)
+	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
-	return fmt.Errorf("set sysctl %s=%s: %w", key, value, err)
+	if err != nil {
+		return fmt.Errorf("set sysctl %s=%s: %w", key, value, err)
+	}
+	defer unix.Close(fd)
+	for {
+		_, err = unix.Write(fd, []byte(value))
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("set sysctl %s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+func openRetryEINTR(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
+		}
+	}
 }
 
 // setIfaceSysctls applies the IPv6 settings upstream gives every node-side

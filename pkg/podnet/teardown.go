@@ -30,7 +30,7 @@ func Teardown(ctx context.Context, pod Pod) error {
 func teardown(ctx context.Context, pod Pod) (kept []string, err error) {
 	host := openHost()
 	defer host.Close()
-	lock := lockPod(pod.LockFile, pod.lockName(), delLockWait)
+	lock := lockPod(ctx, pod.LockFile, pod.lockName(), delLockWait)
 	defer lock.unlock()
 	var errs []error
 	for _, ifc := range pod.Interfaces {
