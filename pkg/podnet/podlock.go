@@ -101,7 +101,7 @@ func tryLockPod(ctx context.Context, path, hostVeth string, wait time.Duration) 
 		busy = true
 		// The last attempt is at the deadline, not a pause before it.
 		left := time.Until(deadline)
-		if left <= 0 || ctx.Err() != nil {
+		if left <= 0 || ctxEnded(ctx) != nil {
 			break
 		}
 		time.Sleep(min(pause, left))
@@ -126,9 +126,23 @@ func lockVLAN(ctx context.Context, path string, vlanID int, wait time.Duration) 
 // unlocked, past its deadline.
 func lockWaitEnded(ctx context.Context, locks ...*podLock) error {
 	for _, l := range locks {
-		if !l.held() && ctx.Err() != nil {
-			return fmt.Errorf("wait for the pod lock: %w", ctx.Err())
+		if err := ctxEnded(ctx); !l.held() && err != nil {
+			return fmt.Errorf("wait for the pod lock: %w", err)
 		}
+	}
+	return nil
+}
+
+// ctxEnded is ctx.Err(), and context.DeadlineExceeded once ctx's deadline
+// has passed: the context's own timer may not have fired yet (on a busy
+// node, milliseconds later), and a wait that ended at the deadline must
+// not then read as one that ended at its bound.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
 	}
 	return nil
 }

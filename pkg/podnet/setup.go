@@ -85,23 +85,32 @@ func validatePod(pod Pod) error {
 // end's sysctls are set before it comes up.
 func setupVeth(ctx context.Context, host *netlink.Handle, pod Pod, ifc Interface, early *Veth) (int, error) {
 	netnsPath := pod.NetNS
-	podNS, err := ns.GetNS(netnsPath)
-	if err != nil {
-		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
+	v6 := isV6(ifc.Address)
+	side := early.takePodSide()
+	// The namespace is opened only when something needs it: an early pair
+	// with its pod side open has an IPv4 pod configured through that side's
+	// socket, and opening the path (statfs, open, the runtime poller's
+	// fcntl and epoll calls, close) would be eight system calls for nothing.
+	var podNS ns.NetNS
+	if side == nil || v6 {
+		var err error
+		if podNS, err = ns.GetNS(netnsPath); err != nil {
+			side.close()
+			return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
+		}
+		defer podNS.Close()
 	}
-	defer podNS.Close()
 	hostMAC, hostIndex, err := hostEnd(host, podNS, pod, ifc, early)
 	if err != nil {
+		side.close()
 		return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 	}
-	side := early.takePodSide()
 	if side == nil {
 		if side, err = openPodSide(podNS, ifc.ContainerIf); err != nil {
 			return 0, fmt.Errorf("pod netns %s: %w", netnsPath, err)
 		}
 	}
 	defer side.close()
-	v6 := isV6(ifc.Address)
 	if v6 {
 		// Runtimes may create the pod netns with IPv6 disabled; sysctls
 		// are read and written in the namespace of the calling thread.
