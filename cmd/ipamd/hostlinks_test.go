@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/hostlinks"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -64,7 +65,7 @@ func TestPrivilegedHostLinksReadsTheKernel(t *testing.T) {
 				return err
 			}
 		}
-		h := hostLinks{vethPrefix: "eni"}
+		h := hostlinks.Links{VethPrefix: "eni"}
 		var err error
 		if suffixes, err = h.LinkSuffixes(context.Background()); err != nil {
 			return err

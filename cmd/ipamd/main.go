@@ -26,29 +26,24 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/hostlinks"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/logfile"
 	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
-	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"github.com/vpc-cni/vpc-cni/pkg/nodeready"
 	"github.com/vpc-cni/vpc-cni/pkg/version"
-	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 func main() { os.Exit(run()) }
@@ -124,7 +119,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, handoff *no
 	}
 	opts := ipamd.Options{
 		Config: cfg, EC2: ec2, Metadata: md, Subnets: ec2, Leaked: ec2, Kube: kc,
-		Logger: log, PodLinks: hostLinks{vethPrefix: cfg.VethPrefix}, Metrics: m, StartedAt: started,
+		Logger: log, PodLinks: hostlinks.Links{VethPrefix: cfg.VethPrefix}, Metrics: m, StartedAt: started,
 		Tracker: track,
 	}
 	if !cfg.DisableMetrics {
@@ -207,67 +202,6 @@ func runAndMarkReady(ctx context.Context, log *slog.Logger, socket string, h nod
 		return errors.Join(fmt.Errorf("node network setup failed: %w", setupErr), err)
 	}
 	return err
-}
-
-// hostLinks lists the links of ipamd's network namespace (the node's),
-// where every pod's host veth lives; ipamd lists them at restore (after
-// its socket serves) and in its orphan sweep, never once at start.
-type hostLinks struct{ vethPrefix string }
-
-func (hostLinks) LinkSuffixes(context.Context) (map[string][]string, error) {
-	// One dump, which also carries each link's alias: the sandbox mark
-	// of the pod veths our plugin made. Every link of a suffix is kept:
-	// the kernel's order says nothing of which is the newer (5.10 and 6.1
-	// list links by ifindex hash bucket).
-	links, err := nldump.Retry(netlink.LinkList)
-	if err != nil {
-		return nil, fmt.Errorf("listing host links: %w", err)
-	}
-	suffixes := make(map[string][]string, len(links))
-	for _, l := range links {
-		name, alias := l.Attrs().Name, l.Attrs().Alias
-		if len(name) < vethname.SuffixLen {
-			continue
-		}
-		sfx := name[len(name)-vethname.SuffixLen:]
-		suffixes[sfx] = append(suffixes[sfx], alias)
-	}
-	return suffixes, nil
-}
-
-// PodRoutes lists the main table's host routes through a pod veth
-// (<ip> dev <prefix>…), as the plugin installs one per pod address.
-func (h hostLinks) PodRoutes(context.Context) ([]ipamd.PodRoute, error) {
-	links, err := netlink.LinkList()
-	if err != nil {
-		return nil, fmt.Errorf("listing host links: %w", err)
-	}
-	names := map[int]string{}
-	for _, l := range links {
-		if name := l.Attrs().Name; strings.HasPrefix(name, h.vethPrefix) && len(name) > len(h.vethPrefix) {
-			names[l.Attrs().Index] = name
-		}
-	}
-	var out []ipamd.PodRoute
-	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		routes, err := netlink.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-		if err != nil {
-			return nil, fmt.Errorf("listing host routes: %w", err)
-		}
-		for _, r := range routes {
-			name, ok := names[r.LinkIndex]
-			if !ok || r.Dst == nil {
-				continue
-			}
-			ones, bits := r.Dst.Mask.Size()
-			addr, ok := netip.AddrFromSlice(r.Dst.IP)
-			if !ok || ones != bits {
-				continue
-			}
-			out = append(out, ipamd.PodRoute{Addr: addr.Unmap(), Link: name})
-		}
-	}
-	return out, nil
 }
 
 // newLogger writes JSON to AWS_VPC_K8S_CNI_LOG_FILE (stdout, stderr or a

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/hostlinks"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
@@ -81,11 +82,9 @@ type PodLinks interface {
 	PodRoutes(ctx context.Context) ([]PodRoute, error)
 }
 
-// PodRoute is a host route to one pod address through its host veth.
-type PodRoute struct {
-	Addr netip.Addr
-	Link string
-}
+// PodRoute is a host route to one pod address through its host veth
+// (hostlinks reads them from the kernel).
+type PodRoute = hostlinks.PodRoute
 
 // Kubernetes is what ipamd asks of the API server. Nil: no API server
 // (no feature that needs one is enabled).

@@ -263,7 +263,20 @@ func (c *poolManager) setupNewENI(ctx context.Context, e awsutils.ENI, subnet ne
 		return err
 	}
 	for _, p := range podCIDRs(e, c.env.cfg.EnableIPv6, false) {
-		if err := c.store.AddCIDR(e.ID, p); err != nil {
+		err := c.store.AddCIDR(e.ID, p)
+		if errors.Is(err, datastore.ErrDuplicateCIDR) {
+			// EC2 just gave the new ENI a CIDR the store still has on
+			// another ENI: that one was deleted behind ipamd's back and
+			// EC2 reused its address. The new ENI serves with the rest;
+			// the reconcile drops the gone ENI and adopts this CIDR.
+			c.env.log.Warn("EC2 gave a new ENI an address the datastore holds on another ENI (gone?); adopting it at the reconcile",
+				"eni", e.ID, "cidr", p, "err", err)
+			if c.env.reconcile != nil {
+				c.env.reconcile()
+			}
+			continue
+		}
+		if err != nil {
 			if _, rerr := c.store.RemoveENI(e.ID, true); rerr != nil {
 				c.env.log.Warn("could not undo datastore entry of ENI", "eni", e.ID, "err", rerr)
 			}

@@ -67,7 +67,8 @@ func simAddrs(h *harness) map[netip.Addr]string {
 // is detached and deleted behind ipamd's back. The next assign there
 // answers NotFound; ipamd grows elsewhere at once (a new ENI) and asks for
 // a reconcile, which drops the gone ENI. ADDs are served within about a
-// second, with addresses EC2 lists. Before, the NotFound paused assigns on
+// second, with addresses EC2 lists, and the new ENI is kept though EC2
+// gives it addresses the store still has on the gone one. Before, the NotFound paused assigns on
 // every ENI (doubling, FailureBackoff 1 s here) and ADDs failed until the
 // periodic reconcile (a minute in production).
 func TestAssignToAnENIDeletedBehindIpamdsBackGrowsElsewhere(t *testing.T) {
@@ -80,6 +81,7 @@ func TestAssignToAnENIDeletedBehindIpamdsBackGrowsElsewhere(t *testing.T) {
 	if err := h.ec2.FreeENI(ctx, gone, enis[0].Attachment.ID); err != nil {
 		t.Fatal(err)
 	}
+	before := h.calls()
 	for i := range 4 {
 		start := time.Now()
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -104,6 +106,12 @@ func TestAssignToAnENIDeletedBehindIpamdsBackGrowsElsewhere(t *testing.T) {
 			}
 		}
 	}
+	// EC2 hands the deleted ENI's addresses to the next ENI: that is no
+	// reason to undo it (before, "CIDR already in data store" deleted the
+	// new ENI again and paused creates).
+	if d := callDelta(before, h.calls()); d["DeleteNetworkInterface"] != 0 || d["CreateNetworkInterface"] != 1 {
+		t.Errorf("EC2 calls growing past the deleted ENI: %v, want one ENI created and none deleted", d)
+	}
 	waitFor(t, 5*time.Second, "the reconcile dropping the deleted ENI", func() bool {
 		for _, e := range h.pool(0).ENIs {
 			if e.ID == gone {
@@ -111,6 +119,13 @@ func TestAssignToAnENIDeletedBehindIpamdsBackGrowsElsewhere(t *testing.T) {
 			}
 		}
 		return true
+	})
+	waitFor(t, 5*time.Second, "the store holding every address EC2 lists", func() bool {
+		held := 0
+		for _, e := range h.pool(0).ENIs {
+			held += len(e.CIDRs)
+		}
+		return held == len(simAddrs(h))
 	})
 }
 

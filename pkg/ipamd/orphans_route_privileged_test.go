@@ -3,75 +3,39 @@ package ipamd
 import (
 	"context"
 	"net"
-	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/hostlinks"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // nsLinks reads pod links and the host routes to pods from the kernel in
-// node (a namespace standing for the node), as cmd/ipamd's lister reads
-// ipamd's own: one link dump, and the main table's /32 and /128 routes
-// through links named with prefix.
+// node (a namespace standing for the node) with the reader cmd/ipamd
+// reads ipamd's own with.
 type nsLinks struct {
 	node   ns.NetNS
 	prefix string
 }
 
-func (l nsLinks) LinkSuffixes(context.Context) (map[string][]string, error) {
-	out := map[string][]string{}
-	err := l.node.Do(func(ns.NetNS) error {
-		links, err := netlink.LinkList()
-		for _, k := range links {
-			if name := k.Attrs().Name; len(name) >= vethname.SuffixLen {
-				sfx := name[len(name)-vethname.SuffixLen:]
-				out[sfx] = append(out[sfx], k.Attrs().Alias)
-			}
-		}
+func (l nsLinks) LinkSuffixes(ctx context.Context) (suffixes map[string][]string, err error) {
+	err = l.node.Do(func(ns.NetNS) error {
+		suffixes, err = hostlinks.Links{VethPrefix: l.prefix}.LinkSuffixes(ctx)
 		return err
 	})
-	return out, err
+	return suffixes, err
 }
 
-func (l nsLinks) PodRoutes(context.Context) ([]PodRoute, error) {
-	var out []PodRoute
-	err := l.node.Do(func(ns.NetNS) error {
-		links, err := netlink.LinkList()
-		if err != nil {
-			return err
-		}
-		names := map[int]string{}
-		for _, k := range links {
-			if strings.HasPrefix(k.Attrs().Name, l.prefix) {
-				names[k.Attrs().Index] = k.Attrs().Name
-			}
-		}
-		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-			routes, err := netlink.RouteListFiltered(fam, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-			if err != nil {
-				return err
-			}
-			for _, r := range routes {
-				name, ok := names[r.LinkIndex]
-				if !ok || r.Dst == nil {
-					continue
-				}
-				ones, bits := r.Dst.Mask.Size()
-				if a, ok := netip.AddrFromSlice(r.Dst.IP); ok && ones == bits {
-					out = append(out, PodRoute{Addr: a.Unmap(), Link: name})
-				}
-			}
-		}
-		return nil
+func (l nsLinks) PodRoutes(ctx context.Context) (routes []PodRoute, err error) {
+	err = l.node.Do(func(ns.NetNS) error {
+		routes, err = hostlinks.Links{VethPrefix: l.prefix}.PodRoutes(ctx)
+		return err
 	})
-	return out, err
+	return routes, err
 }
 
 // TestPrivilegedOrphanSweepKeepsTheRoutedSandbox: the host side of a

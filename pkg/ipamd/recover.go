@@ -60,7 +60,7 @@ func (r *restorer) restoreAll(ctx context.Context, live func(datastore.Allocatio
 			r.log.Warn("restored allocations on no known CIDR: kept pending until their CIDR appears or the wait ends",
 				"card", c.index, "count", len(res.Unknown), "first", allocationList(res.Unknown, 20), "wait", r.pendingWait)
 		}
-		if strays := c.keepStraysHolding(res.Unknown); len(strays) > 0 {
+		if strays := c.keepStraysHolding(res); len(strays) > 0 {
 			r.log.Info("custom networking: pods restored on the primary ENI's prefixes, which are released once those pods are gone",
 				"card", c.index, "prefixes", strays)
 		}

@@ -29,7 +29,7 @@ func TestLateDELKeepsARecoveredAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	links.routes = []PodRoute{{addrs[0], vethname.HostVethName("eni", "default", "pod-0", 0)}}
+	links.routes = []PodRoute{{Addr: addrs[0], Link: vethname.HostVethName("eni", "default", "pod-0", 0)}}
 	links.setPod(0, true)
 	if err := os.WriteFile(h.cfg.BackingStore, []byte(`{"version":"vpc-cni-ipam/1","allocations":[{"ipv4":`), 0o644); err != nil {
 		t.Fatal(err)

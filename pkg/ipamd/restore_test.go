@@ -95,7 +95,7 @@ func TestRestoreCorruptCheckpointRecoversFromHost(t *testing.T) {
 				t.Fatal(err)
 			}
 			veth := func(i int) string { return vethname.HostVethName("eni", "default", fmt.Sprint("pod-", i), 0) }
-			links.routes = []PodRoute{{addrs[0], veth(0)}, {addrs[1], veth(1)}, {netip.MustParseAddr("192.168.77.7"), veth(2)}}
+			links.routes = []PodRoute{{Addr: addrs[0], Link: veth(0)}, {Addr: addrs[1], Link: veth(1)}, {Addr: netip.MustParseAddr("192.168.77.7"), Link: veth(2)}}
 			links.setPod(0, true)
 			links.setPod(1, true)
 			if err := os.WriteFile(h.cfg.BackingStore, []byte(tc.content), 0o644); err != nil {

@@ -15,10 +15,11 @@ import (
 // a build that loaded them has pods on them; their checkpoint entries stay
 // pending and are dropped after Intervals.PendingWait, and nothing else
 // would ever give the /28 back to the subnet. A stray prefix is one such
-// /28 that held a restored pod: ipamd's for sure (one no pod held may be
-// someone else's and is left alone). It is released once no pending entry
-// lies in it and the host routes no pod address in it: the pods on it are
-// gone.
+// /28 that held a restored pod entry, live or stale, or a cooling address:
+// ipamd's for sure (one no entry lay in may be someone else's and is left
+// alone). It is released once no pending entry lies in it, no address in
+// it still cools and the host routes no pod address in it: the pods on it
+// are gone.
 
 // noteStrayPrefixes records the primary ENI's prefixes left out of the
 // store, before the checkpoint is restored.
@@ -35,13 +36,19 @@ func (c *poolManager) noteStrayPrefixes(prefixes []netip.Prefix) {
 	}
 }
 
-// keepStraysHolding keeps the stray prefixes in which a restored pod was
-// left pending, and forgets the others.
-func (c *poolManager) keepStraysHolding(pending []datastore.Allocation) []netip.Prefix {
+// keepStraysHolding keeps the stray prefixes in which the checkpoint had
+// an entry (res: a pod left pending, a pod gone while ipamd was down, a
+// cooling address), and forgets the others.
+func (c *poolManager) keepStraysHolding(res datastore.RestoreResult) []netip.Prefix {
+	var held []netip.Addr
+	for _, a := range slices.Concat(res.Unknown, res.Stale) {
+		held = append(held, a.Addr)
+	}
+	held = append(held, res.UnknownCooling...)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for p := range c.strays {
-		if !slices.ContainsFunc(pending, func(a datastore.Allocation) bool { return p.Contains(a.Addr) }) {
+		if !slices.ContainsFunc(held, p.Contains) {
 			delete(c.strays, p)
 		}
 	}
@@ -59,9 +66,9 @@ func (c *poolManager) strayList() []netip.Prefix {
 }
 
 // releaseStrayPrefixes gives back to EC2 the stray prefixes no pod uses
-// any more: none of the card's pending entries lies in them and routed
-// (the host routes to pods, by address; nil: unknown, nothing released)
-// leads to no address in them.
+// any more: none of the card's pending entries lies in them, no address
+// in them still cools, and routed (the host routes to pods, by address;
+// nil: unknown, nothing released) leads to no address in them.
 func (c *poolManager) releaseStrayPrefixes(ctx context.Context, routed map[netip.Addr]string) {
 	c.mu.Lock()
 	strays := c.strayList()
@@ -69,10 +76,11 @@ func (c *poolManager) releaseStrayPrefixes(ctx context.Context, routed map[netip
 	if len(strays) == 0 || routed == nil || c.env.cfg.DisableProvisioning || c.env.terminating.isSet() {
 		return
 	}
-	pending := c.store.Pending()
+	pending, cooling := c.store.Pending(), c.store.PendingCooling()
 	var free []netip.Prefix
 	for _, p := range strays {
-		if slices.ContainsFunc(pending, func(a datastore.Allocation) bool { return p.Contains(a.Addr) }) {
+		if slices.ContainsFunc(pending, func(a datastore.Allocation) bool { return p.Contains(a.Addr) }) ||
+			slices.ContainsFunc(cooling, p.Contains) {
 			continue
 		}
 		used := false

@@ -101,3 +101,61 @@ func TestCustomNetworkingReleasesPrimaryPrefixOnceUnused(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomNetworkingReleasesPrimaryPrefixWhosePodsAreGone: as above, but
+// every entry the checkpoint has in the primary ENI's /28 is of a pod gone
+// while ipamd was down (no veth: stale) or an address still in its
+// cooldown. The /28 is ipamd's all the same: it stays while the address
+// cools and is released at the first sweep after. Before, only a /28
+// holding a live pod's entry was remembered, so this one (16 addresses of
+// the node's subnet) stayed on the primary ENI forever.
+func TestCustomNetworkingReleasesPrimaryPrefixWhosePodsAreGone(t *testing.T) {
+	links := newFakeLinks()
+	k := &fakeKube{schedulable: true, maxPods: 110, eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID}}
+	times := fastTimes
+	times.OrphanGrace = time.Hour // the sweep here only looks at the prefix
+	const cooldown = time.Second
+	h := newHarness(t, harnessOpts{noInit: true, links: links, kube: k, times: &times, cfg: func(c *config.Config) {
+		c.CustomNetworking, c.EnablePrefixDelegation, c.WarmPrefixTarget = true, true, 1
+		c.IPCooldown = cooldown
+	}})
+	ctx := context.Background()
+	out, err := h.otherEC2().AssignPrivateIpAddresses(ctx, &ec2.AssignPrivateIpAddressesInput{
+		NetworkInterfaceId: aws.String(h.primaryENI()), Ipv4PrefixCount: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := netip.MustParsePrefix(aws.ToString(out.AssignedIpv4Prefixes[0].Ipv4Prefix))
+	gone := datastore.Allocation{Key: datastore.Key{NetworkName: "aws-cni", ContainerID: "web", IfName: "eth0"},
+		Addr: prefix.Addr().Next(), AssignedAt: time.Now().Add(-time.Hour), Meta: datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "web-0"}}
+	cooling := datastore.Cooling{Addr: gone.Addr.Next(), UnassignedAt: time.Now()}
+	cp := datastore.NewFileCheckpointer(datastore.CheckpointPath(h.cfg.BackingStore, 0))
+	if err := cp.Write(datastore.File{Version: datastore.CheckpointVersion, Allocations: []datastore.Allocation{gone},
+		Cooling: []datastore.Cooling{cooling}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sweep := func() {
+		t.Helper()
+		if err := h.n.orphans.sweep(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep()
+	if time.Since(cooling.UnassignedAt) < cooldown {
+		if got := h.primaryPrefixes(); !slices.Contains(got, prefix) {
+			t.Fatalf("the primary ENI's prefixes %v lost %s while %s still cools", got, prefix, cooling.Addr)
+		}
+	}
+	// Sweeps until the cooldown is well over release it.
+	deadline := cooling.UnassignedAt.Add(cooldown + 2*time.Second)
+	for slices.Contains(h.primaryPrefixes(), prefix) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the primary ENI still holds %s (%v): its pods were gone at start and its cooldown is over", prefix, h.primaryPrefixes())
+		}
+		time.Sleep(20 * time.Millisecond)
+		sweep()
+	}
+}

@@ -145,6 +145,22 @@ func (s *Store) Pending() []Allocation {
 	return out
 }
 
+// PendingCooling lists the cooling addresses restored in no CIDR the
+// store knows whose cooldown has not ended yet.
+func (s *Store) PendingCooling() []netip.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(s.now())
+	var out []netip.Addr
+	for addr, sl := range s.pending {
+		if sl.allocIdx < 0 {
+			out = append(out, addr)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return out
+}
+
 // NextCoolingEnd returns when the earliest cooling address ends its
 // cooldown (false when none cools), so a waiting ADD can wake then.
 func (s *Store) NextCoolingEnd() (time.Time, bool) {

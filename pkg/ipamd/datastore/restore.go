@@ -85,6 +85,7 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 				s.pending[cl.Addr] = sl
 				s.pendingCool++
 				s.coolPush(sl, cl)
+				res.UnknownCooling = append(res.UnknownCooling, cl.Addr)
 				continue
 			}
 			off := offsetOf(c.prefix, cl.Addr)

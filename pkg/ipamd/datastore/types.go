@@ -205,6 +205,9 @@ type RestoreResult struct {
 	// Pending) and are adopted by AddCIDR when their CIDR is added;
 	// DropPending forgets them.
 	Unknown []Allocation
+	// UnknownCooling are cooling addresses in no CIDR the store knows,
+	// kept pending like Unknown until their cooldown ends.
+	UnknownCooling []netip.Addr
 	// KeyLess allocations had an empty key field; dropped.
 	KeyLess []Allocation
 	// Clamped counts timestamps in the future set back to now.
