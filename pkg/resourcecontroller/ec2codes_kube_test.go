@@ -110,3 +110,30 @@ func countContaining(msgs []string, substr string) int {
 	}
 	return n
 }
+
+// TestKubeTrunkInitFailureBeforeCreateTold: EC2 refuses the describe of
+// the node's instance twice (an IAM policy lacking DescribeInstances)
+// before any trunk create. The node is told, once, with EC2's code, and
+// gets its trunk once EC2 answers. Before, such failures were only logged.
+func TestKubeTrunkInitFailureBeforeCreateTold(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
+		{Action: "DescribeInstances", Code: "UnauthorizedOperation", Count: 2},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	const node = "rc-trunk-describe"
+	h.addSGPNode(node, inst1, 9)
+	if n := w.env.Sim.Stats().Errors["DescribeInstances"]["UnauthorizedOperation"]; n != 2 {
+		t.Fatalf("EC2 refused %d describes, want the 2 injected", n)
+	}
+	h.waitNodeEvents(node, ReasonNodeTrunkInitiated, 1)
+	created := h.eventsOf(metav1.NamespaceDefault, "Node", node, ReasonTrunkCreationFailed)
+	if len(created) != 1 || !strings.Contains(created[0], "Error Code: UnauthorizedOperation") {
+		t.Fatalf("%s events %q, want one naming UnauthorizedOperation", ReasonTrunkCreationFailed, created)
+	}
+	if failed := h.eventsOf(metav1.NamespaceDefault, "Node", node, ReasonNodeTrunkFailedInit); len(failed) != 1 {
+		t.Fatalf("%s events %q, want one", ReasonNodeTrunkFailedInit, failed)
+	}
+}

@@ -117,6 +117,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 				c.unsupported.first(node.Name, instanceID)
 				return reconcile.Result{}, nil
 			}
+			if ctx.Err() == nil { // not the controller stopping
+				c.tellTrunkFailed(ctx, &node, err)
+			}
 			return reconcile.Result{}, err
 		}
 		info, _ = c.reg.info(node.Name)
@@ -278,7 +281,6 @@ func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst aw
 	if dev < 0 {
 		err := fmt.Errorf("no free device index for a trunk ENI on %s (%d of %d ENIs attached)", inst.ID, len(used), typ.MaxENIs)
 		metricTrunkErrors.WithLabelValues("find_free_index").Inc()
-		c.tellTrunkFailed(ctx, node, err)
 		return "", err
 	}
 	eni, err := c.ec2.CreateTrunkENI(ctx, awsutils.TrunkRequest{
@@ -286,16 +288,17 @@ func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst aw
 	})
 	if err != nil {
 		metricTrunkErrors.WithLabelValues("create_trunk_eni").Inc()
-		c.tellTrunkFailed(ctx, node, err)
 		return "", err
 	}
 	return eni.ID, nil
 }
 
-// tellTrunkFailed sends the node's trunk failure events (EKS's:
-// TrunkENICreationFailed naming EC2's code, then NodeTrunkFailedInit, of
-// type Normal as there) once per distinct EC2 code, or error without one,
-// until the trunk is made: the node is retried with backoff, and an event
+// tellTrunkFailed sends the node's trunk failure events for any failure
+// of its trunk's init, before the create too (describing the instance,
+// its subnet or ENIs; its ENIConfig), as EKS does: TrunkENICreationFailed
+// naming EC2's code, then NodeTrunkFailedInit, of type Normal as there.
+// Once per distinct EC2 code, or error without one, until the trunk is
+// made: the node is retried with backoff, and an event
 // per retry buried the node's other events. Messages carry request ids,
 // so the code is what is compared.
 func (c *Controller) tellTrunkFailed(ctx context.Context, node *corev1.Node, err error) {
