@@ -126,6 +126,8 @@ type Controller struct {
 	rec recorder
 	// warned remembers which pods were told about the capacity limit.
 	warned *noteSet
+	// toldGroups: the SecurityGroupRequested message each pod was sent.
+	toldGroups *noteSet
 	// unsupported remembers the nodes (→ instance id) whose type cannot
 	// trunk, so their updates describe nothing again.
 	unsupported *noteSet
@@ -161,6 +163,6 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 	if ec2 == nil {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
-	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
+	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), toldGroups: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
 		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs()}, nil
 }

@@ -484,6 +484,8 @@ func TestKubeFailedPodLeavesNoNote(t *testing.T) {
 	waitFor(t, 30*time.Second, "the failed pods' notes gone", func() (bool, string) {
 		h.ctrl.warned.mu.Lock()
 		defer h.ctrl.warned.mu.Unlock()
-		return len(h.ctrl.warned.m) == 0, fmt.Sprint(h.ctrl.warned.m)
+		h.ctrl.toldGroups.mu.Lock()
+		defer h.ctrl.toldGroups.mu.Unlock()
+		return len(h.ctrl.warned.m)+len(h.ctrl.toldGroups.m) == 0, fmt.Sprint(h.ctrl.warned.m, h.ctrl.toldGroups.m)
 	})
 }

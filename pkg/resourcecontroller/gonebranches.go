@@ -10,7 +10,7 @@ import (
 )
 
 // A gone node's branches are deleted in the background, not in the Node
-// reconcile: each delete is an EC2 call or two (seconds each when EC2 is
+// reconcile (and so are those of a node that lost SGP, unmanage.go): each delete is an EC2 call or two (seconds each when EC2 is
 // slow or throttled), and a node holds up to 120 branches, so a few gone
 // nodes held every Node worker and a live node's reconcile (a new node's
 // trunk, hence its pods' branches) waited behind them. The jobs take the
@@ -52,6 +52,26 @@ func (g *goneJobs) running(node string) bool {
 // node is reconciled again.
 func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bool) {
 	name := at.node
+	return c.startTrunkJob(ctx, at, func(t *trunk) {
+		instanceID := t.instanceID
+		c.deleteTrunkBranchesUnless(ctx, t, func() bool { return c.backFor(ctx, name, instanceID) })
+	}, func() {
+		// The node's cleanup starts here, as it did right after the
+		// deletes in the reconcile: a Node back without a providerID is
+		// not reconciled as gone, and its cleanup is what waits for it.
+		if _, err := c.cleanGoneNode(ctx, name); err != nil {
+			c.cfg.Log.Warn("starting the cleanup of a deleted node", "node", name, "err", err)
+		}
+	})
+}
+
+// startTrunkJob drops the trunk state at and runs work on it in the
+// background in a cleaner slot, then after (if not nil) once the slot is
+// free, then reconciles the node again; wait: no slot is free for the
+// node yet, nothing was done. While the job runs the node's reconciles
+// wait for it (reconcileNode).
+func (c *Controller) startTrunkJob(ctx context.Context, at trunkAt, work func(*trunk), after func()) (wait bool) {
+	name := at.node
 	if started, _ := c.cleaner.start(name); !started {
 		return true
 	}
@@ -64,17 +84,13 @@ func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bo
 	// ctx is the controller's: it outlives this reconcile (no
 	// ReconciliationTimeout is set) and ends with the manager.
 	go func() {
-		instanceID := t.instanceID
-		c.deleteTrunkBranchesUnless(ctx, t, func() bool { return c.backFor(ctx, name, instanceID) })
+		work(t)
 		c.gone.set(name, false)
 		c.cleaner.done(name)
-		// The node's cleanup starts here, as it did right after the
-		// deletes in the reconcile: a Node back without a providerID is
-		// not reconciled as gone, and its cleanup is what waits for it.
-		if _, err := c.cleanGoneNode(ctx, name); err != nil {
-			c.cfg.Log.Warn("starting the cleanup of a deleted node", "node", name, "err", err)
+		if after != nil {
+			after()
 		}
-		c.kickNode(ctx, name) // retries a cleanup not started (every slot taken, an error)
+		c.kickNode(ctx, name) // also retries what after did not start
 	}()
 	return false
 }

@@ -1,11 +1,15 @@
 package resourcecontroller
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
@@ -17,6 +21,31 @@ import (
 // in a Node worker, so the new node's reconcile (CNINode, trunk) waited
 // until a gone node's deletes were done.
 func TestKubeGoneNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
+	slowDeletesDoNotHoldLiveNodes(t, func(h *harness, node string) { h.deleteNode(node) })
+}
+
+// TestKubeUnmanagedNodesSlowDeletesDoNotHoldLiveNodes: as above, the nodes
+// losing SGP (their CNINode feature removed) instead of going. Before, a
+// node's branch deletes after the delay ran in its Node worker.
+func TestKubeUnmanagedNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
+	slowDeletesDoNotHoldLiveNodes(t, func(h *harness, node string) {
+		cn := &k8s.CNINode{}
+		if err := h.admin.Get(context.Background(), client.ObjectKey{Name: node}, cn); err != nil {
+			t.Fatal(err)
+		}
+		cn.Spec.Features = nil
+		if err := h.admin.Update(context.Background(), cn); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// slowDeletesDoNotHoldLiveNodes has as many SGP nodes as there are Node
+// workers, each with a branch pod, lose their trunk state by lose while
+// EC2 takes 15 s per DeleteNetworkInterface, and checks that a node
+// joining meanwhile gets its trunk and its pod its branch at once, and
+// that the branches are deleted.
+func slowDeletesDoNotHoldLiveNodes(t *testing.T, lose func(h *harness, node string)) {
 	const inst6 = "i-0000000000000006"
 	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
 	h := newHarness(t, w.ec2, fastConfig())
@@ -39,9 +68,9 @@ func TestKubeGoneNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, g := range gone {
-		h.deleteNode(g.node)
+		lose(h, g.node)
 	}
-	waitFor(t, 30*time.Second, "the gone nodes' branch deletes under way", func() (bool, string) {
+	waitFor(t, 30*time.Second, "the nodes' branch deletes under way", func() (bool, string) {
 		var left []string
 		for _, g := range gone {
 			if _, ok := h.ctrl.reg.info(g.node); ok {
@@ -58,10 +87,10 @@ func TestKubeGoneNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
 	h.waitAnnotation("live")
 	d := time.Since(start)
 	if d >= slow/2 {
-		t.Fatalf("the live node's pod got its branch %s after the gone nodes' deletes began; want well under one %s delete", d, slow)
+		t.Fatalf("the live node's pod got its branch %s after the nodes' deletes began; want well under one %s delete", d, slow)
 	}
-	t.Logf("the live node's pod got its branch %s after the gone nodes' deletes began", d)
-	waitFor(t, 3*slow, "the gone nodes' branches deleted", func() (bool, string) {
+	t.Logf("the live node's pod got its branch %s after the nodes' deletes began", d)
+	waitFor(t, 3*slow, "the nodes' branches deleted", func() (bool, string) {
 		ids := branchIDs(w.branches())
 		left := slices.DeleteFunc(slices.Clone(held), func(id string) bool { return !slices.Contains(ids, id) })
 		return len(left) == 0, fmt.Sprint(left)

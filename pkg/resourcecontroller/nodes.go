@@ -56,6 +56,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 			c.features.done(req.Name)
 			c.remaking.done(req.Name)
 			c.warned.clear("cninode|" + req.Name)
+			c.warned.clear(trunkNoteKey(req.Name))
 			return c.nodeGone(ctx, req.Name)
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
@@ -115,6 +116,9 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 			if errors.Is(err, errUnsupported) {
 				c.unsupported.first(node.Name, instanceID)
 				return reconcile.Result{}, nil
+			}
+			if ctx.Err() == nil { // not the controller stopping
+				c.tellTrunkFailed(ctx, &node, err)
 			}
 			return reconcile.Result{}, err
 		}
@@ -248,6 +252,7 @@ func (c *Controller) initTrunk(ctx context.Context, node *corev1.Node, cn *k8s.C
 		return err
 	}
 	c.reg.put(t)
+	c.warned.clear(trunkNoteKey(node.Name)) // a later failure is told again
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkInitiated,
 		"The node has trunk interface %s initialized successfully (%d branch ENIs)", trunkID, limit)
 	return nil
@@ -276,7 +281,6 @@ func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst aw
 	if dev < 0 {
 		err := fmt.Errorf("no free device index for a trunk ENI on %s (%d of %d ENIs attached)", inst.ID, len(used), typ.MaxENIs)
 		metricTrunkErrors.WithLabelValues("find_free_index").Inc()
-		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkFailedInit, "The node failed initializing trunk interface: %v", err)
 		return "", err
 	}
 	eni, err := c.ec2.CreateTrunkENI(ctx, awsutils.TrunkRequest{
@@ -284,15 +288,41 @@ func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst aw
 	})
 	if err != nil {
 		metricTrunkErrors.WithLabelValues("create_trunk_eni").Inc()
-		if code := awsutils.Code(err); code != "" {
-			c.rec.event(ctx, node, "Node", corev1.EventTypeWarning, ReasonTrunkCreationFailed,
-				"Failed to create trunk interface: Error Code: %s", code)
-		}
-		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkFailedInit, "The node failed initializing trunk interface: %v", err)
 		return "", err
 	}
 	return eni.ID, nil
 }
+
+// tellTrunkFailed sends the node's trunk failure events for any failure
+// of its trunk's init, before the create too (describing the instance,
+// its subnet or ENIs; its ENIConfig), as EKS does: TrunkENICreationFailed
+// naming EC2's code, then NodeTrunkFailedInit, of type Normal as there.
+// Once per distinct EC2 code, or error without one, until the trunk is
+// made: the node is retried with backoff, and an event
+// per retry buried the node's other events. Messages carry request ids,
+// so the code is what is compared.
+func (c *Controller) tellTrunkFailed(ctx context.Context, node *corev1.Node, err error) {
+	code := awsutils.Code(err)
+	note := "ec2:" + code
+	if code == "" {
+		note = err.Error()
+	}
+	if !c.warned.first(trunkNoteKey(node.Name), note) {
+		return
+	}
+	if code != "" {
+		hint := ""
+		if code == awsutils.CodeUnauthorized {
+			hint = "; check that the controller's IAM role has the actions of misc/iam-policy.json"
+		}
+		c.rec.event(ctx, node, "Node", corev1.EventTypeWarning, ReasonTrunkCreationFailed,
+			"Failed to create trunk interface: Error Code: %s%s", code, hint)
+	}
+	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkFailedInit, "The node failed initializing trunk interface: %v", err)
+}
+
+// trunkNoteKey names the node's trunk failure note (c.warned).
+func trunkNoteKey(node string) string { return "trunk|" + node }
 
 // nodeSubnet is where the node's branches go: its ENIConfig's subnet and
 // groups under custom networking, else the instance's subnet and primary

@@ -53,7 +53,7 @@ func (c *Controller) reconcilePod(ctx context.Context, req reconcile.Request) (r
 		}
 		// A pod that never got a branch is not in the registry; its notes
 		// go here.
-		c.warned.clearWhere(func(k string) bool { return strings.HasPrefix(k, key+"|") })
+		c.forgetNotes(func(k string) bool { return strings.HasPrefix(k, key+"|") })
 		return reconcile.Result{}, nil
 	}
 	for _, ref := range c.reg.podsByKey(key) {
@@ -127,12 +127,7 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 		}
 		return reconcile.Result{}, err
 	}
-	if len(m.Groups) == 0 {
-		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeWarning, ReasonSecurityGroupRequested,
-			"Pod will get the instance security group as the pod didn't match any Security Group from SecurityGroupPolicy: %v", groups)
-	} else {
-		c.rec.event(ctx, &pod, "Pod", corev1.EventTypeNormal, ReasonSecurityGroupRequested, "Pod will get the following Security Groups %v", groups)
-	}
+	c.tellGroups(ctx, &pod, key, len(m.Groups) == 0, groups)
 	start := time.Now()
 	made, err := c.makeBranches(ctx, info, vlans, groups)
 	observeOp(opCreateBranch, len(vlans), start, err)
@@ -296,12 +291,34 @@ func (c *Controller) reannotate(ctx context.Context, pod *corev1.Pod, node strin
 	return nil
 }
 
+// tellGroups sends the pod its SecurityGroupRequested event, once per pod
+// and groups: a branch create that fails is retried (with backoff), and
+// one event per retry buried the failures' own events. fallback: no
+// policy matched and the node's groups are used.
+func (c *Controller) tellGroups(ctx context.Context, pod *corev1.Pod, key string, fallback bool, groups []string) {
+	msg := fmt.Sprintf("Pod will get the following Security Groups %v", groups)
+	typ := corev1.EventTypeNormal
+	if fallback {
+		msg = fmt.Sprintf("Pod will get the instance security group as the pod didn't match any Security Group from SecurityGroupPolicy: %v", groups)
+		typ = corev1.EventTypeWarning
+	}
+	if c.toldGroups.first(warnKey(key, pod.UID), msg) {
+		c.rec.event(ctx, pod, "Pod", typ, ReasonSecurityGroupRequested, "%s", msg)
+	}
+}
+
 // release queues a pod's branches for deletion after the cool-down.
 func (c *Controller) release(ref podRef, key string) {
 	if n := c.reg.release(ref.node, ref.uid, time.Now()); n > 0 {
 		c.cfg.Log.Info("released branch ENIs; deleting after the cool-down", "pod", key, "node", ref.node, "count", n, "cooldown", c.cooldown.get())
 	}
-	c.warned.clearWhere(func(k string) bool { return strings.HasSuffix(k, "|"+string(ref.uid)) })
+	c.forgetNotes(func(k string) bool { return strings.HasSuffix(k, "|"+string(ref.uid)) })
+}
+
+// forgetNotes drops the pod notes (warned, toldGroups) drop selects.
+func (c *Controller) forgetNotes(drop func(key string) bool) {
+	c.warned.clearWhere(drop)
+	c.toldGroups.clearWhere(drop)
 }
 
 // warnKey names a pod's notes (c.warned): by name, so that they can be

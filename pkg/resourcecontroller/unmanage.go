@@ -102,11 +102,23 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 		c.unmanaging.clear(node.Name)
 		return reconcile.Result{}, c.dropCapacity(ctx, node)
 	}
-	t := c.reg.dropAt(at)
-	c.unmanaging.clear(node.Name)
-	if t == nil {
-		return reconcile.Result{}, nil // dropped or replaced meanwhile
+	// Capacity first, so the scheduler stops placing branch pods here;
+	// the deletes then run in the background (gonebranches.go): a node
+	// with many branches and slow EC2 deletes held a Node worker.
+	if err := c.dropCapacity(ctx, node); err != nil {
+		return reconcile.Result{}, err
 	}
+	node = node.DeepCopy()
+	if wait := c.startTrunkJob(ctx, at, func(t *trunk) { c.unmanageTrunk(ctx, node, t) }, nil); wait {
+		return reconcile.Result{RequeueAfter: nodeCleanBusyDelay}, nil
+	}
+	c.unmanaging.clear(node.Name)
+	return reconcile.Result{}, nil
+}
+
+// unmanageTrunk tells the pods of a dropped trunk state of a node that
+// lost SGP and deletes its branches.
+func (c *Controller) unmanageTrunk(ctx context.Context, node *corev1.Node, t *trunk) {
 	inUse := 0
 	for uid, bs := range t.pods {
 		inUse += len(bs)
@@ -122,7 +134,6 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 	c.deleteTrunkBranches(ctx, t)
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
 		"The node no longer uses security groups for pods: %d branch ENIs in use and %d cooling down were deleted; trunk interface %s stays attached", inUse, len(t.cooling), t.trunkID)
-	return reconcile.Result{}, c.dropCapacity(ctx, node)
 }
 
 func (c *Controller) tellUnmanaged(ctx context.Context, pod *corev1.Pod, node string, ids []string) {
