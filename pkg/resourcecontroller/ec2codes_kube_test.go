@@ -101,6 +101,36 @@ func TestKubeTrunkEC2CodesNamedAndRetried(t *testing.T) {
 	}
 }
 
+// TestKubeTrunkAlternatingEC2CodesToldOnce: two causes taking turns
+// (A, B, A, B, A, B: an IAM refusal and a full subnet) tell each code once,
+// not once per switch. Before, only the last code was remembered and each
+// of the six refusals sent both events.
+func TestKubeTrunkAlternatingEC2CodesToldOnce(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	var rules []vpcsim.ErrorRule
+	for range 3 {
+		rules = append(rules,
+			vpcsim.ErrorRule{Action: "CreateNetworkInterface", Code: "UnauthorizedOperation", Count: 1},
+			vpcsim.ErrorRule{Action: "CreateNetworkInterface", Code: "InsufficientFreeAddressesInSubnet", Count: 1})
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: rules}); err != nil {
+		t.Fatal(err)
+	}
+	const node = "rc-trunk-alternating"
+	h.addSGPNode(node, inst1, 9)
+	if n := w.env.Sim.Stats().Errors["CreateNetworkInterface"]; n["UnauthorizedOperation"] != 3 || n["InsufficientFreeAddressesInSubnet"] != 3 {
+		t.Fatalf("EC2 refused %v, want the 6 injected refusals", n)
+	}
+	h.waitNodeEvents(node, ReasonNodeTrunkInitiated, 1)
+	created := h.eventsOf(metav1.NamespaceDefault, "Node", node, ReasonTrunkCreationFailed)
+	for _, code := range []string{"UnauthorizedOperation", "InsufficientFreeAddressesInSubnet"} {
+		if n := countContaining(created, "Error Code: "+code); n != 1 {
+			t.Errorf("%s events %q: %d name %s, want 1", ReasonTrunkCreationFailed, created, n, code)
+		}
+	}
+}
+
 func countContaining(msgs []string, substr string) int {
 	n := 0
 	for _, m := range msgs {

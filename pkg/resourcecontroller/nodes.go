@@ -56,7 +56,7 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 			c.features.done(req.Name)
 			c.remaking.done(req.Name)
 			c.warned.clear("cninode|" + req.Name)
-			c.warned.clear(trunkNoteKey(req.Name))
+			c.clearTrunkNotes(req.Name)
 			return c.nodeGone(ctx, req.Name)
 		}
 		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", req.Name, err)
@@ -252,7 +252,7 @@ func (c *Controller) initTrunk(ctx context.Context, node *corev1.Node, cn *k8s.C
 		return err
 	}
 	c.reg.put(t)
-	c.warned.clear(trunkNoteKey(node.Name)) // a later failure is told again
+	c.clearTrunkNotes(node.Name) // a later failure is told again
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkInitiated,
 		"The node has trunk interface %s initialized successfully (%d branch ENIs)", trunkID, limit)
 	return nil
@@ -307,7 +307,10 @@ func (c *Controller) tellTrunkFailed(ctx context.Context, node *corev1.Node, err
 	if code == "" {
 		note = err.Error()
 	}
-	if !c.warned.first(trunkNoteKey(node.Name), note) {
+	// One note per cause, not only the last: a throttle between the
+	// refusals of a lasting cause would otherwise tell that cause again on
+	// every switch.
+	if !c.warned.first(trunkNoteKey(node.Name)+"|"+note, "told") {
 		return
 	}
 	if code != "" {
@@ -321,8 +324,16 @@ func (c *Controller) tellTrunkFailed(ctx context.Context, node *corev1.Node, err
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeTrunkFailedInit, "The node failed initializing trunk interface: %v", err)
 }
 
-// trunkNoteKey names the node's trunk failure note (c.warned).
+// trunkNoteKey prefixes the node's trunk failure notes (c.warned), one
+// per cause.
 func trunkNoteKey(node string) string { return "trunk|" + node }
+
+// clearTrunkNotes forgets the node's trunk failure notes, so a later
+// failure is told again.
+func (c *Controller) clearTrunkNotes(node string) {
+	prefix := trunkNoteKey(node) + "|"
+	c.warned.clearWhere(func(k string) bool { return strings.HasPrefix(k, prefix) })
+}
 
 // nodeSubnet is where the node's branches go: its ENIConfig's subnet and
 // groups under custom networking, else the instance's subnet and primary
