@@ -74,7 +74,9 @@ func TestCreatesBesideAnAssignClearTheCreateBackoff(t *testing.T) {
 	// A slow assign of the warm address the next ADD takes; ADDs arriving
 	// meanwhile are more than the primary holds: an ENI attaches beside.
 	if err := h.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{
-		"AssignPrivateIpAddresses": vpcsim.Duration(time.Second)}}); err != nil {
+		"AssignPrivateIpAddresses": vpcsim.Duration(time.Second),
+		// Long enough to be seen under way beside the assign below.
+		"CreateNetworkInterface": vpcsim.Duration(300 * time.Millisecond)}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := add("burst-0", 5*time.Second); err != nil {
@@ -88,10 +90,33 @@ func TestCreatesBesideAnAssignClearTheCreateBackoff(t *testing.T) {
 		}
 		return false
 	})
+	// The ENI must be made beside the assign (the path under test), not
+	// by a planned create after it, which ended the streak before the fix
+	// too: watch for both calls under way at once.
+	beside := make(chan bool, 1)
+	wctx, stop := context.WithCancel(ctx)
+	go func() {
+		seen := false
+		for !seen && wctx.Err() == nil {
+			var assign, create bool
+			for _, a := range h.n.track.Current() {
+				assign = assign || strings.Contains(a.What, "AssignPrivateIpAddresses")
+				create = create || strings.Contains(a.What, "CreateNetworkInterface")
+			}
+			seen = assign && create
+			time.Sleep(time.Millisecond)
+		}
+		beside <- seen
+	}()
 	for i, err := range burst(h, "burst-more-", 6, 10*time.Second) {
 		if err != nil {
+			stop()
 			t.Fatalf("ADD %d of the burst: %v", i, err)
 		}
+	}
+	stop()
+	if !<-beside {
+		t.Fatal("the ENI was not created while the assign was under way: this run does not test an ENI made beside an assign")
 	}
 	if got := h.simCounts(); got.ENIs != 2 {
 		t.Fatalf("EC2 holds %+v after the burst, want 2 ENIs", got)
