@@ -104,7 +104,7 @@ func TestCreatesBesideAnAssignClearTheCreateBackoff(t *testing.T) {
 				create = create || strings.Contains(a.What, "CreateNetworkInterface")
 			}
 			seen = assign && create
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // a poll: the tracker has no change notification
 		}
 		beside <- seen
 	}()

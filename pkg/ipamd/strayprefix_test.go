@@ -158,7 +158,7 @@ func TestCustomNetworkingReleasesPrimaryPrefixWhosePodsAreGone(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the primary ENI still holds %s (%v): its pods were gone at start and its cooldown is over", prefix, h.primaryPrefixes())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // a poll: the sweep is what releases, and nothing signals the cooldown's end
 		sweep()
 	}
 }
