@@ -3,19 +3,16 @@ package ipamd
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/metadata"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -25,20 +22,9 @@ import (
 // ADD, carrying the pod's UID, gets a pool address from ipamd; before, it
 // waited for the pod to stop being deleted and failed at its deadline.
 func TestADDOfAPodBeingDeletedKube(t *testing.T) {
-	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := k8s.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kenv, admin := startKubeAdmin(ctx, t)
 	const node = "node-1"
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 		t.Fatal(err)

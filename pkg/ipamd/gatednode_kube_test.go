@@ -3,7 +3,6 @@ package ipamd
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
 // gatedNodeName is the Node a gatedNode's ipamd runs for.
@@ -38,18 +36,7 @@ type gatedNode struct {
 // when the test ends.
 func startGatedNode(ctx context.Context, t *testing.T) *gatedNode {
 	t.Helper()
-	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
-	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := k8s.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kenv, admin := startKubeAdmin(ctx, t)
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: gatedNodeName}}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
 // featureKube declares CNINode features through the real node client, as
@@ -43,18 +41,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // the API server receives no write to it.
 func TestKubeSGPPDeclaredOnceWhileNoTrunk(t *testing.T) {
 	ctx := context.Background()
-	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
-	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := k8s.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kenv, admin := startKubeAdmin(ctx, t)
 	const node = "node-1"
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 		t.Fatal(err)
