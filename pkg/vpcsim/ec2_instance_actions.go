@@ -39,6 +39,9 @@ func (s *Sim) runInstances(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := checkMetadataOptions(p, "MetadataOptions."); err != nil {
+		return nil, err
+	}
 	if hops != nil {
 		if !validHopLimit(*hops) {
 			return nil, errInvalid("MetadataOptions.HttpPutResponseHopLimit", strconv.Itoa(*hops))

@@ -13,10 +13,8 @@ func (s *Sim) modifyInstanceMetadataOptions(p *params) (any, error) {
 	if id == "" {
 		return nil, errMissing("InstanceId")
 	}
-	for param, fixed := range map[string]string{"HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled", "InstanceMetadataTags": "disabled"} {
-		if v := p.str(param); v != "" && v != fixed {
-			return nil, apiErr("UnsupportedOperation", "vpcsim does not model %s=%s", param, v)
-		}
+	if err := checkMetadataOptions(p, ""); err != nil {
+		return nil, err
 	}
 	var out struct {
 		InstanceID string             `xml:"instanceId"`
@@ -31,4 +29,31 @@ func (s *Sim) modifyInstanceMetadataOptions(p *params) (any, error) {
 		return nil
 	})
 	return out, err
+}
+
+// metadataEnums are the values EC2 accepts for each metadata option, and
+// the one vpcsim models where it models only one.
+var metadataEnums = []struct{ param, a, b, fixed string }{
+	{"HttpTokens", "optional", "required", ""},
+	{"HttpEndpoint", "enabled", "disabled", "enabled"},
+	{"HttpProtocolIpv6", "enabled", "disabled", "disabled"},
+	{"InstanceMetadataTags", "enabled", "disabled", "disabled"},
+}
+
+// checkMetadataOptions refuses a metadata option EC2 would refuse
+// (InvalidParameterValue naming it, with prefix as RunInstances nests them)
+// and one EC2 accepts but vpcsim does not model (UnsupportedOperation),
+// rather than answering as if it were applied.
+func checkMetadataOptions(p *params, prefix string) error {
+	for _, e := range metadataEnums {
+		v := p.str(prefix + e.param)
+		switch {
+		case v == "":
+		case v != e.a && v != e.b:
+			return errInvalid(prefix+e.param, v)
+		case e.fixed != "" && v != e.fixed:
+			return apiErr("UnsupportedOperation", "vpcsim does not model %s=%s", prefix+e.param, v)
+		}
+	}
+	return nil
 }

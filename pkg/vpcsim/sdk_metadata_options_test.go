@@ -98,3 +98,48 @@ func TestDescribeInstancesReportsIMDSHopLimit(t *testing.T) {
 		t.Errorf("scenario with imdsHopLimit: %v", err)
 	}
 }
+
+// Metadata options outside EC2's values are refused naming the option, by
+// RunInstances and ModifyInstanceMetadataOptions alike, and change nothing;
+// before, RunInstances took HttpTokens "bogus" as optional.
+func TestMetadataOptionsInvalidValuesRefused(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	c := newEC2(env.EC2URL)
+	for _, tc := range []struct {
+		name string
+		opts types.InstanceMetadataOptionsRequest
+		mod  ec2.ModifyInstanceMetadataOptionsInput
+		want string
+	}{
+		{"HttpTokens", types.InstanceMetadataOptionsRequest{HttpTokens: "bogus"},
+			ec2.ModifyInstanceMetadataOptionsInput{HttpTokens: "bogus"}, "HttpTokens"},
+		{"HttpEndpoint", types.InstanceMetadataOptionsRequest{HttpEndpoint: "on"},
+			ec2.ModifyInstanceMetadataOptionsInput{HttpEndpoint: "on"}, "HttpEndpoint"},
+		{"HttpProtocolIpv6", types.InstanceMetadataOptionsRequest{HttpProtocolIpv6: "yes"},
+			ec2.ModifyInstanceMetadataOptionsInput{HttpProtocolIpv6: "yes"}, "HttpProtocolIpv6"},
+		{"InstanceMetadataTags", types.InstanceMetadataOptionsRequest{InstanceMetadataTags: "x"},
+			ec2.ModifyInstanceMetadataOptionsInput{InstanceMetadataTags: "x"}, "InstanceMetadataTags"},
+	} {
+		before := len(must[*ec2.DescribeInstancesOutput](t)(c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{})).Reservations)
+		opts := tc.opts
+		_, err := c.RunInstances(ctx(t), &ec2.RunInstancesInput{
+			InstanceType: types.InstanceTypeM5Large, SubnetId: aws.String(simtest.NodeSubnetID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			MetadataOptions: &opts,
+		})
+		wantCode(t, err, "InvalidParameterValue")
+		if err != nil && !strings.Contains(err.Error(), "MetadataOptions."+tc.want) {
+			t.Errorf("RunInstances %s: %v, want MetadataOptions.%s named", tc.name, err, tc.want)
+		}
+		if after := len(must[*ec2.DescribeInstancesOutput](t)(c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{})).Reservations); after != before {
+			t.Errorf("RunInstances %s refused but %d instances became %d", tc.name, before, after)
+		}
+		mod := tc.mod
+		mod.InstanceId = aws.String(simtest.InstanceID)
+		_, err = c.ModifyInstanceMetadataOptions(ctx(t), &mod)
+		wantCode(t, err, "InvalidParameterValue")
+		if err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ModifyInstanceMetadataOptions %s: %v, want %s named", tc.name, err, tc.want)
+		}
+	}
+	wantHopLimit(t, "after refused changes", metadataOptions(t, c, simtest.InstanceID), 1, types.HttpTokensStateOptional)
+}
