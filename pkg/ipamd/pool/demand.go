@@ -79,7 +79,8 @@ func AtHardLimit(pool Pool, p Params) (Limit, bool) {
 // not wait for it to plan theirs. On its way: incoming addresses (or
 // prefixes) being assigned to the card's ENIs, and inFlight ENIs being
 // created and attached with perENI each. None while an ENI could still
-// take more (the next plan assigns there, cheaper than an ENI), never
+// take more (the next plan assigns there, cheaper than an ENI; not one
+// growth passes over, AssignSkipped), never
 // beyond the ENI slots or max pods, and 0 when growth (or a new ENI) is not
 // allowed now.
 func MoreENIs(pool Pool, p Params, inFlight, perENI, incoming int) int {
@@ -93,7 +94,7 @@ func MoreENIs(pool Pool, p Params, inFlight, perENI, incoming int) int {
 	}
 	free := -incoming
 	for _, e := range pool.ENIs {
-		if !e.Trunk && !e.Excluded && !(e.Primary && p.CustomNetworking) {
+		if !e.Trunk && !e.Excluded && !(e.Primary && p.CustomNetworking) && !p.AssignSkipped[e.ID] {
 			free += max(p.slotsPerENI()-len(e.CIDRs), 0)
 		}
 	}

@@ -206,3 +206,28 @@ func TestBurstENIsShareMaxPodsUnderPD(t *testing.T) {
 		t.Errorf("plan %+v, want CreateENI × 2 of 4 prefixes", a)
 	}
 }
+
+// An ENI growth passes over (EC2 answered an assign NotFound: gone behind
+// ipamd's back, see pkg/ipamd/goneeni.go) is no room for waiting ADDs: they
+// get an ENI attached beside the assign rather than waiting for the
+// reconcile that drops it. Before, its free slots made MoreENIs answer 0.
+func TestMoreENIsPassOverAssignSkippedENI(t *testing.T) {
+	p := m5large(Params{WarmENI: 1, Pending: 20})
+	s := newSim(t, p, 0)
+	full := s.cidrs(9, false)
+	for i := range full {
+		full[i].Assigned = 1
+	}
+	gone := s.cidrs(2, false)
+	for i := range gone {
+		gone[i].Assigned = 1
+	}
+	pool := Pool{ENIs: []ENI{{ID: "eni-0", Primary: true, CIDRs: full}, {ID: "eni-1", CIDRs: gone}}}
+	if got := MoreENIs(pool, p, 0, 9, 0); got != 0 {
+		t.Fatalf("MoreENIs with eni-1 taking assigns = %d, want 0 (it has room)", got)
+	}
+	p.AssignSkipped = map[string]bool{"eni-1": true}
+	if got := MoreENIs(pool, p, 0, 9, 0); got != 1 {
+		t.Errorf("MoreENIs with eni-1 passed over = %d, want 1 (the one ENI slot left)", got)
+	}
+}
