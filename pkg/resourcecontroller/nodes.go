@@ -297,16 +297,13 @@ func (c *Controller) createTrunk(ctx context.Context, node *corev1.Node, inst aw
 // of its trunk's init, before the create too (describing the instance,
 // its subnet or ENIs; its ENIConfig), as EKS does: TrunkENICreationFailed
 // naming EC2's code, then NodeTrunkFailedInit, of type Normal as there.
-// Once per distinct EC2 code, or error without one, until the trunk is
-// made: the node is retried with backoff, and an event
-// per retry buried the node's other events. Messages carry request ids,
-// so the code is what is compared.
+// Once per distinct cause (trunkCause) until the trunk is made: the node
+// is retried with backoff, and an event per retry buried the node's other
+// events. Messages carry request ids, ports and counts, so the cause's
+// class is what is compared, not the text.
 func (c *Controller) tellTrunkFailed(ctx context.Context, node *corev1.Node, err error) {
 	code := awsutils.Code(err)
-	note := "ec2:" + code
-	if code == "" {
-		note = err.Error()
-	}
+	note := trunkCause(err)
 	// One note per cause, not only the last: a throttle between the
 	// refusals of a lasting cause would otherwise tell that cause again on
 	// every switch.
