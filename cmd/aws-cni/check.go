@@ -15,6 +15,10 @@ import (
 // check verifies the wiring that prevResult describes and names every
 // missing piece.
 func (inv *invocation) check(args *entry.Args) error {
+	// No ADD wired a pod with such names, so there is nothing to verify.
+	if err := checkK8sArgLengths(inv.k8s); err != nil {
+		return err
+	}
 	if err := inv.conf.PrevResultErr; err != nil {
 		return invalidConfig("prevResult", err.Error())
 	}

@@ -48,6 +48,11 @@ func (inv *invocation) del(args *entry.Args) error {
 	case err != nil && isUnknownPod(err):
 		inv.closeTeardown(td)
 		inv.log.Info("ipamd holds no address for the pod; nothing to release")
+		if inv.npaPending() {
+			// An earlier DEL released the pod but did not get through
+			// to the agent.
+			return inv.deletePolicies(ctx, args)
+		}
 		return nil
 	case err != nil:
 		// ipamd is down or failing: undo what the result recorded and let
@@ -186,6 +191,7 @@ func (inv *invocation) deletePolicies(ctx context.Context, args *entry.Args) err
 		return nil
 	}
 	if inv.podHasNewerSandbox(args) {
+		inv.clearNPAPending()
 		return nil
 	}
 	// Its own npaTimeout, not what is left of the DEL's deadline (as the
@@ -196,8 +202,10 @@ func (inv *invocation) deletePolicies(ctx context.Context, args *entry.Args) err
 		K8SPodName: inv.k8s.PodName, K8SPodNamespace: inv.k8s.PodNamespace,
 	})
 	if err != nil {
+		inv.markNPAPending()
 		return err
 	}
+	inv.clearNPAPending()
 	if refused != nil {
 		inv.log.Warn("network policy agent did not delete the pod's policies", "error", refused)
 	}

@@ -18,7 +18,7 @@ import (
 // the same way only when the input is malformed as such; where it only
 // names what no ADD could have wired (the pod's loopback, a path that is
 // no pod namespace, an over-long container id an older build may have
-// taken) DEL succeeds, as the runtime would otherwise retry it forever.
+// taken, a CNI_ARGS value longer than any Kubernetes name) DEL succeeds, as the runtime would otherwise retry it forever.
 func TestPrivilegedHostileRuntimeInput(t *testing.T) {
 	testutil.Privileged(t)
 	n := newNode(t, "192.168.0.10")
@@ -64,7 +64,11 @@ func TestPrivilegedHostileRuntimeInput(t *testing.T) {
 		{name: "CNI_ARGS pair without '='", mod: func(c *call) { c.cniArgs = podArgs("in") + ";K8S_POD_UID" },
 			code: types.ErrInvalidNetworkConfig, want: `CNI_ARGS entry "K8S_POD_UID" is not KEY=VALUE`, delCode: types.ErrInvalidNetworkConfig},
 		{name: "CNI_ARGS huge value", mod: func(c *call) { c.cniArgs = podArgs("in") + ";K8S_POD_UID=" + strings.Repeat("u", 100000) },
-			code: types.ErrInvalidNetworkConfig, want: "CNI_ARGS K8S_POD_UID is 100000 characters long, at most 253 allowed", delCode: types.ErrInvalidNetworkConfig},
+			code: types.ErrInvalidNetworkConfig, want: "CNI_ARGS K8S_POD_UID is 100000 characters long, at most 253 allowed", delCode: delOK},
+		{name: "CNI_ARGS pod name over 253", mod: func(c *call) { c.podName = strings.Repeat("p", 254) },
+			code: types.ErrInvalidNetworkConfig, want: "CNI_ARGS K8S_POD_NAME is 254 characters long, at most 253 allowed", delCode: delOK},
+		{name: "CNI_ARGS namespace over 253", mod: func(c *call) { c.podNS = strings.Repeat("n", 300) },
+			code: types.ErrInvalidNetworkConfig, want: "CNI_ARGS K8S_POD_NAMESPACE is 300 characters long, at most 253 allowed", delCode: delOK},
 		{name: "CNI_ARGS key given twice", mod: func(c *call) { c.cniArgs = podArgs("in") + ";K8S_POD_NAME=other" },
 			code: types.ErrInvalidNetworkConfig, want: `CNI_ARGS K8S_POD_NAME is given twice ("in", "other")`, delCode: delOK},
 		{name: "CNI_ARGS pod name with a slash", mod: func(c *call) { c.cniArgs = podArgs("in/../x") },

@@ -233,19 +233,28 @@ func parseK8sArgs(s string) (k8sArgs, error) {
 		}
 		*field = v
 	}
+	return a, nil
+}
+
+// checkK8sArgLengths refuses a CNI_ARGS value longer than any Kubernetes
+// name. Only ADD and CHECK apply it: a DEL must succeed on input no ADD
+// took, or the runtime retries it forever, and DEL uses the values only
+// hashed into interface and lock names or as ipamd lookup keys.
+func checkK8sArgLengths(a k8sArgs) *types.Error {
 	for _, f := range []struct{ key, v string }{
 		{"K8S_POD_NAME", a.PodName}, {"K8S_POD_NAMESPACE", a.PodNamespace},
 		{"K8S_POD_INFRA_CONTAINER_ID", a.InfraContainer}, {"K8S_POD_UID", a.PodUID},
 	} {
 		if len(f.v) > maxK8sNameLen {
-			return a, invalidConfig(fmt.Sprintf("CNI_ARGS %s is %d characters long, at most %d allowed", f.key, len(f.v), maxK8sNameLen), "")
+			return invalidConfig(fmt.Sprintf("CNI_ARGS %s is %d characters long, at most %d allowed", f.key, len(f.v), maxK8sNameLen), "")
 		}
 	}
-	return a, nil
+	return nil
 }
 
 // checkAddInput refuses runtime input that is well formed but that no ADD
-// can wire, or should, before ipamd is asked for an address: CNI_IFNAME
+// can wire, or should, before ipamd is asked for an address: a CNI_ARGS
+// value longer than any Kubernetes name, CNI_IFNAME
 // naming the namespace's loopback (the pod's end of the veth cannot take
 // its name), a container id longer than maxContainerIDLen, a CNI_ARGS key
 // given twice with different values (which pod is meant?), and a pod name
@@ -254,6 +263,9 @@ func parseK8sArgs(s string) (k8sArgs, error) {
 // DEL does not check them: older builds took such input, and a DEL
 // failing on it would be retried by the runtime forever.
 func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
+	if err := checkK8sArgLengths(k); err != nil {
+		return err
+	}
 	if k.twice != "" {
 		return invalidConfig(strings.TrimSuffix(k.twice, "; "), "")
 	}

@@ -147,22 +147,34 @@ func TestParseK8sArgs(t *testing.T) {
 	}
 }
 
-func TestParseK8sArgsLengths(t *testing.T) {
+// TestK8sArgLengths: parsing takes CNI_ARGS values of any length (DEL
+// must succeed on them); ADD and CHECK refuse one over 253 characters.
+func TestK8sArgLengths(t *testing.T) {
 	long := strings.Repeat("a", 254)
 	for _, key := range []string{"K8S_POD_NAME", "K8S_POD_NAMESPACE", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"} {
-		if _, err := parseK8sArgs(key + "=" + strings.Repeat("a", 253)); err != nil {
+		a, err := parseK8sArgs(key + "=" + strings.Repeat("a", 253))
+		if err != nil {
 			t.Errorf("%s of 253 characters refused: %v", key, err)
 		}
-		_, err := parseK8sArgs("K8S_POD_NAMESPACE=default;" + key + "=" + long)
-		var ce *types.Error
+		if err := checkK8sArgLengths(a); err != nil {
+			t.Errorf("%s of 253 characters refused on ADD: %v", key, err)
+		}
+		a, err = parseK8sArgs("K8S_POD_NAMESPACE=default;" + key + "=" + long)
+		if err != nil {
+			t.Errorf("%s of 254 characters refused by the parser (so on DEL): %v", key, err)
+		}
 		want := "CNI_ARGS " + key + " is 254 characters long, at most 253 allowed"
-		if !errors.As(err, &ce) || ce.Code != types.ErrInvalidNetworkConfig || ce.Msg != want {
-			t.Errorf("%s of 254 characters: error %v, want %q", key, err, want)
+		if ce := checkAddInput("eth0", "ctr", a); ce == nil || ce.Code != types.ErrInvalidNetworkConfig || ce.Msg != want {
+			t.Errorf("%s of 254 characters on ADD: error %v, want %q", key, ce, want)
 		}
 	}
-	// A megabyte name (the checkpoint bloat) is refused the same way.
-	if _, err := parseK8sArgs("K8S_POD_NAME=" + strings.Repeat("x", 1<<20)); err == nil || !strings.Contains(err.Error(), "K8S_POD_NAME is 1048576 characters long") {
-		t.Errorf("1 MB pod name: %v", err)
+	// A megabyte name (the checkpoint bloat) is refused on ADD the same way.
+	a, err := parseK8sArgs("K8S_POD_NAME=" + strings.Repeat("x", 1<<20))
+	if err != nil {
+		t.Errorf("1 MB pod name refused by the parser: %v", err)
+	}
+	if ce := checkK8sArgLengths(a); ce == nil || !strings.Contains(ce.Error(), "K8S_POD_NAME is 1048576 characters long") {
+		t.Errorf("1 MB pod name on ADD: %v", ce)
 	}
 }
 
