@@ -16,22 +16,7 @@ import (
 // and never tells the agent.
 func TestPrivilegedDelTellsSlowAgent(t *testing.T) {
 	testutil.Privileged(t)
-	n := newNode(t, "192.168.0.10")
-	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.31", routeTable: 254})
-	ipamd.npMode = "strict"
-	npa := startFakeNPA(t)
-	podNS := testutil.NewNS(t)
-	add := call{command: "ADD", containerID: "ctr-slow", netns: podNS.Path(), ifName: "eth0", podName: "slow", podNS: "prod", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
-	out := n.run(t, add)
-	out.mustSucceed(t, "ADD")
-	if !npa.enforcing("prod", "slow") {
-		t.Fatal("the agent does not enforce the pod's policies after ADD")
-	}
-
-	// The agent restarts: the same socket path, served again later.
-	later := newFakeNPA(t)
-	later.socket = npa.socket
-	npa.stop()
+	n, ipamd, del, later := podWithPolicies(t, "slow")
 	ipamd.mu.Lock()
 	ipamd.delLeft, ipamd.delDone = 300*time.Millisecond, make(chan struct{})
 	ipamd.mu.Unlock()
@@ -49,8 +34,6 @@ func TestPrivilegedDelTellsSlowAgent(t *testing.T) {
 		}
 	}()
 	t.Cleanup(later.stop)
-	del := add
-	del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
 	for try := 0; ; try++ {
 		if n.run(t, del).err == nil {
 			break
@@ -64,4 +47,30 @@ func TestPrivilegedDelTellsSlowAgent(t *testing.T) {
 	if len(later.deleted) == 0 {
 		t.Error("the agent was never told the pod is gone (its policies stay)")
 	}
+}
+
+// podWithPolicies adds pod prod/name with network policies on (strict)
+// and checks the agent enforces them; then the agent goes down, and later
+// is the agent that will serve its socket again when the test says. del
+// is the pod's DEL.
+func podWithPolicies(t *testing.T, name string) (n node, ipamd *fakeIpamd, del call, later *fakeNPA) {
+	t.Helper()
+	n = newNode(t, "192.168.0.10")
+	ipamd = startFakeIpamd(t, allocation{ip: "10.0.0.31", routeTable: 254})
+	ipamd.npMode = "strict"
+	npa := startFakeNPA(t)
+	podNS := testutil.NewNS(t)
+	add := call{command: "ADD", containerID: "ctr-" + name, netns: podNS.Path(), ifName: "eth0", podName: name, podNS: "prod", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
+	out := n.run(t, add)
+	out.mustSucceed(t, "ADD")
+	if !npa.enforcing("prod", name) {
+		t.Fatal("the agent does not enforce the pod's policies after ADD")
+	}
+	// The agent restarts: the same socket path, served again later.
+	later = newFakeNPA(t)
+	later.socket = npa.socket
+	npa.stop()
+	del = add
+	del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+	return n, ipamd, del, later
 }

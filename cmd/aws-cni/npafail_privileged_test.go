@@ -12,22 +12,7 @@ import (
 // or the pod's policies stay enforced in the agent for ever.
 func TestPrivilegedDelRetryTellsAgentAfterFailure(t *testing.T) {
 	testutil.Privileged(t)
-	n := newNode(t, "192.168.0.10")
-	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.31", routeTable: 254})
-	ipamd.npMode = "strict"
-	npa := startFakeNPA(t)
-	podNS := testutil.NewNS(t)
-	add := call{command: "ADD", containerID: "ctr-fail", netns: podNS.Path(), ifName: "eth0", podName: "fail", podNS: "prod", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
-	out := n.run(t, add)
-	out.mustSucceed(t, "ADD")
-	if !npa.enforcing("prod", "fail") {
-		t.Fatal("the agent does not enforce the pod's policies after ADD")
-	}
-	later := newFakeNPA(t)
-	later.socket = npa.socket
-	npa.stop()
-	del := add
-	del.command, del.conf = "DEL", netconf("1.0.0", out.stdout, nil)
+	n, _, del, later := podWithPolicies(t, "fail")
 	if n.run(t, del).err == nil {
 		t.Fatal("DEL succeeded with the agent down")
 	}
