@@ -1,7 +1,6 @@
 package resourcecontroller
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/url"
@@ -10,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 )
 
 // resetProxy forwards TCP to EC2 (vpcsim) and, while broken, resets each
@@ -75,17 +72,7 @@ func TestKubeTrunkNetworkErrorsToldOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startResetProxy(t, u.Host)
-	e, err := awsutils.NewEC2(context.Background(), awsutils.Config{
-		Region: w.env.Sim.Region(), EC2Endpoint: "http://" + p.ln.Addr().String(), ClusterName: "test",
-		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
-		Retry: awsutils.RetryConfig{MaxAttempts: 1, Backoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
-			ThrottleBackoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond}},
-		Limits:     awsutils.RateLimits{Disabled: true},
-		DetachPoll: awsutils.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := fastEC2(t, w.env.Sim.Region(), "http://"+p.ln.Addr().String(), 1)
 	h := newHarness(t, e, fastConfig())
 	const node = "rc-trunk-netdown"
 	p.broken.Store(true)

@@ -44,18 +44,7 @@ func newWorld(t testing.TB, extra ...vpcsim.InstanceSpec) *world {
 		vpcsim.SecurityGroupSpec{ID: sgDB, Name: "db-clients", Description: "may reach the database"},
 		vpcsim.SecurityGroupSpec{ID: sgCustom, Name: "custom", Description: "ENIConfig group"})
 	env := simtest.Start(t, sc)
-	e, err := awsutils.NewEC2(context.Background(), awsutils.Config{
-		Region: env.Sim.Region(), EC2Endpoint: env.EC2URL, ClusterName: "test",
-		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
-		Retry: awsutils.RetryConfig{MaxAttempts: 3, Backoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
-			ThrottleBackoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond}},
-		Limits:     awsutils.RateLimits{Disabled: true},
-		DetachPoll: awsutils.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &world{env: env, ec2: e}
+	return &world{env: env, ec2: fastEC2(t, env.Sim.Region(), env.EC2URL, 3)}
 }
 
 // branches lists the controller's branch ENIs (associated or not).
@@ -89,4 +78,22 @@ func branchIDs(bs []vpcsim.ENIView) []string {
 		out = append(out, b.ID)
 	}
 	return out
+}
+
+// fastEC2 is the controller's EC2 client for endpoint with millisecond
+// back-offs and no rate limits, making attempts tries per call.
+func fastEC2(t testing.TB, region, endpoint string, attempts int) *awsutils.EC2 {
+	t.Helper()
+	e, err := awsutils.NewEC2(context.Background(), awsutils.Config{
+		Region: region, EC2Endpoint: endpoint, ClusterName: "test",
+		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
+		Retry: awsutils.RetryConfig{MaxAttempts: attempts, Backoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
+			ThrottleBackoff: awsutils.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond}},
+		Limits:     awsutils.RateLimits{Disabled: true},
+		DetachPoll: awsutils.Backoff{Base: 5 * time.Millisecond, Max: 50 * time.Millisecond},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
