@@ -18,7 +18,8 @@ import (
 // the same way only when the input is malformed as such; where it only
 // names what no ADD could have wired (the pod's loopback, a path that is
 // no pod namespace, an over-long container id an older build may have
-// taken, a CNI_ARGS value longer than any Kubernetes name) DEL succeeds, as the runtime would otherwise retry it forever.
+// taken, a CNI_ARGS value longer than any Kubernetes name) DEL succeeds,
+// as the runtime would otherwise retry it forever.
 func TestPrivilegedHostileRuntimeInput(t *testing.T) {
 	testutil.Privileged(t)
 	n := newNode(t, "192.168.0.10")
