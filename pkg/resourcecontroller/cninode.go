@@ -105,6 +105,16 @@ func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode, instanceI
 		return errOldInstanceCleanup
 	}
 	if cn.DeletionTimestamp != nil {
+		// The Node was seen in the cache, which can lag its deletion: the
+		// Node's garbage collection deletes the CNINode at once, and the
+		// two informers deliver in no set order. Dropping the finalizer
+		// then would let the CNINode go without the gone node's cleanup
+		// (nodecleaner.go), so the API server has the last word.
+		if gone, err := c.nodeGoneLive(ctx, cn.Name); err != nil {
+			return err
+		} else if gone {
+			return errCNINodeDeleting // the Node's deletion event takes it to nodeGone
+		}
 		// The new CNINode keeps the features ipamd declared: without
 		// SecurityGroupsForPods the node would be unmanaged (unmanage.go).
 		c.features.put(cn.Name, cn.Spec.Features)
@@ -128,6 +138,17 @@ func (c *Controller) keepCNINode(ctx context.Context, cn *k8s.CNINode, instanceI
 		return fmt.Errorf("adding finalizer %s to CNINode %s: %w", CNINodeFinalizer, cn.Name, err)
 	}
 	return nil
+}
+
+// nodeGoneLive reports whether the API server has no Node of this name.
+func (c *Controller) nodeGoneLive(ctx context.Context, name string) (bool, error) {
+	if err := c.api.Get(ctx, ctrl.ObjectKey{Name: name}, &corev1.Node{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, fmt.Errorf("reading node %s: %w", name, err)
+	}
+	return false, nil
 }
 
 // releaseCNINode removes the finalizer from the CNINode of a Node that is
