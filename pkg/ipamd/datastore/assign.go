@@ -123,6 +123,11 @@ func (s *Store) unassign(key Key, addr netip.Addr, exact, cool bool) (Assignment
 	out := s.assignmentOf(sl)
 	s.removeAlloc(sl)
 	switch c := sl.cidr; {
+	case c == nil && cool && s.cooldown > 0:
+		// Pending (quarantined): should its CIDR come back, the address
+		// cools down there like any other released one.
+		s.coolPush(sl, Cooling{Addr: sl.addr, UnassignedAt: now})
+		s.pendingCool++
 	case c == nil:
 		delete(s.pending, sl.addr)
 	case cool && s.cooldown > 0:

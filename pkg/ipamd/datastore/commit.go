@@ -125,7 +125,15 @@ func (s *Store) write() {
 // no longer holds that slot (a DEL or an eviction came first).
 func (s *Store) undoAssign(u pendingAssign) {
 	sl := u.sl
-	if s.byKey[u.key] != sl || sl.allocIdx < 0 || sl.cidr == nil {
+	if s.byKey[u.key] != sl || sl.allocIdx < 0 {
+		return
+	}
+	if sl.cidr == nil {
+		// Quarantined by an eviction since: the ADD failed, so no pod
+		// has the address.
+		s.removeAlloc(sl)
+		delete(s.pending, sl.addr)
+		s.restoreDropped(u.dropped)
 		return
 	}
 	c := sl.cidr

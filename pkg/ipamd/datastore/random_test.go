@@ -218,7 +218,10 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 				if model[a.Key] != a.Addr || !ref.Prefix.Contains(a.Addr) {
 					t.Fatalf("step %d: %s evicted %+v not held as such", step, desc, a)
 				}
-				delete(model, a.Key)
+				// Kept, pending, for the pod that has had no DEL.
+				if held, ok := f.s.Lookup(a.Key); !ok || held.Addr != a.Addr || held.ENIID != "" {
+					t.Fatalf("step %d: %s evicted %+v, not quarantined: %+v %v", step, desc, a, held, ok)
+				}
 			}
 		case op < 93: // add an ENI
 			id := fmt.Sprintf("eni-%d", nextENI)
@@ -248,7 +251,10 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 				if model[a.Key] != a.Addr || a.ENIID != id {
 					t.Fatalf("step %d: %s evicted %+v not held as such", step, desc, a)
 				}
-				delete(model, a.Key)
+				// Kept, pending, for the pod that has had no DEL.
+				if held, ok := f.s.Lookup(a.Key); !ok || held.Addr != a.Addr || held.ENIID != "" {
+					t.Fatalf("step %d: %s evicted %+v, not quarantined: %+v %v", step, desc, a, held, ok)
+				}
 			}
 		case op < 98:
 			id := eniIDs[r.IntN(len(eniIDs))]

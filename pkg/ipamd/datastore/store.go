@@ -330,19 +330,23 @@ func (s *Store) RemoveCIDR(eniID string, p netip.Prefix, force bool) ([]Assignme
 }
 
 // dropCIDR evicts everything in c and removes it. changed reports whether
-// the checkpoint content changed.
+// the checkpoint content changed. An evicted allocation is not forgotten:
+// its pod, which has had no DEL, still holds the address, so it is kept
+// pending (quarantined, see quarantine) until that DEL or until its pod
+// is known gone; should EC2 hand the address to the node again, AddCIDR
+// gives it back to that pod and to no other.
 func (s *Store) dropCIDR(c *cidr) (evicted []Assignment, changed bool) {
 	for _, sl := range c.used {
 		switch {
 		case sl.allocIdx >= 0:
 			evicted = append(evicted, s.assignmentOf(sl))
-			s.removeAlloc(sl)
+			s.quarantine(sl)
 			s.adjust(c, -1, 0)
 		case sl.coolIdx >= 0:
 			s.coolRemove(sl.coolIdx)
 			s.adjust(c, 0, -1)
+			changed = true
 		}
-		changed = true
 	}
 	e := c.eni
 	if c.heapIdx >= 0 {

@@ -1,0 +1,103 @@
+package datastore
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestEvictedAddressGoesBackToItsPod: a forced RemoveCIDR evicts a pod
+// (EC2 unassigned the address); when EC2 lists the address on the node
+// again, the pod, which has had no DEL, holds it again and a new pod gets
+// another. Before, the store forgot the pod and handed its address out.
+func TestEvictedAddressGoesBackToItsPod(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
+	f.eni("eni-a", 0, "10.0.0.10/32", "10.0.0.11/32")
+	f.eni("eni-b", 1)
+	victim := f.assign(1) // 10.0.0.10
+	ev, err := f.s.RemoveCIDR("eni-a", pfx("10.0.0.10/32"), true)
+	if err != nil || len(ev) != 1 || ev[0].Key != podKey(1) || ev[0].ENIID != "eni-a" {
+		t.Fatalf("forced removal: %+v %v", ev, err)
+	}
+	checkInvariants(t, f.s)
+	if st := f.s.Stats(); st.Pods != 1 || st.Pending != 1 || st.AssignedIPs != 0 || st.TotalIPs != 1 {
+		t.Fatalf("after the eviction: %+v", st)
+	}
+	// EC2 gives the address to another ENI of the node.
+	if err := f.s.AddCIDR("eni-b", pfx("10.0.0.10/32")); err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, f.s)
+	if a, ok := f.s.Lookup(podKey(1)); !ok || a.Addr != victim.Addr || a.ENIID != "eni-b" {
+		t.Fatalf("evicted pod after its address came back: %+v %v, want %s on eni-b", a, ok, victim.Addr)
+	}
+	if a := f.assign(2); a.Addr == victim.Addr {
+		t.Fatalf("a new pod got %s, which the evicted pod still holds", a.Addr)
+	}
+	if _, err := f.s.Assign(podKey(3), podMeta(3)); !errors.Is(err, ErrNoAvailableAddress) {
+		t.Fatalf("a third pod: %v, want no address (the evicted pod's is not free)", err)
+	}
+}
+
+// TestDELOfEvictedPodReleasesIt: the DEL of an evicted pod succeeds with
+// what it held; the address then cools down, even once it is back on the
+// node, and a second DEL finds nothing.
+func TestDELOfEvictedPodReleasesIt(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
+	f.eni("eni-a", 0, "10.0.0.10/32")
+	victim := f.assign(1)
+	if _, err := f.s.RemoveENI("eni-a", true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.s.Unassign(podKey(1))
+	if err != nil || got.Addr != victim.Addr || got.ENIID != "" {
+		t.Fatalf("DEL of the evicted pod: %+v %v, want %s released", got, err, victim.Addr)
+	}
+	checkInvariants(t, f.s)
+	if _, err := f.s.Unassign(podKey(1)); !errors.Is(err, ErrUnknownPod) {
+		t.Fatalf("second DEL: %v, want ErrUnknownPod", err)
+	}
+	if st := f.s.Stats(); st.Pods != 0 || st.Pending != 0 {
+		t.Fatalf("after the DEL: %+v", st)
+	}
+	f.eni("eni-b", 1, "10.0.0.10/32")
+	if _, err := f.s.Assign(podKey(2), podMeta(2)); !errors.Is(err, ErrNoAvailableAddress) {
+		t.Fatalf("ADD within the cooldown of the released address: %v, want none available", err)
+	}
+	f.clock.advance(31 * time.Second)
+	if a := f.assign(2); a.Addr != victim.Addr {
+		t.Fatalf("ADD after the cooldown got %s, want %s", a.Addr, victim.Addr)
+	}
+}
+
+// TestEvictedPodSurvivesRestart: the checkpoint keeps an evicted pod as
+// the allocation it was, so a restart restores it pending and the address
+// still goes back to it, not to a new pod.
+func TestEvictedPodSurvivesRestart(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
+	f.eni("eni-a", 0, "10.0.0.10/32", "10.0.0.11/32")
+	victim := f.assign(1)
+	if _, err := f.s.RemoveCIDR("eni-a", pfx("10.0.0.10/32"), true); err != nil {
+		t.Fatal(err)
+	}
+	file, err := f.cp.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &fixture{t: t, clock: f.clock, cp: &MemCheckpointer{}}
+	if g.s, err = New(Options{Mode: ModeSecondaryIPv4, CooldownPeriod: 30 * time.Second, Checkpointer: g.cp, Now: g.clock.now}); err != nil {
+		t.Fatal(err)
+	}
+	g.eni("eni-a", 0, "10.0.0.11/32")
+	res, err := g.s.Restore(file, nil)
+	if err != nil || len(res.Unknown) != 1 || res.Unknown[0].Key != podKey(1) {
+		t.Fatalf("restore: %+v %v, want the evicted pod pending", res, err)
+	}
+	g.eni("eni-b", 1, "10.0.0.10/32")
+	if a, ok := g.s.Lookup(podKey(1)); !ok || a.Addr != victim.Addr || a.ENIID != "eni-b" {
+		t.Fatalf("evicted pod after restart and its address's return: %+v %v", a, ok)
+	}
+	if a := g.assign(2); a.Addr == victim.Addr {
+		t.Fatalf("a new pod got %s after the restart", a.Addr)
+	}
+}
