@@ -4,8 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
 // evictedHarness is goneENIHarness with one more pod, "victim", given the
@@ -53,29 +59,116 @@ func evictedHarness(t *testing.T) (*harness, netip.Addr) {
 // new ENI got its address: two pods, one IP.
 func TestEvictedAddressNotReissuedWhileItsPodLives(t *testing.T) {
 	h, victim := evictedHarness(t)
-	ctx := context.Background()
+	noReissue(t, h, "new-", victim)
+}
+
+// noReissue sends ADDs until EC2 lists addr on an ENI of the node again,
+// and one more, and fails if any of them gets addr.
+func noReissue(t *testing.T, h *harness, prefix string, addr netip.Addr) {
+	t.Helper()
 	offered := false
-	for i := 0; i < 12 && !offered; i++ {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		reply, err := h.srv.AddNetwork(actx, addReq(fmt.Sprint("new-", i)))
+	for i := 0; i < 12; i++ {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		reply, err := h.srv.AddNetwork(actx, addReq(fmt.Sprint(prefix, i)))
 		cancel()
 		if err != nil {
-			t.Fatalf("ADD new-%d: %v", i, err)
+			t.Fatalf("ADD %s%d: %v", prefix, i, err)
 		}
-		if got := netip.MustParseAddr(reply.IpAllocationMetadata[0].Ipv4Addr); got == victim {
-			t.Fatalf("ADD new-%d got %s, the address of the evicted pod that had no DEL", i, got)
+		if got := netip.MustParseAddr(reply.IpAllocationMetadata[0].Ipv4Addr); got == addr {
+			t.Fatalf("ADD %s%d got %s, the address of the evicted pod that had no DEL", prefix, i, got)
 		}
-		_, offered = simAddrs(h)[victim]
+		if offered {
+			return
+		}
+		_, offered = simAddrs(h)[addr]
 	}
-	if !offered {
-		t.Fatalf("EC2 never listed %s on an ENI again: the test proves nothing", victim)
+	t.Fatalf("EC2 never listed %s on an ENI again: the test proves nothing", addr)
+}
+
+func delReq(id string) *rpc.DelNetworkRequest {
+	return &rpc.DelNetworkRequest{NetworkName: "aws-cni", ContainerId: id, IfName: "eth0", K8SPodNamespace: "default",
+		K8SPodName: id, Reason: "PodDeleted"}
+}
+
+// TestDELOfEvictedPodEndsItsQuarantine: the DEL of a pod whose ENI was
+// deleted behind ipamd's back succeeds, naming the address it held; a
+// repeated DEL gets upstream's unknown-pod answer (which every plugin
+// takes as done). Before, the first DEL already got the unknown-pod answer.
+func TestDELOfEvictedPodEndsItsQuarantine(t *testing.T) {
+	h, victim := evictedHarness(t)
+	ctx := context.Background()
+	if st := h.pool(0).Stats; st.Pending != 1 {
+		t.Fatalf("after the eviction: %d pending, want the evicted pod kept", st.Pending)
 	}
-	// One more ADD after the address is back on an ENI of the node.
-	reply, err := h.srv.AddNetwork(ctx, addReq("last"))
+	reply, err := h.srv.DelNetwork(ctx, delReq("victim"))
+	if err != nil || !reply.Success || len(reply.IpAllocationMetadata) != 1 || reply.IpAllocationMetadata[0].Ipv4Addr != victim.String() {
+		t.Fatalf("DEL of the evicted pod: %+v %v, want %s released", reply, err, victim)
+	}
+	if st := h.pool(0).Stats; st.Pending != 0 {
+		t.Fatalf("after the DEL: %d pending, want none", st.Pending)
+	}
+	if _, err := h.srv.DelNetwork(ctx, delReq("victim")); err == nil || !strings.Contains(err.Error(), datastore.ErrUnknownPod.Error()) {
+		t.Fatalf("repeated DEL: %v, want the unknown-pod answer", err)
+	}
+}
+
+// TestEvictedPodQuarantineSurvivesRestart: the pod's ENI is deleted while
+// ipamd is down. The restarted ipamd restores the pod pending (its address
+// is on no ENI), keeps it past the pending wait since its host veth
+// exists, and gives no new pod its address when EC2 hands it out again.
+// Before, the pending wait's end dropped the pod and the address went to
+// the next pod on the new ENI.
+func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
+	links := newFakeLinks()
+	times := fastTimes
+	times.OrphanGrace = time.Hour // the pods' veths here are not all faked
+	h := newHarness(t, harnessOpts{instanceType: "m5.large", times: &times, links: links, noInit: true,
+		cfg: func(c *config.Config) { c.WarmIPTarget, c.IPCooldown = 1, time.Millisecond }})
+	stop := h.runDaemon()
+	waitFor(t, 20*time.Second, "ipamd ready", h.n.Ready)
+	ctx := context.Background()
+	for i := range 9 {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := h.srv.AddNetwork(actx, addReq(fmt.Sprint("pod-", i)))
+		cancel()
+		if err != nil {
+			t.Fatalf("ADD %d: %v", i, err)
+		}
+	}
+	waitFor(t, 10*time.Second, "a second ENI with the warm address", func() bool {
+		return h.simCounts() == simCounts{ENIs: 2, IPs: 10} && len(h.pool(0).ENIs) == 2
+	})
+	reply, err := h.srv.AddNetwork(ctx, addReq("victim"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := netip.MustParseAddr(reply.IpAllocationMetadata[0].Ipv4Addr); got == victim {
-		t.Fatalf("ADD last got %s, the address of the evicted pod that had no DEL", got)
+	victim := netip.MustParseAddr(reply.IpAllocationMetadata[0].Ipv4Addr)
+	second := simAddrs(h)[victim]
+	if second == "" || second == h.primaryENI() {
+		t.Fatalf("victim got %s on %q, want an address of the second ENI", victim, second)
 	}
+	links.mu.Lock()
+	links.set[vethname.Suffix("default", "victim")] = true
+	links.mu.Unlock()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	enis, _, err := h.ec2.DescribeENIs(ctx, []string{second})
+	if err != nil || len(enis) != 1 || enis[0].Attachment == nil {
+		t.Fatalf("describing %s: %v %+v", second, err, enis)
+	}
+	if err := h.ec2.FreeENI(ctx, second, enis[0].Attachment.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.connect(times)
+	h.runDaemon()
+	waitFor(t, 20*time.Second, "ipamd ready again", h.n.Ready)
+	if p := h.pool(0).Stats.Pending; p != 1 {
+		t.Fatalf("after the restart: %d pending, want the evicted pod", p)
+	}
+	h.n.restore.dropPending(ctx) // the pending wait ends
+	if p := h.pool(0).Stats.Pending; p != 1 {
+		t.Fatalf("after the pending wait: %d pending, want the evicted pod kept (its veth exists)", p)
+	}
+	noReissue(t, h, "new-", victim)
 }

@@ -24,8 +24,8 @@ import (
 // checkpoint, logs and readiness").
 
 // restorer restores each card's checkpoint at start (with the restored
-// pods' rules) and, after PendingWait, drops restored allocations no CIDR
-// took back. It owns no state: the
+// pods' rules) and, after PendingWait, drops the pending allocations no
+// CIDR took back whose pods are gone. It owns no state: the
 // cards' datastores lock themselves.
 type restorer struct {
 	backingStore string
@@ -199,25 +199,33 @@ func (r *restorer) restorePodRules(ctx context.Context, c *poolManager, restored
 	}
 }
 
-// dropPendingAfter waits, then forgets restored allocations whose address
-// is still in no CIDR of the node: the reconciles in between have had
-// every chance to bring their CIDR back, and keeping them costs memory and
-// a larger checkpoint on every write, forever.
+// dropPendingAfter waits, then forgets pending allocations whose address
+// is still in no CIDR of the node, unless their pod still runs: the
+// reconciles in between have had every chance to bring their CIDR back,
+// and keeping them costs memory and a larger checkpoint on every write.
 func (r *restorer) dropPendingAfter(ctx context.Context) {
 	select {
 	case <-ctx.Done():
 		return
 	case <-time.After(r.pendingWait):
 	}
-	r.dropPending()
+	r.dropPending(ctx)
 }
 
-// dropPending forgets every card's pending allocations and logs them.
-func (r *restorer) dropPending() {
+// dropPending forgets every card's pending allocations but those of pods
+// whose host veth exists, and logs them. Such a pod still holds its
+// address, which EC2 may hand the node again (datastore quarantine.go):
+// it stays until its DEL, or until the orphan sweep sees its veth gone.
+func (r *restorer) dropPending(ctx context.Context) {
+	keep := r.podStillRuns(ctx)
 	for _, c := range r.cards.all() {
-		dropped, err := c.store.DropPending()
+		dropped, err := c.store.DropPending(keep)
 		if err != nil {
 			r.log.Warn("dropped pending allocations but the checkpoint write failed", "card", c.index, "err", err)
+		}
+		if kept := c.store.Pending(); len(kept) > 0 {
+			r.log.Info("kept pending allocations whose pod's host veth exists: their addresses go to no other pod until the pod's DEL",
+				"card", c.index, "count", len(kept), "first", allocationList(kept, 20))
 		}
 		if len(dropped) == 0 {
 			continue
@@ -225,6 +233,25 @@ func (r *restorer) dropPending() {
 		r.dropped.WithLabelValues("unknown_cidr").Add(float64(len(dropped)))
 		r.log.Warn("dropped restored allocations whose address is on no ENI of this node", "card", c.index,
 			"count", len(dropped), "first", allocationList(dropped, 20))
+	}
+}
+
+// podStillRuns says whether an allocation's pod has its host veth. Nil
+// (keep none) without PodLinks, which leaves nothing to tell by; when the
+// links cannot be listed every pod is taken to run.
+func (r *restorer) podStillRuns(ctx context.Context) func(datastore.Allocation) bool {
+	if r.links == nil {
+		return nil
+	}
+	suffixes, err := r.links.LinkSuffixes(ctx)
+	if err != nil {
+		r.log.Warn("cannot list host links; keeping every pending allocation", "err", err)
+		return func(datastore.Allocation) bool { return true }
+	}
+	return func(a datastore.Allocation) bool {
+		sfx := podLinkSuffix(a)
+		_, ok := suffixes[sfx]
+		return sfx != "" && ok
 	}
 }
 

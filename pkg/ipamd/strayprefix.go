@@ -13,7 +13,7 @@ import (
 // Under custom networking the primary ENI's /28 prefixes are never loaded
 // (adopt.go, podCIDRs): they lie in the node's subnet. A node upgraded from
 // a build that loaded them has pods on them; their checkpoint entries stay
-// pending and are dropped after Intervals.PendingWait, and nothing else
+// pending (dropped after Intervals.PendingWait once the pod is gone), and nothing else
 // would ever give the /28 back to the subnet. A stray prefix is one such
 // /28 that held a restored pod entry, live or stale, or a cooling address:
 // ipamd's for sure (one no entry lay in may be someone else's and is left

@@ -76,19 +76,20 @@ func TestCustomNetworkingReleasesPrimaryPrefixOnceUnused(t *testing.T) {
 	if got := h.primaryPrefixes(); !slices.Contains(got, prefix) {
 		t.Fatalf("the primary ENI's prefixes %v lost %s while a pod runs on it", got, prefix)
 	}
-	// The pod's entry dropped (the pending wait ended) while it still runs:
-	// its host route keeps the prefix.
-	h.n.restore.dropPending()
+	// The pending wait ends while the pod still runs: its entry stays.
+	h.n.restore.dropPending(ctx)
 	sweep()
 	if got := h.primaryPrefixes(); !slices.Contains(got, prefix) {
-		t.Fatalf("the primary ENI's prefixes %v lost %s while the host still routes a pod address in it", got, prefix)
+		t.Fatalf("the primary ENI's prefixes %v lost %s while a pod still runs on it", got, prefix)
 	}
 	// The pod is deleted: the plugin removes its veth and route (its DEL
-	// finds no entry any more, which the plugin takes as done).
+	// finds no entry any more, which the plugin takes as done); a drop
+	// of the pending entries forgets it once its veth is gone.
 	links.mu.Lock()
 	links.set = map[string]bool{}
 	links.routes = nil
 	links.mu.Unlock()
+	h.n.restore.dropPending(ctx)
 	sweep()
 	if got := h.primaryPrefixes(); slices.Contains(got, prefix) {
 		t.Errorf("the primary ENI still holds %s (%v) with no pod on it", prefix, got)

@@ -325,25 +325,29 @@ func (s *Store) adoptPending(c *cidr) {
 	}
 }
 
-// DropPending forgets pending restored allocations and cooling addresses
-// (ipamd calls it once EC2 says their addresses are no longer the node's)
-// and returns the allocations.
-func (s *Store) DropPending() ([]Allocation, error) {
+// DropPending forgets pending allocations and cooling addresses (ipamd
+// calls it once EC2 says their addresses are no longer the node's) and
+// returns the allocations. An allocation keep accepts stays pending: its
+// pod still holds the address (see quarantine). keep nil keeps none.
+func (s *Store) DropPending(keep func(Allocation) bool) ([]Allocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.pending) == 0 {
 		return nil, nil
 	}
 	var out []Allocation
-	for _, sl := range s.pending {
-		if sl.allocIdx >= 0 {
-			out = append(out, s.removeAlloc(sl))
-		} else {
+	for addr, sl := range s.pending {
+		switch {
+		case sl.allocIdx < 0:
 			s.coolRemove(sl.coolIdx)
+			s.pendingCool--
+		case keep != nil && keep(s.allocs[sl.allocIdx]):
+			continue
+		default:
+			out = append(out, s.removeAlloc(sl))
 		}
+		delete(s.pending, addr)
 	}
-	clear(s.pending)
-	s.pendingCool = 0
 	sortAllocations(out)
 	if err := s.await(s.open); err != nil {
 		return out, fmt.Errorf("drop pending allocations: %w", err)

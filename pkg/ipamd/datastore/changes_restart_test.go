@@ -176,7 +176,7 @@ func changesLives(t *testing.T, seed uint64, v6 bool) {
 				}
 			case op < 8:
 				if len(missing) > 0 {
-					_, _ = s.DropPending()
+					_, _ = s.DropPending(nil)
 				}
 			default:
 				dev := 1 + r.IntN(2)

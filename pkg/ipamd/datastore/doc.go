@@ -23,7 +23,7 @@
 //	RemoveCIDR(eniID, prefix, force) ([]Assignment, error)
 //	SetMode(Mode) error / Mode() Mode         O(1)
 //	ENIs() / ENI(id) / Snapshot() []ENIInfo   deep copies (Snapshot lists every address)
-//	AllocatedIPs() []Assignment, Pending() []Allocation, DropPending()
+//	AllocatedIPs() []Assignment, Pending() []Allocation, DropPending(keep)
 //	Restore(File, isLive) (RestoreResult, error), Load(isLive)
 //
 // The in-memory work of Assign and Unassign is O(log n); each of them (like
@@ -79,7 +79,9 @@
 // ones are returned as Stale, and live ones in no known CIDR are returned
 // as Unknown and kept pending (still in the checkpoint) until AddCIDR adds
 // their CIDR or DropPending forgets them — nothing is lost silently. Cooling
-// addresses of an unknown CIDR likewise keep cooling, pending.
+// addresses of an unknown CIDR likewise keep cooling, pending. A forced
+// RemoveENI or RemoveCIDR leaves the allocations it evicts pending the
+// same way (quarantine.go).
 //
 // # Errors
 //

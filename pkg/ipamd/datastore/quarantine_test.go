@@ -101,3 +101,28 @@ func TestEvictedPodSurvivesRestart(t *testing.T) {
 		t.Fatalf("a new pod got %s after the restart", a.Addr)
 	}
 }
+
+// TestDropPendingKeepsWhatKeepAccepts: DropPending forgets the pending
+// allocations keep rejects and keeps the others pending, in memory and in
+// the checkpoint.
+func TestDropPendingKeepsWhatKeepAccepts(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
+	f.eni("eni-a", 0, "10.0.0.10/32", "10.0.0.11/32")
+	f.assign(1)
+	f.assign(2)
+	if _, err := f.s.RemoveENI("eni-a", true); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := f.s.DropPending(func(a Allocation) bool { return a.Key == podKey(1) })
+	if err != nil || len(dropped) != 1 || dropped[0].Key != podKey(2) {
+		t.Fatalf("DropPending: %+v %v, want only %s dropped", dropped, err, podKey(2))
+	}
+	checkInvariants(t, f.s)
+	if p := f.s.Pending(); len(p) != 1 || p[0].Key != podKey(1) {
+		t.Fatalf("pending after the drop: %+v", p)
+	}
+	file, err := f.cp.Read()
+	if err != nil || len(file.Allocations) != 1 || file.Allocations[0].Key != podKey(1) {
+		t.Fatalf("checkpoint after the drop: %+v %v", file.Allocations, err)
+	}
+}

@@ -103,7 +103,7 @@ func TestDropPendingAndDeleteOfPending(t *testing.T) {
 	if a := f.assign(2); a.Addr != ip("10.0.0.11") {
 		t.Fatalf("ADD over a pending key: %+v", a)
 	}
-	dropped, err := f.s.DropPending()
+	dropped, err := f.s.DropPending(nil)
 	if err != nil || len(dropped) != 1 || dropped[0].Key != podKey(3) {
 		t.Fatalf("DropPending: %+v %v", dropped, err)
 	}
