@@ -35,10 +35,10 @@ const (
 	totalStepsSGP = 7
 	sgpScenario   = "misc/scenarios/sgp.yaml"
 	sgpNamespace  = "shop"
-	sgpDBClientSG = "sg-0000000000000dbc"
-	sgpDBSG       = "sg-00000000000000db"
-	sgpDBENI      = "eni-00000000000000db"
-	sgpNodeSG     = "sg-0000000000000001"
+	sgpDBClientSG = "sg-00000000000000dbc"
+	sgpDBSG       = "sg-000000000000000db"
+	sgpDBENI      = "eni-000000000000000db"
+	sgpNodeSG     = "sg-00000000000000001"
 	// sgpCooldown is the branch cool-down after a pod is deleted (EKS: 60 s),
 	// short so the tour can show the branch go.
 	sgpCooldown = 3 * time.Second

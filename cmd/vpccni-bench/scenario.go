@@ -45,12 +45,12 @@ func scenario(compare bool) vpcsim.Scenario {
 		AccountID:         "123456789012",
 		AvailabilityZones: []string{"us-west-2a"},
 		VPCs: []vpcsim.VPCSpec{{
-			ID:   "vpc-0000000000000b01",
+			ID:   "vpc-00000000000000b01",
 			CIDR: "10.0.0.0/16",
 			Subnets: []vpcsim.SubnetSpec{
-				{ID: "subnet-0000000000000b01", AZ: "us-west-2a", CIDR: "10.0.0.0/18", Tags: map[string]string{"Name": "bench-nodes"}},
+				{ID: "subnet-00000000000000b01", AZ: "us-west-2a", CIDR: "10.0.0.0/18", Tags: map[string]string{"Name": "bench-nodes"}},
 			},
-			SecurityGroups: []vpcsim.SecurityGroupSpec{{ID: "sg-0000000000000b01", Name: "default", Description: "default VPC security group"}},
+			SecurityGroups: []vpcsim.SecurityGroupSpec{{ID: "sg-00000000000000b01", Name: "default", Description: "default VPC security group"}},
 		}},
 	}
 	sides := []side{ours}
@@ -60,10 +60,10 @@ func scenario(compare bool) vpcsim.Scenario {
 	for _, s := range sides {
 		for _, role := range nodeRoles {
 			sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{
-				ID:             fmt.Sprintf("i-%016x", 0xb01+len(sc.Instances)),
+				ID:             fmt.Sprintf("i-%017x", 0xb01+len(sc.Instances)),
 				Type:           nodeTypes[role],
-				Subnet:         "subnet-0000000000000b01",
-				SecurityGroups: []string{"sg-0000000000000b01"},
+				Subnet:         "subnet-00000000000000b01",
+				SecurityGroups: []string{"sg-00000000000000b01"},
 				Tags:           map[string]string{"Name": s.nodeName(role)},
 			})
 		}

@@ -91,8 +91,8 @@ func sbsScenario() vpcsim.Scenario {
 	sc := scenario(false)
 	sc.Instances = nil
 	sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{
-		ID: "i-0000000000000c01", Type: "m5.xlarge", Subnet: "subnet-0000000000000b01",
-		SecurityGroups: []string{"sg-0000000000000b01"}, Tags: map[string]string{"Name": "side-by-side"},
+		ID: "i-00000000000000c01", Type: "m5.xlarge", Subnet: "subnet-00000000000000b01",
+		SecurityGroups: []string{"sg-00000000000000b01"}, Tags: map[string]string{"Name": "side-by-side"},
 	})
 	return sc
 }

@@ -32,7 +32,7 @@ unmodified AWS SDK works against it: point the EC2 client at the "ec2" URL
 On start it prints one line per endpoint on stdout, then "ready":
 
   ec2 http://127.0.0.1:PORT
-  imds i-0000000000000001 http://127.0.0.1:PORT
+  imds i-00000000000000001 http://127.0.0.1:PORT
   imds-shared http://127.0.0.1:PORT     (only with -imds-shared-addr)
   admin http://127.0.0.1:PORT
   ready
@@ -55,7 +55,7 @@ Scenario file (YAML; durations like "50ms"; unknown keys are errors):
   publicIpv4Pool: 198.51.100.0/24    # source of public IPs (mapPublicIp)
   denyActions: [CreateTags]          # answer UnauthorizedOperation
   vpcs:
-  - id: vpc-0000000000000001
+  - id: vpc-00000000000000001
     cidr: 10.0.0.0/16
     secondaryCidrs: [100.64.0.0/16]
     ipv6Cidr: 2600:1f14:abc:de00::/56
@@ -63,15 +63,15 @@ Scenario file (YAML; durations like "50ms"; unknown keys are errors):
     - {id: subnet-a, az: us-west-2a, cidr: 10.0.0.0/20, ipv6Cidr: "2600:1f14:abc:de00::/64",
        mapPublicIp: true, tags: {kubernetes.io/role/cni: "1"}}
     securityGroups:                  # no rules: all from the VPC in, all out
-    - {id: sg-0000000000000001, name: default}
-    - {id: sg-0000000000000002, name: db, ingress: [{protocol: tcp, fromPort: 5432,
-       toPort: 5432, group: sg-0000000000000001}], egress: [{protocol: "-1", cidr: 0.0.0.0/0}]}
+    - {id: sg-00000000000000001, name: default}
+    - {id: sg-00000000000000002, name: db, ingress: [{protocol: tcp, fromPort: 5432,
+       toPort: 5432, group: sg-00000000000000001}], egress: [{protocol: "-1", cidr: 0.0.0.0/0}]}
   instances:
-  - {id: i-0000000000000001, type: m5.large, subnet: subnet-a,
-     securityGroups: [sg-0000000000000001], privateIp: 10.0.0.10, imdsV1Disabled: true,
+  - {id: i-00000000000000001, type: m5.large, subnet: subnet-a,
+     securityGroups: [sg-00000000000000001], privateIp: 10.0.0.10, imdsV1Disabled: true,
      imdsHopLimit: 2}                # IMDSv2 token hops, 1-64 (default 1; EKS node groups: 2)
   networkInterfaces:                 # pre-existing ENIs (trunk, no_manage, ...)
-  - {subnet: subnet-a, interfaceType: trunk, attachTo: i-0000000000000001,
+  - {subnet: subnet-a, interfaceType: trunk, attachTo: i-00000000000000001,
      deviceIndex: 1, secondaryIpCount: 2, tags: {node.k8s.amazonaws.com/no_manage: "true"}}
   faults:
     latency: {"*": 20ms, AttachNetworkInterface: 700ms}

@@ -123,7 +123,7 @@ func writeScenario(t *testing.T, base string, edit func(*vpcsim.Scenario)) strin
 
 const basicScenario = "../../misc/scenarios/basic.yaml"
 
-var basicWorld = conformance.World{InstanceID: "i-0000000000000001", SubnetID: "subnet-0000000000000001", SecurityGroupID: "sg-0000000000000001"}
+var basicWorld = conformance.World{InstanceID: "i-00000000000000001", SubnetID: "subnet-00000000000000001", SecurityGroupID: "sg-00000000000000001"}
 
 func TestBinary(t *testing.T) {
 	if testing.Short() {
@@ -143,7 +143,7 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("identity document: %+v %v", doc, err)
 		}
 		// an instance launched at runtime gets its own IMDS endpoint
-		resp, err := http.Post(ep.admin+"/instances", "application/json", strings.NewReader(`{"type":"m6i.large","subnet":"subnet-0000000000000002"}`))
+		resp, err := http.Post(ep.admin+"/instances", "application/json", strings.NewReader(`{"type":"m6i.large","subnet":"subnet-00000000000000002"}`))
 		if err != nil || resp.StatusCode != http.StatusCreated {
 			t.Fatalf("POST /instances: %v %v", resp, err)
 		}

@@ -62,7 +62,7 @@ func TestInstanceAndType(t *testing.T) {
 	if _, err := e.InstanceType(testCtx(t), "m5.nonexistent"); err == nil {
 		t.Error("unknown instance type: no error")
 	}
-	if _, err := e.Instance(testCtx(t), "i-ffffffffffffffff"); !IsNotFound(err) {
+	if _, err := e.Instance(testCtx(t), "i-0ffffffffffffffff"); !IsNotFound(err) {
 		t.Errorf("unknown instance: err = %v, want a NotFound code", err)
 	}
 }
@@ -432,7 +432,7 @@ func TestCreateENIRejectsBadRequests(t *testing.T) {
 	if n := env.Sim.Stats().Calls["CreateNetworkInterface"]; n != 0 {
 		t.Errorf("invalid requests reached EC2 %d times", n)
 	}
-	_, err := e.CreateENI(ctx, CreateENIRequest{InstanceID: instanceID, SubnetID: "subnet-0000000000000bad"})
+	_, err := e.CreateENI(ctx, CreateENIRequest{InstanceID: instanceID, SubnetID: "subnet-00000000000000bad"})
 	if !IsNotFound(err) {
 		t.Errorf("CreateENI in a missing subnet: %v", err)
 	}

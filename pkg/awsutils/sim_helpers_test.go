@@ -12,7 +12,7 @@ import (
 )
 
 // instanceID is the one instance of simtest.Basic().
-const instanceID = "i-0000000000000001"
+const instanceID = "i-00000000000000001"
 
 // testConfig points at the simulator, with tiny backoffs so retries cost
 // milliseconds, and the client-side limiter off unless a test turns it on.

@@ -89,7 +89,7 @@ func TestTrunkFailuresLeaveNothingSim(t *testing.T) {
 	if after := simENIIDs(env.Sim); !slices.Equal(after, before) {
 		t.Fatalf("ENIs after a refused trunk: %v, before %v", after, before)
 	}
-	_, err = e.CreateBranchENI(ctx, BranchRequest{InstanceID: instanceID, TrunkID: "eni-0000000000000000", VLAN: 1, SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{"sg-0000000000dead00"}})
+	_, err = e.CreateBranchENI(ctx, BranchRequest{InstanceID: instanceID, TrunkID: "eni-00000000000000000", VLAN: 1, SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{"sg-00000000000dead00"}})
 	if Code(err) != "InvalidGroup.NotFound" {
 		t.Fatalf("branch with an unknown group: %v", err)
 	}

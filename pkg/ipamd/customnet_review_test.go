@@ -72,7 +72,7 @@ func TestCustomNetworkingENIConfigInAnotherAZ(t *testing.T) {
 // again on every pool cycle.
 func TestCustomNetworkingUnknownSecurityGroup(t *testing.T) {
 	k := &fakeKube{schedulable: true, maxPods: 110,
-		eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID, SecurityGroups: []string{"sg-00000000000000ff"}}}
+		eniConfig: ENIConfig{Name: "pods-a", Subnet: simtest.CustomSubnetAID, SecurityGroups: []string{"sg-000000000000000ff"}}}
 	times := fastTimes
 	times.FailureBackoff = time.Hour
 	h := newHarness(t, harnessOpts{kube: k, times: &times, cfg: func(c *config.Config) { c.CustomNetworking = true; c.WarmIPTarget = 3 }})
@@ -81,7 +81,7 @@ func TestCustomNetworkingUnknownSecurityGroup(t *testing.T) {
 		h.n.PoolCycle(context.Background())
 	}
 	_, err := h.state(0)
-	for _, want := range []string{"pods-a", "sg-00000000000000ff"} {
+	for _, want := range []string{"pods-a", "sg-000000000000000ff"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("recorded cause %v, want it to name %s", err, want)
 		}

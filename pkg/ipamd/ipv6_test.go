@@ -23,7 +23,7 @@ func TestIPv6Mode(t *testing.T) {
 		c.EnableIPv4, c.EnableIPv6, c.EnablePrefixDelegation = false, true, true
 	}})
 	ctx := context.Background()
-	inst, err := h.env.Sim.Instance("i-0000000000000001")
+	inst, err := h.env.Sim.Instance("i-00000000000000001")
 	if err != nil {
 		t.Fatal(err)
 	}

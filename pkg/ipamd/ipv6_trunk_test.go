@@ -29,7 +29,7 @@ func TestIPv6TrunkENI(t *testing.T) {
 	}})
 	ctx := context.Background()
 	h.settle()
-	inst, err := h.env.Sim.Instance("i-0000000000000001")
+	inst, err := h.env.Sim.Instance("i-00000000000000001")
 	if err != nil {
 		t.Fatal(err)
 	}

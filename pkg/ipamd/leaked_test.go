@@ -18,7 +18,7 @@ func TestLeakedENISweep(t *testing.T) {
 	h := newHarness(t, harnessOpts{times: &times})
 	ctx := context.Background()
 	mk := func() string {
-		e, err := h.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: "i-0000000000000099", SubnetID: simtest.NodeSubnetID})
+		e, err := h.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: "i-00000000000000099", SubnetID: simtest.NodeSubnetID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestStartupDeletesOwnUnattachedENIs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := h.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: "i-0000000000000099", SubnetID: simtest.NodeSubnetID})
+	other, err := h.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: "i-00000000000000099", SubnetID: simtest.NodeSubnetID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestStartupDeletesOwnUnattachedENIs(t *testing.T) {
 
 	// An old leaked ENI that appears after the start is left to the next
 	// round, which is a full period away.
-	old, err := h.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: "i-0000000000000099", SubnetID: simtest.NodeSubnetID})
+	old, err := h.ec2.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: "i-00000000000000099", SubnetID: simtest.NodeSubnetID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ func TestCustomNetworkingPerZone(t *testing.T) {
 	env, admin := testEnv(t)
 	ctx := context.Background()
 	const zone = "topology.kubernetes.io/zone"
-	createENIConfig(t, admin, "us-west-2a", "subnet-0000000000000004", "sg-0000000000000001")
-	createENIConfig(t, admin, "us-west-2b", "subnet-0000000000000005", "sg-0000000000000002")
+	createENIConfig(t, admin, "us-west-2a", "subnet-00000000000000004", "sg-00000000000000001")
+	createENIConfig(t, admin, "us-west-2b", "subnet-00000000000000005", "sg-00000000000000002")
 	for node, az := range map[string]string{"cn-node-a": "us-west-2a", "cn-node-b": "us-west-2b"} {
 		t.Run(node, func(t *testing.T) {
 			createNode(t, admin, node, map[string]string{zone: az}, nil)
@@ -35,7 +35,7 @@ func TestCustomNetworkingPerZone(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]string{"us-west-2a": "subnet-0000000000000004", "us-west-2b": "subnet-0000000000000005"}[az]
+			want := map[string]string{"us-west-2a": "subnet-00000000000000004", "us-west-2b": "subnet-00000000000000005"}[az]
 			if got.Name != az || got.Spec.Subnet != want || got.Source != eniconfig.SourceLabel || got.Key != zone {
 				t.Fatalf("got %+v, want ENIConfig %s with subnet %s by label %s", got, az, want, zone)
 			}

@@ -26,7 +26,7 @@ func startVPC(t *testing.T) *VPC {
 		t.Skipf("reference CNI plugins missing (%v): apt-get install containernetworking-plugins", err)
 	}
 	sc := simtest.Basic()
-	sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{ID: "i-0000000000000002", Type: "m5.large", Subnet: simtest.NodeSubnetBID, Tags: map[string]string{"Name": "node-2"}})
+	sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{ID: "i-00000000000000002", Type: "m5.large", Subnet: simtest.NodeSubnetBID, Tags: map[string]string{"Name": "node-2"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	v, err := Start(ctx, Config{Scenario: sc, WorkDir: t.TempDir()})

@@ -43,7 +43,7 @@ func TestClusterCleanerTwoPasses(t *testing.T) {
 	otherOwner := mk()
 	retag(otherOwner, map[string]string{awsutils.TagENIOwner: "someone-else"})
 	// The controller's form: kubernetes.io/cluster/test=owned, no name tag.
-	br, err := w.ec2.CreateBranchENI(ctx, awsutils.BranchRequest{InstanceID: inst1, TrunkID: "eni-00000000000000ff", VLAN: 3, SubnetID: simtest.NodeSubnetID, ClusterName: "test"})
+	br, err := w.ec2.CreateBranchENI(ctx, awsutils.BranchRequest{InstanceID: inst1, TrunkID: "eni-000000000000000ff", VLAN: 3, SubnetID: simtest.NodeSubnetID, ClusterName: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

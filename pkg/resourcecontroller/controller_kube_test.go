@@ -297,7 +297,7 @@ func TestKubeBadInput(t *testing.T) {
 
 	// A policy giving more than 5 groups: the webhook refuses the pod,
 	// naming the policy and the limit, before any EC2 call.
-	wide := []string{sgDB, "sg-0000000000000a01", "sg-0000000000000a02", "sg-0000000000000a03", "sg-0000000000000a04", "sg-0000000000000a05"}
+	wide := []string{sgDB, "sg-00000000000000a01", "sg-00000000000000a02", "sg-00000000000000a03", "sg-00000000000000a04", "sg-00000000000000a05"}
 	h.addPolicy("wide", map[string]string{"role": "wide"}, wide...)
 	_, err := h.createPod("wide", node, map[string]string{"role": "wide"})
 	if err == nil || !strings.Contains(err.Error(), "wide") || !strings.Contains(err.Error(), "6 security groups") || !strings.Contains(err.Error(), "at most 5") {

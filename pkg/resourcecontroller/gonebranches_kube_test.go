@@ -46,7 +46,7 @@ func TestKubeUnmanagedNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
 // joining meanwhile gets its trunk and its pod its branch at once, and
 // that the branches are deleted.
 func slowDeletesDoNotHoldLiveNodes(t *testing.T, lose func(h *harness, node string)) {
-	const inst6 = "i-0000000000000006"
+	const inst6 = "i-00000000000000006"
 	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)

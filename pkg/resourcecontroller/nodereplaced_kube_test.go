@@ -33,7 +33,7 @@ func TestKubeNodeNameReusedByAnotherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := h.waitAnnotation("old")
-	const inst6 = "i-0000000000000006"
+	const inst6 = "i-00000000000000006"
 	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestKubeNodeNameReusedWithinTheDelayCleansTheOldInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := h.waitCNINode(name, "")
-	const inst7 = "i-0000000000000007"
+	const inst7 = "i-00000000000000007"
 	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst7, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestKubeNodeNameReusedCleanupFailureRetriedAfterGCInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := h.waitCNINode(name, "")
-	const inst8 = "i-0000000000000008"
+	const inst8 = "i-00000000000000008"
 	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst8, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,15 +13,15 @@ import (
 
 // Instances and groups of the test VPC.
 const (
-	inst1     = simtest.InstanceID   // m5.large: 3 ENIs, 9 branches
-	inst2     = "i-0000000000000002" // m5.large
-	inst3     = "i-0000000000000003" // m5.xlarge: 4 ENIs, 18 branches
-	inst4     = "i-0000000000000004" // m5.2xlarge: 4 ENIs, 38 branches
-	inst5     = "i-0000000000000005" // t3.medium: cannot trunk
+	inst1     = simtest.InstanceID    // m5.large: 3 ENIs, 9 branches
+	inst2     = "i-00000000000000002" // m5.large
+	inst3     = "i-00000000000000003" // m5.xlarge: 4 ENIs, 18 branches
+	inst4     = "i-00000000000000004" // m5.2xlarge: 4 ENIs, 38 branches
+	inst5     = "i-00000000000000005" // t3.medium: cannot trunk
 	sgNode    = simtest.SecurityGroupID
-	sgDB      = "sg-00000000000000db"
-	sgCustom  = "sg-0000000000000c05"
-	sgUnknown = "sg-0000000000dead00"
+	sgDB      = "sg-000000000000000db"
+	sgCustom  = "sg-00000000000000c05"
+	sgUnknown = "sg-00000000000dead00"
 )
 
 // world is the local VPC (in-process, spoken to with the real AWS SDK).

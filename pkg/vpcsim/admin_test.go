@@ -48,7 +48,7 @@ func TestAdminAPI(t *testing.T) {
 	if code := doJSON(t, "DELETE", env.AdminURL+"/instances/"+v.ID, "", nil); code != 204 {
 		t.Fatalf("DELETE: %d", code)
 	}
-	if code := doJSON(t, "DELETE", env.AdminURL+"/instances/i-0000000000000bad", "", nil); code != 404 {
+	if code := doJSON(t, "DELETE", env.AdminURL+"/instances/i-00000000000000bad", "", nil); code != 404 {
 		t.Fatalf("DELETE unknown: %d", code)
 	}
 	if n := len(env.Sim.NetworkInterfaces()); n != 1 {

@@ -17,7 +17,7 @@ import (
 func BenchmarkAssignUnassignManyNodes(b *testing.B) {
 	sc := simtest.Basic()
 	for i := 0; i < 99; i++ {
-		sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{ID: fmt.Sprintf("i-%016x", 1000+i), Type: "m5.large", Subnet: simtest.NodeSubnetID})
+		sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{ID: fmt.Sprintf("i-%017x", 1000+i), Type: "m5.large", Subnet: simtest.NodeSubnetID})
 	}
 	env := simtest.Start(b, sc)
 	c := newEC2(env.EC2URL)

@@ -24,7 +24,7 @@ func TestQueryProtocolEdges(t *testing.T) {
 		{"POST", "", "Action=DescribeNetworkInterfaces&MaxResults=5&NextToken=garbage", 400, "<Code>InvalidPaginationToken</Code>"},
 		{"POST", "", "Action=DescribeVpcs&DryRun=true", 412, "<Code>DryRunOperation</Code>"},
 		{"DELETE", "", "", 400, "<Code>InvalidHttpRequest</Code>"},
-		{"POST", "", "Action=DescribeSubnets&Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-0000000000000001&Filter.x.Name=y", 400, "<Code>InvalidParameterValue</Code>"},
+		{"POST", "", "Action=DescribeSubnets&Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-00000000000000001&Filter.x.Name=y", 400, "<Code>InvalidParameterValue</Code>"},
 		{"POST", "", "Action=CreateNetworkInterface&SubnetId=" + simtest.NodeSubnetID + "&Description=%3Cscript%3E", 200, "<description>&lt;script&gt;</description>"},
 	}
 	for _, c := range cases {

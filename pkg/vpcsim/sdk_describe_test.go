@@ -153,7 +153,7 @@ func TestDescribeSubnetsVpcsGroupsInstances(t *testing.T) {
 	if !devs[0] || !devs[2] {
 		t.Fatalf("device indexes: %v", devs)
 	}
-	_, err := c.DescribeInstances(cx, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-0000000000000bad"}})
+	_, err := c.DescribeInstances(cx, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-00000000000000bad"}})
 	wantCode(t, err, "InvalidInstanceID.NotFound")
 }
 

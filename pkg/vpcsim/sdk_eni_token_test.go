@@ -20,7 +20,7 @@ func TestCreateENIClientTokenComparesWholeRequest(t *testing.T) {
 	base := func() *ec2.CreateNetworkInterfaceInput {
 		return &ec2.CreateNetworkInterfaceInput{
 			SubnetId:                       aws.String(simtest.NodeSubnetID),
-			Description:                    aws.String("aws-K8S-i-0000000000000001"),
+			Description:                    aws.String("aws-K8S-i-00000000000000001"),
 			Groups:                         []string{simtest.SecurityGroupID},
 			SecondaryPrivateIpAddressCount: aws.Int32(2),
 			TagSpecifications: []types.TagSpecification{{
@@ -65,7 +65,7 @@ func TestCreateENIClientTokenComparesWholeRequest(t *testing.T) {
 			in.TagSpecifications[0].Tags = append(in.TagSpecifications[0].Tags, types.Tag{Key: aws.String("extra"), Value: aws.String("1")})
 		},
 		"tag value": func(in *ec2.CreateNetworkInterfaceInput) {
-			in.TagSpecifications[0].Tags[0].Value = aws.String("i-0000000000000009")
+			in.TagSpecifications[0].Tags[0].Value = aws.String("i-00000000000000009")
 		},
 		// a parameter vpcsim does not model still belongs to the request
 		"enable primary ipv6": func(in *ec2.CreateNetworkInterfaceInput) { in.EnablePrimaryIpv6 = aws.Bool(true) },

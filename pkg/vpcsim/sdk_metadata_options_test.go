@@ -42,12 +42,12 @@ func wantHopLimit(t *testing.T, what string, mo types.InstanceMetadataOptionsRes
 // naming the field.
 func TestDescribeInstancesReportsIMDSHopLimit(t *testing.T) {
 	sc := simtest.Basic()
-	sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{ID: "i-0000000000000002", Type: "m5.large", Subnet: simtest.NodeSubnetID, IMDSHopLimit: 2})
+	sc.Instances = append(sc.Instances, vpcsim.InstanceSpec{ID: "i-00000000000000002", Type: "m5.large", Subnet: simtest.NodeSubnetID, IMDSHopLimit: 2})
 	env := simtest.Start(t, sc)
 	c := newEC2(env.EC2URL)
 
 	wantHopLimit(t, "default", metadataOptions(t, c, simtest.InstanceID), 1, types.HttpTokensStateOptional)
-	wantHopLimit(t, "scenario imdsHopLimit 2", metadataOptions(t, c, "i-0000000000000002"), 2, types.HttpTokensStateOptional)
+	wantHopLimit(t, "scenario imdsHopLimit 2", metadataOptions(t, c, "i-00000000000000002"), 2, types.HttpTokensStateOptional)
 
 	run := must[*ec2.RunInstancesOutput](t)(c.RunInstances(ctx(t), &ec2.RunInstancesInput{
 		InstanceType: types.InstanceTypeM5Large, SubnetId: aws.String(simtest.NodeSubnetID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),

@@ -169,23 +169,23 @@ func TestScenarioGroupRules(t *testing.T) {
 	sc := simtest.Basic()
 	sc.VPCs[0].SecurityGroups = append(sc.VPCs[0].SecurityGroups,
 		// references a group listed after it
-		vpcsim.SecurityGroupSpec{ID: "sg-00000000000000db", Name: "db", Ingress: []vpcsim.RuleSpec{
-			{Protocol: "tcp", FromPort: aws.Int(5432), ToPort: aws.Int(5432), Group: "sg-00000000000000cc"}},
+		vpcsim.SecurityGroupSpec{ID: "sg-000000000000000db", Name: "db", Ingress: []vpcsim.RuleSpec{
+			{Protocol: "tcp", FromPort: aws.Int(5432), ToPort: aws.Int(5432), Group: "sg-000000000000000cc"}},
 			Egress: []vpcsim.RuleSpec{{Protocol: "-1", CIDR: "0.0.0.0/0"}}},
-		vpcsim.SecurityGroupSpec{ID: "sg-00000000000000cc", Name: "db-clients", Egress: []vpcsim.RuleSpec{}})
+		vpcsim.SecurityGroupSpec{ID: "sg-000000000000000cc", Name: "db-clients", Egress: []vpcsim.RuleSpec{}})
 	env := simtest.Start(t, sc)
 	c := newEC2(env.EC2URL)
-	g := describeGroup(t, c, "sg-00000000000000db")
-	if len(g.IpPermissions) != 1 || aws.ToString(g.IpPermissions[0].UserIdGroupPairs[0].GroupId) != "sg-00000000000000cc" || len(g.IpPermissionsEgress) != 1 {
+	g := describeGroup(t, c, "sg-000000000000000db")
+	if len(g.IpPermissions) != 1 || aws.ToString(g.IpPermissions[0].UserIdGroupPairs[0].GroupId) != "sg-000000000000000cc" || len(g.IpPermissionsEgress) != 1 {
 		t.Fatalf("db rules: in %+v out %+v", g.IpPermissions, g.IpPermissionsEgress)
 	}
-	if cl := describeGroup(t, c, "sg-00000000000000cc"); len(cl.IpPermissions)+len(cl.IpPermissionsEgress) != 0 {
+	if cl := describeGroup(t, c, "sg-000000000000000cc"); len(cl.IpPermissions)+len(cl.IpPermissionsEgress) != 0 {
 		t.Fatalf("a group given empty egress has rules: %+v %+v", cl.IpPermissions, cl.IpPermissionsEgress)
 	}
 	for name, r := range map[string]vpcsim.RuleSpec{
-		"cidr and group":  {Protocol: "-1", CIDR: "10.0.0.0/8", Group: "sg-0000000000000001"},
+		"cidr and group":  {Protocol: "-1", CIDR: "10.0.0.0/8", Group: "sg-00000000000000001"},
 		"bad protocol":    {Protocol: "tcpx", CIDR: "10.0.0.0/8"},
-		"unknown group":   {Protocol: "-1", Group: "sg-0000000000000bad"},
+		"unknown group":   {Protocol: "-1", Group: "sg-00000000000000bad"},
 		"malformed cidr":  {Protocol: "-1", CIDR: "10.0.0/8"},
 		"ports for tcp":   {Protocol: "tcp", CIDR: "10.0.0.0/8"},
 		"neither address": {Protocol: "-1"},

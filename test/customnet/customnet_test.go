@@ -261,7 +261,7 @@ func TestPrivilegedCustomNetworkingENIConfigChangeAppliesToNextENI(t *testing.T)
 		t.Fatal(err)
 	}
 
-	const newSubnet, newCIDR, newSG = "subnet-0000000000000006", "100.64.64.0/19", "sg-0000000000000001"
+	const newSubnet, newCIDR, newSG = "subnet-00000000000000006", "100.64.64.0/19", "sg-00000000000000001"
 	c.setENIConfig(ctx, az, newSubnet, newSG)
 	// An m5.large ENI holds 9 secondary addresses: the tenth pod needs a
 	// second ENI.

@@ -37,7 +37,7 @@ import (
 
 const (
 	zoneLabel = "topology.kubernetes.io/zone"
-	podSG     = "sg-0000000000000002"
+	podSG     = "sg-00000000000000002"
 	// awsNodeNamespace is where the aws-node pods (and their events) live.
 	awsNodeNamespace = "kube-system"
 )
@@ -47,8 +47,8 @@ var podSubnets = map[string]struct {
 	ID   string
 	CIDR netip.Prefix
 }{
-	"us-west-2a": {"subnet-0000000000000004", netip.MustParsePrefix("100.64.0.0/19")},
-	"us-west-2b": {"subnet-0000000000000005", netip.MustParsePrefix("100.64.32.0/19")},
+	"us-west-2a": {"subnet-00000000000000004", netip.MustParsePrefix("100.64.0.0/19")},
+	"us-west-2b": {"subnet-00000000000000005", netip.MustParsePrefix("100.64.32.0/19")},
 }
 
 var internet = dataplane.DefaultInternetAddrs[0]

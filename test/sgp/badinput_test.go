@@ -66,8 +66,8 @@ func TestPrivilegedSGPBadAnnotation(t *testing.T) {
 
 	for _, bad := range []struct{ name, raw, want string }{
 		{"not-json", `{eni: yes}`, "not a JSON array"},
-		{"vlan-5000", `[{"eniId":"eni-0000000000000bad","ifAddress":"02:00:00:00:0b:ad","privateIp":"10.0.0.99","vlanId":5000,"subnetCidr":"10.0.0.0/20"}]`, "5000"},
-		{"bad-address", `[{"eniId":"eni-0000000000000bad","ifAddress":"02:00:00:00:0b:ad","privateIp":"10.0.0.999","vlanId":7,"subnetCidr":"10.0.0.0/20"}]`, "10.0.0.999"},
+		{"vlan-5000", `[{"eniId":"eni-00000000000000bad","ifAddress":"02:00:00:00:0b:ad","privateIp":"10.0.0.99","vlanId":5000,"subnetCidr":"10.0.0.0/20"}]`, "5000"},
+		{"bad-address", `[{"eniId":"eni-00000000000000bad","ifAddress":"02:00:00:00:0b:ad","privateIp":"10.0.0.999","vlanId":7,"subnetCidr":"10.0.0.0/20"}]`, "10.0.0.999"},
 	} {
 		// Nobody may create a pod with the annotation: the webhook refuses it.
 		p := badPod(n, bad.name, map[string]string{resourcecontroller.PodENIAnnotation: bad.raw})

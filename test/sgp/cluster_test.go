@@ -46,13 +46,13 @@ import (
 
 // The walkthrough's names (testdata/sgp.yaml).
 const (
-	nodeSG     = "sg-0000000000000001"
-	dbClientSG = "sg-0000000000000dbc"
-	dbSG       = "sg-00000000000000db"
-	dbENI      = "eni-00000000000000db"
+	nodeSG     = "sg-00000000000000001"
+	dbClientSG = "sg-00000000000000dbc"
+	dbSG       = "sg-000000000000000db"
+	dbENI      = "eni-000000000000000db"
 	// The custom-networking pod subnet and group (the ENIConfig's).
-	podSubnetID = "subnet-0000000000000004"
-	podSG       = "sg-0000000000000002"
+	podSubnetID = "subnet-00000000000000004"
+	podSG       = "sg-00000000000000002"
 	zoneLabel   = "topology.kubernetes.io/zone"
 	podNS       = "sgp"
 	// awsNodeNamespace is where the aws-node pods (and their events) live.

@@ -23,8 +23,8 @@ var zonePodSubnets = map[string]struct {
 	id   string
 	cidr netip.Prefix
 }{
-	"us-west-2a": {"subnet-0000000000000004", netip.MustParsePrefix("100.64.0.0/19")},
-	"us-west-2b": {"subnet-0000000000000005", netip.MustParsePrefix("100.64.32.0/19")},
+	"us-west-2a": {"subnet-00000000000000004", netip.MustParsePrefix("100.64.0.0/19")},
+	"us-west-2b": {"subnet-00000000000000005", netip.MustParsePrefix("100.64.32.0/19")},
 }
 
 // The seed walkthrough, custom networking + security groups for pods on two

@@ -21,7 +21,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
-const secondInstance = "i-0000000000000002"
+const secondInstance = "i-00000000000000002"
 
 // nodeHTTP is an HTTP client whose connections start inside a node.
 func nodeHTTP(path string) *http.Client {

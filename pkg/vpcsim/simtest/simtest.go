@@ -58,21 +58,21 @@ func (e *Env) IMDSURL(instanceID string) string {
 
 // Instance IDs and names used by Basic.
 const (
-	InstanceID       = "i-0000000000000001"
-	VPCID            = "vpc-0000000000000001"
-	NodeSubnetID     = "subnet-0000000000000001" // 10.0.0.0/20, us-west-2a, node subnet
-	NodeSubnetBID    = "subnet-0000000000000002" // 10.0.16.0/20, us-west-2b
-	CNISubnetID      = "subnet-0000000000000003" // 10.0.32.0/20, us-west-2a, kubernetes.io/role/cni=1
-	CustomSubnetAID  = "subnet-0000000000000004" // 100.64.0.0/19, us-west-2a
-	CustomSubnetBID  = "subnet-0000000000000005" // 100.64.32.0/19, us-west-2b
-	SecurityGroupID  = "sg-0000000000000001"
-	SecurityGroup2ID = "sg-0000000000000002"
+	InstanceID       = "i-00000000000000001"
+	VPCID            = "vpc-00000000000000001"
+	NodeSubnetID     = "subnet-00000000000000001" // 10.0.0.0/20, us-west-2a, node subnet
+	NodeSubnetBID    = "subnet-00000000000000002" // 10.0.16.0/20, us-west-2b
+	CNISubnetID      = "subnet-00000000000000003" // 10.0.32.0/20, us-west-2a, kubernetes.io/role/cni=1
+	CustomSubnetAID  = "subnet-00000000000000004" // 100.64.0.0/19, us-west-2a
+	CustomSubnetBID  = "subnet-00000000000000005" // 100.64.32.0/19, us-west-2b
+	SecurityGroupID  = "sg-00000000000000001"
+	SecurityGroup2ID = "sg-00000000000000002"
 )
 
 // Basic is a ready scenario: us-west-2, one VPC 10.0.0.0/16 + 100.64.0.0/16
 // + an IPv6 /56, node subnets in us-west-2a and 2b, a CNI-tagged subnet,
 // two 100.64 subnets for custom networking, two security groups and one
-// m5.large instance i-0000000000000001 in the node subnet. Throttling is off
+// m5.large instance i-00000000000000001 in the node subnet. Throttling is off
 // and there are no delays, so unit tests are fast.
 func Basic() vpcsim.Scenario {
 	return vpcsim.Scenario{
