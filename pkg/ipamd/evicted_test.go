@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,19 +113,18 @@ func TestDELOfEvictedPodEndsItsQuarantine(t *testing.T) {
 	}
 }
 
-// TestEvictedPodQuarantineSurvivesRestart: the pod's ENI is deleted while
-// ipamd is down. The restarted ipamd restores the pod pending (its address
-// is on no ENI), keeps it past the pending wait since its host veth
-// exists, and gives no new pod its address when EC2 hands it out again.
-// Before, the pending wait's end dropped the pod and the address went to
-// the next pod on the new ENI.
-func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
-	links := newFakeLinks()
+// linkedVictim is evictedHarness's node run as a daemon with PodLinks:
+// every pod's host veth exists, and "victim" holds an address of the
+// second ENI (returned with that ENI).
+func linkedVictim(t *testing.T) (h *harness, links *fakeLinks, stop func() error, victim netip.Addr, second string) {
+	t.Helper()
+	links = newFakeLinks()
 	times := fastTimes
-	times.OrphanGrace = time.Hour // the pods' veths here are not all faked
-	h := newHarness(t, harnessOpts{instanceType: "m5.large", times: &times, links: links, noInit: true,
+	times.OrphanSweep = time.Hour // the tests sweep themselves
+	times.OrphanGrace = time.Hour
+	h = newHarness(t, harnessOpts{instanceType: "m5.large", times: &times, links: links, noInit: true,
 		cfg: func(c *config.Config) { c.WarmIPTarget, c.IPCooldown = 1, time.Millisecond }})
-	stop := h.runDaemon()
+	stop = h.runDaemon()
 	waitFor(t, 20*time.Second, "ipamd ready", h.n.Ready)
 	ctx := context.Background()
 	for i := range 9 {
@@ -134,6 +134,9 @@ func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ADD %d: %v", i, err)
 		}
+		links.mu.Lock()
+		links.set[vethname.Suffix("default", fmt.Sprint("pod-", i))] = true
+		links.mu.Unlock()
 	}
 	waitFor(t, 10*time.Second, "a second ENI with the warm address", func() bool {
 		return h.simCounts() == simCounts{ENIs: 2, IPs: 10} && len(h.pool(0).ENIs) == 2
@@ -142,25 +145,45 @@ func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	victim := netip.MustParseAddr(reply.IpAllocationMetadata[0].Ipv4Addr)
-	second := simAddrs(h)[victim]
+	victim = netip.MustParseAddr(reply.IpAllocationMetadata[0].Ipv4Addr)
+	second = simAddrs(h)[victim]
 	if second == "" || second == h.primaryENI() {
 		t.Fatalf("victim got %s on %q, want an address of the second ENI", victim, second)
 	}
 	links.mu.Lock()
 	links.set[vethname.Suffix("default", "victim")] = true
 	links.mu.Unlock()
+	return h, links, stop, victim, second
+}
+
+// deleteBehindIpamdsBack detaches and deletes ENI id as another client of
+// EC2 would.
+func deleteBehindIpamdsBack(t *testing.T, h *harness, id string) {
+	t.Helper()
+	ctx := context.Background()
+	enis, _, err := h.ec2.DescribeENIs(ctx, []string{id})
+	if err != nil || len(enis) != 1 || enis[0].Attachment == nil {
+		t.Fatalf("describing %s: %v %+v", id, err, enis)
+	}
+	if err := h.ec2.FreeENI(ctx, id, enis[0].Attachment.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEvictedPodQuarantineSurvivesRestart: the pod's ENI is deleted while
+// ipamd is down. The restarted ipamd restores the pod pending (its address
+// is on no ENI), keeps it past the pending wait since its host veth
+// exists, and gives no new pod its address when EC2 hands it out again.
+// Before, the pending wait's end dropped the pod and the address went to
+// the next pod on the new ENI.
+func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
+	h, _, stop, victim, second := linkedVictim(t)
+	ctx := context.Background()
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	enis, _, err := h.ec2.DescribeENIs(ctx, []string{second})
-	if err != nil || len(enis) != 1 || enis[0].Attachment == nil {
-		t.Fatalf("describing %s: %v %+v", second, err, enis)
-	}
-	if err := h.ec2.FreeENI(ctx, second, enis[0].Attachment.ID); err != nil {
-		t.Fatal(err)
-	}
-	h.connect(times)
+	deleteBehindIpamdsBack(t, h, second)
+	h.connect(h.n.times)
 	h.runDaemon()
 	waitFor(t, 20*time.Second, "ipamd ready again", h.n.Ready)
 	if p := h.pool(0).Stats.Pending; p != 1 {
@@ -171,4 +194,40 @@ func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
 		t.Fatalf("after the pending wait: %d pending, want the evicted pod kept (its veth exists)", p)
 	}
 	noReissue(t, h, "new-", victim)
+}
+
+// TestEvictedPodReleasedOnceItsVethIsGone: an evicted pod whose DEL never
+// reaches ipamd (its host veth is gone) is released by the orphan sweep,
+// as any other pod: the quarantine ends with the pod.
+func TestEvictedPodReleasedOnceItsVethIsGone(t *testing.T) {
+	h, links, _, victim, second := linkedVictim(t)
+	ctx := context.Background()
+	deleteBehindIpamdsBack(t, h, second)
+	waitFor(t, 10*time.Second, "a reconcile evicting the victim", func() bool {
+		if err := h.n.reconciler.reconcile(ctx); err != nil {
+			t.Logf("reconcile: %v", err)
+		}
+		return h.pool(0).Stats.Pending == 1
+	})
+	links.mu.Lock()
+	delete(links.set, vethname.Suffix("default", "victim"))
+	links.mu.Unlock()
+	h.host.mu.Lock()
+	h.host.podRules = nil // the eviction deleted them once already
+	h.host.mu.Unlock()
+	t0 := time.Now()
+	for _, at := range []time.Time{t0, t0.Add(2 * time.Hour)} {
+		if err := h.n.orphans.sweep(ctx, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := h.pool(0).Stats
+	if st.Pending != 0 || st.Pods != 9 {
+		t.Fatalf("after the sweeps: %d pending, %d pods; want the victim released and the 9 others kept", st.Pending, st.Pods)
+	}
+	h.host.mu.Lock()
+	defer h.host.mu.Unlock()
+	if !slices.Contains(h.host.podRules, victim) {
+		t.Errorf("the sweep deleted the rules of %v, want %s among them", h.host.podRules, victim)
+	}
 }
