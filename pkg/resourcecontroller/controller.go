@@ -152,6 +152,9 @@ type Controller struct {
 	// gone: the nodes whose branches are being deleted in the
 	// background (gonebranches.go).
 	gone *goneJobs
+	// deleting: branch ENIs of dropped trunk states being deleted in the
+	// background (droppedbranches.go).
+	deleting *branchDeletes
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -164,5 +167,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), toldGroups: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs()}, nil
+		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes()}, nil
 }

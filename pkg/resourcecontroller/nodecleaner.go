@@ -60,6 +60,19 @@ func (n *nodeCleaner) start(node string) (started, busy bool) {
 	return true, false
 }
 
+// wait takes a slot for key, waiting for one; false when ctx ends first.
+func (n *nodeCleaner) wait(ctx context.Context, key string) bool {
+	select {
+	case n.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.running[key] = true
+	return true
+}
+
 func (n *nodeCleaner) done(node string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

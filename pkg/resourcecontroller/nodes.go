@@ -245,6 +245,9 @@ func (c *Controller) initTrunk(ctx context.Context, node *corev1.Node, cn *k8s.C
 			return err
 		}
 	}
+	if err := c.sweepOldTrunkBranches(ctx, node.Name, instanceID, trunkID); err != nil {
+		return err
+	}
 	t := newTrunk()
 	t.node, t.instanceID, t.trunkID = node.Name, instanceID, trunkID
 	t.subnetID, t.subnetCIDR, t.groups, t.limit = subnetID, sn.CIDR.String(), groups, limit
@@ -455,11 +458,13 @@ func (c *Controller) publishCapacity(ctx context.Context, node *corev1.Node, lim
 	return nil
 }
 
-// deinitNode deletes every branch of a node whose name now belongs to
-// another instance: its pods went with the old one.
+// deinitNode drops the trunk state of a node whose name now belongs to
+// another instance and deletes its branches in the background (the new
+// instance's trunk does not wait for them): its pods went with the old
+// instance.
 func (c *Controller) deinitNode(ctx context.Context, name string) {
 	if t := c.reg.drop(name); t != nil {
-		c.deleteTrunkBranches(ctx, t)
+		c.startBranchDeletes(ctx, name, trunkBranches(t))
 	}
 }
 
@@ -475,23 +480,16 @@ func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
 // rebuild adopts or deletes them).
 func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) {
 	name := t.node
-	var all []branch
-	for _, bs := range t.pods {
-		all = append(all, bs...)
-	}
-	all = append(all, t.cooling...)
-	for id, vlan := range t.abandoned {
-		all = append(all, branch{BranchENI: BranchENI{ENIID: id, VlanID: vlan}})
-	}
+	all := trunkBranches(t)
 	var failed []BranchENI
 	for i, b := range all {
 		if stop != nil && stop() {
 			c.cfg.Log.Info("leaving the branch ENIs of a dropped trunk state", "node", name, "left", len(all)-i)
 			break
 		}
-		if err := c.deleteBranch(ctx, b.BranchENI); err != nil {
+		if err := c.deleteBranch(ctx, b); err != nil {
 			c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", name, "eni", b.ENIID, "err", err)
-			failed = append(failed, b.BranchENI)
+			failed = append(failed, b)
 		}
 	}
 	c.reg.addLoose(failed)

@@ -29,7 +29,7 @@ func (c *Controller) checkTrunk(ctx context.Context, info TrunkInfo) {
 		return // already dropped or replaced
 	}
 	c.cfg.Log.Warn("the node's trunk ENI is gone from EC2; dropping its state and making a new trunk", "node", info.Node, "trunk", info.TrunkID)
-	c.deleteTrunkBranches(ctx, t)
+	c.startBranchDeletes(ctx, info.Node, trunkBranches(t)) // not in this pod's worker
 	ev := event.GenericEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: info.Node}}}
 	select {
 	case c.kick <- ev:

@@ -1,0 +1,154 @@
+package resourcecontroller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+// slowDelete is EC2's time per DeleteNetworkInterface in these tests.
+const slowDelete = 5 * time.Second
+
+// TestKubeTrunkGoneSlowDeletesDoNotHoldPods: a node's trunk ENI is
+// deleted outside the controller while six pods hold branches on it, and
+// EC2 takes 5 s per DeleteNetworkInterface. A new pod of that node and
+// one of another node must get their branches before the old trunk's six
+// branches are half deleted, and those must all be deleted in the end.
+// Before, the pod worker that found the trunk gone deleted the six
+// branches one by one (30 s) before the node was reconciled for a new
+// trunk, so the node's new pods waited for all of them.
+func TestKubeTrunkGoneSlowDeletesDoNotHoldPods(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const node, other = "rc-gone-slow", "rc-gone-slow-other"
+	h.addSGPNode(node, inst1, 9)
+	h.addSGPNode(other, inst2, 9)
+	old := trunkGoneWithBranches(t, h, w, node, inst1, 6)
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, p := range []struct{ name, node string }{{"new", node}, {"other", other}} {
+		if _, err := h.createPod(p.name, p.node, map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The bound is the old branches' deletion itself (6 × 5 s, one at a
+	// time), not a clock: a loaded machine slows both sides alike. Half of
+	// them still there leaves 15 s for the new trunk and the pods' creates.
+	waitFor(t, 20*slowDelete, "the new pods' branches", func() (bool, string) {
+		var missing []string
+		for _, name := range []string{"new", "other"} {
+			if !h.annotated(name) {
+				missing = append(missing, name)
+			}
+		}
+		return len(missing) == 0, fmt.Sprint("not annotated: ", missing)
+	})
+	left := existing(w, old)
+	t.Logf("the new pods got their branches %s after their creation; old branches left: %d of %d", time.Since(start), len(left), len(old))
+	if len(left) < len(old)/2 {
+		t.Errorf("the new pods got their branches only once %d of the old trunk's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
+	}
+	waitFor(t, 20*slowDelete, "the old trunk's branches deleted", func() (bool, string) {
+		left := existing(w, old)
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
+
+// trunkGoneWithBranches gives node n pods with a branch each, then
+// deletes the node's trunk outside the controller (disassociating the
+// branches first, as EC2 requires), and returns the branch ids.
+func trunkGoneWithBranches(t *testing.T, h *harness, w *world, node, instanceID string, n int) []string {
+	t.Helper()
+	var ids, assocs []string
+	for i := range n {
+		pod := fmt.Sprintf("held-%d", i)
+		if _, err := h.createPod(pod, node, map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+		b := h.waitAnnotation(pod)[0]
+		ids, assocs = append(ids, b.ENIID), append(assocs, b.AssociationID)
+	}
+	ctx := context.Background()
+	for _, a := range assocs {
+		if err := w.ec2.DisassociateBranch(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var trunk vpcsim.ENIView
+	for _, tr := range w.trunks() {
+		if tr.Attachment != nil && tr.Attachment.InstanceID == instanceID {
+			trunk = tr
+		}
+	}
+	if trunk.ID == "" {
+		t.Fatalf("no trunk attached to %s", instanceID)
+	}
+	if err := w.ec2.DetachENI(ctx, trunk.Attachment.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the trunk deleted", func() (bool, string) {
+		err := w.ec2.DeleteENI(ctx, trunk.ID)
+		return err == nil, fmt.Sprint(err)
+	})
+	return ids
+}
+
+// existing lists which of ids EC2 still has.
+func existing(w *world, ids []string) []string {
+	have := w.eniIDs()
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !slices.Contains(have, id) })
+}
+
+// annotated reports whether the pod carries its branch annotation.
+func (h *harness) annotated(name string) bool {
+	var p corev1.Pod
+	if err := h.admin.Get(context.Background(), client.ObjectKey{Namespace: h.ns, Name: name}, &p); err != nil {
+		return false
+	}
+	return p.Annotations[PodENIAnnotation] != ""
+}
+
+// TestKubeTrunkGoneBranchesDeletedAfterARestart: as above, and the
+// controller stops while the old trunk's branches are being deleted. The
+// next controller must find and delete those left: nothing else knows
+// them (the node's new trunk does not list them, and the node lives).
+func TestKubeTrunkGoneBranchesDeletedAfterARestart(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const node = "rc-gone-restart"
+	h.addSGPNode(node, inst1, 9)
+	old := trunkGoneWithBranches(t, h, w, node, inst1, 4)
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.createPod("new", node, map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*slowDelete, "the old trunk's branches being deleted", func() (bool, string) {
+		left := existing(w, old)
+		return len(left) < len(old), fmt.Sprint(left)
+	})
+	h.stop()
+	if left := existing(w, old); len(left) == 0 {
+		t.Fatal("every old branch was deleted before the stop; nothing to test")
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, h)
+	waitFor(t, 30*time.Second, "the old trunk's branches deleted by the next controller", func() (bool, string) {
+		left := existing(w, old)
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
