@@ -262,3 +262,34 @@ func TestDELOfPodWhoseENIWentWhileDownDeletesItsRules(t *testing.T) {
 		t.Errorf("rules deleted: %v, want %s's", h.host.podRules, victim)
 	}
 }
+
+// TestEvictedPodRewiredWhenItsAddressComesBack: when EC2 hands an evicted
+// pod's address to a new ENI of the node, the pod holds it again, and
+// ipamd gives it the rules a fresh ADD would, to the new ENI's table (the
+// eviction deleted those of the gone ENI). Before, the pod kept no
+// from-pod rule: its traffic left by the main table, through an ENI that
+// does not hold its address.
+func TestEvictedPodRewiredWhenItsAddressComesBack(t *testing.T) {
+	h, victim := evictedHarness(t)
+	noReissue(t, h, "new-", victim)
+	table := 0
+	waitFor(t, 10*time.Second, "the victim holding its address on an ENI again", func() bool {
+		for _, e := range h.pool(0).ENIs {
+			for _, ci := range e.CIDRs {
+				for _, a := range ci.Allocations {
+					if a.Key.ContainerID == "victim" && a.Addr == victim {
+						table = e.RouteTableID
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	waitFor(t, 10*time.Second, "the victim's rules to its new ENI's table", func() bool {
+		h.host.mu.Lock()
+		defer h.host.mu.Unlock()
+		got, ok := h.host.restored[victim]
+		return ok && got == table
+	})
+}
