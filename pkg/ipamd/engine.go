@@ -67,6 +67,9 @@ func (p *poolCycler) cycle(ctx context.Context) {
 		}
 		c.cycle(ctx, schedulable)
 	}
+	for _, c := range p.cards.all() {
+		rewireReadopted(ctx, c, c.env.host, c.env.log)
+	}
 	if p.waiting() > 0 && p.cards.atHardLimit() {
 		// Waiting ADDs learn at once that no refill can come.
 		p.limited.broadcast()

@@ -231,3 +231,65 @@ func TestEvictedPodReleasedOnceItsVethIsGone(t *testing.T) {
 		t.Errorf("the sweep deleted the rules of %v, want %s among them", h.host.podRules, victim)
 	}
 }
+
+// TestDELOfPodWhoseENIWentWhileDownDeletesItsRules: a pod's ENI is deleted
+// while ipamd is down, so nothing removed the pod's ip rules, which name
+// the gone ENI's table. Its DEL releases the pending entry, whose table
+// ipamd no longer knows (the reply says main, so the plugin deletes only
+// the to-pod rule): ipamd deletes the pod's rules itself, as no other pod
+// holds the address. Before, the from-pod rule stayed and would misroute
+// the next pod given the address.
+func TestDELOfPodWhoseENIWentWhileDownDeletesItsRules(t *testing.T) {
+	h, _, stop, victim, second := linkedVictim(t)
+	ctx := context.Background()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	deleteBehindIpamdsBack(t, h, second)
+	h.connect(h.n.times)
+	h.runDaemon()
+	waitFor(t, 20*time.Second, "ipamd ready again", h.n.Ready)
+	h.host.mu.Lock()
+	h.host.podRules = nil
+	h.host.mu.Unlock()
+	reply, err := h.srv.DelNetwork(ctx, delReq("victim"))
+	if err != nil || !reply.Success || len(reply.IpAllocationMetadata) != 1 || reply.IpAllocationMetadata[0].Ipv4Addr != victim.String() {
+		t.Fatalf("DEL of the pending pod: %+v %v, want %s released", reply, err, victim)
+	}
+	h.host.mu.Lock()
+	defer h.host.mu.Unlock()
+	if !slices.Contains(h.host.podRules, victim) {
+		t.Errorf("rules deleted: %v, want %s's", h.host.podRules, victim)
+	}
+}
+
+// TestEvictedPodRewiredWhenItsAddressComesBack: when EC2 hands an evicted
+// pod's address to a new ENI of the node, the pod holds it again, and
+// ipamd gives it the rules a fresh ADD would, to the new ENI's table (the
+// eviction deleted those of the gone ENI). Before, the pod kept no
+// from-pod rule: its traffic left by the main table, through an ENI that
+// does not hold its address.
+func TestEvictedPodRewiredWhenItsAddressComesBack(t *testing.T) {
+	h, victim := evictedHarness(t)
+	noReissue(t, h, "new-", victim)
+	table := 0
+	waitFor(t, 10*time.Second, "the victim holding its address on an ENI again", func() bool {
+		for _, e := range h.pool(0).ENIs {
+			for _, ci := range e.CIDRs {
+				for _, a := range ci.Allocations {
+					if a.Key.ContainerID == "victim" && a.Addr == victim {
+						table = e.RouteTableID
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	waitFor(t, 10*time.Second, "the victim's rules to its new ENI's table", func() bool {
+		h.host.mu.Lock()
+		defer h.host.mu.Unlock()
+		got, ok := h.host.restored[victim]
+		return ok && got == table
+	})
+}

@@ -57,6 +57,7 @@ type handout struct {
 	observe     *observer
 	m           *metrics.Metrics
 	kube        *kubeRef
+	host        HostNetwork
 	addWait     time.Duration
 	// claim marks recovered keys a DEL named for the orphan sweep (nil:
 	// no sweep, such an address is never released by a DEL).
@@ -384,12 +385,34 @@ func (h *handout) ReleasePod(d *due, k datastore.Key, namespace, name string) ([
 	if len(released) == 0 {
 		return nil, nil
 	}
+	h.forgetPendingRules(d, released)
 	h.observe.assignments(released)
 	if h.waiting() > 0 {
 		h.wake() // with no cooldown the address is usable at once
 	}
 	h.annotate(d, namespace, name, released[0].Addr, false)
 	return released, nil
+}
+
+// forgetPendingRules deletes the ip rules of released addresses that were
+// pending: on no ENI of the node, their table unknown, so the reply names
+// main and the plugin deletes no from-pod rule, which may still name the
+// table of an ENI gone while ipamd was down and would misroute the next
+// pod given the address. No other pod of the node holds a pending address
+// (datastore quarantine.go), so its rules are this pod's.
+func (h *handout) forgetPendingRules(d *due, released []datastore.Assignment) {
+	var addrs []netip.Addr
+	for _, a := range released {
+		if a.ENIID == "" {
+			addrs = append(addrs, a.Addr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if err := h.host.DeletePodRules(d.context(), addrs...); err != nil {
+		h.log.Warn("could not delete the ip rules of a released address that was on no ENI", "ips", addrs, "err", err)
+	}
 }
 
 // claimRecovered hands the orphan sweep the addresses recovered from the

@@ -175,6 +175,7 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 			}
 			r.teardownRemovedENI(ctx, info, evicted)
 		}
+		rewireReadopted(ctx, c, r.host, r.log)
 	}
 	r.wake()
 	return errors.Join(errs...)

@@ -305,6 +305,7 @@ func (s *Store) adoptPending(c *cidr) {
 		c.used[sl.off] = sl
 		if sl.allocIdx >= 0 {
 			s.adjust(c, 1, 0)
+			s.readopted = append(s.readopted, sl)
 		} else {
 			s.pendingCool--
 			s.adjust(c, 0, 1)

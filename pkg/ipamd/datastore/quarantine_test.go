@@ -126,3 +126,34 @@ func TestDropPendingKeepsWhatKeepAccepts(t *testing.T) {
 		t.Fatalf("checkpoint after the drop: %+v %v", file.Allocations, err)
 	}
 }
+
+// TestReadoptedListsPodsBackInACIDR: Readopted names, once, the pending
+// allocations AddCIDR placed that are still held, with their new ENI.
+func TestReadoptedListsPodsBackInACIDR(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 30*time.Second)
+	f.eni("eni-a", 0, "10.0.0.10/32", "10.0.0.11/32")
+	f.eni("eni-b", 1)
+	f.assign(1) // 10.0.0.10
+	f.assign(2) // 10.0.0.11
+	if _, err := f.s.RemoveENI("eni-a", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.s.Readopted(); len(got) != 0 {
+		t.Fatalf("before any CIDR came back: %+v", got)
+	}
+	f.unassign(2) // its DEL: released, cooling
+	if err := f.s.AddCIDR("eni-b", pfx("10.0.0.10/32")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.AddCIDR("eni-b", pfx("10.0.0.11/32")); err != nil {
+		t.Fatal(err)
+	}
+	got := f.s.Readopted()
+	if len(got) != 1 || got[0].Key != podKey(1) || got[0].ENIID != "eni-b" || got[0].RouteTableID != 2 {
+		t.Fatalf("Readopted: %+v, want only %s on eni-b (table 2)", got, podKey(1))
+	}
+	if got := f.s.Readopted(); len(got) != 0 {
+		t.Fatalf("a second Readopted: %+v, want nothing", got)
+	}
+	checkInvariants(t, f.s)
+}

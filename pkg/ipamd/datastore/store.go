@@ -59,6 +59,9 @@ type Store struct {
 	// allocations, and cooling addresses (cooling ones also sit in cool).
 	pending     map[netip.Addr]*slot
 	pendingCool int
+	// readopted: pending allocations AddCIDR placed since the last
+	// Readopted (quarantine.go).
+	readopted []*slot
 	// unpersisted: the last checkpoint write failed, so the file may lag
 	// memory (a kept Unassign, RemoveENI, RemoveCIDR or DropPending) until
 	// the next successful write.
