@@ -89,3 +89,13 @@ func (p *params) resourceIDs() []string {
 	}
 	return vs
 }
+
+// checkPreset refuses an id a scenario (or Sim.RunInstance) sets that EC2
+// would never issue: the world would hold a resource no EC2 call can name,
+// since every call answers such an id .Malformed.
+func (k idKind) checkPreset(id string) error {
+	if id == "" || k.wellFormed(id) {
+		return nil
+	}
+	return apiErr("InvalidParameterValue", "id %q is not of EC2's shape: %s-, then 8 or 17 lowercase hex digits", id, k.prefix)
+}
