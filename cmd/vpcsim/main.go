@@ -60,18 +60,18 @@ Scenario file (YAML; durations like "50ms"; unknown keys are errors):
     secondaryCidrs: [100.64.0.0/16]
     ipv6Cidr: 2600:1f14:abc:de00::/56
     subnets:
-    - {id: subnet-a, az: us-west-2a, cidr: 10.0.0.0/20, ipv6Cidr: "2600:1f14:abc:de00::/64",
+    - {id: subnet-0000000000000000a, az: us-west-2a, cidr: 10.0.0.0/20, ipv6Cidr: "2600:1f14:abc:de00::/64",
        mapPublicIp: true, tags: {kubernetes.io/role/cni: "1"}}
     securityGroups:                  # no rules: all from the VPC in, all out
     - {id: sg-00000000000000001, name: default}
     - {id: sg-00000000000000002, name: db, ingress: [{protocol: tcp, fromPort: 5432,
        toPort: 5432, group: sg-00000000000000001}], egress: [{protocol: "-1", cidr: 0.0.0.0/0}]}
   instances:
-  - {id: i-00000000000000001, type: m5.large, subnet: subnet-a,
+  - {id: i-00000000000000001, type: m5.large, subnet: subnet-0000000000000000a,
      securityGroups: [sg-00000000000000001], privateIp: 10.0.0.10, imdsV1Disabled: true,
      imdsHopLimit: 2}                # IMDSv2 token hops, 1-64 (default 1; EKS node groups: 2)
   networkInterfaces:                 # pre-existing ENIs (trunk, no_manage, ...)
-  - {subnet: subnet-a, interfaceType: trunk, attachTo: i-00000000000000001,
+  - {subnet: subnet-0000000000000000a, interfaceType: trunk, attachTo: i-00000000000000001,
      deviceIndex: 1, secondaryIpCount: 2, tags: {node.k8s.amazonaws.com/no_manage: "true"}}
   faults:
     latency: {"*": 20ms, AttachNetworkInterface: 700ms}

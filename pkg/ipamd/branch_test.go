@@ -75,7 +75,7 @@ func TestBranchKernelTableVLANRefused(t *testing.T) {
 // at device 1 of the instance.
 func withTrunk(sc *vpcsim.Scenario) {
 	sc.NetworkInterfaces = append(sc.NetworkInterfaces, vpcsim.ENISpec{
-		ID: "eni-0000000000000trunk", Subnet: simtest.NodeSubnetID, InterfaceType: "trunk",
+		ID: "eni-00000000000007e0c", Subnet: simtest.NodeSubnetID, InterfaceType: "trunk",
 		AttachTo: simtest.InstanceID, DeviceIndex: 1, DeleteOnTermination: true,
 	})
 }
@@ -188,7 +188,7 @@ func TestSGPPDeclaresFeatureWithoutTrunk(t *testing.T) {
 func TestUnmanagedENIIsLeftAlone(t *testing.T) {
 	h := newHarness(t, harnessOpts{noInit: true, scenario: func(sc *vpcsim.Scenario) {
 		sc.NetworkInterfaces = append(sc.NetworkInterfaces, vpcsim.ENISpec{
-			ID: "eni-00000000000nomanage", Subnet: simtest.NodeSubnetID, AttachTo: simtest.InstanceID, DeviceIndex: 1,
+			ID: "eni-000000000000f0e19", Subnet: simtest.NodeSubnetID, AttachTo: simtest.InstanceID, DeviceIndex: 1,
 			SecondaryIPCount: 3, Tags: map[string]string{"node.k8s.amazonaws.com/no_manage": "true"},
 		})
 	}, cfg: func(c *config.Config) { c.WarmIPTarget = 20 }})
@@ -201,11 +201,11 @@ func TestUnmanagedENIIsLeftAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range inst.ENIs {
-		if e.ID == "eni-00000000000nomanage" && len(e.SecondaryIPs) != 3 {
+		if e.ID == "eni-000000000000f0e19" && len(e.SecondaryIPs) != 3 {
 			t.Errorf("unmanaged ENI changed: %+v", e)
 		}
 	}
-	if _, ok := h.eni(0, "eni-00000000000nomanage"); ok {
+	if _, ok := h.eni(0, "eni-000000000000f0e19"); ok {
 		t.Error("unmanaged ENI in the datastore")
 	}
 	// m5.large: 3 ENIs, one unmanaged: 2 managed ENIs hold 18 addresses.

@@ -23,14 +23,14 @@ func TestConsolidateAssignBacksOff(t *testing.T) {
 	h := newHarness(t, harnessOpts{instanceType: "m5.large", times: &times,
 		scenario: func(sc *vpcsim.Scenario) {
 			sc.NetworkInterfaces = append(sc.NetworkInterfaces, vpcsim.ENISpec{
-				ID: "eni-00000000000000warm", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{simtest.SecurityGroupID},
+				ID: "eni-000000000000003a7", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{simtest.SecurityGroupID},
 				SecondaryIPCount: 3, AttachTo: simtest.InstanceID, DeviceIndex: 1, DeleteOnTermination: true,
 			})
 			sc.DenyActions = []string{"AssignPrivateIpAddresses"}
 		},
 		cfg: func(c *config.Config) { c.WarmIPTarget = 3 },
 	})
-	if _, ok := h.eni(0, "eni-00000000000000warm"); !ok {
+	if _, ok := h.eni(0, "eni-000000000000003a7"); !ok {
 		t.Fatal("the attached ENI with the warm addresses was not adopted")
 	}
 	ctx := context.Background()

@@ -165,7 +165,7 @@ func TestMetricsScrapedDuringChurn(t *testing.T) {
 // unmanaged ENI's owner takes it away, the reconcile gives its slot back
 // to the pool, and the gauges say so too.
 func TestENIMaxFollowsUnmanagedENIs(t *testing.T) {
-	const foreign = "eni-00000000000nomanage"
+	const foreign = "eni-000000000000f0e19"
 	h := newHarness(t, harnessOpts{noInit: true, scenario: func(sc *vpcsim.Scenario) {
 		sc.NetworkInterfaces = append(sc.NetworkInterfaces, vpcsim.ENISpec{
 			ID: foreign, Subnet: simtest.NodeSubnetID, AttachTo: simtest.InstanceID, DeviceIndex: 1,

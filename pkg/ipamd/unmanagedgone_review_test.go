@@ -14,7 +14,7 @@ import (
 // and deletes it, the reconcile gives the slot back: the pool grows onto
 // it instead of staying one ENI short until ipamd restarts.
 func TestUnmanagedENIGoneFreesItsSlot(t *testing.T) {
-	const foreign = "eni-00000000000nomanage"
+	const foreign = "eni-000000000000f0e19"
 	h := newHarness(t, harnessOpts{noInit: true, scenario: func(sc *vpcsim.Scenario) {
 		sc.NetworkInterfaces = append(sc.NetworkInterfaces, vpcsim.ENISpec{
 			ID: foreign, Subnet: simtest.NodeSubnetID, AttachTo: simtest.InstanceID, DeviceIndex: 1,

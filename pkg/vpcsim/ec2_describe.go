@@ -145,6 +145,7 @@ func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
 	var err error
 	out.ENIs, out.NextToken, err = describe[ENIView, xmlENI]{
 		idParam: "NetworkInterfaceId",
+		idKind:  eniIDs,
 		key:     func(v ENIView) string { return v.ID },
 		all:     func(w *world) []ENIView { return w.state().NetworkInterfaces },
 		byID:    viewByID((*world).eni, (*world).eniView),
@@ -205,6 +206,7 @@ func (s *Sim) describeInstances(p *params) (any, error) {
 	var err error
 	out.Reservations, out.NextToken, err = describe[InstanceView, xmlReservation]{
 		idParam: "InstanceId",
+		idKind:  instanceIDs,
 		key:     func(v InstanceView) string { return v.ID },
 		all:     func(w *world) []InstanceView { return w.state().Instances },
 		byID:    viewByID((*world).instance, (*world).instanceView),
@@ -303,6 +305,7 @@ func (s *Sim) describeSubnets(p *params) (any, error) {
 	var err error
 	out.Subnets, out.NextToken, err = describe[SubnetView, xmlSubnet]{
 		idParam: "SubnetId",
+		idKind:  subnetIDs,
 		key:     func(v SubnetView) string { return v.ID },
 		all:     func(w *world) []SubnetView { return w.state().Subnets },
 		byID:    viewByID((*world).subnet, (*world).subnetView),
@@ -333,6 +336,7 @@ func (s *Sim) describeVpcs(p *params) (any, error) {
 	var err error
 	out.Vpcs, out.NextToken, err = describe[*vpc, xmlVpc]{
 		idParam:    "VpcId",
+		idKind:     vpcIDs,
 		key:        func(v *vpc) string { return v.id },
 		idsWithMax: true,
 		all: func(w *world) []*vpc {
@@ -382,7 +386,7 @@ func vpcXML(w *world, v *vpc) xmlVpc {
 }
 
 func (s *Sim) describeSecurityGroups(p *params) (any, error) {
-	ids := p.list("GroupId")
+	ids := p.ids(groupIDs, "GroupId")
 	names := p.list("GroupName")
 	fs := p.filters()
 	if p.err != nil {

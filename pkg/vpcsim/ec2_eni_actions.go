@@ -8,9 +8,9 @@ type xmlReturn struct {
 
 func (s *Sim) createNetworkInterface(p *params) (any, error) {
 	r := createENIReq{
-		SubnetID:        p.str("SubnetId"),
+		SubnetID:        p.id(subnetIDs, "SubnetId"),
 		Description:     p.str("Description"),
-		Groups:          p.list("SecurityGroupId"),
+		Groups:          p.ids(groupIDs, "SecurityGroupId"),
 		InterfaceType:   p.str("InterfaceType"),
 		SecondaryCount:  p.int("SecondaryPrivateIpAddressCount"),
 		PrefixCount:     p.int("Ipv4PrefixCount"),
@@ -65,7 +65,7 @@ func (s *Sim) createNetworkInterface(p *params) (any, error) {
 }
 
 func (s *Sim) attachNetworkInterface(p *params) (any, error) {
-	eniID, instID := p.str("NetworkInterfaceId"), p.str("InstanceId")
+	eniID, instID := p.id(eniIDs, "NetworkInterfaceId"), p.id(instanceIDs, "InstanceId")
 	dev, card := p.intp("DeviceIndex"), p.int("NetworkCardIndex")
 	if p.err != nil {
 		return nil, p.err
@@ -94,7 +94,7 @@ func (s *Sim) attachNetworkInterface(p *params) (any, error) {
 }
 
 func (s *Sim) detachNetworkInterface(p *params) (any, error) {
-	id := p.str("AttachmentId")
+	id := p.id(attachmentIDs, "AttachmentId")
 	_ = p.boolp("Force") // validated; a forced detach behaves like a normal one here
 	if p.err != nil {
 		return nil, p.err
@@ -104,19 +104,22 @@ func (s *Sim) detachNetworkInterface(p *params) (any, error) {
 }
 
 func (s *Sim) deleteNetworkInterface(p *params) (any, error) {
-	id := p.str("NetworkInterfaceId")
+	id := p.id(eniIDs, "NetworkInterfaceId")
+	if p.err != nil {
+		return nil, p.err
+	}
 	err := s.do(true, func(w *world) error { return w.deleteENI(id) })
 	return xmlReturn{Return: true}, err
 }
 
 func (s *Sim) modifyNetworkInterfaceAttribute(p *params) (any, error) {
 	r := modifyENIReq{
-		ENIID:               p.str("NetworkInterfaceId"),
-		AttachmentID:        p.str("Attachment.AttachmentId"),
+		ENIID:               p.id(eniIDs, "NetworkInterfaceId"),
+		AttachmentID:        p.id(attachmentIDs, "Attachment.AttachmentId"),
 		DeleteOnTermination: p.boolp("Attachment.DeleteOnTermination"),
 		SourceDestCheck:     p.boolp("SourceDestCheck.Value"),
 	}
-	if g := p.list("SecurityGroupId"); len(g) > 0 {
+	if g := p.ids(groupIDs, "SecurityGroupId"); len(g) > 0 {
 		r.Groups = g
 	}
 	if p.has("Description.Value") {
@@ -142,7 +145,7 @@ func (s *Sim) assign(p *params, v6 bool) (assignResult, error) {
 		countParam, addrParam, prefixCountParam, prefixParam = "Ipv6AddressCount", "Ipv6Addresses", "Ipv6PrefixCount", "Ipv6Prefix"
 	}
 	r := assignReq{
-		ENIID:       p.str("NetworkInterfaceId"),
+		ENIID:       p.id(eniIDs, "NetworkInterfaceId"),
 		Count:       p.int(countParam),
 		Addrs:       p.addrs(addrParam, p.list(addrParam), !v6),
 		PrefixCount: p.int(prefixCountParam),
@@ -180,7 +183,7 @@ func (s *Sim) assignPrivateIPAddresses(p *params) (any, error) {
 }
 
 func (s *Sim) unassignPrivateIPAddresses(p *params) (any, error) {
-	id := p.str("NetworkInterfaceId")
+	id := p.id(eniIDs, "NetworkInterfaceId")
 	addrs := p.addrs("PrivateIpAddress", p.list("PrivateIpAddress"), true)
 	prefixes := p.prefixes("Ipv4Prefix", p.list("Ipv4Prefix"), true)
 	if p.err != nil {
@@ -205,7 +208,7 @@ func (s *Sim) assignIPv6Addresses(p *params) (any, error) {
 }
 
 func (s *Sim) unassignIPv6Addresses(p *params) (any, error) {
-	id := p.str("NetworkInterfaceId")
+	id := p.id(eniIDs, "NetworkInterfaceId")
 	addrs := p.addrs("Ipv6Addresses", p.list("Ipv6Addresses"), false)
 	prefixes := p.prefixes("Ipv6Prefix", p.list("Ipv6Prefix"), false)
 	if p.err != nil {

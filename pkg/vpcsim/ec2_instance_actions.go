@@ -3,7 +3,7 @@ package vpcsim
 import "strconv"
 
 func (s *Sim) createTags(p *params) (any, error) {
-	ids, tags := p.list("ResourceId"), p.tags("Tag")
+	ids, tags := p.resourceIDs(), p.tags("Tag")
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -12,7 +12,7 @@ func (s *Sim) createTags(p *params) (any, error) {
 }
 
 func (s *Sim) deleteTags(p *params) (any, error) {
-	ids, tags := p.list("ResourceId"), p.tags("Tag")
+	ids, tags := p.resourceIDs(), p.tags("Tag")
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -29,8 +29,8 @@ func (s *Sim) runInstances(p *params) (any, error) {
 	hops := p.intp("MetadataOptions.HttpPutResponseHopLimit")
 	spec := InstanceSpec{
 		Type:             p.str("InstanceType"),
-		Subnet:           p.str("SubnetId"),
-		SecurityGroups:   p.list("SecurityGroupId"),
+		Subnet:           p.id(subnetIDs, "SubnetId"),
+		SecurityGroups:   p.ids(groupIDs, "SecurityGroupId"),
 		PrivateIP:        p.str("PrivateIpAddress"),
 		Tags:             p.tagSpecs("instance"),
 		IMDSv1Disabled:   p.str("MetadataOptions.HttpTokens") == "required",
@@ -92,7 +92,7 @@ func (s *Sim) runInstances(p *params) (any, error) {
 }
 
 func (s *Sim) terminateInstances(p *params) (any, error) {
-	ids := p.list("InstanceId")
+	ids := p.ids(instanceIDs, "InstanceId")
 	if p.err != nil {
 		return nil, p.err
 	}

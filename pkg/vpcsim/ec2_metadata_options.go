@@ -5,7 +5,7 @@ package vpcsim
 // keep vpcsim's fixed values (enabled, disabled, disabled); asking for
 // another is refused rather than answered as if applied.
 func (s *Sim) modifyInstanceMetadataOptions(p *params) (any, error) {
-	id := p.str("InstanceId")
+	id := p.id(instanceIDs, "InstanceId")
 	c := metadataOptionsChange{HopLimit: p.intp("HttpPutResponseHopLimit"), Tokens: p.str("HttpTokens")}
 	if p.err != nil {
 		return nil, p.err

@@ -5,6 +5,7 @@ package vpcsim
 // then one page of rendered items.
 type describe[V, X any] struct {
 	idParam string
+	idKind  idKind
 	// idsWithMax: EC2 accepts ids together with MaxResults for this call.
 	idsWithMax bool
 	// maxPage is the largest MaxResults EC2 accepts (1000 when 0).
@@ -19,7 +20,7 @@ type describe[V, X any] struct {
 
 // run answers the call in one read of the world.
 func (d describe[V, X]) run(s *Sim, p *params) (items []X, next string, err error) {
-	ids := p.list(d.idParam)
+	ids := p.ids(d.idKind, d.idParam)
 	fs := p.filters()
 	if p.err != nil {
 		return nil, "", p.err

@@ -19,7 +19,7 @@ func TestQueryProtocolEdges(t *testing.T) {
 		{"GET", "?Action=DescribeVpcs&Version=2016-11-15", "", 200, "<DescribeVpcsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>"},
 		{"POST", "", "Version=2016-11-15", 400, "<Code>MissingAction</Code>"},
 		{"POST", "", "Action=DescribeNetworkInterfaces&NetworkInterfaceId.1=bogus", 400, "<Code>InvalidNetworkInterfaceID.Malformed</Code>"},
-		{"POST", "", "Action=AssignPrivateIpAddresses&NetworkInterfaceId=eni-1&SecondaryPrivateIpAddressCount=two", 400, "<Code>InvalidParameterValue</Code>"},
+		{"POST", "", "Action=AssignPrivateIpAddresses&NetworkInterfaceId=eni-00000000000000001&SecondaryPrivateIpAddressCount=two", 400, "<Code>InvalidParameterValue</Code>"},
 		{"POST", "", "Action=DescribeNetworkInterfaces&MaxResults=4", 400, "maxResults"},
 		{"POST", "", "Action=DescribeNetworkInterfaces&MaxResults=5&NextToken=garbage", 400, "<Code>InvalidPaginationToken</Code>"},
 		{"POST", "", "Action=DescribeVpcs&DryRun=true", 412, "<Code>DryRunOperation</Code>"},

@@ -42,7 +42,7 @@ func (p *params) permissions() []permission {
 		}
 		for _, m := range p.indices(base + "Groups") {
 			k := base + "Groups." + strconv.Itoa(m) + "."
-			g := p.str(k + "GroupId")
+			g := p.id(groupIDs, k+"GroupId")
 			if g == "" {
 				p.fail(apiErr("InvalidParameterValue", "Groups need a GroupId (%sGroupId); group names are not supported in a VPC", k))
 			}
@@ -169,7 +169,7 @@ func (s *Sim) ruleXML(w *world, r *sgRule) xmlSGRule {
 }
 
 func (s *Sim) authorizeSG(p *params, egress bool) (any, error) {
-	id := p.str("GroupId")
+	id := p.id(groupIDs, "GroupId")
 	if id == "" && p.str("GroupName") != "" {
 		return nil, apiErr("InvalidParameterValue", "Use GroupId: group names address EC2-Classic and default-VPC groups only")
 	}
@@ -193,9 +193,9 @@ func (s *Sim) authorizeSG(p *params, egress bool) (any, error) {
 }
 
 func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
-	id := p.str("GroupId")
+	id := p.id(groupIDs, "GroupId")
 	perms := p.permissions()
-	ruleIDs := p.list("SecurityGroupRuleId")
+	rules := p.ids(ruleIDs, "SecurityGroupRuleId")
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -209,7 +209,7 @@ func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
 		Rules  []revoked `xml:"revokedSecurityGroupRuleSet>item"`
 	}
 	err := s.do(true, func(w *world) error {
-		gone, err := w.revoke(id, egress, perms, ruleIDs)
+		gone, err := w.revoke(id, egress, perms, rules)
 		for _, r := range gone {
 			out.Rules = append(out.Rules, revoked{RuleID: r.id, GroupID: r.groupID, Egress: r.egress})
 		}
@@ -225,7 +225,7 @@ func (s *Sim) revokeSecurityGroupIngress(p *params) (any, error)    { return s.r
 func (s *Sim) revokeSecurityGroupEgress(p *params) (any, error)     { return s.revokeSG(p, true) }
 
 func (s *Sim) createSecurityGroup(p *params) (any, error) {
-	r := createGroupReq{Name: p.str("GroupName"), Desc: p.str("GroupDescription"), VPCID: p.str("VpcId"), Tags: p.tagSpecs("security-group")}
+	r := createGroupReq{Name: p.str("GroupName"), Desc: p.str("GroupDescription"), VPCID: p.id(vpcIDs, "VpcId"), Tags: p.tagSpecs("security-group")}
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -247,13 +247,16 @@ func (s *Sim) createSecurityGroup(p *params) (any, error) {
 }
 
 func (s *Sim) deleteSecurityGroup(p *params) (any, error) {
-	id := p.str("GroupId")
+	id := p.id(groupIDs, "GroupId")
 	if id == "" && p.str("GroupName") != "" {
 		return nil, apiErr("InvalidParameterValue", "Use GroupId: group names address EC2-Classic and default-VPC groups only")
 	}
 	var out struct {
 		Return  bool   `xml:"return"`
 		GroupID string `xml:"groupId"`
+	}
+	if p.err != nil {
+		return nil, p.err
 	}
 	err := s.do(true, func(w *world) error { return w.deleteGroup(id) })
 	out.Return, out.GroupID = err == nil, id
@@ -288,6 +291,7 @@ func (s *Sim) describeSecurityGroupRules(p *params) (any, error) {
 	var err error
 	out.Rules, out.NextToken, err = describe[*sgRule, xmlSGRule]{
 		idParam:    "SecurityGroupRuleId",
+		idKind:     ruleIDs,
 		idsWithMax: true,
 		all:        all,
 		byID: func(w *world, id string) (*sgRule, error) {

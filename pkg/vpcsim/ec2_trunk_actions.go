@@ -16,7 +16,7 @@ func trunkAssocXML(v TrunkAssociationView) xmlTrunkAssoc {
 }
 
 func (s *Sim) associateTrunkInterface(p *params) (any, error) {
-	r := associateReq{BranchID: p.str("BranchInterfaceId"), TrunkID: p.str("TrunkInterfaceId"), ClientToken: p.str("ClientToken")}
+	r := associateReq{BranchID: p.id(eniIDs, "BranchInterfaceId"), TrunkID: p.id(eniIDs, "TrunkInterfaceId"), ClientToken: p.str("ClientToken")}
 	if p.has("VlanId") {
 		raw := p.str("VlanId")
 		n, err := strconv.Atoi(raw)
@@ -52,7 +52,10 @@ func (s *Sim) associateTrunkInterface(p *params) (any, error) {
 }
 
 func (s *Sim) disassociateTrunkInterface(p *params) (any, error) {
-	id, token := p.str("AssociationId"), p.str("ClientToken")
+	id, token := p.id(trunkAssocIDs, "AssociationId"), p.str("ClientToken")
+	if p.err != nil {
+		return nil, p.err
+	}
 	var out struct {
 		Return      bool   `xml:"return"`
 		ClientToken string `xml:"clientToken,omitempty"`
@@ -70,6 +73,7 @@ func (s *Sim) describeTrunkInterfaceAssociations(p *params) (any, error) {
 	var err error
 	out.Assocs, out.NextToken, err = describe[TrunkAssociationView, xmlTrunkAssoc]{
 		idParam: "AssociationId",
+		idKind:  trunkAssocIDs,
 		key:     func(v TrunkAssociationView) string { return v.ID },
 		maxPage: 255,
 		all:     func(w *world) []TrunkAssociationView { return w.assocViews() },
@@ -89,8 +93,10 @@ func (s *Sim) describeTrunkInterfaceAssociations(p *params) (any, error) {
 // branch. One account owns everything here, so the grant is recorded only
 // as an answer.
 func (s *Sim) createNetworkInterfacePermission(p *params) (any, error) {
-	id, acct, perm := p.str("NetworkInterfaceId"), p.str("AwsAccountId"), p.str("Permission")
+	id, acct, perm := p.id(eniIDs, "NetworkInterfaceId"), p.str("AwsAccountId"), p.str("Permission")
 	switch {
+	case p.err != nil:
+		return nil, p.err
 	case acct == "" && p.str("AwsService") == "":
 		return nil, errMissing("AwsAccountId")
 	case perm == "":

@@ -99,7 +99,7 @@ func TestRunInstancesViaEC2(t *testing.T) {
 			t.Fatalf("IMDS of new instance: %q %v", got, err)
 		}
 	}
-	_, err = c.RunInstances(ctx(t), &ec2.RunInstancesInput{InstanceType: "m6i.xlarge", SubnetId: aws.String("subnet-nope"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
+	_, err = c.RunInstances(ctx(t), &ec2.RunInstancesInput{InstanceType: "m6i.xlarge", SubnetId: aws.String("subnet-0000000000000dead"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	wantCode(t, err, "InvalidSubnetID.NotFound")
 }
 

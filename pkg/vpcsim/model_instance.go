@@ -3,7 +3,6 @@ package vpcsim
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 )
 
 func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
@@ -20,8 +19,8 @@ func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
 	}
 	id := spec.ID
 	if id != "" {
-		if !strings.HasPrefix(id, "i-") {
-			return nil, apiErr("InvalidParameterValue", "instance id %q must start with \"i-\"", id)
+		if err := instanceIDs.checkPreset(id); err != nil {
+			return nil, err
 		}
 		if w.idTaken(id) {
 			return nil, apiErr("InvalidParameterValue", "duplicate id %s", id)

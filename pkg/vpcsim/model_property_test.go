@@ -12,19 +12,19 @@ func propertyScenario() Scenario {
 	return Scenario{
 		Region: "us-west-2", AvailabilityZones: []string{"us-west-2a", "us-west-2b"},
 		VPCs: []VPCSpec{{
-			ID: "vpc-1", CIDR: "10.0.0.0/16", IPv6CIDR: "2600:1f14:abc:de00::/56",
+			ID: "vpc-00000001", CIDR: "10.0.0.0/16", IPv6CIDR: "2600:1f14:abc:de00::/56",
 			Subnets: []SubnetSpec{
-				{ID: "subnet-a", AZ: "us-west-2a", CIDR: "10.0.0.0/26"},
-				{ID: "subnet-b", AZ: "us-west-2a", CIDR: "10.0.1.0/24", MapPublicIP: true},
-				{ID: "subnet-c", AZ: "us-west-2b", CIDR: "10.0.2.0/27"},
+				{ID: "subnet-0000000a", AZ: "us-west-2a", CIDR: "10.0.0.0/26"},
+				{ID: "subnet-0000000b", AZ: "us-west-2a", CIDR: "10.0.1.0/24", MapPublicIP: true},
+				{ID: "subnet-0000000c", AZ: "us-west-2b", CIDR: "10.0.2.0/27"},
 			},
-			SecurityGroups: []SecurityGroupSpec{{ID: "sg-1", Name: "default"}, {ID: "sg-2", Name: "other"}},
+			SecurityGroups: []SecurityGroupSpec{{ID: "sg-00000001", Name: "default"}, {ID: "sg-00000002", Name: "other"}},
 		}},
 		Instances: []InstanceSpec{
-			{ID: "i-1", Type: "t3.medium", Subnet: "subnet-a"},
-			{ID: "i-2", Type: "m5.large", Subnet: "subnet-b"},
-			{ID: "i-3", Type: "c6in.32xlarge", Subnet: "subnet-c"},
-			{ID: "i-4", Type: "t2.medium", Subnet: "subnet-b"},
+			{ID: "i-00000001", Type: "t3.medium", Subnet: "subnet-0000000a"},
+			{ID: "i-00000002", Type: "m5.large", Subnet: "subnet-0000000b"},
+			{ID: "i-00000003", Type: "c6in.32xlarge", Subnet: "subnet-0000000c"},
+			{ID: "i-00000004", Type: "t2.medium", Subnet: "subnet-0000000b"},
 		},
 	}
 }
@@ -74,7 +74,7 @@ func randomOp(w *world, r *rand.Rand) op {
 	enis := sortedKeys(w.enis)
 	enis = append(enis, "eni-missing")
 	insts := sortedKeys(w.instances)
-	subnets := []string{"subnet-a", "subnet-b", "subnet-c", "subnet-x"}
+	subnets := []string{"subnet-0000000a", "subnet-0000000b", "subnet-0000000c", "subnet-x"}
 	eniID := pick(r, enis)
 	someAddr := func() netip.Addr {
 		sn := w.subnets[pick(r, subnets[:3])]

@@ -56,7 +56,7 @@ func randomTrunkOp(w *world, r *rand.Rand) op {
 	switch {
 	case n < 8:
 		typ := pick(r, []string{"trunk", "", "branch"})
-		sn := pick(r, []string{"subnet-a", "subnet-b", "subnet-c"})
+		sn := pick(r, []string{"subnet-0000000a", "subnet-0000000b", "subnet-0000000c"})
 		return op{"create " + typ + " in " + sn, func(w *world) error {
 			_, err := w.createENI(createENIReq{SubnetID: sn, InterfaceType: typ})
 			return err
@@ -93,7 +93,7 @@ func randomTrunkOp(w *world, r *rand.Rand) op {
 			if err := w.terminateInstance(id); err != nil {
 				return err
 			}
-			_, err := w.runInstance(InstanceSpec{Type: "m5.large", Subnet: "subnet-b"})
+			_, err := w.runInstance(InstanceSpec{Type: "m5.large", Subnet: "subnet-0000000b"})
 			return err
 		}}
 	}
@@ -144,21 +144,21 @@ func TestBranchLimitIsTheCatalogsForEveryTrunkingType(t *testing.T) {
 		}
 		types++
 		sc := propertyScenario()
-		sc.VPCs[0].Subnets = append(sc.VPCs[0].Subnets, SubnetSpec{ID: "subnet-big", AZ: "us-west-2a", CIDR: "10.0.16.0/20"})
-		sc.Instances = []InstanceSpec{{ID: "i-t", Type: it.Name, Subnet: "subnet-big"}}
+		sc.VPCs[0].Subnets = append(sc.VPCs[0].Subnets, SubnetSpec{ID: "subnet-000000b1", AZ: "us-west-2a", CIDR: "10.0.16.0/20"})
+		sc.Instances = []InstanceSpec{{ID: "i-0000007e", Type: it.Name, Subnet: "subnet-000000b1"}}
 		w, err := newWorld(sc, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		trunk, err := w.createENI(createENIReq{SubnetID: "subnet-big", InterfaceType: "trunk"})
+		trunk, err := w.createENI(createENIReq{SubnetID: "subnet-000000b1", InterfaceType: "trunk"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.attachENI(trunk.id, "i-t", 1, it.DefaultCard, true); err != nil {
+		if _, err := w.attachENI(trunk.id, "i-0000007e", 1, it.DefaultCard, true); err != nil {
 			t.Fatalf("%s: attach trunk: %v", it.Name, err)
 		}
 		for vlan := 1; vlan <= it.BranchENIs+1; vlan++ {
-			b, err := w.createENI(createENIReq{SubnetID: "subnet-big"})
+			b, err := w.createENI(createENIReq{SubnetID: "subnet-000000b1"})
 			if err != nil {
 				t.Fatal(err)
 			}

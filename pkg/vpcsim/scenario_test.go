@@ -38,13 +38,19 @@ func TestBadScenariosNameTheirInput(t *testing.T) {
 	cases := map[string]string{
 		"region: us-west-2\nvpcz: []": "vpcz",
 		"vpcs: []":                    "region",
-		"region: r\nvpcs: [{cidr: 10.0.0.0/33, subnets: []}]":                                                                               "10.0.0.0/33",
-		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{az: a, cidr: 10.1.0.0/24}]}]":                                                     "10.1.0.0/24",
-		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{az: a, cidr: 10.0.0.0/24}, {az: a, cidr: 10.0.0.128/25}]}]":                       "overlaps",
-		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{id: s, az: a, cidr: 10.0.0.0/24}]}]\ninstances: [{type: m9.x, subnet: s}]":        "m9.x",
-		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{id: s, az: a, cidr: 10.0.0.0/24}]}]\ninstances: [{type: m5.large, subnet: nope}]": "nope",
-		"region: r\nvpcs: []\nfaults: {attachDelay: soon}":                                                                                  "soon",
-		"region: r\nvpcs: []\nfaults: {errors: [{action: X, code: Y, rate: 3}]}":                                                            "rate",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/33, subnets: []}]":                                                                                                        "10.0.0.0/33",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{az: a, cidr: 10.1.0.0/24}]}]":                                                                              "10.1.0.0/24",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{az: a, cidr: 10.0.0.0/24}, {az: a, cidr: 10.0.0.128/25}]}]":                                                "overlaps",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{id: subnet-0000000a, az: a, cidr: 10.0.0.0/24}]}]\ninstances: [{type: m9.x, subnet: subnet-0000000a}]":     "m9.x",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{id: subnet-0000000a, az: a, cidr: 10.0.0.0/24}]}]\ninstances: [{type: m5.large, subnet: subnet-0000000b}]": "subnet-0000000b",
+		// ids EC2 would never issue (one more or less digit, upper case)
+		"region: r\nvpcs: [{id: vpc-1, cidr: 10.0.0.0/16, subnets: []}]":                                                                                                             "vpc-1",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{id: subnet-a, az: a, cidr: 10.0.0.0/24}]}]":                                                                                "subnet-a",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [], securityGroups: [{id: sg-0000000000000001, name: d}]}]":                                                                  "sg-0000000000000001",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{id: subnet-0000000a, az: a, cidr: 10.0.0.0/24}]}]\ninstances: [{id: i-ABCDEF01, type: m5.large, subnet: subnet-0000000a}]": "i-ABCDEF01",
+		"region: r\nvpcs: [{cidr: 10.0.0.0/16, subnets: [{id: subnet-0000000a, az: a, cidr: 10.0.0.0/24}]}]\nnetworkInterfaces: [{id: eni-trunk, subnet: subnet-0000000a}]":          "eni-trunk",
+		"region: r\nvpcs: []\nfaults: {attachDelay: soon}":                                                                                                                           "soon",
+		"region: r\nvpcs: []\nfaults: {errors: [{action: X, code: Y, rate: 3}]}":                                                                                                     "rate",
 	}
 	for in, want := range cases {
 		sc, err := vpcsim.ParseScenario([]byte(in))
@@ -62,8 +68,8 @@ func TestScenarioENIsAndPublicIP(t *testing.T) {
 	sc.VPCs[0].Subnets[0].MapPublicIP = true
 	sc.Instances[0].PrivateIP = "10.0.0.10"
 	sc.NetworkInterfaces = []vpcsim.ENISpec{
-		{ID: "eni-trunk", Subnet: simtest.NodeSubnetID, InterfaceType: "trunk", AttachTo: simtest.InstanceID, DeviceIndex: 2},
-		{ID: "eni-nomanage", Subnet: simtest.NodeSubnetID, AttachTo: simtest.InstanceID, DeviceIndex: 1, SecondaryIPCount: 3,
+		{ID: "eni-0000000000000007e", Subnet: simtest.NodeSubnetID, InterfaceType: "trunk", AttachTo: simtest.InstanceID, DeviceIndex: 2},
+		{ID: "eni-00000000000000f0e", Subnet: simtest.NodeSubnetID, AttachTo: simtest.InstanceID, DeviceIndex: 1, SecondaryIPCount: 3,
 			Tags: map[string]string{"node.k8s.amazonaws.com/no_manage": "true"}},
 	}
 	env := simtest.Start(t, sc)
@@ -74,7 +80,7 @@ func TestScenarioENIsAndPublicIP(t *testing.T) {
 	if v.PrimaryIP.String() != "10.0.0.10" || !v.PublicIP.IsValid() || len(v.ENIs) != 3 {
 		t.Fatalf("instance: %+v", v)
 	}
-	if v.ENIs[2].ID != "eni-trunk" || v.ENIs[2].InterfaceType != "trunk" || len(v.ENIs[1].SecondaryIPs) != 3 {
+	if v.ENIs[2].ID != "eni-0000000000000007e" || v.ENIs[2].InterfaceType != "trunk" || len(v.ENIs[1].SecondaryIPs) != 3 {
 		t.Fatalf("scenario ENIs: %+v", v.ENIs)
 	}
 	if got, err := getMeta(t, newIMDS(env.IMDSURL(simtest.InstanceID)), "public-ipv4"); err != nil || got != v.PublicIP.String() {

@@ -67,8 +67,8 @@ func TestLimitsExactlyAtInstanceType(t *testing.T) {
 func TestErrorCodesFromRealSituations(t *testing.T) {
 	sc := simtest.Basic()
 	sc.VPCs[0].Subnets = append(sc.VPCs[0].Subnets,
-		vpcsim.SubnetSpec{ID: "subnet-small", AZ: "us-west-2a", CIDR: "10.0.48.0/27"}, // 27 usable
-		vpcsim.SubnetSpec{ID: "subnet-frag", AZ: "us-west-2a", CIDR: "10.0.48.64/26"}, // blocks .64 .80 .96 .112
+		vpcsim.SubnetSpec{ID: "subnet-0000000000000005a", AZ: "us-west-2a", CIDR: "10.0.48.0/27"},  // 27 usable
+		vpcsim.SubnetSpec{ID: "subnet-00000000000000f5a", AZ: "us-west-2a", CIDR: "10.0.48.64/26"}, // blocks .64 .80 .96 .112
 	)
 	sc.DenyActions = []string{"DescribeTags"}
 	env := simtest.Start(t, sc)
@@ -76,13 +76,13 @@ func TestErrorCodesFromRealSituations(t *testing.T) {
 	cx := ctx(t)
 
 	t.Run("InsufficientFreeAddressesInSubnet", func(t *testing.T) {
-		id := createENI(t, c, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String("subnet-small"), SecondaryPrivateIpAddressCount: aws.Int32(20)})
+		id := createENI(t, c, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String("subnet-0000000000000005a"), SecondaryPrivateIpAddressCount: aws.Int32(20)})
 		// 27 usable - 21 = 6 left
-		_, err := c.CreateNetworkInterface(cx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String("subnet-small"), SecondaryPrivateIpAddressCount: aws.Int32(6)})
+		_, err := c.CreateNetworkInterface(cx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String("subnet-0000000000000005a"), SecondaryPrivateIpAddressCount: aws.Int32(6)})
 		wantCode(t, err, "InsufficientFreeAddressesInSubnet")
 		_, err = c.AssignPrivateIpAddresses(cx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(id), SecondaryPrivateIpAddressCount: aws.Int32(7)})
 		wantCode(t, err, "InsufficientFreeAddressesInSubnet")
-		subnets, err := c.DescribeSubnets(cx, &ec2.DescribeSubnetsInput{SubnetIds: []string{"subnet-small"}})
+		subnets, err := c.DescribeSubnets(cx, &ec2.DescribeSubnetsInput{SubnetIds: []string{"subnet-0000000000000005a"}})
 		if err != nil || aws.ToInt32(subnets.Subnets[0].AvailableIpAddressCount) != 6 {
 			t.Fatalf("AvailableIpAddressCount after failures: %v %v", subnets, err)
 		}
@@ -90,7 +90,7 @@ func TestErrorCodesFromRealSituations(t *testing.T) {
 	t.Run("InsufficientCidrBlocks", func(t *testing.T) {
 		// primary + 12 secondaries take .68-.80: block .80 is dirty, .64 holds
 		// reserved addresses, .112 the broadcast → only .96 is free
-		id := createENI(t, c, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String("subnet-frag"), SecondaryPrivateIpAddressCount: aws.Int32(12)})
+		id := createENI(t, c, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String("subnet-00000000000000f5a"), SecondaryPrivateIpAddressCount: aws.Int32(12)})
 		out, err := c.AssignPrivateIpAddresses(cx, &ec2.AssignPrivateIpAddressesInput{NetworkInterfaceId: aws.String(id), Ipv4PrefixCount: aws.Int32(1)})
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +128,7 @@ func TestErrorCodesFromRealSituations(t *testing.T) {
 	t.Run("InvalidParameterCombination", func(t *testing.T) {
 		_, err := c.CreateNetworkInterface(cx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID), SecondaryPrivateIpAddressCount: aws.Int32(1), Ipv4PrefixCount: aws.Int32(1)})
 		wantCode(t, err, "InvalidParameterCombination")
-		_, err = c.DescribeNetworkInterfaces(cx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{"eni-1"}, MaxResults: aws.Int32(5)})
+		_, err = c.DescribeNetworkInterfaces(cx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{"eni-00000000000000001"}, MaxResults: aws.Int32(5)})
 		wantCode(t, err, "InvalidParameterCombination")
 	})
 	t.Run("MissingParameter", func(t *testing.T) {

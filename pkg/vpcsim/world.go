@@ -211,6 +211,9 @@ func newWorld(s Scenario, now func() time.Time) (*world, error) {
 
 func (w *world) addVPC(vs VPCSpec, azSet map[string]bool) error {
 	id := vs.ID
+	if err := vpcIDs.checkPreset(id); err != nil {
+		return err
+	}
 	if id == "" {
 		id = w.newID("vpc")
 	}
@@ -245,6 +248,9 @@ func (w *world) addVPC(vs VPCSpec, azSet map[string]bool) error {
 	}
 	for i, gs := range vs.SecurityGroups {
 		gid := gs.ID
+		if err := groupIDs.checkPreset(gid); err != nil {
+			return fmt.Errorf("securityGroups[%d]: %w", i, err)
+		}
 		if gid == "" {
 			gid = w.newID("sg")
 		}
@@ -271,6 +277,9 @@ func (w *world) addVPC(vs VPCSpec, azSet map[string]bool) error {
 
 func (w *world) addSubnet(v *vpc, ss SubnetSpec, azSet map[string]bool) error {
 	id := ss.ID
+	if err := subnetIDs.checkPreset(id); err != nil {
+		return err
+	}
 	if id == "" {
 		id = w.newID("subnet")
 	}
@@ -329,6 +338,9 @@ func (w *world) addSubnet(v *vpc, ss SubnetSpec, azSet map[string]bool) error {
 }
 
 func (w *world) addScenarioENI(es ENISpec) error {
+	if err := eniIDs.checkPreset(es.ID); err != nil {
+		return err
+	}
 	if es.ID != "" && w.idTaken(es.ID) {
 		return fmt.Errorf("duplicate id %s", es.ID)
 	}

@@ -1,0 +1,101 @@
+package vpcsim
+
+import "strings"
+
+// idKind is one kind of EC2 resource id. EC2 checks an id's shape before it
+// looks the id up: an id not of the shape is answered with the kind's
+// .Malformed code, a well-formed id that names nothing with .NotFound
+// (docs/compatibility.md, "vpcsim: fidelity to EC2").
+type idKind struct {
+	prefix    string // without the '-'
+	malformed string // error code for an id not of the shape
+}
+
+var (
+	eniIDs        = idKind{"eni", "InvalidNetworkInterfaceID.Malformed"}
+	instanceIDs   = idKind{"i", "InvalidInstanceID.Malformed"}
+	subnetIDs     = idKind{"subnet", "InvalidSubnetID.Malformed"}
+	groupIDs      = idKind{"sg", "InvalidGroupId.Malformed"}
+	vpcIDs        = idKind{"vpc", "InvalidVpcID.Malformed"}
+	attachmentIDs = idKind{"eni-attach", "InvalidNetworkInterfaceAttachmentId.Malformed"}
+	trunkAssocIDs = idKind{"trunk-assoc", "InvalidAssociationID.Malformed"}
+	ruleIDs       = idKind{"sgr", "InvalidSecurityGroupRuleId.Malformed"}
+)
+
+// wellFormed reports whether id is the prefix, '-', then 8 (older
+// resources) or 17 lowercase hex digits.
+func (k idKind) wellFormed(id string) bool {
+	hex, ok := strings.CutPrefix(id, k.prefix+"-")
+	if !ok || len(hex) != 8 && len(hex) != 17 {
+		return false
+	}
+	for _, c := range hex {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// check is nil for "" (the caller decides whether the id is required) and
+// for a well-formed id, else the kind's .Malformed error.
+func (k idKind) check(id string) *APIError {
+	if id == "" || k.wellFormed(id) {
+		return nil
+	}
+	return apiErr(k.malformed, "Invalid id: \"%s\" (expecting \"%s-...\")", id, k.prefix)
+}
+
+// id reads one id parameter, remembering a malformed one as the request's
+// error so the action refuses it before any lookup.
+func (p *params) id(k idKind, name string) string {
+	v := p.str(name)
+	if err := k.check(v); err != nil {
+		p.fail(err)
+	}
+	return v
+}
+
+// ids reads the id list prefix.1, prefix.2, ... as id does one id.
+func (p *params) ids(k idKind, prefix string) []string {
+	vs := p.list(prefix)
+	for _, v := range vs {
+		if err := k.check(v); err != nil {
+			p.fail(err)
+		}
+	}
+	return vs
+}
+
+// taggable are the kinds CreateTags and DeleteTags address, longest
+// prefix first so an attachment id is not read as an ENI id.
+var taggable = []idKind{attachmentIDs, eniIDs, instanceIDs, subnetIDs, vpcIDs, groupIDs}
+
+// resourceIDs reads CreateTags' and DeleteTags' ResourceId.N. EC2 answers a
+// malformed resource id there with InvalidID, whatever its kind.
+func (p *params) resourceIDs() []string {
+	vs := p.list("ResourceId")
+	for _, v := range vs {
+		ok := false
+		for _, k := range taggable {
+			if strings.HasPrefix(v, k.prefix+"-") {
+				ok = k.wellFormed(v)
+				break
+			}
+		}
+		if !ok {
+			p.fail(apiErr("InvalidID", "The ID '%s' is not valid", v))
+		}
+	}
+	return vs
+}
+
+// checkPreset refuses an id a scenario (or Sim.RunInstance) sets that EC2
+// would never issue: the world would hold a resource no EC2 call can name,
+// since every call answers such an id .Malformed.
+func (k idKind) checkPreset(id string) error {
+	if id == "" || k.wellFormed(id) {
+		return nil
+	}
+	return apiErr("InvalidParameterValue", "id %q is not of EC2's shape: %s-, then 8 or 17 lowercase hex digits", id, k.prefix)
+}
