@@ -166,8 +166,8 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 					continue
 				} // else: removed, only not persisted; tear down as well
 			}
-			r.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed", "eni", info.ID,
-				"podsThatLostTheirAddress", len(evicted))
+			r.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed. Its pods keep their addresses, "+
+				"given to no other pod until their DEL", "eni", info.ID, "podsThatLostTheirAddress", len(evicted))
 			r.metrics.Reconciles.WithLabelValues(reconcileENIDel).Inc()
 			if len(evicted) > 0 {
 				r.metrics.ForceRemovedENIs.Inc()
