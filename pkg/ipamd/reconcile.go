@@ -86,10 +86,10 @@ func reconcileDue(now, lastAction, lastReconcile time.Time, interval time.Durati
 // they disagree, with EC2, which is the source of truth (IMDS lags EC2 by
 // seconds; upstream #1967 deleted an in-use ENI because it trusted IMDS).
 // It adopts attached ENIs and addresses the store lacks, drops ENIs EC2
-// says are detached, and drops addresses EC2 no longer lists, except
-// addresses a pod holds: those are kept and reported, never silently
-// taken from a live pod. A CIDR released less than the grace period ago is
-// ignored either way (metadata still lists it).
+// says are detached, and drops addresses EC2 no longer lists. A pod
+// holding one keeps it, quarantined: no other pod gets the address until
+// that pod's DEL (datastore quarantine.go). A CIDR released less than the
+// grace period ago is ignored either way (metadata still lists it).
 func (r *reconciler) reconcile(ctx context.Context) (err error) {
 	if !r.ready.isSet() {
 		return nil
@@ -166,8 +166,8 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 					continue
 				} // else: removed, only not persisted; tear down as well
 			}
-			r.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed", "eni", info.ID,
-				"podsThatLostTheirAddress", len(evicted))
+			r.log.Warn("reconcile: EC2 says the ENI is no longer attached; removed. Its pods keep their addresses, "+
+				"given to no other pod until their DEL", "eni", info.ID, "podsThatLostTheirAddress", len(evicted))
 			r.metrics.Reconciles.WithLabelValues(reconcileENIDel).Inc()
 			if len(evicted) > 0 {
 				r.metrics.ForceRemovedENIs.Inc()
@@ -313,20 +313,23 @@ func (r *reconciler) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 		if ec2Has[ci.Prefix] {
 			continue
 		}
-		if ci.Assigned > 0 {
-			r.log.Warn("reconcile: EC2 no longer lists an address a pod holds; keeping it for the pod", "eni", e.ID,
-				"cidr", ci.Prefix, "assigned", ci.Assigned)
-			continue
-		}
-		_, err := c.store.RemoveCIDR(e.ID, ci.Prefix, false)
+		// Its pods keep their addresses, quarantined (datastore
+		// quarantine.go), and their rules: kept in the CIDR, an address
+		// would be handed out again once its pod's DEL released it,
+		// though it is no longer the node's.
+		evicted, err := c.store.RemoveCIDR(e.ID, ci.Prefix, true)
 		if err != nil && !errors.Is(err, datastore.ErrCheckpoint) {
-			if !errors.Is(err, datastore.ErrCIDRInUse) { // a pod took it since the snapshot: kept
-				errs = append(errs, err)
-			}
+			errs = append(errs, err)
 			continue
 		}
 		errs = append(errs, err) // nil, or removed but not persisted
-		r.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
+		if len(evicted) > 0 {
+			r.log.Warn("reconcile: EC2 no longer lists an address pods hold; removed, the pods keep their addresses, given to no other pod until their DEL",
+				"eni", e.ID, "cidr", ci.Prefix, "pods", len(evicted))
+			r.metrics.ForceRemovedIPs.Add(float64(len(evicted)))
+		} else {
+			r.log.Info("reconcile: removed an address EC2 no longer lists", "eni", e.ID, "cidr", ci.Prefix)
+		}
 		r.metrics.Reconciles.WithLabelValues(reconcileIPDel).Inc()
 	}
 	return errors.Join(errs...)

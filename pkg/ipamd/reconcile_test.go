@@ -65,7 +65,7 @@ func TestIMDSLagEC2Wins(t *testing.T) {
 
 // TestReconcileAdoptsAndNeverRobsAPod: addresses and ENIs changed behind
 // ipamd's back are picked up from EC2; an address EC2 no longer lists is
-// dropped when free but kept while a pod holds it.
+// dropped, but the pod holding one keeps it (quarantined until its DEL).
 func TestReconcileAdoptsAndNeverRobsAPod(t *testing.T) {
 	h := newHarness(t, harnessOpts{cfg: func(c *config.Config) { c.WarmIPTarget = 2; c.IPCooldown = 0 }})
 	ctx := context.Background()
@@ -107,8 +107,13 @@ func TestReconcileAdoptsAndNeverRobsAPod(t *testing.T) {
 			t.Errorf("address %s assigned in EC2 was not adopted", a)
 		}
 	}
-	if !have[held] {
-		t.Errorf("the pod's address %s was taken from the store", held)
+	// The pod keeps its address, quarantined (no CIDR: it is not the
+	// node's any more, and no other pod may get it).
+	if a, ok := h.n.cards.all()[0].store.Lookup(key("aws-cni", "held", "eth0")); !ok || a.Addr.String() != held || a.ENIID != "" {
+		t.Errorf("the pod's address %s: held %+v %v, want it kept for the pod, pending", held, a, ok)
+	}
+	if have[held] {
+		t.Errorf("the pod's address %s, which EC2 no longer lists, is still in a CIDR of the store", held)
 	}
 	for _, a := range all {
 		if a != held && have[a] {
