@@ -179,13 +179,7 @@ func deleteBehindIpamdsBack(t *testing.T, h *harness, id string) {
 func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
 	h, _, stop, victim, second := linkedVictim(t)
 	ctx := context.Background()
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	deleteBehindIpamdsBack(t, h, second)
-	h.connect(h.n.times)
-	h.runDaemon()
-	waitFor(t, 20*time.Second, "ipamd ready again", h.n.Ready)
+	restartWithENIGone(t, h, stop, second)
 	if p := h.pool(0).Stats.Pending; p != 1 {
 		t.Fatalf("after the restart: %d pending, want the evicted pod", p)
 	}
@@ -242,13 +236,7 @@ func TestEvictedPodReleasedOnceItsVethIsGone(t *testing.T) {
 func TestDELOfPodWhoseENIWentWhileDownDeletesItsRules(t *testing.T) {
 	h, _, stop, victim, second := linkedVictim(t)
 	ctx := context.Background()
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	deleteBehindIpamdsBack(t, h, second)
-	h.connect(h.n.times)
-	h.runDaemon()
-	waitFor(t, 20*time.Second, "ipamd ready again", h.n.Ready)
+	restartWithENIGone(t, h, stop, second)
 	h.host.mu.Lock()
 	h.host.podRules = nil
 	h.host.mu.Unlock()
@@ -292,4 +280,17 @@ func TestEvictedPodRewiredWhenItsAddressComesBack(t *testing.T) {
 		got, ok := h.host.restored[victim]
 		return ok && got == table
 	})
+}
+
+// restartWithENIGone stops ipamd, deletes the ENI behind its back and
+// starts ipamd again on the same checkpoint.
+func restartWithENIGone(t *testing.T, h *harness, stop func() error, eni string) {
+	t.Helper()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	deleteBehindIpamdsBack(t, h, eni)
+	h.connect(h.n.times)
+	h.runDaemon()
+	waitFor(t, 20*time.Second, "ipamd ready again", h.n.Ready)
 }
