@@ -17,8 +17,8 @@ import (
 // A job takes a node cleaner slot, waiting for one; a failed delete is
 // retried at each GC pass (deleteLoose). The ids are only in memory: after
 // a restart the instance's trunk init finds its branches of another trunk
-// again (sweepOldTrunkBranches), and an old instance's are its CNINode's
-// cleanup's (nodecleaner.go).
+// again (sweepOldTrunkBranches), and an old instance's, whose CNINode's
+// cleanup leaves them to the job, are swept at start (lostbranches.go).
 
 // branchDeletes names the branch ENIs background jobs are deleting, so a
 // sweep does not start a second delete of one.
@@ -41,6 +41,13 @@ func (d *branchDeletes) claim(bs []BranchENI) []BranchENI {
 		}
 	}
 	return out
+}
+
+// has reports whether a job deletes the ENI id.
+func (d *branchDeletes) has(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ids[id]
 }
 
 func (d *branchDeletes) release(bs []BranchENI) {

@@ -163,7 +163,7 @@ func TestKubeTrunkGoneBranchesDeletedAfterARestart(t *testing.T) {
 // must all be deleted in the end. Before, the Node worker deleted the six
 // one by one (30 s) before it made the new instance's trunk.
 func TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk(t *testing.T) {
-	const inst6 = "i-0000000000000006"
+	const inst6 = "i-00000000000000006"
 	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
 	cfg := fastConfig()
 	cfg.DeinitDelay = time.Minute // the old state is still held when the name comes back

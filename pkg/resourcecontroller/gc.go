@@ -41,11 +41,21 @@ func (c *Controller) deleteCooled(ctx context.Context, now time.Time) {
 
 // runGC finds leaks periodically: branches held for pods that no longer
 // exist (their delete event was missed) and branches tagged with a trunk
-// that nothing holds (a crash between create and annotate).
+// that nothing holds (a crash between create and annotate). The first
+// pass, at start, also sweeps the branches of instances no node names
+// (lostbranches.go), then each pass until that succeeds once.
 func (c *Controller) runGC(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.GCInterval)
 	defer t.Stop()
+	swept := false
 	for {
+		if !swept {
+			err := c.sweepLostBranches(ctx)
+			swept = err == nil
+			if err != nil && ctx.Err() == nil {
+				c.cfg.Log.Warn("sweeping lost branch ENIs; retrying at the next GC pass", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -26,7 +26,8 @@ import (
 // not hold, in any status) and every other available ENI tagged with the
 // instance and owned by the controller or the CNI (docs/compatibility.md,
 // "Security groups for pods"). The finalizer is removed once they are
-// gone, so a cleanup cut short by a failure or a restart is done again.
+// gone (or left to a background job, deleteGoneNodeENIs), so a cleanup
+// cut short by a failure or a restart is done again.
 
 // nodeCleanBusyDelay is how soon a gone node is looked at again when every
 // cleanup slot is taken.
@@ -166,7 +167,11 @@ func (c *Controller) runNodeCleanup(ctx context.Context, name string, uid types.
 }
 
 // deleteGoneNodeENIs runs one paged describe of the instance's owned ENIs
-// and deletes those goneNodeENIs picks, unless the node is registered
+// and deletes those goneNodeENIs picks but a dropped trunk state's
+// background job deletes already: the name's new instance waits for this
+// cleanup (its CNINode is made once the old one is gone), not for those
+// (one EC2 call each); a restart before the job is done leaves them to
+// the sweep at start (lostbranches.go). It stops if the node is registered
 // again for the instance meanwhile (nodeBack, checked before each delete):
 // the ENIs are then the live node's (its pods' branches, a trunk or an
 // ipamd ENI between create and attach), and the cleanup ends.
@@ -176,7 +181,12 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 		return fmt.Errorf("ENIs of deleted node %s: %w", name, err)
 	}
 	var errs []error
+	handed := 0
 	for _, id := range goneNodeENIs(found, c.reg.trunkHeld) {
+		if c.deleting.has(id) {
+			handed++
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err) // timed out or stopping: retried as a whole
 			break
@@ -198,6 +208,9 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("deleting the ENIs of deleted node %s: %w", name, err)
+	}
+	if handed > 0 {
+		c.cfg.Log.Info("leaving the branch ENIs a background job deletes", "node", name, "instance", instanceID, "count", handed)
 	}
 	return nil
 }

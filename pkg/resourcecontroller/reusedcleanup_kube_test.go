@@ -1,0 +1,111 @@
+package resourcecontroller
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
+)
+
+// reusedWithCNINodeGone gives node, on oldInst, n branch pods, makes EC2
+// take slowDelete per DeleteNetworkInterface, deletes the Node and its
+// CNINode (as the Node's garbage collection does; the finalizer holds the
+// CNINode) and registers the name again for newInst with a new branch
+// pod.
+// It returns the old branches and when the name came back.
+func reusedWithCNINodeGone(t *testing.T, h *harness, w *world, node, oldInst, newInst string, n int) ([]string, time.Time) {
+	t.Helper()
+	h.addSGPNode(node, oldInst, 9)
+	var old []string
+	for i := range n {
+		pod := fmt.Sprintf("held-%d", i)
+		if _, err := h.createPod(pod, node, map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, h.waitAnnotation(pod)[0].ENIID)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
+		t.Fatal(err)
+	}
+	h.deleteNode(node)
+	waitFor(t, 30*time.Second, "the Node seen gone", func() (bool, string) {
+		info, ok := h.ctrl.reg.info(node)
+		return !ok || info.Gone, fmt.Sprint(ok)
+	})
+	start := time.Now()
+	h.addNode(node, newInst, map[string]string{LabelHasTrunk: "true"})
+	if _, err := h.createPod("new", node, map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	return old, start
+}
+
+// TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes: a Node
+// whose six pods hold branches is deleted with its CNINode, and another
+// instance registers under its name within DeinitDelay, while EC2 takes
+// 5 s per DeleteNetworkInterface. The new instance's pod must get its
+// branch before the old instance's six branches are half deleted, and
+// those must all be deleted in the end. Before, the new node's CNINode
+// waited for the old one, whose finalizer the old instance's cleanup
+// held until it had deleted the six one by one (30 s), the background
+// job deleting the same six meanwhile.
+func TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes(t *testing.T) {
+	const inst6 = "i-00000000000000006"
+	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+	cfg := fastConfig()
+	cfg.DeinitDelay = time.Minute // the old state is still held when the name comes back
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	old, start := reusedWithCNINodeGone(t, h, w, "rc-reused-cn", inst1, inst6, 6)
+	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
+		return h.annotated("new"), "not annotated"
+	})
+	left := existing(w, old)
+	t.Logf("the new instance's pod got its branch %s after the Node came back; old branches left: %d of %d", time.Since(start), len(left), len(old))
+	if len(left) < len(old)/2 {
+		t.Errorf("the new instance's pod got its branch only once %d of the old instance's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
+	}
+	waitFor(t, 20*slowDelete, "the old instance's branches deleted", func() (bool, string) {
+		left := existing(w, old)
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
+
+// TestKubeNodeNameReusedOldBranchesDeletedAfterARestart: as above with
+// four branches, and the controller stops once the new pod has its branch
+// (the old CNINode is gone) while the old branches are being deleted. The
+// next controller must delete those left: no Node, CNINode or trunk state
+// names their instance any more.
+func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
+	// Instances no other test's Node names: the API server is shared, and
+	// a Node naming the old instance rightly keeps its branches.
+	const oldInst, newInst = "i-000000000000000a1", "i-000000000000000a2"
+	spec := func(id string) vpcsim.InstanceSpec {
+		return vpcsim.InstanceSpec{ID: id, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}
+	}
+	w := newWorld(t, spec(oldInst), spec(newInst))
+	cfg := fastConfig()
+	cfg.DeinitDelay = time.Minute
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	old, _ := reusedWithCNINodeGone(t, h, w, "rc-reused-restart", oldInst, newInst, 4)
+	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
+		return h.annotated("new"), "not annotated"
+	})
+	h.stop()
+	left := existing(w, old)
+	if len(left) == 0 {
+		t.Fatal("every old branch was deleted before the stop; nothing to test")
+	}
+	t.Logf("stopped with %d of %d old branches left", len(left), len(old))
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, h)
+	waitFor(t, 30*time.Second, "the old instance's branches deleted by the next controller", func() (bool, string) {
+		left := existing(w, old)
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
