@@ -52,8 +52,10 @@ func (c *Controller) runGC(ctx context.Context) error {
 		if !swept {
 			err := c.sweepLostBranches(ctx)
 			swept = err == nil
-			if err != nil && ctx.Err() == nil {
-				c.cfg.Log.Warn("sweeping lost branch ENIs; retrying at the next GC pass", "err", err)
+			// Told once per cause: a Node that never gets a providerID
+			// holds the sweep back for good.
+			if err != nil && ctx.Err() == nil && c.warned.first("sweep|", err.Error()) {
+				c.cfg.Log.Warn("sweeping the branch ENIs of instances no node names; retrying at each GC pass", "err", err)
 			}
 		}
 		select {

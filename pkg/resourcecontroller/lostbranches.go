@@ -43,23 +43,19 @@ func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) b
 }
 
 // namedInstances are the instances a Node's providerID or a CNINode's tag
-// names.
-func (c *Controller) namedInstances(ctx context.Context) (map[string]bool, error) {
+// names; errNodeIdentityUnknown when a Node has no providerID yet (its
+// instance may be one whose branches its pods hold).
+func namedInstances(nodes []corev1.Node, cns []k8s.CNINode) (map[string]bool, error) {
 	named := map[string]bool{}
-	var nodes corev1.NodeList
-	if err := c.c.List(ctx, &nodes); err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
-	}
-	for _, n := range nodes.Items {
+	for _, n := range nodes {
+		if n.Spec.ProviderID == "" {
+			return nil, fmt.Errorf("node %s: %w", n.Name, errNodeIdentityUnknown)
+		}
 		if id := InstanceIDFromProviderID(n.Spec.ProviderID); id != "" {
 			named[id] = true
 		}
 	}
-	var cns k8s.CNINodeList
-	if err := c.c.List(ctx, &cns); err != nil {
-		return nil, fmt.Errorf("listing CNINodes: %w", err)
-	}
-	for _, cn := range cns.Items {
+	for _, cn := range cns {
 		if id := cn.Spec.Tags[awsutils.TagInstanceID]; id != "" {
 			named[id] = true
 		}
@@ -75,7 +71,15 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
-	named, err := c.namedInstances(ctx)
+	var nodes corev1.NodeList
+	if err := c.c.List(ctx, &nodes); err != nil {
+		return fmt.Errorf("branch ENIs of gone instances: listing nodes: %w", err)
+	}
+	var cns k8s.CNINodeList
+	if err := c.c.List(ctx, &cns); err != nil {
+		return fmt.Errorf("branch ENIs of gone instances: listing CNINodes: %w", err)
+	}
+	named, err := namedInstances(nodes.Items, cns.Items)
 	if err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}

@@ -1,10 +1,15 @@
 package resourcecontroller
 
 import (
+	"errors"
 	"reflect"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 )
 
 // Only this cluster's controller branches of an unheld trunk whose
@@ -36,5 +41,24 @@ func TestLostBranches(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("lost %v, want %v", got, want)
+	}
+}
+
+// A Node without a providerID may be any instance: nothing is swept until
+// it has one. One with another provider's id names no EC2 instance.
+func TestNamedInstances(t *testing.T) {
+	node := func(name, pid string) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{ProviderID: pid}}
+	}
+	cns := []k8s.CNINode{{Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: "i-00000000000000002"}}}}
+	got, err := namedInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("b", "kind://docker/b")}, cns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]bool{"i-00000000000000001": true, "i-00000000000000002": true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("named %v, want %v", got, want)
+	}
+	if _, err := namedInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("c", "")}, cns); !errors.Is(err, errNodeIdentityUnknown) {
+		t.Errorf("with a node without providerID: err %v, want errNodeIdentityUnknown", err)
 	}
 }
