@@ -115,6 +115,39 @@ func (s *cardSet) foreign(card int, p netip.Prefix, log *slog.Logger) datastore.
 	return f
 }
 
+// settlePending moves each card's pending entries whose address is in a
+// CIDR of another card to that card (datastore Adopt): a restart restores
+// the checkpoints after every card added its CIDRs, so AddCIDR did not.
+func (s *cardSet) settlePending(log *slog.Logger) {
+	all := s.all()
+	for _, from := range all {
+		allocs, cool := from.store.PendingIn(netip.Prefix{})
+		if len(allocs)+len(cool) == 0 {
+			continue
+		}
+		for _, to := range all {
+			if to == from {
+				continue
+			}
+			took, tookCool, err := to.store.Adopt(allocs, cool)
+			if err != nil {
+				log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
+				continue
+			}
+			for _, a := range took {
+				log.Info("a restored pod's address is on another card's ENI now; that card keeps it for the pod",
+					"key", a.Key.String(), "ip", a.Addr, "from", from.index, "card", to.index)
+			}
+			if len(took)+len(tookCool) == 0 {
+				continue
+			}
+			if err := from.store.ForgetPending(took, tookCool); err != nil {
+				log.Warn("could not persist that pending pods moved to another card; both cards keep them", "card", from.index, "err", err)
+			}
+		}
+	}
+}
+
 // build creates one pool manager, with its datastore and checkpoint log,
 // per managed network card.
 func (s *cardSet) build(cfg config.Config, node *nodeState, env *poolEnv, health *cpHealth, track *introspect.Tracker, log *slog.Logger) error {

@@ -1,6 +1,7 @@
 package ipamd
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 )
 
 // twoCardStores builds the datastores of cards 0 and 1 as cardSet.build
@@ -101,5 +103,40 @@ func TestQuarantinedAddressOnAnotherCardIsNotReissued(t *testing.T) {
 	released, err := h.release(cardKey("victim"))
 	if err != nil || len(released) != 1 || released[0].Addr != victimAddr {
 		t.Fatalf("DEL of the victim: %+v %v, want %s released once", released, err, victimAddr)
+	}
+}
+
+// TestRestoredPendingPodOnAnotherCardIsNotReissued: while ipamd was down
+// EC2 moved a quarantined pod's address from card 0 to card 1's ENI. At
+// the start every card adds its CIDRs before any restores its checkpoint,
+// so card 0 restores the pod pending while card 1 holds the address free.
+// Before, card 1 gave it to the next pod; now the restore moves the pod to
+// card 1, which keeps the address for it.
+func TestRestoredPendingPodOnAnotherCardIsNotReissued(t *testing.T) {
+	cs, ckpts := twoCardStores(t, 30*time.Second)
+	card0, card1 := cs.all()[0].store, cs.all()[1].store
+	victimAddr := netip.MustParseAddr("10.0.0.10")
+	if err := card1.AddCIDR("eni-card1", netip.PrefixFrom(victimAddr, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ckpts[0].Write(datastore.File{Version: datastore.CheckpointVersion, Allocations: []datastore.Allocation{
+		{Key: cardKey("victim"), Addr: victimAddr, Meta: datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "victim"}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	r := &restorer{cards: cs, host: newFakeHost(), log: slog.Default(), dropped: metrics.New("test").RestoreDropped}
+	if err := r.restoreAll(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := card1.Assign(cardKey("new"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}); err == nil {
+		t.Fatalf("a new pod on card 1 got %s, the address card 0's restored pod still holds", a.Addr)
+	} else if !errors.Is(err, datastore.ErrNoAvailableAddress) {
+		t.Fatal(err)
+	}
+	if a, ok := card1.Lookup(cardKey("victim")); !ok || a.Addr != victimAddr || a.ENIID != "eni-card1" {
+		t.Fatalf("victim on card 1: %+v %v", a, ok)
+	}
+	if st := card0.Stats(); st.Pods != 0 {
+		t.Fatalf("card 0 still holds the victim: %+v", st)
 	}
 }

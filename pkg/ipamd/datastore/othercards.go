@@ -36,7 +36,8 @@ func (s *Store) OverlappingCIDR(p netip.Prefix) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-// PendingIn returns the pending allocations and cooling addresses inside p.
+// PendingIn returns the pending allocations and cooling addresses inside
+// p, every one when p is the zero Prefix.
 func (s *Store) PendingIn(p netip.Prefix) ([]Allocation, []Cooling) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -45,7 +46,7 @@ func (s *Store) PendingIn(p netip.Prefix) ([]Allocation, []Cooling) {
 	var cool []Cooling
 	for a, sl := range s.pending {
 		switch {
-		case !p.Contains(a):
+		case p.IsValid() && !p.Contains(a):
 		case sl.allocIdx >= 0:
 			allocs = append(allocs, s.allocs[sl.allocIdx])
 		case sl.coolIdx >= 0:
@@ -109,4 +110,56 @@ func (s *Store) takeOver(f Foreign) ([]Allocation, []Cooling) {
 		cool = append(cool, cl)
 	}
 	return allocs, cool
+}
+
+// Adopt places other stores' pending entries whose address is free in a
+// CIDR of this one: at a start every card adds its CIDRs before any
+// restores its checkpoint, so a card's restored pending pod whose address
+// EC2 moved to another card's ENI meanwhile is not found by AddCIDR. It
+// returns what it placed once written (none when the write failed: they
+// stay on their card as well); placed pods are in Readopted.
+func (s *Store) Adopt(allocs []Allocation, cool []Cooling) ([]Allocation, []Cooling, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(s.now())
+	free := func(a netip.Addr) (*cidr, uint64, bool) {
+		c := s.cidrOf(a)
+		if c == nil {
+			return nil, 0, false
+		}
+		off := offsetOf(c.prefix, a)
+		return c, off, c.used[off] == nil
+	}
+	var took []Allocation
+	var tookCool []Cooling
+	for _, a := range allocs {
+		c, off, ok := free(a.Addr)
+		if _, held := s.byKey[a.Key]; !ok || held {
+			continue
+		}
+		sl := &slot{cidr: c, off: off, addr: a.Addr, allocIdx: -1, coolIdx: -1}
+		c.used[off] = sl
+		s.addAlloc(sl, a)
+		s.adjust(c, 1, 0)
+		s.readopted = append(s.readopted, sl)
+		took = append(took, a)
+	}
+	for _, cl := range cool {
+		c, off, ok := free(cl.Addr)
+		if !ok || s.cooldown == 0 {
+			continue
+		}
+		sl := &slot{cidr: c, off: off, addr: cl.Addr, allocIdx: -1, coolIdx: -1}
+		c.used[off] = sl
+		s.coolPush(sl, cl)
+		s.adjust(c, 0, 1)
+		tookCool = append(tookCool, cl)
+	}
+	if len(took)+len(tookCool) == 0 {
+		return nil, nil, nil
+	}
+	if err := s.await(s.open); err != nil {
+		return nil, nil, err
+	}
+	return took, tookCool, nil
 }
