@@ -137,6 +137,10 @@ type CardPool struct {
 	ENIs  []ENIPool
 	// Totals over the card's ENIs.
 	Used, Free, Cooling int
+	// Quarantined counts pods holding an address on no ENI of the node
+	// (EC2 took it away, or restored before its ENI is seen): no other
+	// pod gets the address until their DEL.
+	Quarantined int
 }
 
 // ENIPool is one ENI's usage. Free excludes cooling addresses: a cooling

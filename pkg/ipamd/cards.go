@@ -3,6 +3,7 @@ package ipamd
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -81,6 +82,72 @@ func (s *cardSet) nextCoolingEnd() (time.Time, bool) {
 	return first, found
 }
 
+// foreign is what the cards other than card hold of p: a card's address
+// quarantined there must not become free on card when EC2 moves it to
+// card's ENI (datastore othercards.go).
+func (s *cardSet) foreign(card int, p netip.Prefix, log *slog.Logger) datastore.Foreign {
+	var f datastore.Foreign
+	var others []*poolManager
+	for _, c := range s.all() {
+		if c.index == card {
+			continue
+		}
+		others = append(others, c)
+		if o, ok := c.store.OverlappingCIDR(p); ok && !f.Overlap.IsValid() {
+			f.Overlap = o
+		}
+		allocs, cool := c.store.PendingIn(p)
+		f.Allocations = append(f.Allocations, allocs...)
+		f.Cooling = append(f.Cooling, cool...)
+	}
+	f.Forget = func(taken []datastore.Allocation, cool []datastore.Cooling) {
+		for _, a := range taken {
+			log.Info("an address quarantined on one network card is now on another card's ENI; that card keeps it for its pod",
+				"key", a.Key.String(), "ip", a.Addr, "card", card)
+		}
+		for _, c := range others {
+			if err := c.store.ForgetPending(taken, cool); err != nil {
+				log.Warn("could not persist that a quarantined address moved to another card; both cards keep it",
+					"card", c.index, "err", err)
+			}
+		}
+	}
+	return f
+}
+
+// settlePending moves each card's pending entries whose address is in a
+// CIDR of another card to that card (datastore Adopt): a restart restores
+// the checkpoints after every card added its CIDRs, so AddCIDR did not.
+func (s *cardSet) settlePending(log *slog.Logger) {
+	all := s.all()
+	for _, from := range all {
+		allocs, cool := from.store.PendingIn(netip.Prefix{})
+		if len(allocs)+len(cool) == 0 {
+			continue
+		}
+		for _, to := range all {
+			if to == from {
+				continue
+			}
+			took, tookCool, err := to.store.Adopt(allocs, cool)
+			if err != nil {
+				log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
+				continue
+			}
+			for _, a := range took {
+				log.Info("a restored pod's address is on another card's ENI now; that card keeps it for the pod",
+					"key", a.Key.String(), "ip", a.Addr, "from", from.index, "card", to.index)
+			}
+			if len(took)+len(tookCool) == 0 {
+				continue
+			}
+			if err := from.store.ForgetPending(took, tookCool); err != nil {
+				log.Warn("could not persist that pending pods moved to another card; both cards keep them", "card", from.index, "err", err)
+			}
+		}
+	}
+}
+
 // build creates one pool manager, with its datastore and checkpoint log,
 // per managed network card.
 func (s *cardSet) build(cfg config.Config, node *nodeState, env *poolEnv, health *cpHealth, track *introspect.Tracker, log *slog.Logger) error {
@@ -108,6 +175,7 @@ func (s *cardSet) build(cfg config.Config, node *nodeState, env *poolEnv, health
 			Mode:           mode,
 			CooldownPeriod: cfg.IPCooldown,
 			Checkpointer:   watchedCheckpointer{Checkpointer: ckpt, card: idx, health: health},
+			Others:         func(p netip.Prefix) datastore.Foreign { return s.foreign(idx, p, log) },
 		})
 		if err != nil {
 			return fmt.Errorf("ipamd init: datastore of card %d: %w", idx, err)

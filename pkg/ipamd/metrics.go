@@ -81,12 +81,13 @@ func (o *observer) limits() {
 // overwrites them per card (docs/compatibility.md, "Metrics"); we sum over
 // the cards. Run under LockPool.
 func (o *observer) counts() {
-	var total, assigned, cooling, prefixes, enis int
+	var total, assigned, cooling, quarantined, prefixes, enis int
 	for _, c := range o.cards.all() {
 		st := c.store.Stats()
 		total += st.TotalIPs
 		assigned += st.AssignedIPs
 		cooling += st.CoolingIPs
+		quarantined += st.Pending
 		enis += st.ENIs
 		if st.Mode != datastore.ModeIPv6 {
 			prefixes += st.TotalPrefixes
@@ -95,6 +96,7 @@ func (o *observer) counts() {
 	o.m.TotalIPs.Set(float64(total))
 	o.m.AssignedIPs.Set(float64(assigned))
 	o.m.CoolingIPs.Set(float64(cooling))
+	o.m.QuarantinedIPs.Set(float64(quarantined))
 	o.m.TotalIPv4Prefixes.Set(float64(prefixes))
 	o.m.ENIAllocated.Set(float64(enis))
 }

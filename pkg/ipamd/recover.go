@@ -75,6 +75,7 @@ func (r *restorer) restoreAll(ctx context.Context, live func(datastore.Allocatio
 			}
 		}
 	}
+	r.cards.settlePending(r.log)
 	return nil
 }
 

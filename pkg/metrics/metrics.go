@@ -51,6 +51,7 @@ type Metrics struct {
 	EC2Calls       *prometheus.CounterVec   // vpccni_ec2_calls_total{action,code}
 	EC2Throttles   *prometheus.CounterVec   // vpccni_ec2_throttles_total{action}
 	CoolingIPs     prometheus.Gauge         // vpccni_cooling_ip_addresses
+	QuarantinedIPs prometheus.Gauge         // vpccni_quarantined_ip_addresses
 	PoolActions    *prometheus.CounterVec   // vpccni_pool_actions_total{action,result}
 	OrphanReleases prometheus.Counter       // vpccni_orphaned_addresses_released_total
 	CheckpointOK   prometheus.Gauge         // vpccni_checkpoint_writable
@@ -105,6 +106,7 @@ func New(version string) *Metrics {
 		EC2Calls:       NewCounterVec("vpccni_ec2_calls_total", "EC2 API calls by action and error code (empty code on success)", "action", "code"),
 		EC2Throttles:   NewCounterVec("vpccni_ec2_throttles_total", "EC2 API calls answered with a throttling error, by action", "action"),
 		CoolingIPs:     NewGauge("vpccni_cooling_ip_addresses", "Addresses released by pods and still in IP_COOLDOWN_PERIOD"),
+		QuarantinedIPs: NewGauge("vpccni_quarantined_ip_addresses", "Addresses held for pods that had no DEL though they are on no ENI of the node (EC2 took them away, or restored ones not listed yet); no other pod gets them"),
 		PoolActions:    NewCounterVec("vpccni_pool_actions_total", "Warm-pool actions taken, by action and result", "action", "result"),
 		OrphanReleases: NewCounter("vpccni_orphaned_addresses_released_total", "Addresses released because their pod's host veth was gone for the grace period (a DEL that never reached ipamd)"),
 		CheckpointOK:   NewGauge("vpccni_checkpoint_writable", "1 while the last checkpoint write succeeded, 0 while it fails (health is NOT_SERVING)"),
@@ -123,7 +125,7 @@ func New(version string) *Metrics {
 		m.OrphanReleases, m.CheckpointOK, m.RestoreDropped,
 		// The pool gauges, set together under LockPool.
 		group{mu: &m.poolMu, cs: []prometheus.Collector{m.ENIMax, m.IPMax, m.ENIAllocated, m.TotalIPs, m.AssignedIPs,
-			m.CoolingIPs, m.TotalIPv4Prefixes, m.AssignedIPPerCIDR, m.AssignedIPPerENI}},
+			m.CoolingIPs, m.QuarantinedIPs, m.TotalIPv4Prefixes, m.AssignedIPPerCIDR, m.AssignedIPPerENI}},
 	)
 
 	// Label values that exist from the start, as upstream pre-creates them,

@@ -326,10 +326,11 @@ func (s *Store) adoptPending(c *cidr) {
 	}
 }
 
-// DropPending forgets pending allocations and cooling addresses (ipamd
-// calls it once EC2 says their addresses are no longer the node's) and
-// returns the allocations. An allocation keep accepts stays pending: its
-// pod still holds the address (see quarantine). keep nil keeps none.
+// DropPending forgets pending allocations (ipamd calls it once EC2 says
+// their addresses are no longer the node's) and returns them; pending
+// cooling addresses stay until their cooldown ends. An allocation keep
+// accepts stays pending: its pod still holds the address (see
+// quarantine). keep nil keeps none.
 func (s *Store) DropPending(keep func(Allocation) bool) ([]Allocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -340,8 +341,10 @@ func (s *Store) DropPending(keep func(Allocation) bool) ([]Allocation, error) {
 	for addr, sl := range s.pending {
 		switch {
 		case sl.allocIdx < 0:
-			s.coolRemove(sl.coolIdx)
-			s.pendingCool--
+			// A cooling address keeps its cooldown (advance ends it):
+			// should EC2 hand it back meanwhile, it must not go to a new
+			// pod while peers may still name the one just deleted.
+			continue
 		case keep != nil && keep(s.allocs[sl.allocIdx]):
 			continue
 		default:

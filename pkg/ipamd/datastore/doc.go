@@ -79,9 +79,9 @@
 // ones are returned as Stale, and live ones in no known CIDR are returned
 // as Unknown and kept pending (still in the checkpoint) until AddCIDR adds
 // their CIDR or DropPending forgets them — nothing is lost silently. Cooling
-// addresses of an unknown CIDR likewise keep cooling, pending. A forced
-// RemoveENI or RemoveCIDR leaves the allocations it evicts pending the
-// same way (quarantine.go).
+// addresses of an unknown CIDR likewise keep cooling, pending, until their
+// cooldown ends (DropPending leaves them). A forced RemoveENI or RemoveCIDR
+// leaves the allocations it evicts pending the same way (quarantine.go).
 //
 // # Errors
 //

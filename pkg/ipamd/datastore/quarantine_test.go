@@ -157,3 +157,39 @@ func TestReadoptedListsPodsBackInACIDR(t *testing.T) {
 	}
 	checkInvariants(t, f.s)
 }
+
+// TestDropPendingKeepsACoolingAddress: a quarantined pod's DEL puts its
+// address into the cooldown, still pending; the pending drop must not cut
+// that cooldown short, or the address goes to a new pod at once when EC2
+// hands it back while peers and conntrack may still name the deleted pod.
+// Before, DropPending forgot it and the next ADD got it.
+func TestDropPendingKeepsACoolingAddress(t *testing.T) {
+	f := newFixture(t, ModeSecondaryIPv4, 10*time.Minute)
+	f.eni("eni-a", 0, "10.0.0.10/32")
+	f.eni("eni-b", 1)
+	victim := f.assign(1)
+	if _, err := f.s.RemoveENI("eni-a", true); err != nil {
+		t.Fatal(err)
+	}
+	f.unassign(1)
+	f.clock.advance(5 * time.Minute)
+	if _, err := f.s.DropPending(nil); err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, f.s)
+	if err := f.s.AddCIDR("eni-b", pfx("10.0.0.10/32")); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := f.s.Assign(podKey(2), podMeta(2)); err == nil {
+		t.Fatalf("a new pod got %s 5 minutes into its 10-minute cooldown", a.Addr)
+	} else if !errors.Is(err, ErrNoAvailableAddress) {
+		t.Fatal(err)
+	}
+	if file, err := f.cp.Read(); err != nil || len(file.Cooling) != 1 || file.Cooling[0].Addr != victim.Addr {
+		t.Fatalf("checkpoint's cooling addresses: %+v %v, want %s", file.Cooling, err, victim.Addr)
+	}
+	f.clock.advance(5 * time.Minute)
+	if a := f.assign(2); a.Addr != victim.Addr {
+		t.Fatalf("after the cooldown: %+v, want %s", a, victim.Addr)
+	}
+}

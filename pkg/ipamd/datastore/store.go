@@ -25,6 +25,9 @@ type Options struct {
 	Checkpointer Checkpointer
 	// Now is the clock; nil → time.Now.
 	Now func() time.Time
+	// Others, when set, tells AddCIDR what the node's other stores (one
+	// per network card) hold of the CIDR (othercards.go).
+	Others func(p netip.Prefix) Foreign
 }
 
 // Store is the address pool of one network card. All methods are safe for
@@ -38,6 +41,7 @@ type Store struct {
 	cooldown time.Duration
 	cp       Checkpointer
 	mode     Mode
+	others   func(netip.Prefix) Foreign
 
 	enis  map[string]*eni
 	cidrs map[netip.Prefix]*cidr
@@ -115,6 +119,7 @@ func New(o Options) (*Store, error) {
 		cooldown: o.CooldownPeriod,
 		cp:       o.Checkpointer,
 		mode:     o.Mode,
+		others:   o.Others,
 		enis:     map[string]*eni{},
 		cidrs:    map[netip.Prefix]*cidr{},
 		lens:     map[lenKey]int{},
@@ -277,21 +282,43 @@ func (m *modeCounts) add(o modeCounts, sign int) {
 }
 
 // AddCIDR adds a CIDR (secondary /32, prefix, IPv6) to an ENI. A CIDR that
-// equals or overlaps one anywhere in the store is refused. Pending restored
-// allocations inside it are adopted.
+// equals or overlaps one anywhere in the store, or in another card's
+// (Options.Others), is refused. Pending allocations inside it are
+// adopted, those other cards hold included.
 func (s *Store) AddCIDR(eniID string, p netip.Prefix) error {
 	if err := validateCIDR(p); err != nil {
 		return err
 	}
+	var f Foreign
+	if s.others != nil {
+		// Asked before taking mu: the other stores take their own locks.
+		f = s.others(p)
+	}
+	if f.Overlap.IsValid() {
+		return fmt.Errorf("add CIDR %s to %s: %w (%s on another network card)", p, eniID, ErrDuplicateCIDR, f.Overlap)
+	}
+	taken, cool, err := s.addCIDR(eniID, p, f)
+	if err != nil || f.Forget == nil || len(taken)+len(cool) == 0 {
+		return err
+	}
+	f.Forget(taken, cool)
+	return nil
+}
+
+// addCIDR is AddCIDR under mu, taking over f's entries; it returns those
+// taken once they are written (none when the write failed: they stay on
+// their card as well).
+func (s *Store) addCIDR(eniID string, p netip.Prefix, f Foreign) ([]Allocation, []Cooling, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.enis[eniID]
 	if !ok {
-		return fmt.Errorf("add CIDR %s: %w: %s", p, ErrUnknownENI, eniID)
+		return nil, nil, fmt.Errorf("add CIDR %s: %w: %s", p, ErrUnknownENI, eniID)
 	}
 	if o := s.overlapping(p); o != nil {
-		return fmt.Errorf("add CIDR %s to %s: %w (%s on %s)", p, eniID, ErrDuplicateCIDR, o.prefix, o.eni.info.ID)
+		return nil, nil, fmt.Errorf("add CIDR %s to %s: %w (%s on %s)", p, eniID, ErrDuplicateCIDR, o.prefix, o.eni.info.ID)
 	}
+	taken, cool := s.takeOver(f)
 	c := newCIDR(p, e)
 	e.cidrs[p] = c
 	s.cidrs[p] = c
@@ -304,7 +331,12 @@ func (s *Store) AddCIDR(eniID string, p netip.Prefix) error {
 	s.placeCIDR(c)
 	s.placeENI(e, c.class)
 	s.adoptPending(c)
-	return nil
+	if len(taken)+len(cool) > 0 {
+		if err := s.await(s.open); err != nil {
+			return nil, nil, nil // the CIDR stands; the next write persists them
+		}
+	}
+	return taken, cool, nil
 }
 
 // RemoveCIDR removes a CIDR from an ENI. Assigned addresses refuse the

@@ -1,0 +1,165 @@
+package datastore
+
+import "net/netip"
+
+// Each network card has its own Store, but EC2 may hand an address a card
+// holds quarantined (quarantine.go) to an ENI of another card in the same
+// subnet. That card's store would see a free address and give it to a new
+// pod, and the quarantined pod's DEL would then delete that address's
+// rules. So AddCIDR asks the other cards first (Options.Others): a CIDR
+// another card still holds is refused as a duplicate, as within one store,
+// until that card removes it; the quarantined entries another card holds
+// inside the CIDR move to the adding store, which gives them back to their
+// pods like its own.
+
+// Foreign is what the node's other stores hold of a CIDR being added.
+type Foreign struct {
+	// Overlap is a CIDR another store holds that overlaps it, if any.
+	Overlap netip.Prefix
+	// Allocations and Cooling are the pending entries other stores hold
+	// inside it.
+	Allocations []Allocation
+	Cooling     []Cooling
+	// Forget drops there the entries this store took over, once it has
+	// written them to its checkpoint (so a crash leaves them on both
+	// cards, never on none).
+	Forget func(taken []Allocation, cooling []Cooling)
+}
+
+// OverlappingCIDR returns a CIDR of the store that overlaps p.
+func (s *Store) OverlappingCIDR(p netip.Prefix) (netip.Prefix, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.overlapping(p); c != nil {
+		return c.prefix, true
+	}
+	return netip.Prefix{}, false
+}
+
+// PendingIn returns the pending allocations and cooling addresses inside
+// p, every one when p is the zero Prefix.
+func (s *Store) PendingIn(p netip.Prefix) ([]Allocation, []Cooling) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(s.now())
+	var allocs []Allocation
+	var cool []Cooling
+	for a, sl := range s.pending {
+		switch {
+		case p.IsValid() && !p.Contains(a):
+		case sl.allocIdx >= 0:
+			allocs = append(allocs, s.allocs[sl.allocIdx])
+		case sl.coolIdx >= 0:
+			cool = append(cool, s.cool[sl.coolIdx])
+		}
+	}
+	return allocs, cool
+}
+
+// ForgetPending drops the given entries if still pending as given (the
+// same key on the address, or the address still cooling): another store
+// took them over.
+func (s *Store) ForgetPending(allocs []Allocation, cool []Cooling) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := false
+	for _, a := range allocs {
+		if sl := s.pending[a.Addr]; sl != nil && sl.allocIdx >= 0 && s.allocs[sl.allocIdx].Key == a.Key {
+			s.removeAlloc(sl)
+			delete(s.pending, a.Addr)
+			changed = true
+		}
+	}
+	for _, cl := range cool {
+		if sl := s.pending[cl.Addr]; sl != nil && sl.allocIdx < 0 && sl.coolIdx >= 0 {
+			s.coolRemove(sl.coolIdx)
+			s.pendingCool--
+			delete(s.pending, cl.Addr)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return s.await(s.open)
+}
+
+// takeOver makes the other stores' pending entries inside a CIDR being
+// added pending here (adoptPending then places them) and returns those
+// it took: not an address or key this store already has.
+func (s *Store) takeOver(f Foreign) ([]Allocation, []Cooling) {
+	var allocs []Allocation
+	var cool []Cooling
+	for _, a := range f.Allocations {
+		if _, ok := s.byKey[a.Key]; ok || s.pending[a.Addr] != nil {
+			continue
+		}
+		sl := &slot{addr: a.Addr, allocIdx: -1, coolIdx: -1}
+		s.addAlloc(sl, a)
+		s.pending[a.Addr] = sl
+		allocs = append(allocs, a)
+	}
+	for _, cl := range f.Cooling {
+		if s.cooldown == 0 || s.pending[cl.Addr] != nil {
+			continue
+		}
+		sl := &slot{addr: cl.Addr, allocIdx: -1, coolIdx: -1}
+		s.coolPush(sl, cl)
+		s.pending[cl.Addr] = sl
+		s.pendingCool++
+		cool = append(cool, cl)
+	}
+	return allocs, cool
+}
+
+// Adopt places other stores' pending entries whose address is free in a
+// CIDR of this one: at a start every card adds its CIDRs before any
+// restores its checkpoint, so a card's restored pending pod whose address
+// EC2 moved to another card's ENI meanwhile is not found by AddCIDR. It
+// returns what it placed once written (none when the write failed: they
+// stay on their card as well); placed pods are in Readopted.
+func (s *Store) Adopt(allocs []Allocation, cool []Cooling) ([]Allocation, []Cooling, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(s.now())
+	free := func(a netip.Addr) (*cidr, uint64, bool) {
+		c := s.cidrOf(a)
+		if c == nil {
+			return nil, 0, false
+		}
+		off := offsetOf(c.prefix, a)
+		return c, off, c.used[off] == nil
+	}
+	var took []Allocation
+	var tookCool []Cooling
+	for _, a := range allocs {
+		c, off, ok := free(a.Addr)
+		if _, held := s.byKey[a.Key]; !ok || held {
+			continue
+		}
+		sl := &slot{cidr: c, off: off, addr: a.Addr, allocIdx: -1, coolIdx: -1}
+		c.used[off] = sl
+		s.addAlloc(sl, a)
+		s.adjust(c, 1, 0)
+		s.readopted = append(s.readopted, sl)
+		took = append(took, a)
+	}
+	for _, cl := range cool {
+		c, off, ok := free(cl.Addr)
+		if !ok || s.cooldown == 0 {
+			continue
+		}
+		sl := &slot{cidr: c, off: off, addr: cl.Addr, allocIdx: -1, coolIdx: -1}
+		c.used[off] = sl
+		s.coolPush(sl, cl)
+		s.adjust(c, 0, 1)
+		tookCool = append(tookCool, cl)
+	}
+	if len(took)+len(tookCool) == 0 {
+		return nil, nil, nil
+	}
+	if err := s.await(s.open); err != nil {
+		return nil, nil, err
+	}
+	return took, tookCool, nil
+}
