@@ -23,9 +23,11 @@ import (
 // lostBranches picks, by instance, of the cluster's branch ENIs found,
 // those of a trunk no node state holds whose instance no Node and no
 // CNINode names.
-// The describe runs before the Nodes and CNINodes are listed: a branch is
-// made only once its Node and CNINode exist, so one found by the describe
-// whose instance is named by neither was left by a node that is gone.
+// The describe runs before the Nodes and CNINodes are listed, from the API
+// server (a cache synced before the describe could miss a Node made
+// since): a branch is made only once its Node and CNINode exist, so one
+// found by the describe whose instance is named by neither was left by a
+// node that is gone.
 func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) bool, named map[string]bool) map[string][]BranchENI {
 	out := map[string][]BranchENI{}
 	for _, e := range found {
@@ -72,11 +74,11 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
 	var nodes corev1.NodeList
-	if err := c.c.List(ctx, &nodes); err != nil {
+	if err := c.api.List(ctx, &nodes); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing nodes: %w", err)
 	}
 	var cns k8s.CNINodeList
-	if err := c.c.List(ctx, &cns); err != nil {
+	if err := c.api.List(ctx, &cns); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing CNINodes: %w", err)
 	}
 	named, err := namedInstances(nodes.Items, cns.Items)
