@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
@@ -169,42 +168,7 @@ func TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk(t *testing.T) {
 	cfg.DeinitDelay = time.Minute // the old state is still held when the name comes back
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	const node = "rc-reused-slow"
-	h.addSGPNode(node, inst1, 9)
-	var old []string
-	for i := range 6 {
-		pod := fmt.Sprintf("held-%d", i)
-		if _, err := h.createPod(pod, node, map[string]string{"role": "db-client"}); err != nil {
-			t.Fatal(err)
-		}
-		old = append(old, h.waitAnnotation(pod)[0].ENIID)
-	}
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
-		t.Fatal(err)
-	}
 	// The Node only: its CNINode's garbage collection has not run yet.
-	if err := h.admin.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 30*time.Second, "the Node seen gone", func() (bool, string) {
-		info, ok := h.ctrl.reg.info(node)
-		return !ok || info.Gone, fmt.Sprint(ok)
-	})
-	start := time.Now()
-	h.addNode(node, inst6, map[string]string{LabelHasTrunk: "true"})
-	if _, err := h.createPod("new", node, map[string]string{"role": "db-client"}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
-		return h.annotated("new"), "not annotated"
-	})
-	left := existing(w, old)
-	t.Logf("the new instance's pod got its branch %s after the Node came back; old branches left: %d of %d", time.Since(start), len(left), len(old))
-	if len(left) < len(old)/2 {
-		t.Errorf("the new instance's pod got its branch only once %d of the old instance's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
-	}
-	waitFor(t, 20*slowDelete, "the old instance's branches deleted", func() (bool, string) {
-		left := existing(w, old)
-		return len(left) == 0, fmt.Sprint(left)
-	})
+	old, start := reusedName(t, h, w, "rc-reused-slow", inst1, inst6, 6, false)
+	newPodBeforeOldDeletes(t, h, w, old, start)
 }

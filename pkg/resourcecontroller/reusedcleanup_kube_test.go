@@ -1,21 +1,25 @@
 package resourcecontroller
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
-// reusedWithCNINodeGone gives node, on oldInst, n branch pods, makes EC2
-// take slowDelete per DeleteNetworkInterface, deletes the Node and its
-// CNINode (as the Node's garbage collection does; the finalizer holds the
-// CNINode) and registers the name again for newInst with a new branch
-// pod.
+// reusedName gives node, on oldInst, n branch pods, makes EC2 take
+// slowDelete per DeleteNetworkInterface, deletes the Node (and its CNINode
+// when withCNINode, as the Node's garbage collection does; the finalizer
+// holds the CNINode) and registers the name again for newInst with a new
+// branch pod.
 // It returns the old branches and when the name came back.
-func reusedWithCNINodeGone(t *testing.T, h *harness, w *world, node, oldInst, newInst string, n int) ([]string, time.Time) {
+func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst string, n int, withCNINode bool) ([]string, time.Time) {
 	t.Helper()
 	h.addSGPNode(node, oldInst, 9)
 	var old []string
@@ -29,7 +33,11 @@ func reusedWithCNINodeGone(t *testing.T, h *harness, w *world, node, oldInst, ne
 	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
 		t.Fatal(err)
 	}
-	h.deleteNode(node)
+	if withCNINode {
+		h.deleteNode(node)
+	} else if err := h.admin.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, 30*time.Second, "the Node seen gone", func() (bool, string) {
 		info, ok := h.ctrl.reg.info(node)
 		return !ok || info.Gone, fmt.Sprint(ok)
@@ -40,6 +48,25 @@ func reusedWithCNINodeGone(t *testing.T, h *harness, w *world, node, oldInst, ne
 		t.Fatal(err)
 	}
 	return old, start
+}
+
+// newPodBeforeOldDeletes checks that the new instance's pod got its branch
+// before half of the old instance's branches were deleted, and waits for
+// all of those to go.
+func newPodBeforeOldDeletes(t *testing.T, h *harness, w *world, old []string, start time.Time) {
+	t.Helper()
+	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
+		return h.annotated("new"), "not annotated"
+	})
+	left := existing(w, old)
+	t.Logf("the new instance's pod got its branch %s after the Node came back; old branches left: %d of %d", time.Since(start), len(left), len(old))
+	if len(left) < len(old)/2 {
+		t.Errorf("the new instance's pod got its branch only once %d of the old instance's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
+	}
+	waitFor(t, 20*slowDelete, "the old instance's branches deleted", func() (bool, string) {
+		left := existing(w, old)
+		return len(left) == 0, fmt.Sprint(left)
+	})
 }
 
 // TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes: a Node
@@ -58,19 +85,8 @@ func TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes(t *testing.T) {
 	cfg.DeinitDelay = time.Minute // the old state is still held when the name comes back
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	old, start := reusedWithCNINodeGone(t, h, w, "rc-reused-cn", inst1, inst6, 6)
-	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
-		return h.annotated("new"), "not annotated"
-	})
-	left := existing(w, old)
-	t.Logf("the new instance's pod got its branch %s after the Node came back; old branches left: %d of %d", time.Since(start), len(left), len(old))
-	if len(left) < len(old)/2 {
-		t.Errorf("the new instance's pod got its branch only once %d of the old instance's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
-	}
-	waitFor(t, 20*slowDelete, "the old instance's branches deleted", func() (bool, string) {
-		left := existing(w, old)
-		return len(left) == 0, fmt.Sprint(left)
-	})
+	old, start := reusedName(t, h, w, "rc-reused-cn", inst1, inst6, 6, true)
+	newPodBeforeOldDeletes(t, h, w, old, start)
 }
 
 // TestKubeNodeNameReusedOldBranchesDeletedAfterARestart: as above with
@@ -90,7 +106,7 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 	cfg.DeinitDelay = time.Minute
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	old, _ := reusedWithCNINodeGone(t, h, w, "rc-reused-restart", oldInst, newInst, 4)
+	old, _ := reusedName(t, h, w, "rc-reused-restart", oldInst, newInst, 4, true)
 	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
 		return h.annotated("new"), "not annotated"
 	})
