@@ -32,7 +32,7 @@ func TestPoolViewOverUnixSocket(t *testing.T) {
 	pool := introspect.Pool{
 		Mode:    "secondary-ip",
 		Targets: introspect.Targets{WarmENI: 1, MaxENI: 3, MaxPods: 29, CooldownSeconds: 30},
-		Cards: []introspect.CardPool{{Index: 0, Used: 12, Free: 4, Cooling: 2, ENIs: []introspect.ENIPool{
+		Cards: []introspect.CardPool{{Index: 0, Used: 12, Free: 4, Cooling: 2, Quarantined: 1, ENIs: []introspect.ENIPool{
 			{ID: "eni-primary", Device: 0, Primary: true, Secondary: 9, Used: 9},
 			{ID: "eni-second", Device: 1, Secondary: 9, Used: 3, Free: 4, Cooling: 2, CoolingUntil: now.Add(20 * time.Second)},
 		}}},
@@ -59,6 +59,7 @@ func TestPoolViewOverUnixSocket(t *testing.T) {
 		"[###~~....]", "(20s)",
 		"ec2", "AttachNetworkInterface eni-third",
 		"ADDs waiting for an address: 3",
+		"card 0: quarantined 1 (pods whose address EC2 took away",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)

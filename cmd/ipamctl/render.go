@@ -30,6 +30,14 @@ func render(w io.Writer, p introspect.Pool, now time.Time) {
 		fmt.Fprintf(tw, "%d\ttotal\t\t\t\t%d\t%d\t%d\t\n", c.Index, c.Used, c.Free, c.Cooling)
 	}
 	_ = tw.Flush()
+	for _, c := range p.Cards {
+		if c.Quarantined > 0 {
+			// On no ENI, so in no row above; an operator looking for a
+			// missing address finds it here (docs/compatibility.md, "Pods
+			// whose address EC2 takes away").
+			fmt.Fprintf(w, "card %d: quarantined %d (pods whose address EC2 took away; no other pod gets it until their DEL)\n", c.Index, c.Quarantined)
+		}
+	}
 	if p.LastAction != "" {
 		fmt.Fprintf(w, "last action: %s (%s ago)\n", p.LastAction, now.Sub(p.LastActionTime).Round(time.Second))
 	}
