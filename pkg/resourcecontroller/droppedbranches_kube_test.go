@@ -169,6 +169,6 @@ func TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk(t *testing.T) {
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	// The Node only: its CNINode's garbage collection has not run yet.
-	old, start := reusedName(t, h, w, "rc-reused-slow", inst1, inst6, 6, false)
+	old, start := reusedName(t, h, w, "rc-reused-slow", inst1, inst6, 6, reuseNodeOnly)
 	newPodBeforeOldDeletes(t, h, w, old, start)
 }

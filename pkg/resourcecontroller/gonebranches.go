@@ -54,7 +54,24 @@ func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bo
 	name := at.node
 	return c.startTrunkJob(ctx, at, func(t *trunk) {
 		instanceID := t.instanceID
-		c.deleteTrunkBranchesUnless(ctx, t, func() bool { return c.backFor(ctx, name, instanceID) })
+		reused := false
+		left := c.deleteTrunkBranchesUnless(ctx, t, func() bool {
+			if c.backFor(ctx, name, instanceID) {
+				return true
+			}
+			reused = c.nameTaken(ctx, name)
+			return reused
+		})
+		if reused {
+			// Another instance registered the name: it waits for this
+			// job (reconcileNode) and its CNINode for the old one's
+			// cleanup, so the old branches go to the background deletes,
+			// which that cleanup leaves alone (droppedbranches.go).
+			if n := c.startBranchDeletes(ctx, name, left); n > 0 {
+				c.cfg.Log.Info("node name registered again by another instance; its old branch ENIs are deleted in the background",
+					"node", name, "instance", instanceID, "count", n)
+			}
+		}
 	}, func() {
 		// The node's cleanup starts here, as it did right after the
 		// deletes in the reconcile: a Node back without a providerID is

@@ -238,6 +238,14 @@ func (c *Controller) nodeBack(ctx context.Context, name, instanceID string) (boo
 	return InstanceIDFromProviderID(node.Spec.ProviderID) == instanceID, nil
 }
 
+// nameTaken reports whether a Node of this name exists (read from the API
+// server); a failed read counts as not, so nothing is handed off on a
+// guess.
+func (c *Controller) nameTaken(ctx context.Context, name string) bool {
+	err := c.api.Get(ctx, ctrl.ObjectKey{Name: name}, &corev1.Node{})
+	return err == nil
+}
+
 // errNodeIdentityUnknown: a Node of a gone node's name exists without a
 // providerID yet; its cleanup waits for it (retried after GCInterval).
 var errNodeIdentityUnknown = errors.New("registered again without a providerID yet")

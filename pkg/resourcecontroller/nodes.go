@@ -477,14 +477,15 @@ func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
 
 // deleteTrunkBranchesUnless is deleteTrunkBranches asking stop before each
 // delete: once it says so, the branches left are not deleted (a trunk
-// rebuild adopts or deletes them).
-func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) {
+// rebuild adopts or deletes them); it returns those left.
+func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) (left []BranchENI) {
 	name := t.node
 	all := trunkBranches(t)
 	var failed []BranchENI
 	for i, b := range all {
 		if stop != nil && stop() {
 			c.cfg.Log.Info("leaving the branch ENIs of a dropped trunk state", "node", name, "left", len(all)-i)
+			left = all[i:]
 			break
 		}
 		if err := c.deleteBranch(ctx, b); err != nil {
@@ -493,4 +494,5 @@ func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, st
 		}
 	}
 	c.reg.addLoose(failed)
+	return left
 }

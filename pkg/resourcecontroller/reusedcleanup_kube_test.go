@@ -13,13 +13,22 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
+// reuse is when reusedName registers the name again.
+type reuse int
+
+const (
+	reuseNodeOnly      reuse = iota // the Node deleted, its CNINode not yet
+	reuseWithCNINode                // both deleted (the Node's garbage collection)
+	reuseDuringGoneJob              // both deleted, and the gone node's branch deletes running
+)
+
 // reusedName gives node, on oldInst, n branch pods, makes EC2 take
 // slowDelete per DeleteNetworkInterface, deletes the Node (and its CNINode
-// when withCNINode, as the Node's garbage collection does; the finalizer
-// holds the CNINode) and registers the name again for newInst with a new
-// branch pod.
+// unless reuseNodeOnly, as the Node's garbage collection does; the
+// finalizer holds the CNINode) and registers the name again for newInst
+// with a new branch pod.
 // It returns the old branches and when the name came back.
-func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst string, n int, withCNINode bool) ([]string, time.Time) {
+func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst string, n int, how reuse) ([]string, time.Time) {
 	t.Helper()
 	h.addSGPNode(node, oldInst, 9)
 	var old []string
@@ -33,7 +42,7 @@ func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst strin
 	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
 		t.Fatal(err)
 	}
-	if withCNINode {
+	if how != reuseNodeOnly {
 		h.deleteNode(node)
 	} else if err := h.admin.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 		t.Fatal(err)
@@ -42,6 +51,11 @@ func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst strin
 		info, ok := h.ctrl.reg.info(node)
 		return !ok || info.Gone, fmt.Sprint(ok)
 	})
+	if how == reuseDuringGoneJob {
+		waitFor(t, 30*time.Second, "the gone node's branch deletes running", func() (bool, string) {
+			return h.ctrl.gone.running(node), "not running"
+		})
+	}
 	start := time.Now()
 	h.addNode(node, newInst, map[string]string{LabelHasTrunk: "true"})
 	if _, err := h.createPod("new", node, map[string]string{"role": "db-client"}); err != nil {
@@ -85,7 +99,7 @@ func TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes(t *testing.T) {
 	cfg.DeinitDelay = time.Minute // the old state is still held when the name comes back
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	old, start := reusedName(t, h, w, "rc-reused-cn", inst1, inst6, 6, true)
+	old, start := reusedName(t, h, w, "rc-reused-cn", inst1, inst6, 6, reuseWithCNINode)
 	newPodBeforeOldDeletes(t, h, w, old, start)
 }
 
@@ -106,7 +120,7 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 	cfg.DeinitDelay = time.Minute
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	old, _ := reusedName(t, h, w, "rc-reused-restart", oldInst, newInst, 4, true)
+	old, _ := reusedName(t, h, w, "rc-reused-restart", oldInst, newInst, 4, reuseWithCNINode)
 	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
 		return h.annotated("new"), "not annotated"
 	})
@@ -124,4 +138,21 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 		left := existing(w, old)
 		return len(left) == 0, fmt.Sprint(left)
 	})
+}
+
+// TestKubeNodeNameReusedDuringGoneDeletesDoesNotWait: as above, but the
+// name comes back after DeinitDelay, while the gone node's own background
+// job is deleting its branches one by one. The new instance's pod must
+// not wait for that job either.
+func TestKubeNodeNameReusedDuringGoneDeletesDoesNotWait(t *testing.T) {
+	const oldInst, newInst = "i-000000000000000b1", "i-000000000000000b2"
+	spec := func(id string) vpcsim.InstanceSpec {
+		return vpcsim.InstanceSpec{ID: id, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}
+	}
+	w := newWorld(t, spec(oldInst), spec(newInst))
+	cfg := fastConfig() // DeinitDelay 300 ms: the gone job runs when the name comes back
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	old, start := reusedName(t, h, w, "rc-reused-gone", oldInst, newInst, 6, reuseDuringGoneJob)
+	newPodBeforeOldDeletes(t, h, w, old, start)
 }
