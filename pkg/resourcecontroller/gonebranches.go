@@ -56,11 +56,9 @@ func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bo
 		instanceID := t.instanceID
 		reused := false
 		left := c.deleteTrunkBranchesUnless(ctx, t, func() bool {
-			if c.backFor(ctx, name, instanceID) {
-				return true
-			}
-			reused = c.nameTaken(ctx, name)
-			return reused
+			var stop bool
+			stop, reused = c.backFor(ctx, name, instanceID)
+			return stop
 		})
 		if reused {
 			// Another instance registered the name: it waits for this

@@ -222,28 +222,28 @@ func (c *Controller) deleteGoneNodeENIs(ctx context.Context, name, instanceID st
 // and EC2's delete (one API call); EC2 has no conditional delete, and the
 // new node's ipamd makes no ENI before its Node exists.
 func (c *Controller) nodeBack(ctx context.Context, name, instanceID string) (bool, error) {
+	back, _, err := c.nodeNow(ctx, name, instanceID)
+	return back, err
+}
+
+// nodeNow is nodeBack that also reports a Node of this name for another
+// instance (taken), from the same read.
+func (c *Controller) nodeNow(ctx context.Context, name, instanceID string) (back, taken bool, err error) {
 	var node corev1.Node
 	if err := c.api.Get(ctx, ctrl.ObjectKey{Name: name}, &node); err != nil {
 		if apierrors.IsNotFound(err) {
-			return false, nil
+			return false, false, nil
 		}
-		return false, fmt.Errorf("reading node %s: %w", name, err)
+		return false, false, fmt.Errorf("reading node %s: %w", name, err)
 	}
 	if node.Spec.ProviderID == "" {
 		// Registered again before its providerID is set (a kubelet with
 		// an external cloud provider): which instance it is, is not known
 		// yet; a delete now may take running pods' ENIs.
-		return false, fmt.Errorf("node %s: %w", name, errNodeIdentityUnknown)
+		return false, false, fmt.Errorf("node %s: %w", name, errNodeIdentityUnknown)
 	}
-	return InstanceIDFromProviderID(node.Spec.ProviderID) == instanceID, nil
-}
-
-// nameTaken reports whether a Node of this name exists (read from the API
-// server); a failed read counts as not, so nothing is handed off on a
-// guess.
-func (c *Controller) nameTaken(ctx context.Context, name string) bool {
-	err := c.api.Get(ctx, ctrl.ObjectKey{Name: name}, &corev1.Node{})
-	return err == nil
+	back = InstanceIDFromProviderID(node.Spec.ProviderID) == instanceID
+	return back, !back, nil
 }
 
 // errNodeIdentityUnknown: a Node of a gone node's name exists without a

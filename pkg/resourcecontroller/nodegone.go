@@ -47,17 +47,18 @@ func (c *Controller) nodeGone(ctx context.Context, name string) (reconcile.Resul
 	return c.cleanGoneNode(ctx, name)
 }
 
-// backFor is nodeBack for a stop function: a failed read counts as back,
-// so nothing is deleted on a guess (the trunk rebuild or the node's
-// cleanup deletes it later).
-func (c *Controller) backFor(ctx context.Context, name, instanceID string) bool {
-	back, err := c.nodeBack(ctx, name, instanceID)
+// backFor is nodeNow for a stop function: stop when the Node is back for
+// the instance, or taken by another instance, or when the read failed, so
+// nothing is deleted on a guess (the trunk rebuild or the node's cleanup
+// deletes it later); taken only when it was read.
+func (c *Controller) backFor(ctx context.Context, name, instanceID string) (stop, taken bool) {
+	back, taken, err := c.nodeNow(ctx, name, instanceID)
 	if err != nil {
 		c.cfg.Log.Warn("reading a deleted node before deleting its branch ENIs; leaving them", "node", name, "err", err)
-		return true
+		return true, false
 	}
 	if back {
 		c.cfg.Log.Info("deleted node registered again for its instance; leaving its branch ENIs", "node", name, "instance", instanceID)
 	}
-	return back
+	return back || taken, taken
 }
