@@ -127,17 +127,12 @@ func linkedVictim(t *testing.T) (h *harness, links *fakeLinks, stop func() error
 	stop = h.runDaemon()
 	waitFor(t, 20*time.Second, "ipamd ready", h.n.Ready)
 	ctx := context.Background()
+	h.addPods("pod-", 9)
+	links.mu.Lock()
 	for i := range 9 {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := h.srv.AddNetwork(actx, addReq(fmt.Sprint("pod-", i)))
-		cancel()
-		if err != nil {
-			t.Fatalf("ADD %d: %v", i, err)
-		}
-		links.mu.Lock()
 		links.set[vethname.Suffix("default", fmt.Sprint("pod-", i))] = true
-		links.mu.Unlock()
 	}
+	links.mu.Unlock()
 	waitFor(t, 10*time.Second, "a second ENI with the warm address", func() bool {
 		return h.simCounts() == simCounts{ENIs: 2, IPs: 10} && len(h.pool(0).ENIs) == 2
 	})
