@@ -12,6 +12,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -20,6 +21,20 @@ import (
 // behind ipamd's back and a reconcile drops it. It returns the victim's
 // address. No DEL is sent for the victim: its sandbox still runs.
 func evictedHarness(t *testing.T) (*harness, netip.Addr) {
+	t.Helper()
+	return evict(t, false)
+}
+
+// heldEvictedHarness is evictedHarness with EC2 refusing every new ENI and
+// address from before the eviction on, so EC2 cannot hand the victim's
+// address back and the quarantine holds for as long as the test looks.
+// Without it the pool manager's next grow may get the address back at once.
+func heldEvictedHarness(t *testing.T) (*harness, netip.Addr) {
+	t.Helper()
+	return evict(t, true)
+}
+
+func evict(t *testing.T, hold bool) (*harness, netip.Addr) {
 	t.Helper()
 	h, second := goneENIHarness(t, time.Second)
 	ctx := context.Background()
@@ -34,6 +49,12 @@ func evictedHarness(t *testing.T) (*harness, netip.Addr) {
 	enis, _, err := h.ec2.DescribeENIs(ctx, []string{second})
 	if err != nil || len(enis) != 1 || enis[0].Attachment == nil {
 		t.Fatalf("describing %s: %v %+v", second, err, enis)
+	}
+	if hold {
+		deny := vpcsim.Faults{DenyActions: []string{"CreateNetworkInterface", "AssignPrivateIpAddresses"}}
+		if err := h.env.Sim.SetFaults(deny); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := h.ec2.FreeENI(ctx, second, enis[0].Attachment.ID); err != nil {
 		t.Fatal(err)
@@ -96,7 +117,7 @@ func delReq(id string) *rpc.DelNetworkRequest {
 // repeated DEL gets upstream's unknown-pod answer (which every plugin
 // takes as done). Before, the first DEL already got the unknown-pod answer.
 func TestDELOfEvictedPodEndsItsQuarantine(t *testing.T) {
-	h, victim := evictedHarness(t)
+	h, victim := heldEvictedHarness(t)
 	ctx := context.Background()
 	if st := h.pool(0).Stats; st.Pending != 1 {
 		t.Fatalf("after the eviction: %d pending, want the evicted pod kept", st.Pending)

@@ -10,7 +10,7 @@ import (
 // show it after the reconcile that evicted it, and drop to 0 after its DEL.
 // Before, nothing an operator reads told such pods apart.
 func TestQuarantinedCountIsShown(t *testing.T) {
-	h, _ := evictedHarness(t)
+	h, _ := heldEvictedHarness(t)
 	check := func(when string, want int) {
 		t.Helper()
 		plain, _ := gathered(t, h)
