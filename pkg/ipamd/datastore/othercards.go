@@ -10,7 +10,10 @@ import "net/netip"
 // another card still holds is refused as a duplicate, as within one store,
 // until that card removes it; the quarantined entries another card holds
 // inside the CIDR move to the adding store, which gives them back to their
-// pods like its own.
+// pods like its own. An entry the adding store cannot take, since its key
+// holds another address there (a multi-NIC pod has one entry per card),
+// keeps the CIDR refused the same way until that pod's DEL: one key holds
+// one address per store, and the address must go to no other pod.
 
 // Foreign is what the node's other stores hold of a CIDR being added.
 type Foreign struct {
@@ -82,6 +85,18 @@ func (s *Store) ForgetPending(allocs []Allocation, cool []Cooling) error {
 		return nil
 	}
 	return s.await(s.open)
+}
+
+// untakeable returns a pending allocation of another store inside the
+// CIDR being added whose key holds another address in this one, and that
+// address: takeOver cannot place it here.
+func (s *Store) untakeable(f Foreign) (Allocation, netip.Addr, bool) {
+	for _, a := range f.Allocations {
+		if sl, ok := s.byKey[a.Key]; ok && sl.addr != a.Addr {
+			return a, sl.addr, true
+		}
+	}
+	return Allocation{}, netip.Addr{}, false
 }
 
 // takeOver makes the other stores' pending entries inside a CIDR being

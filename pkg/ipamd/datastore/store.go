@@ -318,6 +318,10 @@ func (s *Store) addCIDR(eniID string, p netip.Prefix, f Foreign) ([]Allocation, 
 	if o := s.overlapping(p); o != nil {
 		return nil, nil, fmt.Errorf("add CIDR %s to %s: %w (%s on %s)", p, eniID, ErrDuplicateCIDR, o.prefix, o.eni.info.ID)
 	}
+	if a, held, ok := s.untakeable(f); ok {
+		return nil, nil, fmt.Errorf("add CIDR %s to %s: %w (%s quarantined on another network card for %s, which holds %s on this one)",
+			p, eniID, ErrDuplicateCIDR, a.Addr, a.Key, held)
+	}
 	taken, cool := s.takeOver(f)
 	c := newCIDR(p, e)
 	e.cidrs[p] = c

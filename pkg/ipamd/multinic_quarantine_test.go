@@ -1,0 +1,63 @@
+package ipamd
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+)
+
+// TestQuarantinedAddressOfMultiNICPodIsNotReissuedOnItsOtherCard: a
+// multi-NIC pod holds 10.0.0.10 on card 0 and 10.0.1.10 on card 1 (one
+// key, one entry per card). EC2 takes 10.0.0.10 away (quarantined on card
+// 0) and then lists it on card 1's ENI. Card 1 cannot take the entry over
+// (it holds the pod's key already), so it must not take the address
+// either until the pod's DEL. Before, card 1 added it free and gave it to
+// the next pod: two pods, one IP.
+func TestQuarantinedAddressOfMultiNICPodIsNotReissuedOnItsOtherCard(t *testing.T) {
+	cs, _ := twoCardStores(t, 30*time.Second)
+	card0, card1 := cs.all()[0].store, cs.all()[1].store
+	evicted, other := netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.1.10")
+	if err := card0.AddCIDR("eni-card0", netip.PrefixFrom(evicted, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if err := card1.AddCIDR("eni-card1", netip.PrefixFrom(other, 32)); err != nil {
+		t.Fatal(err)
+	}
+	h := &handout{cards: cs}
+	meta := datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "multi"}
+	asgs, err := h.assign(cardKey("multi"), meta, true)
+	if err != nil || len(asgs) != 2 || asgs[0].Addr != evicted || asgs[1].Addr != other {
+		t.Fatalf("multi-NIC ADD: %+v %v", asgs, err)
+	}
+	if ev, err := card0.RemoveCIDR("eni-card0", netip.PrefixFrom(evicted, 32), true); err != nil || len(ev) != 1 {
+		t.Fatalf("card 0's reconcile: %+v %v", ev, err)
+	}
+	if err := card1.AddCIDR("eni-card1", netip.PrefixFrom(evicted, 32)); err != nil && !errors.Is(err, datastore.ErrDuplicateCIDR) {
+		t.Fatal(err)
+	}
+	if a, err := card1.Assign(cardKey("new"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}); err == nil {
+		t.Fatalf("a new pod on card 1 got %s; the multi-NIC pod quarantined on card 0 still holds %s", a.Addr, evicted)
+	} else if !errors.Is(err, datastore.ErrNoAvailableAddress) {
+		t.Fatal(err)
+	}
+	if st := card0.Stats(); st.Pending != 1 {
+		t.Fatalf("card 0: %+v, want the pod's evicted address still quarantined there", st)
+	}
+	released, err := h.release(cardKey("multi"))
+	if err != nil || len(released) != 2 {
+		t.Fatalf("DEL of the multi-NIC pod: %+v %v, want both its addresses", released, err)
+	}
+	// Released, the address is card 1's, cooling like any other.
+	if err := card1.AddCIDR("eni-card1", netip.PrefixFrom(evicted, 32)); err != nil {
+		t.Fatalf("card 1 adding the address after the DEL: %v", err)
+	}
+	if a, err := card1.Assign(cardKey("new"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}); err == nil {
+		t.Fatalf("a new pod on card 1 got %s within the cooldown of the multi-NIC pod's DEL", a.Addr)
+	}
+	if st := card0.Stats(); st.Pending != 0 {
+		t.Fatalf("card 0 after the move: %+v, want nothing quarantined", st)
+	}
+}
