@@ -115,10 +115,15 @@ func TestServerSocketHealthAndBadInput(t *testing.T) {
 			t.Errorf("health %q before init: %v", svc, s)
 		}
 	}
-	// A deadline long enough for a loaded CI machine: the server answers
-	// a tenth of it before the deadline, so its answer still comes first.
-	short, c2 := context.WithTimeout(ctx, 3*time.Second)
+	// No deadline: the server answers after Intervals.AddWait (5 s here).
+	// With one, it answers a tenth of it before the deadline (at most
+	// 1 s), and a loaded machine that stalls the process past that margin
+	// lets the client's own deadline error win (seen in CI with 3 s). The
+	// cancel only guards against a server that never answers.
+	short, c2 := context.WithCancel(ctx)
+	guard := time.AfterFunc(30*time.Second, c2)
 	_, err = cni.AddNetwork(short, &rpc.AddNetworkRequest{ContainerId: "c1", IfName: "eth0", NetworkName: "aws-cni"})
+	guard.Stop()
 	c2()
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "not initialised") {
 		t.Errorf("AddNetwork before init: %v, want Unavailable naming the uninitialised node", err)
