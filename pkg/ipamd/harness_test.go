@@ -184,6 +184,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 // does), sharing the simulator, host and checkpoint directory.
 func (h *harness) connect(times Intervals) {
 	h.t.Helper()
+	if h.n != nil {
+		// The old IPAM stops as ipamd does (run.go): its checkpoint logs
+		// are folded. Left open, its idle fold would later write its
+		// state over the new IPAM's file and remove the new IPAM's log,
+		// which no restarted process can do.
+		h.n.cards.close(h.n.log)
+	}
 	track := introspect.NewTracker(nil)
 	acfg := awsutils.Config{
 		Region: "us-west-2", EC2Endpoint: h.env.EC2URL, IMDSEndpoint: h.env.IMDSURL(simtest.InstanceID),
