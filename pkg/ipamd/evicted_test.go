@@ -51,10 +51,7 @@ func evict(t *testing.T, hold bool) (*harness, netip.Addr) {
 		t.Fatalf("describing %s: %v %+v", second, err, enis)
 	}
 	if hold {
-		deny := vpcsim.Faults{DenyActions: []string{"CreateNetworkInterface", "AssignPrivateIpAddresses"}}
-		if err := h.env.Sim.SetFaults(deny); err != nil {
-			t.Fatal(err)
-		}
+		holdAddresses(t, h)
 	}
 	if err := h.ec2.FreeENI(ctx, second, enis[0].Attachment.ID); err != nil {
 		t.Fatal(err)
@@ -105,6 +102,24 @@ func noReissue(t *testing.T, h *harness, prefix string, addr netip.Addr) {
 		_, offered = simAddrs(h)[addr]
 	}
 	t.Fatalf("EC2 never listed %s on an ENI again: the test proves nothing", addr)
+}
+
+// holdAddresses makes EC2 refuse every new ENI and address until the
+// returned func lifts it, so an address EC2 took from the node cannot come
+// back while a test looks at its quarantine: the pool manager's next grow
+// would otherwise get it back at once.
+func holdAddresses(t *testing.T, h *harness) (lift func()) {
+	t.Helper()
+	deny := vpcsim.Faults{DenyActions: []string{"CreateNetworkInterface", "AssignPrivateIpAddresses"}}
+	if err := h.env.Sim.SetFaults(deny); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := h.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func delReq(id string) *rpc.DelNetworkRequest {
@@ -195,6 +210,7 @@ func deleteBehindIpamdsBack(t *testing.T, h *harness, id string) {
 func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
 	h, _, stop, victim, second := linkedVictim(t)
 	ctx := context.Background()
+	lift := holdAddresses(t, h)
 	restartWithENIGone(t, h, stop, second)
 	if p := h.pool(0).Stats.Pending; p != 1 {
 		t.Fatalf("after the restart: %d pending, want the evicted pod", p)
@@ -203,6 +219,7 @@ func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
 	if p := h.pool(0).Stats.Pending; p != 1 {
 		t.Fatalf("after the pending wait: %d pending, want the evicted pod kept (its veth exists)", p)
 	}
+	lift()
 	noReissue(t, h, "new-", victim)
 }
 
@@ -212,6 +229,7 @@ func TestEvictedPodQuarantineSurvivesRestart(t *testing.T) {
 func TestEvictedPodReleasedOnceItsVethIsGone(t *testing.T) {
 	h, links, _, victim, second := linkedVictim(t)
 	ctx := context.Background()
+	holdAddresses(t, h)
 	deleteBehindIpamdsBack(t, h, second)
 	waitFor(t, 10*time.Second, "a reconcile evicting the victim", func() bool {
 		if err := h.n.reconciler.reconcile(ctx); err != nil {
@@ -252,6 +270,7 @@ func TestEvictedPodReleasedOnceItsVethIsGone(t *testing.T) {
 func TestDELOfPodWhoseENIWentWhileDownDeletesItsRules(t *testing.T) {
 	h, _, stop, victim, second := linkedVictim(t)
 	ctx := context.Background()
+	holdAddresses(t, h)
 	restartWithENIGone(t, h, stop, second)
 	h.host.mu.Lock()
 	h.host.podRules = nil
