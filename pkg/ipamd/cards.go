@@ -129,19 +129,25 @@ func (s *cardSet) settlePending(log *slog.Logger) {
 			if to == from {
 				continue
 			}
-			took, tookCool, err := to.store.Adopt(allocs, cool)
+			got, err := to.store.Adopt(allocs, cool)
+			for _, c := range got.Clashes {
+				log.Warn("a restored pod's address is held by another pod on another card's ENI: that pod keeps it, "+
+					"the restored pod stays quarantined and is not given it",
+					"ip", c.Pending.Addr, "quarantinedKey", c.Pending.Key.String(), "holderKey", c.Holder.String(),
+					"eni", c.ENIID, "from", from.index, "card", to.index)
+			}
 			if err != nil {
 				log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
 				continue
 			}
-			for _, a := range took {
+			for _, a := range got.Allocations {
 				log.Info("a restored pod's address is on another card's ENI now; that card keeps it for the pod",
 					"key", a.Key.String(), "ip", a.Addr, "from", from.index, "card", to.index)
 			}
-			if len(took)+len(tookCool) == 0 {
+			if len(got.Allocations)+len(got.Cooling) == 0 {
 				continue
 			}
-			if err := from.store.ForgetPending(took, tookCool); err != nil {
+			if err := from.store.ForgetPending(got.Allocations, got.Cooling); err != nil {
 				log.Warn("could not persist that pending pods moved to another card; both cards keep them", "card", from.index, "err", err)
 			}
 		}

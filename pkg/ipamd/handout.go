@@ -398,12 +398,14 @@ func (h *handout) ReleasePod(d *due, k datastore.Key, namespace, name string) ([
 // pending: on no ENI of the node, their table unknown, so the reply names
 // main and the plugin deletes no from-pod rule, which may still name the
 // table of an ENI gone while ipamd was down and would misroute the next
-// pod given the address. No other pod of the node holds a pending address
-// (datastore quarantine.go), so its rules are this pod's.
+// pod given the address. A card never gives its own pending address to
+// another pod (datastore quarantine.go), but another card may hold it for
+// a pod (a checkpoint from before the quarantine, or a move between cards
+// whose write failed): the rules are then that pod's, and stay.
 func (h *handout) forgetPendingRules(d *due, released []datastore.Assignment) {
 	var addrs []netip.Addr
 	for _, a := range released {
-		if a.ENIID == "" {
+		if a.ENIID == "" && !h.heldElsewhere(a) {
 			addrs = append(addrs, a.Addr)
 		}
 	}
@@ -413,6 +415,19 @@ func (h *handout) forgetPendingRules(d *due, released []datastore.Assignment) {
 	if err := h.host.DeletePodRules(d.context(), addrs...); err != nil {
 		h.log.Warn("could not delete the ip rules of a released address that was on no ENI", "ips", addrs, "err", err)
 	}
+}
+
+// heldElsewhere reports whether a card holds a's address on an ENI for a
+// pod, and logs it.
+func (h *handout) heldElsewhere(a datastore.Assignment) bool {
+	for _, c := range h.cards.all() {
+		if other, ok := c.store.HeldBy(a.Addr); ok {
+			h.log.Warn("released a quarantined address another pod holds on an ENI: its rules are that pod's and stay",
+				"ip", a.Addr, "releasedKey", a.Key.String(), "holderKey", other.Key.String(), "eni", other.ENIID, "card", c.index)
+			return true
+		}
+	}
+	return false
 }
 
 // claimRecovered hands the orphan sweep the addresses recovered from the

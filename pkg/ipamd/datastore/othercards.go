@@ -127,28 +127,45 @@ func (s *Store) takeOver(f Foreign) ([]Allocation, []Cooling) {
 	return allocs, cool
 }
 
+// Adopted is what Adopt placed, and what it could not.
+type Adopted struct {
+	Allocations []Allocation
+	Cooling     []Cooling
+	// Clashes are the allocations whose address this store has given to
+	// another pod (a checkpoint from before the quarantine, or a write of
+	// a move that failed): the holder keeps it, the pending pod stays
+	// pending on its card.
+	Clashes []Clash
+}
+
+// Clash is another store's pending allocation whose address a pod of
+// this store holds.
+type Clash struct {
+	Pending Allocation
+	Holder  Key
+	ENIID   string
+}
+
 // Adopt places other stores' pending entries whose address is free in a
 // CIDR of this one: at a start every card adds its CIDRs before any
 // restores its checkpoint, so a card's restored pending pod whose address
 // EC2 moved to another card's ENI meanwhile is not found by AddCIDR. It
 // returns what it placed once written (none when the write failed: they
-// stay on their card as well); placed pods are in Readopted.
-func (s *Store) Adopt(allocs []Allocation, cool []Cooling) ([]Allocation, []Cooling, error) {
+// stay on their card as well), and the clashes either way; placed pods
+// are in Readopted.
+func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance(s.now())
-	free := func(a netip.Addr) (*cidr, uint64, bool) {
-		c := s.cidrOf(a)
-		if c == nil {
-			return nil, 0, false
-		}
-		off := offsetOf(c.prefix, a)
-		return c, off, c.used[off] == nil
-	}
-	var took []Allocation
-	var tookCool []Cooling
+	var out Adopted
 	for _, a := range allocs {
-		c, off, ok := free(a.Addr)
+		c, off, ok := s.freeSlot(a.Addr)
+		if c != nil && !ok {
+			if sl := c.used[off]; sl.allocIdx >= 0 && s.allocs[sl.allocIdx].Key != a.Key {
+				out.Clashes = append(out.Clashes, Clash{Pending: a, Holder: s.allocs[sl.allocIdx].Key, ENIID: c.eni.info.ID})
+			}
+			continue
+		}
 		if _, held := s.byKey[a.Key]; !ok || held {
 			continue
 		}
@@ -157,10 +174,10 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) ([]Allocation, []Cool
 		s.addAlloc(sl, a)
 		s.adjust(c, 1, 0)
 		s.readopted = append(s.readopted, sl)
-		took = append(took, a)
+		out.Allocations = append(out.Allocations, a)
 	}
 	for _, cl := range cool {
-		c, off, ok := free(cl.Addr)
+		c, off, ok := s.freeSlot(cl.Addr)
 		if !ok || s.cooldown == 0 {
 			continue
 		}
@@ -168,13 +185,40 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) ([]Allocation, []Cool
 		c.used[off] = sl
 		s.coolPush(sl, cl)
 		s.adjust(c, 0, 1)
-		tookCool = append(tookCool, cl)
+		out.Cooling = append(out.Cooling, cl)
 	}
-	if len(took)+len(tookCool) == 0 {
-		return nil, nil, nil
+	if len(out.Allocations)+len(out.Cooling) == 0 {
+		return out, nil
 	}
 	if err := s.await(s.open); err != nil {
-		return nil, nil, err
+		return Adopted{Clashes: out.Clashes}, err
 	}
-	return took, tookCool, nil
+	return out, nil
+}
+
+// freeSlot returns the CIDR of the store holding a and a's offset in it,
+// and whether a is free there. Called with s.mu held.
+func (s *Store) freeSlot(a netip.Addr) (*cidr, uint64, bool) {
+	c := s.cidrOf(a)
+	if c == nil {
+		return nil, 0, false
+	}
+	off := offsetOf(c.prefix, a)
+	return c, off, c.used[off] == nil
+}
+
+// HeldBy returns the assignment holding addr in a CIDR of the store, if
+// any (pending allocations are in no CIDR).
+func (s *Store) HeldBy(addr netip.Addr) (Assignment, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cidrOf(addr)
+	if c == nil {
+		return Assignment{}, false
+	}
+	sl := c.used[offsetOf(c.prefix, addr)]
+	if sl == nil || sl.allocIdx < 0 {
+		return Assignment{}, false
+	}
+	return s.assignmentOf(sl), true
 }
