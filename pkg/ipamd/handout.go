@@ -482,7 +482,28 @@ func (h *handout) release(k datastore.Key) ([]datastore.Assignment, error) {
 		}
 		released = append(released, a)
 	}
-	return released, nil
+	return oneCopyEach(released), nil
+}
+
+// oneCopyEach drops the pending copy of an address also released on an
+// ENI: a pod whose quarantined address moved to another card, when the
+// checkpoint write of the move failed, is kept by both cards until its
+// DEL (datastore othercards.go). It is one interface of the pod, whose
+// table is the ENI's; a second entry would read as a second interface.
+func oneCopyEach(released []datastore.Assignment) []datastore.Assignment {
+	onENI := map[netip.Addr]bool{}
+	for _, a := range released {
+		if a.ENIID != "" {
+			onENI[a.Addr] = true
+		}
+	}
+	out := released[:0]
+	for _, a := range released {
+		if a.ENIID != "" || !onENI[a.Addr] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // annotate maintains vpc.amazonaws.com/pod-ips (ANNOTATE_POD_IP). A failure
