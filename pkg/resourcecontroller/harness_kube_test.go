@@ -90,7 +90,16 @@ type harness struct {
 	// as, when set, is the identity the controller talks to the API
 	// server with (else env.Config, an admin).
 	as *rest.Config
+	// since is when the harness was made, to the second (the precision of
+	// an event's creation time).
+	since time.Time
 }
+
+// ours reports whether the event was made since the harness was: node and
+// CNINode events live in "default", shared by every test of the package
+// process, and an earlier test (or run, with -count) may have used the
+// same object name.
+func (h *harness) ours(e corev1.Event) bool { return !e.CreationTimestamp.Time.Before(h.since) }
 
 // startController runs a controller (manager, webhook over TLS on
 // 127.0.0.1, cool-down and GC loops) until the returned stop or the end
@@ -178,7 +187,7 @@ func newHarnessLeased(t testing.TB, ec2 EC2, cfg Config, leaseNS string) *harnes
 	if err := admin.Create(ctx, nso); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, env: env, admin: admin, ec2: ec2, ns: ns, cfg: cfg, leaseNS: leaseNS}
+	h := &harness{t: t, env: env, admin: admin, ec2: ec2, ns: ns, cfg: cfg, leaseNS: leaseNS, since: time.Now().Truncate(time.Second)}
 	t.Cleanup(h.cleanup)
 	startController(t, h)
 	return h
@@ -347,7 +356,7 @@ func (h *harness) waitNodeEvents(node, reason string, n int) []string {
 		slices.SortFunc(l.Items, func(a, b corev1.Event) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
 		msgs = msgs[:0]
 		for _, e := range l.Items {
-			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == node && e.Reason == reason {
+			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == node && e.Reason == reason && h.ours(e) {
 				msgs = append(msgs, e.Message)
 			}
 		}
