@@ -69,7 +69,7 @@ func TestKubeCNINodeDeletionNotSeenIsTold(t *testing.T) {
 		}
 		var seen []string
 		for _, e := range l.Items {
-			if e.InvolvedObject.Kind == "CNINode" && e.InvolvedObject.Name == "rc-held" {
+			if e.InvolvedObject.Kind == "CNINode" && e.InvolvedObject.Name == "rc-held" && h.ours(e) {
 				seen = append(seen, e.Reason)
 				if e.Reason == ReasonCNINodeDeletionFailed && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, hold) {
 					return true, ""

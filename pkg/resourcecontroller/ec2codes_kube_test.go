@@ -13,7 +13,7 @@ import (
 )
 
 // eventsOf lists the messages of the events of reason on the object name
-// of kind in namespace, oldest first.
+// of kind in namespace made since the harness was.
 func (h *harness) eventsOf(namespace, kind, name, reason string) []string {
 	h.t.Helper()
 	var l corev1.EventList
@@ -22,7 +22,7 @@ func (h *harness) eventsOf(namespace, kind, name, reason string) []string {
 	}
 	var out []string
 	for _, e := range l.Items {
-		if e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name && e.Reason == reason {
+		if e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name && e.Reason == reason && h.ours(e) {
 			out = append(out, e.Message)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -90,6 +91,28 @@ type harness struct {
 	// as, when set, is the identity the controller talks to the API
 	// server with (else env.Config, an admin).
 	as *rest.Config
+	// earlier are the events in "default" when the harness was made.
+	earlier map[types.UID]bool
+}
+
+// ours reports whether the event was made since the harness was: node and
+// CNINode events live in "default", shared by every test of the package
+// process, and an earlier test (or run, with -count) may have used the
+// same object name. Creation times have only seconds.
+func (h *harness) ours(e corev1.Event) bool { return !h.earlier[e.UID] }
+
+// defaultEvents names the events in "default" now.
+func defaultEvents(t testing.TB, admin client.Client) map[types.UID]bool {
+	t.Helper()
+	var l corev1.EventList
+	if err := admin.List(context.Background(), &l, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[types.UID]bool, len(l.Items))
+	for _, e := range l.Items {
+		out[e.UID] = true
+	}
+	return out
 }
 
 // startController runs a controller (manager, webhook over TLS on
@@ -178,7 +201,7 @@ func newHarnessLeased(t testing.TB, ec2 EC2, cfg Config, leaseNS string) *harnes
 	if err := admin.Create(ctx, nso); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, env: env, admin: admin, ec2: ec2, ns: ns, cfg: cfg, leaseNS: leaseNS}
+	h := &harness{t: t, env: env, admin: admin, ec2: ec2, ns: ns, cfg: cfg, leaseNS: leaseNS, earlier: defaultEvents(t, admin)}
 	t.Cleanup(h.cleanup)
 	startController(t, h)
 	return h
@@ -347,7 +370,7 @@ func (h *harness) waitNodeEvents(node, reason string, n int) []string {
 		slices.SortFunc(l.Items, func(a, b corev1.Event) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
 		msgs = msgs[:0]
 		for _, e := range l.Items {
-			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == node && e.Reason == reason {
+			if e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == node && e.Reason == reason && h.ours(e) {
 				msgs = append(msgs, e.Message)
 			}
 		}

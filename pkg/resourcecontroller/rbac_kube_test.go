@@ -133,7 +133,7 @@ func TestKubeRBACManifestUnderOwnerReferencesEnforcement(t *testing.T) {
 	}
 	cfg := fastConfig()
 	cfg.CooldownFloor = time.Second
-	h := &harness{t: t, env: env, admin: admin, ec2: w.ec2, ns: ns, cfg: cfg, leaseNS: "kube-system", as: as}
+	h := &harness{t: t, env: env, admin: admin, ec2: w.ec2, ns: ns, cfg: cfg, leaseNS: "kube-system", as: as, earlier: defaultEvents(t, admin)}
 	t.Cleanup(h.cleanup)
 	startController(t, h)
 
