@@ -152,7 +152,9 @@ func eventsFor(t *testing.T, c client.Client, pod *corev1.Pod, reason string) []
 	}
 	var out []eventsv1.Event
 	for _, e := range l.Items {
-		if e.Regarding.Name == pod.Name && e.Reason == reason {
+		// By UID too: on the shared API server a pod of the same name from
+		// an earlier run (go test -count=2) left its events behind.
+		if e.Regarding.Name == pod.Name && e.Regarding.UID == pod.UID && e.Reason == reason {
 			out = append(out, e)
 		}
 	}
