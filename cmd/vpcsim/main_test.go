@@ -176,7 +176,10 @@ func TestBinary(t *testing.T) {
 
 	t.Run("limits, throttling and recovery", func(t *testing.T) {
 		p := writeScenario(t, basicScenario, func(s *vpcsim.Scenario) {
-			s.Faults.Throttle = vpcsim.Throttle{Enabled: true, Buckets: map[string]vpcsim.Bucket{"eniCreateDelete": {Size: 3, Refill: 4}}}
+			// A token every 2 s: the four creates below must all land
+			// before one comes back, and this binary runs on the real clock
+			// of a possibly loaded machine.
+			s.Faults.Throttle = vpcsim.Throttle{Enabled: true, Buckets: map[string]vpcsim.Bucket{"eniCreateDelete": {Size: 3, Refill: 0.5}}}
 		})
 		ep := start(t, bin, p)
 		c := conformance.NewEC2(ep.ec2)
@@ -197,7 +200,7 @@ func TestBinary(t *testing.T) {
 		}
 		_, err := create()
 		conformance.WantCode(t, err, "RequestLimitExceeded")
-		// refill is 4/s: within a few seconds a call succeeds again
+		// refill is 0.5/s: within a few seconds a call succeeds again
 		err = poll.Until(conformance.Ctx(t), 10*time.Second, func() error {
 			_, err := create()
 			if err != nil {

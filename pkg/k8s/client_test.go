@@ -152,7 +152,9 @@ func eventsFor(t *testing.T, c client.Client, pod *corev1.Pod, reason string) []
 	}
 	var out []eventsv1.Event
 	for _, e := range l.Items {
-		if e.Regarding.Name == pod.Name && e.Reason == reason {
+		// By UID too: on the shared API server a pod of the same name from
+		// an earlier run (go test -count=2) left its events behind.
+		if e.Regarding.Name == pod.Name && e.Regarding.UID == pod.UID && e.Reason == reason {
 			out = append(out, e)
 		}
 	}
@@ -391,7 +393,12 @@ func TestWaitForAPIServer(t *testing.T) {
 	ctx := context.Background()
 	quick := APIServerWait{RequestTimeout: time.Second, RequiredInterval: 20 * time.Millisecond, OptionalInterval: 20 * time.Millisecond, OptionalTimeout: 300 * time.Millisecond}
 
-	c, err := New(Config{RESTConfig: env.Config, NodeName: "n", APIServerWait: quick})
+	// The reachable server gets the default bound: on a loaded machine
+	// its first answer can take longer than quick's, which only keeps the
+	// unreachable cases short.
+	reachable := quick
+	reachable.OptionalTimeout = 30 * time.Second
+	c, err := New(Config{RESTConfig: env.Config, NodeName: "n", APIServerWait: reachable})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,12 @@
 package vpcsim_test
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,12 +115,35 @@ func TestCallCarriedOutAfterCallerGaveUp(t *testing.T) {
 	sc := simtest.Basic()
 	sc.Faults.Latency = map[string]vpcsim.Duration{"CreateNetworkInterface": vpcsim.Duration(300 * time.Millisecond)}
 	env := simtest.Start(t, sc)
-	c := newEC2(env.EC2URL)
+	// The caller gives up once EC2 has its whole request, 300 ms before the
+	// answer. (A fixed client deadline could expire before the request is
+	// sent on a loaded machine, and then EC2 rightly creates nothing.)
+	received := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("reading the request: %v", err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		once.Do(func() { close(received) })
+		env.Sim.EC2Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c := newEC2(srv.URL)
 	desc := "given-up-" + t.Name()
-	short, cancel := context.WithTimeout(ctx(t), 30*time.Millisecond)
+	gaveUp, cancel := context.WithCancel(ctx(t))
 	defer cancel()
-	if _, err := c.CreateNetworkInterface(short, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID), Description: aws.String(desc)}); err == nil {
-		t.Fatal("the call returned within its 30ms deadline despite 300ms of latency")
+	go func() {
+		select {
+		case <-received:
+			cancel()
+		case <-gaveUp.Done():
+		}
+	}()
+	if _, err := c.CreateNetworkInterface(gaveUp, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID), Description: aws.String(desc)}); err == nil {
+		t.Fatal("the call returned an answer although its caller gave up before 300ms of latency passed")
 	}
 	filter := &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{{Name: aws.String("description"), Values: []string{desc}}}}
 	deadline := time.Now().Add(10 * time.Second)
