@@ -136,6 +136,17 @@ func (s *cardSet) settlePending(log *slog.Logger) {
 					"ip", c.Pending.Addr, "quarantinedKey", c.Pending.Key.String(), "holderKey", c.Holder.String(),
 					"eni", c.ENIID, "from", from.index, "card", to.index)
 			}
+			for _, r := range got.Refused {
+				if r.Dropped {
+					log.Warn("a restored pod's address is on an ENI of another card that holds the pod's other address (multi-NIC): "+
+						"that card does not use it until the pod's DEL", "ip", r.Pending.Addr, "key", r.Pending.Key.String(),
+						"cidr", r.CIDR, "eni", r.ENIID, "from", from.index, "card", to.index)
+					continue
+				}
+				log.Warn("a restored pod's address is on an ENI of another card that holds the pod's other address (multi-NIC), "+
+					"in a CIDR other pods use: a new pod there may get it", "ip", r.Pending.Addr, "key", r.Pending.Key.String(),
+					"cidr", r.CIDR, "eni", r.ENIID, "from", from.index, "card", to.index)
+			}
 			if err != nil {
 				log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
 				continue

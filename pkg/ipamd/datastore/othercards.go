@@ -136,6 +136,22 @@ type Adopted struct {
 	// a move that failed): the holder keeps it, the pending pod stays
 	// pending on its card.
 	Clashes []Clash
+	// Refused are the allocations whose key holds another address here
+	// (a multi-NIC pod has one entry per card) while their address is
+	// free in a CIDR of this store: one key holds one address per store,
+	// so the CIDR is not this store's until that pod's DEL, as AddCIDR
+	// refuses it. Dropped tells whether the store could drop it (it held
+	// nothing else); if not, a new pod may get the address.
+	Refused []Refusal
+}
+
+// Refusal is a CIDR of this store holding another store's pending
+// allocation that this one cannot take.
+type Refusal struct {
+	Pending Allocation
+	CIDR    netip.Prefix
+	ENIID   string
+	Dropped bool
 }
 
 // Clash is another store's pending allocation whose address a pod of
@@ -158,6 +174,11 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 	defer s.mu.Unlock()
 	s.advance(s.now())
 	var out Adopted
+	type refusedIn struct {
+		a Allocation
+		c *cidr
+	}
+	var refused []refusedIn
 	for _, a := range allocs {
 		c, off, ok := s.freeSlot(a.Addr)
 		if c != nil && !ok {
@@ -166,7 +187,13 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 			}
 			continue
 		}
-		if _, held := s.byKey[a.Key]; !ok || held {
+		if !ok {
+			continue
+		}
+		if sl, held := s.byKey[a.Key]; held {
+			if sl.addr != a.Addr {
+				refused = append(refused, refusedIn{a, c})
+			}
 			continue
 		}
 		sl := &slot{cidr: c, off: off, addr: a.Addr, allocIdx: -1, coolIdx: -1}
@@ -187,11 +214,21 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 		s.adjust(c, 0, 1)
 		out.Cooling = append(out.Cooling, cl)
 	}
+	for _, r := range refused {
+		rf := Refusal{Pending: r.a, CIDR: r.c.prefix, ENIID: r.c.eni.info.ID}
+		if s.cidrs[r.c.prefix] != r.c {
+			rf.Dropped = true // for an earlier refusal in the same CIDR
+		} else if r.c.empty() {
+			s.dropCIDR(r.c)
+			rf.Dropped = true
+		}
+		out.Refused = append(out.Refused, rf)
+	}
 	if len(out.Allocations)+len(out.Cooling) == 0 {
 		return out, nil
 	}
 	if err := s.await(s.open); err != nil {
-		return Adopted{Clashes: out.Clashes}, err
+		return Adopted{Clashes: out.Clashes, Refused: out.Refused}, err
 	}
 	return out, nil
 }
