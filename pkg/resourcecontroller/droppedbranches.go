@@ -2,7 +2,6 @@ package resourcecontroller
 
 import (
 	"context"
-	"fmt"
 	"sync"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -124,14 +123,21 @@ func oldTrunkBranches(found []awsutils.ENI, trunkID string, held func(string) bo
 }
 
 // sweepOldTrunkBranches starts the deletion of the instance's branches of
-// a trunk it no longer has: one describe, at the node's trunk init.
-func (c *Controller) sweepOldTrunkBranches(ctx context.Context, node, instanceID, trunkID string) error {
-	found, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.BranchDescription)
-	if err != nil {
-		return fmt.Errorf("trunk for node %s: %w", node, err)
-	}
+// a trunk it no longer has, of the branches its trunk init found
+// (initTrunk: the same describe serves the trunk's rebuild).
+func (c *Controller) sweepOldTrunkBranches(ctx context.Context, node, instanceID, trunkID string, found []awsutils.ENI) {
 	if n := c.startBranchDeletes(ctx, node, oldTrunkBranches(found, trunkID, c.reg.trunkHeld)); n > 0 {
 		c.cfg.Log.Info("deleting the branch ENIs of the instance's earlier trunk", "node", node, "instance", instanceID, "trunk", trunkID, "count", n)
 	}
-	return nil
+}
+
+// onTrunk picks, of the branch ENIs found, those tagged with trunkID.
+func onTrunk(found []awsutils.ENI, trunkID string) []awsutils.ENI {
+	var out []awsutils.ENI
+	for _, e := range found {
+		if e.Tags[awsutils.TagTrunkENIID] == trunkID {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -53,8 +53,10 @@ func (c *Controller) runGC(ctx context.Context) error {
 			err := c.sweepLostBranches(ctx)
 			swept = err == nil
 			// Told once per cause: a Node that never gets a providerID
-			// holds the sweep back for good.
-			if err != nil && ctx.Err() == nil && c.warned.first("sweep|", err.Error()) {
+			// holds the sweep back for good. By the cause's class
+			// (trunkcause.go), not its text: EC2's names each request's
+			// id, a network error its ephemeral port.
+			if err != nil && ctx.Err() == nil && c.warned.first("sweep|", trunkCause(err)) {
 				c.cfg.Log.Warn("sweeping the branch ENIs of instances no node names; retrying at each GC pass", "err", err)
 			}
 		}

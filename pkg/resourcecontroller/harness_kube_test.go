@@ -219,7 +219,13 @@ func (h *harness) registerWebhook(port int, caPEM []byte) {
 	}
 }
 
-// cleanup removes what the test made in the shared API server.
+// cleanup removes what the test made in the shared API server. It runs
+// once the controller has stopped, so a CNINode being deleted keeps the
+// controller's finalizer for good: its finalizers are removed here. Left,
+// every later test's controller took it for a gone node of its own and,
+// after its DeinitDelay, ran that node's cleanup in its own VPC, where the
+// same instance ids name its own nodes: a cleanup slot taken and their
+// available ENIs deleted.
 func (h *harness) cleanup() {
 	ctx := context.Background()
 	_ = h.admin.Delete(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "rc-" + h.ns}})
@@ -230,6 +236,19 @@ func (h *harness) cleanup() {
 			_ = h.admin.Delete(ctx, &nodes.Items[i])
 			_ = h.admin.Delete(ctx, &k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: nodes.Items[i].Name}})
 		}
+	}
+	var cns k8s.CNINodeList
+	if err := h.admin.List(ctx, &cns); err != nil {
+		return
+	}
+	for i := range cns.Items {
+		cn := &cns.Items[i]
+		if cn.DeletionTimestamp == nil || len(cn.Finalizers) == 0 {
+			continue
+		}
+		orig := cn.DeepCopy()
+		cn.Finalizers = nil
+		_ = h.admin.Patch(ctx, cn, client.MergeFrom(orig))
 	}
 }
 

@@ -245,13 +245,18 @@ func (c *Controller) initTrunk(ctx context.Context, node *corev1.Node, cn *k8s.C
 			return err
 		}
 	}
-	if err := c.sweepOldTrunkBranches(ctx, node.Name, instanceID, trunkID); err != nil {
-		return err
+	// One describe of the instance's branches serves both the trunk's
+	// rebuild (those of trunkID) and the deletion of those of a trunk it
+	// no longer has (droppedbranches.go).
+	found, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.BranchDescription)
+	if err != nil {
+		return fmt.Errorf("trunk for node %s: %w", node.Name, err)
 	}
+	c.sweepOldTrunkBranches(ctx, node.Name, instanceID, trunkID, found)
 	t := newTrunk()
 	t.node, t.instanceID, t.trunkID = node.Name, instanceID, trunkID
 	t.subnetID, t.subnetCIDR, t.groups, t.limit = subnetID, sn.CIDR.String(), groups, limit
-	if err := c.rebuild(ctx, t); err != nil {
+	if err := c.rebuild(ctx, t, onTrunk(found, trunkID)); err != nil {
 		return err
 	}
 	c.reg.put(t)
@@ -364,15 +369,12 @@ func (c *Controller) nodeSubnet(ctx context.Context, node *corev1.Node, cn *k8s.
 	return ec.Spec.Subnet, groups, nil
 }
 
-// rebuild fills a trunk's state from EC2: branches claimed by a running
-// pod's annotation are that pod's (their VLANs too when the branch is no
-// longer in EC2); every other branch tagged with the trunk
-// (a crash between create and annotate, a completed pod) is deleted at once.
-func (c *Controller) rebuild(ctx context.Context, t *trunk) error {
-	found, err := c.ec2.BranchENIs(ctx, t.trunkID)
-	if err != nil {
-		return fmt.Errorf("rebuilding the branches of trunk %s: %w", t.trunkID, err)
-	}
+// rebuild fills a trunk's state from EC2's branch ENIs of the trunk,
+// found: branches claimed by a running pod's annotation are that pod's
+// (their VLANs too when the branch is no longer in EC2); every other
+// branch tagged with the trunk (a crash between create and annotate, a
+// completed pod) is deleted at once.
+func (c *Controller) rebuild(ctx context.Context, t *trunk, found []awsutils.ENI) error {
 	byID := make(map[string]awsutils.ENI, len(found))
 	for _, e := range found {
 		byID[e.ID] = e
