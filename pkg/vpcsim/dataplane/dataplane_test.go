@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -126,23 +124,12 @@ func probe(t *testing.T, nsPath string, local netip.Addr, remote netip.Addr) (ne
 	return whoamiWithin(1500*time.Millisecond, nsPath, local, remote)
 }
 
+// whoamiWithin is Whoami with a deadline d away (Whoami itself asks again
+// while a fresh link's neighbour discovery answers EHOSTUNREACH).
 func whoamiWithin(d time.Duration, nsPath string, local, remote netip.Addr) (netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	for {
-		got, err := Whoami(ctx, nsPath, local, netip.AddrPortFrom(remote, WhoamiPort))
-		// On a loaded machine a fresh link's first neighbour discovery can
-		// give up (EHOSTUNREACH) before the peer answers: the path is not
-		// there yet, so ask again until the deadline.
-		if !errors.Is(err, unix.EHOSTUNREACH) || ctx.Err() != nil {
-			return got, err
-		}
-		select {
-		case <-ctx.Done():
-			return got, err
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return Whoami(ctx, nsPath, local, netip.AddrPortFrom(remote, WhoamiPort))
 }
 
 func serveWhoami(t *testing.T, nsPath string, a netip.Addr) {

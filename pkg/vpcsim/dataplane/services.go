@@ -58,10 +58,25 @@ func DialIn(ctx context.Context, nsPath string, local netip.Addr, remote netip.A
 	return c, nil
 }
 
+// unreachablePause spaces the dials of a whoami whose neighbour discovery
+// gave up.
+const unreachablePause = 50 * time.Millisecond
+
 // Whoami connects from the namespace at nsPath to a whoami service and
-// returns the source address the service saw.
+// returns the source address the service saw. While the connect fails
+// with EHOSTUNREACH it dials again until ctx ends: a fresh link's first
+// neighbour discovery can give up before the peer answers on a loaded
+// machine, and the path is simply not there yet. Dropped packets (a
+// blocked path) still only time out.
 func Whoami(ctx context.Context, nsPath string, local netip.Addr, remote netip.AddrPort) (netip.Addr, error) {
 	c, err := DialIn(ctx, nsPath, local, remote)
+	for errors.Is(err, unix.EHOSTUNREACH) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(unreachablePause):
+			c, err = DialIn(ctx, nsPath, local, remote)
+		}
+	}
 	if err != nil {
 		return netip.Addr{}, err
 	}
