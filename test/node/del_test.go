@@ -59,6 +59,23 @@ func (kn *kubeNode) delsOf(pod string) (ok, failed []string) {
 	return ok, failed
 }
 
+// pluginDelsOf counts the plugin's DEL outcomes for pod: addresses
+// released, nothing to release, and DELs that never reached ipamd (their
+// errors).
+func (kn *kubeNode) pluginDelsOf(pod string) (released, empty int, unreached []string) {
+	for _, l := range kn.readLog("plugin.log", pod) {
+		switch l.Msg {
+		case "pod deleted":
+			released++
+		case "ipamd holds no address for the pod; nothing to release":
+			empty++
+		case "ipamd unavailable; pod network removed using prevResult":
+			unreached = append(unreached, l.Error)
+		}
+	}
+	return released, empty, unreached
+}
+
 // assertDels checks that containerd's DELs for a deleted pod all reached
 // ipamd and succeeded: the first releases the address, the repeat (kubelet
 // stops the sandbox again before removing it) finds nothing to release.
@@ -68,9 +85,14 @@ func (kn *kubeNode) assertDels(ctx context.Context, pod string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var ok, failed []string
-	waitFor(kn.t, ctx, "two DELs of "+pod+" in ipamd's log on "+kn.k.Name, func() (bool, error) {
+	var released, empty int
+	var unreached []string
+	// The plugin logs a DEL after ipamd answered it, so the wait covers
+	// both logs: kubelet's repeated DEL can land just as this reads.
+	waitFor(kn.t, ctx, "two DELs of "+pod+" in ipamd's log on "+kn.k.Name+", and the plugin's lines for them", func() (bool, error) {
 		ok, failed = kn.delsOf(pod)
-		return len(ok) >= 2 || len(failed) > 0, nil
+		released, empty, unreached = kn.pluginDelsOf(pod)
+		return (len(ok) >= 2 && released+empty+len(unreached) >= len(ok)) || len(failed) > 0, nil
 	})
 	if len(failed) > 0 {
 		kn.t.Errorf("ipamd on %s: failed DEL of %s: %v", kn.k.Name, pod, failed)
@@ -78,16 +100,8 @@ func (kn *kubeNode) assertDels(ctx context.Context, pod string) {
 	if ok[0] != "DelNetwork" {
 		kn.t.Errorf("ipamd on %s: first DEL of %s released nothing: %v", kn.k.Name, pod, ok)
 	}
-	var released, empty int
-	for _, l := range kn.readLog("plugin.log", pod) {
-		switch l.Msg {
-		case "pod deleted":
-			released++
-		case "ipamd holds no address for the pod; nothing to release":
-			empty++
-		case "ipamd unavailable; pod network removed using prevResult":
-			kn.t.Errorf("plugin on %s: DEL of %s did not reach ipamd: %s", kn.k.Name, pod, l.Error)
-		}
+	for _, e := range unreached {
+		kn.t.Errorf("plugin on %s: DEL of %s did not reach ipamd: %s", kn.k.Name, pod, e)
 	}
 	if released != 1 || released+empty != len(ok) {
 		kn.t.Errorf("plugin on %s: %d DELs of %s released, %d found nothing; ipamd logged %v", kn.k.Name, released, pod, empty, ok)
