@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -100,17 +101,32 @@ func (s *cardSet) foreign(card int, p netip.Prefix, log *slog.Logger) datastore.
 		f.Allocations = append(f.Allocations, allocs...)
 		f.Cooling = append(f.Cooling, cool...)
 	}
-	f.Forget = func(taken []datastore.Allocation, cool []datastore.Cooling) {
-		for _, a := range taken {
-			log.Info("an address quarantined on one network card is now on another card's ENI; that card keeps it for its pod",
-				"key", a.Key.String(), "ip", a.Addr, "card", card)
-		}
+	f.Forget = func(taken []datastore.Allocation, cool []datastore.Cooling) []datastore.Allocation {
+		held := map[datastore.Key]bool{}
 		for _, c := range others {
-			if err := c.store.ForgetPending(taken, cool); err != nil {
+			missing, err := c.store.ForgetPending(taken, cool)
+			if err != nil {
 				log.Warn("could not persist that a quarantined address moved to another card; both cards keep it",
 					"card", c.index, "err", err)
 			}
+			for _, a := range taken {
+				if !slices.ContainsFunc(missing, func(m datastore.Allocation) bool { return m.Key == a.Key && m.Addr == a.Addr }) {
+					held[a.Key] = true
+				}
+			}
 		}
+		var gone []datastore.Allocation
+		for _, a := range taken {
+			if !held[a.Key] {
+				log.Info("a quarantined address moved to another card's ENI as its pod was released; released there too",
+					"key", a.Key.String(), "ip", a.Addr, "card", card)
+				gone = append(gone, a)
+				continue
+			}
+			log.Info("an address quarantined on one network card is now on another card's ENI; that card keeps it for its pod",
+				"key", a.Key.String(), "ip", a.Addr, "card", card)
+		}
+		return gone
 	}
 	return f
 }
@@ -158,7 +174,7 @@ func (s *cardSet) settlePending(log *slog.Logger) {
 			if len(got.Allocations)+len(got.Cooling) == 0 {
 				continue
 			}
-			if err := from.store.ForgetPending(got.Allocations, got.Cooling); err != nil {
+			if _, err := from.store.ForgetPending(got.Allocations, got.Cooling); err != nil {
 				log.Warn("could not persist that pending pods moved to another card; both cards keep them", "card", from.index, "err", err)
 			}
 		}

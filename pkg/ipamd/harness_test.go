@@ -172,6 +172,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		times = *o.times
 	}
 	h.connect(times)
+	// After the test's own cleanups (loops stopped), before TempDir's:
+	// the IPAM stops as ipamd does (run.go), so no idle fold of its
+	// checkpoint log writes into the directory as it is removed.
+	t.Cleanup(func() { h.n.cards.close(h.n.log) })
 	if !o.noInit {
 		if err := h.n.Init(context.Background()); err != nil {
 			t.Fatalf("Init: %v", err)

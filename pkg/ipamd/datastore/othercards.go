@@ -25,8 +25,11 @@ type Foreign struct {
 	Cooling     []Cooling
 	// Forget drops there the entries this store took over, once it has
 	// written them to its checkpoint (so a crash leaves them on both
-	// cards, never on none).
-	Forget func(taken []Allocation, cooling []Cooling)
+	// cards, never on none). It returns the taken allocations no other
+	// store held pending any more: released meanwhile (the pod's DEL
+	// landed between the question and the take-over), so AddCIDR
+	// releases them here too.
+	Forget func(taken []Allocation, cooling []Cooling) (gone []Allocation)
 }
 
 // OverlappingCIDR returns a CIDR of the store that overlaps p.
@@ -61,17 +64,20 @@ func (s *Store) PendingIn(p netip.Prefix) ([]Allocation, []Cooling) {
 
 // ForgetPending drops the given entries if still pending as given (the
 // same key on the address, or the address still cooling): another store
-// took them over.
-func (s *Store) ForgetPending(allocs []Allocation, cool []Cooling) error {
+// took them over. It returns the allocations it did not hold that way.
+func (s *Store) ForgetPending(allocs []Allocation, cool []Cooling) ([]Allocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changed := false
+	var missing []Allocation
 	for _, a := range allocs {
 		if sl := s.pending[a.Addr]; sl != nil && sl.allocIdx >= 0 && s.allocs[sl.allocIdx].Key == a.Key {
 			s.removeAlloc(sl)
 			delete(s.pending, a.Addr)
 			changed = true
+			continue
 		}
+		missing = append(missing, a)
 	}
 	for _, cl := range cool {
 		if sl := s.pending[cl.Addr]; sl != nil && sl.allocIdx < 0 && sl.coolIdx >= 0 {
@@ -82,9 +88,9 @@ func (s *Store) ForgetPending(allocs []Allocation, cool []Cooling) error {
 		}
 	}
 	if !changed {
-		return nil
+		return missing, nil
 	}
-	return s.await(s.open)
+	return missing, s.await(s.open)
 }
 
 // untakeable returns a pending allocation of another store inside the

@@ -1,6 +1,7 @@
 package datastore
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -301,8 +302,15 @@ func (s *Store) AddCIDR(eniID string, p netip.Prefix) error {
 	if err != nil || f.Forget == nil || len(taken)+len(cool) == 0 {
 		return err
 	}
-	f.Forget(taken, cool)
-	return nil
+	var errs []error
+	for _, a := range f.Forget(taken, cool) {
+		// Its DEL (or re-ADD) was answered on the other card: no one
+		// releases this copy again.
+		if _, err := s.UnassignAddr(a.Key, a.Addr); err != nil && !errors.Is(err, ErrUnknownPod) {
+			errs = append(errs, fmt.Errorf("add CIDR %s to %s: releasing %s taken over after its release: %w", p, eniID, a.Key, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // addCIDR is AddCIDR under mu, taking over f's entries; it returns those
