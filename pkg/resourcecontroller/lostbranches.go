@@ -65,10 +65,20 @@ func namedInstances(nodes []corev1.Node, cns []k8s.CNINode) (map[string]bool, er
 	return named, nil
 }
 
-// sweepLostBranches runs once at start: one paged describe of the VPC's
-// branch ENIs, then their deletes in the background; a failed delete is
-// retried at each GC pass.
+// sweepLostBranches runs at start, then at each GC pass until it has
+// succeeded once: one paged describe of the VPC's branch ENIs, then their
+// deletes in the background; a failed delete is retried at each GC pass.
 func (c *Controller) sweepLostBranches(ctx context.Context) error {
+	// A Node without a providerID holds the sweep back: checked before
+	// the describe as well, so that each pass it holds back costs the VPC
+	// no paged describe of its branch ENIs.
+	var before corev1.NodeList
+	if err := c.api.List(ctx, &before); err != nil {
+		return fmt.Errorf("branch ENIs of gone instances: listing nodes: %w", err)
+	}
+	if _, err := namedInstances(before.Items, nil); err != nil {
+		return fmt.Errorf("branch ENIs of gone instances: %w", err)
+	}
 	found, err := c.ec2.OwnedENIs(ctx, awsutils.OwnedENIsQuery{VPCID: c.cfg.VPCID, AnyTagKey: []string{awsutils.TagTrunkENIID}})
 	if err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
