@@ -2,20 +2,24 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
@@ -68,17 +72,46 @@ func buildIpamctl(t *testing.T) string {
 	return bin
 }
 
+// heldAttach serves vpcsim's EC2 API and answers no AttachNetworkInterface
+// until release is closed.
+type heldAttach struct {
+	sim     http.Handler
+	release chan struct{}
+}
+
+func (h heldAttach) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if q, _ := url.ParseQuery(string(body)); q.Get("Action") == "AttachNetworkInterface" {
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	h.sim.ServeHTTP(w, r)
+}
+
 // TestProcessServesIntrospectionAndMetrics: the daemon serves /metrics and
 // introspection on the configured addresses, and `ipamctl pool` shows the
-// ENI attach ipamd waits on while vpcsim delays it, then the ENIs EC2 has.
+// ENI attach ipamd waits on while EC2 holds it, then the ENIs EC2 has.
 func TestProcessServesIntrospectionAndMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemon")
 	}
 	env := simtest.Start(t, simtest.Basic())
-	if err := env.Sim.SetFaults(vpcsim.Faults{AttachDelay: vpcsim.Duration(1500 * time.Millisecond)}); err != nil {
-		t.Fatal(err)
-	}
+	// EC2 holds the attach until the test has seen ipamd wait on it: a
+	// fixed delay is a window a loaded machine's polls can miss.
+	held := heldAttach{sim: env.Sim.EC2Handler(), release: make(chan struct{})}
+	released := sync.OnceFunc(func() { close(held.release) })
+	srv := httptest.NewServer(held)
+	t.Cleanup(srv.Close)
+	t.Cleanup(released) // runs before srv.Close: a held call ends
+	env.EC2URL = srv.URL
 	ctl := buildIpamctl(t)
 	// m5.large: 9 addresses per ENI, so 12 warm addresses need a second ENI.
 	d := simDaemon(t, env, "WARM_IP_TARGET=12", "VPC_CNI_METRICS_ADDR=127.0.0.1:0", "INTROSPECTION_BIND_ADDRESS=127.0.0.1:0")
@@ -98,10 +131,7 @@ func TestProcessServesIntrospectionAndMetrics(t *testing.T) {
 		}
 		return string(out)
 	}
-	// EC2 answers AttachNetworkInterface at once and the attachment stays
-	// "attaching" (so out of instance metadata) for the delay: ipamd waits
-	// on the call, then on instance metadata.
-	attaching := regexp.MustCompile(`(?m)^waiting on:\n(\s+.*\n)*\s+(ec2\s+CreateNetworkInterface \+ AttachNetworkInterface|imds\s+instance metadata to list new ENI eni-)`)
+	attaching := regexp.MustCompile(`(?m)^waiting on:\n(\s+.*\n)*\s+ec2\s+(CreateNetworkInterface \+ )?AttachNetworkInterface\b`)
 	var out string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if out = pool(); attaching.MatchString(out) {
@@ -112,6 +142,7 @@ func TestProcessServesIntrospectionAndMetrics(t *testing.T) {
 		t.Fatalf("ipamctl pool never showed the ENI attach ipamd waits on; last output:\n%s", out)
 	}
 	t.Logf("during the attach:\n%s", out)
+	released()
 	eniRE := regexp.MustCompile(`\beni-[0-9a-f]+\b`)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if out = pool(); len(eniRE.FindAllString(out, -1)) == 2 && strings.Contains(out, "waiting on: nothing") {

@@ -167,16 +167,29 @@ func listen(t *testing.T, netns ns.NetNS, addr string) {
 	}()
 }
 
-// seenFrom connects from the pod and returns the source address the server saw.
+// blockedWait bounds a connection expected to fail (dropped packets only
+// time out); one expected to work gets workingWait, as a loaded machine
+// can take longer than a second to connect and answer.
+const (
+	blockedWait = time.Second
+	workingWait = 10 * time.Second
+)
+
+// seenFrom connects from the pod and returns the source address the server
+// saw, within blockedWait (the caller expects it to fail).
 func (h *hostTopology) seenFrom(addr string) (string, error) {
+	return h.seenWithin(addr, blockedWait)
+}
+
+func (h *hostTopology) seenWithin(addr string, wait time.Duration) (string, error) {
 	var got string
 	err := h.pod.Do(func(ns.NetNS) error {
-		c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", addr)
+		c, err := (&net.Dialer{Timeout: wait}).Dial("tcp", addr)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(time.Second))
+		_ = c.SetDeadline(time.Now().Add(wait))
 		b, err := io.ReadAll(c)
 		got = string(b)
 		return err
@@ -186,7 +199,7 @@ func (h *hostTopology) seenFrom(addr string) (string, error) {
 
 func (h *hostTopology) expectSeen(t *testing.T, addr, want string) {
 	t.Helper()
-	got, err := h.seenFrom(addr)
+	got, err := h.seenWithin(addr, workingWait)
 	if err != nil {
 		t.Errorf("pod → %s: %v (want it seen from %s)", addr, err, want)
 		return

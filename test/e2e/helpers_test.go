@@ -133,12 +133,30 @@ func (c *cluster) expectBlocked(p *localvpc.Pod, dst netip.Addr) {
 
 // assertNoLeaks checks vpcsim's view: no ENI is left detached (created and
 // forgotten), every attached ENI belongs to a running node, and every
-// address EC2 assigned is routed by the VPC to the ENI that holds it.
+// address EC2 assigned is routed by the VPC to the ENI that holds it. It
+// waits for that view: an ENI ipamd is freeing is detached until ipamd
+// deletes it, and a leak stays.
 func (c *cluster) assertNoLeaks() {
 	c.t.Helper()
+	var problems []string
+	_ = testutil.Eventually(context.Background(), 30*time.Second, func() error {
+		problems = c.leaks()
+		if len(problems) > 0 {
+			return errors.New(strings.Join(problems, "; "))
+		}
+		return nil
+	})
+	for _, p := range problems {
+		c.t.Errorf("%s (still after 30 s)", p)
+	}
+}
+
+// leaks lists what assertNoLeaks finds wrong in vpcsim's view now.
+func (c *cluster) leaks() []string {
+	var problems []string
 	for _, e := range c.v.Sim.NetworkInterfaces() {
 		if e.Attachment == nil {
-			c.t.Errorf("leaked ENI %s (%s): not attached to any instance", e.ID, e.Status)
+			problems = append(problems, fmt.Sprintf("leaked ENI %s (%s): not attached to any instance", e.ID, e.Status))
 			continue
 		}
 		routed := map[netip.Prefix]bool{}
@@ -147,15 +165,16 @@ func (c *cluster) assertNoLeaks() {
 		}
 		for _, a := range e.SecondaryIPs {
 			if !routed[netip.PrefixFrom(a, 32)] {
-				c.t.Errorf("ENI %s holds %s in EC2 but the VPC does not route it", e.ID, a)
+				problems = append(problems, fmt.Sprintf("ENI %s holds %s in EC2 but the VPC does not route it", e.ID, a))
 			}
 		}
 		for _, p := range e.Prefixes {
 			if !routed[p] {
-				c.t.Errorf("ENI %s holds prefix %s in EC2 but the VPC does not route it", e.ID, p)
+				problems = append(problems, fmt.Sprintf("ENI %s holds prefix %s in EC2 but the VPC does not route it", e.ID, p))
 			}
 		}
 	}
+	return problems
 }
 
 // assertCheckpoint asserts that n's ipamd holds exactly the given pods.
