@@ -90,7 +90,7 @@ func TestVMBranchStrictEarlyDemux(t *testing.T) {
 	b := vmBranch(e, true)
 	vlanenv.Do(t, e.Node, func() error { return podnet.SetupBranch(ctx, b, nil) })
 	vlanenv.Connect(t, "pod to VPC", e.Pod, e.VPC, vlanenv.GW)
-	err := podnettest.Connect(e.Pod.Path(), e.Node.Path(), net.ParseIP(vlanenv.NodeIP))
+	err := podnettest.Probe(e.Pod.Path(), e.Node.Path(), net.ParseIP(vlanenv.NodeIP))
 	if err == nil {
 		t.Errorf("pod-to-node TCP worked with TCP early demux on; DISABLE_TCP_EARLY_DEMUX may no longer be needed in strict mode")
 	} else {
