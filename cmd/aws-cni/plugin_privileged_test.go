@@ -135,7 +135,7 @@ func testLifecycle(t *testing.T, v string) {
 	// DEL removes the node's routes and rules and leaves the pairs to the
 	// kernel, which removes them with the namespaces.
 	wantState(t, "node after DEL", n.ns.Path(), []string{"link " + vethA + " veth up mtu 9001", "link " + vethB + " veth up mtu 9001"})
-	if err := podnettest.Connect(n.ns.Path(), nsA.Path(), net.ParseIP("10.0.0.5")); err == nil {
+	if err := podnettest.Probe(n.ns.Path(), nsA.Path(), net.ParseIP("10.0.0.5")); err == nil {
 		t.Error("node still reaches pod a after DEL")
 	}
 	n.sandboxGone(t, nsA, vethA)

@@ -161,8 +161,11 @@ func TestPrivilegedStartsWithReadOnlyCheckpointDir(t *testing.T) {
 	if _, err := p.d.logAttr("checkpoint restored but cannot be written; serving NOT_SERVING until it can", "err", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// The restored pod kept its address: a repeated ADD returns it.
-	again, err := rpc.NewCNIBackendClient(p.conn).AddNetwork(ctx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "kept", IfName: "eth0"})
+	// The restored pod kept its address: a repeated ADD returns it. (A
+	// fresh deadline: the second start may have used up the first ADD's.)
+	actx, acancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer acancel()
+	again, err := rpc.NewCNIBackendClient(p.conn).AddNetwork(actx, &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: "kept", IfName: "eth0"})
 	if err != nil || again.IpAllocationMetadata[0].Ipv4Addr != r.IpAllocationMetadata[0].Ipv4Addr {
 		t.Errorf("repeated ADD of the restored pod: %v %v, want %s", again, err, r.IpAllocationMetadata[0].Ipv4Addr)
 	}

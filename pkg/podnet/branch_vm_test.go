@@ -90,7 +90,7 @@ func TestVMBranchStrictEarlyDemux(t *testing.T) {
 	b := vmBranch(e, true)
 	vlanenv.Do(t, e.Node, func() error { return podnet.SetupBranch(ctx, b, nil) })
 	vlanenv.Connect(t, "pod to VPC", e.Pod, e.VPC, vlanenv.GW)
-	err := podnettest.Connect(e.Pod.Path(), e.Node.Path(), net.ParseIP(vlanenv.NodeIP))
+	err := podnettest.Probe(e.Pod.Path(), e.Node.Path(), net.ParseIP(vlanenv.NodeIP))
 	if err == nil {
 		t.Errorf("pod-to-node TCP worked with TCP early demux on; DISABLE_TCP_EARLY_DEMUX may no longer be needed in strict mode")
 	} else {
@@ -147,7 +147,7 @@ func TestVMBranchWrongVLANIsIsolated(t *testing.T) {
 	e := vlanenv.New(t, vlanenv.VLAN+1)
 	b := vmBranch(e, false)
 	vlanenv.Do(t, e.Node, func() error { return podnet.SetupBranch(ctx, b, nil) })
-	if err := podnettest.Connect(e.Pod.Path(), e.VPC.Path(), net.ParseIP(vlanenv.GW)); err == nil {
+	if err := podnettest.Probe(e.Pod.Path(), e.VPC.Path(), net.ParseIP(vlanenv.GW)); err == nil {
 		t.Errorf("pod on VLAN %d reached a router on VLAN %d", vlanenv.VLAN, vlanenv.VLAN+1)
 	}
 	vlanenv.Do(t, e.Node, func() error { _, err := podnet.TeardownBranch(ctx, b.Pod, vlanenv.VLAN); return err })

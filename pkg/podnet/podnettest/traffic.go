@@ -10,13 +10,23 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 )
 
-// connectTimeout bounds one connection attempt between namespaces.
-const connectTimeout = 3 * time.Second
+// connectTimeout bounds a connection expected to work: on a loaded
+// machine connecting and echoing can take seconds. probeTimeout bounds one
+// expected to fail, where dropped packets only time out.
+const (
+	connectTimeout = 10 * time.Second
+	probeTimeout   = 3 * time.Second
+)
 
 // Connect proves that a TCP connection from namespace src reaches address
 // ip inside namespace dst and that data flows both ways. The listener is
 // bound to ip, so the connection must really arrive at that address.
-func Connect(src, dst string, ip net.IP) error {
+func Connect(src, dst string, ip net.IP) error { return connect(src, dst, ip, connectTimeout) }
+
+// Probe is Connect for a connection expected to fail: it gives up sooner.
+func Probe(src, dst string, ip net.IP) error { return connect(src, dst, ip, probeTimeout) }
+
+func connect(src, dst string, ip net.IP, timeout time.Duration) error {
 	var ln net.Listener
 	err := ns.WithNetNSPath(dst, func(ns.NetNS) error {
 		var err error
@@ -37,7 +47,7 @@ func Connect(src, dst string, ip net.IP) error {
 			return
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(connectTimeout))
+		_ = c.SetDeadline(time.Now().Add(timeout))
 		buf := make([]byte, 4)
 		if _, err := io.ReadFull(c, buf); err != nil {
 			served <- err
@@ -48,12 +58,12 @@ func Connect(src, dst string, ip net.IP) error {
 	}()
 
 	err = ns.WithNetNSPath(src, func(ns.NetNS) error {
-		c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), connectTimeout)
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)), timeout)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(connectTimeout))
+		_ = c.SetDeadline(time.Now().Add(timeout))
 		if _, err := c.Write([]byte("ping")); err != nil {
 			return err
 		}
