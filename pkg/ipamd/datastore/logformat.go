@@ -240,7 +240,7 @@ func readCheckpoint(fsys ckptFS, path string) (File, error) {
 }
 
 // foldRaceTries bounds how often a reader starts over because a fold
-// replaced the file while it read the log.
+// replaced the file, or an append changed the log, while it read.
 const foldRaceTries = 10
 
 // readBaseAndLog reads the file and the log chain that applies to it. A
@@ -257,6 +257,13 @@ func readBaseAndLog(fsys ckptFS, path string) ([]byte, []parsedLog, error) {
 		chain, err := logChain(fsys, path, baseHash(data))
 		var lc *LogCorruptError
 		if errors.As(err, &lc) {
+			// A read racing ipamd's appends copies the log page by page
+			// and may see a record not yet written before one written
+			// since, which a second read sees whole; damage that stays
+			// is corruption.
+			if try < foldRaceTries {
+				continue
+			}
 			return nil, nil, err
 		}
 		if err != nil {
