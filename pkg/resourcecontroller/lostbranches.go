@@ -19,16 +19,21 @@ import (
 // names any more: a name taken by another instance, whose old CNINode's
 // cleanup left the branches in flight to the background job and let the
 // CNINode go. A sweep at start deletes those.
+//
+// So are those of a Node that lost SGP once its pod-eni capacity was
+// dropped (unmanage.go): their deletes, failed, were only in the GC retry
+// list, and nothing finds them again: the node holds no trunk state and
+// advertises no pod-eni, so its reconcile does nothing, and its trunk
+// stays attached, so they stay in use and the cluster cleaner skips them.
 
 // lostBranches picks, by instance, of the cluster's branch ENIs found,
-// those of a trunk no node state holds whose instance no Node and no
-// CNINode names.
+// those of a trunk no node state holds whose instance is not kept.
 // The describe runs before the Nodes and CNINodes are listed, from the API
 // server (a cache synced before the describe could miss a Node made
-// since): a branch is made only once its Node and CNINode exist, so one
-// found by the describe whose instance is named by neither was left by a
-// node that is gone.
-func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) bool, named map[string]bool) map[string][]BranchENI {
+// since): a branch is made only once its Node and CNINode exist and ask
+// for SGP, so one found by the describe whose instance is not kept was
+// left by a node that is gone or has since lost SGP.
+func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) bool, kept map[string]bool) map[string][]BranchENI {
 	out := map[string][]BranchENI{}
 	for _, e := range found {
 		trunk, ok := e.Tags[awsutils.TagTrunkENIID]
@@ -36,7 +41,7 @@ func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) b
 			continue
 		}
 		inst := e.Tags[awsutils.TagInstanceID]
-		if inst == "" || named[inst] || trunkHeld(trunk) {
+		if inst == "" || kept[inst] || trunkHeld(trunk) {
 			continue
 		}
 		out[inst] = append(out[inst], BranchENI{ENIID: e.ID})
@@ -44,30 +49,63 @@ func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) b
 	return out
 }
 
-// namedInstances are the instances a Node's providerID or a CNINode's tag
-// names; errNodeIdentityUnknown when a Node has no providerID yet (its
-// instance may be one whose branches its pods hold).
-func namedInstances(nodes []corev1.Node, cns []k8s.CNINode) (map[string]bool, error) {
-	named := map[string]bool{}
-	for _, n := range nodes {
+// keptInstances are the instances whose branches the sweep keeps: those a
+// Node's providerID or a CNINode's tag names, but for a Node unmanaged
+// for good (unmanagedForGood) and its own CNINode; errNodeIdentityUnknown
+// when a Node has no providerID yet (its instance may be one whose
+// branches its pods hold).
+func keptInstances(nodes []corev1.Node, cns []k8s.CNINode) (map[string]bool, error) {
+	cnOf := make(map[string]*k8s.CNINode, len(cns))
+	for i := range cns {
+		cnOf[cns[i].Name] = &cns[i]
+	}
+	kept := map[string]bool{}
+	unmanaged := map[string]bool{} // CNINode names whose instance is not kept for them
+	for i := range nodes {
+		n := &nodes[i]
 		if n.Spec.ProviderID == "" {
 			return nil, fmt.Errorf("node %s: %w", n.Name, errNodeIdentityUnknown)
 		}
-		if id := InstanceIDFromProviderID(n.Spec.ProviderID); id != "" {
-			named[id] = true
+		id := InstanceIDFromProviderID(n.Spec.ProviderID)
+		if id == "" {
+			continue
 		}
+		if unmanagedForGood(n, id, cnOf[n.Name]) {
+			unmanaged[n.Name] = true
+			continue
+		}
+		kept[id] = true
 	}
 	for _, cn := range cns {
-		if id := cn.Spec.Tags[awsutils.TagInstanceID]; id != "" {
-			named[id] = true
+		if id := cn.Spec.Tags[awsutils.TagInstanceID]; id != "" && !unmanaged[cn.Name] {
+			kept[id] = true
 		}
 	}
-	return named, nil
+	return kept, nil
+}
+
+// unmanagedForGood: the Node of instance id asks for no SGP (neither the
+// label's key nor its CNINode's feature) and its pod-eni capacity is gone,
+// which unmanaging a node does only after DeinitDelay: a feature that
+// flaps, or a CNINode being made again, leaves the capacity, hence the
+// branches. Its CNINode must be there, live and of the same instance:
+// else the node's state is not known, or is its cleanup's.
+func unmanagedForGood(n *corev1.Node, id string, cn *k8s.CNINode) bool {
+	if cn == nil || cn.DeletionTimestamp != nil || n.Labels[labelComputeAut] == "auto" {
+		return false
+	}
+	if tag := cn.Spec.Tags[awsutils.TagInstanceID]; tag != "" && tag != id {
+		return false
+	}
+	_, inCap := n.Status.Capacity[PodENIResource]
+	_, inAlloc := n.Status.Allocatable[PodENIResource]
+	return !inCap && !inAlloc && !sgpNode(n, cn)
 }
 
 // sweepLostBranches runs at start, then at each GC pass until it has
-// succeeded once: one paged describe of the VPC's branch ENIs, then their
-// deletes in the background; a failed delete is retried at each GC pass.
+// succeeded once: one paged describe of the VPC's branch ENIs, then the
+// deletes of those of instances it does not keep, in the background; a
+// failed delete is retried at each GC pass.
 func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	// A Node without a providerID holds the sweep back: checked before
 	// the describe as well, so that each pass it holds back costs the VPC
@@ -76,7 +114,7 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err := c.api.List(ctx, &before); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing nodes: %w", err)
 	}
-	if _, err := namedInstances(before.Items, nil); err != nil {
+	if _, err := keptInstances(before.Items, nil); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
 	found, err := c.ec2.OwnedENIs(ctx, awsutils.OwnedENIsQuery{VPCID: c.cfg.VPCID, AnyTagKey: []string{awsutils.TagTrunkENIID}})
@@ -91,13 +129,13 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err := c.api.List(ctx, &cns); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing CNINodes: %w", err)
 	}
-	named, err := namedInstances(nodes.Items, cns.Items)
+	kept, err := keptInstances(nodes.Items, cns.Items)
 	if err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
-	for inst, bs := range lostBranches(found, c.cfg.ClusterName, c.reg.trunkHeld, named) {
+	for inst, bs := range lostBranches(found, c.cfg.ClusterName, c.reg.trunkHeld, kept) {
 		if n := c.startBranchDeletes(ctx, inst, bs); n > 0 {
-			c.cfg.Log.Info("deleting the branch ENIs of an instance no node names", "instance", inst, "count", n)
+			c.cfg.Log.Info("deleting the branch ENIs of an instance no SGP node names", "instance", inst, "count", n)
 		}
 	}
 	return nil

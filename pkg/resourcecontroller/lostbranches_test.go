@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -13,7 +14,7 @@ import (
 )
 
 // Only this cluster's controller branches of an unheld trunk whose
-// instance no Node or CNINode names are lost; they are grouped by
+// instance is not kept are lost; they are grouped by
 // instance.
 func TestLostBranches(t *testing.T) {
 	branch := func(id, inst, trunk, cluster string) awsutils.ENI {
@@ -32,9 +33,9 @@ func TestLostBranches(t *testing.T) {
 		cni,
 		{ID: "eni-trunk", Tags: awsutils.ControllerENITags("i-gone", "c")},
 	}
-	named := map[string]bool{"i-node": true, "i-cninode": true}
+	kept := map[string]bool{"i-node": true, "i-cninode": true}
 	held := func(trunk string) bool { return trunk == "eni-t-held" }
-	got := lostBranches(found, "c", held, named)
+	got := lostBranches(found, "c", held, kept)
 	want := map[string][]BranchENI{
 		"i-gone":  {{ENIID: "eni-lost-1"}, {ENIID: "eni-lost-2"}},
 		"i-gone2": {{ENIID: "eni-lost-3"}},
@@ -46,19 +47,91 @@ func TestLostBranches(t *testing.T) {
 
 // A Node without a providerID may be any instance: nothing is swept until
 // it has one. One with another provider's id names no EC2 instance.
-func TestNamedInstances(t *testing.T) {
+func TestKeptInstances(t *testing.T) {
 	node := func(name, pid string) corev1.Node {
 		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{ProviderID: pid}}
 	}
 	cns := []k8s.CNINode{{Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: "i-00000000000000002"}}}}
-	got, err := namedInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("b", "kind://docker/b")}, cns)
+	got, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("b", "kind://docker/b")}, cns)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]bool{"i-00000000000000001": true, "i-00000000000000002": true}; !reflect.DeepEqual(got, want) {
 		t.Errorf("named %v, want %v", got, want)
 	}
-	if _, err := namedInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("c", "")}, cns); !errors.Is(err, errNodeIdentityUnknown) {
+	if _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("c", "")}, cns); !errors.Is(err, errNodeIdentityUnknown) {
 		t.Errorf("with a node without providerID: err %v, want errNodeIdentityUnknown", err)
+	}
+}
+
+// A Node that lost SGP is not kept once its pod-eni capacity is gone, nor
+// is the instance its own CNINode names; it is while the capacity stays
+// (within DeinitDelay), while its CNINode is missing, being deleted or of
+// another instance, on EKS Auto Mode, or while another Node or CNINode
+// names the instance.
+func TestKeptInstancesUnmanaged(t *testing.T) {
+	const (
+		iLost     = "i-000000000000000a0"
+		iSgp      = "i-000000000000000a1"
+		iLabel    = "i-000000000000000a2"
+		iDelay    = "i-000000000000000a3"
+		iNocn     = "i-000000000000000a4"
+		iDeleting = "i-000000000000000a5"
+		iReused   = "i-000000000000000a6"
+		iOld      = "i-000000000000000a7"
+		iAuto     = "i-000000000000000a8"
+		iShared   = "i-000000000000000a9"
+	)
+	type nodeSpec struct {
+		name, inst string
+		labels     map[string]string
+		podENI     bool
+	}
+	mkNode := func(s nodeSpec) corev1.Node {
+		n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: s.name, Labels: s.labels}, Spec: corev1.NodeSpec{ProviderID: "aws:///us-west-2a/" + s.inst}}
+		if s.podENI {
+			n.Status.Capacity = corev1.ResourceList{PodENIResource: resource.MustParse("9")}
+		}
+		return n
+	}
+	mkCN := func(name, inst string, sgp bool) k8s.CNINode {
+		cn := k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: inst}}}
+		if sgp {
+			cn.Spec.Features = []k8s.CNINodeFeature{{Name: k8s.FeatureSecurityGroupsForPods}}
+		}
+		return cn
+	}
+	deleting := mkCN("n-deleting", iDeleting, false)
+	deleting.DeletionTimestamp = &metav1.Time{}
+	nodes := []corev1.Node{
+		mkNode(nodeSpec{name: "n-lost", inst: iLost}),
+		mkNode(nodeSpec{name: "n-sgp", inst: iSgp}),
+		mkNode(nodeSpec{name: "n-label", inst: iLabel, labels: map[string]string{LabelHasTrunk: "false"}}),
+		mkNode(nodeSpec{name: "n-delay", inst: iDelay, podENI: true}),
+		mkNode(nodeSpec{name: "n-nocn", inst: iNocn}),
+		mkNode(nodeSpec{name: "n-deleting", inst: iDeleting}),
+		mkNode(nodeSpec{name: "n-reused", inst: iReused}),
+		mkNode(nodeSpec{name: "n-auto", inst: iAuto, labels: map[string]string{labelComputeAut: "auto"}}),
+		mkNode(nodeSpec{name: "n-shared", inst: iShared}),
+	}
+	cns := []k8s.CNINode{
+		mkCN("n-lost", iLost, false),
+		mkCN("n-sgp", iSgp, true),
+		mkCN("n-label", iLabel, false),
+		mkCN("n-delay", iDelay, false),
+		deleting,
+		mkCN("n-reused", iOld, false),
+		mkCN("n-auto", iAuto, false),
+		mkCN("n-shared", iShared, false),
+		mkCN("n-other", iShared, true),
+	}
+	got, err := keptInstances(nodes, cns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{iSgp: true, iLabel: true, iDelay: true, iNocn: true, iDeleting: true,
+		iReused: true, iOld: true, iAuto: true, iShared: true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
 	}
 }

@@ -3,7 +3,6 @@ package resourcecontroller
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -142,10 +141,14 @@ func (c *Controller) tellUnmanaged(ctx context.Context, pod *corev1.Pod, node st
 		node, LabelHasTrunk, ids)
 }
 
-// unmanageUnknown deletes the branches EC2 holds for the instance of a
-// node that lost SGP while no trunk state of it was in memory: one paged
-// describe; a branch a running pod's annotation names is disassociated
-// first and the pod told.
+// unmanageUnknown starts the deletes of the branches EC2 holds for the
+// instance of a node that lost SGP while no trunk state of it was in
+// memory: one paged describe; a branch a running pod's annotation names
+// is disassociated first and the pod told. The deletes run in the
+// background (droppedbranches.go): one by one here, they held a Node
+// worker for seconds each when EC2 is slow, and other nodes' trunks, hence
+// their pods' branches, waited. A failed one is retried at each GC pass,
+// and after a restart found by the start-up sweep (lostbranches.go).
 func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, instanceID string) error {
 	found, err := c.ec2.TaggedInstanceENIs(ctx, instanceID, awsutils.BranchDescription)
 	if err != nil {
@@ -176,27 +179,26 @@ func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, ins
 			claims[e.ENIID] = claim{pod: p, assoc: e.AssociationID}
 		}
 	}
-	var errs []error
+	bs := make([]BranchENI, 0, len(found))
+	told := map[*corev1.Pod][]string{}
 	for _, e := range found {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
 		cl := claims[e.ID]
-		if err := c.deleteBranch(ctx, BranchENI{ENIID: e.ID, AssociationID: cl.assoc}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		c.cfg.Log.Info("deleted a branch ENI of a node that lost SGP", "node", node.Name, "eni", e.ID)
+		bs = append(bs, BranchENI{ENIID: e.ID, AssociationID: cl.assoc})
 		if cl.pod != nil {
-			c.tellUnmanaged(ctx, cl.pod, node.Name, []string{e.ID})
+			told[cl.pod] = append(told[cl.pod], e.ID)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("deleting the branch ENIs of node %s, which lost SGP: %w", node.Name, err)
+	// None taken: a job of an earlier pass (a failed capacity removal)
+	// deletes them and its pods were told then.
+	if c.startBranchDeletes(ctx, node.Name, bs) == 0 {
+		return nil
+	}
+	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs", "node", node.Name, "instance", instanceID, "count", len(bs))
+	for p, ids := range told {
+		c.tellUnmanaged(ctx, p, node.Name, ids)
 	}
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
-		"The node no longer uses security groups for pods: its %d branch ENIs were deleted", len(found))
+		"The node no longer uses security groups for pods: its %d branch ENIs are being deleted", len(found))
 	return nil
 }
 

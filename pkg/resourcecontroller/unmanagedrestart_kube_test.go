@@ -1,0 +1,76 @@
+package resourcecontroller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+// TestKubeUnmanagedFailedDeletesSweptAfterRestart: a node loses SGP while
+// EC2 refuses both the disassociate and the delete of its branch, so the
+// branch stays in use on the still-attached trunk and its delete is only
+// in the GC retry list. The controller restarts with EC2 well again: the
+// branch must be deleted, while another SGP node's pod keeps its branch.
+// Before, nothing deleted it: the node holds no trunk state and no
+// pod-eni, the sweep skipped it as named, and the cluster cleaner only
+// takes available ENIs.
+func TestKubeUnmanagedFailedDeletesSweptAfterRestart(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const lose, keep = "rc-unmanage-restart", "rc-unmanage-restart-keep"
+	h.addSGPNode(lose, inst1, 9)
+	h.addSGPNode(keep, inst2, 9)
+	for pod, node := range map[string]string{"a": lose, "b": keep} {
+		if _, err := h.createPod(pod, node, map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := h.waitAnnotation("a")
+	b := h.waitAnnotation("b")
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
+		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
+		{Action: "DeleteNetworkInterface", Code: "InternalError"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cn := &k8s.CNINode{}
+	if err := h.admin.Get(ctx, client.ObjectKey{Name: lose}, cn); err != nil {
+		t.Fatal(err)
+	}
+	cn.Spec.Features = nil
+	if err := h.admin.Update(ctx, cn); err != nil {
+		t.Fatal(err)
+	}
+	h.waitNoCapacity(lose)
+	waitFor(t, 30*time.Second, "the failed delete left to the GC retry list", func() (bool, string) {
+		_, held := h.ctrl.reg.info(lose)
+		h.ctrl.reg.mu.Lock()
+		loose := slices.ContainsFunc(h.ctrl.reg.loose, func(l BranchENI) bool { return l.ENIID == a[0].ENIID })
+		h.ctrl.reg.mu.Unlock()
+		return !held && loose, fmt.Sprintf("trunk state held %v, in retry list %v", held, loose)
+	})
+	h.stop()
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := branchIDs(w.branches()); !slices.Contains(ids, a[0].ENIID) {
+		t.Fatalf("branches %v: pod a's %s already gone before the restart", ids, a[0].ENIID)
+	}
+	startController(t, h)
+	waitFor(t, 30*time.Second, "the unmanaged node's branch deleted", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return !slices.Contains(ids, a[0].ENIID), fmt.Sprint(ids)
+	})
+	if ids := branchIDs(w.branches()); !slices.Equal(ids, []string{b[0].ENIID}) {
+		t.Errorf("branches %v, want only pod b's %s on the SGP node", ids, b[0].ENIID)
+	}
+}
