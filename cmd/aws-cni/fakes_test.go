@@ -48,6 +48,9 @@ type fakeIpamd struct {
 	// the caller's deadline is left (a slow ipamd), then close delDone.
 	delLeft time.Duration
 	delDone chan struct{}
+	// delDeadline is the deadline of the DEL that delLeft slowed, set
+	// before delDone closes.
+	delDeadline time.Time
 }
 
 // branchReply is what ipamd answers for a pod with a branch ENI.
@@ -167,6 +170,7 @@ func (f *fakeIpamd) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) 
 		case <-ctx.Done():
 		}
 		f.mu.Lock()
+		f.delDeadline = dl
 		defer close(f.delDone)
 	}
 	if b := f.branch; b != nil {
@@ -270,10 +274,16 @@ func (f *fakeNPA) serve() error {
 	if err != nil {
 		return err
 	}
+	f.serveOn(ln)
+	return nil
+}
+
+// serveOn starts serving on ln, which may have held connections unanswered
+// (an agent still starting); the caller stops it.
+func (f *fakeNPA) serveOn(ln net.Listener) {
 	f.srv = grpc.NewServer()
 	rpc.RegisterNPBackendServer(f.srv, f)
 	go func() { _ = f.srv.Serve(ln) }()
-	return nil
 }
 
 // stop makes the agent unreachable: the socket disappears.

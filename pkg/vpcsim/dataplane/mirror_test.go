@@ -176,11 +176,13 @@ func firstAttachment(t *testing.T, sim *vpcsim.Sim, eniID string) *string {
 	return nil
 }
 
-// waitLink polls until the link exists (or is gone) in the namespace.
+// waitLink polls until the link exists (or is gone) in the namespace. The
+// mirror applies the change at once; the generous bound is for a loaded
+// CI machine, and a mirror that never applies it still fails.
 func waitLink(t *testing.T, path, name string, present bool) netlink.Link {
 	t.Helper()
 	var l netlink.Link
-	err := testutil.Eventually(context.Background(), 5*time.Second, func() error {
+	err := testutil.Eventually(context.Background(), 30*time.Second, func() error {
 		if l = linkIn(t, path, name); (l != nil) != present {
 			return fmt.Errorf("%s present=%v: still %v", name, present, l != nil)
 		}
