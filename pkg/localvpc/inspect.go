@@ -81,9 +81,16 @@ func (p *Pod) Serve() (io.Closer, error) {
 }
 
 // Whoami connects from the pod to a whoami service at dst and returns the
-// source address dst saw.
+// source address dst saw, giving up after at most 5 s: short enough for a
+// check that expects dst blocked.
 func (p *Pod) Whoami(ctx context.Context, dst netip.Addr) (netip.Addr, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	return p.WhoamiWithin(ctx, dst, 5*time.Second)
+}
+
+// WhoamiWithin is Whoami giving up after at most bound: a check that
+// expects dst reached gives a loaded machine a generous one.
+func (p *Pod) WhoamiWithin(ctx context.Context, dst netip.Addr, bound time.Duration) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	return dataplane.Whoami(ctx, p.NetNS, netip.Addr{}, netip.AddrPortFrom(dst, dataplane.WhoamiPort))
 }

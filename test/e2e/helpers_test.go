@@ -111,9 +111,11 @@ func (c *cluster) serve(ps ...*localvpc.Pod) {
 }
 
 // expectSeen asserts that a connection from p to dst arrives from want.
+// It waits up to seenWait: the path works, and a loaded CI machine can
+// take seconds to connect; a wrong path still fails at once or by then.
 func (c *cluster) expectSeen(p *localvpc.Pod, dst, want netip.Addr) {
 	c.t.Helper()
-	got, err := p.Whoami(context.Background(), dst)
+	got, err := p.WhoamiWithin(context.Background(), dst, seenWait)
 	if err != nil {
 		c.t.Errorf("%s (%s) → %s: %v", p.Name, p.IP, dst, err)
 		return
@@ -122,6 +124,10 @@ func (c *cluster) expectSeen(p *localvpc.Pod, dst, want netip.Addr) {
 		c.t.Errorf("%s (%s) → %s: far end saw %s, want %s", p.Name, p.IP, dst, got, want)
 	}
 }
+
+// seenWait bounds expectSeen's connection; expectBlocked keeps Whoami's
+// short bound, as it waits for the failure it expects.
+const seenWait = 30 * time.Second
 
 // expectBlocked asserts that p cannot reach dst.
 func (c *cluster) expectBlocked(p *localvpc.Pod, dst netip.Addr) {

@@ -114,7 +114,7 @@ func linkIn(t *testing.T, path, name string) netlink.Link {
 // whoami is a connection expected to work: a generous timeout.
 func whoami(t *testing.T, nsPath string, local netip.Addr, remote netip.Addr) (netip.Addr, error) {
 	t.Helper()
-	return whoamiWithin(5*time.Second, nsPath, local, remote)
+	return whoamiWithin(30*time.Second, nsPath, local, remote)
 }
 
 // probe is a connection expected to fail: dropped packets only time out,
