@@ -304,7 +304,8 @@ func TestPrivilegedCustomNetworkingENIConfigChangeAppliesToNextENI(t *testing.T)
 // expectSeen asserts that a connection from p to dst arrives from want.
 func expectSeen(t *testing.T, ctx context.Context, p *localvpc.Pod, dst, want netip.Addr) {
 	t.Helper()
-	got, err := p.Whoami(ctx, dst)
+	// A path expected to work: a loaded machine gets a generous bound.
+	got, err := p.WhoamiWithin(ctx, dst, 30*time.Second)
 	if err != nil {
 		t.Errorf("%s (%s) → %s: %v", p.Name, p.IP, dst, err)
 		return

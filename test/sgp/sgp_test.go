@@ -26,6 +26,11 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
+// reachBound is how long a connection expected to work may take: a loaded
+// 2-core CI machine gets a generous bound. Connections expected to be
+// dropped keep Pod.Whoami's 5 s.
+const reachBound = 30 * time.Second
+
 // walkthrough is the walkthrough's state once both pods run.
 type walkthrough struct {
 	c      *cluster
@@ -279,7 +284,7 @@ func TestPrivilegedSGPBranchPodReachesDatabase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	w := startWalkthrough(t, ctx, false)
-	if got, err := w.client.Whoami(ctx, w.db); err != nil || got != w.client.IP {
+	if got, err := w.client.WhoamiWithin(ctx, w.db, reachBound); err != nil || got != w.client.IP {
 		t.Errorf("db-client (%s) → database %s: saw %v, %v; want a connection from %s", w.client.IP, w.db, got, err, w.client.IP)
 		out, _, _ := w.n.Exec(ctx, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, nil, "ip", "-s", "neigh", "show", "dev", dataplane.StandinName(w.br.VlanID))
 		t.Logf("%s neighbours on %s:\n%s", w.n.Name, dataplane.StandinName(w.br.VlanID), out)

@@ -130,7 +130,7 @@ func TestPrivilegedSGPTwoZonesCustomNetworking(t *testing.T) {
 			t.Errorf("%s: web's ENI %s (%+v) in %s with %v, want one of %s in %s with [%s]", n.Name, e.ID, e.Attachment, e.SubnetID, e.Groups, n.Name, sub.id, podSG)
 		}
 		// The database admits the policy's group only.
-		if got, err := cp.Whoami(ctx, db); err != nil || got != cp.IP {
+		if got, err := cp.WhoamiWithin(ctx, db, reachBound); err != nil || got != cp.IP {
 			t.Errorf("%s: db-client %s → database %s: saw %v, %v; want a connection from the pod's address", n.Name, cp.IP, db, got, err)
 		}
 		if got, err := pp.Whoami(ctx, db); err == nil {
@@ -140,7 +140,7 @@ func TestPrivilegedSGPTwoZonesCustomNetworking(t *testing.T) {
 		if !n.PublicIP.IsValid() {
 			t.Fatalf("%s has no public IP: the scenario maps them", n.Name)
 		}
-		if got, err := pp.Whoami(ctx, internet); err != nil || got != n.PublicIP {
+		if got, err := pp.WhoamiWithin(ctx, internet, reachBound); err != nil || got != n.PublicIP {
 			t.Errorf("%s: web %s → internet %s: far end saw %v (%v); want %s, the 1:1 NAT of the node's primary %s (pod SNATed to it)", n.Name, pp.IP, internet, got, err, n.PublicIP, n.PrimaryIP)
 		}
 	}
