@@ -16,6 +16,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/eniconfig"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeadmin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
@@ -32,7 +33,7 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin := kubeAdmin(ctx, t, kenv)
+	admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 	const node = "node-1"
 	objs := []client.Object{
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{eniconfig.DefaultKey: "pods-a"}}},
@@ -114,22 +115,4 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
-}
-
-// kubeAdmin installs the CRDs ipamd reads (ENIConfig, CNINode) and returns
-// an admin client that knows their types.
-func kubeAdmin(ctx context.Context, t *testing.T, kenv *kubeenv.Env) client.Client {
-	t.Helper()
-	if err := kenv.Apply(ctx, filepath.Join("..", "..", "misc", "crd-eniconfig.yaml"), filepath.Join("..", "..", "misc", "crd-cninode.yaml")); err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := k8s.NewScheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := client.New(kenv.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return admin
 }

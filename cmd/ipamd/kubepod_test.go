@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeadmin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
@@ -28,7 +30,7 @@ func TestKubePodShowsDeletingBranchPod(t *testing.T) {
 	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin := kubeAdmin(ctx, t, kenv)
+	admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 	const node, ann = "node-1", `[{"eniId":"eni-branch1","ifAddress":"02:00:00:aa:bb:01","privateIp":"10.0.0.77","vlanID":3,"subnetCidr":"10.0.0.0/20"}]`
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func TestKubePodShowsMirrorOf(t *testing.T) {
 	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin := kubeAdmin(ctx, t, kenv)
+	admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 	const node = "node-1"
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeadmin"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -58,7 +59,7 @@ func measureMemory(t *testing.T, withKube bool) {
 		kenv := kubeenv.Start(t) // skips without the Kubernetes tier
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		admin := kubeAdmin(ctx, t, kenv)
+		admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 		if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeadmin"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
@@ -24,7 +27,8 @@ import (
 func TestADDOfAPodBeingDeletedKube(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kenv, admin := startKubeAdmin(ctx, t)
+	kenv := kubeenv.Start(t)
+	admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 	const node = "node-1"
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 		t.Fatal(err)

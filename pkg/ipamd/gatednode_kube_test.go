@@ -3,6 +3,7 @@ package ipamd
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeadmin"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
 // gatedNodeName is the Node a gatedNode's ipamd runs for.
@@ -36,7 +39,8 @@ type gatedNode struct {
 // when the test ends.
 func startGatedNode(ctx context.Context, t *testing.T) *gatedNode {
 	t.Helper()
-	kenv, admin := startKubeAdmin(ctx, t)
+	kenv := kubeenv.Start(t)
+	admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: gatedNodeName}}); err != nil {
 		t.Fatal(err)
 	}

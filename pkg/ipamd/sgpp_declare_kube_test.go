@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeadmin"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/kubeenv"
 )
 
 // featureKube declares CNINode features through the real node client, as
@@ -41,7 +44,8 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // the API server receives no write to it.
 func TestKubeSGPPDeclaredOnceWhileNoTrunk(t *testing.T) {
 	ctx := context.Background()
-	kenv, admin := startKubeAdmin(ctx, t)
+	kenv := kubeenv.Start(t)
+	admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 	const node = "node-1"
 	if err := admin.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
 		t.Fatal(err)
