@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // slowDelete is EC2's time per DeleteNetworkInterface in these tests.
@@ -163,11 +162,8 @@ func TestKubeTrunkGoneBranchesDeletedAfterARestart(t *testing.T) {
 // one by one (30 s) before it made the new instance's trunk.
 func TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk(t *testing.T) {
 	const inst6 = "i-00000000000000006"
-	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
-	cfg := fastConfig()
-	cfg.DeinitDelay = time.Minute // the old state is still held when the name comes back
-	h := newHarness(t, w.ec2, cfg)
-	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	// DeinitDelay 1 min: the old state is still held when the name comes back.
+	w, h := reusedWorld(t, time.Minute, inst6)
 	// The Node only: its CNINode's garbage collection has not run yet.
 	old, start := reusedName(t, h, w, "rc-reused-slow", inst1, inst6, 6, reuseNodeOnly)
 	newPodBeforeOldDeletes(t, h, w, old, start)

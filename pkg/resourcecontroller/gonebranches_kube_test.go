@@ -11,7 +11,6 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // TestKubeGoneNodesSlowDeletesDoNotHoldLiveNodes: as many SGP nodes as
@@ -47,7 +46,7 @@ func TestKubeUnmanagedNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
 // that the branches are deleted.
 func slowDeletesDoNotHoldLiveNodes(t *testing.T, lose func(h *harness, node string)) {
 	const inst6 = "i-00000000000000006"
-	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+	w := newWorld(t, nodeSpec(inst6))
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	gone := []struct {

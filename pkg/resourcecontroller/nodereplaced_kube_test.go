@@ -34,7 +34,7 @@ func TestKubeNodeNameReusedByAnotherInstance(t *testing.T) {
 	}
 	old := h.waitAnnotation("old")
 	const inst6 = "i-00000000000000006"
-	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
+	if _, err := w.env.Sim.RunInstance(nodeSpec(inst6)); err != nil {
 		t.Fatal(err)
 	}
 	// Keep every node worker busy: four other nodes whose first look at
@@ -113,7 +113,7 @@ func TestKubeNodeNameReusedWithinTheDelayCleansTheOldInstance(t *testing.T) {
 	}
 	old := h.waitCNINode(name, "")
 	const inst7 = "i-00000000000000007"
-	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst7, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
+	if _, err := w.env.Sim.RunInstance(nodeSpec(inst7)); err != nil {
 		t.Fatal(err)
 	}
 	h.deleteNode(name)
@@ -152,7 +152,7 @@ func TestKubeNodeNameReusedCleanupFailureRetriedAfterGCInterval(t *testing.T) {
 	}
 	old := h.waitCNINode(name, "")
 	const inst8 = "i-00000000000000008"
-	if _, err := w.env.Sim.RunInstance(vpcsim.InstanceSpec{ID: inst8, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}); err != nil {
+	if _, err := w.env.Sim.RunInstance(nodeSpec(inst8)); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DeleteNetworkInterface"}}); err != nil {

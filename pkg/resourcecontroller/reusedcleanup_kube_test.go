@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // reuse is when reusedName registers the name again.
@@ -21,6 +20,25 @@ const (
 	reuseWithCNINode                // both deleted (the Node's garbage collection)
 	reuseDuringGoneJob              // both deleted, and the gone node's branch deletes running
 )
+
+// reusedWorld is the world of a reused-name test: node instances insts
+// besides inst1–inst5, a controller with DeinitDelay deinit (fastConfig's
+// when 0), and the "db" policy selecting role=db-client pods.
+func reusedWorld(t *testing.T, deinit time.Duration, insts ...string) (*world, *harness) {
+	t.Helper()
+	specs := make([]vpcsim.InstanceSpec, 0, len(insts))
+	for _, id := range insts {
+		specs = append(specs, nodeSpec(id))
+	}
+	w := newWorld(t, specs...)
+	cfg := fastConfig()
+	if deinit > 0 {
+		cfg.DeinitDelay = deinit
+	}
+	h := newHarness(t, w.ec2, cfg)
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	return w, h
+}
 
 // reusedName gives node, on oldInst, n branch pods, makes EC2 take
 // slowDelete per DeleteNetworkInterface, deletes the Node (and its CNINode
@@ -94,11 +112,8 @@ func newPodBeforeOldDeletes(t *testing.T, h *harness, w *world, old []string, st
 // job deleting the same six meanwhile.
 func TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes(t *testing.T) {
 	const inst6 = "i-00000000000000006"
-	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
-	cfg := fastConfig()
-	cfg.DeinitDelay = time.Minute // the old state is still held when the name comes back
-	h := newHarness(t, w.ec2, cfg)
-	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	// DeinitDelay 1 min: the old state is still held when the name comes back.
+	w, h := reusedWorld(t, time.Minute, inst6)
 	old, start := reusedName(t, h, w, "rc-reused-cn", inst1, inst6, 6, reuseWithCNINode)
 	newPodBeforeOldDeletes(t, h, w, old, start)
 }
@@ -112,14 +127,7 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 	// Instances no other test's Node names: the API server is shared, and
 	// a Node naming the old instance rightly keeps its branches.
 	const oldInst, newInst = "i-000000000000000a1", "i-000000000000000a2"
-	spec := func(id string) vpcsim.InstanceSpec {
-		return vpcsim.InstanceSpec{ID: id, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}
-	}
-	w := newWorld(t, spec(oldInst), spec(newInst))
-	cfg := fastConfig()
-	cfg.DeinitDelay = time.Minute
-	h := newHarness(t, w.ec2, cfg)
-	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	w, h := reusedWorld(t, time.Minute, oldInst, newInst)
 	old, _ := reusedName(t, h, w, "rc-reused-restart", oldInst, newInst, 4, reuseWithCNINode)
 	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
 		return h.annotated("new"), "not annotated"
@@ -146,13 +154,9 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 // not wait for that job either.
 func TestKubeNodeNameReusedDuringGoneDeletesDoesNotWait(t *testing.T) {
 	const oldInst, newInst = "i-000000000000000b1", "i-000000000000000b2"
-	spec := func(id string) vpcsim.InstanceSpec {
-		return vpcsim.InstanceSpec{ID: id, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}
-	}
-	w := newWorld(t, spec(oldInst), spec(newInst))
-	cfg := fastConfig() // DeinitDelay 300 ms: the gone job runs when the name comes back
-	h := newHarness(t, w.ec2, cfg)
-	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	// fastConfig's DeinitDelay (300 ms): the gone job runs when the name
+	// comes back.
+	w, h := reusedWorld(t, 0, oldInst, newInst)
 	old, start := reusedName(t, h, w, "rc-reused-gone", oldInst, newInst, 6, reuseDuringGoneJob)
 	newPodBeforeOldDeletes(t, h, w, old, start)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // TestKubeUnmanagedUnknownSlowDeletesDoNotHoldLiveNodes: as many SGP nodes
@@ -25,7 +24,7 @@ import (
 // so the new node's reconcile waited for them.
 func TestKubeUnmanagedUnknownSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
 	const inst6 = "i-00000000000000006"
-	w := newWorld(t, vpcsim.InstanceSpec{ID: inst6, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
+	w := newWorld(t, nodeSpec(inst6))
 	h := newHarness(t, w.ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	lost := []struct {

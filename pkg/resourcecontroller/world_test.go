@@ -30,12 +30,17 @@ type world struct {
 	ec2 *awsutils.EC2
 }
 
+// nodeSpec is an m5.large node instance in the node subnet, in sgNode.
+func nodeSpec(id string) vpcsim.InstanceSpec {
+	return vpcsim.InstanceSpec{ID: id, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}}
+}
+
 // newWorld starts the test VPC with inst1-inst5 and the extra instances.
 func newWorld(t testing.TB, extra ...vpcsim.InstanceSpec) *world {
 	t.Helper()
 	sc := simtest.Basic()
 	sc.Instances = append(sc.Instances,
-		vpcsim.InstanceSpec{ID: inst2, Type: "m5.large", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
+		nodeSpec(inst2),
 		vpcsim.InstanceSpec{ID: inst3, Type: "m5.xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
 		vpcsim.InstanceSpec{ID: inst4, Type: "m5.2xlarge", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}},
 		vpcsim.InstanceSpec{ID: inst5, Type: "t3.medium", Subnet: simtest.NodeSubnetID, SecurityGroups: []string{sgNode}})
