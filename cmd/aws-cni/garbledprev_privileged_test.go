@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -17,8 +18,8 @@ import (
 )
 
 // TestPrivilegedDelGarbledPrevResult: a runtime passes DEL a prevResult
-// with a null interface or IP, an IP without an address, or a dummy
-// interface whose Mac is no VLAN id. DEL must neither crash nor fail (the
+// with a null interface or IP, an IP without an address, a dummy
+// interface whose Mac is no VLAN id, or one that is no JSON object. DEL must neither crash nor fail (the
 // runtime would retry it forever, the pod's address held), must release
 // the pod's address through ipamd when ipamd answers, and must leave the
 // other IPv6 pod B on the node (its route and rules) as it was. CHECK
@@ -33,6 +34,8 @@ func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
 		{"null interface", `{"cniVersion":"1.0.0","interfaces":[null,{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"0","sandbox":"1"}],"ips":[{"interface":1,"address":"2001:db8:1::e/128"}]}`, false},
 		{"null IP", `{"cniVersion":"1.0.0","interfaces":[{"name":%[1]q},{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"0","sandbox":"1"}],"ips":[null]}`, false},
 		{"dummy Mac not a VLAN id", `{"cniVersion":"1.0.0","interfaces":[{"name":%[1]q},{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"vlan","sandbox":"1"}],"ips":[{"interface":1,"address":"2001:db8:1::e/128"}]}`, false},
+		{"a string", `"%[1]s"`, false},
+		{"an array", `[%[1]q,%[2]q]`, false},
 		{"IP without address, ipamd down", `{"cniVersion":"1.0.0","interfaces":[{"name":%[1]q},{"name":"eth0","sandbox":%[2]q,"mac":"2"},{"name":%[3]q,"mac":"0","sandbox":"1"}],"ips":[{"interface":1}]}`, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -63,7 +66,7 @@ func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
 				ipamd.stop()
 			}
 			delE := addE
-			delE.command, delE.conf = "DEL", netconf("1.0.0", []byte(prev), nil)
+			delE.command, delE.conf = "DEL", withPrevResult(prev)
 			n.run(t, delE).mustSucceed(t, "DEL e")
 			if !c.ipamdDown && ipamd.holds("ctr-e") {
 				t.Error("DEL e did not release e's address")
@@ -80,7 +83,7 @@ func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
 			}
 
 			check := addB
-			check.command, check.conf = "CHECK", netconf("1.0.0", []byte(prev), nil)
+			check.command, check.conf = "CHECK", withPrevResult(prev)
 			if out := n.run(t, check); out.err == nil {
 				t.Error("CHECK with the garbled prevResult succeeded")
 			} else if out.err.Code != types.ErrInvalidNetworkConfig {
@@ -88,6 +91,13 @@ func TestPrivilegedDelGarbledPrevResult(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withPrevResult is the netconf with prev, whatever its JSON, as prevResult.
+func withPrevResult(prev string) map[string]any {
+	c := netconf("1.0.0", nil, nil)
+	c["prevResult"] = json.RawMessage(prev)
+	return c
 }
 
 // filterLines returns the lines of state that contain s.

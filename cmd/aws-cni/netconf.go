@@ -52,14 +52,17 @@ const (
 // has already decoded the rest of the CNI library's NetConf (type,
 // capabilities, ipam, dns) when it loaded the conflist.
 type netConf struct {
-	CNIVersion         string         `json:"cniVersion"`
-	Name               string         `json:"name"`
-	RawPrevResult      map[string]any `json:"prevResult,omitempty"`
-	VethPrefix         string         `json:"vethPrefix"`
-	MTU                string         `json:"mtu"`
-	PodSGEnforcingMode string         `json:"podSGEnforcingMode"`
-	PluginLogFile      string         `json:"pluginLogFile"`
-	PluginLogLevel     string         `json:"pluginLogLevel"`
+	CNIVersion string `json:"cniVersion"`
+	Name       string `json:"name"`
+	// RawPrevResult is decoded on its own (parsePrevResult): a prevResult
+	// that is no JSON object must not fail the decode of the whole
+	// netconf, or a DEL carrying it would fail and be retried forever.
+	RawPrevResult      json.RawMessage `json:"prevResult,omitempty"`
+	VethPrefix         string          `json:"vethPrefix"`
+	MTU                string          `json:"mtu"`
+	PodSGEnforcingMode string          `json:"podSGEnforcingMode"`
+	PluginLogFile      string          `json:"pluginLogFile"`
+	PluginLogLevel     string          `json:"pluginLogLevel"`
 	// IpamdSocket and NPASocket override the daemons' unix socket paths
 	// (vpc-cni extension; absent from upstream's conflist).
 	IpamdSocket   string `json:"ipamdSocket,omitempty"`
@@ -135,8 +138,15 @@ func parseConfig(stdin []byte) (*config, error) {
 // parsePrevResult converts the netconf's prevResult, nil when there is
 // none. Null entries in its lists are refused before the CNI library's
 // conversion from older versions dereferences them.
-func parsePrevResult(cniVersion, name string, raw map[string]any) (*current.Result, error) {
-	if raw == nil {
+func parsePrevResult(cniVersion, name string, rawJSON json.RawMessage) (*current.Result, error) {
+	if len(rawJSON) == 0 {
+		return nil, nil
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(rawJSON, &raw); err != nil {
+		return nil, fmt.Errorf("prevResult is not a JSON object: %w", err)
+	}
+	if raw == nil { // JSON null
 		return nil, nil
 	}
 	for _, key := range []string{"interfaces", "ips", "routes"} {
