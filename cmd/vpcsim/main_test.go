@@ -65,7 +65,7 @@ func start(t *testing.T, bin, scenario string, extra ...string) endpoints {
 			if err != nil {
 				t.Errorf("vpcsim exit after SIGTERM: %v\n%s", err, stderr.String())
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Errorf("vpcsim did not stop on SIGTERM")
 		}
@@ -159,7 +159,7 @@ func TestBinary(t *testing.T) {
 			if got != "m6i.large" {
 				t.Fatalf("new instance's IMDS: %q", got)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatal("no imds line for the launched instance")
 		}
 		resp, err = http.Get(ep.admin + "/stats")
@@ -201,7 +201,7 @@ func TestBinary(t *testing.T) {
 		_, err := create()
 		conformance.WantCode(t, err, "RequestLimitExceeded")
 		// refill is 0.5/s: within a few seconds a call succeeds again
-		err = poll.Until(conformance.Ctx(t), 10*time.Second, func() error {
+		err = poll.Until(conformance.Ctx(t), 30*time.Second, func() error {
 			_, err := create()
 			if err != nil {
 				conformance.WantCode(t, err, "RequestLimitExceeded")
@@ -258,7 +258,7 @@ func TestBinary(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("POST /faults: %d", resp.StatusCode)
 		}
-		err = poll.Until(conformance.Ctx(t), 10*time.Second, func() error {
+		err = poll.Until(conformance.Ctx(t), 30*time.Second, func() error {
 			if !strings.Contains(read(t, md, path), ip) {
 				return fmt.Errorf("%s not in IMDS yet", ip)
 			}

@@ -160,7 +160,8 @@ func TestPrivilegedNodeReachesItsOwnIMDSThroughEth0(t *testing.T) {
 	d := newTwoNodeVPC(t)
 	for id, want := range map[string]string{"i-a": "i-a", "i-b": "i-b"} {
 		path := nodeNS(t, d, id)
-		client := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		// expected to work: a generous timeout for a loaded CI machine
+		client := http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 				return DialIn(ctx, path, netip.Addr{}, netip.MustParseAddrPort(addr))
 			},

@@ -73,6 +73,11 @@ func podBehind(t *testing.T, d *Dataplane, nodePath string, addr netip.Addr) str
 // imdsCall asks IMDS from inside the namespace at path: a token PUT, or a
 // GET of instance-id (with token unless it is "-"). Like whoamiWithin, it
 // asks again while a fresh link's neighbour discovery answers EHOSTUNREACH.
+// workingIMDS bounds an IMDS call expected to succeed: generous, for a
+// loaded CI machine. A call expected to be dropped keeps a short bound,
+// since dropped answers only ever time out.
+const workingIMDS = 30 * time.Second
+
 func imdsCall(path, method, token string, within time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -155,14 +160,14 @@ func TestPrivilegedIMDSTokenHopLimit(t *testing.T) {
 
 	// hop limit 1 (EC2's default): the node gets a token, the pod does not,
 	// though its IMDSv1 GET works (so the path itself is fine)
-	tok, err := imdsCall(node, http.MethodPut, "", 5*time.Second)
+	tok, err := imdsCall(node, http.MethodPut, "", workingIMDS)
 	if err != nil {
 		t.Fatalf("node, hop limit 1: token PUT: %v", err)
 	}
-	if id, err := imdsCall(node, http.MethodGet, tok, 5*time.Second); err != nil || id != simtest.InstanceID {
+	if id, err := imdsCall(node, http.MethodGet, tok, workingIMDS); err != nil || id != simtest.InstanceID {
 		t.Fatalf("node, hop limit 1: GET with its token: %q, %v", id, err)
 	}
-	if id, err := imdsCall(pod, http.MethodGet, "-", 5*time.Second); err != nil || id != simtest.InstanceID {
+	if id, err := imdsCall(pod, http.MethodGet, "-", workingIMDS); err != nil || id != simtest.InstanceID {
 		t.Fatalf("pod, hop limit 1: IMDSv1 GET: %q, %v; want %s", id, err, simtest.InstanceID)
 	}
 	if tok, err := imdsCall(pod, http.MethodPut, "", 2*time.Second); err == nil {
@@ -172,14 +177,14 @@ func TestPrivilegedIMDSTokenHopLimit(t *testing.T) {
 	_, err = c.ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{
 		InstanceId: aws.String(simtest.InstanceID), HttpPutResponseHopLimit: aws.Int32(2)})
 	must(t, err)
-	tok, err = imdsCall(pod, http.MethodPut, "", 5*time.Second)
+	tok, err = imdsCall(pod, http.MethodPut, "", workingIMDS)
 	if err != nil {
 		t.Fatalf("pod, hop limit 2: token PUT: %v", err)
 	}
-	if id, err := imdsCall(pod, http.MethodGet, tok, 5*time.Second); err != nil || id != simtest.InstanceID {
+	if id, err := imdsCall(pod, http.MethodGet, tok, workingIMDS); err != nil || id != simtest.InstanceID {
 		t.Fatalf("pod, hop limit 2: GET with its token: %q, %v", id, err)
 	}
-	if _, err := imdsCall(node, http.MethodPut, "", 5*time.Second); err != nil {
+	if _, err := imdsCall(node, http.MethodPut, "", workingIMDS); err != nil {
 		t.Fatalf("node, hop limit 2: token PUT: %v", err)
 	}
 }

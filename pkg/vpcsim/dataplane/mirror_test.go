@@ -23,9 +23,10 @@ import (
 
 const secondInstance = "i-00000000000000002"
 
-// nodeHTTP is an HTTP client whose connections start inside a node.
+// nodeHTTP is an HTTP client whose connections start inside a node. Its
+// calls are expected to work: a generous timeout for a loaded CI machine.
 func nodeHTTP(path string) *http.Client {
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			ap, err := netip.ParseAddrPort(addr)
 			if err != nil {
@@ -106,7 +107,8 @@ func TestPrivilegedMirrorHotPlugsENIsAttachedThroughEC2(t *testing.T) {
 		Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""),
 		HTTPClient:  nodeHTTP(node), Retryer: aws.NopRetryer{},
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// five EC2 calls expected to work, each allowed nodeHTTP's 30 s
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	created, err := client.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID), Groups: []string{simtest.SecurityGroupID}})
 	if err != nil {
