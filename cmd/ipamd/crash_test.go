@@ -127,9 +127,9 @@ func (d *daemon) stop() error {
 	case err := <-done:
 		d.cmd = nil
 		return err
-	case <-time.After(20 * time.Second):
+	case <-time.After(workingWait):
 		d.kill()
-		return errors.New("ipamd did not stop within 20 s of SIGTERM")
+		return errors.New(fmt.Sprintf("ipamd did not stop within %s of SIGTERM", workingWait))
 	}
 }
 
@@ -217,7 +217,7 @@ func TestCrashRecovery(t *testing.T) {
 		// A runtime retries what was in flight: DEL for failed ADDs and DELs.
 		mu.Lock()
 		for id := range unsure {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), workingWait)
 			err := del(ctx, id)
 			cancel()
 			if err != nil {
@@ -227,7 +227,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		// Every live pod keeps its address across the crash.
 		for id, addr := range live {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), workingWait)
 			got, err := add(ctx, id)
 			cancel()
 			if err != nil || got != addr {

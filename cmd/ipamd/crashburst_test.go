@@ -143,7 +143,7 @@ func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 	waitServing()
 	// Drain the token of any ENI call made at start, so the kill waits on
 	// one made for the burst.
-	if err := waitFor(20*time.Second, func() error {
+	if err := waitFor(workingWait, func() error {
 		if n := ec2.inFlight.Load(); n != 0 {
 			return fmt.Errorf("%d ENI calls in flight", n)
 		}
@@ -172,7 +172,7 @@ func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 	}
 	select {
 	case <-ec2.entered:
-	case <-time.After(20 * time.Second):
+	case <-time.After(workingWait):
 		t.Fatalf("the burst started no ENI create or attach\n%s", tail(d.log(d.runs), 40))
 	}
 	atKill, calls := ec2.inFlight.Load(), ec2.started.Load()
@@ -182,7 +182,7 @@ func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 		t.Fatalf("%d ENI calls in flight at the kill", atKill)
 	}
 	// EC2 completes what it had received.
-	if err := waitFor(20*time.Second, func() error {
+	if err := waitFor(workingWait, func() error {
 		if n := ec2.inFlight.Load(); n != 0 {
 			return fmt.Errorf("%d ENI calls still in flight", n)
 		}
@@ -197,7 +197,7 @@ func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 
 	d.start()
 	waitServing()
-	intro, err := d.logAttr("serving introspection", "addr", 10*time.Second)
+	intro, err := d.logAttr("serving introspection", "addr", workingWait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 			t.Errorf("%s was given to %s and %s", addr, id, other)
 		}
 		holder[addr] = id
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), workingWait)
 		got, err := add(ctx, id)
 		cancel()
 		if err != nil || got != addr {
@@ -258,7 +258,7 @@ func killDuringENICalls(t *testing.T, killOn string, killAt int64) {
 
 	for i := range newAfter {
 		id := fmt.Sprintf("after-%02d", i)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), workingWait)
 		got, err := add(ctx, id)
 		cancel()
 		if err != nil {

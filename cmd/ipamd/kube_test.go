@@ -31,7 +31,7 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	kenv := kubeenv.Start(t) // skips without the Kubernetes tier
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	admin := kubeadmin.Client(ctx, t, kenv, filepath.Join("..", ".."))
 	const node = "node-1"
@@ -60,14 +60,14 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 	d := simDaemon(t, env, "KUBECONFIG="+kc, "MY_NODE_NAME="+node, "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG=true",
 		"ENABLE_POD_ENI=true", "WARM_IP_TARGET=3", "DISABLE_METRICS=true", "INTROSPECTION_BIND_ADDRESS=127.0.0.1:0")
 	d.start()
-	intro, err := d.logAttr("serving introspection", "addr", 30*time.Second)
+	intro, err := d.logAttr("serving introspection", "addr", workingWait)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	var features []k8s.CNINodeFeature
 	ok := false
-	for deadline := time.Now().Add(20 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(workingWait); !ok && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		cn := &k8s.CNINode{}
 		if err := admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
 			t.Fatal(err)
@@ -106,7 +106,7 @@ func TestProcessKubeconfigCustomNetworkingWithPodENI(t *testing.T) {
 		}
 		return errors.New("no ENI with addresses in the ENIConfig's subnet")
 	}
-	for deadline := time.Now().Add(10 * time.Second); inPodSubnet() != nil && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(workingWait); inPodSubnet() != nil && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err := inPodSubnet(); err != nil {

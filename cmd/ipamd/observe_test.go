@@ -42,6 +42,12 @@ func simDaemon(t *testing.T, env *simtest.Env, extra ...string) *daemon {
 	return d
 }
 
+// workingWait bounds a wait for what a working daemon does (start, answer
+// an ADD or DEL, settle its EC2 calls, stop on SIGTERM): a loaded CI
+// machine can take well over 10 s to start it. A broken path still fails,
+// only later.
+const workingWait = 30 * time.Second
+
 // logAttr waits for the first log line of the current run with message
 // msg and returns its attribute attr.
 func (d *daemon) logAttr(msg, attr string, timeout time.Duration) (string, error) {
@@ -116,7 +122,7 @@ func TestProcessServesIntrospectionAndMetrics(t *testing.T) {
 	// m5.large: 9 addresses per ENI, so 12 warm addresses need a second ENI.
 	d := simDaemon(t, env, "WARM_IP_TARGET=12", "VPC_CNI_METRICS_ADDR=127.0.0.1:0", "INTROSPECTION_BIND_ADDRESS=127.0.0.1:0")
 	d.start()
-	intro, err := d.logAttr("serving introspection", "addr", 10*time.Second)
+	intro, err := d.logAttr("serving introspection", "addr", workingWait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +139,7 @@ func TestProcessServesIntrospectionAndMetrics(t *testing.T) {
 	}
 	attaching := regexp.MustCompile(`(?m)^waiting on:\n(\s+.*\n)*\s+ec2\s+(CreateNetworkInterface \+ )?AttachNetworkInterface\b`)
 	var out string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(workingWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if out = pool(); attaching.MatchString(out) {
 			break
 		}
@@ -144,7 +150,7 @@ func TestProcessServesIntrospectionAndMetrics(t *testing.T) {
 	t.Logf("during the attach:\n%s", out)
 	released()
 	eniRE := regexp.MustCompile(`\beni-[0-9a-f]+\b`)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(workingWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if out = pool(); len(eniRE.FindAllString(out, -1)) == 2 && strings.Contains(out, "waiting on: nothing") {
 			break
 		}
@@ -209,7 +215,7 @@ func TestProcessDisableMetricsAndIntrospection(t *testing.T) {
 	d := simDaemon(t, env, "DISABLE_METRICS=true", "DISABLE_INTROSPECTION=true",
 		"VPC_CNI_METRICS_ADDR="+metricsAt, "INTROSPECTION_BIND_ADDRESS="+intro)
 	d.start()
-	if _, err := d.logAttr("node initialised", "instance", 10*time.Second); err != nil {
+	if _, err := d.logAttr("node initialised", "instance", workingWait); err != nil {
 		t.Fatal(err)
 	}
 	for _, addr := range []string{metricsAt, intro} {
@@ -226,7 +232,7 @@ func TestProcessDisableMetricsAndIntrospection(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "introspect.sock")
 	u := simDaemon(t, env, "DISABLE_METRICS=true", "INTROSPECTION_BIND_ADDRESS=unix:"+sock)
 	u.start()
-	if _, err := u.logAttr("node initialised", "instance", 10*time.Second); err != nil {
+	if _, err := u.logAttr("node initialised", "instance", workingWait); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(buildIpamctl(t), "-addr", "unix:"+sock, "pool").CombinedOutput()
