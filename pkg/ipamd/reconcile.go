@@ -105,6 +105,13 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 	}()
 	now := time.Now()
 	r.book.forgetReleased(now, r.grace)
+	// Local only, no EC2 call: an address one card keeps from its new
+	// pods for another card's quarantined pod cools once that pod's DEL
+	// has landed (datastore othercards.go).
+	r.cards.settlePending(r.log)
+	for _, c := range r.cards.all() {
+		rewireReadopted(ctx, c, r.host, r.log)
+	}
 
 	mds, err := r.md.ENIs(ctx)
 	if err != nil {
