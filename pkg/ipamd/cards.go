@@ -108,6 +108,13 @@ func (s *cardSet) foreign(card int, p netip.Prefix, log *slog.Logger) datastore.
 	return f
 }
 
+// refuses reports whether card's AddCIDR refuses p for another card's
+// quarantined pod whose key holds another address on card (until its
+// DEL): no EC2 answer changes that.
+func (s *cardSet) refuses(card *poolManager, p netip.Prefix, log *slog.Logger) bool {
+	return card.store.Untakeable(s.foreign(card.index, p, log))
+}
+
 // forgetMoved drops from the other cards the pending entries card took
 // over and returns the taken allocations none of them still held: their
 // pod's DEL landed meanwhile, so card releases them too.

@@ -245,18 +245,23 @@ func (r *reconciler) agreesWith(mds []awsutils.ENIMetadata) bool {
 			}
 		}
 		have := 0
+		held := map[netip.Prefix]bool{}
 		for _, ci := range info.CIDRs {
 			if ci.Prefix.Addr().Is6() != r.cfg.EnableIPv6 {
 				continue
 			}
 			have++
+			held[ci.Prefix] = true
 			if !want[ci.Prefix] {
 				return false
 			}
 		}
 		extra := 0
 		for p := range want {
-			if r.book.inGrace(p) {
+			// A CIDR the card refuses for another card's quarantined
+			// pod stays refused until that pod's DEL, whatever EC2
+			// says: asking it at every reconcile changes nothing.
+			if r.book.inGrace(p) || (!held[p] && r.cards.refuses(c, p, r.log)) {
 				extra++
 			}
 		}

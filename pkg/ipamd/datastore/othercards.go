@@ -124,6 +124,16 @@ func (s *Store) untakeable(f Foreign) (Allocation, netip.Addr, bool) {
 	return Allocation{}, netip.Addr{}, false
 }
 
+// Untakeable reports whether AddCIDR refuses the CIDR f describes for a
+// pending allocation of another store it cannot take (untakeable): true
+// until that pod's DEL.
+func (s *Store) Untakeable(f Foreign) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _, ok := s.untakeable(f)
+	return ok
+}
+
 // takeOver makes the other stores' pending entries inside a CIDR being
 // added pending here (adoptPending then places them) and returns those
 // it took: not an address or key this store already has.
@@ -166,7 +176,7 @@ type Adopted struct {
 	// free in a CIDR of this store: one key holds one address per store,
 	// so the CIDR is not this store's until that pod's DEL, as AddCIDR
 	// refuses it. Dropped tells whether the store could drop it (it held
-	// nothing else); if not, a new pod may get the address.
+	// nothing else); if not, the store reserves it (see above).
 	Refused []Refusal
 }
 
