@@ -1,6 +1,7 @@
 package ipamd
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -102,80 +103,101 @@ func (s *cardSet) foreign(card int, p netip.Prefix, log *slog.Logger) datastore.
 		f.Cooling = append(f.Cooling, cool...)
 	}
 	f.Forget = func(taken []datastore.Allocation, cool []datastore.Cooling) []datastore.Allocation {
-		held := map[datastore.Key]bool{}
-		for _, c := range others {
-			missing, err := c.store.ForgetPending(taken, cool)
-			if err != nil {
-				log.Warn("could not persist that a quarantined address moved to another card; both cards keep it",
-					"card", c.index, "err", err)
-			}
-			for _, a := range taken {
-				if !slices.ContainsFunc(missing, func(m datastore.Allocation) bool { return m.Key == a.Key && m.Addr == a.Addr }) {
-					held[a.Key] = true
-				}
-			}
-		}
-		var gone []datastore.Allocation
-		for _, a := range taken {
-			if !held[a.Key] {
-				log.Info("a quarantined address moved to another card's ENI as its pod was released; released there too",
-					"key", a.Key.String(), "ip", a.Addr, "card", card)
-				gone = append(gone, a)
-				continue
-			}
-			log.Info("an address quarantined on one network card is now on another card's ENI; that card keeps it for its pod",
-				"key", a.Key.String(), "ip", a.Addr, "card", card)
-		}
-		return gone
+		return forgetMoved(others, card, taken, cool, log)
 	}
 	return f
 }
 
-// settlePending moves each card's pending entries whose address is in a
-// CIDR of another card to that card (datastore Adopt): a restart restores
-// the checkpoints after every card added its CIDRs, so AddCIDR did not.
-func (s *cardSet) settlePending(log *slog.Logger) {
-	all := s.all()
-	for _, from := range all {
-		allocs, cool := from.store.PendingIn(netip.Prefix{})
-		if len(allocs)+len(cool) == 0 {
+// refuses reports whether card's AddCIDR refuses p for another card's
+// quarantined pod whose key holds another address on card (until its
+// DEL): no EC2 answer changes that.
+func (s *cardSet) refuses(card *poolManager, p netip.Prefix, log *slog.Logger) bool {
+	return card.store.Untakeable(s.foreign(card.index, p, log))
+}
+
+// forgetMoved drops from the other cards the pending entries card took
+// over and returns the taken allocations none of them still held: their
+// pod's DEL landed meanwhile, so card releases them too.
+func forgetMoved(others []*poolManager, card int, taken []datastore.Allocation, cool []datastore.Cooling, log *slog.Logger) []datastore.Allocation {
+	held := map[datastore.Key]bool{}
+	for _, c := range others {
+		missing, err := c.store.ForgetPending(taken, cool)
+		if err != nil {
+			log.Warn("could not persist that a quarantined address moved to another card; both cards keep it",
+				"card", c.index, "err", err)
+		}
+		for _, a := range taken {
+			if !slices.ContainsFunc(missing, func(m datastore.Allocation) bool { return m.Key == a.Key && m.Addr == a.Addr }) {
+				held[a.Key] = true
+			}
+		}
+	}
+	var gone []datastore.Allocation
+	for _, a := range taken {
+		if !held[a.Key] {
+			log.Info("a quarantined address moved to another card's ENI as its pod was released; released there too",
+				"key", a.Key.String(), "ip", a.Addr, "card", card)
+			gone = append(gone, a)
 			continue
 		}
-		for _, to := range all {
-			if to == from {
+		log.Info("an address quarantined on one network card is now on another card's ENI; that card keeps it for its pod",
+			"key", a.Key.String(), "ip", a.Addr, "card", card)
+	}
+	return gone
+}
+
+// settlePending moves the other cards' pending entries whose address is
+// in a CIDR of a card to that card (datastore Adopt): a restart restores
+// the checkpoints after every card added its CIDRs, so AddCIDR did not.
+// Adopt also keeps an address a card cannot take from its new pods until
+// the pending pod's DEL, so each reconcile runs it again: then the
+// address cools there.
+func (s *cardSet) settlePending(log *slog.Logger) {
+	all := s.all()
+	for _, to := range all {
+		var others []*poolManager
+		var allocs []datastore.Allocation
+		var cool []datastore.Cooling
+		from := map[netip.Addr]int{}
+		for _, c := range all {
+			if c == to {
 				continue
 			}
-			got, err := to.store.Adopt(allocs, cool)
-			for _, c := range got.Clashes {
-				log.Warn("a restored pod's address is held by another pod on another card's ENI: that pod keeps it, "+
-					"the restored pod stays quarantined and is not given it",
-					"ip", c.Pending.Addr, "quarantinedKey", c.Pending.Key.String(), "holderKey", c.Holder.String(),
-					"eni", c.ENIID, "from", from.index, "card", to.index)
+			others = append(others, c)
+			a, cl := c.store.PendingIn(netip.Prefix{})
+			for _, x := range a {
+				from[x.Addr] = c.index
 			}
-			for _, r := range got.Refused {
-				if r.Dropped {
-					log.Warn("a restored pod's address is on an ENI of another card that holds the pod's other address (multi-NIC): "+
-						"that card does not use it until the pod's DEL", "ip", r.Pending.Addr, "key", r.Pending.Key.String(),
-						"cidr", r.CIDR, "eni", r.ENIID, "from", from.index, "card", to.index)
-					continue
-				}
-				log.Warn("a restored pod's address is on an ENI of another card that holds the pod's other address (multi-NIC), "+
-					"in a CIDR other pods use: a new pod there may get it", "ip", r.Pending.Addr, "key", r.Pending.Key.String(),
-					"cidr", r.CIDR, "eni", r.ENIID, "from", from.index, "card", to.index)
+			allocs, cool = append(allocs, a...), append(cool, cl...)
+		}
+		got, err := to.store.Adopt(allocs, cool)
+		for _, c := range got.Clashes {
+			log.Warn("a restored pod's address is held by another pod on another card's ENI: that pod keeps it, "+
+				"the restored pod stays quarantined and is not given it",
+				"ip", c.Pending.Addr, "quarantinedKey", c.Pending.Key.String(), "holderKey", c.Holder.String(),
+				"eni", c.ENIID, "from", from[c.Pending.Addr], "card", to.index)
+		}
+		for _, r := range got.Refused {
+			msg := "a restored pod's address is on an ENI of another card that holds the pod's other address (multi-NIC): " +
+				"that card does not use it until the pod's DEL"
+			if !r.Dropped {
+				msg = "a restored pod's address is in a prefix other pods use on another card that holds the pod's other address (multi-NIC): " +
+					"that card keeps it from new pods until the pod's DEL"
 			}
-			if err != nil {
-				log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
-				continue
-			}
-			for _, a := range got.Allocations {
-				log.Info("a restored pod's address is on another card's ENI now; that card keeps it for the pod",
-					"key", a.Key.String(), "ip", a.Addr, "from", from.index, "card", to.index)
-			}
-			if len(got.Allocations)+len(got.Cooling) == 0 {
-				continue
-			}
-			if _, err := from.store.ForgetPending(got.Allocations, got.Cooling); err != nil {
-				log.Warn("could not persist that pending pods moved to another card; both cards keep them", "card", from.index, "err", err)
+			log.Warn(msg, "ip", r.Pending.Addr, "key", r.Pending.Key.String(),
+				"cidr", r.CIDR, "eni", r.ENIID, "from", from[r.Pending.Addr], "card", to.index)
+		}
+		if err != nil {
+			log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
+			continue
+		}
+		if len(got.Allocations)+len(got.Cooling) == 0 {
+			continue
+		}
+		for _, a := range forgetMoved(others, to.index, got.Allocations, got.Cooling, log) {
+			if _, err := to.store.UnassignAddr(a.Key, a.Addr); err != nil && !errors.Is(err, datastore.ErrUnknownPod) {
+				log.Warn("could not release a pending pod moved to another card after its release", "key", a.Key.String(),
+					"ip", a.Addr, "card", to.index, "err", err)
 			}
 		}
 	}

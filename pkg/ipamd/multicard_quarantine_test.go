@@ -16,12 +16,18 @@ import (
 // wires them, each with an in-memory checkpoint and one ENI.
 func twoCardStores(t *testing.T, cooldown time.Duration) (*cardSet, [2]*datastore.MemCheckpointer) {
 	t.Helper()
+	return twoCardStoresIn(t, datastore.ModeSecondaryIPv4, cooldown)
+}
+
+// twoCardStoresIn is twoCardStores in the given mode.
+func twoCardStoresIn(t *testing.T, mode datastore.Mode, cooldown time.Duration) (*cardSet, [2]*datastore.MemCheckpointer) {
+	t.Helper()
 	cs := &cardSet{}
 	var ckpts [2]*datastore.MemCheckpointer
 	var list []*poolManager
 	for idx := range 2 {
 		ckpts[idx] = &datastore.MemCheckpointer{}
-		st, err := datastore.New(datastore.Options{Mode: datastore.ModeSecondaryIPv4, CooldownPeriod: cooldown,
+		st, err := datastore.New(datastore.Options{Mode: mode, CooldownPeriod: cooldown,
 			Checkpointer: ckpts[idx],
 			Others:       func(p netip.Prefix) datastore.Foreign { return cs.foreign(idx, p, slog.Default()) }})
 		if err != nil {

@@ -105,6 +105,13 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 	}()
 	now := time.Now()
 	r.book.forgetReleased(now, r.grace)
+	// Local only, no EC2 call: an address one card keeps from its new
+	// pods for another card's quarantined pod cools once that pod's DEL
+	// has landed (datastore othercards.go).
+	r.cards.settlePending(r.log)
+	for _, c := range r.cards.all() {
+		rewireReadopted(ctx, c, r.host, r.log)
+	}
 
 	mds, err := r.md.ENIs(ctx)
 	if err != nil {
@@ -238,18 +245,23 @@ func (r *reconciler) agreesWith(mds []awsutils.ENIMetadata) bool {
 			}
 		}
 		have := 0
+		held := map[netip.Prefix]bool{}
 		for _, ci := range info.CIDRs {
 			if ci.Prefix.Addr().Is6() != r.cfg.EnableIPv6 {
 				continue
 			}
 			have++
+			held[ci.Prefix] = true
 			if !want[ci.Prefix] {
 				return false
 			}
 		}
 		extra := 0
 		for p := range want {
-			if r.book.inGrace(p) {
+			// A CIDR the card refuses for another card's quarantined
+			// pod stays refused until that pod's DEL, whatever EC2
+			// says: asking it at every reconcile changes nothing.
+			if r.book.inGrace(p) || (!held[p] && r.cards.refuses(c, p, r.log)) {
 				extra++
 			}
 		}

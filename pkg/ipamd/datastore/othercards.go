@@ -1,6 +1,9 @@
 package datastore
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // Each network card has its own Store, but EC2 may hand an address a card
 // holds quarantined (quarantine.go) to an ENI of another card in the same
@@ -14,6 +17,22 @@ import "net/netip"
 // holds another address there (a multi-NIC pod has one entry per card),
 // keeps the CIDR refused the same way until that pod's DEL: one key holds
 // one address per store, and the address must go to no other pod.
+//
+// At a start every card adds its CIDRs before any restores its
+// checkpoint, so such an entry can also turn up inside a CIDR this store
+// already holds (Adopt). The store drops that CIDR if nothing else is in
+// it; otherwise (a prefix other pods use) it reserves the address: kept
+// from new pods, counted as assigned, until a later Adopt no longer sees
+// that pending allocation. It then cools here if the other store has it
+// cooling (the pod's DEL), and is free otherwise. The reservation is not
+// written: each start finds it again.
+
+// reservation is a slot of this store kept from new pods for another
+// store's pending allocation of key.
+type reservation struct {
+	sl  *slot
+	key Key
+}
 
 // Foreign is what the node's other stores hold of a CIDR being added.
 type Foreign struct {
@@ -105,6 +124,16 @@ func (s *Store) untakeable(f Foreign) (Allocation, netip.Addr, bool) {
 	return Allocation{}, netip.Addr{}, false
 }
 
+// Untakeable reports whether AddCIDR refuses the CIDR f describes for a
+// pending allocation of another store it cannot take (untakeable): true
+// until that pod's DEL.
+func (s *Store) Untakeable(f Foreign) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _, ok := s.untakeable(f)
+	return ok
+}
+
 // takeOver makes the other stores' pending entries inside a CIDR being
 // added pending here (adoptPending then places them) and returns those
 // it took: not an address or key this store already has.
@@ -147,7 +176,7 @@ type Adopted struct {
 	// free in a CIDR of this store: one key holds one address per store,
 	// so the CIDR is not this store's until that pod's DEL, as AddCIDR
 	// refuses it. Dropped tells whether the store could drop it (it held
-	// nothing else); if not, a new pod may get the address.
+	// nothing else); if not, the store reserves it (see above).
 	Refused []Refusal
 }
 
@@ -222,14 +251,18 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 	}
 	for _, r := range refused {
 		rf := Refusal{Pending: r.a, CIDR: r.c.prefix, ENIID: r.c.eni.info.ID}
-		if s.cidrs[r.c.prefix] != r.c {
+		switch {
+		case s.cidrs[r.c.prefix] != r.c:
 			rf.Dropped = true // for an earlier refusal in the same CIDR
-		} else if r.c.empty() {
+		case r.c.empty():
 			s.dropCIDR(r.c)
 			rf.Dropped = true
+		default:
+			s.reserve(r.c, r.a)
 		}
 		out.Refused = append(out.Refused, rf)
 	}
+	out.Cooling = append(out.Cooling, s.endReservations(allocs, cool)...)
 	if len(out.Allocations)+len(out.Cooling) == 0 {
 		return out, nil
 	}
@@ -237,6 +270,41 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 		return Adopted{Clashes: out.Clashes, Refused: out.Refused}, err
 	}
 	return out, nil
+}
+
+// reserve keeps a's address, free in c, from new pods. Called with s.mu
+// held.
+func (s *Store) reserve(c *cidr, a Allocation) {
+	off := offsetOf(c.prefix, a.Addr)
+	sl := &slot{cidr: c, off: off, addr: a.Addr, allocIdx: -1, coolIdx: -1}
+	c.used[off] = sl
+	s.reserved[a.Addr] = reservation{sl: sl, key: a.Key}
+	s.adjust(c, 1, 0)
+}
+
+// endReservations ends the reservations whose allocation is no longer
+// among the other stores' pending ones (allocs): the address cools if
+// they have it cooling (returned, for them to forget), else it is free.
+// Called with s.mu held.
+func (s *Store) endReservations(allocs []Allocation, cool []Cooling) []Cooling {
+	var cooled []Cooling
+	for addr, r := range s.reserved {
+		if slices.ContainsFunc(allocs, func(a Allocation) bool { return a.Addr == addr && a.Key == r.key }) {
+			continue
+		}
+		delete(s.reserved, addr)
+		c := r.sl.cidr
+		i := slices.IndexFunc(cool, func(cl Cooling) bool { return cl.Addr == addr })
+		if i < 0 || s.cooldown == 0 {
+			c.release(r.sl.off)
+			s.adjust(c, -1, 0)
+			continue
+		}
+		s.coolPush(r.sl, cool[i])
+		s.adjust(c, -1, 1)
+		cooled = append(cooled, cool[i])
+	}
+	return cooled
 }
 
 // freeSlot returns the CIDR of the store holding a and a's offset in it,

@@ -67,6 +67,9 @@ type Store struct {
 	// readopted: pending allocations AddCIDR placed since the last
 	// Readopted (quarantine.go).
 	readopted []*slot
+	// reserved: slots of this store's CIDRs kept from new pods for
+	// another store's pending allocation (othercards.go), by address.
+	reserved map[netip.Addr]reservation
 	// unpersisted: the last checkpoint write failed, so the file may lag
 	// memory (a kept Unassign, RemoveENI, RemoveCIDR or DropPending) until
 	// the next successful write.
@@ -126,6 +129,7 @@ func New(o Options) (*Store, error) {
 		lens:     map[lenKey]int{},
 		byKey:    map[Key]*slot{},
 		pending:  map[netip.Addr]*slot{},
+		reserved: map[netip.Addr]reservation{},
 	}
 	s.open = s.newBatch()
 	if s.now == nil {
@@ -393,6 +397,9 @@ func (s *Store) dropCIDR(c *cidr) (evicted []Assignment, changed bool) {
 			s.coolRemove(sl.coolIdx)
 			s.adjust(c, 0, -1)
 			changed = true
+		default: // reserved for another store's pending allocation
+			delete(s.reserved, sl.addr)
+			s.adjust(c, -1, 0)
 		}
 	}
 	e := c.eni
