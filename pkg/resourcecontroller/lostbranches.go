@@ -2,7 +2,9 @@ package resourcecontroller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -53,26 +55,30 @@ func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) b
 // Node's providerID or a CNINode's tag names, but for a Node unmanaged
 // for good (unmanagedForGood) and its own CNINode; errNodeIdentityUnknown
 // when a Node has no providerID yet (its instance may be one whose
-// branches its pods hold).
-func keptInstances(nodes []corev1.Node, cns []k8s.CNINode) (map[string]bool, error) {
+// branches its pods hold). A Node that looks unmanaged for good but that,
+// or its CNINode, was made after settled is kept and named in recent.
+func keptInstances(nodes []corev1.Node, cns []k8s.CNINode, settled time.Time) (kept map[string]bool, recent []string, err error) {
 	cnOf := make(map[string]*k8s.CNINode, len(cns))
 	for i := range cns {
 		cnOf[cns[i].Name] = &cns[i]
 	}
-	kept := map[string]bool{}
+	kept = map[string]bool{}
 	unmanaged := map[string]bool{} // CNINode names whose instance is not kept for them
 	for i := range nodes {
 		n := &nodes[i]
 		if n.Spec.ProviderID == "" {
-			return nil, fmt.Errorf("node %s: %w", n.Name, errNodeIdentityUnknown)
+			return nil, nil, fmt.Errorf("node %s: %w", n.Name, errNodeIdentityUnknown)
 		}
 		id := InstanceIDFromProviderID(n.Spec.ProviderID)
 		if id == "" {
 			continue
 		}
-		if unmanagedForGood(n, id, cnOf[n.Name]) {
-			unmanaged[n.Name] = true
-			continue
+		if cn := cnOf[n.Name]; unmanagedForGood(n, id, cn) {
+			if !n.CreationTimestamp.After(settled) && !cn.CreationTimestamp.After(settled) {
+				unmanaged[n.Name] = true
+				continue
+			}
+			recent = append(recent, n.Name)
 		}
 		kept[id] = true
 	}
@@ -81,7 +87,7 @@ func keptInstances(nodes []corev1.Node, cns []k8s.CNINode) (map[string]bool, err
 			kept[id] = true
 		}
 	}
-	return kept, nil
+	return kept, recent, nil
 }
 
 // unmanagedForGood: the Node of instance id asks for no SGP (neither the
@@ -102,6 +108,15 @@ func unmanagedForGood(n *corev1.Node, id string, cn *k8s.CNINode) bool {
 	return !inCap && !inAlloc && !sgpNode(n, cn)
 }
 
+// errUnmanagedTooRecent: a Node looks unmanaged for good, but it or its
+// CNINode is younger than DeinitDelay. A Node registered again for its
+// live instance advertises no pod-eni until its trunk is back, and a
+// CNINode made again lacks SecurityGroupsForPods until ipamd declares it:
+// seen at that moment, its running pods' branches were swept. Its
+// instance is kept and the sweep looks again at the next GC pass, as the
+// node's own unmanaging waits DeinitDelay (unmanage.go).
+var errUnmanagedTooRecent = errors.New("lost security groups for pods too recently to tell from a node registered again")
+
 // sweepLostBranches runs at start, then at each GC pass until it has
 // succeeded once: one paged describe of the VPC's branch ENIs, then the
 // deletes of those of instances it does not keep, in the background; a
@@ -114,7 +129,7 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err := c.api.List(ctx, &before); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing nodes: %w", err)
 	}
-	if _, err := keptInstances(before.Items, nil); err != nil {
+	if _, _, err := keptInstances(before.Items, nil, time.Time{}); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
 	found, err := c.ec2.OwnedENIs(ctx, awsutils.OwnedENIsQuery{VPCID: c.cfg.VPCID, AnyTagKey: []string{awsutils.TagTrunkENIID}})
@@ -129,7 +144,7 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err := c.api.List(ctx, &cns); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing CNINodes: %w", err)
 	}
-	kept, err := keptInstances(nodes.Items, cns.Items)
+	kept, recent, err := keptInstances(nodes.Items, cns.Items, time.Now().Add(-c.cfg.DeinitDelay))
 	if err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
@@ -137,6 +152,9 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 		if n := c.startBranchDeletes(ctx, inst, bs); n > 0 {
 			c.cfg.Log.Info("deleting the branch ENIs of an instance no SGP node names", "instance", inst, "count", n)
 		}
+	}
+	if len(recent) > 0 {
+		return fmt.Errorf("branch ENIs of gone instances: nodes %v: %w", recent, errUnmanagedTooRecent)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -52,14 +53,14 @@ func TestKeptInstances(t *testing.T) {
 		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{ProviderID: pid}}
 	}
 	cns := []k8s.CNINode{{Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: "i-00000000000000002"}}}}
-	got, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("b", "kind://docker/b")}, cns)
+	got, _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("b", "kind://docker/b")}, cns, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]bool{"i-00000000000000001": true, "i-00000000000000002": true}; !reflect.DeepEqual(got, want) {
 		t.Errorf("named %v, want %v", got, want)
 	}
-	if _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("c", "")}, cns); !errors.Is(err, errNodeIdentityUnknown) {
+	if _, _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("c", "")}, cns, time.Now()); !errors.Is(err, errNodeIdentityUnknown) {
 		t.Errorf("with a node without providerID: err %v, want errNodeIdentityUnknown", err)
 	}
 }
@@ -125,7 +126,7 @@ func TestKeptInstancesUnmanaged(t *testing.T) {
 		mkCN("n-shared", iShared, false),
 		mkCN("n-other", iShared, true),
 	}
-	got, err := keptInstances(nodes, cns)
+	got, _, err := keptInstances(nodes, cns, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,5 +134,37 @@ func TestKeptInstancesUnmanaged(t *testing.T) {
 		iReused: true, iOld: true, iAuto: true, iShared: true}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("kept %v, want %v", got, want)
+	}
+}
+
+// A Node that looks unmanaged for good is kept, and named, while it or its
+// CNINode is younger than the bound: a Node registered again has no
+// pod-eni yet, a CNINode made again no feature yet.
+func TestKeptInstancesUnmanagedRecently(t *testing.T) {
+	const inst = "i-000000000000000a0"
+	now := time.Now()
+	old, young := metav1.NewTime(now.Add(-time.Hour)), metav1.NewTime(now)
+	for _, tc := range []struct {
+		what          string
+		node, cninode metav1.Time
+		wantKept      bool
+	}{
+		{"both old", old, old, false},
+		{"Node registered again", young, old, true},
+		{"CNINode made again", old, young, true},
+	} {
+		n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", CreationTimestamp: tc.node}, Spec: corev1.NodeSpec{ProviderID: "aws:///us-west-2a/" + inst}}
+		cn := k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: "n", CreationTimestamp: tc.cninode}, Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: inst}}}
+		kept, recent, err := keptInstances([]corev1.Node{n}, []k8s.CNINode{cn}, now.Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantRecent []string
+		if tc.wantKept {
+			wantRecent = []string{"n"}
+		}
+		if kept[inst] != tc.wantKept || !reflect.DeepEqual(recent, wantRecent) {
+			t.Errorf("%s: kept %v recent %v, want kept %v recent %v", tc.what, kept, recent, tc.wantKept, wantRecent)
+		}
 	}
 }

@@ -74,3 +74,52 @@ func TestKubeUnmanagedFailedDeletesSweptAfterRestart(t *testing.T) {
 		t.Errorf("branches %v, want only pod b's %s on the SGP node", ids, b[0].ENIID)
 	}
 }
+
+// TestKubeUnmanagedLaterFailedDeletesRetriedByGC: the start-up sweep has
+// succeeded; only then does a node lose SGP for good, while EC2 refuses
+// the disassociate and the delete of its branch for several GC passes.
+// Once EC2 is well again the branch must be deleted without a restart
+// (the GC retry), the pod having been told.
+func TestKubeUnmanagedLaterFailedDeletesRetriedByGC(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const node = "rc-unmanage-later"
+	h.addSGPNode(node, inst1, 9)
+	if _, err := h.createPod("a", node, map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	a := h.waitAnnotation("a")
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
+		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
+		{Action: "DeleteNetworkInterface", Code: "InternalError"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cn := &k8s.CNINode{}
+	if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
+		t.Fatal(err)
+	}
+	cn.Spec.Features = nil
+	if err := h.admin.Update(ctx, cn); err != nil {
+		t.Fatal(err)
+	}
+	h.waitNoCapacity(node)
+	h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID)
+	// Several GC passes refused (3 attempts per call).
+	waitFor(t, 30*time.Second, "deletes refused over several GC passes", func() (bool, string) {
+		n := w.env.Sim.Stats().Errors["DeleteNetworkInterface"]["InternalError"]
+		return n >= 12, fmt.Sprint(n, " refused")
+	})
+	if ids := branchIDs(w.branches()); !slices.Contains(ids, a[0].ENIID) {
+		t.Fatalf("branches %v: pod a's %s gone while EC2 refused deletes", ids, a[0].ENIID)
+	}
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the unmanaged node's branch deleted by the GC retry", func() (bool, string) {
+		ids := branchIDs(w.branches())
+		return !slices.Contains(ids, a[0].ENIID), fmt.Sprint(ids)
+	})
+}
