@@ -92,6 +92,10 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 			return err
 		}
 	}
+	// A DEL of an earlier sandbox of the pod may have left the duty to
+	// tell the agent the pod is gone: the agent's policies for the
+	// pod's name are now this sandbox's (see deletePolicies).
+	inv.clearNPAPending()
 	inv.log.Info("pod added", "ips", len(plan.result.IPs), "vlan", reply.PodVlanId)
 	return printResult(plan.result, inv.conf.CNIVersion)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -28,6 +29,8 @@ func (inv *invocation) del(args *entry.Args) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), delTimeout)
 	defer cancel()
+	// Markers of DELs the runtime gave up on are read by no later DEL.
+	defer inv.sweepNPAPending(time.Now())
 
 	if done, err := inv.delBranchFromPrevResult(ctx, args); done {
 		return err

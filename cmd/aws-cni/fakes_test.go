@@ -28,12 +28,15 @@ type fakeIpamd struct {
 	socket string
 	srv    *grpc.Server
 
-	mu       sync.Mutex
-	next     []allocation
-	held     map[string][]allocation // by container ID
-	adds     []*rpc.AddNetworkRequest
-	dels     []*rpc.DelNetworkRequest
-	addErr   error  // returned by AddNetwork when set
+	mu     sync.Mutex
+	next   []allocation
+	held   map[string][]allocation // by container ID
+	adds   []*rpc.AddNetworkRequest
+	dels   []*rpc.DelNetworkRequest
+	addErr error // returned by AddNetwork when set
+	// assigned, when set, is called once AddNetwork has assigned the
+	// addresses, before it answers (without the lock held).
+	assigned func()
 	refuse   bool   // AddNetwork answers Success=false
 	cause    string // with refuse: the cause it sends in the trailer, as ipamd does
 	npMode   string
@@ -142,6 +145,11 @@ func (f *fakeIpamd) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) 
 	allocs := f.next[:want]
 	f.next = f.next[want:]
 	f.held[req.GetContainerId()] = allocs
+	if hook := f.assigned; hook != nil {
+		f.mu.Unlock()
+		hook()
+		f.mu.Lock()
+	}
 	return &rpc.AddNetworkReply{
 		Success:              true,
 		IpAllocationMetadata: metas(allocs),

@@ -119,22 +119,7 @@ func (n node) run(t testing.TB, c call) outcome {
 	var stdout, stderr bytes.Buffer
 	var runErr error
 	err = n.ns.Do(func(ns.NetNS) error {
-		cniArgs := c.cniArgs
-		if cniArgs == "" {
-			cniArgs = "IgnoreUnknown=1;K8S_POD_NAMESPACE=" + c.podNS + ";K8S_POD_NAME=" + c.podName + ";K8S_POD_INFRA_CONTAINER_ID=" + c.containerID
-		}
-		cmd := exec.Command(pluginBin)
-		cmd.Env = []string{
-			"CNI_COMMAND=" + c.command,
-			"CNI_CONTAINERID=" + c.containerID,
-			"CNI_NETNS=" + c.netns,
-			"CNI_IFNAME=" + c.ifName,
-			"CNI_PATH=/opt/cni/bin",
-			"CNI_ARGS=" + cniArgs,
-			ipamdSocketEnv + "=" + c.ipamd,
-			npaSocketEnv + "=" + c.npa,
-		}
-		cmd.Stdin = bytes.NewReader(stdin)
+		cmd := c.cmd(stdin)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		runErr = cmd.Run()
 		return nil
@@ -155,6 +140,27 @@ func (n node) run(t testing.TB, c call) outcome {
 		t.Fatalf("run plugin: %v", runErr)
 	}
 	return o
+}
+
+// cmd is the plugin's process for c, as the runtime starts it.
+func (c call) cmd(stdin []byte) *exec.Cmd {
+	cniArgs := c.cniArgs
+	if cniArgs == "" {
+		cniArgs = "IgnoreUnknown=1;K8S_POD_NAMESPACE=" + c.podNS + ";K8S_POD_NAME=" + c.podName + ";K8S_POD_INFRA_CONTAINER_ID=" + c.containerID
+	}
+	cmd := exec.Command(pluginBin)
+	cmd.Env = []string{
+		"CNI_COMMAND=" + c.command,
+		"CNI_CONTAINERID=" + c.containerID,
+		"CNI_NETNS=" + c.netns,
+		"CNI_IFNAME=" + c.ifName,
+		"CNI_PATH=/opt/cni/bin",
+		"CNI_ARGS=" + cniArgs,
+		ipamdSocketEnv + "=" + c.ipamd,
+		npaSocketEnv + "=" + c.npa,
+	}
+	cmd.Stdin = bytes.NewReader(stdin)
+	return cmd
 }
 
 // mustSucceed fails the test if the plugin reported an error.
