@@ -387,10 +387,15 @@ func vpcXML(w *world, v *vpc) xmlVpc {
 
 func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 	ids := p.ids(groupIDs, "GroupId")
-	names := p.list("GroupName")
 	fs := p.filters()
 	if p.err != nil {
 		return nil, p.err
+	}
+	// GroupNames name groups of the default VPC only, and a vpcsim world
+	// has none (CreateSecurityGroup without VpcId answers the same): a
+	// group in any other VPC is found by the group-name filter.
+	if len(p.list("GroupName")) > 0 {
+		return nil, apiErr("VPCIdNotSpecified", "No default VPC for this user")
 	}
 	var out struct {
 		Groups    []xmlSecurityGroup `xml:"securityGroupInfo>item"`
@@ -407,7 +412,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 			}
 		}
 		gs = slices.DeleteFunc(gs, func(g *secGroup) bool {
-			return len(ids) > 0 && !slices.Contains(ids, g.id) || len(names) > 0 && !slices.Contains(names, g.name)
+			return len(ids) > 0 && !slices.Contains(ids, g.id)
 		})
 		gs, err := applyFilters(gs, fs, func(g *secGroup, name string) ([]string, bool) {
 			if g == nil {

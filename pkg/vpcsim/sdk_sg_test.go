@@ -198,3 +198,24 @@ func TestScenarioGroupRules(t *testing.T) {
 		}
 	}
 }
+
+// GroupNames address the default VPC's groups only; a vpcsim world has no
+// default VPC, so EC2 answers VPCIdNotSpecified even for a name a group in
+// another VPC carries, and that group is found by the group-name filter.
+func TestDescribeSecurityGroupsByNameNeedsTheDefaultVPC(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	c := newEC2(env.EC2URL)
+	must[*ec2.CreateSecurityGroupOutput](t)(c.CreateSecurityGroup(ctx(t), &ec2.CreateSecurityGroupInput{GroupName: aws.String("db"), Description: aws.String("database"), VpcId: aws.String(simtest.VPCID)}))
+	for _, name := range []string{"db", "no-such-group"} {
+		out, err := c.DescribeSecurityGroups(ctx(t), &ec2.DescribeSecurityGroupsInput{GroupNames: []string{name}})
+		if err == nil {
+			t.Errorf("GroupNames=[%s]: %d groups, want VPCIdNotSpecified", name, len(out.SecurityGroups))
+			continue
+		}
+		wantCode(t, err, "VPCIdNotSpecified")
+	}
+	out := must[*ec2.DescribeSecurityGroupsOutput](t)(c.DescribeSecurityGroups(ctx(t), &ec2.DescribeSecurityGroupsInput{Filters: []types.Filter{{Name: aws.String("group-name"), Values: []string{"db"}}}}))
+	if len(out.SecurityGroups) != 1 || aws.ToString(out.SecurityGroups[0].GroupName) != "db" {
+		t.Fatalf("group-name filter: %+v, want the one group db", out.SecurityGroups)
+	}
+}
