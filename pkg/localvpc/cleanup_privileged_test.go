@@ -13,6 +13,11 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
+// workingWait bounds a wait for what works (a process starting in or
+// leaving a namespace): a loaded CI machine can take many seconds to run
+// it, and a broken path still fails by then.
+const workingWait = 30 * time.Second
+
 // startSleeper starts `sleep` in the namespace at nsPath with env and
 // makes sure it is reaped (killed first if it is still alive) at the end.
 func startSleeper(t *testing.T, nsPath string, env []string) *exec.Cmd {
@@ -34,7 +39,7 @@ func startSleeper(t *testing.T, nsPath string, env []string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	pid := strconv.Itoa(cmd.Process.Pid)
-	err := testutil.Eventually(context.Background(), 5*time.Second, func() error {
+	err := testutil.Eventually(context.Background(), workingWait, func() error {
 		var st syscall.Stat_t
 		if err := syscall.Stat("/proc/"+pid+"/ns/net", &st); err != nil || st.Ino != want.Ino {
 			return fmt.Errorf("not in the namespace yet (%v)", err)
@@ -83,7 +88,7 @@ func TestPrivilegedKillOnlyMarkedProcesses(t *testing.T) {
 	if killed != 1 {
 		t.Errorf("killed %d processes, want 1 (the dead run's)", killed)
 	}
-	err = testutil.Eventually(context.Background(), 5*time.Second, func() error {
+	err = testutil.Eventually(context.Background(), workingWait, func() error {
 		if alive(ours.Process.Pid) {
 			return fmt.Errorf("pid %d alive", ours.Process.Pid)
 		}

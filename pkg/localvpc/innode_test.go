@@ -62,7 +62,7 @@ func TestPrivilegedInNodeExecCancelEndsEverything(t *testing.T) {
 				done <- err
 			}()
 			var pid int
-			if err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
+			if err := testutil.Eventually(context.Background(), workingWait, func() error {
 				b, err := os.ReadFile(pids)
 				if err != nil {
 					return err
@@ -78,11 +78,11 @@ func TestPrivilegedInNodeExecCancelEndsEverything(t *testing.T) {
 				if err == nil {
 					t.Fatal("a cancelled Exec succeeded")
 				}
-			case <-time.After(20 * time.Second):
+			case <-time.After(workingWait):
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 				t.Fatal("a cancelled Exec did not return")
 			}
-			if err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
+			if err := testutil.Eventually(context.Background(), workingWait, func() error {
 				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 				if err != nil || strings.Contains(string(b), ") Z ") {
 					return nil

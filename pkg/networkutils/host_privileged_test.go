@@ -168,11 +168,12 @@ func listen(t *testing.T, netns ns.NetNS, addr string) {
 }
 
 // blockedWait bounds a connection expected to fail (dropped packets only
-// time out); one expected to work gets workingWait, as a loaded machine
-// can take longer than a second to connect and answer.
+// time out); one expected to work gets workingWait, as a loaded CI machine
+// can take many seconds to connect and answer, and a wrong path still
+// fails by then.
 const (
 	blockedWait = time.Second
-	workingWait = 10 * time.Second
+	workingWait = 30 * time.Second
 )
 
 // seenFrom connects from the pod and returns the source address the server

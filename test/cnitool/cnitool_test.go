@@ -339,7 +339,8 @@ func addCheckDel(t *testing.T, ctx context.Context, v *localvpc.VPC, tool, name,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+	// The published port works: a loaded CI machine gets 30 s to connect.
+	dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
 	seen, err := dataplane.Whoami(dctx, n2.NetNS, netip.Addr{}, netip.AddrPortFrom(n1.PrimaryIP, hostPort))
 	dcancel()
 	if err != nil {
