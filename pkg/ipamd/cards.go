@@ -146,6 +146,23 @@ func forgetMoved(others []*poolManager, card int, taken []datastore.Allocation, 
 	return gone
 }
 
+// forgetHeld drops the other cards' pending copies of pods card holds on
+// its ENI and has written: the copies a move whose write failed left.
+func forgetHeld(others []*poolManager, card int, held []datastore.Allocation, log *slog.Logger) {
+	if len(held) == 0 {
+		return
+	}
+	for _, c := range others {
+		if _, err := c.store.ForgetPending(held, nil); err != nil {
+			log.Warn("could not persist dropping the copy of a pod another card holds", "card", c.index, "err", err)
+		}
+	}
+	for _, a := range held {
+		log.Info("a quarantined pod's earlier move to another card is now written there; its old card forgets its copy",
+			"key", a.Key.String(), "ip", a.Addr, "card", card)
+	}
+}
+
 // settlePending moves the other cards' pending entries whose address is
 // in a CIDR of a card to that card (datastore Adopt): a restart restores
 // the checkpoints after every card added its CIDRs, so AddCIDR did not.
@@ -191,6 +208,7 @@ func (s *cardSet) settlePending(log *slog.Logger) {
 			log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
 			continue
 		}
+		forgetHeld(others, to.index, got.Held, log)
 		if len(got.Allocations)+len(got.Cooling) == 0 {
 			continue
 		}

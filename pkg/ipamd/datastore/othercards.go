@@ -178,6 +178,10 @@ type Adopted struct {
 	// refuses it. Dropped tells whether the store could drop it (it held
 	// nothing else); if not, the store reserves it (see above).
 	Refused []Refusal
+	// Held are the allocations this store already holds in a CIDR under
+	// the same key: a move whose checkpoint write failed. Returned once
+	// written here, so the other stores can drop their copy.
+	Held []Allocation
 }
 
 // Refusal is a CIDR of this store holding another store's pending
@@ -201,9 +205,9 @@ type Clash struct {
 // CIDR of this one: at a start every card adds its CIDRs before any
 // restores its checkpoint, so a card's restored pending pod whose address
 // EC2 moved to another card's ENI meanwhile is not found by AddCIDR. It
-// returns what it placed once written (none when the write failed: they
-// stay on their card as well), and the clashes either way; placed pods
-// are in Readopted.
+// returns what it placed or already held once written (none when the
+// write failed: they stay on their card as well), and the clashes either
+// way; placed pods are in Readopted.
 func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -217,8 +221,12 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 	for _, a := range allocs {
 		c, off, ok := s.freeSlot(a.Addr)
 		if c != nil && !ok {
-			if sl := c.used[off]; sl.allocIdx >= 0 && s.allocs[sl.allocIdx].Key != a.Key {
+			switch sl := c.used[off]; {
+			case sl.allocIdx < 0:
+			case s.allocs[sl.allocIdx].Key != a.Key:
 				out.Clashes = append(out.Clashes, Clash{Pending: a, Holder: s.allocs[sl.allocIdx].Key, ENIID: c.eni.info.ID})
+			default:
+				out.Held = append(out.Held, a)
 			}
 			continue
 		}
@@ -263,7 +271,7 @@ func (s *Store) Adopt(allocs []Allocation, cool []Cooling) (Adopted, error) {
 		out.Refused = append(out.Refused, rf)
 	}
 	out.Cooling = append(out.Cooling, s.endReservations(allocs, cool)...)
-	if len(out.Allocations)+len(out.Cooling) == 0 {
+	if len(out.Allocations)+len(out.Cooling)+len(out.Held) == 0 {
 		return out, nil
 	}
 	if err := s.await(s.open); err != nil {
