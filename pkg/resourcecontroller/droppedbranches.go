@@ -79,6 +79,12 @@ func trunkBranches(t *trunk) []BranchENI {
 // any more, in the background and returns at once how many it took (those
 // no job deletes yet).
 func (c *Controller) startBranchDeletes(ctx context.Context, node string, bs []BranchENI) int {
+	return c.startBranchDeletesThen(ctx, node, bs, nil)
+}
+
+// startBranchDeletesThen is startBranchDeletes calling then, if not nil,
+// with those EC2 refused once the job has tried every delete it took.
+func (c *Controller) startBranchDeletesThen(ctx context.Context, node string, bs []BranchENI, then func(failed []BranchENI)) int {
 	bs = c.deleting.claim(bs)
 	if len(bs) == 0 {
 		return 0
@@ -103,6 +109,9 @@ func (c *Controller) startBranchDeletes(ctx context.Context, node string, bs []B
 			c.cfg.Log.Info("deleted a branch ENI of a dropped trunk", "node", node, "eni", b.ENIID)
 		}
 		c.reg.addLoose(failed)
+		if then != nil {
+			then(failed)
+		}
 	}()
 	return len(bs)
 }

@@ -55,7 +55,7 @@ func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bo
 	return c.startTrunkJob(ctx, at, func(t *trunk) {
 		instanceID := t.instanceID
 		reused := false
-		left := c.deleteTrunkBranchesUnless(ctx, t, func() bool {
+		left, _ := c.deleteTrunkBranchesUnless(ctx, t, func() bool {
 			var stop bool
 			stop, reused = c.backFor(ctx, name, instanceID)
 			return stop

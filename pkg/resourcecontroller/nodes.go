@@ -470,20 +470,21 @@ func (c *Controller) deinitNode(ctx context.Context, name string) {
 	}
 }
 
-// deleteTrunkBranches deletes every branch of a dropped trunk state. Nothing
-// else knows them once the state is dropped: a failed delete is retried
-// with the GC (deleteLoose).
-func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) {
-	c.deleteTrunkBranchesUnless(ctx, t, nil)
+// deleteTrunkBranches deletes every branch of a dropped trunk state and
+// returns those EC2 refused. Nothing else knows them once the state is
+// dropped: a failed delete is retried with the GC (deleteLoose).
+func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) (failed []BranchENI) {
+	_, failed = c.deleteTrunkBranchesUnless(ctx, t, nil)
+	return failed
 }
 
 // deleteTrunkBranchesUnless is deleteTrunkBranches asking stop before each
 // delete: once it says so, the branches left are not deleted (a trunk
-// rebuild adopts or deletes them); it returns those left.
-func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) (left []BranchENI) {
+// rebuild adopts or deletes them); it returns those left and those whose
+// delete failed.
+func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) (left, failed []BranchENI) {
 	name := t.node
 	all := trunkBranches(t)
-	var failed []BranchENI
 	for i, b := range all {
 		if stop != nil && stop() {
 			c.cfg.Log.Info("leaving the branch ENIs of a dropped trunk state", "node", name, "left", len(all)-i)
@@ -496,5 +497,5 @@ func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, st
 		}
 	}
 	c.reg.addLoose(failed)
-	return left
+	return left, failed
 }

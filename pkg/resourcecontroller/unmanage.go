@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,9 +30,12 @@ import (
 //
 // Pods still running with a branch keep their annotation (ipamd read it
 // at ADD; only the controller's identity may change it where EKS's
-// validating webhook runs) and get a Warning event: their branch network
-// is gone and deleting the pod is the way out. Should the node get SGP
-// back while they run, the trunk rebuild keeps their VLANs until they end.
+// validating webhook runs) and get a Warning event once the deletes were
+// tried: deleting the pod is the way out. It names what EC2 did: a
+// branch whose delete EC2 refused still exists (retried with the GC) and
+// was told "deleted" before. Should the node get SGP back while they run,
+// the trunk rebuild keeps their VLANs until they end, and a branch still
+// in EC2 holds its VLAN and counts against the limit until it is gone.
 
 // unmanaging remembers since when each node has been seen without SGP or
 // gone (nodegone.go): both wait DeinitDelay, counted from the first.
@@ -115,30 +120,68 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 	return reconcile.Result{}, nil
 }
 
-// unmanageTrunk tells the pods of a dropped trunk state of a node that
-// lost SGP and deletes its branches.
+// unmanageTrunk deletes the branches of a dropped trunk state of a node
+// that lost SGP, then tells its pods and the node what EC2 did: a branch
+// whose delete EC2 refused still exists (and, its disassociate refused
+// too, still carries the pod's traffic) until the GC retry deletes it.
 func (c *Controller) unmanageTrunk(ctx context.Context, node *corev1.Node, t *trunk) {
 	inUse := 0
-	for uid, bs := range t.pods {
+	for _, bs := range t.pods {
 		inUse += len(bs)
+	}
+	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs and dropping its trunk state",
+		"node", node.Name, "trunk", t.trunkID, "inUse", inUse, "cooling", len(t.cooling))
+	failed := c.deleteTrunkBranches(ctx, t)
+	for uid, bs := range t.pods {
 		ns, name := splitKey(t.keys[uid])
 		ids := make([]string, 0, len(bs))
 		for _, b := range bs {
 			ids = append(ids, b.ENIID)
 		}
-		c.tellUnmanaged(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}, node.Name, ids)
+		c.tellUnmanaged(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}, node.Name, ids, failed)
 	}
-	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs and dropping its trunk state",
-		"node", node.Name, "trunk", t.trunkID, "inUse", inUse, "cooling", len(t.cooling))
-	c.deleteTrunkBranches(ctx, t)
+	if len(failed) == 0 {
+		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
+			"The node no longer uses security groups for pods: %d branch ENIs in use and %d cooling down were deleted; trunk interface %s stays attached", inUse, len(t.cooling), t.trunkID)
+		return
+	}
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
-		"The node no longer uses security groups for pods: %d branch ENIs in use and %d cooling down were deleted; trunk interface %s stays attached", inUse, len(t.cooling), t.trunkID)
+		"The node no longer uses security groups for pods: of its %d branch ENIs in use and %d cooling down, EC2 refused to delete %d (%v), retried at each GC pass; trunk interface %s stays attached",
+		inUse, len(t.cooling), len(failed), branchENIIDs(failed), t.trunkID)
 }
 
-func (c *Controller) tellUnmanaged(ctx context.Context, pod *corev1.Pod, node string, ids []string) {
+// tellUnmanaged tells a running pod of a node that lost SGP what became
+// of its branches ids: deleted, or still in EC2 when their delete is among
+// failed.
+func (c *Controller) tellUnmanaged(ctx context.Context, pod *corev1.Pod, node string, ids []string, failed []BranchENI) {
+	refused := branchENIIDs(failed)
+	var deleted, left []string
+	for _, id := range ids {
+		if slices.Contains(refused, id) {
+			left = append(left, id)
+		} else {
+			deleted = append(deleted, id)
+		}
+	}
+	var what []string
+	if len(deleted) > 0 {
+		what = append(what, fmt.Sprintf("branch ENI %v was deleted and the pod has no branch network", deleted))
+	}
+	if len(left) > 0 {
+		what = append(what, fmt.Sprintf("EC2 refused to delete branch ENI %v, which is retried at each GC pass", left))
+	}
 	c.rec.event(ctx, pod, "Pod", corev1.EventTypeWarning, ReasonBranchDeletedUnmanaged,
-		"Node %s no longer uses security groups for pods (label %s and CNINode feature gone): branch ENI %v was deleted and the pod has no branch network; delete the pod to run it with its security groups on another node",
-		node, LabelHasTrunk, ids)
+		"Node %s no longer uses security groups for pods (label %s and CNINode feature gone): %s; delete the pod to run it with its security groups on another node",
+		node, LabelHasTrunk, strings.Join(what, "; "))
+}
+
+// branchENIIDs lists the ENI ids of bs.
+func branchENIIDs(bs []BranchENI) []string {
+	out := make([]string, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.ENIID)
+	}
+	return out
 }
 
 // unmanageUnknown starts the deletes of the branches EC2 holds for the
@@ -188,15 +231,18 @@ func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, ins
 			told[cl.pod] = append(told[cl.pod], e.ID)
 		}
 	}
-	// None taken: a job of an earlier pass (a failed capacity removal)
-	// deletes them and its pods were told then.
-	if c.startBranchDeletes(ctx, node.Name, bs) == 0 {
+	// The pods are told once the job has tried the deletes, what EC2
+	// did. None taken: a job of an earlier pass (a failed capacity
+	// removal) deletes them and tells its pods.
+	tell := func(failed []BranchENI) {
+		for p, ids := range told {
+			c.tellUnmanaged(ctx, p, node.Name, ids, failed)
+		}
+	}
+	if c.startBranchDeletesThen(ctx, node.Name, bs, tell) == 0 {
 		return nil
 	}
 	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs", "node", node.Name, "instance", instanceID, "count", len(bs))
-	for p, ids := range told {
-		c.tellUnmanaged(ctx, p, node.Name, ids)
-	}
 	c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
 		"The node no longer uses security groups for pods: its %d branch ENIs are being deleted", len(found))
 	return nil

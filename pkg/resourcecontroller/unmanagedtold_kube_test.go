@@ -1,0 +1,87 @@
+package resourcecontroller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vpc-cni/vpc-cni/pkg/k8s"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
+)
+
+// TestKubeUnmanagedRefusedDeleteToldTruly: two nodes lose SGP, one while
+// the controller runs (its trunk state known), one while it is down, and
+// EC2 refuses every disassociate and delete, so both pods' branches stay
+// on their trunks. The pods' and nodes' events must not say a branch was
+// deleted while EC2 still holds it; once EC2 is well again, the GC retry
+// deletes both. Before, both pods were told "branch ENI … was deleted and
+// the pod has no branch network" and the first node "1 branch ENIs in use
+// and 0 cooling down were deleted".
+func TestKubeUnmanagedRefusedDeleteToldTruly(t *testing.T) {
+	w := newWorld(t)
+	h := newHarness(t, w.ec2, fastConfig())
+	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
+	const live, down = "rc-unmanage-told", "rc-unmanage-told-down"
+	h.addSGPNode(live, inst1, 9)
+	h.addSGPNode(down, inst2, 9)
+	for pod, node := range map[string]string{"a": live, "b": down} {
+		if _, err := h.createPod(pod, node, map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := h.waitAnnotation("a")
+	b := h.waitAnnotation("b")
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
+		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
+		{Action: "DeleteNetworkInterface", Code: "InternalError"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	dropSGP := func(node string) {
+		t.Helper()
+		ctx := context.Background()
+		cn := &k8s.CNINode{}
+		if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
+			t.Fatal(err)
+		}
+		cn.Spec.Features = nil
+		if err := h.admin.Update(ctx, cn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// claimsDeleted: the message says a branch EC2 still holds was deleted.
+	claimsDeleted := func(what, msg, eni string) {
+		t.Helper()
+		if !slices.Contains(branchIDs(w.branches()), eni) {
+			t.Fatalf("%s: branch %s already gone; nothing to test", what, eni)
+		}
+		if strings.Contains(msg, "was deleted") || strings.Contains(msg, "were deleted") {
+			t.Errorf("%s says %q, but EC2 still holds branch %s", what, msg, eni)
+		}
+	}
+
+	dropSGP(live)
+	h.waitNoCapacity(live)
+	claimsDeleted("pod a's event", h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID).Message, a[0].ENIID)
+	claimsDeleted("node "+live+"'s event", h.waitNodeEvents(live, ReasonNodeUnmanaged, 1)[0], a[0].ENIID)
+
+	h.stop()
+	dropSGP(down)
+	startController(t, h)
+	h.waitNoCapacity(down)
+	claimsDeleted("pod b's event", h.waitEvent("b", ReasonBranchDeletedUnmanaged, b[0].ENIID).Message, b[0].ENIID)
+	claimsDeleted("node "+down+"'s event", h.waitNodeEvents(down, ReasonNodeUnmanaged, 1)[0], b[0].ENIID)
+
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "both branches deleted by the GC retry", func() (bool, string) {
+		left := existing(w, []string{a[0].ENIID, b[0].ENIID})
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
