@@ -32,6 +32,9 @@ func cmdAdd(args *cniplugin.Args) error {
 		return err
 	}
 	defer closeLog()
+	if err := conf.PrevResultErr; err != nil {
+		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
+	}
 	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
 		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
 	}

@@ -394,6 +394,12 @@ func execPlugin(t *testing.T, tp *topo, command, id, netns, path, entry string) 
 	}
 	conf["cniVersion"], conf["name"] = "1.0.0", "aws-cni"
 	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": netns}}}
+	return execConf(t, tp, command, id, netns, path, conf)
+}
+
+// execConf runs egress-cni directly with the netconf conf and PATH path.
+func execConf(t *testing.T, tp *topo, command, id, netns, path string, conf map[string]any) *types.Error {
+	t.Helper()
 	stdin, _ := json.Marshal(conf)
 	var stdout bytes.Buffer
 	var runErr error

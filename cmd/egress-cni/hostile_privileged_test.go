@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 // TestPrivilegedAddRefusesBadNetNS: an ADD whose CNI_NETNS is the node's
@@ -62,4 +66,38 @@ func nodeSysctl(t *testing.T, tp *topo, key string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestPrivilegedDelPrevResultNotAnObject: a DEL whose prevResult is no
+// JSON object (egress-cni's DEL never reads it) succeeds and removes the
+// pod's egress veth, SNAT chain and address; it used to fail decoding the
+// whole netconf, so the runtime would retry it for ever with the address
+// held. An ADD with such a prevResult fails with code 6 naming it.
+func TestPrivilegedDelPrevResultNotAnObject(t *testing.T) {
+	tp := newTopo(t)
+	nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, false)
+	l := list(t, "1.0.0", loopbackEntry, tp.egressEntry(false, ""))
+	for i, prev := range []any{"garbage", []any{1, "x"}} {
+		pod := testutil.NewNS(t)
+		id := fmt.Sprintf("ctr-prev-%d", i)
+		add(t, tp, l, runtimeConf(id, pod.Path()))
+		var conf map[string]any
+		if err := json.Unmarshal([]byte(tp.egressEntry(false, "")), &conf); err != nil {
+			t.Fatal(err)
+		}
+		conf["cniVersion"], conf["name"], conf["prevResult"] = "1.0.0", "aws-cni", prev
+		if e := execConf(t, tp, "ADD", id+"-again", pod.Path(), os.Getenv("PATH"), conf); e == nil || e.Code != types.ErrDecodingFailure || !strings.Contains(e.Error(), "prevResult") {
+			t.Errorf("ADD with prevResult %v: %v, want code %d naming prevResult", prev, e, types.ErrDecodingFailure)
+		}
+		for range 2 {
+			if e := execConf(t, tp, "DEL", id, pod.Path(), os.Getenv("PATH"), conf); e != nil {
+				t.Fatalf("DEL with prevResult %v: %v", prev, e)
+			}
+		}
+		wantLines(t, "nat after DEL", tp.nat(t, false), natBefore)
+		if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(held) != 0 {
+			t.Errorf("addresses held after DEL: %v", held)
+		}
+		wantLines(t, "node after DEL", snapshot(t, tp.node.Path()), nodeBefore)
+	}
 }
