@@ -262,11 +262,16 @@ func checkK8sArgLengths(a k8sArgs) *types.Error {
 	return nil
 }
 
+// sysctlDirNames are the entries of /proc/sys/net/ipv{4,6}/conf/ beside
+// the interfaces': the kernel refuses an interface of such a name.
+var sysctlDirNames = []string{"all", "default"}
+
 // checkAddInput refuses runtime input that is well formed but that no ADD
 // can wire, or should, before ipamd is asked for an address: a CNI_ARGS
-// value longer than any Kubernetes name, CNI_IFNAME
-// naming the namespace's loopback (the pod's end of the veth cannot take
-// its name), a container id longer than maxContainerIDLen, a CNI_ARGS key
+// value longer than any Kubernetes name, CNI_IFNAME naming the
+// namespace's loopback (the pod's end of the veth cannot take its name)
+// or "all" or "default" (no interface can), a container id longer than
+// maxContainerIDLen, a CNI_ARGS key
 // given twice with different values (which pod is meant?), and a pod name
 // or namespace with '/' (no Kubernetes name has one, and ipamd keys pods
 // by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one).
@@ -286,6 +291,10 @@ func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
 	}
 	if ifName == loopbackIfName {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is the namespace's loopback interface", ifName), "")
+	}
+	if slices.Contains(sysctlDirNames, ifName) {
+		return types.NewError(types.ErrInvalidEnvironmentVariables,
+			fmt.Sprintf("CNI_IFNAME %q is not a name the kernel gives an interface (its per-interface sysctl directories use it)", ifName), "")
 	}
 	if n := len(containerID); n > maxContainerIDLen {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_CONTAINERID is %d characters long, at most %d allowed", n, maxContainerIDLen), "")

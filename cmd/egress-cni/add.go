@@ -12,6 +12,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 )
 
 // load parses the netconf and opens the logger.
@@ -31,6 +32,9 @@ func cmdAdd(args *cniplugin.Args) error {
 		return err
 	}
 	defer closeLog()
+	if err := conf.PrevResultErr; err != nil {
+		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
+	}
 	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
 		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
 	}
@@ -39,6 +43,13 @@ func cmdAdd(args *cniplugin.Args) error {
 	}
 	if !conf.Enabled {
 		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
+	}
+	// Before anything is made: the wiring runs inside CNI_NETNS, and in
+	// the node's own namespace it would replace the node's default route
+	// and turn off IPv6 on its eth0 (the CNI library refuses that
+	// namespace only after the plugin ran).
+	if err := podnet.VerifyNetNS(args.Netns); err != nil {
+		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 	}
 	res, err := current.NewResultFromResult(conf.PrevResult)
 	if err != nil {

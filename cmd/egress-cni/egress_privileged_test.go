@@ -361,7 +361,8 @@ func TestPrivilegedExhaustedRange(t *testing.T) {
 
 // TestPrivilegedFailureMidway: SNAT fails after the veth exists (no
 // iptables on PATH); ADD fails with 103 and undoes the veth and the
-// address. A missing netns fails the same way.
+// address. (A missing netns is refused before anything is made:
+// TestPrivilegedAddRefusesBadNetNS.)
 func TestPrivilegedFailureMidway(t *testing.T) {
 	tp := newTopo(t)
 	nodeBefore := snapshot(t, tp.node.Path())
@@ -370,7 +371,6 @@ func TestPrivilegedFailureMidway(t *testing.T) {
 	conf := tp.egressEntry(false, "")
 	for _, tc := range []struct{ netns, path string }{
 		{pod.Path(), t.TempDir()},
-		{"/var/run/netns/vpccni-egress-missing", os.Getenv("PATH")},
 	} {
 		e := execPlugin(t, tp, "ADD", "ctr-mid", tc.netns, tc.path, conf)
 		if e == nil || e.Code != ErrWiring {
@@ -394,6 +394,12 @@ func execPlugin(t *testing.T, tp *topo, command, id, netns, path, entry string) 
 	}
 	conf["cniVersion"], conf["name"] = "1.0.0", "aws-cni"
 	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": netns}}}
+	return execConf(t, tp, command, id, netns, path, conf)
+}
+
+// execConf runs egress-cni directly with the netconf conf and PATH path.
+func execConf(t *testing.T, tp *topo, command, id, netns, path string, conf map[string]any) *types.Error {
+	t.Helper()
 	stdin, _ := json.Marshal(conf)
 	var stdout bytes.Buffer
 	var runErr error

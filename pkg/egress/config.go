@@ -60,6 +60,10 @@ const (
 // Config is the parsed, validated netconf.
 type Config struct {
 	types.PluginConf
+	// PrevResultErr says why prevResult is unusable: it is no JSON
+	// object. Only ADD reads prevResult and refuses it; DEL, CHECK and GC
+	// go on without it, as a failing DEL would be retried for ever.
+	PrevResultErr error
 	// Network is the network name (the conflist's "name"); it keys the
 	// allocator's directory and the chain hash.
 	Network string
@@ -81,12 +85,15 @@ type Config struct {
 // rawConf is the JSON shape; every value upstream writes is a string.
 type rawConf struct {
 	types.PluginConf
-	MTU           string `json:"mtu"`
-	Enabled       string `json:"enabled"`
-	RandomizeSNAT string `json:"randomizeSNAT"`
-	NodeIP        string `json:"nodeIP"`
-	LogFile       string `json:"pluginLogFile"`
-	LogLevel      string `json:"pluginLogLevel"`
+	// PrevResult shadows PluginConf's: decoded on its own (see
+	// Config.PrevResultErr).
+	PrevResult    json.RawMessage `json:"prevResult,omitempty"`
+	MTU           string          `json:"mtu"`
+	Enabled       string          `json:"enabled"`
+	RandomizeSNAT string          `json:"randomizeSNAT"`
+	NodeIP        string          `json:"nodeIP"`
+	LogFile       string          `json:"pluginLogFile"`
+	LogLevel      string          `json:"pluginLogLevel"`
 	IPAM          *struct {
 		Type   string `json:"type"`
 		Subnet string `json:"subnet"`
@@ -113,6 +120,11 @@ func ParseConfig(stdin []byte) (*Config, error) {
 		return nil, fmt.Errorf("egress-cni netconf: %w", err)
 	}
 	c := &Config{PluginConf: raw.PluginConf, Network: raw.Name, LogFile: raw.LogFile, LogLevel: raw.LogLevel}
+	if len(raw.PrevResult) != 0 {
+		if err := json.Unmarshal(raw.PrevResult, &c.RawPrevResult); err != nil {
+			c.PrevResultErr = fmt.Errorf("prevResult is not a JSON object: %w", err)
+		}
+	}
 	var errs []error
 	switch raw.Enabled {
 	case "true":
