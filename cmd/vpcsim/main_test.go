@@ -176,10 +176,10 @@ func TestBinary(t *testing.T) {
 
 	t.Run("limits, throttling and recovery", func(t *testing.T) {
 		p := writeScenario(t, basicScenario, func(s *vpcsim.Scenario) {
-			// A token every 2 s: the four creates below must all land
+			// A token every 10 s: the four creates below must all land
 			// before one comes back, and this binary runs on the real clock
-			// of a possibly loaded machine.
-			s.Faults.Throttle = vpcsim.Throttle{Enabled: true, Buckets: map[string]vpcsim.Bucket{"eniCreateDelete": {Size: 3, Refill: 0.5}}}
+			// of a possibly loaded machine (2 s was not always enough).
+			s.Faults.Throttle = vpcsim.Throttle{Enabled: true, Buckets: map[string]vpcsim.Bucket{"eniCreateDelete": {Size: 3, Refill: 0.1}}}
 		})
 		ep := start(t, bin, p)
 		c := conformance.NewEC2(ep.ec2)
@@ -200,7 +200,8 @@ func TestBinary(t *testing.T) {
 		}
 		_, err := create()
 		conformance.WantCode(t, err, "RequestLimitExceeded")
-		// refill is 0.5/s: within a few seconds a call succeeds again
+		// refill is 0.1/s: about 10 s after the first create a call
+		// succeeds again
 		err = poll.Until(conformance.Ctx(t), 30*time.Second, func() error {
 			_, err := create()
 			if err != nil {

@@ -446,26 +446,71 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 	return out, err
 }
 
+type xmlZone struct {
+	ZoneName   string `xml:"zoneName"`
+	ZoneID     string `xml:"zoneId"`
+	ZoneState  string `xml:"zoneState"`
+	RegionName string `xml:"regionName"`
+	ZoneType   string `xml:"zoneType"`
+}
+
+func zoneField(z xmlZone, name string) ([]string, bool) {
+	switch name {
+	case "zone-name":
+		return []string{z.ZoneName}, true
+	case "zone-id":
+		return []string{z.ZoneID}, true
+	case "state":
+		return []string{z.ZoneState}, true
+	case "region-name":
+		return []string{z.RegionName}, true
+	case "zone-type":
+		return []string{z.ZoneType}, true
+	}
+	return nil, false
+}
+
+// describeAvailabilityZones answers the region's zones. Like EC2, a zone
+// named (by name or id) that the region does not have is an error, not an
+// empty answer.
 func (s *Sim) describeAvailabilityZones(p *params) (any, error) {
-	type zone struct {
-		ZoneName   string `xml:"zoneName"`
-		ZoneID     string `xml:"zoneId"`
-		ZoneState  string `xml:"zoneState"`
-		RegionName string `xml:"regionName"`
-		ZoneType   string `xml:"zoneType"`
+	names, ids := p.list("ZoneName"), p.list("ZoneId")
+	fs := p.filters()
+	if p.err != nil {
+		return nil, p.err
 	}
 	var out struct {
-		Zones []zone `xml:"availabilityZoneInfo>item"`
+		Zones []xmlZone `xml:"availabilityZoneInfo>item"`
 	}
-	names := p.list("ZoneName")
 	err := s.do(false, func(w *world) error {
+		var all []xmlZone
 		for i, az := range w.azs {
-			if len(names) > 0 && !slices.Contains(names, az) {
-				continue
-			}
 			id := fmt.Sprintf("%s-az%d", strings.ReplaceAll(strings.ReplaceAll(w.region, "-", ""), "west", "w"), i+1)
-			out.Zones = append(out.Zones, zone{ZoneName: az, ZoneID: id, ZoneState: "available", RegionName: w.region, ZoneType: "availability-zone"})
+			all = append(all, xmlZone{ZoneName: az, ZoneID: id, ZoneState: "available", RegionName: w.region, ZoneType: "availability-zone"})
 		}
+		var unknown []string
+		for _, n := range names {
+			if !slices.ContainsFunc(all, func(z xmlZone) bool { return z.ZoneName == n }) {
+				unknown = append(unknown, n)
+			}
+		}
+		for _, id := range ids {
+			if !slices.ContainsFunc(all, func(z xmlZone) bool { return z.ZoneID == id }) {
+				unknown = append(unknown, id)
+			}
+		}
+		if len(unknown) > 0 {
+			return apiErr("InvalidParameterValue", "Invalid availability zone: [%s]", strings.Join(unknown, ", "))
+		}
+		zones := slices.DeleteFunc(all, func(z xmlZone) bool {
+			named := len(names) > 0 || len(ids) > 0
+			return named && !slices.Contains(names, z.ZoneName) && !slices.Contains(ids, z.ZoneID)
+		})
+		zones, err := applyFilters(zones, fs, zoneField)
+		if err != nil {
+			return err
+		}
+		out.Zones = zones
 		return nil
 	})
 	return out, err

@@ -43,6 +43,10 @@ func (k idKind) check(id string) *APIError {
 	if id == "" || k.wellFormed(id) {
 		return nil
 	}
+	return k.malformedErr(id)
+}
+
+func (k idKind) malformedErr(id string) *APIError {
 	return apiErr(k.malformed, "Invalid id: \"%s\" (expecting \"%s-...\")", id, k.prefix)
 }
 
@@ -56,11 +60,14 @@ func (p *params) id(k idKind, name string) string {
 	return v
 }
 
-// ids reads the id list prefix.1, prefix.2, ... as id does one id.
+// ids reads the id list prefix.1, prefix.2, ... as id does one id, except
+// that an empty member is malformed: it was sent, so it is not missing.
 func (p *params) ids(k idKind, prefix string) []string {
 	vs := p.list(prefix)
 	for _, v := range vs {
-		if err := k.check(v); err != nil {
+		if v == "" {
+			p.fail(k.malformedErr(v))
+		} else if err := k.check(v); err != nil {
 			p.fail(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -231,9 +232,21 @@ func TestMalformedIDsAnswerMalformed(t *testing.T) {
 		}})
 	}
 
+	// An empty member of an id list (which the SDK sends as "Name.N=") is
+	// malformed too: Invalid id: "".
+	inList := map[string]bool{
+		"DescribeNetworkInterfaces": true, "DescribeInstances": true, "DescribeSubnets": true, "DescribeVpcs": true,
+		"DescribeSecurityGroups": true, "DescribeSecurityGroupRules": true, "DescribeTrunkInterfaceAssociations": true,
+		"CreateNetworkInterface SecurityGroupId": true, "ModifyNetworkInterfaceAttribute SecurityGroupId": true,
+		"RunInstances SecurityGroupId": true, "TerminateInstances": true, "RevokeSecurityGroupIngress SecurityGroupRuleId": true,
+	}
 	for _, tc := range cases {
 		t.Run(tc.action, func(t *testing.T) {
-			for _, id := range malformedIDs(tc.prefix) {
+			bad := malformedIDs(tc.prefix)
+			if inList[tc.action] || strings.HasPrefix(tc.action, "CreateTags ") || strings.HasPrefix(tc.action, "DeleteTags ") {
+				bad = append(bad, "")
+			}
+			for _, id := range bad {
 				before := env.Sim.State()
 				err := tc.call(id)
 				wantCode(t, err, tc.malformed)
