@@ -486,6 +486,11 @@ func (kn *kubeNode) netns(ctx context.Context, pod string) (string, netip.Addr) 
 	return ns, netip.MustParseAddr(p.Status.PodIP)
 }
 
+// reachWait bounds one connection through a path that works: a loaded CI
+// machine can take many seconds to connect, and a wrong path still fails
+// by then.
+const reachWait = 30 * time.Second
+
 // assertTraffic sends TCP from pod a to pod b and from a to the simulated
 // internet, and checks the source address each peer sees: a's own address
 // inside the VPC, the node's public address (SNAT + the internet gateway)
@@ -499,7 +504,7 @@ func (kn *kubeNode) assertTraffic(ctx context.Context, a string, peer *kubeNode,
 		kn.t.Fatal(err)
 	}
 	defer srv.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, reachWait)
 	defer cancel()
 	got, err := dataplane.Whoami(cctx, nsA, ipA, netip.AddrPortFrom(ipB, dataplane.WhoamiPort))
 	if err != nil || got != ipA {
@@ -508,7 +513,9 @@ func (kn *kubeNode) assertTraffic(ctx context.Context, a string, peer *kubeNode,
 		kn.t.Logf("pod %s (%s, %s) → pod %s (%s, %s): ok, seen as %s", a, ipA, kn.k.ID, b, ipB, peer.k.ID, got)
 	}
 	inet := dataplane.DefaultInternetAddrs[0]
-	got, err = dataplane.Whoami(cctx, nsA, ipA, netip.AddrPortFrom(inet, dataplane.WhoamiPort))
+	ictx, icancel := context.WithTimeout(ctx, reachWait)
+	defer icancel()
+	got, err = dataplane.Whoami(ictx, nsA, ipA, netip.AddrPortFrom(inet, dataplane.WhoamiPort))
 	if err != nil || got != kn.k.PublicIP {
 		kn.t.Errorf("pod %s → internet %s: seen as %v (%v), want the node's public %s", a, inet, got, err, kn.k.PublicIP)
 	} else {

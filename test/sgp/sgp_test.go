@@ -31,6 +31,10 @@ import (
 // dropped keep Pod.Whoami's 5 s.
 const reachBound = 30 * time.Second
 
+// workingWait is how long other work expected to happen may take (a link
+// appearing or going, a CNINode feature written), for the same reason.
+const workingWait = 30 * time.Second
+
 // walkthrough is the walkthrough's state once both pods run.
 type walkthrough struct {
 	c      *cluster
@@ -89,7 +93,7 @@ func startWalkthrough(t *testing.T, ctx context.Context, customNet bool) *walkth
 	w.br = c.waitAnnotation(ctx, "db-client")
 	t.Logf("branch %s VLAN %d %s in %s", w.br.ENIID, w.br.VlanID, w.br.PrivateIP, w.br.SubnetCIDR)
 	standin := dataplane.StandinName(w.br.VlanID)
-	if err := kubefwd.Eventually(ctx, 20*time.Second, func() error { return linkExists(ctx, n, standin) }); err != nil {
+	if err := kubefwd.Eventually(ctx, workingWait, func() error { return linkExists(ctx, n, standin) }); err != nil {
 		t.Fatalf("branch stand-in in %s: %v", n.Name, err)
 	}
 	w.before = nodeState(t, ctx, n)
@@ -179,7 +183,7 @@ func TestPrivilegedSGPWalkthrough(t *testing.T) {
 		}
 	}
 	// A pod's host link goes when the kernel frees its namespace.
-	err = kubefwd.Eventually(ctx, 10*time.Second, func() error {
+	err = kubefwd.Eventually(ctx, workingWait, func() error {
 		after := nodeState(t, ctx, n)
 		for _, l := range after.links {
 			if !slices.Contains(w.before.links, l) && !strings.HasPrefix(l, "eth") {
@@ -295,7 +299,7 @@ func TestPrivilegedSGPBranchPodReachesDatabase(t *testing.T) {
 // the controller reads the branch's subnet from it.
 func (c *cluster) waitCustomNet(ctx context.Context, n *localvpc.Node, az string) {
 	c.t.Helper()
-	err := kubefwd.Eventually(ctx, 20*time.Second, func() error {
+	err := kubefwd.Eventually(ctx, workingWait, func() error {
 		var cn k8s.CNINode
 		if err := c.admin.Get(ctx, client.ObjectKey{Name: n.Name}, &cn); err != nil {
 			return err
