@@ -96,3 +96,35 @@ func clashLogged(t *testing.T, logs []byte, ip netip.Addr, quarantined, holder, 
 	}
 	return false
 }
+
+// TestClashWarnedOnceNotAtEachReconcile: the restore's warning that a
+// restored quarantined pod's address is held by another card's pod is
+// given once. Each reconcile runs the same settling of pending pods
+// between cards (for addresses kept from new pods, othercards.go), and
+// before, each one warned again, until the quarantined pod's DEL.
+func TestClashWarnedOnceNotAtEachReconcile(t *testing.T) {
+	cs, ckpts := twoCardStores(t, 30*time.Second)
+	addr := netip.MustParseAddr("10.0.0.10")
+	if err := cs.all()[1].store.AddCIDR("eni-card1", netip.PrefixFrom(addr, 32)); err != nil {
+		t.Fatal(err)
+	}
+	for card, pod := range []string{"victim", "holder"} {
+		if err := ckpts[card].Write(datastore.File{Version: datastore.CheckpointVersion, Allocations: []datastore.Allocation{
+			{Key: cardKey(pod), Addr: addr, Meta: datastore.Metadata{K8sPodNamespace: "default", K8sPodName: pod}},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	r := &restorer{cards: cs, host: newFakeHost(), log: log, dropped: metrics.New("test").RestoreDropped}
+	if err := r.restoreAll(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		cs.settlePending(log, false) // what each reconcile runs
+	}
+	if n := bytes.Count(logs.Bytes(), []byte(`"level":"WARN","msg":"a restored pod's address is held by another pod`)); n != 1 {
+		t.Errorf("the clash was warned %d times over the restore and 3 reconciles, want once:\n%s", n, logs.String())
+	}
+}

@@ -70,7 +70,7 @@ func TestRestoredQuarantinedAddressInABusyPrefixIsNotReissued(t *testing.T) {
 	if released, err := h.release(cardKey("multi")); err != nil || len(released) != 2 {
 		t.Fatalf("DEL of the multi-NIC pod: %+v %v, want both its addresses", released, err)
 	}
-	cs.settlePending(slog.Default()) // what each reconcile runs
+	cs.settlePending(slog.Default(), false) // what each reconcile runs
 	if st := card1.Stats(); st.CoolingIPs != 2 || st.AvailableIPs != 0 {
 		t.Fatalf("card 1 after the DEL: %+v, want both of the pod's addresses cooling there", st)
 	}

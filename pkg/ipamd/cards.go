@@ -1,6 +1,7 @@
 package ipamd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -168,8 +169,10 @@ func forgetHeld(others []*poolManager, card int, held []datastore.Allocation, lo
 // the checkpoints after every card added its CIDRs, so AddCIDR did not.
 // Adopt also keeps an address a card cannot take from its new pods until
 // the pending pod's DEL, so each reconcile runs it again: then the
-// address cools there.
-func (s *cardSet) settlePending(log *slog.Logger) {
+// address cools there. start says whether this is the start's run: a
+// clash (another card's pod holds a restored pod's address) can only come
+// from the checkpoints, so it is warned of then, not at every reconcile.
+func (s *cardSet) settlePending(log *slog.Logger, start bool) {
 	all := s.all()
 	for _, to := range all {
 		var others []*poolManager
@@ -188,8 +191,12 @@ func (s *cardSet) settlePending(log *slog.Logger) {
 			allocs, cool = append(allocs, a...), append(cool, cl...)
 		}
 		got, err := to.store.Adopt(allocs, cool)
+		clashLevel := slog.LevelWarn
+		if !start {
+			clashLevel = slog.LevelDebug
+		}
 		for _, c := range got.Clashes {
-			log.Warn("a restored pod's address is held by another pod on another card's ENI: that pod keeps it, "+
+			log.Log(context.Background(), clashLevel, "a restored pod's address is held by another pod on another card's ENI: that pod keeps it, "+
 				"the restored pod stays quarantined and is not given it",
 				"ip", c.Pending.Addr, "quarantinedKey", c.Pending.Key.String(), "holderKey", c.Holder.String(),
 				"eni", c.ENIID, "from", from[c.Pending.Addr], "card", to.index)

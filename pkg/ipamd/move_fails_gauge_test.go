@@ -57,12 +57,12 @@ func TestFailedQuarantinedMoveIsCountedOnceAndHealed(t *testing.T) {
 	if g := gauge(); g > 1 {
 		t.Errorf("quarantined gauge during the failed move: %v, want the pod counted at most once", g)
 	}
-	cs.settlePending(slog.Default()) // a reconcile while the disk is still full
+	cs.settlePending(slog.Default(), false) // a reconcile while the disk is still full
 	if st := card0.Stats(); st.Pending != 1 {
 		t.Fatalf("card 0 while card 1 cannot write: %+v, want its copy kept", st)
 	}
 	ckpts[1].SetErr(nil)
-	cs.settlePending(slog.Default()) // the next reconcile
+	cs.settlePending(slog.Default(), false) // the next reconcile
 	if g := gauge(); g != 0 {
 		t.Errorf("quarantined gauge once card 1 holds the pod durably: %v, want 0", g)
 	}

@@ -108,7 +108,7 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 	// Local only, no EC2 call: an address one card keeps from its new
 	// pods for another card's quarantined pod cools once that pod's DEL
 	// has landed (datastore othercards.go).
-	r.cards.settlePending(r.log)
+	r.cards.settlePending(r.log, false)
 	for _, c := range r.cards.all() {
 		rewireReadopted(ctx, c, r.host, r.log)
 	}

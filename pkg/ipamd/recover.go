@@ -75,7 +75,7 @@ func (r *restorer) restoreAll(ctx context.Context, live func(datastore.Allocatio
 			}
 		}
 	}
-	r.cards.settlePending(r.log)
+	r.cards.settlePending(r.log, true)
 	return nil
 }
 

@@ -121,6 +121,8 @@ func checkInvariants(t *testing.T, s *Store) {
 					if s.coolSlots[sl.coolIdx] != sl {
 						fail("slot %s cool index %d stale", sl.addr, sl.coolIdx)
 					}
+				case sl.allocIdx < 0 && sl.coolIdx < 0 && s.reserved[sl.addr].sl == sl:
+					a++ // reserved for another store's pending allocation
 				default:
 					fail("slot %s neither assigned nor cooling (alloc %d cool %d)", sl.addr, sl.allocIdx, sl.coolIdx)
 				}
