@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
@@ -111,4 +113,50 @@ func (n node) addKilledAt(t *testing.T, addr, containerID string, delay time.Dur
 		t.Errorf("ipamd holds the pod's address after the ADD killed at %v and DEL", delay)
 	}
 	return took
+}
+
+// TestPrivilegedBranchDelWithoutResult: a branch-ENI pod's ADD wired the
+// branch (host veth, VLAN link marked as its sandbox's, table and rules)
+// and was killed before it printed its result, so the runtime's DEL has no
+// prevResult. When ipamd cannot name the branch either (ipamd down, or the
+// pod already gone from the API server, when ipamd answers success with no
+// address), the VLAN link's mark must still lead the DEL to the branch:
+// the node keeps only the trunk and the stand-in link. Before, the DEL
+// succeeded and left the branch's table and rules for good.
+func TestPrivilegedBranchDelWithoutResult(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct {
+		name string
+		gone func(*fakeIpamd)
+	}{
+		{"ipamd down", (*fakeIpamd).stop},
+		{"pod gone from the API server", func(f *fakeIpamd) { f.branchGone = true }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := newNode(t, "192.168.0.10")
+			_, ipamd := branchStandin(t, n, 7, "02:42:0a:02:00:37", "10.2.0.55")
+			podNS := testutil.NewNS(t)
+			add := call{command: "ADD", containerID: "ctr-sb", netns: podNS.Path(), ifName: "eth0", podName: "sb", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			n.run(t, add).mustSucceed(t, "ADD branch pod")
+			// On a kernel with 802.1Q the ADD's own VLAN link carries the
+			// sandbox's mark; the stand-in keeps its alias, so mark it.
+			err := n.ns.Do(func(ns.NetNS) error {
+				l, err := netlink.LinkByName("vlan.eth.7")
+				if err != nil {
+					return err
+				}
+				return netlink.LinkSetAlias(l, podnet.SandboxMark("ctr-sb"))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.gone(ipamd)
+			del := add
+			del.command = "DEL"
+			n.run(t, del).mustSucceed(t, "DEL without prevResult")
+			n.run(t, del).mustSucceed(t, "second DEL without prevResult")
+			n.sandboxGone(t, podNS, vethname.HostVethName(vethname.BranchPrefix, "default", "sb", 0))
+			wantState(t, "node after DEL", n.ns.Path(), []string{"link eth1 veth up mtu 1500"})
+		})
+	}
 }

@@ -51,6 +51,9 @@ func (inv *invocation) del(args *entry.Args) error {
 	case err != nil && isUnknownPod(err):
 		inv.closeTeardown(td)
 		inv.log.Info("ipamd holds no address for the pod; nothing to release")
+		if err := inv.delOrphanBranch(tctx, args, prevErr, "ipamd holds nothing for the pod"); err != nil {
+			return err
+		}
 		if inv.npaPending() {
 			// An earlier DEL released the pod but did not get through
 			// to the agent.
@@ -61,7 +64,7 @@ func (inv *invocation) del(args *entry.Args) error {
 		// ipamd is down or failing: undo what the result recorded and let
 		// ipamd reclaim the addresses when it reconciles.
 		inv.teardownFromPrevResult(tctx, td, prev, prevErr, err)
-		return nil
+		return inv.delOrphanBranch(tctx, args, prevErr, "ipamd did not answer")
 	case !reply.Success:
 		inv.closeTeardown(td)
 		return types.NewError(ErrIpamd, "ipamd failed to release the pod's addresses", "")
@@ -107,6 +110,27 @@ func (inv *invocation) delBranchFromPrevResult(ctx context.Context, args *entry.
 		return inv.delBranchFromNode(ctx, args, vlan, err)
 	}
 	return inv.teardownBranch(ctx, args, w, vlan)
+}
+
+// delOrphanBranch ends a DEL that neither prevResult (prevErr says why
+// there is none) nor ipamd (ipamd says why) tied to a branch ENI: an ADD
+// killed before it printed its result, then ipamd down or the pod gone
+// from the API server. A VLAN link carrying the sandbox's mark shows the
+// ADD wired a branch, whose wiring goes as delBranchFromNode removes it.
+func (inv *invocation) delOrphanBranch(ctx context.Context, args *entry.Args, prevErr error, ipamd string) error {
+	if prevErr == nil || args.Netns == "" {
+		return nil
+	}
+	vlan, err := podnet.MarkedVLANID(args.ContainerID)
+	if err != nil {
+		inv.log.Warn("could not look for a VLAN link marked as the sandbox's", "error", err)
+		return nil
+	}
+	if vlan == 0 {
+		return nil
+	}
+	_, err = inv.delBranchFromNode(ctx, args, vlan, fmt.Errorf("%w, and %s", prevErr, ipamd))
+	return err
 }
 
 // delBranchFromNode is the DEL of a branch-ENI pod on VLAN id vlan whose
@@ -289,7 +313,8 @@ func (inv *invocation) teardownFromReply(ctx context.Context, td *podnet.HostTea
 	if len(meta) == 0 {
 		inv.closeTeardown(td)
 		inv.log.Warn("ipamd released no address for the pod")
-		return nil
+		_, prevErr := inv.prevPod(args)
+		return inv.delOrphanBranch(ctx, args, prevErr, "ipamd released no address for the pod")
 	}
 	vlan := int(reply.PodVlanId)
 	ifs, err := podInterfaces(meta, inv.conf.VethPrefix, args.IfName, inv.k8s)

@@ -41,7 +41,10 @@ type fakeIpamd struct {
 	cause    string // with refuse: the cause it sends in the trailer, as ipamd does
 	npMode   string
 	branch   *branchReply // ADD answers for a branch-ENI pod when set
-	healthSv *health.Server
+	// branchGone makes DelNetwork of a branch pod answer as ipamd does
+	// once the pod is gone from the API server: success, no address.
+	branchGone bool
+	healthSv   *health.Server
 
 	// delLate, when set, makes DelNetwork release the address and then
 	// answer only once the test closes it: after the plugin's deadline
@@ -182,6 +185,9 @@ func (f *fakeIpamd) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) 
 		defer close(f.delDone)
 	}
 	if b := f.branch; b != nil {
+		if f.branchGone {
+			return &rpc.DelNetworkReply{Success: true}, nil
+		}
 		return &rpc.DelNetworkReply{Success: true, IpAllocationMetadata: metas(allocs), PodVlanId: b.vlan}, nil
 	}
 	return &rpc.DelNetworkReply{

@@ -41,15 +41,17 @@ func cmdAdd(args *cniplugin.Args) error {
 	if conf.PrevResult == nil {
 		return types.NewError(types.ErrInvalidNetworkConfig, "egress-cni must be called as a chained plugin (no prevResult)", "")
 	}
-	if !conf.Enabled {
-		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
-	}
 	// Before anything is made: the wiring runs inside CNI_NETNS, and in
 	// the node's own namespace it would replace the node's default route
-	// and turn off IPv6 on its eth0 (the CNI library refuses that
-	// namespace only after the plugin ran).
-	if err := podnet.VerifyNetNS(args.Netns); err != nil {
+	// and turn off IPv6 on its eth0. The CNI library refuses that
+	// namespace only after the plugin ran, when the pass-through has
+	// printed its result already, so it is refused here even when
+	// disabled; other paths only matter to the wiring.
+	if err := podnet.VerifyNetNS(args.Netns); err != nil && (conf.Enabled || errors.Is(err, podnet.ErrOwnNetNS)) {
 		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
+	}
+	if !conf.Enabled {
+		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 	}
 	res, err := current.NewResultFromResult(conf.PrevResult)
 	if err != nil {

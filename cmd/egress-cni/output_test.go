@@ -63,6 +63,10 @@ func outputCases(dataDir, logFile string) []outputCase {
 		outputCase{"add-no-name", env("ADD"), strings.Replace(conf("0.4.0", ""), `"name":"aws-cni",`, "", 1)},
 		outputCase{"add-unsupported-version", env("ADD"), conf("0.9.0", `,"prevResult":`+fmt.Sprintf(prevResults["v4"], "0.4.0", "version"))},
 		outputCase{"check-old-version", env("CHECK"), conf("0.3.1", "")},
+		// The node's own namespace: one error, not the passed-on result
+		// followed by the CNI library's error.
+		outputCase{"add-own-netns", map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "abc123", "CNI_NETNS": "/proc/self/ns/net", "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin"},
+			conf("1.0.0", `,"prevResult":`+fmt.Sprintf(prevResults["v4"], "1.0.0", "x-no-version"))},
 		outputCase{"add-bad-containerid", map[string]string{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "a/b", "CNI_NETNS": "/x", "CNI_IFNAME": "eth0", "CNI_PATH": "/p"}, conf("0.4.0", "")},
 		outputCase{"add-missing-env", map[string]string{"CNI_COMMAND": "ADD"}, conf("0.4.0", "")},
 		outputCase{"unknown-command", map[string]string{"CNI_COMMAND": "FROB", "CNI_PATH": "/p"}, conf("0.4.0", "")},
