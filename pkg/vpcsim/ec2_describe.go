@@ -554,6 +554,9 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		for _, id := range sortedKeys(w.vpcs) {
 			add(id, "vpc", w.vpcs[id].tags)
 		}
+		for _, id := range sortedKeys(w.sgs) {
+			add(id, "security-group", w.sgs[id].tags)
+		}
 		rows, err := applyFilters(rows, fs, func(r tagRow, name string) ([]string, bool) {
 			switch name {
 			case "resource-id":
