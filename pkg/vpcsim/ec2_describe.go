@@ -151,6 +151,8 @@ func (s *Sim) describeNetworkInterfaces(p *params) (any, error) {
 		byID:    viewByID((*world).eni, (*world).eniView),
 		field:   eniField,
 		render:  s.eniXML,
+
+		idsNotWithMax: true,
 	}.run(s, p)
 	return out, err
 }
@@ -211,6 +213,8 @@ func (s *Sim) describeInstances(p *params) (any, error) {
 		all:     func(w *world) []InstanceView { return w.state().Instances },
 		byID:    viewByID((*world).instance, (*world).instanceView),
 		field:   instanceField,
+
+		idsNotWithMax: true,
 		render: func(w *world, v InstanceView) xmlReservation {
 			return xmlReservation{
 				ReservationID: "r-" + strings.TrimPrefix(v.ID, "i-"), OwnerID: w.account,
@@ -335,10 +339,9 @@ func (s *Sim) describeVpcs(p *params) (any, error) {
 	}
 	var err error
 	out.Vpcs, out.NextToken, err = describe[*vpc, xmlVpc]{
-		idParam:    "VpcId",
-		idKind:     vpcIDs,
-		key:        func(v *vpc) string { return v.id },
-		idsWithMax: true,
+		idParam: "VpcId",
+		idKind:  vpcIDs,
+		key:     func(v *vpc) string { return v.id },
 		all: func(w *world) []*vpc {
 			var vs []*vpc
 			for _, id := range sortedKeys(w.vpcs) {
@@ -553,6 +556,9 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		}
 		for _, id := range sortedKeys(w.vpcs) {
 			add(id, "vpc", w.vpcs[id].tags)
+		}
+		for _, id := range sortedKeys(w.sgs) {
+			add(id, "security-group", w.sgs[id].tags)
 		}
 		rows, err := applyFilters(rows, fs, func(r tagRow, name string) ([]string, bool) {
 			switch name {

@@ -6,8 +6,10 @@ package vpcsim
 type describe[V, X any] struct {
 	idParam string
 	idKind  idKind
-	// idsWithMax: EC2 accepts ids together with MaxResults for this call.
-	idsWithMax bool
+	// idsNotWithMax: EC2 refuses ids together with MaxResults for this
+	// call. Its API reference says so for DescribeNetworkInterfaces and
+	// DescribeInstances only; the other paged describes take both.
+	idsNotWithMax bool
 	// maxPage is the largest MaxResults EC2 accepts (1000 when 0).
 	maxPage int
 	all     func(w *world) []V
@@ -25,7 +27,7 @@ func (d describe[V, X]) run(s *Sim, p *params) (items []X, next string, err erro
 	if p.err != nil {
 		return nil, "", p.err
 	}
-	if !d.idsWithMax {
+	if d.idsNotWithMax {
 		if err := noIDsWithMaxResults(p, d.idParam); err != nil {
 			return nil, "", err
 		}

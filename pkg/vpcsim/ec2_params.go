@@ -37,12 +37,13 @@ func (p *params) encodeExcept(skip ...string) string {
 	return v.Encode()
 }
 
-// int reads an optional integer; absent is 0.
+// int reads an optional integer; absent is 0. Present but empty is not
+// absent: it is not a number.
 func (p *params) int(k string) int {
-	s := p.v.Get(k)
-	if s == "" {
+	if !p.has(k) {
 		return 0
 	}
+	s := p.v.Get(k)
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > 1<<20 {
 		p.fail(errInvalid(k, s))
@@ -60,11 +61,13 @@ func (p *params) intp(k string) *int {
 	return &n
 }
 
+// boolp reads an optional boolean, nil when absent (present but empty is
+// not a boolean).
 func (p *params) boolp(k string) *bool {
-	s := p.v.Get(k)
-	if s == "" {
+	if !p.has(k) {
 		return nil
 	}
+	s := p.v.Get(k)
 	b, err := strconv.ParseBool(s)
 	if err != nil {
 		p.fail(errInvalid(k, s))

@@ -26,6 +26,11 @@ func TestQueryProtocolEdges(t *testing.T) {
 		{"DELETE", "", "", 400, "<Code>InvalidHttpRequest</Code>"},
 		{"POST", "", "Action=DescribeSubnets&Filter.1.Name=vpc-id&Filter.1.Value.1=vpc-00000000000000001&Filter.x.Name=y", 400, "<Code>InvalidParameterValue</Code>"},
 		{"POST", "", "Action=CreateNetworkInterface&SubnetId=" + simtest.NodeSubnetID + "&Description=%3Cscript%3E", 200, "<description>&lt;script&gt;</description>"},
+		// a number or boolean sent empty is invalid, named, not taken as 0 or absent
+		{"POST", "", "Action=AttachNetworkInterface&NetworkInterfaceId=eni-00000000000000001&InstanceId=i-00000000000000001&DeviceIndex=", 400, "Value () for parameter DeviceIndex is invalid."},
+		{"POST", "", "Action=DescribeNetworkInterfaces&MaxResults=", 400, "Value () for parameter MaxResults is invalid."},
+		{"POST", "", "Action=DetachNetworkInterface&AttachmentId=eni-attach-00000000000000001&Force=", 400, "Value () for parameter Force is invalid."},
+		{"POST", "", "Action=DescribeVpcs&DryRun=", 400, "Value () for parameter DryRun is invalid."},
 	}
 	for _, c := range cases {
 		req, _ := http.NewRequest(c.method, env.EC2URL+"/"+c.query, strings.NewReader(c.body))

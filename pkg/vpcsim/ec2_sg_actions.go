@@ -290,10 +290,9 @@ func (s *Sim) describeSecurityGroupRules(p *params) (any, error) {
 	}
 	var err error
 	out.Rules, out.NextToken, err = describe[*sgRule, xmlSGRule]{
-		idParam:    "SecurityGroupRuleId",
-		idKind:     ruleIDs,
-		idsWithMax: true,
-		all:        all,
+		idParam: "SecurityGroupRuleId",
+		idKind:  ruleIDs,
+		all:     all,
 		byID: func(w *world, id string) (*sgRule, error) {
 			return findByID(all(w), func(r *sgRule) string { return r.id }, id, func(id string) error {
 				return apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)

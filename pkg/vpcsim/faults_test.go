@@ -115,9 +115,11 @@ func TestCallCarriedOutAfterCallerGaveUp(t *testing.T) {
 	sc := simtest.Basic()
 	sc.Faults.Latency = map[string]vpcsim.Duration{"CreateNetworkInterface": vpcsim.Duration(300 * time.Millisecond)}
 	env := simtest.Start(t, sc)
-	// The caller gives up once EC2 has its whole request, 300 ms before the
-	// answer. (A fixed client deadline could expire before the request is
-	// sent on a loaded machine, and then EC2 rightly creates nothing.)
+	// The caller gives up once EC2 has its whole request, and EC2 starts on
+	// it only once the caller has hung up, whatever the machine's speed. (A
+	// fixed client deadline could expire before the request is sent on a
+	// loaded machine, and then EC2 rightly creates nothing; a cancel racing
+	// the 300 ms latency could lose the race there too.)
 	received := make(chan struct{})
 	var once sync.Once
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +129,11 @@ func TestCallCarriedOutAfterCallerGaveUp(t *testing.T) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		once.Do(func() { close(received) })
+		first := false
+		once.Do(func() { first = true; close(received) })
+		if first {
+			<-r.Context().Done() // the caller closed its connection
+		}
 		env.Sim.EC2Handler().ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -143,7 +149,7 @@ func TestCallCarriedOutAfterCallerGaveUp(t *testing.T) {
 		}
 	}()
 	if _, err := c.CreateNetworkInterface(gaveUp, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID), Description: aws.String(desc)}); err == nil {
-		t.Fatal("the call returned an answer although its caller gave up before 300ms of latency passed")
+		t.Fatal("the call returned an answer although its caller gave up before EC2 answered")
 	}
 	filter := &ec2.DescribeNetworkInterfacesInput{Filters: []types.Filter{{Name: aws.String("description"), Values: []string{desc}}}}
 	deadline := time.Now().Add(30 * time.Second) // generous for a loaded machine

@@ -65,3 +65,35 @@ func TestSubnetWithoutIPv6CIDRHasNone(t *testing.T) {
 		t.Fatal("an ENI in a subnet without IPv6 got an IPv6 address")
 	}
 }
+
+// EC2's API reference forbids ids together with MaxResults only for
+// DescribeNetworkInterfaces and DescribeInstances; the other paged
+// describes page through the named ids.
+func TestIDsWithMaxResultsOnlyWhereEC2RefusesThem(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	c := newEC2(env.EC2URL)
+	five := aws.Int32(5)
+	_, err := c.DescribeNetworkInterfaces(ctx(t), &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{"eni-00000000000000001"}, MaxResults: five})
+	wantCode(t, err, "InvalidParameterCombination")
+	_, err = c.DescribeInstances(ctx(t), &ec2.DescribeInstancesInput{InstanceIds: []string{simtest.InstanceID}, MaxResults: five})
+	wantCode(t, err, "InvalidParameterCombination")
+
+	sn, err := c.DescribeSubnets(ctx(t), &ec2.DescribeSubnetsInput{SubnetIds: []string{simtest.NodeSubnetID, simtest.CNISubnetID}, MaxResults: five})
+	if err != nil || len(sn.Subnets) != 2 {
+		t.Errorf("DescribeSubnets with SubnetIds and MaxResults: %v, want the two subnets", err)
+	}
+	vpcs, err := c.DescribeVpcs(ctx(t), &ec2.DescribeVpcsInput{VpcIds: []string{simtest.VPCID}, MaxResults: five})
+	if err != nil || len(vpcs.Vpcs) != 1 {
+		t.Errorf("DescribeVpcs with VpcIds and MaxResults: %v, want the VPC", err)
+	}
+	trunk := newTrunk(t, c)
+	branch := createENI(t, c, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID)})
+	a, err := associate(c, t, branch, trunk, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := c.DescribeTrunkInterfaceAssociations(ctx(t), &ec2.DescribeTrunkInterfaceAssociationsInput{AssociationIds: []string{aws.ToString(a.InterfaceAssociation.AssociationId)}, MaxResults: five})
+	if err != nil || len(as.InterfaceAssociations) != 1 {
+		t.Errorf("DescribeTrunkInterfaceAssociations with AssociationIds and MaxResults: %v, want the association", err)
+	}
+}
