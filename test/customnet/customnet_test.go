@@ -170,7 +170,7 @@ func TestPrivilegedCustomNetworkingMissingENIConfig(t *testing.T) {
 	if err != nil {
 		t.Errorf("%v\nipamd log tail:\n%s", err, tail(ipamdLog(n), 20))
 	}
-	err = kubefwd.Eventually(ctx, 10*time.Second, func() error {
+	err = kubefwd.Eventually(ctx, 30*time.Second, func() error {
 		for _, l := range strings.Split(ipamdLog(n), "\n") {
 			if strings.Contains(l, "ENIConfig") && strings.Contains(l, az) && strings.Contains(l, "does not exist") {
 				t.Logf("ipamd log: %s", l)
