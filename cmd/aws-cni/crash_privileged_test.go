@@ -160,3 +160,36 @@ func TestPrivilegedBranchDelWithoutResult(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedDelWithoutResultIpamdDown: a regular pod's ADD wired the
+// pod and was killed before it printed its result; at the runtime's DEL,
+// which has no prevResult, ipamd is down. The DEL must still remove the
+// pod's route and its rules (priorities 512 and 1536), which its host
+// veth's mark shows are the sandbox's, and leave pod B's as they were.
+// Before, it removed nothing and the rules outlived the sandbox.
+func TestPrivilegedDelWithoutResultIpamdDown(t *testing.T) {
+	testutil.Privileged(t)
+	for _, c := range []struct{ family, node, a, b string }{
+		{"IPv4", "192.168.0.10", "10.0.0.40", "10.0.0.41"},
+		{"IPv6", "2001:db8:ff::10", "2001:db8:1::40", "2001:db8:1::41"},
+	} {
+		t.Run(c.family, func(t *testing.T) {
+			n := newNode(t, c.node)
+			ipamd := startFakeIpamd(t, allocation{ip: c.b, deviceNumber: 1, routeTable: 2}, allocation{ip: c.a, deviceNumber: 1, routeTable: 2})
+			nsB, nsA := testutil.NewNS(t), testutil.NewNS(t)
+			addB := call{command: "ADD", containerID: "ctr-b", netns: nsB.Path(), ifName: "eth0", podName: "b", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+			n.run(t, addB).mustSucceed(t, "ADD b")
+			withB := snapshot(t, n.ns.Path())
+			addA := addB
+			addA.containerID, addA.netns, addA.podName = "ctr-a", nsA.Path(), "a"
+			n.run(t, addA).mustSucceed(t, "ADD a, its result lost")
+			ipamd.stop()
+			del := addA
+			del.command = "DEL"
+			n.run(t, del).mustSucceed(t, "DEL a without prevResult, ipamd down")
+			n.run(t, del).mustSucceed(t, "second DEL a")
+			n.sandboxGone(t, nsA, vethname.HostVethName("eni", "default", "a", 0))
+			wantState(t, "node after DEL a", n.ns.Path(), withB)
+		})
+	}
+}

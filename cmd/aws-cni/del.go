@@ -63,7 +63,7 @@ func (inv *invocation) del(args *entry.Args) error {
 	case err != nil:
 		// ipamd is down or failing: undo what the result recorded and let
 		// ipamd reclaim the addresses when it reconciles.
-		inv.teardownFromPrevResult(tctx, td, prev, prevErr, err)
+		inv.teardownFromPrevResult(tctx, td, args, prev, prevErr, err)
 		return inv.delOrphanBranch(tctx, args, prevErr, "ipamd did not answer")
 	case !reply.Success:
 		inv.closeTeardown(td)
@@ -280,6 +280,25 @@ func (inv *invocation) prevPod(args *entry.Args) (podnet.Pod, error) {
 	return w.Pod, nil
 }
 
+// maxPodInterfaces bounds the host veths ownPod looks for: one per
+// network card a multi-NIC pod may have.
+const maxPodInterfaces = 16
+
+// ownPod is the regular pod the node shows is this sandbox's: the
+// addresses routed through its host veths that carry the sandbox's mark
+// (see podnet.OwnInterfaces).
+func (inv *invocation) ownPod(args *entry.Args) (podnet.Pod, error) {
+	names := make([]string, maxPodInterfaces)
+	for i := range names {
+		names[i] = vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, i)
+	}
+	ifs, err := podnet.OwnInterfaces(args.ContainerID, names)
+	if err != nil {
+		return podnet.Pod{}, err
+	}
+	return podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, LockFile: inv.lockFile(), Interfaces: ifs}, nil
+}
+
 // closeTeardown ends a teardown that ipamd's answer leaves nothing more
 // for; what the early part could not remove only needs saying.
 func (inv *invocation) closeTeardown(td *podnet.HostTeardown) {
@@ -289,13 +308,21 @@ func (inv *invocation) closeTeardown(td *podnet.HostTeardown) {
 }
 
 // teardownFromPrevResult undoes a regular pod's wiring from the result its
-// ADD printed. It never fails DEL: cause says why ipamd was not used.
-func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.HostTeardown, prev podnet.Pod, prevErr, cause error) {
+// ADD printed or, without a usable one, from the host veths marked as the
+// sandbox's. It never fails DEL: cause says why ipamd was not used.
+func (inv *invocation) teardownFromPrevResult(ctx context.Context, td *podnet.HostTeardown, args *entry.Args, prev podnet.Pod, prevErr, cause error) {
 	log := inv.log.With("ipamdError", cause.Error())
 	if prevErr != nil {
-		inv.closeTeardown(td)
-		log.Warn("ipamd unavailable; nothing torn down", "reason", prevErr.Error())
-		return
+		own, err := inv.ownPod(args)
+		if err != nil || len(own.Interfaces) == 0 {
+			inv.closeTeardown(td)
+			log.Warn("ipamd unavailable; nothing torn down", "reason", prevErr.Error(), "node", err)
+			return
+		}
+		// An ADD that printed no result (killed midway): its host veth's
+		// mark shows what it wired.
+		log.Warn("ipamd unavailable and "+prevErr.Error()+"; tearing down what the sandbox's marked host veths route", "interfaces", len(own.Interfaces))
+		prev = own
 	}
 	kept, err := td.FinishUnconfirmed(ctx, prev)
 	logKept(log, kept...)
