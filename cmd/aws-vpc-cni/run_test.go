@@ -209,9 +209,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// waitFile waits for a file the entrypoint or ipamd writes: a working
+// path, which a loaded CI machine can take many seconds to reach.
 func (h *harness) waitFile(name string) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(name); err == nil {
 			return
