@@ -17,7 +17,9 @@ import (
 // the kill lands before its nth request to the kernel, a point no timing
 // could hit. Before the kill, stopped() runs with the plugin's other
 // threads still going. It reports false when the plugin exited on its own
-// before an nth sendto, and then whether it succeeded.
+// before an nth sendto, and then whether it succeeded. The tracer waits for
+// any child (it cannot know the plugin's thread ids in advance), so no
+// test of this package may start processes in parallel with it.
 func (n node) runKilledAtSend(t *testing.T, c call, nth int, stopped func()) (killed, ok bool) {
 	t.Helper()
 	stdin, err := json.Marshal(c.conf)
