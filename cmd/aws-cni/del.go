@@ -49,8 +49,8 @@ func (inv *invocation) del(args *entry.Args) error {
 	defer tcancel()
 	switch {
 	case err != nil && isUnknownPod(err):
-		inv.closeTeardown(td)
 		inv.log.Info("ipamd holds no address for the pod; nothing to release")
+		inv.finishReleased(tctx, td, args, prevErr)
 		if err := inv.delOrphanBranch(tctx, args, prevErr, "ipamd holds nothing for the pod"); err != nil {
 			return err
 		}
@@ -297,6 +297,34 @@ func (inv *invocation) ownPod(args *entry.Args) (podnet.Pod, error) {
 		return podnet.Pod{}, err
 	}
 	return podnet.Pod{NetNS: args.Netns, Sandbox: args.ContainerID, LockFile: inv.lockFile(), Interfaces: ifs}, nil
+}
+
+// finishReleased ends the teardown of a DEL that ipamd knows nothing of:
+// an earlier DEL released the pod. When that DEL was killed midway and
+// the runtime gives no prevResult, the routes through the host veths
+// marked as the sandbox's show what it left; the route to an address
+// goes last (see podnet.HostTeardown.Finish), so it is there while any
+// rule of the address is.
+func (inv *invocation) finishReleased(ctx context.Context, td *podnet.HostTeardown, args *entry.Args, prevErr error) {
+	if prevErr == nil {
+		inv.closeTeardown(td)
+		return
+	}
+	own, err := inv.ownPod(args)
+	if err != nil || len(own.Interfaces) == 0 {
+		if err != nil {
+			inv.log.Warn("could not look for host veths marked as the sandbox's", "error", err)
+		}
+		inv.closeTeardown(td)
+		return
+	}
+	kept, err := td.Finish(ctx, own)
+	logKept(inv.log, kept...)
+	if err != nil {
+		inv.log.Warn("removing what an earlier DEL of the sandbox left failed", "error", err)
+		return
+	}
+	inv.log.Warn("removed what an earlier DEL of the sandbox left", "interfaces", len(own.Interfaces))
 }
 
 // closeTeardown ends a teardown that ipamd's answer leaves nothing more

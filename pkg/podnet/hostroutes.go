@@ -41,6 +41,8 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 // (a result without the host interface) deletes the route whatever its
 // device. When hostVeth is marked as another sandbox's and routes addr, the
 // address is that sandbox's now: nothing is removed, and kept says why.
+// The route goes after the rules: while any rule is left, a retried DEL
+// still finds the route through the sandbox's veth that proves them its.
 func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth, sandbox string, table int) (kept string, err error) {
 	pod := hostPrefix(addr.IP)
 	if hostVeth == "" {

@@ -10,7 +10,6 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/nldump"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
-	"golang.org/x/sys/unix"
 )
 
 // HostTeardown is a DEL's node-side teardown split around ipamd's answer:
@@ -41,19 +40,9 @@ func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 		if ifc.Address == nil || ifc.HostVeth == "" {
 			continue
 		}
-		removed, err := deleteOwnRoute(t.h, hostPrefix(ifc.Address.IP), ifc.HostVeth, pod.Sandbox)
-		if err != nil {
+		if err := t.removeOwn(ifc, pod.Sandbox); err != nil {
 			t.errs = append(t.errs, err)
-			continue
 		}
-		if !removed {
-			continue
-		}
-		if err := deletePodRules(t.h, ifc.Address, HostTable(ifc.RouteTable)); err != nil {
-			t.errs = append(t.errs, err)
-			continue
-		}
-		t.done = append(t.done, ifc)
 	}
 	return t
 }
@@ -160,23 +149,30 @@ func (t *HostTeardown) removed(ifc Interface) bool {
 	return false
 }
 
-// deleteOwnRoute deletes the scope-link route to pod in main through the
-// host veth named dev, when that veth may be sandbox's, and reports whether
-// there was one.
-func deleteOwnRoute(h *netlink.Handle, pod *net.IPNet, dev, sandbox string) (bool, error) {
-	veth, err := lookupHostVeth(h, dev, sandbox)
+// removeOwn removes ifc's rules, then its route, when main routes ifc's
+// address through the pod's own host veth, which may be sandbox's: the
+// route proves the address is still the pod's. The route goes last so
+// that a DEL killed in between leaves its retry that proof (ipamd then
+// answers that it knows no such pod, and nothing else tells the rules
+// are the pod's).
+func (t *HostTeardown) removeOwn(ifc Interface, sandbox string) error {
+	pod := hostPrefix(ifc.Address.IP)
+	veth, err := lookupHostVeth(t.h, ifc.HostVeth, sandbox)
 	if err != nil || veth.index == 0 || veth.other != "" {
-		return false, err
+		return err
 	}
-	route := &netlink.Route{Dst: pod, Scope: netlink.SCOPE_LINK, Table: hostcontract.MainTable, LinkIndex: veth.index}
-	err = h.RouteDel(route)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT):
-		return false, nil
+	routed, err := routedVia(t.h, pod, veth.index, hostcontract.MainTable)
+	if err != nil || !routed {
+		return err
 	}
-	return false, fmt.Errorf("delete route %s dev %s table main: %w", pod, dev, err)
+	if err := deletePodRules(t.h, ifc.Address, HostTable(ifc.RouteTable)); err != nil {
+		return err
+	}
+	if err := deleteRoute(t.h, pod, veth.index, ifc.HostVeth); err != nil {
+		return err
+	}
+	t.done = append(t.done, ifc)
+	return nil
 }
 
 // hostVeth is what the node has under a pod's host veth name.
