@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -143,6 +145,13 @@ func (s *Sim) serveEC2(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.stats.record(action, "InvalidAction")
 		writeEC2Error(w, reqID, apiErr("InvalidAction", "The action %s is not valid for this web service.", action))
+		return
+	}
+	// EC2 refuses a parameter the action does not define before anything
+	// else about the request (docs/compatibility.md, vpcsim).
+	if bad := unknownParam(action, slices.Collect(maps.Keys(r.Form))); bad != "" {
+		s.stats.record(action, "UnknownParameter")
+		writeEC2Error(w, reqID, errUnknownParam(bad))
 		return
 	}
 	body, err := s.call(action, a.fn, p)
