@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,30 @@ import (
 type cardSet struct {
 	list  atomic.Pointer[[]*poolManager]
 	ckpts []*datastore.LogCheckpointer // written by build (Init), read by close after Init returned
+	// moveWriteFail is each card's last failure to write pending pods
+	// moved to it (settlePending), warned of once per cause.
+	moveMu        sync.Mutex
+	moveWriteFail map[int]string
+}
+
+// moveWriteFailed records card's failure to write moved pending pods
+// (err nil: written) and reports whether it is a new cause to warn of:
+// each reconcile retries the write, and a full disk is worth one warning.
+func (s *cardSet) moveWriteFailed(card int, err error) bool {
+	s.moveMu.Lock()
+	defer s.moveMu.Unlock()
+	if err == nil {
+		delete(s.moveWriteFail, card)
+		return false
+	}
+	if s.moveWriteFail[card] == err.Error() {
+		return false
+	}
+	if s.moveWriteFail == nil {
+		s.moveWriteFail = map[int]string{}
+	}
+	s.moveWriteFail[card] = err.Error()
+	return true
 }
 
 // all is every managed card, card 0 first (none before Init built them).
@@ -211,8 +236,12 @@ func (s *cardSet) settlePending(log *slog.Logger, start bool) {
 			log.Warn(msg, "ip", r.Pending.Addr, "key", r.Pending.Key.String(),
 				"cidr", r.CIDR, "eni", r.ENIID, "from", from[r.Pending.Addr], "card", to.index)
 		}
+		if s.moveWriteFailed(to.index, err) {
+			log.Warn("could not persist pending pods moved to another card; both cards keep them, retried at each reconcile",
+				"card", to.index, "err", err)
+		}
 		if err != nil {
-			log.Warn("could not persist pending pods moved to another card; both cards keep them", "card", to.index, "err", err)
+			log.Debug("could not persist pending pods moved to another card", "card", to.index, "err", err)
 			continue
 		}
 		forgetHeld(others, to.index, got.Held, log)

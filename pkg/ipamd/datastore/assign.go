@@ -328,15 +328,19 @@ func (s *Store) adoptPending(c *cidr) {
 
 // DropPending forgets pending allocations (ipamd calls it once EC2 says
 // their addresses are no longer the node's) and returns them; pending
-// cooling addresses stay until their cooldown ends. An allocation keep
-// accepts stays pending: its pod still holds the address (see
-// quarantine). keep nil keeps none.
+// cooling addresses stay until their cooldown ends. A dropped address
+// cools too, as a DEL's would: its pod is gone without a DEL, and should
+// EC2 hand the address back, or another card keep it for that pod
+// (othercards.go), no new pod may inherit the gone pod's conntrack and
+// policy state. An allocation keep accepts stays pending: its pod still
+// holds the address (see quarantine). keep nil keeps none.
 func (s *Store) DropPending(keep func(Allocation) bool) ([]Allocation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.pending) == 0 {
 		return nil, nil
 	}
+	now := s.now()
 	var out []Allocation
 	for addr, sl := range s.pending {
 		switch {
@@ -346,6 +350,11 @@ func (s *Store) DropPending(keep func(Allocation) bool) ([]Allocation, error) {
 			// pod while peers may still name the one just deleted.
 			continue
 		case keep != nil && keep(s.allocs[sl.allocIdx]):
+			continue
+		case s.cooldown > 0:
+			out = append(out, s.removeAlloc(sl))
+			s.coolPush(sl, Cooling{Addr: addr, UnassignedAt: now})
+			s.pendingCool++
 			continue
 		default:
 			out = append(out, s.removeAlloc(sl))
