@@ -1,15 +1,11 @@
 package resourcecontroller
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -27,16 +23,7 @@ func TestKubeGoneNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
 // losing SGP (their CNINode feature removed) instead of going. Before, a
 // node's branch deletes after the delay ran in its Node worker.
 func TestKubeUnmanagedNodesSlowDeletesDoNotHoldLiveNodes(t *testing.T) {
-	slowDeletesDoNotHoldLiveNodes(t, func(h *harness, node string) {
-		cn := &k8s.CNINode{}
-		if err := h.admin.Get(context.Background(), client.ObjectKey{Name: node}, cn); err != nil {
-			t.Fatal(err)
-		}
-		cn.Spec.Features = nil
-		if err := h.admin.Update(context.Background(), cn); err != nil {
-			t.Fatal(err)
-		}
-	})
+	slowDeletesDoNotHoldLiveNodes(t, (*harness).dropSGPFeature)
 }
 
 // slowDeletesDoNotHoldLiveNodes has as many SGP nodes as there are Node

@@ -310,6 +310,21 @@ func (h *harness) waitCapacity(node string, want int64) {
 }
 
 // waitNoCapacity waits until the node advertises no pod-eni at all.
+// dropSGPFeature takes SecurityGroupsForPods off node's CNINode, as ipamd
+// does when ENABLE_POD_ENI is turned off.
+func (h *harness) dropSGPFeature(node string) {
+	h.t.Helper()
+	ctx := context.Background()
+	cn := &k8s.CNINode{}
+	if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
+		h.t.Fatal(err)
+	}
+	cn.Spec.Features = nil
+	if err := h.admin.Update(ctx, cn); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 func (h *harness) waitNoCapacity(node string) {
 	h.t.Helper()
 	waitFor(h.t, 30*time.Second, "no pod-eni capacity on "+node, func() (bool, string) {

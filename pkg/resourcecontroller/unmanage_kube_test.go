@@ -139,15 +139,7 @@ func TestKubeUnmanagedWhileDownDeletesBranches(t *testing.T) {
 	}
 	a := h.waitAnnotation("a")
 	h.stop()
-	ctx := context.Background()
-	cn := &k8s.CNINode{}
-	if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
-		t.Fatal(err)
-	}
-	cn.Spec.Features = nil
-	if err := h.admin.Update(ctx, cn); err != nil {
-		t.Fatal(err)
-	}
+	h.dropSGPFeature(node)
 	startController(t, h)
 	waitFor(t, 30*time.Second, "the node's branch deleted", func() (bool, string) {
 		ids := branchIDs(w.branches())

@@ -33,12 +33,7 @@ func TestKubeUnmanagedRefusedDeleteHoldsVLANAndLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := h.waitAnnotation("a")
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
-		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
-		{Action: "DeleteNetworkInterface", Code: "InternalError"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
+	w.refuseBranchDeletes(t)
 	setSGP := func(on bool) {
 		t.Helper()
 		ctx := context.Background()

@@ -1,15 +1,11 @@
 package resourcecontroller
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -35,21 +31,8 @@ func TestKubeUnmanagedFailedDeletesSweptAfterRestart(t *testing.T) {
 	}
 	a := h.waitAnnotation("a")
 	b := h.waitAnnotation("b")
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
-		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
-		{Action: "DeleteNetworkInterface", Code: "InternalError"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	cn := &k8s.CNINode{}
-	if err := h.admin.Get(ctx, client.ObjectKey{Name: lose}, cn); err != nil {
-		t.Fatal(err)
-	}
-	cn.Spec.Features = nil
-	if err := h.admin.Update(ctx, cn); err != nil {
-		t.Fatal(err)
-	}
+	w.refuseBranchDeletes(t)
+	h.dropSGPFeature(lose)
 	h.waitNoCapacity(lose)
 	waitFor(t, 30*time.Second, "the failed delete left to the GC retry list", func() (bool, string) {
 		_, held := h.ctrl.reg.info(lose)
@@ -90,21 +73,8 @@ func TestKubeUnmanagedLaterFailedDeletesRetriedByGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := h.waitAnnotation("a")
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
-		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
-		{Action: "DeleteNetworkInterface", Code: "InternalError"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	cn := &k8s.CNINode{}
-	if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
-		t.Fatal(err)
-	}
-	cn.Spec.Features = nil
-	if err := h.admin.Update(ctx, cn); err != nil {
-		t.Fatal(err)
-	}
+	w.refuseBranchDeletes(t)
+	h.dropSGPFeature(node)
 	h.waitNoCapacity(node)
 	h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID)
 	// Several GC passes refused (3 attempts per call).

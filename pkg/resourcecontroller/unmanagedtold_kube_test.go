@@ -1,16 +1,12 @@
 package resourcecontroller
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -36,24 +32,7 @@ func TestKubeUnmanagedRefusedDeleteToldTruly(t *testing.T) {
 	}
 	a := h.waitAnnotation("a")
 	b := h.waitAnnotation("b")
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
-		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
-		{Action: "DeleteNetworkInterface", Code: "InternalError"},
-	}}); err != nil {
-		t.Fatal(err)
-	}
-	dropSGP := func(node string) {
-		t.Helper()
-		ctx := context.Background()
-		cn := &k8s.CNINode{}
-		if err := h.admin.Get(ctx, client.ObjectKey{Name: node}, cn); err != nil {
-			t.Fatal(err)
-		}
-		cn.Spec.Features = nil
-		if err := h.admin.Update(ctx, cn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w.refuseBranchDeletes(t)
 	// claimsDeleted: the message says a branch EC2 still holds was deleted.
 	claimsDeleted := func(what, msg, eni string) {
 		t.Helper()
@@ -65,13 +44,13 @@ func TestKubeUnmanagedRefusedDeleteToldTruly(t *testing.T) {
 		}
 	}
 
-	dropSGP(live)
+	h.dropSGPFeature(live)
 	h.waitNoCapacity(live)
 	claimsDeleted("pod a's event", h.waitEvent("a", ReasonBranchDeletedUnmanaged, a[0].ENIID).Message, a[0].ENIID)
 	claimsDeleted("node "+live+"'s event", h.waitNodeEvents(live, ReasonNodeUnmanaged, 1)[0], a[0].ENIID)
 
 	h.stop()
-	dropSGP(down)
+	h.dropSGPFeature(down)
 	startController(t, h)
 	h.waitNoCapacity(down)
 	claimsDeleted("pod b's event", h.waitEvent("b", ReasonBranchDeletedUnmanaged, b[0].ENIID).Message, b[0].ENIID)

@@ -102,3 +102,15 @@ func fastEC2(t testing.TB, region, endpoint string, attempts int) *awsutils.EC2 
 	}
 	return e
 }
+
+// refuseBranchDeletes has EC2 refuse every disassociate and delete, so a
+// branch stays on its trunk until the faults are cleared.
+func (w *world) refuseBranchDeletes(t testing.TB) {
+	t.Helper()
+	if err := w.env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{
+		{Action: "DisassociateTrunkInterface", Code: "InternalError"},
+		{Action: "DeleteNetworkInterface", Code: "InternalError"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+}
