@@ -1,15 +1,12 @@
 package ipamd
 
 import (
-	"errors"
 	"log/slog"
-	"net/netip"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 )
 
@@ -26,17 +23,7 @@ import (
 func TestFailedQuarantinedMoveIsCountedOnceAndHealed(t *testing.T) {
 	cs, ckpts := twoCardStores(t, 30*time.Second)
 	card0, card1 := cs.all()[0].store, cs.all()[1].store
-	addr := netip.MustParseAddr("10.0.0.10")
-	p := netip.PrefixFrom(addr, 32)
-	if err := card0.AddCIDR("eni-card0", p); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := card0.Assign(cardKey("victim"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "victim"}); err != nil {
-		t.Fatal(err)
-	}
-	if ev, err := card0.RemoveCIDR("eni-card0", p, true); err != nil || len(ev) != 1 {
-		t.Fatalf("card 0's reconcile: %+v %v", ev, err)
-	}
+	addr, p := quarantineVictimOnCard0(t, card0)
 	o := &observer{m: metrics.New("test"), cards: cs}
 	gauge := func() float64 {
 		t.Helper()
@@ -50,10 +37,7 @@ func TestFailedQuarantinedMoveIsCountedOnceAndHealed(t *testing.T) {
 	if g := gauge(); g != 1 {
 		t.Fatalf("quarantined gauge after the eviction: %v, want 1", g)
 	}
-	ckpts[1].SetErr(errors.New("injected: disk full"))
-	if err := card1.AddCIDR("eni-card1", p); err != nil {
-		t.Fatalf("card 1 adding the address while its checkpoint fails: %v", err)
-	}
+	moveWithFailingWrite(t, ckpts, card1, p)
 	if g := gauge(); g > 1 {
 		t.Errorf("quarantined gauge during the failed move: %v, want the pod counted at most once", g)
 	}

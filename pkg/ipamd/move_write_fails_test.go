@@ -24,21 +24,8 @@ import (
 func TestQuarantinedMoveWhoseWriteFailsIsReleasedOnce(t *testing.T) {
 	cs, ckpts := twoCardStores(t, 30*time.Second)
 	card0, card1 := cs.all()[0].store, cs.all()[1].store
-	addr := netip.MustParseAddr("10.0.0.10")
-	p := netip.PrefixFrom(addr, 32)
-	if err := card0.AddCIDR("eni-card0", p); err != nil {
-		t.Fatal(err)
-	}
-	if a, err := card0.Assign(cardKey("victim"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "victim"}); err != nil || a.Addr != addr {
-		t.Fatalf("victim: %+v %v", a, err)
-	}
-	if ev, err := card0.RemoveCIDR("eni-card0", p, true); err != nil || len(ev) != 1 {
-		t.Fatalf("card 0's reconcile: %+v %v", ev, err)
-	}
-	ckpts[1].SetErr(errors.New("injected: disk full"))
-	if err := card1.AddCIDR("eni-card1", p); err != nil {
-		t.Fatalf("card 1 adding the address while its checkpoint fails: %v", err)
-	}
+	addr, p := quarantineVictimOnCard0(t, card0)
+	moveWithFailingWrite(t, ckpts, card1, p)
 	ckpts[1].SetErr(nil)
 	if st := card0.Stats(); st.Pending != 1 {
 		t.Fatalf("card 0 after the failed move: %+v, want the victim still kept there", st)
@@ -73,5 +60,34 @@ func TestQuarantinedMoveWhoseWriteFailsIsReleasedOnce(t *testing.T) {
 	}
 	if a, err := card1.Assign(cardKey("new"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "new"}); err == nil {
 		t.Errorf("a new pod got %s within the cooldown of the victim's DEL", a.Addr)
+	}
+}
+
+// quarantineVictimOnCard0 has card 0 hand 10.0.0.10 to "victim" and then
+// lose it to a reconcile (EC2 no longer lists it there): the pod is kept
+// quarantined on card 0.
+func quarantineVictimOnCard0(t *testing.T, card0 *datastore.Store) (netip.Addr, netip.Prefix) {
+	t.Helper()
+	addr := netip.MustParseAddr("10.0.0.10")
+	p := netip.PrefixFrom(addr, 32)
+	if err := card0.AddCIDR("eni-card0", p); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := card0.Assign(cardKey("victim"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "victim"}); err != nil || a.Addr != addr {
+		t.Fatalf("victim: %+v %v", a, err)
+	}
+	if ev, err := card0.RemoveCIDR("eni-card0", p, true); err != nil || len(ev) != 1 {
+		t.Fatalf("card 0's reconcile: %+v %v", ev, err)
+	}
+	return addr, p
+}
+
+// moveWithFailingWrite has card 1 take the address over from EC2's
+// listing while its checkpoint write fails.
+func moveWithFailingWrite(t *testing.T, ckpts [2]*datastore.MemCheckpointer, card1 *datastore.Store, p netip.Prefix) {
+	t.Helper()
+	ckpts[1].SetErr(errors.New("injected: disk full"))
+	if err := card1.AddCIDR("eni-card1", p); err != nil {
+		t.Fatalf("card 1 adding the address while its checkpoint fails: %v", err)
 	}
 }

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 )
 
 // TestFailingMoveWriteIsWarnedOncePerCause: card 1 took over a pod
@@ -22,21 +19,8 @@ import (
 func TestFailingMoveWriteIsWarnedOncePerCause(t *testing.T) {
 	cs, ckpts := twoCardStores(t, 30*time.Second)
 	card0, card1 := cs.all()[0].store, cs.all()[1].store
-	addr := netip.MustParseAddr("10.0.0.10")
-	p := netip.PrefixFrom(addr, 32)
-	if err := card0.AddCIDR("eni-card0", p); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := card0.Assign(cardKey("victim"), datastore.Metadata{K8sPodNamespace: "default", K8sPodName: "victim"}); err != nil {
-		t.Fatal(err)
-	}
-	if ev, err := card0.RemoveCIDR("eni-card0", p, true); err != nil || len(ev) != 1 {
-		t.Fatalf("card 0's reconcile: %+v %v", ev, err)
-	}
-	ckpts[1].SetErr(errors.New("injected: disk full"))
-	if err := card1.AddCIDR("eni-card1", p); err != nil {
-		t.Fatalf("card 1 adding the address while its checkpoint fails: %v", err)
-	}
+	addr, p := quarantineVictimOnCard0(t, card0)
+	moveWithFailingWrite(t, ckpts, card1, p)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	warnings := func() int {
