@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
@@ -60,13 +62,14 @@ func (n node) delKilledAt(t *testing.T, point int, withPrev bool, want []string)
 		del.conf = netconf("1.0.0", out.stdout, nil)
 	}
 	killed, ok := n.runKilledAtSend(t, del, point, func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for ipamd.holds(ctr) {
-			if time.Now().After(deadline) {
-				t.Errorf("kill point %d: ipamd did not release the pod's address", point)
-				return
+		err := poll.Until(context.Background(), 30*time.Second, func() error {
+			if ipamd.holds(ctr) {
+				return fmt.Errorf("kill point %d: ipamd did not release the pod's address", point)
 			}
-			time.Sleep(time.Millisecond)
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	})
 	if !killed && !ok {
