@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
@@ -53,7 +54,9 @@ func cidrView(ci datastore.CIDRInfo) introspect.CIDR {
 		IsPrefix:    p.Bits() != p.Addr().BitLen(),
 		// AddressFamily stays "": upstream's snapshot copy omits it.
 	}
-	for _, a := range ci.Allocations {
+	// An address kept for another card's quarantined pod is counted as
+	// assigned: its row names that pod, as the pod still uses it.
+	for _, a := range slices.Concat(ci.Allocations, ci.Reserved) {
 		v.IPAddresses[a.Addr.String()] = introspect.Address{
 			Address: a.Addr.String(),
 			IPAMKey: introspect.IPAMKey{NetworkName: a.Key.NetworkName},

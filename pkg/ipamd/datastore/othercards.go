@@ -30,8 +30,9 @@ import (
 // reservation is a slot of this store kept from new pods for another
 // store's pending allocation of key.
 type reservation struct {
-	sl  *slot
-	key Key
+	sl    *slot
+	key   Key
+	alloc Allocation // the other store's, for the snapshot's row
 }
 
 // Foreign is what the node's other stores hold of a CIDR being added.
@@ -286,7 +287,7 @@ func (s *Store) reserve(c *cidr, a Allocation) {
 	off := offsetOf(c.prefix, a.Addr)
 	sl := &slot{cidr: c, off: off, addr: a.Addr, allocIdx: -1, coolIdx: -1}
 	c.used[off] = sl
-	s.reserved[a.Addr] = reservation{sl: sl, key: a.Key}
+	s.reserved[a.Addr] = reservation{sl: sl, key: a.Key, alloc: a}
 	s.adjust(c, 1, 0)
 }
 

@@ -183,6 +183,10 @@ type CIDRInfo struct {
 	// Filled only by Snapshot, sorted by address.
 	Allocations []Allocation
 	CoolingList []Cooling
+	// Reserved are the other stores' pending allocations whose address
+	// this CIDR keeps from new pods (othercards.go): counted in
+	// Assigned, so listed for their pod.
+	Reserved []Allocation
 }
 
 // ENIInfo is a deep copy of an ENI and its CIDRs.
