@@ -1,9 +1,15 @@
 package resourcecontroller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,12 +111,20 @@ func TestKubeNodeTerminationCleansAvailableENIs(t *testing.T) {
 
 // TestKubeNodeTerminationCleanupTimesOut: a node cleanup that EC2 keeps
 // waiting ends at NodeCleanTimeout, is counted as failed, keeps the
-// CNINode's finalizer, and is done again once EC2 answers.
+// CNINode's finalizer, and is done again once EC2 answers. EC2 holds the
+// deletes until the test has checked the finalizer: a delete slowed by a
+// fixed latency went through once that latency was over, and a test
+// slower than it saw the CNINode released.
 func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
 	w := newWorld(t)
+	held := heldDeletes{sim: w.env.Sim.EC2Handler(), release: make(chan struct{})}
+	released := sync.OnceFunc(func() { close(held.release) })
+	srv := httptest.NewServer(held)
+	t.Cleanup(srv.Close)
+	t.Cleanup(released) // runs before srv.Close: a held call ends
 	cfg := fastConfig()
 	cfg.NodeCleanTimeout = 300 * time.Millisecond
-	h := newHarness(t, w.ec2, cfg)
+	h := newHarness(t, fastEC2(t, w.env.Sim.Region(), srv.URL, 3), cfg)
 	h.addNode("rc-termslow", inst1, nil)
 	ctx := context.Background()
 	waitFor(t, 30*time.Second, "CNINode rc-termslow", func() (bool, string) {
@@ -122,9 +136,6 @@ func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	failures := metricValue(t, "node_termination_eni_cleanup_failures_total", nil)
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(5 * time.Second)}}); err != nil {
-		t.Fatal(err)
-	}
 	if err := h.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rc-termslow"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,12 +150,38 @@ func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
 	if err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-termslow"}, cn); err != nil || !slices.Contains(cn.Finalizers, CNINodeFinalizer) {
 		t.Fatalf("after a timed-out cleanup the CNINode must wait on its finalizer: %v %v", err, cn.Finalizers)
 	}
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
-		t.Fatal(err)
+	if !slices.Contains(w.eniIDs(), stray.ID) {
+		t.Fatalf("the node's ENI %s was deleted by a cleanup that timed out", stray.ID)
 	}
+	released()
 	waitFor(t, 30*time.Second, "the CNINode released and the node's ENI deleted", func() (bool, string) {
 		err := h.admin.Get(ctx, client.ObjectKey{Name: "rc-termslow"}, &k8s.CNINode{})
 		ids := w.eniIDs()
 		return apierrors.IsNotFound(err) && !slices.Contains(ids, stray.ID), fmt.Sprint(err, ids)
 	})
+}
+
+// heldDeletes serves the local VPC's EC2 API and answers no
+// DeleteNetworkInterface until release is closed; a call given up by its
+// caller meanwhile never reaches EC2.
+type heldDeletes struct {
+	sim     http.Handler
+	release chan struct{}
+}
+
+func (h heldDeletes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if q, _ := url.ParseQuery(string(body)); q.Get("Action") == "DeleteNetworkInterface" {
+		select {
+		case <-h.release:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	h.sim.ServeHTTP(w, r)
 }
