@@ -59,6 +59,9 @@ type Config struct {
 	// RetryDelay is how long a pod waits for a trunk or capacity (default 1s).
 	RetryDelay time.Duration
 	Log        *slog.Logger
+	// clock is the controller's clock (time.Now); tests skew it against
+	// the API server's.
+	clock func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -94,6 +97,9 @@ func (c *Config) defaults() {
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
+	}
+	if c.clock == nil {
+		c.clock = time.Now
 	}
 }
 
@@ -155,6 +161,9 @@ type Controller struct {
 	// deleting: branch ENIs of dropped trunk states being deleted in the
 	// background (droppedbranches.go).
 	deleting *branchDeletes
+	// sweepSeen: when the start-up sweep first saw each Node and CNINode
+	// (firstseen.go).
+	sweepSeen *firstSeen
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -167,5 +176,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), toldGroups: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes()}, nil
+		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen()}, nil
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
@@ -56,8 +56,8 @@ func lostBranches(found []awsutils.ENI, cluster string, trunkHeld func(string) b
 // for good (unmanagedForGood) and its own CNINode; errNodeIdentityUnknown
 // when a Node has no providerID yet (its instance may be one whose
 // branches its pods hold). A Node that looks unmanaged for good but that,
-// or its CNINode, was made after settled is kept and named in recent.
-func keptInstances(nodes []corev1.Node, cns []k8s.CNINode, settled time.Time) (kept map[string]bool, recent []string, err error) {
+// or its CNINode, is not settled (by uid) is kept and named in recent.
+func keptInstances(nodes []corev1.Node, cns []k8s.CNINode, settled func(types.UID) bool) (kept map[string]bool, recent []string, err error) {
 	cnOf := make(map[string]*k8s.CNINode, len(cns))
 	for i := range cns {
 		cnOf[cns[i].Name] = &cns[i]
@@ -74,7 +74,7 @@ func keptInstances(nodes []corev1.Node, cns []k8s.CNINode, settled time.Time) (k
 			continue
 		}
 		if cn := cnOf[n.Name]; unmanagedForGood(n, id, cn) {
-			if !n.CreationTimestamp.After(settled) && !cn.CreationTimestamp.After(settled) {
+			if settled(n.UID) && settled(cn.UID) {
 				unmanaged[n.Name] = true
 				continue
 			}
@@ -109,7 +109,7 @@ func unmanagedForGood(n *corev1.Node, id string, cn *k8s.CNINode) bool {
 }
 
 // errUnmanagedTooRecent: a Node looks unmanaged for good, but it or its
-// CNINode is younger than DeinitDelay. A Node registered again for its
+// CNINode was first seen less than DeinitDelay ago. A Node registered again for its
 // live instance advertises no pod-eni until its trunk is back, and a
 // CNINode made again lacks SecurityGroupsForPods until ipamd declares it:
 // seen at that moment, its running pods' branches were swept. Its
@@ -129,7 +129,7 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err := c.api.List(ctx, &before); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing nodes: %w", err)
 	}
-	if _, _, err := keptInstances(before.Items, nil, time.Time{}); err != nil {
+	if _, _, err := keptInstances(before.Items, nil, func(types.UID) bool { return true }); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
 	found, err := c.ec2.OwnedENIs(ctx, awsutils.OwnedENIsQuery{VPCID: c.cfg.VPCID, AnyTagKey: []string{awsutils.TagTrunkENIID}})
@@ -144,7 +144,20 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err := c.api.List(ctx, &cns); err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: listing CNINodes: %w", err)
 	}
-	kept, recent, err := keptInstances(nodes.Items, cns.Items, time.Now().Add(-c.cfg.DeinitDelay))
+	// Ages by the controller's clock, from when it first saw each object
+	// (firstseen.go): after a restart, a Node that lost SGP for good is
+	// swept DeinitDelay after the start, as its unmanaging waits.
+	uids := make([]types.UID, 0, len(nodes.Items)+len(cns.Items))
+	for i := range nodes.Items {
+		uids = append(uids, nodes.Items[i].UID)
+	}
+	for i := range cns.Items {
+		uids = append(uids, cns.Items[i].UID)
+	}
+	now := c.cfg.clock()
+	seen := c.sweepSeen.see(uids, now)
+	settled := func(uid types.UID) bool { return now.Sub(seen[uid]) >= c.cfg.DeinitDelay }
+	kept, recent, err := keptInstances(nodes.Items, cns.Items, settled)
 	if err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
@@ -53,14 +54,14 @@ func TestKeptInstances(t *testing.T) {
 		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{ProviderID: pid}}
 	}
 	cns := []k8s.CNINode{{Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: "i-00000000000000002"}}}}
-	got, _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("b", "kind://docker/b")}, cns, time.Now())
+	got, _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("b", "kind://docker/b")}, cns, allSettled)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]bool{"i-00000000000000001": true, "i-00000000000000002": true}; !reflect.DeepEqual(got, want) {
 		t.Errorf("named %v, want %v", got, want)
 	}
-	if _, _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("c", "")}, cns, time.Now()); !errors.Is(err, errNodeIdentityUnknown) {
+	if _, _, err := keptInstances([]corev1.Node{node("a", "aws:///us-west-2a/i-00000000000000001"), node("c", "")}, cns, allSettled); !errors.Is(err, errNodeIdentityUnknown) {
 		t.Errorf("with a node without providerID: err %v, want errNodeIdentityUnknown", err)
 	}
 }
@@ -126,7 +127,7 @@ func TestKeptInstancesUnmanaged(t *testing.T) {
 		mkCN("n-shared", iShared, false),
 		mkCN("n-other", iShared, true),
 	}
-	got, _, err := keptInstances(nodes, cns, time.Now())
+	got, _, err := keptInstances(nodes, cns, allSettled)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,25 +138,26 @@ func TestKeptInstancesUnmanaged(t *testing.T) {
 	}
 }
 
+// allSettled: every object was seen long enough ago.
+func allSettled(types.UID) bool { return true }
+
 // A Node that looks unmanaged for good is kept, and named, while it or its
-// CNINode is younger than the bound: a Node registered again has no
+// CNINode was first seen too recently: a Node registered again has no
 // pod-eni yet, a CNINode made again no feature yet.
 func TestKeptInstancesUnmanagedRecently(t *testing.T) {
 	const inst = "i-000000000000000a0"
-	now := time.Now()
-	old, young := metav1.NewTime(now.Add(-time.Hour)), metav1.NewTime(now)
 	for _, tc := range []struct {
-		what          string
-		node, cninode metav1.Time
-		wantKept      bool
+		what     string
+		young    types.UID
+		wantKept bool
 	}{
-		{"both old", old, old, false},
-		{"Node registered again", young, old, true},
-		{"CNINode made again", old, young, true},
+		{"both seen long ago", "", false},
+		{"Node registered again", "node-uid", true},
+		{"CNINode made again", "cninode-uid", true},
 	} {
-		n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", CreationTimestamp: tc.node}, Spec: corev1.NodeSpec{ProviderID: "aws:///us-west-2a/" + inst}}
-		cn := k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: "n", CreationTimestamp: tc.cninode}, Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: inst}}}
-		kept, recent, err := keptInstances([]corev1.Node{n}, []k8s.CNINode{cn}, now.Add(-time.Minute))
+		n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", UID: "node-uid"}, Spec: corev1.NodeSpec{ProviderID: "aws:///us-west-2a/" + inst}}
+		cn := k8s.CNINode{ObjectMeta: metav1.ObjectMeta{Name: "n", UID: "cninode-uid"}, Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagInstanceID: inst}}}
+		kept, recent, err := keptInstances([]corev1.Node{n}, []k8s.CNINode{cn}, func(uid types.UID) bool { return uid != tc.young })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,5 +168,20 @@ func TestKeptInstancesUnmanagedRecently(t *testing.T) {
 		if kept[inst] != tc.wantKept || !reflect.DeepEqual(recent, wantRecent) {
 			t.Errorf("%s: kept %v recent %v, want kept %v recent %v", tc.what, kept, recent, tc.wantKept, wantRecent)
 		}
+	}
+}
+
+// An object's first sighting is kept across sweeps by uid, and forgotten
+// once it is gone: one made again under the same name is new.
+func TestFirstSeen(t *testing.T) {
+	f := newFirstSeen()
+	t0 := time.Unix(1000, 0)
+	f.see([]types.UID{"a", "b"}, t0)
+	got := f.see([]types.UID{"a", "c"}, t0.Add(time.Minute))
+	if !got["a"].Equal(t0) || !got["c"].Equal(t0.Add(time.Minute)) {
+		t.Errorf("seen %v, want a at t0 and c a minute later", got)
+	}
+	if got := f.see([]types.UID{"b"}, t0.Add(2*time.Minute)); !got["b"].Equal(t0.Add(2 * time.Minute)) {
+		t.Errorf("b seen again after it was gone: %v, want new", got)
 	}
 }

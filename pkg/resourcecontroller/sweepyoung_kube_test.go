@@ -26,13 +26,31 @@ import (
 // good and the running pod's branch was deleted.
 func TestKubeSweepSparesReRegisteredNode(t *testing.T) {
 	// Instances no other test's Node names (the API server is shared).
-	const live, gone = "i-000000000000000c1", "i-000000000000000c2"
+	sweepReRegistered(t, "rc-sweep-rereg", "i-000000000000000c1", "i-000000000000000c2", nil)
+}
+
+// TestKubeSweepSparesReRegisteredNodeClockAhead is
+// TestKubeSweepSparesReRegisteredNode with the controller's clock ten
+// minutes ahead of the API server's: how long the controller has seen the
+// Node and CNINode counts, not their creationTimestamps. Before, they
+// looked ten minutes old at once and the running pod's branch was deleted.
+func TestKubeSweepSparesReRegisteredNodeClockAhead(t *testing.T) {
+	sweepReRegistered(t, "rc-sweep-skew", "i-000000000000000c3", "i-000000000000000c4", func() time.Time {
+		return time.Now().Add(10 * time.Minute)
+	})
+}
+
+// sweepReRegistered runs the re-registered Node's start-up sweep for node
+// of instance live, node+"-gone" of instance gone, the controller's clock
+// being clock (nil: time.Now).
+func sweepReRegistered(t *testing.T, node, live, gone string, clock func() time.Time) {
 	w := newWorld(t, nodeSpec(live), nodeSpec(gone))
 	cfg := fastConfig()
 	cfg.DeinitDelay = time.Minute // how young a Node or CNINode proves nothing
+	cfg.clock = clock
 	h := newHarness(t, w.ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	const node, goneNode = "rc-sweep-rereg", "rc-sweep-rereg-gone"
+	goneNode := node + "-gone"
 	h.addSGPNode(node, live, 9)
 	h.addSGPNode(goneNode, gone, 9)
 	for pod, n := range map[string]string{"a": node, "g": goneNode} {
