@@ -41,12 +41,13 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 // (a result without the host interface) deletes the route whatever its
 // device. When hostVeth is marked as another sandbox's and routes addr, the
 // address is that sandbox's now: nothing is removed, and kept says why.
-// The route goes after the rules: while any rule is left, a retried DEL
-// still finds the route through the sandbox's veth that proves them its.
+// The route goes after the rules, and only once they are gone: while any
+// rule is left, a retried DEL still finds the route through the sandbox's
+// veth that proves them its.
 func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth, sandbox string, table int) (kept string, err error) {
 	pod := hostPrefix(addr.IP)
 	if hostVeth == "" {
-		return "", errors.Join(deletePodRules(h, addr, table), deleteRoute(h, pod, 0, ""))
+		return "", rulesThenRoute(h, addr, table, 0, "")
 	}
 	veth, err := lookupHostVeth(h, hostVeth, sandbox)
 	switch {
@@ -67,7 +68,16 @@ func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth, sandbox stri
 		ownerChecked()
 		return "", deletePodRules(h, addr, table)
 	}
-	return "", errors.Join(deletePodRules(h, addr, table), deleteRoute(h, pod, veth.index, hostVeth))
+	return "", rulesThenRoute(h, addr, table, veth.index, hostVeth)
+}
+
+// rulesThenRoute deletes addr's rules and then, when they are all gone,
+// its route through link index (named dev).
+func rulesThenRoute(h *netlink.Handle, addr *net.IPNet, table, index int, dev string) error {
+	if err := deletePodRules(h, addr, table); err != nil {
+		return err
+	}
+	return deleteRoute(h, hostPrefix(addr.IP), index, dev)
 }
 
 // routedVia reports whether table routes exactly pod through link index.
