@@ -20,34 +20,44 @@ import (
 // a's DEL (twice). Routes and rules name only the address, so the retries
 // must tell b's from what the killed DEL left: the node must then be as
 // b's ADD alone leaves it and b reachable, with and without the prevResult
-// the runtime passes.
+// the runtime passes, whether b's address is on a's ENI or, moved in EC2,
+// on another: then a from-pod rule of a's ENI left by the killed DEL
+// would send b's traffic out through the wrong ENI's table.
 func TestPrivilegedDelKilledThenAddressReused(t *testing.T) {
 	testutil.Privileged(t)
-	for _, withPrev := range []bool{true, false} {
-		t.Run(fmt.Sprintf("prevResult=%v", withPrev), func(t *testing.T) {
-			n := newNode(t, "192.168.0.10")
-			bAlone := n.reusePodAlone(t)
-			for point := 1; ; point++ {
-				if !n.delKilledReusedAt(t, point, withPrev, bAlone) {
-					if point < 3 {
-						t.Fatalf("the DEL made only %d netlink requests", point-1)
+	for _, c := range []struct {
+		name string
+		b    allocation
+	}{
+		{"b on a's ENI", allocation{ip: reuseAddr, deviceNumber: 1, routeTable: 2}},
+		{"b on another ENI", allocation{ip: reuseAddr, deviceNumber: 2, routeTable: 3}},
+	} {
+		for _, withPrev := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/prevResult=%v", c.name, withPrev), func(t *testing.T) {
+				n := newNode(t, "192.168.0.10")
+				bAlone := n.reusePodAlone(t, c.b)
+				for point := 1; ; point++ {
+					if !n.delKilledReusedAt(t, point, withPrev, c.b, bAlone) {
+						if point < 3 {
+							t.Fatalf("the DEL made only %d netlink requests", point-1)
+						}
+						return
 					}
-					return
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// reuseAddr is the address pod a has and pod b gets once a's DEL was
-// killed.
+// reuseAddr is the address pod a has (on the ENI of device 1, table 2)
+// and pod b gets once a's DEL was killed.
 const reuseAddr = "10.0.0.40"
 
-// reusePodAlone is the node as the ADD of pod b leaves it when nothing else
-// is on the node; the node is empty again when it returns.
-func (n node) reusePodAlone(t *testing.T) []string {
+// reusePodAlone is the node as the ADD of pod b, given b, leaves it when
+// nothing else is on the node; the node is empty again when it returns.
+func (n node) reusePodAlone(t *testing.T, b allocation) []string {
 	t.Helper()
-	ipamd := startFakeIpamd(t, allocation{ip: reuseAddr, deviceNumber: 1, routeTable: 2})
+	ipamd := startFakeIpamd(t, b)
 	defer ipamd.stop()
 	podNS := testutil.NewNS(t)
 	add := call{command: "ADD", containerID: "ctr-b-alone", netns: podNS.Path(), ifName: "eth0",
@@ -64,14 +74,13 @@ func (n node) reusePodAlone(t *testing.T) []string {
 }
 
 // delKilledReusedAt runs pod a's DEL killed at its point-th netlink
-// request once ipamd released the address, then pod b's ADD given the same
-// address, then a's DEL again, and checks the node is bAlone and b is
-// reachable. It reports false when the DEL ended before that request.
-func (n node) delKilledReusedAt(t *testing.T, point int, withPrev bool, bAlone []string) bool {
+// request once ipamd released the address, then pod b's ADD given b (the
+// same address), then a's DEL again, and checks the node is bAlone and b
+// is reachable. It reports false when the DEL ended before that request.
+func (n node) delKilledReusedAt(t *testing.T, point int, withPrev bool, b allocation, bAlone []string) bool {
 	t.Helper()
 	ctrA, ctrB := fmt.Sprintf("ctr-a-%d", point), fmt.Sprintf("ctr-b-%d", point)
-	same := allocation{ip: reuseAddr, deviceNumber: 1, routeTable: 2}
-	ipamd := startFakeIpamd(t, same, same)
+	ipamd := startFakeIpamd(t, allocation{ip: reuseAddr, deviceNumber: 1, routeTable: 2}, b)
 	defer ipamd.stop()
 	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
 	addA := call{command: "ADD", containerID: ctrA, netns: nsA.Path(), ifName: "eth0",

@@ -31,7 +31,32 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 			return err
 		}
 	}
-	return nil
+	return deleteOtherFromPodRules(h, pod, table)
+}
+
+// deleteOtherFromPodRules deletes pod's from-pod rules to tables other
+// than table (every one when table is main). ipamd has just given the
+// address to the pod being wired, so they are an earlier holder's: a DEL
+// killed after ipamd released the address, whose retry came after the
+// address, moved to another ENI, was given again, and so no longer finds
+// them the old pod's. Left, the older rule comes first and sends the
+// pod's traffic out through the other ENI's table.
+func deleteOtherFromPodRules(h *netlink.Handle, pod *net.IPNet, table int) error {
+	rules, err := nldump.Retry(func() ([]netlink.Rule, error) {
+		return h.RuleListFiltered(family(pod), &netlink.Rule{Src: pod, Priority: hostcontract.PriorityFromPod},
+			netlink.RT_FILTER_SRC|netlink.RT_FILTER_PRIORITY)
+	})
+	if err != nil {
+		return fmt.Errorf("list rules from %s: %w", pod, err)
+	}
+	var errs []error
+	for _, r := range rules {
+		if r.Src == nil || r.Src.String() != pod.String() || r.Table == table {
+			continue
+		}
+		errs = append(errs, deleteRules(h, fromPodRule(pod, r.Table)))
+	}
+	return errors.Join(errs...)
 }
 
 // removeHostRoutes undoes addHostRoutes for sandbox (docs/compatibility.md,
