@@ -50,7 +50,9 @@ func (inv *invocation) del(args *entry.Args) error {
 	switch {
 	case err != nil && isUnknownPod(err):
 		inv.log.Info("ipamd holds no address for the pod; nothing to release")
-		inv.finishReleased(tctx, td, args, prevErr)
+		if err := inv.finishReleased(tctx, td, args, prevErr); err != nil {
+			return entry.Error(ErrWiring, "remove what an earlier DEL of the pod left", err)
+		}
 		if err := inv.delOrphanBranch(tctx, args, prevErr, "ipamd holds nothing for the pod"); err != nil {
 			return err
 		}
@@ -304,11 +306,12 @@ func (inv *invocation) ownPod(args *entry.Args) (podnet.Pod, error) {
 // the runtime gives no prevResult, the routes through the host veths
 // marked as the sandbox's show what it left; the route to an address
 // goes last (see podnet.HostTeardown.Finish), so it is there while any
-// rule of the address is.
-func (inv *invocation) finishReleased(ctx context.Context, td *podnet.HostTeardown, args *entry.Args, prevErr error) {
+// rule of the address is. A failure fails the DEL: what is left keeps
+// its route, so the runtime's retry finds it again, and nothing else
+// would ever remove it.
+func (inv *invocation) finishReleased(ctx context.Context, td *podnet.HostTeardown, args *entry.Args, prevErr error) error {
 	if prevErr == nil {
-		inv.closeTeardown(td)
-		return
+		return td.Close()
 	}
 	own, err := inv.ownPod(args)
 	if err != nil || len(own.Interfaces) == 0 {
@@ -316,15 +319,15 @@ func (inv *invocation) finishReleased(ctx context.Context, td *podnet.HostTeardo
 			inv.log.Warn("could not look for host veths marked as the sandbox's", "error", err)
 		}
 		inv.closeTeardown(td)
-		return
+		return nil
 	}
 	kept, err := td.Finish(ctx, own)
 	logKept(inv.log, kept...)
 	if err != nil {
-		inv.log.Warn("removing what an earlier DEL of the sandbox left failed", "error", err)
-		return
+		return err
 	}
 	inv.log.Warn("removed what an earlier DEL of the sandbox left", "interfaces", len(own.Interfaces))
+	return nil
 }
 
 // closeTeardown ends a teardown that ipamd's answer leaves nothing more

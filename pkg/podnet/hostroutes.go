@@ -31,7 +31,32 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 			return err
 		}
 	}
-	return nil
+	return deleteOtherFromPodRules(h, pod, table)
+}
+
+// deleteOtherFromPodRules deletes pod's from-pod rules to tables other
+// than table (every one when table is main). ipamd has just given the
+// address to the pod being wired, so they are an earlier holder's: a DEL
+// killed after ipamd released the address, whose retry came after the
+// address, moved to another ENI, was given again, and so no longer finds
+// them the old pod's. Left, the older rule comes first and sends the
+// pod's traffic out through the other ENI's table.
+func deleteOtherFromPodRules(h *netlink.Handle, pod *net.IPNet, table int) error {
+	rules, err := nldump.Retry(func() ([]netlink.Rule, error) {
+		return h.RuleListFiltered(family(pod), &netlink.Rule{Src: pod, Priority: hostcontract.PriorityFromPod},
+			netlink.RT_FILTER_SRC|netlink.RT_FILTER_PRIORITY)
+	})
+	if err != nil {
+		return fmt.Errorf("list rules from %s: %w", pod, err)
+	}
+	var errs []error
+	for _, r := range rules {
+		if r.Src == nil || r.Src.String() != pod.String() || r.Table == table {
+			continue
+		}
+		errs = append(errs, deleteRules(h, fromPodRule(pod, r.Table)))
+	}
+	return errors.Join(errs...)
 }
 
 // removeHostRoutes undoes addHostRoutes for sandbox (docs/compatibility.md,
@@ -41,12 +66,13 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 // (a result without the host interface) deletes the route whatever its
 // device. When hostVeth is marked as another sandbox's and routes addr, the
 // address is that sandbox's now: nothing is removed, and kept says why.
-// The route goes after the rules: while any rule is left, a retried DEL
-// still finds the route through the sandbox's veth that proves them its.
+// The route goes after the rules, and only once they are gone: while any
+// rule is left, a retried DEL still finds the route through the sandbox's
+// veth that proves them its.
 func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth, sandbox string, table int) (kept string, err error) {
 	pod := hostPrefix(addr.IP)
 	if hostVeth == "" {
-		return "", errors.Join(deletePodRules(h, addr, table), deleteRoute(h, pod, 0, ""))
+		return "", rulesThenRoute(h, addr, table, 0, "")
 	}
 	veth, err := lookupHostVeth(h, hostVeth, sandbox)
 	switch {
@@ -67,7 +93,16 @@ func removeHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth, sandbox stri
 		ownerChecked()
 		return "", deletePodRules(h, addr, table)
 	}
-	return "", errors.Join(deletePodRules(h, addr, table), deleteRoute(h, pod, veth.index, hostVeth))
+	return "", rulesThenRoute(h, addr, table, veth.index, hostVeth)
+}
+
+// rulesThenRoute deletes addr's rules and then, when they are all gone,
+// its route through link index (named dev).
+func rulesThenRoute(h *netlink.Handle, addr *net.IPNet, table, index int, dev string) error {
+	if err := deletePodRules(h, addr, table); err != nil {
+		return err
+	}
+	return deleteRoute(h, hostPrefix(addr.IP), index, dev)
 }
 
 // routedVia reports whether table routes exactly pod through link index.

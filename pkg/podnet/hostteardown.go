@@ -165,10 +165,7 @@ func (t *HostTeardown) removeOwn(ifc Interface, sandbox string) error {
 	if err != nil || !routed {
 		return err
 	}
-	if err := deletePodRules(t.h, ifc.Address, HostTable(ifc.RouteTable)); err != nil {
-		return err
-	}
-	if err := deleteRoute(t.h, pod, veth.index, ifc.HostVeth); err != nil {
+	if err := rulesThenRoute(t.h, ifc.Address, HostTable(ifc.RouteTable), veth.index, ifc.HostVeth); err != nil {
 		return err
 	}
 	t.done = append(t.done, ifc)
