@@ -181,7 +181,7 @@ func (s *Sim) authorizeSG(p *params, egress bool) (any, error) {
 		Return bool        `xml:"return"`
 		Rules  []xmlSGRule `xml:"securityGroupRuleSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		rules, err := w.authorize(id, egress, perms)
 		for _, r := range rules {
 			out.Rules = append(out.Rules, s.ruleXML(w, r))
@@ -208,7 +208,7 @@ func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
 		Return bool      `xml:"return"`
 		Rules  []revoked `xml:"revokedSecurityGroupRuleSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		gone, err := w.revoke(id, egress, perms, rules)
 		for _, r := range gone {
 			out.Rules = append(out.Rules, revoked{RuleID: r.id, GroupID: r.groupID, Egress: r.egress})
@@ -234,7 +234,7 @@ func (s *Sim) createSecurityGroup(p *params) (any, error) {
 		Arn     string   `xml:"securityGroupArn"`
 		TagSet  []xmlTag `xml:"tagSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		g, err := w.createGroup(r)
 		if err != nil {
 			return err
@@ -258,7 +258,7 @@ func (s *Sim) deleteSecurityGroup(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.deleteGroup(id) })
+	err := s.mutate(p, func(w *world) error { return w.deleteGroup(id) })
 	out.Return, out.GroupID = err == nil, id
 	return out, err
 }

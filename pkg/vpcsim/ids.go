@@ -9,18 +9,25 @@ import "strings"
 type idKind struct {
 	prefix    string // without the '-'
 	malformed string // error code for an id not of the shape
+	notFound  string // error code for a well-formed id that names nothing
+	noun      string // how the NotFound message names the kind
 }
 
 var (
-	eniIDs        = idKind{"eni", "InvalidNetworkInterfaceID.Malformed"}
-	instanceIDs   = idKind{"i", "InvalidInstanceID.Malformed"}
-	subnetIDs     = idKind{"subnet", "InvalidSubnetID.Malformed"}
-	groupIDs      = idKind{"sg", "InvalidGroupId.Malformed"}
-	vpcIDs        = idKind{"vpc", "InvalidVpcID.Malformed"}
-	attachmentIDs = idKind{"eni-attach", "InvalidNetworkInterfaceAttachmentId.Malformed"}
-	trunkAssocIDs = idKind{"trunk-assoc", "InvalidAssociationID.Malformed"}
-	ruleIDs       = idKind{"sgr", "InvalidSecurityGroupRuleId.Malformed"}
+	eniIDs        = idKind{"eni", "InvalidNetworkInterfaceID.Malformed", "InvalidNetworkInterfaceID.NotFound", "networkInterface ID"}
+	instanceIDs   = idKind{"i", "InvalidInstanceID.Malformed", "InvalidInstanceID.NotFound", "instance ID"}
+	subnetIDs     = idKind{"subnet", "InvalidSubnetID.Malformed", "InvalidSubnetID.NotFound", "subnet ID"}
+	groupIDs      = idKind{"sg", "InvalidGroupId.Malformed", "InvalidGroup.NotFound", "security group"}
+	vpcIDs        = idKind{"vpc", "InvalidVpcID.Malformed", "InvalidVpcID.NotFound", "vpc ID"}
+	attachmentIDs = idKind{"eni-attach", "InvalidNetworkInterfaceAttachmentId.Malformed", "InvalidAttachmentID.NotFound", "attachment ID"}
+	trunkAssocIDs = idKind{"trunk-assoc", "InvalidAssociationID.Malformed", "InvalidAssociationID.NotFound", "association ID"}
+	ruleIDs       = idKind{"sgr", "InvalidSecurityGroupRuleId.Malformed", "InvalidSecurityGroupRuleId.NotFound", "security group rule ID"}
 )
+
+// notFoundErr is the kind's .NotFound error for ids that name nothing.
+func (k idKind) notFoundErr(ids []string) *APIError {
+	return apiErr(k.notFound, "The %s '%s' does not exist", k.noun, strings.Join(ids, ", "))
+}
 
 // wellFormed reports whether id is the prefix, '-', then 8 (older
 // resources) or 17 lowercase hex digits.
@@ -57,6 +64,9 @@ func (p *params) id(k idKind, name string) string {
 	if err := k.check(v); err != nil {
 		p.fail(err)
 	}
+	if v != "" {
+		p.refs = append(p.refs, idRef{kind: k, ids: []string{v}})
+	}
 	return v
 }
 
@@ -70,6 +80,9 @@ func (p *params) ids(k idKind, prefix string) []string {
 		} else if err := k.check(v); err != nil {
 			p.fail(err)
 		}
+	}
+	if len(vs) > 0 {
+		p.refs = append(p.refs, idRef{kind: k, ids: vs})
 	}
 	return vs
 }
@@ -93,6 +106,9 @@ func (p *params) resourceIDs() []string {
 		if !ok {
 			p.fail(apiErr("InvalidID", "The ID '%s' is not valid", v))
 		}
+	}
+	if len(vs) > 0 {
+		p.refs = append(p.refs, idRef{ids: vs, anyKind: true})
 	}
 	return vs
 }
