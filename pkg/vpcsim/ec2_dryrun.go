@@ -37,24 +37,28 @@ func (s *Sim) mutate(p *params, fn func(w *world) error) error {
 func (w *world) checkRefs(refs []idRef) error {
 	for _, r := range refs {
 		if r.anyKind {
-			for _, id := range r.ids {
-				if _, err := w.tagsOf(id); err != nil {
-					return err
-				}
+			if _, err := w.tagMaps(r.ids); err != nil {
+				return err
 			}
 			continue
 		}
-		var missing []string
-		for _, id := range dedupe(r.ids) {
-			if !w.exists(r.kind, id) {
-				missing = append(missing, id)
-			}
-		}
-		if len(missing) > 0 {
+		if missing := w.missing(r.kind, r.ids); len(missing) > 0 {
 			return r.kind.notFoundErr(missing)
 		}
 	}
 	return nil
+}
+
+// missing lists the ids of kind k that name nothing, once each, in the
+// order given.
+func (w *world) missing(k idKind, ids []string) []string {
+	var out []string
+	for _, id := range dedupe(ids) {
+		if !w.exists(k, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // exists reports whether a resource of kind k has the id.

@@ -113,10 +113,8 @@ func (s *Sim) terminateInstances(p *params) (any, error) {
 		Changes []change `xml:"instancesSet>item"`
 	}
 	err := s.mutate(p, func(w *world) error {
-		for _, id := range ids {
-			if _, err := w.instance(id); err != nil {
-				return err
-			}
+		if missing := w.missing(instanceIDs, ids); len(missing) > 0 {
+			return instanceIDs.notFoundErr(missing)
 		}
 		for _, id := range dedupe(ids) {
 			prev := w.instances[id].state

@@ -86,17 +86,16 @@ func (w *world) resolveGroups(vpcID string, ids []string) ([]string, error) {
 		}
 		return nil, nil
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, id := range ids {
-		g, ok := w.sgs[id]
-		if !ok || g.vpcID != vpcID {
-			return nil, apiErr("InvalidGroup.NotFound", "The security group '%s' does not exist in VPC '%s'", id, vpcID)
+	var out, missing []string
+	for _, id := range dedupe(ids) {
+		if g, ok := w.sgs[id]; !ok || g.vpcID != vpcID {
+			missing = append(missing, id)
+			continue
 		}
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
+		out = append(out, id)
+	}
+	if len(missing) > 0 {
+		return nil, apiErr(groupIDs.notFound, "The security group '%s' does not exist in VPC '%s'", strings.Join(missing, ", "), vpcID)
 	}
 	return out, nil
 }
