@@ -177,6 +177,9 @@ func (s *Sim) authorizeSG(p *params, egress bool) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := needGroupAndRules(id, len(perms)); err != nil {
+		return nil, err
+	}
 	var out struct {
 		Return bool        `xml:"return"`
 		Rules  []xmlSGRule `xml:"securityGroupRuleSet>item"`
@@ -199,6 +202,9 @@ func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := needGroupAndRules(id, len(perms)+len(rules)); err != nil {
+		return nil, err
+	}
 	type revoked struct {
 		RuleID  string `xml:"securityGroupRuleId"`
 		GroupID string `xml:"groupId"`
@@ -219,6 +225,18 @@ func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
 	return out, err
 }
 
+// needGroupAndRules refuses an Authorize*/Revoke* that names no group or no
+// rule, before any lookup, so a dry run is refused too.
+func needGroupAndRules(groupID string, rules int) error {
+	if groupID == "" {
+		return errMissing("GroupId")
+	}
+	if rules == 0 {
+		return errMissing("IpPermissions")
+	}
+	return nil
+}
+
 func (s *Sim) authorizeSecurityGroupIngress(p *params) (any, error) { return s.authorizeSG(p, false) }
 func (s *Sim) authorizeSecurityGroupEgress(p *params) (any, error)  { return s.authorizeSG(p, true) }
 func (s *Sim) revokeSecurityGroupIngress(p *params) (any, error)    { return s.revokeSG(p, false) }
@@ -228,6 +246,9 @@ func (s *Sim) createSecurityGroup(p *params) (any, error) {
 	r := createGroupReq{Name: p.str("GroupName"), Desc: p.str("GroupDescription"), VPCID: p.id(vpcIDs, "VpcId"), Tags: p.tagSpecs("security-group")}
 	if p.err != nil {
 		return nil, p.err
+	}
+	if err := r.check(); err != nil {
+		return nil, err
 	}
 	var out struct {
 		GroupID string   `xml:"groupId"`
@@ -257,6 +278,9 @@ func (s *Sim) deleteSecurityGroup(p *params) (any, error) {
 	}
 	if p.err != nil {
 		return nil, p.err
+	}
+	if id == "" {
+		return nil, errMissing("GroupId")
 	}
 	err := s.mutate(p, func(w *world) error { return w.deleteGroup(id) })
 	out.Return, out.GroupID = err == nil, id

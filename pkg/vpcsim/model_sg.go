@@ -246,16 +246,24 @@ type createGroupReq struct {
 	Tags                  map[string]string
 }
 
-func (w *world) createGroup(r createGroupReq) (*secGroup, error) {
+// check refuses a request EC2 refuses before any lookup.
+func (r createGroupReq) check() error {
 	switch {
 	case r.Name == "":
-		return nil, errMissing("GroupName")
+		return errMissing("GroupName")
 	case r.Desc == "":
-		return nil, errMissing("GroupDescription")
+		return errMissing("GroupDescription")
 	case r.VPCID == "":
-		return nil, apiErr("VPCIdNotSpecified", "No default VPC for this user")
+		return apiErr("VPCIdNotSpecified", "No default VPC for this user")
 	case len(r.Name) > 255 || strings.HasPrefix(strings.ToLower(r.Name), "sg-"):
-		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for groupName.", r.Name)
+		return apiErr("InvalidParameterValue", "Invalid value '%s' for groupName.", r.Name)
+	}
+	return nil
+}
+
+func (w *world) createGroup(r createGroupReq) (*secGroup, error) {
+	if err := r.check(); err != nil {
+		return nil, err
 	}
 	v, ok := w.vpcs[r.VPCID]
 	if !ok {

@@ -58,6 +58,10 @@ func TestDryRunChecksParametersAndResourcesFirst(t *testing.T) {
 		{"Action=DeleteSecurityGroup&GroupId=" + noGroup, 400, "<Code>InvalidGroup.NotFound</Code>"},
 		{"Action=AuthorizeSecurityGroupIngress&GroupId=" + simtest.SecurityGroupID + "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=80&IpPermissions.1.ToPort=80&IpPermissions.1.Groups.1.GroupId=" + noGroup, 400, "<Code>InvalidGroup.NotFound</Code>"},
 		{"Action=CreateSecurityGroup&GroupName=x&GroupDescription=y&VpcId=vpc-0000000000000dead", 400, "<Code>InvalidVpcID.NotFound</Code>"},
+		{"Action=CreateSecurityGroup&GroupName=x&GroupDescription=y", 400, "<Code>VPCIdNotSpecified</Code>"},
+		{"Action=DeleteSecurityGroup", 400, "<Code>MissingParameter</Code>"},
+		{"Action=AuthorizeSecurityGroupIngress&GroupId=" + simtest.SecurityGroupID, 400, "<Code>MissingParameter</Code><Message>The request must contain the parameter IpPermissions</Message>"},
+		{"Action=RevokeSecurityGroupEgress&GroupId=" + noGroup + "&SecurityGroupRuleId.1=sgr-0000000000000dead", 400, "<Code>InvalidGroup.NotFound</Code>"},
 		{"Action=DescribeNetworkInterfaces&NetworkInterfaceId.1=" + noENI, 400, "<Code>InvalidNetworkInterfaceID.NotFound</Code>"},
 		{"Action=DescribeVpcs&MaxResults=2", 400, "<Code>InvalidParameterValue</Code>"},
 		// a request that would succeed
