@@ -409,10 +409,8 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 		for _, id := range sortedKeys(w.sgs) {
 			gs = append(gs, w.sgs[id])
 		}
-		for _, id := range ids {
-			if _, ok := w.sgs[id]; !ok {
-				return apiErr("InvalidGroup.NotFound", "The security group '%s' does not exist", id)
-			}
+		if missing := w.missing(groupIDs, ids); len(missing) > 0 {
+			return groupIDs.notFoundErr(missing)
 		}
 		gs = slices.DeleteFunc(gs, func(g *secGroup) bool {
 			return len(ids) > 0 && !slices.Contains(ids, g.id)

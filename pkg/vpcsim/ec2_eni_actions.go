@@ -52,7 +52,7 @@ func (s *Sim) createNetworkInterface(p *params) (any, error) {
 		ClientToken string `xml:"clientToken,omitempty"`
 		ENI         xmlENI `xml:"networkInterface"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		e, err := w.createENI(r)
 		if err != nil {
 			return err
@@ -82,7 +82,7 @@ func (s *Sim) attachNetworkInterface(p *params) (any, error) {
 		AttachmentID     string `xml:"attachmentId"`
 		NetworkCardIndex int    `xml:"networkCardIndex"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		att, err := w.attachENI(eniID, instID, *dev, card, false)
 		if err != nil {
 			return err
@@ -99,7 +99,7 @@ func (s *Sim) detachNetworkInterface(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.detachENI(id, false) })
+	err := s.mutate(p, func(w *world) error { return w.detachENI(id, false) })
 	return xmlReturn{Return: true}, err
 }
 
@@ -108,7 +108,7 @@ func (s *Sim) deleteNetworkInterface(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.deleteENI(id) })
+	err := s.mutate(p, func(w *world) error { return w.deleteENI(id) })
 	return xmlReturn{Return: true}, err
 }
 
@@ -129,7 +129,10 @@ func (s *Sim) modifyNetworkInterfaceAttribute(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.modifyENI(r) })
+	if err := r.checkAttribute(); err != nil {
+		return nil, err
+	}
+	err := s.mutate(p, func(w *world) error { return w.modifyENI(r) })
 	return xmlReturn{Return: true}, err
 }
 
@@ -155,7 +158,7 @@ func (s *Sim) assign(p *params, v6 bool) (assignResult, error) {
 		return assignResult{}, p.err
 	}
 	var res assignResult
-	err := s.do(true, func(w *world) (err error) {
+	err := s.mutate(p, func(w *world) (err error) {
 		res, err = w.assign(r, v6)
 		return err
 	})
@@ -189,7 +192,7 @@ func (s *Sim) unassignPrivateIPAddresses(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.unassignPrivate(id, addrs, prefixes) })
+	err := s.mutate(p, func(w *world) error { return w.unassignPrivate(id, addrs, prefixes) })
 	return xmlReturn{Return: true}, err
 }
 
@@ -219,7 +222,7 @@ func (s *Sim) unassignIPv6Addresses(p *params) (any, error) {
 		Addrs    []string `xml:"unassignedIpv6Addresses>item"`
 		Prefixes []string `xml:"unassignedIpv6PrefixSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		res, err := w.unassignIPv6(id, addrs, prefixes)
 		out.ENIID, out.Addrs, out.Prefixes = id, strs(res.Addrs), strs(res.Prefixes)
 		return err

@@ -7,7 +7,12 @@ func (s *Sim) createTags(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.createTags(ids, tags) })
+	for _, t := range tags {
+		if err := validateTagKey(t.Key); err != nil {
+			return nil, err
+		}
+	}
+	err := s.mutate(p, func(w *world) error { return w.createTags(ids, tags) })
 	return xmlReturn{Return: true}, err
 }
 
@@ -16,7 +21,7 @@ func (s *Sim) deleteTags(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.deleteTags(ids, tags) })
+	err := s.mutate(p, func(w *world) error { return w.deleteTags(ids, tags) })
 	return xmlReturn{Return: true}, err
 }
 
@@ -65,7 +70,7 @@ func (s *Sim) runInstances(p *params) (any, error) {
 		OwnerID       string        `xml:"ownerId"`
 		Instances     []xmlInstance `xml:"instancesSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		var made []*instance
 		for i := 0; i < *maxC; i++ {
 			in, err := w.runInstance(spec)
@@ -107,11 +112,9 @@ func (s *Sim) terminateInstances(p *params) (any, error) {
 	var out struct {
 		Changes []change `xml:"instancesSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
-		for _, id := range ids {
-			if _, err := w.instance(id); err != nil {
-				return err
-			}
+	err := s.mutate(p, func(w *world) error {
+		if missing := w.missing(instanceIDs, ids); len(missing) > 0 {
+			return instanceIDs.notFoundErr(missing)
 		}
 		for _, id := range dedupe(ids) {
 			prev := w.instances[id].state

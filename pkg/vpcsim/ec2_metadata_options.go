@@ -20,7 +20,7 @@ func (s *Sim) modifyInstanceMetadataOptions(p *params) (any, error) {
 		InstanceID string             `xml:"instanceId"`
 		Options    xmlMetadataOptions `xml:"instanceMetadataOptions"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		in, err := w.modifyMetadataOptions(id, c)
 		if err != nil {
 			return err

@@ -39,12 +39,20 @@ func (d describe[V, X]) run(s *Sim, p *params) (items []X, next string, err erro
 	err = s.do(false, func(w *world) error {
 		var views []V
 		if len(ids) > 0 {
+			var missing []string
 			for _, id := range dedupe(ids) {
 				v, err := d.byID(w, id)
+				if ErrorCode(err) == d.idKind.notFound {
+					missing = append(missing, id)
+					continue
+				}
 				if err != nil {
 					return err
 				}
 				views = append(views, v)
+			}
+			if len(missing) > 0 {
+				return d.idKind.notFoundErr(missing)
 			}
 		} else {
 			views = d.all(w)

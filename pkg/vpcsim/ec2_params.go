@@ -13,6 +13,11 @@ import (
 type params struct {
 	v   url.Values
 	err *APIError
+	// dry: the request is a dry run (DryRun=true).
+	dry bool
+	// refs are the resources the request names, in the order read, which
+	// a dry run checks exist.
+	refs []idRef
 }
 
 func (p *params) fail(e *APIError) {

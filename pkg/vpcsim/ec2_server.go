@@ -189,12 +189,21 @@ func (s *Sim) call(action string, fn actionFunc, p *params) (any, error) {
 		// the ENI it asked for created (docs/compatibility.md, vpcsim).
 		time.Sleep(d)
 	}
+	// The permission (above), then the parameters, then the resources
+	// named, and only then a dry run's answer (ec2_dryrun.go).
 	if dry := p.boolp("DryRun"); dry != nil && *dry {
-		return nil, apiErr("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+		p.dry = true
+	}
+	if err := missingParam(action, p); err != nil {
+		return nil, err
 	}
 	body, err := fn(s, p)
 	if err == nil && p.err != nil {
 		err = p.err
+	}
+	if err == nil && p.dry {
+		// a read ran in full and changed nothing; a change stopped in mutate
+		err = errDryRun()
 	}
 	if inject != nil {
 		return nil, inject // applied (or refused), but the caller hears only this

@@ -177,11 +177,14 @@ func (s *Sim) authorizeSG(p *params, egress bool) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := needGroupAndRules(id, len(perms)); err != nil {
+		return nil, err
+	}
 	var out struct {
 		Return bool        `xml:"return"`
 		Rules  []xmlSGRule `xml:"securityGroupRuleSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		rules, err := w.authorize(id, egress, perms)
 		for _, r := range rules {
 			out.Rules = append(out.Rules, s.ruleXML(w, r))
@@ -199,6 +202,9 @@ func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := needGroupAndRules(id, len(perms)+len(rules)); err != nil {
+		return nil, err
+	}
 	type revoked struct {
 		RuleID  string `xml:"securityGroupRuleId"`
 		GroupID string `xml:"groupId"`
@@ -208,7 +214,7 @@ func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
 		Return bool      `xml:"return"`
 		Rules  []revoked `xml:"revokedSecurityGroupRuleSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		gone, err := w.revoke(id, egress, perms, rules)
 		for _, r := range gone {
 			out.Rules = append(out.Rules, revoked{RuleID: r.id, GroupID: r.groupID, Egress: r.egress})
@@ -217,6 +223,18 @@ func (s *Sim) revokeSG(p *params, egress bool) (any, error) {
 	})
 	out.Return = err == nil
 	return out, err
+}
+
+// needGroupAndRules refuses an Authorize*/Revoke* that names no group or no
+// rule, before any lookup, so a dry run is refused too.
+func needGroupAndRules(groupID string, rules int) error {
+	if groupID == "" {
+		return errMissing("GroupId")
+	}
+	if rules == 0 {
+		return errMissing("IpPermissions")
+	}
+	return nil
 }
 
 func (s *Sim) authorizeSecurityGroupIngress(p *params) (any, error) { return s.authorizeSG(p, false) }
@@ -229,12 +247,15 @@ func (s *Sim) createSecurityGroup(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
+	if err := r.check(); err != nil {
+		return nil, err
+	}
 	var out struct {
 		GroupID string   `xml:"groupId"`
 		Arn     string   `xml:"securityGroupArn"`
 		TagSet  []xmlTag `xml:"tagSet>item"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		g, err := w.createGroup(r)
 		if err != nil {
 			return err
@@ -258,7 +279,10 @@ func (s *Sim) deleteSecurityGroup(p *params) (any, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	err := s.do(true, func(w *world) error { return w.deleteGroup(id) })
+	if id == "" {
+		return nil, errMissing("GroupId")
+	}
+	err := s.mutate(p, func(w *world) error { return w.deleteGroup(id) })
 	out.Return, out.GroupID = err == nil, id
 	return out, err
 }

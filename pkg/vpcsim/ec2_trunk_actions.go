@@ -35,7 +35,7 @@ func (s *Sim) associateTrunkInterface(p *params) (any, error) {
 		Assoc       xmlTrunkAssoc `xml:"interfaceAssociation"`
 		ClientToken string        `xml:"clientToken,omitempty"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		a, err := w.associateTrunk(r)
 		if err != nil {
 			return err
@@ -60,7 +60,7 @@ func (s *Sim) disassociateTrunkInterface(p *params) (any, error) {
 		Return      bool   `xml:"return"`
 		ClientToken string `xml:"clientToken,omitempty"`
 	}
-	err := s.do(true, func(w *world) error { return w.disassociateTrunk(id) })
+	err := s.mutate(p, func(w *world) error { return w.disassociateTrunk(id) })
 	out.Return, out.ClientToken = err == nil, token
 	return out, err
 }
@@ -116,7 +116,7 @@ func (s *Sim) createNetworkInterfacePermission(p *params) (any, error) {
 			State   state  `xml:"permissionState"`
 		} `xml:"interfacePermission"`
 	}
-	err := s.do(true, func(w *world) error {
+	err := s.mutate(p, func(w *world) error {
 		if _, err := w.eni(id); err != nil {
 			return err
 		}

@@ -52,10 +52,6 @@ func errInvalid(param, value string) *APIError {
 	return apiErr("InvalidParameterValue", "Value (%s) for parameter %s is invalid.", value, param)
 }
 
-func errENINotFound(id string) *APIError {
-	return apiErr("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '%s' does not exist", id)
-}
+func errENINotFound(id string) *APIError { return eniIDs.notFoundErr([]string{id}) }
 
-func errInstanceNotFound(id string) *APIError {
-	return apiErr("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
-}
+func errInstanceNotFound(id string) *APIError { return instanceIDs.notFoundErr([]string{id}) }

@@ -86,17 +86,16 @@ func (w *world) resolveGroups(vpcID string, ids []string) ([]string, error) {
 		}
 		return nil, nil
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, id := range ids {
-		g, ok := w.sgs[id]
-		if !ok || g.vpcID != vpcID {
-			return nil, apiErr("InvalidGroup.NotFound", "The security group '%s' does not exist in VPC '%s'", id, vpcID)
+	var out, missing []string
+	for _, id := range dedupe(ids) {
+		if g, ok := w.sgs[id]; !ok || g.vpcID != vpcID {
+			missing = append(missing, id)
+			continue
 		}
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
+		out = append(out, id)
+	}
+	if len(missing) > 0 {
+		return nil, apiErr(groupIDs.notFound, "The security group '%s' does not exist in VPC '%s'", strings.Join(missing, ", "), vpcID)
 	}
 	return out, nil
 }
@@ -405,11 +404,10 @@ type modifyENIReq struct {
 	SourceDestCheck     *bool
 }
 
-func (w *world) modifyENI(r modifyENIReq) error {
-	e, err := w.eni(r.ENIID)
-	if err != nil {
-		return err
-	}
+// checkAttribute refuses a request that names no attribute, several, or an
+// attachment change without both of its parameters: checks of the request
+// alone, made before any lookup.
+func (r modifyENIReq) checkAttribute() error {
 	n := 0
 	if r.AttachmentID != "" || r.DeleteOnTermination != nil {
 		n++
@@ -423,13 +421,11 @@ func (w *world) modifyENI(r modifyENIReq) error {
 	if r.SourceDestCheck != nil {
 		n++
 	}
-	if n == 0 {
-		return errMissing("Attribute")
-	}
-	if n > 1 {
-		return apiErr("InvalidParameterCombination", "Only one attribute can be modified at a time")
-	}
 	switch {
+	case n == 0:
+		return errMissing("Attribute")
+	case n > 1:
+		return apiErr("InvalidParameterCombination", "Only one attribute can be modified at a time")
 	case r.DeleteOnTermination != nil || r.AttachmentID != "":
 		if r.AttachmentID == "" {
 			return errMissing("Attachment.AttachmentId")
@@ -437,14 +433,27 @@ func (w *world) modifyENI(r modifyENIReq) error {
 		if r.DeleteOnTermination == nil {
 			return errMissing("Attachment.DeleteOnTermination")
 		}
+	case r.Groups != nil && len(r.Groups) == 0:
+		return errMissing("SecurityGroupId")
+	}
+	return nil
+}
+
+func (w *world) modifyENI(r modifyENIReq) error {
+	if err := r.checkAttribute(); err != nil {
+		return err
+	}
+	e, err := w.eni(r.ENIID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.DeleteOnTermination != nil || r.AttachmentID != "":
 		if e.att == nil || e.att.id != r.AttachmentID {
 			return apiErr("InvalidAttachmentID.NotFound", "The attachment ID '%s' does not exist", r.AttachmentID)
 		}
 		e.att.deleteOnTermination = *r.DeleteOnTermination
 	case r.Groups != nil:
-		if len(r.Groups) == 0 {
-			return errMissing("SecurityGroupId")
-		}
 		g, err := w.resolveGroups(e.vpcID, r.Groups)
 		if err != nil {
 			return err

@@ -174,21 +174,26 @@ func (w *world) authorize(groupID string, egress bool, perms []permission) ([]*s
 
 // revoke removes rules named by permissions or by id; a rule that does not
 // exist fails the whole call.
-func (w *world) revoke(groupID string, egress bool, perms []permission, ruleIDs []string) ([]*sgRule, error) {
+func (w *world) revoke(groupID string, egress bool, perms []permission, byID []string) ([]*sgRule, error) {
 	g, err := w.group(groupID)
 	if err != nil {
 		return nil, err
 	}
-	if len(perms) == 0 && len(ruleIDs) == 0 {
+	if len(perms) == 0 && len(byID) == 0 {
 		return nil, errMissing("IpPermissions")
 	}
 	var gone []*sgRule
-	for _, id := range ruleIDs {
+	var missing []string
+	for _, id := range dedupe(byID) {
 		r, ok := w.rules[id]
 		if !ok || r.groupID != g.id || r.egress != egress {
-			return nil, apiErr("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
+			missing = append(missing, id)
+			continue
 		}
 		gone = append(gone, r)
+	}
+	if len(missing) > 0 {
+		return nil, ruleIDs.notFoundErr(missing)
 	}
 	want, err := w.expand(g, egress, perms)
 	if err != nil {
@@ -241,16 +246,24 @@ type createGroupReq struct {
 	Tags                  map[string]string
 }
 
-func (w *world) createGroup(r createGroupReq) (*secGroup, error) {
+// check refuses a request EC2 refuses before any lookup.
+func (r createGroupReq) check() error {
 	switch {
 	case r.Name == "":
-		return nil, errMissing("GroupName")
+		return errMissing("GroupName")
 	case r.Desc == "":
-		return nil, errMissing("GroupDescription")
+		return errMissing("GroupDescription")
 	case r.VPCID == "":
-		return nil, apiErr("VPCIdNotSpecified", "No default VPC for this user")
+		return apiErr("VPCIdNotSpecified", "No default VPC for this user")
 	case len(r.Name) > 255 || strings.HasPrefix(strings.ToLower(r.Name), "sg-"):
-		return nil, apiErr("InvalidParameterValue", "Invalid value '%s' for groupName.", r.Name)
+		return apiErr("InvalidParameterValue", "Invalid value '%s' for groupName.", r.Name)
+	}
+	return nil
+}
+
+func (w *world) createGroup(r createGroupReq) (*secGroup, error) {
+	if err := r.check(); err != nil {
+		return nil, err
 	}
 	v, ok := w.vpcs[r.VPCID]
 	if !ok {

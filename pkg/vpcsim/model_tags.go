@@ -1,6 +1,10 @@
 package vpcsim
 
-import "strings"
+import (
+	"errors"
+	"slices"
+	"strings"
+)
 
 const maxTagsPerResource = 50
 
@@ -40,6 +44,39 @@ func (w *world) tagsOf(id string) (map[string]string, error) {
 	return nil, apiErr("InvalidID", "The ID '%s' is not valid", id)
 }
 
+// tagMaps returns the tag maps of the resources ids name. Of ids that name
+// nothing, the error names every one of the same kind as the first.
+func (w *world) tagMaps(ids []string) ([]map[string]string, error) {
+	maps := make([]map[string]string, 0, len(ids))
+	var first *APIError
+	for _, id := range ids {
+		m, err := w.tagsOf(id)
+		var ae *APIError
+		switch {
+		case errors.As(err, &ae) && strings.HasSuffix(ae.Code, ".NotFound"):
+			if first == nil {
+				first = ae
+			}
+		case err != nil:
+			return nil, err
+		default:
+			maps = append(maps, m)
+		}
+	}
+	if first == nil {
+		return maps, nil
+	}
+	for _, k := range taggable {
+		if k.notFound == first.Code {
+			return nil, k.notFoundErr(w.missing(k, slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+				kk, ok := kindOf(id)
+				return !ok || kk != k
+			})))
+		}
+	}
+	return nil, first
+}
+
 // Tag is one EC2 tag; Value nil in DeleteTags means "any value".
 type tagKV struct {
 	Key   string
@@ -66,13 +103,9 @@ func (w *world) createTags(ids []string, tags []tagKV) error {
 	if len(tags) == 0 {
 		return errMissing("Tag")
 	}
-	maps := make([]map[string]string, 0, len(ids))
-	for _, id := range ids {
-		m, err := w.tagsOf(id)
-		if err != nil {
-			return err
-		}
-		maps = append(maps, m)
+	maps, err := w.tagMaps(ids)
+	if err != nil {
+		return err
 	}
 	for _, t := range tags {
 		if err := validateTagKey(t.Key); err != nil {
@@ -109,13 +142,9 @@ func (w *world) deleteTags(ids []string, tags []tagKV) error {
 	if len(ids) == 0 {
 		return errMissing("ResourceId")
 	}
-	maps := make([]map[string]string, 0, len(ids))
-	for _, id := range ids {
-		m, err := w.tagsOf(id)
-		if err != nil {
-			return err
-		}
-		maps = append(maps, m)
+	maps, err := w.tagMaps(ids)
+	if err != nil {
+		return err
 	}
 	for _, m := range maps {
 		if len(tags) == 0 { // no Tag given: delete all
