@@ -111,6 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 	}
 	for _, typ := range types {
 		l := Limits{ENIs: *enis, IPv4PerENI: *ipv4, VCPUs: *vcpus}
+		prefixes := true // -enis/-ipv4-per-eni: the caller says what the node runs
 		if !manual {
 			info, err := src.InstanceType(ctx, typ)
 			if err != nil {
@@ -118,12 +119,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 				return 1
 			}
 			l.ENIs, l.IPv4PerENI = info.MaxENIs, info.IPv4PerENI
+			prefixes = info.PrefixDelegationSupported()
 			if l.VCPUs == 0 {
 				l.VCPUs = info.VCPUs
 			}
 		}
 		for _, m := range selected {
-			n, err := MaxPods(l, m, c)
+			n, err := MaxPods(l, m.onType(prefixes), c)
 			if err != nil {
 				fmt.Fprintf(stderr, "max-pods: %s %s: %v\n", typ, m, err)
 				return 1

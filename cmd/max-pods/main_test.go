@@ -87,3 +87,28 @@ func TestRunManualLimits(t *testing.T) {
 		t.Errorf("got %q exit %d: %s", out.String(), code, errb.String())
 	}
 }
+
+// ipamd uses secondary IPs when ENABLE_PREFIX_DELEGATION=true on an instance
+// type with no prefixes (not Nitro, not bare metal; docs/compatibility.md,
+// ENABLE_PREFIX_DELEGATION), so the prefix-delegation figures for such a type
+// are the secondary-IP ones: m4.large (xen, 2 ENIs × 10) runs 20 pods, and a
+// kubelet told 110 leaves 90 pods without an address.
+func TestPrefixDelegationFiguresOnTypesWithoutPrefixes(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
+		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
+		return newEC2Source(ctx, sc)
+	}
+	for _, tt := range []struct{ typ, mode, want string }{
+		{"m4.large", "prefix-delegation", "20"},
+		{"m4.large", "custom-networking+prefix-delegation", "11"},
+		{"m4.large", "secondary-ip", "20"},
+		{"m5.large", "prefix-delegation", "110"}, // Nitro: prefixes
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"-region", env.Sim.Region(), "-ec2-endpoint", env.EC2URL, "-mode", tt.mode, tt.typ}, &out, &errb, newSource)
+		if code != 0 || strings.TrimSpace(out.String()) != tt.want {
+			t.Errorf("%s %s: got %q (exit %d, %s), want %s", tt.typ, tt.mode, out.String(), code, errb.String(), tt.want)
+		}
+	}
+}
