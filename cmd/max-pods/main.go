@@ -90,7 +90,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 			return 2
 		}
 	}
-	manual := *enis > 0 || *ipv4 > 0
+	if err := checkLimitFlags(*enis, *ipv4, *vcpus); err != nil {
+		fmt.Fprintf(stderr, "max-pods: %v\n", err)
+		return 2
+	}
+	manual := *enis > 0
 	if manual && len(types) != 1 {
 		fmt.Fprintln(stderr, "max-pods: -enis/-ipv4-per-eni describe one instance type")
 		return 2
@@ -156,4 +160,26 @@ func parseCap(s string) (Cap, error) {
 		return Cap{}, errors.New(`-cap ` + strconv.Quote(s) + `: want "auto", "none" or a positive number`)
 	}
 	return Cap{Fixed: n}, nil
+}
+
+// checkLimitFlags refuses what would otherwise be ignored (a negative value
+// fell through to EC2) or reported as an instance limit: -enis and
+// -ipv4-per-eni come together, and none of the three is negative.
+func checkLimitFlags(enis, ipv4, vcpus int) error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"-enis", enis}, {"-ipv4-per-eni", ipv4}, {"-vcpus", vcpus}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d: want a positive number", f.name, f.v))
+		}
+	}
+	switch {
+	case enis > 0 && ipv4 == 0:
+		errs = append(errs, errors.New("-enis needs -ipv4-per-eni"))
+	case ipv4 > 0 && enis == 0:
+		errs = append(errs, errors.New("-ipv4-per-eni needs -enis"))
+	}
+	return errors.Join(errs...)
 }

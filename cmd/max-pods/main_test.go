@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -109,6 +110,31 @@ func TestPrefixDelegationFiguresOnTypesWithoutPrefixes(t *testing.T) {
 		code := run(context.Background(), []string{"-region", env.Sim.Region(), "-ec2-endpoint", env.EC2URL, "-mode", tt.mode, tt.typ}, &out, &errb, newSource)
 		if code != 0 || strings.TrimSpace(out.String()) != tt.want {
 			t.Errorf("%s %s: got %q (exit %d, %s), want %s", tt.typ, tt.mode, out.String(), code, errb.String(), tt.want)
+		}
+	}
+}
+
+// A bad -enis, -ipv4-per-eni or -vcpus is refused naming the flag, not
+// ignored (a negative -enis used to fall through to EC2) nor reported as
+// an internal limit.
+func TestBadLimitFlagsNamed(t *testing.T) {
+	noEC2 := func(context.Context, sourceConfig) (instanceTypes, error) {
+		return nil, errors.New("EC2 used although a limit flag was given")
+	}
+	for _, tt := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-enis", "-1", "m5.large"}, "-enis"},
+		{[]string{"-ipv4-per-eni", "-10", "m5.large"}, "-ipv4-per-eni"},
+		{[]string{"-enis", "3", "m5.large"}, "-ipv4-per-eni"},
+		{[]string{"-ipv4-per-eni", "10", "m5.large"}, "-enis"},
+		{[]string{"-enis", "3", "-ipv4-per-eni", "10", "-vcpus", "-2", "m5.large"}, "-vcpus"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &errb, noEC2)
+		if code != 2 || !strings.Contains(errb.String(), tt.flag) || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 naming %s", tt.args, code, out.String(), errb.String(), tt.flag)
 		}
 	}
 }
