@@ -6,6 +6,7 @@
 //
 //	max-pods m5.large c5.4xlarge
 //	max-pods -mode custom-networking -region us-west-2 m5.large   # just the number, for kubelet --max-pods
+//	max-pods --instance-type m5.large --cni-version 1.23.1 --cni-prefix-delegation-enabled   # the EKS calculator's flags
 package main
 
 import (
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		capFlag  = fs.String("cap", "auto", `"auto": prefix delegation capped at 110 below 30 vCPUs, else 250; "none"; or a number capping every mode`)
 		modeFlag = fs.String("mode", "all", "all, or one of secondary-ip, prefix-delegation, custom-networking, custom-networking+prefix-delegation (prints only the number)")
 	)
+	var calc calcFlags
+	calc.register(fs)
 	fs.StringVar(&sc.Region, "region", os.Getenv("AWS_REGION"), "EC2 region")
 	fs.StringVar(&sc.Endpoint, "ec2-endpoint", "", "EC2 endpoint URL, e.g. vpcsim's")
 	fs.Usage = func() {
@@ -68,6 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		return 2
 	}
 	types := fs.Args()
+	if calc.instanceType != "" {
+		types = append([]string{calc.instanceType}, types...)
+	}
 	if len(types) == 0 {
 		fs.Usage()
 		return 2
@@ -77,7 +83,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		fmt.Fprintf(stderr, "max-pods: %v\n", err)
 		return 2
 	}
+	if err := calc.check(); err != nil {
+		fmt.Fprintf(stderr, "max-pods: %v\n", err)
+		return 2
+	}
 	selected := modes
+	if calc.set() {
+		if *modeFlag != "all" {
+			fmt.Fprintf(stderr, "max-pods: -mode %q and the EKS calculator's flags both choose the mode; give one\n", *modeFlag)
+			return 2
+		}
+		m, _ := calc.mode() // checked above
+		selected = []Mode{m}
+	}
 	if *modeFlag != "all" {
 		selected = nil
 		for _, m := range modes {
@@ -128,6 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 				l.VCPUs = info.VCPUs
 			}
 		}
+		l.ENIs = capENIs(l.ENIs, calc.maxENI)
 		for _, m := range selected {
 			n, err := MaxPods(l, m.onType(prefixes), c)
 			if err != nil {
