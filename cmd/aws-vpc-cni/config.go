@@ -69,6 +69,12 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 		egress.LogFile = p.strKeepEmpty("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v4-plugin.log")
 	} else {
 		cfg.EgressEnabled = ipamd.EnableV6Egress
+		// The pod MTU is v6if0's too, and the kernel refuses IPv6
+		// addresses on a link below IPv6's minimum: every ADD would fail.
+		if cfg.EgressEnabled && c.MTU < minIPv6MTU {
+			p.fail("%s=%d: IPv6 egress (ENABLE_V6_EGRESS=true) gives pods an IPv6 link with this MTU, which must be at least %d",
+				p.mtuVar(), c.MTU, minIPv6MTU)
+		}
 		egress.LogFile = p.strKeepEmpty("AWS_VPC_K8S_EGRESS_V6_PLUGIN_LOG_FILE", "/var/log/aws-routed-eni/egress-v6-plugin.log")
 	}
 	// egress-cni reads the word "stdout" as stderr, but opens a path.
@@ -142,6 +148,17 @@ func (p *envParser) mtu(name string, def int, ipv6 bool) int {
 		return def
 	}
 	return n
+}
+
+// minIPv6MTU is IPv6's minimum link MTU (RFC 8200).
+const minIPv6MTU = 1280
+
+// mtuVar names the variable the conflist's mtu came from.
+func (p *envParser) mtuVar() string {
+	if v, ok := p.lookup("POD_MTU"); ok && v != "" {
+		return "POD_MTU"
+	}
+	return "AWS_VPC_ENI_MTU"
 }
 
 // isStdout reports whether a plugin log file is the plugin's stdout, by

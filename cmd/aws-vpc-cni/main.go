@@ -171,13 +171,17 @@ func installPlugins(log *slog.Logger, opts options, dst string) (haveEgress bool
 	return haveEgress, nil
 }
 
-// renderConflist fills in the egress node IP and renders the conflist.
+// renderConflist fills in the egress node IP and renders the conflist. An
+// IPv6 cluster's entry carries the node's IPv4 address even with egress
+// off, as upstream's does; an IPv4 cluster's only with IPv6 egress on.
 func renderConflist(ctx context.Context, log *slog.Logger, cfg config, imds func() (nodeIdentity, error)) ([]byte, error) {
-	if e := cfg.Conflist.Egress; e != nil && cfg.EgressEnabled {
+	if e := cfg.Conflist.Egress; e != nil && (cfg.EgressEnabled || cfg.IPv6Cluster) {
 		ip, err := egressNodeIP(ctx, imds, cfg.IPv6Cluster)
 		switch {
 		case err == nil:
-			e.Enabled, e.NodeIP = true, ip.String()
+			e.Enabled, e.NodeIP = cfg.EgressEnabled, ip.String()
+		case !cfg.EgressEnabled:
+			log.Warn("the node's IPv4 address is unknown; the disabled egress entry gets no nodeIP", "err", err)
 		case cfg.IPv6Cluster:
 			return nil, fmt.Errorf("IPv4 egress for IPv6 pods needs the node's IPv4 address: %w", err)
 		default:

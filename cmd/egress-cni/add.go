@@ -53,6 +53,13 @@ func cmdAdd(args *cniplugin.Args) error {
 	if !conf.Enabled {
 		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 	}
+	// The pod's main interface bearing the egress interface's name would
+	// be taken for a stale egress link and replaced, leaving the pod
+	// without the address the main plugin gave it.
+	if args.IfName == conf.Family.PodIfName() {
+		return types.NewError(types.ErrInvalidEnvironmentVariables,
+			fmt.Sprintf("CNI_IFNAME %s is the name of egress-cni's own %s interface", args.IfName, conf.Family), "")
+	}
 	res, err := current.NewResultFromResult(conf.PrevResult)
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())

@@ -31,6 +31,16 @@ func (m Mode) String() string {
 	}
 }
 
+// onType is the mode ipamd runs in on an instance type: asked for prefix
+// delegation on a type without prefixes (not Nitro, not bare metal), it
+// uses secondary IPs (docs/compatibility.md, ENABLE_PREFIX_DELEGATION).
+func (m Mode) onType(prefixes bool) Mode {
+	if !prefixes {
+		m.PrefixDelegation = false
+	}
+	return m
+}
+
 // Cap limits the result. The EKS calculator's rule, used by "auto": with
 // prefix delegation the address count is so large that kubelet's own limits
 // bind first, so cap at 110 below 30 vCPUs and at 250 from 30 vCPUs up.

@@ -6,6 +6,7 @@
 //
 //	max-pods m5.large c5.4xlarge
 //	max-pods -mode custom-networking -region us-west-2 m5.large   # just the number, for kubelet --max-pods
+//	max-pods --instance-type m5.large --cni-version 1.23.1 --cni-prefix-delegation-enabled   # the EKS calculator's flags
 package main
 
 import (
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		capFlag  = fs.String("cap", "auto", `"auto": prefix delegation capped at 110 below 30 vCPUs, else 250; "none"; or a number capping every mode`)
 		modeFlag = fs.String("mode", "all", "all, or one of secondary-ip, prefix-delegation, custom-networking, custom-networking+prefix-delegation (prints only the number)")
 	)
+	var calc calcFlags
+	calc.register(fs)
 	fs.StringVar(&sc.Region, "region", os.Getenv("AWS_REGION"), "EC2 region")
 	fs.StringVar(&sc.Endpoint, "ec2-endpoint", "", "EC2 endpoint URL, e.g. vpcsim's")
 	fs.Usage = func() {
@@ -68,6 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		return 2
 	}
 	types := fs.Args()
+	if calc.instanceType != "" {
+		types = append([]string{calc.instanceType}, types...)
+	}
 	if len(types) == 0 {
 		fs.Usage()
 		return 2
@@ -77,7 +83,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		fmt.Fprintf(stderr, "max-pods: %v\n", err)
 		return 2
 	}
+	if err := calc.check(); err != nil {
+		fmt.Fprintf(stderr, "max-pods: %v\n", err)
+		return 2
+	}
 	selected := modes
+	if calc.set() {
+		if *modeFlag != "all" {
+			fmt.Fprintf(stderr, "max-pods: -mode %q and the EKS calculator's flags both choose the mode; give one\n", *modeFlag)
+			return 2
+		}
+		m, _ := calc.mode() // checked above
+		selected = []Mode{m}
+	}
 	if *modeFlag != "all" {
 		selected = nil
 		for _, m := range modes {
@@ -90,7 +108,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 			return 2
 		}
 	}
-	manual := *enis > 0 || *ipv4 > 0
+	if err := checkLimitFlags(*enis, *ipv4, *vcpus); err != nil {
+		fmt.Fprintf(stderr, "max-pods: %v\n", err)
+		return 2
+	}
+	manual := *enis > 0
 	if manual && len(types) != 1 {
 		fmt.Fprintln(stderr, "max-pods: -enis/-ipv4-per-eni describe one instance type")
 		return 2
@@ -111,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 	}
 	for _, typ := range types {
 		l := Limits{ENIs: *enis, IPv4PerENI: *ipv4, VCPUs: *vcpus}
+		prefixes := true // -enis/-ipv4-per-eni: the caller says what the node runs
 		if !manual {
 			info, err := src.InstanceType(ctx, typ)
 			if err != nil {
@@ -118,12 +141,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 				return 1
 			}
 			l.ENIs, l.IPv4PerENI = info.MaxENIs, info.IPv4PerENI
+			prefixes = info.PrefixDelegationSupported()
 			if l.VCPUs == 0 {
 				l.VCPUs = info.VCPUs
 			}
 		}
+		l.ENIs = capENIs(l.ENIs, calc.maxENI)
 		for _, m := range selected {
-			n, err := MaxPods(l, m, c)
+			n, err := MaxPods(l, m.onType(prefixes), c)
 			if err != nil {
 				fmt.Fprintf(stderr, "max-pods: %s %s: %v\n", typ, m, err)
 				return 1
@@ -154,4 +179,26 @@ func parseCap(s string) (Cap, error) {
 		return Cap{}, errors.New(`-cap ` + strconv.Quote(s) + `: want "auto", "none" or a positive number`)
 	}
 	return Cap{Fixed: n}, nil
+}
+
+// checkLimitFlags refuses what would otherwise be ignored (a negative value
+// fell through to EC2) or reported as an instance limit: -enis and
+// -ipv4-per-eni come together, and none of the three is negative.
+func checkLimitFlags(enis, ipv4, vcpus int) error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"-enis", enis}, {"-ipv4-per-eni", ipv4}, {"-vcpus", vcpus}} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("%s %d: want a positive number", f.name, f.v))
+		}
+	}
+	switch {
+	case enis > 0 && ipv4 == 0:
+		errs = append(errs, errors.New("-enis needs -ipv4-per-eni"))
+	case ipv4 > 0 && enis == 0:
+		errs = append(errs, errors.New("-ipv4-per-eni needs -enis"))
+	}
+	return errors.Join(errs...)
 }

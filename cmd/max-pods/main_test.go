@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -85,5 +86,55 @@ func TestRunManualLimits(t *testing.T) {
 	code := run(context.Background(), []string{"-enis", "3", "-ipv4-per-eni", "10", "-mode", "custom-networking", "m5.large"}, &out, &errb, noEC2)
 	if code != 0 || strings.TrimSpace(out.String()) != "20" {
 		t.Errorf("got %q exit %d: %s", out.String(), code, errb.String())
+	}
+}
+
+// ipamd uses secondary IPs when ENABLE_PREFIX_DELEGATION=true on an instance
+// type with no prefixes (not Nitro, not bare metal; docs/compatibility.md,
+// ENABLE_PREFIX_DELEGATION), so the prefix-delegation figures for such a type
+// are the secondary-IP ones: m4.large (xen, 2 ENIs × 10) runs 20 pods, and a
+// kubelet told 110 leaves 90 pods without an address.
+func TestPrefixDelegationFiguresOnTypesWithoutPrefixes(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
+		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
+		return newEC2Source(ctx, sc)
+	}
+	for _, tt := range []struct{ typ, mode, want string }{
+		{"m4.large", "prefix-delegation", "20"},
+		{"m4.large", "custom-networking+prefix-delegation", "11"},
+		{"m4.large", "secondary-ip", "20"},
+		{"m5.large", "prefix-delegation", "110"}, // Nitro: prefixes
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), []string{"-region", env.Sim.Region(), "-ec2-endpoint", env.EC2URL, "-mode", tt.mode, tt.typ}, &out, &errb, newSource)
+		if code != 0 || strings.TrimSpace(out.String()) != tt.want {
+			t.Errorf("%s %s: got %q (exit %d, %s), want %s", tt.typ, tt.mode, out.String(), code, errb.String(), tt.want)
+		}
+	}
+}
+
+// A bad -enis, -ipv4-per-eni or -vcpus is refused naming the flag, not
+// ignored (a negative -enis used to fall through to EC2) nor reported as
+// an internal limit.
+func TestBadLimitFlagsNamed(t *testing.T) {
+	noEC2 := func(context.Context, sourceConfig) (instanceTypes, error) {
+		return nil, errors.New("EC2 used although a limit flag was given")
+	}
+	for _, tt := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-enis", "-1", "m5.large"}, "-enis"},
+		{[]string{"-ipv4-per-eni", "-10", "m5.large"}, "-ipv4-per-eni"},
+		{[]string{"-enis", "3", "m5.large"}, "-ipv4-per-eni"},
+		{[]string{"-ipv4-per-eni", "10", "m5.large"}, "-enis"},
+		{[]string{"-enis", "3", "-ipv4-per-eni", "10", "-vcpus", "-2", "m5.large"}, "-vcpus"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tt.args, &out, &errb, noEC2)
+		if code != 2 || !strings.Contains(errb.String(), tt.flag) || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 naming %s", tt.args, code, out.String(), errb.String(), tt.flag)
+		}
 	}
 }
