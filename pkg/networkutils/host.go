@@ -62,13 +62,18 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}
-	errs = append(errs, ipt4.reconcile(want.IPv4, []string{"nat"}, &res.Changes))
+	// Another process may hold the xtables lock for long: wait for it,
+	// but not past ctx nor xtablesPatience, so that a stuck lock fails
+	// this reconcile instead of hanging ipamd.
+	lockCtx, cancel := context.WithTimeout(ctx, n.xtablesPatience)
+	defer cancel()
+	errs = append(errs, ipt4.reconcile(lockCtx, want.IPv4, []string{"nat"}, &res.Changes))
 
 	// ip6tables is needed only when something of ours may live there.
 	ipt6, err := newIPTClient(ip6tablesPath(cfg.IPTablesPath), iptables.ProtocolIPv6)
 	switch {
 	case err == nil:
-		errs = append(errs, ipt6.reconcile(want.IPv6, nil, &res.Changes))
+		errs = append(errs, ipt6.reconcile(lockCtx, want.IPv6, nil, &res.Changes))
 	case hasRules(want.IPv6):
 		errs = append(errs, fmt.Errorf("ip6tables: %w", err))
 	default:
@@ -79,7 +84,7 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	// the flavour in use.
 	other := otherFlavour(cfg.IPTablesPath, legacy)
 	for _, bin := range []string{other, ip6tablesPath(other)} {
-		if err := purgeFlavour(ctx, bin, &res.Changes); err != nil {
+		if err := purgeFlavour(lockCtx, bin, &res.Changes); err != nil {
 			n.log.WarnContext(ctx, "could not remove our rules from the other iptables flavour", "binary", bin, "err", err)
 		}
 	}
