@@ -62,6 +62,13 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}
+	// Marking moves between iptables and nftables (a change of backend or
+	// iptables flavour): the new marking goes in before the old comes out,
+	// so no new pod connection goes unmarked in between. Both at once
+	// set the same bits.
+	if want.NFT != nil {
+		errs = append(errs, reconcileNFT(want.NFT, &res.Changes))
+	}
 	// Another process may hold the xtables lock for long: wait for it,
 	// but not past ctx nor xtablesPatience, so that a stuck lock fails
 	// this reconcile instead of hanging ipamd.
@@ -91,7 +98,9 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}
-	errs = append(errs, reconcileNFT(want.NFT, &res.Changes))
+	if want.NFT == nil {
+		errs = append(errs, reconcileNFT(nil, &res.Changes))
+	}
 
 	err = errors.Join(errs...)
 	if len(res.Changes) > 0 {

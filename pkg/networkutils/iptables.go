@@ -249,24 +249,9 @@ func (c *iptClient) reconcileShared(ctx context.Context, ch iptChain, record fun
 		}
 		return errors.Join(errs...)
 	}
-	// Our rules must keep their relative order (the connmark restore must
-	// follow the jump that sets the mark): keep the longest matching prefix,
-	// then delete and re-append the rest.
-	k := 0
-	for k < len(ours) && k < len(ch.Rules) && sameRule(ours[k], ch.Rules[k]) {
-		k++
-	}
-	for _, r := range ours[k:] {
-		del(r)
-	}
-	for _, r := range ch.Rules[k:] {
-		if err := c.do(ctx, func() error { return c.ipt.Append(ch.Table, ch.Name, r...) }); err != nil {
-			errs = append(errs, fmt.Errorf("%s -t %s -A %s %s: %w", c.name, ch.Table, ch.Name, r, err))
-			continue
-		}
-		record(fmt.Sprintf("-t %s -A %s %s", ch.Table, ch.Name, r))
-	}
-	return errors.Join(errs...)
+	// Our rules keep their relative order (the connmark restore must
+	// follow the jump that sets the mark).
+	return c.converge(ctx, ch, cur, ownedRule, record)
 }
 
 // reconcileOwned makes an owned chain hold exactly ch.Rules, in order,
@@ -276,47 +261,5 @@ func (c *iptClient) reconcileOwned(ctx context.Context, ch iptChain, record func
 	if err != nil {
 		return err
 	}
-	var errs []error
-	// Drop what is not wanted (or wanted fewer times), bottom-up so rule
-	// numbers stay valid.
-	need := slices.Clone(ch.Rules)
-	keep := make([]bool, len(cur))
-	for i, r := range cur {
-		if j := indexRule(need, r); j >= 0 {
-			need = slices.Delete(need, j, j+1)
-			keep[i] = true
-		}
-	}
-	for i := len(cur) - 1; i >= 0; i-- {
-		if keep[i] {
-			continue
-		}
-		if err := c.do(ctx, func() error { return c.ipt.DeleteById(ch.Table, ch.Name, i+1) }); err != nil {
-			errs = append(errs, fmt.Errorf("%s -t %s -D %s %d (%s): %w", c.name, ch.Table, ch.Name, i+1, cur[i], err))
-			return errors.Join(errs...) // numbering is now unknown
-		}
-		record(fmt.Sprintf("-t %s -D %s %s", ch.Table, ch.Name, cur[i]))
-		cur = slices.Delete(cur, i, i+1)
-	}
-	// cur is now a sub-multiset of the wanted rules; fix order and fill gaps.
-	for i, w := range ch.Rules {
-		if i < len(cur) && sameRule(cur[i], w) {
-			continue
-		}
-		if j := indexRule(cur[i:], w); j >= 0 {
-			if err := c.do(ctx, func() error { return c.ipt.DeleteById(ch.Table, ch.Name, i+j+1) }); err != nil {
-				errs = append(errs, fmt.Errorf("%s -t %s -D %s %d (%s): %w", c.name, ch.Table, ch.Name, i+j+1, w, err))
-				return errors.Join(errs...)
-			}
-			record(fmt.Sprintf("-t %s -D %s %s", ch.Table, ch.Name, w))
-			cur = slices.Delete(cur, i+j, i+j+1)
-		}
-		if err := c.do(ctx, func() error { return c.ipt.Insert(ch.Table, ch.Name, i+1, w...) }); err != nil {
-			errs = append(errs, fmt.Errorf("%s -t %s -I %s %d %s: %w", c.name, ch.Table, ch.Name, i+1, w, err))
-			return errors.Join(errs...)
-		}
-		record(fmt.Sprintf("-t %s -I %s %d %s", ch.Table, ch.Name, i+1, w))
-		cur = slices.Insert(cur, i, w)
-	}
-	return errors.Join(errs...)
+	return c.converge(ctx, ch, cur, nil, record)
 }
