@@ -199,7 +199,10 @@ func deleteMainSubnetRoute(link netlink.Link, subnet netip.Prefix) error {
 
 // TeardownENI removes what SetupENI added for an ENI that is going away:
 // every rule whose source is the ENI's primary IP and every route of its
-// table.
+// table, except routes through a link wired for another ENI. EC2 hands a
+// detached ENI's device index, and so its table, to the next ENI, and
+// ipamd may set that one up before it tears the old one down: its routes
+// are not the old ENI's to remove.
 func (n *Network) TeardownENI(ctx context.Context, primaryIP netip.Addr, table int) error {
 	if !primaryIP.IsValid() {
 		return errors.New("teardown ENI: primary IP is not set")
@@ -227,11 +230,46 @@ func (n *Network) TeardownENI(ctx context.Context, primaryIP netip.Addr, table i
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("teardown ENI %s: list table %d: %w", primaryIP, table, err))...)
 	}
+	taken := map[int]bool{} // link index → wired for another ENI
 	for _, r := range routes {
+		if _, seen := taken[r.LinkIndex]; !seen {
+			taken[r.LinkIndex] = wiredForAnother(r.LinkIndex, primaryIP)
+		}
+		if taken[r.LinkIndex] {
+			n.log.DebugContext(ctx, "teardown ENI: route belongs to the ENI that took the table", "ip", primaryIP, "table", table, "route", r.String())
+			continue
+		}
 		if err := netlink.RouteDel(&r); err != nil && !isNotExist(err) {
 			errs = append(errs, fmt.Errorf("teardown ENI %s: delete route %s from table %d: %w", primaryIP, r, table, err))
 		}
 	}
 	n.log.DebugContext(ctx, "ENI torn down", "ip", primaryIP, "table", table)
 	return errors.Join(errs...)
+}
+
+// wiredForAnother reports whether the link with index idx carries a global
+// address of primaryIP's family other than primaryIP (and not primaryIP
+// itself): SetupENI gives an ENI's link its primary address only, so such
+// a link was wired for another ENI. A link that is gone or unreadable, or
+// still holds primaryIP, is not.
+func wiredForAnother(idx int, primaryIP netip.Addr) bool {
+	link, err := netlink.LinkByIndex(idx)
+	if err != nil {
+		return false
+	}
+	addrs, err := dump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, family(primaryIP)) })
+	if err != nil {
+		return false
+	}
+	other := false
+	for _, a := range addrs {
+		p := ipNetToPrefix(a.IPNet)
+		switch {
+		case p.Addr() == primaryIP:
+			return false
+		case p.Addr().IsGlobalUnicast() && !p.Addr().IsLinkLocalUnicast():
+			other = true
+		}
+	}
+	return other
 }

@@ -62,13 +62,25 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}
-	errs = append(errs, ipt4.reconcile(want.IPv4, []string{"nat"}, &res.Changes))
+	// Marking moves between iptables and nftables (a change of backend or
+	// iptables flavour): the new marking goes in before the old comes out,
+	// so no new pod connection goes unmarked in between. Both at once
+	// set the same bits.
+	if want.NFT != nil {
+		errs = append(errs, reconcileNFT(want.NFT, &res.Changes))
+	}
+	// Another process may hold the xtables lock for long: wait for it,
+	// but not past ctx nor xtablesPatience, so that a stuck lock fails
+	// this reconcile instead of hanging ipamd.
+	lockCtx, cancel := context.WithTimeout(ctx, n.xtablesPatience)
+	defer cancel()
+	errs = append(errs, ipt4.reconcile(lockCtx, want.IPv4, []string{"nat"}, &res.Changes))
 
 	// ip6tables is needed only when something of ours may live there.
 	ipt6, err := newIPTClient(ip6tablesPath(cfg.IPTablesPath), iptables.ProtocolIPv6)
 	switch {
 	case err == nil:
-		errs = append(errs, ipt6.reconcile(want.IPv6, nil, &res.Changes))
+		errs = append(errs, ipt6.reconcile(lockCtx, want.IPv6, nil, &res.Changes))
 	case hasRules(want.IPv6):
 		errs = append(errs, fmt.Errorf("ip6tables: %w", err))
 	default:
@@ -79,14 +91,16 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	// the flavour in use.
 	other := otherFlavour(cfg.IPTablesPath, legacy)
 	for _, bin := range []string{other, ip6tablesPath(other)} {
-		if err := purgeFlavour(ctx, bin, &res.Changes); err != nil {
+		if err := purgeFlavour(lockCtx, bin, &res.Changes); err != nil {
 			n.log.WarnContext(ctx, "could not remove our rules from the other iptables flavour", "binary", bin, "err", err)
 		}
 	}
 	if ctx.Err() != nil {
 		return res, errors.Join(append(errs, ctx.Err())...)
 	}
-	errs = append(errs, reconcileNFT(want.NFT, &res.Changes))
+	if want.NFT == nil {
+		errs = append(errs, reconcileNFT(nil, &res.Changes))
+	}
 
 	err = errors.Join(errs...)
 	if len(res.Changes) > 0 {

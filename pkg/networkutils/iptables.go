@@ -1,6 +1,7 @@
 package networkutils
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -18,8 +19,14 @@ type iptClient struct {
 	name string // binary name, for change and error messages
 }
 
+// lockWaitStep is how long, in seconds, one iptables command waits for the
+// xtables lock another process holds before iptClient.do looks at the
+// context again: go-iptables' default `--wait` without a bound would wait
+// as long as that process holds the lock, whatever the context says.
+const lockWaitStep = 1
+
 func newIPTClient(path string, proto iptables.Protocol) (*iptClient, error) {
-	ipt, err := iptables.New(iptables.IPFamily(proto), iptables.Path(path))
+	ipt, err := iptables.New(iptables.IPFamily(proto), iptables.Path(path), iptables.Timeout(lockWaitStep))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -33,9 +40,34 @@ func ip6tablesPath(path string) string {
 	return dir + strings.Replace(base, "iptables", "ip6tables", 1)
 }
 
+// do runs the iptables command f, again as long as another process holds
+// the xtables lock and ctx is not done.
+func (c *iptClient) do(ctx context.Context, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", c.name, context.Cause(ctx))
+	}
+	for {
+		err := f()
+		if err == nil || !lockBusy(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("gave up waiting for the xtables lock: %w", errors.Join(err, context.Cause(ctx)))
+		}
+	}
+}
+
+// lockBusy reports whether err is iptables giving up on a lock held by
+// another process (exit status 4, RESOURCE_PROBLEM).
+func lockBusy(err error) bool {
+	var e *iptables.Error
+	return errors.As(err, &e) && e.ExitStatus() == 4 && strings.Contains(e.Error(), "xtables lock")
+}
+
 // list returns the rules of chain as specs without the "-A CHAIN" prefix.
-func (c *iptClient) list(table, chain string) ([]iptRule, error) {
-	lines, err := c.ipt.List(table, chain)
+func (c *iptClient) list(ctx context.Context, table, chain string) ([]iptRule, error) {
+	var lines []string
+	err := c.do(ctx, func() (err error) { lines, err = c.ipt.List(table, chain); return err })
 	if err != nil {
 		return nil, fmt.Errorf("%s -t %s -S %s: %w", c.name, table, chain, err)
 	}
@@ -104,7 +136,7 @@ func indexRule(rs []iptRule, r iptRule) int {
 // every change. ownedTables are scanned for stale chains of ours even when
 // want has none there. Failures are collected so one bad rule does not stop
 // the rest.
-func (c *iptClient) reconcile(want iptState, ownedTables []string, changes *[]string) error {
+func (c *iptClient) reconcile(ctx context.Context, want iptState, ownedTables []string, changes *[]string) error {
 	var errs []error
 	record := func(s string) { *changes = append(*changes, c.name+" "+s) }
 
@@ -117,7 +149,8 @@ func (c *iptClient) reconcile(want iptState, ownedTables []string, changes *[]st
 		}
 	}
 	for _, t := range tables {
-		chains, err := c.ipt.ListChains(t)
+		var chains []string
+		err := c.do(ctx, func() (err error) { chains, err = c.ipt.ListChains(t); return err })
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s -t %s -S: %w", c.name, t, err))
 			continue
@@ -129,7 +162,7 @@ func (c *iptClient) reconcile(want iptState, ownedTables []string, changes *[]st
 		if !ok || slices.Contains(chains, ch.Name) {
 			continue
 		}
-		if err := c.ipt.NewChain(ch.Table, ch.Name); err != nil {
+		if err := c.do(ctx, func() error { return c.ipt.NewChain(ch.Table, ch.Name) }); err != nil {
 			errs = append(errs, fmt.Errorf("%s -t %s -N %s: %w", c.name, ch.Table, ch.Name, err))
 			continue
 		}
@@ -139,12 +172,12 @@ func (c *iptClient) reconcile(want iptState, ownedTables []string, changes *[]st
 	// Shared chains first: they hold the jumps into chains that may be
 	// about to go away.
 	for _, ch := range want.Shared {
-		if err := c.reconcileShared(ch, record); err != nil {
+		if err := c.reconcileShared(ctx, ch, record); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for _, ch := range want.Chains {
-		if err := c.reconcileOwned(ch, record); err != nil {
+		if err := c.reconcileOwned(ctx, ch, record); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -161,12 +194,12 @@ func (c *iptClient) reconcile(want iptState, ownedTables []string, changes *[]st
 		}
 	}
 	for _, s := range stale {
-		if err := c.ipt.ClearChain(s[0], s[1]); err != nil {
+		if err := c.do(ctx, func() error { return c.ipt.ClearChain(s[0], s[1]) }); err != nil {
 			errs = append(errs, fmt.Errorf("%s -t %s -F %s: %w", c.name, s[0], s[1], err))
 		}
 	}
 	for _, s := range stale {
-		if err := c.ipt.DeleteChain(s[0], s[1]); err != nil {
+		if err := c.do(ctx, func() error { return c.ipt.DeleteChain(s[0], s[1]) }); err != nil {
 			errs = append(errs, fmt.Errorf("%s -t %s -X %s: %w", c.name, s[0], s[1], err))
 			continue
 		}
@@ -177,8 +210,8 @@ func (c *iptClient) reconcile(want iptState, ownedTables []string, changes *[]st
 
 // reconcileShared makes our rules in a built-in chain equal ch.Rules
 // without touching anyone else's rules.
-func (c *iptClient) reconcileShared(ch iptChain, record func(string)) error {
-	cur, err := c.list(ch.Table, ch.Name)
+func (c *iptClient) reconcileShared(ctx context.Context, ch iptChain, record func(string)) error {
+	cur, err := c.list(ctx, ch.Table, ch.Name)
 	if err != nil {
 		return err
 	}
@@ -190,7 +223,7 @@ func (c *iptClient) reconcileShared(ch iptChain, record func(string)) error {
 	}
 	var errs []error
 	del := func(r iptRule) {
-		if err := c.ipt.Delete(ch.Table, ch.Name, r...); err != nil {
+		if err := c.do(ctx, func() error { return c.ipt.Delete(ch.Table, ch.Name, r...) }); err != nil {
 			errs = append(errs, fmt.Errorf("%s -t %s -D %s %s: %w", c.name, ch.Table, ch.Name, r, err))
 			return
 		}
@@ -208,7 +241,7 @@ func (c *iptClient) reconcileShared(ch iptChain, record func(string)) error {
 			del(r)
 		}
 		for i := len(need) - 1; i >= 0; i-- {
-			if err := c.ipt.Insert(ch.Table, ch.Name, 1, need[i]...); err != nil {
+			if err := c.do(ctx, func() error { return c.ipt.Insert(ch.Table, ch.Name, 1, need[i]...) }); err != nil {
 				errs = append(errs, fmt.Errorf("%s -t %s -I %s 1 %s: %w", c.name, ch.Table, ch.Name, need[i], err))
 				continue
 			}
@@ -216,74 +249,17 @@ func (c *iptClient) reconcileShared(ch iptChain, record func(string)) error {
 		}
 		return errors.Join(errs...)
 	}
-	// Our rules must keep their relative order (the connmark restore must
-	// follow the jump that sets the mark): keep the longest matching prefix,
-	// then delete and re-append the rest.
-	k := 0
-	for k < len(ours) && k < len(ch.Rules) && sameRule(ours[k], ch.Rules[k]) {
-		k++
-	}
-	for _, r := range ours[k:] {
-		del(r)
-	}
-	for _, r := range ch.Rules[k:] {
-		if err := c.ipt.Append(ch.Table, ch.Name, r...); err != nil {
-			errs = append(errs, fmt.Errorf("%s -t %s -A %s %s: %w", c.name, ch.Table, ch.Name, r, err))
-			continue
-		}
-		record(fmt.Sprintf("-t %s -A %s %s", ch.Table, ch.Name, r))
-	}
-	return errors.Join(errs...)
+	// Our rules keep their relative order (the connmark restore must
+	// follow the jump that sets the mark).
+	return c.converge(ctx, ch, cur, ownedRule, record)
 }
 
 // reconcileOwned makes an owned chain hold exactly ch.Rules, in order,
 // changing only the rules that differ.
-func (c *iptClient) reconcileOwned(ch iptChain, record func(string)) error {
-	cur, err := c.list(ch.Table, ch.Name)
+func (c *iptClient) reconcileOwned(ctx context.Context, ch iptChain, record func(string)) error {
+	cur, err := c.list(ctx, ch.Table, ch.Name)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	// Drop what is not wanted (or wanted fewer times), bottom-up so rule
-	// numbers stay valid.
-	need := slices.Clone(ch.Rules)
-	keep := make([]bool, len(cur))
-	for i, r := range cur {
-		if j := indexRule(need, r); j >= 0 {
-			need = slices.Delete(need, j, j+1)
-			keep[i] = true
-		}
-	}
-	for i := len(cur) - 1; i >= 0; i-- {
-		if keep[i] {
-			continue
-		}
-		if err := c.ipt.DeleteById(ch.Table, ch.Name, i+1); err != nil {
-			errs = append(errs, fmt.Errorf("%s -t %s -D %s %d (%s): %w", c.name, ch.Table, ch.Name, i+1, cur[i], err))
-			return errors.Join(errs...) // numbering is now unknown
-		}
-		record(fmt.Sprintf("-t %s -D %s %s", ch.Table, ch.Name, cur[i]))
-		cur = slices.Delete(cur, i, i+1)
-	}
-	// cur is now a sub-multiset of the wanted rules; fix order and fill gaps.
-	for i, w := range ch.Rules {
-		if i < len(cur) && sameRule(cur[i], w) {
-			continue
-		}
-		if j := indexRule(cur[i:], w); j >= 0 {
-			if err := c.ipt.DeleteById(ch.Table, ch.Name, i+j+1); err != nil {
-				errs = append(errs, fmt.Errorf("%s -t %s -D %s %d (%s): %w", c.name, ch.Table, ch.Name, i+j+1, w, err))
-				return errors.Join(errs...)
-			}
-			record(fmt.Sprintf("-t %s -D %s %s", ch.Table, ch.Name, w))
-			cur = slices.Delete(cur, i+j, i+j+1)
-		}
-		if err := c.ipt.Insert(ch.Table, ch.Name, i+1, w...); err != nil {
-			errs = append(errs, fmt.Errorf("%s -t %s -I %s %d %s: %w", c.name, ch.Table, ch.Name, i+1, w, err))
-			return errors.Join(errs...)
-		}
-		record(fmt.Sprintf("-t %s -I %s %d %s", ch.Table, ch.Name, i+1, w))
-		cur = slices.Insert(cur, i, w)
-	}
-	return errors.Join(errs...)
+	return c.converge(ctx, ch, cur, nil, record)
 }

@@ -24,6 +24,11 @@ type Network struct {
 
 	// hostMu serialises ReconcileHost: two concurrent diffs would fight.
 	hostMu sync.Mutex
+
+	// xtablesPatience bounds how long one ReconcileHost waits for the
+	// xtables lock another process (kube-proxy, a user's iptables) holds;
+	// the next reconcile tries again.
+	xtablesPatience time.Duration
 }
 
 // New returns a Network that logs to log (nil means discard).
@@ -31,7 +36,8 @@ func New(log *slog.Logger) *Network {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Network{log: log, linkPatience: 15 * time.Second, linkFirstPoll: 20 * time.Millisecond, linkMaxPoll: time.Second}
+	return &Network{log: log, linkPatience: 15 * time.Second, linkFirstPoll: 20 * time.Millisecond, linkMaxPoll: time.Second,
+		xtablesPatience: 30 * time.Second}
 }
 
 // Link is the part of a kernel link ipamd cares about.
