@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, handoff *no
 	acfg := awsutils.Config{
 		EC2Endpoint: cfg.EC2Endpoint, IMDSEndpoint: cfg.IMDSEndpoint, HTTPTimeout: cfg.HTTPTimeout,
 		Version: cfg.Version, ClusterName: cfg.ClusterName, AdditionalTags: cfg.AdditionalENITags,
-		IMDSOnly: cfg.IMDSOnlyMode, Observer: m, Calls: track,
+		IMDSOnly: cfg.IMDSOnlyMode, Observer: m, Calls: track, Retry: ipamd.EC2Retry(),
 	}
 	md, err := awsutils.NewMetadata(acfg)
 	if err != nil {

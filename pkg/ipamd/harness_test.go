@@ -135,6 +135,7 @@ type harness struct {
 	n        *IPAM
 	srv      *Server
 	dir      string
+	retry    *awsutils.RetryConfig // harnessOpts.retry
 }
 
 type harnessOpts struct {
@@ -147,6 +148,9 @@ type harnessOpts struct {
 	podLinks     PodLinks     // nil: links
 	kube         Kubernetes   // nil: no API server
 	log          *slog.Logger // nil: discarded (or stderr with IPAMD_TEST_LOG)
+	// retry, when set, is the EC2 retryer's configuration instead of
+	// the harness's few quick attempts.
+	retry *awsutils.RetryConfig
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -159,7 +163,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		o.scenario(&sc)
 	}
 	env := simtest.Start(t, sc)
-	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links, podLinks: o.podLinks, kube: o.kube, log: o.log}
+	h := &harness{t: t, env: env, host: newFakeHost(), dir: t.TempDir(), links: o.links, podLinks: o.podLinks, kube: o.kube, log: o.log,
+		retry: o.retry}
 	h.cfg = config.Defaults()
 	h.cfg.BackingStore = filepath.Join(h.dir, "ipam.json")
 	h.cfg.SocketPath = filepath.Join(h.dir, "ipamd.sock")
@@ -204,6 +209,9 @@ func (h *harness) connect(times Intervals) {
 		DetachPoll: awsutils.Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond},
 		Limits:     awsutils.RateLimits{Disabled: true},
 		Calls:      track,
+	}
+	if h.retry != nil {
+		acfg.Retry = *h.retry
 	}
 	md, err := awsutils.NewMetadata(acfg)
 	if err != nil {
