@@ -164,6 +164,8 @@ type Controller struct {
 	// sweepSeen: when the start-up sweep first saw each Node and CNINode
 	// (firstseen.go).
 	sweepSeen *firstSeen
+	// spared: branches the sweep left to running pods (sparedbranches.go).
+	spared *sparedBranches
 }
 
 // New validates cfg and builds a controller; SetupWithManager wires it.
@@ -176,5 +178,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), toldGroups: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen()}, nil
+		kick: make(chan event.GenericEvent, 16), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen(), spared: &sparedBranches{}}, nil
 }

@@ -43,13 +43,14 @@ func (c *Controller) deleteCooled(ctx context.Context, now time.Time) {
 // exist (their delete event was missed) and branches tagged with a trunk
 // that nothing holds (a crash between create and annotate). The first
 // pass, at start, also sweeps the branches of instances no node names
-// (lostbranches.go), then each pass until that succeeds once.
+// (lostbranches.go), then each pass until that succeeds once, and again
+// once a pod it spared a branch for has ended (sparedbranches.go).
 func (c *Controller) runGC(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.GCInterval)
 	defer t.Stop()
 	swept := false
 	for {
-		if !swept {
+		if !swept || c.sparedPodEnded(ctx) {
 			err := c.sweepLostBranches(ctx)
 			swept = err == nil
 			// Told once per cause: a Node that never gets a providerID

@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
 )
@@ -161,7 +163,27 @@ func (c *Controller) sweepLostBranches(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("branch ENIs of gone instances: %w", err)
 	}
-	for inst, bs := range lostBranches(found, c.cfg.ClusterName, c.reg.trunkHeld, kept) {
+	lost := lostBranches(found, c.cfg.ClusterName, c.reg.trunkHeld, kept)
+	// Listed after the describe, from the API server: a pod annotated
+	// since names a branch made by a trunk state this process holds.
+	var claims []podClaim
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if id := InstanceIDFromProviderID(n.Spec.ProviderID); id == "" || len(lost[id]) == 0 {
+			continue
+		}
+		var pods corev1.PodList
+		if err := c.api.List(ctx, &pods, ctrl.MatchingFields{podNodeField: n.Name}); err != nil {
+			return fmt.Errorf("branch ENIs of gone instances: listing the pods of node %s: %w", n.Name, err)
+		}
+		claims = append(claims, runningClaims(pods.Items)...)
+	}
+	spared := spare(lost, claims)
+	c.spared.set(spared)
+	if len(spared) > 0 {
+		c.cfg.Log.Info("keeping the branch ENIs running pods use on nodes without SGP until the pods end", "count", len(spared))
+	}
+	for inst, bs := range lost {
 		if n := c.startBranchDeletes(ctx, inst, bs); n > 0 {
 			c.cfg.Log.Info("deleting the branch ENIs of an instance no SGP node names", "instance", inst, "count", n)
 		}

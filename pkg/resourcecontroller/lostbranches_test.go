@@ -3,6 +3,7 @@ package resourcecontroller
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -183,5 +184,43 @@ func TestFirstSeen(t *testing.T) {
 	}
 	if got := f.see([]types.UID{"b"}, t0.Add(2*time.Minute)); !got["b"].Equal(t0.Add(2 * time.Minute)) {
 		t.Errorf("b seen again after it was gone: %v, want new", got)
+	}
+}
+
+// A branch a running pod's annotation names is spared; a completed pod's
+// and an unclaimed one are not, and an instance left with none is dropped.
+func TestSpareRunningClaims(t *testing.T) {
+	ann := func(ids ...string) map[string]string {
+		var enis []BranchENI
+		for i, id := range ids {
+			enis = append(enis, BranchENI{ENIID: id, MAC: "02:00:00:00:00:01", PrivateIP: "10.0.0.9", VlanID: i + 1})
+		}
+		raw, err := EncodeAnnotation(enis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{PodENIAnnotation: raw}
+	}
+	pods := []corev1.Pod{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "run", UID: "u-run", Annotations: ann("eni-run")}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "done", UID: "u-done", Annotations: ann("eni-done")}, Status: corev1.PodStatus{Phase: corev1.PodSucceeded}},
+	}
+	lost := map[string][]BranchENI{
+		"i-a": {{ENIID: "eni-run"}, {ENIID: "eni-done"}, {ENIID: "eni-orphan"}},
+		"i-b": {{ENIID: "eni-run2"}},
+	}
+	pods = append(pods, corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "run2", UID: "u-run2", Annotations: ann("eni-run2")}})
+	spared := spare(lost, runningClaims(pods))
+	wantLost := map[string][]BranchENI{"i-a": {{ENIID: "eni-done"}, {ENIID: "eni-orphan"}}}
+	if !reflect.DeepEqual(lost, wantLost) {
+		t.Errorf("lost %v, want %v", lost, wantLost)
+	}
+	var got []string
+	for _, c := range spared {
+		got = append(got, c.eni+"@"+c.pod.Name)
+	}
+	slices.Sort(got)
+	if want := []string{"eni-run2@run2", "eni-run@run"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("spared %v, want %v", got, want)
 	}
 }

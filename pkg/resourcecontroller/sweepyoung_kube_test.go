@@ -64,18 +64,7 @@ func sweepReRegistered(t *testing.T, node, live, gone string, clock func() time.
 
 	h.removeNodeNow(node)
 	h.removeNodeNow(goneNode)
-	n := h.addNode(node, live, nil)
-	yes := true
-	cn := &k8s.CNINode{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: node, Labels: map[string]string{labelOS: "linux"}, Finalizers: []string{CNINodeFinalizer},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: n.UID, Controller: &yes, BlockOwnerDeletion: &yes}},
-		},
-		Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagClusterName: "test", awsutils.TagInstanceID: live}},
-	}
-	if err := h.admin.Create(context.Background(), cn); err != nil {
-		t.Fatal(err)
-	}
+	h.remakeCNINode(h.addNode(node, live, nil), live)
 
 	startController(t, h)
 	waitFor(t, 30*time.Second, "the gone instance's branch swept", func() (bool, string) {
@@ -89,6 +78,24 @@ func sweepReRegistered(t *testing.T, node, live, gone string, clock func() time.
 	}
 	if held := h.ctrl.reg.held(node, h.podUID("a")); !slices.ContainsFunc(held, func(b BranchENI) bool { return b.ENIID == a[0].ENIID }) {
 		t.Errorf("pod a holds %v, want its branch %s", held, a[0].ENIID)
+	}
+}
+
+// remakeCNINode makes the CNINode of Node n of instanceID as the
+// controller does, without features: the one made for a Node registered
+// again.
+func (h *harness) remakeCNINode(n *corev1.Node, instanceID string) {
+	h.t.Helper()
+	yes := true
+	cn := &k8s.CNINode{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: n.Name, Labels: map[string]string{labelOS: "linux"}, Finalizers: []string{CNINodeFinalizer},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID, Controller: &yes, BlockOwnerDeletion: &yes}},
+		},
+		Spec: k8s.CNINodeSpec{Tags: map[string]string{awsutils.TagClusterName: "test", awsutils.TagInstanceID: instanceID}},
+	}
+	if err := h.admin.Create(context.Background(), cn); err != nil {
+		h.t.Fatal(err)
 	}
 }
 

@@ -12,10 +12,13 @@ import (
 // TestKubeUnmanagedFailedDeletesSweptAfterRestart: a node loses SGP while
 // EC2 refuses both the disassociate and the delete of its branch, so the
 // branch stays in use on the still-attached trunk and its delete is only
-// in the GC retry list. The controller restarts with EC2 well again: the
-// branch must be deleted, while another SGP node's pod keeps its branch.
-// Before, nothing deleted it: the node holds no trunk state and no
-// pod-eni, the sweep skipped it as named, and the cluster cleaner only
+// in the GC retry list. The controller restarts with EC2 well again. Its
+// pod still runs: after a restart nothing tells this node from one whose
+// CNINode was made again without the feature
+// (TestKubeSweepSparesRunningPodsOfRemadeNode), so the branch stays while
+// the pod runs, and must be deleted once the pod is, while another SGP
+// node's pod keeps its branch. Before the sweep, nothing deleted it: the
+// node holds no trunk state and no pod-eni, and the cluster cleaner only
 // takes available ENIs.
 func TestKubeUnmanagedFailedDeletesSweptAfterRestart(t *testing.T) {
 	w := newWorld(t)
@@ -49,6 +52,14 @@ func TestKubeUnmanagedFailedDeletesSweptAfterRestart(t *testing.T) {
 		t.Fatalf("branches %v: pod a's %s already gone before the restart", ids, a[0].ENIID)
 	}
 	startController(t, h)
+	waitFor(t, 30*time.Second, "the sweep to keep the running pod's branch", func() (bool, string) {
+		spared := h.ctrl.spared.get()
+		return slices.ContainsFunc(spared, func(c podClaim) bool { return c.eni == a[0].ENIID }), fmt.Sprint(spared)
+	})
+	if ids := branchIDs(w.branches()); !slices.Contains(ids, a[0].ENIID) {
+		t.Fatalf("branches %v: running pod a's %s deleted", ids, a[0].ENIID)
+	}
+	h.deletePod("a")
 	waitFor(t, 30*time.Second, "the unmanaged node's branch deleted", func() (bool, string) {
 		ids := branchIDs(w.branches())
 		return !slices.Contains(ids, a[0].ENIID), fmt.Sprint(ids)
