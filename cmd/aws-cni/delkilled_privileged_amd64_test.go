@@ -17,39 +17,45 @@ import (
 // that it knows no such pod, so only the node can tell the retry what the
 // killed DEL left. The retried DEL (run twice) and the sandbox's removal
 // must leave the node as it was with pod C alone, whichever the kill
-// point, with and without the prevResult the runtime passes. Before, a
-// kill between the route's removal and the rules' left the pod's rules
-// (512 to the pod, 1536 from it to its ENI's table) for good.
+// point, with and without the prevResult the runtime passes, for IPv4 and
+// IPv6 pods. Before, a kill between the route's removal and the rules'
+// left the pod's rules (512 to the pod, 1536 from it to its ENI's table)
+// for good.
 func TestPrivilegedDelKilledMidway(t *testing.T) {
 	testutil.Privileged(t)
-	for _, withPrev := range []bool{true, false} {
-		t.Run(fmt.Sprintf("prevResult=%v", withPrev), func(t *testing.T) {
-			n := newNode(t, "192.168.0.10")
-			ipamdC := startFakeIpamd(t, allocation{ip: "10.0.0.41", deviceNumber: 1, routeTable: 2})
-			addC := call{command: "ADD", containerID: "ctr-c", netns: testutil.NewNS(t).Path(), ifName: "eth0",
-				podName: "c", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamdC.socket}
-			n.run(t, addC).mustSucceed(t, "ADD c")
-			withC := snapshot(t, n.ns.Path())
-			for point := 1; ; point++ {
-				if !n.delKilledAt(t, point, withPrev, withC) {
-					if point < 3 {
-						t.Fatalf("the DEL made only %d netlink requests", point-1)
+	for _, f := range []struct{ family, node, a, c string }{
+		{"IPv4", "192.168.0.10", "10.0.0.40", "10.0.0.41"},
+		{"IPv6", "2001:db8:ff::10", "2001:db8:1::40", "2001:db8:1::41"},
+	} {
+		for _, withPrev := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/prevResult=%v", f.family, withPrev), func(t *testing.T) {
+				n := newNode(t, f.node)
+				ipamdC := startFakeIpamd(t, allocation{ip: f.c, deviceNumber: 1, routeTable: 2})
+				addC := call{command: "ADD", containerID: "ctr-c", netns: testutil.NewNS(t).Path(), ifName: "eth0",
+					podName: "c", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamdC.socket}
+				n.run(t, addC).mustSucceed(t, "ADD c")
+				withC := snapshot(t, n.ns.Path())
+				for point := 1; ; point++ {
+					if !n.delKilledAt(t, point, f.a, withPrev, withC) {
+						if point < 3 {
+							t.Fatalf("the DEL made only %d netlink requests", point-1)
+						}
+						return
 					}
-					return
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
-// delKilledAt wires pod a, runs its DEL killed at its point-th netlink
+// delKilledAt wires pod a with address addr, runs its DEL killed at its point-th netlink
 // request once ipamd has released the address, retries the DEL and checks
 // the node is want. It reports false when the DEL ended before that
 // request (every point is then covered).
-func (n node) delKilledAt(t *testing.T, point int, withPrev bool, want []string) bool {
+func (n node) delKilledAt(t *testing.T, point int, addr string, withPrev bool, want []string) bool {
 	t.Helper()
 	ctr := fmt.Sprintf("ctr-a-%d", point)
-	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.40", deviceNumber: 1, routeTable: 2})
+	ipamd := startFakeIpamd(t, allocation{ip: addr, deviceNumber: 1, routeTable: 2})
 	defer ipamd.stop()
 	podNS := testutil.NewNS(t)
 	add := call{command: "ADD", containerID: ctr, netns: podNS.Path(), ifName: "eth0",
