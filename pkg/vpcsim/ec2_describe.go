@@ -518,7 +518,15 @@ func (s *Sim) describeAvailabilityZones(p *params) (any, error) {
 }
 
 type tagRow struct {
+	rank                int // the kind's place in the list
 	id, typ, key, value string
+}
+
+// cursor is the row's unique key, sorting as the rows are listed (by
+// kind, then id, then tag key), so DescribeTags pages by position, not by
+// offset, as the other describes do.
+func (r tagRow) cursor() string {
+	return fmt.Sprintf("%d\x00%s\x00%s", r.rank, r.id, r.key)
 }
 
 func (s *Sim) describeTags(p *params) (any, error) {
@@ -538,25 +546,25 @@ func (s *Sim) describeTags(p *params) (any, error) {
 	}
 	err := s.do(false, func(w *world) error {
 		var rows []tagRow
-		add := func(id, typ string, m map[string]string) {
+		add := func(rank int, id, typ string, m map[string]string) {
 			for _, t := range tagsXML(m) {
-				rows = append(rows, tagRow{id, typ, t.Key, t.Value})
+				rows = append(rows, tagRow{rank, id, typ, t.Key, t.Value})
 			}
 		}
 		for _, id := range sortedKeys(w.instances) {
-			add(id, "instance", w.instances[id].tags)
+			add(0, id, "instance", w.instances[id].tags)
 		}
 		for _, id := range sortedKeys(w.enis) {
-			add(id, "network-interface", w.enis[id].tags)
+			add(1, id, "network-interface", w.enis[id].tags)
 		}
 		for _, id := range sortedKeys(w.subnets) {
-			add(id, "subnet", w.subnets[id].tags)
+			add(2, id, "subnet", w.subnets[id].tags)
 		}
 		for _, id := range sortedKeys(w.vpcs) {
-			add(id, "vpc", w.vpcs[id].tags)
+			add(3, id, "vpc", w.vpcs[id].tags)
 		}
 		for _, id := range sortedKeys(w.sgs) {
-			add(id, "security-group", w.sgs[id].tags)
+			add(4, id, "security-group", w.sgs[id].tags)
 		}
 		rows, err := applyFilters(rows, fs, func(r tagRow, name string) ([]string, bool) {
 			switch name {
@@ -574,7 +582,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		if err != nil {
 			return err
 		}
-		page, next, err := paginate(rows, p, 5, 1000, nil)
+		page, next, err := paginate(rows, p, 5, 1000, tagRow.cursor)
 		if err != nil {
 			return err
 		}
