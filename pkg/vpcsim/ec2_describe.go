@@ -217,12 +217,29 @@ func (s *Sim) describeInstances(p *params) (any, error) {
 		idsNotWithMax: true,
 		render: func(w *world, v InstanceView) xmlReservation {
 			return xmlReservation{
-				ReservationID: "r-" + strings.TrimPrefix(v.ID, "i-"), OwnerID: w.account,
+				ReservationID: w.instances[v.ID].reservation, OwnerID: w.account,
 				Instances: []xmlInstance{s.instanceXML(w, v)},
 			}
 		},
 	}.run(s, p)
+	out.Reservations = joinReservations(out.Reservations)
 	return out, err
+}
+
+// joinReservations lists the instances of one launch on a page under one
+// reservation, as EC2 does, where the first of them is listed.
+func joinReservations(rs []xmlReservation) []xmlReservation {
+	var out []xmlReservation
+	at := map[string]int{}
+	for _, r := range rs {
+		if i, ok := at[r.ReservationID]; ok {
+			out[i].Instances = append(out[i].Instances, r.Instances...)
+			continue
+		}
+		at[r.ReservationID] = len(out)
+		out = append(out, r)
+	}
+	return out
 }
 
 func instanceTypeField(t InstanceType, name string) ([]string, bool) {
