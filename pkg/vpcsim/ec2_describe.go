@@ -217,12 +217,29 @@ func (s *Sim) describeInstances(p *params) (any, error) {
 		idsNotWithMax: true,
 		render: func(w *world, v InstanceView) xmlReservation {
 			return xmlReservation{
-				ReservationID: "r-" + strings.TrimPrefix(v.ID, "i-"), OwnerID: w.account,
+				ReservationID: w.instances[v.ID].reservation, OwnerID: w.account,
 				Instances: []xmlInstance{s.instanceXML(w, v)},
 			}
 		},
 	}.run(s, p)
+	out.Reservations = joinReservations(out.Reservations)
 	return out, err
+}
+
+// joinReservations lists the instances of one launch on a page under one
+// reservation, as EC2 does, where the first of them is listed.
+func joinReservations(rs []xmlReservation) []xmlReservation {
+	var out []xmlReservation
+	at := map[string]int{}
+	for _, r := range rs {
+		if i, ok := at[r.ReservationID]; ok {
+			out[i].Instances = append(out[i].Instances, r.Instances...)
+			continue
+		}
+		at[r.ReservationID] = len(out)
+		out = append(out, r)
+	}
+	return out
 }
 
 func instanceTypeField(t InstanceType, name string) ([]string, bool) {
@@ -518,7 +535,15 @@ func (s *Sim) describeAvailabilityZones(p *params) (any, error) {
 }
 
 type tagRow struct {
+	rank                int // the kind's place in the list
 	id, typ, key, value string
+}
+
+// cursor is the row's unique key, sorting as the rows are listed (by
+// kind, then id, then tag key), so DescribeTags pages by position, not by
+// offset, as the other describes do.
+func (r tagRow) cursor() string {
+	return fmt.Sprintf("%d\x00%s\x00%s", r.rank, r.id, r.key)
 }
 
 func (s *Sim) describeTags(p *params) (any, error) {
@@ -538,25 +563,25 @@ func (s *Sim) describeTags(p *params) (any, error) {
 	}
 	err := s.do(false, func(w *world) error {
 		var rows []tagRow
-		add := func(id, typ string, m map[string]string) {
+		add := func(rank int, id, typ string, m map[string]string) {
 			for _, t := range tagsXML(m) {
-				rows = append(rows, tagRow{id, typ, t.Key, t.Value})
+				rows = append(rows, tagRow{rank, id, typ, t.Key, t.Value})
 			}
 		}
 		for _, id := range sortedKeys(w.instances) {
-			add(id, "instance", w.instances[id].tags)
+			add(0, id, "instance", w.instances[id].tags)
 		}
 		for _, id := range sortedKeys(w.enis) {
-			add(id, "network-interface", w.enis[id].tags)
+			add(1, id, "network-interface", w.enis[id].tags)
 		}
 		for _, id := range sortedKeys(w.subnets) {
-			add(id, "subnet", w.subnets[id].tags)
+			add(2, id, "subnet", w.subnets[id].tags)
 		}
 		for _, id := range sortedKeys(w.vpcs) {
-			add(id, "vpc", w.vpcs[id].tags)
+			add(3, id, "vpc", w.vpcs[id].tags)
 		}
 		for _, id := range sortedKeys(w.sgs) {
-			add(id, "security-group", w.sgs[id].tags)
+			add(4, id, "security-group", w.sgs[id].tags)
 		}
 		rows, err := applyFilters(rows, fs, func(r tagRow, name string) ([]string, bool) {
 			switch name {
@@ -574,7 +599,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		if err != nil {
 			return err
 		}
-		page, next, err := paginate(rows, p, 5, 1000, nil)
+		page, next, err := paginate(rows, p, 5, 1000, tagRow.cursor)
 		if err != nil {
 			return err
 		}

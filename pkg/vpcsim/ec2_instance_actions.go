@@ -68,6 +68,7 @@ func (s *Sim) runInstances(p *params) (any, error) {
 	var out struct {
 		ReservationID string        `xml:"reservationId"`
 		OwnerID       string        `xml:"ownerId"`
+		Groups        []xmlGroup    `xml:"groupSet>item"`
 		Instances     []xmlInstance `xml:"instancesSet>item"`
 	}
 	err := s.mutate(p, func(w *world) error {
@@ -86,9 +87,10 @@ func (s *Sim) runInstances(p *params) (any, error) {
 			}
 			made = append(made, in)
 		}
-		out.OwnerID = w.account
-		out.ReservationID = "r-" + strconv.Itoa(len(w.instances))
+		// one launch, one reservation, named after its first instance
+		out.OwnerID, out.ReservationID = w.account, made[0].reservation
 		for _, in := range made {
+			in.reservation = out.ReservationID
 			out.Instances = append(out.Instances, s.instanceXML(w, w.instanceView(in)))
 		}
 		return nil

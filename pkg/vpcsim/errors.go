@@ -22,8 +22,10 @@ func (e *APIError) HTTPStatus() int {
 		return http.StatusServiceUnavailable
 	case "InternalError", "InternalFailure":
 		return http.StatusInternalServerError
-	case "UnauthorizedOperation", "AuthFailure":
+	case "UnauthorizedOperation":
 		return http.StatusForbidden
+	case "AuthFailure": // credentials EC2 cannot validate
+		return http.StatusUnauthorized
 	case "DryRunOperation":
 		return http.StatusPreconditionFailed
 	default:

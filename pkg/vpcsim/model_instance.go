@@ -3,6 +3,7 @@ package vpcsim
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
 func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
@@ -50,7 +51,7 @@ func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
 	in := &instance{
 		id: id, typ: typ, az: sn.az, subnetID: sn.id, vpcID: sn.vpcID, groups: groups,
 		tags: copyTags(spec.Tags), state: "running", imdsV1Disabled: spec.IMDSv1Disabled, imdsHopLimit: hops,
-		launched: w.now(),
+		launched: w.now(), reservation: "r-" + strings.TrimPrefix(id, "i-"),
 	}
 	events := len(w.events)
 	if spec.IPv6AddressCount < 0 || spec.IPv6AddressCount > typ.IPv6PerENI {

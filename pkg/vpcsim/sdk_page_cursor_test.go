@@ -50,3 +50,41 @@ func TestNextTokenContinuesAfterDeletedItems(t *testing.T) {
 		t.Errorf("deleting page by page saw %d of %d ENIs: %v, want %v", len(seen), len(want), seen, want)
 	}
 }
+
+// DescribeTags pages by position in its list as every other describe does:
+// a tag deleted from an earlier page does not make the next page skip one.
+// Before, its NextToken was an offset, so deleting each page's tags before
+// asking for the next page skipped as many later tags as were deleted.
+func TestDescribeTagsNextTokenContinuesAfterDeletedTags(t *testing.T) {
+	env := simtest.Start(t, simtest.Basic())
+	c := newEC2(env.EC2URL)
+	cx := ctx(t)
+	var want []string
+	for range 12 {
+		id := createENI(t, c, &ec2.CreateNetworkInterfaceInput{
+			SubnetId: aws.String(simtest.NodeSubnetID),
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeNetworkInterface, Tags: []types.Tag{
+				{Key: aws.String("leak"), Value: aws.String("yes")},
+			}}},
+		})
+		want = append(want, id)
+	}
+	in := &ec2.DescribeTagsInput{Filters: []types.Filter{filter("key", "leak")}, MaxResults: aws.Int32(5)}
+	var seen []string
+	for p := ec2.NewDescribeTagsPaginator(c, in); p.HasMorePages(); {
+		out, err := p.NextPage(cx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range out.Tags {
+			id := aws.ToString(tag.ResourceId)
+			seen = append(seen, id)
+			must[*ec2.DeleteTagsOutput](t)(c.DeleteTags(cx, &ec2.DeleteTagsInput{Resources: []string{id}, Tags: []types.Tag{{Key: aws.String("leak")}}}))
+		}
+	}
+	slices.Sort(seen)
+	slices.Sort(want)
+	if !slices.Equal(seen, want) {
+		t.Errorf("deleting page by page saw %d of %d tags: %v, want %v", len(seen), len(want), seen, want)
+	}
+}

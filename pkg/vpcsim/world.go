@@ -65,6 +65,7 @@ type secGroup struct {
 
 type instance struct {
 	id             string
+	reservation    string // the launch's reservation id, shared by the instances of one RunInstances
 	typ            InstanceType
 	az             string
 	subnetID       string
