@@ -84,6 +84,14 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	c.Egress = egress
 	c.Bandwidth = p.boolean("ENABLE_BANDWIDTH_PLUGIN", false)
 	c.DisablePodIPv6 = p.boolean("DISABLE_POD_V6", false)
+	// The tuning plugin's net.ipv6.conf.all.disable_ipv6=1 removes every
+	// IPv6 address in the pod, those given before it in the chain too.
+	switch {
+	case c.DisablePodIPv6 && cfg.IPv6Cluster:
+		p.fail("DISABLE_POD_V6=true with ENABLE_IPv6=true: turning IPv6 off in pods removes their only address")
+	case c.DisablePodIPv6 && cfg.EgressEnabled:
+		p.fail("DISABLE_POD_V6=true with ENABLE_V6_EGRESS=true: turning IPv6 off in pods removes the IPv6 egress address egress-cni gives them")
+	}
 	return cfg, p.warnings, errors.Join(p.errs...)
 }
 

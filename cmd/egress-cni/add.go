@@ -60,6 +60,11 @@ func cmdAdd(args *cniplugin.Args) error {
 		return types.NewError(types.ErrInvalidEnvironmentVariables,
 			fmt.Sprintf("CNI_IFNAME %s is the name of egress-cni's own %s interface", args.IfName, conf.Family), "")
 	}
+	// Refused here, not when parsing: a DEL of this netconf must still work.
+	if conf.Family == egress.V6 && conf.MTU < egress.MinIPv6MTU {
+		return types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("mtu %d: IPv6 egress needs at least %d", conf.MTU, egress.MinIPv6MTU), "")
+	}
 	res, err := current.NewResultFromResult(conf.PrevResult)
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())

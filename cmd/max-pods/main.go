@@ -118,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		return 2
 	}
 
+	if !manual && sc.Region == "" {
+		fmt.Fprintln(stderr, "max-pods: no EC2 region: pass -region or set AWS_REGION (or give -enis and -ipv4-per-eni)")
+		return 2
+	}
 	var src instanceTypes
 	if !manual {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -138,3 +138,15 @@ func TestBadLimitFlagsNamed(t *testing.T) {
 		}
 	}
 }
+
+// Without -region or AWS_REGION, an EC2 lookup is refused naming both
+// (it failed with awsutils' "Config.Region is empty and no instance
+// metadata client was given").
+func TestNoRegionNamed(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"m5.large"}, &out, &errb, newEC2Source)
+	if code != 2 || !strings.Contains(errb.String(), "-region") || !strings.Contains(errb.String(), "AWS_REGION") {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming -region and AWS_REGION", code, errb.String())
+	}
+}

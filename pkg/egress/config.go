@@ -113,6 +113,10 @@ type rawConf struct {
 // DefaultMTU is used when the netconf has no mtu.
 const DefaultMTU = 9001
 
+// MinIPv6MTU is IPv6's minimum link MTU (RFC 8200): the kernel refuses
+// IPv6 addresses on a link below it, so v6if0 needs at least this.
+const MinIPv6MTU = 1280
+
 // ParseConfig parses stdin of an ADD, DEL, CHECK or GC.
 func ParseConfig(stdin []byte) (*Config, error) {
 	var raw rawConf
