@@ -277,11 +277,16 @@ func ownedRule(r iptRule) bool {
 // ownedIPRule reports whether the kernel rule r is ours to delete when it is
 // not desired.
 func (s hostState) ownedIPRule(r ruleSpec) bool {
+	plain := !r.Src.IsValid() && r.IPProto == 0 && r.IifName == "" && r.OifName == "" && !r.Invert
 	switch {
-	case r.Priority == hostcontract.PriorityFwmark && r.Mark != 0:
+	case r.Priority == hostcontract.PriorityFwmark && plain && r.Mark != 0 && r.Mark == r.Mask && !r.Dst.IsValid() &&
+		r.Table == hostcontract.MainTable:
+		// `fwmark <mark>/<mark> lookup main`, whatever the mark: an
+		// earlier AWS_VPC_K8S_CNI_CONNMARK's rule goes. Other fwmark
+		// rules at 1024 (another table, a partial mask, a selector)
+		// belong to other software.
 		return true
-	case r.Priority == hostcontract.PriorityExternalService && r.Table == hostcontract.MainTable && !r.Src.IsValid() &&
-		r.Mark == 0 && r.IPProto == 0 && r.IifName == "" && r.OifName == "" && !r.Invert:
+	case r.Priority == hostcontract.PriorityExternalService && r.Table == hostcontract.MainTable && plain && r.Mark == 0:
 		// `to <cidr> lookup main`, or with 0.0.0.0/0 just `lookup main`.
 		return true
 	}

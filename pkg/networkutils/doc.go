@@ -33,8 +33,8 @@
 //
 // ReconcileHost computes the desired host state from HostConfig (a pure
 // function), reads the kernel's current state, and applies only the
-// difference. It owns: the primary link's MTU; ip rules at priority 1024
-// carrying a fwmark, priority 1535 rules looking up main, and (with strict
+// difference. It owns: the primary link's MTU; ip rules `fwmark <m>/<m>
+// lookup main` at priority 1024, priority 1535 rules looking up main, and (with strict
 // pod-ENI mode) the relocated local rule at 20; nat chains AWS-SNAT-CHAIN-*
 // and AWS-CONNMARK-CHAIN-*; rules in shared chains whose comment is exactly
 // one we write ("AWS SNAT CHAIN", "AWS SNAT CHAIN EXCLUSION", "AWS, SNAT",
