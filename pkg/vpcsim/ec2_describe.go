@@ -9,12 +9,11 @@ import (
 )
 
 // paginate applies MaxResults/NextToken. Without MaxResults everything is
-// returned in one page. With key, the token names the last item returned
+// returned in one page. The token names the last item returned (by key)
 // and the next page starts right after it, or, when that item is gone or
 // no longer matches, at the first item whose key sorts after it (lists
 // are in key order unless the caller named ids), as EC2 pages, so a
-// cleaner deleting each page before the next skips nothing. Without
-// key (items with no unique key) the token is an offset.
+// cleaner deleting each page before the next skips nothing.
 func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) string) ([]T, string, error) {
 	start := 0
 	if tok := p.str("NextToken"); tok != "" {
@@ -37,11 +36,7 @@ func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) strin
 	end := min(start+max, len(items))
 	next := ""
 	if end < len(items) {
-		raw := fmt.Sprintf("vpcsim:%d", end)
-		if key != nil {
-			raw = "vpcsim:after:" + key(items[end-1])
-		}
-		next = base64.RawURLEncoding.EncodeToString([]byte(raw))
+		next = base64.RawURLEncoding.EncodeToString([]byte("vpcsim:after:" + key(items[end-1])))
 	}
 	return items[start:end], next, nil
 }
@@ -53,23 +48,17 @@ func resumeAt[T any](items []T, tok string, key func(T) string) (int, bool) {
 	if err != nil || !ok {
 		return 0, false
 	}
-	if last, ok := strings.CutPrefix(raw, "after:"); ok {
-		if key == nil || last == "" {
-			return 0, false
-		}
-		if i := slices.IndexFunc(items, func(v T) bool { return key(v) == last }); i >= 0 {
-			return i + 1, true
-		}
-		if i := slices.IndexFunc(items, func(v T) bool { return key(v) > last }); i >= 0 {
-			return i, true
-		}
-		return len(items), true
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 0 || n > len(items) {
+	last, ok := strings.CutPrefix(raw, "after:")
+	if !ok || last == "" {
 		return 0, false
 	}
-	return n, true
+	if i := slices.IndexFunc(items, func(v T) bool { return key(v) == last }); i >= 0 {
+		return i + 1, true
+	}
+	if i := slices.IndexFunc(items, func(v T) bool { return key(v) > last }); i >= 0 {
+		return i, true
+	}
+	return len(items), true
 }
 
 func noIDsWithMaxResults(p *params, idParam string) error {
