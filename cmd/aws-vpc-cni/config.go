@@ -56,6 +56,13 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 		p.fail("AWS_VPC_K8S_PLUGIN_LOG_FILE=%q: the plugin's stdout carries its CNI result; use a file or stderr", c.PluginLogFile)
 	}
 	c.PluginLogLevel = p.str("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "Debug")
+	switch strings.ToLower(c.PluginLogLevel) {
+	case "debug", "info", "warn", "warning", "error", "fatal":
+	default:
+		// Written as given, as upstream's entrypoint does; the plugins
+		// read an unknown level as debug.
+		p.warn("AWS_VPC_K8S_PLUGIN_LOG_LEVEL=%q is not one of debug, info, warn, error, fatal; the plugins log at debug", c.PluginLogLevel)
+	}
 
 	// Checked by ipamdconfig: veth prefix, enforcing mode, IP cooldown,
 	// ENI MTU, prefix-delegation targets, SNAT randomisation.

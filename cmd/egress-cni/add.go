@@ -53,6 +53,17 @@ func cmdAdd(args *cniplugin.Args) error {
 	if !conf.Enabled {
 		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 	}
+	res, err := current.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
+	}
+	// A pod the main plugin gave an address of the egress family (dual
+	// stack) has that family's egress already; wiring it would turn the
+	// pod's IPv6 off (IPv6 egress) or replace its IPv4 default route.
+	if hasFamily(res, conf.Family) {
+		log.Info("the pod has an address of the egress family; passing the result through")
+		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
+	}
 	// The pod's main interface bearing the egress interface's name would
 	// be taken for a stale egress link and replaced, leaving the pod
 	// without the address the main plugin gave it.
@@ -64,10 +75,6 @@ func cmdAdd(args *cniplugin.Args) error {
 	if conf.Family == egress.V6 && conf.MTU < egress.MinIPv6MTU {
 		return types.NewError(types.ErrInvalidNetworkConfig,
 			fmt.Sprintf("mtu %d: IPv6 egress needs at least %d", conf.MTU, egress.MinIPv6MTU), "")
-	}
-	res, err := current.NewResultFromResult(conf.PrevResult)
-	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, "invalid prevResult", err.Error())
 	}
 
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
@@ -147,4 +154,16 @@ func removePod(args *cniplugin.Args, conf *egress.Config) error {
 		egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID),
 		egress.Teardown(conf.Family, args.Netns, egress.HostVethName(args.ContainerID, args.IfName)),
 	)
+}
+
+// hasFamily reports whether the main plugin's result gives the pod a
+// routable (not link-local) address of family f.
+func hasFamily(res *current.Result, f egress.Family) bool {
+	for _, ip := range res.IPs {
+		a := ip.Address.IP
+		if a.IsGlobalUnicast() && (a.To4() != nil) == (f == egress.V4) {
+			return true
+		}
+	}
+	return false
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -24,6 +26,12 @@ func cmdCheck(args *cniplugin.Args) error {
 	defer closeLog()
 	if !conf.Enabled {
 		return nil
+	}
+	// As ADD: a pod with an address of the egress family got no wiring.
+	if conf.PrevResultErr == nil && version.ParsePrevResult(&conf.PluginConf) == nil && conf.PrevResult != nil {
+		if res, err := current.NewResultFromResult(conf.PrevResult); err == nil && hasFamily(res, conf.Family) {
+			return nil
+		}
 	}
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
 	if err != nil {
