@@ -40,7 +40,7 @@ func StartTeardown(ctx context.Context, pod Pod) *HostTeardown {
 		if ifc.Address == nil || ifc.HostVeth == "" {
 			continue
 		}
-		if err := t.removeOwn(ifc, pod.Sandbox); err != nil {
+		if err := t.removeOwn(ctx, ifc, pod); err != nil {
 			t.errs = append(t.errs, err)
 		}
 	}
@@ -68,7 +68,7 @@ func (t *HostTeardown) finish(ctx context.Context, pod Pod) (kept []string, err 
 		if ifc.Address == nil || t.removed(ifc) {
 			continue
 		}
-		k, err := removeHostRoutes(t.h, ifc.Address, ifc.HostVeth, pod.Sandbox, HostTable(ifc.RouteTable))
+		k, err := removeOwnHostRoutes(ctx, t.h, pod.LockFile, ifc, pod.Sandbox)
 		if k != "" {
 			kept = append(kept, k)
 		}
@@ -154,10 +154,13 @@ func (t *HostTeardown) removed(ifc Interface) bool {
 // route proves the address is still the pod's. The route goes last so
 // that a DEL killed in between leaves its retry that proof (ipamd then
 // answers that it knows no such pod, and nothing else tells the rules
-// are the pod's).
-func (t *HostTeardown) removeOwn(ifc Interface, sandbox string) error {
+// are the pod's). The address's lock keeps the check and the removal
+// together against the ADD of a pod given the address since.
+func (t *HostTeardown) removeOwn(ctx context.Context, ifc Interface, p Pod) error {
+	lock := lockAddress(ctx, p.LockFile, ifc.Address.IP, delLockWait)
+	defer lock.unlock()
 	pod := hostPrefix(ifc.Address.IP)
-	veth, err := lookupHostVeth(t.h, ifc.HostVeth, sandbox)
+	veth, err := lookupHostVeth(t.h, ifc.HostVeth, p.Sandbox)
 	if err != nil || veth.index == 0 || veth.other != "" {
 		return err
 	}
@@ -165,6 +168,7 @@ func (t *HostTeardown) removeOwn(ifc Interface, sandbox string) error {
 	if err != nil || !routed {
 		return err
 	}
+	ownerChecked()
 	if err := rulesThenRoute(t.h, ifc.Address, HostTable(ifc.RouteTable), veth.index, ifc.HostVeth); err != nil {
 		return err
 	}

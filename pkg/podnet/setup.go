@@ -56,7 +56,7 @@ func Setup(ctx context.Context, pod Pod) error {
 		return err
 	}
 	for i, ifc := range pod.Interfaces {
-		if err := addHostRoutes(host, ifc.Address, ifc.HostVeth, hostIndex[i], HostTable(ifc.RouteTable)); err != nil {
+		if err := addHostRoutesLocked(ctx, host, pod.LockFile, ifc, hostIndex[i]); err != nil {
 			return err
 		}
 	}

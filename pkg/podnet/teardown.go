@@ -37,7 +37,7 @@ func teardown(ctx context.Context, pod Pod) (kept []string, err error) {
 		if ifc.Address == nil {
 			continue
 		}
-		k, err := removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, HostTable(ifc.RouteTable))
+		k, err := removeOwnHostRoutes(ctx, host, pod.LockFile, ifc, pod.Sandbox)
 		if k != "" {
 			kept = append(kept, k)
 		}
