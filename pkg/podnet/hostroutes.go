@@ -26,38 +26,27 @@ func addHostRoutes(h *netlink.Handle, addr *net.IPNet, hostVeth string, hostInde
 	if err := addRule(h, toPodRule(pod)); err != nil {
 		return err
 	}
+	// ipamd has just given the address to this pod, so any from-pod rule
+	// of it already here is an earlier holder's: a DEL killed after ipamd
+	// released the address, whose retry came after the address moved to
+	// another ENI and was given again, no longer finds it the old pod's.
+	// Left, the older rule comes first and sends the pod's traffic out
+	// through the other ENI's table. A delete of any table's rule (table 0
+	// matches every table) costs one round trip when there is none, where
+	// a dump of every pod's rules would cost several times that.
+	if err := deleteRules(h, fromPodRule(pod, anyTable)); err != nil {
+		return err
+	}
 	if table != hostcontract.MainTable {
 		if err := addRule(h, fromPodRule(pod, table)); err != nil {
 			return err
 		}
 	}
-	return deleteOtherFromPodRules(h, pod, table)
+	return nil
 }
 
-// deleteOtherFromPodRules deletes pod's from-pod rules to tables other
-// than table (every one when table is main). ipamd has just given the
-// address to the pod being wired, so they are an earlier holder's: a DEL
-// killed after ipamd released the address, whose retry came after the
-// address, moved to another ENI, was given again, and so no longer finds
-// them the old pod's. Left, the older rule comes first and sends the
-// pod's traffic out through the other ENI's table.
-func deleteOtherFromPodRules(h *netlink.Handle, pod *net.IPNet, table int) error {
-	rules, err := nldump.Retry(func() ([]netlink.Rule, error) {
-		return h.RuleListFiltered(family(pod), &netlink.Rule{Src: pod, Priority: hostcontract.PriorityFromPod},
-			netlink.RT_FILTER_SRC|netlink.RT_FILTER_PRIORITY)
-	})
-	if err != nil {
-		return fmt.Errorf("list rules from %s: %w", pod, err)
-	}
-	var errs []error
-	for _, r := range rules {
-		if r.Src == nil || r.Src.String() != pod.String() || r.Table == table {
-			continue
-		}
-		errs = append(errs, deleteRules(h, fromPodRule(pod, r.Table)))
-	}
-	return errors.Join(errs...)
-}
+// anyTable in a rule to delete matches the rule whatever its table.
+const anyTable = unix.RT_TABLE_UNSPEC
 
 // removeHostRoutes undoes addHostRoutes for sandbox (docs/compatibility.md,
 // "Per-pod state"). Everything missing is fine: DEL must succeed however
