@@ -110,6 +110,27 @@ func (s *cardSet) nextCoolingEnd() (time.Time, bool) {
 	return first, found
 }
 
+// quarantined counts card c's pending allocations (st is c's Stats) whose
+// address is on no ENI of the node. An address another card keeps from
+// new pods for such a pod (datastore othercards.go) is on that card's
+// ENI, counted there as assigned: counted here too, one address would
+// show twice in /v1/pool and the gauges.
+func (s *cardSet) quarantined(c *poolManager, st datastore.Stats) int {
+	if st.Pending == 0 {
+		return 0
+	}
+	n := st.Pending
+	for _, a := range c.store.Pending() {
+		for _, o := range s.all() {
+			if o != c && o.store.Reserves(a.Addr, a.Key) {
+				n--
+				break
+			}
+		}
+	}
+	return n
+}
+
 // foreign is what the cards other than card hold of p: a card's address
 // quarantined there must not become free on card when EC2 moves it to
 // card's ENI (datastore othercards.go).

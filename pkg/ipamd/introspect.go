@@ -146,7 +146,7 @@ func (s introspection) Pool() introspect.Pool {
 			p.Mode = "ipv6-prefix"
 		}
 		p.Targets.MaxENI += c.maxENIs
-		cp := introspect.CardPool{Index: c.index, ENIs: []introspect.ENIPool{}, Quarantined: st.Pending}
+		cp := introspect.CardPool{Index: c.index, ENIs: []introspect.ENIPool{}, Quarantined: n.cards.quarantined(c, st)}
 		for _, e := range c.store.Snapshot() {
 			ep := introspect.ENIPool{ID: e.ID, Device: e.DeviceNumber, Primary: e.IsPrimary, Trunk: e.IsTrunk, Excluded: e.ExcludedForPods}
 			for _, ci := range e.CIDRs {

@@ -87,7 +87,7 @@ func (o *observer) counts() {
 		total += st.TotalIPs
 		assigned += st.AssignedIPs
 		cooling += st.CoolingIPs
-		quarantined += st.Pending
+		quarantined += o.cards.quarantined(c, st)
 		enis += st.ENIs
 		if st.Mode != datastore.ModeIPv6 {
 			prefixes += st.TotalPrefixes

@@ -55,9 +55,7 @@ func (s *Store) Assign(key Key, meta Metadata) (Assignment, error) {
 func (s *Store) noAddressError(key Key) error {
 	m := s.sums[s.mode]
 	e := &NoAvailableAddressError{Mode: s.mode, Total: m.total, Assigned: m.assigned, Cooling: m.cooling}
-	if len(s.cool) > 0 {
-		e.CoolingUntil = s.cool[0].UnassignedAt.Add(s.cooldown)
-	}
+	e.CoolingUntil, _ = s.usableCoolingEnd()
 	switch {
 	case len(s.enis) == 0:
 		e.Reason = "no ENIs"

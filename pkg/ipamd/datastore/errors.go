@@ -37,8 +37,9 @@ type NoAvailableAddressError struct {
 	Total    int // addresses of the active mode on usable ENIs
 	Assigned int
 	Cooling  int
-	// CoolingUntil is the earliest end of a cooldown in the store (zero
-	// when nothing cools): no address of the active mode frees up sooner.
+	// CoolingUntil is the earliest end of a cooldown of an address Assign
+	// can hand out (zero when none cools): no address of the active mode
+	// frees up sooner.
 	CoolingUntil time.Time
 	Reason       string
 }

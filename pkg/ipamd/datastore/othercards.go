@@ -291,6 +291,15 @@ func (s *Store) reserve(c *cidr, a Allocation) {
 	s.adjust(c, 1, 0)
 }
 
+// Reserves reports whether the store keeps addr from new pods for
+// another store's pending allocation of key.
+func (s *Store) Reserves(addr netip.Addr, key Key) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.reserved[addr]
+	return ok && r.key == key
+}
+
 // endReservations ends the reservations whose allocation is no longer
 // among the other stores' pending ones (allocs): the address cools if
 // they have it cooling (returned, for them to forget), else it is free.

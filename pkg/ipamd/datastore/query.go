@@ -2,6 +2,7 @@ package datastore
 
 import (
 	"cmp"
+	"container/heap"
 	"net/netip"
 	"slices"
 	"time"
@@ -164,13 +165,55 @@ func (s *Store) PendingCooling() []netip.Addr {
 	return out
 }
 
-// NextCoolingEnd returns when the earliest cooling address ends its
-// cooldown (false when none cools), so a waiting ADD can wake then.
+// NextCoolingEnd returns when the earliest cooling address Assign can
+// hand out ends its cooldown (false when none cools), so a waiting ADD
+// can wake then (see usableCoolingEnd).
 func (s *Store) NextCoolingEnd() (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.advance(s.now())
+	return s.usableCoolingEnd()
+}
+
+// usableCoolingEnd is when the earliest cooling address Assign can hand
+// out ends its cooldown: one in a CIDR of the active mode on an ENI pods
+// may use. A pending one (in no CIDR: a quarantined pod's DEL, a dropped
+// pending pod) or one of another mode or an excluded ENI serves no ADD
+// when it ends; counting it made an ADD on a full node wait for it
+// instead of failing at once. The walk visits the heap in order from its
+// root and stops at the first usable address: O(k log k) for the k
+// earlier ones that are not. Called with s.mu held.
+func (s *Store) usableCoolingEnd() (time.Time, bool) {
 	if len(s.cool) == 0 {
 		return time.Time{}, false
 	}
-	return s.cool[0].UnassignedAt.Add(s.cooldown), true
+	next := &coolWalk{s: s, idx: []int{0}}
+	for next.Len() > 0 {
+		i := heap.Pop(next).(int)
+		if c := s.coolSlots[i].cidr; c != nil && c.class == s.mode && !c.eni.info.ExcludedForPods {
+			return s.cool[i].UnassignedAt.Add(s.cooldown), true
+		}
+		for _, child := range []int{2*i + 1, 2*i + 2} {
+			if child < len(s.cool) {
+				heap.Push(next, child)
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+// coolWalk orders indexes of the cooling heap by their cooldown's start.
+type coolWalk struct {
+	s   *Store
+	idx []int
+}
+
+func (w *coolWalk) Len() int           { return len(w.idx) }
+func (w *coolWalk) Less(i, j int) bool { return w.s.coolLess(w.idx[i], w.idx[j]) }
+func (w *coolWalk) Swap(i, j int)      { w.idx[i], w.idx[j] = w.idx[j], w.idx[i] }
+func (w *coolWalk) Push(x any)         { w.idx = append(w.idx, x.(int)) }
+func (w *coolWalk) Pop() any {
+	last := w.idx[len(w.idx)-1]
+	w.idx = w.idx[:len(w.idx)-1]
+	return last
 }
