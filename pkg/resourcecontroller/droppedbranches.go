@@ -79,15 +79,20 @@ func trunkBranches(t *trunk) []BranchENI {
 // any more, in the background and returns at once how many it took (those
 // no job deletes yet).
 func (c *Controller) startBranchDeletes(ctx context.Context, node string, bs []BranchENI) int {
-	return c.startBranchDeletesThen(ctx, node, bs, nil)
+	return c.startBranchDeletesEach(ctx, node, bs, nil)
 }
 
-// startBranchDeletesThen is startBranchDeletes calling then, if not nil,
-// with those EC2 refused once the job has tried every delete it took.
-func (c *Controller) startBranchDeletesThen(ctx context.Context, node string, bs []BranchENI, then func(failed []BranchENI)) int {
+// startBranchDeletesEach is startBranchDeletes calling track, if not nil,
+// with the branches taken before any delete, and the hook it returns after
+// each of their deletes (err nil: deleted).
+func (c *Controller) startBranchDeletesEach(ctx context.Context, node string, bs []BranchENI, track func(taken []BranchENI) func(BranchENI, error)) int {
 	bs = c.deleting.claim(bs)
 	if len(bs) == 0 {
 		return 0
+	}
+	each := func(BranchENI, error) {}
+	if track != nil {
+		each = track(bs)
 	}
 	// Node names have no '/': the key is no node's cleanup slot.
 	key := node + "/" + bs[0].ENIID
@@ -101,17 +106,16 @@ func (c *Controller) startBranchDeletesThen(ctx context.Context, node string, bs
 		defer c.cleaner.done(key)
 		var failed []BranchENI
 		for _, b := range bs {
-			if err := c.deleteBranch(ctx, b); err != nil {
+			err := c.deleteBranch(ctx, b)
+			if err != nil {
 				c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", node, "eni", b.ENIID, "err", err)
 				failed = append(failed, b)
-				continue
+			} else {
+				c.cfg.Log.Info("deleted a branch ENI of a dropped trunk", "node", node, "eni", b.ENIID)
 			}
-			c.cfg.Log.Info("deleted a branch ENI of a dropped trunk", "node", node, "eni", b.ENIID)
+			each(b, err)
 		}
 		c.reg.addLoose(failed)
-		if then != nil {
-			then(failed)
-		}
 	}()
 	return len(bs)
 }

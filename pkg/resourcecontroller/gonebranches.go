@@ -59,7 +59,7 @@ func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bo
 			var stop bool
 			stop, reused = c.backFor(ctx, name, instanceID)
 			return stop
-		})
+		}, nil)
 		if reused {
 			// Another instance registered the name: it waits for this
 			// job (reconcileNode) and its CNINode for the old one's

@@ -162,11 +162,12 @@ func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
 }
 
 // heldDeletes serves the local VPC's EC2 API and answers no
-// DeleteNetworkInterface until release is closed; a call given up by its
-// caller meanwhile never reaches EC2.
+// DeleteNetworkInterface (of an ENI hold names; nil: any) until release is
+// closed; a call given up by its caller meanwhile never reaches EC2.
 type heldDeletes struct {
 	sim     http.Handler
 	release chan struct{}
+	hold    func(eniID string) bool
 }
 
 func (h heldDeletes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -176,7 +177,7 @@ func (h heldDeletes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if q, _ := url.ParseQuery(string(body)); q.Get("Action") == "DeleteNetworkInterface" {
+	if q, _ := url.ParseQuery(string(body)); q.Get("Action") == "DeleteNetworkInterface" && (h.hold == nil || h.hold(q.Get("NetworkInterfaceId"))) {
 		select {
 		case <-h.release:
 		case <-r.Context().Done():

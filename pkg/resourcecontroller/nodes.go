@@ -470,19 +470,14 @@ func (c *Controller) deinitNode(ctx context.Context, name string) {
 	}
 }
 
-// deleteTrunkBranches deletes every branch of a dropped trunk state and
-// returns those EC2 refused. Nothing else knows them once the state is
-// dropped: a failed delete is retried with the GC (deleteLoose).
-func (c *Controller) deleteTrunkBranches(ctx context.Context, t *trunk) (failed []BranchENI) {
-	_, failed = c.deleteTrunkBranchesUnless(ctx, t, nil)
-	return failed
-}
-
-// deleteTrunkBranchesUnless is deleteTrunkBranches asking stop before each
-// delete: once it says so, the branches left are not deleted (a trunk
-// rebuild adopts or deletes them); it returns those left and those whose
-// delete failed.
-func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool) (left, failed []BranchENI) {
+// deleteTrunkBranchesUnless deletes every branch of a dropped trunk state,
+// asking stop (if not nil) before each delete: once it says so, the
+// branches left are not deleted (a trunk rebuild adopts or deletes them);
+// it returns those left and those whose delete failed. Nothing else knows
+// them once the state is dropped: a failed delete is retried with the GC
+// (deleteLoose). each, if not nil, is called after each delete (err nil:
+// deleted).
+func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, stop func() bool, each func(BranchENI, error)) (left, failed []BranchENI) {
 	name := t.node
 	all := trunkBranches(t)
 	for i, b := range all {
@@ -491,9 +486,13 @@ func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, st
 			left = all[i:]
 			break
 		}
-		if err := c.deleteBranch(ctx, b); err != nil {
+		err := c.deleteBranch(ctx, b)
+		if err != nil {
 			c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", name, "eni", b.ENIID, "err", err)
 			failed = append(failed, b)
+		}
+		if each != nil {
+			each(b, err)
 		}
 	}
 	c.reg.addLoose(failed)

@@ -121,7 +121,8 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 }
 
 // unmanageTrunk deletes the branches of a dropped trunk state of a node
-// that lost SGP, then tells its pods and the node what EC2 did: a branch
+// that lost SGP, telling each pod what EC2 did once its own deletes are
+// done, then the node: a branch
 // whose delete EC2 refused still exists (and, its disassociate refused
 // too, still carries the pod's traffic) until the GC retry deletes it.
 func (c *Controller) unmanageTrunk(ctx context.Context, node *corev1.Node, t *trunk) {
@@ -131,15 +132,21 @@ func (c *Controller) unmanageTrunk(ctx context.Context, node *corev1.Node, t *tr
 	}
 	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs and dropping its trunk state",
 		"node", node.Name, "trunk", t.trunkID, "inUse", inUse, "cooling", len(t.cooling))
-	failed := c.deleteTrunkBranches(ctx, t)
+	// Each pod is told once its own deletes are done (podfates.go).
+	owner := map[string]*corev1.Pod{}
 	for uid, bs := range t.pods {
 		ns, name := splitKey(t.keys[uid])
-		ids := make([]string, 0, len(bs))
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
 		for _, b := range bs {
-			ids = append(ids, b.ENIID)
+			owner[b.ENIID] = p
 		}
-		c.tellUnmanaged(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}, node.Name, ids, failed)
 	}
+	fates := newPodFates(trunkBranches(t), owner)
+	_, failed := c.deleteTrunkBranchesUnless(ctx, t, nil, func(b BranchENI, err error) {
+		if p, ids, failed, last := fates.done(b, err); last {
+			c.tellUnmanaged(ctx, p, node.Name, ids, failed)
+		}
+	})
 	if len(failed) == 0 {
 		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
 			"The node no longer uses security groups for pods: %d branch ENIs in use and %d cooling down were deleted; trunk interface %s stays attached", inUse, len(t.cooling), t.trunkID)
@@ -223,23 +230,26 @@ func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, ins
 		}
 	}
 	bs := make([]BranchENI, 0, len(found))
-	told := map[*corev1.Pod][]string{}
+	owner := map[string]*corev1.Pod{}
 	for _, e := range found {
 		cl := claims[e.ID]
 		bs = append(bs, BranchENI{ENIID: e.ID, AssociationID: cl.assoc})
 		if cl.pod != nil {
-			told[cl.pod] = append(told[cl.pod], e.ID)
+			owner[e.ID] = cl.pod
 		}
 	}
-	// The pods are told once the job has tried the deletes, what EC2
-	// did. None taken: a job of an earlier pass (a failed capacity
-	// removal) deletes them and tells its pods.
-	tell := func(failed []BranchENI) {
-		for p, ids := range told {
-			c.tellUnmanaged(ctx, p, node.Name, ids, failed)
+	// Each pod is told what EC2 did once the job has tried its own
+	// deletes (podfates.go). None taken: a job of an earlier pass (a
+	// failed capacity removal) deletes them and tells its pods.
+	track := func(taken []BranchENI) func(BranchENI, error) {
+		fates := newPodFates(taken, owner)
+		return func(b BranchENI, err error) {
+			if p, ids, failed, last := fates.done(b, err); last {
+				c.tellUnmanaged(ctx, p, node.Name, ids, failed)
+			}
 		}
 	}
-	if c.startBranchDeletesThen(ctx, node.Name, bs, tell) == 0 {
+	if c.startBranchDeletesEach(ctx, node.Name, bs, track) == 0 {
 		return nil
 	}
 	c.cfg.Log.Info("node no longer uses security groups for pods; deleting its branch ENIs", "node", node.Name, "instance", instanceID, "count", len(bs))
