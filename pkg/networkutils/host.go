@@ -67,7 +67,17 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	// so no new pod connection goes unmarked in between. Both at once
 	// set the same bits.
 	if want.NFT != nil {
-		errs = append(errs, reconcileNFT(want.NFT, &res.Changes))
+		if err := reconcileNFT(want.NFT, &res.Changes); err != nil {
+			// Without the nftables marking, pod connections are marked
+			// by iptables (kept, or put back) until a reconcile can
+			// program nftables.
+			errs = append(errs, err)
+			fallback := env
+			fallback.Backend = ConnmarkIPTables
+			want.IPv4 = desiredHost(cfg, fallback).IPv4
+			res.Backend = ConnmarkIPTables
+			n.log.WarnContext(ctx, "nftables connmark failed; marking pod connections with iptables meanwhile", "err", err)
+		}
 	}
 	// Another process may hold the xtables lock for long: wait for it,
 	// but not past ctx nor xtablesPatience, so that a stuck lock fails

@@ -108,34 +108,34 @@ var pathInvariants = []struct {
 	}},
 }
 
-// nftMonitor runs `nft -a monitor` in a namespace.
-type nftMonitor struct {
-	cmd *exec.Cmd
-	mu  sync.Mutex
-	out bytes.Buffer
+// monitor runs a kernel event monitor (`nft monitor`, `ip monitor`) in a
+// namespace and collects its output.
+type monitor struct {
+	cmd  *exec.Cmd
+	mark func(name string) string // makes a change; returns what the monitor reports for it
+	mu   sync.Mutex
+	out  bytes.Buffer
 }
 
-func (m *nftMonitor) Write(p []byte) (int, error) {
+func (m *monitor) Write(p []byte) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.out.Write(p)
 }
 
-func (m *nftMonitor) text() string {
+func (m *monitor) text() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.out.String()
 }
 
-// waitFor makes a table change in node until the monitor reports it: from
-// then on the monitor sees every change.
-func (m *nftMonitor) waitFor(t *testing.T, node ns.NetNS, table string) {
+// waitFor makes the marker change until the monitor reports it: from then
+// on the monitor has seen every earlier change.
+func (m *monitor) waitFor(t *testing.T, name string) {
 	t.Helper()
 	err := testutil.Eventually(context.Background(), 10*time.Second, func() error {
-		sh(t, node, "nft", "add", "table", "ip", table)
-		sh(t, node, "nft", "delete", "table", "ip", table)
-		if !strings.Contains(m.text(), "add table ip "+table) {
-			return fmt.Errorf("nft monitor has not reported table %s", table)
+		if token := m.mark(name); !strings.Contains(m.text(), token) {
+			return fmt.Errorf("monitor has not reported marker %s", name)
 		}
 		return nil
 	})
@@ -144,27 +144,37 @@ func (m *nftMonitor) waitFor(t *testing.T, node ns.NetNS, table string) {
 	}
 }
 
-func startNFTMonitor(t *testing.T, node ns.NetNS) *nftMonitor {
+// startMonitor starts argv in node and returns once it reports changes.
+func startMonitor(t *testing.T, node ns.NetNS, mark func(string) string, argv ...string) *monitor {
 	t.Helper()
-	m := &nftMonitor{}
-	m.cmd = exec.Command("nft", "-a", "monitor")
+	m := &monitor{mark: mark}
+	m.cmd = exec.Command(argv[0], argv[1:]...)
 	m.cmd.Stdout, m.cmd.Stderr = m, m
 	do(t, node, m.cmd.Start) // the child runs in node
 	t.Cleanup(func() { _ = m.cmd.Process.Kill(); _ = m.cmd.Wait() })
-	m.waitFor(t, node, "monitor-start")
+	m.waitFor(t, "monitor-start")
 	return m
 }
 
 // stop waits until the monitor has reported everything done so far and
-// returns its event lines after the start marker.
-func (m *nftMonitor) stop(t *testing.T, node ns.NetNS) []string {
+// returns its output lines after the start marker.
+func (m *monitor) stop(t *testing.T) []string {
 	t.Helper()
-	m.waitFor(t, node, "monitor-end")
+	m.waitFor(t, "monitor-end")
 	_ = m.cmd.Process.Kill()
 	_ = m.cmd.Wait()
-	s := m.text()
-	_, s, _ = strings.Cut(s, "add table ip monitor-start")
+	_, s, _ := strings.Cut(m.text(), m.mark("monitor-start"))
+	_, s, _ = strings.Cut(s, "\n")
 	return strings.Split(s, "\n")
+}
+
+// startNFTMonitor watches node's nf_tables; markers are tables.
+func startNFTMonitor(t *testing.T, node ns.NetNS) *monitor {
+	return startMonitor(t, node, func(name string) string {
+		sh(t, node, "nft", "add", "table", "ip", name)
+		sh(t, node, "nft", "delete", "table", "ip", name)
+		return "add table ip " + name
+	}, "nft", "-a", "monitor")
 }
 
 // TestPrivilegedHostTransitionsKeepPodPaths: while ReconcileHost moves a
@@ -199,7 +209,7 @@ func TestPrivilegedHostTransitionsKeepPodPaths(t *testing.T) {
 			}
 			m := startNFTMonitor(t, node)
 			reconcileIn(t, node, cfgs[to])
-			events := m.stop(t, node)
+			events := m.stop(t)
 			after := parseRuleset(sh(t, node, "nft", "-a", "list", "ruleset"))
 
 			// Replay the events; the state after each generation is one

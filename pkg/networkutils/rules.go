@@ -17,8 +17,11 @@ func setRule(want ruleSpec, slot func(ruleSpec) bool) error {
 }
 
 // setRules leaves exactly wants among the rules of family fam matching
-// slot, after one listing: every other matching rule (and any duplicate of
-// a wanted one) is deleted, and each wanted rule is added unless present.
+// slot, after one listing: each wanted rule is added unless present, and
+// then every other matching rule (and any duplicate of a wanted one) is
+// deleted. Adding first means an address whose rule moves to another
+// table (a pod restored onto another ENI, an ENI at another device index)
+// always has one.
 func setRules(fam int, wants []ruleSpec, slot func(ruleSpec) bool) error {
 	rules, err := listRules(fam)
 	if err != nil {
@@ -32,6 +35,7 @@ func setRules(fam int, wants []ruleSpec, slot func(ruleSpec) bool) error {
 			index[w] = i
 		}
 	}
+	var stale []netlink.Rule
 	for _, r := range rules {
 		k := ruleKeyOf(r)
 		if !slot(k) {
@@ -41,9 +45,7 @@ func setRules(fam int, wants []ruleSpec, slot func(ruleSpec) bool) error {
 			kept[i] = true
 			continue
 		}
-		if err := delRule(&r); err != nil {
-			errs = append(errs, fmt.Errorf("delete rule %s: %w", k, err))
-		}
+		stale = append(stale, r)
 	}
 	for i, w := range wants {
 		if kept[i] {
@@ -51,6 +53,11 @@ func setRules(fam int, wants []ruleSpec, slot func(ruleSpec) bool) error {
 		}
 		if err := netlink.RuleAdd(w.netlinkRule()); err != nil {
 			errs = append(errs, fmt.Errorf("add rule %s: %w", w, err))
+		}
+	}
+	for _, r := range stale {
+		if err := delRule(&r); err != nil {
+			errs = append(errs, fmt.Errorf("delete rule %s: %w", ruleKeyOf(r), err))
 		}
 	}
 	return errors.Join(errs...)

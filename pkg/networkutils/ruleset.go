@@ -6,6 +6,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
+	"golang.org/x/sys/unix"
 )
 
 // ruleSpec is the comparable subset of an ip rule this package reads and
@@ -63,6 +64,15 @@ func (r ruleSpec) netlinkRule() *netlink.Rule {
 	nr.IifName = r.IifName
 	nr.OifName = r.OifName
 	nr.Invert = r.Invert
+	if !r.Src.IsValid() && !r.Dst.IsValid() {
+		// The kernel refuses (EEXIST) a rule without source and
+		// destination if one with a source or destination and the same
+		// other fields exists: it compares absent selectors as wildcards,
+		// the protocol exactly. Our protocol keeps such a rule of ours
+		// (`lookup main` for AWS_EXTERNAL_SERVICE_CIDRS=0.0.0.0/0, the
+		// fwmark rule) from being shut out by a narrower one.
+		nr.Protocol = unix.RTPROT_BOOT
+	}
 	return nr
 }
 
