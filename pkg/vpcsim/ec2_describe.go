@@ -268,11 +268,7 @@ func (s *Sim) describeInstanceTypes(p *params) (any, error) {
 	} else {
 		types = InstanceTypes()
 	}
-	types, err := applyFilters(types, fs, instanceTypeField)
-	if err != nil {
-		return nil, err
-	}
-	page, next, err := paginate(types, p, 5, 100, func(t InstanceType) string { return t.Name })
+	page, next, err := pageFiltered(types, fs, instanceTypeField, p, 5, 100, func(t InstanceType) string { return t.Name }, s.inj.faults().PageBeforeFilter)
 	if err != nil {
 		return nil, err
 	}
@@ -410,6 +406,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 		Groups    []xmlSecurityGroup `xml:"securityGroupInfo>item"`
 		NextToken string             `xml:"nextToken,omitempty"`
 	}
+	sparse := s.inj.faults().PageBeforeFilter
 	err := s.do(false, func(w *world) error {
 		var gs []*secGroup
 		for _, id := range sortedKeys(w.sgs) {
@@ -421,7 +418,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 		gs = slices.DeleteFunc(gs, func(g *secGroup) bool {
 			return len(ids) > 0 && !slices.Contains(ids, g.id)
 		})
-		gs, err := applyFilters(gs, fs, func(g *secGroup, name string) ([]string, bool) {
+		page, next, err := pageFiltered(gs, fs, func(g *secGroup, name string) ([]string, bool) {
 			if g == nil {
 				g = &secGroup{}
 			}
@@ -434,11 +431,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 				return []string{g.vpcID}, true
 			}
 			return tagField(g.tags, name)
-		})
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(gs, p, 5, 1000, func(g *secGroup) string { return g.id })
+		}, p, 5, 1000, func(g *secGroup) string { return g.id }, sparse)
 		if err != nil {
 			return err
 		}
@@ -550,6 +543,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		Tags      []xmlTagDesc `xml:"tagSet>item"`
 		NextToken string       `xml:"nextToken,omitempty"`
 	}
+	sparse := s.inj.faults().PageBeforeFilter
 	err := s.do(false, func(w *world) error {
 		var rows []tagRow
 		add := func(rank int, id, typ string, m map[string]string) {
@@ -572,7 +566,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		for _, id := range sortedKeys(w.sgs) {
 			add(4, id, "security-group", w.sgs[id].tags)
 		}
-		rows, err := applyFilters(rows, fs, func(r tagRow, name string) ([]string, bool) {
+		page, next, err := pageFiltered(rows, fs, func(r tagRow, name string) ([]string, bool) {
 			switch name {
 			case "resource-id":
 				return []string{r.id}, true
@@ -584,11 +578,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 				return []string{r.value}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(rows, p, 5, 1000, tagRow.cursor)
+		}, p, 5, 1000, tagRow.cursor, sparse)
 		if err != nil {
 			return err
 		}
