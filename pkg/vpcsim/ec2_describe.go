@@ -16,8 +16,9 @@ import (
 // cleaner deleting each page before the next skips nothing.
 func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) string) ([]T, string, error) {
 	start := 0
+	scope := tokenScope(p)
 	if tok := p.str("NextToken"); tok != "" {
-		n, ok := resumeAt(items, tok, key)
+		n, ok := resumeAt(items, tok, scope, key)
 		if !ok {
 			return nil, "", apiErr("InvalidPaginationToken", "Invalid pagination token: %s", tok)
 		}
@@ -36,15 +37,16 @@ func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) strin
 	end := min(start+max, len(items))
 	next := ""
 	if end < len(items) {
-		next = base64.RawURLEncoding.EncodeToString([]byte("vpcsim:after:" + key(items[end-1])))
+		next = base64.RawURLEncoding.EncodeToString([]byte("vpcsim:" + scope + ":after:" + key(items[end-1])))
 	}
 	return items[start:end], next, nil
 }
 
-// resumeAt is the index a NextToken vpcsim issued resumes at.
-func resumeAt[T any](items []T, tok string, key func(T) string) (int, bool) {
+// resumeAt is the index a NextToken vpcsim issued for a request of this
+// scope resumes at; a token of another scope is refused.
+func resumeAt[T any](items []T, tok, scope string, key func(T) string) (int, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	raw, ok := strings.CutPrefix(string(b), "vpcsim:")
+	raw, ok := strings.CutPrefix(string(b), "vpcsim:"+scope+":")
 	if err != nil || !ok {
 		return 0, false
 	}
