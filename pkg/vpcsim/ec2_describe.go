@@ -16,8 +16,9 @@ import (
 // cleaner deleting each page before the next skips nothing.
 func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) string) ([]T, string, error) {
 	start := 0
+	scope := tokenScope(p)
 	if tok := p.str("NextToken"); tok != "" {
-		n, ok := resumeAt(items, tok, key)
+		n, ok := resumeAt(items, tok, scope, key)
 		if !ok {
 			return nil, "", apiErr("InvalidPaginationToken", "Invalid pagination token: %s", tok)
 		}
@@ -36,15 +37,16 @@ func paginate[T any](items []T, p *params, minMax, maxMax int, key func(T) strin
 	end := min(start+max, len(items))
 	next := ""
 	if end < len(items) {
-		next = base64.RawURLEncoding.EncodeToString([]byte("vpcsim:after:" + key(items[end-1])))
+		next = base64.RawURLEncoding.EncodeToString([]byte("vpcsim:" + scope + ":after:" + key(items[end-1])))
 	}
 	return items[start:end], next, nil
 }
 
-// resumeAt is the index a NextToken vpcsim issued resumes at.
-func resumeAt[T any](items []T, tok string, key func(T) string) (int, bool) {
+// resumeAt is the index a NextToken vpcsim issued for a request of this
+// scope resumes at; a token of another scope is refused.
+func resumeAt[T any](items []T, tok, scope string, key func(T) string) (int, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	raw, ok := strings.CutPrefix(string(b), "vpcsim:")
+	raw, ok := strings.CutPrefix(string(b), "vpcsim:"+scope+":")
 	if err != nil || !ok {
 		return 0, false
 	}
@@ -268,11 +270,7 @@ func (s *Sim) describeInstanceTypes(p *params) (any, error) {
 	} else {
 		types = InstanceTypes()
 	}
-	types, err := applyFilters(types, fs, instanceTypeField)
-	if err != nil {
-		return nil, err
-	}
-	page, next, err := paginate(types, p, 5, 100, func(t InstanceType) string { return t.Name })
+	page, next, err := pageFiltered(types, fs, instanceTypeField, p, 5, 100, func(t InstanceType) string { return t.Name }, s.inj.faults().PageBeforeFilter)
 	if err != nil {
 		return nil, err
 	}
@@ -410,6 +408,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 		Groups    []xmlSecurityGroup `xml:"securityGroupInfo>item"`
 		NextToken string             `xml:"nextToken,omitempty"`
 	}
+	sparse := s.inj.faults().PageBeforeFilter
 	err := s.do(false, func(w *world) error {
 		var gs []*secGroup
 		for _, id := range sortedKeys(w.sgs) {
@@ -421,7 +420,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 		gs = slices.DeleteFunc(gs, func(g *secGroup) bool {
 			return len(ids) > 0 && !slices.Contains(ids, g.id)
 		})
-		gs, err := applyFilters(gs, fs, func(g *secGroup, name string) ([]string, bool) {
+		page, next, err := pageFiltered(gs, fs, func(g *secGroup, name string) ([]string, bool) {
 			if g == nil {
 				g = &secGroup{}
 			}
@@ -434,11 +433,7 @@ func (s *Sim) describeSecurityGroups(p *params) (any, error) {
 				return []string{g.vpcID}, true
 			}
 			return tagField(g.tags, name)
-		})
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(gs, p, 5, 1000, func(g *secGroup) string { return g.id })
+		}, p, 5, 1000, func(g *secGroup) string { return g.id }, sparse)
 		if err != nil {
 			return err
 		}
@@ -550,6 +545,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		Tags      []xmlTagDesc `xml:"tagSet>item"`
 		NextToken string       `xml:"nextToken,omitempty"`
 	}
+	sparse := s.inj.faults().PageBeforeFilter
 	err := s.do(false, func(w *world) error {
 		var rows []tagRow
 		add := func(rank int, id, typ string, m map[string]string) {
@@ -572,7 +568,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 		for _, id := range sortedKeys(w.sgs) {
 			add(4, id, "security-group", w.sgs[id].tags)
 		}
-		rows, err := applyFilters(rows, fs, func(r tagRow, name string) ([]string, bool) {
+		page, next, err := pageFiltered(rows, fs, func(r tagRow, name string) ([]string, bool) {
 			switch name {
 			case "resource-id":
 				return []string{r.id}, true
@@ -584,11 +580,7 @@ func (s *Sim) describeTags(p *params) (any, error) {
 				return []string{r.value}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return err
-		}
-		page, next, err := paginate(rows, p, 5, 1000, tagRow.cursor)
+		}, p, 5, 1000, tagRow.cursor, sparse)
 		if err != nil {
 			return err
 		}

@@ -36,6 +36,7 @@ func (d describe[V, X]) run(s *Sim, p *params) (items []X, next string, err erro
 	if maxPage == 0 {
 		maxPage = 1000
 	}
+	sparse := s.inj.faults().PageBeforeFilter
 	err = s.do(false, func(w *world) error {
 		var views []V
 		if len(ids) > 0 {
@@ -57,11 +58,7 @@ func (d describe[V, X]) run(s *Sim, p *params) (items []X, next string, err erro
 		} else {
 			views = d.all(w)
 		}
-		views, err := applyFilters(views, fs, d.field)
-		if err != nil {
-			return err
-		}
-		page, n, err := paginate(views, p, 5, maxPage, d.key)
+		page, n, err := pageFiltered(views, fs, d.field, p, 5, maxPage, d.key, sparse)
 		if err != nil {
 			return err
 		}

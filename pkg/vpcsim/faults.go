@@ -54,6 +54,10 @@ type Faults struct {
 	Throttle Throttle `json:"throttle,omitempty"`
 	// DenyActions answer UnauthorizedOperation.
 	DenyActions []string `json:"denyActions,omitempty"`
+	// PageBeforeFilter: paged describes apply MaxResults before the
+	// filters, as EC2 may, so a page can be short or empty while NextToken
+	// is still set (see pageFiltered).
+	PageBeforeFilter bool `json:"pageBeforeFilter,omitempty"`
 	// Seed makes error injection by rate reproducible (0 → 1).
 	Seed uint64 `json:"seed,omitempty"`
 }
