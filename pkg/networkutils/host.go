@@ -33,6 +33,7 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	if err != nil {
 		return HostResult{}, fmt.Errorf("iptables: %w", err)
 	}
+	ipt4.log = n.log
 	legacy, err := iptablesFlavour(ctx, cfg.IPTablesPath)
 	if err != nil {
 		return HostResult{}, fmt.Errorf("detect connmark backend: %w", err)
@@ -90,6 +91,7 @@ func (n *Network) ReconcileHost(ctx context.Context, cfg HostConfig) (HostResult
 	ipt6, err := newIPTClient(ip6tablesPath(cfg.IPTablesPath), iptables.ProtocolIPv6)
 	switch {
 	case err == nil:
+		ipt6.log = n.log
 		errs = append(errs, ipt6.reconcile(lockCtx, want.IPv6, nil, &res.Changes))
 	case hasRules(want.IPv6):
 		errs = append(errs, fmt.Errorf("ip6tables: %w", err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 type iptClient struct {
 	ipt  *iptables.IPTables
 	name string // binary name, for change and error messages
+	log  *slog.Logger
 }
 
 // lockWaitStep is how long, in seconds, one iptables command waits for the
@@ -30,7 +32,7 @@ func newIPTClient(path string, proto iptables.Protocol) (*iptClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &iptClient{ipt: ipt, name: filepath.Base(path)}, nil
+	return &iptClient{ipt: ipt, name: filepath.Base(path), log: slog.New(slog.DiscardHandler)}, nil
 }
 
 // ip6tablesPath derives the IPv6 binary from the IPv4 one, keeping the
@@ -55,6 +57,14 @@ func (c *iptClient) do(ctx context.Context, f func() error) error {
 			return fmt.Errorf("gave up waiting for the xtables lock: %w", errors.Join(err, context.Cause(ctx)))
 		}
 	}
+}
+
+// referenced reports whether err is iptables refusing to delete a chain
+// that a rule still jumps to (legacy: "Too many links", nf_tables:
+// EBUSY).
+func referenced(err error) bool {
+	var e *iptables.Error
+	return errors.As(err, &e) && (strings.Contains(e.Error(), "Too many links") || strings.Contains(e.Error(), "resource busy"))
 }
 
 // lockBusy reports whether err is iptables giving up on a lock held by
@@ -200,6 +210,14 @@ func (c *iptClient) reconcile(ctx context.Context, want iptState, ownedTables []
 	}
 	for _, s := range stale {
 		if err := c.do(ctx, func() error { return c.ipt.DeleteChain(s[0], s[1]) }); err != nil {
+			if referenced(err) {
+				// Another program's rule, in a chain we do not manage,
+				// still jumps here. Emptied, the chain does nothing;
+				// failing every reconcile over it would stop ipamd.
+				c.log.WarnContext(ctx, "an emptied chain of ours is still jumped to by another program's rule; left in place",
+					"binary", c.name, "table", s[0], "chain", s[1])
+				continue
+			}
 			errs = append(errs, fmt.Errorf("%s -t %s -X %s: %w", c.name, s[0], s[1], err))
 			continue
 		}
