@@ -59,6 +59,9 @@ func (s *Sim) createNetworkInterface(p *params) (any, error) {
 		}
 		out.ClientToken = r.ClientToken
 		out.ENI = s.eniXML(w, w.eniView(e))
+		// EC2 answers a new interface as pending; it is available (as
+		// vpcsim's model has it at once) by the next call
+		out.ENI.Status = "pending"
 		return nil
 	})
 	return out, err

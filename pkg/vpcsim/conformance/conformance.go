@@ -109,7 +109,10 @@ func ENILifecycle(t testing.TB, c *ec2.Client, w World, mode string) {
 	}
 	eni := created.NetworkInterface
 	id := aws.ToString(eni.NetworkInterfaceId)
-	if aws.ToString(eni.Description) != "aws-K8S-"+w.InstanceID || len(eni.TagSet) != 2 || eni.Status != types.NetworkInterfaceStatusAvailable {
+	// EC2 answers a new interface as pending; it is available by the
+	// time it is attached
+	fresh := eni.Status == "pending" || eni.Status == types.NetworkInterfaceStatusAvailable
+	if aws.ToString(eni.Description) != "aws-K8S-"+w.InstanceID || len(eni.TagSet) != 2 || !fresh {
 		t.Fatalf("created ENI: %+v", eni)
 	}
 	switch mode {
