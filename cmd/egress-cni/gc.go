@@ -67,7 +67,7 @@ func cmdGC(args *cniplugin.Args) error {
 		name := l.Attrs().Name
 		if _, ok := l.(*netlink.Veth); ok && plan.staleVeths[name] {
 			log.Info("GC: removing stale egress veth", "link", name)
-			errs = append(errs, egress.Teardown(conf.Family, "", name))
+			errs = append(errs, egress.Teardown(conf.Family, "", name, nil))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
