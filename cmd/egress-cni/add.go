@@ -83,6 +83,12 @@ func cmdAdd(args *cniplugin.Args) error {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
+	// Held until the pod is wired: a GC meanwhile leaves this container be.
+	inflight, err := egress.LockInFlight(conf.Network, conf.DataDir, egress.ChainName(conf.Family, conf.Network, args.ContainerID))
+	if err != nil {
+		return cniplugin.Error(ErrWiring, "egress address store", err)
+	}
+	defer inflight.Release()
 	taken, err := egress.RoutedAddrs(conf.Family, conf.Range)
 	if err != nil {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
