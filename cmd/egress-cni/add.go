@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -82,6 +83,12 @@ func cmdAdd(args *cniplugin.Args) error {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
+	// Held until the pod is wired: a GC meanwhile leaves this container be.
+	inflight, err := egress.LockInFlight(conf.Network, conf.DataDir, egress.ChainName(conf.Family, conf.Network, args.ContainerID))
+	if err != nil {
+		return cniplugin.Error(ErrWiring, "egress address store", err)
+	}
+	defer inflight.Release()
 	taken, err := egress.RoutedAddrs(conf.Family, conf.Range)
 	if err != nil {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
@@ -98,7 +105,7 @@ func cmdAdd(args *cniplugin.Args) error {
 	if err != nil {
 		log.Error("egress wiring failed; undoing it", "address", lease.Addr, "err", err)
 		// Leave no half-wired pod: what wire did, and the address.
-		undo := errors.Join(removePod(args, conf), store.Release(args.ContainerID, args.IfName))
+		undo := errors.Join(removePod(args, conf, []netip.Addr{lease.Addr.Addr()}, true), store.Release(args.ContainerID, args.IfName))
 		if undo != nil {
 			log.Error("undoing egress wiring failed", "err", undo)
 		}
@@ -146,14 +153,6 @@ func wire(args *cniplugin.Args, conf *egress.Config, lease egress.Lease) (egress
 		return ifs, errors.Join(err, w.RestoreMainIf(ifs))
 	}
 	return ifs, nil
-}
-
-// removePod removes the pod's egress veth and SNAT chain, whichever exist.
-func removePod(args *cniplugin.Args, conf *egress.Config) error {
-	return errors.Join(
-		egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID),
-		egress.Teardown(conf.Family, args.Netns, egress.HostVethName(args.ContainerID, args.IfName)),
-	)
 }
 
 // hasFamily reports whether the main plugin's result gives the pod a

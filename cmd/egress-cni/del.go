@@ -1,13 +1,18 @@
 package main
 
 import (
+	"errors"
+	"net/netip"
+
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 )
 
 // cmdDel removes the pod's egress veth, SNAT chain and address. It needs no
 // prevResult and no earlier ADD, and succeeds when the namespace is gone:
-// every piece is found from the container ID and interface name.
+// every piece is found from the container ID and interface name. It
+// removes only what this attachment's ADD made: a DEL with another
+// sandbox's CNI_NETNS or a wrong CNI_IFNAME leaves other attachments be.
 func cmdDel(args *cniplugin.Args) error {
 	conf, log, closeLog, err := load(args)
 	if err != nil {
@@ -17,19 +22,42 @@ func cmdDel(args *cniplugin.Args) error {
 	if !conf.Enabled && !egress.StoreExists(conf.Network, conf.DataDir) {
 		return nil // never enabled on this node: nothing to remove
 	}
-	if err := removePod(args, conf); err != nil {
-		log.Error("removing egress wiring failed", "err", err)
-		return cniplugin.Error(ErrWiring, "removing egress wiring failed", err)
-	}
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)
 	if err != nil {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
+	held, elsewhere, err := store.Owned(args.ContainerID, args.IfName)
+	if err != nil {
+		return cniplugin.Error(ErrWiring, "egress address store", err)
+	}
+	// The chain is per container: while the container holds an address
+	// under another interface name and none under this one, it is that
+	// attachment's.
+	ownChain := len(held) > 0 || !elsewhere
+	if !ownChain {
+		log.Warn("DEL of an attachment holding no egress address while the container holds one under another interface; leaving the container's SNAT chain")
+	}
+	if err := removePod(args, conf, held, ownChain); err != nil {
+		log.Error("removing egress wiring failed", "err", err)
+		return cniplugin.Error(ErrWiring, "removing egress wiring failed", err)
+	}
 	if err := store.Release(args.ContainerID, args.IfName); err != nil {
 		log.Error("releasing egress address failed", "err", err)
 		return cniplugin.Error(ErrWiring, "releasing egress address failed", err)
 	}
 	log.Info("egress removed")
 	return nil
+}
+
+// removePod removes the attachment's egress veth and, when ownChain, the
+// container's SNAT chain, whichever exist; held are the addresses the
+// attachment holds, by which a pod link upstream's plugin made is known.
+func removePod(args *cniplugin.Args, conf *egress.Config, held []netip.Addr, ownChain bool) error {
+	var errs []error
+	if ownChain {
+		errs = append(errs, egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID))
+	}
+	errs = append(errs, egress.Teardown(conf.Family, args.Netns, egress.HostVethName(args.ContainerID, args.IfName), held))
+	return errors.Join(errs...)
 }

@@ -41,8 +41,24 @@ func cmdGC(args *cniplugin.Args) error {
 	held, err := store.List()
 	errs = append(errs, err)
 	plan := planGC(conf.Family, conf.Network, conf.ValidAttachments, held)
+	// An attachment whose ADD is in flight is in no valid list yet: its
+	// container's wiring is left to a later GC (egress.Claims).
+	claims := egress.NewClaims(conf.Network, conf.DataDir)
+	defer claims.Release()
+	claim := func(chain string) bool {
+		ok, err := claims.Claim(chain)
+		errs = append(errs, err)
+		if !ok && err == nil {
+			log.Info("GC: leaving a container whose ADD is in flight", "chain", chain)
+		}
+		return ok
+	}
 	for _, h := range held {
 		if valid[h.ContainerID+"/"+h.IfName] {
+			continue
+		}
+		if !claim(egress.ChainName(conf.Family, conf.Network, h.ContainerID)) {
+			delete(plan.staleVeths, egress.HostVethName(h.ContainerID, h.IfName))
 			continue
 		}
 		log.Info("GC: releasing stale egress address", "address", h.IP, "owner", h.ContainerID, "ownerIf", h.IfName)
@@ -50,9 +66,20 @@ func cmdGC(args *cniplugin.Args) error {
 	}
 	owners, err := egress.ChainNetworks(conf.Family)
 	errs = append(errs, err)
+	// A container that took its address after the store was read finished
+	// its ADD since: its chain is no stale one.
+	again, err := store.List()
+	errs = append(errs, err)
+	fresh := map[string]bool{}
+	for _, h := range again {
+		fresh[egress.ChainName(conf.Family, conf.Network, h.ContainerID)] = true
+	}
+	for _, h := range held {
+		delete(fresh, egress.ChainName(conf.Family, conf.Network, h.ContainerID))
+	}
 	var stale []string
 	for c, network := range owners {
-		if plan.staleChain(c, network) {
+		if plan.staleChain(c, network) && !fresh[c] && claim(c) {
 			stale = append(stale, c)
 		}
 	}
@@ -67,7 +94,7 @@ func cmdGC(args *cniplugin.Args) error {
 		name := l.Attrs().Name
 		if _, ok := l.(*netlink.Veth); ok && plan.staleVeths[name] {
 			log.Info("GC: removing stale egress veth", "link", name)
-			errs = append(errs, egress.Teardown(conf.Family, "", name))
+			errs = append(errs, egress.Teardown(conf.Family, "", name, nil))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

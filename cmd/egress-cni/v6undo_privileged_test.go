@@ -65,7 +65,7 @@ func TestPrivilegedV6FailedAddKeepsMainIPv6(t *testing.T) {
 							Routes: []netip.Prefix{netip.MustParsePrefix("::/0")}, HostNS: hostNS,
 						}.Setup()
 						// The rest of the ADD's undo, as cmdAdd does it.
-						return errors.Join(err, egress.Teardown(egress.V6, pod.Path(), egress.HostVethName("ctr-v6-fail", "eth0")))
+						return errors.Join(err, egress.Teardown(egress.V6, pod.Path(), egress.HostVethName("ctr-v6-fail", "eth0"), []netip.Addr{netip.MustParseAddr("fd00::ac:2")}))
 					})
 				})
 				if err == nil {

@@ -239,6 +239,27 @@ func (s *Store) Held(id, ifname string) (Lease, bool, error) {
 	return l, ok, err
 }
 
+// Owned returns the addresses Release(id, ifname) would free, and whether
+// the container holds addresses under another interface name: then a DEL
+// of (id, ifname) holding none is a stray one (a wrong CNI_IFNAME) and
+// must leave the container's SNAT chain, which is per container, alone.
+func (s *Store) Owned(id, ifname string) (held []netip.Addr, elsewhere bool, err error) {
+	err = s.locked(func() error {
+		hs, err := s.list()
+		for _, h := range hs {
+			switch {
+			case h.ContainerID != id:
+			case h.IfName == ifname || h.IfName == "":
+				held = append(held, h.IP)
+			default:
+				elsewhere = true
+			}
+		}
+		return err
+	})
+	return held, elsewhere, err
+}
+
 // Release frees whatever (id, ifname) holds (in any range); holding
 // nothing is not an error. Files of host-local versions that recorded only
 // the container ID match the ID alone.

@@ -75,7 +75,7 @@ func (w Wiring) setup() (Interfaces, error) {
 		return out, err
 	}
 	err = podNS.Do(func(ns.NetNS) error {
-		if err := clearPodIf(w.Family, w.HostNS, w.HostVeth, true); err != nil {
+		if err := clearPodIf(w.Family, w.HostNS, w.HostVeth); err != nil {
 			return err
 		}
 		if w.Family == V6 {
@@ -197,14 +197,15 @@ func (w Wiring) setupHostSide() error {
 }
 
 // Teardown removes the pod's egress veth (with it the host routes and the
-// gateway address), leaving another attachment's. A missing namespace or
-// link is not an error: the runtime may have destroyed the namespace
-// already.
-func Teardown(f Family, podNSPath, hostVeth string) error {
+// gateway address), leaving another attachment's: in the pod's namespace
+// only a link that is this attachment's (removeOwnPodIf; held are the
+// addresses the attachment holds). A missing namespace or link is not an
+// error: the runtime may have destroyed the namespace already.
+func Teardown(f Family, podNSPath, hostVeth string, held []netip.Addr) error {
 	var errs []error
 	if podNSPath != "" {
 		err := withHostNS(func(hostNS ns.NetNS) error {
-			return ns.WithNetNSPath(podNSPath, func(ns.NetNS) error { return clearPodIf(f, hostNS, hostVeth, false) })
+			return ns.WithNetNSPath(podNSPath, func(ns.NetNS) error { return removeOwnPodIf(f, hostNS, hostVeth, held) })
 		})
 		var nsErr ns.NSPathNotExistErr
 		if err != nil && !errors.As(err, &nsErr) && !errors.Is(err, os.ErrNotExist) {
