@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/introspect"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
@@ -59,6 +62,9 @@ type handout struct {
 	kube        *kubeRef
 	host        HostNetwork
 	addWait     time.Duration
+	// track shows the EC2 calls in flight, named in an ADD's failure
+	// (nil: none named).
+	track *introspect.Tracker
 	// claim marks recovered keys a DEL named for the orphan sweep (nil:
 	// no sweep, such an address is never released by a DEL).
 	claim func([]datastore.Key)
@@ -366,6 +372,40 @@ func (h *handout) exhaustedCause(storeErr error, waited time.Duration) string {
 	var nae *datastore.NoAvailableAddressError
 	if errors.As(storeErr, &nae) && nae.Reason != "" {
 		b.WriteString("; datastore: " + nae.Reason)
+	}
+	b.WriteString(h.ec2InFlight())
+	return b.String()
+}
+
+// ec2InFlight names the EC2 calls still under way, oldest first (at most
+// three): a call EC2 keeps throttling stays in its retries with no
+// failure recorded yet, and an ADD that runs out of time meanwhile must
+// say what ipamd was waiting on, not only that every address is taken.
+func (h *handout) ec2InFlight() string {
+	if h.track == nil {
+		return ""
+	}
+	var calls []introspect.Activity
+	for _, a := range h.track.Current() {
+		if a.Kind == awsutils.ActivityEC2 {
+			calls = append(calls, a)
+		}
+	}
+	if len(calls) == 0 {
+		return ""
+	}
+	slices.SortFunc(calls, func(x, y introspect.Activity) int { return x.Since.Compare(y.Since) })
+	var b strings.Builder
+	b.WriteString("; EC2 calls still under way (throttled or slow): ")
+	for i, a := range calls {
+		if i == 3 {
+			fmt.Fprintf(&b, ", … %d more", len(calls)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s for %s", a.What, time.Since(a.Since).Round(time.Millisecond))
 	}
 	return b.String()
 }

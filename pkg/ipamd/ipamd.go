@@ -225,7 +225,7 @@ func New(o Options) (*IPAM, error) {
 	n.observe = &observer{m: m, cards: n.cards, node: n.node, kube: n.kube, startedAt: started}
 	n.handout = &handout{changed: newSignal(), limited: newSignal(), cfg: o.Config, node: n.node,
 		cards: n.cards, pool: n.pool, terminating: n.terminating, observe: n.observe,
-		m: m, kube: n.kube, host: host, addWait: n.times.AddWait, log: log}
+		m: m, kube: n.kube, host: host, addWait: n.times.AddWait, track: n.track, log: log}
 	n.orphans = &orphanSweeper{links: o.PodLinks, host: host, cards: n.cards,
 		released: func() {
 			n.handout.wake()

@@ -2,6 +2,7 @@ package ipamd
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,4 +78,33 @@ func TestThrottledBurstServesEveryADD(t *testing.T) {
 	}
 	awaitWired(t, h)
 	h.checkConsistent()
+}
+
+// TestADDFailingDuringAThrottledCreateNamesIt: every ENI create is
+// throttled and the primary is full, so an ADD runs out of time while
+// ipamd's create is still in its retries. Its error names the EC2 call
+// ipamd was waiting on. Before, it named only the datastore's figures
+// ("all 14 addresses assigned"), as though ipamd had asked EC2 nothing.
+func TestADDFailingDuringAThrottledCreateNamesIt(t *testing.T) {
+	times := fastTimes
+	times.FailureBackoff = time.Second
+	retry := EC2Retry()
+	h := newHarness(t, harnessOpts{instanceType: "m5.xlarge", times: &times, retry: &retry,
+		cfg: func(c *config.Config) { c.IPCooldown = 0 }})
+	h.settle()
+	h.addPods("primary-", 14)
+	if err := h.env.Sim.SetFaults(vpcsim.Faults{
+		Errors: []vpcsim.ErrorRule{{Action: "CreateNetworkInterface", Code: "RequestLimitExceeded"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runPoolManager(t, h)
+	errs := burst(h, "b-", 1, 3*time.Second)
+	if errs[0] == nil {
+		t.Fatal("ADD on a full primary with every create throttled succeeded")
+	}
+	if !strings.Contains(errs[0].Error(), "CreateNetworkInterface") {
+		t.Errorf("ADD error %q does not name the EC2 call ipamd waits on", errs[0])
+	}
+	t.Log(errs[0])
 }

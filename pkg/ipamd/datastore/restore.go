@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"slices"
 )
 
 // Restore re-establishes the allocations of a checkpoint. Call it once,
@@ -16,7 +17,8 @@ import (
 // known CIDR is kept pending (Unknown): it stays in the checkpoint and is
 // adopted when AddCIDR adds its CIDR. isLive nil keeps everything.
 // Cooling entries still in their cooldown cool again (pending too when
-// their CIDR is unknown).
+// their CIDR is unknown), and so do the stale allocations' addresses,
+// from now.
 //
 // Timestamps in the future (a clock set back, a hand-edited file) are
 // clamped to now, so a cooldown lasts at most one period. An allocation
@@ -70,7 +72,18 @@ func (s *Store) Restore(f File, isLive func(Allocation) bool) (RestoreResult, er
 		res.Restored = append(res.Restored, a)
 	}
 	if s.cooldown > 0 {
-		for _, cl := range f.Cooling {
+		// A stale pod is gone without a DEL reaching ipamd: its address
+		// cools from now, as its DEL's would have (the DEL released
+		// nothing), so no new pod inherits its conntrack and policy
+		// state. The loop skips an address a live entry holds.
+		cooling := f.Cooling
+		if len(res.Stale) > 0 {
+			cooling = slices.Clone(f.Cooling)
+			for _, a := range res.Stale {
+				cooling = append(cooling, Cooling{Addr: a.Addr, UnassignedAt: now})
+			}
+		}
+		for _, cl := range cooling {
 			if cl.UnassignedAt.After(now) {
 				cl.UnassignedAt = now
 				res.Clamped++

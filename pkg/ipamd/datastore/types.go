@@ -201,8 +201,9 @@ type ENIInfo struct {
 type RestoreResult struct {
 	// Restored allocations hold their address again.
 	Restored []Allocation
-	// Stale allocations belonged to pods isLive says are gone; dropped.
-	// ipamd deletes their ip rules.
+	// Stale allocations belonged to pods isLive says are gone; dropped,
+	// their addresses cooling from the restore. ipamd deletes their ip
+	// rules.
 	Stale []Allocation
 	// Unknown allocations are live but their address is in no CIDR the
 	// store knows. They stay pending (kept in the checkpoint, visible in
