@@ -186,3 +186,25 @@ func (h heldDeletes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.sim.ServeHTTP(w, r)
 }
+
+// heldAfterFirst fronts w's EC2 with heldDeletes holding the delete of
+// every ENI but the first one deleted; it returns a controller's client
+// of it and the release (also run at the test's end).
+func heldAfterFirst(t *testing.T, w *world) (*awsutils.EC2, func()) {
+	t.Helper()
+	var mu sync.Mutex
+	first := ""
+	held := heldDeletes{sim: w.env.Sim.EC2Handler(), release: make(chan struct{}), hold: func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == "" {
+			first = id
+		}
+		return id != first
+	}}
+	released := sync.OnceFunc(func() { close(held.release) })
+	srv := httptest.NewServer(held)
+	t.Cleanup(srv.Close)
+	t.Cleanup(released) // runs before srv.Close: a held call ends
+	return fastEC2(t, w.env.Sim.Region(), srv.URL, 3), released
+}

@@ -123,10 +123,13 @@ func TestKubeNodeBackWithinTheDelayKeepsBranches(t *testing.T) {
 // delay (slow deletes). The delete in flight goes through (EC2 has no
 // conditional delete); the ones after it are not made, and the running
 // pods' branches left are adopted by the node's new trunk state. Before,
-// every branch of the list was deleted.
+// every branch of the list was deleted. EC2 holds the second delete until
+// the Node is back: slowed by a fixed 2 s, a test slower than that to
+// register the Node saw the third deleted too.
 func TestKubeNodeBackDuringBranchDeletesKeepsTheRest(t *testing.T) {
 	w := newWorld(t)
-	h := newHarness(t, w.ec2, fastConfig())
+	ec2, released := heldAfterFirst(t, w)
+	h := newHarness(t, ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	h.addSGPNode("rc-midback", inst1, 9)
 	var all []string
@@ -137,19 +140,14 @@ func TestKubeNodeBackDuringBranchDeletesKeepsTheRest(t *testing.T) {
 		}
 		all = append(all, h.waitAnnotation(name)[0].ENIID)
 	}
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(2 * time.Second)}}); err != nil {
-		t.Fatal(err)
-	}
 	h.deleteNode("rc-midback")
 	waitFor(t, 30*time.Second, "the first branch deleted", func() (bool, string) {
 		ids := branchIDs(w.branches())
 		return len(ids) < len(all), fmt.Sprint(ids)
 	})
 	h.addNode("rc-midback", inst1, nil)
+	released()
 	h.settledBack("rc-midback")
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
 	left := branchIDs(w.branches())
 	if len(left) == 0 {
 		t.Fatalf("every branch of the node was deleted though it came back during the deletes (had %v)", all)

@@ -240,12 +240,15 @@ func (c *Controller) unmanageUnknown(ctx context.Context, node *corev1.Node, ins
 	}
 	// Each pod is told what EC2 did once the job has tried its own
 	// deletes (podfates.go). None taken: a job of an earlier pass (a
-	// failed capacity removal) deletes them and tells its pods.
+	// failed capacity removal) deletes them and tells its pods. The job
+	// reads the node's name, not node: the capacity removal that follows
+	// writes the API server's answer into it.
+	name := node.Name
 	track := func(taken []BranchENI) func(BranchENI, error) {
 		fates := newPodFates(taken, owner)
 		return func(b BranchENI, err error) {
 			if p, ids, failed, last := fates.done(b, err); last {
-				c.tellUnmanaged(ctx, p, node.Name, ids, failed)
+				c.tellUnmanaged(ctx, p, name, ids, failed)
 			}
 		}
 	}

@@ -2,9 +2,7 @@ package resourcecontroller
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
@@ -23,21 +21,8 @@ func TestKubeUnmanagedPodToldWhenItsOwnDeleteIsDone(t *testing.T) {
 	}{{"running", false}, {"restarted", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
-			var mu sync.Mutex
-			first := ""
-			held := heldDeletes{sim: w.env.Sim.EC2Handler(), release: make(chan struct{}), hold: func(id string) bool {
-				mu.Lock()
-				defer mu.Unlock()
-				if first == "" {
-					first = id
-				}
-				return id != first
-			}}
-			released := sync.OnceFunc(func() { close(held.release) })
-			srv := httptest.NewServer(held)
-			t.Cleanup(srv.Close)
-			t.Cleanup(released) // runs before srv.Close: a held call ends
-			h := newHarness(t, fastEC2(t, w.env.Sim.Region(), srv.URL, 3), fastConfig())
+			ec2, released := heldAfterFirst(t, w)
+			h := newHarness(t, ec2, fastConfig())
 			h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 			node := "rc-unmanage-each-" + tc.name
 			h.addSGPNode(node, inst1, 9)
