@@ -58,7 +58,22 @@ func (n node) delKilledAt(t *testing.T, point int, addr string, withPrev bool, w
 	ipamd := startFakeIpamd(t, allocation{ip: addr, deviceNumber: 1, routeTable: 2})
 	defer ipamd.stop()
 	podNS := testutil.NewNS(t)
-	add := call{command: "ADD", containerID: ctr, netns: podNS.Path(), ifName: "eth0",
+	del, killed := n.addThenKillDel(t, ipamd, ctr, podNS.Path(), point, withPrev)
+	n.run(t, del).mustSucceed(t, "DEL retried after the kill")
+	n.run(t, del).mustSucceed(t, "second retried DEL")
+	n.sandboxGone(t, podNS, vethname.HostVethName("eni", "default", "a", 0))
+	wantState(t, fmt.Sprintf("node after the DEL killed at request %d and retried", point), n.ns.Path(), want)
+	return killed
+}
+
+// addThenKillDel ADDs pod a (container ctr, namespace podNS) through
+// ipamd, then runs its DEL (with the ADD's result as prevResult when
+// withPrev) and SIGKILLs it as it starts netlink request point, once ipamd
+// has released the address. It returns the DEL, for the retries, and
+// whether the kill landed (the DEL had fewer requests otherwise).
+func (n node) addThenKillDel(t *testing.T, ipamd *fakeIpamd, ctr, podNS string, point int, withPrev bool) (call, bool) {
+	t.Helper()
+	add := call{command: "ADD", containerID: ctr, netns: podNS, ifName: "eth0",
 		podName: "a", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
 	out := n.run(t, add)
 	out.mustSucceed(t, "ADD a")
@@ -70,7 +85,7 @@ func (n node) delKilledAt(t *testing.T, point int, addr string, withPrev bool, w
 	killed, ok := n.runKilledAtSend(t, del, point, func() {
 		err := poll.Until(context.Background(), 30*time.Second, func() error {
 			if ipamd.holds(ctr) {
-				return fmt.Errorf("kill point %d: ipamd did not release the pod's address", point)
+				return fmt.Errorf("kill point %d: ipamd did not release a's address", point)
 			}
 			return nil
 		})
@@ -82,9 +97,5 @@ func (n node) delKilledAt(t *testing.T, point int, addr string, withPrev bool, w
 		t.Fatalf("the DEL not killed (point %d) failed", point)
 	}
 	t.Logf("kill point %d (killed %v): node then: %q", point, killed, snapshot(t, n.ns.Path()))
-	n.run(t, del).mustSucceed(t, "DEL retried after the kill")
-	n.run(t, del).mustSucceed(t, "second retried DEL")
-	n.sandboxGone(t, podNS, vethname.HostVethName("eni", "default", "a", 0))
-	wantState(t, fmt.Sprintf("node after the DEL killed at request %d and retried", point), n.ns.Path(), want)
-	return killed
+	return del, killed
 }

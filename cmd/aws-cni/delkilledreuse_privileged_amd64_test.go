@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
-	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
@@ -83,30 +80,7 @@ func (n node) delKilledReusedAt(t *testing.T, point int, withPrev bool, b alloca
 	ipamd := startFakeIpamd(t, allocation{ip: reuseAddr, deviceNumber: 1, routeTable: 2}, b)
 	defer ipamd.stop()
 	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
-	addA := call{command: "ADD", containerID: ctrA, netns: nsA.Path(), ifName: "eth0",
-		podName: "a", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
-	outA := n.run(t, addA)
-	outA.mustSucceed(t, "ADD a")
-	delA := addA
-	delA.command = "DEL"
-	if withPrev {
-		delA.conf = netconf("1.0.0", outA.stdout, nil)
-	}
-	killed, ok := n.runKilledAtSend(t, delA, point, func() {
-		err := poll.Until(context.Background(), 30*time.Second, func() error {
-			if ipamd.holds(ctrA) {
-				return fmt.Errorf("kill point %d: ipamd did not release a's address", point)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	})
-	if !killed && !ok {
-		t.Fatalf("the DEL not killed (point %d) failed", point)
-	}
-	t.Logf("kill point %d (killed %v): node then: %q", point, killed, snapshot(t, n.ns.Path()))
+	delA, killed := n.addThenKillDel(t, ipamd, ctrA, nsA.Path(), point, withPrev)
 
 	addB := call{command: "ADD", containerID: ctrB, netns: nsB.Path(), ifName: "eth0",
 		podName: "b", podNS: "default", conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
