@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -34,7 +35,7 @@ func TestPrivilegedDelKilledThenAddressReused(t *testing.T) {
 				n := newNode(t, "192.168.0.10")
 				bAlone := n.reusePodAlone(t, c.b)
 				for point := 1; ; point++ {
-					if !n.delKilledReusedAt(t, point, withPrev, c.b, bAlone) {
+					if !n.delKilledReusedAt(t, point, reuseAddr, withPrev, c.b, bAlone) {
 						if point < 3 {
 							t.Fatalf("the DEL made only %d netlink requests", point-1)
 						}
@@ -70,14 +71,15 @@ func (n node) reusePodAlone(t *testing.T, b allocation) []string {
 	return alone
 }
 
-// delKilledReusedAt runs pod a's DEL killed at its point-th netlink
-// request once ipamd released the address, then pod b's ADD given b (the
-// same address), then a's DEL again, and checks the node is bAlone and b
-// is reachable. It reports false when the DEL ended before that request.
-func (n node) delKilledReusedAt(t *testing.T, point int, withPrev bool, b allocation, bAlone []string) bool {
+// delKilledReusedAt runs pod a's DEL (a has addr, on the ENI of device 1,
+// table 2) killed at its point-th netlink request once ipamd released the
+// address, then pod b's ADD given b (the same address), then a's DEL
+// again, and checks the node is bAlone and b is reachable. It reports
+// false when the DEL ended before that request.
+func (n node) delKilledReusedAt(t *testing.T, point int, addr string, withPrev bool, b allocation, bAlone []string) bool {
 	t.Helper()
 	ctrA, ctrB := fmt.Sprintf("ctr-a-%d", point), fmt.Sprintf("ctr-b-%d", point)
-	ipamd := startFakeIpamd(t, allocation{ip: reuseAddr, deviceNumber: 1, routeTable: 2}, b)
+	ipamd := startFakeIpamd(t, allocation{ip: addr, deviceNumber: 1, routeTable: 2}, b)
 	defer ipamd.stop()
 	nsA, nsB := testutil.NewNS(t), testutil.NewNS(t)
 	delA, killed := n.addThenKillDel(t, ipamd, ctrA, nsA.Path(), point, withPrev)
@@ -90,7 +92,15 @@ func (n node) delKilledReusedAt(t *testing.T, point int, withPrev bool, b alloca
 	n.run(t, delA).mustSucceed(t, "a's second retried DEL")
 	n.sandboxGone(t, nsA, vethname.HostVethName("eni", "default", "a", 0))
 	wantState(t, fmt.Sprintf("node after a's DEL killed at request %d, b's ADD and a's retried DEL", point), n.ns.Path(), bAlone)
-	if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(reuseAddr)); err != nil {
+	if ip := net.ParseIP(addr); ip.To4() == nil {
+		// ADD waits for DAD on the pod's side only; until the host veth's
+		// link-local address is done with it, the node sends no neighbour
+		// solicitation for the pod.
+		if err := podnettest.WaitIPv6Ready(context.Background(), n.ns.Path(), vethname.HostVethName("eni", "default", "b", 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := podnettest.Connect(n.ns.Path(), nsB.Path(), net.ParseIP(addr)); err != nil {
 		t.Errorf("kill point %d: pod b after a's retried DEL: %v", point, err)
 	}
 
