@@ -168,6 +168,14 @@ func upHostVeth(host *netlink.Handle, veth *netlink.Veth, mark string) (int, err
 	if err := setIfaceSysctls(name); err != nil {
 		return 0, fmt.Errorf("host veth %s: %w", name, err)
 	}
+	// The node resolves an IPv6 pod's address through the host end's
+	// link-local address, which DAD would keep tentative for a second
+	// or more after ADD returns: a kubelet probe in that window waits or
+	// fails. The link has only the pod at its other end, whose MAC
+	// differs, so there is nothing to detect.
+	if err := setSysctl("net/ipv6/conf/"+name+"/accept_dad", "0"); err != nil {
+		return 0, fmt.Errorf("host veth %s: %w", name, err)
+	}
 	if err := host.LinkSetUp(veth); err != nil {
 		return 0, fmt.Errorf("set host veth %s up: %w", name, err)
 	}
