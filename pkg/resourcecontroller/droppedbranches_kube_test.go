@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,33 +19,41 @@ const slowDelete = 5 * time.Second
 
 // TestKubeTrunkGoneSlowDeletesDoNotHoldPods: a node's trunk ENI is
 // deleted outside the controller while six pods hold branches on it, and
-// EC2 takes 5 s per DeleteNetworkInterface. A new pod of that node and
-// one of another node must get their branches before the old trunk's six
-// branches are half deleted, and those must all be deleted in the end.
+// EC2 holds every DeleteNetworkInterface. A new pod of that node and one
+// of another node must get their branches while the old trunk's six
+// branch deletes are held, and those must all be deleted once EC2 answers.
 // Before, the pod worker that found the trunk gone deleted the six
-// branches one by one (30 s) before the node was reconciled for a new
-// trunk, so the node's new pods waited for all of them.
+// branches one by one before the node was reconciled for a new trunk, so
+// the node's new pods waited for all of them. Deletes slowed by a fixed
+// 5 s each instead of held let a test slower than 15 s to see the pods
+// annotated find half deleted and fail wrongly.
 func TestKubeTrunkGoneSlowDeletesDoNotHoldPods(t *testing.T) {
 	w := newWorld(t)
-	h := newHarness(t, w.ec2, fastConfig())
+	var mu sync.Mutex
+	var old []string
+	// Every delete until the old branches are known, then only theirs: a
+	// new pod's allocation that finds the trunk gone rolls its own branch
+	// back first.
+	ec2, released := heldFront(t, w, func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return old == nil || slices.Contains(old, id)
+	})
+	h := newHarness(t, ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node, other = "rc-gone-slow", "rc-gone-slow-other"
 	h.addSGPNode(node, inst1, 9)
 	h.addSGPNode(other, inst2, 9)
-	old := trunkGoneWithBranches(t, h, w, node, inst1, 6)
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
+	ids := trunkGoneWithBranches(t, h, w, node, inst1, 6)
+	mu.Lock()
+	old = ids
+	mu.Unlock()
 	for _, p := range []struct{ name, node string }{{"new", node}, {"other", other}} {
 		if _, err := h.createPod(p.name, p.node, map[string]string{"role": "db-client"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The bound is the old branches' deletion itself (6 × 5 s, one at a
-	// time), not a clock: a loaded machine slows both sides alike. Half of
-	// them still there leaves 15 s for the new trunk and the pods' creates.
-	waitFor(t, 20*slowDelete, "the new pods' branches", func() (bool, string) {
+	waitFor(t, 30*time.Second, "the new pods' branches while the old ones' deletes are held", func() (bool, string) {
 		var missing []string
 		for _, name := range []string{"new", "other"} {
 			if !h.annotated(name) {
@@ -53,12 +62,11 @@ func TestKubeTrunkGoneSlowDeletesDoNotHoldPods(t *testing.T) {
 		}
 		return len(missing) == 0, fmt.Sprint("not annotated: ", missing)
 	})
-	left := existing(w, old)
-	t.Logf("the new pods got their branches %s after their creation; old branches left: %d of %d", time.Since(start), len(left), len(old))
-	if len(left) < len(old)/2 {
-		t.Errorf("the new pods got their branches only once %d of the old trunk's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
+	if left := existing(w, old); len(left) != len(old) {
+		t.Fatalf("old branches left %v of %v: a delete went through while EC2 held it", left, old)
 	}
-	waitFor(t, 20*slowDelete, "the old trunk's branches deleted", func() (bool, string) {
+	released()
+	waitFor(t, 30*time.Second, "the old trunk's branches deleted", func() (bool, string) {
 		left := existing(w, old)
 		return len(left) == 0, fmt.Sprint(left)
 	})
