@@ -14,9 +14,6 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
-// slowDelete is EC2's time per DeleteNetworkInterface in these tests.
-const slowDelete = 5 * time.Second
-
 // TestKubeTrunkGoneSlowDeletesDoNotHoldPods: a node's trunk ENI is
 // deleted outside the controller while six pods hold branches on it, and
 // EC2 holds every DeleteNetworkInterface. A new pod of that node and one
@@ -184,16 +181,15 @@ func TestKubeTrunkGoneBranchesDeletedAfterARestart(t *testing.T) {
 
 // TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk: a Node whose six
 // pods hold branches is deleted and another instance registers under its
-// name before its CNINode is garbage collected, while EC2 takes 5 s per
-// DeleteNetworkInterface. The new instance's pod must get its branch
-// before the old instance's six branches are half deleted, and those
-// must all be deleted in the end. Before, the Node worker deleted the six
+// name before its CNINode is garbage collected, while EC2 holds the old
+// branches' deletes. The new instance's pod must get its branch while
+// they are held, and those must all be deleted once EC2 answers. Before, the Node worker deleted the six
 // one by one (30 s) before it made the new instance's trunk.
 func TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk(t *testing.T) {
 	const inst6 = "i-00000000000000006"
 	// DeinitDelay 1 min: the old state is still held when the name comes back.
-	w, h := reusedWorld(t, time.Minute, inst6)
+	w, h, held := reusedWorld(t, time.Minute, inst6)
 	// The Node only: its CNINode's garbage collection has not run yet.
-	old, start := reusedName(t, h, w, "rc-reused-slow", inst1, inst6, 6, reuseNodeOnly)
-	newPodBeforeOldDeletes(t, h, w, old, start)
+	old := reusedName(t, h, w, held, "rc-reused-slow", inst1, inst6, 6, reuseNodeOnly)
+	newPodBeforeOldDeletes(t, h, w, held, old)
 }
