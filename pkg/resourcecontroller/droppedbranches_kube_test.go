@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,38 +14,43 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
-// slowDelete is EC2's time per DeleteNetworkInterface in these tests.
-const slowDelete = 5 * time.Second
-
 // TestKubeTrunkGoneSlowDeletesDoNotHoldPods: a node's trunk ENI is
 // deleted outside the controller while six pods hold branches on it, and
-// EC2 takes 5 s per DeleteNetworkInterface. A new pod of that node and
-// one of another node must get their branches before the old trunk's six
-// branches are half deleted, and those must all be deleted in the end.
+// EC2 holds every DeleteNetworkInterface. A new pod of that node and one
+// of another node must get their branches while the old trunk's six
+// branch deletes are held, and those must all be deleted once EC2 answers.
 // Before, the pod worker that found the trunk gone deleted the six
-// branches one by one (30 s) before the node was reconciled for a new
-// trunk, so the node's new pods waited for all of them.
+// branches one by one before the node was reconciled for a new trunk, so
+// the node's new pods waited for all of them. Deletes slowed by a fixed
+// 5 s each instead of held let a test slower than 15 s to see the pods
+// annotated find half deleted and fail wrongly.
 func TestKubeTrunkGoneSlowDeletesDoNotHoldPods(t *testing.T) {
 	w := newWorld(t)
-	h := newHarness(t, w.ec2, fastConfig())
+	var mu sync.Mutex
+	var old []string
+	// Every delete until the old branches are known, then only theirs: a
+	// new pod's allocation that finds the trunk gone rolls its own branch
+	// back first.
+	ec2, released := heldFront(t, w, func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return old == nil || slices.Contains(old, id)
+	})
+	h := newHarness(t, ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node, other = "rc-gone-slow", "rc-gone-slow-other"
 	h.addSGPNode(node, inst1, 9)
 	h.addSGPNode(other, inst2, 9)
-	old := trunkGoneWithBranches(t, h, w, node, inst1, 6)
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
+	ids := trunkGoneWithBranches(t, h, w, node, inst1, 6)
+	mu.Lock()
+	old = ids
+	mu.Unlock()
 	for _, p := range []struct{ name, node string }{{"new", node}, {"other", other}} {
 		if _, err := h.createPod(p.name, p.node, map[string]string{"role": "db-client"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// The bound is the old branches' deletion itself (6 × 5 s, one at a
-	// time), not a clock: a loaded machine slows both sides alike. Half of
-	// them still there leaves 15 s for the new trunk and the pods' creates.
-	waitFor(t, 20*slowDelete, "the new pods' branches", func() (bool, string) {
+	waitFor(t, 30*time.Second, "the new pods' branches while the old ones' deletes are held", func() (bool, string) {
 		var missing []string
 		for _, name := range []string{"new", "other"} {
 			if !h.annotated(name) {
@@ -53,12 +59,11 @@ func TestKubeTrunkGoneSlowDeletesDoNotHoldPods(t *testing.T) {
 		}
 		return len(missing) == 0, fmt.Sprint("not annotated: ", missing)
 	})
-	left := existing(w, old)
-	t.Logf("the new pods got their branches %s after their creation; old branches left: %d of %d", time.Since(start), len(left), len(old))
-	if len(left) < len(old)/2 {
-		t.Errorf("the new pods got their branches only once %d of the old trunk's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
+	if left := existing(w, old); len(left) != len(old) {
+		t.Fatalf("old branches left %v of %v: a delete went through while EC2 held it", left, old)
 	}
-	waitFor(t, 20*slowDelete, "the old trunk's branches deleted", func() (bool, string) {
+	released()
+	waitFor(t, 30*time.Second, "the old trunk's branches deleted", func() (bool, string) {
 		left := existing(w, old)
 		return len(left) == 0, fmt.Sprint(left)
 	})
@@ -122,49 +127,69 @@ func (h *harness) annotated(name string) bool {
 // controller stops while the old trunk's branches are being deleted. The
 // next controller must find and delete those left: nothing else knows
 // them (the node's new trunk does not list them, and the node lives).
+// EC2 takes the first old branch's delete and holds the others until the
+// stop: slowed by a fixed 5 s each, a test slower than 15 s to stop saw
+// all four deleted and failed with nothing to test.
 func TestKubeTrunkGoneBranchesDeletedAfterARestart(t *testing.T) {
 	w := newWorld(t)
-	h := newHarness(t, w.ec2, fastConfig())
+	var mu sync.Mutex
+	var old []string
+	first := ""
+	// Every delete until the old branches are known, then theirs but the
+	// first: a new pod's allocation that finds the trunk gone rolls its
+	// own branch back.
+	ec2, released := heldFront(t, w, func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if old == nil {
+			return true
+		}
+		if !slices.Contains(old, id) {
+			return false
+		}
+		if first == "" {
+			first = id
+		}
+		return id != first
+	})
+	h := newHarness(t, ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-gone-restart"
 	h.addSGPNode(node, inst1, 9)
-	old := trunkGoneWithBranches(t, h, w, node, inst1, 4)
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
-		t.Fatal(err)
-	}
+	ids := trunkGoneWithBranches(t, h, w, node, inst1, 4)
+	mu.Lock()
+	old = ids
+	mu.Unlock()
 	if _, err := h.createPod("new", node, map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*slowDelete, "the old trunk's branches being deleted", func() (bool, string) {
-		left := existing(w, old)
-		return len(left) < len(old), fmt.Sprint(left)
+	waitFor(t, 30*time.Second, "the old trunk's branches being deleted", func() (bool, string) {
+		left := existing(w, ids)
+		return len(left) < len(ids), fmt.Sprint(left)
 	})
 	h.stop()
-	if left := existing(w, old); len(left) == 0 {
+	if left := existing(w, ids); len(left) == 0 {
 		t.Fatal("every old branch was deleted before the stop; nothing to test")
 	}
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
+	released()
 	startController(t, h)
 	waitFor(t, 30*time.Second, "the old trunk's branches deleted by the next controller", func() (bool, string) {
-		left := existing(w, old)
+		left := existing(w, ids)
 		return len(left) == 0, fmt.Sprint(left)
 	})
 }
 
 // TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk: a Node whose six
 // pods hold branches is deleted and another instance registers under its
-// name before its CNINode is garbage collected, while EC2 takes 5 s per
-// DeleteNetworkInterface. The new instance's pod must get its branch
-// before the old instance's six branches are half deleted, and those
-// must all be deleted in the end. Before, the Node worker deleted the six
+// name before its CNINode is garbage collected, while EC2 holds the old
+// branches' deletes. The new instance's pod must get its branch while
+// they are held, and those must all be deleted once EC2 answers. Before, the Node worker deleted the six
 // one by one (30 s) before it made the new instance's trunk.
 func TestKubeNodeNameReusedSlowDeletesDoNotHoldNewTrunk(t *testing.T) {
 	const inst6 = "i-00000000000000006"
 	// DeinitDelay 1 min: the old state is still held when the name comes back.
-	w, h := reusedWorld(t, time.Minute, inst6)
+	w, h, held := reusedWorld(t, time.Minute, inst6)
 	// The Node only: its CNINode's garbage collection has not run yet.
-	old, start := reusedName(t, h, w, "rc-reused-slow", inst1, inst6, 6, reuseNodeOnly)
-	newPodBeforeOldDeletes(t, h, w, old, start)
+	old := reusedName(t, h, w, held, "rc-reused-slow", inst1, inst6, 6, reuseNodeOnly)
+	newPodBeforeOldDeletes(t, h, w, held, old)
 }

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vpc-cni/vpc-cni/pkg/k8s"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
 // counterValue reads a counter's current value.
@@ -36,9 +35,12 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // providerID is set the running pods' branches left are adopted by the
 // node's trunk state. Before, a Node without a providerID counted as not
 // back, and every branch of the list was deleted under its running pods.
+// EC2 holds the second delete until the Node is back: slowed by a fixed
+// 2 s, a test slower than that to create the Node saw every branch deleted.
 func TestKubeNodeBackWithoutProviderIDStopsBranchDeletes(t *testing.T) {
 	w := newWorld(t)
-	h := newHarness(t, w.ec2, fastConfig())
+	ec2, released := heldAfterFirst(t, w)
+	h := newHarness(t, ec2, fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const node = "rc-noid"
 	h.addSGPNode(node, inst1, 9)
@@ -50,9 +52,6 @@ func TestKubeNodeBackWithoutProviderIDStopsBranchDeletes(t *testing.T) {
 		}
 		all = append(all, h.waitAnnotation(name)[0].ENIID)
 	}
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(2 * time.Second)}}); err != nil {
-		t.Fatal(err)
-	}
 	h.deleteNode(node)
 	waitFor(t, 30*time.Second, "the first branch deleted", func() (bool, string) {
 		ids := branchIDs(w.branches())
@@ -63,6 +62,7 @@ func TestKubeNodeBackWithoutProviderIDStopsBranchDeletes(t *testing.T) {
 	if err := h.admin.Create(ctx, n); err != nil {
 		t.Fatal(err)
 	}
+	released()
 	// The deletes are over once the node-termination cleaner has either
 	// released the CNINode (it found the Node not back) or failed (it
 	// could not tell): only then is the providerID set.
@@ -89,9 +89,6 @@ func TestKubeNodeBackWithoutProviderIDStopsBranchDeletes(t *testing.T) {
 		return true, ""
 	})
 	h.settledBack(node)
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
 	left := branchIDs(w.branches())
 	if len(left) == 0 {
 		t.Fatalf("every branch of the node was deleted though it came back (without a providerID yet) during the deletes (had %v)", all)

@@ -194,14 +194,22 @@ func heldAfterFirst(t *testing.T, w *world) (*awsutils.EC2, func()) {
 	t.Helper()
 	var mu sync.Mutex
 	first := ""
-	held := heldDeletes{sim: w.env.Sim.EC2Handler(), release: make(chan struct{}), hold: func(id string) bool {
+	return heldFront(t, w, func(id string) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if first == "" {
 			first = id
 		}
 		return id != first
-	}}
+	})
+}
+
+// heldFront fronts w's EC2 with heldDeletes holding the deletes hold names
+// (nil: every one); it returns a controller's client of it and the
+// release (also run at the test's end).
+func heldFront(t *testing.T, w *world, hold func(eniID string) bool) (*awsutils.EC2, func()) {
+	t.Helper()
+	held := heldDeletes{sim: w.env.Sim.EC2Handler(), release: make(chan struct{}), hold: hold}
 	released := sync.OnceFunc(func() { close(held.release) })
 	srv := httptest.NewServer(held)
 	t.Cleanup(srv.Close)

@@ -3,6 +3,8 @@ package resourcecontroller
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +25,9 @@ const (
 
 // reusedWorld is the world of a reused-name test: node instances insts
 // besides inst1–inst5, a controller with DeinitDelay deinit (fastConfig's
-// when 0), and the "db" policy selecting role=db-client pods.
-func reusedWorld(t *testing.T, deinit time.Duration, insts ...string) (*world, *harness) {
+// when 0) whose EC2 holds the old branches' deletes (see oldDeletes), and
+// the "db" policy selecting role=db-client pods.
+func reusedWorld(t *testing.T, deinit time.Duration, insts ...string) (*world, *harness, *oldDeletes) {
 	t.Helper()
 	specs := make([]vpcsim.InstanceSpec, 0, len(insts))
 	for _, id := range insts {
@@ -35,18 +38,43 @@ func reusedWorld(t *testing.T, deinit time.Duration, insts ...string) (*world, *
 	if deinit > 0 {
 		cfg.DeinitDelay = deinit
 	}
-	h := newHarness(t, w.ec2, cfg)
+	held := &oldDeletes{}
+	ec2, released := heldFront(t, w, held.holds)
+	held.release = released
+	h := newHarness(t, ec2, cfg)
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
-	return w, h
+	return w, h, held
 }
 
-// reusedName gives node, on oldInst, n branch pods, makes EC2 take
-// slowDelete per DeleteNetworkInterface, deletes the Node (and its CNINode
+// oldDeletes holds at EC2 every delete until the old instance's branches
+// are named, then theirs only, until release: a fixed latency instead let
+// a slow run see them deleted before its checks.
+type oldDeletes struct {
+	mu      sync.Mutex
+	ids     []string
+	named   bool
+	release func()
+}
+
+func (o *oldDeletes) holds(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.named || slices.Contains(o.ids, id)
+}
+
+func (o *oldDeletes) name(ids []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ids, o.named = ids, true
+}
+
+// reusedName gives node, on oldInst, n branch pods, has held hold their
+// deletes, deletes the Node (and its CNINode
 // unless reuseNodeOnly, as the Node's garbage collection does; the
 // finalizer holds the CNINode) and registers the name again for newInst
 // with a new branch pod.
 // It returns the old branches and when the name came back.
-func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst string, n int, how reuse) ([]string, time.Time) {
+func reusedName(t *testing.T, h *harness, w *world, held *oldDeletes, node, oldInst, newInst string, n int, how reuse) []string {
 	t.Helper()
 	h.addSGPNode(node, oldInst, 9)
 	var old []string
@@ -57,9 +85,7 @@ func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst strin
 		}
 		old = append(old, h.waitAnnotation(pod)[0].ENIID)
 	}
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DeleteNetworkInterface": vpcsim.Duration(slowDelete)}}); err != nil {
-		t.Fatal(err)
-	}
+	held.name(old)
 	if how != reuseNodeOnly {
 		h.deleteNode(node)
 	} else if err := h.admin.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
@@ -74,28 +100,26 @@ func reusedName(t *testing.T, h *harness, w *world, node, oldInst, newInst strin
 			return h.ctrl.gone.running(node), "not running"
 		})
 	}
-	start := time.Now()
 	h.addNode(node, newInst, map[string]string{LabelHasTrunk: "true"})
 	if _, err := h.createPod("new", node, map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}
-	return old, start
+	return old
 }
 
 // newPodBeforeOldDeletes checks that the new instance's pod got its branch
-// before half of the old instance's branches were deleted, and waits for
-// all of those to go.
-func newPodBeforeOldDeletes(t *testing.T, h *harness, w *world, old []string, start time.Time) {
+// while the old instance's branch deletes are held, releases them and
+// waits for those branches to go.
+func newPodBeforeOldDeletes(t *testing.T, h *harness, w *world, held *oldDeletes, old []string) {
 	t.Helper()
-	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
+	waitFor(t, 30*time.Second, "the new instance's pod's branch while the old ones' deletes are held", func() (bool, string) {
 		return h.annotated("new"), "not annotated"
 	})
-	left := existing(w, old)
-	t.Logf("the new instance's pod got its branch %s after the Node came back; old branches left: %d of %d", time.Since(start), len(left), len(old))
-	if len(left) < len(old)/2 {
-		t.Errorf("the new instance's pod got its branch only once %d of the old instance's %d branches were deleted, want before half of them", len(old)-len(left), len(old))
+	if left := existing(w, old); len(left) != len(old) {
+		t.Errorf("old branches left %v of %v: a delete went through while EC2 held it", left, old)
 	}
-	waitFor(t, 20*slowDelete, "the old instance's branches deleted", func() (bool, string) {
+	held.release()
+	waitFor(t, 60*time.Second, "the old instance's branches deleted", func() (bool, string) {
 		left := existing(w, old)
 		return len(left) == 0, fmt.Sprint(left)
 	})
@@ -103,19 +127,18 @@ func newPodBeforeOldDeletes(t *testing.T, h *harness, w *world, old []string, st
 
 // TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes: a Node
 // whose six pods hold branches is deleted with its CNINode, and another
-// instance registers under its name within DeinitDelay, while EC2 takes
-// 5 s per DeleteNetworkInterface. The new instance's pod must get its
-// branch before the old instance's six branches are half deleted, and
-// those must all be deleted in the end. Before, the new node's CNINode
+// instance registers under its name within DeinitDelay, while EC2 holds
+// the old branches' deletes. The new instance's pod must get its branch
+// while they are held, and those must all be deleted once EC2 answers. Before, the new node's CNINode
 // waited for the old one, whose finalizer the old instance's cleanup
 // held until it had deleted the six one by one (30 s), the background
 // job deleting the same six meanwhile.
 func TestKubeNodeNameReusedCNINodeGoingDoesNotWaitForOldDeletes(t *testing.T) {
 	const inst6 = "i-00000000000000006"
 	// DeinitDelay 1 min: the old state is still held when the name comes back.
-	w, h := reusedWorld(t, time.Minute, inst6)
-	old, start := reusedName(t, h, w, "rc-reused-cn", inst1, inst6, 6, reuseWithCNINode)
-	newPodBeforeOldDeletes(t, h, w, old, start)
+	w, h, held := reusedWorld(t, time.Minute, inst6)
+	old := reusedName(t, h, w, held, "rc-reused-cn", inst1, inst6, 6, reuseWithCNINode)
+	newPodBeforeOldDeletes(t, h, w, held, old)
 }
 
 // TestKubeNodeNameReusedOldBranchesDeletedAfterARestart: as above with
@@ -127,9 +150,9 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 	// Instances no other test's Node names: the API server is shared, and
 	// a Node naming the old instance rightly keeps its branches.
 	const oldInst, newInst = "i-000000000000000a1", "i-000000000000000a2"
-	w, h := reusedWorld(t, time.Minute, oldInst, newInst)
-	old, _ := reusedName(t, h, w, "rc-reused-restart", oldInst, newInst, 4, reuseWithCNINode)
-	waitFor(t, 20*slowDelete, "the new instance's pod's branch", func() (bool, string) {
+	w, h, held := reusedWorld(t, time.Minute, oldInst, newInst)
+	old := reusedName(t, h, w, held, "rc-reused-restart", oldInst, newInst, 4, reuseWithCNINode)
+	waitFor(t, 30*time.Second, "the new instance's pod's branch", func() (bool, string) {
 		return h.annotated("new"), "not annotated"
 	})
 	h.stop()
@@ -138,9 +161,7 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 		t.Fatal("every old branch was deleted before the stop; nothing to test")
 	}
 	t.Logf("stopped with %d of %d old branches left", len(left), len(old))
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
+	held.release()
 	startController(t, h)
 	waitFor(t, 30*time.Second, "the old instance's branches deleted by the next controller", func() (bool, string) {
 		left := existing(w, old)
@@ -156,7 +177,17 @@ func TestKubeNodeNameReusedDuringGoneDeletesDoesNotWait(t *testing.T) {
 	const oldInst, newInst = "i-000000000000000b1", "i-000000000000000b2"
 	// fastConfig's DeinitDelay (300 ms): the gone job runs when the name
 	// comes back.
-	w, h := reusedWorld(t, 0, oldInst, newInst)
-	old, start := reusedName(t, h, w, "rc-reused-gone", oldInst, newInst, 6, reuseDuringGoneJob)
-	newPodBeforeOldDeletes(t, h, w, old, start)
+	w, h, held := reusedWorld(t, 0, oldInst, newInst)
+	old := reusedName(t, h, w, held, "rc-reused-gone", oldInst, newInst, 6, reuseDuringGoneJob)
+	// EC2 answers the old deletes from here: with them held, the new
+	// instance's trunk waits for the gone job's delete in flight, which
+	// only a fixed latency (5 s) used to bound.
+	held.release()
+	waitFor(t, 30*time.Second, "the new instance's pod's branch", func() (bool, string) {
+		return h.annotated("new"), "not annotated"
+	})
+	waitFor(t, 60*time.Second, "the old instance's branches deleted", func() (bool, string) {
+		left := existing(w, old)
+		return len(left) == 0, fmt.Sprint(left)
+	})
 }
