@@ -118,11 +118,20 @@ func routedElsewhere(h *netlink.Handle, pod *net.IPNet, dev string) (string, err
 	if err != nil {
 		return "", fmt.Errorf("list routes to %s in main: %w", pod, err)
 	}
+	if testHookRoutesListed != nil {
+		testHookRoutesListed()
+	}
 	for _, r := range routes {
 		if r.LinkIndex == 0 {
 			continue
 		}
 		link, err := h.LinkByIndex(r.LinkIndex)
+		var gone netlink.LinkNotFoundError
+		if errors.As(err, &gone) {
+			// The link went since the listing, its route with it: the
+			// kernel removing the pair with a pod's namespace.
+			continue
+		}
 		if err != nil {
 			return "", fmt.Errorf("link %d of the route to %s: %w", r.LinkIndex, pod, err)
 		}

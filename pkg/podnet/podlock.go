@@ -182,6 +182,10 @@ func lockOffset(hostVeth string) (int64, bool) {
 	return int64(h.Sum64() >> 2), true
 }
 
+// testHookRoutesListed, when set, runs in a teardown between its listing
+// of the routes to an address and its lookup of their links.
+var testHookRoutesListed func()
+
 // testHookOwnerChecked, when set, runs in a teardown between its check
 // that what it is about to remove is its sandbox's and the removal.
 var testHookOwnerChecked func()
