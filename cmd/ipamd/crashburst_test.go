@@ -25,6 +25,20 @@ import (
 	"github.com/vpc-cni/vpc-cni/rpc"
 )
 
+// peekQuery reads the EC2 query of r and puts its body back for vpcsim,
+// which answers a malformed body itself. It answers r and returns false
+// when the body cannot be read.
+func peekQuery(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	q, _ := url.ParseQuery(string(body))
+	return q, true
+}
+
 // slowEC2 serves vpcsim's EC2 API and counts the CreateNetworkInterface
 // and AttachNetworkInterface calls not yet answered. vpcsim, like EC2,
 // finishes a call it received even when the caller is gone.
@@ -39,13 +53,10 @@ type slowEC2 struct {
 }
 
 func (s *slowEC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	q, ok := peekQuery(w, r)
+	if !ok {
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	q, _ := url.ParseQuery(string(body)) // vpcsim answers a malformed body itself
 	switch action := q.Get("Action"); action {
 	case "CreateNetworkInterface", "AttachNetworkInterface":
 		n := s.inFlight.Add(1)

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,13 +29,11 @@ type heldCall struct {
 }
 
 func (h heldCall) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	q, ok := peekQuery(w, r)
+	if !ok {
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if q, _ := url.ParseQuery(string(body)); q.Get("Action") == h.action && h.held.CompareAndSwap(false, true) {
+	if q.Get("Action") == h.action && h.held.CompareAndSwap(false, true) {
 		h.entered <- q.Get("NetworkInterfaceId")
 		<-r.Context().Done()
 		return

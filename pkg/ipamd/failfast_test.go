@@ -38,6 +38,22 @@ func fullNode(t *testing.T, cooldown time.Duration, logs *syncBuffer) *harness {
 	return h
 }
 
+// oneTooMany runs an ADD on h's full node and returns its error, failing
+// t unless the ADD was refused (ResourceExhausted) within a second.
+func oneTooMany(ctx context.Context, t *testing.T, h *harness) error {
+	t.Helper()
+	start := time.Now()
+	_, err := h.srv.AddNetwork(ctx, addReq("one-too-many"))
+	took := time.Since(start)
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("ADD on a full node = %v, want ResourceExhausted", err)
+	}
+	if took > time.Second {
+		t.Errorf("ADD failed after %s, want within 1 s: %v", took.Round(time.Millisecond), err)
+	}
+	return err
+}
+
 func addReq(id string) *rpc.AddNetworkRequest {
 	return &rpc.AddNetworkRequest{NetworkName: "aws-cni", ContainerId: id, IfName: "eth0", K8SPodNamespace: "default", K8SPodName: id}
 }
@@ -49,15 +65,7 @@ func TestFullNodeFailsFast(t *testing.T) {
 	h := fullNode(t, 30*time.Second, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	start := time.Now()
-	_, err := h.srv.AddNetwork(ctx, addReq("one-too-many"))
-	took := time.Since(start)
-	if status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("ADD on a full node = %v, want ResourceExhausted", err)
-	}
-	if took > time.Second {
-		t.Errorf("ADD failed after %s, want within 1 s", took)
-	}
+	err := oneTooMany(ctx, t, h)
 	for _, want := range []string{"m5.large", "1 ENIs × 9 secondary IPv4 addresses", "MAX_ENI=1"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
@@ -72,7 +80,7 @@ func TestFullNodeFailsFast(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer scancel()
-	start = time.Now()
+	start := time.Now()
 	_, err = h.srv.AddNetwork(sctx, addReq("short-deadline"))
 	if status.Code(err) != codes.ResourceExhausted || time.Since(start) > time.Second {
 		t.Errorf("ADD with a deadline before the cooldown ends = %v after %s, want ResourceExhausted within 1 s", err, time.Since(start))
