@@ -193,6 +193,8 @@ func TestPrivilegedDelWithoutState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Removed here too if the test fails before it removes it itself.
+	t.Cleanup(func() { _ = pod.Close(); _ = testutils.UnmountNS(pod) })
 	rt := runtimeConf("ctr-gone", pod.Path())
 	add(t, tp, l, rt)
 	_ = pod.Close()

@@ -51,6 +51,8 @@ func TestPrivilegedV6AddDelTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Removed here too if the test fails before it removes it itself.
+	t.Cleanup(func() { _ = gone.Close(); _ = testutils.UnmountNS(gone) })
 	rt = runtimeConf("ctr-v6-gone", gone.Path())
 	add(t, tp, l, rt)
 	_ = gone.Close()

@@ -2,6 +2,7 @@ package ipamd
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
@@ -93,15 +95,18 @@ func TestCustomNetworkingReleasesPrimaryPrefixOnceUnused(t *testing.T) {
 	links.set = map[string]bool{}
 	links.routes = nil
 	links.mu.Unlock()
-	dropped := time.Now()
 	h.n.restore.dropPending(ctx)
-	// Sweeps until the dropped pod's address has cooled release it.
-	deadline := dropped.Add(cooldown + 2*time.Second)
-	for sweep(); slices.Contains(h.primaryPrefixes(), prefix); sweep() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the primary ENI still holds %s (%v) with no pod on it and its cooldown over", prefix, h.primaryPrefixes())
+	// Sweeps release the prefix once the dropped pod's address has cooled;
+	// nothing signals the cooldown's end, so the sweep is polled.
+	err = poll.Until(ctx, 30*time.Second, func() error {
+		sweep()
+		if got := h.primaryPrefixes(); slices.Contains(got, prefix) {
+			return fmt.Errorf("the primary ENI still holds %s (%v) with no pod on it and its cooldown over", prefix, got)
 		}
-		time.Sleep(20 * time.Millisecond) // a poll: the sweep is what releases, and nothing signals the cooldown's end
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, e := range h.pool(0).ENIs {
 		for _, ci := range e.CIDRs {
