@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/config"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
@@ -18,6 +19,7 @@ type hostSync struct {
 	node    *nodeState
 	host    HostNetwork
 	observe *observer
+	retry   time.Duration // first pause of programAtStart (Intervals.HostRetry)
 	log     *slog.Logger
 }
 

@@ -41,7 +41,7 @@ func (n *IPAM) Init(ctx context.Context) (err error) {
 	go func() { swept <- n.leaked.atStart(ctx) }()
 	listed := make(chan []awsutils.Subnet, 1)
 	go func() { listed <- n.discoverSubnets(ctx) }()
-	hostErr := n.hostSync.program(ctx)
+	hostErr := n.hostSync.programAtStart(ctx)
 	if err := <-swept; err != nil {
 		// Not fatal: the periodic sweep retries.
 		n.log.Warn("could not sweep unattached ENIs at start", "err", err)

@@ -38,6 +38,7 @@ type Intervals struct {
 	SubnetCache      time.Duration // subnet discovery's answer is reused this long, unless a subnet filled (5 min)
 	AttachTime       time.Duration // how long a new ENI takes to bring addresses; sooner cooldown ends serve waiting ADDs instead (2 s)
 	FreeWait         time.Duration // bound on one ENI free (detach, wait, delete); a later pool cycle finishes it (30 s)
+	HostRetry        time.Duration // first pause before Init programs the host again after the xtables lock stayed held, doubling to 30 s (1 s)
 }
 
 func (iv Intervals) withDefaults() Intervals {
@@ -66,6 +67,7 @@ func (iv Intervals) withDefaults() Intervals {
 	def(&iv.SubnetCache, 5*time.Minute)
 	def(&iv.AttachTime, 2*time.Second)
 	def(&iv.FreeWait, 30*time.Second)
+	def(&iv.HostRetry, time.Second)
 	return iv
 }
 
@@ -241,7 +243,7 @@ func New(o Options) (*IPAM, error) {
 	n.branch = &branchWait{kube: n.kube, node: n.node, cards: n.cards, reconciled: n.reconciled}
 	n.features = &cniNodeFeatures{cfg: o.Config, kube: n.kube, node: n.node, cards: n.cards,
 		trunk: n.branch, log: log}
-	n.hostSync = &hostSync{cfg: o.Config, node: n.node, host: host, observe: n.observe, log: log}
+	n.hostSync = &hostSync{cfg: o.Config, node: n.node, host: host, observe: n.observe, retry: n.times.HostRetry, log: log}
 	n.refresh = &nodeRefresher{cfg: o.Config, md: o.Metadata, ec2: o.EC2, node: n.node, cards: n.cards,
 		ready: n.ready, changes: &n.changes, reconcileHost: n.hostSync.program, every: n.times.NodeRefresh, log: log}
 	n.subnets = &subnetFinder{cfg: o.Config, node: n.node, kube: n.kube, lister: subs, ttl: n.times.SubnetCache, log: log}
