@@ -27,10 +27,14 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 		return invalidConfig("prevResult", err.Error())
 	}
 	// Before anything else: nothing may be created in, or rolled back
-	// from, the node's own namespace or a path that is no namespace.
-	if err := podnet.VerifyNetNS(args.Netns); err != nil {
+	// from, the node's own namespace or a path that is no namespace. The
+	// namespace checked is held open and wired through its descriptor,
+	// never through the path again, which may name another by then.
+	netns, err := podnet.PinNetNS(args.Netns)
+	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 	}
+	defer netns.Close()
 	if err := checkAddInput(args.IfName, args.ContainerID, inv.k8s); err != nil {
 		return err
 	}
@@ -43,7 +47,7 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	// is the costliest step of the wiring and needs no address. Until
 	// plan.wire takes it over, every error return discards it.
 	asked := client.StartAddNetwork(ctx, inv.addRequest(args))
-	early := inv.earlyVeth(args)
+	early := inv.earlyVeth(args, netns.Path())
 	defer func() {
 		if err != nil && early != nil {
 			if derr := early.Discard(); derr != nil {
@@ -65,7 +69,7 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	var plan *addPlan
 	defer func() {
 		if err != nil {
-			err = inv.rollback(ctx, client, args, plan, err)
+			err = inv.rollback(ctx, client, args, netns, plan, err)
 		}
 	}()
 	plan, err = planAdd(inv.conf, args, inv.k8s, reply)
@@ -76,10 +80,16 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 		return err
 	}
 	plan.setLockFile(inv.lockFile())
+	plan.setNetNS(netns.Path())
 	plan.takeEarly(early)
 	early = nil
 	if err = plan.wire(ctx); err != nil {
-		return entry.Error(ErrWiring, "wire pod network", err)
+		return entry.Error(ErrWiring, "wire pod network", errors.New(netns.Named(err.Error())))
+	}
+	// The result names the runtime's path: it must still name the
+	// namespace wired, or the runtime would take another for the pod's.
+	if err = netns.StillNamed(); err != nil {
+		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 	}
 	if mode := reply.NetworkPolicyMode; mode != "" {
 		err = enforceNetworkPolicy(ctx, inv.npaSocket, &ipamclient.EnforceNpRequest{
@@ -107,8 +117,8 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 // answer tells whether the pod has a branch ENI): the wiring replaces the
 // pair of such a pod, which costs that pod the head start and one more
 // pair, and nobody else anything.
-func (inv *invocation) earlyVeth(args *entry.Args) *podnet.Veth {
-	v, err := podnet.CreateVeth(args.Netns, args.ContainerID,
+func (inv *invocation) earlyVeth(args *entry.Args, netns string) *podnet.Veth {
+	v, err := podnet.CreateVeth(netns, args.ContainerID,
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
 		vethname.ContainerIfName(args.IfName, 0), inv.conf.MTU)
 	if err != nil {
@@ -122,16 +132,18 @@ func (inv *invocation) earlyVeth(args *entry.Args) *podnet.Veth {
 // ipamd. Cleanup failures are added to the returned error's details. It
 // runs on its own deadline: the ADD's may be spent (an ADD whose time ran
 // out waiting for the pod lock), and the undo waits for that lock too.
-func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *entry.Args, plan *addPlan, cause error) error {
+func (inv *invocation) rollback(ctx context.Context, client *ipamclient.Client, args *entry.Args, netns *podnet.PinnedNetNS, plan *addPlan, cause error) error {
 	var errs []error
 	if plan != nil {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 		defer cancel()
 		skipped, err := plan.undo(uctx)
 		for _, s := range skipped {
-			inv.log.Warn("rollback " + s)
+			inv.log.Warn("rollback " + netns.Named(s))
 		}
-		errs = append(errs, err)
+		if err != nil {
+			errs = append(errs, errors.New(netns.Named(err.Error())))
+		}
 	}
 	errs = append(errs, release(ctx, client, inv.delRequest(args, releaseReason)))
 	return inv.withCleanup(cause, errors.Join(errs...))
@@ -224,6 +236,15 @@ func (p *addPlan) setLockFile(path string) {
 	p.pod.LockFile = path
 	if p.branch != nil {
 		p.branch.Pod.LockFile = path
+	}
+}
+
+// setNetNS makes the wiring, and its undo, work in the namespace at path
+// (a PinnedNetNS's); the result keeps naming the runtime's CNI_NETNS.
+func (p *addPlan) setNetNS(path string) {
+	p.pod.NetNS = path
+	if p.branch != nil {
+		p.branch.Pod.NetNS = path
 	}
 }
 

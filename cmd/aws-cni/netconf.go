@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -246,15 +247,23 @@ func parseK8sArgs(s string) (k8sArgs, error) {
 	return a, nil
 }
 
+// k8sArg is one CNI_ARGS value with its key.
+type k8sArg struct{ key, v string }
+
+// sent are the CNI_ARGS values the plugin sends to ipamd.
+func (a k8sArgs) sent() []k8sArg {
+	return []k8sArg{
+		{"K8S_POD_NAME", a.PodName}, {"K8S_POD_NAMESPACE", a.PodNamespace},
+		{"K8S_POD_INFRA_CONTAINER_ID", a.InfraContainer}, {"K8S_POD_UID", a.PodUID},
+	}
+}
+
 // checkK8sArgLengths refuses a CNI_ARGS value longer than any Kubernetes
 // name. Only ADD and CHECK apply it: a DEL must succeed on input no ADD
 // took, or the runtime retries it forever, and DEL uses the values only
 // hashed into interface and lock names or as ipamd lookup keys.
 func checkK8sArgLengths(a k8sArgs) *types.Error {
-	for _, f := range []struct{ key, v string }{
-		{"K8S_POD_NAME", a.PodName}, {"K8S_POD_NAMESPACE", a.PodNamespace},
-		{"K8S_POD_INFRA_CONTAINER_ID", a.InfraContainer}, {"K8S_POD_UID", a.PodUID},
-	} {
+	for _, f := range a.sent() {
 		if len(f.v) > maxK8sNameLen {
 			return invalidConfig(fmt.Sprintf("CNI_ARGS %s is %d characters long, at most %d allowed", f.key, len(f.v), maxK8sNameLen), "")
 		}
@@ -274,7 +283,8 @@ var sysctlDirNames = []string{"all", "default"}
 // maxContainerIDLen, a CNI_ARGS key
 // given twice with different values (which pod is meant?), and a pod name
 // or namespace with '/' (no Kubernetes name has one, and ipamd keys pods
-// by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one).
+// by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one),
+// and a CNI_ARGS value that is not UTF-8.
 // DEL does not check them: older builds took such input, and a DEL
 // failing on it would be retried by the runtime forever.
 func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
@@ -287,6 +297,14 @@ func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
 	for _, f := range []struct{ key, v string }{{"K8S_POD_NAME", k.PodName}, {"K8S_POD_NAMESPACE", k.PodNamespace}} {
 		if strings.Contains(f.v, "/") {
 			return invalidConfig(fmt.Sprintf("CNI_ARGS %s %q contains '/'", f.key, f.v), "")
+		}
+	}
+	// ipamd and the network policy agent decode protobuf strings, which
+	// must be UTF-8: such a value would fail there with a decoding error
+	// that names no input.
+	for _, f := range k.sent() {
+		if !utf8.ValidString(f.v) {
+			return invalidConfig(fmt.Sprintf("CNI_ARGS %s %q is not valid UTF-8", f.key, f.v), "")
 		}
 	}
 	if ifName == loopbackIfName {

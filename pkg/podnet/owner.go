@@ -32,42 +32,76 @@ var (
 // ErrOwnNetNS, ErrNoNetNS, ErrNotNetNS or ErrRelativeNetNS and names the
 // path.
 func VerifyNetNS(path string) error {
-	if path == "" {
-		return fmt.Errorf("network namespace path is empty: %w", ErrNoNetNS)
-	}
-	if !filepath.IsAbs(path) {
-		return fmt.Errorf("network namespace %s %w", path, ErrRelativeNetNS)
-	}
-	target, err := nsIdentity(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("network namespace %s %w", path, ErrNoNetNS)
-	}
+	fd, _, err := openNetNS(path)
 	if err != nil {
 		return err
 	}
-	own, err := nsIdentity("/proc/thread-self/ns/net")
+	unix.Close(fd)
+	return nil
+}
+
+// openNetNS opens path as VerifyNetNS checks it and returns the open
+// descriptor with the namespace's identity: the checks apply to the file
+// the descriptor holds, whatever path names later.
+func openNetNS(path string) (int, nsID, error) {
+	if path == "" {
+		return -1, nsID{}, fmt.Errorf("network namespace path is empty: %w", ErrNoNetNS)
+	}
+	if !filepath.IsAbs(path) {
+		return -1, nsID{}, fmt.Errorf("network namespace %s %w", path, ErrRelativeNetNS)
+	}
+	fd, target, err := nsIdentity(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return -1, nsID{}, fmt.Errorf("network namespace %s %w", path, ErrNoNetNS)
+	}
 	if err != nil {
-		return fmt.Errorf("read own network namespace: %w", err)
+		return -1, nsID{}, err
+	}
+	own, err := ownNetNS()
+	if err != nil {
+		unix.Close(fd)
+		return -1, nsID{}, err
 	}
 	if target == own {
-		return fmt.Errorf("network namespace %s %w", path, ErrOwnNetNS)
+		unix.Close(fd)
+		return -1, nsID{}, fmt.Errorf("network namespace %s %w", path, ErrOwnNetNS)
 	}
-	return nil
+	return fd, target, nil
+}
+
+// ownNetNS is the identity of the calling thread's network namespace.
+func ownNetNS() (nsID, error) {
+	fd, own, err := nsIdentity("/proc/thread-self/ns/net")
+	if err != nil {
+		return nsID{}, fmt.Errorf("read own network namespace: %w", err)
+	}
+	unix.Close(fd)
+	return own, nil
 }
 
 type nsID struct{ dev, ino uint64 }
 
-// nsIdentity returns the device and inode that identify the namespace
-// behind path, after checking it is a network namespace (nsfs, and a
-// namespace file of type net).
-func nsIdentity(path string) (nsID, error) {
+// nsIdentity opens path and returns the descriptor (the caller closes it)
+// with the device and inode that identify the namespace behind it, after
+// checking it is a network namespace (nsfs, and a namespace file of type
+// net).
+func nsIdentity(path string) (int, nsID, error) {
 	// A raw descriptor: an *os.File would try to register it with the
 	// runtime's poller, three more system calls on every ADD and DEL.
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nsID{}, &os.PathError{Op: "open", Path: path, Err: err}
+		return -1, nsID{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	id, err := fdIdentity(fd, path)
+	if err != nil {
+		unix.Close(fd)
+		return -1, nsID{}, err
+	}
+	return fd, id, nil
+}
+
+// fdIdentity is nsIdentity for the descriptor fd, opened from path.
+func fdIdentity(fd int, path string) (nsID, error) {
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &fs); err != nil {
 		return nsID{}, fmt.Errorf("network namespace %s: %w", path, err)
