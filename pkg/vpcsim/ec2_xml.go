@@ -219,6 +219,7 @@ type xmlInstance struct {
 	TagSet             []xmlTag           `xml:"tagSet>item"`
 	MetadataOptions    xmlMetadataOptions `xml:"metadataOptions"`
 	NetworkInterfaces  []xmlENICore       `xml:"networkInterfaceSet>item"`
+	ClientToken        string             `xml:"clientToken,omitempty"`
 }
 
 func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
@@ -230,7 +231,7 @@ func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
 		Placement: xmlPlacement{AvailabilityZone: v.AZ, Tenancy: "default"}, SourceDestCheck: true,
 		Groups: s.groupsXML(w, v.SecurityGroups), Architecture: in.typ.Arch, RootDeviceType: "ebs",
 		VirtualizationType: "hvm", Hypervisor: hv, TagSet: tagsXML(v.Tags),
-		MetadataOptions: metadataOptionsXML(v),
+		MetadataOptions: metadataOptionsXML(v), ClientToken: in.token,
 	}
 	if v.State != "running" {
 		return x

@@ -68,7 +68,7 @@ func (w *world) associateTrunk(r associateReq) (*trunkAssoc, error) {
 			if a.branchID == r.BranchID && a.trunkID == r.TrunkID && a.vlan == *r.VLAN {
 				return a, nil // a retried call answers what the first one did
 			}
-			return nil, apiErr("IdempotentParameterMismatch", "The client token %s was already used with different parameters.", r.ClientToken)
+			return nil, errTokenMismatch(r.ClientToken)
 		}
 	}
 	if *r.VLAN < minVLAN || *r.VLAN > maxVLAN {
