@@ -25,6 +25,7 @@ type world struct {
 	assocs      map[string]*trunkAssoc // trunk association id → association
 	rules       map[string]*sgRule     // security group rule id → rule
 	launches    map[string]*launch     // RunInstances ClientToken → what it launched
+	disassocs   map[string]string      // DisassociateTrunkInterface ClientToken → association id
 
 	public *v4Pool
 	seq    map[string]uint64
@@ -168,6 +169,7 @@ func newWorld(s Scenario, now func() time.Time) (*world, error) {
 		instances: map[string]*instance{}, enis: map[string]*eni{},
 		attachments: map[string]*eni{}, pending: map[string]*eni{}, seq: map[string]uint64{},
 		assocs: map[string]*trunkAssoc{}, rules: map[string]*sgRule{}, launches: map[string]*launch{},
+		disassocs: map[string]string{},
 	}
 	if w.region == "" {
 		return nil, fmt.Errorf("scenario: region is required")
