@@ -328,7 +328,7 @@ func subnetXML(w *world, v SubnetView) xmlSubnet {
 		SubnetID: v.ID, SubnetArn: fmt.Sprintf("arn:aws:ec2:%s:%s:subnet/%s", w.region, w.account, v.ID),
 		State: "available", VpcID: v.VPCID, OwnerID: w.account, CidrBlock: v.CIDR.String(),
 		AvailableIPAddressCount: v.AvailableIPAddressCount, AvailabilityZone: v.AZ,
-		MapPublicIPOnLaunch: w.subnets[v.ID].mapPublic, TagSet: tagsXML(v.Tags),
+		MapPublicIPOnLaunch: w.subnets[v.ID].mapPublic, TagSet: optSet(tagsXML(v.Tags)),
 	}
 	if v.IPv6CIDR.IsValid() {
 		x.IPv6Assocs = []xmlSubnetIPv6Assoc{{AssociationID: "subnet-cidr-assoc-" + strings.TrimPrefix(v.ID, "subnet-"), IPv6CidrBlock: v.IPv6CIDR.String(), State: xmlCidrState{State: "associated"}}}

@@ -28,7 +28,8 @@ func (s *Sim) deleteTags(p *params) (any, error) {
 // runInstances supports the subset needed to build worlds: InstanceType,
 // SubnetId, SecurityGroupId.N, PrivateIpAddress, MinCount/MaxCount, instance
 // TagSpecifications and MetadataOptions.HttpTokens and
-// .HttpPutResponseHopLimit.
+// .HttpPutResponseHopLimit. A ClientToken makes it idempotent, as
+// CreateNetworkInterface: the SDK sends one with every attempt.
 func (s *Sim) runInstances(p *params) (any, error) {
 	minC, maxC := p.intp("MinCount"), p.intp("MaxCount")
 	hops := p.intp("MetadataOptions.HttpPutResponseHopLimit")
@@ -71,21 +72,17 @@ func (s *Sim) runInstances(p *params) (any, error) {
 		Groups        []xmlGroup    `xml:"groupSet>item"`
 		Instances     []xmlInstance `xml:"instancesSet>item"`
 	}
+	token, wire := p.str("ClientToken"), p.encodeExcept("Action", "Version", "ClientToken")
 	err := s.mutate(p, func(w *world) error {
-		var made []*instance
-		for i := 0; i < *maxC; i++ {
-			in, err := w.runInstance(spec)
-			if err != nil {
-				if len(made) >= *minC {
-					break
-				}
-				for _, m := range made {
-					_ = w.terminateInstance(m.id)
-					delete(w.instances, m.id)
-				}
+		made, err := w.launchRetry(token, wire)
+		if err != nil {
+			return err
+		}
+		if made == nil {
+			if made, err = w.launchInstances(spec, *minC, *maxC); err != nil {
 				return err
 			}
-			made = append(made, in)
+			w.recordLaunch(token, wire, made)
 		}
 		// one launch, one reservation, named after its first instance
 		out.OwnerID, out.ReservationID = w.account, made[0].reservation

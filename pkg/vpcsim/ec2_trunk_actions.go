@@ -60,7 +60,7 @@ func (s *Sim) disassociateTrunkInterface(p *params) (any, error) {
 		Return      bool   `xml:"return"`
 		ClientToken string `xml:"clientToken,omitempty"`
 	}
-	err := s.mutate(p, func(w *world) error { return w.disassociateTrunk(id) })
+	err := s.mutate(p, func(w *world) error { return w.disassociateTrunk(id, token) })
 	out.Return, out.ClientToken = err == nil, token
 	return out, err
 }

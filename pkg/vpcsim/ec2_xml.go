@@ -61,24 +61,40 @@ type xmlAttachment struct {
 // xmlENICore is what both shapes of a network interface carry: the
 // DescribeNetworkInterfaces item (xmlENI) and the DescribeInstances one.
 type xmlENICore struct {
-	NetworkInterfaceID string          `xml:"networkInterfaceId"`
-	SubnetID           string          `xml:"subnetId"`
-	VpcID              string          `xml:"vpcId"`
-	Description        string          `xml:"description"`
-	OwnerID            string          `xml:"ownerId"`
-	Status             string          `xml:"status"`
-	MacAddress         string          `xml:"macAddress"`
-	PrivateIPAddress   string          `xml:"privateIpAddress"`
-	PrivateDNSName     string          `xml:"privateDnsName"`
-	SourceDestCheck    bool            `xml:"sourceDestCheck"`
-	InterfaceType      string          `xml:"interfaceType"`
-	Groups             []xmlGroup      `xml:"groupSet>item"`
-	Attachment         *xmlAttachment  `xml:"attachment,omitempty"`
-	Association        *xmlAssoc       `xml:"association,omitempty"`
-	PrivateIPs         []xmlPrivateIP  `xml:"privateIpAddressesSet>item"`
-	IPv4Prefixes       []xmlIPv4Prefix `xml:"ipv4PrefixSet>item"`
-	IPv6Addresses      []xmlIPv6       `xml:"ipv6AddressesSet>item"`
-	IPv6Prefixes       []xmlIPv6Prefix `xml:"ipv6PrefixSet>item"`
+	NetworkInterfaceID string         `xml:"networkInterfaceId"`
+	SubnetID           string         `xml:"subnetId"`
+	VpcID              string         `xml:"vpcId"`
+	Description        string         `xml:"description"`
+	OwnerID            string         `xml:"ownerId"`
+	Status             string         `xml:"status"`
+	MacAddress         string         `xml:"macAddress"`
+	PrivateIPAddress   string         `xml:"privateIpAddress"`
+	PrivateDNSName     string         `xml:"privateDnsName"`
+	SourceDestCheck    bool           `xml:"sourceDestCheck"`
+	InterfaceType      string         `xml:"interfaceType"`
+	Groups             []xmlGroup     `xml:"groupSet>item"`
+	Attachment         *xmlAttachment `xml:"attachment,omitempty"`
+	Association        *xmlAssoc      `xml:"association,omitempty"`
+	PrivateIPs         []xmlPrivateIP `xml:"privateIpAddressesSet>item"`
+	// EC2 sends the prefix sets only when there are prefixes, the IPv6
+	// address set (and an ENI's tagSet) always (TestEmptySetsAreSentAsEC2SendsThem)
+	IPv4Prefixes  *xmlOptSet[xmlIPv4Prefix] `xml:"ipv4PrefixSet,omitempty"`
+	IPv6Addresses []xmlIPv6                 `xml:"ipv6AddressesSet>item"`
+	IPv6Prefixes  *xmlOptSet[xmlIPv6Prefix] `xml:"ipv6PrefixSet,omitempty"`
+}
+
+// xmlOptSet is a set EC2 leaves out of an answer when it is empty: a nil
+// one writes nothing, where an empty slice field writes <name></name>,
+// which the SDK reads as an empty set rather than none.
+type xmlOptSet[T any] struct {
+	Items []T `xml:"item"`
+}
+
+func optSet[T any](items []T) *xmlOptSet[T] {
+	if len(items) == 0 {
+		return nil
+	}
+	return &xmlOptSet[T]{Items: items}
 }
 
 type xmlENI struct {
@@ -139,15 +155,19 @@ func (s *Sim) eniXML(w *world, v ENIView) xmlENI {
 	for _, a := range v.SecondaryIPs {
 		x.PrivateIPs = append(x.PrivateIPs, xmlPrivateIP{PrivateIPAddress: a.String(), PrivateDNSName: dnsName(a, w.region)})
 	}
+	var v4p []xmlIPv4Prefix
 	for _, p := range v.Prefixes {
-		x.IPv4Prefixes = append(x.IPv4Prefixes, xmlIPv4Prefix{IPv4Prefix: p.String()})
+		v4p = append(v4p, xmlIPv4Prefix{IPv4Prefix: p.String()})
 	}
+	x.IPv4Prefixes = optSet(v4p)
 	for _, a := range v.IPv6 {
 		x.IPv6Addresses = append(x.IPv6Addresses, xmlIPv6{IPv6Address: a.String()})
 	}
+	var v6p []xmlIPv6Prefix
 	for _, p := range v.IPv6Prefixes {
-		x.IPv6Prefixes = append(x.IPv6Prefixes, xmlIPv6Prefix{IPv6Prefix: p.String()})
+		v6p = append(v6p, xmlIPv6Prefix{IPv6Prefix: p.String()})
 	}
+	x.IPv6Prefixes = optSet(v6p)
 	if a := v.Attachment; a != nil {
 		att := &xmlAttachment{
 			AttachmentID: a.ID, InstanceID: a.InstanceID, InstanceOwnerID: w.account, DeviceIndex: a.DeviceIndex,
@@ -219,6 +239,7 @@ type xmlInstance struct {
 	TagSet             []xmlTag           `xml:"tagSet>item"`
 	MetadataOptions    xmlMetadataOptions `xml:"metadataOptions"`
 	NetworkInterfaces  []xmlENICore       `xml:"networkInterfaceSet>item"`
+	ClientToken        string             `xml:"clientToken,omitempty"`
 }
 
 func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
@@ -230,7 +251,7 @@ func (s *Sim) instanceXML(w *world, v InstanceView) xmlInstance {
 		Placement: xmlPlacement{AvailabilityZone: v.AZ, Tenancy: "default"}, SourceDestCheck: true,
 		Groups: s.groupsXML(w, v.SecurityGroups), Architecture: in.typ.Arch, RootDeviceType: "ebs",
 		VirtualizationType: "hvm", Hypervisor: hv, TagSet: tagsXML(v.Tags),
-		MetadataOptions: metadataOptionsXML(v),
+		MetadataOptions: metadataOptionsXML(v), ClientToken: in.token,
 	}
 	if v.State != "running" {
 		return x
@@ -333,7 +354,7 @@ type xmlSubnet struct {
 	MapPublicIPOnLaunch     bool                 `xml:"mapPublicIpOnLaunch"`
 	AssignIPv6OnCreation    bool                 `xml:"assignIpv6AddressOnCreation"`
 	IPv6Assocs              []xmlSubnetIPv6Assoc `xml:"ipv6CidrBlockAssociationSet>item"`
-	TagSet                  []xmlTag             `xml:"tagSet>item"`
+	TagSet                  *xmlOptSet[xmlTag]   `xml:"tagSet,omitempty"` // none for an untagged subnet, as EC2
 }
 
 type xmlVpcCidrAssoc struct {

@@ -108,7 +108,7 @@ func (w *world) createENI(r createENIReq) (*eni, error) {
 				continue
 			}
 			if !sameCreateENI(e.request, r) {
-				return nil, apiErr("IdempotentParameterMismatch", "The client token %s was already used with different parameters.", r.ClientToken)
+				return nil, errTokenMismatch(r.ClientToken)
 			}
 			return e, nil
 		}

@@ -84,6 +84,27 @@ func (w *world) runInstance(spec InstanceSpec) (*instance, error) {
 	return in, nil
 }
 
+// launchInstances launches up to maxC instances of spec, or none if fewer
+// than minC fit.
+func (w *world) launchInstances(spec InstanceSpec, minC, maxC int) ([]*instance, error) {
+	var made []*instance
+	for i := 0; i < maxC; i++ {
+		in, err := w.runInstance(spec)
+		if err != nil {
+			if len(made) >= minC {
+				break
+			}
+			for _, m := range made {
+				_ = w.terminateInstance(m.id)
+				delete(w.instances, m.id)
+			}
+			return nil, err
+		}
+		made = append(made, in)
+	}
+	return made, nil
+}
+
 // terminateInstance detaches every ENI at once, deletes those marked
 // delete-on-termination and frees their addresses.
 func (w *world) terminateInstance(id string) error {

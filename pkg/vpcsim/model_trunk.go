@@ -68,7 +68,7 @@ func (w *world) associateTrunk(r associateReq) (*trunkAssoc, error) {
 			if a.branchID == r.BranchID && a.trunkID == r.TrunkID && a.vlan == *r.VLAN {
 				return a, nil // a retried call answers what the first one did
 			}
-			return nil, apiErr("IdempotentParameterMismatch", "The client token %s was already used with different parameters.", r.ClientToken)
+			return nil, errTokenMismatch(r.ClientToken)
 		}
 	}
 	if *r.VLAN < minVLAN || *r.VLAN > maxVLAN {
@@ -117,16 +117,26 @@ func (w *world) associateTrunk(r associateReq) (*trunkAssoc, error) {
 	return a, nil
 }
 
-// disassociateTrunk removes an association.
-func (w *world) disassociateTrunk(id string) error {
+// disassociateTrunk removes an association. A ClientToken makes it
+// idempotent: a retry answers success though the association is gone.
+func (w *world) disassociateTrunk(id, token string) error {
 	if id == "" {
 		return errMissing("AssociationId")
+	}
+	if prev, ok := w.disassocs[token]; ok && token != "" {
+		if prev != id {
+			return errTokenMismatch(token)
+		}
+		return nil
 	}
 	a, ok := w.assocs[id]
 	if !ok {
 		return apiErr("InvalidAssociationID.NotFound", "The association ID '%s' does not exist", id)
 	}
 	w.dropAssoc(a)
+	if token != "" {
+		w.disassocs[token] = id
+	}
 	return nil
 }
 

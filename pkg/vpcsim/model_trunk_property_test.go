@@ -75,7 +75,7 @@ func randomTrunkOp(w *world, r *rand.Rand) op {
 		}}
 	case n < 34:
 		id := pick(r, assocs)
-		return op{"disassociate " + id, func(w *world) error { return w.disassociateTrunk(id) }}
+		return op{"disassociate " + id, func(w *world) error { return w.disassociateTrunk(id, "") }}
 	case n < 39:
 		id := pick(r, enis)
 		return op{"detach+delete " + id, func(w *world) error {

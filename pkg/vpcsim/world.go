@@ -24,6 +24,8 @@ type world struct {
 	pending     map[string]*eni        // attachment id → ENI in attaching/detaching
 	assocs      map[string]*trunkAssoc // trunk association id → association
 	rules       map[string]*sgRule     // security group rule id → rule
+	launches    map[string]*launch     // RunInstances ClientToken → what it launched
+	disassocs   map[string]string      // DisassociateTrunkInterface ClientToken → association id
 
 	public *v4Pool
 	seq    map[string]uint64
@@ -66,6 +68,7 @@ type secGroup struct {
 type instance struct {
 	id             string
 	reservation    string // the launch's reservation id, shared by the instances of one RunInstances
+	token          string // the launch's ClientToken, if any
 	typ            InstanceType
 	az             string
 	subnetID       string
@@ -165,7 +168,8 @@ func newWorld(s Scenario, now func() time.Time) (*world, error) {
 		vpcs: map[string]*vpc{}, subnets: map[string]*subnet{}, sgs: map[string]*secGroup{},
 		instances: map[string]*instance{}, enis: map[string]*eni{},
 		attachments: map[string]*eni{}, pending: map[string]*eni{}, seq: map[string]uint64{},
-		assocs: map[string]*trunkAssoc{}, rules: map[string]*sgRule{},
+		assocs: map[string]*trunkAssoc{}, rules: map[string]*sgRule{}, launches: map[string]*launch{},
+		disassocs: map[string]string{},
 	}
 	if w.region == "" {
 		return nil, fmt.Errorf("scenario: region is required")
