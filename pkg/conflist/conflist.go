@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 )
 
 // FileName is the conflist's name in the host CNI config directory.
@@ -66,6 +67,9 @@ func (c Config) Validate() error {
 	if c.Egress != nil && c.Egress.Enabled && c.Egress.NodeIP == "" {
 		errs = append(errs, errors.New("conflist: egress plugin enabled without a node IP"))
 	}
+	if c.Egress != nil && c.Egress.NodeIP != "" && net.ParseIP(c.Egress.NodeIP) == nil {
+		errs = append(errs, fmt.Errorf("conflist: egress node IP %q is not an IP address", c.Egress.NodeIP))
+	}
 	return errors.Join(errs...)
 }
 
@@ -109,20 +113,17 @@ type (
 		Capabilities map[string]bool `json:"capabilities"`
 		SNAT         bool            `json:"snat"`
 	}
-	bandwidth struct {
-		Type         string          `json:"type"`
-		Capabilities map[string]bool `json:"capabilities"`
-	}
-	tuning struct {
-		Type   string            `json:"type"`
-		Sysctl map[string]string `json:"sysctl"`
-	}
 )
 
-// Render returns the conflist JSON, indented with two spaces.
+// Render returns the conflist JSON, indented with two spaces: the
+// substituted template, or with bandwidth or tuning chained the template
+// re-encoded as upstream's entrypoint writes it then (reencode.go).
 func Render(c Config) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
+	}
+	if c.Bandwidth || c.DisablePodIPv6 {
+		return reencode(c)
 	}
 	mtu := fmt.Sprint(c.MTU)
 	plugins := []any{awsCNI{
@@ -136,10 +137,7 @@ func Render(c Config) ([]byte, error) {
 		Capabilities:       map[string]bool{"io.kubernetes.cri.pod-annotations": true},
 	}}
 	if e := c.Egress; e != nil {
-		subnet, dst, dataDir := EgressV6Subnet, EgressV6Dst, EgressV6DataDir
-		if e.IPv6Cluster {
-			subnet, dst, dataDir = EgressV4Subnet, EgressV4Dst, EgressV4DataDir
-		}
+		subnet, dst, dataDir := egressRange(e)
 		plugins = append(plugins, egressCNI{
 			Name:          "egress-cni",
 			Type:          "egress-cni",
@@ -158,19 +156,26 @@ func Render(c Config) ([]byte, error) {
 		})
 	}
 	plugins = append(plugins, portmap{Type: "portmap", Capabilities: map[string]bool{"portMappings": true}, SNAT: true})
-	if c.Bandwidth {
-		plugins = append(plugins, bandwidth{Type: "bandwidth", Capabilities: map[string]bool{"bandwidth": true}})
-	}
-	if c.DisablePodIPv6 {
-		plugins = append(plugins, tuning{Type: "tuning", Sysctl: map[string]string{
-			"net.ipv6.conf.all.disable_ipv6":     "1",
-			"net.ipv6.conf.default.disable_ipv6": "1",
-			"net.ipv6.conf.lo.disable_ipv6":      "1",
-		}})
-	}
 	b, err := json.MarshalIndent(list{CNIVersion: "0.4.0", Name: "aws-cni", DisableCheck: true, Plugins: plugins}, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("conflist: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// egressRange returns the egress plugin's subnet, route and data directory.
+func egressRange(e *Egress) (subnet, dst, dataDir string) {
+	if e.IPv6Cluster {
+		return EgressV4Subnet, EgressV4Dst, EgressV4DataDir
+	}
+	return EgressV6Subnet, EgressV6Dst, EgressV6DataDir
+}
+
+// disableIPv6Sysctls are the tuning plugin's settings for DISABLE_POD_V6.
+func disableIPv6Sysctls() map[string]string {
+	return map[string]string{
+		"net.ipv6.conf.all.disable_ipv6":     "1",
+		"net.ipv6.conf.default.disable_ipv6": "1",
+		"net.ipv6.conf.lo.disable_ipv6":      "1",
+	}
 }

@@ -86,6 +86,46 @@ func TestRenderMatchesTemplate(t *testing.T) {
 	}
 }
 
+// With bandwidth or tuning chained, upstream's entrypoint decodes the
+// substituted template into its netconf type and encodes it again. The
+// files in testdata are what upstream v1.23.1's entrypoint writes for these
+// settings (its algorithm run on misc/10-aws.conflist): keys reordered,
+// empty values and portmap's snat left out, fd00::ac:00 written
+// fd00::ac:0, no final newline. Render must write the same bytes.
+func TestRenderChainedPluginsMatchesUpstreamBytes(t *testing.T) {
+	for _, tt := range []struct {
+		golden string
+		cfg    func(*Config)
+	}{
+		{golden: "ipv4-bandwidth-tuning", cfg: func(c *Config) { c.Bandwidth, c.DisablePodIPv6 = true, true }},
+		{golden: "ipv6-egress-bandwidth", cfg: func(c *Config) {
+			c.Egress = &Egress{IPv6Cluster: true, Enabled: true, RandomizeSNAT: "none", NodeIP: "10.0.0.10", LogFile: "/var/log/aws-routed-eni/egress-v4-plugin.log"}
+			c.MTU, c.VethPrefix, c.PodSGEnforcingMode, c.PluginLogFile, c.PluginLogLevel = 1500, "abc", "standard", "", "INFO"
+			c.Bandwidth = true
+		}},
+		{golden: "ipv4-v6egress-tuning", cfg: func(c *Config) {
+			c.Egress.Enabled, c.Egress.NodeIP = true, "2001:0db8::0010"
+			c.DisablePodIPv6 = true
+		}},
+	} {
+		t.Run(tt.golden, func(t *testing.T) {
+			want, err := os.ReadFile(filepath.Join("testdata", tt.golden+".conflist"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := base()
+			tt.cfg(&cfg)
+			got, err := Render(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("Render differs from upstream's re-encoded conflist (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestRenderOptionalPlugins(t *testing.T) {
@@ -157,5 +197,10 @@ func TestRenderRejectsBadConfig(t *testing.T) {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not mention %q", err, s)
 		}
+	}
+	cfg = base()
+	cfg.Egress.NodeIP = "fe80::1%eth0"
+	if _, err = Render(cfg); err == nil || !strings.Contains(err.Error(), `"fe80::1%eth0" is not an IP address`) {
+		t.Errorf("Render with a malformed node IP: %v", err)
 	}
 }

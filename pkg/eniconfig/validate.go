@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 var (
@@ -33,4 +36,15 @@ func Validate(name string, spec Spec) error {
 		seen[sg] = true
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateName checks that name, as read from a node label or annotation,
+// can name an ENIConfig at all: the API server accepts only DNS subdomain
+// names (lowercase letters, digits, '-' and '.'), so a node naming anything
+// else waits for an ENIConfig nobody can create.
+func ValidateName(name string) error {
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		return fmt.Errorf("%q is not a valid object name, so no ENIConfig can have it: %s", name, strings.Join(msgs, "; "))
+	}
+	return nil
 }

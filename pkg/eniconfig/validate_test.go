@@ -42,3 +42,16 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateName(t *testing.T) {
+	for _, ok := range []string{"default", "us-west-2a", "team.blue-1"} {
+		if err := ValidateName(ok); err != nil {
+			t.Errorf("ValidateName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"My_Config", "us-west-2a ", "team/blue", "-a", ""} {
+		if err := ValidateName(bad); err == nil || !strings.Contains(err.Error(), "not a valid object name") {
+			t.Errorf("ValidateName(%q) = %v, want not a valid object name", bad, err)
+		}
+	}
+}

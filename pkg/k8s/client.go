@@ -167,6 +167,11 @@ func New(cfg Config) (*Client, error) {
 			return nil, err
 		}
 	}
+	for _, i := range c.informers() {
+		if err := logWatchErrors(i, c.log); err != nil {
+			return nil, fmt.Errorf("k8s informer for %s: %w", i.res.plural, err)
+		}
+	}
 	return c, nil
 }
 

@@ -76,6 +76,11 @@ func (c *Client) ENIConfigForNode(ctx context.Context) (ENIConfigChoice, error) 
 	if key != "" {
 		how += " " + key
 	}
+	if err := eniconfig.ValidateName(name); err != nil {
+		err = fmt.Errorf("%w: node %q selects ENIConfig by %s: %w", ErrENIConfigNotFound, c.cfg.NodeName, how, err)
+		c.Eventf(ctx, corev1.EventTypeWarning, ReasonENIConfigNotFound, "%v", err)
+		return choice, err
+	}
 	ec, err := getCached(ctx, c, c.eniConfigs, eniConfigsRes, "", name, &eniconfig.ENIConfig{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {

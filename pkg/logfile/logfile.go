@@ -68,26 +68,30 @@ type Writer struct {
 	path string
 	opts Options
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
-	bg   sync.WaitGroup // compression and pruning after a rotation
+	mu     sync.Mutex
+	f      *os.File // nil after a failed reopen: the next write tries again
+	closed bool
+	size   int64
+	bg     sync.WaitGroup // compression and pruning after a rotation
 }
 
 // Open opens (creating 0600 if needed) the log file at path for appending.
 // An existing file is tightened to 0600.
 func Open(path string, opts Options) (*Writer, error) {
 	w := &Writer{path: path, opts: opts.withDefaults()}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("log file %q: %w", path, err)
-	}
 	if err := w.open(); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
+// open opens the file, making its directory first: at a rotation too, so
+// a log directory removed while we run is made again, as upstream's
+// rotating logger does.
 func (w *Writer) open() error {
+	if err := os.MkdirAll(filepath.Dir(w.path), 0o755); err != nil {
+		return fmt.Errorf("log file %q: %w", w.path, err)
+	}
 	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, Mode)
 	if err != nil {
 		return fmt.Errorf("log file %q: %w", w.path, err)
@@ -114,8 +118,13 @@ func (w *Writer) open() error {
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.f == nil {
+	if w.closed {
 		return 0, errors.New("log file " + w.path + ": closed")
+	}
+	if w.f == nil {
+		if err := w.open(); err != nil {
+			return 0, err
+		}
 	}
 	if w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
 		if err := w.rotate(); err != nil {
@@ -135,6 +144,7 @@ func (w *Writer) Close() error {
 		err = w.f.Close()
 		w.f = nil
 	}
+	w.closed = true
 	w.mu.Unlock()
 	w.bg.Wait()
 	return err
@@ -159,8 +169,10 @@ func (w *Writer) rotate() error {
 			w.afterRotate(backup)
 		}()
 	}
-	// Otherwise another process rotated it already: just reopen.
+	// Otherwise another process rotated it already, or the file is gone:
+	// just reopen.
 	_ = w.f.Close() // all writes are done; a close error changes nothing
+	w.f = nil
 	return w.open()
 }
 

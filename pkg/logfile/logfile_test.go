@@ -272,3 +272,54 @@ func gunzip(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestRotationRecreatesRemovedDirectory: the log directory removed while
+// the daemon runs (a host clean-up of /var/log/aws-routed-eni) is made
+// again at the next rotation, as upstream's rotating logger does, and the
+// log goes on there. A reopen that fails is tried again at the next write
+// instead of failing every write for good.
+func TestRotationRecreatesRemovedDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "aws-routed-eni")
+	path := filepath.Join(dir, "ipamd.log")
+	w, err := Open(path, Options{MaxSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write([]byte(strings.Repeat("x", 89) + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("after removal\n")); err != nil { // rotates
+		t.Fatalf("write after the directory was removed: %v", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "after removal\n" {
+		t.Fatalf("log file after the directory was removed: %q, %v", b, err)
+	}
+
+	// A directory that cannot be made: the write fails, the next one
+	// (once it can be) succeeds.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil { // a file where the directory was
+		t.Fatal(err)
+	}
+	big := []byte(strings.Repeat("y", 99) + "\n")
+	if _, err := w.Write(big); err == nil {
+		t.Fatal("write succeeded with a file in place of the log directory")
+	} else if !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q does not name %s", err, path)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("recovered\n")); err != nil {
+		t.Fatalf("write once the directory can be made again: %v", err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "recovered\n" {
+		t.Fatalf("log file after recovery: %q, %v", b, err)
+	}
+}
