@@ -44,3 +44,24 @@ func TestDisassociateTrunkRetryIsIdempotent(t *testing.T) {
 		t.Fatalf("a refused call removed an association: %d left, want 1", len(got))
 	}
 }
+
+// TestAssociateTrunkRetryIsIdempotent: an AssociateTrunkInterface whose
+// answer is lost after EC2 made the association is retried by the SDK with
+// the same token and answered that association, not refused as a VLAN or
+// branch already in use.
+func TestAssociateTrunkRetryIsIdempotent(t *testing.T) {
+	sc := simtest.Basic()
+	sc.Faults.Errors = []vpcsim.ErrorRule{{Action: "AssociateTrunkInterface", Code: "InternalError", Count: 1, After: true}}
+	env := simtest.Start(t, sc)
+	c := newEC2(env.EC2URL)
+	trunk := newTrunk(t, c)
+	branch := createENI(t, c, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(simtest.NodeSubnetID)})
+	out, err := c.AssociateTrunkInterface(ctx(t), &ec2.AssociateTrunkInterfaceInput{BranchInterfaceId: aws.String(branch), TrunkInterfaceId: aws.String(trunk), VlanId: aws.Int32(7)}, retryAtOnce)
+	if err != nil {
+		t.Fatalf("AssociateTrunkInterface, answer lost once and retried: %v", err)
+	}
+	got := trunkAssocs(t, c, trunk)
+	if len(got) != 1 || aws.ToString(got[0].AssociationId) != aws.ToString(out.InterfaceAssociation.AssociationId) {
+		t.Fatalf("associations %v, want only the answered %s", got, aws.ToString(out.InterfaceAssociation.AssociationId))
+	}
+}
