@@ -2,6 +2,7 @@ package resourcecontroller
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,25 +24,54 @@ import (
 // goneJobs names the nodes whose branch deletion runs.
 type goneJobs struct {
 	mu sync.Mutex
-	m  map[string]bool
+	m  map[string]goneJob
 }
 
-func newGoneJobs() *goneJobs { return &goneJobs{m: map[string]bool{}} }
+// goneJob is a running job: the instance whose branches it deletes, and
+// (nil: it cannot be) how to cut it short.
+type goneJob struct {
+	instanceID string
+	cut        context.CancelCauseFunc
+}
 
-func (g *goneJobs) set(node string, on bool) {
+// errNameTaken cuts a gone node's job short: another instance registered
+// the name.
+var errNameTaken = errors.New("node name registered again by another instance")
+
+func newGoneJobs() *goneJobs { return &goneJobs{m: map[string]goneJob{}} }
+
+func (g *goneJobs) start(node string, j goneJob) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if on {
-		g.m[node] = true
-	} else {
-		delete(g.m, node)
-	}
+	g.m[node] = j
+}
+
+func (g *goneJobs) end(node string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.m, node)
 }
 
 func (g *goneJobs) running(node string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.m[node]
+	_, ok := g.m[node]
+	return ok
+}
+
+// cutFor cuts short the job of node when it deletes the branches of an
+// instance other than instanceID (a known one), and reports whether it
+// did: that instance's branches are not the node's now, and its delete
+// in flight (as long as EC2 takes) must not hold the new instance's trunk.
+func (g *goneJobs) cutFor(node, instanceID string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	j, ok := g.m[node]
+	if !ok || j.cut == nil || instanceID == "" || j.instanceID == instanceID {
+		return false
+	}
+	j.cut(errNameTaken)
+	return true
 }
 
 // startGoneBranches drops the trunk state at of a gone node and deletes
@@ -52,19 +82,25 @@ func (g *goneJobs) running(node string) bool {
 // node is reconciled again.
 func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bool) {
 	name := at.node
-	return c.startTrunkJob(ctx, at, func(t *trunk) {
+	return c.startTrunkJob(ctx, at, true, func(jctx context.Context, t *trunk) {
 		instanceID := t.instanceID
 		reused := false
-		left, _ := c.deleteTrunkBranchesUnless(ctx, t, func() bool {
+		left, _ := c.deleteTrunkBranchesUnless(jctx, t, func() bool {
+			if jctx.Err() != nil {
+				return true
+			}
 			var stop bool
-			stop, reused = c.backFor(ctx, name, instanceID)
+			stop, reused = c.backFor(jctx, name, instanceID)
 			return stop
 		}, nil)
+		// Cut short by the new instance's reconcile (reconcileNode): the
+		// delete in flight was given up, and is among left.
+		reused = reused || context.Cause(jctx) == errNameTaken
 		if reused {
-			// Another instance registered the name: it waits for this
-			// job (reconcileNode) and its CNINode for the old one's
-			// cleanup, so the old branches go to the background deletes,
-			// which that cleanup leaves alone (droppedbranches.go).
+			// Another instance registered the name: its CNINode waits for
+			// the old one's cleanup, so the old branches go to the
+			// background deletes, which that cleanup leaves alone
+			// (droppedbranches.go).
 			if n := c.startBranchDeletes(ctx, name, left); n > 0 {
 				c.cfg.Log.Info("node name registered again by another instance; its old branch ENIs are deleted in the background",
 					"node", name, "instance", instanceID, "count", n)
@@ -84,8 +120,10 @@ func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bo
 // background in a cleaner slot, then after (if not nil) once the slot is
 // free, then reconciles the node again; wait: no slot is free for the
 // node yet, nothing was done. While the job runs the node's reconciles
-// wait for it (reconcileNode).
-func (c *Controller) startTrunkJob(ctx context.Context, at trunkAt, work func(*trunk), after func()) (wait bool) {
+// wait for it (reconcileNode); a cuttable job's context (work's) is
+// cancelled with errNameTaken when another instance registers the name
+// (goneJobs.cutFor).
+func (c *Controller) startTrunkJob(ctx context.Context, at trunkAt, cuttable bool, work func(context.Context, *trunk), after func()) (wait bool) {
 	name := at.node
 	if started, _ := c.cleaner.start(name); !started {
 		return true
@@ -95,12 +133,18 @@ func (c *Controller) startTrunkJob(ctx context.Context, at trunkAt, work func(*t
 		c.cleaner.done(name) // dropped or replaced meanwhile
 		return false
 	}
-	c.gone.set(name, true)
 	// ctx is the controller's: it outlives this reconcile (no
 	// ReconciliationTimeout is set) and ends with the manager.
+	jctx, cancel := context.WithCancelCause(ctx)
+	job := goneJob{instanceID: t.instanceID}
+	if cuttable {
+		job.cut = cancel
+	}
+	c.gone.start(name, job)
 	go func() {
-		work(t)
-		c.gone.set(name, false)
+		defer cancel(nil)
+		work(jctx, t)
+		c.gone.end(name)
 		c.cleaner.done(name)
 		if after != nil {
 			after()

@@ -1,15 +1,9 @@
 package resourcecontroller
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,14 +111,10 @@ func TestKubeNodeTerminationCleansAvailableENIs(t *testing.T) {
 // slower than it saw the CNINode released.
 func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
 	w := newWorld(t)
-	held := heldDeletes{sim: w.env.Sim.EC2Handler(), release: make(chan struct{})}
-	released := sync.OnceFunc(func() { close(held.release) })
-	srv := httptest.NewServer(held)
-	t.Cleanup(srv.Close)
-	t.Cleanup(released) // runs before srv.Close: a held call ends
+	ec2, released := heldFront(t, w, nil)
 	cfg := fastConfig()
 	cfg.NodeCleanTimeout = 300 * time.Millisecond
-	h := newHarness(t, fastEC2(t, w.env.Sim.Region(), srv.URL, 3), cfg)
+	h := newHarness(t, ec2, cfg)
 	h.addNode("rc-termslow", inst1, nil)
 	ctx := context.Background()
 	waitFor(t, 30*time.Second, "CNINode rc-termslow", func() (bool, string) {
@@ -159,60 +149,4 @@ func TestKubeNodeTerminationCleanupTimesOut(t *testing.T) {
 		ids := w.eniIDs()
 		return apierrors.IsNotFound(err) && !slices.Contains(ids, stray.ID), fmt.Sprint(err, ids)
 	})
-}
-
-// heldDeletes serves the local VPC's EC2 API and answers no
-// DeleteNetworkInterface (of an ENI hold names; nil: any) until release is
-// closed; a call given up by its caller meanwhile never reaches EC2.
-type heldDeletes struct {
-	sim     http.Handler
-	release chan struct{}
-	hold    func(eniID string) bool
-}
-
-func (h heldDeletes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if q, _ := url.ParseQuery(string(body)); q.Get("Action") == "DeleteNetworkInterface" && (h.hold == nil || h.hold(q.Get("NetworkInterfaceId"))) {
-		select {
-		case <-h.release:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	h.sim.ServeHTTP(w, r)
-}
-
-// heldAfterFirst fronts w's EC2 with heldDeletes holding the delete of
-// every ENI but the first one deleted; it returns a controller's client
-// of it and the release (also run at the test's end).
-func heldAfterFirst(t *testing.T, w *world) (*awsutils.EC2, func()) {
-	t.Helper()
-	var mu sync.Mutex
-	first := ""
-	return heldFront(t, w, func(id string) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if first == "" {
-			first = id
-		}
-		return id != first
-	})
-}
-
-// heldFront fronts w's EC2 with heldDeletes holding the deletes hold names
-// (nil: every one); it returns a controller's client of it and the
-// release (also run at the test's end).
-func heldFront(t *testing.T, w *world, hold func(eniID string) bool) (*awsutils.EC2, func()) {
-	t.Helper()
-	held := heldDeletes{sim: w.env.Sim.EC2Handler(), release: make(chan struct{}), hold: hold}
-	released := sync.OnceFunc(func() { close(held.release) })
-	srv := httptest.NewServer(held)
-	t.Cleanup(srv.Close)
-	t.Cleanup(released) // runs before srv.Close: a held call ends
-	return fastEC2(t, w.env.Sim.Region(), srv.URL, 3), released
 }

@@ -3,6 +3,7 @@ package resourcecontroller
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -24,7 +25,14 @@ import (
 // on it, not on the old instance's trunk.
 func TestKubeNodeNameReusedByAnotherInstance(t *testing.T) {
 	w := newWorld(t)
-	h := newHarness(t, w.ec2, fastConfig())
+	// Every node worker busy: EC2 holds the first look at four other
+	// nodes' instances until the name is registered again (a fixed
+	// latency let a slow run see the deletion first).
+	busy := []string{inst2, inst3, inst4, inst5}
+	held, release := holdCalls(w.env.Sim.EC2Handler(), "DescribeInstances", func(q url.Values) bool {
+		return slices.Contains(busy, q.Get("InstanceId.1"))
+	})
+	h := newHarness(t, serveEC2(t, w, held, release), fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	const name = "rc-reused"
 	h.addNode(name, inst1, map[string]string{LabelHasTrunk: "true"})
@@ -37,14 +45,13 @@ func TestKubeNodeNameReusedByAnotherInstance(t *testing.T) {
 	if _, err := w.env.Sim.RunInstance(nodeSpec(inst6)); err != nil {
 		t.Fatal(err)
 	}
-	// Keep every node worker busy: four other nodes whose first look at
-	// EC2 takes seconds.
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{Latency: map[string]vpcsim.Duration{"DescribeInstances": vpcsim.Duration(3 * time.Second)}}); err != nil {
-		t.Fatal(err)
-	}
-	for i, id := range []string{inst2, inst3, inst4, inst5} {
+	for i, id := range busy {
 		h.addNode(fmt.Sprintf("rc-busy-%d-%s", i, h.ns), id, map[string]string{LabelHasTrunk: "true"})
 	}
+	waitFor(t, 30*time.Second, "every node worker held at EC2", func() (bool, string) {
+		n := held.parked.Load()
+		return int(n) == len(busy), fmt.Sprint(n)
+	})
 	ctx := context.Background()
 	h.deletePod("old")
 	if err := h.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
@@ -54,6 +61,7 @@ func TestKubeNodeNameReusedByAnotherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.addNode(name, inst6, map[string]string{LabelHasTrunk: "true"})
+	release()
 	waitFor(t, 60*time.Second, "a trunk on the new instance", func() (bool, string) {
 		var on []string
 		for _, tr := range w.trunks() {
@@ -66,9 +74,6 @@ func TestKubeNodeNameReusedByAnotherInstance(t *testing.T) {
 		}
 		return false, fmt.Sprintf("trunks on %v", on)
 	})
-	if err := w.env.Sim.SetFaults(vpcsim.Faults{}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := h.createPod("new", name, map[string]string{"role": "db-client"}); err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,13 @@ func (c *Controller) reconcileNode(ctx context.Context, req reconcile.Request) (
 	if c.gone.running(node.Name) {
 		// Back while its gone state's branches are being deleted: the
 		// job stops at its next delete and reconciles the node; a trunk
-		// rebuilt now could adopt a branch being deleted.
+		// rebuilt now could adopt a branch being deleted. Back for
+		// another instance: those branches are not this node's, and the
+		// job stops now, its delete in flight handed to the background
+		// deletes with the rest, so the new trunk does not wait for EC2.
+		if c.gone.cutFor(node.Name, InstanceIDFromProviderID(node.Spec.ProviderID)) {
+			c.cfg.Log.Info("node name registered again by another instance; cutting its old branch deletes short", "node", node.Name)
+		}
 		return reconcile.Result{RequeueAfter: c.cfg.RetryDelay}, nil
 	}
 	if node.Labels[labelComputeAut] == "auto" {
@@ -472,8 +478,9 @@ func (c *Controller) deinitNode(ctx context.Context, name string) {
 
 // deleteTrunkBranchesUnless deletes every branch of a dropped trunk state,
 // asking stop (if not nil) before each delete: once it says so, the
-// branches left are not deleted (a trunk rebuild adopts or deletes them);
-// it returns those left and those whose delete failed. Nothing else knows
+// branches left are not deleted (a trunk rebuild adopts or deletes them),
+// nor are they once ctx ends (the delete it cut short is left too); it
+// returns those left and those whose delete failed. Nothing else knows
 // them once the state is dropped: a failed delete is retried with the GC
 // (deleteLoose). each, if not nil, is called after each delete (err nil:
 // deleted).
@@ -487,6 +494,13 @@ func (c *Controller) deleteTrunkBranchesUnless(ctx context.Context, t *trunk, st
 			break
 		}
 		err := c.deleteBranch(ctx, b)
+		if err != nil && ctx.Err() != nil {
+			// Given up, not refused: EC2 may or may not have applied it,
+			// and a second delete of a deleted ENI succeeds.
+			c.cfg.Log.Info("leaving the branch ENIs of a dropped trunk state", "node", name, "left", len(all)-i, "why", context.Cause(ctx))
+			left = all[i:]
+			break
+		}
 		if err != nil {
 			c.cfg.Log.Warn("deleting a branch ENI of a dropped trunk; retrying at the next GC pass", "node", name, "eni", b.ENIID, "err", err)
 			failed = append(failed, b)

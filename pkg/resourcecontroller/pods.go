@@ -145,9 +145,9 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	}
 	if !c.reg.record(info.at(), uid, key, made) {
 		// The node went while its branches were made, and its cleanup
-		// has not seen them: delete them here, or nothing ever does.
+		// has not seen them: delete them, or nothing ever does.
 		c.cfg.Log.Info("the node went while its pod's branch ENIs were made; deleting them", "pod", key, "node", info.Node)
-		c.rollback(ctx, info.at(), vlans, made)
+		c.dropMade(ctx, info.at(), made)
 		return reconcile.Result{RequeueAfter: c.cfg.RetryDelay}, nil
 	}
 	value, err := EncodeAnnotation(made)
@@ -230,6 +230,20 @@ func (c *Controller) rollback(ctx context.Context, at trunkAt, vlans []int, made
 	c.reg.unreserve(at, slices.DeleteFunc(slices.Clone(vlans), func(v int) bool {
 		return slices.ContainsFunc(stranded, func(b BranchENI) bool { return b.VlanID == v })
 	}))
+}
+
+// dropMade deletes, off the pod worker, the branches made for a pod whose
+// trunk state went meanwhile (its Node deleted): through the state's
+// delete queue while the state is kept (their VLANs taken until deleted,
+// should the Node come back for its instance), else in the background
+// (droppedbranches.go; a failed delete is retried at each GC pass). Done
+// in the worker, a delete EC2 was slow to answer held it for up to a
+// minute, and with every worker so taken no pod got a branch.
+func (c *Controller) dropMade(ctx context.Context, at trunkAt, made []BranchENI) {
+	if c.reg.handBack(at, made) {
+		return
+	}
+	c.startBranchDeletes(ctx, at.node, made)
 }
 
 // deleteBranch disassociates (when the association is known) and deletes.

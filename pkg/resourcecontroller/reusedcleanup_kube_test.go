@@ -171,23 +171,16 @@ func TestKubeNodeNameReusedOldBranchesDeletedAfterARestart(t *testing.T) {
 
 // TestKubeNodeNameReusedDuringGoneDeletesDoesNotWait: as above, but the
 // name comes back after DeinitDelay, while the gone node's own background
-// job is deleting its branches one by one. The new instance's pod must
-// not wait for that job either.
+// job is deleting its branches one by one and EC2 holds the delete under
+// way. The new instance's pod must get its branch while the old deletes
+// are held: they are the old instance's. Before, the new Node's reconcile
+// waited for the gone job, which saw the name taken only once EC2 had
+// answered its delete in flight.
 func TestKubeNodeNameReusedDuringGoneDeletesDoesNotWait(t *testing.T) {
 	const oldInst, newInst = "i-000000000000000b1", "i-000000000000000b2"
 	// fastConfig's DeinitDelay (300 ms): the gone job runs when the name
 	// comes back.
 	w, h, held := reusedWorld(t, 0, oldInst, newInst)
 	old := reusedName(t, h, w, held, "rc-reused-gone", oldInst, newInst, 6, reuseDuringGoneJob)
-	// EC2 answers the old deletes from here: with them held, the new
-	// instance's trunk waits for the gone job's delete in flight, which
-	// only a fixed latency (5 s) used to bound.
-	held.release()
-	waitFor(t, 30*time.Second, "the new instance's pod's branch", func() (bool, string) {
-		return h.annotated("new"), "not annotated"
-	})
-	waitFor(t, 60*time.Second, "the old instance's branches deleted", func() (bool, string) {
-		left := existing(w, old)
-		return len(left) == 0, fmt.Sprint(left)
-	})
+	newPodBeforeOldDeletes(t, h, w, held, old)
 }

@@ -225,15 +225,20 @@ func (r *registry) unreserve(at trunkAt, vlans []int) {
 // requeue puts branches whose rollback delete failed at the front of the
 // delete queue, due at once; their VLANs stay taken until deleted.
 func (r *registry) requeue(at trunkAt, bs []BranchENI) {
+	if len(bs) > 0 && !r.handBack(at, bs) {
+		r.addLoose(bs)
+	}
+}
+
+// handBack puts branches at the front of the delete queue of the trunk
+// state at, due at once, their VLANs taken until deleted; false, nothing
+// done, when that state is gone.
+func (r *registry) handBack(at trunkAt, bs []BranchENI) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(bs) == 0 {
-		return
-	}
 	t, ok := r.current(at)
 	if !ok {
-		r.loose = append(r.loose, bs...)
-		return
+		return false
 	}
 	front := make([]branch, 0, len(bs))
 	for _, b := range bs {
@@ -241,6 +246,7 @@ func (r *registry) requeue(at trunkAt, bs []BranchENI) {
 		front = append(front, branch{BranchENI: b})
 	}
 	t.cooling = slices.Insert(t.cooling, 0, front...)
+	return true
 }
 
 // record stores a pod's new branches (their VLANs stop being in flight).

@@ -113,7 +113,7 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 		return reconcile.Result{}, err
 	}
 	node = node.DeepCopy()
-	if wait := c.startTrunkJob(ctx, at, func(t *trunk) { c.unmanageTrunk(ctx, node, t) }, nil); wait {
+	if wait := c.startTrunkJob(ctx, at, false, func(_ context.Context, t *trunk) { c.unmanageTrunk(ctx, node, t) }, nil); wait {
 		return reconcile.Result{RequeueAfter: nodeCleanBusyDelay}, nil
 	}
 	c.unmanaging.clear(node.Name)
