@@ -180,11 +180,12 @@ func (s *Server) AddNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*r
 
 func (s *Server) addNetwork(ctx context.Context, req *rpc.AddNetworkRequest) (*rpc.AddNetworkReply, string, error) {
 	n := s.n
+	// Every request counts, refused ones too, as upstream counts it first.
+	n.metrics.AddIPRequests.Inc()
 	s.checkVersion("AddNetwork", req.GetClientVersion())
 	if err := checkLengths(req); err != nil {
 		return nil, "", err
 	}
-	n.metrics.AddIPRequests.Inc()
 	if cause := addRefusal(req, n.cfg.EnableMultiNIC); cause != "" {
 		refuse(ctx, cause)
 		return &rpc.AddNetworkReply{Success: false, NetworkPolicyMode: n.cfg.NetworkPolicyEnforcingMode}, cause, nil
@@ -289,6 +290,12 @@ func (s *Server) DelNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 
 func (s *Server) delNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, string, error) {
 	n := s.n
+	// Every request counts, refused ones too, as upstream counts it first.
+	reason := req.GetReason()
+	if reason == "" {
+		reason = "PodDeleted"
+	}
+	n.metrics.DelIPRequests.WithLabelValues(reason).Inc()
 	s.checkVersion("DelNetwork", req.GetClientVersion())
 	if err := checkLengths(req); err != nil {
 		return nil, "", err
@@ -303,11 +310,6 @@ func (s *Server) delNetwork(ctx context.Context, req *rpc.DelNetworkRequest) (*r
 
 func (s *Server) delNetworkChecked(ctx context.Context, req *rpc.DelNetworkRequest) (*rpc.DelNetworkReply, error) {
 	n := s.n
-	reason := req.GetReason()
-	if reason == "" {
-		reason = "PodDeleted"
-	}
-	n.metrics.DelIPRequests.WithLabelValues(reason).Inc()
 	d := n.handout.dueBy(ctx)
 	defer d.end()
 	if err := s.waitReadyBy(&d); err != nil {
