@@ -12,6 +12,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/pluginlog"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
@@ -131,6 +132,7 @@ func parseConfig(stdin []byte) (*config, error) {
 	var warn string
 	c.StrictSG, warn = parseSGMode(nc.PodSGEnforcingMode)
 	c.addWarning(warn)
+	c.addWarning(pluginlog.UnknownLevel(nc.PluginLogLevel))
 
 	c.PrevResult, c.PrevResultErr = parsePrevResult(nc.CNIVersion, nc.Name, nc.RawPrevResult)
 	return c, nil
