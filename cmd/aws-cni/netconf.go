@@ -286,7 +286,8 @@ var sysctlDirNames = []string{"all", "default"}
 // given twice with different values (which pod is meant?), and a pod name
 // or namespace with '/' (no Kubernetes name has one, and ipamd keys pods
 // by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one),
-// and a CNI_ARGS value that is not UTF-8.
+// a namespace with '.' (no namespace has one, and the pod's host veth
+// would be another pod's), and a CNI_ARGS value that is not UTF-8.
 // DEL does not check them: older builds took such input, and a DEL
 // failing on it would be retried by the runtime forever.
 func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
@@ -300,6 +301,13 @@ func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
 		if strings.Contains(f.v, "/") {
 			return invalidConfig(fmt.Sprintf("CNI_ARGS %s %q contains '/'", f.key, f.v), "")
 		}
+	}
+	// A pod's host veth is named by a hash of "<namespace>.<name>", and
+	// pod names may contain '.': namespace "a.b" with pod "c" would take
+	// the veth of pod "b.c" in namespace "a", whose ADD deletes it as a
+	// stale one. No namespace (a DNS label) has a '.'.
+	if strings.Contains(k.PodNamespace, ".") {
+		return invalidConfig(fmt.Sprintf("CNI_ARGS K8S_POD_NAMESPACE %q contains '.'", k.PodNamespace), "")
 	}
 	// ipamd and the network policy agent decode protobuf strings, which
 	// must be UTF-8: such a value would fail there with a decoding error
