@@ -287,7 +287,8 @@ var sysctlDirNames = []string{"all", "default"}
 // or namespace with '/' (no Kubernetes name has one, and ipamd keys pods
 // by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one),
 // a namespace with '.' (no namespace has one, and the pod's host veth
-// would be another pod's), and a CNI_ARGS value that is not UTF-8.
+// would be another pod's), and a CNI_ARGS value or CNI_IFNAME that is not
+// UTF-8.
 // DEL does not check them: older builds took such input, and a DEL
 // failing on it would be retried by the runtime forever.
 func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
@@ -316,6 +317,11 @@ func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
 		if !utf8.ValidString(f.v) {
 			return invalidConfig(fmt.Sprintf("CNI_ARGS %s %q is not valid UTF-8", f.key, f.v), "")
 		}
+	}
+	// The kernel takes such a name, ipamd's protobuf decoding does not
+	// (see above).
+	if !utf8.ValidString(ifName) {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is not valid UTF-8", ifName), "")
 	}
 	if ifName == loopbackIfName {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is the namespace's loopback interface", ifName), "")
