@@ -58,6 +58,8 @@ func TestPrivilegedHostileRuntimeInput(t *testing.T) {
 			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "default" is not a name the kernel gives an interface`, delCode: delOK},
 		{name: "CNI_IFNAME not UTF-8", mod: func(c *call) { c.ifName = "eth\xff" },
 			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "eth\xff" is not valid UTF-8`, delCode: delOK},
+		{name: "CNI_IFNAME a kernel name pattern", mod: func(c *call) { c.ifName = "eth%d" },
+			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "eth%d" contains '%', which the kernel reads as a pattern`, delCode: delOK},
 		{name: "CNI_NETNS relative", mod: func(c *call) { c.netns = "var/run/netns/pod" },
 			code: types.ErrInvalidNetNS, want: "CNI_NETNS: network namespace var/run/netns/pod is not an absolute path", delCode: delOK},
 		{name: "CNI_NETNS relative to the plugin's own", mod: func(c *call) { c.netns = "../../../../../../../../proc/self/ns/net" },

@@ -287,8 +287,8 @@ var sysctlDirNames = []string{"all", "default"}
 // or namespace with '/' (no Kubernetes name has one, and ipamd keys pods
 // by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one),
 // a namespace with '.' (no namespace has one, and the pod's host veth
-// would be another pod's), and a CNI_ARGS value or CNI_IFNAME that is not
-// UTF-8.
+// would be another pod's), a CNI_ARGS value or CNI_IFNAME that is not
+// UTF-8, and a CNI_IFNAME with '%' (a pattern to the kernel).
 // DEL does not check them: older builds took such input, and a DEL
 // failing on it would be retried by the runtime forever.
 func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
@@ -322,6 +322,11 @@ func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
 	// (see above).
 	if !utf8.ValidString(ifName) {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is not valid UTF-8", ifName), "")
+	}
+	// The kernel names a new link "eth%d" eth0, eth1, ...: the pod's end
+	// would not be found under the name, nor removed by the rollback.
+	if strings.Contains(ifName, "%") {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q contains '%%', which the kernel reads as a pattern", ifName), "")
 	}
 	if ifName == loopbackIfName {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is the namespace's loopback interface", ifName), "")
