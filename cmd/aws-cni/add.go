@@ -47,7 +47,7 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	// is the costliest step of the wiring and needs no address. Until
 	// plan.wire takes it over, every error return discards it.
 	asked := client.StartAddNetwork(ctx, inv.addRequest(args))
-	early := inv.earlyVeth(args, netns.Path())
+	early := inv.earlyVeth(args, netns)
 	defer func() {
 		if err != nil && early != nil {
 			if derr := early.Discard(); derr != nil {
@@ -117,12 +117,12 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 // answer tells whether the pod has a branch ENI): the wiring replaces the
 // pair of such a pod, which costs that pod the head start and one more
 // pair, and nobody else anything.
-func (inv *invocation) earlyVeth(args *entry.Args, netns string) *podnet.Veth {
-	v, err := podnet.CreateVeth(netns, args.ContainerID,
+func (inv *invocation) earlyVeth(args *entry.Args, netns *podnet.PinnedNetNS) *podnet.Veth {
+	v, err := podnet.CreateVeth(netns.Path(), args.ContainerID,
 		vethname.HostVethName(inv.conf.VethPrefix, inv.k8s.PodNamespace, inv.k8s.PodName, 0),
 		vethname.ContainerIfName(args.IfName, 0), inv.conf.MTU)
 	if err != nil {
-		inv.log.Debug("veth pair left to the wiring", "error", err)
+		inv.log.Debug("veth pair left to the wiring", "error", netns.Named(err.Error()))
 		return nil
 	}
 	return v

@@ -2,13 +2,16 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // TestPrivilegedHostileRuntimeInput: each malformed CNI_IFNAME, CNI_NETNS,
@@ -53,6 +56,10 @@ func TestPrivilegedHostileRuntimeInput(t *testing.T) {
 			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "all" is not a name the kernel gives an interface`, delCode: delOK},
 		{name: "CNI_IFNAME default", mod: func(c *call) { c.ifName = "default" },
 			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "default" is not a name the kernel gives an interface`, delCode: delOK},
+		{name: "CNI_IFNAME not UTF-8", mod: func(c *call) { c.ifName = "eth\xff" },
+			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "eth\xff" is not valid UTF-8`, delCode: delOK},
+		{name: "CNI_IFNAME a kernel name pattern", mod: func(c *call) { c.ifName = "eth%d" },
+			code: types.ErrInvalidEnvironmentVariables, want: `CNI_IFNAME "eth%d" contains '%', which the kernel reads as a pattern`, delCode: delOK},
 		{name: "CNI_NETNS relative", mod: func(c *call) { c.netns = "var/run/netns/pod" },
 			code: types.ErrInvalidNetNS, want: "CNI_NETNS: network namespace var/run/netns/pod is not an absolute path", delCode: delOK},
 		{name: "CNI_NETNS relative to the plugin's own", mod: func(c *call) { c.netns = "../../../../../../../../proc/self/ns/net" },
@@ -115,4 +122,36 @@ func TestPrivilegedHostileRuntimeInput(t *testing.T) {
 	if matches, _ := filepath.Glob(filepath.Join(dir, "*")); len(matches) != 0 {
 		t.Errorf("the directory given as CNI_NETNS holds %v", matches)
 	}
+}
+
+// TestPrivilegedAddNamespaceWithDotKeepsOtherPod: the host veth's name
+// hashes "<namespace>.<pod name>", so a CNI_ARGS namespace "default.web"
+// with pod name "x" names the veth of pod "web.x" in "default" (pod names
+// may contain dots; namespaces, DNS labels, cannot). ADD with such a
+// namespace is refused naming it, before ipamd is asked, and the running
+// pod keeps its veth, routes and traffic.
+func TestPrivilegedAddNamespaceWithDotKeepsOtherPod(t *testing.T) {
+	testutil.Privileged(t)
+	n := newNode(t, "192.168.0.10")
+	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.50", routeTable: 254}, allocation{ip: "10.0.0.51", routeTable: 254})
+	victimNS := testutil.NewNS(t)
+	victim := call{command: "ADD", containerID: "ctr-victim", netns: victimNS.Path(), ifName: "eth0", podName: "web.x", podNS: "default",
+		conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+	n.run(t, victim).mustSucceed(t, "ADD pod web.x")
+	if got, other := vethname.HostVethName("eni", "default", "web.x", 0), vethname.HostVethName("eni", "default.web", "x", 0); got != other {
+		t.Fatalf("names differ (%s, %s): the test no longer shows a collision", got, other)
+	}
+	before := snapshot(t, n.ns.Path())
+
+	evil := call{command: "ADD", containerID: "ctr-dot", netns: testutil.NewNS(t).Path(), ifName: "eth0", podName: "x", podNS: "default.web",
+		conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
+	out := n.run(t, evil)
+	wantState(t, "node", n.ns.Path(), before)
+	if err := podnettest.Connect(n.ns.Path(), victimNS.Path(), net.ParseIP("10.0.0.50")); err != nil {
+		t.Errorf("node to pod web.x: %v", err)
+	}
+	if got := ipamd.addsFor(evil.containerID); len(got) != 0 {
+		t.Errorf("ADD with a dotted namespace asked ipamd")
+	}
+	out.wantCode(t, "ADD with a dotted namespace", types.ErrInvalidNetworkConfig, `CNI_ARGS K8S_POD_NAMESPACE "default.web" contains '.'`)
 }

@@ -12,6 +12,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/pluginlog"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
@@ -131,6 +132,7 @@ func parseConfig(stdin []byte) (*config, error) {
 	var warn string
 	c.StrictSG, warn = parseSGMode(nc.PodSGEnforcingMode)
 	c.addWarning(warn)
+	c.addWarning(pluginlog.UnknownLevel(nc.PluginLogLevel))
 
 	c.PrevResult, c.PrevResultErr = parsePrevResult(nc.CNIVersion, nc.Name, nc.RawPrevResult)
 	return c, nil
@@ -284,7 +286,9 @@ var sysctlDirNames = []string{"all", "default"}
 // given twice with different values (which pod is meant?), and a pod name
 // or namespace with '/' (no Kubernetes name has one, and ipamd keys pods
 // by "namespace/name", so "a/b" in "c" and "b" in "c/a" would be one),
-// and a CNI_ARGS value that is not UTF-8.
+// a namespace with '.' (no namespace has one, and the pod's host veth
+// would be another pod's), a CNI_ARGS value or CNI_IFNAME that is not
+// UTF-8, and a CNI_IFNAME with '%' (a pattern to the kernel).
 // DEL does not check them: older builds took such input, and a DEL
 // failing on it would be retried by the runtime forever.
 func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
@@ -299,6 +303,13 @@ func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
 			return invalidConfig(fmt.Sprintf("CNI_ARGS %s %q contains '/'", f.key, f.v), "")
 		}
 	}
+	// A pod's host veth is named by a hash of "<namespace>.<name>", and
+	// pod names may contain '.': namespace "a.b" with pod "c" would take
+	// the veth of pod "b.c" in namespace "a", whose ADD deletes it as a
+	// stale one. No namespace (a DNS label) has a '.'.
+	if strings.Contains(k.PodNamespace, ".") {
+		return invalidConfig(fmt.Sprintf("CNI_ARGS K8S_POD_NAMESPACE %q contains '.'", k.PodNamespace), "")
+	}
 	// ipamd and the network policy agent decode protobuf strings, which
 	// must be UTF-8: such a value would fail there with a decoding error
 	// that names no input.
@@ -306,6 +317,16 @@ func checkAddInput(ifName, containerID string, k k8sArgs) *types.Error {
 		if !utf8.ValidString(f.v) {
 			return invalidConfig(fmt.Sprintf("CNI_ARGS %s %q is not valid UTF-8", f.key, f.v), "")
 		}
+	}
+	// The kernel takes such a name, ipamd's protobuf decoding does not
+	// (see above).
+	if !utf8.ValidString(ifName) {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is not valid UTF-8", ifName), "")
+	}
+	// The kernel names a new link "eth%d" eth0, eth1, ...: the pod's end
+	// would not be found under the name, nor removed by the rollback.
+	if strings.Contains(ifName, "%") {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q contains '%%', which the kernel reads as a pattern", ifName), "")
 	}
 	if ifName == loopbackIfName {
 		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is the namespace's loopback interface", ifName), "")

@@ -72,6 +72,16 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("strict %v warnings %q", c.StrictSG, c.Warnings)
 			}
 		}},
+		{name: "unknown log level is debug with a warning naming it", json: `{` + base + `,"pluginLogLevel":"inf"}`, check: func(t *testing.T, c *config) {
+			if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], `pluginLogLevel "inf"`) {
+				t.Errorf("warnings %q", c.Warnings)
+			}
+		}},
+		{name: "known log levels in any case warn of nothing", json: `{` + base + `,"pluginLogLevel":"WARNING"}`, check: func(t *testing.T, c *config) {
+			if len(c.Warnings) != 0 {
+				t.Errorf("warnings %q", c.Warnings)
+			}
+		}},
 		{name: "prefix of 5", json: `{` + base + `,"vethPrefix":"abcde"}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `netconf vethPrefix: veth prefix "abcde": 5 characters, at most 4`},
 		{name: "prefix of 4", json: `{` + base + `,"vethPrefix":"abcd"}`},
 		{name: "prefix of a space", json: `{` + base + `,"vethPrefix":" "}`, wantCode: types.ErrInvalidNetworkConfig, wantMsg: `netconf vethPrefix: veth prefix " ": character ' ' is not allowed`},

@@ -5,6 +5,7 @@
 package pluginlog
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -79,13 +80,30 @@ func (f *File) Close() {
 // and an empty level, is debug, as upstream's plugins log
 // (docs/compatibility.md, "Environment variables").
 func ParseLevel(s string) slog.Level {
-	switch strings.ToLower(s) {
-	case "info":
-		return slog.LevelInfo
-	case "warn", "warning":
-		return slog.LevelWarn
-	case "error", "fatal":
-		return slog.LevelError
+	l, _ := parseLevel(s)
+	return l
+}
+
+// UnknownLevel returns a warning naming s when ParseLevel reads it as
+// debug only because it knows no such level (a typo such as "inf" logs
+// every debug line), "" otherwise.
+func UnknownLevel(s string) string {
+	if _, ok := parseLevel(s); ok {
+		return ""
 	}
-	return slog.LevelDebug
+	return fmt.Sprintf("pluginLogLevel %q is none of debug, info, warn, error, fatal; logging at debug", s)
+}
+
+func parseLevel(s string) (slog.Level, bool) {
+	switch strings.ToLower(s) {
+	case "", "debug":
+		return slog.LevelDebug, true
+	case "info":
+		return slog.LevelInfo, true
+	case "warn", "warning":
+		return slog.LevelWarn, true
+	case "error", "fatal":
+		return slog.LevelError, true
+	}
+	return slog.LevelDebug, false
 }
