@@ -6,6 +6,7 @@
 package conflist
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,11 +157,16 @@ func Render(c Config) ([]byte, error) {
 		})
 	}
 	plugins = append(plugins, portmap{Type: "portmap", Capabilities: map[string]bool{"portMappings": true}, SNAT: true})
-	b, err := json.MarshalIndent(list{CNIVersion: "0.4.0", Name: "aws-cni", DisableCheck: true, Plugins: plugins}, "", "  ")
-	if err != nil {
+	// Upstream substitutes values into the template as they are: '&', '<'
+	// and '>' (legal in a log file's path) stay themselves, not \u0026.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(list{CNIVersion: "0.4.0", Name: "aws-cni", DisableCheck: true, Plugins: plugins}); err != nil {
 		return nil, fmt.Errorf("conflist: %w", err)
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil // Encode ends it with a newline, as the template
 }
 
 // egressRange returns the egress plugin's subnet, route and data directory.

@@ -57,6 +57,17 @@ func TestRenderMatchesTemplate(t *testing.T) {
 				"__EGRESSPLUGINLOGFILE__": "/var/log/aws-routed-eni/egress-v4-plugin.log",
 			},
 		},
+		{
+			name: "log paths with characters JSON may escape as HTML",
+			cfg: func(c *Config) {
+				c.PluginLogFile, c.Egress.LogFile = "/var/log/aws-routed-eni/a&b.log", "/var/log/<egress>.log"
+			},
+			subs: map[string]string{
+				"__EGRESSPLUGINENABLED__": "false", "__NODEIP__": "", "__EGRESSPLUGINIPAMSUBNET__": "fd00::ac:00/118",
+				"__EGRESSPLUGINIPAMDST__": "::/0", "__EGRESSPLUGINIPAMDATADIR__": "/run/cni/v4pd/egress-v6-ipam",
+				"__EGRESSPLUGINLOGFILE__": "/var/log/<egress>.log",
+			},
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := base()

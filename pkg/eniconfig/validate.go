@@ -48,3 +48,22 @@ func ValidateName(name string) error {
 	}
 	return nil
 }
+
+// Validate checks that the configured keys can be node label and
+// annotation keys at all. A key no node can carry (two '/', a space or a
+// '!' inside) never matches, and every node silently falls back to the next source.
+func (s Selector) Validate() error {
+	var errs []error
+	for _, k := range [...]struct{ env, key string }{
+		{"ENI_CONFIG_LABEL_DEF", s.LabelKey},
+		{"ENI_CONFIG_ANNOTATION_DEF", s.AnnotationKey},
+	} {
+		if k.key == "" {
+			continue // DefaultKey
+		}
+		if msgs := validation.IsQualifiedName(k.key); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("%s=%q is not a valid label or annotation key, so no node can carry it: %s", k.env, k.key, strings.Join(msgs, "; ")))
+		}
+	}
+	return errors.Join(errs...)
+}

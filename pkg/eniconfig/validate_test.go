@@ -55,3 +55,17 @@ func TestValidateName(t *testing.T) {
 		}
 	}
 }
+
+func TestSelectorValidate(t *testing.T) {
+	for _, ok := range []Selector{{}, {LabelKey: "topology.kubernetes.io/zone"}, {AnnotationKey: "example.com/eni"}} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("%+v: %v", ok, err)
+		}
+	}
+	err := Selector{LabelKey: "topology.kubernetes.io/zone ", AnnotationKey: "a/b/c"}.Validate()
+	for _, s := range []string{`ENI_CONFIG_LABEL_DEF="topology.kubernetes.io/zone "`, `ENI_CONFIG_ANNOTATION_DEF="a/b/c"`} {
+		if err == nil || !strings.Contains(err.Error(), s) {
+			t.Errorf("error %v does not name %s", err, s)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -133,28 +134,63 @@ func (p *pending) wait() ([]byte, Metadata, error) {
 
 // connect dials the socket. A fail-fast call fails at once with
 // Unavailable; a wait-for-ready call retries until its context ends.
+// A wait-for-ready call that runs out of time reports the last dial
+// error, as grpc-go does ("latest balancer error: …"), so the caller
+// learns why nothing answered.
 func (c *Client) connect(ctx context.Context) (net.Conn, error) {
 	var d net.Dialer
 	var b backoff
+	var last *Status
 	for {
 		conn, err := d.DialContext(ctx, "unix", c.Socket)
 		if err == nil {
 			return conn, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctxStatus(ctx.Err())
+			return nil, waitStatus(ctx.Err(), last)
 		}
+		last = dialStatus(c.Socket, err)
 		if !c.WaitForReady {
-			return nil, statusf(Unavailable, "connection error: desc = %q", "transport: Error while dialing: "+err.Error())
+			return nil, last
 		}
 		t := time.NewTimer(b.next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctxStatus(ctx.Err())
+			return nil, waitStatus(ctx.Err(), last)
 		case <-t.C:
 		}
 	}
+}
+
+// dialStatus is grpc-go's status for a failed dial. The kernel refuses a
+// connection to a path that is no socket (a directory left where the
+// socket should be) with the same error as to a socket nobody listens on:
+// the status says which it is.
+func dialStatus(socket string, err error) *Status {
+	msg := "transport: Error while dialing: " + err.Error()
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		if fi, serr := os.Stat(socket); serr == nil && fi.Mode()&os.ModeSocket == 0 {
+			kind := "regular file"
+			if fi.IsDir() {
+				kind = "directory"
+			} else if !fi.Mode().IsRegular() {
+				kind = "file of mode " + fi.Mode().Type().String()
+			}
+			msg += "; " + socket + " is a " + kind + ", not a unix socket"
+		}
+	}
+	return statusf(Unavailable, "connection error: desc = %q", msg)
+}
+
+// waitStatus is the status of a call whose context ended while it waited
+// to connect.
+func waitStatus(ctxErr error, last *Status) *Status {
+	s := ctxStatus(ctxErr)
+	if last != nil {
+		s.Message = "latest balancer error: " + last.Message
+	}
+	return s
 }
 
 func ctxStatus(err error) *Status {

@@ -399,3 +399,35 @@ func TestStartedAddToNoServerFailsInWait(t *testing.T) {
 		t.Fatalf("Wait: %v, want code Unavailable", err)
 	}
 }
+
+// TestSocketPathNotASocket: a directory where the socket should be (a
+// hostPath mount made before ipamd created its socket) is named as such;
+// the kernel's "connection refused" alone reads as ipamd not listening.
+// A wait-for-ready call that runs out of time says why it could not
+// connect, in grpc-go's words, instead of only "context deadline exceeded",
+// and stops at its deadline.
+func TestSocketPathNotASocket(t *testing.T) {
+	socket := socketPath(t)
+	_, theirs := grpcClient(t, socket).AddNetwork(ctxT(t, 300*time.Millisecond), &rpc.AddNetworkRequest{}, grpc.WaitForReady(true))
+	_, _, ours := (&Client{Socket: socket, WaitForReady: true}).AddNetwork(ctxT(t, 300*time.Millisecond), &AddNetworkRequest{})
+	if ours == nil || theirs == nil || ours.Error() != theirs.Error() {
+		t.Errorf("wait-for-ready to a missing socket:\n ours   %v\n grpc-go %v", ours, theirs)
+	}
+
+	if err := os.Mkdir(socket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := socket + " is a directory, not a unix socket"
+	_, _, err := (&Client{Socket: socket}).AddNetwork(ctxT(t, 5*time.Second), &AddNetworkRequest{})
+	if CodeOf(err) != Unavailable || !strings.Contains(err.Error(), want) {
+		t.Errorf("fail-fast to a directory: %v, want Unavailable saying %q", err, want)
+	}
+	start := time.Now()
+	_, err = (&Client{Socket: socket, WaitForReady: true}).DeletePodNp(ctxT(t, 300*time.Millisecond), &DeleteNpRequest{})
+	if CodeOf(err) != DeadlineExceeded || !strings.Contains(err.Error(), "latest balancer error") || !strings.Contains(err.Error(), want) {
+		t.Errorf("wait-for-ready to a directory: %v, want DeadlineExceeded saying %q", err, want)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("wait-for-ready to a directory took %v past a 300ms deadline", d)
+	}
+}

@@ -143,6 +143,12 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Features.CustomNetworking {
+		if err := cfg.ENIConfigSelector.Validate(); err != nil {
+			// Upstream runs on with such a key; say so once, loudly.
+			cfg.Logger.Warn("custom networking: a configured ENIConfig key can never match, so nodes resolve their ENIConfig without it", "err", err)
+		}
+	}
 	c := &Client{
 		cfg:     cfg,
 		log:     cfg.Logger,

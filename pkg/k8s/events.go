@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,7 +70,9 @@ func (d *eventDedup) sent(key string, now time.Time) {
 func (c *Client) Eventf(ctx context.Context, eventType, reason, format string, args ...any) {
 	note := fmt.Sprintf(format, args...)
 	if len(note) > maxNoteLen {
-		note = note[:maxNoteLen]
+		// Cut at a character boundary: broken bytes are sent as U+FFFD,
+		// which is longer, and the server would refuse the event.
+		note = strings.ToValidUTF8(note[:maxNoteLen], "")
 	}
 	now := time.Now()
 	key := eventType + "\x00" + reason + "\x00" + note

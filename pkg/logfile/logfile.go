@@ -71,12 +71,15 @@ type Writer struct {
 	mu     sync.Mutex
 	f      *os.File // nil after a failed reopen: the next write tries again
 	closed bool
-	size   int64
-	bg     sync.WaitGroup // compression and pruning after a rotation
+	// special: the path is not a regular file (see open); no rotation.
+	special bool
+	size    int64
+	bg      sync.WaitGroup // compression and pruning after a rotation
 }
 
 // Open opens (creating 0600 if needed) the log file at path for appending.
-// An existing file is tightened to 0600.
+// An existing file is tightened to 0600. A path that is not a regular file
+// (a device such as /dev/null, a FIFO) is only written to.
 func Open(path string, opts Options) (*Writer, error) {
 	w := &Writer{path: path, opts: opts.withDefaults()}
 	if err := w.open(); err != nil {
@@ -100,6 +103,14 @@ func (w *Writer) open() error {
 	if err != nil {
 		_ = f.Close() // the stat error is the one to report
 		return fmt.Errorf("log file %q: %w", w.path, err)
+	}
+	// A device, FIFO or a link to one (/dev/null to silence a plugin,
+	// /dev/stderr) is written through, never chmodded or rotated: both
+	// would change a file that is not ours.
+	w.special = !st.Mode().IsRegular()
+	if w.special {
+		w.f, w.size = f, 0
+		return nil
 	}
 	if st.Mode().Perm() != Mode {
 		// Created by an older version (or upstream's predecessor) with a
@@ -126,7 +137,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
+	if !w.special && w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
 		if err := w.rotate(); err != nil {
 			return 0, err
 		}

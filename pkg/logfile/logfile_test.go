@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -321,5 +322,68 @@ func TestRotationRecreatesRemovedDirectory(t *testing.T) {
 	}
 	if b, err := os.ReadFile(path); err != nil || string(b) != "recovered\n" {
 		t.Fatalf("log file after recovery: %q, %v", b, err)
+	}
+}
+
+// TestNotARegularFile: a log path that is a device, a FIFO or a link to
+// one (AWS_VPC_K8S_PLUGIN_LOG_FILE=/dev/null to silence the plugin, which
+// runs on the host; /dev/stderr) is written through: never chmodded (the
+// host's /dev/null made 0600 breaks every other user's writes to it) and
+// never rotated (renamed away, replaced by a regular file).
+func TestNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "null")
+	if err := syscall.Mkfifo(fifo, 0o666); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if err := os.Chmod(fifo, 0o666); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "plugin.log")
+	if err := os.Symlink(fifo, link); err != nil {
+		t.Fatal(err)
+	}
+	// A reader, so opening for writing does not block; it drains until
+	// the writer closes.
+	drained := make(chan int64, 1)
+	go func() {
+		r, err := os.Open(fifo)
+		if err != nil {
+			drained <- -1
+			return
+		}
+		defer r.Close()
+		n, _ := io.Copy(io.Discard, r)
+		drained <- n
+	}()
+	w, err := Open(link, Options{MaxSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("z", 59) + "\n")
+	for range 5 {
+		if _, err := w.Write(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-drained; n != 5*int64(len(line)) {
+		t.Errorf("reader got %d bytes, want %d", n, 5*len(line))
+	}
+	st, err := os.Stat(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Type() != os.ModeNamedPipe || st.Mode().Perm() != 0o666 {
+		t.Errorf("%s is now %v, want the FIFO left as it was (prw-rw-rw-)", link, st.Mode())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("directory holds %v, want only the FIFO and the link (no backup)", names)
 	}
 }
