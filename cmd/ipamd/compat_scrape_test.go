@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -302,6 +303,65 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 	if _, err := getJSON(intro, "/v1/no-such-path", &cmds); err != nil ||
 		!slices.Equal(cmds.AvailableCommands[:min(4, len(cmds.AvailableCommands))], []string{"/v1/enis", "/v1/eni-configs", "/v1/networkutils-env-settings", "/v1/ipamd-env-settings"}) {
 		t.Errorf("unknown path: AvailableCommands %v (%v), want upstream's four paths first", cmds.AvailableCommands, err)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestProcessPortsTakenAtStart: another process holds the metrics and
+// introspection ports when ipamd starts (an old aws-node still stopping,
+// say). ipamd serves pods all the same, as upstream does, and serves
+// /metrics and /v1/enis on those ports once they are free.
+func TestProcessPortsTakenAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	env := simtest.Start(t, simtest.Basic())
+	var held []net.Listener
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		t.Cleanup(func() { _ = l.Close() })
+	}
+	metricsAt, intro := held[0].Addr().String(), held[1].Addr().String()
+	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR="+metricsAt, "INTROSPECTION_BIND_ADDRESS="+intro)
+	d.start()
+	if _, err := d.logAttr("node initialised", "instance", workingWait); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("unix://"+filepath.Join(d.dir, "ipamd.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	add, _ := podCalls(rpc.NewCNIBackendClient(conn), "default")
+	actx, cancel := context.WithTimeout(context.Background(), workingWait)
+	defer cancel()
+	if _, err := add(actx, "p0"); err != nil {
+		t.Fatalf("ADD while the metrics and introspection ports are taken: %v\n%s", err, d.log(d.runs))
+	}
+	for _, l := range held {
+		_ = l.Close()
+	}
+	var last error
+	for deadline := time.Now().Add(workingWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var enis map[string]struct{ AssignedIPs int }
+		s, err := scrapeMetrics(metricsAt)
+		if err == nil {
+			_, err = getJSON(intro, "/v1/enis", &enis)
+		}
+		if err == nil && s.samples["awscni_assigned_ip_addresses"] == 1 && enis["0"].AssignedIPs == 1 {
+			last = nil
+			break
+		}
+		last = fmt.Errorf("metrics %v, /v1/enis %v, err %v", s.samples["awscni_assigned_ip_addresses"], enis, err)
+	}
+	if last != nil {
+		t.Fatalf("ports freed, but ipamd does not serve them: %v\n%s", last, d.log(d.runs))
 	}
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)

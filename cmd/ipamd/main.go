@@ -122,20 +122,33 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, handoff *no
 		Logger: log, PodLinks: hostlinks.Links{VethPrefix: cfg.VethPrefix}, Metrics: m, StartedAt: started,
 		Tracker: track,
 	}
+	// A port another process holds (an old aws-node still stopping, say)
+	// does not stop ipamd from serving pods: Run listens again with
+	// back-off, as upstream restarts these servers. Only an address that
+	// can never work refuses the start.
 	if !cfg.DisableMetrics {
-		if opts.MetricsListener, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			return fmt.Errorf("metrics: listen on %s (VPC_CNI_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		opts.MetricsListen = func() (net.Listener, error) { return net.Listen("tcp", cfg.MetricsAddr) }
+		if opts.MetricsListener, err = opts.MetricsListen(); err != nil {
+			log.Warn("metrics: cannot listen yet; serving pods and trying again", "addr", cfg.MetricsAddr, "err", err)
+			opts.MetricsListener = nil
+		} else {
+			log.Info("serving metrics", "addr", opts.MetricsListener.Addr().String())
 		}
-		log.Info("serving metrics", "addr", opts.MetricsListener.Addr().String())
 	}
 	if !cfg.DisableIntrospection {
-		if opts.IntrospectionListener, err = introspect.Listen(cfg.IntrospectionAddr); err != nil {
-			if opts.MetricsListener != nil {
-				_ = opts.MetricsListener.Close() // the listen error is the one to report
+		opts.IntrospectionListen = func() (net.Listener, error) { return introspect.Listen(cfg.IntrospectionAddr) }
+		if opts.IntrospectionListener, err = opts.IntrospectionListen(); err != nil {
+			if _, refusedByOS := errors.AsType[*net.OpError](err); !refusedByOS {
+				if opts.MetricsListener != nil {
+					_ = opts.MetricsListener.Close() // the listen error is the one to report
+				}
+				return fmt.Errorf("INTROSPECTION_BIND_ADDRESS: %w", err)
 			}
-			return fmt.Errorf("INTROSPECTION_BIND_ADDRESS: %w", err)
+			log.Warn("introspection: cannot listen yet; serving pods and trying again", "addr", cfg.IntrospectionAddr, "err", err)
+			opts.IntrospectionListener = nil
+		} else {
+			log.Info("serving introspection", "addr", opts.IntrospectionListener.Addr().String())
 		}
-		log.Info("serving introspection", "addr", opts.IntrospectionListener.Addr().String())
 	}
 	if cfg.FastIntervals {
 		log.Warn("VPC_CNI_TEST_FAST_INTERVALS=true: sub-second pool timers (test mode)")

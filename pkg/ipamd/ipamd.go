@@ -116,6 +116,12 @@ type Options struct {
 	// Run (/metrics and the introspection paths) until it returns.
 	MetricsListener       net.Listener
 	IntrospectionListener net.Listener
+	// MetricsListen and IntrospectionListen open the listener again when
+	// it is missing (the first listen failed, say the port was taken) or
+	// its server failed: Run keeps trying with back-off, as upstream
+	// restarts these servers, while it serves pods (nil: no retry).
+	MetricsListen       func() (net.Listener, error)
+	IntrospectionListen func() (net.Listener, error)
 	// StartedAt is when the process started, for
 	// awscni_ipamd_startup_duration_seconds (zero: when New runs).
 	StartedAt time.Time
@@ -135,8 +141,10 @@ type IPAM struct {
 	metrics *metrics.Metrics
 	track   *introspect.Tracker
 
-	metricsL net.Listener
-	introL   net.Listener
+	metricsL      net.Listener
+	introL        net.Listener
+	metricsListen func() (net.Listener, error)
+	introListen   func() (net.Listener, error)
 
 	kube       *kubeRef
 	node       *nodeState
@@ -219,6 +227,7 @@ func New(o Options) (*IPAM, error) {
 		cfg: o.Config, ec2: o.EC2, md: o.Metadata, subs: subs, host: host,
 		log: log, times: o.times().withDefaults(), metrics: m, track: track,
 		metricsL: o.MetricsListener, introL: o.IntrospectionListener,
+		metricsListen: o.MetricsListen, introListen: o.IntrospectionListen,
 		kube: &kubeRef{track: track}, node: newNodeState(), cards: &cardSet{}, book: newENIBook(),
 		last: &lastAction{},
 		pool: newTrigger(), reconciled: newReconcileSignal(), ready: newLatch(), terminating: newLatch(),

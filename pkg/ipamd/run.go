@@ -23,12 +23,19 @@ const DrainTimeout = 10 * time.Second
 func (n *IPAM) Run(ctx context.Context, l net.Listener) error {
 	srv := NewServer(n)
 	g, gctx := errgroup.WithContext(ctx)
-	if n.metricsL != nil {
-		g.Go(func() error { return n.metrics.ServeListener(gctx, n.metricsL) })
-	}
-	if n.introL != nil {
+	if n.metricsL != nil || n.metricsListen != nil {
 		g.Go(func() error {
-			return introspect.Serve(gctx, n.introL, n.Introspection(), n.log.With("component", "introspection"))
+			keepServing(gctx, "metrics", n.metricsL, n.metricsListen, n.metrics.ServeListener, n.log)
+			return nil
+		})
+	}
+	if n.introL != nil || n.introListen != nil {
+		ilog := n.log.With("component", "introspection")
+		g.Go(func() error {
+			keepServing(gctx, "introspection", n.introL, n.introListen, func(ctx context.Context, l net.Listener) error {
+				return introspect.Serve(ctx, l, n.Introspection(), ilog)
+			}, n.log)
+			return nil
 		})
 	}
 	g.Go(func() error {
