@@ -212,10 +212,21 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 		return "", err
 	}
 	if other != "" {
-		return teardownReusedVLAN(host, ifc, vlanID, other)
+		return teardownReusedVLAN(host, ifc, vlanID, fmt.Sprintf("%s is marked %q", VLANLinkName(vlanID), other))
+	}
+	names := append(branchVethNames(ifc.HostVeth), alsoVeths...)
+	if link != nil && link.Attrs().Alias != SandboxMark(pod.Sandbox) {
+		// No mark tells whose the link is (the local VPC's stand-in, or a
+		// link of upstream's plugin): the table's routes and rules do.
+		by, err := otherPodOfTable(host, vlanID, fam, link.Attrs().Index, names, ifc.Address.IP)
+		if err != nil {
+			return "", err
+		}
+		if by != "" {
+			return teardownReusedVLAN(host, ifc, vlanID, by)
+		}
 	}
 	ownerChecked()
-	names := append(branchVethNames(ifc.HostVeth), alsoVeths...)
 	veths, err := ownVethIndexes(host, pod.Sandbox, names)
 	if err != nil {
 		return "", err
