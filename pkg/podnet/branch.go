@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
@@ -212,15 +213,40 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 		return "", err
 	}
 	if other != "" {
-		return teardownReusedVLAN(host, ifc, vlanID, other)
+		return teardownReusedVLAN(host, ifc, vlanID, fmt.Sprintf("%s is marked %q", VLANLinkName(vlanID), other))
+	}
+	names := append(branchVethNames(ifc.HostVeth), alsoVeths...)
+	if link != nil && link.Attrs().Alias != SandboxMark(pod.Sandbox) {
+		// No mark tells whose the link is (the local VPC's stand-in, or a
+		// link of upstream's plugin): the table's routes and rules do.
+		by, err := otherPodOfTable(host, vlanID, fam, link.Attrs().Index, names, ifc.Address.IP)
+		if err != nil {
+			return "", err
+		}
+		if by != "" {
+			return teardownReusedVLAN(host, ifc, vlanID, by)
+		}
+	}
+	// The address went back to the subnet with the branch ENI: main
+	// routing it through a link that is none of the pod's veths shows it
+	// is a newer pod's, whose to-pod rule is the same rule as the pod's
+	// was. The address's lock keeps that pod's ADD out meanwhile.
+	alock := lockAddress(ctx, pod.LockFile, ifc.Address.IP, delLockWait)
+	defer alock.unlock()
+	dev, err := routedElsewhere(host, hostPrefix(ifc.Address.IP), ifc.HostVeth)
+	if err != nil {
+		return "", err
 	}
 	ownerChecked()
-	names := append(branchVethNames(ifc.HostVeth), alsoVeths...)
 	veths, err := ownVethIndexes(host, pod.Sandbox, names)
 	if err != nil {
 		return "", err
 	}
-	kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
+	if dev != "" && !slices.Contains(names, dev) {
+		kept = fmt.Sprintf("%s is routed to %s: its route and rules are another pod's", ifc.Address.IP, dev)
+	} else {
+		kept, err = removeHostRoutes(host, ifc.Address, ifc.HostVeth, pod.Sandbox, table)
+	}
 	return kept, errors.Join(releaseVLAN(host, link, vlanID, fam, names, veths), err)
 }
 

@@ -88,7 +88,9 @@ type nsID struct{ dev, ino uint64 }
 func nsIdentity(path string) (int, nsID, error) {
 	// A raw descriptor: an *os.File would try to register it with the
 	// runtime's poller, three more system calls on every ADD and DEL.
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO at the path (no namespace) would block the open
+	// until some process wrote to it, and the command with it.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return -1, nsID{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}

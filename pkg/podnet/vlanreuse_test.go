@@ -15,6 +15,20 @@ import (
 // to another pod C's branch ENI. A's late DEL must leave C's VLAN link,
 // table and rules alone and remove only A's own rules.
 func TestPrivilegedBranchLateDELAfterVLANReused(t *testing.T) {
+	testLateDELAfterVLANReused(t, "sandbox-c")
+}
+
+// TestPrivilegedBranchLateDELAfterUnmarkedVLANReused is
+// TestPrivilegedBranchLateDELAfterVLANReused with C wired without a
+// sandbox's mark, as upstream's plugin or an older build wires, which is
+// also how the local VPC's stand-in looks: nothing on C's VLAN link says
+// whose it is, so A's late DEL must tell from the table that it serves C.
+// Before, A's DEL deleted C's VLAN link and its table's iif rule.
+func TestPrivilegedBranchLateDELAfterUnmarkedVLANReused(t *testing.T) {
+	testLateDELAfterVLANReused(t, "")
+}
+
+func testLateDELAfterVLANReused(t *testing.T, sandboxC string) {
 	for _, strict := range []bool{true, false} {
 		t.Run(map[bool]string{true: "strict", false: "standard"}[strict], func(t *testing.T) {
 			ctx := context.Background()
@@ -30,7 +44,7 @@ func TestPrivilegedBranchLateDELAfterVLANReused(t *testing.T) {
 			e.node.vethGone(t, a.Pod.Interfaces[0].HostVeth)
 
 			c := e.branch(testutil.NewNS(t), strict)
-			c.Pod.Sandbox = "sandbox-c"
+			c.Pod.Sandbox = sandboxC
 			c.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:4d")
 			prefix := "eni"
 			if strict {
