@@ -55,9 +55,11 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	if isStdout(c.PluginLogFile) {
 		p.fail("AWS_VPC_K8S_PLUGIN_LOG_FILE=%q: the plugin's stdout carries its CNI result; use a file or stderr", c.PluginLogFile)
 	}
-	c.PluginLogLevel = p.str("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "Debug")
+	// Set but empty, it is written empty, as upstream's entrypoint does;
+	// the plugins then log at debug, as with the default.
+	c.PluginLogLevel = p.strKeepEmpty("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "Debug")
 	switch strings.ToLower(c.PluginLogLevel) {
-	case "debug", "info", "warn", "warning", "error", "fatal":
+	case "", "debug", "info", "warn", "warning", "error", "fatal":
 	default:
 		// Written as given, as upstream's entrypoint does; the plugins
 		// read an unknown level as debug.
