@@ -10,8 +10,10 @@
 package logfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,12 +75,15 @@ type Writer struct {
 	closed bool
 	// special: the path is not a regular file (see open); no rotation.
 	special bool
-	size    int64
-	bg      sync.WaitGroup // compression and pruning after a rotation
+	// modeWarned: a refused chmod has been reported (once per Writer).
+	modeWarned bool
+	size       int64
+	bg         sync.WaitGroup // compression and pruning after a rotation
 }
 
 // Open opens (creating 0600 if needed) the log file at path for appending.
-// An existing file is tightened to 0600. A path that is not a regular file
+// An existing file is tightened to 0600, or, where chmod is refused, used
+// as it is after one warning line. A path that is not a regular file
 // (a device such as /dev/null, a FIFO) is only written to.
 func Open(path string, opts Options) (*Writer, error) {
 	w := &Writer{path: path, opts: opts.withDefaults()}
@@ -112,16 +117,32 @@ func (w *Writer) open() error {
 		w.f, w.size = f, 0
 		return nil
 	}
+	w.f, w.size = f, st.Size()
 	if st.Mode().Perm() != Mode {
 		// Created by an older version (or upstream's predecessor) with a
-		// wider mode.
-		if err := f.Chmod(Mode); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("log file %q: %w", w.path, err)
+		// wider mode. Where chmod is refused (append-only attribute,
+		// another owner) the file is used as it is, as upstream's logger
+		// uses every existing file: a log must not keep ipamd from starting.
+		if err := chmodFile(f, Mode); err != nil && !w.modeWarned {
+			w.modeWarned = true
+			w.warnMode(st.Mode().Perm(), err)
 		}
 	}
-	w.f, w.size = f, st.Size()
 	return nil
+}
+
+// chmodFile is a seam for tests on machines where no file refuses chmod.
+var chmodFile = (*os.File).Chmod
+
+// warnMode writes one warning line, in the JSON format of the loggers
+// writing here, into the file whose mode could not be tightened: the place
+// its reader looks. Called with the file open, before any other write.
+func (w *Writer) warnMode(perm os.FileMode, err error) {
+	var b bytes.Buffer
+	slog.New(slog.NewJSONHandler(&b, nil)).Warn(fmt.Sprintf("log file mode not tightened to %#o; left as it is", Mode),
+		"file", w.path, "mode", fmt.Sprintf("%#o", perm), "error", err.Error())
+	n, _ := w.f.Write(b.Bytes()) // a failed write shows in the next one
+	w.size += int64(n)
 }
 
 // Write appends p, rotating first when p would take the file past MaxSize.
