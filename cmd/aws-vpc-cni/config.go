@@ -55,9 +55,11 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	if isStdout(c.PluginLogFile) {
 		p.fail("AWS_VPC_K8S_PLUGIN_LOG_FILE=%q: the plugin's stdout carries its CNI result; use a file or stderr", c.PluginLogFile)
 	}
-	c.PluginLogLevel = p.str("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "Debug")
+	// Set but empty, it is written empty, as upstream's entrypoint does;
+	// the plugins then log at debug, as with the default.
+	c.PluginLogLevel = p.strKeepEmpty("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "Debug")
 	switch strings.ToLower(c.PluginLogLevel) {
-	case "debug", "info", "warn", "warning", "error", "fatal":
+	case "", "debug", "info", "warn", "warning", "error", "fatal":
 	default:
 		// Written as given, as upstream's entrypoint does; the plugins
 		// read an unknown level as debug.
@@ -68,7 +70,12 @@ func parseConfig(lookup func(string) (string, bool)) (cfg config, warnings []str
 	// ENI MTU, prefix-delegation targets, SNAT randomisation.
 	c.VethPrefix = ipamd.VethPrefix
 	c.PodSGEnforcingMode = ipamd.PodSGEnforcingMode
-	c.MTU = p.mtu("POD_MTU", ipamd.ENIMTU, cfg.IPv6Cluster)
+	// Written as spelled when it parses ("09001"), as upstream's
+	// entrypoint does; the plugins read the same number from it.
+	c.MTU, c.MTUText = p.mtu("POD_MTU", ipamd.ENIMTU, cfg.IPv6Cluster)
+	if c.MTUText == "" && ipamdErr == nil {
+		c.MTUText = p.str("AWS_VPC_ENI_MTU", "")
+	}
 
 	egress := &conflist.Egress{IPv6Cluster: cfg.IPv6Cluster, RandomizeSNAT: ipamd.RandomizeSNAT}
 	if cfg.IPv6Cluster {
@@ -147,22 +154,23 @@ func (p *envParser) boolean(name string, def bool) bool {
 	return b
 }
 
-// mtu reads an MTU under the same range as AWS_VPC_ENI_MTU.
-func (p *envParser) mtu(name string, def int, ipv6 bool) int {
+// mtu reads an MTU under the same range as AWS_VPC_ENI_MTU, and returns
+// its text when set.
+func (p *envParser) mtu(name string, def int, ipv6 bool) (int, string) {
 	v, ok := p.lookup(name)
 	if !ok || v == "" {
-		return def
+		return def, ""
 	}
 	n, err := strconv.Atoi(v) // untrimmed: upstream's entrypoint refuses " 1500"
 	if err != nil {
 		p.fail("%s=%q: not an integer", name, v)
-		return def
+		return def, ""
 	}
 	if err := ipamdconfig.CheckMTU(n, ipv6); err != nil {
 		p.fail("%s=%d: %w", name, n, err)
-		return def
+		return def, ""
 	}
-	return n
+	return n, v
 }
 
 // minIPv6MTU is IPv6's minimum link MTU (RFC 8200).

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/vpc-cni/vpc-cni/pkg/conflist"
 )
 
 // An AWS_VPC_K8S_PLUGIN_LOG_LEVEL the plugins do not know makes them log
@@ -24,6 +27,37 @@ func TestUnknownPluginLogLevelWarns(t *testing.T) {
 		}
 		if cfg.Conflist.PluginLogLevel != tc.value {
 			t.Errorf("%s: conflist pluginLogLevel %q, want it as given", tc.value, cfg.Conflist.PluginLogLevel)
+		}
+	}
+}
+
+// AWS_VPC_K8S_PLUGIN_LOG_LEVEL set but empty: upstream's entrypoint writes
+// "" into the conflist (both plugins then log at debug); ours wrote
+// "Debug". Only an unset variable gets the default.
+func TestEmptyPluginLogLevelWrittenEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{{[]string{"AWS_VPC_K8S_PLUGIN_LOG_LEVEL", ""}, ""}, {nil, "Debug"}} {
+		cfg, warnings, err := parseConfig(env(tc.env...))
+		if err != nil || len(warnings) > 0 {
+			t.Fatalf("%q: err=%v warnings=%q", tc.env, err, warnings)
+		}
+		cfg.Conflist.Egress.Enabled, cfg.Conflist.Egress.NodeIP = true, "2001:db8::10"
+		b, err := conflist.Render(cfg.Conflist)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Plugins []map[string]any `json:"plugins"`
+		}
+		if err := json.Unmarshal(b, &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Plugins[:2] {
+			if l, ok := p["pluginLogLevel"]; !ok || l != tc.want {
+				t.Errorf("%q: %v has pluginLogLevel %q (present %v), want %q", tc.env, p["type"], l, ok, tc.want)
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 )
 
 // FileName is the conflist's name in the host CNI config directory.
@@ -31,7 +32,8 @@ const (
 // Config is everything the conflist depends on.
 type Config struct {
 	VethPrefix         string
-	MTU                int // POD_MTU, else AWS_VPC_ENI_MTU
+	MTU                int    // POD_MTU, else AWS_VPC_ENI_MTU
+	MTUText            string // MTU as the variable spells it ("09001"), written as upstream's entrypoint does; empty: MTU
 	PodSGEnforcingMode string
 	PluginLogFile      string
 	PluginLogLevel     string
@@ -64,6 +66,9 @@ func (c Config) Validate() error {
 	}
 	if c.MTU <= 0 {
 		errs = append(errs, fmt.Errorf("conflist: mtu %d is not positive", c.MTU))
+	}
+	if n, err := strconv.Atoi(c.MTUText); c.MTUText != "" && (err != nil || n != c.MTU) {
+		errs = append(errs, fmt.Errorf("conflist: mtu text %q is not mtu %d", c.MTUText, c.MTU))
 	}
 	if c.Egress != nil && c.Egress.Enabled && c.Egress.NodeIP == "" {
 		errs = append(errs, errors.New("conflist: egress plugin enabled without a node IP"))
@@ -126,7 +131,7 @@ func Render(c Config) ([]byte, error) {
 	if c.Bandwidth || c.DisablePodIPv6 {
 		return reencode(c)
 	}
-	mtu := fmt.Sprint(c.MTU)
+	mtu := c.mtuText()
 	plugins := []any{awsCNI{
 		Name:               "aws-cni",
 		Type:               "aws-cni",
@@ -167,6 +172,14 @@ func Render(c Config) ([]byte, error) {
 		return nil, fmt.Errorf("conflist: %w", err)
 	}
 	return b.Bytes(), nil // Encode ends it with a newline, as the template
+}
+
+// mtuText is the plugins' "mtu" value.
+func (c Config) mtuText() string {
+	if c.MTUText != "" {
+		return c.MTUText
+	}
+	return strconv.Itoa(c.MTU)
 }
 
 // egressRange returns the egress plugin's subnet, route and data directory.

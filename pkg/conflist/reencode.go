@@ -49,7 +49,7 @@ type reencodedList struct {
 // reencode returns the list as upstream writes it with bandwidth or tuning
 // chained. c is valid.
 func reencode(c Config) ([]byte, error) {
-	mtu := fmt.Sprint(c.MTU)
+	mtu := c.mtuText()
 	plugins := []*reencodedConf{{
 		Name: "aws-cni", Type: "aws-cni",
 		Capabilities:       map[string]bool{"io.kubernetes.cri.pod-annotations": true},

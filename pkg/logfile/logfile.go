@@ -10,8 +10,10 @@
 package logfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,6 +28,10 @@ const (
 	DefaultMaxBackups = 5
 	DefaultMaxAge     = 30 * 24 * time.Hour
 )
+
+// DefaultTidyAfter is longer than any plugin call (aws-cni's ADD deadline
+// is 20 s): only a daemon's Writer tidies (see tidy).
+const DefaultTidyAfter = time.Minute
 
 // Mode of the log file and its backups: pod names and addresses are not
 // for every local user.
@@ -43,7 +49,11 @@ type Options struct {
 	// after the rotation; the plain copy is removed once it succeeds. Nil
 	// keeps rotated copies as plain text.
 	Compress func(backup string) error
-	Now      func() time.Time
+	// TidyAfter: a Writer still open this long after Open prunes and
+	// compresses the backups already there, once (see tidy). Zero takes
+	// DefaultTidyAfter.
+	TidyAfter time.Duration
+	Now       func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -55,6 +65,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxAge <= 0 {
 		o.MaxAge = DefaultMaxAge
+	}
+	if o.TidyAfter <= 0 {
+		o.TidyAfter = DefaultTidyAfter
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -73,17 +86,32 @@ type Writer struct {
 	closed bool
 	// special: the path is not a regular file (see open); no rotation.
 	special bool
-	size    int64
-	bg      sync.WaitGroup // compression and pruning after a rotation
+	// modeWarned: a refused chmod has been reported (once per Writer).
+	modeWarned bool
+	size       int64
+	bg         sync.WaitGroup // compression and pruning after a rotation, tidy
+	tidyTimer  *time.Timer
+
+	// bgMu serialises the background work on backups, so two passes never
+	// compress one backup at once.
+	bgMu sync.Mutex
 }
 
 // Open opens (creating 0600 if needed) the log file at path for appending.
-// An existing file is tightened to 0600. A path that is not a regular file
+// An existing file is tightened to 0600, or, where chmod is refused, used
+// as it is after one warning line. A path that is not a regular file
 // (a device such as /dev/null, a FIFO) is only written to.
 func Open(path string, opts Options) (*Writer, error) {
 	w := &Writer{path: path, opts: opts.withDefaults()}
 	if err := w.open(); err != nil {
 		return nil, err
+	}
+	if !w.special {
+		w.bg.Add(1)
+		w.tidyTimer = time.AfterFunc(w.opts.TidyAfter, func() {
+			defer w.bg.Done()
+			w.tidy()
+		})
 	}
 	return w, nil
 }
@@ -112,16 +140,32 @@ func (w *Writer) open() error {
 		w.f, w.size = f, 0
 		return nil
 	}
+	w.f, w.size = f, st.Size()
 	if st.Mode().Perm() != Mode {
 		// Created by an older version (or upstream's predecessor) with a
-		// wider mode.
-		if err := f.Chmod(Mode); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("log file %q: %w", w.path, err)
+		// wider mode. Where chmod is refused (append-only attribute,
+		// another owner) the file is used as it is, as upstream's logger
+		// uses every existing file: a log must not keep ipamd from starting.
+		if err := chmodFile(f, Mode); err != nil && !w.modeWarned {
+			w.modeWarned = true
+			w.warnMode(st.Mode().Perm(), err)
 		}
 	}
-	w.f, w.size = f, st.Size()
 	return nil
+}
+
+// chmodFile is a seam for tests on machines where no file refuses chmod.
+var chmodFile = (*os.File).Chmod
+
+// warnMode writes one warning line, in the JSON format of the loggers
+// writing here, into the file whose mode could not be tightened: the place
+// its reader looks. Called with the file open, before any other write.
+func (w *Writer) warnMode(perm os.FileMode, err error) {
+	var b bytes.Buffer
+	slog.New(slog.NewJSONHandler(&b, nil)).Warn(fmt.Sprintf("log file mode not tightened to %#o; left as it is", Mode),
+		"file", w.path, "mode", fmt.Sprintf("%#o", perm), "error", err.Error())
+	n, _ := w.f.Write(b.Bytes()) // a failed write shows in the next one
+	w.size += int64(n)
 }
 
 // Write appends p, rotating first when p would take the file past MaxSize.
@@ -157,6 +201,9 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	w.mu.Unlock()
+	if w.tidyTimer != nil && w.tidyTimer.Stop() {
+		w.bg.Done() // the tidy never started
+	}
 	w.bg.Wait()
 	return err
 }
@@ -211,12 +258,37 @@ func (w *Writer) backupName(t time.Time) string {
 // not fatal to logging and have nowhere better to go than the next backup
 // attempt.
 func (w *Writer) afterRotate(backup string) {
+	w.bgMu.Lock()
+	defer w.bgMu.Unlock()
 	if w.opts.Compress != nil {
 		if err := w.opts.Compress(backup); err == nil {
 			_ = os.Remove(backup) // the .gz is complete
 		}
 	}
 	w.prune()
+}
+
+// tidy does once what upstream's logger does at every open: prune, then
+// compress the plain backups left by a process that stopped before it
+// compressed them (upstream's plugin often does). Only a Writer open past
+// TidyAfter gets here, a daemon's: a plugin process is gone by then and
+// pays no directory read on a pod's ADD (bench/README.md, "Where a
+// churn pair's CPU goes").
+func (w *Writer) tidy() {
+	w.bgMu.Lock()
+	defer w.bgMu.Unlock()
+	w.prune()
+	if w.opts.Compress == nil {
+		return
+	}
+	for _, b := range w.Backups() {
+		if strings.HasSuffix(b, ".gz") {
+			continue
+		}
+		if err := w.opts.Compress(b); err == nil {
+			_ = os.Remove(b) // the .gz is complete
+		}
+	}
 }
 
 // prune removes backups beyond MaxBackups (oldest first) and older than
