@@ -21,8 +21,18 @@ func (c *Controller) runCooldown(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-c.coolWake:
 		}
 		c.deleteCooled(ctx, time.Now())
+	}
+}
+
+// wakeCooldown has the cool-down loop look at the delete queues now:
+// branches due at once were queued.
+func (c *Controller) wakeCooldown() {
+	select {
+	case c.coolWake <- struct{}{}:
+	default: // a wake is pending already
 	}
 }
 

@@ -208,39 +208,33 @@ func (c *Controller) makeBranches(ctx context.Context, info TrunkInfo, vlans []i
 	return made, nil
 }
 
-// rollback deletes the branches made for a request that failed and frees
-// the request's VLANs. A branch whose delete fails may still be associated
-// on its VLAN (an association EC2 applied but whose answer was lost), so
-// its VLAN stays taken: the branch goes to the front of the node's delete
-// queue, and its VLAN is freed once the delete succeeds. Freeing it now
-// would hand the VLAN to the next branch, whose association EC2 refuses
-// until the leak GC deletes the stranded one.
+// rollback undoes a request that failed, off the pod worker: the branches
+// made go to the front of the node's delete queue, due at once, and the
+// VLANs of those never made are freed now. A made branch keeps its VLAN
+// until its delete succeeds: EC2 may have applied an association whose
+// answer was lost, and the VLAN's next branch would be refused until the
+// leak GC deleted the stranded one. Deleted in the worker (up to a
+// minute each when EC2 was slow), a few such pods held every pod worker
+// and no other node's pod got a branch; EKS queues them the same way.
 func (c *Controller) rollback(ctx context.Context, at trunkAt, vlans []int, made []BranchENI) {
-	node := at.node
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	var stranded []BranchENI
-	for _, b := range made {
-		if err := c.deleteBranch(rctx, b); err != nil {
-			c.cfg.Log.Warn("rolling back a branch ENI failed; queued for deletion", "node", node, "eni", b.ENIID, "vlan", b.VlanID, "err", err)
-			stranded = append(stranded, b)
-		}
-	}
-	c.reg.requeue(at, stranded)
+	c.dropMade(ctx, at, made)
 	c.reg.unreserve(at, slices.DeleteFunc(slices.Clone(vlans), func(v int) bool {
-		return slices.ContainsFunc(stranded, func(b BranchENI) bool { return b.VlanID == v })
+		return slices.ContainsFunc(made, func(b BranchENI) bool { return b.VlanID == v })
 	}))
 }
 
-// dropMade deletes, off the pod worker, the branches made for a pod whose
-// trunk state went meanwhile (its Node deleted): through the state's
-// delete queue while the state is kept (their VLANs taken until deleted,
-// should the Node come back for its instance), else in the background
-// (droppedbranches.go; a failed delete is retried at each GC pass). Done
-// in the worker, a delete EC2 was slow to answer held it for up to a
-// minute, and with every worker so taken no pod got a branch.
+// dropMade deletes, off the pod worker, branches made for a pod that will
+// not hold them (its request failed, or its trunk state went meanwhile):
+// through the state's delete queue while the state is kept (their VLANs
+// taken until deleted, should a gone Node come back for its instance),
+// woken now rather than at its next tick, else in the background
+// (droppedbranches.go; a failed delete is retried at each GC pass).
 func (c *Controller) dropMade(ctx context.Context, at trunkAt, made []BranchENI) {
+	if len(made) == 0 {
+		return
+	}
 	if c.reg.handBack(at, made) {
+		c.wakeCooldown()
 		return
 	}
 	c.startBranchDeletes(ctx, at.node, made)

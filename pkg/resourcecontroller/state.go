@@ -222,14 +222,6 @@ func (r *registry) unreserve(at trunkAt, vlans []int) {
 	}
 }
 
-// requeue puts branches whose rollback delete failed at the front of the
-// delete queue, due at once; their VLANs stay taken until deleted.
-func (r *registry) requeue(at trunkAt, bs []BranchENI) {
-	if len(bs) > 0 && !r.handBack(at, bs) {
-		r.addLoose(bs)
-	}
-}
-
 // handBack puts branches at the front of the delete queue of the trunk
 // state at, due at once, their VLANs taken until deleted; false, nothing
 // done, when that state is gone.
