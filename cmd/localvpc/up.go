@@ -20,7 +20,15 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if err := up(ctx, f, stdout, stderr); err != nil {
+	err := up(ctx, f, stdout, stderr)
+	if err != nil && ctx.Err() != nil {
+		// Stopped while the VPC was coming up: the error is only the
+		// cancellation seen by whatever step was running (and may name
+		// log paths that the clean-up has just removed).
+		fmt.Fprintln(stderr, "localvpc up: interrupted before the VPC was up; what it had started is removed")
+		return 130
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "localvpc up: %v\n", err)
 		return 1
 	}
