@@ -152,10 +152,24 @@ func defaultBinDir() string {
 	return filepath.Dir(exe)
 }
 
+// newLogger opens the run's detailed log. Two runs share the default path,
+// so the file is locked while a run writes it: a second run is refused
+// instead of truncating the first one's log under it.
 func newLogger(path string) (*slog.Logger, func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, nil, fmt.Errorf("log file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, fmt.Errorf("log file %s is being written by another localvpc run: pass -log to give this one its own", path)
+		}
+		return nil, nil, fmt.Errorf("log file %s: lock: %w", path, err)
+	}
+	if err := f.Truncate(0); err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("log file %s: %w", path, err)
 	}
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})), func() { _ = f.Close() }, nil
 }

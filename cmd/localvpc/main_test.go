@@ -99,3 +99,34 @@ func TestCleanupHelpDoesNotClean(t *testing.T) {
 		}
 	}
 }
+
+// A second run on the same log file (both take the default -log) is
+// refused, naming the file, and leaves the first run's log intact; once the
+// first run is done, the file is free again.
+func TestSecondRunDoesNotTruncateTheFirstOnesLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "localvpc-up.log")
+	log1, close1, err := newLogger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log1.Info("first run's line")
+	_, close2, err := newLogger(path)
+	if err == nil {
+		close2()
+		t.Error("second newLogger on a log in use: no error")
+	} else if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "-log") {
+		t.Errorf("second newLogger: %v, want it to name %s and -log", err, path)
+	}
+	if data, _ := os.ReadFile(path); !bytes.Contains(data, []byte("first run's line")) {
+		t.Errorf("first run's log after a second run started: %q", data)
+	}
+	close1()
+	_, close3, err := newLogger(path)
+	if err != nil {
+		t.Fatalf("log free again: %v", err)
+	}
+	close3()
+	if data, _ := os.ReadFile(path); len(data) != 0 {
+		t.Errorf("a new run's log starts with %q, want it empty", data)
+	}
+}
