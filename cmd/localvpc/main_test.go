@@ -130,3 +130,15 @@ func TestSecondRunDoesNotTruncateTheFirstOnesLog(t *testing.T) {
 		t.Errorf("a new run's log starts with %q, want it empty", data)
 	}
 }
+
+// up's node list says how to run ipamctl where ipamd answers: in the
+// node's network namespace, with the built binary's full path.
+func TestUpTellsHowToSeeTheWarmPool(t *testing.T) {
+	var out bytes.Buffer
+	n := &localvpc.Node{ID: "i-00000000000000001", Name: "node-1", NetNS: "/run/netns/vpcsim-1x2-i-00000000000000001", Dir: "/tmp/vpcsim-1x2/i-00000000000000001"}
+	printNodes(&out, []*localvpc.Node{n}, "/work/bin")
+	want := "warm pool:          ip netns exec vpcsim-1x2-i-00000000000000001 /work/bin/ipamctl pool"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("node list:\n%s\nwant a line %q", out.String(), want)
+	}
+}

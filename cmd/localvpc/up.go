@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
@@ -110,17 +111,30 @@ func up(ctx context.Context, f upFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "VPC up (run %s, log %s). Nodes:\n", v.RunID, logFile)
-	for _, n := range v.Nodes() {
+	printNodes(stdout, v.Nodes(), f.binDir)
+	fmt.Fprintln(stdout, "Ctrl-C stops everything and cleans up.")
+	<-ctx.Done()
+	return nil
+}
+
+// printNodes tells, per node, how to get into it and how to see its warm
+// pool: ipamd's introspection listens on the node's own loopback, so
+// ipamctl has to run in the node's network namespace.
+func printNodes(w io.Writer, nodes []*localvpc.Node, binDir string) {
+	ipamctl := "ipamctl"
+	if abs, err := filepath.Abs(filepath.Join(binDir, "ipamctl")); err == nil {
+		ipamctl = abs
+	}
+	for _, n := range nodes {
 		pid := "?"
 		if p := n.AgentPID(); p > 0 {
 			pid = fmt.Sprint(p)
 		}
-		fmt.Fprintf(stdout, "  %s %s primary %s public %v agent pid %s\n", n.Name, n.ID, n.PrimaryIP, n.PublicIP, pid)
-		fmt.Fprintf(stdout, "    enter the node:     nsenter --target %d --mount --net bash\n", n.AnchorPID())
-		fmt.Fprintf(stdout, "    network only:       ip netns exec %s bash\n", strings.TrimPrefix(n.NetNS, "/run/netns/"))
-		fmt.Fprintf(stdout, "    files and logs:     %s\n", n.Dir)
+		netns := strings.TrimPrefix(n.NetNS, "/run/netns/")
+		fmt.Fprintf(w, "  %s %s primary %s public %v agent pid %s\n", n.Name, n.ID, n.PrimaryIP, n.PublicIP, pid)
+		fmt.Fprintf(w, "    enter the node:     nsenter --target %d --mount --net bash\n", n.AnchorPID())
+		fmt.Fprintf(w, "    network only:       ip netns exec %s bash\n", netns)
+		fmt.Fprintf(w, "    warm pool:          ip netns exec %s %s pool\n", netns, ipamctl)
+		fmt.Fprintf(w, "    files and logs:     %s\n", n.Dir)
 	}
-	fmt.Fprintln(stdout, "Ctrl-C stops everything and cleans up.")
-	<-ctx.Done()
-	return nil
 }
