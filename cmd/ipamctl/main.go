@@ -2,7 +2,7 @@
 // addresses or prefixes used, free and cooling, the warm targets in force,
 // and what ipamd is waiting on. It reads ipamd's introspection endpoint.
 //
-//	ipamctl [-addr 127.0.0.1:61679 | -addr unix:/path] [-json] pool
+//	ipamctl [-addr 127.0.0.1:61679 | -addr unix:/path] [-json] pool   (flags may also follow pool)
 package main
 
 import (
@@ -34,9 +34,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // help was asked for
+		}
 		return 2
 	}
-	if fs.NArg() != 1 || fs.Arg(0) != "pool" {
+	switch {
+	case fs.NArg() == 0:
+		fmt.Fprintln(stderr, "ipamctl: no command (the command is pool)")
+		fs.Usage()
+		return 2
+	case fs.Arg(0) != "pool":
+		fmt.Fprintf(stderr, "ipamctl: unknown command %q (the command is pool)\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	// Flags after the command too (`ipamctl pool -json`), as users type them.
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "ipamctl: unexpected argument %q after pool\n", fs.Arg(0))
 		fs.Usage()
 		return 2
 	}

@@ -151,3 +151,25 @@ func TestFetchIgnoresProxyEnv(t *testing.T) {
 		t.Errorf("ipamctl with a proxy in its env did not reach ipamd at %s: %v\n%s", ln.Addr(), err, out)
 	}
 }
+
+// -h is help, not an error; a wrong command line says what is wrong.
+func TestCommandLineMistakesAreNamed(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-h"}, 0, "usage: ipamctl"},
+		{[]string{"pools"}, 2, `unknown command "pools"`},
+		{[]string{"pool", "-json", "now"}, 2, `unexpected argument "now" after pool`},
+		// flags after the command apply: this -addr is the one tried
+		{[]string{"pool", "-addr", "unix:/nonexistent/ipamctl.sock"}, 1, "unix:/nonexistent/ipamctl.sock unreachable"},
+		{nil, 2, "no command"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("ipamctl %v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errOut.String(), tc.code, tc.want)
+		}
+	}
+}

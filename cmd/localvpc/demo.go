@@ -43,9 +43,10 @@ type demo struct {
 func runDemo(ctx context.Context, args []string) int {
 	f, err := parseDemoFlags(args)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "localvpc demo: %v\n", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
 		}
+		fmt.Fprintf(os.Stderr, "localvpc demo: %v\n", err)
 		return 2
 	}
 	d := &demo{out: os.Stdout, f: f, start: time.Now()}

@@ -12,8 +12,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -25,8 +27,8 @@ import (
 
 func main() { os.Exit(run(os.Args[1:])) }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, `usage: localvpc <command> [flags]
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `usage: localvpc <command> [flags]
 
 commands:
   demo      start a two-node VPC, run pods and traffic through it, clean up
@@ -37,9 +39,11 @@ run "localvpc <command> -h" for the command's flags
 `)
 }
 
-func run(args []string) int {
+func run(args []string) int { return runWith(args, os.Stdout, os.Stderr) }
+
+func runWith(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		usage()
+		usage(stderr)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,25 +52,55 @@ func run(args []string) int {
 	case "demo":
 		return runDemo(ctx, args[1:])
 	case "up":
-		return runUp(ctx, args[1:])
+		return runUp(ctx, args[1:], stdout, stderr)
 	case "cleanup":
-		removed, err := localvpc.CleanupStale("")
-		for _, r := range removed {
-			fmt.Printf("removed leftovers of run %s\n", r)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "localvpc cleanup: %v\n", err)
-			return 1
-		}
-		return 0
+		return runCleanup(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
-		usage()
+		usage(stdout)
 		return 0
 	default:
-		fmt.Fprintf(os.Stderr, "localvpc: unknown command %q\n", args[0])
-		usage()
+		fmt.Fprintf(stderr, "localvpc: unknown command %q\n", args[0])
+		usage(stderr)
 		return 2
 	}
+}
+
+// runCleanup removes what crashed runs left; it takes no arguments, so
+// `cleanup -h` shows help instead of cleaning.
+func runCleanup(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cleanup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: localvpc cleanup\n\nremoves the namespaces, processes and run directories of localvpc runs whose process is gone; live runs are left alone")
+	}
+	if code, ok := parseCommand(fs, args); !ok {
+		return code
+	}
+	removed, err := localvpc.CleanupStale("")
+	for _, r := range removed {
+		fmt.Fprintf(stdout, "removed leftovers of run %s\n", r)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "localvpc cleanup: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// parseCommand parses a command's flags; ok false means stop with code:
+// 0 after -h (help was asked for), 2 for a bad flag or a stray argument.
+func parseCommand(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "localvpc %s: unexpected argument %q (flags come before it? see -h)\n", fs.Name(), fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
 }
 
 // demoFlags are the demo's settings.
@@ -97,6 +131,12 @@ func parseDemoFlags(args []string) (demoFlags, error) {
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := localvpc.CheckBinDir(f.binDir); err != nil {
+		return f, fmt.Errorf("-bin: %w", err)
+	}
 	if f.pods < 1 || f.pods > 25 {
 		return f, fmt.Errorf("-pods %d: want 1 to 25 (an m5.large holds 27 pods)", f.pods)
 	}
@@ -112,10 +152,24 @@ func defaultBinDir() string {
 	return filepath.Dir(exe)
 }
 
+// newLogger opens the run's detailed log. Two runs share the default path,
+// so the file is locked while a run writes it: a second run is refused
+// instead of truncating the first one's log under it.
 func newLogger(path string) (*slog.Logger, func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, nil, fmt.Errorf("log file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, fmt.Errorf("log file %s is being written by another localvpc run: pass -log to give this one its own", path)
+		}
+		return nil, nil, fmt.Errorf("log file %s: lock: %w", path, err)
+	}
+	if err := f.Truncate(0); err != nil {
+		_ = f.Close()
+		return nil, nil, fmt.Errorf("log file %s: %w", path, err)
 	}
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})), func() { _ = f.Close() }, nil
 }

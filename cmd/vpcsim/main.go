@@ -126,7 +126,31 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.scenario == "" {
 		return c, errors.New("-scenario is required (see -help)")
 	}
+	// Checked before anything listens, so a typo fails without a half
+	// set of endpoint lines on stdout.
+	for _, a := range []struct{ flag, addr string }{
+		{"-ec2-addr", c.ec2Addr}, {"-imds-addr", c.imdsAddr}, {"-imds-shared-addr", c.sharedIMDS}, {"-admin-addr", c.adminAddr},
+	} {
+		if a.addr == "" && a.flag != "-ec2-addr" && a.flag != "-imds-addr" {
+			continue
+		}
+		if err := checkListenAddr(a.addr); err != nil {
+			return c, fmt.Errorf("%s %q: %w", a.flag, a.addr, err)
+		}
+	}
 	return c, nil
+}
+
+// checkListenAddr accepts host:port with a numeric port (host may be empty).
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port: %w", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -163,10 +187,11 @@ type servers struct {
 	errCh chan error
 }
 
-func (s *servers) start(addr string, h http.Handler, line string) error {
+// start serves h on addr (given by flag) and prints line with its URL.
+func (s *servers) start(flag, addr string, h http.Handler, line string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", addr, err)
+		return fmt.Errorf("%s %s: %w", flag, addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
@@ -228,7 +253,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 	defer sim.Close()
 	s := &servers{out: stdout, log: log, errCh: make(chan error, 1)}
 	defer s.shutdown()
-	if err := s.start(cfg.ec2Addr, sim.EC2Handler(), "ec2"); err != nil {
+	if err := s.start("-ec2-addr", cfg.ec2Addr, sim.EC2Handler(), "ec2"); err != nil {
 		return err
 	}
 
@@ -255,7 +280,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 			var addr string
 			addr, err = imdsAddrFor(cfg.imdsAddr, n)
 			if err == nil {
-				err = s.start(addr, h, "imds "+run.InstanceID)
+				err = s.start("-imds-addr", addr, h, "imds "+run.InstanceID)
 			}
 		}
 		n++
@@ -274,12 +299,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	if cfg.sharedIMDS != "" {
-		if err := s.start(cfg.sharedIMDS, sim.IMDSHandlerByRemoteAddr(), "imds-shared"); err != nil {
+		if err := s.start("-imds-shared-addr", cfg.sharedIMDS, sim.IMDSHandlerByRemoteAddr(), "imds-shared"); err != nil {
 			return err
 		}
 	}
 	if cfg.adminAddr != "" {
-		if err := s.start(cfg.adminAddr, sim.AdminHandler(), "admin"); err != nil {
+		if err := s.start("-admin-addr", cfg.adminAddr, sim.AdminHandler(), "admin"); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -293,4 +294,38 @@ func read(t *testing.T, c *imds.Client, path string) string {
 	defer out.Content.Close()
 	b, _ := io.ReadAll(out.Content)
 	return string(b)
+}
+
+// A bad or busy listen address fails naming its flag; a malformed one is
+// refused before anything listens, so no endpoint line is printed.
+func TestListenAddressErrorsNameTheFlag(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	scenario := filepath.Join("..", "..", "misc", "scenarios", "two-node.yaml")
+	for _, tc := range []struct {
+		flag, addr string
+		code       int
+		quiet      bool // nothing on stdout
+	}{
+		{"-imds-addr", "127.0.0.1:x", 2, true},
+		{"-admin-addr", "localhost", 2, true},
+		{"-ec2-addr", busy.Addr().String(), 1, true},
+		{"-admin-addr", busy.Addr().String(), 1, false},
+		{"-imds-shared-addr", busy.Addr().String(), 1, false},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"-scenario", scenario, tc.flag, tc.addr}, &stdout, &stderr)
+		if code != tc.code {
+			t.Errorf("%s %s: exit %d, want %d (stderr %q)", tc.flag, tc.addr, code, tc.code, stderr.String())
+		}
+		if want := tc.flag + " "; !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), tc.addr) {
+			t.Errorf("%s %s: stderr %q, want it to name the flag and the address", tc.flag, tc.addr, stderr.String())
+		}
+		if strings.Contains(stdout.String(), "ready") || (tc.quiet && stdout.Len() > 0) {
+			t.Errorf("%s %s: stdout %q after a failed start", tc.flag, tc.addr, stdout.String())
+		}
+	}
 }

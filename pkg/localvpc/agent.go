@@ -41,18 +41,27 @@ const (
 // AgentMode reports which mode StartAgent will use with the binaries in
 // Config.BinDir.
 func (v *VPC) AgentMode() (AgentMode, error) {
-	if v.cfg.BinDir == "" {
-		return "", errors.New("no bin directory configured: run `make build` and pass bin/")
-	}
-	for _, b := range []string{IPAMDBin, PluginBin} {
-		if !isExec(filepath.Join(v.cfg.BinDir, b)) {
-			return "", fmt.Errorf("%s: no %s binary (run `make build`)", v.cfg.BinDir, b)
-		}
+	if err := CheckBinDir(v.cfg.BinDir); err != nil {
+		return "", err
 	}
 	if isExec(filepath.Join(v.cfg.BinDir, InstallerBin)) {
 		return ModeInstaller, nil
 	}
 	return ModeIPAMD, nil
+}
+
+// CheckBinDir says whether dir holds the binaries an agent needs, so a
+// caller can refuse a wrong directory before it creates anything.
+func CheckBinDir(dir string) error {
+	if dir == "" {
+		return errors.New("no bin directory configured: run `make build` and pass bin/")
+	}
+	for _, b := range []string{IPAMDBin, PluginBin} {
+		if !isExec(filepath.Join(dir, b)) {
+			return fmt.Errorf("%s: no %s binary (run `make build`)", dir, b)
+		}
+	}
+	return nil
 }
 
 func isExec(path string) bool {

@@ -96,3 +96,41 @@ func TestTimingExecSumsOnePluginsRuns(t *testing.T) {
 		t.Errorf("Exec(egress-cni) = %v, %v; want 0, false", d, ok)
 	}
 }
+
+// Two instances that would be the same node are refused before anything
+// is created, naming the name; Name tags that differ are fine.
+func TestStartRefusesARepeatedNodeName(t *testing.T) {
+	sc := vpcsim.Scenario{
+		Region: "us-west-2",
+		VPCs: []vpcsim.VPCSpec{{ID: "vpc-00000000000000001", CIDR: "10.0.0.0/16", Subnets: []vpcsim.SubnetSpec{
+			{ID: "subnet-00000000000000001", AZ: "us-west-2a", CIDR: "10.0.0.0/20"}}}},
+	}
+	inst := func(id, name string) vpcsim.InstanceSpec {
+		return vpcsim.InstanceSpec{ID: id, Type: "m5.large", Subnet: "subnet-00000000000000001", Tags: map[string]string{"Name": name}}
+	}
+	for _, tc := range []struct {
+		insts []vpcsim.InstanceSpec
+		want  string
+	}{
+		{[]vpcsim.InstanceSpec{inst("i-00000000000000001", "node-1"), inst("i-00000000000000002", "node-1")}, `node name "node-1" is already used by instances[0] (i-00000000000000001)`},
+		{[]vpcsim.InstanceSpec{inst("i-00000000000000001", "node-1"), inst("i-00000000000000002", "i-00000000000000001")}, `node name "i-00000000000000001" is already used by instances[0]`},
+	} {
+		sc.Instances = tc.insts
+		work := t.TempDir()
+		v, err := Start(t.Context(), Config{Scenario: sc, WorkDir: work})
+		if err == nil {
+			_ = v.Close()
+			t.Errorf("Start with nodes %v: no error", tc.insts)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Start: err = %v, want it to contain %q", err, tc.want)
+		}
+		if ents, _ := os.ReadDir(work); len(ents) != 0 {
+			t.Errorf("Start refused but left %d entries in its work directory", len(ents))
+		}
+	}
+	if err := checkNodeNames(vpcsim.Scenario{Instances: []vpcsim.InstanceSpec{inst("", "a"), inst("", "b"), inst("i-1", "")}}); err != nil {
+		t.Errorf("distinct names: %v", err)
+	}
+}

@@ -95,6 +95,9 @@ func Start(ctx context.Context, cfg Config) (_ *VPC, err error) {
 			return nil, fmt.Errorf("bin dir: %w", err)
 		}
 	}
+	if err := checkNodeNames(cfg.Scenario); err != nil {
+		return nil, err
+	}
 	echo, err := VPCEchoAddr(cfg.Scenario)
 	if err != nil {
 		return nil, err
