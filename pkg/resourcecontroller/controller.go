@@ -143,8 +143,10 @@ type Controller struct {
 	// kick asks the node controller to reconcile a node outside its own
 	// events: its trunk ENI was found gone (trunkgone.go).
 	kick chan event.GenericEvent
-	// coolWake wakes the cool-down loop before its tick (gc.go).
+	// coolWake wakes the cool-down loop before its tick; coolJobs bounds
+	// its per-node delete jobs (cooldeletes.go).
 	coolWake chan struct{}
+	coolJobs *nodeCleaner
 	// cleaner bounds the deleted nodes' cleanups (nodecleaner.go).
 	cleaner *nodeCleaner
 	// unmanaging: since when nodes lack SGP or are gone (unmanage.go,
@@ -180,5 +182,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), toldGroups: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), coolWake: make(chan struct{}, 1), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen(), spared: &sparedBranches{}}, nil
+		kick: make(chan event.GenericEvent, 16), coolWake: make(chan struct{}, 1), coolJobs: newNodeCleaner(coolDeleteNodes), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen(), spared: &sparedBranches{}}, nil
 }

@@ -12,43 +12,6 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 )
 
-// runCooldown deletes released branches once their cool-down is over.
-func (c *Controller) runCooldown(ctx context.Context) error {
-	t := time.NewTicker(c.cfg.CooldownTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		case <-c.coolWake:
-		}
-		c.deleteCooled(ctx, time.Now())
-	}
-}
-
-// wakeCooldown has the cool-down loop look at the delete queues now:
-// branches due at once were queued.
-func (c *Controller) wakeCooldown() {
-	select {
-	case c.coolWake <- struct{}{}:
-	default: // a wake is pending already
-	}
-}
-
-func (c *Controller) deleteCooled(ctx context.Context, now time.Time) {
-	for _, node := range c.reg.nodes() {
-		for _, b := range c.reg.due(node, now, c.cooldown.get()) {
-			err := c.deleteBranch(ctx, b.BranchENI)
-			countBranchOp(branchOpDeleteCooled, err)
-			if err != nil {
-				c.cfg.Log.Warn("deleting a cooled-down branch ENI", "node", node, "eni", b.ENIID, "err", err)
-			}
-			c.reg.deleted(node, b, err)
-		}
-	}
-}
-
 // runGC finds leaks periodically: branches held for pods that no longer
 // exist (their delete event was missed) and branches tagged with a trunk
 // that nothing holds (a crash between create and annotate). The first

@@ -28,7 +28,7 @@ type goneJobs struct {
 }
 
 // goneJob is a running job: the instance whose branches it deletes, and
-// (nil: it cannot be) how to cut it short.
+// how to cut it short.
 type goneJob struct {
 	instanceID string
 	cut        context.CancelCauseFunc
@@ -82,7 +82,7 @@ func (g *goneJobs) cutFor(node, instanceID string) bool {
 // node is reconciled again.
 func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bool) {
 	name := at.node
-	return c.startTrunkJob(ctx, at, true, func(jctx context.Context, t *trunk) {
+	return c.startTrunkJob(ctx, at, func(jctx context.Context, t *trunk) {
 		instanceID := t.instanceID
 		reused := false
 		left, _ := c.deleteTrunkBranchesUnless(jctx, t, func() bool {
@@ -120,10 +120,10 @@ func (c *Controller) startGoneBranches(ctx context.Context, at trunkAt) (wait bo
 // background in a cleaner slot, then after (if not nil) once the slot is
 // free, then reconciles the node again; wait: no slot is free for the
 // node yet, nothing was done. While the job runs the node's reconciles
-// wait for it (reconcileNode); a cuttable job's context (work's) is
-// cancelled with errNameTaken when another instance registers the name
+// wait for it (reconcileNode); the job's context (work's) is cancelled
+// with errNameTaken when another instance registers the name
 // (goneJobs.cutFor).
-func (c *Controller) startTrunkJob(ctx context.Context, at trunkAt, cuttable bool, work func(context.Context, *trunk), after func()) (wait bool) {
+func (c *Controller) startTrunkJob(ctx context.Context, at trunkAt, work func(context.Context, *trunk), after func()) (wait bool) {
 	name := at.node
 	if started, _ := c.cleaner.start(name); !started {
 		return true
@@ -136,11 +136,7 @@ func (c *Controller) startTrunkJob(ctx context.Context, at trunkAt, cuttable boo
 	// ctx is the controller's: it outlives this reconcile (no
 	// ReconciliationTimeout is set) and ends with the manager.
 	jctx, cancel := context.WithCancelCause(ctx)
-	job := goneJob{instanceID: t.instanceID}
-	if cuttable {
-		job.cut = cancel
-	}
-	c.gone.start(name, job)
+	c.gone.start(name, goneJob{instanceID: t.instanceID, cut: cancel})
 	go func() {
 		defer cancel(nil)
 		work(jctx, t)

@@ -184,3 +184,37 @@ func TestKubeNodeNameReusedDuringGoneDeletesDoesNotWait(t *testing.T) {
 	old := reusedName(t, h, w, held, "rc-reused-gone", oldInst, newInst, 6, reuseDuringGoneJob)
 	newPodBeforeOldDeletes(t, h, w, held, old)
 }
+
+// TestKubeNodeNameReusedDuringUnmanageDeletesDoesNotWait: a node whose
+// three pods hold branches loses SGP, and while the job deleting its
+// branches waits for EC2 to answer the delete under way, the Node is
+// deleted with its CNINode and another instance registers the name. The
+// new instance's pod must get its branch while the old deletes are held,
+// and the old branches must all be deleted once EC2 answers. Before, the
+// new Node's reconcile waited for the job, which could not be cut short:
+// until EC2's client gave up each old delete in turn (30 s each here).
+func TestKubeNodeNameReusedDuringUnmanageDeletesDoesNotWait(t *testing.T) {
+	const oldInst, newInst = "i-000000000000000c1", "i-000000000000000c2"
+	const node = "rc-reused-unmanage"
+	w, h, held := reusedWorld(t, 0, oldInst, newInst)
+	h.addSGPNode(node, oldInst, 9)
+	var old []string
+	for i := range 3 {
+		pod := fmt.Sprintf("held-%d", i)
+		if _, err := h.createPod(pod, node, map[string]string{"role": "db-client"}); err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, h.waitAnnotation(pod)[0].ENIID)
+	}
+	held.name(old)
+	h.dropSGPFeature(node)
+	waitFor(t, 30*time.Second, "the branch deletes of the node that lost SGP running", func() (bool, string) {
+		return h.ctrl.gone.running(node), "not running"
+	})
+	h.deleteNode(node)
+	h.addNode(node, newInst, map[string]string{LabelHasTrunk: "true"})
+	if _, err := h.createPod("new", node, map[string]string{"role": "db-client"}); err != nil {
+		t.Fatal(err)
+	}
+	newPodBeforeOldDeletes(t, h, w, held, old)
+}

@@ -324,6 +324,19 @@ func (r *registry) heldPods(node string) []podRef {
 	return out
 }
 
+// hasDue reports whether node has cooled branches whose time has come
+// under cooldown.
+func (r *registry) hasDue(node string, now time.Time, cooldown time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.trunks[node]
+	return ok && len(t.cooling) > 0 && isDue(t.cooling[0], now, cooldown)
+}
+
+func isDue(b branch, now time.Time, cooldown time.Duration) bool {
+	return b.releasedAt.IsZero() || !now.Before(b.releasedAt.Add(cooldown))
+}
+
 // due pops the cooled branches of node whose time has come under
 // cooldown.
 func (r *registry) due(node string, now time.Time, cooldown time.Duration) []branch {
@@ -334,7 +347,7 @@ func (r *registry) due(node string, now time.Time, cooldown time.Duration) []bra
 		return nil
 	}
 	i := 0
-	for i < len(t.cooling) && (t.cooling[i].releasedAt.IsZero() || !now.Before(t.cooling[i].releasedAt.Add(cooldown))) {
+	for i < len(t.cooling) && isDue(t.cooling[i], now, cooldown) {
 		i++
 	}
 	out := slices.Clone(t.cooling[:i])

@@ -113,7 +113,7 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 		return reconcile.Result{}, err
 	}
 	node = node.DeepCopy()
-	if wait := c.startTrunkJob(ctx, at, false, func(_ context.Context, t *trunk) { c.unmanageTrunk(ctx, node, t) }, nil); wait {
+	if wait := c.startTrunkJob(ctx, at, func(jctx context.Context, t *trunk) { c.unmanageTrunk(ctx, jctx, node, t) }, nil); wait {
 		return reconcile.Result{RequeueAfter: nodeCleanBusyDelay}, nil
 	}
 	c.unmanaging.clear(node.Name)
@@ -125,7 +125,12 @@ func (c *Controller) unmanageNode(ctx context.Context, node *corev1.Node, instan
 // done, then the node: a branch
 // whose delete EC2 refused still exists (and, its disassociate refused
 // too, still carries the pod's traffic) until the GC retry deletes it.
-func (c *Controller) unmanageTrunk(ctx context.Context, node *corev1.Node, t *trunk) {
+// The deletes run under jctx, cut short when another instance registers
+// the name (goneJobs.cutFor): the rest, the delete in flight among them,
+// go to the background deletes, so the new instance's trunk does not wait
+// for EC2 to answer the old one's (the new node's reconcile waits for the
+// job). ctx is the controller's.
+func (c *Controller) unmanageTrunk(ctx, jctx context.Context, node *corev1.Node, t *trunk) {
 	inUse := 0
 	for _, bs := range t.pods {
 		inUse += len(bs)
@@ -142,11 +147,19 @@ func (c *Controller) unmanageTrunk(ctx context.Context, node *corev1.Node, t *tr
 		}
 	}
 	fates := newPodFates(trunkBranches(t), owner)
-	_, failed := c.deleteTrunkBranchesUnless(ctx, t, nil, func(b BranchENI, err error) {
+	left, failed := c.deleteTrunkBranchesUnless(jctx, t, nil, func(b BranchENI, err error) {
 		if p, ids, failed, last := fates.done(b, err); last {
 			c.tellUnmanaged(ctx, p, node.Name, ids, failed)
 		}
 	})
+	if context.Cause(jctx) == errNameTaken {
+		// The Node and its pods went with the old instance: nothing is
+		// left to tell.
+		n := c.startBranchDeletes(ctx, node.Name, left)
+		c.cfg.Log.Info("node name registered again by another instance while the branch ENIs it lost SGP with were deleted; the rest are deleted in the background",
+			"node", node.Name, "instance", t.instanceID, "count", n)
+		return
+	}
 	if len(failed) == 0 {
 		c.rec.event(ctx, node, "Node", corev1.EventTypeNormal, ReasonNodeUnmanaged,
 			"The node no longer uses security groups for pods: %d branch ENIs in use and %d cooling down were deleted; trunk interface %s stays attached", inUse, len(t.cooling), t.trunkID)
