@@ -163,6 +163,12 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 	s := waitScrape("three pods assigned and one address warm", func(s scrape) bool {
 		return s.samples["awscni_assigned_ip_addresses"] == 3 && s.samples["awscni_total_ip_addresses"] >= 4
 	})
+	// Upstream serves the page through promhttp's default handler, which
+	// counts its own scrapes: the ones before this one, which is in flight.
+	again := waitScrape("a second scrape", func(scrape) bool { return true })
+	if got, inFlight := again.samples[`promhttp_metric_handler_requests_total{code="200"}`], again.samples["promhttp_metric_handler_requests_in_flight"]; got < 1 || inFlight != 1 {
+		t.Errorf("promhttp_metric_handler_requests_total{code=\"200\"} %v and _in_flight %v after scrapes, want at least 1 and 1", got, inFlight)
+	}
 	if got := s.samples["awscni_add_ip_req_count"]; got != 3 {
 		t.Errorf("awscni_add_ip_req_count %v after 3 ADDs, want 3", got)
 	}
@@ -270,6 +276,7 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 		"awscni_aws_api_latency_ms": "summary", "awscni_ipamd_error_count": "counter", "awscni_eni_allocated": "gauge",
 		"awscni_eni_max": "gauge", "awscni_ip_max": "gauge", "awscni_total_ipv4_prefixes": "gauge",
 		"awscni_ipamd_action_inprogress": "gauge", "awscni_build_info": "gauge",
+		"promhttp_metric_handler_requests_total": "counter", "promhttp_metric_handler_requests_in_flight": "gauge",
 	} {
 		if s.types[name] != kind {
 			t.Errorf("scrape: %s has TYPE %q, want %s", name, s.types[name], kind)
