@@ -169,6 +169,18 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 	if got, inFlight := again.samples[`promhttp_metric_handler_requests_total{code="200"}`], again.samples["promhttp_metric_handler_requests_in_flight"]; got < 1 || inFlight != 1 {
 		t.Errorf("promhttp_metric_handler_requests_total{code=\"200\"} %v and _in_flight %v after scrapes, want at least 1 and 1", got, inFlight)
 	}
+	// The start-up histograms have upstream's buckets (the client's
+	// defaults, 5 ms to 10 s), so quantiles over a fleet mixing both agree.
+	for _, le := range []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"} {
+		for _, k := range []string{
+			`awscni_ipamd_startup_duration_seconds_bucket{failure_reason="",success="true",with_api_server="false",le="` + le + `"}`,
+			`awscni_ipamd_node_initialization_duration_seconds_bucket{success="true",le="` + le + `"}`,
+		} {
+			if _, ok := s.samples[k]; !ok {
+				t.Errorf("no series %s", k)
+			}
+		}
+	}
 	if got := s.samples["awscni_add_ip_req_count"]; got != 3 {
 		t.Errorf("awscni_add_ip_req_count %v after 3 ADDs, want 3", got)
 	}

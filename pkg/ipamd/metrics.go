@@ -169,11 +169,11 @@ func (o *observer) host(res networkutils.HostResult, err error) {
 }
 
 // startup records the time from process start to serving (or to
-// the init failure).
+// the init failure, upstream's failure_reason "node_initialization").
 func (o *observer) startup(err error) {
 	reason := ""
 	if err != nil {
-		reason = "init_failed"
+		reason = "node_initialization"
 	}
 	o.m.StartupDuration.WithLabelValues(strconv.FormatBool(err == nil), strconv.FormatBool(o.kube.present()), reason).
 		Observe(time.Since(o.startedAt).Seconds())

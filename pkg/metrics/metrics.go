@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,8 +59,11 @@ type Metrics struct {
 	RestoreDropped *prometheus.CounterVec   // vpccni_checkpoint_entries_dropped_total{reason}
 }
 
-// initBuckets are the start-up and node initialisation buckets, in seconds.
-var initBuckets = []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}
+// initBuckets are the start-up and node initialisation buckets, in
+// seconds: upstream's (the client's defaults, 5 ms to 10 s), so every
+// bucket a dashboard built for upstream reads is there, then longer ones,
+// as a start that waits on EC2 takes more than 10 s.
+var initBuckets = append(slices.Clone(prometheus.DefBuckets), 20, 30, 60, 120, 300)
 
 // New builds the collectors on a fresh registry that also carries the Go and
 // process collectors, as upstream's default registry does.
