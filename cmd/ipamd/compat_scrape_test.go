@@ -276,8 +276,14 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 	s = waitScrape("the EC2 refusal counted", func(s scrape) bool {
 		return s.samples[`awscni_ec2api_error_count{fn="AssignPrivateIpAddresses"}`] >= 1 &&
 			s.samples[`awscni_aws_api_error_count{api="AssignPrivateIpAddresses",error="UnauthorizedOperation"}`] >= 1 &&
-			s.samples[`awscni_ipamd_error_count{fn="increaseDatastorePool"}`] >= 1
+			s.samples[`awscni_ipamd_error_count{fn="increaseIPPoolAllocIPAddressesFailed"}`] >= 1
 	})
+	// Upstream names the step that failed, not the pool action.
+	for k := range s.samples {
+		if strings.HasPrefix(k, "awscni_ipamd_error_count{") && !strings.Contains(k, `fn="increaseIPPool`) {
+			t.Errorf("%s: not a value upstream gives awscni_ipamd_error_count when growing the pool", k)
+		}
+	}
 	if req, bad := s.samples[`awscni_ec2api_req_count{fn="AssignPrivateIpAddresses"}`], s.samples[`awscni_ec2api_error_count{fn="AssignPrivateIpAddresses"}`]; req < bad {
 		t.Errorf("awscni_ec2api_req_count{AssignPrivateIpAddresses} %v below its error count %v", req, bad)
 	}
