@@ -19,7 +19,10 @@ import (
 // TestProcessEC2MetricsAsUpstream runs ipamd against vpcsim and reads
 // the EC2 series as a dashboard built for upstream does
 // (docs/compatibility.md, "Metrics"): awscni_aws_api_latency_ms carries
-// "200" or EC2's error code in status.
+// "200" or EC2's error code in status; awscni_ec2api_req_count,
+// awscni_ec2api_error_count and awscni_aws_api_* count each call once, as
+// the caller saw it, however many HTTP attempts the SDK's retries made
+// (ours, vpccni_ec2_calls_total, counts the attempts).
 func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemon")
@@ -64,6 +67,31 @@ func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 	}
 	waitScrape("a granted AssignPrivateIpAddresses", func(s scrape) bool { return latency(s, "false", "200") >= 1 })
 
+	// A call throttled once, then granted on the SDK's retry: one call,
+	// no error, under upstream's names.
+	if err := env.Sim.SetFaults(vpcsim.Faults{Errors: []vpcsim.ErrorRule{{Action: assign, Code: "RequestLimitExceeded", Count: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := add(ctx, "p1"); err != nil {
+		t.Fatalf("ADD p1: %v", err)
+	}
+	s := waitScrape("the throttled AssignPrivateIpAddresses retried and granted", func(s scrape) bool {
+		return s.samples[fmt.Sprintf(`vpccni_ec2_throttles_total{action=%q}`, assign)] == 1 &&
+			s.samples[fmt.Sprintf(`vpccni_ec2_calls_total{action=%q,code=""}`, assign)] == s.samples[fmt.Sprintf(`awscni_ec2api_req_count{fn=%q}`, assign)]-
+				s.samples[fmt.Sprintf(`awscni_ec2api_error_count{fn=%q}`, assign)]
+	})
+	granted := s.samples[fmt.Sprintf(`vpccni_ec2_calls_total{action=%q,code=""}`, assign)]
+	if got := s.samples[fmt.Sprintf(`awscni_ec2api_req_count{fn=%q}`, assign)]; got != granted {
+		t.Errorf("awscni_ec2api_req_count{fn=%q} %v after %v granted calls and one throttled attempt retried, want %v (one per call)", assign, got, granted, granted)
+	}
+	for _, k := range []string{fmt.Sprintf(`awscni_ec2api_error_count{fn=%q}`, assign),
+		fmt.Sprintf(`awscni_aws_api_error_count{api=%q,error="RequestLimitExceeded"}`, assign),
+		fmt.Sprintf(`awscni_aws_api_latency_ms_count{api=%q,error="true",status="RequestLimitExceeded"}`, assign)} {
+		if got := s.samples[k]; got != 0 {
+			t.Errorf("%s = %v for a call that succeeded on its retry, want 0", k, got)
+		}
+	}
+
 	// A refused call: status is EC2's error code, as upstream labels it.
 	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{assign, "CreateNetworkInterface"}}); err != nil {
 		t.Fatal(err)
@@ -73,7 +101,7 @@ func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 		_, _ = add(actx, fmt.Sprint("q", i)) // served or not: the pool must have asked EC2
 		cancel()
 	}
-	s := waitScrape("the refused AssignPrivateIpAddresses", func(s scrape) bool {
+	s = waitScrape("the refused AssignPrivateIpAddresses", func(s scrape) bool {
 		return s.samples[fmt.Sprintf(`awscni_ec2api_error_count{fn=%q}`, assign)] >= 1
 	})
 	if got := latency(s, "true", "UnauthorizedOperation"); got < 1 {

@@ -163,6 +163,24 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 	s := waitScrape("three pods assigned and one address warm", func(s scrape) bool {
 		return s.samples["awscni_assigned_ip_addresses"] == 3 && s.samples["awscni_total_ip_addresses"] >= 4
 	})
+	// Upstream serves the page through promhttp's default handler, which
+	// counts its own scrapes: the ones before this one, which is in flight.
+	again := waitScrape("a second scrape", func(scrape) bool { return true })
+	if got, inFlight := again.samples[`promhttp_metric_handler_requests_total{code="200"}`], again.samples["promhttp_metric_handler_requests_in_flight"]; got < 1 || inFlight != 1 {
+		t.Errorf("promhttp_metric_handler_requests_total{code=\"200\"} %v and _in_flight %v after scrapes, want at least 1 and 1", got, inFlight)
+	}
+	// The start-up histograms have upstream's buckets (the client's
+	// defaults, 5 ms to 10 s), so quantiles over a fleet mixing both agree.
+	for _, le := range []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"} {
+		for _, k := range []string{
+			`awscni_ipamd_startup_duration_seconds_bucket{failure_reason="",success="true",with_api_server="false",le="` + le + `"}`,
+			`awscni_ipamd_node_initialization_duration_seconds_bucket{success="true",le="` + le + `"}`,
+		} {
+			if _, ok := s.samples[k]; !ok {
+				t.Errorf("no series %s", k)
+			}
+		}
+	}
 	if got := s.samples["awscni_add_ip_req_count"]; got != 3 {
 		t.Errorf("awscni_add_ip_req_count %v after 3 ADDs, want 3", got)
 	}
@@ -258,8 +276,14 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 	s = waitScrape("the EC2 refusal counted", func(s scrape) bool {
 		return s.samples[`awscni_ec2api_error_count{fn="AssignPrivateIpAddresses"}`] >= 1 &&
 			s.samples[`awscni_aws_api_error_count{api="AssignPrivateIpAddresses",error="UnauthorizedOperation"}`] >= 1 &&
-			s.samples[`awscni_ipamd_error_count{fn="increaseDatastorePool"}`] >= 1
+			s.samples[`awscni_ipamd_error_count{fn="increaseIPPoolAllocIPAddressesFailed"}`] >= 1
 	})
+	// Upstream names the step that failed, not the pool action.
+	for k := range s.samples {
+		if strings.HasPrefix(k, "awscni_ipamd_error_count{") && !strings.Contains(k, `fn="increaseIPPool`) {
+			t.Errorf("%s: not a value upstream gives awscni_ipamd_error_count when growing the pool", k)
+		}
+	}
 	if req, bad := s.samples[`awscni_ec2api_req_count{fn="AssignPrivateIpAddresses"}`], s.samples[`awscni_ec2api_error_count{fn="AssignPrivateIpAddresses"}`]; req < bad {
 		t.Errorf("awscni_ec2api_req_count{AssignPrivateIpAddresses} %v below its error count %v", req, bad)
 	}
@@ -270,6 +294,7 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 		"awscni_aws_api_latency_ms": "summary", "awscni_ipamd_error_count": "counter", "awscni_eni_allocated": "gauge",
 		"awscni_eni_max": "gauge", "awscni_ip_max": "gauge", "awscni_total_ipv4_prefixes": "gauge",
 		"awscni_ipamd_action_inprogress": "gauge", "awscni_build_info": "gauge",
+		"promhttp_metric_handler_requests_total": "counter", "promhttp_metric_handler_requests_in_flight": "gauge",
 	} {
 		if s.types[name] != kind {
 			t.Errorf("scrape: %s has TYPE %q, want %s", name, s.types[name], kind)

@@ -54,7 +54,8 @@ type Config struct {
 	// LeakedPageSize is MaxResults of the leaked-ENI query (5..1000).
 	LeakedPageSize int
 
-	// Observer receives one report per EC2 HTTP attempt (nil: none).
+	// Observer receives one report per EC2 operation and one per HTTP
+	// attempt (nil: none).
 	Observer Observer
 	// Calls is told when each EC2 operation starts and ends (nil: none).
 	Calls CallTracker

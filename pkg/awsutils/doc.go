@@ -6,7 +6,8 @@
 //   - EC2 (NewEC2): one SDK call, or one paginated series, per method. Every
 //     HTTP attempt first waits for a token of a client-side bucket shaped
 //     like EC2's per-account buckets (RateLimits), then is reported to the
-//     Observer and counted in Stats. The SDK's standard retryer retries
+//     Observer and counted in Stats; each operation is reported once more
+//     with its final outcome, retries included. The SDK's standard retryer retries
 //     throttling, 5xx and connection errors with exponential backoff and
 //     jitter, never client errors, for at most Retry.MaxAttempts, bounded by
 //     the caller's context. Each operation, retries included, is shown to

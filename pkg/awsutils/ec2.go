@@ -22,13 +22,18 @@ import (
 // userAgentKey is the product name upstream appends to the SDK user agent.
 const userAgentKey = "amazon-vpc-cni-k8s"
 
-// Observer receives one report per EC2 HTTP attempt, retries included, so
-// that metrics count what EC2 counts against the account's buckets.
-// errCode is "" on success, the EC2 error code on an API error, and
-// "RequestError" or "RequestCanceled" when no response was received.
-// Implementations must be safe for concurrent use and must not block.
+// Observer receives EC2 traffic reports. errCode is "" on success, the EC2
+// error code on an API error, and "RequestError" or "RequestCanceled" when
+// no response was received. Implementations must be safe for concurrent use
+// and must not block.
 type Observer interface {
-	ObserveEC2Call(action string, d time.Duration, errCode string, throttled bool)
+	// ObserveEC2Call is told once per operation (one SDK call) with its
+	// outcome as the caller saw it: d spans every attempt and back-off,
+	// errCode is that of the final attempt. Upstream's series count these.
+	ObserveEC2Call(action string, d time.Duration, errCode string)
+	// ObserveEC2Attempt is told once per HTTP attempt, retries included,
+	// which is what EC2 counts against the account's buckets.
+	ObserveEC2Attempt(action string, d time.Duration, errCode string, throttled bool)
 }
 
 // CallStats counts the EC2 traffic of one action.
@@ -188,7 +193,12 @@ func (e *EC2) addMiddleware(stack *middleware.Stack) error {
 			e.count(action, func(s *CallStats) { s.Calls++ })
 			defer e.beginCall(action, in.Parameters)()
 			ctx = middleware.WithStackValue(ctx, unfilteredKey{}, isUnfiltered(in.Parameters))
-			return next.HandleInitialize(ctx, in)
+			start := time.Now()
+			out, md, err := next.HandleInitialize(ctx, in)
+			if e.cfg.Observer != nil {
+				e.cfg.Observer.ObserveEC2Call(action, time.Since(start), errCode(err))
+			}
+			return out, md, err
 		}), middleware.Before)
 	if err != nil {
 		return err
@@ -207,7 +217,8 @@ func (e *EC2) addMiddleware(stack *middleware.Stack) error {
 		}), "Retry", middleware.After)
 }
 
-func (e *EC2) observe(action string, d time.Duration, err error) {
+// errCode is the Observer's errCode of err.
+func errCode(err error) string {
 	code := Code(err)
 	if err != nil && code == "" {
 		code = "RequestError"
@@ -215,6 +226,11 @@ func (e *EC2) observe(action string, d time.Duration, err error) {
 			code = "RequestCanceled"
 		}
 	}
+	return code
+}
+
+func (e *EC2) observe(action string, d time.Duration, err error) {
+	code := errCode(err)
 	throttled := IsThrottle(err)
 	e.count(action, func(s *CallStats) {
 		s.Attempts++
@@ -226,7 +242,7 @@ func (e *EC2) observe(action string, d time.Duration, err error) {
 		}
 	})
 	if e.cfg.Observer != nil {
-		e.cfg.Observer.ObserveEC2Call(action, d, code, throttled)
+		e.cfg.Observer.ObserveEC2Attempt(action, d, code, throttled)
 	}
 }
 

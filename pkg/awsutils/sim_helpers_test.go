@@ -76,7 +76,7 @@ func simENIIDs(sim *vpcsim.Sim) []string {
 	return ids
 }
 
-// recorder is an Observer that keeps every report.
+// recorder is an Observer that keeps every attempt's report.
 type recorder struct {
 	mu    sync.Mutex
 	calls []observed
@@ -87,7 +87,9 @@ type observed struct {
 	throttled    bool
 }
 
-func (r *recorder) ObserveEC2Call(action string, _ time.Duration, code string, throttled bool) {
+func (r *recorder) ObserveEC2Call(string, time.Duration, string) {}
+
+func (r *recorder) ObserveEC2Attempt(action string, _ time.Duration, code string, throttled bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, observed{action, code, throttled})

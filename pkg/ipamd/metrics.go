@@ -4,14 +4,14 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/datastore"
 	"github.com/vpc-cni/vpc-cni/pkg/ipamd/pool"
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
 )
 
-// Upstream's fn label values of awscni_ipamd_action_inprogress and
-// awscni_ipamd_error_count.
+// Upstream's fn label values of awscni_ipamd_action_inprogress.
 const (
 	fnNodeInit  = "nodeInit"
 	fnIncrease  = "increaseDatastorePool"
@@ -26,6 +26,35 @@ const (
 	reconcileIPAdd  = "eniIPPoolReconcileAdd"
 	reconcileIPDel  = "eniIPPoolReconcileDel"
 )
+
+// Upstream's fn label values of awscni_ipamd_error_count: the step that
+// failed.
+const (
+	errAllocENI   = "increaseIPPoolAllocENI"
+	errAllocIPs   = "increaseIPPoolAllocIPAddressesFailed"
+	errFreeENI    = "decreaseIPPoolFreeENIFailed"
+	errReleaseIPs = "decreaseIPPool"
+)
+
+// errorFns are upstream's awscni_ipamd_error_count fn values for a failed
+// pool action: a new ENI that failed for want of subnet room counts under
+// both, as upstream does.
+func errorFns(k pool.Kind, err error) []string {
+	switch k {
+	case pool.CreateENI:
+		if awsutils.IsInsufficientCapacity(err) {
+			return []string{errAllocENI, errAllocIPs}
+		}
+		return []string{errAllocENI}
+	case pool.AssignIPs, pool.AssignPrefixes:
+		return []string{errAllocIPs}
+	case pool.FreeENI:
+		return []string{errFreeENI}
+	case pool.ReleaseCIDRs:
+		return []string{errReleaseIPs}
+	}
+	return nil
+}
 
 // actionFn maps a pool action to upstream's function name for it.
 func actionFn(k pool.Kind) string {
@@ -149,7 +178,9 @@ func (o *observer) action(a pool.Action, err error) {
 	result := "ok"
 	if err != nil {
 		result = "error"
-		o.m.IPAMDErrors.WithLabelValues(actionFn(a.Kind)).Inc()
+		for _, fn := range errorFns(a.Kind, err) {
+			o.m.IPAMDErrors.WithLabelValues(fn).Inc()
+		}
 	}
 	o.m.PoolActions.WithLabelValues(a.Kind.String(), result).Inc()
 }
@@ -169,11 +200,11 @@ func (o *observer) host(res networkutils.HostResult, err error) {
 }
 
 // startup records the time from process start to serving (or to
-// the init failure).
+// the init failure, upstream's failure_reason "node_initialization").
 func (o *observer) startup(err error) {
 	reason := ""
 	if err != nil {
-		reason = "init_failed"
+		reason = "node_initialization"
 	}
 	o.m.StartupDuration.WithLabelValues(strconv.FormatBool(err == nil), strconv.FormatBool(o.kube.present()), reason).
 		Observe(time.Since(o.startedAt).Seconds())

@@ -12,17 +12,27 @@ const (
 	codeRequestCanceled = "RequestCanceled"
 )
 
-// ObserveEC2Call records one EC2 API call under both upstream's names and
-// ours. code is the EC2 error code, empty on success.
-func (m *Metrics) ObserveEC2Call(action string, d time.Duration, code string, throttled bool) {
+// ObserveEC2Call records one EC2 operation, its retries included, under
+// upstream's names: upstream counts and times each call as its caller saw
+// it. code is the final EC2 error code, empty on success.
+func (m *Metrics) ObserveEC2Call(action string, d time.Duration, code string) {
 	failed := code != ""
 	m.AWSAPILatency.WithLabelValues(action, strconv.FormatBool(failed), latencyStatus(code)).Observe(float64(d.Milliseconds()))
 	m.EC2Requests.WithLabelValues(action).Inc()
-	m.EC2Calls.WithLabelValues(action, code).Inc()
-	if failed {
-		m.EC2Errors.WithLabelValues(action).Inc()
+	if !failed {
+		return
+	}
+	m.EC2Errors.WithLabelValues(action).Inc()
+	// Upstream counts API errors only: no answer, no error code.
+	if code != codeRequestError && code != codeRequestCanceled {
 		m.AWSAPIErrors.WithLabelValues(action, code).Inc()
 	}
+}
+
+// ObserveEC2Attempt records one EC2 HTTP attempt under our names, which
+// count what EC2 counts against the account: retries too.
+func (m *Metrics) ObserveEC2Attempt(action string, _ time.Duration, code string, throttled bool) {
+	m.EC2Calls.WithLabelValues(action, code).Inc()
 	if throttled {
 		m.EC2Throttles.WithLabelValues(action).Inc()
 	}

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,8 +59,11 @@ type Metrics struct {
 	RestoreDropped *prometheus.CounterVec   // vpccni_checkpoint_entries_dropped_total{reason}
 }
 
-// initBuckets are the start-up and node initialisation buckets, in seconds.
-var initBuckets = []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}
+// initBuckets are the start-up and node initialisation buckets, in
+// seconds: upstream's (the client's defaults, 5 ms to 10 s), so every
+// bucket a dashboard built for upstream reads is there, then longer ones,
+// as a start that waits on EC2 takes more than 10 s.
+var initBuckets = append(slices.Clone(prometheus.DefBuckets), 20, 30, 60, 120, 300)
 
 // New builds the collectors on a fresh registry that also carries the Go and
 // process collectors, as upstream's default registry does.
@@ -104,7 +108,7 @@ func New(version string) *Metrics {
 			[]float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20}, "result"),
 		AddWaiting:     NewGauge("vpccni_add_network_waiting", "AddNetwork calls waiting now for the pool to give them an address"),
 		EC2Calls:       NewCounterVec("vpccni_ec2_calls_total", "EC2 API calls by action and error code (empty code on success)", "action", "code"),
-		EC2Throttles:   NewCounterVec("vpccni_ec2_throttles_total", "EC2 API calls answered with a throttling error, by action", "action"),
+		EC2Throttles:   NewCounterVec("vpccni_ec2_throttles_total", "EC2 HTTP attempts answered with a throttling error, by action", "action"),
 		CoolingIPs:     NewGauge("vpccni_cooling_ip_addresses", "Addresses released by pods and still in IP_COOLDOWN_PERIOD"),
 		QuarantinedIPs: NewGauge("vpccni_quarantined_ip_addresses", "Addresses held for pods that had no DEL though they are on no ENI of the node (EC2 took them away, or restored ones not listed yet); no other pod gets them"),
 		PoolActions:    NewCounterVec("vpccni_pool_actions_total", "Warm-pool actions taken, by action and result", "action", "result"),

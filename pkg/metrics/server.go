@@ -26,7 +26,10 @@ func (m *Metrics) Serve(ctx context.Context, addr string) error {
 // ServeListener serves /metrics on ln until ctx ends, then closes it.
 func (m *Metrics) ServeListener(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	// Instrumented as upstream's default handler is, so the page carries
+	// promhttp_metric_handler_requests_total and _in_flight. Registering
+	// again after a restart of the server reuses the same collectors.
+	mux.Handle("/metrics", promhttp.InstrumentMetricHandler(m.Registry, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})))
 	srv := &http.Server{Handler: mux, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
