@@ -69,12 +69,8 @@ func cmdAdd(args *cniplugin.Args) error {
 		log.Info("the pod has an address of the egress family; passing the result through")
 		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 	}
-	// The pod's main interface bearing the egress interface's name would
-	// be taken for a stale egress link and replaced, leaving the pod
-	// without the address the main plugin gave it.
-	if args.IfName == conf.Family.PodIfName() {
-		return types.NewError(types.ErrInvalidEnvironmentVariables,
-			fmt.Sprintf("CNI_IFNAME %s is the name of egress-cni's own %s interface", args.IfName, conf.Family), "")
+	if err := checkIfName(args.IfName, conf.Family); err != nil {
+		return err
 	}
 	// Refused here, not when parsing: a DEL of this netconf must still work.
 	if conf.Family == egress.V6 && conf.MTU < egress.MinIPv6MTU {
