@@ -47,10 +47,14 @@ func cmdAdd(args *cniplugin.Args) error {
 	// and turn off IPv6 on its eth0. The CNI library refuses that
 	// namespace only after the plugin ran, when the pass-through has
 	// printed its result already, so it is refused here even when
-	// disabled; other paths only matter to the wiring.
-	if err := podnet.VerifyNetNS(args.Netns); err != nil && (conf.Enabled || errors.Is(err, podnet.ErrOwnNetNS)) {
+	// disabled; other paths only matter to the wiring. The namespace
+	// checked is held open and wired through its descriptor, never
+	// through the path again, which may name another (the node's) by then.
+	netns, err := podnet.PinNetNS(args.Netns)
+	if err != nil && (conf.Enabled || errors.Is(err, podnet.ErrOwnNetNS)) {
 		return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 	}
+	defer netns.Close()
 	if !conf.Enabled {
 		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 	}
@@ -65,12 +69,8 @@ func cmdAdd(args *cniplugin.Args) error {
 		log.Info("the pod has an address of the egress family; passing the result through")
 		return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 	}
-	// The pod's main interface bearing the egress interface's name would
-	// be taken for a stale egress link and replaced, leaving the pod
-	// without the address the main plugin gave it.
-	if args.IfName == conf.Family.PodIfName() {
-		return types.NewError(types.ErrInvalidEnvironmentVariables,
-			fmt.Sprintf("CNI_IFNAME %s is the name of egress-cni's own %s interface", args.IfName, conf.Family), "")
+	if err := checkIfName(args.IfName, conf.Family); err != nil {
+		return err
 	}
 	// Refused here, not when parsing: a DEL of this netconf must still work.
 	if conf.Family == egress.V6 && conf.MTU < egress.MinIPv6MTU {
@@ -101,13 +101,19 @@ func cmdAdd(args *cniplugin.Args) error {
 		}
 		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
-	ifs, err := wire(args, conf, lease)
+	ifs, err := wire(args, conf, lease, netns)
 	if err != nil {
+		var changed netnsChanged
+		isChanged := errors.As(err, &changed)
+		err = errors.New(netns.Named(err.Error()))
 		log.Error("egress wiring failed; undoing it", "address", lease.Addr, "err", err)
 		// Leave no half-wired pod: what wire did, and the address.
-		undo := errors.Join(removePod(args, conf, []netip.Addr{lease.Addr.Addr()}, true), store.Release(args.ContainerID, args.IfName))
+		undo := errors.Join(removePod(args, conf, netns.Path(), []netip.Addr{lease.Addr.Addr()}, true), store.Release(args.ContainerID, args.IfName))
 		if undo != nil {
-			log.Error("undoing egress wiring failed", "err", undo)
+			log.Error("undoing egress wiring failed", "err", netns.Named(undo.Error()))
+		}
+		if isChanged {
+			return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+changed.Error(), "")
 		}
 		return cniplugin.Error(ErrWiring, "egress wiring failed", err)
 	}
@@ -119,8 +125,15 @@ func cmdAdd(args *cniplugin.Args) error {
 	return types.PrintResult(res, conf.CNIVersion)
 }
 
-// wire creates the egress veth and the pod's SNAT.
-func wire(args *cniplugin.Args, conf *egress.Config, lease egress.Lease) (egress.Interfaces, error) {
+// netnsChanged is wire's error when CNI_NETNS no longer names the
+// namespace wired.
+type netnsChanged struct{ error }
+
+// wire creates the egress veth in the pinned namespace podNS and the
+// pod's SNAT. Before it returns it checks that CNI_NETNS still names podNS:
+// the result names the runtime's path, and would otherwise describe a
+// namespace the ADD did not wire.
+func wire(args *cniplugin.Args, conf *egress.Config, lease egress.Lease, podNS *podnet.PinnedNetNS) (egress.Interfaces, error) {
 	hostNS, err := ns.GetCurrentNS()
 	if err != nil {
 		return egress.Interfaces{}, fmt.Errorf("node netns: %w", err)
@@ -128,7 +141,7 @@ func wire(args *cniplugin.Args, conf *egress.Config, lease egress.Lease) (egress
 	defer hostNS.Close()
 	w := egress.Wiring{
 		Family:   conf.Family,
-		PodNS:    args.Netns,
+		PodNS:    podNS.Path(),
 		MainIf:   args.IfName,
 		HostVeth: egress.HostVethName(args.ContainerID, args.IfName),
 		MTU:      conf.MTU,
@@ -151,6 +164,9 @@ func wire(args *cniplugin.Args, conf *egress.Config, lease egress.Lease) (egress
 	if err := snat.Apply(); err != nil {
 		// Setup's sysctl is the one change of the pod removePod does not undo.
 		return ifs, errors.Join(err, w.RestoreMainIf(ifs))
+	}
+	if err := podNS.StillNamed(); err != nil {
+		return ifs, errors.Join(netnsChanged{err}, w.RestoreMainIf(ifs))
 	}
 	return ifs, nil
 }

@@ -38,7 +38,7 @@ func cmdDel(args *cniplugin.Args) error {
 	if !ownChain {
 		log.Warn("DEL of an attachment holding no egress address while the container holds one under another interface; leaving the container's SNAT chain")
 	}
-	if err := removePod(args, conf, held, ownChain); err != nil {
+	if err := removePod(args, conf, args.Netns, held, ownChain); err != nil {
 		log.Error("removing egress wiring failed", "err", err)
 		return cniplugin.Error(ErrWiring, "removing egress wiring failed", err)
 	}
@@ -52,12 +52,13 @@ func cmdDel(args *cniplugin.Args) error {
 
 // removePod removes the attachment's egress veth and, when ownChain, the
 // container's SNAT chain, whichever exist; held are the addresses the
-// attachment holds, by which a pod link upstream's plugin made is known.
-func removePod(args *cniplugin.Args, conf *egress.Config, held []netip.Addr, ownChain bool) error {
+// attachment holds, by which a pod link upstream's plugin made is known;
+// podNS is the path of the pod's namespace.
+func removePod(args *cniplugin.Args, conf *egress.Config, podNS string, held []netip.Addr, ownChain bool) error {
 	var errs []error
 	if ownChain {
 		errs = append(errs, egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID))
 	}
-	errs = append(errs, egress.Teardown(conf.Family, args.Netns, egress.HostVethName(args.ContainerID, args.IfName), held))
+	errs = append(errs, egress.Teardown(conf.Family, podNS, egress.HostVethName(args.ContainerID, args.IfName), held))
 	return errors.Join(errs...)
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
+)
+
+// TestPrivilegedAddRefusesHostileIfName: a CNI_IFNAME that is not UTF-8,
+// or that holds '%' (a pattern to the kernel: no interface has such a
+// name), is refused on ADD with code 4 quoting it, before an address is
+// taken; DEL with it succeeds. A non-UTF-8 name used to be wired and
+// stored as it came, but a runtime's GC lists valid attachments in JSON,
+// which cannot carry it: the next GC took the live pod's attachment for a
+// stale one and released its address and deleted its egress veth.
+func TestPrivilegedAddRefusesHostileIfName(t *testing.T) {
+	tp := newTopo(t)
+	entry := withPrevResult(t, tp.egressEntry(false, ""))
+	nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, false)
+	for _, c := range []struct{ ifName, want string }{
+		{"eth\xff", `CNI_IFNAME "eth\xff" is not valid UTF-8`},
+		{"eth%d", `CNI_IFNAME "eth%d" contains '%'`},
+	} {
+		pod := testutil.NewNS(t)
+		id := "ctr-ifname"
+		e := execIf(t, tp, "ADD", id, pod.Path(), c.ifName, entry)
+		if e == nil || e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, c.want) {
+			t.Errorf("ADD with CNI_IFNAME %q: %v, want code %d containing %q", c.ifName, e, types.ErrInvalidEnvironmentVariables, c.want)
+		}
+		if e == nil {
+			// What the runtime's next GC does to the attachment it lists.
+			held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam"))
+			if out, err := gcKeeping(tp, entry, id, c.ifName); err != nil {
+				t.Errorf("GC: %v: %s", err, out)
+			}
+			if after := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(after) < len(held) {
+				t.Errorf("GC listing the attachment %q as valid released its address: held %v, then %v", c.ifName, held, after)
+			}
+		}
+		for range 2 {
+			if e := execIf(t, tp, "DEL", id, pod.Path(), c.ifName, entry); e != nil {
+				t.Errorf("DEL with CNI_IFNAME %q: %v", c.ifName, e)
+			}
+		}
+		wantLines(t, "node after DEL", snapshot(t, tp.node.Path()), nodeBefore)
+		wantLines(t, "nat after DEL", tp.nat(t, false), natBefore)
+		if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(held) != 0 {
+			t.Errorf("addresses held after DEL with CNI_IFNAME %q: %v", c.ifName, held)
+		}
+	}
+}
+
+// withPrevResult is entry with a loopback prevResult, as execPlugin runs
+// it.
+func withPrevResult(t *testing.T, entry string) string {
+	t.Helper()
+	var conf map[string]any
+	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
+		t.Fatal(err)
+	}
+	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo"}}}
+	b, _ := json.Marshal(conf)
+	return string(b)
+}
+
+// gcKeeping runs a CNI 1.1 GC of entry's network whose only valid
+// attachment is id with ifname, encoded as a runtime written in Go
+// encodes it.
+func gcKeeping(tp *topo, entry, id, ifname string) (string, error) {
+	var conf map[string]any
+	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
+		return "", err
+	}
+	conf["cniVersion"], conf["name"] = "1.1.0", "aws-cni"
+	delete(conf, "prevResult")
+	conf["cni.dev/valid-attachments"] = []map[string]string{{"containerID": id, "ifname": ifname}}
+	stdin, _ := json.Marshal(conf)
+	var out bytes.Buffer
+	var runErr error
+	_ = tp.inNode(func() error {
+		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
+		cmd.Env = []string{"CNI_COMMAND=GC", "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
+		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &out
+		runErr = cmd.Run()
+		return nil
+	})
+	return out.String(), runErr
+}

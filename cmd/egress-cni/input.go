@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/egress"
+)
+
+// checkIfName refuses, on ADD, a CNI_IFNAME the egress wiring cannot be
+// kept or found by. DEL does not check it: a DEL that fails is retried by
+// the runtime for ever.
+func checkIfName(ifName string, f egress.Family) *types.Error {
+	// The pod's main interface bearing the egress interface's name would
+	// be taken for a stale egress link and replaced, leaving the pod
+	// without the address the main plugin gave it.
+	if ifName == f.PodIfName() {
+		return types.NewError(types.ErrInvalidEnvironmentVariables,
+			fmt.Sprintf("CNI_IFNAME %s is the name of egress-cni's own %s interface", ifName, f), "")
+	}
+	// The address is stored under the name as it came, and a runtime's GC
+	// names its valid attachments in JSON, which carries no such name:
+	// the pod's address would be released as a stale one's.
+	if !utf8.ValidString(ifName) {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q is not valid UTF-8", ifName), "")
+	}
+	// The kernel expands '%' in a new link's name ("eth%d" becomes eth0):
+	// no interface has such a name for the wiring to work beside.
+	if strings.Contains(ifName, "%") {
+		return types.NewError(types.ErrInvalidEnvironmentVariables, fmt.Sprintf("CNI_IFNAME %q contains '%%', which the kernel reads as a pattern", ifName), "")
+	}
+	return nil
+}
