@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -93,4 +96,70 @@ func gcKeeping(tp *topo, entry, id, ifname string) (string, error) {
 		return nil
 	})
 	return out.String(), runErr
+}
+
+// TestPrivilegedV6AddRefusesSysctlIfName: IPv6 egress turns IPv6 off on
+// the pod's main interface, CNI_IFNAME, through its sysctl directory.
+// CNI_IFNAME "lo", "all" or "default" named the loopback or every
+// interface's setting instead: the ADD succeeded and the pod lost ::1
+// (and, for "all", IPv6 on every interface; for "default", on every later
+// one). aws-cni refuses these names; so must egress-cni, with code 4
+// naming CNI_IFNAME, leaving the pod's IPv6 settings and ::1 as they
+// were. DEL with them succeeds.
+func TestPrivilegedV6AddRefusesSysctlIfName(t *testing.T) {
+	tp := newTopo(t)
+	entry := withPrevResult(t, tp.egressEntry(true, ""))
+	for _, name := range []string{"lo", "all", "default"} {
+		pod := testutil.NewNS(t)
+		before := podIPv6(t, pod)
+		id := "ctr-" + name
+		e := execIf(t, tp, "ADD", id, pod.Path(), name, entry)
+		if want := fmt.Sprintf("CNI_IFNAME %q", name); e == nil || e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, want) {
+			t.Errorf("ADD with CNI_IFNAME %s: %v, want code %d containing %q", name, e, types.ErrInvalidEnvironmentVariables, want)
+		}
+		if after := podIPv6(t, pod); after != before {
+			t.Errorf("ADD with CNI_IFNAME %s: the pod's IPv6 went from %q to %q", name, before, after)
+		}
+		for range 2 {
+			if e := execIf(t, tp, "DEL", id, pod.Path(), name, entry); e != nil {
+				t.Errorf("DEL with CNI_IFNAME %s: %v", name, e)
+			}
+		}
+		if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v6-ipam")); len(held) != 0 {
+			t.Errorf("addresses held after DEL with CNI_IFNAME %s: %v", name, held)
+		}
+	}
+}
+
+// podIPv6 sets the pod's loopback up and describes its IPv6: lo's IPv6
+// addresses and the disable_ipv6 of all, default and lo.
+func podIPv6(t *testing.T, pod ns.NetNS) string {
+	t.Helper()
+	var s strings.Builder
+	err := pod.Do(func(ns.NetNS) error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(lo, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&s, "lo %v;", addrs)
+		for _, k := range []string{"all", "default", "lo"} {
+			b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + k + "/disable_ipv6")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&s, " %s/disable_ipv6=%s", k, strings.TrimSpace(string(b)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.String()
 }

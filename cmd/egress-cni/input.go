@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -20,6 +21,15 @@ func checkIfName(ifName string, f egress.Family) *types.Error {
 	if ifName == f.PodIfName() {
 		return types.NewError(types.ErrInvalidEnvironmentVariables,
 			fmt.Sprintf("CNI_IFNAME %s is the name of egress-cni's own %s interface", ifName, f), "")
+	}
+	// IPv6 egress turns IPv6 off on the main interface through its sysctl
+	// directory: "lo" would take ::1 from the pod, "all" and "default"
+	// IPv6 from every interface, now or later. No pod interface of the
+	// main plugin's has these names (the kernel refuses "all" and
+	// "default"; "lo" is the loopback).
+	if slices.Contains([]string{"lo", "all", "default"}, ifName) {
+		return types.NewError(types.ErrInvalidEnvironmentVariables,
+			fmt.Sprintf("CNI_IFNAME %q is the loopback or a per-interface sysctl directory's own entry, no pod's main interface", ifName), "")
 	}
 	// The address is stored under the name as it came, and a runtime's GC
 	// names its valid attachments in JSON, which carries no such name:
