@@ -38,6 +38,9 @@ type demo struct {
 	failed  []string
 	servers []io.Closer
 	tty     bool // progress lines are rewritten in place
+	// stopped is closed by Ctrl-C or SIGTERM: the user ended the tour, so
+	// there is no failure to keep node logs for.
+	stopped <-chan struct{}
 }
 
 func runDemo(ctx context.Context, args []string) int {
@@ -49,7 +52,7 @@ func runDemo(ctx context.Context, args []string) int {
 		fmt.Fprintf(os.Stderr, "localvpc demo: %v\n", err)
 		return 2
 	}
-	d := &demo{out: os.Stdout, f: f, start: time.Now()}
+	d := &demo{out: os.Stdout, f: f, start: time.Now(), stopped: ctx.Done()}
 	if st, err := os.Stdout.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 		d.tty = true
 	}
@@ -408,9 +411,16 @@ func (d *demo) summary() {
 	fmt.Fprintf(d.out, "      EC2 calls: %d (%s)\n", total, strings.Join(calls, ", "))
 }
 
-// cleanup removes the run (saving logs on failure) and reports it.
+// cleanup removes the run (saving logs on failure, not on Ctrl-C) and
+// reports it.
 func (d *demo) cleanup(errp *error) {
-	if *errp != nil || d.f.keepLogs != "" {
+	interrupted := false
+	select {
+	case <-d.stopped:
+		interrupted = true
+	default:
+	}
+	if (*errp != nil && !interrupted) || d.f.keepLogs != "" {
 		dst := d.f.keepLogs
 		if dst == "" {
 			dst = filepath.Join(os.TempDir(), "localvpc-logs-"+d.v.RunID)

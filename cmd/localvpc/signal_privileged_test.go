@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -129,4 +130,78 @@ func TestPrivilegedUpInterruptedWhileStarting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Ctrl-C or SIGTERM while the demo starts aws-node on its nodes removes
+// everything the tour made, node logs included (those are kept for
+// failures, and -save-logs): nothing of the run is left in TMPDIR.
+func TestPrivilegedDemoInterruptedLeavesNothing(t *testing.T) {
+	testutil.Privileged(t)
+	bin := buildLocalVPC(t)
+	agents := agentbin.Dir(t)
+	scenario := filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml")
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "demo", "-bin", agents, "-scenario", scenario, "-log", filepath.Join(t.TempDir(), "demo.log"))
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stdout lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	// Step 3 starts the agents: the VPC and its nodes exist by then.
+	err := testutil.Eventually(t.Context(), 90*time.Second, func() error {
+		if !strings.Contains(stdout.String(), "[3/8]") {
+			return errors.New("agents not starting yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("demo did not reach its agents: %v (output %q)", err, stdout.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err = <-done:
+		done <- err
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo still running 60s after SIGTERM")
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Errorf("exit after SIGTERM: %v, want status 130 (output %q)", err, stdout.String())
+	}
+	left := runLeftovers(pid, tmp)
+	ents, _ := os.ReadDir(tmp)
+	for _, e := range ents {
+		left = append(left, "in TMPDIR: "+e.Name())
+	}
+	if len(left) > 0 {
+		t.Errorf("after SIGTERM the demo left %v", left)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a child process writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
