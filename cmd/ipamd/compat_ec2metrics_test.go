@@ -181,3 +181,56 @@ func TestProcessReconcileErrorsAsUpstream(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 }
+
+// TestProcessAWSUtilsErrorsAsUpstream: an ENI ipamd fails to clean up
+// counts in awscni_aws_utils_error_count under upstream's fn, with EC2's
+// error code as error.
+func TestProcessAWSUtilsErrorsAsUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	env := simtest.Start(t, simtest.Basic())
+	// An unattached ENI this instance created before a crash: ipamd
+	// deletes it at start, and EC2 refuses.
+	ctx := context.Background()
+	other, err := awsutils.NewEC2(ctx, awsutils.Config{
+		Region: env.Sim.Region(), EC2Endpoint: env.EC2URL,
+		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
+		Limits:      awsutils.RateLimits{Disabled: true},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: simtest.InstanceID, SubnetID: simtest.NodeSubnetID,
+		SecurityGroups: []string{simtest.SecurityGroupID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DeleteNetworkInterface"}}); err != nil {
+		t.Fatal(err)
+	}
+	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0")
+	d.start()
+	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="cleanUpLeakedENIDeleteErr"}`
+	var s scrape
+	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
+		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[want] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for k := range s.samples {
+				if strings.HasPrefix(k, "awscni_aws_utils_error_count") || strings.HasPrefix(k, "awscni_ec2api_error_count") {
+					got = append(got, k)
+				}
+			}
+			t.Fatalf("no %s after the refused delete (last error %v); series: %v", want, err, got)
+		}
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}

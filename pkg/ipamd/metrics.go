@@ -193,6 +193,21 @@ func (o *observer) pool() {
 	}
 }
 
+// Upstream's fn label values of awscni_aws_utils_error_count.
+const awsUtilsLeakedDelete = "cleanUpLeakedENIDeleteErr"
+
+// awsUtilsError counts an EC2 error ipamd could not act on, as upstream
+// does only for errors EC2 answered. The error label is EC2's error code:
+// upstream puts the whole error text there, request id included, a new
+// series per error (docs/compatibility.md, "Metrics").
+func (o *observer) awsUtilsError(fn string, err error) {
+	code := awsutils.Code(err)
+	if o == nil || code == "" {
+		return
+	}
+	o.m.AWSUtilsErrors.WithLabelValues(fn, code).Inc()
+}
+
 // action counts one executed pool action.
 func (o *observer) action(a pool.Action, err error) {
 	result := "ok"
