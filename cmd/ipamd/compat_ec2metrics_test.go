@@ -234,3 +234,42 @@ func TestProcessAWSUtilsErrorsAsUpstream(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 }
+
+// TestProcessENIUndoErrorsAsUpstream: a new ENI EC2 will not attach, and
+// will not delete either, counts in awscni_aws_utils_error_count as
+// upstream's AllocENIDeleteErr, labelled with the attach's error code.
+func TestProcessENIUndoErrorsAsUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	env := simtest.Start(t, simtest.Basic())
+	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"AttachNetworkInterface", "DeleteNetworkInterface"}}); err != nil {
+		t.Fatal(err)
+	}
+	// More addresses than the primary ENI holds: ipamd needs a new ENI.
+	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0", "MINIMUM_IP_TARGET=15")
+	d.start()
+	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="AllocENIDeleteErr"}`
+	var s scrape
+	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
+		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[want] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for k := range s.samples {
+				if strings.HasPrefix(k, "awscni_aws_utils_error_count") || strings.HasPrefix(k, "awscni_ec2api_error_count") {
+					got = append(got, k)
+				}
+			}
+			t.Fatalf("no %s after the refused attach and delete (last error %v); series: %v", want, err, got)
+		}
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}

@@ -77,7 +77,7 @@ func (s *leakSweeper) sweep(ctx context.Context, enis []awsutils.ENI, minAge tim
 			}
 		}
 		if err := s.ec2.DeleteENI(ctx, e.ID); err != nil && !awsutils.IsNotFound(err) {
-			s.observe.awsUtilsError(awsUtilsLeakedDelete, err)
+			s.observe.awsUtilsError(awsutils.UnhandledLeakedENIDelete, err)
 			errs = append(errs, fmt.Errorf("deleting leaked ENI %s: %w", e.ID, err))
 			continue
 		}

@@ -193,19 +193,15 @@ func (o *observer) pool() {
 	}
 }
 
-// Upstream's fn label values of awscni_aws_utils_error_count.
-const awsUtilsLeakedDelete = "cleanUpLeakedENIDeleteErr"
-
-// awsUtilsError counts an EC2 error ipamd could not act on, as upstream
-// does only for errors EC2 answered. The error label is EC2's error code:
-// upstream puts the whole error text there, request id included, a new
-// series per error (docs/compatibility.md, "Metrics").
+// awsUtilsError counts an EC2 error ipamd could not act on in
+// awscni_aws_utils_error_count, as upstream does only for errors EC2
+// answered (metrics.ObserveUnhandled).
 func (o *observer) awsUtilsError(fn string, err error) {
 	code := awsutils.Code(err)
 	if o == nil || code == "" {
 		return
 	}
-	o.m.AWSUtilsErrors.WithLabelValues(fn, code).Inc()
+	o.m.ObserveUnhandled(fn, code)
 }
 
 // action counts one executed pool action.
