@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -112,6 +114,160 @@ func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 			}
 		}
 		t.Errorf("no refused %s in awscni_aws_api_latency_ms with status=\"UnauthorizedOperation\"; series: %v", assign, series)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestProcessReconcileErrorsAsUpstream: a reconcile whose EC2 read fails
+// counts no awscni_ipamd_error_count, as upstream logs and retries it;
+// only steps upstream names (a metadata read, an ENI or address it could
+// not adopt or drop) count, under upstream's fn values.
+func TestProcessReconcileErrorsAsUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	env := simtest.Start(t, simtest.Basic())
+	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0")
+	d.start()
+	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.logAttr("node initialised", "instance", workingWait); err != nil {
+		t.Fatal(err)
+	}
+	// Another actor takes an address from the node's primary ENI:
+	// instance metadata then disagrees with ipamd, whose reconcile asks
+	// EC2, which refuses.
+	ctx := context.Background()
+	other, err := awsutils.NewEC2(ctx, awsutils.Config{
+		Region: env.Sim.Region(), EC2Endpoint: env.EC2URL,
+		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
+		Limits:      awsutils.RateLimits{Disabled: true},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var primary string
+	var taken []netip.Addr
+	for _, e := range env.Sim.NetworkInterfaces() {
+		if e.Attachment != nil && e.Attachment.InstanceID == simtest.InstanceID && e.Attachment.DeviceIndex == 0 {
+			primary, taken = e.ID, e.SecondaryIPs[:1]
+		}
+	}
+	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DescribeNetworkInterfaces"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.UnassignIPv4(ctx, primary, taken); err != nil {
+		t.Fatalf("taking %v from %s: %v", taken, primary, err)
+	}
+	var s scrape
+	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
+		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[`awscni_ec2api_error_count{fn="DescribeNetworkInterfaces"}`] >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reconcile never asked EC2 (last error %v)", err)
+		}
+	}
+	for k, v := range s.samples {
+		if strings.HasPrefix(k, "awscni_ipamd_error_count{") && v > 0 {
+			t.Errorf("%s = %v after reconciles whose EC2 read failed; upstream counts none", k, v)
+		}
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestProcessAWSUtilsErrorsAsUpstream: an ENI ipamd fails to clean up
+// counts in awscni_aws_utils_error_count under upstream's fn, with EC2's
+// error code as error.
+func TestProcessAWSUtilsErrorsAsUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	env := simtest.Start(t, simtest.Basic())
+	// An unattached ENI this instance created before a crash: ipamd
+	// deletes it at start, and EC2 refuses.
+	ctx := context.Background()
+	other, err := awsutils.NewEC2(ctx, awsutils.Config{
+		Region: env.Sim.Region(), EC2Endpoint: env.EC2URL,
+		Credentials: &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"},
+		Limits:      awsutils.RateLimits{Disabled: true},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.CreateENI(ctx, awsutils.CreateENIRequest{InstanceID: simtest.InstanceID, SubnetID: simtest.NodeSubnetID,
+		SecurityGroups: []string{simtest.SecurityGroupID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DeleteNetworkInterface"}}); err != nil {
+		t.Fatal(err)
+	}
+	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0")
+	d.start()
+	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="cleanUpLeakedENIDeleteErr"}`
+	var s scrape
+	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
+		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[want] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for k := range s.samples {
+				if strings.HasPrefix(k, "awscni_aws_utils_error_count") || strings.HasPrefix(k, "awscni_ec2api_error_count") {
+					got = append(got, k)
+				}
+			}
+			t.Fatalf("no %s after the refused delete (last error %v); series: %v", want, err, got)
+		}
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// TestProcessENIUndoErrorsAsUpstream: a new ENI EC2 will not attach, and
+// will not delete either, counts in awscni_aws_utils_error_count as
+// upstream's AllocENIDeleteErr, labelled with the attach's error code.
+func TestProcessENIUndoErrorsAsUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	env := simtest.Start(t, simtest.Basic())
+	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"AttachNetworkInterface", "DeleteNetworkInterface"}}); err != nil {
+		t.Fatal(err)
+	}
+	// More addresses than the primary ENI holds: ipamd needs a new ENI.
+	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0", "MINIMUM_IP_TARGET=15")
+	d.start()
+	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="AllocENIDeleteErr"}`
+	var s scrape
+	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
+		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[want] >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var got []string
+			for k := range s.samples {
+				if strings.HasPrefix(k, "awscni_aws_utils_error_count") || strings.HasPrefix(k, "awscni_ec2api_error_count") {
+					got = append(got, k)
+				}
+			}
+			t.Fatalf("no %s after the refused attach and delete (last error %v); series: %v", want, err, got)
+		}
 	}
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)

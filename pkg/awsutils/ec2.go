@@ -34,6 +34,25 @@ type Observer interface {
 	// ObserveEC2Attempt is told once per HTTP attempt, retries included,
 	// which is what EC2 counts against the account's buckets.
 	ObserveEC2Attempt(action string, d time.Duration, errCode string, throttled bool)
+	// ObserveUnhandled is told of an EC2 error a method could not undo or
+	// get past, under upstream's name for the step (fn); only errors EC2
+	// answered with a code are reported.
+	ObserveUnhandled(fn, errCode string)
+}
+
+// Upstream's fn names of the steps ObserveUnhandled reports.
+const (
+	UnhandledAllocENIDelete  = "AllocENIDeleteErr"
+	UnhandledFreeENIDelete   = "FreeENIDeleteErr"
+	UnhandledFreeENIAttachID = "getENIAttachmentIDFailed"
+	UnhandledLeakedENIDelete = "cleanUpLeakedENIDeleteErr"
+)
+
+// unhandled reports err to the Observer under fn when EC2 answered it.
+func (e *EC2) unhandled(fn string, err error) {
+	if code := Code(err); code != "" && e.cfg.Observer != nil {
+		e.cfg.Observer.ObserveUnhandled(fn, code)
+	}
 }
 
 // CallStats counts the EC2 traffic of one action.

@@ -316,6 +316,10 @@ func (e *EC2) AllocateENI(ctx context.Context, req AllocateENIRequest) (ENI, err
 	if err != nil {
 		att, uerr := e.undoAttach(ctx, eni.ID, req.InstanceID)
 		if att == nil {
+			if uerr != nil {
+				// Upstream labels it with the attach's error.
+				e.unhandled(UnhandledAllocENIDelete, err)
+			}
 			return ENI{}, errors.Join(err, uerr)
 		}
 		eni.Attachment = att // EC2 attached it after all: the caller keeps it
@@ -394,10 +398,11 @@ func (e *EC2) FreeENI(ctx context.Context, eniID, attachmentID string) error {
 			return nil
 		}
 		if err != nil {
+			e.unhandled(UnhandledFreeENIAttachID, err)
 			return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 		}
 		if eni.Attachment == nil {
-			return e.DeleteENI(ctx, eniID)
+			return e.deleteFreed(ctx, eniID)
 		}
 		if eni.Attachment.Status == string(types.AttachmentStatusDetaching) {
 			// Someone (an earlier FreeENI cut short) already asked.
@@ -409,6 +414,15 @@ func (e *EC2) FreeENI(ctx context.Context, eniID, attachmentID string) error {
 		return fmt.Errorf("freeing ENI %s: %w", eniID, err)
 	}
 	return e.deleteDetached(ctx, eniID)
+}
+
+// deleteFreed is FreeENI's delete of an unattached ENI.
+func (e *EC2) deleteFreed(ctx context.Context, eniID string) error {
+	err := e.DeleteENI(ctx, eniID)
+	if err != nil {
+		e.unhandled(UnhandledFreeENIDelete, err)
+	}
+	return err
 }
 
 // deleteDetached deletes an ENI whose detach was asked for: it waits the
@@ -423,6 +437,9 @@ func (e *EC2) deleteDetached(ctx context.Context, eniID string) error {
 		}
 		err := e.DeleteENI(ctx, eniID)
 		if err == nil || Code(err) != CodeENIInUse {
+			if err != nil {
+				e.unhandled(UnhandledFreeENIDelete, err)
+			}
 			return err
 		}
 		if attempt == 1 {

@@ -270,6 +270,7 @@ func New(o Options) (*IPAM, error) {
 		cards: n.cards, metrics: m, observe: n.observe, last: n.last, asked: n.reconciled,
 		ready: n.ready, changes: &n.changes, wake: n.handout.wake, every: n.times.Reconcile, grace: n.times.ReleasedGrace, log: log}
 	n.leaked = newLeakSweeper(o.Config, o.EC2, leak, n.node, n.times, n.terminating, log)
+	n.leaked.observe = n.observe
 	n.pool.gather = poolGather
 	n.cpHealth = newCPHealth(func(ok bool) {
 		if ok {

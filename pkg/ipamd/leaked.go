@@ -26,6 +26,7 @@ type leakSweeper struct {
 	every       time.Duration // LeakedSweep
 	minAge      time.Duration // LeakedMinAge
 	terminating *latch
+	observe     *observer // nil: no metrics
 	log         *slog.Logger
 
 	sweptAtStart bool
@@ -76,6 +77,7 @@ func (s *leakSweeper) sweep(ctx context.Context, enis []awsutils.ENI, minAge tim
 			}
 		}
 		if err := s.ec2.DeleteENI(ctx, e.ID); err != nil && !awsutils.IsNotFound(err) {
+			s.observe.awsUtilsError(awsutils.UnhandledLeakedENIDelete, err)
 			errs = append(errs, fmt.Errorf("deleting leaked ENI %s: %w", e.ID, err))
 			continue
 		}

@@ -1,6 +1,7 @@
 package ipamd
 
 import (
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -35,6 +36,25 @@ const (
 	errFreeENI    = "decreaseIPPoolFreeENIFailed"
 	errReleaseIPs = "decreaseIPPool"
 )
+
+// Upstream's fn label values of awscni_ipamd_error_count for reconcile
+// steps that failed; an ENI it could not adopt or drop counts under the
+// same names as awscni_reconcile_count's.
+const (
+	errReconcileRead      = "reconcileFailedGetENIs"
+	reconcileIPAddErr     = "ipReconcileAdd"
+	reconcilePrefixAddErr = "prefixReconcileAdd"
+	reconcileIPDelErr     = "ipReconcileDel"
+)
+
+// cidrReconcileAddFn is upstream's fn for a CIDR reconcile could not add:
+// a /28 prefix has its own.
+func cidrReconcileAddFn(p netip.Prefix) string {
+	if p.Bits() < p.Addr().BitLen() && p.Addr().Is4() {
+		return reconcilePrefixAddErr
+	}
+	return reconcileIPAddErr
+}
 
 // errorFns are upstream's awscni_ipamd_error_count fn values for a failed
 // pool action: a new ENI that failed for want of subnet room counts under
@@ -171,6 +191,17 @@ func (o *observer) pool() {
 			}
 		}
 	}
+}
+
+// awsUtilsError counts an EC2 error ipamd could not act on in
+// awscni_aws_utils_error_count, as upstream does only for errors EC2
+// answered (metrics.ObserveUnhandled).
+func (o *observer) awsUtilsError(fn string, err error) {
+	code := awsutils.Code(err)
+	if o == nil || code == "" {
+		return
+	}
+	o.m.ObserveUnhandled(fn, code)
 }
 
 // action counts one executed pool action.

@@ -97,12 +97,9 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 	r.changes.Lock()
 	defer r.changes.Unlock()
 	defer r.observe.inProgress(fnReconcile)()
-	defer func() {
-		if err != nil {
-			r.metrics.IPAMDErrors.WithLabelValues(fnReconcile).Inc()
-		}
-		r.observe.pool()
-	}()
+	// awscni_ipamd_error_count counts the steps upstream counts, under
+	// its names; a failed EC2 read upstream only logs.
+	defer r.observe.pool()
 	now := time.Now()
 	r.book.forgetReleased(now, r.grace)
 	// Local only, no EC2 call: an address one card keeps from its new
@@ -115,6 +112,7 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 
 	mds, err := r.md.ENIs(ctx)
 	if err != nil {
+		r.metrics.IPAMDErrors.WithLabelValues(errReconcileRead).Inc()
 		return fmt.Errorf("reconcile: reading instance metadata: %w", err)
 	}
 	if r.agreesWith(mds) {
@@ -156,7 +154,10 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 		if _, known := c.store.ENI(e.ID); !known {
 			r.log.Info("reconcile: adopting an attached ENI the datastore lacks", "eni", e.ID)
 			r.metrics.Reconciles.WithLabelValues(reconcileENIAdd).Inc()
-			errs = append(errs, r.adopt.adopt(ctx, e, subnetCIDRs))
+			if err := r.adopt.adopt(ctx, e, subnetCIDRs); err != nil {
+				r.metrics.IPAMDErrors.WithLabelValues(reconcileENIAdd).Inc()
+				errs = append(errs, err)
+			}
 			continue
 		}
 		errs = append(errs, r.reconcileCIDRs(c, e))
@@ -168,6 +169,7 @@ func (r *reconciler) reconcile(ctx context.Context) (err error) {
 			}
 			evicted, err := c.store.RemoveENI(info.ID, true)
 			if err != nil {
+				r.metrics.IPAMDErrors.WithLabelValues(reconcileENIDel).Inc()
 				errs = append(errs, err)
 				if !errors.Is(err, datastore.ErrCheckpoint) {
 					continue
@@ -318,6 +320,7 @@ func (r *reconciler) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 			r.log.Info("reconcile: added an address EC2 lists on the ENI", "eni", e.ID, "cidr", p)
 			r.metrics.Reconciles.WithLabelValues(reconcileIPAdd).Inc()
 		case !errors.Is(err, datastore.ErrDuplicateCIDR):
+			r.metrics.IPAMDErrors.WithLabelValues(cidrReconcileAddFn(p)).Inc()
 			errs = append(errs, err)
 		}
 	}
@@ -330,6 +333,9 @@ func (r *reconciler) reconcileCIDRs(c *poolManager, e awsutils.ENI) error {
 		// would be handed out again once its pod's DEL released it,
 		// though it is no longer the node's.
 		evicted, err := c.store.RemoveCIDR(e.ID, ci.Prefix, true)
+		if err != nil {
+			r.metrics.IPAMDErrors.WithLabelValues(reconcileIPDelErr).Inc()
+		}
 		if err != nil && !errors.Is(err, datastore.ErrCheckpoint) {
 			errs = append(errs, err)
 			continue

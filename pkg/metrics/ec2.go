@@ -50,3 +50,11 @@ func latencyStatus(code string) string {
 	}
 	return code
 }
+
+// ObserveUnhandled counts an EC2 error awsutils could not get past, as
+// awscni_aws_utils_error_count{fn,error}. The error label is EC2's error
+// code: upstream puts the whole error text there, request id included, a
+// new series per failure (docs/compatibility.md, "Metrics").
+func (m *Metrics) ObserveUnhandled(fn, code string) {
+	m.AWSUtilsErrors.WithLabelValues(fn, code).Inc()
+}
