@@ -3,6 +3,7 @@ package resourcecontroller
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,8 +22,10 @@ import (
 func (c *Controller) runGC(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.GCInterval)
 	defer t.Stop()
+	var jobs sync.WaitGroup
+	defer jobs.Wait() // their calls end with ctx
 	swept := false
-	for {
+	for pass := 0; ; pass++ {
 		if !swept || c.sparedPodEnded(ctx) {
 			err := c.sweepLostBranches(ctx)
 			swept = err == nil
@@ -39,13 +42,55 @@ func (c *Controller) runGC(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		for _, node := range c.reg.nodes() {
+		c.startGC(ctx, pass, &jobs)
+	}
+}
+
+// The GC collects each node in a job of its own, gcJobSlots at once, one
+// job per node, and retries the deletes of gone nodes' branches in one
+// more. It collected node after node: one describe or delete EC2 was slow
+// to answer (up to its client's timeout per attempt) held the leak
+// collection and VLAN reclaim of every other node. A node whose job still
+// runs, or that finds no free slot, is collected at a later pass; a failed
+// delete is found again by that pass's describe (loose ones are put back).
+
+// gcJobSlots bounds the GC jobs running at once: their calls share the
+// EC2 client's rate limit.
+const gcJobSlots = 10
+
+// looseJob keys the job retrying gone nodes' branch deletes among the GC
+// jobs: no node is named "".
+const looseJob = ""
+
+// startGC starts, as slots allow, the loose deletes' job and a collect job
+// for each node without one running. The nodes are gone through from a
+// point that moves at each pass, so that slots held by hung nodes do not
+// keep the same others waiting for good.
+func (c *Controller) startGC(ctx context.Context, pass int, jobs *sync.WaitGroup) {
+	c.startGCJob(ctx, looseJob, jobs, c.deleteLoose)
+	nodes := c.reg.nodes()
+	for i := range nodes {
+		node := nodes[(pass+i)%len(nodes)]
+		c.startGCJob(ctx, node, jobs, func(ctx context.Context) {
 			if err := c.collect(ctx, node); err != nil {
 				c.cfg.Log.Warn("branch ENI garbage collection", "node", node, "err", err)
 			}
-		}
-		c.deleteLoose(ctx)
+		})
 	}
+}
+
+// startGCJob runs job under key unless one runs already or every slot is
+// taken (the next pass); jobs counts it.
+func (c *Controller) startGCJob(ctx context.Context, key string, jobs *sync.WaitGroup, job func(context.Context)) {
+	if started, _ := c.gcJobs.start(key); !started {
+		return
+	}
+	jobs.Add(1)
+	go func() {
+		defer jobs.Done()
+		defer c.gcJobs.done(key)
+		job(ctx)
+	}()
 }
 
 // deleteLoose retries, once a GC pass, the deletes of branches whose node
