@@ -155,11 +155,17 @@ func TestProcessReconcileErrorsAsUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The pool fills after start-up: wait for an address to take.
 	var primary string
 	var taken []netip.Addr
-	for _, e := range env.Sim.NetworkInterfaces() {
-		if e.Attachment != nil && e.Attachment.InstanceID == simtest.InstanceID && e.Attachment.DeviceIndex == 0 {
-			primary, taken = e.ID, e.SecondaryIPs[:1]
+	for deadline := time.Now().Add(workingWait); len(taken) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("ipamd never gave its primary ENI a secondary address")
+		}
+		for _, e := range env.Sim.NetworkInterfaces() {
+			if e.Attachment != nil && e.Attachment.InstanceID == simtest.InstanceID && e.Attachment.DeviceIndex == 0 && len(e.SecondaryIPs) > 0 {
+				primary, taken = e.ID, e.SecondaryIPs[:1]
+			}
 		}
 	}
 	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DescribeNetworkInterfaces"}}); err != nil {
