@@ -24,7 +24,8 @@ import (
 // "200" or EC2's error code in status; awscni_ec2api_req_count,
 // awscni_ec2api_error_count and awscni_aws_api_* count each call once, as
 // the caller saw it, however many HTTP attempts the SDK's retries made
-// (ours, vpccni_ec2_calls_total, counts the attempts).
+// (ours, vpccni_ec2_calls_total, counts the attempts); instance-metadata
+// reads are timed as api="GetMetadata".
 func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemon")
@@ -67,7 +68,11 @@ func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 	if _, err := add(ctx, "p0"); err != nil {
 		t.Fatalf("ADD p0: %v", err)
 	}
-	waitScrape("a granted AssignPrivateIpAddresses", func(s scrape) bool { return latency(s, "false", "200") >= 1 })
+	s := waitScrape("a granted AssignPrivateIpAddresses", func(s scrape) bool { return latency(s, "false", "200") >= 1 })
+	// Upstream times every instance-metadata read as api="GetMetadata".
+	if got := s.samples[`awscni_aws_api_latency_ms_count{api="GetMetadata",error="false",status="200"}`]; got < 1 {
+		t.Errorf("awscni_aws_api_latency_ms{api=\"GetMetadata\"} counts %v reads after start-up, want some", got)
+	}
 
 	// A call throttled once, then granted on the SDK's retry: one call,
 	// no error, under upstream's names.
@@ -77,7 +82,7 @@ func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 	if _, err := add(ctx, "p1"); err != nil {
 		t.Fatalf("ADD p1: %v", err)
 	}
-	s := waitScrape("the throttled AssignPrivateIpAddresses retried and granted", func(s scrape) bool {
+	s = waitScrape("the throttled AssignPrivateIpAddresses retried and granted", func(s scrape) bool {
 		return s.samples[fmt.Sprintf(`vpccni_ec2_throttles_total{action=%q}`, assign)] == 1 &&
 			s.samples[fmt.Sprintf(`vpccni_ec2_calls_total{action=%q,code=""}`, assign)] == s.samples[fmt.Sprintf(`awscni_ec2api_req_count{fn=%q}`, assign)]-
 				s.samples[fmt.Sprintf(`awscni_ec2api_error_count{fn=%q}`, assign)]
@@ -150,11 +155,17 @@ func TestProcessReconcileErrorsAsUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The pool fills after start-up: wait for an address to take.
 	var primary string
 	var taken []netip.Addr
-	for _, e := range env.Sim.NetworkInterfaces() {
-		if e.Attachment != nil && e.Attachment.InstanceID == simtest.InstanceID && e.Attachment.DeviceIndex == 0 {
-			primary, taken = e.ID, e.SecondaryIPs[:1]
+	for deadline := time.Now().Add(workingWait); len(taken) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("ipamd never gave its primary ENI a secondary address")
+		}
+		for _, e := range env.Sim.NetworkInterfaces() {
+			if e.Attachment != nil && e.Attachment.InstanceID == simtest.InstanceID && e.Attachment.DeviceIndex == 0 && len(e.SecondaryIPs) > 0 {
+				primary, taken = e.ID, e.SecondaryIPs[:1]
+			}
 		}
 	}
 	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DescribeNetworkInterfaces"}}); err != nil {

@@ -38,6 +38,8 @@ type Observer interface {
 	// get past, under upstream's name for the step (fn); only errors EC2
 	// answered with a code are reported.
 	ObserveUnhandled(fn, errCode string)
+	// ObserveIMDSRead is told of each instance-metadata path read.
+	ObserveIMDSRead(d time.Duration, failed bool)
 }
 
 // Upstream's fn names of the steps ObserveUnhandled reports.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -18,7 +19,8 @@ import (
 // Metadata reads the instance metadata service (IMDSv2, with the SDK's
 // token handling and retries). It is safe for concurrent use.
 type Metadata struct {
-	c *imds.Client
+	c   *imds.Client
+	obs Observer // nil: none
 }
 
 // NewMetadata builds the IMDS adapter. cfg.IMDSEndpoint overrides the
@@ -36,7 +38,7 @@ func NewMetadata(cfg Config) (*Metadata, error) {
 		Endpoint: cfg.IMDSEndpoint,
 		Retryer:  retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 }),
 	})
-	return &Metadata{c: c}, nil
+	return &Metadata{c: c, obs: cfg.Observer}, nil
 }
 
 // Identity is the instance's identity as IMDS reports it.
@@ -317,7 +319,11 @@ func (m *Metadata) prefixList(ctx context.Context, path string) ([]netip.Prefix,
 
 // get reads one metadata path; a 404 is an error.
 func (m *Metadata) get(ctx context.Context, path string) (string, error) {
+	start := time.Now()
 	out, err := m.c.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
+	if m.obs != nil {
+		m.obs.ObserveIMDSRead(time.Since(start), err != nil)
+	}
 	if err != nil {
 		return "", fmt.Errorf("IMDS %s: %w", path, err)
 	}

@@ -91,6 +91,8 @@ func (r *recorder) ObserveEC2Call(string, time.Duration, string) {}
 
 func (r *recorder) ObserveUnhandled(string, string) {}
 
+func (r *recorder) ObserveIMDSRead(time.Duration, bool) {}
+
 func (r *recorder) ObserveEC2Attempt(action string, _ time.Duration, code string, throttled bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

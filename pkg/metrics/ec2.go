@@ -58,3 +58,14 @@ func latencyStatus(code string) string {
 func (m *Metrics) ObserveUnhandled(fn, code string) {
 	m.AWSUtilsErrors.WithLabelValues(fn, code).Inc()
 }
+
+// ObserveIMDSRead times one instance-metadata read as upstream does, in
+// awscni_aws_api_latency_ms{api="GetMetadata"}; a failed read has an empty
+// status, as IMDS answers no error code.
+func (m *Metrics) ObserveIMDSRead(d time.Duration, failed bool) {
+	status := "200"
+	if failed {
+		status = ""
+	}
+	m.AWSAPILatency.WithLabelValues("GetMetadata", strconv.FormatBool(failed), status).Observe(float64(d.Milliseconds()))
+}
