@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,18 +25,21 @@ func (c *Controller) runGC(ctx context.Context) error {
 	defer t.Stop()
 	var jobs sync.WaitGroup
 	defer jobs.Wait() // their calls end with ctx
-	swept := false
+	var swept atomic.Bool
 	for pass := 0; ; pass++ {
-		if !swept || c.sparedPodEnded(ctx) {
-			err := c.sweepLostBranches(ctx)
-			swept = err == nil
-			// Told once per cause: a Node that never gets a providerID
-			// holds the sweep back for good. By the cause's class
-			// (trunkcause.go), not its text: EC2's names each request's
-			// id, a network error its ephemeral port.
-			if err != nil && ctx.Err() == nil && c.warned.first("sweep|", trunkCause(err)) {
-				c.cfg.Log.Warn("sweeping the branch ENIs of instances no node names; retrying at each GC pass", "err", err)
-			}
+		if !swept.Load() || c.sparedPodEnded(ctx) {
+			c.startGCJob(ctx, sweepJob, &jobs, func(ctx context.Context) {
+				err := c.sweepLostBranches(ctx)
+				swept.Store(err == nil)
+				// Told once per cause: a Node that never gets a
+				// providerID holds the sweep back for good. By the
+				// cause's class (trunkcause.go), not its text: EC2's
+				// names each request's id, a network error its
+				// ephemeral port.
+				if err != nil && ctx.Err() == nil && c.warned.first("sweep|", trunkCause(err)) {
+					c.cfg.Log.Warn("sweeping the branch ENIs of instances no node names; retrying at each GC pass", "err", err)
+				}
+			})
 		}
 		select {
 		case <-ctx.Done():
@@ -47,20 +51,25 @@ func (c *Controller) runGC(ctx context.Context) error {
 }
 
 // The GC collects each node in a job of its own, gcJobSlots at once, one
-// job per node, and retries the deletes of gone nodes' branches in one
-// more. It collected node after node: one describe or delete EC2 was slow
-// to answer (up to its client's timeout per attempt) held the leak
-// collection and VLAN reclaim of every other node. A node whose job still
-// runs, or that finds no free slot, is collected at a later pass; a failed
-// delete is found again by that pass's describe (loose ones are put back).
+// job per node, and sweeps lost branches and retries the deletes of gone
+// nodes' branches in one job each. It did all in turn: one describe or
+// delete EC2 was slow to answer (up to its client's timeout per attempt)
+// held the leak collection and VLAN reclaim of every other node. A node
+// whose job still runs, or that finds no free slot, is collected at a
+// later pass; a failed delete is found again by that pass's describe
+// (loose ones are put back), a failed sweep runs again at the next pass.
 
 // gcJobSlots bounds the GC jobs running at once: their calls share the
 // EC2 client's rate limit.
 const gcJobSlots = 10
 
-// looseJob keys the job retrying gone nodes' branch deletes among the GC
-// jobs: no node is named "".
-const looseJob = ""
+// looseJob and sweepJob key the job retrying gone nodes' branch deletes
+// and the lost-branch sweep's among the GC jobs: no node is named "" and
+// no node name holds a "/".
+const (
+	looseJob = ""
+	sweepJob = "/sweep"
+)
 
 // startGC starts, as slots allow, the loose deletes' job and a collect job
 // for each node without one running. The nodes are gone through from a

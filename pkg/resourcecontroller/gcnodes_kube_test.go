@@ -92,3 +92,44 @@ func testHungGCNode(t *testing.T, action string, hold func(q url.Values, hungENI
 		return len(left) == 0, fmt.Sprint(left)
 	})
 }
+
+// TestKubeHungSweepDoesNotHoldGC: EC2 holds the describe of the start-up
+// sweep of lost branches (lostbranches.go). A leaked branch on a node's
+// trunk must still be deleted within a few GC passes. Before, the sweep
+// ran in the GC loop itself: the held call (until EC2's client gave up,
+// 30 s a try here, and the sweep is retried at each pass until it
+// succeeds) held every node's collection.
+func TestKubeHungSweepDoesNotHoldGC(t *testing.T) {
+	w := newWorld(t)
+	// The sweep's describe is the one asking for ENIs by the trunk tag's key.
+	calls, release := holdCalls(w.env.Sim.EC2Handler(), "DescribeNetworkInterfaces", func(q url.Values) bool {
+		for _, vs := range q {
+			if slices.Contains(vs, awsutils.TagTrunkENIID) {
+				return true
+			}
+		}
+		return false
+	})
+	h := newHarness(t, serveEC2(t, w, calls, release), fastConfig())
+	const node = "rc-sweephung"
+	h.addSGPNode(node, inst2, 9)
+	waitFor(t, 30*time.Second, "the sweep's describe held at EC2", func() (bool, string) {
+		n := calls.parked.Load()
+		return n >= 1, fmt.Sprint(n)
+	})
+	trunk := ""
+	for _, tr := range w.trunks() {
+		if tr.Attachment != nil && tr.Attachment.InstanceID == inst2 {
+			trunk = tr.ID
+		}
+	}
+	b, err := w.ec2.CreateBranchENI(context.Background(), awsutils.BranchRequest{InstanceID: inst2, TrunkID: trunk, VLAN: 5,
+		SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{sgDB}, ClusterName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the node's leaked branch deleted while the sweep is held", func() (bool, string) {
+		left := existing(w, []string{b.ID})
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}
