@@ -76,6 +76,12 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseCommand(fs, args); !ok {
 		return code
 	}
+	// Without root it can neither unmount namespaces nor stop processes,
+	// and would otherwise end quietly as if nothing were left.
+	if geteuid() != 0 {
+		fmt.Fprintln(stderr, "localvpc cleanup: needs root: leftovers are network namespaces, mounts and root's processes")
+		return 1
+	}
 	removed, err := localvpc.CleanupStale("")
 	for _, r := range removed {
 		fmt.Fprintf(stdout, "removed leftovers of run %s\n", r)
@@ -86,6 +92,9 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// geteuid is os.Geteuid; tests stand in a non-root user.
+var geteuid = os.Geteuid
 
 // parseCommand parses a command's flags; ok false means stop with code:
 // 0 after -h (help was asked for), 2 for a bad flag or a stray argument.

@@ -142,3 +142,30 @@ func TestUpTellsHowToSeeTheWarmPool(t *testing.T) {
 		t.Errorf("node list:\n%s\nwant a line %q", out.String(), want)
 	}
 }
+
+// Without root, cleanup says it cannot work instead of ending quietly with
+// success, and touches nothing.
+func TestCleanupWithoutRootSaysSo(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(tmp, fmt.Sprintf("vpcsim-%dx000000", dead.Process.Pid))
+	if err := os.Mkdir(left, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		geteuid = func() int { return 65534 }
+		t.Cleanup(func() { geteuid = os.Geteuid })
+	}
+	var stdout, stderr bytes.Buffer
+	code := runWith([]string{"cleanup"}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "needs root") {
+		t.Errorf("cleanup as non-root: exit %d, stderr %q; want non-zero and 'needs root'", code, stderr.String())
+	}
+	if _, err := os.Stat(left); err != nil {
+		t.Errorf("cleanup as non-root touched %s", left)
+	}
+}

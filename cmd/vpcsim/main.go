@@ -41,7 +41,9 @@ Instances launched later (RunInstances or POST /instances) get an IMDS
 endpoint too, announced with an "imds" line. SIGINT/SIGTERM stop it cleanly.
 
 Admin API (JSON): GET /stats, GET /state, GET|PUT /faults,
-POST /instances (InstanceSpec), GET|DELETE /instances/{id}.
+POST /instances (InstanceSpec), GET|DELETE /instances/{id}, GET /sgdrops
+(packets security groups dropped; 404 here: only a data plane such as
+localvpc's enforces security groups).
 
 Flags:
 `

@@ -329,3 +329,16 @@ func TestListenAddressErrorsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// -help lists every admin route a user can call.
+func TestHelpListsEveryAdminRoute(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("-help: exit %d", code)
+	}
+	for _, route := range []string{"/stats", "/state", "/faults", "/instances", "/sgdrops"} {
+		if !strings.Contains(stderr.String(), route) {
+			t.Errorf("-help does not mention %s", route)
+		}
+	}
+}

@@ -156,7 +156,11 @@ func (v *VPC) waitReady(ctx context.Context, n *Node, mode AgentMode, progress f
 		case <-ctx.Done():
 			return fmt.Errorf("node %s: agent not ready after %s: %w (see %s)", n.Name, time.Since(start).Round(time.Second), ctx.Err(), n.LogHint())
 		case <-exited:
-			return fmt.Errorf("node %s: agent exited before it was ready: %v (see %s)", n.Name, exitErr(), n.LogHint())
+			err := fmt.Errorf("node %s: agent exited before it was ready: %v (see %s)", n.Name, exitErr(), n.LogHint())
+			if tail := n.agentLogTail(5); tail != "" {
+				err = fmt.Errorf("%w; its log ends:\n    %s", err, tail)
+			}
+			return err
 		case <-tick.C:
 		}
 		if progress != nil && time.Since(lastReport) >= time.Second {
