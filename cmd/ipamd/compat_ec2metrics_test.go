@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -50,14 +52,7 @@ func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 	ctx := context.Background()
 	waitScrape := func(what string, ok func(scrape) bool) scrape {
 		t.Helper()
-		var s scrape
-		for deadline := time.Now().Add(workingWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if s, err = scrapeMetrics(metricsAt); err == nil && ok(s) {
-				return s
-			}
-		}
-		t.Fatalf("/metrics never showed %s (last error %v); samples:\n%v", what, err, s.samples)
-		return s
+		return waitScrape(t, metricsAt, what, ok)
 	}
 	const assign = "AssignPrivateIpAddresses"
 	latency := func(s scrape, failed, status string) float64 {
@@ -158,15 +153,16 @@ func TestProcessReconcileErrorsAsUpstream(t *testing.T) {
 	// The pool fills after start-up: wait for an address to take.
 	var primary string
 	var taken []netip.Addr
-	for deadline := time.Now().Add(workingWait); len(taken) == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("ipamd never gave its primary ENI a secondary address")
-		}
+	if err := poll.Until(ctx, workingWait, func() error {
 		for _, e := range env.Sim.NetworkInterfaces() {
 			if e.Attachment != nil && e.Attachment.InstanceID == simtest.InstanceID && e.Attachment.DeviceIndex == 0 && len(e.SecondaryIPs) > 0 {
 				primary, taken = e.ID, e.SecondaryIPs[:1]
+				return nil
 			}
 		}
+		return errors.New("no secondary address on the primary ENI")
+	}); err != nil {
+		t.Fatalf("ipamd never gave its primary ENI a secondary address: %v", err)
 	}
 	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DescribeNetworkInterfaces"}}); err != nil {
 		t.Fatal(err)
@@ -174,15 +170,9 @@ func TestProcessReconcileErrorsAsUpstream(t *testing.T) {
 	if err := other.UnassignIPv4(ctx, primary, taken); err != nil {
 		t.Fatalf("taking %v from %s: %v", taken, primary, err)
 	}
-	var s scrape
-	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
-		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[`awscni_ec2api_error_count{fn="DescribeNetworkInterfaces"}`] >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the reconcile never asked EC2 (last error %v)", err)
-		}
-	}
+	s := waitScrape(t, metricsAt, "two refused reconcile reads", func(s scrape) bool {
+		return s.samples[`awscni_ec2api_error_count{fn="DescribeNetworkInterfaces"}`] >= 2
+	})
 	for k, v := range s.samples {
 		if strings.HasPrefix(k, "awscni_ipamd_error_count{") && v > 0 {
 			t.Errorf("%s = %v after reconciles whose EC2 read failed; upstream counts none", k, v)
@@ -226,21 +216,7 @@ func TestProcessAWSUtilsErrorsAsUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="cleanUpLeakedENIDeleteErr"}`
-	var s scrape
-	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
-		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[want] >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			var got []string
-			for k := range s.samples {
-				if strings.HasPrefix(k, "awscni_aws_utils_error_count") || strings.HasPrefix(k, "awscni_ec2api_error_count") {
-					got = append(got, k)
-				}
-			}
-			t.Fatalf("no %s after the refused delete (last error %v); series: %v", want, err, got)
-		}
-	}
+	waitUtilsError(t, metricsAt, want, "the refused delete")
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
@@ -265,21 +241,7 @@ func TestProcessENIUndoErrorsAsUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="AllocENIDeleteErr"}`
-	var s scrape
-	for deadline := time.Now().Add(workingWait); ; time.Sleep(50 * time.Millisecond) {
-		if s, err = scrapeMetrics(metricsAt); err == nil && s.samples[want] >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			var got []string
-			for k := range s.samples {
-				if strings.HasPrefix(k, "awscni_aws_utils_error_count") || strings.HasPrefix(k, "awscni_ec2api_error_count") {
-					got = append(got, k)
-				}
-			}
-			t.Fatalf("no %s after the refused attach and delete (last error %v); series: %v", want, err, got)
-		}
-	}
+	waitUtilsError(t, metricsAt, want, "the refused attach and delete")
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -138,17 +140,9 @@ func TestProcessMetricsAndIntrospectionAsUpstream(t *testing.T) {
 	del := func(id, reason string) (*rpc.DelNetworkReply, error) {
 		return cni.DelNetwork(ctx, &rpc.DelNetworkRequest{ContainerId: id, IfName: "eth0", NetworkName: "aws-cni", Reason: reason})
 	}
-	// waitScrape reads /metrics until ok accepts it.
 	waitScrape := func(what string, ok func(scrape) bool) scrape {
 		t.Helper()
-		var s scrape
-		for deadline := time.Now().Add(workingWait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			if s, err = scrapeMetrics(metricsAt); err == nil && ok(s) {
-				return s
-			}
-		}
-		t.Fatalf("/metrics never showed %s (last error %v); samples:\n%v", what, err, s.samples)
-		return s
+		return waitScrape(t, metricsAt, what, ok)
 	}
 
 	addrs := map[string]string{}
@@ -372,23 +366,47 @@ func TestProcessPortsTakenAtStart(t *testing.T) {
 	for _, l := range held {
 		_ = l.Close()
 	}
-	var last error
-	for deadline := time.Now().Add(workingWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	if err := poll.Until(context.Background(), workingWait, func() error {
 		var enis map[string]struct{ AssignedIPs int }
 		s, err := scrapeMetrics(metricsAt)
 		if err == nil {
 			_, err = getJSON(intro, "/v1/enis", &enis)
 		}
 		if err == nil && s.samples["awscni_assigned_ip_addresses"] == 1 && enis["0"].AssignedIPs == 1 {
-			last = nil
-			break
+			return nil
 		}
-		last = fmt.Errorf("metrics %v, /v1/enis %v, err %v", s.samples["awscni_assigned_ip_addresses"], enis, err)
-	}
-	if last != nil {
-		t.Fatalf("ports freed, but ipamd does not serve them: %v\n%s", last, d.log(d.runs))
+		return fmt.Errorf("metrics %v, /v1/enis %v, err %v", s.samples["awscni_assigned_ip_addresses"], enis, err)
+	}); err != nil {
+		t.Fatalf("ports freed, but ipamd does not serve them: %v\n%s", err, d.log(d.runs))
 	}
 	if err := d.stop(); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
+}
+
+// waitScrape reads /metrics at addr until ok accepts it, and fails the
+// test naming what it waited for when ok never does.
+func waitScrape(t *testing.T, addr, what string, ok func(scrape) bool) scrape {
+	t.Helper()
+	var s scrape
+	if err := poll.Until(context.Background(), workingWait, func() error {
+		var err error
+		if s, err = scrapeMetrics(addr); err != nil {
+			return err
+		}
+		if !ok(s) {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("/metrics never showed %s (%v); samples:\n%v", what, err, s.samples)
+	}
+	return s
+}
+
+// waitUtilsError waits for the awscni_aws_utils_error_count series want,
+// failing with the utils and EC2 error series /metrics had instead.
+func waitUtilsError(t *testing.T, addr, want, after string) {
+	t.Helper()
+	waitScrape(t, addr, want+" after "+after, func(s scrape) bool { return s.samples[want] >= 1 })
 }
