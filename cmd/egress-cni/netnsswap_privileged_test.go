@@ -1,9 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
@@ -124,22 +126,19 @@ func startPlugin(t *testing.T, tp *topo, command, id, netns, entry string) (*exe
 // /proc/locks shows ("->" marks a blocked request).
 func waitBlockedOnLock(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		f, err := os.Open("/proc/locks")
+	if err := poll.Until(context.Background(), 30*time.Second, func() error {
+		b, err := os.ReadFile("/proc/locks")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		s := bufio.NewScanner(f)
-		for s.Scan() {
-			fs := strings.Fields(s.Text())
+		for _, line := range strings.Split(string(b), "\n") {
+			fs := strings.Fields(line)
 			if len(fs) > 5 && fs[1] == "->" && fs[2] == "FLOCK" && fs[5] == strconv.Itoa(pid) {
-				f.Close()
-				return
+				return nil
 			}
 		}
-		f.Close()
-		time.Sleep(5 * time.Millisecond)
+		return errors.New("no blocked flock request")
+	}); err != nil {
+		t.Fatalf("egress-cni (pid %d) never waited for the store's lock: %v", pid, err)
 	}
-	t.Fatalf("egress-cni (pid %d) never waited for the store's lock", pid)
 }

@@ -2,6 +2,8 @@ package ipamd
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/vpc-cni/vpc-cni/pkg/networkutils"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
@@ -100,15 +103,18 @@ func TestPrivilegedInitWaitsOutHeldXtablesLock(t *testing.T) {
 
 	// One reconcile gave up on the lock: ipamd must still be running.
 	gaveUp := func() bool { return counterValue(t, h.n.metrics.ConnmarkReconciles.WithLabelValues("error")) >= 1 }
-	for deadline := time.Now().Add(90 * time.Second); !gaveUp(); time.Sleep(50 * time.Millisecond) {
+	if err := poll.Until(ctx, 90*time.Second, func() error {
 		select {
 		case err := <-runErr:
 			t.Fatalf("ipamd stopped while the xtables lock was held: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no host reconcile gave up on the held xtables lock after 90 s")
+		if !gaveUp() {
+			return errors.New("no reconcile gave up yet")
 		}
+		return nil
+	}); err != nil {
+		t.Fatalf("no host reconcile gave up on the held xtables lock: %v", err)
 	}
 	select {
 	case err := <-runErr:
@@ -118,15 +124,18 @@ func TestPrivilegedInitWaitsOutHeldXtablesLock(t *testing.T) {
 	release()
 
 	conn := dial(t, h.cfg.SocketPath)
-	for deadline := time.Now().Add(90 * time.Second); healthStatus(t, conn, HealthService) != healthpb.HealthCheckResponse_SERVING; time.Sleep(50 * time.Millisecond) {
+	if err := poll.Until(ctx, 90*time.Second, func() error {
 		select {
 		case err := <-runErr:
 			t.Fatalf("ipamd stopped after the xtables lock was released: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("ipamd not SERVING 90 s after the xtables lock was released")
+		if st := healthStatus(t, conn, HealthService); st != healthpb.HealthCheckResponse_SERVING {
+			return fmt.Errorf("health %v", st)
 		}
+		return nil
+	}); err != nil {
+		t.Fatalf("ipamd not SERVING after the xtables lock was released: %v", err)
 	}
 	if out := inNS(t, node, "iptables-legacy", "-t", "nat", "-S", "AWS-SNAT-CHAIN-0"); !strings.Contains(out, "SNAT --to-source "+h.n.node.id.LocalIPv4.String()) {
 		t.Errorf("ipamd is ready but the node's SNAT chain is:\n%s", out)
