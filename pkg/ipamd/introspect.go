@@ -67,7 +67,8 @@ func cidrView(ci datastore.CIDRInfo) introspect.CIDR {
 		}
 	}
 	for _, cl := range ci.CoolingList {
-		v.IPAddresses[cl.Addr.String()] = introspect.Address{Address: cl.Addr.String(), UnassignedTime: cl.UnassignedAt}
+		// Upstream keeps the last assignment time of a released address.
+		v.IPAddresses[cl.Addr.String()] = introspect.Address{Address: cl.Addr.String(), AssignedTime: cl.AssignedAt, UnassignedTime: cl.UnassignedAt}
 	}
 	return v
 }

@@ -219,6 +219,7 @@ func (s *Store) removeAlloc(sl *slot) Allocation {
 	s.allocSlots = s.allocSlots[:last]
 	delete(s.byKey, a.Key)
 	sl.allocIdx = -1
+	sl.lastAssigned = a.AssignedAt
 	return a
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Accepted prefix lengths. EC2 hands out /32 secondary IPv4 addresses, /28
@@ -66,6 +67,10 @@ type slot struct {
 	addr     netip.Addr
 	allocIdx int // index into Store.allocs, -1 when not assigned
 	coolIdx  int // index into Store.cool, -1 when not cooling
+	// lastAssigned is when the address was last handed out, kept in
+	// memory only so /v1/enis shows it for a cooling address as upstream
+	// does; zero for addresses restored cooling from a checkpoint.
+	lastAssigned time.Time
 	// batch is the not yet finished write that makes this assignment
 	// durable; nil once a write holding it succeeded.
 	batch *batch

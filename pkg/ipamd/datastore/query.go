@@ -103,14 +103,14 @@ func (s *Store) eniInfo(e *eni, full bool) ENIInfo {
 				if sl.allocIdx >= 0 {
 					ci.Allocations = append(ci.Allocations, s.allocs[sl.allocIdx])
 				} else if sl.coolIdx >= 0 {
-					ci.CoolingList = append(ci.CoolingList, s.cool[sl.coolIdx])
+					ci.CoolingList = append(ci.CoolingList, CoolingAddr{Cooling: s.cool[sl.coolIdx], AssignedAt: sl.lastAssigned})
 				} else if r, ok := s.reserved[sl.addr]; ok {
 					ci.Reserved = append(ci.Reserved, r.alloc)
 				}
 			}
 			sortAllocations(ci.Allocations)
 			sortAllocations(ci.Reserved)
-			slices.SortFunc(ci.CoolingList, func(a, b Cooling) int { return a.Addr.Compare(b.Addr) })
+			slices.SortFunc(ci.CoolingList, func(a, b CoolingAddr) int { return a.Addr.Compare(b.Addr) })
 		}
 		info.CIDRs = append(info.CIDRs, ci)
 	}

@@ -146,6 +146,14 @@ type Cooling struct {
 	UnassignedAt time.Time
 }
 
+// CoolingAddr is a cooling address as Snapshot lists it: AssignedAt is
+// when it was last handed out (zero when it was restored cooling, as the
+// checkpoint does not carry that time).
+type CoolingAddr struct {
+	Cooling
+	AssignedAt time.Time
+}
+
 // Stats are O(1) counters. IP and CIDR figures cover CIDRs of the active mode
 // on ENIs that are not excluded for pods.
 type Stats struct {
@@ -182,7 +190,7 @@ type CIDRInfo struct {
 	Cooling  int
 	// Filled only by Snapshot, sorted by address.
 	Allocations []Allocation
-	CoolingList []Cooling
+	CoolingList []CoolingAddr
 	// Reserved are the other stores' pending allocations whose address
 	// this CIDR keeps from new pods (othercards.go): counted in
 	// Assigned, so listed for their pod.
