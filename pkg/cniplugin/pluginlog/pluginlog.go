@@ -22,8 +22,13 @@ type Opener func(path string) (io.WriteCloser, error)
 // Rotated is the plugins' Opener: 0600, rotated and gzipped like ipamd's
 // log, as upstream's plugins log (docs/compatibility.md, "Log files").
 func Rotated(path string) (io.WriteCloser, error) {
-	return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress})
+	return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress, ModeWarnedWithin: modeWarnedWithin})
 }
+
+// modeWarnedWithin: every ADD/DEL is a new Writer, so a file whose chmod is
+// refused would get the warning on every call; one already in the last
+// MiB is enough. One bounded read, and only on such a host.
+const modeWarnedWithin = 1 << 20
 
 // File is the log file behind a logger, opened by Open or at the first
 // record, whichever comes first.
