@@ -59,7 +59,10 @@ type Options struct {
 	// be once per ADD/DEL; the file is the only memory it has (see
 	// warnedInTail).
 	ModeWarnedWithin int64
-	Now              func() time.Time
+	// NoModeWarning: a refused chmod is not reported at all, for a
+	// writer whose logger filters warnings out (a plugin at error level).
+	NoModeWarning bool
+	Now           func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -152,7 +155,7 @@ func (w *Writer) open() error {
 		// wider mode. Where chmod is refused (append-only attribute,
 		// another owner) the file is used as it is, as upstream's logger
 		// uses every existing file: a log must not keep ipamd from starting.
-		if err := chmodFile(f, Mode); err != nil && !w.modeWarned {
+		if err := chmodFile(f, Mode); err != nil && !w.modeWarned && !w.opts.NoModeWarning {
 			w.modeWarned = true
 			if !w.warnedInTail(st.Size()) {
 				w.warnMode(st.Mode().Perm(), err)

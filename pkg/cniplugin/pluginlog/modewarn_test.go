@@ -13,6 +13,16 @@ import (
 // logfile's warning once, not once per plugin call: each ADD/DEL opens a
 // new Writer. Every call's own lines are still written.
 func TestUntightenableLogWarnedOnceAcrossCalls(t *testing.T) {
+	checkWarnings(t, "debug", 1)
+}
+
+// At pluginLogLevel error (or fatal) the plugin writes no warning of its
+// own, and none about the file's mode either.
+func TestUntightenableLogNotWarnedAboveLevel(t *testing.T) {
+	checkWarnings(t, "error", 0)
+}
+
+func checkWarnings(t *testing.T, level string, want int) {
 	path := filepath.Join(t.TempDir(), "plugin.log")
 	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -26,10 +36,10 @@ func TestUntightenableLogWarnedOnceAcrossCalls(t *testing.T) {
 	}
 	const calls = 50
 	for i := range calls {
-		log, f := New(path, "debug", Rotated)
+		log, f := New(path, level, Rotated)
 		f.Open() // as aws-cni's ADD does, before its first record
 		log.Debug("plugin call", "n", i)
-		log.Info("plugin call done", "n", i)
+		log.Error("plugin call done", "n", i)
 		f.Close()
 	}
 	b, err := os.ReadFile(path)
@@ -37,8 +47,8 @@ func TestUntightenableLogWarnedOnceAcrossCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	if got := strings.Count(s, "log file mode not tightened"); got != 1 {
-		t.Errorf("%d mode warnings after %d plugin calls, want 1", got, calls)
+	if got := strings.Count(s, "log file mode not tightened"); got != want {
+		t.Errorf("level %s: %d mode warnings after %d plugin calls, want %d", level, got, calls, want)
 	}
 	for i := range calls {
 		if !strings.Contains(s, fmt.Sprintf(`"msg":"plugin call done","n":%d}`, i)) {
