@@ -43,13 +43,15 @@ type demo struct {
 	stopped <-chan struct{}
 }
 
-func runDemo(ctx context.Context, args []string) int {
-	f, err := parseDemoFlags(args)
+func runDemo(ctx context.Context, args []string, stderr io.Writer) int {
+	f, err := parseDemoFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintf(os.Stderr, "localvpc demo: %v\n", err)
+		if !errors.Is(err, errUsageShown) {
+			fmt.Fprintf(stderr, "localvpc demo: %v\n", err)
+		}
 		return 2
 	}
 	d := &demo{out: os.Stdout, f: f, start: time.Now(), stopped: ctx.Done()}

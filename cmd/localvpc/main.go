@@ -50,7 +50,7 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	switch args[0] {
 	case "demo":
-		return runDemo(ctx, args[1:])
+		return runDemo(ctx, args[1:], stderr)
 	case "up":
 		return runUp(ctx, args[1:], stdout, stderr)
 	case "cleanup":
@@ -125,9 +125,16 @@ type demoFlags struct {
 	kubeAPIServer, etcd string
 }
 
-func parseDemoFlags(args []string) (demoFlags, error) {
+// errUsageShown: the flag set has already told the user what was wrong
+// with the command line; saying it again would repeat the line.
+var errUsageShown = errors.New("command line refused")
+
+// parseDemoFlags writes flag errors and -h to stderr itself (then the
+// error is flag.ErrHelp or errUsageShown); others are returned to print.
+func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, error) {
 	var f demoFlags
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&f.scenario, "scenario", "misc/scenarios/two-node.yaml", "vpcsim scenario (YAML) with at least two instances")
 	fs.StringVar(&f.binDir, "bin", defaultBinDir(), "directory with the built binaries (make build)")
 	fs.StringVar(&f.logFile, "log", filepath.Join(os.TempDir(), "localvpc-demo.log"), "detailed log of the run")
@@ -137,11 +144,11 @@ func parseDemoFlags(args []string) (demoFlags, error) {
 	fs.BoolVar(&f.sgp, "sgp", false, "the security-groups-for-pods tour on "+sgpScenario+" (ignores -scenario): needs -kube-apiserver and -etcd")
 	fs.StringVar(&f.kubeAPIServer, "kube-apiserver", os.Getenv("VPC_CNI_KUBE_APISERVER"), "kube-apiserver binary for -sgp (scripts/build-kube-apiserver.sh builds it)")
 	fs.StringVar(&f.etcd, "etcd", os.Getenv("VPC_CNI_ETCD"), "etcd binary for -sgp")
-	if err := fs.Parse(args); err != nil {
-		return f, err
-	}
-	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if code, ok := parseCommand(fs, args); !ok {
+		if code == 0 {
+			return f, flag.ErrHelp
+		}
+		return f, errUsageShown
 	}
 	if err := localvpc.CheckBinDir(f.binDir); err != nil {
 		return f, fmt.Errorf("-bin: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,12 +27,12 @@ func fakeBinDir(t *testing.T) string {
 
 func TestDemoFlags(t *testing.T) {
 	bin := fakeBinDir(t)
-	f, err := parseDemoFlags([]string{"-pods", "20", "-bin", bin})
+	f, err := parseDemoFlags([]string{"-pods", "20", "-bin", bin}, io.Discard)
 	if err != nil || f.pods != 20 || f.binDir != bin {
 		t.Errorf("parseDemoFlags = %+v, %v", f, err)
 	}
 	for _, bad := range []string{"0", "26"} {
-		if _, err := parseDemoFlags([]string{"-pods", bad, "-bin", bin}); err == nil || !strings.Contains(err.Error(), "-pods "+bad) {
+		if _, err := parseDemoFlags([]string{"-pods", bad, "-bin", bin}, io.Discard); err == nil || !strings.Contains(err.Error(), "-pods "+bad) {
 			t.Errorf("-pods %s: err = %v, want it to name the flag and value", bad, err)
 		}
 	}
@@ -63,14 +64,28 @@ func TestCommandLineRefusedBeforeStarting(t *testing.T) {
 		{[]string{"demo", "-bin", fakeBinDir(t), "sgp"}, 2, `unexpected argument "sgp"`},
 		{[]string{"up", "-bin", fakeBinDir(t), "-env", "FOO"}, 2, `-env entry "FOO"`},
 	} {
-		// demo writes to the process's stderr; only up's message is checked
 		var stdout, stderr bytes.Buffer
 		code := runWith(tc.args, &stdout, &stderr)
 		if code != tc.code {
 			t.Errorf("localvpc %s: exit %d, want %d (stderr %q)", strings.Join(tc.args, " "), code, tc.code, stderr.String())
 		}
-		if tc.args[0] == "up" && !strings.Contains(stderr.String(), tc.want) {
+		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("localvpc %s: stderr %q, want it to contain %q", strings.Join(tc.args, " "), stderr.String(), tc.want)
+		}
+	}
+}
+
+// A bad flag is reported once, by the flag set with its usage, not a
+// second time as the command's error; the exit is 2.
+func TestBadFlagReportedOnce(t *testing.T) {
+	for _, cmd := range []string{"demo", "up", "cleanup"} {
+		var stdout, stderr bytes.Buffer
+		code := runWith([]string{cmd, "-bogus"}, &stdout, &stderr)
+		if code != 2 {
+			t.Errorf("localvpc %s -bogus: exit %d, want 2", cmd, code)
+		}
+		if n := strings.Count(stderr.String(), "flag provided but not defined: -bogus"); n != 1 {
+			t.Errorf("localvpc %s -bogus: error printed %d times, want once; stderr:\n%s", cmd, n, stderr.String())
 		}
 	}
 }

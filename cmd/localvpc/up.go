@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
@@ -96,6 +97,8 @@ func up(ctx context.Context, f upFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-scenario: %w", err)
 	}
+	progress := upProgress{w: stderr, start: time.Now()}
+	progress.step("starting vpcsim and the nodes' namespaces (log %s)", logFile)
 	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: f.binDir, Logger: log, SimLogger: log.With("component", "vpcsim")})
 	if err != nil {
 		return err
@@ -107,7 +110,8 @@ func up(ctx context.Context, f upFlags, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, "cleaned up")
 		}
 	}()
-	if err := v.StartAgents(ctx, env, nil); err != nil {
+	progress.step("vpcsim up, run %s", v.RunID)
+	if err := progress.startAgents(ctx, v, env); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "VPC up (run %s, log %s). Nodes:\n", v.RunID, logFile)

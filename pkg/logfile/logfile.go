@@ -53,7 +53,16 @@ type Options struct {
 	// compresses the backups already there, once (see tidy). Zero takes
 	// DefaultTidyAfter.
 	TidyAfter time.Duration
-	Now       func() time.Time
+	// ModeWarnedWithin: when > 0, the warning about a refused chmod is
+	// skipped if the file's last ModeWarnedWithin bytes already hold one.
+	// A plugin's Writer lives for one call, so "once per Writer" would
+	// be once per ADD/DEL; the file is the only memory it has (see
+	// warnedInTail).
+	ModeWarnedWithin int64
+	// NoModeWarning: a refused chmod is not reported at all, for a
+	// writer whose logger filters warnings out (a plugin at error level).
+	NoModeWarning bool
+	Now           func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -146,9 +155,11 @@ func (w *Writer) open() error {
 		// wider mode. Where chmod is refused (append-only attribute,
 		// another owner) the file is used as it is, as upstream's logger
 		// uses every existing file: a log must not keep ipamd from starting.
-		if err := chmodFile(f, Mode); err != nil && !w.modeWarned {
+		if err := chmodFile(f, Mode); err != nil && !w.modeWarned && !w.opts.NoModeWarning {
 			w.modeWarned = true
-			w.warnMode(st.Mode().Perm(), err)
+			if !w.warnedInTail(st.Size()) {
+				w.warnMode(st.Mode().Perm(), err)
+			}
 		}
 	}
 	return nil
@@ -162,7 +173,7 @@ var chmodFile = (*os.File).Chmod
 // its reader looks. Called with the file open, before any other write.
 func (w *Writer) warnMode(perm os.FileMode, err error) {
 	var b bytes.Buffer
-	slog.New(slog.NewJSONHandler(&b, nil)).Warn(fmt.Sprintf("log file mode not tightened to %#o; left as it is", Mode),
+	slog.New(slog.NewJSONHandler(&b, nil)).Warn(modeWarning,
 		"file", w.path, "mode", fmt.Sprintf("%#o", perm), "error", err.Error())
 	n, _ := w.f.Write(b.Bytes()) // a failed write shows in the next one
 	w.size += int64(n)

@@ -16,14 +16,22 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
 )
 
-// Opener opens the log file at path for appending.
-type Opener func(path string) (io.WriteCloser, error)
+// Opener opens the log file at path for appending, for a logger at level.
+type Opener func(path string, level slog.Level) (io.WriteCloser, error)
 
 // Rotated is the plugins' Opener: 0600, rotated and gzipped like ipamd's
 // log, as upstream's plugins log (docs/compatibility.md, "Log files").
-func Rotated(path string) (io.WriteCloser, error) {
-	return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress})
+// The file's own warning about a refused chmod obeys pluginLogLevel like
+// every other warning of the plugin.
+func Rotated(path string, level slog.Level) (io.WriteCloser, error) {
+	return logfile.Open(path, logfile.Options{Compress: gzbackup.Compress, ModeWarnedWithin: modeWarnedWithin,
+		NoModeWarning: level > slog.LevelWarn})
 }
+
+// modeWarnedWithin: every ADD/DEL is a new Writer, so a file whose chmod is
+// refused would get the warning on every call; one already in the last
+// MiB is enough. One bounded read, and only on such a host.
+const modeWarnedWithin = 1 << 20
 
 // File is the log file behind a logger, opened by Open or at the first
 // record, whichever comes first.
@@ -54,7 +62,7 @@ func New(file, level string, open Opener) (*slog.Logger, *File) {
 // Open opens the file now if no record has yet.
 func (f *File) Open() {
 	f.once.Do(func() {
-		w, err := f.opener(f.path)
+		w, err := f.opener(f.path, f.opts.Level.Level())
 		if err != nil {
 			f.w = os.Stderr
 			slog.New(slog.NewJSONHandler(os.Stderr, f.opts)).Warn("cannot open plugin log file; logging to stderr", "file", f.path, "error", err)

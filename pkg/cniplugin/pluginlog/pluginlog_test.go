@@ -3,6 +3,7 @@ package pluginlog
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -30,7 +31,7 @@ func TestLevelFromConflist(t *testing.T) {
 		{"fatal", false, false},
 	} {
 		var buf bytes.Buffer
-		log, f := New("/var/log/aws-routed-eni/plugin.log", tc.level, func(string) (io.WriteCloser, error) {
+		log, f := New("/var/log/aws-routed-eni/plugin.log", tc.level, func(string, slog.Level) (io.WriteCloser, error) {
 			return nopCloser{&buf}, nil
 		})
 		log.Debug("a debug line")
