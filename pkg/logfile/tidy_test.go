@@ -1,12 +1,15 @@
 package logfile
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/logfile/gzbackup"
+	"github.com/vpc-cni/vpc-cni/pkg/poll"
 )
 
 // Upstream's logger prunes expired and surplus backups and compresses
@@ -42,15 +45,18 @@ func TestDaemonTidiesExistingBackups(t *testing.T) {
 		_, errGz := os.Stat(leftover + ".gz")
 		return os.IsNotExist(errExpired) && os.IsNotExist(errPlain) && errGz == nil
 	}
-	for deadline := time.Now().Add(5 * time.Second); !tidied(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			ents, _ := os.ReadDir(dir)
-			var names []string
-			for _, e := range ents {
-				names = append(names, e.Name())
-			}
-			t.Fatalf("directory still holds %v, want the expired backup removed and the leftover gzipped", names)
+	if err := poll.Until(context.Background(), 30*time.Second, func() error {
+		if tidied() {
+			return nil
 		}
+		ents, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return fmt.Errorf("directory holds %v", names)
+	}); err != nil {
+		t.Fatalf("%v; want the expired backup removed and the leftover gzipped", err)
 	}
 	if got := gunzip(t, leftover+".gz"); string(got) != "left over\n" {
 		t.Errorf("leftover.gz holds %q", got)
