@@ -31,21 +31,24 @@ func TestKubeHungLooseDeleteDoesNotHoldOthers(t *testing.T) {
 	h := newHarness(t, serveEC2(t, w, calls, release), cfg)
 	// Plain ENIs of an instance no node names, not branches: the start-up
 	// sweep of lost branches leaves them to the retries.
-	failed := func() string {
+	// hold: EC2 holds its deletes, from before the GC knows it.
+	failed := func(hold bool) string {
 		e, err := w.ec2.CreateENI(context.Background(), awsutils.CreateENIRequest{InstanceID: inst3, SubnetID: simtest.NodeSubnetID})
 		if err != nil {
 			t.Fatal(err)
 		}
+		if hold {
+			hungENI.Store(e.ID)
+		}
 		h.ctrl.reg.addLoose([]BranchENI{{ENIID: e.ID}})
 		return e.ID
 	}
-	a := failed()
-	hungENI.Store(a)
+	a := failed(true)
 	waitFor(t, 30*time.Second, "the retried delete of the first branch held at EC2", func() (bool, string) {
 		n := calls.parked.Load()
 		return n >= 1, fmt.Sprint(n)
 	})
-	b := failed()
+	b := failed(false)
 	// GC passes are 200 ms apart; EC2's client gives up the held call after 30 s.
 	waitFor(t, 10*time.Second, "the second branch deleted while the first's delete is held", func() (bool, string) {
 		left := existing(w, []string{b})
