@@ -2,6 +2,7 @@ package resourcecontroller
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
@@ -49,6 +50,18 @@ func planLeaked(prev map[string]bool, found []awsutils.ENI, cluster string) leak
 	return p
 }
 
+// Each leaked ENI is deleted in a job of its own, cleanerDeletes at once.
+// A pass deleted them in turn and the next pass waited for it: one delete
+// EC2 was slow to answer (up to its client's timeout per attempt) held
+// every other leaked ENI, each holding an address of its subnet. An ENI
+// whose delete still runs, or that finds no free slot, is left to a later
+// pass; a failed delete leaves it available, so a later pass finds it
+// again.
+
+// cleanerDeletes bounds the cluster cleaner's deletes running at once:
+// their calls share the EC2 client's rate limit.
+const cleanerDeletes = 10
+
 // runClusterCleaner runs a pass at start and every ClusterCleanInterval.
 func (c *Controller) runClusterCleaner(ctx context.Context) error {
 	if c.cfg.VPCID == "" {
@@ -57,9 +70,11 @@ func (c *Controller) runClusterCleaner(ctx context.Context) error {
 	}
 	t := time.NewTicker(c.cfg.ClusterCleanInterval)
 	defer t.Stop()
+	var jobs sync.WaitGroup
+	defer jobs.Wait() // their deletes end with ctx
 	var seen map[string]bool
 	for {
-		seen = c.cleanCluster(ctx, seen)
+		seen = c.startCleanCluster(ctx, seen, &jobs)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -68,10 +83,19 @@ func (c *Controller) runClusterCleaner(ctx context.Context) error {
 	}
 }
 
-// cleanCluster runs one pass: one paged describe, then the deletes. It
-// returns the seen set for the next pass (prev again when the describe
-// failed, so a failed pass does not restart the count).
+// cleanCluster runs one pass and returns once its deletes are done.
 func (c *Controller) cleanCluster(ctx context.Context, prev map[string]bool) map[string]bool {
+	var jobs sync.WaitGroup
+	seen := c.startCleanCluster(ctx, prev, &jobs)
+	jobs.Wait()
+	return seen
+}
+
+// startCleanCluster runs one pass: one paged describe, then a delete job
+// for each leaked ENI without one running, as slots allow; jobs counts
+// them. It returns the seen set for the next pass (prev again when the
+// describe failed, so a failed pass does not restart the count).
+func (c *Controller) startCleanCluster(ctx context.Context, prev map[string]bool, jobs *sync.WaitGroup) map[string]bool {
 	found, err := c.ec2.OwnedENIs(ctx, awsutils.OwnedENIsQuery{
 		VPCID: c.cfg.VPCID, Available: true,
 		AnyTagKey: []string{awsutils.TagClusterName, awsutils.TagClusterOwnedPrefix + c.cfg.ClusterName},
@@ -88,11 +112,24 @@ func (c *Controller) cleanCluster(ctx context.Context, prev map[string]bool) map
 		if ctx.Err() != nil {
 			break // stopping: a warning per ENI left would say nothing more
 		}
-		if err := c.ec2.DeleteENI(ctx, id); err != nil {
-			c.cfg.Log.Warn("cluster cleaner: deleting a leaked ENI; retrying next pass", "eni", id, "err", err)
-			continue
+		if started, _ := c.cleanJobs.start(id); !started {
+			continue // running, or every slot taken: a later pass
 		}
-		c.cfg.Log.Info("cluster cleaner: deleted an ENI available for two passes", "eni", id)
+		jobs.Add(1)
+		go func() {
+			defer jobs.Done()
+			defer c.cleanJobs.done(id)
+			c.deleteLeaked(ctx, id)
+		}()
 	}
 	return p.seen
+}
+
+// deleteLeaked deletes a leaked ENI; a failure is left to a later pass.
+func (c *Controller) deleteLeaked(ctx context.Context, id string) {
+	if err := c.ec2.DeleteENI(ctx, id); err != nil {
+		c.cfg.Log.Warn("cluster cleaner: deleting a leaked ENI; retrying at a later pass", "eni", id, "err", err)
+		return
+	}
+	c.cfg.Log.Info("cluster cleaner: deleted an ENI available for two passes", "eni", id)
 }

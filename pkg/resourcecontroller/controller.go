@@ -149,6 +149,9 @@ type Controller struct {
 	coolJobs *nodeCleaner
 	// gcJobs bounds the GC's per-node jobs (gc.go).
 	gcJobs *nodeCleaner
+	// cleanJobs bounds the cluster cleaner's per-ENI deletes
+	// (clustercleaner.go).
+	cleanJobs *nodeCleaner
 	// cleaner bounds the deleted nodes' cleanups (nodecleaner.go).
 	cleaner *nodeCleaner
 	// unmanaging: since when nodes lack SGP or are gone (unmanage.go,
@@ -184,5 +187,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), toldGroups: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), coolWake: make(chan struct{}, 1), coolJobs: newNodeCleaner(coolDeleteNodes), gcJobs: newNodeCleaner(gcJobSlots), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen(), spared: &sparedBranches{}}, nil
+		kick: make(chan event.GenericEvent, 16), coolWake: make(chan struct{}, 1), coolJobs: newNodeCleaner(coolDeleteNodes), gcJobs: newNodeCleaner(gcJobSlots), cleanJobs: newNodeCleaner(cleanerDeletes), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen(), spared: &sparedBranches{}}, nil
 }

@@ -51,32 +51,33 @@ func (c *Controller) runGC(ctx context.Context) error {
 }
 
 // The GC collects each node in a job of its own, gcJobSlots at once, one
-// job per node, and sweeps lost branches and retries the deletes of gone
-// nodes' branches in one job each. It did all in turn: one describe or
-// delete EC2 was slow to answer (up to its client's timeout per attempt)
-// held the leak collection and VLAN reclaim of every other node. A node
-// whose job still runs, or that finds no free slot, is collected at a
-// later pass; a failed delete is found again by that pass's describe
+// job per node, sweeps lost branches in one job, and retries the delete
+// of each gone node's branch in a job of its own. It did all in turn: one
+// describe or delete EC2 was slow to answer (up to its client's timeout
+// per attempt) held the leak collection and VLAN reclaim of every other
+// node, and the retries of every other gone node's branches. A node or
+// loose branch whose job still runs, or that finds no free slot, waits for
+// a later pass; a failed delete is found again by that pass's describe
 // (loose ones are put back), a failed sweep runs again at the next pass.
 
 // gcJobSlots bounds the GC jobs running at once: their calls share the
 // EC2 client's rate limit.
 const gcJobSlots = 10
 
-// looseJob and sweepJob key the job retrying gone nodes' branch deletes
-// and the lost-branch sweep's among the GC jobs: no node is named "" and
-// no node name holds a "/".
+// looseJob, followed by the branch's ENI id, keys the job retrying a gone
+// node's branch delete, and sweepJob the lost-branch sweep's, among the GC
+// jobs: no node name holds a "/".
 const (
-	looseJob = ""
+	looseJob = "/loose/"
 	sweepJob = "/sweep"
 )
 
-// startGC starts, as slots allow, the loose deletes' job and a collect job
+// startGC starts, as slots allow, the loose deletes' jobs and a collect job
 // for each node without one running. The nodes are gone through from a
 // point that moves at each pass, so that slots held by hung nodes do not
 // keep the same others waiting for good.
 func (c *Controller) startGC(ctx context.Context, pass int, jobs *sync.WaitGroup) {
-	c.startGCJob(ctx, looseJob, jobs, c.deleteLoose)
+	c.startLooseDeletes(ctx, jobs)
 	nodes := c.reg.nodes()
 	for i := range nodes {
 		node := nodes[(pass+i)%len(nodes)]
@@ -89,10 +90,10 @@ func (c *Controller) startGC(ctx context.Context, pass int, jobs *sync.WaitGroup
 }
 
 // startGCJob runs job under key unless one runs already or every slot is
-// taken (the next pass); jobs counts it.
-func (c *Controller) startGCJob(ctx context.Context, key string, jobs *sync.WaitGroup, job func(context.Context)) {
+// taken (the next pass); jobs counts it. It reports whether it started.
+func (c *Controller) startGCJob(ctx context.Context, key string, jobs *sync.WaitGroup, job func(context.Context)) bool {
 	if started, _ := c.gcJobs.start(key); !started {
-		return
+		return false
 	}
 	jobs.Add(1)
 	go func() {
@@ -100,24 +101,35 @@ func (c *Controller) startGCJob(ctx context.Context, key string, jobs *sync.Wait
 		defer c.gcJobs.done(key)
 		job(ctx)
 	}()
+	return true
 }
 
-// deleteLoose retries, once a GC pass, the deletes of branches whose node
-// is gone: nothing else knows them. One call per such branch per pass,
-// only while EC2 refuses (a branch already gone answers NotFound: done).
-func (c *Controller) deleteLoose(ctx context.Context) {
-	var failed []BranchENI
+// startLooseDeletes retries, once a GC pass, the deletes of branches
+// whose node is gone, each in a job of its own: nothing else knows them.
+// One whose job runs still or that finds no free slot is put back for the
+// next pass.
+func (c *Controller) startLooseDeletes(ctx context.Context, jobs *sync.WaitGroup) {
+	var wait []BranchENI
 	for _, b := range c.reg.takeLoose() {
-		err := c.deleteBranch(ctx, b)
-		countBranchOp(branchOpDeleteOrphan, err)
-		if err != nil {
-			c.cfg.Log.Warn("deleting a branch ENI of a deleted node; retrying at the next GC pass", "eni", b.ENIID, "err", err)
-			failed = append(failed, b)
-			continue
+		if !c.startGCJob(ctx, looseJob+b.ENIID, jobs, func(ctx context.Context) { c.deleteLoose(ctx, b) }) {
+			wait = append(wait, b)
 		}
-		c.cfg.Log.Info("deleted a branch ENI of a deleted node", "eni", b.ENIID)
 	}
-	c.reg.addLoose(failed)
+	c.reg.addLoose(wait)
+}
+
+// deleteLoose deletes a branch whose node is gone, putting it back for the
+// next GC pass while EC2 refuses (a branch already gone answers NotFound:
+// done).
+func (c *Controller) deleteLoose(ctx context.Context, b BranchENI) {
+	err := c.deleteBranch(ctx, b)
+	countBranchOp(branchOpDeleteOrphan, err)
+	if err != nil {
+		c.cfg.Log.Warn("deleting a branch ENI of a deleted node; retrying at the next GC pass", "eni", b.ENIID, "err", err)
+		c.reg.addLoose([]BranchENI{b})
+		return
+	}
+	c.cfg.Log.Info("deleted a branch ENI of a deleted node", "eni", b.ENIID)
 }
 
 // collect runs one GC pass over a node.
