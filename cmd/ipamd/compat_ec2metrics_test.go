@@ -33,13 +33,7 @@ func TestProcessEC2MetricsAsUpstream(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	env := simtest.Start(t, simtest.Basic())
-	d := simDaemon(t, env, "WARM_IP_TARGET=1", "IP_COOLDOWN_PERIOD=0",
-		"VPC_CNI_METRICS_ADDR=127.0.0.1:0", "INTROSPECTION_BIND_ADDRESS=127.0.0.1:0")
-	d.start()
-	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, metricsAt := startScraped(t, env, "WARM_IP_TARGET=1", "IP_COOLDOWN_PERIOD=0", "INTROSPECTION_BIND_ADDRESS=127.0.0.1:0")
 	if _, err := d.logAttr("node initialised", "instance", workingWait); err != nil {
 		t.Fatal(err)
 	}
@@ -129,12 +123,7 @@ func TestProcessReconcileErrorsAsUpstream(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	env := simtest.Start(t, simtest.Basic())
-	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0")
-	d.start()
-	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, metricsAt := startScraped(t, env)
 	if _, err := d.logAttr("node initialised", "instance", workingWait); err != nil {
 		t.Fatal(err)
 	}
@@ -209,12 +198,7 @@ func TestProcessAWSUtilsErrorsAsUpstream(t *testing.T) {
 	if err := env.Sim.SetFaults(vpcsim.Faults{DenyActions: []string{"DeleteNetworkInterface"}}); err != nil {
 		t.Fatal(err)
 	}
-	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0")
-	d.start()
-	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, metricsAt := startScraped(t, env)
 	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="cleanUpLeakedENIDeleteErr"}`
 	waitUtilsError(t, metricsAt, want, "the refused delete")
 	if err := d.stop(); err != nil {
@@ -234,12 +218,7 @@ func TestProcessENIUndoErrorsAsUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	// More addresses than the primary ENI holds: ipamd needs a new ENI.
-	d := simDaemon(t, env, "VPC_CNI_METRICS_ADDR=127.0.0.1:0", "MINIMUM_IP_TARGET=15")
-	d.start()
-	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, metricsAt := startScraped(t, env, "MINIMUM_IP_TARGET=15")
 	const want = `awscni_aws_utils_error_count{error="UnauthorizedOperation",fn="AllocENIDeleteErr"}`
 	waitUtilsError(t, metricsAt, want, "the refused attach and delete")
 	if err := d.stop(); err != nil {

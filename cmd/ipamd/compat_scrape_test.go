@@ -410,3 +410,16 @@ func waitUtilsError(t *testing.T, addr, want, after string) {
 	t.Helper()
 	waitScrape(t, addr, want+" after "+after, func(s scrape) bool { return s.samples[want] >= 1 })
 }
+
+// startScraped starts ipamd against env with its metrics on a free port
+// and the extra environment, and returns it with the metrics address.
+func startScraped(t *testing.T, env *simtest.Env, extra ...string) (*daemon, string) {
+	t.Helper()
+	d := simDaemon(t, env, append([]string{"VPC_CNI_METRICS_ADDR=127.0.0.1:0"}, extra...)...)
+	d.start()
+	metricsAt, err := d.logAttr("serving metrics", "addr", workingWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, metricsAt
+}
