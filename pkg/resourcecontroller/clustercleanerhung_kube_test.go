@@ -3,8 +3,6 @@ package resourcecontroller
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,11 +19,7 @@ import (
 // ENI's delete.
 func TestKubeHungCleanerDeleteDoesNotHoldOtherENIs(t *testing.T) {
 	w := newWorld(t)
-	var hungENI atomic.Value
-	hungENI.Store("")
-	calls, release := holdCalls(w.env.Sim.EC2Handler(), "DeleteNetworkInterface", func(q url.Values) bool {
-		return q.Get("NetworkInterfaceId") == hungENI.Load().(string)
-	})
+	calls, release, holdENI := holdDeletesOf(w.env.Sim.EC2Handler())
 	cfg := fastConfig()
 	cfg.ClusterCleanInterval = 200 * time.Millisecond
 	newHarness(t, serveEC2(t, w, calls, release), cfg)
@@ -39,7 +33,7 @@ func TestKubeHungCleanerDeleteDoesNotHoldOtherENIs(t *testing.T) {
 		return e.ID
 	}
 	a := leak()
-	hungENI.Store(a)
+	holdENI(a)
 	waitFor(t, 30*time.Second, "the cluster cleaner's delete of the first ENI held at EC2", func() (bool, string) {
 		n := calls.parked.Load()
 		return n >= 1, fmt.Sprint(n)

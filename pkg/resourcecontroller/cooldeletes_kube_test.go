@@ -2,9 +2,7 @@ package resourcecontroller
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -18,11 +16,7 @@ import (
 // capacity meanwhile.
 func TestKubeHungCooledDeleteDoesNotHoldOtherNodes(t *testing.T) {
 	w := newWorld(t)
-	var hung atomic.Value
-	hung.Store("")
-	deletes, release := holdCalls(w.env.Sim.EC2Handler(), "DeleteNetworkInterface", func(q url.Values) bool {
-		return q.Get("NetworkInterfaceId") == hung.Load().(string)
-	})
+	deletes, release, holdENI := holdDeletesOf(w.env.Sim.EC2Handler())
 	h := newHarness(t, serveEC2(t, w, deletes, release), fastConfig())
 	h.addPolicy("db", map[string]string{"role": "db-client"}, sgDB)
 	// Named so that the hung node comes first in the loop's order.
@@ -36,7 +30,7 @@ func TestKubeHungCooledDeleteDoesNotHoldOtherNodes(t *testing.T) {
 	}
 	a := h.waitAnnotation("pa")[0].ENIID
 	b := h.waitAnnotation("pb")[0].ENIID
-	hung.Store(a)
+	holdENI(a)
 	h.deletePod("pa")
 	waitFor(t, 30*time.Second, "the first node's cooled branch delete held at EC2", func() (bool, string) {
 		n := deletes.parked.Load()

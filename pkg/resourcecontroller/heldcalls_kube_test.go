@@ -53,6 +53,18 @@ func (h *heldCalls) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, r)
 }
 
+// holdDeletesOf holds EC2's DeleteNetworkInterface of the ENI last given
+// to holdENI (none at first), so a test can hold one ENI's delete it
+// learns the id of only once made.
+func holdDeletesOf(next http.Handler) (h *heldCalls, release func(), holdENI func(id string)) {
+	var eni atomic.Value
+	eni.Store("")
+	h, release = holdCalls(next, "DeleteNetworkInterface", func(q url.Values) bool {
+		return q.Get("NetworkInterfaceId") == eni.Load().(string)
+	})
+	return h, release, func(id string) { eni.Store(id) }
+}
+
 // serveEC2 serves h to a controller's EC2 client for the test; at its
 // end the releases of h's holds run, then the server closes (it waits
 // for the calls under way).

@@ -3,8 +3,6 @@ package resourcecontroller
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,11 +19,7 @@ import (
 // 30 s here) held every other gone node's branches.
 func TestKubeHungLooseDeleteDoesNotHoldOthers(t *testing.T) {
 	w := newWorld(t)
-	var hungENI atomic.Value
-	hungENI.Store("")
-	calls, release := holdCalls(w.env.Sim.EC2Handler(), "DeleteNetworkInterface", func(q url.Values) bool {
-		return q.Get("NetworkInterfaceId") == hungENI.Load().(string)
-	})
+	calls, release, holdENI := holdDeletesOf(w.env.Sim.EC2Handler())
 	cfg := fastConfig()
 	cfg.ClusterCleanInterval = time.Hour // the cluster cleaner's second pass must not delete them
 	h := newHarness(t, serveEC2(t, w, calls, release), cfg)
@@ -38,7 +32,7 @@ func TestKubeHungLooseDeleteDoesNotHoldOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 		if hold {
-			hungENI.Store(e.ID)
+			holdENI(e.ID)
 		}
 		h.ctrl.reg.addLoose([]BranchENI{{ENIID: e.ID}})
 		return e.ID
