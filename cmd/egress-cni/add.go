@@ -105,6 +105,7 @@ func cmdAdd(args *cniplugin.Args) error {
 	if err != nil {
 		var changed netnsChanged
 		isChanged := errors.As(err, &changed)
+		noMainIf := errors.Is(err, egress.ErrNoMainIf)
 		err = errors.New(netns.Named(err.Error()))
 		log.Error("egress wiring failed; undoing it", "address", lease.Addr, "err", err)
 		// Leave no half-wired pod: what wire did, and the address.
@@ -114,6 +115,10 @@ func cmdAdd(args *cniplugin.Args) error {
 		}
 		if isChanged {
 			return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+changed.Error(), "")
+		}
+		if noMainIf {
+			return types.NewError(types.ErrInvalidEnvironmentVariables,
+				fmt.Sprintf("CNI_IFNAME %s %s: IPv6 egress turns IPv6 off on the pod's main interface", args.IfName, egress.ErrNoMainIf), "")
 		}
 		return cniplugin.Error(ErrWiring, "egress wiring failed", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
@@ -35,6 +37,13 @@ func TestPrivilegedAddNetNSSwappedToNode(t *testing.T) {
 		dir := map[bool]string{false: "egress-v4-ipam", true: "egress-v6-ipam"}[v6]
 		entry := tp.egressEntry(v6, "")
 		pod := testutil.NewNS(t)
+		// The pod's main interface, which IPv6 egress needs.
+		err := pod.Do(func(ns.NetNS) error {
+			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth0-peer"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		link := filepath.Join(t.TempDir(), "netns")
 		if err := os.Symlink(pod.Path(), link); err != nil {
 			t.Fatal(err)

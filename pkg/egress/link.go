@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"cmp"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -28,6 +29,12 @@ func HostVethName(containerID, ifname string) string {
 	sum := sha1.Sum([]byte(containerID + "/" + ifname))
 	return "egr" + hex.EncodeToString(sum[:])[:12]
 }
+
+// ErrNoMainIf is Setup's error when IPv6 egress finds no interface named
+// MainIf (CNI_IFNAME) in the pod: IPv6 is turned off on that interface,
+// and wired beside another the pod would keep IPv6 on its real main
+// interface next to v6if0's default route.
+var ErrNoMainIf = errors.New("names no interface in the pod")
 
 // Wiring is one pod's egress interface.
 type Wiring struct {
@@ -75,6 +82,12 @@ func (w Wiring) setup() (Interfaces, error) {
 		return out, err
 	}
 	err = podNS.Do(func(ns.NetNS) error {
+		if w.Family == V6 {
+			// Checked before anything in the pod changes.
+			if l, err := linkIfExists(w.MainIf); err != nil || l == nil {
+				return cmp.Or(err, fmt.Errorf("CNI_IFNAME %s %w", w.MainIf, ErrNoMainIf))
+			}
+		}
 		if err := clearPodIf(w.Family, w.HostNS, w.HostVeth); err != nil {
 			return err
 		}
