@@ -13,6 +13,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
+	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 )
 
 // cmdCheck verifies the pod's egress wiring: its address is held, the pod
@@ -47,7 +48,9 @@ func cmdCheck(args *cniplugin.Args) error {
 	}
 	var problems []string
 	ip := net.IP(lease.Addr.Addr().AsSlice())
-	err = ns.WithNetNSPath(args.Netns, func(ns.NetNS) error {
+	// Pinned once, as ADD does: reached by path, a path swapped for a FIFO
+	// between the check that it is a namespace and the open blocked CHECK.
+	err = withPinnedNetNS(args.Netns, func() error {
 		l, err := netlink.LinkByName(conf.Family.PodIfName())
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("pod has no %s", conf.Family.PodIfName()))
@@ -84,6 +87,20 @@ func cmdCheck(args *cniplugin.Args) error {
 	}
 	if len(problems) > 0 {
 		return cniplugin.Error(ErrCheckFailed, "egress check failed", errors.New(strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// withPinnedNetNS runs f in the namespace path names, opened once.
+func withPinnedNetNS(path string, f func() error) error {
+	netns, err := podnet.PinNetNS(path)
+	if err != nil {
+		return err
+	}
+	defer netns.Close()
+	err = ns.WithNetNSPath(netns.Path(), func(ns.NetNS) error { return f() })
+	if err != nil {
+		return errors.New(netns.Named(err.Error()))
 	}
 	return nil
 }
