@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
@@ -40,17 +39,21 @@ func cmdDel(args *cniplugin.Args) error {
 	if !ownChain {
 		log.Warn("DEL of an attachment holding no egress address while the container holds one under another interface; leaving the container's SNAT chain")
 	}
-	netns, err := pinForDel(args.Netns)
-	if err != nil {
-		log.Error("opening the pod's network namespace failed", "err", err)
-		return cniplugin.Error(ErrWiring, "removing egress wiring failed", err)
-	}
-	defer netns.Close()
+	// Opened once, as ADD does: reached by the runtime's path at each
+	// step, a path swapped meanwhile for a FIFO blocked the DEL until the
+	// runtime killed it, and one swapped for the node's namespace would
+	// have it act there.
+	netns, err := podnet.PinNetNS(args.Netns)
 	podNS := ""
-	if netns == nil {
-		log.Info("CNI_NETNS names no pod namespace; removing the node's side only")
-	} else {
+	if err == nil {
+		defer netns.Close()
 		podNS = netns.Path()
+	} else {
+		// Gone, no namespace, the node's own, or a path that never
+		// resolves: a DEL failing on it would fail on every retry and
+		// hold the address for ever. The pod's end of the veth goes with
+		// the node's.
+		log.Info("CNI_NETNS names no pod namespace; removing the node's side only", "reason", err)
 	}
 	if err := removePod(args, conf, podNS, held, ownChain); err != nil {
 		if netns != nil {
@@ -65,25 +68,6 @@ func cmdDel(args *cniplugin.Args) error {
 	}
 	log.Info("egress removed")
 	return nil
-}
-
-// pinForDel opens the pod's namespace once, as ADD does, for the whole
-// DEL: reached by the runtime's path at each step, a path swapped
-// meanwhile for a FIFO blocked the DEL until the runtime killed it, and
-// one swapped for the node's namespace would have it act there. It is nil,
-// with no error, when CNI_NETNS names no pod namespace (gone, not a
-// namespace, the node's own): DEL then removes the node's side only.
-func pinForDel(path string) (*podnet.PinnedNetNS, error) {
-	netns, err := podnet.PinNetNS(path)
-	switch {
-	case err == nil:
-		return netns, nil
-	case errors.Is(err, podnet.ErrNoNetNS), errors.Is(err, podnet.ErrNotNetNS),
-		errors.Is(err, podnet.ErrOwnNetNS), errors.Is(err, podnet.ErrRelativeNetNS):
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("CNI_NETNS: %w", err)
-	}
 }
 
 // removePod removes the attachment's egress veth and, when ownChain, the
