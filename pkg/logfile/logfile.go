@@ -4,9 +4,8 @@
 // upstream's defaults (docs/compatibility.md, "Log files").
 //
 // It imports only the standard library, and no compression, so the
-// plugin's import graph stays small. Several short-lived plugin processes may append to one file; a
-// process that finds the file already rotated by another reopens the new
-// file instead of rotating again.
+// plugin's import graph stays small. Several short-lived plugin processes
+// may append to one file; lock.go keeps their writes and rotations apart.
 package logfile
 
 import (
@@ -91,7 +90,9 @@ type Writer struct {
 	opts Options
 
 	mu     sync.Mutex
-	f      *os.File // nil after a failed reopen: the next write tries again
+	f      *os.File    // nil after a failed reopen: the next write tries again
+	fd     int         // f's descriptor, for flock
+	fi     os.FileInfo // f's identity, to tell it from a file put at path since
 	closed bool
 	// special: the path is not a regular file (see open); no rotation.
 	special bool
@@ -149,7 +150,7 @@ func (w *Writer) open() error {
 		w.f, w.size = f, 0
 		return nil
 	}
-	w.f, w.size = f, st.Size()
+	w.f, w.fd, w.fi, w.size = f, int(f.Fd()), st, st.Size()
 	if st.Mode().Perm() != Mode {
 		// Created by an older version (or upstream's predecessor) with a
 		// wider mode. Where chmod is refused (append-only attribute,
@@ -187,12 +188,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("log file " + w.path + ": closed")
 	}
-	if w.f == nil {
-		if err := w.open(); err != nil {
-			return 0, err
-		}
+	if err := w.lockCurrent(); err != nil {
+		return 0, err
 	}
-	if !w.special && w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
+	defer w.unlock()
+	// A loop: other processes may have filled the new file before this
+	// one locked it.
+	for !w.special && w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
 		if err := w.rotate(); err != nil {
 			return 0, err
 		}
@@ -219,30 +221,24 @@ func (w *Writer) Close() error {
 	return err
 }
 
-// rotate renames the current file to a timestamped backup and opens a new
-// one. Called with mu held.
+// rotate renames the current file, locked and checked by lockCurrent, to a
+// timestamped backup and locks the file now at the path. Called with mu
+// held.
 func (w *Writer) rotate() error {
-	ours, err := w.f.Stat()
-	if err != nil {
-		return fmt.Errorf("log file %q: %w", w.path, err)
+	backup := w.freeBackupName(w.opts.Now())
+	if err := os.Rename(w.path, backup); err != nil {
+		return fmt.Errorf("log file %q: rotate: %w", w.path, err)
 	}
-	onDisk, statErr := os.Stat(w.path)
-	if statErr == nil && os.SameFile(ours, onDisk) {
-		backup := w.freeBackupName(w.opts.Now())
-		if err := os.Rename(w.path, backup); err != nil {
-			return fmt.Errorf("log file %q: rotate: %w", w.path, err)
-		}
-		w.bg.Add(1)
-		go func() {
-			defer w.bg.Done()
-			w.afterRotate(backup)
-		}()
-	}
-	// Otherwise another process rotated it already, or the file is gone:
-	// just reopen.
+	w.bg.Add(1)
+	go func() {
+		defer w.bg.Done()
+		w.afterRotate(backup)
+	}()
+	// Closing releases the lock: a writer waiting for it finds the file
+	// renamed and opens the new one.
 	_ = w.f.Close() // all writes are done; a close error changes nothing
 	w.f = nil
-	return w.open()
+	return w.lockCurrent()
 }
 
 // freeBackupName names a backup after t, moved on by a millisecond while
