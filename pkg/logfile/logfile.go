@@ -261,18 +261,19 @@ func (w *Writer) backupName(t time.Time) string {
 	return filepath.Join(dir, strings.TrimSuffix(base, ext)+"-"+t.UTC().Format(backupTimeFormat)+ext)
 }
 
-// afterRotate compresses the new backup and prunes old ones. Errors are
-// not fatal to logging and have nowhere better to go than the next backup
-// attempt.
+// afterRotate compresses the new backup, prunes old ones and compresses
+// the plain ones left over (compress.go). Errors are not fatal to logging
+// and have nowhere better to go than the next backup attempt.
 func (w *Writer) afterRotate(backup string) {
 	w.bgMu.Lock()
 	defer w.bgMu.Unlock()
 	if w.opts.Compress != nil {
-		if err := w.opts.Compress(backup); err == nil {
-			_ = os.Remove(backup) // the .gz is complete
-		}
+		w.compressBackup(backup, true)
 	}
 	w.prune()
+	if w.opts.Compress != nil {
+		w.compressLeftovers()
+	}
 }
 
 // tidy does once what upstream's logger does at every open: prune, then
@@ -280,21 +281,13 @@ func (w *Writer) afterRotate(backup string) {
 // compressed them (upstream's plugin often does). Only a Writer open past
 // TidyAfter gets here, a daemon's: a plugin process is gone by then and
 // pays no directory read on a pod's ADD (bench/README.md, "Where a
-// churn pair's CPU goes").
+// churn pair's CPU goes"); its leftovers wait for the next rotation.
 func (w *Writer) tidy() {
 	w.bgMu.Lock()
 	defer w.bgMu.Unlock()
 	w.prune()
-	if w.opts.Compress == nil {
-		return
-	}
-	for _, b := range w.Backups() {
-		if strings.HasSuffix(b, ".gz") {
-			continue
-		}
-		if err := w.opts.Compress(b); err == nil {
-			_ = os.Remove(b) // the .gz is complete
-		}
+	if w.opts.Compress != nil {
+		w.compressLeftovers()
 	}
 }
 
@@ -306,7 +299,12 @@ func (w *Writer) prune() {
 	for i, b := range backups {
 		t, ok := w.backupTime(b)
 		if i >= w.opts.MaxBackups || ok && t.Before(cutoff) {
-			_ = os.Remove(b) // best effort; retried at the next rotation
+			// Best effort; retried at the next rotation. A plain
+			// backup's .gz is partial or being written: it goes too.
+			_ = os.Remove(b)
+			if !isGz(b) {
+				_ = os.Remove(b + ".gz")
+			}
 		}
 	}
 }
@@ -330,8 +328,10 @@ func (w *Writer) Backups() []string {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if _, err := os.Lstat(p + ".gz"); err == nil {
-			continue // being compressed: the .gz stands for it
+		if plain, ok := strings.CutSuffix(p, ".gz"); ok {
+			if _, err := os.Lstat(plain); err == nil {
+				continue // partial or being written: the plain copy is the backup
+			}
 		}
 		if t, ok := w.backupTime(p); ok {
 			out = append(out, backup{p, t})
@@ -344,6 +344,8 @@ func (w *Writer) Backups() []string {
 	}
 	return paths
 }
+
+func isGz(p string) bool { return strings.HasSuffix(p, ".gz") }
 
 func (w *Writer) backupTime(p string) (time.Time, bool) {
 	base := filepath.Base(w.path)
