@@ -195,8 +195,16 @@ func (w *Writer) Write(p []byte) (int, error) {
 	// A loop: other processes may have filled the new file before this
 	// one locked it.
 	for !w.special && w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
-		if err := w.rotate(); err != nil {
-			return 0, err
+		renamed, err := w.rotate()
+		if err != nil && renamed {
+			return 0, err // no new file could be opened
+		}
+		if err != nil {
+			// Not renamed (the append-only attribute refuses it to
+			// everyone): the line goes in past MaxSize, not lost.
+			n, werr := w.f.Write(p)
+			w.size += int64(n)
+			return n, errors.Join(err, werr)
 		}
 	}
 	n, err := w.f.Write(p)
@@ -222,12 +230,12 @@ func (w *Writer) Close() error {
 }
 
 // rotate renames the current file, locked and checked by lockCurrent, to a
-// timestamped backup and locks the file now at the path. Called with mu
-// held.
-func (w *Writer) rotate() error {
+// timestamped backup and locks the file now at the path. Unless renamed,
+// the current file is still open and locked. Called with mu held.
+func (w *Writer) rotate() (renamed bool, err error) {
 	backup := w.freeBackupName(w.opts.Now())
-	if err := os.Rename(w.path, backup); err != nil {
-		return fmt.Errorf("log file %q: rotate: %w", w.path, err)
+	if err := renameFile(w.path, backup); err != nil {
+		return false, fmt.Errorf("log file %q: rotate: %w", w.path, err)
 	}
 	w.bg.Add(1)
 	go func() {
@@ -238,8 +246,11 @@ func (w *Writer) rotate() error {
 	// renamed and opens the new one.
 	_ = w.f.Close() // all writes are done; a close error changes nothing
 	w.f = nil
-	return w.lockCurrent()
+	return true, w.lockCurrent()
 }
+
+// renameFile is a seam for tests on machines where no file refuses rename.
+var renameFile = os.Rename
 
 // freeBackupName names a backup after t, moved on by a millisecond while
 // the name is taken (rotations in quick succession must not overwrite).
