@@ -4,9 +4,8 @@
 // upstream's defaults (docs/compatibility.md, "Log files").
 //
 // It imports only the standard library, and no compression, so the
-// plugin's import graph stays small. Several short-lived plugin processes may append to one file; a
-// process that finds the file already rotated by another reopens the new
-// file instead of rotating again.
+// plugin's import graph stays small. Several short-lived plugin processes
+// may append to one file; lock.go keeps their writes and rotations apart.
 package logfile
 
 import (
@@ -91,7 +90,9 @@ type Writer struct {
 	opts Options
 
 	mu     sync.Mutex
-	f      *os.File // nil after a failed reopen: the next write tries again
+	f      *os.File    // nil after a failed reopen: the next write tries again
+	fd     int         // f's descriptor, for flock
+	fi     os.FileInfo // f's identity, to tell it from a file put at path since
 	closed bool
 	// special: the path is not a regular file (see open); no rotation.
 	special bool
@@ -149,7 +150,7 @@ func (w *Writer) open() error {
 		w.f, w.size = f, 0
 		return nil
 	}
-	w.f, w.size = f, st.Size()
+	w.f, w.fd, w.fi, w.size = f, int(f.Fd()), st, st.Size()
 	if st.Mode().Perm() != Mode {
 		// Created by an older version (or upstream's predecessor) with a
 		// wider mode. Where chmod is refused (append-only attribute,
@@ -187,14 +188,23 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("log file " + w.path + ": closed")
 	}
-	if w.f == nil {
-		if err := w.open(); err != nil {
-			return 0, err
-		}
+	if err := w.lockCurrent(); err != nil {
+		return 0, err
 	}
-	if !w.special && w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
-		if err := w.rotate(); err != nil {
-			return 0, err
+	defer w.unlock()
+	// A loop: other processes may have filled the new file before this
+	// one locked it.
+	for !w.special && w.size > 0 && w.size+int64(len(p)) > w.opts.MaxSize {
+		renamed, err := w.rotate()
+		if err != nil && renamed {
+			return 0, err // no new file could be opened
+		}
+		if err != nil {
+			// Not renamed (the append-only attribute refuses it to
+			// everyone): the line goes in past MaxSize, not lost.
+			n, werr := w.f.Write(p)
+			w.size += int64(n)
+			return n, errors.Join(err, werr)
 		}
 	}
 	n, err := w.f.Write(p)
@@ -219,31 +229,28 @@ func (w *Writer) Close() error {
 	return err
 }
 
-// rotate renames the current file to a timestamped backup and opens a new
-// one. Called with mu held.
-func (w *Writer) rotate() error {
-	ours, err := w.f.Stat()
-	if err != nil {
-		return fmt.Errorf("log file %q: %w", w.path, err)
+// rotate renames the current file, locked and checked by lockCurrent, to a
+// timestamped backup and locks the file now at the path. Unless renamed,
+// the current file is still open and locked. Called with mu held.
+func (w *Writer) rotate() (renamed bool, err error) {
+	backup := w.freeBackupName(w.opts.Now())
+	if err := renameFile(w.path, backup); err != nil {
+		return false, fmt.Errorf("log file %q: rotate: %w", w.path, err)
 	}
-	onDisk, statErr := os.Stat(w.path)
-	if statErr == nil && os.SameFile(ours, onDisk) {
-		backup := w.freeBackupName(w.opts.Now())
-		if err := os.Rename(w.path, backup); err != nil {
-			return fmt.Errorf("log file %q: rotate: %w", w.path, err)
-		}
-		w.bg.Add(1)
-		go func() {
-			defer w.bg.Done()
-			w.afterRotate(backup)
-		}()
-	}
-	// Otherwise another process rotated it already, or the file is gone:
-	// just reopen.
+	w.bg.Add(1)
+	go func() {
+		defer w.bg.Done()
+		w.afterRotate(backup)
+	}()
+	// Closing releases the lock: a writer waiting for it finds the file
+	// renamed and opens the new one.
 	_ = w.f.Close() // all writes are done; a close error changes nothing
 	w.f = nil
-	return w.open()
+	return true, w.lockCurrent()
 }
+
+// renameFile is a seam for tests on machines where no file refuses rename.
+var renameFile = os.Rename
 
 // freeBackupName names a backup after t, moved on by a millisecond while
 // the name is taken (rotations in quick succession must not overwrite).
@@ -265,18 +272,19 @@ func (w *Writer) backupName(t time.Time) string {
 	return filepath.Join(dir, strings.TrimSuffix(base, ext)+"-"+t.UTC().Format(backupTimeFormat)+ext)
 }
 
-// afterRotate compresses the new backup and prunes old ones. Errors are
-// not fatal to logging and have nowhere better to go than the next backup
-// attempt.
+// afterRotate compresses the new backup, prunes old ones and compresses
+// the plain ones left over (compress.go). Errors are not fatal to logging
+// and have nowhere better to go than the next backup attempt.
 func (w *Writer) afterRotate(backup string) {
 	w.bgMu.Lock()
 	defer w.bgMu.Unlock()
 	if w.opts.Compress != nil {
-		if err := w.opts.Compress(backup); err == nil {
-			_ = os.Remove(backup) // the .gz is complete
-		}
+		w.compressBackup(backup, true)
 	}
 	w.prune()
+	if w.opts.Compress != nil {
+		w.compressLeftovers()
+	}
 }
 
 // tidy does once what upstream's logger does at every open: prune, then
@@ -284,21 +292,13 @@ func (w *Writer) afterRotate(backup string) {
 // compressed them (upstream's plugin often does). Only a Writer open past
 // TidyAfter gets here, a daemon's: a plugin process is gone by then and
 // pays no directory read on a pod's ADD (bench/README.md, "Where a
-// churn pair's CPU goes").
+// churn pair's CPU goes"); its leftovers wait for the next rotation.
 func (w *Writer) tidy() {
 	w.bgMu.Lock()
 	defer w.bgMu.Unlock()
 	w.prune()
-	if w.opts.Compress == nil {
-		return
-	}
-	for _, b := range w.Backups() {
-		if strings.HasSuffix(b, ".gz") {
-			continue
-		}
-		if err := w.opts.Compress(b); err == nil {
-			_ = os.Remove(b) // the .gz is complete
-		}
+	if w.opts.Compress != nil {
+		w.compressLeftovers()
 	}
 }
 
@@ -310,7 +310,12 @@ func (w *Writer) prune() {
 	for i, b := range backups {
 		t, ok := w.backupTime(b)
 		if i >= w.opts.MaxBackups || ok && t.Before(cutoff) {
-			_ = os.Remove(b) // best effort; retried at the next rotation
+			// Best effort; retried at the next rotation. A plain
+			// backup's .gz is partial or being written: it goes too.
+			_ = os.Remove(b)
+			if !isGz(b) {
+				_ = os.Remove(b + ".gz")
+			}
 		}
 	}
 }
@@ -334,8 +339,10 @@ func (w *Writer) Backups() []string {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		if _, err := os.Lstat(p + ".gz"); err == nil {
-			continue // being compressed: the .gz stands for it
+		if plain, ok := strings.CutSuffix(p, ".gz"); ok {
+			if _, err := os.Lstat(plain); err == nil {
+				continue // partial or being written: the plain copy is the backup
+			}
 		}
 		if t, ok := w.backupTime(p); ok {
 			out = append(out, backup{p, t})
@@ -348,6 +355,8 @@ func (w *Writer) Backups() []string {
 	}
 	return paths
 }
+
+func isGz(p string) bool { return strings.HasSuffix(p, ".gz") }
 
 func (w *Writer) backupTime(p string) (time.Time, bool) {
 	base := filepath.Base(w.path)

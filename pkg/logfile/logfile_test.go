@@ -223,8 +223,10 @@ func TestBackupsPrunedByAge(t *testing.T) {
 	}
 }
 
-// TestOtherProcessRotated: a writer whose file was rotated by another
-// process reopens the new file instead of rotating it away.
+// TestOtherProcessRotated: writers of one file (two processes) rotate by
+// the file's size, not by their own count of their writes, and a writer
+// whose file another rotated appends to the new file instead of rotating
+// it away. Every line is in the file or a backup, none over MaxSize.
 func TestOtherProcessRotated(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "plugin.log")
@@ -232,20 +234,25 @@ func TestOtherProcessRotated(t *testing.T) {
 	a, _ := Open(path, Options{MaxSize: 10, Now: c.now})
 	b, _ := Open(path, Options{MaxSize: 10, Now: c.now})
 	mustWrite(t, a, "aaaaaaaa\n")   // 9 bytes in the file
-	mustWrite(t, b, "b\n")          // b sees 0+2 → appends: 11 bytes
-	mustWrite(t, a, "aa\n")         // a: 9+3 > 10 → rotates
-	mustWrite(t, b, "bbbbbbbbbb\n") // b: 2+11 > 10 → file on disk is a new one: reopen, no rotation
+	mustWrite(t, b, "b\n")          // 9+2 > 10: b rotates
+	mustWrite(t, a, "aa\n")         // a's file was rotated: a appends to b's: 5 bytes
+	mustWrite(t, b, "bbbbbbbbbb\n") // 5+11 > 10: b rotates
 	for _, w := range []*Writer{a, b} {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := len(a.Backups()); n != 1 {
-		t.Errorf("backups %v, want exactly 1 (one rotation)", a.Backups())
+	var got []string
+	for _, p := range append([]string{path}, a.Backups()...) {
+		body, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(body))
 	}
-	got, _ := os.ReadFile(path)
-	if string(got) != "aa\nbbbbbbbbbb\n" {
-		t.Errorf("current file %q", got)
+	want := []string{"bbbbbbbbbb\n", "b\naa\n", "aaaaaaaa\n"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("file and backups, newest first, hold %q, want %q", got, want)
 	}
 }
 

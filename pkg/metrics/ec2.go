@@ -17,7 +17,7 @@ const (
 // it. code is the final EC2 error code, empty on success.
 func (m *Metrics) ObserveEC2Call(action string, d time.Duration, code string) {
 	failed := code != ""
-	m.AWSAPILatency.WithLabelValues(action, strconv.FormatBool(failed), latencyStatus(code)).Observe(float64(d.Milliseconds()))
+	m.AWSAPILatency.WithLabelValues(latencyAPI(action), strconv.FormatBool(failed), latencyStatus(code)).Observe(float64(d.Milliseconds()))
 	m.EC2Requests.WithLabelValues(action).Inc()
 	if !failed {
 		return
@@ -27,6 +27,17 @@ func (m *Metrics) ObserveEC2Call(action string, d time.Duration, code string) {
 	if code != codeRequestError && code != codeRequestCanceled {
 		m.AWSAPIErrors.WithLabelValues(action, code).Inc()
 	}
+}
+
+// latencyAPI is upstream's api label of awscni_aws_api_latency_ms for an
+// EC2 operation: its name, except the one upstream times under the name of
+// the SDK v1 method it once called (docs/compatibility.md, "Metrics"). Its
+// count series keep the operation's name, as upstream's do.
+func latencyAPI(action string) string {
+	if action == "AssignIpv6Addresses" {
+		return "AssignIpv6AddressesWithContext"
+	}
+	return action
 }
 
 // ObserveEC2Attempt records one EC2 HTTP attempt under our names, which

@@ -1,0 +1,73 @@
+package logfile
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// A backup is gzipped by Options.Compress into <backup>.gz, and the plain
+// copy removed once that succeeded. A process killed in between leaves the
+// plain copy whole next to a partial .gz; the plain copy is then the
+// backup, and whoever finds it gzips it anew (tidy, the next rotation). To
+// tell that leftover from a backup another live process is gzipping right
+// now, the gzipping process holds an open-file-description lock on the
+// plain copy: the kernel drops it with the process. It is a fcntl lock, not
+// the flock lock.go takes on the same file while it is the log, so a
+// writer still holding the renamed file never waits for its compression.
+
+// Linux's open-file-description lock commands (fcntl(2)); the syscall
+// package does not name them.
+const (
+	fOFDSetLk  = 37
+	fOFDSetLkW = 38
+)
+
+// compressBackup gzips the plain backup b and removes it. wait: the backup
+// is this Writer's own, just rotated; otherwise one locked by another
+// process is left to it. Errors leave the plain copy, the whole backup,
+// for the next pass.
+func (w *Writer) compressBackup(b string, wait bool) {
+	// Read-write only because a write lock needs it; nothing is written.
+	f, err := os.OpenFile(b, os.O_RDWR, 0)
+	if err != nil {
+		return // removed since it was listed: pruned, or gzipped by another
+	}
+	defer func() { _ = f.Close() }() // nothing written; closing drops the lock
+	cmd := fOFDSetLk
+	if wait {
+		cmd = fOFDSetLkW
+	}
+	if err := lockBackup(f, cmd); err != nil && !wait {
+		return // being gzipped by a live process
+	}
+	// Gzipped and removed by another process while this one waited?
+	ours, errOurs := f.Stat()
+	onDisk, errDisk := os.Stat(b)
+	if errOurs != nil || errDisk != nil || !os.SameFile(ours, onDisk) {
+		return
+	}
+	if err := w.opts.Compress(b); err == nil {
+		_ = os.Remove(b) // the .gz is whole; a failed remove is redone next pass
+	}
+}
+
+// compressLeftovers gzips the plain backups no live process is gzipping:
+// left by a process that stopped first, or by upstream's plugin.
+func (w *Writer) compressLeftovers() {
+	for _, b := range w.Backups() {
+		if !isGz(b) {
+			w.compressBackup(b, false)
+		}
+	}
+}
+
+func lockBackup(f *os.File, cmd int) error {
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	for {
+		err := syscall.FcntlFlock(f.Fd(), cmd, &lk)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
