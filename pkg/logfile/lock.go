@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Several processes append to one log file (every aws-cni exec opens the
@@ -32,7 +33,7 @@ func (w *Writer) lockCurrent() error {
 		// A filesystem without locks (an error here) is written
 		// unlocked, as every writer did before; the check below still
 		// keeps a writer off a file another has rotated.
-		_ = flock(w.fd, syscall.LOCK_EX)
+		_ = lockBounded(w.fd, lockWait)
 		onDisk, err := os.Stat(w.path)
 		if err == nil && os.SameFile(w.fi, onDisk) {
 			w.size = onDisk.Size()
@@ -49,6 +50,30 @@ func (w *Writer) lockCurrent() error {
 func (w *Writer) unlock() {
 	if w.f != nil && !w.special {
 		_ = flock(w.fd, syscall.LOCK_UN) // closing the file releases it anyway
+	}
+}
+
+// lockWait bounds the wait for another process's lock. It is held for one
+// write or rename, microseconds; a holder stopped while holding it (SIGSTOP,
+// a frozen cgroup, a debugger) must not stall every plugin exec on the node
+// behind it, so past the bound the line is written unlocked, as on a
+// filesystem without locks.
+const lockWait = 2 * time.Second
+
+// lockBounded takes an exclusive flock on fd, giving up after wait.
+func lockBounded(fd int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	pause := 50 * time.Microsecond
+	for {
+		err := flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("held by another process for %v: %w", wait, err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 5*time.Millisecond)
 	}
 }
 

@@ -1,0 +1,62 @@
+package logfile
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A process stopped while holding the log's lock (SIGSTOP, a frozen
+// cgroup) must not stall the other writers: every plugin exec on the node
+// writes this log. Before, a write waited for the lock for ever; now it
+// waits lockWait and writes unlocked.
+func TestWriteNotStalledByHeldLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plugin.log")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+
+	// Another open file description of the same file: flock conflicts
+	// with it as with another process's.
+	holder, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.Write([]byte("while held\n"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("write while another holds the lock: %v", err)
+		}
+	case <-time.After(lockWait + 30*time.Second):
+		t.Fatalf("a write waited more than %v for a lock held by another writer", lockWait+30*time.Second)
+	}
+
+	// Released: writes go through the lock again.
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("after release\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "while held\nafter release\n" {
+		t.Fatalf("log holds %q", got)
+	}
+}
