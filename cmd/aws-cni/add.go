@@ -84,7 +84,11 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	plan.takeEarly(early)
 	early = nil
 	if err = plan.wire(ctx); err != nil {
-		return entry.Error(ErrWiring, "wire pod network", errors.New(netns.Named(err.Error())))
+		details := netns.Named(err.Error())
+		if e := inv.vethTwinError(err, details); e != nil {
+			return e
+		}
+		return entry.Error(ErrWiring, "wire pod network", errors.New(details))
 	}
 	// The result names the runtime's path: it must still name the
 	// namespace wired, or the runtime would take another for the pod's.
