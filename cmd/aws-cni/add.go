@@ -105,6 +105,15 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 		if err != nil {
 			return err
 		}
+		// The agent may take its whole npaTimeout, in which the path can
+		// be pointed elsewhere: checked again, right before the result.
+		if err = netns.StillNamed(); err != nil {
+			// The agent enforces the pod's policies now, and after the
+			// rollback the runtime's DEL of this sandbox finds the pod
+			// unknown to ipamd: only the marker gets the agent told.
+			inv.markNPAPending()
+			return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
+		}
 	}
 	// A DEL of an earlier sandbox of the pod may have left the duty to
 	// tell the agent the pod is gone: the agent's policies for the
