@@ -84,7 +84,11 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 	plan.takeEarly(early)
 	early = nil
 	if err = plan.wire(ctx); err != nil {
-		return entry.Error(ErrWiring, "wire pod network", errors.New(netns.Named(err.Error())))
+		details := netns.Named(err.Error())
+		if e := inv.vethTwinError(err, details); e != nil {
+			return e
+		}
+		return entry.Error(ErrWiring, "wire pod network", errors.New(details))
 	}
 	// The result names the runtime's path: it must still name the
 	// namespace wired, or the runtime would take another for the pod's.
@@ -100,6 +104,15 @@ func (inv *invocation) add(args *entry.Args) (err error) {
 		})
 		if err != nil {
 			return err
+		}
+		// The agent may take its whole npaTimeout, in which the path can
+		// be pointed elsewhere: checked again, right before the result.
+		if err = netns.StillNamed(); err != nil {
+			// The agent enforces the pod's policies now, and after the
+			// rollback the runtime's DEL of this sandbox finds the pod
+			// unknown to ipamd: only the marker gets the agent told.
+			inv.markNPAPending()
+			return types.NewError(types.ErrInvalidNetNS, "CNI_NETNS: "+err.Error(), "")
 		}
 	}
 	// A DEL of an earlier sandbox of the pod may have left the duty to

@@ -248,6 +248,9 @@ type fakeNPA struct {
 	// deleteIn, when set, gets a value as each slow delete arrives.
 	deleteIn  chan struct{}
 	enforceIn chan struct{} // closed and replaced on each enforce
+	// onEnforce, when set, is called as each enforce arrives, before the
+	// agent answers (without the lock held).
+	onEnforce func()
 }
 
 // npEffect is one request the agent carried out.
@@ -311,6 +314,11 @@ func (f *fakeNPA) stop() {
 func (f *fakeNPA) EnforceNpToPod(_ context.Context, req *rpc.EnforceNpRequest) (*rpc.EnforceNpReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if hook := f.onEnforce; hook != nil {
+		f.mu.Unlock()
+		hook()
+		f.mu.Lock()
+	}
 	f.enforced = append(f.enforced, req)
 	f.applied = append(f.applied, npEffect{req.GetK8SPodNamespace(), req.GetK8SPodName(), true})
 	if f.enforceIn != nil {

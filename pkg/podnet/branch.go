@@ -206,6 +206,10 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	vlock := lockVLAN(ctx, pod.LockFile, vlanID, delLockWait)
 	defer vlock.unlock()
 	if mark != "" {
+		// As below: the address's lock keeps the ADD of a pod given the
+		// address since out of teardownOwnVLAN's check and removal.
+		alock := lockAddress(ctx, pod.LockFile, ifc.Address.IP, delLockWait)
+		defer alock.unlock()
 		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())
 	}
 	link, other, err := vlanLinkOf(host, vlanID, pod.Sandbox)
@@ -304,13 +308,26 @@ func teardownOwnVLAN(h *netlink.Handle, ifc Interface, sandbox string, vlanID in
 		}
 	}
 	table := BranchTable(vlanID)
+	names := branchVethNames(veth)
 	// The address's rules are this DEL's unless the other sandbox, given
-	// the same address on its branch ENI, routes it through veth.
-	kept, err = removeHostRoutes(h, ifc.Address, veth, sandbox, table)
+	// the same address on its branch ENI, routes it through veth, or the
+	// address went back to the subnet with this DEL's branch ENI and main
+	// routes it through none of the pod's veths: a newer pod's, whose
+	// to-pod rule is the same rule as this DEL's was.
+	dev, err := routedElsewhere(h, hostPrefix(ifc.Address.IP), veth)
+	if err != nil {
+		return kept, err
+	}
+	ownerChecked()
+	if dev != "" && !slices.Contains(names, dev) {
+		kept = fmt.Sprintf("%s is routed to %s: its route and rules are another pod's", ifc.Address.IP, dev)
+	} else {
+		kept, err = removeHostRoutes(h, ifc.Address, veth, sandbox, table)
+	}
 	// veth's routes are the other sandbox's; the rules of its name into
 	// this table are this DEL's, as under the lock the other sandbox does
 	// not use this VLAN link.
-	return kept, errors.Join(releaseVLAN(h, own, vlanID, family(ifc.Address), branchVethNames(veth), nil), err)
+	return kept, errors.Join(releaseVLAN(h, own, vlanID, family(ifc.Address), names, nil), err)
 }
 
 // UndoBranch reverses a SetupBranch that failed part way: TeardownBranch,

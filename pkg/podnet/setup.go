@@ -142,7 +142,7 @@ func hostEnd(host *netlink.Handle, podNS ns.NetNS, pod Pod, ifc Interface, early
 	if early != nil {
 		return early.hostMAC, early.hostIndex, nil
 	}
-	if err := deleteStaleHostVeth(host, ifc.HostVeth); err != nil {
+	if err := deleteStaleHostVeth(host, ifc); err != nil {
 		return nil, 0, err
 	}
 	hostMAC, err := randomHostMAC()
@@ -267,11 +267,14 @@ func waitDAD(ctx context.Context, side *podSide) error {
 	}
 }
 
-// deleteStaleHostVeth removes a veth left under the pod's host veth name by
+// deleteStaleHostVeth removes a veth left under ifc's host veth name by
 // an earlier sandbox of the same pod (with it goes that sandbox's end), as
 // upstream does. Only a veth is removed: the name is prefix+hash, and
-// whatever else carries it was not made by the plugin.
-func deleteStaleHostVeth(host *netlink.Handle, name string) error {
+// whatever else carries it was not made by the plugin. Nor is a veth whose
+// pod end is another interface slot's: that is another pod's
+// (HostVethTakenError), which upstream would cut off.
+func deleteStaleHostVeth(host *netlink.Handle, ifc Interface) error {
+	name := ifc.HostVeth
 	link, err := host.LinkByName(name)
 	if isNotFound(err) {
 		return nil
@@ -281,6 +284,11 @@ func deleteStaleHostVeth(host *netlink.Handle, name string) error {
 	}
 	if _, ok := link.(*netlink.Veth); !ok {
 		return fmt.Errorf("host veth name %s is taken by a %s link the plugin did not create", name, link.Type())
+	}
+	// A peer that cannot be named (its namespace has no id on the node)
+	// proves nothing: the veth goes as before.
+	if peer, err := vethPeerName(link); err == nil && otherSlot(peer, ifc) {
+		return &HostVethTakenError{HostVeth: name, Index: ifc.Index, PeerName: peer}
 	}
 	if err := host.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete stale host veth %s: %w", name, err)
