@@ -147,8 +147,10 @@ type Controller struct {
 	// its per-node delete jobs (cooldeletes.go).
 	coolWake chan struct{}
 	coolJobs *nodeCleaner
-	// gcJobs bounds the GC's per-node jobs (gc.go).
-	gcJobs *nodeCleaner
+	// gcJobs bounds the GC's per-node and sweep jobs, looseJobs its
+	// retries of gone nodes' branch deletes (gc.go).
+	gcJobs    *nodeCleaner
+	looseJobs *nodeCleaner
 	// cleanJobs bounds the cluster cleaner's per-ENI deletes
 	// (clustercleaner.go).
 	cleanJobs *nodeCleaner
@@ -187,5 +189,5 @@ func New(cfg Config, ec2 EC2) (*Controller, error) {
 		return nil, errors.New("resource controller: no EC2 client")
 	}
 	return &Controller{cfg: cfg, ec2: ec2, reg: newRegistry(), warned: newNoteSet(), toldGroups: newNoteSet(), unsupported: newNoteSet(), cooldown: newCooldown(cfg.Cooldown),
-		kick: make(chan event.GenericEvent, 16), coolWake: make(chan struct{}, 1), coolJobs: newNodeCleaner(coolDeleteNodes), gcJobs: newNodeCleaner(gcJobSlots), cleanJobs: newNodeCleaner(cleanerDeletes), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen(), spared: &sparedBranches{}}, nil
+		kick: make(chan event.GenericEvent, 16), coolWake: make(chan struct{}, 1), coolJobs: newNodeCleaner(coolDeleteNodes), gcJobs: newNodeCleaner(gcJobSlots), looseJobs: newNodeCleaner(looseJobSlots), cleanJobs: newNodeCleaner(cleanerDeletes), cleaner: newNodeCleaner(cfg.NodeCleanWorkers), unmanaging: newUnmanaging(), features: newFeatureKeep(), remaking: newRemaking(), deinitOver: newNoteSet(), gone: newGoneJobs(), deleting: newBranchDeletes(), sweepSeen: newFirstSeen(), spared: &sparedBranches{}}, nil
 }

@@ -52,17 +52,24 @@ func (c *Controller) runGC(ctx context.Context) error {
 
 // The GC collects each node in a job of its own, gcJobSlots at once, one
 // job per node, sweeps lost branches in one job, and retries the delete
-// of each gone node's branch in a job of its own. It did all in turn: one
-// describe or delete EC2 was slow to answer (up to its client's timeout
-// per attempt) held the leak collection and VLAN reclaim of every other
-// node, and the retries of every other gone node's branches. A node or
-// loose branch whose job still runs, or that finds no free slot, waits for
-// a later pass; a failed delete is found again by that pass's describe
-// (loose ones are put back), a failed sweep runs again at the next pass.
+// of each gone node's branch in a job of its own, looseJobSlots at once.
+// It did all in turn: one describe or delete EC2 was slow to answer (up
+// to its client's timeout per attempt) held the leak collection and VLAN
+// reclaim of every other node, and the retries of every other gone node's
+// branches. A node or loose branch whose job still runs, or that finds no
+// free slot, waits for a later pass; a failed delete is found again by
+// that pass's describe (loose ones are put back), a failed sweep runs
+// again at the next pass.
 
-// gcJobSlots bounds the GC jobs running at once: their calls share the
-// EC2 client's rate limit.
+// gcJobSlots bounds the node and sweep jobs running at once: their calls
+// share the EC2 client's rate limit.
 const gcJobSlots = 10
+
+// looseJobSlots bounds the loose deletes' jobs running at once, in slots
+// of their own: they took the shared ones first at each pass, and more
+// gone nodes' branches than slots, held or refused by EC2, kept every
+// live node uncollected and the sweep from running for as long.
+const looseJobSlots = 5
 
 // looseJob, followed by the branch's ENI id, keys the job retrying a gone
 // node's branch delete, and sweepJob the lost-branch sweep's, among the GC
@@ -89,16 +96,24 @@ func (c *Controller) startGC(ctx context.Context, pass int, jobs *sync.WaitGroup
 	}
 }
 
-// startGCJob runs job under key unless one runs already or every slot is
-// taken (the next pass); jobs counts it. It reports whether it started.
+// startGCJob runs job under key unless one runs already or every slot of
+// the GC's is taken (the next pass); jobs counts it. It reports whether it
+// started.
 func (c *Controller) startGCJob(ctx context.Context, key string, jobs *sync.WaitGroup, job func(context.Context)) bool {
-	if started, _ := c.gcJobs.start(key); !started {
+	return startJob(ctx, c.gcJobs, key, jobs, job)
+}
+
+// startJob runs job under key in one of pool's slots unless one runs
+// already or every slot is taken; jobs counts it. It reports whether it
+// started.
+func startJob(ctx context.Context, pool *nodeCleaner, key string, jobs *sync.WaitGroup, job func(context.Context)) bool {
+	if started, _ := pool.start(key); !started {
 		return false
 	}
 	jobs.Add(1)
 	go func() {
 		defer jobs.Done()
-		defer c.gcJobs.done(key)
+		defer pool.done(key)
 		job(ctx)
 	}()
 	return true
@@ -106,12 +121,12 @@ func (c *Controller) startGCJob(ctx context.Context, key string, jobs *sync.Wait
 
 // startLooseDeletes retries, once a GC pass, the deletes of branches
 // whose node is gone, each in a job of its own: nothing else knows them.
-// One whose job runs still or that finds no free slot is put back for the
-// next pass.
+// One whose job runs still or that finds no free slot (of their own,
+// looseJobSlots) is put back for the next pass.
 func (c *Controller) startLooseDeletes(ctx context.Context, jobs *sync.WaitGroup) {
 	var wait []BranchENI
 	for _, b := range c.reg.takeLoose() {
-		if !c.startGCJob(ctx, looseJob+b.ENIID, jobs, func(ctx context.Context) { c.deleteLoose(ctx, b) }) {
+		if !startJob(ctx, c.looseJobs, looseJob+b.ENIID, jobs, func(ctx context.Context) { c.deleteLoose(ctx, b) }) {
 			wait = append(wait, b)
 		}
 	}

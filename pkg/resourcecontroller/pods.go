@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -178,34 +180,84 @@ func (c *Controller) allocate(ctx context.Context, key string, uid types.UID, in
 	return reconcile.Result{}, nil
 }
 
-// makeBranches creates and associates one branch per VLAN. On failure it
-// returns the branches already made with the error; undoing them is the
-// caller's (rollback).
+// A pod asking for several branches got them made one after another: its
+// time to the annotation was the sum of their creates and associations.
+// They are made at once now, podBranchCalls at a time; the EC2 client's
+// rate limit still paces their calls.
+
+// podBranchCalls bounds the branches of one pod being made at once.
+const podBranchCalls = 4
+
+// makeBranches creates and associates one branch per VLAN, several at
+// once. On failure it returns, with the first error in VLAN order, every
+// branch it made (associated or not); undoing them is the caller's
+// (rollback). After a failure no other branch is started, but those under
+// way finish: cancelled, a create whose answer was lost would leave an ENI
+// nobody knows until the leak GC finds it.
 func (c *Controller) makeBranches(ctx context.Context, info TrunkInfo, vlans []int, groups []string) ([]BranchENI, error) {
-	var made []BranchENI
-	for _, vlan := range vlans {
-		eni, err := c.ec2.CreateBranchENI(ctx, awsutils.BranchRequest{
-			InstanceID: info.InstanceID, TrunkID: info.TrunkID, VLAN: vlan,
-			SubnetID: info.SubnetID, SecurityGroups: groups, ClusterName: c.cfg.ClusterName,
-		})
-		if err != nil {
-			return made, err
-		}
-		b := BranchENI{ENIID: eni.ID, MAC: eni.MAC, VlanID: vlan, SubnetCIDR: info.SubnetCIDR}
-		if eni.PrivateIPv4.IsValid() {
-			b.PrivateIP = eni.PrivateIPv4.String()
-		}
-		if len(eni.IPv6) > 0 {
-			b.IPv6Addr = eni.IPv6[0].String()
-		}
-		made = append(made, b)
-		assoc, err := c.ec2.AssociateBranch(ctx, eni.ID, info.TrunkID, vlan)
-		if err != nil {
-			return made, err // its association may have been applied though the answer was lost
-		}
-		made[len(made)-1].AssociationID = assoc
+	made := make([]*BranchENI, len(vlans))
+	errs := make([]error, len(vlans))
+	slots := make(chan struct{}, podBranchCalls)
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for i, vlan := range vlans {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if failed.Load() {
+				return
+			}
+			made[i], errs[i] = c.makeBranch(ctx, info, vlan, groups)
+			if errs[i] != nil {
+				failed.Store(true)
+			}
+		}()
 	}
-	return made, nil
+	wg.Wait()
+	var out []BranchENI
+	for _, b := range made {
+		if b != nil {
+			out = append(out, *b)
+		}
+	}
+	var first error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+		case first == nil:
+			first = err
+		default:
+			c.cfg.Log.Warn("making a branch ENI", "trunk", info.TrunkID, "vlan", vlans[i], "err", err)
+		}
+	}
+	return out, first
+}
+
+// makeBranch creates a branch on vlan and associates it with the trunk. A
+// branch created but not associated is returned with the error.
+func (c *Controller) makeBranch(ctx context.Context, info TrunkInfo, vlan int, groups []string) (*BranchENI, error) {
+	eni, err := c.ec2.CreateBranchENI(ctx, awsutils.BranchRequest{
+		InstanceID: info.InstanceID, TrunkID: info.TrunkID, VLAN: vlan,
+		SubnetID: info.SubnetID, SecurityGroups: groups, ClusterName: c.cfg.ClusterName,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b := &BranchENI{ENIID: eni.ID, MAC: eni.MAC, VlanID: vlan, SubnetCIDR: info.SubnetCIDR}
+	if eni.PrivateIPv4.IsValid() {
+		b.PrivateIP = eni.PrivateIPv4.String()
+	}
+	if len(eni.IPv6) > 0 {
+		b.IPv6Addr = eni.IPv6[0].String()
+	}
+	assoc, err := c.ec2.AssociateBranch(ctx, eni.ID, info.TrunkID, vlan)
+	if err != nil {
+		return b, err // its association may have been applied though the answer was lost
+	}
+	b.AssociationID = assoc
+	return b, nil
 }
 
 // rollback undoes a request that failed, off the pod worker: the branches
