@@ -73,7 +73,8 @@ func TestPrivilegedUpInterruptedWhileStarting(t *testing.T) {
 			tmp := t.TempDir()
 			cmd := exec.Command(bin, "up", "-bin", agents, "-scenario", scenario, "-log", filepath.Join(tmp, "up.log"))
 			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-			var stdout, stderr bytes.Buffer
+			// The child writes both while the test polls stdout below.
+			var stdout, stderr lockedBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

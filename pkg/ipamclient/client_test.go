@@ -288,9 +288,11 @@ func TestDeadlineAndCancelReachTheServer(t *testing.T) {
 	if err := <-serverDone; err == nil || err.Error() == "no deadline" {
 		t.Errorf("server side: %v", err)
 	}
+	// Take the first call's request before the canceller starts: were the
+	// canceller to take it, the second call would never be made.
+	<-s.gotDel
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	go func() { <-s.gotDel; cancel2() }()
-	<-s.gotDel // the first call's
 	if _, err := c.DelNetwork(ctx2, &DelNetworkRequest{}); CodeOf(err) != Canceled {
 		t.Errorf("canceled: %v, want Canceled", err)
 	}
