@@ -17,16 +17,28 @@ const (
 // it. code is the final EC2 error code, empty on success.
 func (m *Metrics) ObserveEC2Call(action string, d time.Duration, code string) {
 	failed := code != ""
-	m.AWSAPILatency.WithLabelValues(latencyAPI(action), strconv.FormatBool(failed), latencyStatus(code)).Observe(float64(d.Milliseconds()))
 	m.EC2Requests.WithLabelValues(action).Inc()
+	if failed {
+		m.EC2Errors.WithLabelValues(action).Inc()
+	}
+	if countedOnly(action) {
+		return
+	}
+	m.AWSAPILatency.WithLabelValues(latencyAPI(action), strconv.FormatBool(failed), latencyStatus(code)).Observe(float64(d.Milliseconds()))
 	if !failed {
 		return
 	}
-	m.EC2Errors.WithLabelValues(action).Inc()
 	// Upstream counts API errors only: no answer, no error code.
 	if code != codeRequestError && code != codeRequestCanceled {
 		m.AWSAPIErrors.WithLabelValues(action, code).Inc()
 	}
+}
+
+// countedOnly reports the operations upstream counts in its request and
+// error counters but neither times nor counts by error code
+// (docs/compatibility.md, "Metrics").
+func countedOnly(action string) bool {
+	return action == "DescribeInstanceTypes"
 }
 
 // latencyAPI is upstream's api label of awscni_aws_api_latency_ms for an
