@@ -41,6 +41,20 @@ func countedOnly(action string) bool {
 	return action == "DescribeInstanceTypes"
 }
 
+// ObserveEC2Listing records one paginated listing as upstream's
+// leaked-ENI sweep counts it: one request once every page came back; for
+// a failed page an error (with its EC2 code) and no request; no timing.
+func (m *Metrics) ObserveEC2Listing(action, code string) {
+	if code == "" {
+		m.EC2Requests.WithLabelValues(action).Inc()
+		return
+	}
+	m.EC2Errors.WithLabelValues(action).Inc()
+	if code != codeRequestError && code != codeRequestCanceled {
+		m.AWSAPIErrors.WithLabelValues(action, code).Inc()
+	}
+}
+
 // latencyAPI is upstream's api label of awscni_aws_api_latency_ms for an
 // EC2 operation: its name, except the one upstream times under the name of
 // the SDK v1 method it once called (docs/compatibility.md, "Metrics"). Its
