@@ -44,6 +44,10 @@ type Observer interface {
 	// counts as a whole (its pages are not told to ObserveEC2Call):
 	// errCode is that of the page that failed, empty when all came back.
 	ObserveEC2Listing(action, errCode string)
+	// ObserveAPIError is told of a failure upstream counts in
+	// awscni_aws_api_error_count under a name of its own, not an EC2
+	// operation's: an instance-metadata getter's, say.
+	ObserveAPIError(api, errCode string)
 }
 
 // listingKey marks the context of a listing's pages (see listing).

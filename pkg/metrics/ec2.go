@@ -55,6 +55,13 @@ func (m *Metrics) ObserveEC2Listing(action, code string) {
 	}
 }
 
+// ObserveAPIError counts a failure in awscni_aws_api_error_count under
+// one of upstream's names that is no EC2 operation (an instance-metadata
+// getter, IMDSMetaDataOutOfSync).
+func (m *Metrics) ObserveAPIError(api, code string) {
+	m.AWSAPIErrors.WithLabelValues(api, code).Inc()
+}
+
 // latencyAPI is upstream's api label of awscni_aws_api_latency_ms for an
 // EC2 operation: its name, except the one upstream times under the name of
 // the SDK v1 method it once called (docs/compatibility.md, "Metrics"). Its
