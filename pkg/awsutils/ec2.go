@@ -74,6 +74,10 @@ const (
 	UnhandledLeakedENIDelete = "cleanUpLeakedENIDeleteErr"
 )
 
+// APIErrIMDSOutOfSync is upstream's api label in awscni_aws_api_error_count
+// for an ENI it holds that EC2 answers it does not have.
+const APIErrIMDSOutOfSync = "IMDSMetaDataOutOfSync"
+
 // unhandled reports err to the Observer under fn when EC2 answered it.
 func (e *EC2) unhandled(fn string, err error) {
 	if code := Code(err); code != "" && e.cfg.Observer != nil {
