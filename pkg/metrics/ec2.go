@@ -113,3 +113,16 @@ func (m *Metrics) ObserveIMDSRead(d time.Duration, failed bool) {
 	}
 	m.AWSAPILatency.WithLabelValues("GetMetadata", strconv.FormatBool(failed), status).Observe(float64(d.Milliseconds()))
 }
+
+// ObserveIMDSWait times one wait for instance metadata to list a new ENI
+// as upstream times its own, in
+// awscni_aws_api_latency_ms{api="waitForENIAndIPsAttached"}: status "200"
+// when it did, empty when the wait gave up (docs/compatibility.md,
+// "Metrics").
+func (m *Metrics) ObserveIMDSWait(d time.Duration, listed bool) {
+	status := "200"
+	if !listed {
+		status = ""
+	}
+	m.AWSAPILatency.WithLabelValues("waitForENIAndIPsAttached", strconv.FormatBool(!listed), status).Observe(float64(d.Milliseconds()))
+}
