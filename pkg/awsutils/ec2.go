@@ -40,6 +40,30 @@ type Observer interface {
 	ObserveUnhandled(fn, errCode string)
 	// ObserveIMDSRead is told of each instance-metadata path read.
 	ObserveIMDSRead(d time.Duration, failed bool)
+	// ObserveEC2Listing is told once per paginated listing that upstream
+	// counts as a whole (its pages are not told to ObserveEC2Call):
+	// errCode is that of the page that failed, empty when all came back.
+	ObserveEC2Listing(action, errCode string)
+	// ObserveAPIError is told of a failure upstream counts in
+	// awscni_aws_api_error_count under a name of its own, not an EC2
+	// operation's: an instance-metadata getter's, say.
+	ObserveAPIError(api, errCode string)
+}
+
+// listingKey marks the context of a listing's pages (see listing).
+type listingKey struct{}
+
+// listing starts a paginated listing reported once, as upstream counts
+// it: its pages reach the Observer only as attempts, and done reports the
+// whole with the error of the page that failed (nil: every page came
+// back). A listing that fails for another cause reports nothing, as
+// upstream's counts nothing then either.
+func (e *EC2) listing(ctx context.Context, action string) (context.Context, func(pageErr error)) {
+	return context.WithValue(ctx, listingKey{}, true), func(pageErr error) {
+		if e.cfg.Observer != nil {
+			e.cfg.Observer.ObserveEC2Listing(action, errCode(pageErr))
+		}
+	}
 }
 
 // Upstream's fn names of the steps ObserveUnhandled reports.
@@ -49,6 +73,10 @@ const (
 	UnhandledFreeENIAttachID = "getENIAttachmentIDFailed"
 	UnhandledLeakedENIDelete = "cleanUpLeakedENIDeleteErr"
 )
+
+// APIErrIMDSOutOfSync is upstream's api label in awscni_aws_api_error_count
+// for an ENI it holds that EC2 answers it does not have.
+const APIErrIMDSOutOfSync = "IMDSMetaDataOutOfSync"
 
 // unhandled reports err to the Observer under fn when EC2 answered it.
 func (e *EC2) unhandled(fn string, err error) {
@@ -216,7 +244,7 @@ func (e *EC2) addMiddleware(stack *middleware.Stack) error {
 			ctx = middleware.WithStackValue(ctx, unfilteredKey{}, isUnfiltered(in.Parameters))
 			start := time.Now()
 			out, md, err := next.HandleInitialize(ctx, in)
-			if e.cfg.Observer != nil {
+			if _, paged := ctx.Value(listingKey{}).(bool); e.cfg.Observer != nil && !paged {
 				e.cfg.Observer.ObserveEC2Call(action, time.Since(start), errCode(err))
 			}
 			return out, md, err

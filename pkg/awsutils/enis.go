@@ -257,6 +257,11 @@ func (e *EC2) ModifySecurityGroups(ctx context.Context, eniID string, groups []s
 		NetworkInterfaceId: aws.String(eniID),
 		Groups:             slices.Sorted(slices.Values(groups)),
 	})
+	if code := Code(err); code == CodeENINotFound && e.cfg.Observer != nil {
+		// The caller holds an ENI EC2 no longer has: upstream counts that
+		// as its view being out of sync (docs/compatibility.md, "Metrics").
+		e.cfg.Observer.ObserveAPIError(APIErrIMDSOutOfSync, code)
+	}
 	if err != nil {
 		return fmt.Errorf("setting security groups %v on ENI %s: %w", groups, eniID, err)
 	}

@@ -319,6 +319,21 @@ func (m *Metadata) prefixList(ctx context.Context, path string) ([]netip.Prefix,
 
 // get reads one metadata path; a 404 is an error.
 func (m *Metadata) get(ctx context.Context, path string) (string, error) {
+	v, err := m.read(ctx, path)
+	if err != nil {
+		m.failed(path, err)
+	}
+	return v, err
+}
+
+// failed counts a failed read as upstream does (imds_names.go).
+func (m *Metadata) failed(path string, err error) {
+	if api := imdsErrorAPI(path, err); api != "" && m.obs != nil {
+		m.obs.ObserveAPIError(api, codeIMDSRequest)
+	}
+}
+
+func (m *Metadata) read(ctx context.Context, path string) (string, error) {
 	start := time.Now()
 	out, err := m.c.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
 	if m.obs != nil {
@@ -330,16 +345,19 @@ func (m *Metadata) get(ctx context.Context, path string) (string, error) {
 	defer out.Content.Close()
 	b, err := io.ReadAll(out.Content)
 	if err != nil {
-		return "", fmt.Errorf("IMDS %s: reading body: %w", path, err)
+		return "", fmt.Errorf("IMDS %s: %w: %w", path, errIMDSBody, err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
 
 // getOptional reads a path that may legitimately be absent: 404 gives "".
 func (m *Metadata) getOptional(ctx context.Context, path string) (string, error) {
-	v, err := m.get(ctx, path)
+	v, err := m.read(ctx, path)
 	if err != nil && httpStatusAny(err) == 404 {
 		return "", nil
+	}
+	if err != nil {
+		m.failed(path, err)
 	}
 	return v, err
 }

@@ -35,10 +35,14 @@ func (e *EC2) LeakedENIs(ctx context.Context, vpcID, clusterName string) ([]ENI,
 		Filters:    filters,
 		MaxResults: aws.Int32(int32(e.cfg.LeakedPageSize)),
 	})
+	// Upstream's sweep counts the listing, not its pages
+	// (docs/compatibility.md, "Metrics").
+	ctx, listed := e.listing(ctx, "DescribeNetworkInterfaces")
 	var out []ENI
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
+			listed(err)
 			return nil, fmt.Errorf("listing leaked ENIs in %s: %w", vpcID, err)
 		}
 		for _, ni := range page.NetworkInterfaces {
@@ -52,6 +56,7 @@ func (e *EC2) LeakedENIs(ctx context.Context, vpcID, clusterName string) ([]ENI,
 			out = append(out, eni)
 		}
 	}
+	listed(nil)
 	return out, nil
 }
 

@@ -93,6 +93,10 @@ func (r *recorder) ObserveUnhandled(string, string) {}
 
 func (r *recorder) ObserveIMDSRead(time.Duration, bool) {}
 
+func (r *recorder) ObserveEC2Listing(string, string) {}
+
+func (r *recorder) ObserveAPIError(string, string) {}
+
 func (r *recorder) ObserveEC2Attempt(action string, _ time.Duration, code string, throttled bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

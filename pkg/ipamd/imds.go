@@ -16,6 +16,9 @@ type imdsWatch struct {
 	track *introspect.Tracker
 	limit time.Duration // Intervals.IMDSWait
 	log   *slog.Logger
+	// timed is told how long each wait took and whether it saw the ENI
+	// (metrics.ObserveIMDSWait); nil: not told.
+	timed func(d time.Duration, listed bool)
 }
 
 // confirm waits (bounded by limit, past the end of ctx) for
@@ -32,8 +35,11 @@ func (w *imdsWatch) confirm(ctx context.Context, eniID string) {
 
 // wait polls instance metadata until it lists eniID, at most
 // limit.
-func (w *imdsWatch) wait(ctx context.Context, eniID string) (awsutils.ENIMetadata, bool) {
+func (w *imdsWatch) wait(ctx context.Context, eniID string) (_ awsutils.ENIMetadata, listed bool) {
 	defer w.track.Begin(waitIMDS, "instance metadata to list new ENI "+eniID)()
+	if w.timed != nil {
+		defer func(start time.Time) { w.timed(time.Since(start), listed) }(time.Now())
+	}
 	deadline := time.Now().Add(w.limit)
 	delay := 50 * time.Millisecond
 	for {

@@ -257,7 +257,7 @@ func New(o Options) (*IPAM, error) {
 		ready: n.ready, changes: &n.changes, reconcileHost: n.hostSync.program, every: n.times.NodeRefresh, log: log}
 	n.subnets = &subnetFinder{cfg: o.Config, node: n.node, kube: n.kube, lister: subs, ttl: n.times.SubnetCache, log: log}
 	n.poolEnv = &poolEnv{cfg: o.Config, times: n.times, ec2: o.EC2, host: host, node: n.node, book: n.book,
-		subnets: n.subnets, imds: &imdsWatch{md: o.Metadata, track: track, limit: n.times.IMDSWait, log: log},
+		subnets: n.subnets, imds: &imdsWatch{md: o.Metadata, track: track, limit: n.times.IMDSWait, log: log, timed: m.ObserveIMDSWait},
 		kube: n.kube, observe: n.observe, last: n.last, terminating: n.terminating, sgpp: n.features.sgppPossible,
 		waiting: n.handout.waiting, trying: n.handout.tryingNow, wake: n.handout.wake, demand: n.pool.demand, log: log,
 		reconcile: func() { n.reconciled.request() }}

@@ -17,16 +17,49 @@ const (
 // it. code is the final EC2 error code, empty on success.
 func (m *Metrics) ObserveEC2Call(action string, d time.Duration, code string) {
 	failed := code != ""
-	m.AWSAPILatency.WithLabelValues(latencyAPI(action), strconv.FormatBool(failed), latencyStatus(code)).Observe(float64(d.Milliseconds()))
 	m.EC2Requests.WithLabelValues(action).Inc()
+	if failed {
+		m.EC2Errors.WithLabelValues(action).Inc()
+	}
+	if countedOnly(action) {
+		return
+	}
+	m.AWSAPILatency.WithLabelValues(latencyAPI(action), strconv.FormatBool(failed), latencyStatus(code)).Observe(float64(d.Milliseconds()))
 	if !failed {
 		return
 	}
-	m.EC2Errors.WithLabelValues(action).Inc()
 	// Upstream counts API errors only: no answer, no error code.
 	if code != codeRequestError && code != codeRequestCanceled {
 		m.AWSAPIErrors.WithLabelValues(action, code).Inc()
 	}
+}
+
+// countedOnly reports the operations upstream counts in its request and
+// error counters but neither times nor counts by error code
+// (docs/compatibility.md, "Metrics").
+func countedOnly(action string) bool {
+	return action == "DescribeInstanceTypes"
+}
+
+// ObserveEC2Listing records one paginated listing as upstream's
+// leaked-ENI sweep counts it: one request once every page came back; for
+// a failed page an error (with its EC2 code) and no request; no timing.
+func (m *Metrics) ObserveEC2Listing(action, code string) {
+	if code == "" {
+		m.EC2Requests.WithLabelValues(action).Inc()
+		return
+	}
+	m.EC2Errors.WithLabelValues(action).Inc()
+	if code != codeRequestError && code != codeRequestCanceled {
+		m.AWSAPIErrors.WithLabelValues(action, code).Inc()
+	}
+}
+
+// ObserveAPIError counts a failure in awscni_aws_api_error_count under
+// one of upstream's names that is no EC2 operation (an instance-metadata
+// getter, IMDSMetaDataOutOfSync).
+func (m *Metrics) ObserveAPIError(api, code string) {
+	m.AWSAPIErrors.WithLabelValues(api, code).Inc()
 }
 
 // latencyAPI is upstream's api label of awscni_aws_api_latency_ms for an
@@ -79,4 +112,17 @@ func (m *Metrics) ObserveIMDSRead(d time.Duration, failed bool) {
 		status = ""
 	}
 	m.AWSAPILatency.WithLabelValues("GetMetadata", strconv.FormatBool(failed), status).Observe(float64(d.Milliseconds()))
+}
+
+// ObserveIMDSWait times one wait for instance metadata to list a new ENI
+// as upstream times its own, in
+// awscni_aws_api_latency_ms{api="waitForENIAndIPsAttached"}: status "200"
+// when it did, empty when the wait gave up (docs/compatibility.md,
+// "Metrics").
+func (m *Metrics) ObserveIMDSWait(d time.Duration, listed bool) {
+	status := "200"
+	if !listed {
+		status = ""
+	}
+	m.AWSAPILatency.WithLabelValues("waitForENIAndIPsAttached", strconv.FormatBool(!listed), status).Observe(float64(d.Milliseconds()))
 }
