@@ -134,6 +134,15 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	// Strict: everything entering from the branch ENI or from the pod is
 	// routed by the branch table, so even node-local peers go through EC2.
 	pod := hostPrefix(ifc.Address.IP)
+	// ipamd has just given the address to this pod, which in strict mode
+	// has no rule of it: any is an earlier holder's, such as a sandbox of
+	// the pod wired in standard mode before the node switched, whose late
+	// DEL finds the veth this sandbox's and keeps them. Left, the to-pod
+	// rule sends what the node's other pods send the pod to main, out of
+	// the primary ENI whatever ENI their addresses are on.
+	if err := errors.Join(deleteRules(host, toPodRule(pod)), deleteRules(host, fromPodRule(pod, anyTable))); err != nil {
+		return err
+	}
 	route := &netlink.Route{LinkIndex: hostIndex, Dst: pod, Scope: netlink.SCOPE_LINK, Table: table}
 	if err := host.RouteReplace(route); err != nil {
 		return fmt.Errorf("route %s dev %s scope link table %d: %w", pod, ifc.HostVeth, table, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -85,14 +86,34 @@ type nsID struct{ dev, ino uint64 }
 // with the device and inode that identify the namespace behind it, after
 // checking it is a network namespace (nsfs, and a namespace file of type
 // net).
+//
+// The path is runtime input and may name any file. It is opened with
+// O_PATH, which runs no driver's or FIFO's open, and only an nsfs file is
+// opened for real: opening a device can have effects of its own (a
+// watchdog arms, a tape rewinds, a tty becomes the controlling one), and
+// opening a FIFO blocks or wakes its writer (docs/compatibility.md,
+// "Plugin (aws-cni) and runtime input").
 func nsIdentity(path string) (int, nsID, error) {
-	// A raw descriptor: an *os.File would try to register it with the
+	// Raw descriptors: an *os.File would try to register them with the
 	// runtime's poller, three more system calls on every ADD and DEL.
-	// O_NONBLOCK: a FIFO at the path (no namespace) would block the open
-	// until some process wrote to it, and the command with it.
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, nsID{}, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(pfd)
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(pfd, &fs); err != nil {
+		return -1, nsID{}, fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	if fs.Type != unix.NSFS_MAGIC {
+		return -1, nsID{}, fmt.Errorf("network namespace %s %w", path, ErrNotNetNS)
+	}
+	// setns and NS_GET_NSTYPE refuse an O_PATH descriptor. Reopened
+	// through the descriptor, not the path, it is the file just checked
+	// whatever the path names by now.
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return -1, nsID{}, fmt.Errorf("network namespace %s: reopen: %w", path, err)
 	}
 	id, err := fdIdentity(fd, path)
 	if err != nil {
@@ -102,15 +123,9 @@ func nsIdentity(path string) (int, nsID, error) {
 	return fd, id, nil
 }
 
-// fdIdentity is nsIdentity for the descriptor fd, opened from path.
+// fdIdentity is nsIdentity for fd, an nsfs file opened from path: it
+// checks the namespace is a network one and identifies it.
 func fdIdentity(fd int, path string) (nsID, error) {
-	var fs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &fs); err != nil {
-		return nsID{}, fmt.Errorf("network namespace %s: %w", path, err)
-	}
-	if fs.Type != unix.NSFS_MAGIC {
-		return nsID{}, fmt.Errorf("network namespace %s %w", path, ErrNotNetNS)
-	}
 	if t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
 		return nsID{}, fmt.Errorf("network namespace %s %w", path, ErrNotNetNS)
 	}
