@@ -72,8 +72,8 @@ const gcJobSlots = 10
 const looseJobSlots = 5
 
 // looseJob, followed by the branch's ENI id, keys the job retrying a gone
-// node's branch delete, and sweepJob the lost-branch sweep's, among the GC
-// jobs: no node name holds a "/".
+// node's branch delete (in looseJobs), and sweepJob the lost-branch
+// sweep's (among the node jobs in gcJobs): no node name holds a "/".
 const (
 	looseJob = "/loose/"
 	sweepJob = "/sweep"
