@@ -109,7 +109,14 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 	// from this pod's.
 	vlock := lockVLAN(ctx, b.Pod.LockFile, b.VLANID, addLockWait)
 	defer vlock.unlock()
-	if err := lockWaitEnded(ctx, lock, vlock); err != nil {
+	// The address's lock, last as in TeardownBranch: a late DEL of the
+	// address's earlier holder (another pod, maybe on another VLAN) holds
+	// it from its check that the address's route and rules are not a
+	// newer pod's to their removal, and those are the same rules as this
+	// pod's.
+	alock := lockAddress(ctx, b.Pod.LockFile, ifc.Address.IP, addLockWait)
+	defer alock.unlock()
+	if err := lockWaitEnded(ctx, lock, vlock, alock); err != nil {
 		return err
 	}
 	// A previous sandbox of this pod may have left iif rules for the name.
@@ -216,7 +223,8 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	defer vlock.unlock()
 	if mark != "" {
 		// As below: the address's lock keeps the ADD of a pod given the
-		// address since out of teardownOwnVLAN's check and removal.
+		// address since (Setup's host routes, SetupBranch's routes and
+		// rules take it) out of teardownOwnVLAN's check and removal.
 		alock := lockAddress(ctx, pod.LockFile, ifc.Address.IP, delLockWait)
 		defer alock.unlock()
 		return teardownOwnVLAN(host, ifc, pod.Sandbox, vlanID, veth, mark, lock.held())
@@ -243,7 +251,9 @@ func TeardownBranch(ctx context.Context, pod Pod, vlanID int, alsoVeths ...strin
 	// The address went back to the subnet with the branch ENI: main
 	// routing it through a link that is none of the pod's veths shows it
 	// is a newer pod's, whose to-pod rule is the same rule as the pod's
-	// was. The address's lock keeps that pod's ADD out meanwhile.
+	// was. The address's lock keeps that pod's ADD out meanwhile: a
+	// regular pod's takes it around its host routes, a branch pod's
+	// around its routes and rules (SetupBranch).
 	alock := lockAddress(ctx, pod.LockFile, ifc.Address.IP, delLockWait)
 	defer alock.unlock()
 	dev, err := routedElsewhere(host, hostPrefix(ifc.Address.IP), ifc.HostVeth)

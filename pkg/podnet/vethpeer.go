@@ -42,7 +42,8 @@ func otherSlot(peer string, ifc Interface) bool {
 }
 
 // errNoPeer: the veth's other end cannot be named from the node (no
-// link-netns id, or a kernel that does not answer by one).
+// link-netns id, or a kernel that does not answer by one, see
+// peerOfAnswer).
 var errNoPeer = errors.New("peer not visible from the node")
 
 // vethPeerName is the name of the other end of the node's veth link,
@@ -62,20 +63,61 @@ func vethPeerName(link netlink.Link) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("peer of %s: %w", a.Name, err)
 	}
+	peer, err := peerOfAnswer(msgs, a.ParentIndex, a.Index)
+	if err != nil {
+		return "", fmt.Errorf("peer of %s: %w", a.Name, err)
+	}
+	return peer, nil
+}
+
+// peerOfAnswer is the name in an RTM_GETLINK answer for the pod end's
+// index peerIndex of the veth whose node end has index hostIndex. Kernels
+// before 4.15 ignore IFLA_TARGET_NETNSID and answer with the node's own
+// link of that index (such as eth1, or another pod's host veth): the
+// answer names the pod end only if it is a veth whose IFLA_LINK is the
+// node end. Anything else is errNoPeer.
+func peerOfAnswer(msgs [][]byte, peerIndex, hostIndex int) (string, error) {
 	for _, m := range msgs {
 		info := nl.DeserializeIfInfomsg(m)
-		if int(info.Index) != a.ParentIndex {
+		if int(info.Index) != peerIndex {
 			continue
 		}
 		attrs, err := nl.ParseRouteAttr(m[info.Len():])
 		if err != nil {
-			return "", fmt.Errorf("peer of %s: %w", a.Name, err)
+			return "", err
 		}
+		var name, kind string
+		link := -1
 		for _, at := range attrs {
-			if at.Attr.Type == unix.IFLA_IFNAME {
-				return string(bytes.TrimRight(at.Value, "\x00")), nil
+			switch at.Attr.Type {
+			case unix.IFLA_IFNAME:
+				name = string(bytes.TrimRight(at.Value, "\x00"))
+			case unix.IFLA_LINK:
+				if len(at.Value) == 4 {
+					link = int(nl.NativeEndian().Uint32(at.Value))
+				}
+			case unix.IFLA_LINKINFO:
+				kind = linkKind(at.Value)
 			}
 		}
+		if name == "" || kind != "veth" || link != hostIndex {
+			return "", errNoPeer
+		}
+		return name, nil
 	}
-	return "", fmt.Errorf("peer of %s: %w", a.Name, errNoPeer)
+	return "", errNoPeer
+}
+
+// linkKind is IFLA_INFO_KIND of an IFLA_LINKINFO attribute's value.
+func linkKind(linkInfo []byte) string {
+	infos, err := nl.ParseRouteAttr(linkInfo)
+	if err != nil {
+		return ""
+	}
+	for _, in := range infos {
+		if in.Attr.Type == unix.IFLA_INFO_KIND {
+			return string(bytes.TrimRight(in.Value, "\x00"))
+		}
+	}
+	return ""
 }
