@@ -33,7 +33,7 @@ func (w *Writer) lockCurrent() error {
 		// A filesystem without locks (an error here) is written
 		// unlocked, as every writer did before; the check below still
 		// keeps a writer off a file another has rotated.
-		_ = lockBounded(w.fd, lockWait)
+		w.lockOrSkip()
 		onDisk, err := os.Stat(w.path)
 		if err == nil && os.SameFile(w.fi, onDisk) {
 			w.size = onDisk.Size()
@@ -43,6 +43,25 @@ func (w *Writer) lockCurrent() error {
 		// in the file at the path. A close error loses nothing.
 		_ = w.f.Close()
 		w.f = nil
+	}
+}
+
+// lockOrSkip locks w.fd, waiting at most lockWait; but for lockQuiet after
+// a wait timed out it only tries once without waiting. The holder is most
+// likely still stopped, and waiting again on every line would stall each
+// ADD for lockWait per line and, in ipamd, every goroutine behind w.mu.
+// Lock errors are ignored by the caller's contract (lockCurrent).
+func (w *Writer) lockOrSkip() {
+	wait := lockWait
+	if !w.lockTimedOut.IsZero() && time.Since(w.lockTimedOut) < lockQuiet {
+		wait = 0
+	}
+	err := lockBounded(w.fd, wait)
+	switch {
+	case err == nil:
+		w.lockTimedOut = time.Time{} // free again: wait for the next holder
+	case errors.Is(err, syscall.EWOULDBLOCK) && wait > 0:
+		w.lockTimedOut = time.Now()
 	}
 }
 
@@ -59,6 +78,10 @@ func (w *Writer) unlock() {
 // behind it, so past the bound the line is written unlocked, as on a
 // filesystem without locks.
 const lockWait = 2 * time.Second
+
+// lockQuiet: after a wait for the lock timed out, writes only try it
+// without waiting for this long (see lockOrSkip).
+const lockQuiet = time.Minute
 
 // lockBounded takes an exclusive flock on fd, giving up after wait.
 func lockBounded(fd int, wait time.Duration) error {

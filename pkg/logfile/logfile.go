@@ -99,8 +99,11 @@ type Writer struct {
 	// modeWarned: a refused chmod has been reported (once per Writer).
 	modeWarned bool
 	size       int64
-	bg         sync.WaitGroup // compression and pruning after a rotation, tidy
-	tidyTimer  *time.Timer
+	// lockTimedOut: when a wait for the file's lock last timed out; zero
+	// once the lock was taken since (see lockOrSkip).
+	lockTimedOut time.Time
+	bg           sync.WaitGroup // compression and pruning after a rotation, tidy
+	tidyTimer    *time.Timer
 
 	// bgMu serialises the background work on backups, so two passes never
 	// compress one backup at once.
