@@ -21,7 +21,7 @@ import (
 // lockCurrent locks the file at w.path and leaves it open in w.f, w.size
 // its size. Called with mu held; the caller unlocks with unlock.
 func (w *Writer) lockCurrent() error {
-	for {
+	for attempt := 1; ; attempt++ {
 		if w.f == nil {
 			if err := w.open(); err != nil {
 				return err
@@ -34,9 +34,18 @@ func (w *Writer) lockCurrent() error {
 		// unlocked, as every writer did before; the check below still
 		// keeps a writer off a file another has rotated.
 		w.lockOrSkip()
-		onDisk, err := os.Stat(w.path)
+		onDisk, err := statPath(w.path)
 		if err == nil && os.SameFile(w.fi, onDisk) {
 			w.size = onDisk.Size()
+			return nil
+		}
+		if attempt == maxReopens {
+			// The path never shows the file just opened from it (inode
+			// quirks of FUSE or overlay, or a path replaced all the time):
+			// the line goes into that file rather than waiting for ever.
+			if st, err := w.f.Stat(); err == nil {
+				w.size = st.Size()
+			}
 			return nil
 		}
 		// Rotated by another process, or removed: the next line belongs
@@ -64,6 +73,14 @@ func (w *Writer) lockOrSkip() {
 		w.lockTimedOut = time.Now()
 	}
 }
+
+// maxReopens bounds the reopens of one lockCurrent. Another process's
+// rotation needs one; more means the path never matches what it opens.
+const maxReopens = 8
+
+// statPath is a seam for tests: no local filesystem shows the inode
+// quirks that keep a path from matching the file just opened from it.
+var statPath = os.Stat
 
 // unlock releases the lock taken by lockCurrent. Called with mu held.
 func (w *Writer) unlock() {
