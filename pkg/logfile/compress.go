@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"syscall"
+	"time"
 )
 
 // A backup is gzipped by Options.Compress into <backup>.gz, and the plain
@@ -18,15 +19,14 @@ import (
 
 // Linux's open-file-description lock commands (fcntl(2)); the syscall
 // package does not name them.
-const (
-	fOFDSetLk  = 37
-	fOFDSetLkW = 38
-)
+const fOFDSetLk = 37
 
 // compressBackup gzips the plain backup b and removes it. wait: the backup
-// is this Writer's own, just rotated; otherwise one locked by another
-// process is left to it. Errors leave the plain copy, the whole backup,
-// for the next pass.
+// is this Writer's own, just rotated, and another process's lock on it is
+// waited for up to lockWait; otherwise, or past that, one locked by another
+// process is left to it. The wait is bounded because that process may be
+// stopped while holding it, and Close waits for this. Errors leave the
+// plain copy, the whole backup, for the next pass.
 func (w *Writer) compressBackup(b string, wait bool) {
 	// Read-write only because a write lock needs it; nothing is written.
 	f, err := os.OpenFile(b, os.O_RDWR, 0)
@@ -34,12 +34,14 @@ func (w *Writer) compressBackup(b string, wait bool) {
 		return // removed since it was listed: pruned, or gzipped by another
 	}
 	defer func() { _ = f.Close() }() // nothing written; closing drops the lock
-	cmd := fOFDSetLk
+	var hold time.Duration
 	if wait {
-		cmd = fOFDSetLkW
+		hold = lockWait
 	}
-	if err := lockBackup(f, cmd); err != nil && !wait {
-		return // being gzipped by a live process
+	if err := lockBackupBounded(f, hold); err != nil {
+		if isHeld(err) || !wait {
+			return // being gzipped by a live (or stopped) process
+		}
 	}
 	// Gzipped and removed by another process while this one waited?
 	ours, errOurs := f.Stat()
@@ -60,6 +62,26 @@ func (w *Writer) compressLeftovers() {
 			w.compressBackup(b, false)
 		}
 	}
+}
+
+// lockBackupBounded takes the backup's lock, polling for up to wait while
+// another process holds it.
+func lockBackupBounded(f *os.File, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	pause := 50 * time.Microsecond
+	for {
+		err := lockBackup(f, fOFDSetLk)
+		if !isHeld(err) || !time.Now().Before(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 5*time.Millisecond)
+	}
+}
+
+// isHeld: the lock error says another process holds the lock.
+func isHeld(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)
 }
 
 func lockBackup(f *os.File, cmd int) error {
