@@ -38,10 +38,8 @@ func (w *Writer) compressBackup(b string, wait bool) {
 	if wait {
 		hold = lockWait
 	}
-	if err := lockBackupBounded(f, hold); err != nil {
-		if isHeld(err) || !wait {
-			return // being gzipped by a live (or stopped) process
-		}
+	if err := lockBackupBounded(f, hold); err != nil && !noOFDLocks(err) {
+		return // being gzipped by a live (or stopped) process
 	}
 	// Gzipped and removed by another process while this one waited?
 	ours, errOurs := f.Stat()
@@ -84,12 +82,23 @@ func isHeld(err error) bool {
 	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)
 }
 
+// noOFDLocks: the filesystem (some FUSE and network ones) or kernel has no
+// open-file-description locks. The backup is then gzipped unlocked, as
+// before these locks came in: two processes may then gzip it at once
+// (both write the same bytes), but a leftover is never kept plain for good.
+func noOFDLocks(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOLCK) || errors.Is(err, syscall.EOPNOTSUPP)
+}
+
 func lockBackup(f *os.File, cmd int) error {
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 0, Len: 0}
 	for {
-		err := syscall.FcntlFlock(f.Fd(), cmd, &lk)
+		err := fcntlFlock(f.Fd(), cmd, &lk)
 		if !errors.Is(err, syscall.EINTR) {
 			return err
 		}
 	}
 }
+
+// fcntlFlock is a seam for tests: local filesystems all have OFD locks.
+var fcntlFlock = syscall.FcntlFlock
