@@ -27,11 +27,11 @@ const fOFDSetLk = 37
 // process is left to it. The wait is bounded because that process may be
 // stopped while holding it, and Close waits for this. Errors leave the
 // plain copy, the whole backup, for the next pass.
-func (w *Writer) compressBackup(b string, wait bool) {
+func (w *Writer) compressBackup(b string, wait bool) (gzipped bool) {
 	// Read-write only because a write lock needs it; nothing is written.
 	f, err := os.OpenFile(b, os.O_RDWR, 0)
 	if err != nil {
-		return // removed since it was listed: pruned, or gzipped by another
+		return false // removed since it was listed: pruned, or gzipped by another
 	}
 	defer func() { _ = f.Close() }() // nothing written; closing drops the lock
 	var hold time.Duration
@@ -39,28 +39,42 @@ func (w *Writer) compressBackup(b string, wait bool) {
 		hold = lockWait
 	}
 	if err := lockBackupBounded(f, hold); err != nil && !noOFDLocks(err) {
-		return // being gzipped by a live (or stopped) process
+		return false // being gzipped by a live (or stopped) process
 	}
 	// Gzipped and removed by another process while this one waited?
 	ours, errOurs := f.Stat()
 	onDisk, errDisk := os.Stat(b)
 	if errOurs != nil || errDisk != nil || !os.SameFile(ours, onDisk) {
-		return
+		return false
 	}
-	if err := w.opts.Compress(b); err == nil {
-		_ = os.Remove(b) // the .gz is whole; a failed remove is redone next pass
+	if err := w.opts.Compress(b); err != nil {
+		return false
 	}
+	_ = os.Remove(b) // the .gz is whole; a failed remove is redone next pass
+	return true
 }
 
 // compressLeftovers gzips the plain backups no live process is gzipping:
-// left by a process that stopped first, or by upstream's plugin.
-func (w *Writer) compressLeftovers() {
+// left by a process that stopped first, or by upstream's plugin; at most
+// limit of them when limit > 0.
+func (w *Writer) compressLeftovers(limit int) {
+	n := 0
 	for _, b := range w.Backups() {
-		if !isGz(b) {
-			w.compressBackup(b, false)
+		if limit > 0 && n >= limit {
+			return
+		}
+		if !isGz(b) && w.compressBackup(b, false) {
+			n++
 		}
 	}
 }
+
+// leftoversPerRotation: a Writer younger than TidyAfter, a plugin's, gzips
+// at most this many leftovers when it rotates. The plugin's Close waits
+// for them and each may be MaxSize (100 MB) of text, paid by the one ADD
+// that rotated; ipamd's tidy does not cover the plugins' logs, so the rest
+// wait for their later rotations.
+const leftoversPerRotation = 1
 
 // lockBackupBounded takes the backup's lock, polling for up to wait while
 // another process holds it.
