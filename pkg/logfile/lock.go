@@ -21,7 +21,7 @@ import (
 // lockCurrent locks the file at w.path and leaves it open in w.f, w.size
 // its size. Called with mu held; the caller unlocks with unlock.
 func (w *Writer) lockCurrent() error {
-	for {
+	for attempt := 1; ; attempt++ {
 		if w.f == nil {
 			if err := w.open(); err != nil {
 				return err
@@ -33,10 +33,19 @@ func (w *Writer) lockCurrent() error {
 		// A filesystem without locks (an error here) is written
 		// unlocked, as every writer did before; the check below still
 		// keeps a writer off a file another has rotated.
-		_ = lockBounded(w.fd, lockWait)
-		onDisk, err := os.Stat(w.path)
+		w.lockOrSkip()
+		onDisk, err := statPath(w.path)
 		if err == nil && os.SameFile(w.fi, onDisk) {
 			w.size = onDisk.Size()
+			return nil
+		}
+		if attempt == maxReopens {
+			// The path never shows the file just opened from it (inode
+			// quirks of FUSE or overlay, or a path replaced all the time):
+			// the line goes into that file rather than waiting for ever.
+			if st, err := w.f.Stat(); err == nil {
+				w.size = st.Size()
+			}
 			return nil
 		}
 		// Rotated by another process, or removed: the next line belongs
@@ -45,6 +54,33 @@ func (w *Writer) lockCurrent() error {
 		w.f = nil
 	}
 }
+
+// lockOrSkip locks w.fd, waiting at most lockWait; but for lockQuiet after
+// a wait timed out it only tries once without waiting. The holder is most
+// likely still stopped, and waiting again on every line would stall each
+// ADD for lockWait per line and, in ipamd, every goroutine behind w.mu.
+// Lock errors are ignored by the caller's contract (lockCurrent).
+func (w *Writer) lockOrSkip() {
+	wait := lockWait
+	if !w.lockTimedOut.IsZero() && time.Since(w.lockTimedOut) < lockQuiet {
+		wait = 0
+	}
+	err := lockBounded(w.fd, wait)
+	switch {
+	case err == nil:
+		w.lockTimedOut = time.Time{} // free again: wait for the next holder
+	case errors.Is(err, syscall.EWOULDBLOCK) && wait > 0:
+		w.lockTimedOut = time.Now()
+	}
+}
+
+// maxReopens bounds the reopens of one lockCurrent. Another process's
+// rotation needs one; more means the path never matches what it opens.
+const maxReopens = 8
+
+// statPath is a seam for tests: no local filesystem shows the inode
+// quirks that keep a path from matching the file just opened from it.
+var statPath = os.Stat
 
 // unlock releases the lock taken by lockCurrent. Called with mu held.
 func (w *Writer) unlock() {
@@ -59,6 +95,10 @@ func (w *Writer) unlock() {
 // behind it, so past the bound the line is written unlocked, as on a
 // filesystem without locks.
 const lockWait = 2 * time.Second
+
+// lockQuiet: after a wait for the lock timed out, writes only try it
+// without waiting for this long (see lockOrSkip).
+const lockQuiet = time.Minute
 
 // lockBounded takes an exclusive flock on fd, giving up after wait.
 func lockBounded(fd int, wait time.Duration) error {

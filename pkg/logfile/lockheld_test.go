@@ -60,3 +60,53 @@ func TestWriteNotStalledByHeldLock(t *testing.T) {
 		t.Fatalf("log holds %q", got)
 	}
 }
+
+// After one write timed out on a held lock, the next writes do not wait
+// again: an ADD writing 3 lines waited 3 × lockWait before, and in ipamd
+// each wait held the Writer's mutex, stalling every logging goroutine.
+func TestHeldLockWaitedOutOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plugin.log")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	holder, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+
+	mustWrite(t, w, "first\n") // waits lockWait, once
+	start := time.Now()
+	mustWrite(t, w, "second\n")
+	mustWrite(t, w, "third\n")
+	if d := time.Since(start); d >= lockWait {
+		t.Errorf("two writes after a timed-out one took %v: each waited for the held lock again", d)
+	}
+
+	// Released: the next write takes the lock, and a later hold is
+	// waited for again (the Writer did not give up locking for good).
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, w, "fourth\n")
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	mustWrite(t, w, "fifth\n")
+	if d := time.Since(start); d < lockWait {
+		t.Errorf("a write after the lock was free again waited only %v for a new hold, want lockWait", d)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "first\nsecond\nthird\nfourth\nfifth\n" {
+		t.Fatalf("log holds %q", got)
+	}
+}

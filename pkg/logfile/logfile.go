@@ -86,8 +86,9 @@ func (o Options) withDefaults() Options {
 // Writer appends to a log file and rotates it. It is safe for concurrent
 // use; the mutex guards every field below it.
 type Writer struct {
-	path string
-	opts Options
+	path   string
+	opts   Options
+	opened time.Time // for afterRotate: a Writer younger than TidyAfter is a plugin's
 
 	mu     sync.Mutex
 	f      *os.File    // nil after a failed reopen: the next write tries again
@@ -99,8 +100,11 @@ type Writer struct {
 	// modeWarned: a refused chmod has been reported (once per Writer).
 	modeWarned bool
 	size       int64
-	bg         sync.WaitGroup // compression and pruning after a rotation, tidy
-	tidyTimer  *time.Timer
+	// lockTimedOut: when a wait for the file's lock last timed out; zero
+	// once the lock was taken since (see lockOrSkip).
+	lockTimedOut time.Time
+	bg           sync.WaitGroup // compression and pruning after a rotation, tidy
+	tidyTimer    *time.Timer
 
 	// bgMu serialises the background work on backups, so two passes never
 	// compress one backup at once.
@@ -112,7 +116,7 @@ type Writer struct {
 // as it is after one warning line. A path that is not a regular file
 // (a device such as /dev/null, a FIFO) is only written to.
 func Open(path string, opts Options) (*Writer, error) {
-	w := &Writer{path: path, opts: opts.withDefaults()}
+	w := &Writer{path: path, opts: opts.withDefaults(), opened: time.Now()}
 	if err := w.open(); err != nil {
 		return nil, err
 	}
@@ -283,7 +287,11 @@ func (w *Writer) afterRotate(backup string) {
 	}
 	w.prune()
 	if w.opts.Compress != nil {
-		w.compressLeftovers()
+		limit := 0
+		if time.Since(w.opened) < w.opts.TidyAfter {
+			limit = leftoversPerRotation
+		}
+		w.compressLeftovers(limit)
 	}
 }
 
@@ -292,13 +300,14 @@ func (w *Writer) afterRotate(backup string) {
 // compressed them (upstream's plugin often does). Only a Writer open past
 // TidyAfter gets here, a daemon's: a plugin process is gone by then and
 // pays no directory read on a pod's ADD (bench/README.md, "Where a
-// churn pair's CPU goes"); its leftovers wait for the next rotation.
+// churn pair's CPU goes"); its leftovers are gzipped at its rotations,
+// one each (leftoversPerRotation).
 func (w *Writer) tidy() {
 	w.bgMu.Lock()
 	defer w.bgMu.Unlock()
 	w.prune()
 	if w.opts.Compress != nil {
-		w.compressLeftovers()
+		w.compressLeftovers(0)
 	}
 }
 
