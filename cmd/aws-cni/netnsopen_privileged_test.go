@@ -1,14 +1,12 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -23,20 +21,8 @@ func TestPrivilegedNetNSNotOpened(t *testing.T) {
 	testutil.Privileged(t)
 	n := newNode(t, "192.168.0.10")
 	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.61", routeTable: 254})
-	dir := t.TempDir()
-	for _, f := range []string{"regular", "sentinel"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w, err := podnettest.WatchOpens(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := podnettest.OpenProbes(t)
+	dir := w.Dir()
 	for _, f := range []string{"regular", "fifo"} {
 		netns := filepath.Join(dir, f)
 		add := call{command: "ADD", containerID: "ctr-open", netns: netns, ifName: "eth0", podName: "open", podNS: "default",

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -23,20 +22,8 @@ import (
 func TestPrivilegedNetNSNotOpened(t *testing.T) {
 	tp := newTopo(t)
 	entry := tp.egressEntry(false, "")
-	dir := t.TempDir()
-	for _, f := range []string{"regular", "sentinel"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w, err := podnettest.WatchOpens(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := podnettest.OpenProbes(t)
+	dir := w.Dir()
 	pod := testutil.NewNS(t)
 	if e := execPlugin(t, tp, "ADD", "ctr-wired", pod.Path(), os.Getenv("PATH"), entry); e != nil {
 		t.Fatalf("ADD into the pod's namespace: %v", e)

@@ -2,11 +2,8 @@ package podnet_test
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet"
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
@@ -18,23 +15,8 @@ import (
 // refused. Every probe here lives in a directory watched for opens: each
 // must be refused as no namespace without having been opened.
 func TestPinNetNSOpensNoOtherFile(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"regular", "sentinel"} {
-		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(dir, "regular"), filepath.Join(dir, "link")); err != nil {
-		t.Fatal(err)
-	}
-	w, err := podnettest.WatchOpens(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := podnettest.OpenProbes(t)
+	dir := w.Dir()
 
 	pin := func(p string) error {
 		ns, err := podnet.PinNetNS(p)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +58,35 @@ func (w *OpenWatch) Opened(sentinel string) ([]string, error) {
 		}
 	}
 }
+
+// OpenProbes makes a temporary directory holding a regular file
+// "regular", a FIFO "fifo", a symlink "link" to the regular file and the
+// file "sentinel" for Opened, and records the opens in it until the test
+// ends.
+func OpenProbes(t testing.TB) *OpenWatch {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"regular", "sentinel"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "regular"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := WatchOpens(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+// Dir is the watched directory.
+func (w *OpenWatch) Dir() string { return w.dir }
 
 // Close stops recording.
 func (w *OpenWatch) Close() { unix.Close(w.fd) }
