@@ -3,11 +3,13 @@ package ipamd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -17,6 +19,7 @@ import (
 // Init's goroutines outlives it; when the failing question is only a help
 // (subnet discovery's list), Init completes and the pool works.
 func TestInitConcurrentQuestionFailing(t *testing.T) {
+	const slowQuestion = time.Second
 	for _, tc := range []struct {
 		name  string
 		deny  []string
@@ -35,7 +38,7 @@ func TestInitConcurrentQuestionFailing(t *testing.T) {
 			h := newHarness(t, harnessOpts{noInit: true})
 			f := vpcsim.Faults{DenyActions: tc.deny}
 			if tc.delay != "" {
-				f.Latency = map[string]vpcsim.Duration{tc.delay: vpcsim.Duration(300 * time.Millisecond)}
+				f.Latency = map[string]vpcsim.Duration{tc.delay: vpcsim.Duration(slowQuestion)}
 			}
 			if err := h.env.Sim.SetFaults(f); err != nil {
 				t.Fatal(err)
@@ -72,12 +75,24 @@ func TestInitConcurrentQuestionFailing(t *testing.T) {
 			if after := h.env.Sim.NetworkInterfaces(); len(after) != len(before) {
 				t.Errorf("a failed Init changed EC2: %d ENIs, %d before", len(after), len(before))
 			}
-			var stacks bytes.Buffer
-			if err := pprof.Lookup("goroutine").WriteTo(&stacks, 2); err != nil {
-				t.Fatal(err)
-			}
-			if s := stacks.String(); strings.Contains(s, "ipamd.(*nodeState).learn.func") || strings.Contains(s, "ipamd.(*IPAM).Init.func") {
-				t.Errorf("a goroutine of Init outlived it:\n%s", s)
+			// A goroutine Init waited for may still be leaving (it closed
+			// its channel, its frame not yet gone): wait for it, though
+			// well short of the slow question, which one that outlived
+			// Init would still be asking.
+			var stacks string
+			err = testutil.Eventually(context.Background(), slowQuestion/2, func() error {
+				var b bytes.Buffer
+				if err := pprof.Lookup("goroutine").WriteTo(&b, 2); err != nil {
+					return err
+				}
+				stacks = b.String()
+				if strings.Contains(stacks, "ipamd.(*nodeState).learn.func") || strings.Contains(stacks, "ipamd.(*IPAM).Init.func") {
+					return errors.New("a goroutine of Init is still running")
+				}
+				return nil
+			})
+			if err != nil {
+				t.Errorf("a goroutine of Init outlived it:\n%s", stacks)
 			}
 		})
 	}
