@@ -25,11 +25,19 @@ func TestChildOutlivesCallerThread(t *testing.T) {
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	// One Wait, in the goroutine: a second, deferred one raced it.
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	reaped := false
+	defer func() {
+		if !reaped {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
 	select {
 	case err := <-done:
+		reaped = true
 		t.Fatalf("child died when its caller's thread exited: %v", err)
 	case <-time.After(500 * time.Millisecond):
 	}
