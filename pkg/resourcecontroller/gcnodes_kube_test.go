@@ -1,7 +1,6 @@
 package resourcecontroller
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
 // TestKubeHungGCDeleteDoesNotHoldOtherNodes: EC2 holds the delete of a
@@ -54,33 +52,14 @@ func testHungGCNode(t *testing.T, action string, hold func(q url.Values, hungENI
 	const first, second = "rc-gchung-a", "rc-gchung-b"
 	h.addSGPNode(first, inst1, 9)
 	h.addSGPNode(second, inst2, 9)
-	trunkOf := func(inst string) string {
-		for _, tr := range w.trunks() {
-			if tr.Attachment != nil && tr.Attachment.InstanceID == inst {
-				return tr.ID
-			}
-		}
-		t.Fatalf("no trunk on %s: %v", inst, w.trunks())
-		return ""
-	}
-	// The state a crash between CreateNetworkInterface and the annotation
-	// leaves: a branch tagged with the trunk that no pod claims.
-	leak := func(inst string) string {
-		b, err := w.ec2.CreateBranchENI(context.Background(), awsutils.BranchRequest{InstanceID: inst, TrunkID: trunkOf(inst), VLAN: 5,
-			SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{sgDB}, ClusterName: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b.ID
-	}
-	a := leak(inst1)
+	a := w.leakBranch(t, inst1)
 	hungENI.Store(a)
-	hungTrunk.Store(trunkOf(inst1))
+	hungTrunk.Store(w.trunkOf(t, inst1))
 	waitFor(t, 30*time.Second, "the first node's GC "+action+" held at EC2", func() (bool, string) {
 		n := calls.parked.Load()
 		return n >= 1, fmt.Sprint(n)
 	})
-	b := leak(inst2)
+	b := w.leakBranch(t, inst2)
 	// GC passes are 200 ms apart; EC2's client gives up the held call after 30 s.
 	waitFor(t, 10*time.Second, "the second node's leaked branch deleted while the first node's GC is held", func() (bool, string) {
 		left := existing(w, []string{b})
@@ -117,19 +96,9 @@ func TestKubeHungSweepDoesNotHoldGC(t *testing.T) {
 		n := calls.parked.Load()
 		return n >= 1, fmt.Sprint(n)
 	})
-	trunk := ""
-	for _, tr := range w.trunks() {
-		if tr.Attachment != nil && tr.Attachment.InstanceID == inst2 {
-			trunk = tr.ID
-		}
-	}
-	b, err := w.ec2.CreateBranchENI(context.Background(), awsutils.BranchRequest{InstanceID: inst2, TrunkID: trunk, VLAN: 5,
-		SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{sgDB}, ClusterName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := w.leakBranch(t, inst2)
 	waitFor(t, 10*time.Second, "the node's leaked branch deleted while the sweep is held", func() (bool, string) {
-		left := existing(w, []string{b.ID})
+		left := existing(w, []string{b})
 		return len(left) == 0, fmt.Sprint(left)
 	})
 }

@@ -50,22 +50,10 @@ func TestKubeHungLooseDeletesDoNotStarveNodes(t *testing.T) {
 		n := calls.parked.Load()
 		return n >= 1, fmt.Sprint(n)
 	})
-	trunk := ""
-	for _, tr := range w.trunks() {
-		if tr.Attachment != nil && tr.Attachment.InstanceID == inst2 {
-			trunk = tr.ID
-		}
-	}
-	// The state a crash between CreateNetworkInterface and the annotation
-	// leaves: a branch tagged with the trunk that no pod claims.
-	b, err := w.ec2.CreateBranchENI(context.Background(), awsutils.BranchRequest{InstanceID: inst2, TrunkID: trunk, VLAN: 5,
-		SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{sgDB}, ClusterName: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := w.leakBranch(t, inst2)
 	// GC passes are 200 ms apart; EC2's client gives up a held call after 30 s.
 	waitFor(t, 10*time.Second, "the live node's leaked branch deleted while the loose deletes are held", func() (bool, string) {
-		left := existing(w, []string{b.ID})
+		left := existing(w, []string{b})
 		return len(left) == 0, fmt.Sprint(left)
 	})
 	release()

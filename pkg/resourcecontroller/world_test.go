@@ -74,6 +74,31 @@ func (w *world) trunks() []vpcsim.ENIView {
 	return out
 }
 
+// trunkOf is the id of the trunk attached to inst.
+func (w *world) trunkOf(t testing.TB, inst string) string {
+	t.Helper()
+	for _, tr := range w.trunks() {
+		if tr.Attachment != nil && tr.Attachment.InstanceID == inst {
+			return tr.ID
+		}
+	}
+	t.Fatalf("no trunk on %s: %v", inst, w.trunks())
+	return ""
+}
+
+// leakBranch makes the state a crash between CreateNetworkInterface and
+// the annotation leaves: a branch on VLAN 5 of inst's trunk, tagged with
+// it, that no pod claims. It returns the branch's id.
+func (w *world) leakBranch(t testing.TB, inst string) string {
+	t.Helper()
+	b, err := w.ec2.CreateBranchENI(context.Background(), awsutils.BranchRequest{InstanceID: inst, TrunkID: w.trunkOf(t, inst), VLAN: 5,
+		SubnetID: simtest.NodeSubnetID, SecurityGroups: []string{sgDB}, ClusterName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.ID
+}
+
 // eniIDs lists every ENI in the VPC, whoever made it.
 func (w *world) eniIDs() []string { return branchIDs(w.env.Sim.NetworkInterfaces()) }
 
