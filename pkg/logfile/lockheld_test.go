@@ -13,23 +13,7 @@ import (
 // writes this log. Before, a write waited for the lock for ever; now it
 // waits lockWait and writes unlocked.
 func TestWriteNotStalledByHeldLock(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "plugin.log")
-	w, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Close() })
-
-	// Another open file description of the same file: flock conflicts
-	// with it as with another process's.
-	holder, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	path, w, holder := openWithHeldLock(t)
 
 	done := make(chan error, 1)
 	go func() {
@@ -65,20 +49,7 @@ func TestWriteNotStalledByHeldLock(t *testing.T) {
 // again: an ADD writing 3 lines waited 3 × lockWait before, and in ipamd
 // each wait held the Writer's mutex, stalling every logging goroutine.
 func TestHeldLockWaitedOutOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "plugin.log")
-	w, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Close() })
-	holder, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	path, w, holder := openWithHeldLock(t)
 
 	mustWrite(t, w, "first\n") // waits lockWait, once
 	start := time.Now()
@@ -109,4 +80,27 @@ func TestHeldLockWaitedOutOnce(t *testing.T) {
 	if string(got) != "first\nsecond\nthird\nfourth\nfifth\n" {
 		t.Fatalf("log holds %q", got)
 	}
+}
+
+// openWithHeldLock opens a Writer on a new log and holds the file's flock
+// through another open file description, which conflicts with the
+// Writer's as another process's would. It returns the log's path, the
+// Writer and the holder.
+func openWithHeldLock(t *testing.T) (string, *Writer, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "plugin.log")
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	holder, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Close() })
+	if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return path, w, holder
 }
