@@ -112,34 +112,42 @@ type outcome struct {
 // the namespace of the locked thread that starts it.
 func (n node) run(t testing.TB, c call) outcome {
 	t.Helper()
-	stdin, err := json.Marshal(c.conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	var runErr error
-	err = n.ns.Do(func(ns.NetNS) error {
-		cmd := c.cmd(stdin)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		runErr = cmd.Run()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := outcome{stdout: stdout.Bytes()}
+	stdout, stderr, runErr := n.runRaw(t, c)
+	o := outcome{stdout: stdout}
 	var exitErr *exec.ExitError
 	switch {
 	case runErr == nil:
 	case errors.As(runErr, &exitErr):
 		o.err = &types.Error{}
 		if err := json.Unmarshal(o.stdout, o.err); err != nil {
-			t.Fatalf("%s failed (%v) without a CNI error on stdout: %q, stderr %q", c.command, runErr, o.stdout, stderr.String())
+			t.Fatalf("%s failed (%v) without a CNI error on stdout: %q, stderr %q", c.command, runErr, o.stdout, stderr)
 		}
 	default:
 		t.Fatalf("run plugin: %v", runErr)
 	}
 	return o
+}
+
+// runRaw executes the plugin as run does and returns what it printed and
+// how it exited, unparsed: for tests whose outcome may be no single CNI
+// document.
+func (n node) runRaw(t testing.TB, c call) (stdout, stderr []byte, runErr error) {
+	t.Helper()
+	stdin, err := json.Marshal(c.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err = n.ns.Do(func(ns.NetNS) error {
+		cmd := c.cmd(stdin)
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		runErr = cmd.Run()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes(), errOut.Bytes(), runErr
 }
 
 // cmd is the plugin's process for c, as the runtime starts it.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -59,21 +58,7 @@ func TestPrivilegedAddNetNSSwappedToNode(t *testing.T) {
 		conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
 	// Run by hand: before the node's state is checked, an outcome that is
 	// no single CNI document must not end the test.
-	stdin, err := json.Marshal(add.conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout bytes.Buffer
-	var runErr error
-	err = n.ns.Do(func(ns.NetNS) error {
-		cmd := add.cmd(stdin)
-		cmd.Stdout = &stdout
-		runErr = cmd.Run()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stdout, _, runErr := n.runRaw(t, add)
 	if target, err := os.Readlink(link); err != nil || target != n.ns.Path() {
 		t.Fatalf("the symlink was not swapped to the node's namespace: %q, %v", target, err)
 	}
@@ -96,8 +81,8 @@ func TestPrivilegedAddNetNSSwappedToNode(t *testing.T) {
 	// The path names another namespace than the one wired: no result
 	// describes it, and the ADD is rolled back there.
 	var e types.Error
-	if runErr == nil || json.Unmarshal(stdout.Bytes(), &e) != nil {
-		t.Fatalf("ADD: %v, want a single CNI error on stdout, got %s", runErr, stdout.Bytes())
+	if runErr == nil || json.Unmarshal(stdout, &e) != nil {
+		t.Fatalf("ADD: %v, want a single CNI error on stdout, got %s", runErr, stdout)
 	}
 	if want := "CNI_NETNS: network namespace " + link + " changed while the ADD wired it"; e.Code != types.ErrInvalidNetNS || !strings.Contains(e.Msg, want) {
 		t.Errorf("ADD failed with code %d %q, want code %d containing %q", e.Code, e.Msg, types.ErrInvalidNetNS, want)

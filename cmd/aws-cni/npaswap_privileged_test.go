@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -51,27 +50,13 @@ func TestPrivilegedAddNetNSSwappedDuringAgentCall(t *testing.T) {
 	}
 	add := call{command: "ADD", containerID: "ctr-npswap", netns: link, ifName: "eth0", podName: "npswap", podNS: "default",
 		conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket, npa: npa.socket}
-	stdin, err := json.Marshal(add.conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout bytes.Buffer
-	var runErr error
-	err = n.ns.Do(func(ns.NetNS) error {
-		cmd := add.cmd(stdin)
-		cmd.Stdout = &stdout
-		runErr = cmd.Run()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stdout, _, runErr := n.runRaw(t, add)
 	if target, err := os.Readlink(link); err != nil || target != otherNS.Path() {
 		t.Fatalf("the symlink was not swapped while the agent answered: %q, %v", target, err)
 	}
-	docs := jsonDocuments(t, stdout.Bytes())
+	docs := jsonDocuments(t, stdout)
 	if len(docs) != 1 {
-		t.Fatalf("stdout holds %d JSON documents, want 1: %s", len(docs), stdout.Bytes())
+		t.Fatalf("stdout holds %d JSON documents, want 1: %s", len(docs), stdout)
 	}
 	var e types.Error
 	_ = json.Unmarshal(docs[0], &e)
