@@ -126,19 +126,25 @@ func (n node) lateDelLeaves(t *testing.T, del call, before []string) {
 // linkAlias is the alias (IFLA_IFALIAS) of the node's link name.
 func linkAlias(t *testing.T, n node, name string) string {
 	t.Helper()
-	var alias string
+	return nodeLink(t, n, name).Alias
+}
+
+// nodeLink is the attributes of the node's link name.
+func nodeLink(t *testing.T, n node, name string) netlink.LinkAttrs {
+	t.Helper()
+	var attrs netlink.LinkAttrs
 	err := n.ns.Do(func(ns.NetNS) error {
 		l, err := netlink.LinkByName(name)
 		if err != nil {
 			return err
 		}
-		alias = l.Attrs().Alias
+		attrs = *l.Attrs()
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return alias
+	return attrs
 }
 
 // TestPrivilegedLateBranchDelOfReplacedSandbox: the same for a branch-ENI

@@ -3,9 +3,6 @@ package main
 import (
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vethname"
@@ -48,11 +45,11 @@ func TestPrivilegedAddRefusesVethTwin(t *testing.T) {
 			second.netns, second.ipamd = secondNS.Path(), ipamd.socket
 			n.run(t, first).mustSucceed(t, "ADD of the first pod")
 			nodeBefore, podBefore := snapshot(t, n.ns.Path()), snapshot(t, firstNS.Path())
-			index := linkIndex(t, n, twin)
+			index := nodeLink(t, n, twin).Index
 
 			out := n.run(t, second)
 
-			if got := linkIndex(t, n, twin); got != index {
+			if got := nodeLink(t, n, twin).Index; got != index {
 				t.Errorf("host veth %s is link %d, was the first pod's link %d", twin, got, index)
 			}
 			if d := podnettest.Diff(nodeBefore, snapshot(t, n.ns.Path())); d != "" {
@@ -68,21 +65,4 @@ func TestPrivilegedAddRefusesVethTwin(t *testing.T) {
 			out.wantCode(t, "ADD of the second pod", ErrWiring, tc.want)
 		})
 	}
-}
-
-func linkIndex(t *testing.T, n node, name string) int {
-	t.Helper()
-	var index int
-	err := n.ns.Do(func(ns.NetNS) error {
-		l, err := netlink.LinkByName(name)
-		if err != nil {
-			return err
-		}
-		index = l.Attrs().Index
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return index
 }
