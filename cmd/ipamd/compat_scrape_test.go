@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 	"github.com/vpc-cni/vpc-cni/rpc"
@@ -34,32 +33,8 @@ type scrape struct {
 }
 
 func scrapeMetrics(addr string) (scrape, error) {
-	s := scrape{samples: map[string]float64{}, types: map[string]string{}}
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			name, kind, _ := strings.Cut(rest, " ")
-			s.types[name] = kind
-			continue
-		}
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			return s, fmt.Errorf("sample %q: %w", line, err)
-		}
-		s.samples[line[:i]] = v
-	}
-	return s, sc.Err()
+	got, err := testutil.ScrapeMetrics(addr)
+	return scrape{samples: got.Samples, types: got.Types}, err
 }
 
 // sum adds the samples of family name (plain series only, not _sum or

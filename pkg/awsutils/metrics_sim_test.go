@@ -1,15 +1,14 @@
 package awsutils
 
 import (
-	"bufio"
 	"context"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/metrics"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
@@ -53,29 +52,10 @@ func serveMetrics(t *testing.T, m *metrics.Metrics) func() scraped {
 	t.Cleanup(func() { cancel(); <-done })
 	return func() scraped {
 		t.Helper()
-		resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+		got, err := testutil.ScrapeMetrics(ln.Addr().String())
 		if err != nil {
 			t.Fatalf("scraping metrics: %v", err)
 		}
-		defer resp.Body.Close()
-		s := scraped{}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			i := strings.LastIndexByte(line, ' ')
-			v, err := strconv.ParseFloat(line[i+1:], 64)
-			if err != nil {
-				t.Fatalf("sample %q: %v", line, err)
-			}
-			s[line[:i]] = v
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatalf("reading metrics: %v", err)
-		}
-		return s
+		return got.Samples
 	}
 }
