@@ -361,3 +361,12 @@ func TestPrivilegedBranchStrictIPv6(t *testing.T) {
 		"rule 20 v6 lookup local",
 	})
 }
+
+// eachMode runs f as a subtest for each POD_SECURITY_GROUP_ENFORCING_MODE:
+// strict, then standard.
+func eachMode(t *testing.T, f func(t *testing.T, strict bool)) {
+	t.Helper()
+	for _, strict := range []bool{true, false} {
+		t.Run(map[bool]string{true: "strict", false: "standard"}[strict], func(t *testing.T) { f(t, strict) })
+	}
+}

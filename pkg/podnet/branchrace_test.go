@@ -30,63 +30,61 @@ func (v thenVLAN) CreateVLAN(name string, parentIndex, vlanID int, mac net.Hardw
 // the VLAN link, table and rules alone (and still succeed), and B's ADD must
 // end with the full wiring.
 func TestPrivilegedBranchLateDELDuringADD(t *testing.T) {
-	for _, strict := range []bool{true, false} {
-		t.Run(map[bool]string{true: "strict", false: "standard"}[strict], func(t *testing.T) {
-			ctx := context.Background()
-			e := newBranchEnv(t)
-			if strict {
-				moveLocalRule(t, e.node)
-			}
-			a := e.branch(testutil.NewNS(t), strict)
-			a.Pod.Sandbox = "sandbox-a"
-			e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
-			veth := a.Pod.Interfaces[0].HostVeth
-			// A's namespace is gone, and its veth pair with it.
-			e.node.vethGone(t, veth)
+	eachMode(t, func(t *testing.T, strict bool) {
+		ctx := context.Background()
+		e := newBranchEnv(t)
+		if strict {
+			moveLocalRule(t, e.node)
+		}
+		a := e.branch(testutil.NewNS(t), strict)
+		a.Pod.Sandbox = "sandbox-a"
+		e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
+		veth := a.Pod.Interfaces[0].HostVeth
+		// A's namespace is gone, and its veth pair with it.
+		e.node.vethGone(t, veth)
 
-			podB := testutil.NewNS(t)
-			b := e.branch(podB, strict)
-			b.Pod.Sandbox = "sandbox-b"
-			var kept string
-			var delErr error
-			lateDEL := func() error {
-				kept, delErr = TeardownBranch(ctx, a.Pod, branchVLAN)
-				return nil
-			}
-			e.node.do(t, func() error {
-				return SetupBranch(ctx, b, thenVLAN{VLANLinker: podnettest.MacvlanVLAN{}, then: lateDEL})
-			})
-			if delErr != nil || kept == "" {
-				t.Errorf("A's late DEL = %q, %v; want success leaving B's branch alone", kept, delErr)
-			}
-			want := []string{
-				"link eth1 veth up mtu 1500",
-				"link vlan.eth.7 macvlan up mtu 1500",
-				"link " + veth + " veth up mtu 9001",
-				"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-				"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-			}
-			if strict {
-				want = append(want,
-					"route 107 10.2.0.55/32 dev "+veth+" scope link",
-					"rule 10 iif vlan.eth.7 lookup 107",
-					"rule 10 iif "+veth+" lookup 107",
-					"rule 20 lookup local")
-			} else {
-				want = append(want,
-					"route main 10.2.0.55/32 dev "+veth+" scope link",
-					"rule 512 to 10.2.0.55/32 lookup main",
-					"rule 1536 from 10.2.0.55/32 lookup 107")
-			}
-			wantState(t, "node after B's ADD", e.node.ns, want)
-			if err := podnettest.Connect(podB.Path(), e.vpc.Path(), net.ParseIP(branchGW)); err != nil {
-				t.Errorf("B to VPC: %v", err)
-			}
-			if err := podnettest.Connect(e.vpc.Path(), podB.Path(), net.ParseIP(branchPodIP)); err != nil {
-				t.Errorf("VPC to B: %v", err)
-			}
+		podB := testutil.NewNS(t)
+		b := e.branch(podB, strict)
+		b.Pod.Sandbox = "sandbox-b"
+		var kept string
+		var delErr error
+		lateDEL := func() error {
+			kept, delErr = TeardownBranch(ctx, a.Pod, branchVLAN)
+			return nil
+		}
+		e.node.do(t, func() error {
+			return SetupBranch(ctx, b, thenVLAN{VLANLinker: podnettest.MacvlanVLAN{}, then: lateDEL})
 		})
-	}
+		if delErr != nil || kept == "" {
+			t.Errorf("A's late DEL = %q, %v; want success leaving B's branch alone", kept, delErr)
+		}
+		want := []string{
+			"link eth1 veth up mtu 1500",
+			"link vlan.eth.7 macvlan up mtu 1500",
+			"link " + veth + " veth up mtu 9001",
+			"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
+			"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+		}
+		if strict {
+			want = append(want,
+				"route 107 10.2.0.55/32 dev "+veth+" scope link",
+				"rule 10 iif vlan.eth.7 lookup 107",
+				"rule 10 iif "+veth+" lookup 107",
+				"rule 20 lookup local")
+		} else {
+			want = append(want,
+				"route main 10.2.0.55/32 dev "+veth+" scope link",
+				"rule 512 to 10.2.0.55/32 lookup main",
+				"rule 1536 from 10.2.0.55/32 lookup 107")
+		}
+		wantState(t, "node after B's ADD", e.node.ns, want)
+		if err := podnettest.Connect(podB.Path(), e.vpc.Path(), net.ParseIP(branchGW)); err != nil {
+			t.Errorf("B to VPC: %v", err)
+		}
+		if err := podnettest.Connect(e.vpc.Path(), podB.Path(), net.ParseIP(branchPodIP)); err != nil {
+			t.Errorf("VPC to B: %v", err)
+		}
+	})
 }
 
 // TestPrivilegedLateDELDuringRegularADD: the same window for a regular

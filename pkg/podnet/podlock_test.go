@@ -106,48 +106,46 @@ func TestPrivilegedPodLockLateDELRegular(t *testing.T) {
 // rules; the new sandbox B's ADD, on the same branch ENI, wires the pod in
 // that window. The pod lock makes B's ADD wait, so B's wiring is whole.
 func TestPrivilegedPodLockLateDELBranch(t *testing.T) {
-	for _, strict := range []bool{true, false} {
-		t.Run(map[bool]string{true: "strict", false: "standard"}[strict], func(t *testing.T) {
-			ctx := context.Background()
-			lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
-			e := newBranchEnv(t)
-			if strict {
-				moveLocalRule(t, e.node)
-			}
-			a := e.branch(testutil.NewNS(t), strict)
-			a.Pod.Sandbox, a.Pod.LockFile = "sandbox-a", lockFile
-			e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
-			veth := a.Pod.Interfaces[0].HostVeth
-			e.node.vethGone(t, veth)
+	eachMode(t, func(t *testing.T, strict bool) {
+		ctx := context.Background()
+		lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
+		e := newBranchEnv(t)
+		if strict {
+			moveLocalRule(t, e.node)
+		}
+		a := e.branch(testutil.NewNS(t), strict)
+		a.Pod.Sandbox, a.Pod.LockFile = "sandbox-a", lockFile
+		e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
+		veth := a.Pod.Interfaces[0].HostVeth
+		e.node.vethGone(t, veth)
 
-			b := e.branch(testutil.NewNS(t), strict)
-			b.Pod.Sandbox, b.Pod.LockFile = "sandbox-b", lockFile
-			delErr, addErr := raceLateDEL(t, e.node,
-				func() error { _, err := TeardownBranch(ctx, a.Pod, branchVLAN); return err },
-				func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
-			if delErr != nil || addErr != nil {
-				t.Fatalf("A's DEL: %v; B's ADD: %v", delErr, addErr)
-			}
-			want := []string{
-				"link eth1 veth up mtu 1500",
-				"link vlan.eth.7 macvlan up mtu 1500",
-				"link " + veth + " veth up mtu 9001",
-				"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-				"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-			}
-			if strict {
-				want = append(want,
-					"route 107 10.2.0.55/32 dev "+veth+" scope link",
-					"rule 10 iif vlan.eth.7 lookup 107",
-					"rule 10 iif "+veth+" lookup 107",
-					"rule 20 lookup local")
-			} else {
-				want = append(want,
-					"route main 10.2.0.55/32 dev "+veth+" scope link",
-					"rule 512 to 10.2.0.55/32 lookup main",
-					"rule 1536 from 10.2.0.55/32 lookup 107")
-			}
-			wantState(t, "node after both", e.node.ns, want)
-		})
-	}
+		b := e.branch(testutil.NewNS(t), strict)
+		b.Pod.Sandbox, b.Pod.LockFile = "sandbox-b", lockFile
+		delErr, addErr := raceLateDEL(t, e.node,
+			func() error { _, err := TeardownBranch(ctx, a.Pod, branchVLAN); return err },
+			func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
+		if delErr != nil || addErr != nil {
+			t.Fatalf("A's DEL: %v; B's ADD: %v", delErr, addErr)
+		}
+		want := []string{
+			"link eth1 veth up mtu 1500",
+			"link vlan.eth.7 macvlan up mtu 1500",
+			"link " + veth + " veth up mtu 9001",
+			"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
+			"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+		}
+		if strict {
+			want = append(want,
+				"route 107 10.2.0.55/32 dev "+veth+" scope link",
+				"rule 10 iif vlan.eth.7 lookup 107",
+				"rule 10 iif "+veth+" lookup 107",
+				"rule 20 lookup local")
+		} else {
+			want = append(want,
+				"route main 10.2.0.55/32 dev "+veth+" scope link",
+				"rule 512 to 10.2.0.55/32 lookup main",
+				"rule 1536 from 10.2.0.55/32 lookup 107")
+		}
+		wantState(t, "node after both", e.node.ns, want)
+	})
 }
