@@ -125,17 +125,7 @@ func TestPrivilegedBranchStrict(t *testing.T) {
 	e.node.do(t, func() error { return netlink.RuleAdd(iifRule(veth, 999, unix.AF_INET)) })
 
 	e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
-	wantState(t, "node", e.node.ns, []string{
-		"link eth1 veth up mtu 1500",
-		"link vlan.eth.7 macvlan up mtu 1500",
-		"link " + veth + " veth up mtu 9001",
-		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-		"route 107 10.2.0.55/32 dev " + veth + " scope link",
-		"rule 10 iif vlan.eth.7 lookup 107",
-		"rule 10 iif " + veth + " lookup 107",
-		"rule 20 lookup local",
-	})
+	wantState(t, "node", e.node.ns, wiredBranch(veth, true))
 	wantState(t, "pod", podNS, []string{
 		"link eth0 veth up mtu 9001",
 		"addr eth0 10.2.0.55/32",
@@ -166,16 +156,7 @@ func TestPrivilegedBranchStandard(t *testing.T) {
 	b := e.branch(podNS, false)
 	veth := b.Pod.Interfaces[0].HostVeth
 	e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
-	wantState(t, "node", e.node.ns, []string{
-		"link eth1 veth up mtu 1500",
-		"link vlan.eth.7 macvlan up mtu 1500",
-		"link " + veth + " veth up mtu 9001",
-		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-		"route main 10.2.0.55/32 dev " + veth + " scope link",
-		"rule 512 to 10.2.0.55/32 lookup main",
-		"rule 1536 from 10.2.0.55/32 lookup 107",
-	})
+	wantState(t, "node", e.node.ns, wiredBranch(veth, false))
 	if err := podnettest.Connect(podNS.Path(), e.vpc.Path(), net.ParseIP(branchGW)); err != nil {
 		t.Errorf("pod to VPC: %v", err)
 	}
@@ -369,4 +350,28 @@ func eachMode(t *testing.T, f func(t *testing.T, strict bool)) {
 	for _, strict := range []bool{true, false} {
 		t.Run(map[bool]string{true: "strict", false: "standard"}[strict], func(t *testing.T) { f(t, strict) })
 	}
+}
+
+// wiredBranch is the node's state with one branch pod wired: VLAN 7, table
+// 107, branchPodIP behind the host veth, in strict mode (the local rule
+// moved to 20) or standard mode.
+func wiredBranch(veth string, strict bool) []string {
+	want := []string{
+		"link eth1 veth up mtu 1500",
+		"link vlan.eth.7 macvlan up mtu 1500",
+		"link " + veth + " veth up mtu 9001",
+		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
+		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+	}
+	if strict {
+		return append(want,
+			"route 107 10.2.0.55/32 dev "+veth+" scope link",
+			"rule 10 iif vlan.eth.7 lookup 107",
+			"rule 10 iif "+veth+" lookup 107",
+			"rule 20 lookup local")
+	}
+	return append(want,
+		"route main 10.2.0.55/32 dev "+veth+" scope link",
+		"rule 512 to 10.2.0.55/32 lookup main",
+		"rule 1536 from 10.2.0.55/32 lookup 107")
 }

@@ -58,25 +58,7 @@ func TestPrivilegedBranchLateDELDuringADD(t *testing.T) {
 		if delErr != nil || kept == "" {
 			t.Errorf("A's late DEL = %q, %v; want success leaving B's branch alone", kept, delErr)
 		}
-		want := []string{
-			"link eth1 veth up mtu 1500",
-			"link vlan.eth.7 macvlan up mtu 1500",
-			"link " + veth + " veth up mtu 9001",
-			"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-			"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-		}
-		if strict {
-			want = append(want,
-				"route 107 10.2.0.55/32 dev "+veth+" scope link",
-				"rule 10 iif vlan.eth.7 lookup 107",
-				"rule 10 iif "+veth+" lookup 107",
-				"rule 20 lookup local")
-		} else {
-			want = append(want,
-				"route main 10.2.0.55/32 dev "+veth+" scope link",
-				"rule 512 to 10.2.0.55/32 lookup main",
-				"rule 1536 from 10.2.0.55/32 lookup 107")
-		}
+		want := wiredBranch(veth, strict)
 		wantState(t, "node after B's ADD", e.node.ns, want)
 		if err := podnettest.Connect(podB.Path(), e.vpc.Path(), net.ParseIP(branchGW)); err != nil {
 			t.Errorf("B to VPC: %v", err)

@@ -30,17 +30,7 @@ func TestPrivilegedBranchStrictAfterStandardSandbox(t *testing.T) {
 	b.Pod.Sandbox = "sandbox-b"
 	e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
 	veth := b.Pod.Interfaces[0].HostVeth
-	want := []string{
-		"link eth1 veth up mtu 1500",
-		"link vlan.eth.7 macvlan up mtu 1500",
-		"link " + veth + " veth up mtu 9001",
-		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-		"route 107 10.2.0.55/32 dev " + veth + " scope link",
-		"rule 10 iif vlan.eth.7 lookup 107",
-		"rule 10 iif " + veth + " lookup 107",
-		"rule 20 lookup local",
-	}
+	want := wiredBranch(veth, true)
 	wantState(t, "node after B's ADD", e.node.ns, want)
 
 	// A's late DEL changes nothing of B's.
