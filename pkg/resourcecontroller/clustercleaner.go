@@ -112,15 +112,8 @@ func (c *Controller) startCleanCluster(ctx context.Context, prev map[string]bool
 		if ctx.Err() != nil {
 			break // stopping: a warning per ENI left would say nothing more
 		}
-		if started, _ := c.cleanJobs.start(id); !started {
-			continue // running, or every slot taken: a later pass
-		}
-		jobs.Add(1)
-		go func() {
-			defer jobs.Done()
-			defer c.cleanJobs.done(id)
-			c.deleteLeaked(ctx, id)
-		}()
+		// Not started when running, or every slot is taken: a later pass.
+		startJob(ctx, c.cleanJobs, id, jobs, func(ctx context.Context) { c.deleteLeaked(ctx, id) })
 	}
 	return p.seen
 }

@@ -60,15 +60,8 @@ func (c *Controller) startCooledDeletes(ctx context.Context, now time.Time, jobs
 		if !c.reg.hasDue(node, now, c.cooldown.get()) {
 			continue
 		}
-		if started, _ := c.coolJobs.start(node); !started {
-			continue // running, or every slot taken: the next tick
-		}
-		jobs.Add(1)
-		go func() {
-			defer jobs.Done()
-			defer c.coolJobs.done(node)
-			c.deleteCooledOf(ctx, node, now)
-		}()
+		// Not started when running, or every slot is taken: the next tick.
+		startJob(ctx, c.coolJobs, node, jobs, func(ctx context.Context) { c.deleteCooledOf(ctx, node, now) })
 	}
 }
 
