@@ -63,7 +63,7 @@ func vethPeerName(link netlink.Link) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("peer of %s: %w", a.Name, err)
 	}
-	peer, err := peerOfAnswer(msgs, a.ParentIndex, a.Index)
+	peer, err := peerOfAnswer(msgs, a.ParentIndex, a.Index, a.NetNsID)
 	if err != nil {
 		return "", fmt.Errorf("peer of %s: %w", a.Name, err)
 	}
@@ -71,12 +71,15 @@ func vethPeerName(link netlink.Link) (string, error) {
 }
 
 // peerOfAnswer is the name in an RTM_GETLINK answer for the pod end's
-// index peerIndex of the veth whose node end has index hostIndex. Kernels
-// before 4.15 ignore IFLA_TARGET_NETNSID and answer with the node's own
-// link of that index (such as eth1, or another pod's host veth): the
-// answer names the pod end only if it is a veth whose IFLA_LINK is the
-// node end. Anything else is errNoPeer.
-func peerOfAnswer(msgs [][]byte, peerIndex, hostIndex int) (string, error) {
+// index peerIndex, in the namespace of id nsid, of the veth whose node end
+// has index hostIndex. Kernels before 4.15 ignore IFLA_TARGET_NETNSID and
+// answer with the node's own link of that index (such as eth1, or another
+// pod's host veth); kernels that honour it echo it in the answer. The
+// answer names the pod end only if it echoes nsid and is a veth whose
+// IFLA_LINK is the node end: a node's veth (a container node's eth0) may
+// point at an index equal to the node end's by coincidence. Anything else
+// is errNoPeer.
+func peerOfAnswer(msgs [][]byte, peerIndex, hostIndex, nsid int) (string, error) {
 	for _, m := range msgs {
 		info := nl.DeserializeIfInfomsg(m)
 		if int(info.Index) != peerIndex {
@@ -87,9 +90,13 @@ func peerOfAnswer(msgs [][]byte, peerIndex, hostIndex int) (string, error) {
 			return "", err
 		}
 		var name, kind string
-		link := -1
+		link, target := -1, -1
 		for _, at := range attrs {
 			switch at.Attr.Type {
+			case unix.IFLA_TARGET_NETNSID:
+				if len(at.Value) == 4 {
+					target = int(int32(nl.NativeEndian().Uint32(at.Value)))
+				}
 			case unix.IFLA_IFNAME:
 				name = string(bytes.TrimRight(at.Value, "\x00"))
 			case unix.IFLA_LINK:
@@ -100,7 +107,7 @@ func peerOfAnswer(msgs [][]byte, peerIndex, hostIndex int) (string, error) {
 				kind = linkKind(at.Value)
 			}
 		}
-		if name == "" || kind != "veth" || link != hostIndex {
+		if name == "" || kind != "veth" || link != hostIndex || target != nsid {
 			return "", errNoPeer
 		}
 		return name, nil
