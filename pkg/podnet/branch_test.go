@@ -3,6 +3,8 @@ package podnet
 import (
 	"context"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -78,13 +80,29 @@ func newBranchEnv(t *testing.T) branchEnv {
 	return e
 }
 
-func (e branchEnv) branch(podNS ns.NetNS, strict bool) Branch {
+// newBranchNode is newBranchEnv in a mode: in strict mode ipamd has moved
+// the local rule to 20 (moveLocalRule).
+func newBranchNode(t *testing.T, strict bool) branchEnv {
+	t.Helper()
+	e := newBranchEnv(t)
+	if strict {
+		moveLocalRule(t, e.node)
+	}
+	return e
+}
+
+// branchVeth is the host veth name of pod default/pod in a mode.
+func branchVeth(strict bool, pod string) string {
 	prefix := "eni"
 	if strict {
 		prefix = vethname.BranchPrefix
 	}
+	return vethname.HostVethName(prefix, "default", pod, 0)
+}
+
+func (e branchEnv) branch(podNS ns.NetNS, strict bool) Branch {
 	ifc := iface("default", "sg-pod", branchPodIP, 0, 0)
-	ifc.HostVeth = vethname.HostVethName(prefix, "default", "sg-pod", 0)
+	ifc.HostVeth = branchVeth(strict, "sg-pod")
 	return Branch{
 		Pod:           Pod{NetNS: podNS.Path(), MTU: 9001, Interfaces: []Interface{ifc}},
 		VLANID:        branchVLAN,
@@ -93,6 +111,68 @@ func (e branchEnv) branch(podNS ns.NetNS, strict bool) Branch {
 		ParentIfIndex: e.trunk,
 		Strict:        strict,
 	}
+}
+
+// goneSandboxA wires sg-pod's sandbox A (VLAN 7, branchPodIP) in a mode,
+// with lock file lockFile ("" for none), and removes its host veth: A's
+// namespace is gone, its DEL not come yet.
+func (e branchEnv) goneSandboxA(t *testing.T, strict bool, lockFile string) Branch {
+	t.Helper()
+	a := e.branch(testutil.NewNS(t), strict)
+	a.Pod.Sandbox, a.Pod.LockFile = "sandbox-a", lockFile
+	e.node.do(t, func() error { return SetupBranch(context.Background(), a, podnettest.MacvlanVLAN{}) })
+	e.node.vethGone(t, a.Pod.Interfaces[0].HostVeth)
+	return a
+}
+
+// onENI moves b to another branch ENI: VLAN id vlan, MAC mac and, unless
+// addr is "", address addr.
+func (b Branch) onENI(vlan int, mac, addr string) Branch {
+	b.VLANID = vlan
+	b.ENIMAC, _ = net.ParseMAC(mac)
+	if addr != "" {
+		b.Pod.Interfaces = slices.Clone(b.Pod.Interfaces)
+		b.Pod.Interfaces[0].Address = hostPrefix(net.ParseIP(addr))
+	}
+	return b
+}
+
+// ofPod gives b the host veth of pod default/pod in b's mode.
+func (b Branch) ofPod(pod string) Branch {
+	b.Pod.Interfaces = slices.Clone(b.Pod.Interfaces)
+	b.Pod.Interfaces[0].HostVeth = branchVeth(b.Strict, pod)
+	return b
+}
+
+// podC is another pod's branch (other-pod, sandbox C) in a mode, given
+// VLAN id 7 with another branch ENI and address 10.2.0.77; not wired.
+func (e branchEnv) podC(podNS ns.NetNS, strict bool) Branch {
+	c := e.branch(podNS, strict).onENI(branchVLAN, "02:42:0a:02:00:4d", "10.2.0.77").ofPod("other-pod")
+	c.Pod.Sandbox = "sandbox-c"
+	return c
+}
+
+// regularPodW wires regular pod W, given branchPodIP as a secondary
+// address of the ENI of table 3, and returns its host veth.
+func (e branchEnv) regularPodW(t *testing.T) string {
+	t.Helper()
+	w := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 9001, Sandbox: "sandbox-w",
+		Interfaces: []Interface{iface("default", "web", branchPodIP, 0, 3)}}
+	e.node.do(t, func() error { return Setup(context.Background(), w) })
+	return w.Interfaces[0].HostVeth
+}
+
+// teardownBranch runs TeardownBranch in the node and returns what it
+// kept; it must not fail.
+func (n node) teardownBranch(t *testing.T, pod Pod, vlanID int, alsoVeths ...string) string {
+	t.Helper()
+	var kept string
+	n.do(t, func() error {
+		var err error
+		kept, err = TeardownBranch(context.Background(), pod, vlanID, alsoVeths...)
+		return err
+	})
+	return kept
 }
 
 // moveLocalRule does what ipamd does on nodes with strict branch ENIs: the
@@ -356,22 +436,35 @@ func eachMode(t *testing.T, f func(t *testing.T, strict bool)) {
 // 107, branchPodIP behind the host veth, in strict mode (the local rule
 // moved to 20) or standard mode.
 func wiredBranch(veth string, strict bool) []string {
-	want := []string{
-		"link eth1 veth up mtu 1500",
-		"link vlan.eth.7 macvlan up mtu 1500",
-		"link " + veth + " veth up mtu 9001",
-		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
+	return wiredBranchOn(branchVLAN, branchPodIP, veth, strict)
+}
+
+// bareBranchNode is the node's state with no branch pod wired: the trunk
+// and, in strict mode, the local rule moved to 20.
+func bareBranchNode(strict bool) []string {
+	if strict {
+		return []string{"link eth1 veth up mtu 1500", "rule 20 lookup local"}
 	}
+	return []string{"link eth1 veth up mtu 1500"}
+}
+
+// wiredBranchOn is wiredBranch for a pod with address addr on VLAN vlan.
+func wiredBranchOn(vlan int, addr, veth string, strict bool) []string {
+	link, table := VLANLinkName(vlan), strconv.Itoa(BranchTable(vlan))
+	want := append(bareBranchNode(strict),
+		"link "+link+" macvlan up mtu 1500",
+		"link "+veth+" veth up mtu 9001",
+		"route "+table+" "+branchGW+"/32 dev "+link+" scope link",
+		"route "+table+" 0.0.0.0/0 via "+branchGW+" dev "+link,
+	)
 	if strict {
 		return append(want,
-			"route 107 10.2.0.55/32 dev "+veth+" scope link",
-			"rule 10 iif vlan.eth.7 lookup 107",
-			"rule 10 iif "+veth+" lookup 107",
-			"rule 20 lookup local")
+			"route "+table+" "+addr+"/32 dev "+veth+" scope link",
+			"rule 10 iif "+link+" lookup "+table,
+			"rule 10 iif "+veth+" lookup "+table)
 	}
 	return append(want,
-		"route main 10.2.0.55/32 dev "+veth+" scope link",
-		"rule 512 to 10.2.0.55/32 lookup main",
-		"rule 1536 from 10.2.0.55/32 lookup 107")
+		"route main "+addr+"/32 dev "+veth+" scope link",
+		"rule 512 to "+addr+"/32 lookup main",
+		"rule 1536 from "+addr+"/32 lookup "+table)
 }

@@ -1,11 +1,7 @@
 package podnet
 
 import (
-	"context"
 	"testing"
-
-	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 // TestPrivilegedBranchLateDELAfterAddressReusedByRegularPod: branch pod
@@ -19,33 +15,14 @@ import (
 // leaves by their ENI's table.
 func TestPrivilegedBranchLateDELAfterAddressReusedByRegularPod(t *testing.T) {
 	eachMode(t, func(t *testing.T, strict bool) {
-		ctx := context.Background()
-		e := newBranchEnv(t)
-		want := []string{"link eth1 veth up mtu 1500"}
-		if strict {
-			moveLocalRule(t, e.node)
-			want = append(want, "rule 20 lookup local")
-		}
-		a := e.branch(testutil.NewNS(t), strict)
-		a.Pod.Sandbox = "sandbox-a"
-		e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
-		e.node.vethGone(t, a.Pod.Interfaces[0].HostVeth)
+		e := newBranchNode(t, strict)
+		a := e.goneSandboxA(t, strict, "")
+		wVeth := e.regularPodW(t)
 
-		w := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 9001, Sandbox: "sandbox-w",
-			Interfaces: []Interface{iface("default", "web", branchPodIP, 0, 3)}}
-		e.node.do(t, func() error { return Setup(ctx, w) })
-		wVeth := w.Interfaces[0].HostVeth
-
-		var kept string
-		e.node.do(t, func() error {
-			var err error
-			kept, err = TeardownBranch(ctx, a.Pod, branchVLAN)
-			return err
-		})
-		if kept == "" {
+		if kept := e.node.teardownBranch(t, a.Pod, branchVLAN); kept == "" {
 			t.Errorf("A's late DEL kept nothing, want W's rules of %s left alone", branchPodIP)
 		}
-		want = append(want,
+		want := append(bareBranchNode(strict),
 			"link "+wVeth+" veth up mtu 9001",
 			"route main "+branchPodIP+"/32 dev "+wVeth+" scope link",
 			"rule 512 to "+branchPodIP+"/32 lookup main",

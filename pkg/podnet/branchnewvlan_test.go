@@ -2,7 +2,6 @@ package podnet
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -19,64 +18,25 @@ import (
 func TestPrivilegedBranchRecreatedOnNewVLANLateDEL(t *testing.T) {
 	eachMode(t, func(t *testing.T, strict bool) {
 		ctx := context.Background()
-		e := newBranchEnv(t)
-		want := []string{"link eth1 veth up mtu 1500"}
-		if strict {
-			moveLocalRule(t, e.node)
-			want = append(want, "rule 20 lookup local")
-		}
-		a := e.branch(testutil.NewNS(t), strict)
-		a.Pod.Sandbox = "sandbox-a"
-		e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
+		e := newBranchNode(t, strict)
+		a := e.goneSandboxA(t, strict, "")
 		veth := a.Pod.Interfaces[0].HostVeth
-		e.node.vethGone(t, veth)
 
-		podB := testutil.NewNS(t)
-		b := e.branch(podB, strict)
+		b := e.branch(testutil.NewNS(t), strict).onENI(8, "02:42:0a:02:00:42", "10.2.0.66")
 		b.Pod.Sandbox = "sandbox-b"
-		b.VLANID = 8
-		b.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:42")
-		b.Pod.Interfaces[0].Address = hostPrefix(net.ParseIP("10.2.0.66"))
 		e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
 
-		var kept string
-		e.node.do(t, func() error {
-			var err error
-			kept, err = TeardownBranch(ctx, a.Pod, branchVLAN)
-			return err
-		})
-		if kept != "" {
+		if kept := e.node.teardownBranch(t, a.Pod, branchVLAN); kept != "" {
 			t.Errorf("A's late DEL kept %q, want A's VLAN 7 removed", kept)
 		}
-		want = append(want,
-			"link vlan.eth.8 macvlan up mtu 1500",
-			"link "+veth+" veth up mtu 9001",
-			"route 108 10.2.0.1/32 dev vlan.eth.8 scope link",
-			"route 108 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.8",
-		)
-		if strict {
-			want = append(want,
-				"route 108 10.2.0.66/32 dev "+veth+" scope link",
-				"rule 10 iif vlan.eth.8 lookup 108",
-				"rule 10 iif "+veth+" lookup 108")
-		} else {
-			want = append(want,
-				"route main 10.2.0.66/32 dev "+veth+" scope link",
-				"rule 512 to 10.2.0.66/32 lookup main",
-				"rule 1536 from 10.2.0.66/32 lookup 108")
-		}
-		wantState(t, "node after A's late DEL", e.node.ns, want)
+		wantState(t, "node after A's late DEL", e.node.ns, wiredBranchOn(8, "10.2.0.66", veth, strict))
 
 		// B's own DEL then leaves the node as it was.
-		e.node.do(t, func() error {
-			k, err := TeardownBranch(ctx, b.Pod, 8)
-			if k != "" {
-				t.Errorf("B's DEL kept %q", k)
-			}
-			return err
-		})
+		if kept := e.node.teardownBranch(t, b.Pod, 8); kept != "" {
+			t.Errorf("B's DEL kept %q", kept)
+		}
 		e.node.vethGone(t, veth)
-		wantState(t, "node after B's DEL", e.node.ns, want[:len(want)-7])
+		wantState(t, "node after B's DEL", e.node.ns, bareBranchNode(strict))
 	})
 }
 
@@ -95,21 +55,13 @@ func TestPrivilegedBranchRecreatedAsRegularPodLateDEL(t *testing.T) {
 				lockFile = filepath.Join(t.TempDir(), "aws-cni.lock")
 			}
 			e := newBranchEnv(t)
-			a := e.branch(testutil.NewNS(t), false)
-			a.Pod.Sandbox, a.Pod.LockFile = "sandbox-a", lockFile
-			e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
+			a := e.goneSandboxA(t, false, lockFile)
 			veth := a.Pod.Interfaces[0].HostVeth
-			e.node.vethGone(t, veth)
 
 			b := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 1500, Sandbox: "sandbox-b", LockFile: lockFile,
 				Interfaces: []Interface{iface("default", "sg-pod", "10.1.0.9", 0, 3)}}
 			e.node.do(t, func() error { return Setup(ctx, b) })
-			var kept string
-			e.node.do(t, func() error {
-				var err error
-				kept, err = TeardownBranch(ctx, a.Pod, branchVLAN)
-				return err
-			})
+			kept := e.node.teardownBranch(t, a.Pod, branchVLAN)
 			want := []string{
 				"link eth1 veth up mtu 1500",
 				"link " + veth + " veth up mtu 1500",

@@ -2,7 +2,7 @@ package podnet
 
 import (
 	"context"
-	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,36 +21,17 @@ import (
 // the same rule as A's was), nor anything of A2's.
 func TestPrivilegedBranchLateDELOfReplacedSandboxAfterAddressReused(t *testing.T) {
 	eachMode(t, func(t *testing.T, strict bool) {
-		ctx := context.Background()
-		e := newBranchEnv(t)
-		if strict {
-			moveLocalRule(t, e.node)
-		}
-		a := e.branch(testutil.NewNS(t), strict)
-		a.Pod.Sandbox = "sandbox-a"
-		e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
-		e.node.vethGone(t, a.Pod.Interfaces[0].HostVeth)
+		e := newBranchNode(t, strict)
+		a := e.goneSandboxA(t, strict, "")
 
-		a2 := e.branch(testutil.NewNS(t), strict)
+		a2 := e.branch(testutil.NewNS(t), strict).onENI(9, "02:42:0a:02:00:42", "10.2.0.66")
 		a2.Pod.Sandbox = "sandbox-a2"
-		a2.VLANID = 9
-		a2.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:42")
-		a2.Pod.Interfaces[0].Address = hostPrefix(net.ParseIP("10.2.0.66"))
-		e.node.do(t, func() error { return SetupBranch(ctx, a2, podnettest.MacvlanVLAN{}) })
+		e.node.do(t, func() error { return SetupBranch(context.Background(), a2, podnettest.MacvlanVLAN{}) })
 
-		w := Pod{NetNS: testutil.NewNS(t).Path(), MTU: 9001, Sandbox: "sandbox-w",
-			Interfaces: []Interface{iface("default", "web", branchPodIP, 0, 3)}}
-		e.node.do(t, func() error { return Setup(ctx, w) })
-		wVeth := w.Interfaces[0].HostVeth
+		wVeth := e.regularPodW(t)
 		before := snapshot(t, e.node.ns)
 
-		var kept string
-		e.node.do(t, func() error {
-			var err error
-			kept, err = TeardownBranch(ctx, a.Pod, branchVLAN)
-			return err
-		})
-		if kept == "" {
+		if kept := e.node.teardownBranch(t, a.Pod, branchVLAN); kept == "" {
 			t.Errorf("A's late DEL kept nothing, want W's rules of %s left alone", branchPodIP)
 		}
 		// Gone: A's VLAN link and what routes through it; nothing else.
@@ -65,11 +46,7 @@ func TestPrivilegedBranchLateDELOfReplacedSandboxAfterAddressReused(t *testing.T
 			"rule 512 to " + branchPodIP + "/32 lookup main",
 			"rule 1536 from " + branchPodIP + "/32 lookup 3",
 		} {
-			found := false
-			for _, b := range before {
-				found = found || b == l
-			}
-			if !found {
+			if !slices.Contains(before, l) {
 				t.Fatalf("W is not wired as the test expects: no %q in\n%s", l, strings.Join(before, "\n"))
 			}
 		}

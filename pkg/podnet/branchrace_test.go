@@ -32,16 +32,9 @@ func (v thenVLAN) CreateVLAN(name string, parentIndex, vlanID int, mac net.Hardw
 func TestPrivilegedBranchLateDELDuringADD(t *testing.T) {
 	eachMode(t, func(t *testing.T, strict bool) {
 		ctx := context.Background()
-		e := newBranchEnv(t)
-		if strict {
-			moveLocalRule(t, e.node)
-		}
-		a := e.branch(testutil.NewNS(t), strict)
-		a.Pod.Sandbox = "sandbox-a"
-		e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
+		e := newBranchNode(t, strict)
+		a := e.goneSandboxA(t, strict, "")
 		veth := a.Pod.Interfaces[0].HostVeth
-		// A's namespace is gone, and its veth pair with it.
-		e.node.vethGone(t, veth)
 
 		podB := testutil.NewNS(t)
 		b := e.branch(podB, strict)

@@ -20,10 +20,7 @@ import (
 func TestPrivilegedBranchStrictAfterStandardSandbox(t *testing.T) {
 	ctx := context.Background()
 	e := newBranchEnv(t)
-	a := e.branch(testutil.NewNS(t), false)
-	a.Pod.Sandbox = "sandbox-a"
-	e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
-	e.node.vethGone(t, a.Pod.Interfaces[0].HostVeth)
+	a := e.goneSandboxA(t, false, "")
 
 	moveLocalRule(t, e.node)
 	b := e.branch(testutil.NewNS(t), true)
@@ -34,9 +31,6 @@ func TestPrivilegedBranchStrictAfterStandardSandbox(t *testing.T) {
 	wantState(t, "node after B's ADD", e.node.ns, want)
 
 	// A's late DEL changes nothing of B's.
-	e.node.do(t, func() error {
-		_, err := TeardownBranch(ctx, a.Pod, branchVLAN, a.Pod.Interfaces[0].HostVeth)
-		return err
-	})
+	e.node.teardownBranch(t, a.Pod, branchVLAN, a.Pod.Interfaces[0].HostVeth)
 	wantState(t, "node after A's late DEL", e.node.ns, want)
 }

@@ -109,15 +109,9 @@ func TestPrivilegedPodLockLateDELBranch(t *testing.T) {
 	eachMode(t, func(t *testing.T, strict bool) {
 		ctx := context.Background()
 		lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
-		e := newBranchEnv(t)
-		if strict {
-			moveLocalRule(t, e.node)
-		}
-		a := e.branch(testutil.NewNS(t), strict)
-		a.Pod.Sandbox, a.Pod.LockFile = "sandbox-a", lockFile
-		e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
+		e := newBranchNode(t, strict)
+		a := e.goneSandboxA(t, strict, lockFile)
 		veth := a.Pod.Interfaces[0].HostVeth
-		e.node.vethGone(t, veth)
 
 		b := e.branch(testutil.NewNS(t), strict)
 		b.Pod.Sandbox, b.Pod.LockFile = "sandbox-b", lockFile

@@ -2,13 +2,11 @@ package podnet
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
-	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // reusedVLAN is a node with pod A wired on branch VLAN 7 (its netns still
@@ -23,25 +21,15 @@ type reusedVLAN struct {
 func newReusedVLAN(t *testing.T, strict bool) reusedVLAN {
 	t.Helper()
 	lockFile := filepath.Join(t.TempDir(), "aws-cni.lock")
-	r := reusedVLAN{e: newBranchEnv(t)}
-	if strict {
-		moveLocalRule(t, r.e.node)
-	}
+	r := reusedVLAN{e: newBranchNode(t, strict)}
 	r.a = r.e.branch(testutil.NewNS(t), strict)
 	r.a.Pod.Sandbox, r.a.Pod.LockFile = "sandbox-a", lockFile
 	r.e.node.do(t, func() error { return SetupBranch(context.Background(), r.a, podnettest.MacvlanVLAN{}) })
 	r.vethA = r.a.Pod.Interfaces[0].HostVeth
 
-	r.c = r.e.branch(testutil.NewNS(t), strict)
-	r.c.Pod.Sandbox, r.c.Pod.LockFile = "sandbox-c", lockFile
-	r.c.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:4d")
-	prefix := "eni"
-	if strict {
-		prefix = vethname.BranchPrefix
-	}
-	r.vethC = vethname.HostVethName(prefix, "default", "other-pod", 0)
-	r.c.Pod.Interfaces[0].HostVeth = r.vethC
-	r.c.Pod.Interfaces[0].Address = hostPrefix(net.ParseIP("10.2.0.77"))
+	r.c = r.e.podC(testutil.NewNS(t), strict)
+	r.c.Pod.LockFile = lockFile
+	r.vethC = r.c.Pod.Interfaces[0].HostVeth
 	return r
 }
 
@@ -57,26 +45,7 @@ func (r reusedVLAN) race(t *testing.T, at *func()) {
 	if delErr != nil || addErr != nil {
 		t.Fatalf("A's DEL: %v; C's ADD: %v", delErr, addErr)
 	}
-	want := []string{
-		"link eth1 veth up mtu 1500",
-		"link " + r.vethA + " veth up mtu 9001",
-		"link vlan.eth.7 macvlan up mtu 1500",
-		"link " + r.vethC + " veth up mtu 9001",
-		"route 107 10.2.0.1/32 dev vlan.eth.7 scope link",
-		"route 107 0.0.0.0/0 via 10.2.0.1 dev vlan.eth.7",
-	}
-	if r.c.Strict {
-		want = append(want,
-			"route 107 10.2.0.77/32 dev "+r.vethC+" scope link",
-			"rule 10 iif vlan.eth.7 lookup 107",
-			"rule 10 iif "+r.vethC+" lookup 107",
-			"rule 20 lookup local")
-	} else {
-		want = append(want,
-			"route main 10.2.0.77/32 dev "+r.vethC+" scope link",
-			"rule 512 to 10.2.0.77/32 lookup main",
-			"rule 1536 from 10.2.0.77/32 lookup 107")
-	}
+	want := append(wiredBranchOn(branchVLAN, "10.2.0.77", r.vethC, r.c.Strict), "link "+r.vethA+" veth up mtu 9001")
 	wantState(t, "node after A's DEL and C's ADD", r.e.node.ns, want)
 }
 

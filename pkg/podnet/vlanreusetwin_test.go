@@ -2,14 +2,12 @@ package podnet
 
 import (
 	"context"
-	"net"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/podnet/podnettest"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
-	"github.com/vpc-cni/vpc-cni/pkg/vethname"
 )
 
 // TestPrivilegedBranchLateDELAfterVLANReusedAndModeSwitch: branch pod
@@ -36,26 +34,16 @@ func TestPrivilegedBranchLateDELAfterVLANReusedAndModeSwitch(t *testing.T) {
 		bStrict := !aStrict
 		t.Run(map[bool]string{true: "strict to standard", false: "standard to strict"}[aStrict], func(t *testing.T) {
 			ctx := context.Background()
-			e := newBranchEnv(t)
-			moveLocalRule(t, e.node)
-			a := e.branch(testutil.NewNS(t), aStrict)
-			a.Pod.Sandbox = "sandbox-a"
-			e.node.do(t, func() error { return SetupBranch(ctx, a, podnettest.MacvlanVLAN{}) })
-			e.node.vethGone(t, a.Pod.Interfaces[0].HostVeth)
+			e := newBranchNode(t, true)
+			a := e.goneSandboxA(t, aStrict, "")
 
-			c := e.branch(testutil.NewNS(t), bStrict)
-			c.Pod.Sandbox = "sandbox-c"
-			c.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:4d")
-			c.Pod.Interfaces[0].HostVeth = vethname.HostVethName(map[bool]string{true: vethname.BranchPrefix, false: "eni"}[bStrict], "default", "other-pod", 0)
-			c.Pod.Interfaces[0].Address = hostPrefix(net.ParseIP("10.2.0.77"))
+			c := e.podC(testutil.NewNS(t), bStrict)
 			e.node.do(t, func() error { return SetupBranch(ctx, c, podnettest.MacvlanVLAN{}) })
 
-			b := e.branch(testutil.NewNS(t), bStrict)
-			b.VLANID = 9
-			b.ENIMAC, _ = net.ParseMAC("02:42:0a:02:00:42")
+			b := e.branch(testutil.NewNS(t), bStrict).onENI(9, "02:42:0a:02:00:42", "")
 			e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
 			bVeth := b.Pod.Interfaces[0].HostVeth
-			if twins := branchVethNames(vethname.HostVethName("eni", "default", "sg-pod", 0)); !slices.Contains(twins, bVeth) ||
+			if twins := branchVethNames(branchVeth(false, "sg-pod")); !slices.Contains(twins, bVeth) ||
 				!slices.Contains(twins, a.Pod.Interfaces[0].HostVeth) || bVeth == a.Pod.Interfaces[0].HostVeth {
 				t.Fatalf("B's veth %s is not the twin of A's %s", bVeth, a.Pod.Interfaces[0].HostVeth)
 			}
@@ -71,13 +59,7 @@ func TestPrivilegedBranchLateDELAfterVLANReusedAndModeSwitch(t *testing.T) {
 				}
 			}
 
-			var kept string
-			e.node.do(t, func() error {
-				var err error
-				kept, err = TeardownBranch(ctx, a.Pod, branchVLAN, vethname.HostVethName("eni", "default", "sg-pod", 0))
-				return err
-			})
-			if !strings.Contains(kept, "another sandbox's") {
+			if kept := e.node.teardownBranch(t, a.Pod, branchVLAN, branchVeth(false, "sg-pod")); !strings.Contains(kept, "another sandbox's") {
 				t.Fatalf("A's late DEL did not take the reused-VLAN path: kept %q", kept)
 			}
 			wantState(t, "node after A's late DEL", e.node.ns, before)
