@@ -175,6 +175,18 @@ func (n node) teardownBranch(t *testing.T, pod Pod, vlanID int, alsoVeths ...str
 	return kept
 }
 
+// vlanSupport is nil when the node's kernel makes 802.1Q links (it makes
+// and removes one on the trunk), else why not.
+func (e branchEnv) vlanSupport() error {
+	return e.node.run(func() error {
+		err := KernelVLAN{}.CreateVLAN("vlanprobe", e.trunk, 4000, e.eniMAC)
+		if err == nil {
+			return deleteLinkByName("vlanprobe")
+		}
+		return err
+	})
+}
+
 // moveLocalRule does what ipamd does on nodes with strict branch ENIs: the
 // `lookup local` rule moves from priority 0 to 20, below the iif rules.
 func moveLocalRule(t *testing.T, n node) {
@@ -305,13 +317,7 @@ func TestPrivilegedBranchRejectsBadInput(t *testing.T) {
 // kernel supports 802.1Q.
 func TestPrivilegedBranchRealVLAN(t *testing.T) {
 	e := newBranchEnv(t)
-	probe := e.node.run(func() error {
-		err := KernelVLAN{}.CreateVLAN("vlanprobe", e.trunk, 4000, e.eniMAC)
-		if err == nil {
-			return deleteLinkByName("vlanprobe")
-		}
-		return err
-	})
+	probe := e.vlanSupport()
 	if probe != nil {
 		t.Skipf("kernel lacks 802.1Q VLAN support: %v", probe)
 	}

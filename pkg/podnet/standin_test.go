@@ -139,13 +139,7 @@ func TestPrivilegedBranchStandinOfAnotherENI(t *testing.T) {
 // no stand-in, the error names the missing feature and the link.
 func TestPrivilegedBranchNoVLANSupport(t *testing.T) {
 	e := newBranchEnv(t)
-	probe := e.node.run(func() error {
-		err := KernelVLAN{}.CreateVLAN("vlanprobe", e.trunk, 4000, e.eniMAC)
-		if err == nil {
-			return deleteLinkByName("vlanprobe")
-		}
-		return err
-	})
+	probe := e.vlanSupport()
 	if probe == nil {
 		t.Skip("the kernel has 802.1Q VLAN support; nothing to refuse")
 	}
