@@ -218,13 +218,7 @@ func TestPrivilegedBranchStrict(t *testing.T) {
 
 	e.node.do(t, func() error { return SetupBranch(ctx, b, podnettest.MacvlanVLAN{}) })
 	wantState(t, "node", e.node.ns, wiredBranch(veth, true))
-	wantState(t, "pod", podNS, []string{
-		"link eth0 veth up mtu 9001",
-		"addr eth0 10.2.0.55/32",
-		"neigh eth0 169.254.1.1 lladdr " + hostMAC(t, e.node, veth) + " permanent",
-		"route main 169.254.1.1/32 dev eth0 scope link",
-		"route main 0.0.0.0/0 via 169.254.1.1 dev eth0",
-	})
+	wantState(t, "pod", podNS, wiredPodV4(9001, branchPodIP, hostMAC(t, e.node, veth)))
 	if got := readSysctl(t, e.node, "net/ipv6/conf/vlan.eth.7/accept_ra"); got != "0" {
 		t.Errorf("VLAN link accept_ra = %s, want 0", got)
 	}

@@ -56,13 +56,7 @@ func TestPrivilegedEarlyVethFinishedBySetup(t *testing.T) {
 		"rule 512 to 10.0.0.5/32 lookup main",
 		"rule 1536 from 10.0.0.5/32 lookup 3",
 	})
-	wantState(t, "pod", podNS, []string{
-		"link eth0 veth up mtu 9001",
-		"addr eth0 10.0.0.5/32",
-		"neigh eth0 169.254.1.1 lladdr " + mac + " permanent",
-		"route main 169.254.1.1/32 dev eth0 scope link",
-		"route main 0.0.0.0/0 via 169.254.1.1 dev eth0",
-	})
+	wantState(t, "pod", podNS, wiredPodV4(9001, "10.0.0.5", mac))
 	if err := podnettest.Connect(podNS.Path(), n.ns.Path(), n.ip); err != nil {
 		t.Errorf("pod to node: %v", err)
 	}

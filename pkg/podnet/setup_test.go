@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,18 @@ func wantState(t *testing.T, what string, n ns.NetNS, want []string) {
 	}
 }
 
+// wiredPodV4 is a wired IPv4 pod's state: eth0 of MTU mtu with address
+// addr, and the node's end (MAC hostMAC) as 169.254.1.1, its gateway.
+func wiredPodV4(mtu int, addr, hostMAC string) []string {
+	return []string{
+		"link eth0 veth up mtu " + strconv.Itoa(mtu),
+		"addr eth0 " + addr + "/32",
+		"neigh eth0 169.254.1.1 lladdr " + hostMAC + " permanent",
+		"route main 169.254.1.1/32 dev eth0 scope link",
+		"route main 0.0.0.0/0 via 169.254.1.1 dev eth0",
+	}
+}
+
 func hostMAC(t *testing.T, n node, name string) string {
 	t.Helper()
 	var mac string
@@ -143,20 +156,8 @@ func TestPrivilegedSetupIPv4(t *testing.T) {
 		"rule 512 to 10.1.0.6/32 lookup main",
 		"rule 1536 from 10.1.0.6/32 lookup 3",
 	})
-	wantState(t, "pod A", nsA, []string{
-		"link eth0 veth up mtu 9001",
-		"addr eth0 10.0.0.5/32",
-		"neigh eth0 169.254.1.1 lladdr " + hostMAC(t, n, vethA) + " permanent",
-		"route main 169.254.1.1/32 dev eth0 scope link",
-		"route main 0.0.0.0/0 via 169.254.1.1 dev eth0",
-	})
-	wantState(t, "pod B", nsB, []string{
-		"link eth0 veth up mtu 1500",
-		"addr eth0 10.1.0.6/32",
-		"neigh eth0 169.254.1.1 lladdr " + hostMAC(t, n, vethB) + " permanent",
-		"route main 169.254.1.1/32 dev eth0 scope link",
-		"route main 0.0.0.0/0 via 169.254.1.1 dev eth0",
-	})
+	wantState(t, "pod A", nsA, wiredPodV4(9001, "10.0.0.5", hostMAC(t, n, vethA)))
+	wantState(t, "pod B", nsB, wiredPodV4(1500, "10.1.0.6", hostMAC(t, n, vethB)))
 	for key, want := range map[string]string{"accept_ra": "0", "accept_redirects": "1", "forwarding": "0"} {
 		if got := readSysctl(t, n, "net/ipv6/conf/"+vethA+"/"+key); got != want {
 			t.Errorf("host veth %s = %s, want %s", key, got, want)
