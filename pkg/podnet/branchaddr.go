@@ -2,14 +2,10 @@ package podnet
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"slices"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
-	"github.com/vpc-cni/vpc-cni/pkg/nldump"
-	"golang.org/x/sys/unix"
 )
 
 // ErrNoBranchAddress says the node shows no address of a branch-ENI pod
@@ -35,39 +31,22 @@ func OwnBranchAddress(sandbox string, vlanID int, vethNames []string) (hostVeth 
 	h := openHost()
 	defer h.Close()
 	for _, name := range vethNames {
-		if !isPodVethName(name) {
-			continue
-		}
-		link, err := h.LinkByName(name)
-		if isNotFound(err) {
-			continue
-		}
+		link, err := markedVeth(h, name, mark)
 		if err != nil {
-			return "", nil, fmt.Errorf("find host veth %s: %w", name, err)
+			return "", nil, err
 		}
-		if _, ok := link.(*netlink.Veth); !ok || link.Attrs().Alias != mark {
+		if link == nil {
 			continue
 		}
 		var found []*net.IPNet
 		for _, table := range []int{BranchTable(vlanID), hostcontract.MainTable} {
-			for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
-				routes, err := nldump.Retry(func() ([]netlink.Route, error) {
-					return h.RouteListFiltered(fam, &netlink.Route{Table: table, LinkIndex: link.Attrs().Index},
-						netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
-				})
-				if err != nil {
-					return "", nil, fmt.Errorf("list routes through %s in table %d: %w", name, table, err)
-				}
-				for _, r := range routes {
-					if r.Dst == nil {
-						continue
-					}
-					if ones, bits := r.Dst.Mask.Size(); ones != bits {
-						continue
-					}
-					if !slices.ContainsFunc(found, func(a *net.IPNet) bool { return a.String() == r.Dst.String() }) {
-						found = append(found, r.Dst)
-					}
+			addrs, err := singleHostRoutesVia(h, link, table)
+			if err != nil {
+				return "", nil, err
+			}
+			for _, a := range addrs {
+				if !slices.ContainsFunc(found, func(f *net.IPNet) bool { return f.String() == a.String() }) {
+					found = append(found, a)
 				}
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vpc-cni/vpc-cni/pkg/hostcontract"
 	"github.com/vpc-cni/vpc-cni/pkg/nldump"
-	"golang.org/x/sys/unix"
 )
 
 // OwnInterfaces returns the node side of sandbox's regular pod as the node
@@ -27,40 +26,23 @@ func OwnInterfaces(sandbox string, vethNames []string) ([]Interface, error) {
 	defer h.Close()
 	var out []Interface
 	for i, name := range vethNames {
-		if !isPodVethName(name) {
-			continue
-		}
-		link, err := h.LinkByName(name)
-		if isNotFound(err) {
-			continue
-		}
+		link, err := markedVeth(h, name, mark)
 		if err != nil {
-			return nil, fmt.Errorf("find host veth %s: %w", name, err)
+			return nil, err
 		}
-		if _, ok := link.(*netlink.Veth); !ok || link.Attrs().Alias != mark {
+		if link == nil {
 			continue
 		}
-		for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
-			routes, err := nldump.Retry(func() ([]netlink.Route, error) {
-				return h.RouteListFiltered(fam, &netlink.Route{Table: hostcontract.MainTable, LinkIndex: link.Attrs().Index},
-					netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
-			})
+		addrs, err := singleHostRoutesVia(h, link, hostcontract.MainTable)
+		if err != nil {
+			return nil, err
+		}
+		for _, addr := range addrs {
+			table, err := fromPodTable(h, addr)
 			if err != nil {
-				return nil, fmt.Errorf("list routes through %s: %w", name, err)
+				return nil, err
 			}
-			for _, r := range routes {
-				if r.Dst == nil {
-					continue
-				}
-				if ones, bits := r.Dst.Mask.Size(); ones != bits {
-					continue
-				}
-				table, err := fromPodTable(h, r.Dst)
-				if err != nil {
-					return nil, err
-				}
-				out = append(out, Interface{Index: i, HostVeth: name, Address: r.Dst, RouteTable: table})
-			}
+			out = append(out, Interface{Index: i, HostVeth: name, Address: addr, RouteTable: table})
 		}
 	}
 	return out, nil
