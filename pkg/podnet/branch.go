@@ -89,9 +89,6 @@ func SetupBranch(ctx context.Context, b Branch, vl VLANLinker) error {
 		return err
 	}
 	host := early.takeHost()
-	if host == nil {
-		host = openHost()
-	}
 	defer host.Close()
 
 	ifc := b.Pod.Interfaces[0]

@@ -81,10 +81,11 @@ func makeVeth(host *netlink.Handle, netnsPath, sandbox, hostVeth, containerIf st
 	return v, nil
 }
 
-// takeHost hands the node-side socket over to the caller, who closes it.
+// takeHost hands the node-side socket over to the caller, who closes it:
+// the early pair's, or a new one when there is none.
 func (v *Veth) takeHost() *netlink.Handle {
-	if v == nil {
-		return nil
+	if v == nil || v.host == nil {
+		return openHost()
 	}
 	h := v.host
 	v.host = nil
@@ -109,9 +110,6 @@ func (v *Veth) Discard() error {
 	}
 	v.takePodSide().close()
 	host := v.takeHost()
-	if host == nil {
-		host = openHost()
-	}
 	defer host.Close()
 	return v.discard(host)
 }

@@ -34,9 +34,6 @@ func Setup(ctx context.Context, pod Pod) error {
 		return err
 	}
 	host := early.takeHost()
-	if host == nil {
-		host = openHost()
-	}
 	defer host.Close()
 
 	hostIndex := make([]int, len(pod.Interfaces))
