@@ -131,23 +131,26 @@ func startPlugin(t *testing.T, tp *topo, command, id, netns, entry string) (*exe
 	return cmd, &stdout
 }
 
-// waitBlockedOnLock waits until process pid waits for a flock, as
-// /proc/locks shows ("->" marks a blocked request).
+// waitBlockedOnLock waits until process pid waits for a flock.
 func waitBlockedOnLock(t *testing.T, pid int) {
 	t.Helper()
-	if err := poll.Until(context.Background(), 30*time.Second, func() error {
-		b, err := os.ReadFile("/proc/locks")
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			fs := strings.Fields(line)
-			if len(fs) > 5 && fs[1] == "->" && fs[2] == "FLOCK" && fs[5] == strconv.Itoa(pid) {
-				return nil
-			}
-		}
-		return errors.New("no blocked flock request")
-	}); err != nil {
+	if err := poll.Until(context.Background(), 30*time.Second, func() error { return blockedOnLock(pid) }); err != nil {
 		t.Fatalf("egress-cni (pid %d) never waited for the store's lock: %v", pid, err)
 	}
+}
+
+// blockedOnLock reports, with nil, that process pid waits for a flock, as
+// /proc/locks shows ("->" marks a blocked request).
+func blockedOnLock(pid int) error {
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) > 5 && fs[1] == "->" && fs[2] == "FLOCK" && fs[5] == strconv.Itoa(pid) {
+			return nil
+		}
+	}
+	return errors.New("no blocked flock request")
 }
