@@ -149,6 +149,19 @@ func (tp *topo) egressEntry(v6 bool, subnet string) string {
 	if v6 {
 		e.NodeIP = nodeV6
 	}
+	return tp.entryOf(e, subnet)
+}
+
+// disabledEntry is the egress-cni entry the installer renders for the
+// family with the feature off (no node IP), with the test's dataDir and
+// log file.
+func (tp *topo) disabledEntry(v6 bool) string {
+	return tp.entryOf(&conflist.Egress{IPv6Cluster: !v6, RandomizeSNAT: "prng"}, "")
+}
+
+// entryOf is e's conflist entry with the test's dataDir and log file and,
+// if given, a smaller subnet.
+func (tp *topo) entryOf(e *conflist.Egress, subnet string) string {
 	entry, err := renderedEgressEntry(e)
 	if err != nil {
 		panic(err) // the conflist package's own tests cover Render
