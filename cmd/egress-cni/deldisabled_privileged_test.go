@@ -4,9 +4,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
-
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
@@ -23,12 +20,7 @@ func TestPrivilegedDisabledDelRemovesEnabledAdd(t *testing.T) {
 		nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, v6)
 		pod := testutil.NewNS(t)
 		// The pod's main interface, which IPv6 egress needs.
-		err := pod.Do(func(ns.NetNS) error {
-			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth0-peer"})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		addMainIf(t, pod, "eth0")
 		podBefore := snapshot(t, pod.Path())
 		if e := execIf(t, tp, "ADD", "ctr-upgraded", pod.Path(), "eth0", withPrevResult(t, tp.egressEntry(v6, ""))); e != nil {
 			t.Fatalf("v6=%v ADD: %v", v6, e)

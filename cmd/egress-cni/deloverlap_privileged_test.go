@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
-	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 // TestPrivilegedDelWaitsForAddInFlight: a DEL of a container whose ADD is
@@ -27,12 +26,8 @@ func TestPrivilegedDelWaitsForAddInFlight(t *testing.T) {
 	entry := tp.egressEntry(false, "")
 	nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, false)
 
-	gate := t.TempDir()
-	path := pausingIptables(t, gate)
-	pod := testutil.NewNS(t)
-	addDone := make(chan error, 1)
-	go func() { addDone <- execQuiet(tp, "ADD", "ctr-slow", pod.Path(), path, entry) }()
-	waitFile(t, filepath.Join(gate, "paused"), addDone)
+	paused := startPausedAdd(t, tp, "ctr-slow", entry)
+	pod := paused.pod
 
 	cmd, stdout := startPlugin(t, tp, "DEL", "ctr-slow", pod.Path(), entry)
 	delDone := make(chan error, 1)
@@ -53,10 +48,8 @@ func TestPrivilegedDelWaitsForAddInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the DEL neither ended nor waited for the ADD: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(gate, "go"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitDone(addDone, 60*time.Second); err != nil {
+	paused.resume(t)
+	if err := waitDone(paused.done, 60*time.Second); err != nil {
 		t.Logf("the paused ADD: %v", err)
 	}
 	if !finished {
@@ -69,16 +62,6 @@ func TestPrivilegedDelWaitsForAddInFlight(t *testing.T) {
 	wantLines(t, "nat after the ADD and the DEL", tp.nat(t, false), natBefore)
 	if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(held) != 0 {
 		t.Errorf("addresses held after the ADD and the DEL: %v", held)
-	}
-}
-
-// waitDone waits for the result on done, up to d.
-func waitDone(done <-chan error, d time.Duration) error {
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		return fmt.Errorf("not done after %s", d)
 	}
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -111,6 +114,18 @@ func newTopo(t *testing.T) *topo {
 		t.Fatalf("internet: %v", err)
 	}
 	return tp
+}
+
+// addMainIf gives the pod its main interface, as the main plugin would
+// have: a veth named name (IPv6 egress needs it).
+func addMainIf(t *testing.T, pod ns.NetNS, name string) {
+	t.Helper()
+	err := pod.Do(func(ns.NetNS) error {
+		return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "-peer"})
+	})
+	if err != nil {
+		t.Fatalf("the pod's %s: %v", name, err)
+	}
 }
 
 // configure puts addresses (without DAD) on a link, sets it up and adds
@@ -330,3 +345,162 @@ func seenFrom(src, dst ns.NetNS, addr string) (string, error) {
 }
 
 var ctx = context.Background()
+
+// pluginEnv is the environment of one egress-cni run: ifname "" is eth0,
+// path "" the test's own PATH. A GC gets no container, namespace or
+// interface.
+type pluginEnv struct {
+	command, id, netns, ifname, path string
+}
+
+// start starts egress-cni in the node's namespace with env and the netconf
+// conf on stdin, returning the running command and its stdout.
+func (tp *topo) start(env pluginEnv, conf map[string]any) (*exec.Cmd, *bytes.Buffer, error) {
+	stdin, err := json.Marshal(conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	vars := []string{"CNI_COMMAND=" + env.command, "CNI_PATH=" + refPlugins, "PATH=" + cmp.Or(env.path, os.Getenv("PATH"))}
+	if env.command != "GC" {
+		vars = append(vars, "CNI_CONTAINERID="+env.id, "CNI_NETNS="+env.netns, "CNI_IFNAME="+cmp.Or(env.ifname, "eth0"))
+	}
+	var stdout bytes.Buffer
+	cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
+	cmd.Env, cmd.Stdin, cmd.Stdout = vars, bytes.NewReader(stdin), &stdout
+	if err := tp.inNode(cmd.Start); err != nil {
+		return nil, nil, err
+	}
+	return cmd, &stdout, nil
+}
+
+// runPlugin runs egress-cni as start does, to its end: what it printed and
+// how it exited.
+func (tp *topo) runPlugin(env pluginEnv, conf map[string]any) (string, error) {
+	cmd, stdout, err := tp.start(env, conf)
+	if err != nil {
+		return "", err
+	}
+	err = cmd.Wait()
+	return stdout.String(), err
+}
+
+// cniError is the CNI error a run of command printed, nil when it
+// succeeded.
+func cniError(t *testing.T, command, stdout string, runErr error) *types.Error {
+	t.Helper()
+	if runErr == nil {
+		return nil
+	}
+	e := &types.Error{}
+	if err := json.Unmarshal([]byte(stdout), e); err != nil {
+		t.Fatalf("%s failed (%v) without a CNI error: %q", command, runErr, stdout)
+	}
+	return e
+}
+
+// entryConf is the netconf entry, as JSON, with the runtime's version and
+// network name.
+func entryConf(entry, cniVersion, network string) (map[string]any, error) {
+	var conf map[string]any
+	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
+		return nil, err
+	}
+	conf["cniVersion"], conf["name"] = cniVersion, network
+	return conf, nil
+}
+
+// chainedConf is entry as a runtime passes it to the second plugin of the
+// 1.0.0 chain aws-cni: with a loopback prevResult in netns.
+func chainedConf(entry, netns string) (map[string]any, error) {
+	conf, err := entryConf(entry, "1.0.0", "aws-cni")
+	if err != nil {
+		return nil, err
+	}
+	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": netns}}}
+	return conf, nil
+}
+
+// execPlugin runs egress-cni directly with a loopback prevResult, as the
+// second plugin of a chain, with PATH set to path.
+func execPlugin(t *testing.T, tp *topo, command, id, netns, path, entry string) *types.Error {
+	t.Helper()
+	conf, err := chainedConf(entry, netns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return execConf(t, tp, command, id, netns, path, conf)
+}
+
+// execConf runs egress-cni directly with the netconf conf and PATH path.
+func execConf(t *testing.T, tp *topo, command, id, netns, path string, conf map[string]any) *types.Error {
+	t.Helper()
+	out, err := tp.runPlugin(pluginEnv{command: command, id: id, netns: netns, path: path}, conf)
+	return cniError(t, command, out, err)
+}
+
+// execIf runs egress-cni directly with entry as it is (no prevResult
+// added) and CNI_IFNAME ifname.
+func execIf(t *testing.T, tp *topo, command, id, netns, ifname, entry string) *types.Error {
+	t.Helper()
+	conf, err := entryConf(entry, "1.0.0", "aws-cni")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tp.runPlugin(pluginEnv{command: command, id: id, netns: netns, ifname: ifname}, conf)
+	return cniError(t, command, out, err)
+}
+
+// execQuiet runs egress-cni as execPlugin does, returning its error
+// instead of failing the test (it runs in a goroutine).
+func execQuiet(tp *topo, command, id, netns, path, entry string) error {
+	conf, err := chainedConf(entry, netns)
+	if err != nil {
+		return err
+	}
+	if out, err := tp.runPlugin(pluginEnv{command: command, id: id, netns: netns, path: path}, conf); err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// startPlugin starts egress-cni in the node's namespace as execPlugin
+// runs it, returning the running command and its stdout.
+func startPlugin(t *testing.T, tp *topo, command, id, netns, entry string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	conf, err := chainedConf(entry, netns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, stdout, err := tp.start(pluginEnv{command: command, id: id, netns: netns}, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, stdout
+}
+
+// runGC runs a CNI 1.1 GC of network with entry and the runtime's valid
+// attachments, encoded as a runtime written in Go encodes them.
+func runGC(tp *topo, entry, network string, valid ...types.GCAttachment) (string, error) {
+	conf, err := entryConf(entry, "1.1.0", network)
+	if err != nil {
+		return "", err
+	}
+	delete(conf, "prevResult")
+	conf["cni.dev/valid-attachments"] = append([]types.GCAttachment{}, valid...)
+	return tp.runPlugin(pluginEnv{command: "GC"}, conf)
+}
+
+// onEth0 are the attachments, on eth0, of the containers ids.
+func onEth0(ids ...string) []types.GCAttachment {
+	var out []types.GCAttachment
+	for _, id := range ids {
+		out = append(out, types.GCAttachment{ContainerID: id, IfName: "eth0"})
+	}
+	return out
+}

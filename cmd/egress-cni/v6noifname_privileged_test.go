@@ -9,7 +9,6 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -27,12 +26,7 @@ func TestPrivilegedV6AddRefusesMissingIfName(t *testing.T) {
 	entry := withPrevResult(t, tp.egressEntry(true, ""))
 	pod := testutil.NewNS(t)
 	// The pod's main interface, under a name other than CNI_IFNAME.
-	err := pod.Do(func(ns.NetNS) error {
-		return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "net1"}, PeerName: "net1-peer"})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	addMainIf(t, pod, "net1")
 	podBefore, nodeBefore, natBefore := snapshot(t, pod.Path()), snapshot(t, tp.node.Path()), tp.nat(t, true)
 	ipv6Before := podSysctl(t, pod, "net/ipv6/conf/net1/disable_ipv6")
 	store := filepath.Join(tp.dataDir, "egress-v6-ipam")
