@@ -72,6 +72,9 @@ func cmdAdd(args *cniplugin.Args) error {
 	if err := checkIfName(args.IfName, conf.Family); err != nil {
 		return err
 	}
+	if err := checkContainerID(args.ContainerID, conf.Network); err != nil {
+		return err
+	}
 	// Refused here, not when parsing: a DEL of this netconf must still work.
 	if conf.Family == egress.V6 && conf.MTU < egress.MinIPv6MTU {
 		return types.NewError(types.ErrInvalidNetworkConfig,
