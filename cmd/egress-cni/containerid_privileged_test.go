@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,23 +23,9 @@ func TestPrivilegedAddRefusesOverlongContainerID(t *testing.T) {
 	tp := newTopo(t)
 	entry := withPrevResult(t, tp.egressEntry(false, ""))
 	pod := testutil.NewNS(t)
-	podBefore, nodeBefore, natBefore := snapshot(t, pod.Path()), snapshot(t, tp.node.Path()), tp.nat(t, false)
+	natBefore := tp.nat(t, false)
 	id := "c" + strings.Repeat("0123456789abcdef", 16)
-	e := execIf(t, tp, "ADD", id, pod.Path(), "eth0", entry)
-	if want := "CNI_CONTAINERID is 257 characters long"; e == nil || e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, want) {
-		t.Errorf("ADD: %v, want code %d containing %q", e, types.ErrInvalidEnvironmentVariables, want)
-	}
-	wantLines(t, "pod after the ADD", snapshot(t, pod.Path()), podBefore)
-	wantLines(t, "node after the ADD", snapshot(t, tp.node.Path()), nodeBefore)
-	wantLines(t, "nat after the ADD", tp.nat(t, false), natBefore)
-	if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(held) != 0 {
-		t.Errorf("addresses held after the ADD: %v", held)
-	}
-	for i := range 2 {
-		if e := execIf(t, tp, "DEL", id, pod.Path(), "eth0", entry); e != nil {
-			t.Errorf("DEL %d: %v", i+1, e)
-		}
-	}
+	tp.wantAddRefused(t, false, pod, id, "eth0", entry, types.ErrInvalidEnvironmentVariables, "CNI_CONTAINERID is 257 characters long")
 
 	longest := "c" + strings.Repeat("0", 255-len(egress.Comment("aws-cni", ""))-1)
 	if e := execIf(t, tp, "ADD", longest, pod.Path(), "eth0", entry); e != nil {

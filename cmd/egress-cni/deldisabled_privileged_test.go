@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -16,7 +15,7 @@ import (
 func TestPrivilegedDisabledDelRemovesEnabledAdd(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		tp := newTopo(t)
-		store := filepath.Join(tp.dataDir, map[bool]string{false: "egress-v4-ipam", true: "egress-v6-ipam"}[v6])
+		store := tp.storeDir(v6)
 		nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, v6)
 		pod := testutil.NewNS(t)
 		// The pod's main interface, which IPv6 egress needs.

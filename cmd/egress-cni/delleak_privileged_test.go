@@ -18,7 +18,7 @@ func TestPrivilegedDelGoneNetNSAndLease(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		tp := newTopo(t)
 		entry := withPrevResult(t, tp.egressEntry(v6, ""))
-		store := filepath.Join(tp.dataDir, map[bool]string{false: "egress-v4-ipam", true: "egress-v6-ipam"}[v6])
+		store := tp.storeDir(v6)
 		nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, v6)
 		pod, err := testutils.NewNS()
 		if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -47,7 +46,7 @@ func TestPrivilegedDelTouchesOnlyItsAttachment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store := filepath.Join(tp.dataDir, map[bool]string{false: "egress-v4-ipam", true: "egress-v6-ipam"}[v6])
+		store := tp.storeDir(v6)
 		aBefore, bBefore, nodeBefore := snapshot(t, a.Path()), snapshot(t, b.Path()), snapshot(t, tp.node.Path())
 		natWired, heldWired := tp.nat(t, v6), storeEntries(t, store)
 

@@ -191,6 +191,40 @@ func (tp *topo) entryOf(e *conflist.Egress, subnet string) string {
 	return string(b)
 }
 
+// storeDir is the dataDir of the egress entry of the family (egressEntry
+// and disabledEntry), which storeEntries reads.
+func (tp *topo) storeDir(v6 bool) string {
+	if v6 {
+		return filepath.Join(tp.dataDir, "egress-v6-ipam")
+	}
+	return filepath.Join(tp.dataDir, "egress-v4-ipam")
+}
+
+// wantAddRefused runs an ADD of id into pod with CNI_IFNAME ifname and
+// entry as it is, which must fail with code and a message containing
+// want, leaving the pod, the node and the family's nat table as they
+// were and no address held; then DEL with the same input must succeed,
+// twice.
+func (tp *topo) wantAddRefused(t *testing.T, v6 bool, pod ns.NetNS, id, ifname, entry string, code uint, want string) {
+	t.Helper()
+	podBefore, nodeBefore, natBefore := snapshot(t, pod.Path()), snapshot(t, tp.node.Path()), tp.nat(t, v6)
+	e := execIf(t, tp, "ADD", id, pod.Path(), ifname, entry)
+	if e == nil || e.Code != code || !strings.Contains(e.Msg, want) {
+		t.Errorf("ADD: %v, want code %d containing %q", e, code, want)
+	}
+	wantLines(t, "pod after the ADD", snapshot(t, pod.Path()), podBefore)
+	wantLines(t, "node after the ADD", snapshot(t, tp.node.Path()), nodeBefore)
+	wantLines(t, "nat after the ADD", tp.nat(t, v6), natBefore)
+	if held := storeEntries(t, tp.storeDir(v6)); len(held) != 0 {
+		t.Errorf("addresses held after the ADD: %v", held)
+	}
+	for i := range 2 {
+		if e := execIf(t, tp, "DEL", id, pod.Path(), ifname, entry); e != nil {
+			t.Errorf("DEL %d: %v", i+1, e)
+		}
+	}
+}
+
 // renderedEgressEntry renders the installer's conflist and returns its
 // egress-cni entry.
 func renderedEgressEntry(e *conflist.Egress) (map[string]any, error) {
