@@ -14,10 +14,11 @@ import (
 // TestPrivilegedAddRefusesOverlongContainerID: the SNAT rules carry the
 // container ID in their comment, which iptables caps at 255 characters.
 // An ADD with a longer CNI_CONTAINERID (aws-cni, first in the chain,
-// takes up to 1024) wired the veth and failed at iptables-restore with
-// code 103 and iptables' own words; it must be refused up front with
-// code 4 naming CNI_CONTAINERID, leaving the pod, the node and the nat
-// table as they were and no address held; DEL with it succeeds, twice.
+// takes up to 1024) succeeded with the comment cut short under
+// iptables-nft (iptables-legacy refuses the rules after the veth is
+// made); it must be refused up front with code 4 naming
+// CNI_CONTAINERID, leaving the pod, the node and the nat table as they
+// were and no address held; DEL with it succeeds, twice.
 // The longest ID allowed is wired with its comment whole.
 func TestPrivilegedAddRefusesOverlongContainerID(t *testing.T) {
 	tp := newTopo(t)
