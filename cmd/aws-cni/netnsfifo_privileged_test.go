@@ -21,14 +21,33 @@ import (
 // killed them; ADD must refuse it at once naming CNI_NETNS, before ipamd
 // is asked, and DEL succeed, as for any path that is no namespace.
 func TestPrivilegedNetNSFIFO(t *testing.T) {
-	testutil.Privileged(t)
-	n := newNode(t, "192.168.0.10")
-	ipamd := startFakeIpamd(t, allocation{ip: "10.0.0.60", routeTable: 254})
+	n, ipamd := netnsNode(t, "10.0.0.60")
 	fifo := filepath.Join(t.TempDir(), "netns")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	add := call{command: "ADD", containerID: "ctr-fifo", netns: fifo, ifName: "eth0", podName: "fifo", podNS: "default",
+	refusedNetNS(t, n, ipamd, "ctr-fifo", fifo, "", nil)
+	if got := ipamd.addsFor("ctr-fifo"); len(got) != 0 {
+		t.Errorf("ipamd was asked %d times", len(got))
+	}
+	wantState(t, "node", n.ns.Path(), nil)
+}
+
+// netnsNode is the node and ipamd (with one pod address, ip) of the tests
+// that give CNI_NETNS paths that are no namespace.
+func netnsNode(t *testing.T, ip string) (node, *fakeIpamd) {
+	t.Helper()
+	testutil.Privileged(t)
+	return newNode(t, "192.168.0.10"), startFakeIpamd(t, allocation{ip: ip, routeTable: 254})
+}
+
+// refusedNetNS runs ADD then DEL of containerID with CNI_NETNS netns, each
+// killed after 10s: ADD must refuse it at once naming CNI_NETNS, DEL
+// succeed; what labels the failures; after, if set, runs after each
+// command.
+func refusedNetNS(t *testing.T, n node, ipamd *fakeIpamd, containerID, netns, what string, after func(command string)) {
+	t.Helper()
+	add := call{command: "ADD", containerID: containerID, netns: netns, ifName: "eth0", podName: strings.TrimPrefix(containerID, "ctr-"), podNS: "default",
 		conf: netconf("1.0.0", nil, nil), ipamd: ipamd.socket}
 	del := add
 	del.command = "DEL"
@@ -36,24 +55,24 @@ func TestPrivilegedNetNSFIFO(t *testing.T) {
 		call call
 		want string // "" for success
 	}{
-		{add, "CNI_NETNS: network namespace " + fifo + " is not a network namespace"},
+		{add, "CNI_NETNS: network namespace " + netns + " is not a network namespace"},
 		{del, ""},
 	} {
+		label := strings.TrimSpace(c.call.command + " " + what)
 		e, err := runWithin(t, n, c.call, 10*time.Second)
 		if err != nil {
-			t.Fatalf("%s: %v", c.call.command, err)
+			t.Fatalf("%s: %v", label, err)
 		}
 		switch {
 		case c.want == "" && e != nil:
-			t.Errorf("%s failed: %v", c.call.command, e)
+			t.Errorf("%s failed: %v", label, e)
 		case c.want != "" && (e == nil || e.Code != types.ErrInvalidNetNS || !strings.Contains(e.Msg, c.want)):
-			t.Errorf("%s: %v, want code %d containing %q", c.call.command, e, types.ErrInvalidNetNS, c.want)
+			t.Errorf("%s: %v, want code %d containing %q", label, e, types.ErrInvalidNetNS, c.want)
+		}
+		if after != nil {
+			after(c.call.command)
 		}
 	}
-	if got := ipamd.addsFor("ctr-fifo"); len(got) != 0 {
-		t.Errorf("ipamd was asked %d times", len(got))
-	}
-	wantState(t, "node", n.ns.Path(), nil)
 }
 
 // runWithin runs c in the node's namespace, killing the plugin after d:

@@ -72,6 +72,9 @@ func cmdAdd(args *cniplugin.Args) error {
 	if err := checkIfName(args.IfName, conf.Family); err != nil {
 		return err
 	}
+	if err := checkContainerID(args.ContainerID, conf.Network); err != nil {
+		return err
+	}
 	// Refused here, not when parsing: a DEL of this netconf must still work.
 	if conf.Family == egress.V6 && conf.MTU < egress.MinIPv6MTU {
 		return types.NewError(types.ErrInvalidNetworkConfig,
@@ -108,8 +111,13 @@ func cmdAdd(args *cniplugin.Args) error {
 		noMainIf := errors.Is(err, egress.ErrNoMainIf)
 		err = errors.New(netns.Named(err.Error()))
 		log.Error("egress wiring failed; undoing it", "address", lease.Addr, "err", err)
-		// Leave no half-wired pod: what wire did, and the address.
-		undo := errors.Join(removePod(args, conf, netns.Path(), []netip.Addr{lease.Addr.Addr()}, true), store.Release(args.ContainerID, args.IfName))
+		// Leave no half-wired pod: what wire did, and the address. The
+		// SNAT chain is per container: while another attachment of the
+		// container (multus attaching the network twice) holds an address,
+		// the chain is that attachment's too and stays, as on DEL.
+		_, elsewhere, owned := store.Owned(args.ContainerID, args.IfName)
+		ownChain := owned == nil && !elsewhere
+		undo := errors.Join(owned, removePod(args, conf, netns.Path(), []netip.Addr{lease.Addr.Addr()}, ownChain), store.Release(args.ContainerID, args.IfName))
 		if undo != nil {
 			log.Error("undoing egress wiring failed", "err", netns.Named(undo.Error()))
 		}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/vpc-cni/vpc-cni/pkg/cniplugin"
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
@@ -28,6 +33,12 @@ func cmdDel(args *cniplugin.Args) error {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	defer store.Close()
+	inflight, err := waitForAdd(conf, args.ContainerID)
+	if err != nil {
+		log.Error("DEL gave up waiting for the container's ADD", "err", err)
+		return err
+	}
+	defer inflight.Release()
 	held, elsewhere, err := store.Owned(args.ContainerID, args.IfName)
 	if err != nil {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
@@ -68,6 +79,29 @@ func cmdDel(args *cniplugin.Args) error {
 	}
 	log.Info("egress removed")
 	return nil
+}
+
+// delWaitsForAdd bounds how long a DEL waits for its container's ADD: an
+// ADD of egress-cni takes well under a second, and the runtime retries a
+// DEL that failed.
+const delWaitsForAdd = 30 * time.Second
+
+// waitForAdd takes the container's in-flight lock, which its ADD holds
+// while it runs, so that a DEL overlapping the ADD (kubelet's DEL of a
+// sandbox whose ADD timed out) removes what the ADD made instead of
+// running before the ADD makes it. Held until the DEL is done, it also
+// keeps a GC from the container meanwhile.
+func waitForAdd(conf *egress.Config, containerID string) (*egress.InFlight, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), delWaitsForAdd)
+	defer cancel()
+	l, err := egress.WaitInFlight(ctx, conf.Network, conf.DataDir, egress.ChainName(conf.Family, conf.Network, containerID))
+	if errors.Is(err, egress.ErrInFlight) {
+		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("an ADD of container %s is still running after %s", containerID, delWaitsForAdd), err.Error())
+	}
+	if err != nil {
+		return nil, cniplugin.Error(ErrWiring, "egress address store", err)
+	}
+	return l, nil
 }
 
 // removePod removes the attachment's egress veth and, when ownChain, the

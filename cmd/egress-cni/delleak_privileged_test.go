@@ -5,9 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
-	"github.com/vishvananda/netlink"
 )
 
 // TestPrivilegedDelGoneNetNSAndLease: the runtime destroyed the pod's
@@ -20,7 +18,7 @@ func TestPrivilegedDelGoneNetNSAndLease(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		tp := newTopo(t)
 		entry := withPrevResult(t, tp.egressEntry(v6, ""))
-		store := filepath.Join(tp.dataDir, map[bool]string{false: "egress-v4-ipam", true: "egress-v6-ipam"}[v6])
+		store := tp.storeDir(v6)
 		nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, v6)
 		pod, err := testutils.NewNS()
 		if err != nil {
@@ -29,12 +27,7 @@ func TestPrivilegedDelGoneNetNSAndLease(t *testing.T) {
 		// Removed here too if the test fails before it removes it itself.
 		t.Cleanup(func() { _ = pod.Close(); _ = testutils.UnmountNS(pod) })
 		// The pod's main interface, which IPv6 egress needs.
-		err = pod.Do(func(ns.NetNS) error {
-			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth0-peer"})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		addMainIf(t, pod, "eth0")
 		if e := execIf(t, tp, "ADD", "ctr-gone", pod.Path(), "eth0", entry); e != nil {
 			t.Fatalf("v6=%v ADD: %v", v6, e)
 		}

@@ -1,14 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
-	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -52,7 +46,7 @@ func TestPrivilegedDelTouchesOnlyItsAttachment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store := filepath.Join(tp.dataDir, map[bool]string{false: "egress-v4-ipam", true: "egress-v6-ipam"}[v6])
+		store := tp.storeDir(v6)
 		aBefore, bBefore, nodeBefore := snapshot(t, a.Path()), snapshot(t, b.Path()), snapshot(t, tp.node.Path())
 		natWired, heldWired := tp.nat(t, v6), storeEntries(t, store)
 
@@ -82,33 +76,4 @@ func TestPrivilegedDelTouchesOnlyItsAttachment(t *testing.T) {
 		}
 		wantLines(t, "pod b after the pod's DEL", snapshot(t, b.Path()), bBefore)
 	}
-}
-
-// execIf runs egress-cni directly, as execPlugin does, with CNI_IFNAME
-// ifname.
-func execIf(t *testing.T, tp *topo, command, id, netns, ifname, entry string) *types.Error {
-	t.Helper()
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
-		t.Fatal(err)
-	}
-	conf["cniVersion"], conf["name"] = "1.0.0", "aws-cni"
-	stdin, _ := json.Marshal(conf)
-	var stdout bytes.Buffer
-	var runErr error
-	_ = tp.inNode(func() error {
-		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-		cmd.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + netns, "CNI_IFNAME=" + ifname, "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
-		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &stdout
-		runErr = cmd.Run()
-		return nil
-	})
-	if runErr == nil {
-		return nil
-	}
-	e := &types.Error{}
-	if err := json.Unmarshal(stdout.Bytes(), e); err != nil {
-		t.Fatalf("%s failed (%v) without a CNI error: %q", command, runErr, stdout.String())
-	}
-	return e
 }

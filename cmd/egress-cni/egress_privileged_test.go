@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -386,42 +384,6 @@ func TestPrivilegedFailureMidway(t *testing.T) {
 	}
 }
 
-// execPlugin runs egress-cni directly with a loopback prevResult, as the
-// second plugin of a chain, with PATH set to path.
-func execPlugin(t *testing.T, tp *topo, command, id, netns, path, entry string) *types.Error {
-	t.Helper()
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
-		t.Fatal(err)
-	}
-	conf["cniVersion"], conf["name"] = "1.0.0", "aws-cni"
-	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": netns}}}
-	return execConf(t, tp, command, id, netns, path, conf)
-}
-
-// execConf runs egress-cni directly with the netconf conf and PATH path.
-func execConf(t *testing.T, tp *topo, command, id, netns, path string, conf map[string]any) *types.Error {
-	t.Helper()
-	stdin, _ := json.Marshal(conf)
-	var stdout bytes.Buffer
-	var runErr error
-	_ = tp.inNode(func() error {
-		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-		cmd.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + netns, "CNI_IFNAME=eth0", "CNI_PATH=" + refPlugins, "PATH=" + path}
-		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &stdout
-		runErr = cmd.Run()
-		return nil
-	})
-	if runErr == nil {
-		return nil
-	}
-	e := &types.Error{}
-	if err := json.Unmarshal(stdout.Bytes(), e); err != nil {
-		t.Fatalf("%s failed (%v) without a CNI error: %q", command, runErr, stdout.String())
-	}
-	return e
-}
-
 // TestPrivilegedGC: CNI 1.1 GC with the runtime's valid attachments
 // removes the egress wiring of every other pod (address, chain, veth) and
 // leaves the valid one working.
@@ -434,25 +396,7 @@ func TestPrivilegedGC(t *testing.T) {
 		pods[id] = testutil.NewNS(t)
 		add(t, tp, l, runtimeConf(id, pods[id].Path()))
 	}
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(tp.egressEntry(false, "")), &conf); err != nil {
-		t.Fatal(err)
-	}
-	conf["cniVersion"], conf["name"] = "1.1.0", "aws-cni"
-	conf["cni.dev/valid-attachments"] = []map[string]string{{"containerID": "ctr-live", "ifname": "eth0"}}
-	stdin, _ := json.Marshal(conf)
-	var out bytes.Buffer
-	var runErr error
-	_ = tp.inNode(func() error {
-		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-		cmd.Env = []string{"CNI_COMMAND=GC", "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
-		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &out
-		runErr = cmd.Run()
-		return nil
-	})
-	if runErr != nil {
-		t.Fatalf("GC: %v: %s", runErr, out.String())
-	}
+	gcNetwork(t, tp, "aws-cni", tp.egressEntry(false, ""), "ctr-live")
 	if held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(held) != 1 {
 		t.Errorf("after GC the store holds %v, want the live pod's address only", held)
 	}

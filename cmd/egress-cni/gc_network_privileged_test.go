@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,27 +29,8 @@ func namedList(t *testing.T, name, entry string) *libcni.NetworkConfigList {
 // runtime's valid attachments (containerID/eth0 each).
 func gcNetwork(t *testing.T, tp *topo, name, entry string, valid ...string) {
 	t.Helper()
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
-		t.Fatal(err)
-	}
-	atts := []map[string]string{}
-	for _, id := range valid {
-		atts = append(atts, map[string]string{"containerID": id, "ifname": "eth0"})
-	}
-	conf["cniVersion"], conf["name"], conf["cni.dev/valid-attachments"] = "1.1.0", name, atts
-	stdin, _ := json.Marshal(conf)
-	var out bytes.Buffer
-	var runErr error
-	_ = tp.inNode(func() error {
-		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-		cmd.Env = []string{"CNI_COMMAND=GC", "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
-		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &out
-		runErr = cmd.Run()
-		return nil
-	})
-	if runErr != nil {
-		t.Fatalf("GC of %s: %v: %s", name, runErr, out.String())
+	if out, err := runGC(tp, entry, name, onEth0(valid...)...); err != nil {
+		t.Fatalf("GC of %s: %v: %s", name, err, out)
 	}
 }
 

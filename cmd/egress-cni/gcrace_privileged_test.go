@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -31,26 +31,15 @@ func TestPrivilegedGCLeavesAddInFlight(t *testing.T) {
 	gone := testutil.NewNS(t)
 	add(t, tp, l, runtimeConf("ctr-gone", gone.Path()))
 
-	gate := t.TempDir()
-	path := pausingIptables(t, gate)
-	pod := testutil.NewNS(t)
-	done := make(chan error, 1)
-	go func() { done <- execQuiet(tp, "ADD", "ctr-new", pod.Path(), path, entry) }()
-	waitFile(t, filepath.Join(gate, "paused"), done)
+	paused := startPausedAdd(t, tp, "ctr-new", entry)
+	pod := paused.pod
 
-	if out, err := runGC(tp, entry, nil); err != nil {
+	if out, err := runGC(tp, entry, "aws-cni"); err != nil {
 		t.Errorf("GC during the ADD: %v: %s", err, out)
 	}
-	if err := os.WriteFile(filepath.Join(gate, "go"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("the paused ADD: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the paused ADD did not finish")
+	paused.resume(t)
+	if err := waitDone(paused.done, 30*time.Second); err != nil {
+		t.Fatalf("the paused ADD: %v", err)
 	}
 
 	store := filepath.Join(tp.dataDir, "egress-v4-ipam", "aws-cni")
@@ -79,6 +68,44 @@ func TestPrivilegedGCLeavesAddInFlight(t *testing.T) {
 	}
 	if src, err := seenFrom(pod, tp.internet, internetV4); err != nil || src != nodeV4 {
 		t.Errorf("the new pod after GC: seen from %q (%v), want %s", src, err, nodeV4)
+	}
+}
+
+// pausedAdd is an ADD of a new pod, paused at its first iptables run
+// (between taking its egress address and installing its SNAT) until
+// resume; done gets its outcome.
+type pausedAdd struct {
+	pod  ns.NetNS
+	gate string
+	done chan error
+}
+
+// startPausedAdd starts the ADD of container id into a new namespace and
+// waits until it pauses.
+func startPausedAdd(t *testing.T, tp *topo, id, entry string) *pausedAdd {
+	t.Helper()
+	p := &pausedAdd{pod: testutil.NewNS(t), gate: t.TempDir(), done: make(chan error, 1)}
+	path := pausingIptables(t, p.gate)
+	go func() { p.done <- execQuiet(tp, "ADD", id, p.pod.Path(), path, entry) }()
+	waitFile(t, filepath.Join(p.gate, "paused"), p.done)
+	return p
+}
+
+// resume lets the paused ADD go on.
+func (p *pausedAdd) resume(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(p.gate, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitDone waits for the outcome on done, up to d.
+func waitDone(done <-chan error, d time.Duration) error {
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("not done after %s", d)
 	}
 }
 
@@ -123,55 +150,4 @@ func waitFile(t *testing.T, name string, done <-chan error) {
 			t.Fatal("the ADD never paused")
 		}
 	}
-}
-
-// execQuiet runs egress-cni as execPlugin does, returning its error
-// instead of failing the test (it runs in a goroutine).
-func execQuiet(tp *topo, command, id, netns, path, entry string) error {
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
-		return err
-	}
-	conf["cniVersion"], conf["name"] = "1.0.0", "aws-cni"
-	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": netns}}}
-	stdin, _ := json.Marshal(conf)
-	var out bytes.Buffer
-	var runErr error
-	_ = tp.inNode(func() error {
-		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-		cmd.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + netns, "CNI_IFNAME=eth0", "CNI_PATH=" + refPlugins, "PATH=" + path}
-		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &out
-		runErr = cmd.Run()
-		return nil
-	})
-	if runErr != nil {
-		return fmt.Errorf("%w: %s", runErr, out.String())
-	}
-	return nil
-}
-
-// runGC runs a CNI 1.1 GC of entry's network with the valid attachments
-// (container IDs, ifname eth0).
-func runGC(tp *topo, entry string, valid []string) (string, error) {
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
-		return "", err
-	}
-	conf["cniVersion"], conf["name"] = "1.1.0", "aws-cni"
-	atts := []map[string]string{}
-	for _, id := range valid {
-		atts = append(atts, map[string]string{"containerID": id, "ifname": "eth0"})
-	}
-	conf["cni.dev/valid-attachments"] = atts
-	stdin, _ := json.Marshal(conf)
-	var out bytes.Buffer
-	var runErr error
-	_ = tp.inNode(func() error {
-		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-		cmd.Env = []string{"CNI_COMMAND=GC", "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
-		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &out
-		runErr = cmd.Run()
-		return nil
-	})
-	return out.String(), runErr
 }

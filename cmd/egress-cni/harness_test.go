@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -113,6 +116,18 @@ func newTopo(t *testing.T) *topo {
 	return tp
 }
 
+// addMainIf gives the pod its main interface, as the main plugin would
+// have: a veth named name (IPv6 egress needs it).
+func addMainIf(t *testing.T, pod ns.NetNS, name string) {
+	t.Helper()
+	err := pod.Do(func(ns.NetNS) error {
+		return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "-peer"})
+	})
+	if err != nil {
+		t.Fatalf("the pod's %s: %v", name, err)
+	}
+}
+
 // configure puts addresses (without DAD) on a link, sets it up and adds
 // default routes via gws.
 func configure(name string, addrs, gws []string) error {
@@ -149,6 +164,19 @@ func (tp *topo) egressEntry(v6 bool, subnet string) string {
 	if v6 {
 		e.NodeIP = nodeV6
 	}
+	return tp.entryOf(e, subnet)
+}
+
+// disabledEntry is the egress-cni entry the installer renders for the
+// family with the feature off (no node IP), with the test's dataDir and
+// log file.
+func (tp *topo) disabledEntry(v6 bool) string {
+	return tp.entryOf(&conflist.Egress{IPv6Cluster: !v6, RandomizeSNAT: "prng"}, "")
+}
+
+// entryOf is e's conflist entry with the test's dataDir and log file and,
+// if given, a smaller subnet.
+func (tp *topo) entryOf(e *conflist.Egress, subnet string) string {
 	entry, err := renderedEgressEntry(e)
 	if err != nil {
 		panic(err) // the conflist package's own tests cover Render
@@ -161,6 +189,40 @@ func (tp *topo) egressEntry(v6 bool, subnet string) string {
 	entry["pluginLogFile"] = filepath.Join(tp.dataDir, "egress.log")
 	b, _ := json.Marshal(entry)
 	return string(b)
+}
+
+// storeDir is the dataDir of the egress entry of the family (egressEntry
+// and disabledEntry), which storeEntries reads.
+func (tp *topo) storeDir(v6 bool) string {
+	if v6 {
+		return filepath.Join(tp.dataDir, "egress-v6-ipam")
+	}
+	return filepath.Join(tp.dataDir, "egress-v4-ipam")
+}
+
+// wantAddRefused runs an ADD of id into pod with CNI_IFNAME ifname and
+// entry as it is, which must fail with code and a message containing
+// want, leaving the pod, the node and the family's nat table as they
+// were and no address held; then DEL with the same input must succeed,
+// twice.
+func (tp *topo) wantAddRefused(t *testing.T, v6 bool, pod ns.NetNS, id, ifname, entry string, code uint, want string) {
+	t.Helper()
+	podBefore, nodeBefore, natBefore := snapshot(t, pod.Path()), snapshot(t, tp.node.Path()), tp.nat(t, v6)
+	e := execIf(t, tp, "ADD", id, pod.Path(), ifname, entry)
+	if e == nil || e.Code != code || !strings.Contains(e.Msg, want) {
+		t.Errorf("ADD: %v, want code %d containing %q", e, code, want)
+	}
+	wantLines(t, "pod after the ADD", snapshot(t, pod.Path()), podBefore)
+	wantLines(t, "node after the ADD", snapshot(t, tp.node.Path()), nodeBefore)
+	wantLines(t, "nat after the ADD", tp.nat(t, v6), natBefore)
+	if held := storeEntries(t, tp.storeDir(v6)); len(held) != 0 {
+		t.Errorf("addresses held after the ADD: %v", held)
+	}
+	for i := range 2 {
+		if e := execIf(t, tp, "DEL", id, pod.Path(), ifname, entry); e != nil {
+			t.Errorf("DEL %d: %v", i+1, e)
+		}
+	}
 }
 
 // renderedEgressEntry renders the installer's conflist and returns its
@@ -317,3 +379,162 @@ func seenFrom(src, dst ns.NetNS, addr string) (string, error) {
 }
 
 var ctx = context.Background()
+
+// pluginEnv is the environment of one egress-cni run: ifname "" is eth0,
+// path "" the test's own PATH. A GC gets no container, namespace or
+// interface.
+type pluginEnv struct {
+	command, id, netns, ifname, path string
+}
+
+// start starts egress-cni in the node's namespace with env and the netconf
+// conf on stdin, returning the running command and its stdout.
+func (tp *topo) start(env pluginEnv, conf map[string]any) (*exec.Cmd, *bytes.Buffer, error) {
+	stdin, err := json.Marshal(conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	vars := []string{"CNI_COMMAND=" + env.command, "CNI_PATH=" + refPlugins, "PATH=" + cmp.Or(env.path, os.Getenv("PATH"))}
+	if env.command != "GC" {
+		vars = append(vars, "CNI_CONTAINERID="+env.id, "CNI_NETNS="+env.netns, "CNI_IFNAME="+cmp.Or(env.ifname, "eth0"))
+	}
+	var stdout bytes.Buffer
+	cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
+	cmd.Env, cmd.Stdin, cmd.Stdout = vars, bytes.NewReader(stdin), &stdout
+	if err := tp.inNode(cmd.Start); err != nil {
+		return nil, nil, err
+	}
+	return cmd, &stdout, nil
+}
+
+// runPlugin runs egress-cni as start does, to its end: what it printed and
+// how it exited.
+func (tp *topo) runPlugin(env pluginEnv, conf map[string]any) (string, error) {
+	cmd, stdout, err := tp.start(env, conf)
+	if err != nil {
+		return "", err
+	}
+	err = cmd.Wait()
+	return stdout.String(), err
+}
+
+// cniError is the CNI error a run of command printed, nil when it
+// succeeded.
+func cniError(t *testing.T, command, stdout string, runErr error) *types.Error {
+	t.Helper()
+	if runErr == nil {
+		return nil
+	}
+	e := &types.Error{}
+	if err := json.Unmarshal([]byte(stdout), e); err != nil {
+		t.Fatalf("%s failed (%v) without a CNI error: %q", command, runErr, stdout)
+	}
+	return e
+}
+
+// entryConf is the netconf entry, as JSON, with the runtime's version and
+// network name.
+func entryConf(entry, cniVersion, network string) (map[string]any, error) {
+	var conf map[string]any
+	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
+		return nil, err
+	}
+	conf["cniVersion"], conf["name"] = cniVersion, network
+	return conf, nil
+}
+
+// chainedConf is entry as a runtime passes it to the second plugin of the
+// 1.0.0 chain aws-cni: with a loopback prevResult in netns.
+func chainedConf(entry, netns string) (map[string]any, error) {
+	conf, err := entryConf(entry, "1.0.0", "aws-cni")
+	if err != nil {
+		return nil, err
+	}
+	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": netns}}}
+	return conf, nil
+}
+
+// execPlugin runs egress-cni directly with a loopback prevResult, as the
+// second plugin of a chain, with PATH set to path.
+func execPlugin(t *testing.T, tp *topo, command, id, netns, path, entry string) *types.Error {
+	t.Helper()
+	conf, err := chainedConf(entry, netns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return execConf(t, tp, command, id, netns, path, conf)
+}
+
+// execConf runs egress-cni directly with the netconf conf and PATH path.
+func execConf(t *testing.T, tp *topo, command, id, netns, path string, conf map[string]any) *types.Error {
+	t.Helper()
+	out, err := tp.runPlugin(pluginEnv{command: command, id: id, netns: netns, path: path}, conf)
+	return cniError(t, command, out, err)
+}
+
+// execIf runs egress-cni directly with entry as it is (no prevResult
+// added) and CNI_IFNAME ifname.
+func execIf(t *testing.T, tp *topo, command, id, netns, ifname, entry string) *types.Error {
+	t.Helper()
+	conf, err := entryConf(entry, "1.0.0", "aws-cni")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tp.runPlugin(pluginEnv{command: command, id: id, netns: netns, ifname: ifname}, conf)
+	return cniError(t, command, out, err)
+}
+
+// execQuiet runs egress-cni as execPlugin does, returning its error
+// instead of failing the test (it runs in a goroutine).
+func execQuiet(tp *topo, command, id, netns, path, entry string) error {
+	conf, err := chainedConf(entry, netns)
+	if err != nil {
+		return err
+	}
+	if out, err := tp.runPlugin(pluginEnv{command: command, id: id, netns: netns, path: path}, conf); err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
+}
+
+// startPlugin starts egress-cni in the node's namespace as execPlugin
+// runs it, returning the running command and its stdout.
+func startPlugin(t *testing.T, tp *topo, command, id, netns, entry string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	conf, err := chainedConf(entry, netns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, stdout, err := tp.start(pluginEnv{command: command, id: id, netns: netns}, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, stdout
+}
+
+// runGC runs a CNI 1.1 GC of network with entry and the runtime's valid
+// attachments, encoded as a runtime written in Go encodes them.
+func runGC(tp *topo, entry, network string, valid ...types.GCAttachment) (string, error) {
+	conf, err := entryConf(entry, "1.1.0", network)
+	if err != nil {
+		return "", err
+	}
+	delete(conf, "prevResult")
+	conf["cni.dev/valid-attachments"] = append([]types.GCAttachment{}, valid...)
+	return tp.runPlugin(pluginEnv{command: "GC"}, conf)
+}
+
+// onEth0 are the attachments, on eth0, of the containers ids.
+func onEth0(ids ...string) []types.GCAttachment {
+	var out []types.GCAttachment
+	for _, id := range ids {
+		out = append(out, types.GCAttachment{ContainerID: id, IfName: "eth0"})
+	}
+	return out
+}

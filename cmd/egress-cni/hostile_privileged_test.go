@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,11 +80,11 @@ func TestPrivilegedDelPrevResultNotAnObject(t *testing.T) {
 		pod := testutil.NewNS(t)
 		id := fmt.Sprintf("ctr-prev-%d", i)
 		add(t, tp, l, runtimeConf(id, pod.Path()))
-		var conf map[string]any
-		if err := json.Unmarshal([]byte(tp.egressEntry(false, "")), &conf); err != nil {
+		conf, err := entryConf(tp.egressEntry(false, ""), "1.0.0", "aws-cni")
+		if err != nil {
 			t.Fatal(err)
 		}
-		conf["cniVersion"], conf["name"], conf["prevResult"] = "1.0.0", "aws-cni", prev
+		conf["prevResult"] = prev
 		if e := execConf(t, tp, "ADD", id+"-again", pod.Path(), os.Getenv("PATH"), conf); e == nil || e.Code != types.ErrDecodingFailure || !strings.Contains(e.Error(), "prevResult") {
 			t.Errorf("ADD with prevResult %v: %v, want code %d naming prevResult", prev, e, types.ErrDecodingFailure)
 		}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,7 +39,7 @@ func TestPrivilegedAddRefusesHostileIfName(t *testing.T) {
 		if e == nil {
 			// What the runtime's next GC does to the attachment it lists.
 			held := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam"))
-			if out, err := gcKeeping(tp, entry, id, c.ifName); err != nil {
+			if out, err := runGC(tp, entry, "aws-cni", types.GCAttachment{ContainerID: id, IfName: c.ifName}); err != nil {
 				t.Errorf("GC: %v: %s", err, out)
 			}
 			if after := storeEntries(t, filepath.Join(tp.dataDir, "egress-v4-ipam")); len(after) < len(held) {
@@ -72,30 +70,6 @@ func withPrevResult(t *testing.T, entry string) string {
 	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo"}}}
 	b, _ := json.Marshal(conf)
 	return string(b)
-}
-
-// gcKeeping runs a CNI 1.1 GC of entry's network whose only valid
-// attachment is id with ifname, encoded as a runtime written in Go
-// encodes it.
-func gcKeeping(tp *topo, entry, id, ifname string) (string, error) {
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
-		return "", err
-	}
-	conf["cniVersion"], conf["name"] = "1.1.0", "aws-cni"
-	delete(conf, "prevResult")
-	conf["cni.dev/valid-attachments"] = []map[string]string{{"containerID": id, "ifname": ifname}}
-	stdin, _ := json.Marshal(conf)
-	var out bytes.Buffer
-	var runErr error
-	_ = tp.inNode(func() error {
-		cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-		cmd.Env = []string{"CNI_COMMAND=GC", "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
-		cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &out
-		runErr = cmd.Run()
-		return nil
-	})
-	return out.String(), runErr
 }
 
 // TestPrivilegedV6AddRefusesSysctlIfName: IPv6 egress turns IPv6 off on

@@ -44,3 +44,20 @@ func checkIfName(ifName string, f egress.Family) *types.Error {
 	}
 	return nil
 }
+
+// maxComment is the longest comment iptables keeps (XT_MAX_COMMENT_LEN,
+// 256 with the terminating NUL).
+const maxComment = 255
+
+// checkContainerID refuses, on ADD, a CNI_CONTAINERID too long for the
+// comment of the pod's SNAT rules (egress.Comment), by which GC tells
+// networks apart: iptables-legacy refused the rules after the veth was
+// made, iptables-nft cut the comment short.
+func checkContainerID(id, network string) *types.Error {
+	if len(egress.Comment(network, id)) <= maxComment {
+		return nil
+	}
+	most := maxComment - len(egress.Comment(network, ""))
+	return types.NewError(types.ErrInvalidEnvironmentVariables,
+		fmt.Sprintf("CNI_CONTAINERID is %d characters long, at most %d allowed: the SNAT rules' comment (network %q and container ID) holds %d", len(id), most, network, maxComment), "")
+}

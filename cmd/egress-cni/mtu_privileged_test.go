@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,14 +18,12 @@ import (
 // still succeeds.
 func TestPrivilegedV6EgressRefusesSubIPv6MTU(t *testing.T) {
 	tp := newTopo(t)
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(tp.egressEntry(true, "")), &conf); err != nil {
+	pod := testutil.NewNS(t)
+	conf, err := chainedConf(tp.egressEntry(true, ""), pod.Path())
+	if err != nil {
 		t.Fatal(err)
 	}
 	conf["mtu"] = "1000"
-	conf["cniVersion"], conf["name"] = "1.0.0", "aws-cni"
-	pod := testutil.NewNS(t)
-	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": pod.Path()}}}
 	nodeBefore, natBefore := snapshot(t, tp.node.Path()), tp.nat(t, true)
 
 	e := execConf(t, tp, "ADD", "ctr-mtu", pod.Path(), os.Getenv("PATH"), conf)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,8 +13,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vpc-cni/vpc-cni/pkg/poll"
@@ -38,12 +34,7 @@ func TestPrivilegedAddNetNSSwappedToNode(t *testing.T) {
 		entry := tp.egressEntry(v6, "")
 		pod := testutil.NewNS(t)
 		// The pod's main interface, which IPv6 egress needs.
-		err := pod.Do(func(ns.NetNS) error {
-			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth0-peer"})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		addMainIf(t, pod, "eth0")
 		link := filepath.Join(t.TempDir(), "netns")
 		if err := os.Symlink(pod.Path(), link); err != nil {
 			t.Fatal(err)
@@ -104,50 +95,26 @@ func holdStoreLock(t *testing.T, dir string) *os.File {
 	return f
 }
 
-// startPlugin starts egress-cni in the node's namespace as execPlugin
-// runs it, returning the running command and its stdout.
-func startPlugin(t *testing.T, tp *topo, command, id, netns, entry string) (*exec.Cmd, *bytes.Buffer) {
-	t.Helper()
-	var conf map[string]any
-	if err := json.Unmarshal([]byte(entry), &conf); err != nil {
-		t.Fatal(err)
-	}
-	conf["cniVersion"], conf["name"] = "1.0.0", "aws-cni"
-	conf["prevResult"] = map[string]any{"cniVersion": "1.0.0", "interfaces": []map[string]any{{"name": "lo", "sandbox": netns}}}
-	stdin, _ := json.Marshal(conf)
-	var stdout bytes.Buffer
-	cmd := exec.Command(filepath.Join(binDir, "egress-cni"))
-	cmd.Env = []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + netns, "CNI_IFNAME=eth0", "CNI_PATH=" + refPlugins, "PATH=" + os.Getenv("PATH")}
-	cmd.Stdin, cmd.Stdout = bytes.NewReader(stdin), &stdout
-	if err := tp.inNode(cmd.Start); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return cmd, &stdout
-}
-
-// waitBlockedOnLock waits until process pid waits for a flock, as
-// /proc/locks shows ("->" marks a blocked request).
+// waitBlockedOnLock waits until process pid waits for a flock.
 func waitBlockedOnLock(t *testing.T, pid int) {
 	t.Helper()
-	if err := poll.Until(context.Background(), 30*time.Second, func() error {
-		b, err := os.ReadFile("/proc/locks")
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			fs := strings.Fields(line)
-			if len(fs) > 5 && fs[1] == "->" && fs[2] == "FLOCK" && fs[5] == strconv.Itoa(pid) {
-				return nil
-			}
-		}
-		return errors.New("no blocked flock request")
-	}); err != nil {
+	if err := poll.Until(context.Background(), 30*time.Second, func() error { return blockedOnLock(pid) }); err != nil {
 		t.Fatalf("egress-cni (pid %d) never waited for the store's lock: %v", pid, err)
 	}
+}
+
+// blockedOnLock reports, with nil, that process pid waits for a flock, as
+// /proc/locks shows ("->" marks a blocked request).
+func blockedOnLock(pid int) error {
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) > 5 && fs[1] == "->" && fs[2] == "FLOCK" && fs[5] == strconv.Itoa(pid) {
+			return nil
+		}
+	}
+	return errors.New("no blocked flock request")
 }

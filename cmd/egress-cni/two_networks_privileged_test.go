@@ -62,15 +62,26 @@ func TestPrivilegedTwoNetworksSameRange(t *testing.T) {
 	wantLines(t, "nat after DEL", tp.nat(t, false), natBefore)
 }
 
-// TestPrivilegedTwoNetworksOnePod: a pod attached to two networks that
-// both chain egress-cni (eth0 in net-a, net1 in net-b). The pod has one
-// v4if0 and one default route for the family, so the second attachment's
-// ADD fails (code 103, naming the interface), as upstream's does, and
-// neither that ADD, its undo nor its DEL takes net-a's egress away.
+// TestPrivilegedTwoNetworksOnePod: a pod attached twice to networks that
+// chain egress-cni (eth0 in net-a, net1 in net-b, or net1 in net-a again:
+// multus may attach one network twice). The pod has one v4if0 and one
+// default route for the family, so the second attachment's ADD fails
+// (code 103, naming the interface), as upstream's does, and neither that
+// ADD, its undo nor its DEL takes eth0's egress away. In one network the
+// failed ADD's undo used to remove the container's SNAT chain, which both
+// attachments share: eth0's egress stopped reaching the internet.
 func TestPrivilegedTwoNetworksOnePod(t *testing.T) {
+	for _, second := range []string{"net-b", "net-a"} {
+		t.Run(second, func(t *testing.T) { testSecondAttachment(t, second) })
+	}
+}
+
+// testSecondAttachment attaches the pod to net-a (eth0) and then, as net1,
+// to the network second.
+func testSecondAttachment(t *testing.T, second string) {
 	tp := newTopo(t)
 	entry := tp.egressEntry(false, "")
-	la, lb := namedList(t, "net-a", entry), namedList(t, "net-b", entry)
+	la, lb := namedList(t, "net-a", entry), namedList(t, second, entry)
 	pod := testutil.NewNS(t)
 	rtA := runtimeConf("ctr", pod.Path())
 	rtB := runtimeConf("ctr", pod.Path())
@@ -92,9 +103,9 @@ func TestPrivilegedTwoNetworksOnePod(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != ErrWiring || !strings.Contains(ce.Error(), "v4if0") {
 		t.Errorf("ADD of a second egress attachment to the pod: %v; want code %d naming v4if0", err, ErrWiring)
 	}
-	intact("after net-b's ADD")
+	intact("after the second ADD")
 	del(t, tp, lb, rtB)
-	intact("after net-b's DEL")
+	intact("after the second DEL")
 	del(t, tp, la, rtA)
 	if got := only(snapshot(t, pod.Path()), "v4if0"); len(got) != 0 {
 		t.Errorf("pod after both DELs still has %v", got)

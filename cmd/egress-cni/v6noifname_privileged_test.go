@@ -9,7 +9,6 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
@@ -27,33 +26,11 @@ func TestPrivilegedV6AddRefusesMissingIfName(t *testing.T) {
 	entry := withPrevResult(t, tp.egressEntry(true, ""))
 	pod := testutil.NewNS(t)
 	// The pod's main interface, under a name other than CNI_IFNAME.
-	err := pod.Do(func(ns.NetNS) error {
-		return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "net1"}, PeerName: "net1-peer"})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	podBefore, nodeBefore, natBefore := snapshot(t, pod.Path()), snapshot(t, tp.node.Path()), tp.nat(t, true)
+	addMainIf(t, pod, "net1")
 	ipv6Before := podSysctl(t, pod, "net/ipv6/conf/net1/disable_ipv6")
-	store := filepath.Join(tp.dataDir, "egress-v6-ipam")
-
-	e := execIf(t, tp, "ADD", "ctr-noif", pod.Path(), "eth0", entry)
-	if want := "CNI_IFNAME eth0"; e == nil || e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, want) {
-		t.Errorf("ADD with no eth0 in the pod: %v, want code %d containing %q", e, types.ErrInvalidEnvironmentVariables, want)
-	}
-	wantLines(t, "pod after the ADD", snapshot(t, pod.Path()), podBefore)
-	wantLines(t, "node after the ADD", snapshot(t, tp.node.Path()), nodeBefore)
-	wantLines(t, "ip6 nat after the ADD", tp.nat(t, true), natBefore)
+	tp.wantAddRefused(t, true, pod, "ctr-noif", "eth0", entry, types.ErrInvalidEnvironmentVariables, "CNI_IFNAME eth0")
 	if got := podSysctl(t, pod, "net/ipv6/conf/net1/disable_ipv6"); got != ipv6Before {
-		t.Errorf("pod net1 disable_ipv6 %q after the ADD, was %q", got, ipv6Before)
-	}
-	if held := storeEntries(t, store); len(held) != 0 {
-		t.Errorf("addresses held after the ADD: %v", held)
-	}
-	for i := range 2 {
-		if e := execIf(t, tp, "DEL", "ctr-noif", pod.Path(), "eth0", entry); e != nil {
-			t.Errorf("DEL %d: %v", i+1, e)
-		}
+		t.Errorf("pod net1 disable_ipv6 %q after the ADD and DELs, was %q", got, ipv6Before)
 	}
 }
 

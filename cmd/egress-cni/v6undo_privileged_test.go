@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
@@ -45,12 +44,7 @@ func TestPrivilegedV6FailedAddKeepsMainIPv6(t *testing.T) {
 				}
 				return string(b)
 			}
-			err := pod.Do(func(ns.NetNS) error {
-				return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "eth0-peer"})
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			addMainIf(t, pod, "eth0")
 			if got := disabled(); got != "0\n" {
 				t.Fatalf("pod eth0 disable_ipv6 = %q before ADD, want 0", got)
 			}

@@ -1,11 +1,13 @@
 package egress
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,6 +40,43 @@ func LockInFlight(network, dataDir, chain string) (*InFlight, error) {
 	return &InFlight{f: f}, nil
 }
 
+// ErrInFlight is WaitInFlight's error when the lock stayed held.
+var ErrInFlight = errors.New("an ADD of the container is still in flight")
+
+// inflightRetry is how often WaitInFlight tries the lock again.
+const inflightRetry = 50 * time.Millisecond
+
+// WaitInFlight takes the in-flight lock of the container whose chain is
+// chain, as LockInFlight does, but gives up with ErrInFlight when ctx
+// ends first. A DEL waits so for its container's ADD: kubelet may DEL a
+// sandbox whose ADD timed out while that ADD still runs, and wiring
+// removed before the ADD ends would be made again after the DEL.
+func WaitInFlight(ctx context.Context, network, dataDir, chain string) (*InFlight, error) {
+	name := slotPath(network, dataDir, chain)
+	f, err := openSlot(name)
+	if err != nil {
+		return nil, err
+	}
+	t := time.NewTicker(inflightRetry)
+	defer t.Stop()
+	for {
+		ok, err := flock(f, name, unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if ok {
+			return &InFlight{f: f}, nil
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("%w (lock %s): %w", ErrInFlight, name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // slotPath is the lock file of the container whose chain is chain.
 func slotPath(network, dataDir, chain string) string {
 	h := fnv.New32a()
@@ -48,13 +87,35 @@ func slotPath(network, dataDir, chain string) string {
 // lockFile opens (creating if needed) and flocks name; ok is false, with
 // no error, when LOCK_NB found it held.
 func lockFile(name string, how int) (*os.File, bool, error) {
+	f, err := openSlot(name)
+	if err != nil {
+		return nil, false, err
+	}
+	ok, err := flock(f, name, how)
+	if err != nil || !ok {
+		f.Close()
+		return nil, false, err
+	}
+	return f, true, nil
+}
+
+// openSlot opens, creating it and its directory if needed, the lock file
+// name.
+func openSlot(name string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return nil, false, fmt.Errorf("egress in-flight locks: %w", err)
+		return nil, fmt.Errorf("egress in-flight locks: %w", err)
 	}
 	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, false, fmt.Errorf("egress in-flight lock: %w", err)
+		return nil, fmt.Errorf("egress in-flight lock: %w", err)
 	}
+	return f, nil
+}
+
+// flock flocks f, the file name; ok is false, with no error, when LOCK_NB
+// found it held.
+func flock(f *os.File, name string, how int) (bool, error) {
+	var err error
 	for {
 		err = unix.Flock(int(f.Fd()), how)
 		if !errors.Is(err, unix.EINTR) {
@@ -63,13 +124,11 @@ func lockFile(name string, how int) (*os.File, bool, error) {
 	}
 	switch {
 	case err == nil:
-		return f, true, nil
+		return true, nil
 	case errors.Is(err, unix.EWOULDBLOCK):
-		f.Close()
-		return nil, false, nil
+		return false, nil
 	default:
-		f.Close()
-		return nil, false, fmt.Errorf("lock %s: %w", name, err)
+		return false, fmt.Errorf("lock %s: %w", name, err)
 	}
 }
 

@@ -1,6 +1,11 @@
 package egress
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
 
 // TestClaimsLeaveAddInFlight: a GC's claim on a container fails while an
 // ADD holds its in-flight lock and succeeds once the ADD is done; a
@@ -28,5 +33,33 @@ func TestClaimsLeaveAddInFlight(t *testing.T) {
 	}
 	if ok, err := NewClaims("aws-cni", dir).Claim(chain); ok || err != nil {
 		t.Errorf("another run's claim while this GC holds it: %v, %v; want not taken", ok, err)
+	}
+}
+
+// TestWaitInFlightIsBounded: a DEL's wait for its container's ADD gives
+// up with ErrInFlight while the ADD holds the lock past the deadline, and
+// takes the lock once the ADD is done.
+func TestWaitInFlightIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	chain := ChainName(V4, "aws-cni", "ctr-a")
+	add, err := LockInFlight("aws-cni", dir, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if l, err := WaitInFlight(ctx, "aws-cni", dir, chain); !errors.Is(err, ErrInFlight) {
+		t.Fatalf("wait during the ADD = %v, %v; want ErrInFlight", l, err)
+	}
+	if err := add.Release(); err != nil {
+		t.Fatal(err)
+	}
+	del, err := WaitInFlight(context.Background(), "aws-cni", dir, chain)
+	if err != nil {
+		t.Fatalf("wait after the ADD: %v", err)
+	}
+	defer del.Release()
+	if ok, err := NewClaims("aws-cni", dir).Claim(chain); ok || err != nil {
+		t.Errorf("a GC's claim while the DEL holds the lock: %v, %v; want not taken", ok, err)
 	}
 }
