@@ -14,8 +14,13 @@ import (
 	"time"
 )
 
-// nobody is the user the test runs make as when it is root.
-const nobody = 65534
+// asNonRoot makes cmd run as nobody when the test runs as root.
+func asNonRoot(cmd *exec.Cmd) {
+	const nobody = 65534
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+}
 
 // TestMakeRootTargetsRefuseNonRootFirst: `make demo`, `make bench` and `make
 // demo-k8s` as a user who is not root stop at once with a message saying
@@ -39,9 +44,7 @@ func TestMakeRootTargetsRefuseNonRootFirst(t *testing.T) {
 			// HOME nobody cannot write: what deps would do first (go install
 			// into the module cache) fails there with another message.
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent"}
-			if os.Geteuid() == 0 {
-				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-			}
+			asNonRoot(cmd)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			err := cmd.Run()
@@ -55,5 +58,49 @@ func TestMakeRootTargetsRefuseNonRootFirst(t *testing.T) {
 				t.Errorf("make %s as a user who is not root created %s before refusing", target, bin)
 			}
 		})
+	}
+}
+
+// TestMakeTestWithoutRootRunsTheUnitTier: `make test` as a user who is not
+// root, on a machine missing the packages deps would install, goes on to
+// the unit tier (README.md, "The two commands") instead of stopping in
+// deps.
+func TestMakeTestWithoutRootRunsTheUnitTier(t *testing.T) {
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PATH of the few tools make and scripts/test.sh use, so every
+	// package deps checks for is missing, and a go that stops the run at
+	// its first build or vet: the test looks only at which tiers it runs.
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil { // nobody runs from it
+			t.Fatal(err)
+		}
+	}
+	for _, tool := range []string{"bash", "sh", "make", "id", "dirname", "gofmt", "find", "git"} {
+		target, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopGo := "#!/bin/sh\n[ \"$1\" = env ] && exit 0\necho \"go $1: stopped by the test\" >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(stopGo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", repo, "test")
+	cmd.Env = []string{"PATH=" + dir, "HOME=/nonexistent", "VPC_CNI_VM=0", "VPC_CNI_RACE=0"}
+	asNonRoot(cmd)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	_ = cmd.Run() // fails at the stand-in go either way
+	if want := "test: running tiers: unit\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("make test as a user who is not root: output lacks %q:\n%s", want, out.String())
 	}
 }
