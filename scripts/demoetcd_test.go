@@ -26,15 +26,7 @@ func TestDemoWithoutEtcdNamesThePackageAtOnce(t *testing.T) {
 	// etcd, and no make or go, so a script that went on to build or start
 	// a tour fails on those instead.
 	path := t.TempDir()
-	for _, tool := range []string{"bash", "dirname", "id"} {
-		target, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
-		if err := os.Symlink(target, filepath.Join(path, tool)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	linkTools(t, path, "bash", "dirname", "id")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(repo, "scripts", "demo.sh"))

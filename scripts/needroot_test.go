@@ -14,6 +14,21 @@ import (
 	"time"
 )
 
+// linkTools puts links to the given tools (found on PATH) into dir, for a
+// PATH that holds only them; it skips t when one is not installed.
+func linkTools(t *testing.T, dir string, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		target, err := exec.LookPath(tool)
+		if err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // asNonRoot makes cmd run as nobody when the test runs as root.
 func asNonRoot(cmd *exec.Cmd) {
 	const nobody = 65534
@@ -79,15 +94,7 @@ func TestMakeTestWithoutRootRunsTheUnitTier(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, tool := range []string{"bash", "sh", "make", "id", "dirname", "gofmt", "find", "git"} {
-		target, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
-		if err := os.Symlink(target, filepath.Join(dir, tool)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	linkTools(t, dir, "bash", "sh", "make", "id", "dirname", "gofmt", "find", "git")
 	stopGo := "#!/bin/sh\n[ \"$1\" = env ] && exit 0\necho \"go $1: stopped by the test\" >&2\nexit 1\n"
 	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(stopGo), 0o755); err != nil {
 		t.Fatal(err)
