@@ -29,6 +29,19 @@ func linkTools(t *testing.T, dir string, tools ...string) {
 	}
 }
 
+// skipUnlessNonRootReads skips t when the user asNonRoot picks cannot
+// read the files (a clone under /root, say): make would fail on that.
+func skipUnlessNonRootReads(t *testing.T, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		cmd := exec.Command("/bin/sh", "-c", `test -r "$1"`, "sh", f)
+		asNonRoot(cmd)
+		if err := cmd.Run(); err != nil {
+			t.Skipf("a user who is not root cannot read %s: %v", f, err)
+		}
+	}
+}
+
 // asNonRoot makes cmd run as nobody when the test runs as root.
 func asNonRoot(cmd *exec.Cmd) {
 	const nobody = 65534
@@ -48,6 +61,7 @@ func TestMakeRootTargetsRefuseNonRootFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	skipUnlessNonRootReads(t, filepath.Join(repo, "Makefile"))
 	for _, target := range []string{"demo", "bench", "demo-k8s"} {
 		t.Run(target, func(t *testing.T) {
 			// BIN under a directory nobody may not write: a build would fail
@@ -95,6 +109,7 @@ func TestMakeTestWithoutRootRunsTheUnitTier(t *testing.T) {
 		}
 	}
 	linkTools(t, dir, "bash", "sh", "make", "id", "dirname", "gofmt", "find", "git")
+	skipUnlessNonRootReads(t, filepath.Join(repo, "Makefile"), filepath.Join(dir, "make"))
 	stopGo := "#!/bin/sh\n[ \"$1\" = env ] && exit 0\necho \"go $1: stopped by the test\" >&2\nexit 1\n"
 	if err := os.WriteFile(filepath.Join(dir, "go"), []byte(stopGo), 0o755); err != nil {
 		t.Fatal(err)
