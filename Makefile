@@ -37,13 +37,26 @@ build:
 	$(BUILD_ENV) $(GO) build -trimpath -tags $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(filter-out $(PLUGINS),$(CMDS)))
 	$(PLUGIN_ENV) $(GO) build -trimpath -tags $(PLUGIN_TAGS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(PLUGINS))
 
-test: deps
+# Without root, test runs the unit tier alone (scripts/test.sh says so):
+# deps would stop it on the first package it may not install.
+test:
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory deps; \
+	else echo "make test: not root: packages are not installed (make deps as root installs them)" >&2; fi
 	@scripts/test.sh
 
-demo: deps build
+# The targets that need root say so before installing or building anything:
+# as prerequisites, deps and build ran first and failed on something else
+# (a module cache, bin/) or took minutes before the refusal.
+need-root = @[ "$$(id -u)" -eq 0 ] || { echo "make $@: needs root: $(1)" >&2; exit 1; }
+
+demo:
+	$(call need-root,it creates network and mount namespaces; the machine's own network namespace is never changed)
+	@$(MAKE) --no-print-directory deps build
 	@scripts/demo.sh
 
-bench: deps build
+bench:
+	$(call need-root,it creates network and mount namespaces)
+	@$(MAKE) --no-print-directory deps build
 	@scripts/bench.sh
 
 # The aws-node and init images as OCI archives in $(BIN)/images (buildah, no
@@ -53,7 +66,9 @@ image: deps
 
 # A local VPC whose nodes run containerd + kubelet with aws-node deployed
 # from misc/aws-k8s-cni.yaml and our image.
-demo-k8s: deps build
+demo-k8s:
+	$(call need-root,network and mount namespaces and containerd)
+	@$(MAKE) --no-print-directory deps build
 	@scripts/demo-k8s.sh
 
 lint:

@@ -13,11 +13,15 @@ if [ -x "$bin" ]; then
 fi
 
 mkdir -p "$cache"
-work=$(mktemp -d "$cache/build-kube-apiserver.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
 # shellcheck source=lib/kube-module.sh
 . "$(dirname "$0")/lib/kube-module.sh"
+kube_build_lock "$cache" kube-apiserver
+if [ -x "$bin" ]; then # built by the run we waited for
+	echo "$bin"
+	exit 0
+fi
+work=$(mktemp -d "$cache/build-kube-apiserver.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 write_kube_module "$work" kubeapiserverbuild "$version" kube-apiserver
 
 echo "building kube-apiserver v$version into $bin (about 9 minutes the first time)" >&2

@@ -12,19 +12,25 @@ cache="${VPC_CNI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vpc-cni}"
 out="$cache/kube-node-v$version"
 bins=(kubelet kube-controller-manager kube-scheduler)
 
-complete=1
-for b in "${bins[@]}"; do [ -x "$out/$b" ] || complete=0; done
-if [ "$complete" = 1 ]; then
+built() {
+	local b
+	for b in "${bins[@]}"; do [ -x "$out/$b" ] || return 1; done
+}
+if built; then
 	echo "$out"
 	exit 0
 fi
 
 mkdir -p "$cache"
-work=$(mktemp -d "$cache/build-kube-node.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
 # shellcheck source=lib/kube-module.sh
 . "$(dirname "$0")/lib/kube-module.sh"
+kube_build_lock "$cache" "${bins[*]}"
+if built; then # by the run we waited for
+	echo "$out"
+	exit 0
+fi
+work=$(mktemp -d "$cache/build-kube-node.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 write_kube_module "$work" kubenodebuild "$version" "${bins[@]}"
 
 echo "building ${bins[*]} v$version into $out (several minutes the first time)" >&2

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ "$(id -u)" -eq 0 ] || { echo "demo-k8s: needs root (network and mount namespaces, containerd)" >&2; exit 1; }
-command -v etcd >/dev/null || { echo "demo-k8s: etcd is not installed (make deps)" >&2; exit 1; }
+command -v etcd >/dev/null || { echo "demo-k8s: etcd is not installed: apt-get install etcd-server (make deps installs it)" >&2; exit 1; }
 export VPC_CNI_PRIVILEGED=1
 export VPC_CNI_ETCD="$(command -v etcd)"
 export VPC_CNI_KUBE_APISERVER="$(scripts/build-kube-apiserver.sh)"

@@ -11,6 +11,11 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "make demo: needs root (it creates network and mount namespaces; the machine's own network namespace is never changed)" >&2
 	exit 1
 fi
+# The SGP tour needs etcd: said now, not after the first two tours.
+command -v etcd >/dev/null || {
+	echo "make demo: etcd is not installed: apt-get install etcd-server (make deps installs it)" >&2
+	exit 1
+}
 if [ ! -x bin/localvpc ] || [ ! -x bin/ipamd ] || [ ! -x bin/aws-cni ]; then
 	echo "make demo: building the binaries first" >&2
 	make --no-print-directory build >&2
@@ -22,6 +27,5 @@ bin/localvpc demo -ipv6 -bin bin "$@"
 # Then security groups for pods: kube-apiserver is built once per machine
 # into ~/.cache/vpc-cni (about 10 min the first time), etcd comes from
 # scripts/install-deps.sh.
-command -v etcd >/dev/null || { echo "make demo: etcd is not installed (make deps)" >&2; exit 1; }
 kas=$(scripts/build-kube-apiserver.sh)
 exec bin/localvpc demo -sgp -bin bin -kube-apiserver "$kas" -etcd "$(command -v etcd)" "$@"

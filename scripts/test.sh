@@ -29,7 +29,7 @@ if command -v etcd >/dev/null; then
 		echo "test: KUBERNETES TIER SKIPPED: kube-apiserver did not build" >&2
 	fi
 else
-	echo "test: KUBERNETES TIER SKIPPED: etcd is not installed" >&2
+	echo "test: KUBERNETES TIER SKIPPED: etcd is not installed (apt-get install etcd-server, or make deps as root)" >&2
 fi
 
 # The VM tier (test/vm) boots a second kernel with 802.1Q under qemu;

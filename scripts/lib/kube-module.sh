@@ -6,6 +6,19 @@
 # module proxy. Every build script uses the same layout, so they share the
 # Go build cache.
 
+# kube_build_lock CACHE WHAT: holds CACHE's build lock until the script
+# exits, waiting (and saying so) while another build holds it: `make demo`
+# beside `make test` on a fresh machine would otherwise both build for
+# minutes and race on the same output. The caller checks again for the
+# binary once it holds the lock.
+kube_build_lock() {
+	exec {kube_lock_fd}>"$1/.kube-build.lock"
+	if ! flock -n "$kube_lock_fd"; then
+		echo "waiting for another kube build in $1 to finish before building $2" >&2
+		flock "$kube_lock_fd"
+	fi
+}
+
 kube_staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
 	cloud-provider cluster-bootstrap code-generator component-base component-helpers
 	controller-manager cri-api cri-client csi-translation-lib dynamic-resource-allocation
