@@ -28,8 +28,11 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 	echo "install-deps: installing ${need[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${need[@]}" >/dev/null
+	# Wait for an apt lock held by unattended-upgrades on a fresh machine
+	# rather than failing at once (scripts/vm-kernel.sh does the same).
+	apt=(apt-get -o DPkg::Lock::Timeout=300)
+	"${apt[@]}" update -qq
+	"${apt[@]}" install -y -qq "${need[@]}" >/dev/null
 fi
 
 gobin="$(go env GOPATH)/bin"

@@ -12,7 +12,7 @@
 # that into a skip message.
 set -euo pipefail
 
-cache="${VPC_CNI_CACHE:-$HOME/.cache/vpc-cni}/vm-kernel"
+cache="${VPC_CNI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vpc-cni}/vm-kernel"
 # Dependencies first: 8021q needs llc, stp, garp and mrp.
 mods=(veth llc stp garp mrp 8021q)
 

@@ -40,7 +40,7 @@ func buildImages(t *testing.T) map[string]string {
 	images.once.Do(func() {
 		for _, tool := range []string{"buildah", "debootstrap", "busybox"} {
 			if _, err := exec.LookPath(tool); err != nil {
-				images.skip = "NODE TIER SKIPPED: " + tool + " is not installed (scripts/install-deps.sh installs it when VPC_CNI_NODE=1)"
+				images.skip = "NODE TIER SKIPPED: " + tool + " is not installed (scripts/install-deps.sh installs it)"
 				return
 			}
 		}
