@@ -101,7 +101,7 @@ func fetch(ctx context.Context, addr, path string) ([]byte, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ipamd introspection at %s unreachable (is ipamd running, DISABLE_INTROSPECTION unset?): %w", addr, err)
+		return nil, fmt.Errorf("ipamd introspection at %s unreachable (is ipamd running, DISABLE_INTROSPECTION unset? on a localvpc node, run ipamctl in the node's network namespace as `localvpc up` prints): %w", addr, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
