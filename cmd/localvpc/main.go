@@ -18,10 +18,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 
+	"github.com/vpc-cni/vpc-cni/internal/earlysignal"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
 )
 
@@ -46,7 +46,7 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := earlysignal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch args[0] {
 	case "demo":
