@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 )
 
 // fakeBinDir is a directory holding executables named like the agent's
@@ -182,5 +183,41 @@ func TestCleanupWithoutRootSaysSo(t *testing.T) {
 	}
 	if _, err := os.Stat(left); err != nil {
 		t.Errorf("cleanup as non-root touched %s", left)
+	}
+}
+
+// A -scenario that cannot be read is bad input: up refuses it with exit 2
+// naming the flag, before it takes over the log file (which keeps the
+// earlier run's lines) or cleans up after crashed runs. Before, it was
+// exit 1, found only after the log had been truncated. A -log that cannot
+// be created is named as -log.
+func TestUpRefusesBadScenarioBeforeStarting(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "up.log")
+	badYAML := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badYAML, []byte("vpcs: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, scenario := range []string{filepath.Join(dir, "missing.yaml"), badYAML} {
+		if err := os.WriteFile(logPath, []byte("earlier run's log\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		code := runWith([]string{"up", "-bin", fakeBinDir(t), "-scenario", scenario, "-log", logPath}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "-scenario") || !strings.Contains(stderr.String(), scenario) {
+			t.Errorf("up -scenario %s: exit %d, stderr %q; want exit 2 naming -scenario and the file", scenario, code, stderr.String())
+		}
+		if data, _ := os.ReadFile(logPath); string(data) != "earlier run's log\n" {
+			t.Errorf("up -scenario %s: the log holds %q, want the earlier run's lines kept", scenario, data)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return // up stops at its root check before opening the log
+	}
+	scenario := filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml")
+	var stdout, stderr bytes.Buffer
+	code := runWith([]string{"up", "-bin", fakeBinDir(t), "-scenario", scenario, "-log", filepath.Join(dir, "no", "such", "up.log")}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "-log: ") {
+		t.Errorf("up with -log in a missing directory: exit %d, stderr %q; want exit 1 naming -log", code, stderr.String())
 	}
 }

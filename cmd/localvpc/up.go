@@ -41,6 +41,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type upFlags struct {
 	scenario, binDir, logFile string
 	env                       []string
+	sc                        vpcsim.Scenario // read from scenario
 }
 
 func parseUpFlags(args []string, stderr io.Writer) (upFlags, int, bool) {
@@ -67,6 +68,13 @@ func parseUpFlags(args []string, stderr io.Writer) (upFlags, int, bool) {
 	if err := localvpc.CheckBinDir(f.binDir); err != nil {
 		return bad("-bin: %v", err)
 	}
+	// Read here, so that a mistyped path is refused as bad input before
+	// the run takes over the log file or cleans up after crashed runs.
+	sc, err := vpcsim.LoadScenario(f.scenario)
+	if err != nil {
+		return bad("-scenario: %v", err)
+	}
+	f.sc = sc
 	return f, 0, true
 }
 
@@ -93,13 +101,9 @@ func up(ctx context.Context, f upFlags, stdout, stderr io.Writer) error {
 	if _, err := localvpc.CleanupStale(""); err != nil {
 		fmt.Fprintf(stderr, "note: leftovers of earlier runs: %v\n", err)
 	}
-	sc, err := vpcsim.LoadScenario(f.scenario)
-	if err != nil {
-		return fmt.Errorf("-scenario: %w", err)
-	}
 	progress := upProgress{w: stderr, start: time.Now()}
 	progress.step("starting vpcsim and the nodes' namespaces (log %s)", logFile)
-	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: f.binDir, Logger: log, SimLogger: log.With("component", "vpcsim")})
+	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: f.sc, BinDir: f.binDir, Logger: log, SimLogger: log.With("component", "vpcsim")})
 	if err != nil {
 		return err
 	}
