@@ -93,6 +93,15 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// describe gives a command's -h what the command does above its flags
+// (the flag package's default is a bare "Usage of up:").
+func describe(fs *flag.FlagSet, about string) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: localvpc %s [flags]\n\n%s\n\nflags:\n", fs.Name(), about)
+		fs.PrintDefaults()
+	}
+}
+
 // geteuid is os.Geteuid; tests stand in a non-root user.
 var geteuid = os.Geteuid
 
@@ -135,6 +144,7 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, error) {
 	var f demoFlags
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "starts a two-node VPC (needs root), runs pods and traffic through it, checks what it sees, and removes it all")
 	fs.StringVar(&f.scenario, "scenario", "misc/scenarios/two-node.yaml", "vpcsim scenario (YAML) with at least two instances")
 	fs.StringVar(&f.binDir, "bin", defaultBinDir(), "directory with the built binaries (make build)")
 	fs.StringVar(&f.logFile, "log", filepath.Join(os.TempDir(), "localvpc-demo.log"), "detailed log of the run")

@@ -59,6 +59,9 @@ func TestCommandLineRefusedBeforeStarting(t *testing.T) {
 	}{
 		{[]string{"up", "-h"}, 0, "-scenario"},
 		{[]string{"demo", "-h"}, 0, "-pods"},
+		// -h says what the command does, not a bare "Usage of up:"
+		{[]string{"up", "-h"}, 0, "usage: localvpc up [flags]\n\nstarts vpcsim"},
+		{[]string{"demo", "-h"}, 0, "usage: localvpc demo [flags]\n\nstarts a two-node VPC"},
 		{[]string{"up", "-bin", empty}, 2, "-bin: " + empty + ": no ipamd binary"},
 		{[]string{"demo", "-bin", empty}, 2, "-bin: " + empty + ": no ipamd binary"},
 		{[]string{"up", "-bin", fakeBinDir(t), "node-1"}, 2, `unexpected argument "node-1"`},

@@ -48,6 +48,7 @@ func parseUpFlags(args []string, stderr io.Writer) (upFlags, int, bool) {
 	var f upFlags
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "starts vpcsim and a node per running instance of the scenario (needs root), prints how to enter\neach node, and keeps them until Ctrl-C, which removes everything")
 	fs.StringVar(&f.scenario, "scenario", "misc/scenarios/two-node.yaml", "vpcsim scenario (YAML)")
 	fs.StringVar(&f.binDir, "bin", defaultBinDir(), "directory with the built binaries (make build)")
 	fs.StringVar(&f.logFile, "log", os.TempDir()+"/localvpc-up.log", "detailed log of the run")
