@@ -23,6 +23,7 @@ import (
 
 	"github.com/vpc-cni/vpc-cni/internal/earlysignal"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -132,6 +133,7 @@ type demoFlags struct {
 	sgp      bool // demo_sgp.go
 	// kubeAPIServer and etcd: the binaries the SGP tour runs.
 	kubeAPIServer, etcd string
+	sc                  vpcsim.Scenario // read from scenario (not with sgp)
 }
 
 // errUsageShown: the flag set has already told the user what was wrong
@@ -166,7 +168,28 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, error) {
 	if f.pods < 1 || f.pods > 25 {
 		return f, fmt.Errorf("-pods %d: want 1 to 25 (an m5.large holds 27 pods)", f.pods)
 	}
+	if !f.sgp { // the SGP tour has its own scenario
+		sc, err := loadDemoScenario(f.scenario)
+		if err != nil {
+			return f, fmt.Errorf("-scenario: %w", err)
+		}
+		f.sc = sc
+	}
 	return f, nil
+}
+
+// loadDemoScenario reads the demo's scenario, which must have two
+// instances; read with the flags, so a bad one is refused before the run
+// takes over its log file.
+func loadDemoScenario(path string) (vpcsim.Scenario, error) {
+	sc, err := vpcsim.LoadScenario(path)
+	if err != nil {
+		return sc, err
+	}
+	if len(sc.Instances) < 2 {
+		return sc, fmt.Errorf("scenario %s: the demo needs two instances, it has %d", path, len(sc.Instances))
+	}
+	return sc, nil
 }
 
 // defaultBinDir is bin/ next to the running binary (bin/localvpc).

@@ -28,12 +28,13 @@ func fakeBinDir(t *testing.T) string {
 
 func TestDemoFlags(t *testing.T) {
 	bin := fakeBinDir(t)
-	f, err := parseDemoFlags([]string{"-pods", "20", "-bin", bin}, io.Discard)
-	if err != nil || f.pods != 20 || f.binDir != bin {
+	scenario := filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml")
+	f, err := parseDemoFlags([]string{"-pods", "20", "-bin", bin, "-scenario", scenario}, io.Discard)
+	if err != nil || f.pods != 20 || f.binDir != bin || len(f.sc.Instances) != 2 {
 		t.Errorf("parseDemoFlags = %+v, %v", f, err)
 	}
 	for _, bad := range []string{"0", "26"} {
-		if _, err := parseDemoFlags([]string{"-pods", bad, "-bin", bin}, io.Discard); err == nil || !strings.Contains(err.Error(), "-pods "+bad) {
+		if _, err := parseDemoFlags([]string{"-pods", bad, "-bin", bin, "-scenario", scenario}, io.Discard); err == nil || !strings.Contains(err.Error(), "-pods "+bad) {
 			t.Errorf("-pods %s: err = %v, want it to name the flag and value", bad, err)
 		}
 	}
@@ -189,29 +190,37 @@ func TestCleanupWithoutRootSaysSo(t *testing.T) {
 	}
 }
 
-// A -scenario that cannot be read is bad input: up refuses it with exit 2
-// naming the flag, before it takes over the log file (which keeps the
-// earlier run's lines) or cleans up after crashed runs. Before, it was
-// exit 1, found only after the log had been truncated. A -log that cannot
-// be created is named as -log.
-func TestUpRefusesBadScenarioBeforeStarting(t *testing.T) {
+// A -scenario that cannot be read is bad input: up and demo refuse it with
+// exit 2 naming the flag, before they take over the log file (which keeps
+// the earlier run's lines) or clean up after crashed runs. Before, it was
+// exit 1, found only after the log had been truncated (and the demo's
+// error did not name -scenario). A -log that cannot be created is named
+// as -log.
+func TestBadScenarioRefusedBeforeStarting(t *testing.T) {
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "up.log")
 	badYAML := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(badYAML, []byte("vpcs: [\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, scenario := range []string{filepath.Join(dir, "missing.yaml"), badYAML} {
+	oneNode := filepath.Join(dir, "one-node.yaml")
+	if err := os.WriteFile(oneNode, []byte("vpcs:\n- id: vpc-1\n  cidr: 10.0.0.0/16\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cmd, scenario string }{
+		{"up", filepath.Join(dir, "missing.yaml")}, {"up", badYAML},
+		{"demo", filepath.Join(dir, "missing.yaml")}, {"demo", badYAML}, {"demo", oneNode},
+	} {
 		if err := os.WriteFile(logPath, []byte("earlier run's log\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		var stdout, stderr bytes.Buffer
-		code := runWith([]string{"up", "-bin", fakeBinDir(t), "-scenario", scenario, "-log", logPath}, &stdout, &stderr)
-		if code != 2 || !strings.Contains(stderr.String(), "-scenario") || !strings.Contains(stderr.String(), scenario) {
-			t.Errorf("up -scenario %s: exit %d, stderr %q; want exit 2 naming -scenario and the file", scenario, code, stderr.String())
+		code := runWith([]string{tc.cmd, "-bin", fakeBinDir(t), "-scenario", tc.scenario, "-log", logPath}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "-scenario") || !strings.Contains(stderr.String(), tc.scenario) {
+			t.Errorf("%s -scenario %s: exit %d, stderr %q; want exit 2 naming -scenario and the file", tc.cmd, tc.scenario, code, stderr.String())
 		}
 		if data, _ := os.ReadFile(logPath); string(data) != "earlier run's log\n" {
-			t.Errorf("up -scenario %s: the log holds %q, want the earlier run's lines kept", scenario, data)
+			t.Errorf("%s -scenario %s: the log holds %q, want the earlier run's lines kept", tc.cmd, tc.scenario, data)
 		}
 	}
 	if os.Geteuid() != 0 {
