@@ -102,6 +102,7 @@ type config struct {
 	sharedIMDS string
 	adminAddr  string
 	logLevel   string
+	sc         vpcsim.Scenario // read from scenario
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -140,6 +141,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("%s %q: %w", a.flag, a.addr, err)
 		}
 	}
+	sc, err := vpcsim.LoadScenario(c.scenario)
+	if err != nil {
+		return c, fmt.Errorf("-scenario: %w", err)
+	}
+	c.sc = sc
 	return c, nil
 }
 
@@ -244,13 +250,9 @@ func imdsAddrFor(base string, n int) (string, error) {
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	sc, err := vpcsim.LoadScenario(cfg.scenario)
+	sim, err := vpcsim.New(cfg.sc, vpcsim.WithLogger(log))
 	if err != nil {
-		return err
-	}
-	sim, err := vpcsim.New(sc, vpcsim.WithLogger(log))
-	if err != nil {
-		return err
+		return fmt.Errorf("-scenario %s: %w", cfg.scenario, err)
 	}
 	defer sim.Close()
 	s := &servers{out: stdout, log: log, errCh: make(chan error, 1)}
