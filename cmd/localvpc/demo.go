@@ -126,20 +126,15 @@ func (d *demo) removePods(ctx context.Context) error {
 	return nil
 }
 
-// prepare begins a tour on the demo's two-node scenario: its log, no
-// leftovers of crashed runs, the scenario loaded.
+// prepare begins a tour on the demo's two-node scenario (read with the
+// flags): its log, no leftovers of crashed runs.
 func (d *demo) prepare() (*slog.Logger, func(), vpcsim.Scenario, error) {
 	log, closeLog, err := d.begin()
 	if err != nil {
 		return nil, nil, vpcsim.Scenario{}, err
 	}
 	d.removeStale()
-	sc, err := d.loadScenario()
-	if err != nil {
-		closeLog()
-		return nil, nil, vpcsim.Scenario{}, err
-	}
-	return log, closeLog, sc, nil
+	return log, closeLog, d.f.sc, nil
 }
 
 func (d *demo) run(ctx context.Context) (err error) {
@@ -444,16 +439,4 @@ func (d *demo) cleanup(errp *error) {
 		return
 	}
 	fmt.Fprintf(d.out, "      cleaned up: every namespace, process and directory of run %s is gone\n", d.v.RunID)
-}
-
-// loadScenario reads the demo's scenario, which must have two instances.
-func (d *demo) loadScenario() (vpcsim.Scenario, error) {
-	sc, err := vpcsim.LoadScenario(d.f.scenario)
-	if err != nil {
-		return sc, err
-	}
-	if len(sc.Instances) < 2 {
-		return sc, fmt.Errorf("scenario %s: the demo needs two instances, it has %d", d.f.scenario, len(sc.Instances))
-	}
-	return sc, nil
 }

@@ -18,11 +18,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 
+	"github.com/vpc-cni/vpc-cni/internal/earlysignal"
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -46,7 +47,7 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := earlysignal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch args[0] {
 	case "demo":
@@ -93,6 +94,15 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// describe gives a command's -h what the command does above its flags
+// (the flag package's default is a bare "Usage of up:").
+func describe(fs *flag.FlagSet, about string) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: localvpc %s [flags]\n\n%s\n\nflags:\n", fs.Name(), about)
+		fs.PrintDefaults()
+	}
+}
+
 // geteuid is os.Geteuid; tests stand in a non-root user.
 var geteuid = os.Geteuid
 
@@ -123,6 +133,7 @@ type demoFlags struct {
 	sgp      bool // demo_sgp.go
 	// kubeAPIServer and etcd: the binaries the SGP tour runs.
 	kubeAPIServer, etcd string
+	sc                  vpcsim.Scenario // read from scenario (not with sgp)
 }
 
 // errUsageShown: the flag set has already told the user what was wrong
@@ -135,6 +146,7 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, error) {
 	var f demoFlags
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "starts a two-node VPC (needs root), runs pods and traffic through it, checks what it sees, and removes it all")
 	fs.StringVar(&f.scenario, "scenario", "misc/scenarios/two-node.yaml", "vpcsim scenario (YAML) with at least two instances")
 	fs.StringVar(&f.binDir, "bin", defaultBinDir(), "directory with the built binaries (make build)")
 	fs.StringVar(&f.logFile, "log", filepath.Join(os.TempDir(), "localvpc-demo.log"), "detailed log of the run")
@@ -156,7 +168,28 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, error) {
 	if f.pods < 1 || f.pods > 25 {
 		return f, fmt.Errorf("-pods %d: want 1 to 25 (an m5.large holds 27 pods)", f.pods)
 	}
+	if !f.sgp { // the SGP tour has its own scenario
+		sc, err := loadDemoScenario(f.scenario)
+		if err != nil {
+			return f, fmt.Errorf("-scenario: %w", err)
+		}
+		f.sc = sc
+	}
 	return f, nil
+}
+
+// loadDemoScenario reads the demo's scenario, which must have two
+// instances; read with the flags, so a bad one is refused before the run
+// takes over its log file.
+func loadDemoScenario(path string) (vpcsim.Scenario, error) {
+	sc, err := vpcsim.LoadScenario(path)
+	if err != nil {
+		return sc, err
+	}
+	if len(sc.Instances) < 2 {
+		return sc, fmt.Errorf("scenario %s: the demo needs two instances, it has %d", path, len(sc.Instances))
+	}
+	return sc, nil
 }
 
 // defaultBinDir is bin/ next to the running binary (bin/localvpc).
@@ -174,7 +207,7 @@ func defaultBinDir() string {
 func newLogger(path string) (*slog.Logger, func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, nil, fmt.Errorf("log file: %w", err)
+		return nil, nil, fmt.Errorf("-log: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil/agentbin"
 )
 
 // fakeBinDir is a directory holding executables named like the agent's
@@ -27,12 +28,13 @@ func fakeBinDir(t *testing.T) string {
 
 func TestDemoFlags(t *testing.T) {
 	bin := fakeBinDir(t)
-	f, err := parseDemoFlags([]string{"-pods", "20", "-bin", bin}, io.Discard)
-	if err != nil || f.pods != 20 || f.binDir != bin {
+	scenario := filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml")
+	f, err := parseDemoFlags([]string{"-pods", "20", "-bin", bin, "-scenario", scenario}, io.Discard)
+	if err != nil || f.pods != 20 || f.binDir != bin || len(f.sc.Instances) != 2 {
 		t.Errorf("parseDemoFlags = %+v, %v", f, err)
 	}
 	for _, bad := range []string{"0", "26"} {
-		if _, err := parseDemoFlags([]string{"-pods", bad, "-bin", bin}, io.Discard); err == nil || !strings.Contains(err.Error(), "-pods "+bad) {
+		if _, err := parseDemoFlags([]string{"-pods", bad, "-bin", bin, "-scenario", scenario}, io.Discard); err == nil || !strings.Contains(err.Error(), "-pods "+bad) {
 			t.Errorf("-pods %s: err = %v, want it to name the flag and value", bad, err)
 		}
 	}
@@ -58,6 +60,9 @@ func TestCommandLineRefusedBeforeStarting(t *testing.T) {
 	}{
 		{[]string{"up", "-h"}, 0, "-scenario"},
 		{[]string{"demo", "-h"}, 0, "-pods"},
+		// -h says what the command does, not a bare "Usage of up:"
+		{[]string{"up", "-h"}, 0, "usage: localvpc up [flags]\n\nstarts vpcsim"},
+		{[]string{"demo", "-h"}, 0, "usage: localvpc demo [flags]\n\nstarts a two-node VPC"},
 		{[]string{"up", "-bin", empty}, 2, "-bin: " + empty + ": no ipamd binary"},
 		{[]string{"demo", "-bin", empty}, 2, "-bin: " + empty + ": no ipamd binary"},
 		{[]string{"up", "-bin", fakeBinDir(t), "node-1"}, 2, `unexpected argument "node-1"`},
@@ -182,5 +187,49 @@ func TestCleanupWithoutRootSaysSo(t *testing.T) {
 	}
 	if _, err := os.Stat(left); err != nil {
 		t.Errorf("cleanup as non-root touched %s", left)
+	}
+}
+
+// A -scenario that cannot be read is bad input: up and demo refuse it with
+// exit 2 naming the flag, before they take over the log file (which keeps
+// the earlier run's lines) or clean up after crashed runs. Before, it was
+// exit 1, found only after the log had been truncated (and the demo's
+// error did not name -scenario). A -log that cannot be created is named
+// as -log.
+func TestBadScenarioRefusedBeforeStarting(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "up.log")
+	badYAML := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badYAML, []byte("vpcs: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oneNode := filepath.Join(dir, "one-node.yaml")
+	if err := os.WriteFile(oneNode, []byte("vpcs:\n- id: vpc-1\n  cidr: 10.0.0.0/16\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cmd, scenario string }{
+		{"up", filepath.Join(dir, "missing.yaml")}, {"up", badYAML},
+		{"demo", filepath.Join(dir, "missing.yaml")}, {"demo", badYAML}, {"demo", oneNode},
+	} {
+		if err := os.WriteFile(logPath, []byte("earlier run's log\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		code := runWith([]string{tc.cmd, "-bin", fakeBinDir(t), "-scenario", tc.scenario, "-log", logPath}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), "-scenario") || !strings.Contains(stderr.String(), tc.scenario) {
+			t.Errorf("%s -scenario %s: exit %d, stderr %q; want exit 2 naming -scenario and the file", tc.cmd, tc.scenario, code, stderr.String())
+		}
+		if data, _ := os.ReadFile(logPath); string(data) != "earlier run's log\n" {
+			t.Errorf("%s -scenario %s: the log holds %q, want the earlier run's lines kept", tc.cmd, tc.scenario, data)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return // up stops at its root check before opening the log
+	}
+	scenario := filepath.Join(agentbin.RepoRoot(), "misc", "scenarios", "two-node.yaml")
+	var stdout, stderr bytes.Buffer
+	code := runWith([]string{"up", "-bin", fakeBinDir(t), "-scenario", scenario, "-log", filepath.Join(dir, "no", "such", "up.log")}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "-log: ") {
+		t.Errorf("up with -log in a missing directory: exit %d, stderr %q; want exit 1 naming -log", code, stderr.String())
 	}
 }

@@ -41,12 +41,14 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type upFlags struct {
 	scenario, binDir, logFile string
 	env                       []string
+	sc                        vpcsim.Scenario // read from scenario
 }
 
 func parseUpFlags(args []string, stderr io.Writer) (upFlags, int, bool) {
 	var f upFlags
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	describe(fs, "starts vpcsim and a node per running instance of the scenario (needs root), prints how to enter\neach node, and keeps them until Ctrl-C, which removes everything")
 	fs.StringVar(&f.scenario, "scenario", "misc/scenarios/two-node.yaml", "vpcsim scenario (YAML)")
 	fs.StringVar(&f.binDir, "bin", defaultBinDir(), "directory with the built binaries (make build)")
 	fs.StringVar(&f.logFile, "log", os.TempDir()+"/localvpc-up.log", "detailed log of the run")
@@ -67,6 +69,13 @@ func parseUpFlags(args []string, stderr io.Writer) (upFlags, int, bool) {
 	if err := localvpc.CheckBinDir(f.binDir); err != nil {
 		return bad("-bin: %v", err)
 	}
+	// Read here, so that a mistyped path is refused as bad input before
+	// the run takes over the log file or cleans up after crashed runs.
+	sc, err := vpcsim.LoadScenario(f.scenario)
+	if err != nil {
+		return bad("-scenario: %v", err)
+	}
+	f.sc = sc
 	return f, 0, true
 }
 
@@ -93,13 +102,9 @@ func up(ctx context.Context, f upFlags, stdout, stderr io.Writer) error {
 	if _, err := localvpc.CleanupStale(""); err != nil {
 		fmt.Fprintf(stderr, "note: leftovers of earlier runs: %v\n", err)
 	}
-	sc, err := vpcsim.LoadScenario(f.scenario)
-	if err != nil {
-		return fmt.Errorf("-scenario: %w", err)
-	}
 	progress := upProgress{w: stderr, start: time.Now()}
 	progress.step("starting vpcsim and the nodes' namespaces (log %s)", logFile)
-	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: sc, BinDir: f.binDir, Logger: log, SimLogger: log.With("component", "vpcsim")})
+	v, err := localvpc.Start(ctx, localvpc.Config{Scenario: f.sc, BinDir: f.binDir, Logger: log, SimLogger: log.With("component", "vpcsim")})
 	if err != nil {
 		return err
 	}

@@ -10,15 +10,20 @@ import (
 
 // calcFlags are the flags of the EKS max-pods calculator
 // (--instance-type, --cni-version, --cni-custom-networking-enabled,
-// --cni-prefix-delegation-enabled, --cni-max-eni), accepted so a node
-// bootstrap script calling it works with max-pods unchanged; they select
-// one figure, printed alone.
+// --cni-prefix-delegation-enabled, --cni-max-eni, --instance-type-from-imds,
+// --show-max-allowed), accepted so a node bootstrap script calling it works
+// with max-pods unchanged; they select one figure, printed alone.
 type calcFlags struct {
 	instanceType     string
 	cniVersion       string
 	customNetworking bool
 	prefixDelegation bool
 	maxENI           int
+	// typeFromIMDS reads the instance type (and, lacking -region, the
+	// region) from this node's instance metadata.
+	typeFromIMDS bool
+	// showMaxAllowed prints the figure without the prefix-delegation cap.
+	showMaxAllowed bool
 }
 
 func (c *calcFlags) register(fs *flag.FlagSet) {
@@ -28,11 +33,13 @@ func (c *calcFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.prefixDelegation, "cni-prefix-delegation-enabled", false, "prefix delegation (ENABLE_PREFIX_DELEGATION=true); prints one number")
 	fs.IntVar(&c.maxENI, "cni-max-eni", 0, "MAX_ENI: ENIs per network card, when below the type's limit")
 	fs.IntVar(&c.maxENI, "max-eni", 0, "same as -cni-max-eni")
+	fs.BoolVar(&c.typeFromIMDS, "instance-type-from-imds", false, "read the instance type (and the region, without -region or AWS_REGION) from this node's instance metadata; prints one number")
+	fs.BoolVar(&c.showMaxAllowed, "show-max-allowed", false, `the most pods the addresses allow, without the prefix-delegation cap (same as -cap none)`)
 }
 
 // set reports whether any flag that selects a single figure was given.
 func (c calcFlags) set() bool {
-	return c.instanceType != "" || c.cniVersion != "" || c.customNetworking || c.prefixDelegation
+	return c.instanceType != "" || c.cniVersion != "" || c.customNetworking || c.prefixDelegation || c.typeFromIMDS
 }
 
 // mode is the mode the flags select. Prefix delegation arrived in VPC CNI

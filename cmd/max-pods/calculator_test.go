@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -56,6 +58,61 @@ func TestCalculatorFlags(t *testing.T) {
 		code := run(context.Background(), append(append([]string{}, base...), tt.args...), &out, &errb, newSource)
 		if code != 2 || !strings.Contains(errb.String(), tt.flag) || out.Len() != 0 {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 naming %s", tt.args, code, out.String(), errb.String(), tt.flag)
+		}
+	}
+}
+
+// The calculator's --instance-type-from-imds reads the node's instance type
+// (and, lacking -region, its region) from instance metadata, and
+// --show-max-allowed prints the prefix-delegation figure without the cap
+// (m5.large: 3 × 9 × 16 + 2 = 434, not 110). Before, both were refused as
+// unknown flags, so a bootstrap script passing them got no figure.
+func TestCalculatorIMDSAndShowMaxAllowed(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	env := simtest.Start(t, simtest.Basic())
+	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
+		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
+		return newEC2Source(ctx, sc)
+	}
+	imds := []string{"--ec2-endpoint", env.EC2URL, "--imds-endpoint", env.IMDSURL(simtest.InstanceID)}
+	run1 := func(args ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb, newSource)
+		return out.String(), errb.String(), code
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"--instance-type-from-imds", "--cni-version", "1.23.1"}, imds...), "29"},
+		{append([]string{"--instance-type-from-imds", "--cni-version", "1.23.1", "--cni-custom-networking-enabled"}, imds...), "20"},
+		{append([]string{"--instance-type-from-imds", "--cni-version", "1.23.1", "--cni-prefix-delegation-enabled"}, imds...), "110"},
+		{append([]string{"--instance-type-from-imds", "--cni-version", "1.23.1", "--cni-prefix-delegation-enabled", "--show-max-allowed"}, imds...), "434"},
+		{[]string{"--region", env.Sim.Region(), "--ec2-endpoint", env.EC2URL, "--instance-type", "m5.large", "--cni-prefix-delegation-enabled", "--show-max-allowed"}, "434"},
+		{[]string{"--region", env.Sim.Region(), "--ec2-endpoint", env.EC2URL, "--instance-type", "m5.large", "--show-max-allowed"}, "29"},
+	} {
+		out, errs, code := run1(tt.args...)
+		if code != 0 || strings.TrimSpace(out) != tt.want {
+			t.Errorf("%q: got %q (exit %d, %s), want %s", tt.args, out, code, errs, tt.want)
+		}
+	}
+
+	noMetadata := httptest.NewServer(http.NotFoundHandler())
+	defer noMetadata.Close()
+	for _, tt := range []struct {
+		args []string
+		code int
+		flag string
+	}{
+		{append([]string{"--instance-type-from-imds", "m5.large"}, imds...), 2, "--instance-type-from-imds"},
+		{append([]string{"--instance-type-from-imds", "--instance-type", "m5.large"}, imds...), 2, "--instance-type-from-imds"},
+		{append([]string{"--instance-type", "m5.large", "--show-max-allowed", "-cap", "200"}, imds...), 2, "--show-max-allowed"},
+		{[]string{"--instance-type-from-imds", "--imds-endpoint", noMetadata.URL}, 1, "--instance-type-from-imds"},
+		{[]string{"--instance-type-from-imds", "--imds-endpoint", "::bad"}, 1, "-imds-endpoint"},
+	} {
+		out, errs, code := run1(tt.args...)
+		if code != tt.code || !strings.Contains(errs, tt.flag) || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d naming %s", tt.args, code, out, errs, tt.code, tt.flag)
 		}
 	}
 }

@@ -39,6 +39,7 @@ type instanceTypes interface {
 
 type sourceConfig struct {
 	Region, Endpoint string
+	IMDSEndpoint     string                      // --instance-type-from-imds only
 	Credentials      *awsutils.StaticCredentials // tests only
 }
 
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 	calc.register(fs)
 	fs.StringVar(&sc.Region, "region", os.Getenv("AWS_REGION"), "EC2 region")
 	fs.StringVar(&sc.Endpoint, "ec2-endpoint", "", "EC2 endpoint URL, e.g. vpcsim's")
+	fs.StringVar(&sc.IMDSEndpoint, "imds-endpoint", "", "instance metadata endpoint URL for --instance-type-from-imds (default: the SDK's, or AWS_EC2_METADATA_SERVICE_ENDPOINT)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: max-pods [flags] <instance-type>...")
 		fs.PrintDefaults()
@@ -74,9 +76,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 	if calc.instanceType != "" {
 		types = append([]string{calc.instanceType}, types...)
 	}
-	if len(types) == 0 {
+	if calc.typeFromIMDS && len(types) > 0 {
+		fmt.Fprintf(stderr, "max-pods: --instance-type-from-imds and the instance type %q both name the type; give one\n", types[0])
+		return 2
+	}
+	if len(types) == 0 && !calc.typeFromIMDS {
 		fs.Usage()
 		return 2
+	}
+	if calc.showMaxAllowed {
+		if flagGiven(fs, "cap") {
+			fmt.Fprintf(stderr, "max-pods: -cap %q and --show-max-allowed both choose the cap; give one\n", *capFlag)
+			return 2
+		}
+		*capFlag = "none"
 	}
 	c, err := parseCap(*capFlag)
 	if err != nil {
@@ -111,6 +124,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 	if err := checkLimitFlags(*enis, *ipv4, *vcpus); err != nil {
 		fmt.Fprintf(stderr, "max-pods: %v\n", err)
 		return 2
+	}
+	if calc.typeFromIMDS {
+		typ, region, err := typeFromIMDS(ctx, sc.IMDSEndpoint)
+		if err != nil {
+			fmt.Fprintf(stderr, "max-pods: --instance-type-from-imds: %v\n", err)
+			return 1
+		}
+		types = []string{typ}
+		if sc.Region == "" {
+			sc.Region = region
+		}
 	}
 	manual := *enis > 0
 	if manual && len(types) != 1 {
@@ -169,6 +193,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		return 1
 	}
 	return 0
+}
+
+// flagGiven reports whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 func parseCap(s string) (Cap, error) {

@@ -12,12 +12,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/vpc-cni/vpc-cni/internal/earlysignal"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 )
 
@@ -102,6 +102,7 @@ type config struct {
 	sharedIMDS string
 	adminAddr  string
 	logLevel   string
+	sc         vpcsim.Scenario // read from scenario
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -140,6 +141,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("%s %q: %w", a.flag, a.addr, err)
 		}
 	}
+	sc, err := vpcsim.LoadScenario(c.scenario)
+	if err != nil {
+		return c, fmt.Errorf("-scenario: %w", err)
+	}
+	c.sc = sc
 	return c, nil
 }
 
@@ -170,7 +176,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := earlysignal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, log, stdout); err != nil {
 		log.Error("vpcsim failed", "err", err)
@@ -244,13 +250,9 @@ func imdsAddrFor(base string, n int) (string, error) {
 }
 
 func serve(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	sc, err := vpcsim.LoadScenario(cfg.scenario)
+	sim, err := vpcsim.New(cfg.sc, vpcsim.WithLogger(log))
 	if err != nil {
-		return err
-	}
-	sim, err := vpcsim.New(sc, vpcsim.WithLogger(log))
-	if err != nil {
-		return err
+		return fmt.Errorf("-scenario %s: %w", cfg.scenario, err)
 	}
 	defer sim.Close()
 	s := &servers{out: stdout, log: log, errCh: make(chan error, 1)}

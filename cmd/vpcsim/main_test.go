@@ -342,3 +342,36 @@ func TestHelpListsEveryAdminRoute(t *testing.T) {
 		}
 	}
 }
+
+// A -scenario that cannot be read or parsed is bad input: exit 2 naming
+// the flag and the file, like a bad listen address; one vpcsim cannot
+// build names the flag too. Before, all three were logged as "vpcsim
+// failed" with exit 1, without the flag.
+func TestScenarioErrorsNameTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badYAML, []byte("vpcs: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noSubnet := filepath.Join(dir, "no-subnet.yaml")
+	if err := os.WriteFile(noSubnet, []byte("instances:\n- id: i-00000000000000001\n  type: m5.large\n  subnet: subnet-missing\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		scenario string
+		code     int
+	}{
+		{filepath.Join(dir, "missing.yaml"), 2},
+		{badYAML, 2},
+		{noSubnet, 1},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"-scenario", tc.scenario}, &stdout, &stderr)
+		if code != tc.code || !strings.Contains(stderr.String(), "-scenario") || !strings.Contains(stderr.String(), tc.scenario) {
+			t.Errorf("-scenario %s: exit %d, stderr %q; want exit %d naming -scenario and the file", tc.scenario, code, stderr.String(), tc.code)
+		}
+		if stdout.Len() > 0 {
+			t.Errorf("-scenario %s: stdout %q after a failed start", tc.scenario, stdout.String())
+		}
+	}
+}
