@@ -99,9 +99,11 @@ type config struct {
 // parseConfig decodes and validates the netconf. Errors are CNI errors:
 // undecodable JSON is ErrDecodingFailure, bad values ErrInvalidNetworkConfig.
 func parseConfig(stdin []byte) (*config, error) {
-	var nc netConf
-	if err := json.Unmarshal(stdin, &nc); err != nil {
-		return nil, types.NewError(types.ErrDecodingFailure, "decode netconf", err.Error())
+	nc, ok := scanNetConf(stdin)
+	if !ok {
+		if err := json.Unmarshal(stdin, &nc); err != nil {
+			return nil, types.NewError(types.ErrDecodingFailure, "decode netconf", err.Error())
+		}
 	}
 	c := &config{
 		Name:        nc.Name,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -125,9 +126,54 @@ func appendIPConfig(b []byte, ipc *current.IPConfig, legacy bool) []byte {
 	return append(b, '}')
 }
 
-// jsonString is s as encoding/json writes it (HTML-safe escaping
-// included).
+// jsonString is s as json.Marshal writes it: quoted; '"', '\\' and the
+// control characters escaped (\b, \f, \n, \r, \t by name, the others as
+// \u00XX); '<', '>', '&', U+2028 and U+2029 as \u escapes (HTML-safe);
+// each byte that is not part of valid UTF-8 as \ufffd. Written here, not
+// marshalled: the encoder's first use costs a fresh process its reflective
+// set-up, and the ADD result is all strings.
 func jsonString(s string) []byte {
-	b, _ := json.Marshal(s) // a string always marshals
-	return b
+	const hexDigits = "0123456789abcdef"
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && n == 1:
+				b = append(b, `\ufffd`...)
+			case r == '\u2028' || r == '\u2029':
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			default:
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '<', '>', '&':
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			if c < 0x20 {
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			} else {
+				b = append(b, c)
+			}
+		}
+		i++
+	}
+	return append(b, '"')
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"testing"
+	"unicode/utf8"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
 
@@ -76,4 +78,27 @@ func libraryOutput(t *testing.T, res *current.Result, v string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestJSONStringIsMarshals: jsonString writes every byte, every pair of
+// bytes and every rune as json.Marshal does, so the result's strings (a
+// netns path, names, addresses) stay the library's bytes.
+func TestJSONStringIsMarshals(t *testing.T) {
+	check := func(s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("json.Marshal(%q): %v", s, err)
+		}
+		if got := jsonString(s); !bytes.Equal(got, want) {
+			t.Fatalf("jsonString(%q) = %s, json.Marshal %s", s, got, want)
+		}
+	}
+	for i := range 1 << 16 {
+		check(string([]byte{byte(i)}))
+		check(string([]byte{byte(i >> 8), byte(i)}))
+	}
+	for r := rune(0); r <= utf8.MaxRune; r++ {
+		check("a" + string(r) + "<\xed\xa0\x80>")
+	}
+	check("/var/run/netns/cni-1234&x\u2028\u2029\"\\\b\f\n\r\t\x7f")
 }

@@ -7,6 +7,8 @@ import (
 	"unicode"
 
 	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/vpc-cni/vpc-cni/pkg/cniplugin/confscan"
 )
 
 // maxIfName is the kernel's limit on interface names (IFNAMSIZ-1).
@@ -20,8 +22,20 @@ func validateConfig(stdin []byte) (string, *types.Error) {
 		CNIVersion string `json:"cniVersion"`
 		Name       string `json:"name"`
 	}
-	if err := json.Unmarshal(stdin, &conf); err != nil {
-		return "", types.NewError(types.ErrDecodingFailure, fmt.Sprintf("error unmarshall network config: %v", err), "")
+	// Without reflection when confscan can tell what encoding/json
+	// would read (pkg/cniplugin/confscan).
+	o, ok := confscan.Scan(stdin, "cniVersion", "name")
+	if ok {
+		conf.CNIVersion, ok = o.String("cniVersion")
+	}
+	if ok {
+		conf.Name, ok = o.String("name")
+	}
+	if !ok {
+		conf.CNIVersion, conf.Name = "", ""
+		if err := json.Unmarshal(stdin, &conf); err != nil {
+			return "", types.NewError(types.ErrDecodingFailure, fmt.Sprintf("error unmarshall network config: %v", err), "")
+		}
 	}
 	if conf.Name == "" {
 		return "", types.NewError(types.ErrInvalidNetworkConfig, "missing network name", "")
