@@ -107,11 +107,17 @@ func waitForAdd(conf *egress.Config, containerID string) (*egress.InFlight, erro
 // removePod removes the attachment's egress veth and, when ownChain, the
 // container's SNAT chain, whichever exist; held are the addresses the
 // attachment holds, by which a pod link upstream's plugin made is known;
-// podNS is the path of the pod's namespace.
+// podNS is the path of the pod's namespace. When the chain is another
+// attachment's too, only the jumps from held go, and the chain with them
+// if no other jump is left: a jump kept from an address released would
+// SNAT the next pod given it through this container's chain.
 func removePod(args *cniplugin.Args, conf *egress.Config, podNS string, held []netip.Addr, ownChain bool) error {
 	var errs []error
-	if ownChain {
+	switch {
+	case ownChain:
 		errs = append(errs, egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID))
+	case len(held) > 0:
+		errs = append(errs, egress.RemoveJumps(conf.Family, conf.Network, args.ContainerID, held))
 	}
 	errs = append(errs, egress.Teardown(conf.Family, podNS, egress.HostVethName(args.ContainerID, args.IfName), held))
 	return errors.Join(errs...)

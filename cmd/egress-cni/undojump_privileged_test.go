@@ -8,13 +8,14 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
-// TestPrivilegedReview2UndoLeavesJump: the container already holds an
-// address under another interface (net1: an attachment whose own ADD
-// never wired it), so the failed eth0 ADD's undo keeps the container's
-// SNAT chain. The ADD's SNAT was installed before it failed (CNI_NETNS
-// swapped after the check): the undo leaves the chain and the POSTROUTING
-// jump from the address it released, which a later pod may be given.
-func TestPrivilegedReview2UndoLeavesJump(t *testing.T) {
+// TestPrivilegedFailedAddRemovesItsJumpBesideAnotherAttachment: the
+// container already holds an address under another interface (net1: an
+// attachment whose own ADD never wired it), so the failed eth0 ADD's undo
+// may not simply remove the container's SNAT chain. The ADD's SNAT was
+// installed before it failed (CNI_NETNS swapped after the check): the
+// undo removes the POSTROUTING jump from the address it released, which a
+// later pod may be given, and the chain nothing jumps to any more.
+func TestPrivilegedFailedAddRemovesItsJumpBesideAnotherAttachment(t *testing.T) {
 	tp := newTopo(t)
 	entry := tp.egressEntry(false, "")
 	pod, other := testutil.NewNS(t), testutil.NewNS(t)
