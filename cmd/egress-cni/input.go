@@ -51,7 +51,9 @@ const maxComment = 255
 
 // checkContainerID refuses, on ADD, a CNI_CONTAINERID too long for the
 // comment of the pod's SNAT rules (egress.Comment), by which GC tells
-// networks apart, and a netconf name that alone leaves no room for one
+// networks apart: iptables-restore, legacy and nft alike, accepts a
+// longer comment and cuts it to 255 characters. It also refuses a
+// netconf name that alone leaves no room for one
 // (code 7 naming it; refused here, not when parsing, so that a DEL of the
 // netconf still works).
 func checkContainerID(id, network string) *types.Error {
