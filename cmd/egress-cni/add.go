@@ -89,7 +89,7 @@ func cmdAdd(args *cniplugin.Args) error {
 	// Held until the pod is wired: a GC meanwhile leaves this container be.
 	inflight, err := egress.LockInFlight(conf.Network, conf.DataDir, egress.ChainName(conf.Family, conf.Network, args.ContainerID))
 	if err != nil {
-		return cniplugin.Error(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, fmt.Sprintf("egress in-flight lock of container %s", args.ContainerID), err)
 	}
 	defer inflight.Release()
 	taken, err := egress.RoutedAddrs(conf.Family, conf.Range)
