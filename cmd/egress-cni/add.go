@@ -89,7 +89,7 @@ func cmdAdd(args *cniplugin.Args) error {
 	// Held until the pod is wired: a GC meanwhile leaves this container be.
 	inflight, err := egress.LockInFlight(conf.Network, conf.DataDir, egress.ChainName(conf.Family, conf.Network, args.ContainerID))
 	if err != nil {
-		return cniplugin.Error(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, fmt.Sprintf("egress in-flight lock of container %s", args.ContainerID), err)
 	}
 	defer inflight.Release()
 	taken, err := egress.RoutedAddrs(conf.Family, conf.Range)
@@ -114,7 +114,7 @@ func cmdAdd(args *cniplugin.Args) error {
 		// Leave no half-wired pod: what wire did, and the address. The
 		// SNAT chain is per container: while another attachment of the
 		// container (multus attaching the network twice) holds an address,
-		// the chain is that attachment's too and stays, as on DEL.
+		// the chain is that attachment's too: only this ADD's jump goes.
 		_, elsewhere, owned := store.Owned(args.ContainerID, args.IfName)
 		ownChain := owned == nil && !elsewhere
 		undo := errors.Join(owned, removePod(args, conf, netns.Path(), []netip.Addr{lease.Addr.Addr()}, ownChain), store.Release(args.ContainerID, args.IfName))

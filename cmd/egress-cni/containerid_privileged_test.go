@@ -14,9 +14,9 @@ import (
 // TestPrivilegedAddRefusesOverlongContainerID: the SNAT rules carry the
 // container ID in their comment, which iptables caps at 255 characters.
 // An ADD with a longer CNI_CONTAINERID (aws-cni, first in the chain,
-// takes up to 1024) succeeded with the comment cut short under
-// iptables-nft (iptables-legacy refuses the rules after the veth is
-// made); it must be refused up front with code 4 naming
+// takes up to 1024) succeeded with the comment cut to 255 characters
+// (iptables-restore does so, legacy and nft alike); it must be refused
+// up front with code 4 naming
 // CNI_CONTAINERID, leaving the pod, the node and the nat table as they
 // were and no address held; DEL with it succeeds, twice.
 // The longest ID allowed is wired with its comment whole.

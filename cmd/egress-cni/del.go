@@ -35,7 +35,7 @@ func cmdDel(args *cniplugin.Args) error {
 	defer store.Close()
 	inflight, err := waitForAdd(conf, args.ContainerID)
 	if err != nil {
-		log.Error("DEL gave up waiting for the container's ADD", "err", err)
+		log.Error("DEL could not take the container's in-flight lock", "err", err)
 		return err
 	}
 	defer inflight.Release()
@@ -95,11 +95,14 @@ func waitForAdd(conf *egress.Config, containerID string) (*egress.InFlight, erro
 	ctx, cancel := context.WithTimeout(context.Background(), delWaitsForAdd)
 	defer cancel()
 	l, err := egress.WaitInFlight(ctx, conf.Network, conf.DataDir, egress.ChainName(conf.Family, conf.Network, containerID))
+	// The slot is shared: its holder may be this container's ADD, a GC,
+	// or another container's ADD or DEL hashed to the same slot.
 	if errors.Is(err, egress.ErrInFlight) {
-		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf("an ADD of container %s is still running after %s", containerID, delWaitsForAdd), err.Error())
+		return nil, types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("an ADD, DEL or GC holding container %s's in-flight lock slot is still running after %s", containerID, delWaitsForAdd), err.Error())
 	}
 	if err != nil {
-		return nil, cniplugin.Error(ErrWiring, "egress address store", err)
+		return nil, cniplugin.Error(ErrWiring, fmt.Sprintf("egress in-flight lock of container %s", containerID), err)
 	}
 	return l, nil
 }
@@ -107,11 +110,17 @@ func waitForAdd(conf *egress.Config, containerID string) (*egress.InFlight, erro
 // removePod removes the attachment's egress veth and, when ownChain, the
 // container's SNAT chain, whichever exist; held are the addresses the
 // attachment holds, by which a pod link upstream's plugin made is known;
-// podNS is the path of the pod's namespace.
+// podNS is the path of the pod's namespace. When the chain is another
+// attachment's too, only the jumps from held go, and the chain with them
+// if no other jump is left: a jump kept from an address released would
+// SNAT the next pod given it through this container's chain.
 func removePod(args *cniplugin.Args, conf *egress.Config, podNS string, held []netip.Addr, ownChain bool) error {
 	var errs []error
-	if ownChain {
+	switch {
+	case ownChain:
 		errs = append(errs, egress.RemoveSNAT(conf.Family, conf.Network, args.ContainerID))
+	case len(held) > 0:
+		errs = append(errs, egress.RemoveJumps(conf.Family, conf.Network, args.ContainerID, held))
 	}
 	errs = append(errs, egress.Teardown(conf.Family, podNS, egress.HostVethName(args.ContainerID, args.IfName), held))
 	return errors.Join(errs...)

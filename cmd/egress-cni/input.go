@@ -51,13 +51,20 @@ const maxComment = 255
 
 // checkContainerID refuses, on ADD, a CNI_CONTAINERID too long for the
 // comment of the pod's SNAT rules (egress.Comment), by which GC tells
-// networks apart: iptables-legacy refused the rules after the veth was
-// made, iptables-nft cut the comment short.
+// networks apart: iptables-restore, legacy and nft alike, accepts a
+// longer comment and cuts it to 255 characters. It also refuses a
+// netconf name that alone leaves no room for one
+// (code 7 naming it; refused here, not when parsing, so that a DEL of the
+// netconf still works).
 func checkContainerID(id, network string) *types.Error {
 	if len(egress.Comment(network, id)) <= maxComment {
 		return nil
 	}
 	most := maxComment - len(egress.Comment(network, ""))
+	if most < 1 {
+		return types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("netconf name %q is %d characters long: the SNAT rules' comment (name and container ID) holds %d and would have no room for any container ID", network, len(network), maxComment), "")
+	}
 	return types.NewError(types.ErrInvalidEnvironmentVariables,
 		fmt.Sprintf("CNI_CONTAINERID is %d characters long, at most %d allowed: the SNAT rules' comment (network %q and container ID) holds %d", len(id), most, network, maxComment), "")
 }

@@ -41,7 +41,7 @@ func LockInFlight(network, dataDir, chain string) (*InFlight, error) {
 }
 
 // ErrInFlight is WaitInFlight's error when the lock stayed held.
-var ErrInFlight = errors.New("an ADD of the container is still in flight")
+var ErrInFlight = errors.New("the container's in-flight lock slot is still held (by its ADD, a GC, or another container's ADD or DEL sharing the slot)")
 
 // inflightRetry is how often WaitInFlight tries the lock again.
 const inflightRetry = 50 * time.Millisecond

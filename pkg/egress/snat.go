@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 
@@ -123,19 +124,87 @@ func RemoveSNAT(f Family, network, containerID string) error {
 	return RemoveChains(f, []string{ChainName(f, network, containerID)})
 }
 
+// RemoveJumps deletes the POSTROUTING jumps from the addresses srcs to
+// the pod's chain, and the chain once no jump to it is left. A failed
+// ADD's undo uses it while another attachment of the container holds an
+// address: that attachment's jump, if any, keeps the shared chain.
+func RemoveJumps(f Family, network, containerID string, srcs []netip.Addr) error {
+	chain := ChainName(f, network, containerID)
+	out, err := listNAT(f)
+	if err != nil {
+		return err
+	}
+	from := map[string]bool{}
+	for _, a := range srcs {
+		from[netip.PrefixFrom(a, a.BitLen()).String()] = true
+	}
+	var dels []string
+	present, kept := false, false
+	for _, line := range strings.Split(out, "\n") {
+		spec := splitRule(line)
+		switch {
+		case len(spec) == 2 && spec[0] == "-N" && spec[1] == chain:
+			present = true
+		case len(spec) > 2 && spec[0] == "-A" && spec[1] == "POSTROUTING" && jumpsTo(spec, chain):
+			if src, ok := ruleSource(spec); ok && from[src] {
+				dels = append(dels, "-D "+strings.TrimPrefix(line, "-A "))
+			} else {
+				kept = true
+			}
+		}
+	}
+	var b strings.Builder
+	for _, d := range dels {
+		b.WriteString(d + "\n")
+	}
+	if present && !kept {
+		fmt.Fprintf(&b, "-F %s\n-X %s\n", chain, chain)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := restore(f, "*nat\n"+b.String()+"COMMIT\n"); err != nil {
+		return fmt.Errorf("remove the jumps from %v to SNAT chain %s: %w", srcs, chain, err)
+	}
+	return nil
+}
+
+// ruleSource returns the -s argument of a rule in -S form.
+func ruleSource(spec []string) (string, bool) {
+	for i := 0; i+1 < len(spec); i++ {
+		if spec[i] == "-s" {
+			p, err := netip.ParsePrefix(spec[i+1])
+			if err != nil {
+				return spec[i+1], true
+			}
+			return p.Masked().String(), true
+		}
+	}
+	return "", false
+}
+
+// listNAT returns the nat table in -S form.
+func listNAT(f Family) (string, error) {
+	out, err := exec.Command(f.iptablesCmd(), "-w", "-t", natTable, "-S").Output()
+	if err != nil {
+		return "", fmt.Errorf("list the nat table: %w", cmdErr(err))
+	}
+	return string(out), nil
+}
+
 // RemoveChains removes the named chains and every POSTROUTING jump to them
 // in one iptables-restore batch, after one listing of the nat table.
 func RemoveChains(f Family, chains []string) error {
-	out, err := exec.Command(f.iptablesCmd(), "-w", "-t", natTable, "-S").Output()
+	out, err := listNAT(f)
 	if err != nil {
-		return fmt.Errorf("list the nat table: %w", cmdErr(err))
+		return err
 	}
 	want := map[string]bool{}
 	for _, c := range chains {
 		want[c] = true
 	}
 	var dels, present []string
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		spec := splitRule(line)
 		switch {
 		case len(spec) == 2 && spec[0] == "-N" && want[spec[1]]:
