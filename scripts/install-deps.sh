@@ -2,6 +2,8 @@
 # Installs what the build, the tests and the demo need on a Debian machine.
 # Safe to run repeatedly: it only installs what is missing.
 set -euo pipefail
+# shellcheck source=lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
 
 need=()
 command -v iptables >/dev/null || need+=(iptables)
@@ -28,11 +30,11 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 	echo "install-deps: installing ${need[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	# Wait for an apt lock held by unattended-upgrades on a fresh machine
-	# rather than failing at once (scripts/vm-kernel.sh does the same).
-	apt=(apt-get -o DPkg::Lock::Timeout=300)
-	"${apt[@]}" update -qq
-	"${apt[@]}" install -y -qq "${need[@]}" >/dev/null
+	# Wait for an apt lock held by unattended-upgrades or apt-daily on a
+	# fresh machine rather than failing at once (scripts/vm-kernel.sh does
+	# the same): apt_update for the lists lock, DPkg::Lock::Timeout for dpkg's.
+	apt_update -qq
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${need[@]}" >/dev/null
 fi
 
 gobin="$(go env GOPATH)/bin"

@@ -11,6 +11,8 @@
 # Any failure exits non-zero with the reason on stderr; the Go test turns
 # that into a skip message.
 set -euo pipefail
+# shellcheck source=lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
 
 cache="${VPC_CNI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vpc-cni}/vm-kernel"
 # Dependencies first: 8021q needs llc, stp, garp and mrp.
@@ -25,10 +27,11 @@ install_pkgs() {
 	fi
 	say "installing $*"
 	export DEBIAN_FRONTEND=noninteractive
-	# Another engineer's or test's apt may hold the lock for a while.
+	# Another engineer's or test's apt may hold a lock for a while:
+	# DPkg::Lock::Timeout waits for dpkg's, apt_update for the lists'.
 	local apt=(apt-get -o DPkg::Lock::Timeout=300 -y -qq)
 	"${apt[@]}" install --no-install-recommends "$@" >/dev/null 2>&1 ||
-		{ "${apt[@]}" update && "${apt[@]}" install --no-install-recommends "$@" >/dev/null; }
+		{ apt_update -qq && "${apt[@]}" install --no-install-recommends "$@" >/dev/null; }
 }
 
 command -v qemu-system-x86_64 >/dev/null || install_pkgs qemu-system-x86
@@ -54,7 +57,7 @@ cd "$work"
 
 # The meta package names the current versioned image package.
 apt-get download linux-image-cloud-amd64 >/dev/null 2>&1 ||
-	{ apt-get update -qq >/dev/null && apt-get download linux-image-cloud-amd64 >/dev/null; }
+	{ apt_update -qq && apt-get download linux-image-cloud-amd64 >/dev/null; }
 image=$(dpkg-deb -f linux-image-cloud-amd64_*.deb Depends | tr ',' '\n' | sed -n 's/^ *\(linux-image-[0-9][^ (]*\).*/\1/p' | head -n1)
 [ -n "$image" ] || { say "cannot find the image package linux-image-cloud-amd64 depends on"; exit 1; }
 apt-get download "$image" >/dev/null
