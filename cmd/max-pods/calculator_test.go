@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vpc-cni/vpc-cni/pkg/awsutils"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
@@ -20,10 +19,7 @@ import (
 // flag.
 func TestCalculatorFlags(t *testing.T) {
 	env := simtest.Start(t, simtest.Basic())
-	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
-		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
-		return newEC2Source(ctx, sc)
-	}
+	newSource := simSource
 	base := []string{"--region", env.Sim.Region(), "--ec2-endpoint", env.EC2URL}
 	for _, tt := range []struct {
 		args []string
@@ -70,10 +66,7 @@ func TestCalculatorFlags(t *testing.T) {
 func TestCalculatorIMDSAndShowMaxAllowed(t *testing.T) {
 	t.Setenv("AWS_REGION", "")
 	env := simtest.Start(t, simtest.Basic())
-	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
-		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
-		return newEC2Source(ctx, sc)
-	}
+	newSource := simSource
 	imds := []string{"--ec2-endpoint", env.EC2URL, "--imds-endpoint", env.IMDSURL(simtest.InstanceID)}
 	run1 := func(args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
@@ -113,6 +106,34 @@ func TestCalculatorIMDSAndShowMaxAllowed(t *testing.T) {
 		out, errs, code := run1(tt.args...)
 		if code != tt.code || !strings.Contains(errs, tt.flag) || out != "" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d naming %s", tt.args, code, out, errs, tt.code, tt.flag)
+		}
+	}
+}
+
+// --instance-type-from-imds on an IPv6-only node, whose metadata has no
+// local-ipv4, gives the figure: it reads the instance type (and, lacking
+// -region, the region) alone. Before, it failed reading local-ipv4, which
+// the figure does not need.
+func TestCalculatorIMDSWithoutLocalIPv4(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	env := simtest.Start(t, simtest.Basic())
+	sim, err := env.Sim.IMDSHandler(simtest.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ipv6Only := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/meta-data/local-ipv4") {
+			http.NotFound(w, r)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	defer ipv6Only.Close()
+	imds := []string{"--instance-type-from-imds", "--ec2-endpoint", env.EC2URL, "--imds-endpoint", ipv6Only.URL, "--cni-version", "1.23.1"}
+	for _, args := range [][]string{imds, append([]string{"--region", env.Sim.Region()}, imds...)} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb, simSource); code != 0 || strings.TrimSpace(out.String()) != "29" {
+			t.Errorf("%q: got %q (exit %d, %s), want 29 (m5.large)", args, out.String(), code, errb.String())
 		}
 	}
 }

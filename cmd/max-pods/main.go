@@ -125,8 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 		fmt.Fprintf(stderr, "max-pods: %v\n", err)
 		return 2
 	}
+	manual := *enis > 0
 	if calc.typeFromIMDS {
-		typ, region, err := typeFromIMDS(ctx, sc.IMDSEndpoint)
+		typ, region, err := typeFromIMDS(ctx, sc.IMDSEndpoint, !manual && sc.Region == "")
 		if err != nil {
 			fmt.Fprintf(stderr, "max-pods: --instance-type-from-imds: %v\n", err)
 			return 1
@@ -136,7 +137,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, newSource
 			sc.Region = region
 		}
 	}
-	manual := *enis > 0
 	if manual && len(types) != 1 {
 		fmt.Fprintln(stderr, "max-pods: -enis/-ipv4-per-eni describe one instance type")
 		return 2

@@ -11,13 +11,16 @@ import (
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/simtest"
 )
 
+// simSource reads instance types from vpcsim's EC2 (test credentials).
+func simSource(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
+	sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
+	return newEC2Source(ctx, sc)
+}
+
 // Limits read from DescribeInstanceTypes, answered by vpcsim over HTTP.
 func TestRunAgainstVPCSim(t *testing.T) {
 	env := simtest.Start(t, simtest.Basic())
-	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
-		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
-		return newEC2Source(ctx, sc)
-	}
+	newSource := simSource
 	run1 := func(args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), args, &out, &errb, newSource)
@@ -96,10 +99,7 @@ func TestRunManualLimits(t *testing.T) {
 // kubelet told 110 leaves 90 pods without an address.
 func TestPrefixDelegationFiguresOnTypesWithoutPrefixes(t *testing.T) {
 	env := simtest.Start(t, simtest.Basic())
-	newSource := func(ctx context.Context, sc sourceConfig) (instanceTypes, error) {
-		sc.Credentials = &awsutils.StaticCredentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}
-		return newEC2Source(ctx, sc)
-	}
+	newSource := simSource
 	for _, tt := range []struct{ typ, mode, want string }{
 		{"m4.large", "prefix-delegation", "20"},
 		{"m4.large", "custom-networking+prefix-delegation", "11"},

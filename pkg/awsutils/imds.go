@@ -117,6 +117,32 @@ func (m *Metadata) Identity(ctx context.Context) (Identity, error) {
 	return id, nil
 }
 
+// InstanceType reads the instance type alone, for a caller that needs no
+// addresses (cmd/max-pods): Identity also requires mac and local-ipv4,
+// which an IPv6-only node lacks.
+func (m *Metadata) InstanceType(ctx context.Context) (string, error) {
+	t, err := m.get(ctx, "instance-type")
+	if err != nil {
+		return "", err
+	}
+	if t == "" {
+		return "", errors.New("IMDS instance-type is empty")
+	}
+	return t, nil
+}
+
+// Region reads the region from the instance-identity document alone.
+func (m *Metadata) Region(ctx context.Context) (string, error) {
+	doc, err := m.c.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
+	if err != nil {
+		return "", fmt.Errorf("IMDS instance-identity document: %w", err)
+	}
+	if doc.Region == "" {
+		return "", fmt.Errorf("IMDS instance-identity document names no region: %+v", doc)
+	}
+	return doc.Region, nil
+}
+
 // MACs lists the MAC addresses of the ENIs IMDS currently shows.
 func (m *Metadata) MACs(ctx context.Context) ([]string, error) {
 	s, err := m.get(ctx, "network/interfaces/macs/")
