@@ -11,45 +11,27 @@ import (
 // encoding/json takes the same input and decodes the same netConf (of the
 // pod annotations, only the one the plugin reads).
 func FuzzScanNetConfAgreesWithEncodingJSON(f *testing.F) {
-	const base = `"cniVersion":"1.0.0","name":"aws-cni","type":"aws-cni"`
-	for _, s := range []string{
+	cases := append([]string{
 		runtimeNetconf,
 		runtimeNetconf[:len(runtimeNetconf)-1] + `,"prevResult":{"cniVersion":"0.4.0","interfaces":[{"name":"eni1"}],"ips":[{"version":"4","address":"10.0.0.1/32","interface":0}],"dns":{}}}`,
-		`{` + base + `}`,
-		`{` + base + `,"vethPrefix":"abcd","mtu":"1500","podSGEnforcingMode":"standard","pluginLogFile":"stderr","pluginLogLevel":"info","ipamdSocket":"/a","npaSocket":"/b"}`,
-		`{` + base + `,"mtu":1500}`,
-		`{` + base + `,"MTU":"1500"}`,
-		`{` + base + `,"mtu":"1500","mtu":"9001"}`,
-		`{` + base + `,"vethPrefix":"a\u0062"}`,
-		`{` + base + `,"vethPre\u212Ax":"x"}`, // Kelvin sign
-		`{` + base + `,"pluginLogFile":"x","\u017FluginLogFile":"y"}`,
-		"{" + base + ",\"vethPre\u212Ax\":\"x\"}",
-		"\xef\xbb\xbf{" + base + "}",
-		"{" + base + ",\"x\xff\":\"\xff\"}",
-		`{` + base + `} {}`,
-		` {` + "\t" + base + "\r\n" + ` } `,
-		`{` + base + `,"prevResult":null}`,
-		`{` + base + `,"prevResult":[]}`,
-		`{` + base + `,"prevResult": { "cniVersion" : "1.0.0" , "ips":[{"address":"10.0.0.1/32"}] } }`,
-		`{` + base + `,"prevResult":{"a":"}"},"prevresult":{}}`,
-		`{` + base + `,"runtimeConfig":null}`,
-		`{` + base + `,"runtimeConfig":{"portMappings":[{"hostPort":80}]}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":null}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"a":1}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"a":null}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-attachment"}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"a","k8s.amazonaws.com/nicConfig":"b"}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicconfig":"multi-nic-attachment"}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com\/nicConfig":"multi-nic-attachment"}}}`,
-		`{` + base + `,"runtimeConfig":{"IO.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-attachment"}}}`,
-		`{` + base + `,"runtimeConfig":{},"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{}}}`,
-		`{` + base + `,"RuntimeConfig":{}}`,
-		`{"cniVersion":`,
-		`[]`,
+		`{` + baseNetconf + `,"vethPre\u212Ax":"x"}`, // Kelvin sign
+		`{` + baseNetconf + `,"pluginLogFile":"x","\u017FluginLogFile":"y"}`,
+		"{" + baseNetconf + ",\"vethPre\u212Ax\":\"x\"}",
+		"\xef\xbb\xbf{" + baseNetconf + "}",
+		"{" + baseNetconf + ",\"x\xff\":\"\xff\"}",
+		`{` + baseNetconf + `} {}`,
+		` {` + "\t" + baseNetconf + "\r\n" + ` } `,
+		`{` + baseNetconf + `,"prevResult": { "cniVersion" : "1.0.0" , "ips":[{"address":"10.0.0.1/32"}] } }`,
+		`{` + baseNetconf + `,"prevResult":{"a":"}"},"prevresult":{}}`,
+		`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{}}}`,
+		`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"a":null}}}`,
+		`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"a","k8s.amazonaws.com/nicConfig":"b"}}}`,
+		`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicconfig":"multi-nic-attachment"}}}`,
+		`{` + baseNetconf + `,"runtimeConfig":{},"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{}}}`,
 		`null`,
 		`{}`,
-	} {
+	}, netconfCases...)
+	for _, s := range cases {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
