@@ -32,33 +32,39 @@ func TestScanNetConfReadsTheRuntimesNetconf(t *testing.T) {
 	}
 }
 
+// baseNetconf are the members every netconf case has.
+const baseNetconf = `"cniVersion":"1.0.0","name":"aws-cni","type":"aws-cni"`
+
+// netconfCases are netconfs the fast path must read as encoding/json
+// does, or leave to it.
+var netconfCases = []string{
+	`{` + baseNetconf + `}`,
+	`{` + baseNetconf + `,"vethPrefix":"abcd","mtu":"1500","podSGEnforcingMode":"standard","pluginLogFile":"stderr","pluginLogLevel":"info","ipamdSocket":"/a","npaSocket":"/b"}`,
+	`{` + baseNetconf + `,"mtu":1500}`,
+	`{` + baseNetconf + `,"MTU":"1500"}`,
+	`{` + baseNetconf + `,"mtu":"1500","mtu":"9001"}`,
+	`{` + baseNetconf + `,"vethPrefix":"a\u0062"}`,
+	`{` + baseNetconf + `,"prevResult":null}`,
+	`{` + baseNetconf + `,"prevResult":[]}`,
+	`{` + baseNetconf + `,"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.1/32"}]}}`,
+	`{` + baseNetconf + `,"runtimeConfig":null}`,
+	`{` + baseNetconf + `,"runtimeConfig":{"portMappings":[{"hostPort":80}]}}`,
+	`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":null}}`,
+	`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"a":1}}}`,
+	`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-attachment"}}}`,
+	`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com\/nicConfig":"multi-nic-attachment"}}}`,
+	`{` + baseNetconf + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-\u0061ttachment"}}}`,
+	`{` + baseNetconf + `,"runtimeConfig":{"IO.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-attachment"}}}`,
+	`{` + baseNetconf + `,"RuntimeConfig":{}}`,
+	`{"cniVersion":`,
+	`[]`,
+}
+
 // TestScanNetConfAgreesWithEncodingJSON: whenever scanNetConf answers,
 // its netconf is encoding/json's; where it does not, parseConfig decodes
 // with encoding/json.
 func TestScanNetConfAgreesWithEncodingJSON(t *testing.T) {
-	const base = `"cniVersion":"1.0.0","name":"aws-cni","type":"aws-cni"`
-	for _, in := range []string{
-		`{` + base + `}`,
-		`{` + base + `,"vethPrefix":"abcd","mtu":"1500","podSGEnforcingMode":"standard","pluginLogFile":"stderr","pluginLogLevel":"info","ipamdSocket":"/a","npaSocket":"/b"}`,
-		`{` + base + `,"mtu":1500}`,
-		`{` + base + `,"MTU":"1500"}`,
-		`{` + base + `,"mtu":"1500","mtu":"9001"}`,
-		`{` + base + `,"vethPrefix":"a\u0062"}`,
-		`{` + base + `,"prevResult":null}`,
-		`{` + base + `,"prevResult":[]}`,
-		`{` + base + `,"prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.1/32"}]}}`,
-		`{` + base + `,"runtimeConfig":null}`,
-		`{` + base + `,"runtimeConfig":{"portMappings":[{"hostPort":80}]}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":null}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"a":1}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-attachment"}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com\/nicConfig":"multi-nic-attachment"}}}`,
-		`{` + base + `,"runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-\u0061ttachment"}}}`,
-		`{` + base + `,"runtimeConfig":{"IO.kubernetes.cri.pod-annotations":{"k8s.amazonaws.com/nicConfig":"multi-nic-attachment"}}}`,
-		`{` + base + `,"RuntimeConfig":{}}`,
-		`{"cniVersion":`,
-		`[]`,
-	} {
+	for _, in := range netconfCases {
 		got, ok := scanNetConf([]byte(in))
 		if !ok {
 			continue
