@@ -94,7 +94,7 @@ func cmdAdd(args *cniplugin.Args) error {
 	defer inflight.Release()
 	taken, err := egress.RoutedAddrs(conf.Family, conf.Range)
 	if err != nil {
-		return cniplugin.Error(ErrWiring, "egress address store", err)
+		return cniplugin.Error(ErrWiring, "egress node routes", err)
 	}
 	lease, err := store.Acquire(args.ContainerID, args.IfName, taken)
 	if err != nil {

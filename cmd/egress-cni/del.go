@@ -44,10 +44,10 @@ func cmdDel(args *cniplugin.Args) error {
 		return cniplugin.Error(ErrWiring, "egress address store", err)
 	}
 	// The chain is per container: while the container holds an address
-	// under another interface name and none under this one, it is that
-	// attachment's.
-	ownChain := len(held) > 0 || !elsewhere
-	if !ownChain {
+	// under another interface name, it is that attachment's too, and this
+	// DEL removes only its own jumps (removePod).
+	ownChain := !elsewhere
+	if !ownChain && len(held) == 0 {
 		log.Warn("DEL of an attachment holding no egress address while the container holds one under another interface; leaving the container's SNAT chain")
 	}
 	// Opened once, as ADD does: reached by the runtime's path at each
