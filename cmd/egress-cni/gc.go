@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -57,9 +58,20 @@ func cmdGC(args *cniplugin.Args) error {
 		if valid[h.ContainerID+"/"+h.IfName] {
 			continue
 		}
-		if !claim(egress.ChainName(conf.Family, conf.Network, h.ContainerID)) {
+		chain := egress.ChainName(conf.Family, conf.Network, h.ContainerID)
+		if !claim(chain) {
 			delete(plan.staleVeths, egress.HostVethName(h.ContainerID, h.IfName))
 			continue
+		}
+		// The chain of a container with another, valid attachment stays:
+		// only this attachment's jump goes, before its address is
+		// released, or the next pod given the address is SNATed through
+		// this container's chain.
+		if plan.validChains[chain] {
+			if err := egress.RemoveJumps(conf.Family, conf.Network, h.ContainerID, []netip.Addr{h.IP}); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 		}
 		log.Info("GC: releasing stale egress address", "address", h.IP, "owner", h.ContainerID, "ownerIf", h.IfName)
 		errs = append(errs, store.Release(h.ContainerID, h.IfName))
