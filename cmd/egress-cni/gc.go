@@ -29,9 +29,12 @@ func cmdGC(args *cniplugin.Args) error {
 	if !conf.Enabled && !egress.StoreExists(conf.Network, conf.DataDir) {
 		return nil
 	}
-	valid := map[string]bool{} // containerID/ifname
+	// containerID/ifname, and containerID/ for an address recorded by
+	// container only (Store.Release): it may be any valid attachment's.
+	valid := map[string]bool{}
 	for _, a := range conf.ValidAttachments {
 		valid[a.ContainerID+"/"+a.IfName] = true
+		valid[a.ContainerID+"/"] = true
 	}
 	var errs []error
 	store, err := egress.OpenStore(conf.Network, conf.DataDir, conf.Range)

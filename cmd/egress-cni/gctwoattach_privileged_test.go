@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/vpc-cni/vpc-cni/pkg/egress"
+	"github.com/vpc-cni/vpc-cni/pkg/testutil"
 )
 
 // TestPrivilegedGCKeepsTheValidAttachmentOfAContainer: one container
@@ -38,5 +41,34 @@ func TestPrivilegedGCKeepsTheValidAttachmentOfAContainer(t *testing.T) {
 	if slices.Contains(held, w.addrA) || hasVeth("eth0") || hasJump(nat, w.addrA, chain) {
 		t.Errorf("GC with eth0 invalid left some of eth0's wiring (address %s): held %v, eth0 veth %v, nat:\n%s",
 			w.addrA, held, hasVeth("eth0"), strings.Join(nat, "\n"))
+	}
+}
+
+// TestPrivilegedGCKeepsALegacyHolderOfAValidContainer: an address whose
+// store file names only the container (host-local versions that recorded
+// no interface) cannot be told apart from the valid attachment's: GC of a
+// container with a valid attachment keeps it and its jump.
+func TestPrivilegedGCKeepsALegacyHolderOfAValidContainer(t *testing.T) {
+	tp := newTopo(t)
+	const id = "ctr-legacy"
+	entry := withPrevResult(t, tp.egressEntry(false, ""))
+	pod := testutil.NewNS(t)
+	if e := execIf(t, tp, "ADD", id, pod.Path(), "eth0", entry); e != nil {
+		t.Fatalf("ADD: %v", e)
+	}
+	held := storeEntries(t, tp.storeDir(false))
+	if len(held) != 1 {
+		t.Fatalf("after ADD the store holds %v, want one address", held)
+	}
+	if err := os.WriteFile(filepath.Join(tp.storeDir(false), "aws-cni", held[0]), []byte(id), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runGC(tp, tp.egressEntry(false, ""), "aws-cni", onEth0(id)...); err != nil {
+		t.Fatalf("GC: %v: %s", err, out)
+	}
+	chain := egress.ChainName(egress.V4, "aws-cni", id)
+	nat := only(tp.nat(t, false), chain)
+	if got := storeEntries(t, tp.storeDir(false)); !slices.Contains(got, held[0]) || !hasJump(nat, held[0], chain) {
+		t.Errorf("GC with %s/eth0 valid dropped its legacy-recorded address %s: held %v, nat:\n%s", id, held[0], got, strings.Join(nat, "\n"))
 	}
 }
