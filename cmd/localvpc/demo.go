@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/vpc-cni/vpc-cni/pkg/localvpc"
-	"github.com/vpc-cni/vpc-cni/pkg/vpcsim"
 	"github.com/vpc-cni/vpc-cni/pkg/vpcsim/dataplane"
 )
 
@@ -126,24 +125,25 @@ func (d *demo) removePods(ctx context.Context) error {
 	return nil
 }
 
-// prepare begins a tour on the demo's two-node scenario (read with the
-// flags): its log, no leftovers of crashed runs.
-func (d *demo) prepare() (*slog.Logger, func(), vpcsim.Scenario, error) {
+// prepare begins a tour on the demo's two-node scenario (d.f.sc, read
+// with the flags): its log, no leftovers of crashed runs.
+func (d *demo) prepare() (*slog.Logger, func(), error) {
 	log, closeLog, err := d.begin()
 	if err != nil {
-		return nil, nil, vpcsim.Scenario{}, err
+		return nil, nil, err
 	}
 	d.removeStale()
-	return log, closeLog, d.f.sc, nil
+	return log, closeLog, nil
 }
 
 func (d *demo) run(ctx context.Context) (err error) {
 	d.stepf("Preparing")
-	log, closeLog, sc, err := d.prepare()
+	log, closeLog, err := d.prepare()
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	sc := d.f.sc
 	d.linef("scenario %s, binaries from %s, detailed log in %s", d.f.scenario, d.f.binDir, d.f.logFile)
 
 	d.stepf("Starting the VPC: vpcsim, its data plane and the nodes")

@@ -30,12 +30,13 @@ func (d *demo) stepf6(format string, a ...any) {
 
 func (d *demo) runIPv6(ctx context.Context) (err error) {
 	d.stepf6("Preparing an IPv6 cluster")
-	log, closeLog, sc, err := d.prepare()
+	log, closeLog, err := d.prepare()
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	if sc, err = localvpc.IPv6Scenario(sc); err != nil {
+	sc, err := localvpc.IPv6Scenario(d.f.sc)
+	if err != nil {
 		return err
 	}
 	d.linef("scenario %s with IPv6: VPC %s, a /64 per subnet, an IPv6 address per node", d.f.scenario, sc.VPCs[0].IPv6CIDR)
