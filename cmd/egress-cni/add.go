@@ -115,9 +115,9 @@ func cmdAdd(args *cniplugin.Args) error {
 		// SNAT chain is per container: while another attachment of the
 		// container (multus attaching the network twice) holds an address,
 		// the chain is that attachment's too: only this ADD's jump goes.
-		_, elsewhere, owned := store.Owned(args.ContainerID, args.IfName)
-		ownChain := owned == nil && !elsewhere
-		undo := errors.Join(owned, removePod(args, conf, netns.Path(), []netip.Addr{lease.Addr.Addr()}, ownChain), store.Release(args.ContainerID, args.IfName))
+		_, elsewhere, ownedErr := store.Owned(args.ContainerID, args.IfName)
+		ownChain := ownedErr == nil && !elsewhere
+		undo := errors.Join(ownedErr, removePod(args, conf, netns.Path(), []netip.Addr{lease.Addr.Addr()}, ownChain), store.Release(args.ContainerID, args.IfName))
 		if undo != nil {
 			log.Error("undoing egress wiring failed", "err", netns.Named(undo.Error()))
 		}

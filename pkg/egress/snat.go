@@ -125,9 +125,10 @@ func RemoveSNAT(f Family, network, containerID string) error {
 }
 
 // RemoveJumps deletes the POSTROUTING jumps from the addresses srcs to
-// the pod's chain, and the chain once no jump to it is left. A failed
-// ADD's undo uses it while another attachment of the container holds an
-// address: that attachment's jump, if any, keeps the shared chain.
+// the pod's chain, and the chain once no jump to it is left. A DEL, a
+// failed ADD's undo and GC use it for one attachment while another
+// attachment of the container holds an address: that attachment's jump
+// keeps the shared chain.
 func RemoveJumps(f Family, network, containerID string, srcs []netip.Addr) error {
 	chain := ChainName(f, network, containerID)
 	out, err := listNAT(f)
